@@ -1,0 +1,79 @@
+//! Gateway-key authentication: extract the client's key (Bearer or x-api-key), hash it, and
+//! compare against every configured key in constant time.
+
+use crate::config::GatewayKey;
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Compare two digests without an early exit, so timing says nothing about where they differ.
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b.iter()) {
+        diff |= x ^ y;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// The credential a client presented: `Authorization: Bearer KEY` or `x-api-key: KEY`.
+pub fn presented_key<'a>(authorization: Option<&'a [u8]>, x_api_key: Option<&'a [u8]>) -> Option<&'a [u8]> {
+    if let Some(v) = x_api_key {
+        let v = v.trim_ascii();
+        if !v.is_empty() {
+            return Some(v);
+        }
+    }
+    let v = authorization?.trim_ascii();
+    let scheme = v.get(..7)?;
+    if scheme.eq_ignore_ascii_case(b"bearer ") {
+        let k = v.get(7..)?.trim_ascii();
+        (!k.is_empty()).then_some(k)
+    } else {
+        None
+    }
+}
+
+/// Find the key matching `presented`. Every configured key is compared (no short-circuit),
+/// so the time taken does not depend on which key matched.
+pub fn authenticate<'k>(keys: &'k [GatewayKey], presented: &[u8]) -> Option<&'k GatewayKey> {
+    let digest = sha256(presented);
+    let mut found = None;
+    for k in keys {
+        if ct_eq(&k.sha256, &digest) && found.is_none() {
+            found = Some(k);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_both_styles() {
+        assert_eq!(presented_key(Some(b"Bearer abc"), None), Some(&b"abc"[..]));
+        assert_eq!(presented_key(Some(b"bearer   abc "), None), Some(&b"abc"[..]));
+        assert_eq!(presented_key(None, Some(b"xyz")), Some(&b"xyz"[..]));
+        assert_eq!(presented_key(Some(b"Basic abc"), None), None);
+        assert_eq!(presented_key(Some(b"Bearer "), None), None);
+        assert_eq!(presented_key(None, None), None);
+    }
+
+    #[test]
+    fn matches_by_hash() {
+        let keys = vec![
+            GatewayKey { name: "a".into(), sha256: sha256(b"k1"), routes: None },
+            GatewayKey { name: "b".into(), sha256: sha256(b"k2"), routes: None },
+        ];
+        assert_eq!(authenticate(&keys, b"k2").map(|k| k.name.as_str()), Some("b"));
+        assert!(authenticate(&keys, b"k3").is_none());
+        assert!(!ct_eq(&sha256(b"a"), &sha256(b"b")));
+    }
+}

@@ -1,0 +1,775 @@
+//! Configuration: load the TOML file, validate it with key-path errors, and compile it into the
+//! immutable snapshot the workers read (`Config`). A bad file never half-starts the gateway.
+
+mod raw;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::format::Format;
+use raw::{RawCapabilities, RawConfig};
+use toml::Spanned;
+
+pub use raw::RawCapabilities as Capabilities;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
+/// Default largest request body (Anthropic's own Messages limit is 32 MB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Default time from a request's first byte to the end of its head.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default longest silence while a client sends a body.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default idle time of a client connection between requests.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Default upstream connect (TCP + TLS) budget.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default wait for the upstream response head; non-streaming completions arrive whole.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default longest silence between upstream body chunks.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default age after which an idle pooled upstream connection is dropped, not reused.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default idle upstream connections kept per provider per worker.
+pub const DEFAULT_POOL_MAX_IDLE: usize = 64;
+/// Default io_uring queue depth per worker.
+pub const DEFAULT_URING_ENTRIES: u32 = 1024;
+/// `anthropic-version` sent when the client sent none.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+/// `max_tokens` for Anthropic when an OpenAI client omitted it.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Which io driver the workers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// io_uring (SINGLE_ISSUER + DEFER_TASKRUN), epoll where the kernel refuses it.
+    Auto,
+    /// io_uring only; refusing to start without it.
+    IoUring,
+    /// The legacy epoll driver.
+    Epoll,
+}
+
+/// Compiled `[server]`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Worker threads.
+    pub workers: usize,
+    /// Driver choice.
+    pub driver: Driver,
+    /// Pin workers to CPUs.
+    pub pin_workers: bool,
+    /// io_uring queue depth.
+    pub uring_entries: u32,
+    /// Request body bound.
+    pub max_body_bytes: usize,
+    /// Slowloris guard.
+    pub header_read_timeout: Duration,
+    /// Body stall guard.
+    pub body_read_timeout: Duration,
+    /// Idle keep-alive time.
+    pub keepalive_timeout: Duration,
+}
+
+/// Where a provider lives and how to talk to it.
+#[derive(Debug)]
+pub struct Provider {
+    /// Config name.
+    pub name: String,
+    /// Its wire format.
+    pub kind: Format,
+    /// `https`?
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Host name or IP for connect and SNI.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// `Host` header value.
+    pub authority: String,
+    /// Path prefix from `base_url`, without a trailing slash.
+    pub base_path: String,
+    /// The credential, or the name of the unset environment variable that should hold it.
+    pub api_key: ApiKey,
+    /// Default `anthropic-version`.
+    pub anthropic_version: String,
+    /// Connect budget.
+    pub connect_timeout: Duration,
+    /// Response head budget.
+    pub first_byte_timeout: Duration,
+    /// Body chunk silence budget.
+    pub idle_timeout: Duration,
+}
+
+/// A provider credential as resolved at start.
+#[derive(Debug, Clone)]
+pub enum ApiKey {
+    /// The provider needs none.
+    None,
+    /// Resolved from the environment.
+    Value(String),
+    /// `api_key_env` names a variable that is not set.
+    Missing(String),
+}
+
+impl Provider {
+    /// Full request path for `suffix` (`/chat/completions`, `/v1/messages`, …).
+    pub fn path_for(&self, format_path: &str) -> String {
+        let mut p = String::with_capacity(self.base_path.len() + format_path.len());
+        p.push_str(&self.base_path);
+        p.push_str(format_path);
+        p
+    }
+}
+
+/// One `provider/model` target of a route.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Index into `Config::providers`.
+    pub provider: usize,
+    /// The model name sent upstream.
+    pub model: String,
+}
+
+/// A compiled route.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// Client-facing model name.
+    pub model: String,
+    /// Ordered targets.
+    pub targets: Vec<Target>,
+    /// Advertised capabilities.
+    pub capabilities: Capabilities,
+}
+
+/// A gateway key.
+#[derive(Clone, Debug)]
+pub struct GatewayKey {
+    /// Name for logs and metrics.
+    pub name: String,
+    /// SHA-256 of the key.
+    pub sha256: [u8; 32],
+    /// Allow-list patterns (`x` exact, `x*` prefix); None = all.
+    pub routes: Option<Vec<String>>,
+}
+
+impl GatewayKey {
+    /// May this key use `model` (as the client sent it)?
+    pub fn allows(&self, model: &str) -> bool {
+        let model = model.strip_prefix('@').unwrap_or(model);
+        match &self.routes {
+            None => true,
+            Some(patterns) => patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => model.starts_with(prefix),
+                None => p == model,
+            }),
+        }
+    }
+}
+
+/// Compiled `[translate]`.
+#[derive(Clone, Debug)]
+pub struct TranslateConfig {
+    /// Anthropic `max_tokens` when an OpenAI client gave none.
+    pub default_max_tokens: u32,
+}
+
+/// The immutable snapshot every worker reads.
+#[derive(Debug)]
+pub struct Config {
+    /// Server settings.
+    pub server: ServerConfig,
+    /// Providers, indexed by `Target::provider`.
+    pub providers: Vec<Provider>,
+    /// Routes in file order.
+    pub routes: Vec<Route>,
+    /// Route name -> index into `routes`.
+    route_index: HashMap<String, usize>,
+    /// Provider name -> index into `providers`.
+    provider_index: HashMap<String, usize>,
+    /// Gateway keys; empty = no authentication.
+    pub keys: Vec<GatewayKey>,
+    /// Translation defaults.
+    pub translate: TranslateConfig,
+    /// Upstream pool settings.
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per provider per worker.
+    pub pool_max_idle: usize,
+}
+
+/// A model name resolved to its candidates.
+#[derive(Debug)]
+pub enum Resolved<'a> {
+    /// A configured route.
+    Route(&'a Route),
+    /// `provider/model` addressed directly.
+    Direct(Target),
+}
+
+impl Resolved<'_> {
+    /// The targets in order.
+    pub fn targets(&self) -> &[Target] {
+        match self {
+            Resolved::Route(r) => &r.targets,
+            Resolved::Direct(t) => std::slice::from_ref(t),
+        }
+    }
+}
+
+impl Config {
+    /// Route `model`: a route name first, then `PROVIDER/MODEL` or `@PROVIDER/MODEL`.
+    pub fn resolve(&self, model: &str) -> Option<Resolved<'_>> {
+        if let Some(&i) = self.route_index.get(model) {
+            return self.routes.get(i).map(Resolved::Route);
+        }
+        let bare = model.strip_prefix('@').unwrap_or(model);
+        let (provider, upstream_model) = bare.split_once('/')?;
+        if upstream_model.is_empty() {
+            return None;
+        }
+        let &provider = self.provider_index.get(provider)?;
+        Some(Resolved::Direct(Target {
+            provider,
+            model: upstream_model.to_owned(),
+        }))
+    }
+
+    /// A provider by index (indexes come from this config, so absent means a bug: None).
+    pub fn provider(&self, i: usize) -> Option<&Provider> {
+        self.providers.get(i)
+    }
+
+    /// Load and compile a config file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::from_toml(&text, &file)
+    }
+
+    /// Compile TOML text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            path: String::new(),
+            message: e.message().trim().to_owned(),
+        })?;
+        Compiler { text, file }.compile(raw)
+    }
+
+    /// The embedded default: loopback only, `openai/*` and `anthropic/*` to the real APIs with
+    /// keys from the environment, and the demo routes to the built-in mock at `mock`.
+    pub fn embedded_default(mock: SocketAddr) -> Result<Config, ConfigError> {
+        Config::from_toml(&embedded_default_toml(mock), "<embedded default>")
+    }
+
+    /// The routing table as text, for `ringway check` and the start-up log.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "listen {} | workers {} | driver {:?} | keys {}",
+            self.server.listen,
+            self.server.workers,
+            self.server.driver,
+            self.keys.len()
+        );
+        for p in &self.providers {
+            let key = match &p.api_key {
+                ApiKey::None => "no key".to_owned(),
+                ApiKey::Value(_) => "key set".to_owned(),
+                ApiKey::Missing(var) => format!("key MISSING (${var} unset)"),
+            };
+            let scheme = if p.tls.is_some() { "https" } else { "http" };
+            let _ = writeln!(
+                s,
+                "provider {:<16} {:<9} {scheme}://{}{}  ({key})",
+                p.name,
+                p.kind.as_str(),
+                p.authority,
+                p.base_path
+            );
+        }
+        for r in &self.routes {
+            let targets: Vec<String> = r
+                .targets
+                .iter()
+                .map(|t| {
+                    let name = self.provider(t.provider).map_or("?", |p| p.name.as_str());
+                    format!("{name}/{}", t.model)
+                })
+                .collect();
+            let _ = writeln!(s, "route    {:<16} -> {}", r.model, targets.join(", "));
+        }
+        let _ = writeln!(
+            s,
+            "direct   PROVIDER/MODEL or @PROVIDER/MODEL for providers: {}",
+            self.providers
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        s
+    }
+}
+
+/// The embedded default config text, with the mock's address filled in.
+pub fn embedded_default_toml(mock: SocketAddr) -> String {
+    format!(
+        r#"[server]
+listen = "{DEFAULT_LISTEN}"
+
+[[provider]]
+name = "openai"
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+
+[[provider]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "https://api.anthropic.com"
+api_key_env = "ANTHROPIC_API_KEY"
+
+[[provider]]
+name = "mock-openai"
+kind = "openai"
+base_url = "http://{mock}/v1"
+
+[[provider]]
+name = "mock-anthropic"
+kind = "anthropic"
+base_url = "http://{mock}"
+
+[[route]]
+model = "demo-gpt"
+targets = ["mock-openai/mock-gpt"]
+capabilities = {{ vision = true, tools = true, thinking = false, context_window = 128000, max_output = 16384 }}
+
+[[route]]
+model = "demo-claude"
+targets = ["mock-anthropic/mock-claude"]
+capabilities = {{ vision = true, tools = true, thinking = true, context_window = 200000, max_output = 64000 }}
+"#
+    )
+}
+
+/// A config error: file, line, key path and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `<embedded default>`).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Key path such as `route[2].targets[0]`; empty when the parser reported it.
+    pub path: String,
+    /// The reason.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()
+        .get(..end)
+        .map_or(0, |b| memchr::memchr_iter(b'\n', b).count())
+        + 1
+}
+
+struct Compiler<'t> {
+    text: &'t str,
+    file: &'t str,
+}
+
+impl Compiler<'_> {
+    fn err(&self, span: Range<usize>, path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            line: Some(line_of(self.text, span.start)),
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    fn compile(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let server = self.server(&raw.server)?;
+        let up = &raw.upstream;
+        let ms = Duration::from_millis;
+        let connect = up.connect_timeout_ms.map_or(DEFAULT_CONNECT_TIMEOUT, ms);
+        let first_byte = up.first_byte_timeout_ms.map_or(DEFAULT_FIRST_BYTE_TIMEOUT, ms);
+        let idle = up.idle_timeout_ms.map_or(DEFAULT_IDLE_TIMEOUT, ms);
+
+        let mut providers = Vec::with_capacity(raw.provider.len());
+        let mut provider_index = HashMap::new();
+        for (i, sp) in raw.provider.iter().enumerate() {
+            let p = sp.get_ref();
+            let path = format!("provider[{i}]");
+            let name = p.name.get_ref().clone();
+            if name.is_empty() || name.contains('/') || name.starts_with('@') {
+                return Err(self.err(
+                    p.name.span(),
+                    format!("{path}.name"),
+                    format!("invalid provider name {name:?}: must be non-empty, without '/' or a leading '@'"),
+                ));
+            }
+            if provider_index.insert(name.clone(), i).is_some() {
+                return Err(self.err(p.name.span(), format!("{path}.name"), format!("duplicate provider name {name:?}")));
+            }
+            let kind = match p.kind.get_ref().as_str() {
+                "openai" => Format::OpenAi,
+                "anthropic" => Format::Anthropic,
+                other => {
+                    return Err(self.err(
+                        p.kind.span(),
+                        format!("{path}.kind"),
+                        format!("unknown provider kind {other:?}: expected \"openai\" or \"anthropic\""),
+                    ))
+                }
+            };
+            let url = self.base_url(&p.base_url, &format!("{path}.base_url"))?;
+            let tls = if url.tls {
+                let ca = p.ca_file.as_ref().map(|c| PathBuf::from(c.get_ref()));
+                let cfg = crate::upstream::tls::client_config(ca.as_deref()).map_err(|e| {
+                    let span = p.ca_file.as_ref().map_or(sp.span(), Spanned::span);
+                    self.err(span, format!("{path}.ca_file"), e)
+                })?;
+                Some(cfg)
+            } else {
+                if let Some(ca) = &p.ca_file {
+                    return Err(self.err(ca.span(), format!("{path}.ca_file"), "ca_file needs an https base_url"));
+                }
+                None
+            };
+            let api_key = match &p.api_key_env {
+                None => ApiKey::None,
+                Some(var) => match std::env::var(var.get_ref()) {
+                    Ok(v) if !v.is_empty() => ApiKey::Value(v),
+                    _ => ApiKey::Missing(var.get_ref().clone()),
+                },
+            };
+            providers.push(Provider {
+                name,
+                kind,
+                tls,
+                host: url.host,
+                port: url.port,
+                authority: url.authority,
+                base_path: url.path,
+                api_key,
+                anthropic_version: p
+                    .anthropic_version
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_owned()),
+                connect_timeout: p.connect_timeout_ms.map_or(connect, ms),
+                first_byte_timeout: p.first_byte_timeout_ms.map_or(first_byte, ms),
+                idle_timeout: p.idle_timeout_ms.map_or(idle, ms),
+            });
+        }
+
+        let mut routes = Vec::with_capacity(raw.route.len());
+        let mut route_index = HashMap::new();
+        for (i, sr) in raw.route.iter().enumerate() {
+            let r = sr.get_ref();
+            let path = format!("route[{i}]");
+            let model = r.model.get_ref().clone();
+            if model.is_empty() {
+                return Err(self.err(r.model.span(), format!("{path}.model"), "empty model name"));
+            }
+            if route_index.insert(model.clone(), i).is_some() {
+                return Err(self.err(r.model.span(), format!("{path}.model"), format!("duplicate route {model:?}")));
+            }
+            if r.targets.is_empty() {
+                return Err(self.err(sr.span(), format!("{path}.targets"), "a route needs at least one target"));
+            }
+            let mut targets = Vec::with_capacity(r.targets.len());
+            for (j, t) in r.targets.iter().enumerate() {
+                let tpath = format!("{path}.targets[{j}]");
+                let text = t.get_ref();
+                let Some((pname, tmodel)) = text.split_once('/') else {
+                    return Err(self.err(t.span(), tpath, format!("target {text:?} must read \"provider/model\"")));
+                };
+                let Some(&provider) = provider_index.get(pname) else {
+                    return Err(self.err(t.span(), tpath, format!("unknown provider {pname:?}")));
+                };
+                if tmodel.is_empty() {
+                    return Err(self.err(t.span(), tpath, format!("target {text:?} names no model")));
+                }
+                targets.push(Target {
+                    provider,
+                    model: tmodel.to_owned(),
+                });
+            }
+            routes.push(Route {
+                model,
+                targets,
+                capabilities: RawCapabilities::clone(&r.capabilities),
+            });
+        }
+
+        let mut keys = Vec::with_capacity(raw.key.len());
+        for (i, sk) in raw.key.iter().enumerate() {
+            let k = sk.get_ref();
+            let path = format!("key[{i}]");
+            let sha256 = match (&k.sha256, &k.key_env) {
+                (Some(h), None) => parse_sha256(h.get_ref())
+                    .ok_or_else(|| self.err(h.span(), format!("{path}.sha256"), "expected 64 hex digits"))?,
+                (None, Some(var)) => match std::env::var(var.get_ref()) {
+                    Ok(v) if !v.is_empty() => crate::auth::sha256(v.as_bytes()),
+                    _ => {
+                        return Err(self.err(
+                            var.span(),
+                            format!("{path}.key_env"),
+                            format!("environment variable {} is not set", var.get_ref()),
+                        ))
+                    }
+                },
+                _ => {
+                    return Err(self.err(sk.span(), path, "a key needs exactly one of `sha256` or `key_env`"));
+                }
+            };
+            keys.push(GatewayKey {
+                name: k.name.get_ref().clone(),
+                sha256,
+                routes: k
+                    .routes
+                    .as_ref()
+                    .map(|rs| rs.iter().map(|r| r.get_ref().clone()).collect()),
+            });
+        }
+
+        Ok(Config {
+            server,
+            providers,
+            routes,
+            route_index,
+            provider_index,
+            keys,
+            translate: TranslateConfig {
+                default_max_tokens: raw.translate.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            },
+            pool_idle_timeout: raw
+                .upstream
+                .pool_idle_timeout_ms
+                .map_or(DEFAULT_POOL_IDLE_TIMEOUT, ms),
+            pool_max_idle: raw.upstream.pool_max_idle.unwrap_or(DEFAULT_POOL_MAX_IDLE),
+        })
+    }
+
+    fn server(&self, s: &raw::RawServer) -> Result<ServerConfig, ConfigError> {
+        let listen = match &s.listen {
+            None => DEFAULT_LISTEN.parse().map_err(|_| self.err(0..0, "server.listen", "bad default"))?,
+            Some(l) => l.get_ref().parse::<SocketAddr>().map_err(|_| {
+                self.err(l.span(), "server.listen", format!("{:?} is not IP:PORT", l.get_ref()))
+            })?,
+        };
+        let workers = match &s.workers {
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Some(w) if *w.get_ref() == 0 || *w.get_ref() > 1024 => {
+                return Err(self.err(w.span(), "server.workers", "must be between 1 and 1024"));
+            }
+            Some(w) => *w.get_ref(),
+        };
+        let driver = match s.driver.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
+            None | Some(("auto", _)) => Driver::Auto,
+            Some(("io_uring", _)) => Driver::IoUring,
+            Some(("epoll", _)) => Driver::Epoll,
+            Some((other, span)) => {
+                return Err(self.err(
+                    span,
+                    "server.driver",
+                    format!("unknown driver {other:?}: expected \"auto\", \"io_uring\" or \"epoll\""),
+                ))
+            }
+        };
+        let max_body_bytes = match &s.max_body_bytes {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(self.err(m.span(), "server.max_body_bytes", "must be positive"));
+            }
+            Some(m) => *m.get_ref(),
+        };
+        let ms = Duration::from_millis;
+        Ok(ServerConfig {
+            listen,
+            workers,
+            driver,
+            pin_workers: s.pin_workers.unwrap_or(true),
+            uring_entries: s.uring_entries.unwrap_or(DEFAULT_URING_ENTRIES),
+            max_body_bytes,
+            header_read_timeout: s.header_read_timeout_ms.map_or(DEFAULT_HEADER_READ_TIMEOUT, ms),
+            body_read_timeout: s.body_read_timeout_ms.map_or(DEFAULT_BODY_READ_TIMEOUT, ms),
+            keepalive_timeout: s.keepalive_timeout_ms.map_or(DEFAULT_KEEPALIVE_TIMEOUT, ms),
+        })
+    }
+
+    fn base_url(&self, s: &Spanned<String>, path: &str) -> Result<BaseUrl, ConfigError> {
+        let bad = |why: &str| self.err(s.span(), path, format!("{:?}: {why}", s.get_ref()));
+        let uri: http::Uri = s.get_ref().parse().map_err(|_| bad("not a URL"))?;
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(bad("scheme must be http or https")),
+        };
+        if uri.query().is_some() {
+            return Err(bad("a query string is not allowed"));
+        }
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("credentials in the URL are not allowed; use api_key_env"));
+        }
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let path = uri.path().trim_end_matches('/').to_owned();
+        Ok(BaseUrl {
+            tls,
+            host,
+            port,
+            authority: authority.as_str().to_owned(),
+            path,
+        })
+    }
+}
+
+struct BaseUrl {
+    tls: bool,
+    host: String,
+    port: u16,
+    authority: String,
+    path: String,
+}
+
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let hi = (*pair.first()? as char).to_digit(16)?;
+        let lo = (*pair.get(1)? as char).to_digit(16)?;
+        *o = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+workers = 2
+
+[[provider]]
+name = "a"
+kind = "anthropic"
+base_url = "http://127.0.0.1:9/"
+
+[[provider]]
+name = "o"
+kind = "openai"
+base_url = "http://localhost:8080/v1"
+
+[[route]]
+model = "fast"
+targets = ["a/claude-x", "o/gpt-y"]
+
+[[key]]
+name = "team"
+sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+routes = ["fast", "o/*"]
+"#;
+
+    #[test]
+    fn compiles_and_resolves() {
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert_eq!(c.server.workers, 2);
+        let r = c.resolve("fast").unwrap();
+        assert_eq!(r.targets().len(), 2);
+        assert_eq!(r.targets()[0].model, "claude-x");
+        let d = c.resolve("@o/gpt-4o/mini").unwrap();
+        assert_eq!(d.targets()[0].model, "gpt-4o/mini");
+        assert_eq!(c.providers[d.targets()[0].provider].name, "o");
+        assert!(c.resolve("nope").is_none());
+        assert!(c.resolve("zz/model").is_none());
+        assert!(c.resolve("o/").is_none());
+        assert_eq!(c.providers[0].base_path, "");
+        assert_eq!(c.providers[1].path_for("/chat/completions"), "/v1/chat/completions");
+        assert_eq!(c.providers[1].authority, "localhost:8080");
+        let k = &c.keys[0];
+        assert!(k.allows("fast") && k.allows("o/gpt") && k.allows("@o/gpt"));
+        assert!(!k.allows("a/claude") && !k.allows("faster"));
+        assert_eq!(k.sha256, crate::auth::sha256(b"test"));
+    }
+
+    #[test]
+    fn errors_name_line_and_path() {
+        let bad = GOOD.replace("\"a/claude-x\"", "\"zz/claude-x\"");
+        let e = Config::from_toml(&bad, "t.toml").unwrap_err();
+        assert_eq!(e.path, "route[0].targets[0]");
+        assert_eq!(e.line, Some(16));
+        assert!(e.to_string().starts_with("t.toml:16: route[0].targets[0]: unknown provider"));
+
+        let bad = GOOD.replace("workers = 2", "workers = 2\nlistn = \"x\"");
+        let e = Config::from_toml(&bad, "t.toml").unwrap_err();
+        assert_eq!(e.line, Some(5));
+        assert!(e.message.contains("unknown field"), "{e}");
+
+        let bad = GOOD.replace("kind = \"openai\"", "kind = \"gemini\"");
+        let e = Config::from_toml(&bad, "t.toml").unwrap_err();
+        assert_eq!(e.path, "provider[1].kind");
+
+        let bad = GOOD.replace("http://localhost:8080/v1", "ftp://x");
+        assert_eq!(Config::from_toml(&bad, "t").unwrap_err().path, "provider[1].base_url");
+
+        let bad = GOOD.replace("9f86d081", "zz86d081");
+        assert_eq!(Config::from_toml(&bad, "t").unwrap_err().path, "key[0].sha256");
+
+        let bad = GOOD.replace("name = \"o\"", "name = \"a\"");
+        assert!(Config::from_toml(&bad, "t").unwrap_err().message.contains("duplicate"));
+    }
+
+    #[test]
+    fn embedded_default_compiles() {
+        let c = Config::embedded_default("127.0.0.1:5555".parse().unwrap()).unwrap();
+        assert!(c.keys.is_empty());
+        let r = c.resolve("demo-claude").unwrap();
+        let p = &c.providers[r.targets()[0].provider];
+        assert_eq!(p.kind, Format::Anthropic);
+        assert_eq!(p.port, 5555);
+        assert!(c.resolve("openai/gpt-4o").is_some());
+        assert!(c.providers.iter().any(|p| p.tls.is_some()));
+    }
+}

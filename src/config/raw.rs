@@ -1,0 +1,146 @@
+//! The TOML file as written: serde structs, strict (`deny_unknown_fields`), one doc comment a key.
+//! Nothing here is read on the request path; `super::compile` turns it into `Config`.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Listener, workers, driver and client-side limits.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Defaults for every provider's connection handling.
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    /// Upstream providers.
+    #[serde(default)]
+    pub provider: Vec<Spanned<RawProvider>>,
+    /// Model names clients may send, each mapped to ordered `provider/model` targets.
+    #[serde(default)]
+    pub route: Vec<Spanned<RawRoute>>,
+    /// Gateway keys (clients' credentials). None at all: no authentication.
+    #[serde(default)]
+    pub key: Vec<Spanned<RawKey>>,
+    /// Translation defaults (used when client and provider formats differ).
+    #[serde(default)]
+    pub translate: RawTranslate,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on, `IP:PORT`. Default `127.0.0.1:4000`.
+    pub listen: Option<Spanned<String>>,
+    /// Worker threads (one runtime, listener and pool set each). Default: one per CPU.
+    pub workers: Option<Spanned<usize>>,
+    /// `"auto"` (io_uring, falling back to epoll where refused), `"io_uring"` or `"epoll"`.
+    pub driver: Option<Spanned<String>>,
+    /// Pin worker N to CPU N (modulo the CPU count). Default true.
+    pub pin_workers: Option<bool>,
+    /// io_uring submission queue entries per worker. Default 1024.
+    pub uring_entries: Option<u32>,
+    /// Largest request body accepted (413 beyond). Default 32 MiB.
+    pub max_body_bytes: Option<Spanned<usize>>,
+    /// Time allowed from a request's first byte to the end of its head (slowloris guard). Default 10 s.
+    pub header_read_timeout_ms: Option<u64>,
+    /// Longest silence allowed while a client sends a body. Default 30 s.
+    pub body_read_timeout_ms: Option<u64>,
+    /// How long an idle client connection is kept open between requests. Default 75 s.
+    pub keepalive_timeout_ms: Option<u64>,
+}
+
+/// `[upstream]`: defaults every provider inherits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// TCP + TLS connect budget. Default 5 s.
+    pub connect_timeout_ms: Option<u64>,
+    /// Wait for the response head after the request is sent. Default 300 s
+    /// (a non-streaming completion sends nothing until it is done).
+    pub first_byte_timeout_ms: Option<u64>,
+    /// Longest silence allowed between body chunks. Default 120 s.
+    pub idle_timeout_ms: Option<u64>,
+    /// Idle pooled connections older than this are closed, not reused. Default 60 s.
+    pub pool_idle_timeout_ms: Option<u64>,
+    /// Idle connections kept per provider per worker. Default 64.
+    pub pool_max_idle: Option<usize>,
+}
+
+/// `[[provider]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// Unique name, used in route targets (`name/model`).
+    pub name: Spanned<String>,
+    /// `"openai"` (any OpenAI-compatible server) or `"anthropic"`.
+    pub kind: Spanned<String>,
+    /// Base URL. openai kind: up to and including `/v1` (requests go to `{base}/chat/completions`);
+    /// anthropic kind: the host root (requests go to `{base}/v1/messages`).
+    pub base_url: Spanned<String>,
+    /// Environment variable holding the provider API key. Omit for servers that need none.
+    pub api_key_env: Option<Spanned<String>>,
+    /// PEM file of extra CA certificates to trust for this provider (besides the webpki roots).
+    pub ca_file: Option<Spanned<String>>,
+    /// `anthropic-version` sent when the client sent none. Default `2023-06-01`.
+    pub anthropic_version: Option<String>,
+    /// Per-provider override of `[upstream] connect_timeout_ms`.
+    pub connect_timeout_ms: Option<u64>,
+    /// Per-provider override of `[upstream] first_byte_timeout_ms`.
+    pub first_byte_timeout_ms: Option<u64>,
+    /// Per-provider override of `[upstream] idle_timeout_ms`.
+    pub idle_timeout_ms: Option<u64>,
+}
+
+/// `[[route]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// The model name clients send.
+    pub model: Spanned<String>,
+    /// `provider/model` targets, in order of preference.
+    pub targets: Vec<Spanned<String>>,
+    /// What `GET /v1/models` advertises for this model.
+    #[serde(default)]
+    pub capabilities: RawCapabilities,
+}
+
+/// `capabilities = { … }` on a route. Unset fields are reported as unknown (`null`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapabilities {
+    /// Accepts image input.
+    pub vision: Option<bool>,
+    /// Supports tool calling.
+    pub tools: Option<bool>,
+    /// Supports extended thinking / reasoning.
+    pub thinking: Option<bool>,
+    /// Context window in tokens.
+    pub context_window: Option<u64>,
+    /// Largest output in tokens.
+    pub max_output: Option<u64>,
+}
+
+/// `[[key]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    /// Appears in logs and metrics, never the key itself.
+    pub name: Spanned<String>,
+    /// Hex SHA-256 of the key.
+    pub sha256: Option<Spanned<String>>,
+    /// Or: environment variable holding the key in clear.
+    pub key_env: Option<Spanned<String>>,
+    /// Allow-list of model names; `prefix*` matches by prefix. Default: all.
+    pub routes: Option<Vec<Spanned<String>>>,
+}
+
+/// `[translate]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTranslate {
+    /// `max_tokens` sent to an Anthropic provider when an OpenAI client gave none. Default 4096.
+    pub default_max_tokens: Option<u32>,
+}

@@ -1,0 +1,398 @@
+//! The one gateway error: what failed, which side, whether it may be retried, and how it
+//! renders in the client's wire format (JSON body before the first byte, SSE frame after).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::format::Format;
+
+/// Which side of the proxy a failure belongs to. Feeds logs and metrics labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something we refuse.
+    Client,
+    /// The provider failed or misbehaved.
+    Upstream,
+    /// Our own fault (configuration, bugs).
+    Internal,
+}
+
+impl Side {
+    /// Label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+            Side::Internal => "internal",
+        }
+    }
+}
+
+/// May the request be sent again (to the same or the next target)?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Never: the answer would be the same, or the provider may have acted on it.
+    No,
+    /// Yes, nothing reached the provider or it told us to retry.
+    Yes,
+    /// Only because the connection was a reused keep-alive one that the peer had closed:
+    /// a fresh connection is expected to work.
+    ReusedOnly,
+}
+
+/// A flat list of everything that can go wrong. `as_str` is the metrics/log label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed HTTP or an unusable request (generic 400).
+    BadRequest,
+    /// The request body is not valid JSON or lacks a required field.
+    InvalidBody,
+    /// The request head exceeded the configured bound.
+    HeadTooLarge,
+    /// The request body exceeded `server.max_body_bytes`.
+    BodyTooLarge,
+    /// The client took too long to send the request head.
+    HeaderTimeout,
+    /// The client stalled while sending the body.
+    BodyTimeout,
+    /// No or wrong gateway key.
+    Unauthorized,
+    /// The key may not use this model.
+    Forbidden,
+    /// No route and no `provider/model` match.
+    ModelNotFound,
+    /// Unknown path.
+    NotFound,
+    /// Known path, wrong method.
+    MethodNotAllowed,
+    /// The request's format cannot be served by the routed provider's format.
+    FormatMismatch,
+    /// The request uses a feature that cannot be expressed for the routed provider.
+    Unsupported,
+    /// TCP connect to the provider failed.
+    UpstreamConnect,
+    /// TLS handshake with the provider failed.
+    UpstreamTls,
+    /// Connect (TCP + TLS) did not finish in time.
+    ConnectTimeout,
+    /// The provider sent no response head in time.
+    FirstByteTimeout,
+    /// The provider went silent between body chunks.
+    IdleTimeout,
+    /// The connection to the provider broke (reset, EOF) mid-exchange.
+    UpstreamReset,
+    /// The provider's bytes are not valid HTTP/SSE/JSON as expected.
+    UpstreamProtocol,
+    /// A provider's credentials are not available (missing env var).
+    ProviderCredentials,
+    /// Anything that is our fault.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Stable label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::InvalidBody => "invalid_body",
+            ErrorKind::HeadTooLarge => "head_too_large",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::HeaderTimeout => "header_timeout",
+            ErrorKind::BodyTimeout => "body_timeout",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::FormatMismatch => "format_mismatch",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::UpstreamConnect => "upstream_connect",
+            ErrorKind::UpstreamTls => "upstream_tls",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::FirstByteTimeout => "first_byte_timeout",
+            ErrorKind::IdleTimeout => "idle_timeout",
+            ErrorKind::UpstreamReset => "upstream_reset",
+            ErrorKind::UpstreamProtocol => "upstream_protocol",
+            ErrorKind::ProviderCredentials => "provider_credentials",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// Which side failed.
+    pub fn side(self) -> Side {
+        match self {
+            ErrorKind::BadRequest
+            | ErrorKind::InvalidBody
+            | ErrorKind::HeadTooLarge
+            | ErrorKind::BodyTooLarge
+            | ErrorKind::HeaderTimeout
+            | ErrorKind::BodyTimeout
+            | ErrorKind::Unauthorized
+            | ErrorKind::Forbidden
+            | ErrorKind::ModelNotFound
+            | ErrorKind::NotFound
+            | ErrorKind::MethodNotAllowed
+            | ErrorKind::FormatMismatch
+            | ErrorKind::Unsupported => Side::Client,
+            ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamTls
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::FirstByteTimeout
+            | ErrorKind::IdleTimeout
+            | ErrorKind::UpstreamReset
+            | ErrorKind::UpstreamProtocol => Side::Upstream,
+            ErrorKind::ProviderCredentials | ErrorKind::Internal => Side::Internal,
+        }
+    }
+
+    /// The HTTP status the client gets when this happens before the response started.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest
+            | ErrorKind::InvalidBody
+            | ErrorKind::FormatMismatch
+            | ErrorKind::Unsupported => 400,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::ModelNotFound | ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::HeaderTimeout | ErrorKind::BodyTimeout => 408,
+            ErrorKind::BodyTooLarge => 413,
+            ErrorKind::HeadTooLarge => 431,
+            ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamTls
+            | ErrorKind::UpstreamReset
+            | ErrorKind::UpstreamProtocol => 502,
+            ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => {
+                504
+            }
+            ErrorKind::ProviderCredentials | ErrorKind::Internal => 500,
+        }
+    }
+
+    /// Default retry decision; call sites refine it (a reused connection, say).
+    pub fn retry(self) -> Retry {
+        match self {
+            ErrorKind::UpstreamConnect | ErrorKind::UpstreamTls | ErrorKind::ConnectTimeout => {
+                Retry::Yes
+            }
+            _ => Retry::No,
+        }
+    }
+
+    /// `error.type` in an OpenAI-format body.
+    fn openai_type(self) -> &'static str {
+        match self.status() {
+            401 | 403 | 404 | 400..=499 => "invalid_request_error",
+            _ => "server_error",
+        }
+    }
+
+    /// `error.code` in an OpenAI-format body.
+    fn openai_code(self) -> Option<&'static str> {
+        Some(match self {
+            ErrorKind::Unauthorized => "invalid_api_key",
+            ErrorKind::Forbidden => "model_not_allowed",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::BodyTooLarge => "request_too_large",
+            ErrorKind::FormatMismatch => "unsupported_format",
+            ErrorKind::Unsupported => "unsupported_parameter",
+            ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => {
+                "upstream_timeout"
+            }
+            ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamTls
+            | ErrorKind::UpstreamReset
+            | ErrorKind::UpstreamProtocol => "upstream_error",
+            _ => return None,
+        })
+    }
+
+    /// `error.type` in an Anthropic-format body.
+    fn anthropic_type(self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            504 => "timeout_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+}
+
+/// The gateway's error: a kind, a message the client may read, and the decisions the proxy
+/// needs (retry, whether the client already received bytes).
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: Cow<'static, str>,
+    retry: Retry,
+    param: Option<Cow<'static, str>>,
+    cause: Option<Box<dyn std::error::Error + 'static>>,
+}
+
+/// Result alias for gateway code.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error with a client-readable message.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            retry: kind.retry(),
+            param: None,
+            cause: None,
+        }
+    }
+
+    /// Attach the underlying cause (logged, never shown to the client).
+    pub fn with_cause(mut self, cause: impl std::error::Error + 'static) -> Self {
+        self.cause = Some(Box::new(cause));
+        self
+    }
+
+    /// Override the retry decision.
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Name the request parameter at fault (OpenAI `error.param`).
+    pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The retry decision.
+    pub fn retry(&self) -> Retry {
+        self.retry
+    }
+
+    /// The client-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status for a response that has not started yet.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// Render the JSON error body in `format`.
+    pub fn body(&self, format: Format) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96 + self.message.len());
+        self.write_body(format, &mut out);
+        out
+    }
+
+    fn write_body(&self, format: Format, out: &mut Vec<u8>) {
+        match format {
+            Format::OpenAi => {
+                out.extend_from_slice(b"{\"error\":{\"message\":");
+                push_json_str(out, &self.message);
+                out.extend_from_slice(b",\"type\":");
+                push_json_str(out, self.kind.openai_type());
+                out.extend_from_slice(b",\"param\":");
+                match &self.param {
+                    Some(p) => push_json_str(out, p),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b",\"code\":");
+                match self.kind.openai_code() {
+                    Some(c) => push_json_str(out, c),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b"}}");
+            }
+            Format::Anthropic => {
+                out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":");
+                push_json_str(out, self.kind.anthropic_type());
+                out.extend_from_slice(b",\"message\":");
+                push_json_str(out, &self.message);
+                out.extend_from_slice(b"}}");
+            }
+        }
+    }
+
+    /// Render the in-stream error frame for a stream that has already started:
+    /// OpenAI `data: {"error":…}`, Anthropic `event: error` + `data: {"type":"error",…}`.
+    pub fn write_sse_frame(&self, format: Format, out: &mut Vec<u8>) {
+        match format {
+            Format::OpenAi => out.extend_from_slice(b"data: "),
+            Format::Anthropic => out.extend_from_slice(b"event: error\ndata: "),
+        }
+        self.write_body(format, out);
+        out.extend_from_slice(b"\n\n");
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)?;
+        if let Some(cause) = &self.cause {
+            write!(f, " ({cause:?})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Append `s` as a JSON string literal. Error paths only; serde_json's escaper is exact.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    if serde_json::to_writer(&mut *out, s).is_err() {
+        // Writing a &str into a Vec cannot fail; keep the document well-formed regardless.
+        out.extend_from_slice(b"\"\"");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_body_shape() {
+        let e = Error::new(ErrorKind::ModelNotFound, "model `x\"y` not found");
+        let v: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAi)).unwrap();
+        assert_eq!(v["error"]["message"], "model `x\"y` not found");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert!(v["error"]["param"].is_null());
+        assert_eq!(e.status(), 404);
+    }
+
+    #[test]
+    fn anthropic_body_shape() {
+        let e = Error::new(ErrorKind::Unauthorized, "bad key");
+        let v: serde_json::Value = serde_json::from_slice(&e.body(Format::Anthropic)).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "authentication_error");
+        assert_eq!(v["error"]["message"], "bad key");
+        let e = Error::new(ErrorKind::FirstByteTimeout, "slow");
+        let v: serde_json::Value = serde_json::from_slice(&e.body(Format::Anthropic)).unwrap();
+        assert_eq!(v["error"]["type"], "timeout_error");
+        assert_eq!(e.status(), 504);
+    }
+
+    #[test]
+    fn sse_frames() {
+        let e = Error::new(ErrorKind::UpstreamReset, "reset");
+        let mut out = Vec::new();
+        e.write_sse_frame(Format::Anthropic, &mut out);
+        assert!(out.starts_with(b"event: error\ndata: {\"type\":\"error\""));
+        assert!(out.ends_with(b"}}\n\n"));
+        out.clear();
+        e.write_sse_frame(Format::OpenAi, &mut out);
+        assert!(out.starts_with(b"data: {\"error\":"));
+    }
+}

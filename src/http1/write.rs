@@ -1,0 +1,294 @@
+//! Response writers: status line, header block and chunk framing appended to a reusable
+//! `Vec<u8>`, with integers formatted on the stack (no per-call allocation).
+
+/// Interim response sent before reading a body when the client asked `Expect: 100-continue`.
+pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The zero-size chunk plus the empty trailer section that ends a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// How the response body will be delimited; decides the framing header written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseBody {
+    /// No body: `content-length: 0`, or no framing header at all for 1xx, 204 and 304, which
+    /// never carry one.
+    Empty,
+    /// Exactly this many bytes follow: `content-length: n`.
+    Length(u64),
+    /// Chunked: `transfer-encoding: chunked`; end the body with [`LAST_CHUNK`].
+    Chunked,
+    /// The body runs until the connection closes: no framing header, and `connection: close`
+    /// is always written. For streaming to HTTP/1.0 clients, which do not know chunked.
+    CloseDelimited,
+}
+
+/// Append `HTTP/1.1 {status} {reason}\r\n`, the given headers, the framing header for
+/// `body`, `connection: close` when `!keep_alive` (or the body is close-delimited), and the
+/// blank line. Names and values are written as given: the caller guarantees they contain no
+/// CR or LF (checked in debug builds) and does not pass `content-length`,
+/// `transfer-encoding` or `connection: close` itself.
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &[u8])],
+    body: ResponseBody,
+    keep_alive: bool,
+) {
+    debug_assert!(
+        (100..=999).contains(&status),
+        "status {status} is not 3 digits"
+    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    write_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        debug_assert!(
+            !name
+                .bytes()
+                .chain(value.iter().copied())
+                .any(|b| b == b'\r' || b == b'\n'),
+            "CR/LF in header {name}"
+        );
+        debug_assert!(
+            !name.eq_ignore_ascii_case("content-length")
+                && !name.eq_ignore_ascii_case("transfer-encoding"),
+            "framing header {name} must come from `body`"
+        );
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    match body {
+        ResponseBody::Empty if status < 200 || status == 204 || status == 304 => {}
+        ResponseBody::Empty => out.extend_from_slice(b"content-length: 0\r\n"),
+        ResponseBody::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            write_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        ResponseBody::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        ResponseBody::CloseDelimited => {}
+    }
+    if !keep_alive || body == ResponseBody::CloseDelimited {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Append one chunk: `{len:x}\r\n{data}\r\n`. Empty `data` writes nothing, because a
+/// zero-size chunk would end the body.
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    write_chunk_header(out, data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Append only the `{len:x}\r\n` line of a chunk, for callers that send the data from its own
+/// buffer (vectored write). The caller must follow it with exactly `len` bytes and `\r\n`.
+/// `len == 0` writes nothing.
+pub fn write_chunk_header(out: &mut Vec<u8>, len: usize) {
+    if len == 0 {
+        return;
+    }
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    let mut n = len as u64;
+    while n > 0 && i > 0 {
+        i -= 1;
+        if let Some(slot) = digits.get_mut(i) {
+            *slot = b"0123456789abcdef"[(n & 0xf) as usize];
+        }
+        n >>= 4;
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Standard reason phrase for `status`; `""` for codes without one (the status line then
+/// ends in `{status} \r\n`, which RFC 9112 §4 allows).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        499 => "Client Closed Request",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        529 => "Site Overloaded",
+        _ => "",
+    }
+}
+
+/// Append `n` in decimal without allocating.
+fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        if i == 0 {
+            break;
+        }
+        i -= 1;
+        if let Some(slot) = digits.get_mut(i) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn head(
+        status: u16,
+        headers: &[(&str, &[u8])],
+        body: ResponseBody,
+        keep_alive: bool,
+    ) -> String {
+        let mut out = Vec::new();
+        write_response_head(&mut out, status, headers, body, keep_alive);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn response_heads() {
+        assert_eq!(
+            head(
+                200,
+                &[("content-type", b"application/json")],
+                ResponseBody::Length(42),
+                true
+            ),
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 42\r\n\r\n"
+        );
+        assert_eq!(
+            head(
+                200,
+                &[
+                    ("content-type", b"text/event-stream"),
+                    ("cache-control", b"no-cache")
+                ],
+                ResponseBody::Chunked,
+                true
+            ),
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+             transfer-encoding: chunked\r\n\r\n"
+        );
+        assert_eq!(
+            head(400, &[], ResponseBody::Empty, false),
+            "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        assert_eq!(
+            head(204, &[], ResponseBody::Empty, true),
+            "HTTP/1.1 204 No Content\r\n\r\n"
+        );
+        assert_eq!(
+            head(304, &[], ResponseBody::Empty, true),
+            "HTTP/1.1 304 Not Modified\r\n\r\n"
+        );
+        assert_eq!(
+            head(200, &[], ResponseBody::CloseDelimited, true),
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"
+        );
+        assert_eq!(
+            head(599, &[], ResponseBody::Length(u64::MAX), true),
+            "HTTP/1.1 599 \r\ncontent-length: 18446744073709551615\r\n\r\n"
+        );
+        assert_eq!(
+            head(200, &[], ResponseBody::Length(0), true),
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn appends_without_clearing() {
+        let mut out = b"x".to_vec();
+        write_response_head(&mut out, 200, &[], ResponseBody::Empty, true);
+        write_chunk(&mut out, b"ab");
+        assert_eq!(
+            out,
+            b"xHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n2\r\nab\r\n"
+        );
+    }
+
+    #[test]
+    fn chunks() {
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"");
+        assert!(out.is_empty());
+        write_chunk(&mut out, b"hello");
+        assert_eq!(out, b"5\r\nhello\r\n");
+        for len in [1usize, 9, 10, 15, 16, 255, 256, 4096, 65535, 1 << 20] {
+            let mut out = Vec::new();
+            write_chunk(&mut out, &vec![b'z'; len]);
+            let want = format!("{len:x}\r\n");
+            assert!(out.starts_with(want.as_bytes()), "{len}");
+            assert_eq!(out.len(), want.len() + len + 2);
+            assert!(out.ends_with(b"z\r\n"));
+        }
+        let mut out = Vec::new();
+        write_chunk_header(&mut out, usize::MAX);
+        assert_eq!(out, format!("{:x}\r\n", usize::MAX).as_bytes());
+        out.clear();
+        write_chunk_header(&mut out, 0);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 1, 9, 10, 99, 100, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn reasons() {
+        assert_eq!(reason_phrase(200), "OK");
+        assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
+        assert_eq!(reason_phrase(505), "HTTP Version Not Supported");
+        assert_eq!(reason_phrase(299), "");
+        assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(LAST_CHUNK, b"0\r\n\r\n");
+    }
+}

@@ -1,0 +1,284 @@
+//! Validated top-level field lookup and byte-span splicing of JSON request bodies.
+//!
+//! A same-format request is forwarded byte for byte except for the value of the top-level
+//! `model` key, which is replaced by splicing its span. The whole document is validated first.
+//! Nothing is re-serialised.
+//!
+//! The module has two validating parsers with identical semantics:
+//! - [`inspect_request_serde`]: a serde_json visitor that finds `model` with `&RawValue`.
+//! - [`inspect_request_simd`]: a simd-json tape that finds `model` by pointer arithmetic.
+//!
+//! [`inspect_request`] serves with the faster of the two, as measured by `benches/json.rs`.
+//!
+//! Both parsers apply these rules:
+//! 1. The document must be valid JSON. It must be UTF-8, have no trailing bytes, escape
+//!    surrogates in pairs, use numbers that fit an `f64`, and nest less than [`MAX_JSON_DEPTH`]
+//!    deep.
+//! 2. The top-level value must be an object.
+//! 3. Keys are compared after unescaping, so `"mod\u0065l"` is `model`, as the upstream reads it.
+//! 4. Keys nested deeper than the top level are never looked at.
+//! 5. Field checks come after validation, in the order given in [`JsonError`].
+
+mod escape;
+mod serde_path;
+mod simd_path;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::ops::Range;
+
+pub use escape::{escaped_len, splice_string, write_json_string};
+pub use serde_path::inspect_request_serde;
+pub use simd_path::{inspect_request_simd, SimdScratch};
+
+/// Deepest container nesting a body may have. The top-level object counts as level 1.
+///
+/// serde_json's built-in recursion limit (128) rejects the 128th level, so 127 is the deepest
+/// nesting both parsers can accept. simd-json is configured to the same value.
+pub const MAX_JSON_DEPTH: usize = 127;
+
+/// Why a request body was refused. Every variant is the client's fault and maps to a 400.
+///
+/// Validation comes first, so an invalid document is reported as [`JsonError::Syntax`] or
+/// [`JsonError::TooDeep`] even when it also has a bad `model`. Field problems are then
+/// reported in the order the variants below are declared, starting with `NotObject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonError {
+    /// The document is not valid JSON. The text is the parser's message, which includes a line
+    /// and column.
+    Syntax(String),
+    /// The document nests deeper than [`MAX_JSON_DEPTH`].
+    TooDeep,
+    /// The document is valid JSON, but its top-level value is not an object.
+    NotObject,
+    /// The top-level `model` key appears more than once.
+    DuplicateModel,
+    /// The top-level object has no `model` key.
+    MissingModel,
+    /// The top-level `model` value is not a string.
+    ModelNotString,
+    /// The top-level `model` value is `""`.
+    EmptyModel,
+    /// The top-level `stream` key appears more than once.
+    DuplicateStream,
+    /// The top-level `stream` value is neither a boolean nor `null`.
+    StreamNotBool,
+}
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Syntax(msg) => write!(f, "request body is not valid JSON: {msg}"),
+            Self::TooDeep => write!(
+                f,
+                "request body is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+            ),
+            Self::NotObject => f.write_str("request body must be a JSON object"),
+            Self::DuplicateModel => f.write_str("request body has more than one `model` field"),
+            Self::MissingModel => f.write_str("request body has no `model` field"),
+            Self::ModelNotString => f.write_str("`model` must be a string"),
+            Self::EmptyModel => f.write_str("`model` must not be empty"),
+            Self::DuplicateStream => f.write_str("request body has more than one `stream` field"),
+            Self::StreamNotBool => f.write_str("`stream` must be a boolean"),
+        }
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// What the gateway needs from a chat request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The decoded value of the top-level `model` key.
+    pub model: String,
+    /// The byte span of the `model` value in the original body, quotes included.
+    /// Pass it to [`splice_string`].
+    pub model_span: Range<usize>,
+    /// `true` if the top-level `stream` is `true`. A missing, `false` or `null` stream gives `false`.
+    pub stream: bool,
+}
+
+/// Checks a chat request body and finds its `model`. Uses whichever parser the bench shows is
+/// faster.
+///
+/// BENCH-TBD
+pub fn inspect_request(body: &[u8]) -> Result<RequestInfo, JsonError> {
+    inspect_request_serde(body)
+}
+
+/// The top-level `model` and `stream` values, as gathered by either parser before the field
+/// checks in [`Collected::finish`].
+#[derive(Debug, Default)]
+struct Collected {
+    /// How many top-level `model` keys were seen.
+    model_count: u32,
+    /// The first `model` value: its span and, if it is a string, its decoded text.
+    model: Option<(Range<usize>, Option<String>)>,
+    /// How many top-level `stream` keys were seen.
+    stream_count: u32,
+    /// The first `stream` value.
+    stream: StreamValue,
+}
+
+/// The kind of value a top-level `stream` key has.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum StreamValue {
+    #[default]
+    Absent,
+    Null,
+    Bool(bool),
+    Other,
+}
+
+impl Collected {
+    /// Applies the field checks, in [`JsonError`] order. Both parsers call this, which is what
+    /// keeps their results identical on valid documents.
+    fn finish(self) -> Result<RequestInfo, JsonError> {
+        if self.model_count > 1 {
+            return Err(JsonError::DuplicateModel);
+        }
+        let (model_span, model) = match self.model {
+            None => return Err(JsonError::MissingModel),
+            Some((_, None)) => return Err(JsonError::ModelNotString),
+            Some((span, Some(model))) => (span, model),
+        };
+        if model.is_empty() {
+            return Err(JsonError::EmptyModel);
+        }
+        if self.stream_count > 1 {
+            return Err(JsonError::DuplicateStream);
+        }
+        let stream = match self.stream {
+            StreamValue::Absent | StreamValue::Null => false,
+            StreamValue::Bool(b) => b,
+            StreamValue::Other => return Err(JsonError::StreamNotBool),
+        };
+        Ok(RequestInfo {
+            model,
+            model_span,
+            stream,
+        })
+    }
+}
+
+/// The first byte that is not JSON whitespace (RFC 8259: space, tab, LF, CR).
+fn first_non_ws(body: &[u8]) -> Option<u8> {
+    body.iter()
+        .copied()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Finds the span of a string token whose opening quote is at `open`, with both quotes. Only
+/// valid for a document that has been validated, so the string is known to end.
+fn string_token_span(body: &[u8], open: usize) -> Option<Range<usize>> {
+    if body.get(open) != Some(&b'"') {
+        return None;
+    }
+    let mut at = open.checked_add(1)?;
+    loop {
+        let rest = body.get(at..)?;
+        let hit = at.checked_add(memchr::memchr2(b'"', b'\\', rest)?)?;
+        match body.get(hit) {
+            Some(b'"') => return Some(open..hit.checked_add(1)?),
+            // Skip the backslash and the byte it escapes. A `\uXXXX` has no quote or
+            // backslash in its hex digits.
+            _ => at = hit.checked_add(2)?,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn display_messages_read_well() {
+        let e = JsonError::Syntax("expected `,` or `}` at line 1 column 40".into());
+        assert_eq!(
+            e.to_string(),
+            "request body is not valid JSON: expected `,` or `}` at line 1 column 40"
+        );
+        assert_eq!(
+            JsonError::TooDeep.to_string(),
+            "request body is not valid JSON: nested deeper than 127 levels"
+        );
+        assert_eq!(JsonError::MissingModel.to_string(), "request body has no `model` field");
+        assert_eq!(JsonError::StreamNotBool.to_string(), "`stream` must be a boolean");
+    }
+
+    #[test]
+    fn finish_orders_field_errors() {
+        let mut c = Collected {
+            model_count: 2,
+            model: Some((1..3, None)),
+            stream_count: 2,
+            stream: StreamValue::Other,
+        };
+        assert_eq!(Collected::default().finish(), Err(JsonError::MissingModel));
+        c.model_count = 2;
+        assert_eq!(
+            std::mem::take(&mut c).finish(),
+            Err(JsonError::DuplicateModel)
+        );
+        let c = Collected {
+            model_count: 1,
+            model: Some((1..3, None)),
+            stream_count: 2,
+            stream: StreamValue::Other,
+        };
+        assert_eq!(c.finish(), Err(JsonError::ModelNotString));
+        let c = Collected {
+            model_count: 1,
+            model: Some((1..3, Some(String::new()))),
+            stream_count: 2,
+            stream: StreamValue::Other,
+        };
+        assert_eq!(c.finish(), Err(JsonError::EmptyModel));
+        let c = Collected {
+            model_count: 1,
+            model: Some((1..4, Some("m".into()))),
+            stream_count: 2,
+            stream: StreamValue::Bool(true),
+        };
+        assert_eq!(c.finish(), Err(JsonError::DuplicateStream));
+        let c = Collected {
+            model_count: 1,
+            model: Some((1..4, Some("m".into()))),
+            stream_count: 1,
+            stream: StreamValue::Other,
+        };
+        assert_eq!(c.finish(), Err(JsonError::StreamNotBool));
+        let c = Collected {
+            model_count: 1,
+            model: Some((1..4, Some("m".into()))),
+            stream_count: 1,
+            stream: StreamValue::Null,
+        };
+        assert_eq!(
+            c.finish(),
+            Ok(RequestInfo {
+                model: "m".into(),
+                model_span: 1..4,
+                stream: false
+            })
+        );
+    }
+
+    #[test]
+    fn string_token_span_skips_escapes() {
+        let body = br#"{"model":"a\"b\\","x":1}"#;
+        assert_eq!(string_token_span(body, 9), Some(9..17));
+        assert_eq!(&body[9..17], br#""a\"b\\""#);
+        assert_eq!(string_token_span(body, 8), None);
+        assert_eq!(string_token_span(br#""abc"#, 0), None);
+    }
+
+    #[test]
+    fn first_non_ws_skips_only_json_whitespace() {
+        assert_eq!(first_non_ws(b" \t\r\n{"), Some(b'{'));
+        assert_eq!(first_non_ws(b"\x0c{"), Some(0x0c));
+        assert_eq!(first_non_ws(b"  "), None);
+    }
+}

@@ -1,0 +1,590 @@
+//! Differential tests. Each case checks the serde_json parser, the simd-json parser, and a
+//! simple reference built on `serde_json::Value` against one another. Splicing is checked by
+//! round-tripping through `Value`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, MapAccess, Visitor};
+use serde_json::Value;
+
+use super::simd_path::{collect, Refusal};
+use super::*;
+
+/// New model names to splice in. They cover quotes, backslashes, controls, non-ASCII and
+/// astral characters.
+const NEW_MODELS: &[&str] = &[
+    "claude-haiku-4-5",
+    r#"quo"te"#,
+    r"back\slash\",
+    "ünï/模型😀",
+    "ctl\n\t\u{1}\u{1f}",
+];
+
+/// The top-level entries in document order, duplicates kept. `Value` would drop duplicates.
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    out.push(entry);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The reference: the rules from the module docs, applied as plainly as possible to a parsed
+/// `Value`. The span is not checked here; [`check`] checks it separately.
+fn reference(body: &[u8]) -> Result<(String, bool), JsonError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            JsonError::TooDeep
+        } else {
+            JsonError::Syntax(e.to_string())
+        }
+    })?;
+    if !value.is_object() {
+        return Err(JsonError::NotObject);
+    }
+    let entries = serde_json::from_slice::<Entries>(body).unwrap().0;
+    let models: Vec<&Value> = entries
+        .iter()
+        .filter(|(k, _)| k == "model")
+        .map(|(_, v)| v)
+        .collect();
+    let streams: Vec<&Value> = entries
+        .iter()
+        .filter(|(k, _)| k == "stream")
+        .map(|(_, v)| v)
+        .collect();
+    let model = match models.as_slice() {
+        [] => return Err(JsonError::MissingModel),
+        [Value::String(s)] => s.clone(),
+        [_] => return Err(JsonError::ModelNotString),
+        _ => return Err(JsonError::DuplicateModel),
+    };
+    if model.is_empty() {
+        return Err(JsonError::EmptyModel);
+    }
+    let stream = match streams.as_slice() {
+        [] | [Value::Null] => false,
+        [Value::Bool(b)] => *b,
+        [_] => return Err(JsonError::StreamNotBool),
+        _ => return Err(JsonError::DuplicateStream),
+    };
+    Ok((model, stream))
+}
+
+/// Error kind, ignoring the message text.
+fn class(r: &Result<impl fmt::Debug, JsonError>) -> String {
+    match r {
+        Ok(_) => "Ok".into(),
+        Err(JsonError::Syntax(_)) => "Syntax".into(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+/// Runs both parsers and the reference on `body` and checks that they agree. Returns the
+/// result. If the body is accepted, also checks the span and splicing for every
+/// [`NEW_MODELS`] entry.
+fn check(body: &[u8], scratch: &mut SimdScratch) -> Result<RequestInfo, JsonError> {
+    let shown = String::from_utf8_lossy(body);
+    let serde = inspect_request_serde(body);
+    let simd = inspect_request_simd(body, scratch);
+    assert_eq!(serde, simd, "serde vs simd on {shown}");
+    assert_eq!(inspect_request(body), serde, "inspect_request on {shown}");
+    let want = reference(body);
+    assert_eq!(class(&serde), class(&want), "vs reference on {shown}: {serde:?} / {want:?}");
+
+    // simd-json must never accept what the reference rejects. When the reference accepts a
+    // document, simd-json must too, except for integers it cannot represent.
+    match collect(body, scratch) {
+        Ok(_) => assert!(
+            !matches!(want, Err(JsonError::Syntax(_) | JsonError::TooDeep)),
+            "simd-json accepted {shown}"
+        ),
+        Err(Refusal::NotObject) => assert_eq!(want, Err(JsonError::NotObject)),
+        Err(Refusal::Tape) => panic!("unexpected tape shape on {shown}"),
+        Err(Refusal::Parse) => assert!(
+            matches!(want, Err(JsonError::Syntax(_) | JsonError::TooDeep)) || has_big_int(body),
+            "simd-json refused {shown}"
+        ),
+    }
+
+    if let (Ok(info), Ok((model, stream))) = (&serde, &want) {
+        assert_eq!(&info.model, model);
+        assert_eq!(info.stream, *stream);
+        let token: String = serde_json::from_slice(&body[info.model_span.clone()]).unwrap();
+        assert_eq!(&token, model, "span on {shown}");
+        let original: Value = serde_json::from_slice(body).unwrap();
+        for new in NEW_MODELS {
+            let spliced = splice_string(body, info.model_span.clone(), new).unwrap();
+            let mut expected = original.clone();
+            expected["model"] = Value::String((*new).to_owned());
+            let got: Value = serde_json::from_slice(&spliced).unwrap();
+            assert_eq!(got, expected, "splice of {new:?} into {shown}");
+            // The spliced body is itself a valid request with the new model.
+            let again = inspect_request_serde(&spliced).unwrap();
+            assert_eq!(again.model, *new);
+            assert_eq!(again, inspect_request_simd(&spliced, scratch).unwrap());
+        }
+    }
+    serde
+}
+
+/// True if the body has a run of 19 or more digits. Such an integer may not fit i64/u64.
+fn has_big_int(body: &[u8]) -> bool {
+    body.split(|b| !b.is_ascii_digit()).any(|run| run.len() >= 19)
+}
+
+fn ok(body: &str) -> RequestInfo {
+    check(body.as_bytes(), &mut SimdScratch::new()).unwrap()
+}
+
+fn err(body: &[u8]) -> JsonError {
+    check(body, &mut SimdScratch::new()).unwrap_err()
+}
+
+/// A realistic OpenAI chat request: system and user turns, escapes, CJK and emoji, a tool with
+/// a nested `model` property, and metadata with its own `model`.
+fn chat_request(model_json: &str, stream: &str) -> String {
+    format!(
+        r#"{{
+  "messages": [
+    {{"role": "system", "content": "You are terse.\nQuote: \"hi\" \\ path C:\\tmp"}},
+    {{"role": "user", "content": "翻訳して: こんにちは 😀 \ud83d\ude00 \u00e9", "name": "u1"}},
+    {{"role": "assistant", "content": null, "tool_calls": [{{"id": "c1", "type": "function",
+      "function": {{"name": "lookup", "arguments": "{{\"model\":\"inner\"}}"}}}}]}},
+    {{"role": "tool", "tool_call_id": "c1", "content": "{{\"model\": \"tool-said\"}}"}}
+  ],
+  "model": {model_json},
+  "tools": [{{"type": "function", "function": {{"name": "lookup", "parameters":
+    {{"type": "object", "properties": {{"model": {{"type": "string"}}}}, "required": ["model"]}}}}}}],
+  "metadata": {{"model": "meta", "trace": [1, -2.5e-3, 1E+2, true, false, null]}},
+  "temperature": 0.2,
+  "stream": {stream}
+}}"#
+    )
+}
+
+#[test]
+fn finds_model_in_realistic_requests() {
+    let info = ok(&chat_request(r#""fast""#, "true"));
+    assert_eq!(info.model, "fast");
+    assert!(info.stream);
+    let info = ok(&chat_request(r#""gpt\u002d4o \"x\" \\ 模型 \ud83d\ude00""#, "false"));
+    assert_eq!(info.model, "gpt-4o \"x\" \\ 模型 😀");
+    assert!(!info.stream);
+    assert_eq!(ok(&chat_request(r#""m""#, "null")).model, "m");
+}
+
+#[test]
+fn model_first_middle_last_and_whitespace_forms() {
+    for body in [
+        r#"{"model":"m","messages":[]}"#,
+        r#"{"messages":[],"model":"m"}"#,
+        r#"{"a":1,"model":"m","b":2}"#,
+        "\t\r\n {\n\t\"model\"\r\n:\t\"m\"\n}\r\n\t ",
+        r#"{"model":"m"}"#,
+        " {  \"x\" : { \"model\" : \"no\" } , \"model\" : \"m\" } ",
+    ] {
+        assert_eq!(ok(body).model, "m", "{body}");
+    }
+}
+
+#[test]
+fn escaped_keys_are_the_same_key() {
+    let info = ok(r#"{"mod\u0065l":"m"}"#);
+    assert_eq!(info.model, "m");
+    assert_eq!(ok(r#"{"\u006d\u006F\u0064\u0065\u006c":"m"}"#).model, "m");
+    assert!(!ok(r#"{"model":"m","str\u0065am":false}"#).stream);
+    assert!(ok(r#"{"model":"m","str\u0065am":true}"#).stream);
+    assert_eq!(err(br#"{"model":"a","mod\u0065l":"b"}"#), JsonError::DuplicateModel);
+    assert_eq!(err(br#"{"model":"a","mod\u0065l":"a"}"#), JsonError::DuplicateModel);
+    // Not the same key: different case, or a different character.
+    assert_eq!(err(br#"{"Model":"a"}"#), JsonError::MissingModel);
+    assert_eq!(err(br#"{"model ":"a"}"#), JsonError::MissingModel);
+}
+
+#[test]
+fn nested_model_keys_are_ignored() {
+    assert_eq!(err(br#"{"messages":[{"model":"x"}],"metadata":{"model":"y"}}"#), JsonError::MissingModel);
+    let info = ok(r#"{"metadata":{"model":"inner"},"model":"outer","tools":[{"model":1}]}"#);
+    assert_eq!(info.model, "outer");
+}
+
+#[test]
+fn field_errors() {
+    assert_eq!(err(br#"{}"#), JsonError::MissingModel);
+    assert_eq!(err(br#"{"model":null}"#), JsonError::ModelNotString);
+    assert_eq!(err(br#"{"model":1}"#), JsonError::ModelNotString);
+    assert_eq!(err(br#"{"model":["m"]}"#), JsonError::ModelNotString);
+    assert_eq!(err(br#"{"model":{"id":"m"}}"#), JsonError::ModelNotString);
+    assert_eq!(err(br#"{"model":""}"#), JsonError::EmptyModel);
+    assert_eq!(err(br#"{"model":"a","model":"b"}"#), JsonError::DuplicateModel);
+    assert_eq!(err(br#"{"model":1,"model":"b"}"#), JsonError::DuplicateModel);
+    assert_eq!(err(br#"{"model":"m","stream":"true"}"#), JsonError::StreamNotBool);
+    assert_eq!(err(br#"{"model":"m","stream":1}"#), JsonError::StreamNotBool);
+    assert_eq!(err(br#"{"model":"m","stream":[true]}"#), JsonError::StreamNotBool);
+    assert_eq!(err(br#"{"model":"m","stream":{}}"#), JsonError::StreamNotBool);
+    assert_eq!(
+        err(br#"{"model":"m","stream":true,"stream":true}"#),
+        JsonError::DuplicateStream
+    );
+    // Validation comes first: an invalid document is a syntax error even with a bad model.
+    assert!(matches!(err(br#"{"model":1,"x":tru}"#), JsonError::Syntax(_)));
+    assert!(matches!(err(br#"{"model":"a","model":"b",}"#), JsonError::Syntax(_)));
+    // Other duplicate keys are allowed.
+    assert_eq!(ok(r#"{"model":"m","n":1,"n":2,"messages":[],"messages":[]}"#).model, "m");
+}
+
+#[test]
+fn not_objects() {
+    for body in [&b"[]"[..], b"[{\"model\":\"m\"}]", b"\"model\"", b"1", b"null", b" true "] {
+        assert_eq!(err(body), JsonError::NotObject, "{}", String::from_utf8_lossy(body));
+    }
+}
+
+#[test]
+fn invalid_documents() {
+    let cases: &[&[u8]] = &[
+        b"",
+        b"   ",
+        b"{",
+        br#"{"model":"m""#,
+        br#"{"model":"m"#,
+        br#"{"model":"m",}"#,
+        br#"{"model":"m"} x"#,
+        br#"{"model":"m"}{}"#,
+        b"{\"model\":\"m\"}\x00",
+        br#"{"model":"m"},"#,
+        br#"["a",]"#,
+        br#"{'model':'m'}"#,
+        br#"{"model":"m","t":NaN}"#,
+        br#"{"model":"m","t":01}"#,
+        br#"{"model":"m","t":1.}"#,
+        br#"{"model":"m","t":.5}"#,
+        br#"{"model":"m","t":1e400}"#,
+        br#"{"model":"m","t":-1e400}"#,
+        br#"{"model":"m"/*c*/}"#,
+        b"\xef\xbb\xbf{\"model\":\"m\"}",
+        b"\x0c{\"model\":\"m\"}",
+        b"{\"model\":\"m\xff\"}",
+        b"{\"model\":\"m\",\"c\":\"\xed\xa0\x80\"}",
+        b"{\"model\":\"m\",\"c\xc3\":1}",
+        b"{\"model\":\"m\t\"}",
+        br#"{"model":"m","c":"\x41"}"#,
+        br#"{"model":"\ud800"}"#,
+        br#"{"model":"\udc00x"}"#,
+        br#"{"model":"m","c":"\ud83d"}"#,
+        br#"{"model":"m","c":"\ud83d\u0041"}"#,
+        br#"{"model":"m","c":["\ude00"]}"#,
+        br#"{"model":"m","\ud800":1}"#,
+        br#"{"model":"m","c":{"\ud800":1}}"#,
+        br#"{"model":"m","c":"\u12"}"#,
+        br#"{"model":"m","c":"\uzzzz"}"#,
+        br#"["\ud800"]"#,
+        b"[1",
+        b"{\"a\" 1}",
+        b"{1:2}",
+    ];
+    for body in cases {
+        let e = err(body);
+        assert!(
+            matches!(e, JsonError::Syntax(_)),
+            "{}: {e:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[test]
+fn syntax_messages_carry_a_position() {
+    let e = err(br#"{"model":"m" "x":1}"#);
+    assert_eq!(
+        e.to_string(),
+        "request body is not valid JSON: expected `,` or `}` at line 1 column 14"
+    );
+}
+
+#[test]
+fn numbers_that_fit_f64_are_accepted() {
+    for n in [
+        "0",
+        "-0",
+        "1.5e-3",
+        "1E+2",
+        "4.9e-325",
+        "1.7976931348623157e308",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+    ] {
+        let body = format!(r#"{{"model":"m","seed":{n}}}"#);
+        assert_eq!(ok(&body).model, "m", "{n}");
+    }
+}
+
+#[test]
+fn depth_limit_is_shared() {
+    let nest = |levels: usize| {
+        // The top-level object is level 1; `levels - 1` arrays go inside it.
+        let inner = levels - 1;
+        format!(r#"{{"model":"m","x":{}1{}}}"#, "[".repeat(inner), "]".repeat(inner))
+    };
+    assert_eq!(ok(&nest(MAX_JSON_DEPTH)).model, "m");
+    assert_eq!(err(nest(MAX_JSON_DEPTH + 1).as_bytes()), JsonError::TooDeep);
+    assert_eq!(err(nest(MAX_JSON_DEPTH + 50).as_bytes()), JsonError::TooDeep);
+    let deep_model = format!(r#"{{"model":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+    assert_eq!(err(deep_model.as_bytes()), JsonError::TooDeep);
+    let deep_stream = format!(
+        r#"{{"model":"m","stream":{}1{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert_eq!(err(deep_stream.as_bytes()), JsonError::TooDeep);
+}
+
+#[test]
+fn every_truncation_of_a_valid_request_is_rejected() {
+    let body = chat_request(r#""fa\"st""#, "true");
+    let bytes = body.as_bytes();
+    let mut scratch = SimdScratch::new();
+    assert!(check(bytes, &mut scratch).is_ok());
+    for cut in 0..bytes.len() {
+        let r = check(&bytes[..cut], &mut scratch);
+        assert!(matches!(r, Err(JsonError::Syntax(_))), "cut at {cut}: {r:?}");
+    }
+}
+
+/// A tiny deterministic PRNG (xorshift64*), so the tests need no crates.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Generates random JSON text. It reaches the parsers' corners: every whitespace byte, escape
+/// forms, raw and escaped non-ASCII, surrogate pairs, big integers, and `model` and `stream`
+/// keys at every depth.
+struct Gen {
+    rng: Rng,
+    out: String,
+}
+
+/// Pieces of string content, raw or escaped.
+const STRING_PIECES: &[&str] = &[
+    "a", "hello", " ", "model", "stream", "模型", "こんにちは", "😀", "é", "\u{7f}", "\u{2028}",
+    r"\n", r"\t", r"\r", r"\b", r"\f", r"\/", r#"\""#, r"\\", r"\u0000", r"\u001f", r"\u00e9",
+    r"\u6a21", r"\uD83D\uDE00", r"\ud83e\udd16", r"\uFFFF", r"\u0022", r"\u005c", "data:image/png;base64,iVBORw0KGgo=",
+];
+
+/// Keys that may appear, including `model` and `stream` spelled raw and escaped.
+const KEYS: &[&str] = &[
+    "messages", "role", "content", "model", "stream", r"mod\u0065l", r"\u0073tream", "tools",
+    "metadata", "temperature", "", "ключ", r"\ud83d\ude00",
+];
+
+const WHITESPACE: &[&str] = &["", "", "", " ", "\n", "\t", "\r\n", "  \n\t "];
+
+impl Gen {
+    fn ws(&mut self) {
+        let w = *self.rng.pick(WHITESPACE);
+        self.out.push_str(w);
+    }
+
+    fn string(&mut self) {
+        self.out.push('"');
+        for _ in 0..self.rng.below(5) {
+            let p = *self.rng.pick(STRING_PIECES);
+            self.out.push_str(p);
+        }
+        self.out.push('"');
+    }
+
+    fn number(&mut self) {
+        let n = match self.rng.below(8) {
+            0 => "0".to_owned(),
+            1 => "-0".to_owned(),
+            2 => format!("{}", self.rng.next() % 1000),
+            3 => format!("-{}.{}", self.rng.next() % 100, self.rng.next() % 1000),
+            4 => format!("{}e{}", self.rng.next() % 10, self.rng.below(40)),
+            5 => format!("{}.5E-{}", self.rng.next() % 10, self.rng.below(300)),
+            6 => format!("{}", self.rng.next()),
+            _ => "123456789012345678901234567890".to_owned(),
+        };
+        self.out.push_str(&n);
+    }
+
+    fn value(&mut self, depth: usize) {
+        let kind = if depth > 5 { self.rng.below(5) } else { self.rng.below(8) };
+        match kind {
+            0 => self.out.push_str(*self.rng.pick(&["null", "true", "false"])),
+            1 => self.number(),
+            2..=4 => self.string(),
+            5 | 6 => self.object(depth + 1, None),
+            _ => {
+                self.out.push('[');
+                let n = self.rng.below(4);
+                for i in 0..n {
+                    if i > 0 {
+                        self.out.push(',');
+                    }
+                    self.ws();
+                    self.value(depth + 1);
+                    self.ws();
+                }
+                self.ws();
+                self.out.push(']');
+            }
+        }
+    }
+
+    /// An object. At the top level, `model_at` places a `model` key at that position.
+    fn object(&mut self, depth: usize, model_at: Option<usize>) {
+        self.out.push('{');
+        let n = self.rng.below(6);
+        let mut first = true;
+        for i in 0..=n {
+            if model_at == Some(i) {
+                if !first {
+                    self.out.push(',');
+                }
+                first = false;
+                self.ws();
+                let key = if self.rng.chance(80) { "model" } else { r"mod\u0065l" };
+                self.out.push('"');
+                self.out.push_str(key);
+                self.out.push('"');
+                self.ws();
+                self.out.push(':');
+                self.ws();
+                if self.rng.chance(90) {
+                    self.string();
+                } else {
+                    self.value(depth);
+                }
+                self.ws();
+            }
+            if i == n {
+                break;
+            }
+            if !first {
+                self.out.push(',');
+            }
+            first = false;
+            self.ws();
+            let key = *self.rng.pick(KEYS);
+            self.out.push('"');
+            self.out.push_str(key);
+            self.out.push('"');
+            self.ws();
+            self.out.push(':');
+            self.ws();
+            if key == "stream" && self.rng.chance(70) {
+                self.out.push_str(*self.rng.pick(&["true", "false", "null"]));
+            } else {
+                self.value(depth);
+            }
+            self.ws();
+        }
+        self.out.push('}');
+    }
+
+    fn document(&mut self) -> String {
+        self.out.clear();
+        self.ws();
+        let model_at = if self.rng.chance(90) { Some(self.rng.below(6)) } else { None };
+        self.object(1, model_at);
+        self.ws();
+        self.out.clone()
+    }
+}
+
+#[test]
+fn random_documents_agree_with_the_reference() {
+    let mut g = Gen {
+        rng: Rng(0x9e37_79b9_7f4a_7c15),
+        out: String::new(),
+    };
+    let mut scratch = SimdScratch::new();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..4000 {
+        let doc = g.document();
+        assert!(
+            serde_json::from_str::<Value>(&doc).is_ok(),
+            "generator made invalid JSON: {doc}"
+        );
+        let r = check(doc.as_bytes(), &mut scratch);
+        *counts.entry(class(&r)).or_default() += 1;
+    }
+    // The generator must reach both accepted documents and each field error.
+    for kind in ["Ok", "MissingModel", "DuplicateModel", "ModelNotString", "StreamNotBool"] {
+        assert!(counts.get(kind).copied().unwrap_or(0) > 20, "{kind}: {counts:?}");
+    }
+}
+
+#[test]
+fn random_mutations_agree_with_the_reference() {
+    let mut g = Gen {
+        rng: Rng(0x2545_f491_4f6c_dd1d),
+        out: String::new(),
+    };
+    let mut scratch = SimdScratch::new();
+    let mut rejected = 0;
+    for _ in 0..3000 {
+        let mut doc = g.document().into_bytes();
+        if doc.is_empty() {
+            continue;
+        }
+        for _ in 0..=g.rng.below(2) {
+            let at = g.rng.below(doc.len());
+            match g.rng.below(4) {
+                0 => doc[at] = *g.rng.pick(b"{}[]\",:\\u0 \x00\xff\xc3\xed"),
+                1 => {
+                    doc.remove(at);
+                }
+                2 => doc.insert(at, *g.rng.pick(b"{}[]\",:\\\x80")),
+                _ => doc.truncate(at),
+            }
+            if doc.is_empty() {
+                break;
+            }
+        }
+        if check(&doc, &mut scratch).is_err() {
+            rejected += 1;
+        }
+    }
+    assert!(rejected > 1000, "mutations should mostly break documents: {rejected}");
+}

@@ -1,0 +1,28 @@
+//! ringway: the hot-path core of an LLM API gateway.
+//!
+//! ```text
+//! client (OpenAI or Anthropic SDK)
+//!   │ HTTP/1.1
+//!   ▼ one worker per core (runtime): monoio on io_uring, SO_REUSEPORT listener
+//! server  accept → http1 head (httparse) → bounded body
+//! proxy   auth → json (validate, find `model`) → config routing → plan
+//! upstream per-worker keep-alive pool (TCP/TLS) → monoio-http client codec
+//! proxy   ← response: sse events relayed as they arrive (zero-copy slices)
+//! ```
+//!
+//! Pure, sans-IO layers (`http1`, `sse`, `json`) never touch sockets or config; `upstream`,
+//! `server` and `runtime` own the IO.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod format;
+pub mod http1;
+pub mod json;
+pub mod log;
+pub mod mock;
+pub mod proxy;
+pub mod runtime;
+pub mod server;
+pub mod sse;
+pub mod upstream;

@@ -1,0 +1,200 @@
+//! The `ringway` command line: `serve` (default), `mock-upstream`, `check`. No logic here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringway::config::{Config, Driver};
+use ringway::mock::{self, script::Defaults, MockOptions};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const USAGE: &str = "\
+ringway — LLM API gateway core
+
+USAGE:
+  ringway [serve] [--config FILE] [--listen ADDR] [--workers N] [--driver auto|io_uring|epoll]
+                  [--mock-listen ADDR]
+      Run the gateway. Without --config the embedded default serves: 127.0.0.1:4000, openai/* and
+      anthropic/* to the real APIs (keys from OPENAI_API_KEY / ANTHROPIC_API_KEY), and the demo
+      routes demo-gpt and demo-claude to a built-in mock provider (on --mock-listen, default
+      127.0.0.1:0).
+  ringway mock-upstream [--listen ADDR] [--ttft-ms N] [--itl-ms N] [--tls-cert PEM --tls-key PEM]
+                        [--driver auto|io_uring|epoll]
+      Run the deterministic provider simulator (both wire formats).
+  ringway check --config FILE
+      Validate a config and print the resolved routing table.
+";
+
+struct Args(Vec<String>);
+
+impl Args {
+    fn flag(&mut self, name: &str) -> Result<Option<String>, String> {
+        let Some(i) = self.0.iter().position(|a| a == name) else {
+            return Ok(None);
+        };
+        if i + 1 >= self.0.len() {
+            return Err(format!("{name} needs a value"));
+        }
+        let v = self.0.remove(i + 1);
+        self.0.remove(i);
+        Ok(Some(v))
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self.0.first() {
+            None => Ok(()),
+            Some(a) => Err(format!("unexpected argument {a:?}")),
+        }
+    }
+}
+
+fn parse_driver(s: Option<String>) -> Result<Option<Driver>, String> {
+    Ok(match s.as_deref() {
+        None => None,
+        Some("auto") => Some(Driver::Auto),
+        Some("io_uring") => Some(Driver::IoUring),
+        Some("epoll") => Some(Driver::Epoll),
+        Some(other) => return Err(format!("unknown driver {other:?}")),
+    })
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| format!("{s:?} is not IP:PORT"))
+}
+
+fn main() -> ExitCode {
+    ringway::log::init_from_env();
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        eprint!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let cmd = match argv.first().map(String::as_str) {
+        Some("serve" | "mock-upstream" | "check") => argv.remove(0),
+        _ => "serve".to_owned(),
+    };
+    let result = match cmd.as_str() {
+        "mock-upstream" => mock_upstream(Args(argv)),
+        "check" => check(Args(argv)),
+        _ => serve(Args(argv)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(mut args: Args) -> Result<(), String> {
+    let config_path = args.flag("--config")?;
+    let listen = args.flag("--listen")?.map(|s| parse_addr(&s)).transpose()?;
+    let workers = args
+        .flag("--workers")?
+        .map(|s| s.parse::<usize>().map_err(|_| format!("--workers {s:?} is not a number")))
+        .transpose()?;
+    let driver = parse_driver(args.flag("--driver")?)?;
+    let mock_listen = args.flag("--mock-listen")?.map(|s| parse_addr(&s)).transpose()?;
+    args.finish()?;
+
+    let mut mock_thread = None;
+    let mut config = match &config_path {
+        Some(p) => Config::load(&PathBuf::from(p)).map_err(|e| e.to_string())?,
+        None => {
+            let (addr, t) = mock::spawn(MockOptions {
+                listen: mock_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+                defaults: Defaults {
+                    ttft: Duration::from_millis(20),
+                    inter_token: Duration::from_millis(15),
+                },
+                tls: None,
+                driver: driver.unwrap_or(Driver::Auto),
+            })?;
+            ringway::log::info(format_args!("built-in mock provider on http://{addr}"));
+            mock_thread = Some(t);
+            Config::embedded_default(addr).map_err(|e| e.to_string())?
+        }
+    };
+    if let Some(l) = listen {
+        config.server.listen = l;
+    }
+    if let Some(w) = workers {
+        if w == 0 {
+            return Err("--workers must be at least 1".into());
+        }
+        config.server.workers = w;
+    }
+    if let Some(d) = driver {
+        config.server.driver = d;
+    }
+    for p in &config.providers {
+        if let ringway::config::ApiKey::Missing(var) = &p.api_key {
+            ringway::log::warn(format_args!("provider `{}`: ${var} is not set; its requests will fail", p.name));
+        }
+    }
+    let config = Arc::new(config);
+    let running = ringway::runtime::start(config.clone())?;
+    ringway::log::info(format_args!(
+        "listening on http://{} with {} worker(s), driver {}",
+        running.addr,
+        config.server.workers,
+        running.driver.as_str()
+    ));
+    for line in config.describe().lines() {
+        ringway::log::debug(format_args!("{line}"));
+    }
+    running.join();
+    if let Some(t) = mock_thread {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn mock_upstream(mut args: Args) -> Result<(), String> {
+    let listen = parse_addr(&args.flag("--listen")?.unwrap_or_else(|| "127.0.0.1:4010".into()))?;
+    let ms = |v: Option<String>, name: &str, default: u64| -> Result<Duration, String> {
+        match v {
+            None => Ok(Duration::from_millis(default)),
+            Some(s) => s
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| format!("{name} {s:?} is not a number")),
+        }
+    };
+    let ttft = ms(args.flag("--ttft-ms")?, "--ttft-ms", 0)?;
+    let inter_token = ms(args.flag("--itl-ms")?, "--itl-ms", 0)?;
+    let cert = args.flag("--tls-cert")?;
+    let key = args.flag("--tls-key")?;
+    let driver = parse_driver(args.flag("--driver")?)?.unwrap_or(Driver::Auto);
+    args.finish()?;
+    let tls = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let (addr, t) = mock::spawn(MockOptions {
+        listen,
+        defaults: Defaults { ttft, inter_token },
+        tls,
+        driver,
+    })?;
+    ringway::log::info(format_args!("mock provider listening on {scheme}://{addr}"));
+    let _ = t.join();
+    Ok(())
+}
+
+fn check(mut args: Args) -> Result<(), String> {
+    let path = args.flag("--config")?.ok_or("check needs --config FILE")?;
+    args.finish()?;
+    let config = Config::load(&PathBuf::from(&path)).map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    use std::io::Write as _;
+    write!(out, "{path}: OK\n{}", config.describe()).map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! `ringway mock-upstream`: a deterministic provider simulator speaking both wire formats.
+//! `script` decides what to send (pure); this module performs it over real sockets, records
+//! what it received (`GET /mock/requests`), and tags responses with connection numbers so tests
+//! can see keep-alive reuse.
+
+pub mod script;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+
+use crate::config::{Driver, ServerConfig};
+use crate::http1::{self, ResponseBody};
+use crate::server::conn::{ClientConn, HeadOutcome};
+use script::{Defaults, Step};
+
+/// Requests remembered for `GET /mock/requests`.
+pub const RECORDED_REQUESTS: usize = 256;
+/// How long a `Stall` holds a connection before giving up on it.
+pub const STALL_FOR: Duration = Duration::from_secs(3600);
+
+/// How to run the mock.
+#[derive(Clone)]
+pub struct MockOptions {
+    /// Listen address (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Default delays.
+    pub defaults: Defaults,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<(String, String)>,
+    /// Driver for the mock's runtime.
+    pub driver: Driver,
+}
+
+struct MockState {
+    defaults: Defaults,
+    conns: Cell<u64>,
+    recorded: RefCell<VecDeque<serde_json::Value>>,
+}
+
+/// Start the mock on its own thread; returns the bound address once it listens.
+pub fn spawn(opts: MockOptions) -> Result<(SocketAddr, std::thread::JoinHandle<()>), String> {
+    let acceptor = match &opts.tls {
+        None => None,
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
+    let t = std::thread::Builder::new()
+        .name("ringway-mock".into())
+        .spawn(move || {
+            let run = move |_kind| async move {
+                let listener = match crate::runtime::bind(opts.listen) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("mock cannot listen on {}: {e}", opts.listen)));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(listener.local_addr().unwrap_or(opts.listen)));
+                let state = Rc::new(MockState {
+                    defaults: opts.defaults,
+                    conns: Cell::new(0),
+                    recorded: RefCell::new(VecDeque::new()),
+                });
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        monoio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let state = state.clone();
+                    let acceptor = acceptor.clone();
+                    monoio::spawn(async move {
+                        let n = state.conns.get() + 1;
+                        state.conns.set(n);
+                        let fd = stream.as_raw_fd();
+                        match acceptor {
+                            None => serve(ClientConn::new(stream), fd, n, &state).await,
+                            Some(acc) => {
+                                if let Ok(tls) = acc.accept(stream).await {
+                                    serve(ClientConn::new(tls), fd, n, &state).await;
+                                }
+                            }
+                        }
+                    });
+                }
+            };
+            if let Err(e) = crate::runtime::block_on(opts.driver, 256, run) {
+                crate::log::error(format_args!("mock: {e}"));
+            }
+        })
+        .map_err(|e| format!("cannot spawn mock thread: {e}"))?;
+    match rx.recv() {
+        Ok(Ok(addr)) => Ok((addr, t)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("mock failed to start".into()),
+    }
+}
+
+fn tls_acceptor(cert: &str, key: &str) -> Result<monoio_rustls::TlsAcceptor, String> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut std::fs::read(cert).map_err(|e| format!("{cert}: {e}"))?.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{cert}: {e}"))?;
+    let key = rustls_pemfile::private_key(&mut std::fs::read(key).map_err(|e| format!("{key}: {e}"))?.as_slice())
+        .map_err(|e| format!("{key}: {e}"))?
+        .ok_or_else(|| format!("{key}: no private key"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(monoio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Limits for the mock's own request reading: generous, it is a test tool.
+fn mock_server_config() -> ServerConfig {
+    ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        workers: 1,
+        driver: Driver::Auto,
+        pin_workers: false,
+        uring_entries: 256,
+        max_body_bytes: 64 * 1024 * 1024,
+        header_read_timeout: Duration::from_secs(30),
+        body_read_timeout: Duration::from_secs(30),
+        keepalive_timeout: Duration::from_secs(300),
+    }
+}
+
+async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut conn: ClientConn<S>, fd: i32, conn_no: u64, state: &MockState) {
+    let cfg = mock_server_config();
+    let mut seq = 0u64;
+    loop {
+        let head = match conn.read_head(&cfg).await {
+            Ok(h) => h,
+            Err(HeadOutcome::Closed | HeadOutcome::Failed(..)) => return,
+        };
+        seq += 1;
+        let Ok(body) = conn.read_body(&head, cfg.max_body_bytes, cfg.body_read_timeout).await else {
+            return;
+        };
+        let tags = [("x-mock-conn", conn_no.to_string()), ("x-mock-seq", seq.to_string())];
+
+        if head.path() == "/mock/requests" {
+            let list: Vec<serde_json::Value> = state.recorded.borrow().iter().cloned().collect();
+            let body = serde_json::to_vec(&list).unwrap_or_default();
+            if write_simple(&mut conn, 200, &tags, &body, head.keep_alive()).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        record(state, &head, &body, conn_no, seq);
+        let Some(api) = script::api_for_path(head.path()) else {
+            let body = br#"{"error":{"message":"mock: unknown path","type":"invalid_request_error","param":null,"code":null}}"#;
+            if write_simple(&mut conn, 404, &tags, body, head.keep_alive()).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let mut chunked = false;
+        for step in script::plan(api, &body, &state.defaults) {
+            let ok = match step {
+                Step::Head { status, headers, content_length } => {
+                    let mut h: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+                    h.extend(tags.iter().map(|(n, v)| (*n, v.as_bytes())));
+                    let framing = match content_length {
+                        Some(n) => ResponseBody::Length(n as u64),
+                        None => {
+                            chunked = true;
+                            ResponseBody::Chunked
+                        }
+                    };
+                    conn.wbuf.clear();
+                    http1::write_response_head(&mut conn.wbuf, status, &h, framing, head.keep_alive());
+                    conn.flush().await.is_ok()
+                }
+                Step::Data(data) => {
+                    conn.wbuf.clear();
+                    if chunked {
+                        http1::write_chunk(&mut conn.wbuf, &data);
+                    } else {
+                        conn.wbuf.extend_from_slice(&data);
+                    }
+                    conn.flush().await.is_ok()
+                }
+                Step::Sleep(d) => {
+                    monoio::time::sleep(d).await;
+                    true
+                }
+                Step::Reset => {
+                    // SO_LINGER 0 makes close() send RST instead of FIN.
+                    let linger = nix::libc::linger { l_onoff: 1, l_linger: 0 };
+                    let _ = nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::Linger, &linger);
+                    return;
+                }
+                Step::Stall => {
+                    monoio::time::sleep(STALL_FOR).await;
+                    return;
+                }
+                Step::End => {
+                    if chunked {
+                        conn.wbuf.clear();
+                        conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+                        conn.flush().await.is_ok()
+                    } else {
+                        true
+                    }
+                }
+            };
+            if !ok {
+                return;
+            }
+        }
+        if !head.keep_alive() {
+            return;
+        }
+    }
+}
+
+async fn write_simple<S: AsyncReadRent + AsyncWriteRent>(
+    conn: &mut ClientConn<S>,
+    status: u16,
+    tags: &[(&str, String)],
+    body: &[u8],
+    keep_alive: bool,
+) -> crate::error::Result<()> {
+    let mut h: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
+    h.extend(tags.iter().map(|(n, v)| (*n, v.as_bytes())));
+    conn.wbuf.clear();
+    http1::write_response_head(&mut conn.wbuf, status, &h, ResponseBody::Length(body.len() as u64), keep_alive);
+    conn.wbuf.extend_from_slice(body);
+    conn.flush().await
+}
+
+fn record(state: &MockState, head: &http1::RequestHead, body: &[u8], conn: u64, seq: u64) {
+    let headers: serde_json::Map<String, serde_json::Value> = head
+        .headers()
+        .map(|(n, v)| (n.to_ascii_lowercase(), serde_json::Value::String(String::from_utf8_lossy(v).into_owned())))
+        .collect();
+    let entry = serde_json::json!({
+        "conn": conn,
+        "seq": seq,
+        "path": head.target(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(body),
+    });
+    let mut rec = state.recorded.borrow_mut();
+    if rec.len() >= RECORDED_REQUESTS {
+        rec.pop_front();
+    }
+    rec.push_back(entry);
+}

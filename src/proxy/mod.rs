@@ -1,0 +1,459 @@
+//! The request pipeline, phases in order: dispatch by path → authenticate → read body →
+//! inspect JSON → route → send upstream (retrying a stale pooled connection once) → relay the
+//! response. Until the first byte goes to the client an error is a clean client-format
+//! response; after it, an in-stream error frame and a clean end.
+
+mod relay;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::{ApiKey, Config, GatewayKey, Provider};
+use crate::error::{Error, ErrorKind, Result, Retry};
+use crate::format::Format;
+use crate::http1::{self, Method, RequestHead, ResponseBody};
+use crate::server::conn::ClientConn;
+use crate::upstream::{Conn, DnsCache, Pool};
+
+/// Per-worker state shared by all of the worker's connections (single thread: `Rc`/`Cell`).
+pub struct Ctx {
+    /// The config snapshot.
+    pub config: Arc<Config>,
+    /// Idle upstream connections.
+    pub pool: Pool,
+    /// Resolver cache.
+    pub dns: DnsCache,
+    /// Worker index (in request ids and logs).
+    pub worker: usize,
+    /// Counts workers that are up (shared with the runtime; read only by /readyz).
+    pub ready: Arc<AtomicUsize>,
+    /// Process-unique prefix for request ids.
+    pub id_prefix: u32,
+    next_id: Cell<u64>,
+}
+
+impl Ctx {
+    /// Build a worker's context.
+    pub fn new(config: Arc<Config>, worker: usize, ready: Arc<AtomicUsize>, id_prefix: u32) -> Rc<Ctx> {
+        let pool = Pool::new(config.providers.len(), config.pool_max_idle, config.pool_idle_timeout);
+        Rc::new(Ctx {
+            config,
+            pool,
+            dns: DnsCache::default(),
+            worker,
+            ready,
+            id_prefix,
+            next_id: Cell::new(0),
+        })
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.next_id.get();
+        self.next_id.set(n.wrapping_add(1));
+        format!("rw-{:08x}-{:02x}-{:010x}", self.id_prefix, self.worker & 0xff, n)
+    }
+}
+
+/// What the connection loop does after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Read the next request.
+    KeepAlive,
+    /// Close the connection.
+    Close,
+}
+
+/// The API a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Chat(Format),
+    CountTokens,
+    Models,
+    Health,
+    Ready,
+}
+
+fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
+    Some(match path {
+        "/v1/chat/completions" | "/chat/completions" => (Endpoint::Chat(Format::OpenAi), Method::Post),
+        "/v1/messages" => (Endpoint::Chat(Format::Anthropic), Method::Post),
+        "/v1/messages/count_tokens" => (Endpoint::CountTokens, Method::Post),
+        "/v1/models" | "/models" => (Endpoint::Models, Method::Get),
+        "/healthz" => (Endpoint::Health, Method::Get),
+        "/readyz" => (Endpoint::Ready, Method::Get),
+        _ => return None,
+    })
+}
+
+/// A request in flight: what every response needs to say.
+struct Exchange<'h> {
+    head: &'h RequestHead,
+    format: Format,
+    request_id: String,
+    keep_alive: bool,
+    /// `(provider, upstream model)` once routed.
+    routed: Option<(String, String)>,
+}
+
+impl Exchange<'_> {
+    /// Headers every response carries.
+    fn standard_headers(&self) -> Vec<(&str, &[u8])> {
+        let mut h: Vec<(&str, &[u8])> = Vec::with_capacity(4);
+        h.push(("x-ringway-request-id", self.request_id.as_bytes()));
+        if let Some((p, m)) = &self.routed {
+            h.push(("x-ringway-provider", p.as_bytes()));
+            h.push(("x-ringway-model", m.as_bytes()));
+        }
+        h
+    }
+}
+
+/// Serve one request whose head has been read. Writes the whole response.
+pub async fn handle(ctx: &Ctx, conn: &mut ClientConn, head: &RequestHead) -> After {
+    let anthropic_headers = head.header("anthropic-version").is_some() || head.header("x-api-key").is_some();
+    let mut ex = Exchange {
+        head,
+        format: Format::sniff(head.path().as_bytes(), anthropic_headers),
+        request_id: ctx.request_id(),
+        keep_alive: head.keep_alive(),
+        routed: None,
+    };
+    let result = pipeline(ctx, conn, &mut ex).await;
+    match result {
+        Ok(()) => {}
+        Err(Failure::BeforeResponse(e)) => {
+            // The body was not read (or not fully): the connection cannot carry another request.
+            if !matches!(e.kind(), ErrorKind::InvalidBody | ErrorKind::ModelNotFound | ErrorKind::Forbidden
+                | ErrorKind::FormatMismatch | ErrorKind::Unsupported)
+                && e.kind().side() == crate::error::Side::Client
+            {
+                ex.keep_alive = false;
+            }
+            if e.kind().side() != crate::error::Side::Client {
+                crate::log::warn(format_args!("{} {} -> {}", ex.request_id, head.path(), e));
+            }
+            if write_error(conn, &ex, &e).await.is_err() {
+                return After::Close;
+            }
+        }
+        Err(Failure::AfterResponse) => return After::Close,
+    }
+    if ex.keep_alive && !conn.broken {
+        After::KeepAlive
+    } else {
+        After::Close
+    }
+}
+
+/// How a pipeline failed.
+enum Failure {
+    /// Nothing was sent yet: answer with this error.
+    BeforeResponse(Error),
+    /// The response had started; the relay already ended it as well as it could.
+    AfterResponse,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::BeforeResponse(e)
+    }
+}
+
+async fn pipeline(ctx: &Ctx, conn: &mut ClientConn, ex: &mut Exchange<'_>) -> std::result::Result<(), Failure> {
+    let head = ex.head;
+    let Some((endpoint, method)) = endpoint(head.path()) else {
+        // Unknown path: drain nothing, answer, and close if a body may follow.
+        if head.framing() != http1::Framing::None {
+            ex.keep_alive = false;
+        }
+        return Err(Error::new(ErrorKind::NotFound, format!("no such endpoint: {} {}", method_name(head.method()), head.path())).into());
+    };
+    if head.method() != method {
+        if head.framing() != http1::Framing::None {
+            ex.keep_alive = false;
+        }
+        return Err(Error::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{} {} is not allowed; use {}", method_name(head.method()), head.path(), method_name(method)),
+        )
+        .into());
+    }
+    match endpoint {
+        Endpoint::Health => {
+            respond(conn, ex, 200, "text/plain; charset=utf-8", b"ok\n").await?;
+            Ok(())
+        }
+        Endpoint::Ready => {
+            let up = ctx.ready.load(Ordering::Acquire);
+            let (status, body): (u16, &[u8]) = if up >= ctx.config.server.workers {
+                (200, b"ready\n")
+            } else {
+                (503, b"starting\n")
+            };
+            respond(conn, ex, status, "text/plain; charset=utf-8", body).await?;
+            Ok(())
+        }
+        Endpoint::Models => {
+            authenticate(ctx, head)?;
+            let body = models_body(&ctx.config);
+            respond(conn, ex, 200, "application/json", &body).await?;
+            Ok(())
+        }
+        Endpoint::Chat(format) => {
+            ex.format = format;
+            chat(ctx, conn, ex, format, false).await
+        }
+        Endpoint::CountTokens => {
+            ex.format = Format::Anthropic;
+            chat(ctx, conn, ex, Format::Anthropic, true).await
+        }
+    }
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+        Method::Patch => "PATCH",
+        Method::Other => "this method",
+    }
+}
+
+/// Check the gateway key (when keys are configured).
+fn authenticate<'c>(ctx: &'c Ctx, head: &RequestHead) -> Result<Option<&'c GatewayKey>> {
+    let keys = &ctx.config.keys;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let presented = crate::auth::presented_key(head.header("authorization"), head.header("x-api-key"))
+        .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`"))?;
+    crate::auth::authenticate(keys, presented)
+        .map(Some)
+        .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "invalid API key"))
+}
+
+async fn chat(
+    ctx: &Ctx,
+    conn: &mut ClientConn,
+    ex: &mut Exchange<'_>,
+    format: Format,
+    count_tokens: bool,
+) -> std::result::Result<(), Failure> {
+    let head = ex.head;
+    let key = authenticate(ctx, head)?;
+    let cfg = &ctx.config;
+    let body = conn
+        .read_body(head, cfg.server.max_body_bytes, cfg.server.body_read_timeout)
+        .await?;
+    let info = crate::json::inspect_request(&body)
+        .map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))?;
+    if let Some(k) = key {
+        if !k.allows(&info.model) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("key `{}` may not use model `{}`", k.name, info.model),
+            )
+            .into());
+        }
+    }
+    let resolved = cfg.resolve(&info.model).ok_or_else(|| {
+        Error::new(
+            ErrorKind::ModelNotFound,
+            format!("The model `{}` does not exist or is not routed by this gateway", info.model),
+        )
+        .with_param("model")
+    })?;
+    // Fallback across targets comes with the retry policy; the first target serves.
+    let Some(target) = resolved.targets().first().cloned() else {
+        return Err(Error::new(ErrorKind::Internal, "route has no targets").into());
+    };
+    let Some(provider) = cfg.provider(target.provider) else {
+        return Err(Error::new(ErrorKind::Internal, "route names an unknown provider").into());
+    };
+    ex.routed = Some((provider.name.clone(), target.model.clone()));
+    if provider.kind != format {
+        return Err(Error::new(
+            ErrorKind::FormatMismatch,
+            format!(
+                "model `{}` is served by provider `{}` in the {} format, but this request uses the {} format; \
+                 translation between the two formats is not enabled in this build",
+                info.model,
+                provider.name,
+                provider.kind.display_name(),
+                format.display_name()
+            ),
+        )
+        .into());
+    }
+    let upstream_body = if info.model == target.model {
+        body
+    } else {
+        crate::json::splice_string(&body, info.model_span.clone(), &target.model)
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "model span outside the body"))?
+    };
+    let path = if count_tokens {
+        provider.path_for("/v1/messages/count_tokens")
+    } else {
+        match format {
+            Format::OpenAi => provider.path_for("/chat/completions"),
+            Format::Anthropic => provider.path_for("/v1/messages"),
+        }
+    };
+    let (up, resp) = exchange(ctx, target.provider, provider, ex, &path, upstream_body).await?;
+    relay::relay(ctx, conn, ex, &target, provider, up, resp).await
+}
+
+/// Send the request and read the response head, retrying once on a fresh connection when a
+/// pooled one turns out to be closed (nothing reached the provider).
+async fn exchange(
+    ctx: &Ctx,
+    provider_index: usize,
+    provider: &Provider,
+    ex: &Exchange<'_>,
+    path: &str,
+    body: Bytes,
+) -> Result<(Conn, crate::upstream::ResponseHead)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut up = match ctx.pool.take(provider_index) {
+            Some(c) => c,
+            None => Conn::connect(provider, &ctx.dns).await?,
+        };
+        let req = upstream_request(provider, ex, path)?;
+        let r = match up.send(req, body.clone()).await {
+            Ok(()) => up.read_head(provider.first_byte_timeout).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(head) => return Ok((up, head)),
+            Err(e) if e.retry() == Retry::ReusedOnly && attempt < 3 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The upstream request head: provider credentials, never the client's.
+fn upstream_request(provider: &Provider, ex: &Exchange<'_>, path: &str) -> Result<http::Request<()>> {
+    let head = ex.head;
+    let mut b = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(path)
+        .header(http::header::HOST, provider.authority.as_str())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("x-ringway-request-id", ex.request_id.as_str());
+    if let Some(accept) = head.header("accept") {
+        b = b.header(http::header::ACCEPT, accept);
+    }
+    b = b.header(
+        http::header::USER_AGENT,
+        head.header("user-agent").unwrap_or(b"ringway"),
+    );
+    let key = match &provider.api_key {
+        ApiKey::None => None,
+        ApiKey::Value(v) => Some(v.as_str()),
+        ApiKey::Missing(var) => {
+            return Err(Error::new(
+                ErrorKind::ProviderCredentials,
+                format!("provider `{}` has no API key: environment variable {var} is not set on the gateway", provider.name),
+            ))
+        }
+    };
+    match provider.kind {
+        Format::OpenAi => {
+            if let Some(k) = key {
+                b = b.header(http::header::AUTHORIZATION, format!("Bearer {k}"));
+            }
+        }
+        Format::Anthropic => {
+            if let Some(k) = key {
+                b = b.header("x-api-key", k);
+            }
+            let version = head
+                .header("anthropic-version")
+                .unwrap_or(provider.anthropic_version.as_bytes());
+            b = b.header("anthropic-version", version);
+            if let Some(beta) = head.header("anthropic-beta") {
+                b = b.header("anthropic-beta", beta);
+            }
+        }
+    }
+    b.body(()).map_err(|e| {
+        Error::new(ErrorKind::BadRequest, "a forwarded header value is not valid").with_cause(e)
+    })
+}
+
+/// A complete small response.
+async fn respond(conn: &mut ClientConn, ex: &Exchange<'_>, status: u16, content_type: &str, body: &[u8]) -> Result<()> {
+    let mut headers = ex.standard_headers();
+    headers.push(("content-type", content_type.as_bytes()));
+    conn.wbuf.clear();
+    http1::write_response_head(&mut conn.wbuf, status, &headers, ResponseBody::Length(body.len() as u64), ex.keep_alive);
+    conn.wbuf.extend_from_slice(body);
+    conn.flush().await
+}
+
+async fn write_error(conn: &mut ClientConn, ex: &Exchange<'_>, e: &Error) -> Result<()> {
+    let body = e.body(ex.format);
+    respond(conn, ex, e.status(), "application/json", &body).await
+}
+
+/// Answer a request whose head could not be read or parsed, then the caller closes.
+pub async fn write_head_failure(ctx: &Ctx, conn: &mut ClientConn, e: &Error, seen: &[u8]) {
+    let first_line = seen.split(|b| *b == b'\n').next().unwrap_or_default();
+    let path = first_line.split(|b| *b == b' ').nth(1).unwrap_or_default();
+    let format = Format::sniff(path, memchr::memmem::find(seen, b"anthropic-version").is_some());
+    let request_id = ctx.request_id();
+    let mut headers: Vec<(&str, &[u8])> = vec![("x-ringway-request-id", request_id.as_bytes())];
+    headers.push(("content-type", b"application/json"));
+    let body = e.body(format);
+    conn.wbuf.clear();
+    http1::write_response_head(&mut conn.wbuf, e.status(), &headers, ResponseBody::Length(body.len() as u64), false);
+    conn.wbuf.extend_from_slice(&body);
+    let _ = conn.flush().await;
+}
+
+/// `GET /v1/models`: OpenAI's list shape, with the fields Anthropic's SDK reads as well.
+fn models_body(cfg: &Config) -> Vec<u8> {
+    let data: Vec<serde_json::Value> = cfg
+        .routes
+        .iter()
+        .map(|r| {
+            let c = &r.capabilities;
+            serde_json::json!({
+                "id": r.model,
+                "object": "model",
+                "type": "model",
+                "created": 0,
+                "created_at": "1970-01-01T00:00:00Z",
+                "display_name": r.model,
+                "owned_by": "ringway",
+                "capabilities": {
+                    "vision": c.vision,
+                    "tools": c.tools,
+                    "thinking": c.thinking,
+                    "context_window": c.context_window,
+                    "max_output": c.max_output,
+                },
+            })
+        })
+        .collect();
+    let first = cfg.routes.first().map(|r| r.model.as_str());
+    let last = cfg.routes.last().map(|r| r.model.as_str());
+    serde_json::to_vec(&serde_json::json!({
+        "object": "list",
+        "data": data,
+        "has_more": false,
+        "first_id": first,
+        "last_id": last,
+    }))
+    .unwrap_or_default()
+}

@@ -1,0 +1,234 @@
+//! The upstream → client pump for same-format traffic. SSE bodies go out event by event, each
+//! complete event written the moment it arrives, never half an event; other bodies go out chunk
+//! by chunk as read. A stream that breaks or ends without its final event gets the client
+//! format's error frame and a clean end, never a silent truncation.
+
+use super::{Exchange, Failure};
+use crate::config::{Provider, Target};
+use crate::error::{Error, ErrorKind};
+use crate::format::Format;
+use crate::http1::{self, ResponseBody};
+use crate::server::conn::ClientConn;
+use crate::sse;
+use crate::upstream::{BodyCodec, BodyFraming, Conn, ResponseHead};
+
+/// Largest single SSE event accepted from a provider.
+pub const MAX_SSE_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Response headers never forwarded: hop-by-hop ones and those we set ourselves.
+fn skip_header(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "content-length"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-authenticate"
+            | "proxy-connection"
+            | "x-ringway-request-id"
+            | "x-ringway-provider"
+            | "x-ringway-model"
+    )
+}
+
+pub(super) async fn relay(
+    ctx: &super::Ctx,
+    conn: &mut ClientConn,
+    ex: &mut Exchange<'_>,
+    target: &Target,
+    provider: &Provider,
+    mut up: Conn,
+    resp: ResponseHead,
+) -> Result<(), Failure> {
+    let sse = resp.is_event_stream();
+    let client_http10 = ex.head.minor_version() == 0;
+    let body_kind = match resp.framing {
+        BodyFraming::Empty => ResponseBody::Length(0),
+        BodyFraming::Length(n) if !sse => ResponseBody::Length(n),
+        _ if client_http10 => {
+            // An HTTP/1.0 client cannot take chunked: delimit by closing.
+            ex.keep_alive = false;
+            ResponseBody::Empty
+        }
+        _ => ResponseBody::Chunked,
+    };
+    let chunked = body_kind == ResponseBody::Chunked;
+
+    {
+        let mut headers = ex.standard_headers();
+        for (name, value) in &resp.headers {
+            if !skip_header(name.as_str()) {
+                headers.push((name.as_str(), value.as_bytes()));
+            }
+        }
+        conn.wbuf.clear();
+        http1::write_response_head(&mut conn.wbuf, resp.status, &headers, body_kind, ex.keep_alive);
+    }
+    // The head goes out now: a streaming client sees headers before the first token.
+    if conn.flush().await.is_err() {
+        return Err(Failure::AfterResponse);
+    }
+
+    let mut body = BodyCodec::new(resp.framing);
+    let outcome = if sse {
+        relay_sse(conn, ex.format, &mut up, &mut body, provider, chunked).await
+    } else {
+        relay_plain(conn, &mut up, &mut body, provider, chunked).await
+    };
+    match outcome {
+        Ok(()) => {
+            // Only a connection whose response was read to its end can carry the next request.
+            if resp.reusable && body.is_done() {
+                up.served += 1;
+                ctx.pool.put(target.provider, up);
+            }
+            Ok(())
+        }
+        Err(()) => Err(Failure::AfterResponse),
+    }
+}
+
+/// Relay a non-SSE body. On an upstream failure mid-body there is no way to signal it in
+/// band: the client connection is closed so the truncation is visible.
+async fn relay_plain(
+    conn: &mut ClientConn,
+    up: &mut Conn,
+    body: &mut BodyCodec,
+    provider: &Provider,
+    chunked: bool,
+) -> Result<(), ()> {
+    loop {
+        match up.read_chunk(body, provider.idle_timeout).await {
+            Ok(Some(data)) => {
+                let sent = if chunked {
+                    conn.wbuf.clear();
+                    http1::write_chunk(&mut conn.wbuf, &data);
+                    conn.flush().await
+                } else {
+                    conn.write_bytes(data).await
+                };
+                if sent.is_err() {
+                    return Err(());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                crate::log::warn(format_args!("provider `{}` body failed: {e}", provider.name));
+                return Err(());
+            }
+        }
+    }
+    if chunked {
+        conn.wbuf.clear();
+        conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+        conn.flush().await.map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+/// Does this event end the stream in `format`? OpenAI: `data: [DONE]` or an error object;
+/// Anthropic: `message_stop` or `error`.
+fn is_terminal(format: Format, ev: &sse::Event) -> bool {
+    let data = ev.data.as_deref().unwrap_or_default().trim_ascii_start();
+    match format {
+        Format::OpenAi => data == b"[DONE]" || data.starts_with(b"{\"error\""),
+        Format::Anthropic => matches!(ev.event_type(), b"message_stop" | b"error"),
+    }
+}
+
+async fn relay_sse(
+    conn: &mut ClientConn,
+    format: Format,
+    up: &mut Conn,
+    body: &mut BodyCodec,
+    provider: &Provider,
+    chunked: bool,
+) -> Result<(), ()> {
+    let mut dec = sse::Decoder::new(MAX_SSE_EVENT_BYTES);
+    let mut terminated = false;
+    let failure = loop {
+        match up.read_chunk(body, provider.idle_timeout).await {
+            Ok(Some(data)) => {
+                dec.push(data);
+                conn.wbuf.clear();
+                loop {
+                    match dec.next_event() {
+                        Ok(Some(ev)) => {
+                            terminated |= is_terminal(format, &ev);
+                            frame(&mut conn.wbuf, &ev.raw, chunked);
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            let e = Error::new(
+                                ErrorKind::UpstreamProtocol,
+                                format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
+                            );
+                            return finish_with_error(conn, format, &e, chunked).await;
+                        }
+                    }
+                }
+                if conn.flush().await.is_err() {
+                    return Err(());
+                }
+            }
+            Ok(None) => {
+                if terminated {
+                    break None;
+                }
+                break Some(Error::new(
+                    ErrorKind::UpstreamReset,
+                    "provider stream ended before its final event",
+                ));
+            }
+            Err(e) => break Some(e),
+        }
+    };
+    match failure {
+        None => {
+            if chunked {
+                conn.wbuf.clear();
+                conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+                conn.flush().await.map_err(|_| ())?;
+            }
+            Ok(())
+        }
+        Some(e) => {
+            crate::log::warn(format_args!("provider `{}` stream failed: {e}", provider.name));
+            if terminated {
+                // The client already has a complete stream; just end the body.
+                if chunked {
+                    conn.wbuf.clear();
+                    conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+                    let _ = conn.flush().await;
+                }
+                return Err(());
+            }
+            finish_with_error(conn, format, &e, chunked).await
+        }
+    }
+}
+
+/// Write the in-stream error frame and end the body cleanly. Returns Err: the upstream
+/// connection is not reusable.
+async fn finish_with_error(conn: &mut ClientConn, format: Format, e: &Error, chunked: bool) -> Result<(), ()> {
+    let mut ev = Vec::with_capacity(160);
+    e.write_sse_frame(format, &mut ev);
+    conn.wbuf.clear();
+    frame(&mut conn.wbuf, &ev, chunked);
+    if chunked {
+        conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+    }
+    let _ = conn.flush().await;
+    Err(())
+}
+
+fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if chunked {
+        http1::write_chunk(out, data);
+    } else {
+        out.extend_from_slice(data);
+    }
+}

@@ -1,0 +1,244 @@
+//! One client connection's IO: owned read/write buffers kept across awaits (monoio's rent
+//! model), request heads and bodies read under the configured bounds and deadlines.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use crate::config::ServerConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http1::{self, BodyDecoder, BodyEvent, Framing, HeadError, RequestHead};
+
+/// Bytes requested from the kernel per read when the buffer runs low.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// Why no request head came.
+pub enum HeadOutcome {
+    /// The client closed (or went idle past the keep-alive timeout) between requests: close quietly.
+    Closed,
+    /// Something to answer with an error, then close. Carries whatever bytes of the head arrived
+    /// (to guess the client's format).
+    Failed(Error, Bytes),
+}
+
+/// A client connection and its reusable buffers; `S` is a TCP or TLS stream.
+pub struct ClientConn<S = TcpStream> {
+    stream: S,
+    rbuf: BytesMut,
+    /// Scratch for building what we write; reused for every response on this connection.
+    pub wbuf: Vec<u8>,
+    /// Set once a write failed: the client is gone.
+    pub broken: bool,
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
+    /// Wrap an accepted stream.
+    pub fn new(stream: S) -> Self {
+        ClientConn {
+            stream,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(4096),
+            broken: false,
+        }
+    }
+
+    /// Read more bytes into the read buffer. Ok(0) = EOF.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        let buf = std::mem::take(&mut self.rbuf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (res, slice) = self.stream.read(buf.slice_mut(len..cap)).await;
+        self.rbuf = slice.into_inner();
+        res
+    }
+
+    /// `fill` bounded by a deadline; `Err(None)` = timed out.
+    async fn fill_until(&mut self, deadline: Instant) -> std::result::Result<usize, Option<io::Error>> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(None);
+        }
+        match monoio::time::timeout(deadline - now, self.fill()).await {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(Some(e)),
+            Err(_) => Err(None),
+        }
+    }
+
+    /// Read the next request head. Waits up to the keep-alive timeout for its first byte, then
+    /// up to the header-read timeout for the rest (a slowloris client is cut off there).
+    pub async fn read_head(&mut self, cfg: &ServerConfig) -> std::result::Result<RequestHead, HeadOutcome> {
+        let mut deadline = None;
+        loop {
+            if !self.rbuf.is_empty() {
+                match http1::parse_request_head(&mut self.rbuf, http1::MAX_HEAD_BYTES) {
+                    Ok(Some(head)) => return Ok(head),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let seen = self.rbuf.split().freeze();
+                        return Err(HeadOutcome::Failed(head_error(&e), seen));
+                    }
+                }
+            }
+            let d = match deadline {
+                Some(d) => d,
+                None if self.rbuf.is_empty() => Instant::now() + cfg.keepalive_timeout,
+                None => {
+                    let d = Instant::now() + cfg.header_read_timeout;
+                    deadline = Some(d);
+                    d
+                }
+            };
+            match self.fill_until(d).await {
+                Ok(0) => {
+                    if self.rbuf.is_empty() {
+                        return Err(HeadOutcome::Closed);
+                    }
+                    let seen = self.rbuf.split().freeze();
+                    return Err(HeadOutcome::Failed(
+                        Error::new(ErrorKind::BadRequest, "connection closed mid-request"),
+                        seen,
+                    ));
+                }
+                Ok(_) => {
+                    if deadline.is_none() {
+                        deadline = Some(Instant::now() + cfg.header_read_timeout);
+                    }
+                }
+                Err(Some(_)) => return Err(HeadOutcome::Closed),
+                Err(None) if deadline.is_none() => return Err(HeadOutcome::Closed),
+                Err(None) => {
+                    let seen = self.rbuf.split().freeze();
+                    return Err(HeadOutcome::Failed(
+                        Error::new(
+                            ErrorKind::HeaderTimeout,
+                            format!(
+                                "request head not received within {} ms",
+                                cfg.header_read_timeout.as_millis()
+                            ),
+                        ),
+                        seen,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Read the whole body of `head`, bounded by `max` bytes and `idle` silence between reads.
+    /// A Content-Length body is handed out zero-copy; a chunked one is gathered.
+    pub async fn read_body(&mut self, head: &RequestHead, max: usize, idle: Duration) -> Result<Bytes> {
+        match head.framing() {
+            Framing::None => Ok(Bytes::new()),
+            Framing::Length(n) => {
+                let n = usize::try_from(n).ok().filter(|n| *n <= max).ok_or_else(|| too_large(max))?;
+                if head.expects_continue() && self.rbuf.len() < n {
+                    self.write_raw(http1::CONTINUE_100).await?;
+                }
+                if self.rbuf.capacity() < n {
+                    self.rbuf.reserve(n - self.rbuf.len());
+                }
+                while self.rbuf.len() < n {
+                    self.fill_body(idle).await?;
+                }
+                Ok(self.rbuf.split_to(n).freeze())
+            }
+            Framing::Chunked => {
+                if head.expects_continue() && self.rbuf.is_empty() {
+                    self.write_raw(http1::CONTINUE_100).await?;
+                }
+                let mut dec = BodyDecoder::new(Framing::Chunked);
+                let mut body = BytesMut::new();
+                loop {
+                    match dec.decode(&mut self.rbuf) {
+                        Ok(BodyEvent::Data(d)) => {
+                            if body.len() + d.len() > max {
+                                return Err(too_large(max));
+                            }
+                            body.extend_from_slice(&d);
+                        }
+                        Ok(BodyEvent::End) => return Ok(body.freeze()),
+                        Ok(BodyEvent::NeedMore) => self.fill_body(idle).await?,
+                        Err(e) => {
+                            return Err(Error::new(
+                                ErrorKind::BadRequest,
+                                format!("malformed chunked request body: {e:?}"),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn fill_body(&mut self, idle: Duration) -> Result<()> {
+        match self.fill_until(Instant::now() + idle).await {
+            Ok(0) => Err(Error::new(ErrorKind::BadRequest, "connection closed before the body was complete")),
+            Ok(_) => Ok(()),
+            Err(Some(e)) => Err(Error::new(ErrorKind::BadRequest, "connection failed while reading the body").with_cause(e)),
+            Err(None) => Err(Error::new(
+                ErrorKind::BodyTimeout,
+                format!("request body stalled for {} ms", idle.as_millis()),
+            )),
+        }
+    }
+
+    /// Write `wbuf` and clear it.
+    pub async fn flush(&mut self) -> Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.wbuf);
+        let (res, mut buf) = self.stream.write_all(buf).await;
+        buf.clear();
+        self.wbuf = buf;
+        self.check_write(res)
+    }
+
+    /// Write shared bytes without copying them.
+    pub async fn write_bytes(&mut self, data: Bytes) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let (res, _) = self.stream.write_all(data).await;
+        self.check_write(res)
+    }
+
+    async fn write_raw(&mut self, data: &'static [u8]) -> Result<()> {
+        let (res, _) = self.stream.write_all(data).await;
+        self.check_write(res)
+    }
+
+    fn check_write(&mut self, res: io::Result<usize>) -> Result<()> {
+        res.map(|_| ()).map_err(|e| {
+            self.broken = true;
+            Error::new(ErrorKind::BadRequest, "client connection closed").with_cause(e)
+        })
+    }
+}
+
+fn too_large(max: usize) -> Error {
+    Error::new(
+        ErrorKind::BodyTooLarge,
+        format!("request body exceeds the gateway limit of {max} bytes"),
+    )
+}
+
+fn head_error(e: &HeadError) -> Error {
+    let kind = match e.status() {
+        431 => ErrorKind::HeadTooLarge,
+        _ => ErrorKind::BadRequest,
+    };
+    let msg = match e {
+        HeadError::TooLarge => format!("request head exceeds {} bytes", http1::MAX_HEAD_BYTES),
+        HeadError::TooManyHeaders => format!("more than {} request headers", http1::MAX_HEADERS),
+        HeadError::LengthAndChunked => "Content-Length together with Transfer-Encoding is not allowed".to_owned(),
+        other => format!("malformed request: {other}"),
+    };
+    Error::new(kind, msg)
+}
