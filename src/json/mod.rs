@@ -11,9 +11,9 @@
 //! [`inspect_request`] serves with the faster of the two, as measured by `benches/json.rs`.
 //!
 //! Both parsers apply these rules:
-//! 1. The document must be valid JSON. It must be UTF-8, have no trailing bytes, escape
-//!    surrogates in pairs, use numbers that fit an `f64`, and nest less than [`MAX_JSON_DEPTH`]
-//!    deep.
+//! 1. The document must be valid JSON (RFC 8259). It must be UTF-8, have no trailing bytes,
+//!    escape surrogates in pairs, and nest at most [`MAX_JSON_DEPTH`] deep. Numbers are
+//!    checked for shape only, as the upstream decides what magnitude it accepts.
 //! 2. The top-level value must be an object.
 //! 3. Keys are compared after unescaping, so `"mod\u0065l"` is `model`, as the upstream reads it.
 //! 4. Keys nested deeper than the top level are never looked at.
@@ -33,10 +33,9 @@ pub use serde_path::inspect_request_serde;
 pub use simd_path::{inspect_request_simd, SimdScratch};
 
 /// Deepest container nesting a body may have. The top-level object counts as level 1.
-///
-/// serde_json's built-in recursion limit (128) rejects the 128th level, so 127 is the deepest
-/// nesting both parsers can accept. simd-json is configured to the same value.
-pub const MAX_JSON_DEPTH: usize = 127;
+/// This matches serde_json's default recursion limit. simd-json gets the same limit through
+/// `Buffers::with_max_depth`, and the serde path checks depth itself (see `serde_path`).
+pub const MAX_JSON_DEPTH: usize = 128;
 
 /// Why a request body was refused. Every variant is the client's fault and maps to a 400.
 ///
@@ -48,7 +47,7 @@ pub enum JsonError {
     /// The document is not valid JSON. The text is the parser's message, which includes a line
     /// and column.
     Syntax(String),
-    /// The document nests deeper than [`MAX_JSON_DEPTH`].
+    /// The document is valid apart from nesting deeper than [`MAX_JSON_DEPTH`].
     TooDeep,
     /// The document is valid JSON, but its top-level value is not an object.
     NotObject,
@@ -202,7 +201,7 @@ mod unit_tests {
         );
         assert_eq!(
             JsonError::TooDeep.to_string(),
-            "request body is not valid JSON: nested deeper than 127 levels"
+            "request body is not valid JSON: nested deeper than 128 levels"
         );
         assert_eq!(JsonError::MissingModel.to_string(), "request body has no `model` field");
         assert_eq!(JsonError::StreamNotBool.to_string(), "`stream` must be a boolean");

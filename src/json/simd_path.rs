@@ -69,9 +69,9 @@ pub(super) enum Refusal {
 ///
 /// If simd-json refuses the document, the serde_json parser decides instead. This has two
 /// uses. First, error messages get serde_json's line and column. simd-json reports a
-/// structural index, which a client cannot use. Second, the two parsers agree on integers
-/// outside the i64/u64 range. simd-json rejects those without its `big-int-as-float`
-/// feature, while serde_json reads them as `f64`.
+/// structural index, which a client cannot use. Second, the two parsers agree on numbers.
+/// simd-json rejects integers outside the i64/u64 range (without its `big-int-as-float`
+/// feature) and exponents beyond the `f64` range. The rules check numbers for shape only.
 pub fn inspect_request_simd(
     body: &[u8],
     scratch: &mut SimdScratch,

@@ -324,11 +324,12 @@ async fn exchange(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // Build the request first: a missing credential must not cost a connect.
+        let req = upstream_request(provider, ex, path)?;
         let mut up = match ctx.pool.take(provider_index) {
             Some(c) => c,
             None => Conn::connect(provider, &ctx.dns).await?,
         };
-        let req = upstream_request(provider, ex, path)?;
         let r = match up.send(req, body.clone()).await {
             Ok(()) => up.read_head(provider.first_byte_timeout).await,
             Err(e) => Err(e),

@@ -51,7 +51,7 @@ pub(super) async fn relay(
         _ if client_http10 => {
             // An HTTP/1.0 client cannot take chunked: delimit by closing.
             ex.keep_alive = false;
-            ResponseBody::Empty
+            ResponseBody::CloseDelimited
         }
         _ => ResponseBody::Chunked,
     };

@@ -61,7 +61,11 @@ mod tests {
     #[test]
     fn frames_have_the_provider_shape() {
         let mut out = Vec::new();
-        write_event(&mut out, Some("message_stop"), b"{\"type\":\"message_stop\"}");
+        write_event(
+            &mut out,
+            Some("message_stop"),
+            b"{\"type\":\"message_stop\"}",
+        );
         write_event(&mut out, None, b"[DONE]");
         assert_eq!(
             out,

@@ -319,6 +319,11 @@ impl Conn {
 
     /// The next body chunk (`None` at the end), or an error after `idle` of silence.
     pub async fn read_chunk(&mut self, body: &mut BodyCodec, idle: Duration) -> Result<Option<Bytes>> {
+        // monoio-codec only consults the decoder when bytes are buffered; a finished body
+        // must not wait for bytes that will never come.
+        if body.is_done() {
+            return Ok(None);
+        }
         let next = async {
             match &mut self.codec {
                 Codec::Plain(c) => c.framed_mut().next_with(body).await,

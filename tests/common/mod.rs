@@ -1,0 +1,403 @@
+//! Test harness: start the real `ringway` binary (gateway and mock provider) on 127.0.0.1:0,
+//! find their ports from the log, and talk raw HTTP/1.1 to them over std sockets.
+//! `RINGWAY_TEST_DRIVER=epoll|io_uring` picks the driver for every process started here.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a process may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Socket read timeout for test clients: generous, a failing test should fail, not hang.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringway")
+}
+
+/// The driver under test (`auto` when unset).
+pub fn driver() -> String {
+    std::env::var("RINGWAY_TEST_DRIVER").unwrap_or_else(|_| "auto".into())
+}
+
+/// A running child process that is killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: mpsc::Receiver<String>,
+    /// The log line that announced the address.
+    pub banner: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Log lines so far.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+/// Spawn `cmd` and wait for a stderr line containing `marker` followed by `http(s)://ADDR`.
+pub fn spawn_and_wait(mut cmd: Command, marker: &str) -> Proc {
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn ringway");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var("RINGWAY_TEST_ECHO").is_ok() {
+                eprintln!("[child] {line}");
+            }
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(i) = line.find(marker) {
+                    let rest = &line[i + marker.len()..];
+                    let rest = rest.trim_start();
+                    let rest = rest
+                        .strip_prefix("http://")
+                        .or_else(|| rest.strip_prefix("https://"))
+                        .unwrap_or(rest);
+                    let addr_text: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    let addr = addr_text.parse().unwrap_or_else(|_| panic!("bad addr in {line:?}"));
+                    return Proc { child, addr, log: rx, banner: line.clone() };
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                let status = child.try_wait().ok().flatten();
+                panic!("process did not start (exit {status:?}); log:\n{}", seen.join("\n"));
+            }
+        }
+    }
+}
+
+/// Start the mock provider with extra flags.
+pub fn mock(extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(bin());
+    cmd.args(["mock-upstream", "--listen", "127.0.0.1:0", "--driver", &driver()]);
+    cmd.args(extra);
+    spawn_and_wait(cmd, "mock provider listening on")
+}
+
+static CONFIG_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique temp file path for this test process.
+pub fn temp_path(name: &str) -> PathBuf {
+    let n = CONFIG_SEQ.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ringway-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{n}-{name}"))
+}
+
+/// Write `toml` to a temp file and return its path.
+pub fn write_config(toml: &str) -> PathBuf {
+    let p = temp_path("config.toml");
+    std::fs::write(&p, toml).unwrap();
+    p
+}
+
+/// Start the gateway with `toml` (a `[server]` table is prepended unless the text has one;
+/// listen and driver are always forced).
+pub fn gateway(toml: &str) -> Proc {
+    gateway_env(toml, &[])
+}
+
+pub fn gateway_env(toml: &str, env: &[(&str, &str)]) -> Proc {
+    let text = if toml.contains("[server]") {
+        toml.to_owned()
+    } else {
+        format!("[server]\nworkers = 2\n\n{toml}")
+    };
+    let path = write_config(&text);
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--config"]).arg(&path);
+    cmd.args(["--listen", "127.0.0.1:0", "--driver", &driver()]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    spawn_and_wait(cmd, "listening on")
+}
+
+/// Providers `mo` (openai kind) and `ma` (anthropic kind) on `mock`, routes `gpt` and `claude`.
+pub fn standard_providers(mock: &Proc) -> String {
+    format!(
+        r#"
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "http://{0}/v1"
+api_key_env = "RW_TEST_OPENAI_KEY"
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "http://{0}"
+api_key_env = "RW_TEST_ANTHROPIC_KEY"
+
+[[route]]
+model = "gpt"
+targets = ["mo/mock-gpt-up"]
+
+[[route]]
+model = "claude"
+targets = ["ma/mock-claude-up"]
+"#,
+        mock.addr
+    )
+}
+
+pub const PROVIDER_KEYS: &[(&str, &str)] = &[
+    ("RW_TEST_OPENAI_KEY", "sk-provider-openai"),
+    ("RW_TEST_ANTHROPIC_KEY", "sk-provider-anthropic"),
+];
+
+/// Mock + gateway with the standard providers and `extra` config.
+pub fn setup(extra: &str) -> (Proc, Proc) {
+    let m = mock(&[]);
+    let g = gateway_env(&format!("{extra}\n{}", standard_providers(&m)), PROVIDER_KEYS);
+    (m, g)
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub chunked: bool,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A client connection that reads responses incrementally (keep-alive, pipelining, streams).
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client { stream, buf: Vec::new() }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Read more bytes; false on EOF.
+    fn fill(&mut self) -> bool {
+        let mut tmp = [0u8; 16384];
+        match self.stream.read(&mut tmp) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&tmp[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// True once the peer closed the connection (reads EOF, after any buffered bytes).
+    pub fn is_closed(&mut self) -> bool {
+        !self.fill()
+    }
+
+    /// Read one response head; returns (status, headers).
+    pub fn read_head(&mut self) -> Option<(u16, Vec<(String, String)>)> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&self.buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = resp.code.unwrap();
+                    let hs = resp
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                        .collect();
+                    self.buf.drain(..n);
+                    if status == 100 {
+                        continue;
+                    }
+                    return Some((status, hs));
+                }
+                Ok(httparse::Status::Partial) => {
+                    if !self.fill() {
+                        return None;
+                    }
+                }
+                Err(e) => panic!("bad response head: {e}: {:?}", String::from_utf8_lossy(&self.buf)),
+            }
+        }
+    }
+
+    /// Read one whole response.
+    pub fn read_response(&mut self) -> Option<Response> {
+        let (status, headers) = self.read_head()?;
+        let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let chunked = get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let body = if chunked {
+            let mut body = Vec::new();
+            while let Some(chunk) = self.read_chunk() {
+                body.extend_from_slice(&chunk);
+            }
+            body
+        } else if let Some(len) = get("content-length") {
+            let len: usize = len.parse().unwrap();
+            while self.buf.len() < len {
+                assert!(self.fill(), "EOF inside a content-length body");
+            }
+            self.buf.drain(..len).collect()
+        } else {
+            while self.fill() {}
+            std::mem::take(&mut self.buf)
+        };
+        Some(Response { status, headers, body, chunked })
+    }
+
+    /// Read one chunk of a chunked body; None at the last chunk.
+    pub fn read_chunk(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let size_line = String::from_utf8_lossy(&self.buf[..i]).to_string();
+                let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+                    .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
+                if size == 0 {
+                    while !self.buf.starts_with(b"0\r\n\r\n") {
+                        assert!(self.fill(), "EOF in last chunk");
+                    }
+                    self.buf.drain(..5);
+                    return None;
+                }
+                while self.buf.len() < i + 2 + size + 2 {
+                    assert!(self.fill(), "EOF inside a chunk");
+                }
+                let data = self.buf[i + 2..i + 2 + size].to_vec();
+                assert_eq!(&self.buf[i + 2 + size..i + 4 + size], b"\r\n");
+                self.buf.drain(..i + 4 + size);
+                return Some(data);
+            }
+            assert!(self.fill(), "EOF before the last chunk");
+        }
+    }
+}
+
+/// Build a POST request.
+pub fn post(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut r = format!("POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len());
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    r.push_str(body);
+    r.into_bytes()
+}
+
+pub fn get(path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut r = format!("GET {path} HTTP/1.1\r\nhost: test\r\n");
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    r.into_bytes()
+}
+
+/// One request on a fresh connection.
+pub fn request(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut c = Client::connect(addr);
+    c.send_raw(raw);
+    c.read_response().expect("no response")
+}
+
+pub fn openai_body(model: &str, prompt: &str, stream: bool) -> String {
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": prompt}],
+    })
+    .to_string()
+}
+
+pub fn anthropic_body(model: &str, prompt: &str, stream: bool) -> String {
+    serde_json::json!({
+        "model": model,
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": prompt}],
+    })
+    .to_string()
+}
+
+/// What the mock recorded (`GET /mock/requests`).
+pub fn mock_requests(mock: &Proc) -> Vec<serde_json::Value> {
+    let r = request(mock.addr, &get("/mock/requests", &[]));
+    assert_eq!(r.status, 200);
+    r.json().as_array().unwrap().clone()
+}
+
+/// Split an SSE body into (event, data) pairs.
+pub fn sse_events(body: &[u8]) -> Vec<(Option<String>, String)> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let mut event = None;
+        let mut data = Vec::new();
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                event = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.trim_start().to_owned());
+            }
+        }
+        if event.is_some() || !data.is_empty() {
+            out.push((event, data.join("\n")));
+        }
+    }
+    out
+}

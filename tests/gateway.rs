@@ -1,0 +1,714 @@
+//! End-to-end tests of the gateway core: the real binary, the real mock provider, real sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+// ---------- same-format chat, both endpoints, streaming and not ----------
+
+#[test]
+fn openai_non_streaming_rewrites_model_and_swaps_credentials() {
+    let (m, g) = setup("");
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[("authorization", "Bearer client-secret")],
+            &openai_body("gpt", "hello there friend", false),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("hello there friend"));
+    assert_eq!(r.header("x-ringway-provider"), Some("mo"));
+    assert_eq!(r.header("x-ringway-model"), Some("mock-gpt-up"));
+    assert!(r.header("x-ringway-request-id").unwrap().starts_with("rw-"));
+
+    let seen = mock_requests(&m);
+    assert_eq!(seen.len(), 1);
+    let req = &seen[0];
+    assert_eq!(req["path"], "/v1/chat/completions");
+    assert_eq!(req["headers"]["authorization"], "Bearer sk-provider-openai");
+    let body: serde_json::Value = serde_json::from_str(req["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["model"], "mock-gpt-up");
+    assert_eq!(body["messages"][0]["content"], "hello there friend");
+    assert!(!req.to_string().contains("client-secret"), "client key leaked upstream: {req}");
+}
+
+#[test]
+fn openai_streaming_relays_every_event() {
+    let (_m, g) = setup("");
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &openai_body("gpt", "one two three", true)),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.chunked);
+    assert!(r.header("content-type").unwrap().starts_with("text/event-stream"));
+    let events = sse_events(&r.body);
+    assert!(events.len() > 5, "{events:?}");
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let text: String = events
+        .iter()
+        .filter(|(_, d)| d != "[DONE]")
+        .filter_map(|(_, d)| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert!(text.contains("one two three"), "{text}");
+}
+
+#[test]
+fn anthropic_non_streaming_and_headers_forwarded() {
+    let (m, g) = setup("");
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[
+                ("x-api-key", "client-secret"),
+                ("anthropic-version", "2023-06-01"),
+                ("anthropic-beta", "tools-2099-01-01"),
+            ],
+            &anthropic_body("claude", "hi there", false),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["model"], "mock-claude-up");
+    let seen = mock_requests(&m);
+    let req = &seen[0];
+    assert_eq!(req["path"], "/v1/messages");
+    assert_eq!(req["headers"]["x-api-key"], "sk-provider-anthropic");
+    assert_eq!(req["headers"]["anthropic-version"], "2023-06-01");
+    assert_eq!(req["headers"]["anthropic-beta"], "tools-2099-01-01");
+    assert!(!req.to_string().contains("client-secret"));
+}
+
+#[test]
+fn anthropic_version_defaults_when_client_sends_none() {
+    let (m, g) = setup("");
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "hi", false)));
+    assert_eq!(r.status, 200);
+    assert_eq!(mock_requests(&m)[0]["headers"]["anthropic-version"], "2023-06-01");
+}
+
+#[test]
+fn anthropic_streaming_relays_events_in_order() {
+    let (_m, g) = setup("");
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "stream me", true)));
+    assert_eq!(r.status, 200);
+    let events = sse_events(&r.body);
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_deref().unwrap_or("")).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    assert!(names.contains(&"content_block_delta"));
+}
+
+#[test]
+fn events_reach_the_client_as_they_arrive() {
+    // 200 ms between tokens: the first token must arrive long before the stream ends.
+    let (_m, g) = setup("");
+    let mut c = Client::connect(g.addr);
+    let start = Instant::now();
+    c.send_raw(&post(
+        "/v1/chat/completions",
+        &[],
+        &openai_body("gpt", "mock:tokens=6 mock:itl=200", true),
+    ));
+    let (status, _) = c.read_head().unwrap();
+    assert_eq!(status, 200);
+    let mut first_content = None;
+    let mut chunks = 0;
+    while let Some(chunk) = c.read_chunk() {
+        chunks += 1;
+        if first_content.is_none() && String::from_utf8_lossy(&chunk).contains("\"content\":\"w") {
+            first_content = Some(start.elapsed());
+        }
+    }
+    let total = start.elapsed();
+    let first = first_content.expect("no content event");
+    assert!(chunks >= 6);
+    // Six tokens 200 ms apart take ≥ 1 s; a buffering relay would deliver the first at the end.
+    assert!(total >= Duration::from_millis(1000), "total {total:?}");
+    assert!(total - first >= Duration::from_millis(800), "first token at {first:?}, end at {total:?}");
+}
+
+#[test]
+fn count_tokens_passes_through_to_anthropic() {
+    let (m, g) = setup("");
+    let r = request(
+        g.addr,
+        &post("/v1/messages/count_tokens", &[], r#"{"model":"claude","messages":[{"role":"user","content":"count me"}]}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(mock_requests(&m)[0]["path"], "/v1/messages/count_tokens");
+}
+
+#[test]
+fn escaped_model_key_is_still_rewritten() {
+    let (m, g) = setup("");
+    let body = r#"{"mod\u0065l":"gpt","messages":[{"role":"user","content":"x","model":"inner"}],"metadata":{"model":"keep"}}"#;
+    let r = request(g.addr, &post("/v1/chat/completions", &[], body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = mock_requests(&m)[0]["body"].as_str().unwrap().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(v["model"], "mock-gpt-up");
+    assert_eq!(v["messages"][0]["model"], "inner");
+    assert_eq!(v["metadata"]["model"], "keep");
+    // Only the model value changed, byte for byte.
+    assert_eq!(sent, body.replace("\"gpt\"", "\"mock-gpt-up\""));
+}
+
+#[test]
+fn duplicate_model_keys_are_refused() {
+    let (m, g) = setup("");
+    let body = r#"{"model":"gpt","model":"claude","messages":[]}"#;
+    let r = request(g.addr, &post("/v1/chat/completions", &[], body));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert!(mock_requests(&m).is_empty());
+}
+
+#[test]
+fn invalid_json_is_a_client_format_400() {
+    let (_m, g) = setup("");
+    let r = request(g.addr, &post("/v1/messages", &[], r#"{"model":"claude","messages":[}"#));
+    assert_eq!(r.status, 400);
+    let v = r.json();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let r = request(g.addr, &post("/v1/chat/completions", &[], r#"["model"]"#));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]["message"].is_string());
+}
+
+// ---------- routing ----------
+
+#[test]
+fn unknown_model_is_404_in_each_format() {
+    let (m, g) = setup("");
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("nope", "x", false)));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("zz/model", "x", false)));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["type"], "not_found_error");
+    assert!(r.header("x-ringway-request-id").is_some());
+    assert!(mock_requests(&m).is_empty());
+}
+
+#[test]
+fn direct_provider_addressing() {
+    let (m, g) = setup("");
+    for (model, want) in [("mo/some-model", "some-model"), ("@mo/org/other", "org/other")] {
+        let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body(model, "x", false)));
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        assert_eq!(r.header("x-ringway-model"), Some(want));
+    }
+    let seen = mock_requests(&m);
+    let models: Vec<String> = seen
+        .iter()
+        .map(|r| serde_json::from_str::<serde_json::Value>(r["body"].as_str().unwrap()).unwrap()["model"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(models, ["some-model", "org/other"]);
+}
+
+#[test]
+fn format_mismatch_names_both_formats() {
+    let (m, g) = setup("");
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("gpt", "x", false)));
+    assert_eq!(r.status, 400);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("OpenAI Chat Completions") && msg.contains("Anthropic Messages"), "{msg}");
+    let r = request(g.addr, &post("/v1/messages/count_tokens", &[], r#"{"model":"gpt","messages":[]}"#));
+    assert_eq!(r.status, 400);
+    assert!(mock_requests(&m).is_empty());
+}
+
+#[test]
+fn models_health_ready_and_unknown_paths() {
+    let m = mock(&[]);
+    let cfg = format!(
+        "{}\n[[route]]\nmodel = \"vis\"\ntargets = [\"mo/x\"]\ncapabilities = {{ vision = true, context_window = 1000 }}\n",
+        standard_providers(&m)
+    );
+    let g = gateway_env(&cfg, PROVIDER_KEYS);
+    let r = request(g.addr, &get("/v1/models", &[]));
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["object"], "list");
+    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["gpt", "claude", "vis"]);
+    assert_eq!(v["data"][2]["capabilities"]["vision"], true);
+    assert_eq!(v["data"][2]["capabilities"]["context_window"], 1000);
+    assert!(v["data"][2]["capabilities"]["tools"].is_null());
+
+    let r = request(g.addr, &get("/healthz", &[]));
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    let r = request(g.addr, &get("/readyz", &[]));
+    assert_eq!(r.status, 200);
+    let r = request(g.addr, &get("/v2/nothing", &[]));
+    assert_eq!(r.status, 404);
+    assert!(r.header("x-ringway-request-id").is_some());
+    let r = request(g.addr, &get("/v1/chat/completions", &[]));
+    assert_eq!(r.status, 405);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("POST"));
+}
+
+// ---------- connection handling ----------
+
+#[test]
+fn keep_alive_downstream_and_upstream_reuse() {
+    let m = mock(&[]);
+    let g = gateway_env(&format!("[server]\nworkers = 1\n{}", standard_providers(&m)), PROVIDER_KEYS);
+    let mut c = Client::connect(g.addr);
+    let mut conns = Vec::new();
+    for i in 0..4 {
+        let body = if i % 2 == 0 { openai_body("gpt", "x", i == 2) } else { openai_body("gpt", "y", false) };
+        c.send_raw(&post("/v1/chat/completions", &[], &body));
+        let r = c.read_response().unwrap();
+        assert_eq!(r.status, 200);
+        conns.push(r.header("x-mock-conn").unwrap().to_owned());
+    }
+    // One upstream connection served all four (streamed and not).
+    assert!(conns.iter().all(|c| c == &conns[0]), "{conns:?}");
+    let seen = mock_requests(&m);
+    assert_eq!(seen.len(), 4);
+    assert!(seen.iter().all(|r| r["conn"] == seen[0]["conn"]));
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let (_m, g) = setup("");
+    let mut c = Client::connect(g.addr);
+    let mut all = post("/v1/chat/completions", &[], &openai_body("gpt", "first", false));
+    all.extend(get("/healthz", &[]));
+    all.extend(post("/v1/messages", &[], &anthropic_body("claude", "third", false)));
+    c.send_raw(&all);
+    let a = c.read_response().unwrap();
+    let b = c.read_response().unwrap();
+    let d = c.read_response().unwrap();
+    assert!(a.text().contains("first"));
+    assert_eq!(b.text(), "ok\n");
+    assert!(d.text().contains("third"));
+}
+
+#[test]
+fn chunked_request_body() {
+    let (m, g) = setup("");
+    let body = openai_body("gpt", "chunked hello", false);
+    let (a, b) = body.split_at(10);
+    let raw = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n{:x};ext=1\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\ntrailer: x\r\n\r\n",
+        a.len(),
+        b.len()
+    );
+    let r = request(g.addr, raw.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent: serde_json::Value = serde_json::from_str(mock_requests(&m)[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["messages"][0]["content"], "chunked hello");
+}
+
+#[test]
+fn expect_100_continue() {
+    let (_m, g) = setup("");
+    let body = openai_body("gpt", "expecting", false);
+    let mut c = Client::connect(g.addr);
+    c.send_raw(
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    c.send_raw(body.as_bytes());
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn http10_client_gets_a_close_delimited_stream() {
+    let (_m, g) = setup("");
+    let body = openai_body("gpt", "old client", true);
+    let raw = format!("POST /v1/chat/completions HTTP/1.0\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+    let r = request(g.addr, raw.as_bytes());
+    assert_eq!(r.status, 200);
+    assert!(!r.chunked);
+    assert!(r.text().ends_with("data: [DONE]\n\n"), "{}", r.text());
+}
+
+#[test]
+fn large_body_relayed_with_content_length() {
+    let (_m, g) = setup("");
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "mock:big=300000", false)));
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() >= 300_000, "{}", r.body.len());
+    assert_eq!(r.header("content-length").unwrap().parse::<usize>().unwrap(), r.body.len());
+    r.json();
+}
+
+// ---------- limits ----------
+
+#[test]
+fn oversized_head_is_431() {
+    let (_m, g) = setup("");
+    let mut c = Client::connect(g.addr);
+    let big = "a".repeat(70 * 1024);
+    // The gateway answers and closes as soon as the bound is passed; it may close before it
+    // reads all of what we send, so ignore write errors.
+    let _ = c.stream.write_all(format!("POST /v1/messages HTTP/1.1\r\nx-big: {big}\r\n\r\n").as_bytes());
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 431);
+    assert_eq!(r.json()["type"], "error", "Anthropic path gets an Anthropic error");
+}
+
+#[test]
+fn oversized_body_is_413_and_never_sent_upstream() {
+    let (m, g) = setup("[server]\nworkers = 1\nmax_body_bytes = 1000\n");
+    let body = openai_body("gpt", &"x".repeat(2000), false);
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &body));
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["code"], "request_too_large");
+    // Chunked bodies are bounded too.
+    let raw = format!("POST /v1/messages HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    let mut c = Client::connect(g.addr);
+    let _ = c.stream.write_all(raw.as_bytes());
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["type"], "request_too_large");
+    assert!(mock_requests(&m).is_empty());
+}
+
+#[test]
+fn content_length_with_transfer_encoding_is_refused() {
+    let (m, g) = setup("");
+    let raw = b"POST /v1/chat/completions HTTP/1.1\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
+    let mut c = Client::connect(g.addr);
+    c.send_raw(raw);
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 400);
+    assert!(c.is_closed(), "connection must close after a framing error");
+    assert!(mock_requests(&m).is_empty());
+}
+
+#[test]
+fn slowloris_is_cut_off() {
+    let (_m, g) = setup("[server]\nworkers = 1\nheader_read_timeout_ms = 300\n");
+    let mut c = Client::connect(g.addr);
+    let start = Instant::now();
+    c.send_raw(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n");
+    // Keep trickling header bytes slower than the deadline allows.
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(150));
+        if c.stream.write_all(b"x-slow: 1\r\n").is_err() {
+            break;
+        }
+    }
+    let r = c.read_response();
+    let elapsed = start.elapsed();
+    if let Some(r) = r {
+        assert_eq!(r.status, 408);
+    }
+    assert!(c.is_closed());
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[test]
+fn idle_keepalive_connection_is_closed() {
+    let (_m, g) = setup("[server]\nworkers = 1\nkeepalive_timeout_ms = 200\n");
+    let mut c = Client::connect(g.addr);
+    c.send_raw(&get("/healthz", &[]));
+    assert_eq!(c.read_response().unwrap().status, 200);
+    let start = Instant::now();
+    assert!(c.is_closed());
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+// ---------- gateway keys ----------
+
+fn keyed_setup() -> (Proc, Proc) {
+    let m = mock(&[]);
+    // sha256("team-a-key")
+    let hash = {
+        let d = ring::digest::digest(&ring::digest::SHA256, b"team-a-key");
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let cfg = format!(
+        r#"{}
+[[key]]
+name = "team-a"
+sha256 = "{hash}"
+
+[[key]]
+name = "team-b"
+key_env = "RW_TEST_TEAM_B"
+routes = ["claude", "mo/*"]
+"#,
+        standard_providers(&m)
+    );
+    let mut env = PROVIDER_KEYS.to_vec();
+    env.push(("RW_TEST_TEAM_B", "team-b-key"));
+    let g = gateway_env(&cfg, &env);
+    (m, g)
+}
+
+#[test]
+fn gateway_keys_are_enforced_in_both_formats() {
+    let (m, g) = keyed_setup();
+    let o = openai_body("gpt", "x", false);
+    let a = anthropic_body("claude", "x", false);
+    // Missing and wrong keys: 401, nothing upstream.
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &o));
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["code"], "invalid_api_key");
+    let r = request(g.addr, &post("/v1/messages", &[("x-api-key", "wrong")], &a));
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["type"], "authentication_error");
+    let r = request(g.addr, &get("/v1/models", &[]));
+    assert_eq!(r.status, 401);
+    assert!(mock_requests(&m).is_empty(), "upstream was called without a valid key");
+
+    // Right keys, either header style, either endpoint.
+    let r = request(g.addr, &post("/v1/chat/completions", &[("authorization", "Bearer team-a-key")], &o));
+    assert_eq!(r.status, 200);
+    let r = request(g.addr, &post("/v1/messages", &[("x-api-key", "team-b-key")], &a));
+    assert_eq!(r.status, 200);
+    let r = request(g.addr, &post("/v1/chat/completions", &[("x-api-key", "team-b-key")], &openai_body("mo/any", "x", false)));
+    assert_eq!(r.status, 200);
+    // team-b may not use `gpt`.
+    let r = request(g.addr, &post("/v1/chat/completions", &[("authorization", "Bearer team-b-key")], &o));
+    assert_eq!(r.status, 403);
+    assert_eq!(mock_requests(&m).len(), 3);
+    // Neither the gateway key nor its hash went upstream.
+    for req in mock_requests(&m) {
+        let s = req.to_string();
+        assert!(!s.contains("team-a-key") && !s.contains("team-b-key"), "{s}");
+    }
+}
+
+// ---------- upstream failures ----------
+
+#[test]
+fn upstream_refused_is_502_in_client_format() {
+    // Bind and drop a listener to get a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = format!(
+        "[[provider]]\nname = \"dead\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:{port}\"\n\n[[route]]\nmodel = \"m\"\ntargets = [\"dead/x\"]\n"
+    );
+    let g = gateway(&cfg);
+    let start = Instant::now();
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("m", "x", true)));
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"]["type"], "api_error");
+    assert_eq!(r.header("x-ringway-provider"), Some("dead"));
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn upstream_reset_before_response_is_502() {
+    let (_m, g) = setup("");
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "mock:reset", false)));
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "server_error");
+}
+
+#[test]
+fn upstream_reset_mid_stream_ends_with_an_error_event() {
+    let (_m, g) = setup("");
+    for (path, body, anthropic) in [
+        ("/v1/chat/completions", openai_body("gpt", "mock:reset", true), false),
+        ("/v1/messages", anthropic_body("claude", "mock:reset", true), true),
+    ] {
+        let r = request(g.addr, &post(path, &[], &body));
+        assert_eq!(r.status, 200);
+        assert!(r.chunked, "stream must end with a proper last chunk");
+        let events = sse_events(&r.body);
+        let (name, data) = events.last().unwrap();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        if anthropic {
+            assert_eq!(name.as_deref(), Some("error"));
+            assert_eq!(v["type"], "error");
+        } else {
+            assert!(v["error"]["message"].is_string(), "{v}");
+        }
+        assert!(events.len() >= 2, "some tokens came before the reset");
+    }
+}
+
+#[test]
+fn upstream_stall_before_head_times_out_with_504() {
+    let (_m, g) = setup("[upstream]\nfirst_byte_timeout_ms = 400\n");
+    let start = Instant::now();
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "mock:stall", false)));
+    assert_eq!(r.status, 504);
+    assert_eq!(r.json()["error"]["type"], "timeout_error");
+    let el = start.elapsed();
+    assert!(el >= Duration::from_millis(350) && el < Duration::from_secs(5), "{el:?}");
+}
+
+#[test]
+fn upstream_stall_mid_stream_ends_with_an_error_event() {
+    let (_m, g) = setup("[upstream]\nidle_timeout_ms = 400\n");
+    let start = Instant::now();
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "mock:stall", true)));
+    assert_eq!(r.status, 200);
+    let events = sse_events(&r.body);
+    let v: serde_json::Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("silent"), "{v}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn upstream_error_status_and_body_pass_through_unchanged() {
+    let (m, g) = setup("");
+    let direct = request(m.addr, &post("/v1/messages", &[], &anthropic_body("x", "mock:status=429", false)));
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "mock:status=429", false)));
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), direct.header("retry-after"));
+    assert!(r.header("retry-after").is_some());
+    let (mut a, mut b) = (r.json(), direct.json());
+    // Bodies are identical except for ids the mock derives from the request body.
+    a.as_object_mut().unwrap().remove("request_id");
+    b.as_object_mut().unwrap().remove("request_id");
+    assert_eq!(a, b);
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "mock:status=500", false)));
+    assert_eq!(r.status, 500);
+    assert!(r.json()["error"].is_object());
+}
+
+#[test]
+fn upstream_midstream_error_event_passes_through() {
+    let (_m, g) = setup("");
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "mock:midstream_error", true)));
+    assert_eq!(r.status, 200);
+    let events = sse_events(&r.body);
+    let errors: Vec<_> = events.iter().filter(|(e, _)| e.as_deref() == Some("error")).collect();
+    assert_eq!(errors.len(), 1, "exactly the provider's error event, no second one: {events:?}");
+    let v: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
+    assert_eq!(v["error"]["type"], "overloaded_error");
+}
+
+#[test]
+fn missing_provider_key_is_a_clear_500() {
+    let m = mock(&[]);
+    let g = gateway(&standard_providers(&m)); // provider key env vars not set
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "x", false)));
+    assert_eq!(r.status, 500);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("RW_TEST_OPENAI_KEY"));
+    assert!(mock_requests(&m).is_empty());
+}
+
+// ---------- TLS upstream ----------
+
+#[test]
+fn https_upstream_with_ca_file() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let cert_path = common::temp_path("leaf.pem");
+    let key_path = common::temp_path("leaf.key");
+    let ca_path = common::temp_path("ca.pem");
+    std::fs::write(&cert_path, leaf.pem() + &ca.pem()).unwrap();
+    std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let m = mock(&["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()]);
+    let port = m.addr.port();
+    let cfg = format!(
+        r#"[[provider]]
+name = "secure"
+kind = "openai"
+base_url = "https://localhost:{port}/v1"
+ca_file = "{}"
+
+[[provider]]
+name = "untrusted"
+kind = "openai"
+base_url = "https://localhost:{port}/v1"
+
+[[route]]
+model = "s"
+targets = ["secure/tls-model"]
+
+[[route]]
+model = "u"
+targets = ["untrusted/tls-model"]
+"#,
+        ca_path.display()
+    );
+    let g = gateway(&cfg);
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("s", "over tls", true)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("[DONE]"));
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("u", "over tls", false)));
+    assert_eq!(r.status, 502);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("TLS"), "{}", r.text());
+}
+
+// ---------- commands ----------
+
+#[test]
+fn check_prints_routes_or_the_first_error() {
+    let good = write_config(
+        "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\n[[route]]\nmodel = \"fast\"\ntargets = [\"p/m1\"]\n",
+    );
+    let out = Command::new(bin()).args(["check", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fast") && text.contains("p/m1"), "{text}");
+
+    let bad = write_config(
+        "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\n[[route]]\nmodel = \"fast\"\ntargets = [\"q/m1\"]\n",
+    );
+    for cmd in ["check", "serve"] {
+        let out = Command::new(bin()).args([cmd, "--config"]).arg(&bad).output().unwrap();
+        assert!(!out.status.success(), "{cmd} accepted a bad config");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{}:8: route[0].targets[0]: unknown provider \"q\"", bad.display())),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+#[test]
+fn default_config_serves_the_demo_routes() {
+    let mut cmd = Command::new(bin());
+    cmd.args(["--listen", "127.0.0.1:0", "--driver", &driver()]);
+    cmd.env_remove("OPENAI_API_KEY").env_remove("ANTHROPIC_API_KEY");
+    let g = spawn_and_wait(cmd, "listening on");
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("demo-gpt", "demo", false)));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("demo-claude", "demo", true)));
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("message_stop"));
+    // Real providers without keys: a clear error, no network call.
+    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("anthropic/claude-x", "x", false)));
+    assert_eq!(r.status, 500);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("ANTHROPIC_API_KEY"));
+}
+
+#[test]
+fn log_names_the_driver() {
+    for (flag, want) in [("epoll", "driver epoll"), ("io_uring", "driver io_uring")] {
+        let mut cmd = Command::new(bin());
+        cmd.args(["--listen", "127.0.0.1:0", "--driver", flag]);
+        let g = spawn_and_wait(cmd, "listening on");
+        assert!(g.banner.contains(want), "{}", g.banner);
+    }
+}
