@@ -163,9 +163,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamTls
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol => 502,
-            ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => {
-                504
-            }
+            ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => 504,
             ErrorKind::ProviderCredentials | ErrorKind::Internal => 500,
         }
     }
@@ -183,7 +181,7 @@ impl ErrorKind {
     /// `error.type` in an OpenAI-format body.
     fn openai_type(self) -> &'static str {
         match self.status() {
-            401 | 403 | 404 | 400..=499 => "invalid_request_error",
+            400..=499 => "invalid_request_error",
             _ => "server_error",
         }
     }

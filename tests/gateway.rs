@@ -26,7 +26,10 @@ fn openai_non_streaming_rewrites_model_and_swaps_credentials() {
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["object"], "chat.completion");
-    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("hello there friend"));
+    assert!(v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("hello there friend"));
     assert_eq!(r.header("x-ringway-provider"), Some("mo"));
     assert_eq!(r.header("x-ringway-model"), Some("mock-gpt-up"));
     assert!(r.header("x-ringway-request-id").unwrap().starts_with("rw-"));
@@ -39,7 +42,10 @@ fn openai_non_streaming_rewrites_model_and_swaps_credentials() {
     let body: serde_json::Value = serde_json::from_str(req["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["model"], "mock-gpt-up");
     assert_eq!(body["messages"][0]["content"], "hello there friend");
-    assert!(!req.to_string().contains("client-secret"), "client key leaked upstream: {req}");
+    assert!(
+        !req.to_string().contains("client-secret"),
+        "client key leaked upstream: {req}"
+    );
 }
 
 #[test]
@@ -47,11 +53,18 @@ fn openai_streaming_relays_every_event() {
     let (_m, g) = setup("");
     let r = request(
         g.addr,
-        &post("/v1/chat/completions", &[], &openai_body("gpt", "one two three", true)),
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("gpt", "one two three", true),
+        ),
     );
     assert_eq!(r.status, 200);
     assert!(r.chunked);
-    assert!(r.header("content-type").unwrap().starts_with("text/event-stream"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
     let events = sse_events(&r.body);
     assert!(events.len() > 5, "{events:?}");
     assert_eq!(events.last().unwrap().1, "[DONE]");
@@ -59,7 +72,11 @@ fn openai_streaming_relays_every_event() {
         .iter()
         .filter(|(_, d)| d != "[DONE]")
         .filter_map(|(_, d)| serde_json::from_str::<serde_json::Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert!(text.contains("one two three"), "{text}");
 }
@@ -95,18 +112,34 @@ fn anthropic_non_streaming_and_headers_forwarded() {
 #[test]
 fn anthropic_version_defaults_when_client_sends_none() {
     let (m, g) = setup("");
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "hi", false)));
+    let r = request(
+        g.addr,
+        &post("/v1/messages", &[], &anthropic_body("claude", "hi", false)),
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(mock_requests(&m)[0]["headers"]["anthropic-version"], "2023-06-01");
+    assert_eq!(
+        mock_requests(&m)[0]["headers"]["anthropic-version"],
+        "2023-06-01"
+    );
 }
 
 #[test]
 fn anthropic_streaming_relays_events_in_order() {
     let (_m, g) = setup("");
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "stream me", true)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("claude", "stream me", true),
+        ),
+    );
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
-    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_deref().unwrap_or("")).collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|(e, _)| e.as_deref().unwrap_or(""))
+        .collect();
     assert_eq!(names.first(), Some(&"message_start"));
     assert_eq!(names.last(), Some(&"message_stop"));
     assert!(names.contains(&"content_block_delta"));
@@ -138,7 +171,10 @@ fn events_reach_the_client_as_they_arrive() {
     assert!(chunks >= 6);
     // Six tokens 200 ms apart take ≥ 1 s; a buffering relay would deliver the first at the end.
     assert!(total >= Duration::from_millis(1000), "total {total:?}");
-    assert!(total - first >= Duration::from_millis(800), "first token at {first:?}, end at {total:?}");
+    assert!(
+        total - first >= Duration::from_millis(800),
+        "first token at {first:?}, end at {total:?}"
+    );
 }
 
 #[test]
@@ -146,7 +182,11 @@ fn count_tokens_passes_through_to_anthropic() {
     let (m, g) = setup("");
     let r = request(
         g.addr,
-        &post("/v1/messages/count_tokens", &[], r#"{"model":"claude","messages":[{"role":"user","content":"count me"}]}"#),
+        &post(
+            "/v1/messages/count_tokens",
+            &[],
+            r#"{"model":"claude","messages":[{"role":"user","content":"count me"}]}"#,
+        ),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
@@ -181,7 +221,10 @@ fn duplicate_model_keys_are_refused() {
 #[test]
 fn invalid_json_is_a_client_format_400() {
     let (_m, g) = setup("");
-    let r = request(g.addr, &post("/v1/messages", &[], r#"{"model":"claude","messages":[}"#));
+    let r = request(
+        g.addr,
+        &post("/v1/messages", &[], r#"{"model":"claude","messages":[}"#),
+    );
     assert_eq!(r.status, 400);
     let v = r.json();
     assert_eq!(v["type"], "error");
@@ -196,10 +239,20 @@ fn invalid_json_is_a_client_format_400() {
 #[test]
 fn unknown_model_is_404_in_each_format() {
     let (m, g) = setup("");
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("nope", "x", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("nope", "x", false),
+        ),
+    );
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "model_not_found");
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("zz/model", "x", false)));
+    let r = request(
+        g.addr,
+        &post("/v1/messages", &[], &anthropic_body("zz/model", "x", false)),
+    );
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["type"], "not_found_error");
     assert!(r.header("x-ringway-request-id").is_some());
@@ -209,15 +262,26 @@ fn unknown_model_is_404_in_each_format() {
 #[test]
 fn direct_provider_addressing() {
     let (m, g) = setup("");
-    for (model, want) in [("mo/some-model", "some-model"), ("@mo/org/other", "org/other")] {
-        let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body(model, "x", false)));
+    for (model, want) in [
+        ("mo/some-model", "some-model"),
+        ("@mo/org/other", "org/other"),
+    ] {
+        let r = request(
+            g.addr,
+            &post("/v1/chat/completions", &[], &openai_body(model, "x", false)),
+        );
         assert_eq!(r.status, 200, "{model}: {}", r.text());
         assert_eq!(r.header("x-ringway-model"), Some(want));
     }
     let seen = mock_requests(&m);
     let models: Vec<String> = seen
         .iter()
-        .map(|r| serde_json::from_str::<serde_json::Value>(r["body"].as_str().unwrap()).unwrap()["model"].as_str().unwrap().to_owned())
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r["body"].as_str().unwrap()).unwrap()["model"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(models, ["some-model", "org/other"]);
 }
@@ -225,11 +289,24 @@ fn direct_provider_addressing() {
 #[test]
 fn format_mismatch_names_both_formats() {
     let (m, g) = setup("");
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("gpt", "x", false)));
+    let r = request(
+        g.addr,
+        &post("/v1/messages", &[], &anthropic_body("gpt", "x", false)),
+    );
     assert_eq!(r.status, 400);
     let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(msg.contains("OpenAI Chat Completions") && msg.contains("Anthropic Messages"), "{msg}");
-    let r = request(g.addr, &post("/v1/messages/count_tokens", &[], r#"{"model":"gpt","messages":[]}"#));
+    assert!(
+        msg.contains("OpenAI Chat Completions") && msg.contains("Anthropic Messages"),
+        "{msg}"
+    );
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages/count_tokens",
+            &[],
+            r#"{"model":"gpt","messages":[]}"#,
+        ),
+    );
     assert_eq!(r.status, 400);
     assert!(mock_requests(&m).is_empty());
 }
@@ -246,7 +323,12 @@ fn models_health_ready_and_unknown_paths() {
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["object"], "list");
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["gpt", "claude", "vis"]);
     assert_eq!(v["data"][2]["capabilities"]["vision"], true);
     assert_eq!(v["data"][2]["capabilities"]["context_window"], 1000);
@@ -261,7 +343,10 @@ fn models_health_ready_and_unknown_paths() {
     assert!(r.header("x-ringway-request-id").is_some());
     let r = request(g.addr, &get("/v1/chat/completions", &[]));
     assert_eq!(r.status, 405);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("POST"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("POST"));
 }
 
 // ---------- connection handling ----------
@@ -269,11 +354,18 @@ fn models_health_ready_and_unknown_paths() {
 #[test]
 fn keep_alive_downstream_and_upstream_reuse() {
     let m = mock(&[]);
-    let g = gateway_env(&format!("[server]\nworkers = 1\n{}", standard_providers(&m)), PROVIDER_KEYS);
+    let g = gateway_env(
+        &format!("[server]\nworkers = 1\n{}", standard_providers(&m)),
+        PROVIDER_KEYS,
+    );
     let mut c = Client::connect(g.addr);
     let mut conns = Vec::new();
     for i in 0..4 {
-        let body = if i % 2 == 0 { openai_body("gpt", "x", i == 2) } else { openai_body("gpt", "y", false) };
+        let body = if i % 2 == 0 {
+            openai_body("gpt", "x", i == 2)
+        } else {
+            openai_body("gpt", "y", false)
+        };
         c.send_raw(&post("/v1/chat/completions", &[], &body));
         let r = c.read_response().unwrap();
         assert_eq!(r.status, 200);
@@ -290,9 +382,17 @@ fn keep_alive_downstream_and_upstream_reuse() {
 fn pipelined_requests_are_answered_in_order() {
     let (_m, g) = setup("");
     let mut c = Client::connect(g.addr);
-    let mut all = post("/v1/chat/completions", &[], &openai_body("gpt", "first", false));
+    let mut all = post(
+        "/v1/chat/completions",
+        &[],
+        &openai_body("gpt", "first", false),
+    );
     all.extend(get("/healthz", &[]));
-    all.extend(post("/v1/messages", &[], &anthropic_body("claude", "third", false)));
+    all.extend(post(
+        "/v1/messages",
+        &[],
+        &anthropic_body("claude", "third", false),
+    ));
     c.send_raw(&all);
     let a = c.read_response().unwrap();
     let b = c.read_response().unwrap();
@@ -314,7 +414,8 @@ fn chunked_request_body() {
     );
     let r = request(g.addr, raw.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
-    let sent: serde_json::Value = serde_json::from_str(mock_requests(&m)[0]["body"].as_str().unwrap()).unwrap();
+    let sent: serde_json::Value =
+        serde_json::from_str(mock_requests(&m)[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(sent["messages"][0]["content"], "chunked hello");
 }
 
@@ -340,7 +441,10 @@ fn expect_100_continue() {
 fn http10_client_gets_a_close_delimited_stream() {
     let (_m, g) = setup("");
     let body = openai_body("gpt", "old client", true);
-    let raw = format!("POST /v1/chat/completions HTTP/1.0\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+    let raw = format!(
+        "POST /v1/chat/completions HTTP/1.0\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
     let r = request(g.addr, raw.as_bytes());
     assert_eq!(r.status, 200);
     assert!(!r.chunked);
@@ -350,10 +454,23 @@ fn http10_client_gets_a_close_delimited_stream() {
 #[test]
 fn large_body_relayed_with_content_length() {
     let (_m, g) = setup("");
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "mock:big=300000", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("gpt", "mock:big=300000", false),
+        ),
+    );
     assert_eq!(r.status, 200);
     assert!(r.body.len() >= 300_000, "{}", r.body.len());
-    assert_eq!(r.header("content-length").unwrap().parse::<usize>().unwrap(), r.body.len());
+    assert_eq!(
+        r.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        r.body.len()
+    );
     r.json();
 }
 
@@ -366,10 +483,16 @@ fn oversized_head_is_431() {
     let big = "a".repeat(70 * 1024);
     // The gateway answers and closes as soon as the bound is passed; it may close before it
     // reads all of what we send, so ignore write errors.
-    let _ = c.stream.write_all(format!("POST /v1/messages HTTP/1.1\r\nx-big: {big}\r\n\r\n").as_bytes());
+    let _ = c
+        .stream
+        .write_all(format!("POST /v1/messages HTTP/1.1\r\nx-big: {big}\r\n\r\n").as_bytes());
     let r = c.read_response().unwrap();
     assert_eq!(r.status, 431);
-    assert_eq!(r.json()["type"], "error", "Anthropic path gets an Anthropic error");
+    assert_eq!(
+        r.json()["type"],
+        "error",
+        "Anthropic path gets an Anthropic error"
+    );
 }
 
 #[test]
@@ -441,7 +564,10 @@ fn keyed_setup() -> (Proc, Proc) {
     // sha256("team-a-key")
     let hash = {
         let d = ring::digest::digest(&ring::digest::SHA256, b"team-a-key");
-        d.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     let cfg = format!(
         r#"{}
@@ -476,23 +602,53 @@ fn gateway_keys_are_enforced_in_both_formats() {
     assert_eq!(r.json()["error"]["type"], "authentication_error");
     let r = request(g.addr, &get("/v1/models", &[]));
     assert_eq!(r.status, 401);
-    assert!(mock_requests(&m).is_empty(), "upstream was called without a valid key");
+    assert!(
+        mock_requests(&m).is_empty(),
+        "upstream was called without a valid key"
+    );
 
     // Right keys, either header style, either endpoint.
-    let r = request(g.addr, &post("/v1/chat/completions", &[("authorization", "Bearer team-a-key")], &o));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[("authorization", "Bearer team-a-key")],
+            &o,
+        ),
+    );
     assert_eq!(r.status, 200);
-    let r = request(g.addr, &post("/v1/messages", &[("x-api-key", "team-b-key")], &a));
+    let r = request(
+        g.addr,
+        &post("/v1/messages", &[("x-api-key", "team-b-key")], &a),
+    );
     assert_eq!(r.status, 200);
-    let r = request(g.addr, &post("/v1/chat/completions", &[("x-api-key", "team-b-key")], &openai_body("mo/any", "x", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[("x-api-key", "team-b-key")],
+            &openai_body("mo/any", "x", false),
+        ),
+    );
     assert_eq!(r.status, 200);
     // team-b may not use `gpt`.
-    let r = request(g.addr, &post("/v1/chat/completions", &[("authorization", "Bearer team-b-key")], &o));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[("authorization", "Bearer team-b-key")],
+            &o,
+        ),
+    );
     assert_eq!(r.status, 403);
     assert_eq!(mock_requests(&m).len(), 3);
     // Neither the gateway key nor its hash went upstream.
     for req in mock_requests(&m) {
         let s = req.to_string();
-        assert!(!s.contains("team-a-key") && !s.contains("team-b-key"), "{s}");
+        assert!(
+            !s.contains("team-a-key") && !s.contains("team-b-key"),
+            "{s}"
+        );
     }
 }
 
@@ -501,13 +657,20 @@ fn gateway_keys_are_enforced_in_both_formats() {
 #[test]
 fn upstream_refused_is_502_in_client_format() {
     // Bind and drop a listener to get a port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = format!(
         "[[provider]]\nname = \"dead\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:{port}\"\n\n[[route]]\nmodel = \"m\"\ntargets = [\"dead/x\"]\n"
     );
     let g = gateway(&cfg);
     let start = Instant::now();
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("m", "x", true)));
+    let r = request(
+        g.addr,
+        &post("/v1/messages", &[], &anthropic_body("m", "x", true)),
+    );
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"]["type"], "api_error");
     assert_eq!(r.header("x-ringway-provider"), Some("dead"));
@@ -517,7 +680,14 @@ fn upstream_refused_is_502_in_client_format() {
 #[test]
 fn upstream_reset_before_response_is_502() {
     let (_m, g) = setup("");
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "mock:reset", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("gpt", "mock:reset", false),
+        ),
+    );
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.json()["error"]["type"], "server_error");
 }
@@ -526,8 +696,16 @@ fn upstream_reset_before_response_is_502() {
 fn upstream_reset_mid_stream_ends_with_an_error_event() {
     let (_m, g) = setup("");
     for (path, body, anthropic) in [
-        ("/v1/chat/completions", openai_body("gpt", "mock:reset", true), false),
-        ("/v1/messages", anthropic_body("claude", "mock:reset", true), true),
+        (
+            "/v1/chat/completions",
+            openai_body("gpt", "mock:reset", true),
+            false,
+        ),
+        (
+            "/v1/messages",
+            anthropic_body("claude", "mock:reset", true),
+            true,
+        ),
     ] {
         let r = request(g.addr, &post(path, &[], &body));
         assert_eq!(r.status, 200);
@@ -549,30 +727,64 @@ fn upstream_reset_mid_stream_ends_with_an_error_event() {
 fn upstream_stall_before_head_times_out_with_504() {
     let (_m, g) = setup("[upstream]\nfirst_byte_timeout_ms = 400\n");
     let start = Instant::now();
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "mock:stall", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("claude", "mock:stall", false),
+        ),
+    );
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["error"]["type"], "timeout_error");
     let el = start.elapsed();
-    assert!(el >= Duration::from_millis(350) && el < Duration::from_secs(5), "{el:?}");
+    assert!(
+        el >= Duration::from_millis(350) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
 }
 
 #[test]
 fn upstream_stall_mid_stream_ends_with_an_error_event() {
     let (_m, g) = setup("[upstream]\nidle_timeout_ms = 400\n");
     let start = Instant::now();
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "mock:stall", true)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("gpt", "mock:stall", true),
+        ),
+    );
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
     let v: serde_json::Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("silent"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("silent"),
+        "{v}"
+    );
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
 fn upstream_error_status_and_body_pass_through_unchanged() {
     let (m, g) = setup("");
-    let direct = request(m.addr, &post("/v1/messages", &[], &anthropic_body("x", "mock:status=429", false)));
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "mock:status=429", false)));
+    let direct = request(
+        m.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("x", "mock:status=429", false),
+        ),
+    );
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("claude", "mock:status=429", false),
+        ),
+    );
     assert_eq!(r.status, 429);
     assert_eq!(r.header("retry-after"), direct.header("retry-after"));
     assert!(r.header("retry-after").is_some());
@@ -581,7 +793,14 @@ fn upstream_error_status_and_body_pass_through_unchanged() {
     a.as_object_mut().unwrap().remove("request_id");
     b.as_object_mut().unwrap().remove("request_id");
     assert_eq!(a, b);
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "mock:status=500", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("gpt", "mock:status=500", false),
+        ),
+    );
     assert_eq!(r.status, 500);
     assert!(r.json()["error"].is_object());
 }
@@ -589,11 +808,25 @@ fn upstream_error_status_and_body_pass_through_unchanged() {
 #[test]
 fn upstream_midstream_error_event_passes_through() {
     let (_m, g) = setup("");
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("claude", "mock:midstream_error", true)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("claude", "mock:midstream_error", true),
+        ),
+    );
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
-    let errors: Vec<_> = events.iter().filter(|(e, _)| e.as_deref() == Some("error")).collect();
-    assert_eq!(errors.len(), 1, "exactly the provider's error event, no second one: {events:?}");
+    let errors: Vec<_> = events
+        .iter()
+        .filter(|(e, _)| e.as_deref() == Some("error"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "exactly the provider's error event, no second one: {events:?}"
+    );
     let v: serde_json::Value = serde_json::from_str(&errors[0].1).unwrap();
     assert_eq!(v["error"]["type"], "overloaded_error");
 }
@@ -602,9 +835,15 @@ fn upstream_midstream_error_event_passes_through() {
 fn missing_provider_key_is_a_clear_500() {
     let m = mock(&[]);
     let g = gateway(&standard_providers(&m)); // provider key env vars not set
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("gpt", "x", false)));
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &openai_body("gpt", "x", false)),
+    );
     assert_eq!(r.status, 500);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("RW_TEST_OPENAI_KEY"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("RW_TEST_OPENAI_KEY"));
     assert!(mock_requests(&m).is_empty());
 }
 
@@ -627,7 +866,12 @@ fn https_upstream_with_ca_file() {
     std::fs::write(&cert_path, leaf.pem() + &ca.pem()).unwrap();
     std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
     std::fs::write(&ca_path, ca.pem()).unwrap();
-    let m = mock(&["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()]);
+    let m = mock(&[
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
     let port = m.addr.port();
     let cfg = format!(
         r#"[[provider]]
@@ -652,12 +896,33 @@ targets = ["untrusted/tls-model"]
         ca_path.display()
     );
     let g = gateway(&cfg);
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("s", "over tls", true)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("s", "over tls", true),
+        ),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("[DONE]"));
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("u", "over tls", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("u", "over tls", false),
+        ),
+    );
     assert_eq!(r.status, 502);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("TLS"), "{}", r.text());
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TLS"),
+        "{}",
+        r.text()
+    );
 }
 
 // ---------- commands ----------
@@ -667,7 +932,11 @@ fn check_prints_routes_or_the_first_error() {
     let good = write_config(
         "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\n[[route]]\nmodel = \"fast\"\ntargets = [\"p/m1\"]\n",
     );
-    let out = Command::new(bin()).args(["check", "--config"]).arg(&good).output().unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("fast") && text.contains("p/m1"), "{text}");
@@ -676,11 +945,18 @@ fn check_prints_routes_or_the_first_error() {
         "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\n[[route]]\nmodel = \"fast\"\ntargets = [\"q/m1\"]\n",
     );
     for cmd in ["check", "serve"] {
-        let out = Command::new(bin()).args([cmd, "--config"]).arg(&bad).output().unwrap();
+        let out = Command::new(bin())
+            .args([cmd, "--config"])
+            .arg(&bad)
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{cmd} accepted a bad config");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains(&format!("{}:8: route[0].targets[0]: unknown provider \"q\"", bad.display())),
+            err.contains(&format!(
+                "{}:8: route[0].targets[0]: unknown provider \"q\"",
+                bad.display()
+            )),
             "{cmd}: {err}"
         );
     }
@@ -690,17 +966,42 @@ fn check_prints_routes_or_the_first_error() {
 fn default_config_serves_the_demo_routes() {
     let mut cmd = Command::new(bin());
     cmd.args(["--listen", "127.0.0.1:0", "--driver", &driver()]);
-    cmd.env_remove("OPENAI_API_KEY").env_remove("ANTHROPIC_API_KEY");
+    cmd.env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY");
     let g = spawn_and_wait(cmd, "listening on");
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("demo-gpt", "demo", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("demo-gpt", "demo", false),
+        ),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("demo-claude", "demo", true)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("demo-claude", "demo", true),
+        ),
+    );
     assert_eq!(r.status, 200);
     assert!(r.text().contains("message_stop"));
     // Real providers without keys: a clear error, no network call.
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("anthropic/claude-x", "x", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("anthropic/claude-x", "x", false),
+        ),
+    );
     assert_eq!(r.status, 500);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("ANTHROPIC_API_KEY"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ANTHROPIC_API_KEY"));
 }
 
 #[test]
@@ -711,4 +1012,104 @@ fn log_names_the_driver() {
         let g = spawn_and_wait(cmd, "listening on");
         assert!(g.banner.contains(want), "{}", g.banner);
     }
+}
+
+// ---------- upstream body framings the mock does not produce ----------
+
+/// A one-shot raw upstream: answers each connection's first request with `response`, then
+/// closes. Returns its address.
+fn raw_upstream(response: &'static [u8]) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(8) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = Vec::new();
+            let mut tmp = [0u8; 4096];
+            // Read the head and the Content-Length body.
+            loop {
+                let n = std::io::Read::read(&mut s, &mut tmp).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&tmp[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if buf.len() >= i + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(response);
+        }
+    });
+    addr
+}
+
+fn raw_gateway(upstream: std::net::SocketAddr) -> Proc {
+    gateway(&format!(
+        "[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{upstream}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+    ))
+}
+
+#[test]
+fn close_delimited_upstream_body_is_relayed() {
+    let up = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"id\":\"chatcmpl-raw\",\"object\":\"chat.completion\",\"choices\":[]}",
+    );
+    let g = raw_gateway(up);
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &openai_body("r", "x", false)),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.chunked, "an unknown-length body goes out chunked");
+    assert_eq!(r.json()["id"], "chatcmpl-raw");
+}
+
+#[test]
+fn upstream_chunk_extensions_and_trailers_are_accepted() {
+    let up = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+          1c;note=1\r\ndata: {\"choices\":[],\"a\":1}\n\n\r\n\
+          e\r\ndata: [DONE]\n\n\r\n\
+          0\r\nx-trailer: yes\r\n\r\n",
+    );
+    let g = raw_gateway(up);
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &openai_body("r", "x", true)),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        "data: {\"choices\":[],\"a\":1}\n\ndata: [DONE]\n\n"
+    );
+}
+
+#[test]
+fn upstream_event_split_across_chunks_is_never_half_sent() {
+    // The provider splits one event across two chunks and then dies: the client must get the
+    // first complete event, then the error event, and never the half event.
+    let up = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+          16\r\ndata: {\"choices\":[]}\n\n\r\n\
+          c\r\ndata: {\"choi\r\n",
+    );
+    let g = raw_gateway(up);
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &openai_body("r", "x", true)),
+    );
+    assert_eq!(r.status, 200);
+    let events = sse_events(&r.body);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].1, "{\"choices\":[]}");
+    let v: serde_json::Value = serde_json::from_str(&events[1].1).unwrap();
+    assert!(v["error"]["message"].is_string());
+    assert!(!r.text().contains("{\"choi\n"));
 }

@@ -468,7 +468,7 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[expect(clippy::unwrap_used, reason = "a test should fail loudly")]
 mod tests {
     use super::*;
     use std::ops::Range;

@@ -46,8 +46,9 @@ impl std::error::Error for SseError {}
 
 /// One complete event block: everything up to and including its terminating blank line.
 ///
-/// All `Bytes` fields are slices of `raw` (no copy) except `data` when the event has more
-/// than one `data` line, which needs the lines joined.
+/// The `Bytes` fields are slices of `raw` (no copy), except: `data` of an event with more
+/// than one `data` line (the lines must be joined), and `event` for the provider's
+/// well-known names, which are equal static `Bytes` (no refcount traffic).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Event {
     /// Exact wire bytes of the block, including the blank line and any stray blank lines

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command: every Rust test (unit, differential, golden, integration through the real
+# binary) on the io_uring driver, the integration tests again on epoll, then the official
+# OpenAI and Anthropic Python SDKs against the real binary on both drivers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo test (driver: io_uring)"
+RINGWAY_TEST_DRIVER=io_uring cargo test --locked --workspace
+
+echo "== integration tests again on the epoll driver"
+RINGWAY_TEST_DRIVER=epoll cargo test --locked --test gateway
+
+echo "== SDK conformance (venv: .venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+cargo build --locked --bin ringway
+for driver in io_uring epoll; do
+  echo "-- SDK tests on $driver"
+  RINGWAY_TEST_DRIVER=$driver RINGWAY_BIN="$PWD/target/debug/ringway" .venv/bin/python -m pytest -q tests/sdk
+done
