@@ -409,7 +409,12 @@ struct Compiler<'t> {
 }
 
 impl Compiler<'_> {
-    fn err(&self, span: Range<usize>, path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    fn err(
+        &self,
+        span: Range<usize>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.file.to_owned(),
             line: Some(line_of(self.text, span.start)),
@@ -423,7 +428,9 @@ impl Compiler<'_> {
         let up = &raw.upstream;
         let ms = Duration::from_millis;
         let connect = up.connect_timeout_ms.map_or(DEFAULT_CONNECT_TIMEOUT, ms);
-        let first_byte = up.first_byte_timeout_ms.map_or(DEFAULT_FIRST_BYTE_TIMEOUT, ms);
+        let first_byte = up
+            .first_byte_timeout_ms
+            .map_or(DEFAULT_FIRST_BYTE_TIMEOUT, ms);
         let idle = up.idle_timeout_ms.map_or(DEFAULT_IDLE_TIMEOUT, ms);
 
         let mut providers = Vec::with_capacity(raw.provider.len());
@@ -440,19 +447,24 @@ impl Compiler<'_> {
                 ));
             }
             if provider_index.insert(name.clone(), i).is_some() {
-                return Err(self.err(p.name.span(), format!("{path}.name"), format!("duplicate provider name {name:?}")));
+                return Err(self.err(
+                    p.name.span(),
+                    format!("{path}.name"),
+                    format!("duplicate provider name {name:?}"),
+                ));
             }
-            let kind = match p.kind.get_ref().as_str() {
-                "openai" => Format::OpenAi,
-                "anthropic" => Format::Anthropic,
-                other => {
-                    return Err(self.err(
+            let kind =
+                match p.kind.get_ref().as_str() {
+                    "openai" => Format::OpenAi,
+                    "anthropic" => Format::Anthropic,
+                    other => return Err(self.err(
                         p.kind.span(),
                         format!("{path}.kind"),
-                        format!("unknown provider kind {other:?}: expected \"openai\" or \"anthropic\""),
-                    ))
-                }
-            };
+                        format!(
+                            "unknown provider kind {other:?}: expected \"openai\" or \"anthropic\""
+                        ),
+                    )),
+                };
             let url = self.base_url(&p.base_url, &format!("{path}.base_url"))?;
             let tls = if url.tls {
                 let ca = p.ca_file.as_ref().map(|c| PathBuf::from(c.get_ref()));
@@ -463,7 +475,11 @@ impl Compiler<'_> {
                 Some(cfg)
             } else {
                 if let Some(ca) = &p.ca_file {
-                    return Err(self.err(ca.span(), format!("{path}.ca_file"), "ca_file needs an https base_url"));
+                    return Err(self.err(
+                        ca.span(),
+                        format!("{path}.ca_file"),
+                        "ca_file needs an https base_url",
+                    ));
                 }
                 None
             };
@@ -503,23 +519,39 @@ impl Compiler<'_> {
                 return Err(self.err(r.model.span(), format!("{path}.model"), "empty model name"));
             }
             if route_index.insert(model.clone(), i).is_some() {
-                return Err(self.err(r.model.span(), format!("{path}.model"), format!("duplicate route {model:?}")));
+                return Err(self.err(
+                    r.model.span(),
+                    format!("{path}.model"),
+                    format!("duplicate route {model:?}"),
+                ));
             }
             if r.targets.is_empty() {
-                return Err(self.err(sr.span(), format!("{path}.targets"), "a route needs at least one target"));
+                return Err(self.err(
+                    sr.span(),
+                    format!("{path}.targets"),
+                    "a route needs at least one target",
+                ));
             }
             let mut targets = Vec::with_capacity(r.targets.len());
             for (j, t) in r.targets.iter().enumerate() {
                 let tpath = format!("{path}.targets[{j}]");
                 let text = t.get_ref();
                 let Some((pname, tmodel)) = text.split_once('/') else {
-                    return Err(self.err(t.span(), tpath, format!("target {text:?} must read \"provider/model\"")));
+                    return Err(self.err(
+                        t.span(),
+                        tpath,
+                        format!("target {text:?} must read \"provider/model\""),
+                    ));
                 };
                 let Some(&provider) = provider_index.get(pname) else {
                     return Err(self.err(t.span(), tpath, format!("unknown provider {pname:?}")));
                 };
                 if tmodel.is_empty() {
-                    return Err(self.err(t.span(), tpath, format!("target {text:?} names no model")));
+                    return Err(self.err(
+                        t.span(),
+                        tpath,
+                        format!("target {text:?} names no model"),
+                    ));
                 }
                 targets.push(Target {
                     provider,
@@ -538,8 +570,9 @@ impl Compiler<'_> {
             let k = sk.get_ref();
             let path = format!("key[{i}]");
             let sha256 = match (&k.sha256, &k.key_env) {
-                (Some(h), None) => parse_sha256(h.get_ref())
-                    .ok_or_else(|| self.err(h.span(), format!("{path}.sha256"), "expected 64 hex digits"))?,
+                (Some(h), None) => parse_sha256(h.get_ref()).ok_or_else(|| {
+                    self.err(h.span(), format!("{path}.sha256"), "expected 64 hex digits")
+                })?,
                 (None, Some(var)) => match std::env::var(var.get_ref()) {
                     Ok(v) if !v.is_empty() => crate::auth::sha256(v.as_bytes()),
                     _ => {
@@ -551,7 +584,11 @@ impl Compiler<'_> {
                     }
                 },
                 _ => {
-                    return Err(self.err(sk.span(), path, "a key needs exactly one of `sha256` or `key_env`"));
+                    return Err(self.err(
+                        sk.span(),
+                        path,
+                        "a key needs exactly one of `sha256` or `key_env`",
+                    ));
                 }
             };
             keys.push(GatewayKey {
@@ -572,7 +609,10 @@ impl Compiler<'_> {
             provider_index,
             keys,
             translate: TranslateConfig {
-                default_max_tokens: raw.translate.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                default_max_tokens: raw
+                    .translate
+                    .default_max_tokens
+                    .unwrap_or(DEFAULT_MAX_TOKENS),
             },
             pool_idle_timeout: raw
                 .upstream
@@ -584,9 +624,15 @@ impl Compiler<'_> {
 
     fn server(&self, s: &raw::RawServer) -> Result<ServerConfig, ConfigError> {
         let listen = match &s.listen {
-            None => DEFAULT_LISTEN.parse().map_err(|_| self.err(0..0, "server.listen", "bad default"))?,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| self.err(0..0, "server.listen", "bad default"))?,
             Some(l) => l.get_ref().parse::<SocketAddr>().map_err(|_| {
-                self.err(l.span(), "server.listen", format!("{:?} is not IP:PORT", l.get_ref()))
+                self.err(
+                    l.span(),
+                    "server.listen",
+                    format!("{:?} is not IP:PORT", l.get_ref()),
+                )
             })?,
         };
         let workers = match &s.workers {
@@ -596,18 +642,19 @@ impl Compiler<'_> {
             }
             Some(w) => *w.get_ref(),
         };
-        let driver = match s.driver.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
-            None | Some(("auto", _)) => Driver::Auto,
-            Some(("io_uring", _)) => Driver::IoUring,
-            Some(("epoll", _)) => Driver::Epoll,
-            Some((other, span)) => {
-                return Err(self.err(
+        let driver =
+            match s.driver.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
+                None | Some(("auto", _)) => Driver::Auto,
+                Some(("io_uring", _)) => Driver::IoUring,
+                Some(("epoll", _)) => Driver::Epoll,
+                Some((other, span)) => return Err(self.err(
                     span,
                     "server.driver",
-                    format!("unknown driver {other:?}: expected \"auto\", \"io_uring\" or \"epoll\""),
-                ))
-            }
-        };
+                    format!(
+                        "unknown driver {other:?}: expected \"auto\", \"io_uring\" or \"epoll\""
+                    ),
+                )),
+            };
         let max_body_bytes = match &s.max_body_bytes {
             None => DEFAULT_MAX_BODY_BYTES,
             Some(m) if *m.get_ref() == 0 => {
@@ -623,7 +670,9 @@ impl Compiler<'_> {
             pin_workers: s.pin_workers.unwrap_or(true),
             uring_entries: s.uring_entries.unwrap_or(DEFAULT_URING_ENTRIES),
             max_body_bytes,
-            header_read_timeout: s.header_read_timeout_ms.map_or(DEFAULT_HEADER_READ_TIMEOUT, ms),
+            header_read_timeout: s
+                .header_read_timeout_ms
+                .map_or(DEFAULT_HEADER_READ_TIMEOUT, ms),
             body_read_timeout: s.body_read_timeout_ms.map_or(DEFAULT_BODY_READ_TIMEOUT, ms),
             keepalive_timeout: s.keepalive_timeout_ms.map_or(DEFAULT_KEEPALIVE_TIMEOUT, ms),
         })
@@ -642,9 +691,15 @@ impl Compiler<'_> {
         }
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
         if authority.as_str().contains('@') {
-            return Err(bad("credentials in the URL are not allowed; use api_key_env"));
+            return Err(bad(
+                "credentials in the URL are not allowed; use api_key_env",
+            ));
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         if host.is_empty() {
             return Err(bad("no host"));
         }
@@ -726,7 +781,10 @@ routes = ["fast", "o/*"]
         assert!(c.resolve("zz/model").is_none());
         assert!(c.resolve("o/").is_none());
         assert_eq!(c.providers[0].base_path, "");
-        assert_eq!(c.providers[1].path_for("/chat/completions"), "/v1/chat/completions");
+        assert_eq!(
+            c.providers[1].path_for("/chat/completions"),
+            "/v1/chat/completions"
+        );
         assert_eq!(c.providers[1].authority, "localhost:8080");
         let k = &c.keys[0];
         assert!(k.allows("fast") && k.allows("o/gpt") && k.allows("@o/gpt"));
@@ -739,8 +797,10 @@ routes = ["fast", "o/*"]
         let bad = GOOD.replace("\"a/claude-x\"", "\"zz/claude-x\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
         assert_eq!(e.path, "route[0].targets[0]");
-        assert_eq!(e.line, Some(16));
-        assert!(e.to_string().starts_with("t.toml:16: route[0].targets[0]: unknown provider"));
+        assert_eq!(e.line, Some(18));
+        assert!(e
+            .to_string()
+            .starts_with("t.toml:18: route[0].targets[0]: unknown provider"));
 
         let bad = GOOD.replace("workers = 2", "workers = 2\nlistn = \"x\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
@@ -752,13 +812,22 @@ routes = ["fast", "o/*"]
         assert_eq!(e.path, "provider[1].kind");
 
         let bad = GOOD.replace("http://localhost:8080/v1", "ftp://x");
-        assert_eq!(Config::from_toml(&bad, "t").unwrap_err().path, "provider[1].base_url");
+        assert_eq!(
+            Config::from_toml(&bad, "t").unwrap_err().path,
+            "provider[1].base_url"
+        );
 
         let bad = GOOD.replace("9f86d081", "zz86d081");
-        assert_eq!(Config::from_toml(&bad, "t").unwrap_err().path, "key[0].sha256");
+        assert_eq!(
+            Config::from_toml(&bad, "t").unwrap_err().path,
+            "key[0].sha256"
+        );
 
         let bad = GOOD.replace("name = \"o\"", "name = \"a\"");
-        assert!(Config::from_toml(&bad, "t").unwrap_err().message.contains("duplicate"));
+        assert!(Config::from_toml(&bad, "t")
+            .unwrap_err()
+            .message
+            .contains("duplicate"));
     }
 
     #[test]

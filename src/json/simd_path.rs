@@ -36,7 +36,7 @@ impl std::fmt::Debug for SimdScratch {
 }
 
 impl SimdScratch {
-    /// Creates scratch sized for [`SIMD_SCRATCH_INITIAL_BYTES`] bodies, with the depth limit
+    /// Creates scratch sized for 16 KiB bodies (it grows as needed), with the depth limit
     /// set to [`MAX_JSON_DEPTH`].
     pub fn new() -> Self {
         Self {
@@ -93,9 +93,10 @@ pub(super) fn collect(body: &[u8], scratch: &mut SimdScratch) -> Result<Collecte
     let base = scratch.copy.as_ptr() as usize;
 
     let mut tape = std::mem::replace(&mut scratch.tape, Tape(Vec::new())).reset();
-    let result = simd_json::fill_tape_padded(&mut scratch.copy, len, &mut scratch.buffers, &mut tape)
-        .map_err(|_| Refusal::Parse)
-        .and_then(|()| walk(&tape.0, body, base));
+    let result =
+        simd_json::fill_tape_padded(&mut scratch.copy, len, &mut scratch.buffers, &mut tape)
+            .map_err(|_| Refusal::Parse)
+            .and_then(|()| walk(&tape.0, body, base));
     scratch.tape = tape.reset();
 
     if len > SIMD_SCRATCH_RETAIN_BYTES {

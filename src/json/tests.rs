@@ -147,7 +147,9 @@ impl RefParser<'_> {
                 return None;
             }
         }
-        Some(J::Num(String::from_utf8(self.b[start..self.i].to_vec()).ok()?))
+        Some(J::Num(
+            String::from_utf8(self.b[start..self.i].to_vec()).ok()?,
+        ))
     }
 
     fn hex4(&mut self) -> Option<u32> {
@@ -277,9 +279,17 @@ fn check(body: &[u8], scratch: &mut SimdScratch) -> Result<RequestInfo, JsonErro
     let serde = inspect_request_serde(body);
     let simd = inspect_request_simd(body, scratch);
     assert_eq!(serde, simd, "serde vs simd on {shown}");
-    assert_eq!(inspect_request(body), serde, "inspect_request on {shown}");
+    assert_eq!(
+        inspect_request(body, scratch),
+        serde,
+        "inspect_request on {shown}"
+    );
     let want = reference(body);
-    assert_eq!(class(&serde), class(&want), "vs reference on {shown}: {serde:?} / {want:?}");
+    assert_eq!(
+        class(&serde),
+        class(&want),
+        "vs reference on {shown}: {serde:?} / {want:?}"
+    );
 
     // simd-json must never accept what the reference rejects. When the reference accepts a
     // document, simd-json must too, except for numbers it cannot represent.
@@ -316,7 +326,11 @@ fn check(body: &[u8], scratch: &mut SimdScratch) -> Result<RequestInfo, JsonErro
                     }
                 }
             }
-            assert_eq!(ref_parse(&spliced), Ok(expected), "splice of {new:?} into {shown}");
+            assert_eq!(
+                ref_parse(&spliced),
+                Ok(expected),
+                "splice of {new:?} into {shown}"
+            );
             if let Some(original) = &original {
                 let mut expected = original.clone();
                 expected["model"] = Value::String((*new).to_owned());
@@ -339,13 +353,13 @@ fn has_extreme_number(body: &[u8]) -> bool {
     let long_run = body
         .split(|b| !b.is_ascii_digit())
         .any(|run| run.len() >= 19);
-    let big_exponent = body.windows(4).any(|w| {
-        matches!(w[0], b'e' | b'E')
-            && w[1..]
-                .iter()
-                .filter(|b| b.is_ascii_digit())
-                .count()
-                >= 3
+    let big_exponent = body.iter().enumerate().any(|(i, b)| {
+        let rest = body.get(i + 1..).unwrap_or_default();
+        let rest = rest
+            .strip_prefix(b"+")
+            .or(rest.strip_prefix(b"-"))
+            .unwrap_or(rest);
+        matches!(b, b'e' | b'E') && rest.iter().take_while(|d| d.is_ascii_digit()).count() >= 3
     });
     long_run || big_exponent
 }
@@ -385,7 +399,10 @@ fn finds_model_in_realistic_requests() {
     let info = ok(&chat_request(r#""fast""#, "true"));
     assert_eq!(info.model, "fast");
     assert!(info.stream);
-    let info = ok(&chat_request(r#""gpt\u002d4o \"x\" \\ 模型 \ud83d\ude00""#, "false"));
+    let info = ok(&chat_request(
+        r#""gpt\u002d4o \"x\" \\ 模型 \ud83d\ude00""#,
+        "false",
+    ));
     assert_eq!(info.model, "gpt-4o \"x\" \\ 模型 😀");
     assert!(!info.stream);
     assert_eq!(ok(&chat_request(r#""m""#, "null")).model, "m");
@@ -412,8 +429,14 @@ fn escaped_keys_are_the_same_key() {
     assert_eq!(ok(r#"{"\u006d\u006F\u0064\u0065\u006c":"m"}"#).model, "m");
     assert!(!ok(r#"{"model":"m","str\u0065am":false}"#).stream);
     assert!(ok(r#"{"model":"m","str\u0065am":true}"#).stream);
-    assert_eq!(err(br#"{"model":"a","mod\u0065l":"b"}"#), JsonError::DuplicateModel);
-    assert_eq!(err(br#"{"model":"a","mod\u0065l":"a"}"#), JsonError::DuplicateModel);
+    assert_eq!(
+        err(br#"{"model":"a","mod\u0065l":"b"}"#),
+        JsonError::DuplicateModel
+    );
+    assert_eq!(
+        err(br#"{"model":"a","mod\u0065l":"a"}"#),
+        JsonError::DuplicateModel
+    );
     // Not the same key: different case, or a different character.
     assert_eq!(err(br#"{"Model":"a"}"#), JsonError::MissingModel);
     assert_eq!(err(br#"{"model ":"a"}"#), JsonError::MissingModel);
@@ -421,7 +444,10 @@ fn escaped_keys_are_the_same_key() {
 
 #[test]
 fn nested_model_keys_are_ignored() {
-    assert_eq!(err(br#"{"messages":[{"model":"x"}],"metadata":{"model":"y"}}"#), JsonError::MissingModel);
+    assert_eq!(
+        err(br#"{"messages":[{"model":"x"}],"metadata":{"model":"y"}}"#),
+        JsonError::MissingModel
+    );
     let info = ok(r#"{"metadata":{"model":"inner"},"model":"outer","tools":[{"model":1}]}"#);
     assert_eq!(info.model, "outer");
 }
@@ -434,27 +460,66 @@ fn field_errors() {
     assert_eq!(err(br#"{"model":["m"]}"#), JsonError::ModelNotString);
     assert_eq!(err(br#"{"model":{"id":"m"}}"#), JsonError::ModelNotString);
     assert_eq!(err(br#"{"model":""}"#), JsonError::EmptyModel);
-    assert_eq!(err(br#"{"model":"a","model":"b"}"#), JsonError::DuplicateModel);
-    assert_eq!(err(br#"{"model":1,"model":"b"}"#), JsonError::DuplicateModel);
-    assert_eq!(err(br#"{"model":"m","stream":"true"}"#), JsonError::StreamNotBool);
-    assert_eq!(err(br#"{"model":"m","stream":1}"#), JsonError::StreamNotBool);
-    assert_eq!(err(br#"{"model":"m","stream":[true]}"#), JsonError::StreamNotBool);
-    assert_eq!(err(br#"{"model":"m","stream":{}}"#), JsonError::StreamNotBool);
+    assert_eq!(
+        err(br#"{"model":"a","model":"b"}"#),
+        JsonError::DuplicateModel
+    );
+    assert_eq!(
+        err(br#"{"model":1,"model":"b"}"#),
+        JsonError::DuplicateModel
+    );
+    assert_eq!(
+        err(br#"{"model":"m","stream":"true"}"#),
+        JsonError::StreamNotBool
+    );
+    assert_eq!(
+        err(br#"{"model":"m","stream":1}"#),
+        JsonError::StreamNotBool
+    );
+    assert_eq!(
+        err(br#"{"model":"m","stream":[true]}"#),
+        JsonError::StreamNotBool
+    );
+    assert_eq!(
+        err(br#"{"model":"m","stream":{}}"#),
+        JsonError::StreamNotBool
+    );
     assert_eq!(
         err(br#"{"model":"m","stream":true,"stream":true}"#),
         JsonError::DuplicateStream
     );
     // Validation comes first: an invalid document is a syntax error even with a bad model.
-    assert!(matches!(err(br#"{"model":1,"x":tru}"#), JsonError::Syntax(_)));
-    assert!(matches!(err(br#"{"model":"a","model":"b",}"#), JsonError::Syntax(_)));
+    assert!(matches!(
+        err(br#"{"model":1,"x":tru}"#),
+        JsonError::Syntax(_)
+    ));
+    assert!(matches!(
+        err(br#"{"model":"a","model":"b",}"#),
+        JsonError::Syntax(_)
+    ));
     // Other duplicate keys are allowed.
-    assert_eq!(ok(r#"{"model":"m","n":1,"n":2,"messages":[],"messages":[]}"#).model, "m");
+    assert_eq!(
+        ok(r#"{"model":"m","n":1,"n":2,"messages":[],"messages":[]}"#).model,
+        "m"
+    );
 }
 
 #[test]
 fn not_objects() {
-    for body in [&b"[]"[..], b"[{\"model\":\"m\"}]", b"\"model\"", b"1", b"null", b" true "] {
-        assert_eq!(err(body), JsonError::NotObject, "{}", String::from_utf8_lossy(body));
+    for body in [
+        &b"[]"[..],
+        b"[{\"model\":\"m\"}]",
+        b"\"model\"",
+        b"1",
+        b"null",
+        b" true ",
+    ] {
+        assert_eq!(
+            err(body),
+            JsonError::NotObject,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
     }
 }
 
@@ -489,6 +554,9 @@ fn invalid_documents() {
         br#"{"model":"\udc00x"}"#,
         br#"{"model":"m","c":"\ud83d"}"#,
         br#"{"model":"m","c":"\ud83d\u0041"}"#,
+        br#"{"model":"m","c":"\ud83d\ue000"}"#,
+        br#"{"model":"m","c":"\udbff\uffff"}"#,
+        br#"{"model":"m","c":"\ud83d\ud83d\ude00"}"#,
         br#"{"model":"m","c":["\ude00"]}"#,
         br#"{"model":"m","\ud800":1}"#,
         br#"{"model":"m","c":{"\ud800":1}}"#,
@@ -539,7 +607,9 @@ fn numbers_are_checked_for_shape_only() {
         let body = format!(r#"{{"model":"m","seed":{n}}}"#);
         assert_eq!(ok(&body).model, "m", "{n}");
     }
-    for n in ["01", "-", "1.", ".5", "1e", "1e+", "+1", "0x10", "1_000", "Infinity", "-NaN"] {
+    for n in [
+        "01", "-", "1.", ".5", "1e", "1e+", "+1", "0x10", "1_000", "Infinity", "-NaN",
+    ] {
         let body = format!(r#"{{"model":"m","seed":{n}}}"#);
         assert!(matches!(err(body.as_bytes()), JsonError::Syntax(_)), "{n}");
     }
@@ -550,11 +620,18 @@ fn depth_limit_is_shared() {
     let nest = |levels: usize| {
         // The top-level object is level 1; `levels - 1` arrays go inside it.
         let inner = levels - 1;
-        format!(r#"{{"model":"m","x":{}1{}}}"#, "[".repeat(inner), "]".repeat(inner))
+        format!(
+            r#"{{"model":"m","x":{}1{}}}"#,
+            "[".repeat(inner),
+            "]".repeat(inner)
+        )
     };
     assert_eq!(ok(&nest(MAX_JSON_DEPTH)).model, "m");
     assert_eq!(err(nest(MAX_JSON_DEPTH + 1).as_bytes()), JsonError::TooDeep);
-    assert_eq!(err(nest(MAX_JSON_DEPTH + 50).as_bytes()), JsonError::TooDeep);
+    assert_eq!(
+        err(nest(MAX_JSON_DEPTH + 50).as_bytes()),
+        JsonError::TooDeep
+    );
     let deep_model = format!(r#"{{"model":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
     assert_eq!(err(deep_model.as_bytes()), JsonError::TooDeep);
     let deep_stream = format!(
@@ -563,6 +640,22 @@ fn depth_limit_is_shared() {
         "]".repeat(200)
     );
     assert_eq!(err(deep_stream.as_bytes()), JsonError::TooDeep);
+    // Siblings do not add up: 500 objects and arrays side by side are two levels deep.
+    let wide = format!(r#"{{"model":"m","x":[{}[]]}}"#, "{},[],".repeat(500));
+    assert_eq!(ok(&wide).model, "m");
+    // Past serde_json's own recursion limit and simd-json's default one.
+    assert_eq!(err(nest(1100).as_bytes()), JsonError::TooDeep);
+    // A syntax error outranks depth, wherever it is.
+    let deep_then_bad = nest(MAX_JSON_DEPTH + 1).replace(r#""m""#, r#""\udc00""#);
+    assert!(matches!(
+        err(deep_then_bad.as_bytes()),
+        JsonError::Syntax(_)
+    ));
+    let deep_then_trailing = format!("{} x", nest(MAX_JSON_DEPTH + 1));
+    assert!(matches!(
+        err(deep_then_trailing.as_bytes()),
+        JsonError::Syntax(_)
+    ));
 }
 
 #[test]
@@ -573,7 +666,10 @@ fn every_truncation_of_a_valid_request_is_rejected() {
     assert!(check(bytes, &mut scratch).is_ok());
     for cut in 0..bytes.len() {
         let r = check(&bytes[..cut], &mut scratch);
-        assert!(matches!(r, Err(JsonError::Syntax(_))), "cut at {cut}: {r:?}");
+        assert!(
+            matches!(r, Err(JsonError::Syntax(_))),
+            "cut at {cut}: {r:?}"
+        );
     }
 }
 
@@ -611,15 +707,52 @@ struct Gen {
 
 /// Pieces of string content, raw or escaped.
 const STRING_PIECES: &[&str] = &[
-    "a", "hello", " ", "model", "stream", "模型", "こんにちは", "😀", "é", "\u{7f}", "\u{2028}",
-    r"\n", r"\t", r"\r", r"\b", r"\f", r"\/", r#"\""#, r"\\", r"\u0000", r"\u001f", r"\u00e9",
-    r"\u6a21", r"\uD83D\uDE00", r"\ud83e\udd16", r"\uFFFF", r"\u0022", r"\u005c", "data:image/png;base64,iVBORw0KGgo=",
+    "a",
+    "hello",
+    " ",
+    "model",
+    "stream",
+    "模型",
+    "こんにちは",
+    "😀",
+    "é",
+    "\u{7f}",
+    "\u{2028}",
+    r"\n",
+    r"\t",
+    r"\r",
+    r"\b",
+    r"\f",
+    r"\/",
+    r#"\""#,
+    r"\\",
+    r"\u0000",
+    r"\u001f",
+    r"\u00e9",
+    r"\u6a21",
+    r"\uD83D\uDE00",
+    r"\ud83e\udd16",
+    r"\uFFFF",
+    r"\u0022",
+    r"\u005c",
+    "data:image/png;base64,iVBORw0KGgo=",
 ];
 
 /// Keys that may appear, including `model` and `stream` spelled raw and escaped.
 const KEYS: &[&str] = &[
-    "messages", "role", "content", "model", "stream", r"mod\u0065l", r"\u0073tream", "tools",
-    "metadata", "temperature", "", "ключ", r"\ud83d\ude00",
+    "messages",
+    "role",
+    "content",
+    "model",
+    "stream",
+    r"mod\u0065l",
+    r"\u0073tream",
+    "tools",
+    "metadata",
+    "temperature",
+    "",
+    "ключ",
+    r"\ud83d\ude00",
 ];
 
 const WHITESPACE: &[&str] = &["", "", "", " ", "\n", "\t", "\r\n", "  \n\t "];
@@ -640,7 +773,7 @@ impl Gen {
     }
 
     fn number(&mut self) {
-        let n = match self.rng.below(8) {
+        let n = match self.rng.below(9) {
             0 => "0".to_owned(),
             1 => "-0".to_owned(),
             2 => format!("{}", self.rng.next() % 1000),
@@ -648,15 +781,23 @@ impl Gen {
             4 => format!("{}e{}", self.rng.next() % 10, self.rng.below(40)),
             5 => format!("{}.5E-{}", self.rng.next() % 10, self.rng.below(300)),
             6 => format!("{}", self.rng.next()),
-            _ => "123456789012345678901234567890".to_owned(),
+            7 => "1e400".to_owned(),
+            _ => "-123456789012345678901234567890".to_owned(),
         };
         self.out.push_str(&n);
     }
 
     fn value(&mut self, depth: usize) {
-        let kind = if depth > 5 { self.rng.below(5) } else { self.rng.below(8) };
+        let kind = if depth > 5 {
+            self.rng.below(5)
+        } else {
+            self.rng.below(8)
+        };
         match kind {
-            0 => self.out.push_str(*self.rng.pick(&["null", "true", "false"])),
+            0 => {
+                let lit = *self.rng.pick(&["null", "true", "false"]);
+                self.out.push_str(lit);
+            }
             1 => self.number(),
             2..=4 => self.string(),
             5 | 6 => self.object(depth + 1, None),
@@ -689,7 +830,11 @@ impl Gen {
                 }
                 first = false;
                 self.ws();
-                let key = if self.rng.chance(80) { "model" } else { r"mod\u0065l" };
+                let key = if self.rng.chance(80) {
+                    "model"
+                } else {
+                    r"mod\u0065l"
+                };
                 self.out.push('"');
                 self.out.push_str(key);
                 self.out.push('"');
@@ -719,7 +864,8 @@ impl Gen {
             self.out.push(':');
             self.ws();
             if key == "stream" && self.rng.chance(70) {
-                self.out.push_str(*self.rng.pick(&["true", "false", "null"]));
+                let lit = *self.rng.pick(&["true", "false", "null"]);
+                self.out.push_str(lit);
             } else {
                 self.value(depth);
             }
@@ -731,7 +877,11 @@ impl Gen {
     fn document(&mut self) -> String {
         self.out.clear();
         self.ws();
-        let model_at = if self.rng.chance(90) { Some(self.rng.below(6)) } else { None };
+        let model_at = if self.rng.chance(90) {
+            Some(self.rng.below(6))
+        } else {
+            None
+        };
         self.object(1, model_at);
         self.ws();
         self.out.clone()
@@ -749,15 +899,24 @@ fn random_documents_agree_with_the_reference() {
     for _ in 0..4000 {
         let doc = g.document();
         assert!(
-            serde_json::from_str::<Value>(&doc).is_ok(),
+            ref_parse(doc.as_bytes()).is_ok(),
             "generator made invalid JSON: {doc}"
         );
         let r = check(doc.as_bytes(), &mut scratch);
         *counts.entry(class(&r)).or_default() += 1;
     }
     // The generator must reach both accepted documents and each field error.
-    for kind in ["Ok", "MissingModel", "DuplicateModel", "ModelNotString", "StreamNotBool"] {
-        assert!(counts.get(kind).copied().unwrap_or(0) > 20, "{kind}: {counts:?}");
+    for kind in [
+        "Ok",
+        "MissingModel",
+        "DuplicateModel",
+        "ModelNotString",
+        "StreamNotBool",
+    ] {
+        assert!(
+            counts.get(kind).copied().unwrap_or(0) > 20,
+            "{kind}: {counts:?}"
+        );
     }
 }
 
@@ -792,5 +951,8 @@ fn random_mutations_agree_with_the_reference() {
             rejected += 1;
         }
     }
-    assert!(rejected > 1000, "mutations should mostly break documents: {rejected}");
+    assert!(
+        rejected > 1000,
+        "mutations should mostly break documents: {rejected}"
+    );
 }

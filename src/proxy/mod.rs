@@ -5,7 +5,7 @@
 
 mod relay;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,12 +34,23 @@ pub struct Ctx {
     /// Process-unique prefix for request ids.
     pub id_prefix: u32,
     next_id: Cell<u64>,
+    /// simd-json's reusable buffers: one set per worker, never rebuilt per request.
+    json_scratch: RefCell<crate::json::SimdScratch>,
 }
 
 impl Ctx {
     /// Build a worker's context.
-    pub fn new(config: Arc<Config>, worker: usize, ready: Arc<AtomicUsize>, id_prefix: u32) -> Rc<Ctx> {
-        let pool = Pool::new(config.providers.len(), config.pool_max_idle, config.pool_idle_timeout);
+    pub fn new(
+        config: Arc<Config>,
+        worker: usize,
+        ready: Arc<AtomicUsize>,
+        id_prefix: u32,
+    ) -> Rc<Ctx> {
+        let pool = Pool::new(
+            config.providers.len(),
+            config.pool_max_idle,
+            config.pool_idle_timeout,
+        );
         Rc::new(Ctx {
             config,
             pool,
@@ -48,13 +59,19 @@ impl Ctx {
             ready,
             id_prefix,
             next_id: Cell::new(0),
+            json_scratch: RefCell::new(crate::json::SimdScratch::new()),
         })
     }
 
     fn request_id(&self) -> String {
         let n = self.next_id.get();
         self.next_id.set(n.wrapping_add(1));
-        format!("rw-{:08x}-{:02x}-{:010x}", self.id_prefix, self.worker & 0xff, n)
+        format!(
+            "rw-{:08x}-{:02x}-{:010x}",
+            self.id_prefix,
+            self.worker & 0xff,
+            n
+        )
     }
 }
 
@@ -79,7 +96,9 @@ enum Endpoint {
 
 fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
     Some(match path {
-        "/v1/chat/completions" | "/chat/completions" => (Endpoint::Chat(Format::OpenAi), Method::Post),
+        "/v1/chat/completions" | "/chat/completions" => {
+            (Endpoint::Chat(Format::OpenAi), Method::Post)
+        }
         "/v1/messages" => (Endpoint::Chat(Format::Anthropic), Method::Post),
         "/v1/messages/count_tokens" => (Endpoint::CountTokens, Method::Post),
         "/v1/models" | "/models" => (Endpoint::Models, Method::Get),
@@ -114,7 +133,8 @@ impl Exchange<'_> {
 
 /// Serve one request whose head has been read. Writes the whole response.
 pub async fn handle(ctx: &Ctx, conn: &mut ClientConn, head: &RequestHead) -> After {
-    let anthropic_headers = head.header("anthropic-version").is_some() || head.header("x-api-key").is_some();
+    let anthropic_headers =
+        head.header("anthropic-version").is_some() || head.header("x-api-key").is_some();
     let mut ex = Exchange {
         head,
         format: Format::sniff(head.path().as_bytes(), anthropic_headers),
@@ -127,9 +147,14 @@ pub async fn handle(ctx: &Ctx, conn: &mut ClientConn, head: &RequestHead) -> Aft
         Ok(()) => {}
         Err(Failure::BeforeResponse(e)) => {
             // The body was not read (or not fully): the connection cannot carry another request.
-            if !matches!(e.kind(), ErrorKind::InvalidBody | ErrorKind::ModelNotFound | ErrorKind::Forbidden
-                | ErrorKind::FormatMismatch | ErrorKind::Unsupported)
-                && e.kind().side() == crate::error::Side::Client
+            if !matches!(
+                e.kind(),
+                ErrorKind::InvalidBody
+                    | ErrorKind::ModelNotFound
+                    | ErrorKind::Forbidden
+                    | ErrorKind::FormatMismatch
+                    | ErrorKind::Unsupported
+            ) && e.kind().side() == crate::error::Side::Client
             {
                 ex.keep_alive = false;
             }
@@ -163,14 +188,26 @@ impl From<Error> for Failure {
     }
 }
 
-async fn pipeline(ctx: &Ctx, conn: &mut ClientConn, ex: &mut Exchange<'_>) -> std::result::Result<(), Failure> {
+async fn pipeline(
+    ctx: &Ctx,
+    conn: &mut ClientConn,
+    ex: &mut Exchange<'_>,
+) -> std::result::Result<(), Failure> {
     let head = ex.head;
     let Some((endpoint, method)) = endpoint(head.path()) else {
         // Unknown path: drain nothing, answer, and close if a body may follow.
         if head.framing() != http1::Framing::None {
             ex.keep_alive = false;
         }
-        return Err(Error::new(ErrorKind::NotFound, format!("no such endpoint: {} {}", method_name(head.method()), head.path())).into());
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no such endpoint: {} {}",
+                method_name(head.method()),
+                head.path()
+            ),
+        )
+        .into());
     };
     if head.method() != method {
         if head.framing() != http1::Framing::None {
@@ -178,7 +215,12 @@ async fn pipeline(ctx: &Ctx, conn: &mut ClientConn, ex: &mut Exchange<'_>) -> st
         }
         return Err(Error::new(
             ErrorKind::MethodNotAllowed,
-            format!("{} {} is not allowed; use {}", method_name(head.method()), head.path(), method_name(method)),
+            format!(
+                "{} {} is not allowed; use {}",
+                method_name(head.method()),
+                head.path(),
+                method_name(method)
+            ),
         )
         .into());
     }
@@ -233,8 +275,14 @@ fn authenticate<'c>(ctx: &'c Ctx, head: &RequestHead) -> Result<Option<&'c Gatew
     if keys.is_empty() {
         return Ok(None);
     }
-    let presented = crate::auth::presented_key(head.header("authorization"), head.header("x-api-key"))
-        .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`"))?;
+    let presented =
+        crate::auth::presented_key(head.header("authorization"), head.header("x-api-key"))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthorized,
+                    "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`",
+                )
+            })?;
     crate::auth::authenticate(keys, presented)
         .map(Some)
         .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "invalid API key"))
@@ -251,9 +299,13 @@ async fn chat(
     let key = authenticate(ctx, head)?;
     let cfg = &ctx.config;
     let body = conn
-        .read_body(head, cfg.server.max_body_bytes, cfg.server.body_read_timeout)
+        .read_body(
+            head,
+            cfg.server.max_body_bytes,
+            cfg.server.body_read_timeout,
+        )
         .await?;
-    let info = crate::json::inspect_request(&body)
+    let info = crate::json::inspect_request(&body, &mut ctx.json_scratch.borrow_mut())
         .map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))?;
     if let Some(k) = key {
         if !k.allows(&info.model) {
@@ -267,7 +319,10 @@ async fn chat(
     let resolved = cfg.resolve(&info.model).ok_or_else(|| {
         Error::new(
             ErrorKind::ModelNotFound,
-            format!("The model `{}` does not exist or is not routed by this gateway", info.model),
+            format!(
+                "The model `{}` does not exist or is not routed by this gateway",
+                info.model
+            ),
         )
         .with_param("model")
     })?;
@@ -343,7 +398,11 @@ async fn exchange(
 }
 
 /// The upstream request head: provider credentials, never the client's.
-fn upstream_request(provider: &Provider, ex: &Exchange<'_>, path: &str) -> Result<http::Request<()>> {
+fn upstream_request(
+    provider: &Provider,
+    ex: &Exchange<'_>,
+    path: &str,
+) -> Result<http::Request<()>> {
     let head = ex.head;
     let mut b = http::Request::builder()
         .method(http::Method::POST)
@@ -388,16 +447,32 @@ fn upstream_request(provider: &Provider, ex: &Exchange<'_>, path: &str) -> Resul
         }
     }
     b.body(()).map_err(|e| {
-        Error::new(ErrorKind::BadRequest, "a forwarded header value is not valid").with_cause(e)
+        Error::new(
+            ErrorKind::BadRequest,
+            "a forwarded header value is not valid",
+        )
+        .with_cause(e)
     })
 }
 
 /// A complete small response.
-async fn respond(conn: &mut ClientConn, ex: &Exchange<'_>, status: u16, content_type: &str, body: &[u8]) -> Result<()> {
+async fn respond(
+    conn: &mut ClientConn,
+    ex: &Exchange<'_>,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> Result<()> {
     let mut headers = ex.standard_headers();
     headers.push(("content-type", content_type.as_bytes()));
     conn.wbuf.clear();
-    http1::write_response_head(&mut conn.wbuf, status, &headers, ResponseBody::Length(body.len() as u64), ex.keep_alive);
+    http1::write_response_head(
+        &mut conn.wbuf,
+        status,
+        &headers,
+        ResponseBody::Length(body.len() as u64),
+        ex.keep_alive,
+    );
     conn.wbuf.extend_from_slice(body);
     conn.flush().await
 }
@@ -411,13 +486,22 @@ async fn write_error(conn: &mut ClientConn, ex: &Exchange<'_>, e: &Error) -> Res
 pub async fn write_head_failure(ctx: &Ctx, conn: &mut ClientConn, e: &Error, seen: &[u8]) {
     let first_line = seen.split(|b| *b == b'\n').next().unwrap_or_default();
     let path = first_line.split(|b| *b == b' ').nth(1).unwrap_or_default();
-    let format = Format::sniff(path, memchr::memmem::find(seen, b"anthropic-version").is_some());
+    let format = Format::sniff(
+        path,
+        memchr::memmem::find(seen, b"anthropic-version").is_some(),
+    );
     let request_id = ctx.request_id();
     let mut headers: Vec<(&str, &[u8])> = vec![("x-ringway-request-id", request_id.as_bytes())];
     headers.push(("content-type", b"application/json"));
     let body = e.body(format);
     conn.wbuf.clear();
-    http1::write_response_head(&mut conn.wbuf, e.status(), &headers, ResponseBody::Length(body.len() as u64), false);
+    http1::write_response_head(
+        &mut conn.wbuf,
+        e.status(),
+        &headers,
+        ResponseBody::Length(body.len() as u64),
+        false,
+    );
     conn.wbuf.extend_from_slice(&body);
     let _ = conn.flush().await;
 }

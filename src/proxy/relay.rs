@@ -65,7 +65,13 @@ pub(super) async fn relay(
             }
         }
         conn.wbuf.clear();
-        http1::write_response_head(&mut conn.wbuf, resp.status, &headers, body_kind, ex.keep_alive);
+        http1::write_response_head(
+            &mut conn.wbuf,
+            resp.status,
+            &headers,
+            body_kind,
+            ex.keep_alive,
+        );
     }
     // The head goes out now: a streaming client sees headers before the first token.
     if conn.flush().await.is_err() {
@@ -116,7 +122,10 @@ async fn relay_plain(
             }
             Ok(None) => break,
             Err(e) => {
-                crate::log::warn(format_args!("provider `{}` body failed: {e}", provider.name));
+                crate::log::warn(format_args!(
+                    "provider `{}` body failed: {e}",
+                    provider.name
+                ));
                 return Err(());
             }
         }
@@ -196,7 +205,10 @@ async fn relay_sse(
             Ok(())
         }
         Some(e) => {
-            crate::log::warn(format_args!("provider `{}` stream failed: {e}", provider.name));
+            crate::log::warn(format_args!(
+                "provider `{}` stream failed: {e}",
+                provider.name
+            ));
             if terminated {
                 // The client already has a complete stream; just end the body.
                 if chunked {
@@ -213,7 +225,12 @@ async fn relay_sse(
 
 /// Write the in-stream error frame and end the body cleanly. Returns Err: the upstream
 /// connection is not reusable.
-async fn finish_with_error(conn: &mut ClientConn, format: Format, e: &Error, chunked: bool) -> Result<(), ()> {
+async fn finish_with_error(
+    conn: &mut ClientConn,
+    format: Format,
+    e: &Error,
+    chunked: bool,
+) -> Result<(), ()> {
     let mut ev = Vec::with_capacity(160);
     e.write_sse_frame(format, &mut ev);
     conn.wbuf.clear();
