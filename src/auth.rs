@@ -21,7 +21,10 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 /// The credential a client presented: `Authorization: Bearer KEY` or `x-api-key: KEY`.
-pub fn presented_key<'a>(authorization: Option<&'a [u8]>, x_api_key: Option<&'a [u8]>) -> Option<&'a [u8]> {
+pub fn presented_key<'a>(
+    authorization: Option<&'a [u8]>,
+    x_api_key: Option<&'a [u8]>,
+) -> Option<&'a [u8]> {
     if let Some(v) = x_api_key {
         let v = v.trim_ascii();
         if !v.is_empty() {
@@ -59,7 +62,10 @@ mod tests {
     #[test]
     fn extracts_both_styles() {
         assert_eq!(presented_key(Some(b"Bearer abc"), None), Some(&b"abc"[..]));
-        assert_eq!(presented_key(Some(b"bearer   abc "), None), Some(&b"abc"[..]));
+        assert_eq!(
+            presented_key(Some(b"bearer   abc "), None),
+            Some(&b"abc"[..])
+        );
         assert_eq!(presented_key(None, Some(b"xyz")), Some(&b"xyz"[..]));
         assert_eq!(presented_key(Some(b"Basic abc"), None), None);
         assert_eq!(presented_key(Some(b"Bearer "), None), None);
@@ -69,10 +75,21 @@ mod tests {
     #[test]
     fn matches_by_hash() {
         let keys = vec![
-            GatewayKey { name: "a".into(), sha256: sha256(b"k1"), routes: None },
-            GatewayKey { name: "b".into(), sha256: sha256(b"k2"), routes: None },
+            GatewayKey {
+                name: "a".into(),
+                sha256: sha256(b"k1"),
+                routes: None,
+            },
+            GatewayKey {
+                name: "b".into(),
+                sha256: sha256(b"k2"),
+                routes: None,
+            },
         ];
-        assert_eq!(authenticate(&keys, b"k2").map(|k| k.name.as_str()), Some("b"));
+        assert_eq!(
+            authenticate(&keys, b"k2").map(|k| k.name.as_str()),
+            Some("b")
+        );
         assert!(authenticate(&keys, b"k3").is_none());
         assert!(!ct_eq(&sha256(b"a"), &sha256(b"b")));
     }

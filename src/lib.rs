@@ -25,4 +25,6 @@ pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod sse;
+pub mod translate;
 pub mod upstream;
+pub mod wire;

@@ -96,10 +96,16 @@ fn serve(mut args: Args) -> Result<(), String> {
     let listen = args.flag("--listen")?.map(|s| parse_addr(&s)).transpose()?;
     let workers = args
         .flag("--workers")?
-        .map(|s| s.parse::<usize>().map_err(|_| format!("--workers {s:?} is not a number")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("--workers {s:?} is not a number"))
+        })
         .transpose()?;
     let driver = parse_driver(args.flag("--driver")?)?;
-    let mock_listen = args.flag("--mock-listen")?.map(|s| parse_addr(&s)).transpose()?;
+    let mock_listen = args
+        .flag("--mock-listen")?
+        .map(|s| parse_addr(&s))
+        .transpose()?;
     args.finish()?;
 
     let mut mock_thread = None;
@@ -134,7 +140,10 @@ fn serve(mut args: Args) -> Result<(), String> {
     }
     for p in &config.providers {
         if let ringway::config::ApiKey::Missing(var) = &p.api_key {
-            ringway::log::warn(format_args!("provider `{}`: ${var} is not set; its requests will fail", p.name));
+            ringway::log::warn(format_args!(
+                "provider `{}`: ${var} is not set; its requests will fail",
+                p.name
+            ));
         }
     }
     let config = Arc::new(config);
@@ -156,7 +165,11 @@ fn serve(mut args: Args) -> Result<(), String> {
 }
 
 fn mock_upstream(mut args: Args) -> Result<(), String> {
-    let listen = parse_addr(&args.flag("--listen")?.unwrap_or_else(|| "127.0.0.1:4010".into()))?;
+    let listen = parse_addr(
+        &args
+            .flag("--listen")?
+            .unwrap_or_else(|| "127.0.0.1:4010".into()),
+    )?;
     let ms = |v: Option<String>, name: &str, default: u64| -> Result<Duration, String> {
         match v {
             None => Ok(Duration::from_millis(default)),

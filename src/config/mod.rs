@@ -105,6 +105,8 @@ pub struct Provider {
     pub first_byte_timeout: Duration,
     /// Body chunk silence budget.
     pub idle_timeout: Duration,
+    /// Output cap field for translated requests to an openai-kind provider.
+    pub max_tokens_field: crate::translate::MaxTokensField,
 }
 
 /// A provider credential as resolved at start.
@@ -178,6 +180,8 @@ impl GatewayKey {
 pub struct TranslateConfig {
     /// Anthropic `max_tokens` when an OpenAI client gave none.
     pub default_max_tokens: u32,
+    /// Effort ⇄ budget table.
+    pub effort_budgets: crate::translate::EffortTable,
 }
 
 /// The immutable snapshot every worker reads.
@@ -238,6 +242,15 @@ impl Config {
             provider,
             model: upstream_model.to_owned(),
         }))
+    }
+
+    /// Translation options for requests to `provider`.
+    pub fn translate_options(&self, provider: &Provider) -> crate::translate::Options {
+        crate::translate::Options {
+            default_max_tokens: self.translate.default_max_tokens,
+            effort_budgets: self.translate.effort_budgets.clone(),
+            openai_max_tokens_field: provider.max_tokens_field,
+        }
     }
 
     /// A provider by index (indexes come from this config, so absent means a bug: None).
@@ -453,18 +466,19 @@ impl Compiler<'_> {
                     format!("duplicate provider name {name:?}"),
                 ));
             }
-            let kind =
-                match p.kind.get_ref().as_str() {
-                    "openai" => Format::OpenAi,
-                    "anthropic" => Format::Anthropic,
-                    other => return Err(self.err(
+            let kind = match p.kind.get_ref().as_str() {
+                "openai" => Format::OpenAi,
+                "anthropic" => Format::Anthropic,
+                other => {
+                    return Err(self.err(
                         p.kind.span(),
                         format!("{path}.kind"),
                         format!(
                             "unknown provider kind {other:?}: expected \"openai\" or \"anthropic\""
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let url = self.base_url(&p.base_url, &format!("{path}.base_url"))?;
             let tls = if url.tls {
                 let ca = p.ca_file.as_ref().map(|c| PathBuf::from(c.get_ref()));
@@ -482,6 +496,17 @@ impl Compiler<'_> {
                     ));
                 }
                 None
+            };
+            let max_tokens_field = match p.max_tokens_field.as_ref().map(|f| (f.get_ref().as_str(), f.span())) {
+                None | Some(("max_completion_tokens", _)) => crate::translate::MaxTokensField::MaxCompletionTokens,
+                Some(("max_tokens", _)) => crate::translate::MaxTokensField::MaxTokens,
+                Some((other, span)) => {
+                    return Err(self.err(
+                        span,
+                        format!("{path}.max_tokens_field"),
+                        format!("unknown field {other:?}: expected \"max_completion_tokens\" or \"max_tokens\""),
+                    ))
+                }
             };
             let api_key = match &p.api_key_env {
                 None => ApiKey::None,
@@ -506,6 +531,7 @@ impl Compiler<'_> {
                 connect_timeout: p.connect_timeout_ms.map_or(connect, ms),
                 first_byte_timeout: p.first_byte_timeout_ms.map_or(first_byte, ms),
                 idle_timeout: p.idle_timeout_ms.map_or(idle, ms),
+                max_tokens_field,
             });
         }
 
@@ -608,11 +634,25 @@ impl Compiler<'_> {
             route_index,
             provider_index,
             keys,
-            translate: TranslateConfig {
-                default_max_tokens: raw
-                    .translate
-                    .default_max_tokens
-                    .unwrap_or(DEFAULT_MAX_TOKENS),
+            translate: {
+                let d = crate::translate::EffortTable::default();
+                let b = &raw.translate.reasoning_effort_budgets;
+                TranslateConfig {
+                    default_max_tokens: raw
+                        .translate
+                        .default_max_tokens
+                        .unwrap_or(DEFAULT_MAX_TOKENS),
+                    effort_budgets: crate::translate::EffortTable {
+                        minimal: b.minimal.unwrap_or(d.minimal),
+                        low: b.low.unwrap_or(d.low),
+                        medium: b.medium.unwrap_or(d.medium),
+                        high: b.high.unwrap_or(d.high),
+                        xhigh: b.xhigh.unwrap_or(d.xhigh),
+                        max: b.max.unwrap_or(d.max),
+                        low_up_to: b.low_up_to.unwrap_or(d.low_up_to),
+                        medium_up_to: b.medium_up_to.unwrap_or(d.medium_up_to),
+                    },
+                }
             },
             pool_idle_timeout: raw
                 .upstream
@@ -642,19 +682,20 @@ impl Compiler<'_> {
             }
             Some(w) => *w.get_ref(),
         };
-        let driver =
-            match s.driver.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
-                None | Some(("auto", _)) => Driver::Auto,
-                Some(("io_uring", _)) => Driver::IoUring,
-                Some(("epoll", _)) => Driver::Epoll,
-                Some((other, span)) => return Err(self.err(
+        let driver = match s.driver.as_ref().map(|d| (d.get_ref().as_str(), d.span())) {
+            None | Some(("auto", _)) => Driver::Auto,
+            Some(("io_uring", _)) => Driver::IoUring,
+            Some(("epoll", _)) => Driver::Epoll,
+            Some((other, span)) => {
+                return Err(self.err(
                     span,
                     "server.driver",
                     format!(
                         "unknown driver {other:?}: expected \"auto\", \"io_uring\" or \"epoll\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let max_body_bytes = match &s.max_body_bytes {
             None => DEFAULT_MAX_BODY_BYTES,
             Some(m) if *m.get_ref() == 0 => {

@@ -92,6 +92,9 @@ pub struct RawProvider {
     pub first_byte_timeout_ms: Option<u64>,
     /// Per-provider override of `[upstream] idle_timeout_ms`.
     pub idle_timeout_ms: Option<u64>,
+    /// openai kind, translated requests: the output cap field, `"max_completion_tokens"`
+    /// (default, current API) or `"max_tokens"` (older OpenAI-compatible servers).
+    pub max_tokens_field: Option<Spanned<String>>,
 }
 
 /// `[[route]]`
@@ -143,4 +146,29 @@ pub struct RawKey {
 pub struct RawTranslate {
     /// `max_tokens` sent to an Anthropic provider when an OpenAI client gave none. Default 4096.
     pub default_max_tokens: Option<u32>,
+    /// OpenAI `reasoning_effort` ⇄ Anthropic `thinking.budget_tokens`.
+    #[serde(default)]
+    pub reasoning_effort_budgets: RawEffortBudgets,
+}
+
+/// `[translate.reasoning_effort_budgets]`: thinking budget per effort, and the reverse cut-offs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEffortBudgets {
+    /// Budget for `minimal`. Default 1024.
+    pub minimal: Option<u32>,
+    /// Budget for `low`. Default 1024.
+    pub low: Option<u32>,
+    /// Budget for `medium`. Default 2048.
+    pub medium: Option<u32>,
+    /// Budget for `high`. Default 4096.
+    pub high: Option<u32>,
+    /// Budget for `xhigh`. Default 4096.
+    pub xhigh: Option<u32>,
+    /// Budget for `max`. Default 4096.
+    pub max: Option<u32>,
+    /// Anthropic → OpenAI: budgets up to this are `low`. Default 2048.
+    pub low_up_to: Option<u32>,
+    /// Anthropic → OpenAI: budgets up to this are `medium`, above it `high`. Default 8192.
+    pub medium_up_to: Option<u32>,
 }

@@ -104,12 +104,20 @@ pub fn spawn(opts: MockOptions) -> Result<(SocketAddr, std::thread::JoinHandle<(
 }
 
 fn tls_acceptor(cert: &str, key: &str) -> Result<monoio_rustls::TlsAcceptor, String> {
-    let certs: Vec<_> = rustls_pemfile::certs(&mut std::fs::read(cert).map_err(|e| format!("{cert}: {e}"))?.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{cert}: {e}"))?;
-    let key = rustls_pemfile::private_key(&mut std::fs::read(key).map_err(|e| format!("{key}: {e}"))?.as_slice())
-        .map_err(|e| format!("{key}: {e}"))?
-        .ok_or_else(|| format!("{key}: no private key"))?;
+    let certs: Vec<_> = rustls_pemfile::certs(
+        &mut std::fs::read(cert)
+            .map_err(|e| format!("{cert}: {e}"))?
+            .as_slice(),
+    )
+    .collect::<Result<_, _>>()
+    .map_err(|e| format!("{cert}: {e}"))?;
+    let key = rustls_pemfile::private_key(
+        &mut std::fs::read(key)
+            .map_err(|e| format!("{key}: {e}"))?
+            .as_slice(),
+    )
+    .map_err(|e| format!("{key}: {e}"))?
+    .ok_or_else(|| format!("{key}: no private key"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -136,7 +144,12 @@ fn mock_server_config() -> ServerConfig {
     }
 }
 
-async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut conn: ClientConn<S>, fd: i32, conn_no: u64, state: &MockState) {
+async fn serve<S: AsyncReadRent + AsyncWriteRent>(
+    mut conn: ClientConn<S>,
+    fd: i32,
+    conn_no: u64,
+    state: &MockState,
+) {
     let cfg = mock_server_config();
     let mut seq = 0u64;
     loop {
@@ -145,15 +158,24 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut conn: ClientConn<S>, fd: i
             Err(HeadOutcome::Closed | HeadOutcome::Failed(..)) => return,
         };
         seq += 1;
-        let Ok(body) = conn.read_body(&head, cfg.max_body_bytes, cfg.body_read_timeout).await else {
+        let Ok(body) = conn
+            .read_body(&head, cfg.max_body_bytes, cfg.body_read_timeout)
+            .await
+        else {
             return;
         };
-        let tags = [("x-mock-conn", conn_no.to_string()), ("x-mock-seq", seq.to_string())];
+        let tags = [
+            ("x-mock-conn", conn_no.to_string()),
+            ("x-mock-seq", seq.to_string()),
+        ];
 
         if head.path() == "/mock/requests" {
             let list: Vec<serde_json::Value> = state.recorded.borrow().iter().cloned().collect();
             let body = serde_json::to_vec(&list).unwrap_or_default();
-            if write_simple(&mut conn, 200, &tags, &body, head.keep_alive()).await.is_err() {
+            if write_simple(&mut conn, 200, &tags, &body, head.keep_alive())
+                .await
+                .is_err()
+            {
                 return;
             }
             continue;
@@ -161,7 +183,10 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut conn: ClientConn<S>, fd: i
         record(state, &head, &body, conn_no, seq);
         let Some(api) = script::api_for_path(head.path()) else {
             let body = br#"{"error":{"message":"mock: unknown path","type":"invalid_request_error","param":null,"code":null}}"#;
-            if write_simple(&mut conn, 404, &tags, body, head.keep_alive()).await.is_err() {
+            if write_simple(&mut conn, 404, &tags, body, head.keep_alive())
+                .await
+                .is_err()
+            {
                 return;
             }
             continue;
@@ -169,8 +194,13 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut conn: ClientConn<S>, fd: i
         let mut chunked = false;
         for step in script::plan(api, &body, &state.defaults) {
             let ok = match step {
-                Step::Head { status, headers, content_length } => {
-                    let mut h: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+                Step::Head {
+                    status,
+                    headers,
+                    content_length,
+                } => {
+                    let mut h: Vec<(&str, &[u8])> =
+                        headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
                     h.extend(tags.iter().map(|(n, v)| (*n, v.as_bytes())));
                     let framing = match content_length {
                         Some(n) => ResponseBody::Length(n as u64),
@@ -180,7 +210,13 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut conn: ClientConn<S>, fd: i
                         }
                     };
                     conn.wbuf.clear();
-                    http1::write_response_head(&mut conn.wbuf, status, &h, framing, head.keep_alive());
+                    http1::write_response_head(
+                        &mut conn.wbuf,
+                        status,
+                        &h,
+                        framing,
+                        head.keep_alive(),
+                    );
                     conn.flush().await.is_ok()
                 }
                 Step::Data(data) => {
@@ -198,8 +234,15 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(mut conn: ClientConn<S>, fd: i
                 }
                 Step::Reset => {
                     // SO_LINGER 0 makes close() send RST instead of FIN.
-                    let linger = nix::libc::linger { l_onoff: 1, l_linger: 0 };
-                    let _ = nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::Linger, &linger);
+                    let linger = nix::libc::linger {
+                        l_onoff: 1,
+                        l_linger: 0,
+                    };
+                    let _ = nix::sys::socket::setsockopt(
+                        fd,
+                        nix::sys::socket::sockopt::Linger,
+                        &linger,
+                    );
                     return;
                 }
                 Step::Stall => {
@@ -236,7 +279,13 @@ async fn write_simple<S: AsyncReadRent + AsyncWriteRent>(
     let mut h: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
     h.extend(tags.iter().map(|(n, v)| (*n, v.as_bytes())));
     conn.wbuf.clear();
-    http1::write_response_head(&mut conn.wbuf, status, &h, ResponseBody::Length(body.len() as u64), keep_alive);
+    http1::write_response_head(
+        &mut conn.wbuf,
+        status,
+        &h,
+        ResponseBody::Length(body.len() as u64),
+        keep_alive,
+    );
     conn.wbuf.extend_from_slice(body);
     conn.flush().await
 }
@@ -244,7 +293,12 @@ async fn write_simple<S: AsyncReadRent + AsyncWriteRent>(
 fn record(state: &MockState, head: &http1::RequestHead, body: &[u8], conn: u64, seq: u64) {
     let headers: serde_json::Map<String, serde_json::Value> = head
         .headers()
-        .map(|(n, v)| (n.to_ascii_lowercase(), serde_json::Value::String(String::from_utf8_lossy(v).into_owned())))
+        .map(|(n, v)| {
+            (
+                n.to_ascii_lowercase(),
+                serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
+            )
+        })
         .collect();
     let entry = serde_json::json!({
         "conn": conn,

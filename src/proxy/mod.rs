@@ -4,6 +4,7 @@
 //! response; after it, an in-stream error frame and a clean end.
 
 mod relay;
+mod translated;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -34,6 +35,8 @@ pub struct Ctx {
     /// Process-unique prefix for request ids.
     pub id_prefix: u32,
     next_id: Cell<u64>,
+    /// Translation options per provider (index = provider index).
+    translate_opts: Vec<crate::translate::Options>,
     /// simd-json's reusable buffers: one set per worker, never rebuilt per request.
     json_scratch: RefCell<crate::json::SimdScratch>,
 }
@@ -51,6 +54,11 @@ impl Ctx {
             config.pool_max_idle,
             config.pool_idle_timeout,
         );
+        let translate_opts = config
+            .providers
+            .iter()
+            .map(|p| config.translate_options(p))
+            .collect();
         Rc::new(Ctx {
             config,
             pool,
@@ -60,6 +68,7 @@ impl Ctx {
             id_prefix,
             next_id: Cell::new(0),
             json_scratch: RefCell::new(crate::json::SimdScratch::new()),
+            translate_opts,
         })
     }
 
@@ -166,6 +175,14 @@ pub async fn handle(ctx: &Ctx, conn: &mut ClientConn, head: &RequestHead) -> Aft
             }
         }
         Err(Failure::AfterResponse) => return After::Close,
+        Err(Failure::Respond(status, body)) => {
+            if respond(conn, &ex, status, "application/json", &body)
+                .await
+                .is_err()
+            {
+                return After::Close;
+            }
+        }
     }
     if ex.keep_alive && !conn.broken {
         After::KeepAlive
@@ -180,6 +197,8 @@ enum Failure {
     BeforeResponse(Error),
     /// The response had started; the relay already ended it as well as it could.
     AfterResponse,
+    /// Nothing was sent yet: answer with this status and this body already in the client's format.
+    Respond(u16, Vec<u8>),
 }
 
 impl From<Error> for Failure {
@@ -334,36 +353,73 @@ async fn chat(
         return Err(Error::new(ErrorKind::Internal, "route names an unknown provider").into());
     };
     ex.routed = Some((provider.name.clone(), target.model.clone()));
-    if provider.kind != format {
-        return Err(Error::new(
-            ErrorKind::FormatMismatch,
-            format!(
-                "model `{}` is served by provider `{}` in the {} format, but this request uses the {} format; \
-                 translation between the two formats is not enabled in this build",
-                info.model,
-                provider.name,
-                provider.kind.display_name(),
-                format.display_name()
-            ),
-        )
-        .into());
+    if count_tokens {
+        if provider.kind != Format::Anthropic {
+            return Err(Error::new(
+                ErrorKind::FormatMismatch,
+                format!(
+                    "count_tokens needs an Anthropic Messages provider, but model `{}` is served by `{}` in the {} format",
+                    info.model,
+                    provider.name,
+                    provider.kind.display_name()
+                ),
+            )
+            .into());
+        }
+        let body = splice_model(body, &info, &target.model)?;
+        let path = provider.path_for("/v1/messages/count_tokens");
+        let (up, resp) = exchange(ctx, target.provider, provider, ex, &path, body).await?;
+        return relay::relay(ctx, conn, ex, &target, provider, up, resp).await;
     }
-    let upstream_body = if info.model == target.model {
-        body
-    } else {
-        crate::json::splice_string(&body, info.model_span.clone(), &target.model)
-            .ok_or_else(|| Error::new(ErrorKind::Internal, "model span outside the body"))?
+    let path = match provider.kind {
+        Format::OpenAi => provider.path_for("/chat/completions"),
+        Format::Anthropic => provider.path_for("/v1/messages"),
     };
-    let path = if count_tokens {
-        provider.path_for("/v1/messages/count_tokens")
-    } else {
-        match format {
-            Format::OpenAi => provider.path_for("/chat/completions"),
-            Format::Anthropic => provider.path_for("/v1/messages"),
+    if provider.kind == format {
+        // Same format: only the model value changes, spliced in place.
+        let body = splice_model(body, &info, &target.model)?;
+        let (up, resp) = exchange(ctx, target.provider, provider, ex, &path, body).await?;
+        return relay::relay(ctx, conn, ex, &target, provider, up, resp).await;
+    }
+    let opts = &ctx.translate_opts[target.provider];
+    let translated = match format {
+        Format::OpenAi => crate::translate::openai_to_anthropic_request(&body, &target.model, opts),
+        Format::Anthropic => {
+            crate::translate::anthropic_to_openai_request(&body, &target.model, opts)
         }
     };
-    let (up, resp) = exchange(ctx, target.provider, provider, ex, &path, upstream_body).await?;
-    relay::relay(ctx, conn, ex, &target, provider, up, resp).await
+    let (upstream_body, mut meta) = match translated {
+        Ok(t) => t,
+        Err(e) => {
+            let rendered = translated::render_translate_error(format, &e);
+            return Err(Failure::Respond(e.status, rendered));
+        }
+    };
+    meta.created = unix_now();
+    let (up, resp) = exchange(
+        ctx,
+        target.provider,
+        provider,
+        ex,
+        &path,
+        Bytes::from(upstream_body),
+    )
+    .await?;
+    translated::relay(ctx, conn, ex, &target, provider, up, resp, &meta).await
+}
+
+fn splice_model(body: Bytes, info: &crate::json::RequestInfo, model: &str) -> Result<Bytes> {
+    if info.model == model {
+        return Ok(body);
+    }
+    crate::json::splice_string(&body, info.model_span.clone(), model)
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "model span outside the body"))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Send the request and read the response head, retrying once on a fresh connection when a

@@ -120,7 +120,10 @@ fn build_legacy(entries: u32) -> Result<monoio::Runtime<TimeDriver<LegacyDriver>
 
 /// Bind a worker's listener (SO_REUSEPORT, so every worker binds the same port).
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let opts = ListenerOpts::new().reuse_port(true).reuse_addr(true).backlog(LISTEN_BACKLOG);
+    let opts = ListenerOpts::new()
+        .reuse_port(true)
+        .reuse_addr(true)
+        .backlog(LISTEN_BACKLOG);
     TcpListener::bind_with_config(addr, &opts)
 }
 
@@ -144,7 +147,10 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
             .spawn(move || {
                 if cfg.server.pin_workers {
                     if let Err(e) = monoio::utils::bind_to_cpu_set([i % cpus]) {
-                        crate::log::warn(format_args!("worker {i}: cannot pin to CPU {}: {e:?}", i % cpus));
+                        crate::log::warn(format_args!(
+                            "worker {i}: cannot pin to CPU {}: {e:?}",
+                            i % cpus
+                        ));
                     }
                 }
                 let entries = cfg.server.uring_entries;

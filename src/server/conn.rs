@@ -59,7 +59,10 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     }
 
     /// `fill` bounded by a deadline; `Err(None)` = timed out.
-    async fn fill_until(&mut self, deadline: Instant) -> std::result::Result<usize, Option<io::Error>> {
+    async fn fill_until(
+        &mut self,
+        deadline: Instant,
+    ) -> std::result::Result<usize, Option<io::Error>> {
         let now = Instant::now();
         if now >= deadline {
             return Err(None);
@@ -73,7 +76,10 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
 
     /// Read the next request head. Waits up to the keep-alive timeout for its first byte, then
     /// up to the header-read timeout for the rest (a slowloris client is cut off there).
-    pub async fn read_head(&mut self, cfg: &ServerConfig) -> std::result::Result<RequestHead, HeadOutcome> {
+    pub async fn read_head(
+        &mut self,
+        cfg: &ServerConfig,
+    ) -> std::result::Result<RequestHead, HeadOutcome> {
         let mut deadline = None;
         loop {
             if !self.rbuf.is_empty() {
@@ -132,11 +138,19 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
 
     /// Read the whole body of `head`, bounded by `max` bytes and `idle` silence between reads.
     /// A Content-Length body is handed out zero-copy; a chunked one is gathered.
-    pub async fn read_body(&mut self, head: &RequestHead, max: usize, idle: Duration) -> Result<Bytes> {
+    pub async fn read_body(
+        &mut self,
+        head: &RequestHead,
+        max: usize,
+        idle: Duration,
+    ) -> Result<Bytes> {
         match head.framing() {
             Framing::None => Ok(Bytes::new()),
             Framing::Length(n) => {
-                let n = usize::try_from(n).ok().filter(|n| *n <= max).ok_or_else(|| too_large(max))?;
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= max)
+                    .ok_or_else(|| too_large(max))?;
                 if head.expects_continue() && self.rbuf.len() < n {
                     self.write_raw(http1::CONTINUE_100).await?;
                 }
@@ -178,9 +192,16 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
 
     async fn fill_body(&mut self, idle: Duration) -> Result<()> {
         match self.fill_until(Instant::now() + idle).await {
-            Ok(0) => Err(Error::new(ErrorKind::BadRequest, "connection closed before the body was complete")),
+            Ok(0) => Err(Error::new(
+                ErrorKind::BadRequest,
+                "connection closed before the body was complete",
+            )),
             Ok(_) => Ok(()),
-            Err(Some(e)) => Err(Error::new(ErrorKind::BadRequest, "connection failed while reading the body").with_cause(e)),
+            Err(Some(e)) => Err(Error::new(
+                ErrorKind::BadRequest,
+                "connection failed while reading the body",
+            )
+            .with_cause(e)),
             Err(None) => Err(Error::new(
                 ErrorKind::BodyTimeout,
                 format!("request body stalled for {} ms", idle.as_millis()),
@@ -237,7 +258,9 @@ fn head_error(e: &HeadError) -> Error {
     let msg = match e {
         HeadError::TooLarge => format!("request head exceeds {} bytes", http1::MAX_HEAD_BYTES),
         HeadError::TooManyHeaders => format!("more than {} request headers", http1::MAX_HEADERS),
-        HeadError::LengthAndChunked => "Content-Length together with Transfer-Encoding is not allowed".to_owned(),
+        HeadError::LengthAndChunked => {
+            "Content-Length together with Transfer-Encoding is not allowed".to_owned()
+        }
         other => format!("malformed request: {other}"),
     };
     Error::new(kind, msg)

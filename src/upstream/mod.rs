@@ -82,7 +82,9 @@ impl ResponseHead {
     /// Is this an SSE stream?
     pub fn is_event_stream(&self) -> bool {
         self.header("content-type").is_some_and(|v| {
-            v.len() >= 17 && v.get(..17).is_some_and(|p| p.eq_ignore_ascii_case(b"text/event-stream"))
+            v.len() >= 17
+                && v.get(..17)
+                    .is_some_and(|p| p.eq_ignore_ascii_case(b"text/event-stream"))
         })
     }
 }
@@ -148,14 +150,19 @@ impl Decoder for BodyCodec {
     type Item = Option<Bytes>;
     type Error = BodyReadError;
 
-    fn decode(&mut self, src: &mut BytesMut) -> std::result::Result<Decoded<Self::Item>, Self::Error> {
+    fn decode(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> std::result::Result<Decoded<Self::Item>, Self::Error> {
         match &mut self.state {
             BodyState::Done => Ok(Decoded::Some(None)),
             BodyState::Length(remaining) => {
                 if src.is_empty() {
                     return Ok(Decoded::Insufficient);
                 }
-                let n = usize::try_from(*remaining).unwrap_or(usize::MAX).min(src.len());
+                let n = usize::try_from(*remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(src.len());
                 let data = src.split_to(n).freeze();
                 *remaining -= n as u64;
                 if *remaining == 0 {
@@ -181,7 +188,10 @@ impl Decoder for BodyCodec {
         }
     }
 
-    fn decode_eof(&mut self, src: &mut BytesMut) -> std::result::Result<Decoded<Self::Item>, Self::Error> {
+    fn decode_eof(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> std::result::Result<Decoded<Self::Item>, Self::Error> {
         match self.decode(src)? {
             Decoded::Some(item) => Ok(Decoded::Some(item)),
             _ => match self.state {
@@ -204,15 +214,22 @@ impl Conn {
             Ok(r) => r,
             Err(_) => Err(Error::new(
                 ErrorKind::ConnectTimeout,
-                format!("connecting to provider `{}` timed out after {} ms", p.name, p.connect_timeout.as_millis()),
+                format!(
+                    "connecting to provider `{}` timed out after {} ms",
+                    p.name,
+                    p.connect_timeout.as_millis()
+                ),
             )),
         }
     }
 
     async fn connect_inner(p: &Provider, dns: &DnsCache) -> Result<Conn> {
         let addr = dns.resolve(&p.host, p.port).map_err(|e| {
-            Error::new(ErrorKind::UpstreamConnect, format!("cannot resolve provider `{}` host {}", p.name, p.host))
-                .with_cause(e)
+            Error::new(
+                ErrorKind::UpstreamConnect,
+                format!("cannot resolve provider `{}` host {}", p.name, p.host),
+            )
+            .with_cause(e)
         })?;
         let tcp = match TcpStream::connect_addr(addr).await {
             Ok(s) => s,
@@ -230,9 +247,14 @@ impl Conn {
         let codec = match &p.tls {
             None => Codec::Plain(ClientCodec::new(tcp)),
             Some(cfg) => {
-                let name = rustls::pki_types::ServerName::try_from(p.host.clone()).map_err(|e| {
-                    Error::new(ErrorKind::UpstreamTls, format!("invalid TLS server name {}", p.host)).with_cause(e)
-                })?;
+                let name =
+                    rustls::pki_types::ServerName::try_from(p.host.clone()).map_err(|e| {
+                        Error::new(
+                            ErrorKind::UpstreamTls,
+                            format!("invalid TLS server name {}", p.host),
+                        )
+                        .with_cause(e)
+                    })?;
                 let connector = monoio_rustls::TlsConnector::from(cfg.clone());
                 let stream = connector.connect(name, tcp).await.map_err(|e| {
                     // TlsError's Display says only "io error"; Debug carries the reason.
@@ -258,16 +280,26 @@ impl Conn {
 
     fn io_error(&self, what: &str, e: impl std::error::Error + 'static) -> Error {
         // A pooled connection the peer closed fails exactly like this; a fresh one may not.
-        let retry = if self.reused { Retry::ReusedOnly } else { Retry::No };
-        Error::new(ErrorKind::UpstreamReset, format!("provider connection failed while {what}"))
-            .with_cause(e)
-            .with_retry(retry)
+        let retry = if self.reused {
+            Retry::ReusedOnly
+        } else {
+            Retry::No
+        };
+        Error::new(
+            ErrorKind::UpstreamReset,
+            format!("provider connection failed while {what}"),
+        )
+        .with_cause(e)
+        .with_retry(retry)
     }
 
     /// Send a request with a fixed body.
     pub async fn send(&mut self, req: http::Request<()>, body: Bytes) -> Result<()> {
         let (parts, ()) = req.into_parts();
-        let req = http::Request::from_parts(parts, Payload::<Bytes, HttpError>::Fixed(FixedPayload::new(body)));
+        let req = http::Request::from_parts(
+            parts,
+            Payload::<Bytes, HttpError>::Fixed(FixedPayload::new(body)),
+        );
         let r = match &mut self.codec {
             Codec::Plain(c) => c.send_and_flush(req).await,
             Codec::Tls(c) => c.send_and_flush(req).await,
@@ -287,15 +319,23 @@ impl Conn {
             Err(_) => {
                 return Err(Error::new(
                     ErrorKind::FirstByteTimeout,
-                    format!("provider sent no response within {} ms", timeout.as_millis()),
+                    format!(
+                        "provider sent no response within {} ms",
+                        timeout.as_millis()
+                    ),
                 ))
             }
             Ok(None) => {
-                let retry = if self.reused { Retry::ReusedOnly } else { Retry::No };
-                return Err(
-                    Error::new(ErrorKind::UpstreamReset, "provider closed the connection before responding")
-                        .with_retry(retry),
-                );
+                let retry = if self.reused {
+                    Retry::ReusedOnly
+                } else {
+                    Retry::No
+                };
+                return Err(Error::new(
+                    ErrorKind::UpstreamReset,
+                    "provider closed the connection before responding",
+                )
+                .with_retry(retry));
             }
             Ok(Some(Err(e))) => return Err(self.io_error("reading the response head", e)),
             Ok(Some(Ok(r))) => r,
@@ -307,8 +347,13 @@ impl Conn {
             .headers
             .get_all(http::header::CONNECTION)
             .iter()
-            .any(|v| v.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")));
-        let reusable = !close && parts.version == http::Version::HTTP_11 && framing != BodyFraming::Close;
+            .any(|v| {
+                v.as_bytes()
+                    .split(|b| *b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            });
+        let reusable =
+            !close && parts.version == http::Version::HTTP_11 && framing != BodyFraming::Close;
         Ok(ResponseHead {
             status,
             headers: parts.headers,
@@ -318,7 +363,11 @@ impl Conn {
     }
 
     /// The next body chunk (`None` at the end), or an error after `idle` of silence.
-    pub async fn read_chunk(&mut self, body: &mut BodyCodec, idle: Duration) -> Result<Option<Bytes>> {
+    pub async fn read_chunk(
+        &mut self,
+        body: &mut BodyCodec,
+        idle: Duration,
+    ) -> Result<Option<Bytes>> {
         // monoio-codec only consults the decoder when bytes are buffered; a finished body
         // must not wait for bytes that will never come.
         if body.is_done() {
@@ -333,7 +382,10 @@ impl Conn {
         match monoio::time::timeout(idle, next).await {
             Err(_) => Err(Error::new(
                 ErrorKind::IdleTimeout,
-                format!("provider went silent for {} ms mid-response", idle.as_millis()),
+                format!(
+                    "provider went silent for {} ms mid-response",
+                    idle.as_millis()
+                ),
             )),
             Ok(None) => Ok(None),
             Ok(Some(Ok(item))) => Ok(item),
@@ -341,8 +393,11 @@ impl Conn {
                 ErrorKind::UpstreamProtocol,
                 format!("provider sent a malformed chunked body ({e:?})"),
             )),
-            Ok(Some(Err(e))) => Err(Error::new(ErrorKind::UpstreamReset, "provider connection broke mid-response")
-                .with_cause(io::Error::other(e.to_string()))),
+            Ok(Some(Err(e))) => Err(Error::new(
+                ErrorKind::UpstreamReset,
+                "provider connection broke mid-response",
+            )
+            .with_cause(io::Error::other(e.to_string()))),
         }
     }
 }
@@ -362,9 +417,17 @@ fn response_framing(status: u16, headers: &http::HeaderMap) -> Result<BodyFramin
         let n = std::str::from_utf8(v.as_bytes())
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
-            .ok_or_else(|| Error::new(ErrorKind::UpstreamProtocol, "provider sent an invalid Content-Length"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::UpstreamProtocol,
+                    "provider sent an invalid Content-Length",
+                )
+            })?;
         if length.is_some_and(|l| l != n) {
-            return Err(Error::new(ErrorKind::UpstreamProtocol, "provider sent conflicting Content-Length"));
+            return Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                "provider sent conflicting Content-Length",
+            ));
         }
         length = Some(n);
     }
@@ -447,7 +510,9 @@ impl DnsCache {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-        self.entries.borrow_mut().insert(host.to_owned(), (addr, now));
+        self.entries
+            .borrow_mut()
+            .insert(host.to_owned(), (addr, now));
         Ok(addr)
     }
 

@@ -55,7 +55,9 @@ impl Proc {
 
 /// Spawn `cmd` and wait for a stderr line containing `marker` followed by `http(s)://ADDR`.
 pub fn spawn_and_wait(mut cmd: Command, marker: &str) -> Proc {
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn ringway");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -83,15 +85,26 @@ pub fn spawn_and_wait(mut cmd: Command, marker: &str) -> Proc {
                         .strip_prefix("http://")
                         .or_else(|| rest.strip_prefix("https://"))
                         .unwrap_or(rest);
-                    let addr_text: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-                    let addr = addr_text.parse().unwrap_or_else(|_| panic!("bad addr in {line:?}"));
-                    return Proc { child, addr, log: rx, banner: line.clone() };
+                    let addr_text: String =
+                        rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    let addr = addr_text
+                        .parse()
+                        .unwrap_or_else(|_| panic!("bad addr in {line:?}"));
+                    return Proc {
+                        child,
+                        addr,
+                        log: rx,
+                        banner: line.clone(),
+                    };
                 }
                 seen.push(line);
             }
             Err(_) => {
                 let status = child.try_wait().ok().flatten();
-                panic!("process did not start (exit {status:?}); log:\n{}", seen.join("\n"));
+                panic!(
+                    "process did not start (exit {status:?}); log:\n{}",
+                    seen.join("\n")
+                );
             }
         }
     }
@@ -100,7 +113,13 @@ pub fn spawn_and_wait(mut cmd: Command, marker: &str) -> Proc {
 /// Start the mock provider with extra flags.
 pub fn mock(extra: &[&str]) -> Proc {
     let mut cmd = Command::new(bin());
-    cmd.args(["mock-upstream", "--listen", "127.0.0.1:0", "--driver", &driver()]);
+    cmd.args([
+        "mock-upstream",
+        "--listen",
+        "127.0.0.1:0",
+        "--driver",
+        &driver(),
+    ]);
     cmd.args(extra);
     spawn_and_wait(cmd, "mock provider listening on")
 }
@@ -180,7 +199,10 @@ pub const PROVIDER_KEYS: &[(&str, &str)] = &[
 /// Mock + gateway with the standard providers and `extra` config.
 pub fn setup(extra: &str) -> (Proc, Proc) {
     let m = mock(&[]);
-    let g = gateway_env(&format!("{extra}\n{}", standard_providers(&m)), PROVIDER_KEYS);
+    let g = gateway_env(
+        &format!("{extra}\n{}", standard_providers(&m)),
+        PROVIDER_KEYS,
+    );
     (m, g)
 }
 
@@ -202,8 +224,12 @@ impl Response {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     pub fn text(&self) -> String {
@@ -222,7 +248,10 @@ impl Client {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, buf: Vec::new() }
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
@@ -259,7 +288,12 @@ impl Client {
                     let hs = resp
                         .headers
                         .iter()
-                        .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into_owned()))
+                        .map(|h| {
+                            (
+                                h.name.to_ascii_lowercase(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
                         .collect();
                     self.buf.drain(..n);
                     if status == 100 {
@@ -272,7 +306,10 @@ impl Client {
                         return None;
                     }
                 }
-                Err(e) => panic!("bad response head: {e}: {:?}", String::from_utf8_lossy(&self.buf)),
+                Err(e) => panic!(
+                    "bad response head: {e}: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                ),
             }
         }
     }
@@ -298,7 +335,12 @@ impl Client {
             while self.fill() {}
             std::mem::take(&mut self.buf)
         };
-        Some(Response { status, headers, body, chunked })
+        Some(Response {
+            status,
+            headers,
+            body,
+            chunked,
+        })
     }
 
     /// Read one chunk of a chunked body; None at the last chunk.

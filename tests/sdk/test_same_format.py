@@ -108,7 +108,7 @@ def test_openai_errors_map_to_sdk_exceptions(oai, gateway):
     with pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model="gpt", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError):
-        oai.chat.completions.create(model="claude", messages=[{"role": "user", "content": "x"}], max_tokens=5)
+        oai.chat.completions.create(model="", messages=[{"role": "user", "content": "x"}])
 
 
 def test_openai_midstream_error_raises(oai):

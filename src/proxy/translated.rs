@@ -1,0 +1,283 @@
+//! The upstream → client pump when the client's format and the provider's differ: errors and
+//! whole bodies are read (bounded) and translated; SSE streams go event by event through the
+//! stream state machines, each translated frame written as soon as it exists.
+
+use super::{Exchange, Failure};
+use crate::config::{Provider, Target};
+use crate::error::{Error, ErrorKind};
+use crate::format::Format;
+use crate::http1::{self, ResponseBody};
+use crate::server::conn::ClientConn;
+use crate::sse;
+use crate::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream, RequestMeta};
+use crate::upstream::{BodyCodec, Conn, ResponseHead};
+
+/// Largest upstream body read whole for translation (non-streaming answers and errors).
+pub const MAX_TRANSLATED_BODY: usize = 64 * 1024 * 1024;
+
+/// Provider response headers worth keeping across formats (rate limits, retry hints, ids).
+fn keep_header(name: &str) -> bool {
+    name == "retry-after"
+        || name == "x-should-retry"
+        || name.starts_with("anthropic-ratelimit-")
+        || name.starts_with("x-ratelimit-")
+}
+
+/// The provider's request id, renamed to the header the client's SDK reads.
+fn request_id_header(client: Format) -> &'static str {
+    match client {
+        Format::OpenAi => "x-request-id",
+        Format::Anthropic => "request-id",
+    }
+}
+
+enum StreamTranslator {
+    A2O(Box<AnthropicToOpenAiStream>),
+    O2A(Box<OpenAiToAnthropicStream>),
+}
+
+impl StreamTranslator {
+    fn new(client: Format, meta: &RequestMeta) -> Self {
+        match client {
+            Format::OpenAi => StreamTranslator::A2O(Box::new(AnthropicToOpenAiStream::new(meta))),
+            Format::Anthropic => {
+                StreamTranslator::O2A(Box::new(OpenAiToAnthropicStream::new(meta)))
+            }
+        }
+    }
+    fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
+        match self {
+            StreamTranslator::A2O(t) => t.on_event(event, data, out),
+            StreamTranslator::O2A(t) => t.on_event(event, data, out),
+        }
+    }
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            StreamTranslator::A2O(t) => t.finish(out),
+            StreamTranslator::O2A(t) => t.finish(out),
+        }
+    }
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        match self {
+            StreamTranslator::A2O(t) => t.fail(message, out),
+            StreamTranslator::O2A(t) => t.fail(message, out),
+        }
+    }
+    fn is_done(&self) -> bool {
+        match self {
+            StreamTranslator::A2O(t) => t.is_done(),
+            StreamTranslator::O2A(t) => t.is_done(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn relay(
+    ctx: &super::Ctx,
+    conn: &mut ClientConn,
+    ex: &mut Exchange<'_>,
+    target: &Target,
+    provider: &Provider,
+    mut up: Conn,
+    resp: ResponseHead,
+    meta: &RequestMeta,
+) -> Result<(), Failure> {
+    let client = ex.format;
+    let mut body = BodyCodec::new(resp.framing);
+    let ok = (200..300).contains(&resp.status);
+    let result = if ok && resp.is_event_stream() {
+        relay_stream(conn, ex, &mut up, &mut body, provider, &resp, meta).await
+    } else {
+        // Errors and whole answers: read the body, translate, answer with a length.
+        let raw = read_all(&mut up, &mut body, provider).await?;
+        let (status, out) = if ok {
+            let translated = match client {
+                Format::OpenAi => translate::anthropic_to_openai_response(&raw, meta),
+                Format::Anthropic => translate::openai_to_anthropic_response(&raw, meta),
+            };
+            match translated {
+                Ok(b) => (resp.status, b),
+                Err(e) => (e.status, render_translate_error(client, &e)),
+            }
+        } else {
+            match client {
+                Format::OpenAi => translate::anthropic_to_openai_error(resp.status, &raw),
+                Format::Anthropic => translate::openai_to_anthropic_error(resp.status, &raw),
+            }
+        };
+        let mut headers = ex.standard_headers();
+        headers.push(("content-type", b"application/json"));
+        copy_headers(&resp, client, &mut headers);
+        conn.wbuf.clear();
+        http1::write_response_head(
+            &mut conn.wbuf,
+            status,
+            &headers,
+            ResponseBody::Length(out.len() as u64),
+            ex.keep_alive,
+        );
+        conn.wbuf.extend_from_slice(&out);
+        conn.flush().await.map_err(|_| Failure::AfterResponse)
+    };
+    if result.is_ok() && resp.reusable && body.is_done() {
+        up.served += 1;
+        ctx.pool.put(target.provider, up);
+    }
+    result
+}
+
+fn copy_headers<'a>(
+    resp: &'a ResponseHead,
+    client: Format,
+    headers: &mut Vec<(&'a str, &'a [u8])>,
+) {
+    for (name, value) in &resp.headers {
+        let n = name.as_str();
+        if keep_header(n) {
+            headers.push((n, value.as_bytes()));
+        } else if n == "request-id" || n == "x-request-id" {
+            headers.push((request_id_header(client), value.as_bytes()));
+        }
+    }
+}
+
+/// Render a translation error in the client's format.
+pub(super) fn render_translate_error(client: Format, e: &translate::TranslateError) -> Vec<u8> {
+    match client {
+        Format::OpenAi => e.to_openai_body(),
+        Format::Anthropic => e.to_anthropic_body(),
+    }
+}
+
+async fn read_all(
+    up: &mut Conn,
+    body: &mut BodyCodec,
+    provider: &Provider,
+) -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::new();
+    loop {
+        match up.read_chunk(body, provider.idle_timeout).await {
+            Ok(Some(d)) => {
+                if out.len() + d.len() > MAX_TRANSLATED_BODY {
+                    return Err(Failure::BeforeResponse(Error::new(
+                        ErrorKind::UpstreamProtocol,
+                        format!("provider response exceeds {MAX_TRANSLATED_BODY} bytes"),
+                    )));
+                }
+                out.extend_from_slice(&d);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(Failure::BeforeResponse(e)),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn relay_stream(
+    conn: &mut ClientConn,
+    ex: &mut Exchange<'_>,
+    up: &mut Conn,
+    body: &mut BodyCodec,
+    provider: &Provider,
+    resp: &ResponseHead,
+    meta: &RequestMeta,
+) -> Result<(), Failure> {
+    let client = ex.format;
+    let chunked = ex.head.minor_version() != 0;
+    let framing = if chunked {
+        ResponseBody::Chunked
+    } else {
+        ex.keep_alive = false;
+        ResponseBody::CloseDelimited
+    };
+    {
+        let mut headers = ex.standard_headers();
+        let ct: &[u8] = match client {
+            Format::OpenAi => b"text/event-stream",
+            Format::Anthropic => b"text/event-stream; charset=utf-8",
+        };
+        headers.push(("content-type", ct));
+        headers.push(("cache-control", b"no-cache"));
+        copy_headers(resp, client, &mut headers);
+        conn.wbuf.clear();
+        http1::write_response_head(&mut conn.wbuf, 200, &headers, framing, ex.keep_alive);
+    }
+    if conn.flush().await.is_err() {
+        return Err(Failure::AfterResponse);
+    }
+    let mut tr = StreamTranslator::new(client, meta);
+    let mut dec = sse::Decoder::new(super::relay::MAX_SSE_EVENT_BYTES);
+    let mut out = Vec::with_capacity(1024);
+    let failure = loop {
+        match up.read_chunk(body, provider.idle_timeout).await {
+            Ok(Some(data)) => {
+                dec.push(data);
+                out.clear();
+                let mut too_large = false;
+                loop {
+                    match dec.next_event() {
+                        Ok(Some(ev)) => {
+                            if let Some(data) = ev.data.as_deref() {
+                                tr.on_event(ev.event.as_deref(), data, &mut out);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => {
+                            too_large = true;
+                            break;
+                        }
+                    }
+                }
+                if too_large {
+                    tr.fail("provider sent an oversized SSE event", &mut out);
+                }
+                if !out.is_empty() {
+                    conn.wbuf.clear();
+                    frame(&mut conn.wbuf, &out, chunked);
+                    if conn.flush().await.is_err() {
+                        return Err(Failure::AfterResponse);
+                    }
+                }
+                if too_large {
+                    break Some(());
+                }
+            }
+            Ok(None) => break None,
+            Err(e) => {
+                crate::log::warn(format_args!(
+                    "provider `{}` stream failed: {e}",
+                    provider.name
+                ));
+                out.clear();
+                tr.fail(e.message(), &mut out);
+                break Some(());
+            }
+        }
+    };
+    if failure.is_none() {
+        out.clear();
+        // Ends the client stream; reports a missing terminator as an error frame.
+        tr.finish(&mut out);
+    }
+    conn.wbuf.clear();
+    frame(&mut conn.wbuf, &out, chunked);
+    if chunked {
+        conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+    }
+    let sent = conn.flush().await;
+    if failure.is_some() || sent.is_err() || !tr.is_done() {
+        return Err(Failure::AfterResponse);
+    }
+    Ok(())
+}
+
+fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if data.is_empty() {
+        return;
+    }
+    if chunked {
+        http1::write_chunk(out, data);
+    } else {
+        out.extend_from_slice(data);
+    }
+}

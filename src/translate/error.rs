@@ -1,0 +1,284 @@
+//! Error bodies in both dialects and the upstream-error translation of spec §15. The gateway
+//! copies headers (`retry-after`, request ids); these functions give status and body.
+
+use serde::Serialize;
+
+use crate::wire::{anthropic, openai};
+
+use super::MAX_ERROR_SNIPPET;
+
+/// Anthropic message text that means the prompt exceeded the context window.
+const PROMPT_TOO_LONG: &str = "prompt is too long";
+
+/// Anthropic error types that exist (spec §1.8); anything else is reported as `api_error`.
+const ANTHROPIC_ERROR_TYPES: [&str; 11] = [
+    "invalid_request_error",
+    "authentication_error",
+    "billing_error",
+    "permission_error",
+    "not_found_error",
+    "conflict_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "timeout_error",
+    "overloaded_error",
+];
+
+#[derive(Serialize)]
+struct OpenAiErrorOut<'a> {
+    error: OpenAiErrorInner<'a>,
+}
+
+#[derive(Serialize)]
+struct OpenAiErrorInner<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AnthropicErrorOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: AnthropicErrorInner<'a>,
+}
+
+#[derive(Serialize)]
+struct AnthropicErrorInner<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+}
+
+/// `{"error":{"message","type","param","code"}}`.
+pub(crate) fn openai_body(
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Vec<u8> {
+    let out = OpenAiErrorOut {
+        error: OpenAiErrorInner {
+            message,
+            kind,
+            param,
+            code,
+        },
+    };
+    // Serialising plain strings into a Vec cannot fail; an empty body is the safe fallback.
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+/// `{"type":"error","error":{"type","message"}}`.
+pub(crate) fn anthropic_body(kind: &str, message: &str) -> Vec<u8> {
+    let out = AnthropicErrorOut {
+        kind: "error",
+        error: AnthropicErrorInner { kind, message },
+    };
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+/// OpenAI `type` for a status the gateway produces.
+pub(crate) fn openai_type_for_status(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        s if s >= 500 => "server_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// Anthropic `error.type` for an HTTP status (spec §15, LiteLLM's table plus additions).
+pub(crate) fn anthropic_type_for_status(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        409 => "conflict_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        504 => "timeout_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// An Anthropic error type for any upstream-provided type string.
+pub(crate) fn known_anthropic_type(kind: &str) -> Option<&'static str> {
+    ANTHROPIC_ERROR_TYPES.iter().copied().find(|t| *t == kind)
+}
+
+/// Anthropic `error.type` for an OpenAI in-stream error's `type` and `code`.
+pub(crate) fn anthropic_type_for_openai_error(
+    kind: Option<&str>,
+    code: Option<&str>,
+) -> &'static str {
+    if let Some(known) = kind.and_then(known_anthropic_type) {
+        return known;
+    }
+    match (kind, code) {
+        (_, Some("rate_limit_exceeded")) | (Some("tokens" | "requests"), _) => "rate_limit_error",
+        (_, Some("insufficient_quota")) | (Some("insufficient_quota"), _) => "billing_error",
+        (_, Some("context_length_exceeded")) => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// Status for an error status the upstream sent; a non-error status means the upstream
+/// broke protocol (502).
+fn error_status(status: u16) -> u16 {
+    if (400..=599).contains(&status) {
+        status
+    } else {
+        502
+    }
+}
+
+/// A readable stand-in message for an error body that is not JSON (HTML 502 pages, text).
+fn snippet_message(status: u16, body: &[u8]) -> String {
+    let mut cut = body.len().min(MAX_ERROR_SNIPPET);
+    let text = loop {
+        // Back off to a UTF-8 boundary; invalid bytes are replaced below.
+        match std::str::from_utf8(body.get(..cut).unwrap_or_default()) {
+            Ok(t) => break std::borrow::Cow::Borrowed(t),
+            Err(e) if e.valid_up_to() > 0 && cut - e.valid_up_to() < 4 => cut = e.valid_up_to(),
+            Err(_) => break String::from_utf8_lossy(body.get(..cut).unwrap_or_default()),
+        }
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        format!("upstream returned HTTP {status}")
+    } else {
+        format!("upstream returned HTTP {status}: {text}")
+    }
+}
+
+/// Translates an Anthropic upstream error (status + body) into the OpenAI client's status
+/// and body (spec §15).
+pub fn anthropic_to_openai_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+    let status = error_status(status);
+    let out_status = if status == 529 { 503 } else { status };
+    match serde_json::from_slice::<anthropic::ErrorBody<'_>>(body) {
+        Ok(b) if !b.error.message.is_empty() || !b.error.kind.is_empty() => {
+            let kind = if b.error.kind.is_empty() {
+                anthropic_type_for_status(status)
+            } else {
+                b.error.kind.as_str()
+            };
+            let code = if b.error.message.contains(PROMPT_TOO_LONG) {
+                "context_length_exceeded"
+            } else {
+                kind
+            };
+            (
+                out_status,
+                openai_body(&b.error.message, kind, None, Some(code)),
+            )
+        }
+        _ => {
+            let kind = anthropic_type_for_status(status);
+            (
+                out_status,
+                openai_body(&snippet_message(status, body), kind, None, Some(kind)),
+            )
+        }
+    }
+}
+
+/// Translates an OpenAI upstream error (status + body) into the Anthropic client's status
+/// and body (spec §15). A body that is already Anthropic-shaped passes through.
+pub fn openai_to_anthropic_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+    let status = error_status(status);
+    if let Ok(b) = serde_json::from_slice::<anthropic::ErrorBody<'_>>(body) {
+        if b.kind.as_deref() == Some("error") && known_anthropic_type(&b.error.kind).is_some() {
+            return (status, body.to_vec());
+        }
+    }
+    let kind = anthropic_type_for_status(status);
+    // 503 is how OpenAI-compatible servers say "overloaded"; Anthropic clients know 529.
+    let out_status = if status == 503 { 529 } else { status };
+    let message = match serde_json::from_slice::<openai::ErrorBody<'_>>(body) {
+        Ok(b) if !b.error.message.is_empty() => b.error.message.to_string(),
+        _ => snippet_message(status, body),
+    };
+    (out_status, anthropic_body(kind, &message))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn v(b: &[u8]) -> Value {
+        serde_json::from_slice(b).unwrap()
+    }
+
+    #[test]
+    fn anthropic_to_openai_statuses() {
+        let body = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"r"}"#;
+        let (s, b) = anthropic_to_openai_error(529, body);
+        assert_eq!(s, 503);
+        assert_eq!(
+            v(&b),
+            json!({"error":{"message":"Overloaded","type":"overloaded_error","param":null,"code":"overloaded_error"}})
+        );
+        let body = br#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 300000 tokens > 200000 maximum"}}"#;
+        let (s, b) = anthropic_to_openai_error(400, body);
+        assert_eq!(s, 400);
+        assert_eq!(v(&b)["error"]["code"], json!("context_length_exceeded"));
+    }
+
+    #[test]
+    fn non_json_bodies_are_wrapped_and_bounded() {
+        let html = format!("<html>{}</html>", "é".repeat(1000));
+        let (s, b) = anthropic_to_openai_error(502, html.as_bytes());
+        assert_eq!(s, 502);
+        let msg = v(&b)["error"]["message"].as_str().unwrap().to_owned();
+        assert!(msg.starts_with("upstream returned HTTP 502: <html>"));
+        assert!(msg.len() < MAX_ERROR_SNIPPET + 40);
+        let (s, b) = openai_to_anthropic_error(200, b"");
+        assert_eq!(s, 502);
+        assert_eq!(v(&b)["error"]["type"], json!("api_error"));
+    }
+
+    #[test]
+    fn openai_to_anthropic_statuses() {
+        for (status, kind, out) in [
+            (400, "invalid_request_error", 400),
+            (401, "authentication_error", 401),
+            (402, "billing_error", 402),
+            (403, "permission_error", 403),
+            (404, "not_found_error", 404),
+            (409, "conflict_error", 409),
+            (413, "request_too_large", 413),
+            (422, "invalid_request_error", 422),
+            (429, "rate_limit_error", 429),
+            (500, "api_error", 500),
+            (503, "overloaded_error", 529),
+            (504, "timeout_error", 504),
+        ] {
+            let (s, b) = openai_to_anthropic_error(
+                status,
+                br#"{"error":{"message":"m","type":"x","param":null,"code":null}}"#,
+            );
+            assert_eq!(s, out);
+            assert_eq!(
+                v(&b),
+                json!({"type":"error","error":{"type":kind,"message":"m"}})
+            );
+        }
+        let already = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#;
+        assert_eq!(
+            openai_to_anthropic_error(429, already),
+            (429, already.to_vec())
+        );
+    }
+}

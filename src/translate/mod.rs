@@ -1,0 +1,292 @@
+//! Pure translators between OpenAI Chat Completions and Anthropic Messages: request bodies,
+//! non-streaming responses, error bodies, and the two SSE stream state machines.
+//!
+//! Bytes in, bytes out: no IO, no clock, no global state. The gateway calls a request
+//! translator, keeps the returned [`RequestMeta`], and hands it to the response side (a
+//! response translator or a stream machine). Rejected requests come back as a
+//! [`TranslateError`] the gateway renders in the client's dialect.
+
+pub mod check;
+mod emit;
+mod error;
+mod request_a2o;
+mod request_o2a;
+mod response;
+mod stream_a2o;
+mod stream_o2a;
+mod util;
+
+use std::fmt;
+
+pub use error::{anthropic_to_openai_error, openai_to_anthropic_error};
+pub use request_a2o::anthropic_to_openai_request;
+pub use request_o2a::openai_to_anthropic_request;
+pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};
+pub use stream_a2o::AnthropicToOpenAiStream;
+pub use stream_o2a::OpenAiToAnthropicStream;
+
+/// `max_tokens` sent to Anthropic when an OpenAI client gives no limit (LiteLLM's default).
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// Anthropic's smallest accepted `thinking.budget_tokens`.
+pub const MIN_THINKING_BUDGET: u32 = 1024;
+
+/// Name of the tool that carries `response_format: json_object` answers (spec §11 option 2).
+pub const JSON_TOOL_NAME: &str = "json_tool_call";
+
+/// Longest tool name OpenAI accepts; longer Anthropic names are shortened and mapped back.
+pub const OPENAI_TOOL_NAME_MAX: usize = 64;
+
+/// Most stop strings OpenAI accepts.
+pub const OPENAI_MAX_STOP: usize = 4;
+
+/// Most content blocks (Anthropic upstream) or tool calls (OpenAI upstream) one stream may
+/// open; bounds the per-stream state tables.
+pub const MAX_STREAM_BLOCKS: usize = 4096;
+
+/// Most bytes of thinking text buffered per block (sent whole in `thinking_blocks`); a
+/// larger block ends the stream with an error rather than growing without bound.
+pub const MAX_THINKING_BYTES: usize = 16 << 20;
+
+/// Most bytes of a non-JSON upstream error body quoted in the translated error message.
+pub const MAX_ERROR_SNIPPET: usize = 256;
+
+/// `reasoning_effort` ⇄ `thinking.budget_tokens` table (spec §9). Budgets below
+/// [`MIN_THINKING_BUDGET`] are raised to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffortTable {
+    /// Budget for `minimal`.
+    pub minimal: u32,
+    /// Budget for `low`.
+    pub low: u32,
+    /// Budget for `medium`.
+    pub medium: u32,
+    /// Budget for `high`.
+    pub high: u32,
+    /// Budget for `xhigh`.
+    pub xhigh: u32,
+    /// Budget for `max`.
+    pub max: u32,
+    /// Reverse direction: budgets up to this are `low`.
+    pub low_up_to: u32,
+    /// Reverse direction: budgets up to this (and above `low_up_to`) are `medium`; larger
+    /// ones are `high`.
+    pub medium_up_to: u32,
+}
+
+impl Default for EffortTable {
+    fn default() -> Self {
+        // LiteLLM's DEFAULT_REASONING_EFFORT_* budgets; xhigh/max clamp to high (spec §9).
+        EffortTable {
+            minimal: 1024,
+            low: 1024,
+            medium: 2048,
+            high: 4096,
+            xhigh: 4096,
+            max: 4096,
+            low_up_to: 2048,
+            medium_up_to: 8192,
+        }
+    }
+}
+
+impl EffortTable {
+    /// Budget for an OpenAI `reasoning_effort`: `Some(None)` = thinking off (`none`),
+    /// `None` = not a known effort.
+    pub fn budget(&self, effort: &str) -> Option<Option<u32>> {
+        let b = match effort {
+            "none" => return Some(None),
+            "minimal" => self.minimal,
+            "low" => self.low,
+            "medium" => self.medium,
+            "high" => self.high,
+            "xhigh" => self.xhigh,
+            "max" => self.max,
+            _ => return None,
+        };
+        Some(Some(b.max(MIN_THINKING_BUDGET)))
+    }
+
+    /// OpenAI `reasoning_effort` for an Anthropic `budget_tokens`.
+    pub fn effort_for_budget(&self, budget: u32) -> &'static str {
+        if budget <= self.low_up_to {
+            "low"
+        } else if budget <= self.medium_up_to {
+            "medium"
+        } else {
+            "high"
+        }
+    }
+}
+
+/// Which field carries Anthropic's `max_tokens` to an OpenAI upstream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MaxTokensField {
+    /// `max_completion_tokens` (current API; reasoning models reject `max_tokens`).
+    #[default]
+    MaxCompletionTokens,
+    /// `max_tokens` (legacy OpenAI-compatible servers).
+    MaxTokens,
+}
+
+/// Translation settings (from the gateway config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `max_tokens` for Anthropic when an OpenAI client omits it.
+    pub default_max_tokens: u32,
+    /// `reasoning_effort` ⇄ thinking budget table.
+    pub effort_budgets: EffortTable,
+    /// Field used for the output cap on OpenAI upstreams.
+    pub openai_max_tokens_field: MaxTokensField,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            effort_budgets: EffortTable::default(),
+            openai_max_tokens_field: MaxTokensField::default(),
+        }
+    }
+}
+
+/// What the response side needs to know about the translated request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// The client asked for a stream.
+    pub stream: bool,
+    /// OpenAI client sent `stream_options.include_usage: true`: send the usage chunk.
+    pub include_usage: bool,
+    /// `model` exactly as the client sent it.
+    pub client_model: String,
+    /// Model name sent upstream; used when an upstream response omits `model`.
+    pub upstream_model: String,
+    /// Unix seconds for OpenAI `created`. Translators never read a clock: the gateway sets
+    /// this (once per request) before translating the response.
+    pub created: u64,
+    /// `response_format: json_object` was sent to Anthropic as the forced
+    /// [`JSON_TOOL_NAME`] tool: its input becomes the answer's `content`.
+    pub json_tool: bool,
+    /// Anthropic client enabled thinking: OpenAI `reasoning_content` is surfaced as
+    /// (unsigned) thinking blocks.
+    pub client_thinking: bool,
+    /// Tool names shortened for OpenAI (`(sent upstream, client's original)`).
+    pub tool_names: Vec<(String, String)>,
+    /// Client parameters dropped because the upstream has no equivalent that changes the
+    /// answer materially (for a warning header such as `x-ringway-dropped-params`).
+    pub dropped: Vec<&'static str>,
+}
+
+impl RequestMeta {
+    /// The client's name for an upstream tool name (restores shortened names).
+    pub fn client_tool_name<'s>(&'s self, upstream: &'s str) -> &'s str {
+        self.tool_names
+            .iter()
+            .find(|(short, _)| short == upstream)
+            .map_or(upstream, |(_, original)| original.as_str())
+    }
+
+    fn drop_param(&mut self, name: &'static str) {
+        if !self.dropped.contains(&name) {
+            self.dropped.push(name);
+        }
+    }
+}
+
+/// A request that cannot be translated, or an upstream body that cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranslateError {
+    /// HTTP status for the client (400 for requests, 502 for unreadable upstream bodies).
+    pub status: u16,
+    /// The offending parameter (`messages[2].content[0].type`), when one is to blame.
+    pub param: Option<String>,
+    /// Human-readable reason.
+    pub message: String,
+    /// OpenAI `code` (`unsupported_parameter`, `unsupported_value`, …).
+    pub code: Option<&'static str>,
+}
+
+impl TranslateError {
+    /// 400: the value is not valid for the API.
+    pub(crate) fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
+        TranslateError {
+            status: 400,
+            param: Some(param.into()),
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    /// 400: a parameter the routed upstream cannot honour.
+    pub(crate) fn unsupported_param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        TranslateError {
+            code: Some("unsupported_parameter"),
+            ..TranslateError::invalid(param, message)
+        }
+    }
+
+    /// 400: a parameter value the routed upstream cannot honour.
+    pub(crate) fn unsupported_value(param: impl Into<String>, message: impl Into<String>) -> Self {
+        TranslateError {
+            code: Some("unsupported_value"),
+            ..TranslateError::invalid(param, message)
+        }
+    }
+
+    /// 502: the upstream answered 2xx with a body we cannot read.
+    pub(crate) fn upstream(message: impl Into<String>) -> Self {
+        TranslateError {
+            status: 502,
+            param: None,
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    /// 500: serialising our own output failed (not reachable with well-formed types).
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        TranslateError {
+            status: 500,
+            param: None,
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    /// The OpenAI error body (`{"error":{"message","type","param","code"}}`).
+    pub fn to_openai_body(&self) -> Vec<u8> {
+        error::openai_body(
+            &self.message,
+            error::openai_type_for_status(self.status),
+            self.param.as_deref(),
+            self.code,
+        )
+    }
+
+    /// The Anthropic error body (`{"type":"error","error":{"type","message"}}`).
+    pub fn to_anthropic_body(&self) -> Vec<u8> {
+        error::anthropic_body(error::anthropic_type_for_status(self.status), &self.message)
+    }
+}
+
+impl fmt::Display for TranslateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "{} ({}): {}", self.status, p, self.message),
+            None => write!(f, "{}: {}", self.status, self.message),
+        }
+    }
+}
+
+impl std::error::Error for TranslateError {}
+
+impl From<crate::wire::ParseError> for TranslateError {
+    fn from(e: crate::wire::ParseError) -> Self {
+        TranslateError {
+            status: 400,
+            message: e.to_string(),
+            param: e.key,
+            code: None,
+        }
+    }
+}

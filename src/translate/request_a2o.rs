@@ -1,0 +1,757 @@
+//! Anthropic Messages request → OpenAI Chat Completions request (spec §5, §9–§13).
+
+use std::borrow::Cow;
+
+use crate::wire::anthropic::{ContentBlock, MessagesRequest};
+use crate::wire::openai::{
+    ChatRequest, ContentPart, FilePart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
+    Message, NamedFunction, ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoice,
+    ToolChoiceObject,
+};
+use crate::wire::{Str, TextOr};
+
+use super::util::{compact_json, openai_tool_name};
+use super::{MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP};
+
+/// `parameters` for tools defined without `input_schema`.
+const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
+
+/// Prefix marking a failed tool's result (OpenAI tool messages have no error flag).
+const TOOL_ERROR_PREFIX: &str = "Error: ";
+
+/// `json_schema.name` sent for Anthropic structured outputs (which have no name).
+const OUTPUT_SCHEMA_NAME: &str = "output";
+
+/// File name for PDF documents without a title.
+const DEFAULT_PDF_NAME: &str = "document.pdf";
+
+/// Translates an Anthropic Messages request body into an OpenAI Chat Completions request
+/// for `upstream_model`.
+pub fn anthropic_to_openai_request(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    let req = MessagesRequest::parse(body)?;
+    let mut meta = RequestMeta::default();
+    let names = NameMap::default();
+    let out = translate(&req, upstream_model, opts, &mut meta, &names)?;
+    let bytes = serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))?;
+    meta.tool_names = names.into_pairs();
+    Ok((bytes, meta))
+}
+
+/// Shortened tool names (OpenAI allows 64 characters, Anthropic 128), recorded so responses
+/// can restore them. Interior mutability keeps the borrowed output free of extra lifetimes.
+#[derive(Default)]
+struct NameMap {
+    pairs: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+impl NameMap {
+    fn map<'b>(&self, name: &'b Str<'_>) -> Str<'b> {
+        match openai_tool_name(name) {
+            Cow::Borrowed(b) => Str::from(b),
+            Cow::Owned(short) => {
+                let mut pairs = self.pairs.borrow_mut();
+                if !pairs.iter().any(|(s, _)| *s == short) {
+                    pairs.push((short.clone(), name.to_string()));
+                }
+                Str::from(short)
+            }
+        }
+    }
+
+    fn into_pairs(self) -> Vec<(String, String)> {
+        self.pairs.into_inner()
+    }
+}
+
+fn translate<'b>(
+    req: &'b MessagesRequest<'_>,
+    upstream_model: &'b str,
+    opts: &Options,
+    meta: &mut RequestMeta,
+    names: &NameMap,
+) -> Result<ChatRequest<'b>, TranslateError> {
+    if let Some((key, _)) = req.unknown.first() {
+        return Err(TranslateError::unsupported_param(
+            key.as_str(),
+            format!("{key}: Extra inputs are not permitted"),
+        ));
+    }
+    let model = req
+        .model
+        .as_ref()
+        .ok_or_else(|| TranslateError::invalid("model", "model: Field required"))?;
+    let max_tokens = req
+        .max_tokens
+        .ok_or_else(|| TranslateError::invalid("max_tokens", "max_tokens: Field required"))?;
+    let messages = req
+        .messages
+        .as_ref()
+        .ok_or_else(|| TranslateError::invalid("messages", "messages: Field required"))?;
+    for (param, present) in [
+        ("container", req.container.is_some()),
+        ("inference_geo", req.inference_geo.is_some()),
+        ("context_management", req.context_management.is_some()),
+        ("mcp_servers", req.mcp_servers.is_some()),
+    ] {
+        if present {
+            return Err(TranslateError::unsupported_param(
+                param,
+                format!("{param} is not supported for OpenAI models"),
+            ));
+        }
+    }
+    if req.cache_control.is_some() {
+        meta.drop_param("cache_control");
+    }
+    if req.top_k.is_some() {
+        meta.drop_param("top_k");
+    }
+    if let Some(stops) = &req.stop_sequences {
+        if stops.len() > OPENAI_MAX_STOP {
+            return Err(TranslateError::unsupported_value(
+                "stop_sequences",
+                format!("OpenAI models accept at most {OPENAI_MAX_STOP} stop sequences"),
+            ));
+        }
+    }
+    meta.client_model = model.to_string();
+    meta.upstream_model = upstream_model.to_owned();
+    meta.stream = req.stream.unwrap_or(false);
+
+    let reasoning_effort = reasoning_effort(req, opts, meta)?;
+    let response_format = response_format(req)?;
+    let tools = convert_tools(req, names)?;
+    let (tool_choice, parallel_tool_calls) = convert_tool_choice(req, !tools.is_empty(), names)?;
+
+    let mut out_messages = Vec::with_capacity(messages.len() + 1);
+    if let Some(system) = &req.system {
+        if let Some(m) = system_message(system)? {
+            out_messages.push(m);
+        }
+    }
+    for (i, m) in messages.iter().enumerate() {
+        match m.role.as_str() {
+            "user" => user_messages(&m.content, i, &mut out_messages)?,
+            "assistant" => {
+                if let Some(msg) = assistant_message(&m.content, i, names, meta)? {
+                    out_messages.push(msg);
+                }
+            }
+            other => {
+                return Err(TranslateError::invalid(
+                    format!("messages.{i}.role"),
+                    format!("unknown role `{other}`"),
+                ))
+            }
+        }
+    }
+
+    let (max_completion_tokens, legacy_max_tokens) = match opts.openai_max_tokens_field {
+        MaxTokensField::MaxCompletionTokens => (Some(max_tokens), None),
+        MaxTokensField::MaxTokens => (None, Some(max_tokens)),
+    };
+    let service_tier = match req.service_tier.as_deref() {
+        None => None,
+        Some("auto") => Some(Str::from("auto")),
+        Some("standard_only") => Some(Str::from("default")),
+        Some(_) => {
+            meta.drop_param("service_tier");
+            None
+        }
+    };
+    Ok(ChatRequest {
+        model: Some(Str::from(upstream_model)),
+        messages: Some(out_messages),
+        max_completion_tokens,
+        max_tokens: legacy_max_tokens,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop: req
+            .stop_sequences
+            .as_ref()
+            .filter(|s| !s.is_empty())
+            .map(|s| TextOr::Items(s.iter().map(Str::reborrow).collect())),
+        stream: meta.stream.then_some(true),
+        // Always ask for usage: Anthropic clients get it in message_delta.
+        stream_options: meta.stream.then_some(StreamOptions {
+            include_usage: Some(true),
+        }),
+        tools: (!tools.is_empty()).then_some(tools),
+        tool_choice,
+        parallel_tool_calls,
+        response_format,
+        reasoning_effort,
+        user: req
+            .metadata
+            .as_ref()
+            .and_then(|m| m.user_id.as_ref())
+            .map(Str::reborrow),
+        service_tier,
+        ..ChatRequest::default()
+    })
+}
+
+fn reasoning_effort<'b>(
+    req: &'b MessagesRequest<'_>,
+    opts: &Options,
+    meta: &mut RequestMeta,
+) -> Result<Option<Str<'b>>, TranslateError> {
+    let effort = req.output_config.as_ref().and_then(|c| c.effort.as_ref());
+    if let Some(e) = effort {
+        if !matches!(e.as_str(), "low" | "medium" | "high" | "xhigh" | "max") {
+            return Err(TranslateError::invalid(
+                "output_config.effort",
+                format!("unsupported effort `{e}`"),
+            ));
+        }
+    }
+    let Some(t) = &req.thinking else {
+        return Ok(effort.map(Str::reborrow));
+    };
+    match t.kind.as_str() {
+        "enabled" => {
+            meta.client_thinking = true;
+            let budget = t.budget_tokens.ok_or_else(|| {
+                TranslateError::invalid(
+                    "thinking.budget_tokens",
+                    "thinking.budget_tokens: Field required",
+                )
+            })?;
+            Ok(Some(effort.map_or(
+                Str::from(opts.effort_budgets.effort_for_budget(budget)),
+                Str::reborrow,
+            )))
+        }
+        "adaptive" => {
+            meta.client_thinking = true;
+            Ok(effort.map(Str::reborrow))
+        }
+        "disabled" => Ok(None),
+        other => Err(TranslateError::invalid(
+            "thinking.type",
+            format!("unknown thinking type `{other}`"),
+        )),
+    }
+}
+
+fn response_format<'b>(
+    req: &'b MessagesRequest<'_>,
+) -> Result<Option<ResponseFormat<'b>>, TranslateError> {
+    let (format, param) = match (
+        req.output_config.as_ref().and_then(|c| c.format.as_ref()),
+        &req.output_format,
+    ) {
+        (Some(f), _) => (f, "output_config.format"),
+        (None, Some(f)) => (f, "output_format"),
+        (None, None) => return Ok(None),
+    };
+    if format.kind.as_str() != "json_schema" {
+        return Err(TranslateError::invalid(
+            format!("{param}.type"),
+            format!("unsupported output format `{}`", format.kind),
+        ));
+    }
+    let schema = format.schema.ok_or_else(|| {
+        TranslateError::invalid(
+            format!("{param}.schema"),
+            "json_schema format needs a schema",
+        )
+    })?;
+    Ok(Some(ResponseFormat {
+        kind: Str::from("json_schema"),
+        json_schema: Some(JsonSchemaFormat {
+            name: Str::from(OUTPUT_SCHEMA_NAME),
+            description: None,
+            schema: Some(schema),
+            strict: Some(true),
+        }),
+    }))
+}
+
+fn convert_tools<'b>(
+    req: &'b MessagesRequest<'_>,
+    names: &NameMap,
+) -> Result<Vec<Tool<'b>>, TranslateError> {
+    let Some(tools) = &req.tools else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(tools.len());
+    for (j, t) in tools.iter().enumerate() {
+        match t.kind.as_deref() {
+            None | Some("custom") => out.push(Tool {
+                kind: Str::from("function"),
+                function: Some(FunctionDef {
+                    name: names.map(&t.name),
+                    description: t.description.as_ref().map(Str::reborrow),
+                    parameters: t
+                        .input_schema
+                        .or_else(|| serde_json::from_str(EMPTY_OBJECT_SCHEMA).ok()),
+                    strict: t.strict,
+                }),
+                ..Tool::default()
+            }),
+            Some(other) => {
+                return Err(TranslateError::unsupported_value(
+                    format!("tools.{j}.type"),
+                    format!("server tool `{other}` is not supported for OpenAI models"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn convert_tool_choice<'b>(
+    req: &'b MessagesRequest<'_>,
+    has_tools: bool,
+    names: &NameMap,
+) -> Result<(Option<ToolChoice<'b>>, Option<bool>), TranslateError> {
+    let Some(tc) = &req.tool_choice else {
+        return Ok((None, None));
+    };
+    let choice = match tc.kind.as_str() {
+        "auto" => ToolChoice::Mode(Str::from("auto")),
+        "any" => ToolChoice::Mode(Str::from("required")),
+        "none" => ToolChoice::Mode(Str::from("none")),
+        "tool" => {
+            let name = tc.name.as_ref().ok_or_else(|| {
+                TranslateError::invalid("tool_choice.name", "tool_choice.name: Field required")
+            })?;
+            ToolChoice::Object(ToolChoiceObject {
+                kind: Str::from("function"),
+                function: Some(NamedFunction {
+                    name: names.map(name),
+                }),
+                ..ToolChoiceObject::default()
+            })
+        }
+        other => {
+            return Err(TranslateError::invalid(
+                "tool_choice.type",
+                format!("unknown tool_choice type `{other}`"),
+            ))
+        }
+    };
+    if !has_tools {
+        if matches!(tc.kind.as_str(), "any" | "tool") {
+            return Err(TranslateError::invalid(
+                "tool_choice",
+                "tool_choice requires tools",
+            ));
+        }
+        return Ok((None, None));
+    }
+    let parallel = (tc.disable_parallel_tool_use == Some(true)).then_some(false);
+    Ok((Some(choice), parallel))
+}
+
+fn system_message<'b>(
+    system: &'b TextOr<'_, ContentBlock<'_>>,
+) -> Result<Option<Message<'b>>, TranslateError> {
+    let text: Str<'b> = match system {
+        TextOr::Text(s) => s.reborrow(),
+        TextOr::Items(blocks) => {
+            let mut texts = Vec::with_capacity(blocks.len());
+            for (j, b) in blocks.iter().enumerate() {
+                match (b.kind.as_str(), &b.text) {
+                    ("text", Some(t)) => texts.push(t),
+                    _ => {
+                        return Err(TranslateError::invalid(
+                            format!("system.{j}.type"),
+                            "system blocks must be text blocks",
+                        ))
+                    }
+                }
+            }
+            join_texts(&texts, "\n")
+        }
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Message {
+        role: Str::from("system"),
+        content: Some(TextOr::Text(text)),
+        ..Message::default()
+    }))
+}
+
+/// Joins texts, borrowing when there is exactly one.
+fn join_texts<'b>(texts: &[&'b Str<'_>], sep: &str) -> Str<'b> {
+    match texts {
+        [] => Str::from(""),
+        [one] => one.reborrow(),
+        many => Str::from(
+            many.iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(sep),
+        ),
+    }
+}
+
+/// A user turn: its tool results become `tool` messages first (in order), then one `user`
+/// message with images/documents returned by tools followed by the turn's own parts.
+fn user_messages<'b>(
+    content: &'b TextOr<'_, ContentBlock<'_>>,
+    i: usize,
+    out: &mut Vec<Message<'b>>,
+) -> Result<(), TranslateError> {
+    let blocks = match content {
+        TextOr::Text(s) => {
+            out.push(Message {
+                role: Str::from("user"),
+                content: Some(TextOr::Text(s.reborrow())),
+                ..Message::default()
+            });
+            return Ok(());
+        }
+        TextOr::Items(blocks) => blocks,
+    };
+    let mut from_results: Vec<ContentPart<'b>> = Vec::new();
+    let mut parts: Vec<ContentPart<'b>> = Vec::new();
+    for (j, b) in blocks.iter().enumerate() {
+        let at = format!("messages.{i}.content.{j}");
+        match b.kind.as_str() {
+            "tool_result" => {
+                let id = b.tool_use_id.as_ref().ok_or_else(|| {
+                    TranslateError::invalid(
+                        format!("{at}.tool_use_id"),
+                        "tool_use_id: Field required",
+                    )
+                })?;
+                let text = tool_result_text(b, &at, &mut from_results)?;
+                out.push(Message {
+                    role: Str::from("tool"),
+                    tool_call_id: Some(id.reborrow()),
+                    content: Some(TextOr::Text(text)),
+                    ..Message::default()
+                });
+            }
+            _ => parts.extend(user_part(b, &at)?),
+        }
+    }
+    from_results.append(&mut parts);
+    if from_results.is_empty() {
+        return Ok(());
+    }
+    let content = match from_results.as_slice() {
+        [only] if only.kind.as_str() == "text" && only.cache_control.is_none() => {
+            match from_results.pop().and_then(|p| p.text) {
+                Some(t) => TextOr::Text(t),
+                None => TextOr::Items(Vec::new()),
+            }
+        }
+        _ => TextOr::Items(from_results),
+    };
+    out.push(Message {
+        role: Str::from("user"),
+        content: Some(content),
+        ..Message::default()
+    });
+    Ok(())
+}
+
+/// The text of a tool result (OpenAI tool content is text only); its images and documents
+/// go to `media` for the following user message.
+fn tool_result_text<'b>(
+    b: &'b ContentBlock<'_>,
+    at: &str,
+    media: &mut Vec<ContentPart<'b>>,
+) -> Result<Str<'b>, TranslateError> {
+    let mut texts: Vec<&'b Str<'_>> = Vec::new();
+    match &b.content {
+        None => {}
+        Some(TextOr::Text(s)) => texts.push(s),
+        Some(TextOr::Items(items)) => {
+            for (k, item) in items.iter().enumerate() {
+                let item_at = format!("{at}.content.{k}");
+                match (item.kind.as_str(), &item.text) {
+                    ("text", Some(t)) => texts.push(t),
+                    _ => media.extend(user_part(item, &item_at)?),
+                }
+            }
+        }
+    }
+    let text = join_texts(&texts, "\n");
+    if b.is_error == Some(true) {
+        return Ok(Str::from(format!("{TOOL_ERROR_PREFIX}{text}")));
+    }
+    Ok(text)
+}
+
+fn text_part<'b>(text: Str<'b>) -> ContentPart<'b> {
+    ContentPart {
+        kind: Str::from("text"),
+        text: Some(text),
+        ..ContentPart::default()
+    }
+}
+
+/// The OpenAI parts for one user-side block (text, image, document).
+fn user_part<'b>(
+    b: &'b ContentBlock<'_>,
+    at: &str,
+) -> Result<Vec<ContentPart<'b>>, TranslateError> {
+    let source_kind = b.source.as_ref().map(|s| s.kind.as_str());
+    Ok(match (b.kind.as_str(), source_kind) {
+        ("text", _) => {
+            let t = b.text.as_ref().ok_or_else(|| {
+                TranslateError::invalid(format!("{at}.text"), "text: Field required")
+            })?;
+            vec![text_part(t.reborrow())]
+        }
+        ("image", Some("base64")) => {
+            let (mime, data) = base64_source(b, at)?;
+            vec![ContentPart {
+                kind: Str::from("image_url"),
+                image_url: Some(ImageUrl {
+                    url: data_url(mime, data),
+                    detail: None,
+                }),
+                ..ContentPart::default()
+            }]
+        }
+        ("image", Some("url")) => {
+            let url = b
+                .source
+                .as_ref()
+                .and_then(|s| s.url.as_ref())
+                .ok_or_else(|| {
+                    TranslateError::invalid(format!("{at}.source.url"), "url: Field required")
+                })?;
+            vec![ContentPart {
+                kind: Str::from("image_url"),
+                image_url: Some(ImageUrl {
+                    url: url.reborrow(),
+                    detail: None,
+                }),
+                ..ContentPart::default()
+            }]
+        }
+        ("document", Some("base64")) => {
+            let (mime, data) = base64_source(b, at)?;
+            if mime.as_str() != "application/pdf" {
+                return Err(TranslateError::unsupported_value(
+                    format!("{at}.source.media_type"),
+                    format!("document media type `{mime}` is not supported for OpenAI models"),
+                ));
+            }
+            vec![ContentPart {
+                kind: Str::from("file"),
+                file: Some(FilePart {
+                    file_data: Some(data_url(mime, data)),
+                    file_id: None,
+                    filename: Some(
+                        b.title
+                            .as_ref()
+                            .map_or(Str::from(DEFAULT_PDF_NAME), Str::reborrow),
+                    ),
+                }),
+                ..ContentPart::default()
+            }]
+        }
+        ("document", Some("text")) => {
+            let data = b
+                .source
+                .as_ref()
+                .and_then(|s| s.data.as_ref())
+                .ok_or_else(|| {
+                    TranslateError::invalid(format!("{at}.source.data"), "data: Field required")
+                })?;
+            let text = match &b.title {
+                Some(title) => Str::from(format!("{title}\n\n{data}")),
+                None => data.reborrow(),
+            };
+            vec![text_part(text)]
+        }
+        ("document", Some("content")) => {
+            let mut parts = Vec::new();
+            if let Some(title) = &b.title {
+                parts.push(text_part(title.reborrow()));
+            }
+            match b.source.as_ref().and_then(|s| s.content.as_ref()) {
+                None => {}
+                Some(TextOr::Text(s)) => parts.push(text_part(s.reborrow())),
+                Some(TextOr::Items(items)) => {
+                    for (k, item) in items.iter().enumerate() {
+                        parts.extend(user_part(item, &format!("{at}.source.content.{k}"))?);
+                    }
+                }
+            }
+            parts
+        }
+        ("image" | "document", Some(kind)) => {
+            return Err(TranslateError::unsupported_value(
+                format!("{at}.source.type"),
+                format!(
+                    "{} sources of type `{kind}` are not supported for OpenAI models",
+                    b.kind
+                ),
+            ))
+        }
+        ("image" | "document", None) => {
+            return Err(TranslateError::invalid(
+                format!("{at}.source"),
+                "source: Field required",
+            ))
+        }
+        (other, _) => {
+            return Err(TranslateError::unsupported_value(
+                format!("{at}.type"),
+                format!("`{other}` blocks are not supported in user messages for OpenAI models"),
+            ))
+        }
+    })
+}
+
+fn base64_source<'b>(
+    b: &'b ContentBlock<'_>,
+    at: &str,
+) -> Result<(Str<'b>, Str<'b>), TranslateError> {
+    let s = b.source.as_ref();
+    let mime = s.and_then(|s| s.media_type.as_ref()).ok_or_else(|| {
+        TranslateError::invalid(
+            format!("{at}.source.media_type"),
+            "media_type: Field required",
+        )
+    })?;
+    let data = s.and_then(|s| s.data.as_ref()).ok_or_else(|| {
+        TranslateError::invalid(format!("{at}.source.data"), "data: Field required")
+    })?;
+    Ok((mime.reborrow(), data.reborrow()))
+}
+
+fn data_url(mime: Str<'_>, data: Str<'_>) -> Str<'static> {
+    Str::from(format!("data:{mime};base64,{data}"))
+}
+
+fn assistant_message<'b>(
+    content: &'b TextOr<'_, ContentBlock<'_>>,
+    i: usize,
+    names: &NameMap,
+    meta: &mut RequestMeta,
+) -> Result<Option<Message<'b>>, TranslateError> {
+    let blocks = match content {
+        TextOr::Text(s) => {
+            return Ok(Some(Message {
+                role: Str::from("assistant"),
+                content: Some(TextOr::Text(s.reborrow())),
+                ..Message::default()
+            }))
+        }
+        TextOr::Items(blocks) => blocks,
+    };
+    let mut texts: Vec<&'b Str<'_>> = Vec::new();
+    let mut calls: Vec<ToolCall<'b>> = Vec::new();
+    for (j, b) in blocks.iter().enumerate() {
+        match b.kind.as_str() {
+            "text" => texts.extend(b.text.as_ref()),
+            "tool_use" => {
+                let at = format!("messages.{i}.content.{j}");
+                let id = b.id.as_ref().ok_or_else(|| {
+                    TranslateError::invalid(format!("{at}.id"), "id: Field required")
+                })?;
+                let name = b.name.as_ref().ok_or_else(|| {
+                    TranslateError::invalid(format!("{at}.name"), "name: Field required")
+                })?;
+                calls.push(ToolCall {
+                    index: None,
+                    id: Some(id.reborrow()),
+                    kind: Some(Str::from("function")),
+                    function: Some(FunctionCall {
+                        name: Some(names.map(name)),
+                        arguments: Some(Str::from(
+                            b.input
+                                .map_or(Cow::Borrowed("{}"), |r| compact_json(r.get())),
+                        )),
+                    }),
+                });
+            }
+            // Plain OpenAI upstreams cannot take thinking back (spec §5).
+            "thinking" | "redacted_thinking" => {}
+            _ => meta.drop_param("server_tool_blocks"),
+        }
+    }
+    if texts.is_empty() && calls.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Message {
+        role: Str::from("assistant"),
+        content: (!texts.is_empty()).then(|| TextOr::Text(join_texts(&texts, ""))),
+        tool_calls: (!calls.is_empty()).then_some(calls),
+        ..Message::default()
+    }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn run(req: Value) -> Result<(Value, RequestMeta), TranslateError> {
+        let body = serde_json::to_vec(&req).unwrap();
+        anthropic_to_openai_request(&body, "gpt-x", &Options::default())
+            .map(|(b, m)| (serde_json::from_slice(&b).unwrap(), m))
+    }
+
+    #[test]
+    fn minimal() {
+        let (out, _) =
+            run(json!({"model":"c","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}))
+                .unwrap();
+        assert_eq!(
+            out,
+            json!({"model":"gpt-x","max_completion_tokens":10,"messages":[{"role":"user","content":"hi"}]})
+        );
+    }
+
+    #[test]
+    fn long_tool_names_are_shortened_and_recorded() {
+        let long = "t".repeat(80);
+        let (out, meta) = run(json!({"model":"c","max_tokens":10,
+            "tools":[{"name":long,"input_schema":{"type":"object"}}],
+            "tool_choice":{"type":"tool","name":long},
+            "messages":[{"role":"user","content":"hi"}]}))
+        .unwrap();
+        let short = out["tools"][0]["function"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(short.len(), 64);
+        assert_eq!(out["tool_choice"]["function"]["name"], json!(short));
+        assert_eq!(meta.tool_names, vec![(short.clone(), long.clone())]);
+        assert_eq!(meta.client_tool_name(&short), long);
+    }
+
+    #[test]
+    fn rejections() {
+        for (req, param) in [
+            (json!({"model":"c","messages":[]}), "max_tokens"),
+            (
+                json!({"model":"c","max_tokens":1,"messages":[],"foo":1}),
+                "foo",
+            ),
+            (
+                json!({"model":"c","max_tokens":1,"messages":[],"stop_sequences":["a","b","c","d","e"]}),
+                "stop_sequences",
+            ),
+            (
+                json!({"model":"c","max_tokens":1,"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}),
+                "tools.0.type",
+            ),
+            (
+                json!({"model":"c","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f"}}]}]}),
+                "messages.0.content.0.source.type",
+            ),
+        ] {
+            let e = run(req).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{e}");
+        }
+    }
+}

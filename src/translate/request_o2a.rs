@@ -1,0 +1,1097 @@
+//! OpenAI Chat Completions request → Anthropic Messages request (spec §3, §9–§13).
+
+use serde_json::value::RawValue;
+
+use crate::wire::anthropic::{
+    ContentBlock, Message as AMessage, MessagesRequest, Metadata, OutputConfig, OutputFormat,
+    Source, Thinking, Tool as ATool, ToolChoice as AToolChoice, UserLocation,
+};
+use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
+use crate::wire::{Str, TextOr};
+
+use super::util::{
+    arguments_as_input, decode_base64, is_anthropic_image_mime, is_blank, is_http_url,
+    parse_data_url, sanitize_tool_id,
+};
+use super::{Options, RequestMeta, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET};
+
+/// `input_schema` for tools defined without `parameters`, and for tools the history uses
+/// but the request does not declare.
+const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
+
+/// `input_schema` of the [`JSON_TOOL_NAME`] tool for `response_format: json_object`.
+const ANY_OBJECT_SCHEMA: &str = r#"{"type":"object","additionalProperties":true}"#;
+
+/// Text of the user turn inserted when a conversation would start with the assistant.
+const FIRST_TURN_PLACEHOLDER: &str = ".";
+
+/// Translates an OpenAI Chat Completions request body into an Anthropic Messages request
+/// for `upstream_model`.
+pub fn openai_to_anthropic_request(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    let req = ChatRequest::parse(body)?;
+    let mut meta = RequestMeta::default();
+    let out = translate(&req, upstream_model, opts, &mut meta)?;
+    let bytes = serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))?;
+    Ok((bytes, meta))
+}
+
+/// A thinking decision: what to send and the budget that constrains `max_tokens`.
+struct ThinkingPlan<'b> {
+    config: Thinking<'b>,
+    budget: Option<u32>,
+    /// Thinking actually runs (not `disabled`): sampling and tool_choice rules apply.
+    on: bool,
+}
+
+fn translate<'b>(
+    req: &'b ChatRequest<'_>,
+    upstream_model: &'b str,
+    opts: &Options,
+    meta: &mut RequestMeta,
+) -> Result<MessagesRequest<'b>, TranslateError> {
+    if let Some((key, _)) = req.unknown.first() {
+        return Err(TranslateError::unsupported_param(
+            key.as_str(),
+            format!("Unrecognized request argument supplied: {key}"),
+        ));
+    }
+    let model = req
+        .model
+        .as_ref()
+        .ok_or_else(|| TranslateError::invalid("model", "you must provide a model parameter"))?;
+    let messages = req
+        .messages
+        .as_ref()
+        .ok_or_else(|| TranslateError::invalid("messages", "`messages` is required"))?;
+    reject_unsupported(req)?;
+    drop_ignored(req, meta);
+
+    meta.client_model = model.to_string();
+    meta.upstream_model = upstream_model.to_owned();
+    meta.stream = req.stream.unwrap_or(false);
+    meta.include_usage = meta.stream
+        && req
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+
+    let conv = convert_messages(messages)?;
+    let mut thinking = thinking_plan(req, opts)?;
+    if thinking.as_ref().is_some_and(|t| t.on) && conv.last_tool_turn_lacks_thinking() {
+        // Anthropic rejects a tool-use continuation whose assistant turn does not start with
+        // its thinking block; clients that do not echo `thinking_blocks` would fail every
+        // second turn, so this turn runs without thinking (as LiteLLM does).
+        thinking = None;
+        meta.drop_param("reasoning_effort");
+    }
+    let thinking_on = thinking.as_ref().is_some_and(|t| t.on);
+
+    let mut max_tokens = req
+        .max_completion_tokens
+        .or(req.max_tokens)
+        .unwrap_or(opts.default_max_tokens);
+    if let Some(budget) = thinking.as_ref().and_then(|t| t.budget) {
+        if max_tokens <= budget {
+            // OpenAI's cap includes reasoning; Anthropic needs room beyond the budget.
+            max_tokens = budget.saturating_add(max_tokens);
+        }
+    }
+
+    let mut tools = convert_tools(req, meta)?;
+    if let Some(ws) = &req.web_search_options {
+        tools.push(web_search_tool(ws)?);
+    }
+    let mut tool_choice = convert_tool_choice(req, !tools.is_empty(), thinking_on)?;
+    let mut output_config = None;
+    if let Some(rf) = &req.response_format {
+        match rf.kind.as_str() {
+            "text" => {}
+            "json_schema" => {
+                let schema = rf
+                    .json_schema
+                    .as_ref()
+                    .and_then(|j| j.schema)
+                    .ok_or_else(|| {
+                        TranslateError::invalid(
+                            "response_format.json_schema.schema",
+                            "json_schema response_format needs a schema",
+                        )
+                    })?;
+                output_config = Some(OutputConfig {
+                    effort: None,
+                    format: Some(OutputFormat {
+                        kind: Str::from("json_schema"),
+                        schema: Some(schema),
+                    }),
+                });
+            }
+            "json_object" => {
+                if !tools.is_empty() || thinking_on {
+                    return Err(TranslateError::unsupported_value(
+                        "response_format",
+                        "response_format json_object cannot be combined with tools or reasoning \
+                         for Anthropic models; use json_schema",
+                    ));
+                }
+                tools.push(ATool {
+                    name: Str::from(JSON_TOOL_NAME),
+                    description: Some(Str::from("Respond with a JSON object.")),
+                    input_schema: raw(ANY_OBJECT_SCHEMA),
+                    ..ATool::default()
+                });
+                tool_choice = Some(AToolChoice {
+                    kind: Str::from("tool"),
+                    name: Some(Str::from(JSON_TOOL_NAME)),
+                    disable_parallel_tool_use: None,
+                });
+                meta.json_tool = true;
+            }
+            other => {
+                return Err(TranslateError::unsupported_value(
+                    "response_format.type",
+                    format!("unsupported response_format type `{other}`"),
+                ))
+            }
+        }
+    }
+    if tools.is_empty() && !conv.history_tools.is_empty() {
+        // Anthropic requires `tools` whenever the history holds tool_use/tool_result blocks;
+        // declare the names used and forbid new calls, which is what "no tools" means.
+        for name in &conv.history_tools {
+            tools.push(ATool {
+                name: Str::from(*name),
+                description: Some(Str::from("Tool used earlier in this conversation.")),
+                input_schema: raw(EMPTY_OBJECT_SCHEMA),
+                ..ATool::default()
+            });
+        }
+        tool_choice = Some(AToolChoice {
+            kind: Str::from("none"),
+            ..AToolChoice::default()
+        });
+    }
+
+    let (temperature, top_p, top_k) = sampling(req, thinking_on, meta);
+    let stop_sequences = stop_sequences(req);
+    let user = req.safety_identifier.as_ref().or(req.user.as_ref());
+    let metadata = match user {
+        // Anthropic forbids PII in user_id; an e-mail address is not sent.
+        Some(u) if !u.is_empty() && !u.contains('@') => Some(Metadata {
+            user_id: Some(u.reborrow()),
+        }),
+        Some(_) => {
+            meta.drop_param("user");
+            None
+        }
+        None => None,
+    };
+    let service_tier = match req.service_tier.as_deref() {
+        None => None,
+        Some("auto" | "priority") => Some(Str::from("auto")),
+        Some("default") => Some(Str::from("standard_only")),
+        Some(_) => {
+            meta.drop_param("service_tier");
+            None
+        }
+    };
+
+    Ok(MessagesRequest {
+        model: Some(Str::from(upstream_model)),
+        max_tokens: Some(max_tokens),
+        messages: Some(conv.messages),
+        system: conv.system,
+        temperature,
+        top_p,
+        top_k,
+        stop_sequences,
+        stream: meta.stream.then_some(true),
+        metadata,
+        tools: (!tools.is_empty()).then_some(tools),
+        tool_choice,
+        thinking: thinking.map(|t| t.config),
+        output_config,
+        service_tier,
+        ..MessagesRequest::default()
+    })
+}
+
+fn raw(json: &'static str) -> Option<&'static RawValue> {
+    serde_json::from_str(json).ok()
+}
+
+/// Parameters that change the answer and have no Anthropic equivalent (spec §12).
+fn reject_unsupported(req: &ChatRequest<'_>) -> Result<(), TranslateError> {
+    if let Some(n) = req.n {
+        if n != 1 {
+            return Err(TranslateError::unsupported_value(
+                "n",
+                "n>1 is not supported for Anthropic models",
+            ));
+        }
+    }
+    if req.logprobs == Some(true) {
+        return Err(TranslateError::unsupported_param(
+            "logprobs",
+            "logprobs are not available for Anthropic models",
+        ));
+    }
+    if req.top_logprobs.is_some_and(|k| k > 0) {
+        return Err(TranslateError::unsupported_param(
+            "top_logprobs",
+            "logprobs are not available for Anthropic models",
+        ));
+    }
+    if req
+        .modalities
+        .as_ref()
+        .is_some_and(|m| m.iter().any(|x| x.as_str() == "audio"))
+    {
+        return Err(TranslateError::unsupported_value(
+            "modalities",
+            "audio output is not available for Anthropic models",
+        ));
+    }
+    if req.audio.is_some() {
+        return Err(TranslateError::unsupported_param(
+            "audio",
+            "audio output is not available for Anthropic models",
+        ));
+    }
+    if req.functions.is_some() {
+        return Err(TranslateError::unsupported_param(
+            "functions",
+            "legacy `functions` are not supported; use `tools`",
+        ));
+    }
+    if req.function_call.is_some() {
+        return Err(TranslateError::unsupported_param(
+            "function_call",
+            "legacy `function_call` is not supported; use `tool_choice`",
+        ));
+    }
+    Ok(())
+}
+
+/// Parameters dropped with a note in `meta.dropped` (spec §12 "drop with a warning").
+fn drop_ignored(req: &ChatRequest<'_>, meta: &mut RequestMeta) {
+    let present: [(&'static str, bool); 10] = [
+        ("seed", req.seed.is_some()),
+        ("frequency_penalty", req.frequency_penalty.is_some()),
+        ("presence_penalty", req.presence_penalty.is_some()),
+        ("logit_bias", req.logit_bias.is_some()),
+        ("metadata", req.metadata.is_some()),
+        ("store", req.store.is_some()),
+        ("prediction", req.prediction.is_some()),
+        ("prompt_cache_key", req.prompt_cache_key.is_some()),
+        (
+            "prompt_cache_retention",
+            req.prompt_cache_retention.is_some(),
+        ),
+        ("verbosity", req.verbosity.is_some()),
+    ];
+    for (name, is_set) in present {
+        if is_set {
+            meta.drop_param(name);
+        }
+    }
+}
+
+fn thinking_plan<'b>(
+    req: &'b ChatRequest<'_>,
+    opts: &Options,
+) -> Result<Option<ThinkingPlan<'b>>, TranslateError> {
+    if let Some(t) = &req.thinking {
+        // An explicit Anthropic-style object wins over reasoning_effort (spec §9).
+        let on = t.kind.as_str() != "disabled";
+        let budget = (t.kind.as_str() == "enabled")
+            .then_some(t.budget_tokens)
+            .flatten();
+        return Ok(Some(ThinkingPlan {
+            config: Thinking {
+                kind: t.kind.reborrow(),
+                budget_tokens: t.budget_tokens,
+                display: t.display.as_ref().map(Str::reborrow),
+            },
+            budget,
+            on,
+        }));
+    }
+    let Some(effort) = &req.reasoning_effort else {
+        return Ok(None);
+    };
+    match opts.effort_budgets.budget(effort) {
+        None => Err(TranslateError::unsupported_value(
+            "reasoning_effort",
+            format!("unsupported reasoning_effort `{effort}`"),
+        )),
+        Some(None) => Ok(None),
+        Some(Some(budget)) => {
+            let budget = budget.max(MIN_THINKING_BUDGET);
+            Ok(Some(ThinkingPlan {
+                config: Thinking {
+                    kind: Str::from("enabled"),
+                    budget_tokens: Some(budget),
+                    display: None,
+                },
+                budget: Some(budget),
+                on: true,
+            }))
+        }
+    }
+}
+
+/// Sampling parameters under Anthropic's ranges and thinking rules (spec §3, §9).
+fn sampling(
+    req: &ChatRequest<'_>,
+    thinking_on: bool,
+    meta: &mut RequestMeta,
+) -> (Option<f64>, Option<f64>, Option<u32>) {
+    let temperature = match req.temperature {
+        Some(t) if thinking_on => {
+            if t != 1.0 {
+                meta.drop_param("temperature");
+            }
+            None
+        }
+        // Anthropic's range is 0–1.
+        Some(t) => Some(t.min(1.0)),
+        None => None,
+    };
+    let top_p = match req.top_p {
+        Some(p) if thinking_on => Some(p.clamp(0.95, 1.0)),
+        other => other,
+    };
+    let top_k = match req.top_k {
+        Some(_) if thinking_on => {
+            meta.drop_param("top_k");
+            None
+        }
+        other => other,
+    };
+    (temperature, top_p, top_k)
+}
+
+fn stop_sequences<'b>(req: &'b ChatRequest<'_>) -> Option<Vec<Str<'b>>> {
+    let list: Vec<Str<'b>> = match req.stop.as_ref()? {
+        TextOr::Text(s) => vec![s.reborrow()],
+        TextOr::Items(v) => v.iter().map(Str::reborrow).collect(),
+    };
+    // Anthropic rejects whitespace-only stop sequences.
+    let list: Vec<Str<'b>> = list.into_iter().filter(|s| !is_blank(s)).collect();
+    (!list.is_empty()).then_some(list)
+}
+
+fn convert_tools<'b>(
+    req: &'b ChatRequest<'_>,
+    meta: &mut RequestMeta,
+) -> Result<Vec<ATool<'b>>, TranslateError> {
+    let Some(tools) = &req.tools else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(tools.len());
+    for (j, t) in tools.iter().enumerate() {
+        match t.kind.as_str() {
+            "function" => {
+                let f = t.function.as_ref().ok_or_else(|| {
+                    TranslateError::invalid(
+                        format!("tools[{j}].function"),
+                        "function tools need a `function` object",
+                    )
+                })?;
+                if f.strict.is_some() {
+                    // Strict tool schemas exist only on some Anthropic models; sending the
+                    // flag to others fails the request.
+                    meta.drop_param("strict");
+                }
+                out.push(ATool {
+                    name: f.name.reborrow(),
+                    description: f.description.as_ref().map(Str::reborrow),
+                    input_schema: f.parameters.or_else(|| raw(EMPTY_OBJECT_SCHEMA)),
+                    cache_control: t.cache_control,
+                    ..ATool::default()
+                });
+            }
+            other => {
+                return Err(TranslateError::unsupported_value(
+                    format!("tools[{j}].type"),
+                    format!("`{other}` tools are not supported for Anthropic models"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn web_search_tool<'b>(
+    ws: &'b crate::wire::openai::WebSearchOptions<'_>,
+) -> Result<ATool<'b>, TranslateError> {
+    // LiteLLM's mapping of context size to a search budget.
+    let max_uses = match ws.search_context_size.as_deref() {
+        None => None,
+        Some("low") => Some(1),
+        Some("medium") => Some(5),
+        Some("high") => Some(10),
+        Some(other) => {
+            return Err(TranslateError::unsupported_value(
+                "web_search_options.search_context_size",
+                format!("unsupported search_context_size `{other}`"),
+            ))
+        }
+    };
+    let user_location = ws
+        .user_location
+        .as_ref()
+        .and_then(|l| l.approximate.as_ref())
+        .map(|a| UserLocation {
+            kind: Some(Str::from("approximate")),
+            city: a.city.as_ref().map(Str::reborrow),
+            region: a.region.as_ref().map(Str::reborrow),
+            country: a.country.as_ref().map(Str::reborrow),
+            timezone: a.timezone.as_ref().map(Str::reborrow),
+        });
+    Ok(ATool {
+        kind: Some(Str::from("web_search_20250305")),
+        name: Str::from("web_search"),
+        max_uses,
+        user_location,
+        ..ATool::default()
+    })
+}
+
+fn convert_tool_choice<'b>(
+    req: &'b ChatRequest<'_>,
+    has_tools: bool,
+    thinking_on: bool,
+) -> Result<Option<AToolChoice<'b>>, TranslateError> {
+    let disable_parallel = (req.parallel_tool_calls == Some(false)).then_some(true);
+    let choice = match &req.tool_choice {
+        None => {
+            return Ok(
+                (has_tools && disable_parallel.is_some()).then(|| AToolChoice {
+                    kind: Str::from("auto"),
+                    name: None,
+                    disable_parallel_tool_use: disable_parallel,
+                }),
+            )
+        }
+        Some(ToolChoice::Mode(m)) => match m.as_str() {
+            "auto" => AToolChoice {
+                kind: Str::from("auto"),
+                name: None,
+                disable_parallel_tool_use: disable_parallel,
+            },
+            "none" => AToolChoice {
+                kind: Str::from("none"),
+                name: None,
+                disable_parallel_tool_use: None,
+            },
+            "required" => AToolChoice {
+                kind: Str::from("any"),
+                name: None,
+                disable_parallel_tool_use: disable_parallel,
+            },
+            other => {
+                return Err(TranslateError::unsupported_value(
+                    "tool_choice",
+                    format!("unsupported tool_choice `{other}`"),
+                ))
+            }
+        },
+        Some(ToolChoice::Object(o)) => match (o.kind.as_str(), &o.function) {
+            ("function", Some(f)) => AToolChoice {
+                kind: Str::from("tool"),
+                name: Some(f.name.reborrow()),
+                disable_parallel_tool_use: disable_parallel,
+            },
+            ("function", None) => {
+                return Err(TranslateError::invalid(
+                    "tool_choice.function",
+                    "tool_choice function needs a name",
+                ))
+            }
+            (other, _) => {
+                return Err(TranslateError::unsupported_value(
+                    "tool_choice.type",
+                    format!("tool_choice type `{other}` is not supported for Anthropic models"),
+                ))
+            }
+        },
+    };
+    let forced = matches!(choice.kind.as_str(), "any" | "tool");
+    if !has_tools {
+        if forced {
+            return Err(TranslateError::invalid(
+                "tool_choice",
+                "tool_choice requires `tools`",
+            ));
+        }
+        return Ok(None);
+    }
+    if forced && thinking_on {
+        return Err(TranslateError::unsupported_value(
+            "tool_choice",
+            "forcing a tool call cannot be combined with reasoning for Anthropic models; use \"auto\"",
+        ));
+    }
+    Ok(Some(choice))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    User,
+    Assistant,
+}
+
+struct Turn<'b> {
+    role: Role,
+    blocks: Vec<ContentBlock<'b>>,
+}
+
+/// The converted conversation.
+struct Conversation<'b> {
+    system: Option<TextOr<'b, ContentBlock<'b>>>,
+    messages: Vec<AMessage<'b>>,
+    /// Distinct tool names used by assistant tool calls in the history.
+    history_tools: Vec<&'b str>,
+    /// The last assistant turn calls tools but does not open with a thinking block.
+    last_tool_turn_unsigned: bool,
+}
+
+impl Conversation<'_> {
+    fn last_tool_turn_lacks_thinking(&self) -> bool {
+        self.last_tool_turn_unsigned
+    }
+}
+
+fn text_block<'b>(text: &'b Str<'_>, cache_control: Option<&'b RawValue>) -> ContentBlock<'b> {
+    ContentBlock {
+        kind: Str::from("text"),
+        text: Some(text.reborrow()),
+        cache_control,
+        ..ContentBlock::default()
+    }
+}
+
+fn is_thinking(b: &ContentBlock<'_>) -> bool {
+    matches!(b.kind.as_str(), "thinking" | "redacted_thinking")
+}
+
+fn convert_messages<'b>(messages: &'b [Message<'_>]) -> Result<Conversation<'b>, TranslateError> {
+    let mut system: Vec<ContentBlock<'b>> = Vec::new();
+    let mut turns: Vec<Turn<'b>> = Vec::new();
+    let mut history_tools: Vec<&'b str> = Vec::new();
+    let mut push = |role: Role, blocks: Vec<ContentBlock<'b>>| {
+        if blocks.is_empty() {
+            return; // empty messages are rejected upstream; merging around them is harmless
+        }
+        match turns.last_mut() {
+            Some(t) if t.role == role => t.blocks.extend(blocks),
+            _ => turns.push(Turn { role, blocks }),
+        }
+    };
+    for (i, m) in messages.iter().enumerate() {
+        match m.role.as_str() {
+            "system" | "developer" => {
+                let mut blocks = text_only_blocks(m, i, "system")?;
+                apply_message_cache_control(&mut blocks, m.cache_control);
+                system.extend(blocks);
+            }
+            "user" => {
+                let mut blocks = user_blocks(m, i)?;
+                apply_message_cache_control(&mut blocks, m.cache_control);
+                push(Role::User, blocks);
+            }
+            "assistant" => {
+                let mut blocks = assistant_blocks(m, i, &mut history_tools)?;
+                apply_message_cache_control(&mut blocks, m.cache_control);
+                push(Role::Assistant, blocks);
+            }
+            "tool" => {
+                let block = tool_result_block(m, i)?;
+                push(Role::User, vec![block]);
+            }
+            "function" => {
+                return Err(TranslateError::unsupported_value(
+                    format!("messages[{i}].role"),
+                    "legacy `function` messages are not supported; use `tool` messages",
+                ))
+            }
+            other => {
+                return Err(TranslateError::invalid(
+                    format!("messages[{i}].role"),
+                    format!("unknown role `{other}`"),
+                ))
+            }
+        }
+    }
+    // Anthropic ordering rules inside one turn: tool results first in a user turn, thinking
+    // first in an assistant turn (stable, so everything else keeps its order).
+    for t in &mut turns {
+        match t.role {
+            Role::User => t.blocks.sort_by_key(|b| b.kind.as_str() != "tool_result"),
+            Role::Assistant => t.blocks.sort_by_key(|b| !is_thinking(b)),
+        }
+    }
+    if turns.is_empty() {
+        return Err(TranslateError::invalid(
+            "messages",
+            "messages must contain at least one non-empty user or assistant message",
+        ));
+    }
+    if turns.first().is_some_and(|t| t.role == Role::Assistant) {
+        // Anthropic conversations start with a user turn.
+        turns.insert(
+            0,
+            Turn {
+                role: Role::User,
+                blocks: vec![ContentBlock {
+                    kind: Str::from("text"),
+                    text: Some(Str::from(FIRST_TURN_PLACEHOLDER)),
+                    ..ContentBlock::default()
+                }],
+            },
+        );
+    }
+    let last_tool_turn_unsigned = turns
+        .iter()
+        .rev()
+        .find(|t| t.role == Role::Assistant)
+        .is_some_and(|t| {
+            t.blocks.iter().any(|b| b.kind.as_str() == "tool_use")
+                && !t.blocks.first().is_some_and(is_thinking)
+        });
+    let messages = turns
+        .into_iter()
+        .map(|t| AMessage {
+            role: Str::from(match t.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            }),
+            content: compact(t.blocks),
+        })
+        .collect();
+    Ok(Conversation {
+        system: (!system.is_empty()).then(|| compact(system)),
+        messages,
+        history_tools,
+        last_tool_turn_unsigned,
+    })
+}
+
+/// A lone plain text block becomes a string (the shorter, equivalent form).
+fn compact(mut blocks: Vec<ContentBlock<'_>>) -> TextOr<'_, ContentBlock<'_>> {
+    let plain = blocks.len() == 1
+        && blocks.first().is_some_and(|b| {
+            b.kind.as_str() == "text" && b.cache_control.is_none() && b.citations.is_none()
+        });
+    if plain {
+        if let Some(text) = blocks.pop().and_then(|b| b.text) {
+            return TextOr::Text(text);
+        }
+    }
+    TextOr::Items(blocks)
+}
+
+/// LiteLLM-style `cache_control` on a whole message marks its last block.
+fn apply_message_cache_control<'b>(blocks: &mut [ContentBlock<'b>], cc: Option<&'b RawValue>) {
+    if let (Some(cc), Some(last)) = (cc, blocks.last_mut()) {
+        last.cache_control = Some(cc);
+    }
+}
+
+/// System/developer (and tool) content: text only.
+fn text_only_blocks<'b>(
+    m: &'b Message<'_>,
+    i: usize,
+    what: &str,
+) -> Result<Vec<ContentBlock<'b>>, TranslateError> {
+    let mut out = Vec::new();
+    match &m.content {
+        Some(TextOr::Text(s)) if !is_blank(s) => out.push(text_block(s, None)),
+        None | Some(TextOr::Text(_)) => {}
+        Some(TextOr::Items(parts)) => {
+            for (j, p) in parts.iter().enumerate() {
+                if p.kind.as_str() != "text" {
+                    return Err(TranslateError::unsupported_value(
+                        format!("messages[{i}].content[{j}].type"),
+                        format!("{what} messages may only contain text parts"),
+                    ));
+                }
+                if let Some(t) = p.text.as_ref().filter(|t| !is_blank(t)) {
+                    out.push(text_block(t, p.cache_control));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn user_blocks<'b>(m: &'b Message<'_>, i: usize) -> Result<Vec<ContentBlock<'b>>, TranslateError> {
+    let parts = match &m.content {
+        None => return Ok(Vec::new()),
+        Some(TextOr::Text(s)) => {
+            return Ok(if is_blank(s) {
+                Vec::new()
+            } else {
+                vec![text_block(s, None)]
+            });
+        }
+        Some(TextOr::Items(parts)) => parts,
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, p) in parts.iter().enumerate() {
+        if let Some(b) = user_part(p, i, j)? {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+fn user_part<'b>(
+    p: &'b ContentPart<'_>,
+    i: usize,
+    j: usize,
+) -> Result<Option<ContentBlock<'b>>, TranslateError> {
+    let at = |field: &str| format!("messages[{i}].content[{j}]{field}");
+    let block = match p.kind.as_str() {
+        "text" => match p.text.as_ref().filter(|t| !is_blank(t)) {
+            Some(t) => text_block(t, p.cache_control),
+            None => return Ok(None),
+        },
+        "image_url" => {
+            let url = p
+                .image_url
+                .as_ref()
+                .map(|u| u.url.as_str())
+                .ok_or_else(|| {
+                    TranslateError::invalid(
+                        at(".image_url"),
+                        "image_url part needs `image_url.url`",
+                    )
+                })?;
+            media_block(url, None, &at(".image_url.url"))?
+        }
+        "file" => {
+            let f = p.file.as_ref().ok_or_else(|| {
+                TranslateError::invalid(at(".file"), "file part needs a `file` object")
+            })?;
+            if f.file_id.is_some() {
+                return Err(TranslateError::unsupported_param(
+                    at(".file.file_id"),
+                    "OpenAI file ids cannot be resolved by Anthropic models; send file_data",
+                ));
+            }
+            let data = f.file_data.as_ref().ok_or_else(|| {
+                TranslateError::invalid(at(".file.file_data"), "file part needs `file_data`")
+            })?;
+            let title = f.filename.as_ref().map(Str::reborrow);
+            if parse_data_url(data).is_some() {
+                media_block(data, title, &at(".file.file_data"))?
+            } else {
+                // Bare base64: OpenAI's file parts carry PDFs.
+                document_base64("application/pdf", data, title)
+            }
+        }
+        "input_audio" => {
+            return Err(TranslateError::unsupported_value(
+                at(".type"),
+                "audio input is not supported for Anthropic models",
+            ))
+        }
+        other => {
+            return Err(TranslateError::unsupported_value(
+                at(".type"),
+                format!("unsupported content part type `{other}`"),
+            ))
+        }
+    };
+    Ok(Some(ContentBlock {
+        cache_control: p.cache_control,
+        ..block
+    }))
+}
+
+fn document_base64<'b>(mime: &str, data: &'b str, title: Option<Str<'b>>) -> ContentBlock<'b> {
+    ContentBlock {
+        kind: Str::from("document"),
+        source: Some(Source {
+            kind: Str::from("base64"),
+            media_type: Some(Str::from(mime.to_owned())),
+            data: Some(Str::from(data)),
+            ..Source::default()
+        }),
+        title,
+        ..ContentBlock::default()
+    }
+}
+
+/// An image or document block for a URL (data URL or http(s)).
+fn media_block<'b>(
+    url: &'b str,
+    title: Option<Str<'b>>,
+    param: &str,
+) -> Result<ContentBlock<'b>, TranslateError> {
+    if let Some(d) = parse_data_url(url) {
+        if !d.base64 && d.mime != "text/plain" {
+            return Err(TranslateError::invalid(
+                param,
+                "data URLs must be base64-encoded",
+            ));
+        }
+        let mime = d.mime.as_ref();
+        if is_anthropic_image_mime(mime) && d.base64 {
+            return Ok(ContentBlock {
+                kind: Str::from("image"),
+                source: Some(Source {
+                    kind: Str::from("base64"),
+                    media_type: Some(Str::from(mime.to_owned())),
+                    data: Some(Str::from(d.data)),
+                    ..Source::default()
+                }),
+                ..ContentBlock::default()
+            });
+        }
+        if mime == "application/pdf" && d.base64 {
+            return Ok(document_base64(mime, d.data, title));
+        }
+        if mime == "text/plain" {
+            let text = if d.base64 {
+                decode_base64(d.data)
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        TranslateError::invalid(param, "text/plain data is not valid base64 UTF-8")
+                    })?
+            } else {
+                d.data.to_owned()
+            };
+            return Ok(ContentBlock {
+                kind: Str::from("document"),
+                source: Some(Source {
+                    kind: Str::from("text"),
+                    media_type: Some(Str::from("text/plain")),
+                    data: Some(Str::from(text)),
+                    ..Source::default()
+                }),
+                title,
+                ..ContentBlock::default()
+            });
+        }
+        return Err(TranslateError::unsupported_value(
+            param,
+            format!("media type `{mime}` is not supported for Anthropic models (jpeg, png, gif, webp, pdf, text/plain)"),
+        ));
+    }
+    if is_http_url(url) {
+        return Ok(ContentBlock {
+            kind: Str::from("image"),
+            source: Some(Source {
+                kind: Str::from("url"),
+                url: Some(Str::from(url)),
+                ..Source::default()
+            }),
+            ..ContentBlock::default()
+        });
+    }
+    Err(TranslateError::invalid(
+        param,
+        "expected an http(s) URL or a base64 data URL",
+    ))
+}
+
+fn assistant_blocks<'b>(
+    m: &'b Message<'_>,
+    i: usize,
+    history_tools: &mut Vec<&'b str>,
+) -> Result<Vec<ContentBlock<'b>>, TranslateError> {
+    if m.function_call.is_some() {
+        return Err(TranslateError::unsupported_param(
+            format!("messages[{i}].function_call"),
+            "legacy `function_call` is not supported; use `tool_calls`",
+        ));
+    }
+    let mut out = Vec::new();
+    // Thinking blocks echoed back by the client (extension), verbatim and first.
+    for b in m.thinking_blocks.iter().flatten() {
+        match b.kind.as_str() {
+            "thinking" => {
+                // An unsigned block cannot be replayed (Anthropic rejects it).
+                if let Some(sig) = b.signature.as_ref().filter(|s| !s.is_empty()) {
+                    out.push(ContentBlock {
+                        kind: Str::from("thinking"),
+                        thinking: Some(b.thinking.as_ref().map_or(Str::from(""), Str::reborrow)),
+                        signature: Some(sig.reborrow()),
+                        ..ContentBlock::default()
+                    });
+                }
+            }
+            "redacted_thinking" => {
+                if let Some(data) = &b.data {
+                    out.push(ContentBlock {
+                        kind: Str::from("redacted_thinking"),
+                        data: Some(data.reborrow()),
+                        ..ContentBlock::default()
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    match &m.content {
+        Some(TextOr::Text(s)) if !is_blank(s) => out.push(text_block(s, None)),
+        None | Some(TextOr::Text(_)) => {}
+        Some(TextOr::Items(parts)) => {
+            for (j, p) in parts.iter().enumerate() {
+                let text = match p.kind.as_str() {
+                    "text" => p.text.as_ref(),
+                    "refusal" => p.refusal.as_ref(),
+                    other => {
+                        return Err(TranslateError::unsupported_value(
+                            format!("messages[{i}].content[{j}].type"),
+                            format!("assistant content part `{other}` is not supported"),
+                        ))
+                    }
+                };
+                if let Some(t) = text.filter(|t| !is_blank(t)) {
+                    out.push(text_block(t, p.cache_control));
+                }
+            }
+        }
+    }
+    if let Some(r) = m.refusal.as_ref().filter(|r| !is_blank(r)) {
+        out.push(text_block(r, None));
+    }
+    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+        let f = call.function.as_ref();
+        let name = f.and_then(|f| f.name.as_ref()).ok_or_else(|| {
+            TranslateError::invalid(
+                format!("messages[{i}].tool_calls[{j}].function.name"),
+                "tool call needs a function name",
+            )
+        })?;
+        let id = call.id.as_ref().ok_or_else(|| {
+            TranslateError::invalid(
+                format!("messages[{i}].tool_calls[{j}].id"),
+                "tool call needs an id",
+            )
+        })?;
+        if !history_tools.contains(&name.as_str()) {
+            history_tools.push(name.as_str());
+        }
+        out.push(ContentBlock {
+            kind: Str::from("tool_use"),
+            id: Some(Str::from(sanitize_tool_id(id))),
+            name: Some(name.reborrow()),
+            input: arguments_as_input(f.and_then(|f| f.arguments.as_deref())),
+            ..ContentBlock::default()
+        });
+    }
+    Ok(out)
+}
+
+fn tool_result_block<'b>(m: &'b Message<'_>, i: usize) -> Result<ContentBlock<'b>, TranslateError> {
+    let id = m.tool_call_id.as_ref().ok_or_else(|| {
+        TranslateError::invalid(
+            format!("messages[{i}].tool_call_id"),
+            "tool messages need tool_call_id",
+        )
+    })?;
+    let content = match &m.content {
+        None => None,
+        Some(TextOr::Text(s)) => (!s.is_empty()).then(|| TextOr::Text(s.reborrow())),
+        Some(TextOr::Items(_)) => {
+            let blocks = text_only_blocks(m, i, "tool")?;
+            (!blocks.is_empty()).then_some(TextOr::Items(blocks))
+        }
+    };
+    Ok(ContentBlock {
+        kind: Str::from("tool_result"),
+        tool_use_id: Some(Str::from(sanitize_tool_id(id))),
+        content,
+        cache_control: m.cache_control,
+        ..ContentBlock::default()
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn run(req: Value) -> Result<(Value, RequestMeta), TranslateError> {
+        let body = serde_json::to_vec(&req).unwrap();
+        openai_to_anthropic_request(&body, "claude-x", &Options::default())
+            .map(|(b, m)| (serde_json::from_slice(&b).unwrap(), m))
+    }
+
+    #[test]
+    fn minimal_text() {
+        let (out, meta) =
+            run(json!({"model":"m","messages":[{"role":"user","content":"hi"}]})).unwrap();
+        assert_eq!(
+            out,
+            json!({"model":"claude-x","max_tokens":4096,"messages":[{"role":"user","content":"hi"}]})
+        );
+        assert_eq!(meta.client_model, "m");
+        assert!(!meta.stream);
+    }
+
+    #[test]
+    fn rejections_name_the_parameter() {
+        for (req, param) in [
+            (
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"n":2}),
+                "n",
+            ),
+            (
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true}),
+                "logprobs",
+            ),
+            (
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"bogus":1}),
+                "bogus",
+            ),
+            (
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"x"}),
+                "max_tokens",
+            ),
+            (json!({"messages":[{"role":"user","content":"x"}]}), "model"),
+            (
+                json!({"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}),
+                "messages[0].content[0].type",
+            ),
+        ] {
+            let e = run(req).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.param.as_deref(), Some(param), "{e}");
+        }
+    }
+
+    #[test]
+    fn invalid_json_is_400() {
+        let e = openai_to_anthropic_request(b"{\"model\":", "c", &Options::default()).unwrap_err();
+        assert_eq!(e.status, 400);
+        let e = openai_to_anthropic_request(b"{} x", "c", &Options::default()).unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn thinking_budget_raises_max_tokens() {
+        let (out, _) = run(
+            json!({"model":"m","max_completion_tokens":100,"reasoning_effort":"high",
+            "temperature":0.3,"messages":[{"role":"user","content":"x"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["thinking"],
+            json!({"type":"enabled","budget_tokens":4096})
+        );
+        assert_eq!(out["max_tokens"], json!(4196));
+        assert!(out.get("temperature").is_none());
+    }
+}

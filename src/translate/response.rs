@@ -1,0 +1,253 @@
+//! Non-streaming responses in both directions (spec §4, §6, §7, §8).
+
+use std::borrow::Cow;
+
+use crate::wire::anthropic::{ContentBlock, MessageOut, MessageResponse};
+use crate::wire::openai::{ChatCompletion, Choice, FunctionCall, ResponseMessage, ToolCall};
+use crate::wire::Str;
+
+use super::util::{
+    anthropic_usage, arguments_as_input, compact_json, finish_reason_for, openai_usage,
+    sanitize_tool_id, stop_reason_for,
+};
+use super::{RequestMeta, TranslateError, JSON_TOOL_NAME};
+
+/// Prefix of OpenAI completion ids made from Anthropic message ids (`chatcmpl-msg_…`).
+pub(crate) const CHATCMPL_PREFIX: &str = "chatcmpl-";
+
+/// Prefix of Anthropic message ids made from OpenAI completion ids (`msg_chatcmpl-…`).
+pub(crate) const MSG_PREFIX: &str = "msg_";
+
+/// Translates an Anthropic Messages response body into an OpenAI chat completion.
+pub fn anthropic_to_openai_response(
+    body: &[u8],
+    meta: &RequestMeta,
+) -> Result<Vec<u8>, TranslateError> {
+    let r: MessageResponse<'_> = serde_json::from_slice(body)
+        .map_err(|e| TranslateError::upstream(format!("unreadable Anthropic response: {e}")))?;
+    let mut texts: Vec<Cow<'_, str>> = Vec::new();
+    let mut thinking: Vec<&str> = Vec::new();
+    let mut thinking_blocks: Vec<ContentBlock<'_>> = Vec::new();
+    let mut tool_calls: Vec<ToolCall<'_>> = Vec::new();
+    let mut json_answer = false;
+    for b in &r.content {
+        match b.kind.as_str() {
+            "text" => texts.extend(b.text.as_deref().map(Cow::Borrowed)),
+            "tool_use" if meta.json_tool && b.name.as_deref() == Some(JSON_TOOL_NAME) => {
+                // response_format json_object: the forced tool's input is the answer.
+                texts.push(
+                    b.input
+                        .map_or(Cow::Borrowed("{}"), |raw| compact_json(raw.get())),
+                );
+                json_answer = true;
+            }
+            "tool_use" => tool_calls.push(ToolCall {
+                index: None,
+                id: b.id.as_ref().map(Str::reborrow),
+                kind: Some(Str::from("function")),
+                function: Some(FunctionCall {
+                    name: b.name.as_ref().map(Str::reborrow),
+                    arguments: Some(Str::from(
+                        b.input
+                            .map_or(Cow::Borrowed("{}"), |raw| compact_json(raw.get())),
+                    )),
+                }),
+            }),
+            "thinking" => {
+                thinking.extend(b.thinking.as_deref());
+                thinking_blocks.push(ContentBlock {
+                    kind: Str::from("thinking"),
+                    thinking: Some(b.thinking.as_ref().map_or(Str::from(""), Str::reborrow)),
+                    signature: Some(b.signature.as_ref().map_or(Str::from(""), Str::reborrow)),
+                    ..ContentBlock::default()
+                });
+            }
+            "redacted_thinking" => thinking_blocks.push(ContentBlock {
+                kind: Str::from("redacted_thinking"),
+                data: Some(b.data.as_ref().map_or(Str::from(""), Str::reborrow)),
+                ..ContentBlock::default()
+            }),
+            // Server-tool and future block types have no OpenAI form.
+            _ => {}
+        }
+    }
+    let stop_reason = r.stop_reason.as_deref();
+    let finish_reason = if json_answer && stop_reason == Some("tool_use") {
+        "stop"
+    } else {
+        finish_reason_for(stop_reason)
+    };
+    let refusal = if stop_reason == Some("refusal") {
+        r.stop_details
+            .as_ref()
+            .and_then(|d| d.explanation.as_ref())
+            .map(Str::reborrow)
+    } else {
+        None
+    };
+    let model = if r.model.is_empty() {
+        Str::from(meta.upstream_model.as_str())
+    } else {
+        r.model.reborrow()
+    };
+    let out = ChatCompletion {
+        id: Str::from(format!("{CHATCMPL_PREFIX}{}", r.id)),
+        object: Str::from("chat.completion"),
+        created: meta.created,
+        model,
+        choices: vec![Choice {
+            index: 0,
+            message: ResponseMessage {
+                role: Str::from("assistant"),
+                content: join_cow(texts),
+                refusal,
+                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+                reasoning_content: join(&thinking),
+                reasoning: None,
+                thinking_blocks: (!thinking_blocks.is_empty()).then_some(thinking_blocks),
+            },
+            logprobs: None,
+            finish_reason: Some(Str::from(finish_reason)),
+        }],
+        usage: Some(openai_usage(&r.usage)),
+        system_fingerprint: None,
+    };
+    serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))
+}
+
+/// Concatenation of `parts` (`None` when there are none), keeping a single part as is.
+fn join_cow(mut parts: Vec<Cow<'_, str>>) -> Option<Str<'_>> {
+    match parts.len() {
+        0 => None,
+        1 => parts.pop().map(Str::from),
+        _ => Some(Str::from(parts.concat())),
+    }
+}
+
+/// Concatenation of `parts` (`None` when there are none), borrowing a single part.
+fn join<'b>(parts: &[&'b str]) -> Option<Str<'b>> {
+    match parts {
+        [] => None,
+        [one] => Some(Str::from(*one)),
+        many => Some(Str::from(many.concat())),
+    }
+}
+
+/// Translates an OpenAI chat completion body into an Anthropic Messages response.
+pub fn openai_to_anthropic_response(
+    body: &[u8],
+    meta: &RequestMeta,
+) -> Result<Vec<u8>, TranslateError> {
+    let r: ChatCompletion<'_> = serde_json::from_slice(body)
+        .map_err(|e| TranslateError::upstream(format!("unreadable OpenAI response: {e}")))?;
+    let choice = r
+        .choices
+        .iter()
+        .find(|c| c.index == 0)
+        .or_else(|| r.choices.first())
+        .ok_or_else(|| TranslateError::upstream("OpenAI response has no choices"))?;
+    let m = &choice.message;
+    let mut content: Vec<ContentBlock<'_>> = Vec::new();
+    let reasoning = m
+        .reasoning_content
+        .as_ref()
+        .or(m.reasoning.as_ref())
+        .filter(|t| !t.is_empty());
+    if let (true, Some(t)) = (meta.client_thinking, reasoning) {
+        // Unsigned: OpenAI-side reasoning has no Anthropic signature (spec §6).
+        content.push(ContentBlock {
+            kind: Str::from("thinking"),
+            thinking: Some(t.reborrow()),
+            signature: Some(Str::from("")),
+            ..ContentBlock::default()
+        });
+    }
+    if let Some(t) = m.content.as_ref().filter(|t| !t.is_empty()) {
+        content.push(text(t.reborrow()));
+    }
+    let refused = m.refusal.as_ref().is_some_and(|r| !r.is_empty());
+    if let Some(r) = m.refusal.as_ref().filter(|r| !r.is_empty()) {
+        content.push(text(r.reborrow()));
+    }
+    for (k, call) in m.tool_calls.iter().flatten().enumerate() {
+        let f = call.function.as_ref();
+        let id = match call.id.as_ref().filter(|id| !id.is_empty()) {
+            Some(id) => id.reborrow(),
+            // Unique within the conversation, and a legal Anthropic id.
+            None => Str::from(sanitize_tool_id(&format!("toolu_{}_{k}", r.id)).into_owned()),
+        };
+        let name = f.and_then(|f| f.name.as_deref()).unwrap_or("");
+        content.push(ContentBlock {
+            kind: Str::from("tool_use"),
+            id: Some(id),
+            name: Some(Str::from(meta.client_tool_name(name))),
+            input: arguments_as_input(f.and_then(|f| f.arguments.as_deref())),
+            ..ContentBlock::default()
+        });
+    }
+    let model = if r.model.is_empty() {
+        Str::from(meta.upstream_model.as_str())
+    } else {
+        r.model.reborrow()
+    };
+    let out = MessageOut {
+        id: Str::from(format!("{MSG_PREFIX}{}", r.id)),
+        kind: "message",
+        role: "assistant",
+        model,
+        content,
+        stop_reason: Some(stop_reason_for(choice.finish_reason.as_deref(), refused)),
+        stop_sequence: None,
+        usage: anthropic_usage(r.usage.as_ref()),
+    };
+    serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))
+}
+
+fn text(t: Str<'_>) -> ContentBlock<'_> {
+    ContentBlock {
+        kind: Str::from("text"),
+        text: Some(t),
+        ..ContentBlock::default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn unreadable_bodies_are_502() {
+        let meta = RequestMeta::default();
+        assert_eq!(
+            anthropic_to_openai_response(b"<html>", &meta)
+                .unwrap_err()
+                .status,
+            502
+        );
+        assert_eq!(
+            openai_to_anthropic_response(b"{\"choices\":[]}", &meta)
+                .unwrap_err()
+                .status,
+            502
+        );
+    }
+
+    #[test]
+    fn json_tool_becomes_content() {
+        let meta = RequestMeta {
+            json_tool: true,
+            ..RequestMeta::default()
+        };
+        let body = json!({"id":"msg_1","model":"c","content":[{"type":"tool_use","id":"t","name":JSON_TOOL_NAME,
+            "input":{"a":1}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":2}});
+        let out: Value = serde_json::from_slice(
+            &anthropic_to_openai_response(&serde_json::to_vec(&body).unwrap(), &meta).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(out["choices"][0]["message"]["content"], json!("{\"a\":1}"));
+        assert_eq!(out["choices"][0]["finish_reason"], json!("stop"));
+        assert!(out["choices"][0]["message"].get("tool_calls").is_none());
+    }
+}

@@ -1,0 +1,273 @@
+//! Borrowed, typed views of the two public chat APIs (OpenAI Chat Completions and Anthropic
+//! Messages): one flat struct per wire object, usable both to read a body and to write one.
+//!
+//! Strings are [`Str`] (borrowed from the input unless the JSON escaped them) and opaque
+//! subtrees (JSON Schemas, `cache_control`, tool `input`) are `&RawValue`, so a translation
+//! copies only what it changes. Unions the APIs use everywhere (`string | array`) are
+//! [`TextOr`]. Top-level request objects see every key so that unknown parameters can be
+//! reported instead of silently ignored.
+
+pub mod anthropic;
+pub mod openai;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
+use serde::ser::{Serialize, Serializer};
+
+/// A JSON string: borrowed from the input when it contained no escapes, owned otherwise.
+///
+/// `#[serde(borrow)] Option<Cow<str>>` never borrows (serde's `Cow` impl always allocates);
+/// this newtype does, also inside `Option` and `Vec`.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl<'a> Str<'a> {
+    /// A borrowed view of this string with a shorter lifetime (no copy).
+    pub fn reborrow(&self) -> Str<'_> {
+        Str(Cow::Borrowed(&self.0))
+    }
+
+    /// The string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Str<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'a> From<&'a str> for Str<'a> {
+    fn from(s: &'a str) -> Self {
+        Str(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Str<'_> {
+    fn from(s: String) -> Self {
+        Str(Cow::Owned(s))
+    }
+}
+
+impl<'a> From<Cow<'a, str>> for Str<'a> {
+    fn from(s: Cow<'a, str>) -> Self {
+        Str(s)
+    }
+}
+
+impl Serialize for Str<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+struct StrVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
+    type Value = Str<'a>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'a>, E> {
+        Ok(Str(Cow::Owned(v)))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor(PhantomData))
+    }
+}
+
+/// The APIs' ubiquitous `string | array` union (message content, `system`, `stop`, tool
+/// result content).
+#[derive(Clone, Debug)]
+pub enum TextOr<'a, T> {
+    /// The plain-string form.
+    Text(Str<'a>),
+    /// The array form.
+    Items(Vec<T>),
+}
+
+impl<T: Serialize> Serialize for TextOr<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TextOr::Text(t) => s.serialize_str(t),
+            TextOr::Items(v) => s.collect_seq(v),
+        }
+    }
+}
+
+struct TextOrVisitor<'a, T>(PhantomData<(&'a (), T)>);
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrVisitor<'a, T> {
+    type Value = TextOr<'a, T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(TextOr::Text(Str(Cow::Borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(TextOr::Text(Str(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(TextOr::Text(Str(Cow::Owned(v))))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // The size hint comes from the input; cap it so a lying hint cannot reserve memory.
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(TextOr::Items(items))
+    }
+}
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextOrVisitor(PhantomData))
+    }
+}
+
+/// A JSON object key, borrowed when unescaped. Used by the hand-written top-level visitors.
+pub(crate) struct Key<'a>(pub Str<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor(PhantomData)).map(Key)
+    }
+}
+
+/// Top-level request parsing failed: which key was being read (if any) and why.
+#[derive(Debug)]
+pub struct ParseError {
+    /// The top-level key whose value did not fit the API's type, if the failure was inside one.
+    pub key: Option<String>,
+    /// serde_json's description (with line/column).
+    pub error: serde_json::Error,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(k) => write!(f, "invalid value for `{k}`: {}", self.error),
+            None => write!(f, "invalid JSON body: {}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Generates a `DeserializeSeed` for a top-level request struct: each listed key is read into
+/// its typed field in one pass; every other key lands in `unknown` (name, raw value); the key
+/// being read when a value fails to parse is recorded for the error message.
+macro_rules! top_level_seed {
+    ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? }) => {
+        pub(crate) struct $seed<'f> {
+            pub(crate) failed_key: &'f mut Option<String>,
+        }
+
+        impl<'de, 'f> serde::de::DeserializeSeed<'de> for $seed<'f> {
+            type Value = $ty<'de>;
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<$ty<'de>, D::Error> {
+                d.deserialize_map(self)
+            }
+        }
+
+        impl<'de, 'f> serde::de::Visitor<'de> for $seed<'f> {
+            type Value = $ty<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<$ty<'de>, M::Error> {
+                let mut out = $ty::default();
+                while let Some(key) = map.next_key::<$crate::wire::Key<'de>>()? {
+                    let key = key.0;
+                    let res = match key.as_str() {
+                        $( $name => map.next_value().map(|v| out.$field = v), )*
+                        _ => map
+                            .next_value::<&'de serde_json::value::RawValue>()
+                            .map(|v| out.unknown.push((key.clone(), v))),
+                    };
+                    if let Err(e) = res {
+                        *self.failed_key = Some(key.as_str().to_owned());
+                        return Err(e);
+                    }
+                }
+                Ok(out)
+            }
+        }
+
+        impl<'de> $ty<'de> {
+            /// Parses a request body in one pass, keeping unknown top-level keys in `unknown`
+            /// and naming the key whose value failed to parse.
+            pub fn parse(body: &'de [u8]) -> Result<Self, $crate::wire::ParseError> {
+                let mut failed_key = None;
+                let mut de = serde_json::Deserializer::from_slice(body);
+                let res = serde::de::DeserializeSeed::deserialize(
+                    $seed { failed_key: &mut failed_key },
+                    &mut de,
+                );
+                let value = match res {
+                    Ok(v) => v,
+                    Err(error) => return Err($crate::wire::ParseError { key: failed_key, error }),
+                };
+                de.end().map_err(|error| $crate::wire::ParseError { key: None, error })?;
+                Ok(value)
+            }
+        }
+    };
+}
+pub(crate) use top_level_seed;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn str_borrows_unescaped_and_owns_escaped() {
+        let v: Vec<Str<'_>> = serde_json::from_str(r#"["plain","es\"caped"]"#).unwrap();
+        assert!(matches!(v[0].0, Cow::Borrowed("plain")));
+        assert!(matches!(v[1].0, Cow::Owned(_)));
+        assert_eq!(&*v[1], "es\"caped");
+        let o: Option<Str<'_>> = serde_json::from_str(r#""x""#).unwrap();
+        assert!(matches!(o.unwrap().0, Cow::Borrowed("x")));
+    }
+
+    #[test]
+    fn text_or_reads_both_forms() {
+        let t: TextOr<'_, Str<'_>> = serde_json::from_str(r#""a""#).unwrap();
+        assert!(matches!(t, TextOr::Text(ref s) if &**s == "a"));
+        let t: TextOr<'_, Str<'_>> = serde_json::from_str(r#"["a","b"]"#).unwrap();
+        assert!(matches!(t, TextOr::Items(ref v) if v.len() == 2));
+        assert!(serde_json::from_str::<TextOr<'_, Str<'_>>>("1").is_err());
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"["a","b"]"#);
+    }
+}

@@ -1,0 +1,602 @@
+//! Golden fixtures for `ringway::translate`, one folder per case under `tests/golden/`, plus
+//! stream properties over the same fixtures: output identical however the upstream bytes
+//! are split, and SDK invariants held even when events are dropped, repeated or cut.
+//!
+//! A case folder holds `case.json` (`kind`: request|response|stream|error, `direction`:
+//! o2a|a2o = from which format to which, and per kind: `upstream_model`, `options`, `meta`,
+//! `status`, `fail_after_events`), an input (`input.json`, `input.sse` or `input.txt`) and the
+//! expected output (`expected.json`, `expected_meta.json`, `expected_error.json`,
+//! `expected.sse`). JSON is compared semantically; SSE frame by frame (names and order
+//! exactly, each data payload as JSON). `RINGWAY_BLESS=1` rewrites the expected files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ringway::sse::{Decoder, MAX_EVENT_BYTES};
+use ringway::translate::{
+    self, check, AnthropicToOpenAiStream, MaxTokensField, OpenAiToAnthropicStream, Options,
+    RequestMeta, TranslateError,
+};
+use serde_json::{json, Value};
+
+/// Cases below this many input bytes are also split at every byte boundary.
+const EXHAUSTIVE_SPLIT_MAX: usize = 6_000;
+/// Random chunkings tried per stream case.
+const RANDOM_SPLITS: usize = 24;
+/// Random event-sequence mutations tried per stream case.
+const MUTATIONS: usize = 48;
+/// `created` used for OpenAI output unless a case sets one.
+const CREATED: u64 = 1_700_000_000;
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn bless() -> bool {
+    std::env::var_os("RINGWAY_BLESS").is_some()
+}
+
+struct Case {
+    name: String,
+    dir: PathBuf,
+    spec: Value,
+}
+
+impl Case {
+    fn str(&self, key: &str) -> &str {
+        self.spec.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+    fn read(&self, file: &str) -> Option<Vec<u8>> {
+        fs::read(self.dir.join(file)).ok()
+    }
+    fn input(&self) -> Vec<u8> {
+        ["input.json", "input.sse", "input.txt"]
+            .iter()
+            .find_map(|f| self.read(f))
+            .unwrap_or_else(|| panic!("{}: no input file", self.name))
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut out: Vec<Case> = fs::read_dir(golden_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("case.json").exists())
+        .map(|dir| {
+            let spec = serde_json::from_slice(&fs::read(dir.join("case.json")).unwrap())
+                .unwrap_or_else(|e| panic!("{}: bad case.json: {e}", dir.display()));
+            Case {
+                name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+                dir,
+                spec,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn options(spec: &Value) -> Options {
+    let mut o = Options::default();
+    let Some(s) = spec.get("options") else {
+        return o;
+    };
+    if let Some(n) = s.get("default_max_tokens").and_then(Value::as_u64) {
+        o.default_max_tokens = u32::try_from(n).unwrap();
+    }
+    if s.get("openai_max_tokens_field").and_then(Value::as_str) == Some("max_tokens") {
+        o.openai_max_tokens_field = MaxTokensField::MaxTokens;
+    }
+    if let Some(t) = s.get("effort_budgets") {
+        let get = |k: &str, d: u32| {
+            t.get(k)
+                .and_then(Value::as_u64)
+                .map_or(d, |v| u32::try_from(v).unwrap())
+        };
+        let e = &mut o.effort_budgets;
+        e.minimal = get("minimal", e.minimal);
+        e.low = get("low", e.low);
+        e.medium = get("medium", e.medium);
+        e.high = get("high", e.high);
+        e.xhigh = get("xhigh", e.xhigh);
+        e.max = get("max", e.max);
+        e.low_up_to = get("low_up_to", e.low_up_to);
+        e.medium_up_to = get("medium_up_to", e.medium_up_to);
+    }
+    o
+}
+
+fn meta(spec: &Value) -> RequestMeta {
+    let m = spec.get("meta").cloned().unwrap_or(json!({}));
+    let flag = |k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
+    RequestMeta {
+        stream: flag("stream"),
+        include_usage: flag("include_usage"),
+        client_model: m
+            .get("client_model")
+            .and_then(Value::as_str)
+            .unwrap_or("client-model")
+            .to_owned(),
+        upstream_model: m
+            .get("upstream_model")
+            .and_then(Value::as_str)
+            .unwrap_or("upstream-model")
+            .to_owned(),
+        created: m.get("created").and_then(Value::as_u64).unwrap_or(CREATED),
+        json_tool: flag("json_tool"),
+        client_thinking: flag("client_thinking"),
+        tool_names: m
+            .get("tool_names")
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .map(|p| {
+                        (
+                            p[0].as_str().unwrap().to_owned(),
+                            p[1].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        dropped: Vec::new(),
+    }
+}
+
+fn meta_json(m: &RequestMeta) -> Value {
+    json!({
+        "stream": m.stream,
+        "include_usage": m.include_usage,
+        "client_model": m.client_model,
+        "upstream_model": m.upstream_model,
+        "json_tool": m.json_tool,
+        "client_thinking": m.client_thinking,
+        "tool_names": m.tool_names,
+        "dropped": m.dropped,
+    })
+}
+
+fn error_json(e: &TranslateError) -> Value {
+    json!({"status": e.status, "param": e.param, "code": e.code, "message": e.message})
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap() + "\n"
+}
+
+fn parse_json(case: &str, what: &str, bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{case}: {what} is not JSON: {e}"))
+}
+
+/// Compares or (when blessing) writes one expected JSON file.
+fn expect_json(case: &Case, file: &str, actual: &Value, failures: &mut Vec<String>) {
+    if bless() {
+        fs::write(case.dir.join(file), pretty(actual)).unwrap();
+        return;
+    }
+    match case.read(file) {
+        None => failures.push(format!("{}: missing {file}", case.name)),
+        Some(bytes) => {
+            let expected = parse_json(&case.name, file, &bytes);
+            if &expected != actual {
+                failures.push(format!(
+                    "{}: {file} differs\n--- expected\n{}--- actual\n{}",
+                    case.name,
+                    pretty(&expected),
+                    pretty(actual)
+                ));
+            }
+        }
+    }
+}
+
+fn run_request(case: &Case, failures: &mut Vec<String>) {
+    let input = case.input();
+    let model = case.str("upstream_model");
+    let opts = options(&case.spec);
+    let res = match case.str("direction") {
+        "o2a" => translate::openai_to_anthropic_request(&input, model, &opts),
+        "a2o" => translate::anthropic_to_openai_request(&input, model, &opts),
+        d => panic!("{}: bad direction {d}", case.name),
+    };
+    match res {
+        Ok((body, meta)) => {
+            let body = parse_json(&case.name, "output", &body);
+            expect_json(case, "expected.json", &body, failures);
+            expect_json(case, "expected_meta.json", &meta_json(&meta), failures);
+        }
+        Err(e) => expect_json(case, "expected_error.json", &error_json(&e), failures),
+    }
+}
+
+fn run_response(case: &Case, failures: &mut Vec<String>) {
+    let input = case.input();
+    let meta = meta(&case.spec);
+    let res = match case.str("direction") {
+        "a2o" => translate::anthropic_to_openai_response(&input, &meta),
+        "o2a" => translate::openai_to_anthropic_response(&input, &meta),
+        d => panic!("{}: bad direction {d}", case.name),
+    };
+    match res {
+        Ok(body) => expect_json(
+            case,
+            "expected.json",
+            &parse_json(&case.name, "output", &body),
+            failures,
+        ),
+        Err(e) => expect_json(case, "expected_error.json", &error_json(&e), failures),
+    }
+}
+
+fn run_error(case: &Case, failures: &mut Vec<String>) {
+    let input = case.input();
+    let status = u16::try_from(case.spec["status"].as_u64().unwrap()).unwrap();
+    let (out_status, body) = match case.str("direction") {
+        "a2o" => translate::anthropic_to_openai_error(status, &input),
+        "o2a" => translate::openai_to_anthropic_error(status, &input),
+        d => panic!("{}: bad direction {d}", case.name),
+    };
+    let actual = json!({"status": out_status, "body": parse_json(&case.name, "output", &body)});
+    expect_json(case, "expected.json", &actual, failures);
+}
+
+enum Machine {
+    A2o(AnthropicToOpenAiStream),
+    O2a(OpenAiToAnthropicStream),
+}
+
+impl Machine {
+    fn new(direction: &str, meta: &RequestMeta) -> Machine {
+        match direction {
+            "a2o" => Machine::A2o(AnthropicToOpenAiStream::new(meta)),
+            "o2a" => Machine::O2a(OpenAiToAnthropicStream::new(meta)),
+            d => panic!("bad direction {d}"),
+        }
+    }
+    fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Machine::A2o(m) => m.on_event(event, data, out),
+            Machine::O2a(m) => m.on_event(event, data, out),
+        }
+    }
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Machine::A2o(m) => m.finish(out),
+            Machine::O2a(m) => m.finish(out),
+        }
+    }
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        match self {
+            Machine::A2o(m) => m.fail(message, out),
+            Machine::O2a(m) => m.fail(message, out),
+        }
+    }
+    fn is_done(&self) -> bool {
+        match self {
+            Machine::A2o(m) => m.is_done(),
+            Machine::O2a(m) => m.is_done(),
+        }
+    }
+}
+
+/// A decoded upstream event: (`event:` name, `data:` payload).
+type Ev = (Option<Vec<u8>>, Vec<u8>);
+
+/// How a stream case is driven: direction, request meta, and an optional gateway failure
+/// after N events.
+struct Drive {
+    direction: String,
+    meta: RequestMeta,
+    fail_after: Option<usize>,
+}
+
+impl Drive {
+    fn of(case: &Case) -> Drive {
+        Drive {
+            direction: case.str("direction").to_owned(),
+            meta: meta(&case.spec),
+            fail_after: case
+                .spec
+                .get("fail_after_events")
+                .and_then(Value::as_u64)
+                .map(|n| n as usize),
+        }
+    }
+
+    /// Decodes `pieces` with the SSE decoder and translates each event as it completes,
+    /// the way the gateway's pump does; then ends the stream.
+    fn run<'p>(&self, pieces: impl IntoIterator<Item = &'p [u8]>) -> Vec<u8> {
+        let mut dec = Decoder::new(MAX_EVENT_BYTES);
+        let mut m = Machine::new(&self.direction, &self.meta);
+        let mut out = Vec::new();
+        let mut seen = 0usize;
+        for piece in pieces {
+            dec.push(Bytes::copy_from_slice(piece));
+            loop {
+                match dec.next_event() {
+                    Ok(Some(ev)) if ev.is_comment_only() => {}
+                    Ok(Some(ev)) => {
+                        if self.fail_after == Some(seen) {
+                            m.fail("upstream connection reset", &mut out);
+                            return out;
+                        }
+                        seen += 1;
+                        m.on_event(
+                            ev.event.as_deref(),
+                            ev.data.as_deref().unwrap_or(b""),
+                            &mut out,
+                        );
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        m.fail(&e.to_string(), &mut out);
+                        return out;
+                    }
+                }
+            }
+        }
+        if self.fail_after == Some(seen) {
+            m.fail("upstream connection reset", &mut out);
+        }
+        m.finish(&mut out);
+        out
+    }
+
+    /// Feeds already-decoded events (for mutation tests).
+    fn run_events(&self, events: &[Ev]) -> (Vec<u8>, bool) {
+        let mut m = Machine::new(&self.direction, &self.meta);
+        let mut out = Vec::new();
+        for (e, d) in events {
+            m.on_event(e.as_deref(), d, &mut out);
+        }
+        let done_before_finish = m.is_done();
+        m.finish(&mut out);
+        (out, done_before_finish)
+    }
+
+    fn check(&self, out: &[u8]) -> Result<(), check::InvariantError> {
+        match self.direction.as_str() {
+            "a2o" => check::check_openai_stream(out, true),
+            _ => check::check_anthropic_stream(out, true),
+        }
+    }
+}
+
+fn decode_all(input: &[u8]) -> Vec<Ev> {
+    let mut dec = Decoder::new(MAX_EVENT_BYTES);
+    dec.push(Bytes::copy_from_slice(input));
+    let mut out = Vec::new();
+    while let Ok(Some(ev)) = dec.next_event() {
+        if !ev.is_comment_only() {
+            out.push((
+                ev.event.map(|b| b.to_vec()),
+                ev.data.map(|b| b.to_vec()).unwrap_or_default(),
+            ));
+        }
+    }
+    out
+}
+
+/// Frames of an SSE text for comparison: comments verbatim, data as JSON when it parses.
+fn sse_frames(out: &[u8]) -> Vec<(Option<String>, Value)> {
+    check::frames(out)
+        .unwrap()
+        .into_iter()
+        .map(|f| {
+            let data =
+                serde_json::from_str(f.data).unwrap_or_else(|_| Value::String(f.data.to_owned()));
+            (f.event.map(str::to_owned), data)
+        })
+        .collect()
+}
+
+fn run_stream(case: &Case, failures: &mut Vec<String>) {
+    let input = case.input();
+    let drive = Drive::of(case);
+    let out = drive.run([input.as_slice()]);
+    if let Err(e) = drive.check(&out) {
+        failures.push(format!(
+            "{}: invariant violated: {e}\n{}",
+            case.name,
+            String::from_utf8_lossy(&out)
+        ));
+    }
+    if bless() {
+        fs::write(case.dir.join("expected.sse"), &out).unwrap();
+        return;
+    }
+    let Some(expected) = case.read("expected.sse") else {
+        return failures.push(format!("{}: missing expected.sse", case.name));
+    };
+    let (e, a) = (sse_frames(&expected), sse_frames(&out));
+    if e != a {
+        let first = e
+            .iter()
+            .zip(&a)
+            .position(|(x, y)| x != y)
+            .unwrap_or(e.len().min(a.len()));
+        failures.push(format!(
+            "{}: expected.sse differs at frame {first} ({} expected, {} actual frames)\n--- actual\n{}",
+            case.name,
+            e.len(),
+            a.len(),
+            String::from_utf8_lossy(&out)
+        ));
+    }
+}
+
+#[test]
+fn golden_cases() {
+    let cases = cases();
+    assert!(
+        cases.len() >= 100,
+        "only {} golden cases found",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    for case in &cases {
+        match case.str("kind") {
+            "request" => run_request(case, &mut failures),
+            "response" => run_response(case, &mut failures),
+            "stream" => run_stream(case, &mut failures),
+            "error" => run_error(case, &mut failures),
+            k => failures.push(format!("{}: unknown kind {k:?}", case.name)),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Tiny deterministic PRNG (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn stream_cases() -> Vec<Case> {
+    cases()
+        .into_iter()
+        .filter(|c| c.str("kind") == "stream")
+        .collect()
+}
+
+#[test]
+fn split_anywhere_gives_identical_output() {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let cases = stream_cases();
+    assert!(cases.len() >= 20);
+    for case in &cases {
+        let input = case.input();
+        let drive = Drive::of(case);
+        let whole = drive.run([input.as_slice()]);
+        if input.len() <= EXHAUSTIVE_SPLIT_MAX {
+            for cut in 0..=input.len() {
+                let (a, b) = input.split_at(cut);
+                assert_eq!(
+                    drive.run([a, b]),
+                    whole,
+                    "{}: split at byte {cut}",
+                    case.name
+                );
+            }
+        }
+        for round in 0..RANDOM_SPLITS {
+            let max_piece = 1 + rng.below(if round % 2 == 0 { 8 } else { 200 });
+            let mut pieces = Vec::new();
+            let mut rest = input.as_slice();
+            while !rest.is_empty() {
+                let (a, b) = rest.split_at((1 + rng.below(max_piece)).min(rest.len()));
+                pieces.push(a);
+                rest = b;
+            }
+            assert_eq!(
+                drive.run(pieces),
+                whole,
+                "{}: random chunking round {round}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn invariants_hold_under_event_mutations() {
+    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+    for case in &stream_cases() {
+        let drive = Drive::of(case);
+        let events = decode_all(&case.input());
+        for round in 0..MUTATIONS {
+            let mut evs = events.clone();
+            match round % 4 {
+                0 => {
+                    // Drop one event (lost frame, missing stop, missing terminator).
+                    if !evs.is_empty() {
+                        evs.remove(rng.below(evs.len()));
+                    }
+                }
+                1 => {
+                    // Repeat one event (proxy duplicates).
+                    if !evs.is_empty() {
+                        let i = rng.below(evs.len());
+                        let e = evs[i].clone();
+                        evs.insert(i, e);
+                    }
+                }
+                2 => evs.truncate(rng.below(evs.len() + 1)),
+                _ => {
+                    // Swap two neighbours (reordering).
+                    if evs.len() > 1 {
+                        let i = rng.below(evs.len() - 1);
+                        evs.swap(i, i + 1);
+                    }
+                }
+            }
+            let (out, _) = drive.run_events(&evs);
+            if let Err(e) = drive.check(&out) {
+                panic!(
+                    "{} mutation round {round}: {e}\n{}",
+                    case.name,
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn truncated_streams_end_in_an_error_not_a_clean_finish() {
+    for case in &stream_cases() {
+        let drive = Drive::of(case);
+        let events = decode_all(&case.input());
+        for cut in 0..events.len() {
+            let prefix = &events[..cut];
+            let (out, done_before_eof) = drive.run_events(prefix);
+            if done_before_eof {
+                continue; // the prefix already held a terminator or an upstream error
+            }
+            let frames = check::frames(&out).unwrap();
+            let last = frames
+                .last()
+                .unwrap_or_else(|| panic!("{}: cut {cut}: no output", case.name));
+            // OpenAI upstream: an EOF after finish_reason completes the message (usage may be
+            // lost, spec 14.2); any other cut must end in the client's error frame.
+            let finished = drive.direction == "o2a"
+                && prefix.iter().any(|(_, d)| {
+                    serde_json::from_slice::<Value>(d)
+                        .ok()
+                        .and_then(|v| v.pointer("/choices/0/finish_reason").cloned())
+                        .is_some_and(|f| f.is_string())
+                });
+            let is_error = match drive.direction.as_str() {
+                "a2o" => last.data.starts_with("{\"error\""),
+                _ => last.event == Some("error"),
+            };
+            assert_eq!(
+                is_error, !finished,
+                "{}: cut after {cut} events ends with {:?}",
+                case.name, last.data
+            );
+        }
+    }
+}
