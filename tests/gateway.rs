@@ -290,32 +290,65 @@ fn direct_provider_addressing() {
 fn cross_format_requests_are_translated_both_ways() {
     let (m, g) = setup("");
     // Anthropic client → OpenAI provider.
-    let r = request(g.addr, &post("/v1/messages", &[], &anthropic_body("gpt", "across formats", false)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("gpt", "across formats", false),
+        ),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["type"], "message");
-    assert!(v["content"][0]["text"].as_str().unwrap().contains("across formats"));
+    assert!(v["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("across formats"));
     // OpenAI client → Anthropic provider, streaming.
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &openai_body("claude", "stream across", true)));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("claude", "stream across", true),
+        ),
+    );
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
     assert_eq!(events.last().unwrap().1, "[DONE]");
-    assert!(events.iter().all(|(e, _)| e.is_none()), "OpenAI frames carry no event names");
+    assert!(
+        events.iter().all(|(e, _)| e.is_none()),
+        "OpenAI frames carry no event names"
+    );
     let seen = mock_requests(&m);
     assert_eq!(seen[0]["path"], "/v1/chat/completions");
     assert_eq!(seen[1]["path"], "/v1/messages");
     let sent: serde_json::Value = serde_json::from_str(seen[1]["body"].as_str().unwrap()).unwrap();
     assert_eq!(sent["model"], "mock-claude-up");
-    assert!(sent["max_tokens"].as_u64().unwrap() > 0, "Anthropic needs max_tokens: {sent}");
+    assert!(
+        sent["max_tokens"].as_u64().unwrap() > 0,
+        "Anthropic needs max_tokens: {sent}"
+    );
 }
 
 #[test]
 fn count_tokens_to_an_openai_provider_names_both_formats() {
     let (m, g) = setup("");
-    let r = request(g.addr, &post("/v1/messages/count_tokens", &[], r#"{"model":"gpt","messages":[]}"#));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages/count_tokens",
+            &[],
+            r#"{"model":"gpt","messages":[]}"#,
+        ),
+    );
     assert_eq!(r.status, 400);
     let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(msg.contains("OpenAI Chat Completions") && msg.contains("Anthropic Messages"), "{msg}");
+    assert!(
+        msg.contains("OpenAI Chat Completions") && msg.contains("Anthropic Messages"),
+        "{msg}"
+    );
     assert!(mock_requests(&m).is_empty());
 }
 
