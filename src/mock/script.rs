@@ -757,11 +757,27 @@ fn compose(api: Api, req: &Request, dirs: &Directives, ids: &Ids, input: u64) ->
         }
         Stop::Refusal
     } else if let Some(calls) = tool_calls(api, req, dirs, ids) {
-        for call in calls {
-            output += 1 + tokens_for_bytes(call.args_text.len());
+        let budget = req.max_tokens.unwrap_or(u64::MAX).saturating_sub(output);
+        let mut stop = Stop::ToolUse;
+        let mut spent = 0u64;
+        for mut call in calls {
+            let cost = 1 + tokens_for_bytes(call.args_text.len());
+            if spent + cost > budget {
+                // max_tokens lands inside this call: the provider stops mid-JSON, leaving the
+                // arguments as invalid partial text, and stops with max_tokens / length.
+                call.pieces.truncate(1);
+                call.args_text = call.pieces.first().cloned().unwrap_or_default();
+                call.args.clear();
+                output += budget - spent;
+                blocks.push(Block::Tool(call));
+                stop = Stop::MaxTokens;
+                break;
+            }
+            spent += cost;
+            output += cost;
             blocks.push(Block::Tool(call));
         }
-        Stop::ToolUse
+        stop
     } else if let Some(size) = dirs.big {
         let text = filler(size);
         output += tokens_for_bytes(text.len());

@@ -420,3 +420,45 @@ def test_a2o_stream_failures_raise(ant, directive):
         with ant.messages.stream(model="gpt", max_tokens=50, messages=[{"role": "user", "content": directive}]) as s:
             for _ in s:
                 pass
+
+
+# ====================== max_tokens lands inside a tool call ======================
+
+
+def test_o2a_max_tokens_mid_tool_call(oai):
+    kw = dict(model="claude", max_tokens=3, tools=[WEATHER_O], messages=[{"role": "user", "content": "weather"}])
+    r = oai.chat.completions.create(**kw)
+    assert r.choices[0].finish_reason == "length"
+    call = r.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    # The SDK's stream helper refuses a length-cut answer with its own exception.
+    with pytest.raises(openai.LengthFinishReasonError):
+        with oai.chat.completions.stream(**kw) as s:
+            s.get_final_completion()
+    # Accumulated by hand, the streamed call has the same id/name and the cut arguments.
+    args, names, finish = "", [], None
+    for chunk in oai.chat.completions.create(stream=True, **kw):
+        for c in chunk.choices:
+            finish = c.finish_reason or finish
+            for tc in c.delta.tool_calls or []:
+                if tc.function.name:
+                    names.append(tc.function.name)
+                args += tc.function.arguments or ""
+    assert finish == "length"
+    assert names == ["get_weather"]
+    # The arguments stop mid-JSON, exactly as the provider cut them.
+    assert args.startswith('{"city"')
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(args)
+
+
+def test_a2o_max_tokens_mid_tool_call(ant):
+    kw = dict(model="gpt", max_tokens=3, tools=[WEATHER_A], messages=[{"role": "user", "content": "weather"}])
+    m = ant.messages.create(**kw)
+    assert m.stop_reason == "max_tokens"
+    assert [b.name for b in m.content if b.type == "tool_use"] == ["get_weather"]
+    with ant.messages.stream(**kw) as s:
+        final = s.get_final_message()
+    assert final.stop_reason == "max_tokens"
+    uses = [b for b in final.content if b.type == "tool_use"]
+    assert [u.name for u in uses] == ["get_weather"]
