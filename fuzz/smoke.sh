@@ -13,7 +13,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   exit 1
 fi
 targets=$(sed -n 's/^name = "\([a-z0-9_]*\)"$/\1/p' Cargo.toml | grep -v '^ringway-fuzz$')
-cargo +nightly fuzz build $targets >/dev/null
+cargo +nightly fuzz build >/dev/null
 for t in $targets; do
   echo "fuzz smoke: $t for ${per}s"
   cargo +nightly fuzz run "$t" -- -max_total_time="$per" -print_final_stats=1 2>&1 \

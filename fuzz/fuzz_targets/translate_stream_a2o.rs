@@ -22,11 +22,23 @@ const DELTAS: [&str; 6] = [
     r#"{"type":"signature_delta","signature":"c2ln"}"#,
     r#"{"type":"citations_delta","citation":{}}"#,
 ];
-const STOPS: [&str; 5] = ["end_turn", "tool_use", "max_tokens", "refusal", "pause_turn"];
+const STOPS: [&str; 5] = [
+    "end_turn",
+    "tool_use",
+    "max_tokens",
+    "refusal",
+    "pause_turn",
+];
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&flags, ops)) = input.split_first() else { return };
-    let meta = RequestMeta { include_usage: flags & 1 != 0, json_tool: flags & 2 != 0, ..RequestMeta::default() };
+    let Some((&flags, ops)) = input.split_first() else {
+        return;
+    };
+    let meta = RequestMeta {
+        include_usage: flags & 1 != 0,
+        json_tool: flags & 2 != 0,
+        ..RequestMeta::default()
+    };
     let mut m = AnthropicToOpenAiStream::new(&meta);
     let mut out = Vec::new();
     let mut it = ops.iter().copied();
@@ -34,15 +46,54 @@ fuzz_target!(|input: &[u8]| {
         let arg = it.next().unwrap_or(0);
         let i = arg % 4;
         let (name, data) = match op % 10 {
-            0 => ("message_start", format!(r#"{{"type":"message_start","message":{{"id":"msg_{}","model":"m","usage":{{"input_tokens":5}}}}}}"#, arg % 2)),
-            1 => ("content_block_start", format!(r#"{{"type":"content_block_start","index":{i},"content_block":{}}}"#, BLOCKS[usize::from(arg / 4) % 6])),
-            2 | 3 => ("content_block_delta", format!(r#"{{"type":"content_block_delta","index":{i},"delta":{}}}"#, DELTAS[usize::from(arg / 4) % 6])),
-            4 => ("content_block_stop", format!(r#"{{"type":"content_block_stop","index":{i}}}"#)),
-            5 => ("message_delta", format!(r#"{{"type":"message_delta","delta":{{"stop_reason":"{}"}},"usage":{{"output_tokens":{arg}}}}}"#, STOPS[usize::from(arg) % 5])),
+            0 => (
+                "message_start",
+                format!(
+                    r#"{{"type":"message_start","message":{{"id":"msg_{}","model":"m","usage":{{"input_tokens":5}}}}}}"#,
+                    arg % 2
+                ),
+            ),
+            1 => (
+                "content_block_start",
+                format!(
+                    r#"{{"type":"content_block_start","index":{i},"content_block":{}}}"#,
+                    BLOCKS[usize::from(arg / 4) % 6]
+                ),
+            ),
+            2 | 3 => (
+                "content_block_delta",
+                format!(
+                    r#"{{"type":"content_block_delta","index":{i},"delta":{}}}"#,
+                    DELTAS[usize::from(arg / 4) % 6]
+                ),
+            ),
+            4 => (
+                "content_block_stop",
+                format!(r#"{{"type":"content_block_stop","index":{i}}}"#),
+            ),
+            5 => (
+                "message_delta",
+                format!(
+                    r#"{{"type":"message_delta","delta":{{"stop_reason":"{}"}},"usage":{{"output_tokens":{arg}}}}}"#,
+                    STOPS[usize::from(arg) % 5]
+                ),
+            ),
             6 => ("message_stop", r#"{"type":"message_stop"}"#.to_owned()),
             7 => ("ping", r#"{"type": "ping"}"#.to_owned()),
-            8 => ("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#.to_owned()),
-            _ => ("content_block_delta", String::from_utf8_lossy(it.by_ref().take(usize::from(arg % 16)).collect::<Vec<u8>>().as_slice()).into_owned()),
+            8 => (
+                "error",
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#.to_owned(),
+            ),
+            _ => (
+                "content_block_delta",
+                String::from_utf8_lossy(
+                    it.by_ref()
+                        .take(usize::from(arg % 16))
+                        .collect::<Vec<u8>>()
+                        .as_slice(),
+                )
+                .into_owned(),
+            ),
         };
         m.on_event(Some(name.as_bytes()), data.as_bytes(), &mut out);
     }

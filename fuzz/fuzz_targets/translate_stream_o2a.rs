@@ -20,8 +20,13 @@ const DELTAS: [&str; 8] = [
 const FINISH: [&str; 4] = ["stop", "length", "tool_calls", "content_filter"];
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&flags, ops)) = input.split_first() else { return };
-    let meta = RequestMeta { client_thinking: flags & 1 != 0, ..RequestMeta::default() };
+    let Some((&flags, ops)) = input.split_first() else {
+        return;
+    };
+    let meta = RequestMeta {
+        client_thinking: flags & 1 != 0,
+        ..RequestMeta::default()
+    };
     let mut m = OpenAiToAnthropicStream::new(&meta);
     let mut out = Vec::new();
     let mut it = ops.iter().copied();
@@ -29,11 +34,32 @@ fuzz_target!(|input: &[u8]| {
         let arg = it.next().unwrap_or(0);
         let head = r#"{"id":"chatcmpl-f","model":"m","#;
         let data = match op % 7 {
-            0..=2 => format!(r#"{head}"choices":[{{"index":{},"delta":{}}}]}}"#, arg / 128, DELTAS[usize::from(arg) % 8]),
-            3 => format!(r#"{head}"choices":[{{"index":0,"delta":{{}},"finish_reason":"{}"}}]}}"#, FINISH[usize::from(arg) % 4]),
-            4 => format!(r#"{head}"choices":[],"usage":{{"prompt_tokens":{arg},"completion_tokens":3,"prompt_tokens_details":{{"cached_tokens":9}}}}}}"#),
-            5 => if arg % 2 == 0 { "[DONE]".to_owned() } else { r#"{"error":{"message":"boom","type":"server_error"}}"#.to_owned() },
-            _ => String::from_utf8_lossy(it.by_ref().take(usize::from(arg % 16)).collect::<Vec<u8>>().as_slice()).into_owned(),
+            0..=2 => format!(
+                r#"{head}"choices":[{{"index":{},"delta":{}}}]}}"#,
+                arg / 128,
+                DELTAS[usize::from(arg) % 8]
+            ),
+            3 => format!(
+                r#"{head}"choices":[{{"index":0,"delta":{{}},"finish_reason":"{}"}}]}}"#,
+                FINISH[usize::from(arg) % 4]
+            ),
+            4 => format!(
+                r#"{head}"choices":[],"usage":{{"prompt_tokens":{arg},"completion_tokens":3,"prompt_tokens_details":{{"cached_tokens":9}}}}}}"#
+            ),
+            5 => {
+                if arg % 2 == 0 {
+                    "[DONE]".to_owned()
+                } else {
+                    r#"{"error":{"message":"boom","type":"server_error"}}"#.to_owned()
+                }
+            }
+            _ => String::from_utf8_lossy(
+                it.by_ref()
+                    .take(usize::from(arg % 16))
+                    .collect::<Vec<u8>>()
+                    .as_slice(),
+            )
+            .into_owned(),
         };
         m.on_event(None, data.as_bytes(), &mut out);
     }

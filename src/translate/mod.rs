@@ -44,8 +44,9 @@ pub const OPENAI_MAX_STOP: usize = 4;
 /// open; bounds the per-stream state tables.
 pub const MAX_STREAM_BLOCKS: usize = 4096;
 
-/// Most bytes of thinking text buffered per block (sent whole in `thinking_blocks`); a
-/// larger block ends the stream with an error rather than growing without bound.
+/// Most bytes of thinking text (and signatures) a stream buffers for blocks not yet closed
+/// (each is sent whole in `thinking_blocks`); more ends the stream with an error rather than
+/// growing without bound.
 pub const MAX_THINKING_BYTES: usize = 16 << 20;
 
 /// Most bytes of a non-JSON upstream error body quoted in the translated error message.
@@ -288,5 +289,47 @@ impl From<crate::wire::ParseError> for TranslateError {
             param: e.key,
             code: None,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn errors_render_in_both_dialects() {
+        let e = TranslateError::unsupported_value("n", "n>1 is not supported");
+        let o: Value = serde_json::from_slice(&e.to_openai_body()).unwrap();
+        assert_eq!(
+            o,
+            json!({"error":{"message":"n>1 is not supported","type":"invalid_request_error","param":"n","code":"unsupported_value"}})
+        );
+        let a: Value = serde_json::from_slice(&e.to_anthropic_body()).unwrap();
+        assert_eq!(
+            a,
+            json!({"type":"error","error":{"type":"invalid_request_error","message":"n>1 is not supported"}})
+        );
+        let u = TranslateError::upstream("bad");
+        let a: Value = serde_json::from_slice(&u.to_anthropic_body()).unwrap();
+        assert_eq!(a["error"]["type"], json!("api_error"));
+    }
+
+    #[test]
+    fn effort_table_both_ways() {
+        let t = EffortTable::default();
+        assert_eq!(t.budget("none"), Some(None));
+        assert_eq!(t.budget("minimal"), Some(Some(MIN_THINKING_BUDGET)));
+        assert_eq!(t.budget("high"), Some(Some(4096)));
+        assert_eq!(t.budget("huge"), None);
+        let tiny = EffortTable {
+            low: 10,
+            ..EffortTable::default()
+        };
+        assert_eq!(tiny.budget("low"), Some(Some(MIN_THINKING_BUDGET)));
+        assert_eq!(t.effort_for_budget(1024), "low");
+        assert_eq!(t.effort_for_budget(8192), "medium");
+        assert_eq!(t.effort_for_budget(8193), "high");
     }
 }

@@ -54,6 +54,8 @@ pub struct AnthropicToOpenAiStream {
     blocks: Vec<Block>,
     tool_calls: u64,
     thinking_blocks: u64,
+    /// Thinking text held for blocks not yet closed (bounded by [`MAX_THINKING_BYTES`]).
+    thinking_buffered: usize,
     usage: Usage,
     finish_sent: bool,
     json_answer: bool,
@@ -84,6 +86,7 @@ impl AnthropicToOpenAiStream {
             blocks: Vec::new(),
             tool_calls: 0,
             thinking_blocks: 0,
+            thinking_buffered: 0,
             usage: Usage::default(),
             finish_sent: false,
             json_answer: false,
@@ -303,10 +306,14 @@ impl AnthropicToOpenAiStream {
                 if !text.is_empty() {
                     self.content_chunk(out, "reasoning_content", text);
                 }
+                let signature = block.signature.as_deref().unwrap_or("");
+                self.thinking_buffered = self
+                    .thinking_buffered
+                    .saturating_add(text.len() + signature.len());
                 Kind::Thinking {
                     ordinal,
                     text: text.to_owned(),
-                    signature: block.signature.as_deref().unwrap_or("").to_owned(),
+                    signature: signature.to_owned(),
                 }
             }
             "redacted_thinking" => {
@@ -401,21 +408,25 @@ impl AnthropicToOpenAiStream {
         if let Some(t) = nonempty(delta.thinking.as_deref()) {
             self.content_chunk(out, "reasoning_content", t);
         }
-        let too_big = match self.blocks.get_mut(pos).map(|b| &mut b.kind) {
-            Some(Kind::Thinking {
-                text, signature, ..
-            }) => {
-                if let Some(t) = delta.thinking.as_deref() {
-                    text.push_str(t);
-                }
-                if let Some(s) = delta.signature.as_deref() {
-                    // signature_delta replaces (SDK accumulator semantics).
-                    s.clone_into(signature);
-                }
-                text.len() + signature.len() > MAX_THINKING_BYTES
+        if let Some(Kind::Thinking {
+            text, signature, ..
+        }) = self.blocks.get_mut(pos).map(|b| &mut b.kind)
+        {
+            let before = text.len() + signature.len();
+            if let Some(t) = delta.thinking.as_deref() {
+                text.push_str(t);
             }
-            _ => false,
-        };
+            if let Some(s) = delta.signature.as_deref() {
+                // signature_delta replaces (SDK accumulator semantics).
+                s.clone_into(signature);
+            }
+            let after = text.len() + signature.len();
+            self.thinking_buffered = self
+                .thinking_buffered
+                .saturating_add(after)
+                .saturating_sub(before);
+        }
+        let too_big = self.thinking_buffered > MAX_THINKING_BYTES;
         if too_big {
             self.error(
                 out,
@@ -452,6 +463,9 @@ impl AnthropicToOpenAiStream {
                 text,
                 signature,
             } => {
+                self.thinking_buffered = self
+                    .thinking_buffered
+                    .saturating_sub(text.len() + signature.len());
                 self.chunk(out, None, |o| {
                     o.extend_from_slice(b"{\"thinking_blocks\":[{\"index\":");
                     push_u64(o, ordinal);
@@ -558,4 +572,121 @@ fn initial_args<'b>(block: &'b ResponseBlock<'_>) -> Option<&'b str> {
     let raw = block.input?.get();
     let inner = raw.strip_prefix('{')?.strip_suffix('}')?;
     (!inner.trim().is_empty()).then_some(raw)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::translate::check::check_openai_stream;
+
+    fn feed(meta: &RequestMeta, events: &[(&str, &str)]) -> (Vec<u8>, bool) {
+        let mut m = AnthropicToOpenAiStream::new(meta);
+        let mut out = Vec::new();
+        for (e, d) in events {
+            m.on_event(Some(e.as_bytes()), d.as_bytes(), &mut out);
+        }
+        let done = m.is_done();
+        m.finish(&mut out);
+        (out, done)
+    }
+
+    const TEXT: [(&str, &str); 5] = [
+        (
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_1","model":"c","usage":{"input_tokens":3}}}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
+        ),
+        ("message_stop", r#"{"type":"message_stop"}"#),
+    ];
+
+    #[test]
+    fn usage_chunk_only_when_asked() {
+        let (with, done) = feed(
+            &RequestMeta {
+                include_usage: true,
+                ..RequestMeta::default()
+            },
+            &TEXT,
+        );
+        assert!(done);
+        check_openai_stream(&with, true).unwrap();
+        let with = String::from_utf8(with).unwrap();
+        assert!(
+            with.contains(r#""choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2"#),
+            "{with}"
+        );
+        let (without, _) = feed(&RequestMeta::default(), &TEXT);
+        let without = String::from_utf8(without).unwrap();
+        assert!(!without.contains("usage"), "{without}");
+        assert!(without.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn nothing_after_the_end() {
+        let meta = RequestMeta::default();
+        let mut m = AnthropicToOpenAiStream::new(&meta);
+        let mut out = Vec::new();
+        for (e, d) in TEXT {
+            m.on_event(Some(e.as_bytes()), d.as_bytes(), &mut out);
+        }
+        let len = out.len();
+        m.fail("late", &mut out);
+        m.finish(&mut out);
+        m.on_event(Some(b"ping"), br#"{"type":"ping"}"#, &mut out);
+        assert_eq!(out.len(), len);
+    }
+
+    #[test]
+    fn thinking_buffer_is_bounded_per_open_blocks() {
+        let piece = "x".repeat(1 << 20);
+        let start = |i: usize| {
+            format!(
+                r#"{{"type":"content_block_start","index":{i},"content_block":{{"type":"thinking","thinking":"","signature":""}}}}"#
+            )
+        };
+        let delta = |i: usize| {
+            format!(
+                r#"{{"type":"content_block_delta","index":{i},"delta":{{"type":"thinking_delta","thinking":"{piece}"}}}}"#
+            )
+        };
+        let stop = |i: usize| format!(r#"{{"type":"content_block_stop","index":{i}}}"#);
+        let run = |blocks: usize, per_block: usize| {
+            let mut m = AnthropicToOpenAiStream::new(&RequestMeta::default());
+            let mut out = Vec::new();
+            m.on_event(Some(b"message_start"), TEXT[0].1.as_bytes(), &mut out);
+            for b in 0..blocks {
+                m.on_event(None, start(b).as_bytes(), &mut out);
+                for _ in 0..per_block {
+                    m.on_event(None, delta(b).as_bytes(), &mut out);
+                }
+                m.on_event(None, stop(b).as_bytes(), &mut out);
+            }
+            m.is_done()
+        };
+        let limit_mib = MAX_THINKING_BYTES >> 20;
+        // Closed blocks release their buffer; one block over the limit ends the stream.
+        assert!(!run(2, limit_mib - 1));
+        assert!(run(1, limit_mib + 1));
+    }
+
+    #[test]
+    fn cut_stream_is_an_error() {
+        let (out, done) = feed(&RequestMeta::default(), &TEXT[..3]);
+        assert!(!done);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.ends_with("\"param\":null,\"code\":null}}\n\n"), "{out}");
+        assert!(!out.contains("[DONE]"));
+    }
 }

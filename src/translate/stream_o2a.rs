@@ -366,3 +366,67 @@ fn delta_frame(out: &mut Vec<u8>, index: u64, kind: &str, field: &str, value: &s
         o.extend_from_slice(b"}}");
     });
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::translate::check::check_anthropic_stream;
+
+    fn feed(meta: &RequestMeta, chunks: &[&str]) -> String {
+        let mut m = OpenAiToAnthropicStream::new(meta);
+        let mut out = Vec::new();
+        for c in chunks {
+            m.on_event(None, c.as_bytes(), &mut out);
+        }
+        m.finish(&mut out);
+        check_anthropic_stream(&out, true).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn empty_deltas_open_no_block() {
+        let out = feed(
+            &RequestMeta::default(),
+            &[
+                r#"{"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null}}]}"#,
+                r#"{"id":"c","choices":[{"index":0,"delta":{"reasoning_content":"hidden"}}]}"#,
+                r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+                "[DONE]",
+            ],
+        );
+        assert!(!out.contains("content_block_start"), "{out}");
+        assert!(out.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    }
+
+    #[test]
+    fn usage_after_finish_lands_in_message_delta() {
+        let out = feed(
+            &RequestMeta::default(),
+            &[
+                r#"{"id":"c","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"length"}]}"#,
+                r#"{"id":"c","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+                "[DONE]",
+            ],
+        );
+        assert!(out.contains(r#""stop_reason":"max_tokens""#), "{out}");
+        assert!(out.contains(r#""input_tokens":6,"cache_creation_input_tokens":0,"cache_read_input_tokens":4,"output_tokens":1"#), "{out}");
+    }
+
+    #[test]
+    fn gateway_failure_is_an_error_event() {
+        let mut m = OpenAiToAnthropicStream::new(&RequestMeta::default());
+        let mut out = Vec::new();
+        m.on_event(
+            None,
+            br#"{"id":"c","choices":[{"index":0,"delta":{"content":"x"}}]}"#,
+            &mut out,
+        );
+        m.fail("upstream timed out", &mut out);
+        assert!(m.is_done());
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with(
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"upstream timed out\"}}\n\n"
+        ));
+    }
+}
