@@ -20,6 +20,7 @@ pub mod format;
 pub mod http1;
 pub mod json;
 pub mod log;
+pub mod metrics;
 pub mod mock;
 pub mod proxy;
 pub mod runtime;

@@ -1154,3 +1154,112 @@ fn upstream_event_split_across_chunks_is_never_half_sent() {
     assert!(v["error"]["message"].is_string());
     assert!(!r.text().contains("{\"choi\n"));
 }
+
+#[test]
+fn dropped_parameters_are_reported_in_a_header() {
+    let (m, g) = setup("");
+    let body = r#"{"model":"claude","seed":7,"frequency_penalty":0.5,"messages":[{"role":"user","content":"x"}]}"#;
+    let r = request(g.addr, &post("/v1/chat/completions", &[], body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dropped = r.header("x-ringway-dropped-params").unwrap_or_default();
+    assert!(
+        dropped.contains("seed") && dropped.contains("frequency_penalty"),
+        "{dropped:?}"
+    );
+    let sent: serde_json::Value =
+        serde_json::from_str(mock_requests(&m)[0]["body"].as_str().unwrap()).unwrap();
+    assert!(sent.get("seed").is_none());
+    // Same-format traffic is untouched and gets no such header.
+    let body = r#"{"model":"gpt","seed":7,"messages":[{"role":"user","content":"x"}]}"#;
+    let r = request(g.addr, &post("/v1/chat/completions", &[], body));
+    assert!(r.header("x-ringway-dropped-params").is_none());
+}
+
+#[test]
+fn metrics_count_requests_errors_and_streams_across_workers() {
+    let (_m, g) = setup("[server]\nworkers = 2\n");
+    for _ in 0..3 {
+        let r = request(
+            g.addr,
+            &post("/v1/chat/completions", &[], &openai_body("gpt", "x", false)),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &anthropic_body("gpt", "translated", true),
+        ),
+    );
+    assert_eq!(r.status, 200);
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("nope", "x", false),
+        ),
+    );
+    assert_eq!(r.status, 404);
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body("gpt", "mock:reset", true),
+        ),
+    );
+    assert_eq!(r.status, 200);
+    // Other workers publish once a second.
+    std::thread::sleep(Duration::from_millis(1300));
+    let r = request(g.addr, &get("/metrics", &[]));
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let text = r.text();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("ringway_requests_total{endpoint=\"chat_completions\",status=\"200\"}"),
+        4.0
+    );
+    assert_eq!(
+        value("ringway_requests_total{endpoint=\"chat_completions\",status=\"404\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("ringway_requests_total{endpoint=\"messages\",status=\"200\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("ringway_errors_total{kind=\"model_not_found\",side=\"client\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("ringway_errors_total{kind=\"upstream_reset\",side=\"upstream\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("ringway_translated_total{client=\"anthropic\",provider=\"openai\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("ringway_upstream_responses_total{provider=\"mo\",status=\"200\"}"),
+        5.0
+    );
+    assert_eq!(value("ringway_stream_first_event_seconds_count"), 2.0);
+    assert_eq!(value("ringway_workers_ready"), 2.0);
+    assert!(
+        value("ringway_request_duration_seconds{endpoint=\"chat_completions\",quantile=\"0.5\"}")
+            > 0.0
+    );
+}

@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -35,6 +36,10 @@ pub struct Ctx {
     /// Process-unique prefix for request ids.
     pub id_prefix: u32,
     next_id: Cell<u64>,
+    /// This worker's counters and histograms.
+    pub metrics: crate::metrics::Worker,
+    /// Where workers publish metrics snapshots for scrapes.
+    pub hub: Arc<crate::metrics::Hub>,
     /// Translation options per provider (index = provider index).
     translate_opts: Vec<crate::translate::Options>,
     /// simd-json's reusable buffers: one set per worker, never rebuilt per request.
@@ -48,6 +53,7 @@ impl Ctx {
         worker: usize,
         ready: Arc<AtomicUsize>,
         id_prefix: u32,
+        hub: Arc<crate::metrics::Hub>,
     ) -> Rc<Ctx> {
         let pool = Pool::new(
             config.providers.len(),
@@ -69,6 +75,8 @@ impl Ctx {
             next_id: Cell::new(0),
             json_scratch: RefCell::new(crate::json::SimdScratch::new()),
             translate_opts,
+            metrics: crate::metrics::Worker::default(),
+            hub,
         })
     }
 
@@ -101,6 +109,22 @@ enum Endpoint {
     Models,
     Health,
     Ready,
+    Metrics,
+}
+
+impl Endpoint {
+    /// Metrics label.
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Chat(Format::OpenAi) => "chat_completions",
+            Endpoint::Chat(Format::Anthropic) => "messages",
+            Endpoint::CountTokens => "count_tokens",
+            Endpoint::Models => "models",
+            Endpoint::Health => "healthz",
+            Endpoint::Ready => "readyz",
+            Endpoint::Metrics => "metrics",
+        }
+    }
 }
 
 fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
@@ -113,6 +137,7 @@ fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         "/v1/models" | "/models" => (Endpoint::Models, Method::Get),
         "/healthz" => (Endpoint::Health, Method::Get),
         "/readyz" => (Endpoint::Ready, Method::Get),
+        "/metrics" => (Endpoint::Metrics, Method::Get),
         _ => return None,
     })
 }
@@ -125,6 +150,16 @@ struct Exchange<'h> {
     keep_alive: bool,
     /// `(provider, upstream model)` once routed.
     routed: Option<(String, String)>,
+    /// Metrics label of the endpoint.
+    endpoint: &'static str,
+    /// When the request head was complete.
+    started: Instant,
+    /// Status of the response head sent (0 = none yet).
+    status: Cell<u16>,
+    /// Set by a relay when the response broke after it started.
+    failed_midway: Cell<Option<ErrorKind>>,
+    /// Set by a relay when the first SSE event went out.
+    first_event: Cell<Option<Duration>>,
 }
 
 impl Exchange<'_> {
@@ -150,8 +185,37 @@ pub async fn handle(ctx: &Ctx, conn: &mut ClientConn, head: &RequestHead) -> Aft
         request_id: ctx.request_id(),
         keep_alive: head.keep_alive(),
         routed: None,
+        endpoint: endpoint(head.path()).map_or("other", |(e, _)| e.label()),
+        started: Instant::now(),
+        status: Cell::new(0),
+        failed_midway: Cell::new(None),
+        first_event: Cell::new(None),
     };
     let result = pipeline(ctx, conn, &mut ex).await;
+    let after = finish(ctx, conn, &mut ex, result).await;
+    record(ctx, &ex);
+    after
+}
+
+/// Record what happened to one request.
+fn record(ctx: &Ctx, ex: &Exchange<'_>) {
+    let m = &ctx.metrics;
+    m.request(ex.endpoint, ex.status.get(), ex.started.elapsed());
+    if let Some(kind) = ex.failed_midway.get() {
+        m.error(kind.as_str(), kind.side().as_str());
+    }
+    if let Some(t) = ex.first_event.get() {
+        m.first_event(t);
+    }
+}
+
+async fn finish(
+    ctx: &Ctx,
+    conn: &mut ClientConn,
+    ex: &mut Exchange<'_>,
+    result: std::result::Result<(), Failure>,
+) -> After {
+    let head = ex.head;
     match result {
         Ok(()) => {}
         Err(Failure::BeforeResponse(e)) => {
@@ -167,16 +231,18 @@ pub async fn handle(ctx: &Ctx, conn: &mut ClientConn, head: &RequestHead) -> Aft
             {
                 ex.keep_alive = false;
             }
+            ctx.metrics
+                .error(e.kind().as_str(), e.kind().side().as_str());
             if e.kind().side() != crate::error::Side::Client {
                 crate::log::warn(format_args!("{} {} -> {}", ex.request_id, head.path(), e));
             }
-            if write_error(conn, &ex, &e).await.is_err() {
+            if write_error(conn, ex, &e).await.is_err() {
                 return After::Close;
             }
         }
         Err(Failure::AfterResponse) => return After::Close,
         Err(Failure::Respond(status, body)) => {
-            if respond(conn, &ex, status, "application/json", &body)
+            if respond(conn, ex, status, "application/json", &body)
                 .await
                 .is_err()
             {
@@ -262,6 +328,21 @@ async fn pipeline(
             authenticate(ctx, head)?;
             let body = models_body(&ctx.config);
             respond(conn, ex, 200, "application/json", &body).await?;
+            Ok(())
+        }
+        Endpoint::Metrics => {
+            authenticate(ctx, head)?;
+            let own = ctx.metrics.snapshot(ctx.pool.idle_count());
+            let merged = ctx.hub.merged(ctx.worker, own);
+            let text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
+            respond(
+                conn,
+                ex,
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text.as_bytes(),
+            )
+            .await?;
             Ok(())
         }
         Endpoint::Chat(format) => {
@@ -396,6 +477,8 @@ async fn chat(
         }
     };
     meta.created = unix_now();
+    ctx.metrics
+        .translated(format.as_str(), provider.kind.as_str());
     let (up, resp) = exchange(
         ctx,
         target.provider,
@@ -519,6 +602,7 @@ async fn respond(
     content_type: &str,
     body: &[u8],
 ) -> Result<()> {
+    ex.status.set(status);
     let mut headers = ex.standard_headers();
     headers.push(("content-type", content_type.as_bytes()));
     conn.wbuf.clear();

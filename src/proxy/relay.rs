@@ -43,6 +43,8 @@ pub(super) async fn relay(
     mut up: Conn,
     resp: ResponseHead,
 ) -> Result<(), Failure> {
+    ctx.metrics.upstream(&provider.name, resp.status);
+    ex.status.set(resp.status);
     let sse = resp.is_event_stream();
     let client_http10 = ex.head.minor_version() == 0;
     let body_kind = match resp.framing {
@@ -80,7 +82,7 @@ pub(super) async fn relay(
 
     let mut body = BodyCodec::new(resp.framing);
     let outcome = if sse {
-        relay_sse(conn, ex.format, &mut up, &mut body, provider, chunked).await
+        relay_sse(conn, ex, &mut up, &mut body, provider, chunked).await
     } else {
         relay_plain(conn, &mut up, &mut body, provider, chunked).await
     };
@@ -150,12 +152,13 @@ fn is_terminal(format: Format, ev: &sse::Event) -> bool {
 
 async fn relay_sse(
     conn: &mut ClientConn,
-    format: Format,
+    ex: &Exchange<'_>,
     up: &mut Conn,
     body: &mut BodyCodec,
     provider: &Provider,
     chunked: bool,
 ) -> Result<(), ()> {
+    let format = ex.format;
     let mut dec = sse::Decoder::new(MAX_SSE_EVENT_BYTES);
     let mut terminated = false;
     let failure = loop {
@@ -175,9 +178,13 @@ async fn relay_sse(
                                 ErrorKind::UpstreamProtocol,
                                 format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
                             );
+                            ex.failed_midway.set(Some(e.kind()));
                             return finish_with_error(conn, format, &e, chunked).await;
                         }
                     }
+                }
+                if ex.first_event.get().is_none() && !conn.wbuf.is_empty() {
+                    ex.first_event.set(Some(ex.started.elapsed()));
                 }
                 if conn.flush().await.is_err() {
                     return Err(());
@@ -205,6 +212,7 @@ async fn relay_sse(
             Ok(())
         }
         Some(e) => {
+            ex.failed_midway.set(Some(e.kind()));
             crate::log::warn(format_args!(
                 "provider `{}` stream failed: {e}",
                 provider.name

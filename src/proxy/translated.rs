@@ -83,6 +83,7 @@ pub(super) async fn relay(
     meta: &RequestMeta,
 ) -> Result<(), Failure> {
     let client = ex.format;
+    ctx.metrics.upstream(&provider.name, resp.status);
     let mut body = BodyCodec::new(resp.framing);
     let ok = (200..300).contains(&resp.status);
     let result = if ok && resp.is_event_stream() {
@@ -105,8 +106,13 @@ pub(super) async fn relay(
                 Format::Anthropic => translate::openai_to_anthropic_error(resp.status, &raw),
             }
         };
+        let dropped = dropped_params(meta);
+        ex.status.set(status);
         let mut headers = ex.standard_headers();
         headers.push(("content-type", b"application/json"));
+        if !dropped.is_empty() {
+            headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
+        }
         copy_headers(&resp, client, &mut headers);
         conn.wbuf.clear();
         http1::write_response_head(
@@ -124,6 +130,12 @@ pub(super) async fn relay(
         ctx.pool.put(target.provider, up);
     }
     result
+}
+
+/// `x-ringway-dropped-params`: parameters the provider's format has no equivalent for, which
+/// were dropped because they do not change the answer materially. Empty when none.
+fn dropped_params(meta: &RequestMeta) -> String {
+    meta.dropped.join(",")
 }
 
 fn copy_headers<'a>(
@@ -198,8 +210,13 @@ async fn relay_stream(
         };
         headers.push(("content-type", ct));
         headers.push(("cache-control", b"no-cache"));
+        let dropped = dropped_params(meta);
+        if !dropped.is_empty() {
+            headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
+        }
         copy_headers(resp, client, &mut headers);
         conn.wbuf.clear();
+        ex.status.set(200);
         http1::write_response_head(&mut conn.wbuf, 200, &headers, framing, ex.keep_alive);
     }
     if conn.flush().await.is_err() {
@@ -229,9 +246,13 @@ async fn relay_stream(
                     }
                 }
                 if too_large {
+                    ex.failed_midway.set(Some(ErrorKind::UpstreamProtocol));
                     tr.fail("provider sent an oversized SSE event", &mut out);
                 }
                 if !out.is_empty() {
+                    if ex.first_event.get().is_none() {
+                        ex.first_event.set(Some(ex.started.elapsed()));
+                    }
                     conn.wbuf.clear();
                     frame(&mut conn.wbuf, &out, chunked);
                     if conn.flush().await.is_err() {
@@ -244,6 +265,7 @@ async fn relay_stream(
             }
             Ok(None) => break None,
             Err(e) => {
+                ex.failed_midway.set(Some(e.kind()));
                 crate::log::warn(format_args!(
                     "provider `{}` stream failed: {e}",
                     provider.name

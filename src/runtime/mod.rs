@@ -132,6 +132,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let workers = config.server.workers;
     let ready = Arc::new(AtomicUsize::new(0));
+    let hub = crate::metrics::Hub::new(workers);
     let id_prefix = id_prefix();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(workers);
@@ -141,6 +142,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
         let (tx, rx) = mpsc::channel::<Result<(SocketAddr, DriverKind), String>>();
         let cfg = config.clone();
         let ready = ready.clone();
+        let hub = hub.clone();
         let bind_addr = addr;
         let t = std::thread::Builder::new()
             .name(format!("ringway-w{i}"))
@@ -164,7 +166,16 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                         }
                     };
                     let local = listener.local_addr().unwrap_or(bind_addr);
-                    let ctx = Ctx::new(cfg, i, ready.clone(), id_prefix);
+                    let ctx = Ctx::new(cfg, i, ready.clone(), id_prefix, hub);
+                    // Publish this worker's metrics for scrapes answered by other workers.
+                    let publisher = ctx.clone();
+                    monoio::spawn(async move {
+                        loop {
+                            monoio::time::sleep(crate::metrics::PUBLISH_EVERY).await;
+                            let snap = publisher.metrics.snapshot(publisher.pool.idle_count());
+                            publisher.hub.publish(publisher.worker, snap);
+                        }
+                    });
                     ready.fetch_add(1, Ordering::AcqRel);
                     let _ = tx.send(Ok((local, kind)));
                     crate::server::accept_loop(listener, ctx).await;

@@ -1,0 +1,333 @@
+//! Per-worker counters and latency histograms, and their Prometheus text rendering.
+//!
+//! Each worker records into its own `Worker` (single thread, `RefCell`, no locks on the request
+//! path). Once a second, and on every scrape it answers itself, a worker publishes a snapshot
+//! into its slot of the shared `Hub`. A scrape merges its own fresh snapshot with the other
+//! workers' published ones, so `/metrics` is at most `PUBLISH_EVERY` stale for other workers.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// How often a worker publishes its snapshot for scrapes that land on other workers.
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// Histogram range: 1 µs to 1 hour, 3 significant digits.
+const HIST_MAX_US: u64 = 3_600_000_000;
+const HIST_SIGFIG: u8 = 3;
+/// Quantiles reported for every histogram.
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
+
+fn new_hist() -> Option<Histogram<u64>> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGFIG).ok()
+}
+
+/// Everything one worker has counted.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    /// `(endpoint, status)` → responses.
+    requests: BTreeMap<(&'static str, u16), u64>,
+    /// `(kind, side)` → gateway errors.
+    errors: BTreeMap<(&'static str, &'static str), u64>,
+    /// `(provider, status)` → provider responses.
+    upstream: BTreeMap<(String, u16), u64>,
+    /// `(client format, provider format)` → translated requests.
+    translated: BTreeMap<(&'static str, &'static str), u64>,
+    /// endpoint → request duration (µs).
+    duration: BTreeMap<&'static str, Histogram<u64>>,
+    /// Streams: request received → first event written to the client (µs).
+    first_event: Option<Histogram<u64>>,
+    /// Idle upstream connections held.
+    pool_idle: u64,
+}
+
+impl Snapshot {
+    fn merge(&mut self, other: &Snapshot) {
+        for (k, v) in &other.requests {
+            *self.requests.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.errors {
+            *self.errors.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.upstream {
+            *self.upstream.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.translated {
+            *self.translated.entry(*k).or_default() += v;
+        }
+        for (k, h) in &other.duration {
+            match self.duration.get_mut(k) {
+                Some(mine) => {
+                    let _ = mine.add(h);
+                }
+                None => {
+                    self.duration.insert(k, h.clone());
+                }
+            }
+        }
+        match (&mut self.first_event, &other.first_event) {
+            (Some(mine), Some(h)) => {
+                let _ = mine.add(h);
+            }
+            (None, Some(h)) => self.first_event = Some(h.clone()),
+            _ => {}
+        }
+        self.pool_idle += other.pool_idle;
+    }
+}
+
+/// One worker's live metrics.
+#[derive(Default)]
+pub struct Worker {
+    live: RefCell<Snapshot>,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, HIST_MAX_US)
+}
+
+impl Worker {
+    /// A response was finished.
+    pub fn request(&self, endpoint: &'static str, status: u16, took: Duration) {
+        let mut s = self.live.borrow_mut();
+        *s.requests.entry((endpoint, status)).or_default() += 1;
+        if !s.duration.contains_key(endpoint) {
+            if let Some(h) = new_hist() {
+                s.duration.insert(endpoint, h);
+            }
+        }
+        if let Some(h) = s.duration.get_mut(endpoint) {
+            h.saturating_record(micros(took));
+        }
+    }
+
+    /// The gateway produced an error (before or during the response).
+    pub fn error(&self, kind: &'static str, side: &'static str) {
+        *self
+            .live
+            .borrow_mut()
+            .errors
+            .entry((kind, side))
+            .or_default() += 1;
+    }
+
+    /// A provider answered with `status`.
+    pub fn upstream(&self, provider: &str, status: u16) {
+        let mut s = self.live.borrow_mut();
+        // Look up by borrowed key first: the common case allocates nothing.
+        if let Some(v) = s
+            .upstream
+            .iter_mut()
+            .find(|((p, st), _)| p == provider && *st == status)
+            .map(|(_, v)| v)
+        {
+            *v += 1;
+            return;
+        }
+        s.upstream.insert((provider.to_owned(), status), 1);
+    }
+
+    /// A request was translated between formats.
+    pub fn translated(&self, client: &'static str, provider: &'static str) {
+        *self
+            .live
+            .borrow_mut()
+            .translated
+            .entry((client, provider))
+            .or_default() += 1;
+    }
+
+    /// The first event of a stream reached the client `after` the request arrived.
+    pub fn first_event(&self, after: Duration) {
+        let mut s = self.live.borrow_mut();
+        if s.first_event.is_none() {
+            s.first_event = new_hist();
+        }
+        if let Some(h) = s.first_event.as_mut() {
+            h.saturating_record(micros(after));
+        }
+    }
+
+    /// A copy of everything counted so far, with the pool gauge filled in.
+    pub fn snapshot(&self, pool_idle: usize) -> Snapshot {
+        let mut s = self.live.borrow().clone();
+        s.pool_idle = pool_idle as u64;
+        s
+    }
+}
+
+/// The slots where workers publish snapshots (touched once a second and on scrape, never
+/// per request).
+pub struct Hub {
+    slots: Vec<Mutex<Option<Snapshot>>>,
+}
+
+impl Hub {
+    /// Slots for `workers` workers.
+    pub fn new(workers: usize) -> Arc<Hub> {
+        Arc::new(Hub {
+            slots: (0..workers).map(|_| Mutex::new(None)).collect(),
+        })
+    }
+
+    /// Publish worker `i`'s snapshot.
+    pub fn publish(&self, i: usize, snap: Snapshot) {
+        if let Some(slot) = self.slots.get(i) {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some(snap);
+            }
+        }
+    }
+
+    /// Merge every worker's latest snapshot, using `own` (fresh) for worker `me`.
+    pub fn merged(&self, me: usize, own: Snapshot) -> Snapshot {
+        let mut total = own;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if i == me {
+                continue;
+            }
+            if let Ok(g) = slot.lock() {
+                if let Some(s) = g.as_ref() {
+                    total.merge(s);
+                }
+            }
+        }
+        total
+    }
+}
+
+/// Escape a label value (Prometheus text format: backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn summary(out: &mut String, name: &str, labels: &str, h: &Histogram<u64>) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for q in QUANTILES {
+        let v = h.value_at_quantile(q) as f64 / 1e6;
+        let _ = writeln!(out, "{name}{{{labels}{sep}quantile=\"{q}\"}} {v}");
+    }
+    let sum = h.mean() * h.len() as f64 / 1e6;
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {sum}");
+    let _ = writeln!(out, "{name}_count{braces} {}", h.len());
+}
+
+/// Render a merged snapshot in the Prometheus text format (version 0.0.4).
+pub fn render(s: &Snapshot, workers_ready: usize) -> String {
+    let mut out = String::with_capacity(4096);
+    out.push_str("# HELP ringway_requests_total Responses sent, by endpoint and status.\n");
+    out.push_str("# TYPE ringway_requests_total counter\n");
+    for ((ep, status), n) in &s.requests {
+        let _ = writeln!(
+            out,
+            "ringway_requests_total{{endpoint=\"{ep}\",status=\"{status}\"}} {n}"
+        );
+    }
+    out.push_str(
+        "# HELP ringway_request_duration_seconds Request received to response finished.\n",
+    );
+    out.push_str("# TYPE ringway_request_duration_seconds summary\n");
+    for (ep, h) in &s.duration {
+        summary(
+            &mut out,
+            "ringway_request_duration_seconds",
+            &format!("endpoint=\"{ep}\""),
+            h,
+        );
+    }
+    out.push_str(
+        "# HELP ringway_stream_first_event_seconds Request received to first SSE event sent.\n",
+    );
+    out.push_str("# TYPE ringway_stream_first_event_seconds summary\n");
+    if let Some(h) = &s.first_event {
+        summary(&mut out, "ringway_stream_first_event_seconds", "", h);
+    }
+    out.push_str(
+        "# HELP ringway_errors_total Errors the gateway produced, by kind and failing side.\n",
+    );
+    out.push_str("# TYPE ringway_errors_total counter\n");
+    for ((kind, side), n) in &s.errors {
+        let _ = writeln!(
+            out,
+            "ringway_errors_total{{kind=\"{kind}\",side=\"{side}\"}} {n}"
+        );
+    }
+    out.push_str(
+        "# HELP ringway_upstream_responses_total Provider responses, by provider and status.\n",
+    );
+    out.push_str("# TYPE ringway_upstream_responses_total counter\n");
+    for ((p, status), n) in &s.upstream {
+        let _ = writeln!(
+            out,
+            "ringway_upstream_responses_total{{provider=\"{}\",status=\"{status}\"}} {n}",
+            label(p)
+        );
+    }
+    out.push_str("# HELP ringway_translated_total Requests translated between wire formats.\n");
+    out.push_str("# TYPE ringway_translated_total counter\n");
+    for ((from, to), n) in &s.translated {
+        let _ = writeln!(
+            out,
+            "ringway_translated_total{{client=\"{from}\",provider=\"{to}\"}} {n}"
+        );
+    }
+    out.push_str("# HELP ringway_upstream_idle_connections Idle pooled provider connections.\n");
+    out.push_str("# TYPE ringway_upstream_idle_connections gauge\n");
+    let _ = writeln!(out, "ringway_upstream_idle_connections {}", s.pool_idle);
+    out.push_str("# HELP ringway_workers_ready Workers listening.\n");
+    out.push_str("# TYPE ringway_workers_ready gauge\n");
+    let _ = writeln!(out, "ringway_workers_ready {workers_ready}");
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_and_renders() {
+        let a = Worker::default();
+        let b = Worker::default();
+        a.request("chat_completions", 200, Duration::from_millis(2));
+        b.request("chat_completions", 200, Duration::from_millis(4));
+        b.request("messages", 429, Duration::from_millis(1));
+        a.error("upstream_reset", "upstream");
+        b.upstream("p\"x", 200);
+        b.upstream("p\"x", 200);
+        a.first_event(Duration::from_micros(300));
+        let hub = Hub::new(2);
+        hub.publish(1, b.snapshot(3));
+        let merged = hub.merged(0, a.snapshot(1));
+        let text = render(&merged, 2);
+        assert!(text
+            .contains("ringway_requests_total{endpoint=\"chat_completions\",status=\"200\"} 2\n"));
+        assert!(text.contains("ringway_requests_total{endpoint=\"messages\",status=\"429\"} 1\n"));
+        assert!(text
+            .contains("ringway_request_duration_seconds_count{endpoint=\"chat_completions\"} 2\n"));
+        assert!(
+            text.contains("ringway_errors_total{kind=\"upstream_reset\",side=\"upstream\"} 1\n")
+        );
+        assert!(text
+            .contains("ringway_upstream_responses_total{provider=\"p\\\"x\",status=\"200\"} 2\n"));
+        assert!(text.contains("ringway_upstream_idle_connections 4\n"));
+        assert!(text.contains("ringway_stream_first_event_seconds_count 1\n"));
+        // Every sample line is `name{labels} value` or `name value` with a numeric value.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let v = line.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
