@@ -462,3 +462,72 @@ def test_a2o_max_tokens_mid_tool_call(ant):
     assert final.stop_reason == "max_tokens"
     uses = [b for b in final.content if b.type == "tool_use"]
     assert [u.name for u in uses] == ["get_weather"]
+
+
+# ====================== exact ids, names and arguments through a translated stream ======================
+
+
+def replay_upstream(mock):
+    """Send the last body the gateway sent upstream straight to the (deterministic) mock and
+    return the raw SSE text the provider produces for it."""
+    rec = mock_seen(mock)[-1]
+    req = urllib.request.Request(
+        f"http://{mock.addr}{rec['path']}", data=rec["body"].encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req) as r:
+        return r.read().decode()
+
+
+def sse_data(text):
+    out = []
+    for block in text.split("\n\n"):
+        lines = [l[5:].strip() for l in block.splitlines() if l.startswith("data:")]
+        if lines and lines[0] != "[DONE]":
+            out.append(json.loads("\n".join(lines)))
+    return out
+
+
+def test_a2o_stream_gives_the_providers_exact_tool_calls(ant, mock):
+    with ant.messages.stream(
+        model="gpt", max_tokens=200, tools=[WEATHER_A, TIME_A], messages=[{"role": "user", "content": "mock:parallel"}]
+    ) as s:
+        final = s.get_final_message()
+    got = [(b.id, b.name, b.input) for b in final.content if b.type == "tool_use"]
+    calls = {}
+    for chunk in sse_data(replay_upstream(mock)):
+        for choice in chunk.get("choices", []):
+            for tc in choice["delta"].get("tool_calls") or []:
+                c = calls.setdefault(tc["index"], {"id": None, "name": None, "args": ""})
+                c["id"] = tc.get("id") or c["id"]
+                c["name"] = (tc.get("function") or {}).get("name") or c["name"]
+                c["args"] += (tc.get("function") or {}).get("arguments") or ""
+    want = [(c["id"], c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    assert got == want and len(want) == 2
+
+
+def test_o2a_stream_gives_the_providers_exact_tool_calls(oai, mock):
+    stream = oai.chat.completions.create(
+        model="claude", stream=True, tools=[WEATHER_O, TIME_O], messages=[{"role": "user", "content": "mock:parallel"}]
+    )
+    calls = {}
+    for chunk in stream:
+        for c in chunk.choices:
+            for tc in c.delta.tool_calls or []:
+                acc = calls.setdefault(tc.index, {"id": None, "name": None, "args": ""})
+                if tc.id:
+                    assert acc["id"] is None, "id only on the first chunk of a call"
+                    acc["id"] = tc.id
+                if tc.function and tc.function.name:
+                    assert acc["name"] is None, "name only on the first chunk of a call"
+                    acc["name"] = tc.function.name
+                acc["args"] += (tc.function.arguments or "") if tc.function else ""
+    got = [(c["id"], c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    blocks, inputs = {}, {}
+    for ev in sse_data(replay_upstream(mock)):
+        if ev["type"] == "content_block_start" and ev["content_block"]["type"] == "tool_use":
+            blocks[ev["index"]] = ev["content_block"]
+            inputs[ev["index"]] = ""
+        elif ev["type"] == "content_block_delta" and ev["delta"]["type"] == "input_json_delta":
+            inputs[ev["index"]] += ev["delta"]["partial_json"]
+    want = [(b["id"], b["name"], json.loads(inputs[i] or "{}")) for i, b in sorted(blocks.items())]
+    assert got == want and len(want) == 2
