@@ -21,24 +21,26 @@ impl Drop for Proc {
 }
 
 fn spawn(args: &[&str], marker: &str) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringway"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ringway"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Owned by `Proc` from here on, so it is killed and reaped on every path.
+    let mut proc = Proc(child, SocketAddr::from(([127, 0, 0, 1], 0)));
+    let mut lines = BufReader::new(proc.0.stderr.take().unwrap()).lines();
     loop {
         let line = lines.next().expect("process exited").unwrap();
         if let Some(i) = line.find(marker) {
             let rest = line[i + marker.len()..]
                 .trim()
                 .trim_start_matches("http://");
-            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            proc.1 = rest.split_whitespace().next().unwrap().parse().unwrap();
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return Proc(child, addr);
+            return proc;
         }
     }
 }
