@@ -1263,3 +1263,237 @@ fn metrics_count_requests_errors_and_streams_across_workers() {
             > 0.0
     );
 }
+
+// ---------- regressions from the code review ----------
+
+#[test]
+fn interim_1xx_responses_are_skipped_not_relayed() {
+    let up = raw_upstream(
+        b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n\
+          HTTP/1.1 100 Continue\r\n\r\n\
+          HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\n\r\n{\"final\":true}",
+    );
+    let g = raw_gateway(up);
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &openai_body("r", "x", false)),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "{\"final\":true}");
+}
+
+#[test]
+fn a_pooled_connection_the_provider_closed_is_retried_once_on_a_fresh_one() {
+    // Each connection answers one request *without* `connection: close`, then the provider
+    // closes it: the gateway pools it, and the next request finds it dead.
+    let up = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+    );
+    let g = gateway(&format!(
+        "[server]\nworkers = 1\n[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+    ));
+    for i in 0..3 {
+        let r = request(
+            g.addr,
+            &post("/v1/chat/completions", &[], &openai_body("r", "x", false)),
+        );
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_endless_upstream_head_is_cut_off() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
+            let line = format!("x-filler: {}\r\n", "a".repeat(1000));
+            for _ in 0..200 {
+                if s.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    });
+    let g = raw_gateway(up);
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &openai_body("r", "x", false)),
+    );
+    assert_eq!(r.status, 502);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("head"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn pool_max_idle_zero_disables_pooling_without_killing_the_worker() {
+    let (_m, g) = setup("[server]\nworkers = 1\n[upstream]\npool_max_idle = 0\n");
+    for _ in 0..3 {
+        let r = request(
+            g.addr,
+            &post("/v1/chat/completions", &[], &openai_body("gpt", "x", false)),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("x-mock-seq"),
+            Some("1"),
+            "every request on a new connection"
+        );
+    }
+}
+
+#[test]
+fn a_get_with_a_body_is_answered_once_and_closed() {
+    let (_m, g) = setup("");
+    let smuggled = "GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n";
+    let raw = format!(
+        "GET /healthz HTTP/1.1\r\ncontent-length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let mut c = Client::connect(g.addr);
+    c.send_raw(raw.as_bytes());
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        c.read_response().is_none(),
+        "the body must not be served as a second request"
+    );
+}
+
+#[test]
+fn an_early_401_with_a_large_unread_body_still_reaches_the_client() {
+    let (_m, g) = keyed_setup();
+    let body = format!(
+        r#"{{"model":"gpt","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(2_000_000)
+    );
+    let mut c = Client::connect(g.addr);
+    // Write from another thread: the gateway answers before reading the body.
+    let mut w = c.stream.try_clone().unwrap();
+    let raw = post("/v1/chat/completions", &[], &body);
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&raw);
+    });
+    let r = c.read_response().expect("the 401 must arrive, not a reset");
+    assert_eq!(r.status, 401);
+    let _ = writer.join();
+}
+
+#[allow(unsafe_code)]
+fn connect_with_small_rcvbuf(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::FromRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    setsockopt(fd, sockopt::RcvBuf, &4096).unwrap();
+    let std::net::SocketAddr::V4(v4) = addr else {
+        panic!("ipv4 expected")
+    };
+    connect(fd, &SockaddrIn::from(v4)).unwrap();
+    // SAFETY: `fd` is a socket created just above; nothing else owns or closes it.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    stream
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    // A provider that sends a 40 MB answer at once (the mock would spend seconds building it).
+    const LEN: usize = 40_000_000;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let mut tmp = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut tmp);
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {LEN}\r\n\r\n");
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&vec![b' '; LEN]);
+        }
+    });
+    let g = gateway(&format!(
+        "[server]\nworkers = 1\nwrite_timeout_ms = 300\n[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+    ));
+    // A small fixed receive buffer, set before connect (shrinking an advertised window makes
+    // the kernel fall back to slow zero-window probing): the gateway's writes must block.
+    let mut c = Client::from_stream(connect_with_small_rcvbuf(g.addr));
+    use std::os::fd::AsRawFd;
+    let fd = c.stream.as_raw_fd();
+    c.send_raw(&post(
+        "/v1/chat/completions",
+        &[],
+        &openai_body("r", "x", false),
+    ));
+    std::thread::sleep(Duration::from_millis(2000));
+    // Read now with a normal window: the body stops short because the gateway gave up.
+    nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::RcvBuf, &(4 << 20)).unwrap();
+    let (status, _) = c.read_head().unwrap();
+    assert_eq!(status, 200);
+    let mut got = 0usize;
+    let mut tmp = vec![0u8; 1 << 16];
+    loop {
+        match std::io::Read::read(&mut c.stream, &mut tmp) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => {
+                panic!("the gateway should have closed the connection, not left it hanging: {e}")
+            }
+        }
+    }
+    assert!(
+        got < LEN,
+        "got all {LEN} bytes; the write should have timed out"
+    );
+    let r = request(g.addr, &get("/healthz", &[]));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn header_timeout_answers_in_the_anthropic_format_on_the_anthropic_path() {
+    let (_m, g) = setup("[server]\nworkers = 1\nheader_read_timeout_ms = 300\n");
+    let mut c = Client::connect(g.addr);
+    c.send_raw(b"POST /v1/messages HTTP/1.1\r\nanthropic-version: 2023-06-01\r\n");
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 408);
+    assert_eq!(r.json()["type"], "error");
+}
+
+#[test]
+fn zero_timeouts_and_bad_provider_keys_are_refused_at_start() {
+    let bad = write_config("[server]\nkeepalive_timeout_ms = 0\n");
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("server.keepalive_timeout_ms: must be greater than 0"));
+    let cfg = write_config(
+        "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key_env = \"RW_TEST_BAD_KEY\"\n",
+    );
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .env("RW_TEST_BAD_KEY", "sk-abc\n")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("provider[0].api_key_env"));
+}

@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default longest silence while a client sends a body.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on one write to a client that stopped reading.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default idle time of a client connection between requests.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default upstream connect (TCP + TLS) budget.
@@ -76,6 +78,8 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Idle keep-alive time.
     pub keepalive_timeout: Duration,
+    /// Bound on one write to a client.
+    pub write_timeout: Duration,
 }
 
 /// Where a provider lives and how to talk to it.
@@ -437,6 +441,7 @@ impl Compiler<'_> {
     }
 
     fn compile(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        self.positive(&raw)?;
         let server = self.server(&raw.server)?;
         let up = &raw.upstream;
         let ms = Duration::from_millis;
@@ -511,7 +516,20 @@ impl Compiler<'_> {
             let api_key = match &p.api_key_env {
                 None => ApiKey::None,
                 Some(var) => match std::env::var(var.get_ref()) {
-                    Ok(v) if !v.is_empty() => ApiKey::Value(v),
+                    Ok(v) if !v.is_empty() => {
+                        // It goes out in a header on every request: refuse it now, not per request.
+                        if http::HeaderValue::from_str(&v).is_err() || v.trim() != v {
+                            return Err(self.err(
+                                var.span(),
+                                format!("{path}.api_key_env"),
+                                format!(
+                                    "environment variable {} holds characters not allowed in a header (whitespace or control characters)",
+                                    var.get_ref()
+                                ),
+                            ));
+                        }
+                        ApiKey::Value(v)
+                    }
                     _ => ApiKey::Missing(var.get_ref().clone()),
                 },
             };
@@ -662,6 +680,62 @@ impl Compiler<'_> {
         })
     }
 
+    /// Durations and pool sizes of 0 parse but would fail every request: refuse them here.
+    fn positive(&self, raw: &RawConfig) -> Result<(), ConfigError> {
+        let s = &raw.server;
+        let u = &raw.upstream;
+        let mut checks: Vec<(String, Option<u64>)> = vec![
+            (
+                "server.header_read_timeout_ms".into(),
+                s.header_read_timeout_ms,
+            ),
+            ("server.body_read_timeout_ms".into(), s.body_read_timeout_ms),
+            ("server.keepalive_timeout_ms".into(), s.keepalive_timeout_ms),
+            ("server.write_timeout_ms".into(), s.write_timeout_ms),
+            (
+                "server.uring_entries".into(),
+                s.uring_entries.map(u64::from),
+            ),
+            ("upstream.connect_timeout_ms".into(), u.connect_timeout_ms),
+            (
+                "upstream.first_byte_timeout_ms".into(),
+                u.first_byte_timeout_ms,
+            ),
+            ("upstream.idle_timeout_ms".into(), u.idle_timeout_ms),
+            (
+                "upstream.pool_idle_timeout_ms".into(),
+                u.pool_idle_timeout_ms,
+            ),
+            (
+                "translate.default_max_tokens".into(),
+                raw.translate.default_max_tokens.map(u64::from),
+            ),
+        ];
+        for (i, p) in raw.provider.iter().enumerate() {
+            let p = p.get_ref();
+            checks.push((
+                format!("provider[{i}].connect_timeout_ms"),
+                p.connect_timeout_ms,
+            ));
+            checks.push((
+                format!("provider[{i}].first_byte_timeout_ms"),
+                p.first_byte_timeout_ms,
+            ));
+            checks.push((format!("provider[{i}].idle_timeout_ms"), p.idle_timeout_ms));
+        }
+        for (path, v) in checks {
+            if v == Some(0) {
+                return Err(ConfigError {
+                    file: self.file.to_owned(),
+                    line: None,
+                    path,
+                    message: "must be greater than 0".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn server(&self, s: &raw::RawServer) -> Result<ServerConfig, ConfigError> {
         let listen = match &s.listen {
             None => DEFAULT_LISTEN
@@ -716,6 +790,7 @@ impl Compiler<'_> {
                 .map_or(DEFAULT_HEADER_READ_TIMEOUT, ms),
             body_read_timeout: s.body_read_timeout_ms.map_or(DEFAULT_BODY_READ_TIMEOUT, ms),
             keepalive_timeout: s.keepalive_timeout_ms.map_or(DEFAULT_KEEPALIVE_TIMEOUT, ms),
+            write_timeout: s.write_timeout_ms.map_or(DEFAULT_WRITE_TIMEOUT, ms),
         })
     }
 

@@ -50,6 +50,8 @@ pub struct RawServer {
     pub body_read_timeout_ms: Option<u64>,
     /// How long an idle client connection is kept open between requests. Default 75 s.
     pub keepalive_timeout_ms: Option<u64>,
+    /// Longest a single write to a client may block (a client that stopped reading). Default 60 s.
+    pub write_timeout_ms: Option<u64>,
 }
 
 /// `[upstream]`: defaults every provider inherits.

@@ -22,6 +22,8 @@ use script::{Defaults, Step};
 
 /// Requests remembered for `GET /mock/requests`.
 pub const RECORDED_REQUESTS: usize = 256;
+/// Bytes of each request body remembered.
+pub const RECORDED_BODY_BYTES: usize = 256 * 1024;
 /// How long a `Stall` holds a connection before giving up on it.
 pub const STALL_FOR: Duration = Duration::from_secs(3600);
 
@@ -141,6 +143,7 @@ fn mock_server_config() -> ServerConfig {
         header_read_timeout: Duration::from_secs(30),
         body_read_timeout: Duration::from_secs(30),
         keepalive_timeout: Duration::from_secs(300),
+        write_timeout: Duration::from_secs(300),
     }
 }
 
@@ -305,7 +308,8 @@ fn record(state: &MockState, head: &http1::RequestHead, body: &[u8], conn: u64, 
         "seq": seq,
         "path": head.target(),
         "headers": headers,
-        "body": String::from_utf8_lossy(body),
+        // Bounded: the demo mock runs inside `serve`, reachable by any client.
+        "body": String::from_utf8_lossy(body.get(..RECORDED_BODY_BYTES).unwrap_or(body)),
     });
     let mut rec = state.recorded.borrow_mut();
     if rec.len() >= RECORDED_REQUESTS {

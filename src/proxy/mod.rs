@@ -99,6 +99,8 @@ pub enum After {
     KeepAlive,
     /// Close the connection.
     Close,
+    /// Stop writing, discard what the client still sends (bounded), then close.
+    DrainAndClose,
 }
 
 /// The API a path names.
@@ -160,6 +162,8 @@ struct Exchange<'h> {
     failed_midway: Cell<Option<ErrorKind>>,
     /// Set by a relay when the first SSE event went out.
     first_event: Cell<Option<Duration>>,
+    /// The request body has been read (or there is none).
+    body_read: Cell<bool>,
 }
 
 impl Exchange<'_> {
@@ -190,6 +194,7 @@ pub async fn handle(ctx: &Ctx, conn: &mut ClientConn, head: &RequestHead) -> Aft
         status: Cell::new(0),
         failed_midway: Cell::new(None),
         first_event: Cell::new(None),
+        body_read: Cell::new(head.framing() == http1::Framing::None),
     };
     let result = pipeline(ctx, conn, &mut ex).await;
     let after = finish(ctx, conn, &mut ex, result).await;
@@ -219,18 +224,6 @@ async fn finish(
     match result {
         Ok(()) => {}
         Err(Failure::BeforeResponse(e)) => {
-            // The body was not read (or not fully): the connection cannot carry another request.
-            if !matches!(
-                e.kind(),
-                ErrorKind::InvalidBody
-                    | ErrorKind::ModelNotFound
-                    | ErrorKind::Forbidden
-                    | ErrorKind::FormatMismatch
-                    | ErrorKind::Unsupported
-            ) && e.kind().side() == crate::error::Side::Client
-            {
-                ex.keep_alive = false;
-            }
             ctx.metrics
                 .error(e.kind().as_str(), e.kind().side().as_str());
             if e.kind().side() != crate::error::Side::Client {
@@ -250,7 +243,13 @@ async fn finish(
             }
         }
     }
-    if ex.keep_alive && !conn.broken {
+    if conn.broken {
+        After::Close
+    } else if !ex.body_read.get() {
+        // Answered without reading the body: the connection cannot carry another request,
+        // and closing with unread bytes would turn our answer into a reset.
+        After::DrainAndClose
+    } else if ex.keep_alive {
         After::KeepAlive
     } else {
         After::Close
@@ -280,10 +279,6 @@ async fn pipeline(
 ) -> std::result::Result<(), Failure> {
     let head = ex.head;
     let Some((endpoint, method)) = endpoint(head.path()) else {
-        // Unknown path: drain nothing, answer, and close if a body may follow.
-        if head.framing() != http1::Framing::None {
-            ex.keep_alive = false;
-        }
         return Err(Error::new(
             ErrorKind::NotFound,
             format!(
@@ -295,9 +290,6 @@ async fn pipeline(
         .into());
     };
     if head.method() != method {
-        if head.framing() != http1::Framing::None {
-            ex.keep_alive = false;
-        }
         return Err(Error::new(
             ErrorKind::MethodNotAllowed,
             format!(
@@ -405,6 +397,7 @@ async fn chat(
             cfg.server.body_read_timeout,
         )
         .await?;
+    ex.body_read.set(true);
     let info = crate::json::inspect_request(&body, &mut ctx.json_scratch.borrow_mut())
         .map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))?;
     if let Some(k) = key {
@@ -505,8 +498,9 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Send the request and read the response head, retrying once on a fresh connection when a
-/// pooled one turns out to be closed (nothing reached the provider).
+/// Send the request and read the response head. A pooled connection that turns out to have
+/// been closed by the provider (nothing at all came back) is retried exactly once, on a fresh
+/// connection; any other failure is final, since the provider may have acted on the request.
 async fn exchange(
     ctx: &Ctx,
     provider_index: usize,
@@ -515,25 +509,33 @@ async fn exchange(
     path: &str,
     body: Bytes,
 ) -> Result<(Conn, crate::upstream::ResponseHead)> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        // Build the request first: a missing credential must not cost a connect.
-        let req = upstream_request(provider, ex, path)?;
-        let mut up = match ctx.pool.take(provider_index) {
-            Some(c) => c,
-            None => Conn::connect(provider, &ctx.dns).await?,
-        };
-        let r = match up.send(req, body.clone()).await {
-            Ok(()) => up.read_head(provider.first_byte_timeout).await,
-            Err(e) => Err(e),
-        };
-        match r {
-            Ok(head) => return Ok((up, head)),
-            Err(e) if e.retry() == Retry::ReusedOnly && attempt < 3 => continue,
-            Err(e) => return Err(e),
+    // Build the request first: a missing credential must not cost a connect.
+    let req = upstream_request(provider, ex, path)?;
+    let pooled = ctx.pool.take(provider_index);
+    let mut up = match pooled {
+        Some(c) => c,
+        None => Conn::connect(provider, &ctx.dns).await?,
+    };
+    match send_and_read_head(&mut up, provider, req.clone(), body.clone()).await {
+        Ok(head) => Ok((up, head)),
+        Err(e) if e.retry() == Retry::ReusedOnly => {
+            drop(up);
+            let mut fresh = Conn::connect(provider, &ctx.dns).await?;
+            let head = send_and_read_head(&mut fresh, provider, req, body).await?;
+            Ok((fresh, head))
         }
+        Err(e) => Err(e),
     }
+}
+
+async fn send_and_read_head(
+    up: &mut Conn,
+    provider: &Provider,
+    req: http::Request<()>,
+    body: Bytes,
+) -> Result<crate::upstream::ResponseHead> {
+    up.send(req, body, provider.first_byte_timeout).await?;
+    up.read_head(provider.first_byte_timeout).await
 }
 
 /// The upstream request head: provider credentials, never the client's.

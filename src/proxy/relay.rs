@@ -61,9 +61,9 @@ pub(super) async fn relay(
 
     {
         let mut headers = ex.standard_headers();
-        for (name, value) in &resp.headers {
-            if !skip_header(name.as_str()) {
-                headers.push((name.as_str(), value.as_bytes()));
+        for (name, value) in resp.headers() {
+            if !skip_header(name) {
+                headers.push((name, value));
             }
         }
         conn.wbuf.clear();

@@ -143,12 +143,11 @@ fn copy_headers<'a>(
     client: Format,
     headers: &mut Vec<(&'a str, &'a [u8])>,
 ) {
-    for (name, value) in &resp.headers {
-        let n = name.as_str();
+    for (n, value) in resp.headers() {
         if keep_header(n) {
-            headers.push((n, value.as_bytes()));
+            headers.push((n, value));
         } else if n == "request-id" || n == "x-request-id" {
-            headers.push((request_id_header(client), value.as_bytes()));
+            headers.push((request_id_header(client), value));
         }
     }
 }

@@ -15,6 +15,15 @@ use crate::http1::{self, BodyDecoder, BodyEvent, Framing, HeadError, RequestHead
 
 /// Bytes requested from the kernel per read when the buffer runs low.
 pub const READ_CHUNK: usize = 16 * 1024;
+/// How long a closing connection keeps discarding what the client still sends, so that the
+/// client reads our answer instead of a reset.
+pub const LINGER: Duration = Duration::from_millis(500);
+/// Most bytes discarded while lingering.
+pub const LINGER_MAX_BYTES: usize = 1024 * 1024;
+/// Default bound on one write to a client that stopped reading.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes of a request head kept aside to pick the error format if the head never completes.
+const HEAD_SNIFF_BYTES: usize = 256;
 
 /// Why no request head came.
 pub enum HeadOutcome {
@@ -33,6 +42,10 @@ pub struct ClientConn<S = TcpStream> {
     pub wbuf: Vec<u8>,
     /// Set once a write failed: the client is gone.
     pub broken: bool,
+    /// Bound on one write; a client that does not read for this long is dropped.
+    pub write_timeout: Duration,
+    /// The start of the current request head (a timed-out read takes the buffer with it).
+    head_start: Vec<u8>,
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
@@ -43,6 +56,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: Vec::with_capacity(4096),
             broken: false,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            head_start: Vec::new(),
         }
     }
 
@@ -84,7 +99,10 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         loop {
             if !self.rbuf.is_empty() {
                 match http1::parse_request_head(&mut self.rbuf, http1::MAX_HEAD_BYTES) {
-                    Ok(Some(head)) => return Ok(head),
+                    Ok(Some(head)) => {
+                        self.head_start.clear();
+                        return Ok(head);
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         let seen = self.rbuf.split().freeze();
@@ -101,6 +119,12 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                     d
                 }
             };
+            if self.head_start.len() < HEAD_SNIFF_BYTES && self.rbuf.len() > self.head_start.len() {
+                let n = self.rbuf.len().min(HEAD_SNIFF_BYTES);
+                self.head_start.clear();
+                self.head_start
+                    .extend_from_slice(self.rbuf.get(..n).unwrap_or_default());
+            }
             match self.fill_until(d).await {
                 Ok(0) => {
                     if self.rbuf.is_empty() {
@@ -120,7 +144,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                 Err(Some(_)) => return Err(HeadOutcome::Closed),
                 Err(None) if deadline.is_none() => return Err(HeadOutcome::Closed),
                 Err(None) => {
-                    let seen = self.rbuf.split().freeze();
+                    let seen = Bytes::from(std::mem::take(&mut self.head_start));
                     return Err(HeadOutcome::Failed(
                         Error::new(
                             ErrorKind::HeaderTimeout,
@@ -215,10 +239,14 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             return Ok(());
         }
         let buf = std::mem::take(&mut self.wbuf);
-        let (res, mut buf) = self.stream.write_all(buf).await;
-        buf.clear();
-        self.wbuf = buf;
-        self.check_write(res)
+        match monoio::time::timeout(self.write_timeout, self.stream.write_all(buf)).await {
+            Ok((res, mut buf)) => {
+                buf.clear();
+                self.wbuf = buf;
+                self.check_write(res)
+            }
+            Err(_) => self.write_timed_out(),
+        }
     }
 
     /// Write shared bytes without copying them.
@@ -226,13 +254,40 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         if data.is_empty() {
             return Ok(());
         }
-        let (res, _) = self.stream.write_all(data).await;
-        self.check_write(res)
+        match monoio::time::timeout(self.write_timeout, self.stream.write_all(data)).await {
+            Ok((res, _)) => self.check_write(res),
+            Err(_) => self.write_timed_out(),
+        }
+    }
+
+    fn write_timed_out(&mut self) -> Result<()> {
+        self.broken = true;
+        Err(Error::new(ErrorKind::BadRequest, "client stopped reading"))
+    }
+
+    /// Close politely: stop writing, then discard what the client still sends for a short,
+    /// bounded time so it reads our answer rather than a connection reset.
+    pub async fn drain_and_close(&mut self) {
+        if self.broken {
+            return;
+        }
+        let _ = self.stream.shutdown().await;
+        let deadline = Instant::now() + LINGER;
+        let mut discarded = 0usize;
+        while discarded < LINGER_MAX_BYTES {
+            self.rbuf.clear();
+            match self.fill_until(deadline).await {
+                Ok(n) if n > 0 => discarded += n,
+                _ => break,
+            }
+        }
     }
 
     async fn write_raw(&mut self, data: &'static [u8]) -> Result<()> {
-        let (res, _) = self.stream.write_all(data).await;
-        self.check_write(res)
+        match monoio::time::timeout(self.write_timeout, self.stream.write_all(data)).await {
+            Ok((res, _)) => self.check_write(res),
+            Err(_) => self.write_timed_out(),
+        }
     }
 
     fn check_write(&mut self, res: io::Result<usize>) -> Result<()> {

@@ -35,17 +35,24 @@ pub async fn serve_connection(stream: TcpStream, ctx: &Ctx) {
     // Responses are written whole or per SSE event; Nagle would delay each of them.
     let _ = stream.set_nodelay(true);
     let mut conn = ClientConn::new(stream);
+    conn.write_timeout = ctx.config.server.write_timeout;
     loop {
         let head = match conn.read_head(&ctx.config.server).await {
             Ok(h) => h,
             Err(HeadOutcome::Closed) => return,
             Err(HeadOutcome::Failed(e, seen)) => {
                 proxy::write_head_failure(ctx, &mut conn, &e, &seen).await;
+                conn.drain_and_close().await;
                 return;
             }
         };
-        if proxy::handle(ctx, &mut conn, &head).await == After::Close {
-            return;
+        match proxy::handle(ctx, &mut conn, &head).await {
+            After::KeepAlive => {}
+            After::Close => return,
+            After::DrainAndClose => {
+                conn.drain_and_close().await;
+                return;
+            }
         }
     }
 }

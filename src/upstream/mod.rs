@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::sink::SinkExt;
-use monoio::io::stream::Stream;
 use monoio::net::TcpStream;
 use monoio_codec::{Decoded, Decoder};
 use monoio_http::common::error::HttpError;
@@ -61,12 +60,18 @@ pub enum BodyFraming {
     Close,
 }
 
-/// A provider's response head.
+/// Largest provider response head accepted (status line + headers).
+pub const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
+/// Most response headers accepted.
+pub const MAX_RESPONSE_HEADERS: usize = 128;
+
+/// A provider's response head: header names and values are spans of one frozen buffer
+/// (names lower-cased in place), so reading a head allocates one small Vec.
 pub struct ResponseHead {
     /// Status code.
     pub status: u16,
-    /// Headers as received.
-    pub headers: http::HeaderMap,
+    raw: Bytes,
+    spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// Body framing.
     pub framing: BodyFraming,
     /// May the connection be reused once the body is read?
@@ -74,18 +79,121 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
-    /// A header value as bytes.
+    /// Headers in arrival order, names lower-case.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.spans.iter().filter_map(|(n, v)| {
+            let name = std::str::from_utf8(self.raw.get(n.clone())?).ok()?;
+            Some((name, self.raw.get(v.clone())?))
+        })
+    }
+
+    /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.get(name).map(http::HeaderValue::as_bytes)
+        self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
     /// Is this an SSE stream?
     pub fn is_event_stream(&self) -> bool {
         self.header("content-type").is_some_and(|v| {
-            v.len() >= 17
-                && v.get(..17)
-                    .is_some_and(|p| p.eq_ignore_ascii_case(b"text/event-stream"))
+            v.get(..17)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"text/event-stream"))
         })
+    }
+}
+
+/// Why a response head could not be read.
+#[derive(Debug)]
+pub enum HeadReadError {
+    /// The socket failed.
+    Io(io::Error),
+    /// Larger than `MAX_RESPONSE_HEAD_BYTES`.
+    TooLarge,
+    /// Not a valid HTTP/1.x response head.
+    Malformed(String),
+}
+
+impl From<io::Error> for HeadReadError {
+    fn from(e: io::Error) -> Self {
+        HeadReadError::Io(e)
+    }
+}
+
+/// Parses response heads off the codec's read buffer, bounded, skipping interim 1xx heads
+/// (100 Continue, 103 Early Hints): only the final head answers the request.
+struct HeadCodec;
+
+impl Decoder for HeadCodec {
+    type Item = ResponseHead;
+    type Error = HeadReadError;
+
+    fn decode(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> std::result::Result<Decoded<Self::Item>, Self::Error> {
+        loop {
+            let window = src
+                .get(..src.len().min(MAX_RESPONSE_HEAD_BYTES))
+                .unwrap_or_default();
+            let Some(end) = memchr::memmem::find(window, b"\r\n\r\n") else {
+                if src.len() >= MAX_RESPONSE_HEAD_BYTES {
+                    return Err(HeadReadError::TooLarge);
+                }
+                return Ok(Decoded::Insufficient);
+            };
+            let mut head = src.split_to(end + 4);
+            let mut spans = Vec::with_capacity(16);
+            let (status, version) = {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+                let mut resp = httparse::Response::new(&mut headers);
+                match resp.parse(&head) {
+                    Ok(httparse::Status::Complete(_)) => {}
+                    Ok(httparse::Status::Partial) => {
+                        return Err(HeadReadError::Malformed("incomplete head".into()))
+                    }
+                    Err(e) => return Err(HeadReadError::Malformed(e.to_string())),
+                }
+                let base = head.as_ptr() as usize;
+                for h in resp.headers.iter() {
+                    let n = h.name.as_ptr() as usize - base;
+                    let v = h.value.as_ptr() as usize - base;
+                    spans.push((n..n + h.name.len(), v..v + h.value.len()));
+                }
+                (resp.code.unwrap_or(0), resp.version.unwrap_or(0))
+            };
+            match status {
+                101 => {
+                    return Err(HeadReadError::Malformed(
+                        "unexpected 101 Switching Protocols".into(),
+                    ))
+                }
+                100..=199 => continue, // interim response: the final one follows
+                _ => {}
+            }
+            for (n, _) in &spans {
+                if let Some(name) = head.get_mut(n.clone()) {
+                    name.make_ascii_lowercase();
+                }
+            }
+            let raw = head.freeze();
+            let mut rh = ResponseHead {
+                status,
+                raw,
+                spans,
+                framing: BodyFraming::Empty,
+                reusable: false,
+            };
+            rh.framing = response_framing(&rh)
+                .map_err(|e| HeadReadError::Malformed(e.message().to_owned()))?;
+            let close = rh
+                .headers()
+                .filter(|(n, _)| *n == "connection")
+                .any(|(_, v)| {
+                    v.split(|b| *b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+                });
+            rh.reusable = !close && version == 1 && rh.framing != BodyFraming::Close;
+            return Ok(Decoded::Some(rh));
+        }
     }
 }
 
@@ -234,7 +342,8 @@ impl Conn {
         let tcp = match TcpStream::connect_addr(addr).await {
             Ok(s) => s,
             Err(e) => {
-                dns.forget(&p.host);
+                // Keep the cached address: forgetting it would make every request to a down
+                // provider pay a blocking lookup on the worker thread. It expires with its TTL.
                 return Err(Error::new(
                     ErrorKind::UpstreamConnect,
                     format!("cannot connect to provider `{}` at {addr}", p.name),
@@ -293,73 +402,96 @@ impl Conn {
         .with_retry(retry)
     }
 
-    /// Send a request with a fixed body.
-    pub async fn send(&mut self, req: http::Request<()>, body: Bytes) -> Result<()> {
+    /// Send a request with a fixed body; a provider that stops accepting bytes for `timeout`
+    /// fails the request instead of holding it forever.
+    pub async fn send(
+        &mut self,
+        req: http::Request<()>,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<()> {
         let (parts, ()) = req.into_parts();
         let req = http::Request::from_parts(
             parts,
             Payload::<Bytes, HttpError>::Fixed(FixedPayload::new(body)),
         );
-        let r = match &mut self.codec {
-            Codec::Plain(c) => c.send_and_flush(req).await,
-            Codec::Tls(c) => c.send_and_flush(req).await,
+        let send = async {
+            match &mut self.codec {
+                Codec::Plain(c) => c.send_and_flush(req).await,
+                Codec::Tls(c) => c.send_and_flush(req).await,
+            }
         };
-        r.map_err(|e| self.io_error("sending the request", e))
+        match monoio::time::timeout(timeout, send).await {
+            Ok(r) => r.map_err(|e| self.io_error("sending the request", e)),
+            Err(_) => Err(Error::new(
+                ErrorKind::FirstByteTimeout,
+                format!(
+                    "provider did not accept the request within {} ms",
+                    timeout.as_millis()
+                ),
+            )),
+        }
     }
 
-    /// Wait for the response head.
+    /// Wait for the final response head (interim 1xx heads are skipped).
     pub async fn read_head(&mut self, timeout: Duration) -> Result<ResponseHead> {
         let next = async {
             match &mut self.codec {
-                Codec::Plain(c) => c.next().await,
-                Codec::Tls(c) => c.next().await,
+                Codec::Plain(c) => c.framed_mut().next_with(&mut HeadCodec).await,
+                Codec::Tls(c) => c.framed_mut().next_with(&mut HeadCodec).await,
             }
         };
-        let res = match monoio::time::timeout(timeout, next).await {
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::FirstByteTimeout,
-                    format!(
-                        "provider sent no response within {} ms",
-                        timeout.as_millis()
-                    ),
-                ))
-            }
-            Ok(None) => {
-                let retry = if self.reused {
-                    Retry::ReusedOnly
-                } else {
-                    Retry::No
-                };
-                return Err(Error::new(
+        let res = monoio::time::timeout(timeout, next).await;
+        // Nothing at all came back: a pooled connection the provider had already closed.
+        let stale = if self.reused && self.read_buffer_empty() {
+            Retry::ReusedOnly
+        } else {
+            Retry::No
+        };
+        match res {
+            Err(_) => Err(Error::new(
+                ErrorKind::FirstByteTimeout,
+                format!(
+                    "provider sent no response within {} ms",
+                    timeout.as_millis()
+                ),
+            )),
+            Ok(None) => Err(Error::new(
+                ErrorKind::UpstreamReset,
+                "provider closed the connection before responding",
+            )
+            .with_retry(stale)),
+            Ok(Some(Ok(head))) => Ok(head),
+            Ok(Some(Err(HeadReadError::Io(e)))) => {
+                let reset = matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::UnexpectedEof
+                );
+                Err(Error::new(
                     ErrorKind::UpstreamReset,
-                    "provider closed the connection before responding",
+                    "provider connection failed before responding",
                 )
-                .with_retry(retry));
+                .with_cause(e)
+                .with_retry(if reset { stale } else { Retry::No }))
             }
-            Ok(Some(Err(e))) => return Err(self.io_error("reading the response head", e)),
-            Ok(Some(Ok(r))) => r,
-        };
-        let (parts, _monoio_decoder) = res.into_parts();
-        let status = parts.status.as_u16();
-        let framing = response_framing(status, &parts.headers)?;
-        let close = parts
-            .headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .any(|v| {
-                v.as_bytes()
-                    .split(|b| *b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-            });
-        let reusable =
-            !close && parts.version == http::Version::HTTP_11 && framing != BodyFraming::Close;
-        Ok(ResponseHead {
-            status,
-            headers: parts.headers,
-            framing,
-            reusable,
-        })
+            Ok(Some(Err(HeadReadError::TooLarge))) => Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider response head exceeds {MAX_RESPONSE_HEAD_BYTES} bytes"),
+            )),
+            Ok(Some(Err(HeadReadError::Malformed(why)))) => Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider sent an invalid response head: {why}"),
+            )),
+        }
+    }
+
+    fn read_buffer_empty(&mut self) -> bool {
+        match &mut self.codec {
+            Codec::Plain(c) => c.framed_mut().read_buffer().is_empty(),
+            Codec::Tls(c) => c.framed_mut().read_buffer().is_empty(),
+        }
     }
 
     /// The next body chunk (`None` at the end), or an error after `idle` of silence.
@@ -402,19 +534,30 @@ impl Conn {
     }
 }
 
-fn response_framing(status: u16, headers: &http::HeaderMap) -> Result<BodyFraming> {
+fn response_framing(head: &ResponseHead) -> Result<BodyFraming> {
+    let status = head.status;
     if status == 204 || status == 304 || (100..200).contains(&status) {
         return Ok(BodyFraming::Empty);
     }
-    if let Some(te) = headers.get(http::header::TRANSFER_ENCODING) {
-        // monoio-http already refused anything but chunked/identity.
-        if te.as_bytes().eq_ignore_ascii_case(b"chunked") {
+    if let Some(te) = head.header("transfer-encoding") {
+        let last = te
+            .rsplit(|b| *b == b',')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        if last.eq_ignore_ascii_case(b"chunked") {
             return Ok(BodyFraming::Chunked);
+        }
+        if !te.trim_ascii().eq_ignore_ascii_case(b"identity") {
+            return Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                "provider sent an unsupported Transfer-Encoding",
+            ));
         }
     }
     let mut length = None;
-    for v in headers.get_all(http::header::CONTENT_LENGTH) {
-        let n = std::str::from_utf8(v.as_bytes())
+    for (_, v) in head.headers().filter(|(n, _)| *n == "content-length") {
+        let n = std::str::from_utf8(v)
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .ok_or_else(|| {
@@ -474,7 +617,10 @@ impl Pool {
     pub fn put(&self, provider: usize, conn: Conn) {
         let mut idle = self.idle.borrow_mut();
         if let Some(stack) = idle.get_mut(provider) {
-            if stack.len() >= self.max_idle {
+            if self.max_idle == 0 {
+                return;
+            }
+            if stack.len() >= self.max_idle && !stack.is_empty() {
                 // Drop the oldest: it is the likeliest to be closed by the peer next.
                 stack.remove(0);
             }
@@ -514,9 +660,5 @@ impl DnsCache {
             .borrow_mut()
             .insert(host.to_owned(), (addr, now));
         Ok(addr)
-    }
-
-    fn forget(&self, host: &str) {
-        self.entries.borrow_mut().remove(host);
     }
 }
