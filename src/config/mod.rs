@@ -118,8 +118,9 @@ pub struct Provider {
 pub enum ApiKey {
     /// The provider needs none.
     None,
-    /// Resolved from the environment.
-    Value(String),
+    /// Resolved from the environment, kept as the ready header (`Authorization: Bearer …` or
+    /// `x-api-key: …`) so no request formats it again.
+    Value(http::HeaderName, http::HeaderValue),
     /// `api_key_env` names a variable that is not set.
     Missing(String),
 }
@@ -306,7 +307,7 @@ impl Config {
         for p in &self.providers {
             let key = match &p.api_key {
                 ApiKey::None => "no key".to_owned(),
-                ApiKey::Value(_) => "key set".to_owned(),
+                ApiKey::Value(..) => "key set".to_owned(),
                 ApiKey::Missing(var) => format!("key MISSING (${var} unset)"),
             };
             let scheme = if p.tls.is_some() { "https" } else { "http" };
@@ -528,7 +529,19 @@ impl Compiler<'_> {
                                 ),
                             ));
                         }
-                        ApiKey::Value(v)
+                        let (name, value) = match kind {
+                            Format::OpenAi => (http::header::AUTHORIZATION, format!("Bearer {v}")),
+                            Format::Anthropic => (http::HeaderName::from_static("x-api-key"), v),
+                        };
+                        let mut value = http::HeaderValue::from_str(&value).map_err(|_| {
+                            self.err(
+                                var.span(),
+                                format!("{path}.api_key_env"),
+                                "not a valid header value",
+                            )
+                        })?;
+                        value.set_sensitive(true);
+                        ApiKey::Value(name, value)
                     }
                     _ => ApiKey::Missing(var.get_ref().clone()),
                 },

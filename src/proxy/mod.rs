@@ -83,12 +83,23 @@ impl Ctx {
     fn request_id(&self) -> String {
         let n = self.next_id.get();
         self.next_id.set(n.wrapping_add(1));
-        format!(
-            "rw-{:08x}-{:02x}-{:010x}",
-            self.id_prefix,
-            self.worker & 0xff,
-            n
-        )
+        // rw-PPPPPPPP-WW-NNNNNNNNNN, hex; written by hand: this runs for every request.
+        let mut id = String::with_capacity(26);
+        id.push_str("rw-");
+        push_hex(&mut id, u64::from(self.id_prefix), 8);
+        id.push('-');
+        push_hex(&mut id, (self.worker & 0xff) as u64, 2);
+        id.push('-');
+        push_hex(&mut id, n, 10);
+        id
+    }
+}
+
+/// Append the low `digits` hex digits of `v`.
+fn push_hex(out: &mut String, v: u64, digits: u32) {
+    for i in (0..digits).rev() {
+        let nibble = (v >> (i * 4)) & 0xf;
+        out.push(char::from_digit(nibble as u32, 16).unwrap_or('0'));
     }
 }
 
@@ -558,26 +569,19 @@ fn upstream_request(
         http::header::USER_AGENT,
         head.header("user-agent").unwrap_or(b"ringway"),
     );
-    let key = match &provider.api_key {
-        ApiKey::None => None,
-        ApiKey::Value(v) => Some(v.as_str()),
+    match &provider.api_key {
+        ApiKey::None => {}
+        ApiKey::Value(name, value) => b = b.header(name.clone(), value.clone()),
         ApiKey::Missing(var) => {
             return Err(Error::new(
                 ErrorKind::ProviderCredentials,
                 format!("provider `{}` has no API key: environment variable {var} is not set on the gateway", provider.name),
             ))
         }
-    };
+    }
     match provider.kind {
-        Format::OpenAi => {
-            if let Some(k) = key {
-                b = b.header(http::header::AUTHORIZATION, format!("Bearer {k}"));
-            }
-        }
+        Format::OpenAi => {}
         Format::Anthropic => {
-            if let Some(k) = key {
-                b = b.header("x-api-key", k);
-            }
             let version = head
                 .header("anthropic-version")
                 .unwrap_or(provider.anthropic_version.as_bytes());
