@@ -51,14 +51,7 @@ fn openai_non_streaming_rewrites_model_and_swaps_credentials() {
 #[test]
 fn openai_streaming_relays_every_event() {
     let (_m, g) = setup("");
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("gpt", "one two three", true),
-        ),
-    );
+    let r = chat_openai(g.addr, "gpt", "one two three", true);
     assert_eq!(r.status, 200);
     assert!(r.chunked);
     assert!(r
@@ -112,10 +105,7 @@ fn anthropic_non_streaming_and_headers_forwarded() {
 #[test]
 fn anthropic_version_defaults_when_client_sends_none() {
     let (m, g) = setup("");
-    let r = request(
-        g.addr,
-        &post("/v1/messages", &[], &anthropic_body("claude", "hi", false)),
-    );
+    let r = chat_anthropic(g.addr, "claude", "hi", false);
     assert_eq!(r.status, 200);
     assert_eq!(
         mock_requests(&m)[0]["headers"]["anthropic-version"],
@@ -126,14 +116,7 @@ fn anthropic_version_defaults_when_client_sends_none() {
 #[test]
 fn anthropic_streaming_relays_events_in_order() {
     let (_m, g) = setup("");
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("claude", "stream me", true),
-        ),
-    );
+    let r = chat_anthropic(g.addr, "claude", "stream me", true);
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
     let names: Vec<&str> = events
@@ -239,20 +222,10 @@ fn invalid_json_is_a_client_format_400() {
 #[test]
 fn unknown_model_is_404_in_each_format() {
     let (m, g) = setup("");
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("nope", "x", false),
-        ),
-    );
+    let r = chat_openai(g.addr, "nope", "x", false);
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "model_not_found");
-    let r = request(
-        g.addr,
-        &post("/v1/messages", &[], &anthropic_body("zz/model", "x", false)),
-    );
+    let r = chat_anthropic(g.addr, "zz/model", "x", false);
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["type"], "not_found_error");
     assert!(r.header("x-ringway-request-id").is_some());
@@ -266,10 +239,7 @@ fn direct_provider_addressing() {
         ("mo/some-model", "some-model"),
         ("@mo/org/other", "org/other"),
     ] {
-        let r = request(
-            g.addr,
-            &post("/v1/chat/completions", &[], &openai_body(model, "x", false)),
-        );
+        let r = chat_openai(g.addr, model, "x", false);
         assert_eq!(r.status, 200, "{model}: {}", r.text());
         assert_eq!(r.header("x-ringway-model"), Some(want));
     }
@@ -290,14 +260,7 @@ fn direct_provider_addressing() {
 fn cross_format_requests_are_translated_both_ways() {
     let (m, g) = setup("");
     // Anthropic client → OpenAI provider.
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("gpt", "across formats", false),
-        ),
-    );
+    let r = chat_anthropic(g.addr, "gpt", "across formats", false);
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["type"], "message");
@@ -306,14 +269,7 @@ fn cross_format_requests_are_translated_both_ways() {
         .unwrap()
         .contains("across formats"));
     // OpenAI client → Anthropic provider, streaming.
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("claude", "stream across", true),
-        ),
-    );
+    let r = chat_openai(g.addr, "claude", "stream across", true);
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
     assert_eq!(events.last().unwrap().1, "[DONE]");
@@ -495,14 +451,7 @@ fn http10_client_gets_a_close_delimited_stream() {
 #[test]
 fn large_body_relayed_with_content_length() {
     let (_m, g) = setup("");
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("gpt", "mock:big=300000", false),
-        ),
-    );
+    let r = chat_openai(g.addr, "gpt", "mock:big=300000", false);
     assert_eq!(r.status, 200);
     assert!(r.body.len() >= 300_000, "{}", r.body.len());
     assert_eq!(
@@ -708,10 +657,7 @@ fn upstream_refused_is_502_in_client_format() {
     );
     let g = gateway(&cfg);
     let start = Instant::now();
-    let r = request(
-        g.addr,
-        &post("/v1/messages", &[], &anthropic_body("m", "x", true)),
-    );
+    let r = chat_anthropic(g.addr, "m", "x", true);
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"]["type"], "api_error");
     assert_eq!(r.header("x-ringway-provider"), Some("dead"));
@@ -721,14 +667,7 @@ fn upstream_refused_is_502_in_client_format() {
 #[test]
 fn upstream_reset_before_response_is_502() {
     let (_m, g) = setup("");
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("gpt", "mock:reset", false),
-        ),
-    );
+    let r = chat_openai(g.addr, "gpt", "mock:reset", false);
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.json()["error"]["type"], "server_error");
 }
@@ -768,14 +707,7 @@ fn upstream_reset_mid_stream_ends_with_an_error_event() {
 fn upstream_stall_before_head_times_out_with_504() {
     let (_m, g) = setup("[upstream]\nfirst_byte_timeout_ms = 400\n");
     let start = Instant::now();
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("claude", "mock:stall", false),
-        ),
-    );
+    let r = chat_anthropic(g.addr, "claude", "mock:stall", false);
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["error"]["type"], "timeout_error");
     let el = start.elapsed();
@@ -789,14 +721,7 @@ fn upstream_stall_before_head_times_out_with_504() {
 fn upstream_stall_mid_stream_ends_with_an_error_event() {
     let (_m, g) = setup("[upstream]\nidle_timeout_ms = 400\n");
     let start = Instant::now();
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("gpt", "mock:stall", true),
-        ),
-    );
+    let r = chat_openai(g.addr, "gpt", "mock:stall", true);
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
     let v: serde_json::Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
@@ -818,14 +743,7 @@ fn upstream_error_status_and_body_pass_through_unchanged() {
             &anthropic_body("x", "mock:status=429", false),
         ),
     );
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("claude", "mock:status=429", false),
-        ),
-    );
+    let r = chat_anthropic(g.addr, "claude", "mock:status=429", false);
     assert_eq!(r.status, 429);
     assert_eq!(r.header("retry-after"), direct.header("retry-after"));
     assert!(r.header("retry-after").is_some());
@@ -834,14 +752,7 @@ fn upstream_error_status_and_body_pass_through_unchanged() {
     a.as_object_mut().unwrap().remove("request_id");
     b.as_object_mut().unwrap().remove("request_id");
     assert_eq!(a, b);
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("gpt", "mock:status=500", false),
-        ),
-    );
+    let r = chat_openai(g.addr, "gpt", "mock:status=500", false);
     assert_eq!(r.status, 500);
     assert!(r.json()["error"].is_object());
 }
@@ -849,14 +760,7 @@ fn upstream_error_status_and_body_pass_through_unchanged() {
 #[test]
 fn upstream_midstream_error_event_passes_through() {
     let (_m, g) = setup("");
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("claude", "mock:midstream_error", true),
-        ),
-    );
+    let r = chat_anthropic(g.addr, "claude", "mock:midstream_error", true);
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
     let errors: Vec<_> = events
@@ -876,10 +780,7 @@ fn upstream_midstream_error_event_passes_through() {
 fn missing_provider_key_is_a_clear_500() {
     let m = mock(&[]);
     let g = gateway(&standard_providers(&m)); // provider key env vars not set
-    let r = request(
-        g.addr,
-        &post("/v1/chat/completions", &[], &openai_body("gpt", "x", false)),
-    );
+    let r = chat_openai(g.addr, "gpt", "x", false);
     assert_eq!(r.status, 500);
     assert!(r.json()["error"]["message"]
         .as_str()
@@ -937,24 +838,10 @@ targets = ["untrusted/tls-model"]
         ca_path.display()
     );
     let g = gateway(&cfg);
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("s", "over tls", true),
-        ),
-    );
+    let r = chat_openai(g.addr, "s", "over tls", true);
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("[DONE]"));
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("u", "over tls", false),
-        ),
-    );
+    let r = chat_openai(g.addr, "u", "over tls", false);
     assert_eq!(r.status, 502);
     assert!(
         r.json()["error"]["message"]
@@ -1010,34 +897,13 @@ fn default_config_serves_the_demo_routes() {
     cmd.env_remove("OPENAI_API_KEY")
         .env_remove("ANTHROPIC_API_KEY");
     let g = spawn_and_wait(cmd, "listening on");
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("demo-gpt", "demo", false),
-        ),
-    );
+    let r = chat_openai(g.addr, "demo-gpt", "demo", false);
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("demo-claude", "demo", true),
-        ),
-    );
+    let r = chat_anthropic(g.addr, "demo-claude", "demo", true);
     assert_eq!(r.status, 200);
     assert!(r.text().contains("message_stop"));
     // Real providers without keys: a clear error, no network call.
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("anthropic/claude-x", "x", false),
-        ),
-    );
+    let r = chat_anthropic(g.addr, "anthropic/claude-x", "x", false);
     assert_eq!(r.status, 500);
     assert!(r.json()["error"]["message"]
         .as_str()
@@ -1103,10 +969,7 @@ fn close_delimited_upstream_body_is_relayed() {
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"id\":\"chatcmpl-raw\",\"object\":\"chat.completion\",\"choices\":[]}",
     );
     let g = raw_gateway(up);
-    let r = request(
-        g.addr,
-        &post("/v1/chat/completions", &[], &openai_body("r", "x", false)),
-    );
+    let r = chat_openai(g.addr, "r", "x", false);
     assert_eq!(r.status, 200);
     assert!(r.chunked, "an unknown-length body goes out chunked");
     assert_eq!(r.json()["id"], "chatcmpl-raw");
@@ -1121,10 +984,7 @@ fn upstream_chunk_extensions_and_trailers_are_accepted() {
           0\r\nx-trailer: yes\r\n\r\n",
     );
     let g = raw_gateway(up);
-    let r = request(
-        g.addr,
-        &post("/v1/chat/completions", &[], &openai_body("r", "x", true)),
-    );
+    let r = chat_openai(g.addr, "r", "x", true);
     assert_eq!(r.status, 200);
     assert_eq!(
         r.text(),
@@ -1142,10 +1002,7 @@ fn upstream_event_split_across_chunks_is_never_half_sent() {
           c\r\ndata: {\"choi\r\n",
     );
     let g = raw_gateway(up);
-    let r = request(
-        g.addr,
-        &post("/v1/chat/completions", &[], &openai_body("r", "x", true)),
-    );
+    let r = chat_openai(g.addr, "r", "x", true);
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
     assert_eq!(events.len(), 2, "{events:?}");
@@ -1179,38 +1036,14 @@ fn dropped_parameters_are_reported_in_a_header() {
 fn metrics_count_requests_errors_and_streams_across_workers() {
     let (_m, g) = setup("[server]\nworkers = 2\n");
     for _ in 0..3 {
-        let r = request(
-            g.addr,
-            &post("/v1/chat/completions", &[], &openai_body("gpt", "x", false)),
-        );
+        let r = chat_openai(g.addr, "gpt", "x", false);
         assert_eq!(r.status, 200);
     }
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("gpt", "translated", true),
-        ),
-    );
+    let r = chat_anthropic(g.addr, "gpt", "translated", true);
     assert_eq!(r.status, 200);
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("nope", "x", false),
-        ),
-    );
+    let r = chat_openai(g.addr, "nope", "x", false);
     assert_eq!(r.status, 404);
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("gpt", "mock:reset", true),
-        ),
-    );
+    let r = chat_openai(g.addr, "gpt", "mock:reset", true);
     assert_eq!(r.status, 200);
     // Other workers publish once a second.
     std::thread::sleep(Duration::from_millis(1300));
@@ -1274,10 +1107,7 @@ fn interim_1xx_responses_are_skipped_not_relayed() {
           HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\n\r\n{\"final\":true}",
     );
     let g = raw_gateway(up);
-    let r = request(
-        g.addr,
-        &post("/v1/chat/completions", &[], &openai_body("r", "x", false)),
-    );
+    let r = chat_openai(g.addr, "r", "x", false);
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "{\"final\":true}");
 }
@@ -1293,10 +1123,7 @@ fn a_pooled_connection_the_provider_closed_is_retried_once_on_a_fresh_one() {
         "[server]\nworkers = 1\n[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
     ));
     for i in 0..3 {
-        let r = request(
-            g.addr,
-            &post("/v1/chat/completions", &[], &openai_body("r", "x", false)),
-        );
+        let r = chat_openai(g.addr, "r", "x", false);
         assert_eq!(r.status, 200, "request {i}: {}", r.text());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -1319,10 +1146,7 @@ fn an_endless_upstream_head_is_cut_off() {
         }
     });
     let g = raw_gateway(up);
-    let r = request(
-        g.addr,
-        &post("/v1/chat/completions", &[], &openai_body("r", "x", false)),
-    );
+    let r = chat_openai(g.addr, "r", "x", false);
     assert_eq!(r.status, 502);
     assert!(
         r.json()["error"]["message"]
@@ -1338,10 +1162,7 @@ fn an_endless_upstream_head_is_cut_off() {
 fn pool_max_idle_zero_disables_pooling_without_killing_the_worker() {
     let (_m, g) = setup("[server]\nworkers = 1\n[upstream]\npool_max_idle = 0\n");
     for _ in 0..3 {
-        let r = request(
-            g.addr,
-            &post("/v1/chat/completions", &[], &openai_body("gpt", "x", false)),
-        );
+        let r = chat_openai(g.addr, "gpt", "x", false);
         assert_eq!(r.status, 200);
         assert_eq!(
             r.header("x-mock-seq"),

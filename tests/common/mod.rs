@@ -404,6 +404,26 @@ pub fn request(addr: SocketAddr, raw: &[u8]) -> Response {
     c.read_response().expect("no response")
 }
 
+/// POST an OpenAI chat request with no extra headers on a fresh connection.
+pub fn chat_openai(addr: SocketAddr, model: &str, prompt: &str, stream: bool) -> Response {
+    request(
+        addr,
+        &post(
+            "/v1/chat/completions",
+            &[],
+            &openai_body(model, prompt, stream),
+        ),
+    )
+}
+
+/// POST an Anthropic messages request with no extra headers on a fresh connection.
+pub fn chat_anthropic(addr: SocketAddr, model: &str, prompt: &str, stream: bool) -> Response {
+    request(
+        addr,
+        &post("/v1/messages", &[], &anthropic_body(model, prompt, stream)),
+    )
+}
+
 pub fn openai_body(model: &str, prompt: &str, stream: bool) -> String {
     serde_json::json!({
         "model": model,
