@@ -12,6 +12,10 @@ use crate::server::conn::ClientConn;
 use crate::sse;
 use crate::upstream::{BodyCodec, BodyFraming, Conn, ResponseHead};
 
+/// Body chunks up to this size are copied next to the pending head and written with it;
+/// larger ones go out on their own, zero-copy.
+pub const COALESCE_MAX_BYTES: usize = 64 * 1024;
+
 /// Largest single SSE event accepted from a provider.
 pub const MAX_SSE_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
@@ -75,8 +79,10 @@ pub(super) async fn relay(
             ex.keep_alive,
         );
     }
-    // The head goes out now: a streaming client sees headers before the first token.
-    if conn.flush().await.is_err() {
+    // A stream's head goes out now, so a client waiting on a slow first token still sees
+    // headers. Any other head waits in `wbuf` and leaves with the first body bytes: one
+    // write instead of two per response.
+    if sse && conn.flush().await.is_err() {
         return Err(Failure::AfterResponse);
     }
 
@@ -108,21 +114,39 @@ async fn relay_plain(
     provider: &Provider,
     chunked: bool,
 ) -> Result<(), ()> {
-    loop {
+    // `conn.wbuf` holds the response head on entry; it goes out with the first body bytes.
+    let mut ended = false;
+    while !ended {
         match up.read_chunk(body, provider.idle_timeout).await {
             Ok(Some(data)) => {
+                ended = body.is_done();
                 let sent = if chunked {
-                    conn.wbuf.clear();
                     http1::write_chunk(&mut conn.wbuf, &data);
+                    if ended {
+                        conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+                    }
+                    conn.flush().await
+                } else if data.len() <= COALESCE_MAX_BYTES {
+                    conn.wbuf.extend_from_slice(&data);
                     conn.flush().await
                 } else {
-                    conn.write_bytes(data).await
+                    // Large: send what is pending, then the chunk itself without copying it.
+                    match conn.flush().await {
+                        Ok(()) => conn.write_bytes(data).await,
+                        Err(e) => Err(e),
+                    }
                 };
                 if sent.is_err() {
                     return Err(());
                 }
             }
-            Ok(None) => break,
+            Ok(None) => {
+                if chunked {
+                    conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+                }
+                conn.flush().await.map_err(|_| ())?;
+                ended = true;
+            }
             Err(e) => {
                 crate::log::warn(format_args!(
                     "provider `{}` body failed: {e}",
@@ -131,11 +155,6 @@ async fn relay_plain(
                 return Err(());
             }
         }
-    }
-    if chunked {
-        conn.wbuf.clear();
-        conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
-        conn.flush().await.map_err(|_| ())?;
     }
     Ok(())
 }
