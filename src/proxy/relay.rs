@@ -269,7 +269,8 @@ async fn finish_with_error(
     Err(())
 }
 
-fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+/// Append `data` as one HTTP chunk, or raw for a close-delimited body. Empty data adds nothing.
+pub(super) fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
     if chunked {
         http1::write_chunk(out, data);
     } else {

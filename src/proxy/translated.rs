@@ -2,6 +2,7 @@
 //! whole bodies are read (bounded) and translated; SSE streams go event by event through the
 //! stream state machines, each translated frame written as soon as it exists.
 
+use super::relay::frame;
 use super::{Exchange, Failure};
 use crate::config::{Provider, Target};
 use crate::error::{Error, ErrorKind};
@@ -290,15 +291,4 @@ async fn relay_stream(
         return Err(Failure::AfterResponse);
     }
     Ok(())
-}
-
-fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
-    if data.is_empty() {
-        return;
-    }
-    if chunked {
-        http1::write_chunk(out, data);
-    } else {
-        out.extend_from_slice(data);
-    }
 }
