@@ -15,6 +15,9 @@ use crate::http1::{self, BodyDecoder, BodyEvent, Framing, HeadError, RequestHead
 
 /// Bytes requested from the kernel per read when the buffer runs low.
 pub const READ_CHUNK: usize = 16 * 1024;
+/// First read buffer of a connection: a typical request head and body fit; it grows on
+/// demand. Kept small because an idle or streaming connection holds it the whole time.
+pub const INITIAL_READ_BUFFER: usize = 4 * 1024;
 /// How long a closing connection keeps discarding what the client still sends, so that the
 /// client reads our answer instead of a reset.
 pub const LINGER: Duration = Duration::from_millis(500);
@@ -53,8 +56,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     pub fn new(stream: S) -> Self {
         ClientConn {
             stream,
-            rbuf: BytesMut::with_capacity(READ_CHUNK),
-            wbuf: Vec::with_capacity(4096),
+            rbuf: BytesMut::with_capacity(INITIAL_READ_BUFFER),
+            wbuf: Vec::new(),
             broken: false,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             head_start: Vec::new(),
@@ -63,7 +66,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
 
     /// Read more bytes into the read buffer. Ok(0) = EOF.
     async fn fill(&mut self) -> io::Result<usize> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+        if self.rbuf.capacity() - self.rbuf.len() < INITIAL_READ_BUFFER / 4 {
             self.rbuf.reserve(READ_CHUNK);
         }
         let buf = std::mem::take(&mut self.rbuf);
