@@ -527,10 +527,12 @@ async fn exchange(
         Some(c) => c,
         None => Conn::connect(provider, &ctx.dns).await?,
     };
-    match send_and_read_head(&mut up, provider, req.clone(), body.clone()).await {
+    match send_and_read_head(&mut up, provider, req, body.clone()).await {
         Ok(head) => Ok((up, head)),
         Err(e) if e.retry() == Retry::ReusedOnly => {
             drop(up);
+            // Rebuilt, not cloned up front: the retry is rare, the request runs every time.
+            let req = upstream_request(provider, ex, path)?;
             let mut fresh = Conn::connect(provider, &ctx.dns).await?;
             let head = send_and_read_head(&mut fresh, provider, req, body).await?;
             Ok((fresh, head))
