@@ -6,7 +6,7 @@
 //!   ▼ one worker per core (runtime): monoio on io_uring, SO_REUSEPORT listener
 //! server  accept → http1 head (httparse) → bounded body
 //! proxy   auth → json (validate, find `model`) → config routing → plan
-//! upstream per-worker keep-alive pool (TCP/TLS) → monoio-http client codec
+//! upstream per-worker keep-alive pool (TCP/TLS) → our own HTTP/1.1 client on the sans-IO codec
 //! proxy   ← response: sse events relayed as they arrive (zero-copy slices)
 //! ```
 //!

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::{Framing, Method, MAX_HEADERS};
 
@@ -231,7 +231,10 @@ pub fn parse_request_head(
             Ok(None)
         };
     };
-    let head = buf.split_to(parsed.len).freeze();
+    // Copied out, not split off: a zero-copy head would pin the whole read buffer for as long
+    // as the request lives, and a streamed response may live for minutes.
+    let head = Bytes::copy_from_slice(buf.get(..parsed.len).unwrap_or_default());
+    buf.advance(parsed.len);
     Ok(Some(RequestHead {
         buf: head,
         method: parsed.method,

@@ -1,4 +1,4 @@
-//! Response writers: status line, header block and chunk framing appended to a reusable
+//! Head writers (responses to clients, requests to providers): start line, header block and chunk framing appended to a reusable
 //! `Vec<u8>`, with integers formatted on the stack (no per-call allocation).
 
 /// Interim response sent before reading a body when the client asked `Expect: 100-continue`.
@@ -43,24 +43,7 @@ pub fn write_response_head(
     out.push(b' ');
     out.extend_from_slice(reason_phrase(status).as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        debug_assert!(
-            !name
-                .bytes()
-                .chain(value.iter().copied())
-                .any(|b| b == b'\r' || b == b'\n'),
-            "CR/LF in header {name}"
-        );
-        debug_assert!(
-            !name.eq_ignore_ascii_case("content-length")
-                && !name.eq_ignore_ascii_case("transfer-encoding"),
-            "framing header {name} must come from `body`"
-        );
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
+    write_fields(out, headers);
     match body {
         ResponseBody::Empty if status < 200 || status == 204 || status == 304 => {}
         ResponseBody::Empty => out.extend_from_slice(b"content-length: 0\r\n"),
@@ -76,6 +59,55 @@ pub fn write_response_head(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Append `{method} {target} HTTP/1.1\r\n`, the given headers, `content-length`, and the
+/// blank line: the head of a request with a fixed-length body. Same contract for names and
+/// values as [`write_response_head`].
+pub fn write_request_head(
+    out: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &[u8])],
+    content_length: u64,
+) {
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_fields(out, headers);
+    out.extend_from_slice(b"content-length: ");
+    write_decimal(out, content_length);
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// May `value` be written as a field value? The bytes RFC 9110 §5.5 allows: visible ASCII,
+/// obs-text, space and tab; never CR, LF, NUL or other controls (header injection).
+pub fn is_valid_field_value(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+fn write_fields(out: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
+    for (name, value) in headers {
+        debug_assert!(
+            !name
+                .bytes()
+                .chain(value.iter().copied())
+                .any(|b| b == b'\r' || b == b'\n'),
+            "CR/LF in header {name}"
+        );
+        debug_assert!(
+            !name.eq_ignore_ascii_case("content-length")
+                && !name.eq_ignore_ascii_case("transfer-encoding"),
+            "framing header {name} must come from the caller's length or body kind"
+        );
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Append one chunk: `{len:x}\r\n{data}\r\n`. Empty `data` writes nothing, because a
@@ -290,5 +322,39 @@ mod tests {
         assert_eq!(reason_phrase(299), "");
         assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
         assert_eq!(LAST_CHUNK, b"0\r\n\r\n");
+    }
+
+    #[test]
+    fn request_head_parses_back() {
+        let mut out = Vec::new();
+        write_request_head(
+            &mut out,
+            "POST",
+            "/v1/chat/completions",
+            &[("host", b"api.example.com"), ("x-api-key", b"k\tv")],
+            1234,
+        );
+        assert_eq!(
+            out,
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: api.example.com\r\nx-api-key: k\tv\r\ncontent-length: 1234\r\n\r\n"
+        );
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut headers);
+        assert_eq!(
+            req.parse(&out).unwrap(),
+            httparse::Status::Complete(out.len())
+        );
+        assert_eq!(req.method, Some("POST"));
+        assert_eq!(req.headers.len(), 3);
+        assert_eq!(req.headers[2].value, b"1234");
+    }
+
+    #[test]
+    fn field_values() {
+        assert!(is_valid_field_value(b"Bearer sk-abc \t\x80\xff"));
+        assert!(is_valid_field_value(b""));
+        for bad in [&b"a\r\nb: c"[..], b"a\nb", b"a\0", b"\x7f", b"\x1b[0m"] {
+            assert!(!is_valid_field_value(bad), "{bad:?}");
+        }
     }
 }

@@ -481,6 +481,8 @@ async fn chat(
         }
     };
     meta.created = unix_now();
+    // The client's body is translated; its buffer need not live as long as the response.
+    drop(body);
     ctx.metrics
         .translated(format.as_str(), provider.kind.as_str());
     let (up, resp) = exchange(
@@ -521,19 +523,19 @@ async fn exchange(
     body: Bytes,
 ) -> Result<(Conn, crate::upstream::ResponseHead)> {
     // Build the request first: a missing credential must not cost a connect.
-    let req = upstream_request(provider, ex, path)?;
+    let req = upstream_request(provider, ex, path, body.len())?;
     let pooled = ctx.pool.take(provider_index);
     let mut up = match pooled {
         Some(c) => c,
-        None => Conn::connect(provider, &ctx.dns).await?,
+        None => connect(ctx, provider).await?,
     };
     match send_and_read_head(&mut up, provider, req, body.clone()).await {
         Ok(head) => Ok((up, head)),
         Err(e) if e.retry() == Retry::ReusedOnly => {
             drop(up);
             // Rebuilt, not cloned up front: the retry is rare, the request runs every time.
-            let req = upstream_request(provider, ex, path)?;
-            let mut fresh = Conn::connect(provider, &ctx.dns).await?;
+            let req = upstream_request(provider, ex, path, body.len())?;
+            let mut fresh = connect(ctx, provider).await?;
             let head = send_and_read_head(&mut fresh, provider, req, body).await?;
             Ok((fresh, head))
         }
@@ -541,39 +543,53 @@ async fn exchange(
     }
 }
 
+/// A new provider connection. Boxed: connecting (TLS handshake, connect timer) is the largest
+/// state a request goes through, and every connection task is allocated at its largest
+/// state's size for its whole life, streams included; a pooled connection skips this.
+async fn connect(ctx: &Ctx, provider: &Provider) -> Result<Conn> {
+    Box::pin(Conn::connect(provider, &ctx.dns)).await
+}
+
 async fn send_and_read_head(
     up: &mut Conn,
     provider: &Provider,
-    req: http::Request<()>,
+    req: Vec<u8>,
     body: Bytes,
 ) -> Result<crate::upstream::ResponseHead> {
     up.send(req, body, provider.first_byte_timeout).await?;
     up.read_head(provider.first_byte_timeout).await
 }
 
-/// The upstream request head: provider credentials, never the client's.
+/// The upstream request head for a `body_len`-byte JSON body: provider credentials, never the
+/// client's. Room is left for a small body to be appended behind it.
 fn upstream_request(
     provider: &Provider,
     ex: &Exchange<'_>,
     path: &str,
-) -> Result<http::Request<()>> {
+    body_len: usize,
+) -> Result<Vec<u8>> {
     let head = ex.head;
-    let mut b = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(path)
-        .header(http::header::HOST, provider.authority.as_str())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header("x-ringway-request-id", ex.request_id.as_str());
+    let mut fields: [(&str, &[u8]); 9] = [("", b""); 9];
+    let mut n = 0;
+    let mut add = |name, value| {
+        if let Some(slot) = fields.get_mut(n) {
+            *slot = (name, value);
+            n += 1;
+        }
+    };
+    add("host", provider.authority.as_bytes());
+    add("content-type", b"application/json");
+    add("x-ringway-request-id", ex.request_id.as_bytes());
     if let Some(accept) = head.header("accept") {
-        b = b.header(http::header::ACCEPT, accept);
+        add("accept", accept);
     }
-    b = b.header(
-        http::header::USER_AGENT,
+    add(
+        "user-agent",
         head.header("user-agent").unwrap_or(b"ringway"),
     );
     match &provider.api_key {
         ApiKey::None => {}
-        ApiKey::Value(name, value) => b = b.header(name.clone(), value.clone()),
+        ApiKey::Value(name, value) => add(name.as_str(), value.as_bytes()),
         ApiKey::Missing(var) => {
             return Err(Error::new(
                 ErrorKind::ProviderCredentials,
@@ -581,25 +597,26 @@ fn upstream_request(
             ))
         }
     }
-    match provider.kind {
-        Format::OpenAi => {}
-        Format::Anthropic => {
-            let version = head
-                .header("anthropic-version")
-                .unwrap_or(provider.anthropic_version.as_bytes());
-            b = b.header("anthropic-version", version);
-            if let Some(beta) = head.header("anthropic-beta") {
-                b = b.header("anthropic-beta", beta);
-            }
+    if provider.kind == Format::Anthropic {
+        let version = head
+            .header("anthropic-version")
+            .unwrap_or(provider.anthropic_version.as_bytes());
+        add("anthropic-version", version);
+        if let Some(beta) = head.header("anthropic-beta") {
+            add("anthropic-beta", beta);
         }
     }
-    b.body(()).map_err(|e| {
-        Error::new(
+    let fields = fields.get(..n).unwrap_or_default();
+    // Forwarded client values are checked: a control byte would let a client forge headers.
+    if !fields.iter().all(|(_, v)| http1::is_valid_field_value(v)) {
+        return Err(Error::new(
             ErrorKind::BadRequest,
             "a forwarded header value is not valid",
-        )
-        .with_cause(e)
-    })
+        ));
+    }
+    let mut out = Vec::with_capacity(512 + body_len.min(crate::upstream::COALESCE_BODY_BYTES));
+    http1::write_request_head(&mut out, "POST", path, fields, body_len as u64);
+    Ok(out)
 }
 
 /// A complete small response.

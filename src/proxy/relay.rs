@@ -87,6 +87,10 @@ pub(super) async fn relay(
     }
 
     let mut body = BodyCodec::new(resp.framing);
+    let reusable = resp.reusable;
+    // The head is written: let it go, it pins the first upstream read buffer for as long as
+    // the body runs, which for a stream may be minutes.
+    drop(resp);
     let outcome = if sse {
         relay_sse(conn, ex, &mut up, &mut body, provider, chunked).await
     } else {
@@ -95,7 +99,7 @@ pub(super) async fn relay(
     match outcome {
         Ok(()) => {
             // Only a connection whose response was read to its end can carry the next request.
-            if resp.reusable && body.is_done() {
+            if reusable && body.is_done() {
                 up.served += 1;
                 ctx.pool.put(target.provider, up);
             }

@@ -87,8 +87,9 @@ pub(super) async fn relay(
     ctx.metrics.upstream(&provider.name, resp.status);
     let mut body = BodyCodec::new(resp.framing);
     let ok = (200..300).contains(&resp.status);
+    let reusable = resp.reusable;
     let result = if ok && resp.is_event_stream() {
-        relay_stream(conn, ex, &mut up, &mut body, provider, &resp, meta).await
+        relay_stream(conn, ex, &mut up, &mut body, provider, resp, meta).await
     } else {
         // Errors and whole answers: read the body, translate, answer with a length.
         let raw = read_all(&mut up, &mut body, provider).await?;
@@ -126,7 +127,7 @@ pub(super) async fn relay(
         conn.wbuf.extend_from_slice(&out);
         conn.flush().await.map_err(|_| Failure::AfterResponse)
     };
-    if result.is_ok() && resp.reusable && body.is_done() {
+    if result.is_ok() && reusable && body.is_done() {
         up.served += 1;
         ctx.pool.put(target.provider, up);
     }
@@ -191,7 +192,7 @@ async fn relay_stream(
     up: &mut Conn,
     body: &mut BodyCodec,
     provider: &Provider,
-    resp: &ResponseHead,
+    resp: ResponseHead,
     meta: &RequestMeta,
 ) -> Result<(), Failure> {
     let client = ex.format;
@@ -214,11 +215,14 @@ async fn relay_stream(
         if !dropped.is_empty() {
             headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
         }
-        copy_headers(resp, client, &mut headers);
+        copy_headers(&resp, client, &mut headers);
         conn.wbuf.clear();
         ex.status.set(200);
         http1::write_response_head(&mut conn.wbuf, 200, &headers, framing, ex.keep_alive);
     }
+    // A stream may last minutes: the provider's head would pin the first upstream read
+    // buffer all that time.
+    drop(resp);
     if conn.flush().await.is_err() {
         return Err(Failure::AfterResponse);
     }

@@ -66,7 +66,9 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
 
     /// Read more bytes into the read buffer. Ok(0) = EOF.
     async fn fill(&mut self) -> io::Result<usize> {
-        if self.rbuf.capacity() - self.rbuf.len() < INITIAL_READ_BUFFER / 4 {
+        if self.rbuf.capacity() == 0 {
+            self.rbuf.reserve(INITIAL_READ_BUFFER);
+        } else if self.rbuf.capacity() - self.rbuf.len() < INITIAL_READ_BUFFER / 4 {
             self.rbuf.reserve(READ_CHUNK);
         }
         let buf = std::mem::take(&mut self.rbuf);
@@ -187,7 +189,9 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                 while self.rbuf.len() < n {
                     self.fill_body(idle).await?;
                 }
-                Ok(self.rbuf.split_to(n).freeze())
+                let body = self.rbuf.split_to(n).freeze();
+                self.release_read_buffer();
+                Ok(body)
             }
             Framing::Chunked => {
                 if head.expects_continue() && self.rbuf.is_empty() {
@@ -203,7 +207,10 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                             }
                             body.extend_from_slice(&d);
                         }
-                        Ok(BodyEvent::End) => return Ok(body.freeze()),
+                        Ok(BodyEvent::End) => {
+                            self.release_read_buffer();
+                            return Ok(body.freeze());
+                        }
                         Ok(BodyEvent::NeedMore) => self.fill_body(idle).await?,
                         Err(e) => {
                             return Err(Error::new(
@@ -233,6 +240,15 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                 ErrorKind::BodyTimeout,
                 format!("request body stalled for {} ms", idle.as_millis()),
             )),
+        }
+    }
+
+    /// Let go of the read buffer while nothing is buffered: once a request is read, the
+    /// connection holds no read buffer through the response, which for a stream may be minutes
+    /// (and 5,000 streams x 4 KiB adds up); the next read allocates a fresh one.
+    fn release_read_buffer(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
         }
     }
 

@@ -1,11 +1,14 @@
-//! Talking to providers: connect (TCP, then TLS), a per-worker keep-alive pool, sending the
-//! request with monoio-http's client codec, and reading the response body chunk by chunk.
+//! Talking to providers: connect (TCP, then TLS), a per-worker keep-alive pool, writing the
+//! request, and reading the response head and body chunk by chunk.
 //!
-//! monoio-http writes the request and parses the response head. Its body decoders are not used:
-//! a Content-Length body comes out only once it is complete, a body with no framing headers
-//! (read until close) comes out empty, and chunk extensions and trailers are errors. Instead
-//! `BodyCodec` (on the sans-IO `http1` chunked decoder) runs on the codec's own read buffer
-//! through `FramedRead::next_with`, so every framing streams and stays zero-copy.
+//! The client side is our own, on the same sans-IO pieces as the server side: the request head
+//! is written by `http1::write_request_head`, the response head is parsed (bounded, 1xx
+//! skipped) by `decode_head`, and `BodyCodec` (on the `http1` chunked decoder) frames the body
+//! out of the connection's read buffer, so every framing streams and stays zero-copy. Each
+//! connection owns one read buffer that starts small and doubles only while reads fill it:
+//! a connection carrying a slow stream holds a couple of KiB, a bulk response still reads in
+//! 64 KiB steps. (monoio-http's client codec, used here before, keeps two fixed 8 KiB buffers
+//! per connection, which put 5,000 concurrent streams far over their memory budget.)
 
 pub mod tls;
 
@@ -16,13 +19,9 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::sink::SinkExt;
+use monoio::buf::{IoBuf, IoBufMut, SliceMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use monoio_codec::{Decoded, Decoder};
-use monoio_http::common::error::HttpError;
-use monoio_http::h1::codec::ClientCodec;
-use monoio_http::h1::payload::{FixedPayload, Payload};
-use monoio_http::h1::BorrowFramedRead;
 
 use crate::config::Provider;
 use crate::error::{Error, ErrorKind, Result, Retry};
@@ -33,14 +32,50 @@ pub const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
 
 type TlsStream = monoio_rustls::ClientTlsStream<TcpStream>;
 
-enum Codec {
-    Plain(ClientCodec<TcpStream>),
-    Tls(Box<ClientCodec<TlsStream>>),
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
 }
+
+impl Stream {
+    async fn read(&mut self, buf: SliceMut<BytesMut>) -> (io::Result<usize>, SliceMut<BytesMut>) {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            // Boxed: rustls's read future is ~10x a plain read op, and an inline one would size
+            // every plain connection's task for it.
+            Stream::Tls(s) => Box::pin(s.read(buf)).await,
+        }
+    }
+
+    async fn write_all<B: IoBuf + 'static>(&mut self, buf: B) -> io::Result<()> {
+        let (res, _) = match self {
+            Stream::Plain(s) => s.write_all(buf).await,
+            Stream::Tls(s) => Box::pin(s.write_all(buf)).await,
+        };
+        res.map(|_| ())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(s) => Box::pin(s.flush()).await,
+        }
+    }
+}
+
+/// First read size of a response; doubled while reads fill the buffer, up to `MAX_READ`.
+pub const FIRST_READ: usize = 2 * 1024;
+/// Largest single read from a provider.
+pub const MAX_READ: usize = 64 * 1024;
+/// A request body up to this size is copied behind its head and sent in one write.
+pub const COALESCE_BODY_BYTES: usize = 16 * 1024;
 
 /// One connection to a provider.
 pub struct Conn {
-    codec: Codec,
+    stream: Stream,
+    rbuf: BytesMut,
+    /// Bytes asked of the next read (adaptive, see the module note).
+    read_size: usize,
     /// Came from the pool: a failure before any response byte may just mean the peer closed it.
     reused: bool,
     /// Requests served so far on this connection.
@@ -118,86 +153,77 @@ impl From<io::Error> for HeadReadError {
     }
 }
 
-/// Parses response heads off the codec's read buffer, bounded, skipping interim 1xx heads
-/// (100 Continue, 103 Early Hints): only the final head answers the request.
-struct HeadCodec;
-
-impl Decoder for HeadCodec {
-    type Item = ResponseHead;
-    type Error = HeadReadError;
-
-    fn decode(
-        &mut self,
-        src: &mut BytesMut,
-    ) -> std::result::Result<Decoded<Self::Item>, Self::Error> {
-        loop {
-            let window = src
-                .get(..src.len().min(MAX_RESPONSE_HEAD_BYTES))
-                .unwrap_or_default();
-            let Some(end) = memchr::memmem::find(window, b"\r\n\r\n") else {
-                if src.len() >= MAX_RESPONSE_HEAD_BYTES {
-                    return Err(HeadReadError::TooLarge);
-                }
-                return Ok(Decoded::Insufficient);
-            };
-            let mut head = src.split_to(end + 4);
-            let mut spans = Vec::with_capacity(16);
-            let (status, version) = {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-                let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(&head) {
-                    Ok(httparse::Status::Complete(_)) => {}
-                    Ok(httparse::Status::Partial) => {
-                        return Err(HeadReadError::Malformed("incomplete head".into()))
-                    }
-                    Err(e) => return Err(HeadReadError::Malformed(e.to_string())),
-                }
-                let base = head.as_ptr() as usize;
-                for h in resp.headers.iter() {
-                    let n = h.name.as_ptr() as usize - base;
-                    let v = h.value.as_ptr() as usize - base;
-                    spans.push((n..n + h.name.len(), v..v + h.value.len()));
-                }
-                (resp.code.unwrap_or(0), resp.version.unwrap_or(0))
-            };
-            match status {
-                101 => {
-                    return Err(HeadReadError::Malformed(
-                        "unexpected 101 Switching Protocols".into(),
-                    ))
-                }
-                100..=199 => continue, // interim response: the final one follows
-                _ => {}
+/// Parse the final response head off the front of `src`, bounded, skipping interim 1xx heads
+/// (100 Continue, 103 Early Hints): only the final head answers the request. `Ok(None)`: not
+/// all of it has arrived.
+pub fn decode_head(src: &mut BytesMut) -> std::result::Result<Option<ResponseHead>, HeadReadError> {
+    loop {
+        let window = src
+            .get(..src.len().min(MAX_RESPONSE_HEAD_BYTES))
+            .unwrap_or_default();
+        let Some(end) = memchr::memmem::find(window, b"\r\n\r\n") else {
+            if src.len() >= MAX_RESPONSE_HEAD_BYTES {
+                return Err(HeadReadError::TooLarge);
             }
-            for (n, _) in &spans {
-                if let Some(name) = head.get_mut(n.clone()) {
-                    name.make_ascii_lowercase();
+            return Ok(None);
+        };
+        let mut head = src.split_to(end + 4);
+        let mut spans = Vec::with_capacity(16);
+        let (status, version) = {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&head) {
+                Ok(httparse::Status::Complete(_)) => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err(HeadReadError::Malformed("incomplete head".into()))
                 }
+                Err(e) => return Err(HeadReadError::Malformed(e.to_string())),
             }
-            let raw = head.freeze();
-            let mut rh = ResponseHead {
-                status,
-                raw,
-                spans,
-                framing: BodyFraming::Empty,
-                reusable: false,
-            };
-            rh.framing = response_framing(&rh)
-                .map_err(|e| HeadReadError::Malformed(e.message().to_owned()))?;
-            let close = rh
-                .headers()
-                .filter(|(n, _)| *n == "connection")
-                .any(|(_, v)| {
-                    v.split(|b| *b == b',')
-                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-                });
-            rh.reusable = !close && version == 1 && rh.framing != BodyFraming::Close;
-            return Ok(Decoded::Some(rh));
+            let base = head.as_ptr() as usize;
+            for h in resp.headers.iter() {
+                let n = h.name.as_ptr() as usize - base;
+                let v = h.value.as_ptr() as usize - base;
+                spans.push((n..n + h.name.len(), v..v + h.value.len()));
+            }
+            (resp.code.unwrap_or(0), resp.version.unwrap_or(0))
+        };
+        match status {
+            101 => {
+                return Err(HeadReadError::Malformed(
+                    "unexpected 101 Switching Protocols".into(),
+                ))
+            }
+            100..=199 => continue, // interim response: the final one follows
+            _ => {}
         }
+        for (n, _) in &spans {
+            if let Some(name) = head.get_mut(n.clone()) {
+                name.make_ascii_lowercase();
+            }
+        }
+        let raw = head.freeze();
+        let mut rh = ResponseHead {
+            status,
+            raw,
+            spans,
+            framing: BodyFraming::Empty,
+            reusable: false,
+        };
+        rh.framing =
+            response_framing(&rh).map_err(|e| HeadReadError::Malformed(e.message().to_owned()))?;
+        let close = rh
+            .headers()
+            .filter(|(n, _)| *n == "connection")
+            .any(|(_, v)| {
+                v.split(|b| *b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            });
+        rh.reusable = !close && version == 1 && rh.framing != BodyFraming::Close;
+        return Ok(Some(rh));
     }
 }
 
-/// Errors while reading a body; `From<io::Error>` lets monoio-codec report IO failures.
+/// Errors while reading a body.
 #[derive(Debug)]
 pub enum BodyReadError {
     /// The socket failed.
@@ -224,7 +250,7 @@ impl std::fmt::Display for BodyReadError {
     }
 }
 
-/// Streams a response body out of the codec's read buffer. Item: `Some(data)` or `None` at the end.
+/// Frames a response body out of the connection's read buffer, zero-copy.
 pub struct BodyCodec {
     state: BodyState,
 }
@@ -254,19 +280,25 @@ impl BodyCodec {
     }
 }
 
-impl Decoder for BodyCodec {
-    type Item = Option<Bytes>;
-    type Error = BodyReadError;
+/// What [`BodyCodec::decode`] found in the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyStep {
+    /// Body bytes (a slice of the read buffer, not a copy).
+    Data(Bytes),
+    /// The body is complete.
+    End,
+    /// Read more first.
+    NeedMore,
+}
 
-    fn decode(
-        &mut self,
-        src: &mut BytesMut,
-    ) -> std::result::Result<Decoded<Self::Item>, Self::Error> {
+impl BodyCodec {
+    /// Take the next piece of body from the front of `src`.
+    pub fn decode(&mut self, src: &mut BytesMut) -> std::result::Result<BodyStep, BodyReadError> {
         match &mut self.state {
-            BodyState::Done => Ok(Decoded::Some(None)),
+            BodyState::Done => Ok(BodyStep::End),
             BodyState::Length(remaining) => {
                 if src.is_empty() {
-                    return Ok(Decoded::Insufficient);
+                    return Ok(BodyStep::NeedMore);
                 }
                 let n = usize::try_from(*remaining)
                     .unwrap_or(usize::MAX)
@@ -276,40 +308,41 @@ impl Decoder for BodyCodec {
                 if *remaining == 0 {
                     self.state = BodyState::Done;
                 }
-                Ok(Decoded::Some(Some(data)))
+                Ok(BodyStep::Data(data))
             }
             BodyState::Chunked(dec) => match dec.decode(src).map_err(BodyReadError::Framing)? {
-                BodyEvent::Data(d) => Ok(Decoded::Some(Some(d))),
-                BodyEvent::NeedMore => Ok(Decoded::Insufficient),
+                BodyEvent::Data(d) => Ok(BodyStep::Data(d)),
+                BodyEvent::NeedMore => Ok(BodyStep::NeedMore),
                 BodyEvent::End => {
                     self.state = BodyState::Done;
-                    Ok(Decoded::Some(None))
+                    Ok(BodyStep::End)
                 }
             },
             BodyState::Close => {
                 if src.is_empty() {
-                    Ok(Decoded::Insufficient)
+                    Ok(BodyStep::NeedMore)
                 } else {
-                    Ok(Decoded::Some(Some(src.split().freeze())))
+                    Ok(BodyStep::Data(src.split().freeze()))
                 }
             }
         }
     }
 
-    fn decode_eof(
+    /// The provider closed the connection with `src` left over: the end of a read-until-close
+    /// body, a truncation for any other framing.
+    pub fn decode_eof(
         &mut self,
         src: &mut BytesMut,
-    ) -> std::result::Result<Decoded<Self::Item>, Self::Error> {
+    ) -> std::result::Result<BodyStep, BodyReadError> {
         match self.decode(src)? {
-            Decoded::Some(item) => Ok(Decoded::Some(item)),
-            _ => match self.state {
-                // Read-until-close: the close is the end.
+            BodyStep::NeedMore => match self.state {
                 BodyState::Close => {
                     self.state = BodyState::Done;
-                    Ok(Decoded::Some(None))
+                    Ok(BodyStep::End)
                 }
                 _ => Err(BodyReadError::UnexpectedEof),
             },
+            step => Ok(step),
         }
     }
 }
@@ -353,8 +386,8 @@ impl Conn {
         };
         // Small writes (TLS records, request heads) must not wait on delayed ACKs.
         let _ = tcp.set_nodelay(true);
-        let codec = match &p.tls {
-            None => Codec::Plain(ClientCodec::new(tcp)),
+        let stream = match &p.tls {
+            None => Stream::Plain(tcp),
             Some(cfg) => {
                 let name =
                     rustls::pki_types::ServerName::try_from(p.host.clone()).map_err(|e| {
@@ -365,18 +398,22 @@ impl Conn {
                         .with_cause(e)
                     })?;
                 let connector = monoio_rustls::TlsConnector::from(cfg.clone());
-                let stream = connector.connect(name, tcp).await.map_err(|e| {
+                // Boxed: the handshake future is large, and inline it would size every plain
+                // connect too (5,000 streams opening at once each hold one).
+                let stream = Box::pin(connector.connect(name, tcp)).await.map_err(|e| {
                     // TlsError's Display says only "io error"; Debug carries the reason.
                     Error::new(
                         ErrorKind::UpstreamTls,
                         format!("TLS handshake with provider `{}` failed: {e:?}", p.name),
                     )
                 })?;
-                Codec::Tls(Box::new(ClientCodec::new(stream)))
+                Stream::Tls(Box::new(stream))
             }
         };
         Ok(Conn {
-            codec,
+            stream,
+            rbuf: BytesMut::new(),
+            read_size: FIRST_READ,
             reused: false,
             served: 0,
         })
@@ -402,24 +439,40 @@ impl Conn {
         .with_retry(retry)
     }
 
-    /// Send a request with a fixed body; a provider that stops accepting bytes for `timeout`
-    /// fails the request instead of holding it forever.
-    pub async fn send(
-        &mut self,
-        req: http::Request<()>,
-        body: Bytes,
-        timeout: Duration,
-    ) -> Result<()> {
-        let (parts, ()) = req.into_parts();
-        let req = http::Request::from_parts(
-            parts,
-            Payload::<Bytes, HttpError>::Fixed(FixedPayload::new(body)),
-        );
+    /// Read more of the response into the read buffer. Ok(0) = the provider closed.
+    async fn fill(&mut self) -> io::Result<usize> {
+        // Aim for `read_size` of room; a partial frame at the front is kept, and a buffer no
+        // longer shared with relayed chunks is reused in place rather than reallocated.
+        let want = self.read_size.max(self.rbuf.len() * 2);
+        if self.rbuf.capacity() - self.rbuf.len() < want / 4 {
+            self.rbuf.reserve(want - self.rbuf.len());
+        }
+        let buf = std::mem::take(&mut self.rbuf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (res, slice) = self.stream.read(buf.slice_mut(len..cap)).await;
+        self.rbuf = slice.into_inner();
+        if res.as_ref().is_ok_and(|&n| n == cap - len) {
+            // The read filled all the room it had: more is likely waiting.
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
+        res
+    }
+
+    /// Send a request: `head` from `http1::write_request_head`, then `body`. A provider that
+    /// stops accepting bytes for `timeout` fails the request instead of holding it forever.
+    pub async fn send(&mut self, mut head: Vec<u8>, body: Bytes, timeout: Duration) -> Result<()> {
+        // A new response starts small again: a connection that once carried a bulk body may
+        // carry a slow stream next.
+        self.read_size = FIRST_READ;
         let send = async {
-            match &mut self.codec {
-                Codec::Plain(c) => c.send_and_flush(req).await,
-                Codec::Tls(c) => c.send_and_flush(req).await,
+            if body.len() <= COALESCE_BODY_BYTES {
+                head.extend_from_slice(&body);
+                self.stream.write_all(head).await?;
+            } else {
+                self.stream.write_all(head).await?;
+                self.stream.write_all(body).await?;
             }
+            self.stream.flush().await
         };
         match monoio::time::timeout(timeout, send).await {
             Ok(r) => r.map_err(|e| self.io_error("sending the request", e)),
@@ -433,17 +486,30 @@ impl Conn {
         }
     }
 
+    async fn next_head(&mut self) -> std::result::Result<Option<ResponseHead>, HeadReadError> {
+        loop {
+            if !self.rbuf.is_empty() {
+                if let Some(head) = decode_head(&mut self.rbuf)? {
+                    return Ok(Some(head));
+                }
+            }
+            if self.fill().await? == 0 {
+                if self.rbuf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(HeadReadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed in the middle of the response head",
+                )));
+            }
+        }
+    }
+
     /// Wait for the final response head (interim 1xx heads are skipped).
     pub async fn read_head(&mut self, timeout: Duration) -> Result<ResponseHead> {
-        let next = async {
-            match &mut self.codec {
-                Codec::Plain(c) => c.framed_mut().next_with(&mut HeadCodec).await,
-                Codec::Tls(c) => c.framed_mut().next_with(&mut HeadCodec).await,
-            }
-        };
-        let res = monoio::time::timeout(timeout, next).await;
+        let res = monoio::time::timeout(timeout, self.next_head()).await;
         // Nothing at all came back: a pooled connection the provider had already closed.
-        let stale = if self.reused && self.read_buffer_empty() {
+        let stale = if self.reused && self.rbuf.is_empty() {
             Retry::ReusedOnly
         } else {
             Retry::No
@@ -456,13 +522,13 @@ impl Conn {
                     timeout.as_millis()
                 ),
             )),
-            Ok(None) => Err(Error::new(
+            Ok(Ok(None)) => Err(Error::new(
                 ErrorKind::UpstreamReset,
                 "provider closed the connection before responding",
             )
             .with_retry(stale)),
-            Ok(Some(Ok(head))) => Ok(head),
-            Ok(Some(Err(HeadReadError::Io(e)))) => {
+            Ok(Ok(Some(head))) => Ok(head),
+            Ok(Err(HeadReadError::Io(e))) => {
                 let reset = matches!(
                     e.kind(),
                     io::ErrorKind::ConnectionReset
@@ -476,21 +542,33 @@ impl Conn {
                 .with_cause(e)
                 .with_retry(if reset { stale } else { Retry::No }))
             }
-            Ok(Some(Err(HeadReadError::TooLarge))) => Err(Error::new(
+            Ok(Err(HeadReadError::TooLarge)) => Err(Error::new(
                 ErrorKind::UpstreamProtocol,
                 format!("provider response head exceeds {MAX_RESPONSE_HEAD_BYTES} bytes"),
             )),
-            Ok(Some(Err(HeadReadError::Malformed(why)))) => Err(Error::new(
+            Ok(Err(HeadReadError::Malformed(why))) => Err(Error::new(
                 ErrorKind::UpstreamProtocol,
                 format!("provider sent an invalid response head: {why}"),
             )),
         }
     }
 
-    fn read_buffer_empty(&mut self) -> bool {
-        match &mut self.codec {
-            Codec::Plain(c) => c.framed_mut().read_buffer().is_empty(),
-            Codec::Tls(c) => c.framed_mut().read_buffer().is_empty(),
+    async fn next_chunk(
+        &mut self,
+        body: &mut BodyCodec,
+    ) -> std::result::Result<Option<Bytes>, BodyReadError> {
+        loop {
+            match body.decode(&mut self.rbuf)? {
+                BodyStep::Data(d) => return Ok(Some(d)),
+                BodyStep::End => return Ok(None),
+                BodyStep::NeedMore => {}
+            }
+            if self.fill().await? == 0 {
+                return match body.decode_eof(&mut self.rbuf)? {
+                    BodyStep::Data(d) => Ok(Some(d)),
+                    _ => Ok(None),
+                };
+            }
         }
     }
 
@@ -500,18 +578,10 @@ impl Conn {
         body: &mut BodyCodec,
         idle: Duration,
     ) -> Result<Option<Bytes>> {
-        // monoio-codec only consults the decoder when bytes are buffered; a finished body
-        // must not wait for bytes that will never come.
         if body.is_done() {
             return Ok(None);
         }
-        let next = async {
-            match &mut self.codec {
-                Codec::Plain(c) => c.framed_mut().next_with(body).await,
-                Codec::Tls(c) => c.framed_mut().next_with(body).await,
-            }
-        };
-        match monoio::time::timeout(idle, next).await {
+        match monoio::time::timeout(idle, self.next_chunk(body)).await {
             Err(_) => Err(Error::new(
                 ErrorKind::IdleTimeout,
                 format!(
@@ -519,17 +589,30 @@ impl Conn {
                     idle.as_millis()
                 ),
             )),
-            Ok(None) => Ok(None),
-            Ok(Some(Ok(item))) => Ok(item),
-            Ok(Some(Err(BodyReadError::Framing(e)))) => Err(Error::new(
+            Ok(Ok(item)) => Ok(item),
+            Ok(Err(BodyReadError::Framing(e))) => Err(Error::new(
                 ErrorKind::UpstreamProtocol,
                 format!("provider sent a malformed chunked body ({e:?})"),
             )),
-            Ok(Some(Err(e))) => Err(Error::new(
+            Ok(Err(e)) => Err(Error::new(
                 ErrorKind::UpstreamReset,
                 "provider connection broke mid-response",
             )
             .with_cause(io::Error::other(e.to_string()))),
+        }
+    }
+
+    /// May this connection carry another request? Only when nothing beyond the response
+    /// arrived: stray bytes would be read as the next response's head.
+    pub fn is_clean(&self) -> bool {
+        self.rbuf.is_empty()
+    }
+
+    /// Going idle: a read buffer grown by a bulk response is let go rather than held by an
+    /// idle connection; the next response starts a small one.
+    fn park(&mut self) {
+        if self.rbuf.capacity() > 4 * FIRST_READ {
+            self.rbuf = BytesMut::new();
         }
     }
 }
@@ -613,8 +696,13 @@ impl Pool {
         None
     }
 
-    /// Return a connection whose response was fully read.
-    pub fn put(&self, provider: usize, conn: Conn) {
+    /// Return a connection whose response was fully read (one with stray bytes after the
+    /// response is dropped instead).
+    pub fn put(&self, provider: usize, mut conn: Conn) {
+        if !conn.is_clean() {
+            return;
+        }
+        conn.park();
         let mut idle = self.idle.borrow_mut();
         if let Some(stack) = idle.get_mut(provider) {
             if self.max_idle == 0 {
@@ -660,5 +748,82 @@ impl DnsCache {
             .borrow_mut()
             .insert(host.to_owned(), (addr, now));
         Ok(addr)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn body(framing: BodyFraming, input: &[u8], eof: bool) -> Result<Vec<u8>, BodyReadError> {
+        let mut codec = BodyCodec::new(framing);
+        let mut src = BytesMut::from(input);
+        let mut out = Vec::new();
+        loop {
+            match codec.decode(&mut src)? {
+                BodyStep::Data(d) => out.extend_from_slice(&d),
+                BodyStep::End => return Ok(out),
+                BodyStep::NeedMore if eof => match codec.decode_eof(&mut src)? {
+                    BodyStep::Data(d) => out.extend_from_slice(&d),
+                    _ => return Ok(out),
+                },
+                BodyStep::NeedMore => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn bodies_end_where_their_framing_says() {
+        assert_eq!(
+            body(BodyFraming::Length(3), b"abcdef", false).unwrap(),
+            b"abc"
+        );
+        assert_eq!(
+            body(BodyFraming::Close, b"abcdef", true).unwrap(),
+            b"abcdef"
+        );
+        assert_eq!(
+            body(BodyFraming::Chunked, b"3\r\nabc\r\n0\r\n\r\nrest", false).unwrap(),
+            b"abc"
+        );
+        assert!(body(BodyFraming::Empty, b"x", false).unwrap().is_empty());
+        // A close before the announced end is a truncation, not an end.
+        assert!(matches!(
+            body(BodyFraming::Length(10), b"abc", true),
+            Err(BodyReadError::UnexpectedEof)
+        ));
+        assert!(matches!(
+            body(BodyFraming::Chunked, b"5\r\nab", true),
+            Err(BodyReadError::UnexpectedEof)
+        ));
+    }
+
+    #[test]
+    fn heads_skip_interim_responses_and_stop_at_the_bound() {
+        let mut src = BytesMut::from(
+            &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: b\r\n\r\n{}"[..],
+        );
+        let head = decode_head(&mut src).unwrap().unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.framing, BodyFraming::Length(2));
+        assert_eq!(head.header("x-a"), Some(&b"b"[..]));
+        assert!(head.reusable);
+        assert_eq!(&src[..], b"{}");
+
+        let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx: y\r\n"[..]);
+        assert!(decode_head(&mut partial).unwrap().is_none());
+
+        let mut endless = BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+        endless.resize(MAX_RESPONSE_HEAD_BYTES + 10, b'a');
+        assert!(matches!(
+            decode_head(&mut endless),
+            Err(HeadReadError::TooLarge)
+        ));
+
+        let mut close = BytesMut::from(&b"HTTP/1.0 200 OK\r\n\r\n"[..]);
+        let head = decode_head(&mut close).unwrap().unwrap();
+        assert_eq!(head.framing, BodyFraming::Close);
+        assert!(!head.reusable);
     }
 }
