@@ -15,8 +15,8 @@ use crate::http1::{self, BodyDecoder, BodyEvent, Framing, HeadError, RequestHead
 
 /// Bytes requested from the kernel per read when the buffer runs low.
 pub const READ_CHUNK: usize = 16 * 1024;
-/// First read buffer of a connection: a typical request head and body fit; it grows on
-/// demand. Kept small because an idle or streaming connection holds it the whole time.
+/// Read buffer allocated when a request starts arriving: a typical request head and body fit;
+/// it grows on demand. Let go once the body is read, so idle and streaming connections hold none.
 pub const INITIAL_READ_BUFFER: usize = 4 * 1024;
 /// How long a closing connection keeps discarding what the client still sends, so that the
 /// client reads our answer instead of a reset.
@@ -37,6 +37,25 @@ pub enum HeadOutcome {
     Failed(Error, Bytes),
 }
 
+/// Streams that can tell when bytes are waiting without being handed a buffer first.
+pub trait WaitReadable {
+    /// Resolves once a read would find data (or EOF, or an error).
+    fn wait_readable(&self) -> impl std::future::Future<Output = io::Result<()>>;
+}
+
+impl WaitReadable for TcpStream {
+    fn wait_readable(&self) -> impl std::future::Future<Output = io::Result<()>> {
+        self.readable(false)
+    }
+}
+
+impl WaitReadable for monoio_rustls::ServerTlsStream<TcpStream> {
+    fn wait_readable(&self) -> impl std::future::Future<Output = io::Result<()>> {
+        // rustls may hold decrypted bytes the socket no longer shows: read directly.
+        std::future::ready(Ok(()))
+    }
+}
+
 /// A client connection and its reusable buffers; `S` is a TCP or TLS stream.
 pub struct ClientConn<S = TcpStream> {
     stream: S,
@@ -51,12 +70,12 @@ pub struct ClientConn<S = TcpStream> {
     head_start: Vec<u8>,
 }
 
-impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
+impl<S: AsyncReadRent + AsyncWriteRent + WaitReadable> ClientConn<S> {
     /// Wrap an accepted stream.
     pub fn new(stream: S) -> Self {
         ClientConn {
             stream,
-            rbuf: BytesMut::with_capacity(INITIAL_READ_BUFFER),
+            rbuf: BytesMut::new(),
             wbuf: Vec::new(),
             broken: false,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -67,6 +86,9 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     /// Read more bytes into the read buffer. Ok(0) = EOF.
     async fn fill(&mut self) -> io::Result<usize> {
         if self.rbuf.capacity() == 0 {
+            // No buffer (new, or between requests): wait for bytes before committing one to
+            // the read, so an idle connection holds none. A cancelled wait loses nothing.
+            self.stream.wait_readable().await?;
             self.rbuf.reserve(INITIAL_READ_BUFFER);
         } else if self.rbuf.capacity() - self.rbuf.len() < INITIAL_READ_BUFFER / 4 {
             self.rbuf.reserve(READ_CHUNK);
