@@ -152,8 +152,9 @@ fn events_reach_the_client_as_they_arrive() {
     let total = start.elapsed();
     let first = first_content.expect("no content event");
     assert!(chunks >= 6);
-    // Six tokens 200 ms apart take ≥ 1 s; a buffering relay would deliver the first at the end.
-    assert!(total >= Duration::from_millis(1000), "total {total:?}");
+    // Six tokens 200 ms apart take about 1 s (the mock's timer can fire a few ms early on a
+    // loaded machine: 987 ms was seen once); a buffering relay would deliver the first at the end.
+    assert!(total >= Duration::from_millis(900), "total {total:?}");
     assert!(
         total - first >= Duration::from_millis(800),
         "first token at {first:?}, end at {total:?}"
