@@ -17,7 +17,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::config::{Driver, ServerConfig};
 use crate::http1::{self, ResponseBody};
-use crate::server::conn::{ClientConn, HeadOutcome, WaitReadable};
+use crate::server::conn::{ClientConn, HeadOutcome};
 use script::{Defaults, Step};
 
 /// Requests remembered for `GET /mock/requests`.
@@ -147,7 +147,7 @@ fn mock_server_config() -> ServerConfig {
     }
 }
 
-async fn serve<S: AsyncReadRent + AsyncWriteRent + WaitReadable>(
+async fn serve<S: AsyncReadRent + AsyncWriteRent>(
     mut conn: ClientConn<S>,
     fd: i32,
     conn_no: u64,
@@ -272,7 +272,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent + WaitReadable>(
     }
 }
 
-async fn write_simple<S: AsyncReadRent + AsyncWriteRent + WaitReadable>(
+async fn write_simple<S: AsyncReadRent + AsyncWriteRent>(
     conn: &mut ClientConn<S>,
     status: u16,
     tags: &[(&str, String)],
