@@ -34,6 +34,8 @@ pub const DISPATCH_EARLY: Duration = Duration::from_millis(1);
 /// Open loop: most requests dispatched back to back before yielding to the runtime. When the
 /// schedule is behind, this keeps completions flowing instead of queueing the whole backlog.
 const DISPATCH_BATCH: u32 = 64;
+/// Open loop: idle connections older than this are not reused (httpx's default expiry).
+pub const KEEPALIVE_EXPIRY: Duration = Duration::from_secs(5);
 /// How often the open-loop drain checks for finished requests.
 const DRAIN_POLL: Duration = Duration::from_millis(1);
 /// Extra time, beyond the request timeout, a phase waits for its last requests.
@@ -217,7 +219,7 @@ struct Shared {
 /// Open-loop connection pool of one thread.
 #[derive(Default)]
 struct Pool {
-    idle: Vec<Conn>,
+    idle: Vec<(Conn, Instant)>,
     /// Connections owned by the pool: idle ones plus one per running worker.
     open: usize,
     /// Intended start times waiting for a connection (the cap was reached).
@@ -410,8 +412,12 @@ impl Future for YieldNow {
 
 fn dispatch(sh: &Rc<Shared>, intended: Instant, max_conns: usize) {
     let mut pool = sh.pool.borrow_mut();
+    // Like an HTTP client's keep-alive expiry: a connection idle this long may be closing on
+    // the server side right now, and reusing it would count the server's idle timeout as the
+    // target's error. Its slot reconnects instead.
     let slot = match pool.idle.pop() {
-        Some(c) => Some(c),
+        Some((c, since)) if since.elapsed() < KEEPALIVE_EXPIRY => Some(c),
+        Some(_) => None,
         None if pool.open < max_conns => {
             pool.open += 1;
             None
@@ -437,7 +443,7 @@ fn dispatch(sh: &Rc<Shared>, intended: Instant, max_conns: usize) {
                 continue;
             }
             match slot.take() {
-                Some(c) => pool.idle.push(c),
+                Some(c) => pool.idle.push((c, Instant::now())),
                 None => pool.open = pool.open.saturating_sub(1),
             }
             pool.running = pool.running.saturating_sub(1);
