@@ -1356,3 +1356,59 @@ fn bytes_after_a_response_never_answer_the_next_request() {
         assert_eq!(r.text(), "{\"ok\":true}", "request {i}");
     }
 }
+
+#[test]
+fn a_pooled_connection_that_sent_an_interim_head_is_not_retried() {
+    // The provider answers the first request, then meets the second on the same (pooled)
+    // connection with `100 Continue` and closes. It has seen the request, so the gateway must
+    // not send it again on a fresh connection: the client gets a 502 and the provider counts
+    // two requests, not three.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        let read_request = |s: &mut std::net::TcpStream| -> bool {
+            let mut buf = Vec::new();
+            let mut tmp = [0u8; 4096];
+            loop {
+                let n = std::io::Read::read(s, &mut tmp).unwrap_or(0);
+                if n == 0 {
+                    return false;
+                }
+                buf.extend_from_slice(&tmp[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if buf.len() >= i + 4 + len {
+                        return true;
+                    }
+                }
+            }
+        };
+        for s in l.incoming().take(4) {
+            let Ok(mut s) = s else { continue };
+            if read_request(&mut s) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+                );
+            }
+            if read_request(&mut s) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+        }
+    });
+    let g = gateway(&format!(
+        "[server]\nworkers = 1\n[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+    ));
+    assert_eq!(chat_openai(g.addr, "r", "x", false).status, 200);
+    let r = chat_openai(g.addr, "r", "x", false);
+    assert_eq!(r.status, 502, "{}", r.text());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

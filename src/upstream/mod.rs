@@ -78,6 +78,9 @@ pub struct Conn {
     read_size: usize,
     /// Came from the pool: a failure before any response byte may just mean the peer closed it.
     reused: bool,
+    /// Bytes arrived since the request was sent (interim 1xx heads included, which leave
+    /// no trace in the buffer): a retry is then no longer safe.
+    received: bool,
     /// Requests served so far on this connection.
     pub served: u64,
 }
@@ -178,32 +181,45 @@ pub fn decode_head(src: &mut BytesMut) -> std::result::Result<Option<ResponseHea
         let window = src
             .get(..src.len().min(MAX_RESPONSE_HEAD_BYTES))
             .unwrap_or_default();
-        let Some(end) = memchr::memmem::find(window, b"\r\n\r\n") else {
+        let too_large = || {
             if src.len() >= MAX_RESPONSE_HEAD_BYTES {
-                return Err(HeadReadError::TooLarge);
+                Err(HeadReadError::TooLarge)
+            } else {
+                Ok(None)
             }
-            return Ok(None);
         };
-        let mut head = src.split_to(end + 4);
+        // A head is complete only once an empty line arrived (CRLF or, as httparse allows,
+        // bare LF): a cheap scan before the full parse.
+        if memchr::memmem::find(window, b"\n\r\n").is_none()
+            && memchr::memmem::find(window, b"\n\n").is_none()
+        {
+            return too_large();
+        }
         let mut spans = Vec::with_capacity(16);
-        let (status, version) = {
+        // httparse decides where the head ends: its length, not a search for CRLFCRLF,
+        // so a bare-LF head can neither hang nor swallow body bytes.
+        let (len, status, version) = {
             let mut headers = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
             let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&head) {
-                Ok(httparse::Status::Complete(_)) => {}
-                Ok(httparse::Status::Partial) => {
-                    return Err(HeadReadError::Malformed("incomplete head".into()))
-                }
+            let len = match resp.parse(window) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => return too_large(),
                 Err(e) => return Err(HeadReadError::Malformed(e.to_string())),
-            }
-            let base = head.as_ptr() as usize;
+            };
+            let base = window.as_ptr() as usize;
             for h in resp.headers.iter() {
                 let n = h.name.as_ptr() as usize - base;
                 let v = h.value.as_ptr() as usize - base;
                 spans.push((n..n + h.name.len(), v..v + h.value.len()));
             }
-            (resp.code.unwrap_or(0), resp.version.unwrap_or(0))
+            (len, resp.code.unwrap_or(0), resp.version.unwrap_or(0))
         };
+        let mut head = src.split_to(len);
+        if !(100..=599).contains(&status) {
+            return Err(HeadReadError::Malformed(format!(
+                "status {status} is outside 100-599"
+            )));
+        }
         match status {
             101 => {
                 return Err(HeadReadError::Malformed(
@@ -232,7 +248,10 @@ pub fn decode_head(src: &mut BytesMut) -> std::result::Result<Option<ResponseHea
             v.split(|b| *b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
         });
-        rh.reusable = !close && version == 1 && rh.framing != BodyFraming::Close;
+        // Transfer-Encoding with Content-Length is a smuggling shape: answer, then close.
+        let ambiguous =
+            rh.header("transfer-encoding").is_some() && rh.header("content-length").is_some();
+        rh.reusable = !close && !ambiguous && version == 1 && rh.framing != BodyFraming::Close;
         return Ok(Some(rh));
     }
 }
@@ -429,6 +448,7 @@ impl Conn {
             rbuf: BytesMut::new(),
             read_size: FIRST_READ,
             reused: false,
+            received: false,
             served: 0,
         })
     }
@@ -465,6 +485,9 @@ impl Conn {
         let (len, cap) = (buf.len(), buf.capacity());
         let (res, slice) = self.stream.read(buf.slice_mut(len..cap)).await;
         self.rbuf = slice.into_inner();
+        if res.as_ref().is_ok_and(|&n| n > 0) {
+            self.received = true;
+        }
         if res.as_ref().is_ok_and(|&n| n == cap - len) {
             // The read filled all the room it had: more is likely waiting.
             self.read_size = (self.read_size * 2).min(MAX_READ);
@@ -478,6 +501,7 @@ impl Conn {
         // A new response starts small again: a connection that once carried a bulk body may
         // carry a slow stream next.
         self.read_size = FIRST_READ;
+        self.received = false;
         let send = async {
             if body.len() <= COALESCE_BODY_BYTES {
                 head.extend_from_slice(&body);
@@ -523,7 +547,7 @@ impl Conn {
     pub async fn read_head(&mut self, timeout: Duration) -> Result<ResponseHead> {
         let res = monoio::time::timeout(timeout, self.next_head()).await;
         // Nothing at all came back: a pooled connection the provider had already closed.
-        let stale = if self.reused && self.rbuf.is_empty() {
+        let stale = if self.reused && !self.received {
             Retry::ReusedOnly
         } else {
             Retry::No
@@ -622,12 +646,12 @@ impl Conn {
         self.rbuf.is_empty()
     }
 
-    /// Going idle: a read buffer grown by a bulk response is let go rather than held by an
-    /// idle connection; the next response starts a small one.
+    /// Going idle: the read buffer is let go (it may have grown for a bulk response); the next
+    /// response starts a small one.
     fn park(&mut self) {
-        if self.rbuf.capacity() > 4 * FIRST_READ {
-            self.rbuf = BytesMut::new();
-        }
+        // Unconditionally: after `split_to`, `capacity()` shows only the unused tail, yet
+        // the buffer keeps (and `reserve` reclaims) its whole allocation, up to 64 KiB.
+        self.rbuf = BytesMut::new();
     }
 }
 
@@ -636,16 +660,24 @@ fn response_framing(head: &ResponseHead) -> Result<BodyFraming> {
     if status == 204 || status == 304 || (100..200).contains(&status) {
         return Ok(BodyFraming::Empty);
     }
-    if let Some(te) = head.header("transfer-encoding") {
-        let last = te
-            .rsplit(|b| *b == b',')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        if last.eq_ignore_ascii_case(b"chunked") {
+    // Every Transfer-Encoding line counts (`chunked` must come last across all of them).
+    let mut codings = head
+        .values("transfer-encoding")
+        .flat_map(|v| v.split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .peekable();
+    if codings.peek().is_some() {
+        let mut last_chunked = false;
+        let mut only_identity = true;
+        for t in codings {
+            last_chunked = t.eq_ignore_ascii_case(b"chunked");
+            only_identity &= t.eq_ignore_ascii_case(b"identity");
+        }
+        if last_chunked {
             return Ok(BodyFraming::Chunked);
         }
-        if !te.trim_ascii().eq_ignore_ascii_case(b"identity") {
+        if !only_identity {
             return Err(Error::new(
                 ErrorKind::UpstreamProtocol,
                 "provider sent an unsupported Transfer-Encoding",
@@ -837,6 +869,42 @@ mod tests {
         );
         let head = decode_head(&mut closing).unwrap().unwrap();
         assert_eq!(head.values("connection").count(), 2);
+        assert!(!head.reusable);
+
+        // Bare LF line ends (httparse accepts them): the head ends where httparse says, and the
+        // body bytes stay out of it.
+        let mut lf = BytesMut::from(&b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello\r\n\r\n"[..]);
+        let head = decode_head(&mut lf).unwrap().unwrap();
+        assert_eq!(head.framing, BodyFraming::Length(5));
+        assert_eq!(&lf[..], b"hello\r\n\r\n");
+
+        for bad in [
+            &b"HTTP/1.1 042 Odd\r\n\r\n"[..],
+            b"HTTP/1.1 600 Odd\r\n\r\n",
+        ] {
+            assert!(matches!(
+                decode_head(&mut BytesMut::from(bad)),
+                Err(HeadReadError::Malformed(_))
+            ));
+        }
+
+        // Transfer-Encoding over several lines: the last coding decides.
+        let te = |raw: &[u8]| decode_head(&mut BytesMut::from(raw));
+        let head =
+            te(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(head.framing, BodyFraming::Chunked);
+        assert!(te(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
+        )
+        .is_err());
+        // Both framings: served, but the connection is not reused.
+        let head =
+            te(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(head.framing, BodyFraming::Chunked);
         assert!(!head.reusable);
 
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx: y\r\n"[..]);
