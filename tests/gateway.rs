@@ -932,30 +932,34 @@ fn raw_upstream(response: &'static [u8]) -> std::net::SocketAddr {
     std::thread::spawn(move || {
         for s in l.incoming().take(8) {
             let Ok(mut s) = s else { continue };
-            let mut buf = Vec::new();
-            let mut tmp = [0u8; 4096];
-            // Read the head and the Content-Length body.
-            loop {
-                let n = std::io::Read::read(&mut s, &mut tmp).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&tmp[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    if buf.len() >= i + 4 + len {
-                        break;
-                    }
-                }
-            }
+            read_one_request(&mut s);
             let _ = s.write_all(response);
         }
     });
     addr
+}
+
+/// Read one request (head and Content-Length body) off `s`; false if it closed first.
+fn read_one_request(s: &mut std::net::TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        let n = std::io::Read::read(s, &mut tmp).unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= i + 4 + len {
+                return true;
+            }
+        }
+    }
 }
 
 fn raw_gateway(upstream: std::net::SocketAddr) -> Proc {
@@ -1368,36 +1372,15 @@ fn a_pooled_connection_that_sent_an_interim_head_is_not_retried() {
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = seen.clone();
     std::thread::spawn(move || {
-        let read_request = |s: &mut std::net::TcpStream| -> bool {
-            let mut buf = Vec::new();
-            let mut tmp = [0u8; 4096];
-            loop {
-                let n = std::io::Read::read(s, &mut tmp).unwrap_or(0);
-                if n == 0 {
-                    return false;
-                }
-                buf.extend_from_slice(&tmp[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    if buf.len() >= i + 4 + len {
-                        return true;
-                    }
-                }
-            }
-        };
         for s in l.incoming().take(4) {
             let Ok(mut s) = s else { continue };
-            if read_request(&mut s) {
+            if read_one_request(&mut s) {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = s.write_all(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
                 );
             }
-            if read_request(&mut s) {
+            if read_one_request(&mut s) {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
             }
