@@ -1324,40 +1324,46 @@ fn zero_timeouts_and_bad_provider_keys_are_refused_at_start() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("provider[0].api_key_env"));
 }
 
-#[test]
-fn bytes_after_a_response_never_answer_the_next_request() {
-    // The provider answers the first request on each connection, appends a second, unasked
-    // response and keeps the connection open. Pooling that connection would hand the stray
-    // response to the next client: the gateway must drop it instead.
+/// A provider that answers the first request on each connection, then, after `gap`, sends a
+/// second, unasked response and keeps the connection open.
+fn stray_response_upstream(gap: Duration) -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let up = l.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for s in l.incoming().take(8) {
             let Ok(mut s) = s else { continue };
-            let mut buf = Vec::new();
-            let mut tmp = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = std::io::Read::read(&mut s, &mut tmp).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&tmp[..n]);
-            }
+            read_one_request(&mut s);
             let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}\
-                  HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"stray\":true}!",
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}",
+            );
+            std::thread::sleep(gap);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"stray\":true}!",
             );
             held.push(s);
         }
     });
-    let g = gateway(&format!(
-        "[server]\nworkers = 1\n[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
-    ));
-    for i in 0..3 {
-        let r = chat_openai(g.addr, "r", "x", false);
-        assert_eq!(r.status, 200, "request {i}");
-        assert_eq!(r.text(), "{\"ok\":true}", "request {i}");
+    up
+}
+
+#[test]
+fn bytes_after_a_response_never_answer_the_next_request() {
+    // Pooling such a connection would hand the stray response to the next client. Whether the
+    // stray bytes come with the response or later, while the connection sits in the pool, the
+    // gateway must drop it instead.
+    for gap in [Duration::ZERO, Duration::from_millis(100)] {
+        let up = stray_response_upstream(gap);
+        let g = gateway(&format!(
+            "[server]\nworkers = 1\n[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+        ));
+        for i in 0..3 {
+            let r = chat_openai(g.addr, "r", "x", false);
+            assert_eq!(r.status, 200, "gap {gap:?}, request {i}");
+            assert_eq!(r.text(), "{\"ok\":true}", "gap {gap:?}, request {i}");
+            // Let the late stray bytes land while the connection is pooled.
+            std::thread::sleep(gap * 2);
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -73,6 +74,8 @@ pub const COALESCE_BODY_BYTES: usize = 16 * 1024;
 /// One connection to a provider.
 pub struct Conn {
     stream: Stream,
+    /// The TCP socket under `stream` (TLS included), for the idle check in `Pool::take`.
+    fd: RawFd,
     rbuf: BytesMut,
     /// Bytes asked of the next read (adaptive, see the module note).
     read_size: usize,
@@ -419,6 +422,7 @@ impl Conn {
         };
         // Small writes (TLS records, request heads) must not wait on delayed ACKs.
         let _ = tcp.set_nodelay(true);
+        let fd = tcp.as_raw_fd();
         let stream = match &p.tls {
             None => Stream::Plain(tcp),
             Some(cfg) => {
@@ -445,6 +449,7 @@ impl Conn {
         };
         Ok(Conn {
             stream,
+            fd,
             rbuf: BytesMut::new(),
             read_size: FIRST_READ,
             reused: false,
@@ -646,6 +651,20 @@ impl Conn {
         self.rbuf.is_empty()
     }
 
+    /// Has the provider stayed silent since the last response? Bytes that arrived on an idle
+    /// connection (a stray response, a 408 on its idle timeout) would be read as the next
+    /// request's response, and an EOF means it is closed: either way it must not be used.
+    /// One non-blocking peek, no buffer: nginx likewise closes idle upstream connections on
+    /// any read event.
+    fn is_quiet(&self) -> bool {
+        let mut probe = [0u8; 1];
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        matches!(
+            nix::sys::socket::recv(self.fd, &mut probe, flags),
+            Err(nix::errno::Errno::EAGAIN)
+        )
+    }
+
     /// Going idle: the read buffer is let go (it may have grown for a bulk response); the next
     /// response starts a small one.
     fn park(&mut self) {
@@ -728,13 +747,14 @@ impl Pool {
         }
     }
 
-    /// Take an idle connection to `provider`, dropping any that idled too long.
+    /// Take an idle connection to `provider`, dropping any that idled too long or that the
+    /// provider closed or wrote to while it sat idle.
     pub fn take(&self, provider: usize) -> Option<Conn> {
         let mut idle = self.idle.borrow_mut();
         let stack = idle.get_mut(provider)?;
         let now = Instant::now();
         while let Some((mut conn, since)) = stack.pop() {
-            if now.duration_since(since) < self.idle_timeout {
+            if now.duration_since(since) < self.idle_timeout && conn.is_quiet() {
                 conn.reused = true;
                 return Some(conn);
             }
