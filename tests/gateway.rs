@@ -1322,6 +1322,21 @@ fn zero_timeouts_and_bad_provider_keys_are_refused_at_start() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("provider[0].api_key_env"));
+    // A configured header value that would inject a second header line.
+    let cfg = write_config(
+        "[[provider]]\nname = \"a\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:1\"\nanthropic_version = \"2023-06-01\\nx-evil: 1\"\n",
+    );
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("provider[0].anthropic_version"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A provider that answers the first request on each connection, then, after `gap`, sends a

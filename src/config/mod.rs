@@ -546,6 +546,22 @@ impl Compiler<'_> {
                     _ => ApiKey::Missing(var.get_ref().clone()),
                 },
             };
+            // Sent as a header on every Anthropic request: refuse a bad value now, not per request.
+            let anthropic_version =
+                match &p.anthropic_version {
+                    None => DEFAULT_ANTHROPIC_VERSION.to_owned(),
+                    Some(v)
+                        if !v.get_ref().is_empty()
+                            && crate::http1::is_valid_field_value(v.get_ref().as_bytes()) =>
+                    {
+                        v.get_ref().clone()
+                    }
+                    Some(v) => return Err(self.err(
+                        v.span(),
+                        format!("{path}.anthropic_version"),
+                        "empty, or holds characters not allowed in a header (control characters)",
+                    )),
+                };
             providers.push(Provider {
                 name,
                 kind,
@@ -555,10 +571,7 @@ impl Compiler<'_> {
                 authority: url.authority,
                 base_path: url.path,
                 api_key,
-                anthropic_version: p
-                    .anthropic_version
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_owned()),
+                anthropic_version,
                 connect_timeout: p.connect_timeout_ms.map_or(connect, ms),
                 first_byte_timeout: p.first_byte_timeout_ms.map_or(first_byte, ms),
                 idle_timeout: p.idle_timeout_ms.map_or(idle, ms),

@@ -87,7 +87,7 @@ pub struct RawProvider {
     /// PEM file of extra CA certificates to trust for this provider (besides the webpki roots).
     pub ca_file: Option<Spanned<String>>,
     /// `anthropic-version` sent when the client sent none. Default `2023-06-01`.
-    pub anthropic_version: Option<String>,
+    pub anthropic_version: Option<Spanned<String>>,
     /// Per-provider override of `[upstream] connect_timeout_ms`.
     pub connect_timeout_ms: Option<u64>,
     /// Per-provider override of `[upstream] first_byte_timeout_ms`.
