@@ -4,6 +4,9 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common/split.rs"]
+mod split;
 use ringway::http1::{BodyDecoder, BodyError, BodyEvent, Framing};
 
 /// Body bytes, then `Some(Ok(leftover))` on End, `Some(Err)` on error, `None` when starved.
@@ -36,10 +39,6 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pattern, input)) = data.split_first() else {
         return;
     };
-    let mut state = u32::from(pattern);
-    let split = run(input, || {
-        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        1 + (state >> 16) as usize % (usize::from(pattern % 32) + 1)
-    });
+    let split = run(input, split::pieces(pattern, 32));
     assert_eq!(split, run(input, || usize::MAX));
 });

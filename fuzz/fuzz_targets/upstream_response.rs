@@ -5,6 +5,9 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common/split.rs"]
+mod split;
 use ringway::upstream::{decode_head, BodyCodec, BodyStep};
 
 #[derive(Debug, PartialEq)]
@@ -74,10 +77,6 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pattern, input)) = data.split_first() else {
         return;
     };
-    let mut state = u32::from(pattern);
-    let split = run(input, || {
-        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        1 + (state >> 16) as usize % (usize::from(pattern % 64) + 1)
-    });
+    let split = run(input, split::pieces(pattern, 64));
     assert_eq!(split, run(input, || usize::MAX));
 });
