@@ -17,8 +17,9 @@ mod prop_tests;
 pub use body::{BodyDecoder, BodyError, BodyEvent};
 pub use request::{parse_request_head, HeadError, RequestHead};
 pub use write::{
-    is_valid_field_value, reason_phrase, write_chunk, write_chunk_header, write_request_head,
-    write_response_head, ResponseBody, CONTINUE_100, LAST_CHUNK,
+    is_token, is_valid_field_value, reason_phrase, write_chunk, write_chunk_header,
+    write_request_head, write_response_head, HeaderRefused, RefusedBecause, ResponseBody,
+    CONTINUE_100, LAST_CHUNK,
 };
 
 /// Largest request head (request line + header fields + blank line, and any leading empty

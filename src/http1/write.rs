@@ -22,22 +22,58 @@ pub enum ResponseBody {
     CloseDelimited,
 }
 
+/// A header the writers refused to write. Nothing was appended: the output is as it was before
+/// the call. Carries the position in the caller's list, never the bytes (they may be hostile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderRefused {
+    /// Index of the refused field in the `headers` slice given to the writer.
+    pub index: usize,
+    /// What was wrong with it.
+    pub reason: RefusedBecause,
+}
+
+/// Why [`HeaderRefused`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusedBecause {
+    /// The name is empty or not an RFC 9110 token.
+    Name,
+    /// The value holds CR, LF, NUL or another control byte.
+    Value,
+    /// `content-length` or `transfer-encoding`: framing comes from the body kind, not a caller.
+    Framing,
+}
+
+impl std::fmt::Display for HeaderRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = match self.reason {
+            RefusedBecause::Name => "its name is not a token",
+            RefusedBecause::Value => "its value holds a control byte (CR, LF, NUL, ...)",
+            RefusedBecause::Framing => "it is a framing header",
+        };
+        write!(f, "header #{} refused: {why}", self.index)
+    }
+}
+
 /// Append `HTTP/1.1 {status} {reason}\r\n`, the given headers, the framing header for
 /// `body`, `connection: close` when `!keep_alive` (or the body is close-delimited), and the
-/// blank line. Names and values are written as given: the caller guarantees they contain no
-/// CR or LF (checked in debug builds) and does not pass `content-length`,
-/// `transfer-encoding` or `connection: close` itself.
+/// blank line. Every name must be a token and every value a valid field value (no CR, LF, NUL
+/// or other control byte), and no caller passes `content-length` or `transfer-encoding`:
+/// this is checked here, in every build, so no bug upstream of the writer can split a
+/// response. A refused header leaves `out` untouched and writes nothing.
 pub fn write_response_head(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(&str, &[u8])],
     body: ResponseBody,
     keep_alive: bool,
-) {
-    debug_assert!(
-        (100..=999).contains(&status),
-        "status {status} is not 3 digits"
-    );
+) -> Result<(), HeaderRefused> {
+    check_fields(headers)?;
+    // A status outside 100..=999 would not be three digits; it can only be a bug: say 500.
+    let status = if (100..=999).contains(&status) {
+        status
+    } else {
+        500
+    };
     out.extend_from_slice(b"HTTP/1.1 ");
     write_decimal(out, u64::from(status));
     out.push(b' ');
@@ -59,18 +95,27 @@ pub fn write_response_head(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 /// Append `{method} {target} HTTP/1.1\r\n`, the given headers, `content-length`, and the
-/// blank line: the head of a request with a fixed-length body. Same contract for names and
-/// values as [`write_response_head`].
+/// blank line: the head of a request with a fixed-length body. The same checks as
+/// [`write_response_head`], plus: `method` must be a token and `target` visible ASCII.
 pub fn write_request_head(
     out: &mut Vec<u8>,
     method: &str,
     target: &str,
     headers: &[(&str, &[u8])],
     content_length: u64,
-) {
+) -> Result<(), HeaderRefused> {
+    check_fields(headers)?;
+    if !is_token(method.as_bytes()) || !is_request_target(target.as_bytes()) {
+        // Not a header, but the same hazard: report it as the start line (index past the end).
+        return Err(HeaderRefused {
+            index: headers.len(),
+            reason: RefusedBecause::Value,
+        });
+    }
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
@@ -79,6 +124,7 @@ pub fn write_request_head(
     out.extend_from_slice(b"content-length: ");
     write_decimal(out, content_length);
     out.extend_from_slice(b"\r\n\r\n");
+    Ok(())
 }
 
 /// May `value` be written as a field value? The bytes RFC 9110 §5.5 allows: visible ASCII,
@@ -89,20 +135,41 @@ pub fn is_valid_field_value(value: &[u8]) -> bool {
         .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
+/// Is `name` an RFC 9110 token (`tchar`s, at least one)?
+pub fn is_token(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Visible ASCII only: no space, no control byte (an origin-form or absolute-form target).
+fn is_request_target(target: &[u8]) -> bool {
+    !target.is_empty() && target.iter().all(|&b| (0x21..0x7f).contains(&b))
+}
+
+/// Refuse, in every build, any field that could break the head it is written into.
+fn check_fields(headers: &[(&str, &[u8])]) -> Result<(), HeaderRefused> {
+    for (index, (name, value)) in headers.iter().enumerate() {
+        let reason = if !is_token(name.as_bytes()) {
+            RefusedBecause::Name
+        } else if !is_valid_field_value(value) {
+            RefusedBecause::Value
+        } else if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            RefusedBecause::Framing
+        } else {
+            continue;
+        };
+        return Err(HeaderRefused { index, reason });
+    }
+    Ok(())
+}
+
+/// Write fields already passed by [`check_fields`].
 fn write_fields(out: &mut Vec<u8>, headers: &[(&str, &[u8])]) {
     for (name, value) in headers {
-        debug_assert!(
-            !name
-                .bytes()
-                .chain(value.iter().copied())
-                .any(|b| b == b'\r' || b == b'\n'),
-            "CR/LF in header {name}"
-        );
-        debug_assert!(
-            !name.eq_ignore_ascii_case("content-length")
-                && !name.eq_ignore_ascii_case("transfer-encoding"),
-            "framing header {name} must come from the caller's length or body kind"
-        );
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
@@ -217,7 +284,7 @@ mod tests {
         keep_alive: bool,
     ) -> String {
         let mut out = Vec::new();
-        write_response_head(&mut out, status, headers, body, keep_alive);
+        write_response_head(&mut out, status, headers, body, keep_alive).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -274,7 +341,7 @@ mod tests {
     #[test]
     fn appends_without_clearing() {
         let mut out = b"x".to_vec();
-        write_response_head(&mut out, 200, &[], ResponseBody::Empty, true);
+        write_response_head(&mut out, 200, &[], ResponseBody::Empty, true).unwrap();
         write_chunk(&mut out, b"ab");
         assert_eq!(
             out,
@@ -333,7 +400,8 @@ mod tests {
             "/v1/chat/completions",
             &[("host", b"api.example.com"), ("x-api-key", b"k\tv")],
             1234,
-        );
+        )
+        .unwrap();
         assert_eq!(
             out,
             b"POST /v1/chat/completions HTTP/1.1\r\nhost: api.example.com\r\nx-api-key: k\tv\r\ncontent-length: 1234\r\n\r\n"
@@ -355,6 +423,70 @@ mod tests {
         assert!(is_valid_field_value(b""));
         for bad in [&b"a\r\nb: c"[..], b"a\nb", b"a\0", b"\x7f", b"\x1b[0m"] {
             assert!(!is_valid_field_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_header_injection_in_every_build() {
+        let hostile: [&[u8]; 6] = [
+            b"openai/x\r\nSet-Cookie: pwned=1",
+            b"x\r\n\r\nHTTP/1.1 200 OK",
+            b"a\nb",
+            b"a\rb",
+            b"nul\0here",
+            b"esc\x1b[0m",
+        ];
+        for value in hostile {
+            let mut out = b"kept".to_vec();
+            let err = write_response_head(
+                &mut out,
+                200,
+                &[("x-ok", b"1"), ("x-ringway-model", value)],
+                ResponseBody::Length(0),
+                true,
+            )
+            .unwrap_err();
+            assert_eq!(err.index, 1);
+            assert_eq!(err.reason, RefusedBecause::Value);
+            assert_eq!(out, b"kept", "nothing appended for {value:?}");
+            let mut out = Vec::new();
+            let err = write_request_head(&mut out, "POST", "/v1/messages", &[("x", value)], 0)
+                .unwrap_err();
+            assert_eq!(err.reason, RefusedBecause::Value);
+            assert!(out.is_empty());
+        }
+        for name in ["", "bad name", "a:b", "x\r\ny", "caf\u{e9}"] {
+            let mut out = Vec::new();
+            let err =
+                write_response_head(&mut out, 200, &[(name, b"v")], ResponseBody::Empty, true)
+                    .unwrap_err();
+            assert_eq!(err.reason, RefusedBecause::Name, "{name:?}");
+            assert!(out.is_empty());
+        }
+        for name in ["content-length", "Transfer-Encoding"] {
+            let mut out = Vec::new();
+            let err =
+                write_response_head(&mut out, 200, &[(name, b"5")], ResponseBody::Empty, true)
+                    .unwrap_err();
+            assert_eq!(err.reason, RefusedBecause::Framing);
+        }
+        let mut out = Vec::new();
+        assert!(write_request_head(&mut out, "POST", "/a b", &[], 0).is_err());
+        assert!(write_request_head(&mut out, "PO ST", "/a", &[], 0).is_err());
+        assert!(write_request_head(&mut out, "POST", "/a\r\nx: y", &[], 0).is_err());
+        assert!(out.is_empty());
+        // A status that is not three digits cannot be written as such: it becomes a 500.
+        let mut out = Vec::new();
+        write_response_head(&mut out, 7, &[], ResponseBody::Length(0), true).unwrap();
+        assert!(out.starts_with(b"HTTP/1.1 500 "));
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(is_token(b"x-ringway-model"));
+        assert!(is_token(b"!#$%&'*+-.^_`|~09azAZ"));
+        for bad in [&b""[..], b"a b", b"a:b", b"a\0", b"(x)", b"\xe9"] {
+            assert!(!is_token(bad), "{bad:?}");
         }
     }
 }

@@ -213,14 +213,17 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                         }
                     };
                     conn.wbuf.clear();
+                    // A scripted header the writer refuses ends the exchange: the mock never
+                    // writes a broken head (raw-socket tests play hostile providers).
                     http1::write_response_head(
                         &mut conn.wbuf,
                         status,
                         &h,
                         framing,
                         head.keep_alive(),
-                    );
-                    conn.flush().await.is_ok()
+                    )
+                    .is_ok()
+                        && conn.flush().await.is_ok()
                 }
                 Step::Data(data) => {
                     conn.wbuf.clear();
@@ -288,7 +291,8 @@ async fn write_simple<S: AsyncReadRent + AsyncWriteRent>(
         &h,
         ResponseBody::Length(body.len() as u64),
         keep_alive,
-    );
+    )
+    .map_err(|e| crate::error::Error::new(crate::error::ErrorKind::Internal, e.to_string()))?;
     conn.wbuf.extend_from_slice(body);
     conn.flush().await
 }

@@ -160,7 +160,7 @@ struct Exchange<'h> {
     head: &'h RequestHead,
     format: Format,
     request_id: String,
-    keep_alive: bool,
+    keep_alive: Cell<bool>,
     /// `(provider, upstream model)` once routed.
     routed: Option<(String, String)>,
     /// Metrics label of the endpoint.
@@ -198,7 +198,7 @@ pub async fn handle(ctx: &Ctx, conn: &mut ClientConn, head: &RequestHead) -> Aft
         head,
         format: Format::sniff(head.path().as_bytes(), anthropic_headers),
         request_id: ctx.request_id(),
-        keep_alive: head.keep_alive(),
+        keep_alive: Cell::new(head.keep_alive()),
         routed: None,
         endpoint: endpoint(head.path()).map_or("other", |(e, _)| e.label()),
         started: Instant::now(),
@@ -260,7 +260,7 @@ async fn finish(
         // Answered without reading the body: the connection cannot carry another request,
         // and closing with unread bytes would turn our answer into a reset.
         After::DrainAndClose
-    } else if ex.keep_alive {
+    } else if ex.keep_alive.get() {
         After::KeepAlive
     } else {
         After::Close
@@ -411,6 +411,7 @@ async fn chat(
     ex.body_read.set(true);
     let info = crate::json::inspect_request(&body, &mut ctx.json_scratch.borrow_mut())
         .map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))?;
+    check_model(&info.model)?;
     if let Some(k) = key {
         if !k.allows(&info.model) {
             return Err(Error::new(
@@ -495,6 +496,23 @@ async fn chat(
     )
     .await?;
     translated::relay(ctx, conn, ex, &target, provider, up, resp, &meta).await
+}
+
+/// Longest model id accepted from a client, in bytes. Real ids are well under 100 bytes; the
+/// bound keeps a hostile one out of headers, logs and the upstream body.
+pub const MAX_MODEL_ID_BYTES: usize = 256;
+
+/// A client's model id is echoed in `x-ringway-model` and sent upstream: refuse, where it
+/// enters, one that is too long or holds a control character (CR, LF, NUL, DEL, C1).
+fn check_model(model: &str) -> Result<()> {
+    let problem = if model.len() > MAX_MODEL_ID_BYTES {
+        format!("`model` is longer than {MAX_MODEL_ID_BYTES} bytes")
+    } else if model.chars().any(char::is_control) {
+        "`model` must not contain control characters".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::new(ErrorKind::InvalidBody, problem).with_param("model"))
 }
 
 fn splice_model(body: Bytes, info: &crate::json::RequestInfo, model: &str) -> Result<Bytes> {
@@ -608,10 +626,15 @@ fn upstream_request(
     }
     // Every value is header-safe already: forwarded client values passed httparse, which
     // refuses control bytes and folded lines (http1 tests), and the configured ones (authority,
-    // API key, anthropic_version) were checked when the config loaded.
+    // API key, anthropic_version) were checked when the config loaded. The writer checks again.
     let fields = fields.get(..n).unwrap_or_default();
     let mut out = Vec::with_capacity(512 + body_len.min(crate::upstream::COALESCE_BODY_BYTES));
-    http1::write_request_head(&mut out, "POST", path, fields, body_len as u64);
+    http1::write_request_head(&mut out, "POST", path, fields, body_len as u64).map_err(|r| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("the gateway refused to write the upstream request: {r}"),
+        )
+    })?;
     Ok(out)
 }
 
@@ -623,19 +646,80 @@ async fn respond(
     content_type: &str,
     body: &[u8],
 ) -> Result<()> {
-    ex.status.set(status);
     let mut headers = ex.standard_headers();
     headers.push(("content-type", content_type.as_bytes()));
-    conn.wbuf.clear();
-    http1::write_response_head(
-        &mut conn.wbuf,
+    let headers_ok = write_head(
+        conn,
+        ex,
         status,
         &headers,
         ResponseBody::Length(body.len() as u64),
-        ex.keep_alive,
     );
-    conn.wbuf.extend_from_slice(body);
+    if headers_ok {
+        conn.wbuf.extend_from_slice(body);
+    }
     conn.flush().await
+}
+
+/// Write a response head into `conn.wbuf` (cleared first) and record its status. The writer
+/// refuses a header that could split the response (CR, LF, NUL, a bad name); values are checked
+/// where they enter too, so that is a bug upstream of here: the client then gets a complete 500
+/// in its format instead, `wbuf` holds it, the connection is marked to close and this returns
+/// false: the caller flushes and sends nothing more.
+fn write_head(
+    conn: &mut ClientConn,
+    ex: &Exchange<'_>,
+    status: u16,
+    headers: &[(&str, &[u8])],
+    body: ResponseBody,
+) -> bool {
+    conn.wbuf.clear();
+    let refused = match http1::write_response_head(
+        &mut conn.wbuf,
+        status,
+        headers,
+        body,
+        ex.keep_alive.get(),
+    ) {
+        Ok(()) => {
+            ex.status.set(status);
+            return true;
+        }
+        Err(refused) => refused,
+    };
+    let name = headers
+        .get(refused.index)
+        .map(|(n, _)| *n)
+        .filter(|n| http1::is_token(n.as_bytes()))
+        .unwrap_or("<unprintable>");
+    crate::log::error(format_args!(
+        "{} refused to write response header `{name}`: {refused}",
+        ex.request_id
+    ));
+    ex.keep_alive.set(false);
+    ex.status.set(500);
+    let e = Error::new(
+        ErrorKind::Internal,
+        "the gateway refused to write a response header holding control characters",
+    );
+    let body = e.body(ex.format);
+    let fallback: [(&str, &[u8]); 2] = [
+        ("x-ringway-request-id", ex.request_id.as_bytes()),
+        ("content-type", b"application/json"),
+    ];
+    conn.wbuf.clear();
+    if http1::write_response_head(
+        &mut conn.wbuf,
+        500,
+        &fallback,
+        ResponseBody::Length(body.len() as u64),
+        false,
+    )
+    .is_ok()
+    {
+        conn.wbuf.extend_from_slice(&body);
+    }
+    false
 }
 
 async fn write_error(conn: &mut ClientConn, ex: &Exchange<'_>, e: &Error) -> Result<()> {
@@ -652,19 +736,26 @@ pub async fn write_head_failure(ctx: &Ctx, conn: &mut ClientConn, e: &Error, see
         memchr::memmem::find(seen, b"anthropic-version").is_some(),
     );
     let request_id = ctx.request_id();
-    let mut headers: Vec<(&str, &[u8])> = vec![("x-ringway-request-id", request_id.as_bytes())];
-    headers.push(("content-type", b"application/json"));
+    let headers: [(&str, &[u8]); 2] = [
+        ("x-ringway-request-id", request_id.as_bytes()),
+        ("content-type", b"application/json"),
+    ];
     let body = e.body(format);
     conn.wbuf.clear();
-    http1::write_response_head(
+    // Only our own id and a constant: the writer cannot refuse them, and if it ever did
+    // there would be nothing safe to say, so the connection just closes.
+    if http1::write_response_head(
         &mut conn.wbuf,
         e.status(),
         &headers,
         ResponseBody::Length(body.len() as u64),
         false,
-    );
-    conn.wbuf.extend_from_slice(&body);
-    let _ = conn.flush().await;
+    )
+    .is_ok()
+    {
+        conn.wbuf.extend_from_slice(&body);
+        let _ = conn.flush().await;
+    }
 }
 
 /// `GET /v1/models`: OpenAI's list shape, with the fields Anthropic's SDK reads as well.

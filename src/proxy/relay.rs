@@ -48,7 +48,6 @@ pub(super) async fn relay(
     resp: ResponseHead,
 ) -> Result<(), Failure> {
     ctx.metrics.upstream(&provider.name, resp.status);
-    ex.status.set(resp.status);
     let sse = resp.is_event_stream();
     let client_http10 = ex.head.minor_version() == 0;
     let body_kind = match resp.framing {
@@ -56,7 +55,7 @@ pub(super) async fn relay(
         BodyFraming::Length(n) if !sse => ResponseBody::Length(n),
         _ if client_http10 => {
             // An HTTP/1.0 client cannot take chunked: delimit by closing.
-            ex.keep_alive = false;
+            ex.keep_alive.set(false);
             ResponseBody::CloseDelimited
         }
         _ => ResponseBody::Chunked,
@@ -70,14 +69,10 @@ pub(super) async fn relay(
                 headers.push((name, value));
             }
         }
-        conn.wbuf.clear();
-        http1::write_response_head(
-            &mut conn.wbuf,
-            resp.status,
-            &headers,
-            body_kind,
-            ex.keep_alive,
-        );
+        if !super::write_head(conn, ex, resp.status, &headers, body_kind) {
+            let _ = conn.flush().await;
+            return Err(Failure::AfterResponse);
+        }
     }
     // A stream's head goes out now, so a client waiting on a slow first token still sees
     // headers. Any other head waits in `wbuf` and leaves with the first body bytes: one

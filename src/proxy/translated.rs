@@ -109,22 +109,21 @@ pub(super) async fn relay(
             }
         };
         let dropped = dropped_params(meta);
-        ex.status.set(status);
         let mut headers = ex.standard_headers();
         headers.push(("content-type", b"application/json"));
         if !dropped.is_empty() {
             headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
         }
         copy_headers(&resp, client, &mut headers);
-        conn.wbuf.clear();
-        http1::write_response_head(
-            &mut conn.wbuf,
+        if super::write_head(
+            conn,
+            ex,
             status,
             &headers,
             ResponseBody::Length(out.len() as u64),
-            ex.keep_alive,
-        );
-        conn.wbuf.extend_from_slice(&out);
+        ) {
+            conn.wbuf.extend_from_slice(&out);
+        }
         conn.flush().await.map_err(|_| Failure::AfterResponse)
     };
     if result.is_ok() && reusable && body.is_done() {
@@ -200,7 +199,7 @@ async fn relay_stream(
     let framing = if chunked {
         ResponseBody::Chunked
     } else {
-        ex.keep_alive = false;
+        ex.keep_alive.set(false);
         ResponseBody::CloseDelimited
     };
     {
@@ -216,9 +215,10 @@ async fn relay_stream(
             headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
         }
         copy_headers(&resp, client, &mut headers);
-        conn.wbuf.clear();
-        ex.status.set(200);
-        http1::write_response_head(&mut conn.wbuf, 200, &headers, framing, ex.keep_alive);
+        if !super::write_head(conn, ex, 200, &headers, framing) {
+            let _ = conn.flush().await;
+            return Err(Failure::AfterResponse);
+        }
     }
     // A stream may last minutes: the provider's head would pin the first upstream read
     // buffer all that time.
