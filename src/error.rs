@@ -85,6 +85,8 @@ pub enum ErrorKind {
     UpstreamProtocol,
     /// A provider's credentials are not available (missing env var).
     ProviderCredentials,
+    /// The worker's budget for answers held whole (`server.max_buffered_bytes`) is spent.
+    BufferBudget,
     /// Anything that is our fault.
     Internal,
 }
@@ -114,6 +116,7 @@ impl ErrorKind {
             ErrorKind::UpstreamReset => "upstream_reset",
             ErrorKind::UpstreamProtocol => "upstream_protocol",
             ErrorKind::ProviderCredentials => "provider_credentials",
+            ErrorKind::BufferBudget => "buffer_budget",
             ErrorKind::Internal => "internal",
         }
     }
@@ -141,7 +144,9 @@ impl ErrorKind {
             | ErrorKind::IdleTimeout
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol => Side::Upstream,
-            ErrorKind::ProviderCredentials | ErrorKind::Internal => Side::Internal,
+            ErrorKind::ProviderCredentials | ErrorKind::Internal | ErrorKind::BufferBudget => {
+                Side::Internal
+            }
         }
     }
 
@@ -165,15 +170,17 @@ impl ErrorKind {
             | ErrorKind::UpstreamProtocol => 502,
             ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => 504,
             ErrorKind::ProviderCredentials | ErrorKind::Internal => 500,
+            ErrorKind::BufferBudget => 503,
         }
     }
 
     /// Default retry decision; call sites refine it (a reused connection, say).
     pub fn retry(self) -> Retry {
         match self {
-            ErrorKind::UpstreamConnect | ErrorKind::UpstreamTls | ErrorKind::ConnectTimeout => {
-                Retry::Yes
-            }
+            ErrorKind::UpstreamConnect
+            | ErrorKind::UpstreamTls
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::BufferBudget => Retry::Yes,
             _ => Retry::No,
         }
     }
@@ -203,6 +210,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamTls
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol => "upstream_error",
+            ErrorKind::BufferBudget => "gateway_overloaded",
             _ => return None,
         })
     }
@@ -215,6 +223,7 @@ impl ErrorKind {
             404 => "not_found_error",
             413 => "request_too_large",
             504 => "timeout_error",
+            503 => "overloaded_error",
             400..=499 => "invalid_request_error",
             _ => "api_error",
         }

@@ -17,11 +17,12 @@ ringway — LLM API gateway core
 
 USAGE:
   ringway [serve] [--config FILE] [--listen ADDR] [--workers N] [--driver auto|io_uring|epoll]
-                  [--mock-listen ADDR]
+                  [--mock-listen ADDR] [--reuse-port]
       Run the gateway. Without --config the embedded default serves: 127.0.0.1:4000, openai/* and
       anthropic/* to the real APIs (keys from OPENAI_API_KEY / ANTHROPIC_API_KEY), and the demo
       routes demo-gpt and demo-claude to a built-in mock provider (on --mock-listen, default
-      127.0.0.1:0).
+      127.0.0.1:0). Refuses to start on an address another process listens on, unless
+      --reuse-port (or server.reuse_port = true) asks to share it, as a zero-downtime restart does.
   ringway mock-upstream [--listen ADDR] [--ttft-ms N] [--itl-ms N] [--tls-cert PEM --tls-key PEM]
                         [--driver auto|io_uring|epoll]
       Run the deterministic provider simulator (both wire formats).
@@ -42,6 +43,17 @@ impl Args {
         let v = self.0.remove(i + 1);
         self.0.remove(i);
         Ok(Some(v))
+    }
+
+    /// A flag without a value: present or not.
+    fn switch(&mut self, name: &str) -> bool {
+        match self.0.iter().position(|a| a == name) {
+            Some(i) => {
+                self.0.remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     fn finish(self) -> Result<(), String> {
@@ -106,6 +118,7 @@ fn serve(mut args: Args) -> Result<(), String> {
         .flag("--mock-listen")?
         .map(|s| parse_addr(&s))
         .transpose()?;
+    let reuse_port = args.switch("--reuse-port");
     args.finish()?;
 
     let mut mock_thread = None;
@@ -138,6 +151,7 @@ fn serve(mut args: Args) -> Result<(), String> {
     if let Some(d) = driver {
         config.server.driver = d;
     }
+    config.server.reuse_port |= reuse_port;
     for p in &config.providers {
         if let ringway::config::ApiKey::Missing(var) = &p.api_key {
             ringway::log::warn(format_args!(

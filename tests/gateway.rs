@@ -924,44 +924,6 @@ fn log_names_the_driver() {
 
 // ---------- upstream body framings the mock does not produce ----------
 
-/// A one-shot raw upstream: answers each connection's first request with `response`, then
-/// closes. Returns its address.
-fn raw_upstream(response: &'static [u8]) -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming().take(8) {
-            let Ok(mut s) = s else { continue };
-            read_one_request(&mut s);
-            let _ = s.write_all(response);
-        }
-    });
-    addr
-}
-
-/// Read one request (head and Content-Length body) off `s`; false if it closed first.
-fn read_one_request(s: &mut std::net::TcpStream) -> bool {
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        let n = std::io::Read::read(s, &mut tmp).unwrap_or(0);
-        if n == 0 {
-            return false;
-        }
-        buf.extend_from_slice(&tmp[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= i + 4 + len {
-                return true;
-            }
-        }
-    }
-}
-
 fn raw_gateway(upstream: std::net::SocketAddr) -> Proc {
     gateway(&format!(
         "[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{upstream}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"

@@ -25,6 +25,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default longest silence while a client sends a body.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default longest time to receive a whole request body (a trickle that never goes silent).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default budget, per worker, for provider answers held whole for translation.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
 /// Default bound on one write to a client that stopped reading.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default idle time of a client connection between requests.
@@ -80,6 +84,12 @@ pub struct ServerConfig {
     pub keepalive_timeout: Duration,
     /// Bound on one write to a client.
     pub write_timeout: Duration,
+    /// Bound on receiving a whole request body.
+    pub body_timeout: Duration,
+    /// Per-worker budget for answers held whole.
+    pub max_buffered_bytes: usize,
+    /// Share the port with a process already listening on it.
+    pub reuse_port: bool,
 }
 
 /// Where a provider lives and how to talk to it.
@@ -718,6 +728,7 @@ impl Compiler<'_> {
             ("server.body_read_timeout_ms".into(), s.body_read_timeout_ms),
             ("server.keepalive_timeout_ms".into(), s.keepalive_timeout_ms),
             ("server.write_timeout_ms".into(), s.write_timeout_ms),
+            ("server.body_timeout_ms".into(), s.body_timeout_ms),
             (
                 "server.uring_entries".into(),
                 s.uring_entries.map(u64::from),
@@ -803,6 +814,13 @@ impl Compiler<'_> {
             }
             Some(m) => *m.get_ref(),
         };
+        let max_buffered_bytes = match &s.max_buffered_bytes {
+            None => DEFAULT_MAX_BUFFERED_BYTES,
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(self.err(m.span(), "server.max_buffered_bytes", "must be positive"));
+            }
+            Some(m) => *m.get_ref(),
+        };
         let ms = Duration::from_millis;
         Ok(ServerConfig {
             listen,
@@ -817,6 +835,9 @@ impl Compiler<'_> {
             body_read_timeout: s.body_read_timeout_ms.map_or(DEFAULT_BODY_READ_TIMEOUT, ms),
             keepalive_timeout: s.keepalive_timeout_ms.map_or(DEFAULT_KEEPALIVE_TIMEOUT, ms),
             write_timeout: s.write_timeout_ms.map_or(DEFAULT_WRITE_TIMEOUT, ms),
+            body_timeout: s.body_timeout_ms.map_or(DEFAULT_BODY_TIMEOUT, ms),
+            max_buffered_bytes,
+            reuse_port: s.reuse_port.unwrap_or(false),
         })
     }
 

@@ -52,6 +52,15 @@ pub struct RawServer {
     pub keepalive_timeout_ms: Option<u64>,
     /// Longest a single write to a client may block (a client that stopped reading). Default 60 s.
     pub write_timeout_ms: Option<u64>,
+    /// Longest a client may take to send a whole request body, however steadily it trickles.
+    /// Default 120 s.
+    pub body_timeout_ms: Option<u64>,
+    /// Bytes of provider answers one worker may hold whole at once (answers read for
+    /// translation); beyond it a request gets a 503 in its format. Default 128 MiB.
+    pub max_buffered_bytes: Option<Spanned<usize>>,
+    /// Share the listen port with another process already on it (SO_REUSEPORT), as a
+    /// zero-downtime restart does. Default false: `serve` refuses a port something listens on.
+    pub reuse_port: Option<bool>,
 }
 
 /// `[upstream]`: defaults every provider inherits.

@@ -128,6 +128,16 @@ impl BodyDecoder {
         BodyDecoder { state }
     }
 
+    /// Body bytes announced but not yet handed out: what is left of a Content-Length body or
+    /// of the chunk being read. Lets a caller refuse a declared size beyond its limit at once
+    /// instead of waiting for bytes that will be refused anyway.
+    pub fn announced_remaining(&self) -> u64 {
+        match self.state {
+            State::Length { remaining } | State::Data { remaining } => remaining,
+            _ => 0,
+        }
+    }
+
     /// Take the next piece of body from the front of `buf` (zero-copy). Chunk extensions are
     /// accepted and ignored; trailer fields are accepted and discarded. Bytes after the end
     /// of the body stay in `buf`. After an error the decoder keeps returning that error.

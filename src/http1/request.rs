@@ -36,6 +36,9 @@ pub struct RequestHead {
     method: Method,
     method_span: Span,
     target: Span,
+    /// Start of the path part of `target`: `target.start` for origin-form (`/a`), past the
+    /// scheme and authority for absolute-form (`http://host/a`).
+    path_start: usize,
     /// End of the path part of `target` (position of `?`, or `target.end`).
     path_end: usize,
     minor_version: u8,
@@ -71,12 +74,19 @@ impl RequestHead {
         self.str_at(self.target)
     }
 
-    /// The request-target without its query, e.g. `"/v1/messages"`.
+    /// The request-target's path without its query, e.g. `"/v1/messages"`. An absolute-form
+    /// target (`http://host/v1/messages`, which a server must accept: RFC 9112 §3.2.2) gives
+    /// its path too, and `"/"` when it has none (`http://host`).
     pub fn path(&self) -> &str {
-        self.str_at(Span {
-            start: self.target.start,
+        let path = self.str_at(Span {
+            start: self.path_start,
             end: self.path_end,
-        })
+        });
+        if path.is_empty() {
+            "/"
+        } else {
+            path
+        }
     }
 
     /// The query after `?`, without the `?`; `None` when the target has no `?`.
@@ -240,6 +250,7 @@ pub fn parse_request_head(
         method: parsed.method,
         method_span: parsed.method_span,
         target: parsed.target,
+        path_start: parsed.path_start,
         path_end: parsed.path_end,
         minor_version: parsed.minor_version,
         headers: parsed.headers,
@@ -255,12 +266,34 @@ struct Parsed {
     method: Method,
     method_span: Span,
     target: Span,
+    path_start: usize,
     path_end: usize,
     minor_version: u8,
     headers: Vec<(Span, Span)>,
     framing: Framing,
     keep_alive: bool,
     expects_continue: bool,
+}
+
+/// Where the path starts in an absolute-form target (`http://host[:port]/path?q`): past the
+/// scheme and authority; 0 for every other form. The authority ends at the first `/`, `?` or
+/// the end (RFC 3986 §3.2); the `Host` header is not consulted for routing, so it is not
+/// compared.
+fn absolute_form_path_offset(target: &[u8]) -> usize {
+    let starts = |prefix: &[u8]| {
+        target
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    let after_scheme = if starts(b"http://") {
+        7
+    } else if starts(b"https://") {
+        8
+    } else {
+        return 0;
+    };
+    let rest = target.get(after_scheme..).unwrap_or_default();
+    after_scheme + memchr::memchr2(b'/', b'?', rest).unwrap_or(rest.len())
 }
 
 fn parse_window(window: &[u8]) -> Result<Option<Parsed>, HeadError> {
@@ -279,6 +312,7 @@ fn parse_window(window: &[u8]) -> Result<Option<Parsed>, HeadError> {
     let target_span = Span::of(window, target.as_bytes());
     let path_end =
         target_span.start + memchr::memchr(b'?', target.as_bytes()).unwrap_or(target.len());
+    let path_start = target_span.start + absolute_form_path_offset(target.as_bytes());
 
     let mut fields = FieldScan::default();
     let mut headers = Vec::with_capacity(req.headers.len());
@@ -295,6 +329,7 @@ fn parse_window(window: &[u8]) -> Result<Option<Parsed>, HeadError> {
         method: Method::from_token(method),
         method_span: Span::of(window, method.as_bytes()),
         target: target_span,
+        path_start: path_start.min(path_end),
         path_end,
         minor_version,
         headers,
@@ -793,5 +828,36 @@ mod tests {
         assert_eq!(parse_decimal(b"99999999999999999999"), None);
         assert_eq!(trim_ows(b" \t a b\t "), b"a b");
         assert_eq!(trim_ows(b"  "), b"");
+    }
+
+    #[test]
+    fn absolute_form_targets_give_their_path() {
+        let cases = [
+            ("http://example.com/healthz", "/healthz", None),
+            (
+                "HTTP://Example.com:4000/v1/messages?beta=true",
+                "/v1/messages",
+                Some("beta=true"),
+            ),
+            (
+                "https://h/v1/chat/completions",
+                "/v1/chat/completions",
+                None,
+            ),
+            ("http://example.com", "/", None),
+            ("http://example.com?x=1", "/", Some("x=1")),
+            ("/v1/models", "/v1/models", None),
+            ("httpx://not-a-scheme/a", "httpx://not-a-scheme/a", None),
+        ];
+        for (target, path, query) in cases {
+            let raw = format!("GET {target} HTTP/1.1\r\nhost: h\r\n\r\n");
+            let mut buf = BytesMut::from(raw.as_bytes());
+            let h = parse_request_head(&mut buf, MAX_HEAD_BYTES)
+                .unwrap()
+                .unwrap();
+            assert_eq!(h.target(), target);
+            assert_eq!(h.path(), path, "{target}");
+            assert_eq!(h.query(), query, "{target}");
+        }
     }
 }

@@ -144,6 +144,9 @@ fn mock_server_config() -> ServerConfig {
         body_read_timeout: Duration::from_secs(30),
         keepalive_timeout: Duration::from_secs(300),
         write_timeout: Duration::from_secs(300),
+        body_timeout: Duration::from_secs(300),
+        max_buffered_bytes: 256 * 1024 * 1024,
+        reuse_port: false,
     }
 }
 
@@ -162,7 +165,12 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
         };
         seq += 1;
         let Ok(body) = conn
-            .read_body(&head, cfg.max_body_bytes, cfg.body_read_timeout)
+            .read_body(
+                &head,
+                cfg.max_body_bytes,
+                cfg.body_read_timeout,
+                cfg.body_timeout,
+            )
             .await
         else {
             return;

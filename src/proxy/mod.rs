@@ -3,6 +3,7 @@
 //! response. Until the first byte goes to the client an error is a clean client-format
 //! response; after it, an in-stream error frame and a clean end.
 
+mod budget;
 mod relay;
 mod translated;
 
@@ -44,6 +45,8 @@ pub struct Ctx {
     translate_opts: Vec<crate::translate::Options>,
     /// simd-json's reusable buffers: one set per worker, never rebuilt per request.
     json_scratch: RefCell<crate::json::SimdScratch>,
+    /// Bytes of answers held whole (for translation) on this worker, and their bound.
+    pub buffers: budget::BufferBudget,
 }
 
 impl Ctx {
@@ -65,7 +68,9 @@ impl Ctx {
             .iter()
             .map(|p| config.translate_options(p))
             .collect();
+        let buffers = budget::BufferBudget::new(config.server.max_buffered_bytes);
         Rc::new(Ctx {
+            buffers,
             config,
             pool,
             dns: DnsCache::default(),
@@ -120,6 +125,8 @@ enum Endpoint {
     Chat(Format),
     CountTokens,
     Models,
+    /// `GET /v1/models/{id}`: one route, as both SDKs' `models.retrieve` parse it.
+    Model,
     Health,
     Ready,
     Metrics,
@@ -133,6 +140,7 @@ impl Endpoint {
             Endpoint::Chat(Format::Anthropic) => "messages",
             Endpoint::CountTokens => "count_tokens",
             Endpoint::Models => "models",
+            Endpoint::Model => "model",
             Endpoint::Health => "healthz",
             Endpoint::Ready => "readyz",
             Endpoint::Metrics => "metrics",
@@ -151,6 +159,7 @@ fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         "/healthz" => (Endpoint::Health, Method::Get),
         "/readyz" => (Endpoint::Ready, Method::Get),
         "/metrics" => (Endpoint::Metrics, Method::Get),
+        p if model_id_in_path(p).is_some() => (Endpoint::Model, Method::Get),
         _ => return None,
     })
 }
@@ -245,6 +254,7 @@ async fn finish(
             }
         }
         Err(Failure::AfterResponse) => return After::Close,
+        Err(Failure::Ended) => {}
         Err(Failure::Respond(status, body)) => {
             if respond(conn, ex, status, "application/json", &body)
                 .await
@@ -271,8 +281,12 @@ async fn finish(
 enum Failure {
     /// Nothing was sent yet: answer with this error.
     BeforeResponse(Error),
-    /// The response had started; the relay already ended it as well as it could.
+    /// The response had started and could not be completed (the client is gone, or a body
+    /// broke where it has no way to say so): the client connection must close.
     AfterResponse,
+    /// The response is complete for the client (a stream that ended with its format's error
+    /// event and a clean end) but the provider connection is not reusable.
+    Ended,
     /// Nothing was sent yet: answer with this status and this body already in the client's format.
     Respond(u16, Vec<u8>),
 }
@@ -330,6 +344,24 @@ async fn pipeline(
         Endpoint::Models => {
             authenticate(ctx, head)?;
             let body = models_body(&ctx.config);
+            respond(conn, ex, 200, "application/json", &body).await?;
+            Ok(())
+        }
+        Endpoint::Model => {
+            authenticate(ctx, head)?;
+            let id = model_id_in_path(head.path())
+                .and_then(percent_decode)
+                .unwrap_or_default();
+            let route = ctx.config.routes.iter().find(|r| r.model == id);
+            let Some(route) = route else {
+                return Err(Error::new(
+                    ErrorKind::ModelNotFound,
+                    "The model does not exist or is not routed by this gateway",
+                )
+                .with_param("model")
+                .into());
+            };
+            let body = serde_json::to_vec(&model_object(route)).unwrap_or_default();
             respond(conn, ex, 200, "application/json", &body).await?;
             Ok(())
         }
@@ -406,6 +438,7 @@ async fn chat(
             head,
             cfg.server.max_body_bytes,
             cfg.server.body_read_timeout,
+            cfg.server.body_timeout,
         )
         .await?;
     ex.body_read.set(true);
@@ -758,31 +791,59 @@ pub async fn write_head_failure(ctx: &Ctx, conn: &mut ClientConn, e: &Error, see
     }
 }
 
+/// `{id}` of `/v1/models/{id}` (or `/models/{id}`, the OpenAI SDK's form without `/v1`), still
+/// percent-encoded; None for any other path, or an empty id.
+fn model_id_in_path(path: &str) -> Option<&str> {
+    let id = path
+        .strip_prefix("/v1/models/")
+        .or_else(|| path.strip_prefix("/models/"))?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// Decode `%XX` escapes (SDKs encode path parameters); None for a bad escape or non-UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// One route as a model object with the fields both SDKs read: OpenAI's (`id`, `object`,
+/// `created`, `owned_by`) and Anthropic's (`id`, `type`, `display_name`, `created_at`).
+fn model_object(r: &crate::config::Route) -> serde_json::Value {
+    let c = &r.capabilities;
+    serde_json::json!({
+        "id": r.model,
+        "object": "model",
+        "type": "model",
+        "created": 0,
+        "created_at": "1970-01-01T00:00:00Z",
+        "display_name": r.model,
+        "owned_by": "ringway",
+        "capabilities": {
+            "vision": c.vision,
+            "tools": c.tools,
+            "thinking": c.thinking,
+            "context_window": c.context_window,
+            "max_output": c.max_output,
+        },
+    })
+}
+
 /// `GET /v1/models`: OpenAI's list shape, with the fields Anthropic's SDK reads as well.
 fn models_body(cfg: &Config) -> Vec<u8> {
-    let data: Vec<serde_json::Value> = cfg
-        .routes
-        .iter()
-        .map(|r| {
-            let c = &r.capabilities;
-            serde_json::json!({
-                "id": r.model,
-                "object": "model",
-                "type": "model",
-                "created": 0,
-                "created_at": "1970-01-01T00:00:00Z",
-                "display_name": r.model,
-                "owned_by": "ringway",
-                "capabilities": {
-                    "vision": c.vision,
-                    "tools": c.tools,
-                    "thinking": c.thinking,
-                    "context_window": c.context_window,
-                    "max_output": c.max_output,
-                },
-            })
-        })
-        .collect();
+    let data: Vec<serde_json::Value> = cfg.routes.iter().map(model_object).collect();
     let first = cfg.routes.first().map(|r| r.model.as_str());
     let last = cfg.routes.last().map(|r| r.model.as_str());
     serde_json::to_vec(&serde_json::json!({
@@ -793,4 +854,42 @@ fn models_body(cfg: &Config) -> Vec<u8> {
         "last_id": last,
     }))
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_in_paths() {
+        assert_eq!(model_id_in_path("/v1/models/gpt"), Some("gpt"));
+        assert_eq!(model_id_in_path("/models/a%2Fb"), Some("a%2Fb"));
+        assert_eq!(model_id_in_path("/v1/models/"), None);
+        assert_eq!(model_id_in_path("/v1/models"), None);
+        assert_eq!(percent_decode("a%2Fb%20c").as_deref(), Some("a/b c"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn model_ids_are_checked_where_they_enter() {
+        assert!(check_model("claude-sonnet-4-5-20250929").is_ok());
+        assert!(check_model(&"m".repeat(MAX_MODEL_ID_BYTES)).is_ok());
+        for bad in [
+            "openai/x\r\nSet-Cookie: pwned=1".to_owned(),
+            "a\0b".to_owned(),
+            "tab\there".to_owned(),
+            "del\u{7f}".to_owned(),
+            "c1\u{85}".to_owned(),
+            "m".repeat(MAX_MODEL_ID_BYTES + 1),
+        ] {
+            let e = check_model(&bad).unwrap_err();
+            assert_eq!(e.status(), 400);
+            let body: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAi)).unwrap();
+            assert_eq!(body["error"]["param"], "model");
+        }
+    }
 }

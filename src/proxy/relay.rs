@@ -89,19 +89,16 @@ pub(super) async fn relay(
     let outcome = if sse {
         relay_sse(conn, ex, &mut up, &mut body, provider, chunked).await
     } else {
-        relay_plain(conn, &mut up, &mut body, provider, chunked).await
+        relay_plain(conn, &mut up, &mut body, provider, chunked)
+            .await
+            .map_err(|()| Failure::AfterResponse)
     };
-    match outcome {
-        Ok(()) => {
-            // Only a connection whose response was read to its end can carry the next request.
-            if reusable && body.is_done() {
-                up.served += 1;
-                ctx.pool.put(target.provider, up);
-            }
-            Ok(())
-        }
-        Err(()) => Err(Failure::AfterResponse),
+    // Only a connection whose response was read to its end can carry the next request.
+    if outcome.is_ok() && reusable && body.is_done() {
+        up.served += 1;
+        ctx.pool.put(target.provider, up);
     }
+    outcome
 }
 
 /// Relay a non-SSE body. On an upstream failure mid-body there is no way to signal it in
@@ -175,7 +172,7 @@ async fn relay_sse(
     body: &mut BodyCodec,
     provider: &Provider,
     chunked: bool,
-) -> Result<(), ()> {
+) -> Result<(), Failure> {
     let format = ex.format;
     let mut dec = sse::Decoder::new(MAX_SSE_EVENT_BYTES);
     let mut terminated = false;
@@ -205,7 +202,7 @@ async fn relay_sse(
                     ex.first_event.set(Some(ex.started.elapsed()));
                 }
                 if conn.flush().await.is_err() {
-                    return Err(());
+                    return Err(Failure::AfterResponse);
                 }
             }
             Ok(None) => {
@@ -225,7 +222,7 @@ async fn relay_sse(
             if chunked {
                 conn.wbuf.clear();
                 conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
-                conn.flush().await.map_err(|_| ())?;
+                conn.flush().await.map_err(|_| Failure::AfterResponse)?;
             }
             Ok(())
         }
@@ -237,26 +234,28 @@ async fn relay_sse(
             ));
             if terminated {
                 // The client already has a complete stream; just end the body.
+                conn.wbuf.clear();
                 if chunked {
-                    conn.wbuf.clear();
                     conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
-                    let _ = conn.flush().await;
                 }
-                return Err(());
+                return match conn.flush().await {
+                    Ok(()) => Err(Failure::Ended),
+                    Err(_) => Err(Failure::AfterResponse),
+                };
             }
             finish_with_error(conn, format, &e, chunked).await
         }
     }
 }
 
-/// Write the in-stream error frame and end the body cleanly. Returns Err: the upstream
-/// connection is not reusable.
+/// Write the in-stream error frame and end the body cleanly. Always Err: the upstream
+/// connection is not reusable; `Ended` when the client got the whole of it.
 async fn finish_with_error(
     conn: &mut ClientConn,
     format: Format,
     e: &Error,
     chunked: bool,
-) -> Result<(), ()> {
+) -> Result<(), Failure> {
     let mut ev = Vec::with_capacity(160);
     e.write_sse_frame(format, &mut ev);
     conn.wbuf.clear();
@@ -264,8 +263,10 @@ async fn finish_with_error(
     if chunked {
         conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
     }
-    let _ = conn.flush().await;
-    Err(())
+    match conn.flush().await {
+        Ok(()) => Err(Failure::Ended),
+        Err(_) => Err(Failure::AfterResponse),
+    }
 }
 
 /// Append `data` as one HTTP chunk, or raw for a close-delimited body. Empty data adds nothing.

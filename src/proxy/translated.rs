@@ -11,7 +11,10 @@ use crate::http1::{self, ResponseBody};
 use crate::server::conn::ClientConn;
 use crate::sse;
 use crate::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream, RequestMeta};
-use crate::upstream::{BodyCodec, Conn, ResponseHead};
+use crate::upstream::{BodyCodec, BodyFraming, Conn, ResponseHead};
+use bytes::Bytes;
+
+use super::budget::Charge;
 
 /// Largest upstream body read whole for translation (non-streaming answers and errors).
 pub const MAX_TRANSLATED_BODY: usize = 64 * 1024 * 1024;
@@ -91,8 +94,14 @@ pub(super) async fn relay(
     let result = if ok && resp.is_event_stream() {
         relay_stream(conn, ex, &mut up, &mut body, provider, resp, meta).await
     } else {
-        // Errors and whole answers: read the body, translate, answer with a length.
-        let raw = read_all(&mut up, &mut body, provider).await?;
+        // Errors and whole answers: read the body (charged to the worker's budget), translate,
+        // answer with a length.
+        let mut charge = ctx.buffers.charge();
+        let declared = match resp.framing {
+            BodyFraming::Length(n) => Some(n),
+            _ => None,
+        };
+        let raw = read_all(&mut up, &mut body, provider, declared, &mut charge).await?;
         let (status, out) = if ok {
             let translated = match client {
                 Format::OpenAi => translate::anthropic_to_openai_response(&raw, meta),
@@ -108,6 +117,15 @@ pub(super) async fn relay(
                 Format::Anthropic => translate::openai_to_anthropic_error(resp.status, &raw),
             }
         };
+        // The answer now lives in `out`: charge that (both were held while translating, and
+        // only one translation runs on a worker at a time: the documented constant).
+        drop(raw);
+        let mut out = out;
+        // The translators grow their output geometrically: hold only what the answer needs.
+        out.shrink_to_fit();
+        if !charge.resize(out.capacity()) {
+            return Err(Failure::BeforeResponse(over_budget(ctx)));
+        }
         let dropped = dropped_params(meta);
         let mut headers = ex.standard_headers();
         headers.push(("content-type", b"application/json"));
@@ -115,16 +133,23 @@ pub(super) async fn relay(
             headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
         }
         copy_headers(&resp, client, &mut headers);
-        if super::write_head(
-            conn,
-            ex,
-            status,
-            &headers,
-            ResponseBody::Length(out.len() as u64),
-        ) {
+        let len = out.len() as u64;
+        if !super::write_head(conn, ex, status, &headers, ResponseBody::Length(len)) {
+            conn.flush().await.map_err(|_| Failure::AfterResponse)
+        } else if out.len() <= super::relay::COALESCE_MAX_BYTES {
             conn.wbuf.extend_from_slice(&out);
+            conn.flush().await.map_err(|_| Failure::AfterResponse)
+        } else {
+            // Large: the head, then the body from its own buffer; copying it into `wbuf` would
+            // double it and leave the connection holding a buffer that size.
+            match conn.flush().await {
+                Ok(()) => conn
+                    .write_bytes(Bytes::from(out))
+                    .await
+                    .map_err(|_| Failure::AfterResponse),
+                Err(_) => Err(Failure::AfterResponse),
+            }
         }
-        conn.flush().await.map_err(|_| Failure::AfterResponse)
     };
     if result.is_ok() && reusable && body.is_done() {
         up.served += 1;
@@ -161,20 +186,47 @@ pub(super) fn render_translate_error(client: Format, e: &translate::TranslateErr
     }
 }
 
+/// Read a whole provider body for translation: at most [`MAX_TRANSLATED_BODY`] (a 502), and
+/// only while the worker's budget has room (a 503). Memory is charged before it is reserved.
 async fn read_all(
     up: &mut Conn,
     body: &mut BodyCodec,
     provider: &Provider,
+    declared: Option<u64>,
+    charge: &mut Charge<'_>,
 ) -> Result<Vec<u8>, Failure> {
-    let mut out = Vec::new();
+    let too_large = || {
+        Failure::BeforeResponse(Error::new(
+            ErrorKind::UpstreamProtocol,
+            format!("provider response exceeds {MAX_TRANSLATED_BODY} bytes"),
+        ))
+    };
+    let mut out: Vec<u8> = Vec::new();
+    if let Some(n) = declared {
+        // A declared length is reserved (and charged) once, exactly, before any byte is read.
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_TRANSLATED_BODY)
+            .ok_or_else(too_large)?;
+        if !charge.resize(n) {
+            return Err(Failure::BeforeResponse(over_budget_limit(charge.limit())));
+        }
+        out.reserve_exact(n);
+    }
     loop {
         match up.read_chunk(body, provider.idle_timeout).await {
             Ok(Some(d)) => {
-                if out.len() + d.len() > MAX_TRANSLATED_BODY {
-                    return Err(Failure::BeforeResponse(Error::new(
-                        ErrorKind::UpstreamProtocol,
-                        format!("provider response exceeds {MAX_TRANSLATED_BODY} bytes"),
-                    )));
+                let need = out.len() + d.len();
+                if need > MAX_TRANSLATED_BODY {
+                    return Err(too_large());
+                }
+                if need > out.capacity() {
+                    // Grow geometrically, as Vec would, but charge the capacity first.
+                    let cap = need.max(out.capacity().saturating_mul(2).min(MAX_TRANSLATED_BODY));
+                    if !charge.resize(cap) {
+                        return Err(Failure::BeforeResponse(over_budget_limit(charge.limit())));
+                    }
+                    out.reserve_exact(cap - out.len());
                 }
                 out.extend_from_slice(&d);
             }
@@ -182,6 +234,19 @@ async fn read_all(
             Err(e) => return Err(Failure::BeforeResponse(e)),
         }
     }
+}
+
+fn over_budget(ctx: &super::Ctx) -> Error {
+    over_budget_limit(ctx.buffers.limit())
+}
+
+fn over_budget_limit(limit: usize) -> Error {
+    Error::new(
+        ErrorKind::BufferBudget,
+        format!(
+            "the gateway is holding too many large answers (server.max_buffered_bytes = {limit} per worker); retry shortly"
+        ),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -250,8 +315,11 @@ async fn relay_stream(
                     }
                 }
                 if too_large {
+                    // `out` keeps the events translated before the oversized one; the error
+                    // frame follows them and the whole of it is written once, below.
                     ex.failed_midway.set(Some(ErrorKind::UpstreamProtocol));
                     tr.fail("provider sent an oversized SSE event", &mut out);
+                    break Some(());
                 }
                 if !out.is_empty() {
                     if ex.first_event.get().is_none() {
@@ -262,9 +330,6 @@ async fn relay_stream(
                     if conn.flush().await.is_err() {
                         return Err(Failure::AfterResponse);
                     }
-                }
-                if too_large {
-                    break Some(());
                 }
             }
             Ok(None) => break None,
@@ -290,9 +355,13 @@ async fn relay_stream(
     if chunked {
         conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
     }
-    let sent = conn.flush().await;
-    if failure.is_some() || sent.is_err() || !tr.is_done() {
+    if conn.flush().await.is_err() {
         return Err(Failure::AfterResponse);
+    }
+    if failure.is_some() || !tr.is_done() {
+        // The client has a complete stream that ends with an error event: its connection
+        // may carry the next request; the provider's may not.
+        return Err(Failure::Ended);
     }
     Ok(())
 }

@@ -127,10 +127,53 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind_with_config(addr, &opts)
 }
 
+/// Refuse an address another socket already listens on. Our listeners set SO_REUSEPORT so
+/// that every worker can bind the port, but that would also let this process silently share
+/// it with another gateway (of another config). Probe first with a socket that sets only
+/// SO_REUSEADDR and is bound, never listened on (so no connection can land on it): Linux
+/// refuses that bind while anything listens on the address. Port 0 always gets a fresh port.
+pub fn ensure_address_free(addr: SocketAddr) -> Result<(), String> {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+    };
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .map_err(|e| format!("cannot probe {addr}: {e}"))?;
+    // Closed on every path below.
+    let close = |fd| {
+        let _ = nix::unistd::close(fd);
+    };
+    if let Err(e) = setsockopt(fd, sockopt::ReuseAddr, &true) {
+        close(fd);
+        return Err(format!("cannot probe {addr}: {e}"));
+    }
+    let result = bind(fd, &SockaddrStorage::from(addr));
+    close(fd);
+    match result {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EADDRINUSE) => Err(format!(
+            "cannot listen on {addr}: another process is already listening there; stop it, \
+             choose another address, or pass --reuse-port (server.reuse_port = true) to share \
+             the port on purpose (zero-downtime restart)"
+        )),
+        Err(e) => Err(format!("cannot listen on {addr}: {e}")),
+    }
+}
+
 /// Start the workers and return once every one of them is listening. Worker 0 binds first so
 /// that a port-0 config gets one real port that the other workers then share.
 pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let workers = config.server.workers;
+    if !config.server.reuse_port {
+        ensure_address_free(config.server.listen)?;
+    }
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let id_prefix = id_prefix();

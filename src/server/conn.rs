@@ -169,14 +169,18 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         }
     }
 
-    /// Read the whole body of `head`, bounded by `max` bytes and `idle` silence between reads.
-    /// A Content-Length body is handed out zero-copy; a chunked one is gathered.
+    /// Read the whole body of `head`, bounded by `max` bytes, `idle` silence between reads and
+    /// `whole` for all of it (a client trickling a byte at a time never goes silent). A
+    /// Content-Length body is handed out zero-copy; a chunked one is gathered, and a chunk
+    /// that announces more than `max` in all is refused before its bytes are awaited.
     pub async fn read_body(
         &mut self,
         head: &RequestHead,
         max: usize,
         idle: Duration,
+        whole: Duration,
     ) -> Result<Bytes> {
+        let deadline = Instant::now() + whole;
         match head.framing() {
             Framing::None => Ok(Bytes::new()),
             Framing::Length(n) => {
@@ -191,7 +195,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                     self.rbuf.reserve(n - self.rbuf.len());
                 }
                 while self.rbuf.len() < n {
-                    self.fill_body(idle).await?;
+                    self.fill_body(idle, deadline, whole).await?;
                 }
                 let body = self.rbuf.split_to(n).freeze();
                 self.release_read_buffer();
@@ -204,32 +208,46 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                 let mut dec = BodyDecoder::new(Framing::Chunked);
                 let mut body = BytesMut::new();
                 loop {
-                    match dec.decode(&mut self.rbuf) {
+                    let need_more = match dec.decode(&mut self.rbuf) {
                         Ok(BodyEvent::Data(d)) => {
-                            if body.len() + d.len() > max {
-                                return Err(too_large(max));
-                            }
                             body.extend_from_slice(&d);
+                            false
                         }
                         Ok(BodyEvent::End) => {
                             self.release_read_buffer();
                             return Ok(body.freeze());
                         }
-                        Ok(BodyEvent::NeedMore) => self.fill_body(idle).await?,
+                        Ok(BodyEvent::NeedMore) => true,
                         Err(e) => {
                             return Err(Error::new(
                                 ErrorKind::BadRequest,
-                                format!("malformed chunked request body: {e:?}"),
+                                format!("malformed chunked request body: {e}"),
                             ))
                         }
+                    };
+                    // What the client has announced so far, not only what arrived.
+                    let announced = (body.len() as u64).saturating_add(dec.announced_remaining());
+                    if announced > max as u64 {
+                        return Err(too_large(max));
+                    }
+                    if need_more {
+                        self.fill_body(idle, deadline, whole).await?;
                     }
                 }
             }
         }
     }
 
-    async fn fill_body(&mut self, idle: Duration) -> Result<()> {
-        match self.fill_until(Instant::now() + idle).await {
+    /// Read more of a body: up to `idle` of silence, and never past `deadline` (`whole` after
+    /// the body began).
+    async fn fill_body(
+        &mut self,
+        idle: Duration,
+        deadline: Instant,
+        whole: Duration,
+    ) -> Result<()> {
+        let silence = Instant::now() + idle;
+        match self.fill_until(silence.min(deadline)).await {
             Ok(0) => Err(Error::new(
                 ErrorKind::BadRequest,
                 "connection closed before the body was complete",
@@ -240,6 +258,10 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                 "connection failed while reading the body",
             )
             .with_cause(e)),
+            Err(None) if deadline <= silence => Err(Error::new(
+                ErrorKind::BodyTimeout,
+                format!("request body not received within {} ms", whole.as_millis()),
+            )),
             Err(None) => Err(Error::new(
                 ErrorKind::BodyTimeout,
                 format!("request body stalled for {} ms", idle.as_millis()),

@@ -470,3 +470,42 @@ pub fn sse_events(body: &[u8]) -> Vec<(Option<String>, String)> {
     }
     out
 }
+
+/// A raw upstream for framings and faults the mock does not produce: answers each of its first
+/// 8 connections' first request with `response`, then closes. Returns its address.
+pub fn raw_upstream(response: impl Into<Vec<u8>>) -> SocketAddr {
+    let response: Vec<u8> = response.into();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(8) {
+            let Ok(mut s) = s else { continue };
+            read_one_request(&mut s);
+            let _ = s.write_all(&response);
+        }
+    });
+    addr
+}
+
+/// Read one request (head and Content-Length body) off `s`; false if it closed first.
+pub fn read_one_request(s: &mut TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        let n = Read::read(s, &mut tmp).unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= i + 4 + len {
+                return true;
+            }
+        }
+    }
+}

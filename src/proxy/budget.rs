@@ -1,0 +1,108 @@
+//! The worker's budget for bodies it holds whole (provider answers read for translation): one
+//! counter per worker, charged before memory is reserved and released when the charge drops,
+//! so many concurrent huge answers cannot add up past `server.max_buffered_bytes`.
+
+use std::cell::Cell;
+
+/// A worker's buffered-body budget. Single-threaded: a `Cell`, no atomics.
+#[derive(Debug)]
+pub struct BufferBudget {
+    limit: usize,
+    used: Cell<usize>,
+}
+
+impl BufferBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        BufferBudget {
+            limit,
+            used: Cell::new(0),
+        }
+    }
+
+    /// The configured limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes charged now.
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+
+    /// An empty charge against this budget; grow it before reserving memory.
+    pub fn charge(&self) -> Charge<'_> {
+        Charge {
+            budget: self,
+            bytes: 0,
+        }
+    }
+}
+
+/// Bytes one request holds against the budget; given back when dropped.
+#[derive(Debug)]
+pub struct Charge<'a> {
+    budget: &'a BufferBudget,
+    bytes: usize,
+}
+
+impl Charge<'_> {
+    /// Make this charge `total` bytes. Growing fails (and changes nothing) when the worker's
+    /// other charges leave too little room; shrinking always succeeds.
+    pub fn resize(&mut self, total: usize) -> bool {
+        let b = self.budget;
+        let others = b.used.get().saturating_sub(self.bytes);
+        if total > self.bytes && others.saturating_add(total) > b.limit {
+            return false;
+        }
+        b.used.set(others.saturating_add(total));
+        self.bytes = total;
+        true
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The budget's limit.
+    pub fn limit(&self) -> usize {
+        self.budget.limit
+    }
+}
+
+impl Drop for Charge<'_> {
+    fn drop(&mut self) {
+        let b = self.budget;
+        b.used.set(b.used.get().saturating_sub(self.bytes));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_add_up_to_the_limit_and_are_given_back() {
+        let b = BufferBudget::new(100);
+        let mut a = b.charge();
+        assert!(a.resize(60));
+        {
+            let mut c = b.charge();
+            assert!(!c.resize(41), "60 + 41 > 100");
+            assert_eq!(c.bytes(), 0, "a refused growth changes nothing");
+            assert!(c.resize(40));
+            assert_eq!(b.used(), 100);
+            assert!(!a.resize(61));
+            assert!(a.resize(10), "shrinking always works");
+            assert_eq!(b.used(), 50);
+        }
+        assert_eq!(b.used(), 10, "dropping a charge gives it back");
+        drop(a);
+        assert_eq!(b.used(), 0);
+        let mut big = b.charge();
+        assert!(big.resize(100));
+        assert!(!b.charge().resize(1));
+    }
+}

@@ -1,0 +1,518 @@
+//! What an adversarial probe and a new user found (header injection, a shared port, buffered
+//! answers without a bound, stream endings, request targets and bodies, accept failures, model
+//! lookup), each tested through the real binary over real sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+// ---------- 1. response-header injection ----------
+
+/// Every hostile model goes to both chat endpoints and count_tokens, streaming and not.
+const HOSTILE_MODELS: [&str; 4] = [
+    "openai/x\r\nSet-Cookie: pwned=1",
+    "anthropic/x\r\n\r\nHTTP/1.1 200 OK\r\nx-forged: 1\r\n\r\n",
+    "openai/nul\u{0}here",
+    "openai/del\u{7f}",
+];
+
+/// Send `raw` with `connection: close` and return every byte the gateway wrote.
+fn exchange_raw(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    s.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// The bytes hold exactly one response whose head has no forged field.
+fn assert_one_clean_response(
+    bytes: &[u8],
+    want_status: u16,
+    forbidden: &[&str],
+    what: &str,
+) -> serde_json::Value {
+    let text = String::from_utf8_lossy(bytes);
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "{what}: exactly one response: {text:?}"
+    );
+    let head_end = text.find("\r\n\r\n").unwrap();
+    let head = &text[..head_end];
+    assert!(
+        head.starts_with(&format!("HTTP/1.1 {want_status} ")),
+        "{what}: {head}"
+    );
+    for forged in ["set-cookie", "x-forged", "x-evil"].iter().chain(forbidden) {
+        assert!(
+            !head.to_ascii_lowercase().contains(forged),
+            "{what}: head must not carry {forged}: {head}"
+        );
+    }
+    assert!(!head.contains('\0'), "{what}: NUL in head");
+    serde_json::from_str(&text[head_end + 4..]).unwrap()
+}
+
+#[test]
+fn hostile_model_names_never_reach_a_header() {
+    let (_m, g) = setup("");
+    for model in HOSTILE_MODELS {
+        for stream in [false, true] {
+            for (path, body) in [
+                ("/v1/chat/completions", openai_body(model, "hi", stream)),
+                ("/v1/messages", anthropic_body(model, "hi", stream)),
+                (
+                    "/v1/messages/count_tokens",
+                    anthropic_body(model, "hi", false),
+                ),
+            ] {
+                let raw = post(path, &[("connection", "close")], &body);
+                let what = format!("{path} stream={stream} model={model:?}");
+                let v = assert_one_clean_response(
+                    &exchange_raw(g.addr, &raw),
+                    400,
+                    &["x-ringway-model", "x-ringway-provider"],
+                    &what,
+                );
+                if path.starts_with("/v1/messages") {
+                    assert_eq!(v["type"], "error", "{what}");
+                    assert!(
+                        v["error"]["message"].as_str().unwrap().contains("model"),
+                        "{what}: {v}"
+                    );
+                } else {
+                    assert_eq!(v["error"]["param"], "model", "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_megabyte_model_name_is_a_400_not_a_megabyte_header() {
+    let (_m, g) = setup("");
+    let model = format!("openai/{}", "m".repeat(1 << 20));
+    let raw = post(
+        "/v1/chat/completions",
+        &[("connection", "close")],
+        &openai_body(&model, "hi", false),
+    );
+    let bytes = exchange_raw(g.addr, &raw);
+    assert!(bytes.len() < 4096, "answer is small: {} bytes", bytes.len());
+    let v = assert_one_clean_response(&bytes, 400, &["x-ringway-model"], "1 MB model");
+    assert_eq!(v["error"]["param"], "model");
+    // A model at the documented bound still routes (and its id reaches the header intact).
+    let ok_model = format!("mo/{}", "m".repeat(256 - 3));
+    let r = chat_openai(g.addr, &ok_model, "hi", false);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-ringway-model"), Some(&ok_model[3..]));
+}
+
+/// Good models on every path still carry the routing headers (success, error, stream).
+#[test]
+fn routing_headers_on_success_error_and_stream() {
+    let (_m, g) = setup("");
+    for (r, model) in [
+        (chat_openai(g.addr, "gpt", "hi", false), "mock-gpt-up"),
+        (chat_openai(g.addr, "gpt", "hi", true), "mock-gpt-up"),
+        (
+            chat_anthropic(g.addr, "claude", "hi", true),
+            "mock-claude-up",
+        ),
+        (chat_openai(g.addr, "claude", "hi", false), "mock-claude-up"),
+        (
+            chat_openai(g.addr, "claude", "mock:status=429", false),
+            "mock-claude-up",
+        ),
+        (chat_anthropic(g.addr, "gpt", "hi", true), "mock-gpt-up"),
+    ] {
+        assert_eq!(r.header("x-ringway-model"), Some(model));
+        assert!(r.header("x-ringway-provider").is_some());
+    }
+}
+
+/// A provider header value with a control byte is refused where it enters (the provider head
+/// decoder), so it cannot reach the client: a 502 in the client's format.
+#[test]
+fn provider_header_with_a_control_byte_is_a_502() {
+    for stream in [false, true] {
+        let up = raw_upstream(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-evil: a\x00b\r\ncontent-length: 2\r\n\r\n{}"
+                .to_vec(),
+        );
+        let g = gateway(&format!(
+            "[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+        ));
+        let raw = post(
+            "/v1/chat/completions",
+            &[("connection", "close")],
+            &openai_body("r", "hi", stream),
+        );
+        let v = assert_one_clean_response(&exchange_raw(g.addr, &raw), 502, &[], "x-evil");
+        assert!(v["error"]["message"].is_string());
+    }
+}
+
+// ---------- 2. a second gateway on a busy port ----------
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn serve_on(addr: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--listen", addr, "--driver", &driver()]);
+    cmd.args(["--mock-listen", "127.0.0.1:0"]);
+    cmd.args(extra);
+    cmd
+}
+
+#[test]
+fn a_second_gateway_on_a_busy_port_refuses_to_start() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let first = spawn_and_wait(serve_on(&addr, &[]), "listening on");
+    let out = serve_on(&addr, &[]).stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success(), "second serve must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already listening") && err.contains("--reuse-port"),
+        "{err}"
+    );
+    // The first one is still the only one serving.
+    assert_eq!(request(first.addr, &get("/healthz", &[])).status, 200);
+    // Asked for explicitly, the port is shared (the zero-downtime restart).
+    let second = spawn_and_wait(serve_on(&addr, &["--reuse-port"]), "listening on");
+    assert_eq!(second.addr, first.addr);
+    assert_eq!(request(second.addr, &get("/healthz", &[])).status, 200);
+}
+
+// ---------- 3. a worker-wide budget for answers held whole ----------
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn buffered_answers_stay_within_the_worker_budget() {
+    const BUDGET: u64 = 16 << 20;
+    const ANSWER: usize = 12_000_000;
+    const CLIENTS: usize = 8;
+    let m = mock(&[]);
+    let g = gateway_env(
+        &format!(
+            "[server]\nworkers = 1\nmax_buffered_bytes = {BUDGET}\n\n{}",
+            standard_providers(&m)
+        ),
+        PROVIDER_KEYS,
+    );
+    // Warm up: one translated answer so the allocator's steady state is in the baseline.
+    let r = chat_openai(g.addr, "claude", "hi", false);
+    assert_eq!(r.status, 200);
+    let before = vm_hwm_kib(g.child.id());
+    let addr = g.addr;
+    let prompt = format!("mock:big={ANSWER}");
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let prompt = prompt.clone();
+            std::thread::spawn(move || {
+                // Both directions: OpenAI client to the Anthropic provider and back.
+                if i % 2 == 0 {
+                    chat_openai(addr, "claude", &prompt, false)
+                } else {
+                    chat_anthropic(addr, "gpt", &prompt, false)
+                }
+            })
+        })
+        .collect();
+    let (mut served, mut refused) = (0, 0);
+    for (i, c) in clients.into_iter().enumerate() {
+        let r = c.join().unwrap();
+        match r.status {
+            200 => {
+                served += 1;
+                assert!(r.body.len() > ANSWER / 2);
+            }
+            503 => {
+                refused += 1;
+                eprintln!("refused: {}", r.text());
+                let v = r.json();
+                if i % 2 == 0 {
+                    assert_eq!(v["error"]["code"], "gateway_overloaded", "{v}");
+                } else {
+                    assert_eq!(v["error"]["type"], "overloaded_error", "{v}");
+                }
+            }
+            s => panic!("unexpected status {s}: {}", r.text()),
+        }
+    }
+    let after = vm_hwm_kib(g.child.id());
+    let rise = (after.saturating_sub(before)) * 1024;
+    // The documented bound: the budget, plus one translation's scratch (one answer: only one
+    // translation runs on a worker at a time), plus allocator slack.
+    let bound = BUDGET + ANSWER as u64 * 2 + (16 << 20);
+    assert!(served >= 1, "at least one answer fits the budget");
+    assert!(refused >= 1, "8 x 12 MB cannot all fit 16 MiB at once");
+    assert!(
+        rise <= bound,
+        "peak RSS rose {} MiB, bound {} MiB (served {served}, refused {refused})",
+        rise >> 20,
+        bound >> 20
+    );
+    // The budget is given back: the same request works again alone.
+    let r = chat_openai(g.addr, "claude", &prompt, false);
+    assert_eq!(r.status, 200);
+}
+
+// ---------- 4 and 5. translated streams: one error frame, and the connection is kept ----------
+
+/// A provider stream whose second event is larger than the gateway's 4 MiB event limit.
+fn oversized_event_stream(anthropic: bool) -> Vec<u8> {
+    let first: &[u8] = if anthropic {
+        b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"x\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":1,\"output_tokens\":0}}}\n\n"
+    } else {
+        b"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"x\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":null}]}\n\n"
+    };
+    let mut body = first.to_vec();
+    body.extend_from_slice(b"data: ");
+    body.extend(std::iter::repeat_n(b'x', 5 << 20));
+    body.extend_from_slice(b"\n\n");
+    let mut out =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n".to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn oversized_provider_event_gives_one_error_frame_in_either_direction() {
+    for client_anthropic in [false, true] {
+        let up = raw_upstream(oversized_event_stream(!client_anthropic));
+        let (kind, base) = if client_anthropic {
+            ("openai", format!("http://{up}/v1"))
+        } else {
+            ("anthropic", format!("http://{up}"))
+        };
+        let g = gateway(&format!(
+            "[[provider]]\nname = \"raw\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+        ));
+        let r = if client_anthropic {
+            chat_anthropic(g.addr, "r", "hi", true)
+        } else {
+            chat_openai(g.addr, "r", "hi", true)
+        };
+        assert_eq!(r.status, 200);
+        let events = sse_events(&r.body);
+        let errors = events
+            .iter()
+            .filter(|(e, d)| e.as_deref() == Some("error") || d.starts_with("{\"error\""))
+            .count();
+        assert_eq!(errors, 1, "client_anthropic={client_anthropic}: {events:?}");
+    }
+}
+
+/// After a stream that ended with an error event and a clean end, the same connection serves
+/// the next request: same-format and translated, both client formats.
+#[test]
+fn connection_is_kept_after_a_stream_ends_with_an_error_event() {
+    let (_m, g) = setup("");
+    for (path, model) in [
+        ("/v1/chat/completions", "gpt"),
+        ("/v1/chat/completions", "claude"),
+        ("/v1/messages", "claude"),
+        ("/v1/messages", "gpt"),
+    ] {
+        let body = |prompt: &str, stream: bool| {
+            if path == "/v1/messages" {
+                anthropic_body(model, prompt, stream)
+            } else {
+                openai_body(model, prompt, stream)
+            }
+        };
+        let mut c = Client::connect(g.addr);
+        c.send_raw(&post(path, &[], &body("mock:reset", true)));
+        let r = c.read_response().unwrap();
+        assert_eq!(r.status, 200);
+        let last = sse_events(&r.body).last().cloned().unwrap();
+        assert!(
+            last.0.as_deref() == Some("error") || last.1.starts_with("{\"error\""),
+            "{path} {model}: ends with an error event: {last:?}"
+        );
+        assert_eq!(r.header("connection"), None, "{path} {model}: no close");
+        c.send_raw(&post(path, &[], &body("again", false)));
+        let r = c.read_response().expect("the connection was kept");
+        assert_eq!(r.status, 200, "{path} {model}");
+    }
+}
+
+// ---------- 6. absolute-form request targets ----------
+
+#[test]
+fn absolute_form_targets_are_served() {
+    let (_m, g) = setup("");
+    let r = request(g.addr, &get(&format!("http://{}/healthz", g.addr), &[]));
+    assert_eq!(r.status, 200);
+    let raw = post(
+        "HTTP://gateway.example/v1/chat/completions",
+        &[],
+        &openai_body("gpt", "hi", false),
+    );
+    let r = request(g.addr, &raw);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["object"], "chat.completion");
+}
+
+// ---------- 7. request bodies: declared sizes and a whole-body deadline ----------
+
+#[test]
+fn a_chunk_larger_than_the_body_limit_is_413_at_once() {
+    let (_m, g) =
+        setup("[server]\nworkers = 1\nmax_body_bytes = 4096\nbody_read_timeout_ms = 20000\n");
+    for size in ["ffffffffffffffff", "1001"] {
+        let start = Instant::now();
+        let mut c = Client::connect(g.addr);
+        c.send_raw(
+            format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n{size}\r\n{{\"model\":"
+            )
+            .as_bytes(),
+        );
+        let r = c.read_response().unwrap();
+        assert_eq!(r.status, 413, "declared chunk {size}: {}", r.text());
+        assert!(start.elapsed() < Duration::from_secs(5), "answered at once");
+    }
+}
+
+#[test]
+fn a_trickling_body_is_cut_off_by_the_whole_body_deadline() {
+    let (_m, g) =
+        setup("[server]\nworkers = 1\nbody_read_timeout_ms = 1000\nbody_timeout_ms = 1500\n");
+    let body = openai_body("gpt", "hi", false);
+    let mut c = Client::connect(g.addr);
+    c.send_raw(
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let start = Instant::now();
+    // One byte every 300 ms never trips the 1 s silence timeout; the deadline must.
+    let mut stream = c.stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        for b in body.as_bytes().iter().take(20) {
+            if stream.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let r = c.read_response().unwrap();
+    let took = start.elapsed();
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("within 1500 ms"));
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let _ = writer.join();
+}
+
+// ---------- 8. accept failures back off and warn at a bounded rate ----------
+
+#[test]
+fn running_out_of_file_descriptors_is_logged_at_a_bounded_rate_and_recovers() {
+    let m = mock(&[]);
+    let path = write_config(&format!(
+        "[server]\nworkers = 1\n\n{}",
+        standard_providers(&m)
+    ));
+    let mut cmd = Command::new("sh");
+    // A low descriptor limit, so a few dozen connections exhaust it.
+    cmd.arg("-c").arg(format!(
+        "ulimit -n 48 && exec {} serve --config {} --listen 127.0.0.1:0 --driver {}",
+        bin(),
+        path.display(),
+        driver()
+    ));
+    for (k, v) in PROVIDER_KEYS {
+        cmd.env(k, v);
+    }
+    let g = spawn_and_wait(cmd, "listening on");
+    let held: Vec<TcpStream> = (0..80)
+        .filter_map(|_| TcpStream::connect(g.addr).ok())
+        .collect();
+    assert!(held.len() >= 60, "connections queued: {}", held.len());
+    std::thread::sleep(Duration::from_secs(3));
+    let warnings = g
+        .drain_log()
+        .into_iter()
+        .filter(|l| l.contains("accept failed"))
+        .count();
+    assert!(
+        (1..=2).contains(&warnings),
+        "accept failures are logged, at most once per period: {warnings} warnings in 3 s"
+    );
+    drop(held);
+    // Recovery: once descriptors are free, requests are served again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = request(g.addr, &get("/healthz", &[]));
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gateway did not recover");
+    }
+}
+
+// ---------- 11. GET /v1/models/{id} ----------
+
+#[test]
+fn a_single_model_is_served_in_both_sdk_shapes() {
+    let (_m, g) = setup("");
+    let list = request(g.addr, &get("/v1/models", &[])).json();
+    for path in ["/v1/models/gpt", "/models/gpt", "/v1/models/%67pt"] {
+        let r = request(g.addr, &get(path, &[]));
+        assert_eq!(r.status, 200, "{path}");
+        let v = r.json();
+        assert_eq!(v["id"], "gpt");
+        assert_eq!(v["object"], "model");
+        assert_eq!(v["type"], "model");
+        assert!(v["created"].is_number() && v["created_at"].is_string());
+        assert!(v["owned_by"].is_string() && v["display_name"].is_string());
+        let listed = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == "gpt");
+        assert_eq!(Some(&v), listed, "same object as in the list");
+    }
+    let r = request(g.addr, &get("/v1/models/nope", &[]));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
+    let r = request(
+        g.addr,
+        &get("/v1/models/nope", &[("anthropic-version", "2023-06-01")]),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["type"], "not_found_error");
+}
