@@ -9,7 +9,7 @@ echo "== cargo test (driver: io_uring)"
 RINGWAY_TEST_DRIVER=io_uring cargo test --locked --workspace
 
 echo "== integration tests again on the epoll driver"
-RINGWAY_TEST_DRIVER=epoll cargo test --locked --test gateway
+RINGWAY_TEST_DRIVER=epoll cargo test --locked --test gateway --test hardening
 
 echo "== SDK conformance (venv: .venv)"
 if [ ! -x .venv/bin/python ]; then
@@ -17,7 +17,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 cargo build --locked --bin ringway
+# Where cargo put the binary: CARGO_TARGET_DIR (relative to here, or absolute) when set.
+target_dir=${CARGO_TARGET_DIR:-target}
+case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 for driver in io_uring epoll; do
   echo "-- SDK tests on $driver"
-  RINGWAY_TEST_DRIVER=$driver RINGWAY_BIN="$PWD/target/debug/ringway" .venv/bin/python -m pytest -q tests/sdk
+  RINGWAY_TEST_DRIVER=$driver RINGWAY_BIN="$target_dir/debug/ringway" .venv/bin/python -m pytest -q tests/sdk
 done

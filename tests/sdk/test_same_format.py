@@ -132,6 +132,20 @@ def test_openai_models_list(oai):
     assert ids == ["gpt", "claude"]
 
 
+def test_openai_models_retrieve(oai):
+    m = oai.models.retrieve("claude")
+    assert m.id == "claude" and m.object == "model" and m.owned_by == "ringway"
+    with pytest.raises(openai.NotFoundError):
+        oai.models.retrieve("no-such-model")
+
+
+def test_anthropic_models_retrieve(ant):
+    m = ant.models.retrieve("gpt")
+    assert m.id == "gpt" and m.type == "model" and m.display_name == "gpt"
+    with pytest.raises(anthropic.NotFoundError):
+        ant.models.retrieve("no-such-model")
+
+
 # ---------- Anthropic SDK ----------
 
 
