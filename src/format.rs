@@ -29,7 +29,7 @@ impl Format {
     /// The dialect an error should be rendered in when all we know is the path and whether
     /// Anthropic-only headers were sent (unknown paths, unparseable heads).
     pub fn sniff(path: &[u8], anthropic_headers: bool) -> Format {
-        if path.starts_with(b"/v1/messages") || anthropic_headers {
+        if path.starts_with(b"/v1/messages") || path.starts_with(b"/v1/v1/") || anthropic_headers {
             Format::Anthropic
         } else {
             Format::OpenAi

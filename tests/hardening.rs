@@ -516,3 +516,59 @@ fn a_single_model_is_served_in_both_sdk_shapes() {
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["type"], "not_found_error");
 }
+
+// ---------- base URLs users already have (the Anthropic SDK with a `/v1` base URL) ----------
+
+#[test]
+fn doubled_v1_paths_reach_the_anthropic_endpoints_only() {
+    let (_m, g) = setup("");
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/v1/messages",
+            &[],
+            &anthropic_body("claude", "hi", false),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["type"], "message");
+    let r = request(
+        g.addr,
+        &post("/v1/v1/messages", &[], &anthropic_body("gpt", "hi", true)),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("event: message_stop"));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/v1/messages/count_tokens",
+            &[],
+            &anthropic_body("claude", "hi", false),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["input_tokens"].is_number());
+    assert_eq!(request(g.addr, &get("/v1/v1/models", &[])).status, 200);
+    assert_eq!(request(g.addr, &get("/v1/v1/models/gpt", &[])).status, 200);
+    // Nothing else under /v1/v1/ is invented.
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/v1/chat/completions",
+            &[],
+            &openai_body("gpt", "hi", false),
+        ),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json()["type"],
+        "error",
+        "an Anthropic-SDK path gets its error format"
+    );
+    // The OpenAI SDK's form without /v1 keeps working.
+    let r = request(
+        g.addr,
+        &post("/chat/completions", &[], &openai_body("gpt", "hi", false)),
+    );
+    assert_eq!(r.status, 200);
+}

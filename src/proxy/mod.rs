@@ -153,9 +153,13 @@ fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         "/v1/chat/completions" | "/chat/completions" => {
             (Endpoint::Chat(Format::OpenAi), Method::Post)
         }
-        "/v1/messages" => (Endpoint::Chat(Format::Anthropic), Method::Post),
-        "/v1/messages/count_tokens" => (Endpoint::CountTokens, Method::Post),
-        "/v1/models" | "/models" => (Endpoint::Models, Method::Get),
+        // `/v1/v1/…`: the Anthropic SDK given a base URL ending in `/v1`, as several
+        // gateways' docs say; only the Anthropic SDK's paths get that alias.
+        "/v1/messages" | "/v1/v1/messages" => (Endpoint::Chat(Format::Anthropic), Method::Post),
+        "/v1/messages/count_tokens" | "/v1/v1/messages/count_tokens" => {
+            (Endpoint::CountTokens, Method::Post)
+        }
+        "/v1/models" | "/models" | "/v1/v1/models" => (Endpoint::Models, Method::Get),
         "/healthz" => (Endpoint::Health, Method::Get),
         "/readyz" => (Endpoint::Ready, Method::Get),
         "/metrics" => (Endpoint::Metrics, Method::Get),
@@ -791,12 +795,14 @@ pub async fn write_head_failure(ctx: &Ctx, conn: &mut ClientConn, e: &Error, see
     }
 }
 
-/// `{id}` of `/v1/models/{id}` (or `/models/{id}`, the OpenAI SDK's form without `/v1`), still
+/// `{id}` of `/v1/models/{id}` (or `/models/{id}`, the OpenAI SDK's form without `/v1`, or
+/// `/v1/v1/models/{id}`, the Anthropic SDK's with a `/v1` base URL), still
 /// percent-encoded; None for any other path, or an empty id.
 fn model_id_in_path(path: &str) -> Option<&str> {
     let id = path
         .strip_prefix("/v1/models/")
-        .or_else(|| path.strip_prefix("/models/"))?;
+        .or_else(|| path.strip_prefix("/models/"))
+        .or_else(|| path.strip_prefix("/v1/v1/models/"))?;
     (!id.is_empty()).then_some(id)
 }
 
