@@ -41,3 +41,70 @@ fn invalid_tool_call_arguments_are_a_400_and_never_sent_upstream() {
     );
     assert!(mock_requests(&m).is_empty(), "the provider got the request");
 }
+
+// ---------- B: config values that reach response headers ----------
+
+/// Run `ringway check --config` on `toml`; (success, stdout, stderr, the file's path).
+fn check(toml: &str) -> (bool, String, String, String) {
+    let path = write_config(toml);
+    let out = std::process::Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+/// One provider `p` and one route, with `name`, route model and target spliced in (TOML
+/// basic strings, so `\r\n` here is a CR LF in the value).
+fn header_config(name: &str, route: &str, target: &str) -> String {
+    format!(
+        "[[provider]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\n[[route]]\nmodel = \"{route}\"\ntargets = [\"{target}\"]\n"
+    )
+}
+
+#[test]
+fn check_refuses_config_values_that_would_break_headers() {
+    let (ok, out, err, _) = check(&header_config("p", "fast", "p/m1"));
+    assert!(ok && out.contains("p/m1"), "{out}{err}");
+
+    for (toml, line_and_path, reason) in [
+        (
+            header_config("p\\r\\nX-Injected: 1", "fast", "p/m1"),
+            ":2: provider[0].name: ",
+            "invalid provider name",
+        ),
+        (
+            header_config("p:8080", "fast", "p:8080/m1"),
+            ":2: provider[0].name: ",
+            "invalid provider name",
+        ),
+        (
+            header_config("p", "fast", "p/m1\\r\\nX-Injected: 1"),
+            ":8: route[0].targets[0]: ",
+            "control characters",
+        ),
+        (
+            header_config("p", "fast\\nX-Injected: 1", "p/m1"),
+            ":7: route[0].model: ",
+            "control characters",
+        ),
+        (
+            header_config("p", "fast", &format!("p/{}", "m".repeat(257))),
+            ":8: route[0].targets[0]: ",
+            "longer than 256 bytes",
+        ),
+    ] {
+        let (ok, out, err, file) = check(&toml);
+        assert!(!ok, "accepted:\n{toml}\n{out}");
+        assert!(
+            err.contains(&format!("{file}{line_and_path}")) && err.contains(reason),
+            "{toml}\n{err}"
+        );
+    }
+}

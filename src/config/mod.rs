@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::format::Format;
+use crate::format::{check_model_id, Format};
 use raw::{RawCapabilities, RawConfig};
 use toml::Spanned;
 
@@ -45,6 +45,20 @@ pub const DEFAULT_URING_ENTRIES: u32 = 1024;
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 /// `max_tokens` for Anthropic when an OpenAI client omitted it.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+/// Longest provider name. Names go into the `x-ringway-provider` header, logs, metrics
+/// labels and `provider/model` ids; real ones are short words.
+pub const MAX_PROVIDER_NAME_BYTES: usize = 64;
+
+/// Is `name` a provider name: 1 to [`MAX_PROVIDER_NAME_BYTES`] of `A-Z a-z 0-9 . _ -`? The
+/// set leaves out `/` (it splits `provider/model`), `@` (the direct-address prefix), and
+/// anything that could break a header or log line.
+pub fn is_provider_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PROVIDER_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 
 /// Which io driver the workers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -458,11 +472,13 @@ impl Compiler<'_> {
             let p = sp.get_ref();
             let path = format!("provider[{i}]");
             let name = p.name.get_ref().clone();
-            if name.is_empty() || name.contains('/') || name.starts_with('@') {
+            if !is_provider_name(&name) {
                 return Err(self.err(
                     p.name.span(),
                     format!("{path}.name"),
-                    format!("invalid provider name {name:?}: must be non-empty, without '/' or a leading '@'"),
+                    format!(
+                        "invalid provider name {name:?}: use 1 to {MAX_PROVIDER_NAME_BYTES} of A-Z a-z 0-9 . _ -"
+                    ),
                 ));
             }
             if provider_index.insert(name.clone(), i).is_some() {
@@ -552,6 +568,7 @@ impl Compiler<'_> {
                     None => DEFAULT_ANTHROPIC_VERSION.to_owned(),
                     Some(v)
                         if !v.get_ref().is_empty()
+                            && v.get_ref().trim() == v.get_ref()
                             && crate::http1::is_valid_field_value(v.get_ref().as_bytes()) =>
                     {
                         v.get_ref().clone()
@@ -559,7 +576,7 @@ impl Compiler<'_> {
                     Some(v) => return Err(self.err(
                         v.span(),
                         format!("{path}.anthropic_version"),
-                        "empty, or holds characters not allowed in a header (control characters)",
+                        "empty, or holds characters not allowed in a header (control characters, surrounding whitespace)",
                     )),
                 };
             providers.push(Provider {
@@ -587,6 +604,14 @@ impl Compiler<'_> {
             let model = r.model.get_ref().clone();
             if model.is_empty() {
                 return Err(self.err(r.model.span(), format!("{path}.model"), "empty model name"));
+            }
+            // Clients send this name, and the same bound applies to what they send.
+            if let Err(p) = check_model_id(&model) {
+                return Err(self.err(
+                    r.model.span(),
+                    format!("{path}.model"),
+                    format!("model name {model:?} {p}"),
+                ));
             }
             if route_index.insert(model.clone(), i).is_some() {
                 return Err(self.err(
@@ -622,6 +647,10 @@ impl Compiler<'_> {
                         tpath,
                         format!("target {text:?} names no model"),
                     ));
+                }
+                // Sent upstream and echoed in `x-ringway-model` on every routed response.
+                if let Err(p) = check_model_id(tmodel) {
+                    return Err(self.err(t.span(), tpath, format!("target model {tmodel:?} {p}")));
                 }
                 targets.push(Target {
                     provider,
@@ -822,6 +851,13 @@ impl Compiler<'_> {
 
     fn base_url(&self, s: &Spanned<String>, path: &str) -> Result<BaseUrl, ConfigError> {
         let bad = |why: &str| self.err(s.span(), path, format!("{:?}: {why}", s.get_ref()));
+        // Its authority becomes the `Host` header and its path the request target: both must
+        // be visible ASCII, whatever the URL parser would let through.
+        if !s.get_ref().bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad(
+                "only visible ASCII is allowed (no spaces or control characters; percent-encode the path, punycode the host)",
+            ));
+        }
         let uri: http::Uri = s.get_ref().parse().map_err(|_| bad("not a URL"))?;
         let tls = match uri.scheme_str() {
             Some("https") => true,
@@ -880,7 +916,7 @@ fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -970,6 +1006,102 @@ routes = ["fast", "o/*"]
             .unwrap_err()
             .message
             .contains("duplicate"));
+    }
+
+    /// `GOOD` with `from` replaced by `to` must fail at `path`, with `reason` in the message.
+    #[track_caller]
+    fn refused(from: &str, to: &str, path: &str, reason: &str) {
+        assert!(GOOD.contains(from), "{from}");
+        let e = match Config::from_toml(&GOOD.replace(from, to), "t.toml") {
+            Ok(_) => panic!("accepted {to:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(e.path, path, "{to:?}: {e}");
+        assert!(e.line.is_some(), "{e}");
+        assert!(e.message.contains(reason), "{to:?}: {e}");
+    }
+
+    #[test]
+    fn values_that_reach_headers_are_checked_at_load() {
+        for name in [
+            "a\\r\\nX-Injected: 1",
+            "a b",
+            "a/b",
+            "@a",
+            "a:b",
+            "é",
+            "",
+            &"p".repeat(MAX_PROVIDER_NAME_BYTES + 1),
+        ] {
+            refused(
+                "name = \"a\"",
+                &format!("name = \"{name}\""),
+                "provider[0].name",
+                "invalid provider name",
+            );
+        }
+        for name in [
+            "p",
+            "mock-openai",
+            "Azure_EU.2",
+            &"p".repeat(MAX_PROVIDER_NAME_BYTES),
+        ] {
+            assert!(is_provider_name(name), "{name}");
+        }
+
+        let long = "m".repeat(crate::format::MAX_MODEL_ID_BYTES + 1);
+        for (model, reason) in [
+            ("claude-x\\r\\nX: y", "control characters"),
+            ("claude\\u0000x", "control characters"),
+            ("claude\\u007f", "control characters"),
+            (long.as_str(), "longer than 256 bytes"),
+        ] {
+            refused(
+                "\"a/claude-x\"",
+                &format!("\"a/{model}\""),
+                "route[0].targets[0]",
+                reason,
+            );
+            refused(
+                "model = \"fast\"",
+                &format!("model = \"{model}\""),
+                "route[0].model",
+                reason,
+            );
+        }
+        let max = "m".repeat(crate::format::MAX_MODEL_ID_BYTES);
+        let ok = GOOD
+            .replace("a/claude-x", &format!("a/{max}"))
+            .replace("model = \"fast\"", &format!("model = \"{max}\""));
+        assert!(Config::from_toml(&ok, "t").is_ok());
+
+        for url in [
+            "http://localhost:8080/v1\\r\\nX: y",
+            "http://local\\nhost:8080/v1",
+            "http://localhost:8080/v1 x",
+            "http://localhost:8080/v\\u0000",
+            "http://localhost:8080/vé",
+            "http://lòcalhost:8080/v1",
+        ] {
+            refused(
+                "\"http://localhost:8080/v1\"",
+                &format!("\"{url}\""),
+                "provider[1].base_url",
+                "",
+            );
+        }
+
+        let with_version = |v: &str| {
+            GOOD.replace(
+                "kind = \"anthropic\"",
+                &format!("kind = \"anthropic\"\nanthropic_version = \"{v}\""),
+            )
+        };
+        for v in ["2023\\r\\nX: y", "", " 2023-06-01", "2023\\u0000"] {
+            let e = Config::from_toml(&with_version(v), "t").unwrap_err();
+            assert_eq!(e.path, "provider[0].anthropic_version", "{v:?}");
+        }
+        assert!(Config::from_toml(&with_version("2023-06-01"), "t").is_ok());
     }
 
     #[test]
