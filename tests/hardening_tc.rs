@@ -108,3 +108,29 @@ fn check_refuses_config_values_that_would_break_headers() {
         );
     }
 }
+
+// ---------- C: parser errors name the key path ----------
+
+#[test]
+fn check_names_the_key_path_of_parser_errors() {
+    let provider =
+        "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n";
+    for (toml, expected) in [
+        (
+            format!("{provider}\n[[provider]]\nname = \"q\"\nkindd = \"openai\"\n"),
+            ":8: provider[1].kindd: unknown key; did you mean `kind`?",
+        ),
+        (
+            format!("[server]\nworkers = \"two\"\n\n{provider}"),
+            ":2: server.workers: expected a whole number (0 or more), found string `\"two\"`",
+        ),
+        (
+            format!("{provider}\n[[route]]\nmodel = \"fast\"\n"),
+            ":6: route[0].targets: required key is missing",
+        ),
+    ] {
+        let (ok, _, err, file) = check(&toml);
+        assert!(!ok, "accepted:\n{toml}");
+        assert!(err.contains(&format!("{file}{expected}")), "{toml}\n{err}");
+    }
+}

@@ -2,6 +2,7 @@
 //! immutable snapshot the workers read (`Config`). A bad file never half-starts the gateway.
 
 mod raw;
+mod toml_error;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -291,12 +292,8 @@ impl Config {
 
     /// Compile TOML text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            file: file.to_owned(),
-            line: e.span().map(|s| line_of(text, s.start)),
-            path: String::new(),
-            message: e.message().trim().to_owned(),
-        })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| toml_error::explain(text, file, &e))?;
         Compiler { text, file }.compile(raw)
     }
 
@@ -406,7 +403,7 @@ pub struct ConfigError {
     pub file: String,
     /// 1-based line, when known.
     pub line: Option<usize>,
-    /// Key path such as `route[2].targets[0]`; empty when the parser reported it.
+    /// Key path such as `route[2].targets[0]`; empty for a TOML syntax error.
     pub path: String,
     /// The reason.
     pub message: String,
@@ -782,7 +779,8 @@ impl Compiler<'_> {
             if v == Some(0) {
                 return Err(ConfigError {
                     file: self.file.to_owned(),
-                    line: None,
+                    line: toml_error::span_of(self.text, &path)
+                        .map(|s| line_of(self.text, s.start)),
                     path,
                     message: "must be greater than 0".into(),
                 });
@@ -983,7 +981,8 @@ routes = ["fast", "o/*"]
         let bad = GOOD.replace("workers = 2", "workers = 2\nlistn = \"x\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
         assert_eq!(e.line, Some(5));
-        assert!(e.message.contains("unknown field"), "{e}");
+        assert_eq!(e.path, "server.listn");
+        assert_eq!(e.message, "unknown key; did you mean `listen`?");
 
         let bad = GOOD.replace("kind = \"openai\"", "kind = \"gemini\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
@@ -1102,6 +1101,160 @@ routes = ["fast", "o/*"]
             assert_eq!(e.path, "provider[0].anthropic_version", "{v:?}");
         }
         assert!(Config::from_toml(&with_version("2023-06-01"), "t").is_ok());
+    }
+
+    /// `text` must fail with exactly `line: path: message`.
+    #[track_caller]
+    fn fails(text: &str, line: usize, path: &str, message: &str) {
+        let e = match Config::from_toml(text, "t.toml") {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            (e.line, e.path.as_str(), e.message.as_str()),
+            (Some(line), path, message),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn parser_errors_name_the_key_path_in_words() {
+        let two = |second: &str| {
+            format!(
+                "[[provider]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://x\"\n\n[[provider]]\n{second}"
+            )
+        };
+        // Unknown keys: top level, in a table, in the second [[provider]], in an inline table.
+        fails(
+            "servr = 1\n",
+            1,
+            "servr",
+            "unknown key; did you mean `server`?",
+        );
+        fails(
+            "[server]\nworkers = 2\nzzz = 1\n",
+            3,
+            "server.zzz",
+            "unknown key; valid keys here: listen, workers, driver, pin_workers, uring_entries, \
+             max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, keepalive_timeout_ms, \
+             write_timeout_ms",
+        );
+        fails(
+            &two("name = \"b\"\nkindd = \"openai\"\nbase_url = \"http://x\"\n"),
+            8,
+            "provider[1].kindd",
+            "unknown key; did you mean `kind`?",
+        );
+        fails(
+            "[[route]]\nmodel = \"m\"\ntargets = [\"a/b\"]\ncapabilities = { visio = true }\n",
+            4,
+            "route[0].capabilities.visio",
+            "unknown key; did you mean `vision`?",
+        );
+        // Wrong types and values out of range.
+        fails(
+            "[server]\nworkers = \"x\"\n",
+            2,
+            "server.workers",
+            "expected a whole number (0 or more), found string `\"x\"`",
+        );
+        fails(
+            "[server]\nworkers = -1\n",
+            2,
+            "server.workers",
+            "expected a whole number (0 or more), found integer `-1`",
+        );
+        fails(
+            "[server]\nuring_entries = 99999999999\n",
+            2,
+            "server.uring_entries",
+            "expected a whole number from 0 to 4294967295, found integer `99999999999`",
+        );
+        fails(
+            "[server]\npin_workers = 1\n",
+            2,
+            "server.pin_workers",
+            "expected true or false, found integer `1`",
+        );
+        fails(
+            "[server]\nlisten = 2025-01-01\n",
+            2,
+            "server.listen",
+            "expected a string, found datetime `2025-01-01`",
+        );
+        fails(
+            "server = 1\n",
+            1,
+            "server",
+            "expected a table, found integer `1`",
+        );
+        // Checks made after parsing find their line too.
+        fails(
+            &two(
+                "name = \"b\"\nkind = \"openai\"\nbase_url = \"http://x\"\n\nidle_timeout_ms = 0\n",
+            ),
+            11,
+            "provider[1].idle_timeout_ms",
+            "must be greater than 0",
+        );
+        fails(
+            "[upstream]\nconnect_timeout_ms = 5\nidle_timeout_ms = 0\n",
+            3,
+            "upstream.idle_timeout_ms",
+            "must be greater than 0",
+        );
+        fails(
+            &two("name = \"b\"\nkind = 3\nbase_url = \"http://x\"\n"),
+            8,
+            "provider[1].kind",
+            "expected a string, found integer `3`",
+        );
+        fails(
+            "[[route]]\nmodel = \"m\"\ntargets = \"a/b\"\n",
+            3,
+            "route[0].targets",
+            "expected an array, found string `\"a/b\"`",
+        );
+        fails(
+            "[[route]]\nmodel = \"m\"\ntargets = [\"a/b\", 3]\n",
+            3,
+            "route[0].targets[1]",
+            "expected a string, found integer `3`",
+        );
+        fails(
+            "[translate.reasoning_effort_budgets]\nlow = 1.5\n",
+            2,
+            "translate.reasoning_effort_budgets.low",
+            "expected a whole number from 0 to 4294967295, found float `1.5`",
+        );
+        // Missing keys: the path names the key that is missing.
+        fails(
+            &two("name = \"b\"\nbase_url = \"http://x\"\n"),
+            6,
+            "provider[1].kind",
+            "required key is missing",
+        );
+        fails(
+            "[[route]]\nmodel = \"m\"\n",
+            1,
+            "route[0].targets",
+            "required key is missing",
+        );
+        fails(
+            "route = [{ model = \"m\" }]\n",
+            1,
+            "route[0].targets",
+            "required key is missing",
+        );
+        // Syntax errors keep the parser's words, with the line.
+        fails(
+            "[server]\nworkers = 1\nworkers = 2\n",
+            3,
+            "",
+            "duplicate key `workers`",
+        );
+        let e = Config::from_toml("[server\n", "t.toml").unwrap_err();
+        assert_eq!((e.line, e.path.as_str()), (Some(1), ""));
     }
 
     #[test]
