@@ -134,3 +134,61 @@ fn check_names_the_key_path_of_parser_errors() {
         assert!(err.contains(&format!("{file}{expected}")), "{toml}\n{err}");
     }
 }
+
+// ---------- D: README's config blocks ----------
+
+/// README's ```toml blocks: (first line number, info string after `toml`, text).
+fn readme_toml_blocks() -> Vec<(usize, String, String)> {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, String, String)> = None;
+    for (n, line) in readme.lines().enumerate() {
+        match open.take() {
+            None => {
+                if let Some(info) = line.trim_start().strip_prefix("```toml") {
+                    open = Some((n + 2, info.trim().to_owned(), String::new()));
+                }
+            }
+            Some(block) if line.trim_start().starts_with("```") => blocks.push(block),
+            Some((at, info, mut text)) => {
+                text.push_str(line);
+                text.push('\n');
+                open = Some((at, info, text));
+            }
+        }
+    }
+    assert!(open.is_none(), "README.md: unclosed ```toml block");
+    blocks
+}
+
+/// Every ```toml block in README.md passes `ringway check` as copied; a block marked
+/// ```toml partial (a fragment meant to be merged into a full file) must at least parse.
+#[test]
+fn every_readme_config_block_passes_check() {
+    let blocks = readme_toml_blocks();
+    let mut checked = 0;
+    for (line, info, text) in &blocks {
+        match info.as_str() {
+            "" => {
+                let (ok, out, err, _) = check(text);
+                assert!(
+                    ok,
+                    "README.md:{line}: ringway check refused this block:\n{err}{out}\n{text}"
+                );
+                checked += 1;
+            }
+            "partial" => {
+                if let Err(e) = text.parse::<toml::Table>() {
+                    panic!("README.md:{line}: partial block is not TOML: {e}\n{text}");
+                }
+            }
+            other => panic!("README.md:{line}: unknown toml block marker {other:?}"),
+        }
+    }
+    assert!(
+        checked >= 2,
+        "expected the full config examples, found {blocks:?}"
+    );
+}
