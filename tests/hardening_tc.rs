@@ -192,3 +192,70 @@ fn every_readme_config_block_passes_check() {
         "expected the full config examples, found {blocks:?}"
     );
 }
+
+// ---------- E: upstream framing read as strictly as a client's ----------
+
+/// A fake provider on raw TCP: answers each of the next `n` connections' first request
+/// with `response`, then closes.
+fn raw_upstream(response: &'static [u8], n: usize) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(n) {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+            // Read the head and its Content-Length body before answering.
+            let mut buf = Vec::new();
+            let mut tmp = [0u8; 4096];
+            loop {
+                let got = s.read(&mut tmp).unwrap_or(0);
+                if got == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&tmp[..got]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if buf.len() >= end + 4 + len {
+                    break;
+                }
+            }
+            let _ = s.write_all(response);
+        }
+    });
+    addr
+}
+
+#[test]
+fn upstream_content_length_with_a_sign_is_a_502_in_the_client_format() {
+    let upstream = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: +5\r\n\r\n{}   ",
+        2,
+    );
+    let g = gateway(&format!(
+        "[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{upstream}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+    ));
+    let r = chat_openai(g.addr, "r", "hi", false);
+    assert_eq!(r.status, 502, "{}", r.text());
+    let v = r.json();
+    assert!(v["error"]["message"].is_string(), "OpenAI error shape: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Length"),
+        "{v}"
+    );
+
+    let r = chat_anthropic(g.addr, "r", "hi", false);
+    assert_eq!(r.status, 502, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["type"], "error", "Anthropic error shape: {v}");
+    assert!(v["error"]["message"].is_string(), "{v}");
+}
