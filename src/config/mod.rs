@@ -2,6 +2,7 @@
 //! immutable snapshot the workers read (`Config`). A bad file never half-starts the gateway.
 
 mod raw;
+mod toml_error;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::format::Format;
+use crate::format::{check_model_id, Format};
 use raw::{RawCapabilities, RawConfig};
 use toml::Spanned;
 
@@ -49,6 +50,20 @@ pub const DEFAULT_URING_ENTRIES: u32 = 1024;
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 /// `max_tokens` for Anthropic when an OpenAI client omitted it.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+/// Longest provider name. Names go into the `x-ringway-provider` header, logs, metrics
+/// labels and `provider/model` ids; real ones are short words.
+pub const MAX_PROVIDER_NAME_BYTES: usize = 64;
+
+/// Is `name` a provider name: 1 to [`MAX_PROVIDER_NAME_BYTES`] of `A-Z a-z 0-9 . _ -`? The
+/// set leaves out `/` (it splits `provider/model`), `@` (the direct-address prefix), and
+/// anything that could break a header or log line.
+pub fn is_provider_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_PROVIDER_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 
 /// Which io driver the workers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,12 +302,8 @@ impl Config {
 
     /// Compile TOML text; `file` names it in errors.
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            file: file.to_owned(),
-            line: e.span().map(|s| line_of(text, s.start)),
-            path: String::new(),
-            message: e.message().trim().to_owned(),
-        })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| toml_error::explain(text, file, &e))?;
         Compiler { text, file }.compile(raw)
     }
 
@@ -402,7 +413,7 @@ pub struct ConfigError {
     pub file: String,
     /// 1-based line, when known.
     pub line: Option<usize>,
-    /// Key path such as `route[2].targets[0]`; empty when the parser reported it.
+    /// Key path such as `route[2].targets[0]`; empty for a TOML syntax error.
     pub path: String,
     /// The reason.
     pub message: String,
@@ -468,11 +479,13 @@ impl Compiler<'_> {
             let p = sp.get_ref();
             let path = format!("provider[{i}]");
             let name = p.name.get_ref().clone();
-            if name.is_empty() || name.contains('/') || name.starts_with('@') {
+            if !is_provider_name(&name) {
                 return Err(self.err(
                     p.name.span(),
                     format!("{path}.name"),
-                    format!("invalid provider name {name:?}: must be non-empty, without '/' or a leading '@'"),
+                    format!(
+                        "invalid provider name {name:?}: use 1 to {MAX_PROVIDER_NAME_BYTES} of A-Z a-z 0-9 . _ -"
+                    ),
                 ));
             }
             if provider_index.insert(name.clone(), i).is_some() {
@@ -562,6 +575,7 @@ impl Compiler<'_> {
                     None => DEFAULT_ANTHROPIC_VERSION.to_owned(),
                     Some(v)
                         if !v.get_ref().is_empty()
+                            && v.get_ref().trim() == v.get_ref()
                             && crate::http1::is_valid_field_value(v.get_ref().as_bytes()) =>
                     {
                         v.get_ref().clone()
@@ -569,7 +583,7 @@ impl Compiler<'_> {
                     Some(v) => return Err(self.err(
                         v.span(),
                         format!("{path}.anthropic_version"),
-                        "empty, or holds characters not allowed in a header (control characters)",
+                        "empty, or holds characters not allowed in a header (control characters, surrounding whitespace)",
                     )),
                 };
             providers.push(Provider {
@@ -597,6 +611,14 @@ impl Compiler<'_> {
             let model = r.model.get_ref().clone();
             if model.is_empty() {
                 return Err(self.err(r.model.span(), format!("{path}.model"), "empty model name"));
+            }
+            // Clients send this name, and the same bound applies to what they send.
+            if let Err(p) = check_model_id(&model) {
+                return Err(self.err(
+                    r.model.span(),
+                    format!("{path}.model"),
+                    format!("model name {model:?} {p}"),
+                ));
             }
             if route_index.insert(model.clone(), i).is_some() {
                 return Err(self.err(
@@ -632,6 +654,10 @@ impl Compiler<'_> {
                         tpath,
                         format!("target {text:?} names no model"),
                     ));
+                }
+                // Sent upstream and echoed in `x-ringway-model` on every routed response.
+                if let Err(p) = check_model_id(tmodel) {
+                    return Err(self.err(t.span(), tpath, format!("target model {tmodel:?} {p}")));
                 }
                 targets.push(Target {
                     provider,
@@ -764,7 +790,8 @@ impl Compiler<'_> {
             if v == Some(0) {
                 return Err(ConfigError {
                     file: self.file.to_owned(),
-                    line: None,
+                    line: toml_error::span_of(self.text, &path)
+                        .map(|s| line_of(self.text, s.start)),
                     path,
                     message: "must be greater than 0".into(),
                 });
@@ -843,6 +870,13 @@ impl Compiler<'_> {
 
     fn base_url(&self, s: &Spanned<String>, path: &str) -> Result<BaseUrl, ConfigError> {
         let bad = |why: &str| self.err(s.span(), path, format!("{:?}: {why}", s.get_ref()));
+        // Its authority becomes the `Host` header and its path the request target: both must
+        // be visible ASCII, whatever the URL parser would let through.
+        if !s.get_ref().bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad(
+                "only visible ASCII is allowed (no spaces or control characters; percent-encode the path, punycode the host)",
+            ));
+        }
         let uri: http::Uri = s.get_ref().parse().map_err(|_| bad("not a URL"))?;
         let tls = match uri.scheme_str() {
             Some("https") => true,
@@ -901,7 +935,7 @@ fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -968,7 +1002,8 @@ routes = ["fast", "o/*"]
         let bad = GOOD.replace("workers = 2", "workers = 2\nlistn = \"x\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
         assert_eq!(e.line, Some(5));
-        assert!(e.message.contains("unknown field"), "{e}");
+        assert_eq!(e.path, "server.listn");
+        assert_eq!(e.message, "unknown key; did you mean `listen`?");
 
         let bad = GOOD.replace("kind = \"openai\"", "kind = \"gemini\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
@@ -991,6 +1026,256 @@ routes = ["fast", "o/*"]
             .unwrap_err()
             .message
             .contains("duplicate"));
+    }
+
+    /// `GOOD` with `from` replaced by `to` must fail at `path`, with `reason` in the message.
+    #[track_caller]
+    fn refused(from: &str, to: &str, path: &str, reason: &str) {
+        assert!(GOOD.contains(from), "{from}");
+        let e = match Config::from_toml(&GOOD.replace(from, to), "t.toml") {
+            Ok(_) => panic!("accepted {to:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(e.path, path, "{to:?}: {e}");
+        assert!(e.line.is_some(), "{e}");
+        assert!(e.message.contains(reason), "{to:?}: {e}");
+    }
+
+    #[test]
+    fn values_that_reach_headers_are_checked_at_load() {
+        for name in [
+            "a\\r\\nX-Injected: 1",
+            "a b",
+            "a/b",
+            "@a",
+            "a:b",
+            "é",
+            "",
+            &"p".repeat(MAX_PROVIDER_NAME_BYTES + 1),
+        ] {
+            refused(
+                "name = \"a\"",
+                &format!("name = \"{name}\""),
+                "provider[0].name",
+                "invalid provider name",
+            );
+        }
+        for name in [
+            "p",
+            "mock-openai",
+            "Azure_EU.2",
+            &"p".repeat(MAX_PROVIDER_NAME_BYTES),
+        ] {
+            assert!(is_provider_name(name), "{name}");
+        }
+
+        let long = "m".repeat(crate::format::MAX_MODEL_ID_BYTES + 1);
+        for (model, reason) in [
+            ("claude-x\\r\\nX: y", "control characters"),
+            ("claude\\u0000x", "control characters"),
+            ("claude\\u007f", "control characters"),
+            (long.as_str(), "longer than 256 bytes"),
+        ] {
+            refused(
+                "\"a/claude-x\"",
+                &format!("\"a/{model}\""),
+                "route[0].targets[0]",
+                reason,
+            );
+            refused(
+                "model = \"fast\"",
+                &format!("model = \"{model}\""),
+                "route[0].model",
+                reason,
+            );
+        }
+        let max = "m".repeat(crate::format::MAX_MODEL_ID_BYTES);
+        let ok = GOOD
+            .replace("a/claude-x", &format!("a/{max}"))
+            .replace("model = \"fast\"", &format!("model = \"{max}\""));
+        assert!(Config::from_toml(&ok, "t").is_ok());
+
+        for url in [
+            "http://localhost:8080/v1\\r\\nX: y",
+            "http://local\\nhost:8080/v1",
+            "http://localhost:8080/v1 x",
+            "http://localhost:8080/v\\u0000",
+            "http://localhost:8080/vé",
+            "http://lòcalhost:8080/v1",
+        ] {
+            refused(
+                "\"http://localhost:8080/v1\"",
+                &format!("\"{url}\""),
+                "provider[1].base_url",
+                "",
+            );
+        }
+
+        let with_version = |v: &str| {
+            GOOD.replace(
+                "kind = \"anthropic\"",
+                &format!("kind = \"anthropic\"\nanthropic_version = \"{v}\""),
+            )
+        };
+        for v in ["2023\\r\\nX: y", "", " 2023-06-01", "2023\\u0000"] {
+            let e = Config::from_toml(&with_version(v), "t").unwrap_err();
+            assert_eq!(e.path, "provider[0].anthropic_version", "{v:?}");
+        }
+        assert!(Config::from_toml(&with_version("2023-06-01"), "t").is_ok());
+    }
+
+    /// `text` must fail with exactly `line: path: message`.
+    #[track_caller]
+    fn fails(text: &str, line: usize, path: &str, message: &str) {
+        let e = match Config::from_toml(text, "t.toml") {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e,
+        };
+        assert_eq!(
+            (e.line, e.path.as_str(), e.message.as_str()),
+            (Some(line), path, message),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn parser_errors_name_the_key_path_in_words() {
+        let two = |second: &str| {
+            format!(
+                "[[provider]]\nname = \"a\"\nkind = \"openai\"\nbase_url = \"http://x\"\n\n[[provider]]\n{second}"
+            )
+        };
+        // Unknown keys: top level, in a table, in the second [[provider]], in an inline table.
+        fails(
+            "servr = 1\n",
+            1,
+            "servr",
+            "unknown key; did you mean `server`?",
+        );
+        fails(
+            "[server]\nworkers = 2\nzzz = 1\n",
+            3,
+            "server.zzz",
+            "unknown key; valid keys here: listen, workers, driver, pin_workers, uring_entries, \
+             max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, keepalive_timeout_ms, \
+             write_timeout_ms",
+        );
+        fails(
+            &two("name = \"b\"\nkindd = \"openai\"\nbase_url = \"http://x\"\n"),
+            8,
+            "provider[1].kindd",
+            "unknown key; did you mean `kind`?",
+        );
+        fails(
+            "[[route]]\nmodel = \"m\"\ntargets = [\"a/b\"]\ncapabilities = { visio = true }\n",
+            4,
+            "route[0].capabilities.visio",
+            "unknown key; did you mean `vision`?",
+        );
+        // Wrong types and values out of range.
+        fails(
+            "[server]\nworkers = \"x\"\n",
+            2,
+            "server.workers",
+            "expected a whole number (0 or more), found string `\"x\"`",
+        );
+        fails(
+            "[server]\nworkers = -1\n",
+            2,
+            "server.workers",
+            "expected a whole number (0 or more), found integer `-1`",
+        );
+        fails(
+            "[server]\nuring_entries = 99999999999\n",
+            2,
+            "server.uring_entries",
+            "expected a whole number from 0 to 4294967295, found integer `99999999999`",
+        );
+        fails(
+            "[server]\npin_workers = 1\n",
+            2,
+            "server.pin_workers",
+            "expected true or false, found integer `1`",
+        );
+        fails(
+            "[server]\nlisten = 2025-01-01\n",
+            2,
+            "server.listen",
+            "expected a string, found datetime `2025-01-01`",
+        );
+        fails(
+            "server = 1\n",
+            1,
+            "server",
+            "expected a table, found integer `1`",
+        );
+        // Checks made after parsing find their line too.
+        fails(
+            &two(
+                "name = \"b\"\nkind = \"openai\"\nbase_url = \"http://x\"\n\nidle_timeout_ms = 0\n",
+            ),
+            11,
+            "provider[1].idle_timeout_ms",
+            "must be greater than 0",
+        );
+        fails(
+            "[upstream]\nconnect_timeout_ms = 5\nidle_timeout_ms = 0\n",
+            3,
+            "upstream.idle_timeout_ms",
+            "must be greater than 0",
+        );
+        fails(
+            &two("name = \"b\"\nkind = 3\nbase_url = \"http://x\"\n"),
+            8,
+            "provider[1].kind",
+            "expected a string, found integer `3`",
+        );
+        fails(
+            "[[route]]\nmodel = \"m\"\ntargets = \"a/b\"\n",
+            3,
+            "route[0].targets",
+            "expected an array, found string `\"a/b\"`",
+        );
+        fails(
+            "[[route]]\nmodel = \"m\"\ntargets = [\"a/b\", 3]\n",
+            3,
+            "route[0].targets[1]",
+            "expected a string, found integer `3`",
+        );
+        fails(
+            "[translate.reasoning_effort_budgets]\nlow = 1.5\n",
+            2,
+            "translate.reasoning_effort_budgets.low",
+            "expected a whole number from 0 to 4294967295, found float `1.5`",
+        );
+        // Missing keys: the path names the key that is missing.
+        fails(
+            &two("name = \"b\"\nbase_url = \"http://x\"\n"),
+            6,
+            "provider[1].kind",
+            "required key is missing",
+        );
+        fails(
+            "[[route]]\nmodel = \"m\"\n",
+            1,
+            "route[0].targets",
+            "required key is missing",
+        );
+        fails(
+            "route = [{ model = \"m\" }]\n",
+            1,
+            "route[0].targets",
+            "required key is missing",
+        );
+        // Syntax errors keep the parser's words, with the line.
+        fails(
+            "[server]\nworkers = 1\nworkers = 2\n",
+            3,
+            "",
+            "duplicate key `workers`",
+        );
+        let e = Config::from_toml("[server\n", "t.toml").unwrap_err();
+        assert_eq!((e.line, e.path.as_str()), (Some(1), ""));
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! [`parse_request_head`] until it yields a head, then drives a [`BodyDecoder`] built from
 //! [`RequestHead::framing`]; both split consumed bytes off the front of that buffer, so
 //! pipelined requests simply follow in the same buffer. Framing rules are strict on purpose:
-//! a proxy that guesses at message boundaries invites request smuggling.
+//! a proxy that guesses at message boundaries invites request smuggling. The same rules
+//! ([`FramingFields`]) read the framing of provider responses in `upstream`.
 
 mod body;
+mod framing;
 mod request;
 mod write;
 
@@ -15,6 +17,7 @@ mod write;
 mod prop_tests;
 
 pub use body::{BodyDecoder, BodyError, BodyEvent};
+pub use framing::{FramingError, FramingFields};
 pub use request::{parse_request_head, HeadError, RequestHead};
 pub use write::{
     is_token, is_valid_field_value, reason_phrase, write_chunk, write_chunk_header,

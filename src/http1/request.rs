@@ -6,7 +6,8 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::{Framing, Method, MAX_HEADERS};
+use super::framing::list_items;
+use super::{Framing, FramingError, FramingFields, Method, MAX_HEADERS};
 
 /// Byte range `[start, end)` into [`RequestHead`]'s frozen buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,44 +347,28 @@ fn parse_window(window: &[u8]) -> Result<Option<Parsed>, HeadError> {
 /// State accumulated over the header fields that decide framing and connection handling.
 #[derive(Default)]
 struct FieldScan {
-    content_length: Option<u64>,
-    /// Any Transfer-Encoding field seen, even one with an empty value.
-    te_present: bool,
-    te_chunked_count: u32,
-    te_last_is_chunked: bool,
-    te_other: bool,
+    /// Content-Length and Transfer-Encoding, read by the rules responses share.
+    framing: FramingFields,
     conn_close: bool,
     conn_keep_alive: bool,
     expect_continue: bool,
     host_count: u32,
 }
 
+impl From<FramingError> for HeadError {
+    fn from(e: FramingError) -> Self {
+        match e {
+            FramingError::BadContentLength => HeadError::BadContentLength,
+            FramingError::BadTransferEncoding => HeadError::BadTransferEncoding,
+            FramingError::UnsupportedTransferCoding => HeadError::UnsupportedTransferCoding,
+        }
+    }
+}
+
 impl FieldScan {
     fn observe(&mut self, name: &[u8], value: &[u8]) -> Result<(), HeadError> {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            for item in list_items(value) {
-                let n = parse_decimal(item).ok_or(HeadError::BadContentLength)?;
-                if self.content_length.is_some_and(|prev| prev != n) {
-                    return Err(HeadError::BadContentLength);
-                }
-                self.content_length = Some(n);
-            }
-            // An all-empty list (`Content-Length: ,`) carries no length: malformed.
-            if self.content_length.is_none() {
-                return Err(HeadError::BadContentLength);
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.te_present = true;
-            for item in list_items(value) {
-                if item.eq_ignore_ascii_case(b"chunked") {
-                    self.te_chunked_count += 1;
-                    self.te_last_is_chunked = true;
-                } else {
-                    self.te_other = true;
-                    self.te_last_is_chunked = false;
-                }
-            }
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        self.framing.observe(name, value)?;
+        if name.eq_ignore_ascii_case(b"connection") {
             for item in list_items(value) {
                 if item.eq_ignore_ascii_case(b"close") {
                     self.conn_close = true;
@@ -406,50 +391,13 @@ impl FieldScan {
     }
 
     fn framing(&self, minor_version: u8) -> Result<Framing, HeadError> {
-        if !self.te_present {
-            return Ok(self.content_length.map_or(Framing::None, Framing::Length));
-        }
-        if self.content_length.is_some() {
+        // A request with both is refused outright, whatever the Transfer-Encoding says
+        // (RFC 9112 §6.3 allows it; a proxy gains nothing by guessing).
+        if self.framing.has_transfer_encoding() && self.framing.content_length().is_some() {
             return Err(HeadError::LengthAndChunked);
         }
-        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
-        if minor_version == 0 || !self.te_last_is_chunked || self.te_chunked_count != 1 {
-            return Err(HeadError::BadTransferEncoding);
-        }
-        if self.te_other {
-            return Err(HeadError::UnsupportedTransferCoding);
-        }
-        Ok(Framing::Chunked)
+        Ok(self.framing.framing(minor_version)?)
     }
-}
-
-/// Non-empty elements of a comma-separated field value, OWS trimmed (RFC 9110 §5.6.1).
-fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(trim_ows)
-        .filter(|item| !item.is_empty())
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// `1*DIGIT` as u64; `None` for empty, non-digit or overflow.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, &b| {
-        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
-        acc.checked_mul(10)?.checked_add(u64::from(digit))
-    })
 }
 
 fn map_httparse_error(e: httparse::Error, window: &[u8]) -> HeadError {
@@ -817,17 +765,6 @@ mod tests {
         assert_eq!((b.path(), b.keep_alive()), ("/b", false));
         assert!(buf.is_empty());
         assert_eq!(parse_request_head(&mut buf, MAX_HEAD_BYTES), Ok(None));
-    }
-
-    #[test]
-    fn decimal_parser() {
-        assert_eq!(parse_decimal(b"0"), Some(0));
-        assert_eq!(parse_decimal(b"123"), Some(123));
-        assert_eq!(parse_decimal(b""), None);
-        assert_eq!(parse_decimal(b"1a"), None);
-        assert_eq!(parse_decimal(b"99999999999999999999"), None);
-        assert_eq!(trim_ows(b" \t a b\t "), b"a b");
-        assert_eq!(trim_ows(b"  "), b"");
     }
 
     #[test]

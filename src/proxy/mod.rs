@@ -535,21 +535,13 @@ async fn chat(
     translated::relay(ctx, conn, ex, &target, provider, up, resp, &meta).await
 }
 
-/// Longest model id accepted from a client, in bytes. Real ids are well under 100 bytes; the
-/// bound keeps a hostile one out of headers, logs and the upstream body.
-pub const MAX_MODEL_ID_BYTES: usize = 256;
+pub use crate::format::MAX_MODEL_ID_BYTES;
 
 /// A client's model id is echoed in `x-ringway-model` and sent upstream: refuse, where it
 /// enters, one that is too long or holds a control character (CR, LF, NUL, DEL, C1).
 fn check_model(model: &str) -> Result<()> {
-    let problem = if model.len() > MAX_MODEL_ID_BYTES {
-        format!("`model` is longer than {MAX_MODEL_ID_BYTES} bytes")
-    } else if model.chars().any(char::is_control) {
-        "`model` must not contain control characters".to_owned()
-    } else {
-        return Ok(());
-    };
-    Err(Error::new(ErrorKind::InvalidBody, problem).with_param("model"))
+    crate::format::check_model_id(model)
+        .map_err(|p| Error::new(ErrorKind::InvalidBody, format!("`model` {p}")).with_param("model"))
 }
 
 fn splice_model(body: Bytes, info: &crate::json::RequestInfo, model: &str) -> Result<Bytes> {

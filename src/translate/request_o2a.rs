@@ -10,8 +10,8 @@ use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Str, TextOr};
 
 use super::util::{
-    arguments_as_input, decode_base64, is_anthropic_image_mime, is_blank, is_http_url,
-    parse_data_url, sanitize_tool_id,
+    arguments_to_input, decode_base64, is_anthropic_image_mime, is_blank, is_http_url,
+    parse_data_url, sanitize_tool_id, ArgumentsProblem,
 };
 use super::{Options, RequestMeta, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET};
 
@@ -979,6 +979,20 @@ fn assistant_blocks<'b>(
                 "tool call needs an id",
             )
         })?;
+        let input = arguments_to_input(f.and_then(|f| f.arguments.as_deref())).map_err(|p| {
+            let why = match p {
+                ArgumentsProblem::NotJson => "is not valid JSON".to_owned(),
+                ArgumentsProblem::NotObject(kind) => format!("is {kind}, not a JSON object"),
+            };
+            TranslateError::invalid(
+                format!("messages[{i}].tool_calls[{j}].function.arguments"),
+                format!(
+                    "messages[{i}]: tool call {j} (id {:?}): `function.arguments` {why}; \
+                     a tool call's arguments must be a JSON object (or \"\" for none)",
+                    id.as_str()
+                ),
+            )
+        })?;
         if !history_tools.contains(&name.as_str()) {
             history_tools.push(name.as_str());
         }
@@ -986,7 +1000,7 @@ fn assistant_blocks<'b>(
             kind: Str::from("tool_use"),
             id: Some(Str::from(sanitize_tool_id(id))),
             name: Some(name.reborrow()),
-            input: arguments_as_input(f.and_then(|f| f.arguments.as_deref())),
+            input: Some(input),
             ..ContentBlock::default()
         });
     }

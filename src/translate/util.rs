@@ -211,8 +211,39 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
     h
 }
 
-/// Tool-call arguments (a JSON text) as an Anthropic `input` object: empty, invalid or
-/// non-object arguments become `{}` (spec §3; never fail a replayed history).
+/// Why a client's tool-call `arguments` cannot become an Anthropic `input`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArgumentsProblem {
+    /// Not a JSON text at all.
+    NotJson,
+    /// Valid JSON of this type (`array`, `string`, …), but Anthropic's `input` must be an object.
+    NotObject(&'static str),
+}
+
+/// Request side: a client's tool-call `arguments` as the Anthropic `input` object, or why it
+/// cannot be one. Guessing `{}` here would change the history the model sees, so bad text is
+/// refused. Absent or blank arguments do map to `{}`: some clients send `""` for a tool that
+/// takes no arguments, and an empty object says exactly that.
+pub(crate) fn arguments_to_input(arguments: Option<&str>) -> Result<&RawValue, ArgumentsProblem> {
+    let args = arguments.unwrap_or("").trim();
+    if args.is_empty() {
+        return empty_object().ok_or(ArgumentsProblem::NotJson);
+    }
+    let raw = serde_json::from_str::<&RawValue>(args).map_err(|_| ArgumentsProblem::NotJson)?;
+    // Valid JSON text: its first byte tells its type.
+    match raw.get().as_bytes().first() {
+        Some(b'{') => Ok(raw),
+        Some(b'[') => Err(ArgumentsProblem::NotObject("an array")),
+        Some(b'"') => Err(ArgumentsProblem::NotObject("a string")),
+        Some(b't' | b'f') => Err(ArgumentsProblem::NotObject("a boolean")),
+        Some(b'n') => Err(ArgumentsProblem::NotObject("null")),
+        _ => Err(ArgumentsProblem::NotObject("a number")),
+    }
+}
+
+/// Response side (a provider's own output): tool-call arguments as an Anthropic `input`
+/// object; empty, invalid or non-object arguments become `{}` (spec §3; a reply already
+/// generated is relayed, not failed).
 pub(crate) fn arguments_as_input(arguments: Option<&str>) -> Option<&RawValue> {
     let args = arguments.unwrap_or("").trim();
     if args.starts_with('{') {
@@ -367,6 +398,30 @@ mod tests {
         assert_eq!(arguments_as_input(None).unwrap().get(), "{}");
         assert_eq!(arguments_as_input(Some("{\"a\":")).unwrap().get(), "{}");
         assert_eq!(arguments_as_input(Some("[1]")).unwrap().get(), "{}");
+    }
+
+    #[test]
+    fn request_arguments_are_objects_or_refused() {
+        use ArgumentsProblem::{NotJson, NotObject};
+        let input = |a| arguments_to_input(a).map(RawValue::get);
+        assert_eq!(input(Some(" {\"a\": 1} ")), Ok("{\"a\": 1}"));
+        assert_eq!(input(Some("")), Ok("{}"));
+        assert_eq!(input(Some("  ")), Ok("{}"));
+        assert_eq!(input(None), Ok("{}"));
+        assert_eq!(input(Some("{}")), Ok("{}"));
+        for bad in ["{{{not json", "{\"a\":", "{} {}", "{\"a\":1}x", "nul"] {
+            assert_eq!(input(Some(bad)), Err(NotJson), "{bad}");
+        }
+        for (value, kind) in [
+            ("[1]", "an array"),
+            ("\"{}\"", "a string"),
+            ("true", "a boolean"),
+            ("null", "null"),
+            ("-1.5", "a number"),
+            ("7", "a number"),
+        ] {
+            assert_eq!(input(Some(value)), Err(NotObject(kind)), "{value}");
+        }
     }
 
     #[test]

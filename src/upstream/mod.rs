@@ -26,7 +26,7 @@ use monoio::net::TcpStream;
 
 use crate::config::Provider;
 use crate::error::{Error, ErrorKind, Result, Retry};
-use crate::http1::{BodyDecoder, BodyError, BodyEvent, Framing};
+use crate::http1::{BodyDecoder, BodyError, BodyEvent, Framing, FramingError, FramingFields};
 
 /// How long a resolved provider address is reused before resolving again.
 pub const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -246,7 +246,7 @@ pub fn decode_head(src: &mut BytesMut) -> std::result::Result<Option<ResponseHea
             reusable: false,
         };
         rh.framing =
-            response_framing(&rh).map_err(|e| HeadReadError::Malformed(e.message().to_owned()))?;
+            response_framing(&rh, version).map_err(|e| HeadReadError::Malformed(e.to_string()))?;
         let close = rh.values("connection").any(|v| {
             v.split(|b| *b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
@@ -674,58 +674,29 @@ impl Conn {
     }
 }
 
-fn response_framing(head: &ResponseHead) -> Result<BodyFraming> {
+/// Body framing of a final response head of HTTP/1.`minor_version`. The framing fields are
+/// read by the rules client requests are read by ([`FramingFields`]): a `Content-Length: +5`
+/// or a `gzip, chunked` is refused here as it is there. Only the policy differs: a response
+/// may carry both fields (Transfer-Encoding wins; the caller does not reuse the connection),
+/// and one with neither runs until the provider closes.
+fn response_framing(
+    head: &ResponseHead,
+    minor_version: u8,
+) -> std::result::Result<BodyFraming, FramingError> {
+    let mut fields = FramingFields::default();
+    for (name, value) in head.headers() {
+        fields.observe(name.as_bytes(), value)?;
+    }
+    let framing = fields.framing(minor_version)?;
     let status = head.status;
     if status == 204 || status == 304 || (100..200).contains(&status) {
         return Ok(BodyFraming::Empty);
     }
-    // Every Transfer-Encoding line counts (`chunked` must come last across all of them).
-    let mut codings = head
-        .values("transfer-encoding")
-        .flat_map(|v| v.split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty())
-        .peekable();
-    if codings.peek().is_some() {
-        let mut last_chunked = false;
-        let mut only_identity = true;
-        for t in codings {
-            last_chunked = t.eq_ignore_ascii_case(b"chunked");
-            only_identity &= t.eq_ignore_ascii_case(b"identity");
-        }
-        if last_chunked {
-            return Ok(BodyFraming::Chunked);
-        }
-        if !only_identity {
-            return Err(Error::new(
-                ErrorKind::UpstreamProtocol,
-                "provider sent an unsupported Transfer-Encoding",
-            ));
-        }
-    }
-    let mut length = None;
-    for v in head.values("content-length") {
-        let n = std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::UpstreamProtocol,
-                    "provider sent an invalid Content-Length",
-                )
-            })?;
-        if length.is_some_and(|l| l != n) {
-            return Err(Error::new(
-                ErrorKind::UpstreamProtocol,
-                "provider sent conflicting Content-Length",
-            ));
-        }
-        length = Some(n);
-    }
-    Ok(match length {
-        Some(0) => BodyFraming::Empty,
-        Some(n) => BodyFraming::Length(n),
-        None => BodyFraming::Close,
+    Ok(match framing {
+        Framing::Chunked => BodyFraming::Chunked,
+        Framing::Length(0) => BodyFraming::Empty,
+        Framing::Length(n) => BodyFraming::Length(n),
+        Framing::None => BodyFraming::Close,
     })
 }
 
@@ -908,13 +879,18 @@ mod tests {
             ));
         }
 
-        // Transfer-Encoding over several lines: the last coding decides.
+        // Transfer-Encoding over several lines: `chunked` must come last, once, and alone (a
+        // coding we do not undo is refused, not relayed as if it were the body).
         let te = |raw: &[u8]| decode_head(&mut BytesMut::from(raw));
         let head =
-            te(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+            te(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n")
                 .unwrap()
                 .unwrap();
         assert_eq!(head.framing, BodyFraming::Chunked);
+        assert!(te(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .is_err());
         assert!(te(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
         )
@@ -926,6 +902,26 @@ mod tests {
                 .unwrap();
         assert_eq!(head.framing, BodyFraming::Chunked);
         assert!(!head.reusable);
+
+        // Framing fields are read as strictly as a client's (http1::FramingFields).
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: +5\r\n\r\nhello",
+            b"HTTP/1.1 204 No Content\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nhello",
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(
+                matches!(te(bad), Err(HeadReadError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let head = te(b"HTTP/1.1 200 OK\r\nContent-Length:  5 \r\n\r\nhello")
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.framing, BodyFraming::Length(5));
 
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx: y\r\n"[..]);
         assert!(decode_head(&mut partial).unwrap().is_none());
