@@ -1158,7 +1158,7 @@ routes = ["fast", "o/*"]
             "server.zzz",
             "unknown key; valid keys here: listen, workers, driver, pin_workers, uring_entries, \
              max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, keepalive_timeout_ms, \
-             write_timeout_ms",
+             write_timeout_ms, body_timeout_ms, max_buffered_bytes, reuse_port",
         );
         fails(
             &two("name = \"b\"\nkindd = \"openai\"\nbase_url = \"http://x\"\n"),
