@@ -184,9 +184,33 @@ fn serve_on(addr: &str, extra: &[&str]) -> Command {
 fn a_second_gateway_on_a_busy_port_refuses_to_start() {
     let addr = format!("127.0.0.1:{}", free_port());
     let first = spawn_and_wait(serve_on(&addr, &[]), "listening on");
-    let out = serve_on(&addr, &[]).stdin(Stdio::null()).output().unwrap();
-    assert!(!out.status.success(), "second serve must fail");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut second = serve_on(&addr, &[])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must exit by itself, promptly; one still running after 10 s is serving the port.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second gateway started on the busy port {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "second serve must fail");
+    let mut err = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(
         err.contains("already listening") && err.contains("--reuse-port"),
         "{err}"
