@@ -57,6 +57,10 @@ pub struct Decoder {
     line_start: usize,
     /// The last line ended in CR at the end of a chunk; a LF that follows belongs to it.
     skip_lf: bool,
+    /// 1 when the current block starts with the LF of the CRLF that ended the previous event
+    /// (the CR came at the end of an earlier chunk). The limit does not count it, nor the LF
+    /// ending a block, so whether an event fits never depends on where the body was split.
+    lead: usize,
     /// No line of the stream has been processed yet, so a BOM may still be skipped.
     at_stream_start: bool,
     block: Block,
@@ -83,6 +87,7 @@ impl Decoder {
             pos: 0,
             line_start: 0,
             skip_lf: false,
+            lead: 0,
             at_stream_start: true,
             block: Block::default(),
             joined: BytesMut::new(),
@@ -123,6 +128,10 @@ impl Decoder {
             if self.skip_lf {
                 self.skip_lf = false;
                 if self.chunk.get(self.pos) == Some(&b'\n') {
+                    // An empty block (`line_start == 0`) means the CR ended an event.
+                    if self.line_start == 0 {
+                        self.lead = 1;
+                    }
                     self.pos += 1;
                     self.line_start += 1;
                     continue;
@@ -154,7 +163,10 @@ impl Decoder {
             let carry_len = self.carry.len();
             let line_end = carry_len + eol - self.start;
             let block_end = carry_len + next - self.start;
-            if block_end > self.max_event_bytes {
+            // Counted through the line's first terminator byte: a CRLF's LF may come in the
+            // next chunk, after the event was dispatched, and must not decide the limit.
+            let counted = (carry_len + eol + 1 - self.start).saturating_sub(self.lead);
+            if counted > self.max_event_bytes {
                 return Err(self.fail());
             }
             if carry_len > 0 {
@@ -279,6 +291,7 @@ impl Decoder {
         self.pos = 0;
         self.line_start = 0;
         self.skip_lf = false;
+        self.lead = 0;
         self.at_stream_start = true;
         self.block = Block::default();
         self.joined.clear();
@@ -296,7 +309,11 @@ impl Decoder {
     fn next_chunk(&mut self) -> Result<bool, SseError> {
         let tail_len = self.chunk.len().saturating_sub(self.start);
         if tail_len > 0 {
-            if self.carry.len() + tail_len > self.max_event_bytes {
+            // Complete lines were checked at their ends (without a final LF); only a partial
+            // line can have grown the block since, and only it is checked here, so a read
+            // ending right after a line's LF decides nothing the whole body would not.
+            let scanned = self.carry.len() + tail_len;
+            if scanned > self.line_start && scanned - self.lead > self.max_event_bytes {
                 return Err(self.fail());
             }
             self.carry
@@ -322,6 +339,7 @@ impl Decoder {
             self.carry.split().freeze()
         };
         self.line_start = 0;
+        self.lead = 0;
         let block = std::mem::take(&mut self.block);
         build_event(raw, block, &mut self.joined)
     }
@@ -1056,6 +1074,47 @@ data: [DONE]\n\n";
         let mut dec = Decoder::new(40);
         dec.push(Bytes::from(vec![b'\n'; 41]));
         assert_eq!(dec.next_event(), Err(SseError::EventTooLarge));
+    }
+
+    /// Fuzz finds (sse_decode): a blank line ending in CRLF made a 10-byte block fail a
+    /// 9-byte limit when read whole, but pass when the CR ended a read (the event was
+    /// dispatched at the CR and the LF went to the next block); and a block ending in a
+    /// complete CRLF line failed at the end of a whole read but not of a split one (the
+    /// chunk-end check saw the LF only when the block was still in the chunk). Split or
+    /// whole now agree.
+    #[test]
+    fn crlf_split_does_not_decide_the_limit() {
+        let run = |input: &[u8], limit: usize, piece: usize| {
+            let mut dec = Decoder::new(limit);
+            let mut out = Vec::new();
+            for chunk in input.chunks(piece) {
+                dec.push(Bytes::copy_from_slice(chunk));
+                loop {
+                    match dec.next_event() {
+                        Ok(Some(e)) => out.push(e.data),
+                        Ok(None) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(out)
+        };
+        let inputs: [&[u8]; 4] = [
+            b"\0\0\0\0\0\0 \r\r\n(\xcc",
+            b"data: 12\r\n\r\ndata: 34\r\n\r\n",
+            b"data: 1\r\r\ndata: 2\r\n\r\n\r\n",
+            b"\xd2\x80-\0\0\0e\r\n",
+        ];
+        for input in inputs {
+            for limit in 1..input.len() + 2 {
+                let whole = run(input, limit, input.len());
+                for piece in 1..input.len() {
+                    assert_eq!(run(input, limit, piece), whole, "{input:?} {limit} {piece}");
+                }
+            }
+        }
+        assert_eq!(run(inputs[0], 9, 12), Ok(vec![None]));
+        assert_eq!(run(inputs[0], 8, 12), Err(SseError::EventTooLarge));
     }
 
     #[test]

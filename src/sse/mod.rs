@@ -17,7 +17,8 @@ pub use decoder::Decoder;
 pub use encoder::{write_comment, write_event};
 
 /// Default upper bound on one event's bytes (its raw block, including any stray blank lines
-/// before it and the part held in the carry). Bigger events fail with
+/// before it and the part held in the carry, but not the LF of a CRLF at either end, which
+/// may arrive in a different read). Bigger events fail with
 /// [`SseError::EventTooLarge`]; this bounds the memory one stream can pin.
 pub const MAX_EVENT_BYTES: usize = 1 << 20;
 

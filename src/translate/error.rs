@@ -1,9 +1,9 @@
 //! Error bodies in both dialects and the upstream-error translation of spec §15. The gateway
 //! copies headers (`retry-after`, request ids); these functions give status and body.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::wire::{anthropic, openai};
+use crate::wire::{anthropic, openai, Str};
 
 use super::MAX_ERROR_SNIPPET;
 
@@ -51,6 +51,46 @@ struct AnthropicErrorInner<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     message: &'a str,
+}
+
+/// An Anthropic error body exactly as Anthropic writes one: these keys only, each once, string
+/// values. Only such a body (with a known `error.type`) may reach an Anthropic client as is;
+/// anything looser is re-rendered, because SDKs read `error.message` without checking.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExactAnthropicError<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Str<'a>,
+    #[serde(borrow)]
+    error: ExactAnthropicInner<'a>,
+    // Anthropic adds it to every error; a string or absent. Read only to check its type.
+    #[serde(borrow, default, deserialize_with = "string_only")]
+    #[allow(dead_code)]
+    request_id: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExactAnthropicInner<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Str<'a>,
+    // Read only to check it is there and a string.
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    message: Str<'a>,
+}
+
+/// `Some(string)`; refuses `null`, which `Option`'s own impl would accept.
+fn string_only<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Str<'a>>, D::Error> {
+    Str::deserialize(d).map(Some)
+}
+
+/// Whether `body` is already exactly an Anthropic error body with a known type.
+fn is_exact_anthropic_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<ExactAnthropicError<'_>>(body)
+        .is_ok_and(|b| &*b.kind == "error" && known_anthropic_type(&b.error.kind).is_some())
 }
 
 /// `{"error":{"message","type","param","code"}}`.
@@ -161,12 +201,13 @@ fn snippet_message(status: u16, body: &[u8]) -> String {
 }
 
 /// Translates an Anthropic upstream error (status + body) into the OpenAI client's status
-/// and body (spec §15).
+/// and body (spec §15). The body is always rendered anew, so it is in OpenAI's format
+/// whatever came in; one without a message is quoted as a snippet instead.
 pub fn anthropic_to_openai_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let status = error_status(status);
     let out_status = if status == 529 { 503 } else { status };
     match serde_json::from_slice::<anthropic::ErrorBody<'_>>(body) {
-        Ok(b) if !b.error.message.is_empty() || !b.error.kind.is_empty() => {
+        Ok(b) if !b.error.message.is_empty() => {
             let kind = if b.error.kind.is_empty() {
                 anthropic_type_for_status(status)
             } else {
@@ -193,13 +234,12 @@ pub fn anthropic_to_openai_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
 }
 
 /// Translates an OpenAI upstream error (status + body) into the Anthropic client's status
-/// and body (spec §15). A body that is already Anthropic-shaped passes through.
+/// and body (spec §15). A body that is already exactly Anthropic's error format passes
+/// through; every other body is rendered anew, so the client always gets its format.
 pub fn openai_to_anthropic_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let status = error_status(status);
-    if let Ok(b) = serde_json::from_slice::<anthropic::ErrorBody<'_>>(body) {
-        if b.kind.as_deref() == Some("error") && known_anthropic_type(&b.error.kind).is_some() {
-            return (status, body.to_vec());
-        }
+    if is_exact_anthropic_error(body) {
+        return (status, body.to_vec());
     }
     let kind = anthropic_type_for_status(status);
     // 503 is how OpenAI-compatible servers say "overloaded"; Anthropic clients know 529.
@@ -279,6 +319,96 @@ mod tests {
         assert_eq!(
             openai_to_anthropic_error(429, already),
             (429, already.to_vec())
+        );
+    }
+
+    /// Bodies that are not exactly either format: JSON of other shapes, Anthropic lookalikes
+    /// that are a little off, non-JSON, empty, invalid UTF-8.
+    const LOOSE: [&[u8]; 22] = [
+        br#"{"error":{"type":"x"}}"#,
+        br#"{"error":"string"}"#,
+        br#"{"error":{}}"#,
+        br#"{"error":null}"#,
+        br#"{"type":"error","error":{"type":"api_error"}}"#,
+        br#"{"type":"error","error":{"type":"api_error","message":null}}"#,
+        br#"{"type":"error","error":{"type":"api_error","message":7}}"#,
+        br#"{"type":"error","error":{"type":"made_up_error","message":"m"}}"#,
+        br#"{"type":"error","error":{"type":"api_error","message":"m","extra":1}}"#,
+        br#"{"type":"error","error":{"type":"api_error","message":"m"},"extra":1}"#,
+        br#"{"type":"error","error":{"type":"api_error","message":"m"},"request_id":null}"#,
+        br#"{"type":"error","error":{"type":"api_error","message":"m"},"request_id":5}"#,
+        br#"{"type":"error","type":"error","error":{"type":"api_error","message":"m"}}"#,
+        br#"{"type":"error","error":{"type":"api_error","message":"m","message":"n"}}"#,
+        br#"{"type":"Error","error":{"type":"api_error","message":"m"}}"#,
+        br#"{"error":{"type":"api_error","message":"m"}}"#,
+        br#"[{"type":"error"}]"#,
+        b"null",
+        b"<html><body>502 Bad Gateway</body></html>",
+        b"",
+        b"\xff\xfe{\"error\"",
+        b"{\"error\":{\"message\":\"\xff\"}}",
+    ];
+
+    fn assert_anthropic_shape(b: &[u8]) -> Value {
+        let v = v(b);
+        let obj = v.as_object().unwrap();
+        assert_eq!(obj["type"], json!("error"), "{v}");
+        assert!(known_anthropic_type(v["error"]["type"].as_str().unwrap()).is_some());
+        assert!(v["error"]["message"].is_string(), "{v}");
+        v
+    }
+
+    fn assert_openai_shape(b: &[u8]) -> Value {
+        let v = v(b);
+        let e = v["error"].as_object().unwrap();
+        assert!(e["message"].is_string() && e["type"].is_string(), "{v}");
+        assert!(e.contains_key("param") && e.contains_key("code"), "{v}");
+        v
+    }
+
+    #[test]
+    fn openai_to_anthropic_renders_every_loose_body_in_anthropic_format() {
+        for body in LOOSE {
+            let (s, b) = openai_to_anthropic_error(500, body);
+            assert_eq!(s, 500);
+            assert_ne!(b, body, "{}", String::from_utf8_lossy(body));
+            let out = assert_anthropic_shape(&b);
+            assert_eq!(out["error"]["type"], json!("api_error"));
+            assert!(!out["error"]["message"].as_str().unwrap().is_empty());
+        }
+        // Without a message the body itself is quoted, so nothing the upstream said is lost.
+        let (_, b) = openai_to_anthropic_error(400, br#"{"error":{"type":"x"}}"#);
+        assert_eq!(
+            v(&b)["error"]["message"],
+            json!(r#"upstream returned HTTP 400: {"error":{"type":"x"}}"#)
+        );
+    }
+
+    #[test]
+    fn openai_to_anthropic_passes_only_exact_anthropic_bodies_through() {
+        for body in [
+            &br#"{"type":"error","error":{"type":"api_error","message":""}}"#[..],
+            br#"{"error":{"message":"m","type":"overloaded_error"},"type":"error","request_id":"r"}"#,
+            br#"{"type":"err\u006fr","error":{"type":"api_error","message":"\u00e9"}}"#,
+        ] {
+            assert_eq!(openai_to_anthropic_error(503, body), (503, body.to_vec()));
+        }
+    }
+
+    #[test]
+    fn anthropic_to_openai_renders_every_body_in_openai_format() {
+        for body in LOOSE {
+            let (s, b) = anthropic_to_openai_error(529, body);
+            assert_eq!(s, 503);
+            let out = assert_openai_shape(&b);
+            assert!(!out["error"]["message"].as_str().unwrap().is_empty());
+        }
+        // A type but no message used to give the OpenAI client `"message":""`.
+        let (_, b) = anthropic_to_openai_error(429, br#"{"error":{"type":"rate_limit_error"}}"#);
+        assert_eq!(
+            v(&b)["error"],
+            json!({"message":r#"upstream returned HTTP 429: {"error":{"type":"rate_limit_error"}}"#,
+                   "type":"rate_limit_error","param":null,"code":"rate_limit_error"})
         );
     }
 }

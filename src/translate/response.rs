@@ -43,10 +43,14 @@ pub fn anthropic_to_openai_response(
             }
             "tool_use" => tool_calls.push(ToolCall {
                 index: None,
-                id: b.id.as_ref().map(Str::reborrow),
+                // OpenAI SDKs require both; a block without them still becomes a call.
+                id: Some(match b.id.as_ref().filter(|id| !id.is_empty()) {
+                    Some(id) => id.reborrow(),
+                    None => Str::from(format!("call_{}_{}", r.id, tool_calls.len())),
+                }),
                 kind: Some(Str::from("function")),
                 function: Some(FunctionCall {
-                    name: b.name.as_ref().map(Str::reborrow),
+                    name: Some(b.name.as_ref().map_or(Str::from(""), Str::reborrow)),
                     arguments: Some(Str::from(
                         b.input
                             .map_or(Cow::Borrowed("{}"), |raw| compact_json(raw.get())),
@@ -249,5 +253,21 @@ mod tests {
         assert_eq!(out["choices"][0]["message"]["content"], json!("{\"a\":1}"));
         assert_eq!(out["choices"][0]["finish_reason"], json!("stop"));
         assert!(out["choices"][0]["message"].get("tool_calls").is_none());
+    }
+
+    /// Fuzz find (translate_response): a `tool_use` block without `id` and `name` gave an
+    /// OpenAI tool call without them, which OpenAI SDKs reject.
+    #[test]
+    fn tool_use_without_id_or_name_still_has_both() {
+        let body = br#"{"id":"msg_1","content":[{"type":"tool_use"},{"type":"tool_use","id":"","name":"f"}]}"#;
+        let out: Value = serde_json::from_slice(
+            &anthropic_to_openai_response(body, &RequestMeta::default()).unwrap(),
+        )
+        .unwrap();
+        let calls = &out["choices"][0]["message"]["tool_calls"];
+        assert_eq!(calls[0]["id"], json!("call_msg_1_0"));
+        assert_eq!(calls[0]["function"]["name"], json!(""));
+        assert_eq!(calls[1]["id"], json!("call_msg_1_1"));
+        assert_eq!(calls[1]["function"]["name"], json!("f"));
     }
 }

@@ -1,0 +1,33 @@
+#![no_main]
+//! Non-streaming response translation, both directions, on any body: no panic; `Ok` is a
+//! response the client's SDK can read; `Err` renders as the client's error format.
+
+use libfuzzer_sys::fuzz_target;
+use ringway::translate::{anthropic_to_openai_response, openai_to_anthropic_response, RequestMeta};
+
+#[path = "common/shape.rs"]
+mod shape;
+
+fuzz_target!(|data: &[u8]| {
+    // Flags last, so a bare response body (tests/golden) is a useful seed as it is.
+    let Some((&flags, body)) = data.split_last() else {
+        return;
+    };
+    let meta = RequestMeta {
+        json_tool: flags & 1 != 0,
+        client_thinking: flags & 2 != 0,
+        client_model: "client-model".into(),
+        upstream_model: "upstream-model".into(),
+        created: 1_700_000_000,
+        tool_names: vec![("f_short".into(), "f_original_long_name".into())],
+        ..RequestMeta::default()
+    };
+    match anthropic_to_openai_response(body, &meta) {
+        Ok(out) => shape::openai_completion(&out),
+        Err(e) => drop(shape::openai_error(&e.to_openai_body())),
+    }
+    match openai_to_anthropic_response(body, &meta) {
+        Ok(out) => shape::anthropic_message(&out),
+        Err(e) => drop(shape::anthropic_error(&e.to_anthropic_body())),
+    }
+});
