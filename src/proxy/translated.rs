@@ -19,6 +19,10 @@ use super::budget::Charge;
 /// Largest upstream body read whole for translation (non-streaming answers and errors).
 pub const MAX_TRANSLATED_BODY: usize = 64 * 1024 * 1024;
 
+/// Room reserved beyond the provider's answer for its translation (ids, field names and
+/// usage differ in length between the formats).
+const TRANSLATED_SLACK_BYTES: usize = 4096;
+
 /// Provider response headers worth keeping across formats (rate limits, retry hints, ids).
 fn keep_header(name: &str) -> bool {
     name == "retry-after"
@@ -103,12 +107,25 @@ pub(super) async fn relay(
         };
         let raw = read_all(&mut up, &mut body, provider, declared, &mut charge).await?;
         let (status, out) = if ok {
+            // The answer is about as long as what it translates: reserve (and charge) that
+            // before translating, so the worker's answers stay within the budget while
+            // both exist. Only one translation runs on a worker at a time; its parse scratch
+            // (strings with escapes) is the documented constant beyond the budget.
+            let estimate = translation_estimate(raw.len());
+            if !charge.resize(raw.capacity() + estimate) {
+                return Err(Failure::BeforeResponse(over_budget(ctx)));
+            }
+            let mut out = Vec::with_capacity(estimate);
             let translated = match client {
-                Format::OpenAi => translate::anthropic_to_openai_response(&raw, meta),
-                Format::Anthropic => translate::openai_to_anthropic_response(&raw, meta),
+                Format::OpenAi => {
+                    translate::anthropic_to_openai_response_into(&raw, meta, &mut out)
+                }
+                Format::Anthropic => {
+                    translate::openai_to_anthropic_response_into(&raw, meta, &mut out)
+                }
             };
             match translated {
-                Ok(b) => (resp.status, b),
+                Ok(()) => (resp.status, out),
                 Err(e) => (e.status, render_translate_error(client, &e)),
             }
         } else {
@@ -117,12 +134,12 @@ pub(super) async fn relay(
                 Format::Anthropic => translate::openai_to_anthropic_error(resp.status, &raw),
             }
         };
-        // The answer now lives in `out`: charge that (both were held while translating, and
-        // only one translation runs on a worker at a time: the documented constant).
+        // The answer now lives in `out`: charge only that.
         drop(raw);
         let mut out = out;
-        // The translators grow their output geometrically: hold only what the answer needs.
-        out.shrink_to_fit();
+        if out.capacity() > out.len() + TRANSLATED_SLACK_BYTES {
+            out.shrink_to_fit();
+        }
         if !charge.resize(out.capacity()) {
             return Err(Failure::BeforeResponse(over_budget(ctx)));
         }
@@ -208,7 +225,9 @@ async fn read_all(
             .ok()
             .filter(|n| *n <= MAX_TRANSLATED_BODY)
             .ok_or_else(too_large)?;
-        if !charge.resize(n) {
+        // Charged with room for its translation too: two answers that each got their body in
+        // but not their translation would otherwise both be refused after reading.
+        if !charge.resize(n + translation_estimate(n)) {
             return Err(Failure::BeforeResponse(over_budget_limit(charge.limit())));
         }
         out.reserve_exact(n);
@@ -234,6 +253,11 @@ async fn read_all(
             Err(e) => return Err(Failure::BeforeResponse(e)),
         }
     }
+}
+
+/// Bytes reserved for the translation of an `n`-byte answer.
+fn translation_estimate(n: usize) -> usize {
+    n + n / 8 + TRANSLATED_SLACK_BYTES
 }
 
 fn over_budget(ctx: &super::Ctx) -> Error {

@@ -21,7 +21,10 @@ use std::fmt;
 pub use error::{anthropic_to_openai_error, openai_to_anthropic_error};
 pub use request_a2o::anthropic_to_openai_request;
 pub use request_o2a::openai_to_anthropic_request;
-pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};
+pub use response::{
+    anthropic_to_openai_response, anthropic_to_openai_response_into, openai_to_anthropic_response,
+    openai_to_anthropic_response_into,
+};
 pub use stream_a2o::AnthropicToOpenAiStream;
 pub use stream_o2a::OpenAiToAnthropicStream;
 

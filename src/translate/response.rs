@@ -23,6 +23,18 @@ pub fn anthropic_to_openai_response(
     body: &[u8],
     meta: &RequestMeta,
 ) -> Result<Vec<u8>, TranslateError> {
+    let mut dst = Vec::new();
+    anthropic_to_openai_response_into(body, meta, &mut dst)?;
+    Ok(dst)
+}
+
+/// [`anthropic_to_openai_response`] appending to `dst`, so a caller that sized (and accounted
+/// for) the buffer up front keeps the answer's memory within what it reserved.
+pub fn anthropic_to_openai_response_into(
+    body: &[u8],
+    meta: &RequestMeta,
+    dst: &mut Vec<u8>,
+) -> Result<(), TranslateError> {
     let r: MessageResponse<'_> = serde_json::from_slice(body)
         .map_err(|e| TranslateError::upstream(format!("unreadable Anthropic response: {e}")))?;
     let mut texts: Vec<Cow<'_, str>> = Vec::new();
@@ -116,7 +128,7 @@ pub fn anthropic_to_openai_response(
         usage: Some(openai_usage(&r.usage)),
         system_fingerprint: None,
     };
-    serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))
+    serde_json::to_writer(dst, &out).map_err(|e| TranslateError::internal(e.to_string()))
 }
 
 /// Concatenation of `parts` (`None` when there are none), keeping a single part as is.
@@ -142,6 +154,18 @@ pub fn openai_to_anthropic_response(
     body: &[u8],
     meta: &RequestMeta,
 ) -> Result<Vec<u8>, TranslateError> {
+    let mut dst = Vec::new();
+    openai_to_anthropic_response_into(body, meta, &mut dst)?;
+    Ok(dst)
+}
+
+/// [`openai_to_anthropic_response`] appending to `dst` (see
+/// [`anthropic_to_openai_response_into`]).
+pub fn openai_to_anthropic_response_into(
+    body: &[u8],
+    meta: &RequestMeta,
+    dst: &mut Vec<u8>,
+) -> Result<(), TranslateError> {
     let r: ChatCompletion<'_> = serde_json::from_slice(body)
         .map_err(|e| TranslateError::upstream(format!("unreadable OpenAI response: {e}")))?;
     let choice = r
@@ -204,7 +228,7 @@ pub fn openai_to_anthropic_response(
         stop_sequence: None,
         usage: anthropic_usage(r.usage.as_ref()),
     };
-    serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))
+    serde_json::to_writer(dst, &out).map_err(|e| TranslateError::internal(e.to_string()))
 }
 
 fn text(t: Str<'_>) -> ContentBlock<'_> {
