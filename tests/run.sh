@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: every Rust test (unit, differential, golden, integration through the real
 # binary) on the io_uring driver, the integration tests again on epoll, then the official
-# OpenAI and Anthropic Python SDKs against the real binary on both drivers.
+# OpenAI and Anthropic Python SDKs against the real binary on both drivers, then the real
+# Claude Code agent through the real binary (installed by .ci/run into .ci/claude-code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +25,6 @@ for driver in io_uring epoll; do
   echo "-- SDK tests on $driver"
   RINGWAY_TEST_DRIVER=$driver RINGWAY_BIN="$target_dir/debug/ringway" .venv/bin/python -m pytest -q tests/sdk
 done
+
+echo "== agents: Claude Code through the real binary (tests/agents/claude_code.sh)"
+RINGWAY_BIN="$target_dir/debug/ringway" tests/agents/claude_code.sh

@@ -20,6 +20,9 @@
 //! | `mock:tokens=N` | answer exactly `w1 w2 … wN` |
 //! | `mock:big=N` | answer text sized so the non-stream body is about N bytes |
 //! | `mock:parallel` | call the first two tools at once |
+//! | `mock:tool=NAME` | call the tool NAME instead of the first declared one (even an undeclared one) |
+//! | `mock:args=JSON` | a JSON object without spaces: the (first) call's arguments, verbatim |
+//! | `mock:notools` | answer with text although tools are declared |
 //! | `mock:thinking` | Anthropic: a signed thinking block before the answer |
 //! | `mock:refusal` | Anthropic `stop_reason: refusal`; OpenAI `refusal` text with `finish_reason: stop` |
 //! | `mock:content_filter` | a few tokens, then OpenAI `finish_reason: content_filter` (Anthropic: refusal) |
@@ -29,13 +32,18 @@
 //! non-streaming `midstream_error` becomes a 529 (Anthropic) / 500 (OpenAI). The answer is a
 //! refusal, else tool calls, else `big`, else `tokens`, else a tool-result acknowledgement, else
 //! the greeting. `count_tokens` honours only `mock:status`.
+//!
+//! Tools are called when the request declares some, its `tool_choice` allows it, the conversation
+//! does not end in tool results and `mock:notools` is absent. A `tool_choice` naming a tool wins
+//! over `mock:tool` (a real model must obey it); `mock:args` that is not a JSON object is ignored.
 
 use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Number of streamed tokens sent before `mock:reset` / `mock:midstream_error` /
@@ -566,6 +574,58 @@ struct Directives {
     refusal: bool,
     content_filter: bool,
     cache: bool,
+    /// `mock:tool=`: the tool to call.
+    tool: Option<String>,
+    /// `mock:args=`: the first call's arguments.
+    args: Option<ToolArgs>,
+    /// `mock:notools`: never call a tool.
+    notools: bool,
+}
+
+/// Arguments given by `mock:args=`: the text as written and its entries in written order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ToolArgs {
+    text: String,
+    entries: Vec<(String, Value)>,
+}
+
+impl ToolArgs {
+    /// `None` unless `text` is one JSON object.
+    fn parse(text: &str) -> Option<Self> {
+        let Entries(entries) = serde_json::from_str(text).ok()?;
+        Some(Self {
+            text: text.to_owned(),
+            entries,
+        })
+    }
+}
+
+/// A JSON object's entries in the order written (serde_json's `Map` would sort them, and the
+/// arguments must reach the client as the test wrote them).
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Entries;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry::<String, Value>()? {
+            entries.push(entry);
+        }
+        Ok(Entries(entries))
+    }
 }
 
 impl Directives {
@@ -606,6 +666,13 @@ impl Directives {
                 "refusal" => d.refusal = true,
                 "content_filter" => d.content_filter = true,
                 "cache" => d.cache = true,
+                "tool" => {
+                    if let Some(name) = value.filter(|v| !v.is_empty()) {
+                        d.tool = Some(name.to_owned());
+                    }
+                }
+                "args" => d.args = value.and_then(ToolArgs::parse).or(d.args),
+                "notools" => d.notools = true,
                 _ => {}
             }
         }
@@ -823,22 +890,34 @@ fn compose(api: Api, req: &Request, dirs: &Directives, ids: &Ids, input: u64) ->
 
 /// The tool calls to make, or `None` to answer with text.
 fn tool_calls(api: Api, req: &Request, dirs: &Directives, ids: &Ids) -> Option<Vec<ToolCall>> {
-    if req.tools.is_empty() || req.choice == ToolChoice::None || req.tool_result.is_some() {
+    if req.tools.is_empty()
+        || req.choice == ToolChoice::None
+        || req.tool_result.is_some()
+        || dirs.notools
+    {
         return None;
     }
-    let first_idx = match &req.choice {
-        ToolChoice::Named(name) => req.tools.iter().position(|t| &t.name == name),
-        _ => Some(0),
+    let wanted = match &req.choice {
+        ToolChoice::Named(name) => Some(name),
+        _ => dirs.tool.as_ref(),
     };
-    let first = match (first_idx.and_then(|i| req.tools.get(i)), &req.choice) {
+    let first_idx = match wanted {
+        Some(name) => req.tools.iter().position(|t| &t.name == name),
+        None => Some(0),
+    };
+    let mut first = match (first_idx.and_then(|i| req.tools.get(i)), wanted) {
         (Some(tool), _) => tool.clone(),
-        // A forced tool the request does not declare: call it without arguments.
-        (None, ToolChoice::Named(name)) => ToolDef {
+        // A tool the request does not declare (forced, or named by `mock:tool`): call it
+        // without arguments, as a model naming an unknown tool would.
+        (None, Some(name)) => ToolDef {
             name: name.clone(),
             args: Vec::new(),
         },
-        (None, _) => return None,
+        (None, None) => return None,
     };
+    if let Some(args) = &dirs.args {
+        first.args.clone_from(&args.entries);
+    }
     let mut defs = vec![first];
     if dirs.parallel && req.allow_parallel {
         // The next declared tool, or the same one twice when only one is declared.
@@ -854,7 +933,11 @@ fn tool_calls(api: Api, req: &Request, dirs: &Directives, ids: &Ids) -> Option<V
         .into_iter()
         .enumerate()
         .map(|(i, def)| {
-            let args_text = spaced_args(&def.args);
+            let args_text = match (&dirs.args, i) {
+                // Verbatim, so a test sees exactly the text it wrote.
+                (Some(args), 0) if !def.args.is_empty() => args.text.clone(),
+                _ => spaced_args(&def.args),
+            };
             let pieces = if def.args.is_empty() {
                 Vec::new()
             } else {
@@ -3288,6 +3371,175 @@ mod tests {
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
     }
 
+    #[test]
+    fn tool_args_and_notools_directives() {
+        let read = json!({"name": "read_file", "input_schema": {"type": "object",
+            "properties": {"path": {"type": "string"}}, "required": ["path"]}});
+        let tools = json!([weather_tool_anthropic(), read]);
+        // Keys out of alphabetical order: the written order must survive.
+        let args = r#"{"path":"/tmp/x.txt","limit":2,"a":{"b":[true,null]}}"#;
+        let prompt = format!("read it mock:tool=read_file mock:args={args}");
+        let (_, text, v) = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic(&prompt, json!({"tools": tools})),
+        ));
+        assert_eq!(v["stop_reason"], "tool_use");
+        assert_eq!(v["content"].as_array().unwrap().len(), 1);
+        assert_eq!(v["content"][0]["name"], "read_file");
+        assert_eq!(
+            v["content"][0]["input"],
+            serde_json::from_str::<Value>(args).unwrap()
+        );
+        // The body carries the object as written (a parsed Value would sort the keys).
+        assert!(text.contains(args), "{text}");
+        let events = a_events(&run(
+            Api::AnthropicMessages,
+            &anthropic(&prompt, json!({"tools": tools, "stream": true})),
+        ));
+        assert_eq!(events[1].1["content_block"]["name"], "read_file");
+        let partials: String = events
+            .iter()
+            .filter_map(|(_, v)| v["delta"]["partial_json"].as_str())
+            .collect();
+        assert_eq!(partials, args);
+
+        let otools = json!([
+            weather_tool_openai(),
+            openai_tool("read_file", read["input_schema"].clone())
+        ]);
+        let v = fixed(&run(
+            Api::OpenAiChat,
+            &openai(&prompt, json!({"tools": otools})),
+        ))
+        .2;
+        let call = &v["choices"][0]["message"]["tool_calls"][0]["function"];
+        assert_eq!(call["name"], "read_file");
+        assert_eq!(call["arguments"], args);
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        let (chunks, done) = o_chunks(&run(
+            Api::OpenAiChat,
+            &openai(&prompt, json!({"tools": otools, "stream": true})),
+        ));
+        assert!(done);
+        let streamed: String = chunks
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
+        assert_eq!(streamed, args);
+
+        // mock:tool alone keeps the schema's arguments; mock:args alone goes to the first tool.
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic("mock:tool=read_file", json!({"tools": tools})),
+        ))
+        .2;
+        assert_eq!(v["content"][0]["input"], json!({"path": "mock"}));
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic(r#"(mock:args={"q":1})."#, json!({"tools": tools})),
+        ))
+        .2;
+        assert_eq!(v["content"][0]["name"], "get_weather");
+        assert_eq!(v["content"][0]["input"], json!({"q": 1}));
+        // Not a JSON object: ignored.
+        for bad in ["mock:args=[1]", "mock:args={\"q\":", "mock:args="] {
+            let v = fixed(&run(
+                Api::AnthropicMessages,
+                &anthropic(bad, json!({"tools": tools})),
+            ))
+            .2;
+            assert_eq!(v["content"][0]["input"], expected_weather_args(), "{bad}");
+        }
+        // An undeclared tool is called anyway, without arguments unless given.
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic("mock:tool=ghost", json!({"tools": tools})),
+        ))
+        .2;
+        assert_eq!(v["content"][0]["name"], "ghost");
+        assert_eq!(v["content"][0]["input"], json!({}));
+        // A tool_choice naming a tool wins over the directive.
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic(
+                "mock:tool=read_file",
+                json!({"tools": tools, "tool_choice": {"type": "tool", "name": "get_weather"}}),
+            ),
+        ))
+        .2;
+        assert_eq!(v["content"][0]["name"], "get_weather");
+        // No tools declared: the directive calls nothing.
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic("hi mock:tool=read_file", json!({})),
+        ))
+        .2;
+        assert_eq!(v["stop_reason"], "end_turn");
+
+        // The follow-up turn acknowledges the result even though the question names a tool.
+        let body = json!({"model": "m", "max_tokens": 100, "tools": tools, "messages": [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "read_file",
+                "input": {"path": "/tmp/x.txt"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "file body"}]},
+        ]});
+        let v = fixed(&run(Api::AnthropicMessages, &body)).2;
+        assert_eq!(v["content"][0]["text"], "Tool result received: file body");
+
+        // mock:notools answers with text in both formats, streaming or not.
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic(
+                "say hi mock:notools mock:tool=read_file",
+                json!({"tools": tools}),
+            ),
+        ))
+        .2;
+        assert_eq!(v["stop_reason"], "end_turn");
+        assert_eq!(
+            v["content"][0]["text"],
+            "Hello from the ringway mock. You said: say hi"
+        );
+        let events = a_events(&run(
+            Api::AnthropicMessages,
+            &anthropic(
+                "say hi mock:notools",
+                json!({"tools": tools, "stream": true}),
+            ),
+        ));
+        assert_eq!(
+            a_text(&events, 0),
+            "Hello from the ringway mock. You said: say hi"
+        );
+        assert!(events
+            .iter()
+            .all(|(_, v)| v["content_block"]["type"] != "tool_use"));
+        let v = fixed(&run(
+            Api::OpenAiChat,
+            &openai("say hi mock:notools", json!({"tools": otools})),
+        ))
+        .2;
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        assert!(v["choices"][0]["message"].get("tool_calls").is_none());
+        let (chunks, _) = o_chunks(&run(
+            Api::OpenAiChat,
+            &openai(
+                "say hi mock:notools",
+                json!({"tools": otools, "stream": true}),
+            ),
+        ));
+        assert_eq!(
+            o_text(&chunks),
+            "Hello from the ringway mock. You said: say hi"
+        );
+        assert_eq!(
+            chunks.last().unwrap()["choices"][0]["finish_reason"],
+            "stop"
+        );
+    }
+
     // ---------------------------------------------------------------- faults
 
     #[test]
@@ -3421,6 +3673,18 @@ mod tests {
             Directives::default()
         );
         assert_eq!(echo_words("a mock:reset b"), "a b");
+        let d = Directives::parse(r#"mock:tool= "mock:notools" mock:args={"b":1,"a":2}"#);
+        assert_eq!(d.tool, None);
+        assert!(d.notools);
+        let args = d.args.unwrap();
+        assert_eq!(args.text, r#"{"b":1,"a":2}"#);
+        assert_eq!(
+            args.entries,
+            vec![("b".into(), json!(1)), ("a".into(), json!(2))]
+        );
+        let d = Directives::parse("mock:tool=Read mock:args=x");
+        assert_eq!(d.tool.as_deref(), Some("Read"));
+        assert_eq!(d.args, None);
     }
 
     #[test]
@@ -3696,6 +3960,10 @@ mod tests {
             "mock:status=429",
             "mock:big=3000",
             "mock:ttft=1",
+            "mock:notools",
+            "mock:tool=get_weather",
+            "mock:tool=ghost",
+            r#"mock:args={"k":[1,"v"]}"#,
             "",
         ];
         let mut rng = Prng(0x1234_5678_9abc_def1);

@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# The real Claude Code agent (`claude -p`, pinned in .ci/claude-code/package.json) through the
+# real ringway binary to the mock provider, once over an anthropic-kind route and once over an
+# openai-kind route. Per route: a plain turn, and a turn where the agent calls Read (the mock is
+# steered with `mock:tool` / `mock:args`), gets the file back and answers. The mock's record of
+# what it received (`GET /mock/requests`) shows what the gateway sent upstream. Last, the
+# captured Claude Code request (tests/fixtures/claude_code) is replayed with curl to the
+# openai-kind route to check the `x-ringway-dropped-params` header a client cannot show us.
+#
+# Every case runs, then the script fails if any did. Run alone: tests/agents/claude_code.sh
+# (RINGWAY_BIN picks the binary, default target/debug/ringway; CLAUDE_BIN the agent).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+# Seconds one `claude -p` run may take (it starts a 380 MB native binary; a run takes ~5 s).
+CLAUDE_TIMEOUT=120
+# Agent turns allowed: the tool case needs two (call Read, then answer), plain needs one.
+MAX_TURNS=3
+# Seconds a process may take to print its listening address, and a curl call may take.
+START_TIMEOUT=20
+CURL_TIMEOUT=30
+# Words the mock answers the plain turn with (`mock:tokens=`): an exact, agent-independent text.
+PLAIN_WORDS=6
+
+bin=${RINGWAY_BIN:-target/debug/ringway}
+claude=${CLAUDE_BIN:-.ci/claude-code/node_modules/.bin/claude}
+# Absolute: claude runs from a scratch project directory.
+case $claude in /*) ;; *) claude=$root/$claude ;; esac
+fixture=tests/fixtures/claude_code
+want_version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["@anthropic-ai/claude-code"])' .ci/claude-code/package.json)
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# One case, run as a child of this script so `set -e` and `exit` stop that case only.
+if [ "${1:-}" = case ]; then
+  kind=$2 what=$3
+  route="cc-$kind"
+  tag="case-$kind-$what"
+  home=$work/home-$tag
+  mkdir -p "$home"
+  out=$work/$tag.out err=$work/$tag.err
+  run_claude() {
+    local rc=0
+    (cd "$work/project" && HOME=$home ANTHROPIC_BASE_URL=$GW_URL ANTHROPIC_API_KEY=sk-test \
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 \
+      timeout "$CLAUDE_TIMEOUT" "$claude" -p "$1" --model "$route" \
+      --output-format json --max-turns "$MAX_TURNS" "${@:2}" </dev/null >"$out" 2>"$err") || rc=$?
+    if [ "$rc" != 0 ]; then
+      echo "claude exited $rc; stdout:" >&2
+      cat "$out" >&2
+      echo "stderr:" >&2
+      grep -v 'unrecognized_model\|recognize the model' "$err" >&2 || true
+      fail "$tag: claude -p exited $rc"
+    fi
+  }
+  # The answer text of the JSON result, after checking the run reports success.
+  result() {
+    python3 - "$out" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r.get("is_error") or r.get("subtype") != "success":
+    print(f"claude reports an error: {r.get('subtype')}: {r.get('result')!r}")
+    sys.exit(1)
+print(r["result"])
+PY
+  }
+  # The requests the mock received for this case (their bodies hold the case tag), as JSON.
+  upstream() {
+    curl -sS --max-time "$CURL_TIMEOUT" "$MOCK_URL/mock/requests" >"$work/$tag.upstream.all"
+    python3 - "$work/$tag.upstream.all" "$tag" >"$work/$tag.upstream" <<'PY'
+import json, sys
+records = [r for r in json.load(open(sys.argv[1])) if sys.argv[2] in r["body"]]
+if not records:
+    sys.exit("the mock received no request for this case")
+print(json.dumps(records))
+PY
+  }
+  # Checks on every upstream request of the case, per provider kind.
+  check_upstream() {
+    python3 - "$work/$tag.upstream" "$kind" <<'PY'
+import json, sys
+records = json.load(open(sys.argv[1]))
+kind = sys.argv[2]
+for r in records:
+    body = json.loads(r["body"])
+    if kind == "anthropic":
+        assert r["path"].split("?")[0].endswith("/v1/messages"), r["path"]
+        # Passed through: Claude Code's own fields reach an Anthropic provider.
+        for field in ("system", "tools", "metadata", "thinking", "context_management", "output_config"):
+            assert field in body, f"anthropic upstream lost `{field}`: {sorted(body)}"
+        beta = r["headers"].get("anthropic-beta", "")
+        assert "claude-code-20250219" in beta, f"anthropic-beta not forwarded: {beta!r}"
+    else:
+        assert r["path"].endswith("/chat/completions"), f"not a Chat Completions request: {r['path']}"
+        for field in ("context_management", "output_config", "thinking", "system"):
+            assert field not in body, f"openai upstream still has `{field}`"
+        roles = {m.get("role") for m in body["messages"]}
+        assert roles <= {"system", "developer", "user", "assistant", "tool"}, roles
+print(f"{len(records)} upstream request(s) checked")
+PY
+  }
+
+  case $what in
+    plain)
+      run_claude "Say hi ($tag). mock:notools mock:tokens=$PLAIN_WORDS"
+      answer=$(result) || fail "$tag: $answer"
+      want=$(seq -f 'w%g' 1 "$PLAIN_WORDS" | paste -sd' ')
+      [ "$answer" = "$want" ] || fail "$tag: answer $answer, want $want"
+      upstream || fail "$tag: reading the mock's requests"
+      check_upstream || fail "$tag: upstream requests"
+      ;;
+    tool)
+      note=$work/project/note-$kind.txt
+      content="ringway-agent-note-$kind"
+      printf '%s\n' "$content" >"$note"
+      run_claude "Read the note ($tag). mock:tool=Read mock:args={\"file_path\":\"$note\"}" \
+        --allowedTools Read
+      answer=$(result) || fail "$tag: $answer"
+      # The mock acknowledges a tool result by echoing its first words.
+      case $answer in
+        "Tool result received: "*"$content"*) ;;
+        *) fail "$tag: answer $answer, want the mock's acknowledgement of $content" ;;
+      esac
+      upstream || fail "$tag: reading the mock's requests"
+      check_upstream || fail "$tag: upstream requests"
+      # The last request carries the Read call and ends in its result, holding the file.
+      python3 - "$work/$tag.upstream" "$kind" "$note" "$content" <<'PY' || fail "$tag: tool round trip"
+import json, sys
+records, kind, note, content = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4]
+messages = json.loads(records[-1]["body"])["messages"]
+if kind == "anthropic":
+    last = messages[-1]
+    assert last["role"] == "user", last
+    results = [b for b in last["content"] if b.get("type") == "tool_result"]
+    assert results, f"last message has no tool_result: {last}"
+    text = json.dumps(results[0]["content"])
+    calls = [b for m in messages if m["role"] == "assistant" and isinstance(m["content"], list)
+             for b in m["content"] if b.get("type") == "tool_use"]
+    assert calls and calls[-1]["name"] == "Read", calls
+    assert calls[-1]["input"] == {"file_path": note}, calls[-1]
+    assert calls[-1]["id"] == results[0]["tool_use_id"]
+else:
+    last = messages[-1]
+    assert last["role"] == "tool", f"last message is not a tool result: {last}"
+    text = json.dumps(last["content"])
+    calls = [c for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    assert calls and calls[-1]["function"]["name"] == "Read", calls
+    assert json.loads(calls[-1]["function"]["arguments"]) == {"file_path": note}, calls[-1]
+    assert calls[-1]["id"] == last["tool_call_id"]
+assert content in text, f"tool result lacks the file's content: {text}"
+print("tool round trip checked")
+PY
+      ;;
+    replay)
+      # The captured request as Claude Code sent it (its model is this route), through the
+      # gateway to the openai-kind provider.
+      hdr_args=()
+      while IFS= read -r line; do hdr_args+=(-H "$line"); done < <(python3 -c '
+import json, sys
+for k, v in json.load(open(sys.argv[1])).items():
+    print(f"{k}: {v}")' "$fixture/headers.json")
+      code=$(curl -sS --max-time "$CURL_TIMEOUT" -o "$work/$tag.body" -D "$work/$tag.headers" \
+        -w '%{http_code}' "${hdr_args[@]}" --data-binary "@$fixture/request.json" \
+        "$GW_URL/v1/messages?beta=true") || fail "$tag: curl"
+      [ "$code" = 200 ] || fail "$tag: status $code: $(head -c 600 "$work/$tag.body")"
+      curl -sS --max-time "$CURL_TIMEOUT" "$MOCK_URL/mock/requests" >"$work/$tag.upstream.all"
+      python3 - "$work/$tag.headers" "$work/$tag.upstream.all" "$fixture/request.json" <<'PY' || fail "$tag: dropped params"
+import json, sys
+head = open(sys.argv[1], encoding="latin-1").read().splitlines()
+dropped = [l.split(":", 1)[1].strip() for l in head if l.lower().startswith("x-ringway-dropped-params:")]
+assert dropped, "no x-ringway-dropped-params header"
+listed = set(dropped[0].split(","))
+fixture = json.load(open(sys.argv[3]))
+marker = "/tmp/claude-code-fixture/work/note.txt"  # in the fixture's prompt and Read call
+sent = [r for r in json.load(open(sys.argv[2])) if marker in r["body"]]
+assert sent, "the mock received no translated replay"
+assert sent[-1]["path"].endswith("/chat/completions"), sent[-1]["path"]
+body = json.loads(sent[-1]["body"])
+# No Chat Completions equivalent: must be dropped and said so.
+assert "context_management" in listed, f"context_management not listed in {sorted(listed)}"
+# Effort / thinking may become reasoning_effort; whatever is not translated must be listed.
+for field in ("output_config", "thinking"):
+    assert field in listed or "reasoning_effort" in body, f"{field} neither translated nor listed: {sorted(listed)}"
+for field in ("context_management", "output_config", "thinking"):
+    assert field not in body, f"upstream still has {field}"
+print("dropped params:", ",".join(sorted(listed)))
+PY
+      ;;
+    *) fail "unknown case $what" ;;
+  esac
+  echo "ok: $tag"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Setup: the binaries, a mock, a gateway routing cc-anthropic / cc-openai to the two kinds.
+[ -x "$bin" ] || fail "no ringway binary at $bin (cargo build --locked --bin ringway, or set RINGWAY_BIN)"
+if [ ! -x "$claude" ]; then
+  fail "Claude Code is not installed at $claude: run \`npm ci --prefix .ci/claude-code\` (.ci/run does)"
+fi
+have_version=$(timeout 60 "$claude" --version) || fail "$claude --version failed"
+case $have_version in
+  "$want_version "*) ;;
+  *) fail "Claude Code $have_version at $claude, want $want_version (npm ci --prefix .ci/claude-code)" ;;
+esac
+echo "Claude Code $have_version, ringway $bin"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ringway-claude-code.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/project"
+
+# Starts a ringway process logging to $1; sets `addr` to the http://ADDR it announces.
+start() {
+  local log=$1
+  shift
+  "$bin" "$@" --listen 127.0.0.1:0 --driver "${RINGWAY_TEST_DRIVER:-auto}" >/dev/null 2>"$log" &
+  pids+=($!)
+  local deadline=$((SECONDS + START_TIMEOUT))
+  addr=""
+  while [ -z "$addr" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || { cat "$log" >&2; fail "ringway $1 did not start"; }
+    sleep 0.1
+    addr=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1 | sed 's/.*http:/http:/') || true
+  done
+}
+
+start "$work/mock.log" mock-upstream
+MOCK_URL=$addr
+cat >"$work/gateway.toml" <<EOF
+[server]
+workers = 1
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "$MOCK_URL"
+
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "$MOCK_URL/v1"
+
+[[route]]
+model = "cc-anthropic"
+targets = ["ma/mock-claude"]
+
+[[route]]
+model = "cc-openai"
+targets = ["mo/mock-gpt"]
+EOF
+start "$work/gateway.log" serve --config "$work/gateway.toml"
+GW_URL=$addr
+echo "mock $MOCK_URL, gateway $GW_URL"
+export work MOCK_URL GW_URL
+
+failed=()
+for kind in anthropic openai; do
+  for what in plain tool; do
+    echo "-- claude -p via the $kind-kind route: $what"
+    bash "$0" case "$kind" "$what" || failed+=("$kind-$what")
+  done
+done
+echo "-- Claude Code's captured request replayed to the openai-kind route"
+bash "$0" case openai replay || failed+=("openai-replay")
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "gateway log (last lines):" >&2
+  tail -20 "$work/gateway.log" >&2
+  fail "Claude Code agent cases failed: ${failed[*]}"
+fi
+echo "Claude Code agent cases passed"
