@@ -519,6 +519,10 @@ async fn chat(
         }
     };
     meta.created = unix_now();
+    if provider.kind == Format::OpenAi && head.header("anthropic-beta").is_some() {
+        // Features an `anthropic-beta` header turns on do not exist at an OpenAI provider.
+        meta.dropped.push("anthropic-beta");
+    }
     // The client's body is translated; its buffer need not live as long as the response.
     drop(body);
     ctx.metrics

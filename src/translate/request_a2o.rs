@@ -25,6 +25,13 @@ const OUTPUT_SCHEMA_NAME: &str = "output";
 /// File name for PDF documents without a title.
 const DEFAULT_PDF_NAME: &str = "document.pdf";
 
+/// Text standing for a `tool_reference` block in a tool result (OpenAI tool content is text).
+const TOOL_LOADED_PREFIX: &str = "Tool loaded: ";
+
+/// Longest `metadata.user_id` sent as OpenAI `user` as is; a longer one (Claude Code sends a
+/// JSON object of ids) goes as its SHA-256, hex: stable per user, and no ids leak.
+const MAX_OPENAI_USER_BYTES: usize = 64;
+
 /// Translates an Anthropic Messages request body into an OpenAI Chat Completions request
 /// for `upstream_model`.
 pub fn anthropic_to_openai_request(
@@ -94,7 +101,6 @@ fn translate<'b>(
     for (param, present) in [
         ("container", req.container.is_some()),
         ("inference_geo", req.inference_geo.is_some()),
-        ("context_management", req.context_management.is_some()),
         ("mcp_servers", req.mcp_servers.is_some()),
     ] {
         if present {
@@ -104,9 +110,16 @@ fn translate<'b>(
             ));
         }
     }
+    if req.context_management.is_some() {
+        // Context editing clears old thinking and tool results server-side. Thinking never
+        // reaches an OpenAI model, and without the edits the model sees the whole (longer)
+        // context: the answer stays correct, so the field is dropped and reported.
+        meta.drop_param("context_management");
+    }
     if req.cache_control.is_some() {
         meta.drop_param("cache_control");
     }
+    let loaded_tools = scan_blocks(req, meta);
     if req.top_k.is_some() {
         meta.drop_param("top_k");
     }
@@ -124,18 +137,25 @@ fn translate<'b>(
 
     let reasoning_effort = reasoning_effort(req, opts, meta)?;
     let response_format = response_format(req)?;
-    let tools = convert_tools(req, names)?;
+    let tools = convert_tools(req, names, &loaded_tools, meta)?;
     let (tool_choice, parallel_tool_calls) = convert_tool_choice(req, !tools.is_empty(), names)?;
 
     let mut out_messages = Vec::with_capacity(messages.len() + 1);
     if let Some(system) = &req.system {
-        if let Some(m) = system_message(system)? {
+        if let Some(m) = system_message(system, "system")? {
             out_messages.push(m);
         }
     }
     for (i, m) in messages.iter().enumerate() {
         match m.role.as_str() {
             "user" => user_messages(&m.content, i, &mut out_messages)?,
+            // Claude Code sends system turns inside the conversation (environment and tool
+            // availability notes); Chat Completions takes system messages anywhere.
+            "system" => {
+                if let Some(msg) = system_message(&m.content, &format!("messages.{i}"))? {
+                    out_messages.push(msg);
+                }
+            }
             "assistant" => {
                 if let Some(msg) = assistant_message(&m.content, i, names, meta)? {
                     out_messages.push(msg);
@@ -189,10 +209,55 @@ fn translate<'b>(
             .metadata
             .as_ref()
             .and_then(|m| m.user_id.as_ref())
-            .map(Str::reborrow),
+            .map(openai_user),
         service_tier,
         ..ChatRequest::default()
     })
+}
+
+/// `metadata.user_id` as OpenAI `user` (see [`MAX_OPENAI_USER_BYTES`]).
+fn openai_user<'b>(id: &'b Str<'_>) -> Str<'b> {
+    if id.len() <= MAX_OPENAI_USER_BYTES {
+        return id.reborrow();
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+    }
+    Str::from(hex)
+}
+
+/// One pass over every content block: report fields dropped wherever they sit
+/// (`cache_control`, `caller`) and collect the tools that `tool_reference` blocks loaded.
+fn scan_blocks<'b>(req: &'b MessagesRequest<'_>, meta: &mut RequestMeta) -> Vec<&'b str> {
+    fn walk<'b>(blocks: &'b [ContentBlock<'_>], meta: &mut RequestMeta, loaded: &mut Vec<&'b str>) {
+        for b in blocks {
+            if b.cache_control.is_some() {
+                meta.drop_param("cache_control");
+            }
+            if b.caller.is_some() {
+                meta.drop_param("caller");
+            }
+            if let (Some(name), "tool_reference") = (&b.tool_name, b.kind.as_str()) {
+                loaded.push(name.as_str());
+            }
+            if let Some(TextOr::Items(inner)) = &b.content {
+                walk(inner, meta, loaded);
+            }
+        }
+    }
+    let mut loaded = Vec::new();
+    if let Some(TextOr::Items(blocks)) = &req.system {
+        walk(blocks, meta, &mut loaded);
+    }
+    for m in req.messages.iter().flatten() {
+        if let TextOr::Items(blocks) = &m.content {
+            walk(blocks, meta, &mut loaded);
+        }
+    }
+    loaded
 }
 
 fn reasoning_effort<'b>(
@@ -209,26 +274,32 @@ fn reasoning_effort<'b>(
             ));
         }
     }
+    // OpenAI's top effort is `xhigh`; Anthropic's `max` asks for the most there is.
+    let effort = effort.map(|e| match e.as_str() {
+        "max" => Str::from("xhigh"),
+        _ => e.reborrow(),
+    });
     let Some(t) = &req.thinking else {
-        return Ok(effort.map(Str::reborrow));
+        return Ok(effort);
     };
+    // `display: "omitted"`: the client wants no thinking text back, only the answer.
+    let surface = t.display.as_deref() != Some("omitted");
     match t.kind.as_str() {
         "enabled" => {
-            meta.client_thinking = true;
+            meta.client_thinking = surface;
             let budget = t.budget_tokens.ok_or_else(|| {
                 TranslateError::invalid(
                     "thinking.budget_tokens",
                     "thinking.budget_tokens: Field required",
                 )
             })?;
-            Ok(Some(effort.map_or(
-                Str::from(opts.effort_budgets.effort_for_budget(budget)),
-                Str::reborrow,
-            )))
+            Ok(Some(effort.unwrap_or_else(|| {
+                Str::from(opts.effort_budgets.effort_for_budget(budget))
+            })))
         }
         "adaptive" => {
-            meta.client_thinking = true;
-            Ok(effort.map(Str::reborrow))
+            meta.client_thinking = surface;
+            Ok(effort)
         }
         "disabled" => Ok(None),
         other => Err(TranslateError::invalid(
@@ -272,15 +343,29 @@ fn response_format<'b>(
     }))
 }
 
+/// OpenAI functions for the request's custom tools. A deferred tool (`defer_loading`, tool
+/// search) is offered only once a `tool_reference` in the conversation has loaded it, as the
+/// Anthropic API does: until then the model must not call it.
 fn convert_tools<'b>(
     req: &'b MessagesRequest<'_>,
     names: &NameMap,
+    loaded: &[&str],
+    meta: &mut RequestMeta,
 ) -> Result<Vec<Tool<'b>>, TranslateError> {
     let Some(tools) = &req.tools else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(tools.len());
     for (j, t) in tools.iter().enumerate() {
+        if t.cache_control.is_some() {
+            meta.drop_param("cache_control");
+        }
+        if t.defer_loading == Some(true) {
+            meta.drop_param("defer_loading");
+            if !loaded.contains(&t.name.as_str()) {
+                continue;
+            }
+        }
         match t.kind.as_deref() {
             None | Some("custom") => out.push(Tool {
                 kind: Str::from("function"),
@@ -349,8 +434,11 @@ fn convert_tool_choice<'b>(
     Ok((Some(choice), parallel))
 }
 
+/// One OpenAI system message from the top-level `system` or a `system` turn (`at` names it in
+/// errors): a string or text blocks, joined.
 fn system_message<'b>(
     system: &'b TextOr<'_, ContentBlock<'_>>,
+    at: &str,
 ) -> Result<Option<Message<'b>>, TranslateError> {
     let text: Str<'b> = match system {
         TextOr::Text(s) => s.reborrow(),
@@ -361,7 +449,7 @@ fn system_message<'b>(
                     ("text", Some(t)) => texts.push(t),
                     _ => {
                         return Err(TranslateError::invalid(
-                            format!("system.{j}.type"),
+                            format!("{at}.{j}.type"),
                             "system blocks must be text blocks",
                         ))
                     }
@@ -463,21 +551,35 @@ fn tool_result_text<'b>(
     at: &str,
     media: &mut Vec<ContentPart<'b>>,
 ) -> Result<Str<'b>, TranslateError> {
-    let mut texts: Vec<&'b Str<'_>> = Vec::new();
+    let mut texts: Vec<Str<'b>> = Vec::new();
     match &b.content {
         None => {}
-        Some(TextOr::Text(s)) => texts.push(s),
+        Some(TextOr::Text(s)) => texts.push(s.reborrow()),
         Some(TextOr::Items(items)) => {
             for (k, item) in items.iter().enumerate() {
                 let item_at = format!("{at}.content.{k}");
-                match (item.kind.as_str(), &item.text) {
-                    ("text", Some(t)) => texts.push(t),
+                match (item.kind.as_str(), &item.text, &item.tool_name) {
+                    ("text", Some(t), _) => texts.push(t.reborrow()),
+                    // Tool search's answer: the named tool is now offered (convert_tools).
+                    ("tool_reference", _, Some(name)) => {
+                        texts.push(Str::from(format!("{TOOL_LOADED_PREFIX}{name}")));
+                    }
                     _ => media.extend(user_part(item, &item_at)?),
                 }
             }
         }
     }
-    let text = join_texts(&texts, "\n");
+    let text = match texts.len() {
+        0 => Str::from(""),
+        1 => texts.pop().unwrap_or_else(|| Str::from("")),
+        _ => Str::from(
+            texts
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    };
     if b.is_error == Some(true) {
         return Ok(Str::from(format!("{TOOL_ERROR_PREFIX}{text}")));
     }

@@ -172,6 +172,13 @@ pub struct ContentBlock<'a> {
     /// Prompt-cache breakpoint.
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<&'a RawValue>,
+    /// `tool_use`: who made the call (`{"type":"direct"}`, or a code-execution tool for
+    /// programmatic tool calling).
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<&'a RawValue>,
+    /// `tool_reference`: the deferred tool a tool search loaded.
+    #[serde(borrow, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<Str<'a>>,
 }
 
 fn lenient_source<'de: 'a, 'a, D: serde::Deserializer<'de>>(
@@ -257,6 +264,9 @@ pub struct Tool<'a> {
     /// Prompt-cache breakpoint.
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<&'a RawValue>,
+    /// Tool search: the definition is loaded only once a `tool_reference` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defer_loading: Option<bool>,
 }
 
 /// Approximate location (web search), same fields in both APIs.
