@@ -18,7 +18,18 @@ pub fn start_loading() {
     let spawned = std::thread::Builder::new()
         .name("ringway-tokenizer".into())
         .spawn(|| {
-            let _ = TOKENIZER.set(build());
+            let started = std::time::Instant::now();
+            let built = build();
+            match &built {
+                Ok(_) => crate::log::info(format_args!(
+                    "count_tokens tokenizer (o200k_base) ready in {} ms",
+                    started.elapsed().as_millis()
+                )),
+                Err(e) => crate::log::warn(format_args!(
+                    "{e}; count_tokens for OpenAI-kind models will fail"
+                )),
+            }
+            let _ = TOKENIZER.set(built);
         });
     if let Err(e) = spawned {
         let _ = TOKENIZER.set(Err(format!("cannot start the tokenizer thread: {e}")));
