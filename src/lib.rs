@@ -26,6 +26,7 @@ pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod sse;
+pub mod tokens;
 pub mod translate;
 pub mod upstream;
 pub mod wire;

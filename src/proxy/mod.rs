@@ -4,6 +4,7 @@
 //! response; after it, an in-stream error frame and a clean end.
 
 mod budget;
+mod estimate;
 mod relay;
 mod translated;
 
@@ -478,16 +479,8 @@ async fn chat(
     ex.routed = Some((provider.name.clone(), target.model.clone()));
     if count_tokens {
         if provider.kind != Format::Anthropic {
-            return Err(Error::new(
-                ErrorKind::FormatMismatch,
-                format!(
-                    "count_tokens needs an Anthropic Messages provider, but model `{}` is served by `{}` in the {} format",
-                    info.model,
-                    provider.name,
-                    provider.kind.display_name()
-                ),
-            )
-            .into());
+            // No count_tokens upstream: ringway estimates it (see `estimate`).
+            return estimate::answer(conn, ex, &body).await;
         }
         let body = splice_model(body, &info, &target.model)?;
         let path = provider.path_for("/v1/messages/count_tokens");

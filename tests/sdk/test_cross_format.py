@@ -531,3 +531,32 @@ def test_o2a_stream_gives_the_providers_exact_tool_calls(oai, mock):
             inputs[ev["index"]] += ev["delta"]["partial_json"]
     want = [(b["id"], b["name"], json.loads(inputs[i] or "{}")) for i, b in sorted(blocks.items())]
     assert got == want and len(want) == 2
+
+
+def test_a2o_count_tokens_is_estimated_by_the_gateway(ant, mock):
+    # An OpenAI-format provider has no count_tokens: ringway answers with its own o200k_base
+    # estimate (it used to refuse with a 400), and the provider is never asked.
+    seen_before = mock_seen(mock)
+    msgs = lambda p: [{"role": "user", "content": p}]  # noqa: E731
+    short = ant.messages.count_tokens(model="gpt", messages=msgs("hello world"))
+    # reply priming 3 + message 3 + "user" 1 + "hello world" 2
+    assert short.input_tokens == 9
+    long = ant.messages.count_tokens(model="gpt", messages=msgs("The quick brown fox jumps over the lazy dog. " * 50))
+    assert 450 <= long.input_tokens <= 600
+    tooled = ant.messages.count_tokens(model="gpt", messages=msgs("hello world"), tools=[WEATHER_A])
+    assert tooled.input_tokens > short.input_tokens + 19  # func_init 7 + func_end 12 + the text
+    image = ant.messages.count_tokens(
+        model="gpt",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_1PX}},
+                    {"type": "text", "text": "hello world"},
+                ],
+            }
+        ],
+    )
+    # A 1x1 PNG is one 512 px tile at high detail: 85 + 170.
+    assert image.input_tokens == short.input_tokens + 255
+    assert mock_seen(mock) == seen_before
