@@ -160,15 +160,6 @@ fn serve(mut args: Args) -> Result<(), String> {
             ));
         }
     }
-    // count_tokens for OpenAI-kind providers needs the tokenizer: build it off the workers
-    // now, so the first such request does not wait for it.
-    if config
-        .providers
-        .iter()
-        .any(|p| p.kind == ringway::format::Format::OpenAi)
-    {
-        ringway::tokens::shared::start_loading();
-    }
     let config = Arc::new(config);
     let running = ringway::runtime::start(config.clone())?;
     ringway::log::info(format_args!(

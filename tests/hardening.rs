@@ -252,17 +252,6 @@ fn buffered_answers_stay_within_the_worker_budget() {
     // Warm up: one translated answer so the allocator's steady state is in the baseline.
     let r = chat_openai(g.addr, "claude", "hi", false);
     assert_eq!(r.status, 200);
-    // And the count_tokens tokenizer, built in the background at startup: a count for an
-    // OpenAI-kind model waits until it is there.
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/messages/count_tokens",
-            &[],
-            &anthropic_body("gpt", "hi", false),
-        ),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
     let before = vm_hwm_kib(g.child.id());
     let addr = g.addr;
     let prompt = format!("mock:big={ANSWER}");
