@@ -97,6 +97,36 @@ pub struct RequestInfo {
     pub model_span: Range<usize>,
     /// `true` if the top-level `stream` is `true`. A missing, `false` or `null` stream gives `false`.
     pub stream: bool,
+    /// What the first top-level `messages` holds (both chat formats require an array).
+    pub messages: FieldShape,
+    /// What the first top-level `max_tokens` holds (Anthropic Messages requires a number).
+    pub max_tokens: FieldShape,
+}
+
+/// The kind of value a top-level field holds, for the shape checks a gateway can make
+/// without parsing the request again.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum FieldShape {
+    /// The key is not there.
+    #[default]
+    Absent,
+    /// An array.
+    Array,
+    /// A number.
+    Number,
+    /// Anything else (`null` included).
+    Other,
+}
+
+impl FieldShape {
+    /// The shape of a JSON value from its first byte (the document is already validated).
+    fn of_raw(raw: &str) -> FieldShape {
+        match raw.as_bytes().first() {
+            Some(b'[') => FieldShape::Array,
+            Some(b'-' | b'0'..=b'9') => FieldShape::Number,
+            _ => FieldShape::Other,
+        }
+    }
 }
 
 /// Checks a chat request body and finds its `model`. Uses whichever parser the bench shows is
@@ -131,6 +161,10 @@ struct Collected {
     stream_count: u32,
     /// The first `stream` value.
     stream: StreamValue,
+    /// The first `messages` value's shape.
+    messages: FieldShape,
+    /// The first `max_tokens` value's shape.
+    max_tokens: FieldShape,
 }
 
 /// The kind of value a top-level `stream` key has.
@@ -170,6 +204,8 @@ impl Collected {
             model,
             model_span,
             stream,
+            messages: self.messages,
+            max_tokens: self.max_tokens,
         })
     }
 }
@@ -233,6 +269,7 @@ mod unit_tests {
             model: Some((1..3, None)),
             stream_count: 2,
             stream: StreamValue::Other,
+            ..Collected::default()
         };
         assert_eq!(Collected::default().finish(), Err(JsonError::MissingModel));
         c.model_count = 2;
@@ -245,6 +282,7 @@ mod unit_tests {
             model: Some((1..3, None)),
             stream_count: 2,
             stream: StreamValue::Other,
+            ..Collected::default()
         };
         assert_eq!(c.finish(), Err(JsonError::ModelNotString));
         let c = Collected {
@@ -252,6 +290,7 @@ mod unit_tests {
             model: Some((1..3, Some(String::new()))),
             stream_count: 2,
             stream: StreamValue::Other,
+            ..Collected::default()
         };
         assert_eq!(c.finish(), Err(JsonError::EmptyModel));
         let c = Collected {
@@ -259,6 +298,7 @@ mod unit_tests {
             model: Some((1..4, Some("m".into()))),
             stream_count: 2,
             stream: StreamValue::Bool(true),
+            ..Collected::default()
         };
         assert_eq!(c.finish(), Err(JsonError::DuplicateStream));
         let c = Collected {
@@ -266,6 +306,7 @@ mod unit_tests {
             model: Some((1..4, Some("m".into()))),
             stream_count: 1,
             stream: StreamValue::Other,
+            ..Collected::default()
         };
         assert_eq!(c.finish(), Err(JsonError::StreamNotBool));
         let c = Collected {
@@ -273,13 +314,16 @@ mod unit_tests {
             model: Some((1..4, Some("m".into()))),
             stream_count: 1,
             stream: StreamValue::Null,
+            ..Collected::default()
         };
         assert_eq!(
             c.finish(),
             Ok(RequestInfo {
                 model: "m".into(),
                 model_span: 1..4,
-                stream: false
+                stream: false,
+                messages: FieldShape::Absent,
+                max_tokens: FieldShape::Absent,
             })
         );
     }

@@ -16,7 +16,9 @@ use std::ops::Range;
 use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{first_non_ws, Collected, JsonError, RequestInfo, StreamValue, MAX_JSON_DEPTH};
+use super::{
+    first_non_ws, Collected, FieldShape, JsonError, RequestInfo, StreamValue, MAX_JSON_DEPTH,
+};
 
 /// Checks a chat request body and finds its `model` using serde_json. See the module docs for
 /// the rules.
@@ -208,6 +210,16 @@ impl<'de> Visitor<'de> for TopLevel {
                         };
                     }
                 }
+                TopKey::Messages | TopKey::MaxTokens => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    let slot = match key {
+                        TopKey::Messages => &mut collected.messages,
+                        _ => &mut collected.max_tokens,
+                    };
+                    if *slot == FieldShape::Absent {
+                        *slot = FieldShape::of_raw(raw.get());
+                    }
+                }
                 TopKey::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -224,6 +236,8 @@ impl<'de> Visitor<'de> for TopLevel {
 enum TopKey {
     Model,
     Stream,
+    Messages,
+    MaxTokens,
     Other,
 }
 
@@ -246,6 +260,8 @@ impl Visitor<'_> for TopKeyVisitor {
         Ok(match key {
             "model" => TopKey::Model,
             "stream" => TopKey::Stream,
+            "messages" => TopKey::Messages,
+            "max_tokens" => TopKey::MaxTokens,
             _ => TopKey::Other,
         })
     }

@@ -6,7 +6,8 @@ use std::ops::Range;
 use simd_json::{Buffers, Node, StaticNode, Tape};
 
 use super::{
-    serde_path, string_token_span, Collected, JsonError, RequestInfo, StreamValue, MAX_JSON_DEPTH,
+    serde_path, string_token_span, Collected, FieldShape, JsonError, RequestInfo, StreamValue,
+    MAX_JSON_DEPTH,
 };
 
 /// Buffer size a new [`SimdScratch`] starts with. It grows to the largest body seen.
@@ -142,6 +143,12 @@ fn walk(nodes: &[Node<'_>], body: &[u8], base: usize) -> Result<Collected, Refus
                     };
                 }
             }
+            "messages" if collected.messages == FieldShape::Absent => {
+                collected.messages = shape(value);
+            }
+            "max_tokens" if collected.max_tokens == FieldShape::Absent => {
+                collected.max_tokens = shape(value);
+            }
             _ => {}
         }
         // A container's `count` is the number of tape nodes inside it. Skipping them lands on
@@ -153,6 +160,17 @@ fn walk(nodes: &[Node<'_>], body: &[u8], base: usize) -> Result<Collected, Refus
         at = value_at + 1 + inner;
     }
     Ok(collected)
+}
+
+/// The shape of a tape value.
+fn shape(value: &Node<'_>) -> FieldShape {
+    match value {
+        Node::Array { .. } => FieldShape::Array,
+        Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
+            FieldShape::Number
+        }
+        _ => FieldShape::Other,
+    }
 }
 
 /// The span of a string token in `body`, quotes included. `decoded` is the tape's string,

@@ -956,3 +956,48 @@ fn random_mutations_agree_with_the_reference() {
         "mutations should mostly break documents: {rejected}"
     );
 }
+
+#[test]
+fn messages_and_max_tokens_shapes_agree() {
+    let mut scratch = SimdScratch::new();
+    for (body, messages, max_tokens) in [
+        (
+            r#"{"model":"m","messages":[],"max_tokens":5}"#,
+            FieldShape::Array,
+            FieldShape::Number,
+        ),
+        (
+            r#"{"model":"m","messages":"hi","max_tokens":"5"}"#,
+            FieldShape::Other,
+            FieldShape::Other,
+        ),
+        (
+            r#"{"model":"m","messages":null,"max_tokens":-1.5e3}"#,
+            FieldShape::Other,
+            FieldShape::Number,
+        ),
+        (r#"{"model":"m"}"#, FieldShape::Absent, FieldShape::Absent),
+        (
+            r#"{"model":"m","messages":{"0":1},"max_tokens":[1]}"#,
+            FieldShape::Other,
+            FieldShape::Array,
+        ),
+        (
+            r#"{"model":"m","messages":[1],"messages":"x"}"#,
+            FieldShape::Array,
+            FieldShape::Absent,
+        ),
+        (
+            r#"{"model":"m","x":{"messages":[]}}"#,
+            FieldShape::Absent,
+            FieldShape::Absent,
+        ),
+    ] {
+        let info = check(body.as_bytes(), &mut scratch).unwrap();
+        assert_eq!(
+            (info.messages, info.max_tokens),
+            (messages, max_tokens),
+            "{body}"
+        );
+    }
+}

@@ -450,6 +450,7 @@ async fn chat(
     let info = crate::json::inspect_request(&body, &mut ctx.json_scratch.borrow_mut())
         .map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))?;
     check_model(&info.model)?;
+    check_shape(&info, format, count_tokens)?;
     if let Some(k) = key {
         if !k.allows(&info.model) {
             return Err(Error::new(
@@ -539,6 +540,35 @@ pub use crate::format::MAX_MODEL_ID_BYTES;
 fn check_model(model: &str) -> Result<()> {
     crate::format::check_model_id(model)
         .map_err(|p| Error::new(ErrorKind::InvalidBody, format!("`model` {p}")).with_param("model"))
+}
+
+/// The fields every request of the client's API needs, checked from what the body's
+/// validation already gathered: a request the provider would refuse costs no upstream call.
+fn check_shape(info: &crate::json::RequestInfo, format: Format, count_tokens: bool) -> Result<()> {
+    use crate::json::FieldShape;
+    let problem = match (info.messages, format) {
+        (FieldShape::Absent, Format::OpenAi) => Some(("messages", "`messages` is required")),
+        (FieldShape::Absent, Format::Anthropic) => Some(("messages", "messages: Field required")),
+        (FieldShape::Array, _) => None,
+        (_, Format::OpenAi) => Some(("messages", "`messages` must be an array")),
+        (_, Format::Anthropic) => Some(("messages", "messages: Input should be a valid list")),
+    };
+    let problem = problem.or(match (format, count_tokens, info.max_tokens) {
+        (Format::Anthropic, false, FieldShape::Absent) => {
+            Some(("max_tokens", "max_tokens: Field required"))
+        }
+        (Format::Anthropic, false, FieldShape::Number) => None,
+        (Format::Anthropic, false, _) => {
+            Some(("max_tokens", "max_tokens: Input should be a valid integer"))
+        }
+        _ => None,
+    });
+    match problem {
+        None => Ok(()),
+        Some((param, message)) => {
+            Err(Error::new(ErrorKind::InvalidBody, message).with_param(param))
+        }
+    }
 }
 
 fn splice_model(body: Bytes, info: &crate::json::RequestInfo, model: &str) -> Result<Bytes> {

@@ -49,6 +49,9 @@ pub(super) async fn relay(
 ) -> Result<(), Failure> {
     ctx.metrics.upstream(&provider.name, resp.status);
     let sse = resp.is_event_stream();
+    if resp.status >= 400 && !sse {
+        return relay_error(ctx, conn, ex, target, provider, up, resp).await;
+    }
     let client_http10 = ex.head.minor_version() == 0;
     let body_kind = match resp.framing {
         BodyFraming::Empty => ResponseBody::Length(0),
@@ -99,6 +102,63 @@ pub(super) async fn relay(
         ctx.pool.put(target.provider, up);
     }
     outcome
+}
+
+/// Largest provider error body read to decide whether it is in the client's format.
+pub const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
+
+/// A provider error for a same-format client: a JSON error already in the client's format
+/// passes through unchanged; anything else (an HTML page from a load balancer, an empty or
+/// text body, JSON of another shape) becomes the client's error format with the provider's
+/// status and the body's first bytes in the message.
+async fn relay_error(
+    ctx: &super::Ctx,
+    conn: &mut ClientConn,
+    ex: &mut Exchange<'_>,
+    target: &Target,
+    provider: &Provider,
+    mut up: Conn,
+    resp: ResponseHead,
+) -> Result<(), Failure> {
+    let mut body = BodyCodec::new(resp.framing);
+    let declared = match resp.framing {
+        BodyFraming::Length(n) => Some(n),
+        _ => None,
+    };
+    let mut charge = ctx.buffers.charge();
+    let raw = super::translated::read_all(
+        &mut up,
+        &mut body,
+        provider,
+        declared,
+        MAX_ERROR_BODY_BYTES,
+        &mut charge,
+    )
+    .await?;
+    let rendered =
+        crate::translate::same_format_error(ex.format == Format::Anthropic, resp.status, &raw);
+    let out = rendered.as_deref().unwrap_or(&raw);
+    let mut headers = ex.standard_headers();
+    for (name, value) in resp.headers() {
+        // A re-rendered body is JSON, whatever the provider said it sent.
+        let replaced = rendered.is_some() && matches!(name, "content-type" | "content-encoding");
+        if !skip_header(name) && !replaced {
+            headers.push((name, value));
+        }
+    }
+    if rendered.is_some() {
+        headers.push(("content-type", b"application/json"));
+    }
+    let len = ResponseBody::Length(out.len() as u64);
+    if super::write_head(conn, ex, resp.status, &headers, len) {
+        conn.wbuf.extend_from_slice(out);
+    }
+    let sent = conn.flush().await.map_err(|_| Failure::AfterResponse);
+    if sent.is_ok() && resp.reusable && body.is_done() {
+        up.served += 1;
+        ctx.pool.put(target.provider, up);
+    }
+    sent
 }
 
 /// Relay a non-SSE body. On an upstream failure mid-body there is no way to signal it in

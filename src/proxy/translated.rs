@@ -105,7 +105,15 @@ pub(super) async fn relay(
             BodyFraming::Length(n) => Some(n),
             _ => None,
         };
-        let raw = read_all(&mut up, &mut body, provider, declared, &mut charge).await?;
+        let raw = read_all(
+            &mut up,
+            &mut body,
+            provider,
+            declared,
+            MAX_TRANSLATED_BODY,
+            &mut charge,
+        )
+        .await?;
         let (status, out) = if ok {
             // The answer is about as long as what it translates: reserve (and charge) that
             // before translating, so the worker's answers stay within the budget while
@@ -203,19 +211,21 @@ pub(super) fn render_translate_error(client: Format, e: &translate::TranslateErr
     }
 }
 
-/// Read a whole provider body for translation: at most [`MAX_TRANSLATED_BODY`] (a 502), and
-/// only while the worker's budget has room (a 503). Memory is charged before it is reserved.
-async fn read_all(
+/// Read a whole provider body: at most `max` bytes (a 502), and only while the worker's
+/// budget has room (a 503). Memory is charged before it is reserved, with room for a
+/// translation of the same size.
+pub(super) async fn read_all(
     up: &mut Conn,
     body: &mut BodyCodec,
     provider: &Provider,
     declared: Option<u64>,
+    max: usize,
     charge: &mut Charge<'_>,
 ) -> Result<Vec<u8>, Failure> {
     let too_large = || {
         Failure::BeforeResponse(Error::new(
             ErrorKind::UpstreamProtocol,
-            format!("provider response exceeds {MAX_TRANSLATED_BODY} bytes"),
+            format!("provider response exceeds {max} bytes"),
         ))
     };
     let mut out: Vec<u8> = Vec::new();
@@ -223,7 +233,7 @@ async fn read_all(
         // A declared length is reserved (and charged) once, exactly, before any byte is read.
         let n = usize::try_from(n)
             .ok()
-            .filter(|n| *n <= MAX_TRANSLATED_BODY)
+            .filter(|n| *n <= max)
             .ok_or_else(too_large)?;
         // Charged with room for its translation too: two answers that each got their body in
         // but not their translation would otherwise both be refused after reading.
@@ -236,12 +246,12 @@ async fn read_all(
         match up.read_chunk(body, provider.idle_timeout).await {
             Ok(Some(d)) => {
                 let need = out.len() + d.len();
-                if need > MAX_TRANSLATED_BODY {
+                if need > max {
                     return Err(too_large());
                 }
                 if need > out.capacity() {
                     // Grow geometrically, as Vec would, but charge the capacity first.
-                    let cap = need.max(out.capacity().saturating_mul(2).min(MAX_TRANSLATED_BODY));
+                    let cap = need.max(out.capacity().saturating_mul(2).min(max));
                     if !charge.resize(cap) {
                         return Err(Failure::BeforeResponse(over_budget_limit(charge.limit())));
                     }

@@ -251,6 +251,36 @@ pub fn openai_to_anthropic_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     (out_status, anthropic_body(kind, &message))
 }
 
+/// A provider error for a client of the provider's own format (no translation): `None` when
+/// the body is already an error in that format (it passes through unchanged); otherwise the
+/// client-format body to send instead, with the provider's status kept. An HTML page from a
+/// load balancer, an empty body or JSON of another shape would otherwise reach an SDK that
+/// cannot parse it.
+pub fn same_format_error(anthropic: bool, status: u16, body: &[u8]) -> Option<Vec<u8>> {
+    if anthropic {
+        if is_exact_anthropic_error(body) {
+            return None;
+        }
+        let message = match serde_json::from_slice::<anthropic::ErrorBody<'_>>(body) {
+            Ok(b) if !b.error.message.is_empty() => b.error.message.to_string(),
+            _ => snippet_message(status, body),
+        };
+        return Some(anthropic_body(anthropic_type_for_status(status), &message));
+    }
+    match serde_json::from_slice::<openai::ErrorBody<'_>>(body) {
+        Ok(b) if !b.error.message.is_empty() => None,
+        _ => {
+            let kind = openai_type_for_status(status);
+            Some(openai_body(
+                &snippet_message(status, body),
+                kind,
+                None,
+                None,
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -410,5 +440,44 @@ mod tests {
             json!({"message":r#"upstream returned HTTP 429: {"error":{"type":"rate_limit_error"}}"#,
                    "type":"rate_limit_error","param":null,"code":"rate_limit_error"})
         );
+    }
+
+    #[test]
+    fn same_format_errors_pass_only_in_their_own_format() {
+        let oai = br#"{"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+        assert_eq!(same_format_error(false, 429, oai), None);
+        let ant = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(same_format_error(true, 529, ant), None);
+        for (anthropic, body) in [
+            (false, &b"<html><body>502 Bad Gateway</body></html>"[..]),
+            (false, b""),
+            (false, b"{\"detail\":\"nope\"}"),
+            (true, b"<html>bad gateway</html>"),
+            (true, b""),
+            (true, &oai[..]),
+        ] {
+            let out = same_format_error(anthropic, 502, body).unwrap();
+            let v = v(&out);
+            if anthropic {
+                assert_eq!(v["type"], json!("error"));
+                assert!(
+                    v["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("upstream returned HTTP 502")
+                        || v["error"]["message"] == json!("Rate limit")
+                );
+                assert_eq!(v["error"]["type"], json!("api_error"));
+            } else {
+                let msg = v["error"]["message"].as_str().unwrap();
+                assert!(msg.starts_with("upstream returned HTTP 502"), "{msg}");
+                assert_eq!(v["error"]["type"], json!("server_error"));
+            }
+        }
+        let out = same_format_error(false, 503, b"<html>Service Unavailable</html>").unwrap();
+        assert!(v(&out)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("<html>Service Unavailable</html>"));
     }
 }

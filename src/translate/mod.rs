@@ -18,7 +18,7 @@ mod util;
 
 use std::fmt;
 
-pub use error::{anthropic_to_openai_error, openai_to_anthropic_error};
+pub use error::{anthropic_to_openai_error, openai_to_anthropic_error, same_format_error};
 pub use request_a2o::anthropic_to_openai_request;
 pub use request_o2a::openai_to_anthropic_request;
 pub use response::{
