@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: every Rust test (unit, differential, golden, integration through the real
 # binary) on the io_uring driver, the integration tests again on epoll, then the official
-# OpenAI and Anthropic Python SDKs against the real binary on both drivers, then the real
-# Claude Code agent through the real binary (installed by .ci/run into .ci/claude-code).
+# OpenAI and Anthropic Python SDKs against the real binary on both drivers, then the official
+# TypeScript SDKs (installed by .ci/run into tests/sdk-ts) the same way, then the real Claude
+# Code agent through the real binary (installed by .ci/run into .ci/claude-code).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,10 @@ for driver in io_uring epoll; do
   echo "-- SDK tests on $driver"
   RINGWAY_TEST_DRIVER=$driver RINGWAY_BIN="$target_dir/debug/ringway" .venv/bin/python -m pytest -q tests/sdk
 done
+
+echo "== TypeScript SDK conformance (tests/sdk-ts, node --test; install: npm ci --prefix tests/sdk-ts)"
+# Fails if node_modules is missing, or any test fails, is cancelled or skipped.
+RINGWAY_BIN="$target_dir/debug/ringway" tests/sdk-ts/run.sh io_uring epoll
 
 echo "== agents: Claude Code through the real binary (tests/agents/claude_code.sh)"
 RINGWAY_BIN="$target_dir/debug/ringway" tests/agents/claude_code.sh

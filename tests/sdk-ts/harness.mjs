@@ -1,0 +1,173 @@
+// Starts the real ringway binary and its mock provider for the TypeScript SDK tests, like
+// tests/sdk/conftest.py does for the Python ones.
+//
+// RINGWAY_BIN names the binary (default: target/debug/ringway in this repo); RINGWAY_TEST_DRIVER
+// picks the io driver (auto, io_uring, epoll), passed as --driver to both processes.
+
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.RINGWAY_BIN || resolve(HERE, '../../target/debug/ringway');
+export const DRIVER = process.env.RINGWAY_TEST_DRIVER || 'auto';
+export const GATEWAY_KEY = 'sdk-ts-test-key';
+// Seconds a process may take to print its listening address.
+const START_TIMEOUT_MS = 20_000;
+
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** Spawns `args` and resolves with `http://ADDR` from the first stderr line holding `marker`. */
+function startProc(args, marker) {
+  return new Promise((resolveUrl, reject) => {
+    const child = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    const seen = [];
+    let done = false;
+    const fail = (why) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${BIN} ${args[0]} ${why}; stderr:\n${seen.join('\n')}`));
+    };
+    const timer = setTimeout(() => fail(`printed no '${marker}' line in ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    child.on('error', (e) => fail(`could not start (${e.message})`));
+    child.on('exit', (code, sig) => {
+      children.delete(child);
+      clearTimeout(timer);
+      fail(`exited early (code ${code}, signal ${sig})`);
+    });
+    // Keep reading stderr for the child's whole life so it never blocks on a full pipe.
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      if (seen.length < 200) seen.push(line);
+      const at = line.indexOf(marker);
+      if (done || at < 0) return;
+      const url = line.slice(at + marker.length).trim().split(/\s+/)[0];
+      if (!url.startsWith('http://')) return fail(`printed an unexpected line: ${line}`);
+      done = true;
+      clearTimeout(timer);
+      resolveUrl({ url, line, addr: url.slice('http://'.length), stop: () => stopProc(child) });
+    });
+  });
+}
+
+function stopProc(child) {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
+    child.once('exit', () => res());
+    child.kill('SIGKILL');
+  });
+}
+
+/** The mock provider and a gateway routing `gpt` to its OpenAI side and `claude` to its
+ * Anthropic side. Resolves with `{ mock, gateway, stop }`. */
+export async function startGateway() {
+  const mock = await startProc(
+    ['mock-upstream', '--listen', '127.0.0.1:0', '--driver', DRIVER],
+    'mock provider listening on ',
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'ringway-sdk-ts-'));
+  const sha = createHash('sha256').update(GATEWAY_KEY).digest('hex');
+  const cfg = `
+[server]
+workers = 2
+
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "http://${mock.addr}/v1"
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "http://${mock.addr}"
+
+[[route]]
+model = "gpt"
+targets = ["mo/mock-gpt"]
+
+[[route]]
+model = "claude"
+targets = ["ma/mock-claude"]
+
+[[key]]
+name = "sdk-ts"
+sha256 = "${sha}"
+`;
+  const path = join(dir, 'ringway.toml');
+  writeFileSync(path, cfg);
+  let gateway;
+  try {
+    gateway = await startProc(
+      ['serve', '--config', path, '--listen', '127.0.0.1:0', '--driver', DRIVER],
+      'listening on ',
+    );
+    // The gateway names its driver on that line: make sure the one asked for is the one running.
+    const running = / driver (\S+)/.exec(gateway.line)?.[1];
+    if (DRIVER !== 'auto' && running !== DRIVER) {
+      await gateway.stop();
+      throw new Error(`asked for driver ${DRIVER}, the gateway says: ${gateway.line}`);
+    }
+  } catch (e) {
+    await mock.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    mock,
+    gateway,
+    async stop() {
+      await gateway.stop();
+      await mock.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What the mock provider received, oldest first: `[{ path, body }]`. */
+export async function mockSeen(mock) {
+  const r = await fetch(`${mock.url}/mock/requests`);
+  if (!r.ok) throw new Error(`GET /mock/requests: ${r.status}`);
+  return r.json();
+}
+
+/** The last request the mock received: its path and parsed body. */
+export async function lastSent(mock) {
+  const all = await mockSeen(mock);
+  const rec = all[all.length - 1];
+  return { path: rec.path, body: JSON.parse(rec.body) };
+}
+
+/** A `fetch` for an SDK client that records the path of every request it sends, so a test can
+ * check which URL a base-URL form really produced. */
+export function recordingFetch() {
+  const paths = [];
+  const f = (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    paths.push(new URL(url).pathname);
+    return fetch(input, init);
+  };
+  return { fetch: f, paths };
+}
+
+// Tool definitions in both formats (the same as tests/sdk/test_same_format.py).
+const WEATHER_PARAMS = {
+  type: 'object',
+  properties: { city: { type: 'string' }, days: { type: 'integer' } },
+  required: ['city', 'days'],
+};
+export const WEATHER_O = {
+  type: 'function',
+  function: { name: 'get_weather', description: 'Weather for a city', parameters: WEATHER_PARAMS },
+};
+export const TIME_O = { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } };
+export const WEATHER_A = { name: 'get_weather', description: 'Weather for a city', input_schema: WEATHER_PARAMS };
+export const TIME_A = { name: 'get_time', input_schema: { type: 'object', properties: {} } };
