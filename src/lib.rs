@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod format;
+pub mod headers;
 pub mod http1;
 pub mod json;
 pub mod log;

@@ -150,3 +150,111 @@ fn malformed_requests_cost_no_upstream_call() {
         "only the valid count reached the mock: {seen:?}"
     );
 }
+
+// ---------- client headers reach the provider by policy ----------
+
+#[test]
+fn client_headers_are_forwarded_by_policy() {
+    let m = mock(&[]);
+    let providers = standard_providers(&m).replace(
+        "api_key_env = \"RW_TEST_OPENAI_KEY\"",
+        "api_key_env = \"RW_TEST_OPENAI_KEY\"\nforward_headers = [\"x-team-*\"]\ndrop_headers = [\"x-stainless-os\"]",
+    );
+    let g = gateway_env(&providers, PROVIDER_KEYS);
+    let sent: &[(&str, &str)] = &[
+        ("OpenAI-Organization", "org-1"),
+        ("openai-project", "proj-1"),
+        ("openai-beta", "assistants=v2"),
+        ("idempotency-key", "idem-1"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+        ("tracestate", "vendor=1"),
+        ("x-stainless-lang", "python"),
+        ("x-stainless-os", "Linux"),
+        ("x-team-id", "team-a"),
+        ("x-other", "no"),
+        ("cookie", "session=secret"),
+        ("authorization", "Bearer client-secret"),
+        ("x-ringway-fake", "1"),
+        ("anthropic-dangerous-direct-browser-access", "true"),
+    ];
+    // Same format (OpenAI client, openai-kind provider) and translated (to anthropic-kind).
+    for model in ["gpt", "claude"] {
+        let r = request(
+            g.addr,
+            &post(
+                "/v1/chat/completions",
+                sent,
+                &openai_body(model, "hi", false),
+            ),
+        );
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+    }
+    let seen = mock_requests(&m);
+    assert_eq!(seen.len(), 2);
+    let header = |i: usize, name: &str| seen[i]["headers"][name].as_str().map(str::to_owned);
+    // To the openai-kind provider: the default set and x-team-*, minus the dropped one.
+    for (name, want) in [
+        ("openai-organization", Some("org-1")),
+        ("openai-project", Some("proj-1")),
+        ("openai-beta", Some("assistants=v2")),
+        ("idempotency-key", Some("idem-1")),
+        ("tracestate", Some("vendor=1")),
+        ("x-stainless-lang", Some("python")),
+        ("x-team-id", Some("team-a")),
+        ("x-stainless-os", None),
+        ("x-other", None),
+        ("cookie", None),
+        ("x-ringway-fake", None),
+        ("anthropic-dangerous-direct-browser-access", None),
+    ] {
+        assert_eq!(header(0, name).as_deref(), want, "openai-kind: {name}");
+    }
+    assert_eq!(
+        header(0, "authorization").as_deref(),
+        Some("Bearer sk-provider-openai"),
+        "the provider's key, never the client's"
+    );
+    // To the anthropic-kind provider (translated): no OpenAI-only headers, no x-team-* (that
+    // pattern is the other provider's), the default set still.
+    for (name, want) in [
+        ("openai-organization", None),
+        ("openai-project", None),
+        ("openai-beta", None),
+        ("idempotency-key", Some("idem-1")),
+        (
+            "traceparent",
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ),
+        ("x-stainless-os", Some("Linux")),
+        ("x-team-id", None),
+        ("cookie", None),
+        ("authorization", None),
+    ] {
+        assert_eq!(header(1, name).as_deref(), want, "anthropic-kind: {name}");
+    }
+    assert_eq!(
+        header(1, "x-api-key").as_deref(),
+        Some("sk-provider-anthropic")
+    );
+}
+
+#[test]
+fn header_patterns_that_would_forward_credentials_are_refused_at_load() {
+    let path = write_config(
+        "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nforward_headers = [\"x-team-*\", \"Authorization\"]\n",
+    );
+    let out = std::process::Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("provider[0].forward_headers[1]") && err.contains("never forwarded"),
+        "{err}"
+    );
+}

@@ -136,6 +136,10 @@ pub struct Provider {
     pub idle_timeout: Duration,
     /// Output cap field for translated requests to an openai-kind provider.
     pub max_tokens_field: crate::translate::MaxTokensField,
+    /// Client headers forwarded besides the default set (`forward_headers`).
+    pub forward_headers: Vec<crate::headers::HeaderPattern>,
+    /// Client headers never forwarded to this provider (`drop_headers`).
+    pub drop_headers: Vec<crate::headers::HeaderPattern>,
 }
 
 /// A provider credential as resolved at start.
@@ -537,6 +541,12 @@ impl Compiler<'_> {
                     ))
                 }
             };
+            let forward_headers = self.header_patterns(
+                p.forward_headers.as_deref(),
+                &format!("{path}.forward_headers"),
+            )?;
+            let drop_headers =
+                self.header_patterns(p.drop_headers.as_deref(), &format!("{path}.drop_headers"))?;
             let api_key = match &p.api_key_env {
                 None => ApiKey::None,
                 Some(var) => match std::env::var(var.get_ref()) {
@@ -600,6 +610,8 @@ impl Compiler<'_> {
                 first_byte_timeout: p.first_byte_timeout_ms.map_or(first_byte, ms),
                 idle_timeout: p.idle_timeout_ms.map_or(idle, ms),
                 max_tokens_field,
+                forward_headers,
+                drop_headers,
             });
         }
 
@@ -798,6 +810,30 @@ impl Compiler<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Compile `forward_headers` / `drop_headers` (bounded; each entry checked).
+    fn header_patterns(
+        &self,
+        raw: Option<&[Spanned<String>]>,
+        path: &str,
+    ) -> Result<Vec<crate::headers::HeaderPattern>, ConfigError> {
+        let raw = raw.unwrap_or_default();
+        if raw.len() > crate::headers::MAX_HEADER_PATTERNS {
+            let span = raw.first().map_or(0..0, Spanned::span);
+            return Err(self.err(
+                span,
+                path,
+                format!("at most {} patterns", crate::headers::MAX_HEADER_PATTERNS),
+            ));
+        }
+        raw.iter()
+            .enumerate()
+            .map(|(i, p)| {
+                crate::headers::HeaderPattern::parse(p.get_ref())
+                    .map_err(|why| self.err(p.span(), format!("{path}[{i}]"), why))
+            })
+            .collect()
     }
 
     fn server(&self, s: &raw::RawServer) -> Result<ServerConfig, ConfigError> {

@@ -106,6 +106,10 @@ pub struct RawProvider {
     /// openai kind, translated requests: the output cap field, `"max_completion_tokens"`
     /// (default, current API) or `"max_tokens"` (older OpenAI-compatible servers).
     pub max_tokens_field: Option<Spanned<String>>,
+    /// Client headers to forward besides the default set: names or `prefix*` patterns.
+    pub forward_headers: Option<Vec<Spanned<String>>>,
+    /// Client headers never to forward to this provider, default set included.
+    pub drop_headers: Option<Vec<Spanned<String>>>,
 }
 
 /// `[[route]]`

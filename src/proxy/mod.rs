@@ -643,14 +643,8 @@ fn upstream_request(
     body_len: usize,
 ) -> Result<Vec<u8>> {
     let head = ex.head;
-    let mut fields: [(&str, &[u8]); 9] = [("", b""); 9];
-    let mut n = 0;
-    let mut add = |name, value| {
-        if let Some(slot) = fields.get_mut(n) {
-            *slot = (name, value);
-            n += 1;
-        }
-    };
+    let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(8 + head.header_count().min(8));
+    let mut add = |name, value| fields.push((name, value));
     add("host", provider.authority.as_bytes());
     add("content-type", b"application/json");
     add("x-ringway-request-id", ex.request_id.as_bytes());
@@ -680,12 +674,25 @@ fn upstream_request(
             add("anthropic-beta", beta);
         }
     }
+    // The client's end-to-end headers, by policy (crate::headers): the default set plus the
+    // provider's `forward_headers`, minus its `drop_headers`; never hop-by-hop, credentials,
+    // the gateway's own, or the other provider kind's.
+    for (name, value) in head.headers() {
+        if crate::headers::forward(
+            name,
+            provider.kind,
+            &provider.forward_headers,
+            &provider.drop_headers,
+        ) && http1::is_valid_field_value(value)
+        {
+            add(name, value);
+        }
+    }
     // Every value is header-safe already: forwarded client values passed httparse, which
     // refuses control bytes and folded lines (http1 tests), and the configured ones (authority,
     // API key, anthropic_version) were checked when the config loaded. The writer checks again.
-    let fields = fields.get(..n).unwrap_or_default();
     let mut out = Vec::with_capacity(512 + body_len.min(crate::upstream::COALESCE_BODY_BYTES));
-    http1::write_request_head(&mut out, "POST", path, fields, body_len as u64).map_err(|r| {
+    http1::write_request_head(&mut out, "POST", path, &fields, body_len as u64).map_err(|r| {
         Error::new(
             ErrorKind::Internal,
             format!("the gateway refused to write the upstream request: {r}"),
