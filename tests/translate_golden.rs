@@ -4,7 +4,7 @@
 //!
 //! A case folder holds `case.json` (`kind`: request|response|stream|error, `direction`:
 //! o2a|a2o = from which format to which, and per kind: `upstream_model`, `options`, `meta`,
-//! `status`, `fail_after_events`), an input (`input.json`, `input.sse` or `input.txt`) and the
+//! `status`, `fail_after_events`, `held_tool_limit`), an input (`input.json`, `input.sse` or `input.txt`) and the
 //! expected output (`expected.json`, `expected_meta.json`, `expected_error.json`,
 //! `expected.sse`). JSON is compared semantically; SSE frame by frame (names and order
 //! exactly, each data payload as JSON). `RINGWAY_BLESS=1` rewrites the expected files.
@@ -253,10 +253,16 @@ enum Machine {
 }
 
 impl Machine {
-    fn new(direction: &str, meta: &RequestMeta) -> Machine {
+    fn new(direction: &str, meta: &RequestMeta, held_tool_limit: Option<usize>) -> Machine {
         match direction {
             "a2o" => Machine::A2o(AnthropicToOpenAiStream::new(meta)),
-            "o2a" => Machine::O2a(OpenAiToAnthropicStream::new(meta)),
+            "o2a" => {
+                let m = OpenAiToAnthropicStream::new(meta);
+                Machine::O2a(match held_tool_limit {
+                    Some(n) => m.with_held_tool_limit(n),
+                    None => m,
+                })
+            }
             d => panic!("bad direction {d}"),
         }
     }
@@ -289,12 +295,13 @@ impl Machine {
 /// A decoded upstream event: (`event:` name, `data:` payload).
 type Ev = (Option<Vec<u8>>, Vec<u8>);
 
-/// How a stream case is driven: direction, request meta, and an optional gateway failure
-/// after N events.
+/// How a stream case is driven: direction, request meta, an optional gateway failure after
+/// N events, and an optional lower limit on tool-call bytes held back (o2a).
 struct Drive {
     direction: String,
     meta: RequestMeta,
     fail_after: Option<usize>,
+    held_tool_limit: Option<usize>,
 }
 
 impl Drive {
@@ -307,6 +314,11 @@ impl Drive {
                 .get("fail_after_events")
                 .and_then(Value::as_u64)
                 .map(|n| n as usize),
+            held_tool_limit: case
+                .spec
+                .get("held_tool_limit")
+                .and_then(Value::as_u64)
+                .map(|n| n as usize),
         }
     }
 
@@ -314,7 +326,7 @@ impl Drive {
     /// the way the gateway's pump does; then ends the stream.
     fn run<'p>(&self, pieces: impl IntoIterator<Item = &'p [u8]>) -> Vec<u8> {
         let mut dec = Decoder::new(MAX_EVENT_BYTES);
-        let mut m = Machine::new(&self.direction, &self.meta);
+        let mut m = Machine::new(&self.direction, &self.meta, self.held_tool_limit);
         let mut out = Vec::new();
         let mut seen = 0usize;
         for piece in pieces {
@@ -351,7 +363,7 @@ impl Drive {
 
     /// Feeds already-decoded events (for mutation tests).
     fn run_events(&self, events: &[Ev]) -> (Vec<u8>, bool) {
-        let mut m = Machine::new(&self.direction, &self.meta);
+        let mut m = Machine::new(&self.direction, &self.meta, self.held_tool_limit);
         let mut out = Vec::new();
         for (e, d) in events {
             m.on_event(e.as_deref(), d, &mut out);

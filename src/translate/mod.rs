@@ -52,6 +52,12 @@ pub const MAX_STREAM_BLOCKS: usize = 4096;
 /// growing without bound.
 pub const MAX_THINKING_BYTES: usize = 16 << 20;
 
+/// Most bytes of tool calls (ids, names, arguments) an OpenAI→Anthropic stream holds back
+/// while an upstream interleaves the arguments of parallel calls (each is sent whole at the
+/// finish); more ends the stream with an error rather than growing without bound. Sized like
+/// [`MAX_THINKING_BYTES`]: far above any real model output.
+pub const MAX_HELD_TOOL_BYTES: usize = 16 << 20;
+
 /// Most bytes of a non-JSON upstream error body quoted in the translated error message.
 pub const MAX_ERROR_SNIPPET: usize = 256;
 
