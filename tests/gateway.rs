@@ -1338,8 +1338,9 @@ fn bytes_after_a_response_never_answer_the_next_request() {
             let r = chat_openai(g.addr, "r", "x", false);
             assert_eq!(r.status, 200, "gap {gap:?}, request {i}");
             assert_eq!(r.text(), "{\"ok\":true}", "gap {gap:?}, request {i}");
-            // Let the late stray bytes land while the connection is pooled.
-            std::thread::sleep(gap * 2);
+            // Let the late stray bytes land while the connection is pooled (with a wide margin:
+            // on a loaded machine the provider thread may write them well after `gap`).
+            std::thread::sleep(gap * 5);
         }
     }
 }
@@ -1377,4 +1378,78 @@ fn a_pooled_connection_that_sent_an_interim_head_is_not_retried() {
     assert_eq!(r.status, 502, "{}", r.text());
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+// ---------- reasoning_effort to Anthropic: the thinking form each model takes ----------
+
+/// The body the mock received for the `i`th request.
+fn sent_body(mock: &Proc, i: usize) -> serde_json::Value {
+    serde_json::from_str(mock_requests(mock)[i]["body"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn reasoning_effort_reaches_anthropic_in_the_form_each_model_takes() {
+    let (m, g) = setup(
+        r#"
+[[route]]
+model = "opus"
+targets = ["ma/claude-opus-4-7"]
+
+[[route]]
+model = "opus-forced-budget"
+targets = [{ target = "ma/claude-opus-4-7", thinking_style = "budget" }]
+
+[[route]]
+model = "sonnet-old"
+targets = ["ma/claude-sonnet-4-5"]
+"#,
+    );
+    let body = |model: &str| {
+        format!(
+            r#"{{"model":"{model}","reasoning_effort":"high","max_completion_tokens":2000,"messages":[{{"role":"user","content":"think"}}]}}"#
+        )
+    };
+
+    // Adaptive-only model under `auto`: adaptive thinking plus effort, max_tokens as sent.
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &body("opus")));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["object"], "chat.completion");
+    let sent = sent_body(&m, 0);
+    assert_eq!(sent["model"], "claude-opus-4-7");
+    assert_eq!(sent["thinking"]["type"], "adaptive", "{sent}");
+    assert!(sent["thinking"].get("budget_tokens").is_none(), "{sent}");
+    assert_eq!(sent["output_config"]["effort"], "high", "{sent}");
+    assert_eq!(sent["max_tokens"], 2000);
+
+    // The budget form forced on that model: the provider's 400 reaches the client, in OpenAI
+    // format.
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &body("opus-forced-budget")),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"thinking.type.enabled\" is not supported for this model"),
+        "{v}"
+    );
+    assert_eq!(sent_body(&m, 1)["thinking"]["type"], "enabled");
+
+    // A budget-only model gets the budget form, with room beyond the budget.
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &body("sonnet-old")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = sent_body(&m, 2);
+    assert_eq!(
+        sent["thinking"],
+        serde_json::json!({"type": "enabled", "budget_tokens": 4096})
+    );
+    assert!(sent.get("output_config").is_none(), "{sent}");
+    assert_eq!(sent["max_tokens"], 6096);
 }

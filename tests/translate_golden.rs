@@ -22,7 +22,7 @@ use bytes::Bytes;
 use ringway::sse::{Decoder, MAX_EVENT_BYTES};
 use ringway::translate::{
     self, check, AnthropicToOpenAiStream, MaxTokensField, OpenAiToAnthropicStream, Options,
-    RequestMeta, TranslateError,
+    RequestMeta, ThinkingStyle, TranslateError,
 };
 use serde_json::{json, Value};
 
@@ -93,6 +93,9 @@ fn options(spec: &Value) -> Options {
     }
     if s.get("openai_max_tokens_field").and_then(Value::as_str) == Some("max_tokens") {
         o.openai_max_tokens_field = MaxTokensField::MaxTokens;
+    }
+    if let Some(style) = s.get("thinking_style").and_then(Value::as_str) {
+        o.thinking_style = ThinkingStyle::parse(style).unwrap();
     }
     if let Some(t) = s.get("effort_budgets") {
         let get = |k: &str, d: u32| {

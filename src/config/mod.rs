@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::format::{check_model_id, Format};
-use raw::{RawCapabilities, RawConfig};
+use crate::translate::ThinkingStyle;
+use raw::{RawCapabilities, RawConfig, RawTarget};
 use toml::Spanned;
 
 pub use raw::RawCapabilities as Capabilities;
@@ -140,6 +141,8 @@ pub struct Provider {
     pub forward_headers: Vec<crate::headers::HeaderPattern>,
     /// Client headers never forwarded to this provider (`drop_headers`).
     pub drop_headers: Vec<crate::headers::HeaderPattern>,
+    /// Thinking form for `reasoning_effort` in translated requests (anthropic kind).
+    pub thinking_style: ThinkingStyle,
 }
 
 /// A provider credential as resolved at start.
@@ -171,6 +174,8 @@ pub struct Target {
     pub provider: usize,
     /// The model name sent upstream.
     pub model: String,
+    /// Thinking form for `reasoning_effort`: the target's override, else the provider's.
+    pub thinking_style: ThinkingStyle,
 }
 
 /// A compiled route.
@@ -275,6 +280,7 @@ impl Config {
         Some(Resolved::Direct(Target {
             provider,
             model: upstream_model.to_owned(),
+            thinking_style: self.providers.get(provider)?.thinking_style,
         }))
     }
 
@@ -284,6 +290,7 @@ impl Config {
             default_max_tokens: self.translate.default_max_tokens,
             effort_budgets: self.translate.effort_budgets.clone(),
             openai_max_tokens_field: provider.max_tokens_field,
+            thinking_style: provider.thinking_style,
         }
     }
 
@@ -350,8 +357,16 @@ impl Config {
                 .targets
                 .iter()
                 .map(|t| {
-                    let name = self.provider(t.provider).map_or("?", |p| p.name.as_str());
-                    format!("{name}/{}", t.model)
+                    let p = self.provider(t.provider);
+                    let name = p.map_or("?", |p| p.name.as_str());
+                    match p {
+                        Some(p) if p.thinking_style != t.thinking_style => format!(
+                            "{name}/{} (thinking_style {})",
+                            t.model,
+                            t.thinking_style.as_str()
+                        ),
+                        _ => format!("{name}/{}", t.model),
+                    }
                 })
                 .collect();
             let _ = writeln!(s, "route    {:<16} -> {}", r.model, targets.join(", "));
@@ -547,6 +562,7 @@ impl Compiler<'_> {
             )?;
             let drop_headers =
                 self.header_patterns(p.drop_headers.as_deref(), &format!("{path}.drop_headers"))?;
+            let thinking_style = self.thinking_style(p.thinking_style.as_ref(), kind, &path)?;
             let api_key = match &p.api_key_env {
                 None => ApiKey::None,
                 Some(var) => match std::env::var(var.get_ref()) {
@@ -612,6 +628,7 @@ impl Compiler<'_> {
                 max_tokens_field,
                 forward_headers,
                 drop_headers,
+                thinking_style: thinking_style.unwrap_or_default(),
             });
         }
 
@@ -647,8 +664,15 @@ impl Compiler<'_> {
                 ));
             }
             let mut targets = Vec::with_capacity(r.targets.len());
-            for (j, t) in r.targets.iter().enumerate() {
-                let tpath = format!("{path}.targets[{j}]");
+            for (j, st) in r.targets.iter().enumerate() {
+                let mut tpath = format!("{path}.targets[{j}]");
+                let (t, style) = match st.get_ref() {
+                    RawTarget::Text(text) => (Spanned::new(st.span(), text.clone()), None),
+                    RawTarget::Table(t) => {
+                        tpath.push_str(".target");
+                        (t.target.clone(), t.thinking_style.as_ref())
+                    }
+                };
                 let text = t.get_ref();
                 let Some((pname, tmodel)) = text.split_once('/') else {
                     return Err(self.err(
@@ -671,9 +695,17 @@ impl Compiler<'_> {
                 if let Err(p) = check_model_id(tmodel) {
                     return Err(self.err(t.span(), tpath, format!("target model {tmodel:?} {p}")));
                 }
+                let Some(p) = providers.get(provider) else {
+                    return Err(self.err(t.span(), tpath, format!("unknown provider {pname:?}")));
+                };
+                let style_path = format!("{path}.targets[{j}]");
+                let thinking_style = self
+                    .thinking_style(style, p.kind, &style_path)?
+                    .unwrap_or(p.thinking_style);
                 targets.push(Target {
                     provider,
                     model: tmodel.to_owned(),
+                    thinking_style,
                 });
             }
             routes.push(Route {
@@ -752,6 +784,38 @@ impl Compiler<'_> {
                 .map_or(DEFAULT_POOL_IDLE_TIMEOUT, ms),
             pool_max_idle: raw.upstream.pool_max_idle.unwrap_or(DEFAULT_POOL_MAX_IDLE),
         })
+    }
+
+    /// A `thinking_style` key at `{path}.thinking_style`: its value, refused on an openai-kind
+    /// provider (it only shapes requests to Anthropic).
+    fn thinking_style(
+        &self,
+        raw: Option<&Spanned<String>>,
+        kind: Format,
+        path: &str,
+    ) -> Result<Option<ThinkingStyle>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let key = format!("{path}.thinking_style");
+        let Some(style) = ThinkingStyle::parse(raw.get_ref()) else {
+            return Err(self.err(
+                raw.span(),
+                key,
+                format!(
+                    "unknown thinking style {:?}: expected \"auto\", \"adaptive\" or \"budget\"",
+                    raw.get_ref()
+                ),
+            ));
+        };
+        if kind != Format::Anthropic {
+            return Err(self.err(
+                raw.span(),
+                key,
+                "thinking_style applies to anthropic-kind providers only",
+            ));
+        }
+        Ok(Some(style))
     }
 
     /// Durations and pool sizes of 0 parse but would fail every request: refuse them here.
@@ -1026,6 +1090,92 @@ routes = ["fast", "o/*"]
     }
 
     #[test]
+    fn thinking_style_per_provider_and_target() {
+        let c = Config::from_toml(
+            &GOOD
+                .replace(
+                    "base_url = \"http://127.0.0.1:9/\"",
+                    "base_url = \"http://127.0.0.1:9/\"\nthinking_style = \"adaptive\"",
+                )
+                .replace(
+                    "targets = [\"a/claude-x\", \"o/gpt-y\"]",
+                    "targets = [\"a/claude-x\", { target = \"a/claude-y\", thinking_style = \"budget\" }, { target = \"o/gpt-y\" }]",
+                ),
+            "t.toml",
+        )
+        .unwrap();
+        let t = c.resolve("fast").unwrap().targets().to_vec();
+        let styles: Vec<_> = t
+            .iter()
+            .map(|t| (t.model.as_str(), t.thinking_style))
+            .collect();
+        assert_eq!(
+            styles,
+            [
+                ("claude-x", ThinkingStyle::Adaptive),
+                ("claude-y", ThinkingStyle::Budget),
+                ("gpt-y", ThinkingStyle::Auto),
+            ]
+        );
+        assert_eq!(
+            c.translate_options(&c.providers[0]).thinking_style,
+            ThinkingStyle::Adaptive
+        );
+        let d = c.resolve("a/claude-z").unwrap();
+        assert_eq!(d.targets()[0].thinking_style, ThinkingStyle::Adaptive);
+        assert!(c.describe().contains("a/claude-y (thinking_style budget)"));
+        let plain = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert_eq!(plain.providers[0].thinking_style, ThinkingStyle::Auto);
+    }
+
+    #[test]
+    fn thinking_style_errors_name_the_key() {
+        let t = "targets = [\"a/claude-x\", \"o/gpt-y\"]";
+        refused(
+            t,
+            "targets = [{ target = \"a/claude-x\", thinking_style = \"enabled\" }]",
+            "route[0].targets[0].thinking_style",
+            "unknown thinking style \"enabled\": expected \"auto\", \"adaptive\" or \"budget\"",
+        );
+        refused(
+            t,
+            "targets = [{ target = \"o/gpt-y\", thinking_style = \"budget\" }]",
+            "route[0].targets[0].thinking_style",
+            "anthropic-kind providers only",
+        );
+        refused(
+            t,
+            "targets = [{ target = \"zz/m\" }]",
+            "route[0].targets[0].target",
+            "unknown provider \"zz\"",
+        );
+        refused(
+            t,
+            "targets = [{ target = \"a/m\", thinking = \"budget\" }]",
+            "route[0].targets[0].thinking",
+            "unknown key",
+        );
+        refused(
+            t,
+            "targets = [{ thinking_style = \"budget\" }]",
+            "route[0].targets[0].target",
+            "required key is missing",
+        );
+        refused(
+            "kind = \"openai\"",
+            "kind = \"openai\"\nthinking_style = \"auto\"",
+            "provider[1].thinking_style",
+            "anthropic-kind providers only",
+        );
+        refused(
+            "kind = \"anthropic\"",
+            "kind = \"anthropic\"\nthinking_style = \"Adaptive\"",
+            "provider[0].thinking_style",
+            "unknown thinking style",
+        );
+    }
+
+    #[test]
     fn errors_name_line_and_path() {
         let bad = GOOD.replace("\"a/claude-x\"", "\"zz/claude-x\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
@@ -1276,7 +1426,7 @@ routes = ["fast", "o/*"]
             "[[route]]\nmodel = \"m\"\ntargets = [\"a/b\", 3]\n",
             3,
             "route[0].targets[1]",
-            "expected a string, found integer `3`",
+            "expected a \"provider/model\" string or a { target = \"provider/model\", … } table, found integer `3`",
         );
         fails(
             "[translate.reasoning_effort_budgets]\nlow = 1.5\n",

@@ -110,6 +110,9 @@ pub struct RawProvider {
     pub forward_headers: Option<Vec<Spanned<String>>>,
     /// Client headers never to forward to this provider, default set included.
     pub drop_headers: Option<Vec<Spanned<String>>>,
+    /// anthropic kind, requests from OpenAI clients: the thinking form `reasoning_effort`
+    /// becomes, `"auto"` (default: by model id), `"adaptive"` or `"budget"`.
+    pub thinking_style: Option<Spanned<String>>,
 }
 
 /// `[[route]]`
@@ -118,11 +121,61 @@ pub struct RawProvider {
 pub struct RawRoute {
     /// The model name clients send.
     pub model: Spanned<String>,
-    /// `provider/model` targets, in order of preference.
-    pub targets: Vec<Spanned<String>>,
+    /// `provider/model` targets, in order of preference: strings, or tables with settings.
+    pub targets: Vec<Spanned<RawTarget>>,
     /// What `GET /v1/models` advertises for this model.
     #[serde(default)]
     pub capabilities: RawCapabilities,
+}
+
+/// One route target: `"provider/model"`, or `{ target = "provider/model", … }` when the
+/// target overrides a provider setting.
+#[derive(Debug)]
+pub enum RawTarget {
+    /// The plain string form.
+    Text(String),
+    /// The table form.
+    Table(RawTargetTable),
+}
+
+/// The table form of a route target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargetTable {
+    /// `provider/model`.
+    pub target: Spanned<String>,
+    /// Override of the provider's `thinking_style` for this target.
+    pub thinking_style: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TargetVisitor)
+    }
+}
+
+/// Takes either target form; anything else is refused with both forms named.
+struct TargetVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TargetVisitor {
+    type Value = RawTarget;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a \"provider/model\" string or a { target = \"provider/model\", … } table")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawTarget, E> {
+        Ok(RawTarget::Text(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<RawTarget, E> {
+        Ok(RawTarget::Text(v))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawTarget, A::Error> {
+        RawTargetTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            .map(RawTarget::Table)
+    }
 }
 
 /// `capabilities = { … }` on a route. Unset fields are reported as unknown (`null`).

@@ -33,6 +33,10 @@
 //! refusal, else tool calls, else `big`, else `tokens`, else a tool-result acknowledgement, else
 //! the greeting. `count_tokens` honours only `mock:status`.
 //!
+//! Like the real Messages API, the mock refuses (400) `thinking.type: enabled` for
+//! adaptive-only model ids (`claude-opus-4-7`, the 5 family, …) and `thinking.type: adaptive`
+//! for ids older than 4.6, before any directive applies.
+//!
 //! Tools are called when the request declares some, its `tool_choice` allows it, the conversation
 //! does not end in tool results and `mock:notools` is absent. A `tool_choice` naming a tool wins
 //! over `mock:tool` (a real model must obey it); `mock:args` that is not a JSON object is ignored.
@@ -70,6 +74,37 @@ const MAX_PAD: u64 = 16;
 const MAX_OBFUSCATION: u64 = 12;
 /// Length of the deterministic thinking signature (a multiple of 4 so it looks like base64).
 const SIGNATURE_LEN: usize = 152;
+
+/// Anthropic model ids (by prefix) that take only adaptive thinking: the budget form is
+/// refused as the real API refuses it. Kept apart from the gateway's own model table on
+/// purpose, so a wrong entry there fails a test instead of being mirrored here.
+const ADAPTIVE_ONLY_MODEL_PREFIXES: &[&str] = &[
+    "claude-opus-4-7",
+    "claude-opus-4-8",
+    "claude-opus-5",
+    "claude-sonnet-5",
+    "claude-haiku-5",
+    "claude-mythos",
+    "claude-fable",
+];
+/// Anthropic model ids (by prefix) older than adaptive thinking, which refuse it.
+const BUDGET_ONLY_MODEL_PREFIXES: &[&str] = &[
+    "claude-3",
+    "claude-opus-4-0",
+    "claude-opus-4-1",
+    "claude-opus-4-2", // claude-opus-4-20250514
+    "claude-opus-4-5",
+    "claude-sonnet-4-0",
+    "claude-sonnet-4-2", // claude-sonnet-4-20250514
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+];
+/// Anthropic's 400 message for `thinking.type: enabled` on an adaptive-only model, word for
+/// word as users quote it (NousResearch/hermes-agent#11137, Sylinko/Everywhere#410).
+const THINKING_ENABLED_UNSUPPORTED: &str = "\"thinking.type.enabled\" is not supported for this model. Use \"thinking.type.adaptive\" and \"output_config.effort\" to control thinking behavior.";
+/// Anthropic's 400 message for `thinking.type: adaptive` on an older model, as users quote
+/// it (askalf/dario#273, docker/docker-agent#3362).
+const ADAPTIVE_UNSUPPORTED: &str = "adaptive thinking is not supported on this model";
 
 const GREETING: &str = "Hello from the ringway mock.";
 const ECHO_PREFIX: &str = "You said:";
@@ -235,6 +270,8 @@ enum RequestError {
     Invalid(&'static str),
     /// `messages` is an empty array.
     EmptyMessages,
+    /// A valid field this model refuses; the provider's own message.
+    Refused(&'static str),
 }
 
 impl fmt::Display for RequestError {
@@ -245,6 +282,7 @@ impl fmt::Display for RequestError {
             Self::Missing(field) => write!(f, "{field}: Field required"),
             Self::Invalid(field) => write!(f, "{field}: Input has an invalid type or value"),
             Self::EmptyMessages => f.write_str("messages: at least one message is required"),
+            Self::Refused(message) => f.write_str(message),
         }
     }
 }
@@ -338,6 +376,9 @@ fn parse_request(api: Api, body: &[u8]) -> Result<Request, RequestError> {
             if api == Api::AnthropicMessages && max_tokens.is_none() {
                 return Err(RequestError::Missing("max_tokens"));
             }
+            if api == Api::AnthropicMessages {
+                check_thinking_form(&model, obj.get("thinking"))?;
+            }
             let choice_obj = obj.get("tool_choice");
             let choice = match choice_obj
                 .and_then(|c| c.get("type"))
@@ -369,6 +410,20 @@ fn parse_request(api: Api, body: &[u8]) -> Result<Request, RequestError> {
         }
     };
     Ok(req)
+}
+
+/// Refuses the thinking form a model does not take, as the Messages API does.
+fn check_thinking_form(model: &str, thinking: Option<&Value>) -> Result<(), RequestError> {
+    let is = |prefixes: &[&str]| prefixes.iter().any(|p| model.starts_with(p));
+    match thinking.and_then(|t| t.get("type")).and_then(Value::as_str) {
+        Some("enabled") if is(ADAPTIVE_ONLY_MODEL_PREFIXES) => {
+            Err(RequestError::Refused(THINKING_ENABLED_UNSUPPORTED))
+        }
+        Some("adaptive") if is(BUDGET_ONLY_MODEL_PREFIXES) => {
+            Err(RequestError::Refused(ADAPTIVE_UNSUPPORTED))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A non-negative integer field; absent or null is `None`.
@@ -1462,6 +1517,7 @@ fn openai_request_error(err: &RequestError) -> OpenAiErrorParts {
             Some("messages"),
             None,
         ),
+        RequestError::Refused(message) => ((*message).to_owned(), kind, None, None),
     }
 }
 
@@ -2560,6 +2616,51 @@ mod tests {
         assert_eq!(v["error"]["param"], Value::Null);
         let steps = plan(Api::OpenAiChat, b"[]", &DEFAULTS);
         assert_openai_error(&steps, 400, "invalid_request_error");
+    }
+
+    #[test]
+    fn thinking_forms_are_refused_per_model_like_the_real_api() {
+        let budget = json!({"type": "enabled", "budget_tokens": 1024});
+        let adaptive = json!({"type": "adaptive"});
+        let body = |model: &str, thinking: &Value| {
+            anthropic(
+                "hi mock:status=503",
+                json!({"model": model, "thinking": thinking, "max_tokens": 2048}),
+            )
+        };
+        for model in [
+            "claude-opus-4-7",
+            "claude-sonnet-5-20260901",
+            "claude-mythos-preview",
+        ] {
+            let steps = run(Api::AnthropicMessages, &body(model, &budget));
+            let v = assert_anthropic_error(&steps, 400, "invalid_request_error");
+            assert_eq!(
+                v["error"]["message"], THINKING_ENABLED_UNSUPPORTED,
+                "{model}"
+            );
+            // The directive's 503 shows the adaptive form got past validation.
+            let steps = run(Api::AnthropicMessages, &body(model, &adaptive));
+            assert_eq!(head(&steps).status, 503, "{model}");
+        }
+        for model in [
+            "claude-sonnet-4-5",
+            "claude-3-7-sonnet-20250219",
+            "claude-haiku-4-5",
+        ] {
+            let steps = run(Api::AnthropicMessages, &body(model, &adaptive));
+            let v = assert_anthropic_error(&steps, 400, "invalid_request_error");
+            assert_eq!(v["error"]["message"], ADAPTIVE_UNSUPPORTED, "{model}");
+            let steps = run(Api::AnthropicMessages, &body(model, &budget));
+            assert_eq!(head(&steps).status, 503, "{model}");
+        }
+        // 4.6 and ids the mock does not know take both forms.
+        for model in ["claude-opus-4-6", "claude-sonnet-4-6", "claude-test"] {
+            for thinking in [&budget, &adaptive] {
+                let steps = run(Api::AnthropicMessages, &body(model, thinking));
+                assert_eq!(head(&steps).status, 503, "{model} {thinking}");
+            }
+        }
     }
 
     #[test]

@@ -498,11 +498,22 @@ async fn chat(
         let (up, resp) = exchange(ctx, target.provider, provider, ex, &path, body).await?;
         return relay::relay(ctx, conn, ex, &target, provider, up, resp).await;
     }
-    let opts = &ctx.translate_opts[target.provider];
+    let provider_opts = &ctx.translate_opts[target.provider];
+    // A target may override its provider's thinking style; copy the options only then.
+    let opts = if target.thinking_style == provider_opts.thinking_style {
+        std::borrow::Cow::Borrowed(provider_opts)
+    } else {
+        std::borrow::Cow::Owned(crate::translate::Options {
+            thinking_style: target.thinking_style,
+            ..provider_opts.clone()
+        })
+    };
     let translated = match format {
-        Format::OpenAi => crate::translate::openai_to_anthropic_request(&body, &target.model, opts),
+        Format::OpenAi => {
+            crate::translate::openai_to_anthropic_request(&body, &target.model, &opts)
+        }
         Format::Anthropic => {
-            crate::translate::anthropic_to_openai_request(&body, &target.model, opts)
+            crate::translate::anthropic_to_openai_request(&body, &target.model, &opts)
         }
     };
     let (upstream_body, mut meta) = match translated {

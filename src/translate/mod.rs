@@ -14,6 +14,7 @@ mod request_o2a;
 mod response;
 mod stream_a2o;
 mod stream_o2a;
+mod thinking;
 mod util;
 
 use std::fmt;
@@ -27,6 +28,7 @@ pub use response::{
 };
 pub use stream_a2o::AnthropicToOpenAiStream;
 pub use stream_o2a::OpenAiToAnthropicStream;
+pub use thinking::{thinking_style_for, ThinkingForm, ThinkingStyle};
 
 /// `max_tokens` sent to Anthropic when an OpenAI client gives no limit (LiteLLM's default).
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -148,6 +150,8 @@ pub struct Options {
     pub effort_budgets: EffortTable,
     /// Field used for the output cap on OpenAI upstreams.
     pub openai_max_tokens_field: MaxTokensField,
+    /// Thinking form for `reasoning_effort` on Anthropic upstreams.
+    pub thinking_style: ThinkingStyle,
 }
 
 impl Default for Options {
@@ -156,6 +160,7 @@ impl Default for Options {
             default_max_tokens: DEFAULT_MAX_TOKENS,
             effort_budgets: EffortTable::default(),
             openai_max_tokens_field: MaxTokensField::default(),
+            thinking_style: ThinkingStyle::default(),
         }
     }
 }

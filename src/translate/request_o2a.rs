@@ -9,11 +9,14 @@ use crate::wire::anthropic::{
 use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Str, TextOr};
 
+use super::thinking::{generation, Generation};
 use super::util::{
     arguments_to_input, decode_base64, is_anthropic_image_mime, is_blank, is_http_url,
     parse_data_url, sanitize_tool_id, ArgumentsProblem,
 };
-use super::{Options, RequestMeta, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET};
+use super::{
+    Options, RequestMeta, ThinkingForm, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET,
+};
 
 /// `input_schema` for tools defined without `parameters`, and for tools the history uses
 /// but the request does not declare.
@@ -43,6 +46,8 @@ pub fn openai_to_anthropic_request(
 struct ThinkingPlan<'b> {
     config: Thinking<'b>,
     budget: Option<u32>,
+    /// `output_config.effort` that goes with adaptive thinking.
+    effort: Option<&'static str>,
     /// Thinking actually runs (not `disabled`): sampling and tool_choice rules apply.
     on: bool,
 }
@@ -81,7 +86,7 @@ fn translate<'b>(
             .unwrap_or(false);
 
     let conv = convert_messages(messages)?;
-    let mut thinking = thinking_plan(req, opts)?;
+    let mut thinking = thinking_plan(req, upstream_model, opts)?;
     if thinking.as_ref().is_some_and(|t| t.on) && conv.last_tool_turn_lacks_thinking() {
         // Anthropic rejects a tool-use continuation whose assistant turn does not start with
         // its thinking block; clients that do not echo `thinking_blocks` would fail every
@@ -158,6 +163,12 @@ fn translate<'b>(
                 ))
             }
         }
+    }
+    if let Some(effort) = thinking.as_ref().and_then(|t| t.effort) {
+        // Merged with a structured-output `format` set above: both live in `output_config`.
+        output_config
+            .get_or_insert_with(OutputConfig::default)
+            .effort = Some(Str::from(effort));
     }
     if tools.is_empty() && !conv.history_tools.is_empty() {
         // Anthropic requires `tools` whenever the history holds tool_use/tool_result blocks;
@@ -301,8 +312,11 @@ fn drop_ignored(req: &ChatRequest<'_>, meta: &mut RequestMeta) {
     }
 }
 
+/// The thinking to send: the client's explicit `thinking` object as given, else one built
+/// from `reasoning_effort` in the form `opts.thinking_style` picks for `upstream_model`.
 fn thinking_plan<'b>(
     req: &'b ChatRequest<'_>,
+    upstream_model: &str,
     opts: &Options,
 ) -> Result<Option<ThinkingPlan<'b>>, TranslateError> {
     if let Some(t) = &req.thinking {
@@ -318,30 +332,58 @@ fn thinking_plan<'b>(
                 display: t.display.as_ref().map(Str::reborrow),
             },
             budget,
+            effort: None,
             on,
         }));
     }
     let Some(effort) = &req.reasoning_effort else {
         return Ok(None);
     };
-    match opts.effort_budgets.budget(effort) {
-        None => Err(TranslateError::unsupported_value(
-            "reasoning_effort",
-            format!("unsupported reasoning_effort `{effort}`"),
-        )),
-        Some(None) => Ok(None),
-        Some(Some(budget)) => {
-            let budget = budget.max(MIN_THINKING_BUDGET);
-            Ok(Some(ThinkingPlan {
-                config: Thinking {
-                    kind: Str::from("enabled"),
-                    budget_tokens: Some(budget),
-                    display: None,
-                },
-                budget: Some(budget),
-                on: true,
-            }))
+    // The table also validates the effort name for the adaptive form.
+    let budget = match opts.effort_budgets.budget(effort) {
+        None => {
+            return Err(TranslateError::unsupported_value(
+                "reasoning_effort",
+                format!("unsupported reasoning_effort `{effort}`"),
+            ))
         }
+        Some(None) => return Ok(None),
+        Some(Some(budget)) => budget.max(MIN_THINKING_BUDGET),
+    };
+    Ok(Some(match opts.thinking_style.resolve(upstream_model) {
+        ThinkingForm::Adaptive => ThinkingPlan {
+            config: Thinking {
+                kind: Str::from("adaptive"),
+                budget_tokens: None,
+                display: None,
+            },
+            // Adaptive thinking shares `max_tokens` with the answer: no budget to make room for.
+            budget: None,
+            effort: Some(adaptive_effort(effort, generation(upstream_model))),
+            on: true,
+        },
+        ThinkingForm::Budget => ThinkingPlan {
+            config: Thinking {
+                kind: Str::from("enabled"),
+                budget_tokens: Some(budget),
+                display: None,
+            },
+            budget: Some(budget),
+            effort: None,
+            on: true,
+        },
+    }))
+}
+
+/// `output_config.effort` for a known, non-`none` OpenAI effort: Anthropic has no `minimal`,
+/// and models older than the effort they are asked for get their highest one below it.
+fn adaptive_effort(effort: &str, generation: Generation) -> &'static str {
+    match effort {
+        "minimal" | "low" => "low",
+        "medium" => "medium",
+        "xhigh" if generation == Generation::AdaptiveOnly => "xhigh",
+        "max" if generation != Generation::BudgetOnly => "max",
+        _ => "high",
     }
 }
 
@@ -1035,11 +1077,20 @@ fn tool_result_block<'b>(m: &'b Message<'_>, i: usize) -> Result<ContentBlock<'b
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::translate::ThinkingStyle;
     use serde_json::{json, Value};
 
     fn run(req: Value) -> Result<(Value, RequestMeta), TranslateError> {
+        run_for("claude-x", &Options::default(), req)
+    }
+
+    fn run_for(
+        model: &str,
+        opts: &Options,
+        req: Value,
+    ) -> Result<(Value, RequestMeta), TranslateError> {
         let body = serde_json::to_vec(&req).unwrap();
-        openai_to_anthropic_request(&body, "claude-x", &Options::default())
+        openai_to_anthropic_request(&body, model, opts)
             .map(|(b, m)| (serde_json::from_slice(&b).unwrap(), m))
     }
 
@@ -1096,7 +1147,9 @@ mod tests {
 
     #[test]
     fn thinking_budget_raises_max_tokens() {
-        let (out, _) = run(
+        let (out, _) = run_for(
+            "claude-sonnet-4-5",
+            &Options::default(),
             json!({"model":"m","max_completion_tokens":100,"reasoning_effort":"high",
             "temperature":0.3,"messages":[{"role":"user","content":"x"}]}),
         )
@@ -1107,5 +1160,55 @@ mod tests {
         );
         assert_eq!(out["max_tokens"], json!(4196));
         assert!(out.get("temperature").is_none());
+    }
+
+    #[test]
+    fn adaptive_effort_per_model_and_style() {
+        let req = |effort: &str| {
+            json!({"model":"m","max_completion_tokens":100,"reasoning_effort":effort,
+            "top_k":5,"messages":[{"role":"user","content":"x"}]})
+        };
+        let auto = Options::default();
+        let budget = Options {
+            thinking_style: ThinkingStyle::Budget,
+            ..Options::default()
+        };
+        let adaptive = Options {
+            thinking_style: ThinkingStyle::Adaptive,
+            ..Options::default()
+        };
+        for (model, opts, effort, want) in [
+            ("claude-opus-4-7", &auto, "minimal", Some("low")),
+            ("claude-opus-4-7", &auto, "low", Some("low")),
+            ("claude-opus-4-7", &auto, "medium", Some("medium")),
+            ("claude-opus-4-7", &auto, "high", Some("high")),
+            ("claude-opus-4-7", &auto, "xhigh", Some("xhigh")),
+            ("claude-opus-4-7", &auto, "max", Some("max")),
+            ("claude-sonnet-4-6", &auto, "xhigh", Some("high")),
+            ("claude-sonnet-4-6", &auto, "max", Some("max")),
+            ("claude-sonnet-4-5", &adaptive, "max", Some("high")),
+            ("claude-sonnet-4-5", &auto, "high", None),
+            ("claude-opus-4-7", &budget, "high", None),
+        ] {
+            let (out, meta) = run_for(model, opts, req(effort)).unwrap();
+            let case = format!("{model} {effort} {opts:?}");
+            match want {
+                Some(e) => {
+                    assert_eq!(out["thinking"], json!({"type":"adaptive"}), "{case}");
+                    assert_eq!(out["output_config"], json!({"effort":e}), "{case}");
+                    assert_eq!(out["max_tokens"], json!(100), "{case}");
+                }
+                None => {
+                    assert_eq!(out["thinking"]["type"], json!("enabled"), "{case}");
+                    assert!(out.get("output_config").is_none(), "{case}");
+                }
+            }
+            assert!(out.get("top_k").is_none(), "{case}");
+            assert_eq!(meta.dropped, vec!["top_k"], "{case}");
+        }
+        let (out, _) = run_for("claude-opus-4-7", &auto, req("none")).unwrap();
+        assert!(out.get("thinking").is_none() && out.get("output_config").is_none());
+        let e = run_for("claude-opus-4-7", &auto, req("extreme")).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("reasoning_effort"));
     }
 }
