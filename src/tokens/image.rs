@@ -210,7 +210,7 @@ impl B64<'_> {
             if c == b'=' {
                 break;
             }
-            *slot = u32::from(sextet(c)?);
+            *slot = u32::from(crate::translate::util::base64_sextet(c)?);
             valid += 1;
         }
         if valid < 2 {
@@ -220,18 +220,6 @@ impl B64<'_> {
         let bytes = [(word >> 16) as u8, (word >> 8) as u8, word as u8];
         Some((bytes, valid - 1))
     }
-}
-
-/// One base64 character's value (standard alphabet; the URL-safe `-` and `_` too).
-fn sextet(c: u8) -> Option<u8> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::MAX_ERROR_SNIPPET;
 const PROMPT_TOO_LONG: &str = "prompt is too long";
 
 /// Anthropic error types that exist (spec §1.8); anything else is reported as `api_error`.
-const ANTHROPIC_ERROR_TYPES: [&str; 11] = [
+pub const ANTHROPIC_ERROR_TYPES: [&str; 11] = [
     "invalid_request_error",
     "authentication_error",
     "billing_error",

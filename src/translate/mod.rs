@@ -15,11 +15,13 @@ mod response;
 mod stream_a2o;
 mod stream_o2a;
 mod thinking;
-mod util;
+pub(crate) mod util;
 
 use std::fmt;
 
-pub use error::{anthropic_to_openai_error, openai_to_anthropic_error, same_format_error};
+pub use error::{
+    anthropic_to_openai_error, openai_to_anthropic_error, same_format_error, ANTHROPIC_ERROR_TYPES,
+};
 pub use request_a2o::anthropic_to_openai_request;
 pub use request_o2a::openai_to_anthropic_request;
 pub use response::{

@@ -131,17 +131,22 @@ pub(crate) fn is_anthropic_image_mime(mime: &str) -> bool {
     )
 }
 
+/// One base64 character's value (the standard alphabet, and URL-safe `-` and `_` too).
+pub(crate) fn base64_sextet(c: u8) -> Option<u8> {
+    Some(match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' | b'-' => 62,
+        b'/' | b'_' => 63,
+        _ => return None,
+    })
+}
+
 /// Decodes standard or URL-safe base64 (padding optional, ASCII whitespace ignored).
 pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     fn val(c: u8) -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        }))
+        base64_sextet(c).map(u32::from)
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3 + 3);
     let mut acc = 0u32;

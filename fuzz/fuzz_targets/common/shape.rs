@@ -4,20 +4,8 @@
 
 use serde_json::Value;
 
-/// Anthropic's documented `error.type` values: an SDK maps these to exception classes.
-pub const ANTHROPIC_ERROR_TYPES: [&str; 11] = [
-    "invalid_request_error",
-    "authentication_error",
-    "billing_error",
-    "permission_error",
-    "not_found_error",
-    "conflict_error",
-    "request_too_large",
-    "rate_limit_error",
-    "api_error",
-    "timeout_error",
-    "overloaded_error",
-];
+/// Anthropic's documented `error.type` values (an SDK maps these to exception classes).
+use ringway::translate::ANTHROPIC_ERROR_TYPES;
 
 fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
