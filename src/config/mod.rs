@@ -741,6 +741,29 @@ impl Compiler<'_> {
                     ));
                 }
             };
+            // Key names appear in logs, metrics labels and 403 messages: the provider-name
+            // charset keeps them to one plain word.
+            if !is_provider_name(k.name.get_ref()) {
+                return Err(self.err(
+                    k.name.span(),
+                    format!("{path}.name"),
+                    format!(
+                        "{:?}: a key name is 1 to {MAX_PROVIDER_NAME_BYTES} of A-Z a-z 0-9 . _ -",
+                        k.name.get_ref()
+                    ),
+                ));
+            }
+            if let Some(routes) = &k.routes {
+                for (j, r) in routes.iter().enumerate() {
+                    if crate::format::check_model_id(r.get_ref()).is_err() {
+                        return Err(self.err(
+                            r.span(),
+                            format!("{path}.routes[{j}]"),
+                            "a route pattern is a model name (optionally ending in `*`): no control characters, at most 256 bytes",
+                        ));
+                    }
+                }
+            }
             keys.push(GatewayKey {
                 name: k.name.get_ref().clone(),
                 sha256,
@@ -1474,5 +1497,27 @@ routes = ["fast", "o/*"]
         assert_eq!(p.port, 5555);
         assert!(c.resolve("openai/gpt-4o").is_some());
         assert!(c.providers.iter().any(|p| p.tls.is_some()));
+    }
+
+    #[test]
+    fn key_names_and_route_patterns_are_checked_at_load() {
+        let hash = "f2d4b279b82ad92867af5878fe7482caebdd7b75499868d0362a6e63ff51f046";
+        fails(
+            &format!("[[key]]\nname = \"team\\nforged log line\"\nsha256 = \"{hash}\"\n"),
+            2,
+            "key[0].name",
+            "\"team\\nforged log line\": a key name is 1 to 64 of A-Z a-z 0-9 . _ -",
+        );
+        fails(
+            &format!("[[key]]\nname = \"team\"\nsha256 = \"{hash}\"\nroutes = [\"ok\", \"bad\\u0000*\"]\n"),
+            4,
+            "key[0].routes[1]",
+            "a route pattern is a model name (optionally ending in `*`): no control characters, at most 256 bytes",
+        );
+        assert!(Config::from_toml(
+            &format!("[[key]]\nname = \"team-a.1\"\nsha256 = \"{hash}\"\nroutes = [\"fast\", \"anthropic/*\"]\n"),
+            "t.toml"
+        )
+        .is_ok());
     }
 }
