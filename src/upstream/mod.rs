@@ -10,12 +10,13 @@
 //! 64 KiB steps. (monoio-http's client codec, used here before, keeps two fixed 8 KiB buffers
 //! per connection, which put 5,000 concurrent streams far over their memory budget.)
 
+mod dns;
 pub mod tls;
 
+pub use dns::{DnsCache, DNS_CACHE_TTL};
+
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -27,9 +28,6 @@ use monoio::net::TcpStream;
 use crate::config::Provider;
 use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::http1::{BodyDecoder, BodyError, BodyEvent, Framing, FramingError, FramingFields};
-
-/// How long a resolved provider address is reused before resolving again.
-pub const DNS_CACHE_TTL: Duration = Duration::from_secs(60);
 
 type TlsStream = monoio_rustls::ClientTlsStream<TcpStream>;
 
@@ -401,7 +399,7 @@ impl Conn {
     }
 
     async fn connect_inner(p: &Provider, dns: &DnsCache) -> Result<Conn> {
-        let addr = dns.resolve(&p.host, p.port).map_err(|e| {
+        let addr = dns.resolve(&p.host, p.port).await.map_err(|e| {
             Error::new(
                 ErrorKind::UpstreamConnect,
                 format!("cannot resolve provider `{}` host {}", p.name, p.host),
@@ -412,7 +410,7 @@ impl Conn {
             Ok(s) => s,
             Err(e) => {
                 // Keep the cached address: forgetting it would make every request to a down
-                // provider pay a blocking lookup on the worker thread. It expires with its TTL.
+                // provider pay a lookup. It expires with its TTL.
                 return Err(Error::new(
                     ErrorKind::UpstreamConnect,
                     format!("cannot connect to provider `{}` at {addr}", p.name),
@@ -756,35 +754,6 @@ impl Pool {
     /// Idle connections held (all providers).
     pub fn idle_count(&self) -> usize {
         self.idle.borrow().iter().map(Vec::len).sum()
-    }
-}
-
-/// Per-worker resolver cache. Name lookups block the thread, so they happen at most once per
-/// host per `DNS_CACHE_TTL` on each worker; IP literals never do.
-#[derive(Default)]
-pub struct DnsCache {
-    entries: RefCell<HashMap<String, (SocketAddr, Instant)>>,
-}
-
-impl DnsCache {
-    fn resolve(&self, host: &str, port: u16) -> io::Result<SocketAddr> {
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
-        }
-        let now = Instant::now();
-        if let Some((addr, at)) = self.entries.borrow().get(host) {
-            if now.duration_since(*at) < DNS_CACHE_TTL && addr.port() == port {
-                return Ok(*addr);
-            }
-        }
-        let addr = (host, port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-        self.entries
-            .borrow_mut()
-            .insert(host.to_owned(), (addr, now));
-        Ok(addr)
     }
 }
 
