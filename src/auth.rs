@@ -1,7 +1,30 @@
 //! Gateway-key authentication: extract the client's key (Bearer or x-api-key), hash it, and
 //! compare against every configured key in constant time.
 
-use crate::config::GatewayKey;
+/// A gateway key.
+#[derive(Clone, Debug)]
+pub struct GatewayKey {
+    /// Name for logs and metrics.
+    pub name: String,
+    /// SHA-256 of the key.
+    pub sha256: [u8; 32],
+    /// Allow-list patterns (`x` exact, `x*` prefix); None = all.
+    pub routes: Option<Vec<String>>,
+}
+
+impl GatewayKey {
+    /// May this key use `model` (as the client sent it)?
+    pub fn allows(&self, model: &str) -> bool {
+        let model = model.strip_prefix('@').unwrap_or(model);
+        match &self.routes {
+            None => true,
+            Some(patterns) => patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => model.starts_with(prefix),
+                None => p == model,
+            }),
+        }
+    }
+}
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {

@@ -17,6 +17,7 @@ use crate::translate::ThinkingStyle;
 use raw::{RawCapabilities, RawConfig, RawTarget};
 use toml::Spanned;
 
+pub use crate::auth::GatewayKey;
 pub use raw::RawCapabilities as Capabilities;
 
 /// Default listen address.
@@ -187,31 +188,6 @@ pub struct Route {
     pub targets: Vec<Target>,
     /// Advertised capabilities.
     pub capabilities: Capabilities,
-}
-
-/// A gateway key.
-#[derive(Clone, Debug)]
-pub struct GatewayKey {
-    /// Name for logs and metrics.
-    pub name: String,
-    /// SHA-256 of the key.
-    pub sha256: [u8; 32],
-    /// Allow-list patterns (`x` exact, `x*` prefix); None = all.
-    pub routes: Option<Vec<String>>,
-}
-
-impl GatewayKey {
-    /// May this key use `model` (as the client sent it)?
-    pub fn allows(&self, model: &str) -> bool {
-        let model = model.strip_prefix('@').unwrap_or(model);
-        match &self.routes {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| match p.strip_suffix('*') {
-                Some(prefix) => model.starts_with(prefix),
-                None => p == model,
-            }),
-        }
-    }
 }
 
 /// Compiled `[translate]`.
