@@ -87,6 +87,8 @@ pub enum ErrorKind {
     ProviderCredentials,
     /// The worker's budget for answers held whole (`server.max_buffered_bytes`) is spent.
     BufferBudget,
+    /// A bounded pool of helper work (large token counts) is full: retry shortly.
+    Busy,
     /// Anything that is our fault.
     Internal,
 }
@@ -117,6 +119,7 @@ impl ErrorKind {
             ErrorKind::UpstreamProtocol => "upstream_protocol",
             ErrorKind::ProviderCredentials => "provider_credentials",
             ErrorKind::BufferBudget => "buffer_budget",
+            ErrorKind::Busy => "busy",
             ErrorKind::Internal => "internal",
         }
     }
@@ -144,9 +147,10 @@ impl ErrorKind {
             | ErrorKind::IdleTimeout
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol => Side::Upstream,
-            ErrorKind::ProviderCredentials | ErrorKind::Internal | ErrorKind::BufferBudget => {
-                Side::Internal
-            }
+            ErrorKind::ProviderCredentials
+            | ErrorKind::Internal
+            | ErrorKind::BufferBudget
+            | ErrorKind::Busy => Side::Internal,
         }
     }
 
@@ -170,7 +174,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamProtocol => 502,
             ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => 504,
             ErrorKind::ProviderCredentials | ErrorKind::Internal => 500,
-            ErrorKind::BufferBudget => 503,
+            ErrorKind::BufferBudget | ErrorKind::Busy => 503,
         }
     }
 
@@ -180,7 +184,8 @@ impl ErrorKind {
             ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTls
             | ErrorKind::ConnectTimeout
-            | ErrorKind::BufferBudget => Retry::Yes,
+            | ErrorKind::BufferBudget
+            | ErrorKind::Busy => Retry::Yes,
             _ => Retry::No,
         }
     }
@@ -210,7 +215,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamTls
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol => "upstream_error",
-            ErrorKind::BufferBudget => "gateway_overloaded",
+            ErrorKind::BufferBudget | ErrorKind::Busy => "gateway_overloaded",
             _ => return None,
         })
     }

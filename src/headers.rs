@@ -23,6 +23,19 @@ impl HeaderPattern {
     /// only ever name headers that are never forwarded are refused, so a config cannot
     /// believe it forwards a client's credentials.
     pub fn parse(pattern: &str) -> Result<HeaderPattern, String> {
+        let p = Self::parse_drop(pattern)?;
+        if !p.prefix && never_forwarded(&p.text) && !ADJUSTABLE.contains(&p.text.as_str()) {
+            return Err(format!(
+                "`{}` is never forwarded (hop-by-hop, a credential, framing or the gateway's own)",
+                p.text
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Parse a `drop_headers` pattern: any header name, optionally ending in `*` (dropping
+    /// is always safe, including the headers the request builder copies itself).
+    pub fn parse_drop(pattern: &str) -> Result<HeaderPattern, String> {
         if pattern.len() > MAX_HEADER_PATTERN_BYTES {
             return Err(format!("longer than {MAX_HEADER_PATTERN_BYTES} bytes"));
         }
@@ -36,11 +49,6 @@ impl HeaderPattern {
             ));
         }
         let text = stem.to_ascii_lowercase();
-        if !prefix && never_forwarded(&text) {
-            return Err(format!(
-                "`{text}` is never forwarded (hop-by-hop, a credential, framing or the gateway's own)"
-            ));
-        }
         Ok(HeaderPattern { text, prefix })
     }
 
@@ -53,6 +61,20 @@ impl HeaderPattern {
             name.eq_ignore_ascii_case(&self.text)
         }
     }
+}
+
+/// Headers the request builder copies from the client itself (so `forward_headers` need not
+/// name them, and may), which `drop_headers` can still remove.
+pub const ADJUSTABLE: [&str; 4] = [
+    "accept",
+    "user-agent",
+    "anthropic-version",
+    "anthropic-beta",
+];
+
+/// Does a `drop_headers` pattern remove `name`?
+pub fn dropped(name: &str, drop: &[HeaderPattern]) -> bool {
+    drop.iter().any(|p| p.matches(name))
 }
 
 /// Headers no config can forward: hop-by-hop ones (RFC 9110 §7.6.1), framing and
@@ -99,16 +121,19 @@ fn kind_of(lower: &str) -> Option<Format> {
 }
 
 /// Forwarded to every provider unless dropped: idempotency, tracing, and the SDKs' own
-/// client description (`x-stainless-*`).
+/// client description (`x-stainless-*`). Not `openai-organization` / `openai-project`: they
+/// choose which organization the gateway's key bills, so an operator opts in to them with
+/// `forward_headers`.
 fn in_default_set(lower: &str) -> bool {
     matches!(
         lower,
-        "idempotency-key" | "traceparent" | "tracestate" | "baggage" | "x-request-id"
+        "idempotency-key"
+            | "traceparent"
+            | "tracestate"
+            | "baggage"
+            | "x-request-id"
+            | "openai-beta"
     ) || lower.starts_with("x-stainless-")
-        || matches!(
-            lower,
-            "openai-organization" | "openai-project" | "openai-beta"
-        )
 }
 
 /// Should the client header `name` go to a provider of `kind` configured with `forward`
@@ -195,8 +220,21 @@ mod tests {
 
     #[test]
     fn provider_specific_headers_stay_with_their_kind() {
-        assert!(forward("OpenAI-Organization", Format::OpenAi, &[], &[]));
-        assert!(!forward("openai-organization", Format::Anthropic, &[], &[]));
+        // Billing headers only when the operator opts in.
+        assert!(!forward("OpenAI-Organization", Format::OpenAi, &[], &[]));
+        assert!(forward(
+            "OpenAI-Organization",
+            Format::OpenAi,
+            &pats(&["openai-organization"]),
+            &[]
+        ));
+        assert!(!forward(
+            "openai-organization",
+            Format::Anthropic,
+            &pats(&["openai-*"]),
+            &[]
+        ));
+        assert!(forward("openai-beta", Format::OpenAi, &[], &[]));
         assert!(!forward(
             "openai-project",
             Format::Anthropic,

@@ -158,7 +158,7 @@ fn client_headers_are_forwarded_by_policy() {
     let m = mock(&[]);
     let providers = standard_providers(&m).replace(
         "api_key_env = \"RW_TEST_OPENAI_KEY\"",
-        "api_key_env = \"RW_TEST_OPENAI_KEY\"\nforward_headers = [\"x-team-*\"]\ndrop_headers = [\"x-stainless-os\"]",
+        "api_key_env = \"RW_TEST_OPENAI_KEY\"\nforward_headers = [\"x-team-*\", \"openai-organization\"]\ndrop_headers = [\"x-stainless-os\", \"user-agent\"]",
     );
     let g = gateway_env(&providers, PROVIDER_KEYS);
     let sent: &[(&str, &str)] = &[
@@ -179,6 +179,7 @@ fn client_headers_are_forwarded_by_policy() {
         ("authorization", "Bearer client-secret"),
         ("x-ringway-fake", "1"),
         ("anthropic-dangerous-direct-browser-access", "true"),
+        ("user-agent", "client-sdk/1.0"),
     ];
     // Same format (OpenAI client, openai-kind provider) and translated (to anthropic-kind).
     for model in ["gpt", "claude"] {
@@ -195,10 +196,12 @@ fn client_headers_are_forwarded_by_policy() {
     let seen = mock_requests(&m);
     assert_eq!(seen.len(), 2);
     let header = |i: usize, name: &str| seen[i]["headers"][name].as_str().map(str::to_owned);
-    // To the openai-kind provider: the default set and x-team-*, minus the dropped one.
+    // To the openai-kind provider: the default set and the configured names, minus the
+    // dropped ones. The billing headers only where the operator opted in.
     for (name, want) in [
         ("openai-organization", Some("org-1")),
-        ("openai-project", Some("proj-1")),
+        ("openai-project", None),
+        ("user-agent", Some("ringway")),
         ("openai-beta", Some("assistants=v2")),
         ("idempotency-key", Some("idem-1")),
         ("tracestate", Some("vendor=1")),
@@ -232,6 +235,7 @@ fn client_headers_are_forwarded_by_policy() {
         ("x-team-id", None),
         ("cookie", None),
         ("authorization", None),
+        ("user-agent", Some("client-sdk/1.0")),
     ] {
         assert_eq!(header(1, name).as_deref(), want, "anthropic-kind: {name}");
     }
@@ -257,4 +261,47 @@ fn header_patterns_that_would_forward_credentials_are_refused_at_load() {
         err.contains("provider[0].forward_headers[1]") && err.contains("never forwarded"),
         "{err}"
     );
+}
+
+#[test]
+fn a_huge_provider_error_body_keeps_its_status() {
+    let body = "x".repeat(2 << 20);
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain\r\nretry-after: 3\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let g = raw_route("openai", response.as_bytes());
+    let r = chat_openai(g.addr, "r", "hi", false);
+    assert_eq!(r.status, 429, "{}", &r.text()[..200.min(r.text().len())]);
+    assert_eq!(r.header("retry-after"), Some("3"));
+    let v = r.json();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("upstream returned HTTP 429: xxx"),
+        "{}",
+        &message[..80]
+    );
+    assert!(r.body.len() < 8192, "only the first bytes are quoted");
+}
+
+#[test]
+fn an_answer_too_large_for_the_budget_even_alone_is_a_502_not_a_retry() {
+    let m = mock(&[]);
+    let g = gateway_env(
+        &format!(
+            "[server]\nworkers = 1\nmax_buffered_bytes = 5242880\n\n{}",
+            standard_providers(&m)
+        ),
+        PROVIDER_KEYS,
+    );
+    // 3 MB plus room for its translation cannot fit 5 MiB even with nothing else held.
+    let r = chat_openai(g.addr, "claude", "mock:big=3000000", false);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too large to translate"));
+    // One that fits alone is served.
+    let r = chat_openai(g.addr, "claude", "mock:big=1500000", false);
+    assert_eq!(r.status, 200);
 }

@@ -86,3 +86,26 @@ fn a_malformed_body_is_an_anthropic_400() {
     );
     assert!(mock_requests(&m).is_empty());
 }
+
+#[test]
+fn a_large_body_is_counted_off_the_worker_with_the_same_result() {
+    let (_m, g) = setup("");
+    // Above the inline bound (256 KiB), so it is counted on a helper thread.
+    let words = "lorem ipsum dolor sit amet ".repeat(24_000);
+    let count = |text: &str| {
+        let body = serde_json::json!({
+            "model": "gpt",
+            "messages": [{"role": "user", "content": text}],
+        })
+        .to_string();
+        let r = request(g.addr, &post("/v1/messages/count_tokens", &[], &body));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["input_tokens"].as_u64().unwrap()
+    };
+    let big = count(&words);
+    let small = count("lorem ipsum dolor sit amet ");
+    // The same 5-word text 24,000 times: about 5 tokens a copy once joined (one copy alone
+    // is 6-7 plus the message overhead).
+    assert!(small > 8 && small < 20, "{small}");
+    assert!(big > 24_000 * 4 && big < 24_000 * 7, "{big}");
+}

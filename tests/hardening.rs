@@ -535,6 +535,11 @@ fn a_single_model_is_served_in_both_sdk_shapes() {
             .find(|m| m["id"] == "gpt");
         assert_eq!(Some(&v), listed, "same object as in the list");
     }
+    // A `provider/model` id works for chat, so it is a model here too (capabilities unknown).
+    let r = request(g.addr, &get("/v1/models/mo%2Fmock-gpt-up", &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], "mo/mock-gpt-up");
+    assert!(r.json()["capabilities"]["vision"].is_null());
     let r = request(g.addr, &get("/v1/models/nope", &[]));
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "model_not_found");

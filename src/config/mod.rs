@@ -893,8 +893,12 @@ impl Compiler<'_> {
         raw.iter()
             .enumerate()
             .map(|(i, p)| {
-                crate::headers::HeaderPattern::parse(p.get_ref())
-                    .map_err(|why| self.err(p.span(), format!("{path}[{i}]"), why))
+                let parsed = if path.ends_with(".drop_headers") {
+                    crate::headers::HeaderPattern::parse_drop(p.get_ref())
+                } else {
+                    crate::headers::HeaderPattern::parse(p.get_ref())
+                };
+                parsed.map_err(|why| self.err(p.span(), format!("{path}[{i}]"), why))
             })
             .collect()
     }

@@ -248,6 +248,10 @@ async fn finish(
     let head = ex.head;
     match result {
         Ok(()) => {}
+        Err(Failure::BeforeResponse(_)) if conn.broken => {
+            // A write already failed (or timed out) part-way: the client cannot be answered.
+            return After::Close;
+        }
         Err(Failure::BeforeResponse(e)) => {
             ctx.metrics
                 .error(e.kind().as_str(), e.kind().side().as_str());
@@ -357,8 +361,20 @@ async fn pipeline(
             let id = model_id_in_path(head.path())
                 .and_then(percent_decode)
                 .unwrap_or_default();
-            let route = ctx.config.routes.iter().find(|r| r.model == id);
-            let Some(route) = route else {
+            let object = match ctx.config.resolve(&id) {
+                Some(crate::config::Resolved::Route(route)) => Some(model_object(route)),
+                // `provider/model` works for chat, so it is a model here too; nothing is
+                // known of its capabilities.
+                Some(crate::config::Resolved::Direct(_)) if check_model(&id).is_ok() => {
+                    Some(model_object(&crate::config::Route {
+                        model: id.clone(),
+                        targets: Vec::new(),
+                        capabilities: crate::config::Capabilities::default(),
+                    }))
+                }
+                _ => None,
+            };
+            let Some(object) = object else {
                 return Err(Error::new(
                     ErrorKind::ModelNotFound,
                     "The model does not exist or is not routed by this gateway",
@@ -366,7 +382,7 @@ async fn pipeline(
                 .with_param("model")
                 .into());
             };
-            let body = serde_json::to_vec(&model_object(route)).unwrap_or_default();
+            let body = serde_json::to_vec(&object).unwrap_or_default();
             respond(conn, ex, 200, "application/json", &body).await?;
             Ok(())
         }
@@ -481,7 +497,7 @@ async fn chat(
     if count_tokens {
         if provider.kind != Format::Anthropic {
             // No count_tokens upstream: ringway estimates it (see `estimate`).
-            return estimate::answer(conn, ex, &body).await;
+            return estimate::answer(conn, ex, body).await;
         }
         let body = splice_model(body, &info, &target.model)?;
         let path = provider.path_for("/v1/messages/count_tokens");
@@ -659,12 +675,16 @@ fn upstream_request(
     add("host", provider.authority.as_bytes());
     add("content-type", b"application/json");
     add("x-ringway-request-id", ex.request_id.as_bytes());
-    if let Some(accept) = head.header("accept") {
+    // The headers copied by hand below still answer to the provider's `drop_headers`.
+    let keep = |name: &str| !crate::headers::dropped(name, &provider.drop_headers);
+    if let Some(accept) = head.header("accept").filter(|_| keep("accept")) {
         add("accept", accept);
     }
     add(
         "user-agent",
-        head.header("user-agent").unwrap_or(b"ringway"),
+        head.header("user-agent")
+            .filter(|_| keep("user-agent"))
+            .unwrap_or(b"ringway"),
     );
     match &provider.api_key {
         ApiKey::None => {}
@@ -681,7 +701,10 @@ fn upstream_request(
             .header("anthropic-version")
             .unwrap_or(provider.anthropic_version.as_bytes());
         add("anthropic-version", version);
-        if let Some(beta) = head.header("anthropic-beta") {
+        if let Some(beta) = head
+            .header("anthropic-beta")
+            .filter(|_| keep("anthropic-beta"))
+        {
             add("anthropic-beta", beta);
         }
     }

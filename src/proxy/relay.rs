@@ -121,20 +121,8 @@ async fn relay_error(
     resp: ResponseHead,
 ) -> Result<(), Failure> {
     let mut body = BodyCodec::new(resp.framing);
-    let declared = match resp.framing {
-        BodyFraming::Length(n) => Some(n),
-        _ => None,
-    };
     let mut charge = ctx.buffers.charge();
-    let raw = super::translated::read_all(
-        &mut up,
-        &mut body,
-        provider,
-        declared,
-        MAX_ERROR_BODY_BYTES,
-        &mut charge,
-    )
-    .await?;
+    let raw = read_error_prefix(&mut up, &mut body, provider, &mut charge).await?;
     let rendered =
         crate::translate::same_format_error(ex.format == Format::Anthropic, resp.status, &raw);
     let out = rendered.as_deref().unwrap_or(&raw);
@@ -159,6 +147,35 @@ async fn relay_error(
         ctx.pool.put(target.provider, up);
     }
     sent
+}
+
+/// The first [`MAX_ERROR_BODY_BYTES`] of a provider's error body (all of it, normally). A
+/// longer one is cut there and the rest left unread: the client still gets the provider's
+/// status, with what was read quoted (a cut body is never valid JSON, so it is re-rendered).
+async fn read_error_prefix(
+    up: &mut Conn,
+    body: &mut BodyCodec,
+    provider: &Provider,
+    charge: &mut super::budget::Charge<'_>,
+) -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::new();
+    while out.len() < MAX_ERROR_BODY_BYTES {
+        match up.read_chunk(body, provider.idle_timeout).await {
+            Ok(Some(d)) => {
+                let take = d.len().min(MAX_ERROR_BODY_BYTES - out.len());
+                if !charge.resize(out.len() + take) {
+                    return Err(Failure::BeforeResponse(Error::new(
+                        ErrorKind::BufferBudget,
+                        "the gateway is holding too many large answers; retry shortly",
+                    )));
+                }
+                out.extend_from_slice(d.get(..take).unwrap_or_default());
+            }
+            Ok(None) => break,
+            Err(e) => return Err(Failure::BeforeResponse(e)),
+        }
+    }
+    Ok(out)
 }
 
 /// Relay a non-SSE body. On an upstream failure mid-body there is no way to signal it in

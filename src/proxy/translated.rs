@@ -105,7 +105,7 @@ pub(super) async fn relay(
             BodyFraming::Length(n) => Some(n),
             _ => None,
         };
-        let raw = read_all(
+        let mut raw = read_all(
             &mut up,
             &mut body,
             provider,
@@ -119,9 +119,13 @@ pub(super) async fn relay(
             // before translating, so the worker's answers stay within the budget while
             // both exist. Only one translation runs on a worker at a time; its parse scratch
             // (strings with escapes) is the documented constant beyond the budget.
+            // A body read in chunks grew geometrically: hold (and charge) only its length.
+            if raw.capacity() > raw.len() + TRANSLATED_SLACK_BYTES {
+                raw.shrink_to_fit();
+            }
             let estimate = translation_estimate(raw.len());
             if !charge.resize(raw.capacity() + estimate) {
-                return Err(Failure::BeforeResponse(over_budget(ctx)));
+                return Err(Failure::BeforeResponse(refusal(&charge, raw.len())));
             }
             let mut out = Vec::with_capacity(estimate);
             let translated = match client {
@@ -214,7 +218,7 @@ pub(super) fn render_translate_error(client: Format, e: &translate::TranslateErr
 /// Read a whole provider body: at most `max` bytes (a 502), and only while the worker's
 /// budget has room (a 503). Memory is charged before it is reserved, with room for a
 /// translation of the same size.
-pub(super) async fn read_all(
+async fn read_all(
     up: &mut Conn,
     body: &mut BodyCodec,
     provider: &Provider,
@@ -238,7 +242,7 @@ pub(super) async fn read_all(
         // Charged with room for its translation too: two answers that each got their body in
         // but not their translation would otherwise both be refused after reading.
         if !charge.resize(n + translation_estimate(n)) {
-            return Err(Failure::BeforeResponse(over_budget_limit(charge.limit())));
+            return Err(Failure::BeforeResponse(refusal(charge, n)));
         }
         out.reserve_exact(n);
     }
@@ -253,7 +257,7 @@ pub(super) async fn read_all(
                     // Grow geometrically, as Vec would, but charge the capacity first.
                     let cap = need.max(out.capacity().saturating_mul(2).min(max));
                     if !charge.resize(cap) {
-                        return Err(Failure::BeforeResponse(over_budget_limit(charge.limit())));
+                        return Err(Failure::BeforeResponse(refusal(charge, need)));
                     }
                     out.reserve_exact(cap - out.len());
                 }
@@ -272,6 +276,22 @@ fn translation_estimate(n: usize) -> usize {
 
 fn over_budget(ctx: &super::Ctx) -> Error {
     over_budget_limit(ctx.buffers.limit())
+}
+
+/// Why an answer of `n` bytes cannot be held: the worker is busy with others (503, retry),
+/// or it could never fit the budget with its translation, even alone (502: retrying the
+/// same request cannot help).
+fn refusal(charge: &Charge<'_>, n: usize) -> Error {
+    if n + translation_estimate(n) > charge.limit() {
+        return Error::new(
+            ErrorKind::UpstreamProtocol,
+            format!(
+                "the provider's answer ({n} bytes or more) is too large to translate within server.max_buffered_bytes = {} per worker",
+                charge.limit()
+            ),
+        );
+    }
+    over_budget_limit(charge.limit())
 }
 
 fn over_budget_limit(limit: usize) -> Error {

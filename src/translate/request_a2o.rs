@@ -1,6 +1,7 @@
 //! Anthropic Messages request → OpenAI Chat Completions request (spec §5, §9–§13).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use crate::wire::anthropic::{ContentBlock, MessagesRequest};
 use crate::wire::openai::{
@@ -231,8 +232,12 @@ fn openai_user<'b>(id: &'b Str<'_>) -> Str<'b> {
 
 /// One pass over every content block: report fields dropped wherever they sit
 /// (`cache_control`, `caller`) and collect the tools that `tool_reference` blocks loaded.
-fn scan_blocks<'b>(req: &'b MessagesRequest<'_>, meta: &mut RequestMeta) -> Vec<&'b str> {
-    fn walk<'b>(blocks: &'b [ContentBlock<'_>], meta: &mut RequestMeta, loaded: &mut Vec<&'b str>) {
+fn scan_blocks<'b>(req: &'b MessagesRequest<'_>, meta: &mut RequestMeta) -> HashSet<&'b str> {
+    fn walk<'b>(
+        blocks: &'b [ContentBlock<'_>],
+        meta: &mut RequestMeta,
+        loaded: &mut HashSet<&'b str>,
+    ) {
         for b in blocks {
             if b.cache_control.is_some() {
                 meta.drop_param("cache_control");
@@ -241,14 +246,16 @@ fn scan_blocks<'b>(req: &'b MessagesRequest<'_>, meta: &mut RequestMeta) -> Vec<
                 meta.drop_param("caller");
             }
             if let (Some(name), "tool_reference") = (&b.tool_name, b.kind.as_str()) {
-                loaded.push(name.as_str());
+                loaded.insert(name.as_str());
             }
             if let Some(TextOr::Items(inner)) = &b.content {
                 walk(inner, meta, loaded);
             }
         }
     }
-    let mut loaded = Vec::new();
+    // A set: a request may hold many tool references and many deferred tools (both bounded
+    // only by the body size), and each tool asks whether it was loaded.
+    let mut loaded = HashSet::new();
     if let Some(TextOr::Items(blocks)) = &req.system {
         walk(blocks, meta, &mut loaded);
     }
@@ -349,7 +356,7 @@ fn response_format<'b>(
 fn convert_tools<'b>(
     req: &'b MessagesRequest<'_>,
     names: &NameMap,
-    loaded: &[&str],
+    loaded: &HashSet<&str>,
     meta: &mut RequestMeta,
 ) -> Result<Vec<Tool<'b>>, TranslateError> {
     let Some(tools) = &req.tools else {

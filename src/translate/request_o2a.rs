@@ -170,10 +170,10 @@ fn translate<'b>(
             .get_or_insert_with(OutputConfig::default)
             .effort = Some(Str::from(effort));
     }
-    if tools.is_empty() && !conv.history_tools.is_empty() {
+    if tools.is_empty() && !conv.history_tools.order.is_empty() {
         // Anthropic requires `tools` whenever the history holds tool_use/tool_result blocks;
         // declare the names used and forbid new calls, which is what "no tools" means.
-        for name in &conv.history_tools {
+        for name in &conv.history_tools.order {
             tools.push(ATool {
                 name: Str::from(*name),
                 description: Some(Str::from("Tool used earlier in this conversation.")),
@@ -595,11 +595,27 @@ struct Turn<'b> {
 }
 
 /// The converted conversation.
+/// Names in first-seen order, with a set for membership: a history may hold very many tool
+/// calls (bounded only by the body size), and each one asks whether its name is new.
+#[derive(Default)]
+struct OrderedNames<'b> {
+    order: Vec<&'b str>,
+    seen: std::collections::HashSet<&'b str>,
+}
+
+impl<'b> OrderedNames<'b> {
+    fn insert(&mut self, name: &'b str) {
+        if self.seen.insert(name) {
+            self.order.push(name);
+        }
+    }
+}
+
 struct Conversation<'b> {
     system: Option<TextOr<'b, ContentBlock<'b>>>,
     messages: Vec<AMessage<'b>>,
     /// Distinct tool names used by assistant tool calls in the history.
-    history_tools: Vec<&'b str>,
+    history_tools: OrderedNames<'b>,
     /// The last assistant turn calls tools but does not open with a thinking block.
     last_tool_turn_unsigned: bool,
 }
@@ -626,7 +642,7 @@ fn is_thinking(b: &ContentBlock<'_>) -> bool {
 fn convert_messages<'b>(messages: &'b [Message<'_>]) -> Result<Conversation<'b>, TranslateError> {
     let mut system: Vec<ContentBlock<'b>> = Vec::new();
     let mut turns: Vec<Turn<'b>> = Vec::new();
-    let mut history_tools: Vec<&'b str> = Vec::new();
+    let mut history_tools = OrderedNames::default();
     let mut push = |role: Role, blocks: Vec<ContentBlock<'b>>| {
         if blocks.is_empty() {
             return; // empty messages are rejected upstream; merging around them is harmless
@@ -948,7 +964,7 @@ fn media_block<'b>(
 fn assistant_blocks<'b>(
     m: &'b Message<'_>,
     i: usize,
-    history_tools: &mut Vec<&'b str>,
+    history_tools: &mut OrderedNames<'b>,
 ) -> Result<Vec<ContentBlock<'b>>, TranslateError> {
     if m.function_call.is_some() {
         return Err(TranslateError::unsupported_param(
@@ -1035,9 +1051,7 @@ fn assistant_blocks<'b>(
                 ),
             )
         })?;
-        if !history_tools.contains(&name.as_str()) {
-            history_tools.push(name.as_str());
-        }
+        history_tools.insert(name.as_str());
         out.push(ContentBlock {
             kind: Str::from("tool_use"),
             id: Some(Str::from(sanitize_tool_id(id))),
