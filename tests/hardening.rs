@@ -235,35 +235,81 @@ fn vm_hwm_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// A provider that answers every request with `body` (a whole JSON answer, Content-Length
+/// framed), sending the first half at once and the rest after `pause`: the gateway holds
+/// each answer's budget charge for that long, so concurrent answers surely overlap.
+fn slow_provider(body: Vec<u8>, pause: Duration) -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let body = std::sync::Arc::new(body);
+    std::thread::spawn(move || {
+        for s in l.incoming().take(64) {
+            let Ok(mut s) = s else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                read_one_request(&mut s);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let half = body.len() / 2;
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&body[..half]);
+                std::thread::sleep(pause);
+                let _ = s.write_all(&body[half..]);
+            });
+        }
+    });
+    addr
+}
+
 #[test]
 fn buffered_answers_stay_within_the_worker_budget() {
     const BUDGET: u64 = 5 << 20;
     // An answer is charged with room for its translation (about 2.1 x its size): one fits.
     const ANSWER: usize = 2_000_000;
     const CLIENTS: usize = 16;
+    let text = "a".repeat(ANSWER);
+    let anthropic_answer = serde_json::json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "x",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    });
+    let openai_answer = serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "x",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    });
+    let pause = Duration::from_millis(800);
+    let slow_a = slow_provider(anthropic_answer.to_string().into_bytes(), pause);
+    let slow_o = slow_provider(openai_answer.to_string().into_bytes(), pause);
     let m = mock(&[]);
     let g = gateway_env(
         &format!(
-            "[server]\nworkers = 1\nmax_buffered_bytes = {BUDGET}\n\n{}",
+            "[server]\nworkers = 1\nmax_buffered_bytes = {BUDGET}\n\n{}\n\
+             [[provider]]\nname = \"sa\"\nkind = \"anthropic\"\nbase_url = \"http://{slow_a}\"\n\n\
+             [[provider]]\nname = \"so\"\nkind = \"openai\"\nbase_url = \"http://{slow_o}/v1\"\n\n\
+             [[route]]\nmodel = \"slow-claude\"\ntargets = [\"sa/x\"]\n\n\
+             [[route]]\nmodel = \"slow-gpt\"\ntargets = [\"so/x\"]\n",
             standard_providers(&m)
         ),
         PROVIDER_KEYS,
     );
-    // Warm up: one translated answer so the allocator's steady state is in the baseline.
+    // Warm up: one small translated answer so the allocator's steady state is in the baseline.
     let r = chat_openai(g.addr, "claude", "hi", false);
     assert_eq!(r.status, 200);
     let before = vm_hwm_kib(g.child.id());
     let addr = g.addr;
-    let prompt = format!("mock:big={ANSWER}");
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            let prompt = prompt.clone();
             std::thread::spawn(move || {
                 // Both directions: OpenAI client to the Anthropic provider and back.
                 if i % 2 == 0 {
-                    chat_openai(addr, "claude", &prompt, false)
+                    chat_openai(addr, "slow-claude", "hi", false)
                 } else {
-                    chat_anthropic(addr, "gpt", &prompt, false)
+                    chat_anthropic(addr, "slow-gpt", "hi", false)
                 }
             })
         })
@@ -274,7 +320,7 @@ fn buffered_answers_stay_within_the_worker_budget() {
         match r.status {
             200 => {
                 served += 1;
-                assert!(r.body.len() > ANSWER / 2);
+                assert!(r.body.len() > ANSWER);
             }
             503 => {
                 refused += 1;
@@ -292,12 +338,11 @@ fn buffered_answers_stay_within_the_worker_budget() {
     let rise = (after.saturating_sub(before)) * 1024;
     // The documented bound: the budget (answers and their translations), plus a constant for
     // parse scratch and the allocator (freed pages are returned to the OS with a delay).
-    // Measured: 5-8 MiB with the budget; 15-17 MiB for the same load before it existed.
     let bound = BUDGET + (8 << 20);
     assert!(served >= 1, "at least one answer fits the budget");
     assert!(
         refused >= 1,
-        "16 x 2 MB answers and their translations cannot all fit 5 MiB"
+        "16 x 2 MB answers held 0.8 s each cannot all fit 5 MiB at once"
     );
     assert!(
         rise <= bound,
@@ -306,7 +351,7 @@ fn buffered_answers_stay_within_the_worker_budget() {
         bound >> 20
     );
     // The budget is given back: the same request works again alone.
-    let r = chat_openai(g.addr, "claude", &prompt, false);
+    let r = chat_openai(g.addr, "slow-claude", "hi", false);
     assert_eq!(r.status, 200);
 }
 
