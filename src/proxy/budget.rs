@@ -69,6 +69,18 @@ impl Charge<'_> {
     pub fn limit(&self) -> usize {
         self.budget.limit
     }
+
+    /// The error for a growth this worker cannot take now: a 503 in the client's format,
+    /// retryable once other answers have gone out.
+    pub fn exhausted(&self) -> crate::error::Error {
+        crate::error::Error::new(
+            crate::error::ErrorKind::BufferBudget,
+            format!(
+                "the gateway is holding too many large answers (server.max_buffered_bytes = {} per worker); retry shortly",
+                self.budget.limit
+            ),
+        )
+    }
 }
 
 impl Drop for Charge<'_> {

@@ -164,10 +164,7 @@ async fn read_error_prefix(
             Ok(Some(d)) => {
                 let take = d.len().min(MAX_ERROR_BODY_BYTES - out.len());
                 if !charge.resize(out.len() + take) {
-                    return Err(Failure::BeforeResponse(Error::new(
-                        ErrorKind::BufferBudget,
-                        "the gateway is holding too many large answers; retry shortly",
-                    )));
+                    return Err(Failure::BeforeResponse(charge.exhausted()));
                 }
                 out.extend_from_slice(d.get(..take).unwrap_or_default());
             }

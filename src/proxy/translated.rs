@@ -153,7 +153,7 @@ pub(super) async fn relay(
             out.shrink_to_fit();
         }
         if !charge.resize(out.capacity()) {
-            return Err(Failure::BeforeResponse(over_budget(ctx)));
+            return Err(Failure::BeforeResponse(charge.exhausted()));
         }
         let dropped = dropped_params(meta);
         let mut headers = ex.standard_headers();
@@ -274,10 +274,6 @@ fn translation_estimate(n: usize) -> usize {
     n + n / 8 + TRANSLATED_SLACK_BYTES
 }
 
-fn over_budget(ctx: &super::Ctx) -> Error {
-    over_budget_limit(ctx.buffers.limit())
-}
-
 /// Why an answer of `n` bytes cannot be held: the worker is busy with others (503, retry),
 /// or it could never fit the budget with its translation, even alone (502: retrying the
 /// same request cannot help).
@@ -291,16 +287,7 @@ fn refusal(charge: &Charge<'_>, n: usize) -> Error {
             ),
         );
     }
-    over_budget_limit(charge.limit())
-}
-
-fn over_budget_limit(limit: usize) -> Error {
-    Error::new(
-        ErrorKind::BufferBudget,
-        format!(
-            "the gateway is holding too many large answers (server.max_buffered_bytes = {limit} per worker); retry shortly"
-        ),
-    )
+    charge.exhausted()
 }
 
 #[allow(clippy::too_many_arguments)]
