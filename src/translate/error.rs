@@ -87,9 +87,17 @@ fn string_only<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     Str::deserialize(d).map(Some)
 }
 
+/// Parse an error body as JSON. A body that is not UTF-8 throughout is not JSON (RFC 8259 §8.1),
+/// even where serde would skip the bad bytes inside a field it ignores; such a body is quoted
+/// as a snippet, like any other that is not JSON.
+fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ()> {
+    let text = std::str::from_utf8(body).map_err(|_| ())?;
+    serde_json::from_str(text).map_err(|_| ())
+}
+
 /// Whether `body` is already exactly an Anthropic error body with a known type.
 fn is_exact_anthropic_error(body: &[u8]) -> bool {
-    serde_json::from_slice::<ExactAnthropicError<'_>>(body)
+    parse_json::<ExactAnthropicError<'_>>(body)
         .is_ok_and(|b| &*b.kind == "error" && known_anthropic_type(&b.error.kind).is_some())
 }
 
@@ -206,7 +214,7 @@ fn snippet_message(status: u16, body: &[u8]) -> String {
 pub fn anthropic_to_openai_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let status = error_status(status);
     let out_status = if status == 529 { 503 } else { status };
-    match serde_json::from_slice::<anthropic::ErrorBody<'_>>(body) {
+    match parse_json::<anthropic::ErrorBody<'_>>(body) {
         Ok(b) if !b.error.message.is_empty() => {
             let kind = if b.error.kind.is_empty() {
                 anthropic_type_for_status(status)
@@ -244,7 +252,7 @@ pub fn openai_to_anthropic_error(status: u16, body: &[u8]) -> (u16, Vec<u8>) {
     let kind = anthropic_type_for_status(status);
     // 503 is how OpenAI-compatible servers say "overloaded"; Anthropic clients know 529.
     let out_status = if status == 503 { 529 } else { status };
-    let message = match serde_json::from_slice::<openai::ErrorBody<'_>>(body) {
+    let message = match parse_json::<openai::ErrorBody<'_>>(body) {
         Ok(b) if !b.error.message.is_empty() => b.error.message.to_string(),
         _ => snippet_message(status, body),
     };
@@ -261,13 +269,13 @@ pub fn same_format_error(anthropic: bool, status: u16, body: &[u8]) -> Option<Ve
         if is_exact_anthropic_error(body) {
             return None;
         }
-        let message = match serde_json::from_slice::<anthropic::ErrorBody<'_>>(body) {
+        let message = match parse_json::<anthropic::ErrorBody<'_>>(body) {
             Ok(b) if !b.error.message.is_empty() => b.error.message.to_string(),
             _ => snippet_message(status, body),
         };
         return Some(anthropic_body(anthropic_type_for_status(status), &message));
     }
-    match serde_json::from_slice::<openai::ErrorBody<'_>>(body) {
+    match parse_json::<openai::ErrorBody<'_>>(body) {
         Ok(b) if !b.error.message.is_empty() => None,
         _ => {
             let kind = openai_type_for_status(status);
@@ -479,5 +487,23 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("<html>Service Unavailable</html>"));
+    }
+
+    #[test]
+    fn an_error_body_with_invalid_utf8_anywhere_is_quoted() {
+        // Found by the translate_error fuzz target: a valid message, but invalid UTF-8 in
+        // `code`; serde skipped it and took the message, the oracle says "not JSON".
+        let body = b"{\"error\":{\"message\":\"Unsupported parameter\",\"type\":\"invalid_request_error\",\"code\":\"unsuppor\xce\xce\xceted\"}}";
+        let (_, out) = openai_to_anthropic_error(400, body);
+        let m = v(&out)["error"]["message"].as_str().unwrap().to_owned();
+        assert!(m.starts_with("upstream returned HTTP 400"), "{m}");
+        let (_, out) = anthropic_to_openai_error(400, body);
+        let m = v(&out)["error"]["message"].as_str().unwrap().to_owned();
+        assert!(m.starts_with("upstream returned HTTP 400"), "{m}");
+        let out = same_format_error(false, 400, body).unwrap();
+        assert!(v(&out)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("upstream returned HTTP 400"));
     }
 }
