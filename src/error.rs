@@ -243,6 +243,8 @@ pub struct Error {
     message: Cow<'static, str>,
     retry: Retry,
     param: Option<Cow<'static, str>>,
+    /// OpenAI `error.code` when the kind's default is not precise enough.
+    code: Option<&'static str>,
     cause: Option<Box<dyn std::error::Error + 'static>>,
 }
 
@@ -257,6 +259,7 @@ impl Error {
             message: message.into(),
             retry: kind.retry(),
             param: None,
+            code: None,
             cause: None,
         }
     }
@@ -276,6 +279,12 @@ impl Error {
     /// Name the request parameter at fault (OpenAI `error.param`).
     pub fn with_param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
         self.param = Some(param.into());
+        self
+    }
+
+    /// Set the OpenAI `error.code` (`unsupported_value`, say) over the kind's default.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
         self
     }
 
@@ -319,7 +328,7 @@ impl Error {
                     None => out.extend_from_slice(b"null"),
                 }
                 out.extend_from_slice(b",\"code\":");
-                match self.kind.openai_code() {
+                match self.code.or(self.kind.openai_code()) {
                     Some(c) => push_json_str(out, c),
                     None => out.extend_from_slice(b"null"),
                 }
@@ -358,6 +367,27 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A translator's refusal becomes the gateway's error, rendered (and counted) like any other:
+/// 400 a request the provider's dialect cannot carry, 502 an answer that cannot be read.
+impl From<crate::translate::TranslateError> for Error {
+    fn from(e: crate::translate::TranslateError) -> Self {
+        let kind = match e.status {
+            400..=499 if e.code.is_some() => ErrorKind::Unsupported,
+            400..=499 => ErrorKind::InvalidBody,
+            500 => ErrorKind::Internal,
+            _ => ErrorKind::UpstreamProtocol,
+        };
+        let mut out = Error::new(kind, e.message);
+        if let Some(p) = e.param {
+            out = out.with_param(p);
+        }
+        if let Some(c) = e.code {
+            out = out.with_code(c);
+        }
+        out
+    }
+}
 
 /// Append `s` as a JSON string literal. Error paths only; serde_json's escaper is exact.
 fn push_json_str(out: &mut Vec<u8>, s: &str) {

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod downstream;
 pub mod error;
 pub mod format;
 pub mod headers;
@@ -24,6 +25,7 @@ pub mod log;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;
+pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod sse;

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use crate::format::{check_model_id, Format};
 use crate::translate::ThinkingStyle;
-use raw::{RawCapabilities, RawConfig, RawTarget};
+use raw::{RawConfig, RawTarget};
 use toml::Spanned;
 
 pub use crate::auth::GatewayKey;
-pub use raw::RawCapabilities as Capabilities;
+pub use crate::routing::Capabilities;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
@@ -124,6 +124,12 @@ pub struct Provider {
     pub port: u16,
     /// `Host` header value.
     pub authority: String,
+    /// Translation options for requests to this provider (filled in once the config is
+    /// compiled).
+    pub translate: crate::translate::Options,
+    /// Idle connections are pooled under this key: the name and the address, so a reload that
+    /// points a name elsewhere never hands out a connection to the old address.
+    pub pool_key: String,
     /// Path prefix from `base_url`, without a trailing slash.
     pub base_path: String,
     /// The credential, or the name of the unset environment variable that should hold it.
@@ -168,28 +174,6 @@ impl Provider {
     }
 }
 
-/// One `provider/model` target of a route.
-#[derive(Clone, Debug)]
-pub struct Target {
-    /// Index into `Config::providers`.
-    pub provider: usize,
-    /// The model name sent upstream.
-    pub model: String,
-    /// Thinking form for `reasoning_effort`: the target's override, else the provider's.
-    pub thinking_style: ThinkingStyle,
-}
-
-/// A compiled route.
-#[derive(Clone, Debug)]
-pub struct Route {
-    /// Client-facing model name.
-    pub model: String,
-    /// Ordered targets.
-    pub targets: Vec<Target>,
-    /// Advertised capabilities.
-    pub capabilities: Capabilities,
-}
-
 /// Compiled `[translate]`.
 #[derive(Clone, Debug)]
 pub struct TranslateConfig {
@@ -206,12 +190,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Providers, indexed by `Target::provider`.
     pub providers: Vec<Provider>,
-    /// Routes in file order.
-    pub routes: Vec<Route>,
-    /// Route name -> index into `routes`.
-    route_index: HashMap<String, usize>,
-    /// Provider name -> index into `providers`.
-    provider_index: HashMap<String, usize>,
+    /// The route table.
+    pub routing: crate::routing::Table,
     /// Gateway keys; empty = no authentication.
     pub keys: Vec<GatewayKey>,
     /// Translation defaults.
@@ -222,42 +202,12 @@ pub struct Config {
     pub pool_max_idle: usize,
 }
 
-/// A model name resolved to its candidates.
-#[derive(Debug)]
-pub enum Resolved<'a> {
-    /// A configured route.
-    Route(&'a Route),
-    /// `provider/model` addressed directly.
-    Direct(Target),
-}
-
-impl Resolved<'_> {
-    /// The targets in order.
-    pub fn targets(&self) -> &[Target] {
-        match self {
-            Resolved::Route(r) => &r.targets,
-            Resolved::Direct(t) => std::slice::from_ref(t),
-        }
-    }
-}
+pub use crate::routing::{Resolved, Route, Target};
 
 impl Config {
     /// Route `model`: a route name first, then `PROVIDER/MODEL` or `@PROVIDER/MODEL`.
     pub fn resolve(&self, model: &str) -> Option<Resolved<'_>> {
-        if let Some(&i) = self.route_index.get(model) {
-            return self.routes.get(i).map(Resolved::Route);
-        }
-        let bare = model.strip_prefix('@').unwrap_or(model);
-        let (provider, upstream_model) = bare.split_once('/')?;
-        if upstream_model.is_empty() {
-            return None;
-        }
-        let &provider = self.provider_index.get(provider)?;
-        Some(Resolved::Direct(Target {
-            provider,
-            model: upstream_model.to_owned(),
-            thinking_style: self.providers.get(provider)?.thinking_style,
-        }))
+        self.routing.resolve(model)
     }
 
     /// Translation options for requests to `provider`.
@@ -328,7 +278,7 @@ impl Config {
                 p.base_path
             );
         }
-        for r in &self.routes {
+        for r in self.routing.routes() {
             let targets: Vec<String> = r
                 .targets
                 .iter()
@@ -455,6 +405,67 @@ impl Compiler<'_> {
             path: path.into(),
             message: message.into(),
         }
+    }
+
+    /// A route's failover policy; unset keys take the defaults in `routing`.
+    fn policy(&self, r: &raw::RawRoute, path: &str) -> Result<crate::routing::Policy, ConfigError> {
+        use crate::routing::{BreakerPolicy, Policy, Strategy};
+        let d = Policy::default();
+        let ms = Duration::from_millis;
+        let strategy = match &r.strategy {
+            None => d.strategy,
+            Some(s) => Strategy::parse(s.get_ref()).ok_or_else(|| {
+                self.err(
+                    s.span(),
+                    format!("{path}.strategy"),
+                    format!(
+                        "{:?}: expected \"ordered\", \"weighted\" or \"least_latency\"",
+                        s.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let mut retry_on = d.retry_on.clone();
+        if let Some(list) = &r.retry_on {
+            retry_on.clear();
+            for (j, st) in list.iter().enumerate() {
+                let status = *st.get_ref();
+                // A 2xx is an answer, never a reason to retry.
+                if !(300..=599).contains(&status) {
+                    return Err(self.err(
+                        st.span(),
+                        format!("{path}.retry_on[{j}]"),
+                        format!("{status}: a status to retry on is 300-599"),
+                    ));
+                }
+                retry_on.push(status);
+            }
+        }
+        let positive =
+            |v: &Option<Spanned<u64>>, key: &str| -> Result<Option<Duration>, ConfigError> {
+                match v {
+                    None => Ok(None),
+                    Some(x) if *x.get_ref() == 0 => {
+                        Err(self.err(x.span(), format!("{path}.{key}"), "must be greater than 0"))
+                    }
+                    Some(x) => Ok(Some(ms(*x.get_ref()))),
+                }
+            };
+        Ok(Policy {
+            strategy,
+            retries: r.retries.unwrap_or(d.retries),
+            retry_on,
+            backoff_base: r.backoff_base_ms.map_or(d.backoff_base, ms),
+            backoff_max: r.backoff_max_ms.map_or(d.backoff_max, ms),
+            max_retry_after: r.max_retry_after_ms.map_or(d.max_retry_after, ms),
+            request_timeout: positive(&r.request_timeout_ms, "request_timeout_ms")?
+                .unwrap_or(d.request_timeout),
+            first_token_timeout: positive(&r.first_token_timeout_ms, "first_token_timeout_ms")?,
+            breaker: BreakerPolicy {
+                failures: r.breaker_failures.unwrap_or(d.breaker.failures),
+                cooldown: r.breaker_cooldown_ms.map_or(d.breaker.cooldown, ms),
+            },
+        })
     }
 
     fn compile(&self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -588,8 +599,15 @@ impl Compiler<'_> {
                         "empty, or holds characters not allowed in a header (control characters, surrounding whitespace)",
                     )),
                 };
+            let pool_key = format!(
+                "{name} {}://{}:{}",
+                if tls.is_some() { "https" } else { "http" },
+                url.host,
+                url.port
+            );
             providers.push(Provider {
                 name,
+                pool_key,
                 kind,
                 tls,
                 host: url.host,
@@ -605,6 +623,7 @@ impl Compiler<'_> {
                 forward_headers,
                 drop_headers,
                 thinking_style: thinking_style.unwrap_or_default(),
+                translate: crate::translate::Options::default(),
             });
         }
 
@@ -642,11 +661,11 @@ impl Compiler<'_> {
             let mut targets = Vec::with_capacity(r.targets.len());
             for (j, st) in r.targets.iter().enumerate() {
                 let mut tpath = format!("{path}.targets[{j}]");
-                let (t, style) = match st.get_ref() {
-                    RawTarget::Text(text) => (Spanned::new(st.span(), text.clone()), None),
+                let (t, style, weight) = match st.get_ref() {
+                    RawTarget::Text(text) => (Spanned::new(st.span(), text.clone()), None, None),
                     RawTarget::Table(t) => {
                         tpath.push_str(".target");
-                        (t.target.clone(), t.thinking_style.as_ref())
+                        (t.target.clone(), t.thinking_style.as_ref(), t.weight)
                     }
                 };
                 let text = t.get_ref();
@@ -681,13 +700,23 @@ impl Compiler<'_> {
                 targets.push(Target {
                     provider,
                     model: tmodel.to_owned(),
+                    key: format!("{pname}/{tmodel}"),
                     thinking_style,
+                    weight: weight.unwrap_or(1),
                 });
             }
+            let c = &r.capabilities;
             routes.push(Route {
                 model,
                 targets,
-                capabilities: RawCapabilities::clone(&r.capabilities),
+                capabilities: Capabilities {
+                    vision: c.vision,
+                    tools: c.tools,
+                    thinking: c.thinking,
+                    context_window: c.context_window,
+                    max_output: c.max_output,
+                },
+                policy: self.policy(r, &path)?,
             });
         }
 
@@ -750,12 +779,14 @@ impl Compiler<'_> {
             });
         }
 
-        Ok(Config {
+        let names = providers
+            .iter()
+            .map(|p| (p.name.clone(), p.thinking_style))
+            .collect();
+        let mut config = Config {
             server,
             providers,
-            routes,
-            route_index,
-            provider_index,
+            routing: crate::routing::Table::new(routes, names),
             keys,
             translate: {
                 let d = crate::translate::EffortTable::default();
@@ -782,7 +813,17 @@ impl Compiler<'_> {
                 .pool_idle_timeout_ms
                 .map_or(DEFAULT_POOL_IDLE_TIMEOUT, ms),
             pool_max_idle: raw.upstream.pool_max_idle.unwrap_or(DEFAULT_POOL_MAX_IDLE),
-        })
+        };
+        // Each provider's translation options, built once: requests only borrow them.
+        let options: Vec<_> = config
+            .providers
+            .iter()
+            .map(|p| config.translate_options(p))
+            .collect();
+        for (p, o) in config.providers.iter_mut().zip(options) {
+            p.translate = o;
+        }
+        Ok(config)
     }
 
     /// A `thinking_style` key at `{path}.thinking_style`: its value, refused on an openai-kind

@@ -126,6 +126,26 @@ pub struct RawRoute {
     /// What `GET /v1/models` advertises for this model.
     #[serde(default)]
     pub capabilities: RawCapabilities,
+    /// `"ordered"` (default), `"weighted"` or `"least_latency"`.
+    pub strategy: Option<Spanned<String>>,
+    /// Retries on the same target before moving on.
+    pub retries: Option<u32>,
+    /// Statuses that retry or move on to the next target.
+    pub retry_on: Option<Vec<Spanned<u16>>>,
+    /// First backoff step.
+    pub backoff_base_ms: Option<u64>,
+    /// Largest backoff step.
+    pub backoff_max_ms: Option<u64>,
+    /// Longest provider `retry-after` honoured.
+    pub max_retry_after_ms: Option<u64>,
+    /// Deadline from arrival until the answer starts.
+    pub request_timeout_ms: Option<Spanned<u64>>,
+    /// Streams: longest wait for the first content event before falling back.
+    pub first_token_timeout_ms: Option<Spanned<u64>>,
+    /// Consecutive failures that open a target's breaker (0: never).
+    pub breaker_failures: Option<u32>,
+    /// How long an open breaker skips its target.
+    pub breaker_cooldown_ms: Option<u64>,
 }
 
 /// One route target: `"provider/model"`, or `{ target = "provider/model", … }` when the
@@ -146,6 +166,8 @@ pub struct RawTargetTable {
     pub target: Spanned<String>,
     /// Override of the provider's `thinking_style` for this target.
     pub thinking_style: Option<Spanned<String>>,
+    /// Share of first picks under `strategy = "weighted"` (default 1).
+    pub weight: Option<u32>,
 }
 
 impl<'de> Deserialize<'de> for RawTarget {

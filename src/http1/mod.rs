@@ -1,5 +1,6 @@
-//! Sans-IO HTTP/1.1 codec for the client-facing side: request head parsing,
-//! request body framing (Content-Length and chunked), response head and chunk writers.
+//! Sans-IO HTTP/1.1 codec for both sides: request head parsing and body framing, response
+//! head and chunk writers (the client side); the provider's response head and body framing
+//! (`response`, the upstream side).
 //!
 //! Nothing here touches a socket. The connection owns a `BytesMut` read buffer and calls
 //! [`parse_request_head`] until it yields a head, then drives a [`BodyDecoder`] built from
@@ -11,6 +12,7 @@
 mod body;
 mod framing;
 mod request;
+mod response;
 mod write;
 
 #[cfg(test)]
@@ -19,6 +21,10 @@ mod prop_tests;
 pub use body::{BodyDecoder, BodyError, BodyEvent};
 pub use framing::{FramingError, FramingFields};
 pub use request::{parse_request_head, HeadError, RequestHead};
+pub use response::{
+    decode_head, BodyCodec, BodyFraming, BodyReadError, BodyStep, HeadReadError, ResponseHead,
+    MAX_RESPONSE_HEADERS, MAX_RESPONSE_HEAD_BYTES,
+};
 pub use write::{
     is_token, is_valid_field_value, reason_phrase, write_chunk, write_chunk_header,
     write_request_head, write_response_head, HeaderRefused, RefusedBecause, ResponseBody,

@@ -20,6 +20,7 @@
 //! 5. Field checks come after validation, in the order given in [`JsonError`].
 
 mod escape;
+mod members;
 mod serde_path;
 mod simd_path;
 #[cfg(test)]
@@ -29,6 +30,7 @@ use std::fmt;
 use std::ops::Range;
 
 pub use escape::{escaped_len, splice_string, write_json_string};
+pub use members::{members, remove_members, Member};
 pub use serde_path::inspect_request_serde;
 pub use simd_path::{inspect_request_simd, SimdScratch};
 
@@ -101,6 +103,32 @@ pub struct RequestInfo {
     pub messages: FieldShape,
     /// What the first top-level `max_tokens` holds (Anthropic Messages requires a number).
     pub max_tokens: FieldShape,
+    /// The first top-level `allow_fallbacks` (a gateway-only field, removed before the body
+    /// goes upstream).
+    pub allow_fallbacks: Flag,
+}
+
+/// A top-level field meant as a boolean.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// The key is not there.
+    #[default]
+    Absent,
+    /// `true` or `false`.
+    Bool(bool),
+    /// Anything else (`null` included).
+    Other,
+}
+
+impl Flag {
+    /// The flag of a raw JSON value.
+    fn of_raw(raw: &str) -> Flag {
+        match raw {
+            "true" => Flag::Bool(true),
+            "false" => Flag::Bool(false),
+            _ => Flag::Other,
+        }
+    }
 }
 
 /// The kind of value a top-level field holds, for the shape checks a gateway can make
@@ -165,6 +193,8 @@ struct Collected {
     messages: FieldShape,
     /// The first `max_tokens` value's shape.
     max_tokens: FieldShape,
+    /// The first `allow_fallbacks` value.
+    allow_fallbacks: Flag,
 }
 
 /// The kind of value a top-level `stream` key has.
@@ -206,6 +236,7 @@ impl Collected {
             stream,
             messages: self.messages,
             max_tokens: self.max_tokens,
+            allow_fallbacks: self.allow_fallbacks,
         })
     }
 }
@@ -324,6 +355,7 @@ mod unit_tests {
                 stream: false,
                 messages: FieldShape::Absent,
                 max_tokens: FieldShape::Absent,
+                allow_fallbacks: Flag::Absent,
             })
         );
     }

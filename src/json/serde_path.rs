@@ -17,7 +17,7 @@ use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{
-    first_non_ws, Collected, FieldShape, JsonError, RequestInfo, StreamValue, MAX_JSON_DEPTH,
+    first_non_ws, Collected, FieldShape, Flag, JsonError, RequestInfo, StreamValue, MAX_JSON_DEPTH,
 };
 
 /// Checks a chat request body and finds its `model` using serde_json. See the module docs for
@@ -220,6 +220,12 @@ impl<'de> Visitor<'de> for TopLevel {
                         *slot = FieldShape::of_raw(raw.get());
                     }
                 }
+                TopKey::AllowFallbacks => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if collected.allow_fallbacks == Flag::Absent {
+                        collected.allow_fallbacks = Flag::of_raw(raw.get());
+                    }
+                }
                 TopKey::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -238,6 +244,7 @@ enum TopKey {
     Stream,
     Messages,
     MaxTokens,
+    AllowFallbacks,
     Other,
 }
 
@@ -262,6 +269,7 @@ impl Visitor<'_> for TopKeyVisitor {
             "stream" => TopKey::Stream,
             "messages" => TopKey::Messages,
             "max_tokens" => TopKey::MaxTokens,
+            "allow_fallbacks" => TopKey::AllowFallbacks,
             _ => TopKey::Other,
         })
     }

@@ -6,8 +6,8 @@ use std::ops::Range;
 use simd_json::{Buffers, Node, StaticNode, Tape};
 
 use super::{
-    serde_path, string_token_span, Collected, FieldShape, JsonError, RequestInfo, StreamValue,
-    MAX_JSON_DEPTH,
+    serde_path, string_token_span, Collected, FieldShape, Flag, JsonError, RequestInfo,
+    StreamValue, MAX_JSON_DEPTH,
 };
 
 /// Buffer size a new [`SimdScratch`] starts with. It grows to the largest body seen.
@@ -148,6 +148,12 @@ fn walk(nodes: &[Node<'_>], body: &[u8], base: usize) -> Result<Collected, Refus
             }
             "max_tokens" if collected.max_tokens == FieldShape::Absent => {
                 collected.max_tokens = shape(value);
+            }
+            "allow_fallbacks" if collected.allow_fallbacks == Flag::Absent => {
+                collected.allow_fallbacks = match value {
+                    Node::Static(StaticNode::Bool(b)) => Flag::Bool(*b),
+                    _ => Flag::Other,
+                };
             }
             _ => {}
         }

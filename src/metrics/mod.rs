@@ -41,8 +41,24 @@ pub struct Snapshot {
     duration: BTreeMap<&'static str, Histogram<u64>>,
     /// Streams: request received → first event written to the client (µs).
     first_event: Option<Histogram<u64>>,
+    /// target (`provider/model`) → provider sends.
+    attempts: BTreeMap<String, u64>,
+    /// `(target, reason)` → attempts that did not serve and moved on (or gave up).
+    fallbacks: BTreeMap<(String, &'static str), u64>,
+    /// target → circuit breaker openings.
+    breaker_opened: BTreeMap<String, u64>,
     /// Idle upstream connections held.
     pool_idle: u64,
+}
+
+/// Add one to a counter keyed by a borrowed string, allocating the key only the first time.
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    match map.get_mut(key) {
+        Some(v) => *v += 1,
+        None => {
+            map.insert(key.to_owned(), 1);
+        }
+    }
 }
 
 impl Snapshot {
@@ -75,6 +91,15 @@ impl Snapshot {
             }
             (None, Some(h)) => self.first_event = Some(h.clone()),
             _ => {}
+        }
+        for (k, v) in &other.attempts {
+            *self.attempts.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.fallbacks {
+            *self.fallbacks.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.breaker_opened {
+            *self.breaker_opened.entry(k.clone()).or_default() += v;
         }
         self.pool_idle += other.pool_idle;
     }
@@ -131,6 +156,31 @@ impl Worker {
             return;
         }
         s.upstream.insert((provider.to_owned(), status), 1);
+    }
+
+    /// A request was sent to `target`.
+    pub fn attempt(&self, target: &str) {
+        bump(&mut self.live.borrow_mut().attempts, target);
+    }
+
+    /// An attempt on `target` did not serve, for `reason`.
+    pub fn fallback(&self, target: &str, reason: &'static str) {
+        let mut s = self.live.borrow_mut();
+        match s
+            .fallbacks
+            .iter_mut()
+            .find(|((t, r), _)| t == target && *r == reason)
+        {
+            Some((_, v)) => *v += 1,
+            None => {
+                s.fallbacks.insert((target.to_owned(), reason), 1);
+            }
+        }
+    }
+
+    /// `target`'s circuit breaker opened.
+    pub fn breaker_opened(&self, target: &str) {
+        bump(&mut self.live.borrow_mut().breaker_opened, target);
     }
 
     /// A request was translated between formats.
@@ -284,6 +334,31 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             "ringway_translated_total{{client=\"{from}\",provider=\"{to}\"}} {n}"
         );
     }
+    out.push_str("# HELP ringway_attempts_total Requests sent to providers, by route target.\n");
+    out.push_str("# TYPE ringway_attempts_total counter\n");
+    for (t, n) in &s.attempts {
+        let _ = writeln!(out, "ringway_attempts_total{{target=\"{}\"}} {n}", label(t));
+    }
+    out.push_str(
+        "# HELP ringway_fallbacks_total Attempts that did not serve (the request retried, moved on or gave up), by target and reason.\n",
+    );
+    out.push_str("# TYPE ringway_fallbacks_total counter\n");
+    for ((t, reason), n) in &s.fallbacks {
+        let _ = writeln!(
+            out,
+            "ringway_fallbacks_total{{target=\"{}\",reason=\"{reason}\"}} {n}",
+            label(t)
+        );
+    }
+    out.push_str("# HELP ringway_breaker_opened_total Circuit breaker openings, by target.\n");
+    out.push_str("# TYPE ringway_breaker_opened_total counter\n");
+    for (t, n) in &s.breaker_opened {
+        let _ = writeln!(
+            out,
+            "ringway_breaker_opened_total{{target=\"{}\"}} {n}",
+            label(t)
+        );
+    }
     out.push_str("# HELP ringway_upstream_idle_connections Idle pooled provider connections.\n");
     out.push_str("# TYPE ringway_upstream_idle_connections gauge\n");
     let _ = writeln!(out, "ringway_upstream_idle_connections {}", s.pool_idle);
@@ -309,6 +384,10 @@ mod tests {
         b.upstream("p\"x", 200);
         b.upstream("p\"x", 200);
         a.first_event(Duration::from_micros(300));
+        a.attempt("p/m");
+        b.attempt("p/m");
+        b.fallback("p/m", "status_429");
+        a.breaker_opened("p/m");
         let hub = Hub::new(2);
         hub.publish(1, b.snapshot(3));
         let merged = hub.merged(0, a.snapshot(1));
@@ -325,6 +404,9 @@ mod tests {
             .contains("ringway_upstream_responses_total{provider=\"p\\\"x\",status=\"200\"} 2\n"));
         assert!(text.contains("ringway_upstream_idle_connections 4\n"));
         assert!(text.contains("ringway_stream_first_event_seconds_count 1\n"));
+        assert!(text.contains("ringway_attempts_total{target=\"p/m\"} 2\n"));
+        assert!(text.contains("ringway_fallbacks_total{target=\"p/m\",reason=\"status_429\"} 1\n"));
+        assert!(text.contains("ringway_breaker_opened_total{target=\"p/m\"} 1\n"));
         // Every sample line is `name{labels} value` or `name value` with a numeric value.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let v = line.rsplit(' ').next().unwrap();

@@ -16,8 +16,8 @@ use std::time::Duration;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::config::{Driver, ServerConfig};
+use crate::downstream::{ClientConn, HeadOutcome};
 use crate::http1::{self, ResponseBody};
-use crate::server::conn::{ClientConn, HeadOutcome};
 use script::{Defaults, Step};
 
 /// Requests remembered for `GET /mock/requests`.

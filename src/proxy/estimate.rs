@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tiktoken_rs::CoreBPE;
 
-use super::{respond, Exchange, Failure};
 use crate::error::{Error, ErrorKind, Result};
-use crate::server::conn::ClientConn;
 
 /// How often a request that arrived before the tokenizer was built looks again. The worker
 /// sleeps on its timer meanwhile, so its other connections go on.
@@ -34,12 +32,8 @@ pub const ESTIMATE_POLL: Duration = Duration::from_millis(1);
 /// Large counts running on helper threads now.
 static ESTIMATES_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-/// Answer `{"input_tokens": N}` for an Anthropic count_tokens body.
-pub(super) async fn answer(
-    conn: &mut ClientConn,
-    ex: &Exchange<'_>,
-    body: Bytes,
-) -> std::result::Result<(), Failure> {
+/// The answer `{"input_tokens": N}` for an Anthropic count_tokens body.
+pub(super) async fn count(body: Bytes) -> Result<Vec<u8>> {
     let bpe = tokenizer().await?;
     let n = if body.len() <= INLINE_ESTIMATE_MAX_BYTES {
         crate::tokens::estimate_anthropic_request(&body, bpe).map_err(|e| e.to_string())
@@ -47,9 +41,7 @@ pub(super) async fn answer(
         estimate_off_worker(body, bpe).await?
     }
     .map_err(|e| Error::new(ErrorKind::InvalidBody, e))?;
-    let out = format!("{{\"input_tokens\":{n}}}");
-    respond(conn, ex, 200, "application/json", out.as_bytes()).await?;
-    Ok(())
+    Ok(format!("{{\"input_tokens\":{n}}}").into_bytes())
 }
 
 /// Count a large body on a helper thread; the worker's task waits on its timer.

@@ -1,15 +1,13 @@
 //! Per-worker accept loop and the per-connection request loop (keep-alive, pipelining: requests
 //! already buffered are served in order, each response written before the next is parsed).
 
-pub mod conn;
-
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::{TcpListener, TcpStream};
 
+use crate::downstream::{ClientConn, HeadOutcome};
 use crate::proxy::{self, After, Ctx};
-use conn::{ClientConn, HeadOutcome};
 
 /// First pause after an accept error (e.g. out of file descriptors) before trying again; it
 /// doubles with each failure in a row, up to [`ACCEPT_ERROR_BACKOFF_MAX`].

@@ -9,6 +9,7 @@
 pub mod check;
 mod emit;
 mod error;
+mod pair;
 mod request_a2o;
 mod request_o2a;
 mod response;
@@ -22,6 +23,7 @@ use std::fmt;
 pub use error::{
     anthropic_to_openai_error, openai_to_anthropic_error, same_format_error, ANTHROPIC_ERROR_TYPES,
 };
+pub use pair::{Pair, StreamTranslator};
 pub use request_a2o::anthropic_to_openai_request;
 pub use request_o2a::openai_to_anthropic_request;
 pub use response::{

@@ -1,5 +1,6 @@
-//! One client connection's IO: owned read/write buffers kept across awaits (monoio's rent
-//! model), request heads and bodies read under the configured bounds and deadlines.
+//! The client side's connection IO, generic over its transport (TCP now, TLS the same way):
+//! owned read/write buffers kept across awaits (monoio's rent model), request heads and bodies
+//! read under the configured bounds and deadlines.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -36,6 +37,12 @@ pub enum HeadOutcome {
     /// (to guess the client's format).
     Failed(Error, Bytes),
 }
+
+/// What a client connection runs over: a TCP stream, or a TLS stream on one. The proxy is
+/// generic over it, so terminating TLS changes no proxy code.
+pub trait Transport: AsyncReadRent + AsyncWriteRent {}
+
+impl<T: AsyncReadRent + AsyncWriteRent> Transport for T {}
 
 /// A client connection and its reusable buffers; `S` is a TCP or TLS stream.
 pub struct ClientConn<S = TcpStream> {

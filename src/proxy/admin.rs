@@ -1,0 +1,262 @@
+//! The endpoints that are not a model call: which endpoint a path names, and the answers to
+//! `/healthz`, `/readyz`, `/metrics` and the model list.
+
+use std::sync::atomic::Ordering;
+
+use super::{admit, respond, Ctx, Exchange, Failure};
+use crate::config::Config;
+use crate::downstream::{ClientConn, Transport};
+use crate::error::{Error, ErrorKind};
+use crate::format::Format;
+use crate::http1::Method;
+use crate::routing::{Capabilities, Resolved};
+
+/// The API a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Chat(Format),
+    CountTokens,
+    Models,
+    /// `GET /v1/models/{id}`: one route, as both SDKs' `models.retrieve` parse it.
+    Model,
+    Health,
+    Ready,
+    Metrics,
+}
+
+impl Endpoint {
+    /// Metrics label.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Endpoint::Chat(Format::OpenAi) => "chat_completions",
+            Endpoint::Chat(Format::Anthropic) => "messages",
+            Endpoint::CountTokens => "count_tokens",
+            Endpoint::Models => "models",
+            Endpoint::Model => "model",
+            Endpoint::Health => "healthz",
+            Endpoint::Ready => "readyz",
+            Endpoint::Metrics => "metrics",
+        }
+    }
+}
+
+pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
+    Some(match path {
+        "/v1/chat/completions" | "/chat/completions" => {
+            (Endpoint::Chat(Format::OpenAi), Method::Post)
+        }
+        // `/v1/v1/…`: the Anthropic SDK given a base URL ending in `/v1`, as several
+        // gateways' docs say; only the Anthropic SDK's paths get that alias.
+        "/v1/messages" | "/v1/v1/messages" => (Endpoint::Chat(Format::Anthropic), Method::Post),
+        "/v1/messages/count_tokens" | "/v1/v1/messages/count_tokens" => {
+            (Endpoint::CountTokens, Method::Post)
+        }
+        "/v1/models" | "/models" | "/v1/v1/models" => (Endpoint::Models, Method::Get),
+        "/healthz" => (Endpoint::Health, Method::Get),
+        "/readyz" => (Endpoint::Ready, Method::Get),
+        "/metrics" => (Endpoint::Metrics, Method::Get),
+        p if model_id_in_path(p).is_some() => (Endpoint::Model, Method::Get),
+        _ => return None,
+    })
+}
+
+/// The endpoint a request names, refused as 404 (no such path) or 405 (wrong method).
+pub(super) fn classify(ex: &Exchange<'_>) -> Result<Endpoint, Error> {
+    let head = ex.head;
+    let Some((endpoint, method)) = endpoint(head.path()) else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no such endpoint: {} {}",
+                method_name(head.method()),
+                head.path()
+            ),
+        ));
+    };
+    if head.method() != method {
+        return Err(Error::new(
+            ErrorKind::MethodNotAllowed,
+            format!(
+                "{} {} is not allowed; use {}",
+                method_name(head.method()),
+                head.path(),
+                method_name(method)
+            ),
+        ));
+    }
+    Ok(endpoint)
+}
+
+/// Answer an endpoint that is not a model call.
+pub(super) async fn answer<S: Transport>(
+    ctx: &Ctx,
+    conn: &mut ClientConn<S>,
+    ex: &Exchange<'_>,
+    endpoint: Endpoint,
+) -> Result<(), Failure> {
+    let head = ex.head;
+    let (status, content_type, body): (u16, &str, Vec<u8>) = match endpoint {
+        Endpoint::Health => (200, "text/plain; charset=utf-8", b"ok\n".to_vec()),
+        Endpoint::Ready => {
+            if ctx.ready.load(Ordering::Acquire) >= ctx.config.server.workers {
+                (200, "text/plain; charset=utf-8", b"ready\n".to_vec())
+            } else {
+                (503, "text/plain; charset=utf-8", b"starting\n".to_vec())
+            }
+        }
+        Endpoint::Models => {
+            admit::authenticate(ctx, head)?;
+            (200, "application/json", models_body(&ctx.config))
+        }
+        Endpoint::Model => {
+            admit::authenticate(ctx, head)?;
+            let id = model_id_in_path(head.path())
+                .and_then(percent_decode)
+                .unwrap_or_default();
+            let object = match ctx.config.resolve(&id) {
+                Some(Resolved::Route(route)) => {
+                    Some(model_object(&route.model, &route.capabilities))
+                }
+                // `provider/model` works for chat, so it is a model here too; nothing is
+                // known of its capabilities.
+                Some(Resolved::Direct(..)) if admit::check_model(&id).is_ok() => {
+                    Some(model_object(&id, &Capabilities::default()))
+                }
+                _ => None,
+            };
+            let Some(object) = object else {
+                return Err(Error::new(
+                    ErrorKind::ModelNotFound,
+                    "The model does not exist or is not routed by this gateway",
+                )
+                .with_param("model")
+                .into());
+            };
+            let body = serde_json::to_vec(&object).unwrap_or_default();
+            (200, "application/json", body)
+        }
+        Endpoint::Metrics => {
+            admit::authenticate(ctx, head)?;
+            let own = ctx.metrics.snapshot(ctx.pool.idle_count());
+            let merged = ctx.hub.merged(ctx.worker, own);
+            let text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
+            (
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                text.into_bytes(),
+            )
+        }
+        Endpoint::Chat(_) | Endpoint::CountTokens => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "a model call reached the admin answers",
+            )
+            .into())
+        }
+    };
+    respond::respond(conn, ex, status, content_type, &body).await?;
+    Ok(())
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+        Method::Patch => "PATCH",
+        Method::Other => "this method",
+    }
+}
+
+/// `{id}` of `/v1/models/{id}` (or `/models/{id}`, the OpenAI SDK's form without `/v1`, or
+/// `/v1/v1/models/{id}`, the Anthropic SDK's with a `/v1` base URL), still
+/// percent-encoded; None for any other path, or an empty id.
+fn model_id_in_path(path: &str) -> Option<&str> {
+    let id = path
+        .strip_prefix("/v1/models/")
+        .or_else(|| path.strip_prefix("/models/"))
+        .or_else(|| path.strip_prefix("/v1/v1/models/"))?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// Decode `%XX` escapes (SDKs encode path parameters); None for a bad escape or non-UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// One route as a model object with the fields both SDKs read: OpenAI's (`id`, `object`,
+/// `created`, `owned_by`) and Anthropic's (`id`, `type`, `display_name`, `created_at`).
+fn model_object(model: &str, c: &Capabilities) -> serde_json::Value {
+    serde_json::json!({
+        "id": model,
+        "object": "model",
+        "type": "model",
+        "created": 0,
+        "created_at": "1970-01-01T00:00:00Z",
+        "display_name": model,
+        "owned_by": "ringway",
+        "capabilities": {
+            "vision": c.vision,
+            "tools": c.tools,
+            "thinking": c.thinking,
+            "context_window": c.context_window,
+            "max_output": c.max_output,
+        },
+    })
+}
+
+/// `GET /v1/models`: OpenAI's list shape, with the fields Anthropic's SDK reads as well.
+fn models_body(cfg: &Config) -> Vec<u8> {
+    let data: Vec<serde_json::Value> = cfg
+        .routing
+        .routes()
+        .iter()
+        .map(|r| model_object(&r.model, &r.capabilities))
+        .collect();
+    let first = cfg.routing.routes().first().map(|r| r.model.as_str());
+    let last = cfg.routing.routes().last().map(|r| r.model.as_str());
+    serde_json::to_vec(&serde_json::json!({
+        "object": "list",
+        "data": data,
+        "has_more": false,
+        "first_id": first,
+        "last_id": last,
+    }))
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_in_paths() {
+        assert_eq!(model_id_in_path("/v1/models/gpt"), Some("gpt"));
+        assert_eq!(model_id_in_path("/models/a%2Fb"), Some("a%2Fb"));
+        assert_eq!(model_id_in_path("/v1/models/"), None);
+        assert_eq!(model_id_in_path("/v1/models"), None);
+        assert_eq!(percent_decode("a%2Fb%20c").as_deref(), Some("a/b c"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("bad%2"), None);
+        assert_eq!(percent_decode("bad%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}

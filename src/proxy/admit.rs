@@ -1,0 +1,199 @@
+//! Admission: the gateway key, the body (bounded), its JSON (validated, `model` found), the
+//! fields every request of its API needs, the key's model allow-list, and the client's own
+//! failover choice (`allow_fallbacks`). Nothing here reaches a provider.
+
+use bytes::Bytes;
+
+use super::{Ctx, Exchange, Failure};
+use crate::config::GatewayKey;
+use crate::downstream::{ClientConn, Transport};
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::Format;
+use crate::http1::RequestHead;
+use crate::json::{Flag, RequestInfo};
+
+/// A request let in.
+pub(super) struct Admitted {
+    /// The body as it goes upstream (gateway-only fields removed).
+    pub body: Bytes,
+    /// What its JSON says.
+    pub info: RequestInfo,
+    /// May the request move to other targets when its first one fails?
+    pub fallbacks: bool,
+    /// `POST /v1/messages/count_tokens`.
+    pub count_tokens: bool,
+}
+
+/// The header that opts a request out of fallbacks.
+pub const ALLOW_FALLBACKS_HEADER: &str = "x-ringway-allow-fallbacks";
+
+/// Let a model call in, or say why not (401, 403, 400, 408, 413).
+pub(super) async fn admit<S: Transport>(
+    ctx: &Ctx,
+    conn: &mut ClientConn<S>,
+    ex: &mut Exchange<'_>,
+    count_tokens: bool,
+) -> std::result::Result<Admitted, Failure> {
+    let head = ex.head;
+    let key = authenticate(ctx, head)?;
+    let header_fallbacks = fallbacks_header(head)?;
+    let cfg = &ctx.config;
+    let mut body = conn
+        .read_body(
+            head,
+            cfg.server.max_body_bytes,
+            cfg.server.body_read_timeout,
+            cfg.server.body_timeout,
+        )
+        .await?;
+    ex.body_read.set(true);
+    let inspect = |body: &[u8]| {
+        crate::json::inspect_request(body, &mut ctx.json_scratch.borrow_mut())
+            .map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))
+    };
+    let mut info = inspect(&body)?;
+    let body_fallbacks = match info.allow_fallbacks {
+        Flag::Absent => true,
+        Flag::Bool(b) => {
+            // A gateway-only field: cut out by splicing, the rest byte for byte.
+            let (cut, _) =
+                crate::json::remove_members(&body, "allow_fallbacks").ok_or_else(|| {
+                    Error::new(ErrorKind::Internal, "cannot remove `allow_fallbacks`")
+                })?;
+            body = Bytes::from(cut);
+            info = inspect(&body)?;
+            b
+        }
+        Flag::Other => {
+            return Err(Error::new(
+                ErrorKind::InvalidBody,
+                "`allow_fallbacks` must be a boolean",
+            )
+            .with_param("allow_fallbacks")
+            .into())
+        }
+    };
+    check_model(&info.model)?;
+    check_shape(&info, ex.format, count_tokens)?;
+    if let Some(k) = key {
+        if !k.allows(&info.model) {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                format!("key `{}` may not use model `{}`", k.name, info.model),
+            )
+            .into());
+        }
+    }
+    Ok(Admitted {
+        body,
+        info,
+        fallbacks: body_fallbacks && header_fallbacks,
+        count_tokens,
+    })
+}
+
+/// `x-ringway-allow-fallbacks: false` opts out; `true` or no header keeps the default.
+fn fallbacks_header(head: &RequestHead) -> Result<bool> {
+    match head.header(ALLOW_FALLBACKS_HEADER) {
+        None => Ok(true),
+        Some(v) if v.trim_ascii().eq_ignore_ascii_case(b"true") => Ok(true),
+        Some(v) if v.trim_ascii().eq_ignore_ascii_case(b"false") => Ok(false),
+        Some(_) => Err(Error::new(
+            ErrorKind::BadRequest,
+            format!("`{ALLOW_FALLBACKS_HEADER}` must be `true` or `false`"),
+        )),
+    }
+}
+
+/// Check the gateway key (when keys are configured).
+pub(super) fn authenticate<'c>(ctx: &'c Ctx, head: &RequestHead) -> Result<Option<&'c GatewayKey>> {
+    let keys = &ctx.config.keys;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let presented =
+        crate::auth::presented_key(head.header("authorization"), head.header("x-api-key"))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unauthorized,
+                    "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`",
+                )
+            })?;
+    crate::auth::authenticate(keys, presented)
+        .map(Some)
+        .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "invalid API key"))
+}
+
+/// A client's model id is echoed in `x-ringway-model` and sent upstream: refuse, where it
+/// enters, one that is too long or holds a control character (CR, LF, NUL, DEL, C1).
+pub(super) fn check_model(model: &str) -> Result<()> {
+    crate::format::check_model_id(model)
+        .map_err(|p| Error::new(ErrorKind::InvalidBody, format!("`model` {p}")).with_param("model"))
+}
+
+/// The fields every request of the client's API needs, checked from what the body's
+/// validation already gathered: a request the provider would refuse costs no upstream call.
+fn check_shape(info: &crate::json::RequestInfo, format: Format, count_tokens: bool) -> Result<()> {
+    use crate::json::FieldShape;
+    let problem = match (info.messages, format) {
+        (FieldShape::Absent, Format::OpenAi) => Some(("messages", "`messages` is required")),
+        (FieldShape::Absent, Format::Anthropic) => Some(("messages", "messages: Field required")),
+        (FieldShape::Array, _) => None,
+        (_, Format::OpenAi) => Some(("messages", "`messages` must be an array")),
+        (_, Format::Anthropic) => Some(("messages", "messages: Input should be a valid list")),
+    };
+    let problem = problem.or(match (format, count_tokens, info.max_tokens) {
+        (Format::Anthropic, false, FieldShape::Absent) => {
+            Some(("max_tokens", "max_tokens: Field required"))
+        }
+        (Format::Anthropic, false, FieldShape::Number) => None,
+        (Format::Anthropic, false, _) => {
+            Some(("max_tokens", "max_tokens: Input should be a valid integer"))
+        }
+        _ => None,
+    });
+    match problem {
+        None => Ok(()),
+        Some((param, message)) => {
+            Err(Error::new(ErrorKind::InvalidBody, message).with_param(param))
+        }
+    }
+}
+
+pub(super) fn splice_model(
+    body: Bytes,
+    info: &crate::json::RequestInfo,
+    model: &str,
+) -> Result<Bytes> {
+    if info.model == model {
+        return Ok(body);
+    }
+    crate::json::splice_string(&body, info.model_span.clone(), model)
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "model span outside the body"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::format::MAX_MODEL_ID_BYTES;
+
+    #[test]
+    fn model_ids_are_checked_where_they_enter() {
+        assert!(check_model("claude-sonnet-4-5-20250929").is_ok());
+        assert!(check_model(&"m".repeat(MAX_MODEL_ID_BYTES)).is_ok());
+        for bad in [
+            "openai/x\r\nSet-Cookie: pwned=1".to_owned(),
+            "a\0b".to_owned(),
+            "tab\there".to_owned(),
+            "del\u{7f}".to_owned(),
+            "c1\u{85}".to_owned(),
+            "m".repeat(MAX_MODEL_ID_BYTES + 1),
+        ] {
+            let e = check_model(&bad).unwrap_err();
+            assert_eq!(e.status(), 400);
+            let body: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAi)).unwrap();
+            assert_eq!(body["error"]["param"], "model");
+        }
+    }
+}

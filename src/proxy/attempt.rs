@@ -1,0 +1,677 @@
+//! One attempt: a candidate target gets the request (its body spliced or translated for it),
+//! and what comes back is either an answer to commit to, or a miss saying why and whether the
+//! same target may be tried again. Nothing here writes to the client.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::admit::{splice_model, Admitted};
+use super::budget::Charge;
+use super::pump::Stream;
+use super::{estimate, Ctx, Exchange, Failure};
+use crate::config::{ApiKey, Provider};
+use crate::error::{Error, ErrorKind, Result, Retry};
+use crate::format::Format;
+use crate::http1::{self, BodyCodec, BodyFraming, ResponseHead};
+use crate::routing::{Policy, Target};
+use crate::translate::{Pair, RequestMeta};
+use crate::upstream::Conn;
+
+/// Largest upstream body read whole for translation (non-streaming answers).
+pub const MAX_TRANSLATED_BODY: usize = 64 * 1024 * 1024;
+
+/// Largest provider error body read (to render it in the client's dialect, or to hold it while
+/// the next target is tried).
+pub const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
+
+/// Room reserved beyond the provider's answer for its translation (ids, field names and
+/// usage differ in length between the formats).
+const TRANSLATED_SLACK_BYTES: usize = 4096;
+
+/// The request as one target gets it.
+pub(super) enum Prepared {
+    /// Send `body` to `path`.
+    Send {
+        path: String,
+        body: Bytes,
+        /// Set when the body was translated: what the answer's translation needs.
+        meta: Option<Box<RequestMeta>>,
+    },
+    /// count_tokens for a provider without that endpoint: the gateway estimates.
+    Estimate,
+}
+
+/// The request body for `target`: the model spliced in (same dialect) or translated.
+pub(super) fn prepare(
+    ctx: &Ctx,
+    ex: &Exchange<'_>,
+    req: &Admitted,
+    target: &Target,
+    provider: &Provider,
+    pair: Pair,
+) -> Result<Prepared> {
+    if req.count_tokens {
+        if provider.kind != Format::Anthropic {
+            // No count_tokens upstream: ringway estimates it (see `estimate`).
+            return Ok(Prepared::Estimate);
+        }
+        return Ok(Prepared::Send {
+            path: provider.path_for("/v1/messages/count_tokens"),
+            body: splice_model(req.body.clone(), &req.info, &target.model)?,
+            meta: None,
+        });
+    }
+    let path = match provider.kind {
+        Format::OpenAi => provider.path_for("/chat/completions"),
+        Format::Anthropic => provider.path_for("/v1/messages"),
+    };
+    if pair.is_passthrough() {
+        // Same dialect: only the model value changes, spliced in place.
+        let body = splice_model(req.body.clone(), &req.info, &target.model)?;
+        return Ok(Prepared::Send {
+            path,
+            body,
+            meta: None,
+        });
+    }
+    // A target may override its provider's thinking style; copy the options only then.
+    let opts = if target.thinking_style == provider.translate.thinking_style {
+        std::borrow::Cow::Borrowed(&provider.translate)
+    } else {
+        std::borrow::Cow::Owned(crate::translate::Options {
+            thinking_style: target.thinking_style,
+            ..provider.translate.clone()
+        })
+    };
+    let (body, mut meta) = pair.request(&req.body, &target.model, &opts)?;
+    meta.created = unix_now();
+    if provider.kind == Format::OpenAi && ex.head.header("anthropic-beta").is_some() {
+        // Features an `anthropic-beta` header turns on do not exist at an OpenAI provider.
+        meta.dropped.push("anthropic-beta");
+    }
+    ctx.metrics
+        .translated(pair.client.as_str(), pair.provider.as_str());
+    Ok(Prepared::Send {
+        path,
+        body: Bytes::from(body),
+        meta: Some(Box::new(meta)),
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// How an answer's body reaches the client.
+pub(super) enum Body<'c> {
+    /// An event stream, primed up to its first content event when a fallback was possible.
+    Stream(Box<Stream>),
+    /// A same-dialect body relayed as read.
+    Plain(BodyCodec),
+    /// Read whole (and rendered in the client's dialect) already; `json`: the body is ours,
+    /// so its content type is JSON whatever the provider said.
+    Whole {
+        bytes: Vec<u8>,
+        json: bool,
+        codec: Option<BodyCodec>,
+        charge: Charge<'c>,
+    },
+}
+
+/// What an attempt got back, ready to commit to.
+pub(super) struct Answer<'c> {
+    pub provider: &'c Provider,
+    pub pair: Pair,
+    /// The status the client gets.
+    pub status: u16,
+    /// The provider's connection and head (None for a gateway estimate).
+    pub up: Option<(Conn, ResponseHead)>,
+    pub body: Body<'c>,
+    pub meta: Option<Box<RequestMeta>>,
+    /// Request sent → response head.
+    pub ttfb: Duration,
+    /// Did the target work (anything but a status the route retries)?
+    pub healthy: bool,
+}
+
+/// Why an attempt produced nothing to commit to.
+pub(super) struct Miss<'c> {
+    pub error: Error,
+    /// Metrics label of the fallback reason.
+    pub reason: &'static str,
+    /// The same target may get the request again: nothing reached it, or it asked for a retry.
+    pub same_target: bool,
+    /// The provider's `retry-after-ms` / `retry-after`.
+    pub retry_after: Option<Duration>,
+    /// Count this against the target's breaker.
+    pub target_failed: bool,
+    /// No other attempt can help (the gateway's own limits, the request's deadline).
+    pub terminal: bool,
+    /// The provider's own error answer, given to the client if nothing better comes.
+    pub answer: Option<Answer<'c>>,
+}
+
+impl Miss<'_> {
+    /// A failure before any response head.
+    pub fn from_error(e: Error) -> Self {
+        let kind = e.kind();
+        let (reason, same_target, target_failed, terminal) = match kind {
+            ErrorKind::UpstreamConnect | ErrorKind::UpstreamTls | ErrorKind::ConnectTimeout => {
+                ("connect", true, true, false)
+            }
+            ErrorKind::UpstreamReset => ("reset", false, true, false),
+            ErrorKind::FirstByteTimeout => ("first_byte_timeout", false, true, false),
+            ErrorKind::IdleTimeout => ("idle_timeout", false, true, false),
+            ErrorKind::UpstreamProtocol => ("protocol", false, true, false),
+            ErrorKind::ProviderCredentials => ("credentials", false, false, false),
+            ErrorKind::InvalidBody | ErrorKind::Unsupported => {
+                ("untranslatable", false, false, false)
+            }
+            _ => ("gateway", false, false, true),
+        };
+        Miss {
+            error: e,
+            reason,
+            same_target,
+            retry_after: None,
+            target_failed,
+            terminal,
+            answer: None,
+        }
+    }
+}
+
+/// The attempts that could follow this one.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Next {
+    /// A retry on the same target (for a miss that allows one).
+    pub same_target: bool,
+    /// Another target.
+    pub other_target: bool,
+}
+
+/// Metrics label for a retried status.
+fn status_reason(status: u16) -> &'static str {
+    match status {
+        429 => "status_429",
+        500 => "status_500",
+        502 => "status_502",
+        503 => "status_503",
+        504 => "status_504",
+        529 => "status_529",
+        _ => "status_other",
+    }
+}
+
+/// Send the prepared request to `provider` and read until there is something to commit to:
+/// the head (with, for a stream that may still fall back, its first content event), or the
+/// whole body when it is translated or an error. `next`: which attempts could follow this one;
+/// with none, a retryable status or a slow stream is committed to as it is.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run<'c>(
+    ctx: &'c Ctx,
+    ex: &Exchange<'_>,
+    req: &Admitted,
+    prepared: &Prepared,
+    provider: &'c Provider,
+    pair: Pair,
+    policy: &Policy,
+    next: Next,
+    deadline: Instant,
+) -> std::result::Result<Answer<'c>, Miss<'c>> {
+    let (path, body, meta) = match prepared {
+        Prepared::Estimate => {
+            let bytes = estimate::count(req.body.clone()).await.map_err(|e| Miss {
+                terminal: true,
+                ..Miss::from_error(e)
+            })?;
+            return Ok(Answer {
+                provider,
+                pair,
+                status: 200,
+                up: None,
+                body: Body::Whole {
+                    bytes,
+                    json: true,
+                    codec: None,
+                    charge: ctx.buffers.charge(),
+                },
+                meta: None,
+                ttfb: Duration::ZERO,
+                healthy: true,
+            });
+        }
+        Prepared::Send { path, body, meta } => (path, body, meta),
+    };
+    let sent = Instant::now();
+    let remaining = deadline.saturating_duration_since(sent);
+    let exchanged =
+        monoio::time::timeout(remaining, exchange(ctx, provider, ex, path, body.clone())).await;
+    let (mut up, head) = match exchanged {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(Miss::from_error(e)),
+        Err(_) => {
+            return Err(Miss {
+                terminal: true,
+                ..Miss::from_error(deadline_error(policy))
+            })
+        }
+    };
+    let ttfb = sent.elapsed();
+    ctx.metrics.upstream(&provider.name, head.status);
+    let meta = meta.clone();
+    let status = head.status;
+    let ok = (200..300).contains(&status);
+    let retryable = !ok && policy.retries_status(status);
+    let mut codec = BodyCodec::new(head.framing);
+
+    if !ok {
+        // An error: read it (bounded) and render it in the client's dialect. Held whole either
+        // way: given to the client now, or kept while the next target is tried.
+        let mut charge = ctx.buffers.charge();
+        let raw = match read_error_prefix(&mut up, &mut codec, provider, &mut charge).await {
+            Ok(raw) => raw,
+            Err(e) => return Err(Miss::from_error(e)),
+        };
+        let (client_status, rendered) = pair.error(status, &raw);
+        let json = rendered.is_some();
+        let bytes = rendered.unwrap_or(raw);
+        if !charge.resize(bytes.capacity()) {
+            return Err(Miss::from_error(charge.exhausted()));
+        }
+        let retry_after = crate::routing::backoff::retry_after(
+            head.header("retry-after-ms"),
+            head.header("retry-after"),
+        );
+        let answer = Answer {
+            provider,
+            pair,
+            status: client_status,
+            up: Some((up, head)),
+            body: Body::Whole {
+                bytes,
+                json,
+                codec: Some(codec),
+                charge,
+            },
+            meta,
+            ttfb,
+            healthy: !retryable,
+        };
+        if retryable && (next.same_target || next.other_target) {
+            return Err(Miss {
+                error: Error::new(
+                    ErrorKind::UpstreamProtocol,
+                    format!("provider `{}` answered {status}", provider.name),
+                ),
+                reason: status_reason(status),
+                same_target: true,
+                retry_after,
+                target_failed: true,
+                terminal: false,
+                answer: Some(answer),
+            });
+        }
+        return Ok(answer);
+    }
+
+    if head.is_event_stream() {
+        let mut stream = Box::new(Stream::new(pair, meta.as_deref(), codec));
+        // A stream that fails before content can only move to another target (the provider
+        // answered 200 and may have acted on the request): prime it only when one is left.
+        if next.other_target {
+            if let Err(miss) = stream
+                .prime(&mut up, provider, policy.first_token_timeout, deadline)
+                .await
+            {
+                return Err(Miss {
+                    reason: miss.reason,
+                    // The provider answered 200 and may have acted on the request.
+                    same_target: false,
+                    ..Miss::from_error(miss.error)
+                });
+            }
+        }
+        return Ok(Answer {
+            provider,
+            pair,
+            status,
+            up: Some((up, head)),
+            body: Body::Stream(stream),
+            meta,
+            ttfb,
+            healthy: true,
+        });
+    }
+
+    let Some(meta_ref) = meta.as_deref().filter(|_| !pair.is_passthrough()) else {
+        return Ok(Answer {
+            provider,
+            pair,
+            status,
+            up: Some((up, head)),
+            body: Body::Plain(codec),
+            meta,
+            ttfb,
+            healthy: true,
+        });
+    };
+    // A whole answer in another dialect: read (charged to the worker's budget), translate.
+    let mut charge = ctx.buffers.charge();
+    let declared = match head.framing {
+        BodyFraming::Length(n) => Some(n),
+        _ => None,
+    };
+    let read = read_all(
+        &mut up,
+        &mut codec,
+        provider,
+        declared,
+        MAX_TRANSLATED_BODY,
+        &mut charge,
+    )
+    .await;
+    let mut raw = match read {
+        Ok(raw) => raw,
+        Err(Failure::BeforeResponse(e)) => {
+            let terminal = e.kind() == ErrorKind::BufferBudget;
+            return Err(Miss {
+                reason: if terminal {
+                    "gateway"
+                } else {
+                    "reset_mid_body"
+                },
+                same_target: false,
+                terminal,
+                ..Miss::from_error(e)
+            });
+        }
+        Err(_) => {
+            return Err(Miss::from_error(Error::new(
+                ErrorKind::Internal,
+                "read failed",
+            )))
+        }
+    };
+    // The answer is about as long as what it translates: reserve (and charge) that before
+    // translating, so the worker's answers stay within the budget while both exist. Only one
+    // translation runs on a worker at a time; its parse scratch (strings with escapes) is the
+    // documented constant beyond the budget. A body read in chunks grew geometrically: hold
+    // (and charge) only its length.
+    if raw.capacity() > raw.len() + TRANSLATED_SLACK_BYTES {
+        raw.shrink_to_fit();
+    }
+    let estimate = translation_estimate(raw.len());
+    if !charge.resize(raw.capacity() + estimate) {
+        return Err(Miss {
+            terminal: true,
+            ..Miss::from_error(refusal(&charge, raw.len()))
+        });
+    }
+    let mut out = Vec::with_capacity(estimate);
+    if let Err(e) = pair.response_into(&raw, meta_ref, &mut out) {
+        return Err(Miss::from_error(Error::from(e)));
+    }
+    // The answer now lives in `out`: charge only that.
+    drop(raw);
+    if out.capacity() > out.len() + TRANSLATED_SLACK_BYTES {
+        out.shrink_to_fit();
+    }
+    if !charge.resize(out.capacity()) {
+        return Err(Miss {
+            terminal: true,
+            ..Miss::from_error(charge.exhausted())
+        });
+    }
+    Ok(Answer {
+        provider,
+        pair,
+        status,
+        up: Some((up, head)),
+        body: Body::Whole {
+            bytes: out,
+            json: true,
+            codec: Some(codec),
+            charge,
+        },
+        meta,
+        ttfb,
+        healthy: true,
+    })
+}
+
+/// The request's deadline passed while an attempt was under way.
+fn deadline_error(policy: &Policy) -> Error {
+    Error::new(
+        ErrorKind::FirstByteTimeout,
+        format!(
+            "no provider answered within the route's request_timeout_ms ({} ms)",
+            policy.request_timeout.as_millis()
+        ),
+    )
+}
+
+/// The first [`MAX_ERROR_BODY_BYTES`] of a provider's error body (all of it, normally). A
+/// longer one is cut there and the rest left unread: the client still gets the provider's
+/// status, with what was read quoted (a cut body is never valid JSON, so it is re-rendered).
+async fn read_error_prefix(
+    up: &mut Conn,
+    body: &mut BodyCodec,
+    provider: &Provider,
+    charge: &mut Charge<'_>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while out.len() < MAX_ERROR_BODY_BYTES {
+        match up.read_chunk(body, provider.idle_timeout).await? {
+            Some(d) => {
+                let take = d.len().min(MAX_ERROR_BODY_BYTES - out.len());
+                if !charge.resize(out.len() + take) {
+                    return Err(charge.exhausted());
+                }
+                out.extend_from_slice(d.get(..take).unwrap_or_default());
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Read a whole provider body: at most `max` bytes (a 502), and only while the worker's
+/// budget has room (a 503). Memory is charged before it is reserved, with room for a
+/// translation of the same size.
+async fn read_all(
+    up: &mut Conn,
+    body: &mut BodyCodec,
+    provider: &Provider,
+    declared: Option<u64>,
+    max: usize,
+    charge: &mut Charge<'_>,
+) -> std::result::Result<Vec<u8>, Failure> {
+    let too_large = || {
+        Failure::BeforeResponse(Error::new(
+            ErrorKind::UpstreamProtocol,
+            format!("provider response exceeds {max} bytes"),
+        ))
+    };
+    let mut out: Vec<u8> = Vec::new();
+    if let Some(n) = declared {
+        // A declared length is reserved (and charged) once, exactly, before any byte is read.
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(too_large)?;
+        // Charged with room for its translation too: two answers that each got their body in
+        // but not their translation would otherwise both be refused after reading.
+        if !charge.resize(n + translation_estimate(n)) {
+            return Err(Failure::BeforeResponse(refusal(charge, n)));
+        }
+        out.reserve_exact(n);
+    }
+    loop {
+        match up.read_chunk(body, provider.idle_timeout).await {
+            Ok(Some(d)) => {
+                let need = out.len() + d.len();
+                if need > max {
+                    return Err(too_large());
+                }
+                if need > out.capacity() {
+                    // Grow geometrically, as Vec would, but charge the capacity first.
+                    let cap = need.max(out.capacity().saturating_mul(2).min(max));
+                    if !charge.resize(cap) {
+                        return Err(Failure::BeforeResponse(refusal(charge, need)));
+                    }
+                    out.reserve_exact(cap - out.len());
+                }
+                out.extend_from_slice(&d);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(Failure::BeforeResponse(e)),
+        }
+    }
+}
+
+/// Bytes reserved for the translation of an `n`-byte answer.
+fn translation_estimate(n: usize) -> usize {
+    n + n / 8 + TRANSLATED_SLACK_BYTES
+}
+
+/// Why an answer of `n` bytes cannot be held: the worker is busy with others (503, retry),
+/// or it could never fit the budget with its translation, even alone (502: retrying the
+/// same request cannot help).
+fn refusal(charge: &Charge<'_>, n: usize) -> Error {
+    if n + translation_estimate(n) > charge.limit() {
+        return Error::new(
+            ErrorKind::UpstreamProtocol,
+            format!(
+                "the provider's answer ({n} bytes or more) is too large to translate within server.max_buffered_bytes = {} per worker",
+                charge.limit()
+            ),
+        );
+    }
+    charge.exhausted()
+}
+
+/// Send the request and read the response head. A pooled connection that turns out to have
+/// been closed by the provider (nothing at all came back) is retried exactly once, on a fresh
+/// connection; any other failure goes back to the failover loop, which decides.
+async fn exchange(
+    ctx: &Ctx,
+    provider: &Provider,
+    ex: &Exchange<'_>,
+    path: &str,
+    body: Bytes,
+) -> Result<(Conn, ResponseHead)> {
+    // Build the request first: a missing credential must not cost a connect.
+    let req = upstream_request(provider, ex, path, body.len())?;
+    let pooled = ctx.pool.take(&provider.pool_key);
+    let mut up = match pooled {
+        Some(c) => c,
+        None => connect(ctx, provider).await?,
+    };
+    match send_and_read_head(&mut up, provider, req, body.clone()).await {
+        Ok(head) => Ok((up, head)),
+        Err(e) if e.retry() == Retry::ReusedOnly => {
+            drop(up);
+            // Rebuilt, not cloned up front: the retry is rare, the request runs every time.
+            let req = upstream_request(provider, ex, path, body.len())?;
+            let mut fresh = connect(ctx, provider).await?;
+            let head = send_and_read_head(&mut fresh, provider, req, body).await?;
+            Ok((fresh, head))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A new provider connection. Boxed: connecting (TLS handshake, connect timer) is the largest
+/// state a request goes through, and every connection task is allocated at its largest
+/// state's size for its whole life, streams included; a pooled connection skips this.
+async fn connect(ctx: &Ctx, provider: &Provider) -> Result<Conn> {
+    Box::pin(Conn::connect(provider, &ctx.dns)).await
+}
+
+async fn send_and_read_head(
+    up: &mut Conn,
+    provider: &Provider,
+    req: Vec<u8>,
+    body: Bytes,
+) -> Result<ResponseHead> {
+    up.send(req, body, provider.first_byte_timeout).await?;
+    up.read_head(provider.first_byte_timeout).await
+}
+
+/// The upstream request head for a `body_len`-byte JSON body: provider credentials, never the
+/// client's. Room is left for a small body to be appended behind it.
+fn upstream_request(
+    provider: &Provider,
+    ex: &Exchange<'_>,
+    path: &str,
+    body_len: usize,
+) -> Result<Vec<u8>> {
+    let head = ex.head;
+    let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(8 + head.header_count().min(8));
+    let mut add = |name, value| fields.push((name, value));
+    add("host", provider.authority.as_bytes());
+    add("content-type", b"application/json");
+    add("x-ringway-request-id", ex.request_id.as_bytes());
+    // The headers copied by hand below still answer to the provider's `drop_headers`.
+    let keep = |name: &str| !crate::headers::dropped(name, &provider.drop_headers);
+    if let Some(accept) = head.header("accept").filter(|_| keep("accept")) {
+        add("accept", accept);
+    }
+    add(
+        "user-agent",
+        head.header("user-agent")
+            .filter(|_| keep("user-agent"))
+            .unwrap_or(b"ringway"),
+    );
+    match &provider.api_key {
+        ApiKey::None => {}
+        ApiKey::Value(name, value) => add(name.as_str(), value.as_bytes()),
+        ApiKey::Missing(var) => {
+            return Err(Error::new(
+                ErrorKind::ProviderCredentials,
+                format!("provider `{}` has no API key: environment variable {var} is not set on the gateway", provider.name),
+            ))
+        }
+    }
+    if provider.kind == Format::Anthropic {
+        let version = head
+            .header("anthropic-version")
+            .unwrap_or(provider.anthropic_version.as_bytes());
+        add("anthropic-version", version);
+        if let Some(beta) = head
+            .header("anthropic-beta")
+            .filter(|_| keep("anthropic-beta"))
+        {
+            add("anthropic-beta", beta);
+        }
+    }
+    // The client's end-to-end headers, by policy (crate::headers): the default set plus the
+    // provider's `forward_headers`, minus its `drop_headers`; never hop-by-hop, credentials,
+    // the gateway's own, or the other provider kind's.
+    for (name, value) in head.headers() {
+        if crate::headers::forward(
+            name,
+            provider.kind,
+            &provider.forward_headers,
+            &provider.drop_headers,
+        ) && http1::is_valid_field_value(value)
+        {
+            add(name, value);
+        }
+    }
+    // Every value is header-safe already: forwarded client values passed httparse, which
+    // refuses control bytes and folded lines (http1 tests), and the configured ones (authority,
+    // API key, anthropic_version) were checked when the config loaded. The writer checks again.
+    let mut out = Vec::with_capacity(512 + body_len.min(crate::upstream::COALESCE_BODY_BYTES));
+    http1::write_request_head(&mut out, "POST", path, &fields, body_len as u64).map_err(|r| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("the gateway refused to write the upstream request: {r}"),
+        )
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,478 @@
+//! The upstream → client pump. A stream is one pump whatever the pair: SSE events are decoded
+//! (zero-copy slices of what was read), passed through a stage (as they are, or through a
+//! translator), framed and written once per read, never half an event. Before commit the same
+//! pump can be primed: events are read up to the first content event and held, so a stream
+//! that fails before saying anything can still fall back. Other bodies are copied as read.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{Exchange, Failure};
+use crate::config::Provider;
+use crate::downstream::{ClientConn, Transport};
+use crate::error::{Error, ErrorKind};
+use crate::format::Format;
+use crate::http1::{self, BodyCodec};
+use crate::sse;
+use crate::translate::{Pair, RequestMeta, StreamTranslator};
+use crate::upstream::Conn;
+
+/// Body chunks up to this size are copied next to the pending head and written with it;
+/// larger ones go out on their own, zero-copy.
+pub const COALESCE_MAX_BYTES: usize = 64 * 1024;
+
+/// Largest single SSE event accepted from a provider.
+pub const MAX_SSE_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most bytes of events held before commit while waiting for the first content event; a
+/// provider that sends more preamble than this is committed to as it is.
+pub const MAX_PRIMED_BYTES: usize = 64 * 1024;
+
+/// What a provider event says about the stream, read in the provider's dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Stream set-up (Anthropic `message_start`, `content_block_start`, `ping`; OpenAI's first chunk with only the
+    /// role), comments.
+    Preamble,
+    /// The answer has begun (or ended: an empty answer is an answer).
+    Content,
+    /// The provider reports an error in the stream.
+    Error,
+}
+
+/// Classify one provider event (only before commit, so parsing a chunk here costs nothing
+/// on the hot path).
+pub fn signal(provider: Format, ev: &sse::Event) -> Signal {
+    let data = ev.data.as_deref().unwrap_or_default();
+    match provider {
+        Format::Anthropic => match ev.event_type() {
+            b"message_start" | b"ping" | b"content_block_start" => Signal::Preamble,
+            b"error" => Signal::Error,
+            _ if ev.is_comment_only() => Signal::Preamble,
+            _ => Signal::Content,
+        },
+        Format::OpenAi => {
+            let d = data.trim_ascii();
+            if ev.is_comment_only() || d.is_empty() {
+                return Signal::Preamble;
+            }
+            if d == b"[DONE]" {
+                return Signal::Content;
+            }
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(d) else {
+                // Not JSON: passthrough relays it as is, a translator reports it.
+                return Signal::Content;
+            };
+            if v.get("error").is_some() {
+                return Signal::Error;
+            }
+            let said_something =
+                v.get("choices")
+                    .and_then(|c| c.as_array())
+                    .is_some_and(|choices| {
+                        choices.iter().any(|c| {
+                            let finish = c.get("finish_reason").is_some_and(|f| !f.is_null());
+                            let delta = c.get("delta");
+                            let text = |k: &str| {
+                                delta
+                                    .and_then(|d| d.get(k))
+                                    .and_then(|t| t.as_str())
+                                    .is_some_and(|t| !t.is_empty())
+                            };
+                            let tools = delta
+                                .and_then(|d| d.get("tool_calls"))
+                                .is_some_and(|t| !t.is_null());
+                            finish
+                                || tools
+                                || text("content")
+                                || text("refusal")
+                                || text("reasoning_content")
+                                || text("reasoning")
+                        })
+                    });
+            let usage = v.get("usage").is_some_and(|u| !u.is_null());
+            if said_something || usage {
+                Signal::Content
+            } else {
+                Signal::Preamble
+            }
+        }
+    }
+}
+
+/// What the stream does with each event.
+enum Stage {
+    /// Same dialect: the event's bytes go out as they came. `terminated`: the stream's final
+    /// event went by.
+    Passthrough { format: Format, terminated: bool },
+    /// Another dialect: the translator writes the client's events.
+    Translate(StreamTranslator),
+}
+
+/// Does this event end the stream in `format`? OpenAI: `data: [DONE]` or an error object;
+/// Anthropic: `message_stop` or `error`.
+fn is_terminal(format: Format, ev: &sse::Event) -> bool {
+    let data = ev.data.as_deref().unwrap_or_default().trim_ascii_start();
+    match format {
+        Format::OpenAi => data == b"[DONE]" || data.starts_with(b"{\"error\""),
+        Format::Anthropic => matches!(ev.event_type(), b"message_stop" | b"error"),
+    }
+}
+
+/// How priming ended without reaching content.
+pub(super) struct PrimeMiss {
+    /// What went wrong.
+    pub error: Error,
+    /// Metrics label of the fallback reason.
+    pub reason: &'static str,
+}
+
+/// One stream's pump: its body framing, SSE decoder and stage, and the client bytes made
+/// before commit.
+pub(super) struct Stream {
+    provider: Format,
+    stage: Stage,
+    dec: sse::Decoder,
+    pub codec: BodyCodec,
+    /// Event bytes of one read, passthrough (slices, not copies).
+    raws: Vec<Bytes>,
+    /// Translated bytes of one read, or everything held before commit.
+    out: Vec<u8>,
+}
+
+impl Stream {
+    /// A pump for a 2xx event stream of `pair`.
+    pub fn new(pair: Pair, meta: Option<&RequestMeta>, codec: BodyCodec) -> Stream {
+        let stage = match meta.and_then(|m| pair.stream(m)) {
+            Some(tr) => Stage::Translate(tr),
+            None => Stage::Passthrough {
+                format: pair.client,
+                terminated: false,
+            },
+        };
+        Stream {
+            provider: pair.provider,
+            stage,
+            dec: sse::Decoder::new(MAX_SSE_EVENT_BYTES),
+            codec,
+            raws: Vec::new(),
+            out: Vec::with_capacity(1024),
+        }
+    }
+
+    /// One event through the stage. Before commit passthrough bytes are copied into `out`
+    /// (they wait there); after, they are kept as slices until the batch is framed.
+    fn on_event(&mut self, ev: sse::Event, held: bool) {
+        match &mut self.stage {
+            Stage::Passthrough { format, terminated } => {
+                *terminated |= is_terminal(*format, &ev);
+                if held {
+                    self.out.extend_from_slice(&ev.raw);
+                } else {
+                    self.raws.push(ev.raw);
+                }
+            }
+            Stage::Translate(tr) => {
+                if let Some(data) = ev.data.as_deref() {
+                    tr.on_event(ev.event.as_deref(), data, &mut self.out);
+                }
+            }
+        }
+    }
+
+    /// Read until the first content event (within `first_token` from now, when set), holding
+    /// what the stage makes of the events. Err: the stream failed or stalled before content;
+    /// nothing has been written to the client.
+    pub async fn prime(
+        &mut self,
+        up: &mut Conn,
+        provider: &Provider,
+        first_token: Option<Duration>,
+        deadline: Instant,
+    ) -> Result<(), PrimeMiss> {
+        let deadline = first_token.map_or(deadline, |t| deadline.min(Instant::now() + t));
+        loop {
+            let now = Instant::now();
+            let wait = deadline
+                .saturating_duration_since(now)
+                .min(provider.idle_timeout);
+            if wait.is_zero() {
+                return Err(PrimeMiss {
+                    error: Error::new(
+                        ErrorKind::FirstByteTimeout,
+                        "provider sent no content before the first-token deadline",
+                    ),
+                    reason: "first_token_timeout",
+                });
+            }
+            let data = match up.read_chunk(&mut self.codec, wait).await {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    return Err(PrimeMiss {
+                        error: Error::new(
+                            ErrorKind::UpstreamReset,
+                            "provider stream ended before any content",
+                        ),
+                        reason: "reset_before_content",
+                    })
+                }
+                Err(e) if e.kind() == ErrorKind::IdleTimeout && Instant::now() >= deadline => {
+                    return Err(PrimeMiss {
+                        error: Error::new(
+                            ErrorKind::FirstByteTimeout,
+                            "provider sent no content before the first-token deadline",
+                        ),
+                        reason: "first_token_timeout",
+                    })
+                }
+                Err(e) => {
+                    let reason = match e.kind() {
+                        ErrorKind::IdleTimeout => "idle_timeout",
+                        _ => "reset_before_content",
+                    };
+                    return Err(PrimeMiss { error: e, reason });
+                }
+            };
+            self.dec.push(data);
+            let mut content = false;
+            loop {
+                match self.dec.next_event() {
+                    Ok(Some(ev)) => {
+                        match signal(self.provider, &ev) {
+                            Signal::Error => {
+                                let text = String::from_utf8_lossy(
+                                    ev.data.as_deref().unwrap_or_default(),
+                                );
+                                return Err(PrimeMiss {
+                                    error: Error::new(
+                                        ErrorKind::UpstreamProtocol,
+                                        format!(
+                                            "provider stream failed before any content: {}",
+                                            text.chars().take(200).collect::<String>()
+                                        ),
+                                    ),
+                                    reason: "stream_error",
+                                });
+                            }
+                            Signal::Content => content = true,
+                            Signal::Preamble => {}
+                        }
+                        self.on_event(ev, true);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        return Err(PrimeMiss {
+                            error: Error::new(
+                                ErrorKind::UpstreamProtocol,
+                                format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
+                            ),
+                            reason: "protocol",
+                        })
+                    }
+                }
+            }
+            if content || self.out.len() > MAX_PRIMED_BYTES {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Append what priming held, framed, to `wbuf` (behind the head).
+    pub fn take_primed(&mut self, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
+        let any = !self.out.is_empty();
+        frame(wbuf, &self.out, chunked);
+        self.out.clear();
+        any
+    }
+
+    /// Frame this read's output (slices and translated bytes) as one chunk.
+    fn frame_batch(&mut self, wbuf: &mut Vec<u8>, chunked: bool) {
+        let len: usize = self.raws.iter().map(Bytes::len).sum::<usize>() + self.out.len();
+        if len == 0 {
+            return;
+        }
+        if chunked {
+            http1::write_chunk_header(wbuf, len);
+        }
+        for r in self.raws.drain(..) {
+            wbuf.extend_from_slice(&r);
+        }
+        wbuf.extend_from_slice(&self.out);
+        self.out.clear();
+        if chunked {
+            wbuf.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Pump the committed stream to its end. `conn.wbuf` may hold the head and primed events;
+    /// they go out with the first batch. A stream that breaks or ends without its final event
+    /// gets the client dialect's error event and a clean end, never a silent truncation.
+    pub async fn run<S: Transport>(
+        &mut self,
+        conn: &mut ClientConn<S>,
+        ex: &Exchange<'_>,
+        up: &mut Conn,
+        provider: &Provider,
+        chunked: bool,
+    ) -> Result<(), Failure> {
+        if !conn.wbuf.is_empty() && conn.flush().await.is_err() {
+            return Err(Failure::AfterResponse);
+        }
+        conn.wbuf.clear();
+        let failure = loop {
+            match up.read_chunk(&mut self.codec, provider.idle_timeout).await {
+                Ok(Some(data)) => {
+                    self.dec.push(data);
+                    let mut oversized = false;
+                    loop {
+                        match self.dec.next_event() {
+                            Ok(Some(ev)) => self.on_event(ev, false),
+                            Ok(None) => break,
+                            Err(_) => {
+                                oversized = true;
+                                break;
+                            }
+                        }
+                    }
+                    if oversized {
+                        // What came before the oversized event still goes out, then the error.
+                        self.frame_batch(&mut conn.wbuf, chunked);
+                        break Some(Error::new(
+                            ErrorKind::UpstreamProtocol,
+                            format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
+                        ));
+                    }
+                    self.frame_batch(&mut conn.wbuf, chunked);
+                    if !conn.wbuf.is_empty() {
+                        ex.first_event_sent();
+                        if conn.flush().await.is_err() {
+                            return Err(Failure::AfterResponse);
+                        }
+                        conn.wbuf.clear();
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        // The end: the stage closes the client's stream (an error event if the provider's
+        // broke or ended early), then the last chunk.
+        let complete = match (&mut self.stage, &failure) {
+            (Stage::Passthrough { terminated, .. }, None) if *terminated => true,
+            (Stage::Passthrough { format, terminated }, _) => {
+                if !*terminated {
+                    let e = failure.as_ref().map_or_else(
+                        || {
+                            Error::new(
+                                ErrorKind::UpstreamReset,
+                                "provider stream ended before its final event",
+                            )
+                        },
+                        |e| Error::new(e.kind(), e.message().to_owned()),
+                    );
+                    e.write_sse_frame(*format, &mut self.out);
+                }
+                false
+            }
+            (Stage::Translate(tr), None) => {
+                tr.finish(&mut self.out);
+                tr.is_done()
+            }
+            (Stage::Translate(tr), Some(e)) => {
+                tr.fail(e.message(), &mut self.out);
+                false
+            }
+        };
+        if let Some(e) = &failure {
+            ex.failed_midway.set(Some(e.kind()));
+            crate::log::warn(format_args!(
+                "{} provider `{}` stream failed: {e}",
+                ex.request_id, provider.name
+            ));
+        } else if !complete {
+            ex.failed_midway.set(Some(ErrorKind::UpstreamReset));
+        }
+        self.frame_batch(&mut conn.wbuf, chunked);
+        if chunked {
+            conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+        }
+        if conn.flush().await.is_err() {
+            return Err(Failure::AfterResponse);
+        }
+        if complete && failure.is_none() {
+            Ok(())
+        } else {
+            // The client has a complete stream that ends with an error event (or the provider
+            // misbehaved after the end): its connection may carry the next request; the
+            // provider's may not.
+            Err(Failure::Ended)
+        }
+    }
+}
+
+/// Append `data` as one HTTP chunk, or raw for a close-delimited body. Empty data adds nothing.
+pub(super) fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if chunked {
+        http1::write_chunk(out, data);
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
+/// Relay a non-SSE body as read. `conn.wbuf` holds the response head on entry; it goes out
+/// with the first body bytes. On an upstream failure mid-body there is no way to signal it in
+/// band: the client connection is closed so the truncation is visible.
+pub(super) async fn plain<S: Transport>(
+    conn: &mut ClientConn<S>,
+    up: &mut Conn,
+    codec: &mut BodyCodec,
+    provider: &Provider,
+    chunked: bool,
+) -> Result<(), Failure> {
+    loop {
+        match up.read_chunk(codec, provider.idle_timeout).await {
+            Ok(Some(data)) => {
+                let ended = codec.is_done();
+                let sent = if chunked {
+                    http1::write_chunk(&mut conn.wbuf, &data);
+                    if ended {
+                        conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+                    }
+                    conn.flush().await
+                } else if data.len() <= COALESCE_MAX_BYTES {
+                    conn.wbuf.extend_from_slice(&data);
+                    conn.flush().await
+                } else {
+                    // Large: send what is pending, then the chunk itself without copying it.
+                    match conn.flush().await {
+                        Ok(()) => conn.write_bytes(data).await,
+                        Err(e) => Err(e),
+                    }
+                };
+                conn.wbuf.clear();
+                if sent.is_err() {
+                    return Err(Failure::AfterResponse);
+                }
+                if ended {
+                    return Ok(());
+                }
+            }
+            Ok(None) => {
+                if chunked {
+                    conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
+                }
+                let sent = conn.flush().await;
+                conn.wbuf.clear();
+                return sent.map_err(|_| Failure::AfterResponse);
+            }
+            Err(e) => {
+                crate::log::warn(format_args!(
+                    "provider `{}` body failed: {e}",
+                    provider.name
+                ));
+                return Err(Failure::AfterResponse);
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Per-request state: what every response needs to say (id, dialect, route, attempts) and
+//! what the log line records (status, timings, how a stream ended).
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use crate::error::ErrorKind;
+use crate::format::Format;
+use crate::http1::{self, RequestHead};
+
+/// A request in flight.
+pub(super) struct Exchange<'h> {
+    pub head: &'h RequestHead,
+    /// The client's dialect: errors and answers render in it.
+    pub format: Format,
+    pub request_id: String,
+    pub keep_alive: Cell<bool>,
+    /// `(provider, upstream model)` of the latest attempt.
+    pub routed: Option<(String, String)>,
+    /// The same, as the `x-ringway-attempts` value (empty: none yet).
+    attempts_text: String,
+    /// Metrics label of the endpoint.
+    pub endpoint: &'static str,
+    /// When the request head was complete.
+    pub started: Instant,
+    /// Status of the response head sent (0 = none yet).
+    pub status: Cell<u16>,
+    /// Set by the pump when the response broke after it started.
+    pub failed_midway: Cell<Option<ErrorKind>>,
+    /// Set when the first SSE event went out.
+    pub first_event: Cell<Option<Duration>>,
+    /// The request body has been read (or there is none).
+    pub body_read: Cell<bool>,
+}
+
+impl<'h> Exchange<'h> {
+    /// Classify a request by its head: its id, the dialect it speaks, its endpoint label.
+    pub fn new(head: &'h RequestHead, request_id: String, endpoint: &'static str) -> Self {
+        let anthropic_headers =
+            head.header("anthropic-version").is_some() || head.header("x-api-key").is_some();
+        Exchange {
+            head,
+            format: Format::sniff(head.path().as_bytes(), anthropic_headers),
+            request_id,
+            keep_alive: Cell::new(head.keep_alive()),
+            routed: None,
+            attempts_text: String::new(),
+            endpoint,
+            started: Instant::now(),
+            status: Cell::new(0),
+            failed_midway: Cell::new(None),
+            first_event: Cell::new(None),
+            body_read: Cell::new(head.framing() == http1::Framing::None),
+        }
+    }
+
+    /// Record the number of provider sends made so far.
+    pub fn set_attempts(&mut self, n: u32) {
+        self.attempts_text = n.to_string();
+    }
+
+    /// Headers every response carries.
+    pub fn standard_headers(&self) -> Vec<(&str, &[u8])> {
+        let mut h: Vec<(&str, &[u8])> = Vec::with_capacity(8);
+        h.push(("x-ringway-request-id", self.request_id.as_bytes()));
+        if let Some((p, m)) = &self.routed {
+            h.push(("x-ringway-provider", p.as_bytes()));
+            h.push(("x-ringway-model", m.as_bytes()));
+        }
+        if !self.attempts_text.is_empty() {
+            h.push(("x-ringway-attempts", self.attempts_text.as_bytes()));
+        }
+        h
+    }
+
+    /// Mark the first event written to a stream's client (once).
+    pub fn first_event_sent(&self) {
+        if self.first_event.get().is_none() {
+            self.first_event.set(Some(self.started.elapsed()));
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! A translation pair: the client's dialect and the provider's, chosen once per attempt. It
+//! names which translator runs for the request, the whole answer, a provider error and a
+//! stream, so the proxy never matches on formats itself.
+
+use crate::format::Format;
+
+use super::{
+    AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, TranslateError,
+};
+
+/// The client's dialect and the provider's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair {
+    /// What the client speaks.
+    pub client: Format,
+    /// What the provider speaks.
+    pub provider: Format,
+}
+
+impl Pair {
+    /// The pair for a client and a provider.
+    pub fn new(client: Format, provider: Format) -> Pair {
+        Pair { client, provider }
+    }
+
+    /// Same dialect both sides: bodies pass through (only spliced).
+    pub fn is_passthrough(self) -> bool {
+        self.client == self.provider
+    }
+
+    /// The provider's request body for the client's, with `model` set to `model`.
+    pub fn request(
+        self,
+        body: &[u8],
+        model: &str,
+        opts: &Options,
+    ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+        match self.client {
+            Format::OpenAi => super::openai_to_anthropic_request(body, model, opts),
+            Format::Anthropic => super::anthropic_to_openai_request(body, model, opts),
+        }
+    }
+
+    /// The client's answer for the provider's whole (non-streamed) answer, into `out`.
+    pub fn response_into(
+        self,
+        raw: &[u8],
+        meta: &RequestMeta,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TranslateError> {
+        match self.client {
+            Format::OpenAi => super::anthropic_to_openai_response_into(raw, meta, out),
+            Format::Anthropic => super::openai_to_anthropic_response_into(raw, meta, out),
+        }
+    }
+
+    /// A provider error (`status`, body) in the client's format: the status the client gets
+    /// and the body. Same dialect: a body already in the client's shape passes unchanged.
+    pub fn error(self, status: u16, raw: &[u8]) -> (u16, Option<Vec<u8>>) {
+        match (self.client, self.provider) {
+            (Format::OpenAi, Format::Anthropic) => {
+                let (s, b) = super::anthropic_to_openai_error(status, raw);
+                (s, Some(b))
+            }
+            (Format::Anthropic, Format::OpenAi) => {
+                let (s, b) = super::openai_to_anthropic_error(status, raw);
+                (s, Some(b))
+            }
+            (client, _) => (
+                status,
+                super::same_format_error(client == Format::Anthropic, status, raw),
+            ),
+        }
+    }
+
+    /// The stream translator for this pair (None: same dialect, events pass through).
+    pub fn stream(self, meta: &RequestMeta) -> Option<StreamTranslator> {
+        match (self.client, self.provider) {
+            (Format::OpenAi, Format::Anthropic) => Some(StreamTranslator::A2O(Box::new(
+                AnthropicToOpenAiStream::new(meta),
+            ))),
+            (Format::Anthropic, Format::OpenAi) => Some(StreamTranslator::O2A(Box::new(
+                OpenAiToAnthropicStream::new(meta),
+            ))),
+            _ => None,
+        }
+    }
+
+    /// The header the client's SDK reads the provider's request id from.
+    pub fn request_id_header(self) -> &'static str {
+        match self.client {
+            Format::OpenAi => "x-request-id",
+            Format::Anthropic => "request-id",
+        }
+    }
+}
+
+/// A stream state machine turning one provider dialect's events into the other's.
+pub enum StreamTranslator {
+    /// Anthropic events → OpenAI chunks.
+    A2O(Box<AnthropicToOpenAiStream>),
+    /// OpenAI chunks → Anthropic events.
+    O2A(Box<OpenAiToAnthropicStream>),
+}
+
+impl StreamTranslator {
+    /// One provider event (`event:` name, `data:`), its translation appended to `out`.
+    pub fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
+        match self {
+            StreamTranslator::A2O(t) => t.on_event(event, data, out),
+            StreamTranslator::O2A(t) => t.on_event(event, data, out),
+        }
+    }
+
+    /// The provider's stream ended: close the client's (an error event if it ended early).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            StreamTranslator::A2O(t) => t.finish(out),
+            StreamTranslator::O2A(t) => t.finish(out),
+        }
+    }
+
+    /// The provider's stream broke: the client's error event and end.
+    pub fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        match self {
+            StreamTranslator::A2O(t) => t.fail(message, out),
+            StreamTranslator::O2A(t) => t.fail(message, out),
+        }
+    }
+
+    /// Did the client's stream end properly?
+    pub fn is_done(&self) -> bool {
+        match self {
+            StreamTranslator::A2O(t) => t.is_done(),
+            StreamTranslator::O2A(t) => t.is_done(),
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! One connection to a provider: connect (TCP, then TLS) within the provider's timeout, write
+//! a request, read the response head and body chunk by chunk through the `http1` response
+//! codec, with an adaptive read buffer (see the `upstream` module note).
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use monoio::buf::{IoBuf, IoBufMut, SliceMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::DnsCache;
+use crate::config::Provider;
+use crate::error::{Error, ErrorKind, Result, Retry};
+use crate::http1::{
+    decode_head, BodyCodec, BodyReadError, BodyStep, HeadReadError, ResponseHead,
+    MAX_RESPONSE_HEAD_BYTES,
+};
+
+type TlsStream = monoio_rustls::ClientTlsStream<TcpStream>;
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    async fn read(&mut self, buf: SliceMut<BytesMut>) -> (io::Result<usize>, SliceMut<BytesMut>) {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            // Boxed: rustls's read future is ~10x a plain read op, and an inline one would size
+            // every plain connection's task for it.
+            Stream::Tls(s) => Box::pin(s.read(buf)).await,
+        }
+    }
+
+    async fn write_all<B: IoBuf + 'static>(&mut self, buf: B) -> io::Result<()> {
+        let (res, _) = match self {
+            Stream::Plain(s) => s.write_all(buf).await,
+            Stream::Tls(s) => Box::pin(s.write_all(buf)).await,
+        };
+        res.map(|_| ())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(s) => Box::pin(s.flush()).await,
+        }
+    }
+}
+
+/// First read size of a response; doubled while reads fill the buffer, up to `MAX_READ`.
+pub const FIRST_READ: usize = 2 * 1024;
+/// Largest single read from a provider.
+pub const MAX_READ: usize = 64 * 1024;
+/// A request body up to this size is copied behind its head and sent in one write.
+pub const COALESCE_BODY_BYTES: usize = 16 * 1024;
+
+/// One connection to a provider.
+pub struct Conn {
+    stream: Stream,
+    /// The TCP socket under `stream` (TLS included), for the idle check in `Pool::take`.
+    fd: RawFd,
+    rbuf: BytesMut,
+    /// Bytes asked of the next read (adaptive, see the module note).
+    read_size: usize,
+    /// Came from the pool: a failure before any response byte may just mean the peer closed it.
+    pub(super) reused: bool,
+    /// Bytes arrived since the request was sent (interim 1xx heads included, which leave
+    /// no trace in the buffer): a retry is then no longer safe.
+    received: bool,
+    /// Requests served so far on this connection.
+    pub served: u64,
+}
+
+impl Conn {
+    /// Open a connection: resolve (cached), TCP connect with NODELAY, TLS if configured,
+    /// all within the provider's connect timeout.
+    pub async fn connect(p: &Provider, dns: &DnsCache) -> Result<Conn> {
+        match monoio::time::timeout(p.connect_timeout, Self::connect_inner(p, dns)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::new(
+                ErrorKind::ConnectTimeout,
+                format!(
+                    "connecting to provider `{}` timed out after {} ms",
+                    p.name,
+                    p.connect_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    async fn connect_inner(p: &Provider, dns: &DnsCache) -> Result<Conn> {
+        let addr = dns.resolve(&p.host, p.port).await.map_err(|e| {
+            Error::new(
+                ErrorKind::UpstreamConnect,
+                format!("cannot resolve provider `{}` host {}", p.name, p.host),
+            )
+            .with_cause(e)
+        })?;
+        let tcp = match TcpStream::connect_addr(addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                // Keep the cached address: forgetting it would make every request to a down
+                // provider pay a lookup. It expires with its TTL.
+                return Err(Error::new(
+                    ErrorKind::UpstreamConnect,
+                    format!("cannot connect to provider `{}` at {addr}", p.name),
+                )
+                .with_cause(e));
+            }
+        };
+        // Small writes (TLS records, request heads) must not wait on delayed ACKs.
+        let _ = tcp.set_nodelay(true);
+        let fd = tcp.as_raw_fd();
+        let stream = match &p.tls {
+            None => Stream::Plain(tcp),
+            Some(cfg) => {
+                let name =
+                    rustls::pki_types::ServerName::try_from(p.host.clone()).map_err(|e| {
+                        Error::new(
+                            ErrorKind::UpstreamTls,
+                            format!("invalid TLS server name {}", p.host),
+                        )
+                        .with_cause(e)
+                    })?;
+                let connector = monoio_rustls::TlsConnector::from(cfg.clone());
+                // Boxed: the handshake future is large, and inline it would size every plain
+                // connect too (5,000 streams opening at once each hold one).
+                let stream = Box::pin(connector.connect(name, tcp)).await.map_err(|e| {
+                    // TlsError's Display says only "io error"; Debug carries the reason.
+                    Error::new(
+                        ErrorKind::UpstreamTls,
+                        format!("TLS handshake with provider `{}` failed: {e:?}", p.name),
+                    )
+                })?;
+                Stream::Tls(Box::new(stream))
+            }
+        };
+        Ok(Conn {
+            stream,
+            fd,
+            rbuf: BytesMut::new(),
+            read_size: FIRST_READ,
+            reused: false,
+            received: false,
+            served: 0,
+        })
+    }
+
+    /// Was this connection taken from the pool?
+    pub fn is_reused(&self) -> bool {
+        self.reused
+    }
+
+    fn io_error(&self, what: &str, e: impl std::error::Error + 'static) -> Error {
+        // A pooled connection the peer closed fails exactly like this; a fresh one may not.
+        let retry = if self.reused {
+            Retry::ReusedOnly
+        } else {
+            Retry::No
+        };
+        Error::new(
+            ErrorKind::UpstreamReset,
+            format!("provider connection failed while {what}"),
+        )
+        .with_cause(e)
+        .with_retry(retry)
+    }
+
+    /// Read more of the response into the read buffer. Ok(0) = the provider closed.
+    async fn fill(&mut self) -> io::Result<usize> {
+        // Aim for `read_size` of room; a partial frame at the front is kept, and a buffer no
+        // longer shared with relayed chunks is reused in place rather than reallocated.
+        let want = self.read_size.max(self.rbuf.len() * 2);
+        if self.rbuf.capacity() - self.rbuf.len() < want / 4 {
+            self.rbuf.reserve(want - self.rbuf.len());
+        }
+        let buf = std::mem::take(&mut self.rbuf);
+        let (len, cap) = (buf.len(), buf.capacity());
+        let (res, slice) = self.stream.read(buf.slice_mut(len..cap)).await;
+        self.rbuf = slice.into_inner();
+        if res.as_ref().is_ok_and(|&n| n > 0) {
+            self.received = true;
+        }
+        if res.as_ref().is_ok_and(|&n| n == cap - len) {
+            // The read filled all the room it had: more is likely waiting.
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
+        res
+    }
+
+    /// Send a request: `head` from `http1::write_request_head`, then `body`. A provider that
+    /// stops accepting bytes for `timeout` fails the request instead of holding it forever.
+    pub async fn send(&mut self, mut head: Vec<u8>, body: Bytes, timeout: Duration) -> Result<()> {
+        // A new response starts small again: a connection that once carried a bulk body may
+        // carry a slow stream next.
+        self.read_size = FIRST_READ;
+        self.received = false;
+        let send = async {
+            if body.len() <= COALESCE_BODY_BYTES {
+                head.extend_from_slice(&body);
+                self.stream.write_all(head).await?;
+            } else {
+                self.stream.write_all(head).await?;
+                self.stream.write_all(body).await?;
+            }
+            self.stream.flush().await
+        };
+        match monoio::time::timeout(timeout, send).await {
+            Ok(r) => r.map_err(|e| self.io_error("sending the request", e)),
+            Err(_) => Err(Error::new(
+                ErrorKind::FirstByteTimeout,
+                format!(
+                    "provider did not accept the request within {} ms",
+                    timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    async fn next_head(&mut self) -> std::result::Result<Option<ResponseHead>, HeadReadError> {
+        loop {
+            if !self.rbuf.is_empty() {
+                if let Some(head) = decode_head(&mut self.rbuf)? {
+                    return Ok(Some(head));
+                }
+            }
+            if self.fill().await? == 0 {
+                if self.rbuf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(HeadReadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed in the middle of the response head",
+                )));
+            }
+        }
+    }
+
+    /// Wait for the final response head (interim 1xx heads are skipped).
+    pub async fn read_head(&mut self, timeout: Duration) -> Result<ResponseHead> {
+        let res = monoio::time::timeout(timeout, self.next_head()).await;
+        // Nothing at all came back: a pooled connection the provider had already closed.
+        let stale = if self.reused && !self.received {
+            Retry::ReusedOnly
+        } else {
+            Retry::No
+        };
+        match res {
+            Err(_) => Err(Error::new(
+                ErrorKind::FirstByteTimeout,
+                format!(
+                    "provider sent no response within {} ms",
+                    timeout.as_millis()
+                ),
+            )),
+            Ok(Ok(None)) => Err(Error::new(
+                ErrorKind::UpstreamReset,
+                "provider closed the connection before responding",
+            )
+            .with_retry(stale)),
+            Ok(Ok(Some(head))) => Ok(head),
+            Ok(Err(HeadReadError::Io(e))) => {
+                let reset = matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::UnexpectedEof
+                );
+                Err(Error::new(
+                    ErrorKind::UpstreamReset,
+                    "provider connection failed before responding",
+                )
+                .with_cause(e)
+                .with_retry(if reset { stale } else { Retry::No }))
+            }
+            Ok(Err(HeadReadError::TooLarge)) => Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider response head exceeds {MAX_RESPONSE_HEAD_BYTES} bytes"),
+            )),
+            Ok(Err(HeadReadError::Malformed(why))) => Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider sent an invalid response head: {why}"),
+            )),
+        }
+    }
+
+    async fn next_chunk(
+        &mut self,
+        body: &mut BodyCodec,
+    ) -> std::result::Result<Option<Bytes>, BodyReadError> {
+        loop {
+            match body.decode(&mut self.rbuf)? {
+                BodyStep::Data(d) => return Ok(Some(d)),
+                BodyStep::End => return Ok(None),
+                BodyStep::NeedMore => {}
+            }
+            if self.fill().await? == 0 {
+                return match body.decode_eof(&mut self.rbuf)? {
+                    BodyStep::Data(d) => Ok(Some(d)),
+                    _ => Ok(None),
+                };
+            }
+        }
+    }
+
+    /// The next body chunk (`None` at the end), or an error after `idle` of silence.
+    pub async fn read_chunk(
+        &mut self,
+        body: &mut BodyCodec,
+        idle: Duration,
+    ) -> Result<Option<Bytes>> {
+        if body.is_done() {
+            return Ok(None);
+        }
+        match monoio::time::timeout(idle, self.next_chunk(body)).await {
+            Err(_) => Err(Error::new(
+                ErrorKind::IdleTimeout,
+                format!(
+                    "provider went silent for {} ms mid-response",
+                    idle.as_millis()
+                ),
+            )),
+            Ok(Ok(item)) => Ok(item),
+            Ok(Err(BodyReadError::Framing(e))) => Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider sent a malformed chunked body ({e:?})"),
+            )),
+            Ok(Err(e)) => Err(Error::new(
+                ErrorKind::UpstreamReset,
+                "provider connection broke mid-response",
+            )
+            .with_cause(io::Error::other(e.to_string()))),
+        }
+    }
+
+    /// May this connection carry another request? Only when nothing beyond the response
+    /// arrived: stray bytes would be read as the next response's head.
+    pub(super) fn is_clean(&self) -> bool {
+        self.rbuf.is_empty()
+    }
+
+    /// Has the provider stayed silent since the last response? Bytes that arrived on an idle
+    /// connection (a stray response, a 408 on its idle timeout) would be read as the next
+    /// request's response, and an EOF means it is closed: either way it must not be used.
+    /// One non-blocking peek, no buffer: nginx likewise closes idle upstream connections on
+    /// any read event.
+    pub(super) fn is_quiet(&self) -> bool {
+        let mut probe = [0u8; 1];
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        matches!(
+            nix::sys::socket::recv(self.fd, &mut probe, flags),
+            Err(nix::errno::Errno::EAGAIN)
+        )
+    }
+
+    /// Going idle: the read buffer is let go (it may have grown for a bulk response); the next
+    /// response starts a small one.
+    pub(super) fn park(&mut self) {
+        // Unconditionally: after `split_to`, `capacity()` shows only the unused tail, yet
+        // the buffer keeps (and `reserve` reclaims) its whole allocation, up to 64 KiB.
+        self.rbuf = BytesMut::new();
+    }
+}

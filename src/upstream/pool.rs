@@ -1,0 +1,67 @@
+//! Per-worker idle provider connections, kept per provider name (a reload that reorders or
+//! adds providers keeps every name's connections apart).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::Conn;
+
+/// Per-worker idle connections, one LIFO stack per provider (keyed by
+/// `Provider::pool_key`: name and address): the most recently used connection is the
+/// likeliest to still be open.
+pub struct Pool {
+    idle: RefCell<HashMap<String, Vec<(Conn, Instant)>>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
+        Pool {
+            idle: RefCell::new(HashMap::new()),
+            max_idle,
+            idle_timeout,
+        }
+    }
+
+    /// Take an idle connection to `provider`, dropping any that idled too long or that the
+    /// provider closed or wrote to while it sat idle.
+    pub fn take(&self, key: &str) -> Option<Conn> {
+        let mut idle = self.idle.borrow_mut();
+        let stack = idle.get_mut(key)?;
+        let now = Instant::now();
+        while let Some((mut conn, since)) = stack.pop() {
+            if now.duration_since(since) < self.idle_timeout && conn.is_quiet() {
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Return a connection whose response was fully read (one with stray bytes after the
+    /// response is dropped instead).
+    pub fn put(&self, key: &str, mut conn: Conn) {
+        if !conn.is_clean() || self.max_idle == 0 {
+            return;
+        }
+        conn.park();
+        let mut idle = self.idle.borrow_mut();
+        let stack = match idle.get_mut(key) {
+            Some(stack) => stack,
+            None => idle.entry(key.to_owned()).or_default(),
+        };
+        if stack.len() >= self.max_idle && !stack.is_empty() {
+            // Drop the oldest: it is the likeliest to be closed by the peer next.
+            stack.remove(0);
+        }
+        stack.push((conn, Instant::now()));
+    }
+
+    /// Idle connections held (all providers).
+    pub fn idle_count(&self) -> usize {
+        self.idle.borrow().values().map(Vec::len).sum()
+    }
+}
