@@ -24,8 +24,9 @@ USAGE:
       127.0.0.1:0). Refuses to start on an address another process listens on, unless
       --reuse-port (or server.reuse_port = true) asks to share it, as a zero-downtime restart does.
   ringway mock-upstream [--listen ADDR] [--ttft-ms N] [--itl-ms N] [--tls-cert PEM --tls-key PEM]
-                        [--driver auto|io_uring|epoll]
-      Run the deterministic provider simulator (both wire formats).
+                        [--driver auto|io_uring|epoll] [--faults JSON]
+      Run the deterministic provider simulator (both wire formats). --faults starts it with a
+      per-model fault table, e.g. '{\"model-a\":\"reset\"}' (see POST /mock/faults).
   ringway check --config FILE
       Validate a config and print the resolved routing table.
 ";
@@ -133,6 +134,7 @@ fn serve(mut args: Args) -> Result<(), String> {
                 },
                 tls: None,
                 driver: driver.unwrap_or(Driver::Auto),
+                faults: mock::fault::FaultTable::default(),
             })?;
             ringway::log::info(format_args!("built-in mock provider on http://{addr}"));
             mock_thread = Some(t);
@@ -198,6 +200,11 @@ fn mock_upstream(mut args: Args) -> Result<(), String> {
     let cert = args.flag("--tls-cert")?;
     let key = args.flag("--tls-key")?;
     let driver = parse_driver(args.flag("--driver")?)?.unwrap_or(Driver::Auto);
+    let faults = match args.flag("--faults")? {
+        None => mock::fault::FaultTable::default(),
+        Some(json) => mock::fault::FaultTable::from_json(json.as_bytes())
+            .map_err(|e| format!("--faults: {e}"))?,
+    };
     args.finish()?;
     let tls = match (cert, key) {
         (Some(c), Some(k)) => Some((c, k)),
@@ -210,6 +217,7 @@ fn mock_upstream(mut args: Args) -> Result<(), String> {
         defaults: Defaults { ttft, inter_token },
         tls,
         driver,
+        faults,
     })?;
     ringway::log::info(format_args!("mock provider listening on {scheme}://{addr}"));
     let _ = t.join();

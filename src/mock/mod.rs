@@ -1,12 +1,23 @@
 //! `ringway mock-upstream`: a deterministic provider simulator speaking both wire formats.
-//! `script` decides what to send (pure); this module performs it over real sockets, records
-//! what it received (`GET /mock/requests`), and tags responses with connection numbers so tests
-//! can see keep-alive reuse.
+//! `script` decides what to send (pure); `fault` reshapes that for per-target faults (pure);
+//! this module performs it over real sockets, records what it received, and tags responses with
+//! connection numbers so tests can see keep-alive reuse.
+//!
+//! Control endpoints (never recorded, never faulted):
+//!
+//! | endpoint | effect |
+//! |---|---|
+//! | `GET /mock/requests` | the last [`RECORDED_REQUESTS`] requests: `conn`, `seq`, `path`, `headers`, `body`, `model`, `answered` |
+//! | `DELETE /mock/requests` | clears the record and the counts |
+//! | `GET /mock/counts` | `{"<model>": {"requests": N, "<answered>": N, …}}` over the mock's life |
+//! | `GET /mock/faults` | the fault table, `{"<model>": "<fault>"}` |
+//! | `POST /mock/faults` | replaces the fault table (400 and no change when an entry is bad) |
 
+pub mod fault;
 pub mod script;
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -18,6 +29,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use crate::config::{Driver, ServerConfig};
 use crate::downstream::{ClientConn, HeadOutcome};
 use crate::http1::{self, ResponseBody};
+use fault::{Answered, Fault, FaultTable};
 use script::{Defaults, Step};
 
 /// Requests remembered for `GET /mock/requests`.
@@ -26,6 +38,11 @@ pub const RECORDED_REQUESTS: usize = 256;
 pub const RECORDED_BODY_BYTES: usize = 256 * 1024;
 /// How long a `Stall` holds a connection before giving up on it.
 pub const STALL_FOR: Duration = Duration::from_secs(3600);
+/// Distinct models `GET /mock/counts` keeps; requests for further models are not counted.
+pub const COUNTED_MODELS: usize = 4096;
+/// Longest model name counted or recorded whole (longer names are cut in the record and not
+/// counted): the demo mock is reachable by any client of `serve`.
+pub const MODEL_NAME_BYTES: usize = 1024;
 
 /// How to run the mock.
 #[derive(Clone)]
@@ -38,12 +55,23 @@ pub struct MockOptions {
     pub tls: Option<(String, String)>,
     /// Driver for the mock's runtime.
     pub driver: Driver,
+    /// The fault table to start with (`--faults`).
+    pub faults: FaultTable,
 }
 
 struct MockState {
     defaults: Defaults,
     conns: Cell<u64>,
     recorded: RefCell<VecDeque<serde_json::Value>>,
+    faults: RefCell<FaultTable>,
+    counts: RefCell<BTreeMap<String, ModelCounts>>,
+}
+
+/// One model's line in `GET /mock/counts`.
+#[derive(Default)]
+struct ModelCounts {
+    requests: u64,
+    answered: BTreeMap<String, u64>,
 }
 
 /// Start the mock on its own thread; returns the bound address once it listens.
@@ -69,6 +97,8 @@ pub fn spawn(opts: MockOptions) -> Result<(SocketAddr, std::thread::JoinHandle<(
                     defaults: opts.defaults,
                     conns: Cell::new(0),
                     recorded: RefCell::new(VecDeque::new()),
+                    faults: RefCell::new(opts.faults),
+                    counts: RefCell::new(BTreeMap::new()),
                 });
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
@@ -180,10 +210,9 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             ("x-mock-seq", seq.to_string()),
         ];
 
-        if head.path() == "/mock/requests" {
-            let list: Vec<serde_json::Value> = state.recorded.borrow().iter().cloned().collect();
-            let body = serde_json::to_vec(&list).unwrap_or_default();
-            if write_simple(&mut conn, 200, &tags, &body, head.keep_alive())
+        if let Some((status, reply)) = control(state, head.method_str(), head.path(), &body) {
+            let reply = serde_json::to_vec(&reply).unwrap_or_default();
+            if write_simple(&mut conn, status, &tags, &reply, head.keep_alive())
                 .await
                 .is_err()
             {
@@ -191,8 +220,16 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             }
             continue;
         }
-        record(state, &head, &body, conn_no, seq);
+        let model = fault::model_of(&body);
         let Some(api) = script::api_for_path(head.path()) else {
+            record(
+                state,
+                &head,
+                &body,
+                (conn_no, seq),
+                model,
+                Answered::Status(404),
+            );
             let body = br#"{"error":{"message":"mock: unknown path","type":"invalid_request_error","param":null,"code":null}}"#;
             if write_simple(&mut conn, 404, &tags, body, head.keep_alive())
                 .await
@@ -202,8 +239,22 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             }
             continue;
         };
+        let fault = if head.path().starts_with("/mock/") {
+            Fault::None
+        } else {
+            state.faults.borrow().lookup(model.as_deref()).clone()
+        };
+        let steps = fault::plan(&fault, api, &body, &state.defaults);
+        record(
+            state,
+            &head,
+            &body,
+            (conn_no, seq),
+            model,
+            fault::answered(&steps),
+        );
         let mut chunked = false;
-        for step in script::plan(api, &body, &state.defaults) {
+        for step in steps {
             let ok = match step {
                 Step::Head {
                     status,
@@ -272,6 +323,12 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                         true
                     }
                 }
+                Step::Raw(bytes) => {
+                    conn.wbuf.clear();
+                    conn.wbuf.extend_from_slice(&bytes);
+                    conn.flush().await.is_ok()
+                }
+                Step::Close => return,
             };
             if !ok {
                 return;
@@ -305,7 +362,61 @@ async fn write_simple<S: AsyncReadRent + AsyncWriteRent>(
     conn.flush().await
 }
 
-fn record(state: &MockState, head: &http1::RequestHead, body: &[u8], conn: u64, seq: u64) {
+/// Answers the mock's own endpoints (`None`: not one of them): status and JSON body.
+fn control(
+    state: &MockState,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Option<(u16, serde_json::Value)> {
+    let ok = || serde_json::json!({"ok": true});
+    let reply = match (path, method) {
+        ("/mock/requests", "DELETE") => {
+            state.recorded.borrow_mut().clear();
+            state.counts.borrow_mut().clear();
+            (200, ok())
+        }
+        ("/mock/requests", _) => {
+            let list: Vec<serde_json::Value> = state.recorded.borrow().iter().cloned().collect();
+            (200, serde_json::Value::Array(list))
+        }
+        ("/mock/counts", _) => {
+            let counts = state
+                .counts
+                .borrow()
+                .iter()
+                .map(|(model, c)| {
+                    let mut line = serde_json::Map::new();
+                    line.insert("requests".into(), c.requests.into());
+                    for (answered, n) in &c.answered {
+                        line.insert(answered.clone(), (*n).into());
+                    }
+                    (model.clone(), serde_json::Value::Object(line))
+                })
+                .collect();
+            (200, serde_json::Value::Object(counts))
+        }
+        ("/mock/faults", "POST" | "PUT") => match FaultTable::from_json(body) {
+            Ok(table) => {
+                *state.faults.borrow_mut() = table;
+                (200, ok())
+            }
+            Err(e) => (400, e.to_json()),
+        },
+        ("/mock/faults", _) => (200, state.faults.borrow().to_json()),
+        _ => return None,
+    };
+    Some(reply)
+}
+
+fn record(
+    state: &MockState,
+    head: &http1::RequestHead,
+    body: &[u8],
+    (conn, seq): (u64, u64),
+    model: Option<String>,
+    answered: Answered,
+) {
     let headers: serde_json::Map<String, serde_json::Value> = head
         .headers()
         .map(|(n, v)| {
@@ -322,10 +433,29 @@ fn record(state: &MockState, head: &http1::RequestHead, body: &[u8], conn: u64, 
         "headers": headers,
         // Bounded: the demo mock runs inside `serve`, reachable by any client.
         "body": String::from_utf8_lossy(body.get(..RECORDED_BODY_BYTES).unwrap_or(body)),
+        "model": model.as_deref().map(|m| cut(m, MODEL_NAME_BYTES)),
+        "answered": answered.to_json(),
     });
+    if let Some(model) = model.filter(|m| m.len() <= MODEL_NAME_BYTES) {
+        let mut counts = state.counts.borrow_mut();
+        if counts.len() < COUNTED_MODELS || counts.contains_key(&model) {
+            let line = counts.entry(model).or_default();
+            line.requests += 1;
+            *line.answered.entry(answered.key()).or_default() += 1;
+        }
+    }
     let mut rec = state.recorded.borrow_mut();
     if rec.len() >= RECORDED_REQUESTS {
         rec.pop_front();
     }
     rec.push_back(entry);
+}
+
+/// `text` cut to at most `max` bytes on a char boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
 }

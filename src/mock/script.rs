@@ -160,6 +160,11 @@ pub enum Step {
     Stall,
     /// Finish the body normally (last-chunk when chunked; nothing more with Content-Length).
     End,
+    /// Write these bytes as they are (no chunk framing, no head needed) and flush: for
+    /// answers that are not HTTP at all.
+    Raw(Bytes),
+    /// Close the connection normally (FIN) now, whatever was or was not written.
+    Close,
 }
 
 /// Which provider endpoint a request path names.
@@ -1439,6 +1444,20 @@ fn error_response(api: Api, ids: &Ids, status: u16, text: &ErrorText<'_>) -> Vec
         }
     };
     fixed_with_headers(status, headers, body.into_bytes(), Duration::ZERO)
+}
+
+/// The provider's error reply with `status`, as `mock:status=` gives it (per-target faults
+/// build on it; 429 carries `retry-after: 1`).
+pub(crate) fn status_reply(api: Api, body: &[u8], status: u16) -> Vec<Step> {
+    error_response(api, &Ids::new(body), status, &ErrorText::Status)
+}
+
+/// The provider's in-stream error event, as `mock:midstream_error` ends a stream with it.
+pub(crate) fn stream_error_event(api: Api, body: &[u8]) -> Bytes {
+    Bytes::from(match api {
+        Api::OpenAiChat => openai_error_frame(),
+        _ => anthropic_error_frame(&Ids::new(body)),
+    })
 }
 
 fn anthropic_status_error(status: u16) -> (&'static str, String) {
