@@ -109,8 +109,8 @@ fn unix_now() -> u64 {
 pub(super) enum Body<'c> {
     /// An event stream, primed up to its first content event when a fallback was possible.
     Stream(Box<Stream>),
-    /// A same-dialect body relayed as read.
-    Plain(BodyCodec),
+    /// A same-dialect body relayed as read (`prefix`: what was read before commit).
+    Plain { codec: BodyCodec, prefix: Vec<u8> },
     /// Read whole (and rendered in the client's dialect) already; `json`: the body is ours,
     /// so its content type is JSON whatever the provider said.
     Whole {
@@ -216,6 +216,7 @@ pub(super) async fn run<'c>(
     ex: &Exchange<'_>,
     req: &Admitted,
     prepared: &Prepared,
+    target: &Target,
     provider: &'c Provider,
     pair: Pair,
     policy: &Policy,
@@ -248,8 +249,11 @@ pub(super) async fn run<'c>(
     };
     let sent = Instant::now();
     let remaining = deadline.saturating_duration_since(sent);
-    let exchanged =
-        monoio::time::timeout(remaining, exchange(ctx, provider, ex, path, body.clone())).await;
+    let exchanged = monoio::time::timeout(
+        remaining,
+        exchange(ctx, target, provider, ex, path, body.clone()),
+    )
+    .await;
     let (mut up, head) = match exchanged {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return Err(Miss::from_error(e)),
@@ -348,12 +352,53 @@ pub(super) async fn run<'c>(
     }
 
     let Some(meta_ref) = meta.as_deref().filter(|_| !pair.is_passthrough()) else {
+        // Same dialect. While another target could still serve, an answer up to
+        // MAX_HELD_ANSWER_BYTES is read whole before commit, so a provider that breaks
+        // mid-body costs a fallback, not a truncated answer; beyond that (or with nothing
+        // left to fall back to) it is relayed as it is read.
+        let mut prefix = Vec::new();
+        let mut charge = ctx.buffers.charge();
+        if next.other_target {
+            match read_upto(&mut up, &mut codec, provider, &mut charge).await {
+                Ok(read) => prefix = read,
+                Err(e) => {
+                    let terminal = e.kind() == ErrorKind::BufferBudget;
+                    return Err(Miss {
+                        reason: if terminal {
+                            "gateway"
+                        } else {
+                            "reset_mid_body"
+                        },
+                        same_target: false,
+                        terminal,
+                        ..Miss::from_error(e)
+                    });
+                }
+            }
+            if codec.is_done() {
+                return Ok(Answer {
+                    provider,
+                    pair,
+                    status,
+                    up: Some((up, head)),
+                    body: Body::Whole {
+                        bytes: prefix,
+                        json: false,
+                        codec: Some(codec),
+                        charge,
+                    },
+                    meta,
+                    ttfb,
+                    healthy: true,
+                });
+            }
+        }
         return Ok(Answer {
             provider,
             pair,
             status,
             up: Some((up, head)),
-            body: Body::Plain(codec),
+            body: Body::Plain { codec, prefix },
             meta,
             ttfb,
             healthy: true,
@@ -452,6 +497,33 @@ fn deadline_error(policy: &Policy) -> Error {
             policy.request_timeout.as_millis()
         ),
     )
+}
+
+/// Largest same-dialect answer held whole before commit (so a break mid-body can still fall
+/// back); a larger one is relayed as read.
+pub const MAX_HELD_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// Read a same-dialect body until it ends or [`MAX_HELD_ANSWER_BYTES`] are held (charged to
+/// the worker's budget); `codec.is_done()` tells which.
+async fn read_upto(
+    up: &mut Conn,
+    codec: &mut BodyCodec,
+    provider: &Provider,
+    charge: &mut Charge<'_>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while out.len() < MAX_HELD_ANSWER_BYTES {
+        match up.read_chunk(codec, provider.idle_timeout).await? {
+            Some(d) => {
+                if !charge.resize(out.len() + d.len()) {
+                    return Err(charge.exhausted());
+                }
+                out.extend_from_slice(&d);
+            }
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// The first [`MAX_ERROR_BODY_BYTES`] of a provider's error body (all of it, normally). A
@@ -559,6 +631,7 @@ fn refusal(charge: &Charge<'_>, n: usize) -> Error {
 /// connection; any other failure goes back to the failover loop, which decides.
 async fn exchange(
     ctx: &Ctx,
+    target: &Target,
     provider: &Provider,
     ex: &Exchange<'_>,
     path: &str,
@@ -571,6 +644,7 @@ async fn exchange(
         Some(c) => c,
         None => connect(ctx, provider).await?,
     };
+    count_send(ctx, ex, target);
     match send_and_read_head(&mut up, provider, req, body.clone()).await {
         Ok(head) => Ok((up, head)),
         Err(e) if e.retry() == Retry::ReusedOnly => {
@@ -578,11 +652,18 @@ async fn exchange(
             // Rebuilt, not cloned up front: the retry is rare, the request runs every time.
             let req = upstream_request(provider, ex, path, body.len())?;
             let mut fresh = connect(ctx, provider).await?;
+            count_send(ctx, ex, target);
             let head = send_and_read_head(&mut fresh, provider, req, body).await?;
             Ok((fresh, head))
         }
         Err(e) => Err(e),
     }
+}
+
+/// One more request sent to `target` (counted before the send, whatever becomes of it).
+fn count_send(ctx: &Ctx, ex: &Exchange<'_>, target: &Target) {
+    ex.sends.set(ex.sends.get().saturating_add(1));
+    ctx.metrics.attempt(&target.key);
 }
 
 /// A new provider connection. Boxed: connecting (TLS handshake, connect timer) is the largest

@@ -196,7 +196,6 @@ async fn attempts<'c>(
     let targets = resolved.targets();
     let deadline = ex.started + policy.request_timeout;
     let candidates = ctx.health.candidates(targets, policy, Instant::now());
-    let mut sends = 0u32;
     let mut last: Option<Miss<'c>> = None;
     let mut skipped_open = 0usize;
     for (pos, cand) in candidates.iter().enumerate() {
@@ -236,13 +235,11 @@ async fn attempts<'c>(
                 same_target: more_same && in_time,
                 other_target: more_targets && in_time,
             };
-            sends += 1;
-            ex.set_attempts(sends);
-            ctx.metrics.attempt(&target.key);
             let outcome = attempt::run(
-                ctx, ex, req, &prepared, provider, pair, policy, next, deadline,
+                ctx, ex, req, &prepared, target, provider, pair, policy, next, deadline,
             )
             .await;
+            ex.note_attempts();
             let miss = match outcome {
                 Ok(answer) => {
                     if answer.healthy {
@@ -265,8 +262,12 @@ async fn attempts<'c>(
             }
             ctx.metrics.fallback(&target.key, miss.reason);
             crate::log::warn(format_args!(
-                "{} attempt {sends} on `{}` missed ({}): {}",
-                ex.request_id, target.key, miss.reason, miss.error
+                "{} attempt {} on `{}` missed ({}): {}",
+                ex.request_id,
+                ex.sends.get(),
+                target.key,
+                miss.reason,
+                miss.error
             ));
             let terminal = miss.terminal;
             let wait = (miss.same_target && more_same)
@@ -422,7 +423,7 @@ async fn commit_and_pump<S: Transport>(
             }
             Ok(())
         }
-        Body::Plain(mut codec) => {
+        Body::Plain { mut codec, prefix } => {
             let Some((mut conn_up, head)) = up else {
                 return Err(
                     Error::new(ErrorKind::Internal, "a relayed body without a provider").into(),
@@ -449,6 +450,8 @@ async fn commit_and_pump<S: Transport>(
             // The head is written: let it go, it pins the first upstream read buffer.
             drop(head);
             let chunked = body_kind == ResponseBody::Chunked;
+            pump::frame(&mut conn.wbuf, &prefix, chunked);
+            drop(prefix);
             if codec.is_done() {
                 // No body: the head goes out alone.
                 conn.flush().await.map_err(|_| Failure::AfterResponse)?;

@@ -17,6 +17,8 @@ pub(super) struct Exchange<'h> {
     pub keep_alive: Cell<bool>,
     /// `(provider, upstream model)` of the latest attempt.
     pub routed: Option<(String, String)>,
+    /// Requests sent to providers (a stale pooled connection's resend included).
+    pub sends: Cell<u32>,
     /// The same, as the `x-ringway-attempts` value (empty: none yet).
     attempts_text: String,
     /// Metrics label of the endpoint.
@@ -44,6 +46,7 @@ impl<'h> Exchange<'h> {
             request_id,
             keep_alive: Cell::new(head.keep_alive()),
             routed: None,
+            sends: Cell::new(0),
             attempts_text: String::new(),
             endpoint,
             started: Instant::now(),
@@ -54,9 +57,9 @@ impl<'h> Exchange<'h> {
         }
     }
 
-    /// Record the number of provider sends made so far.
-    pub fn set_attempts(&mut self, n: u32) {
-        self.attempts_text = n.to_string();
+    /// Render the number of provider sends made so far for `x-ringway-attempts`.
+    pub fn note_attempts(&mut self) {
+        self.attempts_text = self.sends.get().to_string();
     }
 
     /// Headers every response carries.

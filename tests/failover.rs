@@ -1,0 +1,525 @@
+//! Failover through the real binary: a fault matrix over three targets on the mock (faults on
+//! one or two of them) × streaming or not × same-format or translated, the client's opt-out,
+//! the deadline when no target is healthy, and the circuit breaker.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// The faults of the matrix, as the mock names them (`refused` is a target on a closed port).
+const FAULTS: &[&str] = &[
+    "refused",
+    "reset",
+    "reset_midstream",
+    "reset_before_content",
+    "stall",
+    "slow_first_token=3000",
+    "status=429,retry_after_ms=50",
+    "status=503",
+    "status=529",
+    "garbage",
+    "error_event",
+];
+
+fn set_faults(mock: &Proc, table: &Value) {
+    let r = request(mock.addr, &post("/mock/faults", &[], &table.to_string()));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+fn clear_records(mock: &Proc) {
+    let raw = b"DELETE /mock/requests HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n";
+    assert_eq!(request(mock.addr, raw).status, 200);
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A gateway (one worker: breaker state is the worker's) with providers `oa` (openai), `an`
+/// (anthropic) on the mock, `dead` (openai) and `deadan` (anthropic) on a closed port, and
+/// `extra` routes.
+fn gateway_for(mock: &Proc, extra: &str) -> Proc {
+    let dead = closed_port();
+    gateway(&format!(
+        r#"[server]
+workers = 1
+
+[upstream]
+first_byte_timeout_ms = 400
+
+[[provider]]
+name = "oa"
+kind = "openai"
+base_url = "http://{m}/v1"
+
+[[provider]]
+name = "an"
+kind = "anthropic"
+base_url = "http://{m}"
+
+[[provider]]
+name = "dead"
+kind = "openai"
+base_url = "http://127.0.0.1:{dead}/v1"
+
+[[provider]]
+name = "deadan"
+kind = "anthropic"
+base_url = "http://127.0.0.1:{dead}"
+
+{extra}
+"#,
+        m = mock.addr
+    ))
+}
+
+/// The matrix route: three targets of `kind` ("oa" or "an"), models `<tag>-1..3`; target 1
+/// or 2 on the closed port when the case is `refused`.
+fn matrix_route(tag: &str, kind: &str, refused: usize) -> String {
+    let dead = if kind == "oa" { "dead" } else { "deadan" };
+    let t = |i: usize| {
+        let p = if i <= refused { dead } else { kind };
+        format!("\"{p}/{tag}-{i}\"")
+    };
+    format!(
+        r#"[[route]]
+model = "{tag}"
+targets = [{}, {}, {}]
+first_token_timeout_ms = 400
+request_timeout_ms = 20000
+breaker_failures = 0
+backoff_base_ms = 5
+backoff_max_ms = 20
+"#,
+        t(1),
+        t(2),
+        t(3)
+    )
+}
+
+/// Requests the mock saw for one gateway request id, by upstream model: what it answered
+/// each time (a status, or a fault name), in order.
+fn seen_by_model(mock: &Proc, request_id: &str) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in mock_requests(mock) {
+        if r["headers"]["x-ringway-request-id"] == request_id {
+            let model = r["model"].as_str().unwrap_or("?").to_owned();
+            out.entry(model).or_default().push(r["answered"].clone());
+        }
+    }
+    out
+}
+
+/// Run the matrix for one route kind and one streaming mode.
+fn matrix(kind: &str, stream: bool) {
+    let m = mock(&[]);
+    let tag = format!("mx-{kind}-{}", if stream { "s" } else { "n" });
+    let mut routes = String::new();
+    for refused in 0..=2 {
+        routes.push_str(&matrix_route(&format!("{tag}{refused}"), kind, refused));
+    }
+    let g = gateway_for(&m, &routes);
+    let mut checked = 0;
+    for fault in FAULTS {
+        for faulted in 1..=2usize {
+            let refused = if *fault == "refused" { faulted } else { 0 };
+            let route = format!("{tag}{refused}");
+            let mut table = serde_json::Map::new();
+            if *fault != "refused" {
+                for i in 1..=faulted {
+                    table.insert(format!("{route}-{i}"), Value::from(*fault));
+                }
+            }
+            set_faults(&m, &Value::Object(table));
+            clear_records(&m);
+            let case = format!("{kind} stream={stream} fault={fault} on {faulted} target(s)");
+            let started = Instant::now();
+            let r = chat_openai(g.addr, &route, "hello there", stream);
+            let took = started.elapsed();
+            let id = r
+                .header("x-ringway-request-id")
+                .unwrap_or_default()
+                .to_owned();
+            let seen = seen_by_model(&m, &id);
+            let attempts: usize = r
+                .header("x-ringway-attempts")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0);
+            // Never twice on a target that already answered 2xx.
+            for (model, answers) in &seen {
+                let ok_at: Vec<usize> = answers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| a.as_u64().is_some_and(|s| (200..300).contains(&s)))
+                    .map(|(i, _)| i)
+                    .collect();
+                assert!(
+                    ok_at.len() <= 1 && ok_at.iter().all(|i| *i + 1 == answers.len()),
+                    "{case}: {model} saw the request again after answering it: {answers:?}"
+                );
+            }
+            let mock_sends: usize = seen.values().map(Vec::len).sum();
+            assert!(
+                attempts >= mock_sends && attempts > 0,
+                "{case}: x-ringway-attempts {attempts}, mock saw {mock_sends}: {seen:?}"
+            );
+            if *fault == "reset_midstream" && stream {
+                // Content reached the client before the break: too late to fall back. The
+                // client gets the content, then its dialect's error event, and no other target
+                // is asked.
+                assert_eq!(r.status, 200, "{case}");
+                let events = sse_events(&r.body);
+                let last = &events.last().expect("events").1;
+                assert!(last.contains("\"error\""), "{case}: {}", r.text());
+                assert_eq!(
+                    r.header("x-ringway-model"),
+                    Some(&*format!("{route}-1")),
+                    "{case}"
+                );
+                assert_eq!(seen.len(), 1, "{case}: {seen:?}");
+                checked += 1;
+                continue;
+            }
+            let healthy = format!("{route}-{}", faulted + 1);
+            assert_eq!(r.status, 200, "{case}: {}", r.text());
+            assert_eq!(r.header("x-ringway-model"), Some(&*healthy), "{case}");
+            if stream {
+                let text = r.text();
+                assert!(text.contains("[DONE]"), "{case}: {text}");
+                assert!(!text.contains("\"error\""), "{case}: {text}");
+            } else {
+                let v = r.json();
+                assert!(
+                    v["choices"][0]["message"]["content"].is_string(),
+                    "{case}: {v}"
+                );
+            }
+            // The healthy target got the request exactly once.
+            assert_eq!(
+                seen.get(&healthy).map(Vec::len),
+                Some(1),
+                "{case}: {seen:?}"
+            );
+            assert!(took < Duration::from_secs(10), "{case}: took {took:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, FAULTS.len() * 2);
+}
+
+#[test]
+fn fault_matrix_same_format_non_streaming() {
+    matrix("oa", false);
+}
+
+#[test]
+fn fault_matrix_same_format_streaming() {
+    matrix("oa", true);
+}
+
+#[test]
+fn fault_matrix_translated_non_streaming() {
+    matrix("an", false);
+}
+
+#[test]
+fn fault_matrix_translated_streaming() {
+    matrix("an", true);
+}
+
+#[test]
+fn a_fallback_crosses_formats_and_retries_honour_retry_after() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "x"
+targets = ["oa/x-1", "an/x-2"]
+retries = 2
+backoff_base_ms = 5
+"#,
+    );
+    // Two 429s with a 300 ms hint, then the first target answers: the gateway waited.
+    set_faults(
+        &m,
+        &serde_json::json!({"x-1": "status=429,retry_after_ms=300"}),
+    );
+    let t = Instant::now();
+    let r = chat_openai(g.addr, "x", "hi", false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-model"), Some("x-2"));
+    assert_eq!(r.header("x-ringway-attempts"), Some("4"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
+    // The answer crossed formats: an Anthropic target, an OpenAI answer.
+    assert_eq!(r.json()["object"], "chat.completion");
+
+    // A hint beyond max_retry_after_ms (default 5 s) moves on at once.
+    set_faults(&m, &serde_json::json!({"x-1": "status=429,retry_after=60"}));
+    let t = Instant::now();
+    let r = chat_openai(g.addr, "x", "hi", true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-attempts"), Some("2"));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(r.text().contains("[DONE]"));
+}
+
+#[test]
+fn with_no_healthy_target_the_client_gets_its_error_within_the_deadline() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "all"
+targets = ["oa/all-1", "an/all-2", "oa/all-3"]
+retries = 1
+backoff_base_ms = 5
+backoff_max_ms = 10
+
+[[route]]
+model = "slow"
+targets = ["oa/slow-1", "an/slow-2"]
+request_timeout_ms = 1000
+"#,
+    );
+    set_faults(
+        &m,
+        &serde_json::json!({"all-1": "status=503", "all-2": "status=529", "all-3": "status=503"}),
+    );
+    // OpenAI client: the last provider answer (a 503) in the OpenAI format.
+    let r = chat_openai(g.addr, "all", "hi", true);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.json()["error"]["message"].is_string());
+    assert_eq!(r.header("x-ringway-attempts"), Some("6"));
+    // Anthropic client: the Anthropic error format (an OpenAI 503 is Anthropic's 529).
+    let r = chat_anthropic(g.addr, "all", "hi", false);
+    assert_eq!(r.status, 529, "{}", r.text());
+    assert_eq!(r.json()["type"], "error");
+
+    // Stalled providers: the route's deadline ends the wait, with a 504.
+    set_faults(&m, &serde_json::json!({"*": "stall"}));
+    for stream in [false, true] {
+        let t = Instant::now();
+        let r = chat_anthropic(g.addr, "slow", "hi", stream);
+        let took = t.elapsed();
+        assert_eq!(r.status, 504, "{}", r.text());
+        assert_eq!(r.json()["error"]["type"], "timeout_error");
+        assert!(
+            took >= Duration::from_millis(800) && took < Duration::from_millis(1800),
+            "{took:?}"
+        );
+    }
+}
+
+#[test]
+fn allow_fallbacks_false_sends_to_one_target_only() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "one"
+targets = ["oa/one-1", "oa/one-2"]
+retries = 1
+backoff_base_ms = 5
+"#,
+    );
+    set_faults(&m, &serde_json::json!({"one-1": "status=503"}));
+    // In the body (removed before it goes upstream, the rest byte for byte).
+    clear_records(&m);
+    let body =
+        r#"{"model":"one","allow_fallbacks":false,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(g.addr, &post("/v1/chat/completions", &[], body));
+    assert_eq!(r.status, 503, "{}", r.text());
+    let seen = mock_requests(&m);
+    assert_eq!(seen.len(), 2, "one target, with its retry: {seen:?}");
+    for s in &seen {
+        assert_eq!(s["model"], "one-1");
+        assert_eq!(
+            s["body"],
+            r#"{"model":"one-1","messages":[{"role":"user","content":"hi"}]}"#
+        );
+    }
+    // Anthropic client, translated: the field does not reach the provider either.
+    clear_records(&m);
+    let body = r#"{"model":"one","max_tokens":9,"allow_fallbacks":false,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(g.addr, &post("/v1/messages", &[], body));
+    assert_eq!(r.status, 529, "{}", r.text());
+    let seen = mock_requests(&m);
+    assert!(seen.iter().all(|s| s["model"] == "one-1"), "{seen:?}");
+    assert!(seen
+        .iter()
+        .all(|s| !s["body"].as_str().unwrap().contains("allow_fallbacks")));
+    // In a header.
+    clear_records(&m);
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[("x-ringway-allow-fallbacks", "false")],
+            &openai_body("one", "hi", true),
+        ),
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    let seen = mock_requests(&m);
+    assert!(seen.iter().all(|s| s["model"] == "one-1"), "{seen:?}");
+    assert!(seen
+        .iter()
+        .all(|s| s["headers"].get("x-ringway-allow-fallbacks").is_none()));
+    // `true` keeps fallbacks; anything else is refused.
+    let body =
+        r#"{"model":"one","allow_fallbacks":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(g.addr, &post("/v1/chat/completions", &[], body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-model"), Some("one-2"));
+    let body =
+        r#"{"model":"one","allow_fallbacks":"no","messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(g.addr, &post("/v1/chat/completions", &[], body));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["param"], "allow_fallbacks");
+}
+
+fn metric(g: &Proc, line_start: &str) -> u64 {
+    let r = request(g.addr, &get("/metrics", &[]));
+    r.text()
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_breaker_skips_an_open_target_and_probes_it_after_the_cooldown() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "b"
+targets = ["oa/b-1", "oa/b-2"]
+retries = 0
+breaker_failures = 2
+breaker_cooldown_ms = 700
+"#,
+    );
+    set_faults(&m, &serde_json::json!({"b-1": "status=503"}));
+    for _ in 0..2 {
+        let r = chat_openai(g.addr, "b", "hi", false);
+        assert_eq!(r.header("x-ringway-attempts"), Some("2"));
+        assert_eq!(r.header("x-ringway-model"), Some("b-2"));
+    }
+    assert_eq!(
+        metric(&g, "ringway_breaker_opened_total{target=\"oa/b-1\"}"),
+        1
+    );
+    // Open: b-1 is skipped, not asked.
+    clear_records(&m);
+    let r = chat_openai(g.addr, "b", "hi", true);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-ringway-attempts"), Some("1"));
+    assert!(mock_requests(&m).iter().all(|s| s["model"] == "b-2"));
+    assert!(
+        metric(
+            &g,
+            "ringway_fallbacks_total{target=\"oa/b-1\",reason=\"breaker_open\"}"
+        ) >= 1
+    );
+    // After the cooldown one probe goes to b-1; it is healthy again, so it serves and closes.
+    set_faults(&m, &serde_json::json!({}));
+    std::thread::sleep(Duration::from_millis(800));
+    let r = chat_openai(g.addr, "b", "hi", false);
+    assert_eq!(r.header("x-ringway-model"), Some("b-1"));
+    let r = chat_openai(g.addr, "b", "hi", false);
+    assert_eq!(r.header("x-ringway-model"), Some("b-1"));
+    assert_eq!(
+        metric(&g, "ringway_attempts_total{target=\"oa/b-1\"}"),
+        4,
+        "two failures, the probe, one more"
+    );
+}
+
+#[test]
+fn with_every_breaker_open_the_soonest_to_close_is_probed() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "o"
+targets = ["oa/o-1", "oa/o-2"]
+retries = 0
+breaker_failures = 1
+breaker_cooldown_ms = 60000
+"#,
+    );
+    set_faults(
+        &m,
+        &serde_json::json!({"o-1": "status=503", "o-2": "status=503"}),
+    );
+    let r = chat_openai(g.addr, "o", "hi", false);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-ringway-attempts"), Some("2"));
+    // Both open now. The next request is not refused outright: o-1 (opened first) is probed.
+    set_faults(&m, &serde_json::json!({"o-2": "status=503"}));
+    clear_records(&m);
+    let r = chat_openai(g.addr, "o", "hi", false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-model"), Some("o-1"));
+    assert_eq!(r.header("x-ringway-attempts"), Some("1"));
+    // The probe closed o-1; o-2 stays open and unasked.
+    let r = chat_openai(g.addr, "o", "hi", false);
+    assert_eq!(r.header("x-ringway-model"), Some("o-1"));
+    assert!(mock_requests(&m).iter().all(|s| s["model"] == "o-1"));
+}
+
+#[test]
+fn weighted_and_least_latency_routes_spread_traffic() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "w"
+strategy = "weighted"
+targets = [{ target = "oa/w-1", weight = 3 }, { target = "oa/w-2", weight = 1 }]
+
+[[route]]
+model = "l"
+strategy = "least_latency"
+targets = ["oa/l-1", "oa/l-2", "oa/l-3"]
+"#,
+    );
+    let mut w1 = 0;
+    for _ in 0..200 {
+        let r = chat_openai(g.addr, "w", "hi", false);
+        assert_eq!(r.status, 200);
+        if r.header("x-ringway-model") == Some("w-1") {
+            w1 += 1;
+        }
+    }
+    // 3:1 → 150 expected of 200; far outside chance at these bounds.
+    assert!((120..=180).contains(&w1), "w-1 served {w1} of 200");
+
+    // l-3 is slow to first byte: it stops leading once measured, the other two share.
+    set_faults(&m, &serde_json::json!({"l-3": "slow_first_token=150"}));
+    let mut by = BTreeMap::new();
+    for _ in 0..60 {
+        let r = chat_openai(g.addr, "l", "hi", false);
+        assert_eq!(r.status, 200);
+        *by.entry(r.header("x-ringway-model").unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    let l3 = by.get("l-3").copied().unwrap_or(0);
+    assert!(l3 <= 6, "{by:?}");
+    assert!(by.get("l-1").copied().unwrap_or(0) >= 15, "{by:?}");
+    assert!(by.get("l-2").copied().unwrap_or(0) >= 15, "{by:?}");
+}
