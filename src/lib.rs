@@ -4,14 +4,15 @@
 //! client (OpenAI or Anthropic SDK)
 //!   │ HTTP/1.1
 //!   ▼ one worker per core (runtime): monoio on io_uring, SO_REUSEPORT listener
-//! server  accept → http1 head (httparse) → bounded body
-//! proxy   auth → json (validate, find `model`) → config routing → plan
-//! upstream per-worker keep-alive pool (TCP/TLS) → our own HTTP/1.1 client on the sans-IO codec
-//! proxy   ← response: sse events relayed as they arrive (zero-copy slices)
+//! server   accept → downstream: http1 head (httparse) → keep-alive loop
+//! proxy    classify → admit (key, bounded body, json) → route (routing: candidates, breakers)
+//!          → attempt* (splice or translate; upstream pool, TCP/TLS; head, first content)
+//!          → commit (the one head writer) → pump (SSE events, zero-copy, through a stage) → log
 //! ```
 //!
-//! Pure, sans-IO layers (`http1`, `sse`, `json`) never touch sockets or config; `upstream`,
-//! `server` and `runtime` own the IO.
+//! Direction: runtime → server → proxy → routing/upstream/translate → wire/sse/json/http1 →
+//! error. Pure, sans-IO layers (`http1`, `sse`, `json`, `wire`, `translate`) never touch
+//! sockets or config; `downstream`, `upstream`, `server` and `runtime` own the IO.
 
 pub mod auth;
 pub mod config;
