@@ -523,3 +523,17 @@ targets = ["oa/l-1", "oa/l-2", "oa/l-3"]
     assert!(by.get("l-1").copied().unwrap_or(0) >= 15, "{by:?}");
     assert!(by.get("l-2").copied().unwrap_or(0) >= 15, "{by:?}");
 }
+
+#[test]
+fn models_addressed_directly_share_one_metrics_label() {
+    let m = mock(&[]);
+    let g = gateway_for(&m, "");
+    for i in 0..3 {
+        let r = chat_openai(g.addr, &format!("oa/direct-{i}"), "hi", false);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-ringway-attempts"), Some("1"));
+    }
+    let text = request(g.addr, &get("/metrics", &[])).text();
+    assert!(text.contains("ringway_attempts_total{target=\"oa/*\"} 3\n"), "{text}");
+    assert!(!text.contains("direct-"), "{text}");
+}

@@ -701,6 +701,7 @@ impl Compiler<'_> {
                     provider,
                     model: tmodel.to_owned(),
                     key: format!("{pname}/{tmodel}"),
+                    label: format!("{pname}/{tmodel}"),
                     thinking_style,
                     weight: weight.unwrap_or(1),
                 });

@@ -663,7 +663,7 @@ async fn exchange(
 /// One more request sent to `target` (counted before the send, whatever becomes of it).
 fn count_send(ctx: &Ctx, ex: &Exchange<'_>, target: &Target) {
     ex.sends.set(ex.sends.get().saturating_add(1));
-    ctx.metrics.attempt(&target.key);
+    ctx.metrics.attempt(&target.label);
 }
 
 /// A new provider connection. Boxed: connecting (TLS handshake, connect timer) is the largest

@@ -208,7 +208,7 @@ async fn attempts<'c>(
         if !cand.probe {
             if let Admit::No(_) = ctx.health.admit(target, policy, Instant::now()) {
                 skipped_open += 1;
-                ctx.metrics.fallback(&target.key, "breaker_open");
+                ctx.metrics.fallback(&target.label, "breaker_open");
                 continue;
             }
         }
@@ -219,7 +219,7 @@ async fn attempts<'c>(
             Ok(p) => p,
             Err(e) => {
                 let miss = Miss::from_error(e);
-                ctx.metrics.fallback(&target.key, miss.reason);
+                ctx.metrics.fallback(&target.label, miss.reason);
                 last = Some(miss);
                 if more_targets {
                     continue;
@@ -245,14 +245,14 @@ async fn attempts<'c>(
                     if answer.healthy {
                         ctx.health.success(target, answer.ttfb);
                     } else if ctx.health.failure(target, policy, Instant::now()) {
-                        ctx.metrics.breaker_opened(&target.key);
+                        ctx.metrics.breaker_opened(&target.label);
                     }
                     return Ok(answer);
                 }
                 Err(miss) => miss,
             };
             if miss.target_failed && ctx.health.failure(target, policy, Instant::now()) {
-                ctx.metrics.breaker_opened(&target.key);
+                ctx.metrics.breaker_opened(&target.label);
                 crate::log::warn(format_args!(
                     "{} target `{}` breaker open for {} ms",
                     ex.request_id,
@@ -260,7 +260,7 @@ async fn attempts<'c>(
                     policy.breaker.cooldown.as_millis()
                 ));
             }
-            ctx.metrics.fallback(&target.key, miss.reason);
+            ctx.metrics.fallback(&target.label, miss.reason);
             crate::log::warn(format_args!(
                 "{} attempt {} on `{}` missed ({}): {}",
                 ex.request_id,

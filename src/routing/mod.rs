@@ -22,8 +22,11 @@ pub struct Target {
     pub provider: usize,
     /// The model name sent upstream.
     pub model: String,
-    /// `provider/model`: the target's name in health state, metrics and logs.
+    /// `provider/model`: the target's name in health state and logs.
     pub key: String,
+    /// Its metrics label: the key for a route's target, `provider/*` for a model addressed
+    /// directly (clients choose those names: one label each would grow without bound).
+    pub label: String,
     /// Thinking form for `reasoning_effort`: the target's override, else the provider's.
     pub thinking_style: ThinkingStyle,
     /// Share of first picks under `strategy = "weighted"`.
@@ -200,6 +203,7 @@ impl Table {
                 provider: index,
                 model: upstream_model.to_owned(),
                 key: bare.to_owned(),
+                label: format!("{provider}/*"),
                 thinking_style,
                 weight: 1,
             },
@@ -214,6 +218,11 @@ struct TargetHealth {
     breaker: Breaker,
     latency: balance::Ewma,
 }
+
+/// Most targets whose health a worker tracks. Route targets are few; models addressed
+/// directly are the client's choice, so past this bound new ones go untracked (always
+/// admitted, measured as unknown) rather than grow the map without limit.
+pub const MAX_TRACKED_TARGETS: usize = 4096;
 
 /// Per-worker health of every target seen, and the worker's PRNG (single thread: `RefCell`).
 pub struct Health {
@@ -318,25 +327,35 @@ impl Health {
         }
     }
 
+    /// Run `f` on `target`'s health, adding it when there is room.
+    fn with<R>(&self, target: &Target, f: impl FnOnce(&mut TargetHealth) -> R) -> Option<R> {
+        let mut map = self.targets.borrow_mut();
+        if let Some(h) = map.get_mut(&target.key) {
+            return Some(f(h));
+        }
+        if map.len() >= MAX_TRACKED_TARGETS {
+            return None;
+        }
+        Some(f(map.entry(target.key.clone()).or_default()))
+    }
+
     /// `target` answered (its first byte after `ttfb`).
     pub fn success(&self, target: &Target, ttfb: Duration) {
-        let mut map = self.targets.borrow_mut();
-        let h = match map.get_mut(&target.key) {
-            Some(h) => h,
-            None => map.entry(target.key.clone()).or_default(),
-        };
-        h.breaker.success();
-        h.latency.record(ttfb);
+        self.with(target, |h| {
+            h.breaker.success();
+            h.latency.record(ttfb);
+        });
     }
 
     /// `target` failed; true when that opened its breaker.
     pub fn failure(&self, target: &Target, policy: &Policy, now: Instant) -> bool {
-        let mut map = self.targets.borrow_mut();
-        let h = match map.get_mut(&target.key) {
-            Some(h) => h,
-            None => map.entry(target.key.clone()).or_default(),
-        };
-        h.breaker.failure(now, &policy.breaker)
+        self.with(target, |h| h.breaker.failure(now, &policy.breaker))
+            .unwrap_or(false)
+    }
+
+    /// Targets tracked.
+    pub fn tracked(&self) -> usize {
+        self.targets.borrow().len()
     }
 
     /// The wait before same-target retry number `retry`.
@@ -360,6 +379,7 @@ mod tests {
             provider: 0,
             model: name.to_owned(),
             key: format!("p/{name}"),
+            label: format!("p/{name}"),
             thinking_style: ThinkingStyle::default(),
             weight: 1,
         }
