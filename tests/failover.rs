@@ -534,6 +534,9 @@ fn models_addressed_directly_share_one_metrics_label() {
         assert_eq!(r.header("x-ringway-attempts"), Some("1"));
     }
     let text = request(g.addr, &get("/metrics", &[])).text();
-    assert!(text.contains("ringway_attempts_total{target=\"oa/*\"} 3\n"), "{text}");
+    assert!(
+        text.contains("ringway_attempts_total{target=\"oa/*\"} 3\n"),
+        "{text}"
+    );
     assert!(!text.contains("direct-"), "{text}");
 }

@@ -7,8 +7,8 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use ringway::http1::{write_response_head, RefusedBecause, ResponseBody};
 use ringway::http1::decode_head;
+use ringway::http1::{write_response_head, RefusedBecause, ResponseBody};
 
 const NAMES: [&str; 8] = [
     "x-ringway-model",

@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "common/split.rs"]
 mod split;
-use ringway::upstream::{decode_head, BodyCodec, BodyStep};
+use ringway::http1::{decode_head, BodyCodec, BodyStep};
 
 #[derive(Debug, PartialEq)]
 struct Outcome {
