@@ -116,7 +116,6 @@ pub(super) enum Body<'c> {
     Whole {
         bytes: Vec<u8>,
         json: bool,
-        codec: Option<BodyCodec>,
         charge: Charge<'c>,
     },
 }
@@ -127,8 +126,11 @@ pub(super) struct Answer<'c> {
     pub pair: Pair,
     /// The status the client gets.
     pub status: u16,
-    /// The provider's connection and head (None for a gateway estimate).
-    pub up: Option<(Conn, ResponseHead)>,
+    /// The provider's head (None for a gateway estimate).
+    pub head: Option<ResponseHead>,
+    /// The provider's connection while the body is still to be read (a body read whole has
+    /// given it back to the pool already).
+    pub conn: Option<Conn>,
     pub body: Body<'c>,
     pub meta: Option<Box<RequestMeta>>,
     /// Request sent → response head.
@@ -233,11 +235,11 @@ pub(super) async fn run<'c>(
                 provider,
                 pair,
                 status: 200,
-                up: None,
+                head: None,
+                conn: None,
                 body: Body::Whole {
                     bytes,
                     json: true,
-                    codec: None,
                     charge: ctx.buffers.charge(),
                 },
                 meta: None,
@@ -290,15 +292,16 @@ pub(super) async fn run<'c>(
             head.header("retry-after-ms"),
             head.header("retry-after"),
         );
+        release(ctx, provider, up, head.reusable && codec.is_done());
         let answer = Answer {
             provider,
             pair,
             status: client_status,
-            up: Some((up, head)),
+            head: Some(head),
+            conn: None,
             body: Body::Whole {
                 bytes,
                 json,
-                codec: Some(codec),
                 charge,
             },
             meta,
@@ -343,7 +346,8 @@ pub(super) async fn run<'c>(
             provider,
             pair,
             status,
-            up: Some((up, head)),
+            head: Some(head),
+            conn: Some(up),
             body: Body::Stream(stream),
             meta,
             ttfb,
@@ -376,15 +380,16 @@ pub(super) async fn run<'c>(
                 }
             }
             if codec.is_done() {
+                release(ctx, provider, up, head.reusable);
                 return Ok(Answer {
                     provider,
                     pair,
                     status,
-                    up: Some((up, head)),
+                    head: Some(head),
+                    conn: None,
                     body: Body::Whole {
                         bytes: prefix,
                         json: false,
-                        codec: Some(codec),
                         charge,
                     },
                     meta,
@@ -397,7 +402,8 @@ pub(super) async fn run<'c>(
             provider,
             pair,
             status,
-            up: Some((up, head)),
+            head: Some(head),
+            conn: Some(up),
             body: Body::Plain { codec, prefix },
             meta,
             ttfb,
@@ -471,21 +477,36 @@ pub(super) async fn run<'c>(
             ..Miss::from_error(charge.exhausted())
         });
     }
+    release(ctx, provider, up, head.reusable && codec.is_done());
     Ok(Answer {
         provider,
         pair,
         status,
-        up: Some((up, head)),
+        head: Some(head),
+        conn: None,
         body: Body::Whole {
             bytes: out,
             json: true,
-            codec: Some(codec),
             charge,
         },
         meta,
         ttfb,
         healthy: true,
     })
+}
+
+/// A provider connection whose response was read to its end goes back to the pool.
+pub(super) fn release(
+    ctx: &Ctx,
+    provider: &Provider,
+    mut up: Conn,
+    head: &ResponseHead,
+    done: bool,
+) {
+    if head.reusable && done {
+        up.served += 1;
+        ctx.pool.put(&provider.pool_key, up);
+    }
 }
 
 /// The request's deadline passed while an attempt was under way.

@@ -375,7 +375,8 @@ async fn commit_and_pump<S: Transport>(
         provider,
         pair,
         status,
-        up,
+        head,
+        conn: up,
         body,
         meta,
         ..
@@ -389,11 +390,10 @@ async fn commit_and_pump<S: Transport>(
         Body::Whole {
             bytes,
             json,
-            codec,
             charge,
         } => {
             let mut headers = ex.standard_headers();
-            if let Some((_, head)) = &up {
+            if let Some(head) = &head {
                 provider_headers(head, pair, json, &mut headers);
             }
             if json || !pair.is_passthrough() {
@@ -418,13 +418,10 @@ async fn commit_and_pump<S: Transport>(
             };
             drop(charge);
             sent.map_err(|_| Failure::AfterResponse)?;
-            if let (Some((conn_up, head)), Some(codec)) = (up, codec) {
-                release(ctx, provider, conn_up, &head, codec.is_done());
-            }
             Ok(())
         }
         Body::Plain { mut codec, prefix } => {
-            let Some((mut conn_up, head)) = up else {
+            let (Some(mut conn_up), Some(head)) = (up, head) else {
                 return Err(
                     Error::new(ErrorKind::Internal, "a relayed body without a provider").into(),
                 );
@@ -458,14 +455,11 @@ async fn commit_and_pump<S: Transport>(
             } else {
                 pump::plain(conn, &mut conn_up, &mut codec, provider, chunked).await?;
             }
-            if reusable && codec.is_done() {
-                conn_up.served += 1;
-                ctx.pool.put(&provider.pool_key, conn_up);
-            }
+            attempt::release(ctx, provider, conn_up, reusable && codec.is_done());
             Ok(())
         }
         Body::Stream(mut stream) => {
-            let Some((mut conn_up, head)) = up else {
+            let (Some(mut conn_up), Some(head)) = (up, head) else {
                 return Err(Error::new(ErrorKind::Internal, "a stream without a provider").into());
             };
             let chunked = !client_http10;
@@ -478,11 +472,7 @@ async fn commit_and_pump<S: Transport>(
             let mut headers = ex.standard_headers();
             provider_headers(&head, pair, false, &mut headers);
             if !pair.is_passthrough() {
-                let ct: &[u8] = match pair.client {
-                    Format::OpenAi => b"text/event-stream",
-                    Format::Anthropic => b"text/event-stream; charset=utf-8",
-                };
-                headers.push(("content-type", ct));
+                headers.push(("content-type", pair.stream_content_type()));
                 headers.push(("cache-control", b"no-cache"));
             }
             if !dropped.is_empty() {
@@ -501,26 +491,10 @@ async fn commit_and_pump<S: Transport>(
                 ex.first_event_sent();
             }
             let outcome = stream.run(conn, ex, &mut conn_up, provider, chunked).await;
-            if outcome.is_ok() && reusable && stream.codec.is_done() {
-                conn_up.served += 1;
-                ctx.pool.put(&provider.pool_key, conn_up);
-            }
+            let done = outcome.is_ok() && stream.codec.is_done();
+            attempt::release(ctx, provider, conn_up, reusable && done);
             outcome
         }
-    }
-}
-
-/// A provider connection whose response was read to its end goes back to the pool.
-fn release(
-    ctx: &Ctx,
-    provider: &crate::config::Provider,
-    mut up: crate::upstream::Conn,
-    head: &ResponseHead,
-    done: bool,
-) {
-    if head.reusable && done {
-        up.served += 1;
-        ctx.pool.put(&provider.pool_key, up);
     }
 }
 

@@ -86,6 +86,14 @@ impl Pair {
         }
     }
 
+    /// The content type of a translated stream, as the client's own API sends it.
+    pub fn stream_content_type(self) -> &'static [u8] {
+        match self.client {
+            Format::OpenAi => b"text/event-stream",
+            Format::Anthropic => b"text/event-stream; charset=utf-8",
+        }
+    }
+
     /// The header the client's SDK reads the provider's request id from.
     pub fn request_id_header(self) -> &'static str {
         match self.client {
