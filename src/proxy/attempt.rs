@@ -495,15 +495,10 @@ pub(super) async fn run<'c>(
     })
 }
 
-/// A provider connection whose response was read to its end goes back to the pool.
-pub(super) fn release(
-    ctx: &Ctx,
-    provider: &Provider,
-    mut up: Conn,
-    head: &ResponseHead,
-    done: bool,
-) {
-    if head.reusable && done {
+/// A provider connection whose response was read to its end (on one that may carry another)
+/// goes back to the pool.
+pub(super) fn release(ctx: &Ctx, provider: &Provider, mut up: Conn, reusable_and_done: bool) {
+    if reusable_and_done {
         up.served += 1;
         ctx.pool.put(&provider.pool_key, up);
     }
