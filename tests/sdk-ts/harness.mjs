@@ -4,6 +4,7 @@
 // RINGWAY_BIN names the binary (default: target/debug/ringway in this repo); RINGWAY_TEST_DRIVER
 // picks the io driver (auto, io_uring, epoll), passed as --driver to both processes.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -70,6 +71,73 @@ function stopProc(child) {
 /** The mock provider and a gateway routing `gpt` to its OpenAI side and `claude` to its
  * Anthropic side. Resolves with `{ mock, gateway, stop }`. */
 export async function startGateway() {
+  return startWith((mockAddr) => `
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "http://${mockAddr}/v1"
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "http://${mockAddr}"
+
+[[route]]
+model = "gpt"
+targets = ["mo/mock-gpt"]
+
+[[route]]
+model = "claude"
+targets = ["ma/mock-claude"]
+`);
+}
+
+// The failover route of fallback.test.mjs (as in tests/sdk/conftest.py): three targets, each
+// its own provider on the same mock, of alternating kinds, so a fallback from the first target
+// to the second changes format and one to the third changes it back. Faults are set per
+// upstream model in the mock (`setFaults`).
+export const FALLBACK_ROUTE = 'fo';
+export const FALLBACK_TARGETS = [
+  { provider: 'fa', kind: 'openai', model: 'fo-a' },
+  { provider: 'fb', kind: 'anthropic', model: 'fo-b' },
+  { provider: 'fc', kind: 'openai', model: 'fo-c' },
+];
+// Same-target retries of that route (for refused connections and retryable statuses).
+export const FALLBACK_RETRIES = 1;
+// Longest provider `retry-after` the route honours; a longer hint moves on at once.
+export const FALLBACK_MAX_RETRY_AFTER_MS = 50;
+
+/** The mock provider and a gateway with only the failover route `fo`. No circuit breaker (the
+ * tests fault the same targets again and again, and each must see every target tried) and a
+ * millisecond of backoff (retries stay fast). Resolves with `{ mock, gateway, stop }`. */
+export async function startFallbackGateway() {
+  return startWith((mockAddr) => {
+    const providers = FALLBACK_TARGETS.map(
+      (t) => `
+[[provider]]
+name = "${t.provider}"
+kind = "${t.kind}"
+base_url = "http://${mockAddr}${t.kind === 'openai' ? '/v1' : ''}"
+`,
+    ).join('');
+    const targets = FALLBACK_TARGETS.map((t) => `"${t.provider}/${t.model}"`).join(', ');
+    return `${providers}
+[[route]]
+model = "${FALLBACK_ROUTE}"
+targets = [${targets}]
+retries = ${FALLBACK_RETRIES}
+backoff_base_ms = 1
+backoff_max_ms = 2
+max_retry_after_ms = ${FALLBACK_MAX_RETRY_AFTER_MS}
+breaker_failures = 0
+request_timeout_ms = 15000
+`;
+  });
+}
+
+/** Starts the mock, then a gateway whose providers and routes are `routes(mockAddr)` (the
+ * worker count and the gateway key are added here). */
+async function startWith(routes) {
   const mock = await startProc(
     ['mock-upstream', '--listen', '127.0.0.1:0', '--driver', DRIVER],
     'mock provider listening on ',
@@ -79,25 +147,7 @@ export async function startGateway() {
   const cfg = `
 [server]
 workers = 2
-
-[[provider]]
-name = "mo"
-kind = "openai"
-base_url = "http://${mock.addr}/v1"
-
-[[provider]]
-name = "ma"
-kind = "anthropic"
-base_url = "http://${mock.addr}"
-
-[[route]]
-model = "gpt"
-targets = ["mo/mock-gpt"]
-
-[[route]]
-model = "claude"
-targets = ["ma/mock-claude"]
-
+${routes(mock.addr)}
 [[key]]
 name = "sdk-ts"
 sha256 = "${sha}"
@@ -130,6 +180,29 @@ sha256 = "${sha}"
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+async function mockJson(mock, method, path, body) {
+  const r = await fetch(`${mock.url}${path}`, {
+    method,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+/** Replaces the mock's per-model fault table (`{}` clears it) and forgets earlier requests
+ * and counts. */
+export async function setFaults(mock, table) {
+  assert.deepEqual(await mockJson(mock, 'POST', '/mock/faults', table), { ok: true });
+  assert.deepEqual(await mockJson(mock, 'GET', '/mock/faults'), table);
+  await mockJson(mock, 'DELETE', '/mock/requests');
+}
+
+/** The mock's per-model counts since the last `setFaults`:
+ * `{ model: { requests: N, '<answered>': N, ... } }`. */
+export function mockCounts(mock) {
+  return mockJson(mock, 'GET', '/mock/counts');
 }
 
 /** What the mock provider received, oldest first: `[{ path, body }]`. */

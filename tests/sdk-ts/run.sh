@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The official OpenAI and Anthropic TypeScript SDKs (pinned in tests/sdk-ts/package.json) against
-# the real ringway binary, with Node's built-in test runner, once per SDK and io driver.
+# the real ringway binary, with Node's built-in test runner: every tests/sdk-ts/*.test.mjs (one
+# per SDK, and fallback.test.mjs with both), once per io driver.
 #
 # Run alone (after `cargo build --locked --bin ringway` and `npm ci --prefix tests/sdk-ts`):
 #   tests/sdk-ts/run.sh [io_uring|epoll ...]      (default: both drivers)
@@ -38,27 +39,34 @@ count() {
   sed -n "s/^# $1 \([0-9][0-9]*\)\$/\1/p" "$tap" | tail -1
 }
 
+# Every test file here: one per SDK, and fallback.test.mjs with both.
+suites=()
+for f in "$here"/*.test.mjs; do
+  [ -f "$f" ] && suites+=("$(basename "$f" .test.mjs)")
+done
+[ ${#suites[@]} -gt 0 ] || { echo "FAIL: no *.test.mjs in $here" >&2; exit 1; }
+versions="openai $(node -p "require('./$here/node_modules/openai/package.json').version")"
+versions+=", @anthropic-ai/sdk $(node -p "require('./$here/node_modules/@anthropic-ai/sdk/package.json').version")"
+
 failed=0
 for driver in "${drivers[@]}"; do
-  for sdk in openai anthropic; do
-    case $sdk in openai) pkg=openai ;; anthropic) pkg=@anthropic-ai/sdk ;; esac
-    version=$(node -p "require('./$here/node_modules/$pkg/package.json').version")
-    echo "-- TypeScript SDK: $sdk $version on $driver"
+  for suite in "${suites[@]}"; do
+    echo "-- TypeScript SDK tests: $suite.test.mjs ($versions) on $driver"
     rc=0
     RINGWAY_BIN=$bin RINGWAY_TEST_DRIVER=$driver timeout "$RUN_TIMEOUT" \
       node --test --test-timeout="$TEST_TIMEOUT_MS" \
       --test-reporter=spec --test-reporter-destination=stdout \
       --test-reporter=tap --test-reporter-destination="$tap" \
-      "$here/$sdk.test.mjs" || rc=$?
+      "$here/$suite.test.mjs" || rc=$?
     tests=$(count tests) pass=$(count pass) fail=$(count fail)
     cancelled=$(count cancelled) skipped=$(count skipped) todo=$(count todo)
     summary="tests=${tests:-?} pass=${pass:-?} fail=${fail:-?} cancelled=${cancelled:-?} skipped=${skipped:-?} todo=${todo:-?}"
     if [ "$rc" != 0 ] || [ -z "$tests" ] || [ "${pass:-0}" -eq 0 ] || [ "$pass" != "$tests" ] \
       || [ "$fail" != 0 ] || [ "$cancelled" != 0 ] || [ "$skipped" != 0 ] || [ "$todo" != 0 ]; then
-      echo "FAIL: $sdk SDK on $driver: node exited $rc, $summary" >&2
+      echo "FAIL: $suite.test.mjs on $driver: node exited $rc, $summary" >&2
       failed=1
     else
-      echo "ok: $sdk SDK on $driver: $pass passed"
+      echo "ok: $suite.test.mjs on $driver: $pass passed"
     fi
   done
 done

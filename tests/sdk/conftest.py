@@ -4,11 +4,13 @@ RINGWAY_BIN names the binary (default: target/debug/ringway beside this repo);
 RINGWAY_TEST_DRIVER picks the io driver (auto, io_uring, epoll).
 """
 
+import json
 import os
 import queue
 import subprocess
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,39 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("RINGWAY_BIN", str(ROOT / "target" / "debug" / "ringway"))
 DRIVER = os.environ.get("RINGWAY_TEST_DRIVER", "auto")
 GATEWAY_KEY = "sdk-test-key"
+
+# The failover route `fo` (tests/sdk/test_fallback.py): three targets, each its own provider on
+# the same mock, of alternating kinds, so a fallback from the first to the second target always
+# changes format, and one to the third changes it back. Faults are set per upstream model.
+FALLBACK_ROUTE = "fo"
+FALLBACK_TARGETS = [("fa", "openai", "fo-a"), ("fb", "anthropic", "fo-b"), ("fc", "openai", "fo-c")]
+# Same-target retries of that route (for refused connections and retryable statuses).
+FALLBACK_RETRIES = 1
+# Longest provider `retry-after` the route honours; a longer hint moves on at once.
+FALLBACK_MAX_RETRY_AFTER_MS = 50
+
+
+def _fallback_config(mock_addr):
+    out = []
+    for name, kind, _ in FALLBACK_TARGETS:
+        base = f"http://{mock_addr}/v1" if kind == "openai" else f"http://{mock_addr}"
+        out.append(f'[[provider]]\nname = "{name}"\nkind = "{kind}"\nbase_url = "{base}"\n')
+    targets = ", ".join(f'"{name}/{model}"' for name, _, model in FALLBACK_TARGETS)
+    # No circuit breaker: the tests fault the same targets again and again, and each must see
+    # every target tried. Backoff of a millisecond keeps the retries fast.
+    out.append(
+        f"""[[route]]
+model = "{FALLBACK_ROUTE}"
+targets = [{targets}]
+retries = {FALLBACK_RETRIES}
+backoff_base_ms = 1
+backoff_max_ms = 2
+max_retry_after_ms = {FALLBACK_MAX_RETRY_AFTER_MS}
+breaker_failures = 0
+request_timeout_ms = 15000
+"""
+    )
+    return "\n".join(out)
 
 
 class Proc:
@@ -93,11 +128,33 @@ targets = ["ma/mock-claude"]
 name = "sdk"
 sha256 = "{_sha256(GATEWAY_KEY)}"
 """
+    g = _serve(cfg)
+    yield g
+    g.stop()
+
+
+def _serve(cfg):
     d = tempfile.mkdtemp(prefix="ringway-sdk-")
     path = os.path.join(d, "ringway.toml")
     with open(path, "w") as f:
         f.write(cfg)
-    g = Proc([BIN, "serve", "--config", path, "--listen", "127.0.0.1:0", "--driver", DRIVER], "listening on")
+    return Proc([BIN, "serve", "--config", path, "--listen", "127.0.0.1:0", "--driver", DRIVER], "listening on")
+
+
+@pytest.fixture(scope="session")
+def fallback_gateway(mock):
+    """A second gateway on the same mock with only the failover route `fo` (its own process,
+    so the main gateway's model list stays as the other tests expect it)."""
+    cfg = f"""
+[server]
+workers = 2
+
+{_fallback_config(mock.addr)}
+[[key]]
+name = "sdk"
+sha256 = "{_sha256(GATEWAY_KEY)}"
+"""
+    g = _serve(cfg)
     yield g
     g.stop()
 
@@ -114,3 +171,53 @@ def ant(gateway):
     import anthropic
 
     return anthropic.Anthropic(api_key=GATEWAY_KEY, base_url=gateway.url, max_retries=0, timeout=20)
+
+
+@pytest.fixture()
+def oai_fo(fallback_gateway):
+    import openai
+
+    return openai.OpenAI(api_key=GATEWAY_KEY, base_url=fallback_gateway.url + "/v1", max_retries=0, timeout=20)
+
+
+@pytest.fixture()
+def ant_fo(fallback_gateway):
+    import anthropic
+
+    return anthropic.Anthropic(api_key=GATEWAY_KEY, base_url=fallback_gateway.url, max_retries=0, timeout=20)
+
+
+def _mock_call(mock, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://{mock.addr}{path}", data=data, method=method)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class Faults:
+    """The mock's per-model fault table and counts, for one test."""
+
+    def __init__(self, mock):
+        self.mock = mock
+
+    def set(self, table):
+        """Replace the fault table and forget earlier requests and counts."""
+        assert _mock_call(self.mock, "POST", "/mock/faults", table) == {"ok": True}
+        assert _mock_call(self.mock, "GET", "/mock/faults") == table
+        _mock_call(self.mock, "DELETE", "/mock/requests")
+
+    def counts(self):
+        """`{model: {"requests": N, "<answered>": N, ...}}` since the last `set`."""
+        return _mock_call(self.mock, "GET", "/mock/counts")
+
+    def last_body(self):
+        """The body of the last request the mock received, as text."""
+        return _mock_call(self.mock, "GET", "/mock/requests")[-1]["body"]
+
+
+@pytest.fixture()
+def faults(mock):
+    f = Faults(mock)
+    yield f
+    # Leave no fault behind for other tests.
+    _mock_call(mock, "POST", "/mock/faults", {})
