@@ -540,3 +540,27 @@ fn models_addressed_directly_share_one_metrics_label() {
     );
     assert!(!text.contains("direct-"), "{text}");
 }
+
+#[test]
+fn with_no_target_serving_the_last_provider_answer_wins_over_a_later_reset() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "z"
+targets = ["oa/z-1", "an/z-2", "oa/z-3"]
+retries = 0
+"#,
+    );
+    set_faults(
+        &m,
+        &serde_json::json!({"z-1": "status=503", "z-2": "status=429,retry_after=7", "z-3": "reset"}),
+    );
+    let r = chat_openai(g.addr, "z", "hi", false);
+    // z-2's 429 (in the OpenAI format, its retry-after kept), named as z-2's.
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert_eq!(r.header("x-ringway-model"), Some("z-2"));
+    assert_eq!(r.header("x-ringway-provider"), Some("an"));
+    assert!(r.json()["error"]["message"].is_string());
+}

@@ -197,6 +197,9 @@ async fn attempts<'c>(
     let deadline = ex.started + policy.request_timeout;
     let candidates = ctx.health.candidates(targets, policy, Instant::now());
     let mut last: Option<Miss<'c>> = None;
+    // The latest provider error answer (a retryable status), kept apart: it is what the client
+    // gets if no target serves, even when a later attempt failed without any answer.
+    let mut last_answer: Option<(Answer<'c>, Option<(String, String)>)> = None;
     let mut skipped_open = 0usize;
     for (pos, cand) in candidates.iter().enumerate() {
         let Some(target) = targets.get(cand.index) else {
@@ -270,6 +273,10 @@ async fn attempts<'c>(
                 miss.error
             ));
             let terminal = miss.terminal;
+            let mut miss = miss;
+            if let Some(answer) = miss.answer.take() {
+                last_answer = Some((answer, ex.routed.clone()));
+            }
             let wait = (miss.same_target && more_same)
                 .then(|| match miss.retry_after {
                     // A hint beyond the cap: this target is busy for longer; move on.
@@ -295,12 +302,13 @@ async fn attempts<'c>(
             break;
         }
     }
+    if let Some((answer, routed)) = last_answer {
+        // The provider's own answer (a retryable status nothing better replaced), under the
+        // name of the target that gave it.
+        ex.routed = routed;
+        return Ok(answer);
+    }
     match last {
-        // The provider's own answer (a retryable status nothing better replaced).
-        Some(Miss {
-            answer: Some(answer),
-            ..
-        }) => Ok(answer),
         Some(miss) => Err(Failure::BeforeResponse(miss.error)),
         None => Err(Failure::BeforeResponse(Error::new(
             ErrorKind::UpstreamConnect,

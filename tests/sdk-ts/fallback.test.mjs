@@ -61,17 +61,15 @@ const CASES = [
     sends: { 'fo-a': 2, 'fo-b': 1 },
     streamSends: { 'fo-a': 1, 'fo-b': 1 },
   },
-  // Two targets down, two ways, before their first content event; the third serves. Streaming
-  // only for the OpenAI SDK: not streamed, `reset_before_content` on fo-a (the OpenAI client's
-  // own format) is a reset in the middle of the body after the gateway relayed the head, which
-  // is beyond failover (the Anthropic client's translated answer is held whole: it falls back).
+  // Two targets down, two ways, before their first content event; the third serves. Not
+  // streamed, `reset_before_content` breaks fo-a's body halfway: the gateway holds an answer
+  // whole before sending it while another target could serve, so that falls back too.
   {
     name: 'before_content_x2',
     table: { 'fo-a': 'reset_before_content', 'fo-b': 'error_event' },
     served: 'fo-c',
     sends: { 'fo-a': 1, 'fo-b': 2, 'fo-c': 1 },
     streamSends: { 'fo-a': 1, 'fo-b': 1, 'fo-c': 1 },
-    openaiStreamOnly: true,
   },
   // A 429 whose retry-after-ms is within the route's cap (retried), then an Anthropic 529.
   {
@@ -103,7 +101,11 @@ function checkServed(headers, c, stream) {
   const sends = sendsFor(c, stream);
   const attempts = Number(headers.get('x-ringway-attempts'));
   assert.ok(attempts >= 2, `x-ringway-attempts ${attempts}`);
-  assert.equal(attempts, Object.values(sends).reduce((a, b) => a + b, 0));
+  // A `reset` target may take one more send: a pooled connection that breaks before any byte
+  // is resent once on a fresh one, and the header counts every send.
+  const want = Object.values(sends).reduce((a, b) => a + b, 0);
+  const resets = Object.values(c.table).filter((f) => f === 'reset').length;
+  assert.ok(attempts >= want && attempts <= want + resets, `attempts ${attempts}, want ${want}`);
   assert.equal(headers.get('x-ringway-provider'), PROVIDER_OF[c.served]);
   assert.equal(headers.get('x-ringway-model'), c.served);
 }
@@ -131,7 +133,7 @@ const ALL_DOWN = { 'fo-a': 'status=503', 'fo-b': 'status=529', 'fo-c': 'status=4
 const ALL_DOWN_SENDS = { 'fo-a': 2, 'fo-b': 2, 'fo-c': 1 };
 
 describe('OpenAI SDK, failover', () => {
-  for (const c of CASES.filter((c) => !c.openaiStreamOnly)) {
+  for (const c of CASES) {
     test(`not streamed: ${c.name}`, async () => {
       await setFaults(env.mock, c.table);
       const prompt = `openai plain ${c.name}`;
@@ -209,7 +211,8 @@ describe('OpenAI SDK, failover', () => {
       oai.chat.completions.create({ model: FALLBACK_ROUTE, messages: user('all down') }),
     );
     assert.equal(e.status, 500);
-    assert.equal(e.headers.get('x-ringway-attempts'), '5');
+    // 5, or 6 when the reset target's pooled connection was resent once on a fresh one.
+    assert.ok(['5', '6'].includes(e.headers.get('x-ringway-attempts')));
     await checkSends(table, { 'fo-a': 2, 'fo-b': 1, 'fo-c': 2 });
   });
 
@@ -357,7 +360,8 @@ describe('Anthropic SDK, failover', () => {
     const e = await thrown(Anthropic.OverloadedError, () => ant.messages.create(params('all down')));
     assert.equal(e.status, 529);
     assert.equal(e.type, 'overloaded_error');
-    assert.equal(e.headers.get('x-ringway-attempts'), '5');
+    // 5, or 6 when the reset target's pooled connection was resent once on a fresh one.
+    assert.ok(['5', '6'].includes(e.headers.get('x-ringway-attempts')));
     await checkSends(table, { 'fo-a': 1, 'fo-b': 2, 'fo-c': 2 });
   });
 

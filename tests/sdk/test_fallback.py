@@ -25,13 +25,12 @@ class Case:
     gateway makes to each model (status faults are retried once on the same target; resets,
     and streams failing before content, move on at once)."""
 
-    def __init__(self, name, table, served, sends, stream_sends=None, openai_stream_only=False):
+    def __init__(self, name, table, served, sends, stream_sends=None):
         self.name = name
         self.table = table
         self.served = served
         self.sends = sends
         self.stream_sends = stream_sends or sends
-        self.openai_stream_only = openai_stream_only
 
     def sends_for(self, stream):
         return self.stream_sends if stream else self.sends
@@ -45,17 +44,15 @@ CASES = [
     # Stream: an in-stream error after the preamble, before any content. Not streamed, the
     # mock answers this fault with a retryable 503 (OpenAI) instead.
     Case("error_event", {"fo-a": "error_event"}, "fo-b", {"fo-a": 2, "fo-b": 1}, stream_sends={"fo-a": 1, "fo-b": 1}),
-    # Two targets down, two ways, before their first content event; the third serves.
-    # Streaming only for the OpenAI SDK: not streamed, `reset_before_content` on fo-a (same
-    # format as the OpenAI client) is a reset in the middle of the body, after the gateway has
-    # relayed the head, which is beyond failover (see test_anthropic_* for the translated form).
+    # Two targets down, two ways, before their first content event; the third serves. Not
+    # streamed, `reset_before_content` breaks fo-a's body halfway: the gateway holds an answer
+    # whole before sending it while another target could serve, so that falls back too.
     Case(
         "before_content_x2",
         {"fo-a": "reset_before_content", "fo-b": "error_event"},
         "fo-c",
         {"fo-a": 1, "fo-b": 2, "fo-c": 1},
         stream_sends={"fo-a": 1, "fo-b": 1, "fo-c": 1},
-        openai_stream_only=True,
     ),
     # A 429 whose retry-after-ms is within the route's cap (retried), then an Anthropic 529.
     Case(
@@ -86,7 +83,10 @@ def check_served(headers, case, stream):
     sends = case.sends_for(stream)
     attempts = int(headers["x-ringway-attempts"])
     assert attempts >= 2
-    assert attempts == sum(sends.values()), headers
+    # A `reset` target may take one more send: a pooled connection that breaks before any byte
+    # is resent once on a fresh one, and the header counts every send.
+    resets = sum(1 for f in case.table.values() if f == "reset")
+    assert sum(sends.values()) <= attempts <= sum(sends.values()) + resets, headers
     assert headers["x-ringway-provider"] == PROVIDER_OF[case.served]
     assert headers["x-ringway-model"] == case.served
 
@@ -94,7 +94,7 @@ def check_served(headers, case, stream):
 # ---------------------------------------------------------------- OpenAI SDK
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c.openai_stream_only], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_openai_fallback_not_streamed(oai_fo, faults, case):
     faults.set(case.table)
     prompt = f"openai plain {case.name}"
@@ -165,7 +165,8 @@ def test_openai_every_target_down_5xx(oai_fo, faults):
     with pytest.raises(openai.InternalServerError) as e:
         oai_fo.chat.completions.create(model=FALLBACK_ROUTE, messages=[{"role": "user", "content": "all down"}])
     assert e.value.status_code == 500
-    assert e.value.response.headers["x-ringway-attempts"] == "5"
+    # 5, or 6 when the reset target's pooled connection was resent once on a fresh one.
+    assert e.value.response.headers["x-ringway-attempts"] in ("5", "6")
     check_sends(faults, {"fo-b": "reset"}, {"fo-a": 2, "fo-b": 1, "fo-c": 2})
 
 
@@ -303,7 +304,8 @@ def test_anthropic_every_target_down_overloaded(ant_fo, faults):
         ant_fo.messages.create(**_ant_msgs("all down"))
     assert e.value.status_code == 529
     assert e.value.type == "overloaded_error"
-    assert e.value.response.headers["x-ringway-attempts"] == "5"
+    # 5, or 6 when the reset target's pooled connection was resent once on a fresh one.
+    assert e.value.response.headers["x-ringway-attempts"] in ("5", "6")
     check_sends(faults, {"fo-a": "reset"}, {"fo-a": 1, "fo-b": 2, "fo-c": 2})
 
 
