@@ -368,27 +368,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A translator's refusal becomes the gateway's error, rendered (and counted) like any other:
-/// 400 a request the provider's dialect cannot carry, 502 an answer that cannot be read.
-impl From<crate::translate::TranslateError> for Error {
-    fn from(e: crate::translate::TranslateError) -> Self {
-        let kind = match e.status {
-            400..=499 if e.code.is_some() => ErrorKind::Unsupported,
-            400..=499 => ErrorKind::InvalidBody,
-            500 => ErrorKind::Internal,
-            _ => ErrorKind::UpstreamProtocol,
-        };
-        let mut out = Error::new(kind, e.message);
-        if let Some(p) = e.param {
-            out = out.with_param(p);
-        }
-        if let Some(c) = e.code {
-            out = out.with_code(c);
-        }
-        out
-    }
-}
-
 /// Append `s` as a JSON string literal. Error paths only; serde_json's escaper is exact.
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
     if serde_json::to_writer(&mut *out, s).is_err() {

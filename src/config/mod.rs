@@ -2,6 +2,7 @@
 //! immutable snapshot the workers read (`Config`). A bad file never half-starts the gateway.
 
 mod raw;
+mod tls;
 mod toml_error;
 
 use std::collections::HashMap;
@@ -517,7 +518,7 @@ impl Compiler<'_> {
             let url = self.base_url(&p.base_url, &format!("{path}.base_url"))?;
             let tls = if url.tls {
                 let ca = p.ca_file.as_ref().map(|c| PathBuf::from(c.get_ref()));
-                let cfg = crate::upstream::tls::client_config(ca.as_deref()).map_err(|e| {
+                let cfg = tls::client_config(ca.as_deref()).map_err(|e| {
                     let span = p.ca_file.as_ref().map_or(sp.span(), Spanned::span);
                     self.err(span, format!("{path}.ca_file"), e)
                 })?;

@@ -299,6 +299,28 @@ impl fmt::Display for TranslateError {
 
 impl std::error::Error for TranslateError {}
 
+/// A translator's refusal becomes the gateway's error, rendered (and counted) like any other:
+/// 400 a request the provider's dialect cannot carry, 502 an answer that cannot be read.
+impl From<TranslateError> for crate::error::Error {
+    fn from(e: TranslateError) -> Self {
+        use crate::error::{Error, ErrorKind};
+        let kind = match e.status {
+            400..=499 if e.code.is_some() => ErrorKind::Unsupported,
+            400..=499 => ErrorKind::InvalidBody,
+            500 => ErrorKind::Internal,
+            _ => ErrorKind::UpstreamProtocol,
+        };
+        let mut out = Error::new(kind, e.message);
+        if let Some(p) = e.param {
+            out = out.with_param(p);
+        }
+        if let Some(c) = e.code {
+            out = out.with_code(c);
+        }
+        out
+    }
+}
+
 impl From<crate::wire::ParseError> for TranslateError {
     fn from(e: crate::wire::ParseError) -> Self {
         TranslateError {
@@ -332,6 +354,37 @@ mod tests {
         let u = TranslateError::upstream("bad");
         let a: Value = serde_json::from_slice(&u.to_anthropic_body()).unwrap();
         assert_eq!(a["error"]["type"], json!("api_error"));
+    }
+
+    #[test]
+    fn as_the_gateway_error_they_render_like_every_gateway_error() {
+        use crate::error::{Error, ErrorKind};
+        use crate::format::Format;
+        // An unreadable answer is a 502 like any other the gateway gives (code
+        // `upstream_error` in the OpenAI format), not a second vocabulary.
+        let u = Error::from(TranslateError::upstream("bad"));
+        let plain = Error::new(ErrorKind::UpstreamProtocol, "bad");
+        for f in [Format::OpenAi, Format::Anthropic] {
+            assert_eq!(u.body(f), plain.body(f));
+        }
+        assert_eq!(u.status(), 502);
+        // A request the provider's dialect cannot carry keeps its param and code.
+        for e in [
+            TranslateError::unsupported_value("n", "n>1 is not supported"),
+            TranslateError::unsupported_param("logit_bias", "no"),
+            TranslateError::invalid("messages[0].role", "bad role"),
+        ] {
+            let g = Error::from(e.clone());
+            assert_eq!(g.status(), e.status);
+            for (ours, theirs) in [
+                (g.body(Format::OpenAi), e.to_openai_body()),
+                (g.body(Format::Anthropic), e.to_anthropic_body()),
+            ] {
+                let ours: Value = serde_json::from_slice(&ours).unwrap();
+                let theirs: Value = serde_json::from_slice(&theirs).unwrap();
+                assert_eq!(ours, theirs, "{e}");
+            }
+        }
     }
 
     #[test]

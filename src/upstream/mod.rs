@@ -1,21 +1,20 @@
-//! Talking to providers: connect (TCP, then TLS), a per-worker keep-alive pool, writing the
-//! request, and reading the response head and body chunk by chunk.
+//! Talking to providers: connect (TCP, then TLS), a per-worker keep-alive pool, DNS lookups
+//! off the worker, writing the request, and reading the response head and body chunk by chunk.
 //!
 //! The client side is our own, on the same sans-IO pieces as the server side: the request head
 //! is written by `http1::write_request_head`, the response head is parsed (bounded, 1xx
-//! skipped) by `decode_head`, and `BodyCodec` (on the `http1` chunked decoder) frames the body
+//! skipped) by `http1::decode_head`, and `BodyCodec` (on the `http1` chunked decoder) frames the body
 //! out of the connection's read buffer, so every framing streams and stays zero-copy. Each
 //! connection owns one read buffer that starts small and doubles only while reads fill it:
 //! a connection carrying a slow stream holds a couple of KiB, a bulk response still reads in
 //! 64 KiB steps. (monoio-http's client codec, used here before, keeps two fixed 8 KiB buffers
 //! per connection, which put 5,000 concurrent streams far over their memory budget.)
 
+mod conn;
 mod dns;
-pub mod tls;
+mod pool;
 
 pub use dns::{DnsCache, DNS_CACHE_TTL};
-mod conn;
-mod pool;
 
 pub use conn::{Conn, COALESCE_BODY_BYTES, FIRST_READ, MAX_READ};
 pub use pool::Pool;
