@@ -29,7 +29,11 @@
 #      or refused before any head); p50/p99 latency (and TTFT for streams); gateway VmRSS at
 #      start and end; the gateway's failover metrics (attempts, fallbacks by reason, breaker
 #      openings); and, for each failed or lost request, the faults active when it started,
-#      its x-ringway-request-id and the gateway's log lines for it.
+#      its x-ringway-request-id and the gateway's log lines for it, split into those that had
+#      a target free of faults from their start to their end (gateway-attributable) and those
+#      whose failover chain outlived switches so that every target was faulted at some point
+#      while they ran (a stall costs a whole first_byte_timeout, a 429 its retry-after). The
+#      report is loadtest/chaos_report.py; re-run it on a kept OUT directory at will.
 #   Exit status: 0 when failed + lost = 0, 1 when not, 2 when the run could not be set up.
 #   Every process it started is stopped on exit (trap), by pid.
 #
@@ -315,161 +319,12 @@ curl -fsS --max-time 5 "$GW/metrics" > "$OUT/metrics.txt" 2>/dev/null || say "wa
 curl -fsS --max-time 5 "$MOCK/mock/counts" > "$OUT/mock-counts.json" 2>/dev/null || true
 
 # --- report -----------------------------------------------------------------------------------
-python3 - "$OUT" "$RSS_START" "$RSS_END" "$HWM_END" "$DURATION" "$RATE" "$MODE" "$SEED" "$SWITCHES" <<'PY' | tee "$OUT/report.txt"
-import glob, json, os, re, sys, bisect
-from collections import Counter, defaultdict
-
-out, rss0, rss1, hwm1, duration, rate, mode, seed, switches = sys.argv[1:10]
-LOST = {"timeout", "connect", "write", "read"}
-
-def pct(xs, p):
-    if not xs:
-        return None
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))]
-
-def fmt(v):
-    return "-" if v is None else f"{v:.1f}"
-
-# Fault timeline.
-times, tables = [], []
-for line in open(os.path.join(out, "faults.log")):
-    if line.startswith("#"):
-        continue
-    ms, _, a, b, c = line.rstrip("\n").split("\t")
-    times.append(int(ms)); tables.append((a, b, c))
-def faults_at(ms):
-    i = bisect.bisect_right(times, ms) - 1
-    return tables[i] if i >= 0 else ("none", "none", "none")
-def label(t):
-    return " ".join(f"{m}={f}" for m, f in zip("abc", t) if f != "none") or "no faults"
-
-reqs = []
-json_total = 0
-for path in sorted(glob.glob(os.path.join(out, "req-*.tsv"))):
-    cls = os.path.basename(path)[4:-4]
-    for line in open(path):
-        if line.startswith("#"):
-            continue
-        f = line.rstrip("\n").split("\t")
-        if len(f) < 9:
-            continue
-        reqs.append(dict(cls=cls, start=float(f[0]), end=float(f[1]), lat=float(f[2]),
-                         ttft=None if f[3] == "-" else float(f[3]), outcome=f[4],
-                         status=int(f[5]), id=f[6], provider=f[7], attempts=f[8]))
-    j = os.path.join(out, f"load-{cls}.json")
-    try:
-        t = json.load(open(j))["targets"]
-        t = t["target"] if isinstance(t, dict) else t[0]
-        json_total = None if json_total is None else json_total + t["ok"] + t["errors"]
-    except Exception:
-        json_total = None
-
-def kind(r):
-    if r["outcome"] == "ok":
-        return "served"
-    if r["outcome"] in LOST or (r["outcome"] == "closed" and r["status"] == 0):
-        return "lost"
-    return "failed"
-
-sent = len(reqs)
-by = Counter(kind(r) for r in reqs)
-served, failed, lost = by["served"], by["failed"], by["lost"]
-ok = [r for r in reqs if r["outcome"] == "ok"]
-lat = [r["lat"] for r in ok]
-ttft = [r["ttft"] for r in ok if r["ttft"] is not None]
-
-print()
-print("=" * 78)
-print(f"chaos soak: {duration}s at {rate} req/s ({mode}), seed {seed}, {switches} fault switches")
-print("=" * 78)
-print(f"sent    {sent}" + ("" if json_total in (None, sent) else f"   (loadtest JSON counted {json_total})"))
-print(f"served  {served}   (2xx, complete)")
-print(f"failed  {failed}   (an answer came, but non-2xx or an in-stream error / broken body)")
-print(f"lost    {lost}   (no answer: timeout, or connection closed/refused before any head)")
-print(f"latency ms (served)   p50 {fmt(pct(lat, 50))}  p99 {fmt(pct(lat, 99))}  max {fmt(max(lat) if lat else None)}")
-print(f"TTFT ms (streams)     p50 {fmt(pct(ttft, 50))}  p99 {fmt(pct(ttft, 99))}  max {fmt(max(ttft) if ttft else None)}")
-print("per client class:")
-for cls in sorted({r["cls"] for r in reqs}):
-    rs = [r for r in reqs if r["cls"] == cls]
-    c = Counter(kind(r) for r in rs)
-    l = [r["lat"] for r in rs if r["outcome"] == "ok"]
-    t = [r["ttft"] for r in rs if r["outcome"] == "ok" and r["ttft"] is not None]
-    extra = f"  TTFT p50 {fmt(pct(t, 50))} p99 {fmt(pct(t, 99))}" if t else ""
-    print(f"  {cls:<17} sent {len(rs):>6} served {c['served']:>6} failed {c['failed']:>4} lost {c['lost']:>4}"
-          f"  latency p50 {fmt(pct(l, 50))} p99 {fmt(pct(l, 99))}{extra}")
-prov = Counter(r["provider"] for r in ok)
-att = Counter(r["attempts"] for r in ok)
-print("served by provider:  " + "  ".join(f"{k}={v}" for k, v in sorted(prov.items())))
-print("attempts (served):   " + "  ".join(f"{k}={v}" for k, v in sorted(att.items(), key=lambda kv: (len(kv[0]), kv[0]))))
-
-def mib(k):
-    return f"{int(k) / 1024:.1f} MiB ({k} KiB)" if k else "-"
-print(f"gateway VmRSS start {mib(rss0)}, end {mib(rss1)}; VmHWM end {mib(hwm1)}")
-
-# Gateway metrics.
-metrics = defaultdict(Counter)
-pat = re.compile(r'^(ringway_[a-z_]+)\{([^}]*)\}\s+([0-9.eE+-]+)$')
-try:
-    for line in open(os.path.join(out, "metrics.txt")):
-        m = pat.match(line.strip())
-        if not m:
-            continue
-        name, labels, v = m.group(1), dict(re.findall(r'(\w+)="([^"]*)"', m.group(2))), float(m.group(3))
-        metrics[name][tuple(sorted(labels.items()))] += v
-except OSError:
-    pass
-def show(name, key):
-    c = Counter()
-    for labels, v in metrics.get(name, {}).items():
-        c[dict(labels).get(key, "")] += v
-    return "  ".join(f"{k}={int(v)}" for k, v in sorted(c.items())) or "-"
-print("gateway metrics:")
-print(f"  attempts_total by target:        {show('ringway_attempts_total', 'target')}")
-print(f"  fallbacks_total by reason:       {show('ringway_fallbacks_total', 'reason')}")
-print(f"  fallbacks_total by target:       {show('ringway_fallbacks_total', 'target')}")
-print(f"  breaker_opened_total by target:  {show('ringway_breaker_opened_total', 'target')}")
-print(f"  requests_total by status:        {show('ringway_requests_total', 'status')}")
-print(f"  errors_total by kind:            {show('ringway_errors_total', 'kind')}")
-
-bad = [r for r in reqs if kind(r) != "served"]
-if bad:
-    print()
-    print(f"{len(bad)} failed or lost requests by outcome and faults active at their start:")
-    combos = Counter((kind(r), r["outcome"], r["cls"], label(faults_at(r["start"]))) for r in bad)
-    for (k, o, cls, fl), n in combos.most_common(40):
-        print(f"  {n:>5}  {k:<6} {o:<13} {cls:<17} {fl}")
-    gw = open(os.path.join(out, "gateway.log"), errors="replace").read().splitlines()
-    index = defaultdict(list)
-    anonymous = []   # (unix_ms, line) of gateway lines that name no request id
-    for line in gw:
-        ids = [tok for tok in line.split() if tok.startswith("rw-")]
-        if ids:
-            index[ids[0]].append(line)
-        else:
-            try:
-                anonymous.append((float(line.split()[0]) * 1000, line))
-            except (ValueError, IndexError):
-                pass
-    anon_times = [t for t, _ in anonymous]
-    print()
-    print("first failed/lost requests (start time, faults at start → at end, gateway log lines):")
-    for r in sorted(bad, key=lambda r: r["start"])[:25]:
-        print(f"  {r['start']:.0f} {r['cls']} {r['outcome']} status={r['status']} id={r['id']} "
-              f"provider={r['provider']} attempts={r['attempts']} latency={r['lat']:.0f}ms")
-        print(f"      faults at start: {label(faults_at(r['start']))}; at end: {label(faults_at(r['end']))}")
-        for line in index.get(r["id"], [])[:6]:
-            print(f"      | {line}")
-        if not index.get(r["id"]):
-            # No line names this request: show what the gateway logged while it ran.
-            i = bisect.bisect_left(anon_times, r["start"])
-            j = bisect.bisect_right(anon_times, r["end"] + 5)
-            for _, line in anonymous[i:j][:3]:
-                print(f"      | (no request id; logged while it ran) {line}")
-print()
-print(f"RESULT: sent={sent} served={served} failed={failed} lost={lost}")
-sys.exit(1 if failed + lost > 0 else 0)
-PY
+{
+    echo "DURATION=$DURATION"; echo "RATE=$RATE"; echo "MODE=$MODE"; echo "EVERY=$EVERY"
+    echo "SEED=$SEED"; echo "SWITCHES=$SWITCHES"; echo "FAULTS=$FAULTS"
+    echo "RSS_START=$RSS_START"; echo "RSS_END=$RSS_END"; echo "HWM_END=$HWM_END"
+} > "$OUT/run.env"
+python3 "$ROOT/loadtest/chaos_report.py" "$OUT" | tee "$OUT/report.txt"
 RC=${PIPESTATUS[0]}
 say "report in $OUT/report.txt"
 exit "$RC"
