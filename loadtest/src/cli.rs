@@ -74,6 +74,9 @@ COMPARE AND MEASURE:
 OUTPUT:
   --json FILE         write results as JSON
   --plot FILE.svg     write a latency-percentile plot of every target
+  --request-log FILE  write one tab-separated line per measured request of the main target:
+                      wall-clock start and end (Unix ms), latency, TTFT, outcome, status and
+                      the x-ringway-request-id / -provider / -attempts response headers
   --quiet             no live progress line
   -h, --help          this text
 ";
@@ -151,6 +154,8 @@ pub struct Options {
     pub json: Option<String>,
     /// SVG output path.
     pub plot: Option<String>,
+    /// Per-request log path.
+    pub request_log: Option<String>,
     /// No progress line.
     pub quiet: bool,
 }
@@ -253,6 +258,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
         mock_itl_ms: None,
         json: None,
         plot: None,
+        request_log: None,
         quiet: false,
     };
     let mut rate: Option<f64> = None;
@@ -381,6 +387,7 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             }
             "--json" => o.json = Some(value("--json")?),
             "--plot" => o.plot = Some(value("--plot")?),
+            "--request-log" => o.request_log = Some(value("--request-log")?),
             _ if !a.starts_with('-') && o.url.is_none() => o.url = Some(a.to_owned()),
             _ => return Err(CliError::Unexpected(a.to_owned())),
         }

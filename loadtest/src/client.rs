@@ -10,6 +10,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::http::{HttpError, Progress, ResponseReader};
+use crate::reqlog::HeadNote;
 use crate::sse::{Dialect, SseTimer};
 use crate::stats::ErrorKind;
 
@@ -27,6 +28,8 @@ pub struct Conn {
     pub gaps: Vec<u64>,
     /// The start of the last response body (filled only when capture is asked for).
     pub capture: Vec<u8>,
+    /// The last response's status and logged headers (only with `--request-log`).
+    pub note: Option<HeadNote>,
 }
 
 /// How one exchange went, when the HTTP exchange itself completed.
@@ -57,6 +60,7 @@ impl Conn {
             buf: Vec::with_capacity(READ_BUF_BYTES),
             gaps: Vec::new(),
             capture: Vec::new(),
+            note: None,
         })
     }
 
@@ -72,6 +76,9 @@ impl Conn {
     ) -> Result<Reply, ErrorKind> {
         self.gaps.clear();
         self.capture.clear();
+        if let Some(note) = self.note.as_mut() {
+            note.clear();
+        }
         let (res, _) = self.stream.write_all(request).await;
         res.map_err(|_| ErrorKind::Write)?;
 
@@ -140,6 +147,9 @@ impl Conn {
                 match progress {
                     Progress::NeedMore => off = n,
                     Progress::Head { used } => {
+                        if let (Some(note), Some(head)) = (self.note.as_mut(), reader.head()) {
+                            note.read_head(head.status, input.get(..used).unwrap_or(&[]));
+                        }
                         off += used;
                         if let Some(head) = reader.head() {
                             if stream && (200..300).contains(&head.status) && head.event_stream {

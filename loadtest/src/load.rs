@@ -18,6 +18,7 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::cli::{Driver, Mode};
 use crate::client::{Conn, Reply};
+use crate::reqlog::{Entry, HeadNote, RequestLog};
 use crate::sse::Dialect;
 use crate::stats::{micros, ErrorKind, Stats, StatsError};
 
@@ -80,6 +81,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// io driver.
     pub driver: Driver,
+    /// Per-request log (`--request-log`), main target only.
+    pub log: Option<Arc<RequestLog>>,
 }
 
 /// The phase's timeline. Requests whose (intended) start falls in `[measure, end)` count.
@@ -248,7 +251,11 @@ impl Shared {
         let deadline = monoio::time::Instant::from_std(deadline);
         let work = async {
             if slot.is_none() {
-                *slot = Some(Conn::connect(self.plan.addr).await?);
+                let mut conn = Conn::connect(self.plan.addr).await?;
+                if self.plan.log.is_some() {
+                    conn.note = Some(HeadNote::default());
+                }
+                *slot = Some(conn);
                 self.live.connects.fetch_add(1, Ordering::Relaxed);
             }
             match slot.as_mut() {
@@ -296,6 +303,20 @@ impl Shared {
             Ok(r) if !(200..300).contains(&r.status) => Some(ErrorKind::Status(r.status)),
             Ok(r) => r.stream_error,
         };
+        if let Some(log) = &self.plan.log {
+            let (end, first_token) = match outcome {
+                Ok(r) => (r.done_at, r.first_token_at),
+                Err(_) => (Instant::now(), None),
+            };
+            let outcome_text = failure.map_or("ok".to_owned(), |k| k.to_string());
+            log.write(&Entry {
+                start: base,
+                end,
+                first_token,
+                outcome: &outcome_text,
+                head: conn.and_then(|c| c.note.as_ref()),
+            });
+        }
         match (failure, outcome) {
             (Some(kind), _) => {
                 st.error(kind);
@@ -387,6 +408,22 @@ async fn open_loop(sh: &Rc<Shared>, rate: f64, index: usize) {
         let mut st = sh.stats.borrow_mut();
         for _ in 0..abandoned {
             st.error(ErrorKind::Timeout);
+        }
+    }
+    if let (Some(log), true) = (&sh.plan.log, abandoned > 0) {
+        // The log gets a line for each of them too, so its lines add up to the report's
+        // count. A running request's start is not known here: it is logged as ending now.
+        let now = Instant::now();
+        let queued = pool.backlog.iter().filter(|t| sh.window.counts(**t));
+        let running = std::iter::repeat_n(&now, pool.running);
+        for start in queued.chain(running) {
+            log.write(&Entry {
+                start: *start,
+                end: now,
+                first_token: None,
+                outcome: "timeout",
+                head: None,
+            });
         }
     }
 }

@@ -10,6 +10,7 @@ mod load;
 mod mock;
 mod procfs;
 mod report;
+mod reqlog;
 mod sse;
 mod stats;
 mod svg;
@@ -158,6 +159,12 @@ fn run(opts: &Options) -> Result<bool, Fatal> {
     };
 
     let body = body::build(opts.dialect, opts.body, opts.model(), opts.stream);
+    let log = match &opts.request_log {
+        Some(path) => Some(Arc::new(
+            reqlog::RequestLog::create(path).map_err(|e| Fatal::Write(path.clone(), e))?,
+        )),
+        None => None,
+    };
     let plan_for = |url: &str| -> Result<Plan, Fatal> {
         let (addr, request) = resolve(url, opts, &body)?;
         Ok(Plan {
@@ -170,11 +177,14 @@ fn run(opts: &Options) -> Result<bool, Fatal> {
             max_conns: opts.max_conns,
             timeout: opts.timeout,
             driver: opts.driver,
+            log: None,
         })
     };
+    let mut main_plan = plan_for(&main_url)?;
+    main_plan.log = log.clone();
     let mut targets = vec![Target {
         role: "target",
-        plan: plan_for(&main_url)?,
+        plan: main_plan,
         url: main_url,
         pid: opts
             .target_pid
@@ -240,6 +250,9 @@ fn run(opts: &Options) -> Result<bool, Fatal> {
     }
     for r in &mut results {
         r.memory = r.pid.and_then(procfs::memory_kib);
+    }
+    if let Some(log) = &log {
+        log.flush();
     }
     drop(mock);
 
