@@ -564,3 +564,68 @@ retries = 0
     assert_eq!(r.header("x-ringway-provider"), Some("an"));
     assert!(r.json()["error"]["message"].is_string());
 }
+
+#[test]
+fn open_targets_are_a_last_resort_before_a_request_is_given_up() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "lr"
+targets = ["oa/lr-1", "an/lr-2", "oa/lr-3"]
+retries = 0
+breaker_failures = 1
+breaker_cooldown_ms = 60000
+"#,
+    );
+    set_faults(
+        &m,
+        &serde_json::json!({"lr-1": "status=503", "lr-2": "status=503"}),
+    );
+    let r = chat_openai(g.addr, "lr", "hi", false);
+    assert_eq!(r.header("x-ringway-model"), Some("lr-3"));
+    // lr-1 and lr-2 are open for a minute. lr-1 recovers and lr-3 fails: the request is not
+    // lost to the breakers, lr-1 (the first to close) is tried after lr-3.
+    set_faults(
+        &m,
+        &serde_json::json!({"lr-2": "status=503", "lr-3": "reset"}),
+    );
+    clear_records(&m);
+    let r = chat_openai(g.addr, "lr", "hi", true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-model"), Some("lr-1"));
+    assert!(r.text().contains("[DONE]"));
+    let asked: Vec<Value> = mock_requests(&m)
+        .iter()
+        .map(|s| s["model"].clone())
+        .collect();
+    assert_eq!(asked.first(), Some(&Value::from("lr-3")), "{asked:?}");
+    assert_eq!(asked.last(), Some(&Value::from("lr-1")), "{asked:?}");
+    assert!(!asked.contains(&Value::from("lr-2")), "{asked:?}");
+}
+
+#[test]
+fn a_stream_that_breaks_after_commit_counts_against_its_target() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "mid"
+targets = ["oa/mid-1", "oa/mid-2"]
+breaker_failures = 1
+breaker_cooldown_ms = 60000
+"#,
+    );
+    set_faults(&m, &serde_json::json!({"mid-1": "reset_midstream"}));
+    let r = chat_openai(g.addr, "mid", "hi", true);
+    assert_eq!(r.header("x-ringway-model"), Some("mid-1"));
+    assert!(r.text().contains("\"error\""), "{}", r.text());
+    assert_eq!(
+        metric(&g, "ringway_breaker_opened_total{target=\"oa/mid-1\"}"),
+        1
+    );
+    // The next request skips mid-1.
+    let r = chat_openai(g.addr, "mid", "hi", true);
+    assert_eq!(r.header("x-ringway-model"), Some("mid-2"));
+    assert_eq!(r.header("x-ringway-attempts"), Some("1"));
+}

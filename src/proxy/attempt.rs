@@ -137,6 +137,8 @@ pub(super) struct Answer<'c> {
     pub ttfb: Duration,
     /// Did the target work (anything but a status the route retries)?
     pub healthy: bool,
+    /// Index of the target in its route (set by the failover loop).
+    pub target: usize,
 }
 
 /// Why an attempt produced nothing to commit to.
@@ -245,6 +247,7 @@ pub(super) async fn run<'c>(
                 meta: None,
                 ttfb: Duration::ZERO,
                 healthy: true,
+                target: 0,
             });
         }
         Prepared::Send { path, body, meta } => (path, body, meta),
@@ -307,6 +310,7 @@ pub(super) async fn run<'c>(
             meta,
             ttfb,
             healthy: !retryable,
+            target: 0,
         };
         if retryable && (next.same_target || next.other_target) {
             return Err(Miss {
@@ -352,6 +356,7 @@ pub(super) async fn run<'c>(
             meta,
             ttfb,
             healthy: true,
+            target: 0,
         });
     }
 
@@ -395,6 +400,7 @@ pub(super) async fn run<'c>(
                     meta,
                     ttfb,
                     healthy: true,
+                    target: 0,
                 });
             }
         }
@@ -408,6 +414,7 @@ pub(super) async fn run<'c>(
             meta,
             ttfb,
             healthy: true,
+            target: 0,
         });
     };
     // A whole answer in another dialect: read (charged to the worker's budget), translate.
@@ -492,6 +499,7 @@ pub(super) async fn run<'c>(
         meta,
         ttfb,
         healthy: true,
+        target: 0,
     })
 }
 

@@ -13,6 +13,7 @@ mod respond;
 mod state;
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
 use crate::format::Format;
 use crate::http1::{BodyFraming, RequestHead, ResponseBody, ResponseHead};
-use crate::routing::{Admit, Resolved};
+use crate::routing::{Admit, Policy, Resolved, Target};
 use crate::translate::Pair;
 use crate::upstream::{DnsCache, Pool};
 
@@ -166,7 +167,17 @@ async fn serve<S: Transport>(
     let answer = attempts(ctx, ex, &req, &resolved).await?;
     // Committed: the client's body has been sent (or translated) for the last time.
     drop(req);
-    commit_and_pump(ctx, conn, ex, answer).await
+    let target = answer.target;
+    let result = commit_and_pump(ctx, conn, ex, answer).await;
+    // A provider that broke after commit failed all the same: its breaker hears of it.
+    if let Some(kind) = ex.failed_midway.get() {
+        if kind.side() == crate::error::Side::Upstream {
+            if let Some(t) = resolved.targets().get(target) {
+                target_failed(ctx, ex, t, resolved.policy());
+            }
+        }
+    }
+    result
 }
 
 /// The model's route: its targets and failover policy.
@@ -195,29 +206,44 @@ async fn attempts<'c>(
     let policy = resolved.policy();
     let targets = resolved.targets();
     let deadline = ex.started + policy.request_timeout;
-    let candidates = ctx.health.candidates(targets, policy, Instant::now());
+    let mut queue: VecDeque<usize> = ctx.health.order(targets, policy).into();
+    // Targets whose breaker is open, with when it closes: skipped while others remain, then
+    // tried as a last resort, soonest to close first, before the request is given up.
+    let mut deferred: Vec<(Instant, usize)> = Vec::new();
+    let mut last_resort = false;
+    let mut tried = false;
     let mut last: Option<Miss<'c>> = None;
     // The latest provider error answer (a retryable status), kept apart: it is what the client
     // gets if no target serves, even when a later attempt failed without any answer.
     let mut last_answer: Option<(Answer<'c>, Option<(String, String)>)> = None;
-    let mut skipped_open = 0usize;
-    for (pos, cand) in candidates.iter().enumerate() {
-        let Some(target) = targets.get(cand.index) else {
+    loop {
+        let index = match queue.pop_front() {
+            Some(i) => i,
+            None if !last_resort && !deferred.is_empty() && (req.fallbacks || !tried) => {
+                deferred.sort_by_key(|(until, _)| *until);
+                queue.extend(deferred.drain(..).map(|(_, i)| i));
+                last_resort = true;
+                continue;
+            }
+            None => break,
+        };
+        let Some(target) = targets.get(index) else {
             continue;
         };
         let Some(provider) = ctx.config.provider(target.provider) else {
             continue;
         };
-        if !cand.probe {
-            if let Admit::No(_) = ctx.health.admit(target, policy, Instant::now()) {
-                skipped_open += 1;
-                ctx.metrics.fallback(&target.label, "breaker_open");
-                continue;
-            }
+        if last_resort {
+            ctx.health.force_probe(target, Instant::now());
+        } else if let Admit::No(until) = ctx.health.admit(target, policy, Instant::now()) {
+            ctx.metrics.fallback(&target.label, "breaker_open");
+            deferred.push((until, index));
+            continue;
         }
+        tried = true;
         ex.routed = Some((provider.name.clone(), target.model.clone()));
         let pair = Pair::new(ex.format, provider.kind);
-        let more_targets = req.fallbacks && pos + 1 < candidates.len();
+        let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
         let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair) {
             Ok(p) => p,
             Err(e) => {
@@ -244,24 +270,19 @@ async fn attempts<'c>(
             .await;
             ex.note_attempts();
             let miss = match outcome {
-                Ok(answer) => {
+                Ok(mut answer) => {
                     if answer.healthy {
                         ctx.health.success(target, answer.ttfb);
-                    } else if ctx.health.failure(target, policy, Instant::now()) {
-                        ctx.metrics.breaker_opened(&target.label);
+                    } else {
+                        target_failed(ctx, ex, target, policy);
                     }
+                    answer.target = index;
                     return Ok(answer);
                 }
                 Err(miss) => miss,
             };
-            if miss.target_failed && ctx.health.failure(target, policy, Instant::now()) {
-                ctx.metrics.breaker_opened(&target.label);
-                crate::log::warn(format_args!(
-                    "{} target `{}` breaker open for {} ms",
-                    ex.request_id,
-                    target.key,
-                    policy.breaker.cooldown.as_millis()
-                ));
+            if miss.target_failed {
+                target_failed(ctx, ex, target, policy);
             }
             ctx.metrics.fallback(&target.label, miss.reason);
             crate::log::warn(format_args!(
@@ -274,7 +295,8 @@ async fn attempts<'c>(
             ));
             let terminal = miss.terminal;
             let mut miss = miss;
-            if let Some(answer) = miss.answer.take() {
+            if let Some(mut answer) = miss.answer.take() {
+                answer.target = index;
                 last_answer = Some((answer, ex.routed.clone()));
             }
             let wait = (miss.same_target && more_same)
@@ -312,10 +334,21 @@ async fn attempts<'c>(
         Some(miss) => Err(Failure::BeforeResponse(miss.error)),
         None => Err(Failure::BeforeResponse(Error::new(
             ErrorKind::UpstreamConnect,
-            format!(
-                "every target of the route is unavailable ({skipped_open} with an open circuit breaker)"
-            ),
+            "no target of the route could be tried",
         ))),
+    }
+}
+
+/// Count a failure against `target`'s breaker; say so when that opened it.
+fn target_failed(ctx: &Ctx, ex: &Exchange<'_>, target: &Target, policy: &Policy) {
+    if ctx.health.failure(target, policy, Instant::now()) {
+        ctx.metrics.breaker_opened(&target.label);
+        crate::log::warn(format_args!(
+            "{} target `{}` breaker open for {} ms",
+            ex.request_id,
+            target.key,
+            policy.breaker.cooldown.as_millis()
+        ));
     }
 }
 
@@ -461,7 +494,7 @@ async fn commit_and_pump<S: Transport>(
                 // No body: the head goes out alone.
                 conn.flush().await.map_err(|_| Failure::AfterResponse)?;
             } else {
-                pump::plain(conn, &mut conn_up, &mut codec, provider, chunked).await?;
+                pump::plain(conn, ex, &mut conn_up, &mut codec, provider, chunked).await?;
             }
             attempt::release(ctx, provider, conn_up, reusable && codec.is_done());
             Ok(())

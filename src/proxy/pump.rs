@@ -425,6 +425,7 @@ pub(super) fn frame(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
 /// band: the client connection is closed so the truncation is visible.
 pub(super) async fn plain<S: Transport>(
     conn: &mut ClientConn<S>,
+    ex: &Exchange<'_>,
     up: &mut Conn,
     codec: &mut BodyCodec,
     provider: &Provider,
@@ -467,9 +468,10 @@ pub(super) async fn plain<S: Transport>(
                 return sent.map_err(|_| Failure::AfterResponse);
             }
             Err(e) => {
+                ex.failed_midway.set(Some(e.kind()));
                 crate::log::warn(format_args!(
-                    "provider `{}` body failed: {e}",
-                    provider.name
+                    "{} provider `{}` body failed: {e}",
+                    ex.request_id, provider.name
                 ));
                 return Err(Failure::AfterResponse);
             }

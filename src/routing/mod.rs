@@ -230,16 +230,6 @@ pub struct Health {
     rng: RefCell<Rng>,
 }
 
-/// A candidate of one request: the target's index in its route, and whether it goes as a
-/// breaker probe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Candidate {
-    /// Index into the route's targets.
-    pub index: usize,
-    /// Sent as the half-open probe (or forced: every target was open).
-    pub probe: bool,
-}
-
 impl Health {
     /// Empty health, the PRNG seeded with `seed`.
     pub fn new(seed: u64) -> Health {
@@ -249,76 +239,34 @@ impl Health {
         }
     }
 
-    /// The candidates of one request, in the order they will be tried. Targets whose breaker
-    /// is open are left out; when every target is open, the one whose cooldown ends first is
-    /// tried anyway, as a probe (the request would fail otherwise, and that provider may
-    /// well be back).
-    pub fn candidates(&self, targets: &[Target], policy: &Policy, now: Instant) -> Vec<Candidate> {
-        let order = {
-            let map = self.targets.borrow();
-            let latency = |i: usize| {
-                targets
-                    .get(i)
-                    .and_then(|t| map.get(&t.key))
-                    .map_or(0.0, |h| h.latency.value())
-            };
-            let weight = |i: usize| targets.get(i).map_or(0, |t| t.weight);
-            balance::order(
-                policy.strategy,
-                targets.len(),
-                weight,
-                latency,
-                &mut self.rng.borrow_mut(),
-            )
+    /// The order in which a request tries `targets`, by the route's strategy. Breakers are
+    /// asked as each target's turn comes ([`Health::admit`]): a half-open probe slot must not
+    /// be taken by a target the request never reaches.
+    pub fn order(&self, targets: &[Target], policy: &Policy) -> Vec<usize> {
+        let map = self.targets.borrow();
+        let latency = |i: usize| {
+            targets
+                .get(i)
+                .and_then(|t| map.get(&t.key))
+                .map_or(0.0, |h| h.latency.value())
         };
-        // Admission is decided as each candidate's turn comes (`admit`): a probe slot must not
-        // be taken by a candidate the request never reaches. Here only the all-open case.
-        let mut map = self.targets.borrow_mut();
-        let mut soonest: Option<(usize, Instant)> = None;
-        let mut any_open_to_us = false;
-        for &i in &order {
-            let Some(t) = targets.get(i) else { continue };
-            match map.get(&t.key).map(|h| h.breaker.state()) {
-                Some(breaker::State::Open { until }) if now < until => {
-                    if soonest.is_none_or(|(_, u)| until < u) {
-                        soonest = Some((i, until));
-                    }
-                }
-                Some(breaker::State::HalfOpen { since })
-                    if now < since + policy.breaker.cooldown =>
-                {
-                    let until = since + policy.breaker.cooldown;
-                    if soonest.is_none_or(|(_, u)| until < u) {
-                        soonest = Some((i, until));
-                    }
-                }
-                _ => any_open_to_us = true,
-            }
-        }
-        if !any_open_to_us {
-            if let Some((i, _)) = soonest {
-                if let Some(t) = targets.get(i) {
-                    map.entry(t.key.clone())
-                        .or_default()
-                        .breaker
-                        .force_probe(now);
-                }
-                return vec![Candidate {
-                    index: i,
-                    probe: true,
-                }];
-            }
-        }
-        order
-            .into_iter()
-            .map(|index| Candidate {
-                index,
-                probe: false,
-            })
-            .collect()
+        let weight = |i: usize| targets.get(i).map_or(0, |t| t.weight);
+        balance::order(
+            policy.strategy,
+            targets.len(),
+            weight,
+            latency,
+            &mut self.rng.borrow_mut(),
+        )
     }
 
-    /// May a request go to `target` now (its breaker)? Forced probes were admitted already.
+    /// Send to `target` although its breaker is open (every other target failed): as a probe,
+    /// so a failure re-arms the cooldown and a success closes it.
+    pub fn force_probe(&self, target: &Target, now: Instant) {
+        self.with(target, |h| h.breaker.force_probe(now));
+    }
+
+    /// May a request go to `target` now (its breaker)?
     pub fn admit(&self, target: &Target, policy: &Policy, now: Instant) -> Admit {
         let mut map = self.targets.borrow_mut();
         match map.get_mut(&target.key) {
@@ -422,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn open_targets_are_skipped_and_all_open_probes_the_soonest() {
+    fn open_targets_say_until_when_and_a_forced_probe_holds_the_slot() {
         let h = Health::new(1);
         let targets = vec![target("a"), target("b"), target("c")];
         let policy = Policy {
@@ -433,40 +381,43 @@ mod tests {
             ..Policy::default()
         };
         let t0 = Instant::now();
-        let all = h.candidates(&targets, &policy, t0);
-        assert_eq!(
-            all.iter().map(|c| c.index).collect::<Vec<_>>(),
-            vec![0, 1, 2]
-        );
+        assert_eq!(h.order(&targets, &policy), vec![0, 1, 2]);
         assert!(h.failure(&targets[0], &policy, t0));
         assert_eq!(
             h.admit(&targets[0], &policy, t0),
             Admit::No(t0 + policy.breaker.cooldown)
         );
         assert_eq!(h.admit(&targets[1], &policy, t0), Admit::Yes);
-        // b opens a second later, c two seconds later.
-        h.failure(&targets[1], &policy, t0 + Duration::from_secs(1));
-        h.failure(&targets[2], &policy, t0 + Duration::from_secs(2));
+        // A last-resort send holds the half-open slot; its success closes the breaker.
         let now = t0 + Duration::from_secs(3);
-        let c = h.candidates(&targets, &policy, now);
-        assert_eq!(
-            c,
-            vec![Candidate {
-                index: 0,
-                probe: true
-            }]
-        );
-        // That forced probe holds the half-open slot.
+        h.force_probe(&targets[0], now);
         assert!(matches!(h.admit(&targets[0], &policy, now), Admit::No(_)));
-        // It succeeds: a is closed again and leads.
         h.success(&targets[0], Duration::from_millis(5));
-        let c = h.candidates(&targets, &policy, now);
+        assert_eq!(h.admit(&targets[0], &policy, now), Admit::Yes);
+        // Its failure re-arms a whole cooldown from then.
+        h.failure(&targets[1], &policy, now);
+        let later = now + Duration::from_secs(12);
+        h.force_probe(&targets[1], later);
+        assert!(h.failure(&targets[1], &policy, later));
         assert_eq!(
-            c[0],
-            Candidate {
-                index: 0,
-                probe: false
-            }
+            h.admit(&targets[1], &policy, later),
+            Admit::No(later + policy.breaker.cooldown)
         );
+    }
+
+    #[test]
+    fn health_state_is_bounded() {
+        let h = Health::new(1);
+        let policy = Policy::default();
+        for i in 0..MAX_TRACKED_TARGETS + 100 {
+            h.failure(&target(&format!("m{i}")), &policy, Instant::now());
+        }
+        assert_eq!(h.tracked(), MAX_TRACKED_TARGETS);
+        // A tracked target still records.
+        let t = target("m0");
+        for _ in 0..10 {
+            h.failure(&t, &policy, Instant::now());
+        }
+        assert!(matches!(h.admit(&t, &policy, Instant::now()), Admit::No(_)));
     }
 }
