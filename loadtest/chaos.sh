@@ -22,7 +22,8 @@
 #        nonstream  2 processes: openai and anthropic clients, non-streaming, RATE/2 each
 #      each writes a per-request log (loadtest --request-log);
 #   4. meanwhile, every EVERY s, puts 1..MAX_FAULTED (default 2) of the three targets under a
-#      random fault from FAULTS (POST /mock/faults), at least one target always healthy, and
+#      random fault from FAULTS (POST /mock/faults), at least one target always healthy (and
+#      one target healthy before each switch stays healthy after it), and
 #      logs each switch with a timestamp (OUT/faults.log);
 #   5. reports: requests sent, served (2xx, complete), failed (a response came but non-2xx or
 #      an in-stream error / broken body), lost (no response at all: timeout, connection closed
@@ -48,7 +49,8 @@
 #           reset_before_content slow_first_token=300 slow_first_token=2500 error_event"
 #                           the fault pool (never reset_midstream: once content has reached the
 #                           client no gateway can hide a failure)
-#   FIRST_BYTE_TIMEOUT_MS=2000   provider first_byte_timeout_ms (how long a `stall` costs)
+#   FIRST_BYTE_TIMEOUT_MS=1000   provider first_byte_timeout_ms (how long a `stall` costs: with
+#                                two targets stalled a chain takes ~2 s, under one EVERY)
 #   CONNECT_TIMEOUT_MS=1000      provider connect_timeout_ms
 #   IDLE_TIMEOUT_MS=5000         provider idle_timeout_ms
 #   FIRST_TOKEN_TIMEOUT_MS=1000  route first_token_timeout_ms
@@ -78,7 +80,7 @@ EVERY=${EVERY:-3}
 MAX_FAULTED=${MAX_FAULTED:-2}
 SEED=${SEED:-}
 FAULTS=${FAULTS:-"reset stall garbage status=429,retry_after=1 status=503 status=529 reset_before_content slow_first_token=300 slow_first_token=2500 error_event"}
-FIRST_BYTE_TIMEOUT_MS=${FIRST_BYTE_TIMEOUT_MS:-2000}
+FIRST_BYTE_TIMEOUT_MS=${FIRST_BYTE_TIMEOUT_MS:-1000}
 CONNECT_TIMEOUT_MS=${CONNECT_TIMEOUT_MS:-1000}
 IDLE_TIMEOUT_MS=${IDLE_TIMEOUT_MS:-5000}
 FIRST_TOKEN_TIMEOUT_MS=${FIRST_TOKEN_TIMEOUT_MS:-1000}
@@ -280,11 +282,19 @@ load_running() { local p; for p in "${LOAD_PIDS[@]}"; do kill -0 "$p" 2>/dev/nul
 END_AT=$(( $(date +%s) + DURATION ))
 # Faults start a second in, after every loadtest's probe request went through cleanly.
 sleep 1
+prev=(none none none)
 while load_running && [ "$(date +%s)" -lt "$END_AT" ]; do
     n=$(( 1 + RANDOM % MAX_FAULTED ))
-    # Shuffle the three targets, fault the first n.
-    order=(0 1 2)
-    for i in 2 1; do j=$(( RANDOM % (i + 1) )); t=${order[$i]}; order[$i]=${order[$j]}; order[$j]=$t; done
+    # Shuffle the three targets, fault the first n. One target healthy before the switch stays
+    # healthy after it (the shuffle is redrawn until so): a request whose failover chain spans
+    # a switch then always had a target healthy from its start to its end.
+    while :; do
+        order=(0 1 2)
+        for i in 2 1; do j=$(( RANDOM % (i + 1) )); t=${order[$i]}; order[$i]=${order[$j]}; order[$j]=$t; done
+        kept=0
+        for ((k = n; k < 3; k++)); do [ "${prev[${order[$k]}]}" = none ] && kept=1; done
+        [ "$kept" = 1 ] && break
+    done
     cur=(none none none)
     for ((k = 0; k < n; k++)); do
         cur[${order[$k]}]=${FAULT_POOL[$(( RANDOM % ${#FAULT_POOL[@]} ))]}
@@ -296,6 +306,7 @@ while load_running && [ "$(date +%s)" -lt "$END_AT" ]; do
     done
     json+="}"
     if set_faults "$json"; then
+        prev=("${cur[@]}")
         log_table "$(now_ms)" "${cur[@]}"
         SWITCHES=$((SWITCHES + 1))
         say "faults: a=${cur[0]} b=${cur[1]} c=${cur[2]}"
