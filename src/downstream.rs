@@ -19,6 +19,8 @@ pub const READ_CHUNK: usize = 16 * 1024;
 /// Read buffer of a connection waiting for its next request: a small request fits; it grows
 /// on demand. Let go once the body is read, so a streaming connection holds none.
 pub const INITIAL_READ_BUFFER: usize = 1024;
+/// Largest write buffer a connection keeps between writes.
+pub const WBUF_RETAIN_BYTES: usize = 64 * 1024;
 /// How long a closing connection keeps discarding what the client still sends, so that the
 /// client reads our answer instead of a reset.
 pub const LINGER: Duration = Duration::from_millis(500);
@@ -293,8 +295,12 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         let buf = std::mem::take(&mut self.wbuf);
         match monoio::time::timeout(self.write_timeout, self.stream.write_all(buf)).await {
             Ok((res, mut buf)) => {
-                buf.clear();
-                self.wbuf = buf;
+                // A buffer grown for one large write is let go: an idle keep-alive
+                // connection would otherwise hold it for its whole life.
+                if buf.capacity() <= WBUF_RETAIN_BYTES {
+                    buf.clear();
+                    self.wbuf = buf;
+                }
                 self.check_write(res)
             }
             Err(_) => self.write_timed_out(),

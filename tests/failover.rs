@@ -629,3 +629,83 @@ breaker_cooldown_ms = 60000
     assert_eq!(r.header("x-ringway-model"), Some("mid-2"));
     assert_eq!(r.header("x-ringway-attempts"), Some("1"));
 }
+
+#[test]
+fn a_slow_stream_is_not_given_up_for_targets_whose_breakers_are_open() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "bo"
+targets = ["oa/bo-1", "oa/bo-2"]
+first_token_timeout_ms = 300
+"#,
+    );
+    // Open bo-2's breaker through its direct name (same target, default policy: 5 failures).
+    set_faults(&m, &serde_json::json!({"bo-2": "status=503"}));
+    for _ in 0..3 {
+        assert_eq!(chat_openai(g.addr, "oa/bo-2", "hi", false).status, 503);
+    }
+    // bo-1 is slow to its first token. Its only alternative is open, so the deadline does not
+    // apply: the stream is served, not dropped for a 504.
+    set_faults(
+        &m,
+        &serde_json::json!({"bo-1": "slow_first_token=800", "bo-2": "status=503"}),
+    );
+    clear_records(&m);
+    let r = chat_openai(g.addr, "bo", "hi", true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-model"), Some("bo-1"));
+    assert!(r.text().contains("[DONE]"), "{}", r.text());
+    assert!(mock_requests(&m).iter().all(|s| s["model"] == "bo-1"));
+}
+
+#[test]
+fn the_deadline_bounds_reading_an_answer_too() {
+    use std::io::Write;
+    // A provider that sends its head at once, then one body byte every 200 ms.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let drip = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(4) {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                read_one_request(&mut s);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n",
+                );
+                for _ in 0..200 {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if s.write_all(b" ").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        &format!(
+            r#"[[provider]]
+name = "drip"
+kind = "openai"
+base_url = "http://{drip}/v1"
+
+[[route]]
+model = "d"
+targets = ["drip/d-1", "oa/d-2"]
+request_timeout_ms = 1000
+"#
+        ),
+    );
+    let t = Instant::now();
+    let r = chat_openai(g.addr, "d", "hi", false);
+    let took = t.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("request_timeout_ms"));
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+}

@@ -698,11 +698,24 @@ impl Compiler<'_> {
                 let thinking_style = self
                     .thinking_style(style, p.kind, &style_path)?
                     .unwrap_or(p.thinking_style);
+                // The same target twice would be asked twice by one request, though it may
+                // have acted on it the first time.
+                if targets
+                    .iter()
+                    .any(|t: &Target| t.provider == provider && t.model == tmodel)
+                {
+                    return Err(self.err(
+                        t.span(),
+                        tpath,
+                        format!("target {text:?} is listed twice"),
+                    ));
+                }
                 targets.push(Target {
                     provider,
                     model: tmodel.to_owned(),
                     key: format!("{pname}/{tmodel}"),
                     label: format!("{pname}/{tmodel}"),
+                    direct: false,
                     thinking_style,
                     weight: weight.unwrap_or(1),
                 });
@@ -1219,6 +1232,54 @@ routes = ["fast", "o/*"]
             "provider[0].thinking_style",
             "unknown thinking style",
         );
+    }
+
+    #[test]
+    fn failover_keys_compile_and_bad_ones_are_named() {
+        use crate::routing::Strategy;
+        let c = Config::from_toml(
+            &GOOD.replace(
+                "targets = [\"a/claude-x\", \"o/gpt-y\"]",
+                "targets = [{ target = \"a/claude-x\", weight = 3 }, \"o/gpt-y\"]\nstrategy = \"weighted\"\nretries = 2\nretry_on = [429, 503]\nfirst_token_timeout_ms = 700\nbreaker_failures = 0",
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        let r = &c.routing.routes()[0];
+        assert_eq!(r.policy.strategy, Strategy::Weighted);
+        assert_eq!(r.policy.retries, 2);
+        assert_eq!(r.policy.retry_on, vec![429, 503]);
+        assert_eq!(
+            r.policy.first_token_timeout,
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(r.policy.breaker.failures, 0);
+        assert_eq!(r.targets[0].weight, 3);
+        assert_eq!(r.targets[1].weight, 1);
+        for (from, to, path) in [
+            ("\"o/gpt-y\"]", "\"a/claude-x\"]", "route[0].targets[1]"),
+            (
+                "\"o/gpt-y\"]",
+                "\"o/gpt-y\"]\nstrategy = \"fastest\"",
+                "route[0].strategy",
+            ),
+            (
+                "\"o/gpt-y\"]",
+                "\"o/gpt-y\"]\nretry_on = [200]",
+                "route[0].retry_on[0]",
+            ),
+            (
+                "\"o/gpt-y\"]",
+                "\"o/gpt-y\"]\nrequest_timeout_ms = 0",
+                "route[0].request_timeout_ms",
+            ),
+        ] {
+            let e = Config::from_toml(&GOOD.replace(from, to), "t.toml").unwrap_err();
+            assert_eq!(e.path, path, "{e}");
+        }
+        let e = Config::from_toml(&GOOD.replace("\"o/gpt-y\"]", "\"a/claude-x\"]"), "t.toml")
+            .unwrap_err();
+        assert!(e.message.contains("listed twice"), "{e}");
     }
 
     #[test]

@@ -109,8 +109,13 @@ fn unix_now() -> u64 {
 pub(super) enum Body<'c> {
     /// An event stream, primed up to its first content event when a fallback was possible.
     Stream(Box<Stream>),
-    /// A same-dialect body relayed as read (`prefix`: what was read before commit).
-    Plain { codec: BodyCodec, prefix: Vec<u8> },
+    /// A same-dialect body relayed as read (`prefix`: what was read before commit, charged
+    /// to the worker's budget until it is written).
+    Plain {
+        codec: BodyCodec,
+        prefix: Vec<u8>,
+        charge: Charge<'c>,
+    },
     /// Read whole (and rendered in the client's dialect) already; `json`: the body is ours,
     /// so its content type is JSON whatever the provider said.
     Whole {
@@ -135,8 +140,9 @@ pub(super) struct Answer<'c> {
     pub meta: Option<Box<RequestMeta>>,
     /// Request sent → response head.
     pub ttfb: Duration,
-    /// Did the target work (anything but a status the route retries)?
-    pub healthy: bool,
+    /// Did the target work (anything but a status the route retries)? None: no provider was
+    /// asked (a gateway estimate).
+    pub healthy: Option<bool>,
     /// Index of the target in its route (set by the failover loop).
     pub target: usize,
 }
@@ -193,8 +199,11 @@ impl Miss<'_> {
 pub(super) struct Next {
     /// A retry on the same target (for a miss that allows one).
     pub same_target: bool,
-    /// Another target.
+    /// Another target (an open breaker's included, as a last resort).
     pub other_target: bool,
+    /// Another target whose breaker would let the request through now: only then is a slow
+    /// stream given up at `first_token_timeout_ms` (an open target is no better bet).
+    pub other_admissible: bool,
 }
 
 /// Metrics label for a retried status.
@@ -246,7 +255,7 @@ pub(super) async fn run<'c>(
                 },
                 meta: None,
                 ttfb: Duration::ZERO,
-                healthy: true,
+                healthy: None,
                 target: 0,
             });
         }
@@ -261,13 +270,8 @@ pub(super) async fn run<'c>(
     .await;
     let (mut up, head) = match exchanged {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(Miss::from_error(e)),
-        Err(_) => {
-            return Err(Miss {
-                terminal: true,
-                ..Miss::from_error(deadline_error(policy))
-            })
-        }
+        Ok(Err(e)) => return Err(miss_by(e, deadline)),
+        Err(_) => return Err(deadline_miss()),
     };
     let ttfb = sent.elapsed();
     ctx.metrics.upstream(&provider.name, head.status);
@@ -281,10 +285,11 @@ pub(super) async fn run<'c>(
         // An error: read it (bounded) and render it in the client's dialect. Held whole either
         // way: given to the client now, or kept while the next target is tried.
         let mut charge = ctx.buffers.charge();
-        let raw = match read_error_prefix(&mut up, &mut codec, provider, &mut charge).await {
-            Ok(raw) => raw,
-            Err(e) => return Err(Miss::from_error(e)),
-        };
+        let raw =
+            match read_error_prefix(&mut up, &mut codec, provider, &mut charge, deadline).await {
+                Ok(raw) => raw,
+                Err(e) => return Err(miss_by(e, deadline)),
+            };
         let (client_status, rendered) = pair.error(status, &raw);
         let json = rendered.is_some();
         let bytes = rendered.unwrap_or(raw);
@@ -309,7 +314,7 @@ pub(super) async fn run<'c>(
             },
             meta,
             ttfb,
-            healthy: !retryable,
+            healthy: Some(!retryable),
             target: 0,
         };
         if retryable && (next.same_target || next.other_target) {
@@ -335,7 +340,12 @@ pub(super) async fn run<'c>(
         // answered 200 and may have acted on the request): prime it only when one is left.
         if next.other_target {
             if let Err(miss) = stream
-                .prime(&mut up, provider, policy.first_token_timeout, deadline)
+                .prime(
+                    &mut up,
+                    provider,
+                    policy.first_token_timeout.filter(|_| next.other_admissible),
+                    deadline,
+                )
                 .await
             {
                 return Err(Miss {
@@ -355,7 +365,7 @@ pub(super) async fn run<'c>(
             body: Body::Stream(stream),
             meta,
             ttfb,
-            healthy: true,
+            healthy: Some(true),
             target: 0,
         });
     }
@@ -368,21 +378,9 @@ pub(super) async fn run<'c>(
         let mut prefix = Vec::new();
         let mut charge = ctx.buffers.charge();
         if next.other_target {
-            match read_upto(&mut up, &mut codec, provider, &mut charge).await {
+            match read_upto(&mut up, &mut codec, provider, &mut charge, deadline).await {
                 Ok(read) => prefix = read,
-                Err(e) => {
-                    let terminal = e.kind() == ErrorKind::BufferBudget;
-                    return Err(Miss {
-                        reason: if terminal {
-                            "gateway"
-                        } else {
-                            "reset_mid_body"
-                        },
-                        same_target: false,
-                        terminal,
-                        ..Miss::from_error(e)
-                    });
-                }
+                Err(e) => return Err(body_miss(e, deadline)),
             }
             if codec.is_done() {
                 release(ctx, provider, up, head.reusable);
@@ -399,7 +397,7 @@ pub(super) async fn run<'c>(
                     },
                     meta,
                     ttfb,
-                    healthy: true,
+                    healthy: Some(true),
                     target: 0,
                 });
             }
@@ -410,10 +408,14 @@ pub(super) async fn run<'c>(
             status,
             head: Some(head),
             conn: Some(up),
-            body: Body::Plain { codec, prefix },
+            body: Body::Plain {
+                codec,
+                prefix,
+                charge,
+            },
             meta,
             ttfb,
-            healthy: true,
+            healthy: Some(true),
             target: 0,
         });
     };
@@ -430,23 +432,12 @@ pub(super) async fn run<'c>(
         declared,
         MAX_TRANSLATED_BODY,
         &mut charge,
+        deadline,
     )
     .await;
     let mut raw = match read {
         Ok(raw) => raw,
-        Err(Failure::BeforeResponse(e)) => {
-            let terminal = e.kind() == ErrorKind::BufferBudget;
-            return Err(Miss {
-                reason: if terminal {
-                    "gateway"
-                } else {
-                    "reset_mid_body"
-                },
-                same_target: false,
-                terminal,
-                ..Miss::from_error(e)
-            });
-        }
+        Err(Failure::BeforeResponse(e)) => return Err(body_miss(e, deadline)),
         Err(_) => {
             return Err(Miss::from_error(Error::new(
                 ErrorKind::Internal,
@@ -498,7 +489,7 @@ pub(super) async fn run<'c>(
         },
         meta,
         ttfb,
-        healthy: true,
+        healthy: Some(true),
         target: 0,
     })
 }
@@ -512,15 +503,72 @@ pub(super) fn release(ctx: &Ctx, provider: &Provider, mut up: Conn, reusable_and
     }
 }
 
-/// The request's deadline passed while an attempt was under way.
-fn deadline_error(policy: &Policy) -> Error {
+/// The next body chunk, within the provider's idle timeout and the request's deadline (its
+/// expiry is the deadline's error: the answer has not started for the client).
+async fn read_before(
+    up: &mut Conn,
+    codec: &mut BodyCodec,
+    provider: &Provider,
+    deadline: Instant,
+) -> Result<Option<Bytes>> {
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .min(provider.idle_timeout);
+    if wait.is_zero() {
+        return Err(deadline_passed());
+    }
+    match up.read_chunk(codec, wait).await {
+        Err(e) if e.kind() == ErrorKind::IdleTimeout && Instant::now() >= deadline => {
+            Err(deadline_passed())
+        }
+        r => r,
+    }
+}
+
+/// The request's deadline (`request_timeout_ms`) passed before its answer started.
+fn deadline_passed() -> Error {
     Error::new(
         ErrorKind::FirstByteTimeout,
-        format!(
-            "no provider answered within the route's request_timeout_ms ({} ms)",
-            policy.request_timeout.as_millis()
-        ),
+        "no provider answer started within the route's request_timeout_ms",
     )
+}
+
+/// The miss of a request whose deadline passed before it could be sent again.
+pub(super) fn deadline_miss() -> Miss<'static> {
+    Miss {
+        reason: "request_timeout",
+        terminal: true,
+        target_failed: false,
+        ..Miss::from_error(deadline_passed())
+    }
+}
+
+/// A miss; the last one when the request's deadline has passed.
+fn miss_by(e: Error, deadline: Instant) -> Miss<'static> {
+    let mut m = Miss::from_error(e);
+    if Instant::now() >= deadline {
+        // Cut short by the request's own deadline: not the target's failure.
+        m.terminal = true;
+        m.reason = "request_timeout";
+        m.target_failed = false;
+    }
+    m
+}
+
+/// A 2xx answer's body failed before commit: the provider may have acted, so only another
+/// target may be tried; the worker's own budget or the deadline end the request.
+fn body_miss(e: Error, deadline: Instant) -> Miss<'static> {
+    let budget = e.kind() == ErrorKind::BufferBudget;
+    let mut m = miss_by(e, deadline);
+    m.same_target = false;
+    if budget {
+        m.reason = "gateway";
+        m.terminal = true;
+        m.target_failed = false;
+    } else if !m.terminal {
+        m.reason = "reset_mid_body";
+    }
+    m
 }
 
 /// Largest same-dialect answer held whole before commit (so a break mid-body can still fall
@@ -534,10 +582,11 @@ async fn read_upto(
     codec: &mut BodyCodec,
     provider: &Provider,
     charge: &mut Charge<'_>,
+    deadline: Instant,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     while out.len() < MAX_HELD_ANSWER_BYTES {
-        match up.read_chunk(codec, provider.idle_timeout).await? {
+        match read_before(up, codec, provider, deadline).await? {
             Some(d) => {
                 if !charge.resize(out.len() + d.len()) {
                     return Err(charge.exhausted());
@@ -558,10 +607,11 @@ async fn read_error_prefix(
     body: &mut BodyCodec,
     provider: &Provider,
     charge: &mut Charge<'_>,
+    deadline: Instant,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     while out.len() < MAX_ERROR_BODY_BYTES {
-        match up.read_chunk(body, provider.idle_timeout).await? {
+        match read_before(up, body, provider, deadline).await? {
             Some(d) => {
                 let take = d.len().min(MAX_ERROR_BODY_BYTES - out.len());
                 if !charge.resize(out.len() + take) {
@@ -585,6 +635,7 @@ async fn read_all(
     declared: Option<u64>,
     max: usize,
     charge: &mut Charge<'_>,
+    deadline: Instant,
 ) -> std::result::Result<Vec<u8>, Failure> {
     let too_large = || {
         Failure::BeforeResponse(Error::new(
@@ -607,7 +658,7 @@ async fn read_all(
         out.reserve_exact(n);
     }
     loop {
-        match up.read_chunk(body, provider.idle_timeout).await {
+        match read_before(up, body, provider, deadline).await {
             Ok(Some(d)) => {
                 let need = out.len() + d.len();
                 if need > max {

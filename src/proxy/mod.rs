@@ -205,7 +205,8 @@ async fn attempts<'c>(
 ) -> Result<Answer<'c>, Failure> {
     let policy = resolved.policy();
     let targets = resolved.targets();
-    let deadline = ex.started + policy.request_timeout;
+    // From when the request has been read: a slow upload is not the providers' time.
+    let deadline = Instant::now() + policy.request_timeout;
     let mut queue: VecDeque<usize> = ctx.health.order(targets, policy).into();
     // Targets whose breaker is open, with when it closes: skipped while others remain, then
     // tried as a last resort, soonest to close first, before the request is given up.
@@ -233,14 +234,6 @@ async fn attempts<'c>(
         let Some(provider) = ctx.config.provider(target.provider) else {
             continue;
         };
-        if last_resort {
-            ctx.health.force_probe(target, Instant::now());
-        } else if let Admit::No(until) = ctx.health.admit(target, policy, Instant::now()) {
-            ctx.metrics.fallback(&target.label, "breaker_open");
-            deferred.push((until, index));
-            continue;
-        }
-        tried = true;
         ex.routed = Some((provider.name.clone(), target.model.clone()));
         let pair = Pair::new(ex.format, provider.kind);
         let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
@@ -256,13 +249,37 @@ async fn attempts<'c>(
                 break;
             }
         };
+        // Asked only now that the request is ready for this target: a probe slot is never
+        // taken by a request that cannot be sent.
+        if last_resort {
+            ctx.health.force_probe(target, Instant::now());
+        } else if let Admit::No(until) = ctx.health.admit(target, policy, Instant::now()) {
+            ctx.metrics.fallback(&target.label, "breaker_open");
+            deferred.push((until, index));
+            continue;
+        }
+        tried = true;
         let mut retry = 0u32;
         loop {
             let more_same = retry < policy.retries;
-            let in_time = Instant::now() < deadline;
+            let now = Instant::now();
+            let in_time = now < deadline;
+            if !in_time {
+                // Not even sent: a request past its deadline gets the deadline's error.
+                last = Some(attempt::deadline_miss());
+                break;
+            }
+            let other_admissible = more_targets
+                && !last_resort
+                && queue.iter().any(|&i| {
+                    targets
+                        .get(i)
+                        .is_some_and(|t| ctx.health.would_admit(t, policy, now))
+                });
             let next = attempt::Next {
                 same_target: more_same && in_time,
                 other_target: more_targets && in_time,
+                other_admissible: other_admissible && in_time,
             };
             let outcome = attempt::run(
                 ctx, ex, req, &prepared, target, provider, pair, policy, next, deadline,
@@ -271,10 +288,11 @@ async fn attempts<'c>(
             ex.note_attempts();
             let miss = match outcome {
                 Ok(mut answer) => {
-                    if answer.healthy {
-                        ctx.health.success(target, answer.ttfb);
-                    } else {
-                        target_failed(ctx, ex, target, policy);
+                    match answer.healthy {
+                        Some(true) => ctx.health.success(target, answer.ttfb),
+                        Some(false) => target_failed(ctx, ex, target, policy),
+                        // The gateway answered itself (an estimate): no provider to judge.
+                        None => {}
                     }
                     answer.target = index;
                     return Ok(answer);
@@ -352,7 +370,8 @@ fn target_failed(ctx: &Ctx, ex: &Exchange<'_>, target: &Target, policy: &Policy)
     }
 }
 
-/// Provider response headers never forwarded: hop-by-hop ones and those we set ourselves.
+/// Provider response headers never forwarded: hop-by-hop ones and the gateway's own (a
+/// provider, or a ringway chained in front of it, may send `x-ringway-*` too).
 fn skip_header(name: &str) -> bool {
     matches!(
         name,
@@ -365,11 +384,7 @@ fn skip_header(name: &str) -> bool {
             | "upgrade"
             | "proxy-authenticate"
             | "proxy-connection"
-            | "x-ringway-request-id"
-            | "x-ringway-provider"
-            | "x-ringway-model"
-            | "x-ringway-attempts"
-    )
+    ) || name.starts_with("x-ringway-")
 }
 
 /// Provider response headers worth keeping across dialects (rate limits, retry hints).
@@ -461,7 +476,11 @@ async fn commit_and_pump<S: Transport>(
             sent.map_err(|_| Failure::AfterResponse)?;
             Ok(())
         }
-        Body::Plain { mut codec, prefix } => {
+        Body::Plain {
+            mut codec,
+            prefix,
+            charge,
+        } => {
             let (Some(mut conn_up), Some(head)) = (up, head) else {
                 return Err(
                     Error::new(ErrorKind::Internal, "a relayed body without a provider").into(),
@@ -488,8 +507,18 @@ async fn commit_and_pump<S: Transport>(
             // The head is written: let it go, it pins the first upstream read buffer.
             drop(head);
             let chunked = body_kind == ResponseBody::Chunked;
-            pump::frame(&mut conn.wbuf, &prefix, chunked);
-            drop(prefix);
+            if prefix.len() <= pump::COALESCE_MAX_BYTES || chunked {
+                pump::frame(&mut conn.wbuf, &prefix, chunked);
+            } else {
+                // Large: the head, then the held bytes from their own buffer (copied into
+                // `wbuf` they would double, and the connection would keep a buffer that size).
+                let sent = match conn.flush().await {
+                    Ok(()) => conn.write_bytes(bytes::Bytes::from(prefix)).await,
+                    Err(e) => Err(e),
+                };
+                sent.map_err(|_| Failure::AfterResponse)?;
+            }
+            drop(charge);
             if codec.is_done() {
                 // No body: the head goes out alone.
                 conn.flush().await.map_err(|_| Failure::AfterResponse)?;

@@ -64,7 +64,7 @@ pub fn signal(provider: Format, ev: &sse::Event) -> Signal {
                 // Not JSON: passthrough relays it as is, a translator reports it.
                 return Signal::Content;
             };
-            if v.get("error").is_some() {
+            if v.get("error").is_some_and(|e| !e.is_null()) {
                 return Signal::Error;
             }
             let said_something =
@@ -110,12 +110,20 @@ enum Stage {
     Translate(StreamTranslator),
 }
 
-/// Does this event end the stream in `format`? OpenAI: `data: [DONE]` or an error object;
-/// Anthropic: `message_stop` or `error`.
+/// Does this event end the stream in `format`? OpenAI: `data: [DONE]` or an error object
+/// (`{"error": {…}}`; `"error": null` in an ordinary chunk is not one); Anthropic:
+/// `message_stop` or `error`.
 fn is_terminal(format: Format, ev: &sse::Event) -> bool {
     let data = ev.data.as_deref().unwrap_or_default().trim_ascii_start();
     match format {
-        Format::OpenAi => data == b"[DONE]" || data.starts_with(b"{\"error\""),
+        Format::OpenAi => {
+            data == b"[DONE]"
+                || data
+                    .strip_prefix(b"{\"error\"")
+                    .map(|rest| rest.trim_ascii_start())
+                    .and_then(|rest| rest.strip_prefix(b":"))
+                    .is_some_and(|value| !value.trim_ascii_start().starts_with(b"null"))
+        }
         Format::Anthropic => matches!(ev.event_type(), b"message_stop" | b"error"),
     }
 }
@@ -476,5 +484,72 @@ pub(super) async fn plain<S: Transport>(
                 return Err(Failure::AfterResponse);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn event(raw: &str) -> sse::Event {
+        let mut d = sse::Decoder::new(1 << 20);
+        d.push(Bytes::copy_from_slice(raw.as_bytes()));
+        d.next_event().unwrap().unwrap()
+    }
+
+    #[test]
+    fn signals_before_content() {
+        let o = |s: &str| signal(Format::OpenAi, &event(s));
+        assert_eq!(
+            o("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"),
+            Signal::Preamble
+        );
+        assert_eq!(
+            o("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n"),
+            Signal::Content
+        );
+        assert_eq!(
+            o("data: {\"error\":null,\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n"),
+            Signal::Preamble
+        );
+        assert_eq!(
+            o("data: {\"error\":{\"message\":\"x\"}}\n\n"),
+            Signal::Error
+        );
+        assert_eq!(o("data: [DONE]\n\n"), Signal::Content);
+        assert_eq!(
+            o("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"),
+            Signal::Content
+        );
+        assert_eq!(o(": keep-alive\n\n"), Signal::Preamble);
+        let a = |s: &str| signal(Format::Anthropic, &event(s));
+        assert_eq!(a("event: message_start\ndata: {}\n\n"), Signal::Preamble);
+        assert_eq!(
+            a("event: content_block_start\ndata: {}\n\n"),
+            Signal::Preamble
+        );
+        assert_eq!(a("event: ping\ndata: {}\n\n"), Signal::Preamble);
+        assert_eq!(
+            a("event: content_block_delta\ndata: {}\n\n"),
+            Signal::Content
+        );
+        assert_eq!(a("event: message_delta\ndata: {}\n\n"), Signal::Content);
+        assert_eq!(a("event: error\ndata: {}\n\n"), Signal::Error);
+    }
+
+    #[test]
+    fn terminal_events() {
+        let o = |s: &str| is_terminal(Format::OpenAi, &event(s));
+        assert!(o("data: [DONE]\n\n"));
+        assert!(o("data: {\"error\":{\"message\":\"x\"}}\n\n"));
+        assert!(o("data: {\"error\" : {}}\n\n"));
+        assert!(!o("data: {\"error\":null,\"choices\":[]}\n\n"));
+        assert!(!o("data: {\"error\": null}\n\n"));
+        assert!(!o("data: {\"choices\":[]}\n\n"));
+        assert!(is_terminal(
+            Format::Anthropic,
+            &event("event: message_stop\ndata: {}\n\n")
+        ));
     }
 }

@@ -96,6 +96,15 @@ impl Breaker {
         }
     }
 
+    /// Would [`Breaker::admit`] let a request through now? (Changes nothing.)
+    pub fn would_admit(&self, now: Instant, policy: &BreakerPolicy) -> bool {
+        match self.state {
+            State::Closed { .. } => true,
+            State::Open { until } => now >= until,
+            State::HalfOpen { since } => now.duration_since(since) >= policy.cooldown,
+        }
+    }
+
     /// Let a request through regardless (every target of a route is open): it is a probe.
     pub fn force_probe(&mut self, now: Instant) {
         self.state = State::HalfOpen { since: now };
@@ -155,6 +164,8 @@ mod tests {
         assert!(!b.failure(t0, &P));
         assert_eq!(b.admit(t0, &P), Admit::Yes);
         assert!(b.failure(t0, &P), "third consecutive failure opens");
+        assert!(!b.would_admit(t0, &P));
+        assert!(b.would_admit(t0 + P.cooldown, &P));
         assert_eq!(b.admit(t0, &P), Admit::No(t0 + P.cooldown));
         assert_eq!(
             b.admit(t0 + Duration::from_secs(9), &P),
@@ -172,6 +183,7 @@ mod tests {
         let t1 = t0 + P.cooldown;
         assert_eq!(b.admit(t1, &P), Admit::Probe);
         // While the probe runs, everyone else skips.
+        assert!(!b.would_admit(t1, &P));
         assert!(matches!(b.admit(t1, &P), Admit::No(_)));
         // The probe succeeds: closed.
         b.success();

@@ -27,6 +27,8 @@ pub struct Target {
     /// Its metrics label: the key for a route's target, `provider/*` for a model addressed
     /// directly (clients choose those names: one label each would grow without bound).
     pub label: String,
+    /// Addressed directly as `provider/model`, not a route's target.
+    pub direct: bool,
     /// Thinking form for `reasoning_effort`: the target's override, else the provider's.
     pub thinking_style: ThinkingStyle,
     /// Share of first picks under `strategy = "weighted"`.
@@ -204,6 +206,7 @@ impl Table {
                 model: upstream_model.to_owned(),
                 key: bare.to_owned(),
                 label: format!("{provider}/*"),
+                direct: true,
                 thinking_style,
                 weight: 1,
             },
@@ -219,9 +222,10 @@ struct TargetHealth {
     latency: balance::Ewma,
 }
 
-/// Most targets whose health a worker tracks. Route targets are few; models addressed
-/// directly are the client's choice, so past this bound new ones go untracked (always
-/// admitted, measured as unknown) rather than grow the map without limit.
+/// Most models addressed directly whose health a worker tracks: those names are the
+/// client's choice, so past this bound new ones go untracked (always admitted, measured as
+/// unknown) rather than grow the map without limit. Route targets (the config's) are always
+/// tracked.
 pub const MAX_TRACKED_TARGETS: usize = 4096;
 
 /// Per-worker health of every target seen, and the worker's PRNG (single thread: `RefCell`).
@@ -260,6 +264,14 @@ impl Health {
         )
     }
 
+    /// Would `target`'s breaker let a request through now? (Takes no probe slot.)
+    pub fn would_admit(&self, target: &Target, policy: &Policy, now: Instant) -> bool {
+        self.targets
+            .borrow()
+            .get(&target.key)
+            .is_none_or(|h| h.breaker.would_admit(now, &policy.breaker))
+    }
+
     /// Send to `target` although its breaker is open (every other target failed): as a probe,
     /// so a failure re-arms the cooldown and a success closes it.
     pub fn force_probe(&self, target: &Target, now: Instant) {
@@ -281,7 +293,7 @@ impl Health {
         if let Some(h) = map.get_mut(&target.key) {
             return Some(f(h));
         }
-        if map.len() >= MAX_TRACKED_TARGETS {
+        if target.direct && map.len() >= MAX_TRACKED_TARGETS {
             return None;
         }
         Some(f(map.entry(target.key.clone()).or_default()))
@@ -328,6 +340,7 @@ mod tests {
             model: name.to_owned(),
             key: format!("p/{name}"),
             label: format!("p/{name}"),
+            direct: false,
             thinking_style: ThinkingStyle::default(),
             weight: 1,
         }
@@ -409,10 +422,23 @@ mod tests {
     fn health_state_is_bounded() {
         let h = Health::new(1);
         let policy = Policy::default();
+        let direct = |name: &str| Target {
+            direct: true,
+            ..target(name)
+        };
         for i in 0..MAX_TRACKED_TARGETS + 100 {
-            h.failure(&target(&format!("m{i}")), &policy, Instant::now());
+            h.failure(&direct(&format!("m{i}")), &policy, Instant::now());
         }
         assert_eq!(h.tracked(), MAX_TRACKED_TARGETS);
+        // A route's target is tracked whatever clients did.
+        let route_target = target("configured");
+        for _ in 0..10 {
+            h.failure(&route_target, &policy, Instant::now());
+        }
+        assert!(matches!(
+            h.admit(&route_target, &policy, Instant::now()),
+            Admit::No(_)
+        ));
         // A tracked target still records.
         let t = target("m0");
         for _ in 0..10 {
