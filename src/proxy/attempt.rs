@@ -2,6 +2,7 @@
 //! and what comes back is either an answer to commit to, or a miss saying why and whether the
 //! same target may be tried again. Nothing here writes to the client.
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,7 +37,7 @@ pub(super) enum Prepared {
         path: String,
         body: Bytes,
         /// Set when the body was translated: what the answer's translation needs.
-        meta: Option<Box<RequestMeta>>,
+        meta: Option<Rc<RequestMeta>>,
     },
     /// count_tokens for a provider without that endpoint: the gateway estimates.
     Estimate,
@@ -95,7 +96,7 @@ pub(super) fn prepare(
     Ok(Prepared::Send {
         path,
         body: Bytes::from(body),
-        meta: Some(Box::new(meta)),
+        meta: Some(Rc::new(meta)),
     })
 }
 
@@ -137,7 +138,7 @@ pub(super) struct Answer<'c> {
     /// given it back to the pool already).
     pub conn: Option<Conn>,
     pub body: Body<'c>,
-    pub meta: Option<Box<RequestMeta>>,
+    pub meta: Option<Rc<RequestMeta>>,
     /// Request sent → response head.
     pub ttfb: Duration,
     /// Did the target work (anything but a status the route retries)? None: no provider was
@@ -262,17 +263,11 @@ pub(super) async fn run<'c>(
         Prepared::Send { path, body, meta } => (path, body, meta),
     };
     let sent = Instant::now();
-    let remaining = deadline.saturating_duration_since(sent);
-    let exchanged = monoio::time::timeout(
-        remaining,
-        exchange(ctx, target, provider, ex, path, body.clone()),
-    )
-    .await;
-    let (mut up, head) = match exchanged {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return Err(miss_by(e, deadline)),
-        Err(_) => return Err(deadline_miss()),
-    };
+    let (mut up, head) =
+        match exchange(ctx, target, provider, ex, path, body.clone(), deadline).await {
+            Ok(r) => r,
+            Err(e) => return Err(miss_by(e, deadline)),
+        };
     let ttfb = sent.elapsed();
     ctx.metrics.upstream(&provider.name, head.status);
     let meta = meta.clone();
@@ -511,9 +506,7 @@ async fn read_before(
     provider: &Provider,
     deadline: Instant,
 ) -> Result<Option<Bytes>> {
-    let wait = deadline
-        .saturating_duration_since(Instant::now())
-        .min(provider.idle_timeout);
+    let wait = within(provider.idle_timeout, deadline);
     if wait.is_zero() {
         return Err(deadline_passed());
     }
@@ -711,24 +704,25 @@ async fn exchange(
     ex: &Exchange<'_>,
     path: &str,
     body: Bytes,
+    deadline: Instant,
 ) -> Result<(Conn, ResponseHead)> {
     // Build the request first: a missing credential must not cost a connect.
     let req = upstream_request(provider, ex, path, body.len())?;
     let pooled = ctx.pool.take(&provider.pool_key);
     let mut up = match pooled {
         Some(c) => c,
-        None => connect(ctx, provider).await?,
+        None => connect(ctx, provider, deadline).await?,
     };
     count_send(ctx, ex, target);
-    match send_and_read_head(&mut up, provider, req, body.clone()).await {
+    match send_and_read_head(&mut up, provider, req, body.clone(), deadline).await {
         Ok(head) => Ok((up, head)),
         Err(e) if e.retry() == Retry::ReusedOnly => {
             drop(up);
             // Rebuilt, not cloned up front: the retry is rare, the request runs every time.
             let req = upstream_request(provider, ex, path, body.len())?;
-            let mut fresh = connect(ctx, provider).await?;
+            let mut fresh = connect(ctx, provider, deadline).await?;
             count_send(ctx, ex, target);
-            let head = send_and_read_head(&mut fresh, provider, req, body).await?;
+            let head = send_and_read_head(&mut fresh, provider, req, body, deadline).await?;
             Ok((fresh, head))
         }
         Err(e) => Err(e),
@@ -744,8 +738,15 @@ fn count_send(ctx: &Ctx, ex: &Exchange<'_>, target: &Target) {
 /// A new provider connection. Boxed: connecting (TLS handshake, connect timer) is the largest
 /// state a request goes through, and every connection task is allocated at its largest
 /// state's size for its whole life, streams included; a pooled connection skips this.
-async fn connect(ctx: &Ctx, provider: &Provider) -> Result<Conn> {
-    Box::pin(Conn::connect(provider, &ctx.dns)).await
+async fn connect(ctx: &Ctx, provider: &Provider, deadline: Instant) -> Result<Conn> {
+    let limit = within(provider.connect_timeout, deadline);
+    Box::pin(Conn::connect(provider, &ctx.dns, limit)).await
+}
+
+/// `timeout`, cut to what is left before `deadline`: the request's deadline rides on the
+/// provider's own timers rather than adding one per request.
+fn within(timeout: Duration, deadline: Instant) -> Duration {
+    timeout.min(deadline.saturating_duration_since(Instant::now()))
 }
 
 async fn send_and_read_head(
@@ -753,9 +754,12 @@ async fn send_and_read_head(
     provider: &Provider,
     req: Vec<u8>,
     body: Bytes,
+    deadline: Instant,
 ) -> Result<ResponseHead> {
-    up.send(req, body, provider.first_byte_timeout).await?;
-    up.read_head(provider.first_byte_timeout).await
+    up.send(req, body, within(provider.first_byte_timeout, deadline))
+        .await?;
+    up.read_head(within(provider.first_byte_timeout, deadline))
+        .await
 }
 
 /// The upstream request head for a `body_len`-byte JSON body: provider credentials, never the

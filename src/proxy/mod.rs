@@ -251,9 +251,10 @@ async fn attempts<'c>(
         };
         // Asked only now that the request is ready for this target: a probe slot is never
         // taken by a request that cannot be sent.
+        let mut now = Instant::now();
         if last_resort {
-            ctx.health.force_probe(target, Instant::now());
-        } else if let Admit::No(until) = ctx.health.admit(target, policy, Instant::now()) {
+            ctx.health.force_probe(target, now);
+        } else if let Admit::No(until) = ctx.health.admit(target, policy, now) {
             ctx.metrics.fallback(&target.label, "breaker_open");
             deferred.push((until, index));
             continue;
@@ -262,7 +263,9 @@ async fn attempts<'c>(
         let mut retry = 0u32;
         loop {
             let more_same = retry < policy.retries;
-            let now = Instant::now();
+            if retry > 0 {
+                now = Instant::now();
+            }
             let in_time = now < deadline;
             if !in_time {
                 // Not even sent: a request past its deadline gets the deadline's error.

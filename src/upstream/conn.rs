@@ -78,16 +78,16 @@ pub struct Conn {
 
 impl Conn {
     /// Open a connection: resolve (cached), TCP connect with NODELAY, TLS if configured,
-    /// all within the provider's connect timeout.
-    pub async fn connect(p: &Provider, dns: &DnsCache) -> Result<Conn> {
-        match monoio::time::timeout(p.connect_timeout, Self::connect_inner(p, dns)).await {
+    /// all within `timeout` (the provider's connect timeout, or less).
+    pub async fn connect(p: &Provider, dns: &DnsCache, timeout: Duration) -> Result<Conn> {
+        match monoio::time::timeout(timeout, Self::connect_inner(p, dns)).await {
             Ok(r) => r,
             Err(_) => Err(Error::new(
                 ErrorKind::ConnectTimeout,
                 format!(
                     "connecting to provider `{}` timed out after {} ms",
                     p.name,
-                    p.connect_timeout.as_millis()
+                    timeout.as_millis()
                 ),
             )),
         }
