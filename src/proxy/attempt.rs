@@ -23,7 +23,9 @@ use crate::upstream::Conn;
 pub const MAX_TRANSLATED_BODY: usize = 64 * 1024 * 1024;
 
 /// Largest provider error body read (to render it in the client's dialect, or to hold it while
-/// the next target is tried).
+/// the next target is tried): a longer one is cut after the read that passes this, the rest
+/// left unread, and the client still gets the provider's status with what was read quoted (a
+/// cut body is never valid JSON, so it is re-rendered).
 pub const MAX_ERROR_BODY_BYTES: usize = 1024 * 1024;
 
 /// Room reserved beyond the provider's answer for its translation (ids, field names and
@@ -280,11 +282,19 @@ pub(super) async fn run<'c>(
         // An error: read it (bounded) and render it in the client's dialect. Held whole either
         // way: given to the client now, or kept while the next target is tried.
         let mut charge = ctx.buffers.charge();
-        let raw =
-            match read_error_prefix(&mut up, &mut codec, provider, &mut charge, deadline).await {
-                Ok(raw) => raw,
-                Err(e) => return Err(miss_by(e, deadline)),
-            };
+        let raw = match read_prefix(
+            &mut up,
+            &mut codec,
+            provider,
+            &mut charge,
+            deadline,
+            MAX_ERROR_BODY_BYTES,
+        )
+        .await
+        {
+            Ok(raw) => raw,
+            Err(e) => return Err(miss_by(e, deadline)),
+        };
         let (client_status, rendered) = pair.error(status, &raw);
         let json = rendered.is_some();
         let bytes = rendered.unwrap_or(raw);
@@ -373,7 +383,16 @@ pub(super) async fn run<'c>(
         let mut prefix = Vec::new();
         let mut charge = ctx.buffers.charge();
         if next.other_target {
-            match read_upto(&mut up, &mut codec, provider, &mut charge, deadline).await {
+            match read_prefix(
+                &mut up,
+                &mut codec,
+                provider,
+                &mut charge,
+                deadline,
+                MAX_HELD_ANSWER_BYTES,
+            )
+            .await
+            {
                 Ok(read) => prefix = read,
                 Err(e) => return Err(body_miss(e, deadline)),
             }
@@ -568,49 +587,25 @@ fn body_miss(e: Error, deadline: Instant) -> Miss<'static> {
 /// back); a larger one is relayed as read.
 pub const MAX_HELD_ANSWER_BYTES: usize = 1024 * 1024;
 
-/// Read a same-dialect body until it ends or [`MAX_HELD_ANSWER_BYTES`] are held (charged to
-/// the worker's budget); `codec.is_done()` tells which.
-async fn read_upto(
+/// Read a body until it ends or at least `max` bytes are held (charged to the worker's
+/// budget; at most one read beyond `max`); `codec.is_done()` tells which. Same-dialect answers
+/// held before commit and provider error bodies are read this way.
+async fn read_prefix(
     up: &mut Conn,
     codec: &mut BodyCodec,
     provider: &Provider,
     charge: &mut Charge<'_>,
     deadline: Instant,
+    max: usize,
 ) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    while out.len() < MAX_HELD_ANSWER_BYTES {
+    while out.len() < max {
         match read_before(up, codec, provider, deadline).await? {
             Some(d) => {
                 if !charge.resize(out.len() + d.len()) {
                     return Err(charge.exhausted());
                 }
                 out.extend_from_slice(&d);
-            }
-            None => break,
-        }
-    }
-    Ok(out)
-}
-
-/// The first [`MAX_ERROR_BODY_BYTES`] of a provider's error body (all of it, normally). A
-/// longer one is cut there and the rest left unread: the client still gets the provider's
-/// status, with what was read quoted (a cut body is never valid JSON, so it is re-rendered).
-async fn read_error_prefix(
-    up: &mut Conn,
-    body: &mut BodyCodec,
-    provider: &Provider,
-    charge: &mut Charge<'_>,
-    deadline: Instant,
-) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    while out.len() < MAX_ERROR_BODY_BYTES {
-        match read_before(up, body, provider, deadline).await? {
-            Some(d) => {
-                let take = d.len().min(MAX_ERROR_BODY_BYTES - out.len());
-                if !charge.resize(out.len() + take) {
-                    return Err(charge.exhausted());
-                }
-                out.extend_from_slice(d.get(..take).unwrap_or_default());
             }
             None => break,
         }
