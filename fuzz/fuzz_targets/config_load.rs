@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
             p.name
         );
     }
-    for r in &config.routes {
+    for r in config.routing.routes() {
         assert!(
             is_valid_field_value(r.model.as_bytes()),
             "route {:?}",
