@@ -8,7 +8,7 @@ mod admit;
 mod attempt;
 mod budget;
 mod estimate;
-mod pump;
+pub mod pump;
 mod respond;
 mod state;
 

@@ -138,11 +138,11 @@ pub(super) struct PrimeMiss {
 
 /// One stream's pump: its body framing, SSE decoder and stage, and the client bytes made
 /// before commit.
-pub(super) struct Stream {
+pub struct Stream {
     provider: Format,
     stage: Stage,
     dec: sse::Decoder,
-    pub codec: BodyCodec,
+    pub(super) codec: BodyCodec,
     /// Event bytes of one read, passthrough (slices, not copies).
     raws: Vec<Bytes>,
     /// Translated bytes of one read, or everything held before commit.
@@ -192,7 +192,7 @@ impl Stream {
     /// Read until the first content event (within `first_token` from now, when set), holding
     /// what the stage makes of the events. Err: the stream failed or stalled before content;
     /// nothing has been written to the client.
-    pub async fn prime(
+    pub(super) async fn prime(
         &mut self,
         up: &mut Conn,
         provider: &Provider,
@@ -287,7 +287,7 @@ impl Stream {
     }
 
     /// Append what priming held, framed, to `wbuf` (behind the head).
-    pub fn take_primed(&mut self, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
+    pub(super) fn take_primed(&mut self, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
         let any = !self.out.is_empty();
         frame(wbuf, &self.out, chunked);
         self.out.clear();
@@ -313,64 +313,42 @@ impl Stream {
         }
     }
 
-    /// Pump the committed stream to its end. `conn.wbuf` may hold the head and primed events;
-    /// they go out with the first batch. A stream that breaks or ends without its final event
-    /// gets the client dialect's error event and a clean end, never a silent truncation.
-    pub async fn run<S: Transport>(
-        &mut self,
-        conn: &mut ClientConn<S>,
-        ex: &Exchange<'_>,
-        up: &mut Conn,
-        provider: &Provider,
-        chunked: bool,
-    ) -> Result<(), Failure> {
-        if !conn.wbuf.is_empty() && conn.flush().await.is_err() {
-            return Err(Failure::AfterResponse);
-        }
-        conn.wbuf.clear();
-        let failure = loop {
-            match up.read_chunk(&mut self.codec, provider.idle_timeout).await {
-                Ok(Some(data)) => {
-                    self.dec.push(data);
-                    let mut oversized = false;
-                    loop {
-                        match self.dec.next_event() {
-                            Ok(Some(ev)) => self.on_event(ev, false),
-                            Ok(None) => break,
-                            Err(_) => {
-                                oversized = true;
-                                break;
-                            }
-                        }
-                    }
-                    if oversized {
-                        // What came before the oversized event still goes out, then the error.
-                        self.frame_batch(&mut conn.wbuf, chunked);
-                        break Some(Error::new(
-                            ErrorKind::UpstreamProtocol,
-                            format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
-                        ));
-                    }
-                    self.frame_batch(&mut conn.wbuf, chunked);
-                    if !conn.wbuf.is_empty() {
-                        ex.first_event_sent();
-                        if conn.flush().await.is_err() {
-                            return Err(Failure::AfterResponse);
-                        }
-                        conn.wbuf.clear();
-                    }
+    /// One read's worth of a committed stream: its complete events through the stage, framed
+    /// as one chunk appended to `wbuf` (nothing when no event completed). Err: an event over
+    /// [`MAX_SSE_EVENT_BYTES`]; what came before it is in `wbuf`. The pure step between a read
+    /// and a write, so benches and tests drive it without sockets.
+    pub fn feed(&mut self, data: Bytes, wbuf: &mut Vec<u8>, chunked: bool) -> Result<(), Error> {
+        self.dec.push(data);
+        let mut oversized = false;
+        loop {
+            match self.dec.next_event() {
+                Ok(Some(ev)) => self.on_event(ev, false),
+                Ok(None) => break,
+                Err(_) => {
+                    oversized = true;
+                    break;
                 }
-                Ok(None) => break None,
-                Err(e) => break Some(e),
             }
-        };
-        // The end: the stage closes the client's stream (an error event if the provider's
-        // broke or ended early), then the last chunk.
-        let complete = match (&mut self.stage, &failure) {
+        }
+        self.frame_batch(wbuf, chunked);
+        if oversized {
+            return Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The provider's stream ended (`failure`: how it broke, if it did). The stage closes the
+    /// client's stream into `wbuf` (its dialect's error event if the provider's broke or ended
+    /// early), then the last chunk. Returns whether the client's stream ended properly.
+    pub fn finish(&mut self, failure: Option<&Error>, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
+        let complete = match (&mut self.stage, failure) {
             (Stage::Passthrough { terminated, .. }, None) if *terminated => true,
             (Stage::Passthrough { format, terminated }, _) => {
                 if !*terminated {
-                    let e = failure.as_ref().map_or_else(
+                    let e = failure.map_or_else(
                         || {
                             Error::new(
                                 ErrorKind::UpstreamReset,
@@ -392,6 +370,49 @@ impl Stream {
                 false
             }
         };
+        self.frame_batch(wbuf, chunked);
+        if chunked {
+            wbuf.extend_from_slice(http1::LAST_CHUNK);
+        }
+        complete
+    }
+
+    /// Pump the committed stream to its end. `conn.wbuf` may hold the head and primed events;
+    /// they go out with the first batch. A stream that breaks or ends without its final event
+    /// gets the client dialect's error event and a clean end, never a silent truncation.
+    pub(super) async fn run<S: Transport>(
+        &mut self,
+        conn: &mut ClientConn<S>,
+        ex: &Exchange<'_>,
+        up: &mut Conn,
+        provider: &Provider,
+        chunked: bool,
+    ) -> Result<(), Failure> {
+        if !conn.wbuf.is_empty() && conn.flush().await.is_err() {
+            return Err(Failure::AfterResponse);
+        }
+        conn.wbuf.clear();
+        let failure = loop {
+            match up.read_chunk(&mut self.codec, provider.idle_timeout).await {
+                Ok(Some(data)) => {
+                    let fed = self.feed(data, &mut conn.wbuf, chunked);
+                    if let Err(e) = fed {
+                        // What came before the oversized event goes out with the error.
+                        break Some(e);
+                    }
+                    if !conn.wbuf.is_empty() {
+                        ex.first_event_sent();
+                        if conn.flush().await.is_err() {
+                            return Err(Failure::AfterResponse);
+                        }
+                        conn.wbuf.clear();
+                    }
+                }
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        let complete = self.finish(failure.as_ref(), &mut conn.wbuf, chunked);
         if let Some(e) = &failure {
             ex.failed_midway.set(Some(e.kind()));
             crate::log::warn(format_args!(
@@ -400,10 +421,6 @@ impl Stream {
             ));
         } else if !complete {
             ex.failed_midway.set(Some(ErrorKind::UpstreamReset));
-        }
-        self.frame_batch(&mut conn.wbuf, chunked);
-        if chunked {
-            conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
         }
         if conn.flush().await.is_err() {
             return Err(Failure::AfterResponse);
@@ -536,6 +553,36 @@ mod tests {
         );
         assert_eq!(a("event: message_delta\ndata: {}\n\n"), Signal::Content);
         assert_eq!(a("event: error\ndata: {}\n\n"), Signal::Error);
+    }
+
+    /// Passthrough is byte for byte whatever the reads: every split of a stream into two
+    /// reads (and one byte per read) writes exactly the stream, and ends complete.
+    #[test]
+    fn passthrough_is_byte_for_byte_at_any_split() {
+        use crate::http1::{BodyCodec, BodyFraming};
+        let stream = "event: message_start\ndata: {\"type\":\"message_start\"}\n\n: keep\n\nevent: content_block_delta\r\ndata: {\"d\":\"°\"}\r\n\r\nevent: message_stop\ndata: {}\n\n".as_bytes();
+        let pair = Pair::new(Format::Anthropic, Format::Anthropic);
+        let run = |reads: Vec<&[u8]>| {
+            let mut s = Stream::new(pair, None, BodyCodec::new(BodyFraming::Close));
+            let mut out = Vec::new();
+            for r in reads {
+                s.feed(Bytes::copy_from_slice(r), &mut out, false).unwrap();
+            }
+            let complete = s.finish(None, &mut out, false);
+            (out, complete)
+        };
+        for at in 0..=stream.len() {
+            let (a, b) = stream.split_at(at);
+            assert_eq!(run(vec![a, b]), (stream.to_vec(), true), "split at {at}");
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(run(bytes), (stream.to_vec(), true));
+        // Cut before its final event: the client's error event closes it, marked incomplete.
+        let cut = stream.len() - "event: message_stop\ndata: {}\n\n".len();
+        let (out, complete) = run(vec![&stream[..cut]]);
+        assert!(!complete);
+        assert!(out.starts_with(&stream[..cut]));
+        assert!(String::from_utf8_lossy(&out[cut..]).starts_with("event: error\n"));
     }
 
     #[test]
