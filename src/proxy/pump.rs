@@ -395,9 +395,18 @@ impl Stream {
         let failure = loop {
             match up.read_chunk(&mut self.codec, provider.idle_timeout).await {
                 Ok(Some(data)) => {
-                    let fed = self.feed(data, &mut conn.wbuf, chunked);
+                    let mut fed = self.feed(data, &mut conn.wbuf, chunked);
+                    // Every chunk this read brought goes out in the same write: one write per
+                    // read, not per HTTP chunk (providers send an event per chunk).
+                    while fed.is_ok() {
+                        match up.buffered_chunk(&mut self.codec) {
+                            Ok(Some(more)) => fed = self.feed(more, &mut conn.wbuf, chunked),
+                            Ok(None) => break,
+                            Err(e) => fed = Err(e),
+                        }
+                    }
                     if let Err(e) = fed {
-                        // What came before the oversized event goes out with the error.
+                        // What came before the failure goes out with the error event.
                         break Some(e);
                     }
                     if !conn.wbuf.is_empty() {

@@ -289,6 +289,23 @@ impl Conn {
         }
     }
 
+    /// The next body chunk already in the read buffer, without reading the socket: what a
+    /// read brought beyond the chunk `read_chunk` returned (a provider writing each event as
+    /// its own HTTP chunk puts several in one read). None when more must be read, or at the end.
+    pub fn buffered_chunk(&mut self, body: &mut BodyCodec) -> Result<Option<Bytes>> {
+        if body.is_done() || self.rbuf.is_empty() {
+            return Ok(None);
+        }
+        match body.decode(&mut self.rbuf) {
+            Ok(BodyStep::Data(d)) => Ok(Some(d)),
+            Ok(BodyStep::End | BodyStep::NeedMore) => Ok(None),
+            Err(e) => Err(Error::new(
+                ErrorKind::UpstreamProtocol,
+                format!("provider sent a malformed chunked body ({e})"),
+            )),
+        }
+    }
+
     async fn next_chunk(
         &mut self,
         body: &mut BodyCodec,
