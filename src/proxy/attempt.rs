@@ -272,7 +272,20 @@ pub(super) async fn run<'c>(
         };
     let ttfb = sent.elapsed();
     ctx.metrics.upstream(&provider.name, head.status);
-    let meta = meta.clone();
+    // What every answer from this provider says besides its status, head, connection and
+    // body.
+    let answer = |status, head, conn, body, healthy| Answer {
+        provider,
+        pair,
+        status,
+        head: Some(head),
+        conn,
+        body,
+        meta: meta.clone(),
+        ttfb,
+        healthy: Some(healthy),
+        target: 0,
+    };
     let status = head.status;
     let ok = (200..300).contains(&status);
     let retryable = !ok && policy.retries_status(status);
@@ -306,22 +319,17 @@ pub(super) async fn run<'c>(
             head.header("retry-after"),
         );
         release(ctx, provider, up, head.reusable && codec.is_done());
-        let answer = Answer {
-            provider,
-            pair,
-            status: client_status,
-            head: Some(head),
-            conn: None,
-            body: Body::Whole {
+        let answer = answer(
+            client_status,
+            head,
+            None,
+            Body::Whole {
                 bytes,
                 json,
                 charge,
             },
-            meta,
-            ttfb,
-            healthy: Some(!retryable),
-            target: 0,
-        };
+            !retryable,
+        );
         if retryable && (next.same_target || next.other_target) {
             return Err(Miss {
                 error: Error::new(
@@ -361,18 +369,7 @@ pub(super) async fn run<'c>(
                 });
             }
         }
-        return Ok(Answer {
-            provider,
-            pair,
-            status,
-            head: Some(head),
-            conn: Some(up),
-            body: Body::Stream(stream),
-            meta,
-            ttfb,
-            healthy: Some(true),
-            target: 0,
-        });
+        return Ok(answer(status, head, Some(up), Body::Stream(stream), true));
     }
 
     let Some(meta_ref) = meta.as_deref().filter(|_| !pair.is_passthrough()) else {
@@ -398,40 +395,30 @@ pub(super) async fn run<'c>(
             }
             if codec.is_done() {
                 release(ctx, provider, up, head.reusable);
-                return Ok(Answer {
-                    provider,
-                    pair,
+                return Ok(answer(
                     status,
-                    head: Some(head),
-                    conn: None,
-                    body: Body::Whole {
+                    head,
+                    None,
+                    Body::Whole {
                         bytes: prefix,
                         json: false,
                         charge,
                     },
-                    meta,
-                    ttfb,
-                    healthy: Some(true),
-                    target: 0,
-                });
+                    true,
+                ));
             }
         }
-        return Ok(Answer {
-            provider,
-            pair,
+        return Ok(answer(
             status,
-            head: Some(head),
-            conn: Some(up),
-            body: Body::Plain {
+            head,
+            Some(up),
+            Body::Plain {
                 codec,
                 prefix,
                 charge,
             },
-            meta,
-            ttfb,
-            healthy: Some(true),
-            target: 0,
-        });
+            true,
+        ));
     };
     // A whole answer in another dialect: read (charged to the worker's budget), translate.
     let mut charge = ctx.buffers.charge();
@@ -490,22 +477,17 @@ pub(super) async fn run<'c>(
         });
     }
     release(ctx, provider, up, head.reusable && codec.is_done());
-    Ok(Answer {
-        provider,
-        pair,
+    Ok(answer(
         status,
-        head: Some(head),
-        conn: None,
-        body: Body::Whole {
+        head,
+        None,
+        Body::Whole {
             bytes: out,
             json: true,
             charge,
         },
-        meta,
-        ttfb,
-        healthy: Some(true),
-        target: 0,
-    })
+        true,
+    ))
 }
 
 /// A provider connection whose response was read to its end (on one that may carry another)
