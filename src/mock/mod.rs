@@ -253,6 +253,10 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             model,
             fault::answered(&steps),
         );
+        // Bytes with no pause between them go out in one write, as a provider's socket would
+        // carry them: a stream without pacing is one write, and a gateway in front reads it
+        // whole (the load tests measure the gateway, not the mock's syscalls).
+        conn.wbuf.clear();
         let mut chunked = false;
         for step in steps {
             let ok = match step {
@@ -271,7 +275,6 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                             ResponseBody::Chunked
                         }
                     };
-                    conn.wbuf.clear();
                     // A scripted header the writer refuses ends the exchange: the mock never
                     // writes a broken head (raw-socket tests play hostile providers).
                     http1::write_response_head(
@@ -282,22 +285,23 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                         head.keep_alive(),
                     )
                     .is_ok()
-                        && conn.flush().await.is_ok()
                 }
                 Step::Data(data) => {
-                    conn.wbuf.clear();
                     if chunked {
                         http1::write_chunk(&mut conn.wbuf, &data);
                     } else {
                         conn.wbuf.extend_from_slice(&data);
                     }
-                    conn.flush().await.is_ok()
-                }
-                Step::Sleep(d) => {
-                    monoio::time::sleep(d).await;
                     true
                 }
+                Step::Sleep(d) => {
+                    let ok = conn.flush().await.is_ok();
+                    monoio::time::sleep(d).await;
+                    ok
+                }
                 Step::Reset => {
+                    // What was written reaches the peer before the reset does.
+                    let _ = conn.flush().await;
                     // SO_LINGER 0 makes close() send RST instead of FIN.
                     let linger = nix::libc::linger {
                         l_onoff: 1,
@@ -311,28 +315,31 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
                     return;
                 }
                 Step::Stall => {
+                    let _ = conn.flush().await;
                     monoio::time::sleep(STALL_FOR).await;
                     return;
                 }
                 Step::End => {
                     if chunked {
-                        conn.wbuf.clear();
                         conn.wbuf.extend_from_slice(http1::LAST_CHUNK);
-                        conn.flush().await.is_ok()
-                    } else {
-                        true
                     }
+                    true
                 }
                 Step::Raw(bytes) => {
-                    conn.wbuf.clear();
                     conn.wbuf.extend_from_slice(&bytes);
-                    conn.flush().await.is_ok()
+                    true
                 }
-                Step::Close => return,
+                Step::Close => {
+                    let _ = conn.flush().await;
+                    return;
+                }
             };
             if !ok {
                 return;
             }
+        }
+        if conn.flush().await.is_err() {
+            return;
         }
         if !head.keep_alive() {
             return;

@@ -150,7 +150,8 @@ pub enum Step {
         /// Body length for Content-Length framing, or `None` for chunked.
         content_length: Option<usize>,
     },
-    /// Write these bytes as body (one HTTP chunk when chunked) and flush.
+    /// These bytes as body (one HTTP chunk when chunked). Written together with the steps
+    /// around them up to the next pause (`Sleep`, `Stall`, `Reset`, `Close` or the end).
     Data(Bytes),
     /// Wait this long before the next step.
     Sleep(Duration),
@@ -160,7 +161,7 @@ pub enum Step {
     Stall,
     /// Finish the body normally (last-chunk when chunked; nothing more with Content-Length).
     End,
-    /// Write these bytes as they are (no chunk framing, no head needed) and flush: for
+    /// These bytes as they are (no chunk framing, no head needed), written like `Data`: for
     /// answers that are not HTTP at all.
     Raw(Bytes),
     /// Close the connection normally (FIN) now, whatever was or was not written.
