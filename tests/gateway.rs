@@ -4,8 +4,10 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -977,6 +979,96 @@ fn upstream_event_split_across_chunks_is_never_half_sent() {
     let v: serde_json::Value = serde_json::from_str(&events[1].1).unwrap();
     assert!(v["error"]["message"].is_string());
     assert!(!r.text().contains("{\"choi\n"));
+}
+
+/// A provider that answers with `first`, then stays silent until the test says `go`, then
+/// sends `rest` and closes.
+fn held_upstream(first: Vec<u8>, rest: Vec<u8>) -> (SocketAddr, mpsc::Sender<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (go, wait) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        read_one_request(&mut s);
+        let _ = s.write_all(&first);
+        if wait.recv_timeout(Duration::from_secs(30)).is_ok() {
+            let _ = s.write_all(&rest);
+        }
+    });
+    (addr, go)
+}
+
+/// Read from `s` into `got` until it holds `want` (or the 10 s read timeout fails the test).
+fn read_until(s: &mut TcpStream, got: &mut Vec<u8>, want: &str) {
+    let mut tmp = [0u8; 4096];
+    while !String::from_utf8_lossy(got).contains(want) {
+        let n = s.read(&mut tmp).unwrap_or_else(|e| {
+            panic!(
+                "waiting for {want:?}: {e}; got {:?}",
+                String::from_utf8_lossy(got)
+            )
+        });
+        assert!(
+            n > 0,
+            "closed before {want:?}: {:?}",
+            String::from_utf8_lossy(got)
+        );
+        got.extend_from_slice(&tmp[..n]);
+    }
+}
+
+#[test]
+fn events_reach_the_client_while_the_provider_is_silent() {
+    // The pump writes only before a read that may wait: what arrived must be with the client
+    // while the provider says nothing more, same format and translated alike.
+    fn chunks(events: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for ev in events {
+            let ev = format!("data: {ev}\n\n");
+            out.extend_from_slice(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes());
+        }
+        out
+    }
+    let mut first =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    first.extend(chunks(&[
+        r#"{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant"}}]}"#,
+        r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#,
+    ]));
+    let mut rest = chunks(&[
+        r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null}]}"#,
+        r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        "[DONE]",
+    ]);
+    rest.extend_from_slice(b"0\r\n\r\n");
+    for (path, body, end) in [
+        (
+            "/v1/chat/completions",
+            openai_body("r", "x", true),
+            "data: [DONE]",
+        ),
+        (
+            "/v1/messages",
+            anthropic_body("r", "x", true),
+            "message_stop",
+        ),
+    ] {
+        let (up, go) = held_upstream(first.clone(), rest.clone());
+        let g = raw_gateway(up);
+        let mut s = TcpStream::connect(g.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&post(path, &[("connection", "close")], &body))
+            .unwrap();
+        let mut got = Vec::new();
+        read_until(&mut s, &mut got, "Hel");
+        assert!(!String::from_utf8_lossy(&got).contains(end), "{path}");
+        go.send(()).unwrap();
+        read_until(&mut s, &mut got, end);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.contains("lo"), "{path}: {text}");
+        assert!(text.ends_with("0\r\n\r\n"), "{path}: {text}");
+    }
 }
 
 #[test]

@@ -313,31 +313,44 @@ impl Stream {
         }
     }
 
+    /// Decode `data`'s complete events through the stage into the batch the next
+    /// [`Stream::frame_batch`] frames. Err: an event over [`MAX_SSE_EVENT_BYTES`]; the events
+    /// before it are in the batch.
+    fn take(&mut self, data: Bytes) -> Result<(), Error> {
+        self.dec.push(data);
+        loop {
+            match self.dec.next_event() {
+                Ok(Some(ev)) => self.on_event(ev, false),
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::UpstreamProtocol,
+                        format!(
+                            "provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
     /// One read's worth of a committed stream: its complete events through the stage, framed
     /// as one chunk appended to `wbuf` (nothing when no event completed). Err: an event over
     /// [`MAX_SSE_EVENT_BYTES`]; what came before it is in `wbuf`. The pure step between a read
     /// and a write, so benches and tests drive it without sockets.
     pub fn feed(&mut self, data: Bytes, wbuf: &mut Vec<u8>, chunked: bool) -> Result<(), Error> {
-        self.dec.push(data);
-        let mut oversized = false;
-        loop {
-            match self.dec.next_event() {
-                Ok(Some(ev)) => self.on_event(ev, false),
-                Ok(None) => break,
-                Err(_) => {
-                    oversized = true;
-                    break;
-                }
-            }
-        }
+        let taken = self.take(data);
         self.frame_batch(wbuf, chunked);
-        if oversized {
-            return Err(Error::new(
-                ErrorKind::UpstreamProtocol,
-                format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
-            ));
+        taken
+    }
+
+    /// Everything the upstream read buffer already holds, through the stage, with no syscall.
+    /// Ok(true): the body ended there.
+    fn drain(&mut self, up: &mut Conn) -> Result<bool, Error> {
+        while let Some(data) = up.buffered_chunk(&mut self.codec)? {
+            self.take(data)?;
         }
-        Ok(())
+        Ok(self.codec.is_done())
     }
 
     /// The provider's stream ended (`failure`: how it broke, if it did). The stage closes the
@@ -380,6 +393,10 @@ impl Stream {
     /// Pump the committed stream to its end. `conn.wbuf` may hold the head and primed events;
     /// they go out with the first batch. A stream that breaks or ends without its final event
     /// gets the client dialect's error event and a clean end, never a silent truncation.
+    ///
+    /// Writes happen only before a read that may wait: what one read brought (several HTTP
+    /// chunks, often the body's end too) goes out in one write, and nothing that arrived is
+    /// held while the provider is silent.
     pub(super) async fn run<S: Transport>(
         &mut self,
         conn: &mut ClientConn<S>,
@@ -388,33 +405,24 @@ impl Stream {
         provider: &Provider,
         chunked: bool,
     ) -> Result<(), Failure> {
-        if !conn.wbuf.is_empty() && conn.flush().await.is_err() {
-            return Err(Failure::AfterResponse);
-        }
-        conn.wbuf.clear();
         let failure = loop {
+            match self.drain(up) {
+                Ok(false) => {}
+                Ok(true) => break None,
+                Err(e) => break Some(e),
+            }
+            self.frame_batch(&mut conn.wbuf, chunked);
+            if !conn.wbuf.is_empty() {
+                ex.first_event_sent();
+                if conn.flush().await.is_err() {
+                    return Err(Failure::AfterResponse);
+                }
+                conn.wbuf.clear();
+            }
             match up.read_chunk(&mut self.codec, provider.idle_timeout).await {
                 Ok(Some(data)) => {
-                    let mut fed = self.feed(data, &mut conn.wbuf, chunked);
-                    // Every chunk this read brought goes out in the same write: one write per
-                    // read, not per HTTP chunk (providers send an event per chunk).
-                    while fed.is_ok() {
-                        match up.buffered_chunk(&mut self.codec) {
-                            Ok(Some(more)) => fed = self.feed(more, &mut conn.wbuf, chunked),
-                            Ok(None) => break,
-                            Err(e) => fed = Err(e),
-                        }
-                    }
-                    if let Err(e) = fed {
-                        // What came before the failure goes out with the error event.
+                    if let Err(e) = self.take(data) {
                         break Some(e);
-                    }
-                    if !conn.wbuf.is_empty() {
-                        ex.first_event_sent();
-                        if conn.flush().await.is_err() {
-                            return Err(Failure::AfterResponse);
-                        }
-                        conn.wbuf.clear();
                     }
                 }
                 Ok(None) => break None,
