@@ -100,7 +100,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         if now >= deadline {
             return Err(None);
         }
-        match monoio::time::timeout(deadline - now, self.fill()).await {
+        match crate::runtime::timer::timeout(deadline - now, self.fill()).await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(Some(e)),
             Err(_) => Err(None),
@@ -293,7 +293,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             return Ok(());
         }
         let buf = std::mem::take(&mut self.wbuf);
-        match monoio::time::timeout(self.write_timeout, self.stream.write_all(buf)).await {
+        match crate::runtime::timer::timeout(self.write_timeout, self.stream.write_all(buf)).await {
             Ok((res, mut buf)) => {
                 // A buffer grown for one large write is let go: an idle keep-alive
                 // connection would otherwise hold it for its whole life.
@@ -312,7 +312,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         if data.is_empty() {
             return Ok(());
         }
-        match monoio::time::timeout(self.write_timeout, self.stream.write_all(data)).await {
+        match crate::runtime::timer::timeout(self.write_timeout, self.stream.write_all(data)).await
+        {
             Ok((res, _)) => self.check_write(res),
             Err(_) => self.write_timed_out(),
         }
@@ -342,7 +343,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     }
 
     async fn write_raw(&mut self, data: &'static [u8]) -> Result<()> {
-        match monoio::time::timeout(self.write_timeout, self.stream.write_all(data)).await {
+        match crate::runtime::timer::timeout(self.write_timeout, self.stream.write_all(data)).await
+        {
             Ok((res, _)) => self.check_write(res),
             Err(_) => self.write_timed_out(),
         }

@@ -76,7 +76,7 @@ async fn estimate_off_worker(
         if let Some(result) = answer.get() {
             return Ok(result.clone());
         }
-        monoio::time::sleep(ESTIMATE_POLL).await;
+        crate::runtime::timer::sleep(ESTIMATE_POLL).await;
     }
 }
 
@@ -97,7 +97,7 @@ async fn tokenizer() -> Result<&'static CoreBPE> {
                     "the tokenizer for count_tokens is still being built",
                 ))
             }
-            None => monoio::time::sleep(TOKENIZER_POLL).await,
+            None => crate::runtime::timer::sleep(TOKENIZER_POLL).await,
         }
     }
 }

@@ -164,7 +164,9 @@ async fn serve<S: Transport>(
     };
     let req = admit::admit(ctx, conn, ex, count_tokens).await?;
     let resolved = route(ctx, &req)?;
-    let answer = attempts(ctx, ex, &req, &resolved).await?;
+    // Boxed: the failover loop's state is the largest of any phase, and inline it would size
+    // every connection's task for it, held streams included (it is freed at commit).
+    let answer = Box::pin(attempts(ctx, ex, &req, &resolved)).await?;
     // Committed: the client's body has been sent (or translated) for the last time.
     drop(req);
     let target = answer.target;
@@ -333,7 +335,7 @@ async fn attempts<'c>(
             match wait {
                 Some(w) if !terminal => {
                     if !w.is_zero() {
-                        monoio::time::sleep(w).await;
+                        crate::runtime::timer::sleep(w).await;
                     }
                     retry += 1;
                 }

@@ -29,6 +29,9 @@ pub const MAX_SSE_EVENT_BYTES: usize = 4 * 1024 * 1024;
 /// provider that sends more preamble than this is committed to as it is.
 pub const MAX_PRIMED_BYTES: usize = 64 * 1024;
 
+/// Chunk framing around one batch: a size line (up to 16 hex digits and CRLF) and a CRLF.
+const CHUNK_FRAMING_BYTES: usize = 20;
+
 /// What a provider event says about the stream, read in the provider's dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
@@ -165,7 +168,7 @@ impl Stream {
             dec: sse::Decoder::new(MAX_SSE_EVENT_BYTES),
             codec,
             raws: Vec::new(),
-            out: Vec::with_capacity(1024),
+            out: Vec::new(),
         }
     }
 
@@ -300,6 +303,8 @@ impl Stream {
         if len == 0 {
             return;
         }
+        // One allocation: a held stream's write buffer is let go between events.
+        wbuf.reserve(len + CHUNK_FRAMING_BYTES);
         if chunked {
             http1::write_chunk_header(wbuf, len);
         }
@@ -417,7 +422,9 @@ impl Stream {
                 if conn.flush().await.is_err() {
                     return Err(Failure::AfterResponse);
                 }
-                conn.wbuf.clear();
+                // A stream waits far longer than it writes: its write buffer is let go while
+                // it waits (~1 KiB per held stream) and the next batch allocates what it needs.
+                conn.wbuf = Vec::new();
             }
             match up.read_chunk(&mut self.codec, provider.idle_timeout).await {
                 Ok(Some(data)) => {

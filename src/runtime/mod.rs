@@ -2,6 +2,8 @@
 //! or the legacy epoll driver), each pinned to a CPU where allowed, each with its own
 //! SO_REUSEPORT listener, upstream pool and state. Workers share nothing on the request path.
 
+pub mod timer;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,6 +65,8 @@ where
     F: FnOnce(DriverKind) -> Fut,
     Fut: Future<Output = ()>,
 {
+    // A runtime of an earlier block_on on this thread may have left timers behind.
+    timer::reset();
     match choose(driver)? {
         DriverKind::IoUring => match build_uring(entries) {
             Ok(mut rt) => {

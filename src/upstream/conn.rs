@@ -80,7 +80,7 @@ impl Conn {
     /// Open a connection: resolve (cached), TCP connect with NODELAY, TLS if configured,
     /// all within `timeout` (the provider's connect timeout, or less).
     pub async fn connect(p: &Provider, dns: &DnsCache, timeout: Duration) -> Result<Conn> {
-        match monoio::time::timeout(timeout, Self::connect_inner(p, dns)).await {
+        match crate::runtime::timer::timeout(timeout, Self::connect_inner(p, dns)).await {
             Ok(r) => r,
             Err(_) => Err(Error::new(
                 ErrorKind::ConnectTimeout,
@@ -210,7 +210,7 @@ impl Conn {
             }
             self.stream.flush().await
         };
-        match monoio::time::timeout(timeout, send).await {
+        match crate::runtime::timer::timeout(timeout, send).await {
             Ok(r) => r.map_err(|e| self.io_error("sending the request", e)),
             Err(_) => Err(Error::new(
                 ErrorKind::FirstByteTimeout,
@@ -243,7 +243,7 @@ impl Conn {
 
     /// Wait for the final response head (interim 1xx heads are skipped).
     pub async fn read_head(&mut self, timeout: Duration) -> Result<ResponseHead> {
-        let res = monoio::time::timeout(timeout, self.next_head()).await;
+        let res = crate::runtime::timer::timeout(timeout, self.next_head()).await;
         // Nothing at all came back: a pooled connection the provider had already closed.
         let stale = if self.reused && !self.received {
             Retry::ReusedOnly
@@ -334,7 +334,7 @@ impl Conn {
         if body.is_done() {
             return Ok(None);
         }
-        match monoio::time::timeout(idle, self.next_chunk(body)).await {
+        match crate::runtime::timer::timeout(idle, self.next_chunk(body)).await {
             Err(_) => Err(Error::new(
                 ErrorKind::IdleTimeout,
                 format!(

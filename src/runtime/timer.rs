@@ -1,0 +1,409 @@
+//! Per-thread I/O deadlines. A timeout here is a 16-byte handle into this thread's table and
+//! one heap entry, where monoio's `Sleep` is 640 bytes aligned to 128 (which pads every future
+//! that holds one, so every connection's task) and a timer-wheel insertion per use. One driver
+//! task per runtime thread sleeps until the earliest deadline and wakes what expired.
+//! Resolution is a millisecond; a deadline never fires early.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// The deadline passed before the future finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// Stale heap entries (of timeouts that finished first) tolerated beyond the live ones before
+/// the heap is rebuilt: cancelling is O(1), and the rebuild is amortised over as many cancels.
+const STALE_SLACK: usize = 1024;
+
+struct Entry {
+    /// Bumped when the entry is freed, so a stale heap entry or handle never matches it.
+    gen: u32,
+    /// Deadline, in milliseconds since the table's epoch (rounded up).
+    at: u64,
+    waker: Option<Waker>,
+    fired: bool,
+    live: bool,
+}
+
+struct Table {
+    epoch: Instant,
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    /// (deadline ms, entry, generation), earliest first; entries of cancelled timeouts stay
+    /// until popped or rebuilt away.
+    heap: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    live: usize,
+    /// The driver task, woken when a deadline earlier than the one it sleeps for arrives.
+    driver: Option<Waker>,
+    /// What the driver sleeps until (None: nothing, or not running).
+    driver_at: Option<u64>,
+    driver_running: bool,
+}
+
+thread_local! {
+    static TABLE: RefCell<Table> = RefCell::new(Table {
+        epoch: Instant::now(),
+        entries: Vec::new(),
+        free: Vec::new(),
+        heap: BinaryHeap::new(),
+        live: 0,
+        driver: None,
+        driver_at: None,
+        driver_running: false,
+    });
+}
+
+impl Table {
+    /// Milliseconds since the epoch, rounded up: firing at `at` is never before `t`.
+    fn ms_ceil(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.epoch);
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if d.subsec_nanos().is_multiple_of(1_000_000) {
+            ms
+        } else {
+            ms.saturating_add(1)
+        }
+    }
+
+    fn ms_floor(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn register(&mut self, deadline: Instant, waker: &Waker) -> (u32, u32) {
+        let at = self.ms_ceil(deadline);
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push(Entry {
+                    gen: 0,
+                    at: 0,
+                    waker: None,
+                    fired: false,
+                    live: false,
+                });
+                u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let Some(e) = self.entries.get_mut(idx as usize) else {
+            return (u32::MAX, 0);
+        };
+        e.at = at;
+        e.waker = Some(waker.clone());
+        e.fired = false;
+        e.live = true;
+        let gen = e.gen;
+        self.heap.push(Reverse((at, idx, gen)));
+        self.live += 1;
+        if !self.driver_running {
+            self.driver_running = true;
+            monoio::spawn(Driver {
+                sleep: None,
+                armed: None,
+            });
+        } else if self.driver_at.is_none_or(|d| at < d) {
+            if let Some(w) = &self.driver {
+                w.wake_by_ref();
+            }
+        }
+        (idx, gen)
+    }
+
+    fn entry(&mut self, (idx, gen): (u32, u32)) -> Option<&mut Entry> {
+        self.entries
+            .get_mut(idx as usize)
+            .filter(|e| e.live && e.gen == gen)
+    }
+
+    /// Free a timeout's entry; its waker is returned to be dropped outside the table.
+    fn cancel(&mut self, key: (u32, u32)) -> Option<Waker> {
+        let e = self.entry(key)?;
+        e.live = false;
+        let waker = e.waker.take();
+        e.gen = e.gen.wrapping_add(1);
+        self.free.push(key.0);
+        self.live -= 1;
+        if self.heap.len() > 2 * self.live + STALE_SLACK {
+            let entries = &self.entries;
+            self.heap.retain(|Reverse((_, i, g))| {
+                entries
+                    .get(*i as usize)
+                    .is_some_and(|e| e.live && e.gen == *g)
+            });
+        }
+        waker
+    }
+
+    /// Mark everything due by `now_ms` fired and collect its wakers; the earliest deadline
+    /// still pending.
+    fn fire(&mut self, now_ms: u64, wake: &mut Vec<Waker>) -> Option<u64> {
+        while let Some(Reverse((at, idx, gen))) = self.heap.peek().copied() {
+            let current = self
+                .entries
+                .get(idx as usize)
+                .is_some_and(|e| e.live && e.gen == gen && e.at == at);
+            if !current {
+                self.heap.pop();
+                continue;
+            }
+            if at > now_ms {
+                return Some(at);
+            }
+            self.heap.pop();
+            if let Some(e) = self.entries.get_mut(idx as usize) {
+                e.fired = true;
+                wake.extend(e.waker.take());
+            }
+        }
+        None
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// `fut`, bounded by a deadline.
+    pub struct Timeout<F> {
+        #[pin]
+        fut: F,
+        deadline: Instant,
+        slot: Slot,
+    }
+}
+
+/// A registered deadline; freed when the timeout is dropped.
+struct Slot(Option<(u32, u32)>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(key) = self.0 {
+            // try_with: a timeout dropped while the thread exits finds no table; try_borrow: one
+            // dropped while `reset` holds it is being forgotten anyway.
+            let waker = TABLE
+                .try_with(|t| t.try_borrow_mut().ok().and_then(|mut t| t.cancel(key)))
+                .ok()
+                .flatten();
+            drop(waker);
+        }
+    }
+}
+
+/// Forget this thread's deadlines and driver: a new runtime starts on it (the tasks of an
+/// old one, and their wakers, are never woken from here again).
+pub fn reset() {
+    // Wakers are dropped after the table is released: the last reference to a task of the old
+    // runtime drops the task, and with it any timeout it holds.
+    let mut wakers = Vec::new();
+    let _ = TABLE.try_with(|t| {
+        let mut t = t.borrow_mut();
+        let mut freed = Vec::new();
+        for (i, e) in t.entries.iter_mut().enumerate() {
+            if e.live {
+                e.live = false;
+                wakers.extend(e.waker.take());
+                e.gen = e.gen.wrapping_add(1);
+                freed.extend(u32::try_from(i).ok());
+            }
+        }
+        t.free.extend(freed);
+        t.heap.clear();
+        t.live = 0;
+        wakers.extend(t.driver.take());
+        t.driver_at = None;
+        t.driver_running = false;
+    });
+    drop(wakers);
+}
+
+/// Run `fut` until `deadline`; `Err(Elapsed)` if it has not finished by then.
+pub fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Timeout<F> {
+    Timeout {
+        fut,
+        deadline,
+        slot: Slot(None),
+    }
+}
+
+/// Run `fut` for at most `dur`.
+pub fn timeout<F: Future>(dur: Duration, fut: F) -> Timeout<F> {
+    timeout_at(Instant::now() + dur, fut)
+}
+
+/// Wait `dur`.
+pub async fn sleep(dur: Duration) {
+    let _ = timeout(dur, std::future::pending::<()>()).await;
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        let deadline = *this.deadline;
+        let slot = this.slot;
+        let mut old = None;
+        let out = TABLE.with(|t| {
+            let mut t = t.borrow_mut();
+            match slot.0 {
+                None => {
+                    slot.0 = Some(t.register(deadline, cx.waker()));
+                    Poll::Pending
+                }
+                Some(key) => match t.entry(key) {
+                    Some(e) if e.fired => Poll::Ready(Err(Elapsed)),
+                    Some(e) => {
+                        if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            old = e.waker.replace(cx.waker().clone());
+                        }
+                        Poll::Pending
+                    }
+                    // Unreachable while the slot is ours; fail safe rather than hang.
+                    None => Poll::Ready(Err(Elapsed)),
+                },
+            }
+        });
+        drop(old);
+        out
+    }
+}
+
+/// The thread's driver task: sleeps (one monoio timer) until the earliest deadline.
+struct Driver {
+    sleep: Option<Pin<Box<monoio::time::Sleep>>>,
+    armed: Option<u64>,
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut wake = Vec::new();
+        loop {
+            let (next, epoch, old) = TABLE.with(|t| {
+                let mut t = t.borrow_mut();
+                let now = t.ms_floor(Instant::now());
+                let next = t.fire(now, &mut wake);
+                let mut old = None;
+                if !t.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    old = t.driver.replace(cx.waker().clone());
+                }
+                t.driver_at = next;
+                (next, t.epoch, old)
+            });
+            drop(old);
+            for w in wake.drain(..) {
+                w.wake();
+            }
+            let Some(at) = next else {
+                self.sleep = None;
+                self.armed = None;
+                return Poll::Pending;
+            };
+            let when = monoio::time::Instant::from_std(epoch + Duration::from_millis(at));
+            let same = self.armed == Some(at);
+            match (&mut self.sleep, same) {
+                (Some(s), false) => s.as_mut().reset(when),
+                (None, _) => self.sleep = Some(Box::pin(monoio::time::sleep_until(when))),
+                (Some(_), true) => {}
+            }
+            self.armed = Some(at);
+            if let Some(s) = self.sleep.as_mut() {
+                if s.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The runtime is going away: a later runtime on this thread starts a new driver.
+        let _ = TABLE.try_with(|t| {
+            let mut t = t.borrow_mut();
+            t.driver_running = false;
+            t.driver = None;
+            t.driver_at = None;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn rt<F: Future>(f: F) -> F::Output {
+        reset();
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_deadline_fires_not_before_it_is_due() {
+        rt(async {
+            let start = Instant::now();
+            let r = timeout(Duration::from_millis(30), std::future::pending::<()>()).await;
+            assert_eq!(r, Err(Elapsed));
+            assert!(start.elapsed() >= Duration::from_millis(30));
+        });
+    }
+
+    #[test]
+    fn a_finished_future_wins_and_frees_its_entry() {
+        rt(async {
+            for _ in 0..10_000 {
+                let r = timeout(Duration::from_secs(60), async { 7 }).await;
+                assert_eq!(r, Ok(7));
+            }
+            let r = timeout(Duration::from_secs(60), async {
+                monoio::time::sleep(Duration::from_millis(5)).await;
+                8
+            })
+            .await;
+            assert_eq!(r, Ok(8));
+            TABLE.with(|t| {
+                let t = t.borrow();
+                assert_eq!(t.live, 0);
+                // One entry reused throughout; stale heap entries stay bounded.
+                assert!(t.entries.len() <= 2, "{}", t.entries.len());
+                assert!(t.heap.len() <= STALE_SLACK + 2, "{}", t.heap.len());
+            });
+        });
+    }
+
+    #[test]
+    fn an_earlier_deadline_registered_later_still_fires_first() {
+        rt(async {
+            let long = monoio::spawn(timeout(
+                Duration::from_secs(5),
+                std::future::pending::<()>(),
+            ));
+            monoio::time::sleep(Duration::from_millis(5)).await;
+            let start = Instant::now();
+            let r = timeout(Duration::from_millis(20), std::future::pending::<()>()).await;
+            assert_eq!(r, Err(Elapsed));
+            assert!(start.elapsed() < Duration::from_secs(4));
+            drop(long);
+        });
+    }
+
+    #[test]
+    fn a_new_runtime_on_the_same_thread_gets_a_driver() {
+        for _ in 0..2 {
+            rt(async {
+                let _keep = monoio::spawn(sleep(Duration::from_secs(60)));
+                let r = timeout(Duration::from_millis(10), std::future::pending::<()>()).await;
+                assert_eq!(r, Err(Elapsed));
+            });
+        }
+    }
+}
