@@ -333,7 +333,7 @@ fn is_forbidden_ctl(b: u8) -> bool {
 
 /// RFC 9110 `tchar`.
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    super::write::is_tchar(b)
 }
 
 #[cfg(test)]

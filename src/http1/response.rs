@@ -27,12 +27,15 @@ pub const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
 /// Most response headers accepted.
 pub const MAX_RESPONSE_HEADERS: usize = 128;
 
-/// A provider's response head: header names and values are spans of one frozen buffer
-/// (names lower-cased in place), so reading a head allocates one small Vec.
+/// A provider's response head: header values are spans of one frozen buffer, names spans of
+/// one lower-cased string (httparse checked they are tokens, so they are text once, not
+/// re-validated on every read).
 pub struct ResponseHead {
     /// Status code.
     pub status: u16,
     raw: Bytes,
+    names: String,
+    /// (name span in `names`, value span in `raw`).
     spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// Body framing.
     pub framing: BodyFraming,
@@ -43,10 +46,9 @@ pub struct ResponseHead {
 impl ResponseHead {
     /// Headers in arrival order, names lower-case.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.spans.iter().filter_map(|(n, v)| {
-            let name = std::str::from_utf8(self.raw.get(n.clone())?).ok()?;
-            Some((name, self.raw.get(v.clone())?))
-        })
+        self.spans
+            .iter()
+            .filter_map(|(n, v)| Some((self.names.get(n.clone())?, self.raw.get(v.clone())?)))
     }
 
     /// The first value of header `name` (lower-case).
@@ -54,7 +56,7 @@ impl ResponseHead {
         let (_, v) = self
             .spans
             .iter()
-            .find(|(n, _)| self.raw.get(n.clone()) == Some(name.as_bytes()))?;
+            .find(|(n, _)| self.names.get(n.clone()) == Some(name))?;
         self.raw.get(v.clone())
     }
 
@@ -63,7 +65,7 @@ impl ResponseHead {
     /// every lookup was a tenth of the gateway's instructions (callgrind).
     pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.spans.iter().filter_map(move |(n, v)| {
-            if self.raw.get(n.clone())? == name.as_bytes() {
+            if self.names.get(n.clone())? == name {
                 self.raw.get(v.clone())
             } else {
                 None
@@ -120,6 +122,7 @@ pub fn decode_head(src: &mut BytesMut) -> std::result::Result<Option<ResponseHea
             return too_large();
         }
         let mut spans = Vec::with_capacity(16);
+        let mut names = String::new();
         // httparse decides where the head ends: its length, not a search for CRLFCRLF,
         // so a bare-LF head can neither hang nor swallow body bytes.
         let (len, status, version) = {
@@ -131,14 +134,17 @@ pub fn decode_head(src: &mut BytesMut) -> std::result::Result<Option<ResponseHea
                 Err(e) => return Err(HeadReadError::Malformed(e.to_string())),
             };
             let base = window.as_ptr() as usize;
+            names.reserve(resp.headers.iter().map(|h| h.name.len()).sum());
             for h in resp.headers.iter() {
-                let n = h.name.as_ptr() as usize - base;
+                let n = names.len();
+                names.push_str(h.name);
                 let v = h.value.as_ptr() as usize - base;
-                spans.push((n..n + h.name.len(), v..v + h.value.len()));
+                spans.push((n..names.len(), v..v + h.value.len()));
             }
+            names.make_ascii_lowercase();
             (len, resp.code.unwrap_or(0), resp.version.unwrap_or(0))
         };
-        let mut head = src.split_to(len);
+        let head = src.split_to(len);
         if !(100..=599).contains(&status) {
             return Err(HeadReadError::Malformed(format!(
                 "status {status} is outside 100-599"
@@ -153,15 +159,11 @@ pub fn decode_head(src: &mut BytesMut) -> std::result::Result<Option<ResponseHea
             100..=199 => continue, // interim response: the final one follows
             _ => {}
         }
-        for (n, _) in &spans {
-            if let Some(name) = head.get_mut(n.clone()) {
-                name.make_ascii_lowercase();
-            }
-        }
         let raw = head.freeze();
         let mut rh = ResponseHead {
             status,
             raw,
+            names,
             spans,
             framing: BodyFraming::Empty,
             reusable: false,

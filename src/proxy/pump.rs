@@ -63,44 +63,78 @@ pub fn signal(provider: Format, ev: &sse::Event) -> Signal {
             if d == b"[DONE]" {
                 return Signal::Content;
             }
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(d) else {
-                // Not JSON: passthrough relays it as is, a translator reports it.
-                return Signal::Content;
-            };
-            if v.get("error").is_some_and(|e| !e.is_null()) {
-                return Signal::Error;
-            }
-            let said_something =
-                v.get("choices")
-                    .and_then(|c| c.as_array())
-                    .is_some_and(|choices| {
-                        choices.iter().any(|c| {
-                            let finish = c.get("finish_reason").is_some_and(|f| !f.is_null());
-                            let delta = c.get("delta");
-                            let text = |k: &str| {
-                                delta
-                                    .and_then(|d| d.get(k))
-                                    .and_then(|t| t.as_str())
-                                    .is_some_and(|t| !t.is_empty())
-                            };
-                            let tools = delta
-                                .and_then(|d| d.get("tool_calls"))
-                                .is_some_and(|t| !t.is_null());
-                            finish
-                                || tools
-                                || text("content")
-                                || text("refusal")
-                                || text("reasoning_content")
-                                || text("reasoning")
-                        })
-                    });
-            let usage = v.get("usage").is_some_and(|u| !u.is_null());
-            if said_something || usage {
-                Signal::Content
-            } else {
-                Signal::Preamble
-            }
+            // The borrowed chunk type first (no tree, no allocation for its strings): this runs
+            // on the first events of every OpenAI stream. What it cannot read is classified
+            // from a generic tree.
+            openai_chunk_signal(d).unwrap_or_else(|| openai_tree_signal(d))
         }
+    }
+}
+
+/// An OpenAI chunk's signal, read through the borrowed chunk type; None when it does not fit
+/// that type.
+fn openai_chunk_signal(d: &[u8]) -> Option<Signal> {
+    let chunk = serde_json::from_slice::<crate::wire::openai::Chunk<'_>>(d).ok()?;
+    if chunk.error.is_some() {
+        return Some(Signal::Error);
+    }
+    let text = |t: &Option<crate::wire::Str<'_>>| t.as_ref().is_some_and(|t| !t.is_empty());
+    let said_something = chunk.choices.iter().flatten().any(|c| {
+        c.finish_reason.is_some()
+            || c.delta.as_ref().is_some_and(|d| {
+                d.tool_calls.is_some()
+                    || text(&d.content)
+                    || text(&d.refusal)
+                    || text(&d.reasoning_content)
+                    || text(&d.reasoning)
+            })
+    });
+    Some(if said_something || chunk.usage.is_some() {
+        Signal::Content
+    } else {
+        Signal::Preamble
+    })
+}
+
+/// An OpenAI chunk's signal, read from a generic JSON tree (the reference the typed reading
+/// is tested against).
+fn openai_tree_signal(d: &[u8]) -> Signal {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(d) else {
+        // Not JSON: passthrough relays it as is, a translator reports it.
+        return Signal::Content;
+    };
+    if v.get("error").is_some_and(|e| !e.is_null()) {
+        return Signal::Error;
+    }
+    let said_something = v
+        .get("choices")
+        .and_then(|c| c.as_array())
+        .is_some_and(|choices| {
+            choices.iter().any(|c| {
+                let finish = c.get("finish_reason").is_some_and(|f| !f.is_null());
+                let delta = c.get("delta");
+                let text = |k: &str| {
+                    delta
+                        .and_then(|d| d.get(k))
+                        .and_then(|t| t.as_str())
+                        .is_some_and(|t| !t.is_empty())
+                };
+                let tools = delta
+                    .and_then(|d| d.get("tool_calls"))
+                    .is_some_and(|t| !t.is_null());
+                finish
+                    || tools
+                    || text("content")
+                    || text("refusal")
+                    || text("reasoning_content")
+                    || text("reasoning")
+            })
+        });
+    let usage = v.get("usage").is_some_and(|u| !u.is_null());
+    if said_something || usage {
+        Signal::Content
+    } else {
+        Signal::Preamble
     }
 }
 
@@ -537,6 +571,39 @@ mod tests {
         let mut d = sse::Decoder::new(1 << 20);
         d.push(Bytes::copy_from_slice(raw.as_bytes()));
         d.next_event().unwrap().unwrap()
+    }
+
+    #[test]
+    fn the_typed_chunk_reading_agrees_with_the_tree() {
+        let cases = [
+            r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{"role":"assistant","content":"","refusal":null},"finish_reason":null}],"usage":null}"#,
+            r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"\u00e9"}}]}"#,
+            r#"{"choices":[{"delta":{"refusal":"no"}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning":""}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":null}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+            r#"{"choices":[],"usage":{"weird":true}}"#,
+            r#"{"error":null,"choices":[{"delta":{"role":"assistant"}}]}"#,
+            r#"{"error":{"message":"x","type":"server_error"}}"#,
+            r#"{"error":"a plain string"}"#,
+            r#"{"error":{}}"#,
+            r#"{"choices":{"not":"an array"}}"#,
+            r#"{"choices":[{"delta":{"content":7}}]}"#,
+            r#"{"choices":[null]}"#,
+            r#"[1,2,3]"#,
+            r#"not json"#,
+            r#"{}"#,
+        ];
+        for c in cases {
+            let tree = openai_tree_signal(c.as_bytes());
+            let fast = openai_chunk_signal(c.as_bytes()).unwrap_or(tree);
+            assert_eq!(fast, tree, "{c}");
+        }
     }
 
     #[test]
