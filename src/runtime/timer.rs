@@ -2,7 +2,10 @@
 //! one heap entry, where monoio's `Sleep` is 640 bytes aligned to 128 (which pads every future
 //! that holds one, so every connection's task) and a timer-wheel insertion per use. One driver
 //! task per runtime thread sleeps until the earliest deadline and wakes what expired.
-//! Resolution is a millisecond; a deadline never fires early.
+//! A deadline never fires early, and late by at most 1/32 of its timeout (a millisecond for
+//! short ones, up to a second for long ones): a long idle timeout re-armed on every event then
+//! lands on a coarse grid, so the driver wakes a few times a second, not every millisecond
+//! as thousands of connections re-arm theirs.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -74,8 +77,11 @@ impl Table {
         u64::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn register(&mut self, deadline: Instant, waker: &Waker) -> (u32, u32) {
-        let at = self.ms_ceil(deadline);
+    fn register(&mut self, deadline: Instant, grain_ms: u64, waker: &Waker) -> (u32, u32) {
+        let at = self
+            .ms_ceil(deadline)
+            .div_ceil(grain_ms)
+            .saturating_mul(grain_ms);
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -169,7 +175,22 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         deadline: Instant,
+        grain_ms: u64,
         slot: Slot,
+    }
+}
+
+/// Most lateness tolerated, as a fraction of the timeout: 1/32.
+const LATE_SHIFT: u32 = 5;
+/// The coarsest grid a deadline is rounded up to.
+const MAX_GRAIN_MS: u64 = 1024;
+
+/// The grid a timeout of `dur` lands on: a power of two of milliseconds, at most `dur`/32.
+fn grain(dur: Duration) -> u64 {
+    let ms = u64::try_from(dur.as_millis() >> LATE_SHIFT).unwrap_or(u64::MAX);
+    match ms {
+        0 | 1 => 1,
+        _ => (1u64 << ms.ilog2()).min(MAX_GRAIN_MS),
     }
 }
 
@@ -219,16 +240,23 @@ pub fn reset() {
 
 /// Run `fut` until `deadline`; `Err(Elapsed)` if it has not finished by then.
 pub fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Timeout<F> {
+    let now = Instant::now();
     Timeout {
         fut,
         deadline,
+        grain_ms: grain(deadline.saturating_duration_since(now)),
         slot: Slot(None),
     }
 }
 
 /// Run `fut` for at most `dur`.
 pub fn timeout<F: Future>(dur: Duration, fut: F) -> Timeout<F> {
-    timeout_at(Instant::now() + dur, fut)
+    Timeout {
+        fut,
+        deadline: Instant::now() + dur,
+        grain_ms: grain(dur),
+        slot: Slot(None),
+    }
 }
 
 /// Wait `dur`.
@@ -245,13 +273,14 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Ready(Ok(v));
         }
         let deadline = *this.deadline;
+        let grain_ms = *this.grain_ms;
         let slot = this.slot;
         let mut old = None;
         let out = TABLE.with(|t| {
             let mut t = t.borrow_mut();
             match slot.0 {
                 None => {
-                    slot.0 = Some(t.register(deadline, cx.waker()));
+                    slot.0 = Some(t.register(deadline, grain_ms, cx.waker()));
                     Poll::Pending
                 }
                 Some(key) => match t.entry(key) {
@@ -394,6 +423,41 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(4));
             drop(long);
         });
+    }
+
+    #[test]
+    fn long_timeouts_land_on_a_coarse_grid_short_ones_do_not() {
+        assert_eq!(grain(Duration::from_millis(20)), 1);
+        assert_eq!(grain(Duration::from_millis(100)), 2);
+        assert_eq!(grain(Duration::from_secs(1)), 16);
+        assert_eq!(grain(Duration::from_secs(10)), 256);
+        assert_eq!(grain(Duration::from_secs(600)), MAX_GRAIN_MS);
+        for ms in [1u64, 7, 31, 32, 33, 100, 999, 1000, 5000, 60_000, 3_600_000] {
+            let g = grain(Duration::from_millis(ms));
+            assert!(
+                g.is_power_of_two() && (g == 1 || g <= ms / 32),
+                "{ms} ms: grain {g}"
+            );
+        }
+        // Many connections re-arming a 60 s idle timeout within a second share a few deadlines.
+        let t = Table {
+            epoch: Instant::now(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            heap: BinaryHeap::new(),
+            live: 0,
+            driver: None,
+            driver_at: None,
+            driver_running: true,
+        };
+        let g = grain(Duration::from_secs(60));
+        let distinct: std::collections::BTreeSet<u64> = (0..1000u64)
+            .map(|i| {
+                let deadline = t.epoch + Duration::from_millis(60_000 + i);
+                t.ms_ceil(deadline).div_ceil(g) * g
+            })
+            .collect();
+        assert!(distinct.len() <= 2, "{}", distinct.len());
     }
 
     #[test]
