@@ -49,19 +49,23 @@ struct Table {
 }
 
 thread_local! {
-    static TABLE: RefCell<Table> = RefCell::new(Table {
-        epoch: Instant::now(),
-        entries: Vec::new(),
-        free: Vec::new(),
-        heap: BinaryHeap::new(),
-        live: 0,
-        driver: None,
-        driver_at: None,
-        driver_running: false,
-    });
+    static TABLE: RefCell<Table> = RefCell::new(Table::new());
 }
 
 impl Table {
+    fn new() -> Table {
+        Table {
+            epoch: Instant::now(),
+            entries: Vec::new(),
+            free: Vec::new(),
+            heap: BinaryHeap::new(),
+            live: 0,
+            driver: None,
+            driver_at: None,
+            driver_running: false,
+        }
+    }
+
     /// Milliseconds since the epoch, rounded up: firing at `at` is never before `t`.
     fn ms_ceil(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.epoch);
@@ -440,16 +444,7 @@ mod tests {
             );
         }
         // Many connections re-arming a 60 s idle timeout within a second share a few deadlines.
-        let t = Table {
-            epoch: Instant::now(),
-            entries: Vec::new(),
-            free: Vec::new(),
-            heap: BinaryHeap::new(),
-            live: 0,
-            driver: None,
-            driver_at: None,
-            driver_running: true,
-        };
+        let t = Table::new();
         let g = grain(Duration::from_secs(60));
         let distinct: std::collections::BTreeSet<u64> = (0..1000u64)
             .map(|i| {
