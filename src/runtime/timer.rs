@@ -204,8 +204,10 @@ struct Slot(Option<(u32, u32)>);
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(key) = self.0 {
-            // try_with: a timeout dropped while the thread exits finds no table; try_borrow: one
-            // dropped while `reset` holds it is being forgotten anyway.
+            // try_with: a timeout dropped while the thread exits finds no table. try_borrow:
+            // every path drops wakers (and with them tasks) outside the borrow, so a failed
+            // borrow would mean a bug elsewhere; skipping the cancel then leaks one entry
+            // instead of panicking the worker.
             let waker = TABLE
                 .try_with(|t| t.try_borrow_mut().ok().and_then(|mut t| t.cancel(key)))
                 .ok()
@@ -357,12 +359,18 @@ impl Future for Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         // The runtime is going away: a later runtime on this thread starts a new driver.
-        let _ = TABLE.try_with(|t| {
-            let mut t = t.borrow_mut();
-            t.driver_running = false;
-            t.driver = None;
-            t.driver_at = None;
-        });
+        // try_borrow, as in `Slot::drop`: never panic a worker from a destructor.
+        let old = TABLE
+            .try_with(|t| {
+                t.try_borrow_mut().ok().and_then(|mut t| {
+                    t.driver_running = false;
+                    t.driver_at = None;
+                    t.driver.take()
+                })
+            })
+            .ok()
+            .flatten();
+        drop(old);
     }
 }
 
