@@ -10,6 +10,7 @@ use std::fmt;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::write::is_tchar;
 use super::{Framing, MAX_CHUNK_LINE_BYTES, MAX_TRAILER_BYTES};
 
 /// One step of body decoding.
@@ -332,7 +333,7 @@ impl BodyDecoder {
                     }
                     (_, b'\n') => return Err(BodyError::Malformed("bare LF in trailer")),
                     (TrailerPhase::LineStart, b'\r') => TrailerPhase::EndLf,
-                    (TrailerPhase::LineStart | TrailerPhase::Name, _) if is_token(b) => {
+                    (TrailerPhase::LineStart | TrailerPhase::Name, _) if is_tchar(b) => {
                         TrailerPhase::Name
                     }
                     (TrailerPhase::Name, b':') => TrailerPhase::Value,
@@ -373,10 +374,6 @@ fn is_forbidden_ctl(b: u8) -> bool {
 }
 
 /// RFC 9110 `tchar`.
-fn is_token(b: u8) -> bool {
-    super::write::is_tchar(b)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

@@ -138,6 +138,14 @@ fn openai_tree_signal(d: &[u8]) -> Signal {
     }
 }
 
+/// A provider event over [`MAX_SSE_EVENT_BYTES`], before commit or after.
+fn oversized_event() -> Error {
+    Error::new(
+        ErrorKind::UpstreamProtocol,
+        format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
+    )
+}
+
 /// What the stream does with each event.
 enum Stage {
     /// Same dialect: the event's bytes go out as they came. `terminated`: the stream's final
@@ -286,9 +294,8 @@ impl Stream {
                     Ok(Some(ev)) => {
                         match signal(self.provider, &ev) {
                             Signal::Error => {
-                                let text = String::from_utf8_lossy(
-                                    ev.data.as_deref().unwrap_or_default(),
-                                );
+                                let text =
+                                    String::from_utf8_lossy(ev.data.as_deref().unwrap_or_default());
                                 return Err(PrimeMiss {
                                     error: Error::new(
                                         ErrorKind::UpstreamProtocol,
@@ -308,10 +315,7 @@ impl Stream {
                     Ok(None) => break,
                     Err(_) => {
                         return Err(PrimeMiss {
-                            error: Error::new(
-                                ErrorKind::UpstreamProtocol,
-                                format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
-                            ),
+                            error: oversized_event(),
                             reason: "protocol",
                         })
                     }
@@ -361,14 +365,7 @@ impl Stream {
             match self.dec.next_event() {
                 Ok(Some(ev)) => self.on_event(ev, false),
                 Ok(None) => return Ok(()),
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::UpstreamProtocol,
-                        format!(
-                            "provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"
-                        ),
-                    ))
-                }
+                Err(_) => return Err(oversized_event()),
             }
         }
     }
