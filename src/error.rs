@@ -317,7 +317,7 @@ impl Error {
 
     fn write_body(&self, format: Format, out: &mut Vec<u8>) {
         match format {
-            Format::OpenAi => {
+            Format::OpenAi | Format::Responses => {
                 out.extend_from_slice(b"{\"error\":{\"message\":");
                 push_json_str(out, &self.message);
                 out.extend_from_slice(b",\"type\":");
@@ -350,6 +350,29 @@ impl Error {
         match format {
             Format::OpenAi => out.extend_from_slice(b"data: "),
             Format::Anthropic => out.extend_from_slice(b"event: error\ndata: "),
+            Format::Responses => {
+                // The Responses `error` event: its own fields, and the OpenAI error object
+                // nested under `error` (the SDKs raise on that one). Sequence numbers are the
+                // provider's in a relayed stream; the gateway's last word does not know them.
+                out.extend_from_slice(
+                    b"event: error\ndata: {\"type\":\"error\",\"sequence_number\":0,\"code\":",
+                );
+                match self.code.or(self.kind.openai_code()) {
+                    Some(c) => push_json_str(out, c),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b",\"message\":");
+                push_json_str(out, &self.message);
+                out.extend_from_slice(b",\"param\":null,");
+                let mut body = Vec::new();
+                self.write_body(Format::OpenAi, &mut body);
+                // `{"error":{…}}` without its outer braces joins the event's object.
+                if let Some(inner) = body.get(1..body.len().saturating_sub(1)) {
+                    out.extend_from_slice(inner);
+                }
+                out.extend_from_slice(b"}\n\n");
+                return;
+            }
         }
         self.write_body(format, out);
         out.extend_from_slice(b"\n\n");

@@ -44,6 +44,9 @@ pub enum Format {
     OpenAi,
     /// Anthropic Messages (`POST /v1/messages`).
     Anthropic,
+    /// OpenAI Responses (`POST /v1/responses`): a client dialect, and what a provider with
+    /// native Responses speaks.
+    Responses,
 }
 
 impl Format {
@@ -52,6 +55,7 @@ impl Format {
         match self {
             Format::OpenAi => "openai",
             Format::Anthropic => "anthropic",
+            Format::Responses => "responses",
         }
     }
 
@@ -60,6 +64,15 @@ impl Format {
         match self {
             Format::OpenAi => "OpenAI Chat Completions",
             Format::Anthropic => "Anthropic Messages",
+            Format::Responses => "OpenAI Responses",
+        }
+    }
+
+    /// The dialect errors are rendered in: Responses errors have the OpenAI shape.
+    pub fn error_dialect(self) -> Format {
+        match self {
+            Format::Responses => Format::OpenAi,
+            f => f,
         }
     }
 
@@ -68,6 +81,8 @@ impl Format {
     pub fn sniff(path: &[u8], anthropic_headers: bool) -> Format {
         if path.starts_with(b"/v1/messages") || path.starts_with(b"/v1/v1/") || anthropic_headers {
             Format::Anthropic
+        } else if path.starts_with(b"/v1/responses") || path.starts_with(b"/responses") {
+            Format::Responses
         } else {
             Format::OpenAi
         }

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ringway::sse::{Decoder, MAX_EVENT_BYTES};
+use ringway::translate::responses::{
+    AnthropicToResponsesStream, ChatToResponsesStream, ResponsesMeta,
+};
 use ringway::translate::{
     self, check, AnthropicToOpenAiStream, MaxTokensField, OpenAiToAnthropicStream, Options,
     RequestMeta, ThinkingStyle, TranslateError,
@@ -150,6 +153,7 @@ fn meta(spec: &Value) -> RequestMeta {
             })
             .unwrap_or_default(),
         dropped: Vec::new(),
+        responses: None,
     }
 }
 
@@ -253,12 +257,16 @@ fn run_error(case: &Case, failures: &mut Vec<String>) {
 enum Machine {
     A2o(AnthropicToOpenAiStream),
     O2a(OpenAiToAnthropicStream),
+    A2r(AnthropicToResponsesStream),
+    C2r(ChatToResponsesStream),
 }
 
 impl Machine {
     fn new(direction: &str, meta: &RequestMeta, held_tool_limit: Option<usize>) -> Machine {
         match direction {
             "a2o" => Machine::A2o(AnthropicToOpenAiStream::new(meta)),
+            "a2r" => Machine::A2r(AnthropicToResponsesStream::new(meta)),
+            "c2r" => Machine::C2r(ChatToResponsesStream::new(meta)),
             "o2a" => {
                 let m = OpenAiToAnthropicStream::new(meta);
                 Machine::O2a(match held_tool_limit {
@@ -273,24 +281,32 @@ impl Machine {
         match self {
             Machine::A2o(m) => m.on_event(event, data, out),
             Machine::O2a(m) => m.on_event(event, data, out),
+            Machine::A2r(m) => m.on_event(event, data, out),
+            Machine::C2r(m) => m.on_event(event, data, out),
         }
     }
     fn finish(&mut self, out: &mut Vec<u8>) {
         match self {
             Machine::A2o(m) => m.finish(out),
             Machine::O2a(m) => m.finish(out),
+            Machine::A2r(m) => m.finish(out),
+            Machine::C2r(m) => m.finish(out),
         }
     }
     fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
         match self {
             Machine::A2o(m) => m.fail(message, out),
             Machine::O2a(m) => m.fail(message, out),
+            Machine::A2r(m) => m.fail(message, out),
+            Machine::C2r(m) => m.fail(message, out),
         }
     }
     fn is_done(&self) -> bool {
         match self {
             Machine::A2o(m) => m.is_done(),
             Machine::O2a(m) => m.is_done(),
+            Machine::A2r(m) => m.is_done(),
+            Machine::C2r(m) => m.is_done(),
         }
     }
 }
@@ -379,6 +395,7 @@ impl Drive {
     fn check(&self, out: &[u8]) -> Result<(), check::InvariantError> {
         match self.direction.as_str() {
             "a2o" => check::check_openai_stream(out, true),
+            "a2r" | "c2r" => check::check_responses_stream(out, true).map(|_| ()),
             _ => check::check_anthropic_stream(out, true),
         }
     }
@@ -611,6 +628,101 @@ fn truncated_streams_end_in_an_error_not_a_clean_finish() {
                 is_error, !finished,
                 "{}: cut after {cut} events ends with {:?}",
                 case.name, last.data
+            );
+        }
+    }
+}
+
+/// The Responses stream translators over every stream case's provider input (Anthropic events
+/// for a2o cases, Chat chunks for o2a ones): SDK invariants hold, the output is the same
+/// however the bytes are split, events dropped, repeated, reordered or cut still give a
+/// well-formed stream, and a cut stream ends in `response.failed` (or `error`), never a
+/// clean `response.completed` (a Chat stream that said its finish_reason is finished).
+#[test]
+fn responses_translators_over_every_stream_case() {
+    let mut rng = Rng(0x7e57_0f7e_5000_0001);
+    let cases = stream_cases();
+    assert!(cases.len() >= 20);
+    for case in &cases {
+        let mut drive = Drive::of(case);
+        drive.direction = match drive.direction.as_str() {
+            "a2o" => "a2r".into(),
+            _ => "c2r".into(),
+        };
+        drive.meta.responses = Some(Box::new(ResponsesMeta {
+            id: "resp_test".into(),
+            summary: true,
+            ..ResponsesMeta::default()
+        }));
+        let input = case.input();
+        let whole = drive.run([input.as_slice()]);
+        if let Err(e) = drive.check(&whole) {
+            panic!("{}: {e}\n{}", case.name, String::from_utf8_lossy(&whole));
+        }
+        if input.len() <= EXHAUSTIVE_SPLIT_MAX {
+            for cut in 0..=input.len() {
+                let (a, b) = input.split_at(cut);
+                assert_eq!(drive.run([a, b]), whole, "{}: split at {cut}", case.name);
+            }
+        }
+        for round in 0..RANDOM_SPLITS {
+            let max_piece = 1 + rng.below(if round % 2 == 0 { 8 } else { 200 });
+            let mut pieces = Vec::new();
+            let mut rest = input.as_slice();
+            while !rest.is_empty() {
+                let (a, b) = rest.split_at((1 + rng.below(max_piece)).min(rest.len()));
+                pieces.push(a);
+                rest = b;
+            }
+            assert_eq!(drive.run(pieces), whole, "{}: chunking {round}", case.name);
+        }
+        let events = decode_all(&input);
+        for round in 0..MUTATIONS {
+            let mut evs = events.clone();
+            match round % 4 {
+                0 if !evs.is_empty() => {
+                    evs.remove(rng.below(evs.len()));
+                }
+                1 if !evs.is_empty() => {
+                    let i = rng.below(evs.len());
+                    let e = evs[i].clone();
+                    evs.insert(i, e);
+                }
+                2 => evs.truncate(rng.below(evs.len() + 1)),
+                3 if evs.len() > 1 => {
+                    let i = rng.below(evs.len() - 1);
+                    evs.swap(i, i + 1);
+                }
+                _ => {}
+            }
+            let (out, _) = drive.run_events(&evs);
+            if let Err(e) = drive.check(&out) {
+                panic!(
+                    "{} mutation {round}: {e}\n{}",
+                    case.name,
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+        for cut in 0..events.len() {
+            let prefix = &events[..cut];
+            let (out, done_before_eof) = drive.run_events(prefix);
+            if done_before_eof {
+                continue;
+            }
+            let last = check::check_responses_stream(&out, true).unwrap().unwrap();
+            let finished = drive.direction == "c2r"
+                && prefix.iter().any(|(_, d)| {
+                    serde_json::from_slice::<Value>(d)
+                        .ok()
+                        .and_then(|v| v.pointer("/choices/0/finish_reason").cloned())
+                        .is_some_and(|f| f.is_string())
+                });
+            let failed = matches!(last["type"].as_str(), Some("response.failed" | "error"));
+            assert_eq!(
+                failed, !finished,
+                "{}: cut after {cut}: {}",
+                case.name, last["type"]
             );
         }
     }

@@ -151,6 +151,8 @@ pub struct Provider {
     pub drop_headers: Vec<crate::headers::HeaderPattern>,
     /// Thinking form for `reasoning_effort` in translated requests (anthropic kind).
     pub thinking_style: ThinkingStyle,
+    /// Responses requests go to it unchanged (`responses = "native"`).
+    pub native_responses: bool,
 }
 
 /// A provider credential as resolved at start.
@@ -166,6 +168,16 @@ pub enum ApiKey {
 }
 
 impl Provider {
+    /// What this provider is sent for a `client` request: Responses unchanged when it has
+    /// native Responses, else its own kind.
+    pub fn speaks(&self, client: Format) -> Format {
+        if client == Format::Responses && self.native_responses {
+            Format::Responses
+        } else {
+            self.kind
+        }
+    }
+
     /// Full request path for `suffix` (`/chat/completions`, `/v1/messages`, …).
     pub fn path_for(&self, format_path: &str) -> String {
         let mut p = String::with_capacity(self.base_path.len() + format_path.len());
@@ -182,6 +194,9 @@ pub struct TranslateConfig {
     pub default_max_tokens: u32,
     /// Effort ⇄ budget table.
     pub effort_budgets: crate::translate::EffortTable,
+    /// Seals reasoning handed to Responses clients (`[responses] seal_key_env`, or drawn at
+    /// start).
+    pub seal: crate::translate::seal::SealKey,
 }
 
 /// The immutable snapshot every worker reads.
@@ -218,6 +233,8 @@ impl Config {
             effort_budgets: self.translate.effort_budgets.clone(),
             openai_max_tokens_field: provider.max_tokens_field,
             thinking_style: provider.thinking_style,
+            seal: Some(self.translate.seal.clone()),
+            provider: provider.name.clone(),
         }
     }
 
@@ -394,6 +411,40 @@ struct Compiler<'t> {
 }
 
 impl Compiler<'_> {
+    /// The reasoning seal key: from `[responses] seal_key_env` (64 hex digits), else drawn now.
+    fn seal_key(
+        &self,
+        env: Option<&toml::Spanned<String>>,
+    ) -> Result<crate::translate::seal::SealKey, ConfigError> {
+        use crate::translate::seal::SealKey;
+        let path = "responses.seal_key_env";
+        let Some(var) = env else {
+            return SealKey::random().ok_or_else(|| ConfigError {
+                file: self.file.to_owned(),
+                line: None,
+                path: path.into(),
+                message: "the system's random source failed; set a seal key".into(),
+            });
+        };
+        let value = std::env::var(var.get_ref()).map_err(|_| {
+            self.err(
+                var.span(),
+                path,
+                format!("environment variable {} is not set", var.get_ref()),
+            )
+        })?;
+        SealKey::from_hex(&value).ok_or_else(|| {
+            self.err(
+                var.span(),
+                path,
+                format!(
+                    "environment variable {} must hold 64 hex digits (a 256-bit key)",
+                    var.get_ref()
+                ),
+            )
+        })
+    }
+
     fn err(
         &self,
         span: Range<usize>,
@@ -551,6 +602,25 @@ impl Compiler<'_> {
             let drop_headers =
                 self.header_patterns(p.drop_headers.as_deref(), &format!("{path}.drop_headers"))?;
             let thinking_style = self.thinking_style(p.thinking_style.as_ref(), kind, &path)?;
+            let native_responses = match p.responses.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
+                None => kind == Format::OpenAi && url.host == "api.openai.com",
+                Some(("chat", _)) => false,
+                Some(("native", span)) if kind != Format::OpenAi => {
+                    return Err(self.err(
+                        span,
+                        format!("{path}.responses"),
+                        "\"native\" needs an openai-kind provider (an anthropic-kind one has no Responses API)",
+                    ))
+                }
+                Some(("native", _)) => true,
+                Some((other, span)) => {
+                    return Err(self.err(
+                        span,
+                        format!("{path}.responses"),
+                        format!("unknown value {other:?}: expected \"native\" or \"chat\""),
+                    ))
+                }
+            };
             let api_key = match &p.api_key_env {
                 None => ApiKey::None,
                 Some(var) => match std::env::var(var.get_ref()) {
@@ -567,8 +637,8 @@ impl Compiler<'_> {
                             ));
                         }
                         let (name, value) = match kind {
-                            Format::OpenAi => (http::header::AUTHORIZATION, format!("Bearer {v}")),
                             Format::Anthropic => (http::HeaderName::from_static("x-api-key"), v),
+                            _ => (http::header::AUTHORIZATION, format!("Bearer {v}")),
                         };
                         let mut value = http::HeaderValue::from_str(&value).map_err(|_| {
                             self.err(
@@ -624,6 +694,7 @@ impl Compiler<'_> {
                 forward_headers,
                 drop_headers,
                 thinking_style: thinking_style.unwrap_or_default(),
+                native_responses,
                 translate: crate::translate::Options::default(),
             });
         }
@@ -798,6 +869,7 @@ impl Compiler<'_> {
             .iter()
             .map(|p| (p.name.clone(), p.thinking_style))
             .collect();
+        let seal = self.seal_key(raw.responses.seal_key_env.as_ref())?;
         let mut config = Config {
             server,
             providers,
@@ -821,6 +893,7 @@ impl Compiler<'_> {
                         low_up_to: b.low_up_to.unwrap_or(d.low_up_to),
                         medium_up_to: b.medium_up_to.unwrap_or(d.medium_up_to),
                     },
+                    seal,
                 }
             },
             pool_idle_timeout: raw

@@ -26,6 +26,19 @@ pub struct RawConfig {
     /// Translation defaults (used when client and provider formats differ).
     #[serde(default)]
     pub translate: RawTranslate,
+    /// The Responses API endpoint (`POST /v1/responses`).
+    #[serde(default)]
+    pub responses: RawResponses,
+}
+
+/// `[responses]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResponses {
+    /// Environment variable holding the key (64 hex digits) that seals reasoning handed to
+    /// Responses clients. Unset: a key is drawn at start, and sealed items do not survive a
+    /// restart or open on another instance.
+    pub seal_key_env: Option<Spanned<String>>,
 }
 
 /// `[server]`
@@ -113,6 +126,10 @@ pub struct RawProvider {
     /// anthropic kind, requests from OpenAI clients: the thinking form `reasoning_effort`
     /// becomes, `"auto"` (default: by model id), `"adaptive"` or `"budget"`.
     pub thinking_style: Option<Spanned<String>>,
+    /// openai kind, Responses requests (`POST /v1/responses`): `"native"` sends them unchanged
+    /// to `{base}/responses`, `"chat"` translates them to Chat Completions. Default: `"native"`
+    /// for `api.openai.com`, `"chat"` otherwise.
+    pub responses: Option<Spanned<String>>,
 }
 
 /// `[[route]]`

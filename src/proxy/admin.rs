@@ -30,6 +30,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat(Format::OpenAi) => "chat_completions",
             Endpoint::Chat(Format::Anthropic) => "messages",
+            Endpoint::Chat(Format::Responses) => "responses",
             Endpoint::CountTokens => "count_tokens",
             Endpoint::Models => "models",
             Endpoint::Model => "model",
@@ -48,6 +49,7 @@ pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         // `/v1/v1/…`: the Anthropic SDK given a base URL ending in `/v1`, as several
         // gateways' docs say; only the Anthropic SDK's paths get that alias.
         "/v1/messages" | "/v1/v1/messages" => (Endpoint::Chat(Format::Anthropic), Method::Post),
+        "/v1/responses" | "/responses" => (Endpoint::Chat(Format::Responses), Method::Post),
         "/v1/messages/count_tokens" | "/v1/v1/messages/count_tokens" => {
             (Endpoint::CountTokens, Method::Post)
         }

@@ -136,6 +136,8 @@ pub(super) fn check_model(model: &str) -> Result<()> {
 fn check_shape(info: &crate::json::RequestInfo, format: Format, count_tokens: bool) -> Result<()> {
     use crate::json::FieldShape;
     let problem = match (info.messages, format) {
+        // `input` is checked where the request is read (or by a native provider).
+        (_, Format::Responses) => None,
         (FieldShape::Absent, Format::OpenAi) => Some(("messages", "`messages` is required")),
         (FieldShape::Absent, Format::Anthropic) => Some(("messages", "messages: Field required")),
         (FieldShape::Array, _) => None,

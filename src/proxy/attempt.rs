@@ -65,9 +65,10 @@ pub(super) fn prepare(
             meta: None,
         });
     }
-    let path = match provider.kind {
+    let path = match pair.provider {
         Format::OpenAi => provider.path_for("/chat/completions"),
         Format::Anthropic => provider.path_for("/v1/messages"),
+        Format::Responses => provider.path_for("/responses"),
     };
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
@@ -89,6 +90,9 @@ pub(super) fn prepare(
     };
     let (body, mut meta) = pair.request(&req.body, &target.model, &opts)?;
     meta.created = unix_now();
+    if let Some(r) = meta.responses.as_deref_mut() {
+        r.id = crate::translate::responses::ResponsesMeta::response_id(&ex.request_id);
+    }
     if provider.kind == Format::OpenAi && ex.head.header("anthropic-beta").is_some() {
         // Features an `anthropic-beta` header turns on do not exist at an OpenAI provider.
         meta.dropped.push("anthropic-beta");

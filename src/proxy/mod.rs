@@ -237,7 +237,7 @@ async fn attempts<'c>(
             continue;
         };
         ex.routed = Some((provider.name.clone(), target.model.clone()));
-        let pair = Pair::new(ex.format, provider.kind);
+        let pair = Pair::new(ex.format, provider.speaks(ex.format));
         let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
         let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair) {
             Ok(p) => p,

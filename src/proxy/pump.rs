@@ -55,6 +55,16 @@ pub fn signal(provider: Format, ev: &sse::Event) -> Signal {
             _ if ev.is_comment_only() => Signal::Preamble,
             _ => Signal::Content,
         },
+        Format::Responses => match ev.event_type() {
+            b"response.created"
+            | b"response.in_progress"
+            | b"response.output_item.added"
+            | b"response.content_part.added"
+            | b"response.reasoning_summary_part.added" => Signal::Preamble,
+            b"error" | b"response.failed" => Signal::Error,
+            _ if ev.is_comment_only() => Signal::Preamble,
+            _ => Signal::Content,
+        },
         Format::OpenAi => {
             let d = data.trim_ascii();
             if ev.is_comment_only() || d.is_empty() {
@@ -170,6 +180,10 @@ fn is_terminal(format: Format, ev: &sse::Event) -> bool {
                     .is_some_and(|value| !value.trim_ascii_start().starts_with(b"null"))
         }
         Format::Anthropic => matches!(ev.event_type(), b"message_stop" | b"error"),
+        Format::Responses => matches!(
+            ev.event_type(),
+            b"response.completed" | b"response.incomplete" | b"response.failed" | b"error"
+        ),
     }
 }
 

@@ -333,6 +333,272 @@ pub fn check_anthropic_stream(out: &[u8], terminated: bool) -> Result<(), Invari
     Ok(())
 }
 
+/// One output item as the checker follows it.
+struct OpenItem {
+    id: String,
+    kind: String,
+    done: bool,
+    /// Accumulated `output_text`/refusal per content index, or the arguments.
+    parts: Vec<Option<String>>,
+    arguments: String,
+    summary: Option<String>,
+}
+
+/// Checks a Responses event stream as the official SDKs' stream helpers do: frames named
+/// after their `type`, `sequence_number` 0, 1, 2…, `response.created` (with `output: []`)
+/// first and `response.in_progress` before any item, output indexes 0, 1, 2… in order, parts
+/// added before their deltas, every delta and done on an open item, done texts equal to the
+/// deltas, one `response.id` throughout, and (when `terminated`) exactly one final event,
+/// last, whose `output` repeats every finished item. Returns the final event's payload.
+pub fn check_responses_stream(
+    out: &[u8],
+    terminated: bool,
+) -> Result<Option<Value>, InvariantError> {
+    let frames = frames(out)?;
+    let mut items: Vec<OpenItem> = Vec::new();
+    let mut response_id: Option<String> = None;
+    let mut last: Option<Value> = None;
+    for (n, f) in frames.iter().enumerate() {
+        let v: Value =
+            serde_json::from_str(f.data).map_err(|e| err(n, format!("data is not JSON: {e}")))?;
+        let kind = v["type"].as_str().unwrap_or("");
+        if f.event != Some(kind) {
+            return Err(err(n, format!("event {:?} but type {kind:?}", f.event)));
+        }
+        if v["sequence_number"].as_u64() != Some(n as u64) {
+            return Err(err(
+                n,
+                format!("sequence_number {} at event {n}", v["sequence_number"]),
+            ));
+        }
+        if last.is_some() {
+            return Err(err(n, "an event after the final one"));
+        }
+        if n == 0 && kind != "response.created" && kind != "error" {
+            return Err(err(
+                n,
+                format!("first event is {kind}, not response.created"),
+            ));
+        }
+        if n == 1 && kind != "response.in_progress" {
+            return Err(err(
+                n,
+                format!("second event is {kind}, not response.in_progress"),
+            ));
+        }
+        if kind != "error" && v.get("error").is_some() {
+            return Err(err(n, "a top-level `error` key outside an error event"));
+        }
+        if let Some(r) = v.get("response") {
+            let id = r["id"].as_str().unwrap_or("").to_owned();
+            if r["object"] != "response" || !r["output"].is_array() {
+                return Err(err(
+                    n,
+                    "response without object \"response\" or an output array",
+                ));
+            }
+            match &response_id {
+                None => response_id = Some(id),
+                Some(prev) if *prev != id => return Err(err(n, "response id changed")),
+                Some(_) => {}
+            }
+        }
+        let index = v["output_index"].as_u64().map(|i| i as usize);
+        let open = |items: &mut Vec<OpenItem>, n: usize| -> Result<usize, InvariantError> {
+            let i = index.ok_or_else(|| err(n, "no output_index"))?;
+            let item = items
+                .get(i)
+                .ok_or_else(|| err(n, format!("output_index {i} never added")))?;
+            if item.done {
+                return Err(err(n, format!("output_index {i} is already done")));
+            }
+            if v.get("item_id").is_some() && v["item_id"].as_str() != Some(item.id.as_str()) {
+                return Err(err(n, "item_id does not match the item at output_index"));
+            }
+            Ok(i)
+        };
+        let content = v["content_index"].as_u64().map(|c| c as usize);
+        match kind {
+            "response.created" | "response.in_progress" => {
+                if v["response"]["status"] != "in_progress" {
+                    return Err(err(n, "not in_progress"));
+                }
+                if kind == "response.created" && v["response"]["output"] != serde_json::json!([]) {
+                    return Err(err(n, "response.created with output"));
+                }
+            }
+            "response.output_item.added" => {
+                if index != Some(items.len()) {
+                    return Err(err(
+                        n,
+                        format!("output_index {index:?}, expected {}", items.len()),
+                    ));
+                }
+                let item = &v["item"];
+                let kind = item["type"].as_str().unwrap_or("").to_owned();
+                if item["type"] == "message" && !item["content"].is_array() {
+                    return Err(err(n, "message item without content array"));
+                }
+                if item["type"] == "reasoning" && !item["summary"].is_array() {
+                    return Err(err(n, "reasoning item without summary array"));
+                }
+                items.push(OpenItem {
+                    id: item["id"].as_str().unwrap_or("").to_owned(),
+                    kind,
+                    done: false,
+                    parts: Vec::new(),
+                    arguments: String::new(),
+                    summary: None,
+                });
+            }
+            "response.content_part.added" => {
+                let i = open(&mut items, n)?;
+                let item = &mut items[i];
+                if content != Some(item.parts.len()) {
+                    return Err(err(n, "content_index out of order"));
+                }
+                item.parts.push(Some(String::new()));
+            }
+            "response.output_text.delta" | "response.refusal.delta" => {
+                let i = open(&mut items, n)?;
+                let part = content
+                    .and_then(|c| items[i].parts.get_mut(c))
+                    .and_then(Option::as_mut)
+                    .ok_or_else(|| err(n, "delta for a part never added (or done)"))?;
+                part.push_str(v["delta"].as_str().unwrap_or(""));
+            }
+            "response.output_text.done" | "response.refusal.done" => {
+                let i = open(&mut items, n)?;
+                let field = if kind == "response.output_text.done" {
+                    "text"
+                } else {
+                    "refusal"
+                };
+                let part = content
+                    .and_then(|c| items[i].parts.get(c))
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| err(n, "done for a part never added"))?;
+                if v[field].as_str() != Some(part.as_str()) {
+                    return Err(err(n, format!("{field} differs from its deltas")));
+                }
+            }
+            "response.content_part.done" => {
+                let i = open(&mut items, n)?;
+                let slot = content
+                    .and_then(|c| items[i].parts.get_mut(c))
+                    .ok_or_else(|| err(n, "content_part.done for a part never added"))?;
+                if slot.take().is_none() {
+                    return Err(err(n, "content part done twice"));
+                }
+            }
+            "response.function_call_arguments.delta" => {
+                let i = open(&mut items, n)?;
+                items[i]
+                    .arguments
+                    .push_str(v["delta"].as_str().unwrap_or(""));
+            }
+            "response.function_call_arguments.done" => {
+                let i = open(&mut items, n)?;
+                let args = v["arguments"].as_str().unwrap_or("");
+                if !items[i].arguments.is_empty() && args != items[i].arguments {
+                    return Err(err(n, "arguments differ from their deltas"));
+                }
+                if !v["name"].is_string() {
+                    return Err(err(n, "function_call_arguments.done without name"));
+                }
+            }
+            "response.custom_tool_call_input.delta" | "response.custom_tool_call_input.done" => {
+                open(&mut items, n)?;
+            }
+            "response.reasoning_summary_part.added" => {
+                let i = open(&mut items, n)?;
+                items[i].summary = Some(String::new());
+            }
+            "response.reasoning_summary_text.delta" => {
+                let i = open(&mut items, n)?;
+                let s = items[i]
+                    .summary
+                    .as_mut()
+                    .ok_or_else(|| err(n, "summary delta before its part was added"))?;
+                s.push_str(v["delta"].as_str().unwrap_or(""));
+            }
+            "response.reasoning_summary_text.done" | "response.reasoning_summary_part.done" => {
+                let i = open(&mut items, n)?;
+                let s = items[i]
+                    .summary
+                    .as_deref()
+                    .ok_or_else(|| err(n, "summary never added"))?;
+                let text = if kind.ends_with("text.done") {
+                    &v["text"]
+                } else {
+                    &v["part"]["text"]
+                };
+                if text.as_str() != Some(s) {
+                    return Err(err(n, "summary text differs from its deltas"));
+                }
+            }
+            "response.output_item.done" => {
+                let i = open(&mut items, n)?;
+                let item = &v["item"];
+                if item["id"].as_str() != Some(items[i].id.as_str())
+                    || item["type"].as_str() != Some(items[i].kind.as_str())
+                {
+                    return Err(err(n, "output_item.done does not match the added item"));
+                }
+                if items[i].parts.iter().any(Option::is_some) {
+                    return Err(err(n, "item done with a content part still open"));
+                }
+                if items[i].kind == "function_call" {
+                    let args = item["arguments"].as_str().unwrap_or("");
+                    if !items[i].arguments.is_empty() && args != items[i].arguments {
+                        return Err(err(n, "done arguments differ from their deltas"));
+                    }
+                }
+                items[i].done = true;
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                let output = v["response"]["output"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if kind != "response.failed" {
+                    if let Some(i) = items.iter().position(|it| !it.done) {
+                        return Err(err(n, format!("item {i} unfinished at {kind}")));
+                    }
+                }
+                let done: Vec<&OpenItem> = items.iter().filter(|it| it.done).collect();
+                if output.len() != done.len()
+                    || output
+                        .iter()
+                        .zip(&done)
+                        .any(|(o, it)| o["id"].as_str() != Some(it.id.as_str()))
+                {
+                    return Err(err(
+                        n,
+                        "final output does not list the finished items in order",
+                    ));
+                }
+                let usage = &v["response"]["usage"];
+                if kind != "response.failed" && !usage["input_tokens"].is_u64() {
+                    return Err(err(n, "final response without usage"));
+                }
+                last = Some(v.clone());
+            }
+            "error" => {
+                if !v["error"].is_object() || !v["message"].is_string() {
+                    return Err(err(n, "error event without message and nested error"));
+                }
+                last = Some(v.clone());
+            }
+            other => return Err(err(n, format!("event type {other:?} the SDKs do not know"))),
+        }
+    }
+    if terminated && last.is_none() {
+        return Err(err(frames.len(), "stream ended without a final event"));
+    }
+    Ok(last)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

@@ -13,6 +13,8 @@ mod pair;
 mod request_a2o;
 mod request_o2a;
 mod response;
+pub mod responses;
+pub mod seal;
 mod stream_a2o;
 mod stream_o2a;
 mod thinking;
@@ -156,6 +158,10 @@ pub struct Options {
     pub openai_max_tokens_field: MaxTokensField,
     /// Thinking form for `reasoning_effort` on Anthropic upstreams.
     pub thinking_style: ThinkingStyle,
+    /// Seals reasoning for Responses clients (None: reasoning is not handed out sealed).
+    pub seal: Option<seal::SealKey>,
+    /// The provider's name, bound into seals so that sealed reasoning only goes back to it.
+    pub provider: String,
 }
 
 impl Default for Options {
@@ -165,6 +171,8 @@ impl Default for Options {
             effort_budgets: EffortTable::default(),
             openai_max_tokens_field: MaxTokensField::default(),
             thinking_style: ThinkingStyle::default(),
+            seal: None,
+            provider: String::new(),
         }
     }
 }
@@ -194,6 +202,8 @@ pub struct RequestMeta {
     /// Client parameters dropped because the upstream has no equivalent that changes the
     /// answer materially (for a warning header such as `x-ringway-dropped-params`).
     pub dropped: Vec<&'static str>,
+    /// A Responses client: what its answer's rendering needs.
+    pub responses: Option<Box<responses::ResponsesMeta>>,
 }
 
 impl RequestMeta {

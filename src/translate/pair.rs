@@ -4,6 +4,7 @@
 
 use crate::format::Format;
 
+use super::responses::{AnthropicToResponsesStream, ChatToResponsesStream};
 use super::{
     AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, TranslateError,
 };
@@ -36,6 +37,9 @@ impl Pair {
         opts: &Options,
     ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
         match self.client {
+            Format::Responses => {
+                super::responses::responses_request(body, model, self.provider, opts)
+            }
             Format::OpenAi => super::openai_to_anthropic_request(body, model, opts),
             Format::Anthropic => super::anthropic_to_openai_request(body, model, opts),
         }
@@ -48,16 +52,23 @@ impl Pair {
         meta: &RequestMeta,
         out: &mut Vec<u8>,
     ) -> Result<(), TranslateError> {
-        match self.client {
-            Format::OpenAi => super::anthropic_to_openai_response_into(raw, meta, out),
-            Format::Anthropic => super::openai_to_anthropic_response_into(raw, meta, out),
+        match (self.client, self.provider) {
+            (Format::Responses, Format::Anthropic) => {
+                super::responses::anthropic_to_responses_response_into(raw, meta, out)
+            }
+            (Format::Responses, _) => {
+                super::responses::chat_to_responses_response_into(raw, meta, out)
+            }
+            (Format::OpenAi, _) => super::anthropic_to_openai_response_into(raw, meta, out),
+            (Format::Anthropic, _) => super::openai_to_anthropic_response_into(raw, meta, out),
         }
     }
 
     /// A provider error (`status`, body) in the client's format: the status the client gets
     /// and the body. Same dialect: a body already in the client's shape passes unchanged.
     pub fn error(self, status: u16, raw: &[u8]) -> (u16, Option<Vec<u8>>) {
-        match (self.client, self.provider) {
+        // Responses errors have the OpenAI shape.
+        match (self.client.error_dialect(), self.provider.error_dialect()) {
             (Format::OpenAi, Format::Anthropic) => {
                 let (s, b) = super::anthropic_to_openai_error(status, raw);
                 (s, Some(b))
@@ -82,6 +93,12 @@ impl Pair {
             (Format::Anthropic, Format::OpenAi) => Some(StreamTranslator::O2A(Box::new(
                 OpenAiToAnthropicStream::new(meta),
             ))),
+            (Format::Responses, Format::Anthropic) => Some(StreamTranslator::A2R(Box::new(
+                AnthropicToResponsesStream::new(meta),
+            ))),
+            (Format::Responses, Format::OpenAi) => Some(StreamTranslator::C2R(Box::new(
+                ChatToResponsesStream::new(meta),
+            ))),
             _ => None,
         }
     }
@@ -89,16 +106,16 @@ impl Pair {
     /// The content type of a translated stream, as the client's own API sends it.
     pub fn stream_content_type(self) -> &'static [u8] {
         match self.client {
-            Format::OpenAi => b"text/event-stream",
             Format::Anthropic => b"text/event-stream; charset=utf-8",
+            _ => b"text/event-stream",
         }
     }
 
     /// The header the client's SDK reads the provider's request id from.
     pub fn request_id_header(self) -> &'static str {
         match self.client {
-            Format::OpenAi => "x-request-id",
             Format::Anthropic => "request-id",
+            _ => "x-request-id",
         }
     }
 }
@@ -109,6 +126,10 @@ pub enum StreamTranslator {
     A2O(Box<AnthropicToOpenAiStream>),
     /// OpenAI chunks → Anthropic events.
     O2A(Box<OpenAiToAnthropicStream>),
+    /// Anthropic events → Responses events.
+    A2R(Box<AnthropicToResponsesStream>),
+    /// OpenAI chunks → Responses events.
+    C2R(Box<ChatToResponsesStream>),
 }
 
 impl StreamTranslator {
@@ -117,6 +138,8 @@ impl StreamTranslator {
         match self {
             StreamTranslator::A2O(t) => t.on_event(event, data, out),
             StreamTranslator::O2A(t) => t.on_event(event, data, out),
+            StreamTranslator::A2R(t) => t.on_event(event, data, out),
+            StreamTranslator::C2R(t) => t.on_event(event, data, out),
         }
     }
 
@@ -125,6 +148,8 @@ impl StreamTranslator {
         match self {
             StreamTranslator::A2O(t) => t.finish(out),
             StreamTranslator::O2A(t) => t.finish(out),
+            StreamTranslator::A2R(t) => t.finish(out),
+            StreamTranslator::C2R(t) => t.finish(out),
         }
     }
 
@@ -133,6 +158,8 @@ impl StreamTranslator {
         match self {
             StreamTranslator::A2O(t) => t.fail(message, out),
             StreamTranslator::O2A(t) => t.fail(message, out),
+            StreamTranslator::A2R(t) => t.fail(message, out),
+            StreamTranslator::C2R(t) => t.fail(message, out),
         }
     }
 
@@ -141,6 +168,8 @@ impl StreamTranslator {
         match self {
             StreamTranslator::A2O(t) => t.is_done(),
             StreamTranslator::O2A(t) => t.is_done(),
+            StreamTranslator::A2R(t) => t.is_done(),
+            StreamTranslator::C2R(t) => t.is_done(),
         }
     }
 }

@@ -52,7 +52,7 @@ struct ThinkingPlan<'b> {
     on: bool,
 }
 
-fn translate<'b>(
+pub(crate) fn translate<'b>(
     req: &'b ChatRequest<'_>,
     upstream_model: &'b str,
     opts: &Options,

@@ -543,7 +543,7 @@ impl AnthropicToOpenAiStream {
 }
 
 /// Cumulative usage: every field present replaces the previous value (spec §14.1).
-fn merge_usage(acc: &mut Usage, u: &Usage) {
+pub(crate) fn merge_usage(acc: &mut Usage, u: &Usage) {
     if u.input_tokens.is_some() {
         acc.input_tokens = u.input_tokens;
     }
@@ -568,7 +568,7 @@ fn nonempty(s: Option<&str>) -> Option<&str> {
 
 /// Arguments carried whole in a `content_block_start` (some proxies do this); the usual
 /// empty `{}` is not an argument text.
-fn initial_args<'b>(block: &'b ResponseBlock<'_>) -> Option<&'b str> {
+pub(crate) fn initial_args<'b>(block: &'b ResponseBlock<'_>) -> Option<&'b str> {
     let raw = block.input?.get();
     let inner = raw.strip_prefix('{')?.strip_suffix('}')?;
     (!inner.trim().is_empty()).then_some(raw)

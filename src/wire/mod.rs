@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod responses;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -1,0 +1,204 @@
+//! OpenAI Chat Completions answers (whole, or as chunks) → Responses output, through the one
+//! renderer.
+
+use crate::wire::openai::{ChatCompletion, Chunk, Usage as OUsage};
+
+use super::super::{RequestMeta, TranslateError, MAX_STREAM_BLOCKS};
+use super::render::{End, Usage, Writer};
+use super::ResponsesMeta;
+
+fn usage(u: &OUsage) -> Usage {
+    let details = u.prompt_tokens_details.as_ref();
+    Usage {
+        cache_write: details.and_then(|d| d.cache_write_tokens).unwrap_or(0),
+        input: u.prompt_tokens,
+        cached: u
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0),
+        output: u.completion_tokens,
+        reasoning: u
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0),
+    }
+}
+
+fn end_for(finish_reason: Option<&str>) -> End {
+    match finish_reason {
+        Some("length") => End::MaxTokens,
+        Some("content_filter") => End::ContentFilter,
+        _ => End::Completed,
+    }
+}
+
+/// A whole chat completion as a Responses response object, appended to `dst`.
+pub fn chat_to_responses_response_into(
+    body: &[u8],
+    meta: &RequestMeta,
+    dst: &mut Vec<u8>,
+) -> Result<(), TranslateError> {
+    let r: ChatCompletion<'_> = serde_json::from_slice(body)
+        .map_err(|e| TranslateError::upstream(format!("unreadable OpenAI response: {e}")))?;
+    let rm = meta.responses.as_deref().cloned().unwrap_or_default();
+    let model = if r.model.is_empty() {
+        meta.upstream_model.as_str()
+    } else {
+        r.model.as_str()
+    };
+    let mut w = Writer::new(false, meta.created, model);
+    let mut sink = Vec::new();
+    w.start(&rm, &mut sink);
+    let choice = r.choices.first();
+    if let Some(m) = choice.map(|c| &c.message) {
+        let reasoning = m.reasoning_content.as_deref().or(m.reasoning.as_deref());
+        if let Some(t) = reasoning.filter(|t| !t.is_empty()) {
+            w.reasoning(&rm, None, t, &mut sink);
+        }
+        w.text(&rm, false, m.content.as_deref().unwrap_or(""), &mut sink);
+        w.text(&rm, true, m.refusal.as_deref().unwrap_or(""), &mut sink);
+        for call in m.tool_calls.iter().flatten() {
+            let f = call.function.as_ref();
+            let name = f.and_then(|f| f.name.as_deref()).unwrap_or("");
+            let id = call.id.as_deref().unwrap_or("");
+            if let Some(h) = w.call_start(&rm, id, name, &mut sink) {
+                let args = f.and_then(|f| f.arguments.as_deref()).unwrap_or("");
+                w.arguments(h, args, &mut sink);
+                w.close(&rm, h, &mut sink);
+            }
+        }
+    }
+    if let Some(u) = &r.usage {
+        *w.usage_mut() = usage(u);
+    }
+    let finish = choice.and_then(|c| c.finish_reason.as_deref());
+    w.finish(&rm, end_for(finish), dst);
+    Ok(())
+}
+
+/// Chat Completions chunks → Responses events (one per response).
+pub struct ChatToResponsesStream {
+    meta: ResponsesMeta,
+    w: Writer,
+    /// Chunk `tool_calls[].index` → the renderer's handle.
+    calls: Vec<(u32, Option<usize>)>,
+    reasoning: Option<usize>,
+    finish_reason: Option<String>,
+}
+
+impl std::fmt::Debug for ChatToResponsesStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatToResponsesStream")
+            .field("calls", &self.calls.len())
+            .field("done", &self.w.is_done())
+            .finish()
+    }
+}
+
+impl ChatToResponsesStream {
+    /// A translator for the answer to the request `meta` describes.
+    pub fn new(meta: &RequestMeta) -> Self {
+        ChatToResponsesStream {
+            meta: meta.responses.as_deref().cloned().unwrap_or_default(),
+            w: Writer::new(true, meta.created, &meta.upstream_model),
+            calls: Vec::new(),
+            reasoning: None,
+            finish_reason: None,
+        }
+    }
+
+    /// True once the final event has been written.
+    pub fn is_done(&self) -> bool {
+        self.w.is_done()
+    }
+
+    /// One provider event (`data:` of a chunk, or `[DONE]`).
+    pub fn on_event(&mut self, _event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
+        if self.w.is_done() {
+            return;
+        }
+        let data = data.trim_ascii();
+        if data.is_empty() {
+            return;
+        }
+        if data == b"[DONE]" {
+            return self.end(out);
+        }
+        let chunk: Chunk<'_> = match serde_json::from_slice(data) {
+            Ok(c) => c,
+            Err(e) => return self.fail(&format!("malformed upstream chunk: {e}"), out),
+        };
+        if let Some(e) = &chunk.error {
+            let code = e.kind.as_deref().unwrap_or("api_error");
+            return self.w.fail(&self.meta, code, &e.message, out);
+        }
+        if let Some(m) = chunk.model.as_deref() {
+            self.w.set_model(m);
+        }
+        self.w.start(&self.meta, out);
+        if let Some(u) = &chunk.usage {
+            *self.w.usage_mut() = usage(u);
+        }
+        let meta = &self.meta;
+        for c in chunk.choices.iter().flatten().filter(|c| c.index == 0) {
+            if let Some(d) = &c.delta {
+                let reasoning = d.reasoning_content.as_deref().or(d.reasoning.as_deref());
+                if let Some(t) = reasoning.filter(|t| !t.is_empty()) {
+                    self.reasoning = self.w.reasoning(meta, self.reasoning, t, out);
+                }
+                self.w
+                    .text(meta, false, d.content.as_deref().unwrap_or(""), out);
+                self.w
+                    .text(meta, true, d.refusal.as_deref().unwrap_or(""), out);
+                for call in d.tool_calls.iter().flatten() {
+                    let index = call.index.unwrap_or(0);
+                    let f = call.function.as_ref();
+                    let handle = match self.calls.iter().find(|(i, _)| *i == index) {
+                        Some((_, h)) => *h,
+                        None => {
+                            if self.calls.len() >= MAX_STREAM_BLOCKS {
+                                return self.fail("too many tool calls", out);
+                            }
+                            let name = f.and_then(|f| f.name.as_deref()).unwrap_or("");
+                            let id = call.id.as_deref().unwrap_or("");
+                            let h = self.w.call_start(meta, id, name, out);
+                            self.calls.push((index, h));
+                            h
+                        }
+                    };
+                    if let (Some(h), Some(a)) = (handle, f.and_then(|f| f.arguments.as_deref())) {
+                        self.w.arguments(h, a, out);
+                    }
+                }
+            }
+            if let Some(r) = c.finish_reason.as_deref() {
+                self.finish_reason = Some(r.to_owned());
+            }
+        }
+    }
+
+    /// The provider's stream ended: an answer that said how it finished is complete (some
+    /// servers omit `[DONE]`); anything else fails.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.w.is_done() {
+            return;
+        }
+        if self.finish_reason.is_some() {
+            self.end(out);
+        } else {
+            self.fail("upstream stream ended before its finish_reason", out);
+        }
+    }
+
+    /// The provider's stream broke.
+    pub fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        self.w.fail(&self.meta, "api_error", message, out);
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        let end = end_for(self.finish_reason.as_deref());
+        self.w.finish(&self.meta, end, out);
+    }
+}

@@ -1,0 +1,130 @@
+//! The OpenAI Responses API (`POST /v1/responses`) as a client dialect: its request read into
+//! a Chat Completions request (sent as is to an openai-kind provider, or on through the
+//! Chat → Messages translator to an anthropic-kind one), and the provider's answer, whole or
+//! streamed, rendered back as Responses output by one renderer.
+
+mod from_anthropic;
+mod from_chat;
+mod render;
+mod request;
+
+pub use from_anthropic::{anthropic_to_responses_response_into, AnthropicToResponsesStream};
+pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
+pub use request::{responses_request, stateful_param};
+
+/// What the Responses side of a translated request needs to render its answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponsesMeta {
+    /// `resp_…` (the gateway sets it from the request id).
+    pub id: String,
+    /// The client asked for reasoning summaries (`reasoning.summary`).
+    pub summary: bool,
+    /// The client asked for `reasoning.encrypted_content`.
+    pub encrypted: bool,
+    /// Seals the provider's reasoning (anthropic kind) for the client to send back.
+    pub seal: Option<super::seal::SealKey>,
+    /// The provider's name, bound into every seal: a sealed item only goes back to it.
+    pub provider: String,
+    /// Tools whose upstream name differs from the client's (namespaced, custom).
+    pub tools: Vec<ToolName>,
+    /// Request values the response object repeats.
+    pub echo: Echo,
+}
+
+/// A client tool under another name upstream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolName {
+    /// The name the provider knows.
+    pub upstream: String,
+    /// The client's namespace, for a namespaced function.
+    pub namespace: Option<String>,
+    /// The client's name.
+    pub name: String,
+    /// A custom (free-text) tool sent as a function taking `{"input": string}`.
+    pub custom: bool,
+}
+
+/// Request values the response object repeats, as JSON texts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Echo {
+    /// `instructions` (a string or null).
+    pub instructions: String,
+    /// `max_output_tokens`.
+    pub max_output_tokens: String,
+    /// `parallel_tool_calls`.
+    pub parallel_tool_calls: String,
+    /// `reasoning`.
+    pub reasoning: String,
+    /// `temperature`.
+    pub temperature: String,
+    /// `text`.
+    pub text: String,
+    /// `tool_choice`.
+    pub tool_choice: String,
+    /// `tools`.
+    pub tools: String,
+    /// `top_p`.
+    pub top_p: String,
+    /// `metadata`.
+    pub metadata: String,
+}
+
+impl Default for Echo {
+    fn default() -> Self {
+        let s = |v: &str| v.to_owned();
+        Echo {
+            instructions: s("null"),
+            max_output_tokens: s("null"),
+            parallel_tool_calls: s("true"),
+            reasoning: s("{\"effort\":null,\"summary\":null}"),
+            temperature: s("1.0"),
+            text: s("{\"format\":{\"type\":\"text\"}}"),
+            tool_choice: s("\"auto\""),
+            tools: s("[]"),
+            top_p: s("1.0"),
+            metadata: s("{}"),
+        }
+    }
+}
+
+impl ResponsesMeta {
+    /// The client's view of an upstream tool name: (namespace, name, custom).
+    pub fn client_tool<'s>(&'s self, upstream: &'s str) -> (Option<&'s str>, &'s str, bool) {
+        match self.tools.iter().find(|t| t.upstream == upstream) {
+            Some(t) => (t.namespace.as_deref(), t.name.as_str(), t.custom),
+            None => (None, upstream, false),
+        }
+    }
+
+    /// The id's unique part, shared by the response's item ids.
+    pub fn id_base(&self) -> &str {
+        self.id.strip_prefix("resp_").unwrap_or(&self.id)
+    }
+
+    /// `resp_…` for a gateway request id (its letters and digits).
+    pub fn response_id(request_id: &str) -> String {
+        let mut id = String::with_capacity(5 + request_id.len());
+        id.push_str("resp_");
+        id.extend(request_id.chars().filter(char::is_ascii_alphanumeric));
+        id
+    }
+}
+
+/// What a sealed reasoning item holds: one Anthropic thinking block and the provider that
+/// made it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SealedThinking {
+    /// Provider name.
+    pub p: String,
+    /// `thinking` or `redacted_thinking`.
+    pub k: String,
+    /// Thinking text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t: Option<String>,
+    /// Signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s: Option<String>,
+    /// Redacted data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d: Option<String>,
+}

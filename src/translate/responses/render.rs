@@ -1,0 +1,794 @@
+//! The one Responses renderer: output items built from a provider's answer as it arrives,
+//! written as the Responses stream's events (with `sequence_number`s) or, for an answer read
+//! whole, as the final response object. Both provider kinds' translators drive it through the
+//! same calls, so streamed and whole answers have the same shape whatever served them.
+
+use super::super::emit::{push_key, push_str, push_u64};
+use super::ResponsesMeta;
+
+/// Token usage in the Responses shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    /// Every input token, cached ones included.
+    pub input: u64,
+    /// Input tokens read from the cache.
+    pub cached: u64,
+    /// Output tokens, reasoning included.
+    pub output: u64,
+    /// Reasoning tokens.
+    pub reasoning: u64,
+    /// Input tokens written to the cache.
+    pub cache_write: u64,
+}
+
+/// Why an answer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The model finished (`completed`).
+    Completed,
+    /// The output cap was reached (`incomplete`, `max_output_tokens`).
+    MaxTokens,
+    /// A content filter stopped it (`incomplete`, `content_filter`).
+    ContentFilter,
+}
+
+/// What one output item holds.
+enum Kind {
+    /// An assistant message: its parts (`output_text` or `refusal`), the last one open.
+    Message { parts: Vec<(bool, String)> },
+    /// A function call (or a custom tool call, when `custom`).
+    Call {
+        call_id: String,
+        name: String,
+        namespace: Option<String>,
+        arguments: String,
+        custom: bool,
+    },
+    /// Reasoning: the summary text (when summaries were asked for), and the sealed content.
+    Reasoning {
+        summary: Option<String>,
+        sealed: Option<String>,
+    },
+    /// A hosted web search the provider ran.
+    WebSearch { query: String },
+}
+
+struct Item {
+    id: String,
+    kind: Kind,
+    open: bool,
+}
+
+/// Most output items one answer may hold (bounds the per-answer table).
+pub(crate) const MAX_OUTPUT_ITEMS: usize = super::super::MAX_STREAM_BLOCKS;
+
+/// The renderer of one answer.
+pub(crate) struct Writer {
+    /// Write stream events (else only build the items).
+    stream: bool,
+    seq: u64,
+    created_at: u64,
+    model: String,
+    items: Vec<Item>,
+    usage: Usage,
+    started: bool,
+    done: bool,
+}
+
+impl Writer {
+    /// A renderer; `stream`: events are written as items change.
+    pub fn new(stream: bool, created_at: u64, model: &str) -> Writer {
+        Writer {
+            stream,
+            seq: 0,
+            created_at,
+            model: model.to_owned(),
+            items: Vec::new(),
+            usage: Usage::default(),
+            started: false,
+            done: false,
+        }
+    }
+
+    /// The response's model (the provider's name for it, when it says).
+    pub fn set_model(&mut self, model: &str) {
+        if !model.is_empty() && !self.started {
+            model.clone_into(&mut self.model);
+        }
+    }
+
+    /// Has the final event (completed, incomplete, failed or error) been written?
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Has `response.created` gone out?
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Usage so far (providers report it in pieces).
+    pub fn usage_mut(&mut self) -> &mut Usage {
+        &mut self.usage
+    }
+
+    /// `response.created` and `response.in_progress`.
+    pub fn start(&mut self, meta: &ResponsesMeta, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if self.stream {
+            for kind in ["response.created", "response.in_progress"] {
+                self.event(out, kind, |w, o| {
+                    push_key(o, "response");
+                    w.response(meta, o, "in_progress", None, None);
+                });
+            }
+        }
+    }
+
+    /// Answer text (`refusal`: refusal text).
+    pub fn text(&mut self, meta: &ResponsesMeta, refusal: bool, text: &str, out: &mut Vec<u8>) {
+        if text.is_empty() {
+            return;
+        }
+        let index = match self.open_message() {
+            Some(i) => i,
+            None => {
+                self.close_all(meta, out);
+                match self.add(meta, "msg", Kind::Message { parts: Vec::new() }, out) {
+                    Some(i) => i,
+                    None => return,
+                }
+            }
+        };
+        let (item_id, part_index, new_part) = {
+            let Some(Item {
+                id,
+                kind: Kind::Message { parts },
+                ..
+            }) = self.items.get_mut(index)
+            else {
+                return;
+            };
+            let new_part = parts.last().is_none_or(|(r, _)| *r != refusal);
+            if new_part {
+                parts.push((refusal, String::new()));
+            }
+            if let Some((_, t)) = parts.last_mut() {
+                t.push_str(text);
+            }
+            (id.clone(), parts.len() - 1, new_part)
+        };
+        if !self.stream {
+            return;
+        }
+        if new_part {
+            if part_index > 0 {
+                self.part_done(index, part_index - 1, out);
+            }
+            self.event(out, "response.content_part.added", |_, o| {
+                item_ref(o, &item_id, index, Some(part_index));
+                o.extend_from_slice(b",\"part\":");
+                write_part(o, refusal, "");
+            });
+        }
+        let kind = if refusal {
+            "response.refusal.delta"
+        } else {
+            "response.output_text.delta"
+        };
+        self.event(out, kind, |_, o| {
+            item_ref(o, &item_id, index, Some(part_index));
+            o.extend_from_slice(b",\"delta\":");
+            push_str(o, text);
+            if !refusal {
+                o.extend_from_slice(b",\"logprobs\":[]");
+            }
+        });
+    }
+
+    /// A new function call; returns its handle for [`Writer::arguments`].
+    pub fn call_start(
+        &mut self,
+        meta: &ResponsesMeta,
+        call_id: &str,
+        upstream_name: &str,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        // A message or reasoning still open ends where a call begins; other calls stay open
+        // (a provider may interleave parallel calls' arguments).
+        let open: Vec<usize> = (0..self.items.len())
+            .filter(|&i| {
+                self.items
+                    .get(i)
+                    .is_some_and(|it| it.open && !matches!(it.kind, Kind::Call { .. }))
+            })
+            .collect();
+        for i in open {
+            self.close(meta, i, out);
+        }
+        let (namespace, name, custom) = meta.client_tool(upstream_name);
+        let kind = Kind::Call {
+            call_id: call_id.to_owned(),
+            name: name.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            arguments: String::new(),
+            custom,
+        };
+        self.add(meta, if custom { "ctc" } else { "fc" }, kind, out)
+    }
+
+    /// More of a call's arguments.
+    pub fn arguments(&mut self, handle: usize, delta: &str, out: &mut Vec<u8>) {
+        if delta.is_empty() {
+            return;
+        }
+        let Some(Item {
+            id,
+            kind: Kind::Call {
+                arguments, custom, ..
+            },
+            open: true,
+        }) = self.items.get_mut(handle)
+        else {
+            return;
+        };
+        arguments.push_str(delta);
+        // A custom tool's input is the `input` string inside the arguments: sent whole when
+        // the call is done.
+        if *custom || !self.stream {
+            return;
+        }
+        let id = id.clone();
+        self.event(out, "response.function_call_arguments.delta", |_, o| {
+            item_ref(o, &id, handle, None);
+            o.extend_from_slice(b",\"delta\":");
+            push_str(o, delta);
+        });
+    }
+
+    /// Reasoning text (a summary when the client asked for one); returns its handle.
+    pub fn reasoning(
+        &mut self,
+        meta: &ResponsesMeta,
+        handle: Option<usize>,
+        text: &str,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        let index = match handle.filter(|&h| self.items.get(h).is_some_and(|i| i.open)) {
+            Some(h) => h,
+            None => {
+                self.close_all(meta, out);
+                let summary = meta.summary.then(String::new);
+                let index = self.add(
+                    meta,
+                    "rs",
+                    Kind::Reasoning {
+                        summary,
+                        sealed: None,
+                    },
+                    out,
+                )?;
+                if meta.summary && self.stream {
+                    let id = self.item_id(index);
+                    self.event(out, "response.reasoning_summary_part.added", |_, o| {
+                        item_ref(o, &id, index, None);
+                        o.extend_from_slice(
+                            b",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"}",
+                        );
+                    });
+                }
+                index
+            }
+        };
+        if text.is_empty() {
+            return Some(index);
+        }
+        if let Some(Item {
+            kind: Kind::Reasoning {
+                summary: Some(s), ..
+            },
+            id,
+            ..
+        }) = self.items.get_mut(index)
+        {
+            s.push_str(text);
+            let id = id.clone();
+            if self.stream {
+                self.event(out, "response.reasoning_summary_text.delta", |_, o| {
+                    item_ref(o, &id, index, None);
+                    o.extend_from_slice(b",\"summary_index\":0,\"delta\":");
+                    push_str(o, text);
+                });
+            }
+        }
+        Some(index)
+    }
+
+    /// The sealed content of a reasoning item (set before it closes).
+    pub fn seal(&mut self, handle: usize, sealed: String) {
+        if let Some(Item {
+            kind: Kind::Reasoning { sealed: s, .. },
+            ..
+        }) = self.items.get_mut(handle)
+        {
+            *s = Some(sealed);
+        }
+    }
+
+    /// A hosted web search the provider ran; closed at once.
+    pub fn web_search(&mut self, meta: &ResponsesMeta, query: &str, out: &mut Vec<u8>) {
+        self.close_all(meta, out);
+        let kind = Kind::WebSearch {
+            query: query.to_owned(),
+        };
+        if let Some(i) = self.add(meta, "ws", kind, out) {
+            self.close(meta, i, out);
+        }
+    }
+
+    /// Close one item (its done events).
+    pub fn close(&mut self, meta: &ResponsesMeta, index: usize, out: &mut Vec<u8>) {
+        let Some(item) = self.items.get_mut(index).filter(|i| i.open) else {
+            return;
+        };
+        item.open = false;
+        if let Kind::Call { arguments, .. } = &mut item.kind {
+            if arguments.trim().is_empty() {
+                // A call without arguments takes none: `{}`, as the APIs write it.
+                "{}".clone_into(arguments);
+            }
+        }
+        if !self.stream {
+            return;
+        }
+        let id = item.id.clone();
+        match &self.items.get(index).map(|i| &i.kind) {
+            Some(Kind::Message { parts }) => {
+                if let Some(last) = parts.len().checked_sub(1) {
+                    self.part_done(index, last, out);
+                }
+            }
+            Some(Kind::Call {
+                arguments,
+                custom: false,
+                name,
+                ..
+            }) => {
+                let (arguments, name) = (arguments.clone(), name.clone());
+                self.event(out, "response.function_call_arguments.done", |_, o| {
+                    item_ref(o, &id, index, None);
+                    o.extend_from_slice(b",\"name\":");
+                    push_str(o, &name);
+                    o.extend_from_slice(b",\"arguments\":");
+                    push_str(o, &arguments);
+                });
+            }
+            Some(Kind::Call {
+                arguments,
+                custom: true,
+                ..
+            }) => {
+                let input = custom_input(arguments);
+                self.event(out, "response.custom_tool_call_input.delta", |_, o| {
+                    item_ref(o, &id, index, None);
+                    o.extend_from_slice(b",\"delta\":");
+                    push_str(o, &input);
+                });
+                self.event(out, "response.custom_tool_call_input.done", |_, o| {
+                    item_ref(o, &id, index, None);
+                    o.extend_from_slice(b",\"input\":");
+                    push_str(o, &input);
+                });
+            }
+            Some(Kind::Reasoning {
+                summary: Some(s), ..
+            }) => {
+                let s = s.clone();
+                self.event(out, "response.reasoning_summary_text.done", |_, o| {
+                    item_ref(o, &id, index, None);
+                    o.extend_from_slice(b",\"summary_index\":0,\"text\":");
+                    push_str(o, &s);
+                });
+                self.event(out, "response.reasoning_summary_part.done", |_, o| {
+                    item_ref(o, &id, index, None);
+                    o.extend_from_slice(
+                        b",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":",
+                    );
+                    push_str(o, &s);
+                    o.push(b'}');
+                });
+            }
+            _ => {}
+        }
+        self.event(out, "response.output_item.done", |w, o| {
+            push_key(o, "output_index");
+            push_u64(o, index as u64);
+            o.extend_from_slice(b",\"item\":");
+            w.write_item(meta, o, index);
+        });
+    }
+
+    /// The answer ended: close what is open, then `response.completed` (or
+    /// `response.incomplete`). Non-streaming: `out` gets the response object.
+    pub fn finish(&mut self, meta: &ResponsesMeta, end: End, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        self.start(meta, out);
+        self.close_all(meta, out);
+        self.done = true;
+        let (status, reason) = match end {
+            End::Completed => ("completed", None),
+            End::MaxTokens => ("incomplete", Some("max_output_tokens")),
+            End::ContentFilter => ("incomplete", Some("content_filter")),
+        };
+        if !self.stream {
+            self.response(meta, out, status, reason, None);
+            return;
+        }
+        let kind = if reason.is_some() {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        self.event(out, kind, |w, o| {
+            push_key(o, "response");
+            w.response(meta, o, status, reason, None);
+        });
+    }
+
+    /// The answer broke after it started: `response.failed` with the error (before
+    /// `response.created`, an `error` event). Streams only.
+    pub fn fail(&mut self, meta: &ResponsesMeta, code: &str, message: &str, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if !self.started {
+            // The event's own fields, and the error object nested under `error` too: the SDKs
+            // raise on that form.
+            self.event(out, "error", |_, o| {
+                o.extend_from_slice(b"\"code\":");
+                push_str(o, code);
+                o.extend_from_slice(b",\"message\":");
+                push_str(o, message);
+                o.extend_from_slice(b",\"param\":null,\"error\":{\"type\":\"api_error\",\"code\":");
+                push_str(o, code);
+                o.extend_from_slice(b",\"message\":");
+                push_str(o, message);
+                o.extend_from_slice(b",\"param\":null}");
+            });
+            return;
+        }
+        self.event(out, "response.failed", |w, o| {
+            push_key(o, "response");
+            w.response(meta, o, "failed", None, Some((code, message)));
+        });
+    }
+
+    fn open_message(&self) -> Option<usize> {
+        let last = self.items.len().checked_sub(1)?;
+        match self.items.get(last) {
+            Some(Item {
+                kind: Kind::Message { .. },
+                open: true,
+                ..
+            }) => Some(last),
+            _ => None,
+        }
+    }
+
+    fn close_all(&mut self, meta: &ResponsesMeta, out: &mut Vec<u8>) {
+        for i in 0..self.items.len() {
+            self.close(meta, i, out);
+        }
+    }
+
+    fn item_id(&self, index: usize) -> String {
+        self.items
+            .get(index)
+            .map(|i| i.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// A new open item and its `output_item.added`; None past [`MAX_OUTPUT_ITEMS`].
+    fn add(
+        &mut self,
+        meta: &ResponsesMeta,
+        prefix: &str,
+        kind: Kind,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        if self.items.len() >= MAX_OUTPUT_ITEMS {
+            return None;
+        }
+        let index = self.items.len();
+        let id = format!("{prefix}_{}_{index}", meta.id_base());
+        self.items.push(Item {
+            id,
+            kind,
+            open: true,
+        });
+        if self.stream {
+            self.event(out, "response.output_item.added", |w, o| {
+                push_key(o, "output_index");
+                push_u64(o, index as u64);
+                o.extend_from_slice(b",\"item\":");
+                w.write_item(meta, o, index);
+            });
+        }
+        Some(index)
+    }
+
+    fn part_done(&mut self, index: usize, part: usize, out: &mut Vec<u8>) {
+        let Some(Item {
+            id,
+            kind: Kind::Message { parts },
+            ..
+        }) = self.items.get(index)
+        else {
+            return;
+        };
+        let Some((refusal, text)) = parts.get(part) else {
+            return;
+        };
+        let (id, refusal, text) = (id.clone(), *refusal, text.clone());
+        let kind = if refusal {
+            "response.refusal.done"
+        } else {
+            "response.output_text.done"
+        };
+        self.event(out, kind, |_, o| {
+            item_ref(o, &id, index, Some(part));
+            if refusal {
+                o.extend_from_slice(b",\"refusal\":");
+                push_str(o, &text);
+            } else {
+                o.extend_from_slice(b",\"text\":");
+                push_str(o, &text);
+                o.extend_from_slice(b",\"logprobs\":[]");
+            }
+        });
+        self.event(out, "response.content_part.done", |_, o| {
+            item_ref(o, &id, index, Some(part));
+            o.extend_from_slice(b",\"part\":");
+            write_part(o, refusal, &text);
+        });
+    }
+
+    /// One SSE event: `event: KIND`, then `{"type":KIND,"sequence_number":N,…}`.
+    fn event(&mut self, out: &mut Vec<u8>, kind: &str, body: impl FnOnce(&Self, &mut Vec<u8>)) {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: {\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"sequence_number\":");
+        push_u64(out, self.seq);
+        self.seq += 1;
+        out.push(b',');
+        body(self, out);
+        out.extend_from_slice(b"}\n\n");
+    }
+
+    fn write_item(&self, meta: &ResponsesMeta, o: &mut Vec<u8>, index: usize) {
+        let Some(item) = self.items.get(index) else {
+            o.extend_from_slice(b"null");
+            return;
+        };
+        let status: &[u8] = if item.open {
+            b"\"in_progress\""
+        } else {
+            b"\"completed\""
+        };
+        o.extend_from_slice(b"{\"id\":");
+        push_str(o, &item.id);
+        match &item.kind {
+            Kind::Message { parts } => {
+                o.extend_from_slice(b",\"type\":\"message\",\"status\":");
+                o.extend_from_slice(status);
+                o.extend_from_slice(b",\"role\":\"assistant\",\"content\":[");
+                if !item.open {
+                    for (i, (refusal, text)) in parts.iter().enumerate() {
+                        if i > 0 {
+                            o.push(b',');
+                        }
+                        write_part(o, *refusal, text);
+                    }
+                }
+                o.push(b']');
+            }
+            Kind::Call {
+                call_id,
+                name,
+                namespace,
+                arguments,
+                custom,
+            } => {
+                if *custom {
+                    o.extend_from_slice(b",\"type\":\"custom_tool_call\",\"status\":");
+                    o.extend_from_slice(status);
+                    o.extend_from_slice(b",\"call_id\":");
+                    push_str(o, call_id);
+                    o.extend_from_slice(b",\"name\":");
+                    push_str(o, name);
+                    o.extend_from_slice(b",\"input\":");
+                    let input = if item.open {
+                        String::new()
+                    } else {
+                        custom_input(arguments)
+                    };
+                    push_str(o, &input);
+                } else {
+                    o.extend_from_slice(b",\"type\":\"function_call\",\"status\":");
+                    o.extend_from_slice(status);
+                    if let Some(ns) = namespace {
+                        o.extend_from_slice(b",\"namespace\":");
+                        push_str(o, ns);
+                    }
+                    o.extend_from_slice(b",\"call_id\":");
+                    push_str(o, call_id);
+                    o.extend_from_slice(b",\"name\":");
+                    push_str(o, name);
+                    o.extend_from_slice(b",\"arguments\":");
+                    push_str(o, if item.open { "" } else { arguments });
+                }
+            }
+            Kind::Reasoning { summary, sealed } => {
+                o.extend_from_slice(b",\"type\":\"reasoning\",\"summary\":[");
+                if let Some(s) = summary.as_deref().filter(|_| !item.open) {
+                    o.extend_from_slice(b"{\"type\":\"summary_text\",\"text\":");
+                    push_str(o, s);
+                    o.push(b'}');
+                }
+                o.push(b']');
+                if meta.encrypted {
+                    if let Some(s) = sealed.as_deref().filter(|_| !item.open) {
+                        o.extend_from_slice(b",\"encrypted_content\":");
+                        push_str(o, s);
+                    }
+                }
+            }
+            Kind::WebSearch { query } => {
+                o.extend_from_slice(b",\"type\":\"web_search_call\",\"status\":");
+                o.extend_from_slice(status);
+                o.extend_from_slice(b",\"action\":{\"type\":\"search\",\"query\":");
+                push_str(o, query);
+                o.push(b'}');
+            }
+        }
+        o.push(b'}');
+    }
+
+    /// The response object.
+    fn response(
+        &self,
+        meta: &ResponsesMeta,
+        o: &mut Vec<u8>,
+        status: &str,
+        incomplete: Option<&str>,
+        error: Option<(&str, &str)>,
+    ) {
+        let e = &meta.echo;
+        o.extend_from_slice(b"{\"id\":");
+        push_str(o, &meta.id);
+        o.extend_from_slice(b",\"object\":\"response\",\"created_at\":");
+        push_u64(o, self.created_at);
+        o.extend_from_slice(b",\"status\":");
+        push_str(o, status);
+        o.extend_from_slice(b",\"background\":false,\"error\":");
+        match error {
+            Some((code, message)) => {
+                o.extend_from_slice(b"{\"code\":");
+                push_str(o, code);
+                o.extend_from_slice(b",\"message\":");
+                push_str(o, message);
+                o.push(b'}');
+            }
+            None => o.extend_from_slice(b"null"),
+        }
+        o.extend_from_slice(b",\"incomplete_details\":");
+        match incomplete {
+            Some(r) => {
+                o.extend_from_slice(b"{\"reason\":");
+                push_str(o, r);
+                o.push(b'}');
+            }
+            None => o.extend_from_slice(b"null"),
+        }
+        o.extend_from_slice(b",\"instructions\":");
+        o.extend_from_slice(e.instructions.as_bytes());
+        o.extend_from_slice(b",\"max_output_tokens\":");
+        o.extend_from_slice(e.max_output_tokens.as_bytes());
+        o.extend_from_slice(b",\"model\":");
+        push_str(o, &self.model);
+        o.extend_from_slice(b",\"output\":[");
+        if status != "in_progress" {
+            let mut first = true;
+            for (i, item) in self.items.iter().enumerate() {
+                // A failed answer lists what was finished before it broke.
+                if item.open && status == "failed" {
+                    continue;
+                }
+                if !first {
+                    o.push(b',');
+                }
+                first = false;
+                self.write_item(meta, o, i);
+            }
+        }
+        o.extend_from_slice(b"],\"parallel_tool_calls\":");
+        o.extend_from_slice(e.parallel_tool_calls.as_bytes());
+        o.extend_from_slice(b",\"previous_response_id\":null,\"reasoning\":");
+        o.extend_from_slice(e.reasoning.as_bytes());
+        o.extend_from_slice(b",\"store\":false,\"temperature\":");
+        o.extend_from_slice(e.temperature.as_bytes());
+        o.extend_from_slice(b",\"text\":");
+        o.extend_from_slice(e.text.as_bytes());
+        o.extend_from_slice(b",\"tool_choice\":");
+        o.extend_from_slice(e.tool_choice.as_bytes());
+        o.extend_from_slice(b",\"tools\":");
+        o.extend_from_slice(e.tools.as_bytes());
+        o.extend_from_slice(b",\"top_p\":");
+        o.extend_from_slice(e.top_p.as_bytes());
+        o.extend_from_slice(b",\"truncation\":\"disabled\",\"usage\":");
+        if status == "in_progress" {
+            o.extend_from_slice(b"null");
+        } else {
+            let u = &self.usage;
+            o.extend_from_slice(b"{\"input_tokens\":");
+            push_u64(o, u.input);
+            o.extend_from_slice(b",\"input_tokens_details\":{\"cached_tokens\":");
+            push_u64(o, u.cached);
+            o.extend_from_slice(b",\"cache_write_tokens\":");
+            push_u64(o, u.cache_write);
+            o.extend_from_slice(b"},\"output_tokens\":");
+            push_u64(o, u.output);
+            o.extend_from_slice(b",\"output_tokens_details\":{\"reasoning_tokens\":");
+            push_u64(o, u.reasoning);
+            o.extend_from_slice(b"},\"total_tokens\":");
+            push_u64(o, u.input.saturating_add(u.output));
+            o.push(b'}');
+        }
+        o.extend_from_slice(b",\"metadata\":");
+        o.extend_from_slice(e.metadata.as_bytes());
+        o.push(b'}');
+    }
+}
+
+/// `"item_id":…,"output_index":…` (and `"content_index":…`).
+fn item_ref(o: &mut Vec<u8>, id: &str, index: usize, part: Option<usize>) {
+    o.extend_from_slice(b"\"item_id\":");
+    push_str(o, id);
+    o.extend_from_slice(b",\"output_index\":");
+    push_u64(o, index as u64);
+    if let Some(p) = part {
+        o.extend_from_slice(b",\"content_index\":");
+        push_u64(o, p as u64);
+    }
+}
+
+/// A message content part.
+fn write_part(o: &mut Vec<u8>, refusal: bool, text: &str) {
+    if refusal {
+        o.extend_from_slice(b"{\"type\":\"refusal\",\"refusal\":");
+        push_str(o, text);
+        o.push(b'}');
+    } else {
+        o.extend_from_slice(b"{\"type\":\"output_text\",\"text\":");
+        push_str(o, text);
+        o.extend_from_slice(b",\"annotations\":[],\"logprobs\":[]}");
+    }
+}
+
+/// A custom tool's input: the `input` string of the arguments its function stand-in got (the
+/// raw arguments when the model sent something else).
+fn custom_input(arguments: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Args {
+        input: String,
+    }
+    serde_json::from_str::<Args>(arguments).map_or_else(|_| arguments.to_owned(), |a| a.input)
+}

@@ -1,0 +1,908 @@
+//! A Responses request → a Chat Completions request: sent as is to an openai-kind provider,
+//! or on through the Chat → Messages translator to an anthropic-kind one (so every rule of
+//! that mapping — thinking budgets, tool choice, images, structured output — holds here too).
+//!
+//! What cannot be carried is refused (400, naming the parameter) when it changes the answer
+//! or needs server-side state; what changes nothing material is dropped and listed in
+//! [`RequestMeta::dropped`].
+
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
+
+use crate::format::Format;
+use crate::wire::anthropic::{ContentBlock, UserLocation};
+use crate::wire::openai::{
+    ChatRequest, ContentPart, FilePart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
+    Message, NamedFunction, ResponseFormat, StreamOptions, Tool as CTool, ToolCall, ToolChoice,
+    ToolChoiceObject, WebSearchLocation, WebSearchOptions,
+};
+use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
+use crate::wire::{Str, TextOr};
+
+use super::super::seal::{Purpose, SealKey};
+use super::super::util::openai_tool_name;
+use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
+use super::{Echo, ResponsesMeta, SealedThinking, ToolName};
+
+/// Arguments schema of the function that stands in for a custom (free-text) tool.
+const CUSTOM_TOOL_SCHEMA: &str = r#"{"type":"object","properties":{"input":{"type":"string","description":"The tool's whole input, as free text."}},"required":["input"],"additionalProperties":false}"#;
+
+/// Longest custom tool format quoted into its stand-in's description.
+const MAX_FORMAT_NOTE_BYTES: usize = 16 * 1024;
+
+/// The provider request for a Responses request body, for a provider that speaks `provider`
+/// (Chat Completions or Messages), with `model` set to `upstream_model`.
+pub fn responses_request(
+    body: &[u8],
+    upstream_model: &str,
+    provider: Format,
+    opts: &Options,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    let req = ResponsesRequest::parse(body)?;
+    let tools: Vec<Tool<'_>> = match req.tools {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| TranslateError::invalid("tools", format!("invalid `tools`: {e}")))?,
+        None => Vec::new(),
+    };
+    let text: TextConfig<'_> = match req.text {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| TranslateError::invalid("text", format!("invalid `text`: {e}")))?,
+        None => TextConfig::default(),
+    };
+    let mut meta = RequestMeta::default();
+    let mut rm = ResponsesMeta {
+        seal: opts.seal.clone(),
+        provider: opts.provider.clone(),
+        echo: echo(&req),
+        ..ResponsesMeta::default()
+    };
+    let unsealed = unseal_reasoning(&req, opts, &mut meta);
+    let chat = to_chat(
+        &req,
+        &tools,
+        &text,
+        upstream_model,
+        provider,
+        opts,
+        &unsealed,
+        &mut meta,
+        &mut rm,
+    )?;
+    let bytes = match provider {
+        Format::Anthropic => {
+            let out = super::super::request_o2a::translate(&chat, upstream_model, opts, &mut meta)?;
+            serde_json::to_vec(&out)
+        }
+        _ => serde_json::to_vec(&chat),
+    }
+    .map_err(|e| TranslateError::internal(e.to_string()))?;
+    meta.client_model = req.model.as_deref().unwrap_or("").to_owned();
+    meta.upstream_model = upstream_model.to_owned();
+    meta.stream = req.stream.unwrap_or(false);
+    meta.responses = Some(Box::new(rm));
+    Ok((bytes, meta))
+}
+
+/// The parameter that needs server-side state ringway does not keep, if the request uses
+/// one: only a provider with native Responses can serve it.
+pub fn stateful_param(req: &ResponsesRequest<'_>) -> Option<&'static str> {
+    let set = |v: Option<&RawValue>| v.is_some_and(|v| v.get() != "null" && v.get() != "false");
+    if set(req.previous_response_id) {
+        Some("previous_response_id")
+    } else if set(req.conversation) {
+        Some("conversation")
+    } else if req.store == Some(true) {
+        Some("store")
+    } else if set(req.background) {
+        Some("background")
+    } else if set(req.prompt) {
+        Some("prompt")
+    } else {
+        None
+    }
+}
+
+/// The request values the response object repeats.
+fn echo(req: &ResponsesRequest<'_>) -> Echo {
+    let mut e = Echo::default();
+    if let Some(i) = &req.instructions {
+        e.instructions = serde_json::to_string(i.as_str()).unwrap_or_else(|_| "null".into());
+    }
+    if let Some(n) = req.max_output_tokens {
+        e.max_output_tokens = n.to_string();
+    }
+    if let Some(p) = req.parallel_tool_calls {
+        e.parallel_tool_calls = p.to_string();
+    }
+    if let Some(r) = &req.reasoning {
+        let effort = r.effort.as_deref();
+        let summary = r.summary.as_deref().or(r.generate_summary.as_deref());
+        e.reasoning = serde_json::json!({"effort": effort, "summary": summary}).to_string();
+    }
+    let number = |v: Option<f64>, default: &str| {
+        v.filter(|v| v.is_finite())
+            .and_then(|v| serde_json::to_string(&v).ok())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    e.temperature = number(req.temperature, "1.0");
+    e.top_p = number(req.top_p, "1.0");
+    if let Some(t) = req.text {
+        e.text = t.get().to_owned();
+    }
+    if let Some(t) = req.tool_choice {
+        e.tool_choice = t.get().to_owned();
+    }
+    if let Some(t) = req.tools {
+        e.tools = t.get().to_owned();
+    }
+    if let Some(m) = req.metadata.filter(|m| m.get() != "null") {
+        e.metadata = m.get().to_owned();
+    }
+    e
+}
+
+/// A reasoning item's sealed content, opened: the thinking block it holds, for this provider.
+struct Unsealed {
+    /// Index of the item in `input`.
+    item: usize,
+    block: SealedThinking,
+}
+
+/// Open every reasoning item sealed for this provider. Items sealed for another provider,
+/// by another key, or by another server (OpenAI's own) are dropped and listed: a provider
+/// only ever gets back reasoning it made.
+fn unseal_reasoning(
+    req: &ResponsesRequest<'_>,
+    opts: &Options,
+    meta: &mut RequestMeta,
+) -> Vec<Unsealed> {
+    let mut out = Vec::new();
+    let Some(TextOr::Items(items)) = &req.input else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        if item.kind.as_deref() != Some("reasoning") {
+            continue;
+        }
+        let opened = item
+            .encrypted_content
+            .as_deref()
+            .filter(|s| SealKey::is_ours(s))
+            .and_then(|s| opts.seal.as_ref()?.open(Purpose::Reasoning, s))
+            .and_then(|plain| serde_json::from_slice::<SealedThinking>(&plain).ok())
+            .filter(|b| b.p == opts.provider);
+        match opened {
+            Some(block) => out.push(Unsealed { item: i, block }),
+            None => meta.drop_param("input.reasoning"),
+        }
+    }
+    out
+}
+
+/// The upstream name of a client tool in a namespace: `namespace__name`, made legal and short
+/// enough for every provider (deterministic: definitions and history agree).
+fn flat_name(namespace: &str, name: &str) -> String {
+    let joined = format!("{namespace}__{name}");
+    let legal: String = joined
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    openai_tool_name(&legal).into_owned()
+}
+
+/// Everything of the Responses request in Chat Completions form.
+#[allow(clippy::too_many_arguments)]
+fn to_chat<'b>(
+    req: &'b ResponsesRequest<'b>,
+    tools: &'b [Tool<'b>],
+    text: &'b TextConfig<'b>,
+    upstream_model: &'b str,
+    provider: Format,
+    opts: &Options,
+    unsealed: &'b [Unsealed],
+    meta: &mut RequestMeta,
+    rm: &mut ResponsesMeta,
+) -> Result<ChatRequest<'b>, TranslateError> {
+    if let Some((key, _)) = req.unknown.first() {
+        return Err(TranslateError::unsupported_param(
+            key.as_str(),
+            format!("Unrecognized request argument supplied: {key}"),
+        ));
+    }
+    if req.model.is_none() {
+        return Err(TranslateError::invalid(
+            "model",
+            "Missing required parameter: 'model'.",
+        ));
+    }
+    if let Some(param) = stateful_param(req) {
+        return Err(stateless(param));
+    }
+    let stream = req.stream.unwrap_or(false);
+    let mut chat = ChatRequest {
+        model: Some(Str::from(upstream_model)),
+        stream: Some(stream),
+        stream_options: (stream && provider != Format::Anthropic).then_some(StreamOptions {
+            include_usage: Some(true),
+        }),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        parallel_tool_calls: req.parallel_tool_calls,
+        user: req.user.as_ref().map(Str::reborrow),
+        safety_identifier: req.safety_identifier.as_ref().map(Str::reborrow),
+        service_tier: req.service_tier.as_ref().map(Str::reborrow),
+        metadata: req.metadata,
+        prompt_cache_key: req.prompt_cache_key,
+        prompt_cache_retention: req.prompt_cache_retention,
+        ..ChatRequest::default()
+    };
+    if provider == Format::OpenAi && opts.openai_max_tokens_field == MaxTokensField::MaxTokens {
+        chat.max_tokens = req.max_output_tokens;
+    } else {
+        chat.max_completion_tokens = req.max_output_tokens;
+    }
+    if let Some(r) = &req.reasoning {
+        chat.reasoning_effort = r.effort.as_ref().map(Str::reborrow);
+        let summary = r.summary.as_deref().or(r.generate_summary.as_deref());
+        rm.summary = summary.is_some_and(|s| s != "none");
+    }
+    for inc in req.include.iter().flatten() {
+        match inc.as_str() {
+            "reasoning.encrypted_content" => rm.encrypted = true,
+            _ => meta.drop_param("include"),
+        }
+    }
+    let present: [(&'static str, bool); 4] = [
+        ("top_logprobs", req.top_logprobs.is_some()),
+        ("max_tool_calls", req.max_tool_calls.is_some()),
+        ("client_metadata", req.client_metadata.is_some()),
+        (
+            "truncation",
+            req.truncation.as_deref().is_some_and(|t| t != "disabled"),
+        ),
+    ];
+    for (name, set) in present {
+        if set {
+            meta.drop_param(name);
+        }
+    }
+    if let Some(f) = &text.format {
+        chat.response_format = response_format(f)?;
+    }
+    if let Some(v) = &text.verbosity {
+        if provider == Format::OpenAi {
+            chat.verbosity = Some(verbosity_raw(v).ok_or_else(|| {
+                TranslateError::invalid(
+                    "text.verbosity",
+                    format!(
+                        "Invalid value: '{v}'. Supported values are: 'low', 'medium', and 'high'."
+                    ),
+                )
+            })?);
+        } else {
+            meta.drop_param("text.verbosity");
+        }
+    }
+    let (chat_tools, web_search) = convert_tools(tools, provider, meta, rm)?;
+    if !chat_tools.is_empty() {
+        chat.tools = Some(chat_tools);
+    }
+    chat.web_search_options = web_search;
+    if let Some(raw) = req.tool_choice {
+        chat.tool_choice = tool_choice(raw, meta)?;
+    }
+    chat.messages = Some(convert_input(req, unsealed, provider, meta)?);
+    Ok(chat)
+}
+
+/// `text.verbosity` as a raw JSON string (it is one of a few words).
+fn verbosity_raw(v: &Str<'_>) -> Option<&'static RawValue> {
+    let word: &'static str = match v.as_str() {
+        "low" => "\"low\"",
+        "medium" => "\"medium\"",
+        "high" => "\"high\"",
+        _ => return None,
+    };
+    serde_json::from_str(word).ok()
+}
+
+/// 400: the parameter needs state this gateway does not keep.
+fn stateless(param: &str) -> TranslateError {
+    TranslateError::unsupported_param(
+        param,
+        format!(
+            "`{param}` needs server-side state, which this gateway does not keep; send the whole conversation in `input` (with `store: false`), or route the model to a provider with native Responses support"
+        ),
+    )
+}
+
+fn response_format<'b>(
+    f: &'b crate::wire::responses::TextFormat<'b>,
+) -> Result<Option<ResponseFormat<'b>>, TranslateError> {
+    Ok(match f.kind.as_str() {
+        "text" => None,
+        "json_object" => Some(ResponseFormat {
+            kind: Str::from("json_object"),
+            json_schema: None,
+        }),
+        "json_schema" => Some(ResponseFormat {
+            kind: Str::from("json_schema"),
+            json_schema: Some(JsonSchemaFormat {
+                name: f.name.as_ref().map_or(Str::from("response"), Str::reborrow),
+                description: f.description.as_ref().map(Str::reborrow),
+                schema: f.schema,
+                strict: f.strict,
+            }),
+        }),
+        other => {
+            return Err(TranslateError::unsupported_value(
+                "text.format.type",
+                format!("text format `{other}` is not supported"),
+            ))
+        }
+    })
+}
+
+/// Function, namespace and custom tools become functions; a web search tool becomes the
+/// Chat `web_search_options` (which the Messages translator turns into Anthropic's web
+/// search tool); other hosted tools have no equivalent and are dropped and listed.
+fn convert_tools<'b>(
+    tools: &'b [Tool<'b>],
+    provider: Format,
+    meta: &mut RequestMeta,
+    rm: &mut ResponsesMeta,
+) -> Result<(Vec<CTool<'b>>, Option<WebSearchOptions<'b>>), TranslateError> {
+    let mut out = Vec::new();
+    let mut web_search = None;
+    for (i, t) in tools.iter().enumerate() {
+        match t.kind.as_str() {
+            "function" => out.push(function_tool(t, None, i, rm)?),
+            "namespace" => {
+                let ns = t.name.as_deref().ok_or_else(|| {
+                    TranslateError::invalid(format!("tools[{i}].name"), "a namespace needs a name")
+                })?;
+                for inner in t.tools.iter().flatten() {
+                    if inner.kind.as_str() != "function" {
+                        return Err(TranslateError::unsupported_value(
+                            format!("tools[{i}].tools"),
+                            format!(
+                                "a namespace may hold function tools only, not `{}`",
+                                inner.kind
+                            ),
+                        ));
+                    }
+                    out.push(function_tool(inner, Some(ns), i, rm)?);
+                }
+            }
+            "custom" => {
+                let name = t.name.as_deref().ok_or_else(|| {
+                    TranslateError::invalid(
+                        format!("tools[{i}].name"),
+                        "a custom tool needs a name",
+                    )
+                })?;
+                let upstream = openai_tool_name(name).into_owned();
+                let mut description = t.description.as_deref().unwrap_or("").to_owned();
+                if let Some(f) = t.format.filter(|f| f.get().len() <= MAX_FORMAT_NOTE_BYTES) {
+                    description.push_str("\n\nThe `input` string must follow this format: ");
+                    description.push_str(f.get());
+                }
+                rm.tools.push(ToolName {
+                    upstream: upstream.clone(),
+                    namespace: None,
+                    name: name.to_owned(),
+                    custom: true,
+                });
+                out.push(CTool {
+                    kind: Str::from("function"),
+                    function: Some(FunctionDef {
+                        name: Str::from(upstream),
+                        description: Some(Str::from(description)),
+                        parameters: serde_json::from_str(CUSTOM_TOOL_SCHEMA).ok(),
+                        strict: None,
+                    }),
+                    ..CTool::default()
+                });
+            }
+            "web_search"
+            | "web_search_preview"
+            | "web_search_2025_08_26"
+            | "web_search_preview_2025_03_11"
+                if provider == Format::Anthropic =>
+            {
+                web_search = Some(WebSearchOptions {
+                    search_context_size: t.search_context_size.as_ref().map(Str::reborrow),
+                    user_location: t.user_location.as_ref().map(|l| WebSearchLocation {
+                        kind: Some(Str::from("approximate")),
+                        approximate: Some(UserLocation {
+                            kind: None,
+                            city: l.city.as_ref().map(Str::reborrow),
+                            region: l.region.as_ref().map(Str::reborrow),
+                            country: l.country.as_ref().map(Str::reborrow),
+                            timezone: l.timezone.as_ref().map(Str::reborrow),
+                        }),
+                    }),
+                });
+            }
+            _ => meta.drop_param(hosted_tool_label(t.kind.as_str())),
+        }
+    }
+    Ok((out, web_search))
+}
+
+/// The label a dropped hosted tool is listed under.
+fn hosted_tool_label(kind: &str) -> &'static str {
+    match kind {
+        "web_search"
+        | "web_search_preview"
+        | "web_search_2025_08_26"
+        | "web_search_preview_2025_03_11" => "tools.web_search",
+        "file_search" => "tools.file_search",
+        "code_interpreter" => "tools.code_interpreter",
+        "image_generation" => "tools.image_generation",
+        "computer_use_preview" | "computer_use" => "tools.computer_use",
+        "mcp" => "tools.mcp",
+        "local_shell" => "tools.local_shell",
+        _ => "tools",
+    }
+}
+
+fn function_tool<'b>(
+    t: &'b Tool<'b>,
+    namespace: Option<&str>,
+    i: usize,
+    rm: &mut ResponsesMeta,
+) -> Result<CTool<'b>, TranslateError> {
+    let name = t.name.as_deref().ok_or_else(|| {
+        TranslateError::invalid(format!("tools[{i}].name"), "a function tool needs a name")
+    })?;
+    let upstream: Str<'b> = match namespace {
+        Some(ns) => {
+            let flat = flat_name(ns, name);
+            rm.tools.push(ToolName {
+                upstream: flat.clone(),
+                namespace: Some(ns.to_owned()),
+                name: name.to_owned(),
+                custom: false,
+            });
+            Str::from(flat)
+        }
+        None => t.name.as_ref().map_or(Str::from(""), Str::reborrow),
+    };
+    Ok(CTool {
+        kind: Str::from("function"),
+        function: Some(FunctionDef {
+            name: upstream,
+            description: t.description.as_ref().map(Str::reborrow),
+            parameters: t.parameters,
+            strict: t.strict,
+        }),
+        ..CTool::default()
+    })
+}
+
+/// `tool_choice` in Chat form. Forcing a hosted tool, or a set of allowed tools, has no Chat
+/// equivalent: the nearest mode is sent and the parameter listed.
+fn tool_choice<'b>(
+    raw: &'b RawValue,
+    meta: &mut RequestMeta,
+) -> Result<Option<ToolChoice<'b>>, TranslateError> {
+    #[derive(serde::Deserialize)]
+    struct Choice<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Str<'a>,
+        #[serde(borrow, default)]
+        name: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        namespace: Option<Str<'a>>,
+        #[serde(borrow, default)]
+        mode: Option<Str<'a>>,
+    }
+    if let Ok(mode) = serde_json::from_str::<Str<'b>>(raw.get()) {
+        return match mode.as_str() {
+            "auto" | "none" | "required" => Ok(Some(ToolChoice::Mode(mode))),
+            other => Err(TranslateError::invalid(
+                "tool_choice",
+                format!("Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."),
+            )),
+        };
+    }
+    let c: Choice<'b> = serde_json::from_str(raw.get()).map_err(|e| {
+        TranslateError::invalid("tool_choice", format!("invalid `tool_choice`: {e}"))
+    })?;
+    let forced = |name: String| {
+        Some(ToolChoice::Object(ToolChoiceObject {
+            kind: Str::from("function"),
+            function: Some(NamedFunction {
+                name: Str::from(name),
+            }),
+            allowed_tools: None,
+            custom: None,
+        }))
+    };
+    Ok(match c.kind.as_str() {
+        "function" | "custom" => {
+            let name = c.name.as_deref().ok_or_else(|| {
+                TranslateError::invalid("tool_choice.name", "a forced tool needs a name")
+            })?;
+            match c.namespace.as_deref() {
+                Some(ns) => forced(flat_name(ns, name)),
+                None => forced(openai_tool_name(name).into_owned()),
+            }
+        }
+        "allowed_tools" => {
+            meta.drop_param("tool_choice.allowed_tools");
+            let mode = c.mode.as_deref().unwrap_or("auto");
+            Some(ToolChoice::Mode(Str::from(if mode == "required" {
+                "required"
+            } else {
+                "auto"
+            })))
+        }
+        _ => {
+            meta.drop_param("tool_choice");
+            Some(ToolChoice::Mode(Str::from("auto")))
+        }
+    })
+}
+
+/// What is being built from `input`: Chat messages, the reasoning waiting for the next
+/// assistant turn, and images from tool outputs waiting for the tool messages to end.
+struct Conversation<'b> {
+    messages: Vec<Message<'b>>,
+    thinking: Vec<ContentBlock<'b>>,
+    tool_images: Vec<ContentPart<'b>>,
+}
+
+impl<'b> Conversation<'b> {
+    fn push(&mut self, m: Message<'b>) {
+        if m.role.as_str() != "tool" {
+            self.flush_images();
+        }
+        self.messages.push(m);
+    }
+
+    /// Images a tool returned go in a user message after the tool messages (Chat tool
+    /// messages carry text only).
+    fn flush_images(&mut self) {
+        if self.tool_images.is_empty() {
+            return;
+        }
+        let mut parts = vec![ContentPart {
+            kind: Str::from("text"),
+            text: Some(Str::from("(images returned by the tool calls above)")),
+            ..ContentPart::default()
+        }];
+        parts.append(&mut self.tool_images);
+        self.messages.push(Message {
+            role: Str::from("user"),
+            content: Some(TextOr::Items(parts)),
+            ..Message::default()
+        });
+    }
+
+    /// The assistant message a call joins: the last one if it is the assistant's (and no
+    /// reasoning waits for a new turn), else a new one.
+    fn assistant(&mut self) -> &mut Message<'b> {
+        let reuse = self
+            .messages
+            .last()
+            .is_some_and(|m| m.role.as_str() == "assistant" && self.thinking.is_empty());
+        self.assistant_message(!reuse)
+    }
+
+    /// The last message, after pushing a new assistant one (with the waiting reasoning)
+    /// when `new`.
+    fn assistant_message(&mut self, new: bool) -> &mut Message<'b> {
+        if new || self.messages.is_empty() {
+            let thinking = std::mem::take(&mut self.thinking);
+            self.push(Message {
+                role: Str::from("assistant"),
+                thinking_blocks: (!thinking.is_empty()).then_some(thinking),
+                ..Message::default()
+            });
+        }
+        // Not empty: pushed above when it was.
+        let last = self.messages.len() - 1;
+        &mut self.messages[last]
+    }
+}
+
+fn convert_input<'b>(
+    req: &'b ResponsesRequest<'b>,
+    unsealed: &'b [Unsealed],
+    provider: Format,
+    meta: &mut RequestMeta,
+) -> Result<Vec<Message<'b>>, TranslateError> {
+    let mut c = Conversation {
+        messages: Vec::new(),
+        thinking: Vec::new(),
+        tool_images: Vec::new(),
+    };
+    if let Some(i) = req.instructions.as_ref().filter(|i| !i.is_empty()) {
+        c.push(text_message("system", i.reborrow()));
+    }
+    let items = match &req.input {
+        None => {
+            return Err(TranslateError::invalid(
+                "input",
+                "Missing required parameter: 'input'.",
+            ))
+        }
+        Some(TextOr::Text(s)) => {
+            c.push(text_message("user", s.reborrow()));
+            return Ok(c.messages);
+        }
+        Some(TextOr::Items(items)) => items,
+    };
+    for (i, item) in items.iter().enumerate() {
+        let kind = item
+            .kind
+            .as_deref()
+            .unwrap_or(if item.role.is_some() { "message" } else { "" });
+        match kind {
+            "message" => message(&mut c, item, i)?,
+            "function_call" | "custom_tool_call" => {
+                let call = tool_call(item, i, kind == "custom_tool_call")?;
+                let m = c.assistant();
+                m.tool_calls.get_or_insert_with(Vec::new).push(call);
+            }
+            "function_call_output" | "custom_tool_call_output" => {
+                let call_id = item.call_id.as_ref().ok_or_else(|| {
+                    TranslateError::invalid(
+                        format!("input[{i}].call_id"),
+                        "a tool output needs its call_id",
+                    )
+                })?;
+                let content = tool_output(&mut c, item, i)?;
+                c.push(Message {
+                    role: Str::from("tool"),
+                    tool_call_id: Some(call_id.reborrow()),
+                    content: Some(content),
+                    ..Message::default()
+                });
+            }
+            "reasoning" => {
+                if let Some(u) = unsealed.iter().find(|u| u.item == i) {
+                    if provider == Format::Anthropic {
+                        c.thinking.push(thinking_block(&u.block));
+                    }
+                }
+            }
+            "item_reference" => return Err(stateless("input[].item_reference")),
+            "web_search_call" => meta.drop_param("input.web_search_call"),
+            other => {
+                return Err(TranslateError::unsupported_value(
+                    format!("input[{i}].type"),
+                    format!("input item type `{other}` is not supported by this gateway"),
+                ))
+            }
+        }
+    }
+    c.flush_images();
+    Ok(c.messages)
+}
+
+fn thinking_block<'b>(b: &'b SealedThinking) -> ContentBlock<'b> {
+    if b.k == "redacted_thinking" {
+        ContentBlock {
+            kind: Str::from("redacted_thinking"),
+            data: Some(Str::from(b.d.as_deref().unwrap_or(""))),
+            ..ContentBlock::default()
+        }
+    } else {
+        ContentBlock {
+            kind: Str::from("thinking"),
+            thinking: Some(Str::from(b.t.as_deref().unwrap_or(""))),
+            signature: Some(Str::from(b.s.as_deref().unwrap_or(""))),
+            ..ContentBlock::default()
+        }
+    }
+}
+
+fn text_message<'b>(role: &'static str, text: Str<'b>) -> Message<'b> {
+    Message {
+        role: Str::from(role),
+        content: Some(TextOr::Text(text)),
+        ..Message::default()
+    }
+}
+
+fn message<'b>(
+    c: &mut Conversation<'b>,
+    item: &'b InputItem<'b>,
+    i: usize,
+) -> Result<(), TranslateError> {
+    let role = item.role.as_deref().unwrap_or("");
+    let content = item.content.as_ref();
+    match role {
+        "system" | "developer" | "user" => {
+            let role = if role == "user" { "user" } else { "system" };
+            let content = match content {
+                None => TextOr::Text(Str::from("")),
+                Some(TextOr::Text(s)) => TextOr::Text(s.reborrow()),
+                Some(TextOr::Items(parts)) => {
+                    let mut out = Vec::with_capacity(parts.len());
+                    for (j, p) in parts.iter().enumerate() {
+                        out.push(input_part(p, i, j)?);
+                    }
+                    TextOr::Items(out)
+                }
+            };
+            c.push(Message {
+                role: Str::from(role),
+                content: Some(content),
+                ..Message::default()
+            });
+        }
+        "assistant" => {
+            let mut texts: Vec<ContentPart<'b>> = Vec::new();
+            let mut refusal: Option<Str<'b>> = None;
+            match content {
+                None => {}
+                Some(TextOr::Text(s)) => texts.push(text_part(s.reborrow())),
+                Some(TextOr::Items(parts)) => {
+                    for (j, p) in parts.iter().enumerate() {
+                        match p.kind.as_str() {
+                            "output_text" | "input_text" | "text" => {
+                                texts.push(text_part(p.text.as_ref().map_or(Str::from(""), Str::reborrow)))
+                            }
+                            "refusal" => refusal = p.refusal.as_ref().map(Str::reborrow),
+                            other => {
+                                return Err(TranslateError::unsupported_value(
+                                    format!("input[{i}].content[{j}].type"),
+                                    format!("assistant content part `{other}` is not supported"),
+                                ))
+                            }
+                        }
+                    }
+                }
+            }
+            // A text after tool calls starts a new assistant message (the Chat order is text,
+            // then calls).
+            let joins = c.thinking.is_empty()
+                && c.messages.last().is_some_and(|m| {
+                    m.role.as_str() == "assistant" && m.tool_calls.is_none()
+                });
+            let m = c.assistant_message(!joins);
+            if !texts.is_empty() {
+                match &mut m.content {
+                    Some(TextOr::Items(v)) => v.extend(texts),
+                    _ => m.content = Some(TextOr::Items(texts)),
+                }
+            }
+            if refusal.is_some() {
+                m.refusal = refusal;
+            }
+        }
+        other => {
+            return Err(TranslateError::invalid(
+                format!("input[{i}].role"),
+                format!("Invalid value: '{other}'. Supported values are: 'assistant', 'system', 'developer', and 'user'."),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn text_part(text: Str<'_>) -> ContentPart<'_> {
+    ContentPart {
+        kind: Str::from("text"),
+        text: Some(text),
+        ..ContentPart::default()
+    }
+}
+
+/// A user, system or tool-output content part in Chat form.
+fn input_part<'b>(p: &'b Part<'b>, i: usize, j: usize) -> Result<ContentPart<'b>, TranslateError> {
+    let param = || format!("input[{i}].content[{j}]");
+    match p.kind.as_str() {
+        "input_text" | "output_text" | "text" => Ok(text_part(
+            p.text.as_ref().map_or(Str::from(""), Str::reborrow),
+        )),
+        "input_image" => {
+            let Some(url) = &p.image_url else {
+                return Err(TranslateError::unsupported_value(
+                    format!("{}.file_id", param()),
+                    "images by `file_id` need the Files API, which this gateway does not keep; send `image_url` (a URL or a data URL)",
+                ));
+            };
+            Ok(ContentPart {
+                kind: Str::from("image_url"),
+                image_url: Some(ImageUrl {
+                    url: url.reborrow(),
+                    detail: p.detail.as_ref().map(Str::reborrow),
+                }),
+                ..ContentPart::default()
+            })
+        }
+        "input_file" => {
+            if p.file_url.is_some() && p.file_data.is_none() && p.file_id.is_none() {
+                return Err(TranslateError::unsupported_value(
+                    format!("{}.file_url", param()),
+                    "files by URL are not supported; send `file_data` (a data URL)",
+                ));
+            }
+            Ok(ContentPart {
+                kind: Str::from("file"),
+                file: Some(FilePart {
+                    file_data: p.file_data.as_ref().map(Str::reborrow),
+                    file_id: p.file_id.as_ref().map(Str::reborrow),
+                    filename: p.filename.as_ref().map(Str::reborrow),
+                }),
+                ..ContentPart::default()
+            })
+        }
+        other => Err(TranslateError::unsupported_value(
+            format!("{}.type", param()),
+            format!("content part `{other}` is not supported"),
+        )),
+    }
+}
+
+fn tool_call<'b>(
+    item: &'b InputItem<'b>,
+    i: usize,
+    custom: bool,
+) -> Result<ToolCall<'b>, TranslateError> {
+    let name = item.name.as_deref().ok_or_else(|| {
+        TranslateError::invalid(format!("input[{i}].name"), "a tool call needs a name")
+    })?;
+    let id = item.call_id.as_ref().ok_or_else(|| {
+        TranslateError::invalid(format!("input[{i}].call_id"), "a tool call needs a call_id")
+    })?;
+    let upstream: Str<'b> = match item.namespace.as_deref() {
+        Some(ns) => Str::from(flat_name(ns, name)),
+        None => match openai_tool_name(name) {
+            Cow::Borrowed(_) => item.name.as_ref().map_or(Str::from(""), Str::reborrow),
+            Cow::Owned(s) => Str::from(s),
+        },
+    };
+    let arguments: Str<'b> = if custom {
+        let input = item.input.as_deref().unwrap_or("");
+        Str::from(serde_json::json!({ "input": input }).to_string())
+    } else {
+        item.arguments.as_ref().map_or(Str::from(""), Str::reborrow)
+    };
+    Ok(ToolCall {
+        index: None,
+        id: Some(id.reborrow()),
+        kind: Some(Str::from("function")),
+        function: Some(FunctionCall {
+            name: Some(upstream),
+            arguments: Some(arguments),
+        }),
+    })
+}
+
+/// A tool output's Chat content: its text; images wait for a user message after the tool
+/// messages.
+fn tool_output<'b>(
+    c: &mut Conversation<'b>,
+    item: &'b InputItem<'b>,
+    i: usize,
+) -> Result<TextOr<'b, ContentPart<'b>>, TranslateError> {
+    match &item.output {
+        None => Ok(TextOr::Text(Str::from(""))),
+        Some(TextOr::Text(s)) => Ok(TextOr::Text(s.reborrow())),
+        Some(TextOr::Items(parts)) => {
+            let mut texts = Vec::new();
+            for (j, p) in parts.iter().enumerate() {
+                let part = input_part(p, i, j)?;
+                if part.kind.as_str() == "text" {
+                    texts.push(part);
+                } else {
+                    c.tool_images.push(part);
+                }
+            }
+            Ok(TextOr::Items(texts))
+        }
+    }
+}
