@@ -3,7 +3,8 @@
 # binary) on the io_uring driver, the integration tests again on epoll, then the official
 # OpenAI and Anthropic Python SDKs against the real binary on both drivers, then the official
 # TypeScript SDKs (installed by .ci/run into tests/sdk-ts) the same way, then the real Claude
-# Code agent through the real binary (installed by .ci/run into .ci/claude-code).
+# Code agent and the real Codex agent through the real binary (installed by .ci/run into
+# .ci/claude-code and .ci/codex).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +34,6 @@ RINGWAY_BIN="$target_dir/debug/ringway" tests/sdk-ts/run.sh io_uring epoll
 
 echo "== agents: Claude Code through the real binary (tests/agents/claude_code.sh)"
 RINGWAY_BIN="$target_dir/debug/ringway" tests/agents/claude_code.sh
+
+echo "== agents: Codex through the real binary (tests/agents/codex.sh)"
+RINGWAY_BIN="$target_dir/debug/ringway" tests/agents/codex.sh

@@ -463,6 +463,13 @@ impl Writer {
             });
             return;
         }
+        // `response.error.code` is one of a fixed set in both SDKs: a provider's own error
+        // type (`overloaded_error`, …) is not among them.
+        let code = match code {
+            "rate_limit_error" | "rate_limit_exceeded" | "429" => "rate_limit_exceeded",
+            "invalid_prompt" => "invalid_prompt",
+            _ => "server_error",
+        };
         self.event(out, "response.failed", |w, o| {
             push_key(o, "response");
             w.response(meta, o, "failed", None, Some((code, message)));

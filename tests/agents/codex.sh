@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# The real Codex agent (`codex exec`, pinned in .ci/codex/package.json) through the real ringway
+# binary's Responses endpoint to the mock provider, once over an openai-kind route (Chat
+# Completions upstream) and once over an anthropic-kind route (Messages upstream, with a signed
+# thinking block). Per route:
+# - a tool turn: the mock calls Codex's `exec_command` tool (`pwd`), Codex runs it, sends the
+#   output back, and the mock's answer echoes it;
+# - a second turn (`codex exec resume --last`) carrying that history back, the reasoning item
+#   included (anthropic: its sealed thinking block must reach the provider again, signed);
+# - a compaction: a low `model_auto_compact_token_limit` makes Codex summarise the conversation
+#   through the gateway before it goes on.
+# The mock's record (`GET /mock/requests`) shows what reached the provider.
+#
+# Every case runs, then the script fails if any did. Run alone: tests/agents/codex.sh
+# (RINGWAY_BIN picks the binary, default target/debug/ringway; CODEX_BIN the agent).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+# Seconds one `codex exec` run may take (a 400 MB native binary; a run takes a few seconds).
+CODEX_TIMEOUT=120
+START_TIMEOUT=20
+CURL_TIMEOUT=30
+# Tokens above which Codex compacts (the mock counts Codex's own instructions far above it).
+COMPACT_LIMIT=2000
+
+bin=${RINGWAY_BIN:-target/debug/ringway}
+codex=${CODEX_BIN:-.ci/codex/node_modules/.bin/codex}
+case $codex in /*) ;; *) codex=$root/$codex ;; esac
+case $bin in /*) ;; *) bin=$root/$bin ;; esac
+want_version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["@openai/codex"])' .ci/codex/package.json)
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# One case, run as a child of this script so `set -e` and `exit` stop that case only.
+if [ "${1:-}" = case ]; then
+  kind=$2 what=$3
+  tag="cx-$kind-$what"
+  home=$work/home-$tag
+  project=$work/project-$tag
+  mkdir -p "$home" "$project"
+  # CODEX_HOME: config, sessions. Only 127.0.0.1: plugin sync and metrics export are off.
+  cat >"$home/config.toml" <<EOF
+model = "cx-$kind"
+model_provider = "ringway"
+approval_policy = "never"
+sandbox_mode = "danger-full-access"
+check_for_update_on_startup = false
+
+[model_providers.ringway]
+name = "ringway"
+base_url = "$GW_URL/v1"
+env_key = "RINGWAY_TEST_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+
+[features]
+plugins = false
+
+[otel]
+metrics_exporter = "none"
+
+[analytics]
+enabled = false
+EOF
+  n=0
+  run_codex() {
+    n=$((n + 1))
+    local out=$work/$tag.$n.out err=$work/$tag.$n.err rc=0
+    (cd "$project" && CODEX_HOME=$home RINGWAY_TEST_KEY=sk-test timeout "$CODEX_TIMEOUT" \
+      "$codex" exec --skip-git-repo-check "$@" </dev/null >"$out" 2>"$err") || rc=$?
+    if [ "$rc" != 0 ]; then
+      echo "codex exited $rc; stdout:" >&2
+      tail -c 2000 "$out" >&2
+      echo "stderr:" >&2
+      tail -c 4000 "$err" >&2
+      fail "$tag: codex exec exited $rc"
+    fi
+    last_out=$out
+  }
+  # The requests the mock received for this case (their bodies hold the case tag), as JSON.
+  upstream() {
+    curl -sS --max-time "$CURL_TIMEOUT" "$MOCK_URL/mock/requests" >"$work/$tag.upstream.all"
+    python3 - "$work/$tag.upstream.all" "$tag" >"$work/$tag.upstream" <<'PY'
+import json, sys
+records = [r for r in json.load(open(sys.argv[1])) if sys.argv[2] in r["body"]]
+if not records:
+    sys.exit("the mock received no request for this case")
+print(json.dumps(records))
+PY
+  }
+
+  extra=""
+  [ "$kind" = anthropic ] && extra="mock:thinking"
+  run_codex "Where are we ($tag)? mock:tool=exec_command mock:args={\"cmd\":\"pwd\"} $extra"
+  # The mock acknowledges a tool result (the result itself is checked upstream, below).
+  grep -q "Tool result received" "$last_out" || fail "$tag: no tool-result answer: $(tail -c 600 "$last_out")"
+
+  case $what in
+    tool) ;;
+    resume)
+      run_codex resume --last "And now ($tag) mock:notools mock:tokens=5"
+      grep -q "w1 w2 w3 w4 w5" "$last_out" || fail "$tag: second turn answer: $(tail -c 600 "$last_out")"
+      ;;
+    compact)
+      # Above the limit before the turn starts: Codex summarises first, then goes on.
+      run_codex -c "model_auto_compact_token_limit=$COMPACT_LIMIT" resume --last \
+        "Go on ($tag) mock:notools mock:tokens=3"
+      grep -q "w1 w2 w3" "$last_out" || fail "$tag: answer after compaction: $(tail -c 600 "$last_out")"
+      ;;
+    *) fail "unknown case $what" ;;
+  esac
+
+  upstream
+  python3 - "$work/$tag.upstream" "$kind" "$what" "$tag" <<'PY' || fail "$tag: upstream requests"
+import json, sys
+records = json.load(open(sys.argv[1]))
+kind, what, tag = sys.argv[2], sys.argv[3], sys.argv[4]
+bodies = [json.loads(r["body"]) for r in records]
+for r in records:
+    want = "/v1/messages" if kind == "anthropic" else "/chat/completions"
+    assert r["path"].split("?")[0].endswith(want), r["path"]
+
+def has_tool_result(b):
+    if kind == "anthropic":
+        return any(blk.get("type") == "tool_result" for m in b["messages"] if isinstance(m.get("content"), list)
+                   for blk in m["content"])
+    return any(m.get("role") == "tool" for m in b["messages"])
+
+assert any(has_tool_result(b) for b in bodies), "no request carried the tool's output"
+# The tool ran in the case's project directory: its output (from `pwd`) went back upstream.
+assert any(f"project-{tag}" in json.dumps(b) for b in bodies if has_tool_result(b)), "the tool's output is not upstream"
+if kind == "anthropic":
+    # Codex's tools reached the provider as Anthropic tools; its web_search as Anthropic's.
+    names = {t.get("name") for t in bodies[0].get("tools", [])}
+    assert {"exec_command", "web_search"} <= names, sorted(names)
+    # The sealed reasoning item came back and was opened: a signed thinking block precedes the
+    # tool call in the assistant turn.
+    later = [b for b in bodies if has_tool_result(b)]
+    signed = [blk for b in later for m in b["messages"] if m["role"] == "assistant" and isinstance(m["content"], list)
+              for blk in m["content"] if blk.get("type") == "thinking" and blk.get("signature")]
+    assert signed, "no signed thinking block went back to the provider"
+else:
+    names = {t["function"]["name"] for t in bodies[0].get("tools", [])}
+    assert "exec_command" in names, sorted(names)
+# Codex's namespace tool (multi_agent_v1, for a model it does not know) went up flattened.
+assert any(n.startswith("multi_agent_v1__") for n in names), sorted(names)
+if what == "resume":
+    assert len(bodies) >= 3, f"only {len(bodies)} requests"
+if what == "compact":
+    summarised = [b for b in bodies if "CONTEXT CHECKPOINT COMPACTION" in json.dumps(b)]
+    assert summarised, "no compaction request reached the provider"
+    # Codex asks for the summary without tools (to Anthropic, the tools its history used are
+    # declared again, as Messages requires, but nothing else).
+    tools = summarised[0].get("tools") or []
+    if kind == "openai":
+        assert not tools, "the compaction request carried tools"
+    else:
+        assert "web_search" not in {t.get("name") for t in tools}, tools
+print(f"{len(records)} upstream request(s) checked")
+PY
+  echo "ok: $tag"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Setup: the binaries, a mock, a gateway routing cx-openai / cx-anthropic to the two kinds.
+[ -x "$bin" ] || fail "no ringway binary at $bin (cargo build --locked --bin ringway, or set RINGWAY_BIN)"
+[ -x "$codex" ] || fail "Codex is not installed at $codex: run \`npm ci --prefix .ci/codex\` (.ci/run does)"
+have_version=$(timeout 60 "$codex" --version) || fail "$codex --version failed"
+case $have_version in
+  *" $want_version") ;;
+  *) fail "Codex '$have_version' at $codex, want $want_version (npm ci --prefix .ci/codex)" ;;
+esac
+echo "$have_version, ringway $bin"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ringway-codex.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts a ringway process logging to $1; sets `addr` to the http://ADDR it announces.
+start() {
+  local log=$1
+  shift
+  "$bin" "$@" --listen 127.0.0.1:0 --driver "${RINGWAY_TEST_DRIVER:-auto}" >/dev/null 2>"$log" &
+  pids+=($!)
+  local deadline=$((SECONDS + START_TIMEOUT))
+  addr=""
+  while [ -z "$addr" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || { cat "$log" >&2; fail "ringway $1 did not start"; }
+    sleep 0.1
+    addr=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1 | sed 's/.*http:/http:/') || true
+  done
+}
+
+start "$work/mock.log" mock-upstream
+MOCK_URL=$addr
+cat >"$work/gateway.toml" <<EOF
+[server]
+workers = 1
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "$MOCK_URL"
+
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "$MOCK_URL/v1"
+
+[[route]]
+model = "cx-anthropic"
+targets = ["ma/mock-claude-sonnet-4-5"]
+
+[[route]]
+model = "cx-openai"
+targets = ["mo/mock-gpt"]
+EOF
+start "$work/gateway.log" serve --config "$work/gateway.toml"
+GW_URL=$addr
+echo "mock $MOCK_URL, gateway $GW_URL"
+export work MOCK_URL GW_URL
+
+failed=()
+for kind in openai anthropic; do
+  for what in tool resume compact; do
+    echo "-- codex exec via the $kind-kind route: $what"
+    bash "$0" case "$kind" "$what" || failed+=("$kind-$what")
+  done
+done
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "gateway log (last lines):" >&2
+  tail -20 "$work/gateway.log" >&2
+  fail "Codex agent cases failed: ${failed[*]}"
+fi
+echo "Codex agent cases passed"
