@@ -906,3 +906,217 @@ fn tool_output<'b>(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn opts(provider: &str) -> Options {
+        Options {
+            seal: SealKey::from_bytes(&[9u8; 32]),
+            provider: provider.to_owned(),
+            ..Options::default()
+        }
+    }
+
+    fn run(body: Value, provider: Format) -> Result<(Value, RequestMeta), TranslateError> {
+        let (bytes, meta) =
+            responses_request(body.to_string().as_bytes(), "up", provider, &opts("p1"))?;
+        Ok((serde_json::from_slice(&bytes).unwrap(), meta))
+    }
+
+    #[test]
+    fn codex_requests_translate_to_both_kinds() {
+        for name in ["turn1", "turn2"] {
+            let path = format!(
+                "{}/tests/fixtures/codex/{name}.request.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let body: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            for kind in [Format::OpenAi, Format::Anthropic] {
+                let (out, meta) =
+                    run(body.clone(), kind).unwrap_or_else(|e| panic!("{name} {kind:?}: {e}"));
+                let rm = meta.responses.as_deref().unwrap();
+                assert!(rm.encrypted, "{name}: include reasoning.encrypted_content");
+                assert!(
+                    meta.dropped.contains(&"client_metadata"),
+                    "{:?}",
+                    meta.dropped
+                );
+                // apply_patch (a custom tool) is a function taking {input} and maps back.
+                assert_eq!(rm.client_tool("apply_patch"), (None, "apply_patch", true));
+                let tools = out["tools"].as_array().unwrap();
+                let names: Vec<&str> = tools
+                    .iter()
+                    .map(|t| {
+                        t["name"]
+                            .as_str()
+                            .or(t["function"]["name"].as_str())
+                            .unwrap_or("")
+                    })
+                    .collect();
+                assert!(
+                    names.contains(&"exec_command") && names.contains(&"apply_patch"),
+                    "{names:?}"
+                );
+                if kind == Format::OpenAi {
+                    assert!(
+                        meta.dropped.contains(&"tools.web_search"),
+                        "{:?}",
+                        meta.dropped
+                    );
+                    assert_eq!(out["stream_options"], json!({"include_usage": true}));
+                } else {
+                    assert!(names.contains(&"web_search"), "{names:?}");
+                }
+                if name == "turn2" {
+                    // The reasoning item was sealed by OpenAI, not by us: dropped and listed.
+                    assert!(
+                        meta.dropped.contains(&"input.reasoning"),
+                        "{:?}",
+                        meta.dropped
+                    );
+                    let text = out.to_string();
+                    assert!(text.contains("call_"), "the function call id went up");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn namespaced_tools_are_flattened_and_mapped_back() {
+        let body = json!({"model": "m", "input": [
+            {"type": "message", "role": "user", "content": "hi"},
+            {"type": "function_call", "call_id": "c1", "namespace": "mcp.srv", "name": "get", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "ok"}],
+            "tools": [{"type": "namespace", "name": "mcp.srv", "tools": [
+                {"type": "function", "name": "get", "parameters": {"type": "object"}}]}],
+            "tool_choice": {"type": "function", "namespace": "mcp.srv", "name": "get"}});
+        let (out, meta) = run(body, Format::OpenAi).unwrap();
+        assert_eq!(out["tools"][0]["function"]["name"], "mcp_srv__get");
+        assert_eq!(out["tool_choice"]["function"]["name"], "mcp_srv__get");
+        assert_eq!(
+            out["messages"][1]["tool_calls"][0]["function"]["name"],
+            "mcp_srv__get"
+        );
+        assert_eq!(out["messages"][2]["role"], "tool");
+        let rm = meta.responses.unwrap();
+        assert_eq!(
+            rm.client_tool("mcp_srv__get"),
+            (Some("mcp.srv"), "get", false)
+        );
+        assert_eq!(rm.client_tool("other"), (None, "other", false));
+    }
+
+    #[test]
+    fn custom_tool_calls_carry_their_input() {
+        let body = json!({"model": "m", "input": [
+            {"role": "user", "content": "patch it"},
+            {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin Patch"},
+            {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"}],
+            "tools": [{"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"}}]});
+        let (out, _) = run(body, Format::Anthropic).unwrap();
+        let tool = &out["tools"][0];
+        assert_eq!(tool["name"], "apply_patch");
+        assert_eq!(tool["input_schema"]["required"], json!(["input"]));
+        assert!(tool["description"].as_str().unwrap().contains("start: x"));
+        let call = &out["messages"][1]["content"][0];
+        assert_eq!(call["type"], "tool_use");
+        assert_eq!(call["input"], json!({"input": "*** Begin Patch"}));
+    }
+
+    #[test]
+    fn server_state_is_a_400_naming_the_parameter() {
+        for (extra, param) in [
+            (
+                json!({"previous_response_id": "resp_1"}),
+                "previous_response_id",
+            ),
+            (json!({"conversation": "conv_1"}), "conversation"),
+            (json!({"store": true}), "store"),
+            (json!({"background": true}), "background"),
+            (json!({"prompt": {"id": "pmpt_1"}}), "prompt"),
+        ] {
+            let mut body = json!({"model": "m", "input": "hi"});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let e = run(body, Format::OpenAi).unwrap_err();
+            assert_eq!((e.status, e.param.as_deref()), (400, Some(param)), "{e}");
+        }
+        // Explicit nulls and store:false are not state.
+        let body =
+            json!({"model": "m", "input": "hi", "store": false, "previous_response_id": null});
+        assert!(run(body, Format::OpenAi).is_ok());
+        let body = json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]});
+        assert_eq!(run(body, Format::OpenAi).unwrap_err().status, 400);
+        let e = run(
+            json!({"model": "m", "input": "hi", "bogus": 1}),
+            Format::OpenAi,
+        )
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("bogus"));
+        let e = run(json!({"model": "m"}), Format::Anthropic).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("input"));
+    }
+
+    /// A thinking block sealed for provider p1 goes back to p1 as a signed block, and never to
+    /// another provider.
+    #[test]
+    fn sealed_reasoning_goes_back_only_to_its_provider() {
+        let answer = json!({"id": "msg_1", "model": "c", "stop_reason": "tool_use",
+            "content": [
+                {"type": "thinking", "thinking": "let me think", "signature": "sig-abc"},
+                {"type": "tool_use", "id": "toolu_1", "name": "get", "input": {"a": 1}}],
+            "usage": {"input_tokens": 5, "output_tokens": 7}});
+        let (_, mut meta) = run(
+            json!({"model": "m", "input": "q", "include": ["reasoning.encrypted_content"],
+                   "reasoning": {"effort": "low", "summary": "auto"}}),
+            Format::Anthropic,
+        )
+        .unwrap();
+        meta.responses.as_deref_mut().unwrap().id = "resp_t".into();
+        let mut out = Vec::new();
+        super::super::anthropic_to_responses_response_into(
+            answer.to_string().as_bytes(),
+            &meta,
+            &mut out,
+        )
+        .unwrap();
+        let resp: Value = serde_json::from_slice(&out).unwrap();
+        let reasoning = &resp["output"][0];
+        assert_eq!(reasoning["type"], "reasoning");
+        assert_eq!(reasoning["summary"][0]["text"], "let me think");
+        let sealed = reasoning["encrypted_content"].as_str().unwrap();
+        assert!(!sealed.contains("sig-abc") && !sealed.contains("think"));
+        let mut input = resp["output"].as_array().unwrap().clone();
+        input.insert(0, json!({"role": "user", "content": "q"}));
+        input.push(json!({"type": "function_call_output", "call_id": "toolu_1", "output": "42"}));
+        let next = json!({"model": "m", "input": input, "reasoning": {"effort": "low"}});
+        let (out, meta) = run(next.clone(), Format::Anthropic).unwrap();
+        let assistant = &out["messages"][1]["content"];
+        assert_eq!(
+            assistant[0],
+            json!({"type": "thinking", "thinking": "let me think", "signature": "sig-abc"})
+        );
+        assert_eq!(assistant[1]["type"], "tool_use");
+        assert!(!meta.dropped.contains(&"input.reasoning"));
+        // Another provider (or a forged seal) gets no thinking, and says so.
+        let (bytes, meta) = responses_request(
+            next.to_string().as_bytes(),
+            "up",
+            Format::Anthropic,
+            &opts("p2"),
+        )
+        .unwrap();
+        assert!(!String::from_utf8(bytes).unwrap().contains("sig-abc"));
+        assert!(meta.dropped.contains(&"input.reasoning"));
+        let mut forged = next;
+        forged["input"][1]["encrypted_content"] = json!(format!("{sealed}x"));
+        let (out, meta) = run(forged, Format::Anthropic).unwrap();
+        assert!(!out.to_string().contains("sig-abc"));
+        assert!(meta.dropped.contains(&"input.reasoning"));
+    }
+}
