@@ -1545,3 +1545,95 @@ targets = ["ma/claude-sonnet-4-5"]
     assert!(sent.get("output_config").is_none(), "{sent}");
     assert_eq!(sent["max_tokens"], 6096);
 }
+
+/// A provider that records the one request it gets and answers `response`.
+fn recording_upstream(response: Vec<u8>) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 4096];
+        loop {
+            let n = s.read(&mut tmp).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&tmp[..n]);
+            let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= i + 4 + len {
+                break;
+            }
+        }
+        let _ = tx.send(buf);
+        let _ = s.write_all(&response);
+    });
+    (addr, rx)
+}
+
+#[test]
+fn responses_pass_through_unchanged_to_a_native_provider() {
+    // A provider with native Responses gets the request as the client sent it (model spliced,
+    // server-side state parameters included), and the client gets the provider's events as
+    // they came.
+    let events = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_up\",\"object\":\"response\",\"status\":\"in_progress\",\"output\":[]}}\n\n\
+                  event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\"}\n\n\
+                  event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{\"id\":\"resp_up\",\"object\":\"response\",\"status\":\"completed\",\"output\":[]}}\n\n";
+    let mut response =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+    response.extend(format!("{:x}\r\n{events}\r\n0\r\n\r\n", events.len()).as_bytes());
+    let (up, seen) = recording_upstream(response);
+    let g = gateway(&format!(
+        "[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
+    ));
+    let body =
+        r#"{"model":"r","stream":true,"previous_response_id":"resp_0","input":"hi","store":true}"#;
+    let r = request(g.addr, &post("/v1/responses", &[], body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), events);
+    let sent = String::from_utf8(seen.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    assert!(
+        sent.starts_with("POST /v1/responses HTTP/1.1\r\n"),
+        "{sent}"
+    );
+    let sent_body = &sent[sent.find("\r\n\r\n").unwrap() + 4..];
+    assert_eq!(
+        sent_body,
+        r#"{"model":"up-model","stream":true,"previous_response_id":"resp_0","input":"hi","store":true}"#
+    );
+}
+
+#[test]
+fn responses_translated_answer_and_server_state_refusal() {
+    // The same request to a translated provider: server-side state is a 400 in the OpenAI
+    // error shape naming the parameter, and nothing goes upstream; without it, an answer.
+    let (_m, g) = setup("");
+    for model in ["gpt", "claude"] {
+        let body = format!(r#"{{"model":"{model}","previous_response_id":"resp_0","input":"hi"}}"#);
+        let r = request(g.addr, &post("/v1/responses", &[], &body));
+        assert_eq!(r.status, 400, "{model}: {}", r.text());
+        assert_eq!(
+            r.json()["error"]["param"],
+            "previous_response_id",
+            "{model}"
+        );
+        let body = format!(r#"{{"model":"{model}","input":"hi mock:tokens=2"}}"#);
+        let r = request(g.addr, &post("/v1/responses", &[], &body));
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["object"], "response");
+        assert_eq!(v["output"][0]["content"][0]["text"], "w1 w2", "{model}");
+        assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0);
+        assert!(r.header("x-ringway-provider").is_some());
+    }
+}
