@@ -513,6 +513,42 @@ fn stream_cases() -> Vec<Case> {
         .collect()
 }
 
+/// `input` cut into random pieces: small ones on even rounds, up to 200 bytes on odd ones.
+fn random_pieces<'i>(rng: &mut Rng, input: &'i [u8], round: usize) -> Vec<&'i [u8]> {
+    let max_piece = 1 + rng.below(if round % 2 == 0 { 8 } else { 200 });
+    let mut pieces = Vec::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        let (a, b) = rest.split_at((1 + rng.below(max_piece)).min(rest.len()));
+        pieces.push(a);
+        rest = b;
+    }
+    pieces
+}
+
+/// `events` with one mutation, by round: one dropped (a lost frame, stop or terminator), one
+/// repeated (proxy duplicates), the list cut, or two neighbours swapped (reordering).
+fn mutate(rng: &mut Rng, events: &[Ev], round: usize) -> Vec<Ev> {
+    let mut evs = events.to_vec();
+    match round % 4 {
+        0 if !evs.is_empty() => {
+            evs.remove(rng.below(evs.len()));
+        }
+        1 if !evs.is_empty() => {
+            let i = rng.below(evs.len());
+            let e = evs[i].clone();
+            evs.insert(i, e);
+        }
+        2 => evs.truncate(rng.below(evs.len() + 1)),
+        3 if evs.len() > 1 => {
+            let i = rng.below(evs.len() - 1);
+            evs.swap(i, i + 1);
+        }
+        _ => {}
+    }
+    evs
+}
+
 #[test]
 fn split_anywhere_gives_identical_output() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
@@ -534,14 +570,7 @@ fn split_anywhere_gives_identical_output() {
             }
         }
         for round in 0..RANDOM_SPLITS {
-            let max_piece = 1 + rng.below(if round % 2 == 0 { 8 } else { 200 });
-            let mut pieces = Vec::new();
-            let mut rest = input.as_slice();
-            while !rest.is_empty() {
-                let (a, b) = rest.split_at((1 + rng.below(max_piece)).min(rest.len()));
-                pieces.push(a);
-                rest = b;
-            }
+            let pieces = random_pieces(&mut rng, &input, round);
             assert_eq!(
                 drive.run(pieces),
                 whole,
@@ -559,31 +588,7 @@ fn invariants_hold_under_event_mutations() {
         let drive = Drive::of(case);
         let events = decode_all(&case.input());
         for round in 0..MUTATIONS {
-            let mut evs = events.clone();
-            match round % 4 {
-                0 => {
-                    // Drop one event (lost frame, missing stop, missing terminator).
-                    if !evs.is_empty() {
-                        evs.remove(rng.below(evs.len()));
-                    }
-                }
-                1 => {
-                    // Repeat one event (proxy duplicates).
-                    if !evs.is_empty() {
-                        let i = rng.below(evs.len());
-                        let e = evs[i].clone();
-                        evs.insert(i, e);
-                    }
-                }
-                2 => evs.truncate(rng.below(evs.len() + 1)),
-                _ => {
-                    // Swap two neighbours (reordering).
-                    if evs.len() > 1 {
-                        let i = rng.below(evs.len() - 1);
-                        evs.swap(i, i + 1);
-                    }
-                }
-            }
+            let evs = mutate(&mut rng, &events, round);
             let (out, _) = drive.run_events(&evs);
             if let Err(e) = drive.check(&out) {
                 panic!(
@@ -666,35 +671,12 @@ fn responses_translators_over_every_stream_case() {
             }
         }
         for round in 0..RANDOM_SPLITS {
-            let max_piece = 1 + rng.below(if round % 2 == 0 { 8 } else { 200 });
-            let mut pieces = Vec::new();
-            let mut rest = input.as_slice();
-            while !rest.is_empty() {
-                let (a, b) = rest.split_at((1 + rng.below(max_piece)).min(rest.len()));
-                pieces.push(a);
-                rest = b;
-            }
+            let pieces = random_pieces(&mut rng, &input, round);
             assert_eq!(drive.run(pieces), whole, "{}: chunking {round}", case.name);
         }
         let events = decode_all(&input);
         for round in 0..MUTATIONS {
-            let mut evs = events.clone();
-            match round % 4 {
-                0 if !evs.is_empty() => {
-                    evs.remove(rng.below(evs.len()));
-                }
-                1 if !evs.is_empty() => {
-                    let i = rng.below(evs.len());
-                    let e = evs[i].clone();
-                    evs.insert(i, e);
-                }
-                2 => evs.truncate(rng.below(evs.len() + 1)),
-                3 if evs.len() > 1 => {
-                    let i = rng.below(evs.len() - 1);
-                    evs.swap(i, i + 1);
-                }
-                _ => {}
-            }
+            let evs = mutate(&mut rng, &events, round);
             let (out, _) = drive.run_events(&evs);
             if let Err(e) = drive.check(&out) {
                 panic!(

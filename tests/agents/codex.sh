@@ -30,10 +30,8 @@ case $codex in /*) ;; *) codex=$root/$codex ;; esac
 case $bin in /*) ;; *) bin=$root/$bin ;; esac
 want_version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["@openai/codex"])' .ci/codex/package.json)
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+# shellcheck source=tests/agents/lib.sh
+source "$root/tests/agents/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # One case, run as a child of this script so `set -e` and `exit` stop that case only.
@@ -187,21 +185,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-# Starts a ringway process logging to $1; sets `addr` to the http://ADDR it announces.
-start() {
-  local log=$1
-  shift
-  "$bin" "$@" --listen 127.0.0.1:0 --driver "${RINGWAY_TEST_DRIVER:-auto}" >/dev/null 2>"$log" &
-  pids+=($!)
-  local deadline=$((SECONDS + START_TIMEOUT))
-  addr=""
-  while [ -z "$addr" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || { cat "$log" >&2; fail "ringway $1 did not start"; }
-    sleep 0.1
-    addr=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1 | sed 's/.*http:/http:/') || true
-  done
-}
 
 start "$work/mock.log" mock-upstream
 MOCK_URL=$addr
