@@ -515,7 +515,7 @@ fn stream_cases() -> Vec<Case> {
 
 /// `input` cut into random pieces: small ones on even rounds, up to 200 bytes on odd ones.
 fn random_pieces<'i>(rng: &mut Rng, input: &'i [u8], round: usize) -> Vec<&'i [u8]> {
-    let max_piece = 1 + rng.below(if round % 2 == 0 { 8 } else { 200 });
+    let max_piece = 1 + rng.below(if round.is_multiple_of(2) { 8 } else { 200 });
     let mut pieces = Vec::new();
     let mut rest = input;
     while !rest.is_empty() {
