@@ -16,6 +16,8 @@ use crate::routing::{Capabilities, Resolved};
 pub(super) enum Endpoint {
     Chat(Format),
     CountTokens,
+    /// `POST /v1/responses/compact`.
+    Compact,
     Models,
     /// `GET /v1/models/{id}`: one route, as both SDKs' `models.retrieve` parse it.
     Model,
@@ -32,6 +34,7 @@ impl Endpoint {
             Endpoint::Chat(Format::Anthropic) => "messages",
             Endpoint::Chat(Format::Responses) => "responses",
             Endpoint::CountTokens => "count_tokens",
+            Endpoint::Compact => "responses_compact",
             Endpoint::Models => "models",
             Endpoint::Model => "model",
             Endpoint::Health => "healthz",
@@ -50,6 +53,7 @@ pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         // gateways' docs say; only the Anthropic SDK's paths get that alias.
         "/v1/messages" | "/v1/v1/messages" => (Endpoint::Chat(Format::Anthropic), Method::Post),
         "/v1/responses" | "/responses" => (Endpoint::Chat(Format::Responses), Method::Post),
+        "/v1/responses/compact" | "/responses/compact" => (Endpoint::Compact, Method::Post),
         "/v1/messages/count_tokens" | "/v1/v1/messages/count_tokens" => {
             (Endpoint::CountTokens, Method::Post)
         }
@@ -148,7 +152,7 @@ pub(super) async fn answer<S: Transport>(
                 text.into_bytes(),
             )
         }
-        Endpoint::Chat(_) | Endpoint::CountTokens => {
+        Endpoint::Chat(_) | Endpoint::CountTokens | Endpoint::Compact => {
             return Err(Error::new(
                 ErrorKind::Internal,
                 "a model call reached the admin answers",

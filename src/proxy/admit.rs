@@ -20,8 +20,19 @@ pub(super) struct Admitted {
     pub info: RequestInfo,
     /// May the request move to other targets when its first one fails?
     pub fallbacks: bool,
+    /// What the client asks for.
+    pub op: Op,
+}
+
+/// What a model call asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    /// An answer (chat completions, messages, responses).
+    Chat,
     /// `POST /v1/messages/count_tokens`.
-    pub count_tokens: bool,
+    CountTokens,
+    /// `POST /v1/responses/compact`: a summary of the conversation.
+    Compact,
 }
 
 /// The header that opts a request out of fallbacks.
@@ -32,7 +43,7 @@ pub(super) async fn admit<S: Transport>(
     ctx: &Ctx,
     conn: &mut ClientConn<S>,
     ex: &mut Exchange<'_>,
-    count_tokens: bool,
+    op: Op,
 ) -> std::result::Result<Admitted, Failure> {
     let head = ex.head;
     let key = authenticate(ctx, head)?;
@@ -74,7 +85,7 @@ pub(super) async fn admit<S: Transport>(
         }
     };
     check_model(&info.model)?;
-    check_shape(&info, ex.format, count_tokens)?;
+    check_shape(&info, ex.format, op == Op::CountTokens)?;
     if let Some(k) = key {
         if !k.allows(&info.model) {
             return Err(Error::new(
@@ -88,7 +99,7 @@ pub(super) async fn admit<S: Transport>(
         body,
         info,
         fallbacks: body_fallbacks && header_fallbacks,
-        count_tokens,
+        op,
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::admit::{splice_model, Admitted};
+use super::admit::{splice_model, Admitted, Op};
 use super::budget::Charge;
 use super::pump::Stream;
 use super::{estimate, Ctx, Exchange, Failure};
@@ -54,7 +54,7 @@ pub(super) fn prepare(
     provider: &Provider,
     pair: Pair,
 ) -> Result<Prepared> {
-    if req.count_tokens {
+    if req.op == Op::CountTokens {
         if provider.kind != Format::Anthropic {
             // No count_tokens upstream: ringway estimates it (see `estimate`).
             return Ok(Prepared::Estimate);
@@ -65,10 +65,11 @@ pub(super) fn prepare(
             meta: None,
         });
     }
-    let path = match pair.provider {
-        Format::OpenAi => provider.path_for("/chat/completions"),
-        Format::Anthropic => provider.path_for("/v1/messages"),
-        Format::Responses => provider.path_for("/responses"),
+    let path = match (pair.provider, req.op) {
+        (Format::OpenAi, _) => provider.path_for("/chat/completions"),
+        (Format::Anthropic, _) => provider.path_for("/v1/messages"),
+        (Format::Responses, Op::Compact) => provider.path_for("/responses/compact"),
+        (Format::Responses, _) => provider.path_for("/responses"),
     };
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
@@ -88,7 +89,17 @@ pub(super) fn prepare(
             ..provider.translate.clone()
         })
     };
-    let (body, mut meta) = pair.request(&req.body, &target.model, &opts)?;
+    let (body, mut meta) = if req.op == Op::Compact {
+        // The summary is asked of the provider in its own dialect.
+        crate::translate::responses::compact_request(
+            &req.body,
+            &target.model,
+            pair.provider,
+            &opts,
+        )?
+    } else {
+        pair.request(&req.body, &target.model, &opts)?
+    };
     meta.created = unix_now();
     if let Some(r) = meta.responses.as_deref_mut() {
         r.id = crate::translate::responses::ResponsesMeta::response_id(&ex.request_id);

@@ -151,18 +151,22 @@ async fn serve<S: Transport>(
     ex: &mut Exchange<'_>,
 ) -> Result<(), Failure> {
     let endpoint = admin::classify(ex)?;
-    let count_tokens = match endpoint {
+    let op = match endpoint {
         Endpoint::Chat(format) => {
             ex.format = format;
-            false
+            admit::Op::Chat
         }
         Endpoint::CountTokens => {
             ex.format = Format::Anthropic;
-            true
+            admit::Op::CountTokens
+        }
+        Endpoint::Compact => {
+            ex.format = Format::Responses;
+            admit::Op::Compact
         }
         other => return admin::answer(ctx, conn, ex, other).await,
     };
-    let req = admit::admit(ctx, conn, ex, count_tokens).await?;
+    let req = admit::admit(ctx, conn, ex, op).await?;
     let resolved = route(ctx, &req)?;
     // Boxed: the failover loop's state is the largest of any phase, and inline it would size
     // every connection's task for it, held streams included (it is freed at commit).

@@ -8,7 +8,9 @@
 # - a second turn (`codex exec resume --last`) carrying that history back, the reasoning item
 #   included (anthropic: its sealed thinking block must reach the provider again, signed);
 # - a compaction: a low `model_auto_compact_token_limit` makes Codex summarise the conversation
-#   through the gateway before it goes on.
+#   through the gateway before it goes on; and the same with the provider named `OpenAI`, for
+#   which Codex asks the server to compact (`compaction_trigger`): the gateway makes the summary
+#   and hands it out as a sealed `compaction` item, which Codex sends back.
 # The mock's record (`GET /mock/requests`) shows what reached the provider.
 #
 # Every case runs, then the script fails if any did. Run alone: tests/agents/codex.sh
@@ -50,7 +52,7 @@ sandbox_mode = "danger-full-access"
 check_for_update_on_startup = false
 
 [model_providers.ringway]
-name = "ringway"
+name = "$([ "$what" = remote ] && echo OpenAI || echo ringway)"
 base_url = "$GW_URL/v1"
 env_key = "RINGWAY_TEST_KEY"
 wire_api = "responses"
@@ -105,8 +107,11 @@ PY
       run_codex resume --last "And now ($tag) mock:notools mock:tokens=5"
       grep -q "w1 w2 w3 w4 w5" "$last_out" || fail "$tag: second turn answer: $(tail -c 600 "$last_out")"
       ;;
-    compact)
-      # Above the limit before the turn starts: Codex summarises first, then goes on.
+    compact | remote)
+      # Above the limit before the turn starts: Codex summarises first, then goes on. Named
+      # `OpenAI`, the provider gets remote compaction: a compaction_trigger the gateway turns
+      # into its own summary request, answered with one sealed compaction item that Codex
+      # sends back on the next request.
       run_codex -c "model_auto_compact_token_limit=$COMPACT_LIMIT" resume --last \
         "Go on ($tag) mock:notools mock:tokens=3"
       grep -q "w1 w2 w3" "$last_out" || fail "$tag: answer after compaction: $(tail -c 600 "$last_out")"
@@ -150,6 +155,11 @@ else:
 assert any(n.startswith("multi_agent_v1__") for n in names), sorted(names)
 if what == "resume":
     assert len(bodies) >= 3, f"only {len(bodies)} requests"
+if what == "remote":
+    asked = [b for b in bodies if "Summarise the conversation so far" in json.dumps(b)]
+    assert asked, "no summary request reached the provider"
+    opened = [b for b in bodies if "The earlier part of this conversation was compacted" in json.dumps(b)]
+    assert opened, "the compaction item did not come back opened"
 if what == "compact":
     summarised = [b for b in bodies if "CONTEXT CHECKPOINT COMPACTION" in json.dumps(b)]
     assert summarised, "no compaction request reached the provider"
@@ -217,7 +227,7 @@ export work MOCK_URL GW_URL
 
 failed=()
 for kind in openai anthropic; do
-  for what in tool resume compact; do
+  for what in tool resume compact remote; do
     echo "-- codex exec via the $kind-kind route: $what"
     bash "$0" case "$kind" "$what" || failed+=("$kind-$what")
   done

@@ -113,6 +113,26 @@ const callsOf = (r) => r.output.filter((o) => o.type === 'function_call');
 
 for (const t of TARGETS) {
   describe(`OpenAI SDK responses -> ${t.model} (${t.how})`, () => {
+    test('compact, then continue from the compaction item', async () => {
+      const history = [
+        { role: 'user', content: 'Plan the trip to Paris.' },
+        { role: 'assistant', content: [{ type: 'output_text', text: 'Day one: the Louvre.' }] },
+      ];
+      const c = await oai.responses.compact({ model: t.model, input: history });
+      assert.equal(c.object, 'response.compaction');
+      assert.deepEqual(c.output.map((o) => o.type), ['compaction']);
+      assert.ok(c.output[0].encrypted_content.startsWith('rw1.'));
+      assert.ok(!c.output[0].encrypted_content.includes('Louvre'));
+      assert.ok(JSON.stringify((await lastSent(env.mock)).body).includes('Summarise the conversation so far'));
+      const r = await oai.responses.create({
+        model: t.model,
+        input: [c.output[0], { role: 'user', content: 'Go on. mock:tokens=2' }],
+      });
+      assert.equal(r.output_text, 'w1 w2');
+      const sent = JSON.stringify((await lastSent(env.mock)).body);
+      assert.ok(sent.includes('The earlier part of this conversation was compacted'), sent);
+    });
+
     test('text, not streamed', async () => {
       const r = await oai.responses.create({ model: t.model, input: 'hello gateway' });
       assert.ok(r.id.startsWith('resp_'), r.id);

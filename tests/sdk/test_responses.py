@@ -363,3 +363,38 @@ def test_midstream_reset(oai, model):
     assert failed.status == "failed"
     assert failed.error.message
     assert failed.error.code in ERROR_CODES, failed.error.code
+
+
+# ---------------------------------------------------------------- compaction
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_compact_and_continue(client, mock, model):
+    """`responses.compact` answers one sealed compaction item; sent back in `input`, it reaches
+    the provider opened, as a user message holding the summary the provider wrote."""
+    history = [
+        {"role": "user", "content": "Plan the trip to Paris."},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "Day one: the Louvre."}]},
+    ]
+    c = client.responses.compact(model=model, input=history)
+    assert c.object == "response.compaction"
+    assert [o.type for o in c.output] == ["compaction"], c.output
+    sealed = c.output[0].encrypted_content
+    assert sealed.startswith("rw1.") and "Louvre" not in sealed
+    assert c.usage.input_tokens > 0
+    _, summary_request = last_sent(mock)
+    summary = "Hello from the ringway mock"  # what the mock answers a prompt without directives
+    assert "Summarise the conversation so far" in json.dumps(summary_request)
+    r = client.responses.create(
+        model=model,
+        input=[c.output[0].model_dump(exclude_none=True), {"role": "user", "content": "Go on. mock:tokens=2"}],
+    )
+    assert r.output_text == "w1 w2"
+    _, sent = last_sent(mock)
+    assert "The earlier part of this conversation was compacted" in json.dumps(sent)
+    assert summary in json.dumps(sent)
+
+
+def test_compact_without_model_refused(client):
+    with pytest.raises(openai.BadRequestError):
+        client.post("/responses/compact", body={"input": "hi"}, cast_to=object)

@@ -10,7 +10,14 @@ mod request;
 
 pub use from_anthropic::{anthropic_to_responses_response_into, AnthropicToResponsesStream};
 pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
-pub use request::{responses_request, stateful_param};
+pub use request::{compact_request, responses_request, stateful_param};
+
+/// What the gateway asks the model for when it compacts a conversation itself.
+pub const COMPACTION_PROMPT: &str = "Summarise the conversation so far for a model that will continue it without seeing it. Include the task and its current state, decisions made and why, constraints and preferences stated, important facts, file names, commands and results, and what remains to be done, with clear next steps. Write only the summary.";
+
+/// How an opened compaction item goes back to a provider: a user message holding the summary.
+pub const COMPACTION_PREAMBLE: &str =
+    "The earlier part of this conversation was compacted. Summary of it:\n\n";
 
 /// What the Responses side of a translated request needs to render its answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,6 +36,21 @@ pub struct ResponsesMeta {
     pub tools: Vec<ToolName>,
     /// Request values the response object repeats.
     pub echo: Echo,
+    /// The client asked for a compaction (`compaction_trigger`, or `/v1/responses/compact`):
+    /// the answer's text is the summary, handed out as one sealed `compaction` item.
+    pub compaction: Compaction,
+}
+
+/// Whether, and how, a request compacts the conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compaction {
+    /// An ordinary request.
+    #[default]
+    No,
+    /// `compaction_trigger` in `input`: a Responses answer with one `compaction` item.
+    Trigger,
+    /// `POST /v1/responses/compact`: a `response.compaction` object.
+    Endpoint,
 }
 
 /// A client tool under another name upstream.

@@ -4,7 +4,8 @@
 //! same calls, so streamed and whole answers have the same shape whatever served them.
 
 use super::super::emit::{push_key, push_str, push_u64};
-use super::ResponsesMeta;
+use super::super::seal::Purpose;
+use super::{Compaction, ResponsesMeta};
 
 /// Token usage in the Responses shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,6 +52,11 @@ enum Kind {
     },
     /// A hosted web search the provider ran.
     WebSearch { query: String },
+    /// A compaction: the summary, sealed when the item closes.
+    Compaction {
+        summary: String,
+        sealed: Option<String>,
+    },
 }
 
 struct Item {
@@ -133,6 +139,19 @@ impl Writer {
         if text.is_empty() {
             return;
         }
+        if meta.compaction != Compaction::No {
+            // A compaction's text is its summary, handed out only sealed.
+            if let Some(i) = self.compaction_item(meta, out) {
+                if let Some(Item {
+                    kind: Kind::Compaction { summary, .. },
+                    ..
+                }) = self.items.get_mut(i)
+                {
+                    summary.push_str(text);
+                }
+            }
+            return;
+        }
         let index = match self.open_message() {
             Some(i) => i,
             None => {
@@ -209,6 +228,10 @@ impl Writer {
         for i in open {
             self.close(meta, i, out);
         }
+        if meta.compaction != Compaction::No {
+            // No tools were offered for a summary: a call has nowhere to go.
+            return None;
+        }
         let (namespace, name, custom) = meta.client_tool(upstream_name);
         let kind = Kind::Call {
             call_id: call_id.to_owned(),
@@ -257,6 +280,9 @@ impl Writer {
         text: &str,
         out: &mut Vec<u8>,
     ) -> Option<usize> {
+        if meta.compaction != Compaction::No {
+            return None;
+        }
         let index = match handle.filter(|&h| self.items.get(h).is_some_and(|i| i.open)) {
             Some(h) => h,
             None => {
@@ -335,11 +361,18 @@ impl Writer {
             return;
         };
         item.open = false;
-        if let Kind::Call { arguments, .. } = &mut item.kind {
-            if arguments.trim().is_empty() {
+        match &mut item.kind {
+            Kind::Call { arguments, .. } if arguments.trim().is_empty() => {
                 // A call without arguments takes none: `{}`, as the APIs write it.
                 "{}".clone_into(arguments);
             }
+            Kind::Compaction { summary, sealed } => {
+                *sealed = meta
+                    .seal
+                    .as_ref()
+                    .and_then(|k| k.seal(Purpose::Compaction, summary.as_bytes()));
+            }
+            _ => {}
         }
         if !self.stream {
             return;
@@ -418,8 +451,16 @@ impl Writer {
             return;
         }
         self.start(meta, out);
+        if meta.compaction != Compaction::No {
+            // Exactly one compaction item, even for an empty summary (Codex requires one).
+            self.compaction_item(meta, out);
+        }
         self.close_all(meta, out);
         self.done = true;
+        if meta.compaction == Compaction::Endpoint {
+            self.compacted(meta, out);
+            return;
+        }
         let (status, reason) = match end {
             End::Completed => ("completed", None),
             End::MaxTokens => ("incomplete", Some("max_output_tokens")),
@@ -474,6 +515,43 @@ impl Writer {
             push_key(o, "response");
             w.response(meta, o, "failed", None, Some((code, message)));
         });
+    }
+
+    /// The compaction item, added on first use.
+    fn compaction_item(&mut self, meta: &ResponsesMeta, out: &mut Vec<u8>) -> Option<usize> {
+        if let Some(i) = self
+            .items
+            .iter()
+            .position(|i| matches!(i.kind, Kind::Compaction { .. }))
+        {
+            return Some(i);
+        }
+        let kind = Kind::Compaction {
+            summary: String::new(),
+            sealed: None,
+        };
+        self.add(meta, "cmp", kind, out)
+    }
+
+    /// The `POST /v1/responses/compact` answer: the compaction item (the summary covers the
+    /// whole conversation; the SDKs type this output as output items only).
+    fn compacted(&self, meta: &ResponsesMeta, o: &mut Vec<u8>) {
+        o.extend_from_slice(b"{\"id\":");
+        push_str(o, &meta.id);
+        o.extend_from_slice(b",\"object\":\"response.compaction\",\"created_at\":");
+        push_u64(o, self.created_at);
+        o.extend_from_slice(b",\"output\":[");
+        let compaction = self
+            .items
+            .iter()
+            .position(|i| matches!(i.kind, Kind::Compaction { .. }));
+        match compaction {
+            Some(i) => self.write_item(meta, o, i),
+            None => o.extend_from_slice(b"null"),
+        }
+        o.extend_from_slice(b"],\"usage\":");
+        self.write_usage(o);
+        o.push(b'}');
     }
 
     fn open_message(&self) -> Option<usize> {
@@ -658,6 +736,10 @@ impl Writer {
                     }
                 }
             }
+            Kind::Compaction { sealed, .. } => {
+                o.extend_from_slice(b",\"type\":\"compaction\",\"encrypted_content\":");
+                push_str(o, sealed.as_deref().filter(|_| !item.open).unwrap_or(""));
+            }
             Kind::WebSearch { query } => {
                 o.extend_from_slice(b",\"type\":\"web_search_call\",\"status\":");
                 o.extend_from_slice(status);
@@ -744,23 +826,29 @@ impl Writer {
         if status == "in_progress" {
             o.extend_from_slice(b"null");
         } else {
-            let u = &self.usage;
-            o.extend_from_slice(b"{\"input_tokens\":");
-            push_u64(o, u.input);
-            o.extend_from_slice(b",\"input_tokens_details\":{\"cached_tokens\":");
-            push_u64(o, u.cached);
-            o.extend_from_slice(b",\"cache_write_tokens\":");
-            push_u64(o, u.cache_write);
-            o.extend_from_slice(b"},\"output_tokens\":");
-            push_u64(o, u.output);
-            o.extend_from_slice(b",\"output_tokens_details\":{\"reasoning_tokens\":");
-            push_u64(o, u.reasoning);
-            o.extend_from_slice(b"},\"total_tokens\":");
-            push_u64(o, u.input.saturating_add(u.output));
-            o.push(b'}');
+            self.write_usage(o);
         }
         o.extend_from_slice(b",\"metadata\":");
         o.extend_from_slice(e.metadata.as_bytes());
+        o.push(b'}');
+    }
+}
+
+impl Writer {
+    fn write_usage(&self, o: &mut Vec<u8>) {
+        let u = &self.usage;
+        o.extend_from_slice(b"{\"input_tokens\":");
+        push_u64(o, u.input);
+        o.extend_from_slice(b",\"input_tokens_details\":{\"cached_tokens\":");
+        push_u64(o, u.cached);
+        o.extend_from_slice(b",\"cache_write_tokens\":");
+        push_u64(o, u.cache_write);
+        o.extend_from_slice(b"},\"output_tokens\":");
+        push_u64(o, u.output);
+        o.extend_from_slice(b",\"output_tokens_details\":{\"reasoning_tokens\":");
+        push_u64(o, u.reasoning);
+        o.extend_from_slice(b"},\"total_tokens\":");
+        push_u64(o, u.input.saturating_add(u.output));
         o.push(b'}');
     }
 }

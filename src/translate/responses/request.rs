@@ -23,7 +23,10 @@ use crate::wire::{Str, TextOr};
 use super::super::seal::{Purpose, SealKey};
 use super::super::util::openai_tool_name;
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
-use super::{Echo, ResponsesMeta, SealedThinking, ToolName};
+use super::{
+    Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PREAMBLE,
+    COMPACTION_PROMPT,
+};
 
 /// Arguments schema of the function that stands in for a custom (free-text) tool.
 const CUSTOM_TOOL_SCHEMA: &str = r#"{"type":"object","properties":{"input":{"type":"string","description":"The tool's whole input, as free text."}},"required":["input"],"additionalProperties":false}"#;
@@ -38,6 +41,27 @@ pub fn responses_request(
     upstream_model: &str,
     provider: Format,
     opts: &Options,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    translate(body, upstream_model, provider, opts, false)
+}
+
+/// The provider request that makes the summary for a `POST /v1/responses/compact` body (never
+/// streamed; answered as a `response.compaction` object).
+pub fn compact_request(
+    body: &[u8],
+    upstream_model: &str,
+    provider: Format,
+    opts: &Options,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    translate(body, upstream_model, provider, opts, true)
+}
+
+fn translate(
+    body: &[u8],
+    upstream_model: &str,
+    provider: Format,
+    opts: &Options,
+    compact_endpoint: bool,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
     let req = ResponsesRequest::parse(body)?;
     let tools: Vec<Tool<'_>> = match req.tools {
@@ -57,8 +81,9 @@ pub fn responses_request(
         echo: echo(&req),
         ..ResponsesMeta::default()
     };
+    rm.compaction = compaction_kind(&req, compact_endpoint)?;
     let unsealed = unseal_reasoning(&req, opts, &mut meta);
-    let chat = to_chat(
+    let mut chat = to_chat(
         &req,
         &tools,
         &text,
@@ -69,6 +94,21 @@ pub fn responses_request(
         &mut meta,
         &mut rm,
     )?;
+    if rm.compaction != Compaction::No {
+        // The summary is asked for without tools or an output format, after everything else.
+        chat.tools = None;
+        chat.tool_choice = None;
+        chat.parallel_tool_calls = None;
+        chat.web_search_options = None;
+        chat.response_format = None;
+        if compact_endpoint {
+            chat.stream = Some(false);
+            chat.stream_options = None;
+        }
+        if let Some(m) = chat.messages.as_mut() {
+            m.push(text_message("user", Str::from(COMPACTION_PROMPT)));
+        }
+    }
     let bytes = match provider {
         Format::Anthropic => {
             let out = super::super::request_o2a::translate(&chat, upstream_model, opts, &mut meta)?;
@@ -79,7 +119,7 @@ pub fn responses_request(
     .map_err(|e| TranslateError::internal(e.to_string()))?;
     meta.client_model = req.model.as_deref().unwrap_or("").to_owned();
     meta.upstream_model = upstream_model.to_owned();
-    meta.stream = req.stream.unwrap_or(false);
+    meta.stream = req.stream.unwrap_or(false) && !compact_endpoint;
     meta.responses = Some(Box::new(rm));
     Ok((bytes, meta))
 }
@@ -100,6 +140,28 @@ pub fn stateful_param(req: &ResponsesRequest<'_>) -> Option<&'static str> {
         Some("prompt")
     } else {
         None
+    }
+}
+
+/// Is this a compaction? A `compaction_trigger` item may only end `input`.
+fn compaction_kind(
+    req: &ResponsesRequest<'_>,
+    compact_endpoint: bool,
+) -> Result<Compaction, TranslateError> {
+    if compact_endpoint {
+        return Ok(Compaction::Endpoint);
+    }
+    let Some(TextOr::Items(items)) = &req.input else {
+        return Ok(Compaction::No);
+    };
+    let is_trigger = |i: &InputItem<'_>| i.kind.as_deref() == Some("compaction_trigger");
+    match items.iter().position(is_trigger) {
+        None => Ok(Compaction::No),
+        Some(i) if i + 1 == items.len() => Ok(Compaction::Trigger),
+        Some(i) => Err(TranslateError::invalid(
+            format!("input[{i}]"),
+            "a compaction_trigger item must be the last input item",
+        )),
     }
 }
 
@@ -298,7 +360,7 @@ fn to_chat<'b>(
     if let Some(raw) = req.tool_choice {
         chat.tool_choice = tool_choice(raw, meta)?;
     }
-    chat.messages = Some(convert_input(req, unsealed, provider, meta)?);
+    chat.messages = Some(convert_input(req, unsealed, provider, opts, meta)?);
     Ok(chat)
 }
 
@@ -619,6 +681,7 @@ fn convert_input<'b>(
     req: &'b ResponsesRequest<'b>,
     unsealed: &'b [Unsealed],
     provider: Format,
+    opts: &Options,
     meta: &mut RequestMeta,
 ) -> Result<Vec<Message<'b>>, TranslateError> {
     let mut c = Conversation {
@@ -676,6 +739,21 @@ fn convert_input<'b>(
                     }
                 }
             }
+            "compaction" | "compaction_summary" => {
+                let summary = item
+                    .encrypted_content
+                    .as_deref()
+                    .and_then(|s| opts.seal.as_ref()?.open(Purpose::Compaction, s))
+                    .and_then(|plain| String::from_utf8(plain).ok());
+                match summary {
+                    Some(summary) => c.push(text_message(
+                        "user",
+                        Str::from(format!("{COMPACTION_PREAMBLE}{summary}")),
+                    )),
+                    None => meta.drop_param("input.compaction"),
+                }
+            }
+            "compaction_trigger" => {}
             "item_reference" => return Err(stateless("input[].item_reference")),
             "web_search_call" => meta.drop_param("input.web_search_call"),
             other => {
@@ -1118,5 +1196,107 @@ mod tests {
         let (out, meta) = run(forged, Format::Anthropic).unwrap();
         assert!(!out.to_string().contains("sig-abc"));
         assert!(meta.dropped.contains(&"input.reasoning"));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod compaction_tests {
+    use super::super::{chat_to_responses_response_into, COMPACTION_PREAMBLE, COMPACTION_PROMPT};
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn opts() -> Options {
+        Options {
+            seal: SealKey::from_bytes(&[3u8; 32]),
+            provider: "p".into(),
+            ..Options::default()
+        }
+    }
+
+    /// The provider's summary, rendered for the request `meta` describes.
+    fn answer(meta: &RequestMeta, summary: &str) -> Value {
+        let completion = json!({"id": "c", "model": "m", "choices": [{"index": 0,
+            "message": {"role": "assistant", "content": summary}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}});
+        let mut out = Vec::new();
+        chat_to_responses_response_into(completion.to_string().as_bytes(), meta, &mut out).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn a_trigger_asks_for_a_summary_and_gets_one_sealed_item_back() {
+        let body = json!({"model": "m", "input": [
+            {"role": "user", "content": "build it"},
+            {"type": "function_call", "call_id": "c1", "name": "sh", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "done"},
+            {"type": "compaction_trigger"}],
+            "tools": [{"type": "function", "name": "sh"}]});
+        for kind in [Format::OpenAi, Format::Anthropic] {
+            let (bytes, meta) =
+                responses_request(body.to_string().as_bytes(), "up", kind, &opts()).unwrap();
+            let up: Value = serde_json::from_slice(&bytes).unwrap();
+            let messages = up["messages"].as_array().unwrap();
+            let last = messages.last().unwrap();
+            assert_eq!(last["role"], "user");
+            assert!(last.to_string().contains(COMPACTION_PROMPT), "{last}");
+            if kind == Format::OpenAi {
+                assert!(up.get("tools").is_none(), "{up}");
+            }
+            let r = answer(&meta, "the summary");
+            let output = r["output"].as_array().unwrap();
+            assert_eq!(output.len(), 1, "{r}");
+            assert_eq!(output[0]["type"], "compaction");
+            let sealed = output[0]["encrypted_content"].as_str().unwrap();
+            assert!(sealed.starts_with("rw1.") && !sealed.contains("summary"));
+            // Sent back, it opens into a user message holding the summary.
+            let next = json!({"model": "m", "input": [output[0].clone(),
+                {"role": "user", "content": "go on"}]});
+            let (bytes, meta) =
+                responses_request(next.to_string().as_bytes(), "up", kind, &opts()).unwrap();
+            let text = String::from_utf8(bytes).unwrap();
+            let expanded =
+                serde_json::to_string(&format!("{COMPACTION_PREAMBLE}the summary")).unwrap();
+            assert!(text.contains(expanded.trim_matches('"')), "{text}");
+            assert!(!meta.dropped.contains(&"input.compaction"));
+        }
+        // A trigger anywhere but last is a 400; a compaction item we cannot open is listed.
+        let bad = json!({"model": "m", "input": [{"type": "compaction_trigger"}, {"role": "user", "content": "x"}]});
+        assert_eq!(
+            responses_request(bad.to_string().as_bytes(), "up", Format::OpenAi, &opts())
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("input[0]")
+        );
+        let foreign = json!({"model": "m", "input": [{"type": "compaction", "encrypted_content": "gAAAA-openai"},
+            {"role": "user", "content": "x"}]});
+        let (_, meta) = responses_request(
+            foreign.to_string().as_bytes(),
+            "up",
+            Format::OpenAi,
+            &opts(),
+        )
+        .unwrap();
+        assert!(meta.dropped.contains(&"input.compaction"));
+    }
+
+    #[test]
+    fn the_compact_endpoint_answers_one_compaction_item() {
+        let body = json!({"model": "m", "stream": true, "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "first"}]},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "reply"}]},
+            {"role": "user", "content": "second"}]});
+        let (bytes, meta) =
+            compact_request(body.to_string().as_bytes(), "up", Format::OpenAi, &opts()).unwrap();
+        let up: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(up["stream"], false);
+        assert!(!meta.stream);
+        let r = answer(&meta, "sum");
+        assert_eq!(r["object"], "response.compaction");
+        let output = r["output"].as_array().unwrap();
+        assert_eq!(output.len(), 1, "{r}");
+        assert_eq!(output[0]["type"], "compaction");
+        assert_eq!(r["usage"]["input_tokens"], 10);
     }
 }
