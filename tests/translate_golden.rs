@@ -3,8 +3,10 @@
 //! are split, and SDK invariants held even when events are dropped, repeated or cut.
 //!
 //! A case folder holds `case.json` (`kind`: request|response|stream|error, `direction`:
-//! o2a|a2o = from which format to which, and per kind: `upstream_model`, `options`, `meta`,
-//! `status`, `fail_after_events`, `held_tool_limit`), an input (`input.json`, `input.sse` or `input.txt`) and the
+//! o2a|a2o = from which format to which; Responses: r2o|r2a requests (`compact`: the compact
+//! endpoint's), o2r|a2r answers, c2r|a2r streams; and per kind: `upstream_model`, `options`,
+//! `meta` (`responses`: the Responses side's meta), `status`, `fail_after_events`,
+//! `held_tool_limit`), an input (`input.json`, `input.sse` or `input.txt`) and the
 //! expected output (`expected.json`, `expected_meta.json`, `expected_error.json`,
 //! `expected.sse`). JSON is compared semantically; SSE frame by frame (names and order
 //! exactly, each data payload as JSON). `RINGWAY_BLESS=1` rewrites the expected files.
@@ -19,9 +21,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use ringway::format::Format;
 use ringway::sse::{Decoder, MAX_EVENT_BYTES};
 use ringway::translate::responses::{
-    AnthropicToResponsesStream, ChatToResponsesStream, ResponsesMeta,
+    self, AnthropicToResponsesStream, ChatToResponsesStream, Compaction, ResponsesMeta, ToolName,
 };
 use ringway::translate::{
     self, check, AnthropicToOpenAiStream, MaxTokensField, OpenAiToAnthropicStream, Options,
@@ -153,12 +156,43 @@ fn meta(spec: &Value) -> RequestMeta {
             })
             .unwrap_or_default(),
         dropped: Vec::new(),
-        responses: None,
+        responses: m.get("responses").map(|r| Box::new(responses_meta(r))),
+    }
+}
+
+/// A Responses client's meta from a case: `summary`, `encrypted`, `compaction`
+/// (`trigger`|`endpoint`), `tools` as `[upstream, namespace|null, name, custom]`.
+fn responses_meta(r: &Value) -> ResponsesMeta {
+    let flag = |k: &str| r.get(k).and_then(Value::as_bool).unwrap_or(false);
+    ResponsesMeta {
+        id: "resp_golden".into(),
+        summary: flag("summary"),
+        encrypted: flag("encrypted"),
+        compaction: match r.get("compaction").and_then(Value::as_str) {
+            Some("trigger") => Compaction::Trigger,
+            Some("endpoint") => Compaction::Endpoint,
+            _ => Compaction::No,
+        },
+        tools: r
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .map(|t| ToolName {
+                        upstream: t[0].as_str().unwrap().to_owned(),
+                        namespace: t[1].as_str().map(str::to_owned),
+                        name: t[2].as_str().unwrap().to_owned(),
+                        custom: t[3].as_bool().unwrap(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..ResponsesMeta::default()
     }
 }
 
 fn meta_json(m: &RequestMeta) -> Value {
-    json!({
+    let mut v = json!({
         "stream": m.stream,
         "include_usage": m.include_usage,
         "client_model": m.client_model,
@@ -167,7 +201,22 @@ fn meta_json(m: &RequestMeta) -> Value {
         "client_thinking": m.client_thinking,
         "tool_names": m.tool_names,
         "dropped": m.dropped,
-    })
+    });
+    if let Some(r) = &m.responses {
+        let compaction = match r.compaction {
+            Compaction::No => Value::Null,
+            Compaction::Trigger => json!("trigger"),
+            Compaction::Endpoint => json!("endpoint"),
+        };
+        let tools: Vec<Value> = r
+            .tools
+            .iter()
+            .map(|t| json!([t.upstream, t.namespace, t.name, t.custom]))
+            .collect();
+        v["responses"] = json!({"summary": r.summary, "encrypted": r.encrypted,
+            "compaction": compaction, "tools": tools});
+    }
+    v
 }
 
 fn error_json(e: &TranslateError) -> Value {
@@ -208,9 +257,17 @@ fn run_request(case: &Case, failures: &mut Vec<String>) {
     let input = case.input();
     let model = case.str("upstream_model");
     let opts = options(&case.spec);
+    let compact = case.spec.get("compact").and_then(Value::as_bool) == Some(true);
+    let responses = if compact {
+        responses::compact_request
+    } else {
+        responses::responses_request
+    };
     let res = match case.str("direction") {
         "o2a" => translate::openai_to_anthropic_request(&input, model, &opts),
         "a2o" => translate::anthropic_to_openai_request(&input, model, &opts),
+        "r2o" => responses(&input, model, Format::OpenAi, &opts),
+        "r2a" => responses(&input, model, Format::Anthropic, &opts),
         d => panic!("{}: bad direction {d}", case.name),
     };
     match res {
@@ -223,12 +280,21 @@ fn run_request(case: &Case, failures: &mut Vec<String>) {
     }
 }
 
+/// A whole-answer translator that appends to a buffer.
+type IntoTranslator = fn(&[u8], &RequestMeta, &mut Vec<u8>) -> Result<(), TranslateError>;
+
 fn run_response(case: &Case, failures: &mut Vec<String>) {
     let input = case.input();
     let meta = meta(&case.spec);
+    let into = |f: IntoTranslator| {
+        let mut out = Vec::new();
+        f(&input, &meta, &mut out).map(|()| out)
+    };
     let res = match case.str("direction") {
         "a2o" => translate::anthropic_to_openai_response(&input, &meta),
         "o2a" => translate::openai_to_anthropic_response(&input, &meta),
+        "o2r" => into(responses::chat_to_responses_response_into),
+        "a2r" => into(responses::anthropic_to_responses_response_into),
         d => panic!("{}: bad direction {d}", case.name),
     };
     match res {
@@ -604,37 +670,41 @@ fn invariants_hold_under_event_mutations() {
 #[test]
 fn truncated_streams_end_in_an_error_not_a_clean_finish() {
     for case in &stream_cases() {
-        let drive = Drive::of(case);
-        let events = decode_all(&case.input());
-        for cut in 0..events.len() {
-            let prefix = &events[..cut];
-            let (out, done_before_eof) = drive.run_events(prefix);
-            if done_before_eof {
-                continue; // the prefix already held a terminator or an upstream error
-            }
-            let frames = check::frames(&out).unwrap();
-            let last = frames
-                .last()
-                .unwrap_or_else(|| panic!("{}: cut {cut}: no output", case.name));
-            // OpenAI upstream: an EOF after finish_reason completes the message (usage may be
-            // lost, spec 14.2); any other cut must end in the client's error frame.
-            let finished = drive.direction == "o2a"
-                && prefix.iter().any(|(_, d)| {
-                    serde_json::from_slice::<Value>(d)
-                        .ok()
-                        .and_then(|v| v.pointer("/choices/0/finish_reason").cloned())
-                        .is_some_and(|f| f.is_string())
-                });
-            let is_error = match drive.direction.as_str() {
-                "a2o" => last.data.starts_with("{\"error\""),
-                _ => last.event == Some("error"),
-            };
-            assert_eq!(
-                is_error, !finished,
-                "{}: cut after {cut} events ends with {:?}",
-                case.name, last.data
-            );
+        check_cuts(&Drive::of(case), &decode_all(&case.input()), &case.name);
+    }
+}
+
+/// Every prefix of `events`, then the end of the provider's stream: the client's stream ends in
+/// its error (OpenAI upstream: unless the prefix already said its finish_reason, which completes
+/// the answer; usage may be lost, spec 14.2).
+fn check_cuts(drive: &Drive, events: &[Ev], name: &str) {
+    for cut in 0..events.len() {
+        let prefix = &events[..cut];
+        let (out, done_before_eof) = drive.run_events(prefix);
+        if done_before_eof {
+            continue; // the prefix already held a terminator or an upstream error
         }
+        let frames = check::frames(&out).unwrap();
+        let last = frames
+            .last()
+            .unwrap_or_else(|| panic!("{name}: cut {cut}: no output"));
+        let finished = matches!(drive.direction.as_str(), "o2a" | "c2r")
+            && prefix.iter().any(|(_, d)| {
+                serde_json::from_slice::<Value>(d)
+                    .ok()
+                    .and_then(|v| v.pointer("/choices/0/finish_reason").cloned())
+                    .is_some_and(|f| f.is_string())
+            });
+        let is_error = match drive.direction.as_str() {
+            "a2o" => last.data.starts_with("{\"error\""),
+            "a2r" | "c2r" => matches!(last.event, Some("response.failed" | "error")),
+            _ => last.event == Some("error"),
+        };
+        assert_eq!(
+            is_error, !finished,
+            "{name}: cut after {cut} events ends with {:?}",
+            last.data
+        );
     }
 }
 
@@ -686,26 +756,6 @@ fn responses_translators_over_every_stream_case() {
                 );
             }
         }
-        for cut in 0..events.len() {
-            let prefix = &events[..cut];
-            let (out, done_before_eof) = drive.run_events(prefix);
-            if done_before_eof {
-                continue;
-            }
-            let last = check::check_responses_stream(&out, true).unwrap().unwrap();
-            let finished = drive.direction == "c2r"
-                && prefix.iter().any(|(_, d)| {
-                    serde_json::from_slice::<Value>(d)
-                        .ok()
-                        .and_then(|v| v.pointer("/choices/0/finish_reason").cloned())
-                        .is_some_and(|f| f.is_string())
-                });
-            let failed = matches!(last["type"].as_str(), Some("response.failed" | "error"));
-            assert_eq!(
-                failed, !finished,
-                "{}: cut after {cut}: {}",
-                case.name, last["type"]
-            );
-        }
+        check_cuts(&drive, &events, &case.name);
     }
 }

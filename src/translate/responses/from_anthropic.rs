@@ -2,10 +2,13 @@
 //! renderer. A thinking block becomes a `reasoning` item whose `encrypted_content` seals the
 //! block and its signature, so the next turn can hand it back to the same provider.
 
+use std::borrow::Cow;
+
 use crate::wire::anthropic::{MessageResponse, ResponseBlock, StreamEvent, Usage as AUsage};
 
 use super::super::seal::Purpose;
 use super::super::stream_a2o::{initial_args, merge_usage};
+use super::super::util::compact_json;
 use super::super::{RequestMeta, TranslateError, JSON_TOOL_NAME, MAX_THINKING_BYTES};
 use super::render::{End, Usage, Writer};
 use super::{ResponsesMeta, SealedThinking};
@@ -126,14 +129,20 @@ fn whole_block(
     match b.kind.as_str() {
         "text" => w.text(meta, false, b.text.as_deref().unwrap_or(""), sink),
         "tool_use" if json_tool && b.name.as_deref() == Some(JSON_TOOL_NAME) => {
-            let args = b.input.map_or("{}", |raw| raw.get());
-            w.text(meta, false, args, sink);
+            let args = b
+                .input
+                .map_or(Cow::Borrowed("{}"), |raw| compact_json(raw.get()));
+            w.text(meta, false, &args, sink);
         }
         "tool_use" => {
             let id = b.id.as_deref().unwrap_or("");
             let h = w.call_start(meta, id, b.name.as_deref().unwrap_or(""), sink);
             if let Some(h) = h {
-                w.arguments(h, b.input.map_or("{}", |raw| raw.get()), sink);
+                // Compact, as the provider's own streamed arguments would be.
+                let args = b
+                    .input
+                    .map_or(Cow::Borrowed("{}"), |raw| compact_json(raw.get()));
+                w.arguments(h, &args, sink);
                 w.close(meta, h, sink);
             }
         }

@@ -63,6 +63,8 @@ struct Item {
     id: String,
     kind: Kind,
     open: bool,
+    /// Cut short by the output cap or a filter (`status: incomplete`).
+    incomplete: bool,
 }
 
 /// Most output items one answer may hold (bounds the per-answer table).
@@ -254,6 +256,7 @@ impl Writer {
                 arguments, custom, ..
             },
             open: true,
+            ..
         }) = self.items.get_mut(handle)
         else {
             return;
@@ -455,6 +458,12 @@ impl Writer {
             // Exactly one compaction item, even for an empty summary (Codex requires one).
             self.compaction_item(meta, out);
         }
+        if end != End::Completed {
+            // What was still being written when the answer was cut is incomplete.
+            for item in self.items.iter_mut().filter(|i| i.open) {
+                item.incomplete = true;
+            }
+        }
         self.close_all(meta, out);
         self.done = true;
         if meta.compaction == Compaction::Endpoint {
@@ -596,6 +605,7 @@ impl Writer {
             id,
             kind,
             open: true,
+            incomplete: false,
         });
         if self.stream {
             self.event(out, "response.output_item.added", |w, o| {
@@ -665,6 +675,8 @@ impl Writer {
         };
         let status: &[u8] = if item.open {
             b"\"in_progress\""
+        } else if item.incomplete {
+            b"\"incomplete\""
         } else {
             b"\"completed\""
         };

@@ -21,7 +21,7 @@ use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool
 use crate::wire::{Str, TextOr};
 
 use super::super::seal::{Purpose, SealKey};
-use super::super::util::openai_tool_name;
+use super::super::util::{compact_json, openai_tool_name};
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
 use super::{
     Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PREAMBLE,
@@ -454,7 +454,7 @@ fn convert_tools<'b>(
                 let mut description = t.description.as_deref().unwrap_or("").to_owned();
                 if let Some(f) = t.format.filter(|f| f.get().len() <= MAX_FORMAT_NOTE_BYTES) {
                     description.push_str("\n\nThe `input` string must follow this format: ");
-                    description.push_str(f.get());
+                    description.push_str(&compact_json(f.get()));
                 }
                 rm.tools.push(ToolName {
                     upstream: upstream.clone(),
@@ -512,6 +512,7 @@ fn hosted_tool_label(kind: &str) -> &'static str {
         "computer_use_preview" | "computer_use" => "tools.computer_use",
         "mcp" => "tools.mcp",
         "local_shell" => "tools.local_shell",
+        "tool_search" => "tools.tool_search",
         _ => "tools",
     }
 }
@@ -754,7 +755,12 @@ fn convert_input<'b>(
                 }
             }
             "compaction_trigger" => {}
-            "item_reference" => return Err(stateless("input[].item_reference")),
+            "item_reference" => {
+                return Err(TranslateError::unsupported_value(
+                    format!("input[{i}]"),
+                    "an item_reference needs server-side state, which this gateway does not keep; send the item itself",
+                ))
+            }
             "web_search_call" => meta.drop_param("input.web_search_call"),
             other => {
                 return Err(TranslateError::unsupported_value(
