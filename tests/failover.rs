@@ -709,3 +709,48 @@ request_timeout_ms = 1000
         .contains("request_timeout_ms"));
     assert!(took < Duration::from_millis(2500), "{took:?}");
 }
+
+#[test]
+fn responses_fall_back_across_provider_kinds_streamed_or_not() {
+    // A Responses client on a route whose first target fails before content: the answer comes
+    // from the next target, of the other kind, still as Responses output (a stream primed to
+    // its first content event falls back too).
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "rx"
+targets = ["oa/rx-1", "an/rx-2"]
+"#,
+    );
+    for (fault, stream) in [
+        ("status=503", false),
+        ("reset_before_content", true),
+        ("error_event", true),
+    ] {
+        set_faults(&m, &serde_json::json!({"rx-1": fault}));
+        let body = format!(r#"{{"model":"rx","input":"hi mock:tokens=2","stream":{stream}}}"#);
+        let r = request(g.addr, &post("/v1/responses", &[], &body));
+        assert_eq!(r.status, 200, "{fault}: {}", r.text());
+        assert_eq!(r.header("x-ringway-model"), Some("rx-2"), "{fault}");
+        if stream {
+            let text = r.text();
+            assert!(
+                text.contains("event: response.completed"),
+                "{fault}: {text}"
+            );
+            assert!(!text.contains("response.failed"), "{fault}: {text}");
+            assert_eq!(
+                text.matches("event: response.created").count(),
+                1,
+                "{fault}"
+            );
+        } else {
+            assert_eq!(
+                r.json()["output"][0]["content"][0]["text"],
+                "w1 w2",
+                "{fault}"
+            );
+        }
+    }
+}
