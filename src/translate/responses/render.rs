@@ -164,9 +164,8 @@ impl Writer {
                 }
             }
         };
-        let (item_id, part_index, new_part) = {
+        let (part_index, new_part) = {
             let Some(Item {
-                id,
                 kind: Kind::Message { parts },
                 ..
             }) = self.items.get_mut(index)
@@ -180,7 +179,7 @@ impl Writer {
             if let Some((_, t)) = parts.last_mut() {
                 t.push_str(text);
             }
-            (id.clone(), parts.len() - 1, new_part)
+            (parts.len() - 1, new_part)
         };
         if !self.stream {
             return;
@@ -189,8 +188,8 @@ impl Writer {
             if part_index > 0 {
                 self.part_done(index, part_index - 1, out);
             }
-            self.event(out, "response.content_part.added", |_, o| {
-                item_ref(o, &item_id, index, Some(part_index));
+            self.event(out, "response.content_part.added", |w, o| {
+                w.item_ref(o, index, Some(part_index));
                 o.extend_from_slice(b",\"part\":");
                 write_part(o, refusal, "");
             });
@@ -200,8 +199,8 @@ impl Writer {
         } else {
             "response.output_text.delta"
         };
-        self.event(out, kind, |_, o| {
-            item_ref(o, &item_id, index, Some(part_index));
+        self.event(out, kind, |w, o| {
+            w.item_ref(o, index, Some(part_index));
             o.extend_from_slice(b",\"delta\":");
             push_str(o, text);
             if !refusal {
@@ -251,7 +250,6 @@ impl Writer {
             return;
         }
         let Some(Item {
-            id,
             kind: Kind::Call {
                 arguments, custom, ..
             },
@@ -267,9 +265,8 @@ impl Writer {
         if *custom || !self.stream {
             return;
         }
-        let id = id.clone();
-        self.event(out, "response.function_call_arguments.delta", |_, o| {
-            item_ref(o, &id, handle, None);
+        self.event(out, "response.function_call_arguments.delta", |w, o| {
+            w.item_ref(o, handle, None);
             o.extend_from_slice(b",\"delta\":");
             push_str(o, delta);
         });
@@ -301,9 +298,8 @@ impl Writer {
                     out,
                 )?;
                 if meta.summary && self.stream {
-                    let id = self.item_id(index);
-                    self.event(out, "response.reasoning_summary_part.added", |_, o| {
-                        item_ref(o, &id, index, None);
+                    self.event(out, "response.reasoning_summary_part.added", |w, o| {
+                        w.item_ref(o, index, None);
                         o.extend_from_slice(
                             b",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":\"\"}",
                         );
@@ -319,15 +315,13 @@ impl Writer {
             kind: Kind::Reasoning {
                 summary: Some(s), ..
             },
-            id,
             ..
         }) = self.items.get_mut(index)
         {
             s.push_str(text);
-            let id = id.clone();
             if self.stream {
-                self.event(out, "response.reasoning_summary_text.delta", |_, o| {
-                    item_ref(o, &id, index, None);
+                self.event(out, "response.reasoning_summary_text.delta", |w, o| {
+                    w.item_ref(o, index, None);
                     o.extend_from_slice(b",\"summary_index\":0,\"delta\":");
                     push_str(o, text);
                 });
@@ -380,64 +374,77 @@ impl Writer {
         if !self.stream {
             return;
         }
-        let id = item.id.clone();
-        match &self.items.get(index).map(|i| &i.kind) {
-            Some(Kind::Message { parts }) => {
-                if let Some(last) = parts.len().checked_sub(1) {
-                    self.part_done(index, last, out);
+        // Which done events the item needs (read again from the item as each is written).
+        let done = match self.items.get(index).map(|i| &i.kind) {
+            Some(Kind::Message { parts }) => parts.len().checked_sub(1).map(Done::Part),
+            Some(Kind::Call { custom: false, .. }) => Some(Done::Arguments),
+            Some(Kind::Call { custom: true, .. }) => Some(Done::CustomInput),
+            Some(Kind::Reasoning {
+                summary: Some(_), ..
+            }) => Some(Done::Summary),
+            _ => None,
+        };
+        match done {
+            Some(Done::Part(last)) => self.part_done(index, last, out),
+            Some(Done::Arguments) => {
+                self.event(out, "response.function_call_arguments.done", |w, o| {
+                    w.item_ref(o, index, None);
+                    if let Some(Kind::Call {
+                        name, arguments, ..
+                    }) = w.items.get(index).map(|i| &i.kind)
+                    {
+                        o.extend_from_slice(b",\"name\":");
+                        push_str(o, name);
+                        o.extend_from_slice(b",\"arguments\":");
+                        push_str(o, arguments);
+                    }
+                });
+            }
+            Some(Done::CustomInput) => {
+                let input = match self.items.get(index).map(|i| &i.kind) {
+                    Some(Kind::Call { arguments, .. }) => custom_input(arguments),
+                    _ => String::new(),
+                };
+                for (kind, field) in [
+                    ("response.custom_tool_call_input.delta", "delta"),
+                    ("response.custom_tool_call_input.done", "input"),
+                ] {
+                    self.event(out, kind, |w, o| {
+                        w.item_ref(o, index, None);
+                        o.push(b',');
+                        push_key(o, field);
+                        push_str(o, &input);
+                    });
                 }
             }
-            Some(Kind::Call {
-                arguments,
-                custom: false,
-                name,
-                ..
-            }) => {
-                let (arguments, name) = (arguments.clone(), name.clone());
-                self.event(out, "response.function_call_arguments.done", |_, o| {
-                    item_ref(o, &id, index, None);
-                    o.extend_from_slice(b",\"name\":");
-                    push_str(o, &name);
-                    o.extend_from_slice(b",\"arguments\":");
-                    push_str(o, &arguments);
-                });
+            Some(Done::Summary) => {
+                for (kind, head, tail) in [
+                    (
+                        "response.reasoning_summary_text.done",
+                        &b",\"summary_index\":0,\"text\":"[..],
+                        &b""[..],
+                    ),
+                    (
+                        "response.reasoning_summary_part.done",
+                        &b",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":"[..],
+                        &b"}"[..],
+                    ),
+                ] {
+                    self.event(out, kind, |w, o| {
+                        w.item_ref(o, index, None);
+                        o.extend_from_slice(head);
+                        if let Some(Kind::Reasoning {
+                            summary: Some(text),
+                            ..
+                        }) = w.items.get(index).map(|i| &i.kind)
+                        {
+                            push_str(o, text);
+                        }
+                        o.extend_from_slice(tail);
+                    });
+                }
             }
-            Some(Kind::Call {
-                arguments,
-                custom: true,
-                ..
-            }) => {
-                let input = custom_input(arguments);
-                self.event(out, "response.custom_tool_call_input.delta", |_, o| {
-                    item_ref(o, &id, index, None);
-                    o.extend_from_slice(b",\"delta\":");
-                    push_str(o, &input);
-                });
-                self.event(out, "response.custom_tool_call_input.done", |_, o| {
-                    item_ref(o, &id, index, None);
-                    o.extend_from_slice(b",\"input\":");
-                    push_str(o, &input);
-                });
-            }
-            Some(Kind::Reasoning {
-                summary: Some(s), ..
-            }) => {
-                let s = s.clone();
-                self.event(out, "response.reasoning_summary_text.done", |_, o| {
-                    item_ref(o, &id, index, None);
-                    o.extend_from_slice(b",\"summary_index\":0,\"text\":");
-                    push_str(o, &s);
-                });
-                self.event(out, "response.reasoning_summary_part.done", |_, o| {
-                    item_ref(o, &id, index, None);
-                    o.extend_from_slice(
-                        b",\"summary_index\":0,\"part\":{\"type\":\"summary_text\",\"text\":",
-                    );
-                    push_str(o, &s);
-                    o.push(b'}');
-                });
-            }
-            _ => {}
+            None => {}
         }
         self.event(out, "response.output_item.done", |w, o| {
             push_key(o, "output_index");
@@ -581,13 +588,6 @@ impl Writer {
         }
     }
 
-    fn item_id(&self, index: usize) -> String {
-        self.items
-            .get(index)
-            .map(|i| i.id.clone())
-            .unwrap_or_default()
-    }
-
     /// A new open item and its `output_item.added`; None past [`MAX_OUTPUT_ITEMS`].
     fn add(
         &mut self,
@@ -619,38 +619,40 @@ impl Writer {
     }
 
     fn part_done(&mut self, index: usize, part: usize, out: &mut Vec<u8>) {
-        let Some(Item {
-            id,
-            kind: Kind::Message { parts },
-            ..
-        }) = self.items.get(index)
-        else {
-            return;
+        let refusal = match self.items.get(index).map(|i| &i.kind) {
+            Some(Kind::Message { parts }) => match parts.get(part) {
+                Some((refusal, _)) => *refusal,
+                None => return,
+            },
+            _ => return,
         };
-        let Some((refusal, text)) = parts.get(part) else {
-            return;
-        };
-        let (id, refusal, text) = (id.clone(), *refusal, text.clone());
+        fn text(w: &Writer, index: usize, part: usize) -> &str {
+            match w.items.get(index).map(|i| &i.kind) {
+                Some(Kind::Message { parts }) => parts.get(part).map_or("", |(_, t)| t.as_str()),
+                _ => "",
+            }
+        }
         let kind = if refusal {
             "response.refusal.done"
         } else {
             "response.output_text.done"
         };
-        self.event(out, kind, |_, o| {
-            item_ref(o, &id, index, Some(part));
-            if refusal {
-                o.extend_from_slice(b",\"refusal\":");
-                push_str(o, &text);
+        self.event(out, kind, |w, o| {
+            w.item_ref(o, index, Some(part));
+            o.extend_from_slice(if refusal {
+                b",\"refusal\":"
             } else {
-                o.extend_from_slice(b",\"text\":");
-                push_str(o, &text);
+                b",\"text\":"
+            });
+            push_str(o, text(w, index, part));
+            if !refusal {
                 o.extend_from_slice(b",\"logprobs\":[]");
             }
         });
-        self.event(out, "response.content_part.done", |_, o| {
-            item_ref(o, &id, index, Some(part));
+        self.event(out, "response.content_part.done", |w, o| {
+            w.item_ref(o, index, Some(part));
             o.extend_from_slice(b",\"part\":");
-            write_part(o, refusal, &text);
+            write_part(o, refusal, text(w, index, part));
         });
     }
 
@@ -846,7 +848,28 @@ impl Writer {
     }
 }
 
+/// Which done events an item needs before its `output_item.done`.
+enum Done {
+    /// The message's last content part.
+    Part(usize),
+    Arguments,
+    CustomInput,
+    Summary,
+}
+
 impl Writer {
+    /// `"item_id":…,"output_index":…` (and `"content_index":…`).
+    fn item_ref(&self, o: &mut Vec<u8>, index: usize, part: Option<usize>) {
+        o.extend_from_slice(b"\"item_id\":");
+        push_str(o, self.items.get(index).map_or("", |i| i.id.as_str()));
+        o.extend_from_slice(b",\"output_index\":");
+        push_u64(o, index as u64);
+        if let Some(p) = part {
+            o.extend_from_slice(b",\"content_index\":");
+            push_u64(o, p as u64);
+        }
+    }
+
     fn write_usage(&self, o: &mut Vec<u8>) {
         let u = &self.usage;
         o.extend_from_slice(b"{\"input_tokens\":");
@@ -862,18 +885,6 @@ impl Writer {
         o.extend_from_slice(b"},\"total_tokens\":");
         push_u64(o, u.input.saturating_add(u.output));
         o.push(b'}');
-    }
-}
-
-/// `"item_id":…,"output_index":…` (and `"content_index":…`).
-fn item_ref(o: &mut Vec<u8>, id: &str, index: usize, part: Option<usize>) {
-    o.extend_from_slice(b"\"item_id\":");
-    push_str(o, id);
-    o.extend_from_slice(b",\"output_index\":");
-    push_u64(o, index as u64);
-    if let Some(p) = part {
-        o.extend_from_slice(b",\"content_index\":");
-        push_u64(o, p as u64);
     }
 }
 
