@@ -211,6 +211,17 @@ impl AnthropicToResponsesStream {
 
     /// One provider event.
     pub fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
+        self.handle(event, data, out);
+        if self.w.over_limit() && !self.w.is_done() {
+            self.fail_with(
+                "the answer exceeds the gateway's limit for a Responses stream",
+                out,
+            );
+        }
+    }
+
+    /// One provider event, before the bound on what the stream holds is checked.
+    fn handle(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
         if self.w.is_done() {
             return;
         }

@@ -116,6 +116,17 @@ impl ChatToResponsesStream {
 
     /// One provider event (`data:` of a chunk, or `[DONE]`).
     pub fn on_event(&mut self, _event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
+        self.handle(data, out);
+        if self.w.over_limit() && !self.w.is_done() {
+            self.fail(
+                "the answer exceeds the gateway's limit for a Responses stream",
+                out,
+            );
+        }
+    }
+
+    /// One provider event, before the bound on what the stream holds is checked.
+    fn handle(&mut self, data: &[u8], out: &mut Vec<u8>) {
         if self.w.is_done() {
             return;
         }
@@ -200,5 +211,52 @@ impl ChatToResponsesStream {
     fn end(&mut self, out: &mut Vec<u8>) {
         let end = end_for(self.finish_reason.as_deref());
         self.w.finish(&self.meta, end, out);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::translate::check::check_responses_stream;
+
+    #[test]
+    fn an_answer_past_the_bound_fails_the_stream() {
+        let meta = RequestMeta {
+            responses: Some(Box::default()),
+            ..RequestMeta::default()
+        };
+        let mut t = ChatToResponsesStream::new(&meta);
+        let mut out = Vec::new();
+        let piece = "x".repeat(1 << 20);
+        let chunk = format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"{piece}"}}}}]}}"#);
+        let mut sent = 0;
+        while !t.is_done() && sent <= crate::translate::MAX_HELD_OUTPUT_BYTES + piece.len() {
+            t.on_event(None, chunk.as_bytes(), &mut out);
+            sent += piece.len();
+            // What goes out is the deltas, not a growing copy: trim as the pump would.
+            if !t.is_done() {
+                out.clear();
+            }
+        }
+        assert!(t.is_done(), "never stopped");
+        assert!(sent > crate::translate::MAX_HELD_OUTPUT_BYTES);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("event: response.failed"),
+            "{}",
+            &text[text.len().saturating_sub(300)..]
+        );
+        assert!(text.contains("exceeds the gateway's limit"));
+        // The stream so far was well-formed up to its failure (checked from its start).
+        let mut whole = Vec::new();
+        let mut t = ChatToResponsesStream::new(&meta);
+        t.on_event(
+            None,
+            br#"{"choices":[{"index":0,"delta":{"content":"hi"}}]}"#,
+            &mut whole,
+        );
+        t.fail("x", &mut whole);
+        assert!(check_responses_stream(&whole, true).is_ok());
     }
 }

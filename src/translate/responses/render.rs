@@ -5,6 +5,7 @@
 
 use super::super::emit::{push_key, push_str, push_u64};
 use super::super::seal::Purpose;
+use super::super::MAX_HELD_OUTPUT_BYTES;
 use super::{Compaction, ResponsesMeta};
 
 /// Token usage in the Responses shape.
@@ -81,6 +82,8 @@ pub(crate) struct Writer {
     usage: Usage,
     started: bool,
     done: bool,
+    /// Bytes of text, arguments and summaries held (bounded by [`MAX_HELD_OUTPUT_BYTES`]).
+    held: usize,
 }
 
 impl Writer {
@@ -95,7 +98,13 @@ impl Writer {
             usage: Usage::default(),
             started: false,
             done: false,
+            held: 0,
         }
+    }
+
+    /// Has the answer outgrown [`MAX_HELD_OUTPUT_BYTES`]? (The stream is then failed.)
+    pub fn over_limit(&self) -> bool {
+        self.held > MAX_HELD_OUTPUT_BYTES
     }
 
     /// The response's model (the provider's name for it, when it says).
@@ -141,6 +150,7 @@ impl Writer {
         if text.is_empty() {
             return;
         }
+        self.held = self.held.saturating_add(text.len());
         if meta.compaction != Compaction::No {
             // A compaction's text is its summary, handed out only sealed.
             if let Some(i) = self.compaction_item(meta, out) {
@@ -260,6 +270,7 @@ impl Writer {
             return;
         };
         arguments.push_str(delta);
+        self.held = self.held.saturating_add(delta.len());
         // A custom tool's input is the `input` string inside the arguments: sent whole when
         // the call is done.
         if *custom || !self.stream {
@@ -319,6 +330,7 @@ impl Writer {
         }) = self.items.get_mut(index)
         {
             s.push_str(text);
+            self.held = self.held.saturating_add(text.len());
             if self.stream {
                 self.event(out, "response.reasoning_summary_text.delta", |w, o| {
                     w.item_ref(o, index, None);
