@@ -1,13 +1,19 @@
 //! Translation cost per byte: request bodies both ways (an agent conversation with tools and
-//! tool results, and a request carrying a 1 MB image) and whole streams both ways (thinking,
-//! text in small deltas, a tool call), events pre-decoded so only translation is measured.
+//! tool results, and a request carrying a 1 MB image), a Codex-like Responses request to both
+//! provider kinds, and whole streams both ways and to Responses events (thinking, text in
+//! small deltas, a tool call), events pre-decoded so only translation is measured.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ringway::format::Format;
+use ringway::translate::responses::{
+    responses_request, AnthropicToResponsesStream, ChatToResponsesStream, ResponsesMeta,
+};
+use ringway::translate::seal::SealKey;
 use ringway::translate::{
-    anthropic_to_openai_request, openai_to_anthropic_request, AnthropicToOpenAiStream,
+    anthropic_to_openai_request, check, openai_to_anthropic_request, AnthropicToOpenAiStream,
     OpenAiToAnthropicStream, Options, RequestMeta,
 };
 use serde_json::{json, Value};
@@ -18,6 +24,10 @@ const AGENT_TURNS: usize = 40;
 const STREAM_DELTAS: usize = 400;
 /// Size of the base64 image payload.
 const IMAGE_BYTES: usize = 1 << 20;
+/// User/assistant turns in the Codex-like Responses request.
+const RESPONSES_TURNS: usize = 3;
+/// The provider name sealed reasoning is bound to in the Responses benches.
+const PROVIDER: &str = "anthropic-main";
 
 fn tool_schema() -> Value {
     json!({"type":"object","properties":{"path":{"type":"string","description":"File to read"},
@@ -69,6 +79,76 @@ fn anthropic_agent_request() -> Vec<u8> {
     serde_json::to_vec(&json!({"model":"agent","max_tokens":8192,"stream":true,
         "system":[{"type":"text","text":"You are a coding agent. Read files before editing. Explain briefly. ".repeat(20),"cache_control":{"type":"ephemeral"}}],
         "messages":messages,"tools":tools}))
+    .unwrap_or_default()
+}
+
+/// The six function tools of the Codex-like request, each with its own JSON schema.
+fn codex_tools() -> Value {
+    json!([
+        {"type":"function","name":"shell","description":"Runs a shell command and returns its output.","strict":false,
+         "parameters":{"type":"object","properties":{
+            "command":{"type":"array","items":{"type":"string"},"description":"The command and its arguments"},
+            "workdir":{"type":"string","description":"Working directory"},
+            "timeout_ms":{"type":"number","description":"Timeout in milliseconds"},
+            "with_escalated_permissions":{"type":"boolean"},
+            "justification":{"type":"string","description":"Why escalation is needed"}},
+          "required":["command"],"additionalProperties":false}},
+        {"type":"function","name":"read_file","description":"Reads a file, or a range of its lines.","strict":false,
+         "parameters":{"type":"object","properties":{
+            "path":{"type":"string","description":"File to read"},
+            "offset":{"type":"integer","minimum":1},"limit":{"type":"integer","minimum":1}},
+          "required":["path"],"additionalProperties":false}},
+        {"type":"function","name":"list_dir","description":"Lists a directory.","strict":false,
+         "parameters":{"type":"object","properties":{
+            "dir_path":{"type":"string","description":"Directory"},
+            "depth":{"type":"integer","minimum":1,"maximum":5}},
+          "required":["dir_path"],"additionalProperties":false}},
+        {"type":"function","name":"grep_files","description":"Finds files whose contents match a pattern.","strict":false,
+         "parameters":{"type":"object","properties":{
+            "pattern":{"type":"string","description":"Regular expression"},
+            "include":{"type":"string","description":"Glob of files to search"},
+            "path":{"type":"string","description":"Where to search"},"limit":{"type":"integer"}},
+          "required":["pattern"],"additionalProperties":false}},
+        {"type":"function","name":"apply_patch","description":"Edits files with a patch in the apply_patch format.","strict":false,
+         "parameters":{"type":"object","properties":{
+            "input":{"type":"string","description":"The whole patch, from *** Begin Patch to *** End Patch"}},
+          "required":["input"],"additionalProperties":false}},
+        {"type":"function","name":"update_plan","description":"Updates the task plan.","strict":false,
+         "parameters":{"type":"object","properties":{
+            "explanation":{"type":"string"},
+            "plan":{"type":"array","items":{"type":"object","properties":{
+                "step":{"type":"string"},"status":{"type":"string","enum":["pending","in_progress","completed"]}},
+              "required":["step","status"],"additionalProperties":false}}},
+          "required":["plan"],"additionalProperties":false}}
+    ])
+}
+
+/// A Codex-like Responses request: instructions, a developer message, user/assistant turns,
+/// a function call and its output, six function tools, reasoning with encrypted content.
+fn responses_codex_request() -> Vec<u8> {
+    let text = |role: &str, kind: &str, t: String| json!({"type":"message","role":role,"content":[{"type":kind,"text":t}]});
+    let mut input = vec![
+        text("developer", "input_text", "<permissions instructions>Filesystem sandboxing: workspace-write. Approval policy: on-request. Network access is restricted.</permissions instructions>".repeat(4)),
+        text("user", "input_text", "<environment_context><cwd>/home/dev/project</cwd><shell>bash</shell></environment_context>".to_owned()),
+    ];
+    for t in 0..RESPONSES_TURNS {
+        input.push(text("user", "input_text", format!("Step {t}: look at src/module_{t}.rs and tell me what the parse function does — résumé ✅")));
+        input.push(text("assistant", "output_text", format!("The parse function in src/module_{t}.rs builds an AST from tokens; it returns an error on the first unexpected token. ").repeat(3)));
+    }
+    input.push(text(
+        "user",
+        "input_text",
+        "Now run the tests and fix what fails.".to_owned(),
+    ));
+    input.push(json!({"type":"function_call","call_id":"call_Bench01","name":"shell",
+        "arguments":r#"{"command":["cargo","test","--all-targets"],"workdir":"/home/dev/project","timeout_ms":120000}"#}));
+    input.push(json!({"type":"function_call_output","call_id":"call_Bench01",
+        "output":"running 42 tests\ntest parse::tests::empty ... ok\ntest parse::tests::nested ... FAILED\n".repeat(8)}));
+    serde_json::to_vec(&json!({"model":"gpt-5-codex",
+        "instructions":"You are Codex, a coding agent. Read files before editing. Keep changes minimal and explain them briefly. ".repeat(20),
+        "input":input,"tools":codex_tools(),"tool_choice":"auto","parallel_tool_calls":false,
+        "reasoning":{"effort":"medium","summary":"auto"},"store":false,"stream":true,
+        "include":["reasoning.encrypted_content"],"prompt_cache_key":"019a7c1e-5b3f-7d42-9c11-bench"}))
     .unwrap_or_default()
 }
 
@@ -209,6 +289,34 @@ fn requests(c: &mut Criterion) {
     g.bench_function("a2o_image_1mb", |b| {
         b.iter(|| anthropic_to_openai_request(black_box(&ai), "gpt-4.1", &opts))
     });
+    let ropts = Options {
+        seal: SealKey::from_bytes(&[7; 32]),
+        provider: PROVIDER.into(),
+        ..Options::default()
+    };
+    let r = responses_codex_request();
+    for (model, provider) in [
+        ("gpt-4.1", Format::OpenAi),
+        ("claude-sonnet-4-5", Format::Anthropic),
+    ] {
+        // Measure the translation, not an early refusal.
+        let t = responses_request(&r, model, provider, &ropts);
+        assert!(t.is_ok(), "{provider:?}: {:?}", t.err());
+    }
+    g.throughput(Throughput::Bytes(r.len() as u64));
+    g.bench_function("r2c", |b| {
+        b.iter(|| responses_request(black_box(&r), "gpt-4.1", Format::OpenAi, &ropts))
+    });
+    g.bench_function("r2a", |b| {
+        b.iter(|| {
+            responses_request(
+                black_box(&r),
+                "claude-sonnet-4-5",
+                Format::Anthropic,
+                &ropts,
+            )
+        })
+    });
     g.finish();
 }
 
@@ -247,6 +355,52 @@ fn streams(c: &mut Criterion) {
             out
         })
     });
+    // A Responses client that asked for summaries and encrypted reasoning (sealed per block).
+    let rmeta = RequestMeta {
+        stream: true,
+        upstream_model: "m".into(),
+        created: 1_761_000_000,
+        responses: Some(Box::new(ResponsesMeta {
+            id: "resp_01Bench".into(),
+            summary: true,
+            encrypted: true,
+            seal: SealKey::from_bytes(&[7; 32]),
+            provider: PROVIDER.into(),
+            ..ResponsesMeta::default()
+        })),
+        ..RequestMeta::default()
+    };
+    let a2r = || {
+        let mut m = AnthropicToResponsesStream::new(&rmeta);
+        let mut out = Vec::with_capacity(256 * 1024);
+        for (e, d) in &a {
+            m.on_event(e.as_deref(), black_box(d), &mut out);
+        }
+        m.finish(&mut out);
+        out
+    };
+    let c2r = || {
+        let mut m = ChatToResponsesStream::new(&rmeta);
+        let mut out = Vec::with_capacity(256 * 1024);
+        for (e, d) in &o {
+            m.on_event(e.as_deref(), black_box(d), &mut out);
+        }
+        m.finish(&mut out);
+        out
+    };
+    // Measure whole answers, not a stream cut short by an early failure.
+    for (name, out) in [("a2r", a2r()), ("c2r", c2r())] {
+        let last = check::check_responses_stream(&out, true);
+        let completed = last.as_ref().is_ok_and(|v| {
+            v.as_ref()
+                .is_some_and(|v| v["type"] == "response.completed")
+        });
+        assert!(completed, "{name}: {last:?}");
+    }
+    g.throughput(Throughput::Bytes(wire_len(&a)));
+    g.bench_function("a2r", |b| b.iter(a2r));
+    g.throughput(Throughput::Bytes(wire_len(&o)));
+    g.bench_function("c2r", |b| b.iter(c2r));
     g.finish();
 }
 

@@ -29,7 +29,12 @@ flags_for() {
 # translators see in production (the targets read them as is), so CI starts from them.
 seeds_for() {
   case "$1" in
-    translate_req_* | translate_response | translate_error | sse_stream_pipeline) echo "../tests/golden" ;;
+    # The Responses request target also starts from Codex-shaped Responses bodies (one with
+    # reasoning sealed by its key for its provider, which a fuzzer could never forge); the
+    # Responses stream targets read the golden upstream streams (stream_*/input.sse).
+    translate_req_responses) echo "../tests/golden seeds/translate_req_responses" ;;
+    translate_req_* | translate_response | translate_error | sse_stream_pipeline | \
+      translate_stream_a2r | translate_stream_c2r) echo "../tests/golden" ;;
     config_load) echo "seeds/config_load" ;;
     *) echo "" ;;
   esac

@@ -1,0 +1,36 @@
+#![no_main]
+//! Responses → Chat Completions / Messages request translation, for both provider kinds, with
+//! a seal key and a provider name set (so sealed reasoning items are opened): arbitrary bytes
+//! never panic; an `Ok` body is a JSON object with the fields the provider requires; an `Err`
+//! is a client error.
+
+use libfuzzer_sys::fuzz_target;
+use ringway::format::Format;
+use ringway::translate::responses::responses_request;
+use ringway::translate::seal::SealKey;
+use ringway::translate::Options;
+
+fuzz_target!(|input: &[u8]| {
+    let opts = Options {
+        seal: SealKey::from_bytes(&[7; 32]),
+        provider: "fuzz-provider".into(),
+        ..Options::default()
+    };
+    for (provider, model) in [
+        (Format::OpenAi, "gpt-fuzz"),
+        (Format::Anthropic, "claude-fuzz"),
+    ] {
+        match responses_request(input, model, provider, &opts) {
+            Ok((body, meta)) => {
+                let v: serde_json::Value = serde_json::from_slice(&body).expect("output is JSON");
+                assert_eq!(v["model"], model);
+                assert!(v["messages"].is_array(), "{v}");
+                if provider == Format::Anthropic {
+                    assert!(v["max_tokens"].is_u64(), "{v}");
+                }
+                assert!(meta.responses.is_some(), "no Responses meta");
+            }
+            Err(e) => assert_eq!(e.status, 400, "{e}"),
+        }
+    }
+});
