@@ -60,8 +60,14 @@ fuzz_target!(|data: &[u8]| {
             Ok(()) => {
                 let v: serde_json::Value = serde_json::from_slice(&out).expect("Responses JSON");
                 let object = v["object"].as_str().unwrap_or("");
-                assert!(object == "response" || object == "response.compaction", "{v}");
-                assert!(v["output"].is_array() && v["usage"]["input_tokens"].is_u64(), "{v}");
+                assert!(
+                    object == "response" || object == "response.compaction",
+                    "{v}"
+                );
+                assert!(
+                    v["output"].is_array() && v["usage"]["input_tokens"].is_u64(),
+                    "{v}"
+                );
             }
             Err(e) => drop(shape::openai_error(&e.to_openai_body())),
         }
