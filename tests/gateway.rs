@@ -1637,3 +1637,63 @@ fn responses_translated_answer_and_server_state_refusal() {
         assert!(r.header("x-ringway-provider").is_some());
     }
 }
+
+#[test]
+fn responses_answer_to_gateway_keys_and_count_in_metrics() {
+    let (m, g) = keyed_setup();
+    let body = r#"{"model":"gpt","input":"hi"}"#;
+    // No key, a wrong key: 401 in the OpenAI shape, nothing upstream.
+    let r = request(g.addr, &post("/v1/responses", &[], body));
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["code"], "invalid_api_key");
+    let r = request(
+        g.addr,
+        &post("/v1/responses", &[("authorization", "Bearer nope")], body),
+    );
+    assert_eq!(r.status, 401);
+    assert!(mock_requests(&m).is_empty());
+    // A key limited to other models: 403; the right key: the answer.
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/responses",
+            &[("authorization", "Bearer team-b-key")],
+            body,
+        ),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("gpt"));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/responses",
+            &[("authorization", "Bearer team-a-key")],
+            body,
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["object"], "response");
+    assert!(r.header("x-ringway-request-id").is_some());
+    // Other workers publish about once a second: poll (bounded).
+    let want = [
+        "ringway_requests_total{endpoint=\"responses\",status=\"200\"} 1\n",
+        "ringway_requests_total{endpoint=\"responses\",status=\"401\"} 2\n",
+        "ringway_requests_total{endpoint=\"responses\",status=\"403\"} 1\n",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = request(
+            g.addr,
+            &get("/metrics", &[("authorization", "Bearer team-a-key")]),
+        );
+        let text = r.text();
+        if want.iter().all(|w| text.contains(w)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{want:?} not all in\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
