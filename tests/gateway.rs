@@ -1611,6 +1611,38 @@ fn responses_pass_through_unchanged_to_a_native_provider() {
         sent_body,
         r#"{"model":"up-model","stream":true,"previous_response_id":"resp_0","input":"hi","store":true}"#
     );
+
+    // The compact endpoint goes to the provider's own.
+    let compacted = r#"{"id":"resp_c","object":"response.compaction","created_at":1,"output":[{"id":"cmp_1","type":"compaction","encrypted_content":"theirs"}],"usage":{"input_tokens":1,"output_tokens":1,"total_tokens":2}}"#;
+    let (up, seen) = recording_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{compacted}",
+            compacted.len()
+        )
+        .into_bytes(),
+    );
+    let g = gateway(&format!(
+        "[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
+    ));
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/responses/compact",
+            &[],
+            r#"{"model":"r","input":"hi"}"#,
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), compacted);
+    let sent = String::from_utf8(seen.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    assert!(
+        sent.starts_with("POST /v1/responses/compact HTTP/1.1\r\n"),
+        "{sent}"
+    );
+    assert!(
+        sent.ends_with(r#"{"model":"up-model","input":"hi"}"#),
+        "{sent}"
+    );
 }
 
 #[test]
