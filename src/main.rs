@@ -162,6 +162,11 @@ fn serve(mut args: Args) -> Result<(), String> {
             ));
         }
     }
+    if let Some(var) = &config.translate.seal_key_missing {
+        ringway::log::warn(format_args!(
+            "responses.seal_key_env: ${var} is not set; a key was drawn, so sealed reasoning and compaction items open only in this process"
+        ));
+    }
     let config = Arc::new(config);
     let running = ringway::runtime::start(config.clone())?;
     ringway::log::info(format_args!(

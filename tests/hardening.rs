@@ -809,7 +809,8 @@ fn readme_toml_blocks() -> Vec<(usize, String, String)> {
 }
 
 /// Every ```toml block in README.md passes `ringway check` as copied; a block marked
-/// ```toml partial (a fragment meant to be merged into a full file) must at least parse.
+/// ```toml partial (a fragment meant to be merged into a full file) must at least parse, and
+/// one marked ```toml codex (Codex's own config file) must parse and name its providers.
 #[test]
 fn every_readme_config_block_passes_check() {
     let blocks = readme_toml_blocks();
@@ -828,6 +829,16 @@ fn every_readme_config_block_passes_check() {
                 if let Err(e) = text.parse::<toml::Table>() {
                     panic!("README.md:{line}: partial block is not TOML: {e}\n{text}");
                 }
+            }
+            "codex" => {
+                // Another program's file (Codex's config.toml): TOML that points Codex here.
+                let table: toml::Table = text
+                    .parse()
+                    .unwrap_or_else(|e| panic!("README.md:{line}: codex block is not TOML: {e}"));
+                assert!(
+                    table.contains_key("model_providers"),
+                    "README.md:{line}: codex block without model_providers"
+                );
             }
             other => panic!("README.md:{line}: unknown toml block marker {other:?}"),
         }

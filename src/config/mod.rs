@@ -197,6 +197,8 @@ pub struct TranslateConfig {
     /// Seals reasoning handed to Responses clients (`[responses] seal_key_env`, or drawn at
     /// start).
     pub seal: crate::translate::seal::SealKey,
+    /// `seal_key_env` names a variable that is not set (the key was drawn instead).
+    pub seal_key_missing: Option<String>,
 }
 
 /// The immutable snapshot every worker reads.
@@ -411,38 +413,43 @@ struct Compiler<'t> {
 }
 
 impl Compiler<'_> {
-    /// The reasoning seal key: from `[responses] seal_key_env` (64 hex digits), else drawn now.
+    /// The reasoning seal key: from `[responses] seal_key_env` (64 hex digits), else drawn now
+    /// (also when the variable is unset, as a provider's missing key is: said at start).
     fn seal_key(
         &self,
         env: Option<&toml::Spanned<String>>,
-    ) -> Result<crate::translate::seal::SealKey, ConfigError> {
+    ) -> Result<(crate::translate::seal::SealKey, Option<String>), ConfigError> {
         use crate::translate::seal::SealKey;
         let path = "responses.seal_key_env";
-        let Some(var) = env else {
-            return SealKey::random().ok_or_else(|| ConfigError {
-                file: self.file.to_owned(),
-                line: None,
-                path: path.into(),
-                message: "the system's random source failed; set a seal key".into(),
-            });
+        let drawn = |missing: Option<String>| {
+            SealKey::random()
+                .map(|k| (k, missing))
+                .ok_or_else(|| ConfigError {
+                    file: self.file.to_owned(),
+                    line: None,
+                    path: path.into(),
+                    message: "the system's random source failed; set a seal key".into(),
+                })
         };
-        let value = std::env::var(var.get_ref()).map_err(|_| {
-            self.err(
-                var.span(),
-                path,
-                format!("environment variable {} is not set", var.get_ref()),
-            )
-        })?;
-        SealKey::from_hex(&value).ok_or_else(|| {
-            self.err(
-                var.span(),
-                path,
-                format!(
-                    "environment variable {} must hold 64 hex digits (a 256-bit key)",
-                    var.get_ref()
-                ),
-            )
-        })
+        let Some(var) = env else {
+            return drawn(None);
+        };
+        let Ok(value) = std::env::var(var.get_ref()) else {
+            return drawn(Some(var.get_ref().clone()));
+        };
+        let key = hex32(value.trim())
+            .and_then(|b| SealKey::from_bytes(&b))
+            .ok_or_else(|| {
+                self.err(
+                    var.span(),
+                    path,
+                    format!(
+                        "environment variable {} must hold 64 hex digits (a 256-bit key)",
+                        var.get_ref()
+                    ),
+                )
+            })?;
+        Ok((key, None))
     }
 
     fn err(
@@ -811,7 +818,7 @@ impl Compiler<'_> {
             let k = sk.get_ref();
             let path = format!("key[{i}]");
             let sha256 = match (&k.sha256, &k.key_env) {
-                (Some(h), None) => parse_sha256(h.get_ref()).ok_or_else(|| {
+                (Some(h), None) => hex32(h.get_ref()).ok_or_else(|| {
                     self.err(h.span(), format!("{path}.sha256"), "expected 64 hex digits")
                 })?,
                 (None, Some(var)) => match std::env::var(var.get_ref()) {
@@ -869,7 +876,7 @@ impl Compiler<'_> {
             .iter()
             .map(|p| (p.name.clone(), p.thinking_style))
             .collect();
-        let seal = self.seal_key(raw.responses.seal_key_env.as_ref())?;
+        let (seal, seal_key_missing) = self.seal_key(raw.responses.seal_key_env.as_ref())?;
         let mut config = Config {
             server,
             providers,
@@ -894,6 +901,7 @@ impl Compiler<'_> {
                         medium_up_to: b.medium_up_to.unwrap_or(d.medium_up_to),
                     },
                     seal,
+                    seal_key_missing,
                 }
             },
             pool_idle_timeout: raw
@@ -1152,7 +1160,8 @@ struct BaseUrl {
     path: String,
 }
 
-fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+/// 32 bytes written as 64 hex digits (a key's SHA-256, a seal key).
+fn hex32(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.as_bytes();
     if hex.len() != 64 {
         return None;
@@ -1353,6 +1362,73 @@ routes = ["fast", "o/*"]
         let e = Config::from_toml(&GOOD.replace("\"o/gpt-y\"]", "\"a/claude-x\"]"), "t.toml")
             .unwrap_err();
         assert!(e.message.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn responses_settings() {
+        // Native Responses: the default for api.openai.com only, settable on openai kind only.
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert!(c.providers.iter().all(|p| !p.native_responses));
+        assert_eq!(c.providers[1].speaks(Format::Responses), Format::OpenAi);
+        assert_eq!(c.providers[0].speaks(Format::Responses), Format::Anthropic);
+        let official = GOOD.replace("http://localhost:8080/v1", "https://api.openai.com/v1");
+        let c = Config::from_toml(&official, "t.toml").unwrap();
+        assert!(c.providers[1].native_responses);
+        assert_eq!(c.providers[1].speaks(Format::Responses), Format::Responses);
+        assert_eq!(c.providers[1].speaks(Format::OpenAi), Format::OpenAi);
+        let chat = official.replace("/v1\"\n", "/v1\"\nresponses = \"chat\"\n");
+        assert!(!Config::from_toml(&chat, "t.toml").unwrap().providers[1].native_responses);
+        let native = GOOD.replace("8080/v1\"\n", "8080/v1\"\nresponses = \"native\"\n");
+        assert!(Config::from_toml(&native, "t.toml").unwrap().providers[1].native_responses);
+        for (text, path) in [
+            (
+                GOOD.replace(
+                    "127.0.0.1:9/\"\n",
+                    "127.0.0.1:9/\"\nresponses = \"native\"\n",
+                ),
+                "provider[0].responses",
+            ),
+            (
+                GOOD.replace("8080/v1\"\n", "8080/v1\"\nresponses = \"both\"\n"),
+                "provider[1].responses",
+            ),
+        ] {
+            let e = Config::from_toml(&text, "t.toml").unwrap_err();
+            assert_eq!(e.path, path, "{e}");
+            assert_eq!(
+                e.line,
+                Some(
+                    text.lines()
+                        .position(|l| l.starts_with("responses"))
+                        .unwrap()
+                        + 1
+                )
+            );
+        }
+        // The seal key: 64 hex digits from the environment; an unset variable draws one and
+        // says so; a malformed value is refused.
+        let with_env = |var: &str| format!("{GOOD}\n[responses]\nseal_key_env = \"{var}\"\n");
+        std::env::set_var("RW_CONFIG_TEST_SEAL", "ab".repeat(32));
+        let c = Config::from_toml(&with_env("RW_CONFIG_TEST_SEAL"), "t.toml").unwrap();
+        assert_eq!(
+            Some(c.translate.seal.clone()),
+            crate::translate::seal::SealKey::from_bytes(&[0xab; 32])
+        );
+        assert_eq!(
+            c.providers[0].translate.seal,
+            Some(c.translate.seal.clone())
+        );
+        assert_eq!(c.providers[0].translate.provider, "a");
+        assert_eq!(c.translate.seal_key_missing, None);
+        let c = Config::from_toml(&with_env("RW_CONFIG_TEST_SEAL_UNSET"), "t.toml").unwrap();
+        assert_eq!(
+            c.translate.seal_key_missing.as_deref(),
+            Some("RW_CONFIG_TEST_SEAL_UNSET")
+        );
+        std::env::set_var("RW_CONFIG_TEST_SEAL_BAD", "not-hex");
+        let e = Config::from_toml(&with_env("RW_CONFIG_TEST_SEAL_BAD"), "t.toml").unwrap_err();
+        assert_eq!(e.path, "responses.seal_key_env");
+        assert!(e.message.contains("64 hex digits"), "{e}");
     }
 
     #[test]

@@ -60,21 +60,6 @@ impl SealKey {
         })
     }
 
-    /// A key from 64 hex digits (the config's form).
-    pub fn from_hex(hex: &str) -> Option<SealKey> {
-        let hex = hex.trim().as_bytes();
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut bytes = [0u8; 32];
-        for (i, pair) in hex.chunks_exact(2).enumerate() {
-            let hi = char::from(*pair.first()?).to_digit(16)?;
-            let lo = char::from(*pair.get(1)?).to_digit(16)?;
-            *bytes.get_mut(i)? = (hi * 16 + lo) as u8;
-        }
-        SealKey::from_bytes(&bytes)
-    }
-
     /// A fresh random key (seals made with it open only in this process).
     pub fn random() -> Option<SealKey> {
         let mut bytes = [0u8; 32];
@@ -162,8 +147,8 @@ mod tests {
 
     #[test]
     fn seals_open_only_with_their_key_and_purpose() {
-        let k = SealKey::from_hex(&"ab".repeat(32)).unwrap();
-        let other = SealKey::from_hex(&"cd".repeat(32)).unwrap();
+        let k = SealKey::from_bytes(&[0xab; 32]).unwrap();
+        let other = SealKey::from_bytes(&[0xcd; 32]).unwrap();
         let s = k
             .seal(Purpose::Reasoning, b"thinking and signature")
             .unwrap();
@@ -204,13 +189,14 @@ mod tests {
     }
 
     #[test]
-    fn hex_keys() {
-        assert!(SealKey::from_hex(&"0f".repeat(32)).is_some());
-        assert!(SealKey::from_hex(&"0f".repeat(31)).is_none());
-        assert!(SealKey::from_hex(&"zz".repeat(32)).is_none());
+    fn keys_compare_by_fingerprint() {
         assert_eq!(
-            SealKey::from_hex(&"01".repeat(32)),
+            SealKey::from_bytes(&[1u8; 32]),
             SealKey::from_bytes(&[1u8; 32])
+        );
+        assert_ne!(
+            SealKey::from_bytes(&[1u8; 32]),
+            SealKey::from_bytes(&[2u8; 32])
         );
         assert_ne!(SealKey::random(), SealKey::random());
     }
