@@ -55,7 +55,7 @@ pub fn signal(provider: Format, ev: &sse::Event) -> Signal {
             _ if ev.is_comment_only() => Signal::Preamble,
             _ => Signal::Content,
         },
-        Format::Responses => match ev.event_type() {
+        Format::Responses => match responses_event_type(ev).as_ref() {
             b"response.created"
             | b"response.in_progress"
             | b"response.output_item.added"
@@ -148,6 +148,32 @@ fn openai_tree_signal(d: &[u8]) -> Signal {
     }
 }
 
+/// A Responses event's type: its `event:` name, else (a server that sends only `data:`
+/// lines) the `type` of its data, read from the front when it comes first as the APIs write it.
+fn responses_event_type(ev: &sse::Event) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    if ev.event.as_deref().is_some_and(|e| !e.is_empty()) {
+        return Cow::Borrowed(ev.event_type());
+    }
+    let data = ev.data.as_deref().unwrap_or_default().trim_ascii_start();
+    if let Some(rest) = data.strip_prefix(b"{\"type\":\"") {
+        if let Some(end) = memchr::memchr2(b'"', b'\\', rest) {
+            if rest.get(end) == Some(&b'"') {
+                return Cow::Borrowed(rest.get(..end).unwrap_or_default());
+            }
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type", default)]
+        kind: String,
+    }
+    match serde_json::from_slice::<Typed>(data) {
+        Ok(t) => Cow::Owned(t.kind.into_bytes()),
+        Err(_) => Cow::Borrowed(b""),
+    }
+}
+
 /// A provider event over [`MAX_SSE_EVENT_BYTES`], before commit or after.
 fn oversized_event() -> Error {
     Error::new(
@@ -181,7 +207,7 @@ fn is_terminal(format: Format, ev: &sse::Event) -> bool {
         }
         Format::Anthropic => matches!(ev.event_type(), b"message_stop" | b"error"),
         Format::Responses => matches!(
-            ev.event_type(),
+            responses_event_type(ev).as_ref(),
             b"response.completed" | b"response.incomplete" | b"response.failed" | b"error"
         ),
     }
@@ -259,6 +285,7 @@ impl Stream {
         deadline: Instant,
     ) -> Result<(), PrimeMiss> {
         let deadline = first_token.map_or(deadline, |t| deadline.min(Instant::now() + t));
+        let mut read = 0usize;
         loop {
             let now = Instant::now();
             let wait = deadline
@@ -301,6 +328,7 @@ impl Stream {
                     return Err(PrimeMiss { error: e, reason });
                 }
             };
+            read = read.saturating_add(data.len());
             self.dec.push(data);
             let mut content = false;
             loop {
@@ -335,7 +363,10 @@ impl Stream {
                     }
                 }
             }
-            if content || self.out.len() > MAX_PRIMED_BYTES {
+            // The provider's bytes decide, not what the stage made of them: a translated
+            // preamble may repeat large request values (a Responses `response.created` echoes
+            // the instructions and tools) without the provider having said anything.
+            if content || read > MAX_PRIMED_BYTES {
                 return Ok(());
             }
         }
@@ -700,5 +731,35 @@ mod tests {
             Format::Anthropic,
             &event("event: message_stop\ndata: {}\n\n")
         ));
+    }
+
+    /// Native Responses streams, with `event:` lines or with only `data:` (the type read from
+    /// the data, first key or not): the same signals and the same end.
+    #[test]
+    fn responses_events_are_read_with_or_without_event_lines() {
+        let cases = [
+            ("response.created", Signal::Preamble, false),
+            ("response.output_item.added", Signal::Preamble, false),
+            ("response.output_text.delta", Signal::Content, false),
+            ("response.completed", Signal::Content, true),
+            ("response.incomplete", Signal::Content, true),
+            ("response.failed", Signal::Error, true),
+            ("error", Signal::Error, true),
+        ];
+        for (kind, sig, terminal) in cases {
+            for raw in [
+                format!("event: {kind}\ndata: {{\"type\":\"{kind}\",\"sequence_number\":1}}\n\n"),
+                format!("data: {{\"type\":\"{kind}\",\"sequence_number\":1}}\n\n"),
+                format!("data: {{\"sequence_number\":1, \"type\" : \"{kind}\"}}\n\n"),
+            ] {
+                let ev = event(&raw);
+                assert_eq!(signal(Format::Responses, &ev), sig, "{raw}");
+                assert_eq!(is_terminal(Format::Responses, &ev), terminal, "{raw}");
+            }
+        }
+        // Escapes in the type, or not JSON: read by the parser, or nothing.
+        let ev = event("data: {\"type\":\"response.complet\\u0065d\"}\n\n");
+        assert!(is_terminal(Format::Responses, &ev));
+        assert!(!is_terminal(Format::Responses, &event("data: nope\n\n")));
     }
 }
