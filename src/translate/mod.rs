@@ -68,8 +68,10 @@ pub const MAX_HELD_TOOL_BYTES: usize = 16 << 20;
 
 /// Most bytes of output text, arguments and reasoning a Responses stream holds: its done events
 /// and its final event repeat the whole answer, so it is kept until the end; a longer answer
-/// ends the stream with `response.failed` rather than growing without bound.
-pub const MAX_HELD_OUTPUT_BYTES: usize = 64 << 20;
+/// ends the stream with `response.failed` rather than growing without bound. The end writes it
+/// about four times more (done events, the final response), escaped: 4 MiB (about a million
+/// tokens, far beyond any model's output cap) keeps that within tens of MiB per stream.
+pub const MAX_HELD_OUTPUT_BYTES: usize = 4 << 20;
 
 /// Most bytes of a non-JSON upstream error body quoted in the translated error message.
 pub const MAX_ERROR_SNIPPET: usize = 256;

@@ -68,6 +68,12 @@ pub struct ResponsesRequest<'a> {
     pub background: Option<&'a RawValue>,
     /// A stored prompt template (server-side state).
     pub prompt: Option<&'a RawValue>,
+    /// Top-level spelling of `text.verbosity` (the Python SDK's `parse` sends it).
+    pub verbosity: Option<Str<'a>>,
+    /// Server-side context management (compaction thresholds).
+    pub context_management: Option<&'a RawValue>,
+    /// Prompt cache options.
+    pub prompt_cache_options: Option<&'a RawValue>,
     /// Every key not listed above, in order.
     pub unknown: Vec<(Str<'a>, &'a RawValue)>,
 }
@@ -102,6 +108,9 @@ top_level_seed!(ResponsesRequestSeed, ResponsesRequest, {
     "conversation" => conversation,
     "background" => background,
     "prompt" => prompt,
+    "verbosity" => verbosity,
+    "context_management" => context_management,
+    "prompt_cache_options" => prompt_cache_options,
 });
 
 /// One `input` item, flat: which fields apply depends on `type` (a message may omit it).

@@ -115,7 +115,11 @@ pub fn anthropic_to_responses_response_into(
         whole_block(&mut w, &rm, meta.json_tool, b, &mut sink);
     }
     *w.usage_mut() = usage(&r.usage);
-    w.finish(&rm, end_for(r.stop_reason.as_deref()), dst);
+    let end = end_for(r.stop_reason.as_deref());
+    if let Some(problem) = w.compaction_problem(&rm, end) {
+        return Err(TranslateError::upstream(problem));
+    }
+    w.finish(&rm, end, dst);
     Ok(())
 }
 
@@ -177,8 +181,12 @@ pub struct AnthropicToResponsesStream {
     blocks: Vec<(u64, Block)>,
     usage: AUsage,
     stop_reason: Option<String>,
-    /// Thinking text and signatures held for blocks not yet closed.
-    thinking_buffered: usize,
+    /// Bytes held for blocks not yet closed (thinking and signatures, web search inputs),
+    /// bounded by [`MAX_THINKING_BYTES`].
+    held: usize,
+    /// Calls whose block ended: done once the provider says why the message stopped (a call
+    /// cut by the output cap is incomplete, not done).
+    ended_calls: Vec<usize>,
 }
 
 impl std::fmt::Debug for AnthropicToResponsesStream {
@@ -200,7 +208,8 @@ impl AnthropicToResponsesStream {
             blocks: Vec::new(),
             usage: AUsage::default(),
             stop_reason: None,
-            thinking_buffered: 0,
+            held: 0,
+            ended_calls: Vec::new(),
         }
     }
 
@@ -271,14 +280,19 @@ impl AnthropicToResponsesStream {
                 if let Some(s) = ev.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
                     self.stop_reason = Some(s.to_owned());
                 }
+                self.close_ended_calls(out);
             }
             "message_stop" => {
                 for pos in 0..self.blocks.len() {
                     self.close(pos, out);
                 }
+                self.close_ended_calls(out);
                 *self.w.usage_mut() = usage(&self.usage);
                 let end = end_for(self.stop_reason.as_deref());
-                self.w.finish(&self.meta, end, out);
+                match self.w.compaction_problem(&self.meta, end) {
+                    Some(problem) => self.fail_with(problem, out),
+                    None => self.w.finish(&self.meta, end, out),
+                }
             }
             _ => {}
         }
@@ -315,6 +329,10 @@ impl AnthropicToResponsesStream {
         if self.blocks.len() >= super::super::MAX_STREAM_BLOCKS {
             return self.fail_with("too many content blocks", out);
         }
+        // Another block began: the calls before it are complete.
+        let stop = self.stop_reason.take();
+        self.close_ended_calls(out);
+        self.stop_reason = stop;
         let meta = &self.meta;
         let block = match b.kind.as_str() {
             "text" => {
@@ -342,7 +360,9 @@ impl AnthropicToResponsesStream {
                 let text = b.thinking.as_deref().unwrap_or("");
                 let handle = self.w.reasoning(meta, None, text, out);
                 let signature = b.signature.as_deref().unwrap_or("").to_owned();
-                self.thinking_buffered += text.len() + signature.len();
+                if !self.hold(text.len() + signature.len(), out) {
+                    return;
+                }
                 Block::Thinking {
                     handle,
                     text: text.to_owned(),
@@ -361,7 +381,11 @@ impl AnthropicToResponsesStream {
                 Block::Inert
             }
             "server_tool_use" if b.name.as_deref() == Some("web_search") => {
-                Block::WebSearch(initial_args(b).unwrap_or("").to_owned())
+                let input = initial_args(b).unwrap_or("").to_owned();
+                if !self.hold(input.len(), out) {
+                    return;
+                }
+                Block::WebSearch(input)
             }
             _ => Block::Inert,
         };
@@ -376,6 +400,8 @@ impl AnthropicToResponsesStream {
         let Some((_, block)) = self.blocks.get_mut(pos) else {
             return;
         };
+        // Bytes the open blocks hold after this delta, less before it.
+        let (mut grow, mut shrink) = (0usize, 0usize);
         match (block, d.kind.as_deref()) {
             (Block::Text, Some("text_delta")) => {
                 self.w
@@ -390,10 +416,9 @@ impl AnthropicToResponsesStream {
                     .text(meta, false, d.partial_json.as_deref().unwrap_or(""), out)
             }
             (Block::WebSearch(input), Some("input_json_delta")) => {
-                input.push_str(d.partial_json.as_deref().unwrap_or(""));
-                if input.len() > MAX_THINKING_BYTES {
-                    input.clear();
-                }
+                let more = d.partial_json.as_deref().unwrap_or("");
+                input.push_str(more);
+                grow = more.len();
             }
             (
                 Block::Thinking {
@@ -406,22 +431,19 @@ impl AnthropicToResponsesStream {
                 if let Some(t) = d.thinking.as_deref() {
                     *handle = self.w.reasoning(meta, *handle, t, out);
                     text.push_str(t);
-                    self.thinking_buffered += t.len();
+                    grow = t.len();
                 }
                 if let Some(s) = d.signature.as_deref() {
                     // signature_delta replaces (the SDKs' accumulator does the same).
-                    self.thinking_buffered = self
-                        .thinking_buffered
-                        .saturating_sub(signature.len())
-                        .saturating_add(s.len());
+                    shrink = signature.len();
+                    grow += s.len();
                     s.clone_into(signature);
-                }
-                if self.thinking_buffered > MAX_THINKING_BYTES {
-                    self.fail_with("thinking block exceeds the gateway's buffer limit", out);
                 }
             }
             _ => {}
         }
+        self.held = self.held.saturating_sub(shrink);
+        self.hold(grow, out);
     }
 
     fn close(&mut self, pos: usize, out: &mut Vec<u8>) {
@@ -431,23 +453,111 @@ impl AnthropicToResponsesStream {
         let block = std::mem::replace(block, Block::Inert);
         let meta = &self.meta;
         match block {
-            Block::Call(Some(h)) => self.w.close(meta, h, out),
+            Block::Call(Some(h)) => self.ended_calls.push(h),
             Block::Thinking {
                 handle,
                 text,
                 signature,
             } => {
-                self.thinking_buffered = self
-                    .thinking_buffered
-                    .saturating_sub(text.len() + signature.len());
+                self.held = self.held.saturating_sub(text.len() + signature.len());
                 let Some(h) = handle else { return };
                 if let Some(s) = seal(meta, "thinking", Some(&text), &signature) {
                     self.w.seal(h, s);
                 }
                 self.w.close(meta, h, out);
             }
-            Block::WebSearch(input) => self.w.web_search(meta, &search_query(&input), out),
+            Block::WebSearch(input) => {
+                self.held = self.held.saturating_sub(input.len());
+                self.w.web_search(meta, &search_query(&input), out)
+            }
             _ => {}
+        }
+    }
+
+    /// Close the calls whose blocks ended, unless the output cap cut the message (then the
+    /// end marks them incomplete).
+    fn close_ended_calls(&mut self, out: &mut Vec<u8>) {
+        if end_for(self.stop_reason.as_deref()) == End::MaxTokens {
+            return;
+        }
+        for h in std::mem::take(&mut self.ended_calls) {
+            self.w.close(&self.meta, h, out);
+        }
+    }
+
+    /// Count `n` more bytes held for open blocks; past the bound the stream fails.
+    fn hold(&mut self, n: usize, out: &mut Vec<u8>) -> bool {
+        self.held = self.held.saturating_add(n);
+        if self.held > MAX_THINKING_BYTES {
+            self.fail_with(
+                "the provider's open blocks exceed the gateway's buffer limit",
+                out,
+            );
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::translate::check::check_responses_stream;
+
+    fn meta() -> RequestMeta {
+        RequestMeta {
+            responses: Some(Box::default()),
+            ..RequestMeta::default()
+        }
+    }
+
+    const START: &str =
+        r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":1}}}"#;
+
+    /// Open blocks (thinking given whole in their start, web search inputs) share one bound.
+    #[test]
+    fn what_open_blocks_hold_is_bounded() {
+        let big = "x".repeat(MAX_THINKING_BYTES / 4);
+        for block in [
+            format!(r#"{{"type":"thinking","thinking":"{big}","signature":""}}"#),
+            format!(
+                r#"{{"type":"server_tool_use","id":"s","name":"web_search","input":{{"query":"{big}"}}}}"#
+            ),
+        ] {
+            let mut t = AnthropicToResponsesStream::new(&meta());
+            let mut out = Vec::new();
+            t.on_event(Some(b"message_start"), START.as_bytes(), &mut out);
+            for i in 0..5 {
+                let ev = format!(
+                    r#"{{"type":"content_block_start","index":{i},"content_block":{block}}}"#
+                );
+                t.on_event(Some(b"content_block_start"), ev.as_bytes(), &mut out);
+            }
+            assert!(t.is_done(), "never failed");
+            let last = check_responses_stream(&out, true).unwrap().unwrap();
+            assert_eq!(last["type"], "response.failed");
+        }
+    }
+
+    /// A call the output cap cut is incomplete, not done; one the model finished is completed.
+    #[test]
+    fn a_call_cut_by_max_tokens_is_incomplete() {
+        for (stop, status) in [("max_tokens", "incomplete"), ("tool_use", "completed")] {
+            let mut t = AnthropicToResponsesStream::new(&meta());
+            let mut out = Vec::new();
+            for (e, d) in [
+                ("message_start", START.to_owned()),
+                ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"#.to_owned()),
+                ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#.to_owned()),
+                ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.to_owned()),
+                ("message_delta", format!(r#"{{"type":"message_delta","delta":{{"stop_reason":"{stop}"}},"usage":{{"output_tokens":3}}}}"#)),
+                ("message_stop", r#"{"type":"message_stop"}"#.to_owned()),
+            ] {
+                t.on_event(Some(e.as_bytes()), d.as_bytes(), &mut out);
+            }
+            let last = check_responses_stream(&out, true).unwrap().unwrap();
+            assert_eq!(last["response"]["output"][0]["status"], status, "{stop}");
         }
     }
 }

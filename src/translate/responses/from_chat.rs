@@ -73,8 +73,11 @@ pub fn chat_to_responses_response_into(
     if let Some(u) = &r.usage {
         *w.usage_mut() = usage(u);
     }
-    let finish = choice.and_then(|c| c.finish_reason.as_deref());
-    w.finish(&rm, end_for(finish), dst);
+    let end = end_for(choice.and_then(|c| c.finish_reason.as_deref()));
+    if let Some(problem) = w.compaction_problem(&rm, end) {
+        return Err(TranslateError::upstream(problem));
+    }
+    w.finish(&rm, end, dst);
     Ok(())
 }
 
@@ -82,8 +85,8 @@ pub fn chat_to_responses_response_into(
 pub struct ChatToResponsesStream {
     meta: ResponsesMeta,
     w: Writer,
-    /// Chunk `tool_calls[].index` → the renderer's handle.
-    calls: Vec<(u32, Option<usize>)>,
+    /// Calls so far: chunk `tool_calls[].index`, id, the renderer's handle.
+    calls: Vec<(u32, String, Option<usize>)>,
     reasoning: Option<usize>,
     finish_reason: Option<String>,
 }
@@ -164,18 +167,27 @@ impl ChatToResponsesStream {
                 self.w
                     .text(meta, true, d.refusal.as_deref().unwrap_or(""), out);
                 for call in d.tool_calls.iter().flatten() {
-                    let index = call.index.unwrap_or(0);
                     let f = call.function.as_ref();
-                    let handle = match self.calls.iter().find(|(i, _)| *i == index) {
-                        Some((_, h)) => *h,
+                    let id = call.id.as_deref().filter(|id| !id.is_empty());
+                    // A fragment joins the call with its id; without an id, the latest call at
+                    // its index (the last call when it has no index). A new id, even at a known
+                    // index, is a new call (some servers reuse index 0 for parallel calls).
+                    let known = match (id, call.index) {
+                        (Some(id), _) => self.calls.iter().rposition(|c| c.1 == id),
+                        (None, Some(i)) => self.calls.iter().rposition(|c| c.0 == i),
+                        (None, None) => self.calls.len().checked_sub(1),
+                    };
+                    let handle = match known.and_then(|k| self.calls.get(k)) {
+                        Some(c) => c.2,
                         None => {
                             if self.calls.len() >= MAX_STREAM_BLOCKS {
                                 return self.fail("too many tool calls", out);
                             }
                             let name = f.and_then(|f| f.name.as_deref()).unwrap_or("");
-                            let id = call.id.as_deref().unwrap_or("");
+                            let id = id.unwrap_or("");
                             let h = self.w.call_start(meta, id, name, out);
-                            self.calls.push((index, h));
+                            let index = call.index.unwrap_or(self.calls.len() as u32);
+                            self.calls.push((index, id.to_owned(), h));
                             h
                         }
                     };
@@ -210,15 +222,140 @@ impl ChatToResponsesStream {
 
     fn end(&mut self, out: &mut Vec<u8>) {
         let end = end_for(self.finish_reason.as_deref());
-        self.w.finish(&self.meta, end, out);
+        match self.w.compaction_problem(&self.meta, end) {
+            Some(problem) => self.fail(problem, out),
+            None => self.w.finish(&self.meta, end, out),
+        }
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use super::super::ResponsesMeta;
     use super::*;
     use crate::translate::check::check_responses_stream;
+
+    fn run(meta: &RequestMeta, chunks: &[&str]) -> serde_json::Value {
+        let mut t = ChatToResponsesStream::new(meta);
+        let mut out = Vec::new();
+        for c in chunks {
+            t.on_event(None, c.as_bytes(), &mut out);
+        }
+        t.finish(&mut out);
+        check_responses_stream(&out, true)
+            .unwrap_or_else(|e| panic!("{e}\n{}", String::from_utf8_lossy(&out)))
+            .unwrap()
+    }
+
+    fn plain() -> RequestMeta {
+        RequestMeta {
+            responses: Some(Box::default()),
+            ..RequestMeta::default()
+        }
+    }
+
+    #[test]
+    fn parallel_calls_are_told_apart_by_id_without_or_with_a_reused_index() {
+        for index in ["", r#""index":0,"#] {
+            let call = |id: &str, name: &str, args: &str| {
+                format!(
+                    r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{{{index}"id":"{id}","type":"function","function":{{"name":"{name}","arguments":"{args}"}}}}]}}}}]}}"#
+                )
+            };
+            let more = format!(
+                r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{{{index}"function":{{"arguments":"2}}"}}}}]}}}}]}}"#
+            );
+            let last = run(
+                &plain(),
+                &[
+                    &call("call_1", "f", "{\\\"a\\\":1}"),
+                    &call("call_2", "g", "{\\\"b\\\":"),
+                    &more,
+                    r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+                ],
+            );
+            let output = last["response"]["output"].as_array().unwrap();
+            let calls: Vec<(&str, &str)> = output
+                .iter()
+                .map(|o| {
+                    (
+                        o["name"].as_str().unwrap(),
+                        o["arguments"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(calls, [("f", r#"{"a":1}"#), ("g", r#"{"b":2}"#)], "{index}");
+        }
+    }
+
+    #[test]
+    fn text_in_the_middle_of_a_call_leaves_the_call_whole() {
+        let last = run(
+            &plain(),
+            &[
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"{\"a\""}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"content":"\n"}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            ],
+        );
+        let output = &last["response"]["output"];
+        assert_eq!(output[0]["arguments"], r#"{"a":1}"#, "{output}");
+        assert_eq!(output[1]["type"], "message");
+    }
+
+    #[test]
+    fn more_items_than_the_bound_fail_the_stream() {
+        let mut chunks = Vec::new();
+        for _ in 0..=super::super::render::MAX_OUTPUT_ITEMS / 2 + 1 {
+            chunks.push(r#"{"choices":[{"index":0,"delta":{"reasoning_content":"r"}}]}"#);
+            chunks.push(r#"{"choices":[{"index":0,"delta":{"content":"t"}}]}"#);
+        }
+        chunks.push(
+            r#"{"choices":[{"index":0,"delta":{"content":"FINAL"},"finish_reason":"stop"}]}"#,
+        );
+        let last = run(&plain(), &chunks);
+        assert_eq!(last["type"], "response.failed", "{last}");
+    }
+
+    #[test]
+    fn a_summary_keeps_going_past_a_call_and_a_cut_one_is_not_handed_out() {
+        let meta = RequestMeta {
+            responses: Some(Box::new(ResponsesMeta {
+                compaction: super::super::Compaction::Trigger,
+                seal: crate::translate::seal::SealKey::from_bytes(&[1; 32]),
+                ..ResponsesMeta::default()
+            })),
+            ..RequestMeta::default()
+        };
+        let text =
+            |t: &str| format!(r#"{{"choices":[{{"index":0,"delta":{{"content":"{t}"}}}}]}}"#);
+        let call = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"sh","arguments":"{}"}}]}}]}"#;
+        let stop = |r: &str| {
+            format!(r#"{{"choices":[{{"index":0,"delta":{{}},"finish_reason":"{r}"}}]}}"#)
+        };
+        let last = run(
+            &meta,
+            &[&text("PART ONE. "), call, &text("PART TWO."), &stop("stop")],
+        );
+        let output = last["response"]["output"].as_array().unwrap();
+        assert_eq!(output.len(), 1, "{last}");
+        assert_eq!(output[0]["type"], "compaction");
+        let sealed = output[0]["encrypted_content"].as_str().unwrap();
+        let key = crate::translate::seal::SealKey::from_bytes(&[1; 32]).unwrap();
+        let summary = key
+            .open(crate::translate::seal::Purpose::Compaction, sealed)
+            .unwrap();
+        assert_eq!(summary, b"PART ONE. PART TWO.");
+        let last = run(&meta, &[&text("PART ONE"), &stop("length")]);
+        assert_eq!(last["type"], "response.failed", "{last}");
+        // Whole: the same refusal, as an error.
+        let cut = r#"{"id":"c","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"half"},"finish_reason":"length"}]}"#;
+        let e =
+            chat_to_responses_response_into(cut.as_bytes(), &meta, &mut Vec::new()).unwrap_err();
+        assert_eq!(e.status, 502, "{e}");
+    }
 
     #[test]
     fn an_answer_past_the_bound_fails_the_stream() {

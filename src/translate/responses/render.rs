@@ -84,6 +84,8 @@ pub(crate) struct Writer {
     done: bool,
     /// Bytes of text, arguments and summaries held (bounded by [`MAX_HELD_OUTPUT_BYTES`]).
     held: usize,
+    /// More items were asked for than [`MAX_OUTPUT_ITEMS`].
+    overflow: bool,
 }
 
 impl Writer {
@@ -99,12 +101,32 @@ impl Writer {
             started: false,
             done: false,
             held: 0,
+            overflow: false,
         }
     }
 
-    /// Has the answer outgrown [`MAX_HELD_OUTPUT_BYTES`]? (The stream is then failed.)
+    /// Has the answer outgrown [`MAX_HELD_OUTPUT_BYTES`] or [`MAX_OUTPUT_ITEMS`]? (The stream
+    /// is then failed: dropping output silently is not an option.)
     pub fn over_limit(&self) -> bool {
-        self.held > MAX_HELD_OUTPUT_BYTES
+        self.held > MAX_HELD_OUTPUT_BYTES || self.overflow
+    }
+
+    /// Why a compaction cannot be handed out (a summary cut short or filtered, or empty).
+    pub fn compaction_problem(&self, meta: &ResponsesMeta, end: End) -> Option<&'static str> {
+        if meta.compaction == Compaction::No {
+            return None;
+        }
+        let empty = !self.items.iter().any(
+            |i| matches!(&i.kind, Kind::Compaction { summary, .. } if !summary.trim().is_empty()),
+        );
+        match end {
+            End::MaxTokens => Some("the provider's summary was cut short by its output limit"),
+            End::ContentFilter => Some("the provider's summary was stopped by a content filter"),
+            End::Completed if empty => {
+                Some("the provider answered the summary request with no text")
+            }
+            End::Completed => None,
+        }
     }
 
     /// The response's model (the provider's name for it, when it says).
@@ -167,7 +189,7 @@ impl Writer {
         let index = match self.open_message() {
             Some(i) => i,
             None => {
-                self.close_all(meta, out);
+                self.close_open_except_calls(meta, out);
                 match self.add(meta, "msg", Kind::Message { parts: Vec::new() }, out) {
                     Some(i) => i,
                     None => return,
@@ -227,22 +249,12 @@ impl Writer {
         upstream_name: &str,
         out: &mut Vec<u8>,
     ) -> Option<usize> {
-        // A message or reasoning still open ends where a call begins; other calls stay open
-        // (a provider may interleave parallel calls' arguments).
-        let open: Vec<usize> = (0..self.items.len())
-            .filter(|&i| {
-                self.items
-                    .get(i)
-                    .is_some_and(|it| it.open && !matches!(it.kind, Kind::Call { .. }))
-            })
-            .collect();
-        for i in open {
-            self.close(meta, i, out);
-        }
         if meta.compaction != Compaction::No {
-            // No tools were offered for a summary: a call has nowhere to go.
+            // No tools were offered for a summary: a call has nowhere to go (and must not end
+            // the summary).
             return None;
         }
+        self.close_open_except_calls(meta, out);
         let (namespace, name, custom) = meta.client_tool(upstream_name);
         let kind = Kind::Call {
             call_id: call_id.to_owned(),
@@ -297,7 +309,7 @@ impl Writer {
         let index = match handle.filter(|&h| self.items.get(h).is_some_and(|i| i.open)) {
             Some(h) => h,
             None => {
-                self.close_all(meta, out);
+                self.close_open_except_calls(meta, out);
                 let summary = meta.summary.then(String::new);
                 let index = self.add(
                     meta,
@@ -355,7 +367,10 @@ impl Writer {
 
     /// A hosted web search the provider ran; closed at once.
     pub fn web_search(&mut self, meta: &ResponsesMeta, query: &str, out: &mut Vec<u8>) {
-        self.close_all(meta, out);
+        if meta.compaction != Compaction::No {
+            return;
+        }
+        self.close_open_except_calls(meta, out);
         let kind = Kind::WebSearch {
             query: query.to_owned(),
         };
@@ -582,15 +597,24 @@ impl Writer {
         o.push(b'}');
     }
 
+    /// The open message, if any (calls may have opened after it and still be open).
     fn open_message(&self) -> Option<usize> {
-        let last = self.items.len().checked_sub(1)?;
-        match self.items.get(last) {
-            Some(Item {
-                kind: Kind::Message { .. },
-                open: true,
-                ..
-            }) => Some(last),
-            _ => None,
+        self.items
+            .iter()
+            .rposition(|i| i.open && matches!(i.kind, Kind::Message { .. }))
+    }
+
+    /// Close the open message, reasoning or compaction: a new item of another kind begins.
+    /// Open calls stay open: a provider may interleave their arguments with other output.
+    fn close_open_except_calls(&mut self, meta: &ResponsesMeta, out: &mut Vec<u8>) {
+        for i in 0..self.items.len() {
+            let call = self
+                .items
+                .get(i)
+                .is_some_and(|it| matches!(it.kind, Kind::Call { .. }));
+            if !call {
+                self.close(meta, i, out);
+            }
         }
     }
 
@@ -609,6 +633,7 @@ impl Writer {
         out: &mut Vec<u8>,
     ) -> Option<usize> {
         if self.items.len() >= MAX_OUTPUT_ITEMS {
+            self.overflow = true;
             return None;
         }
         let index = self.items.len();

@@ -111,12 +111,24 @@ fn translate(
     }
     let bytes = match provider {
         Format::Anthropic => {
-            let out = super::super::request_o2a::translate(&chat, upstream_model, opts, &mut meta)?;
+            let out = super::super::request_o2a::translate(&chat, upstream_model, opts, &mut meta)
+                .map_err(|mut e| {
+                    // Named as the client wrote it where the Chat name has a Responses one.
+                    if let Some(ours) = e.param.as_deref().and_then(responses_name) {
+                        e.param = Some(ours.to_owned());
+                    }
+                    e
+                })?;
             serde_json::to_vec(&out)
         }
         _ => serde_json::to_vec(&chat),
     }
     .map_err(|e| TranslateError::internal(e.to_string()))?;
+    for name in &mut meta.dropped {
+        if let Some(ours) = responses_name(name) {
+            *name = ours;
+        }
+    }
     meta.client_model = req.model.as_deref().unwrap_or("").to_owned();
     meta.upstream_model = upstream_model.to_owned();
     meta.stream = req.stream.unwrap_or(false) && !compact_endpoint;
@@ -141,6 +153,20 @@ pub fn stateful_param(req: &ResponsesRequest<'_>) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// The Responses name of a Chat parameter the Messages translator dropped or refused, where
+/// the two differ.
+fn responses_name(chat: &str) -> Option<&'static str> {
+    Some(match chat {
+        "reasoning_effort" => "reasoning.effort",
+        "verbosity" => "text.verbosity",
+        "response_format" => "text.format",
+        "max_completion_tokens" | "max_tokens" => "max_output_tokens",
+        "web_search_options" => "tools.web_search",
+        "strict" => "tools.strict",
+        _ => return None,
+    })
 }
 
 /// Is this a compaction? A `compaction_trigger` item may only end `input`.
@@ -321,7 +347,9 @@ fn to_chat<'b>(
             _ => meta.drop_param("include"),
         }
     }
-    let present: [(&'static str, bool); 4] = [
+    let present: [(&'static str, bool); 6] = [
+        ("context_management", req.context_management.is_some()),
+        ("prompt_cache_options", req.prompt_cache_options.is_some()),
         ("top_logprobs", req.top_logprobs.is_some()),
         ("max_tool_calls", req.max_tool_calls.is_some()),
         ("client_metadata", req.client_metadata.is_some()),
@@ -338,7 +366,7 @@ fn to_chat<'b>(
     if let Some(f) = &text.format {
         chat.response_format = response_format(f)?;
     }
-    if let Some(v) = &text.verbosity {
+    if let Some(v) = text.verbosity.as_ref().or(req.verbosity.as_ref()) {
         if provider == Format::OpenAi {
             chat.verbosity = Some(verbosity_raw(v).ok_or_else(|| {
                 TranslateError::invalid(
@@ -353,6 +381,7 @@ fn to_chat<'b>(
         }
     }
     let (chat_tools, web_search) = convert_tools(tools, provider, meta, rm)?;
+    distinct_upstream_names(&chat_tools)?;
     if !chat_tools.is_empty() {
         chat.tools = Some(chat_tools);
     }
@@ -499,6 +528,26 @@ fn convert_tools<'b>(
     Ok((out, web_search))
 }
 
+/// Two client tools under one upstream name would send the provider's calls to the wrong one:
+/// refused (a namespace `a.b` and a namespace `a_b` holding the same function, say).
+fn distinct_upstream_names(tools: &[CTool<'_>]) -> Result<(), TranslateError> {
+    let mut names: Vec<&str> = tools
+        .iter()
+        .filter_map(|t| t.function.as_ref().map(|f| f.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    match names.windows(2).find(|w| w.first() == w.get(1)) {
+        Some(w) => Err(TranslateError::invalid(
+            "tools",
+            format!(
+                "two tools would reach the provider under the same name `{}` (namespaced names become namespace__name, long names are shortened); rename one",
+                w.first().copied().unwrap_or("")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The label a dropped hosted tool is listed under.
 fn hosted_tool_label(kind: &str) -> &'static str {
     match kind {
@@ -537,7 +586,20 @@ fn function_tool<'b>(
             });
             Str::from(flat)
         }
-        None => t.name.as_ref().map_or(Str::from(""), Str::reborrow),
+        None => match openai_tool_name(name) {
+            Cow::Borrowed(_) => t.name.as_ref().map_or(Str::from(""), Str::reborrow),
+            // Too long for the provider: shortened (as history and tool_choice are), and
+            // mapped back in the answer.
+            Cow::Owned(short) => {
+                rm.tools.push(ToolName {
+                    upstream: short.clone(),
+                    namespace: None,
+                    name: name.to_owned(),
+                    custom: false,
+                });
+                Str::from(short)
+            }
+        },
     };
     Ok(CTool {
         kind: Str::from("function"),
@@ -746,13 +808,18 @@ fn convert_input<'b>(
                     .as_deref()
                     .and_then(|s| opts.seal.as_ref()?.open(Purpose::Compaction, s))
                     .and_then(|plain| String::from_utf8(plain).ok());
-                match summary {
-                    Some(summary) => c.push(text_message(
-                        "user",
-                        Str::from(format!("{COMPACTION_PREAMBLE}{summary}")),
-                    )),
-                    None => meta.drop_param("input.compaction"),
-                }
+                // Without its summary the conversation would go on as if it had not happened:
+                // refused rather than dropped.
+                let summary = summary.ok_or_else(|| {
+                    TranslateError::invalid(
+                        format!("input[{i}].encrypted_content"),
+                        "this compaction item cannot be opened here: it was sealed by another server or under another key (give every gateway instance the same [responses] seal_key_env)",
+                    )
+                })?;
+                c.push(text_message(
+                    "user",
+                    Str::from(format!("{COMPACTION_PREAMBLE}{summary}")),
+                ));
             }
             "compaction_trigger" => {}
             "item_reference" => {
@@ -1275,16 +1342,24 @@ mod compaction_tests {
                 .as_deref(),
             Some("input[0]")
         );
-        let foreign = json!({"model": "m", "input": [{"type": "compaction", "encrypted_content": "gAAAA-openai"},
-            {"role": "user", "content": "x"}]});
-        let (_, meta) = responses_request(
-            foreign.to_string().as_bytes(),
-            "up",
-            Format::OpenAi,
-            &opts(),
-        )
-        .unwrap();
-        assert!(meta.dropped.contains(&"input.compaction"));
+        // One that cannot be opened (another server's, another key's) is a 400 naming it:
+        // going on without it would lose the conversation.
+        for sealed in ["gAAAA-openai", "rw1.AAAA"] {
+            let foreign = json!({"model": "m", "input": [{"type": "compaction", "encrypted_content": sealed},
+                {"role": "user", "content": "x"}]});
+            let e = responses_request(
+                foreign.to_string().as_bytes(),
+                "up",
+                Format::OpenAi,
+                &opts(),
+            )
+            .unwrap_err();
+            assert_eq!(
+                e.param.as_deref(),
+                Some("input[0].encrypted_content"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -1304,5 +1379,104 @@ mod compaction_tests {
         assert_eq!(output.len(), 1, "{r}");
         assert_eq!(output[0]["type"], "compaction");
         assert_eq!(r["usage"]["input_tokens"], 10);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod review_tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn run(body: Value, provider: Format) -> Result<(Value, RequestMeta), TranslateError> {
+        let (bytes, meta) = responses_request(
+            body.to_string().as_bytes(),
+            "claude-sonnet-4-5",
+            provider,
+            &Options::default(),
+        )?;
+        Ok((serde_json::from_slice(&bytes).unwrap(), meta))
+    }
+
+    #[test]
+    fn tools_that_would_share_an_upstream_name_are_refused() {
+        let f = |name: &str| json!({"type": "function", "name": name});
+        for tools in [
+            json!([{"type": "namespace", "name": "a.b", "tools": [f("c")]},
+                   {"type": "namespace", "name": "a_b", "tools": [f("c")]}]),
+            json!([{"type": "namespace", "name": "a", "tools": [f("c")]}, f("a__c")]),
+            json!([f("x"), f("x")]),
+        ] {
+            let e = run(
+                json!({"model": "m", "input": "hi", "tools": tools}),
+                Format::OpenAi,
+            )
+            .unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("tools"), "{e}");
+        }
+    }
+
+    #[test]
+    fn long_function_names_are_shortened_everywhere_and_mapped_back() {
+        let long = "f".repeat(70);
+        let body = json!({"model": "m", "tools": [{"type": "function", "name": long}],
+            "tool_choice": {"type": "function", "name": long},
+            "input": [{"role": "user", "content": "x"},
+                {"type": "function_call", "call_id": "c", "name": long, "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c", "output": "ok"}]});
+        let (out, meta) = run(body, Format::OpenAi).unwrap();
+        let short = out["tools"][0]["function"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(short.len() <= 64 && short != long);
+        assert_eq!(out["tool_choice"]["function"]["name"], short.as_str());
+        assert_eq!(
+            out["messages"][1]["tool_calls"][0]["function"]["name"],
+            short.as_str()
+        );
+        assert_eq!(
+            meta.responses.unwrap().client_tool(&short),
+            (None, long.as_str(), false)
+        );
+    }
+
+    #[test]
+    fn sdk_spellings_are_taken_and_chat_names_are_reported_as_responses_ones() {
+        let body = json!({"model": "m", "input": "hi", "verbosity": "low",
+            "context_management": [{"type": "compaction", "compact_threshold": 1000}],
+            "prompt_cache_options": {"mode": "auto"}});
+        let (out, meta) = run(body.clone(), Format::OpenAi).unwrap();
+        assert_eq!(out["verbosity"], "low");
+        assert!(
+            meta.dropped.contains(&"context_management"),
+            "{:?}",
+            meta.dropped
+        );
+        assert!(
+            meta.dropped.contains(&"prompt_cache_options"),
+            "{:?}",
+            meta.dropped
+        );
+        let (_, meta) = run(body, Format::Anthropic).unwrap();
+        assert!(
+            meta.dropped.contains(&"text.verbosity"),
+            "{:?}",
+            meta.dropped
+        );
+        // A disabled effort is listed under its Responses name.
+        let body = json!({"model": "m", "reasoning": {"effort": "none"}, "input": "hi"});
+        let (_, meta) = run(body, Format::Anthropic).unwrap();
+        assert!(
+            !meta.dropped.contains(&"reasoning_effort"),
+            "{:?}",
+            meta.dropped
+        );
+        let e = run(
+            json!({"model": "m", "reasoning": {"effort": "huge"}, "input": "hi"}),
+            Format::Anthropic,
+        )
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("reasoning.effort"), "{e}");
     }
 }
