@@ -1643,6 +1643,29 @@ fn responses_pass_through_unchanged_to_a_native_provider() {
         sent.ends_with(r#"{"model":"up-model","input":"hi"}"#),
         "{sent}"
     );
+
+    // Reasoning this gateway sealed (another provider's thinking) means nothing to a native
+    // provider: dropped, and said so.
+    let (up, seen) = recording_upstream(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{compacted}",
+            compacted.len()
+        )
+        .into_bytes(),
+    );
+    let g = gateway(&format!(
+        "[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
+    ));
+    let body = r#"{"model":"r","input":[{"type":"reasoning","summary":[],"encrypted_content":"rw1.AAAA"},{"role":"user","content":"hi"}]}"#;
+    let r = request(g.addr, &post("/v1/responses", &[], body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("x-ringway-dropped-params"),
+        Some("input.reasoning")
+    );
+    let sent = String::from_utf8(seen.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    assert!(!sent.contains("rw1."), "{sent}");
+    assert!(sent.contains(r#""model":"up-model""#), "{sent}");
 }
 
 #[test]

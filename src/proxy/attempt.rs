@@ -71,6 +71,25 @@ pub(super) fn prepare(
         (Format::Responses, Op::Compact) => provider.path_for("/responses/compact"),
         (Format::Responses, _) => provider.path_for("/responses"),
     };
+    if pair.provider == Format::Responses {
+        // Native Responses: items this gateway sealed are opened or dropped first (rare: a
+        // conversation that moved here from a translated route).
+        if let Some((body, dropped)) = crate::translate::responses::native_request(
+            &req.body,
+            &target.model,
+            &provider.translate,
+        )? {
+            let meta = RequestMeta {
+                dropped,
+                ..RequestMeta::default()
+            };
+            return Ok(Prepared::Send {
+                path,
+                body: Bytes::from(body),
+                meta: Some(Rc::new(meta)),
+            });
+        }
+    }
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
         let body = splice_model(req.body.clone(), &req.info, &target.model)?;

@@ -507,6 +507,9 @@ async fn commit_and_pump<S: Transport>(
             };
             let mut headers = ex.standard_headers();
             provider_headers(&head, pair, false, &mut headers);
+            if !dropped.is_empty() {
+                headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
+            }
             if !respond::write_head(conn, ex, status, &headers, body_kind) {
                 let _ = conn.flush().await;
                 return Err(Failure::AfterResponse);

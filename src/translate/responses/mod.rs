@@ -5,11 +5,13 @@
 
 mod from_anthropic;
 mod from_chat;
+mod native;
 mod render;
 mod request;
 
 pub use from_anthropic::{anthropic_to_responses_response_into, AnthropicToResponsesStream};
 pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
+pub use native::native_request;
 pub use request::{compact_request, responses_request, stateful_param};
 
 /// What the gateway asks the model for when it compacts a conversation itself.

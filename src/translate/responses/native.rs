@@ -1,0 +1,120 @@
+//! A Responses request bound for a provider with native Responses: items this gateway sealed
+//! mean nothing there. Reasoning it sealed (another provider's thinking) is dropped and listed;
+//! a compaction it made is opened into the summary it holds, as a user message. Everything
+//! else passes unchanged.
+
+use serde_json::{Map, Value};
+
+use super::super::seal::{Purpose, SealKey};
+use super::super::{Options, TranslateError};
+use super::COMPACTION_PREAMBLE;
+
+/// The body for a native provider when it carries items this gateway sealed, with `model` set
+/// to `upstream_model`, and what was dropped; None when there are none (the body is then
+/// spliced as it is, the common case, decided by one scan for the seal prefix).
+pub fn native_request(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+) -> Result<Option<(Vec<u8>, Vec<&'static str>)>, TranslateError> {
+    if memchr::memmem::find(body, b"\"rw1.").is_none() {
+        return Ok(None);
+    }
+    let mut v: Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|e| TranslateError::invalid("input", format!("invalid JSON body: {e}")))?;
+    let Some(Value::Array(items)) = v.get_mut("input") else {
+        return Ok(None);
+    };
+    let ours = |item: &Value| {
+        item.get("encrypted_content")
+            .and_then(Value::as_str)
+            .is_some_and(SealKey::is_ours)
+    };
+    if !items.iter().any(ours) {
+        return Ok(None);
+    }
+    let mut dropped = Vec::new();
+    let mut kept = Vec::with_capacity(items.len());
+    for (i, item) in std::mem::take(items).into_iter().enumerate() {
+        if !ours(&item) {
+            kept.push(item);
+            continue;
+        }
+        match item.get("type").and_then(Value::as_str) {
+            Some("compaction" | "compaction_summary") => {
+                let sealed = item
+                    .get("encrypted_content")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let summary = opts
+                    .seal
+                    .as_ref()
+                    .and_then(|k| k.open(Purpose::Compaction, sealed))
+                    .and_then(|plain| String::from_utf8(plain).ok())
+                    .ok_or_else(|| {
+                        TranslateError::invalid(
+                            format!("input[{i}].encrypted_content"),
+                            "this compaction item cannot be opened here: it was sealed under another key (give every gateway instance the same [responses] seal_key_env)",
+                        )
+                    })?;
+                kept.push(serde_json::json!({"type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": format!("{COMPACTION_PREAMBLE}{summary}")}]}));
+            }
+            _ => {
+                if !dropped.contains(&"input.reasoning") {
+                    dropped.push("input.reasoning");
+                }
+            }
+        }
+    }
+    *items = kept;
+    v.insert("model".into(), Value::String(upstream_model.to_owned()));
+    let bytes = serde_json::to_vec(&v).map_err(|e| TranslateError::internal(e.to_string()))?;
+    Ok(Some((bytes, dropped)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn our_items_are_opened_or_dropped_and_the_rest_passes() {
+        let key = SealKey::from_bytes(&[5; 32]).unwrap();
+        let opts = Options {
+            seal: Some(key.clone()),
+            ..Options::default()
+        };
+        let plain = br#"{"model":"r","input":[{"type":"reasoning","encrypted_content":"gAAAA"}]}"#;
+        assert_eq!(native_request(plain, "up", &opts).unwrap(), None);
+        let summary = key.seal(Purpose::Compaction, b"the summary").unwrap();
+        let thinking = key.seal(Purpose::Reasoning, b"{}").unwrap();
+        let body = json!({"model": "r", "store": false, "input": [
+            {"role": "user", "content": "a"},
+            {"type": "compaction", "encrypted_content": summary},
+            {"type": "reasoning", "summary": [], "encrypted_content": thinking},
+            {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-theirs"},
+            {"role": "user", "content": "b"}]});
+        let (out, dropped) = native_request(body.to_string().as_bytes(), "up", &opts)
+            .unwrap()
+            .unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(out["model"], "up");
+        assert_eq!(out["store"], false);
+        let input = out["input"].as_array().unwrap();
+        assert_eq!(input.len(), 4);
+        assert_eq!(
+            input[1]["content"][0]["text"],
+            format!("{COMPACTION_PREAMBLE}the summary")
+        );
+        assert_eq!(input[2]["encrypted_content"], "gAAAA-theirs");
+        assert_eq!(dropped, ["input.reasoning"]);
+        // A compaction sealed under another key: a 400 naming it.
+        let other = SealKey::from_bytes(&[6; 32]).unwrap();
+        let body = json!({"model": "r", "input": [
+            {"type": "compaction", "encrypted_content": other.seal(Purpose::Compaction, b"x").unwrap()}]});
+        let e = native_request(body.to_string().as_bytes(), "up", &opts).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("input[0].encrypted_content"));
+    }
+}
