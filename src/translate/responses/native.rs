@@ -9,6 +9,9 @@ use super::super::seal::{Purpose, SealKey};
 use super::super::{Options, TranslateError};
 use super::COMPACTION_PREAMBLE;
 
+/// A rewritten body and the parameters dropped from it.
+pub type Rewritten = (Vec<u8>, Vec<&'static str>);
+
 /// The body for a native provider when it carries items this gateway sealed, with `model` set
 /// to `upstream_model`, and what was dropped; None when there are none (the body is then
 /// spliced as it is, the common case, decided by one scan for the seal prefix).
@@ -16,7 +19,7 @@ pub fn native_request(
     body: &[u8],
     upstream_model: &str,
     opts: &Options,
-) -> Result<Option<(Vec<u8>, Vec<&'static str>)>, TranslateError> {
+) -> Result<Option<Rewritten>, TranslateError> {
     if memchr::memmem::find(body, b"\"rw1.").is_none() {
         return Ok(None);
     }
