@@ -1580,6 +1580,13 @@ fn recording_upstream(response: Vec<u8>) -> (SocketAddr, mpsc::Receiver<Vec<u8>>
     (addr, rx)
 }
 
+/// A gateway whose route `r` goes to `native/up-model`, a provider at `up` with native Responses.
+fn native_gateway(up: SocketAddr) -> Proc {
+    gateway(&format!(
+        "[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
+    ))
+}
+
 #[test]
 fn responses_pass_through_unchanged_to_a_native_provider() {
     // A provider with native Responses gets the request as the client sent it (model spliced,
@@ -1593,9 +1600,7 @@ fn responses_pass_through_unchanged_to_a_native_provider() {
             .to_vec();
     response.extend(format!("{:x}\r\n{events}\r\n0\r\n\r\n", events.len()).as_bytes());
     let (up, seen) = recording_upstream(response);
-    let g = gateway(&format!(
-        "[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
-    ));
+    let g = native_gateway(up);
     let body =
         r#"{"model":"r","stream":true,"previous_response_id":"resp_0","input":"hi","store":true}"#;
     let r = request(g.addr, &post("/v1/responses", &[], body));
@@ -1621,9 +1626,7 @@ fn responses_pass_through_unchanged_to_a_native_provider() {
         )
         .into_bytes(),
     );
-    let g = gateway(&format!(
-        "[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
-    ));
+    let g = native_gateway(up);
     let r = request(
         g.addr,
         &post(
@@ -1653,9 +1656,7 @@ fn responses_pass_through_unchanged_to_a_native_provider() {
         )
         .into_bytes(),
     );
-    let g = gateway(&format!(
-        "[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
-    ));
+    let g = native_gateway(up);
     let body = r#"{"model":"r","input":[{"type":"reasoning","summary":[],"encrypted_content":"rw1.AAAA"},{"role":"user","content":"hi"}]}"#;
     let r = request(g.addr, &post("/v1/responses", &[], body));
     assert_eq!(r.status, 200, "{}", r.text());

@@ -218,33 +218,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$work/project"
 
-start "$work/mock.log" mock-upstream
-MOCK_URL=$addr
-cat >"$work/gateway.toml" <<EOF
-[server]
-workers = 1
-
-[[provider]]
-name = "ma"
-kind = "anthropic"
-base_url = "$MOCK_URL"
-
-[[provider]]
-name = "mo"
-kind = "openai"
-base_url = "$MOCK_URL/v1"
-
-[[route]]
-model = "cc-anthropic"
-targets = ["ma/mock-claude"]
-
-[[route]]
-model = "cc-openai"
-targets = ["mo/mock-gpt"]
-EOF
-start "$work/gateway.log" serve --config "$work/gateway.toml"
-GW_URL=$addr
-echo "mock $MOCK_URL, gateway $GW_URL"
+start_mock_and_gateway cc mock-claude
 export work MOCK_URL GW_URL
 
 failed=()

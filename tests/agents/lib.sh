@@ -1,5 +1,7 @@
-# Shared by the agent tests (sourced): fail, and start a ringway process.
-# Needs: $bin (the ringway binary), START_TIMEOUT (seconds), a `pids` array the caller kills.
+# Shared by the agent tests (sourced): fail, start a ringway process, start the mock and a
+# gateway in front of it.
+# Needs: $bin (the ringway binary), START_TIMEOUT (seconds), $work, a `pids` array the caller
+# kills.
 
 fail() {
   echo "FAIL: $*" >&2
@@ -20,4 +22,36 @@ start() {
     sleep 0.1
     addr=$(grep -o 'listening on http://[0-9.:]*' "$log" | head -1 | sed 's/.*http:/http:/') || true
   done
+}
+
+# Starts the mock and a one-worker gateway with route $1-anthropic to the mock's Messages side
+# (upstream model $2) and $1-openai to its Chat Completions side; sets MOCK_URL and GW_URL.
+start_mock_and_gateway() {
+  start "$work/mock.log" mock-upstream
+  MOCK_URL=$addr
+  cat >"$work/gateway.toml" <<EOF
+[server]
+workers = 1
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "$MOCK_URL"
+
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "$MOCK_URL/v1"
+
+[[route]]
+model = "$1-anthropic"
+targets = ["ma/$2"]
+
+[[route]]
+model = "$1-openai"
+targets = ["mo/mock-gpt"]
+EOF
+  start "$work/gateway.log" serve --config "$work/gateway.toml"
+  GW_URL=$addr
+  echo "mock $MOCK_URL, gateway $GW_URL"
 }
