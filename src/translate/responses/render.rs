@@ -68,6 +68,15 @@ struct Item {
     incomplete: bool,
 }
 
+/// Which done events an item needs before its `output_item.done`.
+enum Done {
+    /// The message's last content part.
+    Part(usize),
+    Arguments,
+    CustomInput,
+    Summary,
+}
+
 /// Most output items one answer may hold (bounds the per-answer table).
 pub(crate) const MAX_OUTPUT_ITEMS: usize = super::super::MAX_STREAM_BLOCKS;
 
@@ -883,18 +892,7 @@ impl Writer {
         o.extend_from_slice(e.metadata.as_bytes());
         o.push(b'}');
     }
-}
 
-/// Which done events an item needs before its `output_item.done`.
-enum Done {
-    /// The message's last content part.
-    Part(usize),
-    Arguments,
-    CustomInput,
-    Summary,
-}
-
-impl Writer {
     /// `"item_id":…,"output_index":…` (and `"content_index":…`).
     fn item_ref(&self, o: &mut Vec<u8>, index: usize, part: Option<usize>) {
         o.extend_from_slice(b"\"item_id\":");
