@@ -1753,3 +1753,48 @@ fn responses_answer_to_gateway_keys_and_count_in_metrics() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_model_list_shows_a_key_only_what_it_may_use() {
+    // team-a may use every model; team-b only `claude` and `mo/*`.
+    let (_m, g) = keyed_setup();
+    let ids = |key: &str| -> Vec<String> {
+        let r = request(g.addr, &get("/v1/models", &[("authorization", key)]));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = ids("Bearer team-a-key");
+    let limited = ids("Bearer team-b-key");
+    assert!(
+        all.contains(&"gpt".to_owned()) && all.contains(&"claude".to_owned()),
+        "{all:?}"
+    );
+    assert_eq!(limited, ["claude"], "{all:?}");
+    // One model: a model the key may not use does not exist for it.
+    let r = request(
+        g.addr,
+        &get("/v1/models/gpt", &[("authorization", "Bearer team-b-key")]),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = request(
+        g.addr,
+        &get("/v1/models/gpt", &[("authorization", "Bearer team-a-key")]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(
+        g.addr,
+        &get("/v1/models/claude", &[("x-api-key", "team-b-key")]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = request(
+        g.addr,
+        &get("/v1/models/mo%2Fmock-gpt", &[("x-api-key", "team-b-key")]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{admit, respond, Ctx, Exchange, Failure};
-use crate::config::Config;
+use crate::config::{Config, GatewayKey};
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
 use crate::format::Format;
@@ -111,15 +111,17 @@ pub(super) async fn answer<S: Transport>(
             }
         }
         Endpoint::Models => {
-            admit::authenticate(ctx, head)?;
-            (200, "application/json", models_body(&ctx.config))
+            let key = admit::authenticate(ctx, head)?;
+            (200, "application/json", models_body(&ctx.config, key))
         }
         Endpoint::Model => {
-            admit::authenticate(ctx, head)?;
+            let key = admit::authenticate(ctx, head)?;
             let id = model_id_in_path(head.path())
                 .and_then(percent_decode)
                 .unwrap_or_default();
-            let object = match ctx.config.resolve(&id) {
+            // A model the key may not use does not exist for it (no existence leak).
+            let allowed = key.is_none_or(|k| k.allows(&id));
+            let object = match ctx.config.resolve(&id).filter(|_| allowed) {
                 Some(Resolved::Route(route)) => {
                     Some(model_object(&route.model, &route.capabilities))
                 }
@@ -229,15 +231,20 @@ fn model_object(model: &str, c: &Capabilities) -> serde_json::Value {
 }
 
 /// `GET /v1/models`: OpenAI's list shape, with the fields Anthropic's SDK reads as well.
-fn models_body(cfg: &Config) -> Vec<u8> {
-    let data: Vec<serde_json::Value> = cfg
+/// The routes the calling key may use (all of them without keys).
+fn models_body(cfg: &Config, key: Option<&GatewayKey>) -> Vec<u8> {
+    let routes: Vec<_> = cfg
         .routing
         .routes()
         .iter()
+        .filter(|r| key.is_none_or(|k| k.allows(&r.model)))
+        .collect();
+    let data: Vec<serde_json::Value> = routes
+        .iter()
         .map(|r| model_object(&r.model, &r.capabilities))
         .collect();
-    let first = cfg.routing.routes().first().map(|r| r.model.as_str());
-    let last = cfg.routing.routes().last().map(|r| r.model.as_str());
+    let first = routes.first().map(|r| r.model.as_str());
+    let last = routes.last().map(|r| r.model.as_str());
     serde_json::to_vec(&serde_json::json!({
         "object": "list",
         "data": data,
