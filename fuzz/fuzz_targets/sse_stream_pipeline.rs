@@ -9,43 +9,12 @@ use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use ringway::http1::{write_chunk, BodyDecoder, BodyEvent, Framing, LAST_CHUNK};
 use ringway::sse::Decoder;
-use ringway::translate::{check, AnthropicToOpenAiStream, OpenAiToAnthropicStream, RequestMeta};
+use ringway::translate::{
+    check, AnthropicToOpenAiStream, OpenAiToAnthropicStream, RequestMeta, StreamTranslator,
+};
 
-#[path = "common/split.rs"]
-mod split;
-
-/// Small enough that an oversized upstream event fits in a fuzz input.
-const EVENT_LIMIT: usize = 512;
-/// A gateway error text with bytes that need escaping in both formats.
-const FAILURE: &str = "upstream \"timed\" out\n\u{7f}é";
-
-enum Translator {
-    A2o(AnthropicToOpenAiStream),
-    O2a(OpenAiToAnthropicStream),
-}
-
-impl Translator {
-    fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
-        match self {
-            Translator::A2o(t) => t.on_event(event, data, out),
-            Translator::O2a(t) => t.on_event(event, data, out),
-        }
-    }
-    fn end(&mut self, fail: bool, out: &mut Vec<u8>) {
-        match (self, fail) {
-            (Translator::A2o(t), true) => t.fail(FAILURE, out),
-            (Translator::A2o(t), false) => t.finish(out),
-            (Translator::O2a(t), true) => t.fail(FAILURE, out),
-            (Translator::O2a(t), false) => t.finish(out),
-        }
-    }
-    fn is_done(&self) -> bool {
-        match self {
-            Translator::A2o(t) => t.is_done(),
-            Translator::O2a(t) => t.is_done(),
-        }
-    }
-}
+#[path = "common/drive.rs"]
+mod drive;
 
 /// The chunked body's payload; panics unless it is exactly one complete chunked body.
 fn dechunk(wire: &[u8]) -> Vec<u8> {
@@ -77,57 +46,16 @@ fuzz_target!(|data: &[u8]| {
         ..RequestMeta::default()
     };
     let mut tr = if a2o {
-        Translator::A2o(AnthropicToOpenAiStream::new(&meta))
+        StreamTranslator::A2O(Box::new(AnthropicToOpenAiStream::new(&meta)))
     } else {
-        Translator::O2a(OpenAiToAnthropicStream::new(&meta))
+        StreamTranslator::O2A(Box::new(OpenAiToAnthropicStream::new(&meta)))
     };
-    let (mut dec, mut piece) = (Decoder::new(EVENT_LIMIT), split::pieces(pattern, 64));
-    let (mut wire, mut out, mut rest, mut reads) = (Vec::new(), Vec::new(), body, 0u8);
-    let mut ended = false;
-    while !ended && !rest.is_empty() {
-        let (now, later) = rest.split_at(piece().min(rest.len()));
-        rest = later;
-        dec.push(Bytes::copy_from_slice(now));
+    // One HTTP chunk per read, as the pump writes them.
+    let (mut wire, mut out) = (Vec::new(), Vec::new());
+    drive::drive(&mut tr, body, (fail, fail_at, pattern), &mut out, |out| {
+        write_chunk(&mut wire, out);
         out.clear();
-        let too_large = loop {
-            match dec.next_event() {
-                Ok(Some(ev)) => {
-                    if let Some(d) = ev.data.as_deref() {
-                        tr.on_event(ev.event.as_deref(), d, &mut out);
-                    }
-                }
-                Ok(None) => break false,
-                Err(_) => break true,
-            }
-        };
-        reads = reads.wrapping_add(1);
-        ended = too_large || (fail && reads == fail_at);
-        if ended {
-            tr.end(true, &mut out);
-        }
-        write_chunk(&mut wire, &out);
-    }
-    if !ended {
-        out.clear();
-        tr.end(fail, &mut out);
-        write_chunk(&mut wire, &out);
-    }
-    assert!(tr.is_done(), "not done after finish/fail");
-    // Terminal means terminal: whatever comes next writes nothing.
-    out.clear();
-    tr.on_event(
-        Some(b"message_start"),
-        br#"{"type":"message_start","message":{}}"#,
-        &mut out,
-    );
-    tr.on_event(
-        None,
-        br#"{"choices":[{"index":0,"delta":{"content":"x"}}]}"#,
-        &mut out,
-    );
-    tr.end(true, &mut out);
-    tr.end(false, &mut out);
-    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    });
     wire.extend_from_slice(LAST_CHUNK);
 
     let sse = dechunk(&wire);
