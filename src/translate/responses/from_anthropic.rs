@@ -102,7 +102,7 @@ pub fn anthropic_to_responses_response_into(
 ) -> Result<(), TranslateError> {
     let r: MessageResponse<'_> = serde_json::from_slice(body)
         .map_err(|e| TranslateError::upstream(format!("unreadable Anthropic response: {e}")))?;
-    let rm = meta.responses.as_deref().cloned().unwrap_or_default();
+    let rm = super::responses_meta(meta);
     let model = if r.model.is_empty() {
         meta.upstream_model.as_str()
     } else {
@@ -202,7 +202,7 @@ impl AnthropicToResponsesStream {
     /// A translator for the answer to the request `meta` describes.
     pub fn new(meta: &RequestMeta) -> Self {
         AnthropicToResponsesStream {
-            meta: meta.responses.as_deref().cloned().unwrap_or_default(),
+            meta: super::responses_meta(meta).into_owned(),
             json_tool: meta.json_tool,
             w: Writer::new(true, meta.created, &meta.upstream_model),
             blocks: Vec::new(),

@@ -42,7 +42,7 @@ pub fn chat_to_responses_response_into(
 ) -> Result<(), TranslateError> {
     let r: ChatCompletion<'_> = serde_json::from_slice(body)
         .map_err(|e| TranslateError::upstream(format!("unreadable OpenAI response: {e}")))?;
-    let rm = meta.responses.as_deref().cloned().unwrap_or_default();
+    let rm = super::responses_meta(meta);
     let model = if r.model.is_empty() {
         meta.upstream_model.as_str()
     } else {
@@ -104,7 +104,7 @@ impl ChatToResponsesStream {
     /// A translator for the answer to the request `meta` describes.
     pub fn new(meta: &RequestMeta) -> Self {
         ChatToResponsesStream {
-            meta: meta.responses.as_deref().cloned().unwrap_or_default(),
+            meta: super::responses_meta(meta).into_owned(),
             w: Writer::new(true, meta.created, &meta.upstream_model),
             calls: Vec::new(),
             reasoning: None,

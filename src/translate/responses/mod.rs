@@ -36,8 +36,9 @@ pub struct ResponsesMeta {
     pub provider: String,
     /// Tools whose upstream name differs from the client's (namespaced, custom).
     pub tools: Vec<ToolName>,
-    /// Request values the response object repeats.
-    pub echo: Echo,
+    /// Request values the response object repeats (shared: a stream's translator keeps its
+    /// own copy of this meta, and the tools alone may be tens of KB).
+    pub echo: std::sync::Arc<Echo>,
     /// The client asked for a compaction (`compaction_trigger`, or `/v1/responses/compact`):
     /// the answer's text is the summary, handed out as one sealed `compaction` item.
     pub compaction: Compaction,
@@ -131,6 +132,15 @@ impl ResponsesMeta {
         id.push_str("resp_");
         id.extend(request_id.chars().filter(char::is_ascii_alphanumeric));
         id
+    }
+}
+
+/// The meta of `meta`'s Responses side (a default one for a request that has none, as in
+/// tests and fuzzing).
+pub(crate) fn responses_meta(meta: &super::RequestMeta) -> std::borrow::Cow<'_, ResponsesMeta> {
+    match meta.responses.as_deref() {
+        Some(r) => std::borrow::Cow::Borrowed(r),
+        None => std::borrow::Cow::Owned(ResponsesMeta::default()),
     }
 }
 

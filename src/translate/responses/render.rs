@@ -847,10 +847,6 @@ impl Writer {
             }
             None => o.extend_from_slice(b"null"),
         }
-        o.extend_from_slice(b",\"instructions\":");
-        o.extend_from_slice(e.instructions.as_bytes());
-        o.extend_from_slice(b",\"max_output_tokens\":");
-        o.extend_from_slice(e.max_output_tokens.as_bytes());
         o.extend_from_slice(b",\"model\":");
         push_str(o, &self.model);
         o.extend_from_slice(b",\"output\":[");
@@ -868,28 +864,32 @@ impl Writer {
                 self.write_item(meta, o, i);
             }
         }
-        o.extend_from_slice(b"],\"parallel_tool_calls\":");
-        o.extend_from_slice(e.parallel_tool_calls.as_bytes());
-        o.extend_from_slice(b",\"previous_response_id\":null,\"reasoning\":");
-        o.extend_from_slice(e.reasoning.as_bytes());
-        o.extend_from_slice(b",\"store\":false,\"temperature\":");
-        o.extend_from_slice(e.temperature.as_bytes());
-        o.extend_from_slice(b",\"text\":");
-        o.extend_from_slice(e.text.as_bytes());
-        o.extend_from_slice(b",\"tool_choice\":");
-        o.extend_from_slice(e.tool_choice.as_bytes());
-        o.extend_from_slice(b",\"tools\":");
-        o.extend_from_slice(e.tools.as_bytes());
-        o.extend_from_slice(b",\"top_p\":");
-        o.extend_from_slice(e.top_p.as_bytes());
-        o.extend_from_slice(b",\"truncation\":\"disabled\",\"usage\":");
+        o.extend_from_slice(b"],\"usage\":");
         if status == "in_progress" {
             o.extend_from_slice(b"null");
         } else {
             self.write_usage(o);
         }
-        o.extend_from_slice(b",\"metadata\":");
-        o.extend_from_slice(e.metadata.as_bytes());
+        // What ringway never keeps, then what the request said.
+        o.extend_from_slice(
+            b",\"previous_response_id\":null,\"store\":false,\"truncation\":\"disabled\"",
+        );
+        for (key, value) in [
+            ("instructions", &e.instructions),
+            ("max_output_tokens", &e.max_output_tokens),
+            ("parallel_tool_calls", &e.parallel_tool_calls),
+            ("reasoning", &e.reasoning),
+            ("temperature", &e.temperature),
+            ("text", &e.text),
+            ("tool_choice", &e.tool_choice),
+            ("tools", &e.tools),
+            ("top_p", &e.top_p),
+            ("metadata", &e.metadata),
+        ] {
+            o.push(b',');
+            push_key(o, key);
+            o.extend_from_slice(value.as_bytes());
+        }
         o.push(b'}');
     }
 

@@ -78,7 +78,7 @@ fn translate(
     let mut rm = ResponsesMeta {
         seal: opts.seal.clone(),
         provider: opts.provider.clone(),
-        echo: echo(&req),
+        echo: std::sync::Arc::new(echo(&req)),
         ..ResponsesMeta::default()
     };
     rm.compaction = compaction_kind(&req, compact_endpoint)?;
