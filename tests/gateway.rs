@@ -1777,24 +1777,21 @@ fn the_model_list_shows_a_key_only_what_it_may_use() {
     );
     assert_eq!(limited, ["claude"], "{all:?}");
     // One model: a model the key may not use does not exist for it.
-    let r = request(
-        g.addr,
-        &get("/v1/models/gpt", &[("authorization", "Bearer team-b-key")]),
-    );
-    assert_eq!(r.status, 404, "{}", r.text());
-    let r = request(
-        g.addr,
-        &get("/v1/models/gpt", &[("authorization", "Bearer team-a-key")]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = request(
-        g.addr,
-        &get("/v1/models/claude", &[("x-api-key", "team-b-key")]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = request(
-        g.addr,
-        &get("/v1/models/mo%2Fmock-gpt", &[("x-api-key", "team-b-key")]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
+    for (path, key, status) in [
+        (
+            "/v1/models/gpt",
+            ("authorization", "Bearer team-b-key"),
+            404,
+        ),
+        (
+            "/v1/models/gpt",
+            ("authorization", "Bearer team-a-key"),
+            200,
+        ),
+        ("/v1/models/claude", ("x-api-key", "team-b-key"), 200),
+        ("/v1/models/mo%2Fmock-gpt", ("x-api-key", "team-b-key"), 200),
+    ] {
+        let r = request(g.addr, &get(path, &[key]));
+        assert_eq!(r.status, status, "{path} {key:?}: {}", r.text());
+    }
 }

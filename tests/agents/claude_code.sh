@@ -208,14 +208,7 @@ case $have_version in
 esac
 echo "Claude Code $have_version, ringway $bin"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/ringway-claude-code.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work claude-code
 mkdir -p "$work/project"
 
 start_mock_and_gateway cc mock-claude

@@ -187,14 +187,7 @@ case $have_version in
 esac
 echo "$have_version, ringway $bin"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/ringway-codex.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work codex
 
 start_mock_and_gateway cx mock-claude-sonnet-4-5
 export work MOCK_URL GW_URL

@@ -1,7 +1,6 @@
-# Shared by the agent tests (sourced): fail, start a ringway process, start the mock and a
-# gateway in front of it.
-# Needs: $bin (the ringway binary), START_TIMEOUT (seconds), $work, a `pids` array the caller
-# kills.
+# Shared by the agent tests (sourced): fail, a scratch directory cleaned up at exit, start a
+# ringway process, start the mock and a gateway in front of it.
+# Needs: $bin (the ringway binary), START_TIMEOUT (seconds); `make_work` sets $work and `pids`.
 
 fail() {
   echo "FAIL: $*" >&2
@@ -54,4 +53,18 @@ EOF
   start "$work/gateway.log" serve --config "$work/gateway.toml"
   GW_URL=$addr
   echo "mock $MOCK_URL, gateway $GW_URL"
+}
+
+# A scratch directory $work for this run (name $1) and the `pids` its processes are recorded
+# in; both go when the script exits.
+make_work() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/ringway-$1.XXXXXX")
+  pids=()
+  trap cleanup EXIT
+}
+
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
 }
