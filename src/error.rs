@@ -351,27 +351,16 @@ impl Error {
             Format::OpenAi => out.extend_from_slice(b"data: "),
             Format::Anthropic => out.extend_from_slice(b"event: error\ndata: "),
             Format::Responses => {
-                // The Responses `error` event: its own fields, and the OpenAI error object
-                // nested under `error` (the SDKs raise on that one). Sequence numbers are the
-                // provider's in a relayed stream; the gateway's last word does not know them.
-                out.extend_from_slice(
-                    b"event: error\ndata: {\"type\":\"error\",\"sequence_number\":0,\"code\":",
+                // Sequence numbers are the provider's in a relayed stream; the gateway's last
+                // word does not know them.
+                return crate::translate::responses::error_event(
+                    out,
+                    0,
+                    self.kind.openai_type(),
+                    self.code.or(self.kind.openai_code()),
+                    &self.message,
+                    self.param.as_deref(),
                 );
-                match self.code.or(self.kind.openai_code()) {
-                    Some(c) => push_json_str(out, c),
-                    None => out.extend_from_slice(b"null"),
-                }
-                out.extend_from_slice(b",\"message\":");
-                push_json_str(out, &self.message);
-                out.extend_from_slice(b",\"param\":null,");
-                let mut body = Vec::new();
-                self.write_body(Format::OpenAi, &mut body);
-                // `{"error":{…}}` without its outer braces joins the event's object.
-                if let Some(inner) = body.get(1..body.len().saturating_sub(1)) {
-                    out.extend_from_slice(inner);
-                }
-                out.extend_from_slice(b"}\n\n");
-                return;
             }
         }
         self.write_body(format, out);
@@ -438,5 +427,22 @@ mod tests {
         out.clear();
         e.write_sse_frame(Format::OpenAi, &mut out);
         assert!(out.starts_with(b"data: {\"error\":"));
+        // Responses: the error event, with the OpenAI error object nested (as the body has it).
+        out.clear();
+        let e = e.with_param("input");
+        e.write_sse_frame(Format::Responses, &mut out);
+        let text = std::str::from_utf8(&out).unwrap();
+        let data = text
+            .strip_prefix("event: error\ndata: ")
+            .and_then(|d| d.strip_suffix("\n\n"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAi)).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"], body["error"]);
+        assert_eq!(
+            (&v["message"], &v["param"]),
+            (&body["error"]["message"], &body["error"]["param"])
+        );
     }
 }

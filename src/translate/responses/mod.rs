@@ -12,6 +12,7 @@ mod request;
 pub use from_anthropic::{anthropic_to_responses_response_into, AnthropicToResponsesStream};
 pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
 pub use native::native_request;
+pub use render::error_event;
 pub use request::{compact_request, responses_request, stateful_param};
 
 /// What the gateway asks the model for when it compacts a conversation itself.
