@@ -21,7 +21,7 @@ use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool
 use crate::wire::{Str, TextOr};
 
 use super::super::seal::{Purpose, SealKey};
-use super::super::util::{compact_json, openai_tool_name};
+use super::super::util::{compact_json, openai_tool_name, sanitize_tool_id};
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
 use super::{
     Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PREAMBLE,
@@ -271,18 +271,9 @@ fn unseal_reasoning(
 /// The upstream name of a client tool in a namespace: `namespace__name`, made legal and short
 /// enough for every provider (deterministic: definitions and history agree).
 fn flat_name(namespace: &str, name: &str) -> String {
+    // The characters tool ids may hold are those tool names may hold too.
     let joined = format!("{namespace}__{name}");
-    let legal: String = joined
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    openai_tool_name(&legal).into_owned()
+    openai_tool_name(&sanitize_tool_id(&joined)).into_owned()
 }
 
 /// Everything of the Responses request in Chat Completions form.
