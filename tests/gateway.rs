@@ -1698,38 +1698,24 @@ fn responses_translated_answer_and_server_state_refusal() {
 fn responses_answer_to_gateway_keys_and_count_in_metrics() {
     let (m, g) = keyed_setup();
     let body = r#"{"model":"gpt","input":"hi"}"#;
+    let call = |auth: Option<&str>| {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        request(g.addr, &post("/v1/responses", &headers, body))
+    };
     // No key, a wrong key: 401 in the OpenAI shape, nothing upstream.
-    let r = request(g.addr, &post("/v1/responses", &[], body));
+    let r = call(None);
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "invalid_api_key");
-    let r = request(
-        g.addr,
-        &post("/v1/responses", &[("authorization", "Bearer nope")], body),
-    );
-    assert_eq!(r.status, 401);
+    assert_eq!(call(Some("Bearer nope")).status, 401);
     assert!(mock_requests(&m).is_empty());
     // A key limited to other models: 403; the right key: the answer.
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/responses",
-            &[("authorization", "Bearer team-b-key")],
-            body,
-        ),
-    );
+    let r = call(Some("Bearer team-b-key"));
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.json()["error"]["message"]
         .as_str()
         .unwrap()
         .contains("gpt"));
-    let r = request(
-        g.addr,
-        &post(
-            "/v1/responses",
-            &[("authorization", "Bearer team-a-key")],
-            body,
-        ),
-    );
+    let r = call(Some("Bearer team-a-key"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["object"], "response");
     assert!(r.header("x-ringway-request-id").is_some());
