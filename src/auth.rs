@@ -10,6 +10,8 @@ pub struct GatewayKey {
     pub sha256: [u8; 32],
     /// Allow-list patterns (`x` exact, `x*` prefix); None = all.
     pub routes: Option<Vec<String>>,
+    /// May call the admin endpoints.
+    pub admin: bool,
 }
 
 impl GatewayKey {
@@ -102,11 +104,13 @@ mod tests {
                 name: "a".into(),
                 sha256: sha256(b"k1"),
                 routes: None,
+                admin: false,
             },
             GatewayKey {
                 name: "b".into(),
                 sha256: sha256(b"k2"),
                 routes: None,
+                admin: false,
             },
         ];
         assert_eq!(

@@ -13,6 +13,7 @@ use monoio::net::TcpStream;
 use crate::config::ServerConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http1::{self, BodyDecoder, BodyEvent, Framing, HeadError, RequestHead};
+use crate::runtime::beacon::Beacon;
 
 /// Bytes requested from the kernel per read when the buffer runs low.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -107,11 +108,18 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         }
     }
 
-    /// Read the next request head. Waits up to the keep-alive timeout for its first byte, then
-    /// up to the header-read timeout for the rest (a slowloris client is cut off there).
+    /// Bytes of a next request already read (pipelined)?
+    pub fn has_buffered(&self) -> bool {
+        !self.rbuf.is_empty()
+    }
+
+    /// Read the next request head. Waits up to the keep-alive timeout for its first byte (or
+    /// until `idle_end`, if given, fires: a drain closes idle connections), then up to the header-read
+    /// timeout for the rest (a slowloris client is cut off there).
     pub async fn read_head(
         &mut self,
         cfg: &ServerConfig,
+        idle_end: Option<&Beacon>,
     ) -> std::result::Result<RequestHead, HeadOutcome> {
         let mut deadline = None;
         loop {
@@ -143,7 +151,16 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
                 self.head_start
                     .extend_from_slice(self.rbuf.get(..n).unwrap_or_default());
             }
-            match self.fill_until(d).await {
+            let filled = match idle_end.filter(|_| deadline.is_none()) {
+                // Idle between requests: a drain may end the wait (the buffer is empty, so
+                // dropping the read loses nothing).
+                Some(end) => match end.race(self.fill_until(d)).await {
+                    Some(r) => r,
+                    None => return Err(HeadOutcome::Closed),
+                },
+                None => self.fill_until(d).await,
+            };
+            match filled {
                 Ok(0) => {
                     if self.rbuf.is_empty() {
                         return Err(HeadOutcome::Closed);

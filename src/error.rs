@@ -89,6 +89,8 @@ pub enum ErrorKind {
     BufferBudget,
     /// A bounded pool of helper work (large token counts) is full: retry shortly.
     Busy,
+    /// The gateway is draining (SIGTERM) and this request ran past the drain's time.
+    ShuttingDown,
     /// Anything that is our fault.
     Internal,
 }
@@ -120,6 +122,7 @@ impl ErrorKind {
             ErrorKind::ProviderCredentials => "provider_credentials",
             ErrorKind::BufferBudget => "buffer_budget",
             ErrorKind::Busy => "busy",
+            ErrorKind::ShuttingDown => "shutting_down",
             ErrorKind::Internal => "internal",
         }
     }
@@ -150,7 +153,8 @@ impl ErrorKind {
             ErrorKind::ProviderCredentials
             | ErrorKind::Internal
             | ErrorKind::BufferBudget
-            | ErrorKind::Busy => Side::Internal,
+            | ErrorKind::Busy
+            | ErrorKind::ShuttingDown => Side::Internal,
         }
     }
 
@@ -174,7 +178,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamProtocol => 502,
             ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => 504,
             ErrorKind::ProviderCredentials | ErrorKind::Internal => 500,
-            ErrorKind::BufferBudget | ErrorKind::Busy => 503,
+            ErrorKind::BufferBudget | ErrorKind::Busy | ErrorKind::ShuttingDown => 503,
         }
     }
 
@@ -216,6 +220,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol => "upstream_error",
             ErrorKind::BufferBudget | ErrorKind::Busy => "gateway_overloaded",
+            ErrorKind::ShuttingDown => "gateway_shutting_down",
             _ => return None,
         })
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ringway::config::{Config, Driver};
 use ringway::mock::{self, script::Defaults, MockOptions};
+use ringway::runtime::supervise::{self, Overrides};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -17,7 +18,7 @@ ringway — LLM API gateway core
 
 USAGE:
   ringway [serve] [--config FILE] [--listen ADDR] [--workers N] [--driver auto|io_uring|epoll]
-                  [--mock-listen ADDR] [--reuse-port]
+                  [--mock-listen ADDR] [--reuse-port] [--pid-file FILE]
       Run the gateway. Without --config the embedded default serves: 127.0.0.1:4000, openai/* and
       anthropic/* to the real APIs (keys from OPENAI_API_KEY / ANTHROPIC_API_KEY), and the demo
       routes demo-gpt and demo-claude to a built-in mock provider (on --mock-listen, default
@@ -87,12 +88,13 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let cmd = match argv.first().map(String::as_str) {
-        Some("serve" | "mock-upstream" | "check") => argv.remove(0),
+        Some("serve" | "mock-upstream" | "check" | "reload") => argv.remove(0),
         _ => "serve".to_owned(),
     };
     let result = match cmd.as_str() {
         "mock-upstream" => mock_upstream(Args(argv)),
         "check" => check(Args(argv)),
+        "reload" => reload(Args(argv)),
         _ => serve(Args(argv)),
     };
     match result {
@@ -120,13 +122,27 @@ fn serve(mut args: Args) -> Result<(), String> {
         .map(|s| parse_addr(&s))
         .transpose()?;
     let reuse_port = args.switch("--reuse-port");
+    let pid_file = args.flag("--pid-file")?.map(PathBuf::from);
     args.finish()?;
+    if workers == Some(0) {
+        return Err("--workers must be at least 1".into());
+    }
+    let overrides = Overrides {
+        listen,
+        workers,
+        driver,
+        reuse_port,
+        pid_file,
+    };
+    // Before any thread starts (the built-in mock's too): threads inherit the mask, so only
+    // the supervisor receives the signals it handles.
+    supervise::block_signals()?;
 
-    let mut mock_thread = None;
     let mut config = match &config_path {
         Some(p) => Config::load(&PathBuf::from(p)).map_err(|e| e.to_string())?,
         None => {
-            let (addr, t) = mock::spawn(MockOptions {
+            // The built-in mock's thread runs until the process exits.
+            let (addr, _thread) = mock::spawn(MockOptions {
                 listen: mock_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
                 defaults: Defaults {
                     ttft: Duration::from_millis(20),
@@ -137,23 +153,10 @@ fn serve(mut args: Args) -> Result<(), String> {
                 faults: mock::fault::FaultTable::default(),
             })?;
             ringway::log::info(format_args!("built-in mock provider on http://{addr}"));
-            mock_thread = Some(t);
             Config::embedded_default(addr).map_err(|e| e.to_string())?
         }
     };
-    if let Some(l) = listen {
-        config.server.listen = l;
-    }
-    if let Some(w) = workers {
-        if w == 0 {
-            return Err("--workers must be at least 1".into());
-        }
-        config.server.workers = w;
-    }
-    if let Some(d) = driver {
-        config.server.driver = d;
-    }
-    config.server.reuse_port |= reuse_port;
+    overrides.apply(&mut config);
     for p in &config.providers {
         if let ringway::config::ApiKey::Missing(var) = &p.api_key {
             ringway::log::warn(format_args!(
@@ -178,11 +181,8 @@ fn serve(mut args: Args) -> Result<(), String> {
     for line in config.describe().lines() {
         ringway::log::debug(format_args!("{line}"));
     }
-    running.join();
-    if let Some(t) = mock_thread {
-        let _ = t.join();
-    }
-    Ok(())
+    supervise::write_pid_file(&config)?;
+    supervise::supervise(running, config, config_path.map(PathBuf::from), overrides)
 }
 
 fn mock_upstream(mut args: Args) -> Result<(), String> {
@@ -236,5 +236,38 @@ fn check(mut args: Args) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     use std::io::Write as _;
     write!(out, "{path}: OK\n{}", config.describe()).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn reload(mut args: Args) -> Result<(), String> {
+    let pid_file = args.flag("--pid-file")?;
+    let config_path = args.flag("--config")?;
+    args.finish()?;
+    let pid_file = match (pid_file, &config_path) {
+        (Some(p), _) => PathBuf::from(p),
+        (None, Some(c)) => {
+            // Validate first: a file the gateway would refuse is reported here, not in its log.
+            let config = Config::load(&PathBuf::from(c)).map_err(|e| e.to_string())?;
+            config
+                .server
+                .pid_file
+                .ok_or_else(|| format!("{c}: server.pid_file is not set; pass --pid-file"))?
+        }
+        (None, None) => return Err("reload needs --pid-file FILE or --config FILE".into()),
+    };
+    let text = std::fs::read_to_string(&pid_file)
+        .map_err(|e| format!("cannot read {}: {e}", pid_file.display()))?;
+    let pid = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|p| *p > 1)
+        .ok_or_else(|| format!("{} does not hold a pid", pid_file.display()))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
+    eprintln!("ringway: sent SIGHUP to pid {pid}; its log says which config generation each worker serves");
     Ok(())
 }

@@ -47,6 +47,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default idle upstream connections kept per provider per worker.
 pub const DEFAULT_POOL_MAX_IDLE: usize = 64;
+/// Default time responses in flight may run once a drain (SIGTERM) starts.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default io_uring queue depth per worker.
 pub const DEFAULT_URING_ENTRIES: u32 = 1024;
 /// `anthropic-version` sent when the client sent none.
@@ -108,6 +110,10 @@ pub struct ServerConfig {
     pub max_buffered_bytes: usize,
     /// Share the port with a process already listening on it.
     pub reuse_port: bool,
+    /// How long a drain lets responses in flight run.
+    pub drain_timeout: Duration,
+    /// Where the pid is written (`ringway reload` reads it).
+    pub pid_file: Option<PathBuf>,
 }
 
 /// Where a provider lives and how to talk to it.
@@ -199,6 +205,8 @@ pub struct TranslateConfig {
     pub seal: crate::translate::seal::SealKey,
     /// `seal_key_env` names a variable that is not set (the key was drawn instead).
     pub seal_key_missing: Option<String>,
+    /// The key was drawn at start (no `seal_key_env`, or its variable unset): a reload keeps it.
+    pub seal_key_drawn: bool,
 }
 
 /// The immutable snapshot every worker reads.
@@ -869,6 +877,7 @@ impl Compiler<'_> {
                     .routes
                     .as_ref()
                     .map(|rs| rs.iter().map(|r| r.get_ref().clone()).collect()),
+                admin: k.admin.unwrap_or(false),
             });
         }
 
@@ -877,6 +886,7 @@ impl Compiler<'_> {
             .map(|p| (p.name.clone(), p.thinking_style))
             .collect();
         let (seal, seal_key_missing) = self.seal_key(raw.responses.seal_key_env.as_ref())?;
+        let seal_key_drawn = raw.responses.seal_key_env.is_none() || seal_key_missing.is_some();
         let mut config = Config {
             server,
             providers,
@@ -902,6 +912,7 @@ impl Compiler<'_> {
                     },
                     seal,
                     seal_key_missing,
+                    seal_key_drawn,
                 }
             },
             pool_idle_timeout: raw
@@ -1105,6 +1116,14 @@ impl Compiler<'_> {
             body_timeout: s.body_timeout_ms.map_or(DEFAULT_BODY_TIMEOUT, ms),
             max_buffered_bytes,
             reuse_port: s.reuse_port.unwrap_or(false),
+            drain_timeout: s.drain_timeout_ms.map_or(DEFAULT_DRAIN_TIMEOUT, ms),
+            pid_file: match &s.pid_file {
+                None => None,
+                Some(p) if p.get_ref().is_empty() || p.get_ref().contains('\0') => {
+                    return Err(self.err(p.span(), "server.pid_file", "not a usable path"));
+                }
+                Some(p) => Some(PathBuf::from(p.get_ref())),
+            },
         })
     }
 
@@ -1600,7 +1619,8 @@ routes = ["fast", "o/*"]
             "server.zzz",
             "unknown key; valid keys here: listen, workers, driver, pin_workers, uring_entries, \
              max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, keepalive_timeout_ms, \
-             write_timeout_ms, body_timeout_ms, max_buffered_bytes, reuse_port",
+             write_timeout_ms, body_timeout_ms, max_buffered_bytes, reuse_port, \
+             drain_timeout_ms, pid_file",
         );
         fails(
             &two("name = \"b\"\nkindd = \"openai\"\nbase_url = \"http://x\"\n"),

@@ -74,6 +74,11 @@ pub struct RawServer {
     /// Share the listen port with another process already on it (SO_REUSEPORT), as a
     /// zero-downtime restart does. Default false: `serve` refuses a port something listens on.
     pub reuse_port: Option<bool>,
+    /// On SIGTERM/SIGINT, how long responses in flight (streams included) may run before they
+    /// are ended with their format's error event. Default 30 s.
+    pub drain_timeout_ms: Option<u64>,
+    /// Where `serve` writes its pid (for `ringway reload`); removed at a clean exit.
+    pub pid_file: Option<Spanned<String>>,
 }
 
 /// `[upstream]`: defaults every provider inherits.
@@ -245,6 +250,8 @@ pub struct RawKey {
     pub key_env: Option<Spanned<String>>,
     /// Allow-list of model names; `prefix*` matches by prefix. Default: all.
     pub routes: Option<Vec<Spanned<String>>>,
+    /// May call the admin endpoints (`POST /admin/reload`). Default false.
+    pub admin: Option<bool>,
 }
 
 /// `[translate]`

@@ -84,8 +84,8 @@ pub fn spawn(opts: MockOptions) -> Result<(SocketAddr, std::thread::JoinHandle<(
     let t = std::thread::Builder::new()
         .name("ringway-mock".into())
         .spawn(move || {
-            let run = move |_kind| async move {
-                let listener = match crate::runtime::bind(opts.listen) {
+            let run = move |kind| async move {
+                let listener = match crate::runtime::bind(opts.listen, kind) {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = tx.send(Err(format!("mock cannot listen on {}: {e}", opts.listen)));
@@ -177,6 +177,8 @@ fn mock_server_config() -> ServerConfig {
         body_timeout: Duration::from_secs(300),
         max_buffered_bytes: 256 * 1024 * 1024,
         reuse_port: false,
+        drain_timeout: Duration::from_secs(1),
+        pid_file: None,
     }
 }
 
@@ -189,7 +191,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
     let cfg = mock_server_config();
     let mut seq = 0u64;
     loop {
-        let head = match conn.read_head(&cfg).await {
+        let head = match conn.read_head(&cfg, None).await {
             Ok(h) => h,
             Err(HeadOutcome::Closed | HeadOutcome::Failed(..)) => return,
         };

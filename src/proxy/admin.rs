@@ -24,6 +24,8 @@ pub(super) enum Endpoint {
     Health,
     Ready,
     Metrics,
+    /// `POST /admin/reload`: re-read the config file (admin keys only).
+    Reload,
 }
 
 impl Endpoint {
@@ -40,6 +42,7 @@ impl Endpoint {
             Endpoint::Health => "healthz",
             Endpoint::Ready => "readyz",
             Endpoint::Metrics => "metrics",
+            Endpoint::Reload => "admin_reload",
         }
     }
 }
@@ -61,6 +64,7 @@ pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         "/healthz" => (Endpoint::Health, Method::Get),
         "/readyz" => (Endpoint::Ready, Method::Get),
         "/metrics" => (Endpoint::Metrics, Method::Get),
+        "/admin/reload" => (Endpoint::Reload, Method::Post),
         p if model_id_in_path(p).is_some() => (Endpoint::Model, Method::Get),
         _ => return None,
     })
@@ -104,7 +108,10 @@ pub(super) async fn answer<S: Transport>(
     let (status, content_type, body): (u16, &str, Vec<u8>) = match endpoint {
         Endpoint::Health => (200, "text/plain; charset=utf-8", b"ok\n".to_vec()),
         Endpoint::Ready => {
-            if ctx.ready.load(Ordering::Acquire) >= ctx.config.server.workers {
+            if ctx.board.is_draining() {
+                // A load balancer stops sending here while what is in flight finishes.
+                (503, "text/plain; charset=utf-8", b"draining\n".to_vec())
+            } else if ctx.ready.load(Ordering::Acquire) >= ctx.config.server.workers {
                 (200, "text/plain; charset=utf-8", b"ready\n".to_vec())
             } else {
                 (503, "text/plain; charset=utf-8", b"starting\n".to_vec())
@@ -147,12 +154,30 @@ pub(super) async fn answer<S: Transport>(
             admit::authenticate(ctx, head)?;
             let own = ctx.metrics.snapshot(ctx.pool.idle_count());
             let merged = ctx.hub.merged(ctx.worker, own);
-            let text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
+            let mut text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
+            ctx.board.render(&mut text);
             (
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
                 text.into_bytes(),
             )
+        }
+        Endpoint::Reload => {
+            let key = admit::authenticate(ctx, head)?;
+            if !key.is_some_and(|k| k.admin) {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "the admin endpoints need a gateway key with `admin = true`",
+                )
+                .into());
+            }
+            let generation = reload(ctx).await?;
+            let body = serde_json::to_vec(&serde_json::json!({
+                "reloaded": true,
+                "generation": generation,
+            }))
+            .unwrap_or_default();
+            (200, "application/json", body)
         }
         Endpoint::Chat(_) | Endpoint::CountTokens | Endpoint::Compact => {
             return Err(Error::new(
@@ -164,6 +189,53 @@ pub(super) async fn answer<S: Transport>(
     };
     respond::respond(conn, ex, status, content_type, &body).await?;
     Ok(())
+}
+
+/// Longest an admin reload waits for the control thread to load the file and for every worker
+/// to serve the result.
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often the admin reload looks whether it is done.
+const RELOAD_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Reload through the same path as SIGHUP: signal the process, whose control thread reads and
+/// validates the file (disk reads never happen on a worker), then wait until every worker
+/// serves the new generation. The answer says which, or why the file was refused.
+async fn reload(ctx: &Ctx) -> Result<u64, Error> {
+    use nix::sys::signal::{kill, Signal};
+    let board = &ctx.board;
+    let before = board.reloads();
+    kill(nix::unistd::Pid::this(), Signal::SIGHUP).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("cannot signal the reload: {e}"),
+        )
+    })?;
+    let deadline = std::time::Instant::now() + RELOAD_WAIT;
+    let timed_out = || {
+        Error::new(
+            ErrorKind::Busy,
+            "the reload did not finish in time; see the log",
+        )
+    };
+    while board.reloads() == before {
+        if std::time::Instant::now() >= deadline {
+            return Err(timed_out());
+        }
+        crate::runtime::timer::sleep(RELOAD_POLL).await;
+    }
+    let generation = board.last_reload().map_err(|why| {
+        Error::new(
+            ErrorKind::BadRequest,
+            format!("config refused; the running config keeps serving: {why}"),
+        )
+    })?;
+    while !board.all_on(generation) {
+        if std::time::Instant::now() >= deadline {
+            return Err(timed_out());
+        }
+        crate::runtime::timer::sleep(RELOAD_POLL).await;
+    }
+    Ok(generation)
 }
 
 fn method_name(m: Method) -> &'static str {

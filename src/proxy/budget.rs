@@ -7,7 +7,7 @@ use std::cell::Cell;
 /// A worker's buffered-body budget. Single-threaded: a `Cell`, no atomics.
 #[derive(Debug)]
 pub struct BufferBudget {
-    limit: usize,
+    limit: Cell<usize>,
     used: Cell<usize>,
 }
 
@@ -15,14 +15,20 @@ impl BufferBudget {
     /// A budget of `limit` bytes.
     pub fn new(limit: usize) -> Self {
         BufferBudget {
-            limit,
+            limit: Cell::new(limit),
             used: Cell::new(0),
         }
     }
 
     /// The configured limit.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.get()
+    }
+
+    /// A reload's new limit; charges already held stay (a lower limit refuses new ones until
+    /// enough is given back).
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.set(limit);
     }
 
     /// Bytes charged now.
@@ -52,7 +58,7 @@ impl Charge<'_> {
     pub fn resize(&mut self, total: usize) -> bool {
         let b = self.budget;
         let others = b.used.get().saturating_sub(self.bytes);
-        if total > self.bytes && others.saturating_add(total) > b.limit {
+        if total > self.bytes && others.saturating_add(total) > b.limit.get() {
             return false;
         }
         b.used.set(others.saturating_add(total));
@@ -67,7 +73,7 @@ impl Charge<'_> {
 
     /// The budget's limit.
     pub fn limit(&self) -> usize {
-        self.budget.limit
+        self.budget.limit.get()
     }
 
     /// The error for a growth this worker cannot take now: a 503 in the client's format,
@@ -77,7 +83,7 @@ impl Charge<'_> {
             crate::error::ErrorKind::BufferBudget,
             format!(
                 "the gateway is holding too many large answers (server.max_buffered_bytes = {} per worker); retry shortly",
-                self.budget.limit
+                self.budget.limit.get()
             ),
         )
     }

@@ -25,6 +25,7 @@ use crate::error::{Error, ErrorKind};
 use crate::format::Format;
 use crate::http1::{BodyFraming, RequestHead, ResponseBody, ResponseHead};
 use crate::routing::{Admit, Policy, Resolved, Target};
+use crate::runtime::beacon::Beacon;
 use crate::translate::Pair;
 use crate::upstream::{DnsCache, Pool};
 
@@ -36,10 +37,28 @@ use state::Exchange;
 pub use crate::format::MAX_MODEL_ID_BYTES;
 pub use respond::write_head_failure;
 
-/// Per-worker state shared by all of the worker's connections (single thread: `Rc`/`Cell`).
+/// What a request runs with: the config snapshot current when it started (a reload swaps the
+/// worker's snapshot; requests in flight keep theirs) and the worker's state, which outlives
+/// every snapshot. Fields of the state read through `Deref`.
 pub struct Ctx {
     /// The config snapshot.
     pub config: Arc<Config>,
+    /// Which reload produced it (1: the config the process started with).
+    pub generation: u64,
+    state: Rc<WorkerState>,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = WorkerState;
+
+    fn deref(&self) -> &WorkerState {
+        &self.state
+    }
+}
+
+/// Per-worker state shared by all of the worker's connections and every config generation
+/// (single thread: `Rc`/`Cell`).
+pub struct WorkerState {
     /// Idle upstream connections.
     pub pool: Pool,
     /// Resolver cache.
@@ -61,16 +80,23 @@ pub struct Ctx {
     json_scratch: RefCell<crate::json::SimdScratch>,
     /// Bytes of answers held whole (for translation) on this worker, and their bound.
     pub buffers: budget::BufferBudget,
+    /// Fired when a drain starts: listeners close, idle connections close, `/readyz` is 503.
+    pub draining: Beacon,
+    /// Fired when the drain's time is up: what is still in flight ends with an error.
+    pub cut: Beacon,
+    /// What every worker reports (generations, reloads, drain): shared with the control thread.
+    pub board: Arc<crate::runtime::control::Board>,
 }
 
 impl Ctx {
-    /// Build a worker's context.
+    /// Build a worker's context for the config it starts with (generation 1).
     pub fn new(
         config: Arc<Config>,
         worker: usize,
         ready: Arc<AtomicUsize>,
         id_prefix: u32,
         hub: Arc<crate::metrics::Hub>,
+        board: Arc<crate::runtime::control::Board>,
     ) -> Rc<Ctx> {
         let pool = Pool::new(config.pool_max_idle, config.pool_idle_timeout);
         // Seeded apart per worker and per start: jitter and balancing draws differ everywhere.
@@ -80,9 +106,8 @@ impl Ctx {
             ^ ((worker as u64) << 48)
             ^ u64::from(id_prefix);
         let buffers = budget::BufferBudget::new(config.server.max_buffered_bytes);
-        Rc::new(Ctx {
+        let state = Rc::new(WorkerState {
             buffers,
-            config,
             pool,
             dns: DnsCache::default(),
             worker,
@@ -93,6 +118,30 @@ impl Ctx {
             health: crate::routing::Health::new(seed),
             metrics: crate::metrics::Worker::default(),
             hub,
+            draining: Beacon::new(),
+            cut: Beacon::new(),
+            board,
+        });
+        Rc::new(Ctx {
+            config,
+            generation: 1,
+            state,
+        })
+    }
+
+    /// The same worker on a new config snapshot. Pooled connections of providers whose name
+    /// and address did not change stay; the others are closed. Breakers, metrics and the
+    /// buffer budget carry over (their limits follow the new config).
+    pub fn reloaded(&self, config: Arc<Config>, generation: u64) -> Rc<Ctx> {
+        self.pool
+            .reconfigure(config.pool_max_idle, config.pool_idle_timeout, |key| {
+                config.providers.iter().any(|p| p.pool_key == key)
+            });
+        self.buffers.set_limit(config.server.max_buffered_bytes);
+        Rc::new(Ctx {
+            config,
+            generation,
+            state: self.state.clone(),
         })
     }
 
@@ -137,7 +186,7 @@ pub async fn handle<S: Transport>(
     head: &RequestHead,
 ) -> After {
     let label = admin::endpoint(head.path()).map_or("other", |(e, _)| e.label());
-    let mut ex = Exchange::new(head, ctx.request_id(), label);
+    let mut ex = Exchange::new(head, ctx.request_id(), label, &ctx.draining, &ctx.cut);
     let result = serve(ctx, conn, &mut ex).await;
     let after = finish(ctx, conn, &mut ex, result).await;
     log(ctx, &ex);
@@ -166,11 +215,20 @@ async fn serve<S: Transport>(
         }
         other => return admin::answer(ctx, conn, ex, other).await,
     };
-    let req = admit::admit(ctx, conn, ex, op).await?;
+    // Until commit, a drain whose time is up ends the request with a 503 in its dialect.
+    let req = ctx
+        .cut
+        .race(admit::admit(ctx, conn, ex, op))
+        .await
+        .ok_or_else(shutting_down)??;
     let resolved = route(ctx, &req)?;
     // Boxed: the failover loop's state is the largest of any phase, and inline it would size
     // every connection's task for it, held streams included (it is freed at commit).
-    let answer = Box::pin(attempts(ctx, ex, &req, &resolved)).await?;
+    let answer = ctx
+        .cut
+        .race(Box::pin(attempts(ctx, ex, &req, &resolved)))
+        .await
+        .ok_or_else(shutting_down)??;
     // Committed: the client's body has been sent (or translated) for the last time.
     drop(req);
     let target = answer.target;
@@ -184,6 +242,14 @@ async fn serve<S: Transport>(
         }
     }
     result
+}
+
+/// What a request still in flight when a drain's time is up gets.
+pub(crate) fn shutting_down() -> Error {
+    Error::new(
+        ErrorKind::ShuttingDown,
+        "the gateway is shutting down and this request ran past its drain time; retry",
+    )
 }
 
 /// The model's route: its targets and failover policy.

@@ -502,14 +502,19 @@ impl Stream {
                 // it waits (~1 KiB per held stream) and the next batch allocates what it needs.
                 conn.wbuf = Vec::new();
             }
-            match up.read_chunk(&mut self.codec, provider.idle_timeout).await {
-                Ok(Some(data)) => {
+            // A drain's end cuts the stream here: the client gets its dialect's error event.
+            let read = ex
+                .cut
+                .race(up.read_chunk(&mut self.codec, provider.idle_timeout));
+            match read.await {
+                Some(Ok(Some(data))) => {
                     if let Err(e) = self.take(data) {
                         break Some(e);
                     }
                 }
-                Ok(None) => break None,
-                Err(e) => break Some(e),
+                Some(Ok(None)) => break None,
+                Some(Err(e)) => break Some(e),
+                None => break Some(super::shutting_down()),
             }
         };
         let complete = self.finish(failure.as_ref(), &mut conn.wbuf, chunked);
@@ -557,7 +562,13 @@ pub(super) async fn plain<S: Transport>(
     chunked: bool,
 ) -> Result<(), Failure> {
     loop {
-        match up.read_chunk(codec, provider.idle_timeout).await {
+        let read = ex.cut.race(up.read_chunk(codec, provider.idle_timeout));
+        let Some(read) = read.await else {
+            // A drain's end: no in-band way to say so in a plain body; closing shows the cut.
+            ex.failed_midway.set(Some(ErrorKind::ShuttingDown));
+            return Err(Failure::AfterResponse);
+        };
+        match read {
             Ok(Some(data)) => {
                 let ended = codec.is_done();
                 let sent = if chunked {

@@ -20,6 +20,10 @@ pub(super) fn write_head<S: Transport>(
     body: ResponseBody,
 ) -> bool {
     conn.wbuf.clear();
+    if ex.draining.fired() {
+        // Draining: the client should open its next request elsewhere (the new process).
+        ex.keep_alive.set(false);
+    }
     let refused = match http1::write_response_head(
         &mut conn.wbuf,
         status,

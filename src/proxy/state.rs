@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::ErrorKind;
 use crate::format::Format;
 use crate::http1::{self, RequestHead};
+use crate::runtime::beacon::Beacon;
 
 /// A request in flight.
 pub(super) struct Exchange<'h> {
@@ -33,11 +34,21 @@ pub(super) struct Exchange<'h> {
     pub first_event: Cell<Option<Duration>>,
     /// The request body has been read (or there is none).
     pub body_read: Cell<bool>,
+    /// The worker's drain notice: a response written once it fired closes its connection.
+    pub draining: &'h Beacon,
+    /// The worker's drain deadline: what is still running when it fires is ended.
+    pub cut: &'h Beacon,
 }
 
 impl<'h> Exchange<'h> {
     /// Classify a request by its head: its id, the dialect it speaks, its endpoint label.
-    pub fn new(head: &'h RequestHead, request_id: String, endpoint: &'static str) -> Self {
+    pub fn new(
+        head: &'h RequestHead,
+        request_id: String,
+        endpoint: &'static str,
+        draining: &'h Beacon,
+        cut: &'h Beacon,
+    ) -> Self {
         let anthropic_headers =
             head.header("anthropic-version").is_some() || head.header("x-api-key").is_some();
         Exchange {
@@ -54,6 +65,8 @@ impl<'h> Exchange<'h> {
             failed_midway: Cell::new(None),
             first_event: Cell::new(None),
             body_read: Cell::new(head.framing() == http1::Framing::None),
+            draining,
+            cut,
         }
     }
 

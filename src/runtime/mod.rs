@@ -2,16 +2,19 @@
 //! or the legacy epoll driver), each pinned to a CPU where allowed, each with its own
 //! SO_REUSEPORT listener, upstream pool and state. Workers share nothing on the request path.
 
+pub mod beacon;
+pub mod control;
+pub mod supervise;
 pub mod timer;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use monoio::net::{ListenerOpts, TcpListener};
 use monoio::time::TimeDriver;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
@@ -46,6 +49,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The driver every worker runs.
     pub driver: DriverKind,
+    /// Messages to the workers, and what they report.
+    pub workers: control::Workers,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -123,12 +128,19 @@ fn build_legacy(entries: u32) -> Result<monoio::Runtime<TimeDriver<LegacyDriver>
 }
 
 /// Bind a worker's listener (SO_REUSEPORT, so every worker binds the same port).
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let opts = ListenerOpts::new()
-        .reuse_port(true)
-        .reuse_addr(true)
-        .backlog(LISTEN_BACKLOG);
-    TcpListener::bind_with_config(addr, &opts)
+pub fn bind(addr: SocketAddr, kind: DriverKind) -> std::io::Result<crate::server::Listener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    crate::server::Listener::new(socket.into(), kind == DriverKind::Epoll)
 }
 
 /// Refuse an address another socket already listens on. Our listeners set SO_REUSEPORT so
@@ -180,16 +192,19 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     }
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
+    let board = control::Board::new(workers);
+    let (handle, inboxes) = control::Workers::new(board.clone(), workers);
     let id_prefix = id_prefix();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(workers);
     let mut addr = config.server.listen;
     let mut driver_seen = None;
-    for i in 0..workers {
+    for (i, inbox) in inboxes.into_iter().enumerate() {
         let (tx, rx) = mpsc::channel::<Result<(SocketAddr, DriverKind), String>>();
         let cfg = config.clone();
         let ready = ready.clone();
         let hub = hub.clone();
+        let board = board.clone();
         let bind_addr = addr;
         let t = std::thread::Builder::new()
             .name(format!("ringway-w{i}"))
@@ -205,7 +220,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                 let entries = cfg.server.uring_entries;
                 let driver = cfg.server.driver;
                 let run = move |kind: DriverKind| async move {
-                    let listener = match bind(bind_addr) {
+                    let listener = match bind(bind_addr, kind) {
                         Ok(l) => l,
                         Err(e) => {
                             let _ = tx.send(Err(format!("cannot listen on {bind_addr}: {e}")));
@@ -213,19 +228,16 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                         }
                     };
                     let local = listener.local_addr().unwrap_or(bind_addr);
-                    let ctx = Ctx::new(cfg, i, ready.clone(), id_prefix, hub);
-                    // Publish this worker's metrics for scrapes answered by other workers.
-                    let publisher = ctx.clone();
-                    monoio::spawn(async move {
-                        loop {
-                            monoio::time::sleep(crate::metrics::PUBLISH_EVERY).await;
-                            let snap = publisher.metrics.snapshot(publisher.pool.idle_count());
-                            publisher.hub.publish(publisher.worker, snap);
-                        }
-                    });
+                    let ctx = Ctx::new(cfg, i, ready.clone(), id_prefix, hub, board.clone());
+                    let live = crate::server::Live::new(ctx);
+                    monoio::spawn(worker_control(live.clone(), inbox, board.clone()));
                     ready.fetch_add(1, Ordering::AcqRel);
                     let _ = tx.send(Ok((local, kind)));
-                    crate::server::accept_loop(listener, ctx).await;
+                    crate::server::accept_loop(listener, live.clone()).await;
+                    board.listener_closed(i, live.open());
+                    // Drained: the listener is closed; the thread stays until the process
+                    // exits, so that connections still open finish.
+                    std::future::pending::<()>().await;
                 };
                 if let Err(e) = block_on(driver, entries, run) {
                     crate::log::error(format_args!("worker {i}: {e}"));
@@ -245,8 +257,51 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     Ok(Running {
         addr,
         driver: driver_seen.unwrap_or(DriverKind::Epoll),
+        workers: handle,
         threads,
     })
+}
+
+/// A worker's side of the control channel: applies reloads and drains as they arrive, reports
+/// its open connections, and publishes its metrics for scrapes answered by other workers.
+async fn worker_control(
+    live: Rc<crate::server::Live>,
+    inbox: mpsc::Receiver<control::Message>,
+    board: Arc<control::Board>,
+) {
+    let mut published = std::time::Instant::now();
+    loop {
+        monoio::time::sleep(control::CONTROL_TICK).await;
+        while let Ok(message) = inbox.try_recv() {
+            let ctx = live.ctx();
+            match message {
+                control::Message::Reload { config, generation } => {
+                    live.swap(ctx.reloaded(config, generation));
+                    board.serving(ctx.worker, generation);
+                    crate::log::info(format_args!(
+                        "worker {}: serving config generation {generation}",
+                        ctx.worker
+                    ));
+                }
+                control::Message::Drain { deadline } => {
+                    ctx.draining.fire();
+                    let cutter = ctx.clone();
+                    monoio::spawn(async move {
+                        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+                        monoio::time::sleep(wait).await;
+                        cutter.cut.fire();
+                    });
+                }
+            }
+        }
+        let ctx = live.ctx();
+        board.set_open(ctx.worker, live.open());
+        if published.elapsed() >= crate::metrics::PUBLISH_EVERY {
+            published = std::time::Instant::now();
+            let snap = ctx.metrics.snapshot(ctx.pool.idle_count());
+            ctx.hub.publish(ctx.worker, snap);
+        }
+    }
 }
 
 /// A per-process prefix for request ids: start time mixed with the pid.

@@ -1,6 +1,8 @@
 //! Per-worker accept loop and the per-connection request loop (keep-alive, pipelining: requests
-//! already buffered are served in order, each response written before the next is parsed).
+//! already buffered are served in order, each response written before the next is parsed), and
+//! the worker's live state: the config snapshot new requests start on, and its connections.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -8,6 +10,91 @@ use monoio::net::{TcpListener, TcpStream};
 
 use crate::downstream::{ClientConn, HeadOutcome};
 use crate::proxy::{self, After, Ctx};
+
+/// A worker's current context (swapped by a reload) and its open client connections.
+pub struct Live {
+    ctx: RefCell<Rc<Ctx>>,
+    open: Cell<usize>,
+}
+
+impl Live {
+    /// A worker starting on `ctx`.
+    pub fn new(ctx: Rc<Ctx>) -> Rc<Live> {
+        Rc::new(Live {
+            ctx: RefCell::new(ctx),
+            open: Cell::new(0),
+        })
+    }
+
+    /// The context a new request starts on.
+    pub fn ctx(&self) -> Rc<Ctx> {
+        self.ctx.borrow().clone()
+    }
+
+    /// Serve `ctx` from now on; requests in flight keep the one they hold.
+    pub fn swap(&self, ctx: Rc<Ctx>) {
+        *self.ctx.borrow_mut() = ctx;
+    }
+
+    /// Client connections open now.
+    pub fn open(&self) -> usize {
+        self.open.get()
+    }
+}
+
+/// A bound listener: what the worker accepts on, and a second handle on the same socket used
+/// once, at a drain, to take the connections the kernel had already queued before it closes
+/// (closing a listener resets those).
+pub struct Listener {
+    socket: TcpListener,
+    spare: std::net::TcpListener,
+    epoll: bool,
+}
+
+impl Listener {
+    /// Wrap a bound, listening socket for the worker's driver.
+    pub fn new(std: std::net::TcpListener, epoll: bool) -> std::io::Result<Listener> {
+        let spare = std.try_clone()?;
+        // The epoll driver needs non-blocking sockets; io_uring would hand EAGAIN back for them.
+        if epoll {
+            std.set_nonblocking(true)?;
+        }
+        Ok(Listener {
+            socket: TcpListener::from_std(std)?,
+            spare,
+            epoll,
+        })
+    }
+
+    /// Accept one connection.
+    pub async fn accept(&self) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+        self.socket.accept().await
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Accept, without waiting, every connection already queued; the listener then closes.
+    fn take_queued(self) -> Vec<TcpStream> {
+        let mut out = Vec::new();
+        if self.spare.set_nonblocking(true).is_err() {
+            return out;
+        }
+        while let Ok((s, _)) = self.spare.accept() {
+            let ready = if self.epoll {
+                s.set_nonblocking(true).is_ok()
+            } else {
+                true
+            };
+            if let Some(s) = ready.then(|| TcpStream::from_std(s).ok()).flatten() {
+                out.push(s);
+            }
+        }
+        out
+    }
+}
 
 /// First pause after an accept error (e.g. out of file descriptors) before trying again; it
 /// doubles with each failure in a row, up to [`ACCEPT_ERROR_BACKOFF_MAX`].
@@ -18,22 +105,47 @@ pub const ACCEPT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// the count is reported with the next warning (or when accepting recovers).
 pub const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(5);
 
-/// Accept connections forever, one task per connection.
-pub async fn accept_loop(listener: TcpListener, ctx: Rc<Ctx>) {
+/// Accept connections, one task per connection, until a drain starts; then serve what the
+/// kernel had already queued and close the listener.
+pub async fn accept_loop(listener: Listener, live: Rc<Live>) {
     let mut failures = AcceptFailures::default();
+    let state = live.ctx();
+    let draining = &state.draining;
     loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                failures.recovered(ctx.worker);
-                let ctx = ctx.clone();
-                monoio::spawn(async move { serve_connection(stream, &ctx).await });
+        match draining.race(listener.socket.accept()).await {
+            None => break,
+            Some(Ok((stream, _peer))) => {
+                failures.recovered(state.worker);
+                spawn_connection(stream, &live);
             }
-            Err(e) => {
-                let pause = failures.failed(ctx.worker, &e, Instant::now());
-                monoio::time::sleep(pause).await;
+            Some(Err(e)) => {
+                let pause = failures.failed(state.worker, &e, Instant::now());
+                if draining.race(monoio::time::sleep(pause)).await.is_none() {
+                    break;
+                }
             }
         }
     }
+    let queued = listener.take_queued();
+    if !queued.is_empty() {
+        crate::log::info(format_args!(
+            "worker {}: serving {} connection(s) queued before the listener closed",
+            state.worker,
+            queued.len()
+        ));
+    }
+    for stream in queued {
+        spawn_connection(stream, &live);
+    }
+}
+
+fn spawn_connection(stream: TcpStream, live: &Rc<Live>) {
+    let live = live.clone();
+    live.open.set(live.open.get() + 1);
+    monoio::spawn(async move {
+        serve_connection(stream, &live).await;
+        live.open.set(live.open.get().saturating_sub(1));
+    });
 }
 
 /// Accept failures in a row: the backoff they have earned and the warnings they may print.
@@ -95,23 +207,37 @@ fn backoff(n: u32) -> Duration {
         .min(ACCEPT_ERROR_BACKOFF_MAX)
 }
 
-/// Serve requests on one connection until it closes or a response says close.
-pub async fn serve_connection(stream: TcpStream, ctx: &Ctx) {
+/// Serve requests on one connection until it closes, a response says close, or a drain
+/// finds it idle. Each request runs on the config snapshot current when its head arrived.
+pub async fn serve_connection(stream: TcpStream, live: &Live) {
     // Responses are written whole or per SSE event; Nagle would delay each of them.
     let _ = stream.set_nodelay(true);
     let mut conn = ClientConn::new(stream);
-    conn.write_timeout = ctx.config.server.write_timeout;
+    let mut first = true;
     loop {
-        let head = match conn.read_head(&ctx.config.server).await {
+        let waiting = live.ctx();
+        // A drain closes connections idle between requests; a new one (accepted from the
+        // queue as the listener closed) still gets its first request served.
+        let idle_end = (!first).then_some(&waiting.draining);
+        if idle_end.is_some_and(|d| d.fired()) && !conn.has_buffered() {
+            return;
+        }
+        first = false;
+        let head = conn.read_head(&waiting.config.server, idle_end).await;
+        // The snapshot current now, not when the wait began: a reload may have come meanwhile.
+        drop(waiting);
+        let ctx = live.ctx();
+        conn.write_timeout = ctx.config.server.write_timeout;
+        let head = match head {
             Ok(h) => h,
             Err(HeadOutcome::Closed) => return,
             Err(HeadOutcome::Failed(e, seen)) => {
-                proxy::write_head_failure(ctx, &mut conn, &e, &seen).await;
+                proxy::write_head_failure(&ctx, &mut conn, &e, &seen).await;
                 conn.drain_and_close().await;
                 return;
             }
         };
-        match proxy::handle(ctx, &mut conn, &head).await {
+        match proxy::handle(&ctx, &mut conn, &head).await {
             After::KeepAlive => {}
             After::Close => return,
             After::DrainAndClose => {

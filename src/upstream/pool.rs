@@ -1,7 +1,7 @@
 //! Per-worker idle provider connections, kept per provider name (a reload that reorders or
 //! adds providers keeps every name's connections apart).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -12,8 +12,8 @@ use super::Conn;
 /// likeliest to still be open.
 pub struct Pool {
     idle: RefCell<HashMap<String, Vec<(Conn, Instant)>>>,
-    max_idle: usize,
-    idle_timeout: Duration,
+    max_idle: Cell<usize>,
+    idle_timeout: Cell<Duration>,
 }
 
 impl Pool {
@@ -21,9 +21,22 @@ impl Pool {
     pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
         Pool {
             idle: RefCell::new(HashMap::new()),
-            max_idle,
-            idle_timeout,
+            max_idle: Cell::new(max_idle),
+            idle_timeout: Cell::new(idle_timeout),
         }
+    }
+
+    /// A reload: new limits, and the idle connections of every provider key `keep` refuses
+    /// (a provider removed, renamed or pointed elsewhere) are closed.
+    pub fn reconfigure(
+        &self,
+        max_idle: usize,
+        idle_timeout: Duration,
+        keep: impl Fn(&str) -> bool,
+    ) {
+        self.max_idle.set(max_idle);
+        self.idle_timeout.set(idle_timeout);
+        self.idle.borrow_mut().retain(|key, _| keep(key));
     }
 
     /// Take an idle connection to `provider`, dropping any that idled too long or that the
@@ -33,7 +46,7 @@ impl Pool {
         let stack = idle.get_mut(key)?;
         let now = Instant::now();
         while let Some((mut conn, since)) = stack.pop() {
-            if now.duration_since(since) < self.idle_timeout && conn.is_quiet() {
+            if now.duration_since(since) < self.idle_timeout.get() && conn.is_quiet() {
                 conn.reused = true;
                 return Some(conn);
             }
@@ -44,7 +57,7 @@ impl Pool {
     /// Return a connection whose response was fully read (one with stray bytes after the
     /// response is dropped instead).
     pub fn put(&self, key: &str, mut conn: Conn) {
-        if !conn.is_clean() || self.max_idle == 0 {
+        if !conn.is_clean() || self.max_idle.get() == 0 {
             return;
         }
         conn.park();
@@ -53,7 +66,7 @@ impl Pool {
             Some(stack) => stack,
             None => idle.entry(key.to_owned()).or_default(),
         };
-        if stack.len() >= self.max_idle && !stack.is_empty() {
+        if stack.len() >= self.max_idle.get() && !stack.is_empty() {
             // Drop the oldest: it is the likeliest to be closed by the peer next.
             stack.remove(0);
         }

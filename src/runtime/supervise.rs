@@ -1,0 +1,301 @@
+//! The main thread's life once the workers run: it waits for signals and turns them into a
+//! config reload (SIGHUP), a graceful drain (SIGTERM, SIGINT; a second one exits at once) and
+//! an access-log reopen (SIGUSR1); it keeps the pid file. Config files are read here, never
+//! on a worker.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+
+use super::Running;
+use crate::config::{Config, Driver};
+
+/// After a drain's deadline, how long the streams it cut get to write their error events
+/// before the process exits.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// How often the drain watcher looks whether every connection has closed.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+/// The signals the supervisor handles; blocked in every thread so that only it receives them.
+fn handled() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Block the handled signals in this thread and every thread it starts afterwards (workers
+/// inherit the mask). Call before starting the workers.
+pub fn block_signals() -> Result<(), String> {
+    handled()
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))
+}
+
+/// Command-line values that override the file, on every reload as at start.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `--driver`.
+    pub driver: Option<Driver>,
+    /// `--reuse-port`.
+    pub reuse_port: bool,
+    /// `--pid-file`.
+    pub pid_file: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// Apply to a freshly loaded config.
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(l) = self.listen {
+            config.server.listen = l;
+        }
+        if let Some(w) = self.workers {
+            config.server.workers = w;
+        }
+        if let Some(d) = self.driver {
+            config.server.driver = d;
+        }
+        config.server.reuse_port |= self.reuse_port;
+        if let Some(p) = &self.pid_file {
+            config.server.pid_file = Some(p.clone());
+        }
+    }
+}
+
+/// Write the pid file, if one is configured.
+pub fn write_pid_file(config: &Config) -> Result<(), String> {
+    let Some(path) = &config.server.pid_file else {
+        return Ok(());
+    };
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))
+}
+
+fn remove_pid_file(path: Option<&PathBuf>) {
+    if let Some(p) = path {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Wait for signals until the process exits. `path` is the config file (None: the embedded
+/// default, which has nothing to re-read).
+pub fn supervise(
+    running: Running,
+    config: Arc<Config>,
+    path: Option<PathBuf>,
+    overrides: Overrides,
+) -> ! {
+    let pid_file = config.server.pid_file.clone();
+    let mut current = config;
+    let mut generation = 1u64;
+    let draining = Arc::new(AtomicBool::new(false));
+    let set = handled();
+    loop {
+        let signal = match set.wait() {
+            Ok(s) => s,
+            Err(e) => {
+                crate::log::error(format_args!("waiting for signals failed: {e}"));
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        match signal {
+            Signal::SIGHUP if draining.load(Ordering::Acquire) => {
+                crate::log::warn(format_args!("SIGHUP while draining: not reloading"));
+            }
+            Signal::SIGHUP => {
+                let outcome = reload(&current, path.as_ref(), &overrides);
+                match outcome {
+                    Ok(next) => {
+                        generation += 1;
+                        let next = Arc::new(next);
+                        running.workers.reload(&next, generation);
+                        current = next;
+                        crate::log::info(format_args!(
+                            "config reloaded: generation {generation} sent to {} worker(s)",
+                            current.server.workers
+                        ));
+                        running.workers.board.reloaded(&Ok(generation));
+                    }
+                    Err(e) => {
+                        crate::log::error(format_args!(
+                            "reload refused, generation {generation} keeps serving: {e}"
+                        ));
+                        running.workers.board.reloaded(&Err(e));
+                    }
+                }
+            }
+            Signal::SIGTERM | Signal::SIGINT if draining.load(Ordering::Acquire) => {
+                let open = running.workers.board.open();
+                crate::log::warn(format_args!(
+                    "second {signal}: exiting now, {open} connection(s) cut"
+                ));
+                remove_pid_file(pid_file.as_ref());
+                std::process::exit(1);
+            }
+            Signal::SIGTERM | Signal::SIGINT => {
+                draining.store(true, Ordering::Release);
+                let timeout = current.server.drain_timeout;
+                let deadline = Instant::now() + timeout;
+                crate::log::info(format_args!(
+                    "{signal}: draining {} connection(s) for up to {} ms (send it again to exit now)",
+                    running.workers.board.open(),
+                    timeout.as_millis()
+                ));
+                running.workers.drain(deadline);
+                let board = running.workers.board.clone();
+                let pid_path = pid_file.clone();
+                let watcher = std::thread::Builder::new()
+                    .name("ringway-drain".into())
+                    .spawn(move || {
+                        let cut_at = deadline + DRAIN_GRACE;
+                        while !(board.all_closed() && board.open() == 0) {
+                            if Instant::now() >= cut_at {
+                                crate::log::warn(format_args!(
+                                    "drain time is up: exiting with {} connection(s) open",
+                                    board.open()
+                                ));
+                                break;
+                            }
+                            std::thread::sleep(DRAIN_POLL);
+                        }
+                        crate::log::info(format_args!("drained; exiting"));
+                        remove_pid_file(pid_path.as_ref());
+                        std::process::exit(0);
+                    });
+                if let Err(e) = watcher {
+                    crate::log::error(format_args!("cannot watch the drain ({e}); exiting"));
+                    remove_pid_file(pid_file.as_ref());
+                    std::process::exit(1);
+                }
+            }
+            Signal::SIGUSR1 => {
+                crate::log::info(format_args!("SIGUSR1: reopening the access log"));
+            }
+            other => {
+                crate::log::debug(format_args!("ignoring {other}"));
+            }
+        }
+    }
+}
+
+/// Read, validate and compile the config file again. What only a restart can change (the
+/// listen address, worker count, driver, pid file) keeps its running value, with a warning.
+fn reload(
+    current: &Config,
+    path: Option<&PathBuf>,
+    overrides: &Overrides,
+) -> Result<Config, String> {
+    let Some(path) = path else {
+        return Err("serving the embedded default: there is no config file to re-read".into());
+    };
+    let mut next = Config::load(path).map_err(|e| e.to_string())?;
+    overrides.apply(&mut next);
+    keep_restart_only(current, &mut next);
+    Ok(next)
+}
+
+/// Carry over what a running process cannot change, and the drawn seal key.
+fn keep_restart_only(current: &Config, next: &mut Config) {
+    let (old, new) = (&current.server, &mut next.server);
+    let mut kept = Vec::new();
+    if new.listen != old.listen {
+        kept.push("server.listen");
+        new.listen = old.listen;
+    }
+    if new.workers != old.workers {
+        kept.push("server.workers");
+        new.workers = old.workers;
+    }
+    if new.driver != old.driver {
+        kept.push("server.driver");
+        new.driver = old.driver;
+    }
+    if new.pin_workers != old.pin_workers {
+        kept.push("server.pin_workers");
+        new.pin_workers = old.pin_workers;
+    }
+    if new.uring_entries != old.uring_entries {
+        kept.push("server.uring_entries");
+        new.uring_entries = old.uring_entries;
+    }
+    if new.reuse_port != old.reuse_port {
+        kept.push("server.reuse_port");
+        new.reuse_port = old.reuse_port;
+    }
+    if new.pid_file != old.pid_file {
+        kept.push("server.pid_file");
+        new.pid_file.clone_from(&old.pid_file);
+    }
+    if !kept.is_empty() {
+        crate::log::warn(format_args!(
+            "reload: {} changed in the file but take(s) a restart; the running value(s) stay",
+            kept.join(", ")
+        ));
+    }
+    // A key drawn at start seals what clients hold now: a reload that still names no key keeps
+    // it, or every sealed item handed out so far would stop opening.
+    if next.translate.seal_key_drawn && current.translate.seal_key_drawn {
+        next.translate.seal = current.translate.seal.clone();
+        for p in &mut next.providers {
+            p.translate.seal = Some(current.translate.seal.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[server]\nlisten = \"127.0.0.1:4100\"\nworkers = 2\n\n[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9\"\n";
+
+    #[test]
+    fn a_reload_keeps_what_takes_a_restart_and_the_drawn_seal_key() {
+        let current = Config::from_toml(BASE, "a.toml").unwrap();
+        let changed = BASE
+            .replace("4100", "4200")
+            .replace("workers = 2", "workers = 3\nkeepalive_timeout_ms = 5000");
+        let mut next = Config::from_toml(&changed, "a.toml").unwrap();
+        assert_ne!(next.translate.seal, current.translate.seal, "a fresh draw");
+        keep_restart_only(&current, &mut next);
+        assert_eq!(next.server.listen, current.server.listen);
+        assert_eq!(next.server.workers, 2);
+        assert_eq!(
+            next.server.keepalive_timeout,
+            Duration::from_secs(5),
+            "what a reload may change, changes"
+        );
+        assert_eq!(next.translate.seal, current.translate.seal);
+        assert_eq!(
+            next.providers[0].translate.seal.as_ref(),
+            Some(&current.translate.seal)
+        );
+    }
+
+    #[test]
+    fn command_line_values_win_over_the_file() {
+        let mut c = Config::from_toml(BASE, "a.toml").unwrap();
+        Overrides {
+            workers: Some(5),
+            reuse_port: true,
+            ..Overrides::default()
+        }
+        .apply(&mut c);
+        assert_eq!(c.server.workers, 5);
+        assert!(c.server.reuse_port);
+    }
+}
