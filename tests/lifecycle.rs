@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -441,6 +442,58 @@ fn a_zero_downtime_restart_loses_no_request() {
                 // rw-PPPPPPPP-…: the prefix tells the processes apart.
                 *served.entry(id[..11].to_owned()).or_default() += 1;
                 n += 1;
+            }
+            served
+        }));
+    }
+    // Two clients that keep their connection alive, as the SDKs do: a connection the server
+    // closed (idle, or after a response during the drain) is reopened, and a request that got
+    // no byte back on a reused connection is sent again on a new one, as HTTP clients do.
+    let retried = Arc::new(AtomicUsize::new(0));
+    for t in 0..2 {
+        let stop = stop.clone();
+        let retried = retried.clone();
+        clients.push(std::thread::spawn(move || {
+            let mut served = std::collections::BTreeMap::<String, usize>::new();
+            let mut conn: Option<Client> = None;
+            while !stop.load(Ordering::SeqCst) {
+                let raw = if t == 0 {
+                    post(
+                        "/v1/chat/completions",
+                        &[],
+                        &openai_body("gpt", "mock:tokens=3", false),
+                    )
+                } else {
+                    post(
+                        "/v1/messages",
+                        &[],
+                        &anthropic_body("claude", "mock:tokens=3", false),
+                    )
+                };
+                let mut reply = None;
+                for _attempt in 0..2 {
+                    let reused = conn.is_some();
+                    let c = conn.get_or_insert_with(|| Client::connect(addr));
+                    let sent = c.stream.write_all(&raw).is_ok();
+                    match sent.then(|| c.read_response()).flatten() {
+                        Some(r) => {
+                            reply = Some(r);
+                            break;
+                        }
+                        None => {
+                            assert!(reused, "a new connection got no answer");
+                            retried.fetch_add(1, Ordering::SeqCst);
+                            conn = None;
+                        }
+                    }
+                }
+                let r = reply.expect("no answer after a reconnect");
+                assert_eq!(r.status, 200, "{}", r.text());
+                if r.header("connection") == Some("close") {
+                    conn = None;
+                }
+                let id = r.header("x-ringway-request-id").unwrap();
+                *served.entry(id[..11].to_owned()).or_default() += 1;
             }
             served
         }));
