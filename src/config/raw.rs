@@ -245,6 +245,12 @@ pub struct RawKey {
     pub key_env: Option<Spanned<String>>,
     /// Allow-list of model names; `prefix*` matches by prefix. Default: all.
     pub routes: Option<Vec<Spanned<String>>>,
+    /// Requests per minute (burst: the same number at once). Default: no limit.
+    pub rpm: Option<Spanned<u64>>,
+    /// Tokens per minute, input plus output, counted from usage. Default: no limit.
+    pub tpm: Option<Spanned<u64>>,
+    /// Streaming requests open at once. Default: no limit.
+    pub max_streams: Option<Spanned<u64>>,
 }
 
 /// `[translate]`

@@ -33,6 +33,10 @@ pub(super) struct Exchange<'h> {
     pub first_event: Cell<Option<Duration>>,
     /// The request body has been read (or there is none).
     pub body_read: Cell<bool>,
+    /// What the key's limits let in (a stream slot held until the exchange ends).
+    pub limits: Option<crate::limits::Ticket>,
+    /// The key's rate-limit headers, sent on every response to a limited key.
+    pub limit_headers: Vec<crate::limits::Header>,
 }
 
 impl<'h> Exchange<'h> {
@@ -54,6 +58,8 @@ impl<'h> Exchange<'h> {
             failed_midway: Cell::new(None),
             first_event: Cell::new(None),
             body_read: Cell::new(head.framing() == http1::Framing::None),
+            limits: None,
+            limit_headers: Vec::new(),
         }
     }
 
@@ -64,7 +70,7 @@ impl<'h> Exchange<'h> {
 
     /// Headers every response carries.
     pub fn standard_headers(&self) -> Vec<(&str, &[u8])> {
-        let mut h: Vec<(&str, &[u8])> = Vec::with_capacity(8);
+        let mut h: Vec<(&str, &[u8])> = Vec::with_capacity(8 + self.limit_headers.len());
         h.push(("x-ringway-request-id", self.request_id.as_bytes()));
         if let Some((p, m)) = &self.routed {
             h.push(("x-ringway-provider", p.as_bytes()));
@@ -72,6 +78,9 @@ impl<'h> Exchange<'h> {
         }
         if !self.attempts_text.is_empty() {
             h.push(("x-ringway-attempts", self.attempts_text.as_bytes()));
+        }
+        for (name, value) in &self.limit_headers {
+            h.push((name, value.as_bytes()));
         }
         h
     }

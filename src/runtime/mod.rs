@@ -46,6 +46,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The driver every worker runs.
     pub driver: DriverKind,
+    /// The per-key limits every worker shares; a reload calls its `reconfigure`.
+    pub limiter: Arc<crate::limits::Limiter>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -180,6 +182,8 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     }
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
+    // Once per process, outside the config snapshot: a reload keeps the keys' counts.
+    let limiter = crate::limits::Limiter::new(&config.keys);
     let id_prefix = id_prefix();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(workers);
@@ -190,6 +194,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
         let cfg = config.clone();
         let ready = ready.clone();
         let hub = hub.clone();
+        let limiter = limiter.clone();
         let bind_addr = addr;
         let t = std::thread::Builder::new()
             .name(format!("ringway-w{i}"))
@@ -213,7 +218,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                         }
                     };
                     let local = listener.local_addr().unwrap_or(bind_addr);
-                    let ctx = Ctx::new(cfg, i, ready.clone(), id_prefix, hub);
+                    let ctx = Ctx::new(cfg, i, ready.clone(), id_prefix, hub, limiter);
                     // Publish this worker's metrics for scrapes answered by other workers.
                     let publisher = ctx.clone();
                     monoio::spawn(async move {
@@ -245,6 +250,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     Ok(Running {
         addr,
         driver: driver_seen.unwrap_or(DriverKind::Epoll),
+        limiter,
         threads,
     })
 }
