@@ -107,8 +107,8 @@ pub(super) async fn admit<S: Transport>(
     })
 }
 
-/// Hold the request to its key's limits, last of the checks (a request refused for another
-/// reason uses none of its budget) and before anything goes upstream: a ticket on the
+/// Hold the request to its key's limits, last of admission's checks (a request they refuse
+/// uses none of its budget) and before anything goes upstream: a ticket on the
 /// exchange (its stream slot, the headers every response gets), or a 429 in the client's
 /// dialect with `retry-after` and the limits' headers.
 fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, stream: bool) -> Result<()> {
