@@ -12,6 +12,26 @@ pub struct GatewayKey {
     pub routes: Option<Vec<String>>,
     /// May call the admin endpoints.
     pub admin: bool,
+    /// Rate and concurrency limits (enforced by `crate::limits`).
+    pub limits: KeyLimits,
+}
+
+/// A key's limits as configured; None: not limited on that count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyLimits {
+    /// Requests per minute.
+    pub rpm: Option<u64>,
+    /// Tokens (input + output, from usage) per minute.
+    pub tpm: Option<u64>,
+    /// Streaming requests open at once.
+    pub max_streams: Option<u64>,
+}
+
+impl KeyLimits {
+    /// No limit set at all.
+    pub fn is_unlimited(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none() && self.max_streams.is_none()
+    }
 }
 
 impl GatewayKey {
@@ -105,12 +125,14 @@ mod tests {
                 sha256: sha256(b"k1"),
                 routes: None,
                 admin: false,
+                limits: KeyLimits::default(),
             },
             GatewayKey {
                 name: "b".into(),
                 sha256: sha256(b"k2"),
                 routes: None,
                 admin: false,
+                limits: KeyLimits::default(),
             },
         ];
         assert_eq!(

@@ -61,6 +61,8 @@ pub enum ErrorKind {
     Forbidden,
     /// No route and no `provider/model` match.
     ModelNotFound,
+    /// The key's rate or stream limit refused the request (429).
+    RateLimited,
     /// Unknown path.
     NotFound,
     /// Known path, wrong method.
@@ -108,6 +110,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::FormatMismatch => "format_mismatch",
@@ -139,6 +142,7 @@ impl ErrorKind {
             | ErrorKind::Unauthorized
             | ErrorKind::Forbidden
             | ErrorKind::ModelNotFound
+            | ErrorKind::RateLimited
             | ErrorKind::NotFound
             | ErrorKind::MethodNotAllowed
             | ErrorKind::FormatMismatch
@@ -171,6 +175,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::HeaderTimeout | ErrorKind::BodyTimeout => 408,
             ErrorKind::BodyTooLarge => 413,
+            ErrorKind::RateLimited => 429,
             ErrorKind::HeadTooLarge => 431,
             ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTls
@@ -197,6 +202,8 @@ impl ErrorKind {
     /// `error.type` in an OpenAI-format body.
     fn openai_type(self) -> &'static str {
         match self.status() {
+            // OpenAI's 429 names the limit's unit (`requests`, `tokens`); see `with_openai_type`.
+            429 => "requests",
             400..=499 => "invalid_request_error",
             _ => "server_error",
         }
@@ -208,6 +215,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "invalid_api_key",
             ErrorKind::Forbidden => "model_not_allowed",
             ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::RateLimited => "rate_limit_exceeded",
             ErrorKind::NotFound => "not_found",
             ErrorKind::BodyTooLarge => "request_too_large",
             ErrorKind::FormatMismatch => "unsupported_format",
@@ -232,6 +240,7 @@ impl ErrorKind {
             403 => "permission_error",
             404 => "not_found_error",
             413 => "request_too_large",
+            429 => "rate_limit_error",
             504 => "timeout_error",
             503 => "overloaded_error",
             400..=499 => "invalid_request_error",
@@ -250,6 +259,8 @@ pub struct Error {
     param: Option<Cow<'static, str>>,
     /// OpenAI `error.code` when the kind's default is not precise enough.
     code: Option<&'static str>,
+    /// OpenAI `error.type` when the kind's default is not precise enough.
+    openai_type: Option<&'static str>,
     cause: Option<Box<dyn std::error::Error + 'static>>,
 }
 
@@ -265,6 +276,7 @@ impl Error {
             retry: kind.retry(),
             param: None,
             code: None,
+            openai_type: None,
             cause: None,
         }
     }
@@ -291,6 +303,16 @@ impl Error {
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self
+    }
+
+    /// Set the OpenAI `error.type` (`tokens` for a token rate limit) over the kind's default.
+    pub fn with_openai_type(mut self, t: &'static str) -> Self {
+        self.openai_type = Some(t);
+        self
+    }
+
+    fn openai_type(&self) -> &'static str {
+        self.openai_type.unwrap_or(self.kind.openai_type())
     }
 
     /// What went wrong.
@@ -326,7 +348,7 @@ impl Error {
                 out.extend_from_slice(b"{\"error\":{\"message\":");
                 push_json_str(out, &self.message);
                 out.extend_from_slice(b",\"type\":");
-                push_json_str(out, self.kind.openai_type());
+                push_json_str(out, self.openai_type());
                 out.extend_from_slice(b",\"param\":");
                 match &self.param {
                     Some(p) => push_json_str(out, p),
@@ -361,7 +383,7 @@ impl Error {
                 return crate::translate::responses::error_event(
                     out,
                     0,
-                    self.kind.openai_type(),
+                    self.openai_type(),
                     self.code.or(self.kind.openai_code()),
                     &self.message,
                     self.param.as_deref(),

@@ -22,6 +22,7 @@ pub mod format;
 pub mod headers;
 pub mod http1;
 pub mod json;
+pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod mock;

@@ -18,7 +18,7 @@ use crate::translate::ThinkingStyle;
 use raw::{RawConfig, RawTarget};
 use toml::Spanned;
 
-pub use crate::auth::GatewayKey;
+pub use crate::auth::{GatewayKey, KeyLimits};
 pub use crate::routing::Capabilities;
 
 /// Default listen address.
@@ -474,6 +474,30 @@ impl Compiler<'_> {
         }
     }
 
+    /// A key's `rpm`, `tpm` and `max_streams`: positive, and within the limiter's bounds.
+    fn key_limits(&self, k: &raw::RawKey, path: &str) -> Result<KeyLimits, ConfigError> {
+        use crate::limits::{MAX_PER_MINUTE, MAX_STREAMS};
+        let limit = |v: &Option<Spanned<u64>>, key: &str, max: u64| match v {
+            None => Ok(None),
+            Some(x) if *x.get_ref() == 0 => Err(self.err(
+                x.span(),
+                format!("{path}.{key}"),
+                "must be greater than 0 (leave it out for no limit)",
+            )),
+            Some(x) if *x.get_ref() > max => Err(self.err(
+                x.span(),
+                format!("{path}.{key}"),
+                format!("{}: at most {max}", x.get_ref()),
+            )),
+            Some(x) => Ok(Some(*x.get_ref())),
+        };
+        Ok(KeyLimits {
+            rpm: limit(&k.rpm, "rpm", MAX_PER_MINUTE)?,
+            tpm: limit(&k.tpm, "tpm", MAX_PER_MINUTE)?,
+            max_streams: limit(&k.max_streams, "max_streams", MAX_STREAMS)?,
+        })
+    }
+
     /// A route's failover policy; unset keys take the defaults in `routing`.
     fn policy(&self, r: &raw::RawRoute, path: &str) -> Result<crate::routing::Policy, ConfigError> {
         use crate::routing::{BreakerPolicy, Policy, Strategy};
@@ -870,6 +894,21 @@ impl Compiler<'_> {
                     }
                 }
             }
+            let limits = self.key_limits(k, &path)?;
+            // One name is one budget: entries sharing it (a key being rotated) must agree.
+            if let Some(earlier) = keys
+                .iter()
+                .find(|e: &&GatewayKey| e.name == *k.name.get_ref() && e.limits != limits)
+            {
+                return Err(self.err(
+                    k.name.span(),
+                    format!("{path}.name"),
+                    format!(
+                        "key `{}` is listed earlier with other limits; entries sharing a name share one budget",
+                        earlier.name
+                    ),
+                ));
+            }
             keys.push(GatewayKey {
                 name: k.name.get_ref().clone(),
                 sha256,
@@ -878,6 +917,7 @@ impl Compiler<'_> {
                     .as_ref()
                     .map(|rs| rs.iter().map(|r| r.get_ref().clone()).collect()),
                 admin: k.admin.unwrap_or(false),
+                limits,
             });
         }
 
@@ -1772,5 +1812,63 @@ routes = ["fast", "o/*"]
             "t.toml"
         )
         .is_ok());
+    }
+
+    #[test]
+    fn key_limits_compile_and_bad_ones_are_named() {
+        let hash = "f2d4b279b82ad92867af5878fe7482caebdd7b75499868d0362a6e63ff51f046";
+        let key = |extra: &str| format!("[[key]]\nname = \"team\"\nsha256 = \"{hash}\"\n{extra}");
+        let c =
+            Config::from_toml(&key("rpm = 60\ntpm = 100000\nmax_streams = 4\n"), "t.toml").unwrap();
+        assert_eq!(
+            c.keys[0].limits,
+            KeyLimits {
+                rpm: Some(60),
+                tpm: Some(100_000),
+                max_streams: Some(4)
+            }
+        );
+        let c = Config::from_toml(&key(""), "t.toml").unwrap();
+        assert!(c.keys[0].limits.is_unlimited());
+        for k in ["rpm", "tpm", "max_streams"] {
+            fails(
+                &key(&format!("{k} = 0\n")),
+                4,
+                &format!("key[0].{k}"),
+                "must be greater than 0 (leave it out for no limit)",
+            );
+            fails(
+                &key(&format!("{k} = -1\n")),
+                4,
+                &format!("key[0].{k}"),
+                "expected a whole number (0 or more), found integer `-1`",
+            );
+        }
+        fails(
+            &key("tpm = 1000000001\n"),
+            4,
+            "key[0].tpm",
+            "1000000001: at most 1000000000",
+        );
+        fails(
+            &key("max_streams = 1000001\n"),
+            4,
+            "key[0].max_streams",
+            "1000001: at most 1000000",
+        );
+        // Entries sharing a name (a key being rotated) share one budget, so must agree.
+        let two = |a: &str, b: &str| {
+            format!(
+                "{}\n[[key]]\nname = \"team\"\nkey_env = \"PATH\"\n{b}",
+                key(a)
+            )
+        };
+        assert!(Config::from_toml(&two("rpm = 5\n", "rpm = 5\n"), "t.toml").is_ok());
+        fails(
+            &two("rpm = 5\n", "rpm = 6\n"),
+            7,
+            "key[1].name",
+            "key `team` is listed earlier with other limits; entries sharing a name share one budget",
+        );
     }
 }

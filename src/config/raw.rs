@@ -252,6 +252,12 @@ pub struct RawKey {
     pub routes: Option<Vec<Spanned<String>>>,
     /// May call the admin endpoints (`POST /admin/reload`). Default false.
     pub admin: Option<bool>,
+    /// Requests per minute (burst: the same number at once). Default: no limit.
+    pub rpm: Option<Spanned<u64>>,
+    /// Tokens per minute, input plus output, counted from usage. Default: no limit.
+    pub tpm: Option<Spanned<u64>>,
+    /// Streaming requests open at once. Default: no limit.
+    pub max_streams: Option<Spanned<u64>>,
 }
 
 /// `[translate]`

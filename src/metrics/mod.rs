@@ -47,6 +47,8 @@ pub struct Snapshot {
     fallbacks: BTreeMap<(String, &'static str), u64>,
     /// target → circuit breaker openings.
     breaker_opened: BTreeMap<String, u64>,
+    /// `(key, limit)` → requests refused by a key's limit.
+    rate_limited: BTreeMap<(String, &'static str), u64>,
     /// Idle upstream connections held.
     pool_idle: u64,
 }
@@ -100,6 +102,9 @@ impl Snapshot {
         }
         for (k, v) in &other.breaker_opened {
             *self.breaker_opened.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.rate_limited {
+            *self.rate_limited.entry(k.clone()).or_default() += v;
         }
         self.pool_idle += other.pool_idle;
     }
@@ -181,6 +186,21 @@ impl Worker {
     /// `target`'s circuit breaker opened.
     pub fn breaker_opened(&self, target: &str) {
         bump(&mut self.live.borrow_mut().breaker_opened, target);
+    }
+
+    /// Key `key`'s `limit` (`requests`, `tokens`, `streams`) refused a request.
+    pub fn rate_limited(&self, key: &str, limit: &'static str) {
+        let mut s = self.live.borrow_mut();
+        match s
+            .rate_limited
+            .iter_mut()
+            .find(|((k, l), _)| k == key && *l == limit)
+        {
+            Some((_, v)) => *v += 1,
+            None => {
+                s.rate_limited.insert((key.to_owned(), limit), 1);
+            }
+        }
     }
 
     /// A request was translated between formats.
@@ -359,6 +379,17 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             label(t)
         );
     }
+    out.push_str(
+        "# HELP ringway_rate_limited_total Requests refused by a key's limit, by key and limit (requests, tokens, streams).\n",
+    );
+    out.push_str("# TYPE ringway_rate_limited_total counter\n");
+    for ((key, limit), n) in &s.rate_limited {
+        let _ = writeln!(
+            out,
+            "ringway_rate_limited_total{{key=\"{}\",limit=\"{limit}\"}} {n}",
+            label(key)
+        );
+    }
     out.push_str("# HELP ringway_upstream_idle_connections Idle pooled provider connections.\n");
     out.push_str("# TYPE ringway_upstream_idle_connections gauge\n");
     let _ = writeln!(out, "ringway_upstream_idle_connections {}", s.pool_idle);
@@ -388,6 +419,8 @@ mod tests {
         b.attempt("p/m");
         b.fallback("p/m", "status_429");
         a.breaker_opened("p/m");
+        a.rate_limited("team", "tokens");
+        b.rate_limited("team", "tokens");
         let hub = Hub::new(2);
         hub.publish(1, b.snapshot(3));
         let merged = hub.merged(0, a.snapshot(1));
@@ -407,6 +440,7 @@ mod tests {
         assert!(text.contains("ringway_attempts_total{target=\"p/m\"} 2\n"));
         assert!(text.contains("ringway_fallbacks_total{target=\"p/m\",reason=\"status_429\"} 1\n"));
         assert!(text.contains("ringway_breaker_opened_total{target=\"p/m\"} 1\n"));
+        assert!(text.contains("ringway_rate_limited_total{key=\"team\",limit=\"tokens\"} 2\n"));
         // Every sample line is `name{labels} value` or `name value` with a numeric value.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let v = line.rsplit(' ').next().unwrap();

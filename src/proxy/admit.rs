@@ -1,6 +1,6 @@
 //! Admission: the gateway key, the body (bounded), its JSON (validated, `model` found), the
-//! fields every request of its API needs, the key's model allow-list, and the client's own
-//! failover choice (`allow_fallbacks`). Nothing here reaches a provider.
+//! fields every request of its API needs, the key's model allow-list, its limits, and the
+//! client's own failover choice (`allow_fallbacks`). Nothing here reaches a provider.
 
 use bytes::Bytes;
 
@@ -38,7 +38,7 @@ pub(super) enum Op {
 /// The header that opts a request out of fallbacks.
 pub const ALLOW_FALLBACKS_HEADER: &str = "x-ringway-allow-fallbacks";
 
-/// Let a model call in, or say why not (401, 403, 400, 408, 413).
+/// Let a model call in, or say why not (401, 403, 400, 408, 413, 429).
 pub(super) async fn admit<S: Transport>(
     ctx: &Ctx,
     conn: &mut ClientConn<S>,
@@ -94,6 +94,10 @@ pub(super) async fn admit<S: Transport>(
             )
             .into());
         }
+        // Token counts are free upstream and not generation: not held to the key's limits.
+        if op != Op::CountTokens {
+            limit(ctx, ex, k, info.stream)?;
+        }
     }
     Ok(Admitted {
         body,
@@ -101,6 +105,26 @@ pub(super) async fn admit<S: Transport>(
         fallbacks: body_fallbacks && header_fallbacks,
         op,
     })
+}
+
+/// Hold the request to its key's limits, last of admission's checks (a request they refuse
+/// uses none of its budget) and before anything goes upstream: a ticket on the
+/// exchange (its stream slot, the headers every response gets), or a 429 in the client's
+/// dialect with `retry-after` and the limits' headers.
+fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, stream: bool) -> Result<()> {
+    match ctx.limits.admit(&key.name, stream) {
+        Ok(None) => Ok(()),
+        Ok(Some(ticket)) => {
+            ticket.headers(ex.format, &mut ex.limit_headers);
+            ex.limits = Some(ticket);
+            Ok(())
+        }
+        Err(refused) => {
+            ctx.metrics.rate_limited(&key.name, refused.limit.as_str());
+            refused.headers(ex.format, &mut ex.limit_headers);
+            Err(refused.error(&key.name))
+        }
+    }
 }
 
 /// `x-ringway-allow-fallbacks: false` opts out; `true` or no header keeps the default.

@@ -86,6 +86,8 @@ pub struct WorkerState {
     pub cut: Beacon,
     /// What every worker reports (generations, reloads, drain): shared with the control thread.
     pub board: Arc<crate::runtime::control::Board>,
+    /// The per-key limits (shared by every worker; this worker's lock-free view).
+    pub limits: crate::limits::Local,
 }
 
 impl Ctx {
@@ -97,6 +99,7 @@ impl Ctx {
         id_prefix: u32,
         hub: Arc<crate::metrics::Hub>,
         board: Arc<crate::runtime::control::Board>,
+        limiter: Arc<crate::limits::Limiter>,
     ) -> Rc<Ctx> {
         let pool = Pool::new(config.pool_max_idle, config.pool_idle_timeout);
         // Seeded apart per worker and per start: jitter and balancing draws differ everywhere.
@@ -121,6 +124,7 @@ impl Ctx {
             draining: Beacon::new(),
             cut: Beacon::new(),
             board,
+            limits: crate::limits::Local::new(limiter),
         });
         Rc::new(Ctx {
             config,
@@ -473,14 +477,20 @@ fn keep_translated_header(name: &str) -> bool {
 
 /// The provider headers a client sees: same dialect, all but hop-by-hop ones (and the body's
 /// own type when the gateway rendered it); across dialects, rate-limit and retry hints, and
-/// the provider's request id under the name the client's SDK reads.
+/// the provider's request id under the name the client's SDK reads. A limited key's client
+/// gets the key's rate-limit headers instead of the provider's: the provider's count the
+/// gateway's whole quota, which is not the client's to pace against.
 fn provider_headers<'a>(
     head: &'a ResponseHead,
     pair: Pair,
     ours: bool,
+    own_limits: bool,
     out: &mut Vec<(&'a str, &'a [u8])>,
 ) {
     for (name, value) in head.headers() {
+        if own_limits && crate::limits::is_rate_limit_header(name) {
+            continue;
+        }
         if pair.is_passthrough() {
             let replaced = ours && matches!(name, "content-type" | "content-encoding");
             if !skip_header(name) && !replaced {
@@ -517,6 +527,7 @@ async fn commit_and_pump<S: Transport>(
         .map(|m| m.dropped.join(","))
         .unwrap_or_default();
     let client_http10 = ex.head.minor_version() == 0;
+    let own_limits = !ex.limit_headers.is_empty();
     match body {
         Body::Whole {
             bytes,
@@ -525,7 +536,7 @@ async fn commit_and_pump<S: Transport>(
         } => {
             let mut headers = ex.standard_headers();
             if let Some(head) = &head {
-                provider_headers(head, pair, json, &mut headers);
+                provider_headers(head, pair, json, own_limits, &mut headers);
             }
             if json || !pair.is_passthrough() {
                 headers.push(("content-type", b"application/json"));
@@ -572,7 +583,7 @@ async fn commit_and_pump<S: Transport>(
                 _ => ResponseBody::Chunked,
             };
             let mut headers = ex.standard_headers();
-            provider_headers(&head, pair, false, &mut headers);
+            provider_headers(&head, pair, false, own_limits, &mut headers);
             if !dropped.is_empty() {
                 headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
             }
@@ -618,7 +629,7 @@ async fn commit_and_pump<S: Transport>(
                 ResponseBody::CloseDelimited
             };
             let mut headers = ex.standard_headers();
-            provider_headers(&head, pair, false, &mut headers);
+            provider_headers(&head, pair, false, own_limits, &mut headers);
             if !pair.is_passthrough() {
                 headers.push(("content-type", pair.stream_content_type()));
                 headers.push(("cache-control", b"no-cache"));
@@ -648,6 +659,10 @@ async fn commit_and_pump<S: Transport>(
 
 /// Record what happened to one request.
 fn log(ctx: &Ctx, ex: &Exchange<'_>) {
+    // The request's usage total (input + output tokens) belongs here once usage extraction
+    // records it on the exchange; until then no request is charged.
+    let tokens_used = 0;
+    charge_key_tokens(ex, tokens_used);
     let m = &ctx.metrics;
     m.request(ex.endpoint, ex.status.get(), ex.started.elapsed());
     if let Some(kind) = ex.failed_midway.get() {
@@ -655,6 +670,15 @@ fn log(ctx: &Ctx, ex: &Exchange<'_>) {
     }
     if let Some(t) = ex.first_event.get() {
         m.first_event(t);
+    }
+}
+
+/// Debit the tokens a request used from its key's tokens per minute (a key without `tpm`, or
+/// no key, ignores it). Usage from any worker lands in the one shared bucket; requests still
+/// in flight were admitted without it, which is the documented overshoot.
+fn charge_key_tokens(ex: &Exchange<'_>, tokens: u64) {
+    if let Some(ticket) = &ex.limits {
+        ticket.charge_tokens(tokens);
     }
 }
 

@@ -38,6 +38,10 @@ pub(super) struct Exchange<'h> {
     pub draining: &'h Beacon,
     /// The worker's drain deadline: what is still running when it fires is ended.
     pub cut: &'h Beacon,
+    /// What the key's limits let in (a stream slot held until the exchange ends).
+    pub limits: Option<crate::limits::Ticket>,
+    /// The key's rate-limit headers, sent on every response to a limited key.
+    pub limit_headers: Vec<crate::limits::Header>,
 }
 
 impl<'h> Exchange<'h> {
@@ -67,6 +71,8 @@ impl<'h> Exchange<'h> {
             body_read: Cell::new(head.framing() == http1::Framing::None),
             draining,
             cut,
+            limits: None,
+            limit_headers: Vec::new(),
         }
     }
 
@@ -77,7 +83,7 @@ impl<'h> Exchange<'h> {
 
     /// Headers every response carries.
     pub fn standard_headers(&self) -> Vec<(&str, &[u8])> {
-        let mut h: Vec<(&str, &[u8])> = Vec::with_capacity(8);
+        let mut h: Vec<(&str, &[u8])> = Vec::with_capacity(8 + self.limit_headers.len());
         h.push(("x-ringway-request-id", self.request_id.as_bytes()));
         if let Some((p, m)) = &self.routed {
             h.push(("x-ringway-provider", p.as_bytes()));
@@ -85,6 +91,9 @@ impl<'h> Exchange<'h> {
         }
         if !self.attempts_text.is_empty() {
             h.push(("x-ringway-attempts", self.attempts_text.as_bytes()));
+        }
+        for (name, value) in &self.limit_headers {
+            h.push((name, value.as_bytes()));
         }
         h
     }

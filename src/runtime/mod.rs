@@ -51,6 +51,8 @@ pub struct Running {
     pub driver: DriverKind,
     /// Messages to the workers, and what they report.
     pub workers: control::Workers,
+    /// The per-key limits every worker shares; a reload calls its `reconfigure`.
+    pub limiter: Arc<crate::limits::Limiter>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -194,6 +196,8 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let hub = crate::metrics::Hub::new(workers);
     let board = control::Board::new(workers);
     let (handle, inboxes) = control::Workers::new(board.clone(), workers);
+    // Once per process, outside the config snapshot: a reload keeps the keys' counts.
+    let limiter = crate::limits::Limiter::new(&config.keys);
     let id_prefix = id_prefix();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(workers);
@@ -205,6 +209,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
         let ready = ready.clone();
         let hub = hub.clone();
         let board = board.clone();
+        let limiter = limiter.clone();
         let bind_addr = addr;
         let t = std::thread::Builder::new()
             .name(format!("ringway-w{i}"))
@@ -228,7 +233,15 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                         }
                     };
                     let local = listener.local_addr().unwrap_or(bind_addr);
-                    let ctx = Ctx::new(cfg, i, ready.clone(), id_prefix, hub, board.clone());
+                    let ctx = Ctx::new(
+                        cfg,
+                        i,
+                        ready.clone(),
+                        id_prefix,
+                        hub,
+                        board.clone(),
+                        limiter,
+                    );
                     let live = crate::server::Live::new(ctx);
                     monoio::spawn(worker_control(live.clone(), inbox, board.clone()));
                     ready.fetch_add(1, Ordering::AcqRel);
@@ -258,6 +271,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
         addr,
         driver: driver_seen.unwrap_or(DriverKind::Epoll),
         workers: handle,
+        limiter,
         threads,
     })
 }

@@ -122,6 +122,8 @@ pub fn supervise(
                     Ok(next) => {
                         generation += 1;
                         let next = Arc::new(next);
+                        // Before any worker serves the new keys: they must not run unlimited.
+                        running.limiter.reconfigure(&next.keys);
                         running.workers.reload(&next, generation);
                         current = next;
                         crate::log::info(format_args!(
