@@ -35,6 +35,8 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
 /// Default bound on one write to a client that stopped reading.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time from accepting a TLS connection to the end of its handshake.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default idle time of a client connection between requests.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default upstream connect (TCP + TLS) budget.
@@ -82,8 +84,12 @@ pub enum Driver {
 /// Compiled `[server]`.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Listen address.
+    /// Listen address (HTTPS when `tls` is set).
     pub listen: SocketAddr,
+    /// A plain-HTTP listener beside the TLS one.
+    pub plain_listen: Option<SocketAddr>,
+    /// TLS termination on `listen`.
+    pub tls: Option<ServerTls>,
     /// Worker threads.
     pub workers: usize,
     /// Driver choice.
@@ -108,6 +114,18 @@ pub struct ServerConfig {
     pub max_buffered_bytes: usize,
     /// Share the port with a process already listening on it.
     pub reuse_port: bool,
+}
+
+/// Compiled `[server.tls]`. Built at load, so a reload that re-runs `Config::load` re-reads
+/// the certificate; a connection takes this from the snapshot current when it is accepted.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// rustls server config: the chain and key, TLS 1.3 + 1.2, ALPN `http/1.1`.
+    pub config: Arc<rustls::ServerConfig>,
+    /// Accept → handshake finished; a slower client is closed.
+    pub handshake_timeout: Duration,
+    /// The certificate file, resolved (for the start-up log).
+    pub cert: PathBuf,
 }
 
 /// Where a provider lives and how to talk to it.
@@ -276,8 +294,16 @@ impl Config {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "listen {} | workers {} | driver {:?} | keys {}",
+            "listen {}{}{} | workers {} | driver {:?} | keys {}",
+            if self.server.tls.is_some() {
+                "https://"
+            } else {
+                "http://"
+            },
             self.server.listen,
+            self.server
+                .plain_listen
+                .map_or(String::new(), |a| format!(" + http://{a}")),
             self.server.workers,
             self.server.driver,
             self.keys.len()
@@ -968,6 +994,10 @@ impl Compiler<'_> {
             ("server.write_timeout_ms".into(), s.write_timeout_ms),
             ("server.body_timeout_ms".into(), s.body_timeout_ms),
             (
+                "server.tls.handshake_timeout_ms".into(),
+                s.tls.as_ref().and_then(|t| t.handshake_timeout_ms),
+            ),
+            (
                 "server.uring_entries".into(),
                 s.uring_entries.map(u64::from),
             ),
@@ -1088,9 +1118,39 @@ impl Compiler<'_> {
             }
             Some(m) => *m.get_ref(),
         };
+        let tls = s.tls.as_ref().map(|t| self.server_tls(t)).transpose()?;
+        let plain_listen = match &s.plain_listen {
+            None => None,
+            Some(l) => {
+                let addr = l.get_ref().parse::<SocketAddr>().map_err(|_| {
+                    self.err(
+                        l.span(),
+                        "server.plain_listen",
+                        format!("{:?} is not IP:PORT", l.get_ref()),
+                    )
+                })?;
+                if tls.is_none() {
+                    return Err(self.err(
+                        l.span(),
+                        "server.plain_listen",
+                        "needs [server.tls]: without it server.listen is already plain HTTP",
+                    ));
+                }
+                if addr == listen && addr.port() != 0 {
+                    return Err(self.err(
+                        l.span(),
+                        "server.plain_listen",
+                        format!("{addr} is server.listen too; give each listener its own port"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
         let ms = Duration::from_millis;
         Ok(ServerConfig {
             listen,
+            plain_listen,
+            tls,
             workers,
             driver,
             pin_workers: s.pin_workers.unwrap_or(true),
@@ -1105,6 +1165,28 @@ impl Compiler<'_> {
             body_timeout: s.body_timeout_ms.map_or(DEFAULT_BODY_TIMEOUT, ms),
             max_buffered_bytes,
             reuse_port: s.reuse_port.unwrap_or(false),
+        })
+    }
+
+    /// `[server.tls]`: the certificate and key are read and checked now; relative paths are
+    /// relative to the config file's directory (the service's working directory is anyone's
+    /// guess).
+    fn server_tls(&self, t: &raw::RawServerTls) -> Result<ServerTls, ConfigError> {
+        let dir = std::path::Path::new(self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        let resolve = |p: &Spanned<String>| dir.join(p.get_ref());
+        let (cert, key) = (resolve(&t.cert), resolve(&t.key));
+        let config = tls::server_config(&cert, &key).map_err(|(which, why)| match which {
+            tls::TlsFile::Cert => self.err(t.cert.span(), "server.tls.cert", why),
+            tls::TlsFile::Key => self.err(t.key.span(), "server.tls.key", why),
+        })?;
+        Ok(ServerTls {
+            config,
+            handshake_timeout: t
+                .handshake_timeout_ms
+                .map_or(DEFAULT_TLS_HANDSHAKE_TIMEOUT, Duration::from_millis),
+            cert,
         })
     }
 
@@ -1598,9 +1680,10 @@ routes = ["fast", "o/*"]
             "[server]\nworkers = 2\nzzz = 1\n",
             3,
             "server.zzz",
-            "unknown key; valid keys here: listen, workers, driver, pin_workers, uring_entries, \
-             max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, keepalive_timeout_ms, \
-             write_timeout_ms, body_timeout_ms, max_buffered_bytes, reuse_port",
+            "unknown key; valid keys here: listen, plain_listen, workers, driver, pin_workers, \
+             uring_entries, max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, \
+             keepalive_timeout_ms, write_timeout_ms, body_timeout_ms, max_buffered_bytes, \
+             reuse_port, tls",
         );
         fails(
             &two("name = \"b\"\nkindd = \"openai\"\nbase_url = \"http://x\"\n"),

@@ -44,6 +44,8 @@ impl DriverKind {
 pub struct Running {
     /// The bound address (the real port when the config said port 0).
     pub addr: SocketAddr,
+    /// The plain-HTTP listener beside a TLS one (`server.plain_listen`), bound.
+    pub plain_addr: Option<SocketAddr>,
     /// The driver every worker runs.
     pub driver: DriverKind,
     threads: Vec<JoinHandle<()>>,
@@ -177,20 +179,31 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let workers = config.server.workers;
     if !config.server.reuse_port {
         ensure_address_free(config.server.listen)?;
+        if let Some(plain) = config.server.plain_listen {
+            ensure_address_free(plain)?;
+        }
     }
+    let speaks = if config.server.tls.is_some() {
+        crate::server::Speaks::Https
+    } else {
+        crate::server::Speaks::Http
+    };
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let id_prefix = id_prefix();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(workers);
     let mut addr = config.server.listen;
+    let mut plain_addr = config.server.plain_listen;
     let mut driver_seen = None;
     for i in 0..workers {
-        let (tx, rx) = mpsc::channel::<Result<(SocketAddr, DriverKind), String>>();
+        type Bound = (SocketAddr, Option<SocketAddr>, DriverKind);
+        let (tx, rx) = mpsc::channel::<Result<Bound, String>>();
         let cfg = config.clone();
         let ready = ready.clone();
         let hub = hub.clone();
         let bind_addr = addr;
+        let bind_plain = plain_addr;
         let t = std::thread::Builder::new()
             .name(format!("ringway-w{i}"))
             .spawn(move || {
@@ -213,6 +226,15 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                         }
                     };
                     let local = listener.local_addr().unwrap_or(bind_addr);
+                    // The plain listener beside a TLS one: bound now, served by its own task.
+                    let plain = match bind_plain.map(|a| (a, bind(a))) {
+                        None => None,
+                        Some((a, Ok(l))) => Some((l.local_addr().unwrap_or(a), l)),
+                        Some((a, Err(e))) => {
+                            let _ = tx.send(Err(format!("cannot listen on {a}: {e}")));
+                            return;
+                        }
+                    };
                     let ctx = Ctx::new(cfg, i, ready.clone(), id_prefix, hub);
                     // Publish this worker's metrics for scrapes answered by other workers.
                     let publisher = ctx.clone();
@@ -224,8 +246,13 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                         }
                     });
                     ready.fetch_add(1, Ordering::AcqRel);
-                    let _ = tx.send(Ok((local, kind)));
-                    crate::server::accept_loop(listener, ctx).await;
+                    let _ = tx.send(Ok((local, plain.as_ref().map(|p| p.0), kind)));
+                    if let Some((_, l)) = plain {
+                        let ctx = ctx.clone();
+                        let http = crate::server::Speaks::Http;
+                        monoio::spawn(crate::server::accept_loop(l, ctx, http));
+                    }
+                    crate::server::accept_loop(listener, ctx, speaks).await;
                 };
                 if let Err(e) = block_on(driver, entries, run) {
                     crate::log::error(format_args!("worker {i}: {e}"));
@@ -234,8 +261,9 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
             .map_err(|e| format!("cannot spawn worker thread: {e}"))?;
         threads.push(t);
         match rx.recv() {
-            Ok(Ok((bound, kind))) => {
+            Ok(Ok((bound, plain, kind))) => {
                 addr = bound;
+                plain_addr = plain;
                 driver_seen = Some(kind);
             }
             Ok(Err(e)) => return Err(e),
@@ -244,6 +272,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     }
     Ok(Running {
         addr,
+        plain_addr,
         driver: driver_seen.unwrap_or(DriverKind::Epoll),
         threads,
     })

@@ -1,12 +1,15 @@
 //! Per-worker accept loop and the per-connection request loop (keep-alive, pipelining: requests
 //! already buffered are served in order, each response written before the next is parsed).
+//! A TLS listener's connections go through `tls` first, then the same loop.
+
+pub mod tls;
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::{TcpListener, TcpStream};
 
-use crate::downstream::{ClientConn, HeadOutcome};
+use crate::downstream::{ClientConn, HeadOutcome, Transport};
 use crate::proxy::{self, After, Ctx};
 
 /// First pause after an accept error (e.g. out of file descriptors) before trying again; it
@@ -18,15 +21,33 @@ pub const ACCEPT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// the count is reported with the next warning (or when accepting recovers).
 pub const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(5);
 
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaks {
+    /// Plain HTTP/1.1.
+    Http,
+    /// HTTP/1.1 over TLS (`[server.tls]`).
+    Https,
+}
+
 /// Accept connections forever, one task per connection.
-pub async fn accept_loop(listener: TcpListener, ctx: Rc<Ctx>) {
+pub async fn accept_loop(listener: TcpListener, ctx: Rc<Ctx>, speaks: Speaks) {
     let mut failures = AcceptFailures::default();
     loop {
         match listener.accept().await {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 failures.recovered(ctx.worker);
                 let ctx = ctx.clone();
-                monoio::spawn(async move { serve_connection(stream, &ctx).await });
+                match speaks {
+                    Speaks::Http => {
+                        monoio::spawn(async move { serve_connection(stream, &ctx).await });
+                    }
+                    Speaks::Https => {
+                        monoio::spawn(
+                            async move { tls::serve_connection(stream, peer, &ctx).await },
+                        );
+                    }
+                }
             }
             Err(e) => {
                 let pause = failures.failed(ctx.worker, &e, Instant::now());
@@ -95,10 +116,15 @@ fn backoff(n: u32) -> Duration {
         .min(ACCEPT_ERROR_BACKOFF_MAX)
 }
 
-/// Serve requests on one connection until it closes or a response says close.
+/// Serve requests on one plain TCP connection until it closes or a response says close.
 pub async fn serve_connection(stream: TcpStream, ctx: &Ctx) {
     // Responses are written whole or per SSE event; Nagle would delay each of them.
     let _ = stream.set_nodelay(true);
+    serve(stream, ctx).await;
+}
+
+/// The request loop over any transport (TCP, or TLS after its handshake).
+pub async fn serve<S: Transport>(stream: S, ctx: &Ctx) {
     let mut conn = ClientConn::new(stream);
     conn.write_timeout = ctx.config.server.write_timeout;
     loop {
