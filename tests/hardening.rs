@@ -962,7 +962,14 @@ fn check_and_serve_refuse_a_missing_unreadable_or_mismatched_certificate_or_key(
                 "[server]\nlisten = \"127.0.0.1:4443\"\nplain_listen = \"127.0.0.1:4443\"\n\n{}",
                 tls_config(&cert, &key)
             ),
-            ":3: server.plain_listen: 127.0.0.1:4443 is server.listen too".to_owned(),
+            ":3: server.plain_listen: 127.0.0.1:4443 is server.listen's port too".to_owned(),
+        ),
+        (
+            format!(
+                "[server]\nlisten = \"0.0.0.0:4443\"\nplain_listen = \"127.0.0.1:4443\"\n\n{}",
+                tls_config(&cert, &key)
+            ),
+            ":3: server.plain_listen: 127.0.0.1:4443 is server.listen's port too".to_owned(),
         ),
     ] {
         let (ok, out, err, file) = check(&toml);

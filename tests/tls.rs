@@ -554,3 +554,32 @@ fn a_tls_client_that_stalls_mid_request_gets_a_408_and_the_worker_lives() {
         check_chat(&mut c, true, "gpt", true);
     }
 }
+
+#[test]
+fn listen_moved_onto_the_plain_port_by_the_command_line_is_refused() {
+    let p = pki();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = write_config(&tls_server(
+        &p,
+        1,
+        &format!("plain_listen = \"127.0.0.1:{port}\""),
+    ));
+    let out = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--driver",
+            &driver(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "served both on one port: {err}");
+    assert!(err.contains("share a port"), "{err}");
+}

@@ -70,6 +70,15 @@ pub fn is_provider_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Would listeners on `a` and `b` share a port? Both are bound with SO_REUSEPORT, so the kernel
+/// would not refuse it: connections would be split at random between HTTPS and plain HTTP.
+/// Port 0 always gets a fresh port.
+pub fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// Which io driver the workers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Driver {
@@ -1136,11 +1145,11 @@ impl Compiler<'_> {
                         "needs [server.tls]: without it server.listen is already plain HTTP",
                     ));
                 }
-                if addr == listen && addr.port() != 0 {
+                if same_port(addr, listen) {
                     return Err(self.err(
                         l.span(),
                         "server.plain_listen",
-                        format!("{addr} is server.listen too; give each listener its own port"),
+                        format!("{addr} is server.listen's port too; give each listener its own"),
                     ));
                 }
                 Some(addr)

@@ -177,6 +177,15 @@ pub fn ensure_address_free(addr: SocketAddr) -> Result<(), String> {
 /// that a port-0 config gets one real port that the other workers then share.
 pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let workers = config.server.workers;
+    if let Some(plain) = config.server.plain_listen {
+        // The file was checked at load; --listen may have moved server.listen since.
+        if crate::config::same_port(plain, config.server.listen) {
+            return Err(format!(
+                "server.plain_listen {plain} and server.listen {} share a port",
+                config.server.listen
+            ));
+        }
+    }
     if !config.server.reuse_port {
         ensure_address_free(config.server.listen)?;
         if let Some(plain) = config.server.plain_listen {
