@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! client (OpenAI or Anthropic SDK)
-//!   │ HTTP/1.1
+//!   │ HTTP/1.1, or HTTPS (server::tls: rustls handshake, then the same loop)
 //!   ▼ one worker per core (runtime): monoio on io_uring, SO_REUSEPORT listener
 //! server   accept → downstream: http1 head (httparse) → keep-alive loop
 //! proxy    classify → admit (key, bounded body, json) → route (routing: candidates, breakers)

@@ -172,12 +172,27 @@ fn serve(mut args: Args) -> Result<(), String> {
     }
     let config = Arc::new(config);
     let running = ringway::runtime::start(config.clone())?;
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     ringway::log::info(format_args!(
-        "listening on http://{} with {} worker(s), driver {}",
+        "listening on {scheme}://{} with {} worker(s), driver {}",
         running.addr,
         config.server.workers,
         running.driver.as_str()
     ));
+    if let Some(tls) = &config.server.tls {
+        ringway::log::info(format_args!(
+            "TLS: certificate {}, handshake timeout {} ms",
+            tls.cert.display(),
+            tls.handshake_timeout.as_millis()
+        ));
+    }
+    if let Some(plain) = running.plain_addr {
+        ringway::log::info(format_args!("plain HTTP also listening on http://{plain}"));
+    }
     for line in config.describe().lines() {
         ringway::log::debug(format_args!("{line}"));
     }

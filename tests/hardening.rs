@@ -1,7 +1,8 @@
 //! What an adversarial probe and a new user found (header injection, a shared port, buffered
 //! answers without a bound, stream endings, request targets and bodies, accept failures, model
 //! lookup, tool-call arguments, config values and errors, README config blocks, upstream
-//! framing), each tested through the real binary over real sockets.
+//! framing, TLS certificate and key files), each tested through the real binary over real
+//! sockets.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -876,4 +877,157 @@ fn upstream_content_length_with_a_sign_is_a_502_in_the_client_format() {
     let v = r.json();
     assert_eq!(v["type"], "error", "Anthropic error shape: {v}");
     assert!(v["error"]["message"].is_string(), "{v}");
+}
+
+// ---------- F: [server.tls] files read and checked at load ----------
+
+/// A `localhost` certificate and its key (PEM), and the key of another certificate.
+fn tls_files(dir: &std::path::Path) -> (String, String, String) {
+    let mut pems = Vec::new();
+    for _ in 0..2 {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        pems.push((cert.pem(), key.serialize_pem()));
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    (
+        write("cert.pem", &pems[0].0),
+        write("key.pem", &pems[0].1),
+        write("other.key", &pems[1].1),
+    )
+}
+
+fn tls_config(cert: &str, key: &str) -> String {
+    format!("[server.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n")
+}
+
+#[test]
+fn check_and_serve_refuse_a_missing_unreadable_or_mismatched_certificate_or_key() {
+    let dir = temp_path("tls-files");
+    let (cert, key, other_key) = tls_files(&dir);
+    let (ok, out, err, _) = check(&tls_config(&cert, &key));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("listen https://"), "{out}");
+    let missing = dir.join("missing.pem").display().to_string();
+    let a_dir = dir.display().to_string();
+    for (toml, expected) in [
+        (
+            tls_config(&missing, &key),
+            format!(":2: server.tls.cert: cannot read {missing}: "),
+        ),
+        (
+            tls_config(&a_dir, &key),
+            format!(":2: server.tls.cert: cannot read {a_dir}: "),
+        ),
+        (
+            tls_config(&key, &key),
+            format!(":2: server.tls.cert: no certificate in {key}"),
+        ),
+        (
+            tls_config(&cert, &missing),
+            format!(":3: server.tls.key: cannot read {missing}: "),
+        ),
+        (
+            tls_config(&cert, &cert),
+            format!(":3: server.tls.key: no private key in {cert}"),
+        ),
+        (
+            tls_config(&cert, &other_key),
+            format!(
+                ":3: server.tls.key: the private key in {other_key} does not belong to the certificate in {cert}"
+            ),
+        ),
+        (
+            format!("{}handshake_timeout_ms = 0\n", tls_config(&cert, &key)),
+            ":4: server.tls.handshake_timeout_ms: must be greater than 0".to_owned(),
+        ),
+        (
+            format!("[server.tls]\ncert = \"{cert}\"\n"),
+            ":1: server.tls.key: required key is missing".to_owned(),
+        ),
+        (
+            "[server]\nplain_listen = \"127.0.0.1:0\"\n".to_owned(),
+            ":2: server.plain_listen: needs [server.tls]".to_owned(),
+        ),
+        (
+            format!(
+                "[server]\nlisten = \"127.0.0.1:4443\"\nplain_listen = \"127.0.0.1:4443\"\n\n{}",
+                tls_config(&cert, &key)
+            ),
+            ":3: server.plain_listen: 127.0.0.1:4443 is server.listen's port too".to_owned(),
+        ),
+        (
+            format!(
+                "[server]\nlisten = \"0.0.0.0:4443\"\nplain_listen = \"127.0.0.1:4443\"\n\n{}",
+                tls_config(&cert, &key)
+            ),
+            ":3: server.plain_listen: 127.0.0.1:4443 is server.listen's port too".to_owned(),
+        ),
+    ] {
+        let (ok, out, err, file) = check(&toml);
+        assert!(!ok, "accepted:\n{toml}\n{out}");
+        assert!(
+            err.contains(&format!("{file}{expected}")),
+            "{toml}\nwant {file}{expected}\ngot {err}"
+        );
+        // serve refuses the same file with the same message, and never starts.
+        let path = write_config(&toml);
+        let out = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .args(["--listen", "127.0.0.1:0", "--driver", &driver()])
+            .output()
+            .unwrap();
+        let serve_err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "serve started with:\n{toml}");
+        assert!(
+            serve_err.contains(&format!("{}{expected}", path.display())),
+            "{serve_err}"
+        );
+        assert!(!serve_err.contains("listening on"), "{serve_err}");
+    }
+}
+
+#[test]
+fn tls_paths_are_relative_to_the_config_file() {
+    let dir = temp_path("tls-relative");
+    tls_files(&dir);
+    let config = dir.join("ringway.toml");
+    std::fs::write(&config, tls_config("cert.pem", "key.pem")).unwrap();
+    // Run from elsewhere: the files are found beside the config, not in the working directory.
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&config)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&config, tls_config("cert.pem", "nope.pem")).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&config)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            ":3: server.tls.key: cannot read {}: ",
+            dir.join("nope.pem").display()
+        )),
+        "{err}"
+    );
 }

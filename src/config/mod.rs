@@ -35,6 +35,8 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
 /// Default bound on one write to a client that stopped reading.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time from accepting a TLS connection to the end of its handshake.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default idle time of a client connection between requests.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default upstream connect (TCP + TLS) budget.
@@ -70,6 +72,15 @@ pub fn is_provider_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Would listeners on `a` and `b` share a port? Both are bound with SO_REUSEPORT, so the kernel
+/// would not refuse it: connections would be split at random between HTTPS and plain HTTP.
+/// Port 0 always gets a fresh port.
+pub fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// Which io driver the workers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Driver {
@@ -84,8 +95,12 @@ pub enum Driver {
 /// Compiled `[server]`.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Listen address.
+    /// Listen address (HTTPS when `tls` is set).
     pub listen: SocketAddr,
+    /// A plain-HTTP listener beside the TLS one.
+    pub plain_listen: Option<SocketAddr>,
+    /// TLS termination on `listen`.
+    pub tls: Option<ServerTls>,
     /// Worker threads.
     pub workers: usize,
     /// Driver choice.
@@ -114,6 +129,18 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Where the pid is written (`ringway reload` reads it).
     pub pid_file: Option<PathBuf>,
+}
+
+/// Compiled `[server.tls]`. Built at load, so a reload that re-runs `Config::load` re-reads
+/// the certificate; a connection takes this from the snapshot current when it is accepted.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// rustls server config: the chain and key, TLS 1.3 + 1.2, ALPN `http/1.1`.
+    pub config: Arc<rustls::ServerConfig>,
+    /// Accept → handshake finished; a slower client is closed.
+    pub handshake_timeout: Duration,
+    /// The certificate file, resolved (for the start-up log).
+    pub cert: PathBuf,
 }
 
 /// Where a provider lives and how to talk to it.
@@ -284,8 +311,16 @@ impl Config {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "listen {} | workers {} | driver {:?} | keys {}",
+            "listen {}{}{} | workers {} | driver {:?} | keys {}",
+            if self.server.tls.is_some() {
+                "https://"
+            } else {
+                "http://"
+            },
             self.server.listen,
+            self.server
+                .plain_listen
+                .map_or(String::new(), |a| format!(" + http://{a}")),
             self.server.workers,
             self.server.driver,
             self.keys.len()
@@ -1019,6 +1054,10 @@ impl Compiler<'_> {
             ("server.write_timeout_ms".into(), s.write_timeout_ms),
             ("server.body_timeout_ms".into(), s.body_timeout_ms),
             (
+                "server.tls.handshake_timeout_ms".into(),
+                s.tls.as_ref().and_then(|t| t.handshake_timeout_ms),
+            ),
+            (
                 "server.uring_entries".into(),
                 s.uring_entries.map(u64::from),
             ),
@@ -1139,9 +1178,39 @@ impl Compiler<'_> {
             }
             Some(m) => *m.get_ref(),
         };
+        let tls = s.tls.as_ref().map(|t| self.server_tls(t)).transpose()?;
+        let plain_listen = match &s.plain_listen {
+            None => None,
+            Some(l) => {
+                let addr = l.get_ref().parse::<SocketAddr>().map_err(|_| {
+                    self.err(
+                        l.span(),
+                        "server.plain_listen",
+                        format!("{:?} is not IP:PORT", l.get_ref()),
+                    )
+                })?;
+                if tls.is_none() {
+                    return Err(self.err(
+                        l.span(),
+                        "server.plain_listen",
+                        "needs [server.tls]: without it server.listen is already plain HTTP",
+                    ));
+                }
+                if same_port(addr, listen) {
+                    return Err(self.err(
+                        l.span(),
+                        "server.plain_listen",
+                        format!("{addr} is server.listen's port too; give each listener its own"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
         let ms = Duration::from_millis;
         Ok(ServerConfig {
             listen,
+            plain_listen,
+            tls,
             workers,
             driver,
             pin_workers: s.pin_workers.unwrap_or(true),
@@ -1164,6 +1233,28 @@ impl Compiler<'_> {
                 }
                 Some(p) => Some(PathBuf::from(p.get_ref())),
             },
+        })
+    }
+
+    /// `[server.tls]`: the certificate and key are read and checked now; relative paths are
+    /// relative to the config file's directory (the service's working directory is anyone's
+    /// guess).
+    fn server_tls(&self, t: &raw::RawServerTls) -> Result<ServerTls, ConfigError> {
+        let dir = std::path::Path::new(self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        let resolve = |p: &Spanned<String>| dir.join(p.get_ref());
+        let (cert, key) = (resolve(&t.cert), resolve(&t.key));
+        let config = tls::server_config(&cert, &key).map_err(|(which, why)| match which {
+            tls::TlsFile::Cert => self.err(t.cert.span(), "server.tls.cert", why),
+            tls::TlsFile::Key => self.err(t.key.span(), "server.tls.key", why),
+        })?;
+        Ok(ServerTls {
+            config,
+            handshake_timeout: t
+                .handshake_timeout_ms
+                .map_or(DEFAULT_TLS_HANDSHAKE_TIMEOUT, Duration::from_millis),
+            cert,
         })
     }
 
@@ -1657,10 +1748,10 @@ routes = ["fast", "o/*"]
             "[server]\nworkers = 2\nzzz = 1\n",
             3,
             "server.zzz",
-            "unknown key; valid keys here: listen, workers, driver, pin_workers, uring_entries, \
-             max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, keepalive_timeout_ms, \
-             write_timeout_ms, body_timeout_ms, max_buffered_bytes, reuse_port, \
-             drain_timeout_ms, pid_file",
+            "unknown key; valid keys here: listen, plain_listen, workers, driver, pin_workers, \
+             uring_entries, max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, \
+             keepalive_timeout_ms, write_timeout_ms, body_timeout_ms, max_buffered_bytes, \
+             reuse_port, drain_timeout_ms, pid_file, tls",
         );
         fails(
             &two("name = \"b\"\nkindd = \"openai\"\nbase_url = \"http://x\"\n"),

@@ -45,8 +45,12 @@ pub struct RawResponses {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
-    /// Address to listen on, `IP:PORT`. Default `127.0.0.1:4000`.
+    /// Address to listen on, `IP:PORT`. Default `127.0.0.1:4000`. Speaks HTTPS when
+    /// `[server.tls]` is present, plain HTTP otherwise.
     pub listen: Option<Spanned<String>>,
+    /// A second listener, plain HTTP, beside a TLS `listen` (e.g. loopback for local tools and
+    /// health checks). Only with `[server.tls]`.
+    pub plain_listen: Option<Spanned<String>>,
     /// Worker threads (one runtime, listener and pool set each). Default: one per CPU.
     pub workers: Option<Spanned<usize>>,
     /// `"auto"` (io_uring, falling back to epoll where refused), `"io_uring"` or `"epoll"`.
@@ -79,6 +83,21 @@ pub struct RawServer {
     pub drain_timeout_ms: Option<u64>,
     /// Where `serve` writes its pid (for `ringway reload`); removed at a clean exit.
     pub pid_file: Option<Spanned<String>>,
+    /// TLS termination on `listen`.
+    pub tls: Option<RawServerTls>,
+}
+
+/// `[server.tls]`: `server.listen` speaks HTTPS with this certificate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    /// PEM file: the certificate chain, leaf first. Relative to the config file's directory.
+    pub cert: Spanned<String>,
+    /// PEM file: the leaf's private key (PKCS#8, PKCS#1 RSA or SEC1 EC). Relative to the config
+    /// file's directory.
+    pub key: Spanned<String>,
+    /// Time allowed from accept to a finished TLS handshake. Default 10 s.
+    pub handshake_timeout_ms: Option<u64>,
 }
 
 /// `[upstream]`: defaults every provider inherits.

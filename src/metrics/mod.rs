@@ -51,6 +51,10 @@ pub struct Snapshot {
     rate_limited: BTreeMap<(String, &'static str), u64>,
     /// Idle upstream connections held.
     pool_idle: u64,
+    /// TLS handshakes with clients that finished.
+    tls_handshakes: u64,
+    /// reason → TLS handshakes with clients that failed.
+    tls_handshake_failures: BTreeMap<&'static str, u64>,
 }
 
 /// Add one to a counter keyed by a borrowed string, allocating the key only the first time.
@@ -107,6 +111,10 @@ impl Snapshot {
             *self.rate_limited.entry(k.clone()).or_default() += v;
         }
         self.pool_idle += other.pool_idle;
+        self.tls_handshakes += other.tls_handshakes;
+        for (k, v) in &other.tls_handshake_failures {
+            *self.tls_handshake_failures.entry(k).or_default() += v;
+        }
     }
 }
 
@@ -221,6 +229,15 @@ impl Worker {
         }
         if let Some(h) = s.first_event.as_mut() {
             h.saturating_record(micros(after));
+        }
+    }
+
+    /// A client's TLS handshake finished (`Ok`) or failed, for a reason from a fixed set.
+    pub fn tls_handshake(&self, outcome: Result<(), &'static str>) {
+        let mut s = self.live.borrow_mut();
+        match outcome {
+            Ok(()) => s.tls_handshakes += 1,
+            Err(reason) => *s.tls_handshake_failures.entry(reason).or_default() += 1,
         }
     }
 
@@ -393,6 +410,21 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
     out.push_str("# HELP ringway_upstream_idle_connections Idle pooled provider connections.\n");
     out.push_str("# TYPE ringway_upstream_idle_connections gauge\n");
     let _ = writeln!(out, "ringway_upstream_idle_connections {}", s.pool_idle);
+    out.push_str(
+        "# HELP ringway_tls_handshakes_total TLS handshakes with clients that finished.\n",
+    );
+    out.push_str("# TYPE ringway_tls_handshakes_total counter\n");
+    let _ = writeln!(out, "ringway_tls_handshakes_total {}", s.tls_handshakes);
+    out.push_str(
+        "# HELP ringway_tls_handshake_failures_total TLS handshakes with clients that failed, by reason.\n",
+    );
+    out.push_str("# TYPE ringway_tls_handshake_failures_total counter\n");
+    for (reason, n) in &s.tls_handshake_failures {
+        let _ = writeln!(
+            out,
+            "ringway_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
     out.push_str("# HELP ringway_workers_ready Workers listening.\n");
     out.push_str("# TYPE ringway_workers_ready gauge\n");
     let _ = writeln!(out, "ringway_workers_ready {workers_ready}");
@@ -421,6 +453,9 @@ mod tests {
         a.breaker_opened("p/m");
         a.rate_limited("team", "tokens");
         b.rate_limited("team", "tokens");
+        a.tls_handshake(Ok(()));
+        b.tls_handshake(Ok(()));
+        b.tls_handshake(Err("timeout"));
         let hub = Hub::new(2);
         hub.publish(1, b.snapshot(3));
         let merged = hub.merged(0, a.snapshot(1));
@@ -441,6 +476,8 @@ mod tests {
         assert!(text.contains("ringway_fallbacks_total{target=\"p/m\",reason=\"status_429\"} 1\n"));
         assert!(text.contains("ringway_breaker_opened_total{target=\"p/m\"} 1\n"));
         assert!(text.contains("ringway_rate_limited_total{key=\"team\",limit=\"tokens\"} 2\n"));
+        assert!(text.contains("ringway_tls_handshakes_total 2\n"));
+        assert!(text.contains("ringway_tls_handshake_failures_total{reason=\"timeout\"} 1\n"));
         // Every sample line is `name{labels} value` or `name value` with a numeric value.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let v = line.rsplit(' ').next().unwrap();

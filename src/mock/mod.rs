@@ -165,6 +165,8 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<monoio_rustls::TlsAcceptor, Str
 fn mock_server_config() -> ServerConfig {
     ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        plain_listen: None,
+        tls: None,
         workers: 1,
         driver: Driver::Auto,
         pin_workers: false,

@@ -47,6 +47,8 @@ impl DriverKind {
 pub struct Running {
     /// The bound address (the real port when the config said port 0).
     pub addr: SocketAddr,
+    /// The plain-HTTP listener beside a TLS one (`server.plain_listen`), bound.
+    pub plain_addr: Option<SocketAddr>,
     /// The driver every worker runs.
     pub driver: DriverKind,
     /// Messages to the workers, and what they report.
@@ -189,9 +191,26 @@ pub fn ensure_address_free(addr: SocketAddr) -> Result<(), String> {
 /// that a port-0 config gets one real port that the other workers then share.
 pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let workers = config.server.workers;
+    if let Some(plain) = config.server.plain_listen {
+        // The file was checked at load; --listen may have moved server.listen since.
+        if crate::config::same_port(plain, config.server.listen) {
+            return Err(format!(
+                "server.plain_listen {plain} and server.listen {} share a port",
+                config.server.listen
+            ));
+        }
+    }
     if !config.server.reuse_port {
         ensure_address_free(config.server.listen)?;
+        if let Some(plain) = config.server.plain_listen {
+            ensure_address_free(plain)?;
+        }
     }
+    let speaks = if config.server.tls.is_some() {
+        crate::server::Speaks::Https
+    } else {
+        crate::server::Speaks::Http
+    };
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let board = control::Board::new(workers);
@@ -202,15 +221,18 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(workers);
     let mut addr = config.server.listen;
+    let mut plain_addr = config.server.plain_listen;
     let mut driver_seen = None;
     for (i, inbox) in inboxes.into_iter().enumerate() {
-        let (tx, rx) = mpsc::channel::<Result<(SocketAddr, DriverKind), String>>();
+        type Bound = (SocketAddr, Option<SocketAddr>, DriverKind);
+        let (tx, rx) = mpsc::channel::<Result<Bound, String>>();
         let cfg = config.clone();
         let ready = ready.clone();
         let hub = hub.clone();
         let board = board.clone();
         let limiter = limiter.clone();
         let bind_addr = addr;
+        let bind_plain = plain_addr;
         let t = std::thread::Builder::new()
             .name(format!("ringway-w{i}"))
             .spawn(move || {
@@ -233,6 +255,15 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                         }
                     };
                     let local = listener.local_addr().unwrap_or(bind_addr);
+                    // The plain listener beside a TLS one: bound now, served by its own task.
+                    let plain = match bind_plain.map(|a| (a, bind(a, kind))) {
+                        None => None,
+                        Some((a, Ok(l))) => Some((l.local_addr().unwrap_or(a), l)),
+                        Some((a, Err(e))) => {
+                            let _ = tx.send(Err(format!("cannot listen on {a}: {e}")));
+                            return;
+                        }
+                    };
                     let ctx = Ctx::new(
                         cfg,
                         i,
@@ -245,10 +276,18 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                     let live = crate::server::Live::new(ctx);
                     monoio::spawn(worker_control(live.clone(), inbox, board.clone()));
                     ready.fetch_add(1, Ordering::AcqRel);
-                    let _ = tx.send(Ok((local, kind)));
-                    crate::server::accept_loop(listener, live.clone()).await;
+                    let _ = tx.send(Ok((local, plain.as_ref().map(|p| p.0), kind)));
+                    // Both listeners close at a drain; the worker reports once both have.
+                    let plain_loop = plain.map(|(_, l)| {
+                        let http = crate::server::Speaks::Http;
+                        monoio::spawn(crate::server::accept_loop(l, live.clone(), http))
+                    });
+                    crate::server::accept_loop(listener, live.clone(), speaks).await;
+                    if let Some(handle) = plain_loop {
+                        handle.await;
+                    }
                     board.listener_closed(i, live.open());
-                    // Drained: the listener is closed; the thread stays until the process
+                    // Drained: the listeners are closed; the thread stays until the process
                     // exits, so that connections still open finish.
                     std::future::pending::<()>().await;
                 };
@@ -259,8 +298,9 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
             .map_err(|e| format!("cannot spawn worker thread: {e}"))?;
         threads.push(t);
         match rx.recv() {
-            Ok(Ok((bound, kind))) => {
+            Ok(Ok((bound, plain, kind))) => {
                 addr = bound;
+                plain_addr = plain;
                 driver_seen = Some(kind);
             }
             Ok(Err(e)) => return Err(e),
@@ -269,6 +309,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     }
     Ok(Running {
         addr,
+        plain_addr,
         driver: driver_seen.unwrap_or(DriverKind::Epoll),
         workers: handle,
         limiter,

@@ -1,14 +1,18 @@
 //! Per-worker accept loop and the per-connection request loop (keep-alive, pipelining: requests
 //! already buffered are served in order, each response written before the next is parsed), and
 //! the worker's live state: the config snapshot new requests start on, and its connections.
+//! A TLS listener's connections go through `tls` first (the handshake), then the same loop.
+
+pub mod tls;
 
 use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::net::{TcpListener, TcpStream};
 
-use crate::downstream::{ClientConn, HeadOutcome};
+use crate::downstream::{ClientConn, HeadOutcome, Transport};
 use crate::proxy::{self, After, Ctx};
 
 /// A worker's current context (swapped by a reload) and its open client connections.
@@ -67,29 +71,29 @@ impl Listener {
     }
 
     /// Accept one connection.
-    pub async fn accept(&self) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    pub async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
         self.socket.accept().await
     }
 
     /// The bound address.
-    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.socket.local_addr()
     }
 
     /// Accept, without waiting, every connection already queued; the listener then closes.
-    fn take_queued(self) -> Vec<TcpStream> {
+    fn take_queued(self) -> Vec<(TcpStream, SocketAddr)> {
         let mut out = Vec::new();
         if self.spare.set_nonblocking(true).is_err() {
             return out;
         }
-        while let Ok((s, _)) = self.spare.accept() {
+        while let Ok((s, peer)) = self.spare.accept() {
             let ready = if self.epoll {
                 s.set_nonblocking(true).is_ok()
             } else {
                 true
             };
             if let Some(s) = ready.then(|| TcpStream::from_std(s).ok()).flatten() {
-                out.push(s);
+                out.push((s, peer));
             }
         }
         out
@@ -105,18 +109,27 @@ pub const ACCEPT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// the count is reported with the next warning (or when accepting recovers).
 pub const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(5);
 
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaks {
+    /// Plain HTTP/1.1.
+    Http,
+    /// HTTP/1.1 over TLS (`[server.tls]`).
+    Https,
+}
+
 /// Accept connections, one task per connection, until a drain starts; then serve what the
 /// kernel had already queued and close the listener.
-pub async fn accept_loop(listener: Listener, live: Rc<Live>) {
+pub async fn accept_loop(listener: Listener, live: Rc<Live>, speaks: Speaks) {
     let mut failures = AcceptFailures::default();
     let state = live.ctx();
     let draining = &state.draining;
     loop {
         match draining.race(listener.socket.accept()).await {
             None => break,
-            Some(Ok((stream, _peer))) => {
+            Some(Ok((stream, peer))) => {
                 failures.recovered(state.worker);
-                spawn_connection(stream, &live);
+                spawn_connection(stream, peer, &live, speaks);
             }
             Some(Err(e)) => {
                 let pause = failures.failed(state.worker, &e, Instant::now());
@@ -134,16 +147,19 @@ pub async fn accept_loop(listener: Listener, live: Rc<Live>) {
             queued.len()
         ));
     }
-    for stream in queued {
-        spawn_connection(stream, &live);
+    for (stream, peer) in queued {
+        spawn_connection(stream, peer, &live, speaks);
     }
 }
 
-fn spawn_connection(stream: TcpStream, live: &Rc<Live>) {
+fn spawn_connection(stream: TcpStream, peer: SocketAddr, live: &Rc<Live>, speaks: Speaks) {
     let live = live.clone();
     live.open.set(live.open.get() + 1);
     monoio::spawn(async move {
-        serve_connection(stream, &live).await;
+        match speaks {
+            Speaks::Http => serve_connection(stream, &live).await,
+            Speaks::Https => tls::serve_connection(stream, peer, &live).await,
+        }
         live.open.set(live.open.get().saturating_sub(1));
     });
 }
@@ -207,11 +223,17 @@ fn backoff(n: u32) -> Duration {
         .min(ACCEPT_ERROR_BACKOFF_MAX)
 }
 
-/// Serve requests on one connection until it closes, a response says close, or a drain
-/// finds it idle. Each request runs on the config snapshot current when its head arrived.
+/// Serve requests on one plain TCP connection until it closes, a response says close, or a
+/// drain finds it idle.
 pub async fn serve_connection(stream: TcpStream, live: &Live) {
     // Responses are written whole or per SSE event; Nagle would delay each of them.
     let _ = stream.set_nodelay(true);
+    serve(stream, live).await;
+}
+
+/// The request loop over any transport (TCP, or TLS after its handshake). Each request runs on
+/// the config snapshot current when its head arrived.
+pub async fn serve<S: Transport>(stream: S, live: &Live) {
     let mut conn = ClientConn::new(stream);
     let mut first = true;
     loop {

@@ -237,9 +237,10 @@ impl Response {
     }
 }
 
-/// A client connection that reads responses incrementally (keep-alive, pipelining, streams).
-pub struct Client {
-    pub stream: TcpStream,
+/// A client connection that reads responses incrementally (keep-alive, pipelining, streams),
+/// over TCP or any other byte stream (a TLS client stream in tests/tls.rs).
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
@@ -260,6 +261,16 @@ impl Client {
             buf: Vec::new(),
         }
     }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// Wrap a connected stream of any kind.
+    pub fn over(stream: S) -> Client<S> {
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
@@ -274,7 +285,15 @@ impl Client {
                 self.buf.extend_from_slice(&tmp[..n]);
                 true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            // A TLS peer that closes without close_notify reads as UnexpectedEof.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                false
+            }
             Err(e) => panic!("read failed: {e}"),
         }
     }

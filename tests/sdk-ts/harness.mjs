@@ -5,7 +5,7 @@
 // picks the io driver (auto, io_uring, epoll), passed as --driver to both processes.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,10 +52,11 @@ function startProc(args, marker) {
       const at = line.indexOf(marker);
       if (done || at < 0) return;
       const url = line.slice(at + marker.length).trim().split(/\s+/)[0];
-      if (!url.startsWith('http://')) return fail(`printed an unexpected line: ${line}`);
+      const scheme = /^https?:\/\//.exec(url)?.[0];
+      if (!scheme) return fail(`printed an unexpected line: ${line}`);
       done = true;
       clearTimeout(timer);
-      resolveUrl({ url, line, addr: url.slice('http://'.length), stop: () => stopProc(child) });
+      resolveUrl({ url, line, addr: url.slice(scheme.length), stop: () => stopProc(child) });
     });
   });
 }
@@ -135,9 +136,58 @@ request_timeout_ms = 15000
   });
 }
 
+/** A test CA and a certificate it signed for localhost and 127.0.0.1, made in `dir` with the
+ * openssl command (CI installs it). Returns the PEM paths `{ ca, cert, key }`. */
+export function makePki(dir) {
+  const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  run('req', '-x509', '-new', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=ringway SDK test CA');
+  run('req', '-new', ...ec, '-keyout', 'key.pem', '-out', 'leaf.csr', '-subj', '/CN=localhost');
+  writeFileSync(join(dir, 'leaf.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n');
+  run('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'cert.pem', '-days', '2', '-extfile', 'leaf.ext');
+  return { ca: join(dir, 'ca.pem'), cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+}
+
+/** startGateway's routes over HTTPS (`[server.tls]` with a certificate from a test CA).
+ * Resolves with `{ mock, gateway, ca, stop }`; `gateway.url` is `https://…`. */
+export async function startTlsGateway() {
+  const pkiDir = mkdtempSync(join(tmpdir(), 'ringway-sdk-ts-pki-'));
+  const pki = makePki(pkiDir);
+  const env = await startWith(
+    (mockAddr) => `
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "http://${mockAddr}/v1"
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "http://${mockAddr}"
+
+[[route]]
+model = "gpt"
+targets = ["mo/mock-gpt"]
+
+[[route]]
+model = "claude"
+targets = ["ma/mock-claude"]
+`,
+    `\n[server.tls]\ncert = "${pki.cert}"\nkey = "${pki.key}"\n`,
+  );
+  return {
+    ...env,
+    ca: pki.ca,
+    async stop() {
+      await env.stop();
+      rmSync(pkiDir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Starts the mock, then a gateway whose providers and routes are `routes(mockAddr)` (the
- * worker count and the gateway key are added here). */
-async function startWith(routes) {
+ * worker count and the gateway key are added here; `serverTables` after `[server]`). */
+async function startWith(routes, serverTables = '') {
   const mock = await startProc(
     ['mock-upstream', '--listen', '127.0.0.1:0', '--driver', DRIVER],
     'mock provider listening on ',
@@ -147,6 +197,7 @@ async function startWith(routes) {
   const cfg = `
 [server]
 workers = 2
+${serverTables}
 ${routes(mock.addr)}
 [[key]]
 name = "sdk-ts"

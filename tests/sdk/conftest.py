@@ -7,6 +7,7 @@ RINGWAY_TEST_DRIVER picks the io driver (auto, io_uring, epoll).
 import json
 import os
 import queue
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -139,6 +140,67 @@ def _serve(cfg):
     with open(path, "w") as f:
         f.write(cfg)
     return Proc([BIN, "serve", "--config", path, "--listen", "127.0.0.1:0", "--driver", DRIVER], "listening on")
+
+
+def make_pki(d):
+    """A test CA and a certificate it signed for localhost and 127.0.0.1, made with the openssl
+    command (CI installs it): returns (ca.pem, cert.pem, key.pem) paths."""
+    if shutil.which("openssl") is None:
+        raise RuntimeError("the TLS SDK tests need the openssl command (.ci/run installs it)")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", "-new", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ringway SDK test CA")
+    run("req", "-new", *ec, "-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(d, "leaf.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "cert.pem", "-days", "2", "-extfile", "leaf.ext")
+    return tuple(os.path.join(d, n) for n in ("ca.pem", "cert.pem", "key.pem"))
+
+
+@pytest.fixture(scope="session")
+def tls_gateway(mock):
+    """The main gateway's routes over HTTPS (`[server.tls]`, certificate from a test CA). Yields
+    (gateway, CA file)."""
+    d = tempfile.mkdtemp(prefix="ringway-sdk-tls-")
+    ca, cert, key = make_pki(d)
+    cfg = f"""
+[server]
+workers = 2
+
+[server.tls]
+cert = "{cert}"
+key = "{key}"
+
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "http://{mock.addr}/v1"
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "http://{mock.addr}"
+
+[[route]]
+model = "gpt"
+targets = ["mo/mock-gpt"]
+
+[[route]]
+model = "claude"
+targets = ["ma/mock-claude"]
+
+[[key]]
+name = "sdk"
+sha256 = "{_sha256(GATEWAY_KEY)}"
+"""
+    g = _serve(cfg)
+    assert g.url.startswith("https://"), g.url
+    yield g, ca
+    g.stop()
 
 
 @pytest.fixture(scope="session")

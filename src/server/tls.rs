@@ -1,0 +1,398 @@
+//! TLS termination for client connections: a handshake bounded by `handshake_timeout_ms`
+//! (rustls through monoio-rustls, its config taken from the snapshot current at accept), then
+//! the same per-connection loop as plain HTTP. Plain HTTP sent to the TLS port gets a short
+//! plain-text 400 saying so; every failure is counted by reason and warned about at a bounded
+//! rate, never once per connection.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+
+use super::Live;
+use monoio::BufResult;
+use monoio_rustls::{ServerTlsStream, TlsAcceptor, TlsError};
+use nix::errno::Errno;
+use nix::sys::socket::{recv, MsgFlags};
+
+use crate::downstream::ClientConn;
+use crate::proxy::Ctx;
+
+/// First byte of every TLS record that carries a handshake message, so of every ClientHello.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+/// At most one handshake-failure warning per worker per this period; the failures in between
+/// are counted and the count goes into the next warning (scanners and port probes are common
+/// on a public TLS port: a line per connection would drown the log).
+pub const HANDSHAKE_WARN_EVERY: Duration = Duration::from_secs(60);
+/// The answer to plain HTTP on the TLS port: enough for a human with curl to see the mistake.
+pub const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+content-type: text/plain; charset=utf-8\r\n\
+content-length: 63\r\n\
+connection: close\r\n\
+\r\n\
+This port speaks HTTPS (TLS): use an https:// URL to reach it.\n";
+
+/// Why a client's handshake did not finish: a fixed set, so the metric's labels stay bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Not finished within `handshake_timeout_ms` (a stalled or very slow client).
+    Timeout,
+    /// The client sent plain HTTP (answered with [`PLAIN_HTTP_ANSWER`]).
+    PlainHttp,
+    /// The client offered ALPN protocols, none of them `http/1.1` (refused with the
+    /// `no_application_protocol` alert).
+    NoAlpn,
+    /// The client sent an alert, e.g. it does not trust the certificate.
+    AlertReceived,
+    /// Anything else rustls refused: not TLS, no common version or cipher suite, bad messages.
+    Protocol,
+    /// The client closed or reset the connection first.
+    Closed,
+}
+
+impl Failure {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::PlainHttp => "plain_http",
+            Failure::NoAlpn => "no_alpn",
+            Failure::AlertReceived => "alert_received",
+            Failure::Protocol => "protocol",
+            Failure::Closed => "closed",
+        }
+    }
+}
+
+/// How a handshake ended.
+enum Handshake {
+    Done(Box<ServerTlsStream<TcpStream>>),
+    /// The stream comes back so that the answer can be written outside the handshake budget.
+    PlainHttp(TcpStream),
+    Failed(Failure, String),
+}
+
+/// Serve one accepted connection on the TLS port: handshake, then the request loop.
+pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, live: &Live) {
+    // Responses are written whole or per SSE event; Nagle would delay each of them.
+    let _ = stream.set_nodelay(true);
+    let current = live.ctx();
+    let ctx: &Ctx = &current;
+    // The snapshot current now: a reload that swapped the certificate applies from the next
+    // accept, and a connection keeps the certificate it was accepted with.
+    let Some(tls) = ctx.config.server.tls.as_ref() else {
+        // The listener was bound for TLS but this snapshot has none (listeners are bound at
+        // start only): refuse rather than speak plain HTTP on a port clients trust as TLS.
+        record(ctx, Failure::Protocol, peer, "TLS is not configured");
+        return;
+    };
+    let budget = tls.handshake_timeout;
+    let outcome = crate::runtime::timer::timeout(budget, handshake(stream, tls.config.clone()))
+        .await
+        .unwrap_or_else(|_| {
+            Handshake::Failed(
+                Failure::Timeout,
+                format!("not finished in {} ms", budget.as_millis()),
+            )
+        });
+    match outcome {
+        Handshake::Done(stream) => {
+            ctx.metrics.tls_handshake(Ok(()));
+            // Each request takes the snapshot current when it arrives; holding this one for the
+            // connection's life would keep an old config alive.
+            drop(current);
+            super::serve(CancelSafe::new(*stream), live).await;
+        }
+        Handshake::PlainHttp(stream) => {
+            record(ctx, Failure::PlainHttp, peer, "plain HTTP on the TLS port");
+            let mut conn = ClientConn::new(stream);
+            conn.write_timeout = ctx.config.server.write_timeout;
+            conn.wbuf.extend_from_slice(PLAIN_HTTP_ANSWER);
+            if conn.flush().await.is_ok() {
+                conn.drain_and_close().await;
+            }
+        }
+        Handshake::Failed(f, detail) => record(ctx, f, peer, &detail),
+    }
+}
+
+async fn handshake(stream: TcpStream, config: Arc<rustls::ServerConfig>) -> Handshake {
+    match first_byte(&stream).await {
+        Ok(None) => {
+            return Handshake::Failed(Failure::Closed, "closed before a ClientHello".into())
+        }
+        // An HTTP method starts with an upper-case letter; a ClientHello never does.
+        Ok(Some(b)) if b != TLS_HANDSHAKE_RECORD && b.is_ascii_uppercase() => {
+            return Handshake::PlainHttp(stream)
+        }
+        Ok(Some(_)) => {}
+        Err(e) => return Handshake::Failed(Failure::Closed, e.to_string()),
+    }
+    match TlsAcceptor::from(config).accept(stream).await {
+        Ok(s) => Handshake::Done(Box::new(s)),
+        Err(e) => Handshake::Failed(classify(&e), error_text(&e)),
+    }
+}
+
+/// The connection's first byte, peeked (left for rustls to read); None if the client closed.
+/// A peek rather than a read: rustls then reads the whole ClientHello itself, and the TCP
+/// stream is still ours to answer on when the byte says plain HTTP.
+async fn first_byte(stream: &TcpStream) -> io::Result<Option<u8>> {
+    let mut byte = [0u8; 1];
+    loop {
+        // Usually the ClientHello is already here; wait for readiness only when it is not.
+        match recv(
+            stream.as_raw_fd(),
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(byte[0])),
+            Err(Errno::EAGAIN | Errno::EINTR) => stream.readable(false).await?,
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+}
+
+/// A TLS stream whose reads and writes may be cancelled (by the request loop's timeouts).
+/// monoio-rustls lends its own buffer to the socket for the length of an IO, and a read or
+/// write dropped by a timeout never gives it back: the next IO on that stream would panic,
+/// and a panic in a task takes the worker thread down. So an IO still marked in flight when
+/// the next one starts was cancelled, and the stream refuses further IO that would touch the
+/// lost buffer with an error (a read after a cancelled read or write: rustls may write an
+/// alert while reading; a write after a cancelled write), which closes the connection as a
+/// failed IO does. A write after a cancelled read is fine: it is how a 408 gets out.
+pub struct CancelSafe<S> {
+    inner: S,
+    reading: bool,
+    writing: bool,
+}
+
+impl<S> CancelSafe<S> {
+    /// Wrap a stream that has no IO in flight.
+    pub fn new(inner: S) -> Self {
+        CancelSafe {
+            inner,
+            reading: false,
+            writing: false,
+        }
+    }
+}
+
+fn cancelled_before() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "an earlier TLS read or write was cancelled",
+    )
+}
+
+impl<S: AsyncReadRent + AsyncWriteRent> AsyncReadRent for CancelSafe<S> {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        if self.reading || self.writing {
+            return (Err(cancelled_before()), buf);
+        }
+        self.reading = true;
+        let r = self.inner.read(buf).await;
+        self.reading = false;
+        r
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        if self.reading || self.writing {
+            return (Err(cancelled_before()), buf);
+        }
+        self.reading = true;
+        let r = self.inner.readv(buf).await;
+        self.reading = false;
+        r
+    }
+}
+
+impl<S: AsyncWriteRent> AsyncWriteRent for CancelSafe<S> {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        if self.writing {
+            return (Err(cancelled_before()), buf);
+        }
+        self.writing = true;
+        let r = self.inner.write(buf).await;
+        self.writing = false;
+        r
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        if self.writing {
+            return (Err(cancelled_before()), buf);
+        }
+        self.writing = true;
+        let r = self.inner.writev(buf).await;
+        self.writing = false;
+        r
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.writing {
+            return Err(cancelled_before());
+        }
+        self.writing = true;
+        let r = self.inner.flush().await;
+        self.writing = false;
+        r
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        if self.writing {
+            return Err(cancelled_before());
+        }
+        self.writing = true;
+        let r = self.inner.shutdown().await;
+        self.writing = false;
+        r
+    }
+}
+
+/// The failure reason of an acceptor error; monoio-rustls wraps rustls errors in io errors.
+fn classify(e: &TlsError) -> Failure {
+    let io = match e {
+        TlsError::Rustls(r) => return rustls_reason(r),
+        TlsError::Io(io) => io,
+    };
+    if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return rustls_reason(r);
+    }
+    match io.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => Failure::Closed,
+        _ => Failure::Protocol,
+    }
+}
+
+fn rustls_reason(e: &rustls::Error) -> Failure {
+    match e {
+        rustls::Error::NoApplicationProtocol => Failure::NoAlpn,
+        rustls::Error::AlertReceived(_) => Failure::AlertReceived,
+        _ => Failure::Protocol,
+    }
+}
+
+/// The innermost useful text of an acceptor error (the wrapper's own text says only "io error").
+fn error_text(e: &TlsError) -> String {
+    match e {
+        TlsError::Rustls(r) => r.to_string(),
+        TlsError::Io(io) => io.to_string(),
+    }
+}
+
+/// Handshake failures not yet reported, per worker thread.
+#[derive(Default)]
+struct Unreported {
+    count: u64,
+    last_warning: Option<Instant>,
+}
+
+impl Unreported {
+    /// Count one failure; the text of a warning when one is due (the first, then at most one
+    /// per [`HANDSHAKE_WARN_EVERY`]).
+    fn failed(&mut self, now: Instant, what: &str) -> Option<String> {
+        self.count += 1;
+        if self
+            .last_warning
+            .is_some_and(|t| now.duration_since(t) < HANDSHAKE_WARN_EVERY)
+        {
+            return None;
+        }
+        let line = format!(
+            "{} TLS handshake(s) failed since the last warning; the latest: {what} (by reason: \
+             ringway_tls_handshake_failures_total; each one: RINGWAY_LOG=debug)",
+            self.count
+        );
+        self.count = 0;
+        self.last_warning = Some(now);
+        Some(line)
+    }
+}
+
+thread_local! {
+    static UNREPORTED: RefCell<Unreported> = RefCell::new(Unreported::default());
+}
+
+/// Count a failure in the metrics, log it at debug, and warn at a bounded rate.
+fn record(ctx: &Ctx, f: Failure, peer: SocketAddr, detail: &str) {
+    ctx.metrics.tls_handshake(Err(f.as_str()));
+    let what = format!("{} from {peer}: {detail}", f.as_str());
+    crate::log::debug(format_args!("worker {}: TLS handshake {what}", ctx.worker));
+    // A client that connects and leaves (a TCP health check) is no news.
+    if f == Failure::Closed {
+        return;
+    }
+    let warning = UNREPORTED.with(|u| u.borrow_mut().failed(Instant::now(), &what));
+    if let Some(w) = warning {
+        crate::log::warn(format_args!("worker {}: {w}", ctx.worker));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_answer_is_one_well_framed_response() {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut r = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(n)) = r.parse(PLAIN_HTTP_ANSWER) else {
+            unreachable!("the answer does not parse as a response head");
+        };
+        assert_eq!(r.code, Some(400));
+        let len = r
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        assert_eq!(len, Some(PLAIN_HTTP_ANSWER.len() - n));
+    }
+
+    #[test]
+    fn warnings_are_rate_limited_and_carry_the_count() {
+        let mut u = Unreported::default();
+        let t0 = Instant::now();
+        let first = u.failed(t0, "timeout from a");
+        assert!(first.is_some_and(|w| w.starts_with("1 TLS handshake(s)")));
+        for i in 1..50u64 {
+            assert!(u.failed(t0 + Duration::from_millis(i), "x").is_none());
+        }
+        let next = u.failed(t0 + HANDSHAKE_WARN_EVERY, "plain_http from b");
+        assert!(next.is_some_and(|w| w.starts_with("50 TLS handshake(s)") && w.contains("from b")));
+        assert_eq!(u.count, 0);
+    }
+
+    #[test]
+    fn alpn_and_alerts_have_their_own_reasons() {
+        let wrap = |e: rustls::Error| TlsError::Io(io::Error::new(io::ErrorKind::InvalidData, e));
+        assert_eq!(
+            classify(&wrap(rustls::Error::NoApplicationProtocol)),
+            Failure::NoAlpn
+        );
+        assert_eq!(
+            classify(&wrap(rustls::Error::AlertReceived(
+                rustls::AlertDescription::UnknownCA
+            ))),
+            Failure::AlertReceived
+        );
+        assert_eq!(
+            classify(&TlsError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Failure::Closed
+        );
+        assert_eq!(
+            classify(&wrap(rustls::Error::HandshakeNotComplete)),
+            Failure::Protocol
+        );
+    }
+}
