@@ -41,6 +41,26 @@ pub enum HeadOutcome {
     Failed(Error, Bytes),
 }
 
+/// The two bounds on waiting for a request head, copied out of the config snapshot so that
+/// an idle connection holds no snapshot while it waits (a reload would otherwise stay pinned
+/// for up to the keep-alive timeout by every idle connection).
+#[derive(Clone, Copy, Debug)]
+pub struct HeadTimeouts {
+    /// Idle time allowed before the first byte of a request.
+    pub keepalive_timeout: Duration,
+    /// First byte to the end of the head.
+    pub header_read_timeout: Duration,
+}
+
+impl From<&ServerConfig> for HeadTimeouts {
+    fn from(c: &ServerConfig) -> Self {
+        HeadTimeouts {
+            keepalive_timeout: c.keepalive_timeout,
+            header_read_timeout: c.header_read_timeout,
+        }
+    }
+}
+
 /// What a client connection runs over: a TCP stream, or a TLS stream on one. The proxy is
 /// generic over it, so terminating TLS changes no proxy code.
 pub trait Transport: AsyncReadRent + AsyncWriteRent {}
@@ -118,7 +138,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     /// timeout for the rest (a slowloris client is cut off there).
     pub async fn read_head(
         &mut self,
-        cfg: &ServerConfig,
+        cfg: HeadTimeouts,
         idle_end: Option<&Beacon>,
     ) -> std::result::Result<RequestHead, HeadOutcome> {
         let mut deadline = None;

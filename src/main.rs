@@ -196,6 +196,7 @@ fn serve(mut args: Args) -> Result<(), String> {
     for line in config.describe().lines() {
         ringway::log::debug(format_args!("{line}"));
     }
+    supervise::check_port_handover(&config);
     supervise::write_pid_file(&config)?;
     supervise::supervise(running, config, config_path.map(PathBuf::from), overrides)
 }
@@ -278,6 +279,14 @@ fn reload(mut args: Args) -> Result<(), String> {
         .ok()
         .filter(|p| *p > 1)
         .ok_or_else(|| format!("{} does not hold a pid", pid_file.display()))?;
+    // A stale file (after a crash) may name an unrelated process, which SIGHUP would kill.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() != "ringway" {
+        return Err(format!(
+            "pid {pid} from {} is not a running ringway (stale pid file?)",
+            pid_file.display()
+        ));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGHUP,

@@ -744,11 +744,16 @@ impl Compiler<'_> {
                         "empty, or holds characters not allowed in a header (control characters, surrounding whitespace)",
                     )),
                 };
+            // The CA file too: a reload that changes it must not reuse connections verified
+            // against the old roots.
             let pool_key = format!(
-                "{name} {}://{}:{}",
+                "{name} {}://{}:{}{}",
                 if tls.is_some() { "https" } else { "http" },
                 url.host,
-                url.port
+                url.port,
+                p.ca_file
+                    .as_ref()
+                    .map_or(String::new(), |c| format!(" ca={}", c.get_ref()))
             );
             providers.push(Provider {
                 name,

@@ -193,7 +193,7 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
     let cfg = mock_server_config();
     let mut seq = 0u64;
     loop {
-        let head = match conn.read_head(&cfg, None).await {
+        let head = match conn.read_head((&cfg).into(), None).await {
             Ok(h) => h,
             Err(HeadOutcome::Closed | HeadOutcome::Failed(..)) => return,
         };

@@ -203,7 +203,12 @@ const RELOAD_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 async fn reload(ctx: &Ctx) -> Result<u64, Error> {
     use nix::sys::signal::{kill, Signal};
     let board = &ctx.board;
-    let before = board.reloads();
+    if board.is_draining() {
+        return Err(super::shutting_down());
+    }
+    // A ticket: answered only by a reload that reads the file after this point (signals
+    // coalesce, so a reload already under way must not answer for this one).
+    let ticket = board.request();
     kill(nix::unistd::Pid::this(), Signal::SIGHUP).map_err(|e| {
         Error::new(
             ErrorKind::Internal,
@@ -217,13 +222,16 @@ async fn reload(ctx: &Ctx) -> Result<u64, Error> {
             "the reload did not finish in time; see the log",
         )
     };
-    while board.reloads() == before {
+    let outcome = loop {
+        if let Some(outcome) = board.answer(ticket) {
+            break outcome;
+        }
         if std::time::Instant::now() >= deadline {
             return Err(timed_out());
         }
         crate::runtime::timer::sleep(RELOAD_POLL).await;
-    }
-    let generation = board.last_reload().map_err(|why| {
+    };
+    let generation = outcome.map_err(|why| {
         Error::new(
             ErrorKind::BadRequest,
             format!("config refused; the running config keeps serving: {why}"),

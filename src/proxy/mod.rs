@@ -82,6 +82,9 @@ pub struct WorkerState {
     pub buffers: budget::BufferBudget,
     /// Fired when a drain starts: listeners close, idle connections close, `/readyz` is 503.
     pub draining: Beacon,
+    /// Fired a moment after `draining`: a connection that has not sent its first request by
+    /// then is closed too.
+    pub quiet: Beacon,
     /// Fired when the drain's time is up: what is still in flight ends with an error.
     pub cut: Beacon,
     /// What every worker reports (generations, reloads, drain): shared with the control thread.
@@ -122,6 +125,7 @@ impl Ctx {
             metrics: crate::metrics::Worker::default(),
             hub,
             draining: Beacon::new(),
+            quiet: Beacon::new(),
             cut: Beacon::new(),
             board,
             limits: crate::limits::Local::new(limiter),
@@ -137,16 +141,23 @@ impl Ctx {
     /// and address did not change stay; the others are closed. Breakers, metrics and the
     /// buffer budget carry over (their limits follow the new config).
     pub fn reloaded(&self, config: Arc<Config>, generation: u64) -> Rc<Ctx> {
-        self.pool
-            .reconfigure(config.pool_max_idle, config.pool_idle_timeout, |key| {
-                config.providers.iter().any(|p| p.pool_key == key)
-            });
+        self.pool.reconfigure(
+            config.pool_max_idle,
+            config.pool_idle_timeout,
+            config.providers.iter().map(|p| p.pool_key.as_str()),
+        );
         self.buffers.set_limit(config.server.max_buffered_bytes);
         Rc::new(Ctx {
             config,
             generation,
             state: self.state.clone(),
         })
+    }
+
+    /// The worker's state alone, for tasks that outlive requests (accept loops, connections):
+    /// they must not hold a config snapshot.
+    pub fn state(&self) -> Rc<WorkerState> {
+        self.state.clone()
     }
 
     pub(super) fn request_id(&self) -> String {

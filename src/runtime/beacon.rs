@@ -88,29 +88,33 @@ impl Future for Wait<'_> {
             return Poll::Ready(());
         }
         let waker = Some(cx.waker().clone());
-        match self.slot {
-            Some(i) => {
-                if let Some(s) = inner.slots.get_mut(i) {
-                    *s = waker;
+        let (slot, old) = match self.slot {
+            Some(i) => (
+                i,
+                inner
+                    .slots
+                    .get_mut(i)
+                    .and_then(|s| std::mem::replace(s, waker)),
+            ),
+            None => match inner.free.pop() {
+                Some(i) => (
+                    i,
+                    inner
+                        .slots
+                        .get_mut(i)
+                        .and_then(|s| std::mem::replace(s, waker)),
+                ),
+                None => {
+                    inner.slots.push(waker);
+                    (inner.slots.len() - 1, None)
                 }
-            }
-            None => {
-                let i = match inner.free.pop() {
-                    Some(i) => {
-                        if let Some(s) = inner.slots.get_mut(i) {
-                            *s = waker;
-                        }
-                        i
-                    }
-                    None => {
-                        inner.slots.push(waker);
-                        inner.slots.len() - 1
-                    }
-                };
-                drop(inner);
-                self.slot = Some(i);
-            }
-        }
+            },
+        };
+        drop(inner);
+        self.slot = Some(slot);
+        // Dropped outside the borrow: the last reference to a task may drop a future that
+        // holds another wait on this beacon.
+        drop(old);
         Poll::Pending
     }
 }
@@ -118,12 +122,15 @@ impl Future for Wait<'_> {
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
         if let Some(i) = self.slot.take() {
-            if let Ok(mut inner) = self.beacon.inner.try_borrow_mut() {
-                if let Some(s) = inner.slots.get_mut(i) {
-                    *s = None;
+            let old = match self.beacon.inner.try_borrow_mut() {
+                Ok(mut inner) => {
+                    let old = inner.slots.get_mut(i).and_then(Option::take);
+                    inner.free.push(i);
+                    old
                 }
-                inner.free.push(i);
-            }
+                Err(_) => None,
+            };
+            drop(old);
         }
     }
 }

@@ -12,6 +12,10 @@ use crate::config::Config;
 /// served by every worker within about this long.
 pub const CONTROL_TICK: Duration = Duration::from_millis(20);
 
+/// Once a drain starts, how long a connection accepted but still silent may take to send its
+/// first request before it is closed (one accepted just as the drain began is not cut off).
+pub const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
+
 /// A message to one worker.
 pub enum Message {
     /// Serve this snapshot from now on; requests in flight keep theirs.
@@ -34,6 +38,10 @@ pub struct Board {
     open: Vec<AtomicUsize>,
     /// Worker `i` has closed its listener (after a drain started).
     closed: Vec<AtomicBool>,
+    /// Reloads asked for through the admin endpoint (tickets handed out).
+    requested: AtomicU64,
+    /// The highest ticket the latest finished reload answers.
+    answered: AtomicU64,
     /// Reload attempts finished (successful or not).
     reloads: AtomicU64,
     /// Of those, the ones refused.
@@ -52,6 +60,8 @@ impl Board {
             generation: (0..workers).map(|_| AtomicU64::new(1)).collect(),
             open: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             closed: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            requested: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             latest: AtomicU64::new(1),
@@ -106,8 +116,24 @@ impl Board {
         self.open.iter().map(|o| o.load(Ordering::Acquire)).sum()
     }
 
-    /// Record a reload attempt's outcome.
-    pub fn reloaded(&self, outcome: &Result<u64, String>) {
+    /// Ask for a reload: a ticket that a reload reading the file from now on will answer.
+    pub fn request(&self) -> u64 {
+        self.requested.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Tickets handed out so far: a reload about to read the file answers all of them.
+    pub fn requested(&self) -> u64 {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// The outcome of the reload that answered `ticket`, once one has (a later one may have:
+    /// it read the file later still).
+    pub fn answer(&self, ticket: u64) -> Option<Result<u64, String>> {
+        (self.answered.load(Ordering::Acquire) >= ticket).then(|| self.last_reload())
+    }
+
+    /// Record a reload attempt's outcome; it answers tickets up to `asked`.
+    pub fn reloaded(&self, asked: u64, outcome: &Result<u64, String>) {
         let message = match outcome {
             Ok(generation) => {
                 self.latest.store(*generation, Ordering::Release);
@@ -122,6 +148,7 @@ impl Board {
             *last = message;
         }
         self.reloads.fetch_add(1, Ordering::AcqRel);
+        self.answered.fetch_max(asked, Ordering::AcqRel);
     }
 
     /// Reload attempts finished so far.
@@ -232,13 +259,25 @@ mod tests {
         b.set_open(1, 4);
         assert_eq!(b.open(), 7);
         assert_eq!(b.reloads(), 0);
-        b.reloaded(&Err(
-            "f.toml:3: server.workers: must be between 1 and 1024".into()
-        ));
+        let t1 = b.request();
+        assert_eq!(
+            b.answer(t1),
+            None,
+            "not answered before a reload read the file"
+        );
+        let asked = b.requested();
+        let t2 = b.request();
+        let refused = "f.toml:3: server.workers: must be between 1 and 1024";
+        b.reloaded(asked, &Err(refused.into()));
         assert_eq!(b.reloads(), 1);
-        assert!(b.last_reload().is_err());
-        b.reloaded(&Ok(3));
-        assert_eq!(b.last_reload(), Ok(3));
+        assert_eq!(b.answer(t1), Some(Err(refused.into())));
+        assert_eq!(
+            b.answer(t2),
+            None,
+            "asked after the file was read: the next one answers"
+        );
+        b.reloaded(b.requested(), &Ok(3));
+        assert_eq!(b.answer(t2), Some(Ok(3)));
         let mut text = String::new();
         b.render(&mut text);
         assert!(

@@ -340,11 +340,13 @@ async fn worker_control(
                 }
                 control::Message::Drain { deadline } => {
                     ctx.draining.fire();
-                    let cutter = ctx.clone();
+                    let state = ctx.state();
                     monoio::spawn(async move {
+                        monoio::time::sleep(control::FIRST_REQUEST_GRACE).await;
+                        state.quiet.fire();
                         let wait = deadline.saturating_duration_since(std::time::Instant::now());
                         monoio::time::sleep(wait).await;
-                        cutter.cut.fire();
+                        state.cut.fire();
                     });
                 }
             }

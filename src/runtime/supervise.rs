@@ -75,18 +75,45 @@ impl Overrides {
     }
 }
 
-/// Write the pid file, if one is configured.
+/// Write the pid file, if one is configured: to a temporary name, then renamed over it, so a
+/// reader never sees it half written.
 pub fn write_pid_file(config: &Config) -> Result<(), String> {
     let Some(path) = &config.server.pid_file else {
         return Ok(());
     };
-    std::fs::write(path, format!("{}\n", std::process::id()))
+    let mut tmp = path.clone().into_os_string();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))
 }
 
+/// Remove the pid file if it still names this process: after a zero-downtime restart it names
+/// the new one, which `ringway reload` must keep finding.
 fn remove_pid_file(path: Option<&PathBuf>) {
-    if let Some(p) = path {
+    let Some(p) = path else { return };
+    let ours =
+        std::fs::read_to_string(p).is_ok_and(|text| text.trim() == std::process::id().to_string());
+    if ours {
         let _ = std::fs::remove_file(p);
+    }
+}
+
+/// With port sharing on, warn when the kernel will not hand a closing listener's queued
+/// connections to the remaining ones (`net.ipv4.tcp_migrate_req`, Linux 5.14+): a restart can
+/// then reset a connection that arrives in the instant the old process closes its listener.
+pub fn check_port_handover(config: &Config) {
+    if !config.server.reuse_port {
+        return;
+    }
+    let on = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
+        .is_ok_and(|v| v.trim() == "1");
+    if !on {
+        crate::log::warn(format_args!(
+            "reuse_port is on but net.ipv4.tcp_migrate_req is not 1: a restart may reset the few \
+             connections that reach the old process as it closes its listener \
+             (sysctl -w net.ipv4.tcp_migrate_req=1 closes that window)"
+        ));
     }
 }
 
@@ -115,8 +142,15 @@ pub fn supervise(
         match signal {
             Signal::SIGHUP if draining.load(Ordering::Acquire) => {
                 crate::log::warn(format_args!("SIGHUP while draining: not reloading"));
+                let asked = running.workers.board.requested();
+                running
+                    .workers
+                    .board
+                    .reloaded(asked, &Err("the gateway is draining".into()));
             }
             Signal::SIGHUP => {
+                // Every reload asked for until now is answered by this read of the file.
+                let asked = running.workers.board.requested();
                 let outcome = reload(&current, path.as_ref(), &overrides);
                 match outcome {
                     Ok(next) => {
@@ -130,13 +164,13 @@ pub fn supervise(
                             "config reloaded: generation {generation} sent to {} worker(s)",
                             current.server.workers
                         ));
-                        running.workers.board.reloaded(&Ok(generation));
+                        running.workers.board.reloaded(asked, &Ok(generation));
                     }
                     Err(e) => {
                         crate::log::error(format_args!(
                             "reload refused, generation {generation} keeps serving: {e}"
                         ));
-                        running.workers.board.reloaded(&Err(e));
+                        running.workers.board.reloaded(asked, &Err(e));
                     }
                 }
             }
@@ -153,8 +187,7 @@ pub fn supervise(
                 let timeout = current.server.drain_timeout;
                 let deadline = Instant::now() + timeout;
                 crate::log::info(format_args!(
-                    "{signal}: draining {} connection(s) for up to {} ms (send it again to exit now)",
-                    running.workers.board.open(),
+                    "{signal}: draining for up to {} ms (send it again to exit now)",
                     timeout.as_millis()
                 ));
                 running.workers.drain(deadline);
@@ -164,17 +197,20 @@ pub fn supervise(
                     .name("ringway-drain".into())
                     .spawn(move || {
                         let cut_at = deadline + DRAIN_GRACE;
-                        while !(board.all_closed() && board.open() == 0) {
+                        loop {
+                            if board.all_closed() && board.open() == 0 {
+                                crate::log::info(format_args!("drained; exiting"));
+                                break;
+                            }
                             if Instant::now() >= cut_at {
                                 crate::log::warn(format_args!(
-                                    "drain time is up: exiting with {} connection(s) open",
+                                    "drain time is up: exiting with {} connection(s) still open",
                                     board.open()
                                 ));
                                 break;
                             }
                             std::thread::sleep(DRAIN_POLL);
                         }
-                        crate::log::info(format_args!("drained; exiting"));
                         remove_pid_file(pid_path.as_ref());
                         std::process::exit(0);
                     });
@@ -241,6 +277,16 @@ fn keep_restart_only(current: &Config, next: &mut Config) {
     if new.pid_file != old.pid_file {
         kept.push("server.pid_file");
         new.pid_file.clone_from(&old.pid_file);
+    }
+    if new.plain_listen != old.plain_listen {
+        kept.push("server.plain_listen");
+        new.plain_listen = old.plain_listen;
+    }
+    // The listener speaks TLS or not from the start: a new certificate is taken, turning TLS
+    // on or off is not (the TLS port would refuse everyone, or a plain one get ClientHellos).
+    if new.tls.is_some() != old.tls.is_some() {
+        kept.push("server.tls (on or off)");
+        new.tls.clone_from(&old.tls);
     }
     if !kept.is_empty() {
         crate::log::warn(format_args!(

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use monoio::io::Canceller;
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::downstream::{ClientConn, HeadOutcome, Transport};
@@ -46,6 +47,10 @@ impl Live {
     }
 }
 
+/// At a drain, the pause between closing the runtime's handle on a listener and taking what is
+/// queued on it through the spare handle: long enough for io_uring to run the queued close.
+const LISTENER_CLOSE_SETTLE: Duration = Duration::from_millis(2);
+
 /// A bound listener: what the worker accepts on, and a second handle on the same socket used
 /// once, at a drain, to take the connections the kernel had already queued before it closes
 /// (closing a listener resets those).
@@ -81,13 +86,24 @@ impl Listener {
     }
 
     /// Accept, without waiting, every connection already queued; the listener then closes.
-    fn take_queued(self) -> Vec<(TcpStream, SocketAddr)> {
+    /// The runtime's handle goes first (on io_uring its close is queued to the ring, so it is
+    /// given a moment to happen): the socket then closes with the spare handle, synchronously,
+    /// right after the last accept found the queue empty. Whatever the kernel queues between
+    /// those two calls is reset, unless `net.ipv4.tcp_migrate_req` hands it to another listener.
+    async fn take_queued(self) -> Vec<(TcpStream, SocketAddr)> {
+        let Listener {
+            socket,
+            spare,
+            epoll,
+        } = self;
+        drop(socket);
+        monoio::time::sleep(LISTENER_CLOSE_SETTLE).await;
         let mut out = Vec::new();
-        if self.spare.set_nonblocking(true).is_err() {
+        if spare.set_nonblocking(true).is_err() {
             return out;
         }
-        while let Ok((s, peer)) = self.spare.accept() {
-            let ready = if self.epoll {
+        while let Ok((s, peer)) = spare.accept() {
+            let ready = if epoll {
                 s.set_nonblocking(true).is_ok()
             } else {
                 true
@@ -122,24 +138,39 @@ pub enum Speaks {
 /// kernel had already queued and close the listener.
 pub async fn accept_loop(listener: Listener, live: Rc<Live>, speaks: Speaks) {
     let mut failures = AcceptFailures::default();
-    let state = live.ctx();
+    // The worker's state, not a snapshot: holding a config here would pin it for good.
+    let state = live.ctx().state();
     let draining = &state.draining;
+    let mut canceller = Canceller::new();
     loop {
-        match draining.race(listener.socket.accept()).await {
-            None => break,
-            Some(Ok((stream, peer))) => {
+        let mut accept = std::pin::pin!(listener.socket.cancelable_accept(canceller.handle()));
+        let outcome = match draining.race(accept.as_mut()).await {
+            Some(r) => r,
+            None => {
+                // Cancel and still wait for the accept: on io_uring it may have taken a
+                // connection already, which dropping it would leak unanswered.
+                canceller = canceller.cancel();
+                accept.await
+            }
+        };
+        match outcome {
+            Ok((stream, peer)) => {
                 failures.recovered(state.worker);
                 spawn_connection(stream, peer, &live, speaks);
             }
-            Some(Err(e)) => {
+            Err(_) if draining.fired() => {}
+            Err(e) => {
                 let pause = failures.failed(state.worker, &e, Instant::now());
                 if draining.race(monoio::time::sleep(pause)).await.is_none() {
                     break;
                 }
             }
         }
+        if draining.fired() {
+            break;
+        }
     }
-    let queued = listener.take_queued();
+    let queued = listener.take_queued().await;
     if !queued.is_empty() {
         crate::log::info(format_args!(
             "worker {}: serving {} connection(s) queued before the listener closed",
@@ -235,19 +266,19 @@ pub async fn serve_connection(stream: TcpStream, live: &Live) {
 /// the config snapshot current when its head arrived.
 pub async fn serve<S: Transport>(stream: S, live: &Live) {
     let mut conn = ClientConn::new(stream);
+    let state = live.ctx().state();
     let mut first = true;
     loop {
-        let waiting = live.ctx();
-        // A drain closes connections idle between requests; a new one (accepted from the
-        // queue as the listener closed) still gets its first request served.
-        let idle_end = (!first).then_some(&waiting.draining);
-        if idle_end.is_some_and(|d| d.fired()) && !conn.has_buffered() {
+        // A drain closes connections idle between requests at once; a new one (accepted as
+        // the drain began, or from the listener's queue) gets a moment to send its request.
+        let idle_end = if first { &state.quiet } else { &state.draining };
+        if idle_end.fired() && !conn.has_buffered() {
             return;
         }
         first = false;
-        let head = conn.read_head(&waiting.config.server, idle_end).await;
+        let timeouts = (&live.ctx().config.server).into();
+        let head = conn.read_head(timeouts, Some(idle_end)).await;
         // The snapshot current now, not when the wait began: a reload may have come meanwhile.
-        drop(waiting);
         let ctx = live.ctx();
         conn.write_timeout = ctx.config.server.write_timeout;
         let head = match head {

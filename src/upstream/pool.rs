@@ -12,6 +12,10 @@ use super::Conn;
 /// likeliest to still be open.
 pub struct Pool {
     idle: RefCell<HashMap<String, Vec<(Conn, Instant)>>>,
+    /// After a reload: the provider keys of the config served now. A request of an older
+    /// generation that finishes later would otherwise park its connection under a key nothing
+    /// takes from again. None: every key (no reload yet).
+    current: RefCell<Option<std::collections::HashSet<String>>>,
     max_idle: Cell<usize>,
     idle_timeout: Cell<Duration>,
 }
@@ -21,22 +25,27 @@ impl Pool {
     pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
         Pool {
             idle: RefCell::new(HashMap::new()),
+            current: RefCell::new(None),
             max_idle: Cell::new(max_idle),
             idle_timeout: Cell::new(idle_timeout),
         }
     }
 
-    /// A reload: new limits, and the idle connections of every provider key `keep` refuses
-    /// (a provider removed, renamed or pointed elsewhere) are closed.
-    pub fn reconfigure(
+    /// A reload: new limits, and the idle connections of every provider key not in `keys` (a
+    /// provider removed, renamed or pointed elsewhere) are closed, now and when returned later.
+    pub fn reconfigure<'k>(
         &self,
         max_idle: usize,
         idle_timeout: Duration,
-        keep: impl Fn(&str) -> bool,
+        keys: impl Iterator<Item = &'k str>,
     ) {
         self.max_idle.set(max_idle);
         self.idle_timeout.set(idle_timeout);
-        self.idle.borrow_mut().retain(|key, _| keep(key));
+        let current: std::collections::HashSet<String> = keys.map(str::to_owned).collect();
+        self.idle
+            .borrow_mut()
+            .retain(|key, _| current.contains(key));
+        *self.current.borrow_mut() = Some(current);
     }
 
     /// Take an idle connection to `provider`, dropping any that idled too long or that the
@@ -59,6 +68,11 @@ impl Pool {
     pub fn put(&self, key: &str, mut conn: Conn) {
         if !conn.is_clean() || self.max_idle.get() == 0 {
             return;
+        }
+        if let Some(current) = &*self.current.borrow() {
+            if !current.contains(key) {
+                return;
+            }
         }
         conn.park();
         let mut idle = self.idle.borrow_mut();
