@@ -33,4 +33,5 @@ pub mod sse;
 pub mod tokens;
 pub mod translate;
 pub mod upstream;
+pub mod usage;
 pub mod wire;

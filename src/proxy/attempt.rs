@@ -182,6 +182,9 @@ pub(super) struct Answer<'c> {
     pub healthy: Option<bool>,
     /// Index of the target in its route (set by the failover loop).
     pub target: usize,
+    /// Usage and stop reason of a body read whole, from the provider's bytes (a stream's or a
+    /// relayed body's are read by the pump).
+    pub metered: crate::usage::Metered,
 }
 
 /// Why an attempt produced nothing to commit to.
@@ -294,6 +297,7 @@ pub(super) async fn run<'c>(
                 ttfb: Duration::ZERO,
                 healthy: None,
                 target: 0,
+                metered: crate::usage::Metered::default(),
             });
         }
         Prepared::Send { path, body, meta } => (path, body, meta),
@@ -319,6 +323,7 @@ pub(super) async fn run<'c>(
         ttfb,
         healthy: Some(healthy),
         target: 0,
+        metered: crate::usage::Metered::default(),
     };
     let status = head.status;
     let ok = (200..300).contains(&status);
@@ -429,17 +434,21 @@ pub(super) async fn run<'c>(
             }
             if codec.is_done() {
                 release(ctx, provider, up, head.reusable);
-                return Ok(answer(
-                    status,
-                    head,
-                    None,
-                    Body::Whole {
-                        bytes: prefix,
-                        json: false,
-                        charge,
-                    },
-                    true,
-                ));
+                let metered = crate::usage::from_body(pair.provider, &prefix);
+                return Ok(Answer {
+                    metered,
+                    ..answer(
+                        status,
+                        head,
+                        None,
+                        Body::Whole {
+                            bytes: prefix,
+                            json: false,
+                            charge,
+                        },
+                        true,
+                    )
+                });
             }
         }
         return Ok(answer(
@@ -495,6 +504,8 @@ pub(super) async fn run<'c>(
             ..Miss::from_error(refusal(&charge, raw.len()))
         });
     }
+    // Usage is read from the provider's answer, before it becomes the client's dialect.
+    let metered = crate::usage::from_body(pair.provider, &raw);
     let mut out = Vec::with_capacity(estimate);
     if let Err(e) = pair.response_into(&raw, meta_ref, &mut out) {
         return Err(Miss::from_error(Error::from(e)));
@@ -511,17 +522,20 @@ pub(super) async fn run<'c>(
         });
     }
     release(ctx, provider, up, head.reusable && codec.is_done());
-    Ok(answer(
-        status,
-        head,
-        None,
-        Body::Whole {
-            bytes: out,
-            json: true,
-            charge,
-        },
-        true,
-    ))
+    Ok(Answer {
+        metered,
+        ..answer(
+            status,
+            head,
+            None,
+            Body::Whole {
+                bytes: out,
+                json: true,
+                charge,
+            },
+            true,
+        )
+    })
 }
 
 /// A provider connection whose response was read to its end (on one that may carry another)

@@ -444,6 +444,7 @@ async fn commit_and_pump<S: Transport>(
         conn: up,
         body,
         meta,
+        metered,
         ..
     } = answer;
     let dropped = meta
@@ -457,6 +458,7 @@ async fn commit_and_pump<S: Transport>(
             json,
             charge,
         } => {
+            ex.metered.set(metered);
             let mut headers = ex.standard_headers();
             if let Some(head) = &head {
                 provider_headers(head, pair, json, &mut headers);
@@ -519,6 +521,9 @@ async fn commit_and_pump<S: Transport>(
             // The head is written: let it go, it pins the first upstream read buffer.
             drop(head);
             let chunked = body_kind == ResponseBody::Chunked;
+            // The provider's body as it passes: usage is read from its head and tail windows.
+            let mut meter = crate::usage::BodyMeter::new(pair.provider);
+            meter.push(&prefix);
             if prefix.len() <= pump::COALESCE_MAX_BYTES || chunked {
                 pump::frame(&mut conn.wbuf, &prefix, chunked);
             } else {
@@ -535,7 +540,18 @@ async fn commit_and_pump<S: Transport>(
                 // No body: the head goes out alone.
                 conn.flush().await.map_err(|_| Failure::AfterResponse)?;
             } else {
-                pump::plain(conn, ex, &mut conn_up, &mut codec, provider, chunked).await?;
+                let relayed = pump::plain(
+                    conn,
+                    ex,
+                    &mut conn_up,
+                    &mut codec,
+                    provider,
+                    chunked,
+                    &mut meter,
+                )
+                .await;
+                ex.metered.set(meter.finish());
+                relayed?;
             }
             attempt::release(ctx, provider, conn_up, reusable && codec.is_done());
             Ok(())
@@ -569,10 +585,15 @@ async fn commit_and_pump<S: Transport>(
             // A stream may last minutes: the provider's head would pin the first upstream read
             // buffer all that time.
             drop(head);
+            ex.streamed.set(true);
             if stream.take_primed(&mut conn.wbuf, chunked) {
                 ex.first_event_sent();
+                if stream.said_something() {
+                    ex.first_token_sent();
+                }
             }
             let outcome = stream.run(conn, ex, &mut conn_up, provider, chunked).await;
+            ex.metered.set(stream.meter.metered());
             let done = outcome.is_ok() && stream.codec.is_done();
             attempt::release(ctx, provider, conn_up, reusable && done);
             outcome

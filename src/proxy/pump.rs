@@ -232,6 +232,11 @@ pub struct Stream {
     raws: Vec<Bytes>,
     /// Translated bytes of one read, or everything held before commit.
     out: Vec<u8>,
+    /// Usage and stop reason, read from the provider's events as they pass.
+    pub(super) meter: crate::usage::Meter,
+    /// A content event has gone through the stage (the time to first token is taken when the
+    /// batch holding it is written).
+    content: bool,
 }
 
 impl Stream {
@@ -251,12 +256,26 @@ impl Stream {
             codec,
             raws: Vec::new(),
             out: Vec::new(),
+            meter: crate::usage::Meter::new(pair.provider),
+            content: false,
         }
+    }
+
+    /// Has a content event gone through the stage?
+    pub(super) fn said_something(&self) -> bool {
+        self.content
     }
 
     /// One event through the stage. Before commit passthrough bytes are copied into `out`
     /// (they wait there); after, they are kept as slices until the batch is framed.
     fn on_event(&mut self, ev: sse::Event, held: bool) {
+        // The provider's side is where usage is true, whatever the stage makes of it.
+        self.meter
+            .on_event(ev.event.as_deref(), ev.data.as_deref().unwrap_or_default());
+        if !self.content && !held {
+            // Only until the first content event (priming classifies its own).
+            self.content = signal(self.provider, &ev) == Signal::Content;
+        }
         match &mut self.stage {
             Stage::Passthrough { format, terminated } => {
                 *terminated |= is_terminal(*format, &ev);
@@ -367,6 +386,7 @@ impl Stream {
             // preamble may repeat large request values (a Responses `response.created` echoes
             // the instructions and tools) without the provider having said anything.
             if content || read > MAX_PRIMED_BYTES {
+                self.content = content;
                 return Ok(());
             }
         }
@@ -495,6 +515,9 @@ impl Stream {
             self.frame_batch(&mut conn.wbuf, chunked);
             if !conn.wbuf.is_empty() {
                 ex.first_event_sent();
+                if self.content {
+                    ex.first_token_sent();
+                }
                 if conn.flush().await.is_err() {
                     return Err(Failure::AfterResponse);
                 }
@@ -555,10 +578,12 @@ pub(super) async fn plain<S: Transport>(
     codec: &mut BodyCodec,
     provider: &Provider,
     chunked: bool,
+    meter: &mut crate::usage::BodyMeter,
 ) -> Result<(), Failure> {
     loop {
         match up.read_chunk(codec, provider.idle_timeout).await {
             Ok(Some(data)) => {
+                meter.push(&data);
                 let ended = codec.is_done();
                 let sent = if chunked {
                     http1::write_chunk(&mut conn.wbuf, &data);
@@ -716,6 +741,86 @@ mod tests {
         assert!(!complete);
         assert!(out.starts_with(&stream[..cut]));
         assert!(String::from_utf8_lossy(&out[cut..]).starts_with("event: error\n"));
+    }
+
+    /// Usage is read from the provider's events, passthrough or translated, and any split of a
+    /// stream into reads gives the same usage and stop reason.
+    #[test]
+    fn usage_is_the_same_at_any_split() {
+        use crate::http1::{BodyCodec, BodyFraming};
+        use crate::usage::Usage;
+        let anthropic = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"x\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":4,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi \\\"usage\\\"\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":3}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let openai = concat!(
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3,\"completion_tokens_details\":{\"reasoning_tokens\":1}}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let meta = RequestMeta::default();
+        let cases = [
+            (
+                Pair::new(Format::Anthropic, Format::Anthropic),
+                anthropic,
+                "end_turn",
+                (9, 3, 4, 0),
+            ),
+            (
+                Pair::new(Format::OpenAi, Format::Anthropic),
+                anthropic,
+                "end_turn",
+                (9, 3, 4, 0),
+            ),
+            (
+                Pair::new(Format::OpenAi, Format::OpenAi),
+                openai,
+                "length",
+                (9, 3, 0, 1),
+            ),
+            (
+                Pair::new(Format::Anthropic, Format::OpenAi),
+                openai,
+                "length",
+                (9, 3, 0, 1),
+            ),
+        ];
+        for (pair, stream, stop, (input, output, cache_read, reasoning)) in cases {
+            let want = Some(Usage {
+                input,
+                output,
+                cache_read,
+                cache_write: 0,
+                reasoning,
+            });
+            let run = |reads: Vec<&[u8]>| {
+                let mut s = Stream::new(pair, Some(&meta), BodyCodec::new(BodyFraming::Close));
+                let mut out = Vec::new();
+                for r in reads {
+                    s.feed(Bytes::copy_from_slice(r), &mut out, false).unwrap();
+                }
+                assert!(s.said_something());
+                s.meter.metered()
+            };
+            let bytes = stream.as_bytes();
+            for at in 0..=bytes.len() {
+                let (a, b) = bytes.split_at(at);
+                let m = run(vec![a, b]);
+                assert_eq!(m.usage, want, "{pair:?} split at {at}");
+                assert_eq!(m.stop.map(|s| s.as_str().to_owned()).as_deref(), Some(stop));
+            }
+            assert_eq!(
+                run(bytes.chunks(1).collect()).usage,
+                want,
+                "{pair:?} bytewise"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::ErrorKind;
 use crate::format::Format;
 use crate::http1::{self, RequestHead};
+use crate::usage::Metered;
 
 /// A request in flight.
 pub(super) struct Exchange<'h> {
@@ -33,6 +34,13 @@ pub(super) struct Exchange<'h> {
     pub first_event: Cell<Option<Duration>>,
     /// The request body has been read (or there is none).
     pub body_read: Cell<bool>,
+    /// Set when the first content event (not set-up) of a stream went out: time to first token.
+    pub first_token: Cell<Option<Duration>>,
+    /// Usage and stop reason of the provider answer that served, read on the provider's side
+    /// (set at the end of the pump; default when the answer carried none).
+    pub metered: Cell<Metered>,
+    /// The answer was an event stream.
+    pub streamed: Cell<bool>,
 }
 
 impl<'h> Exchange<'h> {
@@ -54,6 +62,9 @@ impl<'h> Exchange<'h> {
             failed_midway: Cell::new(None),
             first_event: Cell::new(None),
             body_read: Cell::new(head.framing() == http1::Framing::None),
+            first_token: Cell::new(None),
+            metered: Cell::new(Metered::default()),
+            streamed: Cell::new(false),
         }
     }
 
@@ -74,6 +85,13 @@ impl<'h> Exchange<'h> {
             h.push(("x-ringway-attempts", self.attempts_text.as_bytes()));
         }
         h
+    }
+
+    /// Mark the first content event written to a stream's client (once).
+    pub fn first_token_sent(&self) {
+        if self.first_token.get().is_none() {
+            self.first_token.set(Some(self.started.elapsed()));
+        }
     }
 
     /// Mark the first event written to a stream's client (once).
