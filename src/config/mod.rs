@@ -218,6 +218,8 @@ pub struct Config {
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per provider per worker.
     pub pool_max_idle: usize,
+    /// Where the access log goes; None: it is off.
+    pub access_log: Option<crate::access_log::Destination>,
 }
 
 pub use crate::routing::{Resolved, Route, Target};
@@ -525,6 +527,34 @@ impl Compiler<'_> {
                 cooldown: r.breaker_cooldown_ms.map_or(d.breaker.cooldown, ms),
             },
         })
+    }
+
+    /// `[access_log]`: on by default, to stderr.
+    fn access_log(
+        &self,
+        raw: &raw::RawAccessLog,
+    ) -> Result<Option<crate::access_log::Destination>, ConfigError> {
+        use crate::access_log::Destination;
+        if raw.enabled == Some(false) {
+            return Ok(None);
+        }
+        let Some(path) = raw.path.as_ref() else {
+            return Ok(Some(Destination::Stderr));
+        };
+        match path.get_ref().as_str() {
+            "stderr" => Ok(Some(Destination::Stderr)),
+            "" => Err(self.err(
+                path.span(),
+                "access_log.path",
+                "must be \"stderr\" or a file path",
+            )),
+            p if p.contains('\0') => Err(self.err(
+                path.span(),
+                "access_log.path",
+                "must not contain a NUL byte",
+            )),
+            p => Ok(Some(Destination::File(std::path::PathBuf::from(p)))),
+        }
     }
 
     fn compile(&self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -877,7 +907,9 @@ impl Compiler<'_> {
             .map(|p| (p.name.clone(), p.thinking_style))
             .collect();
         let (seal, seal_key_missing) = self.seal_key(raw.responses.seal_key_env.as_ref())?;
+        let access_log = self.access_log(&raw.access_log)?;
         let mut config = Config {
+            access_log,
             server,
             providers,
             routing: crate::routing::Table::new(routes, names),

@@ -96,6 +96,19 @@ impl Ctx {
         })
     }
 
+    /// This worker's metrics with its gauges read now: idle pool connections, and the breaker
+    /// of every route target (the config's: a bounded set).
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        let mut s = self.metrics.snapshot(self.pool.idle_count());
+        let now = Instant::now();
+        for route in self.config.routing.routes() {
+            for t in &route.targets {
+                s.set_breaker(&t.label, self.worker, self.health.breaker_state(t, now));
+            }
+        }
+        s
+    }
+
     pub(super) fn request_id(&self) -> String {
         let n = self.next_id.get();
         self.next_id.set(n.wrapping_add(1));
@@ -138,8 +151,10 @@ pub async fn handle<S: Transport>(
 ) -> After {
     let label = admin::endpoint(head.path()).map_or("other", |(e, _)| e.label());
     let mut ex = Exchange::new(head, ctx.request_id(), label);
+    let sent_before = conn.sent;
     let result = serve(ctx, conn, &mut ex).await;
     let after = finish(ctx, conn, &mut ex, result).await;
+    ex.bytes_sent.set(conn.sent.wrapping_sub(sent_before));
     log(ctx, &ex);
     after
 }
@@ -168,6 +183,11 @@ async fn serve<S: Transport>(
     };
     let req = admit::admit(ctx, conn, ex, op).await?;
     let resolved = route(ctx, &req)?;
+    ex.route = Some(match &resolved {
+        // The client's model is the route's name: bounded by the config.
+        Resolved::Route(r) => r.model.clone(),
+        Resolved::Direct(..) => crate::metrics::DIRECT_ROUTE_LABEL.to_owned(),
+    });
     // Boxed: the failover loop's state is the largest of any phase, and inline it would size
     // every connection's task for it, held streams included (it is freed at commit).
     let answer = Box::pin(attempts(ctx, ex, &req, &resolved)).await?;
@@ -586,6 +606,14 @@ async fn commit_and_pump<S: Transport>(
             // buffer all that time.
             drop(head);
             ex.streamed.set(true);
+            let _in_flight = match (&ex.route, &ex.routed) {
+                (Some(route), Some((provider, _))) => Some(ctx.metrics.stream(
+                    route,
+                    provider,
+                    ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
+                )),
+                _ => None,
+            };
             if stream.take_primed(&mut conn.wbuf, chunked) {
                 ex.first_event_sent();
                 if stream.said_something() {
@@ -601,15 +629,73 @@ async fn commit_and_pump<S: Transport>(
     }
 }
 
-/// Record what happened to one request.
+/// Record what happened to one request: metrics, and its access log line.
 fn log(ctx: &Ctx, ex: &Exchange<'_>) {
     let m = &ctx.metrics;
-    m.request(ex.endpoint, ex.status.get(), ex.started.elapsed());
+    let took = ex.started.elapsed();
+    let status = ex.status.get();
+    m.request(ex.endpoint, status, took);
     if let Some(kind) = ex.failed_midway.get() {
         m.error(kind.as_str(), kind.side().as_str());
     }
     if let Some(t) = ex.first_event.get() {
         m.first_event(t);
+    }
+    let metered = ex.metered.get();
+    let error = ex.error.get().or(ex.failed_midway.get());
+    let succeeded = (200..300).contains(&status) && error.is_none();
+    // Streams only: a whole answer's first token is its last.
+    let ttft = ex
+        .first_token
+        .get()
+        .filter(|_| ex.streamed.get() && succeeded);
+    if let (Some(route), Some((provider, _))) = (&ex.route, &ex.routed) {
+        // The GenAI definition: the time after the first token, shared by the tokens after it.
+        let tpot = match (ttft, metered.usage) {
+            (Some(first), Some(u)) if u.output > 1 => {
+                let rest = took.saturating_sub(first);
+                Some(rest / u32::try_from(u.output - 1).unwrap_or(u32::MAX))
+            }
+            _ => None,
+        };
+        m.call(
+            route,
+            provider,
+            ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
+            crate::metrics::Call {
+                ttft,
+                tpot,
+                usage: metered.usage,
+            },
+        );
+    }
+    if crate::access_log::enabled() {
+        let provider_error = (status >= 400).then_some("provider_status");
+        let stop = metered.stop;
+        let entry = crate::access_log::Entry {
+            request_id: &ex.request_id,
+            key: ex.key.as_deref(),
+            dialect: ex.format.as_str(),
+            endpoint: ex.endpoint,
+            path: ex.head.path(),
+            model: ex.model.as_deref(),
+            route: ex.route.as_deref(),
+            provider: ex.routed.as_ref().map(|(p, _)| p.as_str()),
+            upstream_model: ex.routed.as_ref().map(|(_, m)| m.as_str()),
+            attempts: ex.sends.get(),
+            status,
+            bytes: ex.bytes_sent.get(),
+            stream: ex.streamed.get(),
+            ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
+            duration: took,
+            usage: metered.usage,
+            stop: stop.as_ref().map(|s| s.as_str()),
+            error: error.map(ErrorKind::as_str).or(provider_error),
+        };
+        crate::access_log::submit(crate::access_log::format(
+            &entry,
+            std::time::SystemTime::now(),
+        ));
     }
 }
 
@@ -622,11 +708,13 @@ async fn finish<S: Transport>(
     let head = ex.head;
     match result {
         Ok(()) => {}
-        Err(Failure::BeforeResponse(_)) if conn.broken => {
+        Err(Failure::BeforeResponse(e)) if conn.broken => {
+            ex.error.set(Some(e.kind()));
             // A write already failed (or timed out) part-way: the client cannot be answered.
             return After::Close;
         }
         Err(Failure::BeforeResponse(e)) => {
+            ex.error.set(Some(e.kind()));
             ctx.metrics
                 .error(e.kind().as_str(), e.kind().side().as_str());
             if e.kind().side() != crate::error::Side::Client {

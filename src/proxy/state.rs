@@ -41,6 +41,17 @@ pub(super) struct Exchange<'h> {
     pub metered: Cell<Metered>,
     /// The answer was an event stream.
     pub streamed: Cell<bool>,
+    /// Name of the gateway key that authenticated the request (None: no keys configured, or
+    /// not authenticated). The name, never the key.
+    pub key: Option<String>,
+    /// The model the client asked for (checked at admission: bounded, no control bytes).
+    pub model: Option<String>,
+    /// Metrics label of the route: the route's name, or `direct` for `provider/model`.
+    pub route: Option<String>,
+    /// Why the gateway failed the request (before or during the response).
+    pub error: Cell<Option<ErrorKind>>,
+    /// Bytes written to the client for this response (head and body).
+    pub bytes_sent: Cell<u64>,
 }
 
 impl<'h> Exchange<'h> {
@@ -65,6 +76,11 @@ impl<'h> Exchange<'h> {
             first_token: Cell::new(None),
             metered: Cell::new(Metered::default()),
             streamed: Cell::new(false),
+            key: None,
+            model: None,
+            route: None,
+            error: Cell::new(None),
+            bytes_sent: Cell::new(0),
         }
     }
 

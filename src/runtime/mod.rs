@@ -178,6 +178,9 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     if !config.server.reuse_port {
         ensure_address_free(config.server.listen)?;
     }
+    if let Some(dest) = &config.access_log {
+        crate::access_log::start(dest).map_err(|e| format!("cannot start the {e}"))?;
+    }
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let id_prefix = id_prefix();
@@ -219,7 +222,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
                     monoio::spawn(async move {
                         loop {
                             monoio::time::sleep(crate::metrics::PUBLISH_EVERY).await;
-                            let snap = publisher.metrics.snapshot(publisher.pool.idle_count());
+                            let snap = publisher.metrics_snapshot();
                             publisher.hub.publish(publisher.worker, snap);
                         }
                     });
