@@ -446,21 +446,25 @@ impl Meter {
     }
 
     /// The usage object `depth` deep in an event's data, merged into what came before.
-    fn take_usage(&mut self, data: &[u8], depth: i64, zero_is_absent: bool) {
-        if let Some(r) = USAGE
+    fn take_usage(&mut self, data: &[u8], depth: i64, zero_is_absent: bool) -> bool {
+        let Some(r) = USAGE
             .value(data, true, depth)
             .and_then(|at| raw_at(data, at))
             .filter(Raw::any)
-        {
-            match &mut self.raw {
-                Some(old) => old.merge(r, zero_is_absent),
-                None => self.raw = Some(r),
-            }
+        else {
+            return false;
+        };
+        match &mut self.raw {
+            Some(old) => old.merge(r, zero_is_absent),
+            None => self.raw = Some(r),
         }
+        true
     }
 
-    /// One event: its `event:` name (None or empty: none) and its data.
-    pub fn on_event(&mut self, name: Option<&[u8]>, data: &[u8]) {
+    /// One event: its `event:` name (None or empty: none) and its data. True when it carried
+    /// usage.
+    pub fn on_event(&mut self, name: Option<&[u8]>, data: &[u8]) -> bool {
+        let mut carried = false;
         match self.format {
             Format::OpenAi => {
                 // Every chunk carries `"finish_reason":null` and, with include_usage,
@@ -469,6 +473,7 @@ impl Meter {
                 if let Some(at) = USAGE.value(data, true, 1) {
                     if let Some(r) = raw_at(data, at).filter(Raw::any) {
                         self.raw = Some(r);
+                        carried = true;
                     }
                 }
                 if let Some(stop) = FINISH_REASON
@@ -479,9 +484,9 @@ impl Meter {
                 }
             }
             Format::Anthropic => match event_type(name, data) {
-                b"message_start" => self.take_usage(data, 2, false),
+                b"message_start" => carried = self.take_usage(data, 2, false),
                 b"message_delta" => {
-                    self.take_usage(data, 1, true);
+                    carried = self.take_usage(data, 1, true);
                     if let Some(stop) = STOP_REASON
                         .value(data, true, 2)
                         .and_then(|at| stop_at(data, at))
@@ -493,7 +498,7 @@ impl Meter {
             },
             Format::Responses => match event_type(name, data) {
                 b"response.completed" | b"response.incomplete" | b"response.failed" => {
-                    self.take_usage(data, 2, false);
+                    carried = self.take_usage(data, 2, false);
                     if let Some(stop) = responses_stop(data, 2) {
                         self.stop = Some(stop);
                     }
@@ -501,6 +506,7 @@ impl Meter {
                 _ => {}
             },
         }
+        carried
     }
 
     /// What the stream said so far.
@@ -510,6 +516,18 @@ impl Meter {
             stop: self.stop,
         }
     }
+}
+
+static CHOICES: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"choices\""));
+
+/// Is this OpenAI chunk the usage-only one (`"choices": []`) that `include_usage` adds? Asked
+/// only of a chunk that carried usage.
+pub fn openai_usage_only(data: &[u8]) -> bool {
+    CHOICES.value(data, false, 1).is_some_and(|at| {
+        data.get(at..)
+            .and_then(|v| v.strip_prefix(b"["))
+            .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"]"))
+    })
 }
 
 /// An event's type: its `event:` name, else the `type` its data starts with (`{"type":"…"`,

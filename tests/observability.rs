@@ -487,6 +487,66 @@ fn access_log_lines_match_the_requests_and_hold_no_secret() {
     assert!(!all.contains("zebra"), "prompt text in the access log");
 }
 
+/// A same-format OpenAI stream whose client did not ask for usage: the gateway asks the
+/// provider, counts it, and the client sees no usage chunk; a client that asked gets its own.
+#[test]
+fn openai_streams_are_metered_when_the_client_did_not_ask_for_usage() {
+    let path = temp_path("usage.log");
+    let (m, g) = setup_keyed(&format!(
+        "[access_log]\npath = {:?}\n",
+        path.display().to_string()
+    ));
+    let prompt = "count me please";
+    let silent = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &auth(),
+            &openai_body("gpt", prompt, true),
+        ),
+    );
+    assert_eq!(silent.status, 200);
+    let events = sse_events(&silent.body);
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter_map(|(_, d)| serde_json::from_str(d).ok())
+        .collect();
+    assert!(!chunks.is_empty());
+    for c in &chunks {
+        assert!(
+            c["usage"].is_null(),
+            "a usage chunk the client did not ask for: {c}"
+        );
+        assert!(!c["choices"].as_array().unwrap().is_empty(), "{c}");
+    }
+    let upstream = mock_requests(&m);
+    let sent: Value =
+        serde_json::from_str(upstream.last().unwrap()["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true, "{sent}");
+    // The mock is deterministic: the same prompt with include_usage shows the numbers.
+    let asked = openai(&g, "gpt", prompt, true);
+    let (input, output, _) = client_usage(&asked, false);
+    let usage_chunks = sse_events(&asked.body)
+        .iter()
+        .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+        .filter(|c| c["usage"].is_object())
+        .count();
+    assert_eq!(
+        usage_chunks, 1,
+        "the client that asked gets exactly its one usage chunk"
+    );
+    let lines = wait_lines(&path, 2);
+    let line: Value = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["request_id"] == request_id(&silent))
+        .unwrap();
+    assert_eq!(line["tokens"]["input"], input, "{line}");
+    assert_eq!(line["tokens"]["output"], output, "{line}");
+    assert_eq!(line["stop_reason"], "stop");
+}
+
 /// logrotate: the file is renamed, SIGUSR1 reopens it, new lines go to a new file.
 /// Needs the signal thread to call `ringway::access_log::reopen()` on SIGUSR1.
 #[test]

@@ -40,6 +40,9 @@ pub(super) enum Prepared {
         body: Bytes,
         /// Set when the body was translated: what the answer's translation needs.
         meta: Option<Rc<RequestMeta>>,
+        /// The gateway added `stream_options.include_usage` (same-format OpenAI stream): the
+        /// usage chunk is read, not relayed.
+        hide_usage: bool,
     },
     /// count_tokens for a provider without that endpoint: the gateway estimates.
     Estimate,
@@ -63,6 +66,7 @@ pub(super) fn prepare(
             path: provider.path_for("/v1/messages/count_tokens"),
             body: splice_model(req.body.clone(), &req.info, &target.model)?,
             meta: None,
+            hide_usage: false,
         });
     }
     let path = match (pair.provider, req.op) {
@@ -87,16 +91,30 @@ pub(super) fn prepare(
                 path,
                 body: Bytes::from(body),
                 meta: Some(Rc::new(meta)),
+                hide_usage: false,
             });
         }
     }
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
         let body = splice_model(req.body.clone(), &req.info, &target.model)?;
+        // An OpenAI stream says its usage only when asked: the gateway asks (as its
+        // translations do), and keeps the answer to itself when the client had not.
+        if pair.provider == Format::OpenAi && req.info.stream {
+            if let Some(asked) = crate::json::with_include_usage(&body) {
+                return Ok(Prepared::Send {
+                    path,
+                    body: asked,
+                    meta: None,
+                    hide_usage: true,
+                });
+            }
+        }
         return Ok(Prepared::Send {
             path,
             body,
             meta: None,
+            hide_usage: false,
         });
     }
     // A target may override its provider's thinking style; copy the options only then.
@@ -133,6 +151,7 @@ pub(super) fn prepare(
         path,
         body: Bytes::from(body),
         meta: Some(Rc::new(meta)),
+        hide_usage: false,
     })
 }
 
@@ -276,7 +295,7 @@ pub(super) async fn run<'c>(
     next: Next,
     deadline: Instant,
 ) -> std::result::Result<Answer<'c>, Miss<'c>> {
-    let (path, body, meta) = match prepared {
+    let (path, body, meta, hide_usage) = match prepared {
         Prepared::Estimate => {
             let bytes = estimate::count(req.body.clone()).await.map_err(|e| Miss {
                 terminal: true,
@@ -300,7 +319,12 @@ pub(super) async fn run<'c>(
                 metered: crate::usage::Metered::default(),
             });
         }
-        Prepared::Send { path, body, meta } => (path, body, meta),
+        Prepared::Send {
+            path,
+            body,
+            meta,
+            hide_usage,
+        } => (path, body, meta, *hide_usage),
     };
     let sent = Instant::now();
     let (mut up, head) =
@@ -388,6 +412,9 @@ pub(super) async fn run<'c>(
 
     if head.is_event_stream() {
         let mut stream = Box::new(Stream::new(pair, meta.as_deref(), codec));
+        if hide_usage {
+            stream.hide_usage_chunk();
+        }
         // A stream that fails before content can only move to another target (the provider
         // answered 200 and may have acted on the request): prime it only when one is left.
         if next.other_target {

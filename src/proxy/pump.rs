@@ -185,8 +185,13 @@ fn oversized_event() -> Error {
 /// What the stream does with each event.
 enum Stage {
     /// Same dialect: the event's bytes go out as they came. `terminated`: the stream's final
-    /// event went by.
-    Passthrough { format: Format, terminated: bool },
+    /// event went by. `hide_usage`: the gateway asked for the usage chunk, not the client
+    /// (OpenAI): that chunk is read, not relayed.
+    Passthrough {
+        format: Format,
+        terminated: bool,
+        hide_usage: bool,
+    },
     /// Another dialect: the translator writes the client's events.
     Translate(StreamTranslator),
 }
@@ -247,6 +252,7 @@ impl Stream {
             None => Stage::Passthrough {
                 format: pair.client,
                 terminated: false,
+                hide_usage: false,
             },
         };
         Stream {
@@ -261,6 +267,19 @@ impl Stream {
         }
     }
 
+    /// The gateway, not the client, asked an OpenAI provider for usage: its usage-only chunk
+    /// is read and not relayed.
+    pub(super) fn hide_usage_chunk(&mut self) {
+        if let Stage::Passthrough {
+            format: Format::OpenAi,
+            hide_usage,
+            ..
+        } = &mut self.stage
+        {
+            *hide_usage = true;
+        }
+    }
+
     /// Has a content event gone through the stage?
     pub(super) fn said_something(&self) -> bool {
         self.content
@@ -270,15 +289,22 @@ impl Stream {
     /// (they wait there); after, they are kept as slices until the batch is framed.
     fn on_event(&mut self, ev: sse::Event, held: bool) {
         // The provider's side is where usage is true, whatever the stage makes of it.
-        self.meter
-            .on_event(ev.event.as_deref(), ev.data.as_deref().unwrap_or_default());
+        let data = ev.data.as_deref().unwrap_or_default();
+        let carried_usage = self.meter.on_event(ev.event.as_deref(), data);
         if !self.content && !held {
             // Only until the first content event (priming classifies its own).
             self.content = signal(self.provider, &ev) == Signal::Content;
         }
         match &mut self.stage {
-            Stage::Passthrough { format, terminated } => {
+            Stage::Passthrough {
+                format,
+                terminated,
+                hide_usage,
+            } => {
                 *terminated |= is_terminal(*format, &ev);
+                if *hide_usage && carried_usage && crate::usage::openai_usage_only(data) {
+                    return;
+                }
                 if held {
                     self.out.extend_from_slice(&ev.raw);
                 } else {
@@ -460,7 +486,12 @@ impl Stream {
     pub fn finish(&mut self, failure: Option<&Error>, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
         let complete = match (&mut self.stage, failure) {
             (Stage::Passthrough { terminated, .. }, None) if *terminated => true,
-            (Stage::Passthrough { format, terminated }, _) => {
+            (
+                Stage::Passthrough {
+                    format, terminated, ..
+                },
+                _,
+            ) => {
                 if !*terminated {
                     let e = failure.map_or_else(
                         || {
@@ -821,6 +852,50 @@ mod tests {
                 "{pair:?} bytewise"
             );
         }
+    }
+
+    /// A usage chunk the gateway asked for is read and not relayed; every other byte is.
+    #[test]
+    fn a_usage_chunk_the_client_did_not_ask_for_is_read_not_relayed() {
+        use crate::http1::{BodyCodec, BodyFraming};
+        let content = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n";
+        let usage = "data: {\"id\":\"c\",\"choices\":[ ],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3}}\n\n";
+        let done = "data: [DONE]\n\n";
+        let stream = format!("{content}{usage}{done}");
+        for hide in [false, true] {
+            let pair = Pair::new(Format::OpenAi, Format::OpenAi);
+            let mut s = Stream::new(pair, None, BodyCodec::new(BodyFraming::Close));
+            if hide {
+                s.hide_usage_chunk();
+            }
+            let mut out = Vec::new();
+            for piece in stream.as_bytes().chunks(7) {
+                s.feed(Bytes::copy_from_slice(piece), &mut out, false)
+                    .unwrap();
+            }
+            assert!(s.finish(None, &mut out, false));
+            let want = if hide {
+                format!("{content}{done}")
+            } else {
+                stream.clone()
+            };
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+            assert_eq!(s.meter.metered().usage.map(|u| u.output), Some(3));
+        }
+        // Only OpenAI passthrough hides anything.
+        let mut s = Stream::new(
+            Pair::new(Format::Anthropic, Format::Anthropic),
+            None,
+            BodyCodec::new(BodyFraming::Close),
+        );
+        s.hide_usage_chunk();
+        assert!(matches!(
+            s.stage,
+            Stage::Passthrough {
+                hide_usage: false,
+                ..
+            }
+        ));
     }
 
     #[test]
