@@ -39,7 +39,17 @@ pub enum Destination {
     File(PathBuf),
 }
 
-static SINK: OnceLock<SyncSender<Vec<u8>>> = OnceLock::new();
+/// What the writer is handed.
+enum Msg {
+    /// A line, `\n` included.
+    Line(Vec<u8>),
+    /// Look at the reopen flag now.
+    Wake,
+    /// Say (on this channel) when everything handed over before it is written.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+static SINK: OnceLock<SyncSender<Msg>> = OnceLock::new();
 static REOPEN: AtomicBool = AtomicBool::new(false);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Unix second of the last "dropped" warning (0: none yet).
@@ -71,25 +81,28 @@ pub fn enabled() -> bool {
 
 /// Hand one line (ending in `\n`) to the writer, or drop it if the writer is behind.
 pub fn submit(line: Vec<u8>) {
-    let Some(tx) = SINK.get() else {
+    if let Some(tx) = SINK.get() {
+        offer(tx, line, &DROPPED, &LAST_WARN);
+    }
+}
+
+/// `try_send`, never waiting: a line the channel has no room for is counted in `dropped`,
+/// and said in a warning when none was given in the last [`WARN_EVERY`].
+fn offer(tx: &SyncSender<Msg>, line: Vec<u8>, dropped: &AtomicU64, last_warn: &AtomicU64) {
+    if tx.try_send(Msg::Line(line)).is_ok() {
         return;
-    };
-    match tx.try_send(line) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-            let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
-            let now = unix_secs(SystemTime::now());
-            let last = LAST_WARN.load(Ordering::Relaxed);
-            if now >= last.saturating_add(WARN_EVERY.as_secs())
-                && LAST_WARN
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                crate::log::warn(format_args!(
-                    "access log writer is behind: {n} lines dropped so far"
-                ));
-            }
-        }
+    }
+    let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = unix_secs(SystemTime::now());
+    let last = last_warn.load(Ordering::Relaxed);
+    if now >= last.saturating_add(WARN_EVERY.as_secs())
+        && last_warn
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        crate::log::warn(format_args!(
+            "access log writer is behind: {n} lines dropped so far"
+        ));
     }
 }
 
@@ -97,11 +110,34 @@ pub fn submit(line: Vec<u8>) {
 /// call from any thread, a signal-handling thread included; does nothing for stderr.
 pub fn reopen() {
     REOPEN.store(true, Ordering::Release);
-    // Wake the writer: an empty line is never written. A full channel means it is busy and
-    // will look at the flag before its next batch anyway.
+    // A full channel means the writer is busy: it looks at the flag before its next batch.
     if let Some(tx) = SINK.get() {
-        let _ = tx.try_send(Vec::new());
+        let _ = tx.try_send(Msg::Wake);
     }
+}
+
+/// Wait (at most `timeout`) until every line handed over so far is written and flushed: for
+/// the process's last moments (after a drain), never for a worker. False when the time ran
+/// out or the log is off.
+pub fn flush(timeout: Duration) -> bool {
+    let Some(tx) = SINK.get() else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let (ack, done) = std::sync::mpsc::channel();
+    let mut msg = Msg::Flush(ack);
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => break,
+            Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                msg = m;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => return false,
+        }
+    }
+    done.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        .is_ok()
 }
 
 /// Lines dropped because the writer was behind.
@@ -109,9 +145,24 @@ pub fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
+/// stderr for the writer: each write (a whole buffered batch) under one lock, so the
+/// operational log's lines never land inside a batch.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().lock().write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
 fn open(dest: &Destination) -> io::Result<Box<dyn Write + Send>> {
     Ok(match dest {
-        Destination::Stderr => Box::new(io::stderr()),
+        Destination::Stderr => Box::new(Stderr),
         Destination::File(p) => Box::new(open_file(p)?),
     })
 }
@@ -126,8 +177,9 @@ fn open_file(p: &PathBuf) -> io::Result<File> {
 
 /// The writer thread: a batch is whatever waits when it wakes (up to [`BATCH_LINES`]),
 /// written and flushed together.
-fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Vec<u8>>) {
+fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Msg>) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, out);
+    let mut acks = Vec::new();
     while let Ok(first) = rx.recv() {
         if REOPEN.swap(false, Ordering::AcqRel) {
             if let Destination::File(p) = dest {
@@ -139,13 +191,20 @@ fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Vec<
                 }
             }
         }
-        let mut failed = out.write_all(&first).is_err();
-        for line in rx.try_iter().take(BATCH_LINES) {
-            failed |= out.write_all(&line).is_err();
+        let mut failed = false;
+        for msg in std::iter::once(first).chain(rx.try_iter().take(BATCH_LINES)) {
+            match msg {
+                Msg::Line(line) => failed |= out.write_all(&line).is_err(),
+                Msg::Wake => {}
+                Msg::Flush(ack) => acks.push(ack),
+            }
         }
         failed |= out.flush().is_err();
         if failed {
             crate::log::error(format_args!("access log write failed"));
+        }
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
         }
     }
 }
@@ -364,6 +423,28 @@ mod tests {
         assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
     }
 
+    /// A full channel drops the line at once (no wait), counts it, and warns once per period.
+    #[test]
+    fn a_full_channel_drops_and_counts() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let dropped = AtomicU64::new(0);
+        let last_warn = AtomicU64::new(0);
+        for n in 0..5u8 {
+            offer(&tx, vec![n], &dropped, &last_warn);
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        // One warning for the three: the period started with the first.
+        assert!(last_warn.load(Ordering::Relaxed) > 0);
+        let kept: Vec<Vec<u8>> = rx
+            .try_iter()
+            .map(|m| match m {
+                Msg::Line(l) => l,
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(kept, vec![vec![0], vec![1]]);
+    }
+
     /// The writer thread end to end (the one test in this binary that starts it): lines
     /// arrive in order, and after a rename `reopen` sends the next ones to a new file.
     #[test]
@@ -390,7 +471,8 @@ mod tests {
         std::fs::rename(&path, &rotated).unwrap();
         reopen();
         submit(b"three\n".to_vec());
-        wait_for(&path, "three\n");
+        assert!(flush(Duration::from_secs(5)));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\n");
         wait_for(&rotated, "one\ntwo\n");
         assert_eq!(dropped(), 0);
         let _ = std::fs::remove_dir_all(&dir);

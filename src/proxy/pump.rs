@@ -576,6 +576,10 @@ impl Stream {
         } else if !complete {
             ex.failed_midway.set(Some(ErrorKind::UpstreamReset));
         }
+        if self.content {
+            // A stream that arrived in one read says its first token only here.
+            ex.first_token_sent();
+        }
         if conn.flush().await.is_err() {
             return Err(Failure::AfterResponse);
         }
