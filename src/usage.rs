@@ -226,8 +226,10 @@ impl Key {
     /// object `depth` containers deep (the top-level object is depth 1): `"name"` preceded by
     /// `{` or `,` and followed by `:`. Inside a JSON string the quotes would be escaped, so
     /// such a match is a real member; the depth tells the answer's own field from one of the
-    /// same name in a tool's input. At most [`MAX_KEY_CANDIDATES`] matches are weighed.
-    fn value(&self, buf: &[u8], last: bool, depth: i64) -> Option<usize> {
+    /// same name in a tool's input. Only a value opening with `opens` is wanted (`{`, `"`):
+    /// others (the `null`s of every OpenAI chunk) are passed over without a walk. At most
+    /// [`MAX_KEY_CANDIDATES`] matches are weighed.
+    fn value(&self, buf: &[u8], last: bool, depth: i64, opens: u8) -> Option<usize> {
         let mut end = buf.len();
         let mut start = 0usize;
         for _ in 0..MAX_KEY_CANDIDATES {
@@ -236,7 +238,10 @@ impl Key {
             } else {
                 start + self.fwd.find(buf.get(start..)?)?
             };
-            if let Some(v) = self.member_value(buf, at) {
+            if let Some(v) = self
+                .member_value(buf, at)
+                .filter(|v| buf.get(*v) == Some(&opens))
+            {
                 // Last: the containers that close after the value; first: those open before
                 // the key (each walk covers the short side of the match).
                 let d = if last {
@@ -338,7 +343,7 @@ fn responses_stop(head: &[u8], depth: i64) -> Option<StopReason> {
         #[serde(default)]
         reason: Option<String>,
     }
-    let reason = INCOMPLETE.value(head, false, depth).and_then(|at| {
+    let reason = INCOMPLETE.value(head, false, depth, b'{').and_then(|at| {
         let value = head.get(at..)?;
         if value.first() != Some(&b'{') {
             return None;
@@ -349,7 +354,7 @@ fn responses_stop(head: &[u8], depth: i64) -> Option<StopReason> {
     match reason {
         Some(r) => StopReason::new(&r),
         None => STATUS
-            .value(head, false, depth)
+            .value(head, false, depth, b'"')
             .and_then(|at| stop_at(head, at)),
     }
 }
@@ -362,16 +367,16 @@ pub fn from_body(format: Format, body: &[u8]) -> Metered {
 /// The same from a body's `head` and `tail` windows (both the whole body when it is short).
 fn from_window(format: Format, head: &[u8], tail: &[u8]) -> Metered {
     let usage = USAGE
-        .value(tail, true, 1)
+        .value(tail, true, 1, b'{')
         .and_then(|at| raw_at(tail, at))
         .filter(Raw::any)
         .map(|r| r.usage(format));
     let stop = match format {
         Format::OpenAi => FINISH_REASON
-            .value(tail, true, 3)
+            .value(tail, true, 3, b'"')
             .and_then(|at| stop_at(tail, at)),
         Format::Anthropic => STOP_REASON
-            .value(tail, true, 1)
+            .value(tail, true, 1, b'"')
             .and_then(|at| stop_at(tail, at)),
         Format::Responses => responses_stop(head, 1),
     };
@@ -448,7 +453,7 @@ impl Meter {
     /// The usage object `depth` deep in an event's data, merged into what came before.
     fn take_usage(&mut self, data: &[u8], depth: i64, zero_is_absent: bool) -> bool {
         let Some(r) = USAGE
-            .value(data, true, depth)
+            .value(data, true, depth, b'{')
             .and_then(|at| raw_at(data, at))
             .filter(Raw::any)
         else {
@@ -470,14 +475,14 @@ impl Meter {
                 // Every chunk carries `"finish_reason":null` and, with include_usage,
                 // `"usage":null`: the searches are what every chunk costs; only a non-null
                 // value is read.
-                if let Some(at) = USAGE.value(data, true, 1) {
+                if let Some(at) = USAGE.value(data, true, 1, b'{') {
                     if let Some(r) = raw_at(data, at).filter(Raw::any) {
                         self.raw = Some(r);
                         carried = true;
                     }
                 }
                 if let Some(stop) = FINISH_REASON
-                    .value(data, true, 3)
+                    .value(data, true, 3, b'"')
                     .and_then(|at| stop_at(data, at))
                 {
                     self.stop = Some(stop);
@@ -488,7 +493,7 @@ impl Meter {
                 b"message_delta" => {
                     carried = self.take_usage(data, 1, true);
                     if let Some(stop) = STOP_REASON
-                        .value(data, true, 2)
+                        .value(data, true, 2, b'"')
                         .and_then(|at| stop_at(data, at))
                     {
                         self.stop = Some(stop);
@@ -523,7 +528,7 @@ static CHOICES: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"choices\""));
 /// Is this OpenAI chunk the usage-only one (`"choices": []`) that `include_usage` adds? Asked
 /// only of a chunk that carried usage.
 pub fn openai_usage_only(data: &[u8]) -> bool {
-    CHOICES.value(data, false, 1).is_some_and(|at| {
+    CHOICES.value(data, false, 1, b'[').is_some_and(|at| {
         data.get(at..)
             .and_then(|v| v.strip_prefix(b"["))
             .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"]"))
