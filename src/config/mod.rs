@@ -284,6 +284,13 @@ impl Config {
             self.server.driver,
             self.keys.len()
         );
+        let _ = match &self.access_log {
+            None => writeln!(s, "access log off"),
+            Some(crate::access_log::Destination::Stderr) => writeln!(s, "access log to stderr"),
+            Some(crate::access_log::Destination::File(p)) => {
+                writeln!(s, "access log to {}", p.display())
+            }
+        };
         for p in &self.providers {
             let key = match &p.api_key {
                 ApiKey::None => "no key".to_owned(),
@@ -1394,6 +1401,28 @@ routes = ["fast", "o/*"]
         let e = Config::from_toml(&GOOD.replace("\"o/gpt-y\"]", "\"a/claude-x\"]"), "t.toml")
             .unwrap_err();
         assert!(e.message.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn access_log_settings() {
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert_eq!(c.access_log, Some(crate::access_log::Destination::Stderr));
+        assert!(c.describe().contains("access log to stderr"));
+        let with = |t: &str| Config::from_toml(&format!("{GOOD}\n[access_log]\n{t}\n"), "t.toml");
+        assert_eq!(with("enabled = false").unwrap().access_log, None);
+        assert_eq!(
+            with("path = \"/var/log/rw.log\"").unwrap().access_log,
+            Some(crate::access_log::Destination::File(
+                "/var/log/rw.log".into()
+            ))
+        );
+        assert_eq!(
+            with("path = \"stderr\"").unwrap().access_log,
+            Some(crate::access_log::Destination::Stderr)
+        );
+        let e = with("path = \"\"").unwrap_err();
+        assert!(e.to_string().contains("access_log.path"), "{e}");
+        assert!(with("format = \"text\"").is_err());
     }
 
     #[test]
