@@ -237,7 +237,8 @@ pub struct Entry<'a> {
     pub stream: bool,
     /// Time to first token (streams).
     pub ttft: Option<Duration>,
-    pub duration: Duration,
+    /// Head received → response written (None: the head could not be read).
+    pub duration: Option<Duration>,
     pub usage: Option<Usage>,
     pub stop: Option<&'a str>,
     /// The error kind (None on success).
@@ -304,7 +305,7 @@ pub fn format(e: &Entry<'_>, now: SystemTime) -> Vec<u8> {
     );
     millis(&mut out, e.ttft);
     out.extend_from_slice(b",\"duration_ms\":");
-    millis(&mut out, Some(e.duration));
+    millis(&mut out, e.duration);
     out.extend_from_slice(b",\"tokens\":");
     match e.usage {
         Some(u) => {
@@ -398,7 +399,7 @@ mod tests {
             bytes: 10,
             stream: true,
             ttft: Some(Duration::from_micros(12_345)),
-            duration: Duration::from_millis(40),
+            duration: Some(Duration::from_millis(40)),
             usage: Some(Usage {
                 input: 3,
                 output: 4,

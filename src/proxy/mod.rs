@@ -687,7 +687,7 @@ fn log(ctx: &Ctx, ex: &Exchange<'_>) {
             bytes: ex.bytes_sent.get(),
             stream: ex.streamed.get(),
             ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
-            duration: took,
+            duration: Some(took),
             usage: metered.usage,
             stop: stop.as_ref().map(|s| s.as_str()),
             error: error.map(ErrorKind::as_str).or(provider_error),
