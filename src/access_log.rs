@@ -212,6 +212,7 @@ fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Msg>
 /// One request as its access log line says it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Entry<'a> {
+    /// As in `x-ringway-request-id`.
     pub request_id: &'a str,
     /// The gateway key's configured name.
     pub key: Option<&'a str>,
@@ -231,15 +232,19 @@ pub struct Entry<'a> {
     pub upstream_model: Option<&'a str>,
     /// Requests sent to providers.
     pub attempts: u32,
+    /// The status sent (0: none could be).
     pub status: u16,
     /// Bytes written to the client (head and body).
     pub bytes: u64,
+    /// The answer was an event stream.
     pub stream: bool,
     /// Time to first token (streams).
     pub ttft: Option<Duration>,
     /// Head received → response written (None: the head could not be read).
     pub duration: Option<Duration>,
+    /// The provider's usage.
     pub usage: Option<Usage>,
+    /// The provider's stop reason.
     pub stop: Option<&'a str>,
     /// The error kind (None on success).
     pub error: Option<&'a str>,
