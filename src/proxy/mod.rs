@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::downstream::{ClientConn, Transport};
@@ -631,8 +631,17 @@ async fn commit_and_pump<S: Transport>(
 
 /// Record what happened to one request: metrics, and its access log line.
 fn log(ctx: &Ctx, ex: &Exchange<'_>) {
-    let m = &ctx.metrics;
     let took = ex.started.elapsed();
+    let error = ex.error.get().or(ex.failed_midway.get());
+    count(ctx, ex, took, error);
+    if crate::access_log::enabled() {
+        crate::access_log::submit(access_line(ex, took, error));
+    }
+}
+
+/// The request in this worker's metrics.
+fn count(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) {
+    let m = &ctx.metrics;
     let status = ex.status.get();
     m.request(ex.endpoint, status, took);
     if let Some(kind) = ex.failed_midway.get() {
@@ -641,62 +650,63 @@ fn log(ctx: &Ctx, ex: &Exchange<'_>) {
     if let Some(t) = ex.first_event.get() {
         m.first_event(t);
     }
-    let metered = ex.metered.get();
-    let error = ex.error.get().or(ex.failed_midway.get());
+    let (Some(route), Some((provider, _))) = (&ex.route, &ex.routed) else {
+        // Not a model call that reached routing: no LLM series.
+        return;
+    };
+    let usage = ex.metered.get().usage;
     let succeeded = (200..300).contains(&status) && error.is_none();
     // Streams only: a whole answer's first token is its last.
     let ttft = ex
         .first_token
         .get()
         .filter(|_| ex.streamed.get() && succeeded);
-    if let (Some(route), Some((provider, _))) = (&ex.route, &ex.routed) {
-        // The GenAI definition: the time after the first token, shared by the tokens after it.
-        let tpot = match (ttft, metered.usage) {
-            (Some(first), Some(u)) if u.output > 1 => {
-                let rest = took.saturating_sub(first);
-                Some(rest / u32::try_from(u.output - 1).unwrap_or(u32::MAX))
-            }
-            _ => None,
-        };
-        m.call(
-            route,
-            provider,
-            ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
-            crate::metrics::Call {
-                ttft,
-                tpot,
-                usage: metered.usage,
-            },
-        );
-    }
-    if crate::access_log::enabled() {
-        let provider_error = (status >= 400).then_some("provider_status");
-        let stop = metered.stop;
-        let entry = crate::access_log::Entry {
-            request_id: &ex.request_id,
-            key: ex.key.as_deref(),
-            dialect: ex.format.as_str(),
-            endpoint: ex.endpoint,
-            path: ex.head.path(),
-            model: ex.model.as_deref(),
-            route: ex.route.as_deref(),
-            provider: ex.routed.as_ref().map(|(p, _)| p.as_str()),
-            upstream_model: ex.routed.as_ref().map(|(_, m)| m.as_str()),
-            attempts: ex.sends.get(),
-            status,
-            bytes: ex.bytes_sent.get(),
-            stream: ex.streamed.get(),
-            ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
-            duration: Some(took),
-            usage: metered.usage,
-            stop: stop.as_ref().map(|s| s.as_str()),
-            error: error.map(ErrorKind::as_str).or(provider_error),
-        };
-        crate::access_log::submit(crate::access_log::format(
-            &entry,
-            std::time::SystemTime::now(),
-        ));
-    }
+    // The GenAI definition: the time after the first token, shared by the tokens after it.
+    let tpot = match (ttft, usage) {
+        (Some(first), Some(u)) if u.output > 1 => {
+            let rest = took.saturating_sub(first);
+            Some(rest / u32::try_from(u.output - 1).unwrap_or(u32::MAX))
+        }
+        _ => None,
+    };
+    m.call(
+        route,
+        provider,
+        ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
+        crate::metrics::Call { ttft, tpot, usage },
+    );
+}
+
+/// The request's access log line.
+fn access_line(ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) -> Vec<u8> {
+    let status = ex.status.get();
+    let metered = ex.metered.get();
+    let stop = metered.stop;
+    let entry = crate::access_log::Entry {
+        request_id: &ex.request_id,
+        key: ex.key.as_deref(),
+        dialect: ex.format.as_str(),
+        endpoint: ex.endpoint,
+        path: ex.head.path(),
+        model: ex.model.as_deref(),
+        route: ex.route.as_deref(),
+        provider: ex.routed.as_ref().map(|(p, _)| p.as_str()),
+        upstream_model: ex.routed.as_ref().map(|(_, m)| m.as_str()),
+        attempts: ex.sends.get(),
+        status,
+        bytes: ex.bytes_sent.get(),
+        stream: ex.streamed.get(),
+        ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
+        duration: Some(took),
+        usage: metered.usage,
+        stop: stop.as_ref().map(|s| s.as_str()),
+        // A provider's own error answer, relayed, is not the gateway's error but not a
+        // success either.
+        error: error
+            .map(ErrorKind::as_str)
+            .or((status >= 400).then_some("provider_status")),
+    };
+    crate::access_log::format(&entry, std::time::SystemTime::now())
 }
 
 async fn finish<S: Transport>(
