@@ -544,6 +544,8 @@ impl Stream {
                 Err(e) => break Some(e),
             }
             self.frame_batch(&mut conn.wbuf, chunked);
+            // Usage as it arrives (Anthropic says its input at the start): current per batch.
+            ex.metered.set(self.meter.metered());
             if !conn.wbuf.is_empty() {
                 ex.first_event_sent();
                 if self.content {
