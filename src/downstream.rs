@@ -79,6 +79,9 @@ pub struct ClientConn<S = TcpStream> {
     pub write_timeout: Duration,
     /// The start of the current request head (a timed-out read takes the buffer with it).
     head_start: Vec<u8>,
+    /// Bytes handed to the socket so far (the access log's `bytes`: a response's share is the
+    /// difference across it).
+    pub sent: u64,
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
@@ -88,6 +91,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             stream,
             rbuf: BytesMut::new(),
             wbuf: Vec::new(),
+            sent: 0,
             broken: false,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             head_start: Vec::new(),
@@ -330,6 +334,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             return Ok(());
         }
         let buf = std::mem::take(&mut self.wbuf);
+        self.sent = self.sent.wrapping_add(buf.len() as u64);
         match crate::runtime::timer::timeout(self.write_timeout, self.stream.write_all(buf)).await {
             Ok((res, mut buf)) => {
                 // A buffer grown for one large write is let go: an idle keep-alive
@@ -349,6 +354,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         if data.is_empty() {
             return Ok(());
         }
+        self.sent = self.sent.wrapping_add(data.len() as u64);
         match crate::runtime::timer::timeout(self.write_timeout, self.stream.write_all(data)).await
         {
             Ok((res, _)) => self.check_write(res),

@@ -14,6 +14,7 @@
 //! error. Pure, sans-IO layers (`http1`, `sse`, `json`, `wire`, `translate`) never touch
 //! sockets or config; `downstream`, `upstream`, `server` and `runtime` own the IO.
 
+pub mod access_log;
 pub mod auth;
 pub mod config;
 pub mod downstream;
@@ -34,4 +35,5 @@ pub mod sse;
 pub mod tokens;
 pub mod translate;
 pub mod upstream;
+pub mod usage;
 pub mod wire;

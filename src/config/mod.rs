@@ -253,6 +253,8 @@ pub struct Config {
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per provider per worker.
     pub pool_max_idle: usize,
+    /// Where the access log goes; None: it is off.
+    pub access_log: Option<crate::access_log::Destination>,
 }
 
 pub use crate::routing::{Resolved, Route, Target};
@@ -325,6 +327,13 @@ impl Config {
             self.server.driver,
             self.keys.len()
         );
+        let _ = match &self.access_log {
+            None => writeln!(s, "access log off"),
+            Some(crate::access_log::Destination::Stderr) => writeln!(s, "access log to stderr"),
+            Some(crate::access_log::Destination::File(p)) => {
+                writeln!(s, "access log to {}", p.display())
+            }
+        };
         for p in &self.providers {
             let key = match &p.api_key {
                 ApiKey::None => "no key".to_owned(),
@@ -592,6 +601,34 @@ impl Compiler<'_> {
                 cooldown: r.breaker_cooldown_ms.map_or(d.breaker.cooldown, ms),
             },
         })
+    }
+
+    /// `[access_log]`: on by default, to stderr.
+    fn access_log(
+        &self,
+        raw: &raw::RawAccessLog,
+    ) -> Result<Option<crate::access_log::Destination>, ConfigError> {
+        use crate::access_log::Destination;
+        if raw.enabled == Some(false) {
+            return Ok(None);
+        }
+        let Some(path) = raw.path.as_ref() else {
+            return Ok(Some(Destination::Stderr));
+        };
+        match path.get_ref().as_str() {
+            "stderr" => Ok(Some(Destination::Stderr)),
+            "" => Err(self.err(
+                path.span(),
+                "access_log.path",
+                "must be \"stderr\" or a file path",
+            )),
+            p if p.contains('\0') => Err(self.err(
+                path.span(),
+                "access_log.path",
+                "must not contain a NUL byte",
+            )),
+            p => Ok(Some(Destination::File(std::path::PathBuf::from(p)))),
+        }
     }
 
     fn compile(&self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -967,7 +1004,9 @@ impl Compiler<'_> {
             .collect();
         let (seal, seal_key_missing) = self.seal_key(raw.responses.seal_key_env.as_ref())?;
         let seal_key_drawn = raw.responses.seal_key_env.is_none() || seal_key_missing.is_some();
+        let access_log = self.access_log(&raw.access_log)?;
         let mut config = Config {
+            access_log,
             server,
             providers,
             routing: crate::routing::Table::new(routes, names),
@@ -1517,6 +1556,28 @@ routes = ["fast", "o/*"]
         let e = Config::from_toml(&GOOD.replace("\"o/gpt-y\"]", "\"a/claude-x\"]"), "t.toml")
             .unwrap_err();
         assert!(e.message.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn access_log_settings() {
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert_eq!(c.access_log, Some(crate::access_log::Destination::Stderr));
+        assert!(c.describe().contains("access log to stderr"));
+        let with = |t: &str| Config::from_toml(&format!("{GOOD}\n[access_log]\n{t}\n"), "t.toml");
+        assert_eq!(with("enabled = false").unwrap().access_log, None);
+        assert_eq!(
+            with("path = \"/var/log/rw.log\"").unwrap().access_log,
+            Some(crate::access_log::Destination::File(
+                "/var/log/rw.log".into()
+            ))
+        );
+        assert_eq!(
+            with("path = \"stderr\"").unwrap().access_log,
+            Some(crate::access_log::Destination::Stderr)
+        );
+        let e = with("path = \"\"").unwrap_err();
+        assert!(e.to_string().contains("access_log.path"), "{e}");
+        assert!(with("format = \"text\"").is_err());
     }
 
     #[test]

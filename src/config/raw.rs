@@ -29,6 +29,20 @@ pub struct RawConfig {
     /// The Responses API endpoint (`POST /v1/responses`).
     #[serde(default)]
     pub responses: RawResponses,
+    /// The access log (one JSON line per request).
+    #[serde(default)]
+    pub access_log: RawAccessLog,
+}
+
+/// `[access_log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// Write the access log (default true).
+    pub enabled: Option<bool>,
+    /// `"stderr"` (the default) or a file, opened for append and reopened by `reopen()`
+    /// (SIGUSR1, for logrotate).
+    pub path: Option<Spanned<String>>,
 }
 
 /// `[responses]`

@@ -23,6 +23,7 @@ mod escape;
 mod members;
 mod serde_path;
 mod simd_path;
+mod stream_options;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,7 @@ pub use escape::{escaped_len, splice_string, write_json_string};
 pub use members::{members, remove_members, Member};
 pub use serde_path::inspect_request_serde;
 pub use simd_path::{inspect_request_simd, SimdScratch};
+pub use stream_options::with_include_usage;
 
 /// Deepest container nesting a body may have. The top-level object counts as level 1.
 /// The number is serde_json's default recursion limit, but that limit only lets 127 levels

@@ -221,6 +221,7 @@ impl KeyState {
         Ok(Ticket {
             key: self.clone(),
             stream: slot,
+            charged: std::cell::Cell::new(0),
             levels,
         })
     }
@@ -245,6 +246,8 @@ impl KeyState {
 pub struct Ticket {
     key: Arc<KeyState>,
     stream: bool,
+    /// Tokens already debited for this request (usage is charged as it grows).
+    charged: std::cell::Cell<u64>,
     /// The buckets' levels right after admission.
     pub levels: Levels,
 }
@@ -253,6 +256,16 @@ impl Ticket {
     /// Debit `tokens` (the request's usage) from the key's tokens per minute.
     pub fn charge_tokens(&self, tokens: u64) {
         self.key.charge_tokens_at(tokens, self.key.now());
+    }
+
+    /// The request's usage so far is `total` tokens: debit what was not debited yet. Called as
+    /// usage arrives (a stream reports it at its start and its end) and once at the end.
+    pub fn charge_usage_total(&self, total: u64) {
+        let new = total.saturating_sub(self.charged.get());
+        if new > 0 {
+            self.charged.set(total);
+            self.charge_tokens(new);
+        }
     }
 
     /// The rate-limit headers of a response to this request, in `format`'s names.

@@ -4,6 +4,11 @@
 //! path). Once a second, and on every scrape it answers itself, a worker publishes a snapshot
 //! into its slot of the shared `Hub`. A scrape merges its own fresh snapshot with the other
 //! workers' published ones, so `/metrics` is at most `PUBLISH_EVERY` stale for other workers.
+//!
+//! LLM series (time to first token, time per output token, tokens, streams in flight) are
+//! keyed by route, provider and key name, each taken from the config (a model addressed as
+//! `provider/model` is the route `direct`; no key is `-`): never a client's string, so the
+//! series are at most (routes + 1) × providers × (keys + 1).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -24,6 +29,112 @@ const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
 
 fn new_hist() -> Option<Histogram<u64>> {
     Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGFIG).ok()
+}
+
+/// Time to first token buckets (seconds): the OpenTelemetry GenAI conventions' advice for
+/// `gen_ai.server.time_to_first_token`.
+pub const TTFT_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// Time per output token buckets (seconds): the GenAI conventions' advice for
+/// `gen_ai.server.time_per_output_token`.
+pub const TPOT_BUCKETS: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+/// Token types, in the order of [`Llm::tokens`]; the values of the `gen_ai_token_type` label.
+pub const TOKEN_TYPES: [&str; 5] = ["input", "output", "cache_read", "cache_write", "reasoning"];
+/// The `key` label of requests without a gateway key.
+pub const NO_KEY_LABEL: &str = "-";
+/// The `route` label of models addressed as `provider/model`.
+pub const DIRECT_ROUTE_LABEL: &str = "direct";
+
+/// A Prometheus histogram with fixed buckets: counts per bucket (not cumulative), sum, count.
+#[derive(Clone, Debug, Default)]
+struct Buckets {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Buckets {
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        if self.counts.len() != bounds.len() {
+            self.counts.resize(bounds.len(), 0);
+        }
+        if let Some(i) = bounds.iter().position(|b| v <= *b) {
+            if let Some(c) = self.counts.get_mut(i) {
+                *c += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn merge(&mut self, other: &Buckets) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
+/// One (route, provider, key) series.
+#[derive(Clone, Debug, Default)]
+struct Llm {
+    /// Request received → first content event written to the client (streams that succeeded).
+    ttft: Buckets,
+    /// (Stream end − first token) / (output tokens − 1), per stream.
+    tpot: Buckets,
+    /// Tokens by [`TOKEN_TYPES`].
+    tokens: [u64; 5],
+    /// Answers that carried usage.
+    metered: u64,
+    /// Streams being pumped now.
+    in_flight: i64,
+}
+
+/// What one finished model call adds to its series.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Call {
+    /// Time to first token (a stream that succeeded).
+    pub ttft: Option<Duration>,
+    /// Time per output token after the first (a stream that succeeded, with usage).
+    pub tpot: Option<Duration>,
+    /// The provider's usage.
+    pub usage: Option<crate::usage::Usage>,
+}
+
+/// route → provider → key → series (nested so that a lookup by borrowed names allocates
+/// nothing once the series exists).
+type LlmMap = BTreeMap<String, BTreeMap<String, BTreeMap<String, Llm>>>;
+
+fn series<'m>(map: &'m mut LlmMap, route: &str, provider: &str, key: &str) -> &'m mut Llm {
+    if !map.contains_key(route) {
+        map.insert(route.to_owned(), BTreeMap::new());
+    }
+    let by_provider = map.entry(route.to_owned()).or_default();
+    if !by_provider.contains_key(provider) {
+        by_provider.insert(provider.to_owned(), BTreeMap::new());
+    }
+    let by_key = by_provider.entry(provider.to_owned()).or_default();
+    if !by_key.contains_key(key) {
+        by_key.insert(key.to_owned(), Llm::default());
+    }
+    by_key.entry(key.to_owned()).or_default()
+}
+
+/// Breaker states as the `ringway_breaker_state` gauge reports them.
+pub mod breaker_state {
+    /// Requests flow.
+    pub const CLOSED: u8 = 0;
+    /// Requests skip the target.
+    pub const OPEN: u8 = 1;
+    /// The cooldown ended: the next request is a probe.
+    pub const HALF_OPEN: u8 = 2;
 }
 
 /// Everything one worker has counted.
@@ -55,6 +166,10 @@ pub struct Snapshot {
     tls_handshakes: u64,
     /// reason → TLS handshakes with clients that failed.
     tls_handshake_failures: BTreeMap<&'static str, u64>,
+    /// LLM series by route, provider and key name.
+    llm: LlmMap,
+    /// `(target, worker)` → breaker state ([`breaker_state`]), read when the snapshot is taken.
+    breakers: BTreeMap<(String, usize), u8>,
 }
 
 /// Add one to a counter keyed by a borrowed string, allocating the key only the first time.
@@ -115,6 +230,28 @@ impl Snapshot {
         for (k, v) in &other.tls_handshake_failures {
             *self.tls_handshake_failures.entry(k).or_default() += v;
         }
+        for (route, by_provider) in &other.llm {
+            for (provider, by_key) in by_provider {
+                for (key, theirs) in by_key {
+                    let mine = series(&mut self.llm, route, provider, key);
+                    mine.ttft.merge(&theirs.ttft);
+                    mine.tpot.merge(&theirs.tpot);
+                    for (m, t) in mine.tokens.iter_mut().zip(theirs.tokens) {
+                        *m += t;
+                    }
+                    mine.metered += theirs.metered;
+                    mine.in_flight += theirs.in_flight;
+                }
+            }
+        }
+        for (k, v) in &other.breakers {
+            self.breakers.insert(k.clone(), *v);
+        }
+    }
+
+    /// Record `target`'s breaker state on `worker`.
+    pub fn set_breaker(&mut self, target: &str, worker: usize, state: u8) {
+        self.breakers.insert((target.to_owned(), worker), state);
     }
 }
 
@@ -241,11 +378,55 @@ impl Worker {
         }
     }
 
+    /// A model call finished on the series (`route`, `provider`, `key`).
+    pub fn call(&self, route: &str, provider: &str, key: &str, call: Call) {
+        let mut s = self.live.borrow_mut();
+        let llm = series(&mut s.llm, route, provider, key);
+        if let Some(t) = call.ttft {
+            llm.ttft.observe(&TTFT_BUCKETS, t.as_secs_f64());
+        }
+        if let Some(t) = call.tpot {
+            llm.tpot.observe(&TPOT_BUCKETS, t.as_secs_f64());
+        }
+        if let Some(u) = call.usage {
+            let add = [u.input, u.output, u.cache_read, u.cache_write, u.reasoning];
+            for (total, n) in llm.tokens.iter_mut().zip(add) {
+                *total = total.saturating_add(n);
+            }
+            llm.metered += 1;
+        }
+    }
+
+    /// A stream on the series starts being pumped; it counts as in flight until the guard
+    /// is dropped (however the pump ends, a cancelled task included).
+    pub fn stream<'w>(&'w self, route: &str, provider: &str, key: &str) -> InFlight<'w> {
+        series(&mut self.live.borrow_mut().llm, route, provider, key).in_flight += 1;
+        InFlight {
+            worker: self,
+            names: [route.to_owned(), provider.to_owned(), key.to_owned()],
+        }
+    }
+
     /// A copy of everything counted so far, with the pool gauge filled in.
     pub fn snapshot(&self, pool_idle: usize) -> Snapshot {
         let mut s = self.live.borrow().clone();
         s.pool_idle = pool_idle as u64;
         s
+    }
+}
+
+/// A stream counted in `ringway_streams_in_flight` until dropped.
+pub struct InFlight<'w> {
+    worker: &'w Worker,
+    names: [String; 3],
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let [route, provider, key] = &self.names;
+        if let Ok(mut s) = self.worker.live.try_borrow_mut() {
+            series(&mut s.llm, route, provider, key).in_flight -= 1;
+        }
     }
 }
 
@@ -407,6 +588,27 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             label(key)
         );
     }
+    render_llm(&mut out, s);
+    out.push_str(
+        "# HELP ringway_breaker_state Circuit breaker state of each route target on each worker: 0 closed, 1 open, 2 half-open.\n",
+    );
+    out.push_str("# TYPE ringway_breaker_state gauge\n");
+    for ((t, worker), state) in &s.breakers {
+        let _ = writeln!(
+            out,
+            "ringway_breaker_state{{target=\"{}\",worker=\"{worker}\"}} {state}",
+            label(t)
+        );
+    }
+    out.push_str(
+        "# HELP ringway_access_log_dropped_total Access log lines dropped because the writer fell behind.\n",
+    );
+    out.push_str("# TYPE ringway_access_log_dropped_total counter\n");
+    let _ = writeln!(
+        out,
+        "ringway_access_log_dropped_total {}",
+        crate::access_log::dropped()
+    );
     out.push_str("# HELP ringway_upstream_idle_connections Idle pooled provider connections.\n");
     out.push_str("# TYPE ringway_upstream_idle_connections gauge\n");
     let _ = writeln!(out, "ringway_upstream_idle_connections {}", s.pool_idle);
@@ -429,6 +631,84 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
     out.push_str("# TYPE ringway_workers_ready gauge\n");
     let _ = writeln!(out, "ringway_workers_ready {workers_ready}");
     out
+}
+
+/// A Prometheus histogram's lines for one label set.
+fn histogram(out: &mut String, name: &str, labels: &str, bounds: &[f64], h: &Buckets) {
+    let mut cumulative = 0u64;
+    for (i, le) in bounds.iter().enumerate() {
+        cumulative += h.counts.get(i).copied().unwrap_or(0);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+/// The LLM series: GenAI-convention histograms, token counters, streams in flight.
+fn render_llm(out: &mut String, s: &Snapshot) {
+    let each = |f: &mut dyn FnMut(String, &Llm)| {
+        for (route, by_provider) in &s.llm {
+            for (provider, by_key) in by_provider {
+                for (key, llm) in by_key {
+                    let labels = format!(
+                        "route=\"{}\",provider=\"{}\",key=\"{}\"",
+                        label(route),
+                        label(provider),
+                        label(key)
+                    );
+                    f(labels, llm);
+                }
+            }
+        }
+    };
+    out.push_str("# HELP gen_ai_server_time_to_first_token_seconds Request received to first content event sent, streams that succeeded.\n");
+    out.push_str("# TYPE gen_ai_server_time_to_first_token_seconds histogram\n");
+    each(&mut |labels, llm| {
+        if llm.ttft.count > 0 {
+            histogram(
+                out,
+                "gen_ai_server_time_to_first_token_seconds",
+                &labels,
+                &TTFT_BUCKETS,
+                &llm.ttft,
+            );
+        }
+    });
+    out.push_str("# HELP gen_ai_server_time_per_output_token_seconds Time per output token after the first (inter-token latency), one observation per stream that succeeded with usage.\n");
+    out.push_str("# TYPE gen_ai_server_time_per_output_token_seconds histogram\n");
+    each(&mut |labels, llm| {
+        if llm.tpot.count > 0 {
+            histogram(
+                out,
+                "gen_ai_server_time_per_output_token_seconds",
+                &labels,
+                &TPOT_BUCKETS,
+                &llm.tpot,
+            );
+        }
+    });
+    out.push_str("# HELP ringway_tokens_total Tokens the providers reported, by type (cache_read and cache_write are parts of input, reasoning a part of output).\n");
+    out.push_str("# TYPE ringway_tokens_total counter\n");
+    each(&mut |labels, llm| {
+        if llm.metered > 0 {
+            for (kind, n) in TOKEN_TYPES.iter().zip(llm.tokens) {
+                let _ = writeln!(
+                    out,
+                    "ringway_tokens_total{{{labels},gen_ai_token_type=\"{kind}\"}} {n}"
+                );
+            }
+        }
+    });
+    out.push_str("# HELP ringway_streams_in_flight Streams being pumped to clients now.\n");
+    out.push_str("# TYPE ringway_streams_in_flight gauge\n");
+    each(&mut |labels, llm| {
+        let _ = writeln!(
+            out,
+            "ringway_streams_in_flight{{{labels}}} {}",
+            llm.in_flight
+        );
+    });
 }
 
 #[cfg(test)]
@@ -483,5 +763,69 @@ mod tests {
             let v = line.rsplit(' ').next().unwrap();
             assert!(v.parse::<f64>().is_ok(), "{line}");
         }
+    }
+
+    #[test]
+    fn llm_series_merge_and_render_as_prometheus_histograms() {
+        let a = Worker::default();
+        let b = Worker::default();
+        let usage = crate::usage::Usage {
+            input: 10,
+            output: 5,
+            cache_read: 4,
+            cache_write: 1,
+            reasoning: 2,
+        };
+        let call = Call {
+            ttft: Some(Duration::from_millis(30)),
+            tpot: Some(Duration::from_millis(20)),
+            usage: Some(usage),
+        };
+        a.call("fast", "p", "team", call);
+        b.call("fast", "p", "team", call);
+        b.call(
+            "direct",
+            "p",
+            NO_KEY_LABEL,
+            Call {
+                ttft: Some(Duration::from_secs(60)),
+                ..Call::default()
+            },
+        );
+        let held = b.stream("fast", "p", "team");
+        let ended = a.stream("fast", "p", "team");
+        drop(ended);
+        let mut sb = b.snapshot(0);
+        sb.set_breaker("p/m", 1, breaker_state::OPEN);
+        let hub = Hub::new(2);
+        hub.publish(1, sb);
+        let mut own = a.snapshot(0);
+        own.set_breaker("p/m", 0, breaker_state::CLOSED);
+        let text = render(&hub.merged(0, own), 2);
+        let l = "route=\"fast\",provider=\"p\",key=\"team\"";
+        for want in [
+            format!("gen_ai_server_time_to_first_token_seconds_bucket{{{l},le=\"0.02\"}} 0\n"),
+            format!("gen_ai_server_time_to_first_token_seconds_bucket{{{l},le=\"0.04\"}} 2\n"),
+            format!("gen_ai_server_time_to_first_token_seconds_bucket{{{l},le=\"+Inf\"}} 2\n"),
+            format!("gen_ai_server_time_to_first_token_seconds_count{{{l}}} 2\n"),
+            format!("gen_ai_server_time_per_output_token_seconds_bucket{{{l},le=\"0.025\"}} 2\n"),
+            format!("ringway_tokens_total{{{l},gen_ai_token_type=\"input\"}} 20\n"),
+            format!("ringway_tokens_total{{{l},gen_ai_token_type=\"cache_read\"}} 8\n"),
+            format!("ringway_tokens_total{{{l},gen_ai_token_type=\"cache_write\"}} 2\n"),
+            format!("ringway_tokens_total{{{l},gen_ai_token_type=\"reasoning\"}} 4\n"),
+            format!("ringway_streams_in_flight{{{l}}} 1\n"),
+            // Past the last bucket: only +Inf counts it.
+            "gen_ai_server_time_to_first_token_seconds_bucket{route=\"direct\",provider=\"p\",key=\"-\",le=\"10\"} 0\n".to_owned(),
+            "gen_ai_server_time_to_first_token_seconds_bucket{route=\"direct\",provider=\"p\",key=\"-\",le=\"+Inf\"} 1\n".to_owned(),
+            "ringway_breaker_state{target=\"p/m\",worker=\"0\"} 0\n".to_owned(),
+            "ringway_breaker_state{target=\"p/m\",worker=\"1\"} 1\n".to_owned(),
+        ] {
+            assert!(text.contains(&want), "missing {want}\n{text}");
+        }
+        // No usage on the direct series: no token lines for it.
+        assert!(!text.contains("ringway_tokens_total{route=\"direct\""));
+        drop(held);
+        let again = render(&b.snapshot(0), 1);
+        assert!(again.contains(&format!("ringway_streams_in_flight{{{l}}} 0\n")));
     }
 }

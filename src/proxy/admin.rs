@@ -152,7 +152,7 @@ pub(super) async fn answer<S: Transport>(
         }
         Endpoint::Metrics => {
             admit::authenticate(ctx, head)?;
-            let own = ctx.metrics.snapshot(ctx.pool.idle_count());
+            let own = ctx.metrics_snapshot();
             let merged = ctx.hub.merged(ctx.worker, own);
             let mut text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
             ctx.board.render(&mut text);

@@ -47,6 +47,7 @@ pub(super) async fn admit<S: Transport>(
 ) -> std::result::Result<Admitted, Failure> {
     let head = ex.head;
     let key = authenticate(ctx, head)?;
+    ex.key = key.map(|k| k.name.clone());
     let header_fallbacks = fallbacks_header(head)?;
     let cfg = &ctx.config;
     let mut body = conn
@@ -85,6 +86,7 @@ pub(super) async fn admit<S: Transport>(
         }
     };
     check_model(&info.model)?;
+    ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op == Op::CountTokens)?;
     if let Some(k) = key {
         if !k.allows(&info.model) {

@@ -40,6 +40,9 @@ pub(super) enum Prepared {
         body: Bytes,
         /// Set when the body was translated: what the answer's translation needs.
         meta: Option<Rc<RequestMeta>>,
+        /// The gateway added `stream_options.include_usage` (same-format OpenAI stream): the
+        /// usage chunk is read, not relayed.
+        hide_usage: bool,
     },
     /// count_tokens for a provider without that endpoint: the gateway estimates.
     Estimate,
@@ -63,6 +66,7 @@ pub(super) fn prepare(
             path: provider.path_for("/v1/messages/count_tokens"),
             body: splice_model(req.body.clone(), &req.info, &target.model)?,
             meta: None,
+            hide_usage: false,
         });
     }
     let path = match (pair.provider, req.op) {
@@ -87,16 +91,30 @@ pub(super) fn prepare(
                 path,
                 body: Bytes::from(body),
                 meta: Some(Rc::new(meta)),
+                hide_usage: false,
             });
         }
     }
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
         let body = splice_model(req.body.clone(), &req.info, &target.model)?;
+        // An OpenAI stream says its usage only when asked: the gateway asks (as its
+        // translations do), and keeps the answer to itself when the client had not.
+        if pair.provider == Format::OpenAi && req.info.stream {
+            if let Some(asked) = crate::json::with_include_usage(&body) {
+                return Ok(Prepared::Send {
+                    path,
+                    body: asked,
+                    meta: None,
+                    hide_usage: true,
+                });
+            }
+        }
         return Ok(Prepared::Send {
             path,
             body,
             meta: None,
+            hide_usage: false,
         });
     }
     // A target may override its provider's thinking style; copy the options only then.
@@ -133,6 +151,7 @@ pub(super) fn prepare(
         path,
         body: Bytes::from(body),
         meta: Some(Rc::new(meta)),
+        hide_usage: false,
     })
 }
 
@@ -182,6 +201,9 @@ pub(super) struct Answer<'c> {
     pub healthy: Option<bool>,
     /// Index of the target in its route (set by the failover loop).
     pub target: usize,
+    /// Usage and stop reason of a body read whole, from the provider's bytes (a stream's or a
+    /// relayed body's are read by the pump).
+    pub metered: crate::usage::Metered,
 }
 
 /// Why an attempt produced nothing to commit to.
@@ -273,7 +295,7 @@ pub(super) async fn run<'c>(
     next: Next,
     deadline: Instant,
 ) -> std::result::Result<Answer<'c>, Miss<'c>> {
-    let (path, body, meta) = match prepared {
+    let (path, body, meta, hide_usage) = match prepared {
         Prepared::Estimate => {
             let bytes = estimate::count(req.body.clone()).await.map_err(|e| Miss {
                 terminal: true,
@@ -294,9 +316,15 @@ pub(super) async fn run<'c>(
                 ttfb: Duration::ZERO,
                 healthy: None,
                 target: 0,
+                metered: crate::usage::Metered::default(),
             });
         }
-        Prepared::Send { path, body, meta } => (path, body, meta),
+        Prepared::Send {
+            path,
+            body,
+            meta,
+            hide_usage,
+        } => (path, body, meta, *hide_usage),
     };
     let sent = Instant::now();
     let (mut up, head) =
@@ -319,6 +347,7 @@ pub(super) async fn run<'c>(
         ttfb,
         healthy: Some(healthy),
         target: 0,
+        metered: crate::usage::Metered::default(),
     };
     let status = head.status;
     let ok = (200..300).contains(&status);
@@ -383,6 +412,9 @@ pub(super) async fn run<'c>(
 
     if head.is_event_stream() {
         let mut stream = Box::new(Stream::new(pair, meta.as_deref(), codec));
+        if hide_usage {
+            stream.hide_usage_chunk();
+        }
         // A stream that fails before content can only move to another target (the provider
         // answered 200 and may have acted on the request): prime it only when one is left.
         if next.other_target {
@@ -429,17 +461,21 @@ pub(super) async fn run<'c>(
             }
             if codec.is_done() {
                 release(ctx, provider, up, head.reusable);
-                return Ok(answer(
-                    status,
-                    head,
-                    None,
-                    Body::Whole {
-                        bytes: prefix,
-                        json: false,
-                        charge,
-                    },
-                    true,
-                ));
+                let metered = crate::usage::from_body(pair.provider, &prefix);
+                return Ok(Answer {
+                    metered,
+                    ..answer(
+                        status,
+                        head,
+                        None,
+                        Body::Whole {
+                            bytes: prefix,
+                            json: false,
+                            charge,
+                        },
+                        true,
+                    )
+                });
             }
         }
         return Ok(answer(
@@ -495,6 +531,8 @@ pub(super) async fn run<'c>(
             ..Miss::from_error(refusal(&charge, raw.len()))
         });
     }
+    // Usage is read from the provider's answer, before it becomes the client's dialect.
+    let metered = crate::usage::from_body(pair.provider, &raw);
     let mut out = Vec::with_capacity(estimate);
     if let Err(e) = pair.response_into(&raw, meta_ref, &mut out) {
         return Err(Miss::from_error(Error::from(e)));
@@ -511,17 +549,20 @@ pub(super) async fn run<'c>(
         });
     }
     release(ctx, provider, up, head.reusable && codec.is_done());
-    Ok(answer(
-        status,
-        head,
-        None,
-        Body::Whole {
-            bytes: out,
-            json: true,
-            charge,
-        },
-        true,
-    ))
+    Ok(Answer {
+        metered,
+        ..answer(
+            status,
+            head,
+            None,
+            Body::Whole {
+                bytes: out,
+                json: true,
+                charge,
+            },
+            true,
+        )
+    })
 }
 
 /// A provider connection whose response was read to its end (on one that may carry another)

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::downstream::{ClientConn, Transport};
@@ -160,6 +160,19 @@ impl Ctx {
         self.state.clone()
     }
 
+    /// This worker's metrics with its gauges read now: idle pool connections, and the breaker
+    /// of every route target (the config's: a bounded set).
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        let mut s = self.metrics.snapshot(self.pool.idle_count());
+        let now = Instant::now();
+        for route in self.config.routing.routes() {
+            for t in &route.targets {
+                s.set_breaker(&t.label, self.worker, self.health.breaker_state(t, now));
+            }
+        }
+        s
+    }
+
     pub(super) fn request_id(&self) -> String {
         let n = self.next_id.get();
         self.next_id.set(n.wrapping_add(1));
@@ -202,8 +215,10 @@ pub async fn handle<S: Transport>(
 ) -> After {
     let label = admin::endpoint(head.path()).map_or("other", |(e, _)| e.label());
     let mut ex = Exchange::new(head, ctx.request_id(), label, &ctx.draining, &ctx.cut);
+    let sent_before = conn.sent;
     let result = serve(ctx, conn, &mut ex).await;
     let after = finish(ctx, conn, &mut ex, result).await;
+    ex.bytes_sent.set(conn.sent.wrapping_sub(sent_before));
     log(ctx, &ex);
     after
 }
@@ -237,6 +252,11 @@ async fn serve<S: Transport>(
         .await
         .ok_or_else(shutting_down)??;
     let resolved = route(ctx, &req)?;
+    ex.route = Some(match &resolved {
+        // The client's model is the route's name: bounded by the config.
+        Resolved::Route(r) => r.model.clone(),
+        Resolved::Direct(..) => crate::metrics::DIRECT_ROUTE_LABEL.to_owned(),
+    });
     // Boxed: the failover loop's state is the largest of any phase, and inline it would size
     // every connection's task for it, held streams included (it is freed at commit).
     let answer = ctx
@@ -531,6 +551,7 @@ async fn commit_and_pump<S: Transport>(
         conn: up,
         body,
         meta,
+        metered,
         ..
     } = answer;
     let dropped = meta
@@ -545,6 +566,7 @@ async fn commit_and_pump<S: Transport>(
             json,
             charge,
         } => {
+            ex.metered.set(metered);
             let mut headers = ex.standard_headers();
             if let Some(head) = &head {
                 provider_headers(head, pair, json, own_limits, &mut headers);
@@ -607,6 +629,9 @@ async fn commit_and_pump<S: Transport>(
             // The head is written: let it go, it pins the first upstream read buffer.
             drop(head);
             let chunked = body_kind == ResponseBody::Chunked;
+            // The provider's body as it passes: usage is read from its head and tail windows.
+            let mut meter = crate::usage::BodyMeter::new(pair.provider);
+            meter.push(&prefix);
             if prefix.len() <= pump::COALESCE_MAX_BYTES || chunked {
                 pump::frame(&mut conn.wbuf, &prefix, chunked);
             } else {
@@ -623,7 +648,18 @@ async fn commit_and_pump<S: Transport>(
                 // No body: the head goes out alone.
                 conn.flush().await.map_err(|_| Failure::AfterResponse)?;
             } else {
-                pump::plain(conn, ex, &mut conn_up, &mut codec, provider, chunked).await?;
+                let relayed = pump::plain(
+                    conn,
+                    ex,
+                    &mut conn_up,
+                    &mut codec,
+                    provider,
+                    chunked,
+                    &mut meter,
+                )
+                .await;
+                ex.metered.set(meter.finish());
+                relayed?;
             }
             attempt::release(ctx, provider, conn_up, reusable && codec.is_done());
             Ok(())
@@ -657,10 +693,23 @@ async fn commit_and_pump<S: Transport>(
             // A stream may last minutes: the provider's head would pin the first upstream read
             // buffer all that time.
             drop(head);
+            ex.streamed.set(true);
+            let _in_flight = match (&ex.route, &ex.routed) {
+                (Some(route), Some((provider, _))) => Some(ctx.metrics.stream(
+                    route,
+                    provider,
+                    ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
+                )),
+                _ => None,
+            };
             if stream.take_primed(&mut conn.wbuf, chunked) {
                 ex.first_event_sent();
+                if stream.said_something() {
+                    ex.first_token_sent();
+                }
             }
             let outcome = stream.run(conn, ex, &mut conn_up, provider, chunked).await;
+            ex.metered.set(stream.meter.metered());
             let done = outcome.is_ok() && stream.codec.is_done();
             attempt::release(ctx, provider, conn_up, reusable && done);
             outcome
@@ -668,28 +717,94 @@ async fn commit_and_pump<S: Transport>(
     }
 }
 
-/// Record what happened to one request.
+/// Record what happened to one request: metrics, and its access log line.
 fn log(ctx: &Ctx, ex: &Exchange<'_>) {
-    // The request's usage total (input + output tokens) belongs here once usage extraction
-    // records it on the exchange; until then no request is charged.
-    let tokens_used = 0;
-    charge_key_tokens(ex, tokens_used);
+    let took = ex.started.elapsed();
+    let error = ex.error.get().or(ex.failed_midway.get());
+    charge_key_tokens(ex);
+    count(ctx, ex, took, error);
+    if crate::access_log::enabled() {
+        crate::access_log::submit(access_line(ex, took, error));
+    }
+}
+
+/// The request in this worker's metrics.
+fn count(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) {
     let m = &ctx.metrics;
-    m.request(ex.endpoint, ex.status.get(), ex.started.elapsed());
+    let status = ex.status.get();
+    m.request(ex.endpoint, status, took);
     if let Some(kind) = ex.failed_midway.get() {
         m.error(kind.as_str(), kind.side().as_str());
     }
     if let Some(t) = ex.first_event.get() {
         m.first_event(t);
     }
+    let (Some(route), Some((provider, _))) = (&ex.route, &ex.routed) else {
+        // Not a model call that reached routing: no LLM series.
+        return;
+    };
+    let usage = ex.metered.get().usage;
+    let succeeded = (200..300).contains(&status) && error.is_none();
+    // Streams only: a whole answer's first token is its last.
+    let ttft = ex
+        .first_token
+        .get()
+        .filter(|_| ex.streamed.get() && succeeded);
+    // The GenAI definition: the time after the first token, shared by the tokens after it.
+    let tpot = match (ttft, usage) {
+        (Some(first), Some(u)) if u.output > 1 => {
+            let rest = took.saturating_sub(first);
+            Some(rest / u32::try_from(u.output - 1).unwrap_or(u32::MAX))
+        }
+        _ => None,
+    };
+    m.call(
+        route,
+        provider,
+        ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
+        crate::metrics::Call { ttft, tpot, usage },
+    );
 }
 
-/// Debit the tokens a request used from its key's tokens per minute (a key without `tpm`, or
-/// no key, ignores it). Usage from any worker lands in the one shared bucket; requests still
-/// in flight were admitted without it, which is the documented overshoot.
-fn charge_key_tokens(ex: &Exchange<'_>, tokens: u64) {
-    if let Some(ticket) = &ex.limits {
-        ticket.charge_tokens(tokens);
+/// The request's access log line.
+fn access_line(ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) -> Vec<u8> {
+    let status = ex.status.get();
+    let metered = ex.metered.get();
+    let stop = metered.stop;
+    let entry = crate::access_log::Entry {
+        request_id: &ex.request_id,
+        key: ex.key.as_deref(),
+        dialect: ex.format.as_str(),
+        endpoint: ex.endpoint,
+        path: ex.head.path(),
+        model: ex.model.as_deref(),
+        route: ex.route.as_deref(),
+        provider: ex.routed.as_ref().map(|(p, _)| p.as_str()),
+        upstream_model: ex.routed.as_ref().map(|(_, m)| m.as_str()),
+        attempts: ex.sends.get(),
+        status,
+        bytes: ex.bytes_sent.get(),
+        stream: ex.streamed.get(),
+        ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
+        duration: Some(took),
+        usage: metered.usage,
+        stop: stop.as_ref().map(|s| s.as_str()),
+        // A provider's own error answer, relayed, is not the gateway's error but not a
+        // success either.
+        error: error
+            .map(ErrorKind::as_str)
+            .or((status >= 400).then_some("provider_status")),
+    };
+    crate::access_log::format(&entry, std::time::SystemTime::now())
+}
+
+/// Debit the tokens a request has used so far (input + output, from the provider's usage) from
+/// its key's tokens per minute (a key without `tpm`, or no key, ignores it). Called as usage
+/// arrives and at the end; each token is debited once. Usage from any worker lands in the one
+/// shared bucket; requests still in flight were admitted without it (the documented overshoot).
+fn charge_key_tokens(ex: &Exchange<'_>) {
+    if let (Some(ticket), Some(u)) = (&ex.limits, ex.metered.get().usage) {
+        ticket.charge_usage_total(u.input.saturating_add(u.output));
     }
 }
 
@@ -702,11 +817,13 @@ async fn finish<S: Transport>(
     let head = ex.head;
     match result {
         Ok(()) => {}
-        Err(Failure::BeforeResponse(_)) if conn.broken => {
+        Err(Failure::BeforeResponse(e)) if conn.broken => {
+            ex.error.set(Some(e.kind()));
             // A write already failed (or timed out) part-way: the client cannot be answered.
             return After::Close;
         }
         Err(Failure::BeforeResponse(e)) => {
+            ex.error.set(Some(e.kind()));
             ctx.metrics
                 .error(e.kind().as_str(), e.kind().side().as_str());
             if e.kind().side() != crate::error::Side::Client {

@@ -185,8 +185,13 @@ fn oversized_event() -> Error {
 /// What the stream does with each event.
 enum Stage {
     /// Same dialect: the event's bytes go out as they came. `terminated`: the stream's final
-    /// event went by.
-    Passthrough { format: Format, terminated: bool },
+    /// event went by. `hide_usage`: the gateway asked for the usage chunk, not the client
+    /// (OpenAI): that chunk is read, not relayed.
+    Passthrough {
+        format: Format,
+        terminated: bool,
+        hide_usage: bool,
+    },
     /// Another dialect: the translator writes the client's events.
     Translate(StreamTranslator),
 }
@@ -232,6 +237,11 @@ pub struct Stream {
     raws: Vec<Bytes>,
     /// Translated bytes of one read, or everything held before commit.
     out: Vec<u8>,
+    /// Usage and stop reason, read from the provider's events as they pass.
+    pub(super) meter: crate::usage::Meter,
+    /// A content event has gone through the stage (the time to first token is taken when the
+    /// batch holding it is written).
+    content: bool,
 }
 
 impl Stream {
@@ -242,6 +252,7 @@ impl Stream {
             None => Stage::Passthrough {
                 format: pair.client,
                 terminated: false,
+                hide_usage: false,
             },
         };
         Stream {
@@ -251,15 +262,49 @@ impl Stream {
             codec,
             raws: Vec::new(),
             out: Vec::new(),
+            meter: crate::usage::Meter::new(pair.provider),
+            content: false,
         }
+    }
+
+    /// The gateway, not the client, asked an OpenAI provider for usage: its usage-only chunk
+    /// is read and not relayed.
+    pub(super) fn hide_usage_chunk(&mut self) {
+        if let Stage::Passthrough {
+            format: Format::OpenAi,
+            hide_usage,
+            ..
+        } = &mut self.stage
+        {
+            *hide_usage = true;
+        }
+    }
+
+    /// Has a content event gone through the stage?
+    pub(super) fn said_something(&self) -> bool {
+        self.content
     }
 
     /// One event through the stage. Before commit passthrough bytes are copied into `out`
     /// (they wait there); after, they are kept as slices until the batch is framed.
     fn on_event(&mut self, ev: sse::Event, held: bool) {
+        // The provider's side is where usage is true, whatever the stage makes of it.
+        let data = ev.data.as_deref().unwrap_or_default();
+        let carried_usage = self.meter.on_event(ev.event.as_deref(), data);
+        if !self.content && !held {
+            // Only until the first content event (priming classifies its own).
+            self.content = signal(self.provider, &ev) == Signal::Content;
+        }
         match &mut self.stage {
-            Stage::Passthrough { format, terminated } => {
+            Stage::Passthrough {
+                format,
+                terminated,
+                hide_usage,
+            } => {
                 *terminated |= is_terminal(*format, &ev);
+                if *hide_usage && carried_usage && crate::usage::openai_usage_only(data) {
+                    return;
+                }
                 if held {
                     self.out.extend_from_slice(&ev.raw);
                 } else {
@@ -367,6 +412,7 @@ impl Stream {
             // preamble may repeat large request values (a Responses `response.created` echoes
             // the instructions and tools) without the provider having said anything.
             if content || read > MAX_PRIMED_BYTES {
+                self.content = content;
                 return Ok(());
             }
         }
@@ -440,7 +486,12 @@ impl Stream {
     pub fn finish(&mut self, failure: Option<&Error>, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
         let complete = match (&mut self.stage, failure) {
             (Stage::Passthrough { terminated, .. }, None) if *terminated => true,
-            (Stage::Passthrough { format, terminated }, _) => {
+            (
+                Stage::Passthrough {
+                    format, terminated, ..
+                },
+                _,
+            ) => {
                 if !*terminated {
                     let e = failure.map_or_else(
                         || {
@@ -493,8 +544,14 @@ impl Stream {
                 Err(e) => break Some(e),
             }
             self.frame_batch(&mut conn.wbuf, chunked);
+            // Usage as it arrives (Anthropic says its input at the start): current per batch.
+            ex.metered.set(self.meter.metered());
+            super::charge_key_tokens(ex);
             if !conn.wbuf.is_empty() {
                 ex.first_event_sent();
+                if self.content {
+                    ex.first_token_sent();
+                }
                 if conn.flush().await.is_err() {
                     return Err(Failure::AfterResponse);
                 }
@@ -526,6 +583,10 @@ impl Stream {
             ));
         } else if !complete {
             ex.failed_midway.set(Some(ErrorKind::UpstreamReset));
+        }
+        if self.content {
+            // A stream that arrived in one read says its first token only here.
+            ex.first_token_sent();
         }
         if conn.flush().await.is_err() {
             return Err(Failure::AfterResponse);
@@ -560,6 +621,7 @@ pub(super) async fn plain<S: Transport>(
     codec: &mut BodyCodec,
     provider: &Provider,
     chunked: bool,
+    meter: &mut crate::usage::BodyMeter,
 ) -> Result<(), Failure> {
     loop {
         let read = ex.cut.race(up.read_chunk(codec, provider.idle_timeout));
@@ -570,6 +632,7 @@ pub(super) async fn plain<S: Transport>(
         };
         match read {
             Ok(Some(data)) => {
+                meter.push(&data);
                 let ended = codec.is_done();
                 let sent = if chunked {
                     http1::write_chunk(&mut conn.wbuf, &data);
@@ -727,6 +790,130 @@ mod tests {
         assert!(!complete);
         assert!(out.starts_with(&stream[..cut]));
         assert!(String::from_utf8_lossy(&out[cut..]).starts_with("event: error\n"));
+    }
+
+    /// Usage is read from the provider's events, passthrough or translated, and any split of a
+    /// stream into reads gives the same usage and stop reason.
+    #[test]
+    fn usage_is_the_same_at_any_split() {
+        use crate::http1::{BodyCodec, BodyFraming};
+        use crate::usage::Usage;
+        let anthropic = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"x\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"cache_read_input_tokens\":4,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi \\\"usage\\\"\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":3}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let openai = concat!(
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}],\"usage\":null}\n\n",
+            "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3,\"completion_tokens_details\":{\"reasoning_tokens\":1}}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let meta = RequestMeta::default();
+        let cases = [
+            (
+                Pair::new(Format::Anthropic, Format::Anthropic),
+                anthropic,
+                "end_turn",
+                (9, 3, 4, 0),
+            ),
+            (
+                Pair::new(Format::OpenAi, Format::Anthropic),
+                anthropic,
+                "end_turn",
+                (9, 3, 4, 0),
+            ),
+            (
+                Pair::new(Format::OpenAi, Format::OpenAi),
+                openai,
+                "length",
+                (9, 3, 0, 1),
+            ),
+            (
+                Pair::new(Format::Anthropic, Format::OpenAi),
+                openai,
+                "length",
+                (9, 3, 0, 1),
+            ),
+        ];
+        for (pair, stream, stop, (input, output, cache_read, reasoning)) in cases {
+            let want = Some(Usage {
+                input,
+                output,
+                cache_read,
+                cache_write: 0,
+                reasoning,
+            });
+            let run = |reads: Vec<&[u8]>| {
+                let mut s = Stream::new(pair, Some(&meta), BodyCodec::new(BodyFraming::Close));
+                let mut out = Vec::new();
+                for r in reads {
+                    s.feed(Bytes::copy_from_slice(r), &mut out, false).unwrap();
+                }
+                assert!(s.said_something());
+                s.meter.metered()
+            };
+            let bytes = stream.as_bytes();
+            for at in 0..=bytes.len() {
+                let (a, b) = bytes.split_at(at);
+                let m = run(vec![a, b]);
+                assert_eq!(m.usage, want, "{pair:?} split at {at}");
+                assert_eq!(m.stop.map(|s| s.as_str().to_owned()).as_deref(), Some(stop));
+            }
+            assert_eq!(
+                run(bytes.chunks(1).collect()).usage,
+                want,
+                "{pair:?} bytewise"
+            );
+        }
+    }
+
+    /// A usage chunk the gateway asked for is read and not relayed; every other byte is.
+    #[test]
+    fn a_usage_chunk_the_client_did_not_ask_for_is_read_not_relayed() {
+        use crate::http1::{BodyCodec, BodyFraming};
+        let content = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n";
+        let usage = "data: {\"id\":\"c\",\"choices\":[ ],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3}}\n\n";
+        let done = "data: [DONE]\n\n";
+        let stream = format!("{content}{usage}{done}");
+        for hide in [false, true] {
+            let pair = Pair::new(Format::OpenAi, Format::OpenAi);
+            let mut s = Stream::new(pair, None, BodyCodec::new(BodyFraming::Close));
+            if hide {
+                s.hide_usage_chunk();
+            }
+            let mut out = Vec::new();
+            for piece in stream.as_bytes().chunks(7) {
+                s.feed(Bytes::copy_from_slice(piece), &mut out, false)
+                    .unwrap();
+            }
+            assert!(s.finish(None, &mut out, false));
+            let want = if hide {
+                format!("{content}{done}")
+            } else {
+                stream.clone()
+            };
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+            assert_eq!(s.meter.metered().usage.map(|u| u.output), Some(3));
+        }
+        // Only OpenAI passthrough hides anything.
+        let mut s = Stream::new(
+            Pair::new(Format::Anthropic, Format::Anthropic),
+            None,
+            BodyCodec::new(BodyFraming::Close),
+        );
+        s.hide_usage_chunk();
+        assert!(matches!(
+            s.stage,
+            Stage::Passthrough {
+                hide_usage: false,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -136,6 +136,25 @@ pub async fn write_head_failure<S: Transport>(
     .is_ok()
     {
         conn.wbuf.extend_from_slice(&body);
+        let sent = conn.wbuf.len() as u64;
         let _ = conn.flush().await;
+        if crate::access_log::enabled() {
+            // The path as the client sent it (lossy, escaped and cut by the log).
+            let path = String::from_utf8_lossy(path);
+            let entry = crate::access_log::Entry {
+                request_id: &request_id,
+                dialect: format.as_str(),
+                endpoint: "other",
+                path: &path,
+                status: e.status(),
+                bytes: sent,
+                error: Some(e.kind().as_str()),
+                ..crate::access_log::Entry::default()
+            };
+            crate::access_log::submit(crate::access_log::format(
+                &entry,
+                std::time::SystemTime::now(),
+            ));
+        }
     }
 }

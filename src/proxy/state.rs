@@ -8,6 +8,7 @@ use crate::error::ErrorKind;
 use crate::format::Format;
 use crate::http1::{self, RequestHead};
 use crate::runtime::beacon::Beacon;
+use crate::usage::Metered;
 
 /// A request in flight.
 pub(super) struct Exchange<'h> {
@@ -42,6 +43,24 @@ pub(super) struct Exchange<'h> {
     pub limits: Option<crate::limits::Ticket>,
     /// The key's rate-limit headers, sent on every response to a limited key.
     pub limit_headers: Vec<crate::limits::Header>,
+    /// Set when the first content event (not set-up) of a stream went out: time to first token.
+    pub first_token: Cell<Option<Duration>>,
+    /// Usage and stop reason of the provider answer that served, read on the provider's side
+    /// (set at the end of the pump; default when the answer carried none).
+    pub metered: Cell<Metered>,
+    /// The answer was an event stream.
+    pub streamed: Cell<bool>,
+    /// Name of the gateway key that authenticated the request (None: no keys configured, or
+    /// not authenticated). The name, never the key.
+    pub key: Option<String>,
+    /// The model the client asked for (checked at admission: bounded, no control bytes).
+    pub model: Option<String>,
+    /// Metrics label of the route: the route's name, or `direct` for `provider/model`.
+    pub route: Option<String>,
+    /// Why the gateway failed the request (before or during the response).
+    pub error: Cell<Option<ErrorKind>>,
+    /// Bytes written to the client for this response (head and body).
+    pub bytes_sent: Cell<u64>,
 }
 
 impl<'h> Exchange<'h> {
@@ -73,6 +92,14 @@ impl<'h> Exchange<'h> {
             cut,
             limits: None,
             limit_headers: Vec::new(),
+            first_token: Cell::new(None),
+            metered: Cell::new(Metered::default()),
+            streamed: Cell::new(false),
+            key: None,
+            model: None,
+            route: None,
+            error: Cell::new(None),
+            bytes_sent: Cell::new(0),
         }
     }
 
@@ -96,6 +123,13 @@ impl<'h> Exchange<'h> {
             h.push((name, value.as_bytes()));
         }
         h
+    }
+
+    /// Mark the first content event written to a stream's client (once).
+    pub fn first_token_sent(&self) {
+        if self.first_token.get().is_none() {
+            self.first_token.set(Some(self.started.elapsed()));
+        }
     }
 
     /// Mark the first event written to a stream's client (once).

@@ -313,6 +313,23 @@ impl Health {
             .unwrap_or(false)
     }
 
+    /// `target`'s breaker as the metrics gauge reports it
+    /// ([`crate::metrics::breaker_state`]); an expired open breaker is half-open (the next
+    /// request is its probe). A target not yet tracked is closed.
+    pub fn breaker_state(&self, target: &Target, now: Instant) -> u8 {
+        use crate::metrics::breaker_state::{CLOSED, HALF_OPEN, OPEN};
+        match self
+            .targets
+            .borrow()
+            .get(&target.key)
+            .map(|h| h.breaker.state())
+        {
+            None | Some(breaker::State::Closed { .. }) => CLOSED,
+            Some(breaker::State::Open { until }) if now < until => OPEN,
+            Some(_) => HALF_OPEN,
+        }
+    }
+
     /// Targets tracked.
     pub fn tracked(&self) -> usize {
         self.targets.borrow().len()

@@ -211,6 +211,9 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     } else {
         crate::server::Speaks::Http
     };
+    if let Some(dest) = &config.access_log {
+        crate::access_log::start(dest).map_err(|e| format!("cannot start the {e}"))?;
+    }
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let board = control::Board::new(workers);
@@ -355,7 +358,7 @@ async fn worker_control(
         board.set_open(ctx.worker, live.open());
         if published.elapsed() >= crate::metrics::PUBLISH_EVERY {
             published = std::time::Instant::now();
-            let snap = ctx.metrics.snapshot(ctx.pool.idle_count());
+            let snap = ctx.metrics_snapshot();
             ctx.hub.publish(ctx.worker, snap);
         }
     }

@@ -16,6 +16,10 @@ use crate::config::{Config, Driver};
 /// After a drain's deadline, how long the streams it cut get to write their error events
 /// before the process exits.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// At a drained exit, how long the access log's writer may take to write what it holds.
+const EXIT_FLUSH: Duration = Duration::from_secs(2);
+/// The same at a second signal, which exits at once: what it can write in a moment.
+const EXIT_FLUSH_NOW: Duration = Duration::from_millis(100);
 /// How often the drain watcher looks whether every connection has closed.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
@@ -179,6 +183,7 @@ pub fn supervise(
                 crate::log::warn(format_args!(
                     "second {signal}: exiting now, {open} connection(s) cut"
                 ));
+                crate::access_log::flush(EXIT_FLUSH_NOW);
                 remove_pid_file(pid_file.as_ref());
                 std::process::exit(1);
             }
@@ -211,6 +216,8 @@ pub fn supervise(
                             }
                             std::thread::sleep(DRAIN_POLL);
                         }
+                        // The last requests' lines are in the writer's queue.
+                        crate::access_log::flush(EXIT_FLUSH);
                         remove_pid_file(pid_path.as_ref());
                         std::process::exit(0);
                     });
@@ -222,6 +229,7 @@ pub fn supervise(
             }
             Signal::SIGUSR1 => {
                 crate::log::info(format_args!("SIGUSR1: reopening the access log"));
+                crate::access_log::reopen();
             }
             other => {
                 crate::log::debug(format_args!("ignoring {other}"));

@@ -1,0 +1,486 @@
+//! The access log: one JSON line per request. A worker formats its line and hands it to a
+//! bounded channel without waiting (`try_send`); one writer thread (`ringway-access-log`)
+//! writes what it receives in batches through a `BufWriter`, to stderr or a file. A full
+//! channel drops the line, counts it (`ringway_access_log_dropped_total`) and warns at most
+//! once per [`WARN_EVERY`]: a worker never blocks on the disk. [`reopen`] has the writer
+//! reopen its file before its next batch (logrotate, on SIGUSR1).
+//!
+//! What a line never holds: a gateway key (only its configured name), a provider credential,
+//! prompt or answer text. The strings a client chose (model, path) are JSON-escaped and cut
+//! to [`MAX_FIELD_BYTES`]; the path loses its query string.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::usage::Usage;
+
+/// Lines that may wait for the writer; past this the newest line is dropped.
+pub const CHANNEL_LINES: usize = 16 * 1024;
+/// Most lines written per batch (one flush each).
+pub const BATCH_LINES: usize = 1024;
+/// The writer's buffer.
+pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Longest client-chosen string (model, path) kept in a line, in bytes.
+pub const MAX_FIELD_BYTES: usize = 256;
+/// Fewest seconds between two "lines dropped" warnings.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Where the access log goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// The process's stderr (beside the operational log, whose lines are not JSON).
+    Stderr,
+    /// A file, appended to; reopened by [`reopen`].
+    File(PathBuf),
+}
+
+/// What the writer is handed.
+enum Msg {
+    /// A line, `\n` included.
+    Line(Vec<u8>),
+    /// Look at the reopen flag now.
+    Wake,
+    /// Say (on this channel) when everything handed over before it is written.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+static SINK: OnceLock<SyncSender<Msg>> = OnceLock::new();
+static REOPEN: AtomicBool = AtomicBool::new(false);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Unix second of the last "dropped" warning (0: none yet).
+static LAST_WARN: AtomicU64 = AtomicU64::new(0);
+
+/// Start the writer thread for `dest` (once per process: later calls change nothing, so a
+/// reload cannot move the log). Fails when the file cannot be opened.
+pub fn start(dest: &Destination) -> io::Result<()> {
+    if SINK.get().is_some() {
+        return Ok(());
+    }
+    let out = open(dest)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_LINES);
+    if SINK.set(tx).is_err() {
+        // Another thread started it first.
+        return Ok(());
+    }
+    let dest = dest.clone();
+    std::thread::Builder::new()
+        .name("ringway-access-log".into())
+        .spawn(move || write_loop(&dest, out, &rx))?;
+    Ok(())
+}
+
+/// Is the access log on?
+pub fn enabled() -> bool {
+    SINK.get().is_some()
+}
+
+/// Hand one line (ending in `\n`) to the writer, or drop it if the writer is behind.
+pub fn submit(line: Vec<u8>) {
+    if let Some(tx) = SINK.get() {
+        offer(tx, line, &DROPPED, &LAST_WARN);
+    }
+}
+
+/// `try_send`, never waiting: a line the channel has no room for is counted in `dropped`,
+/// and said in a warning when none was given in the last [`WARN_EVERY`].
+fn offer(tx: &SyncSender<Msg>, line: Vec<u8>, dropped: &AtomicU64, last_warn: &AtomicU64) {
+    if tx.try_send(Msg::Line(line)).is_ok() {
+        return;
+    }
+    let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = unix_secs(SystemTime::now());
+    let last = last_warn.load(Ordering::Relaxed);
+    if now >= last.saturating_add(WARN_EVERY.as_secs())
+        && last_warn
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        crate::log::warn(format_args!(
+            "access log writer is behind: {n} lines dropped so far"
+        ));
+    }
+}
+
+/// Have the writer reopen its file before its next batch (logrotate moved it away). Safe to
+/// call from any thread, a signal-handling thread included; does nothing for stderr.
+pub fn reopen() {
+    REOPEN.store(true, Ordering::Release);
+    // A full channel means the writer is busy: it looks at the flag before its next batch.
+    if let Some(tx) = SINK.get() {
+        let _ = tx.try_send(Msg::Wake);
+    }
+}
+
+/// Wait (at most `timeout`) until every line handed over so far is written and flushed: for
+/// the process's last moments (after a drain), never for a worker. False when the time ran
+/// out or the log is off.
+pub fn flush(timeout: Duration) -> bool {
+    let Some(tx) = SINK.get() else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let (ack, done) = std::sync::mpsc::channel();
+    let mut msg = Msg::Flush(ack);
+    loop {
+        match tx.try_send(msg) {
+            Ok(()) => break,
+            Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                msg = m;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(_) => return false,
+        }
+    }
+    done.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        .is_ok()
+}
+
+/// Lines dropped because the writer was behind.
+pub fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// stderr for the writer: each write (a whole buffered batch) under one lock, so the
+/// operational log's lines never land inside a batch.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().lock().write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+fn open(dest: &Destination) -> io::Result<Box<dyn Write + Send>> {
+    Ok(match dest {
+        Destination::Stderr => Box::new(Stderr),
+        Destination::File(p) => Box::new(open_file(p)?),
+    })
+}
+
+fn open_file(p: &PathBuf) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|e| io::Error::new(e.kind(), format!("access log {}: {e}", p.display())))
+}
+
+/// The writer thread: a batch is whatever waits when it wakes (up to [`BATCH_LINES`]),
+/// written and flushed together.
+fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Msg>) {
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, out);
+    let mut acks = Vec::new();
+    while let Ok(first) = rx.recv() {
+        if REOPEN.swap(false, Ordering::AcqRel) {
+            if let Destination::File(p) = dest {
+                let _ = out.flush();
+                match open_file(p) {
+                    Ok(f) => out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, Box::new(f)),
+                    // Keep writing where it was: losing lines is worse than a late rotation.
+                    Err(e) => crate::log::error(format_args!("cannot reopen the {e}")),
+                }
+            }
+        }
+        let mut failed = false;
+        for msg in std::iter::once(first).chain(rx.try_iter().take(BATCH_LINES)) {
+            match msg {
+                Msg::Line(line) => failed |= out.write_all(&line).is_err(),
+                Msg::Wake => {}
+                Msg::Flush(ack) => acks.push(ack),
+            }
+        }
+        failed |= out.flush().is_err();
+        if failed {
+            crate::log::error(format_args!("access log write failed"));
+        }
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// One request as its access log line says it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Entry<'a> {
+    /// As in `x-ringway-request-id`.
+    pub request_id: &'a str,
+    /// The gateway key's configured name.
+    pub key: Option<&'a str>,
+    /// The client's dialect (`openai`, `anthropic`, `responses`).
+    pub dialect: &'a str,
+    /// The endpoint's metrics label.
+    pub endpoint: &'a str,
+    /// The request path (client's: bounded, query cut).
+    pub path: &'a str,
+    /// The model the client asked for (client's: bounded).
+    pub model: Option<&'a str>,
+    /// The route's name, or `direct`.
+    pub route: Option<&'a str>,
+    /// The provider that served (or last tried).
+    pub provider: Option<&'a str>,
+    /// The model sent upstream.
+    pub upstream_model: Option<&'a str>,
+    /// Requests sent to providers.
+    pub attempts: u32,
+    /// The status sent (0: none could be).
+    pub status: u16,
+    /// Bytes written to the client (head and body).
+    pub bytes: u64,
+    /// The answer was an event stream.
+    pub stream: bool,
+    /// Time to first token (streams).
+    pub ttft: Option<Duration>,
+    /// Head received → response written (None: the head could not be read).
+    pub duration: Option<Duration>,
+    /// The provider's usage.
+    pub usage: Option<Usage>,
+    /// The provider's stop reason.
+    pub stop: Option<&'a str>,
+    /// The error kind (None on success).
+    pub error: Option<&'a str>,
+}
+
+/// `s` cut to [`MAX_FIELD_BYTES`] at a character boundary.
+fn bounded(s: &str) -> &str {
+    if s.len() <= MAX_FIELD_BYTES {
+        return s;
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+fn string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => crate::json::write_json_string(out, bounded(s)),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn millis(out: &mut Vec<u8>, d: Option<Duration>) {
+    match d {
+        // Microsecond precision, written as milliseconds.
+        Some(d) => {
+            let us = d.as_micros();
+            let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// The JSON line (with its `\n`) for `e`, stamped `now`.
+pub fn format(e: &Entry<'_>, now: SystemTime) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"time\":\"");
+    rfc3339_millis(&mut out, now);
+    out.extend_from_slice(b"\",\"request_id\":");
+    string(&mut out, Some(e.request_id));
+    out.extend_from_slice(b",\"key\":");
+    string(&mut out, e.key);
+    out.extend_from_slice(b",\"dialect\":");
+    string(&mut out, Some(e.dialect));
+    out.extend_from_slice(b",\"endpoint\":");
+    string(&mut out, Some(e.endpoint));
+    out.extend_from_slice(b",\"path\":");
+    string(&mut out, Some(e.path.split('?').next().unwrap_or_default()));
+    out.extend_from_slice(b",\"model\":");
+    string(&mut out, e.model);
+    out.extend_from_slice(b",\"route\":");
+    string(&mut out, e.route);
+    out.extend_from_slice(b",\"provider\":");
+    string(&mut out, e.provider);
+    out.extend_from_slice(b",\"upstream_model\":");
+    string(&mut out, e.upstream_model);
+    let _ = write!(
+        out,
+        ",\"attempts\":{},\"status\":{},\"bytes\":{},\"stream\":{},\"ttft_ms\":",
+        e.attempts, e.status, e.bytes, e.stream
+    );
+    millis(&mut out, e.ttft);
+    out.extend_from_slice(b",\"duration_ms\":");
+    millis(&mut out, e.duration);
+    out.extend_from_slice(b",\"tokens\":");
+    match e.usage {
+        Some(u) => {
+            let _ = write!(
+                out,
+                "{{\"input\":{},\"output\":{},\"cache_read\":{},\"cache_write\":{},\"reasoning\":{}}}",
+                u.input, u.output, u.cache_read, u.cache_write, u.reasoning
+            );
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"stop_reason\":");
+    string(&mut out, e.stop);
+    out.extend_from_slice(b",\"error\":");
+    string(&mut out, e.error);
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `t` as RFC 3339 UTC with milliseconds (`2026-11-23T00:30:33.123Z`).
+fn rfc3339_millis(out: &mut Vec<u8>, t: SystemTime) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    );
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (the calendar's 400-year
+/// cycle starts on 0000-03-01, so leap days fall at the end of each cycle's year).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64, ms: u64) -> String {
+        let mut out = Vec::new();
+        rfc3339_millis(
+            &mut out,
+            UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms),
+        );
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
+        assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(at(4_102_444_800, 0), "2100-01-01T00:00:00.000Z");
+        assert_eq!(at(1_795_000_000, 250), "2026-11-18T11:06:40.250Z");
+    }
+
+    #[test]
+    fn lines_are_json_with_client_strings_escaped_and_bounded() {
+        let model = format!("m\"\\\u{2028}{}", "é".repeat(400));
+        let e = Entry {
+            request_id: "rw-1",
+            key: Some("team-a"),
+            dialect: "openai",
+            endpoint: "chat_completions",
+            path: "/v1/chat/completions?key=sk-secret",
+            model: Some(&model),
+            route: Some("direct"),
+            status: 200,
+            attempts: 2,
+            bytes: 10,
+            stream: true,
+            ttft: Some(Duration::from_micros(12_345)),
+            duration: Some(Duration::from_millis(40)),
+            usage: Some(Usage {
+                input: 3,
+                output: 4,
+                ..Usage::default()
+            }),
+            stop: Some("stop"),
+            ..Entry::default()
+        };
+        let line = format(&e, UNIX_EPOCH);
+        assert!(line.ends_with(b"}\n"));
+        assert!(!line[..line.len() - 1].contains(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["path"], "/v1/chat/completions");
+        assert!(!String::from_utf8_lossy(&line).contains("sk-secret"));
+        let logged = v["model"].as_str().unwrap();
+        assert!(logged.len() <= MAX_FIELD_BYTES && model.starts_with(logged));
+        assert_eq!(v["ttft_ms"], 12.345);
+        assert_eq!(v["duration_ms"], 40.0);
+        assert_eq!(v["tokens"]["output"], 4);
+        assert_eq!(v["provider"], serde_json::Value::Null);
+        assert_eq!(v["error"], serde_json::Value::Null);
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
+    }
+
+    /// A full channel drops the line at once (no wait), counts it, and warns once per period.
+    #[test]
+    fn a_full_channel_drops_and_counts() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let dropped = AtomicU64::new(0);
+        let last_warn = AtomicU64::new(0);
+        for n in 0..5u8 {
+            offer(&tx, vec![n], &dropped, &last_warn);
+        }
+        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        // One warning for the three: the period started with the first.
+        assert!(last_warn.load(Ordering::Relaxed) > 0);
+        let kept: Vec<Vec<u8>> = rx
+            .try_iter()
+            .map(|m| match m {
+                Msg::Line(l) => l,
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(kept, vec![vec![0], vec![1]]);
+    }
+
+    /// The writer thread end to end (the one test in this binary that starts it): lines
+    /// arrive in order, and after a rename `reopen` sends the next ones to a new file.
+    #[test]
+    fn the_writer_appends_and_reopens() {
+        let dir = std::env::temp_dir().join(format!("ringway-alog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.log");
+        let _ = std::fs::remove_file(&path);
+        start(&Destination::File(path.clone())).unwrap();
+        assert!(enabled());
+        let wait_for = |p: &std::path::Path, want: &str| {
+            for _ in 0..500 {
+                if std::fs::read_to_string(p).unwrap_or_default() == want {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("{} never held {want:?}", p.display());
+        };
+        submit(b"one\n".to_vec());
+        submit(b"two\n".to_vec());
+        wait_for(&path, "one\ntwo\n");
+        let rotated = dir.join("a.log.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        reopen();
+        submit(b"three\n".to_vec());
+        assert!(flush(Duration::from_secs(5)));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\n");
+        wait_for(&rotated, "one\ntwo\n");
+        assert_eq!(dropped(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

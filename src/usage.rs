@@ -1,0 +1,555 @@
+//! Token usage and the stop reason, read from provider answers as they pass (sans-IO: bytes
+//! in, numbers out). Whole bodies and SSE events in each provider dialect; never the client's
+//! side of a translated exchange, whose numbers are derived from these.
+//!
+//! Cost rules: a stream event's data is looked at only when it can hold usage or a stop reason
+//! (Anthropic and Responses by event name, OpenAI by a prebuilt `memmem` search for the key);
+//! the few events that do are parsed from the key's value on, never as a whole tree. A body is
+//! read the same way from a bounded head and tail window, so a relayed body is never held.
+//!
+//! Meaning of the fields, the same for every dialect: `input` is the whole prompt, cache reads
+//! and cache writes included (Anthropic reports them apart: they are added back); `cache_read`
+//! and `cache_write` are parts of `input`; `reasoning` is a part of `output` (thinking is
+//! counted once, in `output`, never added to it).
+
+use std::sync::LazyLock;
+
+use memchr::memmem::{Finder, FinderRev};
+use serde::Deserialize;
+
+use crate::format::Format;
+
+/// Tokens of one answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// The whole prompt, cached parts included.
+    pub input: u64,
+    /// Generated tokens, reasoning included.
+    pub output: u64,
+    /// Part of `input` read from the provider's prompt cache.
+    pub cache_read: u64,
+    /// Part of `input` written to the provider's prompt cache.
+    pub cache_write: u64,
+    /// Part of `output` spent on reasoning (thinking), when the provider says.
+    pub reasoning: u64,
+}
+
+/// Longest stop reason kept; a longer one is cut (they are short words in every dialect).
+pub const MAX_STOP_REASON_BYTES: usize = 40;
+
+/// Why the provider stopped, as the provider said it (`stop`, `end_turn`, `max_output_tokens`
+/// …), kept only as `[A-Za-z0-9_.:-]` and at most [`MAX_STOP_REASON_BYTES`]: it reaches the
+/// access log, and a provider is not trusted to send a clean word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct StopReason {
+    len: u8,
+    bytes: [u8; MAX_STOP_REASON_BYTES],
+}
+
+impl StopReason {
+    /// Keep the safe characters of `s`, cut to the bound; None when nothing is left.
+    pub fn new(s: &str) -> Option<StopReason> {
+        let mut bytes = [0u8; MAX_STOP_REASON_BYTES];
+        let mut len = 0usize;
+        for b in s.bytes() {
+            if len == MAX_STOP_REASON_BYTES {
+                break;
+            }
+            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-') {
+                if let Some(slot) = bytes.get_mut(len) {
+                    *slot = b;
+                }
+                len += 1;
+            }
+        }
+        (len > 0).then_some(StopReason {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    /// The reason as text.
+    pub fn as_str(&self) -> &str {
+        let b = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        // Only ASCII was kept.
+        std::str::from_utf8(b).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// What was read from one answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Metered {
+    /// Usage, when the answer carried it.
+    pub usage: Option<Usage>,
+    /// The stop reason, when the answer carried it.
+    pub stop: Option<StopReason>,
+}
+
+/// Bytes of a relayed body's start kept for [`BodyMeter`] (a Responses body says its status
+/// near the front).
+pub const BODY_HEAD_BYTES: usize = 4 * 1024;
+/// Bytes of a relayed body's end kept for [`BodyMeter`]: usage comes after the answer in every
+/// dialect, followed at most by a Responses body's `metadata` (16 pairs of bounded strings).
+pub const BODY_TAIL_BYTES: usize = 16 * 1024;
+
+/// Usage as the dialects write it; one struct reads all three (unknown fields are skipped).
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default)]
+struct Raw {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<Details>,
+    completion_tokens_details: Option<Details>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    input_tokens_details: Option<Details>,
+    output_tokens_details: Option<Details>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default)]
+struct Details {
+    cached_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+}
+
+impl Raw {
+    /// Fields `newer` carries replace these (usage in a stream is cumulative). For Anthropic's
+    /// `message_delta` a zero input count is "not said" (some servers send only output there).
+    fn merge(&mut self, newer: Raw, zero_is_absent: bool) {
+        let pick = |old: &mut Option<u64>, new: Option<u64>| {
+            if let Some(n) = new.filter(|n| !zero_is_absent || *n > 0) {
+                *old = Some(n);
+            }
+        };
+        pick(&mut self.prompt_tokens, newer.prompt_tokens);
+        pick(&mut self.completion_tokens, newer.completion_tokens);
+        pick(&mut self.input_tokens, newer.input_tokens);
+        pick(
+            &mut self.cache_read_input_tokens,
+            newer.cache_read_input_tokens,
+        );
+        pick(
+            &mut self.cache_creation_input_tokens,
+            newer.cache_creation_input_tokens,
+        );
+        // Output is cumulative in every dialect and may legitimately be zero.
+        if let Some(n) = newer.output_tokens {
+            self.output_tokens = Some(n);
+        }
+        self.prompt_tokens_details = newer.prompt_tokens_details.or(self.prompt_tokens_details);
+        self.completion_tokens_details = newer
+            .completion_tokens_details
+            .or(self.completion_tokens_details);
+        self.input_tokens_details = newer.input_tokens_details.or(self.input_tokens_details);
+        self.output_tokens_details = newer.output_tokens_details.or(self.output_tokens_details);
+    }
+
+    /// The provider's numbers in the gateway's terms (see the module doc).
+    fn usage(&self, format: Format) -> Usage {
+        let v = |o: Option<u64>| o.unwrap_or(0);
+        let cached = |d: Option<Details>| d.and_then(|d| d.cached_tokens).unwrap_or(0);
+        let reasoning = |d: Option<Details>| d.and_then(|d| d.reasoning_tokens).unwrap_or(0);
+        let u = match format {
+            Format::OpenAi => Usage {
+                input: v(self.prompt_tokens),
+                output: v(self.completion_tokens),
+                cache_read: cached(self.prompt_tokens_details),
+                cache_write: 0,
+                reasoning: reasoning(self.completion_tokens_details),
+            },
+            Format::Anthropic => {
+                let read = v(self.cache_read_input_tokens);
+                let write = v(self.cache_creation_input_tokens);
+                Usage {
+                    input: v(self.input_tokens)
+                        .saturating_add(read)
+                        .saturating_add(write),
+                    output: v(self.output_tokens),
+                    cache_read: read,
+                    cache_write: write,
+                    reasoning: 0,
+                }
+            }
+            Format::Responses => Usage {
+                input: v(self.input_tokens),
+                output: v(self.output_tokens),
+                cache_read: cached(self.input_tokens_details),
+                cache_write: 0,
+                reasoning: reasoning(self.output_tokens_details),
+            },
+        };
+        // Parts never exceed their whole, whatever a provider says.
+        Usage {
+            cache_read: u.cache_read.min(u.input),
+            cache_write: u.cache_write.min(u.input.saturating_sub(u.cache_read)),
+            reasoning: u.reasoning.min(u.output),
+            ..u
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.prompt_tokens.is_some()
+            || self.completion_tokens.is_some()
+            || self.input_tokens.is_some()
+            || self.output_tokens.is_some()
+    }
+}
+
+/// A key searched for: `"name"` forwards and backwards, prebuilt once per process.
+struct Key {
+    fwd: Finder<'static>,
+    rev: FinderRev<'static>,
+}
+
+impl Key {
+    fn new(quoted: &'static [u8]) -> Key {
+        Key {
+            fwd: Finder::new(quoted),
+            rev: FinderRev::new(quoted),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.fwd.needle().len()
+    }
+
+    /// Offset of the value of the first (or last) occurrence of this key as a member of an
+    /// object `depth` containers deep (the top-level object is depth 1): `"name"` preceded by
+    /// `{` or `,` and followed by `:`. Inside a JSON string the quotes would be escaped, so
+    /// such a match is a real member; the depth tells the answer's own field from one of the
+    /// same name in a tool's input. Only a value opening with `opens` is wanted (`{`, `"`):
+    /// others (the `null`s of every OpenAI chunk) are passed over without a walk. At most
+    /// [`MAX_KEY_CANDIDATES`] matches are weighed.
+    fn value(&self, buf: &[u8], last: bool, depth: i64, opens: u8) -> Option<usize> {
+        let mut end = buf.len();
+        let mut start = 0usize;
+        for _ in 0..MAX_KEY_CANDIDATES {
+            let at = if last {
+                self.rev.rfind(buf.get(..end)?)?
+            } else {
+                start + self.fwd.find(buf.get(start..)?)?
+            };
+            if let Some(v) = self
+                .member_value(buf, at)
+                .filter(|v| buf.get(*v) == Some(&opens))
+            {
+                // Last: the containers that close after the value; first: those open before
+                // the key (each walk covers the short side of the match).
+                let d = if last {
+                    -net_depth(buf.get(v..)?)
+                } else {
+                    net_depth(buf.get(..at)?)
+                };
+                if d == depth {
+                    return Some(v);
+                }
+            }
+            if last {
+                end = at;
+            } else {
+                start = at + 1;
+            }
+        }
+        None
+    }
+
+    fn member_value(&self, buf: &[u8], at: usize) -> Option<usize> {
+        let before = buf.get(..at)?.trim_ascii_end();
+        if !matches!(before.last(), Some(b'{' | b',')) {
+            return None;
+        }
+        let after_key = at + self.len();
+        let rest = buf.get(after_key..)?;
+        let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+        if rest.get(colon) != Some(&b':') {
+            return None;
+        }
+        let value = rest.get(colon + 1..)?;
+        let skip = value.iter().position(|b| !b.is_ascii_whitespace())?;
+        Some(after_key + colon + 1 + skip)
+    }
+}
+
+/// Most matches of a key weighed in one buffer (a body full of tool inputs that reuse the
+/// name costs no more than this many walks).
+const MAX_KEY_CANDIDATES: usize = 8;
+
+/// Containers opened minus containers closed in `bytes`, strings skipped (`bytes` starts
+/// outside a string).
+fn net_depth(bytes: &[u8]) -> i64 {
+    let mut depth = 0i64;
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth
+}
+
+static USAGE: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"usage\""));
+static FINISH_REASON: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"finish_reason\""));
+static STOP_REASON: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"stop_reason\""));
+static STATUS: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"status\""));
+static INCOMPLETE: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"incomplete_details\""));
+
+/// The usage object at `buf[at..]` (what follows it is not read).
+fn raw_at(buf: &[u8], at: usize) -> Option<Raw> {
+    let value = buf.get(at..)?;
+    if value.first() != Some(&b'{') {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(value);
+    Raw::deserialize(&mut de).ok()
+}
+
+/// The string at `buf[at..]`, as a stop reason (`null` and other values: None).
+fn stop_at(buf: &[u8], at: usize) -> Option<StopReason> {
+    let value = buf.get(at..)?;
+    if value.first() != Some(&b'"') {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_slice(value);
+    let s = String::deserialize(&mut de).ok()?;
+    StopReason::new(&s)
+}
+
+/// A Responses answer's stop: its `incomplete_details.reason` when it has one, else its status.
+fn responses_stop(head: &[u8], depth: i64) -> Option<StopReason> {
+    #[derive(Deserialize)]
+    struct Incomplete {
+        #[serde(default)]
+        reason: Option<String>,
+    }
+    let reason = INCOMPLETE.value(head, false, depth, b'{').and_then(|at| {
+        let value = head.get(at..)?;
+        if value.first() != Some(&b'{') {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_slice(value);
+        Incomplete::deserialize(&mut de).ok()?.reason
+    });
+    match reason {
+        Some(r) => StopReason::new(&r),
+        None => STATUS
+            .value(head, false, depth, b'"')
+            .and_then(|at| stop_at(head, at)),
+    }
+}
+
+/// Usage and stop reason of a whole provider body in `format`.
+pub fn from_body(format: Format, body: &[u8]) -> Metered {
+    from_window(format, body, body)
+}
+
+/// The same from a body's `head` and `tail` windows (both the whole body when it is short).
+fn from_window(format: Format, head: &[u8], tail: &[u8]) -> Metered {
+    let usage = USAGE
+        .value(tail, true, 1, b'{')
+        .and_then(|at| raw_at(tail, at))
+        .filter(Raw::any)
+        .map(|r| r.usage(format));
+    let stop = match format {
+        Format::OpenAi => FINISH_REASON
+            .value(tail, true, 3, b'"')
+            .and_then(|at| stop_at(tail, at)),
+        Format::Anthropic => STOP_REASON
+            .value(tail, true, 1, b'"')
+            .and_then(|at| stop_at(tail, at)),
+        Format::Responses => responses_stop(head, 1),
+    };
+    Metered { usage, stop }
+}
+
+/// Reads a body relayed as it arrives: keeps its first [`BODY_HEAD_BYTES`] and its last
+/// [`BODY_TAIL_BYTES`] (up to twice that between trims), never the whole.
+pub struct BodyMeter {
+    format: Format,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    total: usize,
+}
+
+impl BodyMeter {
+    /// A meter for a body in the provider dialect `format`.
+    pub fn new(format: Format) -> BodyMeter {
+        BodyMeter {
+            format,
+            head: Vec::new(),
+            tail: Vec::new(),
+            total: 0,
+        }
+    }
+
+    /// The next bytes of the body.
+    pub fn push(&mut self, data: &[u8]) {
+        self.total = self.total.saturating_add(data.len());
+        if self.head.len() < BODY_HEAD_BYTES {
+            let room = BODY_HEAD_BYTES - self.head.len();
+            self.head
+                .extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        }
+        if data.len() >= BODY_TAIL_BYTES {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(data.get(data.len() - BODY_TAIL_BYTES..).unwrap_or_default());
+        } else {
+            self.tail.extend_from_slice(data);
+            if self.tail.len() > 2 * BODY_TAIL_BYTES {
+                self.tail.drain(..self.tail.len() - BODY_TAIL_BYTES);
+            }
+        }
+    }
+
+    /// What the body said.
+    pub fn finish(&self) -> Metered {
+        if self.total <= BODY_HEAD_BYTES {
+            from_body(self.format, &self.head)
+        } else {
+            from_window(self.format, &self.head, &self.tail)
+        }
+    }
+}
+
+/// Reads a provider's SSE stream event by event (see the module doc for what it looks at).
+pub struct Meter {
+    format: Format,
+    raw: Option<Raw>,
+    stop: Option<StopReason>,
+}
+
+impl Meter {
+    /// A meter for a stream in the provider dialect `format`.
+    pub fn new(format: Format) -> Meter {
+        Meter {
+            format,
+            raw: None,
+            stop: None,
+        }
+    }
+
+    /// The usage object `depth` deep in an event's data, merged into what came before.
+    fn take_usage(&mut self, data: &[u8], depth: i64, zero_is_absent: bool) -> bool {
+        let Some(r) = USAGE
+            .value(data, true, depth, b'{')
+            .and_then(|at| raw_at(data, at))
+            .filter(Raw::any)
+        else {
+            return false;
+        };
+        match &mut self.raw {
+            Some(old) => old.merge(r, zero_is_absent),
+            None => self.raw = Some(r),
+        }
+        true
+    }
+
+    /// One event: its `event:` name (None or empty: none) and its data. True when it carried
+    /// usage.
+    pub fn on_event(&mut self, name: Option<&[u8]>, data: &[u8]) -> bool {
+        let mut carried = false;
+        match self.format {
+            Format::OpenAi => {
+                // Every chunk carries `"finish_reason":null` and, with include_usage,
+                // `"usage":null`: the searches are what every chunk costs; only a non-null
+                // value is read.
+                if let Some(at) = USAGE.value(data, true, 1, b'{') {
+                    if let Some(r) = raw_at(data, at).filter(Raw::any) {
+                        self.raw = Some(r);
+                        carried = true;
+                    }
+                }
+                if let Some(stop) = FINISH_REASON
+                    .value(data, true, 3, b'"')
+                    .and_then(|at| stop_at(data, at))
+                {
+                    self.stop = Some(stop);
+                }
+            }
+            Format::Anthropic => match event_type(name, data) {
+                b"message_start" => carried = self.take_usage(data, 2, false),
+                b"message_delta" => {
+                    carried = self.take_usage(data, 1, true);
+                    if let Some(stop) = STOP_REASON
+                        .value(data, true, 2, b'"')
+                        .and_then(|at| stop_at(data, at))
+                    {
+                        self.stop = Some(stop);
+                    }
+                }
+                _ => {}
+            },
+            Format::Responses => match event_type(name, data) {
+                b"response.completed" | b"response.incomplete" | b"response.failed" => {
+                    carried = self.take_usage(data, 2, false);
+                    if let Some(stop) = responses_stop(data, 2) {
+                        self.stop = Some(stop);
+                    }
+                }
+                _ => {}
+            },
+        }
+        carried
+    }
+
+    /// What the stream said so far.
+    pub fn metered(&self) -> Metered {
+        Metered {
+            usage: self.raw.map(|r| r.usage(self.format)),
+            stop: self.stop,
+        }
+    }
+}
+
+static CHOICES: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"choices\""));
+
+/// Is this OpenAI chunk the usage-only one (`"choices": []`) that `include_usage` adds? Asked
+/// only of a chunk that carried usage.
+pub fn openai_usage_only(data: &[u8]) -> bool {
+    CHOICES.value(data, false, 1, b'[').is_some_and(|at| {
+        data.get(at..)
+            .and_then(|v| v.strip_prefix(b"["))
+            .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"]"))
+    })
+}
+
+/// An event's type: its `event:` name, else the `type` its data starts with (`{"type":"…"`,
+/// as the APIs write it); empty when neither says.
+fn event_type<'a>(name: Option<&'a [u8]>, data: &'a [u8]) -> &'a [u8] {
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        return n;
+    }
+    let rest = data
+        .trim_ascii_start()
+        .strip_prefix(b"{\"type\":\"")
+        .unwrap_or_default();
+    match memchr::memchr2(b'"', b'\\', rest) {
+        Some(end) if rest.get(end) == Some(&b'"') => rest.get(..end).unwrap_or_default(),
+        _ => b"",
+    }
+}
+
+#[cfg(test)]
+mod tests;

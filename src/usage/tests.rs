@@ -1,0 +1,362 @@
+//! Usage reading per dialect, and the key scan against a full parse (the oracle) on bodies
+//! with keys in hostile places.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use serde_json::{json, Value};
+
+fn u(input: u64, output: u64, cache_read: u64, cache_write: u64, reasoning: u64) -> Usage {
+    Usage {
+        input,
+        output,
+        cache_read,
+        cache_write,
+        reasoning,
+    }
+}
+
+/// A JSON object with its members in the given order (the providers' order; `json!` sorts).
+fn ordered(members: &[(&str, Value)], pretty: bool) -> String {
+    let sep = if pretty { ",\n  " } else { "," };
+    let colon = if pretty { ": " } else { ":" };
+    let inner: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("{}{colon}{v}", Value::from(*k)))
+        .collect();
+    format!("{{{}}}", inner.join(sep))
+}
+
+fn stop(m: &Metered) -> Option<&str> {
+    m.stop.as_ref().map(StopReason::as_str)
+}
+
+#[test]
+fn openai_body() {
+    let body = json!({
+        "id": "c", "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "say \"usage\": {}"},
+                     "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29,
+                  "prompt_tokens_details": {"cached_tokens": 8},
+                  "completion_tokens_details": {"reasoning_tokens": 4}},
+        "system_fingerprint": null
+    });
+    let m = from_body(Format::OpenAi, body.to_string().as_bytes());
+    assert_eq!(m.usage, Some(u(20, 9, 8, 0, 4)));
+    assert_eq!(stop(&m), Some("length"));
+}
+
+#[test]
+fn anthropic_body_adds_cache_back_into_input() {
+    let body = json!({
+        "id": "m", "type": "message", "role": "assistant",
+        "content": [{"type": "tool_use", "id": "t", "name": "f",
+                     "input": {"usage": {"input_tokens": 999}, "stop_reason": "nope"}}],
+        "stop_reason": "tool_use", "stop_sequence": null,
+        "usage": {"input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 30,
+                  "cache_creation_input_tokens": 5}
+    });
+    let m = from_body(Format::Anthropic, body.to_string().as_bytes());
+    assert_eq!(m.usage, Some(u(45, 7, 30, 5, 0)));
+    assert_eq!(stop(&m), Some("tool_use"));
+}
+
+#[test]
+fn responses_body_status_and_incomplete_reason() {
+    let body = |status: &str, details: Value| {
+        ordered(
+            &[
+                ("id", json!("resp_1")),
+                ("object", json!("response")),
+                ("created_at", json!(1)),
+                ("status", json!(status)),
+                ("incomplete_details", details),
+                (
+                    "output",
+                    json!([{"type": "message", "status": "incomplete", "content": []}]),
+                ),
+                (
+                    "usage",
+                    json!({"input_tokens": 12, "input_tokens_details": {"cached_tokens": 2},
+                           "output_tokens": 30, "output_tokens_details": {"reasoning_tokens": 25},
+                           "total_tokens": 42}),
+                ),
+                ("metadata", json!({})),
+            ],
+            false,
+        )
+    };
+    let m = from_body(
+        Format::Responses,
+        body("incomplete", json!({"reason": "max_output_tokens"})).as_bytes(),
+    );
+    assert_eq!(m.usage, Some(u(12, 30, 2, 0, 25)));
+    assert_eq!(stop(&m), Some("max_output_tokens"));
+    let done = body("completed", Value::Null);
+    assert_eq!(
+        stop(&from_body(Format::Responses, done.as_bytes())),
+        Some("completed")
+    );
+}
+
+#[test]
+fn no_usage_no_numbers() {
+    for (f, b) in [
+        (Format::OpenAi, r#"{"choices":[],"usage":null}"#),
+        (Format::Anthropic, r#"{"content":[]}"#),
+        (Format::Responses, "not json at all"),
+        (Format::OpenAi, r#"{"usage":{"weird":1}}"#),
+        (Format::OpenAi, r#"{"usage":{"prompt_tokens":-1}}"#),
+        (Format::OpenAi, ""),
+    ] {
+        assert_eq!(from_body(f, b.as_bytes()).usage, None, "{b}");
+    }
+}
+
+#[test]
+fn parts_never_exceed_their_whole() {
+    let m = from_body(
+        Format::OpenAi,
+        br#"{"usage":{"prompt_tokens":3,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":9},"completion_tokens_details":{"reasoning_tokens":7}}}"#,
+    );
+    assert_eq!(m.usage, Some(u(3, 2, 3, 0, 2)));
+}
+
+#[test]
+fn stop_reasons_are_cleaned_and_bounded() {
+    assert_eq!(StopReason::new("end_turn").unwrap().as_str(), "end_turn");
+    assert_eq!(StopReason::new("a\"b\n{c}").unwrap().as_str(), "abc");
+    assert_eq!(
+        StopReason::new(&"x".repeat(500)).unwrap().as_str().len(),
+        MAX_STOP_REASON_BYTES
+    );
+    assert!(StopReason::new("\u{1F600} \n").is_none());
+}
+
+fn feed(format: Format, events: &[(Option<&str>, String)]) -> Metered {
+    let mut m = Meter::new(format);
+    for (name, data) in events {
+        m.on_event(name.map(str::as_bytes), data.as_bytes());
+    }
+    m.metered()
+}
+
+#[test]
+fn openai_stream_final_usage_chunk() {
+    let chunk = |delta: &str, finish: &str| {
+        format!(
+            r#"{{"id":"c","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}],"usage":null}}"#
+        )
+    };
+    let events = vec![
+        (None, chunk(r#"{"role":"assistant","content":""}"#, "null")),
+        (None, chunk(r#"{"content":"\"usage\":{\"prompt_tokens\":5}"}"#, "null")),
+        (None, chunk("{}", "\"stop\"")),
+        (
+            None,
+            r#"{"id":"c","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}"#
+                .to_owned(),
+        ),
+        (None, "[DONE]".to_owned()),
+    ];
+    let m = feed(Format::OpenAi, &events);
+    assert_eq!(m.usage, Some(u(11, 3, 0, 0, 0)));
+    assert_eq!(stop(&m), Some("stop"));
+    // Without the usage chunk (the client did not ask): the stop reason alone.
+    let m = feed(Format::OpenAi, &events[..3]);
+    assert_eq!(m.usage, None);
+    assert_eq!(stop(&m), Some("stop"));
+}
+
+#[test]
+fn anthropic_stream_delta_usage_is_cumulative_output() {
+    let start = r#"{"type":"message_start","message":{"id":"m","content":[],"stop_reason":null,"usage":{"input_tokens":10,"cache_read_input_tokens":20,"cache_creation_input_tokens":0,"output_tokens":1}}}"#;
+    let events = vec![
+        (Some("message_start"), start.to_owned()),
+        (
+            Some("content_block_delta"),
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"\"usage\":{\"output_tokens\":99}"}}"#
+                .to_owned(),
+        ),
+        (
+            Some("message_delta"),
+            r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":4}}"#
+                .to_owned(),
+        ),
+        (
+            Some("message_delta"),
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":0,"output_tokens":6}}"#
+                .to_owned(),
+        ),
+        (Some("message_stop"), r#"{"type":"message_stop"}"#.to_owned()),
+    ];
+    let m = feed(Format::Anthropic, &events);
+    assert_eq!(m.usage, Some(u(30, 6, 20, 0, 0)));
+    assert_eq!(stop(&m), Some("end_turn"));
+    // No event lines: the type is read from the data's front.
+    let bare: Vec<(Option<&str>, String)> = events.iter().map(|(_, d)| (None, d.clone())).collect();
+    assert_eq!(feed(Format::Anthropic, &bare), m);
+}
+
+#[test]
+fn responses_stream_terminal_events() {
+    for (kind, status, reason, want) in [
+        ("response.completed", "completed", "null", "completed"),
+        (
+            "response.incomplete",
+            "incomplete",
+            r#"{"reason":"content_filter"}"#,
+            "content_filter",
+        ),
+        ("response.failed", "failed", "null", "failed"),
+    ] {
+        let data = format!(
+            r#"{{"type":"{kind}","sequence_number":9,"response":{{"id":"resp","object":"response","status":"{status}","incomplete_details":{reason},"output":[{{"type":"message","status":"completed"}}],"usage":{{"input_tokens":7,"output_tokens":5,"output_tokens_details":{{"reasoning_tokens":2}},"input_tokens_details":{{"cached_tokens":1}}}}}}}}"#
+        );
+        let delta = r#"{"type":"response.output_text.delta","delta":"\"usage\":{}"}"#.to_owned();
+        let m = feed(
+            Format::Responses,
+            &[
+                (Some("response.output_text.delta"), delta),
+                (Some(kind), data.clone()),
+            ],
+        );
+        assert_eq!(m.usage, Some(u(7, 5, 1, 0, 2)), "{kind}");
+        assert_eq!(stop(&m), Some(want), "{kind}");
+        assert_eq!(
+            feed(Format::Responses, &[(None, data)]),
+            m,
+            "{kind} without event:"
+        );
+    }
+}
+
+/// The oracle: the body parsed whole, usage and stop read from the tree.
+fn oracle(format: Format, body: &Value) -> Metered {
+    let usage = body
+        .get("usage")
+        .filter(|u| u.is_object())
+        .and_then(|u| serde_json::from_value::<Raw>(u.clone()).ok())
+        .filter(Raw::any)
+        .map(|r| r.usage(format));
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).and_then(StopReason::new);
+    let stop = match format {
+        Format::OpenAi => s(body["choices"]
+            .as_array()
+            .and_then(|c| c.last())
+            .and_then(|c| c.get("finish_reason"))),
+        Format::Anthropic => s(body.get("stop_reason")),
+        Format::Responses => s(body["incomplete_details"].get("reason")).or(s(body.get("status"))),
+    };
+    Metered { usage, stop }
+}
+
+/// Random bodies whose text and tool inputs hold the searched keys in every way a provider
+/// could put them there: the scan agrees with the whole parse, and a relayed body read
+/// through the head/tail windows in random reads agrees too.
+#[test]
+fn scan_agrees_with_a_full_parse() {
+    let seed = std::cell::Cell::new(0x9e37_79b9_7f4a_7c15u64);
+    let next = |n: u64| {
+        let mut x = seed.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        seed.set(x);
+        x % n.max(1)
+    };
+    let nasty = [
+        "\"usage\":{\"prompt_tokens\":1}",
+        "{\"usage\": {\"input_tokens\": 5}, \"stop_reason\": \"x\"}",
+        "\"finish_reason\":\"tool_calls\"",
+        "\"status\":\"failed\"",
+        "plain words",
+    ];
+    for case in 0..400 {
+        let format = [Format::OpenAi, Format::Anthropic, Format::Responses][(case % 3) as usize];
+        let text: String = (0..next(6))
+            .map(|_| nasty[next(nasty.len() as u64) as usize])
+            .collect::<Vec<_>>()
+            .join(" ")
+            + &"pad ".repeat(next(3) as usize * 3000);
+        let n = |k: u64| json!(next(k));
+        let tool_input = json!({"usage": {"prompt_tokens": 77, "input_tokens": 77},
+                                "stop_reason": "inner", "finish_reason": "inner", "status": "inner"});
+        let with_usage = next(4) != 0;
+        let pretty = next(2) == 0;
+        let usage = match format {
+            Format::OpenAi => json!({"prompt_tokens": n(5000), "completion_tokens": n(900),
+                "prompt_tokens_details": {"cached_tokens": n(100)},
+                "completion_tokens_details": {"reasoning_tokens": n(100)}}),
+            Format::Anthropic => json!({"input_tokens": n(5000), "output_tokens": n(900),
+                "cache_read_input_tokens": n(100), "cache_creation_input_tokens": n(100)}),
+            Format::Responses => json!({"input_tokens": n(5000), "output_tokens": n(900),
+                "input_tokens_details": {"cached_tokens": n(100)},
+                "output_tokens_details": {"reasoning_tokens": n(100)}}),
+        };
+        let mut members: Vec<(&str, Value)> = match format {
+            Format::OpenAi => vec![
+                ("id", json!("c")),
+                (
+                    "choices",
+                    json!([{"index": 0, "message": {"content": text,
+                    "tool_calls": [{"function": {"arguments": tool_input.to_string()}}]},
+                    "finish_reason": (["stop", "length", "tool_calls"][next(3) as usize])}]),
+                ),
+            ],
+            Format::Anthropic => vec![
+                ("id", json!("m")),
+                (
+                    "content",
+                    json!([{"type": "text", "text": text},
+                                   {"type": "tool_use", "input": tool_input}]),
+                ),
+                (
+                    "stop_reason",
+                    json!((["end_turn", "tool_use", "max_tokens"][next(3) as usize])),
+                ),
+            ],
+            Format::Responses => vec![
+                ("id", json!("resp")),
+                ("object", json!("response")),
+                (
+                    "status",
+                    json!((["completed", "incomplete"][next(2) as usize])),
+                ),
+                (
+                    "incomplete_details",
+                    if next(2) == 0 {
+                        json!(null)
+                    } else {
+                        json!({"reason": "max_output_tokens"})
+                    },
+                ),
+                (
+                    "output",
+                    json!([{"type": "message", "status": "completed", "content": [{"text": text}]},
+                                  {"type": "function_call", "arguments": tool_input.to_string()}]),
+                ),
+            ],
+        };
+        if with_usage {
+            members.push(("usage", usage));
+        }
+        if format == Format::Responses {
+            members.push(("metadata", json!({"k": "v"})));
+        }
+        let text = ordered(&members, pretty);
+        let bytes = text.as_bytes().to_vec();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        let want = oracle(format, &body);
+        assert_eq!(from_body(format, &bytes), want, "case {case}");
+        let mut meter = BodyMeter::new(format);
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let take = (1 + next(9000) as usize).min(rest.len());
+            meter.push(&rest[..take]);
+            rest = &rest[take..];
+        }
+        assert_eq!(meter.finish(), want, "case {case}, windows");
+    }
+}
