@@ -244,10 +244,23 @@ fn a_reload_swaps_the_config_keeps_unchanged_pools_and_refuses_a_bad_file() {
     assert!(!pid.exists(), "the pid file is removed at a clean exit");
 }
 
-/// Read a streamed response to its end; (status, body).
-fn read_stream(c: &mut Client) -> (u16, String) {
-    let r = c.read_response().expect("a response");
-    (r.status, r.text())
+/// A stream that outlives any drain timeout used here (200 tokens, 100 ms apart).
+const LONG: &str = "mock:tokens=200 mock:itl=100";
+
+/// A gateway with one worker and the standard providers, draining for `drain_ms`.
+fn one_worker(m: &Proc, drain_ms: u64) -> Proc {
+    let text = format!(
+        "[server]\nworkers = 1\ndrain_timeout_ms = {drain_ms}\n{}",
+        standard_providers(m)
+    );
+    gateway_env(&text, PROVIDER_KEYS)
+}
+
+/// POST a streaming `body` to `path` and read the response to its end.
+fn long_stream(addr: SocketAddr, path: &str, body: String) -> Response {
+    let mut c = Client::connect(addr);
+    c.send_raw(&post(path, &[], &body));
+    c.read_response().expect("a response")
 }
 
 #[test]
@@ -335,20 +348,10 @@ fn a_drain_lets_every_stream_finish_refuses_new_connections_and_exits_zero() {
 #[test]
 fn what_outlives_the_drain_timeout_gets_its_error_and_a_second_signal_exits_at_once() {
     let m = mock(&[]);
-    let text = format!(
-        "[server]\nworkers = 1\ndrain_timeout_ms = 600\n{}",
-        standard_providers(&m)
-    );
-    let mut g = gateway_env(&text, PROVIDER_KEYS);
+    let mut g = one_worker(&m, 600);
     let addr = g.addr;
     let stream = std::thread::spawn(move || {
-        let mut c = Client::connect(addr);
-        c.send_raw(&post(
-            "/v1/messages",
-            &[],
-            &anthropic_body("claude", "mock:tokens=200 mock:itl=100", true),
-        ));
-        read_stream(&mut c)
+        long_stream(addr, "/v1/messages", anthropic_body("claude", LONG, true))
     });
     let waiting = std::thread::spawn(move || {
         // Stalled before any byte: still in the attempt phase when the drain's time is up.
@@ -357,8 +360,9 @@ fn what_outlives_the_drain_timeout_gets_its_error_and_a_second_signal_exits_at_o
     std::thread::sleep(Duration::from_millis(400));
     let t0 = Instant::now();
     signal(&g, "TERM");
-    let (status, body) = stream.join().unwrap();
-    assert_eq!(status, 200);
+    let r = stream.join().unwrap();
+    assert_eq!(r.status, 200);
+    let body = r.text();
     let events = sse_events(body.as_bytes());
     let last = events.last().unwrap();
     assert_eq!(last.0.as_deref(), Some("error"), "{body}");
@@ -371,21 +375,11 @@ fn what_outlives_the_drain_timeout_gets_its_error_and_a_second_signal_exits_at_o
     assert!(t0.elapsed() >= Duration::from_millis(600));
 
     // A second signal: out at once, however long the drain would still take.
-    let text = format!(
-        "[server]\nworkers = 1\ndrain_timeout_ms = 60000\n{}",
-        standard_providers(&m)
-    );
-    let mut g = gateway_env(&text, PROVIDER_KEYS);
+    let mut g = one_worker(&m, 60_000);
     let addr = g.addr;
+    // Held open (read to its end): the drain has something to wait for.
     let _long = std::thread::spawn(move || {
-        let mut c = Client::connect(addr);
-        c.send_raw(&post(
-            "/v1/chat/completions",
-            &[],
-            &openai_body("gpt", "mock:tokens=500 mock:itl=100", true),
-        ));
-        // Held open (read to its end): the drain has something to wait for.
-        let _ = c.read_response();
+        long_stream(addr, "/v1/chat/completions", openai_body("gpt", LONG, true))
     });
     std::thread::sleep(Duration::from_millis(300));
     signal(&g, "TERM");
