@@ -5,34 +5,22 @@
 
 #![allow(clippy::expect_used)]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::recorded;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringway::format::Format;
 use ringway::http1::{BodyCodec, BodyFraming};
-use ringway::mock::script::{plan, Api, Defaults, Step};
+use ringway::mock::script::Api;
 use ringway::proxy::pump::Stream;
 use ringway::translate::{Options, Pair, RequestMeta};
 
 /// Bytes per upstream read.
 const CHUNK_BYTES: usize = 1400;
-
-/// A provider's whole SSE body for a 400-token streamed answer, as the mock writes it.
-fn recorded(api: Api, body: &serde_json::Value) -> Vec<u8> {
-    let defaults = Defaults {
-        ttft: Duration::ZERO,
-        inter_token: Duration::ZERO,
-    };
-    let mut out = Vec::new();
-    for step in plan(api, body.to_string().as_bytes(), &defaults) {
-        if let Step::Data(d) = step {
-            out.extend_from_slice(&d);
-        }
-    }
-    out
-}
 
 fn openai_request() -> serde_json::Value {
     serde_json::json!({"model": "m", "stream": true,

@@ -4,30 +4,17 @@
 
 #![allow(clippy::expect_used)]
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
+use common::recorded;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringway::format::Format;
-use ringway::mock::script::{plan, Api, Defaults, Step};
+use ringway::mock::script::Api;
 use ringway::sse::Decoder;
 use ringway::usage::{from_body, Meter};
-
-/// A provider's whole answer for `body`, as the mock writes it.
-fn recorded(api: Api, body: &serde_json::Value) -> Vec<u8> {
-    let defaults = Defaults {
-        ttft: Duration::ZERO,
-        inter_token: Duration::ZERO,
-    };
-    let mut out = Vec::new();
-    for step in plan(api, body.to_string().as_bytes(), &defaults) {
-        if let Step::Data(d) = step {
-            out.extend_from_slice(&d);
-        }
-    }
-    out
-}
 
 /// (event name, data) of every event of `stream`.
 fn events(stream: &[u8]) -> Vec<(Option<Bytes>, Bytes)> {

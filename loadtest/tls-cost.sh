@@ -76,32 +76,15 @@ pids+=($gw)
 tls=$(addr_of "$work/gw.log" "listening on")
 plain=$(addr_of "$work/gw.log" "plain HTTP also listening on")
 
-ticks=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$gw/stat"; }
 body='{"model":"gpt","messages":[{"role":"user","content":"hello"}]}'
 
+# shellcheck source=loadtest/oha-cpu.sh
+source loadtest/oha-cpu.sh
 # run LABEL OHA-ARGS...: one oha run, summarised with the gateway's CPU per request.
 run() {
-  local label=$1; shift
-  local before after out
-  before=$(cpu)
-  out=$(taskset -c 1 oha --no-tui -z "${secs}s" -w --worker-threads 1 --output-format json "$@")
-  after=$(cpu)
-  OUT="$out" CPU_TICKS=$((after - before)) TICKS=$ticks LABEL=$label python3 - <<'PY'
-import json, os
-d = json.loads(os.environ["OUT"])
-codes = d["statusCodeDistribution"]
-n = sum(codes.values())
-ok = codes.get("200", 0)
-errors = sum(d.get("errorDistribution", {}).values())
-cpu_s = int(os.environ["CPU_TICKS"]) / int(os.environ["TICKS"])
-lat = d["latencyPercentiles"]
-per = cpu_s / max(n, 1)
-print(f"{os.environ['LABEL']:<34} {d['summary']['requestsPerSec']:>8.0f} req/s  {ok} ok, "
-      f"{n - ok} not 200, {errors} errors  p50 {lat['p50'] * 1000:.3f} ms  "
-      f"p99 {lat['p99'] * 1000:.3f} ms  {per * 1e6:.1f} µs gateway CPU/req "
-      f"(= {1 / per if per else 0:.0f}/s per core)")
-PY
+  local label=$1
+  shift
+  oha_cpu "$gw" "$secs" "$label" "$@"
 }
 
 echo "key ${KEY:-ec}; gateway: 1 worker on CPU 0; mock and oha on CPU 1; ${secs}s each"

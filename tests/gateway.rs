@@ -796,21 +796,13 @@ fn missing_provider_key_is_a_clear_500() {
 
 #[test]
 fn https_upstream_with_ca_file() {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
+    let certs = test_certs();
     let cert_path = common::temp_path("leaf.pem");
     let key_path = common::temp_path("leaf.key");
     let ca_path = common::temp_path("ca.pem");
-    std::fs::write(&cert_path, leaf.pem() + &ca.pem()).unwrap();
-    std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
-    std::fs::write(&ca_path, ca.pem()).unwrap();
+    std::fs::write(&cert_path, certs.leaf + &certs.ca).unwrap();
+    std::fs::write(&key_path, &certs.key).unwrap();
+    std::fs::write(&ca_path, &certs.ca).unwrap();
     let m = mock(&[
         "--tls-cert",
         cert_path.to_str().unwrap(),

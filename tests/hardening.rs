@@ -996,6 +996,16 @@ fn check_and_serve_refuse_a_missing_unreadable_or_mismatched_certificate_or_key(
     }
 }
 
+/// `ringway check --config CONFIG` run from `/` (not the config's directory).
+fn check_from_root(config: &std::path::Path) -> std::process::Output {
+    Command::new(bin())
+        .args(["check", "--config"])
+        .arg(config)
+        .current_dir("/")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn tls_paths_are_relative_to_the_config_file() {
     let dir = temp_path("tls-relative");
@@ -1003,24 +1013,14 @@ fn tls_paths_are_relative_to_the_config_file() {
     let config = dir.join("ringway.toml");
     std::fs::write(&config, tls_config("cert.pem", "key.pem")).unwrap();
     // Run from elsewhere: the files are found beside the config, not in the working directory.
-    let out = Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let out = check_from_root(&config);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(&config, tls_config("cert.pem", "nope.pem")).unwrap();
-    let out = Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let out = check_from_root(&config);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

@@ -28,23 +28,15 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
+    let certs = test_certs();
     let p = Pki {
         ca: temp_path("ca.pem"),
         chain: temp_path("chain.pem"),
         key: temp_path("key.pem"),
     };
-    std::fs::write(&p.ca, ca.pem()).unwrap();
-    std::fs::write(&p.chain, leaf.pem() + &ca.pem()).unwrap();
-    std::fs::write(&p.key, leaf_key.serialize_pem()).unwrap();
+    std::fs::write(&p.ca, &certs.ca).unwrap();
+    std::fs::write(&p.chain, certs.leaf + &certs.ca).unwrap();
+    std::fs::write(&p.key, &certs.key).unwrap();
     p
 }
 

@@ -134,6 +134,31 @@ pub fn temp_path(name: &str) -> PathBuf {
     dir.join(format!("{n}-{name}"))
 }
 
+/// A test CA and a `localhost` certificate it signed (rcgen), as PEM text.
+pub struct TestCerts {
+    pub ca: String,
+    pub leaf: String,
+    /// The leaf's private key.
+    pub key: String,
+}
+
+pub fn test_certs() -> TestCerts {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    TestCerts {
+        ca: ca.pem(),
+        leaf: leaf.pem(),
+        key: leaf_key.serialize_pem(),
+    }
+}
+
 /// Write `toml` to a temp file and return its path.
 pub fn write_config(toml: &str) -> PathBuf {
     let p = temp_path("config.toml");

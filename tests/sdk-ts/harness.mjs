@@ -72,7 +72,13 @@ function stopProc(child) {
 /** The mock provider and a gateway routing `gpt` to its OpenAI side and `claude` to its
  * Anthropic side. Resolves with `{ mock, gateway, stop }`. */
 export async function startGateway() {
-  return startWith((mockAddr) => `
+  return startWith(mainRoutes);
+}
+
+/** Providers `mo` (openai kind) and `ma` (anthropic kind) on the mock at `mockAddr`, and the
+ * routes `gpt` and `claude` to them (startGateway's, also served over TLS by startTlsGateway). */
+function mainRoutes(mockAddr) {
+  return `
 [[provider]]
 name = "mo"
 kind = "openai"
@@ -90,7 +96,7 @@ targets = ["mo/mock-gpt"]
 [[route]]
 model = "claude"
 targets = ["ma/mock-claude"]
-`);
+`;
 }
 
 // The failover route of fallback.test.mjs (as in tests/sdk/conftest.py): three targets, each
@@ -154,25 +160,7 @@ export async function startTlsGateway() {
   const pkiDir = mkdtempSync(join(tmpdir(), 'ringway-sdk-ts-pki-'));
   const pki = makePki(pkiDir);
   const env = await startWith(
-    (mockAddr) => `
-[[provider]]
-name = "mo"
-kind = "openai"
-base_url = "http://${mockAddr}/v1"
-
-[[provider]]
-name = "ma"
-kind = "anthropic"
-base_url = "http://${mockAddr}"
-
-[[route]]
-model = "gpt"
-targets = ["mo/mock-gpt"]
-
-[[route]]
-model = "claude"
-targets = ["ma/mock-claude"]
-`,
+    mainRoutes,
     `\n[server.tls]\ncert = "${pki.cert}"\nkey = "${pki.key}"\n`,
   );
   return {

@@ -101,21 +101,19 @@ def mock():
     m.stop()
 
 
-@pytest.fixture(scope="session")
-def gateway(mock):
-    cfg = f"""
-[server]
-workers = 2
-
+def main_routes(mock_addr):
+    """Providers `mo` (openai kind) and `ma` (anthropic kind) on the mock, and the routes `gpt`
+    and `claude` to them: the main gateway's, also served by the other gateways here."""
+    return f"""
 [[provider]]
 name = "mo"
 kind = "openai"
-base_url = "http://{mock.addr}/v1"
+base_url = "http://{mock_addr}/v1"
 
 [[provider]]
 name = "ma"
 kind = "anthropic"
-base_url = "http://{mock.addr}"
+base_url = "http://{mock_addr}"
 
 [[route]]
 model = "gpt"
@@ -124,12 +122,32 @@ targets = ["mo/mock-gpt"]
 [[route]]
 model = "claude"
 targets = ["ma/mock-claude"]
-
-[[key]]
-name = "sdk"
-sha256 = "{_sha256(GATEWAY_KEY)}"
 """
-    g = _serve(cfg)
+
+
+def key_table(name, secret, **limits):
+    """A `[[key]]` table: `name`, the sha256 of `secret`, and `limits` (e.g. `rpm=2`)."""
+    lines = ["[[key]]", f'name = "{name}"', f'sha256 = "{_sha256(secret)}"']
+    lines += [f"{k} = {v}" for k, v in limits.items()]
+    return "\n".join(lines) + "\n"
+
+
+def serve_gateway(body, keys=None, server_tables=""):
+    """Start a gateway (two workers, `server_tables` after `[server]`) with `body` (providers and
+    routes) and `keys` (`[[key]]` tables; default: the SDK test key), and wait for its address."""
+    if keys is None:
+        keys = key_table("sdk", GATEWAY_KEY)
+    return _serve(f"""
+[server]
+workers = 2
+{server_tables}
+{body}
+{keys}""")
+
+
+@pytest.fixture(scope="session")
+def gateway(mock):
+    g = serve_gateway(main_routes(mock.addr))
     yield g
     g.stop()
 
@@ -167,37 +185,7 @@ def tls_gateway(mock):
     (gateway, CA file)."""
     d = tempfile.mkdtemp(prefix="ringway-sdk-tls-")
     ca, cert, key = make_pki(d)
-    cfg = f"""
-[server]
-workers = 2
-
-[server.tls]
-cert = "{cert}"
-key = "{key}"
-
-[[provider]]
-name = "mo"
-kind = "openai"
-base_url = "http://{mock.addr}/v1"
-
-[[provider]]
-name = "ma"
-kind = "anthropic"
-base_url = "http://{mock.addr}"
-
-[[route]]
-model = "gpt"
-targets = ["mo/mock-gpt"]
-
-[[route]]
-model = "claude"
-targets = ["ma/mock-claude"]
-
-[[key]]
-name = "sdk"
-sha256 = "{_sha256(GATEWAY_KEY)}"
-"""
-    g = _serve(cfg)
+    g = serve_gateway(main_routes(mock.addr), server_tables=f'[server.tls]\ncert = "{cert}"\nkey = "{key}"\n')
     assert g.url.startswith("https://"), g.url
     yield g, ca
     g.stop()
@@ -207,16 +195,7 @@ sha256 = "{_sha256(GATEWAY_KEY)}"
 def fallback_gateway(mock):
     """A second gateway on the same mock with only the failover route `fo` (its own process,
     so the main gateway's model list stays as the other tests expect it)."""
-    cfg = f"""
-[server]
-workers = 2
-
-{_fallback_config(mock.addr)}
-[[key]]
-name = "sdk"
-sha256 = "{_sha256(GATEWAY_KEY)}"
-"""
-    g = _serve(cfg)
+    g = serve_gateway(_fallback_config(mock.addr))
     yield g
     g.stop()
 

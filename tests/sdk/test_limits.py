@@ -3,7 +3,7 @@ the provider-shaped body, and the rate-limit headers are readable from raw respo
 
 import pytest
 
-from conftest import _serve, _sha256
+from conftest import key_table, main_routes, serve_gateway
 
 RPM_KEY = "sdk-rpm-key"
 RPM = 2
@@ -13,39 +13,10 @@ RPM = 2
 def limited_gateway(mock):
     """A gateway whose only key allows RPM requests a minute (its own process: the budget is
     spent by these tests alone)."""
-    cfg = f"""
-[server]
-workers = 2
-
-[[provider]]
-name = "mo"
-kind = "openai"
-base_url = "http://{mock.addr}/v1"
-
-[[provider]]
-name = "ma"
-kind = "anthropic"
-base_url = "http://{mock.addr}"
-
-[[route]]
-model = "gpt"
-targets = ["mo/mock-gpt"]
-
-[[route]]
-model = "claude"
-targets = ["ma/mock-claude"]
-
-[[key]]
-name = "sdk-rpm-openai"
-sha256 = "{_sha256(RPM_KEY + '-openai')}"
-rpm = {RPM}
-
-[[key]]
-name = "sdk-rpm-anthropic"
-sha256 = "{_sha256(RPM_KEY)}"
-rpm = {RPM}
-"""
-    g = _serve(cfg)
+    keys = key_table("sdk-rpm-openai", RPM_KEY + "-openai", rpm=RPM) + "\n" + key_table(
+        "sdk-rpm-anthropic", RPM_KEY, rpm=RPM
+    )
+    g = serve_gateway(main_routes(mock.addr), keys=keys)
     yield g
     g.stop()
 
