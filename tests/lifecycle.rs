@@ -526,6 +526,12 @@ fn a_zero_downtime_restart_loses_no_request() {
             *by_process.entry(p).or_default() += n;
         }
     }
+    // For the record (visible with --nocapture).
+    eprintln!(
+        "restart: {by_process:?} requests served by each process, {} resent after a kept-alive \
+         connection closed unanswered",
+        retried.load(Ordering::SeqCst)
+    );
     assert_eq!(by_process.len(), 2, "both processes served: {by_process:?}");
     assert!(by_process.values().all(|n| *n >= 10), "{by_process:?}");
     drop(new);
