@@ -575,3 +575,51 @@ fn listen_moved_onto_the_plain_port_by_the_command_line_is_refused() {
     assert!(!out.status.success(), "served both on one port: {err}");
     assert!(err.contains("share a port"), "{err}");
 }
+
+#[test]
+fn a_reload_serves_a_new_certificate_to_new_connections() {
+    let (first, second) = (pki(), pki());
+    let m = mock(&[]);
+    let config = |p: &Pki| format!("{}\n{}", tls_server(p, 2, ""), standard_providers(&m));
+    let path = write_config(&config(&first));
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--config"]).arg(&path);
+    cmd.args(["--listen", "127.0.0.1:0", "--driver", &driver()]);
+    for (k, v) in PROVIDER_KEYS {
+        cmd.env(k, v);
+    }
+    let g = spawn_and_wait(cmd, "listening on");
+    // A connection made before the reload keeps the certificate it was accepted with.
+    let mut before = tls_connect(g.addr, default_client(&first.ca)).unwrap();
+    before.send_raw(&get("/healthz", &[]));
+    assert_eq!(before.read_response().unwrap().status, 200);
+
+    std::fs::write(&path, config(&second)).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &g.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    // Every worker serves the new certificate within moments; no restart.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut served = 0;
+    while served < 8 {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate is not served"
+        );
+        match tls_connect(g.addr, default_client(&second.ca)) {
+            Ok(_) => served += 1,
+            Err(_) => {
+                served = 0;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    assert!(
+        tls_connect(g.addr, default_client(&first.ca)).is_err(),
+        "a new connection no longer gets the old certificate"
+    );
+    before.send_raw(&get("/healthz", &[]));
+    assert_eq!(before.read_response().unwrap().status, 200);
+}
