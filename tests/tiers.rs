@@ -505,3 +505,121 @@ fn custody_headers_on_every_dialect_default_prefix() {
 fn custody_headers_on_every_dialect_under_another_prefix() {
     custody_headers_on_every_dialect("x-ni-", "header_prefix = \"x-ni-\"");
 }
+
+/// Run `ringway check --config` on `toml`; (success, stdout, stderr, the file's path).
+fn check(toml: &str) -> (bool, String, String, String) {
+    let path = write_config(toml);
+    let out = std::process::Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+const CHECKED: &str = r#"[server]
+jurisdiction = "CA"
+header_prefix = "x-ni-"
+
+[[tier]]
+name = "canada_managed"
+jurisdictions = ["CA"]
+
+[[provider]]
+name = "bedrock-ca"
+kind = "anthropic"
+base_url = "http://127.0.0.1:1"
+region = "ca-central-1"
+jurisdiction = "CA"
+custody = "provider-managed"
+
+[[route]]
+model = "sonnet"
+aliases = ["claude-sonnet-4-5-20250929"]
+targets = ["bedrock-ca/claude"]
+
+[[key]]
+name = "k"
+sha256 = "f2d4b279b82ad92867af5878fe7482caebdd7b75499868d0362a6e63ff51f046"
+tiers = ["canada_managed"]
+default_tier = "canada_managed"
+"#;
+
+#[test]
+fn check_shows_tiers_and_refuses_bad_tier_config_with_file_and_line() {
+    let (ok, out, err, _) = check(CHECKED);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("canada_managed   in CA"), "{out}");
+    assert!(out.contains("bedrock-ca/claude [CA]"), "{out}");
+    assert!(out.contains("claude-sonnet-4-5-20250929"), "{out}");
+    for (from, to, line_and_path, reason) in [
+        (
+            "jurisdiction = \"CA\"\nheader",
+            "jurisdiction = \"ca\"\nheader",
+            ":2: server.jurisdiction: ",
+            "ISO 3166-1 alpha-2",
+        ),
+        (
+            "header_prefix = \"x-ni-\"",
+            "header_prefix = \"x-ni-\\r\\nx-evil: 1\"",
+            ":3: server.header_prefix: ",
+            "end with `-`",
+        ),
+        (
+            "name = \"canada_managed\"",
+            "name = \"canada managed\"",
+            ":6: tier[0].name: ",
+            "A-Z a-z 0-9",
+        ),
+        (
+            "jurisdictions = [\"CA\"]",
+            "jurisdictions = [\"CAN\"]",
+            ":7: tier[0].jurisdictions[0]: ",
+            "ISO 3166-1 alpha-2",
+        ),
+        (
+            "tier]]\nname = \"canada_managed\"\njurisdictions = [\"CA\"]",
+            "tier]]\nname = \"canada_managed\"\njurisdictions = [\"CA\"]\nzone = 1",
+            ":8: tier[0].zone: ",
+            "unknown key",
+        ),
+        (
+            "region = \"ca-central-1\"",
+            "region = \"ca-central-1\\nX: y\"",
+            ":13: provider[0].region: ",
+            "A-Z a-z 0-9",
+        ),
+        (
+            "custody = \"provider-managed\"",
+            "custody = \"provider managed\"",
+            ":15: provider[0].custody: ",
+            "A-Z a-z 0-9",
+        ),
+        (
+            "tiers = [\"canada_managed\"]",
+            "tiers = [\"canada\"]",
+            ":25: key[0].tiers[0]: ",
+            "unknown tier \"canada\"",
+        ),
+        (
+            "aliases = [\"claude-sonnet-4-5-20250929\"]",
+            "aliases = [\"sonnet\"]",
+            ":19: route[0].aliases[0]: ",
+            "already names a route",
+        ),
+    ] {
+        let toml = CHECKED.replacen(from, to, 1);
+        assert_ne!(toml, CHECKED, "{from}");
+        let (ok, out, err, file) = check(&toml);
+        assert!(!ok, "accepted:\n{toml}\n{out}");
+        assert!(
+            err.contains(&format!("{file}{line_and_path}")) && err.contains(reason),
+            "{toml}\n{err}"
+        );
+    }
+}

@@ -369,6 +369,9 @@ impl Config {
                 p.base_path
             );
         }
+        for t in &self.tiers {
+            let _ = writeln!(s, "tier     {:<16} in {}", t.name, t.jurisdictions_text());
+        }
         for r in self.routing.routes() {
             let targets: Vec<String> = r
                 .targets
@@ -376,17 +379,26 @@ impl Config {
                 .map(|t| {
                     let p = self.provider(t.provider);
                     let name = p.map_or("?", |p| p.name.as_str());
+                    // Where it runs, for an operator checking a tier: `[CA]`.
+                    let at = t
+                        .place
+                        .jurisdiction
+                        .as_deref()
+                        .map_or(String::new(), |j| format!(" [{j}]"));
                     match p {
                         Some(p) if p.thinking_style != t.thinking_style => format!(
-                            "{name}/{} (thinking_style {})",
+                            "{name}/{}{at} (thinking_style {})",
                             t.model,
                             t.thinking_style.as_str()
                         ),
-                        _ => format!("{name}/{}", t.model),
+                        _ => format!("{name}/{}{at}", t.model),
                     }
                 })
                 .collect();
             let _ = writeln!(s, "route    {:<16} -> {}", r.model, targets.join(", "));
+            if !r.aliases.is_empty() {
+                let _ = writeln!(s, "alias    {:<16} -> {}", r.aliases.join(", "), r.model);
+            }
         }
         let _ = writeln!(
             s,
