@@ -623,3 +623,35 @@ fn check_shows_tiers_and_refuses_bad_tier_config_with_file_and_line() {
         );
     }
 }
+
+#[test]
+fn aliases_are_listed_and_looked_up_under_their_own_name() {
+    let (_m, g) = setup_tiers("");
+    let auth = format!("Bearer {KEY_ANY}");
+    let r = request(
+        g.addr,
+        &get("/v1/models", &[("authorization", auth.as_str())]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ids: Vec<String> = r.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let at = |id: &str| ids.iter().position(|i| i == id).unwrap();
+    assert_eq!(
+        at("claude-sonnet-4-5-20250929"),
+        at("sonnet") + 1,
+        "{ids:?}"
+    );
+    let r = request(
+        g.addr,
+        &get(
+            "/v1/models/claude-sonnet-4-5-20250929",
+            &[("authorization", auth.as_str())],
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], "claude-sonnet-4-5-20250929");
+}
