@@ -329,6 +329,19 @@ fn direct_addressing_and_empty_tiers_are_refused_with_nothing_sent() {
             assert!(r.header("x-ringway-request-id").is_some());
         }
     }
+    // Token counts send the conversation upstream too: held to the tier the same way.
+    let body = json!({"model": "us-an/claude-x", "privacy_tier": "canada",
+        "messages": [{"role": "user", "content": "hi"}]});
+    let auth = format!("Bearer {KEY_ANY}");
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages/count_tokens",
+            &[("authorization", auth.as_str())],
+            &body.to_string(),
+        ),
+    );
+    assert_tier_refused(&r, Dialect::Messages, "canada");
     assert!(models_seen(&m).is_empty(), "{:?}", models_seen(&m));
     // In the tier, direct addressing works.
     let r = chat(&g, KEY_ANY, "ca-oa/gpt-direct", Some("canada"));
