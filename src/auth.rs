@@ -14,6 +14,11 @@ pub struct GatewayKey {
     pub admin: bool,
     /// Rate and concurrency limits (enforced by `crate::limits`).
     pub limits: KeyLimits,
+    /// Residency tiers it may use (indexes into `Config::tiers`); None = any, and requests
+    /// without a tier too. With a list, every request runs inside one of them.
+    pub tiers: Option<Vec<usize>>,
+    /// The tier its requests run in when they name none (index into `Config::tiers`).
+    pub default_tier: Option<usize>,
 }
 
 /// A key's limits as configured; None: not limited on that count.
@@ -126,6 +131,8 @@ mod tests {
                 routes: None,
                 admin: false,
                 limits: KeyLimits::default(),
+                tiers: None,
+                default_tier: None,
             },
             GatewayKey {
                 name: "b".into(),
@@ -133,6 +140,8 @@ mod tests {
                 routes: None,
                 admin: false,
                 limits: KeyLimits::default(),
+                tiers: None,
+                default_tier: None,
             },
         ];
         assert_eq!(

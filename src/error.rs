@@ -59,6 +59,9 @@ pub enum ErrorKind {
     Unauthorized,
     /// The key may not use this model.
     Forbidden,
+    /// A residency tier refuses the request: the key may not use the tier, or no target
+    /// of the model is inside it (403; nothing goes upstream).
+    TierRefused,
     /// No route and no `provider/model` match.
     ModelNotFound,
     /// The key's rate or stream limit refused the request (429).
@@ -109,6 +112,7 @@ impl ErrorKind {
             ErrorKind::BodyTimeout => "body_timeout",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
+            ErrorKind::TierRefused => "tier_refused",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::NotFound => "not_found",
@@ -141,6 +145,7 @@ impl ErrorKind {
             | ErrorKind::BodyTimeout
             | ErrorKind::Unauthorized
             | ErrorKind::Forbidden
+            | ErrorKind::TierRefused
             | ErrorKind::ModelNotFound
             | ErrorKind::RateLimited
             | ErrorKind::NotFound
@@ -170,7 +175,7 @@ impl ErrorKind {
             | ErrorKind::FormatMismatch
             | ErrorKind::Unsupported => 400,
             ErrorKind::Unauthorized => 401,
-            ErrorKind::Forbidden => 403,
+            ErrorKind::Forbidden | ErrorKind::TierRefused => 403,
             ErrorKind::ModelNotFound | ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::HeaderTimeout | ErrorKind::BodyTimeout => 408,
@@ -214,6 +219,7 @@ impl ErrorKind {
         Some(match self {
             ErrorKind::Unauthorized => "invalid_api_key",
             ErrorKind::Forbidden => "model_not_allowed",
+            ErrorKind::TierRefused => "privacy_tier_not_allowed",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::RateLimited => "rate_limit_exceeded",
             ErrorKind::NotFound => "not_found",

@@ -1,6 +1,7 @@
 //! Which client request headers reach a provider: a safe default set, per-provider
 //! `forward_headers` / `drop_headers` patterns, and the headers never forwarded whatever the
 //! config says (hop-by-hop, credentials, the gateway's own, framing). Pure: names in, yes/no out.
+//! Also the names of the gateway's own response headers under `[server] header_prefix`.
 
 use crate::format::Format;
 
@@ -105,8 +106,114 @@ pub fn never_forwarded(lower: &str) -> bool {
             | "accept"
             | "anthropic-version"
             | "anthropic-beta"
+            | "x-privacy-tier"
     ) || lower.starts_with("x-ringway-")
         || lower.starts_with("proxy-")
+}
+
+/// The request header that names a residency tier (the body field is `privacy_tier`).
+pub const PRIVACY_TIER_HEADER: &str = "x-privacy-tier";
+
+/// The default prefix of the gateway's response headers.
+pub const DEFAULT_HEADER_PREFIX: &str = "x-ringway-";
+
+/// Longest `header_prefix`: room is left for the longest suffix (`credential-source`) within
+/// a header name a client library keeps whole.
+pub const MAX_HEADER_PREFIX_BYTES: usize = 32;
+
+/// Is `prefix` usable as `[server] header_prefix`: 2 to [`MAX_HEADER_PREFIX_BYTES`] of
+/// lower-case `a-z 0-9 -`, starting with a letter and ending in `-`? Lower case because the
+/// writer sends names as given and clients compare them case-insensitively anyway; the dash
+/// so that `x-ni-` + `tier` reads as a name; no other token characters so that a prefix can
+/// never collide with a standard header (`content-`, say, is refused below).
+pub fn is_header_prefix(prefix: &str) -> Result<(), &'static str> {
+    let b = prefix.as_bytes();
+    if b.len() < 2 || b.len() > MAX_HEADER_PREFIX_BYTES {
+        return Err("must be 2 to 32 bytes");
+    }
+    if !b.first().is_some_and(u8::is_ascii_lowercase) || b.last() != Some(&b'-') {
+        return Err("must start with a lower-case letter and end with `-`");
+    }
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    {
+        return Err("may hold only a-z, 0-9 and `-`");
+    }
+    // A prefix some standard or provider header starts with would let the gateway's
+    // headers be mistaken for (or mask) those.
+    for taken in [
+        "content-",
+        "access-control-",
+        "proxy-",
+        "sec-",
+        "anthropic-",
+        "openai-",
+        "x-ratelimit-",
+        "retry-",
+    ] {
+        if prefix.starts_with(taken) || taken.starts_with(prefix) {
+            return Err("collides with standard or provider headers");
+        }
+    }
+    Ok(())
+}
+
+/// The gateway's response header names, built once from the prefix (default
+/// `x-ringway-`, so existing clients keep reading the names they know).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayHeaders {
+    /// The prefix itself.
+    pub prefix: String,
+    /// `request-id`: on every response.
+    pub request_id: String,
+    /// `provider`: the provider of the latest attempt (or the one that served).
+    pub provider: String,
+    /// `model`: the upstream model of that attempt.
+    pub model: String,
+    /// `attempts`: requests sent to providers.
+    pub attempts: String,
+    /// `dropped-params`: fields translation could not carry.
+    pub dropped_params: String,
+    /// `tier`: the residency tier the request ran under.
+    pub tier: String,
+    /// `region`: the provider's region.
+    pub region: String,
+    /// `jurisdiction`: where the provider processes data.
+    pub jurisdiction: String,
+    /// `custody`: who holds the data there.
+    pub custody: String,
+    /// `custody-path`: the hops, gateway to provider.
+    pub custody_path: String,
+    /// `credential-source`: whose credential the provider got.
+    pub credential_source: String,
+}
+
+impl GatewayHeaders {
+    /// The names under `prefix` (already checked with [`is_header_prefix`]).
+    pub fn new(prefix: &str) -> GatewayHeaders {
+        let name = |suffix: &str| format!("{prefix}{suffix}");
+        GatewayHeaders {
+            prefix: prefix.to_owned(),
+            request_id: name("request-id"),
+            provider: name("provider"),
+            model: name("model"),
+            attempts: name("attempts"),
+            dropped_params: name("dropped-params"),
+            tier: name("tier"),
+            region: name("region"),
+            jurisdiction: name("jurisdiction"),
+            custody: name("custody"),
+            custody_path: name("custody-path"),
+            credential_source: name("credential-source"),
+        }
+    }
+}
+
+impl Default for GatewayHeaders {
+    fn default() -> Self {
+        GatewayHeaders::new(DEFAULT_HEADER_PREFIX)
+    }
 }
 
 /// Headers that mean something only to one provider kind: never sent to the other kind.
@@ -165,6 +272,36 @@ pub fn forward(
         return false;
     }
     in_default_set(lower) || forward.iter().any(|p| p.matches(lower))
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::*;
+
+    #[test]
+    fn header_prefixes_are_checked() {
+        for good in ["x-ringway-", "x-ni-", "gw-"] {
+            assert_eq!(is_header_prefix(good), Ok(()), "{good}");
+            let names = GatewayHeaders::new(good);
+            assert!(crate::http1::is_token(names.credential_source.as_bytes()));
+        }
+        for bad in [
+            "",
+            "x",
+            "x-ni",
+            "X-Ni-",
+            "x_ni-",
+            "x ni-",
+            "-x-",
+            "x-ni-\r\n",
+            "content-",
+            "sec-",
+            "x-ratelimit-",
+            "a-very-long-prefix-that-goes-on-and-on-",
+        ] {
+            assert!(is_header_prefix(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

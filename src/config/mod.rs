@@ -21,6 +21,8 @@ use toml::Spanned;
 pub use crate::auth::{GatewayKey, KeyLimits};
 pub use crate::routing::Capabilities;
 
+/// This gateway's name in custody paths when `[server] node` is unset.
+pub const DEFAULT_NODE: &str = "ringway";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
 /// Default largest request body (Anthropic's own Messages limit is 32 MB).
@@ -129,6 +131,13 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Where the pid is written (`ringway reload` reads it).
     pub pid_file: Option<PathBuf>,
+    /// The gateway's response header names under `header_prefix`.
+    pub headers: crate::headers::GatewayHeaders,
+    /// This gateway's hop in custody paths: `node`, then `-JURISDICTION` when configured.
+    pub hop: String,
+    /// The tier a request runs in when neither it nor its key names one (index into
+    /// `Config::tiers`).
+    pub default_tier: Option<usize>,
 }
 
 /// Compiled `[server.tls]`. Built at load, so a reload that re-runs `Config::load` re-reads
@@ -186,6 +195,9 @@ pub struct Provider {
     pub thinking_style: ThinkingStyle,
     /// Responses requests go to it unchanged (`responses = "native"`).
     pub native_responses: bool,
+    /// Where it runs (region, jurisdiction, custody label) and its custody path; targets
+    /// without overrides share it.
+    pub place: Arc<crate::routing::Place>,
 }
 
 /// A provider credential as resolved at start.
@@ -255,6 +267,8 @@ pub struct Config {
     pub pool_max_idle: usize,
     /// Where the access log goes; None: it is off.
     pub access_log: Option<crate::access_log::Destination>,
+    /// Residency tiers, in file order (keys and `server.default_tier` index them).
+    pub tiers: Vec<crate::routing::Tier>,
 }
 
 pub use crate::routing::{Resolved, Route, Target};
@@ -263,6 +277,11 @@ impl Config {
     /// Route `model`: a route name first, then `PROVIDER/MODEL` or `@PROVIDER/MODEL`.
     pub fn resolve(&self, model: &str) -> Option<Resolved<'_>> {
         self.routing.resolve(model)
+    }
+
+    /// The tier named `name`, by index.
+    pub fn tier(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
     }
 
     /// Translation options for requests to `provider`.
@@ -350,6 +369,9 @@ impl Config {
                 p.base_path
             );
         }
+        for t in &self.tiers {
+            let _ = writeln!(s, "tier     {:<16} in {}", t.name, t.jurisdictions_text());
+        }
         for r in self.routing.routes() {
             let targets: Vec<String> = r
                 .targets
@@ -357,17 +379,26 @@ impl Config {
                 .map(|t| {
                     let p = self.provider(t.provider);
                     let name = p.map_or("?", |p| p.name.as_str());
+                    // Where it runs, for an operator checking a tier: `[CA]`.
+                    let at = t
+                        .place
+                        .jurisdiction
+                        .as_deref()
+                        .map_or(String::new(), |j| format!(" [{j}]"));
                     match p {
                         Some(p) if p.thinking_style != t.thinking_style => format!(
-                            "{name}/{} (thinking_style {})",
+                            "{name}/{}{at} (thinking_style {})",
                             t.model,
                             t.thinking_style.as_str()
                         ),
-                        _ => format!("{name}/{}", t.model),
+                        _ => format!("{name}/{}{at}", t.model),
                     }
                 })
                 .collect();
             let _ = writeln!(s, "route    {:<16} -> {}", r.model, targets.join(", "));
+            if !r.aliases.is_empty() {
+                let _ = writeln!(s, "alias    {:<16} -> {}", r.aliases.join(", "), r.model);
+            }
         }
         let _ = writeln!(
             s,
@@ -631,9 +662,120 @@ impl Compiler<'_> {
         }
     }
 
+    /// An optional label (`region`, `custody`, `node`) at `path`.
+    fn label(
+        &self,
+        v: Option<&Spanned<String>>,
+        path: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        use crate::routing::tier::{is_label, MAX_LABEL_BYTES};
+        match v {
+            None => Ok(None),
+            Some(v) if is_label(v.get_ref()) => Ok(Some(v.get_ref().clone())),
+            Some(v) => Err(self.err(
+                v.span(),
+                path,
+                format!(
+                    "{:?}: use 1 to {MAX_LABEL_BYTES} of A-Z a-z 0-9 . _ -",
+                    v.get_ref()
+                ),
+            )),
+        }
+    }
+
+    /// An optional jurisdiction at `path`: an ISO 3166-1 alpha-2 code, uppercase.
+    fn jurisdiction(
+        &self,
+        v: Option<&Spanned<String>>,
+        path: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(v) if crate::routing::tier::is_jurisdiction(v.get_ref()) => {
+                Ok(Some(v.get_ref().clone()))
+            }
+            Some(v) => Err(self.err(
+                v.span(),
+                path,
+                format!(
+                    "{:?}: a jurisdiction is an ISO 3166-1 alpha-2 code in upper case, such as \"CA\"",
+                    v.get_ref()
+                ),
+            )),
+        }
+    }
+
+    /// `[[tier]]`: names unique labels, each with 1 or more distinct jurisdictions.
+    fn tiers(
+        &self,
+        raw: &[Spanned<raw::RawTier>],
+    ) -> Result<Vec<crate::routing::Tier>, ConfigError> {
+        use crate::routing::tier::{MAX_TIERS, MAX_TIER_JURISDICTIONS};
+        if raw.len() > MAX_TIERS {
+            let span = raw.get(MAX_TIERS).map_or(0..0, Spanned::span);
+            return Err(self.err(span, "tier", format!("at most {MAX_TIERS} tiers")));
+        }
+        let mut tiers: Vec<crate::routing::Tier> = Vec::with_capacity(raw.len());
+        for (i, st) in raw.iter().enumerate() {
+            let t = st.get_ref();
+            let path = format!("tier[{i}]");
+            let name = self
+                .label(Some(&t.name), &format!("{path}.name"))?
+                .unwrap_or_default();
+            if tiers.iter().any(|e| e.name == name) {
+                return Err(self.err(
+                    t.name.span(),
+                    format!("{path}.name"),
+                    format!("duplicate tier {name:?}"),
+                ));
+            }
+            let list = t.jurisdictions.get_ref();
+            if list.is_empty() || list.len() > MAX_TIER_JURISDICTIONS {
+                return Err(self.err(
+                    t.jurisdictions.span(),
+                    format!("{path}.jurisdictions"),
+                    format!("a tier lists 1 to {MAX_TIER_JURISDICTIONS} jurisdictions"),
+                ));
+            }
+            let mut jurisdictions: Vec<String> = Vec::with_capacity(list.len());
+            for (j, code) in list.iter().enumerate() {
+                let jpath = format!("{path}.jurisdictions[{j}]");
+                let code = self.jurisdiction(Some(code), &jpath)?.unwrap_or_default();
+                if !jurisdictions.contains(&code) {
+                    jurisdictions.push(code);
+                }
+            }
+            tiers.push(crate::routing::Tier {
+                name,
+                jurisdictions,
+            });
+        }
+        Ok(tiers)
+    }
+
+    /// A tier name at `path` that must be one of `tiers`: its index.
+    fn tier_ref(
+        &self,
+        v: &Spanned<String>,
+        tiers: &[crate::routing::Tier],
+        path: &str,
+    ) -> Result<usize, ConfigError> {
+        tiers
+            .iter()
+            .position(|t| t.name == *v.get_ref())
+            .ok_or_else(|| {
+                self.err(
+                    v.span(),
+                    path,
+                    format!("unknown tier {:?}: no [[tier]] has that name", v.get_ref()),
+                )
+            })
+    }
+
     fn compile(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         self.positive(&raw)?;
-        let server = self.server(&raw.server)?;
+        let tiers = self.tiers(&raw.tier)?;
+        let server = self.server(&raw.server, &tiers)?;
         let up = &raw.upstream;
         let ms = Duration::from_millis;
         let connect = up.connect_timeout_ms.map_or(DEFAULT_CONNECT_TIMEOUT, ms);
@@ -781,6 +923,18 @@ impl Compiler<'_> {
                         "empty, or holds characters not allowed in a header (control characters, surrounding whitespace)",
                     )),
                 };
+            let credential = match api_key {
+                ApiKey::None => crate::routing::CredentialSource::None,
+                ApiKey::Value(..) | ApiKey::Missing(_) => crate::routing::CredentialSource::Gateway,
+            };
+            let place = Arc::new(crate::routing::Place::new(
+                &server.hop,
+                &name,
+                self.label(p.region.as_ref(), &format!("{path}.region"))?,
+                self.jurisdiction(p.jurisdiction.as_ref(), &format!("{path}.jurisdiction"))?,
+                self.label(p.custody.as_ref(), &format!("{path}.custody"))?,
+                credential,
+            ));
             // The CA file too: a reload that changes it must not reuse connections verified
             // against the old roots.
             let pool_key = format!(
@@ -812,6 +966,7 @@ impl Compiler<'_> {
                 thinking_style: thinking_style.unwrap_or_default(),
                 native_responses,
                 translate: crate::translate::Options::default(),
+                place,
             });
         }
 
@@ -839,6 +994,26 @@ impl Compiler<'_> {
                     format!("duplicate route {model:?}"),
                 ));
             }
+            let mut aliases = Vec::new();
+            for (j, a) in r.aliases.iter().flatten().enumerate() {
+                let apath = format!("{path}.aliases[{j}]");
+                let alias = a.get_ref();
+                if alias.is_empty() {
+                    return Err(self.err(a.span(), apath, "empty model name"));
+                }
+                if let Err(p) = check_model_id(alias) {
+                    return Err(self.err(a.span(), apath, format!("model name {alias:?} {p}")));
+                }
+                // One name, one route: a name claimed twice would route by file order.
+                if route_index.insert(alias.clone(), i).is_some() {
+                    return Err(self.err(
+                        a.span(),
+                        apath,
+                        format!("{alias:?} already names a route"),
+                    ));
+                }
+                aliases.push(alias.clone());
+            }
             if r.targets.is_empty() {
                 return Err(self.err(
                     sr.span(),
@@ -849,11 +1024,18 @@ impl Compiler<'_> {
             let mut targets = Vec::with_capacity(r.targets.len());
             for (j, st) in r.targets.iter().enumerate() {
                 let mut tpath = format!("{path}.targets[{j}]");
-                let (t, style, weight) = match st.get_ref() {
-                    RawTarget::Text(text) => (Spanned::new(st.span(), text.clone()), None, None),
+                let (t, style, weight, table) = match st.get_ref() {
+                    RawTarget::Text(text) => {
+                        (Spanned::new(st.span(), text.clone()), None, None, None)
+                    }
                     RawTarget::Table(t) => {
                         tpath.push_str(".target");
-                        (t.target.clone(), t.thinking_style.as_ref(), t.weight)
+                        (
+                            t.target.clone(),
+                            t.thinking_style.as_ref(),
+                            t.weight,
+                            Some(t),
+                        )
                     }
                 };
                 let text = t.get_ref();
@@ -897,6 +1079,33 @@ impl Compiler<'_> {
                         format!("target {text:?} is listed twice"),
                     ));
                 }
+                let place = match table {
+                    Some(tt)
+                        if tt.region.is_some()
+                            || tt.jurisdiction.is_some()
+                            || tt.custody.is_some() =>
+                    {
+                        // An override replaces that one setting; the rest stay the provider's.
+                        let base = &p.place;
+                        let region =
+                            self.label(tt.region.as_ref(), &format!("{style_path}.region"))?;
+                        let jurisdiction = self.jurisdiction(
+                            tt.jurisdiction.as_ref(),
+                            &format!("{style_path}.jurisdiction"),
+                        )?;
+                        let custody =
+                            self.label(tt.custody.as_ref(), &format!("{style_path}.custody"))?;
+                        Arc::new(crate::routing::Place::new(
+                            &server.hop,
+                            pname,
+                            region.or_else(|| base.region.clone()),
+                            jurisdiction.or_else(|| base.jurisdiction.clone()),
+                            custody.or_else(|| base.custody.clone()),
+                            base.credential,
+                        ))
+                    }
+                    _ => p.place.clone(),
+                };
                 targets.push(Target {
                     provider,
                     model: tmodel.to_owned(),
@@ -905,11 +1114,13 @@ impl Compiler<'_> {
                     direct: false,
                     thinking_style,
                     weight: weight.unwrap_or(1),
+                    place,
                 });
             }
             let c = &r.capabilities;
             routes.push(Route {
                 model,
+                aliases,
                 targets,
                 capabilities: Capabilities {
                     vision: c.vision,
@@ -986,7 +1197,33 @@ impl Compiler<'_> {
                     ),
                 ));
             }
+            let key_tiers = match &k.tiers {
+                None => None,
+                Some(list) => {
+                    let mut ids = Vec::with_capacity(list.len());
+                    for (j, t) in list.iter().enumerate() {
+                        ids.push(self.tier_ref(t, &tiers, &format!("{path}.tiers[{j}]"))?);
+                    }
+                    Some(ids)
+                }
+            };
+            let default_tier = match &k.default_tier {
+                None => None,
+                Some(t) => {
+                    let id = self.tier_ref(t, &tiers, &format!("{path}.default_tier"))?;
+                    if key_tiers.as_ref().is_some_and(|ids| !ids.contains(&id)) {
+                        return Err(self.err(
+                            t.span(),
+                            format!("{path}.default_tier"),
+                            format!("{:?} is not in this key's `tiers`", t.get_ref()),
+                        ));
+                    }
+                    Some(id)
+                }
+            };
             keys.push(GatewayKey {
+                tiers: key_tiers,
+                default_tier,
                 name: k.name.get_ref().clone(),
                 sha256,
                 routes: k
@@ -1000,12 +1237,13 @@ impl Compiler<'_> {
 
         let names = providers
             .iter()
-            .map(|p| (p.name.clone(), p.thinking_style))
+            .map(|p| (p.name.clone(), p.thinking_style, p.place.clone()))
             .collect();
         let (seal, seal_key_missing) = self.seal_key(raw.responses.seal_key_env.as_ref())?;
         let seal_key_drawn = raw.responses.seal_key_env.is_none() || seal_key_missing.is_some();
         let access_log = self.access_log(&raw.access_log)?;
         let mut config = Config {
+            tiers,
             access_log,
             server,
             providers,
@@ -1174,7 +1412,34 @@ impl Compiler<'_> {
             .collect()
     }
 
-    fn server(&self, s: &raw::RawServer) -> Result<ServerConfig, ConfigError> {
+    fn server(
+        &self,
+        s: &raw::RawServer,
+        tiers: &[crate::routing::Tier],
+    ) -> Result<ServerConfig, ConfigError> {
+        let headers = match &s.header_prefix {
+            None => crate::headers::GatewayHeaders::default(),
+            Some(p) => {
+                crate::headers::is_header_prefix(p.get_ref()).map_err(|why| {
+                    self.err(
+                        p.span(),
+                        "server.header_prefix",
+                        format!("{:?} {why}", p.get_ref()),
+                    )
+                })?;
+                crate::headers::GatewayHeaders::new(p.get_ref())
+            }
+        };
+        let node = self
+            .label(s.node.as_ref(), "server.node")?
+            .unwrap_or_else(|| DEFAULT_NODE.to_owned());
+        let jurisdiction = self.jurisdiction(s.jurisdiction.as_ref(), "server.jurisdiction")?;
+        let hop = crate::routing::tier::hop(&node, jurisdiction.as_deref());
+        let default_tier = s
+            .default_tier
+            .as_ref()
+            .map(|t| self.tier_ref(t, tiers, "server.default_tier"))
+            .transpose()?;
         let listen = match &s.listen {
             None => DEFAULT_LISTEN
                 .parse()
@@ -1277,6 +1542,9 @@ impl Compiler<'_> {
                 }
                 Some(p) => Some(PathBuf::from(p.get_ref())),
             },
+            headers,
+            hop,
+            default_tier,
         })
     }
 
@@ -1817,7 +2085,8 @@ routes = ["fast", "o/*"]
             "unknown key; valid keys here: listen, plain_listen, workers, driver, pin_workers, \
              uring_entries, max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, \
              keepalive_timeout_ms, write_timeout_ms, body_timeout_ms, max_buffered_bytes, \
-             reuse_port, drain_timeout_ms, pid_file, tls",
+             reuse_port, drain_timeout_ms, pid_file, tls, header_prefix, node, jurisdiction, \
+             default_tier",
         );
         fails(
             &two("name = \"b\"\nkindd = \"openai\"\nbase_url = \"http://x\"\n"),
@@ -2027,5 +2296,192 @@ routes = ["fast", "o/*"]
             "key[1].name",
             "key `team` is listed earlier with other limits; entries sharing a name share one budget",
         );
+    }
+
+    const TIERED: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+jurisdiction = "CA"
+header_prefix = "x-ni-"
+default_tier = "any"
+
+[[tier]]
+name = "canada"
+jurisdictions = ["CA"]
+
+[[tier]]
+name = "any"
+jurisdictions = ["CA", "US", "CA"]
+
+[[provider]]
+name = "ca"
+kind = "anthropic"
+base_url = "http://127.0.0.1:9/"
+region = "ca-central-1"
+jurisdiction = "CA"
+custody = "provider-managed"
+
+[[provider]]
+name = "us"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+jurisdiction = "US"
+
+[[route]]
+model = "sonnet"
+aliases = ["claude-sonnet-4-5-20250929"]
+targets = ["ca/claude", { target = "us/gpt", jurisdiction = "CA", region = "ca-east" }]
+
+[[key]]
+name = "team"
+sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+tiers = ["canada"]
+default_tier = "canada"
+"#;
+
+    #[test]
+    fn tiers_places_and_prefix_compile() {
+        let c = Config::from_toml(TIERED, "t.toml").unwrap();
+        assert_eq!(c.tiers.len(), 2);
+        assert_eq!(c.tiers[1].jurisdictions, ["CA", "US"]);
+        assert_eq!(c.server.headers.custody_path, "x-ni-custody-path");
+        assert_eq!(c.server.headers.request_id, "x-ni-request-id");
+        assert_eq!(c.server.default_tier, Some(1));
+        assert_eq!(c.keys[0].tiers, Some(vec![0]));
+        assert_eq!(c.keys[0].default_tier, Some(0));
+        let Some(Resolved::Route(r)) = c.resolve("claude-sonnet-4-5-20250929") else {
+            panic!("alias");
+        };
+        let ca = &r.targets[0].place;
+        assert_eq!(ca.path, "ringway-CA -> ca-CA");
+        assert_eq!(ca.region.as_deref(), Some("ca-central-1"));
+        assert_eq!(ca.custody.as_deref(), Some("provider-managed"));
+        assert_eq!(ca.credential.as_str(), "none");
+        // A target's override replaces one setting; the others stay the provider's.
+        let us = &r.targets[1].place;
+        assert_eq!(
+            (
+                us.jurisdiction.as_deref(),
+                us.region.as_deref(),
+                us.path.as_str()
+            ),
+            (Some("CA"), Some("ca-east"), "ringway-CA -> us-CA")
+        );
+        // Without tiers or a prefix, nothing changes.
+        let plain = Config::from_toml(GOOD, "g.toml").unwrap();
+        assert_eq!(plain.server.headers.request_id, "x-ringway-request-id");
+        assert!(plain.tiers.is_empty() && plain.server.default_tier.is_none());
+    }
+
+    #[test]
+    fn tier_errors_name_line_and_path() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "name = \"canada\"",
+                "name = \"can ada\"",
+                "tier[0].name",
+                "use 1 to 64",
+            ),
+            (
+                "jurisdictions = [\"CA\"]",
+                "jurisdictions = [\"ca\"]",
+                "tier[0].jurisdictions[0]",
+                "ISO 3166-1 alpha-2",
+            ),
+            (
+                "jurisdictions = [\"CA\"]",
+                "jurisdictions = []",
+                "tier[0].jurisdictions",
+                "1 to 250",
+            ),
+            (
+                "name = \"any\"",
+                "name = \"canada\"",
+                "tier[1].name",
+                "duplicate tier",
+            ),
+            (
+                "jurisdiction = \"CA\"\nheader_prefix",
+                "jurisdiction = \"Canada\"\nheader_prefix",
+                "server.jurisdiction",
+                "ISO 3166-1",
+            ),
+            (
+                "header_prefix = \"x-ni-\"",
+                "header_prefix = \"X-Ni\"",
+                "server.header_prefix",
+                "must start with a lower-case",
+            ),
+            (
+                "header_prefix = \"x-ni-\"",
+                "header_prefix = \"content-\"",
+                "server.header_prefix",
+                "collides",
+            ),
+            (
+                "default_tier = \"any\"",
+                "default_tier = \"nope\"",
+                "server.default_tier",
+                "unknown tier \"nope\"",
+            ),
+            (
+                "region = \"ca-central-1\"",
+                "region = \"ca central\\r\\n\"",
+                "provider[0].region",
+                "use 1 to 64",
+            ),
+            (
+                "custody = \"provider-managed\"",
+                "custody = \"\"",
+                "provider[0].custody",
+                "use 1 to 64",
+            ),
+            (
+                "jurisdiction = \"US\"",
+                "jurisdiction = \"USA\"",
+                "provider[1].jurisdiction",
+                "ISO 3166-1",
+            ),
+            (
+                "jurisdiction = \"CA\", region",
+                "jurisdiction = \"xx\", region",
+                "route[0].targets[1].jurisdiction",
+                "ISO 3166-1",
+            ),
+            (
+                "aliases = [\"claude-sonnet-4-5-20250929\"]",
+                "aliases = [\"sonnet\"]",
+                "route[0].aliases[0]",
+                "already names a route",
+            ),
+            (
+                "tiers = [\"canada\"]",
+                "tiers = [\"mars\"]",
+                "key[0].tiers[0]",
+                "unknown tier \"mars\"",
+            ),
+            (
+                "tiers = [\"canada\"]\ndefault_tier = \"canada\"",
+                "tiers = [\"canada\"]\ndefault_tier = \"any\"",
+                "key[0].default_tier",
+                "not in this key's `tiers`",
+            ),
+        ];
+        for (from, to, path, reason) in cases {
+            let text = TIERED.replacen(from, to, 1);
+            assert_ne!(text, TIERED, "{from}");
+            let e = Config::from_toml(&text, "t.toml").unwrap_err();
+            // The line of the first changed byte: where the bad value is.
+            let diff = text
+                .bytes()
+                .zip(TIERED.bytes())
+                .position(|(a, b)| a != b)
+                .unwrap();
+            let line = text[..diff].matches('\n').count() + 1;
+            assert_eq!(e.path, *path, "{to}: {e}");
+            assert!(e.message.contains(reason), "{to}: {e}");
+            assert_eq!(e.line, Some(line), "{to}: {e}");
+            assert!(e.to_string().starts_with("t.toml:"), "{e}");
+        }
     }
 }

@@ -32,6 +32,19 @@ pub struct RawConfig {
     /// The access log (one JSON line per request).
     #[serde(default)]
     pub access_log: RawAccessLog,
+    /// Residency tiers: named sets of jurisdictions a request may ask to stay inside.
+    #[serde(default)]
+    pub tier: Vec<Spanned<RawTier>>,
+}
+
+/// `[[tier]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTier {
+    /// What clients send in `privacy_tier` / `x-privacy-tier` (a label: A-Z a-z 0-9 . _ -).
+    pub name: Spanned<String>,
+    /// ISO 3166-1 alpha-2 codes, uppercase (`["CA"]`): where requests under it may be served.
+    pub jurisdictions: Spanned<Vec<Spanned<String>>>,
 }
 
 /// `[access_log]`
@@ -99,6 +112,15 @@ pub struct RawServer {
     pub pid_file: Option<Spanned<String>>,
     /// TLS termination on `listen`.
     pub tls: Option<RawServerTls>,
+    /// Prefix of the gateway's response headers (`x-ringway-request-id`, the custody
+    /// headers, …). Default `x-ringway-`.
+    pub header_prefix: Option<Spanned<String>>,
+    /// This gateway's name in custody paths (`NODE-JURISDICTION -> …`). Default `ringway`.
+    pub node: Option<Spanned<String>>,
+    /// ISO 3166-1 alpha-2 code of where this gateway runs, for custody paths.
+    pub jurisdiction: Option<Spanned<String>>,
+    /// The tier a request runs in when neither it nor its key names one. Default: none.
+    pub default_tier: Option<Spanned<String>>,
 }
 
 /// `[server.tls]`: `server.listen` speaks HTTPS with this certificate.
@@ -168,6 +190,13 @@ pub struct RawProvider {
     /// to `{base}/responses`, `"chat"` translates them to Chat Completions. Default: `"native"`
     /// for `api.openai.com`, `"chat"` otherwise.
     pub responses: Option<Spanned<String>>,
+    /// Where the provider runs (`ca-central-1`): a label for custody headers.
+    pub region: Option<Spanned<String>>,
+    /// ISO 3166-1 alpha-2 code of where the provider processes data (`CA`). A provider
+    /// without one is never inside a residency tier.
+    pub jurisdiction: Option<Spanned<String>>,
+    /// Who holds the data there: a label such as `provider-managed` or `self-hosted`.
+    pub custody: Option<Spanned<String>>,
 }
 
 /// `[[route]]`
@@ -176,6 +205,8 @@ pub struct RawProvider {
 pub struct RawRoute {
     /// The model name clients send.
     pub model: Spanned<String>,
+    /// Other names clients send for the same route (native model ids).
+    pub aliases: Option<Vec<Spanned<String>>>,
     /// `provider/model` targets, in order of preference: strings, or tables with settings.
     pub targets: Vec<Spanned<RawTarget>>,
     /// What `GET /v1/models` advertises for this model.
@@ -223,6 +254,12 @@ pub struct RawTargetTable {
     pub thinking_style: Option<Spanned<String>>,
     /// Share of first picks under `strategy = "weighted"` (default 1).
     pub weight: Option<u32>,
+    /// Override of the provider's `region` for this target.
+    pub region: Option<Spanned<String>>,
+    /// Override of the provider's `jurisdiction` for this target.
+    pub jurisdiction: Option<Spanned<String>>,
+    /// Override of the provider's `custody` for this target.
+    pub custody: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawTarget {
@@ -291,6 +328,10 @@ pub struct RawKey {
     pub tpm: Option<Spanned<u64>>,
     /// Streaming requests open at once. Default: no limit.
     pub max_streams: Option<Spanned<u64>>,
+    /// Residency tiers this key may use. Default: any (and none).
+    pub tiers: Option<Vec<Spanned<String>>>,
+    /// The tier its requests run in when they name none.
+    pub default_tier: Option<Spanned<String>>,
 }
 
 /// `[translate]`

@@ -108,6 +108,41 @@ pub struct RequestInfo {
     /// The first top-level `allow_fallbacks` (a gateway-only field, removed before the body
     /// goes upstream).
     pub allow_fallbacks: Flag,
+    /// The first top-level `privacy_tier` (a gateway-only field, removed before the body goes
+    /// upstream).
+    pub privacy_tier: TextField,
+}
+
+/// Longest gateway-only text value kept from a body: the values it serves (tier names) are
+/// short words, and a longer one is refused without being copied.
+pub const MAX_GATEWAY_TEXT_BYTES: usize = 256;
+
+/// A top-level field meant as a short string (a gateway-only field such as `privacy_tier`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum TextField {
+    /// The key is not there.
+    #[default]
+    Absent,
+    /// A string of at most [`MAX_GATEWAY_TEXT_BYTES`], decoded.
+    Text(String),
+    /// Anything else: not a string (`null` included), or a string too long to keep.
+    Other,
+}
+
+impl TextField {
+    /// The field from a decoded string value.
+    fn of_str(s: &str) -> TextField {
+        if s.len() <= MAX_GATEWAY_TEXT_BYTES {
+            TextField::Text(s.to_owned())
+        } else {
+            TextField::Other
+        }
+    }
+
+    /// Is the key there at all?
+    pub fn is_present(&self) -> bool {
+        !matches!(self, TextField::Absent)
+    }
 }
 
 /// A top-level field meant as a boolean.
@@ -197,6 +232,8 @@ struct Collected {
     max_tokens: FieldShape,
     /// The first `allow_fallbacks` value.
     allow_fallbacks: Flag,
+    /// The first `privacy_tier` value.
+    privacy_tier: TextField,
 }
 
 /// The kind of value a top-level `stream` key has.
@@ -239,6 +276,7 @@ impl Collected {
             messages: self.messages,
             max_tokens: self.max_tokens,
             allow_fallbacks: self.allow_fallbacks,
+            privacy_tier: self.privacy_tier,
         })
     }
 }
@@ -358,6 +396,7 @@ mod unit_tests {
                 messages: FieldShape::Absent,
                 max_tokens: FieldShape::Absent,
                 allow_fallbacks: Flag::Absent,
+                privacy_tier: TextField::Absent,
             })
         );
     }

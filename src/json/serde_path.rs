@@ -17,7 +17,8 @@ use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{
-    first_non_ws, Collected, FieldShape, Flag, JsonError, RequestInfo, StreamValue, MAX_JSON_DEPTH,
+    first_non_ws, Collected, FieldShape, Flag, JsonError, RequestInfo, StreamValue, TextField,
+    MAX_JSON_DEPTH,
 };
 
 /// Checks a chat request body and finds its `model` using serde_json. See the module docs for
@@ -226,6 +227,16 @@ impl<'de> Visitor<'de> for TopLevel {
                         collected.allow_fallbacks = Flag::of_raw(raw.get());
                     }
                 }
+                TopKey::PrivacyTier => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if collected.privacy_tier == TextField::Absent {
+                        // A string with a lone surrogate escape does not decode: not a name.
+                        collected.privacy_tier = match serde_json::from_str::<String>(raw.get()) {
+                            Ok(s) => TextField::of_str(&s),
+                            Err(_) => TextField::Other,
+                        };
+                    }
+                }
                 TopKey::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -245,6 +256,7 @@ enum TopKey {
     Messages,
     MaxTokens,
     AllowFallbacks,
+    PrivacyTier,
     Other,
 }
 
@@ -270,6 +282,7 @@ impl Visitor<'_> for TopKeyVisitor {
             "messages" => TopKey::Messages,
             "max_tokens" => TopKey::MaxTokens,
             "allow_fallbacks" => TopKey::AllowFallbacks,
+            "privacy_tier" => TopKey::PrivacyTier,
             _ => TopKey::Other,
         })
     }

@@ -7,7 +7,7 @@ use simd_json::{Buffers, Node, StaticNode, Tape};
 
 use super::{
     serde_path, string_token_span, Collected, FieldShape, Flag, JsonError, RequestInfo,
-    StreamValue, MAX_JSON_DEPTH,
+    StreamValue, TextField, MAX_JSON_DEPTH,
 };
 
 /// Buffer size a new [`SimdScratch`] starts with. It grows to the largest body seen.
@@ -153,6 +153,12 @@ fn walk(nodes: &[Node<'_>], body: &[u8], base: usize) -> Result<Collected, Refus
                 collected.allow_fallbacks = match value {
                     Node::Static(StaticNode::Bool(b)) => Flag::Bool(*b),
                     _ => Flag::Other,
+                };
+            }
+            "privacy_tier" if collected.privacy_tier == TextField::Absent => {
+                collected.privacy_tier = match value {
+                    Node::String(s) => TextField::of_str(s),
+                    _ => TextField::Other,
                 };
             }
             _ => {}

@@ -1001,3 +1001,44 @@ fn messages_and_max_tokens_shapes_agree() {
         );
     }
 }
+
+#[test]
+fn privacy_tier_is_found_by_both_parsers_alike() {
+    let long = "t".repeat(MAX_GATEWAY_TEXT_BYTES + 1);
+    let cases: Vec<(String, TextField)> = vec![
+        (r#"{"model":"m"}"#.into(), TextField::Absent),
+        (
+            r#"{"model":"m","privacy_tier":"canada_managed"}"#.into(),
+            TextField::Text("canada_managed".into()),
+        ),
+        // Keys are compared unescaped, as everywhere: an escaped key is still the field.
+        (
+            r#"{"privacy\u005ftier":"c\u0061","model":"m"}"#.into(),
+            TextField::Text("ca".into()),
+        ),
+        (
+            r#"{"model":"m","privacy_tier":"a","privacy_tier":"b"}"#.into(),
+            TextField::Text("a".into()),
+        ),
+        (
+            r#"{"model":"m","privacy_tier":null}"#.into(),
+            TextField::Other,
+        ),
+        (
+            r#"{"model":"m","privacy_tier":["ca"]}"#.into(),
+            TextField::Other,
+        ),
+        (
+            format!(r#"{{"model":"m","privacy_tier":"{long}"}}"#),
+            TextField::Other,
+        ),
+        // Nested keys are never looked at.
+        (
+            r#"{"model":"m","metadata":{"privacy_tier":"x"}}"#.into(),
+            TextField::Absent,
+        ),
+    ];
+    for (body, want) in cases {
+        assert_eq!(ok(&body).privacy_tier, want, "{body}");
+    }
+}

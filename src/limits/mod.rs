@@ -483,6 +483,8 @@ mod tests {
                 tpm,
                 max_streams: streams,
             },
+            tiers: None,
+            default_tier: None,
         }
     }
 

@@ -181,6 +181,9 @@ fn mock_server_config() -> ServerConfig {
         reuse_port: false,
         drain_timeout: Duration::from_secs(1),
         pid_file: None,
+        headers: crate::headers::GatewayHeaders::default(),
+        hop: crate::config::DEFAULT_NODE.to_owned(),
+        default_tier: None,
     }
 }
 

@@ -129,9 +129,8 @@ pub(super) async fn answer<S: Transport>(
             // A model the key may not use does not exist for it (no existence leak).
             let allowed = key.is_none_or(|k| k.allows(&id));
             let object = match ctx.config.resolve(&id).filter(|_| allowed) {
-                Some(Resolved::Route(route)) => {
-                    Some(model_object(&route.model, &route.capabilities))
-                }
+                // Under the name asked for: a route's `model` or one of its aliases.
+                Some(Resolved::Route(route)) => Some(model_object(&id, &route.capabilities)),
                 // `provider/model` works for chat, so it is a model here too; nothing is
                 // known of its capabilities.
                 Some(Resolved::Direct(..)) if admit::check_model(&id).is_ok() => {
@@ -311,20 +310,26 @@ fn model_object(model: &str, c: &Capabilities) -> serde_json::Value {
 }
 
 /// `GET /v1/models`: OpenAI's list shape, with the fields Anthropic's SDK reads as well.
-/// The routes the calling key may use (all of them without keys).
+/// The route names the calling key may use (all of them without keys), each route's aliases
+/// after its name: clients that pick from the list send native ids too.
 fn models_body(cfg: &Config, key: Option<&GatewayKey>) -> Vec<u8> {
-    let routes: Vec<_> = cfg
+    let names: Vec<(&str, &Capabilities)> = cfg
         .routing
         .routes()
         .iter()
-        .filter(|r| key.is_none_or(|k| k.allows(&r.model)))
+        .flat_map(|r| {
+            std::iter::once(r.model.as_str())
+                .chain(r.aliases.iter().map(String::as_str))
+                .map(move |name| (name, &r.capabilities))
+        })
+        .filter(|(name, _)| key.is_none_or(|k| k.allows(name)))
         .collect();
-    let data: Vec<serde_json::Value> = routes
+    let data: Vec<serde_json::Value> = names
         .iter()
-        .map(|r| model_object(&r.model, &r.capabilities))
+        .map(|(name, caps)| model_object(name, caps))
         .collect();
-    let first = routes.first().map(|r| r.model.as_str());
-    let last = routes.last().map(|r| r.model.as_str());
+    let first = names.first().map(|(name, _)| *name);
+    let last = names.last().map(|(name, _)| *name);
     serde_json::to_vec(&serde_json::json!({
         "object": "list",
         "data": data,

@@ -1,6 +1,8 @@
 //! Admission: the gateway key, the body (bounded), its JSON (validated, `model` found), the
 //! fields every request of its API needs, the key's model allow-list, its limits, and the
-//! client's own failover choice (`allow_fallbacks`). Nothing here reaches a provider.
+//! client's own failover choice (`allow_fallbacks`), and the residency tier it runs under
+//! (`privacy_tier` / `x-privacy-tier`, the key's and the server's defaults). Nothing here
+//! reaches a provider.
 
 use bytes::Bytes;
 
@@ -9,8 +11,9 @@ use crate::config::GatewayKey;
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
+use crate::headers::PRIVACY_TIER_HEADER;
 use crate::http1::RequestHead;
-use crate::json::{Flag, RequestInfo};
+use crate::json::{Flag, RequestInfo, TextField};
 
 /// A request let in.
 pub(super) struct Admitted {
@@ -22,6 +25,8 @@ pub(super) struct Admitted {
     pub fallbacks: bool,
     /// What the client asks for.
     pub op: Op,
+    /// The residency tier it runs under (index into `Config::tiers`); None: unrestricted.
+    pub tier: Option<usize>,
 }
 
 /// What a model call asks for.
@@ -49,6 +54,8 @@ pub(super) async fn admit<S: Transport>(
     let key = authenticate(ctx, head)?;
     ex.key = key.map(|k| k.name.clone());
     let header_fallbacks = fallbacks_header(head)?;
+    // Checked before the body is read: a bad header costs no body.
+    let header_tier = tier_header(ctx, head)?;
     let cfg = &ctx.config;
     let mut body = conn
         .read_body(
@@ -85,6 +92,22 @@ pub(super) async fn admit<S: Transport>(
             .into())
         }
     };
+    let body_tier = match std::mem::take(&mut info.privacy_tier) {
+        TextField::Absent => None,
+        field => {
+            // A gateway-only field: cut out by splicing, the rest byte for byte, whichever
+            // tier wins (a provider never learns the gateway's tiers).
+            let (cut, _) = crate::json::remove_members(&body, "privacy_tier")
+                .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot remove `privacy_tier`"))?;
+            body = Bytes::from(cut);
+            info = inspect(&body)?;
+            let text = match &field {
+                TextField::Text(t) => Some(t.as_str()),
+                _ => None,
+            };
+            Some(known_tier(ctx, text, TierSource::Body)?)
+        }
+    };
     check_model(&info.model)?;
     ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op == Op::CountTokens)?;
@@ -96,6 +119,10 @@ pub(super) async fn admit<S: Transport>(
             )
             .into());
         }
+    }
+    let tier = choose_tier(ctx, key, header_tier.or(body_tier))?;
+    ex.tier = tier.and_then(|i| cfg.tiers.get(i)).map(|t| t.name.clone());
+    if let Some(k) = key {
         // Token counts are free upstream and not generation: not held to the key's limits.
         if op != Op::CountTokens {
             limit(ctx, ex, k, info.stream)?;
@@ -106,7 +133,100 @@ pub(super) async fn admit<S: Transport>(
         info,
         fallbacks: body_fallbacks && header_fallbacks,
         op,
+        tier,
     })
+}
+
+/// Where a tier name came from, for the 400 that refuses it.
+#[derive(Clone, Copy)]
+enum TierSource {
+    Header,
+    Body,
+}
+
+/// `x-privacy-tier`, when sent: a known tier's index.
+fn tier_header(ctx: &Ctx, head: &RequestHead) -> Result<Option<usize>> {
+    match head.header(PRIVACY_TIER_HEADER) {
+        None => Ok(None),
+        Some(v) => {
+            let text = std::str::from_utf8(v.trim_ascii()).ok();
+            known_tier(ctx, text, TierSource::Header).map(Some)
+        }
+    }
+}
+
+/// A tier name as the client sent it: checked where it enters (a label: bounded, no byte
+/// that could reach a header or log line unescaped), then looked up. Unknown or malformed
+/// is a 400; only a well-formed name is echoed back.
+fn known_tier(ctx: &Ctx, text: Option<&str>, source: TierSource) -> Result<usize> {
+    let (what, param) = match source {
+        TierSource::Header => (PRIVACY_TIER_HEADER, None),
+        TierSource::Body => ("privacy_tier", Some("privacy_tier")),
+    };
+    let with_param = |e: Error| match param {
+        Some(p) => e.with_param(p),
+        None => e,
+    };
+    let Some(name) = text.filter(|t| crate::routing::tier::is_label(t)) else {
+        return Err(with_param(Error::new(
+            ErrorKind::BadRequest,
+            format!(
+                "`{what}` must be a tier name: 1 to {} of A-Z a-z 0-9 . _ -",
+                crate::routing::tier::MAX_LABEL_BYTES
+            ),
+        )));
+    };
+    ctx.config.tier(name).ok_or_else(|| {
+        with_param(Error::new(
+            ErrorKind::BadRequest,
+            format!("unknown privacy tier `{name}` (in `{what}`)"),
+        ))
+        .with_code("unknown_privacy_tier")
+    })
+}
+
+/// The tier a request runs under: the one it names (the header over the body field: a
+/// header is what a platform sidecar or an SDK's default headers set for every call, and both
+/// were checked to be known tiers), else its key's default, else the server's. A key with
+/// `tiers` runs only inside one of them: a tier it may not use, or no tier at all, is a 403
+/// naming the tier (or the choice).
+fn choose_tier(ctx: &Ctx, key: Option<&GatewayKey>, named: Option<usize>) -> Result<Option<usize>> {
+    let tiers = &ctx.config.tiers;
+    let allowed = |i: usize| {
+        key.and_then(|k| k.tiers.as_ref())
+            .is_none_or(|ts| ts.contains(&i))
+    };
+    let server_default = ctx.config.server.default_tier.filter(|i| allowed(*i));
+    let chosen = named
+        .or(key.and_then(|k| k.default_tier))
+        .or(server_default);
+    let Some(k) = key else {
+        return Ok(chosen);
+    };
+    let Some(list) = &k.tiers else {
+        return Ok(chosen);
+    };
+    let name = |i: usize| tiers.get(i).map_or("?", |t| t.name.as_str());
+    match chosen {
+        Some(i) if list.contains(&i) => Ok(Some(i)),
+        Some(i) => Err(Error::new(
+            ErrorKind::TierRefused,
+            format!("key `{}` may not use privacy tier `{}`", k.name, name(i)),
+        )
+        .with_param("privacy_tier")),
+        None => Err(Error::new(
+            ErrorKind::TierRefused,
+            format!(
+                "key `{}` must name a privacy tier (`privacy_tier` or `{PRIVACY_TIER_HEADER}`): one of {}",
+                k.name,
+                list.iter()
+                    .map(|i| format!("`{}`", name(*i)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .with_param("privacy_tier")),
+    }
 }
 
 /// Hold the request to its key's limits, last of admission's checks (a request they refuse

@@ -214,7 +214,14 @@ pub async fn handle<S: Transport>(
     head: &RequestHead,
 ) -> After {
     let label = admin::endpoint(head.path()).map_or("other", |(e, _)| e.label());
-    let mut ex = Exchange::new(head, ctx.request_id(), label, &ctx.draining, &ctx.cut);
+    let mut ex = Exchange::new(
+        head,
+        ctx.request_id(),
+        label,
+        &ctx.draining,
+        &ctx.cut,
+        &ctx.config.server.headers,
+    );
     let sent_before = conn.sent;
     let result = serve(ctx, conn, &mut ex).await;
     let after = finish(ctx, conn, &mut ex, result).await;
@@ -254,7 +261,7 @@ async fn serve<S: Transport>(
     let resolved = route(ctx, &req)?;
     ex.route = Some(match &resolved {
         // The client's model is the route's name: bounded by the config.
-        Resolved::Route(r) => r.model.clone(),
+        Resolved::Route(r) | Resolved::Within(r, _) => r.model.clone(),
         Resolved::Direct(..) => crate::metrics::DIRECT_ROUTE_LABEL.to_owned(),
     });
     // Boxed: the failover loop's state is the largest of any phase, and inline it would size
@@ -287,17 +294,49 @@ pub(crate) fn shutting_down() -> Error {
     )
 }
 
-/// The model's route: its targets and failover policy.
+/// The model's route: its targets and failover policy; under a residency tier, only the
+/// targets inside it (a 403 naming the tier when none is), so that no retry, fallback or
+/// balancing draw can leave it.
 fn route<'c>(ctx: &'c Ctx, req: &Admitted) -> Result<Resolved<'c>, Error> {
-    ctx.config.resolve(&req.info.model).ok_or_else(|| {
+    let model = &req.info.model;
+    let resolved = ctx.config.resolve(model).ok_or_else(|| {
         Error::new(
             ErrorKind::ModelNotFound,
-            format!(
-                "The model `{}` does not exist or is not routed by this gateway",
-                req.info.model
-            ),
+            format!("The model `{model}` does not exist or is not routed by this gateway"),
         )
         .with_param("model")
+    })?;
+    let Some(index) = req.tier else {
+        return Ok(resolved);
+    };
+    let Some(tier) = ctx.config.tiers.get(index) else {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "tier index outside the config",
+        ));
+    };
+    let direct_provider = match &resolved {
+        Resolved::Direct(t, _) => ctx.config.provider(t.provider).map(|p| p.name.clone()),
+        _ => None,
+    };
+    resolved.within(tier).map_err(|why| {
+        let name = &tier.name;
+        let list = tier.jurisdictions_text();
+        let message = match why {
+            crate::routing::OutsideTier::NoTarget => format!(
+                "privacy tier `{name}` ({list}) has no target for model `{model}`; nothing was sent"
+            ),
+            crate::routing::OutsideTier::Provider(j) => format!(
+                "provider `{}` is outside privacy tier `{name}` ({list}): {}; nothing was sent",
+                direct_provider.as_deref().unwrap_or("?"),
+                j.map_or("it has no jurisdiction configured".to_owned(), |j| {
+                    format!("it is in {j}")
+                })
+            ),
+        };
+        Error::new(ErrorKind::TierRefused, message)
+            .with_code("privacy_tier_unavailable")
+            .with_param("model")
     })
 }
 
@@ -323,7 +362,15 @@ async fn attempts<'c>(
     let mut last: Option<Miss<'c>> = None;
     // The latest provider error answer (a retryable status), kept apart: it is what the client
     // gets if no target serves, even when a later attempt failed without any answer.
-    let mut last_answer: Option<(Answer<'c>, Option<(String, String)>)> = None;
+    #[expect(
+        clippy::type_complexity,
+        reason = "a local triple, named at its one use"
+    )]
+    let mut last_answer: Option<(
+        Answer<'c>,
+        Option<(String, String)>,
+        Option<std::sync::Arc<crate::routing::Place>>,
+    )> = None;
     loop {
         let index = match queue.pop_front() {
             Some(i) => i,
@@ -342,6 +389,11 @@ async fn attempts<'c>(
             continue;
         };
         ex.routed = Some((provider.name.clone(), target.model.clone()));
+        ex.place = Some(target.place.clone());
+        ex.tried.push(state::TriedTarget {
+            target: target.key.clone(),
+            place: target.place.clone(),
+        });
         let pair = Pair::new(ex.format, provider.speaks(ex.format));
         let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
         let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair) {
@@ -425,7 +477,7 @@ async fn attempts<'c>(
             let mut miss = miss;
             if let Some(mut answer) = miss.answer.take() {
                 answer.target = index;
-                last_answer = Some((answer, ex.routed.clone()));
+                last_answer = Some((answer, ex.routed.clone(), ex.place.clone()));
             }
             let wait = (miss.same_target && more_same)
                 .then(|| match miss.retry_after {
@@ -452,10 +504,11 @@ async fn attempts<'c>(
             break;
         }
     }
-    if let Some((answer, routed)) = last_answer {
+    if let Some((answer, routed, place)) = last_answer {
         // The provider's own answer (a retryable status nothing better replaced), under the
-        // name of the target that gave it.
+        // name (and custody headers) of the target that gave it.
         ex.routed = routed;
+        ex.place = place;
         return Ok(answer);
     }
     match last {
@@ -481,8 +534,9 @@ fn target_failed(ctx: &Ctx, ex: &Exchange<'_>, target: &Target, policy: &Policy)
 }
 
 /// Provider response headers never forwarded: hop-by-hop ones and the gateway's own (a
-/// provider, or a ringway chained in front of it, may send `x-ringway-*` too).
-fn skip_header(name: &str) -> bool {
+/// provider, or a ringway chained in front of it, may send `x-ringway-*` or headers under
+/// this gateway's prefix too: only the gateway's own custody headers may say where it ran).
+fn skip_header(name: &str, prefix: &str) -> bool {
     matches!(
         name,
         "connection"
@@ -495,6 +549,7 @@ fn skip_header(name: &str) -> bool {
             | "proxy-authenticate"
             | "proxy-connection"
     ) || name.starts_with("x-ringway-")
+        || name.starts_with(prefix)
 }
 
 /// Provider response headers worth keeping across dialects (rate limits, retry hints).
@@ -516,6 +571,7 @@ fn provider_headers<'a>(
     pair: Pair,
     ours: bool,
     own_limits: bool,
+    prefix: &str,
     out: &mut Vec<(&'a str, &'a [u8])>,
 ) {
     for (name, value) in head.headers() {
@@ -524,7 +580,7 @@ fn provider_headers<'a>(
         }
         if pair.is_passthrough() {
             let replaced = ours && matches!(name, "content-type" | "content-encoding");
-            if !skip_header(name) && !replaced {
+            if !skip_header(name, prefix) && !replaced {
                 out.push((name, value));
             }
         } else if keep_translated_header(name) {
@@ -569,13 +625,13 @@ async fn commit_and_pump<S: Transport>(
             ex.metered.set(metered);
             let mut headers = ex.standard_headers();
             if let Some(head) = &head {
-                provider_headers(head, pair, json, own_limits, &mut headers);
+                provider_headers(head, pair, json, own_limits, &ex.names.prefix, &mut headers);
             }
             if json || !pair.is_passthrough() {
                 headers.push(("content-type", b"application/json"));
             }
             if !dropped.is_empty() {
-                headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
+                headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
             }
             let len = ResponseBody::Length(bytes.len() as u64);
             let sent = if !respond::write_head(conn, ex, status, &headers, len) {
@@ -616,9 +672,16 @@ async fn commit_and_pump<S: Transport>(
                 _ => ResponseBody::Chunked,
             };
             let mut headers = ex.standard_headers();
-            provider_headers(&head, pair, false, own_limits, &mut headers);
+            provider_headers(
+                &head,
+                pair,
+                false,
+                own_limits,
+                &ex.names.prefix,
+                &mut headers,
+            );
             if !dropped.is_empty() {
-                headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
+                headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
             }
             if !respond::write_head(conn, ex, status, &headers, body_kind) {
                 let _ = conn.flush().await;
@@ -676,13 +739,20 @@ async fn commit_and_pump<S: Transport>(
                 ResponseBody::CloseDelimited
             };
             let mut headers = ex.standard_headers();
-            provider_headers(&head, pair, false, own_limits, &mut headers);
+            provider_headers(
+                &head,
+                pair,
+                false,
+                own_limits,
+                &ex.names.prefix,
+                &mut headers,
+            );
             if !pair.is_passthrough() {
                 headers.push(("content-type", pair.stream_content_type()));
                 headers.push(("cache-control", b"no-cache"));
             }
             if !dropped.is_empty() {
-                headers.push(("x-ringway-dropped-params", dropped.as_bytes()));
+                headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
             }
             if !respond::write_head(conn, ex, status, &headers, framing) {
                 let _ = conn.flush().await;
@@ -879,8 +949,10 @@ mod tests {
             "content-length",
             "connection",
         ] {
-            assert!(skip_header(h), "{h}");
+            assert!(skip_header(h, "x-ringway-"), "{h}");
         }
-        assert!(!skip_header("retry-after"));
+        assert!(skip_header("x-ni-jurisdiction", "x-ni-"));
+        assert!(skip_header("x-ringway-jurisdiction", "x-ni-"));
+        assert!(!skip_header("retry-after", "x-ni-"));
     }
 }

@@ -54,7 +54,7 @@ pub(super) fn write_head<S: Transport>(
     );
     let body = e.body(ex.format);
     let fallback: [(&str, &[u8]); 2] = [
-        ("x-ringway-request-id", ex.request_id.as_bytes()),
+        (ex.names.request_id.as_str(), ex.request_id.as_bytes()),
         ("content-type", b"application/json"),
     ];
     conn.wbuf.clear();
@@ -119,7 +119,10 @@ pub async fn write_head_failure<S: Transport>(
     );
     let request_id = ctx.request_id();
     let headers: [(&str, &[u8]); 2] = [
-        ("x-ringway-request-id", request_id.as_bytes()),
+        (
+            ctx.config.server.headers.request_id.as_str(),
+            request_id.as_bytes(),
+        ),
         ("content-type", b"application/json"),
     ];
     let body = e.body(format);

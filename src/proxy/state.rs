@@ -2,16 +2,43 @@
 //! what the log line records (status, timings, how a stream ended).
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::ErrorKind;
 use crate::format::Format;
+use crate::headers::GatewayHeaders;
 use crate::http1::{self, RequestHead};
+use crate::routing::Place;
 use crate::runtime::beacon::Beacon;
 use crate::usage::Metered;
 
+/// One target a request was set up for, in the order they were taken (a same-target retry
+/// is not repeated): where each attempt would have gone, for the custody record.
+#[derive(Clone, Debug)]
+#[allow(
+    dead_code,
+    reason = "read by the custody record (issue 14), built beside this; `allow`, not `expect`, so that merge does not trip on it"
+)]
+pub(crate) struct TriedTarget {
+    /// `provider/model`.
+    pub target: String,
+    /// Where it runs: region, jurisdiction, custody label, custody path, credential source.
+    pub place: Arc<Place>,
+}
+
 /// A request in flight.
 pub(super) struct Exchange<'h> {
+    /// The gateway's response header names (`[server] header_prefix`).
+    pub names: &'h GatewayHeaders,
+    /// The residency tier the request runs under (its own, its key's default or the
+    /// server's), once admitted. None: no tier, routing is unrestricted.
+    pub tier: Option<String>,
+    /// Where the latest attempt went (or the answer that is relayed came from), beside
+    /// `routed`: region, jurisdiction, custody label and custody path for the headers.
+    pub place: Option<Arc<Place>>,
+    /// Every target taken, in order, with its place (see [`TriedTarget`]).
+    pub tried: Vec<TriedTarget>,
     pub head: &'h RequestHead,
     /// The client's dialect: errors and answers render in it.
     pub format: Format,
@@ -71,10 +98,15 @@ impl<'h> Exchange<'h> {
         endpoint: &'static str,
         draining: &'h Beacon,
         cut: &'h Beacon,
+        names: &'h GatewayHeaders,
     ) -> Self {
         let anthropic_headers =
             head.header("anthropic-version").is_some() || head.header("x-api-key").is_some();
         Exchange {
+            names,
+            tier: None,
+            place: None,
+            tried: Vec::new(),
             head,
             format: Format::sniff(head.path().as_bytes(), anthropic_headers),
             request_id,
@@ -108,16 +140,37 @@ impl<'h> Exchange<'h> {
         self.attempts_text = self.sends.get().to_string();
     }
 
-    /// Headers every response carries.
+    /// Headers every response carries: the request id; the tier once admitted under one; and
+    /// once routed, the custody headers of the latest attempt (provider, upstream model,
+    /// region, jurisdiction, custody label, custody path, credential source). Every value was
+    /// checked where it entered (config labels, tier names, model ids); the writer refuses
+    /// CR/LF again.
     pub fn standard_headers(&self) -> Vec<(&str, &[u8])> {
-        let mut h: Vec<(&str, &[u8])> = Vec::with_capacity(8 + self.limit_headers.len());
-        h.push(("x-ringway-request-id", self.request_id.as_bytes()));
+        let n = self.names;
+        let mut h: Vec<(&str, &[u8])> = Vec::with_capacity(12 + self.limit_headers.len());
+        h.push((&n.request_id, self.request_id.as_bytes()));
+        if let Some(tier) = &self.tier {
+            h.push((&n.tier, tier.as_bytes()));
+        }
         if let Some((p, m)) = &self.routed {
-            h.push(("x-ringway-provider", p.as_bytes()));
-            h.push(("x-ringway-model", m.as_bytes()));
+            h.push((&n.provider, p.as_bytes()));
+            h.push((&n.model, m.as_bytes()));
+            if let Some(place) = &self.place {
+                if let Some(r) = &place.region {
+                    h.push((&n.region, r.as_bytes()));
+                }
+                if let Some(j) = &place.jurisdiction {
+                    h.push((&n.jurisdiction, j.as_bytes()));
+                }
+                if let Some(c) = &place.custody {
+                    h.push((&n.custody, c.as_bytes()));
+                }
+                h.push((&n.custody_path, place.path.as_bytes()));
+                h.push((&n.credential_source, place.credential.as_str().as_bytes()));
+            }
         }
         if !self.attempts_text.is_empty() {
-            h.push(("x-ringway-attempts", self.attempts_text.as_bytes()));
+            h.push((&n.attempts, self.attempts_text.as_bytes()));
         }
         for (name, value) in &self.limit_headers {
             h.push((name, value.as_bytes()));

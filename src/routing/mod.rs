@@ -5,13 +5,16 @@
 pub mod backoff;
 pub mod balance;
 pub mod breaker;
+pub mod tier;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use balance::{Rng, Strategy};
 pub use breaker::{Admit, Breaker, BreakerPolicy};
+pub use tier::{CredentialSource, Place, Tier};
 
 use crate::translate::ThinkingStyle;
 
@@ -33,6 +36,9 @@ pub struct Target {
     pub thinking_style: ThinkingStyle,
     /// Share of first picks under `strategy = "weighted"`.
     pub weight: u32,
+    /// Where it runs (the provider's place, or the target's override): what a tier checks
+    /// and what the custody headers say.
+    pub place: Arc<Place>,
 }
 
 /// Capabilities a route advertises on `GET /v1/models` (unset = unknown, `null`).
@@ -116,6 +122,9 @@ impl Policy {
 pub struct Route {
     /// Client-facing model name.
     pub model: String,
+    /// Other names clients send for it (native model ids such as
+    /// `claude-sonnet-4-5-20250929`), resolved exactly like `model`.
+    pub aliases: Vec<String>,
     /// Targets in config order.
     pub targets: Vec<Target>,
     /// Advertised capabilities.
@@ -129,8 +138,8 @@ pub struct Route {
 pub struct Table {
     routes: Vec<Route>,
     route_index: HashMap<String, usize>,
-    /// Provider name → (index, thinking style), for direct `provider/model` names.
-    providers: HashMap<String, (usize, ThinkingStyle)>,
+    /// Provider name → (index, thinking style, place), for direct `provider/model` names.
+    providers: HashMap<String, (usize, ThinkingStyle, Arc<Place>)>,
     /// The policy of direct `provider/model` requests.
     direct_policy: Policy,
 }
@@ -142,39 +151,78 @@ pub enum Resolved<'a> {
     Route(&'a Route),
     /// `provider/model` addressed directly: one target, the default policy.
     Direct(Target, &'a Policy),
+    /// A configured route under a residency tier: only its targets inside the tier, in
+    /// config order (never empty).
+    Within(&'a Route, Vec<Target>),
 }
 
-impl Resolved<'_> {
+/// Why a request under a tier cannot be routed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutsideTier {
+    /// No target of the route is inside the tier.
+    NoTarget,
+    /// The provider addressed directly is outside the tier; its jurisdiction, when known.
+    Provider(Option<String>),
+}
+
+impl<'a> Resolved<'a> {
     /// The targets in config order.
     pub fn targets(&self) -> &[Target] {
         match self {
             Resolved::Route(r) => &r.targets,
             Resolved::Direct(t, _) => std::slice::from_ref(t),
+            Resolved::Within(_, t) => t,
         }
     }
 
     /// The failover policy.
     pub fn policy(&self) -> &Policy {
         match self {
-            Resolved::Route(r) => &r.policy,
+            Resolved::Route(r) | Resolved::Within(r, _) => &r.policy,
             Resolved::Direct(_, p) => p,
+        }
+    }
+
+    /// The same, kept inside `tier`: the targets whose place the tier admits, in config
+    /// order, so that ordering, balancing, retries and fallbacks only ever see those.
+    pub fn within(self, tier: &Tier) -> Result<Resolved<'a>, OutsideTier> {
+        match self {
+            Resolved::Route(r) | Resolved::Within(r, _) => {
+                let kept: Vec<Target> = r
+                    .targets
+                    .iter()
+                    .filter(|t| tier.admits(&t.place))
+                    .cloned()
+                    .collect();
+                if kept.is_empty() {
+                    Err(OutsideTier::NoTarget)
+                } else {
+                    Ok(Resolved::Within(r, kept))
+                }
+            }
+            Resolved::Direct(t, p) if tier.admits(&t.place) => Ok(Resolved::Direct(t, p)),
+            Resolved::Direct(t, _) => Err(OutsideTier::Provider(t.place.jurisdiction.clone())),
         }
     }
 }
 
 impl Table {
-    /// Build from compiled routes (names already checked unique) and the providers' names
-    /// with their thinking styles, by index.
-    pub fn new(routes: Vec<Route>, providers: Vec<(String, ThinkingStyle)>) -> Table {
+    /// Build from compiled routes (names and aliases already checked unique) and the
+    /// providers' names with their thinking styles and places, by index.
+    pub fn new(routes: Vec<Route>, providers: Vec<(String, ThinkingStyle, Arc<Place>)>) -> Table {
         let route_index = routes
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.model.clone(), i))
+            .flat_map(|(i, r)| {
+                std::iter::once(r.model.clone())
+                    .chain(r.aliases.iter().cloned())
+                    .map(move |name| (name, i))
+            })
             .collect();
         let providers = providers
             .into_iter()
             .enumerate()
-            .map(|(i, (name, style))| (name, (i, style)))
+            .map(|(i, (name, style, place))| (name, (i, style, place)))
             .collect();
         Table {
             routes,
@@ -199,16 +247,17 @@ impl Table {
         if upstream_model.is_empty() {
             return None;
         }
-        let &(index, thinking_style) = self.providers.get(provider)?;
+        let (index, thinking_style, place) = self.providers.get(provider)?;
         Some(Resolved::Direct(
             Target {
-                provider: index,
+                provider: *index,
                 model: upstream_model.to_owned(),
                 key: bare.to_owned(),
                 label: format!("{provider}/*"),
                 direct: true,
-                thinking_style,
+                thinking_style: *thinking_style,
                 weight: 1,
+                place: place.clone(),
             },
             &self.direct_policy,
         ))
@@ -360,12 +409,14 @@ mod tests {
             direct: false,
             thinking_style: ThinkingStyle::default(),
             weight: 1,
+            place: Arc::default(),
         }
     }
 
     fn table() -> Table {
         let route = Route {
             model: "fast".into(),
+            aliases: vec!["fast-native-id".into()],
             targets: vec![target("a"), target("b")],
             capabilities: Capabilities::default(),
             policy: Policy::default(),
@@ -373,8 +424,8 @@ mod tests {
         Table::new(
             vec![route],
             vec![
-                ("p".into(), ThinkingStyle::default()),
-                ("q".into(), ThinkingStyle::default()),
+                ("p".into(), ThinkingStyle::default(), Arc::default()),
+                ("q".into(), ThinkingStyle::default(), Arc::default()),
             ],
         )
     }
@@ -386,6 +437,11 @@ mod tests {
             panic!("route");
         };
         assert_eq!(r.targets.len(), 2);
+        // An alias resolves to the same route.
+        let Some(Resolved::Route(a)) = t.resolve("fast-native-id") else {
+            panic!("alias");
+        };
+        assert_eq!(a.model, "fast");
         let Some(Resolved::Direct(d, policy)) = t.resolve("@q/some-model") else {
             panic!("direct");
         };
@@ -397,6 +453,67 @@ mod tests {
         assert!(t.resolve("q/").is_none());
         assert!(t.resolve("nope/x").is_none());
         assert!(t.resolve("plain").is_none());
+    }
+
+    #[test]
+    fn a_tier_keeps_only_its_targets_and_refuses_direct_addresses_outside_it() {
+        let at = |j: Option<&str>| {
+            Arc::new(Place::new(
+                "gw",
+                "p",
+                None,
+                j.map(str::to_owned),
+                None,
+                CredentialSource::Gateway,
+            ))
+        };
+        let route = Route {
+            model: "m".into(),
+            aliases: Vec::new(),
+            targets: vec![
+                Target {
+                    place: at(Some("US")),
+                    ..target("us")
+                },
+                Target {
+                    place: at(None),
+                    ..target("nowhere")
+                },
+                Target {
+                    place: at(Some("CA")),
+                    ..target("ca")
+                },
+            ],
+            capabilities: Capabilities::default(),
+            policy: Policy::default(),
+        };
+        let table = Table::new(
+            vec![route],
+            vec![
+                ("p".into(), ThinkingStyle::default(), at(Some("US"))),
+                ("q".into(), ThinkingStyle::default(), at(Some("CA"))),
+            ],
+        );
+        let ca = Tier {
+            name: "canada".into(),
+            jurisdictions: vec!["CA".into()],
+        };
+        let r = table.resolve("m").unwrap().within(&ca).unwrap();
+        let keys: Vec<&str> = r.targets().iter().map(|t| t.key.as_str()).collect();
+        assert_eq!(keys, ["p/ca"]);
+        let de = Tier {
+            name: "germany".into(),
+            jurisdictions: vec!["DE".into()],
+        };
+        assert_eq!(
+            table.resolve("m").unwrap().within(&de).unwrap_err(),
+            OutsideTier::NoTarget
+        );
+        assert_eq!(
+            table.resolve("p/x").unwrap().within(&ca).unwrap_err(),
+            OutsideTier::Provider(Some("US".into()))
+        );
+        assert!(table.resolve("q/x").unwrap().within(&ca).is_ok());
     }
 
     #[test]
