@@ -32,6 +32,24 @@ pub struct RawConfig {
     /// The access log (one JSON line per request).
     #[serde(default)]
     pub access_log: RawAccessLog,
+    /// The custody store (one record per model call, in SQLite).
+    #[serde(default)]
+    pub custody: RawCustody,
+}
+
+/// `[custody]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustody {
+    /// Keep custody records (default: true when `path` is set, else false).
+    pub enabled: Option<bool>,
+    /// The SQLite database file (created if missing; `-wal` and `-shm` files beside it).
+    pub path: Option<Spanned<String>>,
+    /// Days a record is kept; 0 keeps them forever. Default 30.
+    pub retention_days: Option<u32>,
+    /// Records that may wait for the writer thread before new ones are dropped (and counted).
+    /// Default 16384.
+    pub channel_records: Option<Spanned<usize>>,
 }
 
 /// `[access_log]`
