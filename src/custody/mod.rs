@@ -400,8 +400,8 @@ mod tests {
     }
 
     /// A store that fails every write: the writer keeps going and counts the loss; lookups
-    /// still answer.
-    struct Broken;
+    /// still answer. It notes the cut-offs it is asked to prune at.
+    struct Broken(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
 
     impl CustodyStore for Broken {
         fn write_batch(&mut self, _: &[Record]) -> Result<(), StoreError> {
@@ -413,7 +413,8 @@ mod tests {
         fn usage(&mut self, _: &UsageQuery) -> Result<UsageRows, StoreError> {
             Ok(UsageRows::default())
         }
-        fn prune(&mut self, _: i64) -> Result<u64, StoreError> {
+        fn prune(&mut self, before: i64) -> Result<u64, StoreError> {
+            self.0.lock().unwrap().push(before);
             Ok(0)
         }
     }
@@ -421,8 +422,10 @@ mod tests {
     #[test]
     fn a_failing_store_counts_lost_records_and_still_answers() {
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let prunes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = Broken(prunes.clone());
         let writer =
-            std::thread::spawn(move || write_loop(Box::new(Broken), &rx, 1, Duration::ZERO));
+            std::thread::spawn(move || write_loop(Box::new(store), &rx, 30, Duration::ZERO));
         let before = write_failed();
         tx.send(Msg::Record(Box::default())).unwrap();
         tx.send(Msg::Record(Box::default())).unwrap();
@@ -432,5 +435,10 @@ mod tests {
         assert!(write_failed() >= before + 2);
         drop(tx);
         writer.join().unwrap();
+        // Pruned once at start, at retention_days before now.
+        let cutoffs = prunes.lock().unwrap().clone();
+        assert_eq!(cutoffs.len(), 1);
+        let want = crate::offload::unix_millis(SystemTime::now()) - 30 * DAY_MS;
+        assert!((want - cutoffs[0]).abs() < 60_000, "{cutoffs:?}");
     }
 }
