@@ -424,3 +424,48 @@ fn a_stalled_writer_does_not_slow_the_workers() {
     );
     assert!(matches!(r.status, 404 | 503), "{}", r.text());
 }
+
+/// Records written into the file before the gateway starts (through the library's store, as
+/// another node would): the one past `retention_days` is removed at start, the recent one
+/// stays and reads back.
+#[test]
+fn retention_removes_old_records_at_start() {
+    use ringway::custody::store::{CustodyStore, Sqlite};
+    use ringway::custody::Record;
+    let db = temp_path("retention.db");
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    const DAY: i64 = 86_400_000;
+    {
+        let mut store = Sqlite::open(&db).unwrap();
+        let old = |id: &str, age_days: i64| Record {
+            id: id.into(),
+            time_ms: now_ms - age_days * DAY,
+            key: Some("team-a".into()),
+            dialect: "openai",
+            status: 200,
+            ..Record::default()
+        };
+        store
+            .write_batch(&[old("rw-old", 10), old("rw-recent", 2)])
+            .unwrap();
+    }
+    let m = mock(&[]);
+    let g = gateway_on(&m, &db, "retention_days = 7", &[]);
+    let recent = lookup(&g, KEY_ADMIN, "rw-recent");
+    assert_eq!(recent.status, 200, "{}", recent.text());
+    assert_eq!(recent.json()["key"], "team-a");
+    assert_eq!(lookup(&g, KEY_ADMIN, "rw-old").status, 404);
+    let all = usage(&g, KEY_ADMIN, "from=2000-01-01");
+    let rows = all["data"].as_array().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| n(&r["requests"])).sum::<u64>(),
+        1,
+        "{all}"
+    );
+}
