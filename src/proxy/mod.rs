@@ -408,7 +408,8 @@ async fn attempts<'c>(
             }
             let miss = match outcome {
                 Ok(mut answer) => {
-                    ex.served = Some(target.key.clone());
+                    // No head: the gateway answered itself (an estimate), no provider served.
+                    ex.served = answer.head.is_some().then(|| target.key.clone());
                     match answer.healthy {
                         Some(true) => ctx.health.success(target, answer.ttfb),
                         Some(false) => target_failed(ctx, ex, target, policy),
