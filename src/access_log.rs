@@ -12,11 +12,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use crate::offload::{rfc3339_millis, Drops};
 use crate::usage::Usage;
 
 /// Lines that may wait for the writer; past this the newest line is dropped.
@@ -28,7 +29,7 @@ pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// Longest client-chosen string (model, path) kept in a line, in bytes.
 pub const MAX_FIELD_BYTES: usize = 256;
 /// Fewest seconds between two "lines dropped" warnings.
-pub const WARN_EVERY: Duration = Duration::from_secs(10);
+pub const WARN_EVERY: Duration = crate::offload::WARN_EVERY;
 
 /// Where the access log goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,9 +52,7 @@ enum Msg {
 
 static SINK: OnceLock<SyncSender<Msg>> = OnceLock::new();
 static REOPEN: AtomicBool = AtomicBool::new(false);
-static DROPPED: AtomicU64 = AtomicU64::new(0);
-/// Unix second of the last "dropped" warning (0: none yet).
-static LAST_WARN: AtomicU64 = AtomicU64::new(0);
+static DROPPED: Drops = Drops::new();
 
 /// Start the writer thread for `dest` (once per process: later calls change nothing, so a
 /// reload cannot move the log). Fails when the file cannot be opened.
@@ -82,27 +81,15 @@ pub fn enabled() -> bool {
 /// Hand one line (ending in `\n`) to the writer, or drop it if the writer is behind.
 pub fn submit(line: Vec<u8>) {
     if let Some(tx) = SINK.get() {
-        offer(tx, line, &DROPPED, &LAST_WARN);
+        offer(tx, line, &DROPPED);
     }
 }
 
-/// `try_send`, never waiting: a line the channel has no room for is counted in `dropped`,
-/// and said in a warning when none was given in the last [`WARN_EVERY`].
-fn offer(tx: &SyncSender<Msg>, line: Vec<u8>, dropped: &AtomicU64, last_warn: &AtomicU64) {
-    if tx.try_send(Msg::Line(line)).is_ok() {
-        return;
-    }
-    let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
-    let now = unix_secs(SystemTime::now());
-    let last = last_warn.load(Ordering::Relaxed);
-    if now >= last.saturating_add(WARN_EVERY.as_secs())
-        && last_warn
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        crate::log::warn(format_args!(
-            "access log writer is behind: {n} lines dropped so far"
-        ));
+/// `try_send`, never waiting: a line the channel has no room for is counted in `dropped`
+/// (which warns at most once per [`WARN_EVERY`]).
+fn offer(tx: &SyncSender<Msg>, line: Vec<u8>, dropped: &Drops) {
+    if tx.try_send(Msg::Line(line)).is_err() {
+        dropped.count("access log writer is behind: lines");
     }
 }
 
@@ -120,29 +107,13 @@ pub fn reopen() {
 /// the process's last moments (after a drain), never for a worker. False when the time ran
 /// out or the log is off.
 pub fn flush(timeout: Duration) -> bool {
-    let Some(tx) = SINK.get() else {
-        return false;
-    };
-    let deadline = std::time::Instant::now() + timeout;
-    let (ack, done) = std::sync::mpsc::channel();
-    let mut msg = Msg::Flush(ack);
-    loop {
-        match tx.try_send(msg) {
-            Ok(()) => break,
-            Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
-                msg = m;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(_) => return false,
-        }
-    }
-    done.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-        .is_ok()
+    SINK.get()
+        .is_some_and(|tx| crate::offload::flush(tx, timeout, Msg::Flush))
 }
 
 /// Lines dropped because the writer was behind.
 pub fn dropped() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
+    DROPPED.total()
 }
 
 /// stderr for the writer: each write (a whole buffered batch) under one lock, so the
@@ -330,63 +301,10 @@ pub fn format(e: &Entry<'_>, now: SystemTime) -> Vec<u8> {
     out
 }
 
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// `t` as RFC 3339 UTC with milliseconds (`2026-11-23T00:30:33.123Z`).
-fn rfc3339_millis(out: &mut Vec<u8>, t: SystemTime) {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    );
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (the calendar's 400-year
-/// cycle starts on 0000-03-01, so leap days fall at the end of each cycle's year).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
-
-    fn at(secs: u64, ms: u64) -> String {
-        let mut out = Vec::new();
-        rfc3339_millis(
-            &mut out,
-            UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms),
-        );
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
-        assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
-        assert_eq!(at(4_102_444_800, 0), "2100-01-01T00:00:00.000Z");
-        assert_eq!(at(1_795_000_000, 250), "2026-11-18T11:06:40.250Z");
-    }
 
     #[test]
     fn lines_are_json_with_client_strings_escaped_and_bounded() {
@@ -413,7 +331,7 @@ mod tests {
             stop: Some("stop"),
             ..Entry::default()
         };
-        let line = format(&e, UNIX_EPOCH);
+        let line = format(&e, std::time::UNIX_EPOCH);
         assert!(line.ends_with(b"}\n"));
         assert!(!line[..line.len() - 1].contains(&b'\n'));
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
@@ -433,14 +351,13 @@ mod tests {
     #[test]
     fn a_full_channel_drops_and_counts() {
         let (tx, rx) = std::sync::mpsc::sync_channel(2);
-        let dropped = AtomicU64::new(0);
-        let last_warn = AtomicU64::new(0);
+        let dropped = Drops::new();
         for n in 0..5u8 {
-            offer(&tx, vec![n], &dropped, &last_warn);
+            offer(&tx, vec![n], &dropped);
         }
-        assert_eq!(dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(dropped.total(), 3);
         // One warning for the three: the period started with the first.
-        assert!(last_warn.load(Ordering::Relaxed) > 0);
+        assert!(dropped.warned());
         let kept: Vec<Vec<u8>> = rx
             .try_iter()
             .map(|m| match m {

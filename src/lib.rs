@@ -17,6 +17,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod config;
+pub mod custody;
 pub mod downstream;
 pub mod error;
 pub mod format;
@@ -27,6 +28,7 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod mock;
+pub mod offload;
 pub mod proxy;
 pub mod routing;
 pub mod runtime;

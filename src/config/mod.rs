@@ -269,6 +269,8 @@ pub struct Config {
     pub access_log: Option<crate::access_log::Destination>,
     /// Residency tiers, in file order (keys and `server.default_tier` index them).
     pub tiers: Vec<crate::routing::Tier>,
+    /// The custody store; None: it is off.
+    pub custody: Option<crate::custody::Settings>,
 }
 
 pub use crate::routing::{Resolved, Route, Target};
@@ -352,6 +354,16 @@ impl Config {
             Some(crate::access_log::Destination::File(p)) => {
                 writeln!(s, "access log to {}", p.display())
             }
+        };
+        let _ = match &self.custody {
+            None => writeln!(s, "custody store off"),
+            Some(c) => writeln!(
+                s,
+                "custody store {} (retention {} day(s), channel {} records)",
+                c.path.display(),
+                c.retention_days,
+                c.channel_records
+            ),
         };
         for p in &self.providers {
             let key = match &p.api_key {
@@ -770,6 +782,58 @@ impl Compiler<'_> {
                     format!("unknown tier {:?}: no [[tier]] has that name", v.get_ref()),
                 )
             })
+    }
+
+    /// `[custody]`: off unless a path is given (a database file is the operator's choice of
+    /// place); `enabled = true` without a path is refused.
+    fn custody(
+        &self,
+        raw: &raw::RawCustody,
+    ) -> Result<Option<crate::custody::Settings>, ConfigError> {
+        use crate::custody::{
+            Settings, CHANNEL_RECORDS_RANGE, DEFAULT_CHANNEL_RECORDS, DEFAULT_RETENTION_DAYS,
+        };
+        let channel_records = match &raw.channel_records {
+            Some(n) if !CHANNEL_RECORDS_RANGE.contains(n.get_ref()) => {
+                return Err(self.err(
+                    n.span(),
+                    "custody.channel_records",
+                    format!(
+                        "must be {} to {}",
+                        CHANNEL_RECORDS_RANGE.start(),
+                        CHANNEL_RECORDS_RANGE.end()
+                    ),
+                ))
+            }
+            Some(n) => *n.get_ref(),
+            None => DEFAULT_CHANNEL_RECORDS,
+        };
+        if raw.enabled == Some(false) {
+            return Ok(None);
+        }
+        let Some(path) = raw.path.as_ref() else {
+            if raw.enabled == Some(true) {
+                return Err(self.err(
+                    0..0,
+                    "custody.path",
+                    "is needed when custody is enabled (the SQLite file)",
+                ));
+            }
+            return Ok(None);
+        };
+        let p = path.get_ref();
+        if p.is_empty() || p.contains('\0') {
+            return Err(self.err(
+                path.span(),
+                "custody.path",
+                "must be a file path (not empty, no NUL byte)",
+            ));
+        }
+        Ok(Some(Settings {
+            path: std::path::PathBuf::from(p),
+            retention_days: raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
+            channel_records,
+        }))
     }
 
     fn compile(&self, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -1242,9 +1306,11 @@ impl Compiler<'_> {
         let (seal, seal_key_missing) = self.seal_key(raw.responses.seal_key_env.as_ref())?;
         let seal_key_drawn = raw.responses.seal_key_env.is_none() || seal_key_missing.is_some();
         let access_log = self.access_log(&raw.access_log)?;
+        let custody = self.custody(&raw.custody)?;
         let mut config = Config {
             tiers,
             access_log,
+            custody,
             server,
             providers,
             routing: crate::routing::Table::new(routes, names),
@@ -1824,6 +1890,31 @@ routes = ["fast", "o/*"]
         let e = Config::from_toml(&GOOD.replace("\"o/gpt-y\"]", "\"a/claude-x\"]"), "t.toml")
             .unwrap_err();
         assert!(e.message.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn custody_settings() {
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert_eq!(c.custody, None, "off without a path");
+        let with = |t: &str| Config::from_toml(&format!("{GOOD}\n[custody]\n{t}\n"), "t.toml");
+        let on = with("path = \"/tmp/c.db\"").unwrap().custody.unwrap();
+        assert_eq!(on.path, std::path::PathBuf::from("/tmp/c.db"));
+        assert_eq!(on.retention_days, crate::custody::DEFAULT_RETENTION_DAYS);
+        assert_eq!(on.channel_records, crate::custody::DEFAULT_CHANNEL_RECORDS);
+        let set = with("path = \"c.db\"\nretention_days = 0\nchannel_records = 8")
+            .unwrap()
+            .custody
+            .unwrap();
+        assert_eq!((set.retention_days, set.channel_records), (0, 8));
+        assert_eq!(
+            with("path = \"c.db\"\nenabled = false").unwrap().custody,
+            None
+        );
+        let e = with("enabled = true").unwrap_err();
+        assert!(e.to_string().contains("custody.path"), "{e}");
+        let e = with("path = \"c.db\"\nchannel_records = 0").unwrap_err();
+        assert!(e.to_string().contains("custody.channel_records"), "{e}");
+        assert!(with("path = \"c.db\"\nwhat = 1").is_err());
     }
 
     #[test]

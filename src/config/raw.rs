@@ -35,6 +35,9 @@ pub struct RawConfig {
     /// Residency tiers: named sets of jurisdictions a request may ask to stay inside.
     #[serde(default)]
     pub tier: Vec<Spanned<RawTier>>,
+    /// The custody store (one record per model call, in SQLite).
+    #[serde(default)]
+    pub custody: RawCustody,
 }
 
 /// `[[tier]]`
@@ -45,6 +48,21 @@ pub struct RawTier {
     pub name: Spanned<String>,
     /// ISO 3166-1 alpha-2 codes, uppercase (`["CA"]`): where requests under it may be served.
     pub jurisdictions: Spanned<Vec<Spanned<String>>>,
+}
+
+/// `[custody]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustody {
+    /// Keep custody records (default: true when `path` is set, else false).
+    pub enabled: Option<bool>,
+    /// The SQLite database file (created if missing; `-wal` and `-shm` files beside it).
+    pub path: Option<Spanned<String>>,
+    /// Days a record is kept; 0 keeps them forever. Default 30.
+    pub retention_days: Option<u32>,
+    /// Records that may wait for the writer thread before new ones are dropped (and counted).
+    /// Default 16384.
+    pub channel_records: Option<Spanned<usize>>,
 }
 
 /// `[access_log]`

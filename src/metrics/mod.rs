@@ -609,6 +609,24 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
         "ringway_access_log_dropped_total {}",
         crate::access_log::dropped()
     );
+    out.push_str(
+        "# HELP ringway_custody_dropped_total Custody records dropped because the writer fell behind.\n",
+    );
+    out.push_str("# TYPE ringway_custody_dropped_total counter\n");
+    let _ = writeln!(
+        out,
+        "ringway_custody_dropped_total {}",
+        crate::custody::dropped()
+    );
+    out.push_str(
+        "# HELP ringway_custody_write_failed_total Custody records lost because the store refused their batch.\n",
+    );
+    out.push_str("# TYPE ringway_custody_write_failed_total counter\n");
+    let _ = writeln!(
+        out,
+        "ringway_custody_write_failed_total {}",
+        crate::custody::write_failed()
+    );
     out.push_str("# HELP ringway_upstream_idle_connections Idle pooled provider connections.\n");
     out.push_str("# TYPE ringway_upstream_idle_connections gauge\n");
     let _ = writeln!(out, "ringway_upstream_idle_connections {}", s.pool_idle);

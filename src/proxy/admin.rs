@@ -26,6 +26,10 @@ pub(super) enum Endpoint {
     Metrics,
     /// `POST /admin/reload`: re-read the config file (admin keys only).
     Reload,
+    /// `GET /v1/custody/{request_id}`: one request's custody record.
+    Custody,
+    /// `GET /v1/usage?from=…&to=…`: token and request sums.
+    Usage,
 }
 
 impl Endpoint {
@@ -43,6 +47,8 @@ impl Endpoint {
             Endpoint::Ready => "readyz",
             Endpoint::Metrics => "metrics",
             Endpoint::Reload => "admin_reload",
+            Endpoint::Custody => "custody",
+            Endpoint::Usage => "usage",
         }
     }
 }
@@ -65,9 +71,22 @@ pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         "/readyz" => (Endpoint::Ready, Method::Get),
         "/metrics" => (Endpoint::Metrics, Method::Get),
         "/admin/reload" => (Endpoint::Reload, Method::Post),
+        "/v1/usage" => (Endpoint::Usage, Method::Get),
+        p if p.starts_with(super::custody::PATH_PREFIX) => (Endpoint::Custody, Method::Get),
         p if model_id_in_path(p).is_some() => (Endpoint::Model, Method::Get),
         _ => return None,
     })
+}
+
+/// Does `path` name a model call (the requests a custody record is kept for)?
+pub(super) fn is_model_call(path: &str) -> bool {
+    matches!(
+        endpoint(path),
+        Some((
+            Endpoint::Chat(_) | Endpoint::CountTokens | Endpoint::Compact,
+            _
+        ))
+    )
 }
 
 /// The endpoint a request names, refused as 404 (no such path) or 405 (wrong method).
@@ -178,6 +197,8 @@ pub(super) async fn answer<S: Transport>(
             .unwrap_or_default();
             (200, "application/json", body)
         }
+        Endpoint::Custody => super::custody::record(ctx, ex).await?,
+        Endpoint::Usage => super::custody::usage(ctx, ex).await?,
         Endpoint::Chat(_) | Endpoint::CountTokens | Endpoint::Compact => {
             return Err(Error::new(
                 ErrorKind::Internal,
@@ -270,7 +291,7 @@ fn model_id_in_path(path: &str) -> Option<&str> {
 }
 
 /// Decode `%XX` escapes (SDKs encode path parameters); None for a bad escape or non-UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

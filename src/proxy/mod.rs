@@ -7,6 +7,7 @@ mod admin;
 mod admit;
 mod attempt;
 mod budget;
+mod custody;
 mod estimate;
 pub mod pump;
 mod respond;
@@ -400,6 +401,7 @@ async fn attempts<'c>(
             Ok(p) => p,
             Err(e) => {
                 let miss = Miss::from_error(e);
+                ex.note_trail(target, Instant::now(), None, Some(miss.reason));
                 ctx.metrics.fallback(&target.label, miss.reason);
                 last = Some(miss);
                 if more_targets {
@@ -443,13 +445,23 @@ async fn attempts<'c>(
                 other_target: more_targets && in_time,
                 other_admissible: other_admissible && in_time,
             };
+            let tried_at = Instant::now();
             let outcome = attempt::run(
                 ctx, ex, req, &prepared, target, provider, pair, policy, next, deadline,
             )
             .await;
             ex.note_attempts();
+            match &outcome {
+                Ok(answer) => ex.note_trail(target, tried_at, Some(answer.status), None),
+                Err(miss) => {
+                    let status = miss.answer.as_ref().map(|a| a.status);
+                    ex.note_trail(target, tried_at, status, Some(miss.reason));
+                }
+            }
             let miss = match outcome {
                 Ok(mut answer) => {
+                    // No head: the gateway answered itself (an estimate), no provider served.
+                    ex.served = answer.head.is_some().then(|| target.key.clone());
                     match answer.healthy {
                         Some(true) => ctx.health.success(target, answer.ttfb),
                         Some(false) => target_failed(ctx, ex, target, policy),
@@ -507,6 +519,7 @@ async fn attempts<'c>(
     if let Some((answer, routed, place)) = last_answer {
         // The provider's own answer (a retryable status nothing better replaced), under the
         // name (and custody headers) of the target that gave it.
+        ex.served = routed.as_ref().map(|(p, m)| format!("{p}/{m}"));
         ex.routed = routed;
         ex.place = place;
         return Ok(answer);
@@ -796,6 +809,48 @@ fn log(ctx: &Ctx, ex: &Exchange<'_>) {
     if crate::access_log::enabled() {
         crate::access_log::submit(access_line(ex, took, error));
     }
+    if crate::custody::enabled() && admin::is_model_call(ex.head.path()) {
+        crate::custody::submit(custody_record(ex, took, error));
+    }
+}
+
+/// The request's custody record (see `crate::custody`): built here, written off the worker.
+fn custody_record(
+    ex: &Exchange<'_>,
+    took: Duration,
+    error: Option<ErrorKind>,
+) -> crate::custody::Record {
+    let status = ex.status.get();
+    let started = std::time::SystemTime::now()
+        .checked_sub(took)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    crate::custody::Record {
+        id: ex.request_id.clone(),
+        time_ms: crate::offload::unix_millis(started),
+        key: ex.key.clone(),
+        dialect: ex.format.as_str(),
+        endpoint: ex.endpoint,
+        model: ex.model.clone(),
+        tier: ex.tier.clone(),
+        route: ex.route.clone(),
+        attempts: ex.trail.clone(),
+        served_by: ex.served.clone(),
+        stream: ex.streamed.get(),
+        ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
+        duration: took,
+        usage: ex.metered.get().usage,
+        pii: ex.pii_counts.clone(),
+        status,
+        error: error_label(status, error),
+    }
+}
+
+/// The error a log line and a custody record say: the gateway's kind, or, for a provider's
+/// own error answer relayed (not the gateway's error, not a success either), `provider_status`.
+fn error_label(status: u16, error: Option<ErrorKind>) -> Option<&'static str> {
+    error
+        .map(ErrorKind::as_str)
+        .or((status >= 400).then_some("provider_status"))
 }
 
 /// The request in this worker's metrics.
@@ -859,11 +914,7 @@ fn access_line(ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) -> V
         duration: Some(took),
         usage: metered.usage,
         stop: stop.as_ref().map(|s| s.as_str()),
-        // A provider's own error answer, relayed, is not the gateway's error but not a
-        // success either.
-        error: error
-            .map(ErrorKind::as_str)
-            .or((status >= 400).then_some("provider_status")),
+        error: error_label(status, error),
     };
     crate::access_log::format(&entry, std::time::SystemTime::now())
 }

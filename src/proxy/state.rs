@@ -2,6 +2,7 @@
 //! what the log line records (status, timings, how a stream ended).
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,12 @@ pub(super) struct Exchange<'h> {
     pub error: Cell<Option<ErrorKind>>,
     /// Bytes written to the client for this response (head and body).
     pub bytes_sent: Cell<u64>,
+    /// PII entities substituted, by type (set by PII substitution; counts, never values).
+    pub pii_counts: BTreeMap<String, u64>,
+    /// Every attempt, for the custody record (kept only while the custody store is on).
+    pub trail: Vec<crate::custody::Attempt>,
+    /// `provider/model` of the answer committed to (None: no provider answered).
+    pub served: Option<String>,
 }
 
 impl<'h> Exchange<'h> {
@@ -132,6 +139,9 @@ impl<'h> Exchange<'h> {
             route: None,
             error: Cell::new(None),
             bytes_sent: Cell::new(0),
+            pii_counts: BTreeMap::new(),
+            trail: Vec::new(),
+            served: None,
         }
     }
 
@@ -176,6 +186,29 @@ impl<'h> Exchange<'h> {
             h.push((name, value.as_bytes()));
         }
         h
+    }
+
+    /// Note one attempt on `target` for the custody record (nothing when the store is off, or
+    /// past [`crate::custody::MAX_ATTEMPTS`]).
+    pub fn note_trail(
+        &mut self,
+        target: &crate::routing::Target,
+        started: Instant,
+        status: Option<u16>,
+        failure: Option<&'static str>,
+    ) {
+        if !crate::custody::enabled() || self.trail.len() >= crate::custody::MAX_ATTEMPTS {
+            return;
+        }
+        self.trail.push(crate::custody::Attempt {
+            target: target.key.clone(),
+            region: target.place.region.clone(),
+            jurisdiction: target.place.jurisdiction.clone(),
+            status,
+            failure,
+            start: started.saturating_duration_since(self.started),
+            duration: started.elapsed(),
+        });
     }
 
     /// Mark the first content event written to a stream's client (once).

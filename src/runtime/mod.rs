@@ -214,6 +214,9 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     if let Some(dest) = &config.access_log {
         crate::access_log::start(dest).map_err(|e| format!("cannot start the {e}"))?;
     }
+    if let Some(custody) = &config.custody {
+        crate::custody::start(custody)?;
+    }
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let board = control::Board::new(workers);

@@ -1,6 +1,7 @@
 //! The main thread's life once the workers run: it waits for signals and turns them into a
 //! config reload (SIGHUP), a graceful drain (SIGTERM, SIGINT; a second one exits at once) and
-//! an access-log reopen (SIGUSR1); it keeps the pid file. Config files are read here, never
+//! an access-log reopen (SIGUSR1); it keeps the pid file, and flushes the access log and the
+//! custody store at exit. Config files are read here, never
 //! on a worker.
 
 use std::path::PathBuf;
@@ -16,7 +17,8 @@ use crate::config::{Config, Driver};
 /// After a drain's deadline, how long the streams it cut get to write their error events
 /// before the process exits.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
-/// At a drained exit, how long the access log's writer may take to write what it holds.
+/// At a drained exit, how long the access log's writer, then the custody store's, may each
+/// take to write what they hold.
 const EXIT_FLUSH: Duration = Duration::from_secs(2);
 /// The same at a second signal, which exits at once: what it can write in a moment.
 const EXIT_FLUSH_NOW: Duration = Duration::from_millis(100);
@@ -184,6 +186,7 @@ pub fn supervise(
                     "second {signal}: exiting now, {open} connection(s) cut"
                 ));
                 crate::access_log::flush(EXIT_FLUSH_NOW);
+                crate::custody::flush(EXIT_FLUSH_NOW);
                 remove_pid_file(pid_file.as_ref());
                 std::process::exit(1);
             }
@@ -216,8 +219,9 @@ pub fn supervise(
                             }
                             std::thread::sleep(DRAIN_POLL);
                         }
-                        // The last requests' lines are in the writer's queue.
+                        // The last requests' lines and records are in the writers' queues.
                         crate::access_log::flush(EXIT_FLUSH);
+                        crate::custody::flush(EXIT_FLUSH);
                         remove_pid_file(pid_path.as_ref());
                         std::process::exit(0);
                     });
@@ -256,8 +260,13 @@ fn reload(
 
 /// Carry over what a running process cannot change, and the drawn seal key.
 fn keep_restart_only(current: &Config, next: &mut Config) {
-    let (old, new) = (&current.server, &mut next.server);
     let mut kept = Vec::new();
+    // The writer thread and its file are set at start.
+    if next.custody != current.custody {
+        kept.push("custody");
+        next.custody.clone_from(&current.custody);
+    }
+    let (old, new) = (&current.server, &mut next.server);
     if new.listen != old.listen {
         kept.push("server.listen");
         new.listen = old.listen;

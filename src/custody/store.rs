@@ -1,0 +1,352 @@
+//! Where custody records are kept: the [`CustodyStore`] interface the writer thread talks to,
+//! and its one implementation, SQLite in a file ([`Sqlite`]). A store for several nodes (a
+//! shared database) implements the same four calls; nothing else in the gateway knows which
+//! store it has. Stores are used only by the writer thread, never on a worker.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::Record;
+
+/// Longest a statement waits on a lock held by another connection to the same file (another
+/// process reading it with the sqlite3 shell, say) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a store failure says (it is logged, never shown to a client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// One stored record: whose it is (for the lookup's access check) and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The gateway key's name that made the request (None: no keys were configured).
+    pub key: Option<String>,
+    /// The record as `GET /v1/custody/{id}` returns it.
+    pub json: String,
+}
+
+/// Whose rows a usage query may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every key's (an admin key, or a gateway without keys).
+    All,
+    /// Only this key's.
+    Key(String),
+}
+
+/// A usage query: `[from_ms, to_ms)` in Unix milliseconds, at most `limit` rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub scope: Scope,
+    pub limit: usize,
+}
+
+/// Sums of one (key, route, UTC day).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UsageRow {
+    pub key: Option<String>,
+    pub route: Option<String>,
+    pub day: String,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+/// A usage answer: its rows (day, key, route order), and whether more were cut at the limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageRows {
+    pub rows: Vec<UsageRow>,
+    pub truncated: bool,
+}
+
+/// The custody store. `&mut self`: one writer thread owns it.
+pub trait CustodyStore: Send {
+    /// Write `records` together (one transaction: all or none). A record whose id is already
+    /// stored replaces it.
+    fn write_batch(&mut self, records: &[Record]) -> Result<(), StoreError>;
+    /// The record of request `id`.
+    fn get(&mut self, id: &str) -> Result<Option<Stored>, StoreError>;
+    /// Tokens and requests per key, route and day.
+    fn usage(&mut self, q: &UsageQuery) -> Result<UsageRows, StoreError>;
+    /// Remove records older than `before_ms`; returns how many went.
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+/// The table: the columns the lookups filter and sum on, and the record's JSON as it is
+/// returned. `id` is the primary key (its index); `time_ms` has its own for ranges and
+/// retention.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS custody (
+    id          TEXT PRIMARY KEY NOT NULL,
+    time_ms     INTEGER NOT NULL,
+    day         TEXT NOT NULL,
+    key         TEXT,
+    route       TEXT,
+    status      INTEGER NOT NULL,
+    input       INTEGER NOT NULL,
+    output      INTEGER NOT NULL,
+    cache_read  INTEGER NOT NULL,
+    cache_write INTEGER NOT NULL,
+    reasoning   INTEGER NOT NULL,
+    record      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS custody_time ON custody(time_ms);
+";
+
+/// SQLite in one file, in WAL mode (readers never wait for the writer; a batch is one
+/// append to the log) with `synchronous = NORMAL` (a committed batch survives the process
+/// dying; a power cut may lose the last batches, never corrupt the file).
+pub struct Sqlite {
+    conn: Connection,
+}
+
+impl Sqlite {
+    /// Open (or create) the database at `path` and its table.
+    pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError(format!("custody store {}: {e}", path.display())))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError(format!(
+                "custody store {}: WAL mode refused (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Sqlite { conn })
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl CustodyStore for Sqlite {
+    fn write_batch(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO custody
+                 (id, time_ms, day, key, route, status, input, output, cache_read, cache_write,
+                  reasoning, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for r in records {
+                let json = serde_json::to_string(r).map_err(|e| StoreError(e.to_string()))?;
+                let u = r.usage.unwrap_or_default();
+                insert.execute(params![
+                    r.id,
+                    r.time_ms,
+                    crate::offload::day_of(r.time_ms),
+                    r.key,
+                    r.route,
+                    r.status,
+                    to_i64(u.input),
+                    to_i64(u.output),
+                    to_i64(u.cache_read),
+                    to_i64(u.cache_write),
+                    to_i64(u.reasoning),
+                    json,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get(&mut self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT key, record FROM custody WHERE id = ?1")?;
+        Ok(q.query_row([id], |row| {
+            Ok(Stored {
+                key: row.get(0)?,
+                json: row.get(1)?,
+            })
+        })
+        .optional()?)
+    }
+
+    fn usage(&mut self, uq: &UsageQuery) -> Result<UsageRows, StoreError> {
+        let key = match &uq.scope {
+            Scope::All => None,
+            Scope::Key(k) => Some(k.as_str()),
+        };
+        let all = key.is_none();
+        // One more than the limit: says whether rows were cut.
+        let fetch = i64::try_from(uq.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let mut q = self.conn.prepare_cached(
+            "SELECT key, route, day, COUNT(*), SUM(input), SUM(output), SUM(cache_read),
+                    SUM(cache_write), SUM(reasoning)
+             FROM custody
+             WHERE time_ms >= ?1 AND time_ms < ?2 AND (?3 OR key = ?4)
+             GROUP BY key, route, day
+             ORDER BY day, key, route
+             LIMIT ?5",
+        )?;
+        let mut rows = q
+            .query_map(params![uq.from_ms, uq.to_ms, all, key, fetch], |row| {
+                Ok(UsageRow {
+                    key: row.get(0)?,
+                    route: row.get(1)?,
+                    day: row.get(2)?,
+                    requests: to_u64(row.get(3)?),
+                    input_tokens: to_u64(row.get(4)?),
+                    output_tokens: to_u64(row.get(5)?),
+                    cache_read_tokens: to_u64(row.get(6)?),
+                    cache_write_tokens: to_u64(row.get(7)?),
+                    reasoning_tokens: to_u64(row.get(8)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let truncated = rows.len() > uq.limit;
+        rows.truncate(uq.limit);
+        Ok(UsageRows { rows, truncated })
+    }
+
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM custody WHERE time_ms < ?1", [before_ms])?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::custody::Attempt;
+    use crate::offload::DAY_MS;
+    use crate::usage::Usage;
+
+    fn temp_db(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ringway-custody-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
+        }
+        p
+    }
+
+    fn record(id: &str, key: &str, route: &str, time_ms: i64, input: u64, output: u64) -> Record {
+        Record {
+            id: id.into(),
+            time_ms,
+            key: Some(key.into()),
+            route: Some(route.into()),
+            dialect: "openai",
+            status: 200,
+            usage: Some(Usage {
+                input,
+                output,
+                cache_read: 1,
+                cache_write: 0,
+                reasoning: 2,
+            }),
+            attempts: vec![Attempt {
+                target: "p/m".into(),
+                status: Some(200),
+                ..Attempt::default()
+            }],
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_sum_per_key_route_and_day() {
+        let path = temp_db("sums.db");
+        let mut s = Sqlite::open(&path).unwrap();
+        let day0 = 20_000 * DAY_MS;
+        s.write_batch(&[
+            record("a", "k1", "fast", day0 + 5, 10, 3),
+            record("b", "k1", "fast", day0 + 6, 20, 4),
+            record("c", "k2", "fast", day0 + 7, 1, 1),
+            record("d", "k1", "fast", day0 + DAY_MS, 100, 50),
+            record("e", "k1", "slow", day0 + 2 * DAY_MS, 7, 7),
+        ])
+        .unwrap();
+        let got = s.get("b").unwrap().unwrap();
+        assert_eq!(got.key.as_deref(), Some("k1"));
+        let v: serde_json::Value = serde_json::from_str(&got.json).unwrap();
+        assert_eq!(v["id"], "b");
+        assert_eq!(v["usage"]["input"], 20);
+        assert_eq!(v["attempts"][0]["target"], "p/m");
+        assert_eq!(s.get("nope").unwrap(), None);
+
+        let q = |scope, from_ms, to_ms, limit| UsageQuery {
+            from_ms,
+            to_ms,
+            scope,
+            limit,
+        };
+        let all = s
+            .usage(&q(Scope::All, day0, day0 + 3 * DAY_MS, 100))
+            .unwrap();
+        assert!(!all.truncated);
+        assert_eq!(all.rows.len(), 4);
+        let first = &all.rows[0];
+        assert_eq!(
+            (first.key.as_deref(), first.day.as_str(), first.requests),
+            (Some("k1"), crate::offload::day_of(day0).as_str(), 2)
+        );
+        assert_eq!((first.input_tokens, first.output_tokens), (30, 7));
+        assert_eq!((first.cache_read_tokens, first.reasoning_tokens), (2, 4));
+        let own = s
+            .usage(&q(Scope::Key("k2".into()), day0, day0 + 3 * DAY_MS, 100))
+            .unwrap();
+        assert_eq!(own.rows.len(), 1);
+        assert_eq!(own.rows[0].key.as_deref(), Some("k2"));
+        // The range's end is exclusive; the limit cuts and says so.
+        let one_day = s.usage(&q(Scope::All, day0, day0 + DAY_MS, 100)).unwrap();
+        assert_eq!(one_day.rows.len(), 2);
+        let cut = s.usage(&q(Scope::All, day0, day0 + 3 * DAY_MS, 3)).unwrap();
+        assert!(cut.truncated);
+        assert_eq!(cut.rows.len(), 3);
+    }
+
+    #[test]
+    fn prune_removes_only_older_records_and_the_file_survives_a_reopen() {
+        let path = temp_db("prune.db");
+        let now = 20_500 * DAY_MS;
+        {
+            let mut s = Sqlite::open(&path).unwrap();
+            s.write_batch(&[
+                record("old", "k", "r", now - 40 * DAY_MS, 1, 1),
+                record("new", "k", "r", now - DAY_MS, 1, 1),
+            ])
+            .unwrap();
+            assert_eq!(s.prune(now - 30 * DAY_MS).unwrap(), 1);
+        }
+        let mut s = Sqlite::open(&path).unwrap();
+        assert_eq!(s.get("old").unwrap(), None);
+        assert!(s.get("new").unwrap().is_some());
+    }
+}

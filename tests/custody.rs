@@ -1,0 +1,471 @@
+//! The custody store through the real binary: a record per request written and read back by
+//! `GET /v1/custody/{id}` (streamed, translated, failed over), who may read it (owner, admin;
+//! anyone else the same 404 as a missing id), `/v1/usage` sums against the records and the
+//! mock's usage, records surviving a restart, and a stalled writer not slowing the workers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const KEY_A: &str = "sk-custody-team-a-11";
+const KEY_B: &str = "sk-custody-team-b-22";
+const KEY_ADMIN: &str = "sk-custody-admin-33";
+/// How long a test waits for a record to be written.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Mock and gateway with the custody store in `db`, three keys, the standard providers and a
+/// route `fb` whose first target is dead (so it fails over).
+fn setup_custody(db: &std::path::Path, custody_extra: &str, env: &[(&str, &str)]) -> (Proc, Proc) {
+    let m = mock(&[]);
+    let g = gateway_on(&m, db, custody_extra, env);
+    (m, g)
+}
+
+fn config(m: &Proc, db: &std::path::Path, custody_extra: &str) -> String {
+    format!(
+        r#"
+[access_log]
+enabled = false
+
+[custody]
+path = "{}"
+{custody_extra}
+
+{}
+[[provider]]
+name = "dead"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+api_key_env = "RW_TEST_OPENAI_KEY"
+
+[[route]]
+model = "fb"
+targets = ["dead/never-up", "mo/mock-gpt-up"]
+
+[[key]]
+name = "team-a"
+key_env = "RW_TEST_CUSTODY_A"
+
+[[key]]
+name = "team-b"
+key_env = "RW_TEST_CUSTODY_B"
+
+[[key]]
+name = "ops"
+key_env = "RW_TEST_CUSTODY_ADMIN"
+admin = true
+"#,
+        db.display(),
+        standard_providers(m)
+    )
+}
+
+fn gateway_on(m: &Proc, db: &std::path::Path, custody_extra: &str, env: &[(&str, &str)]) -> Proc {
+    let mut all = PROVIDER_KEYS.to_vec();
+    all.extend_from_slice(&[
+        ("RW_TEST_CUSTODY_A", KEY_A),
+        ("RW_TEST_CUSTODY_B", KEY_B),
+        ("RW_TEST_CUSTODY_ADMIN", KEY_ADMIN),
+    ]);
+    all.extend_from_slice(env);
+    gateway_env(&config(m, db, custody_extra), &all)
+}
+
+fn bearer(key: &str) -> [(&'static str, String); 1] {
+    [("authorization", format!("Bearer {key}"))]
+}
+
+fn openai(g: &Proc, key: &str, model: &str, stream: bool) -> Response {
+    let mut body = json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "custody please"}],
+    });
+    if stream {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    let h = bearer(key);
+    request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[(h[0].0, h[0].1.as_str())],
+            &body.to_string(),
+        ),
+    )
+}
+
+fn request_id(r: &Response) -> String {
+    r.header("x-ringway-request-id")
+        .expect("a request id")
+        .to_owned()
+}
+
+fn lookup(g: &Proc, key: &str, id: &str) -> Response {
+    let h = bearer(key);
+    request(
+        g.addr,
+        &get(&format!("/v1/custody/{id}"), &[(h[0].0, h[0].1.as_str())]),
+    )
+}
+
+/// The record of `id` as `key` sees it, once written (bounded wait: written after the answer).
+fn record(g: &Proc, key: &str, id: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = lookup(g, key, id);
+        if r.status == 200 {
+            return r.json();
+        }
+        assert_eq!(r.status, 404, "{}", r.text());
+        assert!(Instant::now() < deadline, "no record for {id}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn usage(g: &Proc, key: &str, query: &str) -> Value {
+    let h = bearer(key);
+    let r = request(
+        g.addr,
+        &get(&format!("/v1/usage?{query}"), &[(h[0].0, h[0].1.as_str())]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+#[test]
+fn records_of_streamed_translated_and_failed_over_requests_read_back_by_their_owner_only() {
+    let db = temp_path("custody.db");
+    let (_m, g) = setup_custody(&db, "", &[]);
+
+    // Streamed, same dialect.
+    let streamed = openai(&g, KEY_A, "gpt", true);
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    // Translated: an Anthropic client on an OpenAI-kind provider.
+    let translated = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[("x-api-key", KEY_A), ("anthropic-version", "2023-06-01")],
+            &anthropic_body("gpt", "custody please", false),
+        ),
+    );
+    assert_eq!(translated.status, 200, "{}", translated.text());
+    // Failed over: the first target refuses connections, the second serves.
+    let failed_over = openai(&g, KEY_A, "fb", false);
+    assert_eq!(failed_over.status, 200, "{}", failed_over.text());
+
+    let s = record(&g, KEY_A, &request_id(&streamed));
+    assert_eq!(s["id"], request_id(&streamed));
+    assert_eq!(s["key"], "team-a");
+    assert_eq!(s["dialect"], "openai");
+    assert_eq!(s["route"], "gpt");
+    assert_eq!(s["stream"], true);
+    assert_eq!(s["status"], 200);
+    assert_eq!(s["error"], Value::Null);
+    assert_eq!(s["tier"], Value::Null);
+    assert_eq!(s["pii"], json!({}));
+    assert_eq!(s["served_by"], "mo/mock-gpt-up");
+    assert!(s["ttft_ms"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(s["duration_ms"].as_f64().unwrap() >= s["ttft_ms"].as_f64().unwrap());
+    assert!(s["time"].as_str().unwrap().starts_with(&today()), "{s}");
+    let attempts = s["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{s}");
+    assert_eq!(attempts[0]["target"], "mo/mock-gpt-up");
+    assert_eq!(attempts[0]["status"], 200);
+    assert_eq!(attempts[0]["region"], Value::Null);
+    assert!(n(&s["usage"]["output"]) > 0, "{s}");
+    assert!(!s.to_string().contains(KEY_A), "never the key");
+    assert!(
+        !s.to_string().contains("custody please"),
+        "never the prompt"
+    );
+
+    let t = record(&g, KEY_A, &request_id(&translated));
+    assert_eq!(t["dialect"], "anthropic");
+    assert_eq!(t["stream"], false);
+    assert_eq!(t["ttft_ms"], Value::Null);
+    assert_eq!(t["served_by"], "mo/mock-gpt-up");
+    let client = &translated.json()["usage"];
+    assert_eq!(n(&t["usage"]["output"]), n(&client["output_tokens"]), "{t}");
+
+    let f = record(&g, KEY_A, &request_id(&failed_over));
+    let attempts = f["attempts"].as_array().unwrap();
+    assert!(attempts.len() >= 2, "{f}");
+    let (last, before) = attempts.split_last().unwrap();
+    for a in before {
+        assert_eq!(a["target"], "dead/never-up", "{f}");
+        assert_eq!(a["failure"], "connect", "{f}");
+        assert_eq!(a["status"], Value::Null, "{f}");
+    }
+    assert_eq!(last["target"], "mo/mock-gpt-up");
+    assert_eq!(last["status"], 200);
+    assert_eq!(last["failure"], Value::Null);
+    assert!(last["start_ms"].as_f64().unwrap() >= before[0]["start_ms"].as_f64().unwrap());
+    assert_eq!(f["served_by"], "mo/mock-gpt-up");
+    let client = &failed_over.json()["usage"];
+    assert_eq!(n(&f["usage"]["input"]), n(&client["prompt_tokens"]));
+    assert_eq!(n(&f["usage"]["output"]), n(&client["completion_tokens"]));
+
+    // Another key: the same 404 as an id that does not exist. An admin key reads it.
+    let other = lookup(&g, KEY_B, &request_id(&streamed));
+    let missing = lookup(&g, KEY_A, "rw-00000000-00-0000000000");
+    assert_eq!((other.status, missing.status), (404, 404));
+    assert_eq!(other.body, missing.body, "no existence leak");
+    assert_eq!(
+        record(&g, KEY_ADMIN, &request_id(&streamed))["key"],
+        "team-a"
+    );
+    // No key at all: the gateway has keys, so a 401.
+    let anonymous = request(
+        g.addr,
+        &get(&format!("/v1/custody/{}", request_id(&streamed)), &[]),
+    );
+    assert_eq!(anonymous.status, 401);
+
+    // Usage: team-a's three requests summed as the records say (the mock's numbers).
+    let records = [&s, &t, &f];
+    let sum = |field: &str| records.iter().map(|r| n(&r["usage"][field])).sum::<u64>();
+    let day = today();
+    let mine = usage(&g, KEY_A, &format!("from={day}&to={day}"));
+    let rows = mine["data"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["key"] == "team-a"), "{mine}");
+    let total = |rows: &[Value], field: &str| rows.iter().map(|r| n(&r[field])).sum::<u64>();
+    assert_eq!(total(rows, "requests"), 3, "{mine}");
+    assert_eq!(total(rows, "input_tokens"), sum("input"), "{mine}");
+    assert_eq!(total(rows, "output_tokens"), sum("output"), "{mine}");
+    assert_eq!(total(rows, "cache_read_tokens"), sum("cache_read"));
+    assert_eq!(total(rows, "reasoning_tokens"), sum("reasoning"));
+    let per_route: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| (r["route"].as_str().unwrap(), n(&r["requests"])))
+        .collect();
+    assert_eq!(per_route, vec![("fb", 1), ("gpt", 2)], "{mine}");
+    assert_eq!(mine["truncated"], false);
+    // team-b made none and sees none of team-a's; the admin sees team-a's.
+    let theirs = usage(&g, KEY_B, &format!("from={day}"));
+    assert_eq!(theirs["data"], json!([]), "{theirs}");
+    let all = usage(&g, KEY_ADMIN, "");
+    let rows = all["data"].as_array().unwrap();
+    assert_eq!(total(rows, "requests"), 3, "{all}");
+    // A day before any record: nothing. A bad date: 400.
+    let empty = usage(&g, KEY_ADMIN, "from=2001-01-01&to=2001-01-02");
+    assert_eq!(empty["data"], json!([]));
+    let h = bearer(KEY_A);
+    let bad = request(
+        g.addr,
+        &get("/v1/usage?from=last-week", &[(h[0].0, h[0].1.as_str())]),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &p.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} failed");
+}
+
+fn exit_within(p: &mut Proc, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if p.child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The record is not read back before the stop: the drained exit's flush writes it.
+#[test]
+fn records_survive_a_restart() {
+    let db = temp_path("restart.db");
+    let m = mock(&[]);
+    let mut g = gateway_on(&m, &db, "", &[]);
+    let r = openai(&g, KEY_A, "gpt", false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = request_id(&r);
+    signal(&g, "TERM");
+    assert!(
+        exit_within(&mut g, Duration::from_secs(10)),
+        "exits after SIGTERM"
+    );
+    drop(g);
+    let g = gateway_on(&m, &db, "", &[]);
+    let again = lookup(&g, KEY_A, &id);
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["id"], id);
+    assert_eq!(again.json()["key"], "team-a");
+}
+
+fn metric(g: &Proc, name: &str) -> f64 {
+    let h = bearer(KEY_ADMIN);
+    let r = request(g.addr, &get("/metrics", &[(h[0].0, h[0].1.as_str())]));
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the scrape"))
+}
+
+/// Latencies (ms) of `count` sequential requests on one keep-alive connection.
+fn latencies(g: &Proc, count: usize) -> Vec<f64> {
+    let mut c = Client::connect(g.addr);
+    let body = openai_body("gpt", "stall?", false);
+    let req = post(
+        "/v1/chat/completions",
+        &[("authorization", &format!("Bearer {KEY_A}"))],
+        &body,
+    );
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        c.send_raw(&req);
+        let r = c.read_response().expect("a response");
+        assert_eq!(r.status, 200, "{}", r.text());
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Baselines: the store off, and on with a healthy writer (nothing dropped). Then the writer
+/// sleeps `STALL_MS` before each batch (the test hook) and holds at most 8 records:
+/// requests keep their latency (far below the stall), the overflow is dropped and counted.
+#[test]
+fn a_stalled_writer_does_not_slow_the_workers() {
+    const STALL_MS: u64 = 3000;
+    const REQUESTS: usize = 200;
+    let db_off = temp_path("baseline.db");
+    let db = temp_path("stalled.db");
+    let m = mock(&[]);
+    // Baseline: the same gateway with the store off.
+    let base = gateway_on(&m, &db_off, "enabled = false", &[]);
+    let off = latencies(&base, REQUESTS);
+    drop(base);
+    // The store on, its writer at full speed.
+    let db_on = temp_path("healthy.db");
+    let healthy = gateway_on(&m, &db_on, "", &[]);
+    let fine = latencies(&healthy, REQUESTS);
+    assert_eq!(metric(&healthy, "ringway_custody_dropped_total"), 0.0);
+    drop(healthy);
+    let stall = STALL_MS.to_string();
+    let g = gateway_on(
+        &m,
+        &db,
+        "channel_records = 8",
+        &[("RINGWAY_TEST_CUSTODY_STALL_MS", stall.as_str())],
+    );
+    let on = latencies(&g, REQUESTS);
+    let dropped = metric(&g, "ringway_custody_dropped_total");
+    eprintln!(
+        "custody off:     p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        pct(&off, 0.5),
+        pct(&off, 0.99),
+        pct(&off, 1.0)
+    );
+    eprintln!(
+        "custody on:      p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        pct(&fine, 0.5),
+        pct(&fine, 0.99),
+        pct(&fine, 1.0)
+    );
+    eprintln!(
+        "writer stalled:  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  dropped {dropped} of {REQUESTS}",
+        pct(&on, 0.5),
+        pct(&on, 0.99),
+        pct(&on, 1.0)
+    );
+    // Had a worker waited on the writer even once, that request would take a whole stall.
+    assert!(
+        pct(&on, 1.0) < STALL_MS as f64 / 4.0,
+        "a request waited on the stalled writer: {on:?}"
+    );
+    // The channel (8) plus the batch in the writer's hands hold at most a few dozen records.
+    assert!(dropped >= (REQUESTS - 100) as f64, "dropped {dropped}");
+    // A lookup while the writer is stalled still answers (after the stall), never hangs.
+    let h = bearer(KEY_ADMIN);
+    let r = request(
+        g.addr,
+        &get(
+            "/v1/custody/rw-00000000-00-0000000000",
+            &[(h[0].0, h[0].1.as_str())],
+        ),
+    );
+    assert!(matches!(r.status, 404 | 503), "{}", r.text());
+}
+
+/// Records written into the file before the gateway starts (through the library's store, as
+/// another node would): the one past `retention_days` is removed at start, the recent one
+/// stays and reads back.
+#[test]
+fn retention_removes_old_records_at_start() {
+    use ringway::custody::store::{CustodyStore, Sqlite};
+    use ringway::custody::Record;
+    let db = temp_path("retention.db");
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    const DAY: i64 = 86_400_000;
+    {
+        let mut store = Sqlite::open(&db).unwrap();
+        let old = |id: &str, age_days: i64| Record {
+            id: id.into(),
+            time_ms: now_ms - age_days * DAY,
+            key: Some("team-a".into()),
+            dialect: "openai",
+            status: 200,
+            ..Record::default()
+        };
+        store
+            .write_batch(&[old("rw-old", 10), old("rw-recent", 2)])
+            .unwrap();
+    }
+    let m = mock(&[]);
+    let g = gateway_on(&m, &db, "retention_days = 7", &[]);
+    let recent = lookup(&g, KEY_ADMIN, "rw-recent");
+    assert_eq!(recent.status, 200, "{}", recent.text());
+    assert_eq!(recent.json()["key"], "team-a");
+    assert_eq!(lookup(&g, KEY_ADMIN, "rw-old").status, 404);
+    let all = usage(&g, KEY_ADMIN, "from=2000-01-01");
+    let rows = all["data"].as_array().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| n(&r["requests"])).sum::<u64>(),
+        1,
+        "{all}"
+    );
+}
