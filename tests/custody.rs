@@ -469,3 +469,57 @@ fn retention_removes_old_records_at_start() {
         "{all}"
     );
 }
+
+#[test]
+fn a_tiered_request_records_its_tier_and_where_each_attempt_ran() {
+    let db = temp_path("tiered.db");
+    let m = mock(&[]);
+    let text = format!(
+        r#"
+[custody]
+path = "{}"
+
+[[tier]]
+name = "canada"
+jurisdictions = ["CA"]
+
+[[provider]]
+name = "ca-oa"
+kind = "openai"
+base_url = "http://{}/v1"
+api_key_env = "RW_TEST_OPENAI_KEY"
+region = "ca-central-1"
+jurisdiction = "CA"
+
+[[route]]
+model = "gpt"
+targets = ["ca-oa/mock-gpt-up"]
+
+[[key]]
+name = "team-a"
+key_env = "RW_TEST_CUSTODY_A"
+"#,
+        db.display(),
+        m.addr
+    );
+    let mut env = PROVIDER_KEYS.to_vec();
+    env.push(("RW_TEST_CUSTODY_A", KEY_A));
+    let g = gateway_env(&text, &env);
+    let h = bearer(KEY_A);
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[(h[0].0, h[0].1.as_str()), ("x-privacy-tier", "canada")],
+            &openai_body("gpt", "where did this go", false),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-jurisdiction"), Some("CA"));
+    let rec = record(&g, KEY_A, &request_id(&r));
+    assert_eq!(rec["tier"], "canada", "{rec}");
+    let attempt = &rec["attempts"][0];
+    assert_eq!(attempt["region"], "ca-central-1", "{rec}");
+    assert_eq!(attempt["jurisdiction"], "CA", "{rec}");
+    assert_eq!(rec["served_by"], "ca-oa/mock-gpt-up", "{rec}");
+}
