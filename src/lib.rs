@@ -27,6 +27,7 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod mock;
+pub mod pii;
 pub mod proxy;
 pub mod routing;
 pub mod runtime;
