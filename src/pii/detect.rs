@@ -190,7 +190,7 @@ impl Detector {
                 }
             }
         }
-        all.retain(|(f, _)| substitutable(&text[f.range.clone()]));
+        all.retain(|(f, _)| substitutable(&text[f.range.clone()]) && restorable(text, &f.range));
         all.sort_by_key(|(f, rank)| (f.range.start, std::cmp::Reverse(f.range.len()), *rank));
         let mut out: Vec<Found> = Vec::with_capacity(all.len());
         // Greedy by start: an overlapping candidate that is longer than the kept one replaces
@@ -233,6 +233,22 @@ fn check_term(t: &str) -> Result<(), DetectorError> {
 /// the same raw or inside a JSON string at any depth.
 pub fn substitutable(s: &str) -> bool {
     !s.is_empty() && !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// The restorer's boundary rule, applied before substituting: an entity that starts (ends)
+/// with an ASCII letter or digit must not follow (precede) one, or its stand-in would be glued
+/// to a word and the restorer would rightly leave it alone. Built-in patterns already keep
+/// this; operator regexes need not.
+fn restorable(text: &str, range: &std::ops::Range<usize>) -> bool {
+    let bytes = text.as_bytes();
+    let word = |i: Option<usize>| {
+        i.and_then(|i| bytes.get(i))
+            .is_some_and(u8::is_ascii_alphanumeric)
+    };
+    let (first, last) = (Some(range.start), range.end.checked_sub(1));
+    let glued_before = word(first) && word(range.start.checked_sub(1));
+    let glued_after = word(last) && word(Some(range.end));
+    !glued_before && !glued_after
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -511,6 +527,8 @@ mod tests {
                 (Kind::Regex, "EMP-123456")
             ]
         );
+        // An operator regex match glued to a word is not taken (it could not be restored).
+        assert_eq!(d.find("XEMP-123456"), []);
         assert!(Detector::new(&["(".into()], &[]).is_err());
         assert!(Detector::new(&["a*".into()], &[]).is_err());
         let bad = [Term {

@@ -12,7 +12,9 @@
 //! bytes in plain text, in a JSON string and in JSON inside a JSON string (tool arguments),
 //! so substitution and restore may work on escaped text directly and never re-escape.
 
+mod body;
 mod detect;
+mod events;
 mod restore;
 mod standin;
 #[cfg(test)]
@@ -23,10 +25,12 @@ use std::sync::Arc;
 
 use ring::hmac;
 
+pub use body::{parse as parse_body, substitute as substitute_body, BodyError, Parsed, FLAG};
 pub use detect::{
     luhn_ok, substitutable, Detector, DetectorError, Found, Term, MAX_REGEX_BYTES, MAX_TERMS,
     MAX_TERM_BYTES, MIN_TERM_CHARS,
 };
+pub use events::EventRestorer;
 pub use restore::{RestoreSet, Restorer};
 pub use standin::escape_invariant;
 

@@ -96,9 +96,11 @@ impl RestoreSet {
     }
 }
 
-/// A letter or digit: a stand-in glued to one is part of a longer word.
+/// An ASCII letter or digit: a stand-in glued to one is part of a longer word. The detector
+/// only substitutes entities that pass the same test (`detect::restorable`), so whatever was
+/// substituted is restored.
 fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b >= 0x80
+    b.is_ascii_alphanumeric()
 }
 
 /// The streaming state for one text stream (one content block, one tool call's arguments).

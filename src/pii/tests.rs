@@ -178,7 +178,7 @@ fn no_stand_in_collides_with_the_prompt_or_another() {
 
 /// The oracle: restore by scanning left to right with plain string comparison.
 fn oracle(text: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
-    let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b >= 0x80);
+    let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
     let (mut out, mut i) = (Vec::new(), 0);
     'outer: while i < text.len() {
         // Leftmost-longest: at each position the longest stand-in that starts there.
