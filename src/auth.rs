@@ -14,6 +14,8 @@ pub struct GatewayKey {
     pub admin: bool,
     /// Rate and concurrency limits (enforced by `crate::limits`).
     pub limits: KeyLimits,
+    /// PII substitution for every request of this key.
+    pub pii: bool,
 }
 
 /// A key's limits as configured; None: not limited on that count.
@@ -126,6 +128,7 @@ mod tests {
                 routes: None,
                 admin: false,
                 limits: KeyLimits::default(),
+                pii: false,
             },
             GatewayKey {
                 name: "b".into(),
@@ -133,6 +136,7 @@ mod tests {
                 routes: None,
                 admin: false,
                 limits: KeyLimits::default(),
+                pii: false,
             },
         ];
         assert_eq!(

@@ -255,7 +255,43 @@ pub struct Config {
     pub pool_max_idle: usize,
     /// Where the access log goes; None: it is off.
     pub access_log: Option<crate::access_log::Destination>,
+    /// PII substitution: detectors and where it is on.
+    pub pii: PiiConfig,
 }
+
+/// `[pii]`, compiled: the detectors are built once and shared by every worker.
+#[derive(Debug, Clone)]
+pub struct PiiConfig {
+    /// The compiled detectors (built-in kinds, operator regexes, dictionary terms).
+    pub detector: std::sync::Arc<crate::pii::Detector>,
+    /// On for every request.
+    pub all: bool,
+    /// Route names whose requests are always substituted.
+    pub routes: Vec<String>,
+    /// The stand-in secret; each key's HMAC key is derived from it and the key's name.
+    pub secret: Vec<u8>,
+}
+
+impl PiiConfig {
+    /// Is substitution on for this key and model, before the request's own flag?
+    pub fn on_for(&self, key: Option<&GatewayKey>, model: &str) -> bool {
+        self.all || key.is_some_and(|k| k.pii) || self.routes.iter().any(|r| r == model)
+    }
+
+    /// The per-key secret: stand-ins are deterministic per key, and differ between keys.
+    pub fn key_secret(&self, key: Option<&str>) -> Vec<u8> {
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret);
+        ring::hmac::sign(&k, key.unwrap_or_default().as_bytes())
+            .as_ref()
+            .to_vec()
+    }
+}
+
+/// Shortest stand-in secret accepted from the environment, in bytes.
+pub const MIN_PII_SECRET_BYTES: usize = 16;
+
+/// Largest dictionary file read, in bytes (the terms are compiled into every worker's view).
+pub const MAX_DICTIONARY_BYTES: u64 = 16 * 1024 * 1024;
 
 pub use crate::routing::{Resolved, Route, Target};
 
@@ -600,6 +636,106 @@ impl Compiler<'_> {
                 failures: r.breaker_failures.unwrap_or(d.breaker.failures),
                 cooldown: r.breaker_cooldown_ms.map_or(d.breaker.cooldown, ms),
             },
+        })
+    }
+
+    /// `[pii]`: regexes compiled, dictionary files read (errors name the dictionary's file
+    /// and line), the secret taken from the environment or drawn.
+    fn pii(&self, raw: &raw::RawPii) -> Result<PiiConfig, ConfigError> {
+        use crate::pii::{Detector, Kind, Term};
+        let regexes: Vec<String> = raw
+            .regexes
+            .iter()
+            .flatten()
+            .map(|r| r.get_ref().clone())
+            .collect();
+        let dir = std::path::Path::new(self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        let mut terms = Vec::new();
+        let files = [
+            (raw.dictionaries.as_deref(), Kind::Name, "pii.dictionaries"),
+            (raw.places.as_deref(), Kind::Place, "pii.places"),
+        ];
+        for (list, kind, key) in files {
+            for (i, f) in list.unwrap_or_default().iter().enumerate() {
+                let path = dir.join(f.get_ref());
+                let read = std::fs::metadata(&path).and_then(|m| {
+                    if m.len() > MAX_DICTIONARY_BYTES {
+                        Err(std::io::Error::other(format!(
+                            "larger than {MAX_DICTIONARY_BYTES} bytes"
+                        )))
+                    } else {
+                        std::fs::read_to_string(&path)
+                    }
+                });
+                let text = read.map_err(|e| {
+                    self.err(
+                        f.span(),
+                        format!("{key}[{i}]"),
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                for (n, line) in text.lines().enumerate() {
+                    let term = line.split('#').next().unwrap_or_default().trim();
+                    if term.is_empty() {
+                        continue;
+                    }
+                    let t = Term {
+                        text: term.to_owned(),
+                        kind,
+                    };
+                    // Checked one by one so the error names the file and line.
+                    Detector::new(&[], std::slice::from_ref(&t)).map_err(|e| ConfigError {
+                        file: path.display().to_string(),
+                        line: Some(n + 1),
+                        path: format!("{key}[{i}]"),
+                        message: e.0,
+                    })?;
+                    terms.push(t);
+                }
+            }
+        }
+        for (i, r) in raw.regexes.iter().flatten().enumerate() {
+            Detector::new(std::slice::from_ref(r.get_ref()), &[])
+                .map_err(|e| self.err(r.span(), format!("pii.regexes[{i}]"), e.0))?;
+        }
+        let span = raw.secret_env.as_ref().map_or(0..0, Spanned::span);
+        let detector =
+            Detector::new(&regexes, &terms).map_err(|e| self.err(span.clone(), "pii", e.0))?;
+        let secret = match &raw.secret_env {
+            Some(var) => {
+                let value = std::env::var(var.get_ref()).unwrap_or_default();
+                if value.len() < MIN_PII_SECRET_BYTES {
+                    return Err(self.err(
+                        var.span(),
+                        "pii.secret_env",
+                        format!(
+                            "environment variable {} must hold at least {MIN_PII_SECRET_BYTES} bytes",
+                            var.get_ref()
+                        ),
+                    ));
+                }
+                value.into_bytes()
+            }
+            None => {
+                let mut b = vec![0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).map_err(
+                    |_| self.err(0..0, "pii.secret_env", "the system's random source failed"),
+                )?;
+                b
+            }
+        };
+        Ok(PiiConfig {
+            detector: std::sync::Arc::new(detector),
+            all: raw.enabled.unwrap_or(false),
+            routes: raw
+                .routes
+                .iter()
+                .flatten()
+                .map(|r| r.get_ref().clone())
+                .collect(),
+            secret,
         })
     }
 
@@ -995,6 +1131,7 @@ impl Compiler<'_> {
                     .map(|rs| rs.iter().map(|r| r.get_ref().clone()).collect()),
                 admin: k.admin.unwrap_or(false),
                 limits,
+                pii: k.pii.unwrap_or(false),
             });
         }
 
@@ -1005,7 +1142,9 @@ impl Compiler<'_> {
         let (seal, seal_key_missing) = self.seal_key(raw.responses.seal_key_env.as_ref())?;
         let seal_key_drawn = raw.responses.seal_key_env.is_none() || seal_key_missing.is_some();
         let access_log = self.access_log(&raw.access_log)?;
+        let pii = self.pii(&raw.pii)?;
         let mut config = Config {
+            pii,
             access_log,
             server,
             providers,

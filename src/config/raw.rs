@@ -32,6 +32,9 @@ pub struct RawConfig {
     /// The access log (one JSON line per request).
     #[serde(default)]
     pub access_log: RawAccessLog,
+    /// PII substitution (detectors, where it is on, the stand-in secret).
+    #[serde(default)]
+    pub pii: RawPii,
 }
 
 /// `[access_log]`
@@ -291,6 +294,27 @@ pub struct RawKey {
     pub tpm: Option<Spanned<u64>>,
     /// Streaming requests open at once. Default: no limit.
     pub max_streams: Option<Spanned<u64>>,
+    /// PII substitution for every request of this key. Default false.
+    pub pii: Option<bool>,
+}
+
+/// `[pii]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPii {
+    /// Substitute for every request. Default false (then: per key, per route, per request).
+    pub enabled: Option<bool>,
+    /// Route names (as clients send them) whose requests are always substituted.
+    pub routes: Option<Vec<Spanned<String>>>,
+    /// Operator regexes; each match is replaced by a same-shape stand-in.
+    pub regexes: Option<Vec<Spanned<String>>>,
+    /// Files of person names, one per line (`#` starts a comment); relative to this file.
+    pub dictionaries: Option<Vec<Spanned<String>>>,
+    /// Files of place names, same format.
+    pub places: Option<Vec<Spanned<String>>>,
+    /// Environment variable holding the stand-in secret (any text, 16 bytes or more). Unset:
+    /// drawn at start, so stand-ins are stable per key only until a restart.
+    pub secret_env: Option<Spanned<String>>,
 }
 
 /// `[translate]`

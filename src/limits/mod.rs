@@ -483,6 +483,7 @@ mod tests {
                 tpm,
                 max_streams: streams,
             },
+            pii: false,
         }
     }
 

@@ -567,6 +567,11 @@ async fn commit_and_pump<S: Transport>(
             charge,
         } => {
             ex.metered.set(metered);
+            // PII: stand-ins back to originals; exact on raw JSON (both are escape-invariant).
+            let bytes = match &ex.pii {
+                Some(set) => set.restore_all(&bytes),
+                None => bytes,
+            };
             let mut headers = ex.standard_headers();
             if let Some(head) = &head {
                 provider_headers(head, pair, json, own_limits, &mut headers);

@@ -242,6 +242,17 @@ pub struct Stream {
     /// A content event has gone through the stage (the time to first token is taken when the
     /// batch holding it is written).
     content: bool,
+    /// The client's dialect (what the PII restorer reads).
+    client: Format,
+    /// PII on: the stage's client-dialect events are re-read and their stand-ins restored.
+    pii: Option<PiiStage>,
+}
+
+/// The restore step after the stage: what the stage wrote is decoded again (translated
+/// output is SSE text) and each event goes through the event restorer.
+struct PiiStage {
+    dec: sse::Decoder,
+    restorer: crate::pii::EventRestorer,
 }
 
 impl Stream {
@@ -264,6 +275,38 @@ impl Stream {
             out: Vec::new(),
             meter: crate::usage::Meter::new(pair.provider),
             content: false,
+            pii: None,
+            client: pair.client,
+        }
+    }
+
+    /// Restore the request's stand-ins in what the client gets. Same-dialect events are then
+    /// copied (and re-written where they carry text) instead of relayed as slices.
+    pub(super) fn restore_pii(&mut self, set: std::sync::Arc<crate::pii::RestoreSet>) {
+        self.pii = Some(PiiStage {
+            dec: sse::Decoder::new(MAX_SSE_EVENT_BYTES),
+            restorer: crate::pii::EventRestorer::new(set, self.client),
+        });
+    }
+
+    /// Runs what the stage appended to `out` since `mark` through the PII restorer.
+    fn restore_from(&mut self, mark: usize, last: bool) {
+        let Some(p) = self.pii.as_mut() else { return };
+        let produced = self.out.split_off(mark.min(self.out.len()));
+        p.dec.push(Bytes::from(produced));
+        while let Ok(Some(ev)) = p.dec.next_event() {
+            match ev.data.as_deref() {
+                Some(data) => p
+                    .restorer
+                    .on_event(ev.event.as_deref(), data, &mut self.out),
+                None => self.out.extend_from_slice(&ev.raw),
+            }
+        }
+        if last {
+            p.restorer.flush(&mut self.out);
+            if let Some(rest) = p.dec.finish() {
+                self.out.extend_from_slice(&rest.raw);
+            }
         }
     }
 
@@ -305,15 +348,19 @@ impl Stream {
                 if *hide_usage && carried_usage && crate::usage::openai_usage_only(data) {
                     return;
                 }
-                if held {
+                if held || self.pii.is_some() {
+                    let mark = self.out.len();
                     self.out.extend_from_slice(&ev.raw);
+                    self.restore_from(mark, false);
                 } else {
                     self.raws.push(ev.raw);
                 }
             }
             Stage::Translate(tr) => {
                 if let Some(data) = ev.data.as_deref() {
+                    let mark = self.out.len();
                     tr.on_event(ev.event.as_deref(), data, &mut self.out);
+                    self.restore_from(mark, false);
                 }
             }
         }
@@ -484,6 +531,7 @@ impl Stream {
     /// client's stream into `wbuf` (its dialect's error event if the provider's broke or ended
     /// early), then the last chunk. Returns whether the client's stream ended properly.
     pub fn finish(&mut self, failure: Option<&Error>, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
+        let mark = self.out.len();
         let complete = match (&mut self.stage, failure) {
             (Stage::Passthrough { terminated, .. }, None) if *terminated => true,
             (
@@ -515,6 +563,7 @@ impl Stream {
                 false
             }
         };
+        self.restore_from(mark, true);
         self.frame_batch(wbuf, chunked);
         if chunked {
             wbuf.extend_from_slice(http1::LAST_CHUNK);

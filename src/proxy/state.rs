@@ -61,6 +61,10 @@ pub(super) struct Exchange<'h> {
     pub error: Cell<Option<ErrorKind>>,
     /// Bytes written to the client for this response (head and body).
     pub bytes_sent: Cell<u64>,
+    /// PII entities replaced in the request, by kind (for the custody record; never values).
+    pub pii_counts: crate::pii::Counts,
+    /// The request's stand-ins, to restore in the answer (None: PII off or nothing found).
+    pub pii: Option<std::sync::Arc<crate::pii::RestoreSet>>,
 }
 
 impl<'h> Exchange<'h> {
@@ -100,6 +104,8 @@ impl<'h> Exchange<'h> {
             route: None,
             error: Cell::new(None),
             bytes_sent: Cell::new(0),
+            pii_counts: crate::pii::Counts::default(),
+            pii: None,
         }
     }
 
