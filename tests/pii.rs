@@ -54,6 +54,16 @@ fn anthropic(model: &str, prompt: &str, stream: bool, tools: bool, flag: bool) -
     request_to("/v1/messages", body)
 }
 
+fn responses(model: &str, prompt: &str, stream: bool, tools: bool) -> Response {
+    let mut body = json!({"model": model, "stream": stream, "pii_substitution": true,
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": prompt}]}]});
+    if tools {
+        body["tools"] = json!([{"type": "function", "name": "send",
+            "parameters": {"type": "object", "properties": {"to": {"type": "string"}}}}]);
+    }
+    request_to("/v1/responses", body)
+}
+
 thread_local! {
     static ADDR: std::cell::Cell<Option<std::net::SocketAddr>> = const { std::cell::Cell::new(None) };
 }
@@ -97,6 +107,8 @@ fn join_deltas(body: &str) -> String {
             "/choices/0/delta/tool_calls/0/function/arguments",
             "/delta/text",
             "/delta/partial_json",
+            // Responses: text and argument deltas carry `delta` as a string.
+            "/delta",
         ] {
             if let Some(s) = v.pointer(p).and_then(Value::as_str) {
                 out.push_str(s);
@@ -130,6 +142,8 @@ fn originals_come_back_and_never_reach_the_provider() {
             let t = tool_prompt();
             assert_restored(&openai(model, &t, stream, true, true), &ORIGINALS[..1]);
             assert_restored(&anthropic(model, &t, stream, true, true), &ORIGINALS[..1]);
+            assert_restored(&responses(model, &p, stream, false), ORIGINALS);
+            assert_restored(&responses(model, &t, stream, true), &ORIGINALS[..1]);
         }
     }
     assert_mock_saw_no_original(&m);

@@ -1787,6 +1787,38 @@ routes = ["fast", "o/*"]
     }
 
     #[test]
+    fn pii_section_compiles_and_names_bad_lines() {
+        let dir = std::env::temp_dir().join(format!("rw-pii-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("names.txt"), "# people\nJane Doe\nJo\n").unwrap();
+        std::fs::write(dir.join("ok.txt"), "Jane Doe # a comment\n\nHalifax\n").unwrap();
+        let file = dir.join("c.toml");
+        let file = file.to_str().unwrap();
+        let with = |pii: &str| format!("{GOOD}\n[pii]\n{pii}\n");
+        // A term too short: the dictionary's own file and line.
+        let e = Config::from_toml(&with("dictionaries = [\"names.txt\"]"), file).unwrap_err();
+        assert!(e.file.ends_with("names.txt"), "{e}");
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.path, "pii.dictionaries[0]");
+        // A bad regex: the config's line.
+        let cfg = with("regexes = [\"ok-\\\\d+\", \"(\"]");
+        let e = Config::from_toml(&cfg, file).unwrap_err();
+        assert_eq!(e.path, "pii.regexes[1]");
+        assert_eq!(e.line, Some(cfg.lines().count()));
+        // Good: compiled, on for the listed route and the key that asks.
+        let c = Config::from_toml(
+            &with("places = [\"ok.txt\"]\nroutes = [\"fast\"]\nregexes = [\"EMP-\\\\d{6}\"]"),
+            file,
+        )
+        .unwrap();
+        assert!(c.pii.on_for(None, "fast") && !c.pii.on_for(None, "other") && !c.pii.all);
+        let found = c.pii.detector.find("Jane Doe in Halifax, EMP-123456");
+        assert_eq!(found.len(), 3);
+        assert_ne!(c.pii.key_secret(Some("a")), c.pii.key_secret(Some("b")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn errors_name_line_and_path() {
         let bad = GOOD.replace("\"a/claude-x\"", "\"zz/claude-x\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
