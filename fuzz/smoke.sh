@@ -36,6 +36,8 @@ seeds_for() {
     translate_req_* | translate_response | translate_error | sse_stream_pipeline | \
       translate_stream_a2r | translate_stream_c2r | usage_meter) echo "../tests/golden" ;;
     config_load) echo "seeds/config_load" ;;
+    # Prompts with real entities (the 0xFF escape inserts one from the target's list).
+    pii_restore) echo "seeds/pii_restore" ;;
     *) echo "" ;;
   esac
 }

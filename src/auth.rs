@@ -19,6 +19,8 @@ pub struct GatewayKey {
     pub tiers: Option<Vec<usize>>,
     /// The tier its requests run in when they name none (index into `Config::tiers`).
     pub default_tier: Option<usize>,
+    /// PII substitution for every request of this key.
+    pub pii: bool,
 }
 
 /// A key's limits as configured; None: not limited on that count.
@@ -133,6 +135,7 @@ mod tests {
                 limits: KeyLimits::default(),
                 tiers: None,
                 default_tier: None,
+                pii: false,
             },
             GatewayKey {
                 name: "b".into(),
@@ -142,6 +145,7 @@ mod tests {
                 limits: KeyLimits::default(),
                 tiers: None,
                 default_tier: None,
+                pii: false,
             },
         ];
         assert_eq!(

@@ -29,6 +29,7 @@ pub mod log;
 pub mod metrics;
 pub mod mock;
 pub mod offload;
+pub mod pii;
 pub mod proxy;
 pub mod routing;
 pub mod runtime;

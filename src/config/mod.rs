@@ -271,7 +271,46 @@ pub struct Config {
     pub tiers: Vec<crate::routing::Tier>,
     /// The custody store; None: it is off.
     pub custody: Option<crate::custody::Settings>,
+    /// PII substitution: detectors and where it is on.
+    pub pii: PiiConfig,
 }
+
+/// `[pii]`, compiled: the detectors are built once and shared by every worker.
+#[derive(Debug, Clone)]
+pub struct PiiConfig {
+    /// The compiled detectors (built-in kinds, operator regexes, dictionary terms).
+    pub detector: std::sync::Arc<crate::pii::Detector>,
+    /// On for every request.
+    pub all: bool,
+    /// Route names whose requests are always substituted.
+    pub routes: Vec<String>,
+    /// The stand-in secret; each key's HMAC key is derived from it and the key's name.
+    pub secret: Vec<u8>,
+    /// The secret was drawn at start (no `secret_env`): a reload keeps it, so stand-ins stay
+    /// the same across turns of a conversation.
+    pub secret_drawn: bool,
+}
+
+impl PiiConfig {
+    /// Is substitution on for this key and model, before the request's own flag?
+    pub fn on_for(&self, key: Option<&GatewayKey>, model: &str) -> bool {
+        self.all || key.is_some_and(|k| k.pii) || self.routes.iter().any(|r| r == model)
+    }
+
+    /// The per-key secret: stand-ins are deterministic per key, and differ between keys.
+    pub fn key_secret(&self, key: Option<&str>) -> Vec<u8> {
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.secret);
+        ring::hmac::sign(&k, key.unwrap_or_default().as_bytes())
+            .as_ref()
+            .to_vec()
+    }
+}
+
+/// Shortest stand-in secret accepted from the environment, in bytes.
+pub const MIN_PII_SECRET_BYTES: usize = 16;
+
+/// Largest dictionary file read, in bytes (the terms are compiled into every worker's view).
+pub const MAX_DICTIONARY_BYTES: u64 = 16 * 1024 * 1024;
 
 pub use crate::routing::{Resolved, Route, Target};
 
@@ -643,6 +682,107 @@ impl Compiler<'_> {
                 failures: r.breaker_failures.unwrap_or(d.breaker.failures),
                 cooldown: r.breaker_cooldown_ms.map_or(d.breaker.cooldown, ms),
             },
+        })
+    }
+
+    /// `[pii]`: regexes compiled, dictionary files read (errors name the dictionary's file
+    /// and line), the secret taken from the environment or drawn.
+    fn pii(&self, raw: &raw::RawPii) -> Result<PiiConfig, ConfigError> {
+        use crate::pii::{Detector, Kind, Term};
+        let regexes: Vec<String> = raw
+            .regexes
+            .iter()
+            .flatten()
+            .map(|r| r.get_ref().clone())
+            .collect();
+        let dir = std::path::Path::new(self.file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        let mut terms = Vec::new();
+        let files = [
+            (raw.dictionaries.as_deref(), Kind::Name, "pii.dictionaries"),
+            (raw.places.as_deref(), Kind::Place, "pii.places"),
+        ];
+        for (list, kind, key) in files {
+            for (i, f) in list.unwrap_or_default().iter().enumerate() {
+                let path = dir.join(f.get_ref());
+                let read = std::fs::metadata(&path).and_then(|m| {
+                    if m.len() > MAX_DICTIONARY_BYTES {
+                        Err(std::io::Error::other(format!(
+                            "larger than {MAX_DICTIONARY_BYTES} bytes"
+                        )))
+                    } else {
+                        std::fs::read_to_string(&path)
+                    }
+                });
+                let text = read.map_err(|e| {
+                    self.err(
+                        f.span(),
+                        format!("{key}[{i}]"),
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                for (n, line) in text.lines().enumerate() {
+                    let term = line.split('#').next().unwrap_or_default().trim();
+                    if term.is_empty() {
+                        continue;
+                    }
+                    let t = Term {
+                        text: term.to_owned(),
+                        kind,
+                    };
+                    // Checked one by one so the error names the file and line.
+                    Detector::new(&[], std::slice::from_ref(&t)).map_err(|e| ConfigError {
+                        file: path.display().to_string(),
+                        line: Some(n + 1),
+                        path: format!("{key}[{i}]"),
+                        message: e.0,
+                    })?;
+                    terms.push(t);
+                }
+            }
+        }
+        for (i, r) in raw.regexes.iter().flatten().enumerate() {
+            Detector::new(std::slice::from_ref(r.get_ref()), &[])
+                .map_err(|e| self.err(r.span(), format!("pii.regexes[{i}]"), e.0))?;
+        }
+        let span = raw.secret_env.as_ref().map_or(0..0, Spanned::span);
+        let detector =
+            Detector::new(&regexes, &terms).map_err(|e| self.err(span.clone(), "pii", e.0))?;
+        let secret = match &raw.secret_env {
+            Some(var) => {
+                let value = std::env::var(var.get_ref()).unwrap_or_default();
+                if value.len() < MIN_PII_SECRET_BYTES {
+                    return Err(self.err(
+                        var.span(),
+                        "pii.secret_env",
+                        format!(
+                            "environment variable {} must hold at least {MIN_PII_SECRET_BYTES} bytes",
+                            var.get_ref()
+                        ),
+                    ));
+                }
+                value.into_bytes()
+            }
+            None => {
+                let mut b = vec![0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).map_err(
+                    |_| self.err(0..0, "pii.secret_env", "the system's random source failed"),
+                )?;
+                b
+            }
+        };
+        Ok(PiiConfig {
+            detector: std::sync::Arc::new(detector),
+            all: raw.enabled.unwrap_or(false),
+            routes: raw
+                .routes
+                .iter()
+                .flatten()
+                .map(|r| r.get_ref().clone())
+                .collect(),
+            secret,
+            secret_drawn: raw.secret_env.is_none(),
         })
     }
 
@@ -1296,6 +1436,7 @@ impl Compiler<'_> {
                     .map(|rs| rs.iter().map(|r| r.get_ref().clone()).collect()),
                 admin: k.admin.unwrap_or(false),
                 limits,
+                pii: k.pii.unwrap_or(false),
             });
         }
 
@@ -1307,8 +1448,10 @@ impl Compiler<'_> {
         let seal_key_drawn = raw.responses.seal_key_env.is_none() || seal_key_missing.is_some();
         let access_log = self.access_log(&raw.access_log)?;
         let custody = self.custody(&raw.custody)?;
+        let pii = self.pii(&raw.pii)?;
         let mut config = Config {
             tiers,
+            pii,
             access_log,
             custody,
             server,
@@ -2004,6 +2147,38 @@ routes = ["fast", "o/*"]
         let e = Config::from_toml(&with_env("RW_CONFIG_TEST_SEAL_BAD"), "t.toml").unwrap_err();
         assert_eq!(e.path, "responses.seal_key_env");
         assert!(e.message.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn pii_section_compiles_and_names_bad_lines() {
+        let dir = std::env::temp_dir().join(format!("rw-pii-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("names.txt"), "# people\nJane Doe\nJo\n").unwrap();
+        std::fs::write(dir.join("ok.txt"), "Jane Doe # a comment\n\nHalifax\n").unwrap();
+        let file = dir.join("c.toml");
+        let file = file.to_str().unwrap();
+        let with = |pii: &str| format!("{GOOD}\n[pii]\n{pii}\n");
+        // A term too short: the dictionary's own file and line.
+        let e = Config::from_toml(&with("dictionaries = [\"names.txt\"]"), file).unwrap_err();
+        assert!(e.file.ends_with("names.txt"), "{e}");
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.path, "pii.dictionaries[0]");
+        // A bad regex: the config's line.
+        let cfg = with("regexes = [\"ok-\\\\d+\", \"(\"]");
+        let e = Config::from_toml(&cfg, file).unwrap_err();
+        assert_eq!(e.path, "pii.regexes[1]");
+        assert_eq!(e.line, Some(cfg.lines().count()));
+        // Good: compiled, on for the listed route and the key that asks.
+        let c = Config::from_toml(
+            &with("places = [\"ok.txt\"]\nroutes = [\"fast\"]\nregexes = [\"EMP-\\\\d{6}\"]"),
+            file,
+        )
+        .unwrap();
+        assert!(c.pii.on_for(None, "fast") && !c.pii.on_for(None, "other") && !c.pii.all);
+        let found = c.pii.detector.find("Jane Doe in Halifax, EMP-123456");
+        assert_eq!(found.len(), 3);
+        assert_ne!(c.pii.key_secret(Some("a")), c.pii.key_secret(Some("b")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct RawConfig {
     /// The custody store (one record per model call, in SQLite).
     #[serde(default)]
     pub custody: RawCustody,
+    /// PII substitution (detectors, where it is on, the stand-in secret).
+    #[serde(default)]
+    pub pii: RawPii,
 }
 
 /// `[[tier]]`
@@ -350,6 +353,27 @@ pub struct RawKey {
     pub tiers: Option<Vec<Spanned<String>>>,
     /// The tier its requests run in when they name none.
     pub default_tier: Option<Spanned<String>>,
+    /// PII substitution for every request of this key. Default false.
+    pub pii: Option<bool>,
+}
+
+/// `[pii]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPii {
+    /// Substitute for every request. Default false (then: per key, per route, per request).
+    pub enabled: Option<bool>,
+    /// Route names (as clients send them) whose requests are always substituted.
+    pub routes: Option<Vec<Spanned<String>>>,
+    /// Operator regexes; each match is replaced by a same-shape stand-in.
+    pub regexes: Option<Vec<Spanned<String>>>,
+    /// Files of person names, one per line (`#` starts a comment); relative to this file.
+    pub dictionaries: Option<Vec<Spanned<String>>>,
+    /// Files of place names, same format.
+    pub places: Option<Vec<Spanned<String>>>,
+    /// Environment variable holding the stand-in secret (any text, 16 bytes or more). Unset:
+    /// drawn at start, so stand-ins are stable per key only until a restart.
+    pub secret_env: Option<Spanned<String>>,
 }
 
 /// `[translate]`

@@ -485,6 +485,7 @@ mod tests {
             },
             tiers: None,
             default_tier: None,
+            pii: false,
         }
     }
 

@@ -109,6 +109,34 @@ pub(super) async fn admit<S: Transport>(
         }
     };
     check_model(&info.model)?;
+    // PII: on by config for the key or route, or by the request's own flag (which can only
+    // turn it on). The flag is taken out either way; the body is re-serialised when on.
+    let pii_policy = cfg.pii.on_for(key, &info.model);
+    if pii_policy || memchr::memmem::find(&body, crate::pii::FLAG.as_bytes()).is_some() {
+        let mut parsed = crate::pii::parse_body(&body).map_err(|e| match e {
+            crate::pii::BodyError::FlagNotBool => Error::new(
+                ErrorKind::InvalidBody,
+                "`pii_substitution` must be a boolean",
+            )
+            .with_param("pii_substitution"),
+            crate::pii::BodyError::NotObject => {
+                Error::new(ErrorKind::InvalidBody, "the body must be a JSON object")
+            }
+        })?;
+        let on = pii_policy || parsed.flag == Some(true);
+        let mut session = crate::pii::Session::new(
+            &cfg.pii.detector,
+            &cfg.pii.key_secret(key.map(|k| k.name.as_str())),
+        );
+        body = Bytes::from(if on {
+            crate::pii::substitute_body(&mut parsed.tree, &mut session)
+        } else {
+            serde_json::to_vec(&parsed.tree).unwrap_or_default()
+        });
+        ex.pii_counts = session.counts();
+        ex.pii = session.restore_set();
+        info = inspect(&body)?;
+    }
     ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op == Op::CountTokens)?;
     if let Some(k) = key {

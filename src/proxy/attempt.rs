@@ -415,6 +415,9 @@ pub(super) async fn run<'c>(
         if hide_usage {
             stream.hide_usage_chunk();
         }
+        if let Some(set) = &ex.pii {
+            stream.restore_pii(set.clone());
+        }
         // A stream that fails before content can only move to another target (the provider
         // answered 200 and may have acted on the request): prime it only when one is left.
         if next.other_target {
@@ -445,6 +448,51 @@ pub(super) async fn run<'c>(
         // left to fall back to) it is relayed as it is read.
         let mut prefix = Vec::new();
         let mut charge = ctx.buffers.charge();
+        if ex.pii.is_some() {
+            // PII on: the answer is restored whole (a stand-in may straddle any read, and the
+            // restored body has another length), so it is read whole, within the translated
+            // answers' bound.
+            let declared = match head.framing {
+                BodyFraming::Length(n) => Some(n),
+                _ => None,
+            };
+            let read = read_all(
+                &mut up,
+                &mut codec,
+                provider,
+                declared,
+                MAX_TRANSLATED_BODY,
+                &mut charge,
+                deadline,
+            )
+            .await;
+            let bytes = match read {
+                Ok(raw) => raw,
+                Err(Failure::BeforeResponse(e)) => return Err(body_miss(e, deadline)),
+                Err(_) => {
+                    return Err(Miss::from_error(Error::new(
+                        ErrorKind::Internal,
+                        "read failed",
+                    )))
+                }
+            };
+            release(ctx, provider, up, head.reusable && codec.is_done());
+            let metered = crate::usage::from_body(pair.provider, &bytes);
+            return Ok(Answer {
+                metered,
+                ..answer(
+                    status,
+                    head,
+                    None,
+                    Body::Whole {
+                        bytes,
+                        json: false,
+                        charge,
+                    },
+                    true,
+                )
+            });
+        }
         if next.other_target {
             match read_prefix(
                 &mut up,

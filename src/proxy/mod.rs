@@ -636,6 +636,11 @@ async fn commit_and_pump<S: Transport>(
             charge,
         } => {
             ex.metered.set(metered);
+            // PII: stand-ins back to originals; exact on raw JSON (both are escape-invariant).
+            let bytes = match &ex.pii {
+                Some(set) => set.restore_all(&bytes),
+                None => bytes,
+            };
             let mut headers = ex.standard_headers();
             if let Some(head) = &head {
                 provider_headers(head, pair, json, own_limits, &ex.names.prefix, &mut headers);
@@ -839,7 +844,11 @@ fn custody_record(
         ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
         duration: took,
         usage: ex.metered.get().usage,
-        pii: ex.pii_counts.clone(),
+        pii: ex
+            .pii_counts
+            .iter()
+            .map(|(kind, n)| (kind.to_owned(), u64::from(n)))
+            .collect(),
         status,
         error: error_label(status, error),
     }

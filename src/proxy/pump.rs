@@ -242,6 +242,17 @@ pub struct Stream {
     /// A content event has gone through the stage (the time to first token is taken when the
     /// batch holding it is written).
     content: bool,
+    /// The client's dialect (what the PII restorer reads).
+    client: Format,
+    /// PII on: the stage's client-dialect events are re-read and their stand-ins restored.
+    pii: Option<PiiStage>,
+}
+
+/// The restore step after the stage: what the stage wrote is decoded again (translated
+/// output is SSE text) and each event goes through the event restorer.
+struct PiiStage {
+    dec: sse::Decoder,
+    restorer: crate::pii::EventRestorer,
 }
 
 impl Stream {
@@ -264,6 +275,38 @@ impl Stream {
             out: Vec::new(),
             meter: crate::usage::Meter::new(pair.provider),
             content: false,
+            pii: None,
+            client: pair.client,
+        }
+    }
+
+    /// Restore the request's stand-ins in what the client gets. Same-dialect events are then
+    /// copied (and re-written where they carry text) instead of relayed as slices.
+    pub(super) fn restore_pii(&mut self, set: std::sync::Arc<crate::pii::RestoreSet>) {
+        self.pii = Some(PiiStage {
+            dec: sse::Decoder::new(MAX_SSE_EVENT_BYTES),
+            restorer: crate::pii::EventRestorer::new(set, self.client),
+        });
+    }
+
+    /// Runs what the stage appended to `out` since `mark` through the PII restorer.
+    fn restore_from(&mut self, mark: usize, last: bool) {
+        let Some(p) = self.pii.as_mut() else { return };
+        let produced = self.out.split_off(mark.min(self.out.len()));
+        p.dec.push(Bytes::from(produced));
+        while let Ok(Some(ev)) = p.dec.next_event() {
+            match ev.data.as_deref() {
+                Some(data) => p
+                    .restorer
+                    .on_event(ev.event.as_deref(), data, &mut self.out),
+                None => self.out.extend_from_slice(&ev.raw),
+            }
+        }
+        if last {
+            p.restorer.flush(&mut self.out);
+            if let Some(rest) = p.dec.finish() {
+                self.out.extend_from_slice(&rest.raw);
+            }
         }
     }
 
@@ -305,15 +348,19 @@ impl Stream {
                 if *hide_usage && carried_usage && crate::usage::openai_usage_only(data) {
                     return;
                 }
-                if held {
+                if held || self.pii.is_some() {
+                    let mark = self.out.len();
                     self.out.extend_from_slice(&ev.raw);
+                    self.restore_from(mark, false);
                 } else {
                     self.raws.push(ev.raw);
                 }
             }
             Stage::Translate(tr) => {
                 if let Some(data) = ev.data.as_deref() {
+                    let mark = self.out.len();
                     tr.on_event(ev.event.as_deref(), data, &mut self.out);
+                    self.restore_from(mark, false);
                 }
             }
         }
@@ -484,6 +531,7 @@ impl Stream {
     /// client's stream into `wbuf` (its dialect's error event if the provider's broke or ended
     /// early), then the last chunk. Returns whether the client's stream ended properly.
     pub fn finish(&mut self, failure: Option<&Error>, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
+        let mark = self.out.len();
         let complete = match (&mut self.stage, failure) {
             (Stage::Passthrough { terminated, .. }, None) if *terminated => true,
             (
@@ -515,6 +563,7 @@ impl Stream {
                 false
             }
         };
+        self.restore_from(mark, true);
         self.frame_batch(wbuf, chunked);
         if chunked {
             wbuf.extend_from_slice(http1::LAST_CHUNK);
@@ -764,6 +813,79 @@ mod tests {
 
     /// Passthrough is byte for byte whatever the reads: every split of a stream into two
     /// reads (and one byte per read) writes exactly the stream, and ends complete.
+    #[test]
+    fn pii_restore_is_a_stage_of_the_pump_at_any_split() {
+        use crate::http1::{BodyCodec, BodyFraming};
+        let stand_in = "avery.thorne42@example.com";
+        let set = crate::pii::RestoreSet::new([(stand_in, "jane.doe@corp.example.io")]).unwrap();
+        // The stand-in is split across two deltas of one block, then the block stops.
+        let delta = |t: &str| {
+            format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{t}\"}}}}\n\n")
+        };
+        let start = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",",
+            "\"role\":\"assistant\",\"model\":\"m\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":1,\"output_tokens\":0}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        );
+        let stream = format!(
+            "{start}{}{}{}event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":0}}\n\nevent: message_delta\ndata: {{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"end_turn\"}},\"usage\":{{\"output_tokens\":5}}}}\n\nevent: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n",
+            delta("mail avery.th"),
+            delta("orne42@example.com now"),
+            delta(" and avery.t")
+        );
+        let text_of = |out: &[u8]| -> String {
+            let mut d = crate::sse::Decoder::new(1 << 20);
+            d.push(Bytes::copy_from_slice(out));
+            let mut text = String::new();
+            while let Ok(Some(ev)) = d.next_event() {
+                let v: serde_json::Value =
+                    serde_json::from_slice(ev.data.as_deref().unwrap_or(b"null")).unwrap();
+                text.push_str(v["delta"]["text"].as_str().unwrap_or_default());
+            }
+            text
+        };
+        for (client, provider) in [
+            (Format::Anthropic, Format::Anthropic),
+            (Format::OpenAi, Format::Anthropic),
+        ] {
+            let pair = Pair::new(client, provider);
+            let meta = RequestMeta::default();
+            for at in (0..=stream.len()).step_by(7) {
+                let mut s = Stream::new(pair, Some(&meta), BodyCodec::new(BodyFraming::Close));
+                s.restore_pii(set.clone());
+                let mut out = Vec::new();
+                let (a, b) = stream.as_bytes().split_at(at);
+                s.feed(Bytes::copy_from_slice(a), &mut out, false).unwrap();
+                s.feed(Bytes::copy_from_slice(b), &mut out, false).unwrap();
+                assert!(s.finish(None, &mut out, false));
+                let text = if client == Format::Anthropic {
+                    text_of(&out)
+                } else {
+                    let mut d = crate::sse::Decoder::new(1 << 20);
+                    d.push(Bytes::from(out.clone()));
+                    let mut t = String::new();
+                    while let Ok(Some(ev)) = d.next_event() {
+                        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(
+                            ev.data.as_deref().unwrap_or_default(),
+                        ) {
+                            t.push_str(
+                                v["choices"][0]["delta"]["content"]
+                                    .as_str()
+                                    .unwrap_or_default(),
+                            );
+                        }
+                    }
+                    t
+                };
+                assert_eq!(
+                    text, "mail jane.doe@corp.example.io now and avery.t",
+                    "{client:?} split at {at}"
+                );
+                assert!(!String::from_utf8_lossy(&out).contains(stand_in));
+            }
+        }
+    }
+
     #[test]
     fn passthrough_is_byte_for_byte_at_any_split() {
         use crate::http1::{BodyCodec, BodyFraming};

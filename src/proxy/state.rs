@@ -2,7 +2,6 @@
 //! what the log line records (status, timings, how a stream ended).
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,8 +88,10 @@ pub(super) struct Exchange<'h> {
     pub error: Cell<Option<ErrorKind>>,
     /// Bytes written to the client for this response (head and body).
     pub bytes_sent: Cell<u64>,
-    /// PII entities substituted, by type (set by PII substitution; counts, never values).
-    pub pii_counts: BTreeMap<String, u64>,
+    /// PII entities replaced in the request, by kind (for the custody record; never values).
+    pub pii_counts: crate::pii::Counts,
+    /// The request's stand-ins, to restore in the answer (None: PII off or nothing found).
+    pub pii: Option<std::sync::Arc<crate::pii::RestoreSet>>,
     /// Every attempt, for the custody record (kept only while the custody store is on).
     pub trail: Vec<crate::custody::Attempt>,
     /// `provider/model` of the answer committed to (None: no provider answered).
@@ -139,7 +140,8 @@ impl<'h> Exchange<'h> {
             route: None,
             error: Cell::new(None),
             bytes_sent: Cell::new(0),
-            pii_counts: BTreeMap::new(),
+            pii_counts: crate::pii::Counts::default(),
+            pii: None,
             trail: Vec::new(),
             served: None,
         }

@@ -313,6 +313,9 @@ fn keep_restart_only(current: &Config, next: &mut Config) {
     }
     // A key drawn at start seals what clients hold now: a reload that still names no key keeps
     // it, or every sealed item handed out so far would stop opening.
+    if next.pii.secret_drawn && current.pii.secret_drawn {
+        next.pii.secret.clone_from(&current.pii.secret);
+    }
     if next.translate.seal_key_drawn && current.translate.seal_key_drawn {
         next.translate.seal = current.translate.seal.clone();
         for p in &mut next.providers {
@@ -345,6 +348,10 @@ mod tests {
             "what a reload may change, changes"
         );
         assert_eq!(next.translate.seal, current.translate.seal);
+        assert_eq!(
+            next.pii.secret, current.pii.secret,
+            "a drawn PII secret is kept too"
+        );
         assert_eq!(
             next.providers[0].translate.seal.as_ref(),
             Some(&current.translate.seal)

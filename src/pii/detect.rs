@@ -1,0 +1,547 @@
+//! Finding PII entities in plain text: built-in detectors (a regex finds a candidate, a check
+//! confirms it), operator regexes, and dictionary terms on an Aho-Corasick automaton.
+//!
+//! Detectors are conservative: a candidate must also pass its checksum or issuing rule (Luhn
+//! for cards and SINs, mod-97 for IBANs, the SSA rules for SSNs, a real parse for addresses),
+//! and numbers glued to other digits or letters are left alone. A false positive costs little
+//! (the stand-in is restored in the answer), but it changes what the model reads.
+//!
+//! An entity whose text has a character JSON escapes (`"`, `\`, control characters) is never
+//! substituted: originals and stand-ins are then the same bytes escaped or not, which is what
+//! lets the restorer work on JSON text at any nesting depth (see `restore`).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
+
+use super::Kind;
+
+/// One entity found in a text: its kind and byte range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// What it is.
+    pub kind: Kind,
+    /// Where it is in the text given to [`Detector::find`].
+    pub range: std::ops::Range<usize>,
+}
+
+/// Why an operator regex or dictionary was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectorError(pub String);
+
+/// The longest dictionary term accepted, in bytes: terms are names and places, and a bound
+/// keeps the restorer's holdback (the longest stand-in) small.
+pub const MAX_TERM_BYTES: usize = 64;
+
+/// Most dictionary terms across all dictionaries: the automaton is built once at config load
+/// and shared by every request; the bound keeps its memory predictable.
+pub const MAX_TERMS: usize = 200_000;
+
+/// Shortest dictionary term, in characters: one- and two-letter terms would match inside
+/// ordinary words' neighbourhoods far too often.
+pub const MIN_TERM_CHARS: usize = 3;
+
+/// Compiled operator regexes are limited to this size (the regex crate's own limit is 10 MiB;
+/// a pattern that large is a mistake, and it would be compiled on every worker).
+pub const MAX_REGEX_BYTES: usize = 1 << 20;
+
+/// A dictionary term and what it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// The term as written in the dictionary.
+    pub text: String,
+    /// `Kind::Name` or `Kind::Place` (anything else is treated as a place-like term).
+    pub kind: Kind,
+}
+
+/// The compiled detectors: built once (per config), shared read-only by every request.
+#[derive(Debug)]
+pub struct Detector {
+    builtin: Vec<(Kind, Regex)>,
+    operator: Vec<Regex>,
+    terms: Option<AhoCorasick>,
+    term_kinds: Vec<Kind>,
+}
+
+/// The built-in candidate patterns. Each is confirmed by [`confirm`]; the regex only finds
+/// the shape. `(?-u:\b)` would refuse non-ASCII neighbours; Unicode `\b` is what a reader
+/// means by "a separate word".
+const BUILTIN: &[(Kind, &str)] = &[
+    (
+        Kind::Email,
+        r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z]{2,24}\b",
+    ),
+    // 13 to 19 digits, grouped by single spaces or dashes.
+    (Kind::Card, r"\b[2-6]\d{3}(?:[ -]?\d{1,6}){2,5}\b"),
+    (
+        Kind::Iban,
+        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+    ),
+    (Kind::Ssn, r"\b\d{3}-\d{2}-\d{4}\b"),
+    (Kind::Sin, r"\b\d{3}[ -]\d{3}[ -]\d{3}\b"),
+    // E.164 (with optional grouping), NANP with separators, and national formats that start
+    // with a trunk 0 and group by spaces (most of Europe).
+    (
+        Kind::Phone,
+        r"(?:\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}|\(?\b[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}|\b0\d{1,4}(?: \d{2,4}){2,4})\b",
+    ),
+    (
+        Kind::Ipv6,
+        r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?::\d{1,3}(?:\.\d{1,3}){3})?",
+    ),
+    (Kind::Ipv4, r"\b\d{1,3}(?:\.\d{1,3}){3}\b"),
+];
+
+impl Detector {
+    /// Compiles the built-in detectors with the operator's regexes and dictionary terms.
+    pub fn new(regexes: &[String], terms: &[Term]) -> Result<Detector, DetectorError> {
+        let mut builtin = Vec::with_capacity(BUILTIN.len());
+        for (kind, pattern) in BUILTIN {
+            let re = Regex::new(pattern)
+                .map_err(|e| DetectorError(format!("built-in {} pattern: {e}", kind.label())))?;
+            builtin.push((*kind, re));
+        }
+        let mut operator = Vec::with_capacity(regexes.len());
+        for (i, pattern) in regexes.iter().enumerate() {
+            let re = regex::RegexBuilder::new(pattern)
+                .size_limit(MAX_REGEX_BYTES)
+                .build()
+                .map_err(|e| DetectorError(format!("regexes[{i}]: {e}")))?;
+            if re.is_match("") {
+                return Err(DetectorError(format!(
+                    "regexes[{i}]: matches the empty string"
+                )));
+            }
+            operator.push(re);
+        }
+        if terms.len() > MAX_TERMS {
+            return Err(DetectorError(format!(
+                "more than {MAX_TERMS} dictionary terms"
+            )));
+        }
+        for t in terms {
+            check_term(&t.text)?;
+        }
+        let (terms, term_kinds) = if terms.is_empty() {
+            (None, Vec::new())
+        } else {
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(terms.iter().map(|t| t.text.as_str()))
+                .map_err(|e| DetectorError(format!("dictionary: {e}")))?;
+            (Some(ac), terms.iter().map(|t| t.kind).collect())
+        };
+        Ok(Detector {
+            builtin,
+            operator,
+            terms,
+            term_kinds,
+        })
+    }
+
+    /// All entities in `text`, in order, never overlapping. Where candidates overlap, the
+    /// longer wins, then the earlier detector (dictionary and operator regexes go last).
+    pub fn find(&self, text: &str) -> Vec<Found> {
+        let mut all: Vec<(Found, usize)> = Vec::new();
+        for (rank, (kind, re)) in self.builtin.iter().enumerate() {
+            for m in re.find_iter(text) {
+                if confirm(*kind, text, m.range()) {
+                    all.push((
+                        Found {
+                            kind: *kind,
+                            range: m.range(),
+                        },
+                        rank,
+                    ));
+                }
+            }
+        }
+        let rank = self.builtin.len();
+        for re in &self.operator {
+            for m in re.find_iter(text) {
+                if !m.is_empty() {
+                    all.push((
+                        Found {
+                            kind: Kind::Regex,
+                            range: m.range(),
+                        },
+                        rank,
+                    ));
+                }
+            }
+        }
+        if let Some(ac) = &self.terms {
+            for m in ac.find_iter(text) {
+                let kind = self
+                    .term_kinds
+                    .get(m.pattern().as_usize())
+                    .copied()
+                    .unwrap_or(Kind::Place);
+                if word_bounded(text, m.start(), m.end()) {
+                    all.push((
+                        Found {
+                            kind,
+                            range: m.range(),
+                        },
+                        rank + 1,
+                    ));
+                }
+            }
+        }
+        all.retain(|(f, _)| substitutable(&text[f.range.clone()]) && restorable(text, &f.range));
+        all.sort_by_key(|(f, rank)| (f.range.start, std::cmp::Reverse(f.range.len()), *rank));
+        let mut out: Vec<Found> = Vec::with_capacity(all.len());
+        // Greedy by start: an overlapping candidate that is longer than the kept one replaces
+        // it (a card's digits contain phone-shaped runs; the card must win).
+        for (f, _) in all {
+            match out.last_mut() {
+                Some(last) if f.range.start < last.range.end => {
+                    if f.range.len() > last.range.len() {
+                        *last = f;
+                    }
+                }
+                _ => out.push(f),
+            }
+        }
+        out
+    }
+}
+
+/// A dictionary term must be plain text a stand-in can replace.
+fn check_term(t: &str) -> Result<(), DetectorError> {
+    if t.len() > MAX_TERM_BYTES {
+        return Err(DetectorError(format!(
+            "term {t:?}: longer than {MAX_TERM_BYTES} bytes"
+        )));
+    }
+    if t.chars().count() < MIN_TERM_CHARS {
+        return Err(DetectorError(format!(
+            "term {t:?}: shorter than {MIN_TERM_CHARS} characters"
+        )));
+    }
+    if !substitutable(t) || t.trim() != t {
+        return Err(DetectorError(format!(
+            "term {t:?}: has quotes, backslashes, control characters or outer spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether an entity may be substituted: it has no character JSON escapes, so it is written
+/// the same raw or inside a JSON string at any depth.
+pub fn substitutable(s: &str) -> bool {
+    !s.is_empty() && !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// The restorer's boundary rule, applied before substituting: an entity that starts (ends)
+/// with an ASCII letter or digit must not follow (precede) one, or its stand-in would be glued
+/// to a word and the restorer would rightly leave it alone. Built-in patterns already keep
+/// this; operator regexes need not.
+fn restorable(text: &str, range: &std::ops::Range<usize>) -> bool {
+    let bytes = text.as_bytes();
+    let word = |i: Option<usize>| {
+        i.and_then(|i| bytes.get(i))
+            .is_some_and(u8::is_ascii_alphanumeric)
+    };
+    let (first, last) = (Some(range.start), range.end.checked_sub(1));
+    let glued_before = word(first) && word(range.start.checked_sub(1));
+    let glued_after = word(last) && word(Some(range.end));
+    !glued_before && !glued_after
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b >= 0x80
+}
+
+/// True when `text[start..end]` is not glued to letters or digits on either side.
+fn word_bounded(text: &str, start: usize, end: usize) -> bool {
+    let bytes = text.as_bytes();
+    let before = start.checked_sub(1).and_then(|i| bytes.get(i));
+    let after = bytes.get(end);
+    !before.is_some_and(|&b| is_word_byte(b)) && !after.is_some_and(|&b| is_word_byte(b))
+}
+
+/// The checks a regex cannot make.
+fn confirm(kind: Kind, text: &str, range: std::ops::Range<usize>) -> bool {
+    let s = &text[range.clone()];
+    let bytes = text.as_bytes();
+    let before = range
+        .start
+        .checked_sub(1)
+        .and_then(|i| bytes.get(i))
+        .copied();
+    let after = bytes.get(range.end).copied();
+    // A number continued by `.digit`, `-digit` or glued to a letter is part of something else
+    // (a version string, a longer identifier).
+    let glued = |b: Option<u8>| {
+        b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    };
+    match kind {
+        Kind::Email => true,
+        Kind::Card => {
+            let digits: Vec<u8> = digits_of(s);
+            (13..=19).contains(&digits.len())
+                && one_separator(s)
+                && luhn_ok(&digits)
+                && !glued(before)
+                && !after.is_some_and(|b| b.is_ascii_alphanumeric())
+        }
+        Kind::Iban => iban_ok(s),
+        Kind::Ssn => {
+            let d = digits_of(s);
+            let area = num(&d[0..3]);
+            let group = num(&d[3..5]);
+            let serial = num(&d[5..9]);
+            area != 0
+                && area != 666
+                && area < 900
+                && group != 0
+                && serial != 0
+                && !glued(before)
+                && !glued(after)
+        }
+        Kind::Sin => {
+            let d = digits_of(s);
+            // 0 is never issued and 8 marks business numbers; the check digit is Luhn.
+            one_separator(s)
+                && d[0] != 0
+                && d[0] != 8
+                && luhn_ok(&d)
+                && !glued(before)
+                && !glued(after)
+        }
+        Kind::Phone => {
+            let d = digits_of(s);
+            // E.164 allows 15 digits at most; fewer than 8 is an extension or a code. A national
+            // number (trunk 0) has at least 10 digits in the countries whose format we accept;
+            // nine spaced digits are more likely a SIN or a reference.
+            let least = if s.starts_with('0') { 10 } else { 8 };
+            (least..=15).contains(&d.len())
+                && !glued(before)
+                && !after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && balanced_parens(s)
+        }
+        Kind::Ipv4 => s.parse::<Ipv4Addr>().is_ok() && !glued(before) && !glued(after),
+        Kind::Ipv6 => {
+            let hexlike = |b: Option<u8>| {
+                b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'.')
+            };
+            // At least three groups with digits: `a::b` is far more often code than an address.
+            s.parse::<Ipv6Addr>().is_ok()
+                && s.split(':').filter(|g| !g.is_empty()).count() >= 3
+                && !hexlike(before)
+                && !hexlike(after)
+        }
+        Kind::Regex | Kind::Name | Kind::Place => true,
+    }
+}
+
+/// The decimal digits of `s`, as values 0..=9.
+fn digits_of(s: &str) -> Vec<u8> {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect()
+}
+
+fn num(d: &[u8]) -> u32 {
+    d.iter().fold(0, |n, &x| n * 10 + u32::from(x))
+}
+
+/// Grouping uses one kind of separator: `4111 1111-1111 1111` is not a card a person wrote.
+fn one_separator(s: &str) -> bool {
+    !(s.contains(' ') && s.contains('-'))
+}
+
+fn balanced_parens(s: &str) -> bool {
+    s.matches('(').count() == s.matches(')').count()
+}
+
+/// The Luhn check over digit values, check digit last.
+pub fn luhn_ok(digits: &[u8]) -> bool {
+    luhn_sum(digits).is_multiple_of(10)
+}
+
+fn luhn_sum(digits: &[u8]) -> u32 {
+    digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 {
+                    x - 9
+                } else {
+                    x
+                }
+            } else {
+                d
+            }
+        })
+        .sum()
+}
+
+/// The check digit that makes `body` (without it) pass Luhn.
+pub fn luhn_digit(body: &[u8]) -> u8 {
+    let mut with = body.to_vec();
+    with.push(0);
+    let sum = luhn_sum(&with);
+    ((10 - sum % 10) % 10) as u8
+}
+
+/// Shortest and longest IBAN in use (Norway 15, Saint Lucia/Russia up to 33; 34 is the limit).
+const IBAN_LEN: std::ops::RangeInclusive<usize> = 15..=34;
+
+/// An IBAN in print form (groups of four) or compact, with a valid mod-97 checksum.
+fn iban_ok(s: &str) -> bool {
+    let compact: Vec<u8> = s.bytes().filter(|b| *b != b' ').collect();
+    IBAN_LEN.contains(&compact.len()) && iban_mod97(&compact) == Some(1)
+}
+
+/// The IBAN remainder: the first four characters moved to the end, letters as 10..=35.
+pub fn iban_mod97(compact: &[u8]) -> Option<u32> {
+    if compact.len() < 4 {
+        return None;
+    }
+    let (head, tail) = compact.split_at(4);
+    let mut r: u32 = 0;
+    for &b in tail.iter().chain(head) {
+        let v = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            _ => return None,
+        };
+        r = if v >= 10 {
+            (r * 100 + v) % 97
+        } else {
+            (r * 10 + v) % 97
+        };
+    }
+    Some(r)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(Kind, &str)> {
+        let d = Detector::new(&[], &[]).unwrap();
+        d.find(text)
+            .into_iter()
+            .map(|f| (f.kind, &text[f.range]))
+            .collect()
+    }
+
+    #[test]
+    fn finds_each_builtin_kind() {
+        assert_eq!(
+            kinds("mail jane.doe+x@mail.example.org now"),
+            [(Kind::Email, "jane.doe+x@mail.example.org")]
+        );
+        assert_eq!(
+            kinds("card 4111 1111 1111 1111."),
+            [(Kind::Card, "4111 1111 1111 1111")]
+        );
+        assert_eq!(
+            kinds("card 4111-1111-1111-1111"),
+            [(Kind::Card, "4111-1111-1111-1111")]
+        );
+        assert_eq!(
+            kinds("amex 378282246310005"),
+            [(Kind::Card, "378282246310005")]
+        );
+        assert_eq!(kinds("ssn 123-45-6789"), [(Kind::Ssn, "123-45-6789")]);
+        assert_eq!(kinds("sin 046 454 286"), []);
+        assert_eq!(kinds("sin 130 692 544"), [(Kind::Sin, "130 692 544")]);
+        assert_eq!(
+            kinds("call +1 415 555 2671 today"),
+            [(Kind::Phone, "+1 415 555 2671")]
+        );
+        assert_eq!(
+            kinds("call (415) 555-2671"),
+            [(Kind::Phone, "(415) 555-2671")]
+        );
+        assert_eq!(
+            kinds("ring 020 7946 0958"),
+            [(Kind::Phone, "020 7946 0958")]
+        );
+        assert_eq!(kinds("host 10.1.2.3 up"), [(Kind::Ipv4, "10.1.2.3")]);
+        assert_eq!(
+            kinds("host fe80::1ff:fe23:4567:890a up"),
+            [(Kind::Ipv6, "fe80::1ff:fe23:4567:890a")]
+        );
+        assert_eq!(
+            kinds("iban GB82 WEST 1234 5698 7654 32"),
+            [(Kind::Iban, "GB82 WEST 1234 5698 7654 32")]
+        );
+        assert_eq!(
+            kinds("iban DE89370400440532013000"),
+            [(Kind::Iban, "DE89370400440532013000")]
+        );
+    }
+
+    #[test]
+    fn refuses_lookalikes() {
+        // Luhn fails, SSN rules fail, a version string, a date, a time, a bad IBAN checksum.
+        assert_eq!(kinds("4111 1111 1111 1112"), []);
+        assert_eq!(
+            kinds("000-12-3456 666-12-3456 912-12-3456 123-00-4567 123-45-0000"),
+            []
+        );
+        assert_eq!(kinds("version 1.2.3.4.5 and 300.1.1.1"), []);
+        assert_eq!(kinds("on 2024-01-15 at 12:30:45"), []);
+        assert_eq!(kinds("GB83 WEST 1234 5698 7654 32"), []);
+        assert_eq!(kinds("std::io::Result and a::b::c"), []);
+        assert_eq!(kinds("order 12345678 of 1234"), []);
+    }
+
+    #[test]
+    fn dictionary_and_operator_regexes() {
+        let terms = [
+            Term {
+                text: "Jane Doe".into(),
+                kind: Kind::Name,
+            },
+            Term {
+                text: "Toronto".into(),
+                kind: Kind::Place,
+            },
+        ];
+        let d = Detector::new(&["EMP-\\d{6}".into()], &terms).unwrap();
+        let text = "jane doe of Toronto, badge EMP-123456; Torontonian";
+        let got: Vec<_> = d
+            .find(text)
+            .into_iter()
+            .map(|f| (f.kind, &text[f.range]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Kind::Name, "jane doe"),
+                (Kind::Place, "Toronto"),
+                (Kind::Regex, "EMP-123456")
+            ]
+        );
+        // An operator regex match glued to a word is not taken (it could not be restored).
+        assert_eq!(d.find("XEMP-123456"), []);
+        assert!(Detector::new(&["(".into()], &[]).is_err());
+        assert!(Detector::new(&["a*".into()], &[]).is_err());
+        let bad = [Term {
+            text: "a\"b".into(),
+            kind: Kind::Name,
+        }];
+        assert!(Detector::new(&[], &bad).is_err());
+    }
+
+    #[test]
+    fn checksums() {
+        assert!(luhn_ok(&digits_of("4111111111111111")));
+        assert_eq!(luhn_digit(&digits_of("411111111111111")), 1);
+        assert_eq!(iban_mod97(b"GB82WEST12345698765432"), Some(1));
+    }
+}

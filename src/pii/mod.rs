@@ -1,0 +1,286 @@
+//! PII substitution: personal data in a prompt is swapped for realistic stand-ins before the
+//! request leaves, and the stand-ins are swapped back in the answer.
+//!
+//! Pure and sans-IO (no config, no sockets), like `translate`:
+//! - `detect`: the detectors (built-in kinds with checksums, operator regexes, dictionaries);
+//! - `standin`: deterministic, format-preserving, escape-invariant stand-ins;
+//! - [`Session`]: one request's substitution, the map stand-in → original and counts by kind;
+//! - `restore`: the streaming restorer over the session's stand-ins.
+//!
+//! The invariant the layers share: an original is only substituted when it has no character
+//! JSON escapes, and a stand-in is printable ASCII without one either. Both are then the same
+//! bytes in plain text, in a JSON string and in JSON inside a JSON string (tool arguments),
+//! so substitution and restore may work on escaped text directly and never re-escape.
+
+mod body;
+mod detect;
+mod events;
+mod restore;
+mod standin;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ring::hmac;
+
+pub use body::{parse as parse_body, substitute as substitute_body, BodyError, Parsed, FLAG};
+pub use detect::{
+    luhn_ok, substitutable, Detector, DetectorError, Found, Term, MAX_REGEX_BYTES, MAX_TERMS,
+    MAX_TERM_BYTES, MIN_TERM_CHARS,
+};
+pub use events::EventRestorer;
+pub use restore::{RestoreSet, Restorer};
+pub use standin::escape_invariant;
+
+/// What an entity is. The label is what counts and the custody record show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// An email address.
+    Email,
+    /// A phone number (E.164, NANP, European national formats).
+    Phone,
+    /// A payment card number, Luhn-checked.
+    Card,
+    /// A US Social Security number.
+    Ssn,
+    /// A Canadian Social Insurance number, Luhn-checked.
+    Sin,
+    /// An IPv4 address.
+    Ipv4,
+    /// An IPv6 address.
+    Ipv6,
+    /// An IBAN, mod-97-checked.
+    Iban,
+    /// A match of an operator regex.
+    Regex,
+    /// A dictionary term that is a person's name.
+    Name,
+    /// A dictionary term that is a place (or any other term).
+    Place,
+}
+
+/// Every kind, in the order counts are listed.
+pub const KINDS: [Kind; 11] = [
+    Kind::Email,
+    Kind::Phone,
+    Kind::Card,
+    Kind::Ssn,
+    Kind::Sin,
+    Kind::Ipv4,
+    Kind::Ipv6,
+    Kind::Iban,
+    Kind::Regex,
+    Kind::Name,
+    Kind::Place,
+];
+
+impl Kind {
+    /// The stable label for counts, metrics and the custody record.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Card => "credit_card",
+            Kind::Ssn => "us_ssn",
+            Kind::Sin => "ca_sin",
+            Kind::Ipv4 => "ipv4",
+            Kind::Ipv6 => "ipv6",
+            Kind::Iban => "iban",
+            Kind::Regex => "regex",
+            Kind::Name => "name",
+            Kind::Place => "place",
+        }
+    }
+
+    fn index(self) -> usize {
+        KINDS.iter().position(|k| *k == self).unwrap_or(0)
+    }
+}
+
+/// Entities replaced in one request, by kind (occurrences, not distinct values). Never the
+/// values themselves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts([u32; KINDS.len()]);
+
+impl Counts {
+    /// The count for one kind.
+    pub fn get(&self, kind: Kind) -> u32 {
+        self.0.get(kind.index()).copied().unwrap_or(0)
+    }
+
+    /// Total entities replaced.
+    pub fn total(&self) -> u32 {
+        self.0.iter().sum()
+    }
+
+    /// `(label, count)` for each kind with a non-zero count.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+        KINDS
+            .iter()
+            .map(|k| (k.label(), self.get(*k)))
+            .filter(|(_, n)| *n > 0)
+    }
+
+    fn add(&mut self, kind: Kind) {
+        if let Some(n) = self.0.get_mut(kind.index()) {
+            *n = n.saturating_add(1);
+        }
+    }
+}
+
+/// Re-draws tried before falling back to a synthetic stand-in: realistic values come from
+/// small lists (names, documentation ranges), so a long prompt can exhaust them.
+pub const MAX_REDRAWS: u32 = 32;
+
+/// Synthetic re-draws tried after [`MAX_REDRAWS`]; each is 64 bits of HMAC, so running out
+/// means something is badly wrong, and the entity is then left as it is.
+pub const MAX_SYNTHETIC_REDRAWS: u32 = 8;
+
+/// The longest entity substituted, in bytes. It bounds the restorer's holdback (stand-ins
+/// are about as long as their originals) and an operator regex that matches whole
+/// paragraphs.
+pub const MAX_ENTITY_BYTES: usize = 256;
+
+/// One stand-in and the original it replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    /// What went upstream.
+    pub stand_in: String,
+    /// What the client wrote.
+    pub original: String,
+    /// What it is.
+    pub kind: Kind,
+}
+
+/// One request's substitution: which stand-in replaced which original, and counts by kind.
+#[derive(Debug)]
+pub struct Session<'d> {
+    detector: &'d Detector,
+    key: hmac::Key,
+    pairs: Vec<Pair>,
+    by_original: HashMap<(Kind, String), usize>,
+    counts: Counts,
+}
+
+impl<'d> Session<'d> {
+    /// A session keyed by `secret` (per gateway key: the same secret gives the same stand-ins).
+    pub fn new(detector: &'d Detector, secret: &[u8]) -> Session<'d> {
+        Session {
+            detector,
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            pairs: Vec::new(),
+            by_original: HashMap::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Substitutes entities in every text of one request at once: all of them are the
+    /// "prompt" no stand-in may collide with. Returns, per text, the new text, or `None` when
+    /// it had nothing to replace.
+    pub fn substitute(&mut self, texts: &[&str]) -> Vec<Option<String>> {
+        texts
+            .iter()
+            .map(|text| {
+                let found = self.detector.find(text);
+                if found.is_empty() {
+                    return None;
+                }
+                let mut out = String::with_capacity(text.len());
+                let mut at = 0;
+                let mut changed = false;
+                for f in found {
+                    let Some(original) = text.get(f.range.clone()) else {
+                        continue;
+                    };
+                    if original.len() > MAX_ENTITY_BYTES {
+                        continue;
+                    }
+                    let Some(i) = self.stand_in_for(f.kind, original, texts) else {
+                        continue;
+                    };
+                    out.push_str(text.get(at..f.range.start).unwrap_or_default());
+                    out.push_str(&self.pairs[i].stand_in);
+                    at = f.range.end;
+                    changed = true;
+                    self.counts.add(f.kind);
+                }
+                out.push_str(text.get(at..).unwrap_or_default());
+                changed.then_some(out)
+            })
+            .collect()
+    }
+
+    /// The pair index for `original`, drawing a stand-in the first time it is seen.
+    fn stand_in_for(&mut self, kind: Kind, original: &str, prompt: &[&str]) -> Option<usize> {
+        if let Some(&i) = self.by_original.get(&(kind, original.to_string())) {
+            return Some(i);
+        }
+        let usable = |s: &str, pairs: &[Pair]| {
+            !s.is_empty()
+                && s != original
+                && escape_invariant(s)
+                && !prompt.iter().any(|t| t.contains(s))
+                && !pairs
+                    .iter()
+                    .any(|p| p.stand_in.contains(s) || s.contains(p.stand_in.as_str()))
+        };
+        let mut chosen = None;
+        for attempt in 0..MAX_REDRAWS {
+            let mut d = standin::Draw::new(&self.key, kind, original, attempt);
+            let s = standin::stand_in(kind, original, &mut d);
+            if usable(&s, &self.pairs) {
+                chosen = Some(s);
+                break;
+            }
+        }
+        if chosen.is_none() {
+            for attempt in 0..MAX_SYNTHETIC_REDRAWS {
+                let tag = hmac::sign(
+                    &self.key,
+                    &[original.as_bytes(), &attempt.to_le_bytes()].concat(),
+                );
+                let hex: String = tag
+                    .as_ref()
+                    .iter()
+                    .take(8)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let s = format!("{}-{hex}", kind.label());
+                if usable(&s, &self.pairs) {
+                    chosen = Some(s);
+                    break;
+                }
+            }
+        }
+        let stand_in = chosen?;
+        self.pairs.push(Pair {
+            stand_in,
+            original: original.to_string(),
+            kind,
+        });
+        let i = self.pairs.len() - 1;
+        self.by_original.insert((kind, original.to_string()), i);
+        Some(i)
+    }
+
+    /// Counts of what was replaced, by kind.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// The stand-ins drawn so far.
+    pub fn pairs(&self) -> &[Pair] {
+        &self.pairs
+    }
+
+    /// The compiled restore set, or `None` when nothing was substituted.
+    pub fn restore_set(&self) -> Option<Arc<RestoreSet>> {
+        RestoreSet::new(
+            self.pairs
+                .iter()
+                .map(|p| (p.stand_in.as_str(), p.original.as_str())),
+        )
+    }
+}

@@ -1,0 +1,317 @@
+//! Session and restorer tests: stand-in shapes, determinism, collisions, and the property that
+//! any text pushed in any split restores exactly like the whole (a naive oracle checks the
+//! whole).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+
+/// splitmix64, so a failure reproduces from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+fn detector() -> Detector {
+    let terms = [
+        Term {
+            text: "Jane Doe".into(),
+            kind: Kind::Name,
+        },
+        Term {
+            text: "Halifax".into(),
+            kind: Kind::Place,
+        },
+    ];
+    Detector::new(&["EMP-\\d{6}".into()], &terms).unwrap()
+}
+
+const PROMPT: &str = "Jane Doe (jane.doe@corp.example.io, +44 20 7946 0958, (415) 555-2671) lives in \
+Halifax. Card 4111 1111 1111 1111, SSN 123-45-6789, SIN 130 692 544, IBAN GB82 WEST 1234 5698 7654 32, \
+hosts 10.20.30.40 and 2001:470:1f0b:12::1, badge EMP-123456.";
+
+#[test]
+fn every_kind_is_replaced_by_a_well_formed_stand_in() {
+    let d = detector();
+    let mut s = Session::new(&d, b"key-a");
+    let out = s.substitute(&[PROMPT]).remove(0).unwrap();
+    for p in s.pairs() {
+        assert!(!out.contains(&p.original), "{} left in {out}", p.original);
+        assert!(out.contains(&p.stand_in));
+        assert!(escape_invariant(&p.stand_in), "{}", p.stand_in);
+        let check = Detector::new(&[], &[]).unwrap();
+        match p.kind {
+            Kind::Email => assert!(p.stand_in.contains("@example."), "{}", p.stand_in),
+            Kind::Card => {
+                assert_eq!(p.stand_in.len(), p.original.len());
+                assert_eq!(p.stand_in.matches(' ').count(), 3);
+                let digits: Vec<u8> = p
+                    .stand_in
+                    .bytes()
+                    .filter(u8::is_ascii_digit)
+                    .map(|b| b - b'0')
+                    .collect();
+                assert!(luhn_ok(&digits));
+                assert!(p.stand_in.starts_with("4000"));
+            }
+            Kind::Ssn => assert!(p.stand_in.starts_with('9') && p.stand_in.len() == 11),
+            Kind::Sin => {
+                assert!(p.stand_in.starts_with('0') && p.stand_in.len() == 11);
+                let digits: Vec<u8> = p
+                    .stand_in
+                    .bytes()
+                    .filter(u8::is_ascii_digit)
+                    .map(|b| b - b'0')
+                    .collect();
+                assert!(luhn_ok(&digits));
+            }
+            Kind::Ipv4 => assert!(
+                ["192.0.2.", "198.51.100.", "203.0.113."]
+                    .iter()
+                    .any(|n| p.stand_in.starts_with(n)),
+                "{}",
+                p.stand_in
+            ),
+            Kind::Ipv6 => assert!(p.stand_in.starts_with("2001:db8:")),
+            Kind::Iban => {
+                assert!(p.stand_in.starts_with("GB") && p.stand_in.len() == p.original.len());
+                // The stand-in is itself a valid IBAN: the detector accepts it.
+                let f = check.find(&p.stand_in);
+                assert_eq!(f.len(), 1, "{}", p.stand_in);
+                assert_eq!(f[0].kind, Kind::Iban);
+            }
+            Kind::Phone => {
+                assert_eq!(p.stand_in.len(), p.original.len());
+                if p.original.starts_with('(') {
+                    assert!(p.stand_in.contains("555-01"), "{}", p.stand_in);
+                } else {
+                    assert!(p.stand_in.starts_with("+44 "), "{}", p.stand_in);
+                }
+            }
+            Kind::Name => assert_eq!(p.stand_in.split(' ').count(), 2),
+            Kind::Place => assert!(!p.stand_in.is_empty()),
+            Kind::Regex => {
+                // Letters for letters, digits for digits, safe punctuation kept.
+                let shape: String = p
+                    .stand_in
+                    .chars()
+                    .map(|c| match c {
+                        '0'..='9' => '9',
+                        'A'..='Z' => 'A',
+                        c => c,
+                    })
+                    .collect();
+                assert_eq!(shape, "AAA-999999", "{}", p.stand_in)
+            }
+        }
+    }
+    let c = s.counts();
+    for k in KINDS {
+        // Two phone numbers (one international, one NANP), one of everything else.
+        let want = if k == Kind::Phone { 2 } else { 1 };
+        assert_eq!(c.get(k), want, "{}", k.label());
+    }
+    assert_eq!(c.total(), 12);
+    // Restoring the substituted text gives the prompt back.
+    let set = s.restore_set().unwrap();
+    assert_eq!(
+        String::from_utf8(set.restore_all(out.as_bytes())).unwrap(),
+        PROMPT
+    );
+}
+
+#[test]
+fn deterministic_per_key_and_consistent_across_turns() {
+    let d = detector();
+    let first = Session::new(&d, b"key-a").substitute(&[PROMPT]);
+    let again = Session::new(&d, b"key-a").substitute(&[PROMPT]);
+    let other = Session::new(&d, b"key-b").substitute(&[PROMPT]);
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    // The same original twice in one request (two turns) gets one stand-in, counted twice.
+    let mut s = Session::new(&d, b"key-a");
+    let out = s.substitute(&["mail a@b.example.com", "again: a@b.example.com"]);
+    assert_eq!(s.pairs().len(), 1);
+    assert_eq!(s.counts().get(Kind::Email), 2);
+    let stand_in = &s.pairs()[0].stand_in;
+    assert!(out[0].as_ref().unwrap().ends_with(stand_in.as_str()));
+    assert!(out[1].as_ref().unwrap().ends_with(stand_in.as_str()));
+}
+
+#[test]
+fn no_stand_in_collides_with_the_prompt_or_another() {
+    let d = detector();
+    // Learn the stand-in a first draw would pick, then put it in the prompt: it must re-draw.
+    let mut probe = Session::new(&d, b"k");
+    probe.substitute(&["10.0.0.1"]);
+    let first = probe.pairs()[0].stand_in.clone();
+    let mut s = Session::new(&d, b"k");
+    let prompt = format!("10.0.0.1 and the doc address {first}");
+    s.substitute(&[&prompt]);
+    assert_ne!(s.pairs()[0].stand_in, first);
+    // Many addresses: 762 documentation addresses, all distinct, none inside another.
+    let text: String = (0..300)
+        .map(|i| format!("10.1.{}.{} ", i / 250, i % 250 + 1))
+        .collect();
+    let mut s = Session::new(&d, b"k");
+    let out = s.substitute(&[&text]).remove(0).unwrap();
+    let pairs = s.pairs();
+    assert_eq!(pairs.len(), 300);
+    for (i, a) in pairs.iter().enumerate() {
+        assert!(!text.contains(&a.stand_in));
+        for b in &pairs[i + 1..] {
+            assert!(!a.stand_in.contains(&b.stand_in) && !b.stand_in.contains(&a.stand_in));
+        }
+    }
+    let set = s.restore_set().unwrap();
+    assert_eq!(set.restore_all(out.as_bytes()), text.as_bytes());
+}
+
+/// The oracle: restore by scanning left to right with plain string comparison.
+fn oracle(text: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
+    let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    let (mut out, mut i) = (Vec::new(), 0);
+    'outer: while i < text.len() {
+        // Leftmost-longest: at each position the longest stand-in that starts there.
+        let mut best: Option<&(String, String)> = None;
+        for p in pairs {
+            if text[i..].starts_with(p.0.as_bytes()) && best.is_none_or(|b| p.0.len() > b.0.len()) {
+                best = Some(p);
+            }
+        }
+        if let Some((s, o)) = best {
+            let sb = s.as_bytes();
+            let end = i + sb.len();
+            let before_ok = !word(sb.first())
+                || i == 0
+                || !word(text.get(i - 1))
+                || (i >= 2 && text[i - 2] == b'\\');
+            let after_ok = !word(sb.last()) || !word(text.get(end));
+            if before_ok && after_ok {
+                out.extend_from_slice(o.as_bytes());
+            } else {
+                out.extend_from_slice(sb);
+            }
+            i = end;
+            continue 'outer;
+        }
+        out.push(text[i]);
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn any_split_restores_like_the_whole_and_like_the_oracle() {
+    let d = detector();
+    let mut s = Session::new(&d, b"prop");
+    s.substitute(&[PROMPT]);
+    let pairs: Vec<(String, String)> = s
+        .pairs()
+        .iter()
+        .map(|p| (p.stand_in.clone(), p.original.clone()))
+        .collect();
+    let set = s.restore_set().unwrap();
+    let filler: &[&[u8]] = &[
+        b" ",
+        b"x",
+        b"\\n",
+        b"\"",
+        b"4000",
+        b"a",
+        b"\xc3\xa9",
+        b".",
+        b"-",
+        b"2001:db8:",
+    ];
+    for seed in 0..3000u64 {
+        let mut rng = Rng(seed);
+        let mut text = Vec::new();
+        for _ in 0..rng.below(12) {
+            match rng.below(3) {
+                0 => text.extend_from_slice(pairs[rng.below(pairs.len())].0.as_bytes()),
+                // A prefix of a stand-in that never completes.
+                1 => {
+                    let p = pairs[rng.below(pairs.len())].0.as_bytes();
+                    text.extend_from_slice(&p[..rng.below(p.len())]);
+                }
+                _ => text.extend_from_slice(filler[rng.below(filler.len())]),
+            }
+        }
+        let whole = set.restore_all(&text);
+        assert_eq!(
+            whole,
+            oracle(&text, &pairs),
+            "seed {seed}: {:?}",
+            String::from_utf8_lossy(&text)
+        );
+        let mut r = Restorer::new(set.clone());
+        let mut split = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            let n = 1 + rng.below(8);
+            let end = (at + n).min(text.len());
+            split.extend(r.push(&text[at..end]));
+            assert!(r.held() <= set.longest(), "seed {seed}: held {}", r.held());
+            at = end;
+        }
+        split.extend(r.finish());
+        assert_eq!(split, whole, "seed {seed}");
+    }
+}
+
+#[test]
+fn passes_through_at_once_when_nothing_is_in_flight() {
+    let d = detector();
+    let mut s = Session::new(&d, b"k");
+    s.substitute(&["write to jane.doe@corp.example.io"]);
+    let stand_in = s.pairs()[0].stand_in.clone();
+    let mut r = Restorer::new(s.restore_set().unwrap());
+    // No byte that could start a stand-in: everything comes out now.
+    assert_eq!(r.push(b"Sure, I will "), b"Sure, I will ");
+    // A stand-in split over three pushes comes out whole, restored, once complete.
+    let (a, rest) = stand_in.split_at(3);
+    let (b, c) = rest.split_at(4);
+    let mut got = r.push(format!("write to {a}").as_bytes());
+    assert_eq!(got, b"write to ");
+    got.extend(r.push(b.as_bytes()));
+    got.extend(r.push(format!("{c} today.").as_bytes()));
+    got.extend(r.finish());
+    assert_eq!(got, b"write to jane.doe@corp.example.io today.");
+}
+
+#[test]
+fn word_boundaries_and_json_escapes() {
+    let d = detector();
+    let mut s = Session::new(&d, b"k");
+    s.substitute(&["Jane Doe"]);
+    let stand_in = s.pairs()[0].stand_in.clone();
+    let set = s.restore_set().unwrap();
+    let glued = format!("x{stand_in}y");
+    assert_eq!(set.restore_all(glued.as_bytes()), glued.as_bytes());
+    let escaped = format!("\"Hi\\n{stand_in}\\n\"");
+    assert_eq!(set.restore_all(escaped.as_bytes()), b"\"Hi\\nJane Doe\\n\"");
+    // Inside tool arguments (JSON text in a JSON string) the bytes are the same.
+    let args = format!("{{\\\"name\\\":\\\"{stand_in}\\\"}}");
+    assert_eq!(
+        set.restore_all(args.as_bytes()),
+        b"{\\\"name\\\":\\\"Jane Doe\\\"}"
+    );
+}
+
+#[test]
+fn entities_json_would_escape_are_left_alone() {
+    let d = Detector::new(&["ID\"\\d+".into()], &[]).unwrap();
+    let mut s = Session::new(&d, b"k");
+    assert_eq!(s.substitute(&["ID\"42"]), [None]);
+    assert!(s.restore_set().is_none());
+}

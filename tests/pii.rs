@@ -1,0 +1,178 @@
+//! PII substitution through the real binary: the mock echoes what it received, so the client
+//! must get its originals back (text and tool-call arguments, streaming and not, same dialect
+//! and translated), while the mock's request log shows that no original ever reached it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// What the prompts carry; each is one word, so it is within the mock's twelve echoed words.
+const ORIGINALS: &[&str] = &[
+    "jane.doe@corp.example.io",
+    "4111-1111-1111-1111",
+    "10.20.30.40",
+];
+
+fn prompt() -> String {
+    format!(
+        "mail {} card {} host {}",
+        ORIGINALS[0], ORIGINALS[1], ORIGINALS[2]
+    )
+}
+
+/// A prompt that makes the mock call a tool with the email in its arguments.
+fn tool_prompt() -> String {
+    format!("look up mock:args={{\"to\":\"{}\"}}", ORIGINALS[0])
+}
+
+fn openai(model: &str, prompt: &str, stream: bool, tools: bool, flag: bool) -> Response {
+    let mut body = json!({"model": model, "stream": stream,
+        "messages": [{"role": "user", "content": prompt}]});
+    if tools {
+        body["tools"] = json!([{"type": "function", "function": {"name": "send",
+            "parameters": {"type": "object", "properties": {"to": {"type": "string"}}}}}]);
+    }
+    if flag {
+        body["pii_substitution"] = json!(true);
+    }
+    request_to("/v1/chat/completions", body)
+}
+
+fn anthropic(model: &str, prompt: &str, stream: bool, tools: bool, flag: bool) -> Response {
+    let mut body = json!({"model": model, "stream": stream, "max_tokens": 64,
+        "messages": [{"role": "user", "content": prompt}]});
+    if tools {
+        body["tools"] = json!([{"name": "send",
+            "input_schema": {"type": "object", "properties": {"to": {"type": "string"}}}}]);
+    }
+    if flag {
+        body["pii_substitution"] = json!(true);
+    }
+    request_to("/v1/messages", body)
+}
+
+fn responses(model: &str, prompt: &str, stream: bool, tools: bool) -> Response {
+    let mut body = json!({"model": model, "stream": stream, "pii_substitution": true,
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": prompt}]}]});
+    if tools {
+        body["tools"] = json!([{"type": "function", "name": "send",
+            "parameters": {"type": "object", "properties": {"to": {"type": "string"}}}}]);
+    }
+    request_to("/v1/responses", body)
+}
+
+thread_local! {
+    static ADDR: std::cell::Cell<Option<std::net::SocketAddr>> = const { std::cell::Cell::new(None) };
+}
+
+fn request_to(path: &str, body: Value) -> Response {
+    let addr = ADDR.with(|a| a.get()).unwrap();
+    request(addr, &post(path, &[], &body.to_string()))
+}
+
+/// Everything the client can read as text or arguments: whole bodies and every SSE event.
+fn client_text(r: &Response) -> String {
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+fn assert_restored(r: &Response, originals: &[&str]) {
+    let text = client_text(r);
+    let joined = join_deltas(&text);
+    for o in originals {
+        assert!(
+            joined.contains(o),
+            "{o} not restored in {joined}\nraw: {text}"
+        );
+    }
+}
+
+/// The answer's text and arguments with stream deltas joined (a restored original may span
+/// deltas as the model sent them), in either dialect.
+fn join_deltas(body: &str) -> String {
+    let events = sse_events(body.as_bytes());
+    if events.is_empty() || !body.contains("data:") {
+        return body.to_owned();
+    }
+    let mut out = String::new();
+    for (_, data) in events {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        for p in [
+            "/choices/0/delta/content",
+            "/choices/0/delta/tool_calls/0/function/arguments",
+            "/delta/text",
+            "/delta/partial_json",
+            // Responses: text and argument deltas carry `delta` as a string.
+            "/delta",
+        ] {
+            if let Some(s) = v.pointer(p).and_then(Value::as_str) {
+                out.push_str(s);
+            }
+        }
+    }
+    out
+}
+
+fn assert_mock_saw_no_original(m: &Proc) {
+    let seen = serde_json::to_string(&mock_requests(m)).unwrap();
+    assert!(!seen.is_empty());
+    for o in ORIGINALS {
+        assert!(!seen.contains(o), "{o} reached the provider: {seen}");
+    }
+    assert!(
+        !seen.contains("pii_substitution"),
+        "the flag reached the provider"
+    );
+}
+
+#[test]
+fn originals_come_back_and_never_reach_the_provider() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let p = prompt();
+    for stream in [false, true] {
+        for model in ["gpt", "claude"] {
+            assert_restored(&openai(model, &p, stream, false, true), ORIGINALS);
+            assert_restored(&anthropic(model, &p, stream, false, true), ORIGINALS);
+            let t = tool_prompt();
+            assert_restored(&openai(model, &t, stream, true, true), &ORIGINALS[..1]);
+            assert_restored(&anthropic(model, &t, stream, true, true), &ORIGINALS[..1]);
+            assert_restored(&responses(model, &p, stream, false), ORIGINALS);
+            assert_restored(&responses(model, &t, stream, true), &ORIGINALS[..1]);
+        }
+    }
+    assert_mock_saw_no_original(&m);
+}
+
+#[test]
+fn off_without_the_flag_and_on_by_key_config() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    // No flag, no config: the text goes upstream as written (the test can see the difference).
+    let r = openai("gpt", &prompt(), false, false, false);
+    assert_eq!(r.status, 200);
+    let seen = serde_json::to_string(&mock_requests(&m)).unwrap();
+    assert!(seen.contains(ORIGINALS[0]));
+    // A non-boolean flag is the client's error.
+    let mut body = json!({"model": "gpt", "messages": [{"role": "user", "content": "hi"}]});
+    body["pii_substitution"] = json!("yes");
+    let r = request_to("/v1/chat/completions", body);
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    let m = mock(&[]);
+    let cfg = format!("[pii]\nenabled = true\n\n{}", standard_providers(&m));
+    let g = gateway_env(&cfg, PROVIDER_KEYS);
+    ADDR.with(|a| a.set(Some(g.addr)));
+    for stream in [false, true] {
+        assert_restored(
+            &anthropic("gpt", &prompt(), stream, false, false),
+            ORIGINALS,
+        );
+    }
+    assert_mock_saw_no_original(&m);
+}
