@@ -523,3 +523,36 @@ key_env = "RW_TEST_CUSTODY_A"
     assert_eq!(attempt["jurisdiction"], "CA", "{rec}");
     assert_eq!(rec["served_by"], "ca-oa/mock-gpt-up", "{rec}");
 }
+
+#[test]
+fn the_record_counts_the_pii_replaced_by_kind_never_the_values() {
+    let db = temp_path("pii.db");
+    let m = mock(&[]);
+    let text = format!(
+        "[custody]\npath = \"{}\"\n\n[pii]\nenabled = true\n{}\n[[key]]\nname = \"team-a\"\nkey_env = \"RW_TEST_CUSTODY_A\"\n",
+        db.display(),
+        standard_providers(&m)
+    );
+    let mut env = PROVIDER_KEYS.to_vec();
+    env.push(("RW_TEST_CUSTODY_A", KEY_A));
+    let g = gateway_env(&text, &env);
+    let h = bearer(KEY_A);
+    let prompt = "mail jane.roe@corp.test or jim.poe@corp.test from 10.1.2.3";
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[(h[0].0, h[0].1.as_str())],
+            &openai_body("gpt", prompt, false),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = record(&g, KEY_A, &request_id(&r));
+    assert_eq!(rec["pii"]["email"], 2, "{rec}");
+    assert_eq!(rec["pii"]["ipv4"], 1, "{rec}");
+    let stored = rec.to_string();
+    assert!(
+        !stored.contains("jane.roe") && !stored.contains("10.1.2.3"),
+        "{stored}"
+    );
+}
