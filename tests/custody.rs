@@ -38,16 +38,7 @@ path = "{}"
 {custody_extra}
 
 {}
-[[provider]]
-name = "dead"
-kind = "openai"
-base_url = "http://127.0.0.1:1/v1"
-api_key_env = "RW_TEST_OPENAI_KEY"
-
-[[route]]
-model = "fb"
-targets = ["dead/never-up", "mo/mock-gpt-up"]
-
+{DEAD_FIRST_ROUTE}
 [[key]]
 name = "team-a"
 key_env = "RW_TEST_CUSTODY_A"
@@ -281,26 +272,6 @@ fn records_of_streamed_translated_and_failed_over_requests_read_back_by_their_ow
     assert_eq!(bad.status, 400, "{}", bad.text());
 }
 
-fn signal(p: &Proc, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &p.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} failed");
-}
-
-fn exit_within(p: &mut Proc, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if p.child.try_wait().unwrap().is_some() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 /// The record is not read back before the stop: the drained exit's flush writes it.
 #[test]
 fn records_survive_a_restart() {
@@ -312,7 +283,7 @@ fn records_survive_a_restart() {
     let id = request_id(&r);
     signal(&g, "TERM");
     assert!(
-        exit_within(&mut g, Duration::from_secs(10)),
+        exit_within(&mut g, Duration::from_secs(10)).is_some(),
         "exits after SIGTERM"
     );
     drop(g);
@@ -359,6 +330,16 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+/// The median, 99th percentile and maximum of sorted latencies, for the log.
+fn spread(sorted: &[f64]) -> String {
+    format!(
+        "p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        pct(sorted, 0.5),
+        pct(sorted, 0.99),
+        pct(sorted, 1.0)
+    )
+}
+
 /// Baselines: the store off, and on with a healthy writer (nothing dropped). Then the writer
 /// sleeps `STALL_MS` before each batch (the test hook) and holds at most 8 records:
 /// requests keep their latency (far below the stall), the overflow is dropped and counted.
@@ -388,23 +369,11 @@ fn a_stalled_writer_does_not_slow_the_workers() {
     );
     let on = latencies(&g, REQUESTS);
     let dropped = metric(&g, "ringway_custody_dropped_total");
+    eprintln!("custody off:     {}", spread(&off));
+    eprintln!("custody on:      {}", spread(&fine));
     eprintln!(
-        "custody off:     p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        pct(&off, 0.5),
-        pct(&off, 0.99),
-        pct(&off, 1.0)
-    );
-    eprintln!(
-        "custody on:      p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        pct(&fine, 0.5),
-        pct(&fine, 0.99),
-        pct(&fine, 1.0)
-    );
-    eprintln!(
-        "writer stalled:  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  dropped {dropped} of {REQUESTS}",
-        pct(&on, 0.5),
-        pct(&on, 0.99),
-        pct(&on, 1.0)
+        "writer stalled:  {}  dropped {dropped} of {REQUESTS}",
+        spread(&on)
     );
     // Had a worker waited on the writer even once, that request would take a whole stall.
     assert!(

@@ -28,22 +28,6 @@ const FAULTS: &[&str] = &[
     "error_event",
 ];
 
-fn set_faults(mock: &Proc, table: &Value) {
-    let r = request(mock.addr, &post("/mock/faults", &[], &table.to_string()));
-    assert_eq!(r.status, 200, "{}", r.text());
-}
-
-fn clear_records(mock: &Proc) {
-    let raw = b"DELETE /mock/requests HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n";
-    assert_eq!(request(mock.addr, raw).status, 200);
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// A gateway (one worker: breaker state is the worker's) with providers `oa` (openai), `an`
 /// (anthropic) on the mock, `dead` (openai) and `deadan` (anthropic) on a closed port, and
 /// `extra` routes.

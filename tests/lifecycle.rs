@@ -17,27 +17,6 @@ use common::*;
 const USER_KEY: &str = "rw-user-key-1";
 const ADMIN_KEY: &str = "rw-admin-key-1";
 
-fn signal(p: &Proc, sig: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{sig}"), &p.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} failed");
-}
-
-/// Wait for the process to exit; its status, or None if it is still running at `within`.
-fn exit_within(p: &mut Proc, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(s) = p.child.try_wait().unwrap() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
 /// Poll until `check` holds (bounded).
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);

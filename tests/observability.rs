@@ -27,16 +27,7 @@ fn setup_keyed(extra: &str) -> (Proc, Proc) {
     let cfg = format!(
         r#"{extra}
 {}
-[[provider]]
-name = "dead"
-kind = "openai"
-base_url = "http://127.0.0.1:1/v1"
-api_key_env = "RW_TEST_OPENAI_KEY"
-
-[[route]]
-model = "fb"
-targets = ["dead/never-up", "mo/mock-gpt-up"]
-
+{DEAD_FIRST_ROUTE}
 [[key]]
 name = "team-a"
 key_env = "RW_TEST_OBS_KEY"

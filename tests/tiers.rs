@@ -8,20 +8,12 @@
 
 mod common;
 
-use std::net::TcpListener;
-
 use common::*;
 use serde_json::{json, Value};
 
 const KEY_ANY: &str = "sk-tier-any";
 const KEY_CA: &str = "sk-tier-ca";
 const KEY_US_ONLY: &str = "sk-tier-us-only";
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// The mock and a gateway with providers in Canada (`ca-oa`, `ca-an`, `ca-dead` on a closed
 /// port), the US (`us-oa`, `us-an`) and nowhere known (`nowhere`); tiers `canada`, `us` and
@@ -142,16 +134,6 @@ tiers = ["us"]
         ],
     );
     (m, g)
-}
-
-fn set_faults(mock: &Proc, table: &Value) {
-    let r = request(mock.addr, &post("/mock/faults", &[], &table.to_string()));
-    assert_eq!(r.status, 200, "{}", r.text());
-}
-
-fn clear_records(mock: &Proc) {
-    let raw = b"DELETE /mock/requests HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n";
-    assert_eq!(request(mock.addr, raw).status, 200);
 }
 
 /// The upstream models the mock was asked for, in order.
@@ -412,26 +394,23 @@ fn unknown_and_malformed_tiers_are_400s() {
     let r = chat(&g, KEY_ANY, "sonnet", Some("can ada"));
     assert_eq!(r.status, 400, "{}", r.text());
     // A valid body value loses to the header, but an unknown one is never silently dropped.
+    let with_us_header = |body: &Value| {
+        call(
+            &g,
+            Dialect::Chat,
+            KEY_ANY,
+            &[("x-privacy-tier", "us")],
+            body,
+        )
+    };
     let mut body = Dialect::Chat.body("sonnet", false);
     body["privacy_tier"] = json!("mars");
-    let r = call(
-        &g,
-        Dialect::Chat,
-        KEY_ANY,
-        &[("x-privacy-tier", "us")],
-        &body,
-    );
+    let r = with_us_header(&body);
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(models_seen(&m).is_empty(), "{:?}", models_seen(&m));
     // The header wins over the body.
     body["privacy_tier"] = json!("canada");
-    let r = call(
-        &g,
-        Dialect::Chat,
-        KEY_ANY,
-        &[("x-privacy-tier", "us")],
-        &body,
-    );
+    let r = with_us_header(&body);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-ringway-tier"), Some("us"));
     assert_eq!(r.header("x-ringway-model"), Some("sonnet-us"));
@@ -517,22 +496,6 @@ fn custody_headers_on_every_dialect_default_prefix() {
 #[test]
 fn custody_headers_on_every_dialect_under_another_prefix() {
     custody_headers_on_every_dialect("x-ni-", "header_prefix = \"x-ni-\"");
-}
-
-/// Run `ringway check --config` on `toml`; (success, stdout, stderr, the file's path).
-fn check(toml: &str) -> (bool, String, String, String) {
-    let path = write_config(toml);
-    let out = std::process::Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        path.display().to_string(),
-    )
 }
 
 const CHECKED: &str = r#"[server]
@@ -628,12 +591,7 @@ fn check_shows_tiers_and_refuses_bad_tier_config_with_file_and_line() {
     ] {
         let toml = CHECKED.replacen(from, to, 1);
         assert_ne!(toml, CHECKED, "{from}");
-        let (ok, out, err, file) = check(&toml);
-        assert!(!ok, "accepted:\n{toml}\n{out}");
-        assert!(
-            err.contains(&format!("{file}{line_and_path}")) && err.contains(reason),
-            "{toml}\n{err}"
-        );
+        check_refuses(&toml, line_and_path, reason);
     }
 }
 

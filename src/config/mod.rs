@@ -821,18 +821,12 @@ impl Compiler<'_> {
         path: &str,
     ) -> Result<Option<String>, ConfigError> {
         use crate::routing::tier::{is_label, MAX_LABEL_BYTES};
-        match v {
-            None => Ok(None),
-            Some(v) if is_label(v.get_ref()) => Ok(Some(v.get_ref().clone())),
-            Some(v) => Err(self.err(
-                v.span(),
-                path,
-                format!(
-                    "{:?}: use 1 to {MAX_LABEL_BYTES} of A-Z a-z 0-9 . _ -",
-                    v.get_ref()
-                ),
-            )),
-        }
+        self.checked(
+            v,
+            path,
+            is_label,
+            &format!("use 1 to {MAX_LABEL_BYTES} of A-Z a-z 0-9 . _ -"),
+        )
     }
 
     /// An optional jurisdiction at `path`: an ISO 3166-1 alpha-2 code, uppercase.
@@ -841,19 +835,27 @@ impl Compiler<'_> {
         v: Option<&Spanned<String>>,
         path: &str,
     ) -> Result<Option<String>, ConfigError> {
+        self.checked(
+            v,
+            path,
+            crate::routing::tier::is_jurisdiction,
+            "a jurisdiction is an ISO 3166-1 alpha-2 code in upper case, such as \"CA\"",
+        )
+    }
+
+    /// An optional string at `path` that `valid` accepts; otherwise an error quoting it, then
+    /// `rule`.
+    fn checked(
+        &self,
+        v: Option<&Spanned<String>>,
+        path: &str,
+        valid: fn(&str) -> bool,
+        rule: &str,
+    ) -> Result<Option<String>, ConfigError> {
         match v {
             None => Ok(None),
-            Some(v) if crate::routing::tier::is_jurisdiction(v.get_ref()) => {
-                Ok(Some(v.get_ref().clone()))
-            }
-            Some(v) => Err(self.err(
-                v.span(),
-                path,
-                format!(
-                    "{:?}: a jurisdiction is an ISO 3166-1 alpha-2 code in upper case, such as \"CA\"",
-                    v.get_ref()
-                ),
-            )),
+            Some(v) if valid(v.get_ref()) => Ok(Some(v.get_ref().clone())),
+            Some(v) => Err(self.err(v.span(), path, format!("{:?}: {rule}", v.get_ref()))),
         }
     }
 

@@ -339,7 +339,7 @@ fn confirm(kind: Kind, text: &str, range: std::ops::Range<usize>) -> bool {
 }
 
 /// The decimal digits of `s`, as values 0..=9.
-fn digits_of(s: &str) -> Vec<u8> {
+pub(super) fn digits_of(s: &str) -> Vec<u8> {
     s.bytes()
         .filter(u8::is_ascii_digit)
         .map(|b| b - b'0')

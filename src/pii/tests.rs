@@ -54,25 +54,13 @@ fn every_kind_is_replaced_by_a_well_formed_stand_in() {
             Kind::Card => {
                 assert_eq!(p.stand_in.len(), p.original.len());
                 assert_eq!(p.stand_in.matches(' ').count(), 3);
-                let digits: Vec<u8> = p
-                    .stand_in
-                    .bytes()
-                    .filter(u8::is_ascii_digit)
-                    .map(|b| b - b'0')
-                    .collect();
-                assert!(luhn_ok(&digits));
+                assert!(luhn_ok(&detect::digits_of(&p.stand_in)));
                 assert!(p.stand_in.starts_with("4000"));
             }
             Kind::Ssn => assert!(p.stand_in.starts_with('9') && p.stand_in.len() == 11),
             Kind::Sin => {
                 assert!(p.stand_in.starts_with('0') && p.stand_in.len() == 11);
-                let digits: Vec<u8> = p
-                    .stand_in
-                    .bytes()
-                    .filter(u8::is_ascii_digit)
-                    .map(|b| b - b'0')
-                    .collect();
-                assert!(luhn_ok(&digits));
+                assert!(luhn_ok(&detect::digits_of(&p.stand_in)));
             }
             Kind::Ipv4 => assert!(
                 ["192.0.2.", "198.51.100.", "203.0.113."]

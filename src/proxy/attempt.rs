@@ -350,6 +350,21 @@ pub(super) async fn run<'c>(
         metered: crate::usage::Metered::default(),
     };
     let status = head.status;
+    // A 2xx answer read whole, with the usage metered from the provider's body.
+    let whole = |head, bytes, json, charge, metered| Answer {
+        metered,
+        ..answer(
+            status,
+            head,
+            None,
+            Body::Whole {
+                bytes,
+                json,
+                charge,
+            },
+            true,
+        )
+    };
     let ok = (200..300).contains(&status);
     let retryable = !ok && policy.retries_status(status);
     let mut codec = BodyCodec::new(head.framing);
@@ -452,46 +467,18 @@ pub(super) async fn run<'c>(
             // PII on: the answer is restored whole (a stand-in may straddle any read, and the
             // restored body has another length), so it is read whole, within the translated
             // answers' bound.
-            let declared = match head.framing {
-                BodyFraming::Length(n) => Some(n),
-                _ => None,
-            };
-            let read = read_all(
+            let bytes = read_whole(
                 &mut up,
                 &mut codec,
                 provider,
-                declared,
-                MAX_TRANSLATED_BODY,
+                head.framing,
                 &mut charge,
                 deadline,
             )
-            .await;
-            let bytes = match read {
-                Ok(raw) => raw,
-                Err(Failure::BeforeResponse(e)) => return Err(body_miss(e, deadline)),
-                Err(_) => {
-                    return Err(Miss::from_error(Error::new(
-                        ErrorKind::Internal,
-                        "read failed",
-                    )))
-                }
-            };
+            .await?;
             release(ctx, provider, up, head.reusable && codec.is_done());
             let metered = crate::usage::from_body(pair.provider, &bytes);
-            return Ok(Answer {
-                metered,
-                ..answer(
-                    status,
-                    head,
-                    None,
-                    Body::Whole {
-                        bytes,
-                        json: false,
-                        charge,
-                    },
-                    true,
-                )
-            });
+            return Ok(whole(head, bytes, false, charge, metered));
         }
         if next.other_target {
             match read_prefix(
@@ -510,20 +497,7 @@ pub(super) async fn run<'c>(
             if codec.is_done() {
                 release(ctx, provider, up, head.reusable);
                 let metered = crate::usage::from_body(pair.provider, &prefix);
-                return Ok(Answer {
-                    metered,
-                    ..answer(
-                        status,
-                        head,
-                        None,
-                        Body::Whole {
-                            bytes: prefix,
-                            json: false,
-                            charge,
-                        },
-                        true,
-                    )
-                });
+                return Ok(whole(head, prefix, false, charge, metered));
             }
         }
         return Ok(answer(
@@ -540,30 +514,15 @@ pub(super) async fn run<'c>(
     };
     // A whole answer in another dialect: read (charged to the worker's budget), translate.
     let mut charge = ctx.buffers.charge();
-    let declared = match head.framing {
-        BodyFraming::Length(n) => Some(n),
-        _ => None,
-    };
-    let read = read_all(
+    let mut raw = read_whole(
         &mut up,
         &mut codec,
         provider,
-        declared,
-        MAX_TRANSLATED_BODY,
+        head.framing,
         &mut charge,
         deadline,
     )
-    .await;
-    let mut raw = match read {
-        Ok(raw) => raw,
-        Err(Failure::BeforeResponse(e)) => return Err(body_miss(e, deadline)),
-        Err(_) => {
-            return Err(Miss::from_error(Error::new(
-                ErrorKind::Internal,
-                "read failed",
-            )))
-        }
-    };
+    .await?;
     // The answer is about as long as what it translates: reserve (and charge) that before
     // translating, so the worker's answers stay within the budget while both exist. Only one
     // translation runs on a worker at a time; its parse scratch (strings with escapes) is the
@@ -597,20 +556,7 @@ pub(super) async fn run<'c>(
         });
     }
     release(ctx, provider, up, head.reusable && codec.is_done());
-    Ok(Answer {
-        metered,
-        ..answer(
-            status,
-            head,
-            None,
-            Body::Whole {
-                bytes: out,
-                json: true,
-                charge,
-            },
-            true,
-        )
-    })
+    Ok(whole(head, out, true, charge, metered))
 }
 
 /// A provider connection whose response was read to its end (on one that may carry another)
@@ -770,6 +716,41 @@ async fn read_all(
             Ok(None) => return Ok(out),
             Err(e) => return Err(Failure::BeforeResponse(e)),
         }
+    }
+}
+
+/// A 2xx answer's whole body, as [`read_all`] reads it (its declared length, if any, reserved
+/// up front; at most [`MAX_TRANSLATED_BODY`]); a failure is the miss of a body that broke
+/// before commit.
+async fn read_whole(
+    up: &mut Conn,
+    codec: &mut BodyCodec,
+    provider: &Provider,
+    framing: BodyFraming,
+    charge: &mut Charge<'_>,
+    deadline: Instant,
+) -> std::result::Result<Vec<u8>, Miss<'static>> {
+    let declared = match framing {
+        BodyFraming::Length(n) => Some(n),
+        _ => None,
+    };
+    let read = read_all(
+        up,
+        codec,
+        provider,
+        declared,
+        MAX_TRANSLATED_BODY,
+        charge,
+        deadline,
+    )
+    .await;
+    match read {
+        Ok(raw) => Ok(raw),
+        Err(Failure::BeforeResponse(e)) => Err(body_miss(e, deadline)),
+        Err(_) => Err(Miss::from_error(Error::new(
+            ErrorKind::Internal,
+            "read failed",
+        ))),
     }
 }
 

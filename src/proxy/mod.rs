@@ -604,6 +604,26 @@ fn provider_headers<'a>(
     }
 }
 
+/// The head of an answer relayed as the provider sent it (not rendered by the gateway): the
+/// gateway's standard headers, then the provider's.
+fn relayed_headers<'a>(
+    ex: &'a Exchange<'_>,
+    head: &'a ResponseHead,
+    pair: Pair,
+    own_limits: bool,
+) -> Vec<(&'a str, &'a [u8])> {
+    let mut headers = ex.standard_headers();
+    provider_headers(
+        head,
+        pair,
+        false,
+        own_limits,
+        &ex.names.prefix,
+        &mut headers,
+    );
+    headers
+}
+
 /// Commit to an answer (its head and what is already in hand go to the client) and pump the
 /// rest. The provider's connection goes back to the pool when its response was read to the end.
 async fn commit_and_pump<S: Transport>(
@@ -689,15 +709,7 @@ async fn commit_and_pump<S: Transport>(
                 }
                 _ => ResponseBody::Chunked,
             };
-            let mut headers = ex.standard_headers();
-            provider_headers(
-                &head,
-                pair,
-                false,
-                own_limits,
-                &ex.names.prefix,
-                &mut headers,
-            );
+            let mut headers = relayed_headers(ex, &head, pair, own_limits);
             if !dropped.is_empty() {
                 headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
             }
@@ -756,15 +768,7 @@ async fn commit_and_pump<S: Transport>(
                 ex.keep_alive.set(false);
                 ResponseBody::CloseDelimited
             };
-            let mut headers = ex.standard_headers();
-            provider_headers(
-                &head,
-                pair,
-                false,
-                own_limits,
-                &ex.names.prefix,
-                &mut headers,
-            );
+            let mut headers = relayed_headers(ex, &head, pair, own_limits);
             if !pair.is_passthrough() {
                 headers.push(("content-type", pair.stream_content_type()));
                 headers.push(("cache-control", b"no-cache"));

@@ -216,6 +216,19 @@ targets = ["ma/mock-claude-up"]
     )
 }
 
+/// Config after [`standard_providers`]: a provider `dead` on a closed port and a route `fb`
+/// whose first target is on it and second on the mock, so that it falls back.
+pub const DEAD_FIRST_ROUTE: &str = r#"[[provider]]
+name = "dead"
+kind = "openai"
+base_url = "http://127.0.0.1:1/v1"
+api_key_env = "RW_TEST_OPENAI_KEY"
+
+[[route]]
+model = "fb"
+targets = ["dead/never-up", "mo/mock-gpt-up"]
+"#;
+
 pub const PROVIDER_KEYS: &[(&str, &str)] = &[
     ("RW_TEST_OPENAI_KEY", "sk-provider-openai"),
     ("RW_TEST_ANTHROPIC_KEY", "sk-provider-anthropic"),
@@ -552,4 +565,70 @@ pub fn read_one_request(s: &mut TcpStream) -> bool {
             }
         }
     }
+}
+
+/// Send `sig` (a name such as `TERM`) to the process with kill(1).
+pub fn signal(p: &Proc, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &p.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} failed");
+}
+
+/// Wait for the process to exit; its status, or None if it is still running at `within`.
+pub fn exit_within(p: &mut Proc, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(s) = p.child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Set the mock's fault table.
+pub fn set_faults(mock: &Proc, table: &serde_json::Value) {
+    let r = request(mock.addr, &post("/mock/faults", &[], &table.to_string()));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Clear the mock's request log.
+pub fn clear_records(mock: &Proc) {
+    let raw = b"DELETE /mock/requests HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n";
+    assert_eq!(request(mock.addr, raw).status, 200);
+}
+
+/// Run `ringway check --config` on `toml`; (success, stdout, stderr, the file's path).
+pub fn check(toml: &str) -> (bool, String, String, String) {
+    let path = write_config(toml);
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+/// `ringway check` refuses `toml`, naming the file then `line_and_path`, and saying `reason`.
+pub fn check_refuses(toml: &str, line_and_path: &str, reason: &str) {
+    let (ok, out, err, file) = check(toml);
+    assert!(!ok, "accepted:\n{toml}\n{out}");
+    assert!(
+        err.contains(&format!("{file}{line_and_path}")) && err.contains(reason),
+        "{toml}\n{err}"
+    );
 }
