@@ -292,6 +292,9 @@ fn direct_addressing_and_empty_tiers_are_refused_with_nothing_sent() {
         for (model, tier) in [
             ("us-oa/gpt-x", "canada"),
             ("@us-an/claude-x", "canada"),
+            // A deployment a route target places in CA, addressed directly: judged where it
+            // runs, not by its provider's default (US).
+            ("us-oa/relabelled-ca", "us"),
             // No jurisdiction configured: never inside any tier.
             ("nowhere/gpt-x", "us"),
             // No provider at all in the tier.

@@ -65,32 +65,40 @@ pub struct Detector {
 }
 
 /// The built-in candidate patterns. Each is confirmed by [`confirm`]; the regex only finds
-/// the shape. `(?-u:\b)` would refuse non-ASCII neighbours; Unicode `\b` is what a reader
-/// means by "a separate word".
+/// the shape. Digits are ASCII `[0-9]`: Unicode `\d` also matches other scripts' digits, which
+/// no confirmation step reads (one such request panicked a worker). Word boundaries are ASCII:
+/// a Unicode boundary sees no edge between `は` or `é` and a Latin letter, so an address
+/// written right after one was missed or only partly replaced.
 const BUILTIN: &[(Kind, &str)] = &[
     (
         Kind::Email,
-        r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z]{2,24}\b",
+        r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z]{2,24}(?-u:\b)",
     ),
     // 13 to 19 digits, grouped by single spaces or dashes.
-    (Kind::Card, r"\b[2-6]\d{3}(?:[ -]?\d{1,6}){2,5}\b"),
+    (
+        Kind::Card,
+        r"(?-u:\b)[2-6][0-9]{3}(?:[ -]?[0-9]{1,6}){2,5}(?-u:\b)",
+    ),
     (
         Kind::Iban,
-        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+        r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)",
     ),
-    (Kind::Ssn, r"\b\d{3}-\d{2}-\d{4}\b"),
-    (Kind::Sin, r"\b\d{3}[ -]\d{3}[ -]\d{3}\b"),
+    (Kind::Ssn, r"(?-u:\b)[0-9]{3}-[0-9]{2}-[0-9]{4}(?-u:\b)"),
+    (
+        Kind::Sin,
+        r"(?-u:\b)[0-9]{3}[ -][0-9]{3}[ -][0-9]{3}(?-u:\b)",
+    ),
     // E.164 (with optional grouping), NANP with separators, and national formats that start
     // with a trunk 0 and group by spaces (most of Europe).
     (
         Kind::Phone,
-        r"(?:\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}|\(?\b[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}|\b0\d{1,4}(?: \d{2,4}){2,4})\b",
+        r"(?:\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,4}\)?){2,5}|\(?(?-u:\b)[2-9][0-9]{2}\)?[ .-]?[2-9][0-9]{2}[ .-][0-9]{4}|(?-u:\b)0[0-9]{1,4}(?: [0-9]{2,4}){2,4})(?-u:\b)",
     ),
     (
         Kind::Ipv6,
-        r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?::\d{1,3}(?:\.\d{1,3}){3})?",
+        r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?::[0-9]{1,3}(?:\.[0-9]{1,3}){3})?",
     ),
-    (Kind::Ipv4, r"\b\d{1,3}(?:\.\d{1,3}){3}\b"),
+    (Kind::Ipv4, r"(?-u:\b)[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?-u:\b)"),
 ];
 
 impl Detector {
@@ -291,9 +299,13 @@ fn confirm(kind: Kind, text: &str, range: std::ops::Range<usize>) -> bool {
         Kind::Iban => iban_ok(s),
         Kind::Ssn => {
             let d = digits_of(s);
-            let area = num(&d[0..3]);
-            let group = num(&d[3..5]);
-            let serial = num(&d[5..9]);
+            // The pattern has nine ASCII digits; anything else is not an SSN (never index).
+            let (Some(a), Some(g), Some(sr)) = (d.get(0..3), d.get(3..5), d.get(5..9)) else {
+                return false;
+            };
+            let area = num(a);
+            let group = num(g);
+            let serial = num(sr);
             area != 0
                 && area != 666
                 && area < 900
@@ -305,9 +317,9 @@ fn confirm(kind: Kind, text: &str, range: std::ops::Range<usize>) -> bool {
         Kind::Sin => {
             let d = digits_of(s);
             // 0 is never issued and 8 marks business numbers; the check digit is Luhn.
-            one_separator(s)
-                && d[0] != 0
-                && d[0] != 8
+            d.len() == 9
+                && one_separator(s)
+                && d.first().is_some_and(|&first| first != 0 && first != 8)
                 && luhn_ok(&d)
                 && !glued(before)
                 && !glued(after)

@@ -162,7 +162,21 @@ pub struct Session<'d> {
     pairs: Vec<Pair>,
     by_original: HashMap<(Kind, String), usize>,
     counts: Counts,
+    /// Prompt bytes compared so far while drawing stand-ins (bounded by [`MAX_SCAN_BYTES`]).
+    scanned: usize,
+    /// An entity was found that could not be replaced (too many, too long, no free stand-in,
+    /// or too much text to scan): the request must not go upstream.
+    incomplete: bool,
 }
+
+/// Distinct entities one request may hold. Each new one is checked against the whole prompt,
+/// so the work grows with both; past this the request is refused, never sent half-replaced.
+pub const MAX_ENTITIES: usize = 512;
+/// Prompt bytes one request's stand-in draws may compare in all (about 50 ms of memmem);
+/// past it the request is refused rather than hold the worker.
+pub const MAX_SCAN_BYTES: usize = 512 * 1024 * 1024;
+/// Text one request may hold for substitution (all its conversation strings together).
+pub const MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 
 impl<'d> Session<'d> {
     /// A session keyed by `secret` (per gateway key: the same secret gives the same stand-ins).
@@ -173,13 +187,25 @@ impl<'d> Session<'d> {
             pairs: Vec::new(),
             by_original: HashMap::new(),
             counts: Counts::default(),
+            incomplete: false,
+            scanned: 0,
         }
+    }
+
+    /// Did an entity stay unreplaced? Then the request must be refused: its original would
+    /// reach the provider.
+    pub fn incomplete(&self) -> bool {
+        self.incomplete
     }
 
     /// Substitutes entities in every text of one request at once: all of them are the
     /// "prompt" no stand-in may collide with. Returns, per text, the new text, or `None` when
     /// it had nothing to replace.
     pub fn substitute(&mut self, texts: &[&str]) -> Vec<Option<String>> {
+        if texts.iter().map(|t| t.len()).sum::<usize>() > MAX_TEXT_BYTES {
+            self.incomplete = true;
+            return vec![None; texts.len()];
+        }
         texts
             .iter()
             .map(|text| {
@@ -195,9 +221,11 @@ impl<'d> Session<'d> {
                         continue;
                     };
                     if original.len() > MAX_ENTITY_BYTES {
+                        self.incomplete = true;
                         continue;
                     }
                     let Some(i) = self.stand_in_for(f.kind, original, texts) else {
+                        self.incomplete = true;
                         continue;
                     };
                     out.push_str(text.get(at..f.range.start).unwrap_or_default());
@@ -217,8 +245,17 @@ impl<'d> Session<'d> {
         if let Some(&i) = self.by_original.get(&(kind, original.to_string())) {
             return Some(i);
         }
+        if self.pairs.len() >= MAX_ENTITIES {
+            return None;
+        }
+        // Every draw is checked against the whole prompt: a prompt built to make draws collide
+        // (all of a small stand-in pool written out) must not hold a worker for long.
+        let prompt_bytes: usize = prompt.iter().map(|t| t.len()).sum();
+        let scanned = std::cell::Cell::new(self.scanned);
         let usable = |s: &str, pairs: &[Pair]| {
-            !s.is_empty()
+            scanned.set(scanned.get().saturating_add(prompt_bytes));
+            scanned.get() <= MAX_SCAN_BYTES
+                && !s.is_empty()
                 && s != original
                 && escape_invariant(s)
                 && !prompt.iter().any(|t| t.contains(s))
@@ -254,6 +291,7 @@ impl<'d> Session<'d> {
                 }
             }
         }
+        self.scanned = scanned.get();
         let stand_in = chosen?;
         self.pairs.push(Pair {
             stand_in,

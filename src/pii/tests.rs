@@ -303,3 +303,73 @@ fn entities_json_would_escape_are_left_alone() {
     assert_eq!(s.substitute(&["ID\"42"]), [None]);
     assert!(s.restore_set().is_none());
 }
+
+#[test]
+fn other_scripts_digits_never_panic_and_addresses_beside_them_are_replaced_whole() {
+    // Arabic-Indic digits in SSN and SIN shapes once panicked a worker: the regex matched them
+    // and the check indexed ASCII digits that were not there.
+    let d = detector();
+    for text in [
+        "id ١٢٣-٤٥-٦٧٨٩",
+        "sin ١٢٣ ٤٥٦ ٧٨٩",
+        "card ٤١١١ ١١١١ ١١١١ ١١١١",
+    ] {
+        let mut s = Session::new(&d, b"key-a");
+        assert_eq!(s.substitute(&[text]), vec![None], "{text}");
+    }
+    // An address right after a CJK or accented letter is replaced whole (a Unicode word
+    // boundary saw no edge there).
+    for (text, original) in [
+        (
+            "メールアドレスはjane.doe@example.comです",
+            "jane.doe@example.com",
+        ),
+        (
+            "éjane.doe@mail.example.co.uk",
+            "jane.doe@mail.example.co.uk",
+        ),
+    ] {
+        let mut s = Session::new(&d, b"key-a");
+        let out = s.substitute(&[text]).remove(0).unwrap();
+        assert!(!out.contains("jane."), "{out}");
+        assert_eq!(s.pairs()[0].original, original);
+    }
+}
+
+#[test]
+fn a_request_whose_entities_cannot_all_be_replaced_is_marked_incomplete() {
+    let d = detector();
+    // More distinct entities than one request may hold.
+    let many: Vec<String> = (0..=MAX_ENTITIES)
+        .map(|i| format!("user{i}@corp.example.io"))
+        .collect();
+    let text = many.join(" ");
+    let mut s = Session::new(&d, b"key-a");
+    let _ = s.substitute(&[&text]);
+    assert!(s.incomplete(), "over {MAX_ENTITIES} entities");
+    // A few are fine.
+    let mut s = Session::new(&d, b"key-a");
+    let _ = s.substitute(&["mail user1@corp.example.io and user2@corp.example.io"]);
+    assert!(!s.incomplete());
+    // Every stand-in of the IPv4 pool written out in the prompt, with many addresses to
+    // replace: the draws' scanning budget ends it quickly, refused rather than left in place.
+    let mut pool = String::new();
+    for net in ["192.0.2", "198.51.100", "203.0.113"] {
+        for host in 0..=255 {
+            pool.push_str(&format!("{net}.{host} "));
+        }
+    }
+    let addresses: Vec<String> = (0..400)
+        .map(|i| format!("10.9.{}.{}", i / 200, i % 200))
+        .collect();
+    let prompt = format!("{pool}{}", addresses.join(" "));
+    let mut s = Session::new(&d, b"key-a");
+    let out = s.substitute(&[&prompt]).remove(0);
+    if !s.incomplete() {
+        let out = out.unwrap();
+        assert!(
+            !out.contains("10.9.0.1 "),
+            "replaced every address or refused"
+        );
+    }
+}

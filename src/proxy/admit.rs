@@ -133,6 +133,18 @@ pub(super) async fn admit<S: Transport>(
         } else {
             serde_json::to_vec(&parsed.tree).unwrap_or_default()
         });
+        if session.incomplete() {
+            return Err(Error::new(
+                ErrorKind::InvalidBody,
+                format!(
+                    "PII substitution could not replace every entity in this request (at most {} distinct entities of at most {} bytes each, in at most {} bytes of text); nothing was sent to the provider",
+                    crate::pii::MAX_ENTITIES,
+                    crate::pii::MAX_ENTITY_BYTES,
+                    crate::pii::MAX_TEXT_BYTES
+                ),
+            )
+            .into());
+        }
         ex.pii_counts = session.counts();
         ex.pii = session.restore_set();
         info = inspect(&body)?;

@@ -248,6 +248,15 @@ impl Table {
             return None;
         }
         let (index, thinking_style, place) = self.providers.get(provider)?;
+        // A route target may say this deployment runs elsewhere than its provider's default
+        // (a target-level `jurisdiction`): addressed directly, it is still that deployment, and
+        // a tier must judge it by where it really runs.
+        let place = self
+            .routes
+            .iter()
+            .flat_map(|r| r.targets.iter())
+            .find(|t| t.key == bare && t.place != *place)
+            .map_or_else(|| place.clone(), |t| t.place.clone());
         Some(Resolved::Direct(
             Target {
                 provider: *index,
@@ -257,7 +266,7 @@ impl Table {
                 direct: true,
                 thinking_style: *thinking_style,
                 weight: 1,
-                place: place.clone(),
+                place,
             },
             &self.direct_policy,
         ))
