@@ -99,20 +99,38 @@ fn walk(tree: &mut Value, f: &mut impl FnMut(&mut String)) {
     if let Some(obj) = tree.as_object_mut() {
         for (k, v) in obj.iter_mut() {
             if TEXT_ROOTS.contains(&k.as_str()) {
-                walk_text(v, f);
+                walk_text(v, f, false);
             }
         }
     }
 }
 
-fn walk_text(v: &mut Value, f: &mut impl FnMut(&mut String)) {
+/// `free`: inside data the client wrote (a tool call's `input` object, a text document's
+/// `data`), where every string is content whatever its key: a tool argument called `name`,
+/// `id` or `url` holds a person, an identifier or an address as readily as any other.
+fn walk_text(v: &mut Value, f: &mut impl FnMut(&mut String), free: bool) {
     match v {
         Value::String(s) => f(s),
-        Value::Array(items) => items.iter_mut().for_each(|i| walk_text(i, f)),
+        Value::Array(items) => items.iter_mut().for_each(|i| walk_text(i, f, free)),
         Value::Object(obj) => {
+            let kind = obj.get("type").and_then(Value::as_str).map(str::to_owned);
             for (k, v) in obj.iter_mut() {
-                if !SKIP_KEYS.contains(&k.as_str()) {
-                    walk_text(v, f);
+                let k = k.as_str();
+                if free {
+                    walk_text(v, f, true);
+                } else if k == "input"
+                    && matches!(kind.as_deref(), Some("tool_use" | "server_tool_use"))
+                {
+                    walk_text(v, f, true);
+                } else if k == "source" {
+                    // A document given as text: its `data` is conversation text.
+                    if v.get("type").and_then(Value::as_str) == Some("text") {
+                        if let Some(data) = v.get_mut("data") {
+                            walk_text(data, f, true);
+                        }
+                    }
+                } else if !SKIP_KEYS.contains(&k) {
+                    walk_text(v, f, false);
                 }
             }
         }
@@ -213,5 +231,27 @@ mod tests {
         );
         assert!(out.contains("jane.doe@corp.example.io") && out.contains("10.20.30.40"));
         assert_eq!(s.counts().total(), 0);
+    }
+
+    #[test]
+    fn tool_call_inputs_and_text_documents_are_content_whatever_their_keys() {
+        // `name`, `id`, `url`, `status` are structural keys in a block, but user data inside a
+        // tool call's input, and a text document's `data` is the document itself.
+        let body = r#"{"model":"m","messages":[
+            {"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"Patient jane.doe@corp.example.io"}}]},
+            {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"lookup","input":{"name":"x","id":"4111 1111 1111 1111","url":"mailto:jane.doe@corp.example.io","status":"10.20.30.40"}}]}
+        ]}"#;
+        let (out, _, s) = run(body);
+        assert_clean(&out, &s);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v["messages"][1]["content"][0]["id"], "toolu_1",
+            "structure is left alone"
+        );
+        assert_eq!(v["messages"][1]["content"][0]["name"], "lookup");
+        assert_eq!(
+            v["messages"][0]["content"][0]["source"]["media_type"],
+            "text/plain"
+        );
     }
 }

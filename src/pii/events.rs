@@ -74,7 +74,11 @@ impl EventRestorer {
             .map(|t| self.delta_paths(t))
             .unwrap_or_default();
         if deltas.is_empty() {
-            self.flush(out);
+            // A keep-alive (`ping`) says nothing and ends no text: what is held stays held, or a
+            // stand-in split around one would reach the client unrestored.
+            if event != Some(b"ping".as_slice()) {
+                self.flush(out);
+            }
             write_event(out, event, &self.set.restore_all(data));
             return;
         }
@@ -329,8 +333,11 @@ mod tests {
                 ),
             )
         };
+        let ping = (Some("ping"), r#"{"type":"ping"}"#.to_owned());
         let events = [
             delta("text_delta", "text", &format!("to {a}")),
+            // A keep-alive between the halves of a stand-in does not flush it unrestored.
+            ping,
             delta("text_delta", "text", b),
             delta("text_delta", "text", " or avery.th"),
             (
