@@ -116,10 +116,9 @@ fn walk_text(v: &mut Value, f: &mut impl FnMut(&mut String), free: bool) {
             let kind = obj.get("type").and_then(Value::as_str).map(str::to_owned);
             for (k, v) in obj.iter_mut() {
                 let k = k.as_str();
-                if free {
-                    walk_text(v, f, true);
-                } else if k == "input"
-                    && matches!(kind.as_deref(), Some("tool_use" | "server_tool_use"))
+                if free
+                    || (k == "input"
+                        && matches!(kind.as_deref(), Some("tool_use" | "server_tool_use")))
                 {
                     walk_text(v, f, true);
                 } else if k == "source" {
