@@ -111,6 +111,9 @@ pub struct RequestInfo {
     /// The first top-level `privacy_tier` (a gateway-only field, removed before the body goes
     /// upstream).
     pub privacy_tier: TextField,
+    /// The first top-level `pii_substitution` (a gateway-only field, removed before the body
+    /// goes upstream), its key compared after unescaping like every other.
+    pub pii_substitution: Flag,
 }
 
 /// Longest gateway-only text value kept from a body: the values it serves (tier names) are
@@ -234,6 +237,8 @@ struct Collected {
     allow_fallbacks: Flag,
     /// The first `privacy_tier` value.
     privacy_tier: TextField,
+    /// The first `pii_substitution` value.
+    pii_substitution: Flag,
 }
 
 /// The kind of value a top-level `stream` key has.
@@ -277,6 +282,7 @@ impl Collected {
             max_tokens: self.max_tokens,
             allow_fallbacks: self.allow_fallbacks,
             privacy_tier: self.privacy_tier,
+            pii_substitution: self.pii_substitution,
         })
     }
 }
@@ -397,6 +403,7 @@ mod unit_tests {
                 max_tokens: FieldShape::Absent,
                 allow_fallbacks: Flag::Absent,
                 privacy_tier: TextField::Absent,
+                pii_substitution: Flag::Absent,
             })
         );
     }

@@ -221,10 +221,14 @@ impl<'de> Visitor<'de> for TopLevel {
                         *slot = FieldShape::of_raw(raw.get());
                     }
                 }
-                TopKey::AllowFallbacks => {
+                TopKey::AllowFallbacks | TopKey::PiiSubstitution => {
+                    let slot = match key {
+                        TopKey::AllowFallbacks => &mut collected.allow_fallbacks,
+                        _ => &mut collected.pii_substitution,
+                    };
                     let raw: &'de RawValue = map.next_value()?;
-                    if collected.allow_fallbacks == Flag::Absent {
-                        collected.allow_fallbacks = Flag::of_raw(raw.get());
+                    if *slot == Flag::Absent {
+                        *slot = Flag::of_raw(raw.get());
                     }
                 }
                 TopKey::PrivacyTier => {
@@ -257,6 +261,7 @@ enum TopKey {
     MaxTokens,
     AllowFallbacks,
     PrivacyTier,
+    PiiSubstitution,
     Other,
 }
 
@@ -283,6 +288,7 @@ impl Visitor<'_> for TopKeyVisitor {
             "max_tokens" => TopKey::MaxTokens,
             "allow_fallbacks" => TopKey::AllowFallbacks,
             "privacy_tier" => TopKey::PrivacyTier,
+            "pii_substitution" => TopKey::PiiSubstitution,
             _ => TopKey::Other,
         })
     }

@@ -150,10 +150,10 @@ fn walk(nodes: &[Node<'_>], body: &[u8], base: usize) -> Result<Collected, Refus
                 collected.max_tokens = shape(value);
             }
             "allow_fallbacks" if collected.allow_fallbacks == Flag::Absent => {
-                collected.allow_fallbacks = match value {
-                    Node::Static(StaticNode::Bool(b)) => Flag::Bool(*b),
-                    _ => Flag::Other,
-                };
+                collected.allow_fallbacks = flag(value);
+            }
+            "pii_substitution" if collected.pii_substitution == Flag::Absent => {
+                collected.pii_substitution = flag(value);
             }
             "privacy_tier" if collected.privacy_tier == TextField::Absent => {
                 collected.privacy_tier = match value {
@@ -193,6 +193,14 @@ fn model_span(decoded: &str, body: &[u8], base: usize) -> Result<Range<usize>, R
         .and_then(|content| content.checked_sub(1))
         .ok_or(Refusal::Tape)?;
     string_token_span(body, open).ok_or(Refusal::Tape)
+}
+
+/// A gateway-only boolean's value as the body holds it.
+fn flag(value: &Node<'_>) -> Flag {
+    match value {
+        Node::Static(StaticNode::Bool(b)) => Flag::Bool(*b),
+        _ => Flag::Other,
+    }
 }
 
 #[cfg(test)]

@@ -1042,3 +1042,39 @@ fn privacy_tier_is_found_by_both_parsers_alike() {
         assert_eq!(ok(&body).privacy_tier, want, "{body}");
     }
 }
+
+#[test]
+fn the_pii_flag_is_read_by_both_paths_with_its_key_unescaped() {
+    let mut scratch = SimdScratch::new();
+    for (body, want) in [
+        (
+            &br#"{"model":"m","pii_substitution":true}"#[..],
+            Flag::Bool(true),
+        ),
+        (
+            br#"{"model":"m","pii\u005fsubstitution":true}"#,
+            Flag::Bool(true),
+        ),
+        (br#"{"model":"m","pii_substitution":"yes"}"#, Flag::Other),
+        (
+            br#"{"model":"m","x":{"pii_substitution":true}}"#,
+            Flag::Absent,
+        ),
+        (br#"{"model":"m","note":"pii_substitution"}"#, Flag::Absent),
+    ] {
+        let simd = inspect_request(body, &mut scratch).unwrap();
+        let serde = serde_path::inspect_request_serde(body).unwrap();
+        assert_eq!(
+            simd.pii_substitution,
+            want,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(
+            serde.pii_substitution,
+            want,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}

@@ -112,7 +112,9 @@ pub(super) async fn admit<S: Transport>(
     // PII: on by config for the key or route, or by the request's own flag (which can only
     // turn it on). The flag is taken out either way; the body is re-serialised when on.
     let pii_policy = cfg.pii.on_for(key, &info.model);
-    if pii_policy || memchr::memmem::find(&body, crate::pii::FLAG.as_bytes()).is_some() {
+    // The inspector already read the top-level keys (escapes decoded): no second pass over
+    // the body to look for the flag.
+    if pii_policy || info.pii_substitution != Flag::Absent {
         let mut parsed = crate::pii::parse_body(&body).map_err(|e| match e {
             crate::pii::BodyError::FlagNotBool => Error::new(
                 ErrorKind::InvalidBody,
