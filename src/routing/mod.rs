@@ -140,6 +140,10 @@ pub struct Table {
     route_index: HashMap<String, usize>,
     /// Provider name → (index, thinking style, place), for direct `provider/model` names.
     providers: HashMap<String, (usize, ThinkingStyle, Arc<Place>)>,
+    /// `provider/model` → where a route target says that deployment runs, when it differs from
+    /// its provider's default: addressed directly, it is still that deployment, and a tier must
+    /// judge it by where it really runs. Built once, not searched per request.
+    placed_elsewhere: HashMap<String, Arc<Place>>,
     /// The policy of direct `provider/model` requests.
     direct_policy: Policy,
 }
@@ -219,15 +223,29 @@ impl Table {
                     .map(move |name| (name, i))
             })
             .collect();
-        let providers = providers
+        let providers: HashMap<String, (usize, ThinkingStyle, Arc<Place>)> = providers
             .into_iter()
             .enumerate()
             .map(|(i, (name, style, place))| (name, (i, style, place)))
             .collect();
+        let mut placed_elsewhere = HashMap::new();
+        for t in routes.iter().flat_map(|r| r.targets.iter()) {
+            let default = t
+                .key
+                .split_once('/')
+                .and_then(|(p, _)| providers.get(p))
+                .map(|(_, _, place)| place);
+            if default.is_some_and(|d| *d != t.place) {
+                placed_elsewhere
+                    .entry(t.key.clone())
+                    .or_insert_with(|| t.place.clone());
+            }
+        }
         Table {
             routes,
             route_index,
             providers,
+            placed_elsewhere,
             direct_policy: Policy::default(),
         }
     }
@@ -248,15 +266,7 @@ impl Table {
             return None;
         }
         let (index, thinking_style, place) = self.providers.get(provider)?;
-        // A route target may say this deployment runs elsewhere than its provider's default
-        // (a target-level `jurisdiction`): addressed directly, it is still that deployment, and
-        // a tier must judge it by where it really runs.
-        let place = self
-            .routes
-            .iter()
-            .flat_map(|r| r.targets.iter())
-            .find(|t| t.key == bare && t.place != *place)
-            .map_or_else(|| place.clone(), |t| t.place.clone());
+        let place = self.placed_elsewhere.get(bare).unwrap_or(place).clone();
         Some(Resolved::Direct(
             Target {
                 provider: *index,
