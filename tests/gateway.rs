@@ -1257,7 +1257,31 @@ fn an_early_401_with_a_large_unread_body_still_reaches_the_client() {
     });
     let r = c.read_response().expect("the 401 must arrive, not a reset");
     assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("connection"),
+        Some("close"),
+        "the gateway closes after an answer that left the body unread, so it must say so"
+    );
     let _ = writer.join();
+}
+
+#[test]
+fn an_answer_that_leaves_the_body_unread_says_connection_close() {
+    // A small body is usually in the first read already, yet the gateway still closes after an
+    // early answer; a kept-alive client that was not told reuses the socket and fails its
+    // next request (seen in CI: the TypeScript SDK after a 401).
+    let (_m, g) = keyed_setup();
+    let mut c = Client::connect(g.addr);
+    let body = openai_body("gpt", "x", false);
+    c.send_raw(&post(
+        "/v1/chat/completions",
+        &[("authorization", "Bearer wrong")],
+        &body,
+    ));
+    let r = c.read_response().expect("a 401");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.read_response().is_none(), "and the connection closes");
 }
 
 #[allow(unsafe_code)]

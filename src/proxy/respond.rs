@@ -24,6 +24,12 @@ pub(super) fn write_head<S: Transport>(
         // Draining: the client should open its next request elsewhere (the new process).
         ex.keep_alive.set(false);
     }
+    if !ex.body_read.get() {
+        // Answered before the body was read (a 401, a bad header): the connection closes after
+        // this response, and the client must be told, or it sends its next request into a
+        // socket that is going away (Node's fetch then fails it with "other side closed").
+        ex.keep_alive.set(false);
+    }
     let refused = match http1::write_response_head(
         &mut conn.wbuf,
         status,
