@@ -278,8 +278,9 @@ pub struct Config {
 /// `[pii]`, compiled: the detectors are built once and shared by every worker.
 #[derive(Debug, Clone)]
 pub struct PiiConfig {
-    /// The compiled detectors (built-in kinds, operator regexes, dictionary terms).
-    pub detector: std::sync::Arc<crate::pii::Detector>,
+    /// The detectors (built-in kinds, operator regexes, dictionary terms): compiled at load
+    /// when a key, a route or `enabled` turns substitution on, else on a request's first ask.
+    pub detector: std::sync::Arc<crate::pii::LazyDetector>,
     /// On for every request.
     pub all: bool,
     /// Route names whose requests are always substituted.
@@ -687,14 +688,14 @@ impl Compiler<'_> {
 
     /// `[pii]`: regexes compiled, dictionary files read (errors name the dictionary's file
     /// and line), the secret taken from the environment or drawn.
-    fn pii(&self, raw: &raw::RawPii) -> Result<PiiConfig, ConfigError> {
-        use crate::pii::{Detector, Kind, Term};
-        let regexes: Vec<String> = raw
-            .regexes
-            .iter()
-            .flatten()
-            .map(|r| r.get_ref().clone())
-            .collect();
+    fn pii(&self, raw: &raw::RawPii, a_key_has_it: bool) -> Result<PiiConfig, ConfigError> {
+        use crate::pii::{Kind, Term};
+        let mut operator = Vec::new();
+        for (i, r) in raw.regexes.iter().flatten().enumerate() {
+            let re = crate::pii::operator_regex(r.get_ref())
+                .map_err(|e| self.err(r.span(), format!("pii.regexes[{i}]"), e.0))?;
+            operator.push(re);
+        }
         let dir = std::path::Path::new(self.file)
             .parent()
             .unwrap_or(std::path::Path::new(""));
@@ -732,7 +733,7 @@ impl Compiler<'_> {
                         kind,
                     };
                     // Checked one by one so the error names the file and line.
-                    Detector::new(&[], std::slice::from_ref(&t)).map_err(|e| ConfigError {
+                    crate::pii::check_term(&t.text).map_err(|e| ConfigError {
                         file: path.display().to_string(),
                         line: Some(n + 1),
                         path: format!("{key}[{i}]"),
@@ -742,13 +743,27 @@ impl Compiler<'_> {
                 }
             }
         }
-        for (i, r) in raw.regexes.iter().flatten().enumerate() {
-            Detector::new(std::slice::from_ref(r.get_ref()), &[])
-                .map_err(|e| self.err(r.span(), format!("pii.regexes[{i}]"), e.0))?;
+        if terms.len() > crate::pii::MAX_TERMS {
+            return Err(self.err(
+                0..0,
+                "pii",
+                format!("more than {} dictionary terms", crate::pii::MAX_TERMS),
+            ));
         }
-        let span = raw.secret_env.as_ref().map_or(0..0, Spanned::span);
-        let detector =
-            Detector::new(&regexes, &terms).map_err(|e| self.err(span.clone(), "pii", e.0))?;
+        let all = raw.enabled.unwrap_or(false);
+        let routes: Vec<String> = raw
+            .routes
+            .iter()
+            .flatten()
+            .map(|r| r.get_ref().clone())
+            .collect();
+        let detector = if all || a_key_has_it || !routes.is_empty() {
+            let d = crate::pii::Detector::assemble(operator, &terms)
+                .map_err(|e| self.err(0..0, "pii", e.0))?;
+            crate::pii::LazyDetector::ready(d)
+        } else {
+            crate::pii::LazyDetector::later(operator, terms)
+        };
         let secret = match &raw.secret_env {
             Some(var) => {
                 let value = std::env::var(var.get_ref()).unwrap_or_default();
@@ -774,13 +789,8 @@ impl Compiler<'_> {
         };
         Ok(PiiConfig {
             detector: std::sync::Arc::new(detector),
-            all: raw.enabled.unwrap_or(false),
-            routes: raw
-                .routes
-                .iter()
-                .flatten()
-                .map(|r| r.get_ref().clone())
-                .collect(),
+            all,
+            routes,
             secret,
             secret_drawn: raw.secret_env.is_none(),
         })
@@ -1450,7 +1460,7 @@ impl Compiler<'_> {
         let seal_key_drawn = raw.responses.seal_key_env.is_none() || seal_key_missing.is_some();
         let access_log = self.access_log(&raw.access_log)?;
         let custody = self.custody(&raw.custody)?;
-        let pii = self.pii(&raw.pii)?;
+        let pii = self.pii(&raw.pii, keys.iter().any(|k| k.pii))?;
         let mut config = Config {
             tiers,
             pii,
@@ -2177,10 +2187,34 @@ routes = ["fast", "o/*"]
         )
         .unwrap();
         assert!(c.pii.on_for(None, "fast") && !c.pii.on_for(None, "other") && !c.pii.all);
-        let found = c.pii.detector.find("Jane Doe in Halifax, EMP-123456");
+        assert!(
+            c.pii.detector.is_ready(),
+            "a route turns it on: compiled at load"
+        );
+        let found = c
+            .pii
+            .detector
+            .get()
+            .unwrap()
+            .find("Jane Doe in Halifax, EMP-123456");
         assert_eq!(found.len(), 3);
         assert_ne!(c.pii.key_secret(Some("a")), c.pii.key_secret(Some("b")));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pii_detectors_wait_for_a_request_when_no_policy_turns_them_on() {
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert!(!c.pii.detector.is_ready(), "nothing asked for them yet");
+        let d = c.pii.detector.get().unwrap();
+        assert_eq!(d.find("mail a@example.com").len(), 1);
+        assert!(c.pii.detector.is_ready());
+        let on = format!("{GOOD}\n[pii]\nenabled = true\n");
+        assert!(Config::from_toml(&on, "t.toml")
+            .unwrap()
+            .pii
+            .detector
+            .is_ready());
     }
 
     #[test]

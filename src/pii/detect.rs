@@ -64,6 +64,52 @@ pub struct Detector {
     term_kinds: Vec<Kind>,
 }
 
+/// A config's detectors, compiled when first needed: a gateway where no key, route or `[pii]`
+/// switch turns substitution on still honours a request's own flag, but does not hold the
+/// compiled automata (about 2 MB) until one asks. Where policy turns it on, the config
+/// compiles them at load ([`LazyDetector::ready`]).
+#[derive(Debug)]
+pub struct LazyDetector {
+    operator: Vec<Regex>,
+    terms: Vec<Term>,
+    built: std::sync::OnceLock<Result<Detector, DetectorError>>,
+}
+
+impl LazyDetector {
+    /// Sources (already validated) compiled on first use.
+    pub fn later(operator: Vec<Regex>, terms: Vec<Term>) -> LazyDetector {
+        LazyDetector {
+            operator,
+            terms,
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Detectors compiled now.
+    pub fn ready(d: Detector) -> LazyDetector {
+        let built = std::sync::OnceLock::new();
+        let _ = built.set(Ok(d));
+        LazyDetector {
+            operator: Vec::new(),
+            terms: Vec::new(),
+            built,
+        }
+    }
+
+    /// The compiled detectors (compiling them on the first call; a worker that races another
+    /// to it waits for the one compile).
+    pub fn get(&self) -> Result<&Detector, &DetectorError> {
+        self.built
+            .get_or_init(|| Detector::assemble(self.operator.clone(), &self.terms))
+            .as_ref()
+    }
+
+    /// Compiled already?
+    pub fn is_ready(&self) -> bool {
+        self.built.get().is_some()
+    }
+}
+
 /// The built-in candidate patterns. Each is confirmed by [`confirm`]; the regex only finds
 /// the shape. Digits are ASCII `[0-9]`: Unicode `\d` also matches other scripts' digits, which
 /// no confirmation step reads (one such request panicked a worker). Word boundaries are ASCII:
@@ -104,24 +150,24 @@ const BUILTIN: &[(Kind, &str)] = &[
 impl Detector {
     /// Compiles the built-in detectors with the operator's regexes and dictionary terms.
     pub fn new(regexes: &[String], terms: &[Term]) -> Result<Detector, DetectorError> {
+        let operator = regexes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                operator_regex(p).map_err(|e| DetectorError(format!("regexes[{i}]: {}", e.0)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Detector::assemble(operator, terms)
+    }
+
+    /// The built-in detectors with operator regexes already compiled (by [`operator_regex`])
+    /// and dictionary terms.
+    pub fn assemble(operator: Vec<Regex>, terms: &[Term]) -> Result<Detector, DetectorError> {
         let mut builtin = Vec::with_capacity(BUILTIN.len());
         for (kind, pattern) in BUILTIN {
             let re = Regex::new(pattern)
                 .map_err(|e| DetectorError(format!("built-in {} pattern: {e}", kind.label())))?;
             builtin.push((*kind, re));
-        }
-        let mut operator = Vec::with_capacity(regexes.len());
-        for (i, pattern) in regexes.iter().enumerate() {
-            let re = regex::RegexBuilder::new(pattern)
-                .size_limit(MAX_REGEX_BYTES)
-                .build()
-                .map_err(|e| DetectorError(format!("regexes[{i}]: {e}")))?;
-            if re.is_match("") {
-                return Err(DetectorError(format!(
-                    "regexes[{i}]: matches the empty string"
-                )));
-            }
-            operator.push(re);
         }
         if terms.len() > MAX_TERMS {
             return Err(DetectorError(format!(
@@ -217,8 +263,21 @@ impl Detector {
     }
 }
 
+/// An operator regex, compiled within [`MAX_REGEX_BYTES`]; one that matches the empty string
+/// is refused (it would match between every two characters).
+pub fn operator_regex(pattern: &str) -> Result<Regex, DetectorError> {
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(MAX_REGEX_BYTES)
+        .build()
+        .map_err(|e| DetectorError(e.to_string()))?;
+    if re.is_match("") {
+        return Err(DetectorError("matches the empty string".into()));
+    }
+    Ok(re)
+}
+
 /// A dictionary term must be plain text a stand-in can replace.
-fn check_term(t: &str) -> Result<(), DetectorError> {
+pub fn check_term(t: &str) -> Result<(), DetectorError> {
     if t.len() > MAX_TERM_BYTES {
         return Err(DetectorError(format!(
             "term {t:?}: longer than {MAX_TERM_BYTES} bytes"

@@ -27,8 +27,8 @@ use ring::hmac;
 
 pub use body::{parse as parse_body, substitute as substitute_body, BodyError, Parsed, FLAG};
 pub use detect::{
-    luhn_ok, substitutable, Detector, DetectorError, Found, Term, MAX_REGEX_BYTES, MAX_TERMS,
-    MAX_TERM_BYTES, MIN_TERM_CHARS,
+    check_term, luhn_ok, operator_regex, substitutable, Detector, DetectorError, Found,
+    LazyDetector, Term, MAX_REGEX_BYTES, MAX_TERMS, MAX_TERM_BYTES, MIN_TERM_CHARS,
 };
 pub use events::EventRestorer;
 pub use restore::{RestoreSet, Restorer};

@@ -126,10 +126,14 @@ pub(super) async fn admit<S: Transport>(
             }
         })?;
         let on = pii_policy || parsed.flag == Some(true);
-        let mut session = crate::pii::Session::new(
-            &cfg.pii.detector,
-            &cfg.pii.key_secret(key.map(|k| k.name.as_str())),
-        );
+        let detector = cfg.pii.detector.get().map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("the PII detectors could not be compiled: {}", e.0),
+            )
+        })?;
+        let mut session =
+            crate::pii::Session::new(detector, &cfg.pii.key_secret(key.map(|k| k.name.as_str())));
         body = Bytes::from(if on {
             crate::pii::substitute_body(&mut parsed.tree, &mut session)
         } else {
