@@ -76,6 +76,13 @@ fn bench(c: &mut Criterion) {
             serde_json::json!({"model": "m", "messages": [{"role": "user", "content": prompt}]}),
         ),
         (
+            // The short answer every closed-loop load test gets (835 bytes, pretty-printed).
+            "openai_body_short",
+            Api::OpenAiChat,
+            Format::OpenAi,
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hello"}]}),
+        ),
+        (
             "anthropic_body",
             Api::AnthropicMessages,
             Format::Anthropic,

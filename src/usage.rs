@@ -14,7 +14,7 @@
 
 use std::sync::LazyLock;
 
-use memchr::memmem::{Finder, FinderRev};
+use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use crate::format::Format;
@@ -204,17 +204,15 @@ impl Raw {
     }
 }
 
-/// A key searched for: `"name"` forwards and backwards, prebuilt once per process.
+/// A key searched for: `"name"`, prebuilt once per process.
 struct Key {
     fwd: Finder<'static>,
-    rev: FinderRev<'static>,
 }
 
 impl Key {
     fn new(quoted: &'static [u8]) -> Key {
         Key {
             fwd: Finder::new(quoted),
-            rev: FinderRev::new(quoted),
         }
     }
 
@@ -230,11 +228,23 @@ impl Key {
     /// others (the `null`s of every OpenAI chunk) are passed over without a walk. At most
     /// [`MAX_KEY_CANDIDATES`] matches are weighed.
     fn value(&self, buf: &[u8], last: bool, depth: i64, opens: u8) -> Option<usize> {
-        let mut end = buf.len();
+        // The last matches are found by a forward search that keeps the final few: memchr's
+        // reverse finder has no vector path, and cost more than the forward scan of the whole.
+        let mut ring = [0usize; MAX_KEY_CANDIDATES];
+        let mut found = 0usize;
+        if last {
+            for at in self.fwd.find_iter(buf) {
+                if let Some(slot) = ring.get_mut(found % MAX_KEY_CANDIDATES) {
+                    *slot = at;
+                }
+                found += 1;
+            }
+        }
         let mut start = 0usize;
-        for _ in 0..MAX_KEY_CANDIDATES {
+        for i in 0..MAX_KEY_CANDIDATES {
             let at = if last {
-                self.rev.rfind(buf.get(..end)?)?
+                let back = found.checked_sub(i + 1)?;
+                *ring.get(back % MAX_KEY_CANDIDATES)?
             } else {
                 start + self.fwd.find(buf.get(start..)?)?
             };
@@ -253,9 +263,7 @@ impl Key {
                     return Some(v);
                 }
             }
-            if last {
-                end = at;
-            } else {
+            if !last {
                 start = at + 1;
             }
         }
@@ -284,25 +292,31 @@ impl Key {
 const MAX_KEY_CANDIDATES: usize = 8;
 
 /// Containers opened minus containers closed in `bytes`, strings skipped (`bytes` starts
-/// outside a string).
+/// outside a string). A string's body is jumped over with `memchr2` instead of walked a byte at
+/// a time: with the forward key search below, reading a short answer's usage and stop reason
+/// went from 25.7k to 15.4k instructions (callgrind), a sixth of a whole non-streaming request.
 fn net_depth(bytes: &[u8]) -> i64 {
     let mut depth = 0i64;
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    let mut i = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
         match b {
-            b'"' => in_string = true,
             b'{' | b'[' => depth += 1,
             b'}' | b']' => depth -= 1,
+            b'"' => {
+                // To the closing quote, stepping over each escaped character.
+                loop {
+                    let Some(at) = bytes.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r))
+                    else {
+                        return depth;
+                    };
+                    let quote = bytes.get(i + at) == Some(&b'"');
+                    i += at + if quote { 1 } else { 2 };
+                    if quote {
+                        break;
+                    }
+                }
+            }
             _ => {}
         }
     }

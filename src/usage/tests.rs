@@ -360,3 +360,67 @@ fn scan_agrees_with_a_full_parse() {
         assert_eq!(meter.finish(), want, "case {case}, windows");
     }
 }
+
+/// The byte-at-a-time walk `net_depth` replaced: the reference it must agree with.
+fn net_depth_reference(bytes: &[u8]) -> i64 {
+    let mut depth = 0i64;
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            _ => {}
+        }
+    }
+    depth
+}
+
+/// Random runs of the bytes that matter (quotes, backslashes, brackets) among filler, cut
+/// anywhere (an unterminated string or a trailing backslash included): the fast walk agrees
+/// with the reference on every one.
+#[test]
+fn net_depth_agrees_with_the_byte_walk() {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let alphabet = b"\"\\{}[]a :,\n";
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = (x % 90) as usize;
+        let mut s = Vec::with_capacity(len);
+        let mut y = x;
+        for _ in 0..len {
+            y ^= y << 13;
+            y ^= y >> 7;
+            y ^= y << 17;
+            s.push(alphabet[(y % alphabet.len() as u64) as usize]);
+        }
+        assert_eq!(
+            net_depth(&s),
+            net_depth_reference(&s),
+            "{:?}",
+            String::from_utf8_lossy(&s)
+        );
+    }
+    let long = format!(
+        "{{\"a\":[{}],\"b\":\"{}\\\"}}\"}}",
+        "{},".repeat(500),
+        "x".repeat(5000)
+    );
+    assert_eq!(
+        net_depth(long.as_bytes()),
+        net_depth_reference(long.as_bytes())
+    );
+    assert_eq!(net_depth(long.as_bytes()), 0);
+}
