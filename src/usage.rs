@@ -49,9 +49,14 @@ pub struct StopReason {
 impl StopReason {
     /// Keep the safe characters of `s`, cut to the bound; None when nothing is left.
     pub fn new(s: &str) -> Option<StopReason> {
+        StopReason::from_ascii(s.as_bytes())
+    }
+
+    /// The same from bytes (only ASCII is kept, so they need not be UTF-8).
+    pub fn from_ascii(s: &[u8]) -> Option<StopReason> {
         let mut bytes = [0u8; MAX_STOP_REASON_BYTES];
         let mut len = 0usize;
-        for b in s.bytes() {
+        for &b in s {
             if len == MAX_STOP_REASON_BYTES {
                 break;
             }
@@ -329,26 +334,7 @@ static STOP_REASON: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"stop_reason\""
 static STATUS: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"status\""));
 static INCOMPLETE: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"incomplete_details\""));
 
-/// The usage object at `buf[at..]` (what follows it is not read).
-fn raw_at(buf: &[u8], at: usize) -> Option<Raw> {
-    let value = buf.get(at..)?;
-    if value.first() != Some(&b'{') {
-        return None;
-    }
-    let mut de = serde_json::Deserializer::from_slice(value);
-    Raw::deserialize(&mut de).ok()
-}
-
-/// The string at `buf[at..]`, as a stop reason (`null` and other values: None).
-fn stop_at(buf: &[u8], at: usize) -> Option<StopReason> {
-    let value = buf.get(at..)?;
-    if value.first() != Some(&b'"') {
-        return None;
-    }
-    let mut de = serde_json::Deserializer::from_slice(value);
-    let s = String::deserialize(&mut de).ok()?;
-    StopReason::new(&s)
-}
+use read::{stop_at, usage_at as raw_at};
 
 /// A Responses answer's stop: its `incomplete_details.reason` when it has one, else its status.
 fn responses_stop(head: &[u8], depth: i64) -> Option<StopReason> {
@@ -565,5 +551,6 @@ fn event_type<'a>(name: Option<&'a [u8]>, data: &'a [u8]) -> &'a [u8] {
     }
 }
 
+pub(crate) mod read;
 #[cfg(test)]
 mod tests;

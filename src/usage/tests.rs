@@ -424,3 +424,108 @@ fn net_depth_agrees_with_the_byte_walk() {
     );
     assert_eq!(net_depth(long.as_bytes()), 0);
 }
+
+/// The hand reader of a usage object against serde's derive (the oracle) on random valid
+/// objects: known keys with counts, nulls, floats, negatives, huge numbers, nested junk,
+/// escaped key names, any whitespace. Same fields read, or both refuse.
+#[test]
+fn usage_reader_agrees_with_serde() {
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n.max(1)
+    };
+    let keys = [
+        "prompt_tokens",
+        "completion_tokens",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "total_tokens",
+        "prompt\\u005ftokens",
+        "server_tool_use",
+    ];
+    let details = [
+        "prompt_tokens_details",
+        "completion_tokens_details",
+        "input_tokens_details",
+        "output_tokens_details",
+    ];
+    let values = [
+        "0",
+        "17",
+        "null",
+        "1.5",
+        "-3",
+        "18446744073709551615",
+        "18446744073709551616",
+        "1e3",
+        "\"7\"",
+        "true",
+        "[1,{\"a\":[]}]",
+        "{\"web_search_requests\":0}",
+        "\"x\\\"}\"",
+    ];
+    let ws = ["", " ", "\n  "];
+    for _ in 0..5_000 {
+        let mut members = Vec::new();
+        for _ in 0..next(7) {
+            let w = ws[next(3) as usize];
+            if next(4) == 0 {
+                // Each inner key at most once (the derive refuses repeats there too).
+                let inner: Vec<String> = ["cached_tokens", "reasoning_tokens", "audio_tokens"]
+                    .iter()
+                    .filter_map(|k| {
+                        let v = values[next(6) as usize];
+                        (next(2) == 0).then(|| format!("\"{k}\":{w}{v}"))
+                    })
+                    .collect();
+                let v = if next(5) == 0 {
+                    "null".to_string()
+                } else {
+                    format!("{{{}}}", inner.join(","))
+                };
+                members.push(format!("{w}\"{}\"{w}:{w}{v}", details[next(4) as usize]));
+            } else {
+                let k = keys[next(keys.len() as u64) as usize];
+                let v = values[next(values.len() as u64) as usize];
+                members.push(format!("{w}\"{k}\"{w}:{w}{v}{w}"));
+            }
+        }
+        let body = format!("{{{}}} trailing", members.join(","));
+        let fast = read::usage_at(body.as_bytes(), 0);
+        let mut de = serde_json::Deserializer::from_slice(body.as_bytes());
+        let oracle = Raw::deserialize(&mut de).ok();
+        // serde's derive refuses a repeated known field; the reader keeps the last (as
+        // `serde_json::Value` does). Compare only where no known field repeats.
+        let known: Vec<&str> = keys.iter().chain(details.iter()).copied().collect();
+        let repeats = known.iter().any(|k| {
+            let needle = format!("\"{k}\"");
+            body.matches(&needle).count()
+                + usize::from(*k == "prompt_tokens")
+                    * body.matches("\"prompt\\u005ftokens\"").count()
+                > 1
+        });
+        if repeats {
+            continue;
+        }
+        assert_eq!(format!("{fast:?}"), format!("{oracle:?}"), "{body}");
+    }
+}
+
+#[test]
+fn stop_reason_read_as_bytes_or_unescaped() {
+    assert_eq!(
+        read::stop_at(br#""end_turn","#, 0).unwrap().as_str(),
+        "end_turn"
+    );
+    assert_eq!(
+        read::stop_at(br#""tool\u005fuse""#, 0).unwrap().as_str(),
+        "tool_use"
+    );
+    assert!(read::stop_at(b"null", 0).is_none());
+    assert!(read::stop_at(br#""unterminated"#, 0).is_none());
+}
