@@ -525,3 +525,105 @@ fn the_record_counts_the_pii_replaced_by_kind_never_the_values() {
         "{stored}"
     );
 }
+
+fn sum_requests(v: &Value) -> u64 {
+    v["data"]
+        .as_array()
+        .map_or(0, |rows| rows.iter().map(|r| n(&r["requests"])).sum())
+}
+
+/// Requests refused at authentication (no key, a wrong key; either dialect) leave no
+/// record: anyone reaching the port could otherwise fill the disk. They still count in the
+/// metrics. Everything after authentication keeps its record: a tier refusal (403), an
+/// unknown model (404), a success.
+#[test]
+fn requests_refused_at_authentication_leave_no_record() {
+    let db = temp_path("unauthenticated.db");
+    let m = mock(&[]);
+    let g = gateway_on(
+        &m,
+        &db,
+        "[[tier]]\nname = \"canada\"\njurisdictions = [\"CA\"]",
+        &[],
+    );
+    let body = openai_body("gpt", "who are you", false);
+    let refused: Vec<Response> = [
+        post("/v1/chat/completions", &[], &body),
+        post(
+            "/v1/chat/completions",
+            &[("authorization", "Bearer sk-not-a-key")],
+            &body,
+        ),
+        post(
+            "/v1/messages",
+            &[
+                ("x-api-key", "sk-not-a-key"),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            &anthropic_body("gpt", "who are you", false),
+        ),
+    ]
+    .iter()
+    .map(|raw| request(g.addr, raw))
+    .collect();
+    for r in &refused {
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    let h = bearer(KEY_A);
+    let auth = [(h[0].0, h[0].1.as_str())];
+    let tier = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[auth[0], ("x-privacy-tier", "canada")],
+            &body,
+        ),
+    );
+    assert_eq!(tier.status, 403, "{}", tier.text());
+    let unknown = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &auth,
+            &openai_body("no-such-model", "hi", false),
+        ),
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    let ok = openai(&g, KEY_A, "gpt", false);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    // The records after authentication are written (the success's last).
+    assert_eq!(record(&g, KEY_A, &request_id(&tier))["status"], 403);
+    assert_eq!(record(&g, KEY_A, &request_id(&unknown))["status"], 404);
+    assert_eq!(record(&g, KEY_A, &request_id(&ok))["status"], 200);
+    // By then the refused ones, handed over (or not) before, would be written too.
+    for r in &refused {
+        let looked = lookup(&g, KEY_ADMIN, &request_id(r));
+        assert_eq!(looked.status, 404, "a record of a 401: {}", looked.text());
+    }
+    let all = usage(&g, KEY_ADMIN, "");
+    assert_eq!(sum_requests(&all), 3, "{all}");
+    // Still counted: the 401s in the responses and in the records left out (a worker's counts
+    // reach another worker's scrape within a second).
+    let h = bearer(KEY_ADMIN);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let scrape = request(g.addr, &get("/metrics", &[(h[0].0, h[0].1.as_str())])).text();
+        let sum = |prefix: &str, with: &str| -> f64 {
+            scrape
+                .lines()
+                .filter(|l| l.starts_with(prefix) && l.contains(with))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let unauthorized = sum("ringway_requests_total{", "status=\"401\"");
+        let skipped = sum("ringway_custody_unauthenticated_total ", "");
+        if (unauthorized, skipped) == (3.0, 3.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "401s {unauthorized}, skipped {skipped}: {scrape}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

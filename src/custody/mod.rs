@@ -7,6 +7,7 @@
 //! to a bounded channel (`try_send`); one writer thread (`ringway-custody`) writes what waits
 //! in batched transactions. A full channel drops the record, counts it
 //! (`ringway_custody_dropped_total`) and warns at most once per [`crate::offload::WARN_EVERY`].
+//! Only requests that passed authentication are recorded (the proxy's log phase decides).
 //! Lookups travel the same channel (so a lookup sees every record handed over before it) and
 //! come back on a reply channel the worker polls with its runtime's timer; a lookup the channel
 //! has no room for is refused at once as busy. The writer prunes records older than the
@@ -99,7 +100,8 @@ pub struct Record {
     /// When the request's head was complete, in Unix milliseconds (`time`: RFC 3339 UTC).
     #[serde(rename = "time", serialize_with = "rfc3339")]
     pub time_ms: i64,
-    /// The gateway key's name (never the key; None without keys or before authentication).
+    /// The gateway key's name (never the key; None without keys: only requests that passed
+    /// authentication are recorded).
     pub key: Option<String>,
     /// The client's dialect (`openai`, `anthropic`, `responses`).
     pub dialect: &'static str,
