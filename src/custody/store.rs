@@ -1,12 +1,13 @@
-//! Where custody records are kept: the [`CustodyStore`] interface the writer thread talks to,
-//! and its one implementation, SQLite in a file ([`Sqlite`]). A store for several nodes (a
-//! shared database) implements the same four calls; nothing else in the gateway knows which
-//! store it has. Stores are used only by the writer thread, never on a worker.
+//! Where custody records are kept: the [`CustodyStore`] the writer thread writes through, the
+//! [`CustodyReader`] it hands the reader thread for lookups, and their one implementation,
+//! SQLite in a file ([`Sqlite`], [`SqliteReader`]). A store for several nodes (a shared
+//! database) implements the same calls; nothing else in the gateway knows which store it has.
+//! Stores are used only by the writer and reader threads, never on a worker.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::Record;
 
@@ -78,17 +79,24 @@ pub struct UsageRows {
     pub truncated: bool,
 }
 
-/// The custody store. `&mut self`: one writer thread owns it.
+/// The custody store's writing side. `&mut self`: one writer thread owns it.
 pub trait CustodyStore: Send {
     /// Write `records` together (one transaction: all or none). A record whose id is already
     /// stored replaces it.
     fn write_batch(&mut self, records: &[Record]) -> Result<(), StoreError>;
+    /// Remove records older than `before_ms`; returns how many went.
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+    /// A handle for lookups, used on another thread while this one writes (so a long usage
+    /// query never holds up the records).
+    fn reader(&self) -> Result<Box<dyn CustodyReader>, StoreError>;
+}
+
+/// The custody store's reading side. `&mut self`: one reader thread owns it.
+pub trait CustodyReader: Send {
     /// The record of request `id`.
     fn get(&mut self, id: &str) -> Result<Option<Stored>, StoreError>;
     /// Tokens and requests per key, route and day.
     fn usage(&mut self, q: &UsageQuery) -> Result<UsageRows, StoreError>;
-    /// Remove records older than `before_ms`; returns how many went.
-    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// The table: the columns the lookups filter and sum on, and the record's JSON as it is
@@ -117,6 +125,14 @@ CREATE INDEX IF NOT EXISTS custody_time ON custody(time_ms);
 /// dying; a power cut may lose the last batches, never corrupt the file).
 pub struct Sqlite {
     conn: Connection,
+    /// Where it is, for the reader's own connection.
+    path: PathBuf,
+}
+
+/// A read-only connection to the file a [`Sqlite`] writes: in WAL mode it reads a consistent
+/// snapshot while the writer goes on committing.
+pub struct SqliteReader {
+    conn: Connection,
 }
 
 impl Sqlite {
@@ -135,7 +151,29 @@ impl Sqlite {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Sqlite { conn })
+        Ok(Sqlite {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl SqliteReader {
+    /// Open `path` read-only. Refused unless the file is in WAL mode: in any other journal
+    /// mode a reader and the writer lock each other out.
+    pub fn open(path: &Path) -> Result<SqliteReader, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError(format!("custody store {} (reader): {e}", path.display())))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError(format!(
+                "custody store {}: the reader needs WAL mode (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        Ok(SqliteReader { conn })
     }
 }
 
@@ -180,6 +218,19 @@ impl CustodyStore for Sqlite {
         Ok(())
     }
 
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM custody WHERE time_ms < ?1", [before_ms])?;
+        Ok(n as u64)
+    }
+
+    fn reader(&self) -> Result<Box<dyn CustodyReader>, StoreError> {
+        Ok(Box::new(SqliteReader::open(&self.path)?))
+    }
+}
+
+impl CustodyReader for SqliteReader {
     fn get(&mut self, id: &str) -> Result<Option<Stored>, StoreError> {
         let mut q = self
             .conn
@@ -210,31 +261,25 @@ impl CustodyStore for Sqlite {
              ORDER BY day, key, route
              LIMIT ?5",
         )?;
+        let map = |row: &rusqlite::Row<'_>| {
+            Ok(UsageRow {
+                key: row.get(0)?,
+                route: row.get(1)?,
+                day: row.get(2)?,
+                requests: to_u64(row.get(3)?),
+                input_tokens: to_u64(row.get(4)?),
+                output_tokens: to_u64(row.get(5)?),
+                cache_read_tokens: to_u64(row.get(6)?),
+                cache_write_tokens: to_u64(row.get(7)?),
+                reasoning_tokens: to_u64(row.get(8)?),
+            })
+        };
         let mut rows = q
-            .query_map(params![uq.from_ms, uq.to_ms, all, key, fetch], |row| {
-                Ok(UsageRow {
-                    key: row.get(0)?,
-                    route: row.get(1)?,
-                    day: row.get(2)?,
-                    requests: to_u64(row.get(3)?),
-                    input_tokens: to_u64(row.get(4)?),
-                    output_tokens: to_u64(row.get(5)?),
-                    cache_read_tokens: to_u64(row.get(6)?),
-                    cache_write_tokens: to_u64(row.get(7)?),
-                    reasoning_tokens: to_u64(row.get(8)?),
-                })
-            })?
+            .query_map(params![uq.from_ms, uq.to_ms, all, key, fetch], map)?
             .collect::<Result<Vec<_>, _>>()?;
         let truncated = rows.len() > uq.limit;
         rows.truncate(uq.limit);
         Ok(UsageRows { rows, truncated })
-    }
-
-    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM custody WHERE time_ms < ?1", [before_ms])?;
-        Ok(n as u64)
     }
 }
 
@@ -293,6 +338,7 @@ mod tests {
             record("e", "k1", "slow", day0 + 2 * DAY_MS, 7, 7),
         ])
         .unwrap();
+        let mut s = s.reader().unwrap();
         let got = s.get("b").unwrap().unwrap();
         assert_eq!(got.key.as_deref(), Some("k1"));
         let v: serde_json::Value = serde_json::from_str(&got.json).unwrap();
@@ -345,8 +391,57 @@ mod tests {
             .unwrap();
             assert_eq!(s.prune(now - 30 * DAY_MS).unwrap(), 1);
         }
+        let s = Sqlite::open(&path).unwrap();
+        let mut r = s.reader().unwrap();
+        assert_eq!(r.get("old").unwrap(), None);
+        assert!(r.get("new").unwrap().is_some());
+    }
+
+    /// The reader reads while the writer commits: a usage query stepping through its rows
+    /// (a read transaction held open) does not stop a batch from being written, and it goes
+    /// on seeing its snapshot; the next lookup sees the batch.
+    #[test]
+    fn the_reader_reads_while_the_writer_commits_and_cannot_write() {
+        let path = temp_db("concurrent.db");
         let mut s = Sqlite::open(&path).unwrap();
-        assert_eq!(s.get("old").unwrap(), None);
-        assert!(s.get("new").unwrap().is_some());
+        let day0 = 20_000 * DAY_MS;
+        let before: Vec<Record> = (0..50)
+            .map(|i| record(&format!("r{i}"), &format!("k{i}"), "fast", day0 + i, 1, 1))
+            .collect();
+        s.write_batch(&before).unwrap();
+        let reader = SqliteReader::open(&path).unwrap();
+        {
+            let mut q = reader
+                .conn
+                .prepare("SELECT id FROM custody ORDER BY id")
+                .unwrap();
+            let mut rows = q.query([]).unwrap();
+            assert!(rows.next().unwrap().is_some(), "a read transaction is open");
+            let t = std::time::Instant::now();
+            s.write_batch(&[record("late", "k", "fast", day0, 1, 1)])
+                .unwrap();
+            // Without WAL the write would wait out the busy timeout, then fail.
+            assert!(t.elapsed() < BUSY_TIMEOUT / 2, "{:?}", t.elapsed());
+            let mut seen = 1;
+            while rows.next().unwrap().is_some() {
+                seen += 1;
+            }
+            assert_eq!(seen, 50, "the snapshot the read began with");
+        }
+        let mut reader = reader;
+        assert!(reader.get("late").unwrap().is_some());
+        let refused = reader.conn.execute("DELETE FROM custody", []);
+        assert!(refused.is_err(), "a read-only connection");
+    }
+
+    #[test]
+    fn the_reader_refuses_a_file_not_in_wal_mode() {
+        let path = temp_db("rollback.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE custody (id TEXT)")
+            .unwrap();
+        let e = SqliteReader::open(&path).err().unwrap();
+        assert!(e.0.contains("WAL"), "{e}");
     }
 }
