@@ -101,7 +101,8 @@ pub trait CustodyReader: Send {
 
 /// The table: the columns the lookups filter and sum on, and the record's JSON as it is
 /// returned. `id` is the primary key (its index); `time_ms` has its own for ranges and
-/// retention.
+/// retention, and `(key, time_ms)` serves a key's own usage. `IF NOT EXISTS`: a file made by
+/// an older version gets the indexes it lacks when it is opened.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS custody (
     id          TEXT PRIMARY KEY NOT NULL,
@@ -118,7 +119,30 @@ CREATE TABLE IF NOT EXISTS custody (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS custody_time ON custody(time_ms);
+CREATE INDEX IF NOT EXISTS custody_key_time ON custody(key, time_ms);
 ";
+
+/// Usage over every key: the range is searched on `custody_time`.
+const USAGE_ALL: &str = "
+SELECT key, route, day, COUNT(*), SUM(input), SUM(output), SUM(cache_read), SUM(cache_write),
+       SUM(reasoning)
+FROM custody
+WHERE time_ms >= ?1 AND time_ms < ?2
+GROUP BY key, route, day
+ORDER BY day, key, route
+LIMIT ?3";
+
+/// Usage of one key (`?4`): the key and the range are searched on `custody_key_time`. Its own
+/// statement, not `(all OR key = ?)` in one: a condition that may hold for every row cannot
+/// pick an index, so one key's sums would walk every key's rows in the range.
+const USAGE_KEY: &str = "
+SELECT key, route, day, COUNT(*), SUM(input), SUM(output), SUM(cache_read), SUM(cache_write),
+       SUM(reasoning)
+FROM custody
+WHERE key = ?4 AND time_ms >= ?1 AND time_ms < ?2
+GROUP BY key, route, day
+ORDER BY day, key, route
+LIMIT ?3";
 
 /// SQLite in one file, in WAL mode (readers never wait for the writer; a batch is one
 /// append to the log) with `synchronous = NORMAL` (a committed batch survives the process
@@ -174,6 +198,14 @@ impl SqliteReader {
             )));
         }
         Ok(SqliteReader { conn })
+    }
+}
+
+/// The usage statement for `scope`, and the key it binds (as `?4`) if any.
+fn usage_statement(scope: &Scope) -> (&'static str, Option<&str>) {
+    match scope {
+        Scope::All => (USAGE_ALL, None),
+        Scope::Key(k) => (USAGE_KEY, Some(k.as_str())),
     }
 }
 
@@ -245,22 +277,10 @@ impl CustodyReader for SqliteReader {
     }
 
     fn usage(&mut self, uq: &UsageQuery) -> Result<UsageRows, StoreError> {
-        let key = match &uq.scope {
-            Scope::All => None,
-            Scope::Key(k) => Some(k.as_str()),
-        };
-        let all = key.is_none();
+        let (sql, key) = usage_statement(&uq.scope);
         // One more than the limit: says whether rows were cut.
         let fetch = i64::try_from(uq.limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let mut q = self.conn.prepare_cached(
-            "SELECT key, route, day, COUNT(*), SUM(input), SUM(output), SUM(cache_read),
-                    SUM(cache_write), SUM(reasoning)
-             FROM custody
-             WHERE time_ms >= ?1 AND time_ms < ?2 AND (?3 OR key = ?4)
-             GROUP BY key, route, day
-             ORDER BY day, key, route
-             LIMIT ?5",
-        )?;
+        let mut q = self.conn.prepare_cached(sql)?;
         let map = |row: &rusqlite::Row<'_>| {
             Ok(UsageRow {
                 key: row.get(0)?,
@@ -274,9 +294,11 @@ impl CustodyReader for SqliteReader {
                 reasoning_tokens: to_u64(row.get(8)?),
             })
         };
-        let mut rows = q
-            .query_map(params![uq.from_ms, uq.to_ms, all, key, fetch], map)?
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut rows = match key {
+            None => q.query_map(params![uq.from_ms, uq.to_ms, fetch], map)?,
+            Some(k) => q.query_map(params![uq.from_ms, uq.to_ms, fetch, k], map)?,
+        }
+        .collect::<Result<Vec<_>, _>>()?;
         let truncated = rows.len() > uq.limit;
         rows.truncate(uq.limit);
         Ok(UsageRows { rows, truncated })
@@ -395,6 +417,57 @@ mod tests {
         let mut r = s.reader().unwrap();
         assert_eq!(r.get("old").unwrap(), None);
         assert!(r.get("new").unwrap().is_some());
+    }
+
+    /// What SQLite plans for a usage query of `scope`: the `detail` of each step.
+    fn plan(conn: &Connection, scope: &Scope) -> String {
+        let (sql, key) = usage_statement(scope);
+        let mut q = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let detail = |row: &rusqlite::Row<'_>| row.get::<_, String>(3);
+        let steps: Vec<String> = match key {
+            None => q.query_map(params![0, 1, 10], detail),
+            Some(k) => q.query_map(params![0, 1, 10, k], detail),
+        }
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+        steps.join("; ")
+    }
+
+    /// Both usage statements search an index (never scan the table), including on a file
+    /// made before `custody_key_time` existed: opening it adds the index.
+    #[test]
+    fn usage_queries_search_their_indexes_also_on_an_older_file() {
+        let path = temp_db("plan.db");
+        {
+            // The table and index as the first version made them.
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE custody (id TEXT PRIMARY KEY NOT NULL, time_ms INTEGER NOT NULL,
+                   day TEXT NOT NULL, key TEXT, route TEXT, status INTEGER NOT NULL,
+                   input INTEGER NOT NULL, output INTEGER NOT NULL, cache_read INTEGER NOT NULL,
+                   cache_write INTEGER NOT NULL, reasoning INTEGER NOT NULL, record TEXT NOT NULL);
+                 CREATE INDEX custody_time ON custody(time_ms);",
+            )
+            .unwrap();
+        }
+        let s = Sqlite::open(&path).unwrap();
+        let all = plan(&s.conn, &Scope::All);
+        assert!(
+            all.contains("SEARCH custody USING INDEX custody_time (time_ms>? AND time_ms<?)"),
+            "{all}"
+        );
+        let own = plan(&s.conn, &Scope::Key("team-a".into()));
+        assert!(
+            own.contains(
+                "SEARCH custody USING INDEX custody_key_time (key=? AND time_ms>? AND time_ms<?)"
+            ),
+            "{own}"
+        );
+        for p in [&all, &own] {
+            assert!(!p.contains("SCAN custody"), "{p}");
+        }
     }
 
     /// The reader reads while the writer commits: a usage query stepping through its rows
