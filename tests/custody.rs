@@ -342,7 +342,8 @@ fn spread(sorted: &[f64]) -> String {
 
 /// Baselines: the store off, and on with a healthy writer (nothing dropped). Then the writer
 /// sleeps `STALL_MS` before each batch (the test hook) and holds at most 8 records:
-/// requests keep their latency (far below the stall), the overflow is dropped and counted.
+/// requests keep their latency (far below the stall), the overflow is dropped and counted, and
+/// lookups still answer at once.
 #[test]
 fn a_stalled_writer_does_not_slow_the_workers() {
     const STALL_MS: u64 = 3000;
@@ -382,8 +383,10 @@ fn a_stalled_writer_does_not_slow_the_workers() {
     );
     // The channel (8) plus the batch in the writer's hands hold at most a few dozen records.
     assert!(dropped >= (REQUESTS - 100) as f64, "dropped {dropped}");
-    // A lookup while the writer is stalled still answers (after the stall), never hangs.
+    // A lookup while the writer is stalled answers at once: the reader has its own thread
+    // and connection, and the writer's full channel is not its queue.
     let h = bearer(KEY_ADMIN);
+    let t = Instant::now();
     let r = request(
         g.addr,
         &get(
@@ -391,7 +394,12 @@ fn a_stalled_writer_does_not_slow_the_workers() {
             &[(h[0].0, h[0].1.as_str())],
         ),
     );
-    assert!(matches!(r.status, 404 | 503), "{}", r.text());
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(
+        t.elapsed() < Duration::from_millis(STALL_MS / 4),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 /// Records written into the file before the gateway starts (through the library's store, as
@@ -524,4 +532,320 @@ fn the_record_counts_the_pii_replaced_by_kind_never_the_values() {
         !stored.contains("jane.roe") && !stored.contains("10.1.2.3"),
         "{stored}"
     );
+}
+
+/// Rows in the big store: a usage query over them takes long enough (about a second on a
+/// debug build) that a writer answering it would hold up every record behind it.
+const BIG_ROWS: usize = 200_000;
+
+/// A database file, with its WAL files, removed when dropped (the big one is ~100 MB).
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+        }
+    }
+}
+
+/// A store holding [`BIG_ROWS`] records of ten `bulk-*` keys over five routes and the 20 days
+/// before the last hour (1000 usage rows), written through the library's store.
+fn big_db(name: &str) -> Scratch {
+    use ringway::custody::store::{CustodyStore, Sqlite};
+    use ringway::custody::Record;
+    let db = Scratch(temp_path(name));
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let t = Instant::now();
+    let mut store = Sqlite::open(&db.0).unwrap();
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..BIG_ROWS {
+        let at = i as i64;
+        batch.push(Record {
+            id: format!("rw-bulk-{i}"),
+            // An hour ago and older: never in the traffic's own counts below.
+            time_ms: now_ms - 3_600_000 - (at / 50 % 20) * 86_400_000 - at % 50,
+            key: Some(format!("bulk-{}", i % 10)),
+            route: Some(format!("r{}", i / 10 % 5)),
+            dialect: "openai",
+            status: 200,
+            usage: Some(ringway::usage::Usage {
+                input: 10,
+                output: 3,
+                ..Default::default()
+            }),
+            ..Record::default()
+        });
+        if batch.len() == batch.capacity() {
+            store.write_batch(&batch).unwrap();
+            batch.clear();
+        }
+    }
+    store.write_batch(&batch).unwrap();
+    eprintln!("{BIG_ROWS} records written in {:?}", t.elapsed());
+    db
+}
+
+fn sum_requests(v: &Value) -> u64 {
+    v["data"]
+        .as_array()
+        .map_or(0, |rows| rows.iter().map(|r| n(&r["requests"])).sum())
+}
+
+/// Lookups have their own connection and thread. With usage queries over [`BIG_ROWS`]
+/// records running the whole time, requests go on (paced, a few hundred a second) and every
+/// record is written: none dropped from a small (128) channel, all read back. Were the queries
+/// on the writer's thread, each would hold the writer for its whole length (about a second)
+/// and the channel would overflow. The channel leaves the writer ~300 ms of slack for the
+/// disk's own stalls (an fsync behind other jobs' writes was seen to take 90 ms). Then the
+/// lookups' own queue (`read_queue = 2`) under a burst of those queries: past it, a lookup is
+/// refused at once with a 503 in the caller's format, never left to wait.
+#[test]
+fn a_big_usage_query_neither_holds_up_records_nor_queues_without_bound() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const REQUESTS: usize = 300;
+    /// Pause between two requests.
+    const PACE: Duration = Duration::from_millis(2);
+    const CALLERS: usize = 12;
+    let db = big_db("big.db");
+    let m = mock(&[]);
+    let g = gateway_on(&m, &db.0, "channel_records = 128\nread_queue = 2", &[]);
+    let addr = g.addr;
+    let admin_get = |path: &str| {
+        let h = bearer(KEY_ADMIN);
+        get(path, &[(h[0].0, h[0].1.as_str())])
+    };
+    let all_usage = admin_get("/v1/usage?from=2000-01-01");
+    // One record written first: the writer's first commit (starting the WAL) is behind it.
+    let first = openai(&g, KEY_A, "gpt", false);
+    assert_eq!(first.status, 200, "{}", first.text());
+    record(&g, KEY_A, &request_id(&first));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let querying = {
+        let stop = stop.clone();
+        let raw = all_usage.clone();
+        std::thread::spawn(move || {
+            let mut done = Vec::new();
+            // At least one whole query, and queries back to back until the traffic ends.
+            while done.is_empty() || !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = request(addr, &raw);
+                let summed = if r.status == 200 {
+                    sum_requests(&r.json())
+                } else {
+                    0
+                };
+                done.push((r.status, summed, t.elapsed().as_secs_f64() * 1000.0));
+            }
+            done
+        })
+    };
+    // Let the first query start before the traffic does.
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    let mut client = Client::connect(addr);
+    let raw = post(
+        "/v1/chat/completions",
+        &[("authorization", &format!("Bearer {KEY_A}"))],
+        &openai_body("gpt", "while a big query runs", false),
+    );
+    let mut lat = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let sent = Instant::now();
+        client.send_raw(&raw);
+        let r = client.read_response().expect("a response");
+        assert_eq!(r.status, 200, "{}", r.text());
+        lat.push(sent.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(PACE);
+    }
+    lat.sort_by(f64::total_cmp);
+    let traffic = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let queries = querying.join().unwrap();
+    let dropped = metric(&g, "ringway_custody_dropped_total");
+    let mut took: Vec<f64> = queries.iter().map(|q| q.2).collect();
+    took.sort_by(f64::total_cmp);
+    eprintln!(
+        "{REQUESTS} requests in {traffic:?} ({}) beside {} usage queries over {BIG_ROWS} rows ({}); dropped {dropped}",
+        spread(&lat),
+        queries.len(),
+        spread(&took)
+    );
+    assert_eq!(dropped, 0.0, "records dropped while usage queries ran");
+    for (status, summed, _) in &queries {
+        assert_eq!(*status, 200, "a usage query failed: {queries:?}");
+        assert!(*summed >= BIG_ROWS as u64, "{queries:?}");
+    }
+    // Every record of the traffic is written (bounded wait: written after the answers).
+    let day = today();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let written = sum_requests(&usage(&g, KEY_A, &format!("from={day}")));
+        if written == REQUESTS as u64 + 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{written} of {} records written",
+            REQUESTS + 1
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A burst of big queries, half from OpenAI-style callers, half Anthropic-style.
+    let start = Arc::new(std::sync::Barrier::new(CALLERS));
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            let start = start.clone();
+            let anthropic = i % 2 == 1;
+            let raw = if anthropic {
+                get(
+                    "/v1/usage?from=2000-01-01",
+                    &[
+                        ("x-api-key", KEY_ADMIN),
+                        ("anthropic-version", "2023-06-01"),
+                    ],
+                )
+            } else {
+                all_usage.clone()
+            };
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                start.wait();
+                let t = Instant::now();
+                c.send_raw(&raw);
+                let r = c.read_response().expect("a response");
+                (anthropic, r, t.elapsed())
+            })
+        })
+        .collect();
+    let answers: Vec<_> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    let busy: Vec<_> = answers.iter().filter(|a| a.1.status == 503).collect();
+    let served = answers.iter().filter(|a| a.1.status == 200).count();
+    eprintln!(
+        "{CALLERS} concurrent usage queries: {served} answered, {} refused busy",
+        busy.len()
+    );
+    assert!(served >= 1, "none answered");
+    assert_eq!(served + busy.len(), CALLERS, "only 200 or 503");
+    assert!(!busy.is_empty(), "a full queue refuses");
+    for (anthropic, r, took) in &busy {
+        // At once: not after the lookup's 5 s wait for an answer.
+        assert!(*took < Duration::from_secs(2), "refused after {took:?}");
+        let v = r.json();
+        if *anthropic {
+            assert_eq!(v["type"], "error", "{v}");
+            assert_eq!(v["error"]["type"], "overloaded_error", "{v}");
+        } else {
+            assert_eq!(v["error"]["code"], "gateway_overloaded", "{v}");
+        }
+        assert!(
+            v.to_string().contains("busy"),
+            "says the store is busy: {v}"
+        );
+    }
+}
+
+/// Requests refused at authentication (no key, a wrong key; either dialect) leave no
+/// record: anyone reaching the port could otherwise fill the disk. They still count in the
+/// metrics. Everything after authentication keeps its record: a tier refusal (403), an
+/// unknown model (404), a success.
+#[test]
+fn requests_refused_at_authentication_leave_no_record() {
+    let db = temp_path("unauthenticated.db");
+    let m = mock(&[]);
+    let g = gateway_on(
+        &m,
+        &db,
+        "[[tier]]\nname = \"canada\"\njurisdictions = [\"CA\"]",
+        &[],
+    );
+    let body = openai_body("gpt", "who are you", false);
+    let refused: Vec<Response> = [
+        post("/v1/chat/completions", &[], &body),
+        post(
+            "/v1/chat/completions",
+            &[("authorization", "Bearer sk-not-a-key")],
+            &body,
+        ),
+        post(
+            "/v1/messages",
+            &[
+                ("x-api-key", "sk-not-a-key"),
+                ("anthropic-version", "2023-06-01"),
+            ],
+            &anthropic_body("gpt", "who are you", false),
+        ),
+    ]
+    .iter()
+    .map(|raw| request(g.addr, raw))
+    .collect();
+    for r in &refused {
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    let h = bearer(KEY_A);
+    let auth = [(h[0].0, h[0].1.as_str())];
+    let tier = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[auth[0], ("x-privacy-tier", "canada")],
+            &body,
+        ),
+    );
+    assert_eq!(tier.status, 403, "{}", tier.text());
+    let unknown = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &auth,
+            &openai_body("no-such-model", "hi", false),
+        ),
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    let ok = openai(&g, KEY_A, "gpt", false);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    // The records after authentication are written (the success's last).
+    assert_eq!(record(&g, KEY_A, &request_id(&tier))["status"], 403);
+    assert_eq!(record(&g, KEY_A, &request_id(&unknown))["status"], 404);
+    assert_eq!(record(&g, KEY_A, &request_id(&ok))["status"], 200);
+    // By then the refused ones, handed over (or not) before, would be written too.
+    for r in &refused {
+        let looked = lookup(&g, KEY_ADMIN, &request_id(r));
+        assert_eq!(looked.status, 404, "a record of a 401: {}", looked.text());
+    }
+    let all = usage(&g, KEY_ADMIN, "");
+    assert_eq!(sum_requests(&all), 3, "{all}");
+    // Still counted: the 401s in the responses and in the records left out (a worker's counts
+    // reach another worker's scrape within a second).
+    let h = bearer(KEY_ADMIN);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let scrape = request(g.addr, &get("/metrics", &[(h[0].0, h[0].1.as_str())])).text();
+        let sum = |prefix: &str, with: &str| -> f64 {
+            scrape
+                .lines()
+                .filter(|l| l.starts_with(prefix) && l.contains(with))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let unauthorized = sum("ringway_requests_total{", "status=\"401\"");
+        let skipped = sum("ringway_custody_unauthenticated_total ", "");
+        if (unauthorized, skipped) == (3.0, 3.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "401s {unauthorized}, skipped {skipped}: {scrape}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

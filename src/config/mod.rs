@@ -399,10 +399,11 @@ impl Config {
             None => writeln!(s, "custody store off"),
             Some(c) => writeln!(
                 s,
-                "custody store {} (retention {} day(s), channel {} records)",
+                "custody store {} (retention {} day(s), channel {} records, read queue {})",
                 c.path.display(),
                 c.retention_days,
-                c.channel_records
+                c.channel_records,
+                c.read_queue
             ),
         };
         for p in &self.providers {
@@ -943,23 +944,33 @@ impl Compiler<'_> {
         raw: &raw::RawCustody,
     ) -> Result<Option<crate::custody::Settings>, ConfigError> {
         use crate::custody::{
-            Settings, CHANNEL_RECORDS_RANGE, DEFAULT_CHANNEL_RECORDS, DEFAULT_RETENTION_DAYS,
+            Settings, CHANNEL_RECORDS_RANGE, DEFAULT_CHANNEL_RECORDS, DEFAULT_READ_QUEUE,
+            DEFAULT_RETENTION_DAYS, READ_QUEUE_RANGE,
         };
-        let channel_records = match &raw.channel_records {
-            Some(n) if !CHANNEL_RECORDS_RANGE.contains(n.get_ref()) => {
-                return Err(self.err(
-                    n.span(),
-                    "custody.channel_records",
-                    format!(
-                        "must be {} to {}",
-                        CHANNEL_RECORDS_RANGE.start(),
-                        CHANNEL_RECORDS_RANGE.end()
-                    ),
-                ))
-            }
-            Some(n) => *n.get_ref(),
-            None => DEFAULT_CHANNEL_RECORDS,
+        let bounded = |value: &Option<Spanned<usize>>,
+                       range: &std::ops::RangeInclusive<usize>,
+                       default: usize,
+                       path: &str| match value {
+            Some(n) if !range.contains(n.get_ref()) => Err(self.err(
+                n.span(),
+                path,
+                format!("must be {} to {}", range.start(), range.end()),
+            )),
+            Some(n) => Ok(*n.get_ref()),
+            None => Ok(default),
         };
+        let channel_records = bounded(
+            &raw.channel_records,
+            &CHANNEL_RECORDS_RANGE,
+            DEFAULT_CHANNEL_RECORDS,
+            "custody.channel_records",
+        )?;
+        let read_queue = bounded(
+            &raw.read_queue,
+            &READ_QUEUE_RANGE,
+            DEFAULT_READ_QUEUE,
+            "custody.read_queue",
+        )?;
         if raw.enabled == Some(false) {
             return Ok(None);
         }
@@ -985,6 +996,7 @@ impl Compiler<'_> {
             path: std::path::PathBuf::from(p),
             retention_days: raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
             channel_records,
+            read_queue,
         }))
     }
 
@@ -2056,11 +2068,15 @@ routes = ["fast", "o/*"]
         assert_eq!(on.path, std::path::PathBuf::from("/tmp/c.db"));
         assert_eq!(on.retention_days, crate::custody::DEFAULT_RETENTION_DAYS);
         assert_eq!(on.channel_records, crate::custody::DEFAULT_CHANNEL_RECORDS);
-        let set = with("path = \"c.db\"\nretention_days = 0\nchannel_records = 8")
+        assert_eq!(on.read_queue, crate::custody::DEFAULT_READ_QUEUE);
+        let set = with("path = \"c.db\"\nretention_days = 0\nchannel_records = 8\nread_queue = 3")
             .unwrap()
             .custody
             .unwrap();
-        assert_eq!((set.retention_days, set.channel_records), (0, 8));
+        assert_eq!(
+            (set.retention_days, set.channel_records, set.read_queue),
+            (0, 8, 3)
+        );
         assert_eq!(
             with("path = \"c.db\"\nenabled = false").unwrap().custody,
             None
@@ -2069,6 +2085,8 @@ routes = ["fast", "o/*"]
         assert!(e.to_string().contains("custody.path"), "{e}");
         let e = with("path = \"c.db\"\nchannel_records = 0").unwrap_err();
         assert!(e.to_string().contains("custody.channel_records"), "{e}");
+        let e = with("path = \"c.db\"\nread_queue = 0").unwrap_err();
+        assert!(e.to_string().contains("custody.read_queue"), "{e}");
         assert!(with("path = \"c.db\"\nwhat = 1").is_err());
     }
 

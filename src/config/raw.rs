@@ -66,6 +66,9 @@ pub struct RawCustody {
     /// Records that may wait for the writer thread before new ones are dropped (and counted).
     /// Default 16384.
     pub channel_records: Option<Spanned<usize>>,
+    /// Lookups (`GET /v1/custody/…`, `GET /v1/usage`) that may wait for the reader thread
+    /// before new ones are refused with a 503. Default 64.
+    pub read_queue: Option<Spanned<usize>>,
 }
 
 /// `[access_log]`

@@ -7,10 +7,18 @@
 //! to a bounded channel (`try_send`); one writer thread (`ringway-custody`) writes what waits
 //! in batched transactions. A full channel drops the record, counts it
 //! (`ringway_custody_dropped_total`) and warns at most once per [`crate::offload::WARN_EVERY`].
-//! Lookups travel the same channel (so a lookup sees every record handed over before it) and
-//! come back on a reply channel the worker polls with its runtime's timer; a lookup the channel
-//! has no room for is refused at once as busy. The writer prunes records older than the
-//! retention at start and every [`PRUNE_EVERY`]; the main thread [`flush`]es it at exit.
+//! Only requests that passed authentication are recorded (the proxy's log phase decides).
+//!
+//! Lookups have their own path: a second bounded channel to a reader thread
+//! (`ringway-custody-read`) with its own read-only connection (the store's
+//! [`store::CustodyStore::reader`]), so a usage query over months of records never holds up
+//! the writer; in WAL mode the two do not lock each other out. The answer comes back on a reply
+//! channel the worker polls with its runtime's timer; a lookup the queue has no room for is
+//! refused at once as busy, and one whose asker gave up (after [`LOOKUP_WAIT`]) is skipped. A
+//! lookup sees the records the writer has committed, so a record can be missing for the moment
+//! between its answer and the writer's next batch. The writer prunes records older than the
+//! retention at start (before the reader answers anything) and every [`PRUNE_EVERY`]; the main
+//! thread [`flush`]es it at exit.
 //!
 //! What a record never holds: a gateway key (only its name), a credential, prompt or answer
 //! text, a PII value (only counts per entity type).
@@ -19,20 +27,28 @@ pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
 use crate::offload::{Drops, DAY_MS};
 use crate::usage::Usage;
-use store::{CustodyStore, Sqlite, StoreError, Stored, UsageQuery, UsageRows};
+use store::{CustodyReader, CustodyStore, Sqlite, StoreError, Stored, UsageQuery, UsageRows};
 
 /// Records that may wait for the writer by default (`[custody] channel_records`).
 pub const DEFAULT_CHANNEL_RECORDS: usize = 16 * 1024;
 /// Smallest and largest `channel_records` accepted.
 pub const CHANNEL_RECORDS_RANGE: std::ops::RangeInclusive<usize> = 1..=1024 * 1024;
+/// Lookups that may wait for the reader by default (`[custody] read_queue`).
+pub const DEFAULT_READ_QUEUE: usize = 64;
+/// Smallest and largest `read_queue` accepted.
+pub const READ_QUEUE_RANGE: std::ops::RangeInclusive<usize> = 1..=4096;
+/// Longest a worker waits for a lookup's answer before it answers 503; the reader skips a
+/// lookup whose asker has given up.
+pub const LOOKUP_WAIT: Duration = Duration::from_secs(5);
 /// Most records written in one transaction: a batch is whatever waits when the writer wakes,
 /// up to this, so a burst costs one commit per this many records.
 pub const BATCH_RECORDS: usize = 512;
@@ -58,6 +74,8 @@ pub struct Settings {
     pub retention_days: u32,
     /// Records that may wait for the writer; past this they are dropped.
     pub channel_records: usize,
+    /// Lookups that may wait for the reader; past this they are refused (503).
+    pub read_queue: usize,
 }
 
 /// One try of one target.
@@ -99,7 +117,8 @@ pub struct Record {
     /// When the request's head was complete, in Unix milliseconds (`time`: RFC 3339 UTC).
     #[serde(rename = "time", serialize_with = "rfc3339")]
     pub time_ms: i64,
-    /// The gateway key's name (never the key; None without keys or before authentication).
+    /// The gateway key's name (never the key; None without keys: only requests that passed
+    /// authentication are recorded).
     pub key: Option<String>,
     /// The client's dialect (`openai`, `anthropic`, `responses`).
     pub dialect: &'static str,
@@ -170,26 +189,39 @@ pub type Answer<T> = Result<T, StoreError>;
 /// What the writer is handed.
 enum Msg {
     Record(Box<Record>),
-    Get(String, Sender<Answer<Option<Stored>>>),
-    Usage(UsageQuery, Sender<Answer<UsageRows>>),
     /// Say (on this channel) when everything handed over before it is written.
     Flush(Sender<()>),
 }
 
+/// What the reader is handed.
+enum Lookup {
+    Get(String, Sender<Answer<Option<Stored>>>),
+    Usage(UsageQuery, Sender<Answer<UsageRows>>),
+}
+
+/// A lookup and whether its asker has stopped waiting for it.
+struct Asked {
+    lookup: Lookup,
+    abandoned: Arc<AtomicBool>,
+}
+
 static SINK: OnceLock<SyncSender<Msg>> = OnceLock::new();
+static LOOKUPS: OnceLock<SyncSender<Asked>> = OnceLock::new();
 static DROPPED: Drops = Drops::new();
 static WRITE_FAILED: Drops = Drops::new();
 
-/// Open the store and start the writer thread (once per process: a reload cannot move the
-/// store). Runs on the main thread at start: opening the file may block. Fails when the file
-/// cannot be opened as a database.
+/// Open the store and its reader and start the writer and reader threads (once per process: a
+/// reload cannot move the store). Runs on the main thread at start: opening the file may
+/// block. Fails when the file cannot be opened as a database (in WAL mode).
 pub fn start(settings: &Settings) -> Result<(), String> {
     if SINK.get().is_some() {
         return Ok(());
     }
     let store = Sqlite::open(&settings.path).map_err(|e| e.0)?;
+    let reader = store.reader().map_err(|e| e.0)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.channel_records);
-    if SINK.set(tx).is_err() {
+    let (ask_tx, ask_rx) = std::sync::mpsc::sync_channel(settings.read_queue);
+    if SINK.set(tx).is_err() || LOOKUPS.set(ask_tx).is_err() {
         return Ok(());
     }
     let stall = std::env::var(STALL_ENV)
@@ -205,10 +237,21 @@ pub fn start(settings: &Settings) -> Result<(), String> {
         ));
     }
     let retention = settings.retention_days;
+    // The reader waits for the writer's first prune: a lookup must not see what retention
+    // is about to remove.
+    let (pruned_tx, pruned) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("ringway-custody".into())
-        .spawn(move || write_loop(Box::new(store), &rx, retention, stall))
+        .spawn(move || write_loop(Box::new(store), &rx, retention, stall, Some(pruned_tx)))
         .map_err(|e| format!("cannot start the custody writer: {e}"))?;
+    std::thread::Builder::new()
+        .name("ringway-custody-read".into())
+        .spawn(move || {
+            // Err: the writer is gone; the records already written can still be read.
+            let _ = pruned.recv();
+            read_loop(reader, &ask_rx);
+        })
+        .map_err(|e| format!("cannot start the custody reader: {e}"))?;
     Ok(())
 }
 
@@ -227,36 +270,54 @@ pub fn submit(record: Record) {
     }
 }
 
-/// A lookup on its way: poll [`Pending::try_take`] (never blocks).
-pub struct Pending<T>(Receiver<Answer<T>>);
+/// A lookup on its way: poll [`Pending::try_take`] (never blocks). Dropping it tells the
+/// reader nobody waits any more, so a lookup given up on is not run.
+pub struct Pending<T> {
+    answer: Receiver<Answer<T>>,
+    abandoned: Arc<AtomicBool>,
+}
 
 impl<T> Pending<T> {
-    /// The answer if it has come; `Some(Err)` when the writer is gone.
+    /// The answer if it has come; `Some(Err)` when the reader is gone.
     pub fn try_take(&self) -> Option<Answer<T>> {
-        match self.0.try_recv() {
+        match self.answer.try_recv() {
             Ok(a) => Some(a),
             Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err(StoreError("custody writer gone".into()))),
+            Err(TryRecvError::Disconnected) => Some(Err(StoreError("custody reader gone".into()))),
         }
     }
 }
 
-fn ask<T>(make: impl FnOnce(Sender<Answer<T>>) -> Msg) -> Option<Pending<T>> {
-    let tx = SINK.get()?;
-    let (reply, pending) = std::sync::mpsc::channel();
-    tx.try_send(make(reply)).ok()?;
-    Some(Pending(pending))
+impl<T> Drop for Pending<T> {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
 }
 
-/// Ask for the record of `id`. None: the store is off or its channel is full (busy).
+fn ask<T>(
+    queue: &SyncSender<Asked>,
+    make: impl FnOnce(Sender<Answer<T>>) -> Lookup,
+) -> Option<Pending<T>> {
+    let (reply, answer) = std::sync::mpsc::channel();
+    let abandoned = Arc::new(AtomicBool::new(false));
+    queue
+        .try_send(Asked {
+            lookup: make(reply),
+            abandoned: abandoned.clone(),
+        })
+        .ok()?;
+    Some(Pending { answer, abandoned })
+}
+
+/// Ask for the record of `id`. None: the store is off or the reader's queue is full (busy).
 pub fn get(id: &str) -> Option<Pending<Option<Stored>>> {
     let id = id.to_owned();
-    ask(|reply| Msg::Get(id, reply))
+    ask(LOOKUPS.get()?, |reply| Lookup::Get(id, reply))
 }
 
-/// Ask for usage sums. None: the store is off or its channel is full (busy).
+/// Ask for usage sums. None: the store is off or the reader's queue is full (busy).
 pub fn usage(q: UsageQuery) -> Option<Pending<UsageRows>> {
-    ask(|reply| Msg::Usage(q, reply))
+    ask(LOOKUPS.get()?, |reply| Lookup::Usage(q, reply))
 }
 
 /// Wait (at most `timeout`) until every record handed over so far is written: for the
@@ -292,16 +353,20 @@ fn prune(store: &mut dyn CustodyStore, retention_days: u32) {
     }
 }
 
-/// The writer thread: prune, then per wake-up write what waits (up to [`BATCH_RECORDS`]) in
-/// one transaction, then answer the lookups and flushes that came with it (after the write,
-/// so they see it).
+/// The writer thread: prune (then say so on `pruned`), then per wake-up write what waits (up
+/// to [`BATCH_RECORDS`]) in one transaction, then answer the flushes that came with it (after
+/// the write, so the records before them are in).
 fn write_loop(
     mut store: Box<dyn CustodyStore>,
     rx: &Receiver<Msg>,
     retention: u32,
     stall: Duration,
+    pruned: Option<Sender<()>>,
 ) {
     prune(store.as_mut(), retention);
+    if let Some(pruned) = pruned {
+        let _ = pruned.send(());
+    }
     let mut next_prune = Instant::now() + PRUNE_EVERY;
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH_RECORDS);
     let mut later: Vec<Msg> = Vec::new();
@@ -335,17 +400,8 @@ fn write_loop(
                     batch.clear();
                 }
                 for msg in later.drain(..) {
-                    match msg {
-                        Msg::Get(id, reply) => {
-                            let _ = reply.send(store.get(&id));
-                        }
-                        Msg::Usage(q, reply) => {
-                            let _ = reply.send(store.usage(&q));
-                        }
-                        Msg::Flush(ack) => {
-                            let _ = ack.send(());
-                        }
-                        Msg::Record(_) => {}
+                    if let Msg::Flush(ack) = msg {
+                        let _ = ack.send(());
                     }
                 }
             }
@@ -355,6 +411,23 @@ fn write_loop(
         if Instant::now() >= next_prune {
             prune(store.as_mut(), retention);
             next_prune = Instant::now() + PRUNE_EVERY;
+        }
+    }
+}
+
+/// The reader thread: answer each lookup in turn, skipping those nobody waits for any more.
+fn read_loop(mut reader: Box<dyn CustodyReader>, rx: &Receiver<Asked>) {
+    for asked in rx {
+        if asked.abandoned.load(Ordering::Relaxed) {
+            continue;
+        }
+        match asked.lookup {
+            Lookup::Get(id, reply) => {
+                let _ = reply.send(reader.get(&id));
+            }
+            Lookup::Usage(q, reply) => {
+                let _ = reply.send(reader.usage(&q));
+            }
         }
     }
 }
@@ -399,39 +472,39 @@ mod tests {
         assert_eq!(v["tier"], serde_json::Value::Null);
     }
 
-    /// A store that fails every write: the writer keeps going and counts the loss; lookups
-    /// still answer. It notes the cut-offs it is asked to prune at.
-    struct Broken(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
+    /// A store that fails every write: the writer keeps going and counts the loss. It notes
+    /// the cut-offs it is asked to prune at.
+    struct Broken(Arc<std::sync::Mutex<Vec<i64>>>);
 
     impl CustodyStore for Broken {
         fn write_batch(&mut self, _: &[Record]) -> Result<(), StoreError> {
             Err(StoreError("disk full".into()))
         }
-        fn get(&mut self, _: &str) -> Result<Option<Stored>, StoreError> {
-            Ok(None)
-        }
-        fn usage(&mut self, _: &UsageQuery) -> Result<UsageRows, StoreError> {
-            Ok(UsageRows::default())
-        }
         fn prune(&mut self, before: i64) -> Result<u64, StoreError> {
             self.0.lock().unwrap().push(before);
             Ok(0)
         }
+        fn reader(&self) -> Result<Box<dyn CustodyReader>, StoreError> {
+            Err(StoreError("no reader".into()))
+        }
     }
 
     #[test]
-    fn a_failing_store_counts_lost_records_and_still_answers() {
+    fn a_failing_store_counts_lost_records_and_still_flushes() {
         let (tx, rx) = std::sync::mpsc::sync_channel(8);
-        let prunes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let prunes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let store = Broken(prunes.clone());
-        let writer =
-            std::thread::spawn(move || write_loop(Box::new(store), &rx, 30, Duration::ZERO));
+        let (pruned_tx, pruned) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            write_loop(Box::new(store), &rx, 30, Duration::ZERO, Some(pruned_tx));
+        });
+        pruned.recv().unwrap();
         let before = write_failed();
         tx.send(Msg::Record(Box::default())).unwrap();
         tx.send(Msg::Record(Box::default())).unwrap();
-        let (reply, answer) = std::sync::mpsc::channel();
-        tx.send(Msg::Get("x".into(), reply)).unwrap();
-        assert_eq!(answer.recv().unwrap(), Ok(None));
+        let (ack, flushed) = std::sync::mpsc::channel();
+        tx.send(Msg::Flush(ack)).unwrap();
+        flushed.recv().unwrap();
         assert!(write_failed() >= before + 2);
         drop(tx);
         writer.join().unwrap();
@@ -440,5 +513,50 @@ mod tests {
         assert_eq!(cutoffs.len(), 1);
         let want = crate::offload::unix_millis(SystemTime::now()) - 30 * DAY_MS;
         assert!((want - cutoffs[0]).abs() < 60_000, "{cutoffs:?}");
+    }
+
+    /// A reader that answers every lookup with one record and counts the lookups it ran.
+    struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl CustodyReader for Counting {
+        fn get(&mut self, id: &str) -> Result<Option<Stored>, StoreError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(Stored {
+                key: None,
+                json: id.to_owned(),
+            }))
+        }
+        fn usage(&mut self, _: &UsageQuery) -> Result<UsageRows, StoreError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(UsageRows::default())
+        }
+    }
+
+    /// The queue's bound refuses at once; a lookup whose asker dropped it is never run; the
+    /// rest are answered in turn.
+    #[test]
+    fn the_read_queue_refuses_when_full_and_skips_abandoned_lookups() {
+        let (queue, rx) = std::sync::mpsc::sync_channel(2);
+        let first = ask(&queue, |r| Lookup::Get("a".into(), r)).unwrap();
+        let given_up = ask(&queue, |r| Lookup::Get("b".into(), r)).unwrap();
+        assert!(
+            ask(&queue, |r: Sender<Answer<Option<Stored>>>| Lookup::Get(
+                "c".into(),
+                r
+            ))
+            .is_none(),
+            "full: refused, not queued"
+        );
+        drop(given_up);
+        drop(queue);
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        read_loop(Box::new(Counting(ran.clone())), &rx);
+        assert_eq!(
+            ran.load(Ordering::Relaxed),
+            1,
+            "the abandoned one was skipped"
+        );
+        let got = first.try_take().unwrap().unwrap().unwrap();
+        assert_eq!(got.json, "a");
     }
 }

@@ -1,12 +1,13 @@
-//! Where custody records are kept: the [`CustodyStore`] interface the writer thread talks to,
-//! and its one implementation, SQLite in a file ([`Sqlite`]). A store for several nodes (a
-//! shared database) implements the same four calls; nothing else in the gateway knows which
-//! store it has. Stores are used only by the writer thread, never on a worker.
+//! Where custody records are kept: the [`CustodyStore`] the writer thread writes through, the
+//! [`CustodyReader`] it hands the reader thread for lookups, and their one implementation,
+//! SQLite in a file ([`Sqlite`], [`SqliteReader`]). A store for several nodes (a shared
+//! database) implements the same calls; nothing else in the gateway knows which store it has.
+//! Stores are used only by the writer and reader threads, never on a worker.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::Record;
 
@@ -78,22 +79,30 @@ pub struct UsageRows {
     pub truncated: bool,
 }
 
-/// The custody store. `&mut self`: one writer thread owns it.
+/// The custody store's writing side. `&mut self`: one writer thread owns it.
 pub trait CustodyStore: Send {
     /// Write `records` together (one transaction: all or none). A record whose id is already
     /// stored replaces it.
     fn write_batch(&mut self, records: &[Record]) -> Result<(), StoreError>;
+    /// Remove records older than `before_ms`; returns how many went.
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+    /// A handle for lookups, used on another thread while this one writes (so a long usage
+    /// query never holds up the records).
+    fn reader(&self) -> Result<Box<dyn CustodyReader>, StoreError>;
+}
+
+/// The custody store's reading side. `&mut self`: one reader thread owns it.
+pub trait CustodyReader: Send {
     /// The record of request `id`.
     fn get(&mut self, id: &str) -> Result<Option<Stored>, StoreError>;
     /// Tokens and requests per key, route and day.
     fn usage(&mut self, q: &UsageQuery) -> Result<UsageRows, StoreError>;
-    /// Remove records older than `before_ms`; returns how many went.
-    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// The table: the columns the lookups filter and sum on, and the record's JSON as it is
 /// returned. `id` is the primary key (its index); `time_ms` has its own for ranges and
-/// retention.
+/// retention, and `(key, time_ms)` serves a key's own usage. `IF NOT EXISTS`: a file made by
+/// an older version gets the indexes it lacks when it is opened.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS custody (
     id          TEXT PRIMARY KEY NOT NULL,
@@ -110,12 +119,43 @@ CREATE TABLE IF NOT EXISTS custody (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS custody_time ON custody(time_ms);
+CREATE INDEX IF NOT EXISTS custody_key_time ON custody(key, time_ms);
 ";
+
+/// Usage over every key: the range is searched on `custody_time`.
+const USAGE_ALL: &str = "
+SELECT key, route, day, COUNT(*), SUM(input), SUM(output), SUM(cache_read), SUM(cache_write),
+       SUM(reasoning)
+FROM custody
+WHERE time_ms >= ?1 AND time_ms < ?2
+GROUP BY key, route, day
+ORDER BY day, key, route
+LIMIT ?3";
+
+/// Usage of one key (`?4`): the key and the range are searched on `custody_key_time`. Its own
+/// statement, not `(all OR key = ?)` in one: a condition that may hold for every row cannot
+/// pick an index, so one key's sums would walk every key's rows in the range.
+const USAGE_KEY: &str = "
+SELECT key, route, day, COUNT(*), SUM(input), SUM(output), SUM(cache_read), SUM(cache_write),
+       SUM(reasoning)
+FROM custody
+WHERE key = ?4 AND time_ms >= ?1 AND time_ms < ?2
+GROUP BY key, route, day
+ORDER BY day, key, route
+LIMIT ?3";
 
 /// SQLite in one file, in WAL mode (readers never wait for the writer; a batch is one
 /// append to the log) with `synchronous = NORMAL` (a committed batch survives the process
 /// dying; a power cut may lose the last batches, never corrupt the file).
 pub struct Sqlite {
+    conn: Connection,
+    /// Where it is, for the reader's own connection.
+    path: PathBuf,
+}
+
+/// A read-only connection to the file a [`Sqlite`] writes: in WAL mode it reads a consistent
+/// snapshot while the writer goes on committing.
+pub struct SqliteReader {
     conn: Connection,
 }
 
@@ -135,7 +175,37 @@ impl Sqlite {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Sqlite { conn })
+        Ok(Sqlite {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl SqliteReader {
+    /// Open `path` read-only. Refused unless the file is in WAL mode: in any other journal
+    /// mode a reader and the writer lock each other out.
+    pub fn open(path: &Path) -> Result<SqliteReader, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|e| StoreError(format!("custody store {} (reader): {e}", path.display())))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError(format!(
+                "custody store {}: the reader needs WAL mode (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        Ok(SqliteReader { conn })
+    }
+}
+
+/// The usage statement for `scope`, and the key it binds (as `?4`) if any.
+fn usage_statement(scope: &Scope) -> (&'static str, Option<&str>) {
+    match scope {
+        Scope::All => (USAGE_ALL, None),
+        Scope::Key(k) => (USAGE_KEY, Some(k.as_str())),
     }
 }
 
@@ -180,6 +250,19 @@ impl CustodyStore for Sqlite {
         Ok(())
     }
 
+    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM custody WHERE time_ms < ?1", [before_ms])?;
+        Ok(n as u64)
+    }
+
+    fn reader(&self) -> Result<Box<dyn CustodyReader>, StoreError> {
+        Ok(Box::new(SqliteReader::open(&self.path)?))
+    }
+}
+
+impl CustodyReader for SqliteReader {
     fn get(&mut self, id: &str) -> Result<Option<Stored>, StoreError> {
         let mut q = self
             .conn
@@ -194,47 +277,31 @@ impl CustodyStore for Sqlite {
     }
 
     fn usage(&mut self, uq: &UsageQuery) -> Result<UsageRows, StoreError> {
-        let key = match &uq.scope {
-            Scope::All => None,
-            Scope::Key(k) => Some(k.as_str()),
-        };
-        let all = key.is_none();
+        let (sql, key) = usage_statement(&uq.scope);
         // One more than the limit: says whether rows were cut.
         let fetch = i64::try_from(uq.limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let mut q = self.conn.prepare_cached(
-            "SELECT key, route, day, COUNT(*), SUM(input), SUM(output), SUM(cache_read),
-                    SUM(cache_write), SUM(reasoning)
-             FROM custody
-             WHERE time_ms >= ?1 AND time_ms < ?2 AND (?3 OR key = ?4)
-             GROUP BY key, route, day
-             ORDER BY day, key, route
-             LIMIT ?5",
-        )?;
-        let mut rows = q
-            .query_map(params![uq.from_ms, uq.to_ms, all, key, fetch], |row| {
-                Ok(UsageRow {
-                    key: row.get(0)?,
-                    route: row.get(1)?,
-                    day: row.get(2)?,
-                    requests: to_u64(row.get(3)?),
-                    input_tokens: to_u64(row.get(4)?),
-                    output_tokens: to_u64(row.get(5)?),
-                    cache_read_tokens: to_u64(row.get(6)?),
-                    cache_write_tokens: to_u64(row.get(7)?),
-                    reasoning_tokens: to_u64(row.get(8)?),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut q = self.conn.prepare_cached(sql)?;
+        let map = |row: &rusqlite::Row<'_>| {
+            Ok(UsageRow {
+                key: row.get(0)?,
+                route: row.get(1)?,
+                day: row.get(2)?,
+                requests: to_u64(row.get(3)?),
+                input_tokens: to_u64(row.get(4)?),
+                output_tokens: to_u64(row.get(5)?),
+                cache_read_tokens: to_u64(row.get(6)?),
+                cache_write_tokens: to_u64(row.get(7)?),
+                reasoning_tokens: to_u64(row.get(8)?),
+            })
+        };
+        let mut rows = match key {
+            None => q.query_map(params![uq.from_ms, uq.to_ms, fetch], map)?,
+            Some(k) => q.query_map(params![uq.from_ms, uq.to_ms, fetch, k], map)?,
+        }
+        .collect::<Result<Vec<_>, _>>()?;
         let truncated = rows.len() > uq.limit;
         rows.truncate(uq.limit);
         Ok(UsageRows { rows, truncated })
-    }
-
-    fn prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM custody WHERE time_ms < ?1", [before_ms])?;
-        Ok(n as u64)
     }
 }
 
@@ -293,6 +360,7 @@ mod tests {
             record("e", "k1", "slow", day0 + 2 * DAY_MS, 7, 7),
         ])
         .unwrap();
+        let mut s = s.reader().unwrap();
         let got = s.get("b").unwrap().unwrap();
         assert_eq!(got.key.as_deref(), Some("k1"));
         let v: serde_json::Value = serde_json::from_str(&got.json).unwrap();
@@ -345,8 +413,108 @@ mod tests {
             .unwrap();
             assert_eq!(s.prune(now - 30 * DAY_MS).unwrap(), 1);
         }
+        let s = Sqlite::open(&path).unwrap();
+        let mut r = s.reader().unwrap();
+        assert_eq!(r.get("old").unwrap(), None);
+        assert!(r.get("new").unwrap().is_some());
+    }
+
+    /// What SQLite plans for a usage query of `scope`: the `detail` of each step.
+    fn plan(conn: &Connection, scope: &Scope) -> String {
+        let (sql, key) = usage_statement(scope);
+        let mut q = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let detail = |row: &rusqlite::Row<'_>| row.get::<_, String>(3);
+        let steps: Vec<String> = match key {
+            None => q.query_map(params![0, 1, 10], detail),
+            Some(k) => q.query_map(params![0, 1, 10, k], detail),
+        }
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+        steps.join("; ")
+    }
+
+    /// Both usage statements search an index (never scan the table), including on a file
+    /// made before `custody_key_time` existed: opening it adds the index.
+    #[test]
+    fn usage_queries_search_their_indexes_also_on_an_older_file() {
+        let path = temp_db("plan.db");
+        {
+            // The table and index as the first version made them.
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE custody (id TEXT PRIMARY KEY NOT NULL, time_ms INTEGER NOT NULL,
+                   day TEXT NOT NULL, key TEXT, route TEXT, status INTEGER NOT NULL,
+                   input INTEGER NOT NULL, output INTEGER NOT NULL, cache_read INTEGER NOT NULL,
+                   cache_write INTEGER NOT NULL, reasoning INTEGER NOT NULL, record TEXT NOT NULL);
+                 CREATE INDEX custody_time ON custody(time_ms);",
+            )
+            .unwrap();
+        }
+        let s = Sqlite::open(&path).unwrap();
+        let all = plan(&s.conn, &Scope::All);
+        assert!(
+            all.contains("SEARCH custody USING INDEX custody_time (time_ms>? AND time_ms<?)"),
+            "{all}"
+        );
+        let own = plan(&s.conn, &Scope::Key("team-a".into()));
+        assert!(
+            own.contains(
+                "SEARCH custody USING INDEX custody_key_time (key=? AND time_ms>? AND time_ms<?)"
+            ),
+            "{own}"
+        );
+        for p in [&all, &own] {
+            assert!(!p.contains("SCAN custody"), "{p}");
+        }
+    }
+
+    /// The reader reads while the writer commits: a usage query stepping through its rows
+    /// (a read transaction held open) does not stop a batch from being written, and it goes
+    /// on seeing its snapshot; the next lookup sees the batch.
+    #[test]
+    fn the_reader_reads_while_the_writer_commits_and_cannot_write() {
+        let path = temp_db("concurrent.db");
         let mut s = Sqlite::open(&path).unwrap();
-        assert_eq!(s.get("old").unwrap(), None);
-        assert!(s.get("new").unwrap().is_some());
+        let day0 = 20_000 * DAY_MS;
+        let before: Vec<Record> = (0..50)
+            .map(|i| record(&format!("r{i}"), &format!("k{i}"), "fast", day0 + i, 1, 1))
+            .collect();
+        s.write_batch(&before).unwrap();
+        let reader = SqliteReader::open(&path).unwrap();
+        {
+            let mut q = reader
+                .conn
+                .prepare("SELECT id FROM custody ORDER BY id")
+                .unwrap();
+            let mut rows = q.query([]).unwrap();
+            assert!(rows.next().unwrap().is_some(), "a read transaction is open");
+            let t = std::time::Instant::now();
+            s.write_batch(&[record("late", "k", "fast", day0, 1, 1)])
+                .unwrap();
+            // Without WAL the write would wait out the busy timeout, then fail.
+            assert!(t.elapsed() < BUSY_TIMEOUT / 2, "{:?}", t.elapsed());
+            let mut seen = 1;
+            while rows.next().unwrap().is_some() {
+                seen += 1;
+            }
+            assert_eq!(seen, 50, "the snapshot the read began with");
+        }
+        let mut reader = reader;
+        assert!(reader.get("late").unwrap().is_some());
+        let refused = reader.conn.execute("DELETE FROM custody", []);
+        assert!(refused.is_err(), "a read-only connection");
+    }
+
+    #[test]
+    fn the_reader_refuses_a_file_not_in_wal_mode() {
+        let path = temp_db("rollback.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE custody (id TEXT)")
+            .unwrap();
+        let e = SqliteReader::open(&path).err().unwrap();
+        assert!(e.0.contains("WAL"), "{e}");
     }
 }

@@ -164,6 +164,8 @@ pub struct Snapshot {
     pool_idle: u64,
     /// TLS handshakes with clients that finished.
     tls_handshakes: u64,
+    /// Model calls that left no custody record because they did not pass authentication.
+    custody_unauthenticated: u64,
     /// reason → TLS handshakes with clients that failed.
     tls_handshake_failures: BTreeMap<&'static str, u64>,
     /// LLM series by route, provider and key name.
@@ -227,6 +229,7 @@ impl Snapshot {
         }
         self.pool_idle += other.pool_idle;
         self.tls_handshakes += other.tls_handshakes;
+        self.custody_unauthenticated += other.custody_unauthenticated;
         for (k, v) in &other.tls_handshake_failures {
             *self.tls_handshake_failures.entry(k).or_default() += v;
         }
@@ -376,6 +379,11 @@ impl Worker {
             Ok(()) => s.tls_handshakes += 1,
             Err(reason) => *s.tls_handshake_failures.entry(reason).or_default() += 1,
         }
+    }
+
+    /// A model call that did not pass authentication finished: no custody record for it.
+    pub fn custody_unauthenticated(&self) {
+        self.live.borrow_mut().custody_unauthenticated += 1;
     }
 
     /// A model call finished on the series (`route`, `provider`, `key`).
@@ -627,6 +635,15 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
         "ringway_custody_write_failed_total {}",
         crate::custody::write_failed()
     );
+    out.push_str(
+        "# HELP ringway_custody_unauthenticated_total Model calls that left no custody record because they did not pass authentication.\n",
+    );
+    out.push_str("# TYPE ringway_custody_unauthenticated_total counter\n");
+    let _ = writeln!(
+        out,
+        "ringway_custody_unauthenticated_total {}",
+        s.custody_unauthenticated
+    );
     out.push_str("# HELP ringway_upstream_idle_connections Idle pooled provider connections.\n");
     out.push_str("# TYPE ringway_upstream_idle_connections gauge\n");
     let _ = writeln!(out, "ringway_upstream_idle_connections {}", s.pool_idle);
@@ -754,6 +771,8 @@ mod tests {
         a.tls_handshake(Ok(()));
         b.tls_handshake(Ok(()));
         b.tls_handshake(Err("timeout"));
+        a.custody_unauthenticated();
+        b.custody_unauthenticated();
         let hub = Hub::new(2);
         hub.publish(1, b.snapshot(3));
         let merged = hub.merged(0, a.snapshot(1));
@@ -775,6 +794,7 @@ mod tests {
         assert!(text.contains("ringway_breaker_opened_total{target=\"p/m\"} 1\n"));
         assert!(text.contains("ringway_rate_limited_total{key=\"team\",limit=\"tokens\"} 2\n"));
         assert!(text.contains("ringway_tls_handshakes_total 2\n"));
+        assert!(text.contains("ringway_custody_unauthenticated_total 2\n"));
         assert!(text.contains("ringway_tls_handshake_failures_total{reason=\"timeout\"} 1\n"));
         // Every sample line is `name{labels} value` or `name value` with a numeric value.
         for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -53,6 +53,7 @@ pub(super) async fn admit<S: Transport>(
     let head = ex.head;
     let key = authenticate(ctx, head)?;
     ex.key = key.map(|k| k.name.clone());
+    ex.authenticated = true;
     let header_fallbacks = fallbacks_header(head)?;
     // Checked before the body is read: a bad header costs no body.
     let header_tier = tier_header(ctx, head)?;

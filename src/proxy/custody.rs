@@ -1,6 +1,6 @@
 //! `GET /v1/custody/{request_id}` and `GET /v1/usage`: the custody store's lookups. The
-//! store's writer thread answers them (see `crate::custody`); the worker only polls for the
-//! answer with its runtime's timer, so a slow database never blocks a worker.
+//! store's reader thread answers them (see `crate::custody`), never the writer; the worker only
+//! polls for the answer with its runtime's timer, so a slow database never blocks a worker.
 //!
 //! Who sees what: a record goes to the key that made the request and to admin keys; any other
 //! caller gets the same 404 as for an id that does not exist (no existence leak). Usage sums
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::{admin, admit, Ctx, Exchange};
 use crate::config::GatewayKey;
 use crate::custody::store::{Scope, UsageQuery};
-use crate::custody::Pending;
+use crate::custody::{Pending, LOOKUP_WAIT};
 use crate::error::{Error, ErrorKind};
 use crate::offload::DAY_MS;
 
@@ -21,8 +21,6 @@ use crate::offload::DAY_MS;
 pub(super) const PATH_PREFIX: &str = "/v1/custody/";
 /// Longest request id looked up (ours are 26 bytes; a longer one cannot exist).
 const MAX_ID_BYTES: usize = 128;
-/// Longest a lookup waits for the writer thread (behind a backlog of records) before 503.
-const LOOKUP_WAIT: Duration = Duration::from_secs(5);
 /// How often a waiting lookup looks for its answer.
 const LOOKUP_POLL: Duration = Duration::from_millis(2);
 /// Most rows one usage answer holds; more are cut and `truncated` says so.
@@ -49,7 +47,8 @@ fn may_see(key: Option<&GatewayKey>, owner: Option<&str>) -> bool {
     }
 }
 
-/// Wait for the writer's answer without blocking the worker.
+/// Wait for the reader's answer without blocking the worker. Giving up drops `pending`, which
+/// tells the reader not to run it.
 async fn wait<T>(pending: Option<Pending<T>>) -> Result<T, Error> {
     let Some(pending) = pending else {
         return Err(Error::new(

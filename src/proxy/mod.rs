@@ -819,7 +819,13 @@ fn log(ctx: &Ctx, ex: &Exchange<'_>) {
         crate::access_log::submit(access_line(ex, took, error));
     }
     if crate::custody::enabled() && admin::is_model_call(ex.head.path()) {
-        crate::custody::submit(custody_record(ex, took, error));
+        // Refused before authentication passed: no record, or anyone who reaches the port
+        // could fill the disk with them. The access log and the metrics still have it.
+        if ex.authenticated {
+            crate::custody::submit(custody_record(ex, took, error));
+        } else {
+            ctx.metrics.custody_unauthenticated();
+        }
     }
 }
 

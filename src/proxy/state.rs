@@ -80,6 +80,9 @@ pub(super) struct Exchange<'h> {
     /// Name of the gateway key that authenticated the request (None: no keys configured, or
     /// not authenticated). The name, never the key.
     pub key: Option<String>,
+    /// The request passed authentication (its key is good, or no keys are configured): only
+    /// then does it get a custody record.
+    pub authenticated: bool,
     /// The model the client asked for (checked at admission: bounded, no control bytes).
     pub model: Option<String>,
     /// Metrics label of the route: the route's name, or `direct` for `provider/model`.
@@ -136,6 +139,7 @@ impl<'h> Exchange<'h> {
             metered: Cell::new(Metered::default()),
             streamed: Cell::new(false),
             key: None,
+            authenticated: false,
             model: None,
             route: None,
             error: Cell::new(None),
