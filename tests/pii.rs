@@ -176,3 +176,52 @@ fn off_without_the_flag_and_on_by_key_config() {
     }
     assert_mock_saw_no_original(&m);
 }
+
+#[test]
+fn numbers_reach_the_provider_exactly_as_the_client_wrote_them() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    // Beyond 64 bits, beyond an f64's digits, and a negative zero: a body parsed into
+    // serde_json values and written again would change each of them.
+    let numbers = r#""seed": 123456789012345678901234567890, "temperature": 0.10000000000000000001, "metadata": {"n": 18446744073709551616, "m": -0.0, "e": 1E+2}"#;
+    let text = format!(
+        r#"[{{"role": "user", "content": "mail {}"}}]"#,
+        ORIGINALS[0]
+    );
+    for (path, model, body) in [
+        (
+            "/v1/chat/completions",
+            "gpt",
+            format!(
+                r#"{{"model": "gpt", "pii_substitution": true, {numbers}, "messages": {text}}}"#
+            ),
+        ),
+        (
+            "/v1/messages",
+            "claude",
+            format!(
+                r#"{{"model": "claude", "max_tokens": 64, {numbers}, "pii_substitution": true, "messages": {text}}}"#
+            ),
+        ),
+    ] {
+        let r = request(g.addr, &post(path, &[], &body));
+        assert_restored(&r, &ORIGINALS[..1]);
+        let seen = mock_requests(&m);
+        let sent = seen.last().unwrap()["body"].as_str().unwrap().to_owned();
+        assert!(sent.contains(numbers), "{path}: {sent}");
+        // Only the flag left, the model spliced in and the one string changed: the rest is
+        // the client's bytes.
+        let stand_in = sent
+            .split("mail ")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .unwrap();
+        let upstream = format!(r#""model": "mock-{model}-up""#);
+        let expected = body
+            .replace(&format!(r#""model": "{model}""#), &upstream)
+            .replace(ORIGINALS[0], stand_in)
+            .replace(r#""pii_substitution": true, "#, "");
+        assert_eq!(sent, expected);
+    }
+    assert_mock_saw_no_original(&m);
+}
