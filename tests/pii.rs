@@ -177,6 +177,23 @@ fn off_without_the_flag_and_on_by_key_config() {
     assert_mock_saw_no_original(&m);
 }
 
+/// The decoded text of a non-streaming answer, in either dialect.
+fn answer_text(r: &Response) -> String {
+    let v: Value = serde_json::from_str(&client_text(r)).unwrap();
+    if let Some(t) = v
+        .pointer("/choices/0/message/content")
+        .and_then(Value::as_str)
+    {
+        return t.to_owned();
+    }
+    v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .collect()
+}
+
 #[test]
 fn numbers_reach_the_provider_exactly_as_the_client_wrote_them() {
     let (m, g) = setup("");
@@ -222,6 +239,26 @@ fn numbers_reach_the_provider_exactly_as_the_client_wrote_them() {
             .replace(ORIGINALS[0], stand_in)
             .replace(r#""pii_substitution": true, "#, "");
         assert_eq!(sent, expected);
+    }
+    assert_mock_saw_no_original(&m);
+}
+
+#[test]
+fn a_stand_in_right_after_an_escape_is_restored_in_whole_answers() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    // The mock writes its JSON as Python does by default: `é` as `\u00e9`, glued to the
+    // stand-in it echoes.
+    let p = format!("mock:ascii mail é{} now", ORIGINALS[0]);
+    let want = format!("mail é{} now", ORIGINALS[0]);
+    for model in ["gpt", "claude"] {
+        for r in [
+            openai(model, &p, false, false, true),
+            anthropic(model, &p, false, false, true),
+        ] {
+            let text = answer_text(&r);
+            assert!(text.ends_with(&want), "{model}: {text}\nraw: {}", r.text());
+        }
     }
     assert_mock_saw_no_original(&m);
 }

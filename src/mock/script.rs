@@ -24,6 +24,7 @@
 //! | `mock:args=JSON` | a JSON object without spaces: the (first) call's arguments, verbatim |
 //! | `mock:notools` | answer with text although tools are declared |
 //! | `mock:thinking` | Anthropic: a signed thinking block before the answer |
+//! | `mock:ascii` | non-streaming: non-ASCII characters written as `\uXXXX` escapes (Python's `ensure_ascii`) |
 //! | `mock:refusal` | Anthropic `stop_reason: refusal`; OpenAI `refusal` text with `finish_reason: stop` |
 //! | `mock:content_filter` | a few tokens, then OpenAI `finish_reason: content_filter` (Anthropic: refusal) |
 //! | `mock:cache` | half of the input tokens are reported as cache reads |
@@ -250,7 +251,11 @@ pub fn plan(api: Api, body: &[u8], defaults: &Defaults) -> Vec<Step> {
             set_last_text(&mut answer, vec![text]);
         }
         let delay = timing.total(answer.paced_count());
-        fixed_response(&ids, api, 200, render_body(api, &req, &ids, &answer), delay)
+        let mut body = render_body(api, &req, &ids, &answer);
+        if dirs.ascii {
+            body = ascii_only(&body);
+        }
+        fixed_response(&ids, api, 200, body, delay)
     }
 }
 
@@ -632,6 +637,8 @@ struct Directives {
     big: Option<usize>,
     parallel: bool,
     thinking: bool,
+    /// `mock:ascii`: non-ASCII escaped in non-streaming bodies.
+    ascii: bool,
     refusal: bool,
     content_filter: bool,
     cache: bool,
@@ -725,6 +732,7 @@ impl Directives {
                 "parallel" => d.parallel = true,
                 "thinking" => d.thinking = true,
                 "refusal" => d.refusal = true,
+                "ascii" => d.ascii = true,
                 "content_filter" => d.content_filter = true,
                 "cache" => d.cache = true,
                 "tool" => {
@@ -1165,6 +1173,25 @@ impl Serialize for ArgsObject<'_> {
 /// Compact JSON. The types serialised here have string keys only, so this cannot fail.
 fn json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// JSON text with every non-ASCII character escaped, as Python's `json.dumps` writes it by
+/// default (outside strings JSON is ASCII, so only string contents change).
+fn ascii_only(json: &[u8]) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(json) else {
+        return json.to_vec();
+    };
+    let mut out = String::with_capacity(json.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out.into_bytes()
 }
 
 /// Two-space indented JSON, as OpenAI sends non-streaming bodies.
@@ -3888,6 +3915,23 @@ mod tests {
             .unwrap()
             .starts_with("Hello"));
         assert!(!v.to_string().contains("reasoning_content"));
+    }
+
+    #[test]
+    fn ascii_escapes_what_is_not_ascii() {
+        assert_eq!(
+            ascii_only(r#"{"t":"é😀\"x"}"#.as_bytes()),
+            br#"{"t":"\u00e9\ud83d\ude00\"x"}"#
+        );
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic("mock:ascii héllo", json!({})),
+        ));
+        assert!(v.1.contains(r"h\u00e9llo"), "{}", v.1);
+        assert!(v.2["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("héllo"));
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! A text stream is one place deltas accumulate: an OpenAI choice's `content`,
 //! `reasoning_content`/`reasoning`/`refusal` or one tool call's `arguments`; an Anthropic
 //! content block's `text`, `thinking` or `partial_json`; a Responses item's `delta`. Each has
-//! its own restorer, so a stand-in split across deltas (or reads) is restored, and a delta
-//! holds back only a stand-in's first bytes. Before any event that is not a delta (a block's
+//! its own restorer (arguments read as JSON text, see [`Mode`]), so a stand-in split across
+//! deltas (or reads) is restored, and a delta holds back only a stand-in's first bytes. Before any event that is not a delta (a block's
 //! stop, a finish chunk, `[DONE]`), what is held back is sent in a delta of its own, a copy of
-//! the stream's last delta with just that text, so nothing is lost and order is kept. Whole
-//! texts (Responses `*.done`, `response.completed`) are restored at once: stand-ins and
-//! originals are escape-invariant, so restoring the raw JSON is exact.
+//! the stream's last delta with just that text, so nothing is lost and order is kept. Other
+//! events (Responses `*.done`, `response.completed`) are restored whole, string by string
+//! (`document`).
 //!
 //! Events are re-serialised only when they carry a delta; others are copied as they came
 //! (restored in place).
@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::restore::Mode;
 use super::{RestoreSet, Restorer};
 use crate::format::Format;
 
@@ -79,17 +80,17 @@ impl EventRestorer {
             if event != Some(b"ping".as_slice()) {
                 self.flush(out);
             }
-            write_event(out, event, &self.set.restore_all(data));
+            write_event(out, event, &self.set.restore_document(data));
             return;
         }
         let Some(tree) = tree.as_mut() else { return };
-        for (key, path) in deltas {
+        for (key, path, mode) in deltas {
             let i = match self.texts.iter().position(|t| t.key == key) {
                 Some(i) => i,
                 None => {
                     self.texts.push(Text {
                         key,
-                        restorer: Restorer::new(self.set.clone()),
+                        restorer: Restorer::with_mode(self.set.clone(), mode),
                         event: None,
                         template: Value::Null,
                         path: path.clone(),
@@ -122,7 +123,7 @@ impl EventRestorer {
             }
             let mut tree = t.template.clone();
             // The copy carries only this text: every other delta text in it is emptied.
-            for (_, p) in delta_paths_of(self.format, &tree) {
+            for (_, p, _) in delta_paths_of(self.format, &tree) {
                 if let Some(slot) = at_path(&mut tree, &p) {
                     *slot = Value::String(String::new());
                 }
@@ -135,13 +136,14 @@ impl EventRestorer {
         }
     }
 
-    fn delta_paths(&self, tree: &Value) -> Vec<(String, Vec<PathStep>)> {
+    fn delta_paths(&self, tree: &Value) -> Vec<(String, Vec<PathStep>, Mode)> {
         delta_paths_of(self.format, tree)
     }
 }
 
-/// The text-delta slots of one event, each with its stream key.
-fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> {
+/// The text-delta slots of one event, each with its stream key and how its text reads (tool
+/// arguments are JSON text).
+fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>, Mode)> {
     use PathStep::{Index, Key};
     let mut found = Vec::new();
     match format {
@@ -159,6 +161,7 @@ fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> 
                         found.push((
                             format!("c{n}.{f}"),
                             vec![Key("choices"), Index(ci), Key("delta"), Key(f)],
+                            Mode::Text,
                         ));
                     }
                 }
@@ -182,7 +185,7 @@ fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> 
                             Key("function"),
                             Key("arguments"),
                         ];
-                        found.push((format!("c{n}.t{tn}"), path));
+                        found.push((format!("c{n}.t{tn}"), path, Mode::Json));
                     }
                 }
             }
@@ -198,7 +201,12 @@ fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> 
                     .and_then(|d| d.get(*f))
                     .is_some_and(Value::is_string)
                 {
-                    found.push((format!("b{n}.{f}"), vec![Key("delta"), Key(f)]));
+                    let mode = if *f == "partial_json" {
+                        Mode::Json
+                    } else {
+                        Mode::Text
+                    };
+                    found.push((format!("b{n}.{f}"), vec![Key("delta"), Key(f)], mode));
                 }
             }
         }
@@ -213,7 +221,12 @@ fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> 
                     part("content_index"),
                     part("summary_index")
                 );
-                found.push((key, vec![Key("delta")]));
+                let mode = if ty.contains("arguments") {
+                    Mode::Json
+                } else {
+                    Mode::Text
+                };
+                found.push((key, vec![Key("delta")], mode));
             }
         }
     }
