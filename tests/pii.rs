@@ -262,3 +262,57 @@ fn a_stand_in_right_after_an_escape_is_restored_in_whole_answers() {
     }
     assert_mock_saw_no_original(&m);
 }
+
+/// Fails on a text or arguments delta that is empty and says nothing else.
+fn assert_no_empty_deltas(r: &Response) {
+    for (_, data) in sse_events(r.body.as_slice()) {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        if v["type"] == "content_block_delta" {
+            let d = &v["delta"];
+            assert!(
+                d["text"] != "" && d["partial_json"] != "",
+                "empty delta: {data}\n{}",
+                r.text()
+            );
+            continue;
+        }
+        let Some(c) = v.pointer("/choices/0") else {
+            continue;
+        };
+        let d = &c["delta"];
+        let call = &d["tool_calls"][0];
+        let says_more = !d["role"].is_null()
+            || !call["id"].is_null()
+            || !call["function"]["name"].is_null()
+            || !c["finish_reason"].is_null()
+            || !v["usage"].is_null();
+        let texts = [&d["content"], &call["function"]["arguments"]];
+        let empty = texts.iter().any(|t| *t == "") && texts.iter().all(|t| t.is_null() || *t == "");
+        assert!(says_more || !empty, "empty delta: {data}\n{}", r.text());
+    }
+}
+
+#[test]
+fn translated_streams_send_no_empty_deltas_and_lose_no_held_bytes() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let (p, t) = (prompt(), tool_prompt());
+    // OpenAI client, Anthropic provider; Anthropic client, OpenAI provider.
+    for (client, model) in [("openai", "claude"), ("anthropic", "gpt")] {
+        let call = |prompt: &str, tools: bool| match client {
+            "openai" => openai(model, prompt, true, tools, true),
+            _ => anthropic(model, prompt, true, tools, true),
+        };
+        let r = call(&p, false);
+        assert_no_empty_deltas(&r);
+        assert_restored(&r, ORIGINALS);
+        let r = call(&t, true);
+        assert_no_empty_deltas(&r);
+        // The held-back pieces came out, in order: the arguments are whole JSON again.
+        let args: Value = serde_json::from_str(&join_deltas(&r.text())).unwrap();
+        assert_eq!(args, json!({"to": ORIGINALS[0]}), "{client}: {}", r.text());
+    }
+    assert_mock_saw_no_original(&m);
+}
