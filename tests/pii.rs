@@ -316,3 +316,113 @@ fn translated_streams_send_no_empty_deltas_and_lose_no_held_bytes() {
     }
     assert_mock_saw_no_original(&m);
 }
+
+/// The assistant turn an Anthropic client builds from an answer, whole or streamed: its
+/// thinking block exactly as received, and its text.
+fn anthropic_assistant_turn(r: &Response) -> Value {
+    let body = client_text(r);
+    if !body.contains("data:") {
+        let v: Value = serde_json::from_str(&body).unwrap();
+        return json!({"role": "assistant", "content": v["content"]});
+    }
+    let mut blocks: Vec<Value> = Vec::new();
+    for (_, data) in sse_events(body.as_bytes()) {
+        let v: Value = serde_json::from_str(&data).unwrap();
+        match v["type"].as_str().unwrap_or_default() {
+            "content_block_start" => blocks.push(v["content_block"].clone()),
+            "content_block_delta" => {
+                let b = blocks.last_mut().unwrap();
+                let d = &v["delta"];
+                for f in ["thinking", "signature", "text"] {
+                    if let Some(piece) = d[f].as_str() {
+                        let have = b[f].as_str().unwrap_or_default().to_owned();
+                        b[f] = json!(have + piece);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    json!({"role": "assistant", "content": blocks})
+}
+
+/// The assistant message an OpenAI client builds from an answer (the `thinking_blocks`
+/// extension carries Anthropic thinking verbatim, signature and all).
+fn openai_assistant_turn(r: &Response) -> Value {
+    let body = client_text(r);
+    if !body.contains("data:") {
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let m = &v["choices"][0]["message"];
+        return json!({"role": "assistant", "content": m["content"],
+            "thinking_blocks": m["thinking_blocks"]});
+    }
+    let (mut content, mut blocks) = (String::new(), Vec::new());
+    for (_, data) in sse_events(body.as_bytes()) {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        let d = &v["choices"][0]["delta"];
+        content.push_str(d["content"].as_str().unwrap_or_default());
+        for b in d["thinking_blocks"].as_array().into_iter().flatten() {
+            let mut b = b.clone();
+            b.as_object_mut().unwrap().remove("index");
+            blocks.push(b);
+        }
+    }
+    json!({"role": "assistant", "content": content, "thinking_blocks": blocks})
+}
+
+#[test]
+fn signed_thinking_goes_back_to_the_provider_byte_for_byte() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    // The model thinks about the stand-in it was given, and names an address of its own
+    // (help@mock.example.net). Both must reach it again exactly as it wrote them: the mock,
+    // like the Messages API, refuses a thinking block whose text is not what it signed.
+    let first = format!("mock:thinking=echo mail {}", ORIGINALS[0]);
+    for stream in [false, true] {
+        for client in ["anthropic", "openai"] {
+            let turn1 = json!({"role": "user", "content": first});
+            let (path, mut body) = match client {
+                "anthropic" => ("/v1/messages", json!({"model": "claude", "max_tokens": 64})),
+                _ => ("/v1/chat/completions", json!({"model": "claude"})),
+            };
+            body["stream"] = json!(stream);
+            body["pii_substitution"] = json!(true);
+            body["messages"] = json!([turn1]);
+            let r = request_to(path, body.clone());
+            assert_restored(&r, &ORIGINALS[..1]);
+            let produced = mock_requests(&m).len();
+            let assistant = match client {
+                "anthropic" => anthropic_assistant_turn(&r),
+                _ => openai_assistant_turn(&r),
+            };
+            // Thinking reaches the client as the provider wrote it: with the stand-in.
+            let thinking = match client {
+                "anthropic" => assistant["content"][0].clone(),
+                _ => assistant["thinking_blocks"][0].clone(),
+            };
+            let text = thinking["thinking"].as_str().unwrap().to_owned();
+            assert!(text.contains("help@mock.example.net"), "{text}");
+            assert!(!text.contains(ORIGINALS[0]), "{text}");
+            assert!(thinking["signature"].as_str().unwrap().len() > 50);
+
+            body["messages"] = json!([turn1, assistant, {"role": "user", "content": "and again"}]);
+            let r = request_to(path, body);
+            assert_eq!(r.status, 200, "{client} stream={stream}: {}", r.text());
+            let seen = mock_requests(&m);
+            assert_eq!(seen.len(), produced + 1);
+            let sent: Value =
+                serde_json::from_str(seen.last().unwrap()["body"].as_str().unwrap()).unwrap();
+            let block = &sent["messages"][1]["content"][0];
+            assert_eq!(block["type"], "thinking");
+            assert_eq!(block["thinking"], thinking["thinking"]);
+            assert_eq!(block["signature"], thinking["signature"]);
+            // The conversation text around it was substituted again.
+            assert!(sent["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|t| !t.contains(ORIGINALS[0])));
+        }
+    }
+    assert_mock_saw_no_original(&m);
+}

@@ -10,10 +10,10 @@
 //! Which strings: every string under the conversation keys (`messages`, `system`, `input`,
 //! `instructions`, `prompt`), at any depth: system and user text, assistant text from earlier
 //! turns (restored for the client, so it must be substituted again: the same stand-in, by
-//! determinism, which also keeps signed thinking blocks valid), tool results, tool-call
-//! arguments (OpenAI's JSON-in-a-string and Anthropic's `input` object alike). Structural
-//! strings are skipped by key ([`SKIP_KEYS`]): ids, roles, types, names of tools, signatures,
-//! image data and URLs.
+//! determinism), tool results, tool-call arguments (OpenAI's JSON-in-a-string and Anthropic's
+//! `input` object alike). Structural strings are skipped by key ([`SKIP_KEYS`]): ids, roles,
+//! types, names of tools, signatures, image data and URLs. Signed thinking blocks are skipped
+//! whole (see [`SIGNED`]).
 
 use std::ops::Range;
 
@@ -26,6 +26,22 @@ pub const FLAG: &str = "pii_substitution";
 
 /// Top-level keys whose strings are conversation text.
 const TEXT_ROOTS: &[&str] = &["messages", "system", "input", "instructions", "prompt"];
+
+/// Block types whose text the provider signed: Anthropic `thinking` (text + `signature`) and
+/// `redacted_thinking` (opaque `data`), in an Anthropic assistant turn or in the OpenAI
+/// `thinking_blocks` extension that carries them verbatim.
+///
+/// They go back exactly as the client holds them, never substituted. The provider checks the
+/// signature against the text it wrote, so the text must reach it byte for byte as it was
+/// produced; that is why the answer side never restores thinking text either (`document`,
+/// `events`).
+/// Re-substituting restored thinking text cannot give those bytes back in general: the model
+/// may itself write an original or any other detectable value in its thinking (a phone number
+/// it reasons about, a dictionary place), which substitution would then change and the
+/// signature check would refuse. Left alone, the block leaks nothing: every byte of it came
+/// from the provider. Its text is also kept out of the stand-in collision check, so the
+/// stand-ins it mentions are drawn again for the same originals.
+pub const SIGNED: &[&str] = &["thinking", "redacted_thinking"];
 
 /// Keys whose string values are structure, never conversation text.
 pub const SKIP_KEYS: &[&str] = &[
@@ -145,6 +161,9 @@ fn walk_text(body: &[u8], v: &Node, out: &mut Vec<Range<usize>>, free: bool) {
         Node::Object(entries) => {
             let kinds = types(body, entries);
             let is = |names: &[&str]| kinds.iter().any(|k| names.contains(&k.as_ref()));
+            if !free && is(SIGNED) {
+                return;
+            }
             let tool_use = is(&["tool_use", "server_tool_use"]);
             for e in entries {
                 let k = e.key.as_str();
@@ -331,5 +350,30 @@ mod tests {
             parse(br#"{"pii_substitution":true,"pii_substitution":1}"#).unwrap_err(),
             BodyError::FlagNotBool
         );
+    }
+
+    #[test]
+    fn signed_thinking_blocks_are_left_as_the_provider_wrote_them() {
+        let thinking = "The user jane.doe@corp.example.io wants 10.20.30.40";
+        let body = format!(
+            r#"{{"model":"m","messages":[
+              {{"role":"user","content":"mail jane.doe@corp.example.io"}},
+              {{"role":"assistant","content":[
+                {{"type":"thinking","thinking":"{thinking}","signature":"c2ln"}},
+                {{"type":"redacted_thinking","data":"jane.doe@corp.example.io"}},
+                {{"type":"tool_use","id":"t","name":"n","input":{{"type":"thinking","thinking":"10.20.30.40"}}}}]}},
+              {{"role":"assistant","content":null,"thinking_blocks":[
+                {{"type":"thinking","thinking":"{thinking}","signature":"c2ln"}}]}}]}}"#
+        );
+        let (out, _, s) = run(&body);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let content = &v["messages"][1]["content"];
+        assert_eq!(content[0]["thinking"], thinking);
+        assert_eq!(content[1]["data"], "jane.doe@corp.example.io");
+        assert_eq!(v["messages"][2]["thinking_blocks"][0]["thinking"], thinking);
+        // A tool's input is the client's data, whatever its shape.
+        assert_ne!(content[2]["input"]["thinking"], "10.20.30.40");
+        assert_ne!(v["messages"][0]["content"], "mail jane.doe@corp.example.io");
+        assert_eq!(s.counts().get(Kind::Email), 1);
     }
 }

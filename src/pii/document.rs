@@ -7,14 +7,17 @@
 //! arguments (JSON text inside a string) are restored reading their own escapes too
 //! ([`Mode::Json`]).
 //!
-//! Left as the provider wrote them: opaque values the client hands back (signatures, sealed
-//! content, ids). A body that is not JSON (an error page) is restored as text.
+//! Left as the provider wrote them: signed thinking blocks (their text goes back to the
+//! provider with the signature, byte for byte; see `body::SIGNED`), and opaque values the
+//! client hands back (signatures, sealed content, ids). A body that is not JSON (an error
+//! page) is restored as text.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use crate::json::tree::{self, Node};
 
+use super::body::SIGNED;
 use super::restore::{Mode, RestoreSet};
 
 /// Keys whose string value is JSON text.
@@ -71,6 +74,9 @@ fn visit(
                     .filter_map(|e| e.value.as_str(body))
                     .any(|t| names.contains(&t.as_ref()))
             };
+            if !free && kind(SIGNED) {
+                return;
+            }
             let tool_use = kind(&["tool_use", "server_tool_use"]);
             for e in entries {
                 restore_string(set, body, &e.key_span, Mode::Text, edits);

@@ -3,7 +3,7 @@
 //!
 //! A text stream is one place deltas accumulate: an OpenAI choice's `content`,
 //! `reasoning_content`/`reasoning`/`refusal` or one tool call's `arguments`; an Anthropic
-//! content block's `text`, `thinking` or `partial_json`; a Responses item's `delta`. Each has its own
+//! content block's `text` or `partial_json`; a Responses item's `delta`. Each has its own
 //! restorer (arguments read as JSON text, see [`Mode`]), so a stand-in split across deltas (or
 //! reads) is restored, and a delta holds back only a stand-in's first bytes.
 //!
@@ -16,7 +16,9 @@
 //! are the exception: each carries a `sequence_number` the next events count on, so an empty
 //! one is still sent.
 //!
-//! Other events are restored whole, string by string (`document`).
+//! Anthropic thinking (`thinking_delta`, `signature_delta`) passes as the provider wrote it:
+//! the client sends the block back with its signature (see `body::SIGNED`). Other events are
+//! restored whole, string by string (`document`).
 //!
 //! Events are re-serialised only when they carry a delta; others are copied as they came
 //! (restored in place).
@@ -68,8 +70,10 @@ impl std::fmt::Debug for EventRestorer {
 
 /// OpenAI delta fields that carry text.
 const OPENAI_TEXT: &[&str] = &["content", "reasoning_content", "reasoning", "refusal"];
-/// Anthropic delta fields that carry text.
-const ANTHROPIC_TEXT: &[&str] = &["text", "thinking", "partial_json"];
+/// Anthropic delta fields that carry text the restorer may change (`thinking` is signed).
+const ANTHROPIC_TEXT: &[&str] = &["text", "partial_json"];
+/// Anthropic delta types that are part of a signed thinking block.
+const ANTHROPIC_SIGNED_DELTAS: &[&str] = &["thinking_delta", "signature_delta"];
 
 impl EventRestorer {
     /// A restorer for a stream the client reads in `format`.
@@ -84,6 +88,11 @@ impl EventRestorer {
     /// One event (`event:` name, `data:` payload): its restored form, framed, into `out`.
     pub fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
         let mut tree: Option<Value> = serde_json::from_slice(data).ok();
+        if tree.as_ref().is_some_and(|t| signed_delta(self.format, t)) {
+            self.flush(out);
+            write_event(out, event, data);
+            return;
+        }
         let slots = tree
             .as_ref()
             .map(|t| delta_slots(self.format, t))
@@ -174,6 +183,17 @@ impl EventRestorer {
             write_event(out, t.event.as_deref(), &data);
         }
     }
+}
+
+/// An Anthropic thinking or signature delta: passed on as the provider wrote it.
+fn signed_delta(format: Format, tree: &Value) -> bool {
+    format == Format::Anthropic
+        && tree.get("type").and_then(Value::as_str) == Some("content_block_delta")
+        && tree
+            .get("delta")
+            .and_then(|d| d.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| ANTHROPIC_SIGNED_DELTAS.contains(&t))
 }
 
 /// Does this OpenAI chunk finish a choice?
@@ -651,5 +671,31 @@ mod tests {
         assert_eq!(v["choices"][0]["delta"]["content"], format!("to {a}"));
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
         assert_eq!(events[1], "data: [DONE]");
+    }
+
+    #[test]
+    fn anthropic_thinking_passes_as_the_provider_signed_it() {
+        let (set, s) = set();
+        let mut r = EventRestorer::new(set, Format::Anthropic);
+        let mut out = Vec::new();
+        let events = [
+            format!(r#"{{"type":"content_block_start","index":0,"content_block":{{"type":"thinking","thinking":"{s}","signature":""}}}}"#),
+            format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"thinking_delta","thinking":"mail {s}"}}}}"#),
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"c2ln"}}"#.to_owned(),
+            format!(r#"{{"type":"content_block_delta","index":1,"delta":{{"type":"text_delta","text":"mail {s}"}}}}"#),
+            r#"{"type":"content_block_stop","index":1}"#.to_owned(),
+        ];
+        for e in &events {
+            r.on_event(Some(b"e"), e.as_bytes(), &mut out);
+        }
+        let got = events_of(&out);
+        assert_eq!(got[0], serde_json::from_str::<Value>(&events[0]).unwrap());
+        assert_eq!(got[1], serde_json::from_str::<Value>(&events[1]).unwrap());
+        assert_eq!(got[2]["delta"]["signature"], "c2ln");
+        let text: String = got
+            .iter()
+            .filter_map(|e| e["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(text, "mail jane.doe@corp.example.io");
     }
 }
