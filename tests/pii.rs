@@ -176,3 +176,253 @@ fn off_without_the_flag_and_on_by_key_config() {
     }
     assert_mock_saw_no_original(&m);
 }
+
+/// The decoded text of a non-streaming answer, in either dialect.
+fn answer_text(r: &Response) -> String {
+    let v: Value = serde_json::from_str(&client_text(r)).unwrap();
+    if let Some(t) = v
+        .pointer("/choices/0/message/content")
+        .and_then(Value::as_str)
+    {
+        return t.to_owned();
+    }
+    v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .collect()
+}
+
+#[test]
+fn numbers_reach_the_provider_exactly_as_the_client_wrote_them() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    // Beyond 64 bits, beyond an f64's digits, and a negative zero: a body parsed into
+    // serde_json values and written again would change each of them.
+    let numbers = r#""seed": 123456789012345678901234567890, "temperature": 0.10000000000000000001, "metadata": {"n": 18446744073709551616, "m": -0.0, "e": 1E+2}"#;
+    let text = format!(
+        r#"[{{"role": "user", "content": "mail {}"}}]"#,
+        ORIGINALS[0]
+    );
+    for (path, model, body) in [
+        (
+            "/v1/chat/completions",
+            "gpt",
+            format!(
+                r#"{{"model": "gpt", "pii_substitution": true, {numbers}, "messages": {text}}}"#
+            ),
+        ),
+        (
+            "/v1/messages",
+            "claude",
+            format!(
+                r#"{{"model": "claude", "max_tokens": 64, {numbers}, "pii_substitution": true, "messages": {text}}}"#
+            ),
+        ),
+    ] {
+        let r = request(g.addr, &post(path, &[], &body));
+        assert_restored(&r, &ORIGINALS[..1]);
+        let seen = mock_requests(&m);
+        let sent = seen.last().unwrap()["body"].as_str().unwrap().to_owned();
+        assert!(sent.contains(numbers), "{path}: {sent}");
+        // Only the flag left, the model spliced in and the one string changed: the rest is
+        // the client's bytes.
+        let stand_in = sent
+            .split("mail ")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .unwrap();
+        let upstream = format!(r#""model": "mock-{model}-up""#);
+        let expected = body
+            .replace(&format!(r#""model": "{model}""#), &upstream)
+            .replace(ORIGINALS[0], stand_in)
+            .replace(r#""pii_substitution": true, "#, "");
+        assert_eq!(sent, expected);
+    }
+    assert_mock_saw_no_original(&m);
+}
+
+#[test]
+fn a_stand_in_right_after_an_escape_is_restored_in_whole_answers() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    // The mock writes its JSON as Python does by default: `é` as `\u00e9`, glued to the
+    // stand-in it echoes.
+    let p = format!("mock:ascii mail é{} now", ORIGINALS[0]);
+    let want = format!("mail é{} now", ORIGINALS[0]);
+    for model in ["gpt", "claude"] {
+        for r in [
+            openai(model, &p, false, false, true),
+            anthropic(model, &p, false, false, true),
+        ] {
+            let text = answer_text(&r);
+            assert!(text.ends_with(&want), "{model}: {text}\nraw: {}", r.text());
+        }
+    }
+    assert_mock_saw_no_original(&m);
+}
+
+/// Fails on a text or arguments delta that is empty and says nothing else.
+fn assert_no_empty_deltas(r: &Response) {
+    for (_, data) in sse_events(r.body.as_slice()) {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        if v["type"] == "content_block_delta" {
+            let d = &v["delta"];
+            assert!(
+                d["text"] != "" && d["partial_json"] != "",
+                "empty delta: {data}\n{}",
+                r.text()
+            );
+            continue;
+        }
+        let Some(c) = v.pointer("/choices/0") else {
+            continue;
+        };
+        let d = &c["delta"];
+        let call = &d["tool_calls"][0];
+        let says_more = !d["role"].is_null()
+            || !call["id"].is_null()
+            || !call["function"]["name"].is_null()
+            || !c["finish_reason"].is_null()
+            || !v["usage"].is_null();
+        let texts = [&d["content"], &call["function"]["arguments"]];
+        let empty = texts.iter().any(|t| *t == "") && texts.iter().all(|t| t.is_null() || *t == "");
+        assert!(says_more || !empty, "empty delta: {data}\n{}", r.text());
+    }
+}
+
+#[test]
+fn translated_streams_send_no_empty_deltas_and_lose_no_held_bytes() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let (p, t) = (prompt(), tool_prompt());
+    // OpenAI client, Anthropic provider; Anthropic client, OpenAI provider.
+    for (client, model) in [("openai", "claude"), ("anthropic", "gpt")] {
+        let call = |prompt: &str, tools: bool| match client {
+            "openai" => openai(model, prompt, true, tools, true),
+            _ => anthropic(model, prompt, true, tools, true),
+        };
+        let r = call(&p, false);
+        assert_no_empty_deltas(&r);
+        assert_restored(&r, ORIGINALS);
+        let r = call(&t, true);
+        assert_no_empty_deltas(&r);
+        // The held-back pieces came out, in order: the arguments are whole JSON again.
+        let args: Value = serde_json::from_str(&join_deltas(&r.text())).unwrap();
+        assert_eq!(args, json!({"to": ORIGINALS[0]}), "{client}: {}", r.text());
+    }
+    assert_mock_saw_no_original(&m);
+}
+
+/// The assistant turn an Anthropic client builds from an answer, whole or streamed: its
+/// thinking block exactly as received, and its text.
+fn anthropic_assistant_turn(r: &Response) -> Value {
+    let body = client_text(r);
+    if !body.contains("data:") {
+        let v: Value = serde_json::from_str(&body).unwrap();
+        return json!({"role": "assistant", "content": v["content"]});
+    }
+    let mut blocks: Vec<Value> = Vec::new();
+    for (_, data) in sse_events(body.as_bytes()) {
+        let v: Value = serde_json::from_str(&data).unwrap();
+        match v["type"].as_str().unwrap_or_default() {
+            "content_block_start" => blocks.push(v["content_block"].clone()),
+            "content_block_delta" => {
+                let b = blocks.last_mut().unwrap();
+                let d = &v["delta"];
+                for f in ["thinking", "signature", "text"] {
+                    if let Some(piece) = d[f].as_str() {
+                        let have = b[f].as_str().unwrap_or_default().to_owned();
+                        b[f] = json!(have + piece);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    json!({"role": "assistant", "content": blocks})
+}
+
+/// The assistant message an OpenAI client builds from an answer (the `thinking_blocks`
+/// extension carries Anthropic thinking verbatim, signature and all).
+fn openai_assistant_turn(r: &Response) -> Value {
+    let body = client_text(r);
+    if !body.contains("data:") {
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let m = &v["choices"][0]["message"];
+        return json!({"role": "assistant", "content": m["content"],
+            "thinking_blocks": m["thinking_blocks"]});
+    }
+    let (mut content, mut blocks) = (String::new(), Vec::new());
+    for (_, data) in sse_events(body.as_bytes()) {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        let d = &v["choices"][0]["delta"];
+        content.push_str(d["content"].as_str().unwrap_or_default());
+        for b in d["thinking_blocks"].as_array().into_iter().flatten() {
+            let mut b = b.clone();
+            b.as_object_mut().unwrap().remove("index");
+            blocks.push(b);
+        }
+    }
+    json!({"role": "assistant", "content": content, "thinking_blocks": blocks})
+}
+
+#[test]
+fn signed_thinking_goes_back_to_the_provider_byte_for_byte() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    // The model thinks about the stand-in it was given, and names an address of its own
+    // (help@mock.example.net). Both must reach it again exactly as it wrote them: the mock,
+    // like the Messages API, refuses a thinking block whose text is not what it signed.
+    let first = format!("mock:thinking=echo mail {}", ORIGINALS[0]);
+    for stream in [false, true] {
+        for client in ["anthropic", "openai"] {
+            let turn1 = json!({"role": "user", "content": first});
+            let (path, mut body) = match client {
+                "anthropic" => ("/v1/messages", json!({"model": "claude", "max_tokens": 64})),
+                _ => ("/v1/chat/completions", json!({"model": "claude"})),
+            };
+            body["stream"] = json!(stream);
+            body["pii_substitution"] = json!(true);
+            body["messages"] = json!([turn1]);
+            let r = request_to(path, body.clone());
+            assert_restored(&r, &ORIGINALS[..1]);
+            let produced = mock_requests(&m).len();
+            let assistant = match client {
+                "anthropic" => anthropic_assistant_turn(&r),
+                _ => openai_assistant_turn(&r),
+            };
+            // Thinking reaches the client as the provider wrote it: with the stand-in.
+            let thinking = match client {
+                "anthropic" => assistant["content"][0].clone(),
+                _ => assistant["thinking_blocks"][0].clone(),
+            };
+            let text = thinking["thinking"].as_str().unwrap().to_owned();
+            assert!(text.contains("help@mock.example.net"), "{text}");
+            assert!(!text.contains(ORIGINALS[0]), "{text}");
+            assert!(thinking["signature"].as_str().unwrap().len() > 50);
+
+            body["messages"] = json!([turn1, assistant, {"role": "user", "content": "and again"}]);
+            let r = request_to(path, body);
+            assert_eq!(r.status, 200, "{client} stream={stream}: {}", r.text());
+            let seen = mock_requests(&m);
+            assert_eq!(seen.len(), produced + 1);
+            let sent: Value =
+                serde_json::from_str(seen.last().unwrap()["body"].as_str().unwrap()).unwrap();
+            let block = &sent["messages"][1]["content"][0];
+            assert_eq!(block["type"], "thinking");
+            assert_eq!(block["thinking"], thinking["thinking"]);
+            assert_eq!(block["signature"], thinking["signature"]);
+            // The conversation text around it was substituted again.
+            assert!(sent["messages"][0]["content"]
+                .as_str()
+                .is_some_and(|t| !t.contains(ORIGINALS[0])));
+        }
+    }
+    assert_mock_saw_no_original(&m);
+}

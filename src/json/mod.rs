@@ -1,4 +1,6 @@
 //! Validated top-level field lookup and byte-span splicing of JSON request bodies.
+//! [`tree`] locates every string of a document, for rewrites that touch more than the top
+//! level (PII substitution) and must still keep every other byte.
 //!
 //! A same-format request is forwarded byte for byte except for the value of the top-level
 //! `model` key, which is replaced by splicing its span. The whole document is validated first.
@@ -26,6 +28,7 @@ mod simd_path;
 mod stream_options;
 #[cfg(test)]
 mod tests;
+pub mod tree;
 
 use std::fmt;
 use std::ops::Range;

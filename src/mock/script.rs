@@ -24,6 +24,8 @@
 //! | `mock:args=JSON` | a JSON object without spaces: the (first) call's arguments, verbatim |
 //! | `mock:notools` | answer with text although tools are declared |
 //! | `mock:thinking` | Anthropic: a signed thinking block before the answer |
+//! | `mock:thinking=echo` | the same, its text also repeating the prompt's words and naming a contact address of its own, as a model's reasoning does |
+//! | `mock:ascii` | non-streaming: non-ASCII characters written as `\uXXXX` escapes (Python's `ensure_ascii`) |
 //! | `mock:refusal` | Anthropic `stop_reason: refusal`; OpenAI `refusal` text with `finish_reason: stop` |
 //! | `mock:content_filter` | a few tokens, then OpenAI `finish_reason: content_filter` (Anthropic: refusal) |
 //! | `mock:cache` | half of the input tokens are reported as cache reads |
@@ -35,7 +37,9 @@
 //!
 //! Like the real Messages API, the mock refuses (400) `thinking.type: enabled` for
 //! adaptive-only model ids (`claude-opus-4-7`, the 5 family, …) and `thinking.type: adaptive`
-//! for ids older than 4.6, before any directive applies.
+//! for ids older than 4.6, before any directive applies. Like it too, the mock refuses (400)
+//! an assistant `thinking` block whose signature is not the one it gave that exact text
+//! (signatures are a hash of the thinking text).
 //!
 //! Tools are called when the request declares some, its `tool_choice` allows it, the conversation
 //! does not end in tool results and `mock:notools` is absent. A `tool_choice` naming a tool wins
@@ -111,6 +115,9 @@ const ECHO_PREFIX: &str = "You said:";
 const TOOL_RESULT_PREFIX: &str = "Tool result received";
 const THINKING_TEXT: &str =
     "The user wants a reply from the mock. I will greet them and repeat their words.";
+/// What `mock:thinking=echo` adds of its own: an address the model came up with, which no
+/// request held.
+const THINKING_CONTACT: &str = "If that fails, they could write to help@mock.example.net.";
 const REFUSAL_TEXT: &str = "I'm sorry, but I can't help with that request.";
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -250,7 +257,11 @@ pub fn plan(api: Api, body: &[u8], defaults: &Defaults) -> Vec<Step> {
             set_last_text(&mut answer, vec![text]);
         }
         let delay = timing.total(answer.paced_count());
-        fixed_response(&ids, api, 200, render_body(api, &req, &ids, &answer), delay)
+        let mut body = render_body(api, &req, &ids, &answer);
+        if dirs.ascii {
+            body = ascii_only(&body);
+        }
+        fixed_response(&ids, api, 200, body, delay)
     }
 }
 
@@ -278,6 +289,8 @@ enum RequestError {
     EmptyMessages,
     /// A valid field this model refuses; the provider's own message.
     Refused(&'static str),
+    /// `messages[m].content[b]` is a thinking block whose text is not what was signed.
+    BadSignature(usize, usize),
 }
 
 impl fmt::Display for RequestError {
@@ -289,6 +302,10 @@ impl fmt::Display for RequestError {
             Self::Invalid(field) => write!(f, "{field}: Input has an invalid type or value"),
             Self::EmptyMessages => f.write_str("messages: at least one message is required"),
             Self::Refused(message) => f.write_str(message),
+            Self::BadSignature(m, b) => write!(
+                f,
+                "messages.{m}.content.{b}: Invalid `signature` in `thinking` block"
+            ),
         }
     }
 }
@@ -384,6 +401,7 @@ fn parse_request(api: Api, body: &[u8]) -> Result<Request, RequestError> {
             }
             if api == Api::AnthropicMessages {
                 check_thinking_form(&model, obj.get("thinking"))?;
+                check_signatures(messages)?;
             }
             let choice_obj = obj.get("tool_choice");
             let choice = match choice_obj
@@ -416,6 +434,33 @@ fn parse_request(api: Api, body: &[u8]) -> Result<Request, RequestError> {
         }
     };
     Ok(req)
+}
+
+/// Refuses a thinking block sent back with text other than what was signed, as the Messages
+/// API does: the text must come back byte for byte.
+fn check_signatures(messages: &[Value]) -> Result<(), RequestError> {
+    for (m, message) in messages.iter().enumerate() {
+        let blocks = message.get("content").and_then(Value::as_array);
+        for (b, block) in blocks.into_iter().flatten().enumerate() {
+            if block.get("type").and_then(Value::as_str) != Some("thinking") {
+                continue;
+            }
+            let text = block
+                .get("thinking")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let signature = block.get("signature").and_then(Value::as_str);
+            if signature != Some(thinking_signature(text).as_str()) {
+                return Err(RequestError::BadSignature(m, b));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The signature of a thinking text: derived from the text alone, so a changed text fails.
+fn thinking_signature(text: &str) -> String {
+    Ids::new(text.as_bytes()).signature()
 }
 
 /// Refuses the thinking form a model does not take, as the Messages API does.
@@ -632,6 +677,10 @@ struct Directives {
     big: Option<usize>,
     parallel: bool,
     thinking: bool,
+    /// `mock:thinking=echo`: the thinking repeats the prompt's words.
+    thinking_echo: bool,
+    /// `mock:ascii`: non-ASCII escaped in non-streaming bodies.
+    ascii: bool,
     refusal: bool,
     content_filter: bool,
     cache: bool,
@@ -723,8 +772,12 @@ impl Directives {
                 "tokens" => d.tokens = size(MAX_DIRECTIVE_TOKENS).or(d.tokens),
                 "big" => d.big = size(MAX_BIG_BYTES).or(d.big),
                 "parallel" => d.parallel = true,
-                "thinking" => d.thinking = true,
+                "thinking" => {
+                    d.thinking = true;
+                    d.thinking_echo |= value == Some("echo");
+                }
                 "refusal" => d.refusal = true,
+                "ascii" => d.ascii = true,
                 "content_filter" => d.content_filter = true,
                 "cache" => d.cache = true,
                 "tool" => {
@@ -867,11 +920,17 @@ fn compose(api: Api, req: &Request, dirs: &Directives, ids: &Ids, input: u64) ->
     let mut blocks = Vec::new();
     let mut output = 0u64;
     if dirs.thinking && api != Api::OpenAiChat {
-        let pieces = split_tokens(THINKING_TEXT);
+        let words = echo_words(&req.user_text);
+        let text = if dirs.thinking_echo && !words.is_empty() {
+            format!("{THINKING_TEXT} They wrote: {words}. {THINKING_CONTACT}")
+        } else {
+            THINKING_TEXT.to_owned()
+        };
+        let pieces = split_tokens(&text);
         output += count(pieces.len());
         blocks.push(Block::Thinking {
             pieces,
-            signature: ids.signature(),
+            signature: thinking_signature(&text),
         });
     }
     let stop = if dirs.refusal || (dirs.content_filter && api != Api::OpenAiChat) {
@@ -1165,6 +1224,25 @@ impl Serialize for ArgsObject<'_> {
 /// Compact JSON. The types serialised here have string keys only, so this cannot fail.
 fn json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+/// JSON text with every non-ASCII character escaped, as Python's `json.dumps` writes it by
+/// default (outside strings JSON is ASCII, so only string contents change).
+fn ascii_only(json: &[u8]) -> Vec<u8> {
+    let Ok(text) = std::str::from_utf8(json) else {
+        return json.to_vec();
+    };
+    let mut out = String::with_capacity(json.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out.into_bytes()
 }
 
 /// Two-space indented JSON, as OpenAI sends non-streaming bodies.
@@ -1538,6 +1616,7 @@ fn openai_request_error(err: &RequestError) -> OpenAiErrorParts {
             None,
         ),
         RequestError::Refused(message) => ((*message).to_owned(), kind, None, None),
+        RequestError::BadSignature(..) => (err.to_string(), kind, None, None),
     }
 }
 
@@ -3888,6 +3967,56 @@ mod tests {
             .unwrap()
             .starts_with("Hello"));
         assert!(!v.to_string().contains("reasoning_content"));
+    }
+
+    #[test]
+    fn thinking_signatures_are_checked_when_the_block_comes_back() {
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic("mock:thinking=echo mail avery@example.com", json!({})),
+        ))
+        .2;
+        let block = v["content"][0].clone();
+        let text = block["thinking"].as_str().unwrap().to_owned();
+        assert_eq!(
+            text,
+            format!("{THINKING_TEXT} They wrote: mail avery@example.com. {THINKING_CONTACT}")
+        );
+        let turn = |thinking: &str| {
+            let mut b = block.clone();
+            b["thinking"] = json!(thinking);
+            json!({"model": "claude-test", "max_tokens": 1024, "messages": [
+                {"role": "user", "content": "mock:thinking=echo mail avery@example.com"},
+                {"role": "assistant", "content": [b, {"type": "text", "text": "ok"}]},
+                {"role": "user", "content": "more"}]})
+        };
+        assert_eq!(head(&run(Api::AnthropicMessages, &turn(&text))).status, 200);
+        let steps = run(
+            Api::AnthropicMessages,
+            &turn(&text.replace("avery", "jane")),
+        );
+        assert_eq!(head(&steps).status, 400);
+        assert_eq!(
+            fixed(&steps).2["error"]["message"],
+            "messages.1.content.0: Invalid `signature` in `thinking` block"
+        );
+    }
+
+    #[test]
+    fn ascii_escapes_what_is_not_ascii() {
+        assert_eq!(
+            ascii_only(r#"{"t":"é😀\"x"}"#.as_bytes()),
+            br#"{"t":"\u00e9\ud83d\ude00\"x"}"#
+        );
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic("mock:ascii héllo", json!({})),
+        ));
+        assert!(v.1.contains(r"h\u00e9llo"), "{}", v.1);
+        assert!(v.2["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("héllo"));
     }
 
     #[test]

@@ -1,20 +1,23 @@
 //! The request side: substituting entities in a request body of any of the three dialects,
 //! and taking the per-request `pii_substitution` flag out.
 //!
-//! The body is parsed into a tree and re-serialised when PII is on (splicing every text span
-//! would be faster, but a request with PII on is already paying for detection over all of its
-//! text; with PII off nothing here runs). Keys come out in sorted order, which no API cares
-//! about.
+//! The body is never re-serialised: its strings are located as byte spans (`json::tree`),
+//! the conversation strings decoded and run through the session, and only the strings that
+//! changed are written back, in place. Every other byte (numbers beyond 64 bits, decimals
+//! with more digits than an f64 holds, key order, whitespace) reaches the provider as the
+//! client wrote it.
 //!
 //! Which strings: every string under the conversation keys (`messages`, `system`, `input`,
 //! `instructions`, `prompt`), at any depth: system and user text, assistant text from earlier
 //! turns (restored for the client, so it must be substituted again: the same stand-in, by
-//! determinism, which also keeps signed thinking blocks valid), tool results, tool-call
-//! arguments (OpenAI's JSON-in-a-string and Anthropic's `input` object alike). Structural
-//! strings are skipped by key ([`SKIP_KEYS`]): ids, roles, types, names of tools, signatures,
-//! image data and URLs.
+//! determinism), tool results, tool-call arguments (OpenAI's JSON-in-a-string and Anthropic's
+//! `input` object alike). Structural strings are skipped by key ([`SKIP_KEYS`]): ids, roles,
+//! types, names of tools, signatures, image data and URLs. Signed thinking blocks are skipped
+//! whole (see [`SIGNED`]).
 
-use serde_json::Value;
+use std::ops::Range;
+
+use crate::json::tree::{self, Entry, Node};
 
 use super::Session;
 
@@ -23,6 +26,22 @@ pub const FLAG: &str = "pii_substitution";
 
 /// Top-level keys whose strings are conversation text.
 const TEXT_ROOTS: &[&str] = &["messages", "system", "input", "instructions", "prompt"];
+
+/// Block types whose text the provider signed: Anthropic `thinking` (text + `signature`) and
+/// `redacted_thinking` (opaque `data`), in an Anthropic assistant turn or in the OpenAI
+/// `thinking_blocks` extension that carries them verbatim.
+///
+/// They go back exactly as the client holds them, never substituted. The provider checks the
+/// signature against the text it wrote, so the text must reach it byte for byte as it was
+/// produced; that is why the answer side never restores thinking text either (`document`,
+/// `events`).
+/// Re-substituting restored thinking text cannot give those bytes back in general: the model
+/// may itself write an original or any other detectable value in its thinking (a phone number
+/// it reasons about, a dictionary place), which substitution would then change and the
+/// signature check would refuse. Left alone, the block leaks nothing: every byte of it came
+/// from the provider. Its text is also kept out of the stand-in collision check, so the
+/// stand-ins it mentions are drawn again for the same originals.
+pub const SIGNED: &[&str] = &["thinking", "redacted_thinking"];
 
 /// Keys whose string values are structure, never conversation text.
 pub const SKIP_KEYS: &[&str] = &[
@@ -58,82 +77,113 @@ pub enum BodyError {
     FlagNotBool,
 }
 
-/// The parsed body and what its flag said.
+/// The body with its flag taken out, and what the flag said.
 #[derive(Debug)]
 pub struct Parsed {
-    /// The tree, flag removed.
-    pub tree: Value,
-    /// `Some(b)` when the request carried `pii_substitution: b`.
+    /// The body without `pii_substitution`, every other byte as it came.
+    pub body: Vec<u8>,
+    /// `Some(b)` when the request carried `pii_substitution: b` (the first one, as the
+    /// request inspector reads it).
     pub flag: Option<bool>,
 }
 
-/// Parses `body` and removes the flag.
+/// Takes the flag out of `body` (every occurrence; each must be a boolean).
 pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
-    let mut tree: Value = serde_json::from_slice(body).map_err(|_| BodyError::NotObject)?;
-    let obj = tree.as_object_mut().ok_or(BodyError::NotObject)?;
-    let flag = match obj.remove(FLAG) {
-        None => None,
-        Some(Value::Bool(b)) => Some(b),
-        Some(_) => return Err(BodyError::FlagNotBool),
-    };
-    Ok(Parsed { tree, flag })
+    let members = crate::json::members(body).ok_or(BodyError::NotObject)?;
+    let mut flag = None;
+    for m in members.iter().filter(|m| m.key == FLAG) {
+        let b = match body.get(m.value.clone()) {
+            Some(b"true") => true,
+            Some(b"false") => false,
+            _ => return Err(BodyError::FlagNotBool),
+        };
+        flag = flag.or(Some(b));
+    }
+    if flag.is_none() {
+        return Ok(Parsed {
+            body: body.to_vec(),
+            flag,
+        });
+    }
+    let (body, _) = crate::json::remove_members(body, FLAG).ok_or(BodyError::NotObject)?;
+    Ok(Parsed { body, flag })
 }
 
-/// Substitutes the tree's conversation text in `session` and serialises it. Returns the new
-/// body (also when nothing was found: the flag is gone either way).
-pub fn substitute(tree: &mut Value, session: &mut Session<'_>) -> Vec<u8> {
-    let mut texts: Vec<String> = Vec::new();
-    walk(tree, &mut |s| texts.push(s.clone()));
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut results = session.substitute(&refs).into_iter();
-    walk(tree, &mut |s| {
-        if let Some(Some(new)) = results.next() {
-            *s = new;
-        }
-    });
-    serde_json::to_vec(tree).unwrap_or_default()
+/// Substitutes the body's conversation text in `session`. Returns the new body: the input
+/// with only the changed strings rewritten.
+pub fn substitute(body: &[u8], session: &mut Session<'_>) -> Result<Vec<u8>, BodyError> {
+    let root = tree::parse(body).ok_or(BodyError::NotObject)?;
+    let mut spans = Vec::new();
+    walk(body, &root, &mut spans);
+    let mut texts = Vec::with_capacity(spans.len());
+    for span in &spans {
+        // A validated body decodes; a string that does not must not go upstream unread.
+        texts.push(tree::decode(body, span.clone()).ok_or(BodyError::NotObject)?);
+    }
+    let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+    let results = session.substitute(&refs);
+    let edits: Vec<(Range<usize>, &str)> = spans
+        .iter()
+        .zip(&results)
+        .filter_map(|(span, new)| Some((span.clone(), new.as_deref()?)))
+        .collect();
+    tree::splice_strings(body, &edits).ok_or(BodyError::NotObject)
 }
 
-/// Calls `f` on every conversation string, in document order (the same order both times).
-fn walk(tree: &mut Value, f: &mut impl FnMut(&mut String)) {
-    if let Some(obj) = tree.as_object_mut() {
-        for (k, v) in obj.iter_mut() {
-            if TEXT_ROOTS.contains(&k.as_str()) {
-                walk_text(v, f, false);
+/// Collects the span of every conversation string, in document order.
+fn walk(body: &[u8], root: &Node, out: &mut Vec<Range<usize>>) {
+    if let Node::Object(entries) = root {
+        for e in entries {
+            if TEXT_ROOTS.contains(&e.key.as_str()) {
+                walk_text(body, &e.value, out, false);
             }
         }
     }
 }
 
+/// The decoded `type` strings of an object's members (duplicates included: a provider may
+/// read any of them, so each counts).
+fn types<'b>(body: &'b [u8], entries: &[Entry]) -> Vec<std::borrow::Cow<'b, str>> {
+    entries
+        .iter()
+        .filter(|e| e.key == "type")
+        .filter_map(|e| e.value.as_str(body))
+        .collect()
+}
+
 /// `free`: inside data the client wrote (a tool call's `input` object, a text document's
 /// `data`), where every string is content whatever its key: a tool argument called `name`,
 /// `id` or `url` holds a person, an identifier or an address as readily as any other.
-fn walk_text(v: &mut Value, f: &mut impl FnMut(&mut String), free: bool) {
+fn walk_text(body: &[u8], v: &Node, out: &mut Vec<Range<usize>>, free: bool) {
     match v {
-        Value::String(s) => f(s),
-        Value::Array(items) => items.iter_mut().for_each(|i| walk_text(i, f, free)),
-        Value::Object(obj) => {
-            let kind = obj.get("type").and_then(Value::as_str).map(str::to_owned);
-            for (k, v) in obj.iter_mut() {
-                let k = k.as_str();
-                if free
-                    || (k == "input"
-                        && matches!(kind.as_deref(), Some("tool_use" | "server_tool_use")))
-                {
-                    walk_text(v, f, true);
+        Node::Str(span) => out.push(span.clone()),
+        Node::Array(items) => items.iter().for_each(|i| walk_text(body, i, out, free)),
+        Node::Object(entries) => {
+            let kinds = types(body, entries);
+            let is = |names: &[&str]| kinds.iter().any(|k| names.contains(&k.as_ref()));
+            if !free && is(SIGNED) {
+                return;
+            }
+            let tool_use = is(&["tool_use", "server_tool_use"]);
+            for e in entries {
+                let k = e.key.as_str();
+                if free || (k == "input" && tool_use) {
+                    walk_text(body, &e.value, out, true);
                 } else if k == "source" {
                     // A document given as text: its `data` is conversation text.
-                    if v.get("type").and_then(Value::as_str) == Some("text") {
-                        if let Some(data) = v.get_mut("data") {
-                            walk_text(data, f, true);
+                    if e.value.get("type").and_then(|t| t.as_str(body)).as_deref() == Some("text") {
+                        if let Node::Object(members) = &e.value {
+                            for m in members.iter().filter(|m| m.key == "data") {
+                                walk_text(body, &m.value, out, true);
+                            }
                         }
                     }
                 } else if !SKIP_KEYS.contains(&k) {
-                    walk_text(v, f, false);
+                    walk_text(body, &e.value, out, false);
                 }
             }
         }
-        _ => {}
+        Node::Scalar(_) => {}
     }
 }
 
@@ -142,6 +192,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::pii::{Detector, Kind};
+    use serde_json::Value;
 
     const ORIGINALS: &[&str] = &[
         "jane.doe@corp.example.io",
@@ -152,9 +203,9 @@ mod tests {
     fn run(body: &str) -> (String, Option<bool>, Session<'static>) {
         static D: std::sync::OnceLock<Detector> = std::sync::OnceLock::new();
         let d = D.get_or_init(|| Detector::new(&[], &[]).unwrap());
-        let mut p = parse(body.as_bytes()).unwrap();
+        let p = parse(body.as_bytes()).unwrap();
         let mut s = Session::new(d, b"k");
-        let out = String::from_utf8(substitute(&mut p.tree, &mut s)).unwrap();
+        let out = String::from_utf8(substitute(&p.body, &mut s).unwrap()).unwrap();
         (out, p.flag, s)
     }
 
@@ -252,5 +303,77 @@ mod tests {
             v["messages"][0]["content"][0]["source"]["media_type"],
             "text/plain"
         );
+    }
+
+    #[test]
+    fn numbers_and_every_untouched_byte_reach_the_provider_as_written() {
+        // Beyond u64/i64 and beyond f64 precision: a tree of serde_json values would turn
+        // these into 1.2345678901234568e29 and 0.1, and refuse 1e400 outright (the inspector
+        // checks numbers for shape only; the provider decides what magnitude it takes).
+        let body = r#"{ "model" : "m", "seed": 123456789012345678901234567890,
+            "temperature": 0.10000000000000000001, "big": -1e400,
+            "zero": 0.0, "pii_substitution": true, "z": 1, "a": 2,
+            "messages": [{"role": "user", "content": "mail jane.doe@corp.example.io \u00e9 \/ ok",
+                "n": 18446744073709551616}]}"#;
+        let (out, flag, s) = run(body);
+        assert_eq!(flag, Some(true));
+        assert_eq!(s.counts().get(Kind::Email), 1);
+        let stand_in = &s.pairs()[0].stand_in;
+        // Only the one string with an entity was rewritten (its escapes are now written the
+        // one way `write_json_string` writes them); everything else is the client's bytes.
+        let expected = body
+            .replace(
+                r#""mail jane.doe@corp.example.io \u00e9 \/ ok""#,
+                &format!("\"mail {stand_in} é / ok\""),
+            )
+            .replace(r#""pii_substitution": true, "#, "");
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_body_without_entities_or_with_the_flag_off_is_unchanged() {
+        let body = r#"{"model":"m","seed":123456789012345678901234567890,"messages":[{"role":"user","content":"hi \u00e9"}]}"#;
+        let (out, flag, s) = run(body);
+        assert_eq!((out.as_str(), flag), (body, None));
+        assert_eq!(s.counts().total(), 0);
+        let p = parse(
+            br#"{"pii_substitution":false,"x":0.10000000000000000001,"pii_substitution":true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.flag,
+            Some(false),
+            "the first flag, as the inspector reads it"
+        );
+        assert_eq!(p.body, br#"{"x":0.10000000000000000001}"#);
+        assert_eq!(
+            parse(br#"{"pii_substitution":true,"pii_substitution":1}"#).unwrap_err(),
+            BodyError::FlagNotBool
+        );
+    }
+
+    #[test]
+    fn signed_thinking_blocks_are_left_as_the_provider_wrote_them() {
+        let thinking = "The user jane.doe@corp.example.io wants 10.20.30.40";
+        let body = format!(
+            r#"{{"model":"m","messages":[
+              {{"role":"user","content":"mail jane.doe@corp.example.io"}},
+              {{"role":"assistant","content":[
+                {{"type":"thinking","thinking":"{thinking}","signature":"c2ln"}},
+                {{"type":"redacted_thinking","data":"jane.doe@corp.example.io"}},
+                {{"type":"tool_use","id":"t","name":"n","input":{{"type":"thinking","thinking":"10.20.30.40"}}}}]}},
+              {{"role":"assistant","content":null,"thinking_blocks":[
+                {{"type":"thinking","thinking":"{thinking}","signature":"c2ln"}}]}}]}}"#
+        );
+        let (out, _, s) = run(&body);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let content = &v["messages"][1]["content"];
+        assert_eq!(content[0]["thinking"], thinking);
+        assert_eq!(content[1]["data"], "jane.doe@corp.example.io");
+        assert_eq!(v["messages"][2]["thinking_blocks"][0]["thinking"], thinking);
+        // A tool's input is the client's data, whatever its shape.
+        assert_ne!(content[2]["input"]["thinking"], "10.20.30.40");
+        assert_ne!(v["messages"][0]["content"], "mail jane.doe@corp.example.io");
+        assert_eq!(s.counts().get(Kind::Email), 1);
     }
 }

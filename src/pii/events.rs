@@ -3,13 +3,22 @@
 //!
 //! A text stream is one place deltas accumulate: an OpenAI choice's `content`,
 //! `reasoning_content`/`reasoning`/`refusal` or one tool call's `arguments`; an Anthropic
-//! content block's `text`, `thinking` or `partial_json`; a Responses item's `delta`. Each has
-//! its own restorer, so a stand-in split across deltas (or reads) is restored, and a delta
-//! holds back only a stand-in's first bytes. Before any event that is not a delta (a block's
-//! stop, a finish chunk, `[DONE]`), what is held back is sent in a delta of its own, a copy of
-//! the stream's last delta with just that text, so nothing is lost and order is kept. Whole
-//! texts (Responses `*.done`, `response.completed`) are restored at once: stand-ins and
-//! originals are escape-invariant, so restoring the raw JSON is exact.
+//! content block's `text` or `partial_json`; a Responses item's `delta`. Each has its own
+//! restorer (arguments read as JSON text, see [`Mode`]), so a stand-in split across deltas (or
+//! reads) is restored, and a delta holds back only a stand-in's first bytes.
+//!
+//! A delta whose text is all held back says nothing and is not sent (unless it carries
+//! something else: a role, a tool call's id and name, a finish reason, usage). What is held
+//! comes out in the text's next delta, or before any event that is not a delta (a block's
+//! stop, a finish chunk, `[DONE]`) in a delta of its own, a copy of the text's last delta with
+//! just that text; a chunk that finishes a choice carries its texts' held bytes itself. So
+//! nothing is lost, order is kept, and the stream's end flushes everything. Responses deltas
+//! are the exception: each carries a `sequence_number` the next events count on, so an empty
+//! one is still sent.
+//!
+//! Anthropic thinking (`thinking_delta`, `signature_delta`) passes as the provider wrote it:
+//! the client sends the block back with its signature (see `body::SIGNED`). Other events are
+//! restored whole, string by string (`document`).
 //!
 //! Events are re-serialised only when they carry a delta; others are copied as they came
 //! (restored in place).
@@ -18,6 +27,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::restore::Mode;
 use super::{RestoreSet, Restorer};
 use crate::format::Format;
 
@@ -34,6 +44,13 @@ struct Text {
 enum PathStep {
     Key(&'static str),
     Index(usize),
+}
+
+/// One delta text slot of an event: its stream key, where it is, how it reads.
+struct Slot {
+    key: String,
+    path: Vec<PathStep>,
+    mode: Mode,
 }
 
 /// Restores stand-ins in one stream of client-dialect events.
@@ -53,8 +70,10 @@ impl std::fmt::Debug for EventRestorer {
 
 /// OpenAI delta fields that carry text.
 const OPENAI_TEXT: &[&str] = &["content", "reasoning_content", "reasoning", "refusal"];
-/// Anthropic delta fields that carry text.
-const ANTHROPIC_TEXT: &[&str] = &["text", "thinking", "partial_json"];
+/// Anthropic delta fields that carry text the restorer may change (`thinking` is signed).
+const ANTHROPIC_TEXT: &[&str] = &["text", "partial_json"];
+/// Anthropic delta types that are part of a signed thinking block.
+const ANTHROPIC_SIGNED_DELTAS: &[&str] = &["thinking_delta", "signature_delta"];
 
 impl EventRestorer {
     /// A restorer for a stream the client reads in `format`.
@@ -69,30 +88,40 @@ impl EventRestorer {
     /// One event (`event:` name, `data:` payload): its restored form, framed, into `out`.
     pub fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
         let mut tree: Option<Value> = serde_json::from_slice(data).ok();
-        let deltas = tree
+        if tree.as_ref().is_some_and(|t| signed_delta(self.format, t)) {
+            self.flush(out);
+            write_event(out, event, data);
+            return;
+        }
+        let slots = tree
             .as_ref()
-            .map(|t| self.delta_paths(t))
+            .map(|t| delta_slots(self.format, t))
             .unwrap_or_default();
-        if deltas.is_empty() {
+        if slots.is_empty() {
             // A keep-alive (`ping`) says nothing and ends no text: what is held stays held, or a
             // stand-in split around one would reach the client unrestored.
             if event != Some(b"ping".as_slice()) {
                 self.flush(out);
             }
-            write_event(out, event, &self.set.restore_all(data));
+            write_event(out, event, &self.set.restore_document(data));
             return;
         }
         let Some(tree) = tree.as_mut() else { return };
-        for (key, path) in deltas {
-            let i = match self.texts.iter().position(|t| t.key == key) {
+        if finishes(self.format, tree) {
+            // Texts of this chunk end with it (below); any other held text came before it.
+            self.flush_except(out, &slots);
+        }
+        let mut emptied = false;
+        for slot in slots {
+            let i = match self.texts.iter().position(|t| t.key == slot.key) {
                 Some(i) => i,
                 None => {
                     self.texts.push(Text {
-                        key,
-                        restorer: Restorer::new(self.set.clone()),
+                        key: slot.key,
+                        restorer: Restorer::with_mode(self.set.clone(), slot.mode),
                         event: None,
                         template: Value::Null,
-                        path: path.clone(),
+                        path: slot.path.clone(),
                     });
                     self.texts.len() - 1
                 }
@@ -100,13 +129,23 @@ impl EventRestorer {
             let Some(text) = self.texts.get_mut(i) else {
                 continue;
             };
-            if let Some(slot) = at_path(tree, &path) {
-                let piece = slot.as_str().unwrap_or_default().as_bytes().to_vec();
-                let restored = text.restorer.push(&piece);
-                *slot = Value::String(String::from_utf8_lossy(&restored).into_owned());
+            let ends = finishes_at(self.format, tree, &slot.path);
+            if let Some(v) = at_path(tree, &slot.path) {
+                let piece = v.as_str().unwrap_or_default().as_bytes().to_vec();
+                let mut restored = text.restorer.push(&piece);
+                if ends {
+                    text.restorer.finish_into(&mut restored);
+                }
+                emptied |= !piece.is_empty() && restored.is_empty();
+                *v = Value::String(String::from_utf8_lossy(&restored).into_owned());
             }
             text.event = event.map(<[u8]>::to_vec);
             text.template = tree.clone();
+        }
+        if emptied && says_nothing(self.format, tree) {
+            // All of its text is held back: it comes out with the text's next delta, or in a
+            // delta of its own before the next other event.
+            return;
         }
         let data = serde_json::to_vec(tree).unwrap_or_default();
         write_event(out, event, &data);
@@ -115,18 +154,28 @@ impl EventRestorer {
     /// Sends every held-back piece in a delta of its own (end of stream, or a non-delta
     /// event coming).
     pub fn flush(&mut self, out: &mut Vec<u8>) {
+        self.flush_except(out, &[]);
+    }
+
+    /// [`EventRestorer::flush`] for every text but those of `keep`.
+    fn flush_except(&mut self, out: &mut Vec<u8>, keep: &[Slot]) {
         for t in &mut self.texts {
+            if keep.iter().any(|s| s.key == t.key) {
+                continue;
+            }
             let held = t.restorer.finish();
             if held.is_empty() {
                 continue;
             }
             let mut tree = t.template.clone();
-            // The copy carries only this text: every other delta text in it is emptied.
-            for (_, p) in delta_paths_of(self.format, &tree) {
-                if let Some(slot) = at_path(&mut tree, &p) {
-                    *slot = Value::String(String::new());
+            // The copy carries only this text: every other delta text in it is emptied, and
+            // what its first delta announced (role, a tool call's id and name) is not repeated.
+            for slot in delta_slots(self.format, &tree) {
+                if let Some(v) = at_path(&mut tree, &slot.path) {
+                    *v = Value::String(String::new());
                 }
             }
+            strip_announcements(self.format, &mut tree);
             if let Some(slot) = at_path(&mut tree, &t.path) {
                 *slot = Value::String(String::from_utf8_lossy(&held).into_owned());
             }
@@ -134,14 +183,124 @@ impl EventRestorer {
             write_event(out, t.event.as_deref(), &data);
         }
     }
+}
 
-    fn delta_paths(&self, tree: &Value) -> Vec<(String, Vec<PathStep>)> {
-        delta_paths_of(self.format, tree)
+/// An Anthropic thinking or signature delta: passed on as the provider wrote it.
+fn signed_delta(format: Format, tree: &Value) -> bool {
+    format == Format::Anthropic
+        && tree.get("type").and_then(Value::as_str) == Some("content_block_delta")
+        && tree
+            .get("delta")
+            .and_then(|d| d.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| ANTHROPIC_SIGNED_DELTAS.contains(&t))
+}
+
+/// Does this OpenAI chunk finish a choice?
+fn finishes(format: Format, tree: &Value) -> bool {
+    format == Format::OpenAi
+        && tree
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| !null(c.get("finish_reason"))))
+}
+
+/// Does the choice the slot at `path` belongs to finish in this chunk?
+fn finishes_at(format: Format, tree: &Value, path: &[PathStep]) -> bool {
+    match (format, path) {
+        (Format::OpenAi, [PathStep::Key("choices"), PathStep::Index(ci), ..]) => !null(
+            tree.get("choices")
+                .and_then(|c| c.get(*ci))
+                .and_then(|c| c.get("finish_reason")),
+        ),
+        _ => false,
     }
 }
 
-/// The text-delta slots of one event, each with its stream key.
-fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> {
+fn null(v: Option<&Value>) -> bool {
+    v.is_none_or(Value::is_null)
+}
+
+fn empty_or_null(v: &Value) -> bool {
+    v.is_null() || v.as_str() == Some("")
+}
+
+/// Once its delta texts are empty, does the event carry nothing a client needs?
+fn says_nothing(format: Format, tree: &Value) -> bool {
+    match format {
+        // A content_block_delta carries one delta and its index, nothing more.
+        Format::Anthropic => true,
+        // The numbering of Responses events must not skip (see the module doc).
+        Format::Responses => false,
+        Format::OpenAi => {
+            let call_empty = |call: &Value| {
+                call.as_object().is_some_and(|o| {
+                    o.iter().all(|(k, v)| match k.as_str() {
+                        "index" => true,
+                        "function" => v.as_object().is_some_and(|f| {
+                            f.iter().all(|(fk, fv)| {
+                                fv.is_null() || (fk == "arguments" && empty_or_null(fv))
+                            })
+                        }),
+                        _ => v.is_null(),
+                    })
+                })
+            };
+            let delta_empty = |d: &Value| {
+                d.as_object().is_some_and(|o| {
+                    o.iter().all(|(k, v)| {
+                        v.is_null()
+                            || (OPENAI_TEXT.contains(&k.as_str()) && empty_or_null(v))
+                            || (k == "tool_calls"
+                                && v.as_array().is_some_and(|cs| cs.iter().all(call_empty)))
+                    })
+                })
+            };
+            null(tree.get("usage"))
+                && tree
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter().all(|c| {
+                            null(c.get("finish_reason"))
+                                && null(c.get("logprobs"))
+                                && c.get("delta").is_none_or(delta_empty)
+                        })
+                    })
+        }
+    }
+}
+
+/// Removes from a copied OpenAI chunk what only its first delta says: the role, a tool call's
+/// id, type and name (clients join names across deltas), and usage.
+fn strip_announcements(format: Format, tree: &mut Value) {
+    if format != Format::OpenAi {
+        return;
+    }
+    if let Some(usage) = tree.get_mut("usage") {
+        *usage = Value::Null;
+    }
+    let choices = tree.get_mut("choices").and_then(Value::as_array_mut);
+    for c in choices.into_iter().flatten() {
+        let Some(delta) = c.get_mut("delta").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        delta.remove("role");
+        let calls = delta.get_mut("tool_calls").and_then(Value::as_array_mut);
+        for call in calls.into_iter().flatten() {
+            if let Some(call) = call.as_object_mut() {
+                call.remove("id");
+                call.remove("type");
+                if let Some(f) = call.get_mut("function").and_then(Value::as_object_mut) {
+                    f.remove("name");
+                }
+            }
+        }
+    }
+}
+
+/// The text-delta slots of one event.
+fn delta_slots(format: Format, tree: &Value) -> Vec<Slot> {
     use PathStep::{Index, Key};
     let mut found = Vec::new();
     match format {
@@ -156,10 +315,11 @@ fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> 
                 };
                 for f in OPENAI_TEXT {
                     if delta.get(*f).is_some_and(Value::is_string) {
-                        found.push((
-                            format!("c{n}.{f}"),
-                            vec![Key("choices"), Index(ci), Key("delta"), Key(f)],
-                        ));
+                        found.push(Slot {
+                            key: format!("c{n}.{f}"),
+                            path: vec![Key("choices"), Index(ci), Key("delta"), Key(f)],
+                            mode: Mode::Text,
+                        });
                     }
                 }
                 let calls = delta.get("tool_calls").and_then(Value::as_array);
@@ -182,7 +342,11 @@ fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> 
                             Key("function"),
                             Key("arguments"),
                         ];
-                        found.push((format!("c{n}.t{tn}"), path));
+                        found.push(Slot {
+                            key: format!("c{n}.t{tn}"),
+                            path,
+                            mode: Mode::Json,
+                        });
                     }
                 }
             }
@@ -198,7 +362,15 @@ fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> 
                     .and_then(|d| d.get(*f))
                     .is_some_and(Value::is_string)
                 {
-                    found.push((format!("b{n}.{f}"), vec![Key("delta"), Key(f)]));
+                    found.push(Slot {
+                        key: format!("b{n}.{f}"),
+                        path: vec![Key("delta"), Key(f)],
+                        mode: if *f == "partial_json" {
+                            Mode::Json
+                        } else {
+                            Mode::Text
+                        },
+                    });
                 }
             }
         }
@@ -213,7 +385,16 @@ fn delta_paths_of(format: Format, tree: &Value) -> Vec<(String, Vec<PathStep>)> 
                     part("content_index"),
                     part("summary_index")
                 );
-                found.push((key, vec![Key("delta")]));
+                let mode = if ty.contains("arguments") {
+                    Mode::Json
+                } else {
+                    Mode::Text
+                };
+                found.push(Slot {
+                    key,
+                    path: vec![Key("delta")],
+                    mode,
+                });
             }
         }
     }
@@ -376,5 +557,145 @@ mod tests {
             v["text"].as_str().map(str::to_owned)
         });
         assert_eq!(whole, "jane.doe@corp.example.io");
+    }
+
+    /// Every `data:` payload written, parsed.
+    fn events_of(out: &[u8]) -> Vec<Value> {
+        let mut dec = Decoder::new(1 << 20);
+        dec.push(bytes::Bytes::from(out.to_vec()));
+        let mut all = Vec::new();
+        while let Ok(Some(ev)) = dec.next_event() {
+            all.push(serde_json::from_slice(&ev.data.unwrap()).unwrap());
+        }
+        all
+    }
+
+    #[test]
+    fn a_delta_all_held_back_is_not_sent_but_its_text_comes_out_in_order() {
+        let (set, s) = set();
+        let (a, b) = s.split_at(9);
+        let chunk = |delta: &str| format!(r#"{{"choices":[{{"index":0,"delta":{delta}}}]}}"#);
+        // OpenAI: a continuation chunk of arguments that is all held back says nothing; the
+        // first one (id, name) and the role chunk say something even when their text is held.
+        let mut r = EventRestorer::new(set.clone(), Format::OpenAi);
+        let mut out = Vec::new();
+        for d in [
+            chunk(&format!(r#"{{"role":"assistant","content":"{a}"}}"#)),
+            chunk(&format!(r#"{{"content":"{b} ok"}}"#)),
+            chunk(&format!(
+                r#"{{"tool_calls":[{{"index":0,"id":"c1","type":"function","function":{{"name":"send","arguments":"{{\"to\":\"{a}"}}}}]}}"#
+            )),
+            chunk(&format!(
+                r#"{{"tool_calls":[{{"index":0,"function":{{"arguments":"{}"}}}}]}}"#,
+                &b[..2]
+            )),
+            chunk(&format!(
+                r#"{{"tool_calls":[{{"index":0,"function":{{"arguments":"{}\"}}"}}}}]}}"#,
+                &b[2..]
+            )),
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#.to_owned(),
+        ] {
+            r.on_event(None, d.as_bytes(), &mut out);
+        }
+        r.flush(&mut out);
+        let events = events_of(&out);
+        assert_eq!(
+            events.len(),
+            5,
+            "the held-back continuation is dropped: {events:?}"
+        );
+        assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(events[0]["choices"][0]["delta"]["content"], "");
+        assert_eq!(
+            events[1]["choices"][0]["delta"]["content"],
+            "jane.doe@corp.example.io ok"
+        );
+        let call = &events[2]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(
+            (&call["id"], &call["function"]["name"]),
+            (&"c1".into(), &"send".into())
+        );
+        let args: String = events
+            .iter()
+            .filter_map(|e| {
+                e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
+        assert_eq!(args, r#"{"to":"jane.doe@corp.example.io"}"#);
+        assert_eq!(events[4]["choices"][0]["finish_reason"], "tool_calls");
+
+        // Anthropic: the same for text and partial JSON deltas.
+        let mut r = EventRestorer::new(set.clone(), Format::Anthropic);
+        let mut out = Vec::new();
+        let delta = |f: &str, ty: &str, t: &str| {
+            format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"{ty}","{f}":"{t}"}}}}"#
+            )
+        };
+        for d in [
+            delta("text", "text_delta", a),
+            delta("text", "text_delta", b),
+            r#"{"type":"content_block_stop","index":0}"#.to_owned(),
+            delta("text", "text_delta", &format!("to {a}")),
+            r#"{"type":"content_block_stop","index":0}"#.to_owned(),
+        ] {
+            r.on_event(Some(b"content_block_delta"), d.as_bytes(), &mut out);
+        }
+        let events = events_of(&out);
+        let texts: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(texts, ["jane.doe@corp.example.io", "to ", a]);
+        assert!(!texts.contains(&""), "{events:?}");
+        assert_eq!(events.len(), 5, "{events:?}");
+        assert_eq!(events[3]["delta"]["text"], a, "flushed before the stop");
+        assert_eq!(events[4]["type"], "content_block_stop");
+    }
+
+    #[test]
+    fn a_chunk_that_finishes_its_choice_carries_its_held_text() {
+        let (set, s) = set();
+        let (a, _) = s.split_at(9);
+        let mut r = EventRestorer::new(set, Format::OpenAi);
+        let mut out = Vec::new();
+        let last = format!(
+            r#"{{"choices":[{{"index":0,"delta":{{"content":"to {a}"}},"finish_reason":"stop"}}],"usage":{{"total_tokens":3}}}}"#
+        );
+        r.on_event(None, last.as_bytes(), &mut out);
+        r.on_event(None, b"[DONE]", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 2, "{text}");
+        let v: Value = serde_json::from_str(events[0].strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(v["choices"][0]["delta"]["content"], format!("to {a}"));
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        assert_eq!(events[1], "data: [DONE]");
+    }
+
+    #[test]
+    fn anthropic_thinking_passes_as_the_provider_signed_it() {
+        let (set, s) = set();
+        let mut r = EventRestorer::new(set, Format::Anthropic);
+        let mut out = Vec::new();
+        let events = [
+            format!(r#"{{"type":"content_block_start","index":0,"content_block":{{"type":"thinking","thinking":"{s}","signature":""}}}}"#),
+            format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"thinking_delta","thinking":"mail {s}"}}}}"#),
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"c2ln"}}"#.to_owned(),
+            format!(r#"{{"type":"content_block_delta","index":1,"delta":{{"type":"text_delta","text":"mail {s}"}}}}"#),
+            r#"{"type":"content_block_stop","index":1}"#.to_owned(),
+        ];
+        for e in &events {
+            r.on_event(Some(b"e"), e.as_bytes(), &mut out);
+        }
+        let got = events_of(&out);
+        assert_eq!(got[0], serde_json::from_str::<Value>(&events[0]).unwrap());
+        assert_eq!(got[1], serde_json::from_str::<Value>(&events[1]).unwrap());
+        assert_eq!(got[2]["delta"]["signature"], "c2ln");
+        let text: String = got
+            .iter()
+            .filter_map(|e| e["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(text, "mail jane.doe@corp.example.io");
     }
 }

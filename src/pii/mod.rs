@@ -5,15 +5,18 @@
 //! - `detect`: the detectors (built-in kinds with checksums, operator regexes, dictionaries);
 //! - `standin`: deterministic, format-preserving, escape-invariant stand-ins;
 //! - [`Session`]: one request's substitution, the map stand-in → original and counts by kind;
-//! - `restore`: the streaming restorer over the session's stand-ins.
+//! - `restore`: the streaming restorer over the session's stand-ins;
+//! - `document`: restoring a whole JSON answer string by string; `events`: an SSE stream.
 //!
 //! The invariant the layers share: an original is only substituted when it has no character
 //! JSON escapes, and a stand-in is printable ASCII without one either. Both are then the same
-//! bytes in plain text, in a JSON string and in JSON inside a JSON string (tool arguments),
-//! so substitution and restore may work on escaped text directly and never re-escape.
+//! bytes in plain text, in a JSON string and in JSON inside a JSON string (tool arguments).
+//! Request bodies and whole answers are not re-serialised: only the strings that changed are
+//! written back.
 
 mod body;
 mod detect;
+mod document;
 mod events;
 mod restore;
 mod standin;
@@ -31,7 +34,7 @@ pub use detect::{
     LazyDetector, Term, MAX_REGEX_BYTES, MAX_TERMS, MAX_TERM_BYTES, MIN_TERM_CHARS,
 };
 pub use events::EventRestorer;
-pub use restore::{RestoreSet, Restorer};
+pub use restore::{Mode, RestoreSet, Restorer};
 pub use standin::escape_invariant;
 
 /// What an entity is. The label is what counts and the custody record show.

@@ -3,23 +3,126 @@
 //! One Aho-Corasick automaton (leftmost-longest) over a request's stand-ins, built once per
 //! request. [`Restorer::push`] writes out everything that can no longer be part of a stand-in
 //! and holds back only the longest suffix that could still start one (or a stand-in that
-//! ends exactly at the end of the input, until the next byte shows it is not glued to a
+//! ends exactly at the end of the input, until the next character shows it is not glued to a
 //! word). Text with no stand-in in flight passes straight through, so time to first token is
 //! unchanged.
 //!
 //! Pushing any split of a text gives the same output as pushing it whole. That rests on two
 //! rules the session keeps when it draws stand-ins: no stand-in contains another, and every
 //! stand-in and original is escape-invariant (see `detect` and `standin`). The second rule
-//! also means the restorer may run on raw JSON text, a JSON string's escaped content, or the
-//! JSON text inside a JSON string (tool-call arguments): the bytes are the same in all three.
+//! also means the restorer may run on a decoded string, on JSON text (tool-call arguments) or
+//! on a raw JSON body: a stand-in is the same bytes in all of them.
 //!
 //! Word boundaries: a stand-in that starts (ends) with a letter or digit is only restored when
-//! the byte before (after) it is not one, so `Avery` is not restored inside `Averyl`. A letter
-//! right after a backslash is a JSON escape (`\nAvery`), which counts as a boundary.
+//! the character before (after) it is not one, so `Avery` is not restored inside `Averyl`.
+//! What "the character" is depends on the [`Mode`]: in JSON text an escape is read as the
+//! character it stands for (`\n`, `\"` and `\u00e9` are not letters, `\u0041` is), and a
+//! match that starts inside an escape (`ora` after `\n`) is not a stand-in at all: restoring
+//! it would break the escape.
 
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+/// How a text's bytes are read at a stand-in's edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Plain text (a decoded JSON string): each byte is what it says.
+    Text,
+    /// JSON text (tool-call arguments, a raw JSON body): escapes are read as the characters
+    /// they stand for.
+    Json,
+}
+
+/// Bytes of an escape (`\uXXX`, one short of whole) that may follow a held-back stand-in.
+const ESCAPE_LOOKAHEAD: usize = 5;
+
+/// Where a JSON escape stands, reading forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    /// Not in an escape.
+    Out,
+    /// Right after an escaping backslash.
+    Backslash,
+    /// In `\uXXXX`: hex digits read so far and their value.
+    Hex(u8, u32),
+}
+
+/// The reading state after the bytes consumed so far: inside an escape or not, and whether
+/// the last character was a letter or digit.
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    esc: Esc,
+    word: bool,
+}
+
+impl Edge {
+    const START: Edge = Edge {
+        esc: Esc::Out,
+        word: false,
+    };
+
+    fn advance(&mut self, mode: Mode, bytes: &[u8]) {
+        match mode {
+            Mode::Text => {
+                if let Some(&b) = bytes.last() {
+                    self.word = is_word(b);
+                }
+            }
+            Mode::Json => bytes.iter().for_each(|&b| self.step(b)),
+        }
+    }
+
+    fn step(&mut self, b: u8) {
+        match self.esc {
+            Esc::Out if b == b'\\' => self.esc = Esc::Backslash,
+            Esc::Out => self.word = is_word(b),
+            Esc::Backslash if b == b'u' => self.esc = Esc::Hex(0, 0),
+            // `\"`, `\\`, `\/` and the control escapes: none is a letter or digit.
+            Esc::Backslash => *self = Edge::START,
+            Esc::Hex(n, v) => match char::from(b).to_digit(16) {
+                Some(d) if n == 3 => {
+                    let c = v * 16 + d;
+                    self.esc = Esc::Out;
+                    self.word = u8::try_from(c).is_ok_and(is_word);
+                }
+                Some(d) => self.esc = Esc::Hex(n + 1, v * 16 + d),
+                // Not an escape after all (the text is not JSON): read the byte afresh.
+                None => {
+                    self.esc = Esc::Out;
+                    self.step(b);
+                }
+            },
+        }
+    }
+}
+
+/// Is the character starting `rest` a letter or digit? `None` when more bytes are needed to
+/// tell (an escape cut short at the end of the input, or no byte at all).
+fn starts_with_word(mode: Mode, rest: &[u8]) -> Option<bool> {
+    match (mode, rest) {
+        (_, []) => None,
+        (Mode::Json, [b'\\', tail @ ..]) => match tail {
+            [] => None,
+            [b'u', hex @ ..] => {
+                let hex = hex.get(..4).unwrap_or(hex);
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Some(false);
+                }
+                if hex.len() < 4 {
+                    return None;
+                }
+                let v = hex
+                    .iter()
+                    .filter_map(|&h| char::from(h).to_digit(16))
+                    .fold(0u32, |v, d| v * 16 + d);
+                Some(u8::try_from(v).is_ok_and(is_word))
+            }
+            _ => Some(false),
+        },
+        (_, [b, ..]) => Some(is_word(*b)),
+    }
+}
 
 /// The stand-ins of one request and their originals, compiled for search.
 #[derive(Debug)]
@@ -73,17 +176,29 @@ impl RestoreSet {
         }))
     }
 
-    /// The most bytes a [`Restorer`] ever holds back.
+    /// The most bytes a [`Restorer`] ever holds back: the longest stand-in, and in JSON text
+    /// the start of an escape after it that decides its boundary (`\u004`).
     pub fn longest(&self) -> usize {
-        self.longest
+        self.longest + ESCAPE_LOOKAHEAD
     }
 
-    /// Restores a whole text at once.
+    /// Restores a whole text at once, read as JSON text (a raw body, an event's data).
     pub fn restore_all(self: &Arc<Self>, text: &[u8]) -> Vec<u8> {
-        let mut r = Restorer::new(self.clone());
+        self.restore_with(text, Mode::Json)
+    }
+
+    /// Restores a whole text at once, read as `mode` says.
+    pub fn restore_with(self: &Arc<Self>, text: &[u8], mode: Mode) -> Vec<u8> {
+        let mut r = Restorer::with_mode(self.clone(), mode);
         let mut out = r.push(text);
         r.finish_into(&mut out);
         out
+    }
+
+    /// Could `text` hold a stand-in at all? One pass of the automaton, for skipping the many
+    /// strings of a document that hold none.
+    pub fn may_hold(&self, text: &[u8]) -> bool {
+        self.ac.is_match(text)
     }
 
     /// Whether `tail` is a proper prefix of some stand-in (so more input could complete it).
@@ -107,18 +222,25 @@ fn is_word(b: u8) -> bool {
 #[derive(Debug)]
 pub struct Restorer {
     set: Arc<RestoreSet>,
+    mode: Mode,
     pending: Vec<u8>,
-    /// The last two bytes already consumed (for the word-boundary check), oldest first.
-    prev: [Option<u8>; 2],
+    /// The reading state at the start of `pending` (for the word-boundary check).
+    edge: Edge,
 }
 
 impl Restorer {
-    /// A restorer with nothing held back.
+    /// A restorer for plain text, with nothing held back.
     pub fn new(set: Arc<RestoreSet>) -> Restorer {
+        Restorer::with_mode(set, Mode::Text)
+    }
+
+    /// A restorer for text read as `mode` says, with nothing held back.
+    pub fn with_mode(set: Arc<RestoreSet>, mode: Mode) -> Restorer {
         Restorer {
             set,
+            mode,
             pending: Vec::new(),
-            prev: [None, None],
+            edge: Edge::START,
         }
     }
 
@@ -146,7 +268,7 @@ impl Restorer {
     /// reused for a new stream.
     pub fn finish_into(&mut self, out: &mut Vec<u8>) {
         self.run(out, true);
-        self.prev = [None, None];
+        self.edge = Edge::START;
     }
 
     /// Bytes currently held back.
@@ -156,31 +278,27 @@ impl Restorer {
 
     fn run(&mut self, out: &mut Vec<u8>, last: bool) {
         let buf = std::mem::take(&mut self.pending);
-        let set = &self.set;
+        let (set, mode) = (&self.set, self.mode);
         // `done`: input up to here is written. `floor`: end of the last match looked at,
-        // accepted or not; the whole-text search would resume there, so must we.
-        let (mut done, mut floor) = (0usize, 0usize);
+        // accepted or not; the whole-text search would resume there, so must we. `edge`: the
+        // reading state before `buf[read]`.
+        let (mut done, mut floor, mut read) = (0usize, 0usize, 0usize);
+        let mut edge = self.edge;
         let mut cut = None;
         for m in set.ac.find_iter(&buf) {
             let (s, e, p) = (m.start(), m.end(), m.pattern().as_usize());
             let (need_before, need_after) = set.bounded.get(p).copied().unwrap_or((false, false));
-            if need_after && e == buf.len() && !last {
-                // The next byte decides; keep the match (and what precedes it is written).
+            edge.advance(mode, buf.get(read..s).unwrap_or_default());
+            read = s;
+            let after = starts_with_word(mode, buf.get(e..).unwrap_or_default());
+            if need_after && after.is_none() && !last {
+                // The next character decides; keep the match (and what precedes it is written).
                 cut = Some(s);
                 break;
             }
-            let before = |i: usize| -> Option<u8> {
-                match s.checked_sub(i) {
-                    Some(j) => buf.get(j).copied(),
-                    None => self.prev.get(2 - (i - s).min(2)).copied().flatten(),
-                }
-            };
-            let before_ok = !need_before
-                || match (before(1), before(2)) {
-                    (Some(b1), b2) => !is_word(b1) || b2 == Some(b'\\'),
-                    (None, _) => true,
-                };
-            let after_ok = !need_after || !buf.get(e).is_some_and(|&b| is_word(b));
+            // A match that starts inside an escape is part of the escape, not a stand-in.
+            let before_ok = edge.esc == Esc::Out && !(need_before && edge.word);
+            let after_ok = !need_after || after != Some(true);
             if before_ok && after_ok {
                 out.extend_from_slice(buf.get(done..s).unwrap_or_default());
                 out.extend_from_slice(set.originals.get(p).map_or(&[][..], Vec::as_slice));
@@ -200,12 +318,9 @@ impl Restorer {
         };
         let hold = hold.max(done);
         out.extend_from_slice(buf.get(done..hold).unwrap_or_default());
-        // Remember the two bytes before the held-back part, for the next boundary check.
-        match hold {
-            0 => {}
-            1 => self.prev = [self.prev[1], buf.first().copied()],
-            h => self.prev = [buf.get(h - 2).copied(), buf.get(h - 1).copied()],
-        }
+        // The reading state where the held-back part starts, for the next boundary check.
+        edge.advance(mode, buf.get(read..hold).unwrap_or_default());
+        self.edge = edge;
         self.pending = buf.get(hold..).map(<[u8]>::to_vec).unwrap_or_default();
     }
 }

@@ -164,8 +164,9 @@ fn no_stand_in_collides_with_the_prompt_or_another() {
     assert_eq!(set.restore_all(out.as_bytes()), text.as_bytes());
 }
 
-/// The oracle: restore by scanning left to right with plain string comparison.
-fn oracle(text: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
+/// The oracle: restore by scanning left to right with plain string comparison. In JSON text
+/// a letter right after a backslash is an escape (the generator below writes no other).
+fn oracle(text: &[u8], pairs: &[(String, String)], mode: Mode) -> Vec<u8> {
     let word = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
     let (mut out, mut i) = (Vec::new(), 0);
     'outer: while i < text.len() {
@@ -182,7 +183,7 @@ fn oracle(text: &[u8], pairs: &[(String, String)]) -> Vec<u8> {
             let before_ok = !word(sb.first())
                 || i == 0
                 || !word(text.get(i - 1))
-                || (i >= 2 && text[i - 2] == b'\\');
+                || (mode == Mode::Json && i >= 2 && text[i - 2] == b'\\');
             let after_ok = !word(sb.last()) || !word(text.get(end));
             if before_ok && after_ok {
                 out.extend_from_slice(o.as_bytes());
@@ -223,6 +224,7 @@ fn any_split_restores_like_the_whole_and_like_the_oracle() {
     ];
     for seed in 0..3000u64 {
         let mut rng = Rng(seed);
+        let mode = [Mode::Text, Mode::Json][rng.below(2)];
         let mut text = Vec::new();
         for _ in 0..rng.below(12) {
             match rng.below(3) {
@@ -235,14 +237,14 @@ fn any_split_restores_like_the_whole_and_like_the_oracle() {
                 _ => text.extend_from_slice(filler[rng.below(filler.len())]),
             }
         }
-        let whole = set.restore_all(&text);
+        let whole = set.restore_with(&text, mode);
         assert_eq!(
             whole,
-            oracle(&text, &pairs),
+            oracle(&text, &pairs, mode),
             "seed {seed}: {:?}",
             String::from_utf8_lossy(&text)
         );
-        let mut r = Restorer::new(set.clone());
+        let mut r = Restorer::with_mode(set.clone(), mode);
         let mut split = Vec::new();
         let mut at = 0;
         while at < text.len() {
@@ -372,4 +374,143 @@ fn a_request_whose_entities_cannot_all_be_replaced_is_marked_incomplete() {
             "replaced every address or refused"
         );
     }
+}
+
+/// Escapes a provider's JSON writer may put next to a stand-in (Python's `ensure_ascii`, a
+/// writer that escapes `"` as `\u0022`), each with the text it stands for.
+const ESCAPES: &[(&str, &str)] = &[
+    (r"\u00e9", "é"),
+    (r"\u0022", "\""),
+    (r#"\""#, "\""),
+    (r"\\", "\\"),
+    (r"\u005c", "\\"),
+    (r"\/", "/"),
+    (r"\n", "\n"),
+    (r"\t", "\t"),
+    (r"\u0020", " "),
+    (r"\u002e", "."),
+    (r"\u0041", "A"),
+    (r"\u0031", "1"),
+    (r"\ud83d\ude00", "😀"),
+];
+
+/// Random text of stand-ins, stand-in prefixes, escapes and plain filler: the JSON string
+/// content as written, and the text it decodes to.
+fn escaped_text(rng: &mut Rng, pairs: &[(String, String)]) -> (String, String) {
+    let filler = [" ", "x", "é", ".", "-", "7"];
+    let (mut raw, mut text) = (String::new(), String::new());
+    for _ in 0..rng.below(10) {
+        let piece = match rng.below(4) {
+            0 | 1 => {
+                let (r, t) = ESCAPES[rng.below(ESCAPES.len())];
+                raw.push_str(r);
+                text.push_str(t);
+                continue;
+            }
+            2 => pairs[rng.below(pairs.len())].0.clone(),
+            _ if rng.below(2) == 0 => {
+                let p = &pairs[rng.below(pairs.len())].0;
+                p[..rng.below(p.len())].to_string()
+            }
+            _ => filler[rng.below(filler.len())].to_string(),
+        };
+        raw.push_str(&piece);
+        text.push_str(&piece);
+    }
+    (raw, text)
+}
+
+#[test]
+fn escapes_next_to_stand_ins_in_whole_answers_restore_like_the_decoded_text() {
+    let d = detector();
+    let mut s = Session::new(&d, b"escapes");
+    s.substitute(&[PROMPT]);
+    let pairs: Vec<(String, String)> = s
+        .pairs()
+        .iter()
+        .map(|p| (p.stand_in.clone(), p.original.clone()))
+        .collect();
+    let set = s.restore_set().unwrap();
+    for seed in 0..3000u64 {
+        let mut rng = Rng(seed);
+        let (raw, text) = escaped_text(&mut rng, &pairs);
+        let expected = String::from_utf8(oracle(text.as_bytes(), &pairs, Mode::Text)).unwrap();
+        // Text in a non-streaming answer, as a provider's JSON writer escaped it.
+        let body = format!(
+            r#"{{"content":[{{"type":"text","text":"{raw}"}}],"n":1.000000000000000000001}}"#
+        );
+        let out = set.restore_document(body.as_bytes());
+        let v: serde_json::Value = serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}: {}", String::from_utf8_lossy(&out)));
+        assert_eq!(v["content"][0]["text"], expected, "seed {seed}: {raw}");
+        assert!(
+            out.ends_with(br#""n":1.000000000000000000001}"#),
+            "seed {seed}"
+        );
+        // The same text inside tool-call arguments: JSON text in a JSON string, escaped twice.
+        let mut args = Vec::new();
+        crate::json::write_json_string(&mut args, &format!(r#"{{"to":"{raw}"}}"#));
+        let args = String::from_utf8(args).unwrap();
+        let body = format!(
+            r#"{{"choices":[{{"message":{{"tool_calls":[{{"id":"c","function":{{"name":"f","arguments":{args}}}}}]}}}}]}}"#
+        );
+        let out = set.restore_document(body.as_bytes());
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let inner = v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap();
+        let inner: serde_json::Value = serde_json::from_str(inner)
+            .unwrap_or_else(|e| panic!("seed {seed}: arguments broken: {e}: {inner}"));
+        assert_eq!(inner["to"], expected, "seed {seed}: {raw}");
+        // Streamed, the arguments text comes in pieces: any split restores like the whole.
+        let inner_raw = format!(r#"{{"to":"{raw}"}}"#);
+        let whole = set.restore_with(inner_raw.as_bytes(), Mode::Json);
+        let mut r = Restorer::with_mode(set.clone(), Mode::Json);
+        let (mut split, mut at) = (Vec::new(), 0);
+        while at < inner_raw.len() {
+            let end = (at + 1 + rng.below(8)).min(inner_raw.len());
+            split.extend(r.push(&inner_raw.as_bytes()[at..end]));
+            assert!(r.held() <= set.longest(), "seed {seed}: held {}", r.held());
+            at = end;
+        }
+        split.extend(r.finish());
+        assert_eq!(split, whole, "seed {seed}: {raw}");
+    }
+}
+
+#[test]
+fn escapes_right_before_and_after_a_stand_in() {
+    let d = detector();
+    let mut s = Session::new(&d, b"k");
+    let out = s
+        .substitute(&["write to jane.doe@corp.example.io"])
+        .remove(0)
+        .unwrap();
+    let stand_in = out.strip_prefix("write to ").unwrap().to_string();
+    let set = s.restore_set().unwrap();
+    let answer = |text: &str| {
+        let body = format!(r#"{{"content":[{{"type":"text","text":"{text}"}}]}}"#);
+        let out = set.restore_document(body.as_bytes());
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        v["content"][0]["text"].as_str().unwrap().to_owned()
+    };
+    let o = "jane.doe@corp.example.io";
+    assert_eq!(answer(&format!(r"\u00e9{stand_in}")), format!("é{o}"));
+    assert_eq!(
+        answer(&format!(r"\u0022{stand_in}\u0022")),
+        format!("\"{o}\"")
+    );
+    assert_eq!(answer(&format!(r"\n{stand_in}\u00e9")), format!("\n{o}é"));
+    // An escaped letter is a letter: the stand-in is part of a longer word.
+    assert_eq!(
+        answer(&format!(r"\u0041{stand_in}")),
+        format!("A{stand_in}")
+    );
+    // A stand-in that would start inside an escape is not one (`\n` + `ora…` is not `nora…`).
+    let set = RestoreSet::new([("nora.quinn@example.com", o)]).unwrap();
+    let json = br#"{"to":"\nora.quinn@example.com \\nora.quinn@example.com"}"#;
+    assert_eq!(
+        set.restore_with(json, Mode::Json),
+        format!(r#"{{"to":"\nora.quinn@example.com \\{o}"}}"#).as_bytes()
+    );
 }

@@ -111,12 +111,13 @@ pub(super) async fn admit<S: Transport>(
     };
     check_model(&info.model)?;
     // PII: on by config for the key or route, or by the request's own flag (which can only
-    // turn it on). The flag is taken out either way; the body is re-serialised when on.
+    // turn it on). The flag is taken out either way; when on, the strings with entities are
+    // rewritten in place, every other byte kept.
     let pii_policy = cfg.pii.on_for(key, &info.model);
     // The inspector already read the top-level keys (escapes decoded): no second pass over
     // the body to look for the flag.
     if pii_policy || info.pii_substitution != Flag::Absent {
-        let mut parsed = crate::pii::parse_body(&body).map_err(|e| match e {
+        let parsed = crate::pii::parse_body(&body).map_err(|e| match e {
             crate::pii::BodyError::FlagNotBool => Error::new(
                 ErrorKind::InvalidBody,
                 "`pii_substitution` must be a boolean",
@@ -136,9 +137,16 @@ pub(super) async fn admit<S: Transport>(
         let mut session =
             crate::pii::Session::new(detector, &cfg.pii.key_secret(key.map(|k| k.name.as_str())));
         body = Bytes::from(if on {
-            crate::pii::substitute_body(&mut parsed.tree, &mut session)
+            crate::pii::substitute_body(&parsed.body, &mut session).map_err(|_| {
+                // The body was validated above: a body the span parser refuses is a bug, and
+                // it must not go upstream unsubstituted.
+                Error::new(
+                    ErrorKind::Internal,
+                    "the body could not be read for PII substitution",
+                )
+            })?
         } else {
-            serde_json::to_vec(&parsed.tree).unwrap_or_default()
+            parsed.body
         });
         if session.incomplete() {
             return Err(Error::new(

@@ -656,9 +656,10 @@ async fn commit_and_pump<S: Transport>(
             charge,
         } => {
             ex.metered.set(metered);
-            // PII: stand-ins back to originals; exact on raw JSON (both are escape-invariant).
+            // PII: stand-ins back to originals, string by string (escapes read as what they
+            // stand for; signed thinking left as the provider wrote it).
             let bytes = match &ex.pii {
-                Some(set) => set.restore_all(&bytes),
+                Some(set) => set.restore_document(&bytes),
                 None => bytes,
             };
             let mut headers = ex.standard_headers();

@@ -1,0 +1,351 @@
+//! A JSON document as a tree of byte spans: strings are located, never copied, and numbers are
+//! never converted, so a rewrite can splice only the strings it changes and keep every other
+//! byte as it was written (a 30-digit `seed` or `0.10000000000000000001` stays exact).
+//!
+//! The parser validates as it goes (RFC 8259 grammar, UTF-8 in strings, escapes well formed,
+//! at most [`MAX_JSON_DEPTH`] deep, nothing after the value) and returns `None` on anything
+//! else, so it can also take a provider's body that was never checked. Strings are decoded on
+//! demand with [`decode`].
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use super::MAX_JSON_DEPTH;
+
+/// One value of the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A string: the span of its token, quotes included.
+    Str(Range<usize>),
+    /// An array's items, in order.
+    Array(Vec<Node>),
+    /// An object's members, in order, duplicates kept.
+    Object(Vec<Entry>),
+    /// A number, `true`, `false` or `null`: its span.
+    Scalar(Range<usize>),
+}
+
+/// One `"key": value` member of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key, unescaped (keys are compared as a reader of the document sees them).
+    pub key: String,
+    /// The key's token, quotes included.
+    pub key_span: Range<usize>,
+    /// The value.
+    pub value: Node,
+}
+
+impl Node {
+    /// The first member named `key`, when this is an object.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Object(entries) => entries.iter().find(|e| e.key == key).map(|e| &e.value),
+            _ => None,
+        }
+    }
+
+    /// The string's decoded text, when this is a string.
+    pub fn as_str<'b>(&self, body: &'b [u8]) -> Option<Cow<'b, str>> {
+        match self {
+            Node::Str(span) => decode(body, span.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `body` into its tree; `None` unless it is exactly one valid JSON value.
+pub fn parse(body: &[u8]) -> Option<Node> {
+    let mut p = Parser { b: body, i: 0 };
+    p.ws();
+    let node = p.value(1)?;
+    p.ws();
+    (p.i == body.len()).then_some(node)
+}
+
+/// The text of the string token at `span` (quotes included), unescaped. Borrowed when it has
+/// no escape. `None` if the span is not a well-formed string token (a lone surrogate escape
+/// included).
+pub fn decode(body: &[u8], span: Range<usize>) -> Option<Cow<'_, str>> {
+    let token = body.get(span)?;
+    let inner = token.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if memchr::memchr(b'\\', inner).is_none() {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    serde_json::from_slice::<String>(token).ok().map(Cow::Owned)
+}
+
+struct Parser<'b> {
+    b: &'b [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.i += 1)
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Node> {
+        match self.peek()? {
+            b'"' => self.string().map(Node::Str),
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<Node> {
+        if depth > MAX_JSON_DEPTH {
+            return None;
+        }
+        self.eat(b'{')?;
+        self.ws();
+        let mut entries = Vec::new();
+        if self.eat(b'}').is_some() {
+            return Some(Node::Object(entries));
+        }
+        loop {
+            let key_span = self.string()?;
+            let key = decode(self.b, key_span.clone())?.into_owned();
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            let value = self.value(depth + 1)?;
+            entries.push(Entry {
+                key,
+                key_span,
+                value,
+            });
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b'}' => {
+                    self.i += 1;
+                    return Some(Node::Object(entries));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Option<Node> {
+        if depth > MAX_JSON_DEPTH {
+            return None;
+        }
+        self.eat(b'[')?;
+        self.ws();
+        let mut items = Vec::new();
+        if self.eat(b']').is_some() {
+            return Some(Node::Array(items));
+        }
+        loop {
+            items.push(self.value(depth + 1)?);
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                b']' => {
+                    self.i += 1;
+                    return Some(Node::Array(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string token: its span. Escapes are checked for shape, the bytes for UTF-8.
+    fn string(&mut self) -> Option<Range<usize>> {
+        let start = self.i;
+        self.eat(b'"')?;
+        let mut run = self.i;
+        loop {
+            let at = self.i + memchr::memchr2(b'"', b'\\', self.b.get(self.i..)?)?;
+            let plain = self.b.get(run..at)?;
+            if plain.iter().any(|&c| c < 0x20) || std::str::from_utf8(plain).is_err() {
+                return None;
+            }
+            self.i = at + 1;
+            if self.b.get(at) == Some(&b'"') {
+                return Some(start..self.i);
+            }
+            match self.peek()? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                b'u' => {
+                    let hex = self.b.get(self.i + 1..self.i + 5)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    self.i += 5;
+                }
+                _ => return None,
+            }
+            run = self.i;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<Node> {
+        let start = self.i;
+        if !self.b.get(self.i..)?.starts_with(word) {
+            return None;
+        }
+        self.i += word.len();
+        Some(Node::Scalar(start..self.i))
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Option<Node> {
+        let start = self.i;
+        let _ = self.eat(b'-');
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.eat(b'.').is_some() {
+            self.peek().filter(u8::is_ascii_digit)?;
+            self.digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            self.peek().filter(u8::is_ascii_digit)?;
+            self.digits();
+        }
+        Some(Node::Scalar(start..self.i))
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+}
+
+/// Builds `body` with each `(span, text)` in `edits` replaced by `text` written as a JSON
+/// string, everything else byte for byte. Spans must be in order and must not overlap
+/// (`None` otherwise: the caller paired spans with the wrong body).
+pub fn splice_strings(body: &[u8], edits: &[(Range<usize>, &str)]) -> Option<Vec<u8>> {
+    let extra: usize = edits.iter().map(|(_, t)| super::escaped_len(t)).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut at = 0;
+    for (span, text) in edits {
+        if span.start < at || span.end < span.start {
+            return None;
+        }
+        out.extend_from_slice(body.get(at..span.start)?);
+        super::write_json_string(&mut out, text);
+        at = span.end;
+    }
+    out.extend_from_slice(body.get(at..)?);
+    Some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_what_serde_accepts_and_refuses_the_rest() {
+        let good = [
+            r#"{"a":[1,-0.5e+3,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9"],"b":{}}"#,
+            " [ ] ",
+            r#""\ud83d\ude00""#,
+            "123456789012345678901234567890",
+            "0.10000000000000000001",
+            r#"{"a":1,"a":2}"#,
+        ];
+        for doc in good {
+            assert!(parse(doc.as_bytes()).is_some(), "{doc}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(doc).is_ok(),
+                "{doc}"
+            );
+        }
+        let bad: &[&[u8]] = &[
+            b"",
+            b"{",
+            b"[1,]",
+            b"{\"a\" 1}",
+            b"01",
+            b"1.",
+            b"-",
+            b"1e",
+            b"tru",
+            b"\"a\nb\"",
+            b"\"\\x\"",
+            b"\"\\u12g4\"",
+            b"\"\xff\"",
+            b"{} {}",
+            b"{\"a\":1,}",
+        ];
+        for doc in bad {
+            assert!(parse(doc).is_none(), "{}", String::from_utf8_lossy(doc));
+        }
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse(deep(MAX_JSON_DEPTH).as_bytes()).is_some());
+        assert!(parse(deep(MAX_JSON_DEPTH + 1).as_bytes()).is_none());
+    }
+
+    #[test]
+    fn spans_point_at_the_tokens_and_keys_are_decoded() {
+        let body = br#"{"m\u006fdel" : "a\"b", "n":[1.50,"c"]}"#;
+        let tree = parse(body).unwrap();
+        let Node::Object(entries) = &tree else {
+            panic!()
+        };
+        assert_eq!(entries[0].key, "model");
+        assert_eq!(&body[entries[0].key_span.clone()], br#""m\u006fdel""#);
+        let Node::Str(s) = &entries[0].value else {
+            panic!()
+        };
+        assert_eq!(&body[s.clone()], br#""a\"b""#);
+        assert_eq!(tree.get("model").unwrap().as_str(body).unwrap(), "a\"b");
+        let Some(Node::Array(items)) = tree.get("n") else {
+            panic!()
+        };
+        let at = body.windows(4).position(|w| w == b"1.50").unwrap();
+        assert_eq!(items[0], Node::Scalar(at..at + 4));
+        assert!(decode(br#""\ud800""#, 0..8).is_none());
+    }
+
+    #[test]
+    fn splicing_keeps_every_other_byte() {
+        let body =
+            br#"{"seed": 123456789012345678901234567890, "t": "x", "p": 0.10000000000000000001}"#;
+        let tree = parse(body).unwrap();
+        let Some(Node::Str(span)) = tree.get("t") else {
+            panic!()
+        };
+        let out = splice_strings(body, &[(span.clone(), "y\"z")]).unwrap();
+        assert_eq!(
+            out,
+            br#"{"seed": 123456789012345678901234567890, "t": "y\"z", "p": 0.10000000000000000001}"#
+        );
+        // Spans out of order, or reversed: paired with the wrong body.
+        assert!(splice_strings(body, &[(10..12, ""), (2..4, "")]).is_none());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 5..3;
+        assert!(splice_strings(body, &[(reversed, "")]).is_none());
+    }
+}

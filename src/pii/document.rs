@@ -1,0 +1,121 @@
+//! The answer side for whole JSON documents (a non-streaming body, an event that is not a
+//! delta): stand-ins restored string by string.
+//!
+//! Each string is decoded before it is searched, so an escape next to a stand-in
+//! (`\u00e9avery…`, `\u0022avery…`) is read as the character it stands for, and only the
+//! strings that changed are written back; every other byte is the provider's. Tool-call
+//! arguments (JSON text inside a string) are restored reading their own escapes too
+//! ([`Mode::Json`]).
+//!
+//! Left as the provider wrote them: signed thinking blocks (their text goes back to the
+//! provider with the signature, byte for byte; see `body::SIGNED`), and opaque values the
+//! client hands back (signatures, sealed content, ids). A body that is not JSON (an error
+//! page) is restored as text.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::json::tree::{self, Node};
+
+use super::body::SIGNED;
+use super::restore::{Mode, RestoreSet};
+
+/// Keys whose string value is JSON text.
+const JSON_TEXT_KEYS: &[&str] = &["arguments", "partial_json"];
+
+/// Keys whose values are tokens the client hands back as they are, never text.
+const OPAQUE_KEYS: &[&str] = &[
+    "signature",
+    "encrypted_content",
+    "id",
+    "call_id",
+    "tool_use_id",
+    "tool_call_id",
+];
+
+impl RestoreSet {
+    /// A whole JSON document (`body`) with its stand-ins restored; text when it is not JSON.
+    pub fn restore_document(self: &Arc<Self>, body: &[u8]) -> Vec<u8> {
+        restore(self, body)
+    }
+}
+
+fn restore(set: &Arc<RestoreSet>, body: &[u8]) -> Vec<u8> {
+    let Some(root) = tree::parse(body) else {
+        return set.restore_all(body);
+    };
+    let mut edits = Vec::new();
+    visit(set, body, &root, Mode::Text, false, &mut edits);
+    let edits: Vec<(Range<usize>, &str)> =
+        edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
+    // The spans come from this body, in order: splicing cannot fail.
+    tree::splice_strings(body, &edits).unwrap_or_else(|| body.to_vec())
+}
+
+/// `free`: inside a tool call's `input`, the model's data, where every string is content.
+fn visit(
+    set: &Arc<RestoreSet>,
+    body: &[u8],
+    node: &Node,
+    mode: Mode,
+    free: bool,
+    edits: &mut Vec<(Range<usize>, String)>,
+) {
+    match node {
+        Node::Str(span) => restore_string(set, body, span, mode, edits),
+        Node::Array(items) => items
+            .iter()
+            .for_each(|i| visit(set, body, i, Mode::Text, free, edits)),
+        Node::Object(entries) => {
+            let kind = |names: &[&str]| {
+                entries
+                    .iter()
+                    .filter(|e| e.key == "type")
+                    .filter_map(|e| e.value.as_str(body))
+                    .any(|t| names.contains(&t.as_ref()))
+            };
+            if !free && kind(SIGNED) {
+                return;
+            }
+            let tool_use = kind(&["tool_use", "server_tool_use"]);
+            for e in entries {
+                restore_string(set, body, &e.key_span, Mode::Text, edits);
+                let k = e.key.as_str();
+                if free || (k == "input" && tool_use) {
+                    visit(set, body, &e.value, Mode::Text, true, edits);
+                } else if !OPAQUE_KEYS.contains(&k) {
+                    let mode = if JSON_TEXT_KEYS.contains(&k) {
+                        Mode::Json
+                    } else {
+                        Mode::Text
+                    };
+                    visit(set, body, &e.value, mode, false, edits);
+                }
+            }
+        }
+        Node::Scalar(_) => {}
+    }
+}
+
+fn restore_string(
+    set: &Arc<RestoreSet>,
+    body: &[u8],
+    span: &Range<usize>,
+    mode: Mode,
+    edits: &mut Vec<(Range<usize>, String)>,
+) {
+    // A string that does not decode (a lone surrogate) is left as it came.
+    let Some(text) = tree::decode(body, span.clone()) else {
+        return;
+    };
+    if !set.may_hold(text.as_bytes()) {
+        return;
+    }
+    let restored = set.restore_with(text.as_bytes(), mode);
+    if restored != text.as_bytes() {
+        // Originals replace whole stand-ins (ASCII): the result is UTF-8.
+        if let Ok(restored) = String::from_utf8(restored) {
+            edits.push((span.clone(), restored));
+        }
+    }
+}
