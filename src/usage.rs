@@ -12,6 +12,7 @@
 //! and `cache_write` are parts of `input`; `reasoning` is a part of `output` (thinking is
 //! counted once, in `output`, never added to it).
 
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
@@ -231,8 +232,60 @@ impl Key {
     /// such a match is a real member; the depth tells the answer's own field from one of the
     /// same name in a tool's input. Only a value opening with `opens` is wanted (`{`, `"`):
     /// others (the `null`s of every OpenAI chunk) are passed over without a walk. At most
-    /// [`MAX_KEY_CANDIDATES`] matches are weighed.
-    fn value(&self, buf: &[u8], last: bool, depth: i64, opens: u8) -> Option<usize> {
+    /// [`MAX_KEY_CANDIDATES`] matches are weighed. `known` is a span already found to be a
+    /// balanced value (the usage object): a walk over it is skipped.
+    fn value(
+        &self,
+        buf: &[u8],
+        last: bool,
+        depth: i64,
+        opens: u8,
+        known: Option<&Range<usize>>,
+    ) -> Option<usize> {
+        for (at, v) in self.members(buf, last) {
+            if buf.get(v) != Some(&opens) {
+                continue;
+            }
+            // Last: the containers that close after the value; first: those open before
+            // the key (each walk covers the short side of the match).
+            let d = if last {
+                -depth_skipping(buf, v, known)?
+            } else {
+                net_depth(buf.get(..at)?)
+            };
+            if d == depth {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// The last usage object `depth` deep, read, and its span. The reader passes over the
+    /// object anyway, so only what follows it is walked for the depth.
+    fn last_usage(&self, buf: &[u8], depth: i64) -> Option<(Raw, Range<usize>)> {
+        for (_, v) in self.members(buf, true) {
+            if buf.get(v) != Some(&b'{') {
+                continue;
+            }
+            match raw_at(buf, v) {
+                Some((raw, end)) if -net_depth(buf.get(end..)?) == depth => {
+                    return Some((raw, v..end));
+                }
+                Some(_) => {}
+                // Unreadable: if it is the member sought, there is no usage.
+                None if -net_depth(buf.get(v..)?) == depth => return None,
+                None => {}
+            }
+        }
+        None
+    }
+
+    /// (key offset, value offset) of the first or last few matches that are object members.
+    fn members<'a>(
+        &'a self,
+        buf: &'a [u8],
+        last: bool,
+    ) -> impl Iterator<Item = (usize, usize)> + 'a {
         // The last matches are found by a forward search that keeps the final few: memchr's
         // reverse finder has no vector path, and cost more than the forward scan of the whole.
         let mut ring = [0usize; MAX_KEY_CANDIDATES];
@@ -246,33 +299,18 @@ impl Key {
             }
         }
         let mut start = 0usize;
-        for i in 0..MAX_KEY_CANDIDATES {
-            let at = if last {
-                let back = found.checked_sub(i + 1)?;
-                *ring.get(back % MAX_KEY_CANDIDATES)?
-            } else {
-                start + self.fwd.find(buf.get(start..)?)?
-            };
-            if let Some(v) = self
-                .member_value(buf, at)
-                .filter(|v| buf.get(*v) == Some(&opens))
-            {
-                // Last: the containers that close after the value; first: those open before
-                // the key (each walk covers the short side of the match).
-                let d = if last {
-                    -net_depth(buf.get(v..)?)
+        (0..MAX_KEY_CANDIDATES)
+            .map_while(move |i| {
+                if last {
+                    let back = found.checked_sub(i + 1)?;
+                    ring.get(back % MAX_KEY_CANDIDATES).copied()
                 } else {
-                    net_depth(buf.get(..at)?)
-                };
-                if d == depth {
-                    return Some(v);
+                    let at = start + self.fwd.find(buf.get(start..)?)?;
+                    start = at + 1;
+                    Some(at)
                 }
-            }
-            if !last {
-                start = at + 1;
-            }
-        }
-        None
+            })
+            .filter_map(move |at| Some((at, self.member_value(buf, at)?)))
     }
 
     fn member_value(&self, buf: &[u8], at: usize) -> Option<usize> {
@@ -328,6 +366,16 @@ fn net_depth(bytes: &[u8]) -> i64 {
     depth
 }
 
+/// `net_depth` of `buf[from..]`, leaving out `known` (a balanced value) when it lies there.
+fn depth_skipping(buf: &[u8], from: usize, known: Option<&Range<usize>>) -> Option<i64> {
+    match known {
+        Some(k) if k.start >= from && k.end <= buf.len() && k.start <= k.end => {
+            Some(net_depth(buf.get(from..k.start)?) + net_depth(buf.get(k.end..)?))
+        }
+        _ => Some(net_depth(buf.get(from..)?)),
+    }
+}
+
 static USAGE: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"usage\""));
 static FINISH_REASON: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"finish_reason\""));
 static STOP_REASON: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"stop_reason\""));
@@ -343,18 +391,20 @@ fn responses_stop(head: &[u8], depth: i64) -> Option<StopReason> {
         #[serde(default)]
         reason: Option<String>,
     }
-    let reason = INCOMPLETE.value(head, false, depth, b'{').and_then(|at| {
-        let value = head.get(at..)?;
-        if value.first() != Some(&b'{') {
-            return None;
-        }
-        let mut de = serde_json::Deserializer::from_slice(value);
-        Incomplete::deserialize(&mut de).ok()?.reason
-    });
+    let reason = INCOMPLETE
+        .value(head, false, depth, b'{', None)
+        .and_then(|at| {
+            let value = head.get(at..)?;
+            if value.first() != Some(&b'{') {
+                return None;
+            }
+            let mut de = serde_json::Deserializer::from_slice(value);
+            Incomplete::deserialize(&mut de).ok()?.reason
+        });
     match reason {
         Some(r) => StopReason::new(&r),
         None => STATUS
-            .value(head, false, depth, b'"')
+            .value(head, false, depth, b'"', None)
             .and_then(|at| stop_at(head, at)),
     }
 }
@@ -366,17 +416,20 @@ pub fn from_body(format: Format, body: &[u8]) -> Metered {
 
 /// The same from a body's `head` and `tail` windows (both the whole body when it is short).
 fn from_window(format: Format, head: &[u8], tail: &[u8]) -> Metered {
-    let usage = USAGE
-        .value(tail, true, 1, b'{')
-        .and_then(|at| raw_at(tail, at))
+    let found = USAGE.last_usage(tail, 1);
+    let known = found.as_ref().map(|(_, span)| span);
+    let usage = found
+        .as_ref()
+        .map(|(r, _)| *r)
         .filter(Raw::any)
         .map(|r| r.usage(format));
+    // The stop reason comes before the usage object: its walk skips the object.
     let stop = match format {
         Format::OpenAi => FINISH_REASON
-            .value(tail, true, 3, b'"')
+            .value(tail, true, 3, b'"', known)
             .and_then(|at| stop_at(tail, at)),
         Format::Anthropic => STOP_REASON
-            .value(tail, true, 1, b'"')
+            .value(tail, true, 1, b'"', known)
             .and_then(|at| stop_at(tail, at)),
         Format::Responses => responses_stop(head, 1),
     };
@@ -453,8 +506,8 @@ impl Meter {
     /// The usage object `depth` deep in an event's data, merged into what came before.
     fn take_usage(&mut self, data: &[u8], depth: i64, zero_is_absent: bool) -> bool {
         let Some(r) = USAGE
-            .value(data, true, depth, b'{')
-            .and_then(|at| raw_at(data, at))
+            .last_usage(data, depth)
+            .map(|(r, _)| r)
             .filter(Raw::any)
         else {
             return false;
@@ -475,14 +528,13 @@ impl Meter {
                 // Every chunk carries `"finish_reason":null` and, with include_usage,
                 // `"usage":null`: the searches are what every chunk costs; only a non-null
                 // value is read.
-                if let Some(at) = USAGE.value(data, true, 1, b'{') {
-                    if let Some(r) = raw_at(data, at).filter(Raw::any) {
-                        self.raw = Some(r);
-                        carried = true;
-                    }
+                let found = USAGE.last_usage(data, 1);
+                if let Some((r, _)) = found.as_ref().filter(|(r, _)| r.any()) {
+                    self.raw = Some(*r);
+                    carried = true;
                 }
                 if let Some(stop) = FINISH_REASON
-                    .value(data, true, 3, b'"')
+                    .value(data, true, 3, b'"', found.as_ref().map(|(_, span)| span))
                     .and_then(|at| stop_at(data, at))
                 {
                     self.stop = Some(stop);
@@ -493,7 +545,7 @@ impl Meter {
                 b"message_delta" => {
                     carried = self.take_usage(data, 1, true);
                     if let Some(stop) = STOP_REASON
-                        .value(data, true, 2, b'"')
+                        .value(data, true, 2, b'"', None)
                         .and_then(|at| stop_at(data, at))
                     {
                         self.stop = Some(stop);
@@ -528,7 +580,7 @@ static CHOICES: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"choices\""));
 /// Is this OpenAI chunk the usage-only one (`"choices": []`) that `include_usage` adds? Asked
 /// only of a chunk that carried usage.
 pub fn openai_usage_only(data: &[u8]) -> bool {
-    CHOICES.value(data, false, 1, b'[').is_some_and(|at| {
+    CHOICES.value(data, false, 1, b'[', None).is_some_and(|at| {
         data.get(at..)
             .and_then(|v| v.strip_prefix(b"["))
             .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"]"))

@@ -171,9 +171,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The usage object at `buf[at..]` (what follows it is not read); None when it is not an
-/// object or a known field holds something other than a count (or null).
-pub(super) fn usage_at(buf: &[u8], at: usize) -> Option<Raw> {
+/// The usage object at `buf[at..]` (what follows it is not read) and the offset just past
+/// it; None when it is not an object or a known field holds something other than a count (or
+/// null).
+pub(super) fn usage_at(buf: &[u8], at: usize) -> Option<(Raw, usize)> {
     let mut raw = Raw::default();
     let mut r = Reader { b: buf, i: at };
     r.object(|r, key| {
@@ -192,7 +193,7 @@ pub(super) fn usage_at(buf: &[u8], at: usize) -> Option<Raw> {
         }
         Some(())
     })?;
-    Some(raw)
+    Some((raw, r.i))
 }
 
 /// The string at `buf[at..]` as a stop reason (`null` and other values: None). Only ASCII

@@ -496,7 +496,7 @@ fn usage_reader_agrees_with_serde() {
             }
         }
         let body = format!("{{{}}} trailing", members.join(","));
-        let fast = read::usage_at(body.as_bytes(), 0);
+        let fast = read::usage_at(body.as_bytes(), 0).map(|(r, _)| r);
         let mut de = serde_json::Deserializer::from_slice(body.as_bytes());
         let oracle = Raw::deserialize(&mut de).ok();
         // serde's derive refuses a repeated known field; the reader keeps the last (as
