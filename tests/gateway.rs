@@ -34,7 +34,19 @@ fn openai_non_streaming_rewrites_model_and_swaps_credentials() {
         .contains("hello there friend"));
     assert_eq!(r.header("x-ringway-provider"), Some("mo"));
     assert_eq!(r.header("x-ringway-model"), Some("mock-gpt-up"));
-    assert!(r.header("x-ringway-request-id").unwrap().starts_with("rw-"));
+    // rw-<16 hex: random per process>-<worker>-<counter>: custody records are found by it,
+    // so the prefix must not repeat across starts.
+    let id = r.header("x-ringway-request-id").unwrap();
+    let parts: Vec<&str> = id.split('-').collect();
+    assert_eq!(parts.len(), 4, "{id}");
+    assert_eq!(parts[0], "rw");
+    assert_eq!(parts[1].len(), 16, "{id}");
+    assert!(
+        parts[1..]
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{id}"
+    );
 
     let seen = mock_requests(&m);
     assert_eq!(seen.len(), 1);

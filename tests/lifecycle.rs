@@ -427,8 +427,8 @@ fn a_zero_downtime_restart_loses_no_request() {
                     );
                 }
                 let id = r.header("x-ringway-request-id").unwrap();
-                // rw-PPPPPPPP-…: the prefix tells the processes apart.
-                *served.entry(id[..11].to_owned()).or_default() += 1;
+                // rw-PPPPPPPPPPPPPPPP-…: the prefix tells the processes apart.
+                *served.entry(id[..19].to_owned()).or_default() += 1;
                 n += 1;
             }
             served

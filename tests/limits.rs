@@ -111,7 +111,7 @@ where
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-/// The worker a response came from: `rw-PPPPPPPP-WW-NNNNNNNNNN`.
+/// The worker a response came from: `rw-PPPPPPPPPPPPPPPP-WW-NNNNNNNNNN`.
 fn worker_of(r: &Response) -> String {
     let id = r.header("x-ringway-request-id").unwrap();
     id.split('-').nth(2).unwrap().to_owned()

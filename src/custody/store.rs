@@ -222,7 +222,9 @@ impl CustodyStore for Sqlite {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO custody
+                // A record is never replaced: ids do not repeat (64 random bits per process),
+                // and if one ever did, the first record stays as it was written.
+                "INSERT OR IGNORE INTO custody
                  (id, time_ms, day, key, route, status, input, output, cache_read, cache_write,
                   reasoning, record)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -230,7 +232,7 @@ impl CustodyStore for Sqlite {
             for r in records {
                 let json = serde_json::to_string(r).map_err(|e| StoreError(e.to_string()))?;
                 let u = r.usage.unwrap_or_default();
-                insert.execute(params![
+                let written = insert.execute(params![
                     r.id,
                     r.time_ms,
                     crate::offload::day_of(r.time_ms),
@@ -244,6 +246,12 @@ impl CustodyStore for Sqlite {
                     to_i64(u.reasoning),
                     json,
                 ])?;
+                if written == 0 {
+                    crate::log::warn(format_args!(
+                        "custody: a record with id {} is already stored; the new one was not written",
+                        r.id
+                    ));
+                }
             }
         }
         tx.commit()?;
@@ -417,6 +425,26 @@ mod tests {
         let mut r = s.reader().unwrap();
         assert_eq!(r.get("old").unwrap(), None);
         assert!(r.get("new").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_repeated_id_never_replaces_the_stored_record() {
+        let path = temp_db("dup.db");
+        let mut s = Sqlite::open(&path).unwrap();
+        s.write_batch(&[record("same", "alice", "r", 1_000, 1, 1)])
+            .unwrap();
+        // In a later batch and inside one: the first record stays, the batch still commits.
+        s.write_batch(&[
+            record("same", "mallory", "r", 2_000, 9, 9),
+            record("other", "bob", "r", 2_000, 1, 1),
+        ])
+        .unwrap();
+        let mut r = s.reader().unwrap();
+        assert_eq!(
+            r.get("same").unwrap().unwrap().key.as_deref(),
+            Some("alice")
+        );
+        assert!(r.get("other").unwrap().is_some());
     }
 
     /// What SQLite plans for a usage query of `scope`: the `detail` of each step.

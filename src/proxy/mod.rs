@@ -68,8 +68,9 @@ pub struct WorkerState {
     pub worker: usize,
     /// Counts workers that are up (shared with the runtime; read only by /readyz).
     pub ready: Arc<AtomicUsize>,
-    /// Process-unique prefix for request ids.
-    pub id_prefix: u32,
+    /// Process-unique prefix for request ids (64 random bits: custody records from every
+    /// start of every node share one id space).
+    pub id_prefix: u64,
     next_id: Cell<u64>,
     /// This worker's counters and histograms.
     pub metrics: crate::metrics::Worker,
@@ -100,7 +101,7 @@ impl Ctx {
         config: Arc<Config>,
         worker: usize,
         ready: Arc<AtomicUsize>,
-        id_prefix: u32,
+        id_prefix: u64,
         hub: Arc<crate::metrics::Hub>,
         board: Arc<crate::runtime::control::Board>,
         limiter: Arc<crate::limits::Limiter>,
@@ -111,7 +112,7 @@ impl Ctx {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ ((worker as u64) << 48)
-            ^ u64::from(id_prefix);
+            ^ id_prefix;
         let buffers = budget::BufferBudget::new(config.server.max_buffered_bytes);
         let state = Rc::new(WorkerState {
             buffers,
@@ -177,10 +178,10 @@ impl Ctx {
     pub(super) fn request_id(&self) -> String {
         let n = self.next_id.get();
         self.next_id.set(n.wrapping_add(1));
-        // rw-PPPPPPPP-WW-NNNNNNNNNN, hex; written by hand: this runs for every request.
-        let mut id = String::with_capacity(26);
+        // rw-PPPPPPPPPPPPPPPP-WW-NNNNNNNNNN, hex; written by hand: this runs for every request.
+        let mut id = String::with_capacity(34);
         id.push_str("rw-");
-        push_hex(&mut id, u64::from(self.id_prefix), 8);
+        push_hex(&mut id, self.id_prefix, 16);
         id.push('-');
         push_hex(&mut id, (self.worker & 0xff) as u64, 2);
         id.push('-');

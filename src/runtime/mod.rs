@@ -367,12 +367,18 @@ async fn worker_control(
     }
 }
 
-/// A per-process prefix for request ids: start time mixed with the pid.
-fn id_prefix() -> u32 {
+/// A per-process prefix for request ids: 64 bits from the system's random source, so ids
+/// never repeat across restarts or nodes (a custody record is found by its id). Should the
+/// source fail, the start time mixed with the pid.
+fn id_prefix() -> u64 {
+    let mut b = [0u8; 8];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).is_ok() {
+        return u64::from_le_bytes(b);
+    }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
     // Fold with a multiplicative hash so nearby start times give unrelated prefixes.
-    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
