@@ -426,3 +426,33 @@ fn signed_thinking_goes_back_to_the_provider_byte_for_byte() {
     }
     assert_mock_saw_no_original(&m);
 }
+
+/// A route's policy holds whatever name reaches the route: its own, an alias, and its target
+/// addressed directly as `provider/model` (with or without `@`). Another route to the same
+/// deployment keeps its own policy (off here), which shows the mock would see an original.
+#[test]
+fn a_route_policy_holds_for_aliases_and_direct_addressing() {
+    let m = mock(&[]);
+    let cfg = format!(
+        "[pii]\nroutes = [\"private-alias\"]\n\n{}\n[[route]]\nmodel = \"private\"\n\
+         aliases = [\"private-alias\"]\ntargets = [\"mo/mock-gpt-up\"]\n",
+        standard_providers(&m)
+    );
+    let g = gateway_env(&cfg, PROVIDER_KEYS);
+    ADDR.with(|a| a.set(Some(g.addr)));
+    for model in [
+        "private",
+        "private-alias",
+        "mo/mock-gpt-up",
+        "@mo/mock-gpt-up",
+    ] {
+        for stream in [false, true] {
+            assert_restored(&openai(model, &prompt(), stream, false, false), ORIGINALS);
+        }
+    }
+    assert_mock_saw_no_original(&m);
+    let r = openai("gpt", &prompt(), false, false, false);
+    assert_eq!(r.status, 200);
+    let seen = serde_json::to_string(&mock_requests(&m)).unwrap();
+    assert!(seen.contains(ORIGINALS[0]), "route gpt has no policy");
+}

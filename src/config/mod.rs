@@ -283,8 +283,12 @@ pub struct PiiConfig {
     pub detector: std::sync::Arc<crate::pii::LazyDetector>,
     /// On for every request.
     pub all: bool,
-    /// Route names whose requests are always substituted.
+    /// Route names whose requests are always substituted (each route's own name, whichever
+    /// alias the config listed).
     pub routes: Vec<String>,
+    /// `provider/model` of every target of those routes: addressing one directly is held
+    /// to the same policy (else `provider/model` would be a way around it).
+    pub targets: Vec<String>,
     /// The stand-in secret; each key's HMAC key is derived from it and the key's name.
     pub secret: Vec<u8>,
     /// The secret was drawn at start (no `secret_env`): a reload keeps it, so stand-ins stay
@@ -293,9 +297,17 @@ pub struct PiiConfig {
 }
 
 impl PiiConfig {
-    /// Is substitution on for this key and model, before the request's own flag?
-    pub fn on_for(&self, key: Option<&GatewayKey>, model: &str) -> bool {
-        self.all || key.is_some_and(|k| k.pii) || self.routes.iter().any(|r| r == model)
+    /// Is substitution on for this key and resolved model, before the request's own flag?
+    /// A route is matched by its own name whatever name or alias the client sent.
+    pub fn on_for(&self, key: Option<&GatewayKey>, to: Option<&Resolved<'_>>) -> bool {
+        if self.all || key.is_some_and(|k| k.pii) {
+            return true;
+        }
+        match to {
+            Some(Resolved::Route(r) | Resolved::Within(r, _)) => self.routes.contains(&r.model),
+            Some(Resolved::Direct(t, _)) => self.targets.contains(&t.key),
+            None => false,
+        }
     }
 
     /// The per-key secret: stand-ins are deterministic per key, and differ between keys.
@@ -792,6 +804,7 @@ impl Compiler<'_> {
             detector: std::sync::Arc::new(detector),
             all,
             routes,
+            targets: Vec::new(),
             secret,
             secret_drawn: raw.secret_env.is_none(),
         })
@@ -1520,7 +1533,29 @@ impl Compiler<'_> {
         for (p, o) in config.providers.iter_mut().zip(options) {
             p.translate = o;
         }
+        self.pii_routes(&mut config, &raw.pii)?;
         Ok(config)
+    }
+
+    /// `pii.routes`, each resolved to its route (an alias names the route it belongs to), and
+    /// the targets of those routes; a name that is no route is refused.
+    fn pii_routes(&self, config: &mut Config, raw: &raw::RawPii) -> Result<(), ConfigError> {
+        let mut routes = Vec::new();
+        let mut targets = Vec::new();
+        for (i, name) in raw.routes.iter().flatten().enumerate() {
+            let Some(Resolved::Route(r)) = config.routing.resolve(name.get_ref()) else {
+                return Err(self.err(
+                    name.span(),
+                    format!("pii.routes[{i}]"),
+                    format!("no route is named {:?}", name.get_ref()),
+                ));
+            };
+            routes.push(r.model.clone());
+            targets.extend(r.targets.iter().map(|t| t.key.clone()));
+        }
+        config.pii.routes = routes;
+        config.pii.targets = targets;
+        Ok(())
     }
 
     /// A `thinking_style` key at `{path}.thinking_style`: its value, refused on an openai-kind
@@ -2204,7 +2239,13 @@ routes = ["fast", "o/*"]
             file,
         )
         .unwrap();
-        assert!(c.pii.on_for(None, "fast") && !c.pii.on_for(None, "other") && !c.pii.all);
+        let on = |model: &str| c.pii.on_for(None, c.resolve(model).as_ref());
+        // The route, and its targets addressed directly (with or without `@`): the same policy.
+        assert!(on("fast") && on("a/claude-x") && on("@o/gpt-y") && !c.pii.all);
+        assert!(!on("other") && !on("o/gpt-other"));
+        // A name that is no route is refused.
+        let e = Config::from_toml(&with("routes = [\"fats\"]"), file).unwrap_err();
+        assert_eq!(e.path, "pii.routes[0]");
         assert!(
             c.pii.detector.is_ready(),
             "a route turns it on: compiled at load"

@@ -113,7 +113,13 @@ pub(super) async fn admit<S: Transport>(
     // PII: on by config for the key or route, or by the request's own flag (which can only
     // turn it on). The flag is taken out either way; when on, the strings with entities are
     // rewritten in place, every other byte kept.
-    let pii_policy = cfg.pii.on_for(key, &info.model);
+    // Routes named in `pii.routes` are matched after resolution (aliases, `provider/model`).
+    let resolved = if cfg.pii.routes.is_empty() {
+        None
+    } else {
+        cfg.resolve(&info.model)
+    };
+    let pii_policy = cfg.pii.on_for(key, resolved.as_ref());
     // The inspector already read the top-level keys (escapes decoded): no second pass over
     // the body to look for the flag.
     if pii_policy || info.pii_substitution != Flag::Absent {
