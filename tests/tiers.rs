@@ -2,7 +2,8 @@
 //! jurisdiction (fallback, load balancing, direct `provider/model` addressing, a key without
 //! the tier, no target in the tier) is tried and refused with nothing sent upstream (the
 //! mock's request log says so); the custody headers on all three dialects, streaming and
-//! not, under the default prefix and `x-ni-`; `privacy_tier` never reaches a provider.
+//! not, under the default prefix and `x-ni-`; `privacy_tier` never reaches a provider, also
+//! on the native Responses passthrough (two recording providers standing in for deployments).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -628,4 +629,256 @@ fn aliases_are_listed_and_looked_up_under_their_own_name() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["id"], "claude-sonnet-4-5-20250929");
+}
+
+/// A provider with native Responses, on its own port, standing in for one deployment: it
+/// records every request it gets (head and body, as sent) and answers a Responses request with
+/// `answer_json`, or with `answer_events` as a chunked event stream when the body asks to
+/// stream. A connection thread ends when its client closes or after `READ_TIMEOUT` idle.
+struct NativeUpstream {
+    addr: std::net::SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl NativeUpstream {
+    fn start(answer_json: String, answer_events: String) -> NativeUpstream {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let json = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer_json}",
+            answer_json.len()
+        );
+        let events = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{answer_events}\r\n0\r\n\r\n",
+            answer_events.len()
+        );
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else { continue };
+                let (log, json, events) = (log.clone(), json.clone(), events.clone());
+                std::thread::spawn(move || Self::serve(s, &log, &json, &events));
+            }
+        });
+        NativeUpstream { addr, seen }
+    }
+
+    /// One connection: each request (Content-Length framed) recorded, then answered.
+    fn serve(
+        mut s: std::net::TcpStream,
+        log: &std::sync::Mutex<Vec<String>>,
+        json: &str,
+        events: &str,
+    ) {
+        use std::io::{Read, Write};
+        s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 4096];
+        loop {
+            let end = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| {
+                let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                i + 4 + len
+            });
+            let Some(end) = end.filter(|&e| buf.len() >= e) else {
+                match s.read(&mut tmp) {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&tmp[..n]),
+                    _ => return,
+                }
+                continue;
+            };
+            let req = String::from_utf8(buf.drain(..end).collect()).unwrap();
+            let answer = if req.contains(r#""stream":true"#) {
+                events
+            } else {
+                json
+            };
+            log.lock().unwrap().push(req);
+            if s.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The requests received so far, oldest first.
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn native_responses_passthrough_stays_in_the_tier() {
+    // Each deployment answers with its own name, so the client can tell which one served.
+    let answers = |who: &str| {
+        let json = format!(
+            r#"{{"id":"resp_{who}","object":"response","status":"completed","model":"up-{who}","output":[{{"type":"message","id":"msg_{who}","role":"assistant","status":"completed","content":[{{"type":"output_text","text":"served in {who}","annotations":[]}}]}}],"usage":{{"input_tokens":3,"output_tokens":3,"total_tokens":6}}}}"#
+        );
+        let events = format!(
+            "event: response.created\ndata: {{\"type\":\"response.created\",\"sequence_number\":0,\"response\":{{\"id\":\"resp_{who}\",\"object\":\"response\",\"status\":\"in_progress\",\"output\":[]}}}}\n\n\
+             event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_{who}\",\"output_index\":0,\"content_index\":0,\"delta\":\"served in {who}\"}}\n\n\
+             event: response.completed\ndata: {{\"type\":\"response.completed\",\"sequence_number\":2,\"response\":{{\"id\":\"resp_{who}\",\"object\":\"response\",\"status\":\"completed\",\"output\":[]}}}}\n\n"
+        );
+        (json, events)
+    };
+    let (ca_json, ca_events) = answers("ca");
+    let (us_json, us_events) = answers("us");
+    let ca = NativeUpstream::start(ca_json.clone(), ca_events.clone());
+    let us = NativeUpstream::start(us_json.clone(), us_events);
+    // The US deployment is first in the route: only the tier keeps a request away from it.
+    let g = gateway_env(
+        &format!(
+            r#"[server]
+workers = 1
+jurisdiction = "CA"
+
+[[tier]]
+name = "canada"
+jurisdictions = ["CA"]
+
+[[tier]]
+name = "eu"
+jurisdictions = ["DE", "FR"]
+
+[[provider]]
+name = "us-native"
+kind = "openai"
+base_url = "http://{us}/v1"
+responses = "native"
+region = "us-east-1"
+jurisdiction = "US"
+
+[[provider]]
+name = "ca-native"
+kind = "openai"
+base_url = "http://{ca}/v1"
+api_key_env = "RW_TEST_OPENAI_KEY"
+responses = "native"
+region = "ca-central-1"
+jurisdiction = "CA"
+custody = "provider-managed"
+
+[[route]]
+model = "native"
+targets = ["us-native/up-us", "ca-native/up-ca"]
+
+[[key]]
+name = "any"
+key_env = "RW_TIER_KEY_ANY"
+"#,
+            us = us.addr,
+            ca = ca.addr
+        ),
+        &[
+            ("RW_TEST_OPENAI_KEY", "sk-provider-openai"),
+            ("RW_TIER_KEY_ANY", KEY_ANY),
+        ],
+    );
+    // Server-side state parameters: only a native provider serves them (a translated route
+    // answers a 400), so a 200 shows the request took the native path.
+    let body = |model: &str, tier: bool, stream: bool| {
+        let tier = if tier {
+            r#""privacy_tier":"canada","#
+        } else {
+            ""
+        };
+        format!(
+            r#"{{"model":"{model}",{tier}"stream":{stream},"previous_response_id":"resp_0","store":true,"input":"hi"}}"#
+        )
+    };
+    let send = |body: &str, headers: &[(&str, &str)]| {
+        let auth = format!("Bearer {KEY_ANY}");
+        let mut all = vec![("authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        request(g.addr, &post("/v1/responses", &all, body))
+    };
+
+    // No tier: the route's first target, in the US, serves.
+    let r = send(&body("native", false, false), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), us_json);
+    assert_eq!(r.header("x-ringway-provider"), Some("us-native"));
+    assert_eq!(us.seen().len(), 1);
+    assert!(ca.seen().is_empty(), "{:?}", ca.seen());
+
+    // Under `canada` (in the body, or in the header too): only the Canadian deployment, with
+    // the body as the client sent it but for the model and without `privacy_tier`, and the
+    // answer as the provider sent it, under the custody headers.
+    let mut sent_in_tier = 0;
+    for stream in [false, true] {
+        for header in [false, true] {
+            let what = format!("stream={stream} header={header}");
+            let headers: &[(&str, &str)] = if header {
+                &[("x-privacy-tier", "canada")]
+            } else {
+                &[]
+            };
+            let r = send(&body("native", true, stream), headers);
+            assert_eq!(r.status, 200, "{what}: {}", r.text());
+            assert_eq!(
+                r.text(),
+                *if stream { &ca_events } else { &ca_json },
+                "{what}"
+            );
+            let h = |name: &str| r.header(&format!("x-ringway-{name}"));
+            assert_eq!(h("tier"), Some("canada"), "{what}");
+            assert_eq!(h("provider"), Some("ca-native"), "{what}");
+            assert_eq!(h("model"), Some("up-ca"), "{what}");
+            assert_eq!(h("region"), Some("ca-central-1"), "{what}");
+            assert_eq!(h("jurisdiction"), Some("CA"), "{what}");
+            assert_eq!(h("custody"), Some("provider-managed"), "{what}");
+            assert_eq!(
+                h("custody-path"),
+                Some("ringway-CA -> ca-native-CA"),
+                "{what}"
+            );
+            assert_eq!(h("credential-source"), Some("gateway"), "{what}");
+            assert!(h("request-id").is_some(), "{what}");
+
+            // One send each: the request was not also tried anywhere else first.
+            let mut seen = ca.seen();
+            assert_eq!(seen.len(), sent_in_tier + 1, "{what}: {seen:?}");
+            sent_in_tier += 1;
+            let sent = seen.pop().unwrap();
+            let (head, sent_body) = sent.split_once("\r\n\r\n").unwrap();
+            assert!(
+                head.starts_with("POST /v1/responses HTTP/1.1\r\n"),
+                "{what}: {head}"
+            );
+            let head = head.to_lowercase();
+            assert!(
+                head.contains("\r\nauthorization: bearer sk-provider-openai\r\n"),
+                "{what}: {head}"
+            );
+            assert!(!head.contains("x-privacy-tier"), "{what}: {head}");
+            assert_eq!(sent_body, body("up-ca", false, stream), "{what}");
+        }
+    }
+    assert_eq!(
+        us.seen().len(),
+        1,
+        "the US deployment was asked under `canada`"
+    );
+
+    // A tier with no native deployment of the model in it, or a deployment outside the tier
+    // addressed directly: a 403 in the Responses (OpenAI) error shape, nothing sent upstream.
+    for stream in [false, true] {
+        for (model, tier) in [("native", "eu"), ("us-native/up-us", "canada")] {
+            let what = format!("{model} under {tier}, stream={stream}");
+            let r = send(&body(model, false, stream), &[("x-privacy-tier", tier)]);
+            assert_tier_refused(&r, Dialect::Responses, tier);
+            assert_eq!(
+                r.json()["error"]["code"],
+                "privacy_tier_unavailable",
+                "{what}"
+            );
+            assert_eq!(r.header("x-ringway-tier"), Some(tier), "{what}");
+            assert!(r.header("x-ringway-request-id").is_some(), "{what}");
+        }
+    }
+    assert_eq!(ca.seen().len(), 4, "{:?}", ca.seen());
+    assert_eq!(us.seen().len(), 1, "{:?}", us.seen());
 }

@@ -17,6 +17,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.RINGWAY_BIN || resolve(HERE, '../../target/debug/ringway');
 export const DRIVER = process.env.RINGWAY_TEST_DRIVER || 'auto';
 export const GATEWAY_KEY = 'sdk-ts-test-key';
+// A second gateway key, configured with `pii = true` (startPiiGateway only).
+export const PII_KEY = 'sdk-ts-pii-key';
 // Seconds a process may take to print its listening address.
 const START_TIMEOUT_MS = 20_000;
 
@@ -73,6 +75,13 @@ function stopProc(child) {
  * Anthropic side. Resolves with `{ mock, gateway, stop }`. */
 export async function startGateway() {
   return startWith(mainRoutes);
+}
+
+/** startGateway's mock and routes, and a second gateway key, `PII_KEY`, whose every request
+ * has PII substitution on (`pii = true` on the key). Resolves with `{ mock, gateway, stop }`. */
+export async function startPiiGateway() {
+  const sha = createHash('sha256').update(PII_KEY).digest('hex');
+  return startWith(mainRoutes, '', `\n[[key]]\nname = "sdk-ts-pii"\nsha256 = "${sha}"\npii = true\n`);
 }
 
 /** Providers `mo` (openai kind) and `ma` (anthropic kind) on the mock at `mockAddr`, and the
@@ -174,8 +183,9 @@ export async function startTlsGateway() {
 }
 
 /** Starts the mock, then a gateway whose providers and routes are `routes(mockAddr)` (the
- * worker count and the gateway key are added here; `serverTables` after `[server]`). */
-async function startWith(routes, serverTables = '') {
+ * worker count and the gateway key are added here; `serverTables` after `[server]`, `keys`
+ * after the gateway key). */
+async function startWith(routes, serverTables = '', keys = '') {
   const mock = await startProc(
     ['mock-upstream', '--listen', '127.0.0.1:0', '--driver', DRIVER],
     'mock provider listening on ',
@@ -190,7 +200,7 @@ ${routes(mock.addr)}
 [[key]]
 name = "sdk-ts"
 sha256 = "${sha}"
-`;
+${keys}`;
   const path = join(dir, 'ringway.toml');
   writeFileSync(path, cfg);
   let gateway;
@@ -249,6 +259,11 @@ export async function mockSeen(mock) {
   const r = await fetch(`${mock.url}/mock/requests`);
   if (!r.ok) throw new Error(`GET /mock/requests: ${r.status}`);
   return r.json();
+}
+
+/** Makes the mock forget the requests it received so far. */
+export async function clearSeen(mock) {
+  await mockJson(mock, 'DELETE', '/mock/requests');
 }
 
 /** The last request the mock received: its path and parsed body. */
