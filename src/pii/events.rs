@@ -698,4 +698,127 @@ mod tests {
             .collect();
         assert_eq!(text, "mail jane.doe@corp.example.io");
     }
+
+    /// Cuts `text` at each of `at` (byte offsets, ascending).
+    fn cut<'t>(text: &'t str, at: &[usize]) -> Vec<&'t str> {
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for &i in at.iter().chain([text.len()].iter()) {
+            pieces.push(&text[from..i]);
+            from = i;
+        }
+        pieces
+    }
+
+    #[test]
+    fn streamed_arguments_with_escapes_beside_a_stand_in_restore_in_every_dialect() {
+        let (set, s) = set();
+        // Arguments JSON text as an `ensure_ascii` writer streams it: the stand-in between two
+        // escaped `é`, the deltas cut inside the escapes and inside the stand-in.
+        let inner = format!(r#"{{"to":"\u00e9{s}\u00e9","cc":"\u0041{s}"}}"#);
+        let want = serde_json::json!({"to": "éjane.doe@corp.example.ioé", "cc": format!("A{s}")});
+        let start = inner.find(r"\u00e9").unwrap();
+        let at = [
+            start + 4,
+            start + 9,
+            start + 6 + s.len() + 3,
+            inner.len() - 8,
+        ];
+        let pieces = cut(&inner, &at);
+        // One arguments delta of each dialect, and where its text is.
+        let event = |format: Format, p: &str| {
+            let p = serde_json::to_string(p).unwrap();
+            match format {
+                Format::OpenAi => (
+                    None,
+                    format!(
+                        r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{{"index":0,"function":{{"arguments":{p}}}}}]}}}}]}}"#
+                    ),
+                ),
+                Format::Anthropic => (
+                    Some("content_block_delta"),
+                    format!(
+                        r#"{{"type":"content_block_delta","index":1,"delta":{{"type":"input_json_delta","partial_json":{p}}}}}"#
+                    ),
+                ),
+                Format::Responses => (
+                    Some("response.function_call_arguments.delta"),
+                    format!(
+                        r#"{{"type":"response.function_call_arguments.delta","item_id":"fc_1","output_index":0,"delta":{p}}}"#
+                    ),
+                ),
+            }
+        };
+        let cases = [
+            (
+                Format::OpenAi,
+                "/choices/0/delta/tool_calls/0/function/arguments",
+            ),
+            (Format::Anthropic, "/delta/partial_json"),
+            (Format::Responses, "/delta"),
+        ];
+        for (format, pointer) in cases {
+            let mut r = EventRestorer::new(set.clone(), format);
+            let mut out = Vec::new();
+            for p in &pieces {
+                let (e, d) = event(format, p);
+                r.on_event(e.map(str::as_bytes), d.as_bytes(), &mut out);
+            }
+            r.on_event(
+                Some(b"stop"),
+                br#"{"type":"content_block_stop","index":1}"#,
+                &mut out,
+            );
+            let args: String = events_of(&out)
+                .iter()
+                .filter_map(|e| {
+                    e.pointer(pointer)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .collect();
+            let got: Value =
+                serde_json::from_str(&args).unwrap_or_else(|e| panic!("{format:?}: {e}: {args}"));
+            assert_eq!(got, want, "{format:?}: {args}");
+        }
+    }
+
+    #[test]
+    fn whole_arguments_with_escapes_beside_a_stand_in_restore_in_every_dialect() {
+        let (set, s) = set();
+        let inner = format!(r#"{{"to":"\u00e9{s}\u00e9","cc":"\u0041{s}"}}"#);
+        let want = serde_json::json!({"to": "éjane.doe@corp.example.ioé", "cc": format!("A{s}")});
+        let args = serde_json::to_string(&inner).unwrap();
+        for (body, pointer) in [
+            (
+                format!(
+                    r#"{{"choices":[{{"index":0,"message":{{"role":"assistant","tool_calls":[{{"id":"c","type":"function","function":{{"name":"send","arguments":{args}}}}}]}}}}]}}"#
+                ),
+                "/choices/0/message/tool_calls/0/function/arguments",
+            ),
+            (
+                format!(
+                    r#"{{"object":"response","output":[{{"type":"function_call","id":"fc_1","call_id":"c","name":"send","arguments":{args}}}]}}"#
+                ),
+                "/output/0/arguments",
+            ),
+            (
+                format!(
+                    r#"{{"type":"response.function_call_arguments.done","sequence_number":7,"item_id":"fc_1","output_index":0,"arguments":{args}}}"#
+                ),
+                "/arguments",
+            ),
+            // Any text that is JSON reads the same way (an answer asked for as JSON).
+            (
+                format!(r#"{{"content":[{{"type":"text","text":{args}}}]}}"#),
+                "/content/0/text",
+            ),
+        ] {
+            let out = set.restore_document(body.as_bytes());
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            let text = v.pointer(pointer).and_then(Value::as_str).unwrap();
+            let got: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(got, want, "{body}");
+        }
+    }
 }
