@@ -118,6 +118,21 @@ fn join_deltas(body: &str) -> String {
     out
 }
 
+/// A Responses stream's `sequence_number`s are 0, 1, 2… as the client reads them, whatever
+/// the restorer held back and sent in deltas of its own.
+fn assert_numbered_in_turn(r: &Response) {
+    let mut n = 0;
+    for (_, data) in sse_events(r.body.as_slice()) {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        if let Some(seq) = v.get("sequence_number") {
+            assert_eq!(seq, n, "event {n}: {data}\n{}", r.text());
+            n += 1;
+        }
+    }
+}
+
 fn assert_mock_saw_no_original(m: &Proc) {
     let seen = serde_json::to_string(&mock_requests(m)).unwrap();
     assert!(!seen.is_empty());
@@ -142,8 +157,12 @@ fn originals_come_back_and_never_reach_the_provider() {
             let t = tool_prompt();
             assert_restored(&openai(model, &t, stream, true, true), &ORIGINALS[..1]);
             assert_restored(&anthropic(model, &t, stream, true, true), &ORIGINALS[..1]);
-            assert_restored(&responses(model, &p, stream, false), ORIGINALS);
-            assert_restored(&responses(model, &t, stream, true), &ORIGINALS[..1]);
+            for (prompt, tools, originals) in [(&p, false, ORIGINALS), (&t, true, &ORIGINALS[..1])]
+            {
+                let r = responses(model, prompt, stream, tools);
+                assert_restored(&r, originals);
+                assert_numbered_in_turn(&r);
+            }
         }
     }
     assert_mock_saw_no_original(&m);
@@ -493,6 +512,7 @@ fn json_text_in_tool_arguments_and_results_is_substituted_decoded() {
                 ("/v1/responses", responses),
             ] {
                 let r = request_to(path, body);
+                assert_numbered_in_turn(&r);
                 let text = client_text(&r);
                 // The mock echoes the tool's result, stand-ins and all: the client reads it
                 // with its originals.
