@@ -118,6 +118,21 @@ fn join_deltas(body: &str) -> String {
     out
 }
 
+/// A Responses stream's `sequence_number`s are 0, 1, 2… as the client reads them, whatever
+/// the restorer held back and sent in deltas of its own.
+fn assert_numbered_in_turn(r: &Response) {
+    let mut n = 0;
+    for (_, data) in sse_events(r.body.as_slice()) {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        if let Some(seq) = v.get("sequence_number") {
+            assert_eq!(seq, n, "event {n}: {data}\n{}", r.text());
+            n += 1;
+        }
+    }
+}
+
 fn assert_mock_saw_no_original(m: &Proc) {
     let seen = serde_json::to_string(&mock_requests(m)).unwrap();
     assert!(!seen.is_empty());
@@ -142,8 +157,12 @@ fn originals_come_back_and_never_reach_the_provider() {
             let t = tool_prompt();
             assert_restored(&openai(model, &t, stream, true, true), &ORIGINALS[..1]);
             assert_restored(&anthropic(model, &t, stream, true, true), &ORIGINALS[..1]);
-            assert_restored(&responses(model, &p, stream, false), ORIGINALS);
-            assert_restored(&responses(model, &t, stream, true), &ORIGINALS[..1]);
+            for (prompt, tools, originals) in [(&p, false, ORIGINALS), (&t, true, &ORIGINALS[..1])]
+            {
+                let r = responses(model, prompt, stream, tools);
+                assert_restored(&r, originals);
+                assert_numbered_in_turn(&r);
+            }
         }
     }
     assert_mock_saw_no_original(&m);
@@ -455,4 +474,104 @@ fn a_route_policy_holds_for_aliases_and_direct_addressing() {
     assert_eq!(r.status, 200);
     let seen = serde_json::to_string(&mock_requests(&m)).unwrap();
     assert!(seen.contains(ORIGINALS[0]), "route gpt has no policy");
+
+/// Every string of `v`, decoded, one a line; a string holding JSON text is opened too, and
+/// must parse when it looks like an object.
+fn decoded_strings(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+            match serde_json::from_str::<Value>(s) {
+                Ok(inner @ (Value::Object(_) | Value::Array(_) | Value::String(_))) => {
+                    decoded_strings(&inner, out)
+                }
+                Ok(_) => {}
+                Err(e) => assert!(
+                    !(s.starts_with('{') && s.ends_with('}')),
+                    "JSON text no longer parses: {e}: {s}"
+                ),
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| decoded_strings(i, out)),
+        Value::Object(m) => m.iter().for_each(|(k, v)| {
+            out.push_str(k);
+            out.push('\n');
+            decoded_strings(v, out);
+        }),
+        _ => {}
+    }
+}
+
+#[test]
+fn json_text_in_tool_arguments_and_results_is_substituted_decoded() {
+    let names = temp_path("names.txt");
+    std::fs::write(&names, "# people\nGarcía\n").unwrap();
+    let (m, g) = setup(&format!(
+        "[pii]\nenabled = true\ndictionaries = [{:?}]\n",
+        names.display().to_string()
+    ));
+    ADDR.with(|a| a.set(Some(g.addr)));
+    // As Python's `json.dumps` writes it: `í` and `é` escaped, the address glued to the `é`.
+    let args = r#"{"name": "Garc\u00eda", "to": "\u00e9jane.doe@corp.example.io", "note": "caf\u00e9", "n": 1.50}"#;
+    let originals = ["García", ORIGINALS[0]];
+    let send = json!({"type": "function", "name": "send", "parameters": {"type": "object"}});
+    for stream in [false, true] {
+        for model in ["gpt", "claude"] {
+            let chat = json!({"model": model, "stream": stream,
+                "tools": [{"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}],
+                "messages": [{"role": "user", "content": "send it"},
+                    {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
+                        "type": "function", "function": {"name": "send", "arguments": args}}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": args}]});
+            let messages = json!({"model": model, "stream": stream, "max_tokens": 64,
+                "tools": [{"name": "send", "input_schema": {"type": "object"}}],
+                "messages": [{"role": "user", "content": "send it"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                        "name": "send", "input": serde_json::from_str::<Value>(args).unwrap()}]},
+                    {"role": "user", "content": [{"type": "tool_result",
+                        "tool_use_id": "toolu_1", "content": args}]}]});
+            let responses = json!({"model": model, "stream": stream, "tools": [send],
+                "input": [{"role": "user", "content": "send it"},
+                    {"type": "function_call", "call_id": "call_1", "name": "send", "arguments": args},
+                    {"type": "function_call_output", "call_id": "call_1", "output": args}]});
+            for (path, body) in [
+                ("/v1/chat/completions", chat),
+                ("/v1/messages", messages),
+                ("/v1/responses", responses),
+            ] {
+                let r = request_to(path, body);
+                assert_numbered_in_turn(&r);
+                let text = client_text(&r);
+                // The mock echoes the tool's result, stand-ins and all: the client reads it
+                // with its originals.
+                let answer = if stream {
+                    join_deltas(&text)
+                } else {
+                    let mut all = String::new();
+                    decoded_strings(&serde_json::from_str(&text).unwrap(), &mut all);
+                    all
+                };
+                for o in originals {
+                    assert!(
+                        answer.contains(o),
+                        "{path} {model} stream={stream}: {o} not restored in {answer}"
+                    );
+                }
+                // The provider got valid JSON text, decoded nowhere to an original.
+                let seen = mock_requests(&m);
+                let sent: Value =
+                    serde_json::from_str(seen.last().unwrap()["body"].as_str().unwrap()).unwrap();
+                let mut all = String::new();
+                decoded_strings(&sent, &mut all);
+                for o in originals {
+                    assert!(
+                        !all.contains(o),
+                        "{path} {model}: {o} reached the provider: {all}"
+                    );
+                }
+                assert!(all.contains("café"), "{path} {model}: {all}");
+            }
+        }
+    }
 }

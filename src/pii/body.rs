@@ -14,7 +14,13 @@
 //! `input` object alike). Structural strings are skipped by key ([`SKIP_KEYS`]): ids, roles,
 //! types, names of tools, signatures, image data and URLs. Signed thinking blocks are skipped
 //! whole (see [`SIGNED`]).
+//!
+//! A string whose text is JSON (tool-call arguments, a tool result, Responses `arguments` and
+//! `output`: recognised by content, not by key) is opened in turn: its strings, keys and
+//! numbers are searched decoded, and only those that changed are written into it again (see
+//! `Piece`). Text that starts like JSON but does not parse is searched as plain text.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::json::tree::{self, Entry, Node};
@@ -115,19 +121,174 @@ pub fn substitute(body: &[u8], session: &mut Session<'_>) -> Result<Vec<u8>, Bod
     let root = tree::parse(body).ok_or(BodyError::NotObject)?;
     let mut spans = Vec::new();
     walk(body, &root, &mut spans);
-    let mut texts = Vec::with_capacity(spans.len());
-    for span in &spans {
+    let mut pieces = Vec::with_capacity(spans.len());
+    for span in spans {
         // A validated body decodes; a string that does not must not go upstream unread.
-        texts.push(tree::decode(body, span.clone()).ok_or(BodyError::NotObject)?);
+        let text = tree::decode(body, span.clone()).ok_or(BodyError::NotObject)?;
+        pieces.push(Piece::new(span, false, text, 0));
     }
-    let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
-    let results = session.substitute(&refs);
-    let edits: Vec<(Range<usize>, &str)> = spans
-        .iter()
-        .zip(&results)
-        .filter_map(|(span, new)| Some((span.clone(), new.as_deref()?)))
-        .collect();
+    let mut texts = Vec::new();
+    pieces.iter().for_each(|p| p.leaves(&mut texts));
+    let mut results = session.substitute(&texts).into_iter();
+    let mut edits = Vec::new();
+    for p in &pieces {
+        if let Some(new) = p.rebuilt(&mut results)? {
+            edits.push((p.span.clone(), new));
+        }
+    }
+    let edits: Vec<(Range<usize>, &str)> =
+        edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
     tree::splice_strings(body, &edits).ok_or(BodyError::NotObject)
+}
+
+/// How many levels of JSON text inside a string are opened (JSON text in a string of JSON
+/// text in a string…). Each level is parsed once more, so the work stays a small multiple of
+/// the body; deeper text is searched as it reads at that level.
+pub const MAX_JSON_TEXT_DEPTH: usize = 4;
+
+/// One text the session searches: a conversation string of the body, or a string, key or
+/// number of JSON text held in one.
+///
+/// JSON text in a string (tool-call arguments, a tool's result, Responses `arguments` and
+/// `output`) is searched string by string, decoded: its own escapes (`Garc\u00eda`, written
+/// by any `ensure_ascii` serialiser) would hide an entity from the detectors, or cut one in
+/// two and break the escape when the stand-in went in. Only its changed strings are written
+/// again; every other byte of it stays as it was.
+struct Piece<'a> {
+    /// Its token in the text that holds it: a string with its quotes, a number's digits.
+    span: Range<usize>,
+    /// A number of JSON text: written back bare while its stand-in is still a number.
+    number: bool,
+    /// The decoded text.
+    text: Cow<'a, str>,
+    /// The pieces of `text` when it is JSON text (they are searched instead of it).
+    inner: Option<Vec<Piece<'static>>>,
+}
+
+impl<'a> Piece<'a> {
+    fn new(span: Range<usize>, number: bool, text: Cow<'a, str>, depth: usize) -> Piece<'a> {
+        let inner = if number || depth >= MAX_JSON_TEXT_DEPTH {
+            None
+        } else {
+            json_pieces(&text, depth + 1)
+        };
+        Piece {
+            span,
+            number,
+            text,
+            inner,
+        }
+    }
+
+    /// The texts to search, in document order.
+    fn leaves<'p>(&'p self, out: &mut Vec<&'p str>) {
+        match &self.inner {
+            Some(inner) => inner.iter().for_each(|p| p.leaves(out)),
+            None => out.push(&self.text),
+        }
+    }
+
+    /// The new text, or `None` when nothing in it changed. `results` holds the session's
+    /// answer for each text [`Piece::leaves`] listed, in that order.
+    fn rebuilt(
+        &self,
+        results: &mut impl Iterator<Item = Option<String>>,
+    ) -> Result<Option<String>, BodyError> {
+        let Some(inner) = &self.inner else {
+            return Ok(results.next().flatten());
+        };
+        let (mut out, mut at, mut changed) = (Vec::new(), 0, false);
+        for p in inner {
+            let Some(new) = p.rebuilt(results)? else {
+                continue;
+            };
+            // The spans come from parsing this text, in order: a miss is a bug, and the
+            // request is refused rather than sent with the original in it.
+            out.extend_from_slice(
+                self.text
+                    .as_bytes()
+                    .get(at..p.span.start)
+                    .ok_or(BodyError::NotObject)?,
+            );
+            if p.number && is_number(&new) {
+                out.extend_from_slice(new.as_bytes());
+            } else {
+                // A stand-in that is no longer a number (an operator regex's shape may start
+                // with 0) goes in as a string: the JSON text stays valid, the original stays out.
+                crate::json::write_json_string(&mut out, &new);
+            }
+            at = p.span.end;
+            changed = true;
+        }
+        if !changed {
+            return Ok(None);
+        }
+        out.extend_from_slice(self.text.as_bytes().get(at..).ok_or(BodyError::NotObject)?);
+        // Only whole tokens were replaced, by UTF-8 text.
+        String::from_utf8(out)
+            .map(Some)
+            .map_err(|_| BodyError::NotObject)
+    }
+}
+
+/// The strings, keys and numbers of `text`, in order, when it is JSON text: an object, an
+/// array or a string (a bare number or word reads the same as plain text). Inside it every
+/// string is content, whatever its key: it is data the client or the model wrote, like a
+/// tool call's `input`. `None` for anything else (not JSON, or a string in it that does not
+/// decode): then `text` is searched as it is.
+fn json_pieces(text: &str, depth: usize) -> Option<Vec<Piece<'static>>> {
+    let first = text
+        .bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+    if !matches!(first, b'{' | b'[' | b'"') {
+        return None;
+    }
+    let root = tree::parse(text.as_bytes())?;
+    let mut out = Vec::new();
+    collect(text.as_bytes(), &root, depth, &mut out)?;
+    Some(out)
+}
+
+fn collect(text: &[u8], node: &Node, depth: usize, out: &mut Vec<Piece<'static>>) -> Option<()> {
+    let string = |span: &Range<usize>| -> Option<Piece<'static>> {
+        let decoded = tree::decode(text, span.clone())?.into_owned();
+        Some(Piece::new(span.clone(), false, Cow::Owned(decoded), depth))
+    };
+    match node {
+        Node::Str(span) => out.push(string(span)?),
+        Node::Scalar(span) => {
+            let token = std::str::from_utf8(text.get(span.clone())?).ok()?;
+            if is_number(token) {
+                out.push(Piece::new(
+                    span.clone(),
+                    true,
+                    Cow::Owned(token.into()),
+                    depth,
+                ));
+            }
+        }
+        Node::Array(items) => {
+            for i in items {
+                collect(text, i, depth, out)?;
+            }
+        }
+        Node::Object(entries) => {
+            for e in entries {
+                out.push(string(&e.key_span)?);
+                collect(text, &e.value, depth, out)?;
+            }
+        }
+    }
+    Some(())
+}
+
+/// Is `token` one JSON number?
+fn is_number(token: &str) -> bool {
+    token
+        .bytes()
+        .next()
+        .is_some_and(|b| b == b'-' || b.is_ascii_digit())
+        && matches!(tree::parse(token.as_bytes()), Some(Node::Scalar(_)))
 }
 
 /// Collects the span of every conversation string, in document order.
@@ -375,5 +536,203 @@ mod tests {
         assert_ne!(content[2]["input"]["thinking"], "10.20.30.40");
         assert_ne!(v["messages"][0]["content"], "mail jane.doe@corp.example.io");
         assert_eq!(s.counts().get(Kind::Email), 1);
+    }
+
+    /// A session over a detector that also knows the name `García`.
+    fn run_named(body: &str) -> (String, Session<'static>) {
+        static D: std::sync::OnceLock<Detector> = std::sync::OnceLock::new();
+        let d = D.get_or_init(|| {
+            let terms = [crate::pii::Term {
+                text: "García".into(),
+                kind: Kind::Name,
+            }];
+            Detector::new(&[], &terms).unwrap()
+        });
+        let mut s = Session::new(d, b"k");
+        let out = String::from_utf8(substitute(body.as_bytes(), &mut s).unwrap()).unwrap();
+        (out, s)
+    }
+
+    /// Every string of `v`, decoded, and where one holds JSON text, that text's strings too.
+    fn decoded(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+                match serde_json::from_str::<Value>(s) {
+                    Ok(inner) => decoded(&inner, out),
+                    // JSON text must stay JSON: a broken one would hide what it holds.
+                    Err(e) => assert!(
+                        !(s.starts_with('{') && s.ends_with('}')),
+                        "broken JSON text {s}: {e}"
+                    ),
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| decoded(i, out)),
+            Value::Object(m) => m.iter().for_each(|(k, v)| {
+                out.push_str(k);
+                out.push('\n');
+                decoded(v, out);
+            }),
+            _ => out.push_str(&v.to_string()),
+        }
+    }
+
+    /// JSON text as Python's `json.dumps` writes it by default: `í` and `é` as `\u` escapes.
+    const ARGS: &str = r#"{"name": "Garc\u00eda", "to": "\u00e9jane.doe@corp.example.io", "note": "caf\u00e9", "n": 1.50}"#;
+
+    #[test]
+    fn json_text_in_a_string_is_searched_decoded_and_only_its_changed_strings_rewritten() {
+        let nested = serde_json::to_string(&serde_json::json!({"payload": ARGS})).unwrap();
+        let body = serde_json::json!({"model": "m", "messages": [
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "send", "arguments": ARGS}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": ARGS},
+            {"role": "user", "content": [{"type": "text", "text": nested}]}]})
+        .to_string();
+        let (out, s) = run_named(&body);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let mut all = String::new();
+        decoded(&v, &mut all);
+        for o in ["García", "jane.doe@corp.example.io"] {
+            assert!(!all.contains(o), "{o} reached the provider: {all}");
+        }
+        assert_eq!(s.counts().get(Kind::Name), 3);
+        assert_eq!(s.counts().get(Kind::Email), 3);
+        let args = v["messages"][0]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap();
+        // Valid JSON again; the stand-in follows the `é`, it did not eat the escape.
+        let inner: Value = serde_json::from_str(args).unwrap();
+        let to = inner["to"].as_str().unwrap();
+        assert!(to.starts_with('é') && to.contains("@example."), "{args}");
+        // Unchanged inner strings and numbers are the client's bytes.
+        assert!(
+            args.contains(r#", "note": "caf\u00e9", "n": 1.50}"#),
+            "{args}"
+        );
+        assert_eq!(
+            v["messages"][1]["content"], args,
+            "the same text, the same stand-ins"
+        );
+        // JSON text in JSON text in a string: opened at each level.
+        let outer: Value =
+            serde_json::from_str(v["messages"][2]["content"][0]["text"].as_str().unwrap()).unwrap();
+        assert_eq!(outer["payload"], args);
+        // And the answer side gives back what the client wrote (decoded).
+        let back = s.restore_set().unwrap().restore_document(out.as_bytes());
+        let back: Value = serde_json::from_slice(&back).unwrap();
+        let args = back["messages"][0]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap();
+        let args: Value = serde_json::from_str(args).unwrap();
+        let want: Value = serde_json::from_str(ARGS).unwrap();
+        assert_eq!(args, want);
+    }
+
+    #[test]
+    fn responses_items_carry_json_text_too() {
+        let body = serde_json::json!({"model": "m", "input": [
+            {"type": "function_call", "call_id": "f1", "name": "send", "arguments": ARGS},
+            {"type": "function_call_output", "call_id": "f1", "output": ARGS}]})
+        .to_string();
+        let (out, s) = run_named(&body);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let mut all = String::new();
+        decoded(&v, &mut all);
+        assert!(
+            !all.contains("García") && !all.contains("jane.doe@"),
+            "{all}"
+        );
+        for item in [&v["input"][0]["arguments"], &v["input"][1]["output"]] {
+            let inner: Value = serde_json::from_str(item.as_str().unwrap()).unwrap();
+            assert_eq!(inner["note"], "café");
+        }
+        assert_eq!(s.counts().total(), 4);
+    }
+
+    #[test]
+    fn json_text_numbers_keys_and_text_that_is_not_json() {
+        // A card number written as a JSON number stays a number; a key is content too.
+        let args = r#"{"card": 4111111111111111, "jane.doe@corp.example.io": true}"#;
+        let cut = r#"{"to": "jane.doe@corp.example.io", "name": "García"#;
+        let body = serde_json::json!({"model": "m", "messages": [
+            {"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+                "function": {"name": "f", "arguments": args}}]},
+            {"role": "tool", "tool_call_id": "c", "content": cut}]})
+        .to_string();
+        let (out, s) = run_named(&body);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let mut all = String::new();
+        decoded(&v, &mut all);
+        for o in ["4111111111111111", "jane.doe@", "García"] {
+            assert!(!all.contains(o), "{o} in {all}");
+        }
+        let args: Value = serde_json::from_str(
+            v["messages"][0]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(args["card"].is_u64(), "{args}");
+        assert_eq!(s.counts().get(Kind::Card), 1);
+        // Text that is not JSON (cut short) is searched as plain text.
+        let cut_out = v["messages"][1]["content"].as_str().unwrap();
+        assert!(cut_out.starts_with(r#"{"to": ""#), "{cut_out}");
+    }
+
+    #[test]
+    fn a_number_whose_stand_in_is_no_number_becomes_a_string() {
+        // An operator regex's stand-in keeps the shape, not the value: it may start with 0.
+        let d = Detector::new(&[r"\b9\d{5}\b".into()], &[]).unwrap();
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "assistant",
+            "tool_calls": [{"id": "c", "type": "function",
+                "function": {"name": "f", "arguments": r#"{"badge": 912345}"#}}]}]})
+        .to_string();
+        let mut kinds = (0, 0);
+        for k in 0..40u8 {
+            let mut s = Session::new(&d, &[k]);
+            let out = substitute(body.as_bytes(), &mut s).unwrap();
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            let args = v["messages"][0]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .unwrap();
+            let args: Value = serde_json::from_str(args).unwrap();
+            let stand_in = &s.pairs()[0].stand_in;
+            if stand_in.starts_with('0') {
+                assert_eq!(args["badge"], stand_in.as_str());
+                kinds.0 += 1;
+            } else {
+                assert_eq!(args["badge"].to_string(), *stand_in);
+                kinds.1 += 1;
+            }
+        }
+        assert!(kinds.0 > 0 && kinds.1 > 0, "{kinds:?}");
+    }
+
+    #[test]
+    fn json_text_nested_deep_and_often_is_bounded_and_still_searched() {
+        // Arrays 120 deep at every level, JSON text in a string six levels down: opened to
+        // MAX_JSON_TEXT_DEPTH, read as text below it (a plain address is found either way).
+        let mut text = "\"mail jane.doe@corp.example.io\"".to_string();
+        for _ in 0..6 {
+            let wrapped = format!("{}{text}{}", "[".repeat(120), "]".repeat(120));
+            text = serde_json::to_string(&wrapped).unwrap();
+        }
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"tool","content":{text}}}]}}"#);
+        let (out, _, s) = run(&body);
+        assert!(!out.contains("jane.doe@"), "{out}");
+        assert_eq!(s.counts().get(Kind::Email), 1);
+        let back = s.restore_set().unwrap().restore_document(out.as_bytes());
+        let v: Value = serde_json::from_slice(&back).unwrap();
+        let mut inner = v["messages"][0]["content"].clone();
+        for _ in 0..6 {
+            let mut x: Value = serde_json::from_str(inner.as_str().unwrap()).unwrap();
+            for _ in 0..120 {
+                x = x[0].take();
+            }
+            inner = x;
+        }
+        assert_eq!(inner, "mail jane.doe@corp.example.io");
     }
 }

@@ -4,8 +4,8 @@
 //! Each string is decoded before it is searched, so an escape next to a stand-in
 //! (`\u00e9avery…`, `\u0022avery…`) is read as the character it stands for, and only the
 //! strings that changed are written back; every other byte is the provider's. Tool-call
-//! arguments (JSON text inside a string) are restored reading their own escapes too
-//! ([`Mode::Json`]).
+//! arguments, and any other string whose text is JSON, are restored reading their own escapes
+//! too ([`Mode::Json`]).
 //!
 //! Left as the provider wrote them: signed thinking blocks (their text goes back to the
 //! provider with the signature, byte for byte; see `body::SIGNED`), and opaque values the
@@ -111,6 +111,14 @@ fn restore_string(
     if !set.may_hold(text.as_bytes()) {
         return;
     }
+    // Any string whose text is JSON (a tool's result, an answer asked for as JSON) is read
+    // with its own escapes, like arguments: a stand-in after `\u00e9` is then seen as after
+    // `é`, not after the letter `9`.
+    let mode = if mode == Mode::Text && is_json_text(&text) {
+        Mode::Json
+    } else {
+        mode
+    };
     let restored = set.restore_with(text.as_bytes(), mode);
     if restored != text.as_bytes() {
         // Originals replace whole stand-ins (ASCII): the result is UTF-8.
@@ -118,4 +126,11 @@ fn restore_string(
             edits.push((span.clone(), restored));
         }
     }
+}
+
+/// Is `text` a JSON object or array? Only those carry escapes of their own worth reading;
+/// checked only for strings that may hold a stand-in.
+fn is_json_text(text: &str) -> bool {
+    let start = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    (start.starts_with('{') || start.starts_with('[')) && tree::parse(text.as_bytes()).is_some()
 }

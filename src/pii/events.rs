@@ -14,7 +14,8 @@
 //! just that text; a chunk that finishes a choice carries its texts' held bytes itself. So
 //! nothing is lost, order is kept, and the stream's end flushes everything. Responses deltas
 //! are the exception: each carries a `sequence_number` the next events count on, so an empty
-//! one is still sent.
+//! one is still sent; and a copy takes the number after the last one written, the events
+//! after it moving up by one (see `Numbering`).
 //!
 //! Anthropic thinking (`thinking_delta`, `signature_delta`) passes as the provider wrote it:
 //! the client sends the block back with its signature (see `body::SIGNED`). Other events are
@@ -30,6 +31,7 @@ use serde_json::Value;
 use super::restore::Mode;
 use super::{RestoreSet, Restorer};
 use crate::format::Format;
+use crate::json::tree;
 
 /// One text stream: its key, restorer and the last delta event it came in.
 struct Text {
@@ -58,7 +60,25 @@ pub struct EventRestorer {
     set: Arc<RestoreSet>,
     format: Format,
     texts: Vec<Text>,
+    numbering: Numbering,
 }
+
+/// Responses events carry a `sequence_number`; a held text flushed in a delta of its own is
+/// an event the provider did not number. It takes the number after the last one written, and
+/// every later event moves up by the count of such deltas, so the client still reads unique,
+/// increasing numbers. Until the first one nothing is renumbered (no event is touched).
+#[derive(Debug, Default)]
+struct Numbering {
+    /// Deltas of held text written so far.
+    added: u64,
+    /// The last number written. Read from deltas and renumbered events only: a text is held
+    /// only after a delta, and any other event (but a `ping`, which Responses streams do not
+    /// send) flushes it before it is written, so at a flush the last numbered event written
+    /// is a delta.
+    last: Option<u64>,
+}
+
+const SEQUENCE: &str = "sequence_number";
 
 impl std::fmt::Debug for EventRestorer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,6 +102,7 @@ impl EventRestorer {
             set,
             format,
             texts: Vec::new(),
+            numbering: Numbering::default(),
         }
     }
 
@@ -103,7 +124,11 @@ impl EventRestorer {
             if event != Some(b"ping".as_slice()) {
                 self.flush(out);
             }
-            write_event(out, event, &self.set.restore_document(data));
+            let mut restored = self.set.restore_document(data);
+            if self.format == Format::Responses && self.numbering.added > 0 {
+                restored = self.numbering.shift_bytes(restored);
+            }
+            write_event(out, event, &restored);
             return;
         }
         let Some(tree) = tree.as_mut() else { return };
@@ -142,6 +167,9 @@ impl EventRestorer {
             text.event = event.map(<[u8]>::to_vec);
             text.template = tree.clone();
         }
+        if self.format == Format::Responses {
+            self.numbering.shift(tree);
+        }
         if emptied && says_nothing(self.format, tree) {
             // All of its text is held back: it comes out with the text's next delta, or in a
             // delta of its own before the next other event.
@@ -179,9 +207,64 @@ impl EventRestorer {
             if let Some(slot) = at_path(&mut tree, &t.path) {
                 *slot = Value::String(String::from_utf8_lossy(&held).into_owned());
             }
+            if self.format == Format::Responses {
+                self.numbering.next(&mut tree);
+            }
             let data = serde_json::to_vec(&tree).unwrap_or_default();
             write_event(out, t.event.as_deref(), &data);
         }
+    }
+}
+
+impl Numbering {
+    /// A provider's event: its number moved up past the deltas added before it.
+    fn shift(&mut self, tree: &mut Value) {
+        let Some(n) = tree.get(SEQUENCE).and_then(Value::as_u64) else {
+            return;
+        };
+        let n = n.saturating_add(self.added);
+        if let Some(v) = tree.get_mut(SEQUENCE) {
+            *v = Value::from(n);
+        }
+        self.last = Some(n);
+    }
+
+    /// A delta the restorer added (a copy of one of the text's): the number after the last.
+    fn next(&mut self, tree: &mut Value) {
+        let Some(v) = tree.get_mut(SEQUENCE) else {
+            return;
+        };
+        let n = self.last.map_or(0, |l| l.saturating_add(1));
+        *v = Value::from(n);
+        self.last = Some(n);
+        self.added = self.added.saturating_add(1);
+    }
+
+    /// [`Numbering::shift`] for an event that is not re-serialised: only its number's bytes
+    /// are replaced. Left as it is when it is not a JSON object with a whole number there.
+    fn shift_bytes(&mut self, data: Vec<u8>) -> Vec<u8> {
+        let Some(tree::Node::Object(entries)) = tree::parse(&data) else {
+            return data;
+        };
+        let span = entries.iter().find_map(|e| match &e.value {
+            tree::Node::Scalar(span) if e.key == SEQUENCE => Some(span.clone()),
+            _ => None,
+        });
+        let Some(span) = span else { return data };
+        let Some(n) = data
+            .get(span.clone())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return data;
+        };
+        let n = n.saturating_add(self.added);
+        self.last = Some(n);
+        let mut out = Vec::with_capacity(data.len() + 4);
+        out.extend_from_slice(data.get(..span.start).unwrap_or_default());
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(data.get(span.end..).unwrap_or_default());
+        out
     }
 }
 
@@ -697,5 +780,193 @@ mod tests {
             .filter_map(|e| e["delta"]["text"].as_str())
             .collect();
         assert_eq!(text, "mail jane.doe@corp.example.io");
+    }
+
+    /// Cuts `text` at each of `at` (byte offsets, ascending).
+    fn cut<'t>(text: &'t str, at: &[usize]) -> Vec<&'t str> {
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for &i in at.iter().chain([text.len()].iter()) {
+            pieces.push(&text[from..i]);
+            from = i;
+        }
+        pieces
+    }
+
+    #[test]
+    fn streamed_arguments_with_escapes_beside_a_stand_in_restore_in_every_dialect() {
+        let (set, s) = set();
+        // Arguments JSON text as an `ensure_ascii` writer streams it: the stand-in between two
+        // escaped `é`, the deltas cut inside the escapes and inside the stand-in.
+        let inner = format!(r#"{{"to":"\u00e9{s}\u00e9","cc":"\u0041{s}"}}"#);
+        let want = serde_json::json!({"to": "éjane.doe@corp.example.ioé", "cc": format!("A{s}")});
+        let start = inner.find(r"\u00e9").unwrap();
+        let at = [
+            start + 4,
+            start + 9,
+            start + 6 + s.len() + 3,
+            inner.len() - 8,
+        ];
+        let pieces = cut(&inner, &at);
+        // One arguments delta of each dialect, and where its text is.
+        let event = |format: Format, p: &str| {
+            let p = serde_json::to_string(p).unwrap();
+            match format {
+                Format::OpenAi => (
+                    None,
+                    format!(
+                        r#"{{"choices":[{{"index":0,"delta":{{"tool_calls":[{{"index":0,"function":{{"arguments":{p}}}}}]}}}}]}}"#
+                    ),
+                ),
+                Format::Anthropic => (
+                    Some("content_block_delta"),
+                    format!(
+                        r#"{{"type":"content_block_delta","index":1,"delta":{{"type":"input_json_delta","partial_json":{p}}}}}"#
+                    ),
+                ),
+                Format::Responses => (
+                    Some("response.function_call_arguments.delta"),
+                    format!(
+                        r#"{{"type":"response.function_call_arguments.delta","item_id":"fc_1","output_index":0,"delta":{p}}}"#
+                    ),
+                ),
+            }
+        };
+        let cases = [
+            (
+                Format::OpenAi,
+                "/choices/0/delta/tool_calls/0/function/arguments",
+            ),
+            (Format::Anthropic, "/delta/partial_json"),
+            (Format::Responses, "/delta"),
+        ];
+        for (format, pointer) in cases {
+            let mut r = EventRestorer::new(set.clone(), format);
+            let mut out = Vec::new();
+            for p in &pieces {
+                let (e, d) = event(format, p);
+                r.on_event(e.map(str::as_bytes), d.as_bytes(), &mut out);
+            }
+            r.on_event(
+                Some(b"stop"),
+                br#"{"type":"content_block_stop","index":1}"#,
+                &mut out,
+            );
+            let args: String = events_of(&out)
+                .iter()
+                .filter_map(|e| {
+                    e.pointer(pointer)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .collect();
+            let got: Value =
+                serde_json::from_str(&args).unwrap_or_else(|e| panic!("{format:?}: {e}: {args}"));
+            assert_eq!(got, want, "{format:?}: {args}");
+        }
+    }
+
+    #[test]
+    fn whole_arguments_with_escapes_beside_a_stand_in_restore_in_every_dialect() {
+        let (set, s) = set();
+        let inner = format!(r#"{{"to":"\u00e9{s}\u00e9","cc":"\u0041{s}"}}"#);
+        let want = serde_json::json!({"to": "éjane.doe@corp.example.ioé", "cc": format!("A{s}")});
+        let args = serde_json::to_string(&inner).unwrap();
+        for (body, pointer) in [
+            (
+                format!(
+                    r#"{{"choices":[{{"index":0,"message":{{"role":"assistant","tool_calls":[{{"id":"c","type":"function","function":{{"name":"send","arguments":{args}}}}}]}}}}]}}"#
+                ),
+                "/choices/0/message/tool_calls/0/function/arguments",
+            ),
+            (
+                format!(
+                    r#"{{"object":"response","output":[{{"type":"function_call","id":"fc_1","call_id":"c","name":"send","arguments":{args}}}]}}"#
+                ),
+                "/output/0/arguments",
+            ),
+            (
+                format!(
+                    r#"{{"type":"response.function_call_arguments.done","sequence_number":7,"item_id":"fc_1","output_index":0,"arguments":{args}}}"#
+                ),
+                "/arguments",
+            ),
+            // Any text that is JSON reads the same way (an answer asked for as JSON).
+            (
+                format!(r#"{{"content":[{{"type":"text","text":{args}}}]}}"#),
+                "/content/0/text",
+            ),
+        ] {
+            let out = set.restore_document(body.as_bytes());
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            let text = v.pointer(pointer).and_then(Value::as_str).unwrap();
+            let got: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(got, want, "{body}");
+        }
+    }
+
+    #[test]
+    fn responses_sequence_numbers_stay_unique_and_increasing_when_held_text_is_flushed() {
+        let (set, s) = set();
+        let (a, b) = s.split_at(8);
+        let ev = |ty: &str, rest: &str| (ty.to_owned(), format!(r#"{{"type":"{ty}",{rest}}}"#));
+        let text = |n: u64, t: &str| {
+            ev(
+                "response.output_text.delta",
+                &format!(
+                    r#""sequence_number":{n},"item_id":"m1","output_index":0,"content_index":0,"delta":"{t}""#
+                ),
+            )
+        };
+        let args = |n: u64, t: &str| {
+            ev(
+                "response.function_call_arguments.delta",
+                &format!(r#""sequence_number":{n},"item_id":"fc1","output_index":1,"delta":"{t}""#),
+            )
+        };
+        let plain = |ty: &str, n: u64| ev(ty, &format!(r#""sequence_number":{n}"#));
+        let events = [
+            plain("response.created", 0),
+            text(1, "mail "),
+            text(2, a),
+            text(3, &format!("{b} or {a}")),
+            // Held: `a` comes out in a delta of its own before the done event.
+            plain("response.output_text.done", 4),
+            args(5, &format!(r#"{{\"to\":\"{a}"#)),
+            args(6, &format!(r#"{b}\"}} {a}"#)),
+            plain("response.function_call_arguments.done", 7),
+            plain("response.completed", 8),
+        ];
+        // Whole, and cut short after an arguments delta (the held text is flushed at the end).
+        for n in [events.len(), 7] {
+            let mut r = EventRestorer::new(set.clone(), Format::Responses);
+            let mut out = Vec::new();
+            for (e, d) in &events[..n] {
+                r.on_event(Some(e.as_bytes()), d.as_bytes(), &mut out);
+            }
+            r.flush(&mut out);
+            let got = events_of(&out);
+            let numbers: Vec<u64> = got
+                .iter()
+                .map(|e| e["sequence_number"].as_u64().unwrap())
+                .collect();
+            let want: Vec<u64> = (0..got.len() as u64).collect();
+            assert_eq!(numbers, want, "one more event, numbered in turn: {got:?}");
+            assert_eq!(got.len(), n + 2, "{got:?}");
+            let joined = |ty: &str| -> String {
+                got.iter()
+                    .filter(|e| e["type"] == ty)
+                    .filter_map(|e| e["delta"].as_str())
+                    .collect()
+            };
+            assert_eq!(
+                joined("response.output_text.delta"),
+                format!("mail jane.doe@corp.example.io or {a}")
+            );
+            assert_eq!(
+                joined("response.function_call_arguments.delta"),
+                format!(r#"{{"to":"jane.doe@corp.example.io"}} {a}"#)
+            );
+        }
     }
 }
