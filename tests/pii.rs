@@ -474,6 +474,7 @@ fn a_route_policy_holds_for_aliases_and_direct_addressing() {
     assert_eq!(r.status, 200);
     let seen = serde_json::to_string(&mock_requests(&m)).unwrap();
     assert!(seen.contains(ORIGINALS[0]), "route gpt has no policy");
+}
 
 /// Every string of `v`, decoded, one a line; a string holding JSON text is opened too, and
 /// must parse when it looks like an object.
