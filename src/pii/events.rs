@@ -33,7 +33,8 @@ use super::{RestoreSet, Restorer};
 use crate::format::Format;
 use crate::json::tree;
 
-/// One text stream: its key, restorer and the last delta event it came in.
+/// One text stream: its key, restorer and, while it holds bytes back, the last delta event
+/// it came in (the copy a flush sends).
 struct Text {
     key: String,
     restorer: Restorer,
@@ -41,6 +42,13 @@ struct Text {
     template: Value,
     path: Vec<PathStep>,
 }
+
+/// Most text streams restored in one stream. A provider sends one per choice, content block,
+/// tool call or item: a few, at most a few hundred (`n` choices with parallel tool calls).
+/// Past this, a new text's deltas pass unrestored (the client sees stand-ins, never more
+/// than the provider sent): a hostile stream with a new index per chunk costs bounded memory
+/// and constant work per event.
+pub const MAX_TEXT_STREAMS: usize = 1024;
 
 #[derive(Clone, Debug)]
 enum PathStep {
@@ -60,6 +68,10 @@ pub struct EventRestorer {
     set: Arc<RestoreSet>,
     format: Format,
     texts: Vec<Text>,
+    /// `texts` by key.
+    index: std::collections::HashMap<String, usize>,
+    /// Indexes of the texts holding bytes back: a flush looks only at these.
+    holding: Vec<usize>,
     numbering: Numbering,
 }
 
@@ -102,6 +114,8 @@ impl EventRestorer {
             set,
             format,
             texts: Vec::new(),
+            index: std::collections::HashMap::new(),
+            holding: Vec::new(),
             numbering: Numbering::default(),
         }
     }
@@ -138,9 +152,12 @@ impl EventRestorer {
         }
         let mut emptied = false;
         for slot in slots {
-            let i = match self.texts.iter().position(|t| t.key == slot.key) {
-                Some(i) => i,
+            let i = match self.index.get(&slot.key) {
+                Some(&i) => i,
+                None if self.texts.len() >= MAX_TEXT_STREAMS => continue,
                 None => {
+                    let i = self.texts.len();
+                    self.index.insert(slot.key.clone(), i);
                     self.texts.push(Text {
                         key: slot.key,
                         restorer: Restorer::with_mode(self.set.clone(), slot.mode),
@@ -148,7 +165,7 @@ impl EventRestorer {
                         template: Value::Null,
                         path: slot.path.clone(),
                     });
-                    self.texts.len() - 1
+                    i
                 }
             };
             let Some(text) = self.texts.get_mut(i) else {
@@ -164,8 +181,15 @@ impl EventRestorer {
                 emptied |= !piece.is_empty() && restored.is_empty();
                 *v = Value::String(String::from_utf8_lossy(&restored).into_owned());
             }
-            text.event = event.map(<[u8]>::to_vec);
-            text.template = tree.clone();
+            // Only a text holding bytes back needs its event kept for a flush (a copy per
+            // event for every text was the cost of a stream with many texts).
+            if text.restorer.held() > 0 {
+                text.event = event.map(<[u8]>::to_vec);
+                text.template = tree.clone();
+                if !self.holding.contains(&i) {
+                    self.holding.push(i);
+                }
+            }
         }
         if self.format == Format::Responses {
             self.numbering.shift(tree);
@@ -187,15 +211,22 @@ impl EventRestorer {
 
     /// [`EventRestorer::flush`] for every text but those of `keep`.
     fn flush_except(&mut self, out: &mut Vec<u8>, keep: &[Slot]) {
-        for t in &mut self.texts {
+        let holding = std::mem::take(&mut self.holding);
+        for i in holding {
+            let Some(t) = self.texts.get_mut(i) else {
+                continue;
+            };
             if keep.iter().any(|s| s.key == t.key) {
+                self.holding.push(i);
                 continue;
             }
+            let event = t.event.take();
+            let template = std::mem::take(&mut t.template);
             let held = t.restorer.finish();
             if held.is_empty() {
                 continue;
             }
-            let mut tree = t.template.clone();
+            let mut tree = template;
             // The copy carries only this text: every other delta text in it is emptied, and
             // what its first delta announced (role, a tool call's id and name) is not repeated.
             for slot in delta_slots(self.format, &tree) {
@@ -211,7 +242,7 @@ impl EventRestorer {
                 self.numbering.next(&mut tree);
             }
             let data = serde_json::to_vec(&tree).unwrap_or_default();
-            write_event(out, t.event.as_deref(), &data);
+            write_event(out, event.as_deref(), &data);
         }
     }
 }
@@ -544,6 +575,41 @@ mod tests {
             }
         }
         text
+    }
+
+    /// A provider that opens a new choice in every chunk, each ending in a stand-in's first
+    /// bytes: texts stop being tracked at the bound (their deltas pass as sent), only texts
+    /// holding bytes are kept for a flush, and every held byte still comes out once.
+    #[test]
+    fn a_new_text_per_chunk_is_bounded() {
+        let (set, s) = set();
+        let mut r = EventRestorer::new(set, Format::OpenAi);
+        let mut out = Vec::new();
+        let n = MAX_TEXT_STREAMS + 500;
+        for i in 0..n {
+            let d = json_chunk(i, &s[..5]);
+            r.on_event(None, d.as_bytes(), &mut out);
+            assert!(r.texts.len() <= MAX_TEXT_STREAMS);
+            assert!(r.holding.len() <= MAX_TEXT_STREAMS);
+        }
+        assert_eq!(r.texts.len(), MAX_TEXT_STREAMS);
+        assert_eq!(
+            r.holding.len(),
+            MAX_TEXT_STREAMS,
+            "each tracked text holds its 5 bytes"
+        );
+        r.flush(&mut out);
+        assert!(r.holding.is_empty());
+        let text = String::from_utf8(out).unwrap();
+        // Every choice's 5 bytes reach the client exactly once: held ones at the flush,
+        // untracked ones as they came.
+        assert_eq!(text.matches(&s[..5]).count(), n);
+    }
+
+    fn json_chunk(index: usize, content: &str) -> String {
+        serde_json::json!({"object": "chat.completion.chunk",
+            "choices": [{"index": index, "delta": {"content": content}, "finish_reason": null}]})
+        .to_string()
     }
 
     #[test]
