@@ -402,6 +402,14 @@ fn a_stalled_writer_does_not_slow_the_workers() {
     );
 }
 
+/// Now, in Unix milliseconds.
+fn unix_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
 /// Records written into the file before the gateway starts (through the library's store, as
 /// another node would): the one past `retention_days` is removed at start, the recent one
 /// stays and reads back.
@@ -410,13 +418,7 @@ fn retention_removes_old_records_at_start() {
     use ringway::custody::store::{CustodyStore, Sqlite};
     use ringway::custody::Record;
     let db = temp_path("retention.db");
-    let now_ms = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
+    let now_ms = unix_ms();
     const DAY: i64 = 86_400_000;
     {
         let mut store = Sqlite::open(&db).unwrap();
@@ -555,13 +557,7 @@ fn big_db(name: &str) -> Scratch {
     use ringway::custody::store::{CustodyStore, Sqlite};
     use ringway::custody::Record;
     let db = Scratch(temp_path(name));
-    let now_ms = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap();
+    let now_ms = unix_ms();
     let t = Instant::now();
     let mut store = Sqlite::open(&db.0).unwrap();
     let mut batch = Vec::with_capacity(10_000);

@@ -244,19 +244,30 @@ fn any_split_restores_like_the_whole_and_like_the_oracle() {
             "seed {seed}: {:?}",
             String::from_utf8_lossy(&text)
         );
-        let mut r = Restorer::with_mode(set.clone(), mode);
-        let mut split = Vec::new();
-        let mut at = 0;
-        while at < text.len() {
-            let n = 1 + rng.below(8);
-            let end = (at + n).min(text.len());
-            split.extend(r.push(&text[at..end]));
-            assert!(r.held() <= set.longest(), "seed {seed}: held {}", r.held());
-            at = end;
-        }
-        split.extend(r.finish());
+        let split = restore_in_pieces(&set, mode, &text, &mut rng, seed);
         assert_eq!(split, whole, "seed {seed}");
     }
+}
+
+/// `text` through a streaming restorer in random pieces of 1 to 8 bytes; what is held back
+/// never exceeds the longest stand-in.
+fn restore_in_pieces(
+    set: &Arc<RestoreSet>,
+    mode: Mode,
+    text: &[u8],
+    rng: &mut Rng,
+    seed: u64,
+) -> Vec<u8> {
+    let mut r = Restorer::with_mode(set.clone(), mode);
+    let (mut out, mut at) = (Vec::new(), 0);
+    while at < text.len() {
+        let end = (at + 1 + rng.below(8)).min(text.len());
+        out.extend(r.push(&text[at..end]));
+        assert!(r.held() <= set.longest(), "seed {seed}: held {}", r.held());
+        at = end;
+    }
+    out.extend(r.finish());
+    out
 }
 
 #[test]
@@ -465,15 +476,7 @@ fn escapes_next_to_stand_ins_in_whole_answers_restore_like_the_decoded_text() {
         // Streamed, the arguments text comes in pieces: any split restores like the whole.
         let inner_raw = format!(r#"{{"to":"{raw}"}}"#);
         let whole = set.restore_with(inner_raw.as_bytes(), Mode::Json);
-        let mut r = Restorer::with_mode(set.clone(), Mode::Json);
-        let (mut split, mut at) = (Vec::new(), 0);
-        while at < inner_raw.len() {
-            let end = (at + 1 + rng.below(8)).min(inner_raw.len());
-            split.extend(r.push(&inner_raw.as_bytes()[at..end]));
-            assert!(r.held() <= set.longest(), "seed {seed}: held {}", r.held());
-            at = end;
-        }
-        split.extend(r.finish());
+        let split = restore_in_pieces(&set, Mode::Json, inner_raw.as_bytes(), &mut rng, seed);
         assert_eq!(split, whole, "seed {seed}: {raw}");
     }
 }
