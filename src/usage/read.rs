@@ -158,11 +158,14 @@ impl<'a> Reader<'a> {
                 }
             }
             _ => {
+                // A number or a literal: only their characters, so a span the reader accepts
+                // has every bracket inside a container it walked (the depth walks skip it as
+                // balanced).
                 let start = self.i;
-                while !matches!(
-                    self.peek()?,
-                    b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
-                ) {
+                while self
+                    .peek()
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+                {
                     self.i += 1;
                 }
                 (self.i > start).then_some(())

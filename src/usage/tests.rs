@@ -529,3 +529,14 @@ fn stop_reason_read_as_bytes_or_unescaped() {
     assert!(read::stop_at(b"null", 0).is_none());
     assert!(read::stop_at(br#""unterminated"#, 0).is_none());
 }
+
+/// A value the reader accepts is balanced as the depth walk counts it: junk glued to a
+/// literal (`x{`) is refused, not skipped over.
+#[test]
+fn usage_reader_refuses_brackets_glued_to_a_literal() {
+    assert!(read::usage_at(br#"{"a":x{},"input_tokens":1}"#, 0).is_none());
+    assert!(read::usage_at(br#"{"a":nul],"input_tokens":1}"#, 0).is_none());
+    let (raw, end) = read::usage_at(br#"{"a":[{"b":"}"}],"input_tokens":1} tail"#, 0).unwrap();
+    assert_eq!(raw.input_tokens, Some(1));
+    assert_eq!(end, 34, "just past the object");
+}
