@@ -576,3 +576,72 @@ fn json_text_in_tool_arguments_and_results_is_substituted_decoded() {
         }
     }
 }
+
+/// The provider's log, every request's body as it arrived, decoded (JSON text in strings too).
+fn mock_saw(m: &Proc) -> String {
+    let mut all = String::new();
+    for r in mock_requests(m) {
+        let body = r["body"].as_str().unwrap_or_default();
+        match serde_json::from_str::<Value>(body) {
+            Ok(v) => decoded_strings(&v, &mut all),
+            Err(_) => all.push_str(body),
+        }
+        all.push('\n');
+    }
+    all
+}
+
+fn assert_mock_saw_none(m: &Proc, originals: &[&str], what: &str) {
+    let seen = mock_saw(m);
+    assert!(!seen.trim().is_empty(), "{what}: the provider saw nothing");
+    for o in originals {
+        assert!(
+            !seen.contains(o),
+            "{what}: {o} reached the provider: {seen}"
+        );
+    }
+}
+
+/// An operator regex match glued to a word (`MRN654321x` for `MRN\d{6}`) is replaced with the
+/// word around it, so its stand-in can be restored; a match that cannot be replaced at all (it
+/// holds a control character) refuses the request, naming the kind; a dictionary name that
+/// overlaps a regex match is not left half in place.
+#[test]
+fn operator_regex_matches_inside_words_are_never_sent() {
+    let names = temp_path("names.txt");
+    std::fs::write(&names, "Jane Doe\n").unwrap();
+    let (m, g) = setup(&format!(
+        "[pii]\nenabled = true\nregexes = [\"MRN\\\\d{{6}}\", \"Ref:\\\\s\\\\d{{4}}\", \"Patient: \\\\w+\"]\n\
+         dictionaries = [{:?}]\n",
+        names.display().to_string()
+    ));
+    ADDR.with(|a| a.set(Some(g.addr)));
+    for stream in [false, true] {
+        for model in ["gpt", "claude"] {
+            let r = openai(
+                model,
+                "record MRN654321x and 7MRN123456",
+                stream,
+                false,
+                false,
+            );
+            assert_restored(&r, &["MRN654321x", "7MRN123456"]);
+            let r = anthropic(model, "Patient: Jane Doe arrived", stream, false, false);
+            assert_restored(&r, &["Patient: Jane Doe"]);
+        }
+    }
+    assert_mock_saw_none(&m, &["MRN654321", "MRN123456", "Jane Doe", " Doe"], "glued");
+    let before = mock_requests(&m).len();
+    let r = openai("gpt", "see Ref:\n1234 now", false, false, false);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("regex"), "{message}");
+    let r = anthropic("claude", "see Ref:\n1234 now", false, false, false);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("regex"));
+    assert_eq!(mock_requests(&m).len(), before, "nothing was sent");
+}
