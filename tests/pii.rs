@@ -576,3 +576,197 @@ fn json_text_in_tool_arguments_and_results_is_substituted_decoded() {
         }
     }
 }
+
+/// The provider's log, every request's body as it arrived, decoded (JSON text in strings too).
+fn mock_saw(m: &Proc) -> String {
+    let mut all = String::new();
+    for r in mock_requests(m) {
+        let body = r["body"].as_str().unwrap_or_default();
+        match serde_json::from_str::<Value>(body) {
+            Ok(v) => decoded_strings(&v, &mut all),
+            Err(_) => all.push_str(body),
+        }
+        all.push('\n');
+    }
+    all
+}
+
+fn assert_mock_saw_none(m: &Proc, originals: &[&str], what: &str) {
+    let seen = mock_saw(m);
+    assert!(!seen.trim().is_empty(), "{what}: the provider saw nothing");
+    for o in originals {
+        assert!(
+            !seen.contains(o),
+            "{what}: {o} reached the provider: {seen}"
+        );
+    }
+}
+
+/// Only the signed members of a thinking block where one can be (an assistant turn's content,
+/// or an OpenAI client's `thinking_blocks`) go unread; an object that merely says
+/// `"type":"thinking"` anywhere else is searched like any other.
+#[test]
+fn an_object_that_only_claims_to_be_thinking_is_searched() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let mail = ORIGINALS[0];
+    for model in ["claude", "gpt"] {
+        // Translation drops the message's `type`: the text would reach the provider as plain
+        // user text.
+        let body = json!({"model": model, "pii_substitution": true, "messages": [
+            {"role": "user", "type": "thinking", "content": format!("my email is {mail}")}]});
+        let r = request_to("/v1/chat/completions", body);
+        assert_restored(&r, &[mail]);
+        let body = json!({"model": model, "pii_substitution": true, "max_tokens": 64,
+            "messages": [
+                {"role": "user", "type": "redacted_thinking", "content": [
+                    {"type": "text", "text": format!("mail {mail}")}]}]});
+        let r = request_to("/v1/messages", body);
+        assert_restored(&r, &[mail]);
+        // A thinking block in a user turn is no signed block: its text is read (the mock,
+        // like the Messages API, then refuses the signature; the address never reached it).
+        let body = json!({"model": model, "pii_substitution": true, "max_tokens": 64,
+            "messages": [{"role": "user", "content": [
+                {"type": "thinking", "thinking": format!("note {mail}"), "signature": "c2ln"},
+                {"type": "text", "text": "hello"}]}]});
+        let _ = request_to("/v1/messages", body);
+    }
+    assert_mock_saw_none(&m, &[mail], "claimed thinking");
+}
+
+/// An operator regex match glued to a word (`MRN654321x` for `MRN\d{6}`) is replaced with the
+/// word around it, so its stand-in can be restored; a match that cannot be replaced at all (it
+/// holds a control character) refuses the request, naming the kind; a dictionary name that
+/// overlaps a regex match is not left half in place.
+#[test]
+fn operator_regex_matches_inside_words_are_never_sent() {
+    let names = temp_path("names.txt");
+    std::fs::write(&names, "Jane Doe\n").unwrap();
+    let (m, g) = setup(&format!(
+        "[pii]\nenabled = true\nregexes = [\"MRN\\\\d{{6}}\", \"Ref:\\\\s\\\\d{{4}}\", \"Patient: \\\\w+\"]\n\
+         dictionaries = [{:?}]\n",
+        names.display().to_string()
+    ));
+    ADDR.with(|a| a.set(Some(g.addr)));
+    for stream in [false, true] {
+        for model in ["gpt", "claude"] {
+            let r = openai(
+                model,
+                "record MRN654321x and 7MRN123456",
+                stream,
+                false,
+                false,
+            );
+            assert_restored(&r, &["MRN654321x", "7MRN123456"]);
+            let r = anthropic(model, "Patient: Jane Doe arrived", stream, false, false);
+            assert_restored(&r, &["Patient: Jane Doe"]);
+        }
+    }
+    assert_mock_saw_none(&m, &["MRN654321", "MRN123456", "Jane Doe", " Doe"], "glued");
+    let before = mock_requests(&m).len();
+    let r = openai("gpt", "see Ref:\n1234 now", false, false, false);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("regex"), "{message}");
+    let r = anthropic("claude", "see Ref:\n1234 now", false, false, false);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("regex"));
+    assert_eq!(mock_requests(&m).len(), before, "nothing was sent");
+}
+
+/// Text that reaches the model or the provider's logs outside the conversation: the end
+/// user's id, metadata, a predicted output, tool and schema descriptions and enum values, a
+/// participant's name, instructions. Tool names and ids reach the provider unchanged.
+#[test]
+fn every_field_that_reaches_the_provider_is_searched() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let [mail, card, ip] = [ORIGINALS[0], ORIGINALS[1], ORIGINALS[2]];
+    let schema = json!({"type": "object", "description": format!("for {mail}"),
+        "properties": {"to": {"type": "string", "description": format!("like {card}"),
+            "enum": [mail, "other"]},
+            "description": {"type": "string", "title": format!("from {ip}")}}});
+    for stream in [false, true] {
+        for model in ["gpt", "claude"] {
+            let chat = json!({"model": model, "stream": stream, "pii_substitution": true,
+                "user": ip, "safety_identifier": ip, "metadata": {"contact": mail},
+                "tools": [{"type": "function", "function": {"name": "send",
+                    "description": format!("mails {mail}"), "parameters": schema}}],
+                "messages": [{"role": "user", "name": mail, "content": "hello"},
+                    {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
+                        "type": "function", "function": {"name": "send", "arguments": "{}"}}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "sent"}]});
+            let messages = json!({"model": model, "stream": stream, "pii_substitution": true,
+                "max_tokens": 64, "metadata": {"user_id": ip}, "system": format!("admin {mail}"),
+                "tools": [{"name": "send", "description": format!("mails {mail}"),
+                    "input_schema": schema}],
+                "messages": [{"role": "user", "content": "hello"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                        "name": "send", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result",
+                        "tool_use_id": "toolu_1", "content": "sent"}]}]});
+            let responses = json!({"model": model, "stream": stream, "pii_substitution": true,
+                "user": ip, "metadata": {"contact": mail}, "instructions": format!("admin {mail}"),
+                "tools": [{"type": "function", "name": "send",
+                    "description": format!("mails {mail}"), "parameters": schema}],
+                "input": [{"role": "user", "content": "hello"},
+                    {"type": "function_call", "call_id": "call_1", "name": "send", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "call_1", "output": "sent"}]});
+            for (path, body) in [
+                ("/v1/chat/completions", chat),
+                ("/v1/messages", messages),
+                ("/v1/responses", responses),
+            ] {
+                let r = request_to(path, body);
+                assert_eq!(r.status, 200, "{path} {model}: {}", r.text());
+                let seen = mock_requests(&m);
+                let sent = seen.last().unwrap()["body"].as_str().unwrap().to_owned();
+                assert!(sent.contains("\"send\""), "{path} {model}: {sent}");
+                assert!(
+                    sent.contains("call_1") || sent.contains("toolu_1"),
+                    "{path} {model}: {sent}"
+                );
+            }
+        }
+    }
+    // Prediction is an OpenAI-only field: sent as it is to an OpenAI provider.
+    let body = json!({"model": "gpt", "pii_substitution": true,
+        "prediction": {"type": "content", "content": [{"type": "text", "text": format!("to {mail}")}]},
+        "messages": [{"role": "user", "content": "hello"}]});
+    assert_eq!(request_to("/v1/chat/completions", body).status, 200);
+    assert_mock_saw_none(&m, ORIGINALS, "fields");
+}
+
+/// Keys are content in a tool call's data, whether Anthropic's `input` object or OpenAI's
+/// JSON-text arguments: a map keyed by an address is the address.
+#[test]
+fn keys_in_tool_call_input_are_substituted_like_keys_in_arguments() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let mail = ORIGINALS[0];
+    let input = json!({mail: {"note": "vip"}});
+    for model in ["gpt", "claude"] {
+        let messages = json!({"model": model, "pii_substitution": true, "max_tokens": 64,
+            "tools": [{"name": "send", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "send it"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1",
+                    "name": "send", "input": input}]},
+                {"role": "user", "content": [{"type": "tool_result",
+                    "tool_use_id": "toolu_1", "content": "done"}]}]});
+        let chat = json!({"model": model, "pii_substitution": true,
+            "tools": [{"type": "function", "function": {"name": "send", "parameters": {"type": "object"}}}],
+            "messages": [{"role": "user", "content": "send it"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1",
+                    "type": "function", "function": {"name": "send", "arguments": input.to_string()}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "done"}]});
+        for (path, body) in [("/v1/messages", messages), ("/v1/chat/completions", chat)] {
+            let r = request_to(path, body);
+            assert_eq!(r.status, 200, "{path} {model}: {}", r.text());
+        }
+    }
+    assert_mock_saw_none(&m, &[mail], "keys");
+}

@@ -7,13 +7,24 @@
 //! with more digits than an f64 holds, key order, whitespace) reaches the provider as the
 //! client wrote it.
 //!
-//! Which strings: every string under the conversation keys (`messages`, `system`, `input`,
-//! `instructions`, `prompt`), at any depth: system and user text, assistant text from earlier
-//! turns (restored for the client, so it must be substituted again: the same stand-in, by
-//! determinism), tool results, tool-call arguments (OpenAI's JSON-in-a-string and Anthropic's
-//! `input` object alike). Structural strings are skipped by key ([`SKIP_KEYS`]): ids, roles,
-//! types, names of tools, signatures, image data and URLs. Signed thinking blocks are skipped
-//! whole (see [`SIGNED`]).
+//! Which strings: every string whose text reaches the model or the provider's logs.
+//! - Under the conversation keys (`messages`, `system`, `input`, `instructions`, `prompt`,
+//!   `prediction`), at any depth: system and user text, assistant text from earlier turns
+//!   (restored for the client, so it must be substituted again: the same stand-in, by
+//!   determinism), tool results, tool-call arguments (OpenAI's JSON-in-a-string and
+//!   Anthropic's `input` object alike), a participant's `name`. Structural strings are skipped
+//!   by key ([`SKIP_KEYS`]): ids, roles, types, names of tools, signatures, image data and
+//!   URLs. In an assistant turn, the signed members of a thinking block are skipped (see
+//!   [`SIGNED`]).
+//! - The end user's identifiers (`user`, `safety_identifier`) and `metadata` values.
+//! - In tool definitions and output schemas (`tools`, `functions`, `response_format`, `text`,
+//!   `output_format`, `output_config`): descriptions, titles and the values a schema lists
+//!   (`enum`, `const`, `default`, `examples`). Names, types and property names stay: the
+//!   provider and the client's code must see them unchanged. Nothing echoes a description
+//!   back, so its stand-ins are not restored anywhere.
+//!
+//! In data the client or the model wrote (a tool call's `input`, JSON text in a string), keys
+//! are content like values: a map keyed by an address is the address.
 //!
 //! A string whose text is JSON (tool-call arguments, a tool result, Responses `arguments` and
 //! `output`: recognised by content, not by key) is opened in turn: its strings, keys and
@@ -31,22 +42,44 @@ use super::Session;
 pub const FLAG: &str = "pii_substitution";
 
 /// Top-level keys whose strings are conversation text.
-const TEXT_ROOTS: &[&str] = &["messages", "system", "input", "instructions", "prompt"];
+const TEXT_ROOTS: &[&str] = &["system", "instructions", "prompt", "prediction"];
+
+/// Top-level keys holding the turns or items of a conversation.
+const TURN_ROOTS: &[&str] = &["messages", "input"];
+
+/// Top-level keys naming the end user to the provider (its abuse logs; translated to
+/// Anthropic `metadata.user_id`).
+const USER_ROOTS: &[&str] = &["user", "safety_identifier"];
+
+/// Top-level keys holding tool definitions or an output schema, read with [`walk_schema`].
+const SCHEMA_ROOTS: &[&str] = &[
+    "tools",
+    "functions",
+    "response_format",
+    "text",
+    "output_format",
+    "output_config",
+];
 
 /// Block types whose text the provider signed: Anthropic `thinking` (text + `signature`) and
 /// `redacted_thinking` (opaque `data`), in an Anthropic assistant turn or in the OpenAI
 /// `thinking_blocks` extension that carries them verbatim.
 ///
-/// They go back exactly as the client holds them, never substituted. The provider checks the
-/// signature against the text it wrote, so the text must reach it byte for byte as it was
-/// produced; that is why the answer side never restores thinking text either (`document`,
-/// `events`).
+/// Their signed members go back exactly as the client holds them, never substituted: the
+/// provider checks the signature against the text it wrote, so the text must reach it byte
+/// for byte as it was produced; that is why the answer side never restores thinking text
+/// either (`document`, `events`).
 /// Re-substituting restored thinking text cannot give those bytes back in general: the model
 /// may itself write an original or any other detectable value in its thinking (a phone number
 /// it reasons about, a dictionary place), which substitution would then change and the
 /// signature check would refuse. Left alone, the block leaks nothing: every byte of it came
 /// from the provider. Its text is also kept out of the stand-in collision check, so the
 /// stand-ins it mentions are drawn again for the same originals.
+///
+/// Only where such a block can be: an element of an assistant message's `content` or
+/// `thinking_blocks` under `messages` (see [`signed_members`]). An object that merely says
+/// `"type":"thinking"` anywhere else is searched like any other, since a translator that
+/// drops the `type` would send its text as plain text.
 pub const SIGNED: &[&str] = &["thinking", "redacted_thinking"];
 
 /// Keys whose string values are structure, never conversation text.
@@ -291,13 +324,38 @@ fn is_number(token: &str) -> bool {
         && matches!(tree::parse(token.as_bytes()), Some(Node::Scalar(_)))
 }
 
-/// Collects the span of every conversation string, in document order.
+/// Collects the span of every string to search, in document order (the splice needs it).
 fn walk(body: &[u8], root: &Node, out: &mut Vec<Range<usize>>) {
-    if let Node::Object(entries) = root {
-        for e in entries {
-            if TEXT_ROOTS.contains(&e.key.as_str()) {
-                walk_text(body, &e.value, out, false);
+    let Node::Object(entries) = root else {
+        return;
+    };
+    for e in entries {
+        let k = e.key.as_str();
+        if TEXT_ROOTS.contains(&k) {
+            walk_text(body, &e.value, out, false);
+        } else if TURN_ROOTS.contains(&k) {
+            match &e.value {
+                // Thinking blocks only ever come back in `messages` (Chat and Messages); a
+                // Responses turn carries reasoning sealed in `encrypted_content` instead.
+                Node::Array(turns) => turns
+                    .iter()
+                    .for_each(|t| walk_turn(body, t, k == "messages", out)),
+                other => walk_text(body, other, out, false),
             }
+        } else if USER_ROOTS.contains(&k) {
+            if let Node::Str(span) = &e.value {
+                out.push(span.clone());
+            }
+        } else if k == "metadata" {
+            // Values only: the keys are labels (Anthropic's `user_id`), like a schema's.
+            match &e.value {
+                Node::Object(members) => members
+                    .iter()
+                    .for_each(|m| walk_text(body, &m.value, out, true)),
+                other => walk_text(body, other, out, true),
+            }
+        } else if SCHEMA_ROOTS.contains(&k) {
+            walk_schema(&e.value, out);
         }
     }
 }
@@ -305,45 +363,161 @@ fn walk(body: &[u8], root: &Node, out: &mut Vec<Range<usize>>) {
 /// The decoded `type` strings of an object's members (duplicates included: a provider may
 /// read any of them, so each counts).
 fn types<'b>(body: &'b [u8], entries: &[Entry]) -> Vec<std::borrow::Cow<'b, str>> {
+    values(body, entries, "type")
+}
+
+/// The decoded string values of every member named `key`.
+fn values<'b>(body: &'b [u8], entries: &[Entry], key: &str) -> Vec<std::borrow::Cow<'b, str>> {
     entries
         .iter()
-        .filter(|e| e.key == "type")
+        .filter(|e| e.key == key)
         .filter_map(|e| e.value.as_str(body))
         .collect()
 }
 
+/// One turn of `messages` or item of `input`. `signed`: thinking blocks can be in it (a
+/// `messages` turn).
+fn walk_turn(body: &[u8], turn: &Node, signed: bool, out: &mut Vec<Range<usize>>) {
+    let Node::Object(entries) = turn else {
+        return walk_text(body, turn, out, false);
+    };
+    let roles = values(body, entries, "role");
+    let every =
+        |names: &[&str]| !roles.is_empty() && roles.iter().all(|r| names.contains(&r.as_ref()));
+    let assistant = signed && every(&["assistant"]);
+    // A participant's name (Chat `name` on a system, user or assistant turn) is read by the
+    // model; on a `function` or `tool` turn it is the tool's name.
+    let person = every(&["system", "developer", "user", "assistant"]);
+    let tool_use = is_tool_use(body, entries);
+    for e in entries {
+        match e.key.as_str() {
+            "name" if person => walk_text(body, &e.value, out, true),
+            "content" | "thinking_blocks" if assistant => match &e.value {
+                Node::Array(blocks) => blocks.iter().for_each(|b| walk_block(body, b, out)),
+                other => walk_text(body, other, out, false),
+            },
+            _ => member(body, e, tool_use, out),
+        }
+    }
+}
+
+/// One block of an assistant turn: a signed thinking block keeps its signed members as they
+/// are; everything else is searched.
+fn walk_block(body: &[u8], block: &Node, out: &mut Vec<Range<usize>>) {
+    let Node::Object(entries) = block else {
+        return walk_text(body, block, out, false);
+    };
+    let skip = signed_members(body, entries);
+    let tool_use = is_tool_use(body, entries);
+    for e in entries.iter().filter(|e| !skip.contains(&e.key.as_str())) {
+        member(body, e, tool_use, out);
+    }
+}
+
+/// The members a thinking block's signature covers, when every `type` it has names the
+/// same signed kind (a block that also says it is something else is searched whole: should
+/// the provider then refuse the signature, nothing leaked).
+fn signed_members(body: &[u8], entries: &[Entry]) -> &'static [&'static str] {
+    let kinds = types(body, entries);
+    let every = |name: &str| !kinds.is_empty() && kinds.iter().all(|k| k == name);
+    if every("thinking") {
+        &["thinking", "signature"]
+    } else if every("redacted_thinking") {
+        &["data"]
+    } else {
+        &[]
+    }
+}
+
+fn is_tool_use(body: &[u8], entries: &[Entry]) -> bool {
+    types(body, entries)
+        .iter()
+        .any(|k| matches!(k.as_ref(), "tool_use" | "server_tool_use"))
+}
+
 /// `free`: inside data the client wrote (a tool call's `input` object, a text document's
-/// `data`), where every string is content whatever its key: a tool argument called `name`,
-/// `id` or `url` holds a person, an identifier or an address as readily as any other.
+/// `data`, a `metadata` value), where every string is content whatever its key: a tool
+/// argument called `name`, `id` or `url` holds a person, an identifier or an address as
+/// readily as any other, and so may a key (as in JSON text in a string, see `collect`).
 fn walk_text(body: &[u8], v: &Node, out: &mut Vec<Range<usize>>, free: bool) {
     match v {
         Node::Str(span) => out.push(span.clone()),
         Node::Array(items) => items.iter().for_each(|i| walk_text(body, i, out, free)),
-        Node::Object(entries) => {
-            let kinds = types(body, entries);
-            let is = |names: &[&str]| kinds.iter().any(|k| names.contains(&k.as_ref()));
-            if !free && is(SIGNED) {
-                return;
-            }
-            let tool_use = is(&["tool_use", "server_tool_use"]);
+        Node::Object(entries) if free => {
             for e in entries {
-                let k = e.key.as_str();
-                if free || (k == "input" && tool_use) {
-                    walk_text(body, &e.value, out, true);
-                } else if k == "source" {
-                    // A document given as text: its `data` is conversation text.
-                    if e.value.get("type").and_then(|t| t.as_str(body)).as_deref() == Some("text") {
-                        if let Node::Object(members) = &e.value {
-                            for m in members.iter().filter(|m| m.key == "data") {
-                                walk_text(body, &m.value, out, true);
-                            }
-                        }
-                    }
-                } else if !SKIP_KEYS.contains(&k) {
-                    walk_text(body, &e.value, out, false);
+                out.push(e.key_span.clone());
+                walk_text(body, &e.value, out, true);
+            }
+        }
+        Node::Object(entries) => {
+            let tool_use = is_tool_use(body, entries);
+            entries.iter().for_each(|e| member(body, e, tool_use, out));
+        }
+        Node::Scalar(_) => {}
+    }
+}
+
+/// One member of an object of the conversation's structure. `tool_use`: the object is a
+/// tool call whose `input` is the model's data.
+fn member(body: &[u8], e: &Entry, tool_use: bool, out: &mut Vec<Range<usize>>) {
+    let k = e.key.as_str();
+    if k == "input" && tool_use {
+        walk_text(body, &e.value, out, true);
+    } else if k == "source" {
+        // A document given as text: its `data` is conversation text.
+        if e.value.get("type").and_then(|t| t.as_str(body)).as_deref() == Some("text") {
+            if let Node::Object(members) = &e.value {
+                for m in members.iter().filter(|m| m.key == "data") {
+                    walk_text(body, &m.value, out, true);
                 }
             }
         }
+    } else if !SKIP_KEYS.contains(&k) {
+        walk_text(body, &e.value, out, false);
+    }
+}
+
+/// Keys of a JSON schema whose value maps names (of properties, of definitions) to schemas:
+/// the names are the tool's interface, never searched.
+const SCHEMA_MAPS: &[&str] = &[
+    "properties",
+    "patternProperties",
+    "$defs",
+    "definitions",
+    "dependentSchemas",
+];
+
+/// A tool definition or an output schema, at any depth: descriptions and titles are text the
+/// model reads, and the values a schema lists (`enum`, `const`, `default`, `examples`) are
+/// text it may write back (restored then, like any stand-in). Everything else (names, types,
+/// patterns, formats, `required`, property names) is the interface and stays.
+fn walk_schema(v: &Node, out: &mut Vec<Range<usize>>) {
+    match v {
+        Node::Array(items) => items.iter().for_each(|i| walk_schema(i, out)),
+        Node::Object(entries) => {
+            for e in entries {
+                match (e.key.as_str(), &e.value) {
+                    ("description" | "title", Node::Str(span)) => out.push(span.clone()),
+                    ("enum" | "const" | "default" | "examples", value) => walk_listed(value, out),
+                    (k, Node::Object(map)) if SCHEMA_MAPS.contains(&k) => {
+                        map.iter().for_each(|m| walk_schema(&m.value, out))
+                    }
+                    // A property called `description` holds a schema: read as one.
+                    (_, value) => walk_schema(value, out),
+                }
+            }
+        }
+        Node::Str(_) | Node::Scalar(_) => {}
+    }
+}
+
+/// A value a schema lists: its strings, at any depth; the keys of an object value are the
+/// schema's property names and stay.
+fn walk_listed(v: &Node, out: &mut Vec<Range<usize>>) {
+    match v {
+        Node::Str(span) => out.push(span.clone()),
+        Node::Array(items) => items.iter().for_each(|i| walk_listed(i, out)),
+        Node::Object(entries) => entries.iter().for_each(|e| walk_listed(&e.value, out)),
         Node::Scalar(_) => {}
     }
 }
@@ -437,11 +611,69 @@ mod tests {
             BodyError::FlagNotBool
         );
         assert_eq!(parse(b"[1]").unwrap_err(), BodyError::NotObject);
+        // A tool's name on a `function`/`tool` turn, a call's id and the model are the
+        // interface; a `prompt_cache_key` is a cache key, not text.
         let (out, _, s) = run(
-            r#"{"model":"jane.doe@corp.example.io","messages":[{"role":"user","name":"10.20.30.40","content":"hi"}]}"#,
+            r#"{"model":"jane.doe@corp.example.io","prompt_cache_key":"10.20.30.40","messages":[
+              {"role":"tool","name":"10.20.30.40","tool_call_id":"jane.doe@corp.example.io","content":"hi"},
+              {"role":"function","name":"10.20.30.40","content":"hi"}]}"#,
         );
-        assert!(out.contains("jane.doe@corp.example.io") && out.contains("10.20.30.40"));
+        assert!(
+            out.contains(r#""model":"jane.doe@corp.example.io""#),
+            "{out}"
+        );
+        assert_eq!(out.matches("10.20.30.40").count(), 3, "{out}");
         assert_eq!(s.counts().total(), 0);
+    }
+
+    /// Every field whose text reaches the model or the provider's logs, in the three
+    /// dialects; names, ids, types and property names stay.
+    #[test]
+    fn user_metadata_tools_schemas_and_names_are_searched() {
+        let schema = r#"{"type":"object","description":"for jane.doe@corp.example.io",
+            "properties":{"to":{"type":"string","title":"card 4111 1111 1111 1111",
+              "enum":["10.20.30.40","x"],"default":{"to":"10.20.30.40"}},
+              "description":{"type":"string","examples":["jane.doe@corp.example.io"]}},
+            "required":["to","description"]}"#;
+        let bodies = [
+            format!(
+                r#"{{"model":"m","user":"10.20.30.40","safety_identifier":"jane.doe@corp.example.io",
+                "metadata":{{"k":"4111 1111 1111 1111"}},
+                "prediction":{{"type":"content","content":"to jane.doe@corp.example.io"}},
+                "response_format":{{"type":"json_schema","json_schema":{{"name":"r","schema":{schema}}}}},
+                "tools":[{{"type":"function","function":{{"name":"send",
+                  "description":"mail jane.doe@corp.example.io","parameters":{schema}}}}}],
+                "messages":[{{"role":"user","name":"10.20.30.40","content":"hi"}}]}}"#
+            ),
+            format!(
+                r#"{{"model":"m","metadata":{{"user_id":"10.20.30.40"}},"system":"jane.doe@corp.example.io",
+                "tools":[{{"name":"send","description":"4111 1111 1111 1111","input_schema":{schema}}}],
+                "output_config":{{"format":{{"type":"json_schema","schema":{schema}}}}},
+                "messages":[{{"role":"user","content":"hi"}}]}}"#
+            ),
+            format!(
+                r#"{{"model":"m","user":"10.20.30.40","instructions":"jane.doe@corp.example.io",
+                "metadata":{{"k":"4111 1111 1111 1111"}},
+                "text":{{"format":{{"type":"json_schema","name":"r","schema":{schema}}}}},
+                "tools":[{{"type":"function","name":"send","description":"x 10.20.30.40","parameters":{schema}}}],
+                "input":"hi"}}"#
+            ),
+        ];
+        for body in bodies {
+            let (out, _, s) = run(&body);
+            assert_clean(&out, &s);
+            let v: Value = serde_json::from_str(&out).unwrap();
+            let tools = v["tools"].to_string();
+            assert!(tools.contains(r#""name":"send""#), "{tools}");
+            for key in [
+                r#""to":{"#,
+                r#""description":{"type""#,
+                r#"["to","description"]"#,
+            ] {
+                assert!(out.contains(key), "{key} in {out}");
+            }
+            assert!(out.contains(r#""default":{"to":"#), "{out}");
+        }
     }
 
     #[test]
@@ -536,6 +768,29 @@ mod tests {
         assert_ne!(content[2]["input"]["thinking"], "10.20.30.40");
         assert_ne!(v["messages"][0]["content"], "mail jane.doe@corp.example.io");
         assert_eq!(s.counts().get(Kind::Email), 1);
+    }
+
+    #[test]
+    fn only_the_signed_members_of_a_block_where_one_can_be_are_left_alone() {
+        let body = r#"{"model":"m","messages":[
+          {"role":"user","type":"thinking","content":"mail jane.doe@corp.example.io"},
+          {"role":"user","content":[{"type":"thinking","thinking":"10.20.30.40","signature":"s"}]},
+          {"role":"assistant","type":"thinking","thinking":"10.20.30.40","content":[
+            {"type":"thinking","thinking":"jane.doe@corp.example.io","signature":"s","note":"4111 1111 1111 1111"},
+            {"type":"thinking","type":"text","thinking":"10.20.30.40","text":"10.20.30.40"},
+            {"type":"text","text":"ok","nested":{"type":"thinking","thinking":"10.20.30.40"}}]}],
+          "system":[{"type":"thinking","thinking":"10.20.30.40"}],
+          "input":[{"role":"assistant","content":[{"type":"thinking","thinking":"10.20.30.40"}]}]}"#;
+        let (out, _, s) = run(body);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let signed = &v["messages"][2]["content"][0];
+        assert_eq!(signed["thinking"], "jane.doe@corp.example.io");
+        assert_eq!(signed["signature"], "s");
+        assert_ne!(signed["note"], "4111 1111 1111 1111");
+        assert!(!v["messages"][0].to_string().contains("jane.doe@"), "{v}");
+        // Everywhere else, 10.20.30.40 was an object that only claimed the type.
+        assert!(!out.contains("10.20.30.40"), "{out}");
+        assert_eq!(s.counts().get(Kind::Ipv4), 7);
     }
 
     /// A session over a detector that also knows the name `García`.

@@ -7,15 +7,16 @@
 //! (the stand-in is restored in the answer), but it changes what the model reads.
 //!
 //! An entity whose text has a character JSON escapes (`"`, `\`, control characters) is never
-//! substituted: originals and stand-ins are then the same bytes escaped or not, which is what
-//! lets the restorer work on JSON text at any nesting depth (see `restore`).
+//! substituted (the session refuses the request instead): originals and stand-ins are then the
+//! same bytes escaped or not, which is what lets the restorer work on JSON text at any nesting
+//! depth (see `restore`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
-use super::Kind;
+use super::{Kind, MAX_ENTITY_BYTES};
 
 /// One entity found in a text: its kind and byte range.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,8 +196,10 @@ impl Detector {
         })
     }
 
-    /// All entities in `text`, in order, never overlapping. Where candidates overlap, the
-    /// longer wins, then the earlier detector (dictionary and operator regexes go last).
+    /// All entities in `text`, in order, never overlapping. A candidate inside another is
+    /// covered by it (the longer wins, then the earlier detector; dictionary and operator
+    /// regexes go last); two that only overlap become one. A match glued to a word is widened
+    /// to the word. Entities the session cannot replace are returned too, for it to refuse.
     pub fn find(&self, text: &str) -> Vec<Found> {
         let mut all: Vec<(Found, usize)> = Vec::new();
         for (rank, (kind, re)) in self.builtin.iter().enumerate() {
@@ -244,16 +247,39 @@ impl Detector {
                 }
             }
         }
-        all.retain(|(f, _)| substitutable(&text[f.range.clone()]) && restorable(text, &f.range));
+        // Nothing found is dropped here: an entity that cannot be replaced (a character JSON
+        // escapes, too long) is the session's to refuse, never a reason to send it as it is.
         all.sort_by_key(|(f, rank)| (f.range.start, std::cmp::Reverse(f.range.len()), *rank));
+        let (mut run, mut widened) = (0..0, false);
+        for (f, _) in &mut all {
+            if !restorable(text, &f.range) {
+                widened = true;
+                // Inside the last word widened: the same word, not scanned again (a long run
+                // of digits under `\d{6}` would otherwise be walked once per match).
+                if !(run.start <= f.range.start && f.range.end <= run.end) {
+                    run = whole_word(text, &f.range);
+                }
+                f.range = run.clone();
+                // Only a shape-preserving stand-in fits a widened text (built-in and dictionary
+                // matches are never glued: their patterns and checks see to it).
+                f.kind = Kind::Regex;
+            }
+        }
+        if widened {
+            all.sort_by_key(|(f, rank)| (f.range.start, std::cmp::Reverse(f.range.len()), *rank));
+        }
         let mut out: Vec<Found> = Vec::with_capacity(all.len());
-        // Greedy by start: an overlapping candidate that is longer than the kept one replaces
-        // it (a card's digits contain phone-shaped runs; the card must win).
+        // Greedy by start: a candidate inside the kept one is covered by it (a card's digits
+        // contain phone-shaped runs; the card wins). One that runs past its end joins it: the
+        // two become one entity with a shape-preserving stand-in, since keeping either alone
+        // would send the other's uncovered part as written (`Patient: \w+` over a dictionary
+        // name `Jane Doe` would leave `Doe`).
         for (f, _) in all {
             match out.last_mut() {
                 Some(last) if f.range.start < last.range.end => {
-                    if f.range.len() > last.range.len() {
-                        *last = f;
+                    if f.range.end > last.range.end {
+                        last.range.end = f.range.end;
+                        last.kind = Kind::Regex;
                     }
                 }
                 _ => out.push(f),
@@ -305,7 +331,7 @@ pub fn substitutable(s: &str) -> bool {
 /// The restorer's boundary rule, applied before substituting: an entity that starts (ends)
 /// with an ASCII letter or digit must not follow (precede) one, or its stand-in would be glued
 /// to a word and the restorer would rightly leave it alone. Built-in patterns already keep
-/// this; operator regexes need not.
+/// this; operator regexes need not (`MRN\d{6}` matches inside `MRN654321x`).
 fn restorable(text: &str, range: &std::ops::Range<usize>) -> bool {
     let bytes = text.as_bytes();
     let word = |i: Option<usize>| {
@@ -316,6 +342,24 @@ fn restorable(text: &str, range: &std::ops::Range<usize>) -> bool {
     let glued_before = word(first) && word(range.start.checked_sub(1));
     let glued_after = word(last) && word(Some(range.end));
     !glued_before && !glued_after
+}
+
+/// `range` widened to the ASCII letters and digits around it: the whole word is the entity,
+/// so its stand-in has word edges on both sides and is restored. Widened by at most
+/// [`MAX_ENTITY_BYTES`] and one byte more on each side, which keeps the work per match bounded;
+/// a word longer than that is refused by the session as too long, never cut.
+fn whole_word(text: &str, range: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+    let bytes = text.as_bytes();
+    let word = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let (mut start, mut end) = (range.start, range.end);
+    while start > 0 && word(start - 1) && range.start - start <= MAX_ENTITY_BYTES {
+        start -= 1;
+    }
+    while word(end) && end - range.end <= MAX_ENTITY_BYTES {
+        end += 1;
+    }
+    // ASCII bytes only were added: both ends are still character boundaries.
+    start..end
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -598,8 +642,42 @@ mod tests {
                 (Kind::Regex, "EMP-123456")
             ]
         );
-        // An operator regex match glued to a word is not taken (it could not be restored).
-        assert_eq!(d.find("XEMP-123456"), []);
+        // An operator regex match glued to a word is widened to the word (a stand-in glued
+        // to a word could not be restored), within bounds; overlapping matches become one.
+        let found = |t: &str| -> Vec<(Kind, String)> {
+            d.find(t)
+                .into_iter()
+                .map(|f| (f.kind, t[f.range].to_string()))
+                .collect()
+        };
+        assert_eq!(found("XEMP-123456"), [(Kind::Regex, "XEMP-123456".into())]);
+        assert_eq!(
+            found("a EMP-123456b7 c"),
+            [(Kind::Regex, "EMP-123456b7".into())]
+        );
+        let long = format!("id {}EMP-123456{} end", "x".repeat(300), "y".repeat(300));
+        let got = found(&long);
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].1.len() > crate::pii::MAX_ENTITY_BYTES,
+            "refused later as too long"
+        );
+        assert!(got[0].1.contains("EMP-123456"));
+        let d2 = Detector::new(&["Patient: \\w+".into()], &terms).unwrap();
+        let t = "Patient: Jane Doe, Toronto";
+        let got: Vec<_> = d2
+            .find(t)
+            .into_iter()
+            .map(|f| (f.kind, &t[f.range]))
+            .collect();
+        assert_eq!(
+            got,
+            [(Kind::Regex, "Patient: Jane Doe"), (Kind::Place, "Toronto")]
+        );
+        // An operator match holding a character JSON escapes is returned for the session to
+        // refuse.
+        let d3 = Detector::new(&["Ref:\\s\\d{4}".into()], &[]).unwrap();
+        assert_eq!(d3.find("Ref:\n1234").len(), 1);
         assert!(Detector::new(&["(".into()], &[]).is_err());
         assert!(Detector::new(&["a*".into()], &[]).is_err());
         let bad = [Term {

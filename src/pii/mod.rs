@@ -167,9 +167,55 @@ pub struct Session<'d> {
     counts: Counts,
     /// Prompt bytes compared so far while drawing stand-ins (bounded by [`MAX_SCAN_BYTES`]).
     scanned: usize,
-    /// An entity was found that could not be replaced (too many, too long, no free stand-in,
-    /// or too much text to scan): the request must not go upstream.
-    incomplete: bool,
+    /// Why an entity found could not be replaced (the first reason): the request must not
+    /// go upstream.
+    unreplaced: Option<Unreplaced>,
+}
+
+/// Why a request's entities could not all be replaced. Each names what a client or operator
+/// can change; the values themselves are never named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreplaced {
+    /// The request's text is over [`MAX_TEXT_BYTES`].
+    TooMuchText,
+    /// More than [`MAX_ENTITIES`] distinct entities.
+    TooMany(Kind),
+    /// An entity (with the word around it, for a match inside one) over [`MAX_ENTITY_BYTES`].
+    TooLong(Kind),
+    /// An entity holding a quote, a backslash or a control character: it could not be
+    /// restored byte for byte in escaped text, so it is not replaced.
+    Unescapable(Kind),
+    /// No free stand-in could be drawn within the scanning budget.
+    NoStandIn(Kind),
+}
+
+impl std::fmt::Display for Unreplaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreplaced::TooMuchText => write!(
+                f,
+                "the request holds more than {MAX_TEXT_BYTES} bytes of text to search"
+            ),
+            Unreplaced::TooMany(k) => write!(
+                f,
+                "a `{}` entity is beyond the {MAX_ENTITIES} distinct entities one request may hold",
+                k.label()
+            ),
+            Unreplaced::TooLong(k) => write!(
+                f,
+                "a `{}` entity (with the word it is part of) is longer than {MAX_ENTITY_BYTES} bytes",
+                k.label()
+            ),
+            Unreplaced::Unescapable(k) => write!(
+                f,
+                "a `{}` entity holds a quote, a backslash or a control character",
+                k.label()
+            ),
+            Unreplaced::NoStandIn(k) => {
+                write!(f, "no free stand-in could be drawn for a `{}` entity", k.label())
+            }
+        }
+    }
 }
 
 /// Distinct entities one request may hold. Each new one is checked against the whole prompt,
@@ -190,7 +236,7 @@ impl<'d> Session<'d> {
             pairs: Vec::new(),
             by_original: HashMap::new(),
             counts: Counts::default(),
-            incomplete: false,
+            unreplaced: None,
             scanned: 0,
         }
     }
@@ -198,7 +244,16 @@ impl<'d> Session<'d> {
     /// Did an entity stay unreplaced? Then the request must be refused: its original would
     /// reach the provider.
     pub fn incomplete(&self) -> bool {
-        self.incomplete
+        self.unreplaced.is_some()
+    }
+
+    /// Why the request is incomplete (the first entity that could not be replaced).
+    pub fn unreplaced(&self) -> Option<Unreplaced> {
+        self.unreplaced
+    }
+
+    fn refuse(&mut self, why: Unreplaced) {
+        self.unreplaced.get_or_insert(why);
     }
 
     /// Substitutes entities in every text of one request at once: all of them are the
@@ -206,12 +261,16 @@ impl<'d> Session<'d> {
     /// it had nothing to replace.
     pub fn substitute(&mut self, texts: &[&str]) -> Vec<Option<String>> {
         if texts.iter().map(|t| t.len()).sum::<usize>() > MAX_TEXT_BYTES {
-            self.incomplete = true;
+            self.refuse(Unreplaced::TooMuchText);
             return vec![None; texts.len()];
         }
         texts
             .iter()
             .map(|text| {
+                // Refused already: nothing of this request goes upstream, so no more work.
+                if self.unreplaced.is_some() {
+                    return None;
+                }
                 let found = self.detector.find(text);
                 if found.is_empty() {
                     return None;
@@ -220,15 +279,27 @@ impl<'d> Session<'d> {
                 let mut at = 0;
                 let mut changed = false;
                 for f in found {
+                    // The detector's ranges are on character boundaries of this text; a miss
+                    // is a bug, and the request is refused rather than sent with it.
                     let Some(original) = text.get(f.range.clone()) else {
+                        self.refuse(Unreplaced::Unescapable(f.kind));
                         continue;
                     };
                     if original.len() > MAX_ENTITY_BYTES {
-                        self.incomplete = true;
+                        self.refuse(Unreplaced::TooLong(f.kind));
+                        continue;
+                    }
+                    if !substitutable(original) {
+                        self.refuse(Unreplaced::Unescapable(f.kind));
                         continue;
                     }
                     let Some(i) = self.stand_in_for(f.kind, original, texts) else {
-                        self.incomplete = true;
+                        let why = if self.pairs.len() >= MAX_ENTITIES {
+                            Unreplaced::TooMany(f.kind)
+                        } else {
+                            Unreplaced::NoStandIn(f.kind)
+                        };
+                        self.refuse(why);
                         continue;
                     };
                     out.push_str(text.get(at..f.range.start).unwrap_or_default());

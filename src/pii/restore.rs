@@ -212,8 +212,8 @@ impl RestoreSet {
 }
 
 /// An ASCII letter or digit: a stand-in glued to one is part of a longer word. The detector
-/// only substitutes entities that pass the same test (`detect::restorable`), so whatever was
-/// substituted is restored.
+/// only substitutes entities that pass the same test (`detect::restorable`; a match glued to a
+/// word is widened to the word), so whatever was substituted is restored.
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }

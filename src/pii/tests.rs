@@ -517,3 +517,43 @@ fn escapes_right_before_and_after_a_stand_in() {
         format!(r#"{{"to":"\nora.quinn@example.com \\{o}"}}"#).as_bytes()
     );
 }
+
+#[test]
+fn an_operator_match_is_replaced_with_its_word_or_the_request_is_refused() {
+    let d = Detector::new(&[r"MRN\d{6}".into(), r"Ref:\s\d{4}".into()], &[]).unwrap();
+    // Glued to a word: the whole word is the entity, and it comes back.
+    let text = "record MRN654321x, 7MRN123456 and MRN111111";
+    let mut s = Session::new(&d, b"key-a");
+    let out = s.substitute(&[text]).remove(0).unwrap();
+    assert!(!s.incomplete());
+    assert!(!out.contains("MRN"), "{out}");
+    let originals: Vec<_> = s.pairs().iter().map(|p| p.original.as_str()).collect();
+    assert_eq!(originals, ["MRN654321x", "7MRN123456", "MRN111111"]);
+    let back = s
+        .restore_set()
+        .unwrap()
+        .restore_with(out.as_bytes(), Mode::Text);
+    assert_eq!(back, text.as_bytes());
+    // A match that cannot be written the same escaped or not: refused, naming its kind.
+    let mut s = Session::new(&d, b"key-a");
+    let _ = s.substitute(&["ok", "see Ref:\n1234"]);
+    assert_eq!(s.unreplaced(), Some(Unreplaced::Unescapable(Kind::Regex)));
+    assert!(s.unreplaced().unwrap().to_string().contains("`regex`"));
+    // A word too long to be one entity: refused, not cut.
+    let long = format!("{}MRN654321", "x".repeat(MAX_ENTITY_BYTES));
+    let mut s = Session::new(&d, b"key-a");
+    let _ = s.substitute(&[&long]);
+    assert_eq!(s.unreplaced(), Some(Unreplaced::TooLong(Kind::Regex)));
+    // Digits without end under `\d{6}`-like patterns: one bounded walk per word, refused.
+    let d = Detector::new(&[r"\d{6}".into()], &[]).unwrap();
+    let digits = format!("x{}", "1".repeat(MAX_TEXT_BYTES / 4));
+    let t = std::time::Instant::now();
+    let mut s = Session::new(&d, b"key-a");
+    let _ = s.substitute(&[&digits]);
+    assert!(s.incomplete());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        t.elapsed()
+    );
+}

@@ -154,11 +154,11 @@ pub(super) async fn admit<S: Transport>(
         } else {
             parsed.body
         });
-        if session.incomplete() {
+        if let Some(why) = session.unreplaced() {
             return Err(Error::new(
                 ErrorKind::InvalidBody,
                 format!(
-                    "PII substitution could not replace every entity in this request (at most {} distinct entities of at most {} bytes each, in at most {} bytes of text); nothing was sent to the provider",
+                    "PII substitution could not replace every entity in this request: {why} (at most {} distinct entities of at most {} bytes each, without quotes, backslashes or control characters, in at most {} bytes of text); nothing was sent to the provider",
                     crate::pii::MAX_ENTITIES,
                     crate::pii::MAX_ENTITY_BYTES,
                     crate::pii::MAX_TEXT_BYTES
