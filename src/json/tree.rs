@@ -56,9 +56,23 @@ impl Node {
 
 /// Parses `body` into its tree; `None` unless it is exactly one valid JSON value.
 pub fn parse(body: &[u8]) -> Option<Node> {
-    let mut p = Parser { b: body, i: 0 };
+    let mut left = usize::MAX;
+    parse_within(body, &mut left)
+}
+
+/// [`parse`] building at most `*left` values, counted down across calls (one budget for
+/// several texts): `None` with `*left == 0` means the budget ran out, not that the text is
+/// not JSON. A tree costs memory per value, so a caller facing hostile bodies bounds it.
+pub fn parse_within(body: &[u8], left: &mut usize) -> Option<Node> {
+    let mut p = Parser {
+        b: body,
+        i: 0,
+        left: *left,
+    };
     p.ws();
-    let node = p.value(1)?;
+    let node = p.value(1);
+    *left = p.left;
+    let node = node?;
     p.ws();
     (p.i == body.len()).then_some(node)
 }
@@ -78,6 +92,8 @@ pub fn decode(body: &[u8], span: Range<usize>) -> Option<Cow<'_, str>> {
 struct Parser<'b> {
     b: &'b [u8],
     i: usize,
+    /// Values that may still be built.
+    left: usize,
 }
 
 impl Parser<'_> {
@@ -96,6 +112,7 @@ impl Parser<'_> {
     }
 
     fn value(&mut self, depth: usize) -> Option<Node> {
+        self.left = self.left.checked_sub(1)?;
         match self.peek()? {
             b'"' => self.string().map(Node::Str),
             b'{' => self.object(depth),

@@ -112,6 +112,8 @@ pub const SKIP_KEYS: &[&str] = &[
 pub enum BodyError {
     /// Not a JSON object.
     NotObject,
+    /// More than [`MAX_VALUES`] JSON values to search (JSON text inside strings included).
+    TooManyValues,
     /// `pii_substitution` is not a boolean.
     FlagNotBool,
 }
@@ -151,14 +153,20 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
 /// Substitutes the body's conversation text in `session`. Returns the new body: the input
 /// with only the changed strings rewritten.
 pub fn substitute(body: &[u8], session: &mut Session<'_>) -> Result<Vec<u8>, BodyError> {
-    let root = tree::parse(body).ok_or(BodyError::NotObject)?;
+    let mut left = MAX_VALUES;
+    let root = tree::parse_within(body, &mut left).ok_or(if left == 0 {
+        BodyError::TooManyValues
+    } else {
+        BodyError::NotObject
+    })?;
     let mut spans = Vec::new();
     walk(body, &root, &mut spans);
+    drop(root);
     let mut pieces = Vec::with_capacity(spans.len());
     for span in spans {
         // A validated body decodes; a string that does not must not go upstream unread.
         let text = tree::decode(body, span.clone()).ok_or(BodyError::NotObject)?;
-        pieces.push(Piece::new(span, false, text, 0));
+        pieces.push(Piece::new(span, false, text, 0, &mut left)?);
     }
     let mut texts = Vec::new();
     pieces.iter().for_each(|p| p.leaves(&mut texts));
@@ -178,6 +186,13 @@ pub fn substitute(body: &[u8], session: &mut Session<'_>) -> Result<Vec<u8>, Bod
 /// text in a string…). Each level is parsed once more, so the work stays a small multiple of
 /// the body; deeper text is searched as it reads at that level.
 pub const MAX_JSON_TEXT_DEPTH: usize = 4;
+
+/// Most JSON values one request's body and the JSON text in its strings may hold for PII
+/// substitution. Each is a node of a parsed tree and may become a text to search, so memory
+/// and time grow with their count, not only with the bytes: a tool result of four million
+/// `0,` took 17 s and 660 MB before the text bound was reached. A conversation holds a few
+/// thousand.
+pub const MAX_VALUES: usize = 1 << 18;
 
 /// One text the session searches: a conversation string of the body, or a string, key or
 /// number of JSON text held in one.
@@ -199,18 +214,24 @@ struct Piece<'a> {
 }
 
 impl<'a> Piece<'a> {
-    fn new(span: Range<usize>, number: bool, text: Cow<'a, str>, depth: usize) -> Piece<'a> {
+    fn new(
+        span: Range<usize>,
+        number: bool,
+        text: Cow<'a, str>,
+        depth: usize,
+        left: &mut usize,
+    ) -> Result<Piece<'a>, BodyError> {
         let inner = if number || depth >= MAX_JSON_TEXT_DEPTH {
             None
         } else {
-            json_pieces(&text, depth + 1)
+            json_pieces(&text, depth + 1, left)?
         };
-        Piece {
+        Ok(Piece {
             span,
             number,
             text,
             inner,
-        }
+        })
     }
 
     /// The texts to search, in document order.
@@ -268,51 +289,78 @@ impl<'a> Piece<'a> {
 /// array or a string (a bare number or word reads the same as plain text). Inside it every
 /// string is content, whatever its key: it is data the client or the model wrote, like a
 /// tool call's `input`. `None` for anything else (not JSON, or a string in it that does not
-/// decode): then `text` is searched as it is.
-fn json_pieces(text: &str, depth: usize) -> Option<Vec<Piece<'static>>> {
+/// decode): then `text` is searched as it is. Values count against `left`; running out is
+/// [`BodyError::TooManyValues`].
+fn json_pieces(
+    text: &str,
+    depth: usize,
+    left: &mut usize,
+) -> Result<Option<Vec<Piece<'static>>>, BodyError> {
     let first = text
         .bytes()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
-    if !matches!(first, b'{' | b'[' | b'"') {
-        return None;
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if !matches!(first, Some(b'{' | b'[' | b'"')) {
+        return Ok(None);
     }
-    let root = tree::parse(text.as_bytes())?;
+    let Some(root) = tree::parse_within(text.as_bytes(), left) else {
+        return if *left == 0 {
+            Err(BodyError::TooManyValues)
+        } else {
+            Ok(None)
+        };
+    };
     let mut out = Vec::new();
-    collect(text.as_bytes(), &root, depth, &mut out)?;
-    Some(out)
+    Ok(collect(text.as_bytes(), &root, depth, &mut out, left)?.map(|()| out))
 }
 
-fn collect(text: &[u8], node: &Node, depth: usize, out: &mut Vec<Piece<'static>>) -> Option<()> {
-    let string = |span: &Range<usize>| -> Option<Piece<'static>> {
-        let decoded = tree::decode(text, span.clone())?.into_owned();
-        Some(Piece::new(span.clone(), false, Cow::Owned(decoded), depth))
+/// The pieces of `node` into `out`; `Ok(None)` when a string in it does not decode.
+fn collect(
+    text: &[u8],
+    node: &Node,
+    depth: usize,
+    out: &mut Vec<Piece<'static>>,
+    left: &mut usize,
+) -> Result<Option<()>, BodyError> {
+    let string = |span: &Range<usize>, out: &mut Vec<Piece<'static>>, left: &mut usize| {
+        let Some(decoded) = tree::decode(text, span.clone()) else {
+            return Ok(None);
+        };
+        let decoded = Cow::Owned(decoded.into_owned());
+        out.push(Piece::new(span.clone(), false, decoded, depth, left)?);
+        Ok(Some(()))
     };
     match node {
-        Node::Str(span) => out.push(string(span)?),
+        Node::Str(span) => return string(span, out, left),
         Node::Scalar(span) => {
-            let token = std::str::from_utf8(text.get(span.clone())?).ok()?;
+            let Some(token) = text
+                .get(span.clone())
+                .and_then(|t| std::str::from_utf8(t).ok())
+            else {
+                return Ok(None);
+            };
             if is_number(token) {
-                out.push(Piece::new(
-                    span.clone(),
-                    true,
-                    Cow::Owned(token.into()),
-                    depth,
-                ));
+                let token = Cow::Owned(token.into());
+                out.push(Piece::new(span.clone(), true, token, depth, left)?);
             }
         }
         Node::Array(items) => {
             for i in items {
-                collect(text, i, depth, out)?;
+                if collect(text, i, depth, out, left)?.is_none() {
+                    return Ok(None);
+                }
             }
         }
         Node::Object(entries) => {
             for e in entries {
-                out.push(string(&e.key_span)?);
-                collect(text, &e.value, depth, out)?;
+                if string(&e.key_span, out, left)?.is_none()
+                    || collect(text, &e.value, depth, out, left)?.is_none()
+                {
+                    return Ok(None);
+                }
             }
         }
     }
-    Some(())
+    Ok(Some(()))
 }
 
 /// Is `token` one JSON number?
@@ -542,6 +590,33 @@ mod tests {
         let mut s = Session::new(d, b"k");
         let out = String::from_utf8(substitute(&p.body, &mut s).unwrap()).unwrap();
         (out, p.flag, s)
+    }
+
+    /// A body with more JSON values than [`MAX_VALUES`], in its own tree or in JSON text in
+    /// one of its strings, is refused as such, before a piece per value is built; at the
+    /// bound it is searched.
+    #[test]
+    fn values_beyond_the_bound_are_refused_not_built() {
+        let d = Detector::new(&[], &[]).unwrap();
+        let numbers = |n: usize| vec!["0"; n].join(",");
+        let in_text = |n: usize| {
+            format!(
+                r#"{{"messages":[{{"role":"tool","tool_call_id":"c","content":"[{}]"}}]}}"#,
+                numbers(n)
+            )
+        };
+        let in_tree = |n: usize| format!(r#"{{"messages":[],"user":[{}]}}"#, numbers(n));
+        for (name, body) in [("text", in_text(MAX_VALUES)), ("tree", in_tree(MAX_VALUES))] {
+            let mut s = Session::new(&d, b"k");
+            assert_eq!(
+                substitute(body.as_bytes(), &mut s),
+                Err(BodyError::TooManyValues),
+                "{name}"
+            );
+        }
+        let mut s = Session::new(&d, b"k");
+        let ok = in_text(MAX_VALUES - 16);
+        assert_eq!(substitute(ok.as_bytes(), &mut s).unwrap(), ok.as_bytes());
     }
 
     fn assert_clean(out: &str, s: &Session<'_>) {

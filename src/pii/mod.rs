@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use ring::hmac;
 
-pub use body::{parse as parse_body, substitute as substitute_body, BodyError, Parsed, FLAG};
+pub use body::{
+    parse as parse_body, substitute as substitute_body, BodyError, Parsed, FLAG, MAX_VALUES,
+};
 pub use detect::{
     check_term, luhn_ok, operator_regex, substitutable, Detector, DetectorError, Found,
     LazyDetector, Term, MAX_REGEX_BYTES, MAX_TERMS, MAX_TERM_BYTES, MIN_TERM_CHARS,

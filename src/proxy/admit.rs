@@ -132,6 +132,7 @@ pub(super) async fn admit<S: Transport>(
             crate::pii::BodyError::NotObject => {
                 Error::new(ErrorKind::InvalidBody, "the body must be a JSON object")
             }
+            crate::pii::BodyError::TooManyValues => too_many_values(),
         })?;
         let on = pii_policy || parsed.flag == Some(true);
         let detector = cfg.pii.detector.get().map_err(|e| {
@@ -143,13 +144,14 @@ pub(super) async fn admit<S: Transport>(
         let mut session =
             crate::pii::Session::new(detector, &cfg.pii.key_secret(key.map(|k| k.name.as_str())));
         body = Bytes::from(if on {
-            crate::pii::substitute_body(&parsed.body, &mut session).map_err(|_| {
+            crate::pii::substitute_body(&parsed.body, &mut session).map_err(|e| match e {
+                crate::pii::BodyError::TooManyValues => too_many_values(),
                 // The body was validated above: a body the span parser refuses is a bug, and
                 // it must not go upstream unsubstituted.
-                Error::new(
+                _ => Error::new(
                     ErrorKind::Internal,
                     "the body could not be read for PII substitution",
-                )
+                ),
             })?
         } else {
             parsed.body
@@ -196,6 +198,17 @@ pub(super) async fn admit<S: Transport>(
         op,
         tier,
     })
+}
+
+/// The 400 for a body with more JSON values than PII substitution searches.
+fn too_many_values() -> Error {
+    Error::new(
+        ErrorKind::InvalidBody,
+        format!(
+            "PII substitution searches at most {} JSON values per request (JSON text inside strings included); nothing was sent to the provider",
+            crate::pii::MAX_VALUES
+        ),
+    )
 }
 
 /// Where a tier name came from, for the 400 that refuses it.
