@@ -51,6 +51,16 @@ const TURN_ROOTS: &[&str] = &["messages", "input"];
 /// Anthropic `metadata.user_id`).
 const USER_ROOTS: &[&str] = &["user", "safety_identifier"];
 
+/// Top-level keys whose every string reaches the provider as data the client wrote: stop
+/// sequences (a stand-in stops the model where the original would, since the model writes
+/// stand-ins), the prompt cache key, a web search's location. Keys in them are searched too.
+const DATA_ROOTS: &[&str] = &[
+    "stop",
+    "stop_sequences",
+    "prompt_cache_key",
+    "web_search_options",
+];
+
 /// Top-level keys holding tool definitions or an output schema, read with [`walk_schema`].
 const SCHEMA_ROOTS: &[&str] = &[
     "tools",
@@ -404,6 +414,8 @@ fn walk(body: &[u8], root: &Node, out: &mut Vec<Range<usize>>) {
             }
         } else if SCHEMA_ROOTS.contains(&k) {
             walk_schema(&e.value, out);
+        } else if DATA_ROOTS.contains(&k) {
+            walk_text(body, &e.value, out, true);
         }
     }
 }
@@ -477,10 +489,12 @@ fn signed_members(body: &[u8], entries: &[Entry]) -> &'static [&'static str] {
     }
 }
 
+/// A tool call whose `input` is the model's data: `tool_use`, and every kind of it the API
+/// names so (`server_tool_use`, `mcp_tool_use`, …).
 fn is_tool_use(body: &[u8], entries: &[Entry]) -> bool {
     types(body, entries)
         .iter()
-        .any(|k| matches!(k.as_ref(), "tool_use" | "server_tool_use"))
+        .any(|k| k == "tool_use" || k.ends_with("_tool_use"))
 }
 
 /// `free`: inside data the client wrote (a tool call's `input` object, a text document's
@@ -512,11 +526,15 @@ fn member(body: &[u8], e: &Entry, tool_use: bool, out: &mut Vec<Range<usize>>) {
     if k == "input" && tool_use {
         walk_text(body, &e.value, out, true);
     } else if k == "source" {
-        // A document given as text: its `data` is conversation text.
-        if e.value.get("type").and_then(|t| t.as_str(body)).as_deref() == Some("text") {
-            if let Node::Object(members) = &e.value {
-                for m in members.iter().filter(|m| m.key == "data") {
-                    walk_text(body, &m.value, out, true);
+        // A document given as text (its `data`) or as content blocks (its `content`): both
+        // are conversation text.
+        let kind = e.value.get("type").and_then(|t| t.as_str(body));
+        if let Node::Object(members) = &e.value {
+            for m in members {
+                match (kind.as_deref(), m.key.as_str()) {
+                    (Some("text"), "data") => walk_text(body, &m.value, out, true),
+                    (Some("content"), "content") => walk_text(body, &m.value, out, false),
+                    _ => {}
                 }
             }
         }
@@ -590,6 +608,23 @@ mod tests {
         let mut s = Session::new(d, b"k");
         let out = String::from_utf8(substitute(&p.body, &mut s).unwrap()).unwrap();
         (out, p.flag, s)
+    }
+
+    /// Fields the review found unsearched: MCP tool input, a document given as content
+    /// blocks, stop sequences, the prompt cache key, a web search's location.
+    #[test]
+    fn mcp_input_content_documents_stops_and_search_options_are_searched() {
+        let e = ORIGINALS[0];
+        let body = format!(
+            r#"{{"model":"m","messages":[
+              {{"role":"assistant","content":[{{"type":"mcp_tool_use","id":"x","name":"n","server_name":"s","input":{{"to":"{e}"}}}}]}},
+              {{"role":"user","content":[{{"type":"document","source":{{"type":"content","content":[{{"type":"text","text":"mail {e}"}}]}}}}]}}],
+              "stop":["{e}"],"stop_sequences":["{e}"],"prompt_cache_key":"{e}",
+              "web_search_options":{{"user_location":{{"approximate":{{"city":"{e}"}}}}}}}}"#
+        );
+        let (out, _, s) = run(&body);
+        assert!(!out.contains(e), "{out}");
+        assert_eq!(out.matches(&s.pairs()[0].stand_in).count(), 6, "{out}");
     }
 
     /// A body with more JSON values than [`MAX_VALUES`], in its own tree or in JSON text in
@@ -687,7 +722,8 @@ mod tests {
         );
         assert_eq!(parse(b"[1]").unwrap_err(), BodyError::NotObject);
         // A tool's name on a `function`/`tool` turn, a call's id and the model are the
-        // interface; a `prompt_cache_key` is a cache key, not text.
+        // interface. A `prompt_cache_key` is stored by the provider: searched (its stand-in is
+        // deterministic per key, so the cache still keys the same way).
         let (out, _, s) = run(
             r#"{"model":"jane.doe@corp.example.io","prompt_cache_key":"10.20.30.40","messages":[
               {"role":"tool","name":"10.20.30.40","tool_call_id":"jane.doe@corp.example.io","content":"hi"},
@@ -697,8 +733,12 @@ mod tests {
             out.contains(r#""model":"jane.doe@corp.example.io""#),
             "{out}"
         );
-        assert_eq!(out.matches("10.20.30.40").count(), 3, "{out}");
-        assert_eq!(s.counts().total(), 0);
+        assert_eq!(out.matches("10.20.30.40").count(), 2, "{out}");
+        assert!(
+            !out.contains(r#""prompt_cache_key":"10.20.30.40""#),
+            "{out}"
+        );
+        assert_eq!(s.counts().total(), 1);
     }
 
     /// Every field whose text reaches the model or the provider's logs, in the three
