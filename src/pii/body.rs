@@ -169,14 +169,21 @@ pub fn substitute(body: &[u8], session: &mut Session<'_>) -> Result<Vec<u8>, Bod
     } else {
         BodyError::NotObject
     })?;
-    let mut spans = Vec::new();
+    let mut spans = Spans::default();
     walk(body, &root, &mut spans);
     drop(root);
-    let mut pieces = Vec::with_capacity(spans.len());
-    for span in spans {
+    let mut pieces = Vec::with_capacity(spans.strings.len() + spans.numbers.len());
+    for span in spans.strings {
         // A validated body decodes; a string that does not must not go upstream unread.
         let text = tree::decode(body, span.clone()).ok_or(BodyError::NotObject)?;
         pieces.push(Piece::new(span, false, text, 0, &mut left)?);
+    }
+    for span in spans.numbers {
+        let token = body
+            .get(span.clone())
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .ok_or(BodyError::NotObject)?;
+        pieces.push(Piece::new(span, true, Cow::Borrowed(token), 0, &mut left)?);
     }
     let mut texts = Vec::new();
     pieces.iter().for_each(|p| p.leaves(&mut texts));
@@ -184,12 +191,26 @@ pub fn substitute(body: &[u8], session: &mut Session<'_>) -> Result<Vec<u8>, Bod
     let mut edits = Vec::new();
     for p in &pieces {
         if let Some(new) = p.rebuilt(&mut results)? {
-            edits.push((p.span.clone(), new));
+            // A number stays bare while its stand-in is one (as in JSON text, see `rebuilt`).
+            let bare = p.number && is_number(&new);
+            edits.push((p.span.clone(), new, bare));
         }
     }
-    let edits: Vec<(Range<usize>, &str)> =
-        edits.iter().map(|(r, t)| (r.clone(), t.as_str())).collect();
-    tree::splice_strings(body, &edits).ok_or(BodyError::NotObject)
+    // Strings and numbers were collected apart: the splice goes in body order.
+    edits.sort_by_key(|(r, _, _)| r.start);
+    let mut out = Vec::with_capacity(body.len());
+    let mut at = 0;
+    for (span, text, bare) in &edits {
+        out.extend_from_slice(body.get(at..span.start).ok_or(BodyError::NotObject)?);
+        if *bare {
+            out.extend_from_slice(text.as_bytes());
+        } else {
+            crate::json::write_json_string(&mut out, text);
+        }
+        at = span.end;
+    }
+    out.extend_from_slice(body.get(at..).ok_or(BodyError::NotObject)?);
+    Ok(out)
 }
 
 /// How many levels of JSON text inside a string are opened (JSON text in a string of JSON
@@ -382,8 +403,21 @@ fn is_number(token: &str) -> bool {
         && matches!(tree::parse(token.as_bytes()), Some(Node::Scalar(_)))
 }
 
-/// Collects the span of every string to search, in document order (the splice needs it).
-fn walk(body: &[u8], root: &Node, out: &mut Vec<Range<usize>>) {
+/// The tokens of a body to search: strings, and numbers in data the client wrote.
+#[derive(Default)]
+struct Spans {
+    strings: Vec<Range<usize>>,
+    numbers: Vec<Range<usize>>,
+}
+
+impl Spans {
+    fn push(&mut self, string: Range<usize>) {
+        self.strings.push(string);
+    }
+}
+
+/// Collects the span of every string (and free number) to search.
+fn walk(body: &[u8], root: &Node, out: &mut Spans) {
     let Node::Object(entries) = root else {
         return;
     };
@@ -437,7 +471,7 @@ fn values<'b>(body: &'b [u8], entries: &[Entry], key: &str) -> Vec<std::borrow::
 
 /// One turn of `messages` or item of `input`. `signed`: thinking blocks can be in it (a
 /// `messages` turn).
-fn walk_turn(body: &[u8], turn: &Node, signed: bool, out: &mut Vec<Range<usize>>) {
+fn walk_turn(body: &[u8], turn: &Node, signed: bool, out: &mut Spans) {
     let Node::Object(entries) = turn else {
         return walk_text(body, turn, out, false);
     };
@@ -463,7 +497,7 @@ fn walk_turn(body: &[u8], turn: &Node, signed: bool, out: &mut Vec<Range<usize>>
 
 /// One block of an assistant turn: a signed thinking block keeps its signed members as they
 /// are; everything else is searched.
-fn walk_block(body: &[u8], block: &Node, out: &mut Vec<Range<usize>>) {
+fn walk_block(body: &[u8], block: &Node, out: &mut Spans) {
     let Node::Object(entries) = block else {
         return walk_text(body, block, out, false);
     };
@@ -501,7 +535,7 @@ fn is_tool_use(body: &[u8], entries: &[Entry]) -> bool {
 /// `data`, a `metadata` value), where every string is content whatever its key: a tool
 /// argument called `name`, `id` or `url` holds a person, an identifier or an address as
 /// readily as any other, and so may a key (as in JSON text in a string, see `collect`).
-fn walk_text(body: &[u8], v: &Node, out: &mut Vec<Range<usize>>, free: bool) {
+fn walk_text(body: &[u8], v: &Node, out: &mut Spans, free: bool) {
     match v {
         Node::Str(span) => out.push(span.clone()),
         Node::Array(items) => items.iter().for_each(|i| walk_text(body, i, out, free)),
@@ -515,13 +549,23 @@ fn walk_text(body: &[u8], v: &Node, out: &mut Vec<Range<usize>>, free: bool) {
             let tool_use = is_tool_use(body, entries);
             entries.iter().for_each(|e| member(body, e, tool_use, out));
         }
+        // In data the client wrote, a number may be an entity too (a card number as a tool
+        // argument): as in JSON text in a string, see `collect`.
+        Node::Scalar(span) if free => {
+            if body
+                .get(span.start)
+                .is_some_and(|b| *b == b'-' || b.is_ascii_digit())
+            {
+                out.numbers.push(span.clone());
+            }
+        }
         Node::Scalar(_) => {}
     }
 }
 
 /// One member of an object of the conversation's structure. `tool_use`: the object is a
 /// tool call whose `input` is the model's data.
-fn member(body: &[u8], e: &Entry, tool_use: bool, out: &mut Vec<Range<usize>>) {
+fn member(body: &[u8], e: &Entry, tool_use: bool, out: &mut Spans) {
     let k = e.key.as_str();
     if k == "input" && tool_use {
         walk_text(body, &e.value, out, true);
@@ -557,7 +601,7 @@ const SCHEMA_MAPS: &[&str] = &[
 /// model reads, and the values a schema lists (`enum`, `const`, `default`, `examples`) are
 /// text it may write back (restored then, like any stand-in). Everything else (names, types,
 /// patterns, formats, `required`, property names) is the interface and stays.
-fn walk_schema(v: &Node, out: &mut Vec<Range<usize>>) {
+fn walk_schema(v: &Node, out: &mut Spans) {
     match v {
         Node::Array(items) => items.iter().for_each(|i| walk_schema(i, out)),
         Node::Object(entries) => {
@@ -579,7 +623,7 @@ fn walk_schema(v: &Node, out: &mut Vec<Range<usize>>) {
 
 /// A value a schema lists: its strings, at any depth; the keys of an object value are the
 /// schema's property names and stay.
-fn walk_listed(v: &Node, out: &mut Vec<Range<usize>>) {
+fn walk_listed(v: &Node, out: &mut Spans) {
     match v {
         Node::Str(span) => out.push(span.clone()),
         Node::Array(items) => items.iter().for_each(|i| walk_listed(i, out)),
@@ -625,6 +669,27 @@ mod tests {
         let (out, _, s) = run(&body);
         assert!(!out.contains(e), "{out}");
         assert_eq!(out.matches(&s.pairs()[0].stand_in).count(), 6, "{out}");
+    }
+
+    /// A number in data the client wrote (a tool call's input) is an entity like a string:
+    /// a card number is replaced by a bare number, other numbers stay byte for byte.
+    #[test]
+    fn numbers_in_tool_input_are_searched_and_stay_numbers() {
+        let body = r#"{"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"pay",
+            "input":{"card":4111111111111111,"qty":2,"price":1.50,"n":-0}}]}],"max_tokens":4111111111111111}"#;
+        let (out, _, s) = run(body);
+        assert!(!out.contains(r#""card":4111111111111111"#), "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let card = &v["messages"][0]["content"][0]["input"]["card"];
+        assert!(card.is_u64(), "still a number: {out}");
+        let restored = s
+            .restore_set()
+            .unwrap()
+            .restore_all(card.to_string().as_bytes());
+        assert_eq!(restored, b"4111111111111111");
+        assert!(out.contains(r#""qty":2,"price":1.50,"n":-0"#), "{out}");
+        // Outside client data a number is a parameter, never searched.
+        assert!(out.contains(r#""max_tokens":4111111111111111"#), "{out}");
     }
 
     /// A body with more JSON values than [`MAX_VALUES`], in its own tree or in JSON text in
