@@ -770,3 +770,29 @@ fn keys_in_tool_call_input_are_substituted_like_keys_in_arguments() {
     }
     assert_mock_saw_none(&m, &[mail], "keys");
 }
+
+/// Dictionary names beside curly quotes, guillemets, dashes and CJK text, and in capitals
+/// with a non-ASCII letter, never reach the provider.
+#[test]
+fn dictionary_names_beside_non_ascii_text_and_in_capitals_are_substituted() {
+    let names = temp_path("names-non-ascii.txt");
+    std::fs::write(&names, "García\nJane Doe\n").unwrap();
+    let (m, g) = setup(&format!(
+        "[pii]\nenabled = true\ndictionaries = [{:?}]\n",
+        names.display().to_string()
+    ));
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let prompt = "Jane Doe’s file. “Jane Doe” called. «García». Dr. Jane Doe—the patient. \
+                  患者García. GARCÍA called.";
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let body = json!({"model": "gpt", "max_tokens": 64,
+            "messages": [{"role": "user", "content": prompt}]});
+        let r = request_to(path, body);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    assert_mock_saw_none(
+        &m,
+        &["Jane Doe", "García", "GARCÍA"],
+        "non-ASCII neighbours",
+    );
+}

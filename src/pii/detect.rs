@@ -181,10 +181,15 @@ impl Detector {
         let (terms, term_kinds) = if terms.is_empty() {
             (None, Vec::new())
         } else {
+            // Terms are folded as the text is (`fold`), ASCII letters by the automaton itself.
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostLongest)
-                .build(terms.iter().map(|t| t.text.as_str()))
+                .build(
+                    terms
+                        .iter()
+                        .map(|t| t.text.chars().map(fold).collect::<String>()),
+                )
                 .map_err(|e| DetectorError(format!("dictionary: {e}")))?;
             (Some(ac), terms.iter().map(|t| t.kind).collect())
         };
@@ -230,20 +235,25 @@ impl Detector {
             }
         }
         if let Some(ac) = &self.terms {
-            for m in ac.find_iter(text) {
+            // Non-ASCII letters are matched in a case-folded copy of the text, with a map from
+            // its byte offsets back to the text's (a folded letter may be shorter or longer).
+            let folded = Folded::new(text);
+            let haystack = folded.as_ref().map_or(text, |f| f.text.as_str());
+            for m in ac.find_iter(haystack) {
                 let kind = self
                     .term_kinds
                     .get(m.pattern().as_usize())
                     .copied()
                     .unwrap_or(Kind::Place);
-                if word_bounded(text, m.start(), m.end()) {
-                    all.push((
-                        Found {
-                            kind,
-                            range: m.range(),
-                        },
-                        rank + 1,
-                    ));
+                let range = match &folded {
+                    Some(f) => match (f.offset(m.start()), f.offset(m.end())) {
+                        (Some(s), Some(e)) => s..e,
+                        _ => continue,
+                    },
+                    None => m.range(),
+                };
+                if word_bounded(text, range.start, range.end) {
+                    all.push((Found { kind, range }, rank + 1));
                 }
             }
         }
@@ -328,6 +338,48 @@ pub fn substitutable(s: &str) -> bool {
     !s.is_empty() && !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
+/// Whether `c` glues to a neighbouring word: a letter or digit of a script written with spaces
+/// between words. Punctuation, symbols and spaces of any kind never glue, and neither do Han,
+/// kana, hangul and the other scripts written without spaces (`患者García` holds the name
+/// `García`). The restorer only refuses a stand-in beside an ASCII letter or digit, a subset
+/// of these, so a term substituted by this rule is always restored.
+fn glues(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric();
+    }
+    c.is_alphanumeric() && !unspaced(c)
+}
+
+/// Scripts written without spaces between words: a name runs straight into the next word.
+fn unspaced(c: char) -> bool {
+    matches!(u32::from(c),
+        0x0E00..=0x0EFF // Thai, Lao
+        | 0x1000..=0x109F // Myanmar
+        | 0x1100..=0x11FF // Hangul Jamo
+        | 0x1780..=0x17FF // Khmer
+        | 0x2E80..=0x2FDF // CJK radicals
+        | 0x3005..=0x3007 | 0x3021..=0x3029 | 0x3038..=0x303C
+        | 0x3040..=0x30FF // Hiragana, Katakana
+        | 0x3100..=0x31FF // Bopomofo, Hangul compatibility Jamo, Katakana extensions
+        | 0x3400..=0x4DBF | 0x4E00..=0x9FFF // CJK ideographs
+        | 0xA960..=0xA97F | 0xAC00..=0xD7FF // Hangul
+        | 0xF900..=0xFAFF // CJK compatibility ideographs
+        | 0xFF66..=0xFFDC // halfwidth kana and hangul
+        | 0x1B000..=0x1B16F // kana supplements
+        | 0x20000..=0x3FFFF // CJK ideographs, supplementary planes
+    )
+}
+
+/// The character before byte `i` of `text`, if any.
+fn char_before(text: &str, i: usize) -> Option<char> {
+    text.get(..i).and_then(|t| t.chars().next_back())
+}
+
+/// The character at byte `i` of `text`, if any.
+fn char_at(text: &str, i: usize) -> Option<char> {
+    text.get(i..).and_then(|t| t.chars().next())
+}
+
 /// The restorer's boundary rule, applied before substituting: an entity that starts (ends)
 /// with an ASCII letter or digit must not follow (precede) one, or its stand-in would be glued
 /// to a word and the restorer would rightly leave it alone. Built-in patterns already keep
@@ -362,16 +414,55 @@ fn whole_word(text: &str, range: &std::ops::Range<usize>) -> std::ops::Range<usi
     start..end
 }
 
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b >= 0x80
+/// True when `text[start..end]` is not glued to a word on either side: neither neighbour
+/// [`glues`].
+fn word_bounded(text: &str, start: usize, end: usize) -> bool {
+    !char_before(text, start).is_some_and(glues) && !char_at(text, end).is_some_and(glues)
 }
 
-/// True when `text[start..end]` is not glued to letters or digits on either side.
-fn word_bounded(text: &str, start: usize, end: usize) -> bool {
-    let bytes = text.as_bytes();
-    let before = start.checked_sub(1).and_then(|i| bytes.get(i));
-    let after = bytes.get(end);
-    !before.is_some_and(|&b| is_word_byte(b)) && !after.is_some_and(|&b| is_word_byte(b))
+/// A character's case fold for dictionary matching: its lowercase where that is one character,
+/// else itself. ASCII is left alone (the automaton ignores ASCII case itself).
+fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    let mut l = c.to_lowercase();
+    match (l.next(), l.next()) {
+        (Some(f), None) => f,
+        _ => c,
+    }
+}
+
+/// A text with its non-ASCII letters folded, and where each of its bytes came from.
+struct Folded {
+    text: String,
+    /// Per byte of `text` (and one past its end): the offset in the original text.
+    from: Vec<usize>,
+}
+
+impl Folded {
+    /// `None` when folding changes nothing (always so for ASCII text).
+    fn new(text: &str) -> Option<Folded> {
+        if text.is_ascii() || text.chars().all(|c| fold(c) == c) {
+            return None;
+        }
+        let mut f = Folded {
+            text: String::with_capacity(text.len()),
+            from: Vec::with_capacity(text.len() + 1),
+        };
+        for (i, c) in text.char_indices() {
+            let c = fold(c);
+            f.text.push(c);
+            f.from.extend(std::iter::repeat_n(i, c.len_utf8()));
+        }
+        f.from.push(text.len());
+        Some(f)
+    }
+
+    /// The original offset of byte `i` of the folded text.
+    fn offset(&self, i: usize) -> Option<usize> {
+        self.from.get(i).copied()
+    }
 }
 
 /// The checks a regex cannot make.

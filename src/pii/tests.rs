@@ -557,3 +557,86 @@ fn an_operator_match_is_replaced_with_its_word_or_the_request_is_refused() {
         t.elapsed()
     );
 }
+
+fn names_detector() -> Detector {
+    let terms = [
+        Term {
+            text: "García".into(),
+            kind: Kind::Name,
+        },
+        Term {
+            text: "Jane Doe".into(),
+            kind: Kind::Name,
+        },
+    ];
+    Detector::new(&[], &terms).unwrap()
+}
+
+fn found<'t>(d: &Detector, text: &'t str) -> Vec<&'t str> {
+    d.find(text).into_iter().map(|f| &text[f.range]).collect()
+}
+
+#[test]
+fn dictionary_terms_beside_non_ascii_punctuation_and_unspaced_scripts_are_found() {
+    let d = names_detector();
+    assert_eq!(found(&d, "Jane Doe’s file"), ["Jane Doe"]);
+    assert_eq!(found(&d, "“Jane Doe” called"), ["Jane Doe"]);
+    assert_eq!(found(&d, "«García»"), ["García"]);
+    assert_eq!(found(&d, "Dr. Jane Doe—the patient"), ["Jane Doe"]);
+    assert_eq!(found(&d, "患者García"), ["García"]);
+    assert_eq!(found(&d, "García様、김García는"), ["García", "García"]);
+    // No-break and other Unicode spaces are spaces.
+    assert_eq!(found(&d, "Sr.\u{a0}García\u{2009}y"), ["García"]);
+    // Part of a longer word: not the name.
+    assert!(found(&d, "Jane Doeson").is_empty());
+    assert!(found(&d, "xGarcía").is_empty());
+    assert!(found(&d, "Garcíaz").is_empty());
+    assert!(found(&d, "éGarcía Garcíaé 1García García2").is_empty());
+}
+
+#[test]
+fn dictionary_matching_folds_non_ascii_case() {
+    let d = names_detector();
+    assert_eq!(found(&d, "GARCÍA called"), ["GARCÍA"]);
+    assert_eq!(found(&d, "gARCíA, JANE DOE"), ["gARCíA", "JANE DOE"]);
+    // Offsets stay right when folding changes a character's length (Kelvin sign, 3 bytes,
+    // folds to `k`; `ẞ` folds to `ß`).
+    assert_eq!(found(&d, "\u{212a} ẞ GARCÍA. ẞ"), ["GARCÍA"]);
+    assert!(found(&d, "GARCÍAS").is_empty());
+    let k = Detector::new(
+        &[],
+        &[Term {
+            text: "Straße".into(),
+            kind: Kind::Place,
+        }],
+    )
+    .unwrap();
+    assert_eq!(found(&k, "in STRAẞE \u{212a}"), ["STRAẞE"]);
+}
+
+#[test]
+fn stand_ins_of_terms_found_beside_non_ascii_characters_are_restored() {
+    // Whatever the detector substitutes by its rule the restorer restores: it refuses a
+    // stand-in only beside an ASCII letter or digit, and such a neighbour blocks detection.
+    let d = names_detector();
+    for text in [
+        "Jane Doe’s file",
+        "“Jane Doe” called",
+        "«García»",
+        "Dr. Jane Doe—the patient",
+        "患者García様",
+        "Sr.\u{a0}GARCÍA",
+    ] {
+        let mut s = Session::new(&d, b"k");
+        let out = s.substitute(&[text]).remove(0).unwrap();
+        assert_ne!(out, text);
+        let set = s.restore_set().unwrap();
+        for mode in [Mode::Text, Mode::Json] {
+            assert_eq!(
+                set.restore_with(out.as_bytes(), mode),
+                text.as_bytes(),
+                "{text}"
+            );
+        }
+    }
+}
