@@ -199,17 +199,22 @@ fn oracle(text: &[u8], pairs: &[(String, String)], mode: Mode) -> Vec<u8> {
     out
 }
 
-#[test]
-fn any_split_restores_like_the_whole_and_like_the_oracle() {
+/// PROMPT substituted under `secret`: its (stand-in, original) pairs and restore set.
+fn prompt_pairs(secret: &[u8]) -> (Vec<(String, String)>, Arc<RestoreSet>) {
     let d = detector();
-    let mut s = Session::new(&d, b"prop");
+    let mut s = Session::new(&d, secret);
     s.substitute(&[PROMPT]);
-    let pairs: Vec<(String, String)> = s
+    let pairs = s
         .pairs()
         .iter()
         .map(|p| (p.stand_in.clone(), p.original.clone()))
         .collect();
-    let set = s.restore_set().unwrap();
+    (pairs, s.restore_set().unwrap())
+}
+
+#[test]
+fn any_split_restores_like_the_whole_and_like_the_oracle() {
+    let (pairs, set) = prompt_pairs(b"prop");
     let filler: &[&[u8]] = &[
         b" ",
         b"x",
@@ -433,15 +438,7 @@ fn escaped_text(rng: &mut Rng, pairs: &[(String, String)]) -> (String, String) {
 
 #[test]
 fn escapes_next_to_stand_ins_in_whole_answers_restore_like_the_decoded_text() {
-    let d = detector();
-    let mut s = Session::new(&d, b"escapes");
-    s.substitute(&[PROMPT]);
-    let pairs: Vec<(String, String)> = s
-        .pairs()
-        .iter()
-        .map(|p| (p.stand_in.clone(), p.original.clone()))
-        .collect();
-    let set = s.restore_set().unwrap();
+    let (pairs, set) = prompt_pairs(b"escapes");
     for seed in 0..3000u64 {
         let mut rng = Rng(seed);
         let (raw, text) = escaped_text(&mut rng, &pairs);
