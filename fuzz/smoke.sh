@@ -38,6 +38,9 @@ seeds_for() {
     config_load) echo "seeds/config_load" ;;
     # Prompts with real entities (the 0xFF escape inserts one from the target's list).
     pii_restore) echo "seeds/pii_restore" ;;
+    # Request bodies of the three dialects with entities, escapes beside them and JSON text
+    # in strings (raw bodies: the target reads any input starting with `{` as one).
+    pii_substitute) echo "seeds/pii_substitute" ;;
     *) echo "" ;;
   esac
 }

@@ -480,6 +480,14 @@ fn confirm(kind: Kind, text: &str, range: std::ops::Range<usize>) -> bool {
     let glued = |b: Option<u8>| {
         b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
     };
+    // After it, a full stop or a dash is only glued when more of the word follows: one that
+    // ends a sentence or a clause (`SSN 123-45-6789.`) is not.
+    let glued_after = match after {
+        Some(b'.' | b'-') => bytes
+            .get(range.end + 1)
+            .is_some_and(u8::is_ascii_alphanumeric),
+        b => glued(b),
+    };
     match kind {
         Kind::Email => true,
         Kind::Card => {
@@ -506,7 +514,7 @@ fn confirm(kind: Kind, text: &str, range: std::ops::Range<usize>) -> bool {
                 && group != 0
                 && serial != 0
                 && !glued(before)
-                && !glued(after)
+                && !glued_after
         }
         Kind::Sin => {
             let d = digits_of(s);
@@ -516,7 +524,7 @@ fn confirm(kind: Kind, text: &str, range: std::ops::Range<usize>) -> bool {
                 && d.first().is_some_and(|&first| first != 0 && first != 8)
                 && luhn_ok(&d)
                 && !glued(before)
-                && !glued(after)
+                && !glued_after
         }
         Kind::Phone => {
             let d = digits_of(s);
@@ -529,7 +537,7 @@ fn confirm(kind: Kind, text: &str, range: std::ops::Range<usize>) -> bool {
                 && !after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && balanced_parens(s)
         }
-        Kind::Ipv4 => s.parse::<Ipv4Addr>().is_ok() && !glued(before) && !glued(after),
+        Kind::Ipv4 => s.parse::<Ipv4Addr>().is_ok() && !glued(before) && !glued_after,
         Kind::Ipv6 => {
             let hexlike = |b: Option<u8>| {
                 b.is_some_and(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'.')

@@ -637,3 +637,37 @@ fn stand_ins_of_terms_found_beside_non_ascii_characters_are_restored() {
         }
     }
 }
+
+#[test]
+fn numbers_that_end_a_sentence_or_a_clause_are_replaced() {
+    // A full stop or a dash right after an SSN, a SIN or an IPv4 address once counted as glued
+    // (as in `1.2.3.4.5`), so the commonest way to write one, at the end of a sentence, went
+    // upstream as written.
+    let d = detector();
+    let text = "My SSN is 123-45-6789. SIN 130 692 544. Host 10.20.30.40.\nSSN 123-45-6780-";
+    let mut s = Session::new(&d, b"key-a");
+    let out = s.substitute(&[text]).remove(0).unwrap();
+    assert!(!s.incomplete());
+    for original in ["123-45-6789", "130 692 544", "10.20.30.40", "123-45-6780"] {
+        assert!(!out.contains(original), "{original} in {out}");
+    }
+    assert_eq!(
+        (
+            s.counts().get(Kind::Ssn),
+            s.counts().get(Kind::Sin),
+            s.counts().get(Kind::Ipv4)
+        ),
+        (2, 1, 1)
+    );
+    // Followed by `.digit`, `-digit` or a letter, it is still part of something longer.
+    for text in [
+        "version 1.2.3.4.5",
+        "ssn 123-45-6789-1",
+        "sin 130 692 544.2",
+        "host 10.20.30.40.nip.io",
+        "id 123-45-6789_x",
+    ] {
+        let mut s = Session::new(&d, b"key-a");
+        assert_eq!(s.substitute(&[text]), vec![None], "{text}");
+    }
+}
