@@ -1422,22 +1422,29 @@ fn zero_timeouts_and_bad_provider_keys_are_refused_at_start() {
 }
 
 /// A provider that answers the first request on each connection, then, after `gap`, sends a
-/// second, unasked response and keeps the connection open.
+/// second, unasked response and keeps the connection open. With no gap both go in one write,
+/// so they arrive together: two writes could let the stray one land after the gateway had
+/// reused the connection, which no proxy can tell from a real answer (a CI run on a loaded
+/// machine did exactly that).
 fn stray_response_upstream(gap: Duration) -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let up = l.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut held = Vec::new();
+        let ok: &[u8] =
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+        let stray: &[u8] =
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"stray\":true}!";
         for s in l.incoming().take(8) {
             let Ok(mut s) = s else { continue };
             read_one_request(&mut s);
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}",
-            );
-            std::thread::sleep(gap);
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"stray\":true}!",
-            );
+            if gap.is_zero() {
+                let _ = s.write_all(&[ok, stray].concat());
+            } else {
+                let _ = s.write_all(ok);
+                std::thread::sleep(gap);
+                let _ = s.write_all(stray);
+            }
             held.push(s);
         }
     });
