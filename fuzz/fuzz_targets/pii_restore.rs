@@ -8,26 +8,9 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use ringway::pii::{Detector, Kind, Mode, Restorer, Session, Term};
 
-/// Entities the fuzzer can drop into its text with the byte 0xFF then an index: random bytes
-/// would almost never form a Luhn-valid card or a mod-97 IBAN by themselves.
-const ENTITIES: &[&str] = &[
-    "jane.doe@corp.example.io",
-    "+44 20 7946 0958",
-    "(415) 555-2671",
-    "4111 1111 1111 1111",
-    "378282246310005",
-    "123-45-6789",
-    "130 692 544",
-    "GB82 WEST 1234 5698 7654 32",
-    "10.20.30.40",
-    "2001:470:1f0b:12::1",
-    "Jane Doe",
-    "Halifax",
-    "EMP-123456",
-    "020 7946 0958",
-    "DE89370400440532013000",
-    "192.0.2.7",
-];
+#[path = "common/entities.rs"]
+mod entities;
+use entities::ENTITIES;
 
 fn detector() -> Option<&'static Detector> {
     static D: OnceLock<Option<Detector>> = OnceLock::new();

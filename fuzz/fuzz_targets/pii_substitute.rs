@@ -38,28 +38,9 @@ use ringway::pii::{
 /// Levels of JSON text inside a string that substitution opens (`body::MAX_JSON_TEXT_DEPTH`).
 const MAX_JSON_TEXT_DEPTH: usize = 4;
 
-/// Entities inserted with 0xFF then an index: random bytes would almost never form a
-/// Luhn-valid card, a mod-97 IBAN or a dictionary term by themselves.
-const ENTITIES: &[&str] = &[
-    "jane.doe@corp.example.io",
-    "+44 20 7946 0958",
-    "(415) 555-2671",
-    "4111 1111 1111 1111",
-    "378282246310005",
-    "123-45-6789",
-    "130 692 544",
-    "GB82 WEST 1234 5698 7654 32",
-    "10.20.30.40",
-    "2001:470:1f0b:12::1",
-    "Jane Doe",
-    "Halifax",
-    "EMP-123456",
-    "020 7946 0958",
-    "DE89370400440532013000",
-    "García",
-    "912345",
-    "4111111111111111",
-];
+#[path = "common/entities.rs"]
+mod entities;
+use entities::ENTITIES;
 
 /// Written as they are inside a JSON string with 0xFE then an index (recipe bodies only):
 /// escapes next to entities, and entities spelt with escapes.
