@@ -608,50 +608,49 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             label(t)
         );
     }
-    out.push_str(
-        "# HELP ringway_access_log_dropped_total Access log lines dropped because the writer fell behind.\n",
-    );
-    out.push_str("# TYPE ringway_access_log_dropped_total counter\n");
-    let _ = writeln!(
-        out,
-        "ringway_access_log_dropped_total {}",
-        crate::access_log::dropped()
-    );
-    out.push_str(
-        "# HELP ringway_custody_dropped_total Custody records dropped because the writer fell behind.\n",
-    );
-    out.push_str("# TYPE ringway_custody_dropped_total counter\n");
-    let _ = writeln!(
-        out,
-        "ringway_custody_dropped_total {}",
-        crate::custody::dropped()
-    );
-    out.push_str(
-        "# HELP ringway_custody_write_failed_total Custody records lost because the store refused their batch.\n",
-    );
-    out.push_str("# TYPE ringway_custody_write_failed_total counter\n");
-    let _ = writeln!(
-        out,
-        "ringway_custody_write_failed_total {}",
-        crate::custody::write_failed()
-    );
-    out.push_str(
-        "# HELP ringway_custody_unauthenticated_total Model calls that left no custody record because they did not pass authentication.\n",
-    );
-    out.push_str("# TYPE ringway_custody_unauthenticated_total counter\n");
-    let _ = writeln!(
-        out,
-        "ringway_custody_unauthenticated_total {}",
-        s.custody_unauthenticated
-    );
-    out.push_str("# HELP ringway_upstream_idle_connections Idle pooled provider connections.\n");
-    out.push_str("# TYPE ringway_upstream_idle_connections gauge\n");
-    let _ = writeln!(out, "ringway_upstream_idle_connections {}", s.pool_idle);
-    out.push_str(
-        "# HELP ringway_tls_handshakes_total TLS handshakes with clients that finished.\n",
-    );
-    out.push_str("# TYPE ringway_tls_handshakes_total counter\n");
-    let _ = writeln!(out, "ringway_tls_handshakes_total {}", s.tls_handshakes);
+    for (name, kind, help, value) in [
+        (
+            "ringway_access_log_dropped_total",
+            "counter",
+            "Access log lines dropped because the writer fell behind.",
+            crate::access_log::dropped(),
+        ),
+        (
+            "ringway_custody_dropped_total",
+            "counter",
+            "Custody records dropped because the writer fell behind.",
+            crate::custody::dropped(),
+        ),
+        (
+            "ringway_custody_write_failed_total",
+            "counter",
+            "Custody records lost because the store refused their batch.",
+            crate::custody::write_failed(),
+        ),
+        (
+            "ringway_custody_unauthenticated_total",
+            "counter",
+            "Model calls that left no custody record because they did not pass authentication.",
+            s.custody_unauthenticated,
+        ),
+        (
+            "ringway_upstream_idle_connections",
+            "gauge",
+            "Idle pooled provider connections.",
+            s.pool_idle,
+        ),
+        (
+            "ringway_tls_handshakes_total",
+            "counter",
+            "TLS handshakes with clients that finished.",
+            s.tls_handshakes,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
     out.push_str(
         "# HELP ringway_tls_handshake_failures_total TLS handshakes with clients that failed, by reason.\n",
     );
