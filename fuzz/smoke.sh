@@ -36,6 +36,8 @@ seeds_for() {
     translate_req_* | translate_response | translate_error | sse_stream_pipeline | \
       translate_stream_a2r | translate_stream_c2r | usage_meter) echo "../tests/golden" ;;
     config_load) echo "seeds/config_load" ;;
+    # A head of more fields than the upstream decoder reads (a CI finding, kept as a seed).
+    http1_response_head) echo "seeds/http1_response_head" ;;
     # Prompts with real entities (the 0xFF escape inserts one from the target's list).
     pii_restore) echo "seeds/pii_restore" ;;
     # Request bodies of the three dialects with entities, escapes beside them and JSON text
