@@ -1117,15 +1117,18 @@ mod tests {
     }
 
     #[test]
-    fn a_number_whose_stand_in_is_no_number_becomes_a_string() {
-        // An operator regex's stand-in keeps the shape, not the value: it may start with 0.
-        let d = Detector::new(&[r"\b9\d{5}\b".into()], &[]).unwrap();
+    fn a_number_an_operator_regex_matches_stays_a_number() {
+        // An operator regex's stand-in keeps the shape; for a number, also its first digit
+        // non-zero and its exponent, so it is written back bare. (Its first digit was drawn
+        // from 0-9 before, and one key in ten turned the number into a string.)
+        let d = Detector::new(&[r"\b9\d{5}\b".into(), r"-2\.5e-3".into()], &[]).unwrap();
         let body = serde_json::json!({"model": "m", "messages": [{"role": "assistant",
             "tool_calls": [{"id": "c", "type": "function",
-                "function": {"name": "f", "arguments": r#"{"badge": 912345}"#}}]}]})
+                "function": {"name": "f", "arguments": r#"{"badge": 912345, "x": -2.5e-3}"#}}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f",
+                "input": {"badge": 912345}}]}]})
         .to_string();
-        let mut kinds = (0, 0);
-        for k in 0..40u8 {
+        for k in 0..64u8 {
             let mut s = Session::new(&d, &[k]);
             let out = substitute(body.as_bytes(), &mut s).unwrap();
             let v: Value = serde_json::from_slice(&out).unwrap();
@@ -1133,16 +1136,20 @@ mod tests {
                 .as_str()
                 .unwrap();
             let args: Value = serde_json::from_str(args).unwrap();
-            let stand_in = &s.pairs()[0].stand_in;
-            if stand_in.starts_with('0') {
-                assert_eq!(args["badge"], stand_in.as_str());
-                kinds.0 += 1;
-            } else {
-                assert_eq!(args["badge"].to_string(), *stand_in);
-                kinds.1 += 1;
+            let input = &v["messages"][1]["content"][0]["input"];
+            assert!(args["badge"].is_u64() && input["badge"].is_u64(), "key {k}");
+            assert!(args["x"].is_f64(), "key {k}");
+            let restore = s.restore_set().unwrap();
+            let pairs = s.pairs();
+            assert_eq!(pairs.len(), 2);
+            for p in pairs {
+                assert!(is_number(&p.stand_in), "key {k}: {}", p.stand_in);
+                assert_ne!(p.stand_in, p.original);
+                let back = restore.restore_all(p.stand_in.as_bytes());
+                assert_eq!(back, p.original.as_bytes());
             }
+            assert_eq!(args["badge"], input["badge"]);
         }
-        assert!(kinds.0 > 0 && kinds.1 > 0, "{kinds:?}");
     }
 
     #[test]

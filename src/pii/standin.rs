@@ -319,17 +319,60 @@ fn name(original: &str, d: &mut Draw<'_>) -> String {
 
 /// For operator regexes: the same shape, character class for character class (digits,
 /// upper- and lower-case letters); safe punctuation is kept, anything else becomes `-`.
+/// An original that reads as a number (`912345`, `-1.5e3`) gets one: its exponent letter is
+/// kept and a first digit that is not 0 stays so. A number in a tool call's input then stays
+/// a number instead of turning into a string the tool's schema may refuse.
 fn shape_of(original: &str, d: &mut Draw<'_>) -> String {
+    let number = is_json_number(original);
+    let lead = original.bytes().position(|b| b.is_ascii_digit());
     original
-        .chars()
-        .map(|c| match c {
+        .char_indices()
+        .map(|(i, c)| match c {
+            '1'..='9' if number && Some(i) == lead => char::from(b'1' + d.below(9) as u8),
             '0'..='9' => char::from(b'0' + d.digit()),
+            'e' | 'E' if number => c,
             'A'..='Z' => char::from(b'A' + d.below(26) as u8),
             c if c.is_alphabetic() => char::from(b'a' + d.below(26) as u8),
             ' ' | '.' | '-' | '_' | ':' | '+' | '@' | '#' | ',' => c,
             _ => '-',
         })
         .collect()
+}
+
+/// Whether `s` is one JSON number (RFC 8259 §6): `-`? int frac? exp?, where int is `0` or
+/// a digit run that does not start with `0`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    match digits(&mut i) {
+        0 => return false,
+        n if n > 1 && b.get(int_start) == Some(&b'0') => return false,
+        _ => {}
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Whether `s` is safe as a stand-in: ASCII with no character any JSON serialiser escapes.
