@@ -245,7 +245,8 @@ pub struct Stream {
     /// The client's dialect (what the PII restorer reads).
     client: Format,
     /// PII on: the stage's client-dialect events are re-read and their stand-ins restored.
-    pii: Option<PiiStage>,
+    /// Boxed: 408 bytes every held stream would carry with PII off.
+    pii: Option<Box<PiiStage>>,
 }
 
 /// The restore step after the stage: what the stage wrote is decoded again (translated
@@ -283,10 +284,10 @@ impl Stream {
     /// Restore the request's stand-ins in what the client gets. Same-dialect events are then
     /// copied (and re-written where they carry text) instead of relayed as slices.
     pub(super) fn restore_pii(&mut self, set: std::sync::Arc<crate::pii::RestoreSet>) {
-        self.pii = Some(PiiStage {
+        self.pii = Some(Box::new(PiiStage {
             dec: sse::Decoder::new(MAX_SSE_EVENT_BYTES),
             restorer: crate::pii::EventRestorer::new(set, self.client),
-        });
+        }));
     }
 
     /// Runs what the stage appended to `out` since `mark` through the PII restorer.

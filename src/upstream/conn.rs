@@ -56,8 +56,25 @@ impl Stream {
 pub const FIRST_READ: usize = 2 * 1024;
 /// Largest single read from a provider.
 pub const MAX_READ: usize = 64 * 1024;
+/// Smallest read: a slow stream's reads shrink to this (a few events of any provider fit; a
+/// larger burst grows the buffer again). What each held stream keeps between its events.
+pub const SLOW_READ: usize = 1024;
 /// A request body up to this size is copied behind its head and sent in one write.
 pub const COALESCE_BODY_BYTES: usize = 16 * 1024;
+
+/// The size to ask of the next read after one that returned `n` bytes into `room`.
+fn next_read_size(read_size: usize, n: usize, room: usize) -> usize {
+    if n == room && n >= read_size / 2 {
+        // The read filled all the room it had: more is likely waiting. (Filling the small
+        // tail left behind a partial event says nothing.)
+        (read_size * 2).min(MAX_READ)
+    } else if n > 0 && n <= read_size / 2 {
+        // Half or less: bytes trickle in, so a held stream need not hold much.
+        (read_size / 2).max(SLOW_READ)
+    } else {
+        read_size
+    }
+}
 
 /// One connection to a provider.
 pub struct Conn {
@@ -176,6 +193,14 @@ impl Conn {
         // Aim for `read_size` of room; a partial frame at the front is kept, and a buffer no
         // longer shared with relayed chunks is reused in place rather than reallocated.
         let want = self.read_size.max(self.rbuf.len() * 2);
+        if self.rbuf.capacity() > want && self.rbuf.len() < want / 4 {
+            // Reads got small (a stream that arrives event by event): the large buffer goes
+            // (relayed chunks still holding it free it once written) for one of `want`, and
+            // what is left of it (a chunk's CRLF, part of a size line) is copied over.
+            let mut small = BytesMut::with_capacity(want);
+            small.extend_from_slice(&self.rbuf);
+            self.rbuf = small;
+        }
         if self.rbuf.capacity() - self.rbuf.len() < want / 4 {
             self.rbuf.reserve(want - self.rbuf.len());
         }
@@ -186,9 +211,8 @@ impl Conn {
         if res.as_ref().is_ok_and(|&n| n > 0) {
             self.received = true;
         }
-        if res.as_ref().is_ok_and(|&n| n == cap - len) {
-            // The read filled all the room it had: more is likely waiting.
-            self.read_size = (self.read_size * 2).min(MAX_READ);
+        if let Ok(&n) = res.as_ref() {
+            self.read_size = next_read_size(self.read_size, n, cap - len);
         }
         res
     }
@@ -381,5 +405,39 @@ impl Conn {
         // Unconditionally: after `split_to`, `capacity()` shows only the unused tail, yet
         // the buffer keeps (and `reserve` reclaims) its whole allocation, up to 64 KiB.
         self.rbuf = BytesMut::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_grow_while_they_fill_and_shrink_while_they_trickle() {
+        // Bulk: every read fills its room, up to the cap.
+        let mut size = FIRST_READ;
+        for _ in 0..10 {
+            size = next_read_size(size, size, size);
+        }
+        assert_eq!(size, MAX_READ);
+        // A slow stream: one ~300-byte event per read, down to the floor and no further.
+        let mut size = MAX_READ;
+        let mut seen = vec![size];
+        for _ in 0..7 {
+            size = next_read_size(size, 300, size);
+            seen.push(size);
+        }
+        assert_eq!(seen, [65536, 32768, 16384, 8192, 4096, 2048, 1024, 1024]);
+        // More than half of the room: unchanged; EOF changes nothing.
+        assert_eq!(next_read_size(2048, 1025, 2048), 2048);
+        assert_eq!(next_read_size(2048, 2047, 2048), 2048);
+        assert_eq!(next_read_size(2048, 0, 2048), 2048);
+        // A burst after shrinking fills the room and grows it back; a partial event's small
+        // tail filled does not.
+        assert_eq!(
+            next_read_size(SLOW_READ, SLOW_READ, SLOW_READ),
+            2 * SLOW_READ
+        );
+        assert_eq!(next_read_size(SLOW_READ, 300, 300), SLOW_READ);
     }
 }

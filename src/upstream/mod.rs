@@ -5,10 +5,11 @@
 //! is written by `http1::write_request_head`, the response head is parsed (bounded, 1xx
 //! skipped) by `http1::decode_head`, and `BodyCodec` (on the `http1` chunked decoder) frames the body
 //! out of the connection's read buffer, so every framing streams and stays zero-copy. Each
-//! connection owns one read buffer that starts small and doubles only while reads fill it:
-//! a connection carrying a slow stream holds a couple of KiB, a bulk response still reads in
-//! 64 KiB steps. (monoio-http's client codec, used here before, keeps two fixed 8 KiB buffers
-//! per connection, which put 5,000 concurrent streams far over their memory budget.)
+//! connection owns one read buffer that starts small, doubles while reads fill it and halves
+//! while they fill half or less: a connection carrying a slow stream holds 1 KiB between
+//! events, a bulk response still reads in 64 KiB steps. (monoio-http's client codec, used
+//! here before, keeps two fixed 8 KiB buffers per connection, which put 5,000 concurrent
+//! streams far over their memory budget.)
 
 mod conn;
 mod dns;
