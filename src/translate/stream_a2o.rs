@@ -108,7 +108,7 @@ impl AnthropicToOpenAiStream {
         if data.is_empty() {
             return;
         }
-        let ev: StreamEvent<'_> = match serde_json::from_slice(data) {
+        let ev: StreamEvent<'_> = match crate::wire::from_event(data) {
             Ok(ev) => ev,
             Err(e) => {
                 return self.error(out, "api_error", &format!("malformed upstream event: {e}"))

@@ -140,7 +140,7 @@ impl ChatToResponsesStream {
         if data == b"[DONE]" {
             return self.end(out);
         }
-        let chunk: Chunk<'_> = match serde_json::from_slice(data) {
+        let chunk: Chunk<'_> = match crate::wire::from_event(data) {
             Ok(c) => c,
             Err(e) => return self.fail(&format!("malformed upstream chunk: {e}"), out),
         };
