@@ -147,7 +147,8 @@ fn open_file(p: &PathBuf) -> io::Result<File> {
 }
 
 /// The writer thread: a batch is whatever waits when it wakes (up to [`BATCH_LINES`]),
-/// written and flushed together.
+/// written and flushed together; after a batch that was not full it sleeps
+/// [`GATHER`](crate::offload::GATHER) so that lines gather without waking it.
 fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Msg>) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, out);
     let mut acks = Vec::new();
@@ -163,7 +164,9 @@ fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Msg>
             }
         }
         let mut failed = false;
+        let mut taken = 0;
         for msg in std::iter::once(first).chain(rx.try_iter().take(BATCH_LINES)) {
+            taken += 1;
             match msg {
                 Msg::Line(line) => failed |= out.write_all(&line).is_err(),
                 Msg::Wake => {}
@@ -176,6 +179,9 @@ fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Msg>
         }
         for ack in acks.drain(..) {
             let _ = ack.send(());
+        }
+        if taken <= BATCH_LINES {
+            std::thread::sleep(crate::offload::GATHER);
         }
     }
 }

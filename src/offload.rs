@@ -10,6 +10,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Fewest seconds between two "dropped" warnings of one writer.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How long a writer sleeps after a batch smaller than its largest before it looks again.
+/// While it sleeps, a worker's hand-over wakes no thread (only a receiver parked on the
+/// channel is woken), so under load a worker pays a queue push per message, not a thread wake
+/// (with a wake per line, the access log cost a one-worker gateway 13 µs per request, more
+/// than the request itself: oha, 32 connections). An idle writer parks and the first message
+/// wakes it at once; a channel of 16k lines holds 1.6M lines a second at this pace.
+pub const GATHER: Duration = Duration::from_millis(10);
 /// How long [`flush`] sleeps between two offers to a full channel.
 const FLUSH_RETRY: Duration = Duration::from_millis(1);
 /// Milliseconds in a day.

@@ -355,7 +355,8 @@ fn prune(store: &mut dyn CustodyStore, retention_days: u32) {
 
 /// The writer thread: prune (then say so on `pruned`), then per wake-up write what waits (up
 /// to [`BATCH_RECORDS`]) in one transaction, then answer the flushes that came with it (after
-/// the write, so the records before them are in).
+/// the write, so the records before them are in); after a batch that was not full, sleep
+/// [`GATHER`](crate::offload::GATHER) so that records gather without waking it.
 fn write_loop(
     mut store: Box<dyn CustodyStore>,
     rx: &Receiver<Msg>,
@@ -403,6 +404,10 @@ fn write_loop(
                     if let Msg::Flush(ack) = msg {
                         let _ = ack.send(());
                     }
+                }
+                if records < BATCH_RECORDS {
+                    // Let records gather without a thread wake per record.
+                    std::thread::sleep(crate::offload::GATHER);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
