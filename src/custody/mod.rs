@@ -52,6 +52,10 @@ pub const LOOKUP_WAIT: Duration = Duration::from_secs(5);
 /// Most records written in one transaction: a batch is whatever waits when the writer wakes,
 /// up to this, so a burst costs one commit per this many records.
 pub const BATCH_RECORDS: usize = 512;
+/// Smallest `channel_records` with which the writer sleeps between batches
+/// ([`GATHER`](crate::offload::GATHER)); a smaller channel would drop records above its size
+/// per 10 ms, so its writer is woken per record instead.
+pub const GATHER_MIN_CHANNEL: usize = 1024;
 /// Days a record is kept by default (`[custody] retention_days`; 0 keeps them forever).
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// How often the writer removes records past the retention (also once at start).
@@ -237,12 +241,24 @@ pub fn start(settings: &Settings) -> Result<(), String> {
         ));
     }
     let retention = settings.retention_days;
+    // Gathering for 10 ms caps a channel at its size per 10 ms: only for channels that hold
+    // far more than that at any real rate.
+    let gather = settings.channel_records >= GATHER_MIN_CHANNEL;
     // The reader waits for the writer's first prune: a lookup must not see what retention
     // is about to remove.
     let (pruned_tx, pruned) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("ringway-custody".into())
-        .spawn(move || write_loop(Box::new(store), &rx, retention, stall, Some(pruned_tx)))
+        .spawn(move || {
+            write_loop(
+                Box::new(store),
+                &rx,
+                retention,
+                stall,
+                Some(pruned_tx),
+                gather,
+            )
+        })
         .map_err(|e| format!("cannot start the custody writer: {e}"))?;
     std::thread::Builder::new()
         .name("ringway-custody-read".into())
@@ -356,13 +372,14 @@ fn prune(store: &mut dyn CustodyStore, retention_days: u32) {
 /// The writer thread: prune (then say so on `pruned`), then per wake-up write what waits (up
 /// to [`BATCH_RECORDS`]) in one transaction, then answer the flushes that came with it (after
 /// the write, so the records before them are in); after a batch that was not full, sleep
-/// [`GATHER`](crate::offload::GATHER) so that records gather without waking it.
+/// [`GATHER`](crate::offload::GATHER) (when `gather`) so that records gather without waking it.
 fn write_loop(
     mut store: Box<dyn CustodyStore>,
     rx: &Receiver<Msg>,
     retention: u32,
     stall: Duration,
     pruned: Option<Sender<()>>,
+    gather: bool,
 ) {
     prune(store.as_mut(), retention);
     if let Some(pruned) = pruned {
@@ -405,7 +422,7 @@ fn write_loop(
                         let _ = ack.send(());
                     }
                 }
-                if records < BATCH_RECORDS {
+                if records < BATCH_RECORDS && gather {
                     // Let records gather without a thread wake per record.
                     std::thread::sleep(crate::offload::GATHER);
                 }
@@ -501,7 +518,14 @@ mod tests {
         let store = Broken(prunes.clone());
         let (pruned_tx, pruned) = std::sync::mpsc::channel();
         let writer = std::thread::spawn(move || {
-            write_loop(Box::new(store), &rx, 30, Duration::ZERO, Some(pruned_tx));
+            write_loop(
+                Box::new(store),
+                &rx,
+                30,
+                Duration::ZERO,
+                Some(pruned_tx),
+                true,
+            );
         });
         pruned.recv().unwrap();
         let before = write_failed();

@@ -298,8 +298,9 @@ impl<'a> Piece<'a> {
             if p.number && is_number(&new) {
                 out.extend_from_slice(new.as_bytes());
             } else {
-                // A stand-in that is no longer a number (an operator regex's shape may start
-                // with 0) goes in as a string: the JSON text stays valid, the original stays out.
+                // A stand-in that is no number (the synthetic one drawn when every
+                // same-shape candidate collided, as for a one-digit number) goes in as a
+                // string: the JSON text stays valid, the original stays out.
                 crate::json::write_json_string(&mut out, &new);
             }
             at = p.span.end;

@@ -59,6 +59,8 @@ pub const MAX_READ: usize = 64 * 1024;
 /// Smallest read: a slow stream's reads shrink to this (a few events of any provider fit; a
 /// larger burst grows the buffer again). What each held stream keeps between its events.
 pub const SLOW_READ: usize = 1024;
+/// Small reads in a row before a large read buffer is swapped for a small one.
+const SMALL_READS_TO_SHRINK: u8 = 3;
 /// A request body up to this size is copied behind its head and sent in one write.
 pub const COALESCE_BODY_BYTES: usize = 16 * 1024;
 
@@ -68,8 +70,9 @@ fn next_read_size(read_size: usize, n: usize, room: usize) -> usize {
         // The read filled all the room it had: more is likely waiting. (Filling the small
         // tail left behind a partial event says nothing.)
         (read_size * 2).min(MAX_READ)
-    } else if n > 0 && n <= read_size / 2 {
-        // Half or less: bytes trickle in, so a held stream need not hold much.
+    } else if n > 0 && n < room && n <= read_size / 2 {
+        // Half or less, the room not filled: bytes trickle in, so a held stream need not
+        // hold much.
         (read_size / 2).max(SLOW_READ)
     } else {
         read_size
@@ -84,6 +87,8 @@ pub struct Conn {
     rbuf: BytesMut,
     /// Bytes asked of the next read (adaptive, see the module note).
     read_size: usize,
+    /// Reads in a row that were small (see `fill`).
+    small_reads: u8,
     /// Came from the pool: a failure before any response byte may just mean the peer closed it.
     pub(super) reused: bool,
     /// Bytes arrived since the request was sent (interim 1xx heads included, which leave
@@ -162,6 +167,7 @@ impl Conn {
             fd,
             rbuf: BytesMut::new(),
             read_size: FIRST_READ,
+            small_reads: 0,
             reused: false,
             received: false,
             served: 0,
@@ -193,10 +199,15 @@ impl Conn {
         // Aim for `read_size` of room; a partial frame at the front is kept, and a buffer no
         // longer shared with relayed chunks is reused in place rather than reallocated.
         let want = self.read_size.max(self.rbuf.len() * 2);
-        if self.rbuf.capacity() > want && self.rbuf.len() < want / 4 {
-            // Reads got small (a stream that arrives event by event): the large buffer goes
+        if self.small_reads >= SMALL_READS_TO_SHRINK
+            && self.rbuf.capacity() > want
+            && self.rbuf.len() < want / 4
+        {
+            // Reads stayed small (a stream that arrives event by event): the large buffer goes
             // (relayed chunks still holding it free it once written) for one of `want`, and
-            // what is left of it (a chunk's CRLF, part of a size line) is copied over.
+            // what is left of it (a chunk's CRLF, part of a size line) is copied over. Only
+            // after several such reads in a row: reads that alternate between part of a TLS
+            // record and a whole one would otherwise swap buffers on every read.
             let mut small = BytesMut::with_capacity(want);
             small.extend_from_slice(&self.rbuf);
             self.rbuf = small;
@@ -212,7 +223,13 @@ impl Conn {
             self.received = true;
         }
         if let Ok(&n) = res.as_ref() {
-            self.read_size = next_read_size(self.read_size, n, cap - len);
+            let next = next_read_size(self.read_size, n, cap - len);
+            self.small_reads = if next < self.read_size || (n > 0 && n <= SLOW_READ / 2) {
+                self.small_reads.saturating_add(1)
+            } else {
+                0
+            };
+            self.read_size = next;
         }
         res
     }
@@ -223,6 +240,7 @@ impl Conn {
         // A new response starts small again: a connection that once carried a bulk body may
         // carry a slow stream next.
         self.read_size = FIRST_READ;
+        self.small_reads = 0;
         self.received = false;
         let send = async {
             if body.len() <= COALESCE_BODY_BYTES {
@@ -438,6 +456,7 @@ mod tests {
             next_read_size(SLOW_READ, SLOW_READ, SLOW_READ),
             2 * SLOW_READ
         );
-        assert_eq!(next_read_size(SLOW_READ, 300, 300), SLOW_READ);
+        assert_eq!(next_read_size(4096, 300, 300), 4096);
+        assert_eq!(next_read_size(65536, 24 * 1024, 24 * 1024), 65536);
     }
 }
