@@ -3,32 +3,12 @@
 //! substituted text gives back exactly the original, whole or pushed in any split, and the
 //! restorer never holds back more than its longest stand-in. No panic anywhere.
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
-use ringway::pii::{Detector, Kind, Mode, Restorer, Session, Term};
+use ringway::pii::{Mode, Restorer, Session};
 
 #[path = "common/entities.rs"]
 mod entities;
-use entities::ENTITIES;
-
-fn detector() -> Option<&'static Detector> {
-    static D: OnceLock<Option<Detector>> = OnceLock::new();
-    D.get_or_init(|| {
-        let terms = [
-            Term {
-                text: "Jane Doe".into(),
-                kind: Kind::Name,
-            },
-            Term {
-                text: "Halifax".into(),
-                kind: Kind::Place,
-            },
-        ];
-        Detector::new(&["EMP-\\d{6}".into()], &terms).ok()
-    })
-    .as_ref()
-}
+use entities::{detector, ENTITIES};
 
 fuzz_target!(|data: &[u8]| {
     let Some(detector) = detector() else { return };

@@ -26,21 +26,19 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use ringway::json::tree::{self, Node};
 use ringway::json::{inspect_request_simd, members, JsonError, SimdScratch};
-use ringway::pii::{
-    parse_body, substitute_body, Detector, Kind, Mode, RestoreSet, Session, Term, FLAG,
-};
+use ringway::pii::{parse_body, substitute_body, Detector, Mode, RestoreSet, Session, FLAG};
 
 /// Levels of JSON text inside a string that substitution opens (`body::MAX_JSON_TEXT_DEPTH`).
 const MAX_JSON_TEXT_DEPTH: usize = 4;
 
 #[path = "common/entities.rs"]
 mod entities;
-use entities::ENTITIES;
+use entities::{detector, ENTITIES};
 
 /// Written as they are inside a JSON string with 0xFE then an index (recipe bodies only):
 /// escapes next to entities, and entities spelt with escapes.
@@ -75,28 +73,6 @@ const NUMBERS: &[&str] = &[
     "1e400",
     "0.10000000000000000001",
 ];
-
-fn detector() -> Option<&'static Detector> {
-    static D: OnceLock<Option<Detector>> = OnceLock::new();
-    D.get_or_init(|| {
-        let terms = [
-            Term {
-                text: "Jane Doe".into(),
-                kind: Kind::Name,
-            },
-            Term {
-                text: "García".into(),
-                kind: Kind::Name,
-            },
-            Term {
-                text: "Halifax".into(),
-                kind: Kind::Place,
-            },
-        ];
-        Detector::new(&["EMP-\\d{6}".into(), "\\b9\\d{5}\\b".into()], &terms).ok()
-    })
-    .as_ref()
-}
 
 /// The recipe's bytes, read front to back; zeros once it runs out.
 struct Src<'a>(&'a [u8]);

@@ -1,6 +1,34 @@
 //! Entities the PII targets drop into their text with the byte 0xFF then an index: random
 //! bytes would almost never form a Luhn-valid card, a mod-97 IBAN or a dictionary term by
-//! themselves.
+//! themselves. Both targets search with the same detector: dictionary terms and operator
+//! regexes for the entities of the list that no built-in detector finds.
+
+use std::sync::OnceLock;
+
+use ringway::pii::{Detector, Kind, Term};
+
+/// The detector, built once per process (None if it cannot be, which no input can cause).
+pub fn detector() -> Option<&'static Detector> {
+    static D: OnceLock<Option<Detector>> = OnceLock::new();
+    D.get_or_init(|| {
+        let terms = [
+            Term {
+                text: "Jane Doe".into(),
+                kind: Kind::Name,
+            },
+            Term {
+                text: "García".into(),
+                kind: Kind::Name,
+            },
+            Term {
+                text: "Halifax".into(),
+                kind: Kind::Place,
+            },
+        ];
+        Detector::new(&["EMP-\\d{6}".into(), "\\b9\\d{5}\\b".into()], &terms).ok()
+    })
+    .as_ref()
+}
 
 pub const ENTITIES: &[&str] = &[
     "jane.doe@corp.example.io",
