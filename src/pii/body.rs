@@ -396,7 +396,7 @@ fn collect(
 }
 
 /// Is `token` one JSON number?
-fn is_number(token: &str) -> bool {
+pub(super) fn is_number(token: &str) -> bool {
     token
         .bytes()
         .next()

@@ -323,7 +323,7 @@ fn name(original: &str, d: &mut Draw<'_>) -> String {
 /// kept and a first digit that is not 0 stays so. A number in a tool call's input then stays
 /// a number instead of turning into a string the tool's schema may refuse.
 fn shape_of(original: &str, d: &mut Draw<'_>) -> String {
-    let number = is_json_number(original);
+    let number = super::body::is_number(original);
     let lead = original.bytes().position(|b| b.is_ascii_digit());
     original
         .char_indices()
@@ -337,42 +337,6 @@ fn shape_of(original: &str, d: &mut Draw<'_>) -> String {
             _ => '-',
         })
         .collect()
-}
-
-/// Whether `s` is one JSON number (RFC 8259 §6): `-`? int frac? exp?, where int is `0` or
-/// a digit run that does not start with `0`.
-fn is_json_number(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = usize::from(b.first() == Some(&b'-'));
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while b.get(*i).is_some_and(u8::is_ascii_digit) {
-            *i += 1;
-        }
-        *i - start
-    };
-    let int_start = i;
-    match digits(&mut i) {
-        0 => return false,
-        n if n > 1 && b.get(int_start) == Some(&b'0') => return false,
-        _ => {}
-    }
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return false;
-        }
-    }
-    i == b.len()
 }
 
 /// Whether `s` is safe as a stand-in: ASCII with no character any JSON serialiser escapes.
