@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -126,12 +126,25 @@ pub fn mock(extra: &[&str]) -> Proc {
 
 static CONFIG_SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// This test process's own temp directory, made empty on first use. The process id alone does
+/// not make it unique: in a container, a run's test binary gets the same pid as the last run's,
+/// and a database file left by that run would be opened again (records counted twice).
+fn temp_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("ringway-test-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
 /// A unique temp file path for this test process.
 pub fn temp_path(name: &str) -> PathBuf {
     let n = CONFIG_SEQ.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("ringway-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(format!("{n}-{name}"))
+    temp_dir().join(format!("{n}-{name}"))
 }
 
 /// A test CA and a `localhost` certificate it signed (rcgen), as PEM text.
