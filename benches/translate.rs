@@ -404,5 +404,33 @@ fn streams(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, requests, streams);
+/// One OpenAI stream's chunks read by the hand reader that the translators use, and by serde,
+/// the reference it declines to (a ratio on one machine in one run).
+fn chunks(c: &mut Criterion) {
+    let o = openai_stream();
+    let mut g = c.benchmark_group("openai_chunk");
+    g.measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(o.len() as u64));
+    g.bench_function("hand", |b| {
+        b.iter(|| {
+            o.iter()
+                .filter(|(_, d)| ringway::wire::openai_chunk(black_box(d)).is_ok())
+                .count()
+        })
+    });
+    g.bench_function("serde", |b| {
+        b.iter(|| {
+            o.iter()
+                .filter(|(_, d)| {
+                    std::str::from_utf8(black_box(d)).is_ok_and(|t| {
+                        serde_json::from_str::<ringway::wire::openai::Chunk<'_>>(t).is_ok()
+                    })
+                })
+                .count()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, requests, streams, chunks);
 criterion_main!(benches);

@@ -38,6 +38,8 @@ seeds_for() {
     config_load) echo "seeds/config_load" ;;
     # A head of more fields than the upstream decoder reads (a CI finding, kept as a seed).
     http1_response_head) echo "seeds/http1_response_head" ;;
+    # Real chunks (the mock's, a tool call's, usage, reasoning, logprobs).
+    openai_chunk) echo "seeds/openai_chunk" ;;
     # Prompts with real entities (the 0xFF escape inserts one from the target's list).
     pii_restore) echo "seeds/pii_restore" ;;
     # Request bodies of the three dialects with entities, escapes beside them and JSON text

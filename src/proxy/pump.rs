@@ -84,7 +84,7 @@ pub fn signal(provider: Format, ev: &sse::Event) -> Signal {
 /// An OpenAI chunk's signal, read through the borrowed chunk type; None when it does not fit
 /// that type.
 fn openai_chunk_signal(d: &[u8]) -> Option<Signal> {
-    let chunk = crate::wire::from_event::<crate::wire::openai::Chunk<'_>>(d).ok()?;
+    let chunk = crate::wire::openai_chunk(d).ok()?;
     if chunk.error.is_some() {
         return Some(Signal::Error);
     }

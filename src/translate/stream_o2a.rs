@@ -209,7 +209,7 @@ impl OpenAiToAnthropicStream {
         if data == b"[DONE]" {
             return self.complete(out);
         }
-        let chunk: Chunk<'_> = match crate::wire::from_event(data) {
+        let chunk: Chunk<'_> = match crate::wire::openai_chunk(data) {
             Ok(c) => c,
             Err(e) => {
                 return self.error(out, "api_error", &format!("malformed upstream chunk: {e}"))

@@ -8,6 +8,7 @@
 //! reported instead of silently ignored.
 
 pub mod anthropic;
+pub mod chunk;
 pub mod openai;
 pub mod responses;
 
@@ -26,6 +27,15 @@ use serde::ser::{Serialize, Serializer};
 pub fn from_event<'a, T: Deserialize<'a>>(data: &'a [u8]) -> serde_json::Result<T> {
     match std::str::from_utf8(data) {
         Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(data),
+    }
+}
+
+/// An OpenAI stream chunk: read by hand where [`chunk::read`] can, else by serde (whose answer
+/// it always is, error included).
+pub fn openai_chunk(data: &[u8]) -> serde_json::Result<openai::Chunk<'_>> {
+    match std::str::from_utf8(data) {
+        Ok(text) => chunk::read(text).map_or_else(|| serde_json::from_str(text), Ok),
         Err(_) => serde_json::from_slice(data),
     }
 }

@@ -140,7 +140,7 @@ impl ChatToResponsesStream {
         if data == b"[DONE]" {
             return self.end(out);
         }
-        let chunk: Chunk<'_> = match crate::wire::from_event(data) {
+        let chunk: Chunk<'_> = match crate::wire::openai_chunk(data) {
             Ok(c) => c,
             Err(e) => return self.fail(&format!("malformed upstream chunk: {e}"), out),
         };

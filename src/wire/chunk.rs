@@ -1,0 +1,686 @@
+//! An OpenAI stream chunk read by hand: the fields [`Chunk`] keeps are compared as bytes, and
+//! every other value is skipped with JSON's grammar checked. serde's derive spent most of a
+//! translated event's instructions on the keys the chunk drops (callgrind). Where this reader is
+//! unsure (an escaped key, an error object, a number serde would read otherwise, a string with
+//! an escape in a skipped value) it declines and serde reads the chunk, so the answer is always
+//! serde's: differential tests below and the `openai_chunk` fuzz target hold it to that.
+
+use std::borrow::Cow;
+
+use super::openai::{
+    Chunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionCall, PromptTokensDetails,
+    ToolCall, Usage,
+};
+use super::Str;
+
+/// Deepest nesting of a skipped value (serde_json's own limit is 128); deeper declines.
+const MAX_SKIP_DEPTH: usize = 64;
+
+/// Offset of the first quote, backslash or control byte in `rest`, found eight bytes at a time
+/// (a chunk's strings are mostly keys and single tokens, shorter than `memchr`'s set-up).
+#[inline(always)]
+fn string_stop(rest: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0usize;
+    let mut words = rest.chunks_exact(8);
+    for word in words.by_ref() {
+        let x = u64::from_le_bytes(word.try_into().ok()?);
+        // Per byte: equal to `"`, equal to `\`, below 0x20. Each test can flag a byte above
+        // a true match (a borrow), never one below it, so the lowest flag is exact.
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let found = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | x.wrapping_sub(ONES * 0x20) & !x)
+            & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|p| at + p)
+}
+
+/// The chunk in `text` as serde would read it; None where this reader declines.
+pub fn read(text: &str) -> Option<Chunk<'_>> {
+    let mut r = Reader {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let mut chunk = Chunk::default();
+    r.chunk(&mut chunk)?;
+    r.ws();
+    (r.i == r.b.len()).then_some(chunk)
+}
+
+struct Reader<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+/// The known fields of one object already read: serde's derive refuses a field given twice.
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn first(&mut self, field: u32) -> Option<()> {
+        let bit = 1u32.checked_shl(field)?;
+        if self.0 & bit != 0 {
+            return None;
+        }
+        self.0 |= bit;
+        Some(())
+    }
+}
+
+impl<'a> Reader<'a> {
+    #[inline(always)]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline(always)]
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    #[inline(always)]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    #[inline(always)]
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b.get(self.i..)?.starts_with(word).then(|| {
+            self.i += word.len();
+        })
+    }
+
+    /// After an opening quote: the string's body as offsets, and whether it holds an escape.
+    /// None on a control character (serde refuses those) or a string without an end.
+    #[inline(always)]
+    fn raw_string(&mut self) -> Option<(usize, usize, bool)> {
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            self.i += string_stop(self.b.get(self.i..)?)?;
+            match self.peek()? {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    return Some((start, end, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.i += 2;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string value: borrowed when it has no escape (as serde borrows), else unescaped by
+    /// serde_json itself, so escapes and surrogates mean what they mean to serde.
+    #[inline(always)]
+    fn string(&mut self) -> Option<Str<'a>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        let (start, end, escaped) = self.raw_string()?;
+        if escaped {
+            let quoted = self.s.get(start.checked_sub(1)?..end + 1)?;
+            serde_json::from_str::<String>(quoted)
+                .ok()
+                .map(|s| Str(Cow::Owned(s)))
+        } else {
+            self.s.get(start..end).map(|s| Str(Cow::Borrowed(s)))
+        }
+    }
+
+    /// `null` (None) or what `read` makes of the value, as serde reads an `Option`.
+    #[inline(always)]
+    fn opt<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        self.ws();
+        if self.literal(b"null").is_some() {
+            return Some(None);
+        }
+        read(self).map(Some)
+    }
+
+    #[inline(always)]
+    fn opt_string(&mut self) -> Option<Option<Str<'a>>> {
+        self.opt(Self::string)
+    }
+
+    /// A JSON integer as serde reads it into an unsigned field: digits, no leading zero, no
+    /// fraction or exponent. A sign, an overflow or anything else declines.
+    #[inline(always)]
+    fn unsigned(&mut self) -> Option<u64> {
+        let start = self.i;
+        let mut n = 0u64;
+        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.i += 1;
+        }
+        let digits = self.i - start;
+        let leading_zero = digits > 1 && self.b.get(start) == Some(&b'0');
+        if digits == 0 || leading_zero || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(n)
+    }
+
+    fn small(&mut self) -> Option<u32> {
+        u32::try_from(self.unsigned()?).ok()
+    }
+
+    /// The members of the object at the cursor; `each` gets the key (an escaped key declines)
+    /// and reads or skips the value.
+    #[inline(always)]
+    fn object(&mut self, mut each: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.eat(b'"')?;
+            let (start, end, escaped) = self.raw_string()?;
+            if escaped {
+                return None;
+            }
+            let key = self.b.get(start..end)?;
+            self.eat(b':')?;
+            self.ws();
+            each(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `null` (None) or the value read into a default `T` in place (these structs are large:
+    /// built and returned by value, they were copied at every level).
+    #[inline(always)]
+    fn opt_into<T: Default>(
+        &mut self,
+        slot: &mut Option<T>,
+        read: impl FnOnce(&mut Self, &mut T) -> Option<()>,
+    ) -> Option<()> {
+        self.ws();
+        if self.literal(b"null").is_some() {
+            *slot = None;
+            return Some(());
+        }
+        read(self, slot.insert(T::default()))
+    }
+
+    /// An array, each item read in place into a default `T` pushed onto `items`.
+    #[inline(always)]
+    fn array_into<T: Default>(
+        &mut self,
+        items: &mut Vec<T>,
+        mut item: impl FnMut(&mut Self, &mut T) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            items.push(T::default());
+            item(self, items.last_mut()?)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        self.eat(b'[')?;
+        let mut items = Vec::new();
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(items);
+        }
+        loop {
+            self.ws();
+            items.push(item(self)?);
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(items);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Past the value at the cursor, its grammar checked as serde checks a value it ignores.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        self.ws();
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                let (_, _, escaped) = self.raw_string()?;
+                (!escaped).then_some(())
+            }
+            b'{' if depth < MAX_SKIP_DEPTH => self.object(|r, _| r.skip(depth + 1)),
+            b'[' if depth < MAX_SKIP_DEPTH => self.array(|r| r.skip(depth + 1)).map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// JSON's number grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn chunk(&mut self, c: &mut Chunk<'a>) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"id" => {
+                    seen.first(0)?;
+                    c.id = r.opt_string()?;
+                }
+                b"model" => {
+                    seen.first(1)?;
+                    c.model = r.opt_string()?;
+                }
+                b"choices" => {
+                    seen.first(2)?;
+                    r.opt_into(&mut c.choices, |r, v| r.array_into(v, Self::choice))?;
+                }
+                b"usage" => {
+                    seen.first(3)?;
+                    r.opt_into(&mut c.usage, Self::usage)?;
+                }
+                // An error object is rare and holds raw values: serde reads that chunk.
+                b"error" => {
+                    seen.first(4)?;
+                    r.opt(|_| None::<()>)?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+
+    fn choice(&mut self, c: &mut ChunkChoice<'a>) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"index" => {
+                    seen.first(0)?;
+                    c.index = r.small()?;
+                }
+                b"delta" => {
+                    seen.first(1)?;
+                    r.opt_into(&mut c.delta, Self::delta)?;
+                }
+                b"finish_reason" => {
+                    seen.first(2)?;
+                    c.finish_reason = r.opt_string()?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+
+    fn delta(&mut self, d: &mut Delta<'a>) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"content" => {
+                    seen.first(0)?;
+                    d.content = r.opt_string()?;
+                }
+                b"refusal" => {
+                    seen.first(1)?;
+                    d.refusal = r.opt_string()?;
+                }
+                b"reasoning_content" => {
+                    seen.first(2)?;
+                    d.reasoning_content = r.opt_string()?;
+                }
+                b"reasoning" => {
+                    seen.first(3)?;
+                    d.reasoning = r.opt_string()?;
+                }
+                b"tool_calls" => {
+                    seen.first(4)?;
+                    r.opt_into(&mut d.tool_calls, |r, v| r.array_into(v, Self::tool_call))?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+
+    fn tool_call(&mut self, t: &mut ToolCall<'a>) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"index" => {
+                    seen.first(0)?;
+                    t.index = r.opt(Self::small)?;
+                }
+                b"id" => {
+                    seen.first(1)?;
+                    t.id = r.opt_string()?;
+                }
+                b"type" => {
+                    seen.first(2)?;
+                    t.kind = r.opt_string()?;
+                }
+                b"function" => {
+                    seen.first(3)?;
+                    r.opt_into(&mut t.function, Self::function)?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+
+    fn function(&mut self, f: &mut FunctionCall<'a>) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"name" => {
+                    seen.first(0)?;
+                    f.name = r.opt_string()?;
+                }
+                b"arguments" => {
+                    seen.first(1)?;
+                    f.arguments = r.opt_string()?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+
+    fn usage(&mut self, u: &mut Usage) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"prompt_tokens" => {
+                    seen.first(0)?;
+                    u.prompt_tokens = r.unsigned()?;
+                }
+                b"completion_tokens" => {
+                    seen.first(1)?;
+                    u.completion_tokens = r.unsigned()?;
+                }
+                b"total_tokens" => {
+                    seen.first(2)?;
+                    u.total_tokens = r.unsigned()?;
+                }
+                b"prompt_tokens_details" => {
+                    seen.first(3)?;
+                    r.opt_into(&mut u.prompt_tokens_details, Self::prompt_details)?;
+                }
+                b"completion_tokens_details" => {
+                    seen.first(4)?;
+                    r.opt_into(&mut u.completion_tokens_details, Self::completion_details)?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+
+    fn prompt_details(&mut self, d: &mut PromptTokensDetails) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"cached_tokens" => {
+                    seen.first(0)?;
+                    d.cached_tokens = r.opt(Self::unsigned)?;
+                }
+                b"cache_write_tokens" => {
+                    seen.first(1)?;
+                    d.cache_write_tokens = r.opt(Self::unsigned)?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+
+    fn completion_details(&mut self, d: &mut CompletionTokensDetails) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"reasoning_tokens" => {
+                    seen.first(0)?;
+                    d.reasoning_tokens = r.opt(Self::unsigned)?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Real chunks: the mock's, a tool call's, the usage chunk, reasoning, escapes and
+    /// non-ASCII text, whitespace between tokens.
+    const SAMPLES: [&str; 7] = [
+        r#"{"id":"chatcmpl-Hr5U3HsC5f2q5cuMwG03dw4FeY5jT","object":"chat.completion.chunk","created":1750000000,"model":"mock-gpt","service_tier":"default","system_fingerprint":"fp_e2d178bb5c","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"Utzr7Bvu7"}"#,
+        r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"H\u00e9llo \"x\"","tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"ab"}"#,
+        r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}"#,
+        "{\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"déjà vu 🦀\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}",
+        " { \"id\" : \"x\" , \"choices\" : [ { \"index\" : 1 , \"delta\" : { \"reasoning\" : \"r\" } , \"logprobs\" : { \"content\" : [ { \"token\" : \"a\" , \"logprob\" : -0.5e-3 , \"bytes\" : [ 97 ] , \"top_logprobs\" : [ ] } ] } } ] , \"x\" : [ true , false , null , -0 , 1.25E+2 , { } ] } \n",
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": \"Paris\\n\"}"}}]},"finish_reason":"tool_calls"}],"error":null}"#,
+        r#"{"error":{"message":"over","type":"server_error","code":"x"}}"#,
+    ];
+
+    fn reference(data: &[u8]) -> Option<String> {
+        serde_json::from_slice::<Chunk<'_>>(data)
+            .ok()
+            .map(|c| format!("{c:?}"))
+    }
+
+    /// Whenever the reader answers, serde answers the same; when serde fails, the reader
+    /// declines.
+    fn agrees(data: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(data) else {
+            return false;
+        };
+        match read(text) {
+            Some(c) => {
+                assert_eq!(
+                    Some(format!("{c:?}")),
+                    reference(data),
+                    "{}",
+                    String::from_utf8_lossy(data)
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn real_chunks_read_as_serde_reads_them() {
+        for (n, s) in SAMPLES.iter().enumerate() {
+            let read_here = agrees(s.as_bytes());
+            // All but the error chunk are read here, not handed to serde.
+            assert_eq!(read_here, n != SAMPLES.len() - 1, "{s}");
+        }
+        let c = read(SAMPLES[1]).unwrap();
+        let delta = c.choices.as_ref().unwrap()[0].delta.as_ref().unwrap();
+        assert_eq!(delta.content.as_deref(), Some("Héllo \"x\""));
+        assert!(matches!(delta.content.as_ref().unwrap().0, Cow::Owned(_)));
+        assert!(matches!(c.id.as_ref().unwrap().0, Cow::Borrowed(_)));
+        let args = &delta.tool_calls.as_ref().unwrap()[0].function.as_ref();
+        assert_eq!(args.unwrap().arguments.as_deref(), Some("{\"a\":1}"));
+        let u = read(SAMPLES[2]).unwrap().usage.unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (19, 10));
+    }
+
+    /// The word-at-a-time scan against the byte-at-a-time definition, over bytes next to the
+    /// stops (0x1f/0x20, `!`/`#` around `"`, `[`/`]` around `\\`, high bytes) in every position.
+    #[test]
+    fn string_stop_finds_the_first_stop_byte() {
+        const BYTES: [u8; 14] = [
+            0x1f, 0x20, b'"', b'!', b'#', b'\\', b'[', b']', 0x80, 0xff, 0x00, b'a', 0xdc, 0xa2,
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..50_000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let len = (seed >> 58) as usize;
+            let stops = (seed >> 40) % 4;
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| {
+                    let r = seed.rotate_left(i as u32 * 7) ^ (i as u64 * 0x2545_f491);
+                    // Mostly plain bytes, so that a stop often comes late or not at all.
+                    if r % 8 < stops {
+                        BYTES[(r >> 8) as usize % BYTES.len()]
+                    } else {
+                        b'a' + (r % 26) as u8
+                    }
+                })
+                .collect();
+            let want = bytes
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            assert_eq!(string_stop(&bytes), want, "{bytes:?}");
+        }
+    }
+
+    /// What serde refuses, or reads otherwise than plainly, is declined here.
+    #[test]
+    fn declines_what_serde_refuses_or_reads_otherwise() {
+        for bad in [
+            r#"{"id":"a","id":"b"}"#,
+            r#"{"choices":[{"index":-1}]}"#,
+            r#"{"choices":[{"index":4294967296}]}"#,
+            r#"{"choices":[{"index":1.0}]}"#,
+            r#"{"choices":[{"index":01}]}"#,
+            r#"{"choices":[{"index":null}]}"#,
+            r#"{"usage":{"prompt_tokens":null}}"#,
+            r#"{"x":01}"#,
+            r#"{"x":1.}"#,
+            r#"{"x":-}"#,
+            r#"{"x":[1,]}"#,
+            r#"{"x":{"a":1,}}"#,
+            r#"{"x":tru}"#,
+            "{\"x\":\"a\u{1}b\"}",
+            r#"{"x":"a\qb"}"#,
+            r#"{"model":"a\qb"}"#,
+            r#"{"id":1}"#,
+            r#"{"choices":{}}"#,
+            r#"{} x"#,
+            r#"[null]"#,
+            r#"{"a\u0062":1}"#,
+        ] {
+            assert!(read(bad).is_none(), "{bad}");
+        }
+        // Nesting past the bound declines; serde still reads it.
+        let deep = format!("{{\"x\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(read(&deep).is_none());
+        assert!(reference(deep.as_bytes()).is_some());
+    }
+
+    /// Every one-byte change of the samples (bytes that open or close strings and containers,
+    /// escapes, digits, signs, control characters): the reader never disagrees with serde,
+    /// and still reads a good share of them itself.
+    #[test]
+    fn every_one_byte_change_reads_as_serde_reads_it_or_is_declined() {
+        let mut read_here = 0usize;
+        let mut tried = 0usize;
+        for sample in SAMPLES {
+            let sample = sample.as_bytes();
+            for at in 0..sample.len() {
+                for byte in [
+                    b'"', b'\\', b'}', b']', b'{', b'[', b',', b':', b' ', b'0', b'9', b'-', b'.',
+                    b'e', b'n', b'x', 0x01,
+                ] {
+                    let mut data = sample.to_vec();
+                    data[at] = byte;
+                    tried += 1;
+                    if agrees(&data) {
+                        read_here += 1;
+                    }
+                }
+            }
+        }
+        assert!(tried > 10_000, "{tried}");
+        assert!(read_here > tried / 4, "{read_here} of {tried}");
+    }
+}
