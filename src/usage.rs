@@ -313,6 +313,15 @@ impl Key {
             .filter_map(move |at| Some((at, self.member_value(buf, at)?)))
     }
 
+    /// Does any match of this key, as an object member, hold a value opening with `opens`? One
+    /// plain pass, for the common case: every OpenAI chunk but the last holds `null` for both
+    /// keys the meter reads, and `value`/`last_usage` find nothing without such a match.
+    fn any_opening(&self, buf: &[u8], opens: u8) -> bool {
+        self.fwd
+            .find_iter(buf)
+            .any(|at| self.member_value(buf, at).and_then(|v| buf.get(v)) == Some(&opens))
+    }
+
     fn member_value(&self, buf: &[u8], at: usize) -> Option<usize> {
         let before = buf.get(..at)?.trim_ascii_end();
         if !matches!(before.last(), Some(b'{' | b',')) {
@@ -525,15 +534,22 @@ impl Meter {
         match self.format {
             Format::OpenAi => {
                 // Every chunk carries `"finish_reason":null` and, with include_usage,
-                // `"usage":null`: the searches are what every chunk costs; only a non-null
-                // value is read.
-                let found = USAGE.last_usage(data, 1);
+                // `"usage":null`: one plain pass per key is what such a chunk costs; the
+                // depth-checked reading runs only where a value opens as the field's would.
+                let found = USAGE
+                    .any_opening(data, b'{')
+                    .then(|| USAGE.last_usage(data, 1))
+                    .flatten();
                 if let Some((r, _)) = found.as_ref().filter(|(r, _)| r.any()) {
                     self.raw = Some(*r);
                     carried = true;
                 }
                 if let Some(stop) = FINISH_REASON
-                    .value(data, true, 3, b'"', found.as_ref().map(|(_, span)| span))
+                    .any_opening(data, b'"')
+                    .then(|| {
+                        FINISH_REASON.value(data, true, 3, b'"', found.as_ref().map(|(_, s)| s))
+                    })
+                    .flatten()
                     .and_then(|at| stop_at(data, at))
                 {
                     self.stop = Some(stop);
