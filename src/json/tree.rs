@@ -227,35 +227,63 @@ impl Parser<'_> {
         Some(Node::Scalar(start..self.i))
     }
 
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
     fn number(&mut self) -> Option<Node> {
         let start = self.i;
-        let _ = self.eat(b'-');
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits(),
-            _ => return None,
-        }
-        if self.eat(b'.').is_some() {
-            self.peek().filter(u8::is_ascii_digit)?;
-            self.digits();
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            self.peek().filter(u8::is_ascii_digit)?;
-            self.digits();
-        }
+        self.i += number_len(self.b.get(start..)?)?;
         Some(Node::Scalar(start..self.i))
     }
+}
 
-    fn digits(&mut self) {
-        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
-            self.i += 1;
-        }
+/// The JSON integer that `bytes` starts with, as serde reads it into an unsigned field, and
+/// its length: digits, no leading zero, no fraction or exponent, within u64. None for a sign,
+/// an overflow or anything else (serde would refuse it or read it otherwise).
+pub fn unsigned_prefix(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut n = 0u64;
+    let mut len = 0usize;
+    for &d in bytes.iter().take_while(|b| b.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        len += 1;
     }
+    let leading_zero = len > 1 && bytes.first() == Some(&b'0');
+    if len == 0 || leading_zero || matches!(bytes.get(len), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    Some((n, len))
+}
+
+/// Length of the JSON number that `bytes` starts with, by JSON's grammar
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; None when it starts with none.
+pub fn number_len(bytes: &[u8]) -> Option<usize> {
+    let digits = |from: usize| {
+        bytes
+            .get(from..)
+            .map_or(0, |r| r.iter().take_while(|b| b.is_ascii_digit()).count())
+    };
+    let mut i = usize::from(bytes.first() == Some(&b'-'));
+    match bytes.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i += digits(i),
+        _ => return None,
+    }
+    if bytes.get(i) == Some(&b'.') {
+        let n = digits(i + 1);
+        if n == 0 {
+            return None;
+        }
+        i += 1 + n;
+    }
+    if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(bytes.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let n = digits(i);
+        if n == 0 {
+            return None;
+        }
+        i += n;
+    }
+    Some(i)
 }
 
 /// Builds `body` with each `(span, text)` in `edits` replaced by `text` written as a JSON

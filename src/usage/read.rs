@@ -91,17 +91,8 @@ impl<'a> Reader<'a> {
             self.i += 4;
             return Some(None);
         }
-        let start = self.i;
-        let mut n = 0u64;
-        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.i += 1;
-        }
-        let digits = self.i - start;
-        let leading_zero = digits > 1 && self.b.get(start) == Some(&b'0');
-        if digits == 0 || leading_zero || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
+        let (n, len) = crate::json::tree::unsigned_prefix(self.b.get(self.i..)?)?;
+        self.i += len;
         Some(Some(n))
     }
 

@@ -162,21 +162,10 @@ impl<'a> Reader<'a> {
         self.opt(Self::string)
     }
 
-    /// A JSON integer as serde reads it into an unsigned field: digits, no leading zero, no
-    /// fraction or exponent. A sign, an overflow or anything else declines.
-    #[inline(always)]
+    /// An integer as serde reads it into an unsigned field (see `unsigned_prefix`).
     fn unsigned(&mut self) -> Option<u64> {
-        let start = self.i;
-        let mut n = 0u64;
-        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.i += 1;
-        }
-        let digits = self.i - start;
-        let leading_zero = digits > 1 && self.b.get(start) == Some(&b'0');
-        if digits == 0 || leading_zero || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
+        let (n, len) = crate::json::tree::unsigned_prefix(self.b.get(self.i..)?)?;
+        self.i += len;
         Some(n)
     }
 
@@ -304,41 +293,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn digits(&mut self) -> usize {
-        let start = self.i;
-        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
-            self.i += 1;
-        }
-        self.i - start
-    }
-
-    /// JSON's number grammar: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
     fn number(&mut self) -> Option<()> {
-        if self.peek() == Some(b'-') {
-            self.i += 1;
-        }
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => {
-                self.digits();
-            }
-            _ => return None,
-        }
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if self.digits() == 0 {
-                return None;
-            }
-        }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
-            }
-            if self.digits() == 0 {
-                return None;
-            }
-        }
+        self.i += crate::json::tree::number_len(self.b.get(self.i..)?)?;
         Some(())
     }
 
