@@ -228,6 +228,15 @@ impl<'a> Reader<'a> {
         items: &mut Vec<T>,
         mut item: impl FnMut(&mut Self, &mut T) -> Option<()>,
     ) -> Option<()> {
+        self.array(|r| {
+            items.push(T::default());
+            item(r, items.last_mut()?)
+        })
+    }
+
+    /// The items of the array at the cursor, each read (or skipped) by `each`.
+    #[inline(always)]
+    fn array(&mut self, mut each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.eat(b'[')?;
         self.ws();
         if self.peek()? == b']' {
@@ -236,38 +245,13 @@ impl<'a> Reader<'a> {
         }
         loop {
             self.ws();
-            items.push(T::default());
-            item(self, items.last_mut()?)?;
+            each(self)?;
             self.ws();
             match self.peek()? {
                 b',' => self.i += 1,
                 b']' => {
                     self.i += 1;
                     return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
-        self.eat(b'[')?;
-        let mut items = Vec::new();
-        self.ws();
-        if self.peek()? == b']' {
-            self.i += 1;
-            return Some(items);
-        }
-        loop {
-            self.ws();
-            items.push(item(self)?);
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(items);
                 }
                 _ => return None,
             }
@@ -284,7 +268,7 @@ impl<'a> Reader<'a> {
                 (!escaped).then_some(())
             }
             b'{' if depth < MAX_SKIP_DEPTH => self.object(|r, _| r.skip(depth + 1)),
-            b'[' if depth < MAX_SKIP_DEPTH => self.array(|r| r.skip(depth + 1)).map(|_| ()),
+            b'[' if depth < MAX_SKIP_DEPTH => self.array(|r| r.skip(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
