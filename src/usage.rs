@@ -15,6 +15,7 @@
 use std::ops::Range;
 use std::sync::LazyLock;
 
+use bytes::Bytes;
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
@@ -499,6 +500,17 @@ pub struct Meter {
     format: Format,
     raw: Option<Raw>,
     stop: Option<StopReason>,
+    /// OpenAI chunks handed over by [`Meter::defer`] and not settled yet, oldest first: only
+    /// the newest usage and the newest stop reason count, so [`Meter::settle`] reads them from
+    /// the newest back and stops once it has both. `Some`: `defer` read the chunk's usage.
+    pending: Vec<(Bytes, Option<Read>)>,
+}
+
+/// What [`Meter::defer`] read of a chunk's usage: the usage object's span (the stop reason's
+/// depth walk skips it) and whether it counted.
+struct Read {
+    span: Option<Range<usize>>,
+    carried: bool,
 }
 
 impl Meter {
@@ -508,6 +520,7 @@ impl Meter {
             format,
             raw: None,
             stop: None,
+            pending: Vec::new(),
         }
     }
 
@@ -533,25 +546,13 @@ impl Meter {
         let mut carried = false;
         match self.format {
             Format::OpenAi => {
-                // Every chunk carries `"finish_reason":null` and, with include_usage,
-                // `"usage":null`: one plain pass per key is what such a chunk costs; the
-                // depth-checked reading runs only where a value opens as the field's would.
-                let found = USAGE
-                    .any_opening(data, b'{')
-                    .then(|| USAGE.last_usage(data, 1))
-                    .flatten();
-                if let Some((r, _)) = found.as_ref().filter(|(r, _)| r.any()) {
-                    self.raw = Some(*r);
+                self.settle();
+                let found = openai_usage(data);
+                if let Some(r) = usage_of(&found) {
+                    self.raw = Some(r);
                     carried = true;
                 }
-                if let Some(stop) = FINISH_REASON
-                    .any_opening(data, b'"')
-                    .then(|| {
-                        FINISH_REASON.value(data, true, 3, b'"', found.as_ref().map(|(_, s)| s))
-                    })
-                    .flatten()
-                    .and_then(|at| stop_at(data, at))
-                {
+                if let Some(stop) = openai_stop(data, found.as_ref().map(|(_, span)| span)) {
                     self.stop = Some(stop);
                 }
             }
@@ -581,8 +582,75 @@ impl Meter {
         carried
     }
 
+    /// The same reading as [`Meter::on_event`], for a pump that reads a batch of events before
+    /// it asks [`Meter::metered`]: an OpenAI chunk is kept (a reference, not a copy) and read
+    /// only if it may hold the newest usage or stop reason of the batch, so a burst of chunks
+    /// costs the newest one or two readings instead of one per chunk. Other dialects are read
+    /// at once (only a few named events are looked at).
+    ///
+    /// `find_usage_only`: the caller drops the usage-only chunk (`"choices": []`) that the
+    /// gateway, not the client, asked for, and needs to know at once; true is returned for
+    /// such a chunk that carried usage. Only a chunk with an empty array anywhere can be one,
+    /// and only such a chunk's usage is read here.
+    pub fn defer(&mut self, name: Option<&[u8]>, data: &Bytes, find_usage_only: bool) -> bool {
+        if self.format != Format::OpenAi {
+            self.on_event(name, data);
+            return false;
+        }
+        if !(find_usage_only && has_empty_array(data)) {
+            self.pending.push((data.clone(), None));
+            return false;
+        }
+        let found = openai_usage(data);
+        let usage = usage_of(&found);
+        if let Some(r) = usage {
+            self.raw = Some(r);
+        }
+        let read = Read {
+            span: found.map(|(_, span)| span),
+            carried: usage.is_some(),
+        };
+        self.pending.push((data.clone(), Some(read)));
+        usage.is_some() && openai_usage_only(data)
+    }
+
+    /// Reads what [`Meter::defer`] kept, from the newest chunk back, until it has the newest
+    /// usage and the newest stop reason: exactly what [`Meter::on_event`] would have left
+    /// after reading every chunk in order.
+    pub fn settle(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let (mut need_usage, mut need_stop) = (true, true);
+        for (data, read) in pending.iter().rev() {
+            if !need_usage && !need_stop {
+                break;
+            }
+            let span = match read {
+                Some(read) => {
+                    // `defer` read this chunk's usage (and already kept it).
+                    need_usage &= !read.carried;
+                    read.span.clone()
+                }
+                None => {
+                    let found = openai_usage(data);
+                    if let Some(r) = usage_of(&found).filter(|_| need_usage) {
+                        self.raw = Some(r);
+                        need_usage = false;
+                    }
+                    found.map(|(_, span)| span)
+                }
+            };
+            if let Some(stop) = openai_stop(data, span.as_ref()).filter(|_| need_stop) {
+                self.stop = Some(stop);
+                need_stop = false;
+            }
+        }
+        // The provider's buffers are let go with the list: a stream waits far longer than
+        // it reads.
+    }
+
     /// What the stream said so far.
-    pub fn metered(&self) -> Metered {
+    pub fn metered(&mut self) -> Metered {
+        self.settle();
         Metered {
             usage: self.raw.map(|r| r.usage(self.format)),
             stop: self.stop,
@@ -590,7 +658,43 @@ impl Meter {
     }
 }
 
+/// An OpenAI chunk's top-level usage object, read, and its span. Every chunk carries
+/// `"usage":null` with include_usage: one plain pass is what such a chunk costs; the
+/// depth-checked reading runs only where a value opens as an object.
+fn openai_usage(data: &[u8]) -> Option<(Raw, Range<usize>)> {
+    USAGE
+        .any_opening(data, b'{')
+        .then(|| USAGE.last_usage(data, 1))
+        .flatten()
+}
+
+/// The usage `openai_usage` found, when it says anything.
+fn usage_of(found: &Option<(Raw, Range<usize>)>) -> Option<Raw> {
+    found.as_ref().map(|(r, _)| *r).filter(Raw::any)
+}
+
+/// An OpenAI chunk's stop reason (its choice's `finish_reason`, three containers deep), where
+/// one is a string; `known` is the usage object's span. Every chunk but one holds
+/// `"finish_reason":null`, passed over by one plain pass.
+fn openai_stop(data: &[u8], known: Option<&Range<usize>>) -> Option<StopReason> {
+    FINISH_REASON
+        .any_opening(data, b'"')
+        .then(|| FINISH_REASON.value(data, true, 3, b'"', known))
+        .flatten()
+        .and_then(|at| stop_at(data, at))
+}
+
 static CHOICES: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"choices\""));
+
+/// Does `data` hold `[` followed by `]` (ASCII white space between): what the usage-only
+/// chunk's `"choices": []` needs, and ordinary chunks (`"choices":[{`) do not have. One
+/// `memchr` pass, so the usage of every other chunk can wait for [`Meter::settle`].
+fn has_empty_array(data: &[u8]) -> bool {
+    memchr::memchr_iter(b'[', data).any(|at| {
+        data.get(at + 1..)
+            .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"]"))
+    })
+}
 
 /// Is this OpenAI chunk the usage-only one (`"choices": []`) that `include_usage` adds? Asked
 /// only of a chunk that carried usage.

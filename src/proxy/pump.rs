@@ -332,21 +332,30 @@ impl Stream {
     /// One event through the stage. Before commit passthrough bytes are copied into `out`
     /// (they wait there); after, they are kept as slices until the batch is framed.
     fn on_event(&mut self, ev: sse::Event, held: bool) {
-        // The provider's side is where usage is true, whatever the stage makes of it.
-        let data = ev.data.as_deref().unwrap_or_default();
-        let carried_usage = self.meter.on_event(ev.event.as_deref(), data);
+        // The provider's side is where usage is true, whatever the stage makes of it. Read
+        // per batch (the newest chunk back), except where hiding the usage chunk needs to know
+        // at once.
+        let hide_usage = matches!(
+            self.stage,
+            Stage::Passthrough {
+                hide_usage: true,
+                ..
+            }
+        );
+        let usage_only = match &ev.data {
+            Some(d) => self.meter.defer(ev.event.as_deref(), d, hide_usage),
+            None => false,
+        };
         if !self.content && !held {
             // Only until the first content event (priming classifies its own).
             self.content = signal(self.provider, &ev) == Signal::Content;
         }
         match &mut self.stage {
             Stage::Passthrough {
-                format,
-                terminated,
-                hide_usage,
+                format, terminated, ..
             } => {
                 *terminated |= is_terminal(*format, &ev);
-                if *hide_usage && carried_usage && crate::usage::openai_usage_only(data) {
+                if usage_only {
                     return;
                 }
                 if held || self.pii.is_some() {
@@ -594,20 +603,27 @@ impl Stream {
                 Err(e) => break Some(e),
             }
             self.frame_batch(&mut conn.wbuf, chunked);
-            // Usage as it arrives (Anthropic says its input at the start): current per batch.
-            ex.metered.set(self.meter.metered());
-            super::charge_key_tokens(ex);
-            if !conn.wbuf.is_empty() {
-                ex.first_event_sent();
-                if self.content {
-                    ex.first_token_sent();
+            // Bytes already waiting in the socket: the next read returns at once, and what
+            // it brings goes out in the same write (a stream that arrives in a burst larger
+            // than a read buffer costs one write, not one per buffer).
+            if !up.more_waiting() {
+                // Usage as it arrives (Anthropic says its input at the start), current before
+                // every read that may wait; a burst is read for it once, from its newest event.
+                ex.metered.set(self.meter.metered());
+                super::charge_key_tokens(ex);
+                if !conn.wbuf.is_empty() {
+                    ex.first_event_sent();
+                    if self.content {
+                        ex.first_token_sent();
+                    }
+                    if conn.flush().await.is_err() {
+                        return Err(Failure::AfterResponse);
+                    }
+                    // A stream waits far longer than it writes: its write buffer is let go
+                    // while it waits (~1 KiB per held stream) and the next batch allocates what
+                    // it needs.
+                    conn.wbuf = Vec::new();
                 }
-                if conn.flush().await.is_err() {
-                    return Err(Failure::AfterResponse);
-                }
-                // A stream waits far longer than it writes: its write buffer is let go while
-                // it waits (~1 KiB per held stream) and the next batch allocates what it needs.
-                conn.wbuf = Vec::new();
             }
             // A drain's end cuts the stream here: the client gets its dialect's error event.
             let read = ex

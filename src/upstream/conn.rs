@@ -89,6 +89,8 @@ pub struct Conn {
     read_size: usize,
     /// Reads in a row that were small (see `fill`).
     small_reads: u8,
+    /// The last read filled all the room it had: more may be waiting (see `more_waiting`).
+    filled: bool,
     /// Came from the pool: a failure before any response byte may just mean the peer closed it.
     pub(super) reused: bool,
     /// Bytes arrived since the request was sent (interim 1xx heads included, which leave
@@ -168,6 +170,7 @@ impl Conn {
             rbuf: BytesMut::new(),
             read_size: FIRST_READ,
             small_reads: 0,
+            filled: false,
             reused: false,
             received: false,
             served: 0,
@@ -222,6 +225,7 @@ impl Conn {
         if res.as_ref().is_ok_and(|&n| n > 0) {
             self.received = true;
         }
+        self.filled = res.as_ref().is_ok_and(|&n| n > 0 && n == cap - len);
         if let Ok(&n) = res.as_ref() {
             let next = next_read_size(self.read_size, n, cap - len);
             self.small_reads = if next < self.read_size || (n > 0 && n <= SLOW_READ / 2) {
@@ -401,6 +405,20 @@ impl Conn {
     /// arrived: stray bytes would be read as the next response's head.
     pub(super) fn is_clean(&self) -> bool {
         self.rbuf.is_empty()
+    }
+
+    /// Are more bytes of the response already waiting in the socket? Asked only after a read
+    /// that filled its buffer (a burst: the next read will not wait), so a stream that
+    /// trickles pays nothing, and a burst's events go out in one write instead of one per
+    /// buffer's worth. A TLS record rustls holds back is not seen: that answers false, and
+    /// the caller writes what it has, as it would without asking.
+    pub fn more_waiting(&self) -> bool {
+        if !self.filled {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        matches!(nix::sys::socket::recv(self.fd, &mut probe, flags), Ok(1))
     }
 
     /// Has the provider stayed silent since the last response? Bytes that arrived on an idle

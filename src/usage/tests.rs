@@ -540,3 +540,102 @@ fn usage_reader_refuses_brackets_glued_to_a_literal() {
     assert_eq!(raw.input_tokens, Some(1));
     assert_eq!(end, 34, "just past the object");
 }
+
+/// `Meter::defer` + `settle` (a batch read from its newest chunk back) leaves exactly what
+/// `Meter::on_event` leaves after reading every chunk in order, after every batch: streams of
+/// OpenAI chunks with stop reasons and usage in any chunk (several per batch, nulls, nested
+/// look-alikes, continuous usage as some servers send), cut into batches anywhere, with and
+/// without looking for the usage-only chunk, and with one byte of a chunk changed.
+#[test]
+fn deferred_batches_read_like_every_chunk_in_order() {
+    let seed = std::cell::Cell::new(0x2545_f491_4f6c_dd1du64);
+    let next = |n: u64| {
+        let mut x = seed.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        seed.set(x);
+        x % n.max(1)
+    };
+    let chunk = |finish: &str, usage: &str, text: &str| {
+        format!(
+            r#"{{"id":"c","choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":{finish}}}],"usage":{usage}}}"#
+        )
+    };
+    let finishes = [
+        "null",
+        "null",
+        "null",
+        "\"stop\"",
+        "\"length\"",
+        "\"tool_calls\"",
+    ];
+    let texts = [
+        "hi",
+        r#"\"usage\":{\"prompt_tokens\":5}"#,
+        r#"\"finish_reason\":\"x\""#,
+        "",
+    ];
+    let mut checked = 0usize;
+    for case in 0..3000 {
+        let n = 1 + next(14) as usize;
+        let mut events: Vec<Bytes> = (0..n)
+            .map(|_| {
+                let usage = match next(5) {
+                    0 => format!(
+                        r#"{{"prompt_tokens":{},"completion_tokens":{}}}"#,
+                        next(900),
+                        next(900)
+                    ),
+                    1 => r#"{"prompt_tokens_details":null}"#.to_owned(),
+                    _ => "null".to_owned(),
+                };
+                let c = match next(9) {
+                    0 => format!(r#"{{"id":"c","choices":[],"usage":{usage}}}"#),
+                    1 => "[DONE]".to_owned(),
+                    2 => r#"{"error":{"message":"x"},"usage":{"prompt_tokens":1}}"#.to_owned(),
+                    _ => chunk(
+                        finishes[next(finishes.len() as u64) as usize],
+                        &usage,
+                        texts[next(texts.len() as u64) as usize],
+                    ),
+                };
+                Bytes::from(c)
+            })
+            .collect();
+        if case % 2 == 1 {
+            // One byte changed somewhere: what either reading makes of it, both make.
+            let i = next(n as u64) as usize;
+            let mut b = events[i].to_vec();
+            if !b.is_empty() {
+                let at = next(b.len() as u64) as usize;
+                b[at] = b"{}[]\":,0 n\\x"[next(12) as usize];
+            }
+            events[i] = Bytes::from(b);
+        }
+        let find_usage_only = next(2) == 0;
+        let mut each = Meter::new(Format::OpenAi);
+        let mut batched = Meter::new(Format::OpenAi);
+        let mut at = 0;
+        while at < n {
+            let end = (at + 1 + next(6) as usize).min(n);
+            for ev in &events[at..end] {
+                let carried = each.on_event(None, ev);
+                let usage_only = batched.defer(None, ev, find_usage_only);
+                assert_eq!(
+                    usage_only,
+                    find_usage_only && carried && openai_usage_only(ev),
+                    "case {case}: usage-only, {ev:?}"
+                );
+            }
+            assert_eq!(
+                batched.metered(),
+                each.metered(),
+                "case {case}: after events {at}..{end} of {events:?}"
+            );
+            checked += 1;
+            at = end;
+        }
+    }
+    assert!(checked > 6000);
+}
