@@ -132,9 +132,21 @@ fn a_reload_swaps_the_config_keeps_unchanged_pools_and_refuses_a_bad_file() {
     );
 
     // The provider's base URL changed (another host name): its old connections are not used.
-    std::fs::write(&path, config(&m, "localhost", &["a", "b"], true, &pid_text)).unwrap();
+    // The access log turned off too, which takes a restart: the reload says so.
+    let access_log_off = "\n[access_log]\nenabled = false\n";
+    let text = config(&m, "localhost", &["a", "b"], true, &pid_text) + access_log_off;
+    std::fs::write(&path, text).unwrap();
+    g.drain_log();
     signal(&g, "HUP");
     eventually("generation 3 on every worker", || on_generation(g.addr, 3));
+    let mut warned = false;
+    eventually("the restart warning in the log", || {
+        warned |= g
+            .drain_log()
+            .iter()
+            .any(|l| l.contains("reload: access_log changed in the file but take(s) a restart"));
+        warned
+    });
     let moved = chat_on(&mut c, "a", USER_KEY, "hello");
     assert_eq!(moved.status, 200, "{}", moved.text());
     assert_ne!(moved.header("x-mock-conn"), Some(conn1.as_str()));
@@ -291,12 +303,28 @@ fn a_drain_lets_every_stream_finish_refuses_new_connections_and_exits_zero() {
     });
     // A connection that never sends anything does not hold the drain up.
     let _silent = TcpStream::connect(g.addr).unwrap();
+    // A kept-alive connection, idle between requests.
+    let mut idle = Client::connect(g.addr);
+    idle.send_raw(&get("/healthz", &[]));
+    assert_eq!(idle.read_response().unwrap().status, 200);
     // A request whose head is half sent when the drain starts is still answered: /readyz 503.
     let mut probe = Client::connect(g.addr);
     probe.send_raw(b"GET /readyz HTTP/1.1\r\nhost: t\r\n");
     let t0 = Instant::now();
     signal(&g, "TERM");
-    std::thread::sleep(Duration::from_millis(200));
+    // The idle connection is closed as the drain starts, not when the process exits: the
+    // streams still have most of their 2 s to run.
+    idle.stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert!(idle.is_closed());
+    let closed_after = t0.elapsed();
+    assert!(
+        closed_after < Duration::from_secs(1),
+        "the idle connection closed {closed_after:?} after the signal"
+    );
+    assert!(g.child.try_wait().unwrap().is_none(), "closed by the drain");
+    std::thread::sleep(Duration::from_millis(200).saturating_sub(closed_after));
     probe.send_raw(b"\r\n");
     let ready = probe.read_response().unwrap();
     assert_eq!(ready.status, 503);

@@ -313,6 +313,10 @@ fn wait_lines(path: &Path, n: usize) -> Vec<String> {
     }
 }
 
+/// The `authorization` header of the key `team-rpm` (`rpm = 1`), and its key's SHA-256.
+const RPM_ONE_AUTH: &str = "Bearer sk-obs-rpm-one-5d1a";
+const RPM_ONE_SHA256: &str = "88309b344e6ccce54e3fd68f7bdaf9713e18ef45ac3fa9128cb986cfe9d5d888";
+
 fn request_id(r: &Response) -> String {
     r.header("x-ringway-request-id").unwrap().to_owned()
 }
@@ -320,8 +324,9 @@ fn request_id(r: &Response) -> String {
 #[test]
 fn access_log_lines_match_the_requests_and_hold_no_secret() {
     let path = temp_path("access.log");
+    // A second key allowed one request a minute: its second is refused.
     let (_m, g) = setup_keyed(&format!(
-        "[access_log]\npath = {:?}\n",
+        "[access_log]\npath = {:?}\n[[key]]\nname = \"team-rpm\"\nsha256 = \"{RPM_ONE_SHA256}\"\nrpm = 1\n",
         path.display().to_string()
     ));
     let prompts = [
@@ -394,6 +399,25 @@ fn access_log_lines_match_the_requests_and_hold_no_secret() {
         r,
         json!({"key": "team-a", "status": 400, "error": "provider_status", "route": "fb",
                "provider": "mo", "attempts": 1, "tokens": null}),
+    ));
+
+    // An endpoint that is not a model call still names the key that asked.
+    let r = request(g.addr, &get("/v1/models", &auth()));
+    sent.push((
+        r,
+        json!({"key": "team-a", "status": 200, "endpoint": "models", "error": null}),
+    ));
+    // Refused by the key's rpm before routing: the line still says which route it was for.
+    let limited = [("authorization", RPM_ONE_AUTH)];
+    let body = openai_body("gpt", prompts[4], false);
+    let r = request(g.addr, &post("/v1/chat/completions", &limited, &body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    sent.push((r, json!({"key": "team-rpm", "route": "gpt"})));
+    let r = request(g.addr, &post("/v1/chat/completions", &limited, &body));
+    sent.push((
+        r,
+        json!({"key": "team-rpm", "status": 429, "error": "rate_limited", "route": "gpt",
+               "provider": null, "attempts": 0}),
     ));
 
     // A head that cannot be parsed still gets its line (no duration: it was never read whole).
@@ -479,6 +503,7 @@ fn access_log_lines_match_the_requests_and_hold_no_secret() {
     let all = std::fs::read_to_string(&path).unwrap();
     for secret in [
         KEY,
+        RPM_ONE_AUTH,
         "sk-wrong-zebra",
         "sk-provider-openai",
         "sk-provider-anthropic",

@@ -92,18 +92,39 @@ fn default_client(ca: &Path) -> Arc<rustls::ClientConfig> {
 }
 
 /// Connect and finish the handshake (so that its failure shows here, not at the first read).
-fn tls_connect(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> Result<TlsClient, String> {
+fn tls_connect(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+) -> Result<TlsClient, std::io::Error> {
     let sock = TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     sock.set_nodelay(true).unwrap();
     let conn = ClientConnection::new(cfg, ServerName::try_from("localhost").unwrap()).unwrap();
     let mut s = StreamOwned::new(conn, sock);
     while s.conn.is_handshaking() {
-        s.conn
-            .complete_io(&mut s.sock)
-            .map_err(|e| format!("handshake: {e}"))?;
+        s.conn.complete_io(&mut s.sock)?;
     }
     Ok(Client::over(s))
+}
+
+/// The alert a handshake the server must refuse ended with; fails the test when the client
+/// was served or the connection closed without an alert.
+fn alert_on_refusal(addr: SocketAddr, cfg: Arc<rustls::ClientConfig>) -> rustls::AlertDescription {
+    let e = match tls_connect(addr, cfg) {
+        Ok(_) => panic!("a client the server must refuse was served"),
+        Err(e) => e,
+    };
+    let what = e.to_string();
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<rustls::Error>())
+    {
+        Some(Ok(tls)) => match *tls {
+            rustls::Error::AlertReceived(alert) => alert,
+            other => panic!("refused without an alert: {other}"),
+        },
+        _ => panic!("closed without an alert: {what}"),
+    }
 }
 
 /// One request on a fresh TLS connection.
@@ -213,10 +234,12 @@ fn alpn_offering_only_h2_is_refused_and_no_alpn_gets_http_1_1() {
     let both = [&rustls::version::TLS13, &rustls::version::TLS12];
     for version in both {
         let only_h2 = client_config(&p.ca, &[version], &[b"h2"]);
-        // Refused in the handshake: the client sees the no_application_protocol alert or,
-        // when its next flight crosses the close, a reset. Either way it is never served.
-        let refused = tls_connect(g.addr, only_h2);
-        assert!(refused.is_err(), "an h2-only client was served");
+        // Refused in the handshake, and told why (RFC 7301 §3.2).
+        assert_eq!(
+            alert_on_refusal(g.addr, only_h2),
+            rustls::AlertDescription::NoApplicationProtocol,
+            "{version:?}"
+        );
     }
     // h2 preferred, http/1.1 offered too: http/1.1 is chosen.
     let mut c = tls_connect(g.addr, client_config(&p.ca, &both, &[b"h2", b"http/1.1"])).unwrap();
@@ -340,16 +363,15 @@ fn plain_http_to_the_tls_port_gets_a_hint_and_garbage_is_closed() {
         assert!(text.contains("https://"), "{text}");
         assert_eq!(text.matches("HTTP/1.1").count(), 1, "{text}");
     }
-    // Bytes that are neither TLS nor HTTP: closed (rustls may send an alert first).
+    // Bytes that are neither TLS nor HTTP: rustls's decode_error alert, then closed.
     let mut s = TcpStream::connect(g.addr).unwrap();
     s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     s.write_all(b"\x00\x01\x02\x03 not tls at all\r\n\r\n")
         .unwrap();
     let mut out = Vec::new();
-    match s.read_to_end(&mut out) {
-        Ok(_) => assert!(!String::from_utf8_lossy(&out).contains("HTTP/"), "{out:?}"),
-        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
-    }
+    s.read_to_end(&mut out).unwrap();
+    // An alert record: type 21, TLS 1.2 record version, 2 bytes: fatal (2), decode_error (50).
+    assert_eq!(out, [21, 3, 3, 0, 2, 2, 50], "{out:?}");
     // The worker keeps serving.
     let mut c = tls_connect(g.addr, default_client(&p.ca)).unwrap();
     check_chat(&mut c, false, "claude", true);

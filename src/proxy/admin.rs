@@ -120,7 +120,7 @@ pub(super) fn classify(ex: &Exchange<'_>) -> Result<Endpoint, Error> {
 pub(super) async fn answer<S: Transport>(
     ctx: &Ctx,
     conn: &mut ClientConn<S>,
-    ex: &Exchange<'_>,
+    ex: &mut Exchange<'_>,
     endpoint: Endpoint,
 ) -> Result<(), Failure> {
     let head = ex.head;
@@ -137,11 +137,11 @@ pub(super) async fn answer<S: Transport>(
             }
         }
         Endpoint::Models => {
-            let key = admit::authenticate(ctx, head)?;
+            let key = admit::authenticate(ctx, ex)?;
             (200, "application/json", models_body(&ctx.config, key))
         }
         Endpoint::Model => {
-            let key = admit::authenticate(ctx, head)?;
+            let key = admit::authenticate(ctx, ex)?;
             let id = model_id_in_path(head.path())
                 .and_then(percent_decode)
                 .unwrap_or_default();
@@ -169,7 +169,7 @@ pub(super) async fn answer<S: Transport>(
             (200, "application/json", body)
         }
         Endpoint::Metrics => {
-            admit::authenticate(ctx, head)?;
+            admit::authenticate(ctx, ex)?;
             let own = ctx.metrics_snapshot();
             let merged = ctx.hub.merged(ctx.worker, own);
             let mut text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
@@ -181,7 +181,7 @@ pub(super) async fn answer<S: Transport>(
             )
         }
         Endpoint::Reload => {
-            let key = admit::authenticate(ctx, head)?;
+            let key = admit::authenticate(ctx, ex)?;
             if !key.is_some_and(|k| k.admin) {
                 return Err(Error::new(
                     ErrorKind::Forbidden,

@@ -51,9 +51,7 @@ pub(super) async fn admit<S: Transport>(
     op: Op,
 ) -> std::result::Result<Admitted, Failure> {
     let head = ex.head;
-    let key = authenticate(ctx, head)?;
-    ex.key = key.map(|k| k.name.clone());
-    ex.authenticated = true;
+    let key = authenticate(ctx, ex)?;
     let header_fallbacks = fallbacks_header(head)?;
     // Checked before the body is read: a bad header costs no body.
     let header_tier = tier_header(ctx, head)?;
@@ -188,7 +186,7 @@ pub(super) async fn admit<S: Transport>(
     if let Some(k) = key {
         // Token counts are free upstream and not generation: not held to the key's limits.
         if op != Op::CountTokens {
-            limit(ctx, ex, k, info.stream)?;
+            limit(ctx, ex, k, &info)?;
         }
     }
     Ok(Admitted {
@@ -307,8 +305,8 @@ fn choose_tier(ctx: &Ctx, key: Option<&GatewayKey>, named: Option<usize>) -> Res
 /// uses none of its budget) and before anything goes upstream: a ticket on the
 /// exchange (its stream slot, the headers every response gets), or a 429 in the client's
 /// dialect with `retry-after` and the limits' headers.
-fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, stream: bool) -> Result<()> {
-    match ctx.limits.admit(&key.name, stream) {
+fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, info: &RequestInfo) -> Result<()> {
+    match ctx.limits.admit(&key.name, info.stream) {
         Ok(None) => Ok(()),
         Ok(Some(ticket)) => {
             ticket.headers(ex.format, &mut ex.limit_headers);
@@ -316,6 +314,14 @@ fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, stream: bool) -> Re
             Ok(())
         }
         Err(refused) => {
+            // Routing comes after admission, but the log line of a refused request still
+            // says which route it was for; resolved here only when refused, so a request let
+            // in resolves its model once.
+            ex.route = ctx
+                .config
+                .resolve(&info.model)
+                .as_ref()
+                .map(super::route_label);
             ctx.metrics.rate_limited(&key.name, refused.limit.as_str());
             refused.headers(ex.format, &mut ex.limit_headers);
             Err(refused.error(&key.name))
@@ -336,8 +342,19 @@ fn fallbacks_header(head: &RequestHead) -> Result<bool> {
     }
 }
 
-/// Check the gateway key (when keys are configured).
-pub(super) fn authenticate<'c>(ctx: &'c Ctx, head: &RequestHead) -> Result<Option<&'c GatewayKey>> {
+/// Check the gateway key (when keys are configured) and record on the exchange that it
+/// passed, and under which key name (for every endpoint: the access log names the key).
+pub(super) fn authenticate<'c>(
+    ctx: &'c Ctx,
+    ex: &mut Exchange<'_>,
+) -> Result<Option<&'c GatewayKey>> {
+    let key = check_key(ctx, ex.head)?;
+    ex.key = key.map(|k| k.name.clone());
+    ex.authenticated = true;
+    Ok(key)
+}
+
+fn check_key<'c>(ctx: &'c Ctx, head: &RequestHead) -> Result<Option<&'c GatewayKey>> {
     let keys = &ctx.config.keys;
     if keys.is_empty() {
         return Ok(None);

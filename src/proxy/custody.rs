@@ -82,8 +82,8 @@ fn off() -> Error {
 }
 
 /// `GET /v1/custody/{request_id}`.
-pub(super) async fn record(ctx: &Ctx, ex: &Exchange<'_>) -> Result<Answered, Error> {
-    let key = admit::authenticate(ctx, ex.head)?;
+pub(super) async fn record(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered, Error> {
+    let key = admit::authenticate(ctx, ex)?;
     if !crate::custody::enabled() {
         return Err(off());
     }
@@ -105,8 +105,8 @@ pub(super) async fn record(ctx: &Ctx, ex: &Exchange<'_>) -> Result<Answered, Err
 }
 
 /// `GET /v1/usage?from=…&to=…`.
-pub(super) async fn usage(ctx: &Ctx, ex: &Exchange<'_>) -> Result<Answered, Error> {
-    let key = admit::authenticate(ctx, ex.head)?;
+pub(super) async fn usage(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered, Error> {
+    let key = admit::authenticate(ctx, ex)?;
     if !crate::custody::enabled() {
         return Err(off());
     }

@@ -261,11 +261,7 @@ async fn serve<S: Transport>(
         .await
         .ok_or_else(shutting_down)??;
     let resolved = route(ctx, &req)?;
-    ex.route = Some(match &resolved {
-        // The client's model is the route's name: bounded by the config.
-        Resolved::Route(r) | Resolved::Within(r, _) => r.model.clone(),
-        Resolved::Direct(..) => crate::metrics::DIRECT_ROUTE_LABEL.to_owned(),
-    });
+    ex.route = Some(route_label(&resolved));
     // Boxed: the failover loop's state is the largest of any phase, and inline it would size
     // every connection's task for it, held streams included (it is freed at commit).
     let answer = ctx
@@ -286,6 +282,15 @@ async fn serve<S: Transport>(
         }
     }
     result
+}
+
+/// A route's label in metrics and the access log.
+pub(super) fn route_label(resolved: &Resolved<'_>) -> String {
+    match resolved {
+        // The client's model is the route's name: bounded by the config.
+        Resolved::Route(r) | Resolved::Within(r, _) => r.model.clone(),
+        Resolved::Direct(..) => crate::metrics::DIRECT_ROUTE_LABEL.to_owned(),
+    }
 }
 
 /// What a request still in flight when a drain's time is up gets.

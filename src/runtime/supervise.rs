@@ -243,7 +243,8 @@ pub fn supervise(
 }
 
 /// Read, validate and compile the config file again. What only a restart can change (the
-/// listen address, worker count, driver, pid file) keeps its running value, with a warning.
+/// listen address, worker count, driver, pid file, the access log and custody store) keeps its
+/// running value, with a warning.
 fn reload(
     current: &Config,
     path: Option<&PathBuf>,
@@ -261,10 +262,14 @@ fn reload(
 /// Carry over what a running process cannot change, and the drawn seal key.
 fn keep_restart_only(current: &Config, next: &mut Config) {
     let mut kept = Vec::new();
-    // The writer thread and its file are set at start.
+    // The writer threads and their files are set at start.
     if next.custody != current.custody {
         kept.push("custody");
         next.custody.clone_from(&current.custody);
+    }
+    if next.access_log != current.access_log {
+        kept.push("access_log");
+        next.access_log.clone_from(&current.access_log);
     }
     let (old, new) = (&current.server, &mut next.server);
     if new.listen != old.listen {
@@ -336,12 +341,14 @@ mod tests {
         let current = Config::from_toml(BASE, "a.toml").unwrap();
         let changed = BASE
             .replace("4100", "4200")
-            .replace("workers = 2", "workers = 3\nkeepalive_timeout_ms = 5000");
+            .replace("workers = 2", "workers = 3\nkeepalive_timeout_ms = 5000")
+            + "\n[access_log]\nenabled = false\n";
         let mut next = Config::from_toml(&changed, "a.toml").unwrap();
         assert_ne!(next.translate.seal, current.translate.seal, "a fresh draw");
         keep_restart_only(&current, &mut next);
         assert_eq!(next.server.listen, current.server.listen);
         assert_eq!(next.server.workers, 2);
+        assert_eq!(next.access_log, current.access_log);
         assert_eq!(
             next.server.keepalive_timeout,
             Duration::from_secs(5),

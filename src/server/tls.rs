@@ -1,6 +1,7 @@
 //! TLS termination for client connections: a handshake bounded by `handshake_timeout_ms`
-//! (rustls through monoio-rustls, its config taken from the snapshot current at accept), then
-//! the same per-connection loop as plain HTTP. Plain HTTP sent to the TLS port gets a short
+//! (rustls driven over the socket, its config taken from the snapshot current at accept; a
+//! refused client gets rustls's alert), then monoio-rustls's stream under the same
+//! per-connection loop as plain HTTP. Plain HTTP sent to the TLS port gets a short
 //! plain-text 400 saying so; every failure is counted by reason and warned about at a bounded
 //! rate, never once per connection.
 
@@ -17,9 +18,9 @@ use monoio::net::TcpStream;
 
 use super::Live;
 use monoio::BufResult;
-use monoio_rustls::{ServerTlsStream, TlsAcceptor, TlsError};
+use monoio_rustls::ServerTlsStream;
 use nix::errno::Errno;
-use nix::sys::socket::{recv, MsgFlags};
+use nix::sys::socket::{recv, send, MsgFlags};
 
 use crate::downstream::ClientConn;
 use crate::proxy::Ctx;
@@ -134,9 +135,99 @@ async fn handshake(stream: TcpStream, config: Arc<rustls::ServerConfig>) -> Hand
         Ok(Some(_)) => {}
         Err(e) => return Handshake::Failed(Failure::Closed, e.to_string()),
     }
-    match TlsAcceptor::from(config).accept(stream).await {
-        Ok(s) => Handshake::Done(Box::new(s)),
-        Err(e) => Handshake::Failed(classify(&e), error_text(&e)),
+    let mut conn = match rustls::ServerConnection::new(config) {
+        Ok(c) => c,
+        Err(e) => return Handshake::Failed(Failure::Protocol, e.to_string()),
+    };
+    match drive(&stream, &mut conn).await {
+        // Every byte read so far is inside `conn` (records not yet processed, early request
+        // bytes already decrypted), so the stream picks up exactly where the handshake ended.
+        Ok(()) => Handshake::Done(Box::new(ServerTlsStream::new(stream, conn))),
+        Err((f, detail)) => Handshake::Failed(f, detail),
+    }
+}
+
+/// Run the handshake with rustls directly over the socket. Not monoio-rustls's `accept`: when
+/// rustls refuses a handshake it queues an alert (`no_application_protocol`, `decode_error`,
+/// ...) behind the records it already queued, and `accept` writes only the first of them
+/// before returning the error, so the client saw the connection close with no reason. Here
+/// whatever rustls queued goes out before the failure is returned, within the caller's
+/// handshake timeout like the rest. The socket itself is the buffer (one non-blocking syscall
+/// per read or write, readiness awaited only when it would block), so a timeout that drops
+/// this future mid-way leaves no IO in flight.
+async fn drive(
+    stream: &TcpStream,
+    conn: &mut rustls::ServerConnection,
+) -> Result<(), (Failure, String)> {
+    let io_failure = |e: io::Error| (io_reason(&e), e.to_string());
+    loop {
+        send_queued(stream, conn).await.map_err(io_failure)?;
+        if !conn.is_handshaking() {
+            return Ok(());
+        }
+        match conn.read_tls(&mut Socket(stream)) {
+            Ok(0) => return Err((Failure::Closed, "closed during the handshake".into())),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                stream.readable(false).await.map_err(io_failure)?;
+                continue;
+            }
+            Err(e) => return Err(io_failure(e)),
+        }
+        match conn.process_new_packets() {
+            Ok(state) if state.peer_has_closed() && conn.is_handshaking() => {
+                return Err((Failure::Closed, "close_notify during the handshake".into()))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // The alert is the client's only clue; if it cannot be sent, the failure is
+                // still rustls's, not the socket's.
+                let _ = send_queued(stream, conn).await;
+                return Err((rustls_reason(&e), e.to_string()));
+            }
+        }
+    }
+}
+
+/// Write every TLS byte rustls has queued, waiting for the socket to take them.
+async fn send_queued(stream: &TcpStream, conn: &mut rustls::ServerConnection) -> io::Result<()> {
+    if !conn.wants_write() {
+        return Ok(());
+    }
+    // Gathered first so that a handshake flight of several records is one send, not one each.
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out)?;
+    }
+    let mut sent = 0;
+    while sent < out.len() {
+        match send(
+            stream.as_raw_fd(),
+            &out[sent..],
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+        ) {
+            Ok(n) => sent += n,
+            Err(Errno::EAGAIN) => stream.writable(false).await?,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+    Ok(())
+}
+
+/// The socket as the `Read` rustls pulls records from: one non-blocking `recv`, `WouldBlock`
+/// when nothing has arrived.
+struct Socket<'a>(&'a TcpStream);
+
+impl io::Read for Socket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match recv(self.0.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => return Ok(n),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
     }
 }
 
@@ -256,16 +347,9 @@ impl<S: AsyncWriteRent> AsyncWriteRent for CancelSafe<S> {
     }
 }
 
-/// The failure reason of an acceptor error; monoio-rustls wraps rustls errors in io errors.
-fn classify(e: &TlsError) -> Failure {
-    let io = match e {
-        TlsError::Rustls(r) => return rustls_reason(r),
-        TlsError::Io(io) => io,
-    };
-    if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return rustls_reason(r);
-    }
-    match io.kind() {
+/// The failure reason of a socket error during the handshake.
+fn io_reason(e: &io::Error) -> Failure {
+    match e.kind() {
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe
@@ -279,14 +363,6 @@ fn rustls_reason(e: &rustls::Error) -> Failure {
         rustls::Error::NoApplicationProtocol => Failure::NoAlpn,
         rustls::Error::AlertReceived(_) => Failure::AlertReceived,
         _ => Failure::Protocol,
-    }
-}
-
-/// The innermost useful text of an acceptor error (the wrapper's own text says only "io error").
-fn error_text(e: &TlsError) -> String {
-    match e {
-        TlsError::Rustls(r) => r.to_string(),
-        TlsError::Io(io) => io.to_string(),
     }
 }
 
@@ -375,24 +451,24 @@ mod tests {
 
     #[test]
     fn alpn_and_alerts_have_their_own_reasons() {
-        let wrap = |e: rustls::Error| TlsError::Io(io::Error::new(io::ErrorKind::InvalidData, e));
         assert_eq!(
-            classify(&wrap(rustls::Error::NoApplicationProtocol)),
+            rustls_reason(&rustls::Error::NoApplicationProtocol),
             Failure::NoAlpn
         );
         assert_eq!(
-            classify(&wrap(rustls::Error::AlertReceived(
+            rustls_reason(&rustls::Error::AlertReceived(
                 rustls::AlertDescription::UnknownCA
-            ))),
+            )),
             Failure::AlertReceived
         );
         assert_eq!(
-            classify(&TlsError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Failure::Closed
-        );
-        assert_eq!(
-            classify(&wrap(rustls::Error::HandshakeNotComplete)),
+            rustls_reason(&rustls::Error::HandshakeNotComplete),
             Failure::Protocol
         );
+        assert_eq!(
+            io_reason(&io::ErrorKind::ConnectionReset.into()),
+            Failure::Closed
+        );
+        assert_eq!(io_reason(&io::ErrorKind::Other.into()), Failure::Protocol);
     }
 }
