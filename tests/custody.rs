@@ -845,3 +845,156 @@ fn requests_refused_at_authentication_leave_no_record() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Token counts of one request, in the record's terms (see the top of `src/usage.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tokens {
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_write: u64,
+    reasoning: u64,
+}
+
+impl Tokens {
+    fn add(&mut self, o: Tokens) {
+        self.input += o.input;
+        self.output += o.output;
+        self.cache_read += o.cache_read;
+        self.cache_write += o.cache_write;
+        self.reasoning += o.reasoning;
+    }
+
+    fn kinds(&self) -> [(&'static str, u64); 5] {
+        [
+            ("input", self.input),
+            ("output", self.output),
+            ("cache_read", self.cache_read),
+            ("cache_write", self.cache_write),
+            ("reasoning", self.reasoning),
+        ]
+    }
+}
+
+/// Every kind of token counted through each client dialect (chat, messages, responses) on
+/// each provider kind, streamed and not. The mock reports counts the test sets (`mock:input=`
+/// …), different for each request so a count taken from the wrong request or added twice
+/// shows in the sums. Each provider says them its own way: OpenAI puts the cached part inside
+/// `prompt_tokens` and the reasoning inside `completion_tokens`, and has no cache-write field;
+/// Anthropic reports the cached parts beside `input_tokens` (added back) and no reasoning
+/// count, its thinking block (streamed as text to the client) being part of `output_tokens`.
+/// Thinking is counted once: output is the answer's 5 words plus the reasoning, never more.
+/// The record, the `/v1/usage` sums and the `ringway_tokens_total` series must all agree.
+#[test]
+fn every_token_kind_is_counted_once_through_each_dialect_and_provider() {
+    let db = temp_path("tokens.db");
+    let (_m, g) = setup_custody(&db, "", &[]);
+    let bearer_a = format!("Bearer {KEY_A}");
+    // (route, provider) → summed expectation.
+    let mut want: Vec<((&str, &str), Tokens)> = vec![
+        (("gpt", "mo"), Tokens::default()),
+        (("claude", "ma"), Tokens::default()),
+    ];
+    let mut k = 0u64;
+    for (route, provider) in [("gpt", "mo"), ("claude", "ma")] {
+        let anthropic_provider = provider == "ma";
+        for client in ["chat", "messages", "responses"] {
+            for stream in [false, true] {
+                let (input, cache_read, cache_write, reasoning) =
+                    (1000 + 100 * k, 100 + k, 50 + 2 * k, 7 + k);
+                k += 1;
+                let prompt = format!(
+                    "tokens please mock:tokens=5 mock:thinking mock:input={input} \
+                     mock:cache_read={cache_read} mock:cache_write={cache_write} \
+                     mock:reasoning={reasoning}"
+                );
+                let raw = match client {
+                    // A streamed chat client that does not ask for usage: the gateway asks.
+                    "chat" => post(
+                        "/v1/chat/completions",
+                        &[("authorization", &bearer_a)],
+                        &openai_body(route, &prompt, stream),
+                    ),
+                    "messages" => post(
+                        "/v1/messages",
+                        &[("x-api-key", KEY_A), ("anthropic-version", "2023-06-01")],
+                        &anthropic_body(route, &prompt, stream),
+                    ),
+                    _ => post(
+                        "/v1/responses",
+                        &[("authorization", &bearer_a)],
+                        &json!({"model": route, "input": prompt, "stream": stream}).to_string(),
+                    ),
+                };
+                let r = request(g.addr, &raw);
+                let what = format!("{client} client, {provider} provider, stream {stream}");
+                assert_eq!(r.status, 200, "{what}: {}", r.text());
+                assert!(r.text().contains("w5"), "{what}: {}", r.text());
+                let expected = Tokens {
+                    input,
+                    output: 5 + reasoning,
+                    cache_read,
+                    cache_write: if anthropic_provider { cache_write } else { 0 },
+                    reasoning: if anthropic_provider { 0 } else { reasoning },
+                };
+                let rec = record(&g, KEY_A, &request_id(&r));
+                for (kind, n) in expected.kinds() {
+                    assert_eq!(rec["usage"][kind], n, "{what}: usage.{kind}: {rec}");
+                }
+                assert_eq!(
+                    rec["served_by"],
+                    format!("{provider}/mock-{route}-up"),
+                    "{rec}"
+                );
+                if let Some((_, sum)) = want.iter_mut().find(|(s, _)| s.0 == route) {
+                    sum.add(expected);
+                }
+            }
+        }
+    }
+
+    // `/v1/usage`: one row per route (the whole range, so a test across midnight still sums).
+    let sums = usage(&g, KEY_A, "from=2000-01-01");
+    let rows = sums["data"].as_array().unwrap();
+    for ((route, _), t) in &want {
+        let of_route: Vec<&Value> = rows.iter().filter(|r| r["route"] == *route).collect();
+        let total = |field: &str| of_route.iter().map(|r| n(&r[field])).sum::<u64>();
+        assert_eq!(total("requests"), 6, "{route}: {sums}");
+        for (kind, n) in t.kinds() {
+            assert_eq!(
+                total(&format!("{kind}_tokens")),
+                n,
+                "{route} {kind}: {sums}"
+            );
+        }
+    }
+
+    // The metrics: other workers publish about once a second, so scrape until all arrived.
+    let h = bearer(KEY_ADMIN);
+    let series = |text: &str, route: &str, provider: &str, kind: &str| -> Option<u64> {
+        let name = format!(
+            "ringway_tokens_total{{route=\"{route}\",provider=\"{provider}\",key=\"team-a\",gen_ai_token_type=\"{kind}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&name))
+            .and_then(|v| v.parse().ok())
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = request(g.addr, &get("/metrics", &[(h[0].0, h[0].1.as_str())])).text();
+        let mut wrong = Vec::new();
+        for ((route, provider), t) in &want {
+            for (kind, n) in t.kinds() {
+                let got = series(&text, route, provider, kind);
+                if got != Some(n) {
+                    wrong.push(format!("{route}/{provider} {kind}: {got:?}, want {n}"));
+                }
+            }
+        }
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{wrong:#?}\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
