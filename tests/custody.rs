@@ -304,24 +304,32 @@ fn metric(g: &Proc, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in the scrape"))
 }
 
-/// Latencies (ms) of `count` sequential requests on one keep-alive connection.
-fn latencies(g: &Proc, count: usize) -> Vec<f64> {
-    let mut c = Client::connect(g.addr);
+/// Latencies (ms) of `rounds` requests to each gateway, one keep-alive connection each,
+/// interleaved (a round sends one request to each, starting with a different gateway each
+/// round), so that the machine's own noise (other jobs on a shared 2-core box) falls on all
+/// of them alike instead of on whichever ran during a busy second. Each list comes back sorted.
+fn interleaved_latencies(gateways: &[&Proc], rounds: usize) -> Vec<Vec<f64>> {
     let body = openai_body("gpt", "stall?", false);
     let req = post(
         "/v1/chat/completions",
         &[("authorization", &format!("Bearer {KEY_A}"))],
         &body,
     );
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let t = Instant::now();
-        c.send_raw(&req);
-        let r = c.read_response().expect("a response");
-        assert_eq!(r.status, 200, "{}", r.text());
-        out.push(t.elapsed().as_secs_f64() * 1000.0);
+    let mut clients: Vec<Client> = gateways.iter().map(|g| Client::connect(g.addr)).collect();
+    let mut out = vec![Vec::with_capacity(rounds); gateways.len()];
+    for round in 0..rounds {
+        for j in 0..gateways.len() {
+            let at = (round + j) % gateways.len();
+            let t = Instant::now();
+            clients[at].send_raw(&req);
+            let r = clients[at].read_response().expect("a response");
+            assert_eq!(r.status, 200, "{}", r.text());
+            out[at].push(t.elapsed().as_secs_f64() * 1000.0);
+        }
     }
-    out.sort_by(f64::total_cmp);
+    for l in &mut out {
+        l.sort_by(f64::total_cmp);
+    }
     out
 }
 
@@ -340,49 +348,76 @@ fn spread(sorted: &[f64]) -> String {
     )
 }
 
-/// Baselines: the store off, and on with a healthy writer (nothing dropped). Then the writer
-/// sleeps `STALL_MS` before each batch (the test hook) and holds at most 8 records:
-/// requests keep their latency (far below the stall), the overflow is dropped and counted, and
-/// lookups still answer at once.
+/// The same request sequence, side by side, against three gateways: the store off, on with a
+/// healthy writer, and on with a writer that sleeps `STALL_MS` before each batch (the test
+/// hook) and a channel of 8 records. Stalled, requests keep the healthy writer's latency: the
+/// median within 3x + 2 ms of it (a bound loose enough for a noisy shared machine, far below
+/// what waiting on the writer costs), and no request near a whole stall. The overflow is
+/// dropped, counted in `ringway_custody_dropped_total` and logged; lookups still answer at once.
 #[test]
 fn a_stalled_writer_does_not_slow_the_workers() {
     const STALL_MS: u64 = 3000;
     const REQUESTS: usize = 200;
-    let db_off = temp_path("baseline.db");
-    let db = temp_path("stalled.db");
+    /// Records the stalled writer can take in one stall: the one it holds, and the channel.
+    const TAKEN_PER_STALL: usize = 1 + 8;
     let m = mock(&[]);
-    // Baseline: the same gateway with the store off.
-    let base = gateway_on(&m, &db_off, "enabled = false", &[]);
-    let off = latencies(&base, REQUESTS);
-    drop(base);
-    // The store on, its writer at full speed.
-    let db_on = temp_path("healthy.db");
-    let healthy = gateway_on(&m, &db_on, "", &[]);
-    let fine = latencies(&healthy, REQUESTS);
-    assert_eq!(metric(&healthy, "ringway_custody_dropped_total"), 0.0);
-    drop(healthy);
+    let off = gateway_on(&m, &temp_path("baseline.db"), "enabled = false", &[]);
+    let healthy = gateway_on(&m, &temp_path("healthy.db"), "", &[]);
     let stall = STALL_MS.to_string();
     let g = gateway_on(
         &m,
-        &db,
+        &temp_path("stalled.db"),
         "channel_records = 8",
         &[("RINGWAY_TEST_CUSTODY_STALL_MS", stall.as_str())],
     );
-    let on = latencies(&g, REQUESTS);
+    let started = Instant::now();
+    let lat = interleaved_latencies(&[&off, &healthy, &g], REQUESTS);
+    let elapsed = started.elapsed();
+    let (off_lat, fine, on) = (&lat[0], &lat[1], &lat[2]);
+    let healthy_dropped = metric(&healthy, "ringway_custody_dropped_total");
     let dropped = metric(&g, "ringway_custody_dropped_total");
-    eprintln!("custody off:     {}", spread(&off));
-    eprintln!("custody on:      {}", spread(&fine));
+    eprintln!("{REQUESTS} requests each, interleaved, in {elapsed:?}:");
+    eprintln!("custody off:     {}", spread(off_lat));
     eprintln!(
-        "writer stalled:  {}  dropped {dropped} of {REQUESTS}",
-        spread(&on)
+        "custody on:      {}  dropped {healthy_dropped}",
+        spread(fine)
     );
-    // Had a worker waited on the writer even once, that request would take a whole stall.
+    eprintln!("writer stalled:  {}  dropped {dropped}", spread(on));
+    assert_eq!(healthy_dropped, 0.0, "a healthy writer keeps up");
+    let (p50_on, p50_fine) = (pct(on, 0.5), pct(fine, 0.5));
     assert!(
-        pct(&on, 1.0) < STALL_MS as f64 / 4.0,
+        p50_on <= p50_fine * 3.0 + 2.0,
+        "stalled p50 {p50_on:.2} ms against {p50_fine:.2} ms with a healthy writer"
+    );
+    // Had a worker waited on the writer even once, that request would take up to a whole
+    // stall; half of one is far above any scheduling hiccup of a debug build.
+    assert!(
+        pct(on, 1.0) < STALL_MS as f64 / 2.0,
         "a request waited on the stalled writer: {on:?}"
     );
-    // The channel (8) plus the batch in the writer's hands hold at most a few dozen records.
-    assert!(dropped >= (REQUESTS - 100) as f64, "dropped {dropped}");
+    // Every record the writer could not take was dropped, and counted: it takes at most
+    // `TAKEN_PER_STALL` per stall begun, and at least the channel's 8.
+    let stalls = 1 + (elapsed.as_millis() / u128::from(STALL_MS)) as usize;
+    let most_taken = (TAKEN_PER_STALL * stalls).min(REQUESTS);
+    assert!(
+        dropped >= (REQUESTS - most_taken) as f64 && dropped <= (REQUESTS - 8) as f64,
+        "dropped {dropped} of {REQUESTS} in {stalls} stall(s)"
+    );
+    // And said so in the log (the warning is rate-limited, the first one is immediate).
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("custody writer is behind"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no \"custody writer is behind\" warning in the log:\n{}",
+            seen.join("\n")
+        );
+        seen.extend(g.drain_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A lookup while the writer is stalled answers at once: the reader has its own thread
     // and connection, and the writer's full channel is not its queue.
     let h = bearer(KEY_ADMIN);
