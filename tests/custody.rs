@@ -881,34 +881,12 @@ fn requests_refused_at_authentication_leave_no_record() {
     }
 }
 
-/// Token counts of one request, in the record's terms (see the top of `src/usage.rs`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Tokens {
-    input: u64,
-    output: u64,
-    cache_read: u64,
-    cache_write: u64,
-    reasoning: u64,
-}
+/// The kinds of token as the record, `/v1/usage` (with `_tokens`) and the `gen_ai_token_type`
+/// label name them, in the order of [`token_counts`].
+const TOKEN_KINDS: [&str; 5] = ["input", "output", "cache_read", "cache_write", "reasoning"];
 
-impl Tokens {
-    fn add(&mut self, o: Tokens) {
-        self.input += o.input;
-        self.output += o.output;
-        self.cache_read += o.cache_read;
-        self.cache_write += o.cache_write;
-        self.reasoning += o.reasoning;
-    }
-
-    fn kinds(&self) -> [(&'static str, u64); 5] {
-        [
-            ("input", self.input),
-            ("output", self.output),
-            ("cache_read", self.cache_read),
-            ("cache_write", self.cache_write),
-            ("reasoning", self.reasoning),
-        ]
-    }
+fn token_counts(u: &ringway::usage::Usage) -> [u64; 5] {
+    [u.input, u.output, u.cache_read, u.cache_write, u.reasoning]
 }
 
 /// Every kind of token counted through each client dialect (chat, messages, responses) on
@@ -926,10 +904,8 @@ fn every_token_kind_is_counted_once_through_each_dialect_and_provider() {
     let (_m, g) = setup_custody(&db, "", &[]);
     let bearer_a = format!("Bearer {KEY_A}");
     // (route, provider) → summed expectation.
-    let mut want: Vec<((&str, &str), Tokens)> = vec![
-        (("gpt", "mo"), Tokens::default()),
-        (("claude", "ma"), Tokens::default()),
-    ];
+    let mut want: Vec<((&str, &str), [u64; 5])> =
+        vec![(("gpt", "mo"), [0; 5]), (("claude", "ma"), [0; 5])];
     let mut k = 0u64;
     for (route, provider) in [("gpt", "mo"), ("claude", "ma")] {
         let anthropic_provider = provider == "ma";
@@ -965,7 +941,7 @@ fn every_token_kind_is_counted_once_through_each_dialect_and_provider() {
                 let what = format!("{client} client, {provider} provider, stream {stream}");
                 assert_eq!(r.status, 200, "{what}: {}", r.text());
                 assert!(r.text().contains("w5"), "{what}: {}", r.text());
-                let expected = Tokens {
+                let expected = ringway::usage::Usage {
                     input,
                     output: 5 + reasoning,
                     cache_read,
@@ -973,7 +949,8 @@ fn every_token_kind_is_counted_once_through_each_dialect_and_provider() {
                     reasoning: if anthropic_provider { 0 } else { reasoning },
                 };
                 let rec = record(&g, KEY_A, &request_id(&r));
-                for (kind, n) in expected.kinds() {
+                let expected = token_counts(&expected);
+                for (kind, n) in TOKEN_KINDS.into_iter().zip(expected) {
                     assert_eq!(rec["usage"][kind], n, "{what}: usage.{kind}: {rec}");
                 }
                 assert_eq!(
@@ -982,7 +959,9 @@ fn every_token_kind_is_counted_once_through_each_dialect_and_provider() {
                     "{rec}"
                 );
                 if let Some((_, sum)) = want.iter_mut().find(|(s, _)| s.0 == route) {
-                    sum.add(expected);
+                    for (total, n) in sum.iter_mut().zip(expected) {
+                        *total += n;
+                    }
                 }
             }
         }
@@ -995,7 +974,7 @@ fn every_token_kind_is_counted_once_through_each_dialect_and_provider() {
         let of_route: Vec<&Value> = rows.iter().filter(|r| r["route"] == *route).collect();
         let total = |field: &str| of_route.iter().map(|r| n(&r[field])).sum::<u64>();
         assert_eq!(total("requests"), 6, "{route}: {sums}");
-        for (kind, n) in t.kinds() {
+        for (kind, n) in TOKEN_KINDS.into_iter().zip(*t) {
             assert_eq!(
                 total(&format!("{kind}_tokens")),
                 n,
@@ -1019,7 +998,7 @@ fn every_token_kind_is_counted_once_through_each_dialect_and_provider() {
         let text = request(g.addr, &get("/metrics", &[(h[0].0, h[0].1.as_str())])).text();
         let mut wrong = Vec::new();
         for ((route, provider), t) in &want {
-            for (kind, n) in t.kinds() {
+            for (kind, n) in TOKEN_KINDS.into_iter().zip(*t) {
                 let got = series(&text, route, provider, kind);
                 if got != Some(n) {
                     wrong.push(format!("{route}/{provider} {kind}: {got:?}, want {n}"));

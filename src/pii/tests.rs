@@ -679,10 +679,36 @@ fn digits(rng: &mut Rng, n: usize) -> String {
         .collect()
 }
 
-/// `body` digits followed by their Luhn check digit, as ASCII.
-fn with_luhn(body: &str) -> String {
+/// `prefix`, random digits and a Luhn check digit, `groups` long in all, written in those
+/// groups with spaces (a SIN in threes, a card in fours).
+fn luhn_grouped(rng: &mut Rng, prefix: &str, groups: &[usize]) -> String {
+    let len: usize = groups.iter().sum();
+    let body = format!("{prefix}{}", digits(rng, len - prefix.len() - 1));
     let values: Vec<u8> = body.bytes().map(|b| b - b'0').collect();
-    format!("{body}{}", detect::luhn_digit(&values))
+    let all = format!("{body}{}", detect::luhn_digit(&values));
+    let mut at = 0;
+    let parts: Vec<&str> = groups
+        .iter()
+        .map(|g| {
+            at += g;
+            &all[at - g..at]
+        })
+        .collect();
+    parts.join(" ")
+}
+
+/// A NANP number `(AAA) ` + `rest`, the area code drawn.
+fn nanp(rng: &mut Rng, rest: &str) -> String {
+    format!("({}{}) {rest}", 2 + rng.below(8), digits(rng, 2))
+}
+
+/// `local` and a two-digit number at one of `domains`.
+fn mail(rng: &mut Rng, local: &str, domains: &[&str]) -> String {
+    format!(
+        "{local}{:02}@{}",
+        rng.below(100),
+        domains[rng.below(domains.len())]
+    )
 }
 
 /// A real entity of a random kind the [`detector`] finds, written as people write them.
@@ -690,21 +716,15 @@ fn real_entity(rng: &mut Rng) -> String {
     const LOCAL: &[&str] = &["jane", "j.smith", "ops", "dr.kim", "x7", "maria.lopez"];
     const DOMAINS: &[&str] = &["corp.test", "mail.example.io", "clinic.org", "bank.co.uk"];
     match rng.below(11) {
-        0 => format!(
-            "{}{}@{}",
-            LOCAL[rng.below(LOCAL.len())],
-            rng.below(100),
-            DOMAINS[rng.below(DOMAINS.len())]
-        ),
+        0 => {
+            let local = LOCAL[rng.below(LOCAL.len())];
+            mail(rng, local, DOMAINS)
+        }
         // NANP, any exchange but the fictional 555.
-        1 => format!(
-            "({}{}) {}{}-{}",
-            2 + rng.below(8),
-            digits(rng, 2),
-            2 + rng.below(3),
-            digits(rng, 2),
-            digits(rng, 4)
-        ),
+        1 => {
+            let rest = format!("{}{}-{}", 2 + rng.below(3), digits(rng, 2), digits(rng, 4));
+            nanp(rng, &rest)
+        }
         2 => format!("+44 20 {} {}", digits(rng, 4), digits(rng, 4)),
         // An SSN as issued: area 001-899 but 666, group and serial not zero.
         3 => {
@@ -717,14 +737,10 @@ fn real_entity(rng: &mut Rng) -> String {
         }
         // A SIN as issued: first digit neither 0 nor 8, Luhn-valid.
         4 => {
-            let first = [1, 2, 3, 4, 5, 6, 7, 9][rng.below(8)];
-            let d = with_luhn(&format!("{first}{}", digits(rng, 7)));
-            format!("{} {} {}", &d[..3], &d[3..6], &d[6..])
+            let first = ["1", "2", "3", "4", "5", "6", "7", "9"][rng.below(8)];
+            luhn_grouped(rng, first, &[3, 3, 3])
         }
-        5 => {
-            let d = with_luhn(&format!("4{}", digits(rng, 14)));
-            format!("{} {} {} {}", &d[..4], &d[4..8], &d[8..12], &d[12..])
-        }
+        5 => luhn_grouped(rng, "4", &[4, 4, 4, 4]),
         // Outside the documentation networks.
         6 => format!(
             "{}.{}.{}.{}",
@@ -767,29 +783,25 @@ fn likely_stand_in(rng: &mut Rng) -> String {
     const LAST: &[&str] = &["abbott", "brennan", "castillo", "dunmore", "eriksen"];
     const DOMAINS: &[&str] = &["example.com", "example.net", "example.org"];
     match rng.below(9) {
-        0 => format!(
-            "{}.{}{:02}@{}",
-            FIRST[rng.below(FIRST.len())],
-            LAST[rng.below(LAST.len())],
-            rng.below(100),
-            DOMAINS[rng.below(DOMAINS.len())]
-        ),
-        1 => format!(
-            "({}{}) 555-01{}",
-            2 + rng.below(8),
-            digits(rng, 2),
-            digits(rng, 2)
-        ),
+        0 => {
+            let local = format!(
+                "{}.{}",
+                FIRST[rng.below(FIRST.len())],
+                LAST[rng.below(LAST.len())]
+            );
+            mail(rng, &local, DOMAINS)
+        }
+        1 => {
+            let rest = format!("555-01{}", digits(rng, 2));
+            nanp(rng, &rest)
+        }
         2 => format!(
             "9{}-{:02}-{:04}",
             digits(rng, 2),
             1 + rng.below(99),
             1 + rng.below(9999)
         ),
-        3 => {
-            let d = with_luhn(&format!("0{}", digits(rng, 7)));
-            format!("{} {} {}", &d[..3], &d[3..6], &d[6..])
-        }
+        3 => luhn_grouped(rng, "0", &[3, 3, 3]),
         4 => {
             let net = ["192.0.2", "198.51.100", "203.0.113"][rng.below(3)];
             format!("{net}.{}", 1 + rng.below(254))
@@ -801,10 +813,7 @@ fn likely_stand_in(rng: &mut Rng) -> String {
             rng.below(0x10000),
             rng.below(0x10000)
         ),
-        6 => {
-            let d = with_luhn(&format!("4000{}", digits(rng, 11)));
-            format!("{} {} {} {}", &d[..4], &d[4..8], &d[8..12], &d[12..])
-        }
+        6 => luhn_grouped(rng, "4000", &[4, 4, 4, 4]),
         7 => ["Avery Abbott", "Blake Brennan", "Alderbrook", "Cedarvale"][rng.below(4)].to_string(),
         _ => format!("EMP-{}", digits(rng, 6)),
     }
