@@ -304,24 +304,32 @@ fn metric(g: &Proc, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in the scrape"))
 }
 
-/// Latencies (ms) of `count` sequential requests on one keep-alive connection.
-fn latencies(g: &Proc, count: usize) -> Vec<f64> {
-    let mut c = Client::connect(g.addr);
+/// Latencies (ms) of `rounds` requests to each gateway, one keep-alive connection each,
+/// interleaved (a round sends one request to each, starting with a different gateway each
+/// round), so that the machine's own noise (other jobs on a shared 2-core box) falls on all
+/// of them alike instead of on whichever ran during a busy second. Each list comes back sorted.
+fn interleaved_latencies(gateways: &[&Proc], rounds: usize) -> Vec<Vec<f64>> {
     let body = openai_body("gpt", "stall?", false);
     let req = post(
         "/v1/chat/completions",
         &[("authorization", &format!("Bearer {KEY_A}"))],
         &body,
     );
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        let t = Instant::now();
-        c.send_raw(&req);
-        let r = c.read_response().expect("a response");
-        assert_eq!(r.status, 200, "{}", r.text());
-        out.push(t.elapsed().as_secs_f64() * 1000.0);
+    let mut clients: Vec<Client> = gateways.iter().map(|g| Client::connect(g.addr)).collect();
+    let mut out = vec![Vec::with_capacity(rounds); gateways.len()];
+    for round in 0..rounds {
+        for j in 0..gateways.len() {
+            let at = (round + j) % gateways.len();
+            let t = Instant::now();
+            clients[at].send_raw(&req);
+            let r = clients[at].read_response().expect("a response");
+            assert_eq!(r.status, 200, "{}", r.text());
+            out[at].push(t.elapsed().as_secs_f64() * 1000.0);
+        }
     }
-    out.sort_by(f64::total_cmp);
+    for l in &mut out {
+        l.sort_by(f64::total_cmp);
+    }
     out
 }
 
@@ -340,49 +348,76 @@ fn spread(sorted: &[f64]) -> String {
     )
 }
 
-/// Baselines: the store off, and on with a healthy writer (nothing dropped). Then the writer
-/// sleeps `STALL_MS` before each batch (the test hook) and holds at most 8 records:
-/// requests keep their latency (far below the stall), the overflow is dropped and counted, and
-/// lookups still answer at once.
+/// The same request sequence, side by side, against three gateways: the store off, on with a
+/// healthy writer, and on with a writer that sleeps `STALL_MS` before each batch (the test
+/// hook) and a channel of 8 records. Stalled, requests keep the healthy writer's latency: the
+/// median within 3x + 2 ms of it (a bound loose enough for a noisy shared machine, far below
+/// what waiting on the writer costs), and no request near a whole stall. The overflow is
+/// dropped, counted in `ringway_custody_dropped_total` and logged; lookups still answer at once.
 #[test]
 fn a_stalled_writer_does_not_slow_the_workers() {
     const STALL_MS: u64 = 3000;
     const REQUESTS: usize = 200;
-    let db_off = temp_path("baseline.db");
-    let db = temp_path("stalled.db");
+    /// Records the stalled writer can take in one stall: the one it holds, and the channel.
+    const TAKEN_PER_STALL: usize = 1 + 8;
     let m = mock(&[]);
-    // Baseline: the same gateway with the store off.
-    let base = gateway_on(&m, &db_off, "enabled = false", &[]);
-    let off = latencies(&base, REQUESTS);
-    drop(base);
-    // The store on, its writer at full speed.
-    let db_on = temp_path("healthy.db");
-    let healthy = gateway_on(&m, &db_on, "", &[]);
-    let fine = latencies(&healthy, REQUESTS);
-    assert_eq!(metric(&healthy, "ringway_custody_dropped_total"), 0.0);
-    drop(healthy);
+    let off = gateway_on(&m, &temp_path("baseline.db"), "enabled = false", &[]);
+    let healthy = gateway_on(&m, &temp_path("healthy.db"), "", &[]);
     let stall = STALL_MS.to_string();
     let g = gateway_on(
         &m,
-        &db,
+        &temp_path("stalled.db"),
         "channel_records = 8",
         &[("RINGWAY_TEST_CUSTODY_STALL_MS", stall.as_str())],
     );
-    let on = latencies(&g, REQUESTS);
+    let started = Instant::now();
+    let lat = interleaved_latencies(&[&off, &healthy, &g], REQUESTS);
+    let elapsed = started.elapsed();
+    let (off_lat, fine, on) = (&lat[0], &lat[1], &lat[2]);
+    let healthy_dropped = metric(&healthy, "ringway_custody_dropped_total");
     let dropped = metric(&g, "ringway_custody_dropped_total");
-    eprintln!("custody off:     {}", spread(&off));
-    eprintln!("custody on:      {}", spread(&fine));
+    eprintln!("{REQUESTS} requests each, interleaved, in {elapsed:?}:");
+    eprintln!("custody off:     {}", spread(off_lat));
     eprintln!(
-        "writer stalled:  {}  dropped {dropped} of {REQUESTS}",
-        spread(&on)
+        "custody on:      {}  dropped {healthy_dropped}",
+        spread(fine)
     );
-    // Had a worker waited on the writer even once, that request would take a whole stall.
+    eprintln!("writer stalled:  {}  dropped {dropped}", spread(on));
+    assert_eq!(healthy_dropped, 0.0, "a healthy writer keeps up");
+    let (p50_on, p50_fine) = (pct(on, 0.5), pct(fine, 0.5));
     assert!(
-        pct(&on, 1.0) < STALL_MS as f64 / 4.0,
+        p50_on <= p50_fine * 3.0 + 2.0,
+        "stalled p50 {p50_on:.2} ms against {p50_fine:.2} ms with a healthy writer"
+    );
+    // Had a worker waited on the writer even once, that request would take up to a whole
+    // stall; half of one is far above any scheduling hiccup of a debug build.
+    assert!(
+        pct(on, 1.0) < STALL_MS as f64 / 2.0,
         "a request waited on the stalled writer: {on:?}"
     );
-    // The channel (8) plus the batch in the writer's hands hold at most a few dozen records.
-    assert!(dropped >= (REQUESTS - 100) as f64, "dropped {dropped}");
+    // Every record the writer could not take was dropped, and counted: it takes at most
+    // `TAKEN_PER_STALL` per stall begun, and at least the channel's 8.
+    let stalls = 1 + (elapsed.as_millis() / u128::from(STALL_MS)) as usize;
+    let most_taken = (TAKEN_PER_STALL * stalls).min(REQUESTS);
+    assert!(
+        dropped >= (REQUESTS - most_taken) as f64 && dropped <= (REQUESTS - 8) as f64,
+        "dropped {dropped} of {REQUESTS} in {stalls} stall(s)"
+    );
+    // And said so in the log (the warning is rate-limited, the first one is immediate).
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("custody writer is behind"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no \"custody writer is behind\" warning in the log:\n{}",
+            seen.join("\n")
+        );
+        seen.extend(g.drain_log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A lookup while the writer is stalled answers at once: the reader has its own thread
     // and connection, and the writer's full channel is not its queue.
     let h = bearer(KEY_ADMIN);
@@ -842,6 +877,138 @@ fn requests_refused_at_authentication_leave_no_record() {
             Instant::now() < deadline,
             "401s {unauthorized}, skipped {skipped}: {scrape}"
         );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The kinds of token as the record, `/v1/usage` (with `_tokens`) and the `gen_ai_token_type`
+/// label name them, in the order of [`token_counts`].
+const TOKEN_KINDS: [&str; 5] = ["input", "output", "cache_read", "cache_write", "reasoning"];
+
+fn token_counts(u: &ringway::usage::Usage) -> [u64; 5] {
+    [u.input, u.output, u.cache_read, u.cache_write, u.reasoning]
+}
+
+/// Every kind of token counted through each client dialect (chat, messages, responses) on
+/// each provider kind, streamed and not. The mock reports counts the test sets (`mock:input=`
+/// …), different for each request so a count taken from the wrong request or added twice
+/// shows in the sums. Each provider says them its own way: OpenAI puts the cached part inside
+/// `prompt_tokens` and the reasoning inside `completion_tokens`, and has no cache-write field;
+/// Anthropic reports the cached parts beside `input_tokens` (added back) and no reasoning
+/// count, its thinking block (streamed as text to the client) being part of `output_tokens`.
+/// Thinking is counted once: output is the answer's 5 words plus the reasoning, never more.
+/// The record, the `/v1/usage` sums and the `ringway_tokens_total` series must all agree.
+#[test]
+fn every_token_kind_is_counted_once_through_each_dialect_and_provider() {
+    let db = temp_path("tokens.db");
+    let (_m, g) = setup_custody(&db, "", &[]);
+    let bearer_a = format!("Bearer {KEY_A}");
+    // (route, provider) → summed expectation.
+    let mut want: Vec<((&str, &str), [u64; 5])> =
+        vec![(("gpt", "mo"), [0; 5]), (("claude", "ma"), [0; 5])];
+    let mut k = 0u64;
+    for (route, provider) in [("gpt", "mo"), ("claude", "ma")] {
+        let anthropic_provider = provider == "ma";
+        for client in ["chat", "messages", "responses"] {
+            for stream in [false, true] {
+                let (input, cache_read, cache_write, reasoning) =
+                    (1000 + 100 * k, 100 + k, 50 + 2 * k, 7 + k);
+                k += 1;
+                let prompt = format!(
+                    "tokens please mock:tokens=5 mock:thinking mock:input={input} \
+                     mock:cache_read={cache_read} mock:cache_write={cache_write} \
+                     mock:reasoning={reasoning}"
+                );
+                let raw = match client {
+                    // A streamed chat client that does not ask for usage: the gateway asks.
+                    "chat" => post(
+                        "/v1/chat/completions",
+                        &[("authorization", &bearer_a)],
+                        &openai_body(route, &prompt, stream),
+                    ),
+                    "messages" => post(
+                        "/v1/messages",
+                        &[("x-api-key", KEY_A), ("anthropic-version", "2023-06-01")],
+                        &anthropic_body(route, &prompt, stream),
+                    ),
+                    _ => post(
+                        "/v1/responses",
+                        &[("authorization", &bearer_a)],
+                        &json!({"model": route, "input": prompt, "stream": stream}).to_string(),
+                    ),
+                };
+                let r = request(g.addr, &raw);
+                let what = format!("{client} client, {provider} provider, stream {stream}");
+                assert_eq!(r.status, 200, "{what}: {}", r.text());
+                assert!(r.text().contains("w5"), "{what}: {}", r.text());
+                let expected = ringway::usage::Usage {
+                    input,
+                    output: 5 + reasoning,
+                    cache_read,
+                    cache_write: if anthropic_provider { cache_write } else { 0 },
+                    reasoning: if anthropic_provider { 0 } else { reasoning },
+                };
+                let rec = record(&g, KEY_A, &request_id(&r));
+                let expected = token_counts(&expected);
+                for (kind, n) in TOKEN_KINDS.into_iter().zip(expected) {
+                    assert_eq!(rec["usage"][kind], n, "{what}: usage.{kind}: {rec}");
+                }
+                assert_eq!(
+                    rec["served_by"],
+                    format!("{provider}/mock-{route}-up"),
+                    "{rec}"
+                );
+                if let Some((_, sum)) = want.iter_mut().find(|(s, _)| s.0 == route) {
+                    for (total, n) in sum.iter_mut().zip(expected) {
+                        *total += n;
+                    }
+                }
+            }
+        }
+    }
+
+    // `/v1/usage`: one row per route (the whole range, so a test across midnight still sums).
+    let sums = usage(&g, KEY_A, "from=2000-01-01");
+    let rows = sums["data"].as_array().unwrap();
+    for ((route, _), t) in &want {
+        let of_route: Vec<&Value> = rows.iter().filter(|r| r["route"] == *route).collect();
+        let total = |field: &str| of_route.iter().map(|r| n(&r[field])).sum::<u64>();
+        assert_eq!(total("requests"), 6, "{route}: {sums}");
+        for (kind, n) in TOKEN_KINDS.into_iter().zip(*t) {
+            assert_eq!(
+                total(&format!("{kind}_tokens")),
+                n,
+                "{route} {kind}: {sums}"
+            );
+        }
+    }
+
+    // The metrics: other workers publish about once a second, so scrape until all arrived.
+    let h = bearer(KEY_ADMIN);
+    let series = |text: &str, route: &str, provider: &str, kind: &str| -> Option<u64> {
+        let name = format!(
+            "ringway_tokens_total{{route=\"{route}\",provider=\"{provider}\",key=\"team-a\",gen_ai_token_type=\"{kind}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&name))
+            .and_then(|v| v.parse().ok())
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = request(g.addr, &get("/metrics", &[(h[0].0, h[0].1.as_str())])).text();
+        let mut wrong = Vec::new();
+        for ((route, provider), t) in &want {
+            for (kind, n) in TOKEN_KINDS.into_iter().zip(*t) {
+                let got = series(&text, route, provider, kind);
+                if got != Some(n) {
+                    wrong.push(format!("{route}/{provider} {kind}: {got:?}, want {n}"));
+                }
+            }
+        }
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{wrong:#?}\n{text}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

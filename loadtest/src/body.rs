@@ -1,5 +1,6 @@
-//! Request body presets: a tiny chat, 10 KB and 100 KB of context, and a request carrying ten
-//! tool definitions, in either wire format. Deterministic, so runs are comparable.
+//! Request body presets: a tiny chat, 10 KB and 100 KB of context, a request carrying ten
+//! tool definitions, and a short chat full of personal data, in either wire format.
+//! Deterministic, so runs are comparable.
 
 use std::fmt;
 
@@ -20,6 +21,15 @@ pub const ANTHROPIC_MAX_TOKENS: u32 = 256;
 /// stays short and free of `mock:` directives.
 const USER_TURN: &str = "Say hello to the load test.";
 
+/// The `pii` preset's user turn: two email addresses, a phone number, an SSN and an IPv4
+/// address, in its first 12 words so that the mock's echo of them (it repeats that many) comes
+/// back in the answer. With PII substitution on, the provider sees stand-ins and echoes them,
+/// and the gateway's restore stage turns them back in the answer, a stand-in split over
+/// streamed deltas included (the phone number is two words, so two deltas). Without it these
+/// are plain text both ways.
+pub const PII_TURN: &str = "Mail jane.roe@corp.test, cc ops@corp.test or call (415) 555-2671, \
+SSN 123-45-6789, host 10.20.30.40.";
+
 /// A body preset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
@@ -31,6 +41,8 @@ pub enum Preset {
     K100,
     /// A short message plus ten tool definitions.
     Tools,
+    /// One short user message holding personal data ([`PII_TURN`]).
+    Pii,
 }
 
 /// An unknown preset name.
@@ -41,7 +53,7 @@ impl fmt::Display for UnknownPreset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown body preset {:?} (tiny, 10k, 100k, tools)",
+            "unknown body preset {:?} (tiny, 10k, 100k, tools, pii)",
             self.0
         )
     }
@@ -55,6 +67,7 @@ impl Preset {
             "10k" => Ok(Preset::K10),
             "100k" => Ok(Preset::K100),
             "tools" => Ok(Preset::Tools),
+            "pii" => Ok(Preset::Pii),
             other => Err(UnknownPreset(other.to_owned())),
         }
     }
@@ -66,6 +79,7 @@ impl Preset {
             Preset::K10 => "10k",
             Preset::K100 => "100k",
             Preset::Tools => "tools",
+            Preset::Pii => "pii",
         }
     }
 }
@@ -75,9 +89,14 @@ pub fn build(dialect: Dialect, preset: Preset, model: &str, stream: bool) -> Vec
     let target = match preset {
         Preset::K10 => BODY_10K,
         Preset::K100 => BODY_100K,
-        Preset::Tiny | Preset::Tools => 0,
+        Preset::Tiny | Preset::Tools | Preset::Pii => 0,
     };
-    let mut doc = base(dialect, model, stream, "");
+    let user = if preset == Preset::Pii {
+        PII_TURN
+    } else {
+        USER_TURN
+    };
+    let mut doc = base(dialect, model, stream, "", user);
     if preset == Preset::Tools {
         if let Some(obj) = doc.as_object_mut() {
             obj.insert("tools".into(), Value::Array(tools(dialect)));
@@ -86,12 +105,18 @@ pub fn build(dialect: Dialect, preset: Preset, model: &str, stream: bool) -> Vec
     if target > 0 {
         // Size the filler from the body without it, so the total lands near the target.
         let bare = serde_json::to_vec(&doc).map_or(0, |v| v.len());
-        doc = base(dialect, model, stream, &filler(target.saturating_sub(bare)));
+        doc = base(
+            dialect,
+            model,
+            stream,
+            &filler(target.saturating_sub(bare)),
+            user,
+        );
     }
     serde_json::to_vec(&doc).unwrap_or_default()
 }
 
-fn base(dialect: Dialect, model: &str, stream: bool, system: &str) -> Value {
+fn base(dialect: Dialect, model: &str, stream: bool, system: &str, user: &str) -> Value {
     let system = if system.is_empty() {
         "You are a concise assistant."
     } else {
@@ -102,7 +127,7 @@ fn base(dialect: Dialect, model: &str, stream: bool, system: &str) -> Value {
             "model": model,
             "messages": [
                 {"role": "system", "content": system},
-                {"role": "user", "content": USER_TURN},
+                {"role": "user", "content": user},
             ],
             "stream": stream,
         }),
@@ -110,7 +135,7 @@ fn base(dialect: Dialect, model: &str, stream: bool, system: &str) -> Value {
             "model": model,
             "max_tokens": ANTHROPIC_MAX_TOKENS,
             "system": system,
-            "messages": [{"role": "user", "content": USER_TURN}],
+            "messages": [{"role": "user", "content": user}],
             "stream": stream,
         }),
     }
@@ -195,6 +220,7 @@ mod tests {
                 (Preset::K10, BODY_10K - 64, BODY_10K + 64),
                 (Preset::K100, BODY_100K - 64, BODY_100K + 64),
                 (Preset::Tools, 1000, 8000),
+                (Preset::Pii, 100, 500),
             ] {
                 let body = build(dialect, preset, "m", true);
                 assert!(
@@ -216,6 +242,24 @@ mod tests {
         assert!(a["tools"][0]["input_schema"].is_object());
         assert_eq!(a["max_tokens"], ANTHROPIC_MAX_TOKENS);
         assert!(Preset::parse("huge").is_err());
+        // The personal data is in the last user turn, within the words the mock echoes.
+        for (dialect, last) in [
+            (Dialect::OpenAi, "/messages/1/content"),
+            (Dialect::Anthropic, "/messages/0/content"),
+        ] {
+            let v: Value = serde_json::from_slice(&build(dialect, Preset::Pii, "m", true)).unwrap();
+            let turn = v.pointer(last).and_then(Value::as_str).unwrap();
+            assert_eq!(turn, PII_TURN);
+            assert!(turn.split_whitespace().count() <= 12, "{turn}");
+            for entity in [
+                "jane.roe@corp.test",
+                "(415) 555-2671",
+                "123-45-6789",
+                "10.20.30.40",
+            ] {
+                assert!(turn.contains(entity), "{entity}");
+            }
+        }
     }
 
     #[test]

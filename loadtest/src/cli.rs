@@ -54,7 +54,7 @@ LOAD:
 REQUEST:
   --format F          openai | anthropic (default openai)
   --stream            streaming (SSE); reports time to first token and inter-token gap
-  --body B            tiny | 10k | 100k | tools (default tiny)
+  --body B            tiny | 10k | 100k | tools | pii (default tiny)
   --model NAME        model (default mock-gpt for openai, mock-claude for anthropic; through a
                       gateway give a route name)
   --header 'K: V'     extra request header, repeatable (e.g. authorization)

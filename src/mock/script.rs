@@ -29,6 +29,7 @@
 //! | `mock:refusal` | Anthropic `stop_reason: refusal`; OpenAI `refusal` text with `finish_reason: stop` |
 //! | `mock:content_filter` | a few tokens, then OpenAI `finish_reason: content_filter` (Anthropic: refusal) |
 //! | `mock:cache` | half of the input tokens are reported as cache reads |
+//! | `mock:input=N`, `mock:cache_read=N`, `mock:cache_write=N`, `mock:reasoning=N` | the usage reported, see [`UsageDirectives`] |
 //!
 //! Precedence: a status wins over everything; then reset > stall > midstream_error; a
 //! non-streaming `midstream_error` becomes a 529 (Anthropic) / 500 (OpenAI). The answer is a
@@ -233,6 +234,7 @@ pub fn plan(api: Api, body: &[u8], defaults: &Defaults) -> Vec<Step> {
         }
     }
     let mut answer = compose(api, &req, &dirs, &ids, input_tokens);
+    dirs.usage.apply(api, &mut answer);
     if req.stream {
         let frames = match api {
             Api::OpenAiChat => openai_frames(&req, &ids, &answer),
@@ -690,6 +692,61 @@ struct Directives {
     args: Option<ToolArgs>,
     /// `mock:notools`: never call a tool.
     notools: bool,
+    /// `mock:input=` and the other usage counts.
+    usage: UsageDirectives,
+}
+
+/// Usage counts a test sets so that the numbers the gateway records are known exactly,
+/// whatever the request body (translated bodies differ in size, and the default input count
+/// follows the body). Each provider reports them in its own fields, as the real ones do:
+///
+/// - `input`: the whole prompt, cache reads and writes included (OpenAI `prompt_tokens`;
+///   Anthropic's `input_tokens` is what is left after the cached parts).
+/// - `cache_read`: OpenAI `prompt_tokens_details.cached_tokens`, Anthropic
+///   `cache_read_input_tokens`; at most `input`.
+/// - `cache_write`: Anthropic `cache_creation_input_tokens` (and its 5-minute split); OpenAI
+///   has no such field, so it is not reported there. At most what is left of `input`.
+/// - `reasoning`: thinking billed as this many tokens. OpenAI: hidden reasoning, added to
+///   `completion_tokens` and reported as `completion_tokens_details.reasoning_tokens`.
+///   Anthropic has no separate count: `output_tokens` holds the thinking block's cost as this
+///   instead of its word count (a summarized thinking block is billed for the whole).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct UsageDirectives {
+    input: Option<u64>,
+    cache_read: Option<u64>,
+    cache_write: Option<u64>,
+    reasoning: Option<u64>,
+}
+
+impl UsageDirectives {
+    /// Overwrite the composed answer's usage with what was asked for.
+    fn apply(&self, api: Api, answer: &mut Answer) {
+        let usage = &mut answer.usage;
+        if let Some(n) = self.input {
+            usage.input = n;
+        }
+        if let Some(n) = self.cache_read {
+            usage.cache_read = n;
+        }
+        usage.cache_read = usage.cache_read.min(usage.input);
+        if let Some(n) = self.cache_write {
+            usage.cache_write = n.min(usage.input.saturating_sub(usage.cache_read));
+        }
+        if let Some(n) = self.reasoning {
+            let shown: u64 = answer
+                .blocks
+                .iter()
+                .map(|b| match b {
+                    Block::Thinking { pieces, .. } => count(pieces.len()),
+                    _ => 0,
+                })
+                .sum();
+            usage.output = usage.output.saturating_sub(shown).saturating_add(n);
+            if api == Api::OpenAiChat {
+                usage.reasoning = n;
+            }
+        }
+    }
 }
 
 /// Arguments given by `mock:args=`: the text as written and its entries in written order.
@@ -787,6 +844,10 @@ impl Directives {
                 }
                 "args" => d.args = value.and_then(ToolArgs::parse).or(d.args),
                 "notools" => d.notools = true,
+                "input" => d.usage.input = number.or(d.usage.input),
+                "cache_read" => d.usage.cache_read = number.or(d.usage.cache_read),
+                "cache_write" => d.usage.cache_write = number.or(d.usage.cache_write),
+                "reasoning" => d.usage.reasoning = number.or(d.usage.reasoning),
                 _ => {}
             }
         }
@@ -880,16 +941,23 @@ impl Stop {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Usage {
-    /// Whole prompt, cache reads included.
+    /// Whole prompt, cache reads and writes included.
     input: u64,
     cache_read: u64,
+    /// Reported by Anthropic only.
+    cache_write: u64,
+    /// Output, `reasoning` included.
     output: u64,
+    /// Reported by OpenAI only (`completion_tokens_details.reasoning_tokens`).
+    reasoning: u64,
 }
 
 impl Usage {
-    /// Anthropic's `input_tokens` excludes cache reads.
+    /// Anthropic's `input_tokens` excludes cache reads and writes.
     fn uncached(&self) -> u64 {
-        self.input.saturating_sub(self.cache_read)
+        self.input
+            .saturating_sub(self.cache_read)
+            .saturating_sub(self.cache_write)
     }
 }
 
@@ -1003,7 +1071,9 @@ fn compose(api: Api, req: &Request, dirs: &Directives, ids: &Ids, input: u64) ->
         usage: Usage {
             input,
             cache_read,
+            cache_write: 0,
             output,
+            reasoning: 0,
         },
     }
 }
@@ -1798,10 +1868,10 @@ impl AUsage {
     fn new(usage: &Usage, output: u64) -> Self {
         Self {
             input_tokens: usage.uncached(),
-            cache_creation_input_tokens: 0,
+            cache_creation_input_tokens: usage.cache_write,
             cache_read_input_tokens: usage.cache_read,
             cache_creation: ACacheCreation {
-                ephemeral_5m_input_tokens: 0,
+                ephemeral_5m_input_tokens: usage.cache_write,
                 ephemeral_1h_input_tokens: 0,
             },
             output_tokens: output,
@@ -2038,7 +2108,7 @@ fn anthropic_frames(req: &Request, ids: &Ids, answer: &Answer) -> Vec<Frame> {
         },
         usage: AUsageDelta {
             input_tokens: answer.usage.uncached(),
-            cache_creation_input_tokens: 0,
+            cache_creation_input_tokens: answer.usage.cache_write,
             cache_read_input_tokens: answer.usage.cache_read,
             output_tokens: answer.usage.output,
         },
@@ -2129,7 +2199,7 @@ impl OUsage {
                 audio_tokens: 0,
             },
             completion_tokens_details: OCompletionDetails {
-                reasoning_tokens: 0,
+                reasoning_tokens: usage.reasoning,
                 audio_tokens: 0,
                 accepted_prediction_tokens: 0,
                 rejected_prediction_tokens: 0,
@@ -4100,6 +4170,68 @@ mod tests {
         let v = fixed(&run(Api::OpenAiChat, &body)).2;
         assert_eq!(v["usage"]["prompt_tokens"], n);
         assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], n / 2);
+    }
+
+    #[test]
+    fn usage_directives_set_every_count_in_each_providers_fields() {
+        let prompt = "mock:input=1000 mock:cache_read=300 mock:cache_write=200 mock:reasoning=40 mock:tokens=5";
+        // OpenAI: the whole prompt, cached part inside; hidden reasoning inside the output.
+        for stream in [false, true] {
+            let body = openai(
+                prompt,
+                json!({"stream": stream, "stream_options": {"include_usage": true}}),
+            );
+            let steps = run(Api::OpenAiChat, &body);
+            let usage = if stream {
+                o_chunks(&steps).0.last().unwrap()["usage"].clone()
+            } else {
+                fixed(&steps).2["usage"].clone()
+            };
+            assert_eq!(usage["prompt_tokens"], 1000, "{usage}");
+            assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 300);
+            assert_eq!(usage["completion_tokens"], 45, "{usage}");
+            assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 40);
+            assert_eq!(usage["total_tokens"], 1045);
+            assert!(
+                !usage.to_string().contains("200"),
+                "no cache-write field: {usage}"
+            );
+        }
+        // Anthropic: input_tokens is what is left after the cached parts; the thinking block
+        // is billed as 40 tokens instead of its word count.
+        let body = anthropic(&format!("{prompt} mock:thinking"), json!({}));
+        let v = fixed(&run(Api::AnthropicMessages, &body)).2;
+        let u = &v["usage"];
+        assert_eq!(u["input_tokens"], 500, "{u}");
+        assert_eq!(u["cache_read_input_tokens"], 300);
+        assert_eq!(u["cache_creation_input_tokens"], 200);
+        assert_eq!(u["cache_creation"]["ephemeral_5m_input_tokens"], 200);
+        assert_eq!(u["output_tokens"], 45, "{u}");
+        assert_eq!(v["content"][0]["type"], "thinking");
+        let body = anthropic(&format!("{prompt} mock:thinking"), json!({"stream": true}));
+        let events = a_events(&run(Api::AnthropicMessages, &body));
+        let start = &events[0].1["message"]["usage"];
+        assert_eq!(start["input_tokens"], 500, "{start}");
+        assert_eq!(start["cache_creation_input_tokens"], 200);
+        let delta = &events[events.len() - 2].1["usage"];
+        assert_eq!(delta["output_tokens"], 45, "{delta}");
+        assert_eq!(delta["cache_read_input_tokens"], 300);
+        assert_eq!(delta["cache_creation_input_tokens"], 200);
+        // Counts beyond the prompt are cut to it: reads first, then writes.
+        let body = anthropic(
+            "mock:input=10 mock:cache_read=8 mock:cache_write=5",
+            json!({}),
+        );
+        let u = fixed(&run(Api::AnthropicMessages, &body)).2["usage"].clone();
+        assert_eq!(
+            (
+                &u["input_tokens"],
+                &u["cache_read_input_tokens"],
+                &u["cache_creation_input_tokens"]
+            ),
+            (&json!(0), &json!(8), &json!(2)),
+            "{u}"
+        );
     }
 
     #[test]
