@@ -395,23 +395,24 @@ impl EventRestorer {
             if text.restorer.cut_short() && !state.signed {
                 self.set.note_cut_short();
             }
-            match thinking::seal(&key, &provider, &text.restorer) {
-                Some(sealed) => {
-                    state.signed = true;
-                    let mut own = serde_json::json!({"type": "content_block_delta",
-                        "index": state.index, "delta": {"type": "signature_delta", "signature": ""}});
-                    let tree = tree.get_or_insert(&mut own);
-                    if let Some(v) = tree.pointer_mut("/delta/signature") {
-                        *v = Value::String(sealed);
-                    }
-                    let data = serde_json::to_vec(&**tree).unwrap_or_default();
-                    write_event(out, event.or(Some(b"content_block_delta")), &data);
-                    return;
-                }
-                // The random source failed (nothing else makes a seal fail): the provider's
-                // signature goes as it came, and the request says so.
-                None => self.set.note_cut_short(),
+            // Only a failed random source makes a seal fail. The text already went out
+            // restored, so the provider's signature must not go with it: an empty one makes
+            // the block's text be substituted when it comes back (see `body::signed_members`;
+            // the provider then refuses it), rather than sent with originals in it.
+            let sealed = thinking::seal(&key, &provider, &text.restorer).unwrap_or_else(|| {
+                self.set.note_cut_short();
+                String::new()
+            });
+            state.signed = true;
+            let mut own = serde_json::json!({"type": "content_block_delta",
+                "index": state.index, "delta": {"type": "signature_delta", "signature": ""}});
+            let tree = tree.get_or_insert(&mut own);
+            if let Some(v) = tree.pointer_mut("/delta/signature") {
+                *v = Value::String(sealed);
             }
+            let data = serde_json::to_vec(&**tree).unwrap_or_default();
+            write_event(out, event.or(Some(b"content_block_delta")), &data);
+            return;
         }
         if let Some(tree) = tree {
             write_event(out, event, &serde_json::to_vec(tree).unwrap_or_default());
