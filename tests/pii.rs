@@ -404,6 +404,14 @@ fn thinking_turn(client: &str, stream: bool, messages: Value) -> (&'static str, 
     (path, body)
 }
 
+/// The assistant turn `client` builds from an answer.
+fn assistant_turn(client: &str, r: &Response) -> Value {
+    match client {
+        "anthropic" => anthropic_assistant_turn(r),
+        _ => openai_assistant_turn(r),
+    }
+}
+
 /// The thinking block the client holds from an answer.
 fn held_thinking(client: &str, assistant: &Value) -> Value {
     match client {
@@ -430,10 +438,7 @@ fn thinking_is_restored_and_goes_back_to_the_provider_as_signed() {
             let (path, mut body) = thinking_turn(client, stream, json!([turn1]));
             let r = request_to(path, body.clone());
             assert_restored(&r, &ORIGINALS[..1]);
-            let assistant = match client {
-                "anthropic" => anthropic_assistant_turn(&r),
-                _ => openai_assistant_turn(&r),
-            };
+            let assistant = assistant_turn(client, &r);
             let thinking = held_thinking(client, &assistant);
             let text = thinking["thinking"].as_str().unwrap().to_owned();
             assert!(text.contains(ORIGINALS[0]), "{what}: {text}");
@@ -490,10 +495,7 @@ fn a_changed_thinking_text_or_a_foreign_seal_is_refused() {
     for client in ["anthropic", "openai"] {
         let (path, mut body) = thinking_turn(client, false, json!([turn1]));
         let r = request_to(path, body.clone());
-        let assistant = match client {
-            "anthropic" => anthropic_assistant_turn(&r),
-            _ => openai_assistant_turn(&r),
-        };
+        let assistant = assistant_turn(client, &r);
         let list = match client {
             "anthropic" => "content",
             _ => "thinking_blocks",

@@ -271,7 +271,8 @@ impl EventRestorer {
         out: &mut Vec<u8>,
     ) -> bool {
         let index = tree.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let key = format!("b{index}.thinking");
+        // Built only for the events looked at here, not for every text delta.
+        let key = || format!("b{index}.thinking");
         match tree.get("type").and_then(Value::as_str) {
             Some("content_block_start") => {
                 let block = tree.get("content_block");
@@ -289,13 +290,14 @@ impl EventRestorer {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                if self.texts.len() >= MAX_TEXT_STREAMS && !self.index.contains_key(&key) {
+                if self.texts.len() >= MAX_TEXT_STREAMS && !self.index.contains_key(&key()) {
                     write_event(out, event, &serde_json::to_vec(tree).unwrap_or_default());
                     return true;
                 }
                 let mut restorer = thinking::restorer(self.set.clone());
                 let restored = restorer.push(text.as_bytes());
                 let held = restorer.held() > 0;
+                let key = key();
                 let t = Text {
                     key: key.clone(),
                     restorer,
@@ -347,14 +349,14 @@ impl EventRestorer {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                match self.index.get(&key).copied() {
+                match self.index.get(&key()).copied() {
                     Some(i) => self.sign(i, Some((event, tree, &provider)), out),
                     None => write_event(out, event, &serde_json::to_vec(tree).unwrap_or_default()),
                 }
                 true
             }
             Some("content_block_stop") => {
-                if let Some(&i) = self.index.get(&key) {
+                if let Some(&i) = self.index.get(&key()) {
                     self.flush(out);
                     self.sign(i, None, out);
                 }
