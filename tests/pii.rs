@@ -391,57 +391,230 @@ fn openai_assistant_turn(r: &Response) -> Value {
     json!({"role": "assistant", "content": content, "thinking_blocks": blocks})
 }
 
+/// A turn-1 request of `client` ("anthropic" or "openai") to the Anthropic route: its path
+/// and body (with the PII flag, asking the mock to think about the prompt).
+fn thinking_turn(client: &str, stream: bool, messages: Value) -> (&'static str, Value) {
+    let (path, mut body) = match client {
+        "anthropic" => ("/v1/messages", json!({"model": "claude", "max_tokens": 64})),
+        _ => ("/v1/chat/completions", json!({"model": "claude"})),
+    };
+    body["stream"] = json!(stream);
+    body["pii_substitution"] = json!(true);
+    body["messages"] = messages;
+    (path, body)
+}
+
+/// The assistant turn `client` builds from an answer.
+fn assistant_turn(client: &str, r: &Response) -> Value {
+    match client {
+        "anthropic" => anthropic_assistant_turn(r),
+        _ => openai_assistant_turn(r),
+    }
+}
+
+/// The thinking block the client holds from an answer.
+fn held_thinking(client: &str, assistant: &Value) -> Value {
+    match client {
+        "anthropic" => assistant["content"][0].clone(),
+        _ => assistant["thinking_blocks"][0].clone(),
+    }
+}
+
+/// The model thinks about the stand-in it was given and names an address of its own
+/// (help@mock.example.net). The client gets its original back in the thinking text, under a
+/// signature the gateway sealed; sent back, the block reaches the provider exactly as the
+/// provider wrote and signed it (the mock, like the Messages API, refuses any other text), with
+/// no original in it.
 #[test]
-fn signed_thinking_goes_back_to_the_provider_byte_for_byte() {
+fn thinking_is_restored_and_goes_back_to_the_provider_as_signed() {
     let (m, g) = setup("");
     ADDR.with(|a| a.set(Some(g.addr)));
-    // The model thinks about the stand-in it was given, and names an address of its own
-    // (help@mock.example.net). Both must reach it again exactly as it wrote them: the mock,
-    // like the Messages API, refuses a thinking block whose text is not what it signed.
     let first = format!("mock:thinking=echo mail {}", ORIGINALS[0]);
+    let turn1 = json!({"role": "user", "content": first});
+    let mut texts = Vec::new();
     for stream in [false, true] {
         for client in ["anthropic", "openai"] {
-            let turn1 = json!({"role": "user", "content": first});
-            let (path, mut body) = match client {
-                "anthropic" => ("/v1/messages", json!({"model": "claude", "max_tokens": 64})),
-                _ => ("/v1/chat/completions", json!({"model": "claude"})),
-            };
-            body["stream"] = json!(stream);
-            body["pii_substitution"] = json!(true);
-            body["messages"] = json!([turn1]);
+            let what = format!("{client} stream={stream}");
+            let (path, mut body) = thinking_turn(client, stream, json!([turn1]));
             let r = request_to(path, body.clone());
             assert_restored(&r, &ORIGINALS[..1]);
-            let produced = mock_requests(&m).len();
-            let assistant = match client {
-                "anthropic" => anthropic_assistant_turn(&r),
-                _ => openai_assistant_turn(&r),
-            };
-            // Thinking reaches the client as the provider wrote it: with the stand-in.
-            let thinking = match client {
-                "anthropic" => assistant["content"][0].clone(),
-                _ => assistant["thinking_blocks"][0].clone(),
-            };
+            let assistant = assistant_turn(client, &r);
+            let thinking = held_thinking(client, &assistant);
             let text = thinking["thinking"].as_str().unwrap().to_owned();
-            assert!(text.contains("help@mock.example.net"), "{text}");
-            assert!(!text.contains(ORIGINALS[0]), "{text}");
-            assert!(thinking["signature"].as_str().unwrap().len() > 50);
+            assert!(text.contains(ORIGINALS[0]), "{what}: {text}");
+            assert!(text.contains("help@mock.example.net"), "{what}: {text}");
+            let sealed = thinking["signature"].as_str().unwrap().to_owned();
+            assert!(sealed.starts_with("rw1."), "{what}: {sealed}");
+            texts.push(text);
 
-            body["messages"] = json!([turn1, assistant, {"role": "user", "content": "and again"}]);
-            let r = request_to(path, body);
-            assert_eq!(r.status, 200, "{client} stream={stream}: {}", r.text());
+            let produced = mock_requests(&m).len();
+            let turn3 = json!({"role": "user", "content": "and again"});
+            body["messages"] = json!([turn1, assistant, turn3]);
+            let r = request_to(path, body.clone());
+            assert_eq!(r.status, 200, "{what}: {}", r.text());
             let seen = mock_requests(&m);
             assert_eq!(seen.len(), produced + 1);
             let sent: Value =
                 serde_json::from_str(seen.last().unwrap()["body"].as_str().unwrap()).unwrap();
             let block = &sent["messages"][1]["content"][0];
             assert_eq!(block["type"], "thinking");
-            assert_eq!(block["thinking"], thinking["thinking"]);
-            assert_eq!(block["signature"], thinking["signature"]);
-            // The conversation text around it was substituted again.
-            assert!(sent["messages"][0]["content"]
-                .as_str()
-                .is_some_and(|t| !t.contains(ORIGINALS[0])));
+            let upstream = block["thinking"].as_str().unwrap();
+            assert!(!upstream.contains(ORIGINALS[0]), "{what}: {upstream}");
+            assert!(upstream.contains("help@mock.example.net"), "{what}");
+            assert!(!block["signature"].as_str().unwrap().starts_with("rw1."));
+
+            // Without PII on for the next request the block still goes back as signed (the
+            // rest of this request holds no original: PII off sends what the client wrote).
+            body.as_object_mut().unwrap().remove("pii_substitution");
+            let only_thinking = match client {
+                "anthropic" => json!({"role": "assistant", "content": [thinking]}),
+                _ => json!({"role": "assistant", "content": "ok", "thinking_blocks": [thinking]}),
+            };
+            body["messages"] = json!([
+                {"role": "user", "content": "mock:thinking=echo mail avery@example.org"},
+                only_thinking,
+                turn3
+            ]);
+            let r = request_to(path, body);
+            assert_eq!(r.status, 200, "{what}, PII off: {}", r.text());
         }
+    }
+    // Whole and streamed, both dialects: the same restored text.
+    assert!(texts.windows(2).all(|w| w[0] == w[1]), "{texts:?}");
+    assert_mock_saw_no_original(&m);
+}
+
+/// A sealed block whose text the client changed, or whose seal cannot be opened, is refused
+/// with a 400 in the client's format naming the field; nothing goes upstream.
+#[test]
+fn a_changed_thinking_text_or_a_foreign_seal_is_refused() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let turn1 =
+        json!({"role": "user", "content": format!("mock:thinking=echo mail {}", ORIGINALS[0])});
+    for client in ["anthropic", "openai"] {
+        let (path, mut body) = thinking_turn(client, false, json!([turn1]));
+        let r = request_to(path, body.clone());
+        let assistant = assistant_turn(client, &r);
+        let list = match client {
+            "anthropic" => "content",
+            _ => "thinking_blocks",
+        };
+        let before = mock_requests(&m).len();
+        for (member, value, why) in [
+            ("thinking", json!("I changed my mind"), "not the text"),
+            (
+                "signature",
+                json!("rw1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+                "cannot be opened",
+            ),
+        ] {
+            let mut changed = assistant.clone();
+            changed[list][0][member] = value;
+            body["messages"] = json!([turn1, changed, {"role": "user", "content": "again"}]);
+            let r = request_to(path, body.clone());
+            assert_eq!(r.status, 400, "{client} {member}: {}", r.text());
+            let v = r.json();
+            let field = format!("messages[1].{list}[0].{member}");
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.contains(&field) && message.contains(why), "{v}");
+            match client {
+                "anthropic" => assert_eq!(v["error"]["type"], "invalid_request_error", "{v}"),
+                _ => assert_eq!(v["error"]["param"], field.as_str(), "{v}"),
+            }
+        }
+        assert_eq!(mock_requests(&m).len(), before, "nothing went upstream");
+    }
+    assert_mock_saw_no_original(&m);
+}
+
+/// Reasoning shown as text (an OpenAI client's `reasoning_content`, a Responses reasoning
+/// summary) is restored, streamed and whole; a Responses client's reasoning item goes back
+/// through its sealed `encrypted_content`, which the provider accepts.
+#[test]
+fn reasoning_text_is_restored_for_openai_and_responses_clients() {
+    let (m, g) = setup("");
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let prompt = format!("mock:thinking=echo mail {}", ORIGINALS[0]);
+    for stream in [false, true] {
+        let (path, body) = thinking_turn(
+            "openai",
+            stream,
+            json!([{"role": "user", "content": prompt}]),
+        );
+        let r = request_to(path, body);
+        let text = client_text(&r);
+        let reasoning = if stream {
+            sse_events(text.as_bytes())
+                .iter()
+                .filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok())
+                .filter_map(|v| {
+                    v["choices"][0]["delta"]["reasoning_content"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect::<String>()
+        } else {
+            r.json()["choices"][0]["message"]["reasoning_content"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert!(
+            reasoning.contains(ORIGINALS[0]),
+            "stream={stream}: {reasoning}\n{text}"
+        );
+        assert!(reasoning.contains("help@mock.example.net"), "{reasoning}");
+
+        let input = json!([{"role": "user", "content": [{"type": "input_text", "text": prompt}]}]);
+        let body = json!({"model": "claude", "stream": stream, "pii_substitution": true,
+            "include": ["reasoning.encrypted_content"], "reasoning": {"summary": "auto"},
+            "input": input});
+        let r = request_to("/v1/responses", body.clone());
+        let text = client_text(&r);
+        let (summary, output) = if stream {
+            let events: Vec<Value> = sse_events(text.as_bytes())
+                .iter()
+                .filter_map(|(_, d)| serde_json::from_str(d).ok())
+                .collect();
+            let summary: String = events
+                .iter()
+                .filter(|v| v["type"] == "response.reasoning_summary_text.delta")
+                .filter_map(|v| v["delta"].as_str())
+                .collect();
+            let done = events
+                .iter()
+                .find(|v| v["type"] == "response.completed")
+                .unwrap();
+            (summary, done["response"]["output"].clone())
+        } else {
+            let v = r.json();
+            let summary = v["output"][0]["summary"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (summary, v["output"].clone())
+        };
+        assert!(
+            summary.contains(ORIGINALS[0]),
+            "stream={stream}: {summary}\n{text}"
+        );
+        assert_eq!(output[0]["type"], "reasoning", "{output}");
+        assert!(output[0]["summary"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains(ORIGINALS[0]));
+        // The next turn hands the reasoning item back: the provider gets its own text.
+        let mut next = body;
+        let mut items = input.as_array().unwrap().clone();
+        items.extend(output.as_array().unwrap().iter().cloned());
+        items.push(json!({"role": "user", "content": [{"type": "input_text", "text": "again"}]}));
+        next["input"] = json!(items);
+        let r = request_to("/v1/responses", next);
+        assert_eq!(r.status, 200, "stream={stream}: {}", r.text());
+        let seen = mock_requests(&m);
+        let sent = seen.last().unwrap()["body"].as_str().unwrap().to_owned();
+        assert!(sent.contains("\"type\":\"thinking\""), "{sent}");
     }
     assert_mock_saw_no_original(&m);
 }

@@ -166,6 +166,8 @@ pub struct Snapshot {
     tls_handshakes: u64,
     /// Model calls that left no custody record because they did not pass authentication.
     custody_unauthenticated: u64,
+    /// PII: thinking blocks not restored to their end (the sealed edits' bound).
+    pii_thinking_cut_short: u64,
     /// reason → TLS handshakes with clients that failed.
     tls_handshake_failures: BTreeMap<&'static str, u64>,
     /// LLM series by route, provider and key name.
@@ -230,6 +232,7 @@ impl Snapshot {
         self.pool_idle += other.pool_idle;
         self.tls_handshakes += other.tls_handshakes;
         self.custody_unauthenticated += other.custody_unauthenticated;
+        self.pii_thinking_cut_short += other.pii_thinking_cut_short;
         for (k, v) in &other.tls_handshake_failures {
             *self.tls_handshake_failures.entry(k).or_default() += v;
         }
@@ -384,6 +387,11 @@ impl Worker {
     /// A model call that did not pass authentication finished: no custody record for it.
     pub fn custody_unauthenticated(&self) {
         self.live.borrow_mut().custody_unauthenticated += 1;
+    }
+
+    /// PII: `n` thinking blocks of a request were not restored to their end.
+    pub fn pii_thinking_cut_short(&self, n: u32) {
+        self.live.borrow_mut().pii_thinking_cut_short += u64::from(n);
     }
 
     /// A model call finished on the series (`route`, `provider`, `key`).
@@ -634,6 +642,12 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             s.custody_unauthenticated,
         ),
         (
+            "ringway_pii_thinking_cut_short_total",
+            "counter",
+            "PII: thinking blocks whose stand-ins were restored only up to the sealed edits' bound (the rest reached the client as the provider wrote it).",
+            s.pii_thinking_cut_short,
+        ),
+        (
             "ringway_upstream_idle_connections",
             "gauge",
             "Idle pooled provider connections.",
@@ -772,6 +786,7 @@ mod tests {
         b.tls_handshake(Err("timeout"));
         a.custody_unauthenticated();
         b.custody_unauthenticated();
+        b.pii_thinking_cut_short(3);
         let hub = Hub::new(2);
         hub.publish(1, b.snapshot(3));
         let merged = hub.merged(0, a.snapshot(1));
@@ -794,6 +809,7 @@ mod tests {
         assert!(text.contains("ringway_rate_limited_total{key=\"team\",limit=\"tokens\"} 2\n"));
         assert!(text.contains("ringway_tls_handshakes_total 2\n"));
         assert!(text.contains("ringway_custody_unauthenticated_total 2\n"));
+        assert!(text.contains("ringway_pii_thinking_cut_short_total 3\n"));
         assert!(text.contains("ringway_tls_handshake_failures_total{reason=\"timeout\"} 1\n"));
         // Every sample line is `name{labels} value` or `name value` with a numeric value.
         for line in text.lines().filter(|l| !l.starts_with('#')) {

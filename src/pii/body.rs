@@ -75,15 +75,15 @@ const SCHEMA_ROOTS: &[&str] = &[
 /// `redacted_thinking` (opaque `data`), in an Anthropic assistant turn or in the OpenAI
 /// `thinking_blocks` extension that carries them verbatim.
 ///
-/// Their signed members go back exactly as the client holds them, never substituted: the
-/// provider checks the signature against the text it wrote, so the text must reach it byte
-/// for byte as it was produced; that is why the answer side never restores thinking text
-/// either (`document`, `events`).
+/// Their signed members are never substituted: the provider checks the signature against
+/// the text it wrote, so the text must reach it byte for byte as it was produced.
 /// Re-substituting restored thinking text cannot give those bytes back in general: the model
 /// may itself write an original or any other detectable value in its thinking (a phone number
 /// it reasons about, a dictionary place), which substitution would then change and the
-/// signature check would refuse. Left alone, the block leaks nothing: every byte of it came
-/// from the provider. Its text is also kept out of the stand-in collision check, so the
+/// signature check would refuse. A block whose text the answer side restored carries a sealed
+/// signature instead, and is given back its provider's exact text and signature before this
+/// runs (`thinking::unseal_body`); any other block holds only what the provider wrote, so left
+/// alone it leaks nothing. Its text is also kept out of the stand-in collision check, so the
 /// stand-ins it mentions are drawn again for the same originals.
 ///
 /// Only where such a block can be: an element of an assistant message's `content` or
@@ -512,10 +512,20 @@ fn walk_block(body: &[u8], block: &Node, out: &mut Spans) {
 /// The members a thinking block's signature covers, when every `type` it has names the
 /// same signed kind (a block that also says it is something else is searched whole: should
 /// the provider then refuse the signature, nothing leaked).
+///
+/// A thinking block without a signature (none, or an empty one) is searched: there is nothing
+/// for substitution to break (a provider that checks refuses it anyway; one translated from an
+/// OpenAI provider's reasoning was never signed), and its text may hold originals: the
+/// answer side restores thinking, and a client that drops the sealed signature it got, or one
+/// whose seal could not be made, sends the restored text back without it.
 fn signed_members(body: &[u8], entries: &[Entry]) -> &'static [&'static str] {
     let kinds = types(body, entries);
     let every = |name: &str| !kinds.is_empty() && kinds.iter().all(|k| k == name);
-    if every("thinking") {
+    let signed = || {
+        let sigs = values(body, entries, "signature");
+        !sigs.is_empty() && sigs.iter().all(|s| !s.is_empty())
+    };
+    if every("thinking") && signed() {
         &["thinking", "signature"]
     } else if every("redacted_thinking") {
         &["data"]
@@ -949,6 +959,30 @@ mod tests {
         assert_ne!(content[2]["input"]["thinking"], "10.20.30.40");
         assert_ne!(v["messages"][0]["content"], "mail jane.doe@corp.example.io");
         assert_eq!(s.counts().get(Kind::Email), 1);
+    }
+
+    #[test]
+    fn a_thinking_block_without_a_signature_is_searched() {
+        // Restored thinking sent back without its sealed signature (dropped, or a seal that
+        // could not be made) must not take originals upstream; unsigned, nothing can break.
+        let body = r#"{"model":"m","messages":[{"role":"assistant","content":[
+            {"type":"thinking","thinking":"mail jane.doe@corp.example.io","signature":""},
+            {"type":"thinking","thinking":"host 10.20.30.40"},
+            {"type":"thinking","thinking":"card 4111 1111 1111 1111","signature":null},
+            {"type":"thinking","thinking":"mail jane.doe@corp.example.io","signature":"c2ln"}]}]}"#;
+        let (out, _, s) = run(body);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let content = &v["messages"][0]["content"];
+        for i in 0..3 {
+            let t = content[i]["thinking"].as_str().unwrap();
+            assert!(
+                !t.contains("jane.doe@") && !t.contains("10.20.30.40") && !t.contains("4111"),
+                "{t}"
+            );
+        }
+        assert_eq!(content[3]["thinking"], "mail jane.doe@corp.example.io");
+        assert_eq!(content[0]["signature"], "");
+        assert_eq!(s.counts().total(), 3);
     }
 
     #[test]

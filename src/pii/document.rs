@@ -7,10 +7,11 @@
 //! arguments, and any other string whose text is JSON, are restored reading their own escapes
 //! too ([`Mode::Json`]).
 //!
-//! Left as the provider wrote them: signed thinking blocks (their text goes back to the
-//! provider with the signature, byte for byte; see `body::SIGNED`), and opaque values the
-//! client hands back (signatures, sealed content, ids). A body that is not JSON (an error
-//! page) is restored as text.
+//! A signed thinking block's text is restored only when the set can seal (see `thinking`):
+//! its signature is then replaced by a seal that lets the provider get its own text back.
+//! Without a key, and always for `redacted_thinking`, the block stays as the provider wrote
+//! it. Opaque values the client hands back (signatures, sealed content, ids) are never
+//! searched. A body that is not JSON (an error page) is restored as text.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use crate::json::tree::{self, Node};
 
 use super::body::SIGNED;
 use super::restore::{Mode, RestoreSet};
+use super::thinking;
+use crate::translate::seal::SealKey;
 
 /// Keys whose string value is JSON text.
 const JSON_TEXT_KEYS: &[&str] = &["arguments", "partial_json"];
@@ -75,6 +78,9 @@ fn visit(
                     .any(|t| names.contains(&t.as_ref()))
             };
             if !free && kind(SIGNED) {
+                if let Some(key) = set.seal_key() {
+                    thinking_block(set, key, body, entries, edits);
+                }
                 return;
             }
             let tool_use = kind(&["tool_use", "server_tool_use"]);
@@ -95,6 +101,47 @@ fn visit(
         }
         Node::Scalar(_) => {}
     }
+}
+
+/// A `thinking` block (every `type` it has says so, with one `thinking` text and one
+/// `signature`): its text restored and its signature sealed, when anything was restored.
+fn thinking_block(
+    set: &Arc<RestoreSet>,
+    key: &SealKey,
+    body: &[u8],
+    entries: &[tree::Entry],
+    edits: &mut Vec<(Range<usize>, String)>,
+) {
+    let types = || {
+        entries
+            .iter()
+            .filter(|e| e.key == "type")
+            .map(|e| e.value.as_str(body))
+    };
+    if !types().all(|t| t.as_deref() == Some("thinking")) {
+        return;
+    }
+    let member = |name: &str| {
+        let mut found = entries.iter().filter(|e| e.key == name);
+        match (found.next().map(|e| &e.value), found.next()) {
+            (Some(Node::Str(span)), None) => {
+                Some((span.clone(), tree::decode(body, span.clone())?))
+            }
+            _ => None,
+        }
+    };
+    let (Some((text_span, text)), Some((sig_span, signature))) =
+        (member("thinking"), member("signature"))
+    else {
+        return;
+    };
+    let Some((restored, sealed)) = thinking::restore_block(set, key, &text, &signature) else {
+        return;
+    };
+    // Edits go in body order.
+    let mut pair = [(text_span, restored), (sig_span, sealed)];
+    pair.sort_by_key(|(r, _)| r.start);
+    edits.extend(pair);
 }
 
 fn restore_string(

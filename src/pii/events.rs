@@ -17,9 +17,13 @@
 //! one is still sent; and a copy takes the number after the last one written, the events
 //! after it moving up by one (see `Numbering`).
 //!
-//! Anthropic thinking (`thinking_delta`, `signature_delta`) passes as the provider wrote it:
-//! the client sends the block back with its signature (see `body::SIGNED`). Other events are
-//! restored whole, string by string (`document`).
+//! Anthropic thinking is restored like text when the set can seal (see `thinking`): its
+//! deltas through a recording restorer, and the block's `signature_delta` (which follows its
+//! thinking deltas) replaced by a seal once anything in the block was restored; a block that
+//! changed and ends with no signature of its own (a translated stream's) gets a
+//! `signature_delta` before its `content_block_stop`. Without a key, thinking passes as the
+//! provider wrote it (see `body::SIGNED`). Other events are restored whole, string by string
+//! (`document`; an OpenAI chunk's `thinking_blocks` too).
 //!
 //! Events are re-serialised only when they carry a delta; others are copied as they came
 //! (restored in place).
@@ -29,7 +33,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::restore::Mode;
-use super::{RestoreSet, Restorer};
+use super::{thinking, RestoreSet, Restorer};
 use crate::format::Format;
 use crate::json::tree;
 
@@ -41,6 +45,20 @@ struct Text {
     event: Option<Vec<u8>>,
     template: Value,
     path: Vec<PathStep>,
+    /// An Anthropic thinking block's text: its signature is sealed once it changed.
+    thinking: Option<Thinking>,
+}
+
+/// The signature side of one streamed thinking block.
+#[derive(Debug, Default)]
+struct Thinking {
+    /// The block's `index`.
+    index: u64,
+    /// The signature its `content_block_start` carried (empty in practice): sealed when the
+    /// block ends without a `signature_delta`.
+    start_signature: String,
+    /// A seal has been sent for it.
+    signed: bool,
 }
 
 /// Most text streams restored in one stream. A provider sends one per choice, content block,
@@ -61,6 +79,8 @@ struct Slot {
     key: String,
     path: Vec<PathStep>,
     mode: Mode,
+    /// An Anthropic `thinking_delta`'s text (only seen when the set can seal).
+    thinking: bool,
 }
 
 /// Restores stand-ins in one stream of client-dialect events.
@@ -123,14 +143,21 @@ impl EventRestorer {
     /// One event (`event:` name, `data:` payload): its restored form, framed, into `out`.
     pub fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
         let mut tree: Option<Value> = serde_json::from_slice(data).ok();
-        if tree.as_ref().is_some_and(|t| signed_delta(self.format, t)) {
+        let sealing = self.sealing();
+        if sealing {
+            if let Some(t) = tree.as_mut() {
+                if self.thinking_event(event, t, out) {
+                    return;
+                }
+            }
+        } else if tree.as_ref().is_some_and(|t| signed_delta(self.format, t)) {
             self.flush(out);
             write_event(out, event, data);
             return;
         }
         let slots = tree
             .as_ref()
-            .map(|t| delta_slots(self.format, t))
+            .map(|t| delta_slots(self.format, t, sealing))
             .unwrap_or_default();
         if slots.is_empty() {
             // A keep-alive (`ping`) says nothing and ends no text: what is held stays held, or a
@@ -158,12 +185,23 @@ impl EventRestorer {
                 None => {
                     let i = self.texts.len();
                     self.index.insert(slot.key.clone(), i);
+                    let (restorer, thinking) = if slot.thinking {
+                        let index = tree.get("index").and_then(Value::as_u64).unwrap_or(0);
+                        let t = Thinking {
+                            index,
+                            ..Thinking::default()
+                        };
+                        (thinking::restorer(self.set.clone()), Some(t))
+                    } else {
+                        (Restorer::with_mode(self.set.clone(), slot.mode), None)
+                    };
                     self.texts.push(Text {
                         key: slot.key,
-                        restorer: Restorer::with_mode(self.set.clone(), slot.mode),
+                        restorer,
                         event: None,
                         template: Value::Null,
                         path: slot.path.clone(),
+                        thinking,
                     });
                     i
                 }
@@ -209,9 +247,184 @@ impl EventRestorer {
         self.flush_except(out, &[]);
     }
 
+    /// The stream's end: everything held back, and a seal for every restored thinking block
+    /// the stream cut before its signature (the client must not hold restored text under the
+    /// provider's signature, or nothing at all).
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.flush(out);
+        for i in 0..self.texts.len() {
+            self.sign(i, None, out);
+        }
+    }
+
+    /// Are Anthropic thinking blocks restored (and their signatures sealed)?
+    fn sealing(&self) -> bool {
+        self.format == Format::Anthropic && self.set.seal_key().is_some()
+    }
+
+    /// The start, signature and stop of an Anthropic thinking block (only when sealing).
+    /// `true` when the event was written here.
+    fn thinking_event(
+        &mut self,
+        event: Option<&[u8]>,
+        tree: &mut Value,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let index = tree.get("index").and_then(Value::as_u64).unwrap_or(0);
+        // Built only for the events looked at here, not for every text delta.
+        let key = || format!("b{index}.thinking");
+        match tree.get("type").and_then(Value::as_str) {
+            Some("content_block_start") => {
+                let block = tree.get("content_block");
+                if block.and_then(|b| b.get("type")).and_then(Value::as_str) != Some("thinking") {
+                    return false;
+                }
+                self.flush(out);
+                let text = block
+                    .and_then(|b| b.get("thinking"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let start_signature = block
+                    .and_then(|b| b.get("signature"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                if self.texts.len() >= MAX_TEXT_STREAMS && !self.index.contains_key(&key()) {
+                    write_event(out, event, &serde_json::to_vec(tree).unwrap_or_default());
+                    return true;
+                }
+                let mut restorer = thinking::restorer(self.set.clone());
+                let restored = restorer.push(text.as_bytes());
+                let held = restorer.held() > 0;
+                let key = key();
+                let t = Text {
+                    key: key.clone(),
+                    restorer,
+                    // What a flush of the start's held bytes sends: a thinking delta.
+                    event: held.then(|| b"content_block_delta".to_vec()),
+                    template: serde_json::json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": ""}}),
+                    path: vec![PathStep::Key("delta"), PathStep::Key("thinking")],
+                    thinking: Some(Thinking {
+                        index,
+                        start_signature,
+                        signed: false,
+                    }),
+                };
+                let i = match self.index.get(&key) {
+                    Some(&i) => {
+                        // An index used again starts a new block.
+                        if let Some(slot) = self.texts.get_mut(i) {
+                            *slot = t;
+                        }
+                        i
+                    }
+                    None => {
+                        self.index.insert(key, self.texts.len());
+                        self.texts.push(t);
+                        self.texts.len() - 1
+                    }
+                };
+                if held && !self.holding.contains(&i) {
+                    self.holding.push(i);
+                }
+                if let Some(v) = tree
+                    .get_mut("content_block")
+                    .and_then(|b| b.get_mut("thinking"))
+                {
+                    *v = Value::String(String::from_utf8_lossy(&restored).into_owned());
+                }
+                write_event(out, event, &serde_json::to_vec(tree).unwrap_or_default());
+                true
+            }
+            Some("content_block_delta")
+                if tree.pointer("/delta/type").and_then(Value::as_str)
+                    == Some("signature_delta") =>
+            {
+                // Its thinking's held bytes come first: the seal covers all of the text.
+                self.flush(out);
+                let provider = tree
+                    .pointer("/delta/signature")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                match self.index.get(&key()).copied() {
+                    Some(i) => self.sign(i, Some((event, tree, &provider)), out),
+                    None => write_event(out, event, &serde_json::to_vec(tree).unwrap_or_default()),
+                }
+                true
+            }
+            Some("content_block_stop") => {
+                if let Some(&i) = self.index.get(&key()) {
+                    self.flush(out);
+                    self.sign(i, None, out);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends thinking text `i`'s signature: the provider's `signature_delta` (`given`) with a
+    /// seal in it when the text changed, else as the provider sent it; without one, a
+    /// `signature_delta` of its own when the text changed and none was sent yet.
+    fn sign(
+        &mut self,
+        i: usize,
+        given: Option<(Option<&[u8]>, &mut Value, &str)>,
+        out: &mut Vec<u8>,
+    ) {
+        let Some(key) = self.set.seal_key().cloned() else {
+            return;
+        };
+        let Some(text) = self.texts.get_mut(i) else {
+            return;
+        };
+        let Some(state) = text.thinking.as_mut() else {
+            if let Some((event, tree, _)) = given {
+                write_event(out, event, &serde_json::to_vec(tree).unwrap_or_default());
+            }
+            return;
+        };
+        let changed = text.restorer.changed();
+        let (event, mut tree, provider) = match given {
+            Some((event, tree, provider)) => (event, Some(tree), provider.to_owned()),
+            None if changed && !state.signed => (None, None, state.start_signature.clone()),
+            None => return,
+        };
+        if changed {
+            if text.restorer.cut_short() && !state.signed {
+                self.set.note_cut_short();
+            }
+            // Only a failed random source makes a seal fail. The text already went out
+            // restored, so the provider's signature must not go with it: an empty one makes
+            // the block's text be substituted when it comes back (see `body::signed_members`;
+            // the provider then refuses it), rather than sent with originals in it.
+            let sealed = thinking::seal(&key, &provider, &text.restorer).unwrap_or_else(|| {
+                self.set.note_cut_short();
+                String::new()
+            });
+            state.signed = true;
+            let mut own = serde_json::json!({"type": "content_block_delta",
+                "index": state.index, "delta": {"type": "signature_delta", "signature": ""}});
+            let tree = tree.get_or_insert(&mut own);
+            if let Some(v) = tree.pointer_mut("/delta/signature") {
+                *v = Value::String(sealed);
+            }
+            let data = serde_json::to_vec(&**tree).unwrap_or_default();
+            write_event(out, event.or(Some(b"content_block_delta")), &data);
+            return;
+        }
+        if let Some(tree) = tree {
+            write_event(out, event, &serde_json::to_vec(tree).unwrap_or_default());
+        }
+    }
+
     /// [`EventRestorer::flush`] for every text but those of `keep`.
     fn flush_except(&mut self, out: &mut Vec<u8>, keep: &[Slot]) {
         let holding = std::mem::take(&mut self.holding);
+        let sealing = self.sealing();
         for i in holding {
             let Some(t) = self.texts.get_mut(i) else {
                 continue;
@@ -229,7 +442,7 @@ impl EventRestorer {
             let mut tree = template;
             // The copy carries only this text: every other delta text in it is emptied, and
             // what its first delta announced (role, a tool call's id and name) is not repeated.
-            for slot in delta_slots(self.format, &tree) {
+            for slot in delta_slots(self.format, &tree, sealing) {
                 if let Some(v) = at_path(&mut tree, &slot.path) {
                     *v = Value::String(String::new());
                 }
@@ -414,7 +627,7 @@ fn strip_announcements(format: Format, tree: &mut Value) {
 }
 
 /// The text-delta slots of one event.
-fn delta_slots(format: Format, tree: &Value) -> Vec<Slot> {
+fn delta_slots(format: Format, tree: &Value, thinking: bool) -> Vec<Slot> {
     use PathStep::{Index, Key};
     let mut found = Vec::new();
     match format {
@@ -433,6 +646,7 @@ fn delta_slots(format: Format, tree: &Value) -> Vec<Slot> {
                             key: format!("c{n}.{f}"),
                             path: vec![Key("choices"), Index(ci), Key("delta"), Key(f)],
                             mode: Mode::Text,
+                            thinking: false,
                         });
                     }
                 }
@@ -460,6 +674,7 @@ fn delta_slots(format: Format, tree: &Value) -> Vec<Slot> {
                             key: format!("c{n}.t{tn}"),
                             path,
                             mode: Mode::Json,
+                            thinking: false,
                         });
                     }
                 }
@@ -470,7 +685,8 @@ fn delta_slots(format: Format, tree: &Value) -> Vec<Slot> {
                 return found;
             }
             let n = tree.get("index").and_then(Value::as_u64).unwrap_or(0);
-            for f in ANTHROPIC_TEXT {
+            let fields = ANTHROPIC_TEXT.iter().chain(thinking.then_some(&"thinking"));
+            for f in fields {
                 if tree
                     .get("delta")
                     .and_then(|d| d.get(*f))
@@ -484,6 +700,7 @@ fn delta_slots(format: Format, tree: &Value) -> Vec<Slot> {
                         } else {
                             Mode::Text
                         },
+                        thinking: *f == "thinking",
                     });
                 }
             }
@@ -508,6 +725,7 @@ fn delta_slots(format: Format, tree: &Value) -> Vec<Slot> {
                     key,
                     path: vec![Key("delta")],
                     mode,
+                    thinking: false,
                 });
             }
         }
@@ -820,6 +1038,122 @@ mod tests {
         assert_eq!(v["choices"][0]["delta"]["content"], format!("to {a}"));
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
         assert_eq!(events[1], "data: [DONE]");
+    }
+
+    /// The thinking blocks a client accumulates from an Anthropic stream, by index.
+    fn thinking_blocks(events: &[Value]) -> Vec<Value> {
+        let mut blocks: std::collections::BTreeMap<u64, Value> = Default::default();
+        for e in events {
+            let i = e["index"].as_u64().unwrap_or(0);
+            match e["type"].as_str() {
+                Some("content_block_start") if e["content_block"]["type"] == "thinking" => {
+                    blocks.insert(i, e["content_block"].clone());
+                }
+                Some("content_block_delta") => {
+                    let Some(b) = blocks.get_mut(&i) else {
+                        continue;
+                    };
+                    if let Some(t) = e["delta"]["thinking"].as_str() {
+                        b["thinking"] = (b["thinking"].as_str().unwrap().to_owned() + t).into();
+                    }
+                    if let Some(sig) = e["delta"]["signature"].as_str() {
+                        b["signature"] = sig.into();
+                    }
+                }
+                _ => {}
+            }
+        }
+        blocks.into_values().collect()
+    }
+
+    #[test]
+    fn streamed_thinking_is_restored_and_its_signature_sealed_for_any_split() {
+        use crate::translate::seal::SealKey;
+        let key = SealKey::from_bytes(&[9; 32]).unwrap();
+        let stand_in = "avery.thorne42@example.com";
+        let set = RestoreSet::sealing([(stand_in, "jane.doe@corp.example.io")], Some(key.clone()))
+            .unwrap();
+        let provider = format!("They wrote {stand_in}. I will answer {stand_in}");
+        let start = |i: u64| {
+            format!(
+                r#"{{"type":"content_block_start","index":{i},"content_block":{{"type":"thinking","thinking":"","signature":""}}}}"#
+            )
+        };
+        let delta = |i: u64, t: &str| {
+            format!(
+                r#"{{"type":"content_block_delta","index":{i},"delta":{{"type":"thinking_delta","thinking":{}}}}}"#,
+                serde_json::to_string(t).unwrap()
+            )
+        };
+        let sig = |i: u64| {
+            format!(
+                r#"{{"type":"content_block_delta","index":{i},"delta":{{"type":"signature_delta","signature":"c2ln{i}"}}}}"#
+            )
+        };
+        let stop = |i: u64| format!(r#"{{"type":"content_block_stop","index":{i}}}"#);
+        for cut in (0..=provider.len()).step_by(3) {
+            let (a, b) = provider.split_at(cut);
+            // Block 0: the provider signs it; block 1: nothing to restore; block 2: a
+            // translated stream's, with no signature of its own.
+            let mut events = vec![start(0), delta(0, a), delta(0, b), sig(0), stop(0)];
+            events.extend([start(1), delta(1, "plain"), sig(1), stop(1)]);
+            events.extend([start(2), delta(2, a), delta(2, b), stop(2)]);
+            let mut r = EventRestorer::new(set.clone(), Format::Anthropic);
+            let mut out = Vec::new();
+            for e in &events {
+                r.on_event(Some(b"e"), e.as_bytes(), &mut out);
+            }
+            r.finish(&mut out);
+            let got = events_of(&out);
+            let blocks = thinking_blocks(&got);
+            let restored = provider.replace(stand_in, "jane.doe@corp.example.io");
+            assert_eq!(blocks[0]["thinking"], restored.as_str(), "cut {cut}");
+            assert_eq!(blocks[2]["thinking"], restored.as_str(), "cut {cut}");
+            assert_eq!(blocks[1]["signature"], "c2ln1", "unchanged: the provider's");
+            // The signature comes before each block's stop, after all its text.
+            let last = |i: u64, ty: &str| {
+                got.iter()
+                    .rposition(|e| {
+                        e["index"] == i
+                            && e.pointer("/delta/type")
+                                .or(e.get("type"))
+                                .and_then(Value::as_str)
+                                == Some(ty)
+                    })
+                    .unwrap()
+            };
+            for i in [0, 2] {
+                assert!(
+                    last(i, "thinking_delta") < last(i, "signature_delta"),
+                    "{got:?}"
+                );
+                assert_eq!(
+                    last(i, "signature_delta") + 1,
+                    last(i, "content_block_stop")
+                );
+            }
+            // Sent back, each gives the provider its own text and signature.
+            let body = serde_json::json!({"messages": [{"role": "assistant", "content": blocks}]});
+            let back = crate::pii::unseal_body(body.to_string().as_bytes(), &key)
+                .unwrap()
+                .unwrap();
+            let back: Value = serde_json::from_slice(&back).unwrap();
+            let content = &back["messages"][0]["content"];
+            assert_eq!(content[0]["thinking"], provider.as_str());
+            assert_eq!(content[0]["signature"], "c2ln0");
+            assert_eq!(content[1], blocks[1]);
+            assert_eq!(content[2]["thinking"], provider.as_str());
+            assert_eq!(content[2]["signature"], "");
+        }
+        // A stream cut before the block's signature still leaves the client a seal.
+        let mut r = EventRestorer::new(set.clone(), Format::Anthropic);
+        let mut out = Vec::new();
+        for e in [start(0), delta(0, &provider[..40])] {
+            r.on_event(Some(b"e"), e.as_bytes(), &mut out);
+        }
+        r.finish(&mut out);
+        let blocks = thinking_blocks(&events_of(&out));
+        assert!(SealKey::is_ours(blocks[0]["signature"].as_str().unwrap()));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! - `standin`: deterministic, format-preserving, escape-invariant stand-ins;
 //! - [`Session`]: one request's substitution, the map stand-in → original and counts by kind;
 //! - `restore`: the streaming restorer over the session's stand-ins;
-//! - `document`: restoring a whole JSON answer string by string; `events`: an SSE stream.
+//! - `document`: restoring a whole JSON answer string by string; `events`: an SSE stream;
+//! - `thinking`: restored thinking that still goes back to its provider exactly as signed
+//!   (the sealed signature, and undoing it in a later request).
 //!
 //! The invariant the layers share: an original is only substituted when it has no character
 //! JSON escapes, and a stand-in is printable ASCII without one either. Both are then the same
@@ -22,11 +24,14 @@ mod restore;
 mod standin;
 #[cfg(test)]
 mod tests;
+mod thinking;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ring::hmac;
+
+use crate::translate::seal::SealKey;
 
 pub use body::{
     parse as parse_body, substitute as substitute_body, BodyError, Parsed, FLAG, MAX_VALUES,
@@ -36,8 +41,11 @@ pub use detect::{
     LazyDetector, Term, MAX_REGEX_BYTES, MAX_TERMS, MAX_TERM_BYTES, MIN_TERM_CHARS,
 };
 pub use events::EventRestorer;
-pub use restore::{Mode, RestoreSet, Restorer};
+pub use restore::{Edit, Mode, RestoreSet, Restorer};
 pub use standin::escape_invariant;
+pub use thinking::{
+    unseal_body, UnsealError, MAX_THINKING_EDITS_BYTES, MAX_THINKING_SIGNATURE_BYTES,
+};
 
 /// What an entity is. The label is what counts and the custody record show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -389,12 +397,20 @@ impl<'d> Session<'d> {
         &self.pairs
     }
 
-    /// The compiled restore set, or `None` when nothing was substituted.
+    /// The compiled restore set, or `None` when nothing was substituted. Thinking is left as
+    /// the provider wrote it.
     pub fn restore_set(&self) -> Option<Arc<RestoreSet>> {
-        RestoreSet::new(
+        self.restore_set_sealing(None)
+    }
+
+    /// [`Session::restore_set`] that also restores signed thinking, sealing each changed
+    /// block's signature under `seal` (see `thinking`).
+    pub fn restore_set_sealing(&self, seal: Option<SealKey>) -> Option<Arc<RestoreSet>> {
+        RestoreSet::sealing(
             self.pairs
                 .iter()
                 .map(|p| (p.stand_in.as_str(), p.original.as_str())),
+            seal,
         )
     }
 }

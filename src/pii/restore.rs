@@ -19,8 +19,16 @@
 //! character it stands for (`\n`, `\"` and `\u00e9` are not letters, `\u0041` is), and a
 //! match that starts inside an escape (`ora` after `\n`) is not a stand-in at all: restoring
 //! it would break the escape.
+//!
+//! A recording restorer ([`Restorer::recording`], for signed thinking text) also keeps what
+//! undoes its work: where in its output each original went and which stand-in it replaced,
+//! and a digest of everything it wrote; its edits are bounded, and past the bound it restores
+//! nothing more (see `thinking`).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+
+use crate::translate::seal::SealKey;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
@@ -136,12 +144,27 @@ pub struct RestoreSet {
     /// Bytes a stand-in may start with: most positions are ruled out with one lookup.
     starts: [bool; 256],
     longest: usize,
+    /// Seals restored thinking blocks' signatures (see `thinking`); without it thinking is
+    /// left as the provider wrote it.
+    seal: Option<SealKey>,
+    /// Thinking blocks of this request whose restore stopped short of the end (the edits
+    /// bound) or that could not be sealed and were left unrestored.
+    thinking_cut_short: AtomicU32,
 }
 
 impl RestoreSet {
     /// Compiles `(stand_in, original)` pairs. `None` when there are none (nothing to restore)
     /// or the automaton cannot be built.
     pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Arc<RestoreSet>> {
+        RestoreSet::sealing(pairs, None)
+    }
+
+    /// [`RestoreSet::new`] that also restores signed thinking, sealing each changed block's
+    /// signature under `seal` (none: thinking is left as the provider wrote it).
+    pub fn sealing<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        seal: Option<SealKey>,
+    ) -> Option<Arc<RestoreSet>> {
         let (mut stand_ins, mut originals) = (Vec::new(), Vec::new());
         for (s, o) in pairs {
             stand_ins.push(s.as_bytes().to_vec());
@@ -173,7 +196,24 @@ impl RestoreSet {
             stand_ins,
             starts,
             longest,
+            seal,
+            thinking_cut_short: AtomicU32::new(0),
         }))
+    }
+
+    /// The key thinking signatures are sealed under, when thinking is restored.
+    pub fn seal_key(&self) -> Option<&SealKey> {
+        self.seal.as_ref()
+    }
+
+    /// Thinking blocks not restored to their end: the edits bound was reached, or the seal
+    /// could not be made. The stand-ins past that point reached the client as they are.
+    pub fn thinking_cut_short(&self) -> u32 {
+        self.thinking_cut_short.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn note_cut_short(&self) {
+        self.thinking_cut_short.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The most bytes a [`Restorer`] ever holds back: the longest stand-in, and in JSON text
@@ -226,6 +266,57 @@ pub struct Restorer {
     pending: Vec<u8>,
     /// The reading state at the start of `pending` (for the word-boundary check).
     edge: Edge,
+    /// What undoes the restore, when recording (boxed: most restorers do not record).
+    record: Option<Box<Record>>,
+}
+
+/// What a recording restorer did: its edits in output order, the bytes and the digest of
+/// what it wrote, and how much more its edits may take.
+struct Record {
+    /// `(offset in the output where the original starts, pattern)`.
+    edits: Vec<(usize, usize)>,
+    written: usize,
+    digest: ring::digest::Context,
+    /// Encoded bytes the edits may still take (see `thinking::edit_cost`).
+    budget: usize,
+    /// A stand-in was left as it is for want of budget: nothing after it is restored.
+    full: bool,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("edits", &self.edits.len())
+            .field("written", &self.written)
+            .field("full", &self.full)
+            .finish()
+    }
+}
+
+impl Record {
+    /// May pattern `p` be restored at `at` in the output? Books it when so.
+    fn take(&mut self, at: usize, p: usize, stand_in_len: usize) -> bool {
+        let cost = super::thinking::edit_cost(stand_in_len);
+        if self.full || u32::try_from(at).is_err() || cost > self.budget {
+            self.full = true;
+            return false;
+        }
+        self.budget -= cost;
+        self.edits.push((at, p));
+        true
+    }
+}
+
+/// One restore a recording restorer made: at `at` of its output, `original_len` bytes of
+/// original stand where the provider wrote `stand_in`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit<'a> {
+    /// Offset in the restored text.
+    pub at: usize,
+    /// Length of the original written there.
+    pub original_len: usize,
+    /// What the provider wrote there.
+    pub stand_in: &'a [u8],
 }
 
 impl Restorer {
@@ -241,7 +332,53 @@ impl Restorer {
             mode,
             pending: Vec::new(),
             edge: Edge::START,
+            record: None,
         }
+    }
+
+    /// A restorer that records how to undo what it restores (see [`Restorer::edits`]), its
+    /// edits taking at most `budget` encoded bytes; past that it restores nothing more.
+    pub fn recording(set: Arc<RestoreSet>, mode: Mode, budget: usize) -> Restorer {
+        let mut r = Restorer::with_mode(set, mode);
+        r.record = Some(Box::new(Record {
+            edits: Vec::new(),
+            written: 0,
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+            budget,
+            full: false,
+        }));
+        r
+    }
+
+    /// The restores made so far, in output order (none when not recording).
+    pub fn edits(&self) -> Vec<Edit<'_>> {
+        let Some(r) = &self.record else {
+            return Vec::new();
+        };
+        r.edits
+            .iter()
+            .map(|&(at, p)| Edit {
+                at,
+                original_len: self.set.originals.get(p).map_or(0, Vec::len),
+                stand_in: self.set.stand_ins.get(p).map_or(&[][..], Vec::as_slice),
+            })
+            .collect()
+    }
+
+    /// Has a recording restorer restored anything?
+    pub fn changed(&self) -> bool {
+        self.record.as_ref().is_some_and(|r| !r.edits.is_empty())
+    }
+
+    /// A recording restorer left a stand-in as it was for want of budget.
+    pub fn cut_short(&self) -> bool {
+        self.record.as_ref().is_some_and(|r| r.full)
+    }
+
+    /// SHA-256 of everything a recording restorer wrote so far.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        let d = self.record.as_ref()?.digest.clone().finish();
+        d.as_ref().try_into().ok()
     }
 
     /// Feeds `input` and returns what can be written now.
@@ -279,6 +416,8 @@ impl Restorer {
     fn run(&mut self, out: &mut Vec<u8>, last: bool) {
         let buf = std::mem::take(&mut self.pending);
         let (set, mode) = (&self.set, self.mode);
+        let record = &mut self.record;
+        let start = out.len();
         // `done`: input up to here is written. `floor`: end of the last match looked at,
         // accepted or not; the whole-text search would resume there, so must we. `edge`: the
         // reading state before `buf[read]`.
@@ -301,8 +440,16 @@ impl Restorer {
             let after_ok = !need_after || after != Some(true);
             if before_ok && after_ok {
                 out.extend_from_slice(buf.get(done..s).unwrap_or_default());
-                out.extend_from_slice(set.originals.get(p).map_or(&[][..], Vec::as_slice));
-                done = e;
+                done = s;
+                let take = match record.as_deref_mut() {
+                    None => true,
+                    Some(r) => r.take(r.written + (out.len() - start), p, e - s),
+                };
+                // Not taken: the stand-in stays in `buf` and goes out as it is.
+                if take {
+                    out.extend_from_slice(set.originals.get(p).map_or(&[][..], Vec::as_slice));
+                    done = e;
+                }
             }
             floor = e;
         }
@@ -321,6 +468,11 @@ impl Restorer {
         // The reading state where the held-back part starts, for the next boundary check.
         edge.advance(mode, buf.get(read..hold).unwrap_or_default());
         self.edge = edge;
+        if let Some(r) = record.as_deref_mut() {
+            let wrote = out.get(start..).unwrap_or_default();
+            r.digest.update(wrote);
+            r.written += wrote.len();
+        }
         self.pending = buf.get(hold..).map(<[u8]>::to_vec).unwrap_or_default();
     }
 }

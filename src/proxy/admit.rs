@@ -108,6 +108,26 @@ pub(super) async fn admit<S: Transport>(
         }
     };
     check_model(&info.model)?;
+    // Thinking blocks whose signature the gateway sealed (it restored their text) get their
+    // provider's text and signature back, whether or not PII is on for this request: the
+    // provider must read exactly what it signed. A body with no seal costs one search.
+    if matches!(ex.format, Format::OpenAi | Format::Anthropic) {
+        match crate::pii::unseal_body(&body, &cfg.translate.seal) {
+            Ok(None) => {}
+            Ok(Some(unsealed)) => {
+                body = Bytes::from(unsealed);
+                info = inspect(&body)?;
+            }
+            Err(crate::pii::UnsealError::TooManyValues) => return Err(too_many_values().into()),
+            Err(e) => {
+                let mut err = Error::new(ErrorKind::InvalidBody, e.to_string());
+                if let Some(field) = e.field() {
+                    err = err.with_param(field.to_owned());
+                }
+                return Err(err.into());
+            }
+        }
+    }
     // PII: on by config for the key or route, or by the request's own flag (which can only
     // turn it on). The flag is taken out either way; when on, the strings with entities are
     // rewritten in place, every other byte kept.
@@ -167,7 +187,9 @@ pub(super) async fn admit<S: Transport>(
             .into());
         }
         ex.pii_counts = session.counts();
-        ex.pii = session.restore_set();
+        // Thinking is restored too: its signature is sealed under the gateway's key, so the
+        // block can go back to the provider as it was signed (`pii::thinking`).
+        ex.pii = session.restore_set_sealing(Some(cfg.translate.seal.clone()));
         info = inspect(&body)?;
     }
     ex.model = Some(info.model.clone());

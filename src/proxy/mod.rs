@@ -822,6 +822,19 @@ fn log(ctx: &Ctx, ex: &Exchange<'_>) {
     let error = ex.error.get().or(ex.failed_midway.get());
     charge_key_tokens(ex);
     count(ctx, ex, took, error);
+    if let Some(n) = ex
+        .pii
+        .as_ref()
+        .map(|s| s.thinking_cut_short())
+        .filter(|n| *n > 0)
+    {
+        ctx.metrics.pii_thinking_cut_short(n);
+        crate::log::warn(format_args!(
+            "{} PII: {n} thinking block(s) restored only up to {} bytes of sealed edits; the rest of their stand-ins reached the client as the provider wrote them",
+            ex.request_id,
+            crate::pii::MAX_THINKING_EDITS_BYTES
+        ));
+    }
     if crate::access_log::enabled() {
         crate::access_log::submit(access_line(ex, took, error));
     }

@@ -304,7 +304,7 @@ impl Stream {
             }
         }
         if last {
-            p.restorer.flush(&mut self.out);
+            p.restorer.finish(&mut self.out);
             if let Some(rest) = p.dec.finish() {
                 self.out.extend_from_slice(&rest.raw);
             }

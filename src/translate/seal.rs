@@ -1,6 +1,8 @@
 //! Sealing what a client must carry between turns but may neither read nor forge: an
 //! Anthropic thinking block (with its signature) in a Responses `reasoning` item's
-//! `encrypted_content`, a compaction summary in a `compaction` item.
+//! `encrypted_content`, a compaction summary in a `compaction` item, and in place of a
+//! thinking block's signature whose text PII restore changed, the provider's signature with
+//! the edits that undo the restore (`pii::thinking`).
 //!
 //! AES-256-GCM (ring) with a random 96-bit nonce per seal; the purpose is bound as associated
 //! data, so a reasoning seal cannot pass as a compaction one. The sealed text is
@@ -29,6 +31,8 @@ pub enum Purpose {
     Reasoning,
     /// A conversation summary made by the gateway.
     Compaction,
+    /// A thinking block's provider signature and the PII restore's inverse edits.
+    PiiThinking,
 }
 
 impl Purpose {
@@ -36,6 +40,7 @@ impl Purpose {
         match self {
             Purpose::Reasoning => b"ringway/reasoning/v1",
             Purpose::Compaction => b"ringway/compaction/v1",
+            Purpose::PiiThinking => b"ringway/pii-thinking/v1",
         }
     }
 }

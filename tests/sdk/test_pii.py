@@ -68,3 +68,29 @@ def test_anthropic_sdk_text_and_tools(ant, clean_log, model):
                              tools=[TOOL_A], extra_body=FLAG) as s:
         final = s.get_final_message()
     assert [b.input for b in final.content if b.type == "tool_use"] == [{"to": EMAIL}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_sdk_thinking_round_trip(ant, mock, clean_log, stream):
+    """The mock thinks about the prompt: the SDK's message holds the original in its thinking
+    block under the gateway's sealed signature; handed back as the SDK built it, the provider
+    gets its own text and signature (the mock refuses any other) and no original."""
+    prompt = f"mock:thinking=echo mail {EMAIL}"
+    turn1 = {"role": "user", "content": prompt}
+    if stream:
+        with ant.messages.stream(model="claude", max_tokens=64, messages=[turn1], extra_body=FLAG) as s:
+            first = s.get_final_message()
+    else:
+        first = ant.messages.create(model="claude", max_tokens=64, messages=[turn1], extra_body=FLAG)
+    thinking = first.content[0]
+    assert thinking.type == "thinking"
+    assert EMAIL in thinking.thinking and "help@mock.example.net" in thinking.thinking
+    assert thinking.signature.startswith("rw1.")
+    assistant = {"role": "assistant", "content": [b.model_dump() for b in first.content]}
+    again = ant.messages.create(model="claude", max_tokens=64, extra_body=FLAG,
+                                messages=[turn1, assistant, {"role": "user", "content": "again"}])
+    assert again.content[-1].type == "text"
+    sent = json.loads(_mock_call(mock, "GET", "/mock/requests")[-1]["body"])
+    block = sent["messages"][1]["content"][0]
+    assert block["type"] == "thinking" and not block["signature"].startswith("rw1.")
+    assert "help@mock.example.net" in block["thinking"] and EMAIL not in block["thinking"]
