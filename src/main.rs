@@ -170,6 +170,13 @@ fn serve(mut args: Args) -> Result<(), String> {
             "responses.seal_key_env: ${var} is not set; a key was drawn, so sealed reasoning and compaction items open only in this process"
         ));
     }
+    let pii_configured =
+        config.pii.all || !config.pii.routes.is_empty() || config.keys.iter().any(|k| k.pii);
+    if pii_configured && config.translate.seal_key_drawn {
+        ringway::log::warn(format_args!(
+            "pii: no seal key is set ([responses] seal_key_env), so restored thinking blocks carry a seal only this process opens; after a restart, or through another instance, a client sending one back gets a 400"
+        ));
+    }
     let config = Arc::new(config);
     let running = ringway::runtime::start(config.clone())?;
     let scheme = if config.server.tls.is_some() {

@@ -517,13 +517,20 @@ fn walk_block(body: &[u8], block: &Node, out: &mut Spans) {
 /// for substitution to break (a provider that checks refuses it anyway; one translated from an
 /// OpenAI provider's reasoning was never signed), and its text may hold originals: the
 /// answer side restores thinking, and a client that drops the sealed signature it got, or one
-/// whose seal could not be made, sends the restored text back without it.
+/// whose seal could not be made, sends the restored text back without it. So is one whose
+/// signature is still a seal of the gateway's (`rw1.`): unsealing puts the provider's back, so
+/// one left here was not opened (a member the unsealer did not read, an escaped prefix), and
+/// its text holds originals; searched, it reaches the provider with stand-ins, which refuses
+/// the signature, and nothing leaked.
 fn signed_members(body: &[u8], entries: &[Entry]) -> &'static [&'static str] {
     let kinds = types(body, entries);
     let every = |name: &str| !kinds.is_empty() && kinds.iter().all(|k| k == name);
     let signed = || {
         let sigs = values(body, entries, "signature");
-        !sigs.is_empty() && sigs.iter().all(|s| !s.is_empty())
+        !sigs.is_empty()
+            && sigs
+                .iter()
+                .all(|s| !s.is_empty() && !crate::translate::seal::SealKey::is_ours(s))
     };
     if every("thinking") && signed() {
         &["thinking", "signature"]
@@ -983,6 +990,27 @@ mod tests {
         assert_eq!(content[3]["thinking"], "mail jane.doe@corp.example.io");
         assert_eq!(content[0]["signature"], "");
         assert_eq!(s.counts().total(), 3);
+    }
+
+    #[test]
+    fn a_thinking_block_still_under_a_gateway_seal_is_searched() {
+        // Unsealing puts the provider's signature back; a seal of ours still here was not
+        // opened (an escaped prefix the unsealer's search missed, a member it did not read),
+        // so the text holds the client's originals and must not go upstream as it is.
+        let body = r#"{"model":"m","messages":[{"role":"assistant","content":[
+            {"type":"thinking","thinking":"mail jane.doe@corp.example.io","signature":"\u0072w1.AAAA"},
+            {"type":"thinking","thinking":"host 10.20.30.40","signature":"rw1.AAAA"}]}]}"#;
+        let (out, _, s) = run(body);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let content = &v["messages"][0]["content"];
+        for i in 0..2 {
+            let t = content[i]["thinking"].as_str().unwrap();
+            assert!(
+                !t.contains("jane.doe@") && !t.contains("10.20.30.40"),
+                "{t}"
+            );
+        }
+        assert_eq!(s.counts().total(), 2);
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub const MAX_SSE_EVENT_BYTES: usize = 4 * 1024 * 1024;
 /// provider that sends more preamble than this is committed to as it is.
 pub const MAX_PRIMED_BYTES: usize = 64 * 1024;
 
+/// Most bytes a burst gathers for the client before they are written although the provider
+/// has sent more: a provider that never lets its socket run dry is still relayed at the
+/// client's pace, and a stream holds no more than this unwritten.
+const MAX_BURST_BYTES: usize = 64 * 1024;
+
 /// Chunk framing around one batch: a size line (up to 16 hex digits and CRLF) and a CRLF.
 const CHUNK_FRAMING_BYTES: usize = 20;
 
@@ -606,7 +611,7 @@ impl Stream {
             // Bytes already waiting in the socket: the next read returns at once, and what
             // it brings goes out in the same write (a stream that arrives in a burst larger
             // than a read buffer costs one write, not one per buffer).
-            if !up.more_waiting() {
+            if conn.wbuf.len() >= MAX_BURST_BYTES || !up.more_waiting() {
                 // Usage as it arrives (Anthropic says its input at the start), current before
                 // every read that may wait; a burst is read for it once, from its newest event.
                 ex.metered.set(self.meter.metered());
@@ -640,7 +645,14 @@ impl Stream {
                 None => break Some(super::shutting_down()),
             }
         };
+        let held = conn.wbuf.len();
         let complete = self.finish(failure.as_ref(), &mut conn.wbuf, chunked);
+        // Events not written yet (a burst read to the stream's end, or cut by its failure, is
+        // written only here) are the client's first when nothing went before them.
+        let terminator = if chunked { http1::LAST_CHUNK.len() } else { 0 };
+        if held > 0 || conn.wbuf.len() > held + terminator {
+            ex.first_event_sent();
+        }
         if let Some(e) = &failure {
             ex.failed_midway.set(Some(e.kind()));
             crate::log::warn(format_args!(

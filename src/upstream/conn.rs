@@ -410,10 +410,11 @@ impl Conn {
     /// Are more bytes of the response already waiting in the socket? Asked only after a read
     /// that filled its buffer (a burst: the next read will not wait), so a stream that
     /// trickles pays nothing, and a burst's events go out in one write instead of one per
-    /// buffer's worth. A TLS record rustls holds back is not seen: that answers false, and
-    /// the caller writes what it has, as it would without asking.
+    /// buffer's worth. Plain connections only: over TLS the waiting bytes may be part of a
+    /// record that has not fully arrived, and the read would wait for its rest with decoded
+    /// events unwritten; there the answer is false, and the caller writes what it has.
     pub fn more_waiting(&self) -> bool {
-        if !self.filled {
+        if !self.filled || matches!(self.stream, Stream::Tls(_)) {
             return false;
         }
         let mut probe = [0u8; 1];
