@@ -255,17 +255,22 @@ fn oracle(format: Format, body: &Value) -> Metered {
 /// Random bodies whose text and tool inputs hold the searched keys in every way a provider
 /// could put them there: the scan agrees with the whole parse, and a relayed body read
 /// through the head/tail windows in random reads agrees too.
-#[test]
-fn scan_agrees_with_a_full_parse() {
-    let seed = std::cell::Cell::new(0x9e37_79b9_7f4a_7c15u64);
-    let next = |n: u64| {
-        let mut x = seed.get();
+/// A seeded xorshift: `next(n)` is a number in `0..n`.
+fn xorshift(seed: u64) -> impl Fn(u64) -> u64 {
+    let state = std::cell::Cell::new(seed);
+    move |n| {
+        let mut x = state.get();
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        seed.set(x);
+        state.set(x);
         x % n.max(1)
-    };
+    }
+}
+
+#[test]
+fn scan_agrees_with_a_full_parse() {
+    let next = xorshift(0x9e37_79b9_7f4a_7c15);
     let nasty = [
         "\"usage\":{\"prompt_tokens\":1}",
         "{\"usage\": {\"input_tokens\": 5}, \"stop_reason\": \"x\"}",
@@ -548,15 +553,7 @@ fn usage_reader_refuses_brackets_glued_to_a_literal() {
 /// without looking for the usage-only chunk, and with one byte of a chunk changed.
 #[test]
 fn deferred_batches_read_like_every_chunk_in_order() {
-    let seed = std::cell::Cell::new(0x2545_f491_4f6c_dd1du64);
-    let next = |n: u64| {
-        let mut x = seed.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        seed.set(x);
-        x % n.max(1)
-    };
+    let next = xorshift(0x2545_f491_4f6c_dd1d);
     let chunk = |finish: &str, usage: &str, text: &str| {
         format!(
             r#"{{"id":"c","choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":{finish}}}],"usage":{usage}}}"#
