@@ -199,8 +199,6 @@ impl Opened {
 /// Why a request's thinking blocks could not be given back to the provider as signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnsealError {
-    /// More JSON values than a request may hold for PII work ([`MAX_VALUES`]).
-    TooManyValues,
     /// The field holds a gateway seal this gateway cannot open (another key, forged, cut).
     Unopenable(String),
     /// The block's text is not the text restored in it (its signature covers that text).
@@ -213,7 +211,6 @@ impl UnsealError {
     /// The field named in the client's error.
     pub fn field(&self) -> Option<&str> {
         match self {
-            UnsealError::TooManyValues => None,
             UnsealError::Unopenable(f)
             | UnsealError::TextChanged(f)
             | UnsealError::Malformed(f) => Some(f),
@@ -224,10 +221,6 @@ impl UnsealError {
 impl std::fmt::Display for UnsealError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            UnsealError::TooManyValues => write!(
-                f,
-                "a body with a sealed thinking signature may hold at most {MAX_VALUES} JSON values"
-            ),
             UnsealError::Unopenable(field) => write!(
                 f,
                 "{field}: this thinking block's signature was sealed by a ringway gateway but cannot be opened here: it was sealed by another server or under another key (give every gateway instance the same [responses] seal_key_env)"
@@ -256,13 +249,12 @@ pub fn unseal_body(body: &[u8], key: &SealKey) -> Result<Option<Vec<u8>>, Unseal
     }
     let mut left = MAX_VALUES;
     let Some(root) = tree::parse_within(body, &mut left) else {
-        // A body that does not parse is refused by the stages that read it; one that is too
-        // big to read here must not go upstream with a seal left in it.
-        return if left == 0 {
-            Err(UnsealError::TooManyValues)
-        } else {
-            Ok(None)
-        };
+        // A body that does not parse is refused by the stages that read it. One too big to
+        // read here goes on as it is: `"rw1.` may be only text in it, with PII on the
+        // substitution refuses a body this big, and with it off a seal left in a block only
+        // makes the provider refuse the signature (a block still under our seal is never
+        // taken for a signed one: `body::signed_members`).
+        return Ok(None);
     };
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     if let Some(Node::Array(turns)) = root.get("messages") {

@@ -118,7 +118,6 @@ pub(super) async fn admit<S: Transport>(
                 body = Bytes::from(unsealed);
                 info = inspect(&body)?;
             }
-            Err(crate::pii::UnsealError::TooManyValues) => return Err(too_many_values().into()),
             Err(e) => {
                 let mut err = Error::new(ErrorKind::InvalidBody, e.to_string());
                 if let Some(field) = e.field() {
