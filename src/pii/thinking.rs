@@ -209,11 +209,11 @@ pub enum UnsealError {
 
 impl UnsealError {
     /// The field named in the client's error.
-    pub fn field(&self) -> Option<&str> {
+    pub fn field(&self) -> &str {
         match self {
             UnsealError::Unopenable(f)
             | UnsealError::TextChanged(f)
-            | UnsealError::Malformed(f) => Some(f),
+            | UnsealError::Malformed(f) => f,
         }
     }
 }
@@ -585,7 +585,7 @@ mod tests {
         let (_, foreign) = restore_block(&set, &other, &provider, "c2ln").unwrap();
         let unopenable =
             refused(json!({"type": "thinking", "thinking": text, "signature": foreign}));
-        assert_eq!(unopenable.field(), Some("messages[1].content[1].signature"));
+        assert_eq!(unopenable.field(), "messages[1].content[1].signature");
         assert!(matches!(unopenable, UnsealError::Unopenable(_)));
         assert!(unopenable.to_string().contains("seal_key_env"));
         let dup = format!(

@@ -119,11 +119,8 @@ pub(super) async fn admit<S: Transport>(
                 info = inspect(&body)?;
             }
             Err(e) => {
-                let mut err = Error::new(ErrorKind::InvalidBody, e.to_string());
-                if let Some(field) = e.field() {
-                    err = err.with_param(field.to_owned());
-                }
-                return Err(err.into());
+                let err = Error::new(ErrorKind::InvalidBody, e.to_string());
+                return Err(err.with_param(e.field().to_owned()).into());
             }
         }
     }
