@@ -506,6 +506,9 @@ pub struct Meter {
     pending: Vec<(Bytes, Option<Read>)>,
 }
 
+/// Chunks [`Meter::defer`] first makes room for after a settle.
+const PENDING_CHUNKS: usize = 16;
+
 /// What [`Meter::defer`] read of a chunk's usage: the usage object's span (the stop reason's
 /// depth walk skips it) and whether it counted.
 struct Read {
@@ -596,6 +599,10 @@ impl Meter {
         if self.format != Format::OpenAi {
             self.on_event(name, data);
             return false;
+        }
+        if self.pending.is_empty() {
+            // Room for a burst at once: growing one chunk at a time cost more than the reads.
+            self.pending.reserve(PENDING_CHUNKS);
         }
         if !(find_usage_only && has_empty_array(data)) {
             self.pending.push((data.clone(), None));

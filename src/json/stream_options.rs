@@ -17,7 +17,10 @@ const INSERTED: &[u8] = b"\"stream_options\":{\"include_usage\":true},";
 /// the member inserted first, without a walk; otherwise the top-level members are walked and
 /// only the `stream_options` value is rewritten.
 pub fn with_include_usage(body: &[u8]) -> Option<Bytes> {
-    let mentioned = memmem::find(body, b"stream_options").is_some();
+    // Built once: a one-shot `memmem::find` builds its searcher on every call.
+    static NAME: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(b"stream_options"));
+    let mentioned = NAME.find(body).is_some();
     let escaped = memchr::memchr(b'\\', body).is_some();
     if !mentioned && !escaped {
         let open = body.iter().position(|b| *b == b'{')?;

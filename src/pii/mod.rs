@@ -44,7 +44,7 @@ pub use events::EventRestorer;
 pub use restore::{Edit, Mode, RestoreSet, Restorer};
 pub use standin::escape_invariant;
 pub use thinking::{
-    unseal_body, UnsealError, MAX_THINKING_EDITS_BYTES, MAX_THINKING_SIGNATURE_BYTES,
+    may_hold_seal, unseal_body, UnsealError, MAX_THINKING_EDITS_BYTES, MAX_THINKING_SIGNATURE_BYTES,
 };
 
 /// What an entity is. The label is what counts and the custody record show.

@@ -34,6 +34,9 @@ pub const MAX_PRIMED_BYTES: usize = 64 * 1024;
 /// client's pace, and a stream holds no more than this unwritten.
 const MAX_BURST_BYTES: usize = 64 * 1024;
 
+/// Events a batch is first given room for while it is read for content.
+const UNREAD_EVENTS: usize = 16;
+
 /// Chunk framing around one batch: a size line (up to 16 hex digits and CRLF) and a CRLF.
 const CHUNK_FRAMING_BYTES: usize = 20;
 
@@ -247,6 +250,10 @@ pub struct Stream {
     /// A content event has gone through the stage (the time to first token is taken when the
     /// batch holding it is written).
     content: bool,
+    /// Until then, the events of the batch not classified yet (references into what was
+    /// read): the batch is read for content from its newest event back when it is written, so
+    /// a burst that ends in `[DONE]` or `message_stop` costs one look, not a parse per event.
+    unread: Vec<sse::Event>,
     /// The client's dialect (what the PII restorer reads).
     client: Format,
     /// PII on: the stage's client-dialect events are re-read and their stand-ins restored.
@@ -281,6 +288,7 @@ impl Stream {
             out: Vec::new(),
             meter: crate::usage::Meter::new(pair.provider),
             content: false,
+            unread: Vec::new(),
             pii: None,
             client: pair.client,
         }
@@ -329,8 +337,18 @@ impl Stream {
         }
     }
 
-    /// Has a content event gone through the stage?
-    pub(super) fn said_something(&self) -> bool {
+    /// Has a content event gone through the stage? Reads the events not classified yet.
+    pub(super) fn said_something(&mut self) -> bool {
+        if !self.content {
+            let provider = self.provider;
+            self.content = self
+                .unread
+                .iter()
+                .rev()
+                .any(|ev| signal(provider, ev) == Signal::Content);
+        }
+        // Let go of the provider's buffers: a stream waits far longer than it reads.
+        self.unread = Vec::new();
         self.content
     }
 
@@ -352,8 +370,12 @@ impl Stream {
             None => false,
         };
         if !self.content && !held {
-            // Only until the first content event (priming classifies its own).
-            self.content = signal(self.provider, &ev) == Signal::Content;
+            // Only until the first content event (priming classifies its own). Sized for a
+            // burst at once: growing one event at a time cost more than the clones.
+            if self.unread.is_empty() {
+                self.unread.reserve(UNREAD_EVENTS);
+            }
+            self.unread.push(ev.clone());
         }
         match &mut self.stage {
             Stage::Passthrough {
@@ -618,7 +640,7 @@ impl Stream {
                 super::charge_key_tokens(ex);
                 if !conn.wbuf.is_empty() {
                     ex.first_event_sent();
-                    if self.content {
+                    if self.said_something() {
                         ex.first_token_sent();
                     }
                     if conn.flush().await.is_err() {
@@ -662,7 +684,7 @@ impl Stream {
         } else if !complete {
             ex.failed_midway.set(Some(ErrorKind::UpstreamReset));
         }
-        if self.content {
+        if self.said_something() {
             // A stream that arrived in one read says its first token only here.
             ex.first_token_sent();
         }
@@ -913,6 +935,34 @@ mod tests {
                 assert!(!String::from_utf8_lossy(&out).contains(stand_in));
             }
         }
+    }
+
+    /// A batch says content when any of its events does, wherever it lies in the batch, and
+    /// only once one has gone through (the time to first token waits for it).
+    #[test]
+    fn a_batch_is_read_for_content_from_its_newest_event_back() {
+        use crate::http1::{BodyCodec, BodyFraming};
+        let role =
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        let text = "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+        let says = |batches: &[&[&str]]| {
+            let pair = Pair::new(Format::OpenAi, Format::OpenAi);
+            let mut s = Stream::new(pair, None, BodyCodec::new(BodyFraming::Close));
+            let mut out = Vec::new();
+            batches
+                .iter()
+                .map(|events| {
+                    s.feed(Bytes::from(events.concat()), &mut out, false)
+                        .unwrap();
+                    s.said_something()
+                })
+                .collect::<Vec<bool>>()
+        };
+        assert_eq!(says(&[&[role], &[": ping\n\n"]]), [false, false]);
+        assert_eq!(says(&[&[role], &[text]]), [false, true]);
+        assert_eq!(says(&[&[role, text, ": ping\n\n"]]), [true]);
+        assert_eq!(says(&[&[text, role], &[role]]), [true, true]);
+        assert_eq!(says(&[&[role, role, "data: [DONE]\n\n"]]), [true]);
     }
 
     #[test]

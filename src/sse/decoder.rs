@@ -117,6 +117,9 @@ impl Decoder {
         if self.failed {
             return Err(SseError::EventTooLarge);
         }
+        if let Some(ev) = self.whole_event() {
+            return Ok(Some(ev));
+        }
         loop {
             let chunk_len = self.chunk.len();
             if self.pos >= chunk_len {
@@ -328,6 +331,58 @@ impl Decoder {
         Ok(more)
     }
 
+    /// The providers' usual event, read in one pass when it lies whole in the chunk at a block
+    /// start: an optional `event:` line, one `data:` line and a blank line, LF-terminated.
+    /// Anything else (CR, other fields, a split, an event over the limit, the stream's first
+    /// line) is left to the line-by-line loop, which reads it the same way; this saves its
+    /// per-line bookkeeping on nearly every event of a stream.
+    #[inline]
+    fn whole_event(&mut self) -> Option<Event> {
+        let at_block_start = self.carry.is_empty()
+            && self.start == self.pos
+            && self.line_start == 0
+            && self.lead == 0
+            && !self.skip_lf
+            && !self.at_stream_start
+            && !self.block.has_line;
+        if !at_block_start {
+            return None;
+        }
+        let rest = self.chunk.get(self.pos..)?;
+        let (event, data_at) = if rest.starts_with(b"event:") {
+            let eol = memchr2(b'\n', b'\r', rest)?;
+            if rest.get(eol) != Some(&b'\n') {
+                return None;
+            }
+            (Some((value_start(rest, 6, eol), eol)), eol + 1)
+        } else {
+            (None, 0)
+        };
+        let line = rest.get(data_at..)?;
+        if !line.starts_with(b"data:") {
+            return None;
+        }
+        let eol = data_at + memchr2(b'\n', b'\r', line)?;
+        if rest.get(eol) != Some(&b'\n') || rest.get(eol + 1) != Some(&b'\n') {
+            return None;
+        }
+        // The loop counts an event through its blank line's LF: `end` bytes.
+        let end = eol + 2;
+        if end > self.max_event_bytes {
+            return None;
+        }
+        let raw = sub(&self.chunk, self.pos, self.pos + end);
+        self.pos += end;
+        self.start = self.pos;
+        Some(Event {
+            event: event.map(|(from, to)| event_name(&raw, from, to)),
+            data: Some(sub(&raw, value_start(&raw, data_at + 5, eol), eol)),
+            id: None,
+            retry: None,
+            raw,
+        })
+    }
+
     /// Cuts the finished block (ending at `pos`) out as an event.
     fn dispatch(&mut self) -> Event {
         let raw = if self.carry.is_empty() {
@@ -352,6 +407,16 @@ impl Decoder {
         } else {
             self.chunk.get(self.start + offset - carry_len).copied()
         }
+    }
+}
+
+/// Where a field's value starts in `line` when its colon ends at `after_colon`: one space
+/// after the colon is not part of it.
+fn value_start(line: &[u8], after_colon: usize, line_end: usize) -> usize {
+    if after_colon < line_end && line.get(after_colon) == Some(&b' ') {
+        after_colon + 1
+    } else {
+        after_colon
     }
 }
 
@@ -426,7 +491,7 @@ fn process_line(
         return false;
     }
     // The two fields of nearly every provider line skip the colon search.
-    let (name, mut value_start): (&[u8], usize) = if line.starts_with(b"data:") {
+    let (name, after_colon): (&[u8], usize) = if line.starts_with(b"data:") {
         (b"data", line_start + 5)
     } else if line.starts_with(b"event:") {
         (b"event", line_start + 6)
@@ -439,9 +504,7 @@ fn process_line(
             None => (line, line_end),
         }
     };
-    if value_start < line_end && buf.get(value_start) == Some(&b' ') {
-        value_start += 1;
-    }
+    let value_start = value_start(buf, after_colon, line_end);
     let value = buf.get(value_start..line_end).unwrap_or_default();
     match name {
         b"data" => match block.data {
@@ -1036,6 +1099,43 @@ data: [DONE]\n\n";
             [opt(b"1").unwrap(), opt(b"2").unwrap(), opt(b"3").unwrap()]
         );
         assert!(!dec.has_partial());
+    }
+
+    /// The one-pass reading of whole events and the line-by-line loop (what a byte-by-byte
+    /// split forces) agree on every limit around the events' sizes.
+    #[test]
+    fn whole_events_and_split_ones_meet_the_same_limit() {
+        let input: &[u8] = b"data: a\n\nevent: e\ndata: 0123\n\ndata:x\n\nevent:\ndata: \n\n";
+        let run = |limit: usize, split: bool| {
+            let mut dec = Decoder::new(limit);
+            if split {
+                for b in input {
+                    dec.push(Bytes::copy_from_slice(&[*b]));
+                }
+            } else {
+                dec.push(Bytes::from_static(input));
+            }
+            let mut out = Vec::new();
+            loop {
+                match dec.next_event() {
+                    Ok(Some(ev)) => out.push(Ok((Fields::of(&ev), ev.raw.to_vec()))),
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.push(Err(e));
+                        break;
+                    }
+                }
+            }
+            out
+        };
+        for limit in 1..input.len() + 2 {
+            let whole = run(limit, false);
+            assert_eq!(whole, run(limit, true), "limit {limit}");
+            assert!(
+                limit < 21 || whole.len() == 4 && whole.iter().all(Result::is_ok),
+                "limit {limit}: {whole:?}"
+            );
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub fn native_request(
     upstream_model: &str,
     opts: &Options,
 ) -> Result<Option<Rewritten>, TranslateError> {
-    if memchr::memmem::find(body, b"\"rw1.").is_none() {
+    if !crate::pii::may_hold_seal(body) {
         return Ok(None);
     }
     let mut v: Map<String, Value> = serde_json::from_slice(body)
