@@ -112,19 +112,18 @@ pub struct Call {
 /// nothing once the series exists).
 type LlmMap = BTreeMap<String, BTreeMap<String, BTreeMap<String, Llm>>>;
 
-fn series<'m>(map: &'m mut LlmMap, route: &str, provider: &str, key: &str) -> &'m mut Llm {
-    if !map.contains_key(route) {
-        map.insert(route.to_owned(), BTreeMap::new());
+/// The series, made when missing (None only if a map lost what was just put in it).
+fn series<'m>(map: &'m mut LlmMap, route: &str, provider: &str, key: &str) -> Option<&'m mut Llm> {
+    level(level(level(map, route)?, provider)?, key)
+}
+
+/// The value under `name`, made when missing. `entry` would take an owned key: a `String`
+/// made and dropped on every lookup, three per series on the request path.
+fn level<'m, V: Default>(map: &'m mut BTreeMap<String, V>, name: &str) -> Option<&'m mut V> {
+    if !map.contains_key(name) {
+        map.insert(name.to_owned(), V::default());
     }
-    let by_provider = map.entry(route.to_owned()).or_default();
-    if !by_provider.contains_key(provider) {
-        by_provider.insert(provider.to_owned(), BTreeMap::new());
-    }
-    let by_key = by_provider.entry(provider.to_owned()).or_default();
-    if !by_key.contains_key(key) {
-        by_key.insert(key.to_owned(), Llm::default());
-    }
-    by_key.entry(key.to_owned()).or_default()
+    map.get_mut(name)
 }
 
 /// Breaker states as the `ringway_breaker_state` gauge reports them.
@@ -239,7 +238,9 @@ impl Snapshot {
         for (route, by_provider) in &other.llm {
             for (provider, by_key) in by_provider {
                 for (key, theirs) in by_key {
-                    let mine = series(&mut self.llm, route, provider, key);
+                    let Some(mine) = series(&mut self.llm, route, provider, key) else {
+                        continue;
+                    };
                     mine.ttft.merge(&theirs.ttft);
                     mine.tpot.merge(&theirs.tpot);
                     for (m, t) in mine.tokens.iter_mut().zip(theirs.tokens) {
@@ -397,7 +398,9 @@ impl Worker {
     /// A model call finished on the series (`route`, `provider`, `key`).
     pub fn call(&self, route: &str, provider: &str, key: &str, call: Call) {
         let mut s = self.live.borrow_mut();
-        let llm = series(&mut s.llm, route, provider, key);
+        let Some(llm) = series(&mut s.llm, route, provider, key) else {
+            return;
+        };
         if let Some(t) = call.ttft {
             llm.ttft.observe(&TTFT_BUCKETS, t.as_secs_f64());
         }
@@ -416,7 +419,9 @@ impl Worker {
     /// A stream on the series starts being pumped; it counts as in flight until the guard
     /// is dropped (however the pump ends, a cancelled task included).
     pub fn stream<'w>(&'w self, route: &str, provider: &str, key: &str) -> InFlight<'w> {
-        series(&mut self.live.borrow_mut().llm, route, provider, key).in_flight += 1;
+        if let Some(llm) = series(&mut self.live.borrow_mut().llm, route, provider, key) {
+            llm.in_flight += 1;
+        }
         InFlight {
             worker: self,
             names: [route.to_owned(), provider.to_owned(), key.to_owned()],
@@ -441,7 +446,9 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         let [route, provider, key] = &self.names;
         if let Ok(mut s) = self.worker.live.try_borrow_mut() {
-            series(&mut s.llm, route, provider, key).in_flight -= 1;
+            if let Some(llm) = series(&mut s.llm, route, provider, key) {
+                llm.in_flight -= 1;
+            }
         }
     }
 }
