@@ -358,8 +358,7 @@ fn net_depth(bytes: &[u8]) -> i64 {
             b'"' => {
                 // To the closing quote, stepping over each escaped character.
                 loop {
-                    let Some(at) = bytes.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r))
-                    else {
+                    let Some(at) = bytes.get(i..).and_then(read::quote_or_backslash) else {
                         return depth;
                     };
                     let quote = bytes.get(i + at) == Some(&b'"');

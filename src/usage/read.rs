@@ -36,7 +36,7 @@ impl<'a> Reader<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            let at = memchr::memchr2(b'"', b'\\', self.b.get(self.i..)?)?;
+            let at = quote_or_backslash(self.b.get(self.i..)?)?;
             self.i += at;
             if self.peek()? == b'"' {
                 let s = self.b.get(start..self.i)?;
@@ -163,6 +163,32 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// Offset of the first `"` or `\\` in `rest`. The strings the meter walks are mostly keys
+/// and short tokens, shorter than `memchr2`'s set-up: the first words are looked at eight
+/// bytes at a time, the rest of a long string by `memchr2`.
+#[inline]
+pub(super) fn quote_or_backslash(rest: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const SHORT_WORDS: usize = 4;
+    let mut words = rest.chunks_exact(8);
+    for (n, word) in words.by_ref().take(SHORT_WORDS).enumerate() {
+        let x = u64::from_le_bytes(word.try_into().ok()?);
+        // Per byte: equal to `"` or to `\\`. A test can flag a byte above a true match (a
+        // borrow), never one below it, so the lowest flag is exact.
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let found =
+            (quote.wrapping_sub(ONES) & !quote | backslash.wrapping_sub(ONES) & !backslash) & HIGH;
+        if found != 0 {
+            return Some(n * 8 + (found.trailing_zeros() / 8) as usize);
+        }
+    }
+    let looked = (rest.len() / 8).min(SHORT_WORDS) * 8;
+    let tail = rest.get(looked..)?;
+    memchr::memchr2(b'"', b'\\', tail).map(|at| looked + at)
 }
 
 /// The usage object at `buf[at..]` (what follows it is not read) and the offset just past
