@@ -418,13 +418,13 @@ impl Worker {
 
     /// A stream on the series starts being pumped; it counts as in flight until the guard
     /// is dropped (however the pump ends, a cancelled task included).
-    pub fn stream<'w>(&'w self, route: &str, provider: &str, key: &str) -> InFlight<'w> {
+    pub fn stream<'w>(&'w self, route: &'w str, provider: &'w str, key: &'w str) -> InFlight<'w> {
         if let Some(llm) = series(&mut self.live.borrow_mut().llm, route, provider, key) {
             llm.in_flight += 1;
         }
         InFlight {
             worker: self,
-            names: [route.to_owned(), provider.to_owned(), key.to_owned()],
+            names: [route, provider, key],
         }
     }
 
@@ -436,15 +436,16 @@ impl Worker {
     }
 }
 
-/// A stream counted in `ringway_streams_in_flight` until dropped.
+/// A stream counted in `ringway_streams_in_flight` until dropped. The names are borrowed from
+/// the request: a held stream carries no copies.
 pub struct InFlight<'w> {
     worker: &'w Worker,
-    names: [String; 3],
+    names: [&'w str; 3],
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let [route, provider, key] = &self.names;
+        let [route, provider, key] = self.names;
         if let Ok(mut s) = self.worker.live.try_borrow_mut() {
             if let Some(llm) = series(&mut s.llm, route, provider, key) {
                 llm.in_flight -= 1;
