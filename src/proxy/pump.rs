@@ -638,9 +638,12 @@ impl Stream {
                 // every read that may wait; a burst is read for it once, from its newest event.
                 ex.metered.set(self.meter.metered());
                 super::charge_key_tokens(ex);
+                // Read even when nothing is written (events the stage swallowed): nothing
+                // that was read is held while the provider is silent.
+                let said = self.said_something();
                 if !conn.wbuf.is_empty() {
                     ex.first_event_sent();
-                    if self.said_something() {
+                    if said {
                         ex.first_token_sent();
                     }
                     if conn.flush().await.is_err() {
