@@ -3,6 +3,7 @@
 //! read under the configured bounds and deadlines.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -82,6 +83,9 @@ pub struct ClientConn<S = TcpStream> {
     /// Bytes handed to the socket so far (the access log's `bytes`: a response's share is the
     /// difference across it).
     pub sent: u64,
+    /// The socket itself, on a plain connection: writes are tried on it first (see
+    /// [`ClientConn::flush`]). None over TLS, where bytes go through the TLS stream.
+    direct: Option<RawFd>,
 }
 
 impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
@@ -95,7 +99,15 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             broken: false,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             head_start: Vec::new(),
+            direct: None,
         }
+    }
+
+    /// Write to `fd`, the plain socket under the stream, directly when it has room (see
+    /// [`ClientConn::flush`]).
+    pub fn with_direct_writes(mut self, fd: RawFd) -> Self {
+        self.direct = Some(fd);
+        self
     }
 
     /// Read more bytes into the read buffer. Ok(0) = EOF.
@@ -332,6 +344,27 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     pub async fn flush(&mut self) -> Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
+        }
+        if let Some(fd) = self.direct {
+            // A socket with room takes the bytes at once. Through io_uring a write is a ring
+            // round trip (a submission, a completion, this task woken and polled again), which
+            // for a streamed event costs more than the send itself; under epoll this is the
+            // syscall the driver would make. What the socket does not take goes the usual way.
+            match crate::runtime::send_now(fd, &self.wbuf) {
+                Ok(n) => {
+                    self.sent = self.sent.wrapping_add(n as u64);
+                    if n == self.wbuf.len() {
+                        self.wbuf.clear();
+                        if self.wbuf.capacity() > WBUF_RETAIN_BYTES {
+                            self.wbuf = Vec::new();
+                        }
+                        return Ok(());
+                    }
+                    self.wbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return self.check_write(Err(e)),
+            }
         }
         let buf = std::mem::take(&mut self.wbuf);
         self.sent = self.sent.wrapping_add(buf.len() as u64);

@@ -110,6 +110,20 @@ fn choose(driver: Driver) -> Result<DriverKind, String> {
     }
 }
 
+/// Send what a connected socket takes now, without waiting and without the driver: the bytes
+/// sent, or `WouldBlock` when it has no room. A peer that has gone is an error here (no
+/// SIGPIPE), as it would be through the driver.
+pub fn send_now(fd: std::os::fd::RawFd, buf: &[u8]) -> std::io::Result<usize> {
+    use nix::sys::socket::{send, MsgFlags};
+    loop {
+        match send(fd, buf, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(std::io::Error::from(e)),
+            Ok(n) => return Ok(n),
+        }
+    }
+}
+
 fn build_uring(entries: u32) -> Result<monoio::Runtime<TimeDriver<IoUringDriver>>, String> {
     // Without these two flags io_uring is slower than epoll on these machines: the kernel
     // would run task work on every completion instead of when we ask for events.

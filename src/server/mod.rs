@@ -7,6 +7,7 @@ pub mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -262,13 +263,18 @@ fn backoff(n: u32) -> Duration {
 pub async fn serve_connection(stream: TcpStream, live: &Live) {
     // Responses are written whole or per SSE event; Nagle would delay each of them.
     let _ = stream.set_nodelay(true);
-    serve(stream, live).await;
+    let fd = stream.as_raw_fd();
+    serve(stream, Some(fd), live).await;
 }
 
 /// The request loop over any transport (TCP, or TLS after its handshake). Each request runs on
 /// the config snapshot current when its head arrived.
-pub async fn serve<S: Transport>(stream: S, live: &Live) {
+/// `direct`: the plain socket under `stream`, written to directly when it has room.
+pub async fn serve<S: Transport>(stream: S, direct: Option<RawFd>, live: &Live) {
     let mut conn = ClientConn::new(stream);
+    if let Some(fd) = direct {
+        conn = conn.with_direct_writes(fd);
+    }
     let state = live.ctx().state();
     let mut first = true;
     loop {

@@ -108,7 +108,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, live: &Live) 
             // Each request takes the snapshot current when it arrives; holding this one for the
             // connection's life would keep an old config alive.
             drop(current);
-            super::serve(CancelSafe::new(*stream), live).await;
+            super::serve(CancelSafe::new(*stream), None, live).await;
         }
         Handshake::PlainHttp(stream) => {
             record(ctx, Failure::PlainHttp, peer, "plain HTTP on the TLS port");

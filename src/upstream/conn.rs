@@ -44,6 +44,22 @@ impl Stream {
         res.map(|_| ())
     }
 
+    /// `write_all` for bytes of our own: on a plain socket, what it takes at once goes straight
+    /// to it (no ring round trip under io_uring; see `ClientConn::flush`), the rest as usual.
+    async fn write_all_owned(&mut self, mut buf: Vec<u8>) -> io::Result<()> {
+        if let Stream::Plain(s) = self {
+            match crate::runtime::send_now(s.as_raw_fd(), &buf) {
+                Ok(n) if n == buf.len() => return Ok(()),
+                Ok(n) => {
+                    buf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.write_all(buf).await
+    }
+
     async fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(_) => Ok(()),
@@ -249,9 +265,9 @@ impl Conn {
         let send = async {
             if body.len() <= COALESCE_BODY_BYTES {
                 head.extend_from_slice(&body);
-                self.stream.write_all(head).await?;
+                self.stream.write_all_owned(head).await?;
             } else {
-                self.stream.write_all(head).await?;
+                self.stream.write_all_owned(head).await?;
                 self.stream.write_all(body).await?;
             }
             self.stream.flush().await
