@@ -254,25 +254,48 @@ async fn serve<S: Transport>(
         }
         other => return admin::answer(ctx, conn, ex, other).await,
     };
-    // Until commit, a drain whose time is up ends the request with a 503 in its dialect.
-    let req = ctx
-        .cut
-        .race(admit::admit(ctx, conn, ex, op))
-        .await
-        .ok_or_else(shutting_down)??;
-    let resolved = route(ctx, &req)?;
-    ex.route = Some(route_label(&resolved));
-    // Boxed: the failover loop's state is the largest of any phase, and inline it would size
-    // every connection's task for it, held streams included (it is freed at commit).
-    let answer = ctx
-        .cut
-        .race(Box::pin(attempts(ctx, ex, &req, &resolved)))
-        .await
-        .ok_or_else(shutting_down)??;
-    // Committed: the client's body has been sent (or translated) for the last time.
-    drop(req);
+    // The admitted request lives in this block only: kept to its end, it would have a place
+    // in every later state of this function, a held stream's included.
+    let (resolved, answer) = {
+        // Until commit, a drain whose time is up ends the request with a 503 in its dialect.
+        let req = ctx
+            .cut
+            .race(admit::admit(ctx, conn, ex, op))
+            .await
+            .ok_or_else(shutting_down)??;
+        let resolved = route(ctx, &req)?;
+        ex.route = Some(route_label(&resolved));
+        // Boxed: the failover loop's state is the largest of any phase, and inline it would
+        // size every connection's task for it, held streams included (it is freed at commit).
+        let answer = ctx
+            .cut
+            .race(Box::pin(attempts(ctx, ex, &req, &resolved)))
+            .await
+            .ok_or_else(shutting_down)??;
+        // Committed: the client's body has been sent (or translated) for the last time.
+        (resolved, answer)
+    };
     let target = answer.target;
-    let result = commit_and_pump(ctx, conn, ex, answer).await;
+    // A connection's task is as large as the largest state of any phase, and a held stream
+    // carries all of it for minutes: a stream is committed without an await and its relay
+    // holds only what relaying needs; other bodies' commit is boxed (freed when written).
+    let result = match answer.body {
+        Body::Stream(_) => match commit_stream(conn, ex, answer) {
+            Ok(mut relay) => {
+                let outcome = relay_stream(ctx, conn, ex, &mut relay).await;
+                // Read to its end, the provider's connection may serve another request.
+                let done = outcome.is_ok() && relay.stream.codec.is_done();
+                attempt::release(ctx, relay.provider, relay.up, relay.reusable && done);
+                outcome
+            }
+            Err(failure) => {
+                // The head could not be written: `wbuf` holds the 500 in its place.
+                let _ = conn.flush().await;
+                Err(failure)
+            }
+        },
+        _ => Box::pin(commit_and_pump(ctx, conn, ex, answer)).await,
+    };
     // A provider that broke after commit failed all the same: its breaker hears of it.
     if let Some(kind) = ex.failed_midway.get() {
         if kind.side() == crate::error::Side::Upstream {
@@ -764,56 +787,115 @@ async fn commit_and_pump<S: Transport>(
             attempt::release(ctx, provider, conn_up, reusable && codec.is_done());
             Ok(())
         }
-        Body::Stream(mut stream) => {
-            let (Some(mut conn_up), Some(head)) = (up, head) else {
-                return Err(Error::new(ErrorKind::Internal, "a stream without a provider").into());
-            };
-            let chunked = !client_http10;
-            let framing = if chunked {
-                ResponseBody::Chunked
-            } else {
-                ex.keep_alive.set(false);
-                ResponseBody::CloseDelimited
-            };
-            let mut headers = relayed_headers(ex, &head, pair, own_limits);
-            if !pair.is_passthrough() {
-                headers.push(("content-type", pair.stream_content_type()));
-                headers.push(("cache-control", b"no-cache"));
-            }
-            if !dropped.is_empty() {
-                headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
-            }
-            if !respond::write_head(conn, ex, status, &headers, framing) {
-                let _ = conn.flush().await;
-                return Err(Failure::AfterResponse);
-            }
-            drop(headers);
-            let reusable = head.reusable;
-            // A stream may last minutes: the provider's head would pin the first upstream read
-            // buffer all that time.
-            drop(head);
-            ex.streamed.set(true);
-            let _in_flight = match (&ex.route, &ex.routed) {
-                (Some(route), Some((provider, _))) => Some(ctx.metrics.stream(
-                    route,
-                    provider,
-                    ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
-                )),
-                _ => None,
-            };
-            if stream.take_primed(&mut conn.wbuf, chunked) {
-                ex.first_event_sent();
-                if stream.said_something() {
-                    ex.first_token_sent();
-                }
-            }
-            let outcome = stream.run(conn, ex, &mut conn_up, provider, chunked).await;
-            ex.metered.set(stream.meter.metered());
-            let done = outcome.is_ok() && stream.codec.is_done();
-            attempt::release(ctx, provider, conn_up, reusable && done);
-            outcome
+        Body::Stream(_) => Err(Error::new(
+            ErrorKind::Internal,
+            "a stream reached the commit of whole and relayed bodies",
+        )
+        .into()),
+    }
+}
+
+/// A committed stream's relay: what the pump needs and nothing of the commit.
+struct Relay<'c> {
+    stream: Box<pump::Stream>,
+    up: crate::upstream::Conn,
+    provider: &'c crate::config::Provider,
+    chunked: bool,
+    /// The provider's connection may carry another request once the stream is read to its end.
+    reusable: bool,
+}
+
+/// Commit to a stream: its head and the events primed before commit go into `conn.wbuf`, to be
+/// written with the first batch. Err: nothing can be relayed (`wbuf` then holds the 500 that
+/// took the head's place).
+fn commit_stream<'c, S: Transport>(
+    conn: &mut ClientConn<S>,
+    ex: &mut Exchange<'_>,
+    answer: Answer<'c>,
+) -> Result<Relay<'c>, Failure> {
+    let Answer {
+        provider,
+        pair,
+        status,
+        head,
+        conn: up,
+        body: Body::Stream(mut stream),
+        meta,
+        ..
+    } = answer
+    else {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "a whole body reached the stream commit",
+        )
+        .into());
+    };
+    let (Some(up), Some(head)) = (up, head) else {
+        return Err(Error::new(ErrorKind::Internal, "a stream without a provider").into());
+    };
+    let dropped = meta
+        .as_ref()
+        .map(|m| m.dropped.join(","))
+        .unwrap_or_default();
+    let own_limits = !ex.limit_headers.is_empty();
+    let chunked = ex.head.minor_version() != 0;
+    let framing = if chunked {
+        ResponseBody::Chunked
+    } else {
+        ex.keep_alive.set(false);
+        ResponseBody::CloseDelimited
+    };
+    let mut headers = relayed_headers(ex, &head, pair, own_limits);
+    if !pair.is_passthrough() {
+        headers.push(("content-type", pair.stream_content_type()));
+        headers.push(("cache-control", b"no-cache"));
+    }
+    if !dropped.is_empty() {
+        headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
+    }
+    if !respond::write_head(conn, ex, status, &headers, framing) {
+        return Err(Failure::AfterResponse);
+    }
+    ex.streamed.set(true);
+    if stream.take_primed(&mut conn.wbuf, chunked) {
+        ex.first_event_sent();
+        if stream.said_something() {
+            ex.first_token_sent();
         }
     }
+    // A stream may last minutes: the provider's head (dropped here) would pin the first
+    // upstream read buffer all that time.
+    Ok(Relay {
+        stream,
+        up,
+        provider,
+        chunked,
+        reusable: head.reusable,
+    })
+}
+
+/// Pump a committed stream to its end. The relay is borrowed, not moved in: moved, it would
+/// take its room twice in this state (as the argument and as the local it becomes).
+async fn relay_stream<S: Transport>(
+    ctx: &Ctx,
+    conn: &mut ClientConn<S>,
+    ex: &mut Exchange<'_>,
+    relay: &mut Relay<'_>,
+) -> Result<(), Failure> {
+    let _in_flight = match (&ex.route, &ex.routed) {
+        (Some(route), Some((provider, _))) => Some(ctx.metrics.stream(
+            route,
+            provider,
+            ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
+        )),
+        _ => None,
+    };
+    let outcome = relay
+        .stream
+        .run(conn, ex, &mut relay.up, relay.provider, relay.chunked)
+        .await;
+    ex.metered.set(relay.stream.meter.metered());
+    outcome
 }
 
 /// Record what happened to one request: metrics, and its access log line.

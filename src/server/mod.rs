@@ -286,17 +286,28 @@ pub async fn serve<S: Transport>(stream: S, direct: Option<RawFd>, live: &Live) 
         }
         first = false;
         let timeouts = (&live.ctx().config.server).into();
-        let head = conn.read_head(timeouts, Some(idle_end)).await;
-        // The snapshot current now, not when the wait began: a reload may have come meanwhile.
-        let ctx = live.ctx();
-        conn.write_timeout = ctx.config.server.write_timeout;
-        let head = match head {
-            Ok(h) => h,
-            Err(HeadOutcome::Closed) => return,
-            Err(HeadOutcome::Failed(e, seen)) => {
-                proxy::write_head_failure(&ctx, &mut conn, &e, &seen).await;
-                conn.drain_and_close().await;
-                return;
+        // The read's result lives in this block only: kept, it would have a place in the
+        // request's states too, a held stream's included.
+        let (ctx, head) = {
+            let read = conn.read_head(timeouts, Some(idle_end)).await;
+            // The snapshot current now, not when the wait began: a reload may have come
+            // meanwhile.
+            let ctx = live.ctx();
+            conn.write_timeout = ctx.config.server.write_timeout;
+            match read {
+                Ok(h) => (ctx, h),
+                Err(HeadOutcome::Closed) => return,
+                Err(HeadOutcome::Failed(e, seen)) => {
+                    // Boxed, as one future: what the answer needs would otherwise be kept
+                    // beside every state of the connection (a local alive across two awaits
+                    // gets a place of its own in the task).
+                    Box::pin(async {
+                        proxy::write_head_failure(&ctx, &mut conn, &e, &seen).await;
+                        conn.drain_and_close().await;
+                    })
+                    .await;
+                    return;
+                }
             }
         };
         match proxy::handle(&ctx, &mut conn, &head).await {
