@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+"""ringway against nginx `proxy_pass`, side by side in one run (issue 11's table).
+
+Starts, all on 127.0.0.1: the mock twice on CPU 1 (one answering at once, one paced at 20 ms
+to the first token and 20 ms per token), nginx (loadtest/nginx.conf: one worker on CPU 0,
+kept-alive upstreams, proxy_buffering off, no access log), the ringway binary under test and,
+with --before BIN, a second ringway binary (each one worker on CPU 0, access log off). Then,
+for every scenario, rounds alternating the proxies:
+
+- oha (32 connections, --secs per run, pinned to CPU 1) with each proxy's CPU time per
+  request (utime + stime from /proc over the same run);
+- loadtest --compare against nginx (alternating phases) with --target-pid / --compare-pid;
+- paced streams: loadtest --stream --rate 200 on the paced mock, CPU per stream;
+- added latency at 500 and 2,000 req/s (open loop) against nginx.
+
+Prints medians of the rounds and ratios to nginx, and writes every run's raw line to
+--raw FILE. Needs nginx (Debian's nginx-light), oha (`cargo install oha`), taskset and the
+release binaries (`cargo build --release -p ringway -p loadtest`). Everything goes to
+127.0.0.1:47xx and stops by itself.
+
+  loadtest/vs-nginx.py [--rounds 3] [--secs 5] [--before BIN] [--only NAME,...] [--skip-loadtest]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TICKS = os.sysconf("SC_CLK_TCK")
+
+MOCK, PACED = 4710, 4711
+NGINX, NGINX_PACED = 4720, 4721
+GW_PORTS = [4700, 4702]
+
+GW_TOML = """
+[server]
+listen = "127.0.0.1:{port}"
+workers = 1
+
+[access_log]
+enabled = false
+
+[[provider]]
+name = "mock"
+kind = "openai"
+base_url = "http://127.0.0.1:{mock}/v1"
+
+[[provider]]
+name = "mock-an"
+kind = "anthropic"
+base_url = "http://127.0.0.1:{mock}"
+
+[[provider]]
+name = "paced"
+kind = "openai"
+base_url = "http://127.0.0.1:{paced}/v1"
+
+[[provider]]
+name = "paced-an"
+kind = "anthropic"
+base_url = "http://127.0.0.1:{paced}"
+
+[[route]]
+model = "gpt"
+targets = ["mock/mock-gpt"]
+
+[[route]]
+model = "claude"
+targets = ["mock-an/mock-claude"]
+
+[[route]]
+model = "gpt-paced"
+targets = ["paced/mock-gpt"]
+
+[[route]]
+model = "claude-paced"
+targets = ["paced-an/mock-claude"]
+"""
+
+NGINX_CONF = """
+worker_processes 1;
+worker_cpu_affinity 01;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/body;
+  proxy_temp_path {work}/proxy;
+  upstream mock {{ server 127.0.0.1:{mock}; keepalive 64; }}
+  upstream paced {{ server 127.0.0.1:{paced}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{nginx};
+    keepalive_requests 1000000;
+    location / {{
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+  server {{
+    listen 127.0.0.1:{nginx_paced};
+    keepalive_requests 1000000;
+    location / {{
+      proxy_pass http://paced;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+
+OPENAI = "/v1/chat/completions"
+ANTHROPIC = "/v1/messages"
+
+# name: (path, body through ringway, body at nginx, stream)
+SCENARIOS = {
+    "sse-openai": (OPENAI, "gpt", "mock-gpt", True),
+    "sse-openai-usage": (OPENAI, "gpt", "mock-gpt", "usage"),
+    "sse-anthropic": (ANTHROPIC, "claude", "mock-claude", True),
+    "sse-o2a": (OPENAI, "claude", None, True),
+    "sse-a2o": (ANTHROPIC, "gpt", None, True),
+    "json-openai": (OPENAI, "gpt", "mock-gpt", False),
+    "json-anthropic": (ANTHROPIC, "claude", "mock-claude", False),
+}
+
+
+def body(path, model, stream):
+    b = {"model": model, "messages": [{"role": "user", "content": "Say hello."}]}
+    if path == ANTHROPIC:
+        b["max_tokens"] = 64
+    if stream:
+        b["stream"] = True
+    if stream == "usage":
+        b["stream_options"] = {"include_usage": True}
+    return json.dumps(b, separators=(",", ":"))
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def wait_port(port, proc, secs=10):
+    import socket
+
+    end = time.time() + secs
+    while time.time() < end:
+        if proc.poll() is not None:
+            sys.exit(f"vs-nginx: process for port {port} exited ({proc.returncode})")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"vs-nginx: nothing listens on {port} after {secs} s")
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="ringway-vs-nginx-")
+        self.procs = []
+        self.raw = open(args.raw, "w") if args.raw else None
+        rel = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")) + "/release"
+        self.ringway = os.path.join(rel, "ringway")
+        self.loadtest = os.path.join(rel, "loadtest")
+        for tool in ("nginx", "oha", "taskset"):
+            if not shutil.which(tool):
+                sys.exit(f"vs-nginx: {tool} is not on PATH")
+        for b in [self.ringway, self.loadtest] + ([args.before] if args.before else []):
+            if not os.access(b, os.X_OK):
+                sys.exit(f"vs-nginx: {b} is not built")
+
+    def spawn(self, cmd, cpu, port, log):
+        out = open(os.path.join(self.work, log), "w")
+        p = subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, stdout=out, stderr=out)
+        self.procs.append(p)
+        wait_port(port, p)
+        return p
+
+    def start(self):
+        mock = [self.ringway, "mock-upstream", "--listen"]
+        self.spawn(mock + [f"127.0.0.1:{MOCK}", "--ttft-ms", "0", "--itl-ms", "0"], 1, MOCK, "mock.log")
+        self.spawn(mock + [f"127.0.0.1:{PACED}", "--ttft-ms", "20", "--itl-ms", "20"], 1, PACED, "paced.log")
+        conf = os.path.join(self.work, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_CONF.format(work=self.work, mock=MOCK, paced=PACED, nginx=NGINX, nginx_paced=NGINX_PACED))
+        self.spawn(["nginx", "-c", conf], 0, NGINX, "nginx.log")
+        time.sleep(0.3)
+        workers = subprocess.run(["pgrep", "-f", f"nginx: worker process"], capture_output=True, text=True).stdout.split()
+        master = self.procs[-1].pid
+        mine = [w for w in workers if open(f"/proc/{w}/stat").read().rsplit(")", 1)[1].split()[1] == str(master)]
+        if len(mine) != 1:
+            sys.exit(f"vs-nginx: expected one nginx worker, found {mine}")
+        self.proxies = {"nginx": (int(mine[0]), NGINX, NGINX_PACED)}
+        bins = [("ringway", self.ringway)] + ([("before", self.args.before)] if self.args.before else [])
+        for (name, b), port in zip(bins, GW_PORTS):
+            toml = os.path.join(self.work, f"{name}.toml")
+            with open(toml, "w") as f:
+                f.write(GW_TOML.format(port=port, mock=MOCK, paced=PACED))
+            p = self.spawn([b, "serve", "--config", toml], 0, port, f"{name}.log")
+            self.proxies[name] = (p.pid, port, port)
+        # Warm every path once (pools, tokenizer-free routes, first allocations).
+        for name in self.proxies:
+            for scen in SCENARIOS:
+                self.oha(name, scen, 1)
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def log(self, line):
+        print(line, flush=True)
+        if self.raw:
+            self.raw.write(line + "\n")
+            self.raw.flush()
+
+    def oha(self, proxy, scen, secs):
+        path, gw_model, ng_model, stream = SCENARIOS[scen]
+        pid, port, _ = self.proxies[proxy]
+        model = ng_model if proxy == "nginx" else gw_model
+        if model is None:
+            return None
+        before = cpu_ticks(pid)
+        out = subprocess.run(
+            ["taskset", "-c", "1", "oha", "--no-tui", "-z", f"{secs}s", "-w", "--worker-threads", "1",
+             "--output-format", "json", "-c", "32", "-m", "POST",
+             "-H", "content-type: application/json", "-H", "anthropic-version: 2023-06-01",
+             "-d", body(path, model, stream), f"http://127.0.0.1:{port}{path}"],
+            capture_output=True, text=True, check=True).stdout
+        cpu = (cpu_ticks(pid) - before) / TICKS
+        d = json.loads(out)
+        codes = d["statusCodeDistribution"]
+        n = sum(codes.values())
+        bad = n - codes.get("200", 0) + sum(d.get("errorDistribution", {}).values())
+        return {"rps": d["summary"]["requestsPerSec"], "cpu_us": cpu / max(n, 1) * 1e6, "bad": bad,
+                "p50": d["latencyPercentiles"]["p50"] * 1e3, "p99": d["latencyPercentiles"]["p99"] * 1e3}
+
+    def loadtest_run(self, proxy, extra, compare=True, paced=False):
+        """loadtest against `proxy`, --compare nginx; returns the parsed JSON."""
+        pid, port, pport = self.proxies[proxy]
+        npid, nport, npport = self.proxies["nginx"]
+        out = os.path.join(self.work, "lt.json")
+        cmd = ["taskset", "-c", "1", self.loadtest, f"http://127.0.0.1:{pport if paced else port}",
+               "--target-pid", str(pid), "--json", out, "--quiet"] + extra
+        if compare:
+            cmd += ["--compare", f"http://127.0.0.1:{npport if paced else nport}", "--compare-pid", str(npid)]
+        subprocess.run(cmd, capture_output=True, text=True, check=True)
+        with open(out) as f:
+            return json.load(f)
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--secs", type=float, default=5)
+    ap.add_argument("--before", help="a second ringway binary, measured alongside")
+    ap.add_argument("--only", help="comma-separated scenarios (default: all); also paced, latency")
+    ap.add_argument("--skip-loadtest", action="store_true", help="oha rows only")
+    ap.add_argument("--raw", help="append every run's line to this file")
+    args = ap.parse_args()
+    if not 1 <= args.rounds <= 9 or not 1 <= args.secs <= 30:
+        sys.exit("vs-nginx: --rounds 1..9, --secs 1..30")
+    only = set(args.only.split(",")) if args.only else None
+    b = Bench(args)
+    try:
+        b.start()
+        report(b, args, only)
+    finally:
+        b.stop()
+
+
+def report(b, args, only):
+    secs = int(args.secs)
+    names = list(b.proxies)
+    want = lambda s: only is None or s in only
+    rows = []
+    for scen in SCENARIOS:
+        if not want(scen):
+            continue
+        runs = {n: [] for n in names}
+        for r in range(args.rounds):
+            order = names if r % 2 == 0 else names[::-1]
+            for n in order:
+                res = b.oha(n, scen, secs)
+                if res is not None:
+                    runs[n].append(res)
+                    b.log(f"oha {scen} round {r} {n}: {res['rps']:.0f}/s {res['cpu_us']:.1f} us "
+                          f"p50 {res['p50']:.3f} p99 {res['p99']:.3f} ms bad {res['bad']}")
+        cells = {}
+        for n in names:
+            if runs[n]:
+                cells[n] = (med(x["rps"] for x in runs[n]), med(x["cpu_us"] for x in runs[n]),
+                            sum(x["bad"] for x in runs[n]))
+        rows.append(("oha", scen, cells))
+        if not args.skip_loadtest and SCENARIOS[scen][2] is not None:
+            path, model, _, stream = SCENARIOS[scen]
+            fmt = "anthropic" if path == ANTHROPIC else "openai"
+            if stream == "usage":
+                continue  # loadtest has no include_usage preset
+            extra = ["--format", fmt, "--model", model, "--conns", "32", "--duration", str(secs),
+                     "--warmup", "1", "--phases", str(max(2, args.rounds + 1))]
+            if stream:
+                extra.append("--stream")
+            d = b.loadtest_run("ringway", extra)
+            rows.append(("loadtest", scen, lt_cells(d)))
+            b.log(f"loadtest {scen}: {json.dumps(lt_cells(d))}")
+    if want("paced"):
+        for fmt, model in (("openai", "gpt-paced"), ("anthropic", "claude-paced")):
+            extra = ["--format", fmt, "--model", model, "--stream", "--rate", "200", "--duration",
+                     str(max(secs, 8)), "--warmup", "2", "--phases", str(max(2, args.rounds + 1))]
+            d = b.loadtest_run("ringway", extra, paced=True)
+            rows.append(("paced", fmt, lt_cells(d)))
+            b.log(f"paced {fmt}: {json.dumps(lt_cells(d))}")
+    if want("latency"):
+        for rate in (500, 2000):
+            extra = ["--model", "gpt", "--rate", str(rate), "--duration", str(secs), "--warmup", "1",
+                     "--phases", str(max(2, args.rounds + 1))]
+            d = b.loadtest_run("ringway", extra)
+            rows.append((f"latency {rate}/s", "openai", lt_cells(d)))
+            b.log(f"latency {rate}: {json.dumps(lt_cells(d))}")
+    print()
+    print_table(rows, names)
+
+
+def lt_cells(d):
+    """ringway and nginx cells of one loadtest --compare JSON report."""
+    out = {}
+    for key, name in (("target", "ringway"), ("compare", "nginx")):
+        t = d["targets"].get(key)
+        if not t:
+            continue
+        proc = t.get("process") or {}
+        lat = t.get("latency_ms") or {}
+        out[name] = {
+            "rps": t.get("rate"),
+            "cpu_us": proc.get("cpu_us_per_request"),
+            "p50": lat.get("p50"),
+            "p99": lat.get("p99"),
+            "errors": t.get("errors"),
+        }
+    return out
+
+
+def print_table(rows, names):
+    print("| tool | scenario | " + " | ".join(names) + " | ratio to nginx (throughput, CPU) |")
+    print("| --- | --- |" + " --- |" * (len(names) + 1))
+    for tool, scen, cells in rows:
+        if tool == "oha":
+            fmt = lambda c: f"{c[0] / 1000:.1f}k/s, {c[1]:.1f} µs" + (f", {c[2]} bad" if c[2] else "")
+            ng = cells.get("nginx")
+            rw = cells.get("ringway")
+            ratio = f"{rw[0] / ng[0]:.2f}×, {rw[1] / ng[1]:.2f}×" if ng and rw else ""
+            line = [fmt(cells[n]) if n in cells else "" for n in names]
+        else:
+            def fmt(c):
+                if c is None:
+                    return ""
+                s = f"{(c['rps'] or 0) / 1000:.2f}k/s"
+                if c.get("cpu_us") is not None:
+                    s += f", {c['cpu_us']:.1f} µs"
+                s += f", p50 {c['p50']:.3f} / p99 {c['p99']:.3f} ms"
+                if c.get("errors"):
+                    s += f", {c['errors']} errors"
+                return s
+            ng, rw = cells.get("nginx"), cells.get("ringway")
+            ratio = ""
+            if ng and rw and ng.get("rps") and ng.get("cpu_us"):
+                ratio = f"{rw['rps'] / ng['rps']:.2f}×, {rw['cpu_us'] / ng['cpu_us']:.2f}×"
+            if tool.startswith("latency") and ng and rw:
+                ratio = f"added p50 {rw['p50'] - ng['p50']:+.3f} / p99 {rw['p99'] - ng['p99']:+.3f} ms"
+            line = [fmt(cells.get(n)) for n in names]
+        print(f"| {tool} | {scen} | " + " | ".join(line) + f" | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
