@@ -623,6 +623,8 @@ impl Stream {
         provider: &Provider,
         chunked: bool,
     ) -> Result<(), Failure> {
+        // Bytes read without the driver since the last await.
+        let mut burst = 0usize;
         let failure = loop {
             match self.drain(up) {
                 Ok(false) => {}
@@ -630,30 +632,41 @@ impl Stream {
                 Err(e) => break Some(e),
             }
             self.frame_batch(&mut conn.wbuf, chunked);
-            // Bytes already waiting in the socket: the next read returns at once, and what
-            // it brings goes out in the same write (a stream that arrives in a burst larger
-            // than a read buffer costs one write, not one per buffer).
-            if conn.wbuf.len() >= MAX_BURST_BYTES || !up.more_waiting() {
-                // Usage as it arrives (Anthropic says its input at the start), current before
-                // every read that may wait; a burst is read for it once, from its newest event.
-                ex.metered.set(self.meter.metered());
-                super::charge_key_tokens(ex);
-                // Read even when nothing is written (events the stage swallowed): nothing
-                // that was read is held while the provider is silent.
-                let said = self.said_something();
-                if !conn.wbuf.is_empty() {
-                    ex.first_event_sent();
-                    if said {
-                        ex.first_token_sent();
+            // Bytes already waiting in the socket are read now and go out in the same write (a
+            // stream that arrives in a burst larger than a read buffer costs one write, not one
+            // per buffer).
+            // Bounded by what it read as well as by what it wrote: events the stage swallows
+            // write nothing, and this loop must not hold the worker without an await.
+            if conn.wbuf.len() < MAX_BURST_BYTES && burst < MAX_BURST_BYTES {
+                match up.read_waiting() {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        burst += n;
+                        continue;
                     }
-                    if conn.flush().await.is_err() {
-                        return Err(Failure::AfterResponse);
-                    }
-                    // A stream waits far longer than it writes: its write buffer is let go
-                    // while it waits (~1 KiB per held stream) and the next batch allocates what
-                    // it needs.
-                    conn.wbuf = Vec::new();
+                    Err(e) => break Some(e),
                 }
+            }
+            burst = 0;
+            // Usage as it arrives (Anthropic says its input at the start), current before
+            // every read that may wait; a burst is read for it once, from its newest event.
+            ex.metered.set(self.meter.metered());
+            super::charge_key_tokens(ex);
+            // Read even when nothing is written (events the stage swallowed): nothing
+            // that was read is held while the provider is silent.
+            let said = self.said_something();
+            if !conn.wbuf.is_empty() {
+                ex.first_event_sent();
+                if said {
+                    ex.first_token_sent();
+                }
+                if conn.flush().await.is_err() {
+                    return Err(Failure::AfterResponse);
+                }
+                // A stream waits far longer than it writes: its write buffer is let go
+                // while it waits (~1 KiB per held stream) and the next batch allocates what
+                // it needs.
+                conn.wbuf = Vec::new();
             }
             // A drain's end cuts the stream here: the client gets its dialect's error event.
             let read = ex

@@ -124,6 +124,19 @@ pub fn send_now(fd: std::os::fd::RawFd, buf: &[u8]) -> std::io::Result<usize> {
     }
 }
 
+/// Receive what a connected socket holds now, without waiting and without the driver: the
+/// bytes read (0 at its end), or `WouldBlock` when nothing is there.
+pub fn recv_now(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    use nix::sys::socket::{recv, MsgFlags};
+    loop {
+        match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(std::io::Error::from(e)),
+            Ok(n) => return Ok(n),
+        }
+    }
+}
+
 fn build_uring(entries: u32) -> Result<monoio::Runtime<TimeDriver<IoUringDriver>>, String> {
     // Without these two flags io_uring is slower than epoll on these machines: the kernel
     // would run task work on every completion instead of when we ask for events.

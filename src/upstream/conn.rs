@@ -75,6 +75,9 @@ pub const MAX_READ: usize = 64 * 1024;
 /// Smallest read: a slow stream's reads shrink to this (a few events of any provider fit; a
 /// larger burst grows the buffer again). What each held stream keeps between its events.
 pub const SLOW_READ: usize = 1024;
+/// Most bytes one read of what is already waiting takes (`Conn::read_waiting`); a larger burst
+/// takes several.
+const MAX_DIRECT_READ: usize = 16 * 1024;
 /// Small reads in a row before a large read buffer is swapped for a small one.
 const SMALL_READS_TO_SHRINK: u8 = 3;
 /// A request body up to this size is copied behind its head and sent in one write.
@@ -105,7 +108,7 @@ pub struct Conn {
     read_size: usize,
     /// Reads in a row that were small (see `fill`).
     small_reads: u8,
-    /// The last read filled all the room it had: more may be waiting (see `more_waiting`).
+    /// The last read filled all the room it had: more may be waiting (see `read_waiting`).
     filled: bool,
     /// Came from the pool: a failure before any response byte may just mean the peer closed it.
     pub(super) reused: bool,
@@ -238,12 +241,19 @@ impl Conn {
         let (len, cap) = (buf.len(), buf.capacity());
         let (res, slice) = self.stream.read(buf.slice_mut(len..cap)).await;
         self.rbuf = slice.into_inner();
+        self.account(&res, cap - len);
+        res
+    }
+
+    /// The bookkeeping after a read that had `room` bytes of room: whether it filled them, and
+    /// the size of the next read.
+    fn account(&mut self, res: &io::Result<usize>, room: usize) {
         if res.as_ref().is_ok_and(|&n| n > 0) {
             self.received = true;
         }
-        self.filled = res.as_ref().is_ok_and(|&n| n > 0 && n == cap - len);
+        self.filled = res.as_ref().is_ok_and(|&n| n > 0 && n == room);
         if let Ok(&n) = res.as_ref() {
-            let next = next_read_size(self.read_size, n, cap - len);
+            let next = next_read_size(self.read_size, n, room);
             self.small_reads = if next < self.read_size || (n > 0 && n <= SLOW_READ / 2) {
                 self.small_reads.saturating_add(1)
             } else {
@@ -251,7 +261,6 @@ impl Conn {
             };
             self.read_size = next;
         }
-        res
     }
 
     /// Send a request: `head` from `http1::write_request_head`, then `body`. A provider that
@@ -423,19 +432,49 @@ impl Conn {
         self.rbuf.is_empty()
     }
 
-    /// Are more bytes of the response already waiting in the socket? Asked only after a read
-    /// that filled its buffer (a burst: the next read will not wait), so a stream that
-    /// trickles pays nothing, and a burst's events go out in one write instead of one per
-    /// buffer's worth. Plain connections only: over TLS the waiting bytes may be part of a
-    /// record that has not fully arrived, and the read would wait for its rest with decoded
-    /// events unwritten; there the answer is false, and the caller writes what it has.
-    pub fn more_waiting(&self) -> bool {
+    /// Read what is already waiting in the socket, without the driver and without waiting,
+    /// after a read that filled its buffer (a burst: more is likely there): the bytes added
+    /// to the read buffer, 0 when none were waiting. A stream that trickles never asks (its
+    /// reads do not fill); a burst larger than a read buffer costs one syscall per buffer
+    /// instead of a peek and a driver round trip, and its events go out in one write. Plain
+    /// connections only: over TLS the waiting bytes may be part of a record that has not fully
+    /// arrived, and the read would wait for its rest with decoded events unwritten; there the
+    /// answer is 0, and the caller writes what it has. An end of stream is left for the next
+    /// read to see; a failure is the one that read would report.
+    pub fn read_waiting(&mut self) -> Result<usize> {
         if !self.filled || matches!(self.stream, Stream::Tls(_)) {
-            return false;
+            return Ok(0);
         }
-        let mut probe = [0u8; 1];
-        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
-        matches!(nix::sys::socket::recv(self.fd, &mut probe, flags), Ok(1))
+        let len = self.rbuf.len();
+        // Zeroed before the kernel writes it (no unsafe here): bounded, so that costs little
+        // beside the copy the kernel makes.
+        let room = self.read_size.min(MAX_DIRECT_READ);
+        self.rbuf.resize(len + room, 0);
+        let res = match self.rbuf.get_mut(len..) {
+            Some(spare) => crate::runtime::recv_now(self.fd, spare),
+            None => Ok(0),
+        };
+        let n = *res.as_ref().unwrap_or(&0);
+        self.rbuf.truncate(len + n);
+        match res {
+            Ok(0) => {
+                self.filled = false;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.account(&res, room);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.filled = false;
+                Ok(0)
+            }
+            Err(e) => Err(Error::new(
+                ErrorKind::UpstreamReset,
+                "provider connection broke mid-response",
+            )
+            .with_cause(e)),
+        }
     }
 
     /// Has the provider stayed silent since the last response? Bytes that arrived on an idle
