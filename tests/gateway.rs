@@ -1373,6 +1373,42 @@ fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
 }
 
 #[test]
+fn a_slow_reader_gets_every_byte_of_a_burst_stream_once_and_in_order() {
+    // 20,000 events at once, to a client with a 4 KiB receive window that waits before it
+    // reads: the gateway's batches do not fit the socket, so each write goes partly straight
+    // to the socket and the rest through the driver, over and over. A byte sent twice or lost
+    // at that seam breaks the text.
+    const TOKENS: usize = 20_000;
+    let (_m, g) = setup("[server]\nworkers = 1\n");
+    let mut c = Client::from_stream(connect_with_small_rcvbuf(g.addr));
+    c.send_raw(&post(
+        "/v1/chat/completions",
+        &[],
+        &openai_body("gpt", &format!("mock:tokens={TOKENS}"), true),
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 200);
+    let events = sse_events(&r.body);
+    assert_eq!(events.last().map(|(_, d)| d.as_str()), Some("[DONE]"));
+    let mut text = String::new();
+    for (_, data) in &events[..events.len() - 1] {
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(t);
+        }
+    }
+    let want = (1..=TOKENS)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(text.trim(), want);
+    // The connection is still good for the next request.
+    c.send_raw(&post("/v1/chat/completions", &[], &openai_body("gpt", "hi", false)));
+    assert_eq!(c.read_response().unwrap().status, 200);
+}
+
+#[test]
 fn header_timeout_answers_in_the_anthropic_format_on_the_anthropic_path() {
     let (_m, g) = setup("[server]\nworkers = 1\nheader_read_timeout_ms = 300\n");
     let mut c = Client::connect(g.addr);
