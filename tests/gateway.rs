@@ -1404,7 +1404,11 @@ fn a_slow_reader_gets_every_byte_of_a_burst_stream_once_and_in_order() {
         .join(" ");
     assert_eq!(text.trim(), want);
     // The connection is still good for the next request.
-    c.send_raw(&post("/v1/chat/completions", &[], &openai_body("gpt", "hi", false)));
+    c.send_raw(&post(
+        "/v1/chat/completions",
+        &[],
+        &openai_body("gpt", "hi", false),
+    ));
     assert_eq!(c.read_response().unwrap().status, 200);
 }
 
