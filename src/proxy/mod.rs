@@ -653,8 +653,9 @@ fn relayed_headers<'a>(
     headers
 }
 
-/// Commit to an answer (its head and what is already in hand go to the client) and pump the
-/// rest. The provider's connection goes back to the pool when its response was read to the end.
+/// Commit to a whole or relayed answer (its head and what is already in hand go to the client)
+/// and pump the rest; streams go through [`commit_stream`] and [`relay_stream`]. The provider's
+/// connection goes back to the pool when its response was read to the end.
 async fn commit_and_pump<S: Transport>(
     ctx: &Ctx,
     conn: &mut ClientConn<S>,
