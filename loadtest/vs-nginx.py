@@ -3,14 +3,16 @@
 
 Starts, all on 127.0.0.1: the mock twice on CPU 1 (one answering at once, one paced at 20 ms
 to the first token and 20 ms per token), nginx (loadtest/nginx.conf: one worker on CPU 0,
-kept-alive upstreams, proxy_buffering off, no access log), the ringway binary under test and,
-with --before BIN, a second ringway binary (each one worker on CPU 0, access log off). Then,
-for every scenario, rounds alternating the proxies:
+kept-alive upstreams, proxy_buffering off, no access log; 2,048 kept-alive connections to the
+paced mock, so that a thousand streams at once do not make nginx connect anew), the ringway
+binary under test and, with --before BIN, a second ringway binary (each one worker on CPU 0,
+access log off). Then, for every scenario, rounds alternating the proxies:
 
 - oha (32 connections, --secs per run, pinned to CPU 1) with each proxy's CPU time per
   request (utime + stime from /proc over the same run);
 - loadtest --compare against nginx (alternating phases) with --target-pid / --compare-pid;
-- paced streams: loadtest --stream --rate 200 on the paced mock, CPU per stream;
+- paced streams: loadtest --stream at 200, 2,000 and 4,000 streams/s on the paced mock, CPU
+  per stream;
 - added latency at 500 and 2,000 req/s (open loop) against nginx.
 
 Prints medians of the rounds and ratios to nginx, and writes every run's raw line to
@@ -97,7 +99,7 @@ http {{
   client_body_temp_path {work}/body;
   proxy_temp_path {work}/proxy;
   upstream mock {{ server 127.0.0.1:{mock}; keepalive 64; }}
-  upstream paced {{ server 127.0.0.1:{paced}; keepalive 64; }}
+  upstream paced {{ server 127.0.0.1:{paced}; keepalive 2048; }}
   server {{
     listen 127.0.0.1:{nginx};
     keepalive_requests 1000000;
@@ -331,12 +333,16 @@ def report(b, args, only):
             rows.append(("loadtest", scen, lt_cells(d)))
             b.log(f"loadtest {scen}: {json.dumps(lt_cells(d))}")
     if want("paced"):
-        for fmt, model in (("openai", "gpt-paced"), ("anthropic", "claude-paced")):
-            extra = ["--format", fmt, "--model", model, "--stream", "--rate", "200", "--duration",
-                     str(max(secs, 8)), "--warmup", "2", "--phases", str(max(2, args.rounds + 1))]
+        # 200 streams/s hold ~54 streams at once, so nearly every event wakes the proxy on its
+        # own; 2,000 and 4,000 hold ~540 and ~1,100, where wake-ups carry several events.
+        for fmt, model, rate in (("openai", "gpt-paced", 200), ("anthropic", "claude-paced", 200),
+                                 ("openai", "gpt-paced", 2000), ("openai", "gpt-paced", 4000)):
+            extra = ["--format", fmt, "--model", model, "--stream", "--rate", str(rate),
+                     "--max-conns", "5000", "--duration", str(max(secs, 6)), "--warmup", "2",
+                     "--phases", str(max(2, args.rounds + 1))]
             d = b.loadtest_run("ringway", extra, paced=True)
-            rows.append(("paced", fmt, lt_cells(d)))
-            b.log(f"paced {fmt}: {json.dumps(lt_cells(d))}")
+            rows.append((f"paced {rate}/s", fmt, lt_cells(d)))
+            b.log(f"paced {rate}/s {fmt}: {json.dumps(lt_cells(d))}")
     if want("latency"):
         for rate in (500, 2000):
             extra = ["--model", "gpt", "--rate", str(rate), "--duration", str(secs), "--warmup", "1",
