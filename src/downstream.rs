@@ -350,20 +350,15 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             // round trip (a submission, a completion, this task woken and polled again), which
             // for a streamed event costs more than the send itself; under epoll this is the
             // syscall the driver would make. What the socket does not take goes the usual way.
-            match crate::runtime::send_now(fd, &self.wbuf) {
-                Ok(n) => {
-                    self.sent = self.sent.wrapping_add(n as u64);
-                    if n == self.wbuf.len() {
-                        self.wbuf.clear();
-                        if self.wbuf.capacity() > WBUF_RETAIN_BYTES {
-                            self.wbuf = Vec::new();
-                        }
-                        return Ok(());
-                    }
-                    self.wbuf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            match crate::runtime::send_front(fd, &mut self.wbuf) {
+                Ok(n) => self.sent = self.sent.wrapping_add(n as u64),
                 Err(e) => return self.check_write(Err(e)),
+            }
+            if self.wbuf.is_empty() {
+                if self.wbuf.capacity() > WBUF_RETAIN_BYTES {
+                    self.wbuf = Vec::new();
+                }
+                return Ok(());
             }
         }
         let buf = std::mem::take(&mut self.wbuf);

@@ -653,6 +653,12 @@ fn relayed_headers<'a>(
     headers
 }
 
+/// The request parameters translation dropped, for the client's dropped-params header (empty:
+/// none).
+fn dropped_params(meta: Option<&crate::translate::RequestMeta>) -> String {
+    meta.map(|m| m.dropped.join(",")).unwrap_or_default()
+}
+
 /// Commit to a whole or relayed answer (its head and what is already in hand go to the client)
 /// and pump the rest; streams go through [`commit_stream`] and [`relay_stream`]. The provider's
 /// connection goes back to the pool when its response was read to the end.
@@ -673,10 +679,7 @@ async fn commit_and_pump<S: Transport>(
         metered,
         ..
     } = answer;
-    let dropped = meta
-        .as_ref()
-        .map(|m| m.dropped.join(","))
-        .unwrap_or_default();
+    let dropped = dropped_params(meta.as_deref());
     let client_http10 = ex.head.minor_version() == 0;
     let own_limits = !ex.limit_headers.is_empty();
     match body {
@@ -834,10 +837,7 @@ fn commit_stream<'c, S: Transport>(
     let (Some(up), Some(head)) = (up, head) else {
         return Err(Error::new(ErrorKind::Internal, "a stream without a provider").into());
     };
-    let dropped = meta
-        .as_ref()
-        .map(|m| m.dropped.join(","))
-        .unwrap_or_default();
+    let dropped = dropped_params(meta.as_deref());
     let own_limits = !ex.limit_headers.is_empty();
     let chunked = ex.head.minor_version() != 0;
     let framing = if chunked {

@@ -634,9 +634,9 @@ impl Stream {
             self.frame_batch(&mut conn.wbuf, chunked);
             // Bytes already waiting in the socket are read now and go out in the same write (a
             // stream that arrives in a burst larger than a read buffer costs one write, not one
-            // per buffer).
-            // Bounded by what it read as well as by what it wrote: events the stage swallows
-            // write nothing, and this loop must not hold the worker without an await.
+            // per buffer). Bounded by what it read as well as by what it wrote: events the
+            // stage swallows write nothing, and this loop must not hold the worker without an
+            // await.
             if conn.wbuf.len() < MAX_BURST_BYTES && burst < MAX_BURST_BYTES {
                 match up.read_waiting() {
                     Ok(0) => {}

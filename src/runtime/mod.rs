@@ -110,26 +110,31 @@ fn choose(driver: Driver) -> Result<DriverKind, String> {
     }
 }
 
-/// Send what a connected socket takes now, without waiting and without the driver: the bytes
-/// sent, or `WouldBlock` when it has no room. A peer that has gone is an error here (no
-/// SIGPIPE), as it would be through the driver.
-pub fn send_now(fd: std::os::fd::RawFd, buf: &[u8]) -> std::io::Result<usize> {
+/// Send from the front of `buf` what a connected socket takes now, without waiting and without
+/// the driver, and take it off `buf`: the bytes sent, 0 when the socket has no room. A peer
+/// that has gone is an error here (no SIGPIPE), as it would be through the driver.
+pub fn send_front(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     use nix::sys::socket::{send, MsgFlags};
-    loop {
-        match send(fd, buf, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(std::io::Error::from(e)),
-            Ok(n) => return Ok(n),
-        }
-    }
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    let n = match no_eintr(|| send(fd, buf, flags)) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        other => other?,
+    };
+    buf.drain(..n.min(buf.len()));
+    Ok(n)
 }
 
 /// Receive what a connected socket holds now, without waiting and without the driver: the
 /// bytes read (0 at its end), or `WouldBlock` when nothing is there.
 pub fn recv_now(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
     use nix::sys::socket::{recv, MsgFlags};
+    no_eintr(|| recv(fd, buf, MsgFlags::MSG_DONTWAIT))
+}
+
+/// A socket call, again while a signal interrupts it.
+fn no_eintr(mut call: impl FnMut() -> nix::Result<usize>) -> std::io::Result<usize> {
     loop {
-        match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
+        match call() {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(std::io::Error::from(e)),
             Ok(n) => return Ok(n),

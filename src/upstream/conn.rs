@@ -48,13 +48,9 @@ impl Stream {
     /// to it (no ring round trip under io_uring; see `ClientConn::flush`), the rest as usual.
     async fn write_all_owned(&mut self, mut buf: Vec<u8>) -> io::Result<()> {
         if let Stream::Plain(s) = self {
-            match crate::runtime::send_now(s.as_raw_fd(), &buf) {
-                Ok(n) if n == buf.len() => return Ok(()),
-                Ok(n) => {
-                    buf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+            crate::runtime::send_front(s.as_raw_fd(), &mut buf)?;
+            if buf.is_empty() {
+                return Ok(());
             }
         }
         self.write_all(buf).await
