@@ -2,11 +2,11 @@
 """ringway against nginx `proxy_pass`, side by side in one run (issue 11's table).
 
 Starts, all on 127.0.0.1: the mock twice on CPU 1 (one answering at once, one paced at 20 ms
-to the first token and 20 ms per token), nginx (loadtest/nginx.conf: one worker on CPU 0,
-kept-alive upstreams, proxy_buffering off, no access log; 2,048 kept-alive connections to the
-paced mock, so that a thousand streams at once do not make nginx connect anew), the ringway
-binary under test and, with --before BIN, a second ringway binary (each one worker on CPU 0,
-access log off). Then, for every scenario, rounds alternating the proxies:
+to the first token and 20 ms per token), nginx as loadtest/nginx.conf sets it up (one worker
+on CPU 0, kept-alive upstreams, proxy_buffering off, no access log, a second server for the
+paced mock), the ringway binary under test and, with --before BIN, a second ringway binary
+(each one worker on CPU 0, access log off). Then, for every scenario, rounds alternating the
+proxies:
 
 - oha (32 connections, --secs per run, pinned to CPU 1) with each proxy's CPU time per
   request (utime + stime from /proc over the same run);
@@ -87,41 +87,8 @@ model = "claude-paced"
 targets = ["paced-an/mock-claude"]
 """
 
-NGINX_CONF = """
-worker_processes 1;
-worker_cpu_affinity 01;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 20000; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/body;
-  proxy_temp_path {work}/proxy;
-  upstream mock {{ server 127.0.0.1:{mock}; keepalive 64; }}
-  upstream paced {{ server 127.0.0.1:{paced}; keepalive 2048; }}
-  server {{
-    listen 127.0.0.1:{nginx};
-    keepalive_requests 1000000;
-    location / {{
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }}
-  }}
-  server {{
-    listen 127.0.0.1:{nginx_paced};
-    keepalive_requests 1000000;
-    location / {{
-      proxy_pass http://paced;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }}
-  }}
-}}
-"""
+# loadtest/nginx.conf listens on these and proxies to the two mocks on MOCK and PACED.
+NGINX_CONF = os.path.join(HERE, "nginx.conf")
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
@@ -197,10 +164,7 @@ class Bench:
         mock = [self.ringway, "mock-upstream", "--listen"]
         self.spawn(mock + [f"127.0.0.1:{MOCK}", "--ttft-ms", "0", "--itl-ms", "0"], 1, MOCK, "mock.log")
         self.spawn(mock + [f"127.0.0.1:{PACED}", "--ttft-ms", "20", "--itl-ms", "20"], 1, PACED, "paced.log")
-        conf = os.path.join(self.work, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(work=self.work, mock=MOCK, paced=PACED, nginx=NGINX, nginx_paced=NGINX_PACED))
-        self.spawn(["nginx", "-c", conf], 0, NGINX, "nginx.log")
+        self.spawn(["nginx", "-c", NGINX_CONF], 0, NGINX, "nginx.log")
         time.sleep(0.3)
         workers = subprocess.run(["pgrep", "-f", f"nginx: worker process"], capture_output=True, text=True).stdout.split()
         master = self.procs[-1].pid
