@@ -33,6 +33,12 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of a request head kept aside to pick the error format if the head never completes.
 const HEAD_SNIFF_BYTES: usize = 256;
 
+thread_local! {
+    /// One written, empty write buffer per worker, passed between streams (see
+    /// [`ClientConn::park_wbuf`]); at most [`WBUF_RETAIN_BYTES`] of capacity.
+    static SPARE_WBUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Why no request head came.
 pub enum HeadOutcome {
     /// The client closed (or went idle past the keep-alive timeout) between requests: close quietly.
@@ -337,6 +343,30 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     fn release_read_buffer(&mut self) {
         if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
+        }
+    }
+
+    /// A waiting stream lets go of its written write buffer: it goes to this worker's spare,
+    /// which the next stream to write takes (a malloc and a free per event otherwise).
+    pub fn park_wbuf(&mut self) {
+        if !self.wbuf.is_empty() {
+            return;
+        }
+        let buf = std::mem::take(&mut self.wbuf);
+        if buf.capacity() == 0 || buf.capacity() > WBUF_RETAIN_BYTES {
+            return;
+        }
+        SPARE_WBUF.with(|spare| {
+            let held = spare.take();
+            spare.set(if held.capacity() == 0 { buf } else { held });
+        });
+    }
+
+    /// Before framing into `wbuf`: a buffer let go by [`ClientConn::park_wbuf`] is taken back
+    /// from the worker's spare.
+    pub fn unpark_wbuf(&mut self) {
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = SPARE_WBUF.with(std::cell::Cell::take);
         }
     }
 

@@ -499,11 +499,18 @@ pub struct Meter {
     format: Format,
     raw: Option<Raw>,
     stop: Option<StopReason>,
-    /// OpenAI chunks handed over by [`Meter::defer`] and not settled yet, oldest first: only
-    /// the newest usage and the newest stop reason count, so [`Meter::settle`] reads them from
-    /// the newest back and stops once it has both. `Some`: `defer` read the chunk's usage.
-    pending: Vec<(Bytes, Option<Read>)>,
+    /// The newest OpenAI chunk handed over by [`Meter::defer`] and not settled yet. Kept out
+    /// of `pending`: a paced stream's batch is one chunk, and a list for it cost an
+    /// allocation per event.
+    newest: Option<Deferred>,
+    /// The older ones of the batch, oldest first: only the newest usage and the newest stop
+    /// reason count, so [`Meter::settle`] reads them from the newest back and stops once it
+    /// has both.
+    pending: Vec<Deferred>,
 }
+
+/// A chunk [`Meter::defer`] kept; `Some`: it already read the chunk's usage.
+type Deferred = (Bytes, Option<Read>);
 
 /// Chunks [`Meter::defer`] first makes room for after a settle.
 const PENDING_CHUNKS: usize = 16;
@@ -522,6 +529,7 @@ impl Meter {
             format,
             raw: None,
             stop: None,
+            newest: None,
             pending: Vec::new(),
         }
     }
@@ -599,12 +607,16 @@ impl Meter {
             self.on_event(name, data);
             return false;
         }
-        if self.pending.is_empty() {
-            // Room for a burst at once: growing one chunk at a time cost more than the reads.
-            self.pending.reserve(PENDING_CHUNKS);
+        if let Some(older) = self.newest.take() {
+            if self.pending.is_empty() {
+                // Room for a burst at once: growing one chunk at a time cost more than the
+                // reads.
+                self.pending.reserve(PENDING_CHUNKS);
+            }
+            self.pending.push(older);
         }
         if !(find_usage_only && has_empty_array(data)) {
-            self.pending.push((data.clone(), None));
+            self.newest = Some((data.clone(), None));
             return false;
         }
         let found = openai_usage(data);
@@ -616,7 +628,7 @@ impl Meter {
             span: found.map(|(_, span)| span),
             carried: usage.is_some(),
         };
-        self.pending.push((data.clone(), Some(read)));
+        self.newest = Some((data.clone(), Some(read)));
         usage.is_some() && openai_usage_only(data)
     }
 
@@ -624,9 +636,10 @@ impl Meter {
     /// usage and the newest stop reason: exactly what [`Meter::on_event`] would have left
     /// after reading every chunk in order.
     pub fn settle(&mut self) {
+        let newest = self.newest.take();
         let pending = std::mem::take(&mut self.pending);
         let (mut need_usage, mut need_stop) = (true, true);
-        for (data, read) in pending.iter().rev() {
+        for (data, read) in newest.iter().chain(pending.iter().rev()) {
             if !need_usage && !need_stop {
                 break;
             }

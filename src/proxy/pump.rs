@@ -631,6 +631,7 @@ impl Stream {
                 Ok(true) => break None,
                 Err(e) => break Some(e),
             }
+            conn.unpark_wbuf();
             self.frame_batch(&mut conn.wbuf, chunked);
             // Bytes already waiting in the socket are read now and go out in the same write (a
             // stream that arrives in a burst larger than a read buffer costs one write, not one
@@ -663,11 +664,10 @@ impl Stream {
                 if conn.flush().await.is_err() {
                     return Err(Failure::AfterResponse);
                 }
-                // A stream waits far longer than it writes: its write buffer is let go
-                // while it waits (~1 KiB per held stream) and the next batch allocates what
-                // it needs.
-                conn.wbuf = Vec::new();
             }
+            // A stream waits far longer than it writes: its write buffer is not held while it
+            // waits (~1 KiB per held stream).
+            conn.park_wbuf();
             // A drain's end cuts the stream here: the client gets its dialect's error event.
             let read = ex
                 .cut
@@ -683,6 +683,7 @@ impl Stream {
                 None => break Some(super::shutting_down()),
             }
         };
+        conn.unpark_wbuf();
         let held = conn.wbuf.len();
         let complete = self.finish(failure.as_ref(), &mut conn.wbuf, chunked);
         // Events not written yet (a burst read to the stream's end, or cut by its failure, is
