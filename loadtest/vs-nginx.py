@@ -15,10 +15,11 @@ proxies:
   per stream;
 - added latency at 500 and 2,000 req/s (open loop) against nginx.
 
-Prints medians of the rounds and ratios to nginx, and writes every run's raw line to
---raw FILE. Needs nginx (Debian's nginx-light), oha (`cargo install oha`), taskset and the
-release binaries (`cargo build --release -p ringway -p loadtest`). Everything goes to
-127.0.0.1:47xx and stops by itself.
+Prints medians of the rounds (oha cells: CPU per request, with its range over the rounds in
+parentheses) and ratios to nginx (with ringway's CPU over nginx's within each round), and
+writes every run's raw line to --raw FILE. Needs nginx (Debian's nginx-light), oha
+(`cargo install oha`), taskset and the release binaries (`cargo build --release -p ringway
+-p loadtest`). Everything goes to 127.0.0.1:47xx and stops by itself.
 
   loadtest/vs-nginx.py [--rounds 3] [--secs 5] [--before BIN] [--only NAME,...] [--skip-loadtest]
 """
@@ -122,6 +123,24 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+def cpu_busy():
+    """(busy, total) jiffies of CPU 0 and CPU 1 from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *vals = line.split()
+            if name in ("cpu0", "cpu1"):
+                v = [int(x) for x in vals[:8]]
+                out[name] = (sum(v) - v[3] - v[4], sum(v))
+    return out
+
+
+def busy_since(start):
+    """Fraction of CPU 0 and of CPU 1 busy since `start` (a cpu_busy() reading)."""
+    now = cpu_busy()
+    return tuple((now[c][0] - start[c][0]) / max(now[c][1] - start[c][1], 1) for c in ("cpu0", "cpu1"))
+
+
 def wait_port(port, proc, secs=10):
     import socket
 
@@ -208,6 +227,7 @@ class Bench:
         if model is None:
             return None
         before = cpu_ticks(pid)
+        cores = cpu_busy()
         out = subprocess.run(
             ["taskset", "-c", "1", "oha", "--no-tui", "-z", f"{secs}s", "-w", "--worker-threads", "1",
              "--output-format", "json", "-c", "32", "-m", "POST",
@@ -215,11 +235,13 @@ class Bench:
              "-d", body(path, model, stream), f"http://127.0.0.1:{port}{path}"],
             capture_output=True, text=True, check=True).stdout
         cpu = (cpu_ticks(pid) - before) / TICKS
+        cpu0, cpu1 = busy_since(cores)
         d = json.loads(out)
         codes = d["statusCodeDistribution"]
         n = sum(codes.values())
         bad = n - codes.get("200", 0) + sum(d.get("errorDistribution", {}).values())
         return {"rps": d["summary"]["requestsPerSec"], "cpu_us": cpu / max(n, 1) * 1e6, "bad": bad,
+                "cpu0": cpu0, "cpu1": cpu1,
                 "p50": d["latencyPercentiles"]["p50"] * 1e3, "p99": d["latencyPercentiles"]["p99"] * 1e3}
 
     def loadtest_run(self, proxy, extra, compare=True, paced=False):
@@ -277,12 +299,26 @@ def report(b, args, only):
                 if res is not None:
                     runs[n].append(res)
                     b.log(f"oha {scen} round {r} {n}: {res['rps']:.0f}/s {res['cpu_us']:.1f} us "
-                          f"p50 {res['p50']:.3f} p99 {res['p99']:.3f} ms bad {res['bad']}")
+                          f"p50 {res['p50']:.3f} p99 {res['p99']:.3f} ms bad {res['bad']} "
+                          f"busy CPU0 {res['cpu0']:.2f} CPU1 {res['cpu1']:.2f}")
         cells = {}
         for n in names:
             if runs[n]:
-                cells[n] = (med(x["rps"] for x in runs[n]), med(x["cpu_us"] for x in runs[n]),
-                            sum(x["bad"] for x in runs[n]))
+                cpus = [x["cpu_us"] for x in runs[n]]
+                cells[n] = (med(x["rps"] for x in runs[n]), med(cpus),
+                            sum(x["bad"] for x in runs[n]), min(cpus), max(cpus))
+        # A closed loop is bound by whichever core saturates first: with the mock and oha on
+        # CPU 1 that is usually CPU 1, and then throughput says how each proxy's traffic loads
+        # it, not how fast the proxy is.
+        busy = {n: (med(x["cpu0"] for x in runs[n]), med(x["cpu1"] for x in runs[n]))
+                for n in names if runs[n]}
+        b.log(f"oha {scen} cores busy (median; CPU 0 proxy, CPU 1 mock + oha): "
+              + ", ".join(f"{n} {c0:.2f} / {c1:.2f}" for n, (c0, c1) in busy.items()))
+        # The host's drift moves every proxy of a round together: ringway's CPU over nginx's
+        # within each round shows how far the medians' ratio can be trusted.
+        if runs.get("ringway") and runs.get("nginx"):
+            cells["round_ratios"] = [r["cpu_us"] / g["cpu_us"]
+                                     for r, g in zip(runs["ringway"], runs["nginx"]) if g["cpu_us"]]
         rows.append(("oha", scen, cells))
         if not args.skip_loadtest and SCENARIOS[scen][2] is not None:
             path, model, _, stream = SCENARIOS[scen]
@@ -342,10 +378,14 @@ def print_table(rows, names):
     print("| --- | --- |" + " --- |" * (len(names) + 1))
     for tool, scen, cells in rows:
         if tool == "oha":
-            fmt = lambda c: f"{c[0] / 1000:.1f}k/s, {c[1]:.1f} µs" + (f", {c[2]} bad" if c[2] else "")
+            fmt = lambda c: (f"{c[0] / 1000:.1f}k/s, {c[1]:.1f} µs ({c[3]:.1f}–{c[4]:.1f})"
+                             + (f", {c[2]} bad" if c[2] else ""))
             ng = cells.get("nginx")
             rw = cells.get("ringway")
             ratio = f"{rw[0] / ng[0]:.2f}×, {rw[1] / ng[1]:.2f}×" if ng and rw else ""
+            per_round = cells.get("round_ratios")
+            if per_round:
+                ratio += f" (CPU by round {min(per_round):.2f}–{max(per_round):.2f}×)"
             line = [fmt(cells[n]) if n in cells else "" for n in names]
         else:
             def fmt(c):
