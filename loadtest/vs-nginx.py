@@ -22,6 +22,7 @@ writes every run's raw line to --raw FILE. Needs nginx (Debian's nginx-light), o
 -p loadtest`). Everything goes to 127.0.0.1:47xx and stops by itself.
 
   loadtest/vs-nginx.py [--rounds 3] [--secs 5] [--before BIN] [--only NAME,...] [--skip-loadtest]
+                       [--proxy-quota PCT]
 """
 
 import argparse
@@ -161,6 +162,7 @@ class Bench:
         self.args = args
         self.work = tempfile.mkdtemp(prefix="ringway-vs-nginx-")
         self.procs = []
+        self.cgroups = []
         self.raw = open(args.raw, "w") if args.raw else None
         rel = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")) + "/release"
         self.ringway = os.path.join(rel, "ringway")
@@ -198,6 +200,34 @@ class Bench:
                 f.write(GW_TOML.format(port=port, mock=MOCK, paced=PACED))
             p = self.spawn([b, "serve", "--config", toml], 0, port, f"{name}.log")
             self.proxies[name] = (p.pid, port, port)
+        if self.args.proxy_quota:
+            for name, (pid, _, _) in self.proxies.items():
+                self.limit(name, pid, self.args.proxy_quota)
+
+    def limit(self, name, pid, pct):
+        """Move process `pid` (all its threads) into a cpu cgroup of its own capped at `pct`% of
+        one CPU: cgroup v2's cpu.max where the cpu controller is there, else v1's CFS quota."""
+        period = 10_000
+        quota = max(1000, period * pct // 100)
+        v2 = "/sys/fs/cgroup/cgroup.controllers"
+        if os.path.exists(v2) and "cpu" in open(v2).read().split():
+            d = f"/sys/fs/cgroup/ringway-vs-nginx-{name}"
+            files = [("cpu.max", f"{quota} {period}")]
+        elif os.path.exists("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
+            d = f"/sys/fs/cgroup/cpu/ringway-vs-nginx-{name}"
+            files = [("cpu.cfs_period_us", str(period)), ("cpu.cfs_quota_us", str(quota))]
+        else:
+            sys.exit("vs-nginx: --proxy-quota needs a writable cpu cgroup (v1 or v2)")
+        try:
+            os.makedirs(d, exist_ok=True)
+            for f, v in files:
+                with open(os.path.join(d, f), "w") as fh:
+                    fh.write(v)
+            with open(os.path.join(d, "cgroup.procs"), "w") as fh:
+                fh.write(str(pid))
+        except OSError as e:
+            sys.exit(f"vs-nginx: --proxy-quota: {d}: {e}")
+        self.cgroups.append(d)
         # Warm every path once (pools, tokenizer-free routes, first allocations).
         for name in self.proxies:
             for scen in SCENARIOS:
@@ -213,6 +243,14 @@ class Bench:
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(self.work, ignore_errors=True)
+        for d in self.cgroups:
+            # Empty once its process has exited; a cgroup directory is removed with rmdir.
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
     def log(self, line):
         print(line, flush=True)
@@ -271,6 +309,10 @@ def main():
     ap.add_argument("--only", help="comma-separated scenarios (default: all); also paced, latency")
     ap.add_argument("--skip-loadtest", action="store_true", help="oha rows only")
     ap.add_argument("--raw", help="append every run's line to this file")
+    ap.add_argument("--proxy-quota", type=int, metavar="PCT",
+                    help="hold each proxy to PCT%% of one CPU (a cpu cgroup, 10 ms period), so that "
+                         "the proxy and not the mock and load tool's core bounds a closed loop; the "
+                         "paced and latency rows then run only when --only names them")
     args = ap.parse_args()
     if not 1 <= args.rounds <= 9 or not 1 <= args.secs <= 30:
         sys.exit("vs-nginx: --rounds 1..9, --secs 1..30")
@@ -287,6 +329,8 @@ def report(b, args, only):
     secs = int(args.secs)
     names = list(b.proxies)
     want = lambda s: only is None or s in only
+    # Open-loop rows under a CPU cap would measure the cap's throttling, not the proxy.
+    want_open = lambda s: (only is not None and s in only) if args.proxy_quota else want(s)
     rows = []
     for scen in SCENARIOS:
         if not want(scen):
@@ -332,7 +376,7 @@ def report(b, args, only):
             d = b.loadtest_run("ringway", extra)
             rows.append(("loadtest", scen, lt_cells(d)))
             b.log(f"loadtest {scen}: {json.dumps(lt_cells(d))}")
-    if want("paced"):
+    if want_open("paced"):
         # 200 streams/s hold ~54 streams at once, so nearly every event wakes the proxy on its
         # own; 2,000 and 4,000 hold ~540 and ~1,100, where wake-ups carry several events.
         for fmt, model, rate in (("openai", "gpt-paced", 200), ("anthropic", "claude-paced", 200),
@@ -343,7 +387,7 @@ def report(b, args, only):
             d = b.loadtest_run("ringway", extra, paced=True)
             rows.append((f"paced {rate}/s", fmt, lt_cells(d)))
             b.log(f"paced {rate}/s {fmt}: {json.dumps(lt_cells(d))}")
-    if want("latency"):
+    if want_open("latency"):
         for rate in (500, 2000):
             extra = ["--model", "gpt", "--rate", str(rate), "--duration", str(secs), "--warmup", "1",
                      "--phases", str(max(2, args.rounds + 1))]
