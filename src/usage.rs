@@ -499,13 +499,13 @@ pub struct Meter {
     format: Format,
     raw: Option<Raw>,
     stop: Option<StopReason>,
-    /// The newest OpenAI chunk handed over by [`Meter::defer`] and not settled yet. Kept out
-    /// of `pending`: a paced stream's batch is one chunk, and a list for it cost an
+    /// The first OpenAI chunk of a batch handed over by [`Meter::defer`] and not settled yet.
+    /// Kept out of `pending`: a paced stream's batch is one chunk, and a list for it cost an
     /// allocation per event.
-    newest: Option<Deferred>,
-    /// The older ones of the batch, oldest first: only the newest usage and the newest stop
-    /// reason count, so [`Meter::settle`] reads them from the newest back and stops once it
-    /// has both.
+    first: Option<Deferred>,
+    /// The batch's later chunks, oldest first: only the newest usage and the newest stop
+    /// reason count, so [`Meter::settle`] reads them from the newest back (`first` last) and
+    /// stops once it has both.
     pending: Vec<Deferred>,
 }
 
@@ -529,7 +529,7 @@ impl Meter {
             format,
             raw: None,
             stop: None,
-            newest: None,
+            first: None,
             pending: Vec::new(),
         }
     }
@@ -607,16 +607,8 @@ impl Meter {
             self.on_event(name, data);
             return false;
         }
-        if let Some(older) = self.newest.take() {
-            if self.pending.is_empty() {
-                // Room for a burst at once: growing one chunk at a time cost more than the
-                // reads.
-                self.pending.reserve(PENDING_CHUNKS);
-            }
-            self.pending.push(older);
-        }
         if !(find_usage_only && has_empty_array(data)) {
-            self.newest = Some((data.clone(), None));
+            self.keep((data.clone(), None));
             return false;
         }
         let found = openai_usage(data);
@@ -628,18 +620,32 @@ impl Meter {
             span: found.map(|(_, span)| span),
             carried: usage.is_some(),
         };
-        self.newest = Some((data.clone(), Some(read)));
+        self.keep((data.clone(), Some(read)));
         usage.is_some() && openai_usage_only(data)
+    }
+
+    /// Hold a deferred chunk: the batch's first in its own slot, the rest in the list.
+    #[inline]
+    fn keep(&mut self, chunk: Deferred) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+            return;
+        }
+        if self.pending.is_empty() {
+            // Room for a burst at once: growing one chunk at a time cost more than the reads.
+            self.pending.reserve(PENDING_CHUNKS);
+        }
+        self.pending.push(chunk);
     }
 
     /// Reads what [`Meter::defer`] kept, from the newest chunk back, until it has the newest
     /// usage and the newest stop reason: exactly what [`Meter::on_event`] would have left
     /// after reading every chunk in order.
     pub fn settle(&mut self) {
-        let newest = self.newest.take();
+        let first = self.first.take();
         let pending = std::mem::take(&mut self.pending);
         let (mut need_usage, mut need_stop) = (true, true);
-        for (data, read) in newest.iter().chain(pending.iter().rev()) {
+        for (data, read) in pending.iter().rev().chain(first.iter()) {
             if !need_usage && !need_stop {
                 break;
             }

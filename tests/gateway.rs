@@ -737,6 +737,12 @@ fn upstream_stall_mid_stream_ends_with_an_error_event() {
     let (_m, g) = setup("[upstream]\nidle_timeout_ms = 400\n");
     let start = Instant::now();
     let r = chat_openai(g.addr, "gpt", "mock:stall", true);
+    assert_ends_with_silence_error(&r);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+/// A 200 stream whose last event is the error event for a provider that went silent.
+fn assert_ends_with_silence_error(r: &Response) {
     assert_eq!(r.status, 200);
     let events = sse_events(&r.body);
     let v: serde_json::Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
@@ -744,7 +750,30 @@ fn upstream_stall_mid_stream_ends_with_an_error_event() {
         v["error"]["message"].as_str().unwrap().contains("silent"),
         "{v}"
     );
-    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn a_pooled_connection_times_out_a_stalled_stream_no_sooner_and_no_later_than_its_idle_timeout() {
+    // The idle deadline stays registered on a provider connection between reads and
+    // requests (moved, not re-registered): streams on a reused connection must still be cut
+    // after the idle timeout, measured from the last byte, not from an earlier read.
+    let (_m, g) = setup("[upstream]\nidle_timeout_ms = 400\n");
+    // Three streams leave the pooled connection's deadline registered and moved.
+    let warm: Vec<u16> = (0..3)
+        .map(|_| chat_openai(g.addr, "gpt", "hi", true).status)
+        .collect();
+    assert_eq!(warm, [200, 200, 200]);
+    std::thread::sleep(Duration::from_millis(250));
+    for _ in 0..2 {
+        let start = Instant::now();
+        let r = chat_openai(g.addr, "gpt", "mock:stall", true);
+        let el = start.elapsed();
+        assert_ends_with_silence_error(&r);
+        assert!(
+            el >= Duration::from_millis(380) && el < Duration::from_secs(5),
+            "{el:?}"
+        );
+    }
 }
 
 #[test]

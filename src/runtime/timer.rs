@@ -19,6 +19,17 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
 
+/// Whole milliseconds of `d`, in u64 arithmetic (`as_millis` is u128; this runs on every
+/// read of a stream).
+fn whole_ms(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
+}
+
+/// `Entry::queued` of an entry with no heap item (it fired, and nothing re-armed it since).
+const NOT_QUEUED: u64 = u64::MAX;
+
 /// Stale heap entries (of timeouts that finished first) tolerated beyond the live ones before
 /// the heap is rebuilt: cancelling is O(1), and the rebuild is amortised over as many cancels.
 const STALE_SLACK: usize = 1024;
@@ -28,6 +39,9 @@ struct Entry {
     gen: u32,
     /// Deadline, in milliseconds since the table's epoch (rounded up).
     at: u64,
+    /// Where the entry's current heap item sits (`NOT_QUEUED`: none). Equal to `at` but for a
+    /// [`Deadline`] moved later, whose item fires early, finds `at` later and is queued again.
+    queued: u64,
     waker: Option<Waker>,
     fired: bool,
     live: bool,
@@ -69,7 +83,7 @@ impl Table {
     /// Milliseconds since the epoch, rounded up: firing at `at` is never before `t`.
     fn ms_ceil(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.epoch);
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let ms = whole_ms(d);
         if d.subsec_nanos().is_multiple_of(1_000_000) {
             ms
         } else {
@@ -78,20 +92,25 @@ impl Table {
     }
 
     fn ms_floor(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+        whole_ms(t.saturating_duration_since(self.epoch))
+    }
+
+    /// `deadline` in table milliseconds, rounded up to its grid.
+    fn slot_ms(&self, deadline: Instant, grain_ms: u64) -> u64 {
+        self.ms_ceil(deadline)
+            .div_ceil(grain_ms)
+            .saturating_mul(grain_ms)
     }
 
     fn register(&mut self, deadline: Instant, grain_ms: u64, waker: &Waker) -> (u32, u32) {
-        let at = self
-            .ms_ceil(deadline)
-            .div_ceil(grain_ms)
-            .saturating_mul(grain_ms);
+        let at = self.slot_ms(deadline, grain_ms);
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
                 self.entries.push(Entry {
                     gen: 0,
                     at: 0,
+                    queued: NOT_QUEUED,
                     waker: None,
                     fired: false,
                     live: false,
@@ -103,12 +122,19 @@ impl Table {
             return (u32::MAX, 0);
         };
         e.at = at;
+        e.queued = at;
         e.waker = Some(waker.clone());
         e.fired = false;
         e.live = true;
         let gen = e.gen;
         self.heap.push(Reverse((at, idx, gen)));
         self.live += 1;
+        self.ensure_driver(at);
+        (idx, gen)
+    }
+
+    /// Start the driver, or wake it when `at` is earlier than what it sleeps for.
+    fn ensure_driver(&mut self, at: u64) {
         if !self.driver_running {
             self.driver_running = true;
             monoio::spawn(Driver {
@@ -120,7 +146,55 @@ impl Table {
                 w.wake_by_ref();
             }
         }
-        (idx, gen)
+    }
+
+    /// Move a live entry's deadline and waiter (a [`Deadline`] used again); false when `key`
+    /// is not live. A later deadline only changes the entry: its heap item finds out when it
+    /// comes due. An earlier one (or an entry that fired) gets a heap item of its own.
+    /// The waker it replaces is returned, to be dropped outside the table.
+    fn rearm(
+        &mut self,
+        key: (u32, u32),
+        deadline: Instant,
+        grain_ms: u64,
+        waker: &Waker,
+    ) -> Option<Option<Waker>> {
+        let at = self.slot_ms(deadline, grain_ms);
+        let e = self.entry(key)?;
+        e.at = at;
+        e.fired = false;
+        let old = if e.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            None
+        } else {
+            e.waker.replace(waker.clone())
+        };
+        if at < e.queued {
+            e.queued = at;
+            self.heap.push(Reverse((at, key.0, key.1)));
+            self.ensure_driver(at);
+        }
+        Some(old)
+    }
+
+    /// A registered entry polled again: Elapsed once it fired, else its waker kept current
+    /// (the one replaced goes to `old`, to be dropped outside the table).
+    fn poll_entry(
+        &mut self,
+        key: (u32, u32),
+        waker: &Waker,
+        old: &mut Option<Waker>,
+    ) -> Poll<Elapsed> {
+        match self.entry(key) {
+            Some(e) if e.fired => Poll::Ready(Elapsed),
+            Some(e) => {
+                if !e.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    *old = e.waker.replace(waker.clone());
+                }
+                Poll::Pending
+            }
+            // Unreachable while the slot is ours; fail safe rather than hang.
+            None => Poll::Ready(Elapsed),
+        }
     }
 
     fn entry(&mut self, (idx, gen): (u32, u32)) -> Option<&mut Entry> {
@@ -139,10 +213,10 @@ impl Table {
         self.live -= 1;
         if self.heap.len() > 2 * self.live + STALE_SLACK {
             let entries = &self.entries;
-            self.heap.retain(|Reverse((_, i, g))| {
+            self.heap.retain(|Reverse((at, i, g))| {
                 entries
                     .get(*i as usize)
-                    .is_some_and(|e| e.live && e.gen == *g)
+                    .is_some_and(|e| e.live && e.gen == *g && e.queued == *at)
             });
         }
         waker
@@ -155,7 +229,7 @@ impl Table {
             let current = self
                 .entries
                 .get(idx as usize)
-                .is_some_and(|e| e.live && e.gen == gen && e.at == at);
+                .is_some_and(|e| e.live && e.gen == gen && e.queued == at);
             if !current {
                 self.heap.pop();
                 continue;
@@ -164,10 +238,18 @@ impl Table {
                 return Some(at);
             }
             self.heap.pop();
-            if let Some(e) = self.entries.get_mut(idx as usize) {
-                e.fired = true;
-                wake.extend(e.waker.take());
+            let Some(e) = self.entries.get_mut(idx as usize) else {
+                continue;
+            };
+            if e.at > at {
+                // A Deadline moved later since this item was queued.
+                e.queued = e.at;
+                self.heap.push(Reverse((e.at, idx, gen)));
+                continue;
             }
+            e.queued = NOT_QUEUED;
+            e.fired = true;
+            wake.extend(e.waker.take());
         }
         None
     }
@@ -199,6 +281,7 @@ fn grain(dur: Duration) -> u64 {
 }
 
 /// A registered deadline; freed when the timeout is dropped.
+#[derive(Default)]
 struct Slot(Option<(u32, u32)>);
 
 impl Drop for Slot {
@@ -270,6 +353,85 @@ pub async fn sleep(dur: Duration) {
     let _ = timeout(dur, std::future::pending::<()>()).await;
 }
 
+/// A deadline its owner re-arms for each of a series of waits (a provider connection's
+/// reads, each bounded by the idle timeout). Its table entry stays registered between waits,
+/// and moving the deadline later, as every read does, changes only the entry: the heap item
+/// comes due at the old time, finds the entry moved and is queued again (nginx's timers are
+/// lazy the same way). A `timeout` per read registered an entry, pushed a heap item and
+/// cancelled both again on every event of a stream.
+#[derive(Default)]
+pub struct Deadline {
+    slot: Slot,
+}
+
+impl Deadline {
+    /// Run `fut` for at most `dur`.
+    pub fn within<F: Future>(&mut self, dur: Duration, fut: F) -> Within<'_, F> {
+        Within {
+            fut,
+            deadline: Instant::now() + dur,
+            grain_ms: grain(dur),
+            owner: self,
+            armed: false,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// `fut`, bounded by its [`Deadline`].
+    pub struct Within<'a, F> {
+        #[pin]
+        fut: F,
+        deadline: Instant,
+        grain_ms: u64,
+        owner: &'a mut Deadline,
+        // Whether this wait has set the entry's deadline yet.
+        armed: bool,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let slot = &mut this.owner.slot;
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            if let (true, Some(key)) = (*this.armed, slot.0) {
+                // Between waits the entry holds no waiter: a finished task stays unreferenced.
+                let old = TABLE.with(|t| t.borrow_mut().entry(key).and_then(|e| e.waker.take()));
+                drop(old);
+            }
+            return Poll::Ready(Ok(v));
+        }
+        let (deadline, grain_ms) = (*this.deadline, *this.grain_ms);
+        let first = !std::mem::replace(this.armed, true);
+        let mut old = None;
+        let out = TABLE.with(|t| {
+            let mut t = t.borrow_mut();
+            match slot.0 {
+                Some(key) if !first => t.poll_entry(key, cx.waker(), &mut old),
+                Some(key) => match t.rearm(key, deadline, grain_ms, cx.waker()) {
+                    Some(prev) => {
+                        old = prev;
+                        Poll::Pending
+                    }
+                    None => {
+                        slot.0 = Some(t.register(deadline, grain_ms, cx.waker()));
+                        Poll::Pending
+                    }
+                },
+                None => {
+                    slot.0 = Some(t.register(deadline, grain_ms, cx.waker()));
+                    Poll::Pending
+                }
+            }
+        });
+        drop(old);
+        out.map(Err)
+    }
+}
+
 impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
@@ -289,21 +451,11 @@ impl<F: Future> Future for Timeout<F> {
                     slot.0 = Some(t.register(deadline, grain_ms, cx.waker()));
                     Poll::Pending
                 }
-                Some(key) => match t.entry(key) {
-                    Some(e) if e.fired => Poll::Ready(Err(Elapsed)),
-                    Some(e) => {
-                        if !e.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                            old = e.waker.replace(cx.waker().clone());
-                        }
-                        Poll::Pending
-                    }
-                    // Unreachable while the slot is ours; fail safe rather than hang.
-                    None => Poll::Ready(Err(Elapsed)),
-                },
+                Some(key) => t.poll_entry(key, cx.waker(), &mut old),
             }
         });
         drop(old);
-        out
+        out.map(Err)
     }
 }
 
@@ -434,6 +586,109 @@ mod tests {
             assert_eq!(r, Err(Elapsed));
             assert!(start.elapsed() < Duration::from_secs(4));
             drop(long);
+        });
+    }
+
+    /// Pending once, then ready: a wait that arms its deadline and finishes at once.
+    async fn yield_once() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// How long a wait that never finishes takes to time out on `d` with `dur`.
+    async fn time_to_elapse(d: &mut Deadline, dur: Duration) -> Duration {
+        let start = Instant::now();
+        let r = d.within(dur, std::future::pending::<()>()).await;
+        assert_eq!(r, Err(Elapsed));
+        start.elapsed()
+    }
+
+    fn table_counts() -> (usize, usize, usize) {
+        TABLE.with(|t| {
+            let t = t.borrow();
+            (t.live, t.entries.len(), t.heap.len())
+        })
+    }
+
+    #[test]
+    fn a_deadline_moved_later_fires_at_its_new_time_not_the_old() {
+        rt(async {
+            let mut d = Deadline::default();
+            let r = d
+                .within(
+                    Duration::from_millis(30),
+                    monoio::time::sleep(Duration::from_millis(5)),
+                )
+                .await;
+            assert_eq!(r, Ok(()));
+            // The heap item of the first wait is due in ~25 ms; the second wait must outlast it.
+            let took = time_to_elapse(&mut d, Duration::from_millis(80)).await;
+            assert!(took >= Duration::from_millis(80), "{took:?}");
+            assert_eq!(table_counts().0, 1);
+            drop(d);
+            assert_eq!(table_counts().0, 0);
+        });
+    }
+
+    #[test]
+    fn a_deadline_moved_earlier_fires_early() {
+        rt(async {
+            let mut d = Deadline::default();
+            let r = d.within(Duration::from_secs(5), yield_once()).await;
+            assert_eq!(r, Ok(()));
+            let took = time_to_elapse(&mut d, Duration::from_millis(20)).await;
+            assert!(
+                took >= Duration::from_millis(20) && took < Duration::from_secs(4),
+                "{took:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_fired_deadline_is_armed_again_by_the_next_wait() {
+        rt(async {
+            let mut d = Deadline::default();
+            time_to_elapse(&mut d, Duration::from_millis(10)).await;
+            assert_eq!(
+                d.within(Duration::from_secs(60), yield_once()).await,
+                Ok(())
+            );
+            let took = time_to_elapse(&mut d, Duration::from_millis(15)).await;
+            assert!(took >= Duration::from_millis(15), "{took:?}");
+            assert_eq!(table_counts().0, 1);
+        });
+    }
+
+    #[test]
+    fn many_waits_on_one_deadline_keep_one_entry_one_heap_item_and_no_waker() {
+        rt(async {
+            let mut d = Deadline::default();
+            for _ in 0..10_000 {
+                assert_eq!(
+                    d.within(Duration::from_secs(60), yield_once()).await,
+                    Ok(())
+                );
+            }
+            let (live, entries, heap) = table_counts();
+            assert_eq!(live, 1);
+            assert!(entries <= 2, "{entries}");
+            assert!(heap <= 2, "{heap}");
+            let key = d.slot.0.expect("registered");
+            TABLE.with(|t| {
+                let mut t = t.borrow_mut();
+                let e = t.entry(key).expect("live");
+                // A finished wait leaves no task referenced from the table.
+                assert!(e.waker.is_none());
+            });
         });
     }
 

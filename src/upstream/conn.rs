@@ -113,6 +113,8 @@ pub struct Conn {
     received: bool,
     /// Requests served so far on this connection.
     pub served: u64,
+    /// The idle timeout of body reads: registered once, moved by each read.
+    idle: crate::runtime::timer::Deadline,
 }
 
 impl Conn {
@@ -189,6 +191,7 @@ impl Conn {
             reused: false,
             received: false,
             served: 0,
+            idle: crate::runtime::timer::Deadline::default(),
         })
     }
 
@@ -401,7 +404,12 @@ impl Conn {
         if body.is_done() {
             return Ok(None);
         }
-        match crate::runtime::timer::timeout(idle, self.next_chunk(body)).await {
+        // Taken out for the read (which borrows the rest of `self`); a read dropped midway
+        // drops it too, which frees its entry, and the next read registers a new one.
+        let mut deadline = std::mem::take(&mut self.idle);
+        let read = deadline.within(idle, self.next_chunk(body)).await;
+        self.idle = deadline;
+        match read {
             Err(_) => Err(Error::new(
                 ErrorKind::IdleTimeout,
                 format!(
