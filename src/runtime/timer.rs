@@ -5,7 +5,8 @@
 //! A deadline never fires early, and late by at most 1/32 of its timeout (a millisecond for
 //! short ones, up to a second for long ones): a long idle timeout re-armed on every event then
 //! lands on a coarse grid, so the driver wakes a few times a second, not every millisecond
-//! as thousands of connections re-arm theirs.
+//! as thousands of connections re-arm theirs. A [`Deadline`] (a provider connection's idle
+//! timeout) stays registered across its waits, and each wait only moves it.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
