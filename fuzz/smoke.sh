@@ -40,6 +40,8 @@ seeds_for() {
     http1_response_head) echo "seeds/http1_response_head" ;;
     # Real chunks (the mock's, a tool call's, usage, reasoning, logprobs).
     openai_chunk) echo "seeds/openai_chunk" ;;
+    # Real events (the mock's stream; tool input, thinking, signatures, escapes).
+    anthropic_event) echo "seeds/anthropic_event" ;;
     # Prompts with real entities (the 0xFF escape inserts one from the target's list).
     pii_restore) echo "seeds/pii_restore" ;;
     # Request bodies of the three dialects with entities, escapes beside them and JSON text

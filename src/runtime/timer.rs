@@ -149,7 +149,7 @@ impl Table {
         }
     }
 
-    /// Move a live entry's deadline and waiter (a [`Deadline`] used again); false when `key`
+    /// Move a live entry's deadline and waiter (a [`Deadline`] used again); None when `key`
     /// is not live. A later deadline only changes the entry: its heap item finds out when it
     /// comes due. An earlier one (or an entry that fired) gets a heap item of its own.
     /// The waker it replaces is returned, to be dropped outside the table.
@@ -389,6 +389,25 @@ pin_project_lite::pin_project! {
         // Whether this wait has set the entry's deadline yet.
         armed: bool,
     }
+    impl<'a, F> PinnedDrop for Within<'a, F> {
+        // Finished or dropped midway, a wait leaves no waker in the table: its task is not
+        // woken for nothing later, nor kept referenced by a deadline that outlives it.
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let (true, Some(key)) = (*this.armed, this.owner.slot.0) {
+                // try_with/try_borrow_mut, as in `Slot::drop`: never panic from a destructor.
+                let old = TABLE
+                    .try_with(|t| {
+                        t.try_borrow_mut()
+                            .ok()
+                            .and_then(|mut t| t.entry(key).and_then(|e| e.waker.take()))
+                    })
+                    .ok()
+                    .flatten();
+                drop(old);
+            }
+        }
+    }
 }
 
 impl<F: Future> Future for Within<'_, F> {
@@ -398,11 +417,7 @@ impl<F: Future> Future for Within<'_, F> {
         let this = self.project();
         let slot = &mut this.owner.slot;
         if let Poll::Ready(v) = this.fut.poll(cx) {
-            if let (true, Some(key)) = (*this.armed, slot.0) {
-                // Between waits the entry holds no waiter: a finished task stays unreferenced.
-                let old = TABLE.with(|t| t.borrow_mut().entry(key).and_then(|e| e.waker.take()));
-                drop(old);
-            }
+            // The waker is let go when the wait is dropped (see the PinnedDrop above).
             return Poll::Ready(Ok(v));
         }
         let (deadline, grain_ms) = (*this.deadline, *this.grain_ms);
@@ -666,6 +681,61 @@ mod tests {
             let took = time_to_elapse(&mut d, Duration::from_millis(15)).await;
             assert!(took >= Duration::from_millis(15), "{took:?}");
             assert_eq!(table_counts().0, 1);
+        });
+    }
+
+    /// Wakes its task `n` times (as a read woken before its data is whole would), then waits
+    /// forever.
+    async fn woken_then_pending(mut n: u32) {
+        std::future::poll_fn(|cx| {
+            if n > 0 {
+                n -= 1;
+                cx.waker().wake_by_ref();
+            }
+            Poll::<()>::Pending
+        })
+        .await;
+    }
+
+    #[test]
+    fn a_wait_after_a_fired_one_is_not_elapsed_by_an_early_wake() {
+        rt(async {
+            let mut d = Deadline::default();
+            time_to_elapse(&mut d, Duration::from_millis(5)).await;
+            let start = Instant::now();
+            let r = d
+                .within(Duration::from_millis(30), woken_then_pending(20))
+                .await;
+            assert_eq!(r, Err(Elapsed));
+            assert!(
+                start.elapsed() >= Duration::from_millis(30),
+                "{:?}",
+                start.elapsed()
+            );
+        });
+    }
+
+    #[test]
+    fn a_wait_dropped_midway_leaves_its_deadline_armed_for_nobody() {
+        rt(async {
+            let mut d = Deadline::default();
+            {
+                let wait = d.within(Duration::from_secs(60), std::future::pending::<()>());
+                let mut wait = std::pin::pin!(wait);
+                // One poll registers it; the race that cancels a read drops it here.
+                let polled = std::future::poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await;
+                assert!(polled.is_pending());
+            }
+            let key = d.slot.0.expect("registered");
+            TABLE.with(|t| {
+                let mut t = t.borrow_mut();
+                assert!(t.entry(key).expect("live").waker.is_none());
+            });
+            // And the deadline still works for the next wait.
+            assert_eq!(
+                d.within(Duration::from_secs(60), yield_once()).await,
+                Ok(())
+            );
         });
     }
 

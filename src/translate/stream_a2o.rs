@@ -108,7 +108,7 @@ impl AnthropicToOpenAiStream {
         if data.is_empty() {
             return;
         }
-        let ev: StreamEvent<'_> = match crate::wire::from_event(data) {
+        let ev: StreamEvent<'_> = match crate::wire::anthropic_event(data) {
             Ok(ev) => ev,
             Err(e) => {
                 return self.error(out, "api_error", &format!("malformed upstream event: {e}"))

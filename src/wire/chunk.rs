@@ -1,12 +1,16 @@
-//! An OpenAI stream chunk read by hand: the fields [`Chunk`] keeps are compared as bytes, and
-//! every other value is skipped with JSON's grammar checked. serde's derive spent most of a
-//! translated event's instructions on the keys the chunk drops (callgrind). Where this reader is
-//! unsure (an escaped key, an error object, a number serde would read otherwise, a string with
-//! an escape in a skipped value) it declines and serde reads the chunk, so the answer is always
-//! serde's: differential tests below and the `openai_chunk` fuzz target hold it to that.
+//! An OpenAI stream chunk, and an Anthropic stream event's common shapes, read by hand: the
+//! fields [`Chunk`] and [`StreamEvent`] keep are compared as bytes, and every other value is
+//! skipped with JSON's grammar checked. serde's derive spent most of a translated event's
+//! instructions on the keys the chunk drops (callgrind). Where this reader is unsure (an
+//! escaped key, an error object, a number serde would read otherwise, a string with an escape
+//! in a skipped value; for Anthropic, any event carrying a message, a content block, usage or
+//! stop details) it declines and serde reads the event, so the answer is always serde's:
+//! differential tests below and the `openai_chunk` and `anthropic_event` fuzz targets hold it
+//! to that.
 
 use std::borrow::Cow;
 
+use super::anthropic::{EventDelta, StreamEvent};
 use super::openai::{
     Chunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionCall, PromptTokensDetails,
     ToolCall, Usage,
@@ -56,6 +60,21 @@ pub fn read(text: &str) -> Option<Chunk<'_>> {
     r.chunk(&mut chunk)?;
     r.ws();
     (r.i == r.b.len()).then_some(chunk)
+}
+
+/// The Anthropic stream event in `text` as serde would read it; None where this reader
+/// declines (every event with a message, content block, usage, error or stop details: the
+/// few per stream that are not deltas).
+pub fn read_anthropic_event(text: &str) -> Option<StreamEvent<'_>> {
+    let mut r = Reader {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let mut ev = StreamEvent::default();
+    r.stream_event(&mut ev)?;
+    r.ws();
+    (r.i == r.b.len()).then_some(ev)
 }
 
 struct Reader<'a> {
@@ -313,6 +332,60 @@ impl<'a> Reader<'a> {
         })
     }
 
+    fn stream_event(&mut self, ev: &mut StreamEvent<'a>) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            match key {
+                b"type" => {
+                    seen.first(0)?;
+                    ev.kind = r.opt_string()?;
+                }
+                b"index" => {
+                    seen.first(1)?;
+                    ev.index = r.opt(Self::unsigned)?;
+                }
+                b"delta" => {
+                    seen.first(2)?;
+                    r.opt_into(&mut ev.delta, Self::event_delta)?;
+                }
+                // Rare (a few per stream) and nested: serde reads those events.
+                b"message" | b"content_block" | b"usage" | b"error" => {
+                    seen.first(match key {
+                        b"message" => 3,
+                        b"content_block" => 4,
+                        b"usage" => 5,
+                        _ => 6,
+                    })?;
+                    r.opt(|_| None::<()>)?;
+                }
+                _ => r.skip(0)?,
+            }
+            Some(())
+        })
+    }
+
+    fn event_delta(&mut self, d: &mut EventDelta<'a>) -> Option<()> {
+        let mut seen = Seen::default();
+        self.object(|r, key| {
+            let (field, slot) = match key {
+                b"type" => (0, &mut d.kind),
+                b"text" => (1, &mut d.text),
+                b"partial_json" => (2, &mut d.partial_json),
+                b"thinking" => (3, &mut d.thinking),
+                b"signature" => (4, &mut d.signature),
+                b"stop_reason" => (5, &mut d.stop_reason),
+                b"stop_details" => {
+                    seen.first(6)?;
+                    return r.opt(|_| None::<()>).map(|_| ());
+                }
+                _ => return r.skip(0),
+            };
+            seen.first(field)?;
+            *slot = r.opt_string()?;
+            Some(())
+        })
+    }
+
     fn choice(&mut self, c: &mut ChunkChoice<'a>) -> Option<()> {
         let mut seen = Seen::default();
         self.object(|r, key| {
@@ -489,22 +562,51 @@ mod tests {
         r#"{"error":{"message":"over","type":"server_error","code":"x"}}"#,
     ];
 
+    /// Real Anthropic events: the mock's deltas (with the padding it adds), a ping, tool
+    /// input, thinking and its signature, escapes and non-ASCII text, whitespace between
+    /// tokens, a block's stop, and the events left to serde (message start and delta, a
+    /// block's start, an error).
+    const EVENTS: [&str; 12] = [
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}        }"#,
+        r#"{"type": "ping"}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\": \"Par"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"déjà vu 🦀 \u00e9"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}}"#,
+        " { \"type\" : \"content_block_delta\" , \"index\" : 2 , \"delta\" : { \"type\" : \"text_delta\" , \"text\" : \"a\\nb\" , \"x\" : [ true , null , -1.5e3 , { } ] } } \n",
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"message_stop"}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":9}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"message_start","message":{"model":"m","id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":27,"output_tokens":1}}}"#,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    ];
+
     fn reference(data: &[u8]) -> Option<String> {
         serde_json::from_slice::<Chunk<'_>>(data)
             .ok()
             .map(|c| format!("{c:?}"))
     }
 
-    /// Whenever the reader answers, serde answers the same; when serde fails, the reader
+    fn event_reference(data: &[u8]) -> Option<String> {
+        serde_json::from_slice::<StreamEvent<'_>>(data)
+            .ok()
+            .map(|e| format!("{e:?}"))
+    }
+
+    /// Whenever a reader answers, serde answers the same; when serde fails, the reader
     /// declines.
-    fn agrees(data: &[u8]) -> bool {
+    fn agrees_with(
+        data: &[u8],
+        read: fn(&str) -> Option<String>,
+        reference: fn(&[u8]) -> Option<String>,
+    ) -> bool {
         let Ok(text) = std::str::from_utf8(data) else {
             return false;
         };
         match read(text) {
             Some(c) => {
                 assert_eq!(
-                    Some(format!("{c:?}")),
+                    Some(c),
                     reference(data),
                     "{}",
                     String::from_utf8_lossy(data)
@@ -513,6 +615,65 @@ mod tests {
             }
             None => false,
         }
+    }
+
+    fn agrees(data: &[u8]) -> bool {
+        agrees_with(data, |t| read(t).map(|c| format!("{c:?}")), reference)
+    }
+
+    fn event_agrees(data: &[u8]) -> bool {
+        agrees_with(
+            data,
+            |t| read_anthropic_event(t).map(|e| format!("{e:?}")),
+            event_reference,
+        )
+    }
+
+    #[test]
+    fn real_anthropic_events_read_as_serde_reads_them() {
+        for (n, s) in EVENTS.iter().enumerate() {
+            let read_here = event_agrees(s.as_bytes());
+            // The deltas, pings and stops are read here; the last four go to serde.
+            assert_eq!(read_here, n < EVENTS.len() - 4, "{s}");
+        }
+        let ev = read_anthropic_event(EVENTS[0]).unwrap();
+        let delta = ev.delta.as_ref().unwrap();
+        assert_eq!(
+            (ev.kind.as_deref(), ev.index, delta.text.as_deref()),
+            (Some("content_block_delta"), Some(0), Some("Hello"))
+        );
+        assert!(matches!(delta.text.as_ref().unwrap().0, Cow::Borrowed(_)));
+        let ev = read_anthropic_event(EVENTS[3]).unwrap();
+        let thinking = ev.delta.unwrap().thinking.unwrap();
+        assert_eq!(thinking.as_str(), "déjà vu 🦀 é");
+        assert!(matches!(thinking.0, Cow::Owned(_)));
+    }
+
+    #[test]
+    fn anthropic_events_serde_refuses_or_reads_otherwise_are_declined() {
+        for bad in [
+            r#"{"type":"a","type":"b"}"#,
+            r#"{"index":0,"index":1}"#,
+            r#"{"delta":{"text":"a","text":"b"}}"#,
+            r#"{"index":-1}"#,
+            r#"{"index":1.0}"#,
+            r#"{"index":01}"#,
+            r#"{"index":18446744073709551616}"#,
+            r#"{"type":1}"#,
+            r#"{"delta":[]}"#,
+            r#"{"delta":{"stop_details":{"type":"refusal"}}}"#,
+            r#"{"usage":{"output_tokens":1}}"#,
+            r#"{"delta":{"text":"a\qb"}}"#,
+            r#"{"x":"a\u0062"}"#,
+            r#"{"t\u0079pe":"ping"}"#,
+            r#"{"type":"ping"} x"#,
+            r#"{"type":"ping",}"#,
+        ] {
+            assert!(read_anthropic_event(bad).is_none(), "{bad}");
+        }
+        // null where serde reads None is read here too.
+        let ev = read_anthropic_event(r#"{"type":null,"index":null,"delta":null,"usage":null}"#);
+        assert!(ev.is_some_and(|e| e.kind.is_none() && e.index.is_none() && e.delta.is_none()));
     }
 
     #[test]
@@ -602,9 +763,19 @@ mod tests {
     /// and still reads a good share of them itself.
     #[test]
     fn every_one_byte_change_reads_as_serde_reads_it_or_is_declined() {
+        let (tried, read_here) = one_byte_changes(&SAMPLES, agrees);
+        assert!(tried > 10_000, "{tried}");
+        assert!(read_here > tried / 4, "{read_here} of {tried}");
+        let (tried, read_here) = one_byte_changes(&EVENTS, event_agrees);
+        assert!(tried > 10_000, "{tried}");
+        assert!(read_here > tried / 8, "{read_here} of {tried}");
+    }
+
+    /// Every one-byte change of `samples` through `agrees`: (tried, read by the reader).
+    fn one_byte_changes(samples: &[&str], agrees: fn(&[u8]) -> bool) -> (usize, usize) {
         let mut read_here = 0usize;
         let mut tried = 0usize;
-        for sample in SAMPLES {
+        for sample in samples {
             let sample = sample.as_bytes();
             for at in 0..sample.len() {
                 for byte in [
@@ -620,7 +791,6 @@ mod tests {
                 }
             }
         }
-        assert!(tried > 10_000, "{tried}");
-        assert!(read_here > tried / 4, "{read_here} of {tried}");
+        (tried, read_here)
     }
 }

@@ -40,6 +40,17 @@ pub fn openai_chunk(data: &[u8]) -> serde_json::Result<openai::Chunk<'_>> {
     }
 }
 
+/// An Anthropic stream event: its deltas read by hand where [`chunk::read_anthropic_event`]
+/// can, else (and every other event) by serde, whose answer it always is, error included.
+pub fn anthropic_event(data: &[u8]) -> serde_json::Result<anthropic::StreamEvent<'_>> {
+    match std::str::from_utf8(data) {
+        Ok(text) => {
+            chunk::read_anthropic_event(text).map_or_else(|| serde_json::from_str(text), Ok)
+        }
+        Err(_) => serde_json::from_slice(data),
+    }
+}
+
 /// A JSON string: borrowed from the input when it contained no escapes, owned otherwise.
 ///
 /// `#[serde(borrow)] Option<Cow<str>>` never borrows (serde's `Cow` impl always allocates);

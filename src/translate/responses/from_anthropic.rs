@@ -238,7 +238,7 @@ impl AnthropicToResponsesStream {
         if data.is_empty() {
             return;
         }
-        let ev: StreamEvent<'_> = match crate::wire::from_event(data) {
+        let ev: StreamEvent<'_> = match crate::wire::anthropic_event(data) {
             Ok(ev) => ev,
             Err(e) => return self.fail_with(&format!("malformed upstream event: {e}"), out),
         };
