@@ -425,23 +425,22 @@ impl<F: Future> Future for Within<'_, F> {
         let mut old = None;
         let out = TABLE.with(|t| {
             let mut t = t.borrow_mut();
-            match slot.0 {
-                Some(key) if !first => t.poll_entry(key, cx.waker(), &mut old),
-                Some(key) => match t.rearm(key, deadline, grain_ms, cx.waker()) {
-                    Some(prev) => {
-                        old = prev;
-                        Poll::Pending
-                    }
-                    None => {
-                        slot.0 = Some(t.register(deadline, grain_ms, cx.waker()));
-                        Poll::Pending
-                    }
-                },
-                None => {
-                    slot.0 = Some(t.register(deadline, grain_ms, cx.waker()));
-                    Poll::Pending
-                }
+            if !first {
+                // Registered by the first poll; a missing slot fails safe, as in Timeout.
+                return slot.0.map_or(Poll::Ready(Elapsed), |key| {
+                    t.poll_entry(key, cx.waker(), &mut old)
+                });
             }
+            // The first poll moves the owner's entry, or registers one where it has none
+            // (a new connection, or one whose entry a dropped read freed).
+            match slot
+                .0
+                .and_then(|key| t.rearm(key, deadline, grain_ms, cx.waker()))
+            {
+                Some(prev) => old = prev,
+                None => slot.0 = Some(t.register(deadline, grain_ms, cx.waker())),
+            }
+            Poll::Pending
         });
         drop(old);
         out.map(Err)

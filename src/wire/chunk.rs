@@ -51,31 +51,35 @@ fn string_stop(rest: &[u8]) -> Option<usize> {
 
 /// The chunk in `text` as serde would read it; None where this reader declines.
 pub fn read(text: &str) -> Option<Chunk<'_>> {
-    let mut r = Reader {
-        s: text,
-        b: text.as_bytes(),
-        i: 0,
-    };
-    let mut chunk = Chunk::default();
-    r.chunk(&mut chunk)?;
-    r.ws();
-    (r.i == r.b.len()).then_some(chunk)
+    whole(text, Reader::chunk)
 }
 
 /// The Anthropic stream event in `text` as serde would read it; None where this reader
 /// declines (every event with a message, content block, usage, error or stop details: the
 /// few per stream that are not deltas).
 pub fn read_anthropic_event(text: &str) -> Option<StreamEvent<'_>> {
+    whole(text, Reader::stream_event)
+}
+
+/// `text` read into a default `T` by `value`, with nothing but white space after it.
+fn whole<'a, T: Default>(
+    text: &'a str,
+    value: impl FnOnce(&mut Reader<'a>, &mut T) -> Option<()>,
+) -> Option<T> {
     let mut r = Reader {
         s: text,
         b: text.as_bytes(),
         i: 0,
     };
-    let mut ev = StreamEvent::default();
-    r.stream_event(&mut ev)?;
+    let mut out = T::default();
+    value(&mut r, &mut out)?;
     r.ws();
-    (r.i == r.b.len()).then_some(ev)
+    (r.i == r.b.len()).then_some(out)
 }
+
+/// Members of an Anthropic event this reader leaves to serde when they hold anything but
+/// `null` (rare, a few per stream, and nested); their index + 3 is their bit in `Seen`.
+const EVENT_FIELDS_FOR_SERDE: [&[u8]; 4] = [b"message", b"content_block", b"usage", b"error"];
 
 struct Reader<'a> {
     s: &'a str,
@@ -348,17 +352,13 @@ impl<'a> Reader<'a> {
                     seen.first(2)?;
                     r.opt_into(&mut ev.delta, Self::event_delta)?;
                 }
-                // Rare (a few per stream) and nested: serde reads those events.
-                b"message" | b"content_block" | b"usage" | b"error" => {
-                    seen.first(match key {
-                        b"message" => 3,
-                        b"content_block" => 4,
-                        b"usage" => 5,
-                        _ => 6,
-                    })?;
-                    r.opt(|_| None::<()>)?;
-                }
-                _ => r.skip(0)?,
+                _ => match EVENT_FIELDS_FOR_SERDE.iter().position(|k| *k == key) {
+                    Some(n) => {
+                        seen.first(3 + u32::try_from(n).ok()?)?;
+                        r.opt(|_| None::<()>)?;
+                    }
+                    None => r.skip(0)?,
+                },
             }
             Some(())
         })
