@@ -47,7 +47,10 @@ fn last_user_text(body: &Value) -> String {
     };
     let mut out = Vec::new();
     strings(&turn["content"], &mut out);
-    out.into_iter().filter(|s| *s != "text").collect::<Vec<_>>().join(" ")
+    out.into_iter()
+        .filter(|s| *s != "text")
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The answer text: a summary when asked for one (naming the address it read, as a model
@@ -251,7 +254,10 @@ fn reasoning_turn(g: &Proc, key: &str, model: &str, input: &Value) -> Vec<Value>
     assert_eq!(r.status, 200, "{}", r.text());
     let output = r.json()["output"].as_array().unwrap().clone();
     assert_eq!(output[0]["type"], "reasoning", "{output:?}");
-    assert!(output[0]["encrypted_content"].as_str().unwrap().starts_with("rw1."));
+    assert!(output[0]["encrypted_content"]
+        .as_str()
+        .unwrap()
+        .starts_with("rw1."));
     output
 }
 
@@ -270,7 +276,10 @@ fn a_summary_compacted_without_pii_is_substituted_where_pii_is_on() {
     let (up, seen) = upstream();
     let g = gateway_on(up, &keys(false));
     let item = compaction(&g, KEY_A, "plain-chat");
-    assert!(last_sent(&seen).contains(ORIGINAL), "no PII where it was made");
+    assert!(
+        last_sent(&seen).contains(ORIGINAL),
+        "no PII where it was made"
+    );
     let next = |model: &str, flag: bool| {
         let mut body = json!({"model": model,
             "input": [item.clone(), {"role": "user", "content": "go on"}]});
@@ -284,7 +293,10 @@ fn a_summary_compacted_without_pii_is_substituted_where_pii_is_on() {
         assert_eq!(r.status, 200, "{case}: {}", r.text());
         let sent = last_sent(&seen);
         assert!(sent.contains("Summary of it"), "{case}: opened: {sent}");
-        assert!(!sent.contains(ORIGINAL), "{case}: original upstream: {sent}");
+        assert!(
+            !sent.contains(ORIGINAL),
+            "{case}: original upstream: {sent}"
+        );
         // The provider echoed the stand-in: restored for the client.
         assert!(r.text().contains(ORIGINAL), "{case}: {}", r.text());
     };
@@ -335,7 +347,10 @@ fn a_summary_compacted_with_pii_goes_back_with_the_same_stand_ins() {
             "{model}: {stand_in} in {sent}"
         );
         let text = r.text();
-        assert!(text.contains(&format!("address is {ORIGINAL} and")), "{model}: {text}");
+        assert!(
+            text.contains(&format!("address is {ORIGINAL} and")),
+            "{model}: {text}"
+        );
         assert!(!text.contains(&stand_in), "{model}: {text}");
     }
 }
@@ -359,7 +374,10 @@ fn reasoning_written_from_originals_does_not_reach_a_pii_route() {
     let sent = last_sent(&seen);
     assert!(!sent.contains(ORIGINAL), "original upstream: {sent}");
     assert!(!sent.contains("\"type\":\"thinking\""), "{sent}");
-    assert_eq!(r.header("x-ringway-dropped-params"), Some("input.reasoning"));
+    assert_eq!(
+        r.header("x-ringway-dropped-params"),
+        Some("input.reasoning")
+    );
 
     // Made on the PII route: its thinking read stand-ins, and it goes back as signed.
     let output = reasoning_turn(&g, KEY_A, "pii-ant", &question);
@@ -394,9 +412,7 @@ fn a_compaction_item_opens_only_for_the_key_that_made_it() {
     let mut forged = item.clone();
     forged["encrypted_content"] = json!(forge(item["encrypted_content"].as_str().unwrap()));
     for model in ["plain-native", "plain-chat", "plain-ant", "pii-ant"] {
-        let body = |item: &Value| {
-            json!({"model": model, "input": [item, {"role": "user", "content": "go on"}]})
-        };
+        let body = |item: &Value| json!({"model": model, "input": [item, {"role": "user", "content": "go on"}]});
         let r = call(&g, KEY_A, "/v1/responses", &body(&item));
         assert_eq!(r.status, 200, "{model}: {}", r.text());
         assert!(last_sent(&seen).contains("Summary of it"), "{model}");
@@ -417,7 +433,11 @@ fn a_compaction_item_opens_only_for_the_key_that_made_it() {
                 "{model}"
             );
         }
-        assert_eq!(seen.lock().unwrap().len(), before, "{model}: nothing upstream");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            before,
+            "{model}: nothing upstream"
+        );
     }
 }
 

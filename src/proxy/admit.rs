@@ -142,8 +142,8 @@ pub(super) async fn admit<S: Transport>(
     // the body, so their summaries are substituted with the rest (whatever route or policy
     // made them). A body with no seal costs one search.
     if ex.format == Format::Responses {
-        if let Some(opened) =
-            crate::translate::responses::open_sealed_items(&body, &seal, None).map_err(Error::from)?
+        if let Some(opened) = crate::translate::responses::open_sealed_items(&body, &seal, None)
+            .map_err(Error::from)?
         {
             body = Bytes::from(opened.body);
             info = inspect(&body)?;

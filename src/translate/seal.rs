@@ -166,11 +166,7 @@ impl SealKey {
         let body = buf.get_mut(NONCE_LEN..)?;
         let plain_len = self
             .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                body,
-            )
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
             .ok()?
             .len();
         buf.drain(..NONCE_LEN);
@@ -238,17 +234,27 @@ mod tests {
         let master = SealKey::from_bytes(&[0x11; 32]).unwrap();
         assert_eq!(master.seal(Purpose::Compaction, b"x"), None);
         let b = Holder::Key([0xb; 32]);
-        for purpose in [Purpose::Reasoning, Purpose::Compaction, Purpose::PiiThinking] {
+        for purpose in [
+            Purpose::Reasoning,
+            Purpose::Compaction,
+            Purpose::PiiThinking,
+        ] {
             let a_key = master.for_holder(A);
             let s = a_key.seal(purpose, b"a's summary").unwrap();
             assert_eq!(a_key.open(purpose, &s).unwrap(), b"a's summary");
-            assert_eq!(master.for_holder(A).open(purpose, &s).unwrap(), b"a's summary");
+            assert_eq!(
+                master.for_holder(A).open(purpose, &s).unwrap(),
+                b"a's summary"
+            );
             assert_eq!(master.open(purpose, &s), None, "unbound");
             assert_eq!(master.for_holder(b).open(purpose, &s), None);
             assert_eq!(master.for_holder(Holder::Open).open(purpose, &s), None);
             let open = master.for_holder(Holder::Open).seal(purpose, b"o").unwrap();
             assert_eq!(a_key.open(purpose, &open), None);
-            assert!(master.for_holder(Holder::Open).open(purpose, &open).is_some());
+            assert!(master
+                .for_holder(Holder::Open)
+                .open(purpose, &open)
+                .is_some());
         }
         assert_ne!(master.for_holder(A), master.for_holder(b));
         assert_ne!(master, master.for_holder(A));

@@ -165,7 +165,11 @@ fn fate(
             let unsafe_text = thinking.is_some_and(|b| {
                 !b.x && b.k == "thinking" && b.t.as_deref().is_some_and(holds_entity)
             });
-            Ok(if unsafe_text { Fate::Remove } else { Fate::Keep })
+            Ok(if unsafe_text {
+                Fate::Remove
+            } else {
+                Fate::Keep
+            })
         }
         _ => Ok(Fate::Keep),
     }

@@ -401,9 +401,11 @@ impl Writer {
             }
             Kind::Compaction { summary, sealed } => {
                 // Sealed as the client would read it (see `SealPii`).
-                let restored = meta.pii.restore.as_ref().map(|set| {
-                    set.restore_with(summary.as_bytes(), crate::pii::Mode::Text)
-                });
+                let restored = meta
+                    .pii
+                    .restore
+                    .as_ref()
+                    .map(|set| set.restore_with(summary.as_bytes(), crate::pii::Mode::Text));
                 let text = restored.as_deref().unwrap_or(summary.as_bytes());
                 *sealed = meta
                     .seal
