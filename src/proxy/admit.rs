@@ -14,7 +14,7 @@ use crate::format::Format;
 use crate::headers::PRIVACY_TIER_HEADER;
 use crate::http1::RequestHead;
 use crate::json::{Flag, RequestInfo, TextField};
-use crate::translate::seal::{Holder, SealKey};
+use crate::translate::seal::Holder;
 
 /// A request let in.
 pub(super) struct Admitted {
@@ -28,9 +28,9 @@ pub(super) struct Admitted {
     pub op: Op,
     /// The residency tier it runs under (index into `Config::tiers`); None: unrestricted.
     pub tier: Option<usize>,
-    /// The gateway's seal key bound to the request's gateway key: what it seals for the
-    /// client opens only for that key.
-    pub seal: SealKey,
+    /// Whose the request's seals are (its gateway key): what the gateway seals for the
+    /// client opens only for that holder.
+    pub holder: Holder,
     /// PII substitution was on for the request.
     pub pii_on: bool,
     /// Sealed reasoning items taken out at admission (PII on; see `open_sealed_items`).
@@ -117,16 +117,19 @@ pub(super) async fn admit<S: Transport>(
     };
     check_model(&info.model)?;
     // Everything sealed for the client is bound to its gateway key (the digest of its
-    // secret: a rename keeps it, another key or tenant cannot open it).
-    let seal = cfg.translate.seal.for_holder(match key {
+    // secret: a rename keeps it, another key or tenant cannot open it). The bound key is
+    // made only where a seal is made or opened (it shares the gateway's key).
+    let holder = match key {
         Some(k) => Holder::Key(k.sha256),
         None => Holder::Open,
-    });
+    };
+    let seal = || cfg.translate.seal.for_holder(holder);
+    let may_hold_seal = crate::pii::may_hold_seal(&body);
     // Thinking blocks whose signature the gateway sealed (it restored their text) get their
     // provider's text and signature back, whether or not PII is on for this request: the
     // provider must read exactly what it signed. A body with no seal costs one search.
-    if matches!(ex.format, Format::OpenAi | Format::Anthropic) {
-        match crate::pii::unseal_body(&body, &seal) {
+    if may_hold_seal && matches!(ex.format, Format::OpenAi | Format::Anthropic) {
+        match crate::pii::unseal_body(&body, &seal()) {
             Ok(None) => {}
             Ok(Some(unsealed)) => {
                 body = Bytes::from(unsealed);
@@ -141,8 +144,8 @@ pub(super) async fn admit<S: Transport>(
     // Compaction items the gateway sealed are opened here, before PII substitution reads
     // the body, so their summaries are substituted with the rest (whatever route or policy
     // made them). A body with no seal costs one search.
-    if ex.format == Format::Responses {
-        if let Some(opened) = crate::translate::responses::open_sealed_items(&body, &seal, None)
+    if may_hold_seal && ex.format == Format::Responses {
+        if let Some(opened) = crate::translate::responses::open_sealed_items(&body, &seal(), None)
             .map_err(Error::from)?
         {
             body = Bytes::from(opened.body);
@@ -191,7 +194,7 @@ pub(super) async fn admit<S: Transport>(
             // may hold originals does not go upstream.
             let holds_entity = |t: &str| !detector.find(t).is_empty();
             if let Some(opened) =
-                crate::translate::responses::open_sealed_items(&text, &seal, Some(&holds_entity))
+                crate::translate::responses::open_sealed_items(&text, &seal(), Some(&holds_entity))
                     .map_err(Error::from)?
             {
                 text = opened.body;
@@ -226,7 +229,7 @@ pub(super) async fn admit<S: Transport>(
         ex.pii_counts = session.counts();
         // Thinking is restored too: its signature is sealed under the gateway's key, so the
         // block can go back to the provider as it was signed (`pii::thinking`).
-        ex.pii = session.restore_set_sealing(Some(seal.clone()));
+        ex.pii = session.restore_set_sealing(Some(seal()));
         info = inspect(&body)?;
     }
     ex.model = Some(info.model.clone());
@@ -254,7 +257,7 @@ pub(super) async fn admit<S: Transport>(
         fallbacks: body_fallbacks && header_fallbacks,
         op,
         tier,
-        seal,
+        holder,
         pii_on,
         dropped_reasoning,
     })

@@ -132,7 +132,7 @@ pub(super) fn prepare(
         opts.to_mut().thinking_style = target.thinking_style;
     }
     if pair.client == Format::Responses {
-        opts.to_mut().seal = Some(req.seal.clone());
+        opts.to_mut().seal = Some(ctx.config.translate.seal.for_holder(req.holder));
     }
     let (body, mut meta) = if req.op == Op::Compact {
         // The summary is asked of the provider in its own dialect.
