@@ -14,7 +14,6 @@ pub use from_anthropic::{anthropic_to_responses_response_into, AnthropicToRespon
 pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
 pub use native::native_request;
 pub use open::{open_sealed_items, Opened};
-
 pub use render::error_event;
 pub use request::{compact_request, responses_request, stateful_param};
 
