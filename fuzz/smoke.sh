@@ -47,6 +47,8 @@ seeds_for() {
     # Request bodies of the three dialects with entities, escapes beside them and JSON text
     # in strings (raw bodies: the target reads any input starting with `{` as one).
     pii_substitute) echo "seeds/pii_substitute" ;;
+    # Responses bodies of sealed items (compaction, reasoning) with entities in their text.
+    sealed_open_pii) echo "seeds/sealed_open_pii" ;;
     *) echo "" ;;
   esac
 }

@@ -350,13 +350,16 @@ fn unseal_block(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::translate::seal::Holder;
     use serde_json::{json, Value};
 
     const STAND_IN: &str = "avery.thorne42@example.com";
     const ORIGINAL: &str = "jane.doe@corp.example.io";
 
     fn key() -> SealKey {
-        SealKey::from_bytes(&[0x42; 32]).unwrap()
+        SealKey::from_bytes(&[0x42; 32])
+            .unwrap()
+            .for_holder(Holder::Key([0x42; 32]))
     }
 
     fn set() -> Arc<RestoreSet> {
@@ -450,8 +453,15 @@ mod tests {
         assert_eq!(opened.undo(b"mail jane.doe@corp.example.io now!"), None);
         assert_eq!(opened.undo(provider.as_bytes()), None);
         // Another key, another purpose, one character changed: not opened.
-        let other = SealKey::from_bytes(&[0x43; 32]).unwrap();
+        let other = SealKey::from_bytes(&[0x43; 32])
+            .unwrap()
+            .for_holder(Holder::Key([0x42; 32]));
         assert_eq!(open(&other, &sealed), None);
+        // The same key bound to another gateway key: not opened either.
+        let other_holder = SealKey::from_bytes(&[0x42; 32])
+            .unwrap()
+            .for_holder(Holder::Key([0x43; 32]));
+        assert_eq!(open(&other_holder, &sealed), None);
         let reasoning = key().seal(Purpose::Reasoning, b"\x01").unwrap();
         assert_eq!(open(&key(), &reasoning), None);
         let mut forged = sealed.clone().into_bytes();
@@ -589,7 +599,9 @@ mod tests {
             changed,
             UnsealError::TextChanged("messages[1].content[1].thinking".into())
         );
-        let other = SealKey::from_bytes(&[1; 32]).unwrap();
+        let other = SealKey::from_bytes(&[1; 32])
+            .unwrap()
+            .for_holder(Holder::Key([0x42; 32]));
         let (_, foreign) = restore_block(&set, &other, &provider, "c2ln").unwrap();
         let unopenable =
             refused(json!({"type": "thinking", "thinking": text, "signature": foreign}));

@@ -14,6 +14,7 @@ use crate::format::Format;
 use crate::headers::PRIVACY_TIER_HEADER;
 use crate::http1::RequestHead;
 use crate::json::{Flag, RequestInfo, TextField};
+use crate::translate::seal::Holder;
 
 /// A request let in.
 pub(super) struct Admitted {
@@ -27,6 +28,13 @@ pub(super) struct Admitted {
     pub op: Op,
     /// The residency tier it runs under (index into `Config::tiers`); None: unrestricted.
     pub tier: Option<usize>,
+    /// Whose the request's seals are (its gateway key): what the gateway seals for the
+    /// client opens only for that holder.
+    pub holder: Holder,
+    /// PII substitution was on for the request.
+    pub pii_on: bool,
+    /// Sealed reasoning items taken out at admission (PII on; see `open_sealed_items`).
+    pub dropped_reasoning: bool,
 }
 
 /// What a model call asks for.
@@ -108,11 +116,20 @@ pub(super) async fn admit<S: Transport>(
         }
     };
     check_model(&info.model)?;
+    // Everything sealed for the client is bound to its gateway key (the digest of its
+    // secret: a rename keeps it, another key or tenant cannot open it). The bound key is
+    // made only where a seal is made or opened (it shares the gateway's key).
+    let holder = match key {
+        Some(k) => Holder::Key(k.sha256),
+        None => Holder::Open,
+    };
+    let seal = || cfg.translate.seal.for_holder(holder);
+    let may_hold_seal = crate::pii::may_hold_seal(&body);
     // Thinking blocks whose signature the gateway sealed (it restored their text) get their
     // provider's text and signature back, whether or not PII is on for this request: the
     // provider must read exactly what it signed. A body with no seal costs one search.
-    if matches!(ex.format, Format::OpenAi | Format::Anthropic) {
-        match crate::pii::unseal_body(&body, &cfg.translate.seal) {
+    if may_hold_seal && matches!(ex.format, Format::OpenAi | Format::Anthropic) {
+        match crate::pii::unseal_body(&body, &seal()) {
             Ok(None) => {}
             Ok(Some(unsealed)) => {
                 body = Bytes::from(unsealed);
@@ -124,6 +141,18 @@ pub(super) async fn admit<S: Transport>(
             }
         }
     }
+    // Compaction items the gateway sealed are opened here, before PII substitution reads
+    // the body, so their summaries are substituted with the rest (whatever route or policy
+    // made them). A body with no seal costs one search.
+    if may_hold_seal && ex.format == Format::Responses {
+        if let Some(opened) = crate::translate::responses::open_sealed_items(&body, &seal(), None)
+            .map_err(Error::from)?
+        {
+            body = Bytes::from(opened.body);
+            info = inspect(&body)?;
+        }
+    }
+    let mut dropped_reasoning = false;
     // PII: on by config for the key or route, or by the request's own flag (which can only
     // turn it on). The flag is taken out either way; when on, the strings with entities are
     // rewritten in place, every other byte kept.
@@ -134,6 +163,7 @@ pub(super) async fn admit<S: Transport>(
         cfg.resolve(&info.model)
     };
     let pii_policy = cfg.pii.on_for(key, resolved.as_ref());
+    let mut pii_on = false;
     // The inspector already read the top-level keys (escapes decoded): no second pass over
     // the body to look for the flag.
     if pii_policy || info.pii_substitution != Flag::Absent {
@@ -157,8 +187,22 @@ pub(super) async fn admit<S: Transport>(
         })?;
         let mut session =
             crate::pii::Session::new(detector, &cfg.pii.key_secret(key.map(|k| k.name.as_str())));
+        pii_on = on;
+        let mut text = parsed.body;
+        if on && ex.format == Format::Responses {
+            // Sealed reasoning whose thinking cannot be substituted under its signature and
+            // may hold originals does not go upstream.
+            let holds_entity = |t: &str| !detector.find(t).is_empty();
+            if let Some(opened) =
+                crate::translate::responses::open_sealed_items(&text, &seal(), Some(&holds_entity))
+                    .map_err(Error::from)?
+            {
+                text = opened.body;
+                dropped_reasoning = opened.dropped_reasoning;
+            }
+        }
         body = Bytes::from(if on {
-            crate::pii::substitute_body(&parsed.body, &mut session).map_err(|e| match e {
+            crate::pii::substitute_body(&text, &mut session).map_err(|e| match e {
                 crate::pii::BodyError::TooManyValues => too_many_values(),
                 // The body was validated above: a body the span parser refuses is a bug, and
                 // it must not go upstream unsubstituted.
@@ -168,7 +212,7 @@ pub(super) async fn admit<S: Transport>(
                 ),
             })?
         } else {
-            parsed.body
+            text
         });
         if let Some(why) = session.unreplaced() {
             return Err(Error::new(
@@ -185,7 +229,7 @@ pub(super) async fn admit<S: Transport>(
         ex.pii_counts = session.counts();
         // Thinking is restored too: its signature is sealed under the gateway's key, so the
         // block can go back to the provider as it was signed (`pii::thinking`).
-        ex.pii = session.restore_set_sealing(Some(cfg.translate.seal.clone()));
+        ex.pii = session.restore_set_sealing(Some(seal()));
         info = inspect(&body)?;
     }
     ex.model = Some(info.model.clone());
@@ -213,6 +257,9 @@ pub(super) async fn admit<S: Transport>(
         fallbacks: body_fallbacks && header_fallbacks,
         op,
         tier,
+        holder,
+        pii_on,
+        dropped_reasoning,
     })
 }
 

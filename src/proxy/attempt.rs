@@ -76,20 +76,28 @@ pub(super) fn prepare(
         (Format::Responses, _) => provider.path_for("/responses"),
     };
     if pair.provider == Format::Responses {
-        // Native Responses: items this gateway sealed are opened or dropped first (rare: a
-        // conversation that moved here from a translated route).
-        if let Some((body, dropped)) = crate::translate::responses::native_request(
-            &req.body,
-            &target.model,
-            &provider.translate,
-        )? {
+        // Native Responses: items this gateway sealed are dropped first (rare: a conversation
+        // that moved here from a translated route; its compaction items were opened at
+        // admission).
+        let native = crate::translate::responses::native_request(&req.body, &target.model)?;
+        if native.is_some() || req.dropped_reasoning {
+            let (body, mut dropped) = match native {
+                Some((body, dropped)) => (Bytes::from(body), dropped),
+                None => (
+                    splice_model(req.body.clone(), &req.info, &target.model)?,
+                    Vec::new(),
+                ),
+            };
+            if req.dropped_reasoning && !dropped.contains(&"input.reasoning") {
+                dropped.push("input.reasoning");
+            }
             let meta = RequestMeta {
                 dropped,
                 ..RequestMeta::default()
             };
             return Ok(Prepared::Send {
                 path,
-                body: Bytes::from(body),
+                body,
                 meta: Some(Rc::new(meta)),
                 hide_usage: false,
             });
@@ -117,15 +125,15 @@ pub(super) fn prepare(
             hide_usage: false,
         });
     }
-    // A target may override its provider's thinking style; copy the options only then.
-    let opts = if target.thinking_style == provider.translate.thinking_style {
-        std::borrow::Cow::Borrowed(&provider.translate)
-    } else {
-        std::borrow::Cow::Owned(crate::translate::Options {
-            thinking_style: target.thinking_style,
-            ..provider.translate.clone()
-        })
-    };
+    // A target may override its provider's thinking style, and a Responses client's seals
+    // are bound to its gateway key; copy the options only then.
+    let mut opts = std::borrow::Cow::Borrowed(&provider.translate);
+    if target.thinking_style != opts.thinking_style {
+        opts.to_mut().thinking_style = target.thinking_style;
+    }
+    if pair.client == Format::Responses {
+        opts.to_mut().seal = Some(ctx.config.translate.seal.for_holder(req.holder));
+    }
     let (body, mut meta) = if req.op == Op::Compact {
         // The summary is asked of the provider in its own dialect.
         crate::translate::responses::compact_request(
@@ -140,6 +148,13 @@ pub(super) fn prepare(
     meta.created = unix_now();
     if let Some(r) = meta.responses.as_deref_mut() {
         r.id = crate::translate::responses::ResponsesMeta::response_id(&ex.request_id);
+        r.pii = crate::translate::responses::SealPii {
+            on: req.pii_on,
+            restore: ex.pii.clone(),
+        };
+    }
+    if req.dropped_reasoning && !meta.dropped.contains(&"input.reasoning") {
+        meta.dropped.push("input.reasoning");
     }
     if provider.kind == Format::OpenAi && ex.head.header("anthropic-beta").is_some() {
         // Features an `anthropic-beta` header turns on do not exist at an OpenAI provider.

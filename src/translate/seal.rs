@@ -4,11 +4,14 @@
 //! thinking block's signature whose text PII restore changed, the provider's signature with
 //! the edits that undo the restore (`pii::thinking`).
 //!
-//! AES-256-GCM (ring) with a random 96-bit nonce per seal; the purpose is bound as associated
-//! data, so a reasoning seal cannot pass as a compaction one. The sealed text is
+//! AES-256-GCM (ring) with a random 96-bit nonce per seal; the purpose and the holder (the
+//! gateway key the request authenticated with) are bound as associated data, so a reasoning
+//! seal cannot pass as a compaction one, and one key's items do not open for another (the
+//! failure is the same as for a forged item). The sealed text is
 //! `rw1.` + base64url(nonce ‖ ciphertext ‖ tag). With random nonces one key seals safely up to
 //! 2^32 items; keys come from config (shared by every instance behind one name) or are drawn at
-//! start (seals then last as long as the process).
+//! start (seals then last as long as the process). The configured key itself is a master that
+//! neither seals nor opens: only a copy bound to a [`Holder`] does.
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,7 +39,7 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    fn aad(self) -> &'static [u8] {
+    fn label(self) -> &'static [u8] {
         match self {
             Purpose::Reasoning => b"ringway/reasoning/v1",
             Purpose::Compaction => b"ringway/compaction/v1",
@@ -45,11 +48,46 @@ impl Purpose {
     }
 }
 
-/// A sealing key. Cheap to clone (shared); compared by fingerprint, never printed.
+/// Whom a seal is made for: bound into it, so it opens only for the same holder.
+///
+/// A gateway key is named by the SHA-256 of its secret, not by its configured name: a name
+/// can be renamed or given to another tenant later, a secret cannot, and the digest is what
+/// the configuration already holds. A new secret for the same name is a new holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// No gateway keys are configured: every client is the same (anonymous) holder.
+    Open,
+    /// The gateway key whose secret has this SHA-256.
+    Key([u8; 32]),
+}
+
+/// Longest associated data: the longest purpose label, a holder tag and a digest.
+const MAX_AAD_BYTES: usize = 64;
+
+/// The associated data of a seal: purpose label, then the holder.
+fn associated(purpose: Purpose, holder: Holder, buf: &mut [u8; MAX_AAD_BYTES]) -> Option<&[u8]> {
+    let label = purpose.label();
+    let (tag, id): (u8, &[u8]) = match &holder {
+        Holder::Open => (b'o', &[]),
+        Holder::Key(digest) => (b'k', digest),
+    };
+    let n = label.len() + 2 + id.len();
+    let out = buf.get_mut(..n)?;
+    let (l, rest) = out.split_at_mut(label.len());
+    l.copy_from_slice(label);
+    let (sep, rest) = rest.split_at_mut(2);
+    sep.copy_from_slice(&[b'/', tag]);
+    rest.copy_from_slice(id);
+    Some(out)
+}
+
+/// A sealing key. Cheap to clone (shared); compared by fingerprint and holder, never printed.
+/// Seals and opens only once bound to a holder ([`SealKey::for_holder`]).
 #[derive(Clone)]
 pub struct SealKey {
     key: Arc<LessSafeKey>,
     fingerprint: [u8; 8],
+    holder: Option<Holder>,
 }
 
 impl SealKey {
@@ -62,7 +100,17 @@ impl SealKey {
         Some(SealKey {
             key: Arc::new(LessSafeKey::new(key)),
             fingerprint,
+            holder: None,
         })
+    }
+
+    /// This key bound to `holder`: what it seals opens only for the same holder (a copy of
+    /// the shared key; no work per request beyond that).
+    pub fn for_holder(&self, holder: Holder) -> SealKey {
+        SealKey {
+            holder: Some(holder),
+            ..self.clone()
+        }
     }
 
     /// A fresh random key (seals made with it open only in this process).
@@ -72,8 +120,11 @@ impl SealKey {
         SealKey::from_bytes(&bytes)
     }
 
-    /// `plain` sealed for `purpose`. None only if the system's random source fails.
+    /// `plain` sealed for `purpose` and this key's holder. None if the key is bound to no
+    /// holder, or the system's random source fails.
     pub fn seal(&self, purpose: Purpose, plain: &[u8]) -> Option<String> {
+        let mut aad_buf = [0u8; MAX_AAD_BYTES];
+        let aad = associated(purpose, self.holder?, &mut aad_buf)?;
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new().fill(&mut nonce).ok()?;
         let mut buf = Vec::with_capacity(NONCE_LEN + plain.len() + AES_256_GCM.tag_len());
@@ -83,7 +134,7 @@ impl SealKey {
             .key
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(purpose.aad()),
+                Aad::from(aad),
                 buf.get_mut(NONCE_LEN..)?,
             )
             .ok()?;
@@ -94,12 +145,15 @@ impl SealKey {
         Some(out)
     }
 
-    /// The plain bytes of a value this key sealed for `purpose`; None for anything else
-    /// (another key, another purpose, a forged or cut value, not ours at all).
+    /// The plain bytes of a value this key sealed for `purpose` and this key's holder; None
+    /// for anything else (another key, another holder, another purpose, a forged or cut
+    /// value, not ours at all), and always None unbound. The cases are not told apart.
     pub fn open(&self, purpose: Purpose, sealed: &str) -> Option<Vec<u8>> {
         if sealed.len() > MAX_SEALED_BYTES {
             return None;
         }
+        let mut aad_buf = [0u8; MAX_AAD_BYTES];
+        let aad = associated(purpose, self.holder?, &mut aad_buf)?;
         let b64 = sealed.strip_prefix(PREFIX)?;
         let mut buf = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(b64)
@@ -112,11 +166,7 @@ impl SealKey {
         let body = buf.get_mut(NONCE_LEN..)?;
         let plain_len = self
             .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(purpose.aad()),
-                body,
-            )
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
             .ok()?
             .len();
         buf.drain(..NONCE_LEN);
@@ -139,7 +189,7 @@ impl fmt::Debug for SealKey {
 
 impl PartialEq for SealKey {
     fn eq(&self, other: &Self) -> bool {
-        self.fingerprint == other.fingerprint
+        self.fingerprint == other.fingerprint && self.holder == other.holder
     }
 }
 
@@ -150,10 +200,16 @@ impl Eq for SealKey {}
 mod tests {
     use super::*;
 
+    const A: Holder = Holder::Key([0xa; 32]);
+
+    fn bound(bytes: u8) -> SealKey {
+        SealKey::from_bytes(&[bytes; 32]).unwrap().for_holder(A)
+    }
+
     #[test]
     fn seals_open_only_with_their_key_and_purpose() {
-        let k = SealKey::from_bytes(&[0xab; 32]).unwrap();
-        let other = SealKey::from_bytes(&[0xcd; 32]).unwrap();
+        let k = bound(0xab);
+        let other = bound(0xcd);
         let s = k
             .seal(Purpose::Reasoning, b"thinking and signature")
             .unwrap();
@@ -174,8 +230,40 @@ mod tests {
     }
 
     #[test]
+    fn seals_open_only_for_their_holder_and_never_unbound() {
+        let master = SealKey::from_bytes(&[0x11; 32]).unwrap();
+        assert_eq!(master.seal(Purpose::Compaction, b"x"), None);
+        let b = Holder::Key([0xb; 32]);
+        for purpose in [
+            Purpose::Reasoning,
+            Purpose::Compaction,
+            Purpose::PiiThinking,
+        ] {
+            let a_key = master.for_holder(A);
+            let s = a_key.seal(purpose, b"a's summary").unwrap();
+            assert_eq!(a_key.open(purpose, &s).unwrap(), b"a's summary");
+            assert_eq!(
+                master.for_holder(A).open(purpose, &s).unwrap(),
+                b"a's summary"
+            );
+            assert_eq!(master.open(purpose, &s), None, "unbound");
+            assert_eq!(master.for_holder(b).open(purpose, &s), None);
+            assert_eq!(master.for_holder(Holder::Open).open(purpose, &s), None);
+            let open = master.for_holder(Holder::Open).seal(purpose, b"o").unwrap();
+            assert_eq!(a_key.open(purpose, &open), None);
+            assert!(master
+                .for_holder(Holder::Open)
+                .open(purpose, &open)
+                .is_some());
+        }
+        assert_ne!(master.for_holder(A), master.for_holder(b));
+        assert_ne!(master, master.for_holder(A));
+        assert_eq!(master.for_holder(A), master.for_holder(A));
+    }
+
+    #[test]
     fn forged_or_cut_seals_are_refused() {
-        let k = SealKey::from_bytes(&[7u8; 32]).unwrap();
+        let k = bound(7);
         let s = k.seal(Purpose::Reasoning, b"abc").unwrap();
         // Flip each character of the payload in turn: none opens.
         let b64 = &s[PREFIX.len()..];

@@ -77,6 +77,7 @@ fn seal(meta: &ResponsesMeta, kind: &str, text: Option<&str>, sig_or_data: &str)
         t,
         s,
         d,
+        x: meta.pii.on,
     })
     .ok()?;
     key.seal(Purpose::Reasoning, &plain)

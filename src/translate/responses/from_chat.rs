@@ -324,7 +324,8 @@ mod tests {
         let meta = RequestMeta {
             responses: Some(Box::new(ResponsesMeta {
                 compaction: super::super::Compaction::Trigger,
-                seal: crate::translate::seal::SealKey::from_bytes(&[1; 32]),
+                seal: crate::translate::seal::SealKey::from_bytes(&[1; 32])
+                    .map(|k| k.for_holder(crate::translate::seal::Holder::Open)),
                 ..ResponsesMeta::default()
             })),
             ..RequestMeta::default()
@@ -343,7 +344,9 @@ mod tests {
         assert_eq!(output.len(), 1, "{last}");
         assert_eq!(output[0]["type"], "compaction");
         let sealed = output[0]["encrypted_content"].as_str().unwrap();
-        let key = crate::translate::seal::SealKey::from_bytes(&[1; 32]).unwrap();
+        let key = crate::translate::seal::SealKey::from_bytes(&[1; 32])
+            .unwrap()
+            .for_holder(crate::translate::seal::Holder::Open);
         let summary = key
             .open(crate::translate::seal::Purpose::Compaction, sealed)
             .unwrap();

@@ -6,12 +6,14 @@
 mod from_anthropic;
 mod from_chat;
 mod native;
+mod open;
 mod render;
 mod request;
 
 pub use from_anthropic::{anthropic_to_responses_response_into, AnthropicToResponsesStream};
 pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
 pub use native::native_request;
+pub use open::{open_sealed_items, Opened};
 pub use render::error_event;
 pub use request::{compact_request, responses_request, stateful_param};
 
@@ -31,8 +33,11 @@ pub struct ResponsesMeta {
     pub summary: bool,
     /// The client asked for `reasoning.encrypted_content`.
     pub encrypted: bool,
-    /// Seals the provider's reasoning (anthropic kind) for the client to send back.
+    /// Seals the provider's reasoning (anthropic kind) for the client to send back: bound to
+    /// the request's gateway key.
     pub seal: Option<super::seal::SealKey>,
+    /// PII substitution as the request ran: what is sealed for the client depends on it.
+    pub pii: SealPii,
     /// The provider's name, bound into every seal: a sealed item only goes back to it.
     pub provider: String,
     /// Tools whose upstream name differs from the client's (namespaced, custom).
@@ -44,6 +49,33 @@ pub struct ResponsesMeta {
     /// the answer's text is the summary, handed out as one sealed `compaction` item.
     pub compaction: Compaction,
 }
+
+/// PII substitution as a request ran, for what its answer seals.
+///
+/// A compaction summary is sealed restored (the stand-ins in it back to originals), as the
+/// client holds the rest of its conversation: when it comes back it is opened before
+/// substitution and substituted with the rest of the request, so its stand-ins agree with the
+/// rest and the answer's restore finds them. A reasoning item's thinking must go back to its
+/// provider as signed, so it is sealed as written, marked as written from substituted input.
+#[derive(Clone, Debug, Default)]
+pub struct SealPii {
+    /// Substitution was on for the request.
+    pub on: bool,
+    /// Its stand-ins (None: off, or nothing was replaced).
+    pub restore: Option<std::sync::Arc<crate::pii::RestoreSet>>,
+}
+
+impl PartialEq for SealPii {
+    fn eq(&self, other: &Self) -> bool {
+        self.on == other.on
+            && match (&self.restore, &other.restore) {
+                (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
+    }
+}
+
+impl Eq for SealPii {}
 
 /// Whether, and how, a request compacts the conversation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -162,4 +194,8 @@ pub(crate) struct SealedThinking {
     /// Redacted data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d: Option<String>,
+    /// Written by the provider from a request whose PII was substituted: the text holds the
+    /// holder's stand-ins, never its originals (see `open`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub x: bool,
 }

@@ -1,13 +1,13 @@
 //! A Responses request bound for a provider with native Responses: items this gateway sealed
 //! mean nothing there. Reasoning it sealed (another provider's thinking) is dropped and listed;
-//! a compaction it made is opened into the summary it holds, as a user message. Everything
-//! else passes unchanged.
+//! a compaction it made was opened into the summary it holds, as a user message, where the
+//! request was admitted (`open_sealed_items`), and one still sealed here is refused.
+//! Everything else passes unchanged.
 
 use serde_json::{Map, Value};
 
-use super::super::seal::{Purpose, SealKey};
-use super::super::{Options, TranslateError};
-use super::COMPACTION_PREAMBLE;
+use super::super::seal::SealKey;
+use super::super::TranslateError;
 
 /// A rewritten body and the parameters dropped from it.
 pub type Rewritten = (Vec<u8>, Vec<&'static str>);
@@ -18,7 +18,6 @@ pub type Rewritten = (Vec<u8>, Vec<&'static str>);
 pub fn native_request(
     body: &[u8],
     upstream_model: &str,
-    opts: &Options,
 ) -> Result<Option<Rewritten>, TranslateError> {
     if !crate::pii::may_hold_seal(body) {
         return Ok(None);
@@ -45,23 +44,10 @@ pub fn native_request(
         }
         match item.get("type").and_then(Value::as_str) {
             Some("compaction" | "compaction_summary") => {
-                let sealed = item
-                    .get("encrypted_content")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let summary = opts
-                    .seal
-                    .as_ref()
-                    .and_then(|k| k.open(Purpose::Compaction, sealed))
-                    .and_then(|plain| String::from_utf8(plain).ok())
-                    .ok_or_else(|| {
-                        TranslateError::invalid(
-                            format!("input[{i}].encrypted_content"),
-                            "this compaction item cannot be opened here: it was sealed under another key (give every gateway instance the same [responses] seal_key_env)",
-                        )
-                    })?;
-                kept.push(serde_json::json!({"type": "message", "role": "user",
-                    "content": [{"type": "input_text", "text": format!("{COMPACTION_PREAMBLE}{summary}")}]}));
+                return Err(TranslateError::invalid(
+                    format!("input[{i}].encrypted_content"),
+                    super::open::UNOPENABLE_COMPACTION,
+                ));
             }
             _ => {
                 if !dropped.contains(&"input.reasoning") {
@@ -80,26 +66,24 @@ pub fn native_request(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::translate::seal::{Holder, Purpose};
     use serde_json::json;
 
     #[test]
-    fn our_items_are_opened_or_dropped_and_the_rest_passes() {
-        let key = SealKey::from_bytes(&[5; 32]).unwrap();
-        let opts = Options {
-            seal: Some(key.clone()),
-            ..Options::default()
-        };
+    fn our_reasoning_is_dropped_a_sealed_compaction_refused_and_the_rest_passes() {
+        let key = SealKey::from_bytes(&[5; 32])
+            .unwrap()
+            .for_holder(Holder::Open);
         let plain = br#"{"model":"r","input":[{"type":"reasoning","encrypted_content":"gAAAA"}]}"#;
-        assert_eq!(native_request(plain, "up", &opts).unwrap(), None);
-        let summary = key.seal(Purpose::Compaction, b"the summary").unwrap();
+        assert_eq!(native_request(plain, "up").unwrap(), None);
         let thinking = key.seal(Purpose::Reasoning, b"{}").unwrap();
         let body = json!({"model": "r", "store": false, "input": [
             {"role": "user", "content": "a"},
-            {"type": "compaction", "encrypted_content": summary},
+            {"type": "compaction", "encrypted_content": "gAAAA-their-compaction"},
             {"type": "reasoning", "summary": [], "encrypted_content": thinking},
             {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-theirs"},
             {"role": "user", "content": "b"}]});
-        let (out, dropped) = native_request(body.to_string().as_bytes(), "up", &opts)
+        let (out, dropped) = native_request(body.to_string().as_bytes(), "up")
             .unwrap()
             .unwrap();
         let out: Value = serde_json::from_slice(&out).unwrap();
@@ -107,17 +91,13 @@ mod tests {
         assert_eq!(out["store"], false);
         let input = out["input"].as_array().unwrap();
         assert_eq!(input.len(), 4);
-        assert_eq!(
-            input[1]["content"][0]["text"],
-            format!("{COMPACTION_PREAMBLE}the summary")
-        );
+        assert_eq!(input[1]["encrypted_content"], "gAAAA-their-compaction");
         assert_eq!(input[2]["encrypted_content"], "gAAAA-theirs");
         assert_eq!(dropped, ["input.reasoning"]);
-        // A compaction sealed under another key: a 400 naming it.
-        let other = SealKey::from_bytes(&[6; 32]).unwrap();
+        // A compaction of ours still sealed here (admission opens them): a 400 naming it.
         let body = json!({"model": "r", "input": [
-            {"type": "compaction", "encrypted_content": other.seal(Purpose::Compaction, b"x").unwrap()}]});
-        let e = native_request(body.to_string().as_bytes(), "up", &opts).unwrap_err();
+            {"type": "compaction", "encrypted_content": key.seal(Purpose::Compaction, b"x").unwrap()}]});
+        let e = native_request(body.to_string().as_bytes(), "up").unwrap_err();
         assert_eq!(e.param.as_deref(), Some("input[0].encrypted_content"));
     }
 }

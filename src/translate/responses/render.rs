@@ -400,10 +400,17 @@ impl Writer {
                 "{}".clone_into(arguments);
             }
             Kind::Compaction { summary, sealed } => {
+                // Sealed as the client would read it (see `SealPii`).
+                let restored = meta
+                    .pii
+                    .restore
+                    .as_ref()
+                    .map(|set| set.restore_with(summary.as_bytes(), crate::pii::Mode::Text));
+                let text = restored.as_deref().unwrap_or(summary.as_bytes());
                 *sealed = meta
                     .seal
                     .as_ref()
-                    .and_then(|k| k.seal(Purpose::Compaction, summary.as_bytes()));
+                    .and_then(|k| k.seal(Purpose::Compaction, text));
             }
             _ => {}
         }

@@ -23,10 +23,7 @@ use crate::wire::{Str, TextOr};
 use super::super::seal::{Purpose, SealKey};
 use super::super::util::{compact_json, openai_tool_name, sanitize_tool_id};
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
-use super::{
-    Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PREAMBLE,
-    COMPACTION_PROMPT,
-};
+use super::{Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PROMPT};
 
 /// Arguments schema of the function that stands in for a custom (free-text) tool.
 const CUSTOM_TOOL_SCHEMA: &str = r#"{"type":"object","properties":{"input":{"type":"string","description":"The tool's whole input, as free text."}},"required":["input"],"additionalProperties":false}"#;
@@ -380,7 +377,7 @@ fn to_chat<'b>(
     if let Some(raw) = req.tool_choice {
         chat.tool_choice = tool_choice(raw, meta)?;
     }
-    chat.messages = Some(convert_input(req, unsealed, provider, opts, meta)?);
+    chat.messages = Some(convert_input(req, unsealed, provider, meta)?);
     Ok(chat)
 }
 
@@ -735,7 +732,6 @@ fn convert_input<'b>(
     req: &'b ResponsesRequest<'b>,
     unsealed: &'b [Unsealed],
     provider: Format,
-    opts: &Options,
     meta: &mut RequestMeta,
 ) -> Result<Vec<Message<'b>>, TranslateError> {
     let mut c = Conversation {
@@ -794,22 +790,13 @@ fn convert_input<'b>(
                 }
             }
             "compaction" | "compaction_summary" => {
-                let summary = item
-                    .encrypted_content
-                    .as_deref()
-                    .and_then(|s| opts.seal.as_ref()?.open(Purpose::Compaction, s))
-                    .and_then(|plain| String::from_utf8(plain).ok());
-                // Without its summary the conversation would go on as if it had not happened:
+                // This gateway's own were opened where the request was admitted, before PII
+                // substitution (`open_sealed_items`); any left is not ours to open. Without
+                // its summary the conversation would go on as if it had not happened:
                 // refused rather than dropped.
-                let summary = summary.ok_or_else(|| {
-                    TranslateError::invalid(
-                        format!("input[{i}].encrypted_content"),
-                        "this compaction item cannot be opened here: it was sealed by another server or under another key (give every gateway instance the same [responses] seal_key_env)",
-                    )
-                })?;
-                c.push(text_message(
-                    "user",
-                    Str::from(format!("{COMPACTION_PREAMBLE}{summary}")),
+                return Err(TranslateError::invalid(
+                    format!("input[{i}].encrypted_content"),
+                    super::open::UNOPENABLE_COMPACTION,
                 ));
             }
             "compaction_trigger" => {}
@@ -1057,7 +1044,8 @@ mod tests {
 
     fn opts(provider: &str) -> Options {
         Options {
-            seal: SealKey::from_bytes(&[9u8; 32]),
+            seal: SealKey::from_bytes(&[9u8; 32])
+                .map(|k| k.for_holder(crate::translate::seal::Holder::Key([1; 32]))),
             provider: provider.to_owned(),
             ..Options::default()
         }
@@ -1272,7 +1260,8 @@ mod compaction_tests {
 
     fn opts() -> Options {
         Options {
-            seal: SealKey::from_bytes(&[3u8; 32]),
+            seal: SealKey::from_bytes(&[3u8; 32])
+                .map(|k| k.for_holder(crate::translate::seal::Holder::Open)),
             provider: "p".into(),
             ..Options::default()
         }
@@ -1313,11 +1302,14 @@ mod compaction_tests {
             assert_eq!(output[0]["type"], "compaction");
             let sealed = output[0]["encrypted_content"].as_str().unwrap();
             assert!(sealed.starts_with("rw1.") && !sealed.contains("summary"));
-            // Sent back, it opens into a user message holding the summary.
+            // Sent back, it opens (at admission) into a user message holding the summary.
             let next = json!({"model": "m", "input": [output[0].clone(),
                 {"role": "user", "content": "go on"}]});
-            let (bytes, meta) =
-                responses_request(next.to_string().as_bytes(), "up", kind, &opts()).unwrap();
+            let key = opts().seal.unwrap();
+            let opened = super::super::open_sealed_items(next.to_string().as_bytes(), &key, None)
+                .unwrap()
+                .unwrap();
+            let (bytes, meta) = responses_request(&opened.body, "up", kind, &opts()).unwrap();
             let text = String::from_utf8(bytes).unwrap();
             let expanded =
                 serde_json::to_string(&format!("{COMPACTION_PREAMBLE}the summary")).unwrap();
@@ -1333,9 +1325,14 @@ mod compaction_tests {
                 .as_deref(),
             Some("input[0]")
         );
-        // One that cannot be opened (another server's, another key's) is a 400 naming it:
+        // One that cannot be opened (another server's, one left sealed) is a 400 naming it:
         // going on without it would lose the conversation.
-        for sealed in ["gAAAA-openai", "rw1.AAAA"] {
+        let ours = opts()
+            .seal
+            .unwrap()
+            .seal(Purpose::Compaction, b"x")
+            .unwrap();
+        for sealed in ["gAAAA-openai", "rw1.AAAA", ours.as_str()] {
             let foreign = json!({"model": "m", "input": [{"type": "compaction", "encrypted_content": sealed},
                 {"role": "user", "content": "x"}]});
             let e = responses_request(
