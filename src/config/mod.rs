@@ -45,6 +45,9 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default wait for the upstream response head; non-streaming completions arrive whole.
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default wait for the upstream response head of a streamed request: a stream's head comes
+/// before its answer, so a provider silent this long is not going to start one.
+pub const DEFAULT_STREAM_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default longest silence between upstream body chunks.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default age after which an idle pooled upstream connection is dropped, not reused.
@@ -177,12 +180,17 @@ pub struct Provider {
     pub base_path: String,
     /// The credential, or the name of the unset environment variable that should hold it.
     pub api_key: ApiKey,
+    /// Finds that credential (and its fragments) in what the provider sends back; None
+    /// without a key (or one too short to tell from text).
+    pub scrubber: Option<Arc<crate::scrub::Scrubber>>,
     /// Default `anthropic-version`.
     pub anthropic_version: String,
     /// Connect budget.
     pub connect_timeout: Duration,
-    /// Response head budget.
+    /// Response head budget (`first_byte_timeout_ms`).
     pub first_byte_timeout: Duration,
+    /// Response head budget of a streamed request (`stream_first_byte_timeout_ms`).
+    pub stream_first_byte_timeout: Duration,
     /// Body chunk silence budget.
     pub idle_timeout: Duration,
     /// Output cap field for translated requests to an openai-kind provider.
@@ -692,6 +700,10 @@ impl Compiler<'_> {
             request_timeout: positive(&r.request_timeout_ms, "request_timeout_ms")?
                 .unwrap_or(d.request_timeout),
             first_token_timeout: positive(&r.first_token_timeout_ms, "first_token_timeout_ms")?,
+            stream_first_byte_timeout: positive(
+                &r.stream_first_byte_timeout_ms,
+                "stream_first_byte_timeout_ms",
+            )?,
             breaker: BreakerPolicy {
                 failures: r.breaker_failures.unwrap_or(d.breaker.failures),
                 cooldown: r.breaker_cooldown_ms.map_or(d.breaker.cooldown, ms),
@@ -1023,6 +1035,9 @@ impl Compiler<'_> {
         let first_byte = up
             .first_byte_timeout_ms
             .map_or(DEFAULT_FIRST_BYTE_TIMEOUT, ms);
+        let stream_first_byte = up
+            .stream_first_byte_timeout_ms
+            .map_or(DEFAULT_STREAM_FIRST_BYTE_TIMEOUT, ms);
         let idle = up.idle_timeout_ms.map_or(DEFAULT_IDLE_TIMEOUT, ms);
 
         let mut providers = Vec::with_capacity(raw.provider.len());
@@ -1115,6 +1130,7 @@ impl Compiler<'_> {
                     ))
                 }
             };
+            let mut scrubber = None;
             let api_key = match &p.api_key_env {
                 None => ApiKey::None,
                 Some(var) => match std::env::var(var.get_ref()) {
@@ -1130,6 +1146,9 @@ impl Compiler<'_> {
                                 ),
                             ));
                         }
+                        scrubber = crate::scrub::Scrubber::new(v.as_bytes())
+                            .map_err(|e| self.err(var.span(), format!("{path}.api_key_env"), e))?
+                            .map(Arc::new);
                         let (name, value) = match kind {
                             Format::Anthropic => (http::HeaderName::from_static("x-api-key"), v),
                             _ => (http::header::AUTHORIZATION, format!("Bearer {v}")),
@@ -1197,9 +1216,13 @@ impl Compiler<'_> {
                 authority: url.authority,
                 base_path: url.path,
                 api_key,
+                scrubber,
                 anthropic_version,
                 connect_timeout: p.connect_timeout_ms.map_or(connect, ms),
                 first_byte_timeout: p.first_byte_timeout_ms.map_or(first_byte, ms),
+                stream_first_byte_timeout: p
+                    .stream_first_byte_timeout_ms
+                    .map_or(stream_first_byte, ms),
                 idle_timeout: p.idle_timeout_ms.map_or(idle, ms),
                 max_tokens_field,
                 forward_headers,
@@ -1616,6 +1639,10 @@ impl Compiler<'_> {
                 "upstream.first_byte_timeout_ms".into(),
                 u.first_byte_timeout_ms,
             ),
+            (
+                "upstream.stream_first_byte_timeout_ms".into(),
+                u.stream_first_byte_timeout_ms,
+            ),
             ("upstream.idle_timeout_ms".into(), u.idle_timeout_ms),
             (
                 "upstream.pool_idle_timeout_ms".into(),
@@ -1635,6 +1662,10 @@ impl Compiler<'_> {
             checks.push((
                 format!("provider[{i}].first_byte_timeout_ms"),
                 p.first_byte_timeout_ms,
+            ));
+            checks.push((
+                format!("provider[{i}].stream_first_byte_timeout_ms"),
+                p.stream_first_byte_timeout_ms,
             ));
             checks.push((format!("provider[{i}].idle_timeout_ms"), p.idle_timeout_ms));
         }
