@@ -79,6 +79,10 @@ impl Scrubber {
     /// `text` with the credential scrubbed; None when there was nothing to scrub (the common
     /// case costs a scan and no allocation).
     pub fn scrub(&self, text: &[u8]) -> Option<Vec<u8>> {
+        // Too short to hold a fragment or a masked echo (most header values).
+        if text.len() < MIN_MASK_RUN + MIN_VISIBLE_BYTES {
+            return None;
+        }
         let mut spans = Vec::new();
         self.fragments(text, &mut spans);
         self.masked(text, &mut spans);

@@ -821,6 +821,37 @@ mod tests {
     }
 
     #[test]
+    fn echo_key_quotes_the_presented_key() {
+        let key = "sk-test-0123456789abcdef";
+        assert_eq!(mask_key(key), "sk-te***************cdef");
+        assert_eq!(mask_key("short"), "*****");
+        for api in [Api::OpenAiChat, Api::AnthropicMessages] {
+            let steps = echo_key_reply(api, b"{}", key);
+            let Some(Step::Head {
+                status,
+                headers,
+                content_length,
+            }) = steps.first()
+            else {
+                panic!("{steps:?}");
+            };
+            assert_eq!(*status, 401);
+            assert!(headers.contains(&("x-mock-key", key.to_owned())));
+            assert!(headers.contains(&("x-ratelimit-key", mask_key(key))));
+            let Some(Step::Data(body)) = steps.get(1) else {
+                panic!("{steps:?}");
+            };
+            assert_eq!(*content_length, Some(body.len()));
+            let v: Value = serde_json::from_slice(body).unwrap();
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(key) && message.contains(&mask_key(key)),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
     fn refuses_bad_faults() {
         for bad in [
             "",
