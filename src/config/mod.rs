@@ -1035,9 +1035,7 @@ impl Compiler<'_> {
         let first_byte = up
             .first_byte_timeout_ms
             .map_or(DEFAULT_FIRST_BYTE_TIMEOUT, ms);
-        let stream_first_byte = up
-            .stream_first_byte_timeout_ms
-            .map_or(DEFAULT_STREAM_FIRST_BYTE_TIMEOUT, ms);
+        let stream_first_byte = up.stream_first_byte_timeout_ms.map(ms);
         let idle = up.idle_timeout_ms.map_or(DEFAULT_IDLE_TIMEOUT, ms);
 
         let mut providers = Vec::with_capacity(raw.provider.len());
@@ -1206,6 +1204,14 @@ impl Compiler<'_> {
                     .as_ref()
                     .map_or(String::new(), |c| format!(" ca={}", c.get_ref()))
             );
+            let first_byte_timeout = p.first_byte_timeout_ms.map_or(first_byte, ms);
+            // Unset, a stream's head wait is the default, or the provider's whole-answer wait
+            // when that is shorter (an operator who shortened it meant streams too).
+            let stream_first_byte_timeout = p
+                .stream_first_byte_timeout_ms
+                .map(ms)
+                .or(stream_first_byte)
+                .unwrap_or(DEFAULT_STREAM_FIRST_BYTE_TIMEOUT.min(first_byte_timeout));
             providers.push(Provider {
                 name,
                 pool_key,
@@ -1219,10 +1225,8 @@ impl Compiler<'_> {
                 scrubber,
                 anthropic_version,
                 connect_timeout: p.connect_timeout_ms.map_or(connect, ms),
-                first_byte_timeout: p.first_byte_timeout_ms.map_or(first_byte, ms),
-                stream_first_byte_timeout: p
-                    .stream_first_byte_timeout_ms
-                    .map_or(stream_first_byte, ms),
+                first_byte_timeout,
+                stream_first_byte_timeout,
                 idle_timeout: p.idle_timeout_ms.map_or(idle, ms),
                 max_tokens_field,
                 forward_headers,
@@ -1989,6 +1993,54 @@ routes = ["fast", "o/*"]
         assert!(k.allows("fast") && k.allows("o/gpt") && k.allows("@o/gpt"));
         assert!(!k.allows("a/claude") && !k.allows("faster"));
         assert_eq!(k.sha256, crate::auth::sha256(b"test"));
+    }
+
+    #[test]
+    fn a_stream_first_byte_timeout_per_provider_and_route() {
+        let ms = Duration::from_millis;
+        let t = |extra: &str| {
+            let c = Config::from_toml(&format!("{GOOD}\n{extra}"), "t.toml").unwrap();
+            let p: Vec<_> = c
+                .providers
+                .iter()
+                .map(|p| (p.first_byte_timeout, p.stream_first_byte_timeout))
+                .collect();
+            let route = c
+                .resolve("fast")
+                .unwrap()
+                .policy()
+                .stream_first_byte_timeout;
+            (p, route)
+        };
+        let (p, route) = t("");
+        assert_eq!(p, [(ms(300_000), ms(60_000)); 2]);
+        assert_eq!(route, None);
+        // Unset, it is never longer than the provider's whole-answer wait.
+        let (p, _) = t("[upstream]\nfirst_byte_timeout_ms = 400\n");
+        assert_eq!(p, [(ms(400), ms(400)); 2]);
+        // Set, it is used as set: the provider's over [upstream].
+        let (p, _) =
+            t("[upstream]\nfirst_byte_timeout_ms = 400\nstream_first_byte_timeout_ms = 900\n");
+        assert_eq!(p, [(ms(400), ms(900)); 2]);
+        let text = GOOD
+            .replace(
+                "base_url = \"http://localhost:8080/v1\"",
+                "base_url = \"http://localhost:8080/v1\"\nstream_first_byte_timeout_ms = 7000",
+            )
+            .replace(
+                "targets = [\"a/claude-x\", \"o/gpt-y\"]",
+                "targets = [\"a/claude-x\", \"o/gpt-y\"]\nstream_first_byte_timeout_ms = 1500",
+            );
+        let c = Config::from_toml(&text, "t.toml").unwrap();
+        assert_eq!(c.providers[0].stream_first_byte_timeout, ms(60_000));
+        assert_eq!(c.providers[1].stream_first_byte_timeout, ms(7000));
+        assert_eq!(
+            c.resolve("fast")
+                .unwrap()
+                .policy()
+                .stream_first_byte_timeout,
+            Some(ms(1500))
+        );
     }
 
     #[test]

@@ -169,7 +169,8 @@ pub struct RawUpstream {
     /// Wait for the response head after the request is sent. Default 300 s
     /// (a non-streaming completion sends nothing until it is done).
     pub first_byte_timeout_ms: Option<u64>,
-    /// The same wait for a streamed request (its head comes before the answer). Default 60 s.
+    /// The same wait for a streamed request (its head comes before the answer). Default 60 s,
+    /// or `first_byte_timeout_ms` when that is shorter.
     pub stream_first_byte_timeout_ms: Option<u64>,
     /// Longest silence allowed between body chunks. Default 120 s.
     pub idle_timeout_ms: Option<u64>,
