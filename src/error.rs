@@ -88,6 +88,9 @@ pub enum ErrorKind {
     UpstreamReset,
     /// The provider's bytes are not valid HTTP/SSE/JSON as expected.
     UpstreamProtocol,
+    /// A request pinned to its route's first target (`allow_fallbacks: false`) that the
+    /// target could not serve (503, naming it).
+    PinnedTargetUnavailable,
     /// A provider's credentials are not available (missing env var).
     ProviderCredentials,
     /// The worker's budget for answers held whole (`server.max_buffered_bytes`) is spent.
@@ -126,6 +129,7 @@ impl ErrorKind {
             ErrorKind::IdleTimeout => "idle_timeout",
             ErrorKind::UpstreamReset => "upstream_reset",
             ErrorKind::UpstreamProtocol => "upstream_protocol",
+            ErrorKind::PinnedTargetUnavailable => "pinned_target_unavailable",
             ErrorKind::ProviderCredentials => "provider_credentials",
             ErrorKind::BufferBudget => "buffer_budget",
             ErrorKind::Busy => "busy",
@@ -158,7 +162,8 @@ impl ErrorKind {
             | ErrorKind::FirstByteTimeout
             | ErrorKind::IdleTimeout
             | ErrorKind::UpstreamReset
-            | ErrorKind::UpstreamProtocol => Side::Upstream,
+            | ErrorKind::UpstreamProtocol
+            | ErrorKind::PinnedTargetUnavailable => Side::Upstream,
             ErrorKind::ProviderCredentials
             | ErrorKind::Internal
             | ErrorKind::BufferBudget
@@ -188,7 +193,10 @@ impl ErrorKind {
             | ErrorKind::UpstreamProtocol => 502,
             ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => 504,
             ErrorKind::ProviderCredentials | ErrorKind::Internal => 500,
-            ErrorKind::BufferBudget | ErrorKind::Busy | ErrorKind::ShuttingDown => 503,
+            ErrorKind::BufferBudget
+            | ErrorKind::Busy
+            | ErrorKind::ShuttingDown
+            | ErrorKind::PinnedTargetUnavailable => 503,
         }
     }
 
@@ -235,6 +243,7 @@ impl ErrorKind {
             | ErrorKind::UpstreamProtocol => "upstream_error",
             ErrorKind::BufferBudget | ErrorKind::Busy => "gateway_overloaded",
             ErrorKind::ShuttingDown => "gateway_shutting_down",
+            ErrorKind::PinnedTargetUnavailable => "pinned_target_unavailable",
             _ => return None,
         })
     }

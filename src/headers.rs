@@ -1,6 +1,7 @@
 //! Which client request headers reach a provider: a safe default set, per-provider
 //! `forward_headers` / `drop_headers` patterns, and the headers never forwarded whatever the
-//! config says (hop-by-hop, credentials, the gateway's own, framing). Pure: names in, yes/no out.
+//! config says (hop-by-hop, credentials, the gateway's own, framing), and the headers a
+//! `Connection` header nominates as hop-by-hop. Pure: names in, yes/no out.
 //! Also the names of the gateway's own response headers under `[server] header_prefix`.
 
 use crate::format::Format;
@@ -109,6 +110,67 @@ pub fn never_forwarded(lower: &str) -> bool {
             | "x-privacy-tier"
     ) || lower.starts_with("x-ringway-")
         || lower.starts_with("proxy-")
+}
+
+/// Most header names one message's `Connection` headers may nominate (besides `close` and
+/// `keep-alive`, which name no other header). A client that nominates more gets a 400; a
+/// provider that does has none of its headers passed on (failing closed).
+pub const MAX_CONNECTION_OPTIONS: usize = 16;
+
+/// The header names a message's `Connection` header(s) nominate: hop-by-hop for that
+/// message (RFC 9110 §7.6.1), so never passed on, whatever `forward_headers` says. Bounded by
+/// [`MAX_CONNECTION_OPTIONS`]; past it every name counts as nominated.
+#[derive(Debug)]
+pub struct Nominated<'a> {
+    names: [&'a [u8]; MAX_CONNECTION_OPTIONS],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'a> Nominated<'a> {
+    /// Read the comma-separated options of every `Connection` value given.
+    pub fn parse(values: impl IntoIterator<Item = &'a [u8]>) -> Nominated<'a> {
+        let mut n = Nominated {
+            names: [&[]; MAX_CONNECTION_OPTIONS],
+            len: 0,
+            overflow: false,
+        };
+        for value in values {
+            for option in value.split(|b| *b == b',') {
+                let option = option.trim_ascii();
+                if option.is_empty()
+                    || option.eq_ignore_ascii_case(b"close")
+                    || option.eq_ignore_ascii_case(b"keep-alive")
+                {
+                    continue;
+                }
+                match n.names.get_mut(n.len) {
+                    Some(slot) => {
+                        *slot = option;
+                        n.len += 1;
+                    }
+                    None => n.overflow = true,
+                }
+            }
+        }
+        n
+    }
+
+    /// More names than [`MAX_CONNECTION_OPTIONS`] were nominated.
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// Is `name` (any case) nominated? Always, once the bound was passed.
+    pub fn contains(&self, name: &str) -> bool {
+        self.overflow
+            || self
+                .names
+                .get(..self.len)
+                .unwrap_or_default()
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+    }
 }
 
 /// The request header that names a residency tier (the body field is `privacy_tier`).
@@ -407,6 +469,31 @@ mod tests {
             &pats(&["x*"]),
             &[]
         ));
+    }
+
+    #[test]
+    fn connection_nominates_hop_by_hop_headers() {
+        let n = Nominated::parse([&b"keep-alive, X-Foo"[..], b" ,x-bar ,, close"]);
+        assert!(!n.overflowed());
+        for name in ["x-foo", "X-FOO", "x-bar"] {
+            assert!(n.contains(name), "{name}");
+        }
+        for name in ["x-fo", "x-foo2", "close", "keep-alive", "traceparent"] {
+            assert!(!n.contains(name), "{name}");
+        }
+        assert!(!Nominated::parse([]).contains("x-foo"));
+        // Past the bound every name is nominated: nothing optional is passed on.
+        let many: String = (0..=MAX_CONNECTION_OPTIONS)
+            .map(|i| format!("x-{i},"))
+            .collect();
+        let n = Nominated::parse([many.as_bytes()]);
+        assert!(n.overflowed());
+        assert!(n.contains("traceparent"));
+        let full: String = (0..MAX_CONNECTION_OPTIONS)
+            .map(|i| format!("x-{i},"))
+            .collect();
+        let n = Nominated::parse([full.as_bytes(), b"close"]);
+        assert!(!n.overflowed() && n.contains("x-0") && !n.contains("traceparent"));
     }
 
     #[test]

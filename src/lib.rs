@@ -33,6 +33,7 @@ pub mod pii;
 pub mod proxy;
 pub mod routing;
 pub mod runtime;
+pub mod scrub;
 pub mod server;
 pub mod sse;
 pub mod tokens;

@@ -245,6 +245,74 @@ fn client_headers_are_forwarded_by_policy() {
     );
 }
 
+/// Headers a `Connection` header nominates are hop-by-hop (RFC 9110 §7.6.1): a client's are
+/// not forwarded though a `forward_headers` pattern (or the default set) matches them, and a
+/// provider's are not passed to the client.
+#[test]
+fn connection_nominated_headers_go_no_further() {
+    let m = mock(&[]);
+    let providers = standard_providers(&m).replace(
+        "api_key_env = \"RW_TEST_OPENAI_KEY\"",
+        "api_key_env = \"RW_TEST_OPENAI_KEY\"\nforward_headers = [\"x-foo\", \"x-bar\"]",
+    );
+    let g = gateway_env(&providers, PROVIDER_KEYS);
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[
+                ("connection", "keep-alive, X-Foo"),
+                ("x-foo", "secret"),
+                ("x-bar", "visible"),
+                ("Connection", "traceparent"),
+                (
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                ),
+                ("tracestate", "vendor=1"),
+            ],
+            &openai_body("gpt", "hi", false),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = mock_requests(&m);
+    assert_eq!(seen.len(), 1);
+    let headers = &seen[0]["headers"];
+    assert!(headers.get("x-foo").is_none(), "{headers}");
+    assert!(headers.get("traceparent").is_none(), "{headers}");
+    assert_eq!(headers["x-bar"], "visible");
+    assert_eq!(headers["tracestate"], "vendor=1");
+    // More nominated names than the gateway tracks: refused, nothing sent.
+    let many: Vec<String> = (0..17).map(|i| format!("x-n{i}")).collect();
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/chat/completions",
+            &[("connection", &many.join(", "))],
+            &openai_body("gpt", "hi", false),
+        ),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Connection"));
+    assert_eq!(mock_requests(&m).len(), 1);
+
+    // The provider's side: what its `Connection` nominates stays with the gateway.
+    let up = raw_upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nConnection: x-hop, keep-alive\r\nx-hop: provider-internal\r\nx-kept: 1\r\ncontent-length: 2\r\n\r\n{}"
+            .to_vec(),
+    );
+    let g = gateway(&format!(
+        "[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+    ));
+    let r = chat_openai(g.addr, "r", "hi", false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-kept"), Some("1"));
+    assert_eq!(r.header("x-hop"), None, "{:?}", r.headers);
+}
+
 #[test]
 fn header_patterns_that_would_forward_credentials_are_refused_at_load() {
     let path = write_config(

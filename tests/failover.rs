@@ -374,6 +374,166 @@ backoff_base_ms = 5
     assert_eq!(r.json()["error"]["param"], "allow_fallbacks");
 }
 
+/// A pinned request (`allow_fallbacks: false`) goes to the route's first target as written,
+/// whatever the strategy draws and whether or not its breaker is open; when that target fails
+/// it, the client gets a 503 in its format naming the target, never another target's answer.
+#[test]
+fn a_pinned_request_is_served_by_the_first_target_or_gets_a_503_naming_it() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "pin"
+targets = ["oa/pin-1", "oa/pin-2"]
+retries = 0
+breaker_failures = 1
+breaker_cooldown_ms = 60000
+
+[[route]]
+model = "pw"
+strategy = "weighted"
+targets = [{ target = "oa/pw-1", weight = 1 }, { target = "oa/pw-2", weight = 1000 }]
+"#,
+    );
+    // Open pin-1's breaker: one failure, the request falls back to pin-2.
+    set_faults(&m, &serde_json::json!({"pin-1": "reset"}));
+    let r = chat_openai(g.addr, "pin", "hi", false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-model"), Some("pin-2"));
+    assert_eq!(
+        metric(&g, "ringway_breaker_opened_total{target=\"oa/pin-1\"}"),
+        1
+    );
+    // Pinned, pin-1 still failing: it is asked (its breaker does not send the request to
+    // pin-2), and the client gets a 503 naming it, in the client's format.
+    let pinned = |model: &str| {
+        format!(
+            r#"{{"model":"{model}","allow_fallbacks":false,"messages":[{{"role":"user","content":"hi"}}]}}"#
+        )
+    };
+    clear_records(&m);
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &pinned("pin")));
+    assert_eq!(r.status, 503, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "pinned_target_unavailable", "{v}");
+    assert_eq!(v["error"]["type"], "server_error", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`oa/pin-1`") && message.contains("reset"),
+        "{message}"
+    );
+    assert_eq!(r.header("x-ringway-model"), Some("pin-1"));
+    let seen = mock_requests(&m);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|s| s["model"] == "pin-1"),
+        "{seen:?}"
+    );
+    // An Anthropic client, by header: its own error shape.
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[("x-ringway-allow-fallbacks", "false")],
+            &anthropic_body("pin", "hi", false),
+        ),
+    );
+    assert_eq!(r.status, 503, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "overloaded_error");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`oa/pin-1`"));
+    // pin-1 recovers: a pinned request goes to it, breaker open or not, and serves.
+    set_faults(&m, &serde_json::json!({}));
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &pinned("pin")));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-model"), Some("pin-1"));
+    // A weighted route: pinned requests go to its first target, not the one drawn.
+    clear_records(&m);
+    for _ in 0..6 {
+        let r = request(g.addr, &post("/v1/chat/completions", &[], &pinned("pw")));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-ringway-model"), Some("pw-1"));
+    }
+}
+
+/// A streamed request's provider gets its own first-byte budget (here 1 s on the route),
+/// shorter than a whole answer's (4 s on the provider): a provider that never sends a head
+/// fails the stream first, each with its deadline's error in the client's format.
+#[test]
+fn a_stream_has_its_own_first_byte_timeout() {
+    let m = mock(&[]);
+    set_faults(&m, &serde_json::json!({"*": "stall"}));
+    let g = gateway(&format!(
+        r#"[server]
+workers = 1
+
+[upstream]
+stream_first_byte_timeout_ms = 30000
+
+[[provider]]
+name = "oa"
+kind = "openai"
+base_url = "http://{m}/v1"
+first_byte_timeout_ms = 4000
+stream_first_byte_timeout_ms = 20000
+
+[[route]]
+model = "silent"
+targets = ["oa/silent-1"]
+stream_first_byte_timeout_ms = 1000
+"#,
+        m = m.addr
+    ));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [false, true] {
+        let tx = tx.clone();
+        let addr = g.addr;
+        std::thread::spawn(move || {
+            let r = chat_openai(addr, "silent", "hi", stream);
+            tx.send((stream, r)).unwrap();
+        });
+        if !stream {
+            // The whole answer's request first: finishing second, it waited longer.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let (first_stream, first) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let (_, second) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(first_stream, "the stream's deadline fires first");
+    for (r, key) in [
+        (&first, "(stream_first_byte_timeout_ms)"),
+        (&second, "(first_byte_timeout_ms)"),
+    ] {
+        assert_eq!(r.status, 504, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["error"]["code"], "upstream_timeout", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().ends_with(key),
+            "{v}"
+        );
+    }
+    // Each key is checked like the others.
+    for (toml, at) in [
+        (
+            "[upstream]\nstream_first_byte_timeout_ms = 0\n",
+            ":2: upstream.stream_first_byte_timeout_ms",
+        ),
+        (
+            "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nstream_first_byte_timeout_ms = 0\n",
+            ":5: provider[0].stream_first_byte_timeout_ms",
+        ),
+        (
+            "[[provider]]\nname = \"p\"\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[[route]]\nmodel = \"m\"\ntargets = [\"p/x\"]\nstream_first_byte_timeout_ms = 0\n",
+            ":8: route[0].stream_first_byte_timeout_ms",
+        ),
+    ] {
+        check_refuses(toml, at, "must be greater than 0");
+    }
+}
+
 fn metric(g: &Proc, line_start: &str) -> u64 {
     let r = request(g.addr, &get("/metrics", &[]));
     r.text()

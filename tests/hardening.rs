@@ -164,6 +164,129 @@ fn provider_header_with_a_control_byte_is_a_502() {
     }
 }
 
+// ---------- 1b. the gateway's provider credentials never reach a client ----------
+
+const OPENAI_KEY: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
+const ANTHROPIC_KEY: &str = "sk-ant-api03-Zy9xWv8uTs7rQp6oNm5lKj4iHg3fEd2cB1a";
+
+/// `text` holds none of `key`: not whole, not masked as the mock masks it, and no run of 8
+/// of its bytes.
+fn assert_no_key(text: &str, key: &str, case: &str) {
+    let masked = format!(
+        "{}{}{}",
+        &key[..5],
+        "*".repeat(key.len() - 9),
+        &key[key.len() - 4..]
+    );
+    assert!(!text.contains(&masked), "{case}: masked key in {text}");
+    assert!(
+        !text.contains(&format!("***{}", &key[key.len() - 4..])),
+        "{case}: {text}"
+    );
+    for w in key.as_bytes().windows(8) {
+        let w = std::str::from_utf8(w).unwrap();
+        assert!(!text.contains(w), "{case}: {w:?} of the key in {text}");
+    }
+}
+
+/// A provider whose 401 quotes the key it was sent (whole and masked, in its body and in
+/// headers): the client gets the 401 with the key scrubbed, same format or translated.
+#[test]
+fn a_provider_echoing_its_key_does_not_hand_it_to_the_client() {
+    let m = mock(&[]);
+    set_faults(&m, &serde_json::json!({"*": "echo_key"}));
+    let g = gateway_env(
+        &standard_providers(&m),
+        &[
+            ("RW_TEST_OPENAI_KEY", OPENAI_KEY),
+            ("RW_TEST_ANTHROPIC_KEY", ANTHROPIC_KEY),
+        ],
+    );
+    let cases = [
+        ("/v1/chat/completions", "gpt", OPENAI_KEY, "same format"),
+        (
+            "/v1/chat/completions",
+            "claude",
+            ANTHROPIC_KEY,
+            "translated",
+        ),
+        (
+            "/v1/messages",
+            "claude",
+            ANTHROPIC_KEY,
+            "same format, anthropic",
+        ),
+        (
+            "/v1/messages",
+            "gpt",
+            OPENAI_KEY,
+            "translated, anthropic client",
+        ),
+    ];
+    for (path, model, key, case) in cases {
+        for stream in [false, true] {
+            let body = if path == "/v1/messages" {
+                anthropic_body(model, "hi", stream)
+            } else {
+                openai_body(model, "hi", stream)
+            };
+            let raw = exchange_raw(g.addr, &post(path, &[("connection", "close")], &body));
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let case = format!("{case} stream={stream}");
+            assert!(text.starts_with("HTTP/1.1 401 "), "{case}: {text}");
+            assert_no_key(&text, key, &case);
+            // Scrubbed, not dropped: the client still reads what the provider said.
+            assert!(
+                text.contains("Incorrect API key provided: [redacted]"),
+                "{case}: {text}"
+            );
+            assert!(
+                text.contains("x-ratelimit-key: [redacted]"),
+                "{case}: {text}"
+            );
+        }
+    }
+    // The mock did get the key (the echo was real).
+    let seen = mock_requests(&m);
+    assert!(seen
+        .iter()
+        .any(|s| s["headers"]["authorization"] == format!("Bearer {OPENAI_KEY}")));
+    // Nor does the gateway's log carry it.
+    let log = g.drain_log().join("\n");
+    assert_no_key(&log, OPENAI_KEY, "log");
+    assert_no_key(&log, ANTHROPIC_KEY, "log");
+}
+
+/// A provider's in-stream error event that quotes the key, after a 200: scrubbed too, relayed
+/// or translated.
+#[test]
+fn a_stream_error_event_echoing_the_key_is_scrubbed() {
+    let event = format!(
+        "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"x\",\"content\":[],\"stop_reason\":null,\"usage\":{{\"input_tokens\":1,\"output_tokens\":0}}}}}}\n\nevent: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"authentication_error\",\"message\":\"key {ANTHROPIC_KEY} revoked\"}}}}\n\n"
+    );
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{event}",
+        event.len()
+    );
+    for (path, body) in [
+        ("/v1/messages", anthropic_body("r", "hi", true)),
+        ("/v1/chat/completions", openai_body("r", "hi", true)),
+    ] {
+        let up = raw_upstream(response.clone().into_bytes());
+        let g = gateway_env(
+            &format!(
+                "[[provider]]\nname = \"raw\"\nkind = \"anthropic\"\nbase_url = \"http://{up}\"\napi_key_env = \"RW_TEST_ANTHROPIC_KEY\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+            ),
+            &[("RW_TEST_ANTHROPIC_KEY", ANTHROPIC_KEY)],
+        );
+        let raw = exchange_raw(g.addr, &post(path, &[("connection", "close")], &body));
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        assert!(text.starts_with("HTTP/1.1 200 "), "{path}: {text}");
+        assert!(text.contains("[redacted]"), "{path}: {text}");
+        assert_no_key(&text, ANTHROPIC_KEY, path);
+    }
+}
+
 // ---------- 2. a second gateway on a busy port ----------
 
 fn free_port() -> u16 {

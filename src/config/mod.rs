@@ -45,6 +45,9 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default wait for the upstream response head; non-streaming completions arrive whole.
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default wait for the upstream response head of a streamed request: a stream's head comes
+/// before its answer, so a provider silent this long is not going to start one.
+pub const DEFAULT_STREAM_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default longest silence between upstream body chunks.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default age after which an idle pooled upstream connection is dropped, not reused.
@@ -177,12 +180,17 @@ pub struct Provider {
     pub base_path: String,
     /// The credential, or the name of the unset environment variable that should hold it.
     pub api_key: ApiKey,
+    /// Finds that credential (and its fragments) in what the provider sends back; None
+    /// without a key (or one too short to tell from text).
+    pub scrubber: Option<Arc<crate::scrub::Scrubber>>,
     /// Default `anthropic-version`.
     pub anthropic_version: String,
     /// Connect budget.
     pub connect_timeout: Duration,
-    /// Response head budget.
+    /// Response head budget (`first_byte_timeout_ms`).
     pub first_byte_timeout: Duration,
+    /// Response head budget of a streamed request (`stream_first_byte_timeout_ms`).
+    pub stream_first_byte_timeout: Duration,
     /// Body chunk silence budget.
     pub idle_timeout: Duration,
     /// Output cap field for translated requests to an openai-kind provider.
@@ -692,6 +700,10 @@ impl Compiler<'_> {
             request_timeout: positive(&r.request_timeout_ms, "request_timeout_ms")?
                 .unwrap_or(d.request_timeout),
             first_token_timeout: positive(&r.first_token_timeout_ms, "first_token_timeout_ms")?,
+            stream_first_byte_timeout: positive(
+                &r.stream_first_byte_timeout_ms,
+                "stream_first_byte_timeout_ms",
+            )?,
             breaker: BreakerPolicy {
                 failures: r.breaker_failures.unwrap_or(d.breaker.failures),
                 cooldown: r.breaker_cooldown_ms.map_or(d.breaker.cooldown, ms),
@@ -1023,6 +1035,7 @@ impl Compiler<'_> {
         let first_byte = up
             .first_byte_timeout_ms
             .map_or(DEFAULT_FIRST_BYTE_TIMEOUT, ms);
+        let stream_first_byte = up.stream_first_byte_timeout_ms.map(ms);
         let idle = up.idle_timeout_ms.map_or(DEFAULT_IDLE_TIMEOUT, ms);
 
         let mut providers = Vec::with_capacity(raw.provider.len());
@@ -1115,6 +1128,7 @@ impl Compiler<'_> {
                     ))
                 }
             };
+            let mut scrubber = None;
             let api_key = match &p.api_key_env {
                 None => ApiKey::None,
                 Some(var) => match std::env::var(var.get_ref()) {
@@ -1130,6 +1144,9 @@ impl Compiler<'_> {
                                 ),
                             ));
                         }
+                        scrubber = crate::scrub::Scrubber::new(v.as_bytes())
+                            .map_err(|e| self.err(var.span(), format!("{path}.api_key_env"), e))?
+                            .map(Arc::new);
                         let (name, value) = match kind {
                             Format::Anthropic => (http::HeaderName::from_static("x-api-key"), v),
                             _ => (http::header::AUTHORIZATION, format!("Bearer {v}")),
@@ -1187,6 +1204,14 @@ impl Compiler<'_> {
                     .as_ref()
                     .map_or(String::new(), |c| format!(" ca={}", c.get_ref()))
             );
+            let first_byte_timeout = p.first_byte_timeout_ms.map_or(first_byte, ms);
+            // Unset, a stream's head wait is the default, or the provider's whole-answer wait
+            // when that is shorter (an operator who shortened it meant streams too).
+            let stream_first_byte_timeout = p
+                .stream_first_byte_timeout_ms
+                .map(ms)
+                .or(stream_first_byte)
+                .unwrap_or(DEFAULT_STREAM_FIRST_BYTE_TIMEOUT.min(first_byte_timeout));
             providers.push(Provider {
                 name,
                 pool_key,
@@ -1197,9 +1222,11 @@ impl Compiler<'_> {
                 authority: url.authority,
                 base_path: url.path,
                 api_key,
+                scrubber,
                 anthropic_version,
                 connect_timeout: p.connect_timeout_ms.map_or(connect, ms),
-                first_byte_timeout: p.first_byte_timeout_ms.map_or(first_byte, ms),
+                first_byte_timeout,
+                stream_first_byte_timeout,
                 idle_timeout: p.idle_timeout_ms.map_or(idle, ms),
                 max_tokens_field,
                 forward_headers,
@@ -1616,6 +1643,10 @@ impl Compiler<'_> {
                 "upstream.first_byte_timeout_ms".into(),
                 u.first_byte_timeout_ms,
             ),
+            (
+                "upstream.stream_first_byte_timeout_ms".into(),
+                u.stream_first_byte_timeout_ms,
+            ),
             ("upstream.idle_timeout_ms".into(), u.idle_timeout_ms),
             (
                 "upstream.pool_idle_timeout_ms".into(),
@@ -1635,6 +1666,10 @@ impl Compiler<'_> {
             checks.push((
                 format!("provider[{i}].first_byte_timeout_ms"),
                 p.first_byte_timeout_ms,
+            ));
+            checks.push((
+                format!("provider[{i}].stream_first_byte_timeout_ms"),
+                p.stream_first_byte_timeout_ms,
             ));
             checks.push((format!("provider[{i}].idle_timeout_ms"), p.idle_timeout_ms));
         }
@@ -1958,6 +1993,54 @@ routes = ["fast", "o/*"]
         assert!(k.allows("fast") && k.allows("o/gpt") && k.allows("@o/gpt"));
         assert!(!k.allows("a/claude") && !k.allows("faster"));
         assert_eq!(k.sha256, crate::auth::sha256(b"test"));
+    }
+
+    #[test]
+    fn a_stream_first_byte_timeout_per_provider_and_route() {
+        let ms = Duration::from_millis;
+        let t = |extra: &str| {
+            let c = Config::from_toml(&format!("{GOOD}\n{extra}"), "t.toml").unwrap();
+            let p: Vec<_> = c
+                .providers
+                .iter()
+                .map(|p| (p.first_byte_timeout, p.stream_first_byte_timeout))
+                .collect();
+            let route = c
+                .resolve("fast")
+                .unwrap()
+                .policy()
+                .stream_first_byte_timeout;
+            (p, route)
+        };
+        let (p, route) = t("");
+        assert_eq!(p, [(ms(300_000), ms(60_000)); 2]);
+        assert_eq!(route, None);
+        // Unset, it is never longer than the provider's whole-answer wait.
+        let (p, _) = t("[upstream]\nfirst_byte_timeout_ms = 400\n");
+        assert_eq!(p, [(ms(400), ms(400)); 2]);
+        // Set, it is used as set: the provider's over [upstream].
+        let (p, _) =
+            t("[upstream]\nfirst_byte_timeout_ms = 400\nstream_first_byte_timeout_ms = 900\n");
+        assert_eq!(p, [(ms(400), ms(900)); 2]);
+        let text = GOOD
+            .replace(
+                "base_url = \"http://localhost:8080/v1\"",
+                "base_url = \"http://localhost:8080/v1\"\nstream_first_byte_timeout_ms = 7000",
+            )
+            .replace(
+                "targets = [\"a/claude-x\", \"o/gpt-y\"]",
+                "targets = [\"a/claude-x\", \"o/gpt-y\"]\nstream_first_byte_timeout_ms = 1500",
+            );
+        let c = Config::from_toml(&text, "t.toml").unwrap();
+        assert_eq!(c.providers[0].stream_first_byte_timeout, ms(60_000));
+        assert_eq!(c.providers[1].stream_first_byte_timeout, ms(7000));
+        assert_eq!(
+            c.resolve("fast")
+                .unwrap()
+                .policy()
+                .stream_first_byte_timeout,
+            Some(ms(1500))
+        );
     }
 
     #[test]

@@ -169,6 +169,9 @@ pub struct RawUpstream {
     /// Wait for the response head after the request is sent. Default 300 s
     /// (a non-streaming completion sends nothing until it is done).
     pub first_byte_timeout_ms: Option<u64>,
+    /// The same wait for a streamed request (its head comes before the answer). Default 60 s,
+    /// or `first_byte_timeout_ms` when that is shorter.
+    pub stream_first_byte_timeout_ms: Option<u64>,
     /// Longest silence allowed between body chunks. Default 120 s.
     pub idle_timeout_ms: Option<u64>,
     /// Idle pooled connections older than this are closed, not reused. Default 60 s.
@@ -198,6 +201,8 @@ pub struct RawProvider {
     pub connect_timeout_ms: Option<u64>,
     /// Per-provider override of `[upstream] first_byte_timeout_ms`.
     pub first_byte_timeout_ms: Option<u64>,
+    /// Per-provider override of `[upstream] stream_first_byte_timeout_ms`.
+    pub stream_first_byte_timeout_ms: Option<u64>,
     /// Per-provider override of `[upstream] idle_timeout_ms`.
     pub idle_timeout_ms: Option<u64>,
     /// openai kind, translated requests: the output cap field, `"max_completion_tokens"`
@@ -252,6 +257,9 @@ pub struct RawRoute {
     pub request_timeout_ms: Option<Spanned<u64>>,
     /// Streams: longest wait for the first content event before falling back.
     pub first_token_timeout_ms: Option<Spanned<u64>>,
+    /// Streams: the response head budget for every target of the route (over the providers'
+    /// `stream_first_byte_timeout_ms`).
+    pub stream_first_byte_timeout_ms: Option<Spanned<u64>>,
     /// Consecutive failures that open a target's breaker (0: never).
     pub breaker_failures: Option<u32>,
     /// How long an open breaker skips its target.

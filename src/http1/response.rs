@@ -73,6 +73,24 @@ impl ResponseHead {
         })
     }
 
+    /// Replace the header values `f` changes (None: unchanged). Allocates only when one
+    /// changes: the changed values are appended to a copy of the head's buffer.
+    pub fn replace_values(&mut self, mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) {
+        let mut raw: Option<Vec<u8>> = None;
+        for (_, v) in &mut self.spans {
+            let Some(new) = self.raw.get(v.clone()).and_then(&mut f) else {
+                continue;
+            };
+            let buf = raw.get_or_insert_with(|| self.raw.to_vec());
+            let start = buf.len();
+            buf.extend_from_slice(&new);
+            *v = start..buf.len();
+        }
+        if let Some(buf) = raw {
+            self.raw = Bytes::from(buf);
+        }
+    }
+
     /// Is this an SSE stream?
     pub fn is_event_stream(&self) -> bool {
         self.header("content-type").is_some_and(|v| {
@@ -405,6 +423,26 @@ mod tests {
             body(BodyFraming::Chunked, b"5\r\nab", true),
             Err(BodyReadError::UnexpectedEof)
         ));
+    }
+
+    #[test]
+    fn header_values_are_replaced_in_place() {
+        let mut src = BytesMut::from(
+            &b"HTTP/1.1 401 No\r\nX-A: secret\r\nX-B: b\r\nContent-Length: 0\r\n\r\n"[..],
+        );
+        let mut head = decode_head(&mut src).unwrap().unwrap();
+        head.replace_values(|_| None);
+        assert_eq!(head.header("x-a"), Some(&b"secret"[..]));
+        head.replace_values(|v| (v == b"secret").then(|| b"[gone]".to_vec()));
+        let all: Vec<_> = head.headers().collect();
+        assert_eq!(
+            all,
+            [
+                ("x-a", &b"[gone]"[..]),
+                ("x-b", &b"b"[..]),
+                ("content-length", &b"0"[..])
+            ]
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | `reset_before_content` | head, preamble, RST | as `reset_midstream` |
 //! | `slow_first_token=MS` | head, preamble, MS pause, then the normal answer | MS pause, then the normal answer |
 //! | `error_event` | head, preamble, the provider's in-stream error, end of body | 529 (Anthropic) / 503 (OpenAI) |
+//! | `echo_key` | 401 whose message quotes the presented API key masked ([`mask_key`]) and whole; headers `x-mock-key` (whole) and `x-ratelimit-key` (masked, a header kept across formats) | same |
 //!
 //! The preamble is everything a real stream sends before its first content event: OpenAI's
 //! role chunk (`"role":"assistant","content":""`); Anthropic's `message_start`,
@@ -75,6 +76,8 @@ pub enum Fault {
     SlowFirstToken(Duration),
     /// Stream: the provider's in-stream error after the preamble. Non-streaming: 529 / 503.
     ErrorEvent,
+    /// A 401 that echoes the API key the request presented (a provider that quotes keys).
+    EchoKey,
 }
 
 /// Digits only (`u64::from_str` also takes a leading `+`).
@@ -107,6 +110,7 @@ impl FromStr for Fault {
             ("reset_midstream", None) => Self::ResetMidstream,
             ("reset_before_content", None) => Self::ResetBeforeContent,
             ("error_event", None) => Self::ErrorEvent,
+            ("echo_key", None) => Self::EchoKey,
             ("slow_first_token", Some(ms)) => match number(ms) {
                 Some(ms) if ms <= MAX_DIRECTIVE_DELAY_MS => {
                     Self::SlowFirstToken(Duration::from_millis(ms))
@@ -174,6 +178,7 @@ impl fmt::Display for Fault {
             Self::ResetBeforeContent => f.write_str("reset_before_content"),
             Self::SlowFirstToken(d) => write!(f, "slow_first_token={}", d.as_millis()),
             Self::ErrorEvent => f.write_str("error_event"),
+            Self::EchoKey => f.write_str("echo_key"),
         }
     }
 }
@@ -411,6 +416,9 @@ pub fn plan(fault: &Fault, api: Api, body: &[u8], defaults: &Defaults) -> Vec<St
                 }
             }
         }
+        // The executor answers it with the presented key ([`echo_key_reply`]); planned
+        // without one, it echoes nothing.
+        Fault::EchoKey => echo_key_reply(api, body, ""),
         Fault::ErrorEvent => {
             let normal = script::plan(api, body, defaults);
             match cut_stream(api, normal) {
@@ -427,6 +435,56 @@ pub fn plan(fault: &Fault, api: Api, body: &[u8], defaults: &Defaults) -> Vec<St
             }
         }
     }
+}
+
+/// `key` as a provider masks it when quoting it: its first 5 and last 4 characters around
+/// stars (all stars when it is shorter than 12).
+pub fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 12 {
+        return "*".repeat(chars.len().max(3));
+    }
+    let head: String = chars.iter().take(5).collect();
+    let tail: String = chars.iter().skip(chars.len() - 4).collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 9))
+}
+
+/// The `echo_key` answer: the API's 401, its message quoting `key` (the presented API key)
+/// masked and whole, and two headers echoing it.
+pub fn echo_key_reply(api: Api, body: &[u8], key: &str) -> Vec<Step> {
+    let masked = mask_key(key);
+    let mut steps = script::status_reply(api, body, 401);
+    let mut len = None;
+    for step in &mut steps {
+        if let Step::Data(data) = step {
+            let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
+                continue;
+            };
+            if let Some(m) = v.pointer_mut("/error/message") {
+                *m = Value::from(format!(
+                    "Incorrect API key provided: {masked}. The key you sent was {key}."
+                ));
+            }
+            let text = serde_json::to_vec(&v).unwrap_or_default();
+            len = Some(text.len());
+            *data = Bytes::from(text);
+        }
+    }
+    for step in &mut steps {
+        if let Step::Head {
+            headers,
+            content_length,
+            ..
+        } = step
+        {
+            headers.push(("x-mock-key", key.to_owned()));
+            headers.push(("x-ratelimit-key", masked.clone()));
+            if len.is_some() {
+                *content_length = len;
+            }
+        }
+    }
+    steps
 }
 
 /// A streaming plan cut after its preamble.
@@ -700,6 +758,7 @@ mod tests {
             ("reset_midstream", Fault::ResetMidstream),
             ("reset_before_content", Fault::ResetBeforeContent),
             ("error_event", Fault::ErrorEvent),
+            ("echo_key", Fault::EchoKey),
             (
                 "slow_first_token=1500",
                 Fault::SlowFirstToken(Duration::from_millis(1500)),
@@ -759,6 +818,37 @@ mod tests {
             }
         );
         assert_eq!(Fault::default(), Fault::None);
+    }
+
+    #[test]
+    fn echo_key_quotes_the_presented_key() {
+        let key = "sk-test-0123456789abcdef";
+        assert_eq!(mask_key(key), "sk-te***************cdef");
+        assert_eq!(mask_key("short"), "*****");
+        for api in [Api::OpenAiChat, Api::AnthropicMessages] {
+            let steps = echo_key_reply(api, b"{}", key);
+            let Some(Step::Head {
+                status,
+                headers,
+                content_length,
+            }) = steps.first()
+            else {
+                panic!("{steps:?}");
+            };
+            assert_eq!(*status, 401);
+            assert!(headers.contains(&("x-mock-key", key.to_owned())));
+            assert!(headers.contains(&("x-ratelimit-key", mask_key(key))));
+            let Some(Step::Data(body)) = steps.get(1) else {
+                panic!("{steps:?}");
+            };
+            assert_eq!(*content_length, Some(body.len()));
+            let v: Value = serde_json::from_slice(body).unwrap();
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(key) && message.contains(&mask_key(key)),
+                "{v}"
+            );
+        }
     }
 
     #[test]

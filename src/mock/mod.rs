@@ -251,7 +251,10 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
         } else {
             state.faults.borrow().lookup(model.as_deref()).clone()
         };
-        let steps = fault::plan(&fault, api, &body, &state.defaults);
+        let steps = match fault {
+            Fault::EchoKey => fault::echo_key_reply(api, &body, &presented_key(&head)),
+            _ => fault::plan(&fault, api, &body, &state.defaults),
+        };
         record(
             state,
             &head,
@@ -352,6 +355,18 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             return;
         }
     }
+}
+
+/// The API key a request presented: `Authorization: Bearer …` or `x-api-key`.
+fn presented_key(head: &http1::RequestHead) -> String {
+    let bearer = head.header("authorization").and_then(|v| {
+        let (scheme, rest) = v.split_at_checked(7)?;
+        scheme.eq_ignore_ascii_case(b"bearer ").then_some(rest)
+    });
+    let key = bearer
+        .or_else(|| head.header("x-api-key"))
+        .unwrap_or_default();
+    String::from_utf8_lossy(key).into_owned()
 }
 
 async fn write_simple<S: AsyncReadRent + AsyncWriteRent>(

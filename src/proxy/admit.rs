@@ -61,6 +61,7 @@ pub(super) async fn admit<S: Transport>(
     let head = ex.head;
     let key = authenticate(ctx, ex)?;
     let header_fallbacks = fallbacks_header(head)?;
+    connection_options(head)?;
     // Checked before the body is read: a bad header costs no body.
     let header_tier = tier_header(ctx, head)?;
     let cfg = &ctx.config;
@@ -392,6 +393,26 @@ fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, info: &RequestInfo)
             Err(refused.error(&key.name))
         }
     }
+}
+
+/// A `Connection` header may nominate at most [`crate::headers::MAX_CONNECTION_OPTIONS`]
+/// header names (which are then never forwarded): more is refused, not guessed at.
+fn connection_options(head: &RequestHead) -> Result<()> {
+    let nominated = crate::headers::Nominated::parse(
+        head.headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+            .map(|(_, v)| v),
+    );
+    if nominated.overflowed() {
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            format!(
+                "the Connection header nominates more than {} header names",
+                crate::headers::MAX_CONNECTION_OPTIONS
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `x-ringway-allow-fallbacks: false` opts out; `true` or no header keeps the default.

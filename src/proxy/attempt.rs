@@ -342,12 +342,27 @@ pub(super) async fn run<'c>(
         } => (path, body, meta, *hide_usage),
     };
     let sent = Instant::now();
-    let (mut up, head) =
-        match exchange(ctx, target, provider, ex, path, body.clone(), deadline).await {
-            Ok(r) => r,
-            Err(e) => return Err(miss_by(e, deadline)),
-        };
+    let first_byte = first_byte_timeout(provider, policy, req.info.stream);
+    let (mut up, mut head) = match exchange(
+        ctx,
+        target,
+        provider,
+        ex,
+        path,
+        body.clone(),
+        first_byte,
+        deadline,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => return Err(miss_by(e, deadline)),
+    };
     let ttfb = sent.elapsed();
+    if let Some(s) = &provider.scrubber {
+        // The provider's headers reach the client: never with the gateway's credential.
+        head.replace_values(|v| s.scrub(v));
+    }
     ctx.metrics.upstream(&provider.name, head.status);
     // What every answer from this provider says besides its status, head, connection and
     // body.
@@ -401,6 +416,11 @@ pub(super) async fn run<'c>(
             Ok(raw) => raw,
             Err(e) => return Err(miss_by(e, deadline)),
         };
+        // Relayed or rendered, quoted or not: the gateway's credential is not in it.
+        let raw = match provider.scrubber.as_deref().and_then(|s| s.scrub(&raw)) {
+            Some(clean) => clean,
+            None => raw,
+        };
         let (client_status, rendered) = pair.error(status, &raw);
         let json = rendered.is_some();
         let bytes = rendered.unwrap_or(raw);
@@ -448,6 +468,9 @@ pub(super) async fn run<'c>(
         if let Some(set) = &ex.pii {
             stream.restore_pii(set.clone());
         }
+        if let Some(s) = &provider.scrubber {
+            stream.scrub_errors(s.clone());
+        }
         // A stream that fails before content can only move to another target (the provider
         // answered 200 and may have acted on the request): prime it only when one is left.
         if next.other_target {
@@ -460,11 +483,20 @@ pub(super) async fn run<'c>(
                 )
                 .await
             {
+                // The message may quote the provider's error event.
+                let error = match provider
+                    .scrubber
+                    .as_deref()
+                    .and_then(|s| s.scrub_str(miss.error.message()))
+                {
+                    Some(clean) => Error::new(miss.error.kind(), clean),
+                    None => miss.error,
+                };
                 return Err(Miss {
                     reason: miss.reason,
                     // The provider answered 200 and may have acted on the request.
                     same_target: false,
-                    ..Miss::from_error(miss.error)
+                    ..Miss::from_error(error)
                 });
             }
         }
@@ -790,9 +822,30 @@ fn refusal(charge: &Charge<'_>, n: usize) -> Error {
     charge.exhausted()
 }
 
+/// How long a provider may take to send its response head, and the config key that says so:
+/// a stream's head comes before its answer, so it gets its own, shorter, budget (the route's
+/// over the provider's); a whole answer's head comes only when the answer is done.
+fn first_byte_timeout(
+    provider: &Provider,
+    policy: &Policy,
+    stream: bool,
+) -> (Duration, &'static str) {
+    if stream {
+        (
+            policy
+                .stream_first_byte_timeout
+                .unwrap_or(provider.stream_first_byte_timeout),
+            "stream_first_byte_timeout_ms",
+        )
+    } else {
+        (provider.first_byte_timeout, "first_byte_timeout_ms")
+    }
+}
+
 /// Send the request and read the response head. A pooled connection that turns out to have
 /// been closed by the provider (nothing at all came back) is retried exactly once, on a fresh
 /// connection; any other failure goes back to the failover loop, which decides.
+#[allow(clippy::too_many_arguments)]
 async fn exchange(
     ctx: &Ctx,
     target: &Target,
@@ -800,6 +853,7 @@ async fn exchange(
     ex: &Exchange<'_>,
     path: &str,
     body: Bytes,
+    first_byte: (Duration, &'static str),
     deadline: Instant,
 ) -> Result<(Conn, ResponseHead)> {
     // Build the request first: a missing credential must not cost a connect.
@@ -810,7 +864,7 @@ async fn exchange(
         None => connect(ctx, provider, deadline).await?,
     };
     count_send(ctx, ex, target);
-    match send_and_read_head(&mut up, provider, req, body.clone(), deadline).await {
+    match send_and_read_head(&mut up, req, body.clone(), first_byte, deadline).await {
         Ok(head) => Ok((up, head)),
         Err(e) if e.retry() == Retry::ReusedOnly => {
             drop(up);
@@ -818,7 +872,7 @@ async fn exchange(
             let req = upstream_request(provider, ex, path, body.len())?;
             let mut fresh = connect(ctx, provider, deadline).await?;
             count_send(ctx, ex, target);
-            let head = send_and_read_head(&mut fresh, provider, req, body, deadline).await?;
+            let head = send_and_read_head(&mut fresh, req, body, first_byte, deadline).await?;
             Ok((fresh, head))
         }
         Err(e) => Err(e),
@@ -845,17 +899,31 @@ fn within(timeout: Duration, deadline: Instant) -> Duration {
     timeout.min(deadline.saturating_duration_since(Instant::now()))
 }
 
+/// Send the request and read the head, within `first_byte` (its timeout, and the config key
+/// named when it fires: the one to raise).
 async fn send_and_read_head(
     up: &mut Conn,
-    provider: &Provider,
     req: Vec<u8>,
     body: Bytes,
+    (timeout, key): (Duration, &'static str),
     deadline: Instant,
 ) -> Result<ResponseHead> {
-    up.send(req, body, within(provider.first_byte_timeout, deadline))
-        .await?;
-    up.read_head(within(provider.first_byte_timeout, deadline))
-        .await
+    // Cut short by the request's deadline, that deadline is the one that fired.
+    let named = |e: Error, wait: Duration| {
+        if e.kind() != ErrorKind::FirstByteTimeout {
+            return e;
+        }
+        let key = if wait < timeout {
+            "request_timeout_ms"
+        } else {
+            key
+        };
+        Error::new(e.kind(), format!("{} ({key})", e.message()))
+    };
+    let wait = within(timeout, deadline);
+    up.send(req, body, wait).await.map_err(|e| named(e, wait))?;
+    let wait = within(timeout, deadline);
+    up.read_head(wait).await.map_err(|e| named(e, wait))
 }
 
 /// The upstream request head for a `body_len`-byte JSON body: provider credentials, never the
@@ -872,8 +940,17 @@ fn upstream_request(
     add("host", provider.authority.as_bytes());
     add("content-type", b"application/json");
     add("x-ringway-request-id", ex.request_id.as_bytes());
+    // Headers the client's `Connection` nominates are hop-by-hop: they stop here, before any
+    // policy (admission refused a client that nominates too many; past the bound every name
+    // counts as nominated).
+    let hop = crate::headers::Nominated::parse(
+        head.headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+            .map(|(_, v)| v),
+    );
     // The headers copied by hand below still answer to the provider's `drop_headers`.
-    let keep = |name: &str| !crate::headers::dropped(name, &provider.drop_headers);
+    let keep =
+        |name: &str| !hop.contains(name) && !crate::headers::dropped(name, &provider.drop_headers);
     if let Some(accept) = head.header("accept").filter(|_| keep("accept")) {
         add("accept", accept);
     }
@@ -896,6 +973,7 @@ fn upstream_request(
     if provider.kind == Format::Anthropic {
         let version = head
             .header("anthropic-version")
+            .filter(|_| !hop.contains("anthropic-version"))
             .unwrap_or(provider.anthropic_version.as_bytes());
         add("anthropic-version", version);
         if let Some(beta) = head
@@ -914,7 +992,8 @@ fn upstream_request(
             provider.kind,
             &provider.forward_headers,
             &provider.drop_headers,
-        ) && http1::is_valid_field_value(value)
+        ) && !hop.contains(name)
+            && http1::is_valid_field_value(value)
         {
             add(name, value);
         }

@@ -383,7 +383,15 @@ async fn attempts<'c>(
     let targets = resolved.targets();
     // From when the request has been read: a slow upload is not the providers' time.
     let deadline = Instant::now() + policy.request_timeout;
-    let mut queue: VecDeque<usize> = ctx.health.order(targets, policy).into();
+    let mut queue: VecDeque<usize> = if req.fallbacks {
+        ctx.health.order(targets, policy).into()
+    } else {
+        // Pinned (`allow_fallbacks: false`): the route's first target as written, whatever
+        // the strategy would draw, and whatever its breaker says.
+        (0..targets.len().min(1)).collect()
+    };
+    // The pinned target's breaker was open: its 503 says so.
+    let mut pinned_open = false;
     // Targets whose breaker is open, with when it closes: skipped while others remain, then
     // tried as a last resort, soonest to close first, before the request is given up.
     let mut deferred: Vec<(Instant, usize)> = Vec::new();
@@ -445,9 +453,15 @@ async fn attempts<'c>(
         if last_resort {
             ctx.health.force_probe(target, now);
         } else if let Admit::No(until) = ctx.health.admit(target, policy, now) {
-            ctx.metrics.fallback(&target.label, "breaker_open");
-            deferred.push((until, index));
-            continue;
+            if req.fallbacks {
+                ctx.metrics.fallback(&target.label, "breaker_open");
+                deferred.push((until, index));
+                continue;
+            }
+            // Pinned: an open breaker sends the request nowhere else; it goes to its target
+            // as a probe, as a route's last resort does.
+            ctx.health.force_probe(target, now);
+            pinned_open = true;
         }
         tried = true;
         let mut retry = 0u32;
@@ -554,12 +568,34 @@ async fn attempts<'c>(
         return Ok(answer);
     }
     match last {
+        Some(miss) if !req.fallbacks && miss.target_failed => {
+            let key = targets.first().map_or("?", |t| t.key.as_str());
+            Err(pinned_unavailable(key, &miss, pinned_open).into())
+        }
         Some(miss) => Err(Failure::BeforeResponse(miss.error)),
         None => Err(Failure::BeforeResponse(Error::new(
             ErrorKind::UpstreamConnect,
             "no target of the route could be tried",
         ))),
     }
+}
+
+/// What a request pinned to its route's first target (`allow_fallbacks: false`) gets when that
+/// target failed it: a 503 naming the target and why, never another target's answer.
+fn pinned_unavailable(key: &str, miss: &Miss<'_>, breaker_open: bool) -> Error {
+    let open = if breaker_open {
+        " (its breaker was open)"
+    } else {
+        ""
+    };
+    Error::new(
+        ErrorKind::PinnedTargetUnavailable,
+        format!(
+            "allow_fallbacks is false and the route's first target `{key}`{open} could not serve the request: {} ({})",
+            miss.reason,
+            miss.error.message()
+        ),
+    )
 }
 
 /// Count a failure against `target`'s breaker; say so when that opened it.
@@ -616,8 +652,11 @@ fn provider_headers<'a>(
     prefix: &str,
     out: &mut Vec<(&'a str, &'a [u8])>,
 ) {
+    // Headers the provider's `Connection` nominates are hop-by-hop: for this gateway, not the
+    // client (all of them, past the bound).
+    let hop = crate::headers::Nominated::parse(head.values("connection"));
     for (name, value) in head.headers() {
-        if own_limits && crate::limits::is_rate_limit_header(name) {
+        if (own_limits && crate::limits::is_rate_limit_header(name)) || hop.contains(name) {
             continue;
         }
         if pair.is_passthrough() {

@@ -182,6 +182,39 @@ fn responses_event_type(ev: &sse::Event) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// Is this a provider's error event? A cheap look (event name, or the front of the data), made
+/// for every event of a stream whose provider has a credential to scrub.
+fn is_error_event(provider: Format, ev: &sse::Event) -> bool {
+    let data = ev.data.as_deref().unwrap_or_default().trim_ascii_start();
+    match provider {
+        Format::OpenAi => data.starts_with(b"{\"error\"") && is_terminal(provider, ev),
+        Format::Anthropic => ev.event_type() == b"error",
+        Format::Responses => match ev.event.as_deref().filter(|e| !e.is_empty()) {
+            Some(name) => matches!(name, b"error" | b"response.failed"),
+            None => {
+                data.starts_with(b"{\"type\":\"error\"")
+                    || data.starts_with(b"{\"type\":\"response.failed\"")
+            }
+        },
+    }
+}
+
+/// The event with the provider's credential scrubbed from its bytes and data.
+fn scrub_event(scrubber: &crate::scrub::Scrubber, ev: sse::Event) -> sse::Event {
+    let Some(raw) = scrubber.scrub(&ev.raw) else {
+        return ev;
+    };
+    let data = match ev.data.as_deref().and_then(|d| scrubber.scrub(d)) {
+        Some(clean) => Some(Bytes::from(clean)),
+        None => ev.data.clone(),
+    };
+    sse::Event {
+        raw: Bytes::from(raw),
+        data,
+        ..ev
+    }
+}
+
 /// A provider event over [`MAX_SSE_EVENT_BYTES`], before commit or after.
 fn oversized_event() -> Error {
     Error::new(
@@ -259,6 +292,8 @@ pub struct Stream {
     /// PII on: the stage's client-dialect events are re-read and their stand-ins restored.
     /// Boxed: 408 bytes every held stream would carry with PII off.
     pii: Option<Box<PiiStage>>,
+    /// The provider's credential matcher: its error events are scrubbed before the stage.
+    scrubber: Option<std::sync::Arc<crate::scrub::Scrubber>>,
 }
 
 /// The restore step after the stage: what the stage wrote is decoded again (translated
@@ -291,7 +326,14 @@ impl Stream {
             unread: Vec::new(),
             pii: None,
             client: pair.client,
+            scrubber: None,
         }
+    }
+
+    /// Scrub the provider's credential from its in-stream error events (only those: the rest
+    /// is the model's answer).
+    pub(super) fn scrub_errors(&mut self, scrubber: std::sync::Arc<crate::scrub::Scrubber>) {
+        self.scrubber = Some(scrubber);
     }
 
     /// Restore the request's stand-ins in what the client gets. Same-dialect events are then
@@ -355,6 +397,10 @@ impl Stream {
     /// One event through the stage. Before commit passthrough bytes are copied into `out`
     /// (they wait there); after, they are kept as slices until the batch is framed.
     fn on_event(&mut self, ev: sse::Event, held: bool) {
+        let ev = match &self.scrubber {
+            Some(s) if is_error_event(self.provider, &ev) => scrub_event(s, ev),
+            _ => ev,
+        };
         // The provider's side is where usage is true, whatever the stage makes of it. Read
         // per batch (the newest chunk back), except where hiding the usage chunk needs to know
         // at once.

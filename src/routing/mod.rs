@@ -90,6 +90,9 @@ pub struct Policy {
     /// Streams: longest wait from the response head to the first content event before the
     /// next target is tried (None: no such deadline; the provider's idle timeout applies).
     pub first_token_timeout: Option<Duration>,
+    /// Streams: the response head budget of every target (None: each provider's
+    /// `stream_first_byte_timeout_ms`).
+    pub stream_first_byte_timeout: Option<Duration>,
     /// Circuit breaking per target per worker.
     pub breaker: BreakerPolicy,
 }
@@ -105,6 +108,7 @@ impl Default for Policy {
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             first_token_timeout: None,
+            stream_first_byte_timeout: None,
             breaker: BreakerPolicy::default(),
         }
     }
