@@ -47,6 +47,9 @@ seeds_for() {
     # Request bodies of the three dialects with entities, escapes beside them and JSON text
     # in strings (raw bodies: the target reads any input starting with `{` as one).
     pii_substitute) echo "seeds/pii_substitute" ;;
+    # Client streams: the RFC's masked examples, fragments with pings between, a close, and
+    # a Codex-shaped response.create (3 bytes of pattern and bounds first).
+    ws_frame) echo "seeds/ws_frame" ;;
     *) echo "" ;;
   esac
 }
