@@ -49,6 +49,9 @@ seeds_for() {
     pii_substitute) echo "seeds/pii_substitute" ;;
     # Responses bodies of sealed items (compaction, reasoning) with entities in their text.
     sealed_open_pii) echo "seeds/sealed_open_pii" ;;
+    # Client streams: the RFC's masked examples, fragments with pings between, a close, and
+    # a Codex-shaped response.create (3 bytes of pattern and bounds first).
+    ws_frame) echo "seeds/ws_frame" ;;
     *) echo "" ;;
   esac
 }

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Direction: runtime → server → proxy → routing/upstream/translate → wire/sse/json/http1 →
-//! error. Pure, sans-IO layers (`http1`, `sse`, `json`, `wire`, `translate`) never touch
+//! error. Pure, sans-IO layers (`http1`, `ws`, `sse`, `json`, `wire`, `translate`) never touch
 //! sockets or config; `downstream`, `upstream`, `server` and `runtime` own the IO.
 
 pub mod access_log;
@@ -41,3 +41,5 @@ pub mod translate;
 pub mod upstream;
 pub mod usage;
 pub mod wire;
+/// Sans-IO WebSocket (RFC 6455): the upgrade handshake, frames, and message assembly.
+pub mod ws;
