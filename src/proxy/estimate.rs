@@ -66,10 +66,16 @@ pub(super) async fn count(body: Bytes) -> Result<Vec<u8>> {
 /// The input tokens of a request (`body`, in the client's dialect `format`) whose stream was
 /// cut short before its provider said its usage. Never fails: where the tokenizer cannot be
 /// had in time, a helper thread is not free, or the body cannot be read, the figure is its
-/// size in [`crate::usage::BYTES_PER_TOKEN_GUESS`]-byte tokens.
-pub(super) async fn cut_short_prompt(format: Format, body: Bytes) -> u64 {
+/// size in [`crate::usage::BYTES_PER_TOKEN_GUESS`]-byte tokens. `hurry`: a drain's time is
+/// up (the process exits a moment later): the tokenizer is not waited for.
+pub(super) async fn cut_short_prompt(format: Format, body: Bytes, hurry: bool) -> u64 {
     let by_size = (body.len() as u64).div_ceil(crate::usage::BYTES_PER_TOKEN_GUESS);
-    let Ok(bpe) = tokenizer(CUT_SHORT_TOKENIZER_WAIT).await else {
+    let wait = if hurry {
+        Duration::ZERO
+    } else {
+        CUT_SHORT_TOKENIZER_WAIT
+    };
+    let Ok(bpe) = tokenizer(wait).await else {
         return by_size;
     };
     let counted = if body.len() <= INLINE_CUT_SHORT_BYTES {

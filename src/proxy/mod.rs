@@ -285,6 +285,8 @@ async fn serve<S: Transport>(
     // A connection's task is as large as the largest state of any phase, and a held stream
     // carries all of it for minutes: a stream is committed without an await and its relay
     // holds only what relaying needs; other bodies' commit is boxed (freed when written).
+    // A stream that ended early, to be charged once its provider and breaker are dealt with.
+    let mut cut_short = None;
     let result = match answer.body {
         Body::Stream(_) => match commit_stream(conn, ex, answer) {
             Ok(mut relay) => {
@@ -293,8 +295,7 @@ async fn serve<S: Transport>(
                 let done = outcome.is_ok() && relay.stream.codec.is_done();
                 attempt::release(ctx, relay.provider, relay.up, relay.reusable && done);
                 if outcome.is_err() {
-                    // Ended early, the provider's connection closed already: charge it.
-                    charge_cut_short(ex, &mut relay.stream.meter, prompt).await;
+                    cut_short = Some(relay.stream);
                 }
                 outcome
             }
@@ -313,6 +314,9 @@ async fn serve<S: Transport>(
                 target_failed(ctx, ex, t, resolved.policy());
             }
         }
+    }
+    if let Some(mut stream) = cut_short {
+        charge_cut_short(ex, &mut stream.meter, prompt).await;
     }
     result
 }
@@ -903,7 +907,7 @@ async fn charge_cut_short(
     let said = metered.usage;
     let input = match (said, prompt) {
         (Some(u), _) if u.input > 0 => u.input,
-        (_, Some(body)) => estimate::cut_short_prompt(ex.format, body).await,
+        (_, Some(body)) => estimate::cut_short_prompt(ex.format, body, ex.cut.fired()).await,
         _ => 0,
     };
     metered.usage = Some(crate::usage::cut_short(said, input, meter.events()));
