@@ -19,8 +19,11 @@ use serde_json::{json, Value};
 
 /// How long a test waits for a record or a metric to appear.
 const WAIT: Duration = Duration::from_secs(20);
-/// Words in the prompt: o200k_base makes each ` word` one token.
+/// Words in most prompts: o200k_base makes each ` word` one token. About 6 KB: counted on
+/// the worker.
 const PROMPT_WORDS: usize = 1200;
+/// Words in a prompt counted on a helper thread (a body over 16 KiB).
+const LONG_PROMPT_WORDS: usize = 4000;
 /// The keys' tokens per minute: a full bucket admits the first request, whose prompt alone is
 /// three times this.
 const TPM: u64 = 400;
@@ -87,10 +90,10 @@ admin = true
     (m, g)
 }
 
-/// A prompt of [`PROMPT_WORDS`] one-token words; the mock streams 40 words 100 ms apart.
-fn prompt() -> String {
+/// A prompt of `words` one-token words; the mock streams 40 words 100 ms apart.
+fn prompt(words: usize) -> String {
     let mut p = String::from("mock:tokens=40 mock:itl=100");
-    for _ in 0..PROMPT_WORDS {
+    for _ in 0..words {
         p.push_str(" word");
     }
     p
@@ -225,16 +228,17 @@ fn serve_native(s: &mut TcpStream) -> usize {
     50
 }
 
-/// `client` streams `route` with key `KEYS[k]` and closes after its first content: the record,
-/// the sums, the metrics and the key's `tpm` all hold the prompt's estimate.
-fn cut_short_is_charged(client: &str, route: &str, k: usize) {
+/// `client` streams `route` with key `KEYS[k]` and a prompt of `words` words, and closes after
+/// its first content: the record, the sums, the metrics and the key's `tpm` all hold the
+/// prompt's estimate.
+fn cut_short_is_charged(client: &str, route: &str, k: usize, words: usize) {
     let (native, written) = native_upstream();
     let (m, g) = setup(native);
     let (key, secret) = KEYS[k];
     let what = format!("{client} client, route {route}");
     let id = stream_then_close(
         g.addr,
-        &streamed(client, route, secret, &prompt(), true),
+        &streamed(client, route, secret, &prompt(words), true),
         "w1",
     );
     let rec = record(&g, &id);
@@ -244,7 +248,7 @@ fn cut_short_is_charged(client: &str, route: &str, k: usize) {
     // The tokenizer's count: a word a token, and a few for the message around them (a count
     // by size would be over 1,500).
     assert!(
-        (PROMPT_WORDS as u64..PROMPT_WORDS as u64 + 60).contains(&input),
+        (words as u64..words as u64 + 60).contains(&input),
         "{what}: {rec}"
     );
     assert_eq!(rec["usage_estimated"], true, "{what}: {rec}");
@@ -270,6 +274,16 @@ fn cut_short_is_charged(client: &str, route: &str, k: usize) {
     assert_eq!(next.status, 429, "{what}: {}", next.text());
     assert!(next.text().contains("tokens"), "{what}: {}", next.text());
     assert_eq!(mock_requests(&m).len(), sent_before, "{what}");
+    // What was charged is owed: the key is admitted again once the bucket has refilled all
+    // but its last minute of it (a full bucket is a minute's worth), so a client that cuts
+    // every stream short averages `tpm` over time.
+    let output = rec["usage"]["output"].as_u64().unwrap_or(0);
+    let owed_s = (input + output) * 60 / TPM - 60;
+    let retry: u64 = next.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        retry.abs_diff(owed_s) <= 5,
+        "{what}: retry-after {retry}, owed {owed_s} s"
+    );
 
     // The metrics count the tokens, and that they were estimated.
     let provider = if route == "native" { "native" } else { "mo" };
@@ -312,22 +326,22 @@ fn cut_short_is_charged(client: &str, route: &str, k: usize) {
 
 #[test]
 fn a_chat_stream_closed_after_its_first_content_is_charged_its_prompt() {
-    cut_short_is_charged("chat", "gpt", 0);
+    cut_short_is_charged("chat", "gpt", 0, PROMPT_WORDS);
 }
 
 #[test]
 fn a_messages_stream_to_an_openai_kind_provider_closed_early_is_charged_its_prompt() {
-    cut_short_is_charged("messages", "gpt", 1);
+    cut_short_is_charged("messages", "gpt", 1, LONG_PROMPT_WORDS);
 }
 
 #[test]
 fn a_responses_stream_to_an_openai_kind_provider_closed_early_is_charged_its_prompt() {
-    cut_short_is_charged("responses", "gpt", 2);
+    cut_short_is_charged("responses", "gpt", 2, PROMPT_WORDS);
 }
 
 #[test]
 fn a_native_responses_stream_closed_early_is_charged_and_its_provider_let_go() {
-    cut_short_is_charged("responses", "native", 3);
+    cut_short_is_charged("responses", "native", 3, LONG_PROMPT_WORDS);
 }
 
 /// A stream that ends as it should keeps the provider's own figures, not marked estimated;
@@ -347,4 +361,56 @@ fn a_stream_read_to_its_end_keeps_the_providers_figures() {
     assert_eq!(rec["usage_estimated"], false, "{rec}");
     assert_eq!(rec["usage"]["input"], 77, "{rec}");
     assert_eq!(rec["usage"]["output"], 3, "{rec}");
+}
+
+/// A stream a drain's end cuts is charged too, before the process exits: the tokenizer is not
+/// waited for then, so a process that never built it counts the prompt by its size.
+#[test]
+fn a_stream_cut_by_a_drain_is_charged_before_the_process_exits() {
+    let m = mock(&[]);
+    let db = temp_path("cut-drain.db");
+    let cfg = format!(
+        "[server]\nworkers = 1\ndrain_timeout_ms = 600\n\n[access_log]\nenabled = false\n\n\
+         [custody]\npath = \"{}\"\n{}\n[[key]]\nname = \"ops\"\nkey_env = \"RW_TEST_CUT_ADMIN\"\nadmin = true\n",
+        db.display(),
+        standard_providers(&m)
+    );
+    let mut env: Vec<(&str, &str)> = PROVIDER_KEYS.to_vec();
+    env.push(("RW_TEST_CUT_ADMIN", ADMIN));
+    let mut g = gateway_env(&cfg, &env);
+    let body = openai_body(
+        "gpt",
+        &prompt(PROMPT_WORDS).replace("mock:tokens=40", "mock:tokens=200"),
+        true,
+    );
+    let raw = post(
+        "/v1/chat/completions",
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+        &body,
+    );
+    let addr = g.addr;
+    let stream = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        c.send_raw(&raw);
+        c.read_response().expect("a response")
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    signal(&g, "TERM");
+    let r = stream.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("shutting down"), "{}", r.text());
+    let id = r.header("x-ringway-request-id").unwrap().to_owned();
+    let status = exit_within(&mut g, Duration::from_secs(10)).expect("exits after the drain");
+    assert!(status.success(), "{status:?}");
+
+    // The record was written before the exit: read it back from a new process on the file.
+    let g = gateway_env(&cfg, &env);
+    let rec = record(&g, &id);
+    assert_eq!(rec["usage_estimated"], true, "{rec}");
+    assert_eq!(
+        rec["usage"]["input"],
+        (body.len() as u64).div_ceil(4),
+        "{rec}"
+    );
+    assert!(rec["usage"]["output"].as_u64().unwrap() >= 1, "{rec}");
 }

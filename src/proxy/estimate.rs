@@ -34,14 +34,17 @@ pub const ESTIMATE_POLL: Duration = Duration::from_millis(1);
 /// Large counts running on helper threads now.
 static ESTIMATES_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-/// A cut-short stream's request body up to this size is counted on the worker (about 2 ms at
-/// the measured 27 MiB/s); a larger one on a helper thread. Smaller than count_tokens' bound:
-/// nobody waits for this count, so the worker gives it less of its time.
-pub const INLINE_CUT_SHORT_BYTES: usize = 64 * 1024;
+/// A cut-short stream's request body up to this size is counted on the worker (1.4 ms at the
+/// 11.5 MiB/s `benches/tokens.rs` measured for a Chat agent body on a busy 2-core host, 3.5 ms
+/// for text with no whitespace, the tokenizer's worst case); a larger one on a helper thread.
+/// Smaller than count_tokens' bound: nobody waits for this count, and whoever sends the body
+/// chooses it.
+pub const INLINE_CUT_SHORT_BYTES: usize = 16 * 1024;
 
-/// Most bytes of a cut-short stream's prompt text put through the tokenizer (about 0.15 s of
-/// a helper thread); text past it is counted at the rate measured on what went through.
-pub const CUT_SHORT_TEXT_BYTES: usize = 4 * 1024 * 1024;
+/// Most bytes of a cut-short stream's prompt text put through the tokenizer (at most about
+/// 0.2 s of a helper thread, worst-case text); text past it is counted at the rate measured on
+/// what went through.
+pub const CUT_SHORT_TEXT_BYTES: usize = 1024 * 1024;
 
 /// Longest a cut-short stream waits for the tokenizer to be built (on first use); past it, or
 /// when every helper thread is busy with a large body, the prompt is counted as one token per

@@ -282,11 +282,11 @@ async fn serve<S: Transport>(
         (resolved, answer, prompt)
     };
     let target = answer.target;
+    // A stream that ended early, charged once its provider and breaker are dealt with.
+    let mut cut_short = None;
     // A connection's task is as large as the largest state of any phase, and a held stream
     // carries all of it for minutes: a stream is committed without an await and its relay
     // holds only what relaying needs; other bodies' commit is boxed (freed when written).
-    // A stream that ended early, to be charged once its provider and breaker are dealt with.
-    let mut cut_short = None;
     let result = match answer.body {
         Body::Stream(_) => match commit_stream(conn, ex, answer) {
             Ok(mut relay) => {
@@ -910,7 +910,12 @@ async fn charge_cut_short(
         (_, Some(body)) => estimate::cut_short_prompt(ex.format, body, ex.cut.fired()).await,
         _ => 0,
     };
-    metered.usage = Some(crate::usage::cut_short(said, input, meter.events()));
+    let usage = crate::usage::cut_short(said, input, meter.events());
+    if said.is_none() && usage == crate::usage::Usage::default() {
+        // Nothing said and nothing to count (no body kept, no event read): no usage, as before.
+        return;
+    }
+    metered.usage = Some(usage);
     metered.estimated = true;
     ex.metered.set(metered);
 }
