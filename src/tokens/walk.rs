@@ -7,8 +7,9 @@
 //! parameter schema's keys and strings) with the cookbook's per-function overheads; a
 //! structured-output schema. Images by the vision guide's tile rule (a data URL's size read
 //! from its header; a linked image at the rule's default), files by the PDF rule. Ids, types,
-//! statuses, signatures and encrypted reasoning are not read by the model as text and do not
-//! count; neither do sampling and other settings.
+//! statuses and signatures are not read by the model as text and do not count; neither do
+//! sampling and other settings. Sealed content (`encrypted_content`: reasoning, compaction
+//! summaries) cannot be read here and is not counted either: the estimate errs low there.
 
 use std::fmt;
 
