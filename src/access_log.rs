@@ -221,6 +221,8 @@ pub struct Entry<'a> {
     pub duration: Option<Duration>,
     /// The provider's usage.
     pub usage: Option<Usage>,
+    /// `usage` is (in part) the gateway's estimate (a stream cut short).
+    pub usage_estimated: bool,
     /// The provider's stop reason.
     pub stop: Option<&'a str>,
     /// The error kind (None on success).
@@ -293,9 +295,14 @@ pub fn format(e: &Entry<'_>, now: SystemTime) -> Vec<u8> {
         Some(u) => {
             let _ = write!(
                 out,
-                "{{\"input\":{},\"output\":{},\"cache_read\":{},\"cache_write\":{},\"reasoning\":{}}}",
+                "{{\"input\":{},\"output\":{},\"cache_read\":{},\"cache_write\":{},\"reasoning\":{}",
                 u.input, u.output, u.cache_read, u.cache_write, u.reasoning
             );
+            // Only where it is so: every other line keeps its shape.
+            if e.usage_estimated {
+                out.extend_from_slice(b",\"estimated\":true");
+            }
+            out.push(b'}');
         }
         None => out.extend_from_slice(b"null"),
     }
@@ -348,6 +355,17 @@ mod tests {
         assert_eq!(v["ttft_ms"], 12.345);
         assert_eq!(v["duration_ms"], 40.0);
         assert_eq!(v["tokens"]["output"], 4);
+        assert_eq!(v["tokens"].get("estimated"), None);
+        let estimated = format(
+            &Entry {
+                usage_estimated: true,
+                ..e
+            },
+            std::time::UNIX_EPOCH,
+        );
+        let v2: serde_json::Value = serde_json::from_slice(&estimated).unwrap();
+        assert_eq!(v2["tokens"]["estimated"], true);
+        assert_eq!(v2["tokens"]["input"], 3);
         assert_eq!(v["provider"], serde_json::Value::Null);
         assert_eq!(v["error"], serde_json::Value::Null);
         assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");

@@ -96,6 +96,33 @@ pub struct Metered {
     pub usage: Option<Usage>,
     /// The stop reason, when the answer carried it.
     pub stop: Option<StopReason>,
+    /// `usage` is (in part) the gateway's estimate, not the provider's figure: a stream cut
+    /// short before its provider said its final usage (see [`cut_short`]).
+    pub estimated: bool,
+}
+
+/// Bytes of request body counted as one token when the tokenizer cannot be used (it failed to
+/// build, or every helper thread is busy with a large body): about what o200k_base makes of
+/// English prose and JSON, high for an image's base64.
+pub const BYTES_PER_TOKEN_GUESS: u64 = 4;
+
+/// What a stream cut short before its provider said its final usage is charged (`said`: what
+/// the provider said so far, such as Anthropic's input at the start). The input is the
+/// provider's figure where it said one, else `estimated_input` (the gateway's count of the
+/// request); the output is the larger of the provider's figure and one token per provider
+/// event read (`events`: providers stream about a token per event; the few set-up events
+/// count too). Cache and reasoning parts stay as the provider said them.
+pub fn cut_short(said: Option<Usage>, estimated_input: u64, events: u64) -> Usage {
+    let said = said.unwrap_or_default();
+    Usage {
+        input: if said.input > 0 {
+            said.input
+        } else {
+            estimated_input
+        },
+        output: said.output.max(events),
+        ..said
+    }
 }
 
 /// Bytes of a relayed body's start kept for [`BodyMeter`] (a Responses body says its status
@@ -441,7 +468,11 @@ fn from_window(format: Format, head: &[u8], tail: &[u8]) -> Metered {
             .and_then(|at| stop_at(tail, at)),
         Format::Responses => responses_stop(head, 1),
     };
-    Metered { usage, stop }
+    Metered {
+        usage,
+        stop,
+        estimated: false,
+    }
 }
 
 /// Reads a body relayed as it arrives: keeps its first [`BODY_HEAD_BYTES`] and its last
@@ -507,6 +538,11 @@ pub struct Meter {
     /// reason count, so [`Meter::settle`] reads them from the newest back (`first` last) and
     /// stops once it has both.
     pending: Vec<Deferred>,
+    /// Events with data handed to [`Meter::defer`]: what a stream cut short is charged as
+    /// output when its provider never said it.
+    events: u64,
+    /// Anthropic: a `message_delta` said usage (the stream's final output count).
+    closed: bool,
 }
 
 /// A chunk [`Meter::defer`] kept; `Some`: it already read the chunk's usage.
@@ -531,6 +567,8 @@ impl Meter {
             stop: None,
             first: None,
             pending: Vec::new(),
+            events: 0,
+            closed: false,
         }
     }
 
@@ -570,6 +608,7 @@ impl Meter {
                 b"message_start" => carried = self.take_usage(data, 2, false),
                 b"message_delta" => {
                     carried = self.take_usage(data, 1, true);
+                    self.closed |= carried;
                     if let Some(stop) = STOP_REASON
                         .value(data, true, 2, b'"', None)
                         .and_then(|at| stop_at(data, at))
@@ -603,6 +642,7 @@ impl Meter {
     /// such a chunk that carried usage. Only a chunk with an empty array anywhere can be one,
     /// and only such a chunk's usage is read here.
     pub fn defer(&mut self, name: Option<&[u8]>, data: &Bytes, find_usage_only: bool) -> bool {
+        self.events += 1;
         if self.format != Format::OpenAi {
             self.on_event(name, data);
             return false;
@@ -679,7 +719,23 @@ impl Meter {
         Metered {
             usage: self.raw.map(|r| r.usage(self.format)),
             stop: self.stop,
+            estimated: false,
         }
+    }
+
+    /// Has the provider said its final usage: OpenAI's usage chunk, a Responses stream's
+    /// closing event, Anthropic's `message_delta` (its `message_start` says only the input)?
+    pub fn said_final_usage(&mut self) -> bool {
+        self.settle();
+        match self.format {
+            Format::Anthropic => self.closed,
+            Format::OpenAi | Format::Responses => self.raw.is_some(),
+        }
+    }
+
+    /// Events with data read from the provider so far (through [`Meter::defer`]).
+    pub fn events(&self) -> u64 {
+        self.events
     }
 }
 

@@ -1137,9 +1137,19 @@ fn metrics_count_requests_errors_and_streams_across_workers() {
     assert_eq!(r.status, 404);
     let r = chat_openai(g.addr, "gpt", "mock:reset", true);
     assert_eq!(r.status, 200);
-    // Other workers publish once a second.
-    std::thread::sleep(Duration::from_millis(1300));
-    let r = request(g.addr, &get("/metrics", &[]));
+    // Other workers publish once a second; the broken stream is logged once its prompt is
+    // counted (the first count waits for the tokenizer to be built).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let r = request(g.addr, &get("/metrics", &[]));
+        let all_in = r
+            .text()
+            .contains("ringway_requests_total{endpoint=\"chat_completions\",status=\"200\"} 4\n");
+        if all_in || std::time::Instant::now() > deadline {
+            break r;
+        }
+    };
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text();

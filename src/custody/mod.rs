@@ -149,6 +149,9 @@ pub struct Record {
     /// The provider's usage.
     #[serde(serialize_with = "tokens")]
     pub usage: Option<Usage>,
+    /// `usage` is (in part) the gateway's estimate: a stream cut short before its provider
+    /// said its final usage. Records written before this field existed lack it (read: false).
+    pub usage_estimated: bool,
     /// PII entities substituted, by type (counts only, never values).
     pub pii: BTreeMap<String, u64>,
     /// The status the client got (0: none could be sent).
@@ -490,6 +493,7 @@ mod tests {
         assert_eq!(v["attempts"][0]["status"], serde_json::Value::Null);
         assert_eq!(v["ttft_ms"], 12.0);
         assert_eq!(v["usage"], serde_json::Value::Null);
+        assert_eq!(v["usage_estimated"], false);
         assert_eq!(v["pii"]["email"], 2);
         assert_eq!(v["tier"], serde_json::Value::Null);
     }

@@ -93,6 +93,8 @@ struct Llm {
     tokens: [u64; 5],
     /// Answers that carried usage.
     metered: u64,
+    /// Of those, answers whose usage the gateway estimated (streams cut short).
+    estimated: u64,
     /// Streams being pumped now.
     in_flight: i64,
 }
@@ -106,6 +108,8 @@ pub struct Call {
     pub tpot: Option<Duration>,
     /// The provider's usage.
     pub usage: Option<crate::usage::Usage>,
+    /// `usage` is (in part) the gateway's estimate.
+    pub estimated: bool,
 }
 
 /// route → provider → key → series (nested so that a lookup by borrowed names allocates
@@ -247,6 +251,7 @@ impl Snapshot {
                         *m += t;
                     }
                     mine.metered += theirs.metered;
+                    mine.estimated += theirs.estimated;
                     mine.in_flight += theirs.in_flight;
                 }
             }
@@ -413,6 +418,7 @@ impl Worker {
                 *total = total.saturating_add(n);
             }
             llm.metered += 1;
+            llm.estimated += u64::from(call.estimated);
         }
     }
 
@@ -756,6 +762,17 @@ fn render_llm(out: &mut String, s: &Snapshot) {
             }
         }
     });
+    out.push_str("# HELP ringway_usage_estimated_total Answers whose tokens (in ringway_tokens_total) the gateway estimated: streams cut short before their provider said its usage.\n");
+    out.push_str("# TYPE ringway_usage_estimated_total counter\n");
+    each(&mut |labels, llm| {
+        if llm.metered > 0 {
+            let _ = writeln!(
+                out,
+                "ringway_usage_estimated_total{{{labels}}} {}",
+                llm.estimated
+            );
+        }
+    });
     out.push_str("# HELP ringway_streams_in_flight Streams being pumped to clients now.\n");
     out.push_str("# TYPE ringway_streams_in_flight gauge\n");
     each(&mut |labels, llm| {
@@ -841,9 +858,18 @@ mod tests {
             ttft: Some(Duration::from_millis(30)),
             tpot: Some(Duration::from_millis(20)),
             usage: Some(usage),
+            estimated: false,
         };
         a.call("fast", "p", "team", call);
-        b.call("fast", "p", "team", call);
+        b.call(
+            "fast",
+            "p",
+            "team",
+            Call {
+                estimated: true,
+                ..call
+            },
+        );
         b.call(
             "direct",
             "p",
@@ -875,6 +901,7 @@ mod tests {
             format!("ringway_tokens_total{{{l},gen_ai_token_type=\"cache_write\"}} 2\n"),
             format!("ringway_tokens_total{{{l},gen_ai_token_type=\"reasoning\"}} 4\n"),
             format!("ringway_streams_in_flight{{{l}}} 1\n"),
+            format!("ringway_usage_estimated_total{{{l}}} 1\n"),
             // Past the last bucket: only +Inf counts it.
             "gen_ai_server_time_to_first_token_seconds_bucket{route=\"direct\",provider=\"p\",key=\"-\",le=\"10\"} 0\n".to_owned(),
             "gen_ai_server_time_to_first_token_seconds_bucket{route=\"direct\",provider=\"p\",key=\"-\",le=\"+Inf\"} 1\n".to_owned(),

@@ -29,6 +29,7 @@ use crate::routing::{Admit, Policy, Resolved, Target};
 use crate::runtime::beacon::Beacon;
 use crate::translate::Pair;
 use crate::upstream::{DnsCache, Pool};
+use crate::usage::Metered;
 
 use admin::Endpoint;
 use admit::Admitted;
@@ -256,7 +257,7 @@ async fn serve<S: Transport>(
     };
     // The admitted request lives in this block only: kept to its end, it would have a place
     // in every later state of this function, a held stream's included.
-    let (resolved, answer) = {
+    let (resolved, answer, prompt) = {
         // Until commit, a drain whose time is up ends the request with a 503 in its dialect.
         let req = ctx
             .cut
@@ -272,10 +273,17 @@ async fn serve<S: Transport>(
             .race(Box::pin(attempts(ctx, ex, &req, &resolved)))
             .await
             .ok_or_else(shutting_down)??;
-        // Committed: the client's body has been sent (or translated) for the last time.
-        (resolved, answer)
+        // Committed: the client's body has been sent (or translated) for the last time. A
+        // stream whose provider says its input only at its end keeps it (a reference, not a
+        // copy) until the stream ends, to count its prompt should it be cut short.
+        let prompt = (matches!(answer.body, Body::Stream(_))
+            && answer.pair.provider != Format::Anthropic)
+            .then(|| req.body.clone());
+        (resolved, answer, prompt)
     };
     let target = answer.target;
+    // A stream that ended early, charged once its provider and breaker are dealt with.
+    let mut cut_short = None;
     // A connection's task is as large as the largest state of any phase, and a held stream
     // carries all of it for minutes: a stream is committed without an await and its relay
     // holds only what relaying needs; other bodies' commit is boxed (freed when written).
@@ -286,6 +294,9 @@ async fn serve<S: Transport>(
                 // Read to its end, the provider's connection may serve another request.
                 let done = outcome.is_ok() && relay.stream.codec.is_done();
                 attempt::release(ctx, relay.provider, relay.up, relay.reusable && done);
+                if outcome.is_err() {
+                    cut_short = Some(relay.stream);
+                }
                 outcome
             }
             Err(failure) => {
@@ -303,6 +314,9 @@ async fn serve<S: Transport>(
                 target_failed(ctx, ex, t, resolved.policy());
             }
         }
+    }
+    if let Some(mut stream) = cut_short {
+        charge_cut_short(ex, &mut stream.meter, prompt).await;
     }
     result
 }
@@ -914,6 +928,37 @@ fn commit_stream<'c, S: Transport>(
     })
 }
 
+/// The usage of a stream that ended early (its client gone, its provider's stream cut, a
+/// drain's end) before its provider said its final usage: what the provider will bill. The
+/// provider's own figures where it said them (Anthropic's input at the start), the request's
+/// estimate (`prompt`, the client's body) for an input it never said, and one output token per
+/// provider event read; marked estimated. The count waits for nothing of the provider's: its
+/// connection is closed before this runs.
+async fn charge_cut_short(
+    ex: &Exchange<'_>,
+    meter: &mut crate::usage::Meter,
+    prompt: Option<bytes::Bytes>,
+) {
+    if meter.said_final_usage() {
+        return;
+    }
+    let mut metered = meter.metered();
+    let said = metered.usage;
+    let input = match (said, prompt) {
+        (Some(u), _) if u.input > 0 => u.input,
+        (_, Some(body)) => estimate::cut_short_prompt(ex.format, body, ex.cut.fired()).await,
+        _ => 0,
+    };
+    let usage = crate::usage::cut_short(said, input, meter.events());
+    if said.is_none() && usage == crate::usage::Usage::default() {
+        // Nothing said and nothing to count (no body kept, no event read): no usage, as before.
+        return;
+    }
+    metered.usage = Some(usage);
+    metered.estimated = true;
+    ex.metered.set(metered);
+}
+
 /// Pump a committed stream to its end. The relay is borrowed, not moved in: moved, it would
 /// take its room twice in this state (as the argument and as the local it becomes).
 async fn relay_stream<S: Transport>(
@@ -996,6 +1041,7 @@ fn custody_record(
         ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
         duration: took,
         usage: ex.metered.get().usage,
+        usage_estimated: ex.metered.get().estimated,
         pii: ex
             .pii_counts
             .iter()
@@ -1029,16 +1075,19 @@ fn count(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>)
         // Not a model call that reached routing: no LLM series.
         return;
     };
-    let usage = ex.metered.get().usage;
+    let Metered {
+        usage, estimated, ..
+    } = ex.metered.get();
     let succeeded = (200..300).contains(&status) && error.is_none();
     // Streams only: a whole answer's first token is its last.
     let ttft = ex
         .first_token
         .get()
         .filter(|_| ex.streamed.get() && succeeded);
-    // The GenAI definition: the time after the first token, shared by the tokens after it.
+    // The GenAI definition: the time after the first token, shared by the tokens after it
+    // (the provider's count: an estimate would make it up).
     let tpot = match (ttft, usage) {
-        (Some(first), Some(u)) if u.output > 1 => {
+        (Some(first), Some(u)) if u.output > 1 && !estimated => {
             let rest = took.saturating_sub(first);
             Some(rest / u32::try_from(u.output - 1).unwrap_or(u32::MAX))
         }
@@ -1048,7 +1097,12 @@ fn count(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>)
         route,
         provider,
         ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
-        crate::metrics::Call { ttft, tpot, usage },
+        crate::metrics::Call {
+            ttft,
+            tpot,
+            usage,
+            estimated,
+        },
     );
 }
 
@@ -1074,6 +1128,7 @@ fn access_line(ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) -> V
         ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
         duration: Some(took),
         usage: metered.usage,
+        usage_estimated: metered.estimated,
         stop: stop.as_ref().map(|s| s.as_str()),
         error: error_label(status, error),
     };

@@ -1,5 +1,7 @@
 //! Token estimates for Anthropic Messages requests sent to OpenAI-kind providers, which have
-//! no count_tokens endpoint: the o200k_base tokenizer plus OpenAI's published accounting.
+//! no count_tokens endpoint: the o200k_base tokenizer plus OpenAI's published accounting. The
+//! same rules count the prompt of a stream cut short before its provider said its usage, in
+//! any client dialect ([`estimate_request`]; Chat and Responses bodies in `walk`).
 //!
 //! The request is counted as the OpenAI chat request it translates to: one message per turn
 //! (system included), each with the cookbook's per-message overhead, reply priming, the
@@ -8,6 +10,7 @@
 
 pub mod image;
 pub mod shared;
+mod walk;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,6 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tiktoken_rs::CoreBPE;
 
+use crate::format::Format;
 use crate::wire::anthropic::{ContentBlock, MessagesRequest, Source, Tool};
 use crate::wire::{ParseError, Str, TextOr};
 
@@ -95,9 +99,33 @@ impl std::error::Error for TokensError {}
 /// Estimated input tokens of an Anthropic Messages (or count_tokens) request body, as an
 /// OpenAI model with the o200k_base encoding would count its translation.
 pub fn estimate_anthropic_request(body: &[u8], bpe: &CoreBPE) -> Result<u64, TokensError> {
+    estimate_anthropic_within(body, bpe, usize::MAX)
+}
+
+/// Estimated input tokens of a request body in the client's dialect `format` (the gateway's
+/// figure for a stream cut short before its provider said its usage). At most `text_budget`
+/// bytes of text go through the tokenizer; text past that is counted at the rate (tokens per
+/// byte) measured on what went through, so the work is bounded whatever the body's size.
+pub fn estimate_request(
+    format: Format,
+    body: &[u8],
+    bpe: &CoreBPE,
+    text_budget: usize,
+) -> Result<u64, TokensError> {
+    match format {
+        Format::Anthropic => estimate_anthropic_within(body, bpe, text_budget),
+        Format::OpenAi | Format::Responses => walk::estimate_openai(body, bpe, text_budget),
+    }
+}
+
+fn estimate_anthropic_within(
+    body: &[u8],
+    bpe: &CoreBPE,
+    text_budget: usize,
+) -> Result<u64, TokensError> {
     let req = MessagesRequest::parse(body).map_err(TokensError::Parse)?;
     let messages = req.messages.as_ref().ok_or(TokensError::MissingMessages)?;
-    let mut c = Counter { bpe, total: 0 };
+    let mut c = Counter::new(bpe, text_budget);
     c.add(REPLY_PRIMING_TOKENS);
     if let Some(system) = &req.system {
         c.message("system");
@@ -168,16 +196,54 @@ fn chunk_end(s: &str, max: usize) -> usize {
 struct Counter<'b> {
     bpe: &'b CoreBPE,
     total: u64,
+    /// Bytes of text the tokenizer may still be given; the rest is counted at the rate seen.
+    text_left: usize,
+    /// Bytes of text tokenized so far, and the tokens they made: the rate for the rest.
+    seen_bytes: u64,
+    seen_tokens: u64,
 }
 
-impl Counter<'_> {
+impl<'b> Counter<'b> {
+    fn new(bpe: &'b CoreBPE, text_budget: usize) -> Counter<'b> {
+        Counter {
+            bpe,
+            total: 0,
+            text_left: text_budget,
+            seen_bytes: 0,
+            seen_tokens: 0,
+        }
+    }
+
     fn add(&mut self, n: u64) {
         self.total = self.total.saturating_add(n);
     }
 
+    /// `s`'s tokens: through the tokenizer up to the budget (cut at a char boundary, which
+    /// may shift one token), the rest at the rate measured so far (before any: one token per
+    /// [`crate::usage::BYTES_PER_TOKEN_GUESS`] bytes).
     fn text(&mut self, s: &str) {
-        let n = count_text(self.bpe, s);
-        self.add(n);
+        let mut cut = self.text_left.min(s.len());
+        while cut > 0 && !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (head, rest) = s.split_at(cut);
+        if !head.is_empty() {
+            let n = count_text(self.bpe, head);
+            self.text_left -= head.len();
+            self.seen_bytes = self.seen_bytes.saturating_add(head.len() as u64);
+            self.seen_tokens = self.seen_tokens.saturating_add(n);
+            self.add(n);
+        }
+        if !rest.is_empty() {
+            let bytes = rest.len() as u64;
+            let n = if self.seen_bytes == 0 {
+                bytes.div_ceil(crate::usage::BYTES_PER_TOKEN_GUESS)
+            } else {
+                let scaled = u128::from(bytes) * u128::from(self.seen_tokens);
+                u64::try_from(scaled.div_ceil(u128::from(self.seen_bytes))).unwrap_or(u64::MAX)
+            };
+            self.add(n);
+        }
     }
 
     /// A message's overhead and its role (the cookbook counts every value, the role too).

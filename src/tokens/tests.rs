@@ -226,6 +226,24 @@ fn arbitrary_input_never_panics() {
         let _ = estimate_anthropic_request(&v, bpe());
         let _ = estimate_anthropic_request(&v[..at], bpe());
     }
+    // The same for Chat and Responses bodies, with text budgets that cut inside multibyte
+    // characters.
+    let chat = format!(
+        r#"{{"model":"gpt","tools":[{{"type":"function","function":{{"name":"t","parameters":{{"type":"object","properties":{{"a":{{"enum":[1,"é"]}}}}}}}}}}],"messages":[{{"role":"user","content":[{{"type":"text","text":"héllo 🌍 wörld"}},{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{img}"}}}},{{"type":"input_audio","input_audio":{{"data":"{img}","format":"wav"}}}},{{"type":"file","file":{{"file_data":"data:application/pdf;base64,AAAA"}}}}]}}]}}"#
+    );
+    assert!(est_openai(&chat) > 0);
+    for seed in 0..300u64 {
+        let budget = [0, 1, 2, 3, 5, 7, 4096, usize::MAX][seed as usize % 8];
+        let format = [Format::OpenAi, Format::Responses][seed as usize % 2];
+        let raw = noise(seed, (seed as usize * 7) % 600);
+        let _ = estimate_request(format, &raw, bpe(), budget);
+        let mut v = chat.clone().into_bytes();
+        let noise = noise(seed + 1000, 2);
+        let at = (noise[0] as usize * 131 + seed as usize) % v.len();
+        let _ = estimate_request(format, &v[..at], bpe(), budget);
+        v[at] = noise[1];
+        let _ = estimate_request(format, &v, bpe(), budget);
+    }
     // Image headers from noise: a size or None, never a panic.
     for seed in 0..2000u64 {
         let mut bytes = noise(seed, 64);
@@ -257,4 +275,124 @@ fn hostile_text_is_bounded() {
     }
     // Generous for a debug build on a shared machine; a quadratic blow-up takes minutes.
     assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
+}
+
+/// The estimate of an OpenAI Chat or Responses body, unbounded.
+fn est_openai(body: &str) -> u64 {
+    estimate_request(Format::OpenAi, body.as_bytes(), bpe(), usize::MAX).unwrap()
+}
+
+#[test]
+fn chat_and_responses_bodies_count_like_the_messages_they_carry() {
+    // priming 3 + message 3 + "user" 1 + "hello world" 2, as for a Messages body.
+    let chat = est_openai(
+        r#"{"model":"gpt","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello world"}]}"#,
+    );
+    assert_eq!(chat, 3 + 3 + 1 + 2);
+    let parts = est_openai(
+        r#"{"model":"gpt","messages":[{"role":"user","content":[{"type":"text","text":"hello world"}]}]}"#,
+    );
+    assert_eq!(parts, chat);
+    assert_eq!(
+        chat,
+        est(r#"{"model":"gpt","messages":[{"role":"user","content":"hello world"}]}"#)
+    );
+    // Responses: an input string is one user message (its role implied); instructions one
+    // system message.
+    let responses = |b: &str| estimate_request(Format::Responses, b.as_bytes(), bpe(), usize::MAX);
+    assert_eq!(
+        responses(r#"{"model":"gpt","input":"hello world"}"#).unwrap(),
+        3 + 3 + 2
+    );
+    assert_eq!(
+        responses(r#"{"model":"gpt","instructions":"hello world","input":"hello world"}"#).unwrap(),
+        3 + 3 + 2 + 3 + 2
+    );
+    let items = r#"{"model":"gpt","input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"hello world"}]},
+        {"type":"function_call","id":"fc_1","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},
+        {"type":"function_call_output","call_id":"call_1","output":"sunny"},
+        {"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"gAAAAABo-opaque-blob-that-is-not-text"}]}"#;
+    let text = |s: &str| count_text(bpe(), s);
+    assert_eq!(
+        responses(items).unwrap(),
+        3 + 4 * 3
+            + text("user")
+            + text("hello world")
+            + text("get_weather")
+            + text("{\"city\":\"Paris\"}")
+            + text("sunny")
+    );
+    // Settings, ids and metadata are not prompt.
+    let settings = r#"{"model":"gpt-4o-2024-08-06-with-a-long-name","temperature":0.2,"user":"someone with a long id",
+        "metadata":{"team":"a very long team description that would count"},"tool_choice":"auto",
+        "messages":[{"role":"user","content":"hello world"}]}"#;
+    assert_eq!(est_openai(settings), chat);
+}
+
+#[test]
+fn chat_images_files_and_tools_follow_the_published_rules() {
+    let base = est_openai(r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}]}"#);
+    let png = format!(
+        "data:image/png;base64,{}",
+        b64(&image::tests::png(1024, 1024))
+    );
+    let body = format!(
+        r#"{{"model":"gpt","messages":[{{"role":"user","content":[{{"type":"text","text":"hi"}},
+            {{"type":"image_url","image_url":{{"url":"{png}","detail":"high"}}}},
+            {{"type":"image_url","image_url":{{"url":"https://example.com/cat.png"}}}}]}}]}}"#
+    );
+    // 765 by the vision guide's worked example; a linked image at the rule's default.
+    assert_eq!(
+        est_openai(&body),
+        base + 765 + image::unknown_image_tokens()
+    );
+    // A Responses input_image and input_file.
+    let body = format!(
+        r#"{{"model":"gpt","input":[{{"role":"user","content":[{{"type":"input_text","text":"hi"}},
+            {{"type":"input_image","image_url":"{png}","detail":"auto"}},
+            {{"type":"input_file","file_url":"https://example.com/a.pdf"}}]}}]}}"#
+    );
+    let n = estimate_request(Format::Responses, body.as_bytes(), bpe(), usize::MAX).unwrap();
+    assert_eq!(n, base + 765 + pdf_tokens(0));
+    // A tool: the cookbook's overheads, its name, description and schema's words.
+    let tools = r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"tools":[
+        {"type":"function","function":{"name":"get_weather","description":"Get the weather.",
+         "parameters":{"type":"object","properties":{"city":{"type":"string"}}},"strict":true}}]}"#;
+    let text = |s: &str| count_text(bpe(), s);
+    let schema = ["type", "object", "properties", "city", "type", "string"]
+        .iter()
+        .map(|s| text(s))
+        .sum::<u64>();
+    assert_eq!(
+        est_openai(tools),
+        base + FUNC_INIT_TOKENS
+            + text("get_weather")
+            + text("Get the weather.")
+            + schema
+            + FUNC_END_TOKENS
+    );
+}
+
+/// Past its text budget the count goes on at the rate it measured, so a huge prompt costs the
+/// tokenizer no more than the budget and still comes out close; with no budget at all, at one
+/// token per 4 bytes. A body that is not JSON is an error, not a panic.
+#[test]
+fn a_text_budget_bounds_the_work_and_extrapolates() {
+    let words = " word".repeat(20_000);
+    let body = format!(r#"{{"model":"gpt","messages":[{{"role":"user","content":"{words}"}}]}}"#);
+    let full = estimate_request(Format::OpenAi, body.as_bytes(), bpe(), usize::MAX).unwrap();
+    assert_eq!(full, 3 + 3 + 1 + 20_000);
+    let sampled = estimate_request(Format::OpenAi, body.as_bytes(), bpe(), 4096).unwrap();
+    assert!(sampled.abs_diff(full) <= full / 100, "{sampled} vs {full}");
+    let guessed = estimate_request(Format::OpenAi, body.as_bytes(), bpe(), 0).unwrap();
+    assert_eq!(guessed, 3 + 3 + 1 + (words.len() as u64).div_ceil(4));
+    // The Anthropic estimator takes the same budget.
+    let messages = format!(
+        r#"{{"model":"m","max_tokens":8,"messages":[{{"role":"user","content":"{words}"}}]}}"#
+    );
+    let a = estimate_request(Format::Anthropic, messages.as_bytes(), bpe(), 4096).unwrap();
+    assert!(a.abs_diff(full) <= full / 100, "{a} vs {full}");
+    for bad in ["", "{", "[1,2", r#"{"messages":[{"content":"x"}"#, "nope"] {
+        assert!(estimate_request(Format::OpenAi, bad.as_bytes(), bpe(), usize::MAX).is_err());
+    }
 }

@@ -249,7 +249,11 @@ fn oracle(format: Format, body: &Value) -> Metered {
         Format::Anthropic => s(body.get("stop_reason")),
         Format::Responses => s(body["incomplete_details"].get("reason")).or(s(body.get("status"))),
     };
-    Metered { usage, stop }
+    Metered {
+        usage,
+        stop,
+        estimated: false,
+    }
 }
 
 /// Random bodies whose text and tool inputs hold the searched keys in every way a provider
@@ -660,4 +664,75 @@ fn quote_or_backslash_finds_what_memchr2_finds() {
             "{text:?}"
         );
     }
+}
+
+/// A stream cut short: the meter says whether its provider's final usage came (OpenAI's usage
+/// chunk, Anthropic's `message_delta`, a Responses closing event), and counts the events it
+/// read; `cut_short` keeps every figure the provider said and fills in the rest.
+#[test]
+fn a_stream_cut_short_knows_what_its_provider_said() {
+    let defer_all = |format: Format, events: &[(Option<&str>, &str)]| {
+        let mut m = Meter::new(format);
+        for (name, data) in events {
+            m.defer(
+                name.map(str::as_bytes),
+                &Bytes::copy_from_slice(data.as_bytes()),
+                true,
+            );
+        }
+        m
+    };
+    let role = r#"{"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}"#;
+    let text = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#;
+    let usage_chunk =
+        r#"{"id":"c","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3}}"#;
+    // OpenAI, cut after two content chunks: nothing final; 3 events read.
+    let mut m = defer_all(Format::OpenAi, &[(None, role), (None, text), (None, text)]);
+    assert!(!m.said_final_usage());
+    assert_eq!(m.events(), 3);
+    assert_eq!(m.metered().usage, None);
+    assert_eq!(
+        cut_short(m.metered().usage, 1200, m.events()),
+        u(1200, 3, 0, 0, 0)
+    );
+    // The usage chunk came: final, whatever followed it.
+    let mut m = defer_all(Format::OpenAi, &[(None, text), (None, usage_chunk)]);
+    assert!(m.said_final_usage());
+
+    // Anthropic: `message_start`'s input is the provider's; the output is not final until a
+    // `message_delta` says it.
+    let start = r#"{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":10,"cache_read_input_tokens":20,"output_tokens":1}}}"#;
+    let delta =
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#;
+    let mut m = defer_all(
+        Format::Anthropic,
+        &[
+            (Some("message_start"), start),
+            (Some("content_block_delta"), delta),
+            (Some("content_block_delta"), delta),
+        ],
+    );
+    assert!(!m.said_final_usage());
+    let said = m.metered().usage;
+    assert_eq!(said, Some(u(30, 1, 20, 0, 0)));
+    assert_eq!(cut_short(said, 999, m.events()), u(30, 3, 20, 0, 0));
+    let end = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":6}}"#;
+    let mut m = defer_all(
+        Format::Anthropic,
+        &[(Some("message_start"), start), (Some("message_delta"), end)],
+    );
+    assert!(m.said_final_usage());
+
+    // Responses: only a closing event says usage.
+    let mut m = defer_all(
+        Format::Responses,
+        &[(
+            Some("response.output_text.delta"),
+            r#"{"type":"response.output_text.delta","delta":"Hi"}"#,
+        )],
+    );
+    assert!(!m.said_final_usage());
+    assert_eq!(m.events(), 1);
+    // A provider output above the event count is kept.
+    assert_eq!(cut_short(Some(u(0, 40, 0, 0, 7)), 5, 2), u(5, 40, 0, 0, 7));
 }
