@@ -761,3 +761,42 @@ fn a_launched_store_in_memory_answers() {
     let v: Value = serde_json::from_str(&found).unwrap();
     assert_eq!(v["data"][0]["id"], "msg_m1_i0");
 }
+
+/// The reason for chains: a long agent session (one response per tool step, each adding a
+/// few KB) stores about one copy of its conversation per MAX_CHAIN turns, where storing each
+/// turn's whole conversation would store the square of its length.
+#[test]
+fn a_long_session_stores_a_fraction_of_whole_conversation_copies() {
+    let roomy = Limits {
+        max_bytes: 1 << 30,
+        max_response_bytes: 8 << 20,
+        ..limits()
+    };
+    let (mut w, _) = writer_at(&Location::Memory, 7, roomy);
+    let step = "s".repeat(2000);
+    let turns = 200;
+    let mut copies = 0u64;
+    let mut conversation = 0u64;
+    let mut prev: Option<String> = None;
+    for i in 0..turns {
+        let id = format!("resp_l{i}");
+        let t = turn(&id, alice(), prev.as_deref(), &step, "ok");
+        conversation += t.bytes();
+        copies += conversation;
+        stored(w.put(t, T0).unwrap());
+        prev = Some(id);
+    }
+    let chained = w.bytes();
+    eprintln!(
+        "{turns} turns of ~2 KB: {} KB as chains, {} KB as whole-conversation copies",
+        chained >> 10,
+        copies >> 10
+    );
+    assert!(chained * 5 < copies, "{chained} vs {copies}");
+    let mut r = w.reader().unwrap();
+    let conv = r
+        .conversation(&alice(), prev.as_deref().unwrap(), T0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(conv.items.len(), 2 * turns);
+}
