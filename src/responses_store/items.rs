@@ -50,6 +50,20 @@ pub fn output_items(response: &RawValue) -> Result<Vec<Box<RawValue>>, String> {
     Ok(o.output.unwrap_or_default())
 }
 
+/// A request's `input` as items: a string is one user message (`{"role":"user","content":…}`),
+/// an array its elements; None for anything else.
+pub fn request_items(input: &RawValue) -> Option<Vec<Box<RawValue>>> {
+    let text = input.get().trim_start();
+    if text.starts_with('"') {
+        let body = format!(r#"{{"role":"user","content":{}}}"#, input.get());
+        return Some(vec![RawValue::from_string(body).ok()?]);
+    }
+    if text.starts_with('[') {
+        return serde_json::from_str(input.get()).ok();
+    }
+    None
+}
+
 /// Which side of a response an item is on (it tells apart the ids the store makes up).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
@@ -355,6 +369,24 @@ mod tests {
             input: input.iter().map(|s| raw(s)).collect(),
             ids: ids.iter().map(|s| (*s).to_owned()).collect(),
             response: raw(&format!(r#"{{"id":"r","output":[{}]}}"#, output.join(","))),
+        }
+    }
+
+    #[test]
+    fn a_request_input_becomes_items() {
+        let one = request_items(&raw(r#""hi \"you\"""#)).unwrap();
+        assert_eq!(one.len(), 1);
+        let v: Value = serde_json::from_str(one[0].get()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"role": "user", "content": "hi \"you\""})
+        );
+        let array = r#"[{"type":"item_reference","id":"msg_1"}, {"role":"user","content":"x"}]"#;
+        let many = request_items(&raw(array)).unwrap();
+        assert_eq!(many.len(), 2);
+        assert_eq!(many[0].get(), r#"{"type":"item_reference","id":"msg_1"}"#);
+        for junk in ["5", "null", "{}"] {
+            assert!(request_items(&raw(junk)).is_none(), "{junk}");
         }
     }
 

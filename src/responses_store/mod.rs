@@ -60,7 +60,8 @@ use backend::StoreError;
 pub use engine::{Conversation, FoundItems, Put, PutOutcome};
 use engine::{Limits, Reader, SystemNonces, Writer};
 pub use items::{
-    deleted_body, not_found_message, previous_not_found_message, Order, Page, PageError,
+    deleted_body, not_found_message, previous_not_found_message, request_items, Order, Page,
+    PageError,
 };
 pub use seal::Owner;
 pub use settings::{KeyBytes, Settings};
