@@ -90,6 +90,9 @@ pub struct RawResponses {
     /// Responses clients. Unset: a key is drawn at start, and sealed items do not survive a
     /// restart or open on another instance.
     pub seal_key_env: Option<Spanned<String>>,
+    /// `[responses.store]`: stored responses (`store: true`, the API's default).
+    #[serde(default)]
+    pub store: crate::responses_store::settings::RawStore,
 }
 
 /// `[server]`
