@@ -1507,6 +1507,7 @@ impl Compiler<'_> {
                 admin: k.admin.unwrap_or(false),
                 limits,
                 pii: k.pii.unwrap_or(false),
+                store_responses: k.store_responses.unwrap_or(true),
             });
         }
 

@@ -369,6 +369,8 @@ pub struct RawKey {
     pub default_tier: Option<Spanned<String>>,
     /// PII substitution for every request of this key. Default false.
     pub pii: Option<bool>,
+    /// Its Responses answers may be stored (`[responses.store]`). Default true.
+    pub store_responses: Option<bool>,
 }
 
 /// `[pii]`
