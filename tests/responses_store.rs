@@ -503,3 +503,40 @@ fn a_native_provider_gets_the_whole_conversation_and_its_answers_are_kept() {
         "{sent}"
     );
 }
+
+#[test]
+fn a_route_with_store_responses_false_keeps_nothing() {
+    let m = mock(&[]);
+    let g = gateway_env(
+        &format!(
+            "[[key]]\nname = \"a\"\nkey_env = \"RW_STORE_KEY_A\"\n\n[[route]]\nmodel = \"private\"\ntargets = [\"mo/mock-private\"]\nstore_responses = false\n{}",
+            standard_providers(&m)
+        ),
+        &[
+            ("RW_TEST_OPENAI_KEY", "sk-provider-openai"),
+            ("RW_STORE_KEY_A", KEY_A),
+        ],
+    );
+    let r = create(
+        &g,
+        KEY_A,
+        &json!({"model": "private", "input": "x mock:tokens=1"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(&g, KEY_A, "GET", &format!("/v1/responses/{id}")).status,
+        404
+    );
+    // The same key's other routes still store.
+    let r = create(
+        &g,
+        KEY_A,
+        &json!({"model": "gpt", "input": "x mock:tokens=1"}),
+    );
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(&g, KEY_A, "GET", &format!("/v1/responses/{id}")).status,
+        200
+    );
+}

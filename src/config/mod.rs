@@ -1404,6 +1404,7 @@ impl Compiler<'_> {
                     max_output: c.max_output,
                 },
                 policy: self.policy(r, &path)?,
+                store_responses: r.store_responses.unwrap_or(true),
             });
         }
 

@@ -239,6 +239,8 @@ pub struct RawRoute {
     pub model: Spanned<String>,
     /// Other names clients send for the same route (native model ids).
     pub aliases: Option<Vec<Spanned<String>>>,
+    /// Its Responses answers may be stored (`[responses.store]`). Default true.
+    pub store_responses: Option<bool>,
     /// `provider/model` targets, in order of preference: strings, or tables with settings.
     pub targets: Vec<Spanned<RawTarget>>,
     /// What `GET /v1/models` advertises for this model.

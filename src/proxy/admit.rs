@@ -120,7 +120,9 @@ pub(super) async fn admit<S: Transport>(
     // `previous_response_id` and `item_reference`s become the whole input here, before
     // anything reads the items (seals, PII), so every provider kind gets a plain request.
     if ex.format == Format::Responses && op == Op::Chat {
-        if let Some(expanded) = super::stored::admit(key, &body, &ex.store).await? {
+        if let Some(expanded) =
+            super::stored::admit(ctx, key, &info.model, &body, &ex.store).await?
+        {
             body = expanded;
             info = inspect(&body)?;
         }

@@ -43,9 +43,19 @@ pub(super) fn owner(key: Option<&GatewayKey>) -> Owner {
     }
 }
 
-/// Is storage on for `key`?
+/// Is storage on for `key` (its route may still turn it off: [`route_allows`])?
 pub(super) fn storage_on(key: Option<&GatewayKey>) -> bool {
     store::enabled() && key.is_none_or(|k| k.store_responses)
+}
+
+/// Does the route of `model` let its answers be stored (`store_responses`)?
+fn route_allows(ctx: &Ctx, model: &str) -> bool {
+    match ctx.config.resolve(model) {
+        Some(crate::routing::Resolved::Route(r) | crate::routing::Resolved::Within(r, _)) => {
+            r.store_responses
+        }
+        _ => true,
+    }
 }
 
 /// Wait for the store's answer without blocking the worker. Giving up drops `pending`, which
@@ -126,11 +136,13 @@ struct ItemHead<'a> {
 
 /// Expand a Responses request's `previous_response_id` and `item_reference`s from the store
 /// (one lookup), and say on `slot` what is to be kept of its answer. Returns the body to go on
-/// with when it changed. Storage off for the key: the body goes on as it is (a provider with
+/// with when it changed. Storage off for the key or the route: the body goes on as it is (a provider with
 /// native Responses may know the ids; a translator refuses them, and `store: true`, naming
 /// `store: false`).
 pub(super) async fn admit(
+    ctx: &Ctx,
     key: Option<&GatewayKey>,
+    model: &str,
     body: &Bytes,
     slot: &Slot,
 ) -> Result<Option<Bytes>> {
@@ -145,7 +157,7 @@ pub(super) async fn admit(
             )
         }
     };
-    if !storage_on(key) {
+    if !storage_on(key) || !route_allows(ctx, model) {
         return Ok(None);
     }
     let previous = if is_null(f.previous) {
