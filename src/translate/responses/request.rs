@@ -399,7 +399,7 @@ fn stateless(param: &str) -> TranslateError {
     TranslateError::unsupported_param(
         param,
         format!(
-            "`{param}` needs server-side state, which this gateway does not keep (stored responses are off, or not for this); send the whole conversation in `input` (with `store: false`), or route the model to a provider with native Responses support"
+            "`{param}` needs server-side state, which this gateway does not keep; send the whole conversation in `input` (with `store: false`), or route the model to a provider with native Responses support"
         ),
     )
 }
