@@ -116,6 +116,8 @@ pub struct ServerConfig {
     pub uring_entries: u32,
     /// Request body bound.
     pub max_body_bytes: usize,
+    /// Accept `GET /v1/responses` upgraded to a WebSocket (else 426).
+    pub responses_websocket: bool,
     /// Slowloris guard.
     pub header_read_timeout: Duration,
     /// Body stall guard.
@@ -1840,6 +1842,7 @@ impl Compiler<'_> {
             pin_workers: s.pin_workers.unwrap_or(true),
             uring_entries: s.uring_entries.unwrap_or(DEFAULT_URING_ENTRIES),
             max_body_bytes,
+            responses_websocket: s.responses_websocket.unwrap_or(true),
             header_read_timeout: s
                 .header_read_timeout_ms
                 .map_or(DEFAULT_HEADER_READ_TIMEOUT, ms),

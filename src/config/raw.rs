@@ -115,6 +115,9 @@ pub struct RawServer {
     pub uring_entries: Option<u32>,
     /// Largest request body accepted (413 beyond). Default 32 MiB.
     pub max_body_bytes: Option<Spanned<usize>>,
+    /// Accept `GET /v1/responses` upgraded to a WebSocket (Codex's Responses transport).
+    /// Default true; false answers the upgrade 426, from which Codex falls back to HTTP at once.
+    pub responses_websocket: Option<bool>,
     /// Time allowed from a request's first byte to the end of its head (slowloris guard). Default 10 s.
     pub header_read_timeout_ms: Option<u64>,
     /// Longest silence allowed while a client sends a body. Default 30 s.

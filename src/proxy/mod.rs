@@ -13,6 +13,7 @@ pub mod pump;
 mod respond;
 mod state;
 mod stored;
+mod websocket;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -217,6 +218,14 @@ pub async fn handle<S: Transport>(
     conn: &mut ClientConn<S>,
     head: &RequestHead,
 ) -> After {
+    if websocket::is_upgrade(head) {
+        return Box::pin(websocket::upgrade(ctx, conn, head)).await;
+    }
+    exchange(ctx, conn, head).await
+}
+
+/// Serve one HTTP request (a WebSocket message runs as one too).
+async fn exchange<S: Transport>(ctx: &Ctx, conn: &mut ClientConn<S>, head: &RequestHead) -> After {
     let label = admin::endpoint(head.path()).map_or("other", |(e, _)| e.label());
     let mut ex = Exchange::new(
         head,
