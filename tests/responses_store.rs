@@ -220,6 +220,13 @@ fn retrieve_input_items_and_delete_and_other_keys_get_404() {
     let r = call(&g, KEY_A, "POST", &format!("/v1/responses/{id}"));
     assert_eq!(r.status, 405, "{}", r.text());
 
+    let metrics = call(&g, KEY_A, "GET", "/metrics").text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("ringway_responses_stored_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     let del = call(&g, KEY_A, "DELETE", &format!("/v1/responses/{id}"));
     assert_eq!(del.status, 200, "{}", del.text());
     assert_eq!(
