@@ -687,3 +687,94 @@ impl<S: Transport> AsyncWriteRent for Framer<'_, S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// Text payloads of the frames in `out` (as the server wrote them: unmasked).
+    fn payloads(mut out: &[u8]) -> Vec<String> {
+        let mut v = Vec::new();
+        while out.len() >= 2 {
+            assert_eq!(out[0], 0x81);
+            let (len, at) = match out[1] {
+                126 => (u16::from_be_bytes([out[2], out[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(out[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            v.push(String::from_utf8(out[at..at + len].to_vec()).unwrap());
+            out = &out[at + len..];
+        }
+        v
+    }
+
+    #[test]
+    fn an_event_stream_becomes_one_frame_per_event_however_it_is_split() {
+        let answer = b"HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\n\r\nevent: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"output\":[]}}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"output\":[{\"type\":\"message\"}]}}\n\n";
+        for cut in [1, 7, 40, 70, 120, answer.len() - 1] {
+            let mut relay = Relay::default();
+            let mut out = Vec::new();
+            relay.feed(&answer[..cut], &mut out);
+            relay.feed(&answer[cut..], &mut out);
+            relay.finish(&mut out);
+            let frames = payloads(&out);
+            assert_eq!(frames.len(), 2, "cut {cut}: {frames:?}");
+            assert!(frames[1].starts_with("{\"type\":\"response.completed\""));
+            let (id, output) = relay.terminal.take().unwrap();
+            assert_eq!(id, "resp_1");
+            assert_eq!(output.len(), 1);
+            assert!(relay.said);
+        }
+    }
+
+    #[test]
+    fn an_error_answer_becomes_one_error_event() {
+        let body = br#"{"error":{"message":"no","type":"invalid_request_error","param":"model","code":null}}"#;
+        let mut answer = format!(
+            "HTTP/1.0 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(body);
+        let mut relay = Relay::default();
+        let mut out = Vec::new();
+        relay.feed(&answer, &mut out);
+        assert!(out.is_empty(), "a whole body waits for its end");
+        relay.finish(&mut out);
+        let frames = payloads(&out);
+        let v: serde_json::Value = serde_json::from_str(&frames[0]).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["status"], 400);
+        assert_eq!(v["error"]["param"], "model");
+        // Nothing written at all: nothing said.
+        let mut relay = Relay::default();
+        relay.finish(&mut out);
+        assert!(!relay.said);
+    }
+
+    #[test]
+    fn messages_are_read_strictly() {
+        let c = parse_create(br#"{"type":"response.create","generate":false,"previous_response_id":"resp_1","input":"hi","model":"m"}"#).unwrap();
+        assert!(!c.generate);
+        assert_eq!(c.previous.as_deref(), Some("resp_1"));
+        assert_eq!(c.input, Some(&b"\"hi\""[..]));
+        for bad in [
+            &b"[1]"[..],
+            b"{\"type\":\"response.create\"",
+            b"{\"type\":\"session.update\"}",
+            b"{\"model\":\"m\"}",
+            b"{\"type\":\"response.create\",\"previous_response_id\":7}",
+        ] {
+            assert!(
+                parse_create(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
