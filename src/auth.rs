@@ -21,6 +21,8 @@ pub struct GatewayKey {
     pub default_tier: Option<usize>,
     /// PII substitution for every request of this key.
     pub pii: bool,
+    /// Its Responses answers may be stored (`store_responses`, default true).
+    pub store_responses: bool,
 }
 
 /// A key's limits as configured; None: not limited on that count.
@@ -136,6 +138,7 @@ mod tests {
                 tiers: None,
                 default_tier: None,
                 pii: false,
+                store_responses: true,
             },
             GatewayKey {
                 name: "b".into(),
@@ -146,6 +149,7 @@ mod tests {
                 tiers: None,
                 default_tier: None,
                 pii: false,
+                store_responses: true,
             },
         ];
         assert_eq!(

@@ -135,7 +135,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     }
 
     /// `fill` bounded by a deadline; `Err(None)` = timed out.
-    async fn fill_until(
+    pub(crate) async fn fill_until(
         &mut self,
         deadline: Instant,
     ) -> std::result::Result<usize, Option<io::Error>> {
@@ -148,6 +148,24 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             Ok(Err(e)) => Err(Some(e)),
             Err(_) => Err(None),
         }
+    }
+
+    /// The stream under the connection.
+    pub(crate) fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The read buffer (a WebSocket session decodes its frames from it).
+    pub(crate) fn rbuf_mut(&mut self) -> &mut BytesMut {
+        &mut self.rbuf
+    }
+
+    /// A connection whose bytes to read are all in `buffered` (a WebSocket message run as a
+    /// request): reading past them meets the end of `stream`.
+    pub(crate) fn with_buffered(stream: S, buffered: &[u8]) -> Self {
+        let mut conn = ClientConn::new(stream);
+        conn.rbuf.extend_from_slice(buffered);
+        conn
     }
 
     /// Bytes of a next request already read (pipelined)?

@@ -31,6 +31,7 @@ pub mod mock;
 pub mod offload;
 pub mod pii;
 pub mod proxy;
+pub mod responses_store;
 pub mod routing;
 pub mod runtime;
 pub mod scrub;

@@ -1695,16 +1695,17 @@ fn recording_upstream(response: Vec<u8>) -> (SocketAddr, mpsc::Receiver<Vec<u8>>
 }
 
 /// A gateway whose route `r` goes to `native/up-model`, a provider at `up` with native Responses.
+/// Stored responses are off: server-side state then passes to the provider as it came.
 fn native_gateway(up: SocketAddr) -> Proc {
     gateway(&format!(
-        "[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
+        "[responses.store]\nenabled = false\n\n[[provider]]\nname = \"native\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\nresponses = \"native\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"native/up-model\"]\n"
     ))
 }
 
 #[test]
 fn responses_pass_through_unchanged_to_a_native_provider() {
     // A provider with native Responses gets the request as the client sent it (model spliced,
-    // server-side state parameters included), and the client gets the provider's events as
+    // server-side state parameters included while stored responses are off), and the client gets the provider's events as
     // they came.
     let events = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_up\",\"object\":\"response\",\"status\":\"in_progress\",\"output\":[]}}\n\n\
                   event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hi\"}\n\n\

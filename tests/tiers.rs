@@ -743,6 +743,10 @@ jurisdictions = ["CA"]
 name = "eu"
 jurisdictions = ["DE", "FR"]
 
+# Server-side state passes to a native provider as it came.
+[responses.store]
+enabled = false
+
 [[provider]]
 name = "us-native"
 kind = "openai"

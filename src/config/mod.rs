@@ -116,6 +116,8 @@ pub struct ServerConfig {
     pub uring_entries: u32,
     /// Request body bound.
     pub max_body_bytes: usize,
+    /// Accept `GET /v1/responses` upgraded to a WebSocket (else 426).
+    pub responses_websocket: bool,
     /// Slowloris guard.
     pub header_read_timeout: Duration,
     /// Body stall guard.
@@ -279,6 +281,8 @@ pub struct Config {
     pub tiers: Vec<crate::routing::Tier>,
     /// The custody store; None: it is off.
     pub custody: Option<crate::custody::Settings>,
+    /// The stored-responses store (`[responses.store]`); None: it is off.
+    pub responses_store: Option<crate::responses_store::Settings>,
     /// PII substitution: detectors and where it is on.
     pub pii: PiiConfig,
 }
@@ -425,6 +429,10 @@ impl Config {
                 c.channel_records,
                 c.read_queue
             ),
+        };
+        let _ = match &self.responses_store {
+            None => writeln!(s, "responses store off"),
+            Some(r) => writeln!(s, "{}", r.describe()),
         };
         for p in &self.providers {
             let key = match &p.api_key {
@@ -1398,6 +1406,7 @@ impl Compiler<'_> {
                     max_output: c.max_output,
                 },
                 policy: self.policy(r, &path)?,
+                store_responses: r.store_responses.unwrap_or(true),
             });
         }
 
@@ -1501,6 +1510,7 @@ impl Compiler<'_> {
                 admin: k.admin.unwrap_or(false),
                 limits,
                 pii: k.pii.unwrap_or(false),
+                store_responses: k.store_responses.unwrap_or(true),
             });
         }
 
@@ -1512,12 +1522,16 @@ impl Compiler<'_> {
         let seal_key_drawn = raw.responses.seal_key_env.is_none() || seal_key_missing.is_some();
         let access_log = self.access_log(&raw.access_log)?;
         let custody = self.custody(&raw.custody)?;
+        let responses_store =
+            crate::responses_store::settings::compile(&raw.responses.store, "responses.store")
+                .map_err(|e| self.err(e.span, e.path, e.message))?;
         let pii = self.pii(&raw.pii, keys.iter().any(|k| k.pii))?;
         let mut config = Config {
             tiers,
             pii,
             access_log,
             custody,
+            responses_store,
             server,
             providers,
             routing: crate::routing::Table::new(routes, names),
@@ -1828,6 +1842,7 @@ impl Compiler<'_> {
             pin_workers: s.pin_workers.unwrap_or(true),
             uring_entries: s.uring_entries.unwrap_or(DEFAULT_URING_ENTRIES),
             max_body_bytes,
+            responses_websocket: s.responses_websocket.unwrap_or(true),
             header_read_timeout: s
                 .header_read_timeout_ms
                 .map_or(DEFAULT_HEADER_READ_TIMEOUT, ms),
@@ -2295,6 +2310,28 @@ routes = ["fast", "o/*"]
         let e = Config::from_toml(&with_env("RW_CONFIG_TEST_SEAL_BAD"), "t.toml").unwrap_err();
         assert_eq!(e.path, "responses.seal_key_env");
         assert!(e.message.contains("64 hex digits"), "{e}");
+    }
+
+    #[test]
+    fn responses_store_settings() {
+        let c = Config::from_toml(GOOD, "t.toml").unwrap();
+        assert_eq!(
+            c.responses_store,
+            Some(crate::responses_store::Settings::default()),
+            "on by default, in memory"
+        );
+        let with =
+            |t: &str| Config::from_toml(&format!("{GOOD}\n[responses.store]\n{t}\n"), "t.toml");
+        assert_eq!(with("enabled = false").unwrap().responses_store, None);
+        let on = with("path = \"/tmp/r.db\"\nretention_hours = 3").unwrap();
+        let on = on.responses_store.unwrap();
+        assert_eq!(on.retention_hours, 3);
+        let e = with("\n\nretention_hours = 0").unwrap_err();
+        assert_eq!(e.path, "responses.store.retention_hours");
+        let text = format!("{GOOD}\n[responses.store]\n\n\nretention_hours = 0\n");
+        let at = text.find("retention_hours").unwrap();
+        assert_eq!(e.line, Some(line_of(&text, at)), "{e}");
+        assert!(with("colour = 1").is_err(), "unknown keys refused");
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub struct RawResponses {
     /// Responses clients. Unset: a key is drawn at start, and sealed items do not survive a
     /// restart or open on another instance.
     pub seal_key_env: Option<Spanned<String>>,
+    /// `[responses.store]`: stored responses (`store: true`, the API's default).
+    #[serde(default)]
+    pub store: crate::responses_store::settings::RawStore,
 }
 
 /// `[server]`
@@ -112,6 +115,9 @@ pub struct RawServer {
     pub uring_entries: Option<u32>,
     /// Largest request body accepted (413 beyond). Default 32 MiB.
     pub max_body_bytes: Option<Spanned<usize>>,
+    /// Accept `GET /v1/responses` upgraded to a WebSocket (Codex's Responses transport).
+    /// Default true; false answers the upgrade 426, from which Codex falls back to HTTP at once.
+    pub responses_websocket: Option<bool>,
     /// Time allowed from a request's first byte to the end of its head (slowloris guard). Default 10 s.
     pub header_read_timeout_ms: Option<u64>,
     /// Longest silence allowed while a client sends a body. Default 30 s.
@@ -236,6 +242,8 @@ pub struct RawRoute {
     pub model: Spanned<String>,
     /// Other names clients send for the same route (native model ids).
     pub aliases: Option<Vec<Spanned<String>>>,
+    /// Its Responses answers may be stored (`[responses.store]`). Default true.
+    pub store_responses: Option<bool>,
     /// `provider/model` targets, in order of preference: strings, or tables with settings.
     pub targets: Vec<Spanned<RawTarget>>,
     /// What `GET /v1/models` advertises for this model.
@@ -366,6 +374,8 @@ pub struct RawKey {
     pub default_tier: Option<Spanned<String>>,
     /// PII substitution for every request of this key. Default false.
     pub pii: Option<bool>,
+    /// Its Responses answers may be stored (`[responses.store]`). Default true.
+    pub store_responses: Option<bool>,
 }
 
 /// `[pii]`

@@ -486,6 +486,7 @@ mod tests {
             tiers: None,
             default_tier: None,
             pii: false,
+            store_responses: true,
         }
     }
 

@@ -650,6 +650,27 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             crate::custody::write_failed(),
         ),
         (
+            "ringway_responses_stored_total",
+            "counter",
+            "Responses written to the stored-responses store.",
+            crate::responses_store::stats().stored,
+        ),
+        (
+            "ringway_responses_store_dropped_total",
+            "counter",
+            "Responses not stored: the store's writer was behind, or they were larger than `max_response_bytes`, or what they continued was gone.",
+            {
+                let st = crate::responses_store::stats();
+                st.dropped + st.too_big + st.orphaned + st.write_failed
+            },
+        ),
+        (
+            "ringway_responses_store_bytes",
+            "gauge",
+            "Sealed bytes held by the stored-responses store.",
+            crate::responses_store::stats().bytes,
+        ),
+        (
             "ringway_custody_unauthenticated_total",
             "counter",
             "Model calls that left no custody record because they did not pass authentication.",

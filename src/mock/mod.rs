@@ -172,6 +172,7 @@ fn mock_server_config() -> ServerConfig {
         pin_workers: false,
         uring_entries: 256,
         max_body_bytes: 64 * 1024 * 1024,
+        responses_websocket: false,
         header_read_timeout: Duration::from_secs(30),
         body_read_timeout: Duration::from_secs(30),
         keepalive_timeout: Duration::from_secs(300),

@@ -30,6 +30,8 @@ pub(super) enum Endpoint {
     Custody,
     /// `GET /v1/usage?from=…&to=…`: token and request sums.
     Usage,
+    /// `GET`/`DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`.
+    StoredResponse,
 }
 
 impl Endpoint {
@@ -49,6 +51,7 @@ impl Endpoint {
             Endpoint::Reload => "admin_reload",
             Endpoint::Custody => "custody",
             Endpoint::Usage => "usage",
+            Endpoint::StoredResponse => "stored_response",
         }
     }
 }
@@ -73,6 +76,8 @@ pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         "/admin/reload" => (Endpoint::Reload, Method::Post),
         "/v1/usage" => (Endpoint::Usage, Method::Get),
         p if p.starts_with(super::custody::PATH_PREFIX) => (Endpoint::Custody, Method::Get),
+        // GET or DELETE: the method is checked where it is answered.
+        p if super::stored::is_endpoint(p) => (Endpoint::StoredResponse, Method::Get),
         p if model_id_in_path(p).is_some() => (Endpoint::Model, Method::Get),
         _ => return None,
     })
@@ -102,7 +107,7 @@ pub(super) fn classify(ex: &Exchange<'_>) -> Result<Endpoint, Error> {
             ),
         ));
     };
-    if head.method() != method {
+    if head.method() != method && endpoint != Endpoint::StoredResponse {
         return Err(Error::new(
             ErrorKind::MethodNotAllowed,
             format!(
@@ -199,6 +204,7 @@ pub(super) async fn answer<S: Transport>(
         }
         Endpoint::Custody => super::custody::record(ctx, ex).await?,
         Endpoint::Usage => super::custody::usage(ctx, ex).await?,
+        Endpoint::StoredResponse => super::stored::answer(ctx, ex).await?,
         Endpoint::Chat(_) | Endpoint::CountTokens | Endpoint::Compact => {
             return Err(Error::new(
                 ErrorKind::Internal,

@@ -117,6 +117,16 @@ pub(super) async fn admit<S: Transport>(
         }
     };
     check_model(&info.model)?;
+    // `previous_response_id` and `item_reference`s become the whole input here, before
+    // anything reads the items (seals, PII), so every provider kind gets a plain request.
+    if ex.format == Format::Responses && op == Op::Chat {
+        if let Some(expanded) =
+            super::stored::admit(ctx, key, &info.model, &body, &ex.store).await?
+        {
+            body = expanded;
+            info = inspect(&body)?;
+        }
+    }
     // Everything sealed for the client is bound to its gateway key (the digest of its
     // secret: a rename keeps it, another key or tenant cannot open it). The bound key is
     // made only where a seal is made or opened (it shares the gateway's key).

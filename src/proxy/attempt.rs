@@ -510,7 +510,9 @@ pub(super) async fn run<'c>(
         // left to fall back to) it is relayed as it is read.
         let mut prefix = Vec::new();
         let mut charge = ctx.buffers.charge();
-        if ex.pii.is_some() {
+        // A stored Responses answer is read whole too: it is kept before it goes out.
+        let keep = pair.client == Format::Responses && ex.store.borrow().is_some();
+        if ex.pii.is_some() || keep {
             // PII on: the answer is restored whole (a stand-in may straddle any read, and the
             // restored body has another length), so it is read whole, within the translated
             // answers' bound.

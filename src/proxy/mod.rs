@@ -12,6 +12,8 @@ mod estimate;
 pub mod pump;
 mod respond;
 mod state;
+mod stored;
+mod websocket;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -216,6 +218,14 @@ pub async fn handle<S: Transport>(
     conn: &mut ClientConn<S>,
     head: &RequestHead,
 ) -> After {
+    if websocket::is_upgrade(head) {
+        return Box::pin(websocket::upgrade(ctx, conn, head)).await;
+    }
+    exchange(ctx, conn, head).await
+}
+
+/// Serve one HTTP request (a WebSocket message runs as one too).
+async fn exchange<S: Transport>(ctx: &Ctx, conn: &mut ClientConn<S>, head: &RequestHead) -> After {
     let label = admin::endpoint(head.path()).map_or("other", |(e, _)| e.label());
     let mut ex = Exchange::new(
         head,
@@ -748,6 +758,11 @@ async fn commit_and_pump<S: Transport>(
                 Some(set) => set.restore_document(&bytes),
                 None => bytes,
             };
+            if (200..300).contains(&status) {
+                if let Some(plan) = ex.store.borrow_mut().take() {
+                    stored::keep(*plan, &bytes);
+                }
+            }
             let mut headers = ex.standard_headers();
             if let Some(head) = &head {
                 provider_headers(head, pair, json, own_limits, &ex.names.prefix, &mut headers);
@@ -911,6 +926,9 @@ fn commit_stream<'c, S: Transport>(
         return Err(Failure::AfterResponse);
     }
     ex.streamed.set(true);
+    if let Some(plan) = ex.store.borrow_mut().take() {
+        stream.capture(stored::Capture::new(plan));
+    }
     if stream.take_primed(&mut conn.wbuf, chunked) {
         ex.first_event_sent();
         if stream.said_something() {

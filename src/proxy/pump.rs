@@ -294,6 +294,8 @@ pub struct Stream {
     pii: Option<Box<PiiStage>>,
     /// The provider's credential matcher: its error events are scrubbed before the stage.
     scrubber: Option<std::sync::Arc<crate::scrub::Scrubber>>,
+    /// A stored Responses answer: its terminal event's response is kept before it goes out.
+    capture: Option<Box<super::stored::Capture>>,
 }
 
 /// The restore step after the stage: what the stage wrote is decoded again (translated
@@ -327,6 +329,7 @@ impl Stream {
             pii: None,
             client: pair.client,
             scrubber: None,
+            capture: None,
         }
     }
 
@@ -334,6 +337,11 @@ impl Stream {
     /// is the model's answer).
     pub(super) fn scrub_errors(&mut self, scrubber: std::sync::Arc<crate::scrub::Scrubber>) {
         self.scrubber = Some(scrubber);
+    }
+
+    /// Keep the stream's final response (a stored Responses answer) as its events go out.
+    pub(super) fn capture(&mut self, capture: super::stored::Capture) {
+        self.capture = Some(Box::new(capture));
     }
 
     /// Restore the request's stand-ins in what the client gets. Same-dialect events are then
@@ -551,6 +559,9 @@ impl Stream {
     /// Append what priming held, framed, to `wbuf` (behind the head).
     pub(super) fn take_primed(&mut self, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
         let any = !self.out.is_empty();
+        if let Some(c) = self.capture.as_mut() {
+            c.look(&self.out);
+        }
         frame(wbuf, &self.out, chunked);
         self.out.clear();
         any
@@ -561,6 +572,12 @@ impl Stream {
         let len: usize = self.raws.iter().map(Bytes::len).sum::<usize>() + self.out.len();
         if len == 0 {
             return;
+        }
+        if let Some(c) = self.capture.as_mut() {
+            for r in &self.raws {
+                c.look(r);
+            }
+            c.look(&self.out);
         }
         // One allocation: a held stream's write buffer is let go between events.
         wbuf.reserve(len + CHUNK_FRAMING_BYTES);

@@ -99,6 +99,8 @@ pub(super) struct Exchange<'h> {
     pub trail: Vec<crate::custody::Attempt>,
     /// `provider/model` of the answer committed to (None: no provider answered).
     pub served: Option<String>,
+    /// What is kept of a Responses answer, when it is to be stored (taken by the commit).
+    pub store: super::stored::Slot,
 }
 
 impl<'h> Exchange<'h> {
@@ -148,6 +150,7 @@ impl<'h> Exchange<'h> {
             pii: None,
             trail: Vec::new(),
             served: None,
+            store: std::cell::RefCell::new(None),
         }
     }
 

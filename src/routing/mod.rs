@@ -135,6 +135,8 @@ pub struct Route {
     pub capabilities: Capabilities,
     /// Failover.
     pub policy: Policy,
+    /// Its Responses answers may be stored (`store_responses`, default true).
+    pub store_responses: bool,
 }
 
 /// The route table: route names, then `provider/model` addressed directly.
@@ -443,6 +445,7 @@ mod tests {
             targets: vec![target("a"), target("b")],
             capabilities: Capabilities::default(),
             policy: Policy::default(),
+            store_responses: true,
         };
         Table::new(
             vec![route],
@@ -509,6 +512,7 @@ mod tests {
             ],
             capabilities: Capabilities::default(),
             policy: Policy::default(),
+            store_responses: true,
         };
         let table = Table::new(
             vec![route],

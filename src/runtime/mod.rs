@@ -249,6 +249,9 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     if let Some(custody) = &config.custody {
         crate::custody::start(custody)?;
     }
+    if let Some(settings) = &config.responses_store {
+        crate::responses_store::start(settings)?;
+    }
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let board = control::Board::new(workers);

@@ -187,6 +187,7 @@ pub fn supervise(
                 ));
                 crate::access_log::flush(EXIT_FLUSH_NOW);
                 crate::custody::flush(EXIT_FLUSH_NOW);
+                crate::responses_store::flush(EXIT_FLUSH_NOW);
                 remove_pid_file(pid_file.as_ref());
                 std::process::exit(1);
             }
@@ -222,6 +223,7 @@ pub fn supervise(
                         // The last requests' lines and records are in the writers' queues.
                         crate::access_log::flush(EXIT_FLUSH);
                         crate::custody::flush(EXIT_FLUSH);
+                        crate::responses_store::flush(EXIT_FLUSH);
                         remove_pid_file(pid_path.as_ref());
                         std::process::exit(0);
                     });

@@ -10,7 +10,10 @@
 # - a compaction: a low `model_auto_compact_token_limit` makes Codex summarise the conversation
 #   through the gateway before it goes on; and the same with the provider named `OpenAI`, for
 #   which Codex asks the server to compact (`compaction_trigger`): the gateway makes the summary
-#   and hands it out as a sealed `compaction` item, which Codex sends back.
+#   and hands it out as a sealed `compaction` item, which Codex sends back;
+# - the three again with Codex's built-in OpenAI provider (`openai_base_url`), which speaks the
+#   Responses WebSocket (warm-up, incremental input by `previous_response_id` with
+#   `store: false`, remote compaction over the socket): no reconnect or fallback line may show.
 # The mock's record (`GET /mock/requests`) shows what reached the provider.
 #
 # Every case runs, then the script fails if any did. Run alone: tests/agents/codex.sh
@@ -44,6 +47,24 @@ if [ "${1:-}" = case ]; then
   project=$work/project-$tag
   mkdir -p "$home" "$project"
   # CODEX_HOME: config, sessions. Only 127.0.0.1: plugin sync and metrics export are off.
+  if [ "$what" = ws ]; then
+    cat >"$home/config.toml" <<EOF
+model = "cx-$kind"
+openai_base_url = "$GW_URL/v1"
+approval_policy = "never"
+sandbox_mode = "danger-full-access"
+check_for_update_on_startup = false
+
+[features]
+plugins = false
+
+[otel]
+metrics_exporter = "none"
+
+[analytics]
+enabled = false
+EOF
+  else
   cat >"$home/config.toml" <<EOF
 model = "cx-$kind"
 model_provider = "ringway"
@@ -68,11 +89,12 @@ metrics_exporter = "none"
 [analytics]
 enabled = false
 EOF
+  fi
   n=0
   run_codex() {
     n=$((n + 1))
     local out=$work/$tag.$n.out err=$work/$tag.$n.err rc=0
-    (cd "$project" && CODEX_HOME=$home RINGWAY_TEST_KEY=sk-test timeout "$CODEX_TIMEOUT" \
+    (cd "$project" && CODEX_HOME=$home RINGWAY_TEST_KEY=sk-test OPENAI_API_KEY=sk-test timeout "$CODEX_TIMEOUT" \
       "$codex" exec --skip-git-repo-check "$@" </dev/null >"$out" 2>"$err") || rc=$?
     if [ "$rc" != 0 ]; then
       echo "codex exited $rc; stdout:" >&2
@@ -82,6 +104,9 @@ EOF
       fail "$tag: codex exec exited $rc"
     fi
     last_out=$out
+    if [ "$what" = ws ] && grep -Eq "Reconnecting|Falling back|failed to connect to Responses WebSocket" "$err"; then
+      fail "$tag: Codex did not stay on the WebSocket: $(grep -E "Reconnecting|Falling back|WebSocket" "$err" | head -3)"
+    fi
   }
   # The requests the mock received for this case (their bodies hold the case tag), as JSON.
   upstream() {
@@ -107,7 +132,7 @@ PY
       run_codex resume --last "And now ($tag) mock:notools mock:tokens=5"
       grep -q "w1 w2 w3 w4 w5" "$last_out" || fail "$tag: second turn answer: $(tail -c 600 "$last_out")"
       ;;
-    compact | remote)
+    compact | remote | ws)
       # Above the limit before the turn starts: Codex summarises first, then goes on. Named
       # `OpenAI`, the provider gets remote compaction: a compaction_trigger the gateway turns
       # into its own summary request, answered with one sealed compaction item that Codex
@@ -119,6 +144,10 @@ PY
     *) fail "unknown case $what" ;;
   esac
 
+  if [ "$what" = ws ]; then
+    grep -q '"endpoint":"responses_websocket".*"status":101' "$work/gateway.log" ||
+      fail "$tag: the gateway upgraded no WebSocket"
+  fi
   upstream
   python3 - "$work/$tag.upstream" "$kind" "$what" "$tag" <<'PY' || fail "$tag: upstream requests"
 import json, sys
@@ -155,7 +184,7 @@ else:
 assert any(n.startswith("multi_agent_v1__") for n in names), sorted(names)
 if what == "resume":
     assert len(bodies) >= 3, f"only {len(bodies)} requests"
-if what == "remote":
+if what in ("remote", "ws"):
     asked = [b for b in bodies if "Summarise the conversation so far" in json.dumps(b)]
     assert asked, "no summary request reached the provider"
     opened = [b for b in bodies if "The earlier part of this conversation was compacted" in json.dumps(b)]
@@ -194,7 +223,7 @@ export work MOCK_URL GW_URL
 
 failed=()
 for kind in openai anthropic; do
-  for what in tool resume compact remote; do
+  for what in tool resume compact remote ws; do
     echo "-- codex exec via the $kind-kind route: $what"
     bash "$0" case "$kind" "$what" || failed+=("$kind-$what")
   done

@@ -276,12 +276,13 @@ for (const t of TARGETS) {
       );
     });
 
-    test('previous_response_id is refused with a BadRequestError naming it', async () => {
+    test('an unknown previous_response_id is a BadRequestError naming it', async () => {
       await assert.rejects(
         oai.responses.create({ model: t.model, input: 'hi', previous_response_id: 'resp_x' }),
         (e) => {
           assert.ok(e instanceof OpenAI.BadRequestError, String(e));
-          assert.match(e.message, /previous_response_id/);
+          assert.equal(e.code, 'previous_response_not_found');
+          assert.equal(e.param, 'previous_response_id');
           return true;
         },
       );

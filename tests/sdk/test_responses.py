@@ -310,10 +310,60 @@ def test_rate_limit(client, model):
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_previous_response_id_refused(client, model):
+def test_unknown_previous_response_id_refused(client, model):
     with pytest.raises(openai.BadRequestError) as e:
         client.responses.create(model=model, input="hi", previous_response_id="resp_x")
-    assert "previous_response_id" in str(e.value), str(e.value)
+    assert e.value.code == "previous_response_not_found", str(e.value)
+    assert e.value.param == "previous_response_id", str(e.value)
+
+
+# ---------------------------------------------------------------- stored responses
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_previous_response_id_continues_the_conversation(client, mock, model, stream):
+    first = client.responses.create(model=model, input="remember the word zebra", stream=stream)
+    if stream:
+        first = [e for e in first if e.type == "response.completed"][0].response
+    second = client.responses.create(
+        model=model, input="and the word quince", previous_response_id=first.id, stream=stream
+    )
+    if stream:
+        second = [e for e in second if e.type == "response.completed"][0].response
+    assert second.status == "completed"
+    _, sent = last_sent(mock)
+    # The provider got the whole conversation: the first turn, its answer, then this turn.
+    turns = [m for m in sent["messages"] if m["role"] != "system"]
+    assert [m["role"] for m in turns] == ["user", "assistant", "user"], sent
+    assert "zebra" in json.dumps(turns[0]), sent
+    assert first.output_text in json.dumps(turns[1]), sent
+    assert "quince" in json.dumps(turns[2]), sent
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_retrieve_input_items_and_delete(client, model):
+    made = client.responses.create(
+        model=model,
+        input=[
+            {"role": "user", "content": "first input"},
+            {"role": "user", "content": "second input"},
+        ],
+    )
+    got = client.responses.retrieve(made.id)
+    assert got.id == made.id
+    assert got.output_text == made.output_text
+    items = client.responses.input_items.list(made.id)
+    assert [i.content[0].text for i in items.data] == ["second input", "first input"]
+    asc = client.responses.input_items.list(made.id, order="asc", limit=1)
+    assert [i.content[0].text for i in asc.data] == ["first input"]
+    assert asc.has_more
+    assert client.responses.delete(made.id) is None
+    with pytest.raises(openai.NotFoundError) as e:
+        client.responses.retrieve(made.id)
+    assert f"Response with id '{made.id}' not found." in str(e.value)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(made.id)
 
 
 @pytest.mark.parametrize("model", MODELS)

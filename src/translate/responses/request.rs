@@ -134,7 +134,9 @@ fn translate(
 }
 
 /// The parameter that needs server-side state ringway does not keep, if the request uses
-/// one: only a provider with native Responses can serve it.
+/// one: only a provider with native Responses can serve it. (With stored responses on,
+/// admission expands `previous_response_id` and `item_reference`s and takes `store: true`
+/// out: none of them reaches a translator then.)
 pub fn stateful_param(req: &ResponsesRequest<'_>) -> Option<&'static str> {
     let set = |v: Option<&RawValue>| v.is_some_and(|v| v.get() != "null" && v.get() != "false");
     if set(req.previous_response_id) {
@@ -803,7 +805,7 @@ fn convert_input<'b>(
             "item_reference" => {
                 return Err(TranslateError::unsupported_value(
                     format!("input[{i}]"),
-                    "an item_reference needs server-side state, which this gateway does not keep; send the item itself",
+                    "an item_reference needs stored responses, which are off on this gateway; send the item itself (with `store: false`)",
                 ))
             }
             "web_search_call" => meta.drop_param("input.web_search_call"),

@@ -1,0 +1,485 @@
+//! Stored responses on the request path (see `crate::responses_store`): a Responses request's
+//! `previous_response_id` and `item_reference`s expanded at admission into the whole input
+//! (one lookup, before routing: every provider kind then gets a plain request), what is kept
+//! of its answer (handed to the store's writer before the answer's last byte goes out), and
+//! `GET`/`DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use super::{admin, admit, Ctx, Exchange};
+use crate::config::GatewayKey;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::Format;
+use crate::http1::Method;
+use crate::responses_store::{self as store, Owner, Page, Pending};
+
+/// The path of the stored-responses endpoints; the response id follows it.
+pub(super) const PATH_PREFIX: &str = "/v1/responses/";
+/// How often a waiting lookup looks for its answer.
+const LOOKUP_POLL: Duration = Duration::from_millis(1);
+
+/// What is kept of a request's answer once it has one: whose it is, what it continued, and the
+/// input items its turn added (as the client sent them, references replaced).
+#[derive(Debug)]
+pub(super) struct Plan {
+    owner: Owner,
+    previous: Option<String>,
+    input: Vec<Box<RawValue>>,
+}
+
+/// The plan of a request that is to be stored (taken once, by whatever sends its answer).
+pub(super) type Slot = RefCell<Option<Box<Plan>>>;
+
+/// Whose rows a key's requests make and read: the digest of its secret (a rename keeps them;
+/// another key never sees them).
+pub(super) fn owner(key: Option<&GatewayKey>) -> Owner {
+    match key {
+        Some(k) => Owner::key_hash(&k.sha256),
+        None => Owner::keyless(),
+    }
+}
+
+/// Is storage on for `key` (its route may still turn it off: [`route_allows`])?
+pub(super) fn storage_on(key: Option<&GatewayKey>) -> bool {
+    store::enabled() && key.is_none_or(|k| k.store_responses)
+}
+
+/// Does the route of `model` let its answers be stored (`store_responses`)?
+fn route_allows(ctx: &Ctx, model: &str) -> bool {
+    match ctx.config.resolve(model) {
+        Some(crate::routing::Resolved::Route(r) | crate::routing::Resolved::Within(r, _)) => {
+            r.store_responses
+        }
+        _ => true,
+    }
+}
+
+/// Wait for the store's answer without blocking the worker. Giving up drops `pending`, which
+/// tells the reader not to run it.
+pub(super) async fn wait<T>(pending: Option<Pending<T>>) -> Result<T> {
+    let Some(pending) = pending else {
+        return Err(Error::new(
+            ErrorKind::Busy,
+            "the responses store is busy; retry shortly",
+        ));
+    };
+    let deadline = Instant::now() + store::LOOKUP_WAIT;
+    loop {
+        if let Some(answer) = pending.try_take() {
+            return answer.map_err(|e| {
+                crate::log::error(format_args!("responses store lookup failed: {e}"));
+                Error::new(
+                    ErrorKind::Internal,
+                    "the responses store failed; see the log",
+                )
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                "the responses store did not answer in time; retry shortly",
+            ));
+        }
+        crate::runtime::timer::sleep(LOOKUP_POLL).await;
+    }
+}
+
+/// The top-level members admission reads, as byte ranges of the body, and every member's
+/// whole span (key and value) in order.
+struct Fields<'b> {
+    input: Option<&'b [u8]>,
+    previous: Option<&'b [u8]>,
+    store: Option<&'b [u8]>,
+    members: Vec<(String, &'b [u8])>,
+}
+
+fn fields(body: &[u8]) -> Result<Fields<'_>> {
+    let members = crate::json::members(body)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidBody, "the body must be a JSON object"))?;
+    let mut f = Fields {
+        input: None,
+        previous: None,
+        store: None,
+        members: Vec::with_capacity(members.len()),
+    };
+    for m in members {
+        let value = body.get(m.value.clone());
+        match m.key.as_str() {
+            "input" => f.input = value,
+            "previous_response_id" => f.previous = value,
+            "store" => f.store = value,
+            _ => {}
+        }
+        if let Some(span) = body.get(m.span.clone()) {
+            f.members.push((m.key, span));
+        }
+    }
+    Ok(f)
+}
+
+fn is_null(v: Option<&[u8]>) -> bool {
+    v.is_none_or(|v| v == b"null")
+}
+
+/// The few fields of an input item read here.
+#[derive(serde::Deserialize)]
+struct ItemHead<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Expand a Responses request's `previous_response_id` and `item_reference`s from the store
+/// (one lookup), and say on `slot` what is to be kept of its answer. Returns the body to go on
+/// with when it changed. Storage off for the key or the route: the body goes on as it is (a provider with
+/// native Responses may know the ids; a translator refuses them, and `store: true`, naming
+/// `store: false`).
+pub(super) async fn admit(
+    ctx: &Ctx,
+    key: Option<&GatewayKey>,
+    model: &str,
+    body: &Bytes,
+    slot: &Slot,
+) -> Result<Option<Bytes>> {
+    let f = fields(body)?;
+    let store_flag = match f.store {
+        None | Some(b"null") => None,
+        Some(b"true") => Some(true),
+        Some(b"false") => Some(false),
+        Some(_) => {
+            return Err(
+                Error::new(ErrorKind::InvalidBody, "`store` must be a boolean").with_param("store"),
+            )
+        }
+    };
+    if !storage_on(key) || !route_allows(ctx, model) {
+        return Ok(None);
+    }
+    let previous = if is_null(f.previous) {
+        None
+    } else {
+        let id: String = f
+            .previous
+            .and_then(|v| serde_json::from_slice(v).ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidBody,
+                    "`previous_response_id` must be a string",
+                )
+                .with_param("previous_response_id")
+            })?;
+        Some(id)
+    };
+    let keep = store_flag != Some(false);
+    let input_raw = f.input.filter(|v| *v != b"null");
+    let may_refer = input_raw.is_some_and(|v| memchr::memmem::find(v, b"item_reference").is_some());
+    if previous.is_none() && !may_refer && !keep {
+        return Ok(None);
+    }
+    let mut items = match input_raw {
+        None => Vec::new(),
+        Some(raw) => {
+            let text = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
+            text.and_then(store::request_items).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidBody,
+                    "`input` must be a string or an array of items",
+                )
+                .with_param("input")
+            })?
+        }
+    };
+    // Where each reference is, and its id.
+    let mut refs: Vec<(usize, String)> = Vec::new();
+    if may_refer {
+        for (i, item) in items.iter().enumerate() {
+            let Ok(head) = serde_json::from_str::<ItemHead<'_>>(item.get()) else {
+                continue;
+            };
+            if head.kind.as_deref() == Some("item_reference") {
+                let id = head.id.filter(|id| !id.is_empty()).ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidBody, "an item_reference needs an `id`")
+                        .with_param(format!("input[{i}].id"))
+                })?;
+                refs.push((i, id.into_owned()));
+            }
+        }
+    }
+    let owner = owner(key);
+    let mut conversation = None;
+    if previous.is_some() || !refs.is_empty() {
+        let ids: Vec<&str> = refs.iter().map(|(_, id)| id.as_str()).collect();
+        let resolved = wait(store::resolve(&owner, previous.as_deref(), &ids)).await?;
+        if let Some(id) = &previous {
+            let Some(c) = resolved.previous else {
+                return Err(Error::new(
+                    ErrorKind::BadRequest,
+                    store::previous_not_found_message(id),
+                )
+                .with_param("previous_response_id")
+                .with_code("previous_response_not_found"));
+            };
+            conversation = Some(c);
+        }
+        let found = resolved.items;
+        for (n, (at, id)) in refs.iter().enumerate() {
+            match found.items.get(n).cloned().flatten() {
+                Some(item) => {
+                    if let Some(slot) = items.get_mut(*at) {
+                        *slot = item;
+                    }
+                }
+                None if found.cut => {
+                    return Err(Error::new(
+                        ErrorKind::BadRequest,
+                        "too many or too large item references in one request; send the items themselves",
+                    )
+                    .with_param(format!("input[{at}]")))
+                }
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::BadRequest,
+                        format!("Item with id '{id}' not found."),
+                    )
+                    .with_param(format!("input[{at}]")))
+                }
+            }
+        }
+    }
+    let expand = previous.is_some() || !refs.is_empty();
+    // `store: true` is the gateway's to honour: a translator would refuse it, and a native
+    // provider defaults to it anyway.
+    let out = if expand || store_flag == Some(true) {
+        let mut out = Vec::with_capacity(
+            body.len() + conversation.as_ref().map_or(0, |c| c.bytes as usize) + 64,
+        );
+        out.push(b'{');
+        let kept = f.members.iter().filter(|(key, _)| match key.as_str() {
+            "previous_response_id" | "store" => false,
+            "input" => !expand,
+            _ => true,
+        });
+        for (n, (_, member)) in kept.enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(member);
+        }
+        if expand {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"input\":[");
+            let whole = conversation
+                .as_ref()
+                .map(|c| c.items.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .chain(items.iter());
+            for (n, item) in whole.enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(item.get().as_bytes());
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        Some(Bytes::from(out))
+    } else {
+        None
+    };
+    if keep {
+        *slot.borrow_mut() = Some(Box::new(Plan {
+            owner,
+            previous,
+            input: items,
+        }));
+    }
+    Ok(out)
+}
+
+/// Keep `response` (a complete Responses object, as the client gets it) under `plan`. Called
+/// before the answer's last byte goes out, so a client continuing it at once finds it.
+pub(super) fn keep(plan: Plan, response: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+    }
+    let Ok(text) = std::str::from_utf8(response) else {
+        return;
+    };
+    let Ok(raw) = serde_json::from_str::<Box<RawValue>>(text) else {
+        return;
+    };
+    let Ok(head) = serde_json::from_str::<Head<'_>>(raw.get()) else {
+        return;
+    };
+    let id = head.id.into_owned();
+    let Plan {
+        owner,
+        previous,
+        input,
+    } = plan;
+    let submitted = store::put(store::Put {
+        id,
+        owner,
+        previous,
+        input,
+        response: raw,
+    });
+    if submitted == store::Submitted::TooBig {
+        crate::log::warn(format_args!(
+            "responses store: a response larger than `max_response_bytes` was not stored"
+        ));
+    }
+}
+
+/// Watches a Responses stream's client-bound events for its terminal one (whose `response`
+/// is the complete object) and keeps it. Batches hold whole events, and `"response":` can
+/// only be a key (a quote inside a string is escaped), so only the few lifecycle events are
+/// decoded and parsed.
+pub(crate) struct Capture {
+    plan: Option<Box<Plan>>,
+}
+
+impl Capture {
+    pub(super) fn new(plan: Box<Plan>) -> Capture {
+        Capture { plan: Some(plan) }
+    }
+
+    /// Look at one batch of whole events about to be written.
+    pub(crate) fn look(&mut self, events: &[u8]) {
+        if self.plan.is_none() || memchr::memmem::find(events, b"\"response\":").is_none() {
+            return;
+        }
+        let mut dec = crate::sse::Decoder::new(usize::MAX);
+        dec.push(Bytes::copy_from_slice(events));
+        while let Ok(Some(ev)) = dec.next_event() {
+            let Some(data) = ev.data.as_deref() else {
+                continue;
+            };
+            #[derive(serde::Deserialize)]
+            struct Lifecycle<'a> {
+                #[serde(borrow, rename = "type")]
+                kind: std::borrow::Cow<'a, str>,
+                #[serde(borrow, default)]
+                response: Option<&'a RawValue>,
+            }
+            let Ok(ev) = serde_json::from_slice::<Lifecycle<'_>>(data) else {
+                continue;
+            };
+            if !matches!(
+                ev.kind.as_ref(),
+                "response.completed" | "response.incomplete" | "response.failed"
+            ) {
+                continue;
+            }
+            if let (Some(response), Some(plan)) = (ev.response, self.plan.take()) {
+                keep(*plan, response.get().as_bytes());
+            }
+        }
+    }
+}
+
+/// Does `path` name a stored response (`/v1/responses/{id}`, or its `/input_items`)?
+pub(super) fn is_endpoint(path: &str) -> bool {
+    path.strip_prefix(PATH_PREFIX)
+        .or_else(|| path.strip_prefix("/responses/"))
+        .is_some_and(|rest| !rest.is_empty() && rest != "compact")
+}
+
+/// What an admin answer is: status, content type, body.
+type Answered = (u16, &'static str, Vec<u8>);
+
+fn not_found(id: &str) -> Error {
+    Error::new(ErrorKind::NotFound, store::not_found_message(id))
+}
+
+/// `GET /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`, `DELETE
+/// /v1/responses/{id}`: the key's own responses; any other id is the same 404.
+pub(super) async fn answer(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered> {
+    ex.format = Format::Responses;
+    let key = admit::authenticate(ctx, ex)?;
+    let path = ex.head.path();
+    let rest = path
+        .strip_prefix(PATH_PREFIX)
+        .or_else(|| path.strip_prefix("/responses/"))
+        .unwrap_or_default();
+    let (raw_id, items) = match rest.strip_suffix("/input_items") {
+        Some(id) => (id, true),
+        None => (rest, false),
+    };
+    let method = ex.head.method();
+    let allowed = if items {
+        method == Method::Get
+    } else {
+        matches!(method, Method::Get | Method::Delete)
+    };
+    if !allowed {
+        return Err(Error::new(
+            ErrorKind::MethodNotAllowed,
+            if items {
+                "this endpoint takes GET"
+            } else {
+                "this endpoint takes GET or DELETE"
+            },
+        ));
+    }
+    let id = admin::percent_decode(raw_id).unwrap_or_default();
+    if !storage_on(key) {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "{} Stored responses are off on this gateway for this key: nothing is kept (send `store: false`).",
+                store::not_found_message(&id)
+            ),
+        ));
+    }
+    if id.is_empty() || id.contains('/') {
+        return Err(not_found(&id));
+    }
+    let owner = owner(key);
+    if items {
+        let query = ex.head.query().unwrap_or_default();
+        let (mut after, mut limit, mut order) = (None, None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = admin::percent_decode(&v.replace('+', " "));
+            match k {
+                "after" => after = v,
+                "limit" => limit = v,
+                "order" => order = v,
+                _ => {}
+            }
+        }
+        let page = Page::from_params(after.as_deref(), limit.as_deref(), order.as_deref())
+            .map_err(|e| Error::new(ErrorKind::BadRequest, e.message).with_param(e.param))?;
+        return match wait(store::input_items(&owner, &id, page)).await? {
+            Some(json) => Ok((200, "application/json", json.into_bytes())),
+            None => Err(not_found(&id)),
+        };
+    }
+    if method == Method::Delete {
+        return match wait(store::delete(&owner, &id)).await? {
+            true => Ok((
+                200,
+                "application/json",
+                store::deleted_body(&id).into_bytes(),
+            )),
+            false => Err(not_found(&id)),
+        };
+    }
+    match wait(store::response(&owner, &id)).await? {
+        Some(json) => Ok((200, "application/json", json.into_bytes())),
+        None => Err(not_found(&id)),
+    }
+}
