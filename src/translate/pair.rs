@@ -163,6 +163,16 @@ impl StreamTranslator {
         }
     }
 
+    /// The time now (Unix seconds), for a translator whose output says when it completed
+    /// (Responses `completed_at`); the others need no clock.
+    pub fn set_now(&mut self, now: u64) {
+        match self {
+            StreamTranslator::A2R(t) => t.set_now(now),
+            StreamTranslator::C2R(t) => t.set_now(now),
+            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) => {}
+        }
+    }
+
     /// Did the client's stream end properly?
     pub fn is_done(&self) -> bool {
         match self {
