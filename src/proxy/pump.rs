@@ -560,7 +560,9 @@ impl Stream {
     /// Tell a translator that dates its output the time, once per read.
     fn tick(&mut self) {
         if let Stage::Translate(tr) = &mut self.stage {
-            tr.set_now(super::attempt::unix_now());
+            if tr.dates_output() {
+                tr.set_now(super::attempt::unix_now());
+            }
         }
     }
 

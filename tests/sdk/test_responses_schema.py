@@ -229,3 +229,13 @@ def test_compaction(gateway, model):
     for stream in (False, True):
         r, _ = respond(gateway, model, stream, [{"role": "user", "content": "hi"}, {"type": "compaction_trigger"}])
         assert [o["type"] for o in r["output"]] == ["compaction"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("model", MODELS)
+def test_completed_at_is_when_the_answer_ended(gateway, model, stream):
+    # The provider takes over a second to answer: `completed_at` (whole seconds) is at least
+    # one second after `created_at`, the time the request was sent.
+    r, _ = respond(gateway, model, stream, "mock:ttft=1100 mock:tokens=2")
+    assert_completed(r)
+    assert r["completed_at"] - r["created_at"] >= 1, r
