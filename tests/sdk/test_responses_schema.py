@@ -171,29 +171,33 @@ def test_tools_and_request_values_are_echoed(gateway, model, stream):
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("model", MODELS)
 def test_reasoning(gateway, model, stream):
-    r, _ = respond(gateway, model, stream, "mock:thinking mock:reasoning=7 " + TOOL_PROMPT, tools=TOOLS[:1], **REASONING)
+    # Anthropic: a signed thinking block; OpenAI kind: `reasoning_content`, as reasoning Chat
+    # providers send it (reasoning tokens counted too).
+    prompt = "mock:thinking mock:reasoning_content mock:reasoning=7 " + TOOL_PROMPT
+    r, _ = respond(gateway, model, stream, prompt, tools=TOOLS[:1], **REASONING)
     assert_completed(r)
     assert r["reasoning"] == {"effort": "high", "summary": "auto", "context": None}
     types = [o["type"] for o in r["output"]]
+    assert types == ["reasoning", "function_call"], types
+    item = r["output"][0]
+    assert item["content"] == [] and item["summary"][0]["text"].strip()
     if model == "claude":
-        assert types == ["reasoning", "function_call"], types
-        item = r["output"][0]
-        assert item["content"] == [] and item["summary"][0]["text"].strip()
         assert item["encrypted_content"].startswith("rw1."), item
     else:
-        # A Chat provider's reasoning is hidden: only its tokens are counted.
-        assert types == ["function_call"], types
+        # Nothing to seal: a Chat provider takes no reasoning back.
+        assert item["encrypted_content"] is None, item
         assert r["usage"]["output_tokens_details"]["reasoning_tokens"] == 7, r["usage"]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("model", MODELS)
 def test_reasoning_not_included_is_null(gateway, model, stream):
-    r, _ = respond(gateway, model, stream, "mock:thinking mock:notools hi", reasoning={"effort": "low", "summary": "auto"})
+    prompt = "mock:thinking mock:reasoning_content mock:notools hi"
+    r, _ = respond(gateway, model, stream, prompt, reasoning={"effort": "low", "summary": "auto"})
     assert_completed(r)
-    for item in r["output"]:
-        if item["type"] == "reasoning":
-            assert item["encrypted_content"] is None and item["content"] == []
+    reasoning = [o for o in r["output"] if o["type"] == "reasoning"]
+    assert len(reasoning) == 1, r["output"]
+    assert reasoning[0]["encrypted_content"] is None and reasoning[0]["content"] == []
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
