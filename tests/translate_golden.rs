@@ -215,30 +215,16 @@ fn meta_json(m: &RequestMeta) -> Value {
             .map(|t| json!([t.upstream, t.namespace, t.name, t.custom]))
             .collect();
         let e = &r.echo;
-        let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap();
-        let echo = json!({
-            "instructions": parse(&e.instructions),
-            "max_output_tokens": parse(&e.max_output_tokens),
-            "max_tool_calls": parse(&e.max_tool_calls),
-            "parallel_tool_calls": parse(&e.parallel_tool_calls),
-            "reasoning": parse(&e.reasoning),
-            "temperature": parse(&e.temperature),
-            "text": parse(&e.text),
-            "tool_choice": parse(&e.tool_choice),
-            "tools": parse(&e.tools),
-            "top_p": parse(&e.top_p),
-            "top_logprobs": parse(&e.top_logprobs),
-            "metadata": parse(&e.metadata),
-            "previous_response_id": parse(&e.previous_response_id),
-            "store": parse(&e.store),
-            "background": parse(&e.background),
-            "prompt_cache_key": parse(&e.prompt_cache_key),
-            "prompt_cache_retention": parse(&e.prompt_cache_retention),
-            "safety_identifier": parse(&e.safety_identifier),
-            "user": parse(&e.user),
-            "truncation": parse(&e.truncation),
-            "service_tier": e.service_tier.as_deref().map_or(Value::Null, parse),
-        });
+        let mut echo: serde_json::Map<String, Value> = e
+            .fields()
+            .iter()
+            .map(|(k, text)| ((*k).to_owned(), serde_json::from_str(text).unwrap()))
+            .collect();
+        let tier = e
+            .service_tier
+            .as_deref()
+            .map_or(Value::Null, |t| serde_json::from_str(t).unwrap());
+        echo.insert("service_tier".into(), tier);
         v["responses"] = json!({"summary": r.summary, "encrypted": r.encrypted,
             "compaction": compaction, "tools": tools, "echo": echo});
     }

@@ -180,6 +180,35 @@ impl Default for Echo {
     }
 }
 
+impl Echo {
+    /// The values written into the response as they are, by key, in the order written
+    /// (`service_tier` depends on the response's stage and is not among them).
+    pub fn fields(&self) -> [(&'static str, &str); 20] {
+        [
+            ("previous_response_id", &self.previous_response_id),
+            ("store", &self.store),
+            ("background", &self.background),
+            ("truncation", &self.truncation),
+            ("instructions", &self.instructions),
+            ("max_output_tokens", &self.max_output_tokens),
+            ("max_tool_calls", &self.max_tool_calls),
+            ("parallel_tool_calls", &self.parallel_tool_calls),
+            ("reasoning", &self.reasoning),
+            ("temperature", &self.temperature),
+            ("top_p", &self.top_p),
+            ("top_logprobs", &self.top_logprobs),
+            ("text", &self.text),
+            ("tool_choice", &self.tool_choice),
+            ("tools", &self.tools),
+            ("metadata", &self.metadata),
+            ("prompt_cache_key", &self.prompt_cache_key),
+            ("prompt_cache_retention", &self.prompt_cache_retention),
+            ("safety_identifier", &self.safety_identifier),
+            ("user", &self.user),
+        ]
+    }
+}
+
 /// `reasoning` as the API echoes it when the request has none.
 pub(crate) const DEFAULT_REASONING: &str = "{\"effort\":null,\"summary\":null,\"context\":null}";
 

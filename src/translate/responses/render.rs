@@ -796,7 +796,8 @@ impl Writer {
                     push_str(o, s);
                     o.push(b'}');
                 }
-                // The reasoning text itself is never handed out (only sealed).
+                // The thinking goes out as the summary (when asked for) and sealed, never as
+                // `reasoning_text` content.
                 o.extend_from_slice(b"],\"content\":[],\"encrypted_content\":");
                 match sealed.as_deref().filter(|_| meta.encrypted && !item.open) {
                     Some(s) => push_str(o, s),
@@ -894,28 +895,7 @@ impl Writer {
         o.extend_from_slice(
             b",\"moderation\":null,\"presence_penalty\":0.0,\"frequency_penalty\":0.0",
         );
-        for (key, value) in [
-            ("previous_response_id", &e.previous_response_id),
-            ("store", &e.store),
-            ("background", &e.background),
-            ("truncation", &e.truncation),
-            ("instructions", &e.instructions),
-            ("max_output_tokens", &e.max_output_tokens),
-            ("max_tool_calls", &e.max_tool_calls),
-            ("parallel_tool_calls", &e.parallel_tool_calls),
-            ("reasoning", &e.reasoning),
-            ("temperature", &e.temperature),
-            ("top_p", &e.top_p),
-            ("top_logprobs", &e.top_logprobs),
-            ("text", &e.text),
-            ("tool_choice", &e.tool_choice),
-            ("tools", &e.tools),
-            ("metadata", &e.metadata),
-            ("prompt_cache_key", &e.prompt_cache_key),
-            ("prompt_cache_retention", &e.prompt_cache_retention),
-            ("safety_identifier", &e.safety_identifier),
-            ("user", &e.user),
-        ] {
+        for (key, value) in e.fields() {
             o.push(b',');
             push_key(o, key);
             o.extend_from_slice(value.as_bytes());
