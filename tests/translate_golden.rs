@@ -139,6 +139,7 @@ fn meta(spec: &Value) -> RequestMeta {
             .unwrap_or("upstream-model")
             .to_owned(),
         created: m.get("created").and_then(Value::as_u64).unwrap_or(CREATED),
+        finished: Default::default(),
         json_tool: flag("json_tool"),
         client_thinking: flag("client_thinking"),
         tool_names: m
@@ -213,8 +214,19 @@ fn meta_json(m: &RequestMeta) -> Value {
             .iter()
             .map(|t| json!([t.upstream, t.namespace, t.name, t.custom]))
             .collect();
+        let e = &r.echo;
+        let mut echo: serde_json::Map<String, Value> = e
+            .fields()
+            .iter()
+            .map(|(k, text)| ((*k).to_owned(), serde_json::from_str(text).unwrap()))
+            .collect();
+        let tier = e
+            .service_tier
+            .as_deref()
+            .map_or(Value::Null, |t| serde_json::from_str(t).unwrap());
+        echo.insert("service_tier".into(), tier);
         v["responses"] = json!({"summary": r.summary, "encrypted": r.encrypted,
-            "compaction": compaction, "tools": tools});
+            "compaction": compaction, "tools": tools, "echo": echo});
     }
     v
 }

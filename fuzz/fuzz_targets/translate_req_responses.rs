@@ -1,8 +1,9 @@
 #![no_main]
 //! Responses → Chat Completions / Messages request translation, for both provider kinds, with
 //! a seal key and a provider name set (so sealed reasoning items are opened): arbitrary bytes
-//! never panic; an `Ok` body is a JSON object with the fields the provider requires; an `Err`
-//! is a client error.
+//! never panic; an `Ok` body is a JSON object with the fields the provider requires, and every
+//! request value its response object repeats (spliced in as JSON text) is JSON; an `Err` is a
+//! client error.
 
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
@@ -28,7 +29,12 @@ fuzz_target!(|input: &[u8]| {
                 if provider == Format::Anthropic {
                     assert!(v["max_tokens"].is_u64(), "{v}");
                 }
-                assert!(meta.responses.is_some(), "no Responses meta");
+                let e = &meta.responses.as_ref().expect("no Responses meta").echo;
+                let tier = e.service_tier.as_deref().unwrap_or("null");
+                for text in e.fields().map(|(_, t)| t).into_iter().chain([tier]) {
+                    serde_json::from_str::<serde_json::Value>(text)
+                        .unwrap_or_else(|err| panic!("echo is not JSON ({err}): {text}"));
+                }
             }
             Err(e) => assert_eq!(e.status, 400, "{e}"),
         }

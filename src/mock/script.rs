@@ -25,6 +25,7 @@
 //! | `mock:notools` | answer with text although tools are declared |
 //! | `mock:thinking` | Anthropic: a signed thinking block before the answer |
 //! | `mock:thinking=echo` | the same, its text also repeating the prompt's words and naming a contact address of its own, as a model's reasoning does |
+//! | `mock:reasoning_content` | OpenAI: the thinking text as `reasoning_content` before the answer (as reasoning Chat providers such as DeepSeek send it) |
 //! | `mock:ascii` | non-streaming: non-ASCII characters written as `\uXXXX` escapes (Python's `ensure_ascii`) |
 //! | `mock:refusal` | Anthropic `stop_reason: refusal`; OpenAI `refusal` text with `finish_reason: stop` |
 //! | `mock:content_filter` | a few tokens, then OpenAI `finish_reason: content_filter` (Anthropic: refusal) |
@@ -681,6 +682,8 @@ struct Directives {
     thinking: bool,
     /// `mock:thinking=echo`: the thinking repeats the prompt's words.
     thinking_echo: bool,
+    /// `mock:reasoning_content`: OpenAI shows its thinking as `reasoning_content`.
+    reasoning_content: bool,
     /// `mock:ascii`: non-ASCII escaped in non-streaming bodies.
     ascii: bool,
     refusal: bool,
@@ -833,6 +836,7 @@ impl Directives {
                     d.thinking = true;
                     d.thinking_echo |= value == Some("echo");
                 }
+                "reasoning_content" => d.reasoning_content = true,
                 "refusal" => d.refusal = true,
                 "ascii" => d.ascii = true,
                 "content_filter" => d.content_filter = true,
@@ -987,7 +991,12 @@ fn compose(api: Api, req: &Request, dirs: &Directives, ids: &Ids, input: u64) ->
     let cache_read = if dirs.cache { input / 2 } else { 0 };
     let mut blocks = Vec::new();
     let mut output = 0u64;
-    if dirs.thinking && api != Api::OpenAiChat {
+    let shown = if api == Api::OpenAiChat {
+        dirs.reasoning_content
+    } else {
+        dirs.thinking
+    };
+    if shown {
         let words = echo_words(&req.user_text);
         let text = if dirs.thinking_echo && !words.is_empty() {
             format!("{THINKING_TEXT} They wrote: {words}. {THINKING_CONTACT}")
@@ -2149,6 +2158,8 @@ struct OMessage<'a> {
     tool_calls: Option<Vec<OToolCall<'a>>>,
     refusal: Option<&'a str>,
     annotations: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -2243,6 +2254,8 @@ struct ODelta<'a> {
     refusal: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<[OToolDelta<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -2265,6 +2278,7 @@ struct OFunctionDelta<'a> {
 fn openai_body(req: &Request, ids: &Ids, answer: &Answer) -> String {
     let mut text: Option<String> = None;
     let mut refusal: Option<String> = None;
+    let mut reasoning: Option<String> = None;
     let mut calls = Vec::new();
     for block in &answer.blocks {
         match block {
@@ -2284,7 +2298,9 @@ fn openai_body(req: &Request, ids: &Ids, answer: &Answer) -> String {
                     arguments: &call.args_text,
                 },
             }),
-            Block::Thinking { .. } => {}
+            Block::Thinking { pieces, .. } => reasoning
+                .get_or_insert_with(String::new)
+                .push_str(&pieces.concat()),
         }
     }
     let (id, fingerprint) = (ids.chatcmpl(), ids.fingerprint());
@@ -2301,6 +2317,7 @@ fn openai_body(req: &Request, ids: &Ids, answer: &Answer) -> String {
                 tool_calls: (!calls.is_empty()).then_some(calls),
                 refusal: refusal.as_deref(),
                 annotations: [],
+                reasoning_content: reasoning.as_deref(),
             },
             logprobs: None,
             finish_reason: answer.stop.openai(),
@@ -2396,7 +2413,15 @@ fn openai_frames(req: &Request, ids: &Ids, answer: &Answer) -> Vec<Frame> {
     let mut tool_index = 0usize;
     for block in &answer.blocks {
         match block {
-            Block::Thinking { .. } => {}
+            Block::Thinking { pieces, .. } => {
+                for piece in pieces {
+                    let delta = ODelta {
+                        reasoning_content: Some(piece),
+                        ..ODelta::default()
+                    };
+                    out.delta(delta, Pace::Paced);
+                }
+            }
             Block::Text(pieces) => {
                 for piece in pieces {
                     let delta = ODelta {
@@ -4037,6 +4062,29 @@ mod tests {
             .unwrap()
             .starts_with("Hello"));
         assert!(!v.to_string().contains("reasoning_content"));
+    }
+
+    #[test]
+    fn openai_reasoning_content() {
+        let v = fixed(&run(
+            Api::OpenAiChat,
+            &openai("mock:reasoning_content hi", json!({})),
+        ))
+        .2;
+        let message = &v["choices"][0]["message"];
+        assert_eq!(message["reasoning_content"], THINKING_TEXT);
+        assert!(message["content"].as_str().unwrap().starts_with("Hello"));
+        let body = openai("mock:reasoning_content hi", json!({"stream": true}));
+        let (chunks, _) = o_chunks(&run(Api::OpenAiChat, &body));
+        let reasoning: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+            .collect();
+        assert_eq!(reasoning, THINKING_TEXT);
+        // Anthropic ignores it (`mock:thinking` is its directive).
+        let body = anthropic("mock:reasoning_content hi", json!({}));
+        let v = fixed(&run(Api::AnthropicMessages, &body)).2;
+        assert_eq!(v["content"][0]["type"], "text");
     }
 
     #[test]

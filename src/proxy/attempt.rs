@@ -170,7 +170,7 @@ pub(super) fn prepare(
     })
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -590,6 +590,7 @@ pub(super) async fn run<'c>(
     // Usage is read from the provider's answer, before it becomes the client's dialect.
     let metered = crate::usage::from_body(pair.provider, &raw);
     let mut out = Vec::with_capacity(estimate);
+    meta_ref.finished.set(unix_now());
     if let Err(e) = pair.response_into(&raw, meta_ref, &mut out) {
         return Err(Miss::from_error(Error::from(e)));
     }

@@ -512,6 +512,7 @@ impl Stream {
                 }
             };
             read = read.saturating_add(data.len());
+            self.tick();
             self.dec.push(data);
             let mut content = false;
             loop {
@@ -567,6 +568,15 @@ impl Stream {
         any
     }
 
+    /// Tell a translator that dates its output the time, once per read.
+    fn tick(&mut self) {
+        if let Stage::Translate(tr) = &mut self.stage {
+            if tr.dates_output() {
+                tr.set_now(super::attempt::unix_now());
+            }
+        }
+    }
+
     /// Frame this read's output (slices and translated bytes) as one chunk.
     fn frame_batch(&mut self, wbuf: &mut Vec<u8>, chunked: bool) {
         let len: usize = self.raws.iter().map(Bytes::len).sum::<usize>() + self.out.len();
@@ -598,6 +608,7 @@ impl Stream {
     /// [`Stream::frame_batch`] frames. Err: an event over [`MAX_SSE_EVENT_BYTES`]; the events
     /// before it are in the batch.
     fn take(&mut self, data: Bytes) -> Result<(), Error> {
+        self.tick();
         self.dec.push(data);
         loop {
             match self.dec.next_event() {

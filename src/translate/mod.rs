@@ -198,6 +198,10 @@ pub struct RequestMeta {
     /// Unix seconds for OpenAI `created`. Translators never read a clock: the gateway sets
     /// this (once per request) before translating the response.
     pub created: u64,
+    /// Unix seconds when the provider's whole answer was read (a Responses `completed_at`;
+    /// 0: `created`). Set by the gateway before it translates a whole answer, through a shared
+    /// meta; a stream's translator is handed the time as the stream is read instead.
+    pub finished: std::cell::Cell<u64>,
     /// `response_format: json_object` was sent to Anthropic as the forced
     /// [`JSON_TOOL_NAME`] tool: its input becomes the answer's `content`.
     pub json_tool: bool,

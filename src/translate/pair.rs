@@ -163,6 +163,22 @@ impl StreamTranslator {
         }
     }
 
+    /// Does the output say when it completed (Responses `completed_at`)? Only then does the
+    /// gateway read the clock for [`StreamTranslator::set_now`].
+    pub fn dates_output(&self) -> bool {
+        matches!(self, StreamTranslator::A2R(_) | StreamTranslator::C2R(_))
+    }
+
+    /// The time now (Unix seconds), for a translator whose output says when it completed;
+    /// the others need no clock.
+    pub fn set_now(&mut self, now: u64) {
+        match self {
+            StreamTranslator::A2R(t) => t.set_now(now),
+            StreamTranslator::C2R(t) => t.set_now(now),
+            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) => {}
+        }
+    }
+
     /// Did the client's stream end properly?
     pub fn is_done(&self) -> bool {
         match self {

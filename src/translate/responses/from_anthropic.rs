@@ -110,6 +110,7 @@ pub fn anthropic_to_responses_response_into(
         r.model.as_str()
     };
     let mut w = Writer::new(false, meta.created, model);
+    w.set_now(meta.finished.get());
     let mut sink = Vec::new();
     w.start(&rm, &mut sink);
     for b in &r.content {
@@ -212,6 +213,12 @@ impl AnthropicToResponsesStream {
             held: 0,
             ended_calls: Vec::new(),
         }
+    }
+
+    /// The time now (Unix seconds), handed in by the gateway as it reads the stream: the
+    /// `completed_at` of the response the stream ends with.
+    pub fn set_now(&mut self, now: u64) {
+        self.w.set_now(now);
     }
 
     /// True once the final event has been written.

@@ -49,6 +49,7 @@ pub fn chat_to_responses_response_into(
         r.model.as_str()
     };
     let mut w = Writer::new(false, meta.created, model);
+    w.set_now(meta.finished.get());
     let mut sink = Vec::new();
     w.start(&rm, &mut sink);
     let choice = r.choices.first();
@@ -110,6 +111,12 @@ impl ChatToResponsesStream {
             reasoning: None,
             finish_reason: None,
         }
+    }
+
+    /// The time now (Unix seconds), handed in by the gateway as it reads the stream: the
+    /// `completed_at` of the response the stream ends with.
+    pub fn set_now(&mut self, now: u64) {
+        self.w.set_now(now);
     }
 
     /// True once the final event has been written.
@@ -253,6 +260,48 @@ mod tests {
             responses: Some(Box::default()),
             ..RequestMeta::default()
         }
+    }
+
+    #[test]
+    fn completed_at_and_service_tier_follow_the_answer() {
+        let meta = RequestMeta {
+            created: 100,
+            responses: Some(Box::default()),
+            ..RequestMeta::default()
+        };
+        let mut t = ChatToResponsesStream::new(&meta);
+        let mut out = Vec::new();
+        t.set_now(105);
+        t.on_event(
+            None,
+            br#"{"choices":[{"index":0,"delta":{"content":"hi"}}]}"#,
+            &mut out,
+        );
+        t.set_now(130);
+        t.on_event(
+            None,
+            br#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            &mut out,
+        );
+        t.finish(&mut out);
+        let frames = crate::translate::check::frames(&out).unwrap();
+        let response = |i: usize| -> serde_json::Value {
+            serde_json::from_str::<serde_json::Value>(frames[i].data).unwrap()["response"].clone()
+        };
+        let (created, done) = (response(0), response(frames.len() - 1));
+        assert_eq!(created["completed_at"], serde_json::Value::Null);
+        assert_eq!(created["service_tier"], "auto");
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["completed_at"], 130);
+        assert_eq!(done["service_tier"], "default");
+        // A whole answer: the time the gateway read it.
+        meta.finished.set(142);
+        let body = br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}"#;
+        let mut whole = Vec::new();
+        chat_to_responses_response_into(body, &meta, &mut whole).unwrap();
+        let whole: serde_json::Value = serde_json::from_slice(&whole).unwrap();
+        assert_eq!(whole["completed_at"], 142);
+        assert_eq!(whole["created_at"], 100);
     }
 
     #[test]

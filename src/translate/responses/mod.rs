@@ -102,29 +102,53 @@ pub struct ToolName {
     pub custom: bool,
 }
 
-/// Request values the response object repeats, as JSON texts.
+/// Request values the response object repeats, as JSON texts (the API's default where the
+/// request left a value unset).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Echo {
     /// `instructions` (a string or null).
     pub instructions: String,
     /// `max_output_tokens`.
     pub max_output_tokens: String,
+    /// `max_tool_calls`.
+    pub max_tool_calls: String,
     /// `parallel_tool_calls`.
     pub parallel_tool_calls: String,
-    /// `reasoning`.
+    /// `reasoning` (`effort`, `summary`, `context`).
     pub reasoning: String,
     /// `temperature`.
     pub temperature: String,
-    /// `text`.
+    /// `text` (`format`, `verbosity`).
     pub text: String,
     /// `tool_choice`.
     pub tool_choice: String,
-    /// `tools`.
+    /// `tools` (function tools with `description`, `parameters` and `strict` filled in).
     pub tools: String,
     /// `top_p`.
     pub top_p: String,
+    /// `top_logprobs`.
+    pub top_logprobs: String,
     /// `metadata`.
     pub metadata: String,
+    /// `previous_response_id`.
+    pub previous_response_id: String,
+    /// `store`: whether the gateway keeps the response.
+    pub store: String,
+    /// `background`.
+    pub background: String,
+    /// `prompt_cache_key`.
+    pub prompt_cache_key: String,
+    /// `prompt_cache_retention`.
+    pub prompt_cache_retention: String,
+    /// `safety_identifier`.
+    pub safety_identifier: String,
+    /// `user`.
+    pub user: String,
+    /// `truncation`.
+    pub truncation: String,
+    /// The `service_tier` asked for (a JSON string), None when unset: the response says
+    /// `auto` until it ends, then the tier asked for or `default`.
+    pub service_tier: Option<String>,
 }
 
 impl Default for Echo {
@@ -133,17 +157,63 @@ impl Default for Echo {
         Echo {
             instructions: s("null"),
             max_output_tokens: s("null"),
+            max_tool_calls: s("null"),
             parallel_tool_calls: s("true"),
-            reasoning: s("{\"effort\":null,\"summary\":null}"),
+            reasoning: s(DEFAULT_REASONING),
             temperature: s("1.0"),
-            text: s("{\"format\":{\"type\":\"text\"}}"),
+            text: s(DEFAULT_TEXT),
             tool_choice: s("\"auto\""),
             tools: s("[]"),
             top_p: s("1.0"),
+            top_logprobs: s("0"),
             metadata: s("{}"),
+            previous_response_id: s("null"),
+            store: s("false"),
+            background: s("false"),
+            prompt_cache_key: s("null"),
+            prompt_cache_retention: s("null"),
+            safety_identifier: s("null"),
+            user: s("null"),
+            truncation: s("\"disabled\""),
+            service_tier: None,
         }
     }
 }
+
+impl Echo {
+    /// The values written into the response as they are, by key, in the order written
+    /// (`service_tier` depends on the response's stage and is not among them).
+    pub fn fields(&self) -> [(&'static str, &str); 20] {
+        [
+            ("previous_response_id", &self.previous_response_id),
+            ("store", &self.store),
+            ("background", &self.background),
+            ("truncation", &self.truncation),
+            ("instructions", &self.instructions),
+            ("max_output_tokens", &self.max_output_tokens),
+            ("max_tool_calls", &self.max_tool_calls),
+            ("parallel_tool_calls", &self.parallel_tool_calls),
+            ("reasoning", &self.reasoning),
+            ("temperature", &self.temperature),
+            ("top_p", &self.top_p),
+            ("top_logprobs", &self.top_logprobs),
+            ("text", &self.text),
+            ("tool_choice", &self.tool_choice),
+            ("tools", &self.tools),
+            ("metadata", &self.metadata),
+            ("prompt_cache_key", &self.prompt_cache_key),
+            ("prompt_cache_retention", &self.prompt_cache_retention),
+            ("safety_identifier", &self.safety_identifier),
+            ("user", &self.user),
+        ]
+    }
+}
+
+/// `reasoning` as the API echoes it when the request has none.
+pub(crate) const DEFAULT_REASONING: &str = "{\"effort\":null,\"summary\":null,\"context\":null}";
+
+/// `text` as the API echoes it when the request has none.
+pub(crate) const DEFAULT_TEXT: &str = "{\"format\":{\"type\":\"text\"},\"verbosity\":\"medium\"}";
 
 impl ResponsesMeta {
     /// The client's view of an upstream tool name: (namespace, name, custom).

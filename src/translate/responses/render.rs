@@ -86,6 +86,9 @@ pub(crate) struct Writer {
     stream: bool,
     seq: u64,
     created_at: u64,
+    /// Unix seconds of the latest clock reading the gateway handed in (0: none yet): the
+    /// response's `completed_at` (never before `created_at`).
+    now: u64,
     model: String,
     items: Vec<Item>,
     usage: Usage,
@@ -104,6 +107,7 @@ impl Writer {
             stream,
             seq: 0,
             created_at,
+            now: 0,
             model: model.to_owned(),
             items: Vec::new(),
             usage: Usage::default(),
@@ -136,6 +140,11 @@ impl Writer {
             }
             End::Completed => None,
         }
+    }
+
+    /// The time now (Unix seconds), from the gateway: a completed response's `completed_at`.
+    pub fn set_now(&mut self, now: u64) {
+        self.now = now;
     }
 
     /// The response's model (the provider's name for it, when it says).
@@ -787,12 +796,12 @@ impl Writer {
                     push_str(o, s);
                     o.push(b'}');
                 }
-                o.push(b']');
-                if meta.encrypted {
-                    if let Some(s) = sealed.as_deref().filter(|_| !item.open) {
-                        o.extend_from_slice(b",\"encrypted_content\":");
-                        push_str(o, s);
-                    }
+                // The thinking goes out as the summary (when asked for) and sealed, never as
+                // `reasoning_text` content.
+                o.extend_from_slice(b"],\"content\":[],\"encrypted_content\":");
+                match sealed.as_deref().filter(|_| meta.encrypted && !item.open) {
+                    Some(s) => push_str(o, s),
+                    None => o.extend_from_slice(b"null"),
                 }
             }
             Kind::Compaction { sealed, .. } => {
@@ -826,7 +835,7 @@ impl Writer {
         push_u64(o, self.created_at);
         o.extend_from_slice(b",\"status\":");
         push_str(o, status);
-        o.extend_from_slice(b",\"background\":false,\"error\":");
+        o.extend_from_slice(b",\"error\":");
         match error {
             Some((code, message)) => {
                 o.extend_from_slice(b"{\"code\":");
@@ -869,22 +878,24 @@ impl Writer {
         } else {
             self.write_usage(o);
         }
-        // What ringway never keeps, then what the request said.
+        o.extend_from_slice(b",\"completed_at\":");
+        if status == "completed" {
+            push_u64(o, self.now.max(self.created_at));
+        } else {
+            o.extend_from_slice(b"null");
+        }
+        // The tier asked for; `auto` until the answer ends, then the tier that served it.
+        o.extend_from_slice(b",\"service_tier\":");
+        match (e.service_tier.as_deref(), status) {
+            (Some(t), _) if t != "\"auto\"" => o.extend_from_slice(t.as_bytes()),
+            (_, "in_progress") => o.extend_from_slice(b"\"auto\""),
+            _ => o.extend_from_slice(b"\"default\""),
+        }
+        // What no provider behind a translation reports, then what the request said.
         o.extend_from_slice(
-            b",\"previous_response_id\":null,\"store\":false,\"truncation\":\"disabled\"",
+            b",\"moderation\":null,\"presence_penalty\":0.0,\"frequency_penalty\":0.0",
         );
-        for (key, value) in [
-            ("instructions", &e.instructions),
-            ("max_output_tokens", &e.max_output_tokens),
-            ("parallel_tool_calls", &e.parallel_tool_calls),
-            ("reasoning", &e.reasoning),
-            ("temperature", &e.temperature),
-            ("text", &e.text),
-            ("tool_choice", &e.tool_choice),
-            ("tools", &e.tools),
-            ("top_p", &e.top_p),
-            ("metadata", &e.metadata),
-        ] {
+        for (key, value) in e.fields() {
             o.push(b',');
             push_key(o, key);
             o.extend_from_slice(value.as_bytes());

@@ -190,14 +190,31 @@ fn compaction_kind(
     }
 }
 
-/// The request values the response object repeats.
+/// The request values the response object repeats (see [`Echo`] for what an unset one says).
 fn echo(req: &ResponsesRequest<'_>) -> Echo {
     let mut e = Echo::default();
+    let string = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "null".into());
+    // A raw value repeated only when it has the type the API gives it (anything else was
+    // dropped or refused).
+    let raw_string = |v: Option<&RawValue>| {
+        v.filter(|v| serde_json::from_str::<Str<'_>>(v.get()).is_ok())
+            .map(|v| v.get().to_owned())
+    };
+    let raw_count = |v: Option<&RawValue>| {
+        v.and_then(|v| serde_json::from_str::<u64>(v.get()).ok())
+            .map(|n| n.to_string())
+    };
     if let Some(i) = &req.instructions {
-        e.instructions = serde_json::to_string(i.as_str()).unwrap_or_else(|_| "null".into());
+        e.instructions = string(i.as_str());
     }
     if let Some(n) = req.max_output_tokens {
         e.max_output_tokens = n.to_string();
+    }
+    if let Some(n) = raw_count(req.max_tool_calls) {
+        e.max_tool_calls = n;
+    }
+    if let Some(n) = raw_count(req.top_logprobs) {
+        e.top_logprobs = n;
     }
     if let Some(p) = req.parallel_tool_calls {
         e.parallel_tool_calls = p.to_string();
@@ -205,7 +222,8 @@ fn echo(req: &ResponsesRequest<'_>) -> Echo {
     if let Some(r) = &req.reasoning {
         let effort = r.effort.as_deref();
         let summary = r.summary.as_deref().or(r.generate_summary.as_deref());
-        e.reasoning = serde_json::json!({"effort": effort, "summary": summary}).to_string();
+        e.reasoning =
+            serde_json::json!({"effort": effort, "summary": summary, "context": null}).to_string();
     }
     let number = |v: Option<f64>, default: &str| {
         v.filter(|v| v.is_finite())
@@ -214,19 +232,123 @@ fn echo(req: &ResponsesRequest<'_>) -> Echo {
     };
     e.temperature = number(req.temperature, "1.0");
     e.top_p = number(req.top_p, "1.0");
-    if let Some(t) = req.text {
-        e.text = t.get().to_owned();
-    }
+    e.text = text_echo(req);
     if let Some(t) = req.tool_choice {
         e.tool_choice = t.get().to_owned();
     }
     if let Some(t) = req.tools {
-        e.tools = t.get().to_owned();
+        e.tools = tools_echo(t);
     }
     if let Some(m) = req.metadata.filter(|m| m.get() != "null") {
         e.metadata = m.get().to_owned();
     }
+    if let Some(id) = raw_string(req.previous_response_id) {
+        e.previous_response_id = id;
+    }
+    if let Some(k) = raw_string(req.prompt_cache_key) {
+        e.prompt_cache_key = k;
+    }
+    if let Some(r) = raw_string(req.prompt_cache_retention) {
+        e.prompt_cache_retention = r;
+    }
+    if let Some(s) = &req.safety_identifier {
+        e.safety_identifier = string(s.as_str());
+    }
+    if let Some(u) = &req.user {
+        e.user = string(u.as_str());
+    }
+    if let Some(t) = &req.truncation {
+        e.truncation = string(t.as_str());
+    }
+    e.service_tier = req.service_tier.as_deref().map(string);
     e
+}
+
+/// `text` as the response repeats it: the request's format and verbosity (the top-level
+/// spelling too), the API's defaults for what it left out.
+fn text_echo(req: &ResponsesRequest<'_>) -> String {
+    #[derive(serde::Deserialize, Default)]
+    struct Text<'a> {
+        #[serde(borrow, default)]
+        format: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        verbosity: Option<Str<'a>>,
+    }
+    let t: Text<'_> = req
+        .text
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default();
+    if t.format.is_none() && t.verbosity.is_none() && req.verbosity.is_none() {
+        return super::DEFAULT_TEXT.to_owned();
+    }
+    let mut out = String::with_capacity(64);
+    out.push_str("{\"format\":");
+    out.push_str(t.format.map_or("{\"type\":\"text\"}", RawValue::get));
+    out.push_str(",\"verbosity\":");
+    match t.verbosity.as_ref().or(req.verbosity.as_ref()) {
+        Some(v) => {
+            out.push_str(&serde_json::to_string(v.as_str()).unwrap_or_else(|_| "null".into()))
+        }
+        None => out.push_str("\"medium\""),
+    }
+    out.push('}');
+    out
+}
+
+/// `tools` as the response repeats them: the request's, each function tool given the keys
+/// the API always returns (`description` and `parameters` null when unset; `strict` false
+/// when unset, as no provider behind a translation is asked for strict adherence then).
+/// Each tool is kept byte for byte and the missing keys appended.
+fn tools_echo(raw: &RawValue) -> String {
+    /// Which of the keys a function tool always has are present (null counts).
+    #[derive(serde::Deserialize)]
+    struct Keys<'a> {
+        #[serde(borrow, rename = "type", default)]
+        kind: Option<Str<'a>>,
+        #[serde(default, deserialize_with = "present")]
+        description: bool,
+        #[serde(default, deserialize_with = "present")]
+        parameters: bool,
+        #[serde(default, deserialize_with = "present")]
+        strict: bool,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| true)
+    }
+    let Ok(tools) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
+        return raw.get().to_owned();
+    };
+    let mut out = String::with_capacity(raw.get().len() + 48 * tools.len());
+    out.push('[');
+    for (i, tool) in tools.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let text = tool.get();
+        let keys = serde_json::from_str::<Keys<'_>>(text)
+            .ok()
+            .filter(|k| k.kind.as_deref() == Some("function"));
+        let missing = keys.map(|k| {
+            [
+                (!k.description).then_some("\"description\":null"),
+                (!k.parameters).then_some("\"parameters\":null"),
+                (!k.strict).then_some("\"strict\":false"),
+            ]
+        });
+        match (missing, text.trim_end().strip_suffix('}')) {
+            (Some(missing), Some(head)) if missing.iter().any(Option::is_some) => {
+                out.push_str(head.trim_end());
+                for key in missing.iter().flatten() {
+                    out.push(',');
+                    out.push_str(key);
+                }
+                out.push('}');
+            }
+            _ => out.push_str(text),
+        }
+    }
+    out.push(']');
+    out
 }
 
 /// A reasoning item's sealed content, opened: the thinking block it holds, for this provider.
@@ -1057,6 +1179,46 @@ mod tests {
         let (bytes, meta) =
             responses_request(body.to_string().as_bytes(), "up", provider, &opts("p1"))?;
         Ok((serde_json::from_slice(&bytes).unwrap(), meta))
+    }
+
+    #[test]
+    fn the_response_echo_fills_in_what_the_api_always_returns() {
+        let body = json!({"model": "m", "input": "hi", "verbosity": "low",
+            "top_logprobs": 2, "max_tool_calls": "many", "service_tier": "flex",
+            "prompt_cache_key": "k", "user": "u", "truncation": "auto",
+            "tools": [
+                {"type": "function", "name": "a"},
+                {"type": "function", "name": "b", "description": "d", "parameters": {}, "strict": null},
+                {"type": "custom", "name": "c"}]});
+        let (_, meta) = run(body, Format::OpenAi).unwrap();
+        let e = &meta.responses.as_deref().unwrap().echo;
+        let v = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+        assert_eq!(
+            v(&e.tools),
+            json!([
+                {"type": "function", "name": "a", "description": null, "parameters": null, "strict": false},
+                {"type": "function", "name": "b", "description": "d", "parameters": {}, "strict": null},
+                {"type": "custom", "name": "c"}])
+        );
+        assert_eq!(
+            v(&e.text),
+            json!({"format": {"type": "text"}, "verbosity": "low"})
+        );
+        assert_eq!(v(&e.top_logprobs), json!(2));
+        // Not a count: the API's default (the value was dropped, not carried).
+        assert_eq!(v(&e.max_tool_calls), json!(null));
+        assert_eq!(e.service_tier.as_deref(), Some("\"flex\""));
+        assert_eq!(v(&e.prompt_cache_key), json!("k"));
+        assert_eq!(v(&e.user), json!("u"));
+        assert_eq!(v(&e.truncation), json!("auto"));
+        assert_eq!(
+            v(&e.reasoning),
+            json!({"effort": null, "summary": null, "context": null})
+        );
+        // Nothing set: the API's defaults.
+        let (_, meta) = run(json!({"model": "m", "input": "hi"}), Format::Anthropic).unwrap();
+        let e = &meta.responses.as_deref().unwrap().echo;
+        assert_eq!(**e, Echo::default());
     }
 
     #[test]
