@@ -48,26 +48,30 @@ pub(super) enum Prepared {
     Estimate,
 }
 
-/// The request body for `target`: the model spliced in (same dialect) or translated.
-pub(super) fn prepare(
-    ctx: &Ctx,
+/// The request body for `target`: the model spliced in (same dialect) or translated. A
+/// translated body comes with its charge against the worker's budget (kept while the body is).
+pub(super) async fn prepare<'c>(
+    ctx: &'c Ctx,
     ex: &Exchange<'_>,
     req: &Admitted,
     target: &Target,
     provider: &Provider,
     pair: Pair,
-) -> Result<Prepared> {
+) -> Result<(Prepared, Option<Charge<'c>>)> {
     if req.op == Op::CountTokens {
         if provider.kind != Format::Anthropic {
             // No count_tokens upstream: ringway estimates it (see `estimate`).
-            return Ok(Prepared::Estimate);
+            return Ok((Prepared::Estimate, None));
         }
-        return Ok(Prepared::Send {
-            path: provider.path_for("/v1/messages/count_tokens"),
-            body: splice_model(req.body.clone(), &req.info, &target.model)?,
-            meta: None,
-            hide_usage: false,
-        });
+        return Ok((
+            Prepared::Send {
+                path: provider.path_for("/v1/messages/count_tokens"),
+                body: splice_model(req.body.clone(), &req.info, &target.model)?,
+                meta: None,
+                hide_usage: false,
+            },
+            None,
+        ));
     }
     let path = match (pair.provider, req.op) {
         (Format::OpenAi, _) => provider.path_for("/chat/completions"),
@@ -87,12 +91,15 @@ pub(super) fn prepare(
                 dropped,
                 ..RequestMeta::default()
             };
-            return Ok(Prepared::Send {
-                path,
-                body: Bytes::from(body),
-                meta: Some(Rc::new(meta)),
-                hide_usage: false,
-            });
+            return Ok((
+                Prepared::Send {
+                    path,
+                    body: Bytes::from(body),
+                    meta: Some(Rc::new(meta)),
+                    hide_usage: false,
+                },
+                None,
+            ));
         }
     }
     if pair.is_passthrough() {
@@ -102,20 +109,26 @@ pub(super) fn prepare(
         // translations do), and keeps the answer to itself when the client had not.
         if pair.provider == Format::OpenAi && req.info.stream {
             if let Some(asked) = crate::json::with_include_usage(&body) {
-                return Ok(Prepared::Send {
-                    path,
-                    body: asked,
-                    meta: None,
-                    hide_usage: true,
-                });
+                return Ok((
+                    Prepared::Send {
+                        path,
+                        body: asked,
+                        meta: None,
+                        hide_usage: true,
+                    },
+                    None,
+                ));
             }
         }
-        return Ok(Prepared::Send {
-            path,
-            body,
-            meta: None,
-            hide_usage: false,
-        });
+        return Ok((
+            Prepared::Send {
+                path,
+                body,
+                meta: None,
+                hide_usage: false,
+            },
+            None,
+        ));
     }
     // A target may override its provider's thinking style; copy the options only then.
     let opts = if target.thinking_style == provider.translate.thinking_style {
@@ -126,17 +139,9 @@ pub(super) fn prepare(
             ..provider.translate.clone()
         })
     };
-    let (body, mut meta) = if req.op == Op::Compact {
-        // The summary is asked of the provider in its own dialect.
-        crate::translate::responses::compact_request(
-            &req.body,
-            &target.model,
-            pair.provider,
-            &opts,
-        )?
-    } else {
-        pair.request(&req.body, &target.model, &opts)?
-    };
+    // Charged to the worker's budget first, and run off the worker when the body is large.
+    let (body, mut meta, charge) =
+        super::convert::request(ctx, &req.body, req.op, &target.model, pair, opts).await?;
     meta.created = unix_now();
     if let Some(r) = meta.responses.as_deref_mut() {
         r.id = crate::translate::responses::ResponsesMeta::response_id(&ex.request_id);
@@ -147,12 +152,15 @@ pub(super) fn prepare(
     }
     ctx.metrics
         .translated(pair.client.as_str(), pair.provider.as_str());
-    Ok(Prepared::Send {
-        path,
-        body: Bytes::from(body),
-        meta: Some(Rc::new(meta)),
-        hide_usage: false,
-    })
+    Ok((
+        Prepared::Send {
+            path,
+            body: Bytes::from(body),
+            meta: Some(Rc::new(meta)),
+            hide_usage: false,
+        },
+        Some(charge),
+    ))
 }
 
 fn unix_now() -> u64 {
@@ -236,7 +244,8 @@ impl Miss<'_> {
             ErrorKind::IdleTimeout => ("idle_timeout", false, true, false),
             ErrorKind::UpstreamProtocol => ("protocol", false, true, false),
             ErrorKind::ProviderCredentials => ("credentials", false, false, false),
-            ErrorKind::InvalidBody | ErrorKind::Unsupported => {
+            // Too large to translate for this target: another may take the body as it is.
+            ErrorKind::InvalidBody | ErrorKind::Unsupported | ErrorKind::BodyTooLarge => {
                 ("untranslatable", false, false, false)
             }
             _ => ("gateway", false, false, true),
@@ -427,6 +436,7 @@ pub(super) async fn run<'c>(
 
     if head.is_event_stream() {
         let mut stream = Box::new(Stream::new(pair, meta.as_deref(), codec));
+        stream.charge_held(ctx.buffers.clone());
         if hide_usage {
             stream.hide_usage_chunk();
         }

@@ -7,6 +7,7 @@ mod admin;
 mod admit;
 mod attempt;
 mod budget;
+mod convert;
 mod custody;
 mod estimate;
 pub mod pump;
@@ -81,7 +82,7 @@ pub struct WorkerState {
     /// simd-json's reusable buffers: one set per worker, never rebuilt per request.
     json_scratch: RefCell<crate::json::SimdScratch>,
     /// Bytes of answers held whole (for translation) on this worker, and their bound.
-    pub buffers: budget::BufferBudget,
+    pub buffers: Rc<budget::BufferBudget>,
     /// Fired when a drain starts: listeners close, idle connections close, `/readyz` is 503.
     pub draining: Beacon,
     /// Fired a moment after `draining`: a connection that has not sent its first request by
@@ -113,7 +114,7 @@ impl Ctx {
             .map_or(0, |d| d.as_nanos() as u64)
             ^ ((worker as u64) << 48)
             ^ id_prefix;
-        let buffers = budget::BufferBudget::new(config.server.max_buffered_bytes);
+        let buffers = Rc::new(budget::BufferBudget::new(config.server.max_buffered_bytes));
         let state = Rc::new(WorkerState {
             buffers,
             pool,
@@ -426,19 +427,21 @@ async fn attempts<'c>(
         });
         let pair = Pair::new(ex.format, provider.speaks(ex.format));
         let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
-        let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair) {
-            Ok(p) => p,
-            Err(e) => {
-                let miss = Miss::from_error(e);
-                ex.note_trail(target, Instant::now(), None, Some(miss.reason));
-                ctx.metrics.fallback(&target.label, miss.reason);
-                last = Some(miss);
-                if more_targets {
-                    continue;
+        // A translated body's charge is held while the body is kept for this target's attempts.
+        let (prepared, _translated) =
+            match attempt::prepare(ctx, ex, req, target, provider, pair).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let miss = Miss::from_error(e);
+                    ex.note_trail(target, Instant::now(), None, Some(miss.reason));
+                    ctx.metrics.fallback(&target.label, miss.reason);
+                    last = Some(miss);
+                    if more_targets {
+                        continue;
+                    }
+                    break;
                 }
-                break;
-            }
-        };
+            };
         // Asked only now that the request is ready for this target: a probe slot is never
         // taken by a request that cannot be sent.
         let mut now = Instant::now();

@@ -4,6 +4,7 @@
 
 pub mod beacon;
 pub mod control;
+pub mod pool;
 pub mod supervise;
 pub mod timer;
 

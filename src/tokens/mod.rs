@@ -96,16 +96,27 @@ impl std::error::Error for TokensError {}
 /// OpenAI model with the o200k_base encoding would count its translation.
 pub fn estimate_anthropic_request(body: &[u8], bpe: &CoreBPE) -> Result<u64, TokensError> {
     let req = MessagesRequest::parse(body).map_err(TokensError::Parse)?;
-    let messages = req.messages.as_ref().ok_or(TokensError::MissingMessages)?;
+    let messages = req.messages.ok_or(TokensError::MissingMessages)?;
     let mut c = Counter { bpe, total: 0 };
     c.add(REPLY_PRIMING_TOKENS);
     if let Some(system) = &req.system {
         c.message("system");
         c.content(system);
     }
-    for m in messages {
+    // One message at a time: a conversation of a million tiny messages is never held typed.
+    let read = crate::wire::each(messages, |_, m: crate::wire::anthropic::Message<'_>| {
         c.message(&m.role);
         c.content(&m.content);
+        Ok::<(), ()>(())
+    });
+    if let Err(crate::wire::EachError::Parse(error)) = read {
+        // The typed read of the whole body says what is wrong, as it always has.
+        return Err(TokensError::Parse(
+            MessagesRequest::validate(body).err().unwrap_or(ParseError {
+                key: Some("messages".to_owned()),
+                error,
+            }),
+        ));
     }
     if let Some(tools) = req.tools.as_deref().filter(|t| !t.is_empty()) {
         for t in tools {

@@ -3,16 +3,21 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use crate::wire::anthropic::{ContentBlock, MessagesRequest};
+use serde_json::value::RawValue;
+
+use crate::wire::anthropic::{ContentBlock, Message as AMessage, MessagesRequest};
 use crate::wire::openai::{
     ChatRequest, ContentPart, FilePart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
     Message, NamedFunction, ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoice,
     ToolChoiceObject,
 };
-use crate::wire::{Str, TextOr};
+use crate::wire::{each, EachError, ParseError, Str, TextOr};
 
+use super::out::{assemble, object, Out, Room};
 use super::util::{compact_json, openai_tool_name};
-use super::{MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP};
+use super::{
+    MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP, OUT_SLACK_BYTES,
+};
 
 /// `parameters` for tools defined without `input_schema`.
 const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
@@ -40,13 +45,41 @@ pub fn anthropic_to_openai_request(
     upstream_model: &str,
     opts: &Options,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    anthropic_to_openai_request_within(body, upstream_model, opts, &Room::unlimited())
+}
+
+/// [`anthropic_to_openai_request`] writing at most `room` bytes of buffers (else
+/// [`TranslateError::over_budget`]).
+pub fn anthropic_to_openai_request_within(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
     let req = MessagesRequest::parse(body)?;
     let mut meta = RequestMeta::default();
     let names = NameMap::default();
-    let out = translate(&req, upstream_model, opts, &mut meta, &names)?;
-    let bytes = serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))?;
+    let mut read_all = false;
+    let out = translate(
+        &req,
+        body,
+        upstream_model,
+        opts,
+        room,
+        &mut meta,
+        &names,
+        &mut read_all,
+    )
+    .map_err(|e| {
+        // A body that does not read typed gets the typed read's error, as it always has,
+        // whatever the translation met first.
+        match read_all {
+            true => e,
+            false => MessagesRequest::validate(body).map_or_else(TranslateError::from, |()| e),
+        }
+    })?;
     meta.tool_names = names.into_pairs();
-    Ok((bytes, meta))
+    Ok((out.into_vec(), meta))
 }
 
 /// Shortened tool names (OpenAI allows 64 characters, Anthropic 128), recorded so responses
@@ -75,13 +108,17 @@ impl NameMap {
     }
 }
 
-fn translate<'b>(
-    req: &'b MessagesRequest<'_>,
+#[allow(clippy::too_many_arguments)]
+fn translate<'b, 'r>(
+    req: &'b MessagesRequest<'b>,
+    body: &[u8],
     upstream_model: &'b str,
     opts: &Options,
+    room: &'r Room,
     meta: &mut RequestMeta,
     names: &NameMap,
-) -> Result<ChatRequest<'b>, TranslateError> {
+    read_all: &mut bool,
+) -> Result<Out<'r>, TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
             key.as_str(),
@@ -97,7 +134,6 @@ fn translate<'b>(
         .ok_or_else(|| TranslateError::invalid("max_tokens", "max_tokens: Field required"))?;
     let messages = req
         .messages
-        .as_ref()
         .ok_or_else(|| TranslateError::invalid("messages", "messages: Field required"))?;
     for (param, present) in [
         ("container", req.container.is_some()),
@@ -120,7 +156,8 @@ fn translate<'b>(
     if req.cache_control.is_some() {
         meta.drop_param("cache_control");
     }
-    let loaded_tools = scan_blocks(req, meta);
+    let loaded_tools = scan_blocks(req, messages, meta)?;
+    *read_all = true;
     if req.top_k.is_some() {
         meta.drop_param("top_k");
     }
@@ -141,25 +178,30 @@ fn translate<'b>(
     let tools = convert_tools(req, names, &loaded_tools, meta)?;
     let (tool_choice, parallel_tool_calls) = convert_tool_choice(req, !tools.is_empty(), names)?;
 
-    let mut out_messages = Vec::with_capacity(messages.len() + 1);
+    // Written one message at a time, each as soon as it is read: the conversation is never
+    // held typed as a whole.
+    let mut out = Out::with_capacity(room, body.len().saturating_add(OUT_SLACK_BYTES));
+    out.byte(b'[')?;
     if let Some(system) = &req.system {
         if let Some(m) = system_message(system, "system")? {
-            out_messages.push(m);
+            out.json(&m)?;
+            out.byte(b',')?;
         }
     }
-    for (i, m) in messages.iter().enumerate() {
+    let read = each(messages, |i, m: AMessage<'_>| {
+        let mut chat = Vec::new();
         match m.role.as_str() {
-            "user" => user_messages(&m.content, i, &mut out_messages)?,
+            "user" => user_messages(&m.content, i, &mut chat)?,
             // Claude Code sends system turns inside the conversation (environment and tool
             // availability notes); Chat Completions takes system messages anywhere.
             "system" => {
                 if let Some(msg) = system_message(&m.content, &format!("messages.{i}"))? {
-                    out_messages.push(msg);
+                    chat.push(msg);
                 }
             }
             "assistant" => {
                 if let Some(msg) = assistant_message(&m.content, i, names, meta)? {
-                    out_messages.push(msg);
+                    chat.push(msg);
                 }
             }
             other => {
@@ -169,7 +211,27 @@ fn translate<'b>(
                 ))
             }
         }
+        for msg in &chat {
+            out.json(msg)?;
+            out.byte(b',')?;
+        }
+        Ok(())
+    });
+    match read {
+        Ok(()) => {}
+        Err(EachError::Stop(e)) => return Err(e),
+        Err(EachError::Parse(error)) => {
+            return Err(ParseError {
+                key: Some("messages".to_owned()),
+                error,
+            }
+            .into())
+        }
     }
+    if out.bytes().last() == Some(&b',') {
+        out.pop();
+    }
+    out.byte(b']')?;
 
     let (max_completion_tokens, legacy_max_tokens) = match opts.openai_max_tokens_field {
         MaxTokensField::MaxCompletionTokens => (Some(max_tokens), None),
@@ -184,9 +246,11 @@ fn translate<'b>(
             None
         }
     };
-    Ok(ChatRequest {
+    let head = object(&ChatRequest {
         model: Some(Str::from(upstream_model)),
-        messages: Some(out_messages),
+        ..ChatRequest::default()
+    })?;
+    let tail = object(&ChatRequest {
         max_completion_tokens,
         max_tokens: legacy_max_tokens,
         temperature: req.temperature,
@@ -213,7 +277,9 @@ fn translate<'b>(
             .map(openai_user),
         service_tier,
         ..ChatRequest::default()
-    })
+    })?;
+    assemble(&mut out, &head, "messages", &tail)?;
+    Ok(out)
 }
 
 /// `metadata.user_id` as OpenAI `user` (see [`MAX_OPENAI_USER_BYTES`]).
@@ -232,11 +298,16 @@ fn openai_user<'b>(id: &'b Str<'_>) -> Str<'b> {
 
 /// One pass over every content block: report fields dropped wherever they sit
 /// (`cache_control`, `caller`) and collect the tools that `tool_reference` blocks loaded.
-fn scan_blocks<'b>(req: &'b MessagesRequest<'_>, meta: &mut RequestMeta) -> HashSet<&'b str> {
+/// Reads every message (typed, one at a time): a body past this reads typed as a whole.
+fn scan_blocks<'b>(
+    req: &'b MessagesRequest<'b>,
+    messages: &'b RawValue,
+    meta: &mut RequestMeta,
+) -> Result<HashSet<Str<'b>>, TranslateError> {
     fn walk<'b>(
-        blocks: &'b [ContentBlock<'_>],
+        blocks: &[ContentBlock<'b>],
         meta: &mut RequestMeta,
-        loaded: &mut HashSet<&'b str>,
+        loaded: &mut HashSet<Str<'b>>,
     ) {
         for b in blocks {
             if b.cache_control.is_some() {
@@ -246,7 +317,9 @@ fn scan_blocks<'b>(req: &'b MessagesRequest<'_>, meta: &mut RequestMeta) -> Hash
                 meta.drop_param("caller");
             }
             if let (Some(name), "tool_reference") = (&b.tool_name, b.kind.as_str()) {
-                loaded.insert(name.as_str());
+                if !loaded.contains(name) {
+                    loaded.insert(name.clone());
+                }
             }
             if let Some(TextOr::Items(inner)) = &b.content {
                 walk(inner, meta, loaded);
@@ -259,12 +332,20 @@ fn scan_blocks<'b>(req: &'b MessagesRequest<'_>, meta: &mut RequestMeta) -> Hash
     if let Some(TextOr::Items(blocks)) = &req.system {
         walk(blocks, meta, &mut loaded);
     }
-    for m in req.messages.iter().flatten() {
+    let read = each(messages, |_, m: AMessage<'b>| {
         if let TextOr::Items(blocks) = &m.content {
             walk(blocks, meta, &mut loaded);
         }
+        Ok::<(), ()>(())
+    });
+    match read {
+        Ok(()) | Err(EachError::Stop(())) => Ok(loaded),
+        Err(EachError::Parse(error)) => Err(ParseError {
+            key: Some("messages".to_owned()),
+            error,
+        }
+        .into()),
     }
-    loaded
 }
 
 fn reasoning_effort<'b>(
@@ -356,7 +437,7 @@ fn response_format<'b>(
 fn convert_tools<'b>(
     req: &'b MessagesRequest<'_>,
     names: &NameMap,
-    loaded: &HashSet<&str>,
+    loaded: &HashSet<Str<'_>>,
     meta: &mut RequestMeta,
 ) -> Result<Vec<Tool<'b>>, TranslateError> {
     let Some(tools) = &req.tools else {
@@ -369,7 +450,7 @@ fn convert_tools<'b>(
         }
         if t.defer_loading == Some(true) {
             meta.drop_param("defer_loading");
-            if !loaded.contains(&t.name.as_str()) {
+            if !loaded.contains(&t.name) {
                 continue;
             }
         }

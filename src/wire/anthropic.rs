@@ -18,9 +18,10 @@ pub struct MessagesRequest<'a> {
     /// Output cap, thinking included (required).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    /// The conversation (required).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub messages: Option<Vec<Message<'a>>>,
+    /// The conversation (required), kept raw: its messages are read one at a time
+    /// ([`crate::wire::each`]). Written by the translators themselves, never from here.
+    #[serde(skip)]
+    pub messages: Option<&'a RawValue>,
     /// System prompt: a string or text blocks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<TextOr<'a, ContentBlock<'a>>>,
@@ -83,7 +84,6 @@ pub struct MessagesRequest<'a> {
 top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "model" => model,
     "max_tokens" => max_tokens,
-    "messages" => messages,
     "system" => system,
     "temperature" => temperature,
     "top_p" => top_p,
@@ -102,7 +102,12 @@ top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "inference_geo" => inference_geo,
     "context_management" => context_management,
     "mcp_servers" => mcp_servers,
+}, lazy {
+    "messages" => messages: DropMessages,
 });
+
+/// How `messages` is checked when the body is read typed ([`MessagesRequest::validate`]).
+type DropMessages<'a> = super::DropSeq<Message<'a>>;
 
 /// One conversation turn.
 #[derive(Debug, Deserialize, Serialize)]

@@ -19,6 +19,7 @@ use std::ops::Deref;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 /// One provider event's JSON, read as `T`. The bytes are checked as UTF-8 once and serde reads
 /// them as text: read as bytes, serde checks every string it borrows on its own, which was a
@@ -188,6 +189,156 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
     }
 }
 
+/// A `T` array read and thrown away element by element: what a lazily kept array is checked
+/// with ([`top_level_seed`]'s `validate`). Same reader and same errors as `Vec<T>`.
+pub(crate) struct DropSeq<T>(PhantomData<T>);
+
+struct DropSeqVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for DropSeqVisitor<T> {
+    type Value = DropSeq<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `Vec<T>`'s words: the error reads as the typed read's did.
+        f.write_str("a sequence")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<T>()?.is_some() {}
+        Ok(DropSeq(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for DropSeq<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(DropSeqVisitor(PhantomData))
+    }
+}
+
+/// A [`TextOr`] read and thrown away (its array element by element): same errors as `TextOr`.
+pub(crate) struct DropTextOr<T>(PhantomData<T>);
+
+struct DropTextOrVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for DropTextOrVisitor<T> {
+    type Value = DropTextOr<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
+        Ok(DropTextOr(PhantomData))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(DropTextOr(PhantomData))
+    }
+    fn visit_string<E: de::Error>(self, _: String) -> Result<Self::Value, E> {
+        Ok(DropTextOr(PhantomData))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<T>()?.is_some() {}
+        Ok(DropTextOr(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for DropTextOr<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DropTextOrVisitor(PhantomData))
+    }
+}
+
+/// Nesting a lazily kept value may reach and still be read element by element: serde_json
+/// refuses its 128th level, and a value read on its own starts one level higher than inside
+/// the body, so deeper ones are checked by the typed read first.
+pub(crate) const LAZY_DEPTH: usize = 126;
+
+/// Does the JSON text `s` nest arrays and objects more than `limit` deep?
+pub(crate) fn deeper_than(s: &str, limit: usize) -> bool {
+    if s.len() <= limit {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in s.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Why [`each`] stopped early.
+#[derive(Debug)]
+pub(crate) enum EachError<E> {
+    /// An element (or the array) did not read as `T`: the body's typed read says why.
+    Parse(serde_json::Error),
+    /// The callback refused an element.
+    Stop(E),
+}
+
+/// Reads the JSON array `raw` one element at a time as `T`, calling `f(index, element)`; each
+/// element is dropped before the next is read.
+pub(crate) fn each<'de, T, E>(
+    raw: &'de RawValue,
+    f: impl FnMut(usize, T) -> Result<(), E>,
+) -> Result<(), EachError<E>>
+where
+    T: Deserialize<'de>,
+{
+    struct V<'s, T, E, F> {
+        f: F,
+        stop: &'s mut Option<E>,
+        _t: PhantomData<T>,
+    }
+    impl<'de, T, E, F> Visitor<'de> for V<'_, T, E, F>
+    where
+        T: Deserialize<'de>,
+        F: FnMut(usize, T) -> Result<(), E>,
+    {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0usize;
+            while let Some(item) = seq.next_element::<T>()? {
+                if let Err(e) = (self.f)(i, item) {
+                    *self.stop = Some(e);
+                    return Err(de::Error::custom("stopped"));
+                }
+                i += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut stop = None;
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let res = (&mut de).deserialize_seq(V {
+        f,
+        stop: &mut stop,
+        _t: PhantomData,
+    });
+    if let Some(e) = stop {
+        return Err(EachError::Stop(e));
+    }
+    res.and_then(|()| de.end()).map_err(EachError::Parse)
+}
+
 /// A JSON object key, borrowed when unescaped. Used by the hand-written top-level visitors.
 pub(crate) struct Key<'a>(pub Str<'a>);
 
@@ -220,10 +371,21 @@ impl std::error::Error for ParseError {}
 /// Generates a `DeserializeSeed` for a top-level request struct: each listed key is read into
 /// its typed field in one pass; every other key lands in `unknown` (name, raw value); the key
 /// being read when a value fails to parse is recorded for the error message.
+///
+/// Keys listed under `lazy` (the conversation: one array of very many small values) are kept
+/// as their raw JSON text and read one element at a time by the translator ([`each`]): typed
+/// whole, a million tiny messages cost tens of times their bytes. `validate` reads the body as
+/// the typed struct would (the lazy keys through their `Drop…` type, element by element,
+/// nothing kept), so a body that would not parse gets the very error the typed read gives.
 macro_rules! top_level_seed {
-    ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? }) => {
+    ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? }
+     $(, lazy { $($lname:literal => $lfield:ident : $lty:ident),* $(,)? })?) => {
         pub(crate) struct $seed<'f> {
             pub(crate) failed_key: &'f mut Option<String>,
+            /// Read the lazy keys typed, element by element, keeping nothing of them.
+            pub(crate) validate: bool,
+            /// A lazy key came twice (only its last value was kept, unread).
+            pub(crate) repeated: &'f mut bool,
         }
 
         impl<'de, 'f> serde::de::DeserializeSeed<'de> for $seed<'f> {
@@ -244,6 +406,16 @@ macro_rules! top_level_seed {
                     let key = key.0;
                     let res = match key.as_str() {
                         $( $name => map.next_value().map(|v| out.$field = v), )*
+                        $($( $lname => if self.validate {
+                            map.next_value::<Option<$lty<'de>>>().map(|_| ())
+                        } else {
+                            map.next_value::<Option<&'de serde_json::value::RawValue>>().map(|v| {
+                                if out.$lfield.is_some() {
+                                    *self.repeated = true;
+                                }
+                                out.$lfield = v;
+                            })
+                        }, )*)?
                         _ => map
                             .next_value::<&'de serde_json::value::RawValue>()
                             .map(|v| out.unknown.push((key.clone(), v))),
@@ -259,12 +431,43 @@ macro_rules! top_level_seed {
 
         impl<'de> $ty<'de> {
             /// Parses a request body in one pass, keeping unknown top-level keys in `unknown`
-            /// and naming the key whose value failed to parse.
+            /// and naming the key whose value failed to parse. Lazy keys are kept raw: their
+            /// elements are read (and a failure among them explained by [`Self::validate`])
+            /// by whoever reads them.
             pub fn parse(body: &'de [u8]) -> Result<Self, $crate::wire::ParseError> {
+                let mut repeated = false;
+                let value = match Self::read(body, false, &mut repeated) {
+                    Ok(v) => v,
+                    // The typed read says what is wrong, as it would have first.
+                    Err(e) => return Err(Self::validate(body).err().unwrap_or(e)),
+                };
+                // Their values were not read at all (a repeated key), or would be read one
+                // level shallower than in the body (serde_json's nesting bound): read typed.
+                let deep = false $($(
+                    || value.$lfield.is_some_and(|r| $crate::wire::deeper_than(r.get(), $crate::wire::LAZY_DEPTH))
+                )*)?;
+                if repeated || deep {
+                    Self::validate(body)?;
+                }
+                Ok(value)
+            }
+
+            /// Reads the whole body as the typed struct would (nothing of the lazy keys kept):
+            /// the error a fully typed read gives, or Ok.
+            pub fn validate(body: &'de [u8]) -> Result<(), $crate::wire::ParseError> {
+                let mut repeated = false;
+                Self::read(body, true, &mut repeated).map(|_| ())
+            }
+
+            fn read(
+                body: &'de [u8],
+                validate: bool,
+                repeated: &mut bool,
+            ) -> Result<Self, $crate::wire::ParseError> {
                 let mut failed_key = None;
                 let mut de = serde_json::Deserializer::from_slice(body);
                 let res = serde::de::DeserializeSeed::deserialize(
-                    $seed { failed_key: &mut failed_key },
+                    $seed { failed_key: &mut failed_key, validate, repeated },
                     &mut de,
                 );
                 let value = match res {

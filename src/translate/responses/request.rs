@@ -18,11 +18,12 @@ use crate::wire::openai::{
     ToolChoiceObject, WebSearchLocation, WebSearchOptions,
 };
 use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
-use crate::wire::{Str, TextOr};
+use crate::wire::{each, EachError, ParseError, Str, TextOr};
 
+use super::super::out::{assemble, object, Out, Room};
 use super::super::seal::{Purpose, SealKey};
 use super::super::util::{compact_json, openai_tool_name, sanitize_tool_id};
-use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
+use super::super::{MaxTokensField, Options, RequestMeta, TranslateError, OUT_SLACK_BYTES};
 use super::{
     Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PREAMBLE,
     COMPACTION_PROMPT,
@@ -42,7 +43,19 @@ pub fn responses_request(
     provider: Format,
     opts: &Options,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, false)
+    responses_request_within(body, upstream_model, provider, opts, &Room::unlimited())
+}
+
+/// [`responses_request`] writing at most `room` bytes of buffers (else
+/// [`TranslateError::over_budget`]).
+pub fn responses_request_within(
+    body: &[u8],
+    upstream_model: &str,
+    provider: Format,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    translate(body, upstream_model, provider, opts, false, room)
 }
 
 /// The provider request that makes the summary for a `POST /v1/responses/compact` body (never
@@ -53,7 +66,19 @@ pub fn compact_request(
     provider: Format,
     opts: &Options,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, true)
+    compact_request_within(body, upstream_model, provider, opts, &Room::unlimited())
+}
+
+/// [`compact_request`] writing at most `room` bytes of buffers (else
+/// [`TranslateError::over_budget`]).
+pub fn compact_request_within(
+    body: &[u8],
+    upstream_model: &str,
+    provider: Format,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    translate(body, upstream_model, provider, opts, true, room)
 }
 
 fn translate(
@@ -62,8 +87,51 @@ fn translate(
     provider: Format,
     opts: &Options,
     compact_endpoint: bool,
+    room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
     let req = ResponsesRequest::parse(body)?;
+    let mut read_all = false;
+    let parts = Parts {
+        body,
+        upstream_model,
+        provider,
+        opts,
+        compact_endpoint,
+        room,
+    };
+    translate_parsed(&req, &parts, &mut read_all).map_err(|e| {
+        // A body that does not read typed gets the typed read's error, as it always has,
+        // whatever the translation met first.
+        match read_all {
+            true => e,
+            false => ResponsesRequest::validate(body).map_or_else(TranslateError::from, |()| e),
+        }
+    })
+}
+
+/// What one translation works with besides the parsed request.
+struct Parts<'p> {
+    body: &'p [u8],
+    upstream_model: &'p str,
+    provider: Format,
+    opts: &'p Options,
+    compact_endpoint: bool,
+    room: &'p Room,
+}
+
+fn translate_parsed(
+    req: &ResponsesRequest<'_>,
+    parts: &Parts<'_>,
+    read_all: &mut bool,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    let Parts {
+        body,
+        upstream_model,
+        provider,
+        opts,
+        compact_endpoint,
+        room,
+    } = *parts;
     let tools: Vec<Tool<'_>> = match req.tools {
         Some(raw) => serde_json::from_str(raw.get())
             .map_err(|e| TranslateError::invalid("tools", format!("invalid `tools`: {e}")))?,
@@ -78,13 +146,22 @@ fn translate(
     let mut rm = ResponsesMeta {
         seal: opts.seal.clone(),
         provider: opts.provider.clone(),
-        echo: std::sync::Arc::new(echo(&req)),
+        echo: std::sync::Arc::new(echo(req)),
         ..ResponsesMeta::default()
     };
-    rm.compaction = compaction_kind(&req, compact_endpoint)?;
-    let unsealed = unseal_reasoning(&req, opts, &mut meta);
-    let mut chat = to_chat(
-        &req,
+    let input = input_of(req.input)?;
+    // One typed read of every item (one at a time): where a compaction_trigger is, and the
+    // reasoning sealed for this provider. Past it, the body reads typed as a whole.
+    let scan = scan_items(&input, opts)?;
+    *read_all = true;
+    rm.compaction = compaction_kind(&scan, compact_endpoint)?;
+    if scan.unopened {
+        meta.drop_param("input.reasoning");
+    }
+    let unsealed = scan.unsealed;
+    let (mut chat, mut messages) = to_chat(
+        req,
+        &input,
         &tools,
         &text,
         upstream_model,
@@ -93,6 +170,8 @@ fn translate(
         &unsealed,
         &mut meta,
         &mut rm,
+        room,
+        body.len(),
     )?;
     if rm.compaction != Compaction::No {
         // The summary is asked for without tools or an output format, after everything else.
@@ -105,25 +184,38 @@ fn translate(
             chat.stream = Some(false);
             chat.stream_options = None;
         }
-        if let Some(m) = chat.messages.as_mut() {
-            m.push(text_message("user", Str::from(COMPACTION_PROMPT)));
-        }
+        messages.push(&text_message("user", Str::from(COMPACTION_PROMPT)))?;
     }
+    let mut out = messages.finish()?;
+    let head = object(&ChatRequest {
+        model: chat.model.take(),
+        ..ChatRequest::default()
+    })?;
+    let tail = object(&chat)?;
+    assemble(&mut out, &head, "messages", &tail)?;
+    drop(chat);
     let bytes = match provider {
         Format::Anthropic => {
-            let out = super::super::request_o2a::translate(&chat, upstream_model, opts, &mut meta)
-                .map_err(|mut e| {
-                    // Named as the client wrote it where the Chat name has a Responses one.
-                    if let Some(ours) = e.param.as_deref().and_then(responses_name) {
-                        e.param = Some(ours.to_owned());
-                    }
-                    e
-                })?;
-            serde_json::to_vec(&out)
+            // On through the Chat → Messages translator, from the Chat body just written
+            // (held, not the typed conversation, while it is read).
+            super::super::request_o2a::to_anthropic(
+                out.bytes(),
+                upstream_model,
+                opts,
+                room,
+                &mut meta,
+            )
+            .map_err(|mut e| {
+                // Named as the client wrote it where the Chat name has a Responses one.
+                if let Some(ours) = e.param.as_deref().and_then(responses_name) {
+                    e.param = Some(ours.to_owned());
+                }
+                e
+            })?
+            .into_vec()
         }
-        _ => serde_json::to_vec(&chat),
-    }
-    .map_err(|e| TranslateError::internal(e.to_string()))?;
+        _ => out.into_vec(),
+    };
     for name in &mut meta.dropped {
         if let Some(ours) = responses_name(name) {
             *name = ours;
@@ -169,21 +261,81 @@ fn responses_name(chat: &str) -> Option<&'static str> {
     })
 }
 
+/// `input` as sent: one user message, or items (kept raw, read one at a time).
+enum Input<'b> {
+    Absent,
+    Text(Str<'b>),
+    Items(&'b RawValue),
+}
+
+/// `input`'s form; anything else is not a Responses body (the typed read says why).
+fn input_of(raw: Option<&RawValue>) -> Result<Input<'_>, TranslateError> {
+    let Some(raw) = raw else {
+        return Ok(Input::Absent);
+    };
+    match raw.get().as_bytes().first() {
+        Some(b'[') => Ok(Input::Items(raw)),
+        _ => serde_json::from_str::<Str<'_>>(raw.get())
+            .map(Input::Text)
+            .map_err(|error| {
+                ParseError {
+                    key: Some("input".to_owned()),
+                    error,
+                }
+                .into()
+            }),
+    }
+}
+
+/// What one read of every item finds before the translation.
+#[derive(Default)]
+struct Scan {
+    /// Items in `input`.
+    items: usize,
+    /// Index of the first `compaction_trigger`.
+    trigger: Option<usize>,
+    /// Reasoning items sealed for this provider, opened.
+    unsealed: Vec<Unsealed>,
+    /// A reasoning item that could not be opened here (dropped).
+    unopened: bool,
+}
+
+/// Reads every item once (typed, one at a time, nothing kept of it).
+fn scan_items(input: &Input<'_>, opts: &Options) -> Result<Scan, TranslateError> {
+    let mut scan = Scan::default();
+    let Input::Items(raw) = input else {
+        return Ok(scan);
+    };
+    let read = each(raw, |i, item: InputItem<'_>| {
+        scan.items = i + 1;
+        match item.kind.as_deref() {
+            Some("compaction_trigger") if scan.trigger.is_none() => scan.trigger = Some(i),
+            Some("reasoning") => match unseal(i, &item, opts) {
+                Some(u) => scan.unsealed.push(u),
+                None => scan.unopened = true,
+            },
+            _ => {}
+        }
+        Ok::<(), ()>(())
+    });
+    match read {
+        Ok(()) | Err(EachError::Stop(())) => Ok(scan),
+        Err(EachError::Parse(error)) => Err(ParseError {
+            key: Some("input".to_owned()),
+            error,
+        }
+        .into()),
+    }
+}
+
 /// Is this a compaction? A `compaction_trigger` item may only end `input`.
-fn compaction_kind(
-    req: &ResponsesRequest<'_>,
-    compact_endpoint: bool,
-) -> Result<Compaction, TranslateError> {
+fn compaction_kind(scan: &Scan, compact_endpoint: bool) -> Result<Compaction, TranslateError> {
     if compact_endpoint {
         return Ok(Compaction::Endpoint);
     }
-    let Some(TextOr::Items(items)) = &req.input else {
-        return Ok(Compaction::No);
-    };
-    let is_trigger = |i: &InputItem<'_>| i.kind.as_deref() == Some("compaction_trigger");
-    match items.iter().position(is_trigger) {
+    match scan.trigger {
         None => Ok(Compaction::No),
-        Some(i) if i + 1 == items.len() => Ok(Compaction::Trigger),
+        Some(i) if i + 1 == scan.items => Ok(Compaction::Trigger),
         Some(i) => Err(TranslateError::invalid(
             format!("input[{i}]"),
             "a compaction_trigger item must be the last input item",
@@ -237,35 +389,17 @@ struct Unsealed {
     block: SealedThinking,
 }
 
-/// Open every reasoning item sealed for this provider. Items sealed for another provider,
-/// by another key, or by another server (OpenAI's own) are dropped and listed: a provider
-/// only ever gets back reasoning it made.
-fn unseal_reasoning(
-    req: &ResponsesRequest<'_>,
-    opts: &Options,
-    meta: &mut RequestMeta,
-) -> Vec<Unsealed> {
-    let mut out = Vec::new();
-    let Some(TextOr::Items(items)) = &req.input else {
-        return out;
-    };
-    for (i, item) in items.iter().enumerate() {
-        if item.kind.as_deref() != Some("reasoning") {
-            continue;
-        }
-        let opened = item
-            .encrypted_content
-            .as_deref()
-            .filter(|s| SealKey::is_ours(s))
-            .and_then(|s| opts.seal.as_ref()?.open(Purpose::Reasoning, s))
-            .and_then(|plain| serde_json::from_slice::<SealedThinking>(&plain).ok())
-            .filter(|b| b.p == opts.provider);
-        match opened {
-            Some(block) => out.push(Unsealed { item: i, block }),
-            None => meta.drop_param("input.reasoning"),
-        }
-    }
-    out
+/// Open a reasoning item sealed for this provider. Items sealed for another provider, by
+/// another key, or by another server (OpenAI's own) are dropped and listed: a provider only
+/// ever gets back reasoning it made.
+fn unseal(i: usize, item: &InputItem<'_>, opts: &Options) -> Option<Unsealed> {
+    item.encrypted_content
+        .as_deref()
+        .filter(|s| SealKey::is_ours(s))
+        .and_then(|s| opts.seal.as_ref()?.open(Purpose::Reasoning, s))
+        .and_then(|plain| serde_json::from_slice::<SealedThinking>(&plain).ok())
+        .filter(|b| b.p == opts.provider)
+        .map(|block| Unsealed { item: i, block })
 }
 
 /// The upstream name of a client tool in a namespace: `namespace__name`, made legal and short
@@ -278,8 +412,9 @@ fn flat_name(namespace: &str, name: &str) -> String {
 
 /// Everything of the Responses request in Chat Completions form.
 #[allow(clippy::too_many_arguments)]
-fn to_chat<'b>(
+fn to_chat<'b, 'r>(
     req: &'b ResponsesRequest<'b>,
+    input: &Input<'b>,
     tools: &'b [Tool<'b>],
     text: &'b TextConfig<'b>,
     upstream_model: &'b str,
@@ -288,7 +423,9 @@ fn to_chat<'b>(
     unsealed: &'b [Unsealed],
     meta: &mut RequestMeta,
     rm: &mut ResponsesMeta,
-) -> Result<ChatRequest<'b>, TranslateError> {
+    room: &'r Room,
+    body_len: usize,
+) -> Result<(ChatRequest<'b>, Chat<'b, 'r>), TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
             key.as_str(),
@@ -380,8 +517,8 @@ fn to_chat<'b>(
     if let Some(raw) = req.tool_choice {
         chat.tool_choice = tool_choice(raw, meta)?;
     }
-    chat.messages = Some(convert_input(req, unsealed, provider, opts, meta)?);
-    Ok(chat)
+    let messages = convert_input(req, input, unsealed, provider, opts, meta, room, body_len)?;
+    Ok((chat, messages))
 }
 
 /// `text.verbosity` as a raw JSON string (it is one of a few words).
@@ -669,107 +806,234 @@ fn tool_choice<'b>(
     })
 }
 
-/// What is being built from `input`: Chat messages, the reasoning waiting for the next
-/// assistant turn, and images from tool outputs waiting for the tool messages to end.
-struct Conversation<'b> {
-    messages: Vec<Message<'b>>,
-    thinking: Vec<ContentBlock<'b>>,
-    tool_images: Vec<ContentPart<'b>>,
+/// The assistant message still open: later items may add to it (text while it has no tool
+/// calls, then tool calls).
+#[derive(Default)]
+struct Open<'b> {
+    /// Its `content` array has been opened.
+    texts: bool,
+    /// Its refusal (a later joining item's replaces it), written when its texts end.
+    refusal: Option<Str<'b>>,
+    /// Its `tool_calls` array has been opened.
+    calls: bool,
 }
 
-impl<'b> Conversation<'b> {
-    fn push(&mut self, m: Message<'b>) {
+/// What is being built from `input`: Chat messages, each written once complete (the last
+/// assistant one stays open while items may add to it), the reasoning waiting for the next
+/// assistant turn, and images from tool outputs waiting for the tool messages to end.
+struct Chat<'b, 'r> {
+    /// The `messages` array, each message followed by a comma.
+    out: Out<'r>,
+    open: Option<Open<'b>>,
+    thinking: Vec<ContentBlock<'b>>,
+    /// Image parts from tool outputs, each followed by a comma.
+    images: Out<'r>,
+}
+
+impl<'b, 'r> Chat<'b, 'r> {
+    fn new(room: &'r Room, capacity: usize) -> Result<Self, TranslateError> {
+        let mut out = Out::with_capacity(room, capacity);
+        out.byte(b'[')?;
+        Ok(Chat {
+            out,
+            open: None,
+            thinking: Vec::new(),
+            images: Out::with_capacity(room, 0),
+        })
+    }
+
+    fn push(&mut self, m: &Message<'_>) -> Result<(), TranslateError> {
+        self.close_open()?;
         if m.role.as_str() != "tool" {
-            self.flush_images();
+            self.flush_images()?;
         }
-        self.messages.push(m);
+        self.out.json(m)?;
+        self.out.byte(b',')
     }
 
     /// Images a tool returned go in a user message after the tool messages (Chat tool
     /// messages carry text only).
-    fn flush_images(&mut self) {
-        if self.tool_images.is_empty() {
-            return;
+    fn flush_images(&mut self) -> Result<(), TranslateError> {
+        if self.images.len() == 0 {
+            return Ok(());
         }
-        let mut parts = vec![ContentPart {
+        self.out.put(br#"{"role":"user","content":["#)?;
+        self.out.json(&ContentPart {
             kind: Str::from("text"),
             text: Some(Str::from("(images returned by the tool calls above)")),
             ..ContentPart::default()
-        }];
-        parts.append(&mut self.tool_images);
-        self.messages.push(Message {
-            role: Str::from("user"),
-            content: Some(TextOr::Items(parts)),
-            ..Message::default()
-        });
+        })?;
+        self.out.byte(b',')?;
+        // The last part's comma.
+        self.images.pop();
+        self.out.put(self.images.bytes())?;
+        self.images.clear();
+        self.out.put(b"]},")
     }
 
-    /// The assistant message a call joins: the last one if it is the assistant's (and no
-    /// reasoning waits for a new turn), else a new one.
-    fn assistant(&mut self) -> &mut Message<'b> {
-        let reuse = self
-            .messages
-            .last()
-            .is_some_and(|m| m.role.as_str() == "assistant" && self.thinking.is_empty());
-        self.assistant_message(!reuse)
+    fn tool_image(&mut self, part: &ContentPart<'_>) -> Result<(), TranslateError> {
+        self.images.json(part)?;
+        self.images.byte(b',')
     }
 
-    /// The last message, after pushing a new assistant one (with the waiting reasoning)
-    /// when `new`.
-    fn assistant_message(&mut self, new: bool) -> &mut Message<'b> {
-        if new || self.messages.is_empty() {
-            let thinking = std::mem::take(&mut self.thinking);
-            self.push(Message {
-                role: Str::from("assistant"),
-                thinking_blocks: (!thinking.is_empty()).then_some(thinking),
-                ..Message::default()
-            });
+    /// Ends the open assistant message.
+    fn close_open(&mut self) -> Result<(), TranslateError> {
+        let Some(o) = self.open.take() else {
+            return Ok(());
+        };
+        if o.texts {
+            self.out.byte(b']')?;
         }
-        // Not empty: pushed above when it was.
-        let last = self.messages.len() - 1;
-        &mut self.messages[last]
+        if o.calls {
+            self.out.byte(b']')?;
+        } else {
+            self.refusal(o.refusal.as_ref())?;
+        }
+        self.out.put(b"},")
+    }
+
+    fn refusal(&mut self, refusal: Option<&Str<'_>>) -> Result<(), TranslateError> {
+        if let Some(r) = refusal {
+            self.out.put(br#","refusal":"#)?;
+            self.out.json(r)?;
+        }
+        Ok(())
+    }
+
+    /// A new assistant message (with the waiting reasoning), left open.
+    fn new_assistant(&mut self) -> Result<(), TranslateError> {
+        self.close_open()?;
+        self.flush_images()?;
+        self.out.put(br#"{"role":"assistant""#)?;
+        if !self.thinking.is_empty() {
+            self.out.put(br#","thinking_blocks":"#)?;
+            self.out.json(&self.thinking)?;
+            self.thinking.clear();
+        }
+        self.open = Some(Open::default());
+        Ok(())
+    }
+
+    /// A tool call joins the open assistant message (if no reasoning waits for a new turn),
+    /// else a new one.
+    fn tool_call(&mut self, call: &ToolCall<'_>) -> Result<(), TranslateError> {
+        if self.open.is_none() || !self.thinking.is_empty() {
+            self.new_assistant()?;
+        }
+        let Some(o) = self.open.as_mut() else {
+            return Err(TranslateError::internal("no open assistant message"));
+        };
+        if o.calls {
+            self.out.byte(b',')?;
+        } else {
+            o.calls = true;
+            let texts = o.texts;
+            let refusal = o.refusal.take();
+            if texts {
+                self.out.byte(b']')?;
+            }
+            self.refusal(refusal.as_ref())?;
+            self.out.put(br#","tool_calls":["#)?;
+            if let Some(o) = self.open.as_mut() {
+                o.texts = false;
+            }
+        }
+        self.out.json(call)
+    }
+
+    /// An assistant item's texts and refusal: they join the open assistant message when it
+    /// has no tool calls yet (and no reasoning waits), else start a new one (the Chat order is
+    /// text, then calls).
+    fn assistant_texts(
+        &mut self,
+        texts: &[ContentPart<'_>],
+        refusal: Option<Str<'b>>,
+    ) -> Result<(), TranslateError> {
+        let joins = self.thinking.is_empty() && self.open.as_ref().is_some_and(|o| !o.calls);
+        if !joins {
+            self.new_assistant()?;
+        }
+        let Some(o) = self.open.as_mut() else {
+            return Err(TranslateError::internal("no open assistant message"));
+        };
+        if !texts.is_empty() {
+            if o.texts {
+                self.out.byte(b',')?;
+            } else {
+                o.texts = true;
+                self.out.put(br#","content":["#)?;
+            }
+            for (k, t) in texts.iter().enumerate() {
+                if k > 0 {
+                    self.out.byte(b',')?;
+                }
+                self.out.json(t)?;
+            }
+        }
+        if refusal.is_some() {
+            if let Some(o) = self.open.as_mut() {
+                o.refusal = refusal;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every item is in: what is still open is closed and waiting images go out.
+    fn end_items(&mut self) -> Result<(), TranslateError> {
+        self.close_open()?;
+        self.flush_images()
+    }
+
+    /// The `messages` array.
+    fn finish(mut self) -> Result<Out<'r>, TranslateError> {
+        self.end_items()?;
+        if self.out.bytes().last() == Some(&b',') {
+            self.out.pop();
+        }
+        self.out.byte(b']')?;
+        Ok(self.out)
     }
 }
 
-fn convert_input<'b>(
+#[allow(clippy::too_many_arguments)]
+fn convert_input<'b, 'r>(
     req: &'b ResponsesRequest<'b>,
+    input: &Input<'b>,
     unsealed: &'b [Unsealed],
     provider: Format,
     opts: &Options,
     meta: &mut RequestMeta,
-) -> Result<Vec<Message<'b>>, TranslateError> {
-    let mut c = Conversation {
-        messages: Vec::new(),
-        thinking: Vec::new(),
-        tool_images: Vec::new(),
-    };
+    room: &'r Room,
+    body_len: usize,
+) -> Result<Chat<'b, 'r>, TranslateError> {
+    // Sized once for the usual case (the Chat form of an item no longer than the item).
+    let mut c = Chat::new(room, body_len.saturating_add(OUT_SLACK_BYTES))?;
     if let Some(i) = req.instructions.as_ref().filter(|i| !i.is_empty()) {
-        c.push(text_message("system", i.reborrow()));
+        c.push(&text_message("system", i.reborrow()))?;
     }
-    let items = match &req.input {
-        None => {
+    let items = match input {
+        Input::Absent => {
             return Err(TranslateError::invalid(
                 "input",
                 "Missing required parameter: 'input'.",
             ))
         }
-        Some(TextOr::Text(s)) => {
-            c.push(text_message("user", s.reborrow()));
-            return Ok(c.messages);
+        Input::Text(s) => {
+            c.push(&text_message("user", s.reborrow()))?;
+            return Ok(c);
         }
-        Some(TextOr::Items(items)) => items,
+        Input::Items(items) => *items,
     };
-    for (i, item) in items.iter().enumerate() {
+    let read = each(items, |i, item: InputItem<'b>| {
         let kind = item
             .kind
             .as_deref()
             .unwrap_or(if item.role.is_some() { "message" } else { "" });
         match kind {
-            "message" => message(&mut c, item, i)?,
+            "message" => message(&mut c, &item, i),
             "function_call" | "custom_tool_call" => {
-                let call = tool_call(item, i, kind == "custom_tool_call")?;
-                let m = c.assistant();
-                m.tool_calls.get_or_insert_with(Vec::new).push(call);
+                let call = tool_call(&item, i, kind == "custom_tool_call")?;
+                c.tool_call(&call)
             }
             "function_call_output" | "custom_tool_call_output" => {
                 let call_id = item.call_id.as_ref().ok_or_else(|| {
@@ -778,13 +1042,13 @@ fn convert_input<'b>(
                         "a tool output needs its call_id",
                     )
                 })?;
-                let content = tool_output(&mut c, item, i)?;
-                c.push(Message {
+                let content = tool_output(&mut c, &item, i)?;
+                c.push(&Message {
                     role: Str::from("tool"),
                     tool_call_id: Some(call_id.reborrow()),
                     content: Some(content),
                     ..Message::default()
-                });
+                })
             }
             "reasoning" => {
                 if let Some(u) = unsealed.iter().find(|u| u.item == i) {
@@ -792,6 +1056,7 @@ fn convert_input<'b>(
                         c.thinking.push(thinking_block(&u.block));
                     }
                 }
+                Ok(())
             }
             "compaction" | "compaction_summary" => {
                 let summary = item
@@ -807,29 +1072,39 @@ fn convert_input<'b>(
                         "this compaction item cannot be opened here: it was sealed by another server or under another key (give every gateway instance the same [responses] seal_key_env)",
                     )
                 })?;
-                c.push(text_message(
+                c.push(&text_message(
                     "user",
                     Str::from(format!("{COMPACTION_PREAMBLE}{summary}")),
-                ));
-            }
-            "compaction_trigger" => {}
-            "item_reference" => {
-                return Err(TranslateError::unsupported_value(
-                    format!("input[{i}]"),
-                    "an item_reference needs server-side state, which this gateway does not keep; send the item itself",
                 ))
             }
-            "web_search_call" => meta.drop_param("input.web_search_call"),
-            other => {
-                return Err(TranslateError::unsupported_value(
-                    format!("input[{i}].type"),
-                    format!("input item type `{other}` is not supported by this gateway"),
-                ))
+            "compaction_trigger" => Ok(()),
+            "item_reference" => Err(TranslateError::unsupported_value(
+                format!("input[{i}]"),
+                "an item_reference needs server-side state, which this gateway does not keep; send the item itself",
+            )),
+            "web_search_call" => {
+                meta.drop_param("input.web_search_call");
+                Ok(())
             }
+            other => Err(TranslateError::unsupported_value(
+                format!("input[{i}].type"),
+                format!("input item type `{other}` is not supported by this gateway"),
+            )),
+        }
+    });
+    match read {
+        Ok(()) => {}
+        Err(EachError::Stop(e)) => return Err(e),
+        Err(EachError::Parse(error)) => {
+            return Err(ParseError {
+                key: Some("input".to_owned()),
+                error,
+            }
+            .into())
         }
     }
-    c.flush_images();
-    Ok(c.messages)
+    c.end_items()?;
+    Ok(c)
 }
 
 fn thinking_block<'b>(b: &'b SealedThinking) -> ContentBlock<'b> {
@@ -857,11 +1132,7 @@ fn text_message<'b>(role: &'static str, text: Str<'b>) -> Message<'b> {
     }
 }
 
-fn message<'b>(
-    c: &mut Conversation<'b>,
-    item: &'b InputItem<'b>,
-    i: usize,
-) -> Result<(), TranslateError> {
+fn message<'b>(c: &mut Chat<'b, '_>, item: &InputItem<'b>, i: usize) -> Result<(), TranslateError> {
     let role = item.role.as_deref().unwrap_or("");
     let content = item.content.as_ref();
     match role {
@@ -878,14 +1149,14 @@ fn message<'b>(
                     TextOr::Items(out)
                 }
             };
-            c.push(Message {
+            c.push(&Message {
                 role: Str::from(role),
                 content: Some(content),
                 ..Message::default()
-            });
+            })
         }
         "assistant" => {
-            let mut texts: Vec<ContentPart<'b>> = Vec::new();
+            let mut texts: Vec<ContentPart<'_>> = Vec::new();
             let mut refusal: Option<Str<'b>> = None;
             match content {
                 None => {}
@@ -896,7 +1167,7 @@ fn message<'b>(
                             "output_text" | "input_text" | "text" => {
                                 texts.push(text_part(p.text.as_ref().map_or(Str::from(""), Str::reborrow)))
                             }
-                            "refusal" => refusal = p.refusal.as_ref().map(Str::reborrow),
+                            "refusal" => refusal = p.refusal.clone(),
                             other => {
                                 return Err(TranslateError::unsupported_value(
                                     format!("input[{i}].content[{j}].type"),
@@ -907,31 +1178,15 @@ fn message<'b>(
                     }
                 }
             }
-            // A text after tool calls starts a new assistant message (the Chat order is text,
-            // then calls).
-            let joins = c.thinking.is_empty()
-                && c.messages.last().is_some_and(|m| {
-                    m.role.as_str() == "assistant" && m.tool_calls.is_none()
-                });
-            let m = c.assistant_message(!joins);
-            if !texts.is_empty() {
-                match &mut m.content {
-                    Some(TextOr::Items(v)) => v.extend(texts),
-                    _ => m.content = Some(TextOr::Items(texts)),
-                }
-            }
-            if refusal.is_some() {
-                m.refusal = refusal;
-            }
+            c.assistant_texts(&texts, refusal)
         }
         other => {
-            return Err(TranslateError::invalid(
+            Err(TranslateError::invalid(
                 format!("input[{i}].role"),
                 format!("Invalid value: '{other}'. Supported values are: 'assistant', 'system', 'developer', and 'user'."),
             ))
         }
     }
-    Ok(())
 }
 
 fn text_part(text: Str<'_>) -> ContentPart<'_> {
@@ -943,7 +1198,7 @@ fn text_part(text: Str<'_>) -> ContentPart<'_> {
 }
 
 /// A user, system or tool-output content part in Chat form.
-fn input_part<'b>(p: &'b Part<'b>, i: usize, j: usize) -> Result<ContentPart<'b>, TranslateError> {
+fn input_part<'b>(p: &'b Part<'_>, i: usize, j: usize) -> Result<ContentPart<'b>, TranslateError> {
     let param = || format!("input[{i}].content[{j}]");
     match p.kind.as_str() {
         "input_text" | "output_text" | "text" => Ok(text_part(
@@ -990,7 +1245,7 @@ fn input_part<'b>(p: &'b Part<'b>, i: usize, j: usize) -> Result<ContentPart<'b>
 }
 
 fn tool_call<'b>(
-    item: &'b InputItem<'b>,
+    item: &'b InputItem<'_>,
     i: usize,
     custom: bool,
 ) -> Result<ToolCall<'b>, TranslateError> {
@@ -1027,8 +1282,8 @@ fn tool_call<'b>(
 /// A tool output's Chat content: its text; images wait for a user message after the tool
 /// messages.
 fn tool_output<'b>(
-    c: &mut Conversation<'b>,
-    item: &'b InputItem<'b>,
+    c: &mut Chat<'_, '_>,
+    item: &'b InputItem<'_>,
     i: usize,
 ) -> Result<TextOr<'b, ContentPart<'b>>, TranslateError> {
     match &item.output {
@@ -1041,7 +1296,7 @@ fn tool_output<'b>(
                 if part.kind.as_str() == "text" {
                     texts.push(part);
                 } else {
-                    c.tool_images.push(part);
+                    c.tool_image(&part)?;
                 }
             }
             Ok(TextOr::Items(texts))
