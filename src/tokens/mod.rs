@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tiktoken_rs::CoreBPE;
 
-use crate::wire::anthropic::{ContentBlock, MessagesRequest, Source, Tool};
+use crate::wire::anthropic::{ContentBlock, Message, MessagesRequest, Source, Tool};
 use crate::wire::{ParseError, Str, TextOr};
 
 pub use image::Detail;
@@ -95,28 +95,22 @@ impl std::error::Error for TokensError {}
 /// Estimated input tokens of an Anthropic Messages (or count_tokens) request body, as an
 /// OpenAI model with the o200k_base encoding would count its translation.
 pub fn estimate_anthropic_request(body: &[u8], bpe: &CoreBPE) -> Result<u64, TokensError> {
-    let req = MessagesRequest::parse(body).map_err(TokensError::Parse)?;
-    let messages = req.messages.ok_or(TokensError::MissingMessages)?;
-    let mut c = Counter { bpe, total: 0 };
+    // Messages are counted as they are read: a conversation of a million tiny messages is
+    // never held typed. (A total: the order of its terms does not matter.)
+    let mut counted = Messages {
+        c: Counter { bpe, total: 0 },
+        total: 0,
+    };
+    let req = MessagesRequest::parse_into(body, &mut counted).map_err(TokensError::Parse)?;
+    req.messages.ok_or(TokensError::MissingMessages)?;
+    let mut c = Counter {
+        bpe,
+        total: counted.total,
+    };
     c.add(REPLY_PRIMING_TOKENS);
     if let Some(system) = &req.system {
         c.message("system");
         c.content(system);
-    }
-    // One message at a time: a conversation of a million tiny messages is never held typed.
-    let read = crate::wire::each(messages, |_, m: crate::wire::anthropic::Message<'_>| {
-        c.message(&m.role);
-        c.content(&m.content);
-        Ok::<(), ()>(())
-    });
-    if let Err(crate::wire::EachError::Parse(error)) = read {
-        // The typed read of the whole body says what is wrong, as it always has.
-        return Err(TokensError::Parse(
-            MessagesRequest::validate(body).err().unwrap_or(ParseError {
-                key: Some("messages".to_owned()),
-                error,
-            }),
-        ));
     }
     if let Some(tools) = req.tools.as_deref().filter(|t| !t.is_empty()) {
         for t in tools {
@@ -172,6 +166,26 @@ fn chunk_end(s: &str, max: usize) -> usize {
         s.len()
     } else {
         i
+    }
+}
+
+/// The messages' count, kept as they are read.
+struct Messages<'b> {
+    c: Counter<'b>,
+    /// The count of the messages read for the value that counts (a repeated key's last).
+    total: u64,
+}
+
+impl<'de> crate::wire::Sink<'de, Message<'de>> for Messages<'_> {
+    fn element(&mut self, _: usize, m: Message<'de>) {
+        self.c.message(&m.role);
+        self.c.content(&m.content);
+        self.total = self.c.total;
+    }
+
+    fn restart(&mut self) {
+        self.c.total = 0;
+        self.total = 0;
     }
 }
 

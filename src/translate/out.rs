@@ -9,7 +9,7 @@ use std::io;
 
 use serde::Serialize;
 
-use super::TranslateError;
+use super::{TranslateError, OUT_SLACK_BYTES};
 
 /// Smallest capacity an output buffer grows to (growth is geometric from there).
 const MIN_GROWTH: usize = 4096;
@@ -90,19 +90,33 @@ impl<'r> Out<'r> {
         }
     }
 
-    /// Room for `n` more bytes: grows geometrically within the room, or fails.
+    /// Room for `n` more bytes: at once when the capacity has it, else [`Out::grow`].
+    #[inline(always)]
     fn reserve(&mut self, n: usize) -> Result<(), TranslateError> {
+        if self.buf.capacity() - self.buf.len() >= n {
+            return Ok(());
+        }
+        self.grow(n)
+    }
+
+    /// Grows geometrically (by half) within the room, or fails.
+    #[cold]
+    fn grow(&mut self, n: usize) -> Result<(), TranslateError> {
         let len = self.buf.len();
         let need = len.checked_add(n).ok_or_else(TranslateError::over_budget)?;
         let cap = self.buf.capacity();
-        if need <= cap {
-            return Ok(());
-        }
         let left = self.room.left();
-        let want = need.max(cap.saturating_mul(2)).max(MIN_GROWTH);
-        // Growing copies into a new allocation: both are held until the copy is done.
-        let new_cap = if want <= left { want } else { need };
-        if new_cap > left || !self.room.take(new_cap) {
+        // Growing copies into a new allocation: both are held until the copy is done, so the
+        // new one must fit beside the old. Near the room's end it takes what is left rather
+        // than creep up by the bytes asked for.
+        if need > left {
+            return Err(TranslateError::over_budget());
+        }
+        let new_cap = need
+            .max(cap.saturating_add(cap / 2))
+            .max(MIN_GROWTH)
+            .min(left);
+        if !self.room.take(new_cap) {
             return Err(TranslateError::over_budget());
         }
         self.buf.reserve_exact(new_cap - len);
@@ -113,6 +127,7 @@ impl<'r> Out<'r> {
     }
 
     /// Appends `data`.
+    #[inline]
     pub fn put(&mut self, data: &[u8]) -> Result<(), TranslateError> {
         self.reserve(data.len())?;
         self.buf.extend_from_slice(data);
@@ -126,7 +141,7 @@ impl<'r> Out<'r> {
 
     /// Appends `value` as JSON.
     pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), TranslateError> {
-        serde_json::to_writer(&mut *self, value).map_err(|e| {
+        serde_json::to_writer(Writer(self), value).map_err(|e| {
             if e.is_io() {
                 TranslateError::over_budget()
             } else {
@@ -135,11 +150,14 @@ impl<'r> Out<'r> {
         })
     }
 
-    /// Inserts `data` at `at` (the bytes after it move up).
+    /// Inserts `data` at `at` (the bytes after it move up, once).
     pub fn insert(&mut self, at: usize, data: &[u8]) -> Result<(), TranslateError> {
         self.reserve(data.len())?;
         let at = at.min(self.buf.len());
-        self.buf.splice(at..at, data.iter().copied());
+        let len = self.buf.len();
+        self.buf.resize(len + data.len(), 0);
+        self.buf.copy_within(at..len, at + data.len());
+        self.buf[at..at + data.len()].copy_from_slice(data);
         Ok(())
     }
 
@@ -187,17 +205,36 @@ impl Drop for Out<'_> {
     }
 }
 
-impl io::Write for Out<'_> {
+/// The serializer's writer into an [`Out`] (its own type, so the room check inlines into the
+/// serializer's every write).
+struct Writer<'o, 'r>(&'o mut Out<'r>);
+
+impl io::Write for Writer<'_, '_> {
+    #[inline]
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.reserve(data.len())
-            .map_err(|_| io::Error::other("over the translation's budget"))?;
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
+        self.write_all(data).map(|()| data.len())
+    }
+
+    #[inline(always)]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.0.reserve(data.len()).is_err() {
+            return Err(io::Error::other("over the translation's budget"));
+        }
+        self.0.buf.extend_from_slice(data);
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// The first capacity of an output buffer for a body of `body_len` bytes expected to grow by
+/// at most `num / den`, with [`OUT_SLACK_BYTES`] beyond.
+pub(crate) fn first_capacity(body_len: usize, num: usize, den: usize) -> usize {
+    (body_len / den)
+        .saturating_mul(num)
+        .saturating_add(OUT_SLACK_BYTES)
 }
 
 /// A serialized top-level object (`{…}`) without its braces: empty when it had no member.
@@ -213,16 +250,20 @@ pub(crate) fn object<T: Serialize>(value: &T) -> Result<Vec<u8>, TranslateError>
     serde_json::to_vec(value).map_err(|e| TranslateError::internal(e.to_string()))
 }
 
-/// The body: `{` + `head`'s members + `"name":` + the member written in `out` + `tail`'s
-/// members + `}`, built in `out` (the head goes in front of what it holds).
+/// The body, in `out`, which holds the elements of the array member `name`, each followed
+/// by a comma: `{`, `head`'s members, `"name":[`, `first` (elements followed by commas too),
+/// the elements, `]`, `after` (members, each after a comma), `tail`'s members, `}`. What
+/// `out` held moves once.
 pub(crate) fn assemble(
     out: &mut Out<'_>,
     head: &[u8],
     name: &str,
+    first: &[u8],
+    after: &[u8],
     tail: &[u8],
 ) -> Result<(), TranslateError> {
     let head = members(head);
-    let mut front = Vec::with_capacity(head.len() + name.len() + 5);
+    let mut front = Vec::with_capacity(head.len() + name.len() + first.len() + 6);
     front.push(b'{');
     front.extend_from_slice(head);
     if !head.is_empty() {
@@ -230,8 +271,15 @@ pub(crate) fn assemble(
     }
     front.push(b'"');
     front.extend_from_slice(name.as_bytes());
-    front.extend_from_slice(b"\":");
+    front.extend_from_slice(b"\":[");
+    front.extend_from_slice(first);
     out.insert(0, &front)?;
+    // The last element's comma.
+    if out.bytes().last() == Some(&b',') {
+        out.pop();
+    }
+    out.byte(b']')?;
+    out.put(after)?;
     let tail = members(tail);
     if !tail.is_empty() {
         out.byte(b',')?;
@@ -257,7 +305,7 @@ mod tests {
             assert!(room.left() <= 60, "{}", room.left());
             let mut b = Out::with_capacity(&room, 0);
             assert!(b.put(&[3; 70]).is_err(), "more than the room");
-            assert!(b.write_all(&[3; 70]).is_err());
+            assert!(Writer(&mut b).write_all(&[3; 70]).is_err());
             assert_eq!(a.bytes().len(), 40);
         }
         assert_eq!(room.left(), 100, "dropping gives the room back");
@@ -274,12 +322,18 @@ mod tests {
     fn assembled_bodies_keep_member_order() {
         let room = Room::unlimited();
         let mut out = Out::with_capacity(&room, 0);
-        out.put(b"[1,2]").unwrap();
-        assemble(&mut out, br#"{"model":"m"}"#, "messages", br#"{"n":1}"#).unwrap();
-        assert_eq!(out.bytes(), br#"{"model":"m","messages":[1,2],"n":1}"#);
+        out.put(b"1,2,").unwrap();
+        let (head, tail) = (br#"{"model":"m"}"#, br#"{"n":1}"#);
+        assemble(&mut out, head, "messages", b"0,", br#","s":"x""#, tail).unwrap();
+        assert_eq!(
+            out.bytes(),
+            br#"{"model":"m","messages":[0,1,2],"s":"x","n":1}"#
+        );
         let mut out = Out::with_capacity(&room, 0);
-        out.put(b"[]").unwrap();
-        assemble(&mut out, b"{}", "input", b"{}").unwrap();
+        assemble(&mut out, b"{}", "input", b"", b"", b"{}").unwrap();
         assert_eq!(out.bytes(), br#"{"input":[]}"#);
+        let mut out = Out::with_capacity(&room, 0);
+        assemble(&mut out, b"{}", "input", b"7,", b"", b"{}").unwrap();
+        assert_eq!(out.bytes(), br#"{"input":[7]}"#);
     }
 }

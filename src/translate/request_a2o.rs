@@ -3,21 +3,17 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use serde_json::value::RawValue;
-
 use crate::wire::anthropic::{ContentBlock, Message as AMessage, MessagesRequest};
 use crate::wire::openai::{
     ChatRequest, ContentPart, FilePart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
     Message, NamedFunction, ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoice,
     ToolChoiceObject,
 };
-use crate::wire::{each, EachError, ParseError, Str, TextOr};
+use crate::wire::{Sink, Str, TextOr};
 
-use super::out::{assemble, object, Out, Room};
+use super::out::{assemble, first_capacity, object, Out, Room};
 use super::util::{compact_json, openai_tool_name};
-use super::{
-    MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP, OUT_SLACK_BYTES,
-};
+use super::{MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP};
 
 /// `parameters` for tools defined without `input_schema`.
 const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
@@ -56,28 +52,12 @@ pub fn anthropic_to_openai_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    let req = MessagesRequest::parse(body)?;
+    // The conversation is scanned and translated as the body is read, one message at a time.
+    let mut conv = Reading::new(room, body.len());
+    let req = MessagesRequest::parse_into(body, &mut conv)?;
     let mut meta = RequestMeta::default();
     let names = NameMap::default();
-    let mut read_all = false;
-    let out = translate(
-        &req,
-        body,
-        upstream_model,
-        opts,
-        room,
-        &mut meta,
-        &names,
-        &mut read_all,
-    )
-    .map_err(|e| {
-        // A body that does not read typed gets the typed read's error, as it always has,
-        // whatever the translation met first.
-        match read_all {
-            true => e,
-            false => MessagesRequest::validate(body).map_or_else(TranslateError::from, |()| e),
-        }
-    })?;
+    let out = translate(&req, conv, upstream_model, opts, &mut meta, &names)?;
     meta.tool_names = names.into_pairs();
     Ok((out.into_vec(), meta))
 }
@@ -108,16 +88,13 @@ impl NameMap {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn translate<'b, 'r>(
     req: &'b MessagesRequest<'b>,
-    body: &[u8],
+    conv: Reading<'b, 'r>,
     upstream_model: &'b str,
     opts: &Options,
-    room: &'r Room,
     meta: &mut RequestMeta,
     names: &NameMap,
-    read_all: &mut bool,
 ) -> Result<Out<'r>, TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
@@ -132,8 +109,7 @@ fn translate<'b, 'r>(
     let max_tokens = req
         .max_tokens
         .ok_or_else(|| TranslateError::invalid("max_tokens", "max_tokens: Field required"))?;
-    let messages = req
-        .messages
+    req.messages
         .ok_or_else(|| TranslateError::invalid("messages", "messages: Field required"))?;
     for (param, present) in [
         ("container", req.container.is_some()),
@@ -156,8 +132,7 @@ fn translate<'b, 'r>(
     if req.cache_control.is_some() {
         meta.drop_param("cache_control");
     }
-    let loaded_tools = scan_blocks(req, messages, meta)?;
-    *read_all = true;
+    let loaded_tools = scan_blocks(req, &conv, meta);
     if req.top_k.is_some() {
         meta.drop_param("top_k");
     }
@@ -178,60 +153,18 @@ fn translate<'b, 'r>(
     let tools = convert_tools(req, names, &loaded_tools, meta)?;
     let (tool_choice, parallel_tool_calls) = convert_tool_choice(req, !tools.is_empty(), names)?;
 
-    // Written one message at a time, each as soon as it is read: the conversation is never
-    // held typed as a whole.
-    let mut out = Out::with_capacity(room, body.len().saturating_add(OUT_SLACK_BYTES));
-    out.byte(b'[')?;
-    if let Some(system) = &req.system {
-        if let Some(m) = system_message(system, "system")? {
-            out.json(&m)?;
-            out.byte(b',')?;
-        }
+    // The messages were written as they were read; the top-level system message goes before
+    // them.
+    let system = match &req.system {
+        Some(system) => system_message(system, "system")?,
+        None => None,
+    };
+    let mut out = conv.finish(names, meta)?;
+    let mut first = Vec::new();
+    if let Some(m) = system {
+        first = object(&m)?;
+        first.push(b',');
     }
-    let read = each(messages, |i, m: AMessage<'_>| {
-        let mut chat = Vec::new();
-        match m.role.as_str() {
-            "user" => user_messages(&m.content, i, &mut chat)?,
-            // Claude Code sends system turns inside the conversation (environment and tool
-            // availability notes); Chat Completions takes system messages anywhere.
-            "system" => {
-                if let Some(msg) = system_message(&m.content, &format!("messages.{i}"))? {
-                    chat.push(msg);
-                }
-            }
-            "assistant" => {
-                if let Some(msg) = assistant_message(&m.content, i, names, meta)? {
-                    chat.push(msg);
-                }
-            }
-            other => {
-                return Err(TranslateError::invalid(
-                    format!("messages.{i}.role"),
-                    format!("unknown role `{other}`"),
-                ))
-            }
-        }
-        for msg in &chat {
-            out.json(msg)?;
-            out.byte(b',')?;
-        }
-        Ok(())
-    });
-    match read {
-        Ok(()) => {}
-        Err(EachError::Stop(e)) => return Err(e),
-        Err(EachError::Parse(error)) => {
-            return Err(ParseError {
-                key: Some("messages".to_owned()),
-                error,
-            }
-            .into())
-        }
-    }
-    if out.bytes().last() == Some(&b',') {
-        out.pop();
-    }
-    out.byte(b']')?;
 
     let (max_completion_tokens, legacy_max_tokens) = match opts.openai_max_tokens_field {
         MaxTokensField::MaxCompletionTokens => (Some(max_tokens), None),
@@ -278,7 +211,7 @@ fn translate<'b, 'r>(
         service_tier,
         ..ChatRequest::default()
     })?;
-    assemble(&mut out, &head, "messages", &tail)?;
+    assemble(&mut out, &head, "messages", &first, b"", &tail)?;
     Ok(out)
 }
 
@@ -296,55 +229,149 @@ fn openai_user<'b>(id: &'b Str<'_>) -> Str<'b> {
     Str::from(hex)
 }
 
-/// One pass over every content block: report fields dropped wherever they sit
-/// (`cache_control`, `caller`) and collect the tools that `tool_reference` blocks loaded.
-/// Reads every message (typed, one at a time): a body past this reads typed as a whole.
+/// Every content block's scan: fields dropped wherever they sit (`cache_control`, `caller`)
+/// are reported, in the order first met (the top-level system's blocks first), and the tools
+/// that `tool_reference` blocks loaded are collected.
 fn scan_blocks<'b>(
     req: &'b MessagesRequest<'b>,
-    messages: &'b RawValue,
+    conv: &Reading<'b, '_>,
     meta: &mut RequestMeta,
-) -> Result<HashSet<Str<'b>>, TranslateError> {
-    fn walk<'b>(
-        blocks: &[ContentBlock<'b>],
-        meta: &mut RequestMeta,
-        loaded: &mut HashSet<Str<'b>>,
-    ) {
-        for b in blocks {
-            if b.cache_control.is_some() {
-                meta.drop_param("cache_control");
-            }
-            if b.caller.is_some() {
-                meta.drop_param("caller");
-            }
-            if let (Some(name), "tool_reference") = (&b.tool_name, b.kind.as_str()) {
-                if !loaded.contains(name) {
-                    loaded.insert(name.clone());
-                }
-            }
-            if let Some(TextOr::Items(inner)) = &b.content {
-                walk(inner, meta, loaded);
-            }
-        }
-    }
+) -> HashSet<Str<'b>> {
     // A set: a request may hold many tool references and many deferred tools (both bounded
     // only by the body size), and each tool asks whether it was loaded.
     let mut loaded = HashSet::new();
+    let mut dropped = Vec::new();
     if let Some(TextOr::Items(blocks)) = &req.system {
-        walk(blocks, meta, &mut loaded);
+        walk(blocks, &mut dropped, &mut loaded);
     }
-    let read = each(messages, |_, m: AMessage<'b>| {
+    for name in dropped.into_iter().chain(conv.dropped.iter().copied()) {
+        meta.drop_param(name);
+    }
+    loaded.extend(conv.loaded.iter().cloned());
+    loaded
+}
+
+/// One list of blocks (and those nested in tool results) for [`scan_blocks`].
+fn walk<'b>(
+    blocks: &[ContentBlock<'b>],
+    dropped: &mut Vec<&'static str>,
+    loaded: &mut HashSet<Str<'b>>,
+) {
+    for b in blocks {
+        if b.cache_control.is_some() && !dropped.contains(&"cache_control") {
+            dropped.push("cache_control");
+        }
+        if b.caller.is_some() && !dropped.contains(&"caller") {
+            dropped.push("caller");
+        }
+        if let (Some(name), "tool_reference") = (&b.tool_name, b.kind.as_str()) {
+            if !loaded.contains(name) {
+                loaded.insert(name.clone());
+            }
+        }
+        if let Some(TextOr::Items(inner)) = &b.content {
+            walk(inner, dropped, loaded);
+        }
+    }
+}
+
+/// The conversation as the body is read: each message's blocks scanned (see [`scan_blocks`])
+/// and its Chat messages written at once. The first message that cannot be translated stops
+/// the writing (its error is given where the typed translation gave it); the scan goes on.
+struct Reading<'b, 'r> {
+    /// `[`, then each Chat message followed by a comma.
+    out: Out<'r>,
+    error: Option<TranslateError>,
+    /// Fields dropped in message blocks, in the order first met.
+    dropped: Vec<&'static str>,
+    loaded: HashSet<Str<'b>>,
+    /// Tool names the messages shortened: added after the tools' own, as when the tools were
+    /// translated first.
+    names: NameMap,
+    /// What the messages' translation drops (`server_tool_blocks`), reported after the tools'.
+    meta: RequestMeta,
+}
+
+impl<'b, 'r> Reading<'b, 'r> {
+    fn new(room: &'r Room, body_len: usize) -> Self {
+        // Sized once for the usual case (the Chat form about as long as the Messages form, a
+        // quarter to spare: capacity never written to costs no resident memory).
+        Reading {
+            out: Out::with_capacity(room, first_capacity(body_len, 5, 4)),
+            error: None,
+            dropped: Vec::new(),
+            loaded: HashSet::new(),
+            names: NameMap::default(),
+            meta: RequestMeta::default(),
+        }
+    }
+
+    /// The messages written, their shortened names and drops merged into `names` and `meta`;
+    /// or why a message could not be translated.
+    fn finish(self, names: &NameMap, meta: &mut RequestMeta) -> Result<Out<'r>, TranslateError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut pairs = names.pairs.borrow_mut();
+        for (short, long) in self.names.into_pairs() {
+            if !pairs.iter().any(|(s, _)| *s == short) {
+                pairs.push((short, long));
+            }
+        }
+        for name in self.meta.dropped {
+            meta.drop_param(name);
+        }
+        Ok(self.out)
+    }
+
+    fn message(&mut self, i: usize, m: &AMessage<'_>) -> Result<(), TranslateError> {
+        let mut chat = Vec::new();
+        match m.role.as_str() {
+            "user" => user_messages(&m.content, i, &mut chat)?,
+            // Claude Code sends system turns inside the conversation (environment and tool
+            // availability notes); Chat Completions takes system messages anywhere.
+            "system" => {
+                if let Some(msg) = system_message(&m.content, &format!("messages.{i}"))? {
+                    chat.push(msg);
+                }
+            }
+            "assistant" => {
+                if let Some(msg) = assistant_message(&m.content, i, &self.names, &mut self.meta)? {
+                    chat.push(msg);
+                }
+            }
+            other => {
+                return Err(TranslateError::invalid(
+                    format!("messages.{i}.role"),
+                    format!("unknown role `{other}`"),
+                ))
+            }
+        }
+        for msg in &chat {
+            self.out.json(msg)?;
+            self.out.byte(b',')?;
+        }
+        Ok(())
+    }
+}
+
+impl<'b> Sink<'b, AMessage<'b>> for Reading<'b, '_> {
+    fn element(&mut self, i: usize, m: AMessage<'b>) {
         if let TextOr::Items(blocks) = &m.content {
-            walk(blocks, meta, &mut loaded);
+            walk(blocks, &mut self.dropped, &mut self.loaded);
         }
-        Ok::<(), ()>(())
-    });
-    match read {
-        Ok(()) | Err(EachError::Stop(())) => Ok(loaded),
-        Err(EachError::Parse(error)) => Err(ParseError {
-            key: Some("messages".to_owned()),
-            error,
+        if self.error.is_none() {
+            self.error = self.message(i, &m).err();
         }
-        .into()),
+    }
+
+    fn restart(&mut self) {
+        self.out.clear();
+        self.error = None;
+        self.dropped.clear();
+        self.loaded.clear();
+        self.names = NameMap::default();
+        self.meta = RequestMeta::default();
     }
 }
 

@@ -7,8 +7,9 @@ use crate::wire::anthropic::{
     Tool as ATool, ToolChoice as AToolChoice, UserLocation,
 };
 use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
-use crate::wire::{each, EachError, ParseError, Str, TextOr};
+use crate::wire::{Sink, Str, TextOr};
 
+use super::out::first_capacity;
 use super::out::{assemble, object, Out, Room};
 use super::thinking::{generation, Generation};
 use super::util::{
@@ -17,7 +18,6 @@ use super::util::{
 };
 use super::{
     Options, RequestMeta, ThinkingForm, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET,
-    OUT_SLACK_BYTES,
 };
 
 /// `input_schema` for tools defined without `parameters`, and for tools the history uses
@@ -49,28 +49,27 @@ pub fn openai_to_anthropic_request_within(
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
     let mut meta = RequestMeta::default();
-    let out = to_anthropic(body, upstream_model, opts, room, &mut meta)?;
+    // Sized once for the usual case (the Anthropic form about as long as the Chat form, a
+    // quarter to spare: capacity never written to costs no resident memory).
+    let capacity = first_capacity(body.len(), 5, 4);
+    let out = to_anthropic(body, upstream_model, opts, room, capacity, &mut meta)?;
     Ok((out.into_vec(), meta))
 }
 
-/// The Anthropic body for the Chat body `body`, written in `room` (`meta` filled on the way).
+/// The Anthropic body for the Chat body `body`, written in `room` (its conversation's buffer
+/// first sized to `capacity`; `meta` filled on the way).
 pub(crate) fn to_anthropic<'r>(
     body: &[u8],
     upstream_model: &str,
     opts: &Options,
     room: &'r Room,
+    capacity: usize,
     meta: &mut RequestMeta,
 ) -> Result<Out<'r>, TranslateError> {
-    let req = ChatRequest::parse(body)?;
-    let mut read_all = false;
-    translate(&req, body, upstream_model, opts, room, meta, &mut read_all).map_err(|e| {
-        // A body that does not read typed gets the typed read's error, as it always has,
-        // whatever the translation met first.
-        match read_all {
-            true => e,
-            false => ChatRequest::validate(body).map_or_else(TranslateError::from, |()| e),
-        }
-    })
+    // The conversation is translated as the body is read, one message at a time.
+    let mut conv = Reading::new(room, capacity);
+    let req = ChatRequest::parse_into(body, &mut conv)?;
+    translate(&req, conv, upstream_model, opts, meta)
 }
 
 /// A thinking decision: what to send and the budget that constrains `max_tokens`.
@@ -83,15 +82,12 @@ struct ThinkingPlan<'b> {
     on: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn translate<'b, 'r>(
+pub(crate) fn translate<'b, 'r>(
     req: &'b ChatRequest<'b>,
-    body: &[u8],
+    conv: Reading<'r>,
     upstream_model: &'b str,
     opts: &Options,
-    room: &'r Room,
     meta: &mut RequestMeta,
-    read_all: &mut bool,
 ) -> Result<Out<'r>, TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
@@ -103,8 +99,7 @@ fn translate<'b, 'r>(
         .model
         .as_ref()
         .ok_or_else(|| TranslateError::invalid("model", "you must provide a model parameter"))?;
-    let messages = req
-        .messages
+    req.messages
         .ok_or_else(|| TranslateError::invalid("messages", "`messages` is required"))?;
     reject_unsupported(req)?;
     drop_ignored(req, meta);
@@ -119,7 +114,7 @@ fn translate<'b, 'r>(
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
 
-    let conv = convert_messages(messages, body.len(), room, read_all)?;
+    let conv = conv.finish()?;
     let mut thinking = thinking_plan(req, upstream_model, opts)?;
     if thinking.as_ref().is_some_and(|t| t.on) && conv.last_tool_turn_lacks_thinking() {
         // Anthropic rejects a tool-use continuation whose assistant turn does not start with
@@ -209,7 +204,7 @@ fn translate<'b, 'r>(
         // declare the names used and forbid new calls, which is what "no tools" means.
         for name in &conv.history_tools.order {
             tools.push(ATool {
-                name: name.reborrow(),
+                name: Str::from(name.as_str()),
                 description: Some(Str::from("Tool used earlier in this conversation.")),
                 input_schema: raw(EMPTY_OBJECT_SCHEMA),
                 ..ATool::default()
@@ -267,12 +262,13 @@ fn translate<'b, 'r>(
         ..MessagesRequest::default()
     })?;
     let mut out = conv.messages;
-    if let Some(system) = &conv.system {
-        out.put(b",\"system\":")?;
-        out.put(system.bytes())?;
+    let mut system = Vec::new();
+    if let Some(s) = &conv.system {
+        system.extend_from_slice(b",\"system\":");
+        system.extend_from_slice(s.bytes());
     }
     drop(conv.system);
-    assemble(&mut out, &head, "messages", &tail)?;
+    assemble(&mut out, &head, "messages", b"", &system, &tail)?;
     Ok(out)
 }
 
@@ -637,33 +633,33 @@ enum Role {
 /// Names in first-seen order, with a set for membership: a history may hold very many tool
 /// calls (bounded only by the body size), and each one asks whether its name is new.
 #[derive(Default)]
-struct OrderedNames<'b> {
-    order: Vec<Str<'b>>,
-    seen: std::collections::HashSet<Str<'b>>,
+struct OrderedNames {
+    order: Vec<String>,
+    seen: std::collections::HashSet<String>,
 }
 
-impl<'b> OrderedNames<'b> {
-    fn insert(&mut self, name: &Str<'b>) {
+impl OrderedNames {
+    fn insert(&mut self, name: &str) {
         if !self.seen.contains(name) {
-            self.seen.insert(name.clone());
-            self.order.push(name.clone());
+            self.seen.insert(name.to_owned());
+            self.order.push(name.to_owned());
         }
     }
 }
 
 /// The converted conversation.
-struct Conversation<'b, 'r> {
+struct Conversation<'r> {
     /// The `system` value, written (a string or an array of text blocks).
     system: Option<Out<'r>>,
     /// The `messages` array, written.
     messages: Out<'r>,
     /// Distinct tool names used by assistant tool calls in the history.
-    history_tools: OrderedNames<'b>,
+    history_tools: OrderedNames,
     /// The last assistant turn calls tools but does not open with a thinking block.
     last_tool_turn_unsigned: bool,
 }
 
-impl Conversation<'_, '_> {
+impl Conversation<'_> {
     fn last_tool_turn_lacks_thinking(&self) -> bool {
         self.last_tool_turn_unsigned
     }
@@ -782,7 +778,7 @@ struct Turn {
 
 /// The conversation as it is written: Anthropic turns (consecutive messages of one side
 /// merged), each block written as soon as its message is read.
-struct Writer<'b, 'r> {
+struct Writer<'r> {
     messages: Out<'r>,
     system: Out<'r>,
     system_blocks: Option<Blocks>,
@@ -790,11 +786,11 @@ struct Writer<'b, 'r> {
     late: Out<'r>,
     turn: Option<Turn>,
     any_turn: bool,
-    history_tools: OrderedNames<'b>,
+    history_tools: OrderedNames,
     last_tool_turn_unsigned: bool,
 }
 
-impl<'b, 'r> Writer<'b, 'r> {
+impl<'r> Writer<'r> {
     fn push(&mut self, role: Role, blocks: &[ContentBlock<'_>]) -> Result<(), TranslateError> {
         if blocks.is_empty() {
             return Ok(()); // empty messages are rejected upstream; merging around them is harmless
@@ -861,7 +857,26 @@ impl<'b, 'r> Writer<'b, 'r> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Conversation<'b, 'r>, TranslateError> {
+    /// System blocks that go before those written already (a Responses request's
+    /// `instructions`, known only once its body is read).
+    fn system_first(&mut self, blocks: &[ContentBlock<'_>]) -> Result<(), TranslateError> {
+        let Some(list) = self.system_blocks.as_mut().filter(|_| !blocks.is_empty()) else {
+            return self.system(blocks);
+        };
+        let mut front = Vec::new();
+        for b in blocks {
+            front.extend_from_slice(&object(b)?);
+            front.push(b',');
+        }
+        self.system.insert(list.start + 1, &front)?;
+        // Two blocks at least now: the list stays a list.
+        list.count += blocks.len();
+        list.plain = None;
+        list.first_other = list.first_other.map(|at| at + front.len());
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Conversation<'r>, TranslateError> {
         self.close_turn()?;
         if !self.any_turn {
             return Err(TranslateError::invalid(
@@ -869,9 +884,6 @@ impl<'b, 'r> Writer<'b, 'r> {
                 "messages must contain at least one non-empty user or assistant message",
             ));
         }
-        // The last turn's comma.
-        self.messages.pop();
-        self.messages.byte(b']')?;
         let system = match self.system_blocks.take() {
             Some(l) => {
                 l.close(&mut self.system, &mut self.late)?;
@@ -888,43 +900,87 @@ impl<'b, 'r> Writer<'b, 'r> {
     }
 }
 
-/// Reads the conversation one message at a time and writes its Anthropic form. `read_all`
-/// is set once every message has been read (typed) without fault.
-fn convert_messages<'b, 'r>(
-    messages: &'b RawValue,
-    body_len: usize,
-    room: &'r Room,
-    read_all: &mut bool,
-) -> Result<Conversation<'b, 'r>, TranslateError> {
-    let mut w = Writer {
-        // Sized once for the usual case (the Anthropic form about as long as the Chat form).
-        messages: Out::with_capacity(room, body_len.saturating_add(OUT_SLACK_BYTES)),
-        system: Out::with_capacity(room, 0),
-        system_blocks: None,
-        late: Out::with_capacity(room, 0),
-        turn: None,
-        any_turn: false,
-        history_tools: OrderedNames::default(),
-        last_tool_turn_unsigned: false,
-    };
-    w.messages.byte(b'[')?;
-    let read = each(messages, |i, m: Message<'b>| message(&mut w, i, &m));
-    match read {
-        Ok(()) => *read_all = true,
-        Err(EachError::Stop(e)) => return Err(e),
-        Err(EachError::Parse(error)) => {
-            return Err(ParseError {
-                key: Some("messages".to_owned()),
-                error,
-            }
-            .into())
+/// The conversation being translated as the body is read: the first message that cannot be
+/// translated stops the writing (its error is given where the typed translation gave it; the
+/// rest of the body is still read, for the errors a read gives first).
+pub(crate) struct Reading<'r> {
+    w: Writer<'r>,
+    error: Option<TranslateError>,
+}
+
+impl<'r> Reading<'r> {
+    /// An empty conversation whose `messages` buffer is first sized to `capacity`.
+    pub(crate) fn new(room: &'r Room, capacity: usize) -> Self {
+        let w = Writer {
+            messages: Out::with_capacity(room, capacity),
+            system: Out::with_capacity(room, 0),
+            system_blocks: None,
+            late: Out::with_capacity(room, 0),
+            turn: None,
+            any_turn: false,
+            history_tools: OrderedNames::default(),
+            last_tool_turn_unsigned: false,
+        };
+        Reading { w, error: None }
+    }
+
+    /// Chat message `i` (its tool calls numbered from `first_call`: a Responses assistant
+    /// message is handed over in pieces as its items come).
+    pub(crate) fn feed(&mut self, i: usize, first_call: usize, m: &Message<'_>) {
+        if self.error.is_none() {
+            self.error = message(&mut self.w, i, first_call, m).err();
         }
     }
-    w.finish()
+
+    /// A system message that goes before every other (see [`Writer::system_first`]).
+    pub(crate) fn system_first(&mut self, i: usize, m: &Message<'_>) {
+        if self.error.is_none() {
+            self.error = text_only_blocks(m, i, "system")
+                .and_then(|blocks| self.w.system_first(&blocks))
+                .err();
+        }
+    }
+
+    /// Could a message not be translated?
+    pub(crate) fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// The conversation, or why it could not be translated.
+    fn finish(self) -> Result<Conversation<'r>, TranslateError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => self.w.finish(),
+        }
+    }
+}
+
+impl<'b> Sink<'b, Message<'b>> for Reading<'_> {
+    fn element(&mut self, i: usize, m: Message<'b>) {
+        self.feed(i, 0, &m);
+    }
+
+    fn restart(&mut self) {
+        let w = &mut self.w;
+        for out in [&mut w.messages, &mut w.system, &mut w.late] {
+            out.clear();
+        }
+        w.system_blocks = None;
+        w.turn = None;
+        w.any_turn = false;
+        w.history_tools = OrderedNames::default();
+        w.last_tool_turn_unsigned = false;
+        self.error = None;
+    }
 }
 
 /// One Chat message into the conversation.
-fn message<'b>(w: &mut Writer<'b, '_>, i: usize, m: &Message<'b>) -> Result<(), TranslateError> {
+fn message(
+    w: &mut Writer<'_>,
+    i: usize,
+    first_call: usize,
+    m: &Message<'_>,
+) -> Result<(), TranslateError> {
     match m.role.as_str() {
         "system" | "developer" => {
             let mut blocks = text_only_blocks(m, i, "system")?;
@@ -937,7 +993,7 @@ fn message<'b>(w: &mut Writer<'b, '_>, i: usize, m: &Message<'b>) -> Result<(), 
             w.push(Role::User, &blocks)
         }
         "assistant" => {
-            let mut blocks = assistant_blocks(m, i, &mut w.history_tools)?;
+            let mut blocks = assistant_blocks(m, i, first_call, &mut w.history_tools)?;
             apply_message_cache_control(&mut blocks, m.cache_control);
             w.push(Role::Assistant, &blocks)
         }
@@ -1162,10 +1218,11 @@ fn media_block<'b>(
     ))
 }
 
-fn assistant_blocks<'m, 'b>(
-    m: &'m Message<'b>,
+fn assistant_blocks<'m>(
+    m: &'m Message<'_>,
     i: usize,
-    history_tools: &mut OrderedNames<'b>,
+    first_call: usize,
+    history_tools: &mut OrderedNames,
 ) -> Result<Vec<ContentBlock<'m>>, TranslateError> {
     if m.function_call.is_some() {
         return Err(TranslateError::unsupported_param(
@@ -1224,7 +1281,7 @@ fn assistant_blocks<'m, 'b>(
     if let Some(r) = m.refusal.as_ref().filter(|r| !is_blank(r)) {
         out.push(text_block(r, None));
     }
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+    for (j, call) in (first_call..).zip(m.tool_calls.iter().flatten()) {
         let f = call.function.as_ref();
         let name = f.and_then(|f| f.name.as_ref()).ok_or_else(|| {
             TranslateError::invalid(

@@ -18,10 +18,10 @@ pub struct MessagesRequest<'a> {
     /// Output cap, thinking included (required).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    /// The conversation (required), kept raw: its messages are read one at a time
-    /// ([`crate::wire::each`]). Written by the translators themselves, never from here.
+    /// The conversation (required): read message by message into the parser's
+    /// [`crate::wire::Sink`], and written by the translators themselves, never from here.
     #[serde(skip)]
-    pub messages: Option<&'a RawValue>,
+    pub messages: Option<super::Read>,
     /// System prompt: a string or text blocks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<TextOr<'a, ContentBlock<'a>>>,
@@ -102,12 +102,7 @@ top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "inference_geo" => inference_geo,
     "context_management" => context_management,
     "mcp_servers" => mcp_servers,
-}, lazy {
-    "messages" => messages: DropMessages,
-});
-
-/// How `messages` is checked when the body is read typed ([`MessagesRequest::validate`]).
-type DropMessages<'a> = super::DropSeq<Message<'a>>;
+}, lazy "messages" => messages: seq Message);
 
 /// One conversation turn.
 #[derive(Debug, Deserialize, Serialize)]

@@ -19,7 +19,6 @@ use std::ops::Deref;
 
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
-use serde_json::value::RawValue;
 
 /// One provider event's JSON, read as `T`. The bytes are checked as UTF-8 once and serde reads
 /// them as text: read as bytes, serde checks every string it borrows on its own, which was a
@@ -189,154 +188,112 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
     }
 }
 
-/// A `T` array read and thrown away element by element: what a lazily kept array is checked
-/// with ([`top_level_seed`]'s `validate`). Same reader and same errors as `Vec<T>`.
-pub(crate) struct DropSeq<T>(PhantomData<T>);
+/// Where the elements of a request's conversation go as the body is read (the key a
+/// [`top_level_seed`] struct marks `lazy`): each element, typed, is handed over and dropped
+/// before the next is read, so a conversation of a million tiny messages is never held typed
+/// (typed whole it costs tens of times its bytes). The body is still read in one pass with
+/// the very types (and so the very errors) a typed read of the whole has.
+pub(crate) trait Sink<'de, T> {
+    /// Element `i` of the array form.
+    fn element(&mut self, i: usize, element: T);
+    /// The string form (for a `string | array` key).
+    fn text(&mut self, _text: Str<'de>) {}
+    /// The key came again: what its earlier value gave is void (the last value counts, as in
+    /// a typed read).
+    fn restart(&mut self);
+}
 
-struct DropSeqVisitor<T>(PhantomData<T>);
+/// A sink that keeps nothing.
+pub(crate) struct Discard;
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for DropSeqVisitor<T> {
-    type Value = DropSeq<T>;
+impl<T> Sink<'_, T> for Discard {
+    fn element(&mut self, _: usize, _: T) {}
+    fn restart(&mut self) {}
+}
+
+/// The lazy key was present (not `null`): its value went to the sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Read;
+
+/// Reads an optional lazy value into a sink: `null` is absent, as for `Option<…>`.
+pub(crate) struct LazySeed<'s, 'de, T> {
+    pub(crate) sink: &'s mut dyn Sink<'de, T>,
+    /// The value may also be a string (`string | array`).
+    pub(crate) text: bool,
+}
+
+impl<'de, T: Deserialize<'de>> de::DeserializeSeed<'de> for LazySeed<'_, 'de, T> {
+    type Value = Option<Read>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Read>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for LazySeed<'_, 'de, T> {
+    type Value = Option<Read>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `Vec<T>`'s words: the error reads as the typed read's did.
-        f.write_str("a sequence")
+        f.write_str("option")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<T>()?.is_some() {}
-        Ok(DropSeq(PhantomData))
+    fn visit_none<E: de::Error>(self) -> Result<Option<Read>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Read>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Read>, D::Error> {
+        let value = ElementsVisitor {
+            sink: self.sink,
+            text: self.text,
+            _t: PhantomData,
+        };
+        if self.text {
+            // `TextOr`'s reader: a string or an array.
+            d.deserialize_any(value).map(Some)
+        } else {
+            // `Vec`'s reader: an array.
+            d.deserialize_seq(value).map(Some)
+        }
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for DropSeq<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_seq(DropSeqVisitor(PhantomData))
-    }
+struct ElementsVisitor<'s, 'de, T> {
+    sink: &'s mut dyn Sink<'de, T>,
+    text: bool,
+    _t: PhantomData<T>,
 }
 
-/// A [`TextOr`] read and thrown away (its array element by element): same errors as `TextOr`.
-pub(crate) struct DropTextOr<T>(PhantomData<T>);
-
-struct DropTextOrVisitor<T>(PhantomData<T>);
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for DropTextOrVisitor<T> {
-    type Value = DropTextOr<T>;
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ElementsVisitor<'_, 'de, T> {
+    type Value = Read;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string or an array")
+        // The words of the typed readers (`Vec`, `TextOr`): the errors read as theirs did.
+        f.write_str(if self.text {
+            "a string or an array"
+        } else {
+            "a sequence"
+        })
     }
-    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Self::Value, E> {
-        Ok(DropTextOr(PhantomData))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(DropTextOr(PhantomData))
-    }
-    fn visit_string<E: de::Error>(self, _: String) -> Result<Self::Value, E> {
-        Ok(DropTextOr(PhantomData))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<T>()?.is_some() {}
-        Ok(DropTextOr(PhantomData))
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for DropTextOr<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(DropTextOrVisitor(PhantomData))
-    }
-}
-
-/// Nesting a lazily kept value may reach and still be read element by element: serde_json
-/// refuses its 128th level, and a value read on its own starts one level higher than inside
-/// the body, so deeper ones are checked by the typed read first.
-pub(crate) const LAZY_DEPTH: usize = 126;
-
-/// Does the JSON text `s` nest arrays and objects more than `limit` deep?
-pub(crate) fn deeper_than(s: &str, limit: usize) -> bool {
-    if s.len() <= limit {
-        return false;
-    }
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in s.as_bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Read, E> {
+        if !self.text {
+            return Err(de::Error::invalid_type(de::Unexpected::Str(v), &self));
         }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+        self.sink.text(Str(Cow::Borrowed(v)));
+        Ok(Read)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Read, E> {
+        if !self.text {
+            return Err(de::Error::invalid_type(de::Unexpected::Str(v), &self));
         }
+        self.sink.text(Str(Cow::Owned(v.to_owned())));
+        Ok(Read)
     }
-    false
-}
-
-/// Why [`each`] stopped early.
-#[derive(Debug)]
-pub(crate) enum EachError<E> {
-    /// An element (or the array) did not read as `T`: the body's typed read says why.
-    Parse(serde_json::Error),
-    /// The callback refused an element.
-    Stop(E),
-}
-
-/// Reads the JSON array `raw` one element at a time as `T`, calling `f(index, element)`; each
-/// element is dropped before the next is read.
-pub(crate) fn each<'de, T, E>(
-    raw: &'de RawValue,
-    f: impl FnMut(usize, T) -> Result<(), E>,
-) -> Result<(), EachError<E>>
-where
-    T: Deserialize<'de>,
-{
-    struct V<'s, T, E, F> {
-        f: F,
-        stop: &'s mut Option<E>,
-        _t: PhantomData<T>,
-    }
-    impl<'de, T, E, F> Visitor<'de> for V<'_, T, E, F>
-    where
-        T: Deserialize<'de>,
-        F: FnMut(usize, T) -> Result<(), E>,
-    {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a sequence")
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
+        let mut i = 0usize;
+        while let Some(element) = seq.next_element::<T>()? {
+            self.sink.element(i, element);
+            i += 1;
         }
-        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-            let mut i = 0usize;
-            while let Some(item) = seq.next_element::<T>()? {
-                if let Err(e) = (self.f)(i, item) {
-                    *self.stop = Some(e);
-                    return Err(de::Error::custom("stopped"));
-                }
-                i += 1;
-            }
-            Ok(())
-        }
+        Ok(Read)
     }
-    let mut stop = None;
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    let res = (&mut de).deserialize_seq(V {
-        f,
-        stop: &mut stop,
-        _t: PhantomData,
-    });
-    if let Some(e) = stop {
-        return Err(EachError::Stop(e));
-    }
-    res.and_then(|()| de.end()).map_err(EachError::Parse)
 }
 
 /// A JSON object key, borrowed when unescaped. Used by the hand-written top-level visitors.
@@ -372,50 +329,48 @@ impl std::error::Error for ParseError {}
 /// its typed field in one pass; every other key lands in `unknown` (name, raw value); the key
 /// being read when a value fails to parse is recorded for the error message.
 ///
-/// Keys listed under `lazy` (the conversation: one array of very many small values) are kept
-/// as their raw JSON text and read one element at a time by the translator ([`each`]): typed
-/// whole, a million tiny messages cost tens of times their bytes. `validate` reads the body as
-/// the typed struct would (the lazy keys through their `Drop…` type, element by element,
-/// nothing kept), so a body that would not parse gets the very error the typed read gives.
+/// The key listed under `lazy` (the conversation) is read element by element into a [`Sink`]
+/// (`seq`: an array, as `Vec<T>`; `text_or`: a string or an array, as `TextOr`); its field
+/// says only whether it was there.
 macro_rules! top_level_seed {
-    ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? }
-     $(, lazy { $($lname:literal => $lfield:ident : $lty:ident),* $(,)? })?) => {
-        pub(crate) struct $seed<'f> {
+    ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? },
+     lazy $lname:literal => $lfield:ident : $form:ident $elem:ident) => {
+        pub(crate) struct $seed<'f, 's, 'de> {
             pub(crate) failed_key: &'f mut Option<String>,
-            /// Read the lazy keys typed, element by element, keeping nothing of them.
-            pub(crate) validate: bool,
-            /// A lazy key came twice (only its last value was kept, unread).
-            pub(crate) repeated: &'f mut bool,
+            pub(crate) sink: &'s mut dyn $crate::wire::Sink<'de, $elem<'de>>,
         }
 
-        impl<'de, 'f> serde::de::DeserializeSeed<'de> for $seed<'f> {
+        impl<'de> serde::de::DeserializeSeed<'de> for $seed<'_, '_, 'de> {
             type Value = $ty<'de>;
             fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<$ty<'de>, D::Error> {
                 d.deserialize_map(self)
             }
         }
 
-        impl<'de, 'f> serde::de::Visitor<'de> for $seed<'f> {
+        impl<'de> serde::de::Visitor<'de> for $seed<'_, '_, 'de> {
             type Value = $ty<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<$ty<'de>, M::Error> {
                 let mut out = $ty::default();
+                let sink = self.sink;
+                let mut seen = false;
                 while let Some(key) = map.next_key::<$crate::wire::Key<'de>>()? {
                     let key = key.0;
                     let res = match key.as_str() {
                         $( $name => map.next_value().map(|v| out.$field = v), )*
-                        $($( $lname => if self.validate {
-                            map.next_value::<Option<$lty<'de>>>().map(|_| ())
-                        } else {
-                            map.next_value::<Option<&'de serde_json::value::RawValue>>().map(|v| {
-                                if out.$lfield.is_some() {
-                                    *self.repeated = true;
-                                }
-                                out.$lfield = v;
+                        $lname => {
+                            if seen {
+                                sink.restart();
+                            }
+                            seen = true;
+                            map.next_value_seed($crate::wire::LazySeed {
+                                sink: &mut *sink,
+                                text: top_level_seed!(@text $form),
                             })
-                        }, )*)?
+                            .map(|v| out.$lfield = v)
+                        }
                         _ => map
                             .next_value::<&'de serde_json::value::RawValue>()
                             .map(|v| out.unknown.push((key.clone(), v))),
@@ -431,43 +386,16 @@ macro_rules! top_level_seed {
 
         impl<'de> $ty<'de> {
             /// Parses a request body in one pass, keeping unknown top-level keys in `unknown`
-            /// and naming the key whose value failed to parse. Lazy keys are kept raw: their
-            /// elements are read (and a failure among them explained by [`Self::validate`])
-            /// by whoever reads them.
-            pub fn parse(body: &'de [u8]) -> Result<Self, $crate::wire::ParseError> {
-                let mut repeated = false;
-                let value = match Self::read(body, false, &mut repeated) {
-                    Ok(v) => v,
-                    // The typed read says what is wrong, as it would have first.
-                    Err(e) => return Err(Self::validate(body).err().unwrap_or(e)),
-                };
-                // Their values were not read at all (a repeated key), or would be read one
-                // level shallower than in the body (serde_json's nesting bound): read typed.
-                let deep = false $($(
-                    || value.$lfield.is_some_and(|r| $crate::wire::deeper_than(r.get(), $crate::wire::LAZY_DEPTH))
-                )*)?;
-                if repeated || deep {
-                    Self::validate(body)?;
-                }
-                Ok(value)
-            }
-
-            /// Reads the whole body as the typed struct would (nothing of the lazy keys kept):
-            /// the error a fully typed read gives, or Ok.
-            pub fn validate(body: &'de [u8]) -> Result<(), $crate::wire::ParseError> {
-                let mut repeated = false;
-                Self::read(body, true, &mut repeated).map(|_| ())
-            }
-
-            fn read(
+            /// and naming the key whose value failed to parse; the conversation's elements go
+            /// to `sink` as they are read.
+            pub(crate) fn parse_into(
                 body: &'de [u8],
-                validate: bool,
-                repeated: &mut bool,
+                sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
             ) -> Result<Self, $crate::wire::ParseError> {
                 let mut failed_key = None;
                 let mut de = serde_json::Deserializer::from_slice(body);
                 let res = serde::de::DeserializeSeed::deserialize(
-                    $seed { failed_key: &mut failed_key, validate, repeated },
+                    $seed { failed_key: &mut failed_key, sink },
                     &mut de,
                 );
                 let value = match res {
@@ -477,8 +405,15 @@ macro_rules! top_level_seed {
                 de.end().map_err(|error| $crate::wire::ParseError { key: None, error })?;
                 Ok(value)
             }
+
+            /// [`Self::parse_into`] keeping nothing of the conversation.
+            pub fn parse(body: &'de [u8]) -> Result<Self, $crate::wire::ParseError> {
+                Self::parse_into(body, &mut $crate::wire::Discard)
+            }
         }
     };
+    (@text seq) => { false };
+    (@text text_or) => { true };
 }
 pub(crate) use top_level_seed;
 

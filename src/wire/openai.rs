@@ -14,10 +14,10 @@ pub struct ChatRequest<'a> {
     /// Model name (required).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<Str<'a>>,
-    /// The conversation (required), kept raw: its messages are read one at a time
-    /// ([`crate::wire::each`]). Written by the translators themselves, never from here.
+    /// The conversation (required): read message by message into the parser's
+    /// [`crate::wire::Sink`], and written by the translators themselves, never from here.
     #[serde(skip)]
-    pub messages: Option<&'a RawValue>,
+    pub messages: Option<super::Read>,
     /// Output cap including reasoning tokens (preferred spelling).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
@@ -165,12 +165,7 @@ top_level_seed!(ChatRequestSeed, ChatRequest, {
     "function_call" => function_call,
     "thinking" => thinking,
     "top_k" => top_k,
-}, lazy {
-    "messages" => messages: DropMessages,
-});
-
-/// How `messages` is checked when the body is read typed ([`ChatRequest::validate`]).
-type DropMessages<'a> = super::DropSeq<Message<'a>>;
+}, lazy "messages" => messages: seq Message);
 
 /// `stream_options`.
 #[derive(Debug, Default, Deserialize, Serialize)]

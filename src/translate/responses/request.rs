@@ -18,12 +18,12 @@ use crate::wire::openai::{
     ToolChoiceObject, WebSearchLocation, WebSearchOptions,
 };
 use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
-use crate::wire::{each, EachError, ParseError, Str, TextOr};
+use crate::wire::{Read, Sink, Str, TextOr};
 
-use super::super::out::{assemble, object, Out, Room};
+use super::super::out::{assemble, first_capacity, object, Out, Room};
 use super::super::seal::{Purpose, SealKey};
 use super::super::util::{compact_json, openai_tool_name, sanitize_tool_id};
-use super::super::{MaxTokensField, Options, RequestMeta, TranslateError, OUT_SLACK_BYTES};
+use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
 use super::{
     Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PREAMBLE,
     COMPACTION_PROMPT,
@@ -89,29 +89,38 @@ fn translate(
     compact_endpoint: bool,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    let req = ResponsesRequest::parse(body)?;
-    let mut read_all = false;
     let parts = Parts {
-        body,
         upstream_model,
         provider,
         opts,
         compact_endpoint,
         room,
     };
-    translate_parsed(&req, &parts, &mut read_all).map_err(|e| {
-        // A body that does not read typed gets the typed read's error, as it always has,
-        // whatever the translation met first.
-        match read_all {
-            true => e,
-            false => ResponsesRequest::validate(body).map_or_else(TranslateError::from, |()| e),
-        }
-    })
+    // The items are translated as the body is read, one at a time; for an Anthropic-kind
+    // provider straight on to the Messages translator. A conversation that translator refuses
+    // goes again through a Chat body, for its error to name the Chat message as it always has.
+    let direct = provider == Format::Anthropic;
+    if let Some(done) = translate_once(body, &parts, direct)? {
+        return Ok(done);
+    }
+    translate_once(body, &parts, false)?
+        .ok_or_else(|| TranslateError::internal("the conversation could not be translated"))
+}
+
+/// One translation; `direct`: items handed straight on to the Messages translator (None when
+/// it refused one: the caller goes again through a Chat body).
+fn translate_once(
+    body: &[u8],
+    parts: &Parts<'_>,
+    direct: bool,
+) -> Result<Option<(Vec<u8>, RequestMeta)>, TranslateError> {
+    let mut conv = Reading::new(parts.room, body.len(), parts.provider, parts.opts, direct);
+    let req = ResponsesRequest::parse_into(body, &mut conv)?;
+    translate_parsed(&req, conv, parts)
 }
 
 /// What one translation works with besides the parsed request.
 struct Parts<'p> {
-    body: &'p [u8],
     upstream_model: &'p str,
     provider: Format,
     opts: &'p Options,
@@ -119,13 +128,12 @@ struct Parts<'p> {
     room: &'p Room,
 }
 
-fn translate_parsed(
-    req: &ResponsesRequest<'_>,
+fn translate_parsed<'b>(
+    req: &'b ResponsesRequest<'b>,
+    conv: Reading<'b, '_>,
     parts: &Parts<'_>,
-    read_all: &mut bool,
-) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+) -> Result<Option<(Vec<u8>, RequestMeta)>, TranslateError> {
     let Parts {
-        body,
         upstream_model,
         provider,
         opts,
@@ -149,29 +157,21 @@ fn translate_parsed(
         echo: std::sync::Arc::new(echo(req)),
         ..ResponsesMeta::default()
     };
-    let input = input_of(req.input)?;
-    // One typed read of every item (one at a time): where a compaction_trigger is, and the
-    // reasoning sealed for this provider. Past it, the body reads typed as a whole.
-    let scan = scan_items(&input, opts)?;
-    *read_all = true;
-    rm.compaction = compaction_kind(&scan, compact_endpoint)?;
-    if scan.unopened {
+    rm.compaction = compaction_kind(&conv, compact_endpoint)?;
+    if conv.unopened {
+        // Reasoning sealed for another provider, by another key or by another server.
         meta.drop_param("input.reasoning");
     }
-    let unsealed = scan.unsealed;
     let (mut chat, mut messages) = to_chat(
         req,
-        &input,
+        conv,
         &tools,
         &text,
         upstream_model,
         provider,
         opts,
-        &unsealed,
         &mut meta,
         &mut rm,
-        room,
-        body.len(),
     )?;
     if rm.compaction != Compaction::No {
         // The summary is asked for without tools or an output format, after everything else.
@@ -186,35 +186,52 @@ fn translate_parsed(
         }
         messages.push(&text_message("user", Str::from(COMPACTION_PROMPT)))?;
     }
-    let mut out = messages.finish()?;
-    let head = object(&ChatRequest {
-        model: chat.model.take(),
-        ..ChatRequest::default()
-    })?;
-    let tail = object(&chat)?;
-    assemble(&mut out, &head, "messages", &tail)?;
-    drop(chat);
-    let bytes = match provider {
-        Format::Anthropic => {
-            // On through the Chat → Messages translator, from the Chat body just written
-            // (held, not the typed conversation, while it is read).
-            super::super::request_o2a::to_anthropic(
-                out.bytes(),
-                upstream_model,
-                opts,
-                room,
-                &mut meta,
-            )
-            .map_err(|mut e| {
-                // Named as the client wrote it where the Chat name has a Responses one.
-                if let Some(ours) = e.param.as_deref().and_then(responses_name) {
-                    e.param = Some(ours.to_owned());
-                }
-                e
-            })?
-            .into_vec()
+    messages.end_items()?;
+    // Named as the client wrote it where the Chat name has a Responses one.
+    let ours = |mut e: TranslateError| {
+        if let Some(ours) = e.param.as_deref().and_then(responses_name) {
+            e.param = Some(ours.to_owned());
         }
-        _ => out.into_vec(),
+        e
+    };
+    let bytes = match messages.to {
+        To::Messages { conv, .. } => {
+            if conv.failed() {
+                return Ok(None);
+            }
+            chat.messages = Some(Read);
+            super::super::request_o2a::translate(&chat, *conv, upstream_model, opts, &mut meta)
+                .map_err(ours)?
+                .into_vec()
+        }
+        To::Chat { mut out, first } => {
+            let head = object(&ChatRequest {
+                model: chat.model.take(),
+                ..ChatRequest::default()
+            })?;
+            let tail = object(&chat)?;
+            assemble(&mut out, &head, "messages", &first, b"", &tail)?;
+            drop(chat);
+            match provider {
+                Format::Anthropic => {
+                    // On through the Chat → Messages translator, from the Chat body just
+                    // written. The Messages form is no longer than the Chat one (its texts
+                    // are strings where Chat's assistant texts are parts).
+                    let capacity = first_capacity(out.len(), 1, 1);
+                    super::super::request_o2a::to_anthropic(
+                        out.bytes(),
+                        upstream_model,
+                        opts,
+                        room,
+                        capacity,
+                        &mut meta,
+                    )
+                    .map_err(ours)?
+                    .into_vec()
+                }
+                _ => out.into_vec(),
+            }
+        }
     };
     for name in &mut meta.dropped {
         if let Some(ours) = responses_name(name) {
@@ -225,7 +242,7 @@ fn translate_parsed(
     meta.upstream_model = upstream_model.to_owned();
     meta.stream = req.stream.unwrap_or(false) && !compact_endpoint;
     meta.responses = Some(Box::new(rm));
-    Ok((bytes, meta))
+    Ok(Some((bytes, meta)))
 }
 
 /// The parameter that needs server-side state ringway does not keep, if the request uses
@@ -261,81 +278,17 @@ fn responses_name(chat: &str) -> Option<&'static str> {
     })
 }
 
-/// `input` as sent: one user message, or items (kept raw, read one at a time).
-enum Input<'b> {
-    Absent,
-    Text(Str<'b>),
-    Items(&'b RawValue),
-}
-
-/// `input`'s form; anything else is not a Responses body (the typed read says why).
-fn input_of(raw: Option<&RawValue>) -> Result<Input<'_>, TranslateError> {
-    let Some(raw) = raw else {
-        return Ok(Input::Absent);
-    };
-    match raw.get().as_bytes().first() {
-        Some(b'[') => Ok(Input::Items(raw)),
-        _ => serde_json::from_str::<Str<'_>>(raw.get())
-            .map(Input::Text)
-            .map_err(|error| {
-                ParseError {
-                    key: Some("input".to_owned()),
-                    error,
-                }
-                .into()
-            }),
-    }
-}
-
-/// What one read of every item finds before the translation.
-#[derive(Default)]
-struct Scan {
-    /// Items in `input`.
-    items: usize,
-    /// Index of the first `compaction_trigger`.
-    trigger: Option<usize>,
-    /// Reasoning items sealed for this provider, opened.
-    unsealed: Vec<Unsealed>,
-    /// A reasoning item that could not be opened here (dropped).
-    unopened: bool,
-}
-
-/// Reads every item once (typed, one at a time, nothing kept of it).
-fn scan_items(input: &Input<'_>, opts: &Options) -> Result<Scan, TranslateError> {
-    let mut scan = Scan::default();
-    let Input::Items(raw) = input else {
-        return Ok(scan);
-    };
-    let read = each(raw, |i, item: InputItem<'_>| {
-        scan.items = i + 1;
-        match item.kind.as_deref() {
-            Some("compaction_trigger") if scan.trigger.is_none() => scan.trigger = Some(i),
-            Some("reasoning") => match unseal(i, &item, opts) {
-                Some(u) => scan.unsealed.push(u),
-                None => scan.unopened = true,
-            },
-            _ => {}
-        }
-        Ok::<(), ()>(())
-    });
-    match read {
-        Ok(()) | Err(EachError::Stop(())) => Ok(scan),
-        Err(EachError::Parse(error)) => Err(ParseError {
-            key: Some("input".to_owned()),
-            error,
-        }
-        .into()),
-    }
-}
-
 /// Is this a compaction? A `compaction_trigger` item may only end `input`.
-fn compaction_kind(scan: &Scan, compact_endpoint: bool) -> Result<Compaction, TranslateError> {
+fn compaction_kind(
+    conv: &Reading<'_, '_>,
+    compact_endpoint: bool,
+) -> Result<Compaction, TranslateError> {
     if compact_endpoint {
         return Ok(Compaction::Endpoint);
     }
-    match scan.trigger {
+    match conv.trigger {
         None => Ok(Compaction::No),
-        Some(i) if i + 1 == scan.items => Ok(Compaction::Trigger),
+        Some(i) if i + 1 == conv.items => Ok(Compaction::Trigger),
         Some(i) => Err(TranslateError::invalid(
             format!("input[{i}]"),
             "a compaction_trigger item must be the last input item",
@@ -382,24 +335,16 @@ fn echo(req: &ResponsesRequest<'_>) -> Echo {
     e
 }
 
-/// A reasoning item's sealed content, opened: the thinking block it holds, for this provider.
-struct Unsealed {
-    /// Index of the item in `input`.
-    item: usize,
-    block: SealedThinking,
-}
-
 /// Open a reasoning item sealed for this provider. Items sealed for another provider, by
 /// another key, or by another server (OpenAI's own) are dropped and listed: a provider only
 /// ever gets back reasoning it made.
-fn unseal(i: usize, item: &InputItem<'_>, opts: &Options) -> Option<Unsealed> {
+fn unseal(item: &InputItem<'_>, opts: &Options) -> Option<SealedThinking> {
     item.encrypted_content
         .as_deref()
         .filter(|s| SealKey::is_ours(s))
         .and_then(|s| opts.seal.as_ref()?.open(Purpose::Reasoning, s))
         .and_then(|plain| serde_json::from_slice::<SealedThinking>(&plain).ok())
         .filter(|b| b.p == opts.provider)
-        .map(|block| Unsealed { item: i, block })
 }
 
 /// The upstream name of a client tool in a namespace: `namespace__name`, made legal and short
@@ -414,17 +359,14 @@ fn flat_name(namespace: &str, name: &str) -> String {
 #[allow(clippy::too_many_arguments)]
 fn to_chat<'b, 'r>(
     req: &'b ResponsesRequest<'b>,
-    input: &Input<'b>,
+    conv: Reading<'b, 'r>,
     tools: &'b [Tool<'b>],
     text: &'b TextConfig<'b>,
     upstream_model: &'b str,
     provider: Format,
     opts: &Options,
-    unsealed: &'b [Unsealed],
     meta: &mut RequestMeta,
     rm: &mut ResponsesMeta,
-    room: &'r Room,
-    body_len: usize,
 ) -> Result<(ChatRequest<'b>, Chat<'b, 'r>), TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
@@ -517,7 +459,7 @@ fn to_chat<'b, 'r>(
     if let Some(raw) = req.tool_choice {
         chat.tool_choice = tool_choice(raw, meta)?;
     }
-    let messages = convert_input(req, input, unsealed, provider, opts, meta, room, body_len)?;
+    let messages = conv.finish(req, meta)?;
     Ok((chat, messages))
 }
 
@@ -810,36 +752,132 @@ fn tool_choice<'b>(
 /// calls, then tool calls).
 #[derive(Default)]
 struct Open<'b> {
-    /// Its `content` array has been opened.
+    /// Its `content` array has been opened (written as Chat).
     texts: bool,
     /// Its refusal (a later joining item's replaces it), written when its texts end.
     refusal: Option<Str<'b>>,
     /// Its `tool_calls` array has been opened.
     calls: bool,
+    /// Its index among the Chat messages, and its tool calls so far (handed on as Messages).
+    at: usize,
+    handed: usize,
 }
 
-/// What is being built from `input`: Chat messages, each written once complete (the last
-/// assistant one stays open while items may add to it), the reasoning waiting for the next
-/// assistant turn, and images from tool outputs waiting for the tool messages to end.
+/// Where the Chat conversation goes.
+enum To<'r> {
+    /// Written as Chat JSON: the `messages` array's elements, each followed by a comma, and
+    /// the message that goes before them (`instructions`, known once the body is read).
+    Chat { out: Out<'r>, first: Vec<u8> },
+    /// Handed message by message (an open assistant message in pieces, as its items come) to
+    /// the Chat → Messages translator, for an Anthropic-kind provider: no Chat body between.
+    Messages {
+        conv: Box<super::super::request_o2a::Reading<'r>>,
+        /// Index of the next Chat message.
+        next: usize,
+    },
+}
+
+/// What is being built from `input`: Chat messages, each complete one handed on at once (the
+/// last assistant one stays open while items may add to it), the reasoning waiting for the
+/// next assistant turn, and images from tool outputs waiting for the tool messages to end.
 struct Chat<'b, 'r> {
-    /// The `messages` array, each message followed by a comma.
-    out: Out<'r>,
+    to: To<'r>,
     open: Option<Open<'b>>,
     thinking: Vec<ContentBlock<'b>>,
-    /// Image parts from tool outputs, each followed by a comma.
+    /// Image parts from tool outputs (as Chat JSON), each followed by a comma; handed on as
+    /// Messages, the parts themselves.
     images: Out<'r>,
+    held_images: Vec<ContentPart<'static>>,
 }
 
 impl<'b, 'r> Chat<'b, 'r> {
-    fn new(room: &'r Room, capacity: usize) -> Result<Self, TranslateError> {
-        let mut out = Out::with_capacity(room, capacity);
-        out.byte(b'[')?;
-        Ok(Chat {
-            out,
+    /// An empty conversation written as Chat, its buffer first sized to `capacity`.
+    fn new(room: &'r Room, capacity: usize) -> Self {
+        Chat {
+            to: To::Chat {
+                out: Out::with_capacity(room, capacity),
+                first: Vec::new(),
+            },
             open: None,
             thinking: Vec::new(),
             images: Out::with_capacity(room, 0),
-        })
+            held_images: Vec::new(),
+        }
+    }
+
+    /// An empty conversation handed on to the Messages translator.
+    fn to_messages(room: &'r Room, capacity: usize) -> Self {
+        Chat {
+            to: To::Messages {
+                conv: Box::new(super::super::request_o2a::Reading::new(room, capacity)),
+                next: 0,
+            },
+            open: None,
+            thinking: Vec::new(),
+            images: Out::with_capacity(room, 0),
+            held_images: Vec::new(),
+        }
+    }
+
+    /// Empty again (a repeated `input` key: the last value counts).
+    fn restart(&mut self) {
+        match &mut self.to {
+            To::Chat { out, first } => {
+                out.clear();
+                first.clear();
+            }
+            To::Messages { conv, next } => {
+                crate::wire::Sink::<Message<'_>>::restart(&mut **conv);
+                *next = 0;
+            }
+        }
+        self.images.clear();
+        self.held_images.clear();
+        self.open = None;
+        self.thinking.clear();
+    }
+
+    /// `m` as the first message (before those written already).
+    fn push_first(&mut self, m: &Message<'_>) -> Result<(), TranslateError> {
+        match &mut self.to {
+            To::Chat { first, .. } => {
+                *first = object(m)?;
+                first.push(b',');
+            }
+            // Its index would be 0, every other one a place further: no error of the
+            // conversation's is given from here (see `translate`).
+            To::Messages { conv, .. } => conv.system_first(0, m),
+        }
+        Ok(())
+    }
+
+    /// A complete message.
+    fn put(&mut self, m: &Message<'_>) -> Result<(), TranslateError> {
+        match &mut self.to {
+            To::Chat { out, .. } => {
+                out.json(m)?;
+                out.byte(b',')
+            }
+            To::Messages { conv, next } => {
+                conv.feed(*next, 0, m);
+                *next += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// A piece of the open assistant message (its tool calls numbered from `first_call`).
+    fn piece(&mut self, at: usize, first_call: usize, m: &Message<'_>) {
+        if let To::Messages { conv, .. } = &mut self.to {
+            conv.feed(at, first_call, m);
+        }
+    }
+
+    fn chat_out(&mut self) -> Option<&mut Out<'r>> {
+        match &mut self.to {
+            To::Chat { out, .. } => Some(out),
+            To::Messages { .. } => None,
+        }
     }
 
     fn push(&mut self, m: &Message<'_>) -> Result<(), TranslateError> {
@@ -847,32 +885,45 @@ impl<'b, 'r> Chat<'b, 'r> {
         if m.role.as_str() != "tool" {
             self.flush_images()?;
         }
-        self.out.json(m)?;
-        self.out.byte(b',')
+        self.put(m)
     }
 
     /// Images a tool returned go in a user message after the tool messages (Chat tool
     /// messages carry text only).
     fn flush_images(&mut self) -> Result<(), TranslateError> {
-        if self.images.len() == 0 {
+        if self.images.len() == 0 && self.held_images.is_empty() {
             return Ok(());
         }
-        self.out.put(br#"{"role":"user","content":["#)?;
-        self.out.json(&ContentPart {
+        let note = ContentPart {
             kind: Str::from("text"),
             text: Some(Str::from("(images returned by the tool calls above)")),
             ..ContentPart::default()
-        })?;
-        self.out.byte(b',')?;
-        // The last part's comma.
-        self.images.pop();
-        self.out.put(self.images.bytes())?;
-        self.images.clear();
-        self.out.put(b"]},")
+        };
+        if let To::Chat { out, .. } = &mut self.to {
+            out.put(br#"{"role":"user","content":["#)?;
+            out.json(&note)?;
+            out.byte(b',')?;
+            // The last part's comma.
+            self.images.pop();
+            out.put(self.images.bytes())?;
+            self.images.clear();
+            return out.put(b"]},");
+        }
+        let mut content = vec![note];
+        content.append(&mut self.held_images);
+        self.put(&Message {
+            role: Str::from("user"),
+            content: Some(TextOr::Items(content)),
+            ..Message::default()
+        })
     }
 
-    fn tool_image(&mut self, part: &ContentPart<'_>) -> Result<(), TranslateError> {
-        self.images.json(part)?;
+    fn tool_image(&mut self, part: ContentPart<'_>) -> Result<(), TranslateError> {
+        if let To::Messages { .. } = self.to {
+            self.held_images.push(owned_part(part));
+            return Ok(());
+        }
+        self.images.json(&part)?;
         self.images.byte(b',')
     }
 
@@ -882,21 +933,35 @@ impl<'b, 'r> Chat<'b, 'r> {
             return Ok(());
         };
         if o.texts {
-            self.out.byte(b']')?;
+            if let Some(out) = self.chat_out() {
+                out.byte(b']')?;
+            }
         }
-        if o.calls {
-            self.out.byte(b']')?;
-        } else {
-            self.refusal(o.refusal.as_ref())?;
+        if !o.calls {
+            self.refusal(o.at, o.refusal.as_ref())?;
         }
-        self.out.put(b"},")
+        if let Some(out) = self.chat_out() {
+            if o.calls {
+                out.byte(b']')?;
+            }
+            out.put(b"},")?;
+        }
+        Ok(())
     }
 
-    fn refusal(&mut self, refusal: Option<&Str<'_>>) -> Result<(), TranslateError> {
-        if let Some(r) = refusal {
-            self.out.put(br#","refusal":"#)?;
-            self.out.json(r)?;
+    /// The open message's refusal, once its texts are all in.
+    fn refusal(&mut self, at: usize, refusal: Option<&Str<'_>>) -> Result<(), TranslateError> {
+        let Some(r) = refusal else { return Ok(()) };
+        if let Some(out) = self.chat_out() {
+            out.put(br#","refusal":"#)?;
+            return out.json(r);
         }
+        let piece = Message {
+            role: Str::from("assistant"),
+            refusal: Some(r.reborrow()),
+            ..Message::default()
+        };
+        self.piece(at, 0, &piece);
         Ok(())
     }
 
@@ -904,41 +969,77 @@ impl<'b, 'r> Chat<'b, 'r> {
     fn new_assistant(&mut self) -> Result<(), TranslateError> {
         self.close_open()?;
         self.flush_images()?;
-        self.out.put(br#"{"role":"assistant""#)?;
-        if !self.thinking.is_empty() {
-            self.out.put(br#","thinking_blocks":"#)?;
-            self.out.json(&self.thinking)?;
-            self.thinking.clear();
-        }
-        self.open = Some(Open::default());
+        let thinking = std::mem::take(&mut self.thinking);
+        let at = match &mut self.to {
+            To::Chat { out, .. } => {
+                out.put(br#"{"role":"assistant""#)?;
+                if !thinking.is_empty() {
+                    out.put(br#","thinking_blocks":"#)?;
+                    out.json(&thinking)?;
+                }
+                0
+            }
+            To::Messages { conv, next } => {
+                let at = *next;
+                *next += 1;
+                if !thinking.is_empty() {
+                    conv.feed(
+                        at,
+                        0,
+                        &Message {
+                            role: Str::from("assistant"),
+                            thinking_blocks: Some(thinking),
+                            ..Message::default()
+                        },
+                    );
+                }
+                at
+            }
+        };
+        self.open = Some(Open {
+            at,
+            ..Open::default()
+        });
         Ok(())
     }
 
     /// A tool call joins the open assistant message (if no reasoning waits for a new turn),
     /// else a new one.
-    fn tool_call(&mut self, call: &ToolCall<'_>) -> Result<(), TranslateError> {
+    fn tool_call(&mut self, call: ToolCall<'_>) -> Result<(), TranslateError> {
         if self.open.is_none() || !self.thinking.is_empty() {
             self.new_assistant()?;
         }
         let Some(o) = self.open.as_mut() else {
             return Err(TranslateError::internal("no open assistant message"));
         };
-        if o.calls {
-            self.out.byte(b',')?;
-        } else {
+        let (at, first_call) = (o.at, o.handed);
+        o.handed += 1;
+        if !o.calls {
             o.calls = true;
-            let texts = o.texts;
+            let texts = std::mem::take(&mut o.texts);
             let refusal = o.refusal.take();
             if texts {
-                self.out.byte(b']')?;
+                if let Some(out) = self.chat_out() {
+                    out.byte(b']')?;
+                }
             }
-            self.refusal(refusal.as_ref())?;
-            self.out.put(br#","tool_calls":["#)?;
-            if let Some(o) = self.open.as_mut() {
-                o.texts = false;
+            self.refusal(at, refusal.as_ref())?;
+            if let Some(out) = self.chat_out() {
+                out.put(br#","tool_calls":["#)?;
             }
+        } else if let Some(out) = self.chat_out() {
+            out.byte(b',')?;
         }
-        self.out.json(call)
+        if let Some(out) = self.chat_out() {
+            return out.json(&call);
+        }
+        let piece = Message {
+            role: Str::from("assistant"),
+            tool_calls: Some(vec![call]),
+            ..Message::default()
+        };
+        self.piece(at, first_call, &piece);
+        Ok(())
     }
 
     /// An assistant item's texts and refusal: they join the open assistant message when it
@@ -946,7 +1047,7 @@ impl<'b, 'r> Chat<'b, 'r> {
     /// text, then calls).
     fn assistant_texts(
         &mut self,
-        texts: &[ContentPart<'_>],
+        texts: Vec<ContentPart<'_>>,
         refusal: Option<Str<'b>>,
     ) -> Result<(), TranslateError> {
         let joins = self.thinking.is_empty() && self.open.as_ref().is_some_and(|o| !o.calls);
@@ -956,25 +1057,34 @@ impl<'b, 'r> Chat<'b, 'r> {
         let Some(o) = self.open.as_mut() else {
             return Err(TranslateError::internal("no open assistant message"));
         };
-        if !texts.is_empty() {
-            if o.texts {
-                self.out.byte(b',')?;
+        let at = o.at;
+        if refusal.is_some() {
+            o.refusal = refusal;
+        }
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let opened = std::mem::replace(&mut o.texts, true);
+        if let Some(out) = self.chat_out() {
+            out.put(if opened {
+                b","
             } else {
-                o.texts = true;
-                self.out.put(br#","content":["#)?;
-            }
+                br#","content":["#.as_slice()
+            })?;
             for (k, t) in texts.iter().enumerate() {
                 if k > 0 {
-                    self.out.byte(b',')?;
+                    out.byte(b',')?;
                 }
-                self.out.json(t)?;
+                out.json(t)?;
             }
+            return Ok(());
         }
-        if refusal.is_some() {
-            if let Some(o) = self.open.as_mut() {
-                o.refusal = refusal;
-            }
-        }
+        let piece = Message {
+            role: Str::from("assistant"),
+            content: Some(TextOr::Items(texts)),
+            ..Message::default()
+        };
+        self.piece(at, 0, &piece);
         Ok(())
     }
 
@@ -983,57 +1093,113 @@ impl<'b, 'r> Chat<'b, 'r> {
         self.close_open()?;
         self.flush_images()
     }
+}
 
-    /// The `messages` array.
-    fn finish(mut self) -> Result<Out<'r>, TranslateError> {
-        self.end_items()?;
-        if self.out.bytes().last() == Some(&b',') {
-            self.out.pop();
-        }
-        self.out.byte(b']')?;
-        Ok(self.out)
+/// A content part that owns its strings (read back from bytes that do not outlive it).
+fn owned_part(p: ContentPart<'_>) -> ContentPart<'static> {
+    let own = |s: Option<Str<'_>>| s.map(|s| Str::from(s.0.into_owned()));
+    ContentPart {
+        kind: Str::from(p.kind.0.into_owned()),
+        text: own(p.text),
+        image_url: p.image_url.map(|u| ImageUrl {
+            url: Str::from(u.url.0.into_owned()),
+            detail: own(u.detail),
+        }),
+        file: p.file.map(|f| FilePart {
+            file_data: own(f.file_data),
+            file_id: own(f.file_id),
+            filename: own(f.filename),
+        }),
+        input_audio: None,
+        refusal: own(p.refusal),
+        cache_control: None,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn convert_input<'b, 'r>(
-    req: &'b ResponsesRequest<'b>,
-    input: &Input<'b>,
-    unsealed: &'b [Unsealed],
+/// The items as the body is read: each translated into the Chat conversation at once; where
+/// a `compaction_trigger` is, and whether reasoning could not be opened, noted. The first item
+/// that cannot be translated stops the writing (its error is given where the typed
+/// translation gave it); the rest is still read.
+struct Reading<'b, 'r> {
+    c: Chat<'b, 'r>,
     provider: Format,
-    opts: &Options,
-    meta: &mut RequestMeta,
-    room: &'r Room,
-    body_len: usize,
-) -> Result<Chat<'b, 'r>, TranslateError> {
-    // Sized once for the usual case (the Chat form of an item no longer than the item).
-    let mut c = Chat::new(room, body_len.saturating_add(OUT_SLACK_BYTES))?;
-    if let Some(i) = req.instructions.as_ref().filter(|i| !i.is_empty()) {
-        c.push(&text_message("system", i.reborrow()))?;
+    opts: &'r Options,
+    error: Option<TranslateError>,
+    /// Items in `input`.
+    items: usize,
+    /// Index of the first `compaction_trigger`.
+    trigger: Option<usize>,
+    /// A reasoning item that could not be opened here (dropped).
+    unopened: bool,
+    /// A web search call was dropped.
+    web_search: bool,
+}
+
+impl<'b, 'r> Reading<'b, 'r> {
+    fn new(
+        room: &'r Room,
+        body_len: usize,
+        provider: Format,
+        opts: &'r Options,
+        direct: bool,
+    ) -> Self {
+        let c = if direct {
+            // The Messages form is about as long as the Responses one.
+            Chat::to_messages(room, first_capacity(body_len, 5, 4))
+        } else {
+            // Sized once for the usual case (the Chat form of an item at most half again as
+            // long: an assistant text becomes a content part; capacity never written to costs
+            // no resident memory).
+            Chat::new(room, first_capacity(body_len, 3, 2))
+        };
+        Reading {
+            c,
+            provider,
+            opts,
+            error: None,
+            items: 0,
+            trigger: None,
+            unopened: false,
+            web_search: false,
+        }
     }
-    let items = match input {
-        Input::Absent => {
+
+    /// The conversation with `instructions` first; or why it could not be translated.
+    fn finish(
+        mut self,
+        req: &ResponsesRequest<'_>,
+        meta: &mut RequestMeta,
+    ) -> Result<Chat<'b, 'r>, TranslateError> {
+        if req.input.is_none() {
             return Err(TranslateError::invalid(
                 "input",
                 "Missing required parameter: 'input'.",
-            ))
+            ));
         }
-        Input::Text(s) => {
-            c.push(&text_message("user", s.reborrow()))?;
-            return Ok(c);
+        if let Some(e) = self.error {
+            return Err(e);
         }
-        Input::Items(items) => *items,
-    };
-    let read = each(items, |i, item: InputItem<'b>| {
+        if self.web_search {
+            meta.drop_param("input.web_search_call");
+        }
+        if let Some(i) = req.instructions.as_ref().filter(|i| !i.is_empty()) {
+            self.c.push_first(&text_message("system", i.reborrow()))?;
+        }
+        self.c.end_items()?;
+        Ok(self.c)
+    }
+
+    fn item(&mut self, i: usize, item: &InputItem<'b>) -> Result<(), TranslateError> {
+        let c = &mut self.c;
         let kind = item
             .kind
             .as_deref()
             .unwrap_or(if item.role.is_some() { "message" } else { "" });
         match kind {
-            "message" => message(&mut c, &item, i),
+            "message" => message(c, item, i),
             "function_call" | "custom_tool_call" => {
-                let call = tool_call(&item, i, kind == "custom_tool_call")?;
-                c.tool_call(&call)
+                let call = tool_call(item, i, kind == "custom_tool_call")?;
+                c.tool_call(call)
             }
             "function_call_output" | "custom_tool_call_output" => {
                 let call_id = item.call_id.as_ref().ok_or_else(|| {
@@ -1042,7 +1208,7 @@ fn convert_input<'b, 'r>(
                         "a tool output needs its call_id",
                     )
                 })?;
-                let content = tool_output(&mut c, &item, i)?;
+                let content = tool_output(c, item, i)?;
                 c.push(&Message {
                     role: Str::from("tool"),
                     tool_call_id: Some(call_id.reborrow()),
@@ -1050,19 +1216,13 @@ fn convert_input<'b, 'r>(
                     ..Message::default()
                 })
             }
-            "reasoning" => {
-                if let Some(u) = unsealed.iter().find(|u| u.item == i) {
-                    if provider == Format::Anthropic {
-                        c.thinking.push(thinking_block(&u.block));
-                    }
-                }
-                Ok(())
-            }
+            // Opened when the item was read (see the sink).
+            "reasoning" => Ok(()),
             "compaction" | "compaction_summary" => {
                 let summary = item
                     .encrypted_content
                     .as_deref()
-                    .and_then(|s| opts.seal.as_ref()?.open(Purpose::Compaction, s))
+                    .and_then(|s| self.opts.seal.as_ref()?.open(Purpose::Compaction, s))
                     .and_then(|plain| String::from_utf8(plain).ok());
                 // Without its summary the conversation would go on as if it had not happened:
                 // refused rather than dropped.
@@ -1083,7 +1243,7 @@ fn convert_input<'b, 'r>(
                 "an item_reference needs server-side state, which this gateway does not keep; send the item itself",
             )),
             "web_search_call" => {
-                meta.drop_param("input.web_search_call");
+                self.web_search = true;
                 Ok(())
             }
             other => Err(TranslateError::unsupported_value(
@@ -1091,34 +1251,58 @@ fn convert_input<'b, 'r>(
                 format!("input item type `{other}` is not supported by this gateway"),
             )),
         }
-    });
-    match read {
-        Ok(()) => {}
-        Err(EachError::Stop(e)) => return Err(e),
-        Err(EachError::Parse(error)) => {
-            return Err(ParseError {
-                key: Some("input".to_owned()),
-                error,
-            }
-            .into())
-        }
     }
-    c.end_items()?;
-    Ok(c)
 }
 
-fn thinking_block<'b>(b: &'b SealedThinking) -> ContentBlock<'b> {
+impl<'b> Sink<'b, InputItem<'b>> for Reading<'b, '_> {
+    fn element(&mut self, i: usize, item: InputItem<'b>) {
+        self.items = i + 1;
+        match item.kind.as_deref() {
+            Some("compaction_trigger") if self.trigger.is_none() => self.trigger = Some(i),
+            Some("reasoning") => match unseal(&item, self.opts) {
+                // Sealed for this provider: its thinking block waits for the next assistant
+                // turn (an OpenAI-kind provider takes none back).
+                Some(block) if self.error.is_none() && self.provider == Format::Anthropic => {
+                    self.c.thinking.push(thinking_block(block));
+                }
+                Some(_) => {}
+                None => self.unopened = true,
+            },
+            _ => {}
+        }
+        if self.error.is_none() {
+            self.error = self.item(i, &item).err();
+        }
+    }
+
+    fn text(&mut self, text: Str<'b>) {
+        if self.error.is_none() {
+            self.error = self.c.push(&text_message("user", text)).err();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.c.restart();
+        self.error = None;
+        self.items = 0;
+        self.trigger = None;
+        self.unopened = false;
+        self.web_search = false;
+    }
+}
+
+fn thinking_block(b: SealedThinking) -> ContentBlock<'static> {
     if b.k == "redacted_thinking" {
         ContentBlock {
             kind: Str::from("redacted_thinking"),
-            data: Some(Str::from(b.d.as_deref().unwrap_or(""))),
+            data: Some(Str::from(b.d.unwrap_or_default())),
             ..ContentBlock::default()
         }
     } else {
         ContentBlock {
             kind: Str::from("thinking"),
-            thinking: Some(Str::from(b.t.as_deref().unwrap_or(""))),
-            signature: Some(Str::from(b.s.as_deref().unwrap_or(""))),
+            thinking: Some(Str::from(b.t.unwrap_or_default())),
+            signature: Some(Str::from(b.s.unwrap_or_default())),
             ..ContentBlock::default()
         }
     }
@@ -1178,7 +1362,7 @@ fn message<'b>(c: &mut Chat<'b, '_>, item: &InputItem<'b>, i: usize) -> Result<(
                     }
                 }
             }
-            c.assistant_texts(&texts, refusal)
+            c.assistant_texts(texts, refusal)
         }
         other => {
             Err(TranslateError::invalid(
@@ -1296,7 +1480,7 @@ fn tool_output<'b>(
                 if part.kind.as_str() == "text" {
                     texts.push(part);
                 } else {
-                    c.tool_image(&part)?;
+                    c.tool_image(part)?;
                 }
             }
             Ok(TextOr::Items(texts))
