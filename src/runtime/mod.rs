@@ -250,6 +250,9 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     if let Some(custody) = &config.custody {
         crate::custody::start(custody)?;
     }
+    // Started here, before any worker is pinned to its CPU: a thread inherits the CPUs of the
+    // thread that starts it, and helpers started from a pinned worker would share its CPU.
+    pool::start();
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let board = control::Board::new(workers);

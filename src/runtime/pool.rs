@@ -34,6 +34,13 @@ pub enum PoolError {
     Unavailable(String),
 }
 
+/// Starts the helper threads (once; later calls change nothing). The gateway does so before
+/// its workers are pinned to their CPUs, so that helpers may run on any CPU; a job run before
+/// that starts them on first use.
+pub fn start() {
+    let _ = queue();
+}
+
 fn queue() -> Option<&'static SyncSender<Job>> {
     QUEUE
         .get_or_init(|| {
