@@ -49,7 +49,8 @@ pub(super) enum Prepared {
 }
 
 /// The request body for `target`: the model spliced in (same dialect) or translated. A
-/// translated body comes with its charge against the worker's budget (kept while the body is).
+/// translated body's charge against the worker's budget goes to `held` (to be kept while the
+/// body is).
 pub(super) async fn prepare<'c>(
     ctx: &'c Ctx,
     ex: &Exchange<'_>,
@@ -57,21 +58,19 @@ pub(super) async fn prepare<'c>(
     target: &Target,
     provider: &Provider,
     pair: Pair,
-) -> Result<(Prepared, Option<Charge<'c>>)> {
+    held: &mut Option<Charge<'c>>,
+) -> Result<Prepared> {
     if req.op == Op::CountTokens {
         if provider.kind != Format::Anthropic {
             // No count_tokens upstream: ringway estimates it (see `estimate`).
-            return Ok((Prepared::Estimate, None));
+            return Ok(Prepared::Estimate);
         }
-        return Ok((
-            Prepared::Send {
-                path: provider.path_for("/v1/messages/count_tokens"),
-                body: splice_model(req.body.clone(), &req.info, &target.model)?,
-                meta: None,
-                hide_usage: false,
-            },
-            None,
-        ));
+        return Ok(Prepared::Send {
+            path: provider.path_for("/v1/messages/count_tokens"),
+            body: splice_model(req.body.clone(), &req.info, &target.model)?,
+            meta: None,
+            hide_usage: false,
+        });
     }
     let path = match (pair.provider, req.op) {
         (Format::OpenAi, _) => provider.path_for("/chat/completions"),
@@ -91,15 +90,12 @@ pub(super) async fn prepare<'c>(
                 dropped,
                 ..RequestMeta::default()
             };
-            return Ok((
-                Prepared::Send {
-                    path,
-                    body: Bytes::from(body),
-                    meta: Some(Rc::new(meta)),
-                    hide_usage: false,
-                },
-                None,
-            ));
+            return Ok(Prepared::Send {
+                path,
+                body: Bytes::from(body),
+                meta: Some(Rc::new(meta)),
+                hide_usage: false,
+            });
         }
     }
     if pair.is_passthrough() {
@@ -109,26 +105,20 @@ pub(super) async fn prepare<'c>(
         // translations do), and keeps the answer to itself when the client had not.
         if pair.provider == Format::OpenAi && req.info.stream {
             if let Some(asked) = crate::json::with_include_usage(&body) {
-                return Ok((
-                    Prepared::Send {
-                        path,
-                        body: asked,
-                        meta: None,
-                        hide_usage: true,
-                    },
-                    None,
-                ));
+                return Ok(Prepared::Send {
+                    path,
+                    body: asked,
+                    meta: None,
+                    hide_usage: true,
+                });
             }
         }
-        return Ok((
-            Prepared::Send {
-                path,
-                body,
-                meta: None,
-                hide_usage: false,
-            },
-            None,
-        ));
+        return Ok(Prepared::Send {
+            path,
+            body,
+            meta: None,
+            hide_usage: false,
+        });
     }
     // A target may override its provider's thinking style; copy the options only then.
     let opts = if target.thinking_style == provider.translate.thinking_style {
@@ -142,6 +132,7 @@ pub(super) async fn prepare<'c>(
     // Charged to the worker's budget first, and run off the worker when the body is large.
     let (body, mut meta, charge) =
         super::convert::request(ctx, &req.body, req.op, &target.model, pair, opts).await?;
+    *held = Some(charge);
     meta.created = unix_now();
     if let Some(r) = meta.responses.as_deref_mut() {
         r.id = crate::translate::responses::ResponsesMeta::response_id(&ex.request_id);
@@ -152,15 +143,12 @@ pub(super) async fn prepare<'c>(
     }
     ctx.metrics
         .translated(pair.client.as_str(), pair.provider.as_str());
-    Ok((
-        Prepared::Send {
-            path,
-            body: Bytes::from(body),
-            meta: Some(Rc::new(meta)),
-            hide_usage: false,
-        },
-        Some(charge),
-    ))
+    Ok(Prepared::Send {
+        path,
+        body: Bytes::from(body),
+        meta: Some(Rc::new(meta)),
+        hide_usage: false,
+    })
 }
 
 fn unix_now() -> u64 {

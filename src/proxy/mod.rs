@@ -81,7 +81,8 @@ pub struct WorkerState {
     pub health: crate::routing::Health,
     /// simd-json's reusable buffers: one set per worker, never rebuilt per request.
     json_scratch: RefCell<crate::json::SimdScratch>,
-    /// Bytes of answers held whole (for translation) on this worker, and their bound.
+    /// Bytes of bodies held whole on this worker (answers and requests being translated,
+    /// translated Responses answers held for their final event), and their bound.
     pub buffers: Rc<budget::BufferBudget>,
     /// Fired when a drain starts: listeners close, idle connections close, `/readyz` is 503.
     pub draining: Beacon,
@@ -428,20 +429,21 @@ async fn attempts<'c>(
         let pair = Pair::new(ex.format, provider.speaks(ex.format));
         let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
         // A translated body's charge is held while the body is kept for this target's attempts.
-        let (prepared, _translated) =
-            match attempt::prepare(ctx, ex, req, target, provider, pair).await {
-                Ok(p) => p,
-                Err(e) => {
-                    let miss = Miss::from_error(e);
-                    ex.note_trail(target, Instant::now(), None, Some(miss.reason));
-                    ctx.metrics.fallback(&target.label, miss.reason);
-                    last = Some(miss);
-                    if more_targets {
-                        continue;
-                    }
-                    break;
+        let mut held = None;
+        let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair, &mut held).await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let miss = Miss::from_error(e);
+                ex.note_trail(target, Instant::now(), None, Some(miss.reason));
+                ctx.metrics.fallback(&target.label, miss.reason);
+                last = Some(miss);
+                if more_targets {
+                    continue;
                 }
-            };
+                break;
+            }
+        };
         // Asked only now that the request is ready for this target: a probe slot is never
         // taken by a request that cannot be sent.
         let mut now = Instant::now();
