@@ -12,7 +12,7 @@ echo "== cargo test (driver: io_uring)"
 RINGWAY_TEST_DRIVER=io_uring cargo test --locked --workspace
 
 echo "== integration tests again on the epoll driver"
-RINGWAY_TEST_DRIVER=epoll cargo test --locked --test gateway --test hardening --test clients --test failover --test lifecycle --test limits --test tls --test observability --test tiers --test custody --test pii --test sealed --test cut_short
+RINGWAY_TEST_DRIVER=epoll cargo test --locked --test gateway --test hardening --test clients --test failover --test lifecycle --test limits --test tls --test observability --test tiers --test custody --test pii --test sealed --test cut_short --test budget --test responses_store --test responses_ws
 
 echo "== SDK conformance (venv: .venv)"
 if [ ! -x .venv/bin/python ]; then

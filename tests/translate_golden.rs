@@ -771,3 +771,59 @@ fn responses_translators_over_every_stream_case() {
         check_cuts(&drive, &events, &case.name);
     }
 }
+
+/// Every golden request translated within a memory budget: the budget its body is charged
+/// (`request_memory_bound`) always suffices, and a smaller one gives the same answer or the
+/// budget's refusal, never another answer.
+#[test]
+fn requests_translate_alike_within_a_memory_budget() {
+    let mut checked = 0;
+    for case in cases().iter().filter(|c| c.str("kind") == "request") {
+        let input = case.input();
+        let model = case.str("upstream_model");
+        let opts = options(&case.spec);
+        let compact = case.spec.get("compact").and_then(Value::as_bool) == Some(true);
+        let run = |room: &translate::Room| match case.str("direction") {
+            "o2a" => translate::openai_to_anthropic_request_within(&input, model, &opts, room),
+            "a2o" => translate::anthropic_to_openai_request_within(&input, model, &opts, room),
+            d if compact => responses::compact_request_within(
+                &input,
+                model,
+                if d == "r2o" {
+                    Format::OpenAi
+                } else {
+                    Format::Anthropic
+                },
+                &opts,
+                room,
+            ),
+            d => responses::responses_request_within(
+                &input,
+                model,
+                if d == "r2o" {
+                    Format::OpenAi
+                } else {
+                    Format::Anthropic
+                },
+                &opts,
+                room,
+            ),
+        };
+        let free = run(&translate::Room::unlimited());
+        let bound = translate::request_memory_bound(input.len());
+        assert_eq!(
+            run(&translate::Room::new(bound)),
+            free,
+            "{}: within its charged bound",
+            case.name
+        );
+        for room in [0, 64, input.len() / 2, input.len(), 2 * input.len()] {
+            match (run(&translate::Room::new(room)), &free) {
+                (Err(e), _) if e.is_over_budget() => {}
+                (got, free) => assert_eq!(&got, free, "{}: room {room}", case.name),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 300, "{checked}");
+}

@@ -2564,7 +2564,7 @@ routes = ["fast", "o/*"]
             3,
             "server.zzz",
             "unknown key; valid keys here: listen, plain_listen, workers, driver, pin_workers, \
-             uring_entries, max_body_bytes, header_read_timeout_ms, body_read_timeout_ms, \
+             uring_entries, max_body_bytes, responses_websocket, header_read_timeout_ms, body_read_timeout_ms, \
              keepalive_timeout_ms, write_timeout_ms, body_timeout_ms, max_buffered_bytes, \
              reuse_port, drain_timeout_ms, pid_file, tls, header_prefix, node, jurisdiction, \
              default_tier",

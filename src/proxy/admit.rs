@@ -74,11 +74,7 @@ pub(super) async fn admit<S: Transport>(
         )
         .await?;
     ex.body_read.set(true);
-    let inspect = |body: &[u8]| {
-        crate::json::inspect_request(body, &mut ctx.json_scratch.borrow_mut())
-            .map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))
-    };
-    let mut info = inspect(&body)?;
+    let mut info = inspect(ctx, &body).await?;
     let body_fallbacks = match info.allow_fallbacks {
         Flag::Absent => true,
         Flag::Bool(b) => {
@@ -88,7 +84,7 @@ pub(super) async fn admit<S: Transport>(
                     Error::new(ErrorKind::Internal, "cannot remove `allow_fallbacks`")
                 })?;
             body = Bytes::from(cut);
-            info = inspect(&body)?;
+            info = inspect(ctx, &body).await?;
             b
         }
         Flag::Other => {
@@ -108,7 +104,7 @@ pub(super) async fn admit<S: Transport>(
             let (cut, _) = crate::json::remove_members(&body, "privacy_tier")
                 .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot remove `privacy_tier`"))?;
             body = Bytes::from(cut);
-            info = inspect(&body)?;
+            info = inspect(ctx, &body).await?;
             let text = match &field {
                 TextField::Text(t) => Some(t.as_str()),
                 _ => None,
@@ -124,7 +120,7 @@ pub(super) async fn admit<S: Transport>(
             super::stored::admit(ctx, key, &info.model, &body, &ex.store).await?
         {
             body = expanded;
-            info = inspect(&body)?;
+            info = inspect(ctx, &body).await?;
         }
     }
     // Everything sealed for the client is bound to its gateway key (the digest of its
@@ -144,7 +140,7 @@ pub(super) async fn admit<S: Transport>(
             Ok(None) => {}
             Ok(Some(unsealed)) => {
                 body = Bytes::from(unsealed);
-                info = inspect(&body)?;
+                info = inspect(ctx, &body).await?;
             }
             Err(e) => {
                 let err = Error::new(ErrorKind::InvalidBody, e.to_string());
@@ -160,7 +156,7 @@ pub(super) async fn admit<S: Transport>(
             .map_err(Error::from)?
         {
             body = Bytes::from(opened.body);
-            info = inspect(&body)?;
+            info = inspect(ctx, &body).await?;
         }
     }
     let mut dropped_reasoning = false;
@@ -241,7 +237,7 @@ pub(super) async fn admit<S: Transport>(
         // Thinking is restored too: its signature is sealed under the gateway's key, so the
         // block can go back to the provider as it was signed (`pii::thinking`).
         ex.pii = session.restore_set_sealing(Some(seal()));
-        info = inspect(&body)?;
+        info = inspect(ctx, &body).await?;
     }
     ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op == Op::CountTokens)?;
@@ -272,6 +268,24 @@ pub(super) async fn admit<S: Transport>(
         pii_on,
         dropped_reasoning,
     })
+}
+
+/// What a body's JSON says: read on the worker (with its reusable buffers) when small, on a
+/// helper thread when large (tens of milliseconds for 6 MB), so that a large body does not
+/// hold up the worker's other requests.
+async fn inspect(ctx: &Ctx, body: &Bytes) -> Result<RequestInfo> {
+    let info = if body.len() <= super::convert::INLINE_TRANSLATION_MAX_BYTES {
+        crate::json::inspect_request(body, &mut ctx.json_scratch.borrow_mut())
+    } else {
+        let body = body.clone();
+        // Buffers of its own, freed with the job: a helper keeps nothing sized by a body.
+        crate::runtime::pool::run(move || {
+            crate::json::inspect_request(&body, &mut crate::json::SimdScratch::new())
+        })
+        .await
+        .map_err(super::convert::pool_error)?
+    };
+    info.map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))
 }
 
 /// The 400 for a body with more JSON values than PII substitution searches.

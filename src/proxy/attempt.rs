@@ -48,14 +48,17 @@ pub(super) enum Prepared {
     Estimate,
 }
 
-/// The request body for `target`: the model spliced in (same dialect) or translated.
-pub(super) fn prepare(
-    ctx: &Ctx,
+/// The request body for `target`: the model spliced in (same dialect) or translated. A
+/// translated body's charge against the worker's budget goes to `held` (to be kept while the
+/// body is).
+pub(super) async fn prepare<'c>(
+    ctx: &'c Ctx,
     ex: &Exchange<'_>,
     req: &Admitted,
     target: &Target,
     provider: &Provider,
     pair: Pair,
+    held: &mut Option<Charge<'c>>,
 ) -> Result<Prepared> {
     if req.op == Op::CountTokens {
         if provider.kind != Format::Anthropic {
@@ -134,17 +137,10 @@ pub(super) fn prepare(
     if pair.client == Format::Responses {
         opts.to_mut().seal = Some(ctx.config.translate.seal.for_holder(req.holder));
     }
-    let (body, mut meta) = if req.op == Op::Compact {
-        // The summary is asked of the provider in its own dialect.
-        crate::translate::responses::compact_request(
-            &req.body,
-            &target.model,
-            pair.provider,
-            &opts,
-        )?
-    } else {
-        pair.request(&req.body, &target.model, &opts)?
-    };
+    // Charged to the worker's budget first, and run off the worker when the body is large.
+    let (body, mut meta, charge) =
+        super::convert::request(ctx, &req.body, req.op, &target.model, pair, opts).await?;
+    *held = Some(charge);
     meta.created = unix_now();
     if let Some(r) = meta.responses.as_deref_mut() {
         r.id = crate::translate::responses::ResponsesMeta::response_id(&ex.request_id);
@@ -251,7 +247,8 @@ impl Miss<'_> {
             ErrorKind::IdleTimeout => ("idle_timeout", false, true, false),
             ErrorKind::UpstreamProtocol => ("protocol", false, true, false),
             ErrorKind::ProviderCredentials => ("credentials", false, false, false),
-            ErrorKind::InvalidBody | ErrorKind::Unsupported => {
+            // Too large to translate for this target: another may take the body as it is.
+            ErrorKind::InvalidBody | ErrorKind::Unsupported | ErrorKind::BodyTooLarge => {
                 ("untranslatable", false, false, false)
             }
             _ => ("gateway", false, false, true),
@@ -462,6 +459,7 @@ pub(super) async fn run<'c>(
 
     if head.is_event_stream() {
         let mut stream = Box::new(Stream::new(pair, meta.as_deref(), codec));
+        stream.charge_held(ctx.buffers.clone());
         if hide_usage {
             stream.hide_usage_chunk();
         }

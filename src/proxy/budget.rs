@@ -1,8 +1,11 @@
-//! The worker's budget for bodies it holds whole (provider answers read for translation): one
-//! counter per worker, charged before memory is reserved and released when the charge drops,
-//! so many concurrent huge answers cannot add up past `server.max_buffered_bytes`.
+//! The worker's budget for bodies it holds whole (provider answers read for translation,
+//! request bodies while they are translated, the answer a translated Responses stream holds
+//! for its final event): one counter per worker, charged before memory is reserved and
+//! released when the charge drops, so many concurrent huge bodies cannot add up past
+//! `server.max_buffered_bytes`.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 /// A worker's buffered-body budget. Single-threaded: a `Cell`, no atomics.
 #[derive(Debug)]
@@ -79,13 +82,56 @@ impl Charge<'_> {
     /// The error for a growth this worker cannot take now: a 503 in the client's format,
     /// retryable once other answers have gone out.
     pub fn exhausted(&self) -> crate::error::Error {
-        crate::error::Error::new(
-            crate::error::ErrorKind::BufferBudget,
-            format!(
-                "the gateway is holding too many large answers (server.max_buffered_bytes = {} per worker); retry shortly",
-                self.budget.limit.get()
-            ),
-        )
+        exhausted(self.budget.limit.get(), "answers")
+    }
+}
+
+/// The 503 for a charge the worker cannot take now (`what`: what it holds too much of).
+pub fn exhausted(limit: usize, what: &str) -> crate::error::Error {
+    crate::error::Error::new(
+        crate::error::ErrorKind::BufferBudget,
+        format!(
+            "the gateway is holding too many large {what} (server.max_buffered_bytes = {limit} per worker); retry shortly"
+        ),
+    )
+}
+
+/// A charge that keeps its budget alive itself: for state that outlives the borrows of a
+/// request's phases (the answer a translated stream holds until its end).
+#[derive(Debug)]
+pub struct HeldCharge {
+    budget: Rc<BufferBudget>,
+    bytes: usize,
+}
+
+impl HeldCharge {
+    /// An empty charge against `budget`.
+    pub fn new(budget: Rc<BufferBudget>) -> HeldCharge {
+        HeldCharge { budget, bytes: 0 }
+    }
+
+    /// As [`Charge::resize`].
+    pub fn resize(&mut self, total: usize) -> bool {
+        let b = &self.budget;
+        let others = b.used.get().saturating_sub(self.bytes);
+        if total > self.bytes && others.saturating_add(total) > b.limit.get() {
+            return false;
+        }
+        b.used.set(others.saturating_add(total));
+        self.bytes = total;
+        true
+    }
+
+    /// The budget's limit.
+    pub fn limit(&self) -> usize {
+        self.budget.limit.get()
+    }
+}
+
+impl Drop for HeldCharge {
+    fn drop(&mut self) {
+        let b = &self.budget;
+        b.used.set(b.used.get().saturating_sub(self.bytes));
     }
 }
 
@@ -122,5 +168,17 @@ mod tests {
         let mut big = b.charge();
         assert!(big.resize(100));
         assert!(!b.charge().resize(1));
+    }
+
+    #[test]
+    fn held_charges_share_the_budget() {
+        let b = Rc::new(BufferBudget::new(100));
+        let mut held = HeldCharge::new(b.clone());
+        assert!(held.resize(70));
+        assert!(!b.charge().resize(31));
+        assert!(!held.resize(101));
+        assert_eq!(b.used(), 70, "a refused growth changes nothing");
+        drop(held);
+        assert_eq!(b.used(), 0);
     }
 }

@@ -7,6 +7,7 @@ mod admin;
 mod admit;
 mod attempt;
 mod budget;
+mod convert;
 mod custody;
 mod estimate;
 pub mod pump;
@@ -83,8 +84,9 @@ pub struct WorkerState {
     pub health: crate::routing::Health,
     /// simd-json's reusable buffers: one set per worker, never rebuilt per request.
     json_scratch: RefCell<crate::json::SimdScratch>,
-    /// Bytes of answers held whole (for translation) on this worker, and their bound.
-    pub buffers: budget::BufferBudget,
+    /// Bytes of bodies held whole on this worker (answers and requests being translated,
+    /// translated Responses answers held for their final event), and their bound.
+    pub buffers: Rc<budget::BufferBudget>,
     /// Fired when a drain starts: listeners close, idle connections close, `/readyz` is 503.
     pub draining: Beacon,
     /// Fired a moment after `draining`: a connection that has not sent its first request by
@@ -116,7 +118,7 @@ impl Ctx {
             .map_or(0, |d| d.as_nanos() as u64)
             ^ ((worker as u64) << 48)
             ^ id_prefix;
-        let buffers = budget::BufferBudget::new(config.server.max_buffered_bytes);
+        let buffers = Rc::new(budget::BufferBudget::new(config.server.max_buffered_bytes));
         let state = Rc::new(WorkerState {
             buffers,
             pool,
@@ -458,7 +460,10 @@ async fn attempts<'c>(
         });
         let pair = Pair::new(ex.format, provider.speaks(ex.format));
         let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
-        let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair) {
+        // A translated body's charge is held while the body is kept for this target's attempts.
+        let mut held = None;
+        let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair, &mut held).await
+        {
             Ok(p) => p,
             Err(e) => {
                 let miss = Miss::from_error(e);

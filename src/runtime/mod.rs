@@ -4,6 +4,7 @@
 
 pub mod beacon;
 pub mod control;
+pub mod pool;
 pub mod supervise;
 pub mod timer;
 
@@ -252,6 +253,9 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     if let Some(settings) = &config.responses_store {
         crate::responses_store::start(settings)?;
     }
+    // Started here, before any worker is pinned to its CPU: a thread inherits the CPUs of the
+    // thread that starts it, and helpers started from a pinned worker would share its CPU.
+    pool::start();
     let ready = Arc::new(AtomicUsize::new(0));
     let hub = crate::metrics::Hub::new(workers);
     let board = control::Board::new(workers);

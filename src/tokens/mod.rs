@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use tiktoken_rs::CoreBPE;
 
 use crate::format::Format;
-use crate::wire::anthropic::{ContentBlock, MessagesRequest, Source, Tool};
+use crate::wire::anthropic::{ContentBlock, Message, MessagesRequest, Source, Tool};
 use crate::wire::{ParseError, Str, TextOr};
 
 pub use image::Detail;
@@ -123,17 +123,20 @@ fn estimate_anthropic_within(
     bpe: &CoreBPE,
     text_budget: usize,
 ) -> Result<u64, TokensError> {
-    let req = MessagesRequest::parse(body).map_err(TokensError::Parse)?;
-    let messages = req.messages.as_ref().ok_or(TokensError::MissingMessages)?;
-    let mut c = Counter::new(bpe, text_budget);
+    // Messages are counted as they are read: a conversation of a million tiny messages is
+    // never held typed. (A total: the order of its terms does not matter.)
+    let mut counted = Messages {
+        c: Counter::new(bpe, text_budget),
+        total: 0,
+    };
+    let req = MessagesRequest::parse_into(body, &mut counted).map_err(TokensError::Parse)?;
+    req.messages.ok_or(TokensError::MissingMessages)?;
+    let mut c = counted.c;
+    c.total = counted.total;
     c.add(REPLY_PRIMING_TOKENS);
     if let Some(system) = &req.system {
         c.message("system");
         c.content(system);
-    }
-    for m in messages {
-        c.message(&m.role);
-        c.content(&m.content);
     }
     if let Some(tools) = req.tools.as_deref().filter(|t| !t.is_empty()) {
         for t in tools {
@@ -189,6 +192,26 @@ fn chunk_end(s: &str, max: usize) -> usize {
         s.len()
     } else {
         i
+    }
+}
+
+/// The messages' count, kept as they are read.
+struct Messages<'b> {
+    c: Counter<'b>,
+    /// The count of the messages read for the value that counts (a repeated key's last).
+    total: u64,
+}
+
+impl<'de> crate::wire::Sink<'de, Message<'de>> for Messages<'_> {
+    fn element(&mut self, _: usize, m: Message<'de>) {
+        self.c.message(&m.role);
+        self.c.content(&m.content);
+        self.total = self.c.total;
+    }
+
+    fn restart(&mut self) {
+        self.c.total = 0;
+        self.total = 0;
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod check;
 mod emit;
 mod error;
+mod out;
 mod pair;
 mod request_a2o;
 mod request_o2a;
@@ -25,9 +26,10 @@ use std::fmt;
 pub use error::{
     anthropic_to_openai_error, openai_to_anthropic_error, same_format_error, ANTHROPIC_ERROR_TYPES,
 };
+pub use out::Room;
 pub use pair::{Pair, StreamTranslator};
-pub use request_a2o::anthropic_to_openai_request;
-pub use request_o2a::openai_to_anthropic_request;
+pub use request_a2o::{anthropic_to_openai_request, anthropic_to_openai_request_within};
+pub use request_o2a::{openai_to_anthropic_request, openai_to_anthropic_request_within};
 pub use response::{
     anthropic_to_openai_response, anthropic_to_openai_response_into, openai_to_anthropic_response,
     openai_to_anthropic_response_into,
@@ -72,6 +74,30 @@ pub const MAX_HELD_TOOL_BYTES: usize = 16 << 20;
 /// about four times more (done events, the final response), escaped: 4 MiB (about a million
 /// tokens, far beyond any model's output cap) keeps that within tens of MiB per stream.
 pub const MAX_HELD_OUTPUT_BYTES: usize = 4 << 20;
+
+/// Room reserved beyond a request body's length for its translation when the output buffer is
+/// first sized (ids, field names and defaults differ in length between the formats): most
+/// translations then never grow it.
+pub const OUT_SLACK_BYTES: usize = 4096;
+
+/// Bytes of buffers a request translation may reserve, for a body of `body_len` bytes: the
+/// share of the worker's budget (`server.max_buffered_bytes`) it is charged before it starts,
+/// and the most it writes (a translation that would need more stops with
+/// [`TranslateError::over_budget`]). Three times the body: what the longest translation
+/// (Responses to Messages, through a Chat body held while it is read) writes for bodies of
+/// many tiny items, where every item's markup grows; one a little shorter than the body
+/// is the usual case.
+pub fn request_memory_bound(body_len: usize) -> usize {
+    body_len
+        .saturating_mul(REQUEST_MEMORY_FACTOR)
+        .saturating_add(REQUEST_MEMORY_SLACK)
+}
+
+/// Multiple of a request body's length its translation may hold (see [`request_memory_bound`]).
+pub const REQUEST_MEMORY_FACTOR: usize = 3;
+
+/// Bytes a request translation may hold beyond [`REQUEST_MEMORY_FACTOR`] times its body.
+pub const REQUEST_MEMORY_SLACK: usize = 64 * 1024;
 
 /// Most bytes of a non-JSON upstream error body quoted in the translated error message.
 pub const MAX_ERROR_SNIPPET: usize = 256;
@@ -283,6 +309,22 @@ impl TranslateError {
         }
     }
 
+    /// 413: the translation would hold more than the memory it was given (see
+    /// [`request_memory_bound`]).
+    pub fn over_budget() -> Self {
+        TranslateError {
+            status: 413,
+            param: None,
+            message: "the request is too large to translate within the gateway's memory budget for it (server.max_buffered_bytes)".to_owned(),
+            code: None,
+        }
+    }
+
+    /// Is this [`TranslateError::over_budget`]?
+    pub fn is_over_budget(&self) -> bool {
+        self.status == 413
+    }
+
     /// 500: serialising our own output failed (not reachable with well-formed types).
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         TranslateError {
@@ -326,6 +368,7 @@ impl From<TranslateError> for crate::error::Error {
     fn from(e: TranslateError) -> Self {
         use crate::error::{Error, ErrorKind};
         let kind = match e.status {
+            413 => ErrorKind::BodyTooLarge,
             400..=499 if e.code.is_some() => ErrorKind::Unsupported,
             400..=499 => ErrorKind::InvalidBody,
             500 => ErrorKind::Internal,

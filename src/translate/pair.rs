@@ -6,7 +6,7 @@ use crate::format::Format;
 
 use super::responses::{AnthropicToResponsesStream, ChatToResponsesStream};
 use super::{
-    AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, TranslateError,
+    AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, Room, TranslateError,
 };
 
 /// The client's dialect and the provider's.
@@ -36,12 +36,24 @@ impl Pair {
         model: &str,
         opts: &Options,
     ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+        self.request_within(body, model, opts, &Room::unlimited())
+    }
+
+    /// [`Pair::request`] writing at most `room` bytes of buffers (else
+    /// [`TranslateError::over_budget`]).
+    pub fn request_within(
+        self,
+        body: &[u8],
+        model: &str,
+        opts: &Options,
+        room: &Room,
+    ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
         match self.client {
             Format::Responses => {
-                super::responses::responses_request(body, model, self.provider, opts)
+                super::responses::responses_request_within(body, model, self.provider, opts, room)
             }
-            Format::OpenAi => super::openai_to_anthropic_request(body, model, opts),
-            Format::Anthropic => super::anthropic_to_openai_request(body, model, opts),
+            Format::OpenAi => super::openai_to_anthropic_request_within(body, model, opts, room),
+            Format::Anthropic => super::anthropic_to_openai_request_within(body, model, opts, room),
         }
     }
 
@@ -176,6 +188,27 @@ impl StreamTranslator {
             StreamTranslator::A2R(t) => t.set_now(now),
             StreamTranslator::C2R(t) => t.set_now(now),
             StreamTranslator::A2O(_) | StreamTranslator::O2A(_) => {}
+        }
+    }
+
+    /// Bytes of the answer a Responses stream holds for its final events (0 for the others,
+    /// which hold only bounded pieces).
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            StreamTranslator::A2R(t) => t.held_bytes(),
+            StreamTranslator::C2R(t) => t.held_bytes(),
+            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) => 0,
+        }
+    }
+
+    /// The answer cannot be held any longer: the stream ends with the client's error event
+    /// and what it held is let go.
+    pub fn fail_unheld(&mut self, message: &str, out: &mut Vec<u8>) {
+        match self {
+            StreamTranslator::A2R(t) => t.fail_unheld(message, out),
+            StreamTranslator::C2R(t) => t.fail_unheld(message, out),
+            StreamTranslator::A2O(t) => t.fail(message, out),
+            StreamTranslator::O2A(t) => t.fail(message, out),
         }
     }
 

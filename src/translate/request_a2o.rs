@@ -3,14 +3,15 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use crate::wire::anthropic::{ContentBlock, MessagesRequest};
+use crate::wire::anthropic::{ContentBlock, Message as AMessage, MessagesRequest};
 use crate::wire::openai::{
     ChatRequest, ContentPart, FilePart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
     Message, NamedFunction, ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoice,
     ToolChoiceObject,
 };
-use crate::wire::{Str, TextOr};
+use crate::wire::{Sink, Str, TextOr};
 
+use super::out::{assemble, first_capacity, object, Out, Room};
 use super::util::{compact_json, openai_tool_name};
 use super::{MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP};
 
@@ -40,13 +41,25 @@ pub fn anthropic_to_openai_request(
     upstream_model: &str,
     opts: &Options,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    let req = MessagesRequest::parse(body)?;
+    anthropic_to_openai_request_within(body, upstream_model, opts, &Room::unlimited())
+}
+
+/// [`anthropic_to_openai_request`] writing at most `room` bytes of buffers (else
+/// [`TranslateError::over_budget`]).
+pub fn anthropic_to_openai_request_within(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    // The conversation is scanned and translated as the body is read, one message at a time.
+    let mut conv = Reading::new(room, body.len());
+    let req = MessagesRequest::parse_into(body, &mut conv)?;
     let mut meta = RequestMeta::default();
     let names = NameMap::default();
-    let out = translate(&req, upstream_model, opts, &mut meta, &names)?;
-    let bytes = serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))?;
+    let out = translate(&req, conv, upstream_model, opts, &mut meta, &names)?;
     meta.tool_names = names.into_pairs();
-    Ok((bytes, meta))
+    Ok((out.into_vec(), meta))
 }
 
 /// Shortened tool names (OpenAI allows 64 characters, Anthropic 128), recorded so responses
@@ -75,13 +88,14 @@ impl NameMap {
     }
 }
 
-fn translate<'b>(
-    req: &'b MessagesRequest<'_>,
+fn translate<'b, 'r>(
+    req: &'b MessagesRequest<'b>,
+    conv: Reading<'b, 'r>,
     upstream_model: &'b str,
     opts: &Options,
     meta: &mut RequestMeta,
     names: &NameMap,
-) -> Result<ChatRequest<'b>, TranslateError> {
+) -> Result<Out<'r>, TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
             key.as_str(),
@@ -95,9 +109,7 @@ fn translate<'b>(
     let max_tokens = req
         .max_tokens
         .ok_or_else(|| TranslateError::invalid("max_tokens", "max_tokens: Field required"))?;
-    let messages = req
-        .messages
-        .as_ref()
+    req.messages
         .ok_or_else(|| TranslateError::invalid("messages", "messages: Field required"))?;
     for (param, present) in [
         ("container", req.container.is_some()),
@@ -120,7 +132,7 @@ fn translate<'b>(
     if req.cache_control.is_some() {
         meta.drop_param("cache_control");
     }
-    let loaded_tools = scan_blocks(req, meta);
+    let loaded_tools = scan_blocks(req, &conv, meta);
     if req.top_k.is_some() {
         meta.drop_param("top_k");
     }
@@ -141,34 +153,17 @@ fn translate<'b>(
     let tools = convert_tools(req, names, &loaded_tools, meta)?;
     let (tool_choice, parallel_tool_calls) = convert_tool_choice(req, !tools.is_empty(), names)?;
 
-    let mut out_messages = Vec::with_capacity(messages.len() + 1);
-    if let Some(system) = &req.system {
-        if let Some(m) = system_message(system, "system")? {
-            out_messages.push(m);
-        }
-    }
-    for (i, m) in messages.iter().enumerate() {
-        match m.role.as_str() {
-            "user" => user_messages(&m.content, i, &mut out_messages)?,
-            // Claude Code sends system turns inside the conversation (environment and tool
-            // availability notes); Chat Completions takes system messages anywhere.
-            "system" => {
-                if let Some(msg) = system_message(&m.content, &format!("messages.{i}"))? {
-                    out_messages.push(msg);
-                }
-            }
-            "assistant" => {
-                if let Some(msg) = assistant_message(&m.content, i, names, meta)? {
-                    out_messages.push(msg);
-                }
-            }
-            other => {
-                return Err(TranslateError::invalid(
-                    format!("messages.{i}.role"),
-                    format!("unknown role `{other}`"),
-                ))
-            }
-        }
+    // The messages were written as they were read; the top-level system message goes before
+    // them.
+    let system = match &req.system {
+        Some(system) => system_message(system, "system")?,
+        None => None,
+    };
+    let mut out = conv.finish(names, meta)?;
+    let mut first = Vec::new();
+    if let Some(m) = system {
+        first = object(&m)?;
+        first.push(b',');
     }
 
     let (max_completion_tokens, legacy_max_tokens) = match opts.openai_max_tokens_field {
@@ -184,9 +179,11 @@ fn translate<'b>(
             None
         }
     };
-    Ok(ChatRequest {
+    let head = object(&ChatRequest {
         model: Some(Str::from(upstream_model)),
-        messages: Some(out_messages),
+        ..ChatRequest::default()
+    })?;
+    let tail = object(&ChatRequest {
         max_completion_tokens,
         max_tokens: legacy_max_tokens,
         temperature: req.temperature,
@@ -213,7 +210,9 @@ fn translate<'b>(
             .map(openai_user),
         service_tier,
         ..ChatRequest::default()
-    })
+    })?;
+    assemble(&mut out, &head, "messages", &first, b"", &tail)?;
+    Ok(out)
 }
 
 /// `metadata.user_id` as OpenAI `user` (see [`MAX_OPENAI_USER_BYTES`]).
@@ -230,41 +229,150 @@ fn openai_user<'b>(id: &'b Str<'_>) -> Str<'b> {
     Str::from(hex)
 }
 
-/// One pass over every content block: report fields dropped wherever they sit
-/// (`cache_control`, `caller`) and collect the tools that `tool_reference` blocks loaded.
-fn scan_blocks<'b>(req: &'b MessagesRequest<'_>, meta: &mut RequestMeta) -> HashSet<&'b str> {
-    fn walk<'b>(
-        blocks: &'b [ContentBlock<'_>],
-        meta: &mut RequestMeta,
-        loaded: &mut HashSet<&'b str>,
-    ) {
-        for b in blocks {
-            if b.cache_control.is_some() {
-                meta.drop_param("cache_control");
-            }
-            if b.caller.is_some() {
-                meta.drop_param("caller");
-            }
-            if let (Some(name), "tool_reference") = (&b.tool_name, b.kind.as_str()) {
-                loaded.insert(name.as_str());
-            }
-            if let Some(TextOr::Items(inner)) = &b.content {
-                walk(inner, meta, loaded);
-            }
-        }
-    }
+/// Every content block's scan: fields dropped wherever they sit (`cache_control`, `caller`)
+/// are reported, in the order first met (the top-level system's blocks first), and the tools
+/// that `tool_reference` blocks loaded are collected.
+fn scan_blocks<'b>(
+    req: &'b MessagesRequest<'b>,
+    conv: &Reading<'b, '_>,
+    meta: &mut RequestMeta,
+) -> HashSet<Str<'b>> {
     // A set: a request may hold many tool references and many deferred tools (both bounded
     // only by the body size), and each tool asks whether it was loaded.
     let mut loaded = HashSet::new();
+    let mut dropped = Vec::new();
     if let Some(TextOr::Items(blocks)) = &req.system {
-        walk(blocks, meta, &mut loaded);
+        walk(blocks, &mut dropped, &mut loaded);
     }
-    for m in req.messages.iter().flatten() {
-        if let TextOr::Items(blocks) = &m.content {
-            walk(blocks, meta, &mut loaded);
+    for name in dropped.into_iter().chain(conv.dropped.iter().copied()) {
+        meta.drop_param(name);
+    }
+    loaded.extend(conv.loaded.iter().cloned());
+    loaded
+}
+
+/// One list of blocks (and those nested in tool results) for [`scan_blocks`].
+fn walk<'b>(
+    blocks: &[ContentBlock<'b>],
+    dropped: &mut Vec<&'static str>,
+    loaded: &mut HashSet<Str<'b>>,
+) {
+    for b in blocks {
+        if b.cache_control.is_some() && !dropped.contains(&"cache_control") {
+            dropped.push("cache_control");
+        }
+        if b.caller.is_some() && !dropped.contains(&"caller") {
+            dropped.push("caller");
+        }
+        if let (Some(name), "tool_reference") = (&b.tool_name, b.kind.as_str()) {
+            if !loaded.contains(name) {
+                loaded.insert(name.clone());
+            }
+        }
+        if let Some(TextOr::Items(inner)) = &b.content {
+            walk(inner, dropped, loaded);
         }
     }
-    loaded
+}
+
+/// The conversation as the body is read: each message's blocks scanned (see [`scan_blocks`])
+/// and its Chat messages written at once. The first message that cannot be translated stops
+/// the writing (its error is given where the typed translation gave it); the scan goes on.
+struct Reading<'b, 'r> {
+    /// `[`, then each Chat message followed by a comma.
+    out: Out<'r>,
+    error: Option<TranslateError>,
+    /// Fields dropped in message blocks, in the order first met.
+    dropped: Vec<&'static str>,
+    loaded: HashSet<Str<'b>>,
+    /// Tool names the messages shortened: added after the tools' own, as when the tools were
+    /// translated first.
+    names: NameMap,
+    /// What the messages' translation drops (`server_tool_blocks`), reported after the tools'.
+    meta: RequestMeta,
+}
+
+impl<'b, 'r> Reading<'b, 'r> {
+    fn new(room: &'r Room, body_len: usize) -> Self {
+        // Sized once for the usual case (the Chat form about as long as the Messages form, a
+        // quarter to spare: capacity never written to costs no resident memory).
+        Reading {
+            out: Out::with_capacity(room, first_capacity(body_len, 5, 4)),
+            error: None,
+            dropped: Vec::new(),
+            loaded: HashSet::new(),
+            names: NameMap::default(),
+            meta: RequestMeta::default(),
+        }
+    }
+
+    /// The messages written, their shortened names and drops merged into `names` and `meta`;
+    /// or why a message could not be translated.
+    fn finish(self, names: &NameMap, meta: &mut RequestMeta) -> Result<Out<'r>, TranslateError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut pairs = names.pairs.borrow_mut();
+        for (short, long) in self.names.into_pairs() {
+            if !pairs.iter().any(|(s, _)| *s == short) {
+                pairs.push((short, long));
+            }
+        }
+        for name in self.meta.dropped {
+            meta.drop_param(name);
+        }
+        Ok(self.out)
+    }
+
+    fn message(&mut self, i: usize, m: &AMessage<'_>) -> Result<(), TranslateError> {
+        let mut chat = Vec::new();
+        match m.role.as_str() {
+            "user" => user_messages(&m.content, i, &mut chat)?,
+            // Claude Code sends system turns inside the conversation (environment and tool
+            // availability notes); Chat Completions takes system messages anywhere.
+            "system" => {
+                if let Some(msg) = system_message(&m.content, &format!("messages.{i}"))? {
+                    chat.push(msg);
+                }
+            }
+            "assistant" => {
+                if let Some(msg) = assistant_message(&m.content, i, &self.names, &mut self.meta)? {
+                    chat.push(msg);
+                }
+            }
+            other => {
+                return Err(TranslateError::invalid(
+                    format!("messages.{i}.role"),
+                    format!("unknown role `{other}`"),
+                ))
+            }
+        }
+        for msg in &chat {
+            self.out.json(msg)?;
+            self.out.byte(b',')?;
+        }
+        Ok(())
+    }
+}
+
+impl<'b> Sink<'b, AMessage<'b>> for Reading<'b, '_> {
+    fn element(&mut self, i: usize, m: AMessage<'b>) {
+        if let TextOr::Items(blocks) = &m.content {
+            walk(blocks, &mut self.dropped, &mut self.loaded);
+        }
+        if self.error.is_none() {
+            self.error = self.message(i, &m).err();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.out.clear();
+        self.error = None;
+        self.dropped.clear();
+        self.loaded.clear();
+        self.names = NameMap::default();
+        self.meta = RequestMeta::default();
+    }
 }
 
 fn reasoning_effort<'b>(
@@ -356,7 +464,7 @@ fn response_format<'b>(
 fn convert_tools<'b>(
     req: &'b MessagesRequest<'_>,
     names: &NameMap,
-    loaded: &HashSet<&str>,
+    loaded: &HashSet<Str<'_>>,
     meta: &mut RequestMeta,
 ) -> Result<Vec<Tool<'b>>, TranslateError> {
     let Some(tools) = &req.tools else {
@@ -369,7 +477,7 @@ fn convert_tools<'b>(
         }
         if t.defer_loading == Some(true) {
             meta.drop_param("defer_loading");
-            if !loaded.contains(&t.name.as_str()) {
+            if !loaded.contains(&t.name) {
                 continue;
             }
         }

@@ -3,12 +3,14 @@
 use serde_json::value::RawValue;
 
 use crate::wire::anthropic::{
-    ContentBlock, Message as AMessage, MessagesRequest, Metadata, OutputConfig, OutputFormat,
-    Source, Thinking, Tool as ATool, ToolChoice as AToolChoice, UserLocation,
+    ContentBlock, MessagesRequest, Metadata, OutputConfig, OutputFormat, Source, Thinking,
+    Tool as ATool, ToolChoice as AToolChoice, UserLocation,
 };
 use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
-use crate::wire::{Str, TextOr};
+use crate::wire::{Sink, Str, TextOr};
 
+use super::out::first_capacity;
+use super::out::{assemble, object, Out, Room};
 use super::thinking::{generation, Generation};
 use super::util::{
     arguments_to_input, decode_base64, is_anthropic_image_mime, is_blank, is_http_url,
@@ -35,11 +37,39 @@ pub fn openai_to_anthropic_request(
     upstream_model: &str,
     opts: &Options,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    let req = ChatRequest::parse(body)?;
+    openai_to_anthropic_request_within(body, upstream_model, opts, &Room::unlimited())
+}
+
+/// [`openai_to_anthropic_request`] writing at most `room` bytes of buffers (else
+/// [`TranslateError::over_budget`]).
+pub fn openai_to_anthropic_request_within(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
     let mut meta = RequestMeta::default();
-    let out = translate(&req, upstream_model, opts, &mut meta)?;
-    let bytes = serde_json::to_vec(&out).map_err(|e| TranslateError::internal(e.to_string()))?;
-    Ok((bytes, meta))
+    // Sized once for the usual case (the Anthropic form about as long as the Chat form, a
+    // quarter to spare: capacity never written to costs no resident memory).
+    let capacity = first_capacity(body.len(), 5, 4);
+    let out = to_anthropic(body, upstream_model, opts, room, capacity, &mut meta)?;
+    Ok((out.into_vec(), meta))
+}
+
+/// The Anthropic body for the Chat body `body`, written in `room` (its conversation's buffer
+/// first sized to `capacity`; `meta` filled on the way).
+pub(crate) fn to_anthropic<'r>(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+    room: &'r Room,
+    capacity: usize,
+    meta: &mut RequestMeta,
+) -> Result<Out<'r>, TranslateError> {
+    // The conversation is translated as the body is read, one message at a time.
+    let mut conv = Reading::new(room, capacity);
+    let req = ChatRequest::parse_into(body, &mut conv)?;
+    translate(&req, conv, upstream_model, opts, meta)
 }
 
 /// A thinking decision: what to send and the budget that constrains `max_tokens`.
@@ -52,12 +82,13 @@ struct ThinkingPlan<'b> {
     on: bool,
 }
 
-pub(crate) fn translate<'b>(
-    req: &'b ChatRequest<'_>,
+pub(crate) fn translate<'b, 'r>(
+    req: &'b ChatRequest<'b>,
+    conv: Reading<'r>,
     upstream_model: &'b str,
     opts: &Options,
     meta: &mut RequestMeta,
-) -> Result<MessagesRequest<'b>, TranslateError> {
+) -> Result<Out<'r>, TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
             key.as_str(),
@@ -68,9 +99,7 @@ pub(crate) fn translate<'b>(
         .model
         .as_ref()
         .ok_or_else(|| TranslateError::invalid("model", "you must provide a model parameter"))?;
-    let messages = req
-        .messages
-        .as_ref()
+    req.messages
         .ok_or_else(|| TranslateError::invalid("messages", "`messages` is required"))?;
     reject_unsupported(req)?;
     drop_ignored(req, meta);
@@ -85,7 +114,7 @@ pub(crate) fn translate<'b>(
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
 
-    let conv = convert_messages(messages)?;
+    let conv = conv.finish()?;
     let mut thinking = thinking_plan(req, upstream_model, opts)?;
     if thinking.as_ref().is_some_and(|t| t.on) && conv.last_tool_turn_lacks_thinking() {
         // Anthropic rejects a tool-use continuation whose assistant turn does not start with
@@ -175,7 +204,7 @@ pub(crate) fn translate<'b>(
         // declare the names used and forbid new calls, which is what "no tools" means.
         for name in &conv.history_tools.order {
             tools.push(ATool {
-                name: Str::from(*name),
+                name: Str::from(name.as_str()),
                 description: Some(Str::from("Tool used earlier in this conversation.")),
                 input_schema: raw(EMPTY_OBJECT_SCHEMA),
                 ..ATool::default()
@@ -211,11 +240,14 @@ pub(crate) fn translate<'b>(
         }
     };
 
-    Ok(MessagesRequest {
+    // The conversation is written already: the other members go around it, in the order
+    // `MessagesRequest` has them.
+    let head = object(&MessagesRequest {
         model: Some(Str::from(upstream_model)),
         max_tokens: Some(max_tokens),
-        messages: Some(conv.messages),
-        system: conv.system,
+        ..MessagesRequest::default()
+    })?;
+    let tail = object(&MessagesRequest {
         temperature,
         top_p,
         top_k,
@@ -228,7 +260,16 @@ pub(crate) fn translate<'b>(
         output_config,
         service_tier,
         ..MessagesRequest::default()
-    })
+    })?;
+    let mut out = conv.messages;
+    let mut system = Vec::new();
+    if let Some(s) = &conv.system {
+        system.extend_from_slice(b",\"system\":");
+        system.extend_from_slice(s.bytes());
+    }
+    drop(conv.system);
+    assemble(&mut out, &head, "messages", b"", &system, &tail)?;
+    Ok(out)
 }
 
 fn raw(json: &'static str) -> Option<&'static RawValue> {
@@ -589,33 +630,31 @@ enum Role {
     Assistant,
 }
 
-struct Turn<'b> {
-    role: Role,
-    blocks: Vec<ContentBlock<'b>>,
-}
-
-/// The converted conversation.
 /// Names in first-seen order, with a set for membership: a history may hold very many tool
 /// calls (bounded only by the body size), and each one asks whether its name is new.
 #[derive(Default)]
-struct OrderedNames<'b> {
-    order: Vec<&'b str>,
-    seen: std::collections::HashSet<&'b str>,
+struct OrderedNames {
+    order: Vec<String>,
+    seen: std::collections::HashSet<String>,
 }
 
-impl<'b> OrderedNames<'b> {
-    fn insert(&mut self, name: &'b str) {
-        if self.seen.insert(name) {
-            self.order.push(name);
+impl OrderedNames {
+    fn insert(&mut self, name: &str) {
+        if !self.seen.contains(name) {
+            self.seen.insert(name.to_owned());
+            self.order.push(name.to_owned());
         }
     }
 }
 
-struct Conversation<'b> {
-    system: Option<TextOr<'b, ContentBlock<'b>>>,
-    messages: Vec<AMessage<'b>>,
+/// The converted conversation.
+struct Conversation<'r> {
+    /// The `system` value, written (a string or an array of text blocks).
+    system: Option<Out<'r>>,
+    /// The `messages` array, written.
+    messages: Out<'r>,
     /// Distinct tool names used by assistant tool calls in the history.
-    history_tools: OrderedNames<'b>,
+    history_tools: OrderedNames,
     /// The last assistant turn calls tools but does not open with a thinking block.
     last_tool_turn_unsigned: bool,
 }
@@ -639,120 +678,338 @@ fn is_thinking(b: &ContentBlock<'_>) -> bool {
     matches!(b.kind.as_str(), "thinking" | "redacted_thinking")
 }
 
-fn convert_messages<'b>(messages: &'b [Message<'_>]) -> Result<Conversation<'b>, TranslateError> {
-    let mut system: Vec<ContentBlock<'b>> = Vec::new();
-    let mut turns: Vec<Turn<'b>> = Vec::new();
-    let mut history_tools = OrderedNames::default();
-    let mut push = |role: Role, blocks: Vec<ContentBlock<'b>>| {
-        if blocks.is_empty() {
-            return; // empty messages are rejected upstream; merging around them is harmless
-        }
-        match turns.last_mut() {
-            Some(t) if t.role == role => t.blocks.extend(blocks),
-            _ => turns.push(Turn { role, blocks }),
-        }
-    };
-    for (i, m) in messages.iter().enumerate() {
-        match m.role.as_str() {
-            "system" | "developer" => {
-                let mut blocks = text_only_blocks(m, i, "system")?;
-                apply_message_cache_control(&mut blocks, m.cache_control);
-                system.extend(blocks);
-            }
-            "user" => {
-                let mut blocks = user_blocks(m, i)?;
-                apply_message_cache_control(&mut blocks, m.cache_control);
-                push(Role::User, blocks);
-            }
-            "assistant" => {
-                let mut blocks = assistant_blocks(m, i, &mut history_tools)?;
-                apply_message_cache_control(&mut blocks, m.cache_control);
-                push(Role::Assistant, blocks);
-            }
-            "tool" => {
-                let block = tool_result_block(m, i)?;
-                push(Role::User, vec![block]);
-            }
-            "function" => {
-                return Err(TranslateError::unsupported_value(
-                    format!("messages[{i}].role"),
-                    "legacy `function` messages are not supported; use `tool` messages",
-                ))
-            }
-            other => {
-                return Err(TranslateError::invalid(
-                    format!("messages[{i}].role"),
-                    format!("unknown role `{other}`"),
-                ))
-            }
-        }
-    }
-    // Anthropic ordering rules inside one turn: tool results first in a user turn, thinking
-    // first in an assistant turn (stable, so everything else keeps its order).
-    for t in &mut turns {
-        match t.role {
-            Role::User => t.blocks.sort_by_key(|b| b.kind.as_str() != "tool_result"),
-            Role::Assistant => t.blocks.sort_by_key(|b| !is_thinking(b)),
-        }
-    }
-    if turns.is_empty() {
-        return Err(TranslateError::invalid(
-            "messages",
-            "messages must contain at least one non-empty user or assistant message",
-        ));
-    }
-    if turns.first().is_some_and(|t| t.role == Role::Assistant) {
-        // Anthropic conversations start with a user turn.
-        turns.insert(
-            0,
-            Turn {
-                role: Role::User,
-                blocks: vec![ContentBlock {
-                    kind: Str::from("text"),
-                    text: Some(Str::from(FIRST_TURN_PLACEHOLDER)),
-                    ..ContentBlock::default()
-                }],
-            },
-        );
-    }
-    let last_tool_turn_unsigned = turns
-        .iter()
-        .rev()
-        .find(|t| t.role == Role::Assistant)
-        .is_some_and(|t| {
-            t.blocks.iter().any(|b| b.kind.as_str() == "tool_use")
-                && !t.blocks.first().is_some_and(is_thinking)
-        });
-    let messages = turns
-        .into_iter()
-        .map(|t| AMessage {
-            role: Str::from(match t.role {
-                Role::User => "user",
-                Role::Assistant => "assistant",
-            }),
-            content: compact(t.blocks),
-        })
-        .collect();
-    Ok(Conversation {
-        system: (!system.is_empty()).then(|| compact(system)),
-        messages,
-        history_tools,
-        last_tool_turn_unsigned,
-    })
+/// A lone plain text block is written as a string (the shorter, equivalent form).
+fn is_plain_text(b: &ContentBlock<'_>) -> bool {
+    b.kind.as_str() == "text" && b.cache_control.is_none() && b.citations.is_none()
 }
 
-/// A lone plain text block becomes a string (the shorter, equivalent form).
-fn compact(mut blocks: Vec<ContentBlock<'_>>) -> TextOr<'_, ContentBlock<'_>> {
-    let plain = blocks.len() == 1
-        && blocks.first().is_some_and(|b| {
-            b.kind.as_str() == "text" && b.cache_control.is_none() && b.citations.is_none()
-        });
-    if plain {
-        if let Some(text) = blocks.pop().and_then(|b| b.text) {
-            return TextOr::Text(text);
+/// A list of content blocks written as they come, each followed by a comma. Blocks that must
+/// open the list (tool results in a user turn, thinking in an assistant turn) but come after
+/// others are kept aside and put in front of those when the list ends: the written turn is as
+/// the whole turn, stably sorted, would be.
+struct Blocks {
+    /// Where the list's value starts (its `[`).
+    start: usize,
+    /// Where the first block that does not open the list starts, once there is one.
+    first_other: Option<usize>,
+    count: usize,
+    /// The only block so far is plain text: where its JSON string is.
+    plain: Option<(usize, usize)>,
+    tool_use: bool,
+    thinking: bool,
+}
+
+impl Blocks {
+    fn open(out: &mut Out<'_>) -> Result<Blocks, TranslateError> {
+        let start = out.len();
+        out.byte(b'[')?;
+        Ok(Blocks {
+            start,
+            first_other: None,
+            count: 0,
+            plain: None,
+            tool_use: false,
+            thinking: false,
+        })
+    }
+
+    /// Writes `b`; `first`: it belongs before the list's other blocks.
+    fn push(
+        &mut self,
+        out: &mut Out<'_>,
+        late: &mut Out<'_>,
+        b: &ContentBlock<'_>,
+        first: bool,
+    ) -> Result<(), TranslateError> {
+        self.tool_use |= b.kind.as_str() == "tool_use";
+        self.thinking |= is_thinking(b);
+        if first && self.first_other.is_some() {
+            late.json(b)?;
+            late.byte(b',')?;
+            self.count += 1;
+            return Ok(());
+        }
+        if !first && self.first_other.is_none() {
+            self.first_other = Some(out.len());
+        }
+        match (is_plain_text(b), b.text.as_ref(), self.count) {
+            (true, Some(text), 0) => {
+                out.put(br#"{"type":"text","text":"#)?;
+                let from = out.len();
+                out.json(text)?;
+                self.plain = Some((from, out.len()));
+                out.put(b"},")?;
+            }
+            _ => {
+                out.json(b)?;
+                out.byte(b',')?;
+            }
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Ends the list: the blocks kept aside go in front of the others; a lone plain text
+    /// block becomes its string.
+    fn close(self, out: &mut Out<'_>, late: &mut Out<'_>) -> Result<(), TranslateError> {
+        if late.len() > 0 {
+            let at = self.first_other.unwrap_or(out.len());
+            out.insert(at, late.bytes())?;
+            late.clear();
+        }
+        if let (1, Some((from, to))) = (self.count, self.plain) {
+            out.bytes_mut().copy_within(from..to, self.start);
+            out.truncate(self.start + (to - from));
+            return Ok(());
+        }
+        if self.count > 0 {
+            // The last block's comma.
+            out.pop();
+        }
+        out.byte(b']')
+    }
+}
+
+/// The open turn: its role and its blocks.
+struct Turn {
+    role: Role,
+    blocks: Blocks,
+}
+
+/// The conversation as it is written: Anthropic turns (consecutive messages of one side
+/// merged), each block written as soon as its message is read.
+struct Writer<'r> {
+    messages: Out<'r>,
+    system: Out<'r>,
+    system_blocks: Option<Blocks>,
+    /// Blocks kept aside while a turn or the system list is written (see [`Blocks`]).
+    late: Out<'r>,
+    turn: Option<Turn>,
+    any_turn: bool,
+    history_tools: OrderedNames,
+    last_tool_turn_unsigned: bool,
+}
+
+impl<'r> Writer<'r> {
+    fn push(&mut self, role: Role, blocks: &[ContentBlock<'_>]) -> Result<(), TranslateError> {
+        if blocks.is_empty() {
+            return Ok(()); // empty messages are rejected upstream; merging around them is harmless
+        }
+        if self.turn.as_ref().is_some_and(|t| t.role != role) {
+            self.close_turn()?;
+        }
+        let turn = match &mut self.turn {
+            Some(t) => t,
+            None => {
+                if !self.any_turn && role == Role::Assistant {
+                    // Anthropic conversations start with a user turn.
+                    self.messages.put(br#"{"role":"user","content":"#)?;
+                    self.messages.json(FIRST_TURN_PLACEHOLDER)?;
+                    self.messages.put(b"},")?;
+                }
+                self.any_turn = true;
+                self.messages.put(match role {
+                    Role::User => br#"{"role":"user","content":"#.as_slice(),
+                    Role::Assistant => br#"{"role":"assistant","content":"#.as_slice(),
+                })?;
+                let blocks = Blocks::open(&mut self.messages)?;
+                self.turn.insert(Turn { role, blocks })
+            }
+        };
+        // Anthropic ordering rules inside one turn: tool results first in a user turn,
+        // thinking first in an assistant turn (stable, so everything else keeps its order).
+        for b in blocks {
+            let first = match role {
+                Role::User => b.kind.as_str() == "tool_result",
+                Role::Assistant => is_thinking(b),
+            };
+            turn.blocks
+                .push(&mut self.messages, &mut self.late, b, first)?;
+        }
+        Ok(())
+    }
+
+    fn close_turn(&mut self) -> Result<(), TranslateError> {
+        let Some(t) = self.turn.take() else {
+            return Ok(());
+        };
+        if t.role == Role::Assistant {
+            self.last_tool_turn_unsigned = t.blocks.tool_use && !t.blocks.thinking;
+        }
+        t.blocks.close(&mut self.messages, &mut self.late)?;
+        self.messages.put(b"},")
+    }
+
+    fn system(&mut self, blocks: &[ContentBlock<'_>]) -> Result<(), TranslateError> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let list = match &mut self.system_blocks {
+            Some(l) => l,
+            None => {
+                let l = Blocks::open(&mut self.system)?;
+                self.system_blocks.insert(l)
+            }
+        };
+        for b in blocks {
+            list.push(&mut self.system, &mut self.late, b, false)?;
+        }
+        Ok(())
+    }
+
+    /// System blocks that go before those written already (a Responses request's
+    /// `instructions`, known only once its body is read).
+    fn system_first(&mut self, blocks: &[ContentBlock<'_>]) -> Result<(), TranslateError> {
+        let Some(list) = self.system_blocks.as_mut().filter(|_| !blocks.is_empty()) else {
+            return self.system(blocks);
+        };
+        let mut front = Vec::new();
+        for b in blocks {
+            front.extend_from_slice(&object(b)?);
+            front.push(b',');
+        }
+        self.system.insert(list.start + 1, &front)?;
+        // Two blocks at least now: the list stays a list.
+        list.count += blocks.len();
+        list.plain = None;
+        list.first_other = list.first_other.map(|at| at + front.len());
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Conversation<'r>, TranslateError> {
+        self.close_turn()?;
+        if !self.any_turn {
+            return Err(TranslateError::invalid(
+                "messages",
+                "messages must contain at least one non-empty user or assistant message",
+            ));
+        }
+        let system = match self.system_blocks.take() {
+            Some(l) => {
+                l.close(&mut self.system, &mut self.late)?;
+                Some(self.system)
+            }
+            None => None,
+        };
+        Ok(Conversation {
+            system,
+            messages: self.messages,
+            history_tools: self.history_tools,
+            last_tool_turn_unsigned: self.last_tool_turn_unsigned,
+        })
+    }
+}
+
+/// The conversation being translated as the body is read: the first message that cannot be
+/// translated stops the writing (its error is given where the typed translation gave it; the
+/// rest of the body is still read, for the errors a read gives first).
+pub(crate) struct Reading<'r> {
+    w: Writer<'r>,
+    error: Option<TranslateError>,
+}
+
+impl<'r> Reading<'r> {
+    /// An empty conversation whose `messages` buffer is first sized to `capacity`.
+    pub(crate) fn new(room: &'r Room, capacity: usize) -> Self {
+        let w = Writer {
+            messages: Out::with_capacity(room, capacity),
+            system: Out::with_capacity(room, 0),
+            system_blocks: None,
+            late: Out::with_capacity(room, 0),
+            turn: None,
+            any_turn: false,
+            history_tools: OrderedNames::default(),
+            last_tool_turn_unsigned: false,
+        };
+        Reading { w, error: None }
+    }
+
+    /// Chat message `i` (its tool calls numbered from `first_call`: a Responses assistant
+    /// message is handed over in pieces as its items come).
+    pub(crate) fn feed(&mut self, i: usize, first_call: usize, m: &Message<'_>) {
+        if self.error.is_none() {
+            self.error = message(&mut self.w, i, first_call, m).err();
         }
     }
-    TextOr::Items(blocks)
+
+    /// A system message that goes before every other (see [`Writer::system_first`]).
+    pub(crate) fn system_first(&mut self, i: usize, m: &Message<'_>) {
+        if self.error.is_none() {
+            self.error = text_only_blocks(m, i, "system")
+                .and_then(|blocks| self.w.system_first(&blocks))
+                .err();
+        }
+    }
+
+    /// Could a message not be translated?
+    pub(crate) fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// The conversation, or why it could not be translated.
+    fn finish(self) -> Result<Conversation<'r>, TranslateError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => self.w.finish(),
+        }
+    }
+}
+
+impl<'b> Sink<'b, Message<'b>> for Reading<'_> {
+    fn element(&mut self, i: usize, m: Message<'b>) {
+        self.feed(i, 0, &m);
+    }
+
+    fn restart(&mut self) {
+        let w = &mut self.w;
+        for out in [&mut w.messages, &mut w.system, &mut w.late] {
+            out.clear();
+        }
+        w.system_blocks = None;
+        w.turn = None;
+        w.any_turn = false;
+        w.history_tools = OrderedNames::default();
+        w.last_tool_turn_unsigned = false;
+        self.error = None;
+    }
+}
+
+/// One Chat message into the conversation.
+fn message(
+    w: &mut Writer<'_>,
+    i: usize,
+    first_call: usize,
+    m: &Message<'_>,
+) -> Result<(), TranslateError> {
+    match m.role.as_str() {
+        "system" | "developer" => {
+            let mut blocks = text_only_blocks(m, i, "system")?;
+            apply_message_cache_control(&mut blocks, m.cache_control);
+            w.system(&blocks)
+        }
+        "user" => {
+            let mut blocks = user_blocks(m, i)?;
+            apply_message_cache_control(&mut blocks, m.cache_control);
+            w.push(Role::User, &blocks)
+        }
+        "assistant" => {
+            let mut blocks = assistant_blocks(m, i, first_call, &mut w.history_tools)?;
+            apply_message_cache_control(&mut blocks, m.cache_control);
+            w.push(Role::Assistant, &blocks)
+        }
+        "tool" => {
+            let block = tool_result_block(m, i)?;
+            w.push(Role::User, &[block])
+        }
+        "function" => Err(TranslateError::unsupported_value(
+            format!("messages[{i}].role"),
+            "legacy `function` messages are not supported; use `tool` messages",
+        )),
+        other => Err(TranslateError::invalid(
+            format!("messages[{i}].role"),
+            format!("unknown role `{other}`"),
+        )),
+    }
 }
 
 /// LiteLLM-style `cache_control` on a whole message marks its last block.
@@ -961,11 +1218,12 @@ fn media_block<'b>(
     ))
 }
 
-fn assistant_blocks<'b>(
-    m: &'b Message<'_>,
+fn assistant_blocks<'m>(
+    m: &'m Message<'_>,
     i: usize,
-    history_tools: &mut OrderedNames<'b>,
-) -> Result<Vec<ContentBlock<'b>>, TranslateError> {
+    first_call: usize,
+    history_tools: &mut OrderedNames,
+) -> Result<Vec<ContentBlock<'m>>, TranslateError> {
     if m.function_call.is_some() {
         return Err(TranslateError::unsupported_param(
             format!("messages[{i}].function_call"),
@@ -1023,7 +1281,7 @@ fn assistant_blocks<'b>(
     if let Some(r) = m.refusal.as_ref().filter(|r| !is_blank(r)) {
         out.push(text_block(r, None));
     }
-    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+    for (j, call) in (first_call..).zip(m.tool_calls.iter().flatten()) {
         let f = call.function.as_ref();
         let name = f.and_then(|f| f.name.as_ref()).ok_or_else(|| {
             TranslateError::invalid(
@@ -1051,7 +1309,7 @@ fn assistant_blocks<'b>(
                 ),
             )
         })?;
-        history_tools.insert(name.as_str());
+        history_tools.insert(name);
         out.push(ContentBlock {
             kind: Str::from("tool_use"),
             id: Some(Str::from(sanitize_tool_id(id))),

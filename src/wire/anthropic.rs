@@ -18,9 +18,10 @@ pub struct MessagesRequest<'a> {
     /// Output cap, thinking included (required).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    /// The conversation (required).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub messages: Option<Vec<Message<'a>>>,
+    /// The conversation (required): read message by message into the parser's
+    /// [`crate::wire::Sink`], and written by the translators themselves, never from here.
+    #[serde(skip)]
+    pub messages: Option<super::Read>,
     /// System prompt: a string or text blocks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<TextOr<'a, ContentBlock<'a>>>,
@@ -83,7 +84,6 @@ pub struct MessagesRequest<'a> {
 top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "model" => model,
     "max_tokens" => max_tokens,
-    "messages" => messages,
     "system" => system,
     "temperature" => temperature,
     "top_p" => top_p,
@@ -102,7 +102,7 @@ top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "inference_geo" => inference_geo,
     "context_management" => context_management,
     "mcp_servers" => mcp_servers,
-});
+}, lazy "messages" => messages: seq Message);
 
 /// One conversation turn.
 #[derive(Debug, Deserialize, Serialize)]

@@ -188,6 +188,114 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
     }
 }
 
+/// Where the elements of a request's conversation go as the body is read (the key a
+/// [`top_level_seed`] struct marks `lazy`): each element, typed, is handed over and dropped
+/// before the next is read, so a conversation of a million tiny messages is never held typed
+/// (typed whole it costs tens of times its bytes). The body is still read in one pass with
+/// the very types (and so the very errors) a typed read of the whole has.
+pub(crate) trait Sink<'de, T> {
+    /// Element `i` of the array form.
+    fn element(&mut self, i: usize, element: T);
+    /// The string form (for a `string | array` key).
+    fn text(&mut self, _text: Str<'de>) {}
+    /// The key came again: what its earlier value gave is void (the last value counts, as in
+    /// a typed read).
+    fn restart(&mut self);
+}
+
+/// A sink that keeps nothing.
+pub(crate) struct Discard;
+
+impl<T> Sink<'_, T> for Discard {
+    fn element(&mut self, _: usize, _: T) {}
+    fn restart(&mut self) {}
+}
+
+/// The lazy key was present (not `null`): its value went to the sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Read;
+
+/// Reads an optional lazy value into a sink: `null` is absent, as for `Option<…>`.
+pub(crate) struct LazySeed<'s, 'de, T> {
+    pub(crate) sink: &'s mut dyn Sink<'de, T>,
+    /// The value may also be a string (`string | array`).
+    pub(crate) text: bool,
+}
+
+impl<'de, T: Deserialize<'de>> de::DeserializeSeed<'de> for LazySeed<'_, 'de, T> {
+    type Value = Option<Read>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Read>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for LazySeed<'_, 'de, T> {
+    type Value = Option<Read>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("option")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Option<Read>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Read>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Read>, D::Error> {
+        let value = ElementsVisitor {
+            sink: self.sink,
+            text: self.text,
+            _t: PhantomData,
+        };
+        if self.text {
+            // `TextOr`'s reader: a string or an array.
+            d.deserialize_any(value).map(Some)
+        } else {
+            // `Vec`'s reader: an array.
+            d.deserialize_seq(value).map(Some)
+        }
+    }
+}
+
+struct ElementsVisitor<'s, 'de, T> {
+    sink: &'s mut dyn Sink<'de, T>,
+    text: bool,
+    _t: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ElementsVisitor<'_, 'de, T> {
+    type Value = Read;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The words of the typed readers (`Vec`, `TextOr`): the errors read as theirs did.
+        f.write_str(if self.text {
+            "a string or an array"
+        } else {
+            "a sequence"
+        })
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Read, E> {
+        if !self.text {
+            return Err(de::Error::invalid_type(de::Unexpected::Str(v), &self));
+        }
+        self.sink.text(Str(Cow::Borrowed(v)));
+        Ok(Read)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Read, E> {
+        if !self.text {
+            return Err(de::Error::invalid_type(de::Unexpected::Str(v), &self));
+        }
+        self.sink.text(Str(Cow::Owned(v.to_owned())));
+        Ok(Read)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
+        let mut i = 0usize;
+        while let Some(element) = seq.next_element::<T>()? {
+            self.sink.element(i, element);
+            i += 1;
+        }
+        Ok(Read)
+    }
+}
+
 /// A JSON object key, borrowed when unescaped. Used by the hand-written top-level visitors.
 pub(crate) struct Key<'a>(pub Str<'a>);
 
@@ -220,30 +328,49 @@ impl std::error::Error for ParseError {}
 /// Generates a `DeserializeSeed` for a top-level request struct: each listed key is read into
 /// its typed field in one pass; every other key lands in `unknown` (name, raw value); the key
 /// being read when a value fails to parse is recorded for the error message.
+///
+/// The key listed under `lazy` (the conversation) is read element by element into a [`Sink`]
+/// (`seq`: an array, as `Vec<T>`; `text_or`: a string or an array, as `TextOr`); its field
+/// says only whether it was there.
 macro_rules! top_level_seed {
-    ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? }) => {
-        pub(crate) struct $seed<'f> {
+    ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? },
+     lazy $lname:literal => $lfield:ident : $form:ident $elem:ident) => {
+        pub(crate) struct $seed<'f, 's, 'de> {
             pub(crate) failed_key: &'f mut Option<String>,
+            pub(crate) sink: &'s mut dyn $crate::wire::Sink<'de, $elem<'de>>,
         }
 
-        impl<'de, 'f> serde::de::DeserializeSeed<'de> for $seed<'f> {
+        impl<'de> serde::de::DeserializeSeed<'de> for $seed<'_, '_, 'de> {
             type Value = $ty<'de>;
             fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<$ty<'de>, D::Error> {
                 d.deserialize_map(self)
             }
         }
 
-        impl<'de, 'f> serde::de::Visitor<'de> for $seed<'f> {
+        impl<'de> serde::de::Visitor<'de> for $seed<'_, '_, 'de> {
             type Value = $ty<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<$ty<'de>, M::Error> {
                 let mut out = $ty::default();
+                let sink = self.sink;
+                let mut seen = false;
                 while let Some(key) = map.next_key::<$crate::wire::Key<'de>>()? {
                     let key = key.0;
                     let res = match key.as_str() {
                         $( $name => map.next_value().map(|v| out.$field = v), )*
+                        $lname => {
+                            if seen {
+                                sink.restart();
+                            }
+                            seen = true;
+                            map.next_value_seed($crate::wire::LazySeed {
+                                sink: &mut *sink,
+                                text: top_level_seed!(@text $form),
+                            })
+                            .map(|v| out.$lfield = v)
+                        }
                         _ => map
                             .next_value::<&'de serde_json::value::RawValue>()
                             .map(|v| out.unknown.push((key.clone(), v))),
@@ -259,12 +386,16 @@ macro_rules! top_level_seed {
 
         impl<'de> $ty<'de> {
             /// Parses a request body in one pass, keeping unknown top-level keys in `unknown`
-            /// and naming the key whose value failed to parse.
-            pub fn parse(body: &'de [u8]) -> Result<Self, $crate::wire::ParseError> {
+            /// and naming the key whose value failed to parse; the conversation's elements go
+            /// to `sink` as they are read.
+            pub(crate) fn parse_into(
+                body: &'de [u8],
+                sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+            ) -> Result<Self, $crate::wire::ParseError> {
                 let mut failed_key = None;
                 let mut de = serde_json::Deserializer::from_slice(body);
                 let res = serde::de::DeserializeSeed::deserialize(
-                    $seed { failed_key: &mut failed_key },
+                    $seed { failed_key: &mut failed_key, sink },
                     &mut de,
                 );
                 let value = match res {
@@ -274,8 +405,15 @@ macro_rules! top_level_seed {
                 de.end().map_err(|error| $crate::wire::ParseError { key: None, error })?;
                 Ok(value)
             }
+
+            /// [`Self::parse_into`] keeping nothing of the conversation.
+            pub fn parse(body: &'de [u8]) -> Result<Self, $crate::wire::ParseError> {
+                Self::parse_into(body, &mut $crate::wire::Discard)
+            }
         }
     };
+    (@text seq) => { false };
+    (@text text_or) => { true };
 }
 pub(crate) use top_level_seed;
 

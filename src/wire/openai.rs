@@ -14,9 +14,10 @@ pub struct ChatRequest<'a> {
     /// Model name (required).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<Str<'a>>,
-    /// The conversation (required).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub messages: Option<Vec<Message<'a>>>,
+    /// The conversation (required): read message by message into the parser's
+    /// [`crate::wire::Sink`], and written by the translators themselves, never from here.
+    #[serde(skip)]
+    pub messages: Option<super::Read>,
     /// Output cap including reasoning tokens (preferred spelling).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
@@ -129,7 +130,6 @@ pub struct ChatRequest<'a> {
 
 top_level_seed!(ChatRequestSeed, ChatRequest, {
     "model" => model,
-    "messages" => messages,
     "max_completion_tokens" => max_completion_tokens,
     "max_tokens" => max_tokens,
     "temperature" => temperature,
@@ -165,7 +165,7 @@ top_level_seed!(ChatRequestSeed, ChatRequest, {
     "function_call" => function_call,
     "thinking" => thinking,
     "top_k" => top_k,
-});
+}, lazy "messages" => messages: seq Message);
 
 /// `stream_options`.
 #[derive(Debug, Default, Deserialize, Serialize)]

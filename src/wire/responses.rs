@@ -12,8 +12,9 @@ use super::{top_level_seed, Str, TextOr};
 pub struct ResponsesRequest<'a> {
     /// Model name (required).
     pub model: Option<Str<'a>>,
-    /// A string (one user message) or a list of items.
-    pub input: Option<TextOr<'a, InputItem<'a>>>,
+    /// A string (one user message) or a list of items: read item by item into the parser's
+    /// [`crate::wire::Sink`].
+    pub input: Option<super::Read>,
     /// System (developer) instructions.
     pub instructions: Option<Str<'a>>,
     /// Tool definitions (raw: the response repeats them; read with [`Tool`]).
@@ -80,7 +81,6 @@ pub struct ResponsesRequest<'a> {
 
 top_level_seed!(ResponsesRequestSeed, ResponsesRequest, {
     "model" => model,
-    "input" => input,
     "instructions" => instructions,
     "tools" => tools,
     "tool_choice" => tool_choice,
@@ -111,7 +111,7 @@ top_level_seed!(ResponsesRequestSeed, ResponsesRequest, {
     "verbosity" => verbosity,
     "context_management" => context_management,
     "prompt_cache_options" => prompt_cache_options,
-});
+}, lazy "input" => input: text_or InputItem);
 
 /// One `input` item, flat: which fields apply depends on `type` (a message may omit it).
 #[derive(Debug, Default, Deserialize)]

@@ -318,6 +318,19 @@ impl AnthropicToResponsesStream {
         self.fail_with(message, out);
     }
 
+    /// Bytes of the answer held for the final events, open blocks included.
+    pub fn held_bytes(&self) -> usize {
+        self.w.held().saturating_add(self.held)
+    }
+
+    /// The answer cannot be held any longer: what was held is let go and the stream fails.
+    pub fn fail_unheld(&mut self, message: &str, out: &mut Vec<u8>) {
+        self.w.release();
+        self.blocks = Vec::new();
+        self.held = 0;
+        self.fail_with(message, out);
+    }
+
     fn fail_with(&mut self, message: &str, out: &mut Vec<u8>) {
         *self.w.usage_mut() = usage(&self.usage);
         self.w.fail(&self.meta, "api_error", message, out);

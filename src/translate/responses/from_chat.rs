@@ -227,6 +227,17 @@ impl ChatToResponsesStream {
         self.w.fail(&self.meta, "api_error", message, out);
     }
 
+    /// Bytes of the answer held for the final events.
+    pub fn held_bytes(&self) -> usize {
+        self.w.held()
+    }
+
+    /// The answer cannot be held any longer: what was held is let go and the stream fails.
+    pub fn fail_unheld(&mut self, message: &str, out: &mut Vec<u8>) {
+        self.w.release();
+        self.fail(message, out);
+    }
+
     fn end(&mut self, out: &mut Vec<u8>) {
         let end = end_for(self.finish_reason.as_deref());
         match self.w.compaction_problem(&self.meta, end) {

@@ -15,7 +15,10 @@ pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
 pub use native::native_request;
 pub use open::{open_sealed_items, Opened};
 pub use render::error_event;
-pub use request::{compact_request, responses_request, stateful_param};
+pub use request::{
+    compact_request, compact_request_within, responses_request, responses_request_within,
+    stateful_param,
+};
 
 /// What the gateway asks the model for when it compacts a conversation itself.
 pub const COMPACTION_PROMPT: &str = "Summarise the conversation so far for a model that will continue it without seeing it. Include the task and its current state, decisions made and why, constraints and preferences stated, important facts, file names, commands and results, and what remains to be done, with clear next steps. Write only the summary.";

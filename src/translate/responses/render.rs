@@ -118,6 +118,18 @@ impl Writer {
         }
     }
 
+    /// Bytes of text, arguments and summaries held for the done events and the final one.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Lets go of the answer held so far, for a stream about to fail because it cannot be
+    /// held (the client has had its text as deltas; the failed response lists no output).
+    pub fn release(&mut self) {
+        self.items = Vec::new();
+        self.held = 0;
+    }
+
     /// Has the answer outgrown [`MAX_HELD_OUTPUT_BYTES`] or [`MAX_OUTPUT_ITEMS`]? (The stream
     /// is then failed: dropping output silently is not an option.)
     pub fn over_limit(&self) -> bool {

@@ -18,8 +18,9 @@ use crate::wire::openai::{
     ToolChoiceObject, WebSearchLocation, WebSearchOptions,
 };
 use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
-use crate::wire::{Str, TextOr};
+use crate::wire::{Read, Sink, Str, TextOr};
 
+use super::super::out::{assemble, first_capacity, object, Out, Room};
 use super::super::seal::{Purpose, SealKey};
 use super::super::util::{compact_json, openai_tool_name, sanitize_tool_id};
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
@@ -39,7 +40,19 @@ pub fn responses_request(
     provider: Format,
     opts: &Options,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, false)
+    responses_request_within(body, upstream_model, provider, opts, &Room::unlimited())
+}
+
+/// [`responses_request`] writing at most `room` bytes of buffers (else
+/// [`TranslateError::over_budget`]).
+pub fn responses_request_within(
+    body: &[u8],
+    upstream_model: &str,
+    provider: Format,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    translate(body, upstream_model, provider, opts, false, room)
 }
 
 /// The provider request that makes the summary for a `POST /v1/responses/compact` body (never
@@ -50,7 +63,19 @@ pub fn compact_request(
     provider: Format,
     opts: &Options,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, true)
+    compact_request_within(body, upstream_model, provider, opts, &Room::unlimited())
+}
+
+/// [`compact_request`] writing at most `room` bytes of buffers (else
+/// [`TranslateError::over_budget`]).
+pub fn compact_request_within(
+    body: &[u8],
+    upstream_model: &str,
+    provider: Format,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    translate(body, upstream_model, provider, opts, true, room)
 }
 
 fn translate(
@@ -59,8 +84,59 @@ fn translate(
     provider: Format,
     opts: &Options,
     compact_endpoint: bool,
+    room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    let req = ResponsesRequest::parse(body)?;
+    let parts = Parts {
+        upstream_model,
+        provider,
+        opts,
+        compact_endpoint,
+        room,
+    };
+    // The items are translated as the body is read, one at a time; for an Anthropic-kind
+    // provider straight on to the Messages translator. A conversation that translator refuses
+    // goes again through a Chat body, for its error to name the Chat message as it always has.
+    let direct = provider == Format::Anthropic;
+    if let Some(done) = translate_once(body, &parts, direct)? {
+        return Ok(done);
+    }
+    translate_once(body, &parts, false)?
+        .ok_or_else(|| TranslateError::internal("the conversation could not be translated"))
+}
+
+/// One translation; `direct`: items handed straight on to the Messages translator (None when
+/// it refused one: the caller goes again through a Chat body).
+fn translate_once(
+    body: &[u8],
+    parts: &Parts<'_>,
+    direct: bool,
+) -> Result<Option<(Vec<u8>, RequestMeta)>, TranslateError> {
+    let mut conv = Reading::new(parts.room, body.len(), parts.provider, parts.opts, direct);
+    let req = ResponsesRequest::parse_into(body, &mut conv)?;
+    translate_parsed(&req, conv, parts)
+}
+
+/// What one translation works with besides the parsed request.
+struct Parts<'p> {
+    upstream_model: &'p str,
+    provider: Format,
+    opts: &'p Options,
+    compact_endpoint: bool,
+    room: &'p Room,
+}
+
+fn translate_parsed<'b>(
+    req: &'b ResponsesRequest<'b>,
+    conv: Reading<'b, '_>,
+    parts: &Parts<'_>,
+) -> Result<Option<(Vec<u8>, RequestMeta)>, TranslateError> {
+    let Parts {
+        upstream_model,
+        provider,
+        opts,
+        compact_endpoint,
+        room,
+    } = *parts;
     let tools: Vec<Tool<'_>> = match req.tools {
         Some(raw) => serde_json::from_str(raw.get())
             .map_err(|e| TranslateError::invalid("tools", format!("invalid `tools`: {e}")))?,
@@ -75,19 +151,22 @@ fn translate(
     let mut rm = ResponsesMeta {
         seal: opts.seal.clone(),
         provider: opts.provider.clone(),
-        echo: std::sync::Arc::new(echo(&req)),
+        echo: std::sync::Arc::new(echo(req)),
         ..ResponsesMeta::default()
     };
-    rm.compaction = compaction_kind(&req, compact_endpoint)?;
-    let unsealed = unseal_reasoning(&req, opts, &mut meta);
-    let mut chat = to_chat(
-        &req,
+    rm.compaction = compaction_kind(&conv, compact_endpoint)?;
+    if conv.unopened {
+        // Reasoning sealed for another provider, by another key or by another server.
+        meta.drop_param("input.reasoning");
+    }
+    let (mut chat, mut messages) = to_chat(
+        req,
+        conv,
         &tools,
         &text,
         upstream_model,
         provider,
         opts,
-        &unsealed,
         &mut meta,
         &mut rm,
     )?;
@@ -102,25 +181,55 @@ fn translate(
             chat.stream = Some(false);
             chat.stream_options = None;
         }
-        if let Some(m) = chat.messages.as_mut() {
-            m.push(text_message("user", Str::from(COMPACTION_PROMPT)));
-        }
+        messages.push(&text_message("user", Str::from(COMPACTION_PROMPT)))?;
     }
-    let bytes = match provider {
-        Format::Anthropic => {
-            let out = super::super::request_o2a::translate(&chat, upstream_model, opts, &mut meta)
-                .map_err(|mut e| {
-                    // Named as the client wrote it where the Chat name has a Responses one.
-                    if let Some(ours) = e.param.as_deref().and_then(responses_name) {
-                        e.param = Some(ours.to_owned());
-                    }
-                    e
-                })?;
-            serde_json::to_vec(&out)
+    messages.end_items()?;
+    // Named as the client wrote it where the Chat name has a Responses one.
+    let ours = |mut e: TranslateError| {
+        if let Some(ours) = e.param.as_deref().and_then(responses_name) {
+            e.param = Some(ours.to_owned());
         }
-        _ => serde_json::to_vec(&chat),
-    }
-    .map_err(|e| TranslateError::internal(e.to_string()))?;
+        e
+    };
+    let bytes = match messages.to {
+        To::Messages { conv, .. } => {
+            if conv.failed() {
+                return Ok(None);
+            }
+            chat.messages = Some(Read);
+            super::super::request_o2a::translate(&chat, *conv, upstream_model, opts, &mut meta)
+                .map_err(ours)?
+                .into_vec()
+        }
+        To::Chat { mut out, first } => {
+            let head = object(&ChatRequest {
+                model: chat.model.take(),
+                ..ChatRequest::default()
+            })?;
+            let tail = object(&chat)?;
+            assemble(&mut out, &head, "messages", &first, b"", &tail)?;
+            drop(chat);
+            match provider {
+                Format::Anthropic => {
+                    // On through the Chat → Messages translator, from the Chat body just
+                    // written. The Messages form is no longer than the Chat one (its texts
+                    // are strings where Chat's assistant texts are parts).
+                    let capacity = first_capacity(out.len(), 1, 1);
+                    super::super::request_o2a::to_anthropic(
+                        out.bytes(),
+                        upstream_model,
+                        opts,
+                        room,
+                        capacity,
+                        &mut meta,
+                    )
+                    .map_err(ours)?
+                    .into_vec()
+                }
+                _ => out.into_vec(),
+            }
+        }
+    };
     for name in &mut meta.dropped {
         if let Some(ours) = responses_name(name) {
             *name = ours;
@@ -130,7 +239,7 @@ fn translate(
     meta.upstream_model = upstream_model.to_owned();
     meta.stream = req.stream.unwrap_or(false) && !compact_endpoint;
     meta.responses = Some(Box::new(rm));
-    Ok((bytes, meta))
+    Ok(Some((bytes, meta)))
 }
 
 /// The parameter that needs server-side state ringway does not keep, if the request uses
@@ -170,19 +279,15 @@ fn responses_name(chat: &str) -> Option<&'static str> {
 
 /// Is this a compaction? A `compaction_trigger` item may only end `input`.
 fn compaction_kind(
-    req: &ResponsesRequest<'_>,
+    conv: &Reading<'_, '_>,
     compact_endpoint: bool,
 ) -> Result<Compaction, TranslateError> {
     if compact_endpoint {
         return Ok(Compaction::Endpoint);
     }
-    let Some(TextOr::Items(items)) = &req.input else {
-        return Ok(Compaction::No);
-    };
-    let is_trigger = |i: &InputItem<'_>| i.kind.as_deref() == Some("compaction_trigger");
-    match items.iter().position(is_trigger) {
+    match conv.trigger {
         None => Ok(Compaction::No),
-        Some(i) if i + 1 == items.len() => Ok(Compaction::Trigger),
+        Some(i) if i + 1 == conv.items => Ok(Compaction::Trigger),
         Some(i) => Err(TranslateError::invalid(
             format!("input[{i}]"),
             "a compaction_trigger item must be the last input item",
@@ -351,42 +456,16 @@ fn tools_echo(raw: &RawValue) -> String {
     out
 }
 
-/// A reasoning item's sealed content, opened: the thinking block it holds, for this provider.
-struct Unsealed {
-    /// Index of the item in `input`.
-    item: usize,
-    block: SealedThinking,
-}
-
-/// Open every reasoning item sealed for this provider. Items sealed for another provider,
-/// by another key, or by another server (OpenAI's own) are dropped and listed: a provider
-/// only ever gets back reasoning it made.
-fn unseal_reasoning(
-    req: &ResponsesRequest<'_>,
-    opts: &Options,
-    meta: &mut RequestMeta,
-) -> Vec<Unsealed> {
-    let mut out = Vec::new();
-    let Some(TextOr::Items(items)) = &req.input else {
-        return out;
-    };
-    for (i, item) in items.iter().enumerate() {
-        if item.kind.as_deref() != Some("reasoning") {
-            continue;
-        }
-        let opened = item
-            .encrypted_content
-            .as_deref()
-            .filter(|s| SealKey::is_ours(s))
-            .and_then(|s| opts.seal.as_ref()?.open(Purpose::Reasoning, s))
-            .and_then(|plain| serde_json::from_slice::<SealedThinking>(&plain).ok())
-            .filter(|b| b.p == opts.provider);
-        match opened {
-            Some(block) => out.push(Unsealed { item: i, block }),
-            None => meta.drop_param("input.reasoning"),
-        }
-    }
-    out
+/// Open a reasoning item sealed for this provider. Items sealed for another provider, by
+/// another key, or by another server (OpenAI's own) are dropped and listed: a provider only
+/// ever gets back reasoning it made.
+fn unseal(item: &InputItem<'_>, opts: &Options) -> Option<SealedThinking> {
+    item.encrypted_content
+        .as_deref()
+        .filter(|s| SealKey::is_ours(s))
+        .and_then(|s| opts.seal.as_ref()?.open(Purpose::Reasoning, s))
+        .and_then(|plain| serde_json::from_slice::<SealedThinking>(&plain).ok())
+        .filter(|b| b.p == opts.provider)
 }
 
 /// The upstream name of a client tool in a namespace: `namespace__name`, made legal and short
@@ -399,17 +478,17 @@ fn flat_name(namespace: &str, name: &str) -> String {
 
 /// Everything of the Responses request in Chat Completions form.
 #[allow(clippy::too_many_arguments)]
-fn to_chat<'b>(
+fn to_chat<'b, 'r>(
     req: &'b ResponsesRequest<'b>,
+    conv: Reading<'b, 'r>,
     tools: &'b [Tool<'b>],
     text: &'b TextConfig<'b>,
     upstream_model: &'b str,
     provider: Format,
     opts: &Options,
-    unsealed: &'b [Unsealed],
     meta: &mut RequestMeta,
     rm: &mut ResponsesMeta,
-) -> Result<ChatRequest<'b>, TranslateError> {
+) -> Result<(ChatRequest<'b>, Chat<'b, 'r>), TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
             key.as_str(),
@@ -501,8 +580,8 @@ fn to_chat<'b>(
     if let Some(raw) = req.tool_choice {
         chat.tool_choice = tool_choice(raw, meta)?;
     }
-    chat.messages = Some(convert_input(req, unsealed, provider, meta)?);
-    Ok(chat)
+    let messages = conv.finish(req, meta)?;
+    Ok((chat, messages))
 }
 
 /// `text.verbosity` as a raw JSON string (it is one of a few words).
@@ -790,106 +869,458 @@ fn tool_choice<'b>(
     })
 }
 
-/// What is being built from `input`: Chat messages, the reasoning waiting for the next
-/// assistant turn, and images from tool outputs waiting for the tool messages to end.
-struct Conversation<'b> {
-    messages: Vec<Message<'b>>,
-    thinking: Vec<ContentBlock<'b>>,
-    tool_images: Vec<ContentPart<'b>>,
+/// The assistant message still open: later items may add to it (text while it has no tool
+/// calls, then tool calls).
+#[derive(Default)]
+struct Open<'b> {
+    /// Its `content` array has been opened (written as Chat).
+    texts: bool,
+    /// Its refusal (a later joining item's replaces it), written when its texts end.
+    refusal: Option<Str<'b>>,
+    /// Its `tool_calls` array has been opened.
+    calls: bool,
+    /// Its index among the Chat messages, and its tool calls so far (handed on as Messages).
+    at: usize,
+    handed: usize,
 }
 
-impl<'b> Conversation<'b> {
-    fn push(&mut self, m: Message<'b>) {
-        if m.role.as_str() != "tool" {
-            self.flush_images();
+/// Where the Chat conversation goes.
+enum To<'r> {
+    /// Written as Chat JSON: the `messages` array's elements, each followed by a comma, and
+    /// the message that goes before them (`instructions`, known once the body is read).
+    Chat { out: Out<'r>, first: Vec<u8> },
+    /// Handed message by message (an open assistant message in pieces, as its items come) to
+    /// the Chat → Messages translator, for an Anthropic-kind provider: no Chat body between.
+    Messages {
+        conv: Box<super::super::request_o2a::Reading<'r>>,
+        /// Index of the next Chat message.
+        next: usize,
+    },
+}
+
+/// What is being built from `input`: Chat messages, each complete one handed on at once (the
+/// last assistant one stays open while items may add to it), the reasoning waiting for the
+/// next assistant turn, and images from tool outputs waiting for the tool messages to end.
+struct Chat<'b, 'r> {
+    to: To<'r>,
+    open: Option<Open<'b>>,
+    thinking: Vec<ContentBlock<'b>>,
+    /// Image parts from tool outputs (as Chat JSON), each followed by a comma; handed on as
+    /// Messages, the parts themselves.
+    images: Out<'r>,
+    held_images: Vec<ContentPart<'static>>,
+}
+
+impl<'b, 'r> Chat<'b, 'r> {
+    /// An empty conversation written as Chat, its buffer first sized to `capacity`.
+    fn new(room: &'r Room, capacity: usize) -> Self {
+        Chat {
+            to: To::Chat {
+                out: Out::with_capacity(room, capacity),
+                first: Vec::new(),
+            },
+            open: None,
+            thinking: Vec::new(),
+            images: Out::with_capacity(room, 0),
+            held_images: Vec::new(),
         }
-        self.messages.push(m);
+    }
+
+    /// An empty conversation handed on to the Messages translator.
+    fn to_messages(room: &'r Room, capacity: usize) -> Self {
+        Chat {
+            to: To::Messages {
+                conv: Box::new(super::super::request_o2a::Reading::new(room, capacity)),
+                next: 0,
+            },
+            open: None,
+            thinking: Vec::new(),
+            images: Out::with_capacity(room, 0),
+            held_images: Vec::new(),
+        }
+    }
+
+    /// Empty again (a repeated `input` key: the last value counts).
+    fn restart(&mut self) {
+        match &mut self.to {
+            To::Chat { out, first } => {
+                out.clear();
+                first.clear();
+            }
+            To::Messages { conv, next } => {
+                crate::wire::Sink::<Message<'_>>::restart(&mut **conv);
+                *next = 0;
+            }
+        }
+        self.images.clear();
+        self.held_images.clear();
+        self.open = None;
+        self.thinking.clear();
+    }
+
+    /// `m` as the first message (before those written already).
+    fn push_first(&mut self, m: &Message<'_>) -> Result<(), TranslateError> {
+        match &mut self.to {
+            To::Chat { first, .. } => {
+                *first = object(m)?;
+                first.push(b',');
+            }
+            // Its index would be 0, every other one a place further: no error of the
+            // conversation's is given from here (see `translate`).
+            To::Messages { conv, .. } => conv.system_first(0, m),
+        }
+        Ok(())
+    }
+
+    /// A complete message.
+    fn put(&mut self, m: &Message<'_>) -> Result<(), TranslateError> {
+        match &mut self.to {
+            To::Chat { out, .. } => {
+                out.json(m)?;
+                out.byte(b',')
+            }
+            To::Messages { conv, next } => {
+                conv.feed(*next, 0, m);
+                *next += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// A piece of the open assistant message (its tool calls numbered from `first_call`).
+    fn piece(&mut self, at: usize, first_call: usize, m: &Message<'_>) {
+        if let To::Messages { conv, .. } = &mut self.to {
+            conv.feed(at, first_call, m);
+        }
+    }
+
+    fn chat_out(&mut self) -> Option<&mut Out<'r>> {
+        match &mut self.to {
+            To::Chat { out, .. } => Some(out),
+            To::Messages { .. } => None,
+        }
+    }
+
+    fn push(&mut self, m: &Message<'_>) -> Result<(), TranslateError> {
+        self.close_open()?;
+        if m.role.as_str() != "tool" {
+            self.flush_images()?;
+        }
+        self.put(m)
     }
 
     /// Images a tool returned go in a user message after the tool messages (Chat tool
     /// messages carry text only).
-    fn flush_images(&mut self) {
-        if self.tool_images.is_empty() {
-            return;
+    fn flush_images(&mut self) -> Result<(), TranslateError> {
+        if self.images.len() == 0 && self.held_images.is_empty() {
+            return Ok(());
         }
-        let mut parts = vec![ContentPart {
+        let note = ContentPart {
             kind: Str::from("text"),
             text: Some(Str::from("(images returned by the tool calls above)")),
             ..ContentPart::default()
-        }];
-        parts.append(&mut self.tool_images);
-        self.messages.push(Message {
-            role: Str::from("user"),
-            content: Some(TextOr::Items(parts)),
-            ..Message::default()
-        });
-    }
-
-    /// The assistant message a call joins: the last one if it is the assistant's (and no
-    /// reasoning waits for a new turn), else a new one.
-    fn assistant(&mut self) -> &mut Message<'b> {
-        let reuse = self
-            .messages
-            .last()
-            .is_some_and(|m| m.role.as_str() == "assistant" && self.thinking.is_empty());
-        self.assistant_message(!reuse)
-    }
-
-    /// The last message, after pushing a new assistant one (with the waiting reasoning)
-    /// when `new`.
-    fn assistant_message(&mut self, new: bool) -> &mut Message<'b> {
-        if new || self.messages.is_empty() {
-            let thinking = std::mem::take(&mut self.thinking);
-            self.push(Message {
-                role: Str::from("assistant"),
-                thinking_blocks: (!thinking.is_empty()).then_some(thinking),
-                ..Message::default()
-            });
+        };
+        if let To::Chat { out, .. } = &mut self.to {
+            out.put(br#"{"role":"user","content":["#)?;
+            out.json(&note)?;
+            out.byte(b',')?;
+            // The last part's comma.
+            self.images.pop();
+            out.put(self.images.bytes())?;
+            self.images.clear();
+            return out.put(b"]},");
         }
-        // Not empty: pushed above when it was.
-        let last = self.messages.len() - 1;
-        &mut self.messages[last]
+        let mut content = vec![note];
+        content.append(&mut self.held_images);
+        self.put(&Message {
+            role: Str::from("user"),
+            content: Some(TextOr::Items(content)),
+            ..Message::default()
+        })
+    }
+
+    fn tool_image(&mut self, part: ContentPart<'_>) -> Result<(), TranslateError> {
+        if let To::Messages { .. } = self.to {
+            self.held_images.push(owned_part(part));
+            return Ok(());
+        }
+        self.images.json(&part)?;
+        self.images.byte(b',')
+    }
+
+    /// Ends the open assistant message.
+    fn close_open(&mut self) -> Result<(), TranslateError> {
+        let Some(o) = self.open.take() else {
+            return Ok(());
+        };
+        if o.texts {
+            if let Some(out) = self.chat_out() {
+                out.byte(b']')?;
+            }
+        }
+        if !o.calls {
+            self.refusal(o.at, o.refusal.as_ref())?;
+        }
+        if let Some(out) = self.chat_out() {
+            if o.calls {
+                out.byte(b']')?;
+            }
+            out.put(b"},")?;
+        }
+        Ok(())
+    }
+
+    /// The open message's refusal, once its texts are all in.
+    fn refusal(&mut self, at: usize, refusal: Option<&Str<'_>>) -> Result<(), TranslateError> {
+        let Some(r) = refusal else { return Ok(()) };
+        if let Some(out) = self.chat_out() {
+            out.put(br#","refusal":"#)?;
+            return out.json(r);
+        }
+        let piece = Message {
+            role: Str::from("assistant"),
+            refusal: Some(r.reborrow()),
+            ..Message::default()
+        };
+        self.piece(at, 0, &piece);
+        Ok(())
+    }
+
+    /// A new assistant message (with the waiting reasoning), left open.
+    fn new_assistant(&mut self) -> Result<(), TranslateError> {
+        self.close_open()?;
+        self.flush_images()?;
+        let thinking = std::mem::take(&mut self.thinking);
+        let at = match &mut self.to {
+            To::Chat { out, .. } => {
+                out.put(br#"{"role":"assistant""#)?;
+                if !thinking.is_empty() {
+                    out.put(br#","thinking_blocks":"#)?;
+                    out.json(&thinking)?;
+                }
+                0
+            }
+            To::Messages { conv, next } => {
+                let at = *next;
+                *next += 1;
+                if !thinking.is_empty() {
+                    conv.feed(
+                        at,
+                        0,
+                        &Message {
+                            role: Str::from("assistant"),
+                            thinking_blocks: Some(thinking),
+                            ..Message::default()
+                        },
+                    );
+                }
+                at
+            }
+        };
+        self.open = Some(Open {
+            at,
+            ..Open::default()
+        });
+        Ok(())
+    }
+
+    /// A tool call joins the open assistant message (if no reasoning waits for a new turn),
+    /// else a new one.
+    fn tool_call(&mut self, call: ToolCall<'_>) -> Result<(), TranslateError> {
+        if self.open.is_none() || !self.thinking.is_empty() {
+            self.new_assistant()?;
+        }
+        let Some(o) = self.open.as_mut() else {
+            return Err(TranslateError::internal("no open assistant message"));
+        };
+        let (at, first_call) = (o.at, o.handed);
+        o.handed += 1;
+        if !o.calls {
+            o.calls = true;
+            let texts = std::mem::take(&mut o.texts);
+            let refusal = o.refusal.take();
+            if texts {
+                if let Some(out) = self.chat_out() {
+                    out.byte(b']')?;
+                }
+            }
+            self.refusal(at, refusal.as_ref())?;
+            if let Some(out) = self.chat_out() {
+                out.put(br#","tool_calls":["#)?;
+            }
+        } else if let Some(out) = self.chat_out() {
+            out.byte(b',')?;
+        }
+        if let Some(out) = self.chat_out() {
+            return out.json(&call);
+        }
+        let piece = Message {
+            role: Str::from("assistant"),
+            tool_calls: Some(vec![call]),
+            ..Message::default()
+        };
+        self.piece(at, first_call, &piece);
+        Ok(())
+    }
+
+    /// An assistant item's texts and refusal: they join the open assistant message when it
+    /// has no tool calls yet (and no reasoning waits), else start a new one (the Chat order is
+    /// text, then calls).
+    fn assistant_texts(
+        &mut self,
+        texts: Vec<ContentPart<'_>>,
+        refusal: Option<Str<'b>>,
+    ) -> Result<(), TranslateError> {
+        let joins = self.thinking.is_empty() && self.open.as_ref().is_some_and(|o| !o.calls);
+        if !joins {
+            self.new_assistant()?;
+        }
+        let Some(o) = self.open.as_mut() else {
+            return Err(TranslateError::internal("no open assistant message"));
+        };
+        let at = o.at;
+        if refusal.is_some() {
+            o.refusal = refusal;
+        }
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let opened = std::mem::replace(&mut o.texts, true);
+        if let Some(out) = self.chat_out() {
+            out.put(if opened {
+                b","
+            } else {
+                br#","content":["#.as_slice()
+            })?;
+            for (k, t) in texts.iter().enumerate() {
+                if k > 0 {
+                    out.byte(b',')?;
+                }
+                out.json(t)?;
+            }
+            return Ok(());
+        }
+        let piece = Message {
+            role: Str::from("assistant"),
+            content: Some(TextOr::Items(texts)),
+            ..Message::default()
+        };
+        self.piece(at, 0, &piece);
+        Ok(())
+    }
+
+    /// Every item is in: what is still open is closed and waiting images go out.
+    fn end_items(&mut self) -> Result<(), TranslateError> {
+        self.close_open()?;
+        self.flush_images()
     }
 }
 
-fn convert_input<'b>(
-    req: &'b ResponsesRequest<'b>,
-    unsealed: &'b [Unsealed],
-    provider: Format,
-    meta: &mut RequestMeta,
-) -> Result<Vec<Message<'b>>, TranslateError> {
-    let mut c = Conversation {
-        messages: Vec::new(),
-        thinking: Vec::new(),
-        tool_images: Vec::new(),
-    };
-    if let Some(i) = req.instructions.as_ref().filter(|i| !i.is_empty()) {
-        c.push(text_message("system", i.reborrow()));
+/// A content part that owns its strings (read back from bytes that do not outlive it).
+fn owned_part(p: ContentPart<'_>) -> ContentPart<'static> {
+    let own = |s: Option<Str<'_>>| s.map(|s| Str::from(s.0.into_owned()));
+    ContentPart {
+        kind: Str::from(p.kind.0.into_owned()),
+        text: own(p.text),
+        image_url: p.image_url.map(|u| ImageUrl {
+            url: Str::from(u.url.0.into_owned()),
+            detail: own(u.detail),
+        }),
+        file: p.file.map(|f| FilePart {
+            file_data: own(f.file_data),
+            file_id: own(f.file_id),
+            filename: own(f.filename),
+        }),
+        input_audio: None,
+        refusal: own(p.refusal),
+        cache_control: None,
     }
-    let items = match &req.input {
-        None => {
+}
+
+/// The items as the body is read: each translated into the Chat conversation at once; where
+/// a `compaction_trigger` is, and whether reasoning could not be opened, noted. The first item
+/// that cannot be translated stops the writing (its error is given where the typed
+/// translation gave it); the rest is still read.
+struct Reading<'b, 'r> {
+    c: Chat<'b, 'r>,
+    provider: Format,
+    opts: &'r Options,
+    error: Option<TranslateError>,
+    /// Items in `input`.
+    items: usize,
+    /// Index of the first `compaction_trigger`.
+    trigger: Option<usize>,
+    /// A reasoning item that could not be opened here (dropped).
+    unopened: bool,
+    /// A web search call was dropped.
+    web_search: bool,
+}
+
+impl<'b, 'r> Reading<'b, 'r> {
+    fn new(
+        room: &'r Room,
+        body_len: usize,
+        provider: Format,
+        opts: &'r Options,
+        direct: bool,
+    ) -> Self {
+        let c = if direct {
+            // The Messages form is about as long as the Responses one.
+            Chat::to_messages(room, first_capacity(body_len, 5, 4))
+        } else {
+            // Sized once for the usual case (the Chat form of an item at most half again as
+            // long: an assistant text becomes a content part; capacity never written to costs
+            // no resident memory).
+            Chat::new(room, first_capacity(body_len, 3, 2))
+        };
+        Reading {
+            c,
+            provider,
+            opts,
+            error: None,
+            items: 0,
+            trigger: None,
+            unopened: false,
+            web_search: false,
+        }
+    }
+
+    /// The conversation with `instructions` first; or why it could not be translated.
+    fn finish(
+        mut self,
+        req: &ResponsesRequest<'_>,
+        meta: &mut RequestMeta,
+    ) -> Result<Chat<'b, 'r>, TranslateError> {
+        if req.input.is_none() {
             return Err(TranslateError::invalid(
                 "input",
                 "Missing required parameter: 'input'.",
-            ))
+            ));
         }
-        Some(TextOr::Text(s)) => {
-            c.push(text_message("user", s.reborrow()));
-            return Ok(c.messages);
+        if let Some(e) = self.error {
+            return Err(e);
         }
-        Some(TextOr::Items(items)) => items,
-    };
-    for (i, item) in items.iter().enumerate() {
+        if self.web_search {
+            meta.drop_param("input.web_search_call");
+        }
+        if let Some(i) = req.instructions.as_ref().filter(|i| !i.is_empty()) {
+            self.c.push_first(&text_message("system", i.reborrow()))?;
+        }
+        self.c.end_items()?;
+        Ok(self.c)
+    }
+
+    fn item(&mut self, i: usize, item: &InputItem<'b>) -> Result<(), TranslateError> {
+        let c = &mut self.c;
         let kind = item
             .kind
             .as_deref()
             .unwrap_or(if item.role.is_some() { "message" } else { "" });
         match kind {
-            "message" => message(&mut c, item, i)?,
+            "message" => message(c, item, i),
             "function_call" | "custom_tool_call" => {
                 let call = tool_call(item, i, kind == "custom_tool_call")?;
-                let m = c.assistant();
-                m.tool_calls.get_or_insert_with(Vec::new).push(call);
+                c.tool_call(call)
             }
             "function_call_output" | "custom_tool_call_output" => {
                 let call_id = item.call_id.as_ref().ok_or_else(|| {
@@ -898,63 +1329,92 @@ fn convert_input<'b>(
                         "a tool output needs its call_id",
                     )
                 })?;
-                let content = tool_output(&mut c, item, i)?;
-                c.push(Message {
+                let content = tool_output(c, item, i)?;
+                c.push(&Message {
                     role: Str::from("tool"),
                     tool_call_id: Some(call_id.reborrow()),
                     content: Some(content),
                     ..Message::default()
-                });
+                })
             }
-            "reasoning" => {
-                if let Some(u) = unsealed.iter().find(|u| u.item == i) {
-                    if provider == Format::Anthropic {
-                        c.thinking.push(thinking_block(&u.block));
-                    }
-                }
-            }
+            // Opened when the item was read (see the sink).
+            "reasoning" => Ok(()),
             "compaction" | "compaction_summary" => {
                 // This gateway's own were opened where the request was admitted, before PII
                 // substitution (`open_sealed_items`); any left is not ours to open. Without
                 // its summary the conversation would go on as if it had not happened:
                 // refused rather than dropped.
-                return Err(TranslateError::invalid(
+                Err(TranslateError::invalid(
                     format!("input[{i}].encrypted_content"),
                     super::open::UNOPENABLE_COMPACTION,
-                ));
-            }
-            "compaction_trigger" => {}
-            "item_reference" => {
-                return Err(TranslateError::unsupported_value(
-                    format!("input[{i}]"),
-                    "an item_reference needs stored responses, which are off on this gateway; send the item itself (with `store: false`)",
                 ))
             }
-            "web_search_call" => meta.drop_param("input.web_search_call"),
-            other => {
-                return Err(TranslateError::unsupported_value(
-                    format!("input[{i}].type"),
-                    format!("input item type `{other}` is not supported by this gateway"),
-                ))
+            "compaction_trigger" => Ok(()),
+            "item_reference" => Err(TranslateError::unsupported_value(
+                format!("input[{i}]"),
+                "an item_reference needs stored responses, which are off on this gateway; send the item itself (with `store: false`)",
+            )),
+            "web_search_call" => {
+                self.web_search = true;
+                Ok(())
             }
+            other => Err(TranslateError::unsupported_value(
+                format!("input[{i}].type"),
+                format!("input item type `{other}` is not supported by this gateway"),
+            )),
         }
     }
-    c.flush_images();
-    Ok(c.messages)
 }
 
-fn thinking_block<'b>(b: &'b SealedThinking) -> ContentBlock<'b> {
+impl<'b> Sink<'b, InputItem<'b>> for Reading<'b, '_> {
+    fn element(&mut self, i: usize, item: InputItem<'b>) {
+        self.items = i + 1;
+        match item.kind.as_deref() {
+            Some("compaction_trigger") if self.trigger.is_none() => self.trigger = Some(i),
+            Some("reasoning") => match unseal(&item, self.opts) {
+                // Sealed for this provider: its thinking block waits for the next assistant
+                // turn (an OpenAI-kind provider takes none back).
+                Some(block) if self.error.is_none() && self.provider == Format::Anthropic => {
+                    self.c.thinking.push(thinking_block(block));
+                }
+                Some(_) => {}
+                None => self.unopened = true,
+            },
+            _ => {}
+        }
+        if self.error.is_none() {
+            self.error = self.item(i, &item).err();
+        }
+    }
+
+    fn text(&mut self, text: Str<'b>) {
+        if self.error.is_none() {
+            self.error = self.c.push(&text_message("user", text)).err();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.c.restart();
+        self.error = None;
+        self.items = 0;
+        self.trigger = None;
+        self.unopened = false;
+        self.web_search = false;
+    }
+}
+
+fn thinking_block(b: SealedThinking) -> ContentBlock<'static> {
     if b.k == "redacted_thinking" {
         ContentBlock {
             kind: Str::from("redacted_thinking"),
-            data: Some(Str::from(b.d.as_deref().unwrap_or(""))),
+            data: Some(Str::from(b.d.unwrap_or_default())),
             ..ContentBlock::default()
         }
     } else {
         ContentBlock {
             kind: Str::from("thinking"),
-            thinking: Some(Str::from(b.t.as_deref().unwrap_or(""))),
-            signature: Some(Str::from(b.s.as_deref().unwrap_or(""))),
+            thinking: Some(Str::from(b.t.unwrap_or_default())),
+            signature: Some(Str::from(b.s.unwrap_or_default())),
             ..ContentBlock::default()
         }
     }
@@ -968,11 +1428,7 @@ fn text_message<'b>(role: &'static str, text: Str<'b>) -> Message<'b> {
     }
 }
 
-fn message<'b>(
-    c: &mut Conversation<'b>,
-    item: &'b InputItem<'b>,
-    i: usize,
-) -> Result<(), TranslateError> {
+fn message<'b>(c: &mut Chat<'b, '_>, item: &InputItem<'b>, i: usize) -> Result<(), TranslateError> {
     let role = item.role.as_deref().unwrap_or("");
     let content = item.content.as_ref();
     match role {
@@ -989,14 +1445,14 @@ fn message<'b>(
                     TextOr::Items(out)
                 }
             };
-            c.push(Message {
+            c.push(&Message {
                 role: Str::from(role),
                 content: Some(content),
                 ..Message::default()
-            });
+            })
         }
         "assistant" => {
-            let mut texts: Vec<ContentPart<'b>> = Vec::new();
+            let mut texts: Vec<ContentPart<'_>> = Vec::new();
             let mut refusal: Option<Str<'b>> = None;
             match content {
                 None => {}
@@ -1007,7 +1463,7 @@ fn message<'b>(
                             "output_text" | "input_text" | "text" => {
                                 texts.push(text_part(p.text.as_ref().map_or(Str::from(""), Str::reborrow)))
                             }
-                            "refusal" => refusal = p.refusal.as_ref().map(Str::reborrow),
+                            "refusal" => refusal = p.refusal.clone(),
                             other => {
                                 return Err(TranslateError::unsupported_value(
                                     format!("input[{i}].content[{j}].type"),
@@ -1018,31 +1474,15 @@ fn message<'b>(
                     }
                 }
             }
-            // A text after tool calls starts a new assistant message (the Chat order is text,
-            // then calls).
-            let joins = c.thinking.is_empty()
-                && c.messages.last().is_some_and(|m| {
-                    m.role.as_str() == "assistant" && m.tool_calls.is_none()
-                });
-            let m = c.assistant_message(!joins);
-            if !texts.is_empty() {
-                match &mut m.content {
-                    Some(TextOr::Items(v)) => v.extend(texts),
-                    _ => m.content = Some(TextOr::Items(texts)),
-                }
-            }
-            if refusal.is_some() {
-                m.refusal = refusal;
-            }
+            c.assistant_texts(texts, refusal)
         }
         other => {
-            return Err(TranslateError::invalid(
+            Err(TranslateError::invalid(
                 format!("input[{i}].role"),
                 format!("Invalid value: '{other}'. Supported values are: 'assistant', 'system', 'developer', and 'user'."),
             ))
         }
     }
-    Ok(())
 }
 
 fn text_part(text: Str<'_>) -> ContentPart<'_> {
@@ -1054,7 +1494,7 @@ fn text_part(text: Str<'_>) -> ContentPart<'_> {
 }
 
 /// A user, system or tool-output content part in Chat form.
-fn input_part<'b>(p: &'b Part<'b>, i: usize, j: usize) -> Result<ContentPart<'b>, TranslateError> {
+fn input_part<'b>(p: &'b Part<'_>, i: usize, j: usize) -> Result<ContentPart<'b>, TranslateError> {
     let param = || format!("input[{i}].content[{j}]");
     match p.kind.as_str() {
         "input_text" | "output_text" | "text" => Ok(text_part(
@@ -1101,7 +1541,7 @@ fn input_part<'b>(p: &'b Part<'b>, i: usize, j: usize) -> Result<ContentPart<'b>
 }
 
 fn tool_call<'b>(
-    item: &'b InputItem<'b>,
+    item: &'b InputItem<'_>,
     i: usize,
     custom: bool,
 ) -> Result<ToolCall<'b>, TranslateError> {
@@ -1138,8 +1578,8 @@ fn tool_call<'b>(
 /// A tool output's Chat content: its text; images wait for a user message after the tool
 /// messages.
 fn tool_output<'b>(
-    c: &mut Conversation<'b>,
-    item: &'b InputItem<'b>,
+    c: &mut Chat<'_, '_>,
+    item: &'b InputItem<'_>,
     i: usize,
 ) -> Result<TextOr<'b, ContentPart<'b>>, TranslateError> {
     match &item.output {
@@ -1152,7 +1592,7 @@ fn tool_output<'b>(
                 if part.kind.as_str() == "text" {
                     texts.push(part);
                 } else {
-                    c.tool_images.push(part);
+                    c.tool_image(part)?;
                 }
             }
             Ok(TextOr::Items(texts))

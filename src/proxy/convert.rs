@@ -1,0 +1,106 @@
+//! A request body translated for a target: the memory its translation may take is charged to
+//! the worker's budget for bodies held whole before any is taken (413 when no budget could
+//! take it, 503 when this worker's is spent now), and a large body is translated on a helper
+//! thread, so that neither the worker's memory nor its other requests depend on one body.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use super::admit::Op;
+use super::budget::{self, Charge};
+use super::Ctx;
+use crate::error::{Error, ErrorKind, Result};
+use crate::runtime::pool::{self, PoolError};
+use crate::translate::{Options, Pair, RequestMeta, Room, TranslateError};
+
+/// Bodies up to this size are read and translated on the worker (under a millisecond each in
+/// a release build); larger ones on a helper thread, so that a 30 MB body, whose JSON alone
+/// takes 140 ms to read, never holds up the worker's other requests.
+pub const INLINE_TRANSLATION_MAX_BYTES: usize = 256 * 1024;
+
+/// The translated body for `model` at a provider that speaks `pair.provider`, its meta, and
+/// the charge its bytes hold against the worker's budget while it is kept for sending.
+pub(super) async fn request<'c>(
+    ctx: &'c Ctx,
+    body: &Bytes,
+    op: Op,
+    model: &str,
+    pair: Pair,
+    opts: Cow<'_, Options>,
+) -> Result<(Vec<u8>, RequestMeta, Charge<'c>)> {
+    let bound = crate::translate::request_memory_bound(body.len());
+    let limit = ctx.buffers.limit();
+    if bound > limit {
+        return Err(too_large(body.len(), bound, limit));
+    }
+    // Charged before the first byte is reserved: many large translations on one worker add
+    // up to its budget and no further.
+    let mut charge = ctx.buffers.charge();
+    if !charge.resize(bound) {
+        return Err(budget::exhausted(limit, "bodies"));
+    }
+    let translated = if body.len() <= INLINE_TRANSLATION_MAX_BYTES {
+        translate(body, op, model, pair, &opts, bound)
+    } else {
+        let (body, model, opts) = (body.clone(), model.to_owned(), opts.into_owned());
+        pool::run(move || translate(&body, op, &model, pair, &opts, bound))
+            .await
+            .map_err(pool_error)?
+    };
+    let (bytes, meta) = translated.map_err(|e| match e.is_over_budget() {
+        true => too_large(body.len(), bound, limit),
+        false => Error::from(e),
+    })?;
+    // The translation's scratch is gone: only the body kept for sending stays charged
+    // (shrinking always succeeds).
+    charge.resize(bytes.capacity());
+    Ok((bytes, meta, charge))
+}
+
+/// The error for work the helper threads could not take (503 when their queue is full).
+pub(super) fn pool_error(e: PoolError) -> Error {
+    match e {
+        PoolError::Busy => Error::new(
+            ErrorKind::Busy,
+            "the gateway is reading or translating too many large requests at once; retry shortly",
+        ),
+        PoolError::Unavailable(why) => Error::new(
+            ErrorKind::Internal,
+            format!("the request could not be read or translated: {why}"),
+        ),
+    }
+}
+
+/// One translation, within `room` bytes of buffers.
+fn translate(
+    body: &[u8],
+    op: Op,
+    model: &str,
+    pair: Pair,
+    opts: &Options,
+    room: usize,
+) -> std::result::Result<(Vec<u8>, RequestMeta), TranslateError> {
+    let room = Room::new(room);
+    if op == Op::Compact {
+        // The summary is asked of the provider in its own dialect.
+        return crate::translate::responses::compact_request_within(
+            body,
+            model,
+            pair.provider,
+            opts,
+            &room,
+        );
+    }
+    pair.request_within(body, model, opts, &room)
+}
+
+/// The 413 for a body whose translation no budget of this size could hold.
+fn too_large(len: usize, bound: usize, limit: usize) -> Error {
+    Error::new(
+        ErrorKind::BodyTooLarge,
+        format!(
+            "this request ({len} bytes) is too large to translate for its target: its translation may hold up to {bound} bytes, more than server.max_buffered_bytes = {limit} per worker allows; nothing was sent"
+        ),
+    )
+}

@@ -1,0 +1,339 @@
+//! Where a request translation writes: output buffers whose capacity is taken from one
+//! [`Room`], so that what a translation reserves never passes the share of the worker's budget
+//! it was charged (a write past it fails with [`TranslateError::over_budget`]), and the pieces
+//! a translated body is assembled from (its top-level members around the conversation written
+//! element by element).
+
+use std::cell::Cell;
+use std::io;
+
+use serde::Serialize;
+
+use super::{TranslateError, OUT_SLACK_BYTES};
+
+/// Smallest capacity an output buffer grows to (growth is geometric from there).
+const MIN_GROWTH: usize = 4096;
+
+/// Bytes a request translation may still reserve for the buffers it writes.
+#[derive(Debug)]
+pub struct Room {
+    left: Cell<usize>,
+}
+
+impl Room {
+    /// Room for `bytes` of output buffers.
+    pub fn new(bytes: usize) -> Room {
+        Room {
+            left: Cell::new(bytes),
+        }
+    }
+
+    /// No bound (callers with no budget: tests, benches, the unbudgeted entry points).
+    pub fn unlimited() -> Room {
+        Room::new(usize::MAX)
+    }
+
+    /// Bytes not taken yet.
+    pub fn left(&self) -> usize {
+        self.left.get()
+    }
+
+    fn take(&self, n: usize) -> bool {
+        match self.left.get().checked_sub(n) {
+            Some(rest) => {
+                self.left.set(rest);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn give(&self, n: usize) {
+        self.left.set(self.left.get().saturating_add(n));
+    }
+}
+
+/// A growing byte buffer charged to a [`Room`] by its capacity (while it grows, the old and
+/// the new allocation are both charged: that is what the allocator holds during the copy).
+pub(crate) struct Out<'r> {
+    buf: Vec<u8>,
+    room: &'r Room,
+}
+
+impl<'r> Out<'r> {
+    /// An empty buffer with `capacity` reserved (less when the room has less).
+    pub fn with_capacity(room: &'r Room, capacity: usize) -> Out<'r> {
+        let mut out = Out {
+            buf: Vec::new(),
+            room,
+        };
+        let capacity = capacity.min(room.left());
+        if capacity > 0 && room.take(capacity) {
+            out.buf.reserve_exact(capacity);
+            // The allocator is asked for exactly this; anything else is accounted as it is.
+            out.settle(capacity);
+        }
+        out
+    }
+
+    /// Makes the room's charge match the buffer's real capacity after charging `charged`.
+    fn settle(&mut self, charged: usize) {
+        let real = self.buf.capacity();
+        if real > charged {
+            // Rare (an allocator rounding up): the room may go to zero, never negative.
+            let extra = real - charged;
+            if !self.room.take(extra) {
+                self.room.left.set(0);
+            }
+        } else {
+            self.room.give(charged - real);
+        }
+    }
+
+    /// Room for `n` more bytes: at once when the capacity has it, else [`Out::grow`].
+    #[inline(always)]
+    fn reserve(&mut self, n: usize) -> Result<(), TranslateError> {
+        if self.buf.capacity() - self.buf.len() >= n {
+            return Ok(());
+        }
+        self.grow(n)
+    }
+
+    /// Grows geometrically (by half) within the room, or fails.
+    #[cold]
+    fn grow(&mut self, n: usize) -> Result<(), TranslateError> {
+        let len = self.buf.len();
+        let need = len.checked_add(n).ok_or_else(TranslateError::over_budget)?;
+        let cap = self.buf.capacity();
+        let left = self.room.left();
+        // Growing copies into a new allocation: both are held until the copy is done, so the
+        // new one must fit beside the old. Near the room's end it takes what is left rather
+        // than creep up by the bytes asked for.
+        if need > left {
+            return Err(TranslateError::over_budget());
+        }
+        let new_cap = need
+            .max(cap.saturating_add(cap / 2))
+            .max(MIN_GROWTH)
+            .min(left);
+        if !self.room.take(new_cap) {
+            return Err(TranslateError::over_budget());
+        }
+        self.buf.reserve_exact(new_cap - len);
+        // The old allocation is freed now.
+        self.room.give(cap);
+        self.settle(new_cap);
+        Ok(())
+    }
+
+    /// Appends `data`.
+    #[inline]
+    pub fn put(&mut self, data: &[u8]) -> Result<(), TranslateError> {
+        self.reserve(data.len())?;
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Appends one byte.
+    pub fn byte(&mut self, b: u8) -> Result<(), TranslateError> {
+        self.put(&[b])
+    }
+
+    /// Appends `value` as JSON.
+    pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), TranslateError> {
+        serde_json::to_writer(Writer(self), value).map_err(|e| {
+            if e.is_io() {
+                TranslateError::over_budget()
+            } else {
+                TranslateError::internal(e.to_string())
+            }
+        })
+    }
+
+    /// Inserts `data` at `at` (the bytes after it move up, once).
+    pub fn insert(&mut self, at: usize, data: &[u8]) -> Result<(), TranslateError> {
+        self.reserve(data.len())?;
+        let at = at.min(self.buf.len());
+        let len = self.buf.len();
+        self.buf.resize(len + data.len(), 0);
+        self.buf.copy_within(at..len, at + data.len());
+        self.buf[at..at + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Bytes written.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// What has been written.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Mutable access to what has been written (for moves within it; it never grows here).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    /// Keeps the first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
+    /// The last byte, taken off.
+    pub fn pop(&mut self) -> Option<u8> {
+        self.buf.pop()
+    }
+
+    /// Empties the buffer (its capacity, and charge, kept for reuse).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// The bytes, leaving the room's accounting (the caller charges them from here on).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        let buf = std::mem::take(&mut self.buf);
+        self.room.give(buf.capacity());
+        buf
+    }
+}
+
+impl Drop for Out<'_> {
+    fn drop(&mut self) {
+        self.room.give(self.buf.capacity());
+    }
+}
+
+/// The serializer's writer into an [`Out`] (its own type, so the room check inlines into the
+/// serializer's every write).
+struct Writer<'o, 'r>(&'o mut Out<'r>);
+
+impl io::Write for Writer<'_, '_> {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data).map(|()| data.len())
+    }
+
+    #[inline(always)]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.0.reserve(data.len()).is_err() {
+            return Err(io::Error::other("over the translation's budget"));
+        }
+        self.0.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The first capacity of an output buffer for a body of `body_len` bytes expected to grow by
+/// at most `num / den`, with [`OUT_SLACK_BYTES`] beyond.
+pub(crate) fn first_capacity(body_len: usize, num: usize, den: usize) -> usize {
+    (body_len / den)
+        .saturating_mul(num)
+        .saturating_add(OUT_SLACK_BYTES)
+}
+
+/// A serialized top-level object (`{…}`) without its braces: empty when it had no member.
+pub(crate) fn members(object: &[u8]) -> &[u8] {
+    object
+        .strip_prefix(b"{")
+        .and_then(|o| o.strip_suffix(b"}"))
+        .unwrap_or_default()
+}
+
+/// Serializes `value` (a struct whose big members were left out) to bytes.
+pub(crate) fn object<T: Serialize>(value: &T) -> Result<Vec<u8>, TranslateError> {
+    serde_json::to_vec(value).map_err(|e| TranslateError::internal(e.to_string()))
+}
+
+/// The body, in `out`, which holds the elements of the array member `name`, each followed
+/// by a comma: `{`, `head`'s members, `"name":[`, `first` (elements followed by commas too),
+/// the elements, `]`, `after` (members, each after a comma), `tail`'s members, `}`. What
+/// `out` held moves once.
+pub(crate) fn assemble(
+    out: &mut Out<'_>,
+    head: &[u8],
+    name: &str,
+    first: &[u8],
+    after: &[u8],
+    tail: &[u8],
+) -> Result<(), TranslateError> {
+    let head = members(head);
+    let mut front = Vec::with_capacity(head.len() + name.len() + first.len() + 6);
+    front.push(b'{');
+    front.extend_from_slice(head);
+    if !head.is_empty() {
+        front.push(b',');
+    }
+    front.push(b'"');
+    front.extend_from_slice(name.as_bytes());
+    front.extend_from_slice(b"\":[");
+    front.extend_from_slice(first);
+    out.insert(0, &front)?;
+    // The last element's comma.
+    if out.bytes().last() == Some(&b',') {
+        out.pop();
+    }
+    out.byte(b']')?;
+    out.put(after)?;
+    let tail = members(tail);
+    if !tail.is_empty() {
+        out.byte(b',')?;
+        out.put(tail)?;
+    }
+    out.byte(b'}')
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn buffers_grow_within_their_room_and_give_it_back() {
+        let room = Room::new(100);
+        {
+            let mut a = Out::with_capacity(&room, 10);
+            assert_eq!(room.left(), 90);
+            a.put(&[1; 10]).unwrap();
+            a.put(&[2; 30]).unwrap();
+            assert!(room.left() <= 60, "{}", room.left());
+            let mut b = Out::with_capacity(&room, 0);
+            assert!(b.put(&[3; 70]).is_err(), "more than the room");
+            assert!(Writer(&mut b).write_all(&[3; 70]).is_err());
+            assert_eq!(a.bytes().len(), 40);
+        }
+        assert_eq!(room.left(), 100, "dropping gives the room back");
+        let mut c = Out::with_capacity(&room, 1000);
+        assert_eq!(room.left(), 0, "a reservation is cut to the room");
+        c.put(&[0; 100]).unwrap();
+        assert!(c.put(&[0]).is_err());
+        let v = c.into_vec();
+        assert_eq!(v.len(), 100);
+        assert_eq!(room.left(), 100);
+    }
+
+    #[test]
+    fn assembled_bodies_keep_member_order() {
+        let room = Room::unlimited();
+        let mut out = Out::with_capacity(&room, 0);
+        out.put(b"1,2,").unwrap();
+        let (head, tail) = (br#"{"model":"m"}"#, br#"{"n":1}"#);
+        assemble(&mut out, head, "messages", b"0,", br#","s":"x""#, tail).unwrap();
+        assert_eq!(
+            out.bytes(),
+            br#"{"model":"m","messages":[0,1,2],"s":"x","n":1}"#
+        );
+        let mut out = Out::with_capacity(&room, 0);
+        assemble(&mut out, b"{}", "input", b"", b"", b"{}").unwrap();
+        assert_eq!(out.bytes(), br#"{"input":[]}"#);
+        let mut out = Out::with_capacity(&room, 0);
+        assemble(&mut out, b"{}", "input", b"7,", b"", b"{}").unwrap();
+        assert_eq!(out.bytes(), br#"{"input":[7]}"#);
+    }
+}

@@ -1,0 +1,199 @@
+//! Translation under the worker's memory budget (`server.max_buffered_bytes`), through the
+//! real binary: a request whose translation could not fit is refused in the client's format
+//! before anything reaches the provider (413 when no budget of this size could take it, 503
+//! while the budget is busy); a large translation does not hold up the worker's other
+//! requests; a translated Responses stream whose held answer outgrows the budget ends with
+//! the Responses error event.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// A Chat body of `n` short messages (alternating sides), the last one from the user saying
+/// `last`.
+fn chat_body(model: &str, n: usize, last: &str) -> String {
+    let mut messages: Vec<serde_json::Value> = (0..n.saturating_sub(1))
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            serde_json::json!({"role": role, "content": "x"})
+        })
+        .collect();
+    messages.push(serde_json::json!({"role": "user", "content": last}));
+    serde_json::json!({"model": model, "max_tokens": 16, "messages": messages}).to_string()
+}
+
+fn gateway_with_budget(m: &Proc, budget: usize) -> Proc {
+    gateway_env(
+        &format!(
+            "[server]\nworkers = 1\nmax_buffered_bytes = {budget}\n\n{}",
+            standard_providers(m)
+        ),
+        PROVIDER_KEYS,
+    )
+}
+
+#[test]
+fn a_translation_no_budget_could_hold_is_a_413_in_the_clients_format_and_nothing_is_sent() {
+    let m = mock(&[]);
+    // 1 MiB: a body of 400 kB may need three times itself to translate.
+    let g = gateway_with_budget(&m, 1 << 20);
+    let big = chat_body("claude", 12_000, "hi");
+    assert!(big.len() > 350_000, "{}", big.len());
+    // An OpenAI client to the Anthropic-kind provider: OpenAI's error shape.
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &big));
+    assert_eq!(r.status, 413, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "request_too_large", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_buffered_bytes"), "{message}");
+    // An Anthropic client to the OpenAI-kind provider: Anthropic's error shape.
+    let big_anthropic = chat_body("gpt", 12_000, "hi");
+    let r = request(g.addr, &post("/v1/messages", &[], &big_anthropic));
+    assert_eq!(r.status, 413, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "request_too_large", "{v}");
+    // A Responses client to a Chat provider.
+    let items: Vec<serde_json::Value> = (0..12_000)
+        .map(|_| serde_json::json!({"role": "user", "content": "x"}))
+        .collect();
+    let responses = serde_json::json!({"model": "gpt", "input": items}).to_string();
+    let r = request(g.addr, &post("/v1/responses", &[], &responses));
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "request_too_large");
+    assert!(
+        mock_requests(&m).is_empty(),
+        "nothing reached the provider: {:?}",
+        mock_requests(&m)
+    );
+    // The same bodies relayed in their own format are not translated, and go through.
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &big_anthropic));
+    assert_eq!(r.status, 200, "{}", r.text());
+    // And a small translated request still fits.
+    assert_eq!(chat_openai(g.addr, "claude", "hi", false).status, 200);
+}
+
+#[test]
+fn a_translation_that_fits_only_alone_waits_with_a_503_while_the_budget_is_busy() {
+    let m = mock(&[]);
+    // 5.5 MiB: one 1.5 MB body's translation fits (three times it), not beside another
+    // translated body of that size kept for its provider.
+    let g = gateway_with_budget(&m, 5_767_168);
+    let slow = chat_body("claude", 48_000, "mock:ttft=4000 slow");
+    let quick = chat_body("claude", 48_000, "quick");
+    assert!(slow.len() > 1_400_000 && quick.len() > 1_400_000);
+    let addr = g.addr;
+    let first =
+        std::thread::spawn(move || request(addr, &post("/v1/chat/completions", &[], &slow)));
+    // Once the provider has the first body, its translation is kept (and charged) until the
+    // answer comes, seconds later.
+    let mut seen = false;
+    for _ in 0..400 {
+        if !mock_requests(&m).is_empty() {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(seen, "the first request never reached the provider");
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &quick));
+    assert_eq!(r.status, 503, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "gateway_overloaded", "{v}");
+    assert_eq!(mock_requests(&m).len(), 1, "the refused body was not sent");
+    assert_eq!(first.join().unwrap().status, 200);
+    // With the budget given back, the same request goes through.
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &quick));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_small_request_sent_during_a_large_translation_on_the_same_worker_is_answered_first() {
+    let m = mock(&[]);
+    let g = gateway_with_budget(&m, 128 << 20);
+    // 200k messages (about 6 MB) whose last one the translator refuses: the whole body is
+    // translated before the refusal, and nothing else (no provider) delays its answer.
+    let mut big = chat_body("claude", 200_000, "x");
+    let tail = r#"{"content":"x","role":"user"}]"#;
+    assert!(
+        big.ends_with(&format!("{tail},\"model\":\"claude\"}}")),
+        "{}",
+        &big[big.len() - 80..]
+    );
+    big = big.replace(tail, r#"{"content":"x","role":"nobody"}]"#);
+    let addr = g.addr;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let big_tx = tx.clone();
+    let big_one = std::thread::spawn(move || {
+        let r = request(addr, &post("/v1/chat/completions", &[], &big));
+        big_tx.send("big").unwrap();
+        r
+    });
+    // Well inside the big body's translation (seconds in a debug build): the order of the
+    // answers is what is asserted, not a time.
+    std::thread::sleep(Duration::from_millis(700));
+    let small_one = std::thread::spawn(move || {
+        let r = chat_openai(addr, "gpt", "hi", false);
+        tx.send("small").unwrap();
+        r
+    });
+    let first = rx.recv().unwrap();
+    let second = rx.recv().unwrap();
+    let small = small_one.join().unwrap();
+    let big = big_one.join().unwrap();
+    assert_eq!(small.status, 200, "{}", small.text());
+    assert_eq!(big.status, 400, "{}", big.text());
+    assert!(big.text().contains("unknown role"), "{}", big.text());
+    assert_eq!(
+        (first, second),
+        ("small", "big"),
+        "the small request waited for the large translation"
+    );
+}
+
+#[test]
+fn a_responses_stream_whose_held_answer_outgrows_the_budget_ends_with_the_error_event() {
+    let m = mock(&[]);
+    // 2 MiB: a 1 MB answer held for the final event (charged sixteen times over) cannot fit.
+    let g = gateway_with_budget(&m, 2 << 20);
+    let body = serde_json::json!({
+        "model": "gpt", "stream": true, "input": "mock:big=1000000",
+    })
+    .to_string();
+    let r = request(g.addr, &post("/v1/responses", &[], &body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = sse_events(&r.body);
+    let (last_event, last_data) = events.last().unwrap().clone();
+    assert_eq!(
+        last_event.as_deref(),
+        Some("response.failed"),
+        "{last_data}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&last_data).unwrap();
+    let message = v["response"]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_buffered_bytes"), "{message}");
+    assert!(
+        !events
+            .iter()
+            .any(|(e, _)| e.as_deref() == Some("response.completed")),
+        "no completed event after the failure"
+    );
+    // Deltas went out before the end: the client saw the stream start properly.
+    assert!(events
+        .iter()
+        .any(|(e, _)| e.as_deref() == Some("response.output_text.delta")));
+    // The budget is given back when the stream ends: a short answer streams to its end.
+    let small = serde_json::json!({"model": "gpt", "stream": true, "input": "hi"}).to_string();
+    let r = request(g.addr, &post("/v1/responses", &[], &small));
+    let events = sse_events(&r.body);
+    assert_eq!(
+        events.last().unwrap().0.as_deref(),
+        Some("response.completed"),
+        "{}",
+        r.text()
+    );
+}
