@@ -234,6 +234,65 @@ pub fn parse_instant(s: &str) -> Option<(i64, bool)> {
     Some((midnight + within - offset_ms, false))
 }
 
+/// An answer that can say its helper thread is gone (what a [`Pending`] gives when the reply
+/// channel closes without an answer).
+pub trait Gone {
+    /// The answer for a thread that went away without replying.
+    fn gone() -> Self;
+}
+
+/// A lookup on its way to a helper thread (the custody reader, the responses store): poll
+/// [`Pending::try_take`] (never blocks). Dropping it tells the thread nobody waits any more,
+/// so a lookup given up on is not run.
+pub struct Pending<A> {
+    answer: std::sync::mpsc::Receiver<A>,
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<A: Gone> Pending<A> {
+    /// A lookup and what its thread needs: where to reply, and the flag it reads to skip
+    /// a lookup nobody waits for.
+    pub fn new() -> (
+        Pending<A>,
+        std::sync::mpsc::Sender<A>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        (
+            Pending {
+                answer,
+                abandoned: abandoned.clone(),
+            },
+            reply,
+            abandoned,
+        )
+    }
+
+    /// An answer known without asking.
+    pub fn ready(answer: A) -> Pending<A> {
+        let (pending, reply, _) = Pending::new();
+        let _ = reply.send(answer);
+        pending
+    }
+
+    /// The answer if it has come; [`Gone::gone`] when the thread is gone.
+    pub fn try_take(&self) -> Option<A> {
+        match self.answer.try_recv() {
+            Ok(a) => Some(a),
+            Err(std::sync::mpsc::TryRecvError::Empty) => None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Some(A::gone()),
+        }
+    }
+}
+
+impl<A> Drop for Pending<A> {
+    fn drop(&mut self) {
+        self.abandoned
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {

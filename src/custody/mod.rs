@@ -28,7 +28,7 @@ pub mod store;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -289,27 +289,12 @@ pub fn submit(record: Record) {
     }
 }
 
-/// A lookup on its way: poll [`Pending::try_take`] (never blocks). Dropping it tells the
-/// reader nobody waits any more, so a lookup given up on is not run.
-pub struct Pending<T> {
-    answer: Receiver<Answer<T>>,
-    abandoned: Arc<AtomicBool>,
-}
+/// A lookup on its way to the reader ([`crate::offload::Pending`]).
+pub type Pending<T> = crate::offload::Pending<Answer<T>>;
 
-impl<T> Pending<T> {
-    /// The answer if it has come; `Some(Err)` when the reader is gone.
-    pub fn try_take(&self) -> Option<Answer<T>> {
-        match self.answer.try_recv() {
-            Ok(a) => Some(a),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err(StoreError("custody reader gone".into()))),
-        }
-    }
-}
-
-impl<T> Drop for Pending<T> {
-    fn drop(&mut self) {
-        self.abandoned.store(true, Ordering::Relaxed);
+impl<T> crate::offload::Gone for Answer<T> {
+    fn gone() -> Self {
+        Err(StoreError("custody reader gone".into()))
     }
 }
 
@@ -317,15 +302,14 @@ fn ask<T>(
     queue: &SyncSender<Asked>,
     make: impl FnOnce(Sender<Answer<T>>) -> Lookup,
 ) -> Option<Pending<T>> {
-    let (reply, answer) = std::sync::mpsc::channel();
-    let abandoned = Arc::new(AtomicBool::new(false));
+    let (pending, reply, abandoned) = Pending::new();
     queue
         .try_send(Asked {
             lookup: make(reply),
-            abandoned: abandoned.clone(),
+            abandoned,
         })
         .ok()?;
-    Some(Pending { answer, abandoned })
+    Some(pending)
 }
 
 /// Ask for the record of `id`. None: the store is off or the reader's queue is full (busy).

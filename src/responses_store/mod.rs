@@ -51,7 +51,7 @@ pub mod settings;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -323,17 +323,16 @@ impl Store {
     }
 
     fn ask<T>(&self, make: impl FnOnce(Sender<Answer<T>>) -> Lookup) -> Option<Pending<T>> {
-        let (reply, answer) = std::sync::mpsc::channel();
-        let abandoned = Arc::new(AtomicBool::new(false));
+        let (pending, reply, abandoned) = Pending::new();
         self.lookups
             .try_send(Asked {
                 lookup: make(reply),
-                abandoned: abandoned.clone(),
+                abandoned,
                 seen: self.shared.submitted.load(Ordering::SeqCst),
                 asked_at: Instant::now(),
             })
             .ok()?;
-        Some(Pending { answer, abandoned })
+        Some(pending)
     }
 
     /// Look up, in one read, the conversation of `previous` (a `previous_response_id`) and the
@@ -393,17 +392,16 @@ impl Store {
         if id.len() > MAX_ID_BYTES {
             return Some(Pending::ready(Ok(false)));
         }
-        let (reply, answer) = std::sync::mpsc::channel();
-        let abandoned = Arc::new(AtomicBool::new(false));
+        let (pending, reply, abandoned) = Pending::new();
         self.writes
             .try_send(Write::Delete {
                 owner: *owner,
                 id: id.to_owned(),
                 reply,
-                abandoned: abandoned.clone(),
+                abandoned,
             })
             .ok()?;
-        Some(Pending { answer, abandoned })
+        Some(pending)
     }
 
     /// Wait (at most `timeout`) until everything handed over so far is written: for the
@@ -434,39 +432,12 @@ fn limits(settings: &Settings) -> Limits {
     }
 }
 
-/// A lookup on its way: poll [`Pending::try_take`] (never blocks). Dropping it tells the
-/// store nobody waits any more, so a lookup given up on is not run.
-pub struct Pending<T> {
-    answer: Receiver<Answer<T>>,
-    abandoned: Arc<AtomicBool>,
-}
+/// A lookup on its way to the store ([`crate::offload::Pending`]).
+pub type Pending<T> = crate::offload::Pending<Answer<T>>;
 
-impl<T> Pending<T> {
-    /// The answer if it has come; `Some(Err)` when the store's thread is gone.
-    pub fn try_take(&self) -> Option<Answer<T>> {
-        match self.answer.try_recv() {
-            Ok(a) => Some(a),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => {
-                Some(Err(StoreError("the responses store is gone".into())))
-            }
-        }
-    }
-
-    /// An answer known without asking.
-    fn ready(answer: Answer<T>) -> Pending<T> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let _ = tx.send(answer);
-        Pending {
-            answer: rx,
-            abandoned: Arc::new(AtomicBool::new(false)),
-        }
-    }
-}
-
-impl<T> Drop for Pending<T> {
-    fn drop(&mut self) {
-        self.abandoned.store(true, Ordering::Relaxed);
+impl<T> crate::offload::Gone for Answer<T> {
+    fn gone() -> Self {
+        Err(StoreError("the responses store is gone".into()))
     }
 }
 
