@@ -230,7 +230,6 @@ impl ErrorKind {
             ErrorKind::TierRefused => "privacy_tier_not_allowed",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::RateLimited => "rate_limit_exceeded",
-            ErrorKind::NotFound => "not_found",
             ErrorKind::BodyTooLarge => "request_too_large",
             ErrorKind::FormatMismatch => "unsupported_format",
             ErrorKind::Unsupported => "unsupported_parameter",

@@ -200,6 +200,8 @@ fn retrieve_input_items_and_delete_and_other_keys_get_404() {
         assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
         assert_eq!(r.json()["error"]["message"], message(id));
         assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+        // OpenAI's own 404 for a response id carries no code.
+        assert!(r.json()["error"]["code"].is_null(), "{}", r.text());
     }
     let r = call(&g, KEY_A, "GET", "/v1/responses/resp_never");
     assert_eq!(r.status, 404);
