@@ -14,7 +14,7 @@ use monoio::net::TcpStream;
 use crate::config::ServerConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http1::{self, BodyDecoder, BodyEvent, Framing, HeadError, RequestHead};
-use crate::runtime::beacon::Beacon;
+use crate::rt::beacon::Beacon;
 
 /// Bytes requested from the kernel per read when the buffer runs low.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -143,7 +143,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         if now >= deadline {
             return Err(None);
         }
-        match crate::runtime::timer::timeout(deadline - now, self.fill()).await {
+        match crate::rt::timer::timeout(deadline - now, self.fill()).await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(Some(e)),
             Err(_) => Err(None),
@@ -398,7 +398,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             // round trip (a submission, a completion, this task woken and polled again), which
             // for a streamed event costs more than the send itself; under epoll this is the
             // syscall the driver would make. What the socket does not take goes the usual way.
-            match crate::runtime::send_front(fd, &mut self.wbuf) {
+            match crate::rt::send_front(fd, &mut self.wbuf) {
                 Ok(n) => self.sent = self.sent.wrapping_add(n as u64),
                 Err(e) => return self.check_write(Err(e)),
             }
@@ -411,7 +411,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         }
         let buf = std::mem::take(&mut self.wbuf);
         self.sent = self.sent.wrapping_add(buf.len() as u64);
-        match crate::runtime::timer::timeout(self.write_timeout, self.stream.write_all(buf)).await {
+        match crate::rt::timer::timeout(self.write_timeout, self.stream.write_all(buf)).await {
             Ok((res, mut buf)) => {
                 // A buffer grown for one large write is let go: an idle keep-alive
                 // connection would otherwise hold it for its whole life.
@@ -431,8 +431,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
             return Ok(());
         }
         self.sent = self.sent.wrapping_add(data.len() as u64);
-        match crate::runtime::timer::timeout(self.write_timeout, self.stream.write_all(data)).await
-        {
+        match crate::rt::timer::timeout(self.write_timeout, self.stream.write_all(data)).await {
             Ok((res, _)) => self.check_write(res),
             Err(_) => self.write_timed_out(),
         }
@@ -462,8 +461,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
     }
 
     async fn write_raw(&mut self, data: &'static [u8]) -> Result<()> {
-        match crate::runtime::timer::timeout(self.write_timeout, self.stream.write_all(data)).await
-        {
+        match crate::rt::timer::timeout(self.write_timeout, self.stream.write_all(data)).await {
             Ok((res, _)) => self.check_write(res),
             Err(_) => self.write_timed_out(),
         }

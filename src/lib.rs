@@ -33,7 +33,7 @@ pub mod pii;
 pub mod proxy;
 pub mod responses_store;
 pub mod routing;
-pub mod runtime;
+pub mod rt;
 pub mod scrub;
 pub mod server;
 pub mod sse;
@@ -42,5 +42,6 @@ pub mod translate;
 pub mod upstream;
 pub mod usage;
 pub mod wire;
+pub mod workers;
 /// Sans-IO WebSocket (RFC 6455): the upgrade handshake, frames, and message assembly.
 pub mod ws;

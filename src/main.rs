@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ringway::config::{Config, Driver};
 use ringway::mock::{self, script::Defaults, MockOptions};
-use ringway::runtime::supervise::{self, Overrides};
+use ringway::workers::supervise::{self, Overrides};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -178,7 +178,7 @@ fn serve(mut args: Args) -> Result<(), String> {
         ));
     }
     let config = Arc::new(config);
-    let running = ringway::runtime::start(config.clone())?;
+    let running = ringway::workers::start(config.clone())?;
     let scheme = if config.server.tls.is_some() {
         "https"
     } else {

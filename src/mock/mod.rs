@@ -85,7 +85,7 @@ pub fn spawn(opts: MockOptions) -> Result<(SocketAddr, std::thread::JoinHandle<(
         .name("ringway-mock".into())
         .spawn(move || {
             let run = move |kind| async move {
-                let listener = match crate::runtime::bind(opts.listen, kind) {
+                let listener = match crate::rt::bind(opts.listen, kind) {
                     Ok(l) => l,
                     Err(e) => {
                         let _ = tx.send(Err(format!("mock cannot listen on {}: {e}", opts.listen)));
@@ -123,7 +123,7 @@ pub fn spawn(opts: MockOptions) -> Result<(SocketAddr, std::thread::JoinHandle<(
                     });
                 }
             };
-            if let Err(e) = crate::runtime::block_on(opts.driver, 256, run) {
+            if let Err(e) = crate::rt::block_on(opts.driver, 256, run) {
                 crate::log::error(format_args!("mock: {e}"));
             }
         })

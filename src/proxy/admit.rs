@@ -6,7 +6,9 @@
 
 use bytes::Bytes;
 
-use super::{Ctx, Exchange, Failure};
+use super::ctx::Ctx;
+use super::state::{Exchange, Failure, Op};
+use super::{auth, convert, record, stored};
 use crate::config::GatewayKey;
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind, Result};
@@ -37,17 +39,6 @@ pub(super) struct Admitted {
     pub dropped_reasoning: bool,
 }
 
-/// What a model call asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Op {
-    /// An answer (chat completions, messages, responses).
-    Chat,
-    /// `POST /v1/messages/count_tokens`.
-    CountTokens,
-    /// `POST /v1/responses/compact`: a summary of the conversation.
-    Compact,
-}
-
 /// The header that opts a request out of fallbacks.
 pub const ALLOW_FALLBACKS_HEADER: &str = "x-ringway-allow-fallbacks";
 
@@ -59,7 +50,7 @@ pub(super) async fn admit<S: Transport>(
     op: Op,
 ) -> std::result::Result<Admitted, Failure> {
     let head = ex.head;
-    let key = authenticate(ctx, ex)?;
+    let key = auth::authenticate(ctx, ex)?;
     let header_fallbacks = fallbacks_header(head)?;
     connection_options(head)?;
     // Checked before the body is read: a bad header costs no body.
@@ -116,9 +107,7 @@ pub(super) async fn admit<S: Transport>(
     // `previous_response_id` and `item_reference`s become the whole input here, before
     // anything reads the items (seals, PII), so every provider kind gets a plain request.
     if ex.format == Format::Responses && op == Op::Chat {
-        if let Some(expanded) =
-            super::stored::admit(ctx, key, &info.model, &body, &ex.store).await?
-        {
+        if let Some(expanded) = stored::admit(ctx, key, &info.model, &body, &ex.store).await? {
             body = expanded;
             info = inspect(ctx, &body).await?;
         }
@@ -274,16 +263,16 @@ pub(super) async fn admit<S: Transport>(
 /// helper thread when large (tens of milliseconds for 6 MB), so that a large body does not
 /// hold up the worker's other requests.
 async fn inspect(ctx: &Ctx, body: &Bytes) -> Result<RequestInfo> {
-    let info = if body.len() <= super::convert::INLINE_TRANSLATION_MAX_BYTES {
+    let info = if body.len() <= convert::INLINE_TRANSLATION_MAX_BYTES {
         crate::json::inspect_request(body, &mut ctx.json_scratch.borrow_mut())
     } else {
         let body = body.clone();
         // Buffers of its own, freed with the job: a helper keeps nothing sized by a body.
-        crate::runtime::pool::run(move || {
+        crate::rt::pool::run(move || {
             crate::json::inspect_request(&body, &mut crate::json::SimdScratch::new())
         })
         .await
-        .map_err(super::convert::pool_error)?
+        .map_err(convert::pool_error)?
     };
     info.map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))
 }
@@ -411,7 +400,7 @@ fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, info: &RequestInfo)
                 .config
                 .resolve(&info.model)
                 .as_ref()
-                .map(super::route_label);
+                .map(record::route_label);
             ctx.metrics.rate_limited(&key.name, refused.limit.as_str());
             refused.headers(ex.format, &mut ex.limit_headers);
             Err(refused.error(&key.name))
@@ -450,36 +439,6 @@ fn fallbacks_header(head: &RequestHead) -> Result<bool> {
             format!("`{ALLOW_FALLBACKS_HEADER}` must be `true` or `false`"),
         )),
     }
-}
-
-/// Check the gateway key (when keys are configured) and record on the exchange that it
-/// passed, and under which key name (for every endpoint: the access log names the key).
-pub(super) fn authenticate<'c>(
-    ctx: &'c Ctx,
-    ex: &mut Exchange<'_>,
-) -> Result<Option<&'c GatewayKey>> {
-    let key = check_key(ctx, ex.head)?;
-    ex.key = key.map(|k| k.name.clone());
-    ex.authenticated = true;
-    Ok(key)
-}
-
-fn check_key<'c>(ctx: &'c Ctx, head: &RequestHead) -> Result<Option<&'c GatewayKey>> {
-    let keys = &ctx.config.keys;
-    if keys.is_empty() {
-        return Ok(None);
-    }
-    let presented =
-        crate::auth::presented_key(head.header("authorization"), head.header("x-api-key"))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unauthorized,
-                    "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`",
-                )
-            })?;
-    crate::auth::authenticate(keys, presented)
-        .map(Some)
-        .ok_or_else(|| Error::new(ErrorKind::Unauthorized, "invalid API key"))
 }
 
 /// A client's model id is echoed in `x-ringway-model` and sent upstream: refuse, where it

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::admit::{splice_model, Admitted, Op};
+use super::admit::{splice_model, Admitted};
 use super::budget::Charge;
+use super::ctx::Ctx;
 use super::pump::Stream;
-use super::{estimate, Ctx, Exchange, Failure};
+use super::state::{Exchange, Failure, Op};
+use super::{convert, estimate};
 use crate::config::{ApiKey, Provider};
 use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::format::Format;
@@ -139,9 +141,9 @@ pub(super) async fn prepare<'c>(
     }
     // Charged to the worker's budget first, and run off the worker when the body is large.
     let (body, mut meta, charge) =
-        super::convert::request(ctx, &req.body, req.op, &target.model, pair, opts).await?;
+        convert::request(ctx, &req.body, req.op, &target.model, pair, opts).await?;
     *held = Some(charge);
-    meta.created = unix_now();
+    meta.created = super::ctx::unix_now();
     if let Some(r) = meta.responses.as_deref_mut() {
         r.id = crate::translate::responses::ResponsesMeta::response_id(&ex.request_id);
         r.pii = crate::translate::responses::SealPii {
@@ -164,12 +166,6 @@ pub(super) async fn prepare<'c>(
         meta: Some(Rc::new(meta)),
         hide_usage: false,
     })
-}
-
-pub(super) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// How an answer's body reaches the client.
@@ -588,7 +584,7 @@ pub(super) async fn run<'c>(
     // Usage is read from the provider's answer, before it becomes the client's dialect.
     let metered = crate::usage::from_body(pair.provider, &raw);
     let mut out = Vec::with_capacity(estimate);
-    meta_ref.finished.set(unix_now());
+    meta_ref.finished.set(super::ctx::unix_now());
     if let Err(e) = pair.response_into(&raw, meta_ref, &mut out) {
         return Err(Miss::from_error(Error::from(e)));
     }

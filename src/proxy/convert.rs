@@ -7,11 +7,11 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use super::admit::Op;
 use super::budget::{self, Charge};
-use super::Ctx;
+use super::ctx::Ctx;
+use super::state::Op;
 use crate::error::{Error, ErrorKind, Result};
-use crate::runtime::pool::{self, PoolError};
+use crate::rt::pool::{self, PoolError};
 use crate::translate::{Options, Pair, RequestMeta, Room, TranslateError};
 
 /// Bodies up to this size are read and translated on the worker (under a millisecond each in

@@ -10,15 +10,15 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{admin, admit, Ctx, Exchange};
+use super::ctx::Ctx;
+use super::state::Exchange;
+use super::{auth, endpoint};
 use crate::config::GatewayKey;
 use crate::custody::store::{Scope, UsageQuery};
 use crate::custody::{Pending, LOOKUP_WAIT};
 use crate::error::{Error, ErrorKind};
 use crate::offload::DAY_MS;
 
-/// The lookup's path; the request id follows it.
-pub(super) const PATH_PREFIX: &str = "/v1/custody/";
 /// Longest request id looked up (ours are 26 bytes; a longer one cannot exist).
 const MAX_ID_BYTES: usize = 128;
 /// How often a waiting lookup looks for its answer.
@@ -70,7 +70,7 @@ async fn wait<T>(pending: Option<Pending<T>>) -> Result<T, Error> {
                 "the custody store did not answer in time; retry shortly",
             ));
         }
-        crate::runtime::timer::sleep(LOOKUP_POLL).await;
+        crate::rt::timer::sleep(LOOKUP_POLL).await;
     }
 }
 
@@ -83,15 +83,15 @@ fn off() -> Error {
 
 /// `GET /v1/custody/{request_id}`.
 pub(super) async fn record(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered, Error> {
-    let key = admit::authenticate(ctx, ex)?;
+    let key = auth::authenticate(ctx, ex)?;
     if !crate::custody::enabled() {
         return Err(off());
     }
     let id = ex
         .head
         .path()
-        .strip_prefix(PATH_PREFIX)
-        .and_then(admin::percent_decode)
+        .strip_prefix(endpoint::CUSTODY_PREFIX)
+        .and_then(endpoint::percent_decode)
         .unwrap_or_default();
     if id.is_empty() || id.len() > MAX_ID_BYTES {
         return Err(not_found());
@@ -106,7 +106,7 @@ pub(super) async fn record(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered,
 
 /// `GET /v1/usage?from=…&to=…`.
 pub(super) async fn usage(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered, Error> {
-    let key = admit::authenticate(ctx, ex)?;
+    let key = auth::authenticate(ctx, ex)?;
     if !crate::custody::enabled() {
         return Err(off());
     }
@@ -152,7 +152,7 @@ fn range(query: Option<&str>, now: i64) -> Result<(i64, i64), Error> {
             "to" => &mut to,
             _ => continue,
         };
-        let parsed = admin::percent_decode(value)
+        let parsed = endpoint::percent_decode(value)
             .and_then(|v| crate::offload::parse_instant(&v))
             .ok_or_else(|| {
                 Error::new(

@@ -127,7 +127,7 @@ async fn off_worker(
         if let Some(result) = answer.get() {
             return Ok(result.clone());
         }
-        crate::runtime::timer::sleep(ESTIMATE_POLL).await;
+        crate::rt::timer::sleep(ESTIMATE_POLL).await;
     }
 }
 
@@ -150,7 +150,7 @@ async fn tokenizer(wait: Duration) -> Result<&'static CoreBPE> {
                     "the tokenizer for token counts is still being built",
                 ))
             }
-            None => crate::runtime::timer::sleep(TOKENIZER_POLL).await,
+            None => crate::rt::timer::sleep(TOKENIZER_POLL).await,
         }
     }
 }

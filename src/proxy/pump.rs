@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::budget::{BufferBudget, HeldCharge};
-use super::{Exchange, Failure};
+use super::ctx;
+use super::state::{self, Exchange, Failure};
+use super::stored;
 use crate::config::Provider;
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
@@ -344,7 +346,7 @@ pub struct Stream {
     /// The provider's credential matcher: its error events are scrubbed before the stage.
     scrubber: Option<std::sync::Arc<crate::scrub::Scrubber>>,
     /// A stored Responses answer: its terminal event's response is kept before it goes out.
-    capture: Option<Box<super::stored::Capture>>,
+    capture: Option<Box<stored::Capture>>,
     /// A translated Responses stream: the answer it holds, charged to the worker's budget.
     held: Option<Held>,
 }
@@ -403,7 +405,7 @@ impl Stream {
     }
 
     /// Keep the stream's final response (a stored Responses answer) as its events go out.
-    pub(super) fn capture(&mut self, capture: super::stored::Capture) {
+    pub(super) fn capture(&mut self, capture: stored::Capture) {
         self.capture = Some(Box::new(capture));
     }
 
@@ -638,7 +640,7 @@ impl Stream {
     fn tick(&mut self) {
         if let Stage::Translate(tr) = &mut self.stage {
             if tr.dates_output() {
-                tr.set_now(super::attempt::unix_now());
+                tr.set_now(ctx::unix_now());
             }
         }
     }
@@ -792,7 +794,7 @@ impl Stream {
             // Usage as it arrives (Anthropic says its input at the start), current before
             // every read that may wait; a burst is read for it once, from its newest event.
             ex.metered.set(self.meter.metered());
-            super::charge_key_tokens(ex);
+            state::charge_key_tokens(ex);
             // Read even when nothing is written (events the stage swallowed): nothing
             // that was read is held while the provider is silent.
             let said = self.said_something();
@@ -820,7 +822,7 @@ impl Stream {
                 }
                 Some(Ok(None)) => break None,
                 Some(Err(e)) => break Some(e),
-                None => break Some(super::shutting_down()),
+                None => break Some(ctx::shutting_down()),
             }
         };
         conn.unpark_wbuf();

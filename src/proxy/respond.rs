@@ -1,7 +1,8 @@
 //! The one response-head writer, and complete small responses (errors, admin answers). Every
 //! head a client gets is written by [`write_head`].
 
-use super::{Ctx, Exchange};
+use super::ctx::Ctx;
+use super::state::Exchange;
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;

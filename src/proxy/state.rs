@@ -1,16 +1,19 @@
 //! Per-request state: what every response needs to say (id, dialect, route, attempts) and
 //! what the log line records (status, timings, how a stream ended).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::ErrorKind;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, ErrorKind};
 use crate::format::Format;
 use crate::headers::GatewayHeaders;
 use crate::http1::{self, RequestHead};
+use crate::responses_store::Owner;
 use crate::routing::Place;
-use crate::runtime::beacon::Beacon;
+use crate::rt::beacon::Beacon;
 use crate::usage::Metered;
 
 /// One target a request was set up for, in the order they were taken (a same-target retry
@@ -100,7 +103,7 @@ pub(super) struct Exchange<'h> {
     /// `provider/model` of the answer committed to (None: no provider answered).
     pub served: Option<String>,
     /// What is kept of a Responses answer, when it is to be stored (taken by the commit).
-    pub store: super::stored::Slot,
+    pub store: Slot,
 }
 
 impl<'h> Exchange<'h> {
@@ -232,5 +235,67 @@ impl<'h> Exchange<'h> {
         if self.first_event.get().is_none() {
             self.first_event.set(Some(self.started.elapsed()));
         }
+    }
+}
+
+/// What the connection loop does after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Read the next request.
+    KeepAlive,
+    /// Close the connection.
+    Close,
+    /// Stop writing, discard what the client still sends (bounded), then close.
+    DrainAndClose,
+}
+
+/// How a pipeline failed.
+pub(super) enum Failure {
+    /// Nothing was sent yet: answer with this error.
+    BeforeResponse(Error),
+    /// The response had started and could not be completed (the client is gone, or a body
+    /// broke where it has no way to say so): the client connection must close.
+    AfterResponse,
+    /// The response is complete for the client (a stream that ended with its format's error
+    /// event and a clean end) but the provider connection is not reusable.
+    Ended,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::BeforeResponse(e)
+    }
+}
+
+/// What a model call asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    /// An answer (chat completions, messages, responses).
+    Chat,
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
+    /// `POST /v1/responses/compact`: a summary of the conversation.
+    Compact,
+}
+
+/// What is kept of a request's answer once it has one: whose it is, what it continued, and the
+/// input items its turn added (as the client sent them, references replaced).
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub(super) owner: Owner,
+    pub(super) previous: Option<String>,
+    pub(super) input: Vec<Box<RawValue>>,
+}
+
+/// The plan of a request that is to be stored (taken once, by whatever sends its answer).
+pub(super) type Slot = RefCell<Option<Box<Plan>>>;
+
+/// Debit the tokens a request has used so far (input + output, from the provider's usage) from
+/// its key's tokens per minute (a key without `tpm`, or no key, ignores it). Called as usage
+/// arrives and at the end; each token is debited once. Usage from any worker lands in the one
+/// shared bucket; requests still in flight were admitted without it (the documented overshoot).
+pub(super) fn charge_key_tokens(ex: &Exchange<'_>) {
+    if let (Some(ticket), Some(u)) = (&ex.limits, ex.metered.get().usage) {
+        ticket.charge_usage_total(u.input.saturating_add(u.output));
     }
 }

@@ -4,35 +4,22 @@
 //! of its answer (handed to the store's writer before the answer's last byte goes out), and
 //! `GET`/`DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`.
 
-use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::{admin, admit, Ctx, Exchange};
+use super::ctx::Ctx;
+use super::state::{Exchange, Plan, Slot};
+use super::{auth, endpoint};
 use crate::config::GatewayKey;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
 use crate::http1::Method;
 use crate::responses_store::{self as store, Owner, Page, Pending};
 
-/// The path of the stored-responses endpoints; the response id follows it.
-pub(super) const PATH_PREFIX: &str = "/v1/responses/";
 /// How often a waiting lookup looks for its answer.
 const LOOKUP_POLL: Duration = Duration::from_millis(1);
-
-/// What is kept of a request's answer once it has one: whose it is, what it continued, and the
-/// input items its turn added (as the client sent them, references replaced).
-#[derive(Debug)]
-pub(super) struct Plan {
-    owner: Owner,
-    previous: Option<String>,
-    input: Vec<Box<RawValue>>,
-}
-
-/// The plan of a request that is to be stored (taken once, by whatever sends its answer).
-pub(super) type Slot = RefCell<Option<Box<Plan>>>;
 
 /// Whose rows a key's requests make and read: the digest of its secret (a rename keeps them;
 /// another key never sees them).
@@ -84,7 +71,7 @@ pub(super) async fn wait<T>(pending: Option<Pending<T>>) -> Result<T> {
                 "the responses store did not answer in time; retry shortly",
             ));
         }
-        crate::runtime::timer::sleep(LOOKUP_POLL).await;
+        crate::rt::timer::sleep(LOOKUP_POLL).await;
     }
 }
 
@@ -390,13 +377,6 @@ impl Capture {
     }
 }
 
-/// Does `path` name a stored response (`/v1/responses/{id}`, or its `/input_items`)?
-pub(super) fn is_endpoint(path: &str) -> bool {
-    path.strip_prefix(PATH_PREFIX)
-        .or_else(|| path.strip_prefix("/responses/"))
-        .is_some_and(|rest| !rest.is_empty() && rest != "compact")
-}
-
 /// What an admin answer is: status, content type, body.
 type Answered = (u16, &'static str, Vec<u8>);
 
@@ -408,10 +388,10 @@ fn not_found(id: &str) -> Error {
 /// /v1/responses/{id}`: the key's own responses; any other id is the same 404.
 pub(super) async fn answer(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered> {
     ex.format = Format::Responses;
-    let key = admit::authenticate(ctx, ex)?;
+    let key = auth::authenticate(ctx, ex)?;
     let path = ex.head.path();
     let rest = path
-        .strip_prefix(PATH_PREFIX)
+        .strip_prefix(endpoint::STORED_PREFIX)
         .or_else(|| path.strip_prefix("/responses/"))
         .unwrap_or_default();
     let (raw_id, items) = match rest.strip_suffix("/input_items") {
@@ -434,7 +414,7 @@ pub(super) async fn answer(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered>
             },
         ));
     }
-    let id = admin::percent_decode(raw_id).unwrap_or_default();
+    let id = endpoint::percent_decode(raw_id).unwrap_or_default();
     if !storage_on(key) {
         return Err(Error::new(
             ErrorKind::NotFound,
@@ -453,7 +433,7 @@ pub(super) async fn answer(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered>
         let (mut after, mut limit, mut order) = (None, None, None);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = admin::percent_decode(&v.replace('+', " "));
+            let v = endpoint::percent_decode(&v.replace('+', " "));
             match k {
                 "after" => after = v,
                 "limit" => limit = v,

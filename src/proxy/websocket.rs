@@ -13,8 +13,9 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::BufResult;
 use serde_json::value::RawValue;
 
-use super::state::Exchange;
-use super::{admit, respond, After, Ctx};
+use super::ctx::Ctx;
+use super::state::{After, Exchange};
+use super::{auth, pipeline, pump, record, respond};
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
 use crate::format::Format;
@@ -72,14 +73,14 @@ pub(super) async fn upgrade<S: Transport>(
     } else {
         match ws::check_request(head) {
             Err(e) => Some(Error::new(ErrorKind::BadRequest, e.to_string())),
-            Ok(accept) => match admit::authenticate(ctx, &mut ex) {
+            Ok(accept) => match auth::authenticate(ctx, &mut ex) {
                 Err(e) => Some(e),
                 Ok(_) => {
                     conn.wbuf.clear();
                     ws::write_switching_protocols(&mut conn.wbuf, &accept);
                     ex.status.set(101);
                     let ok = conn.flush().await.is_ok();
-                    super::log(ctx, &ex);
+                    record::log(ctx, &ex);
                     drop(ex);
                     if ok {
                         session(ctx, conn, head).await;
@@ -102,7 +103,7 @@ pub(super) async fn upgrade<S: Transport>(
         let body = e.body(Format::Responses);
         let _ = respond::respond(conn, &ex, status, "application/json", &body).await;
     }
-    super::log(ctx, &ex);
+    record::log(ctx, &ex);
     After::Close
 }
 
@@ -380,7 +381,7 @@ async fn run<S: Transport>(
     );
     inner.write_timeout = ctx.config.server.write_timeout;
     drop(body);
-    Box::pin(super::exchange(ctx, &mut inner, &head)).await;
+    Box::pin(pipeline::exchange(ctx, &mut inner, &head)).await;
     let _ = inner.flush().await;
     let mut relay = std::mem::take(&mut inner.stream_mut().relay);
     drop(inner);
@@ -515,7 +516,7 @@ impl Relay {
                 l.starts_with("content-type:") && l.contains("text/event-stream")
             });
             if sse && (200..300).contains(&self.status) {
-                self.stream = Some(sse::Decoder::new(super::pump::MAX_SSE_EVENT_BYTES * 2));
+                self.stream = Some(sse::Decoder::new(pump::MAX_SSE_EVENT_BYTES * 2));
             }
             let rest = head.get(end + 4..).unwrap_or_default();
             self.body(rest, out);

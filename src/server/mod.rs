@@ -12,10 +12,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::io::Canceller;
-use monoio::net::{TcpListener, TcpStream};
+use monoio::net::TcpStream;
 
 use crate::downstream::{ClientConn, HeadOutcome, Transport};
 use crate::proxy::{self, After, Ctx};
+use crate::rt::Listener;
 
 /// A worker's current context (swapped by a reload) and its open client connections.
 pub struct Live {
@@ -48,75 +49,6 @@ impl Live {
     }
 }
 
-/// At a drain, the pause between closing the runtime's handle on a listener and taking what is
-/// queued on it through the spare handle: long enough for io_uring to run the queued close.
-const LISTENER_CLOSE_SETTLE: Duration = Duration::from_millis(2);
-
-/// A bound listener: what the worker accepts on, and a second handle on the same socket used
-/// once, at a drain, to take the connections the kernel had already queued before it closes
-/// (closing a listener resets those).
-pub struct Listener {
-    socket: TcpListener,
-    spare: std::net::TcpListener,
-    epoll: bool,
-}
-
-impl Listener {
-    /// Wrap a bound, listening socket for the worker's driver.
-    pub fn new(std: std::net::TcpListener, epoll: bool) -> std::io::Result<Listener> {
-        let spare = std.try_clone()?;
-        // The epoll driver needs non-blocking sockets; io_uring would hand EAGAIN back for them.
-        if epoll {
-            std.set_nonblocking(true)?;
-        }
-        Ok(Listener {
-            socket: TcpListener::from_std(std)?,
-            spare,
-            epoll,
-        })
-    }
-
-    /// Accept one connection.
-    pub async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
-        self.socket.accept().await
-    }
-
-    /// The bound address.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
-    /// Accept, without waiting, every connection already queued; the listener then closes.
-    /// The runtime's handle goes first (on io_uring its close is queued to the ring, so it is
-    /// given a moment to happen): the socket then closes with the spare handle, synchronously,
-    /// right after the last accept found the queue empty. Whatever the kernel queues between
-    /// those two calls is reset, unless `net.ipv4.tcp_migrate_req` hands it to another listener.
-    async fn take_queued(self) -> Vec<(TcpStream, SocketAddr)> {
-        let Listener {
-            socket,
-            spare,
-            epoll,
-        } = self;
-        drop(socket);
-        monoio::time::sleep(LISTENER_CLOSE_SETTLE).await;
-        let mut out = Vec::new();
-        if spare.set_nonblocking(true).is_err() {
-            return out;
-        }
-        while let Ok((s, peer)) = spare.accept() {
-            let ready = if epoll {
-                s.set_nonblocking(true).is_ok()
-            } else {
-                true
-            };
-            if let Some(s) = ready.then(|| TcpStream::from_std(s).ok()).flatten() {
-                out.push((s, peer));
-            }
-        }
-        out
-    }
-}
-
 /// First pause after an accept error (e.g. out of file descriptors) before trying again; it
 /// doubles with each failure in a row, up to [`ACCEPT_ERROR_BACKOFF_MAX`].
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
@@ -144,7 +76,7 @@ pub async fn accept_loop(listener: Listener, live: Rc<Live>, speaks: Speaks) {
     let draining = &state.draining;
     let mut canceller = Canceller::new();
     loop {
-        let mut accept = std::pin::pin!(listener.socket.cancelable_accept(canceller.handle()));
+        let mut accept = std::pin::pin!(listener.accept_cancelable(canceller.handle()));
         let outcome = match draining.race(accept.as_mut()).await {
             Some(r) => r,
             None => {

@@ -94,7 +94,7 @@ pub async fn serve_connection(stream: TcpStream, peer: SocketAddr, live: &Live) 
         return;
     };
     let budget = tls.handshake_timeout;
-    let outcome = crate::runtime::timer::timeout(budget, handshake(stream, tls.config.clone()))
+    let outcome = crate::rt::timer::timeout(budget, handshake(stream, tls.config.clone()))
         .await
         .unwrap_or_else(|_| {
             Handshake::Failed(

@@ -48,7 +48,7 @@ impl Stream {
     /// to it (no ring round trip under io_uring; see `ClientConn::flush`), the rest as usual.
     async fn write_all_owned(&mut self, mut buf: Vec<u8>) -> io::Result<()> {
         if let Stream::Plain(s) = self {
-            crate::runtime::send_front(s.as_raw_fd(), &mut buf)?;
+            crate::rt::send_front(s.as_raw_fd(), &mut buf)?;
             if buf.is_empty() {
                 return Ok(());
             }
@@ -114,14 +114,14 @@ pub struct Conn {
     /// Requests served so far on this connection.
     pub served: u64,
     /// The idle timeout of body reads: registered once, moved by each read.
-    idle: crate::runtime::timer::Deadline,
+    idle: crate::rt::timer::Deadline,
 }
 
 impl Conn {
     /// Open a connection: resolve (cached), TCP connect with NODELAY, TLS if configured,
     /// all within `timeout` (the provider's connect timeout, or less).
     pub async fn connect(p: &Provider, dns: &DnsCache, timeout: Duration) -> Result<Conn> {
-        match crate::runtime::timer::timeout(timeout, Self::connect_inner(p, dns)).await {
+        match crate::rt::timer::timeout(timeout, Self::connect_inner(p, dns)).await {
             Ok(r) => r,
             Err(_) => Err(Error::new(
                 ErrorKind::ConnectTimeout,
@@ -191,7 +191,7 @@ impl Conn {
             reused: false,
             received: false,
             served: 0,
-            idle: crate::runtime::timer::Deadline::default(),
+            idle: crate::rt::timer::Deadline::default(),
         })
     }
 
@@ -280,7 +280,7 @@ impl Conn {
             }
             self.stream.flush().await
         };
-        match crate::runtime::timer::timeout(timeout, send).await {
+        match crate::rt::timer::timeout(timeout, send).await {
             Ok(r) => r.map_err(|e| self.io_error("sending the request", e)),
             Err(_) => Err(Error::new(
                 ErrorKind::FirstByteTimeout,
@@ -313,7 +313,7 @@ impl Conn {
 
     /// Wait for the final response head (interim 1xx heads are skipped).
     pub async fn read_head(&mut self, timeout: Duration) -> Result<ResponseHead> {
-        let res = crate::runtime::timer::timeout(timeout, self.next_head()).await;
+        let res = crate::rt::timer::timeout(timeout, self.next_head()).await;
         // Nothing at all came back: a pooled connection the provider had already closed.
         let stale = if self.reused && !self.received {
             Retry::ReusedOnly
@@ -455,7 +455,7 @@ impl Conn {
         let room = self.read_size.min(MAX_DIRECT_READ);
         self.rbuf.resize(len + room, 0);
         let res = match self.rbuf.get_mut(len..) {
-            Some(spare) => crate::runtime::recv_now(self.fd, spare),
+            Some(spare) => crate::rt::recv_now(self.fd, spare),
             None => Ok(0),
         };
         let n = *res.as_ref().unwrap_or(&0);

@@ -61,7 +61,7 @@ impl DnsCache {
             if let Some(result) = answer.get() {
                 return self.settle(host, &answer, result.clone());
             }
-            crate::runtime::timer::sleep(DNS_POLL).await;
+            crate::rt::timer::sleep(DNS_POLL).await;
         }
     }
 

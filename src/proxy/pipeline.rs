@@ -1,0 +1,851 @@
+//! The model-call pipeline, which reads as the request's life: classify → authenticate →
+//! admit → route → attempt* → commit → pump → finish. Until commit (the first byte to the
+//! client) a failure may move to a retry or the next target, and what reaches the client is a
+//! clean answer in its dialect; after it, a broken stream ends with its dialect's error event
+//! and a clean end.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::downstream::{ClientConn, Transport};
+use crate::error::{Error, ErrorKind};
+use crate::format::Format;
+use crate::http1::{BodyFraming, RequestHead, ResponseBody, ResponseHead};
+use crate::routing::{Admit, Policy, Resolved, Target};
+use crate::translate::Pair;
+
+use super::admit::{self, Admitted};
+use super::attempt::{self, Answer, Body, Miss};
+use super::ctx::{shutting_down, Ctx};
+use super::endpoint::{self, Endpoint};
+use super::record::{log, route_label};
+use super::state::{After, Exchange, Failure, Op};
+use super::{admin, estimate, pump, respond, state, stored};
+
+/// Serve one HTTP request (a WebSocket message runs as one too).
+pub(super) async fn exchange<S: Transport>(
+    ctx: &Ctx,
+    conn: &mut ClientConn<S>,
+    head: &RequestHead,
+) -> After {
+    let label = endpoint::endpoint(head.path()).map_or("other", |(e, _)| e.label());
+    let mut ex = Exchange::new(
+        head,
+        ctx.request_id(),
+        label,
+        &ctx.draining,
+        &ctx.cut,
+        &ctx.config.server.headers,
+    );
+    let sent_before = conn.sent;
+    let result = serve(ctx, conn, &mut ex).await;
+    let after = finish(ctx, conn, &mut ex, result).await;
+    ex.bytes_sent.set(conn.sent.wrapping_sub(sent_before));
+    log(ctx, &ex);
+    after
+}
+
+/// Classify, then answer: an admin endpoint directly, a model call through its phases.
+async fn serve<S: Transport>(
+    ctx: &Ctx,
+    conn: &mut ClientConn<S>,
+    ex: &mut Exchange<'_>,
+) -> Result<(), Failure> {
+    let endpoint = endpoint::classify(ex)?;
+    let op = match endpoint {
+        Endpoint::Chat(format) => {
+            ex.format = format;
+            Op::Chat
+        }
+        Endpoint::CountTokens => {
+            ex.format = Format::Anthropic;
+            Op::CountTokens
+        }
+        Endpoint::Compact => {
+            ex.format = Format::Responses;
+            Op::Compact
+        }
+        other => return admin::answer(ctx, conn, ex, other).await,
+    };
+    // The admitted request lives in this block only: kept to its end, it would have a place
+    // in every later state of this function, a held stream's included.
+    let (resolved, answer, prompt) = {
+        // Until commit, a drain whose time is up ends the request with a 503 in its dialect.
+        let req = ctx
+            .cut
+            .race(admit::admit(ctx, conn, ex, op))
+            .await
+            .ok_or_else(shutting_down)??;
+        let resolved = route(ctx, &req)?;
+        ex.route = Some(route_label(&resolved));
+        // Boxed: the failover loop's state is the largest of any phase, and inline it would
+        // size every connection's task for it, held streams included (it is freed at commit).
+        let answer = ctx
+            .cut
+            .race(Box::pin(attempts(ctx, ex, &req, &resolved)))
+            .await
+            .ok_or_else(shutting_down)??;
+        // Committed: the client's body has been sent (or translated) for the last time. A
+        // stream whose provider says its input only at its end keeps it (a reference, not a
+        // copy) until the stream ends, to count its prompt should it be cut short.
+        let prompt = (matches!(answer.body, Body::Stream(_))
+            && answer.pair.provider != Format::Anthropic)
+            .then(|| req.body.clone());
+        (resolved, answer, prompt)
+    };
+    let target = answer.target;
+    // A stream that ended early, charged once its provider and breaker are dealt with.
+    let mut cut_short = None;
+    // A connection's task is as large as the largest state of any phase, and a held stream
+    // carries all of it for minutes: a stream is committed without an await and its relay
+    // holds only what relaying needs; other bodies' commit is boxed (freed when written).
+    let result = match answer.body {
+        Body::Stream(_) => match commit_stream(conn, ex, answer) {
+            Ok(mut relay) => {
+                let outcome = relay_stream(ctx, conn, ex, &mut relay).await;
+                // Read to its end, the provider's connection may serve another request.
+                let done = outcome.is_ok() && relay.stream.codec.is_done();
+                attempt::release(ctx, relay.provider, relay.up, relay.reusable && done);
+                if outcome.is_err() {
+                    cut_short = Some(relay.stream);
+                }
+                outcome
+            }
+            Err(failure) => {
+                // The head could not be written: `wbuf` holds the 500 in its place.
+                let _ = conn.flush().await;
+                Err(failure)
+            }
+        },
+        _ => Box::pin(commit_and_pump(ctx, conn, ex, answer)).await,
+    };
+    // A provider that broke after commit failed all the same: its breaker hears of it.
+    if let Some(kind) = ex.failed_midway.get() {
+        if kind.side() == crate::error::Side::Upstream {
+            if let Some(t) = resolved.targets().get(target) {
+                target_failed(ctx, ex, t, resolved.policy());
+            }
+        }
+    }
+    if let Some(mut stream) = cut_short {
+        charge_cut_short(ex, &mut stream.meter, prompt).await;
+    }
+    result
+}
+
+/// The model's route: its targets and failover policy; under a residency tier, only the
+/// targets inside it (a 403 naming the tier when none is), so that no retry, fallback or
+/// balancing draw can leave it.
+fn route<'c>(ctx: &'c Ctx, req: &Admitted) -> Result<Resolved<'c>, Error> {
+    let model = &req.info.model;
+    let resolved = ctx.config.resolve(model).ok_or_else(|| {
+        Error::new(
+            ErrorKind::ModelNotFound,
+            format!("The model `{model}` does not exist or is not routed by this gateway"),
+        )
+        .with_param("model")
+    })?;
+    let Some(index) = req.tier else {
+        return Ok(resolved);
+    };
+    let Some(tier) = ctx.config.tiers.get(index) else {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "tier index outside the config",
+        ));
+    };
+    let direct_provider = match &resolved {
+        Resolved::Direct(t, _) => ctx.config.provider(t.provider).map(|p| p.name.clone()),
+        _ => None,
+    };
+    resolved.within(tier).map_err(|why| {
+        let name = &tier.name;
+        let list = tier.jurisdictions_text();
+        let message = match why {
+            crate::routing::OutsideTier::NoTarget => format!(
+                "privacy tier `{name}` ({list}) has no target for model `{model}`; nothing was sent"
+            ),
+            crate::routing::OutsideTier::Provider(j) => format!(
+                "provider `{}` is outside privacy tier `{name}` ({list}): {}; nothing was sent",
+                direct_provider.as_deref().unwrap_or("?"),
+                j.map_or("it has no jurisdiction configured".to_owned(), |j| {
+                    format!("it is in {j}")
+                })
+            ),
+        };
+        Error::new(ErrorKind::TierRefused, message)
+            .with_code("privacy_tier_unavailable")
+            .with_param("model")
+    })
+}
+
+/// Try the route's candidates in order, each with its same-target retries, until one gives an
+/// answer to commit to. With none: the last provider error answer, else the last failure, in
+/// the client's dialect, within the route's deadline.
+async fn attempts<'c>(
+    ctx: &'c Ctx,
+    ex: &mut Exchange<'_>,
+    req: &Admitted,
+    resolved: &Resolved<'c>,
+) -> Result<Answer<'c>, Failure> {
+    let policy = resolved.policy();
+    let targets = resolved.targets();
+    // From when the request has been read: a slow upload is not the providers' time.
+    let deadline = Instant::now() + policy.request_timeout;
+    let mut queue: VecDeque<usize> = if req.fallbacks {
+        ctx.health.order(targets, policy).into()
+    } else {
+        // Pinned (`allow_fallbacks: false`): the route's first target as written, whatever
+        // the strategy would draw, and whatever its breaker says.
+        (0..targets.len().min(1)).collect()
+    };
+    // The pinned target's breaker was open: its 503 says so.
+    let mut pinned_open = false;
+    // Targets whose breaker is open, with when it closes: skipped while others remain, then
+    // tried as a last resort, soonest to close first, before the request is given up.
+    let mut deferred: Vec<(Instant, usize)> = Vec::new();
+    let mut last_resort = false;
+    let mut tried = false;
+    let mut last: Option<Miss<'c>> = None;
+    // The latest provider error answer (a retryable status), kept apart: it is what the client
+    // gets if no target serves, even when a later attempt failed without any answer.
+    #[expect(
+        clippy::type_complexity,
+        reason = "a local triple, named at its one use"
+    )]
+    let mut last_answer: Option<(
+        Answer<'c>,
+        Option<(String, String)>,
+        Option<std::sync::Arc<crate::routing::Place>>,
+    )> = None;
+    loop {
+        let index = match queue.pop_front() {
+            Some(i) => i,
+            None if !last_resort && !deferred.is_empty() && (req.fallbacks || !tried) => {
+                deferred.sort_by_key(|(until, _)| *until);
+                queue.extend(deferred.drain(..).map(|(_, i)| i));
+                last_resort = true;
+                continue;
+            }
+            None => break,
+        };
+        let Some(target) = targets.get(index) else {
+            continue;
+        };
+        let Some(provider) = ctx.config.provider(target.provider) else {
+            continue;
+        };
+        ex.routed = Some((provider.name.clone(), target.model.clone()));
+        ex.place = Some(target.place.clone());
+        ex.tried.push(state::TriedTarget {
+            target: target.key.clone(),
+            place: target.place.clone(),
+        });
+        let pair = Pair::new(ex.format, provider.speaks(ex.format));
+        let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
+        // A translated body's charge is held while the body is kept for this target's attempts.
+        let mut held = None;
+        let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair, &mut held).await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let miss = Miss::from_error(e);
+                ex.note_trail(target, Instant::now(), None, Some(miss.reason));
+                ctx.metrics.fallback(&target.label, miss.reason);
+                last = Some(miss);
+                if more_targets {
+                    continue;
+                }
+                break;
+            }
+        };
+        // Asked only now that the request is ready for this target: a probe slot is never
+        // taken by a request that cannot be sent.
+        let mut now = Instant::now();
+        if last_resort {
+            ctx.health.force_probe(target, now);
+        } else if let Admit::No(until) = ctx.health.admit(target, policy, now) {
+            if req.fallbacks {
+                ctx.metrics.fallback(&target.label, "breaker_open");
+                deferred.push((until, index));
+                continue;
+            }
+            // Pinned: an open breaker sends the request nowhere else; it goes to its target
+            // as a probe, as a route's last resort does.
+            ctx.health.force_probe(target, now);
+            pinned_open = true;
+        }
+        tried = true;
+        let mut retry = 0u32;
+        loop {
+            let more_same = retry < policy.retries;
+            if retry > 0 {
+                now = Instant::now();
+            }
+            let in_time = now < deadline;
+            if !in_time {
+                // Not even sent: a request past its deadline gets the deadline's error.
+                last = Some(attempt::deadline_miss());
+                break;
+            }
+            let other_admissible = more_targets
+                && !last_resort
+                && queue.iter().any(|&i| {
+                    targets
+                        .get(i)
+                        .is_some_and(|t| ctx.health.would_admit(t, policy, now))
+                });
+            let next = attempt::Next {
+                same_target: more_same && in_time,
+                other_target: more_targets && in_time,
+                other_admissible: other_admissible && in_time,
+            };
+            let tried_at = Instant::now();
+            let outcome = attempt::run(
+                ctx, ex, req, &prepared, target, provider, pair, policy, next, deadline,
+            )
+            .await;
+            ex.note_attempts();
+            match &outcome {
+                Ok(answer) => ex.note_trail(target, tried_at, Some(answer.status), None),
+                Err(miss) => {
+                    let status = miss.answer.as_ref().map(|a| a.status);
+                    ex.note_trail(target, tried_at, status, Some(miss.reason));
+                }
+            }
+            let miss = match outcome {
+                Ok(mut answer) => {
+                    // No head: the gateway answered itself (an estimate), no provider served.
+                    ex.served = answer.head.is_some().then(|| target.key.clone());
+                    match answer.healthy {
+                        Some(true) => ctx.health.success(target, answer.ttfb),
+                        Some(false) => target_failed(ctx, ex, target, policy),
+                        // The gateway answered itself (an estimate): no provider to judge.
+                        None => {}
+                    }
+                    answer.target = index;
+                    return Ok(answer);
+                }
+                Err(miss) => miss,
+            };
+            if miss.target_failed {
+                target_failed(ctx, ex, target, policy);
+            }
+            ctx.metrics.fallback(&target.label, miss.reason);
+            crate::log::warn(format_args!(
+                "{} attempt {} on `{}` missed ({}): {}",
+                ex.request_id,
+                ex.sends.get(),
+                target.key,
+                miss.reason,
+                miss.error
+            ));
+            let terminal = miss.terminal;
+            let mut miss = miss;
+            if let Some(mut answer) = miss.answer.take() {
+                answer.target = index;
+                last_answer = Some((answer, ex.routed.clone(), ex.place.clone()));
+            }
+            let wait = (miss.same_target && more_same)
+                .then(|| match miss.retry_after {
+                    // A hint beyond the cap: this target is busy for longer; move on.
+                    Some(hint) if hint > policy.max_retry_after => None,
+                    Some(hint) => Some(hint),
+                    None => Some(ctx.health.backoff(retry, policy)),
+                })
+                .flatten()
+                .filter(|w| Instant::now() + *w < deadline);
+            last = Some(miss);
+            match wait {
+                Some(w) if !terminal => {
+                    if !w.is_zero() {
+                        crate::rt::timer::sleep(w).await;
+                    }
+                    retry += 1;
+                }
+                _ => break,
+            }
+        }
+        if !req.fallbacks || last.as_ref().is_some_and(|m| m.terminal) || Instant::now() >= deadline
+        {
+            break;
+        }
+    }
+    if let Some((answer, routed, place)) = last_answer {
+        // The provider's own answer (a retryable status nothing better replaced), under the
+        // name (and custody headers) of the target that gave it.
+        ex.served = routed.as_ref().map(|(p, m)| format!("{p}/{m}"));
+        ex.routed = routed;
+        ex.place = place;
+        return Ok(answer);
+    }
+    match last {
+        Some(miss) if !req.fallbacks && miss.target_failed => {
+            let key = targets.first().map_or("?", |t| t.key.as_str());
+            Err(pinned_unavailable(key, &miss, pinned_open).into())
+        }
+        Some(miss) => Err(Failure::BeforeResponse(miss.error)),
+        None => Err(Failure::BeforeResponse(Error::new(
+            ErrorKind::UpstreamConnect,
+            "no target of the route could be tried",
+        ))),
+    }
+}
+
+/// What a request pinned to its route's first target (`allow_fallbacks: false`) gets when that
+/// target failed it: a 503 naming the target and why, never another target's answer.
+fn pinned_unavailable(key: &str, miss: &Miss<'_>, breaker_open: bool) -> Error {
+    let open = if breaker_open {
+        " (its breaker was open)"
+    } else {
+        ""
+    };
+    Error::new(
+        ErrorKind::PinnedTargetUnavailable,
+        format!(
+            "allow_fallbacks is false and the route's first target `{key}`{open} could not serve the request: {} ({})",
+            miss.reason,
+            miss.error.message()
+        ),
+    )
+}
+
+/// Count a failure against `target`'s breaker; say so when that opened it.
+fn target_failed(ctx: &Ctx, ex: &Exchange<'_>, target: &Target, policy: &Policy) {
+    if ctx.health.failure(target, policy, Instant::now()) {
+        ctx.metrics.breaker_opened(&target.label);
+        crate::log::warn(format_args!(
+            "{} target `{}` breaker open for {} ms",
+            ex.request_id,
+            target.key,
+            policy.breaker.cooldown.as_millis()
+        ));
+    }
+}
+
+/// Provider response headers never forwarded: hop-by-hop ones and the gateway's own (a
+/// provider, or a ringway chained in front of it, may send `x-ringway-*` or headers under
+/// this gateway's prefix too: only the gateway's own custody headers may say where it ran).
+fn skip_header(name: &str, prefix: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "content-length"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-authenticate"
+            | "proxy-connection"
+    ) || name.starts_with("x-ringway-")
+        || name.starts_with(prefix)
+}
+
+/// Provider response headers worth keeping across dialects (rate limits, retry hints).
+fn keep_translated_header(name: &str) -> bool {
+    name == "retry-after"
+        || name == "retry-after-ms"
+        || name == "x-should-retry"
+        || name.starts_with("anthropic-ratelimit-")
+        || name.starts_with("x-ratelimit-")
+}
+
+/// The provider headers a client sees: same dialect, all but hop-by-hop ones (and the body's
+/// own type when the gateway rendered it); across dialects, rate-limit and retry hints, and
+/// the provider's request id under the name the client's SDK reads. A limited key's client
+/// gets the key's rate-limit headers instead of the provider's: the provider's count the
+/// gateway's whole quota, which is not the client's to pace against.
+fn provider_headers<'a>(
+    head: &'a ResponseHead,
+    pair: Pair,
+    ours: bool,
+    own_limits: bool,
+    prefix: &str,
+    out: &mut Vec<(&'a str, &'a [u8])>,
+) {
+    // Headers the provider's `Connection` nominates are hop-by-hop: for this gateway, not the
+    // client (all of them, past the bound).
+    let hop = crate::headers::Nominated::parse(head.values("connection"));
+    for (name, value) in head.headers() {
+        if (own_limits && crate::limits::is_rate_limit_header(name)) || hop.contains(name) {
+            continue;
+        }
+        if pair.is_passthrough() {
+            let replaced = ours && matches!(name, "content-type" | "content-encoding");
+            if !skip_header(name, prefix) && !replaced {
+                out.push((name, value));
+            }
+        } else if keep_translated_header(name) {
+            out.push((name, value));
+        } else if name == "request-id" || name == "x-request-id" {
+            out.push((pair.request_id_header(), value));
+        }
+    }
+}
+
+/// The head of an answer relayed as the provider sent it (not rendered by the gateway): the
+/// gateway's standard headers, then the provider's.
+fn relayed_headers<'a>(
+    ex: &'a Exchange<'_>,
+    head: &'a ResponseHead,
+    pair: Pair,
+    own_limits: bool,
+) -> Vec<(&'a str, &'a [u8])> {
+    let mut headers = ex.standard_headers();
+    provider_headers(
+        head,
+        pair,
+        false,
+        own_limits,
+        &ex.names.prefix,
+        &mut headers,
+    );
+    headers
+}
+
+/// The request parameters translation dropped, for the client's dropped-params header (empty:
+/// none).
+fn dropped_params(meta: Option<&crate::translate::RequestMeta>) -> String {
+    meta.map(|m| m.dropped.join(",")).unwrap_or_default()
+}
+
+/// Commit to a whole or relayed answer (its head and what is already in hand go to the client)
+/// and pump the rest; streams go through [`commit_stream`] and [`relay_stream`]. The provider's
+/// connection goes back to the pool when its response was read to the end.
+async fn commit_and_pump<S: Transport>(
+    ctx: &Ctx,
+    conn: &mut ClientConn<S>,
+    ex: &mut Exchange<'_>,
+    answer: Answer<'_>,
+) -> Result<(), Failure> {
+    let Answer {
+        provider,
+        pair,
+        status,
+        head,
+        conn: up,
+        body,
+        meta,
+        metered,
+        ..
+    } = answer;
+    let dropped = dropped_params(meta.as_deref());
+    let client_http10 = ex.head.minor_version() == 0;
+    let own_limits = !ex.limit_headers.is_empty();
+    match body {
+        Body::Whole {
+            bytes,
+            json,
+            charge,
+        } => {
+            ex.metered.set(metered);
+            // PII: stand-ins back to originals, string by string (escapes read as what they
+            // stand for; signed thinking left as the provider wrote it).
+            let bytes = match &ex.pii {
+                Some(set) => set.restore_document(&bytes),
+                None => bytes,
+            };
+            if (200..300).contains(&status) {
+                if let Some(plan) = ex.store.borrow_mut().take() {
+                    stored::keep(*plan, &bytes);
+                }
+            }
+            let mut headers = ex.standard_headers();
+            if let Some(head) = &head {
+                provider_headers(head, pair, json, own_limits, &ex.names.prefix, &mut headers);
+            }
+            if json || !pair.is_passthrough() {
+                headers.push(("content-type", b"application/json"));
+            }
+            if !dropped.is_empty() {
+                headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
+            }
+            let len = ResponseBody::Length(bytes.len() as u64);
+            let sent = if !respond::write_head(conn, ex, status, &headers, len) {
+                conn.flush().await
+            } else if bytes.len() <= pump::COALESCE_MAX_BYTES {
+                conn.wbuf.extend_from_slice(&bytes);
+                conn.flush().await
+            } else {
+                // Large: the head, then the body from its own buffer; copying it into `wbuf`
+                // would double it and leave the connection holding a buffer that size.
+                match conn.flush().await {
+                    Ok(()) => conn.write_bytes(bytes::Bytes::from(bytes)).await,
+                    Err(e) => Err(e),
+                }
+            };
+            drop(charge);
+            sent.map_err(|_| Failure::AfterResponse)?;
+            Ok(())
+        }
+        Body::Plain {
+            mut codec,
+            prefix,
+            charge,
+        } => {
+            let (Some(mut conn_up), Some(head)) = (up, head) else {
+                return Err(
+                    Error::new(ErrorKind::Internal, "a relayed body without a provider").into(),
+                );
+            };
+            let body_kind = match head.framing {
+                BodyFraming::Empty => ResponseBody::Length(0),
+                BodyFraming::Length(n) => ResponseBody::Length(n),
+                _ if client_http10 => {
+                    // An HTTP/1.0 client cannot take chunked: delimit by closing.
+                    ex.keep_alive.set(false);
+                    ResponseBody::CloseDelimited
+                }
+                _ => ResponseBody::Chunked,
+            };
+            let mut headers = relayed_headers(ex, &head, pair, own_limits);
+            if !dropped.is_empty() {
+                headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
+            }
+            if !respond::write_head(conn, ex, status, &headers, body_kind) {
+                let _ = conn.flush().await;
+                return Err(Failure::AfterResponse);
+            }
+            drop(headers);
+            let reusable = head.reusable;
+            // The head is written: let it go, it pins the first upstream read buffer.
+            drop(head);
+            let chunked = body_kind == ResponseBody::Chunked;
+            // The provider's body as it passes: usage is read from its head and tail windows.
+            let mut meter = crate::usage::BodyMeter::new(pair.provider);
+            meter.push(&prefix);
+            if prefix.len() <= pump::COALESCE_MAX_BYTES || chunked {
+                pump::frame(&mut conn.wbuf, &prefix, chunked);
+            } else {
+                // Large: the head, then the held bytes from their own buffer (copied into
+                // `wbuf` they would double, and the connection would keep a buffer that size).
+                let sent = match conn.flush().await {
+                    Ok(()) => conn.write_bytes(bytes::Bytes::from(prefix)).await,
+                    Err(e) => Err(e),
+                };
+                sent.map_err(|_| Failure::AfterResponse)?;
+            }
+            drop(charge);
+            if codec.is_done() {
+                // No body: the head goes out alone.
+                conn.flush().await.map_err(|_| Failure::AfterResponse)?;
+            } else {
+                let relayed = pump::plain(
+                    conn,
+                    ex,
+                    &mut conn_up,
+                    &mut codec,
+                    provider,
+                    chunked,
+                    &mut meter,
+                )
+                .await;
+                ex.metered.set(meter.finish());
+                relayed?;
+            }
+            attempt::release(ctx, provider, conn_up, reusable && codec.is_done());
+            Ok(())
+        }
+        Body::Stream(_) => Err(Error::new(
+            ErrorKind::Internal,
+            "a stream reached the commit of whole and relayed bodies",
+        )
+        .into()),
+    }
+}
+
+/// A committed stream's relay: what the pump needs and nothing of the commit.
+struct Relay<'c> {
+    stream: Box<pump::Stream>,
+    up: crate::upstream::Conn,
+    provider: &'c crate::config::Provider,
+    chunked: bool,
+    /// The provider's connection may carry another request once the stream is read to its end.
+    reusable: bool,
+}
+
+/// Commit to a stream: its head and the events primed before commit go into `conn.wbuf`, to be
+/// written with the first batch. Err: nothing can be relayed (`wbuf` then holds the 500 that
+/// took the head's place).
+fn commit_stream<'c, S: Transport>(
+    conn: &mut ClientConn<S>,
+    ex: &mut Exchange<'_>,
+    answer: Answer<'c>,
+) -> Result<Relay<'c>, Failure> {
+    let Answer {
+        provider,
+        pair,
+        status,
+        head,
+        conn: up,
+        body: Body::Stream(mut stream),
+        meta,
+        ..
+    } = answer
+    else {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "a whole body reached the stream commit",
+        )
+        .into());
+    };
+    let (Some(up), Some(head)) = (up, head) else {
+        return Err(Error::new(ErrorKind::Internal, "a stream without a provider").into());
+    };
+    let dropped = dropped_params(meta.as_deref());
+    let own_limits = !ex.limit_headers.is_empty();
+    let chunked = ex.head.minor_version() != 0;
+    let framing = if chunked {
+        ResponseBody::Chunked
+    } else {
+        ex.keep_alive.set(false);
+        ResponseBody::CloseDelimited
+    };
+    let mut headers = relayed_headers(ex, &head, pair, own_limits);
+    if !pair.is_passthrough() {
+        headers.push(("content-type", pair.stream_content_type()));
+        headers.push(("cache-control", b"no-cache"));
+    }
+    if !dropped.is_empty() {
+        headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
+    }
+    if !respond::write_head(conn, ex, status, &headers, framing) {
+        return Err(Failure::AfterResponse);
+    }
+    ex.streamed.set(true);
+    if let Some(plan) = ex.store.borrow_mut().take() {
+        stream.capture(stored::Capture::new(plan));
+    }
+    if stream.take_primed(&mut conn.wbuf, chunked) {
+        ex.first_event_sent();
+        if stream.said_something() {
+            ex.first_token_sent();
+        }
+    }
+    // A stream may last minutes: the provider's head (dropped here) would pin the first
+    // upstream read buffer all that time.
+    Ok(Relay {
+        stream,
+        up,
+        provider,
+        chunked,
+        reusable: head.reusable,
+    })
+}
+
+/// The usage of a stream that ended early (its client gone, its provider's stream cut, a
+/// drain's end) before its provider said its final usage: what the provider will bill. The
+/// provider's own figures where it said them (Anthropic's input at the start), the request's
+/// estimate (`prompt`, the client's body) for an input it never said, and one output token per
+/// provider event read; marked estimated. The count waits for nothing of the provider's: its
+/// connection is closed before this runs.
+async fn charge_cut_short(
+    ex: &Exchange<'_>,
+    meter: &mut crate::usage::Meter,
+    prompt: Option<bytes::Bytes>,
+) {
+    if meter.said_final_usage() {
+        return;
+    }
+    let mut metered = meter.metered();
+    let said = metered.usage;
+    let input = match (said, prompt) {
+        (Some(u), _) if u.input > 0 => u.input,
+        (_, Some(body)) => estimate::cut_short_prompt(ex.format, body, ex.cut.fired()).await,
+        _ => 0,
+    };
+    let usage = crate::usage::cut_short(said, input, meter.events());
+    if said.is_none() && usage == crate::usage::Usage::default() {
+        // Nothing said and nothing to count (no body kept, no event read): no usage, as before.
+        return;
+    }
+    metered.usage = Some(usage);
+    metered.estimated = true;
+    ex.metered.set(metered);
+}
+
+/// Pump a committed stream to its end. The relay is borrowed, not moved in: moved, it would
+/// take its room twice in this state (as the argument and as the local it becomes).
+async fn relay_stream<S: Transport>(
+    ctx: &Ctx,
+    conn: &mut ClientConn<S>,
+    ex: &mut Exchange<'_>,
+    relay: &mut Relay<'_>,
+) -> Result<(), Failure> {
+    let _in_flight = match (&ex.route, &ex.routed) {
+        (Some(route), Some((provider, _))) => Some(ctx.metrics.stream(
+            route,
+            provider,
+            ex.key.as_deref().unwrap_or(crate::metrics::NO_KEY_LABEL),
+        )),
+        _ => None,
+    };
+    let outcome = relay
+        .stream
+        .run(conn, ex, &mut relay.up, relay.provider, relay.chunked)
+        .await;
+    ex.metered.set(relay.stream.meter.metered());
+    outcome
+}
+
+async fn finish<S: Transport>(
+    ctx: &Ctx,
+    conn: &mut ClientConn<S>,
+    ex: &mut Exchange<'_>,
+    result: std::result::Result<(), Failure>,
+) -> After {
+    let head = ex.head;
+    match result {
+        Ok(()) => {}
+        Err(Failure::BeforeResponse(e)) if conn.broken => {
+            ex.error.set(Some(e.kind()));
+            // A write already failed (or timed out) part-way: the client cannot be answered.
+            return After::Close;
+        }
+        Err(Failure::BeforeResponse(e)) => {
+            ex.error.set(Some(e.kind()));
+            ctx.metrics
+                .error(e.kind().as_str(), e.kind().side().as_str());
+            if e.kind().side() != crate::error::Side::Client {
+                crate::log::warn(format_args!("{} {} -> {}", ex.request_id, head.path(), e));
+            }
+            if respond::write_error(conn, ex, &e).await.is_err() {
+                return After::Close;
+            }
+        }
+        Err(Failure::AfterResponse) => return After::Close,
+        Err(Failure::Ended) => {}
+    }
+    if conn.broken {
+        After::Close
+    } else if !ex.body_read.get() {
+        // Answered without reading the body: the connection cannot carry another request,
+        // and closing with unread bytes would turn our answer into a reset.
+        After::DrainAndClose
+    } else if ex.keep_alive.get() {
+        After::KeepAlive
+    } else {
+        After::Close
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skip_header;
+
+    #[test]
+    fn gateway_headers_are_never_copied_from_a_provider() {
+        for h in [
+            "x-ringway-attempts",
+            "x-ringway-model",
+            "content-length",
+            "connection",
+        ] {
+            assert!(skip_header(h, "x-ringway-"), "{h}");
+        }
+        assert!(skip_header("x-ni-jurisdiction", "x-ni-"));
+        assert!(skip_header("x-ringway-jurisdiction", "x-ni-"));
+        assert!(!skip_header("retry-after", "x-ni-"));
+    }
+}
