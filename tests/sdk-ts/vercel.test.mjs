@@ -17,11 +17,22 @@ import { GATEWAY_KEY, clearSeen, mockSeen, startGateway } from './harness.mjs';
 const PREAMBLE = 'Let me look that up.';
 // Steps the tool loop may take: the call, then the answer (one spare to catch a loop).
 const MAX_STEPS = 3;
+// Routes whose names the SDK takes for reasoning models (`gpt-5…`): it then sends an answer's
+// reasoning item back by reference too, and a message only when reasoning came before it.
+const REASONING_ROUTES = `
+[[route]]
+model = "gpt-5-mo"
+targets = ["mo/mock-gpt"]
+
+[[route]]
+model = "gpt-5-ma"
+targets = ["ma/mock-claude"]
+`;
 
 let env;
 let provider;
 before(async () => {
-  env = await startGateway();
+  env = await startGateway(REASONING_ROUTES);
   // Default settings: only where to go and the key.
   provider = createOpenAI({ baseURL: `${env.gateway.url}/v1`, apiKey: GATEWAY_KEY });
 });
@@ -30,9 +41,11 @@ after(async () => {
 });
 
 const TARGETS = [
-  { model: 'gpt', how: 'openai kind' },
-  { model: 'claude', how: 'anthropic kind' },
+  { model: 'gpt', how: 'openai kind', reasoning: 'gpt-5-mo' },
+  { model: 'claude', how: 'anthropic kind', reasoning: 'gpt-5-ma' },
 ];
+// Makes the mock think before it answers, in either provider's way.
+const THINK = 'mock:thinking mock:reasoning_content';
 
 /** Runs generateText or streamText and returns what both give once finished. */
 async function run(streamed, args) {
@@ -45,7 +58,10 @@ async function run(streamed, args) {
   }
   let failure;
   const r = streamText({ ...opts, onError: ({ error }) => (failure ??= error) });
-  const text = await r.text;
+  // A failed stream rejects with NoOutputGeneratedError; the cause onError saw says more.
+  const text = await r.text.catch((e) => {
+    throw failure ?? e;
+  });
   if (failure) throw failure;
   return { text, steps: await r.steps, response: await r.response, request: await r.request };
 }
@@ -80,6 +96,23 @@ function references(requestBody) {
   return (body.input ?? []).filter((i) => i.type === 'item_reference').map((i) => i.id);
 }
 
+/** get_weather, recording each city it is called for in `executed`. */
+function weatherTool(executed) {
+  return tool({
+    description: 'Weather for a city',
+    inputSchema: jsonSchema({
+      type: 'object',
+      properties: { city: { type: 'string' } },
+      required: ['city'],
+      additionalProperties: false,
+    }),
+    execute: async ({ city }) => {
+      executed.push(city);
+      return `22C and sunny in ${city}`;
+    },
+  });
+}
+
 /** Every request the mock received since the last clearSeen, parsed. */
 async function seenBodies() {
   return (await mockSeen(env.mock)).map((r) => JSON.parse(r.body));
@@ -110,19 +143,7 @@ for (const t of TARGETS) {
 
       test('tool loop: text, then a tool call, the result, and the final answer', async () => {
         const executed = [];
-        const getWeather = tool({
-          description: 'Weather for a city',
-          inputSchema: jsonSchema({
-            type: 'object',
-            properties: { city: { type: 'string' } },
-            required: ['city'],
-            additionalProperties: false,
-          }),
-          execute: async ({ city }) => {
-            executed.push(city);
-            return `22C and sunny in ${city}`;
-          },
-        });
+        const getWeather = weatherTool(executed);
         await clearSeen(env.mock);
         const r = await run(streamed, {
           model: provider(t.model),
@@ -148,6 +169,33 @@ for (const t of TARGETS) {
         assert.equal(results.length, 1, JSON.stringify(seen[1]));
         assert.equal(results[0].id, call.toolCalls[0].toolCallId);
         assert.ok(results[0].text.includes('22C and sunny in Lyon'), JSON.stringify(results));
+      });
+
+      test('reasoning model: the tool step refers to the reasoning and the text before the call', async () => {
+        const executed = [];
+        await clearSeen(env.mock);
+        const r = await run(streamed, {
+          model: provider(t.reasoning),
+          tools: { get_weather: weatherTool(executed) },
+          stopWhen: stepCountIs(MAX_STEPS),
+          prompt: `Weather in Nice? ${THINK} mock:preamble mock:args={"city":"Nice"}`,
+        });
+        assert.deepEqual(executed, ['Nice']);
+        assert.equal(r.steps.length, 2, JSON.stringify(r.steps.map((s) => s.finishReason)));
+        const [call] = r.steps;
+        // No summary was asked for: the reasoning part is there, without text.
+        assert.deepEqual(call.content.map((p) => p.type), ['reasoning', 'text', 'tool-call', 'tool-result']);
+        assert.equal(call.text, PREAMBLE);
+        assert.equal(r.text, 'Tool result received: 22C and sunny in Nice');
+        // Both the reasoning item and the message went back as references.
+        const refs = references(r.steps[1].request.body);
+        assert.deepEqual(refs.map((id) => id.split('_')[0]), ['rs', 'msg'], r.steps[1].request.body);
+        // The provider gets the text, the call and its result. (Not the thinking: ringway stores
+        // the reasoning item as the client got it, without `encrypted_content`.)
+        const seen = await seenBodies();
+        assert.equal(seen.length, 2, JSON.stringify(seen));
+        assert.deepEqual(assistantTexts(seen[1]), [PREAMBLE], JSON.stringify(seen[1]));
+        assert.deepEqual(toolResults(seen[1]).map((x) => x.id), [call.toolCalls[0].toolCallId]);
       });
     });
   }
