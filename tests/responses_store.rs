@@ -292,6 +292,46 @@ fn item_references_to_our_items_are_replaced_by_the_items() {
     }
 }
 
+/// A stored answer says so (`store: true`) and names the response it continued, as the API's
+/// do, though admission took `store` and `previous_response_id` out before translation; one
+/// with `store: false` says false. Streamed or not, and as `GET /v1/responses/{id}` gives it.
+#[test]
+fn the_response_object_says_it_is_stored_and_what_it_continued() {
+    let (_m, g) = setup_keys("");
+    for (model, stream) in [
+        ("gpt", false),
+        ("claude", true),
+        ("gpt", true),
+        ("claude", false),
+    ] {
+        let answer = |body: Value| {
+            let r = create(&g, KEY_A, &body);
+            assert_eq!(r.status, 200, "{model}: {}", r.text());
+            if stream {
+                streamed_response(&r)
+            } else {
+                r.json()
+            }
+        };
+        let first = answer(json!({"model": model, "stream": stream, "input": "one mock:tokens=1"}));
+        assert_eq!(first["store"], true, "{model} stream={stream}: {first}");
+        assert_eq!(first["previous_response_id"], Value::Null, "{first}");
+        let id = first["id"].as_str().unwrap().to_owned();
+        let second = answer(json!({"model": model, "stream": stream,
+            "previous_response_id": id, "input": "two mock:tokens=1"}));
+        assert_eq!(second["store"], true, "{model} stream={stream}: {second}");
+        assert_eq!(second["previous_response_id"], id.as_str(), "{second}");
+        let second_id = second["id"].as_str().unwrap();
+        let got = call(&g, KEY_A, "GET", &format!("/v1/responses/{second_id}"));
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert_eq!(got.json()["store"], true, "{}", got.text());
+        assert_eq!(got.json()["previous_response_id"], id.as_str());
+        let unstored = answer(json!({"model": model, "stream": stream, "store": false,
+            "input": "three mock:tokens=1"}));
+        assert_eq!(unstored["store"], false, "{unstored}");
+    }
+}
+
 #[test]
 fn store_false_keeps_nothing_and_unknown_ids_are_400() {
     let (_m, g) = setup_keys("");

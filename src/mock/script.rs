@@ -23,6 +23,7 @@
 //! | `mock:tool=NAME` | call the tool NAME instead of the first declared one (even an undeclared one) |
 //! | `mock:args=JSON` | a JSON object without spaces: the (first) call's arguments, verbatim |
 //! | `mock:notools` | answer with text although tools are declared |
+//! | `mock:preamble` | when calling tools, write [`PREAMBLE_TEXT`] first (text, then the calls, as models often do) |
 //! | `mock:thinking` | Anthropic: a signed thinking block before the answer |
 //! | `mock:thinking=echo` | the same, its text also repeating the prompt's words and naming a contact address of its own, as a model's reasoning does |
 //! | `mock:reasoning_content` | OpenAI: the thinking text as `reasoning_content` before the answer (as reasoning Chat providers such as DeepSeek send it) |
@@ -121,6 +122,8 @@ const THINKING_TEXT: &str =
 /// request held.
 const THINKING_CONTACT: &str = "If that fails, they could write to help@mock.example.net.";
 const REFUSAL_TEXT: &str = "I'm sorry, but I can't help with that request.";
+/// The text `mock:preamble` writes before its tool calls.
+pub const PREAMBLE_TEXT: &str = "Let me look that up.";
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -695,6 +698,8 @@ struct Directives {
     args: Option<ToolArgs>,
     /// `mock:notools`: never call a tool.
     notools: bool,
+    /// `mock:preamble`: text before the tool calls.
+    preamble: bool,
     /// `mock:input=` and the other usage counts.
     usage: UsageDirectives,
 }
@@ -848,6 +853,7 @@ impl Directives {
                 }
                 "args" => d.args = value.and_then(ToolArgs::parse).or(d.args),
                 "notools" => d.notools = true,
+                "preamble" => d.preamble = true,
                 "input" => d.usage.input = number.or(d.usage.input),
                 "cache_read" => d.usage.cache_read = number.or(d.usage.cache_read),
                 "cache_write" => d.usage.cache_write = number.or(d.usage.cache_write),
@@ -1021,6 +1027,11 @@ fn compose(api: Api, req: &Request, dirs: &Directives, ids: &Ids, input: u64) ->
         }
         Stop::Refusal
     } else if let Some(calls) = tool_calls(api, req, dirs, ids) {
+        if dirs.preamble {
+            let pieces = split_tokens(PREAMBLE_TEXT);
+            output += count(pieces.len());
+            blocks.push(Block::Text(pieces));
+        }
         let budget = req.max_tokens.unwrap_or(u64::MAX).saturating_sub(output);
         let mut stop = Stop::ToolUse;
         let mut spent = 0u64;
@@ -3664,6 +3675,62 @@ mod tests {
             "Tool result received: Rain later"
         );
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn preamble_writes_text_before_the_tool_calls() {
+        let prompt = "weather? mock:preamble";
+        let atools = json!([weather_tool_anthropic()]);
+        let v = fixed(&run(
+            Api::AnthropicMessages,
+            &anthropic(prompt, json!({"tools": atools})),
+        ))
+        .2;
+        assert_eq!(v["stop_reason"], "tool_use");
+        assert_eq!(v["content"][0]["type"], "text");
+        assert_eq!(v["content"][0]["text"], PREAMBLE_TEXT);
+        assert_eq!(v["content"][1]["type"], "tool_use");
+        let events = a_events(&run(
+            Api::AnthropicMessages,
+            &anthropic(prompt, json!({"tools": atools, "stream": true})),
+        ));
+        assert_eq!(a_text(&events, 0), PREAMBLE_TEXT);
+        let starts: Vec<&Value> = events
+            .iter()
+            .filter(|(n, _)| n == "content_block_start")
+            .map(|(_, v)| &v["content_block"]["type"])
+            .collect();
+        assert_eq!(starts, [&json!("text"), &json!("tool_use")]);
+
+        let otools = json!([weather_tool_openai()]);
+        let v = fixed(&run(
+            Api::OpenAiChat,
+            &openai(prompt, json!({"tools": otools})),
+        ))
+        .2;
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(v["choices"][0]["message"]["content"], PREAMBLE_TEXT);
+        assert_eq!(
+            v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "get_weather"
+        );
+        let (chunks, _) = o_chunks(&run(
+            Api::OpenAiChat,
+            &openai(prompt, json!({"tools": otools, "stream": true})),
+        ));
+        assert_eq!(o_text(&chunks), PREAMBLE_TEXT);
+        assert!(chunks
+            .iter()
+            .any(
+                |c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "get_weather"
+            ));
+
+        // Without tools to call (or on the tool-result turn) it writes nothing extra.
+        let v = fixed(&run(Api::AnthropicMessages, &anthropic(prompt, json!({})))).2;
+        assert_eq!(
+            v["content"][0]["text"],
+            "Hello from the ringway mock. You said: weather?"
+        );
     }
 
     #[test]

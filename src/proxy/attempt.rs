@@ -150,6 +150,14 @@ pub(super) async fn prepare<'c>(
             on: req.pii_on,
             restore: ex.pii.clone(),
         };
+        if let Some(previous) = super::stored::kept(&ex.store) {
+            // Just made: the meta holds the only reference, so nothing is copied.
+            let echo = std::sync::Arc::make_mut(&mut r.echo);
+            echo.store = "true".to_owned();
+            if let Some(id) = previous.and_then(|id| serde_json::to_string(&id).ok()) {
+                echo.previous_response_id = id;
+            }
+        }
     }
     if req.dropped_reasoning && !meta.dropped.contains(&"input.reasoning") {
         meta.dropped.push("input.reasoning");

@@ -293,6 +293,14 @@ pub(super) async fn admit(
     Ok(out)
 }
 
+/// For a request whose answer will be kept: the response it continues, if any (`Some(None)`:
+/// kept, continuing nothing). Its response object says both (`store: true`,
+/// `previous_response_id`), as the API's do; admission took them out of the body the
+/// translator reads.
+pub(super) fn kept(slot: &Slot) -> Option<Option<String>> {
+    slot.borrow().as_ref().map(|plan| plan.previous.clone())
+}
+
 /// Keep `response` (a complete Responses object, as the client gets it) under `plan`. Called
 /// before the answer's last byte goes out, so a client continuing it at once finds it.
 pub(super) fn keep(plan: Plan, response: &[u8]) {

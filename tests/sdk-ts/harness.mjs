@@ -72,9 +72,10 @@ function stopProc(child) {
 }
 
 /** The mock provider and a gateway routing `gpt` to its OpenAI side and `claude` to its
- * Anthropic side. Resolves with `{ mock, gateway, stop }`. */
-export async function startGateway() {
-  return startWith(mainRoutes);
+ * Anthropic side, and the `[[route]]`s in `extraRoutes` (TOML; they may target the providers
+ * `mo` and `ma`). Resolves with `{ mock, gateway, stop }`. */
+export async function startGateway(extraRoutes = '') {
+  return startWith((mockAddr) => mainRoutes(mockAddr) + extraRoutes);
 }
 
 /** startGateway's mock and routes, and a second gateway key, `PII_KEY`, whose every request

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The official OpenAI and Anthropic TypeScript SDKs (pinned in tests/sdk-ts/package.json) against
-# the real ringway binary, with Node's built-in test runner: every tests/sdk-ts/*.test.mjs (one
-# per SDK, and fallback.test.mjs with both), once per io driver.
+# The official OpenAI and Anthropic TypeScript SDKs and the Vercel AI SDK (all pinned in
+# tests/sdk-ts/package.json) against the real ringway binary, with Node's built-in test runner:
+# every tests/sdk-ts/*.test.mjs (one per SDK, and fallback.test.mjs with both), once per io driver.
 #
 # Run alone (after `cargo build --locked --bin ringway` and `npm ci --prefix tests/sdk-ts`):
 #   tests/sdk-ts/run.sh [io_uring|epoll ...]      (default: both drivers)
@@ -18,7 +18,9 @@ TEST_TIMEOUT_MS=60000
 # Seconds one whole `node --test` run may take.
 RUN_TIMEOUT=600
 
-for pkg in openai @anthropic-ai/sdk; do
+# Every pinned package (package.json's dependencies): each must be installed.
+pkgs=$(node -p "Object.keys(require('./$here/package.json').dependencies).join(' ')")
+for pkg in $pkgs; do
   if [ ! -f "$here/node_modules/$pkg/package.json" ]; then
     echo "FAIL: $here/node_modules/$pkg is missing; install the pinned SDKs with:" >&2
     echo "  npm ci --prefix $here" >&2
@@ -45,8 +47,8 @@ for f in "$here"/*.test.mjs; do
   [ -f "$f" ] && suites+=("$(basename "$f" .test.mjs)")
 done
 [ ${#suites[@]} -gt 0 ] || { echo "FAIL: no *.test.mjs in $here" >&2; exit 1; }
-versions="openai $(node -p "require('./$here/node_modules/openai/package.json').version")"
-versions+=", @anthropic-ai/sdk $(node -p "require('./$here/node_modules/@anthropic-ai/sdk/package.json').version")"
+versions=$(node -p "Object.keys(require('./$here/package.json').dependencies)
+  .map((p) => p + ' ' + require('./$here/node_modules/' + p + '/package.json').version).join(', ')")
 
 failed=0
 for driver in "${drivers[@]}"; do

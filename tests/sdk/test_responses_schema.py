@@ -66,7 +66,7 @@ DEFAULTS = {
     "prompt_cache_retention": None,
     "reasoning": {"effort": None, "summary": None, "context": None},
     "safety_identifier": None,
-    "store": False,
+    "store": True,  # unset is the API's default, true: the gateway keeps it
     "temperature": 1.0,
     "text": {"format": {"type": "text"}, "verbosity": "medium"},
     "tool_choice": "auto",
