@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod mock;
 pub mod offload;
 pub mod pii;
+pub mod preflight;
 pub mod proxy;
 pub mod responses_store;
 pub mod routing;

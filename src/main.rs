@@ -13,34 +13,113 @@ use ringway::workers::supervise::{self, Overrides};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "\
+/// What `ringway --help` starts with.
+const ABOUT: &str = "\
 ringway — LLM API gateway core
 
-USAGE:
-  ringway [serve] [--config FILE] [--listen ADDR] [--workers N] [--driver auto|io_uring|epoll]
+COMMANDS (the first argument; serve when it is none of these):
+";
+
+const SERVE: &str =
+    "  ringway [serve] [--config FILE] [--listen ADDR] [--workers N] [--driver auto|io_uring|epoll]
                   [--mock-listen ADDR] [--reuse-port] [--pid-file FILE]
       Run the gateway. Without --config the embedded default serves: 127.0.0.1:4000, openai/* and
       anthropic/* to the real APIs (keys from OPENAI_API_KEY / ANTHROPIC_API_KEY), and the demo
       routes demo-gpt and demo-claude to a built-in mock provider (on --mock-listen, default
-      127.0.0.1:0). Refuses to start on an address another process listens on, unless
-      --reuse-port (or server.reuse_port = true) asks to share it, as a zero-downtime restart does.
-  ringway mock-upstream [--listen ADDR] [--ttft-ms N] [--itl-ms N] [--tls-cert PEM --tls-key PEM]
-                        [--driver auto|io_uring|epoll] [--faults JSON]
-      Run the deterministic provider simulator (both wire formats). --faults starts it with a
-      per-model fault table, e.g. '{\"model-a\":\"reset\"}' (see POST /mock/faults).
-  ringway check --config FILE
-      Validate a config and print the resolved routing table.
+      127.0.0.1:0). Flags override the file, on every reload too. Refuses to start on an address
+      another process listens on, unless --reuse-port (or server.reuse_port = true) asks to
+      share it, as a zero-downtime restart does.
 ";
+
+const CHECK: &str = "  ringway check --config FILE
+      Validate a config as serve would, and print the resolved routing table. Besides the file,
+      every path serve opens or creates at start (access log, custody and responses stores, pid
+      file) is tried the way serve opens it, leaving nothing behind. Exit 1 with the reasons
+      when serve would refuse to start; a warning on stderr for a config without providers.
+";
+
+const RELOAD: &str = "  ringway reload [--pid-file FILE | --config FILE]
+      Send SIGHUP to the running gateway whose pid is in the pid file (--pid-file, or the
+      config's server.pid_file). With --config, the file is validated first: a file the
+      gateway would refuse is reported here and nothing is sent.
+";
+
+const MOCK: &str = "  ringway mock-upstream [--listen ADDR] [--ttft-ms N] [--itl-ms N] [--tls-cert PEM --tls-key PEM]
+                        [--driver auto|io_uring|epoll] [--faults JSON]
+      Run the deterministic provider simulator (both wire formats), default 127.0.0.1:4010.
+      --faults starts it with a per-model fault table, e.g. '{\"model-a\":\"reset\"}' (see
+      POST /mock/faults).
+";
+
+const VERSION: &str = "  ringway version | --version | -V
+      Print the version.
+";
+
+const HELP: &str = "  ringway help [COMMAND] | --help | -h        (or: ringway COMMAND --help)
+      Print this help, or one command's.
+";
+
+const ENVIRONMENT: &str = "
+ENVIRONMENT:
+  RINGWAY_LOG         error | warn | info | debug (default info): what the gateway's own log
+                      (stderr) says. The access log is configured in [access_log].
+  RINGWAY_LOG_FORMAT  text | json (default text). text: 2026-11-25T12:00:00.123Z ringway info: …
+                      json: one object a line, {\"ts\":\"…\",\"level\":\"info\",\"msg\":\"…\"}
+                      (ts is RFC 3339 UTC with milliseconds in both).
+  OPENAI_API_KEY, ANTHROPIC_API_KEY
+                      the embedded default's provider keys (a config names its own with
+                      api_key_env).
+";
+
+const SIGNALS: &str = "
+SIGNALS (to a running serve):
+  SIGHUP           re-read the config file; a file it would refuse is logged and the running
+                   config keeps serving (ringway reload sends it)
+  SIGTERM, SIGINT  drain: stop accepting, let responses in flight finish (server.drain_timeout_ms),
+                   then exit; a second one exits at once
+  SIGUSR1          reopen the access log file (after logrotate moved it)
+";
+
+const EXIT: &str = "
+EXIT STATUS: 0 done, 1 refused or failed (the reason on stderr), 2 a usage error.
+";
+
+/// serve starts without providers (its admin endpoints work), so this is a warning.
+const NO_PROVIDERS: &str = "no [[provider]]: the gateway starts, but no model call can be served";
+
+/// How a command ends when it does not succeed.
+enum Failure {
+    /// The command line is wrong: exit 2, with a pointer to the help.
+    Usage(String),
+    /// What was asked cannot be done (a config refused, a file unreadable): exit 1.
+    Refused(String),
+}
+
+impl From<String> for Failure {
+    fn from(e: String) -> Failure {
+        Failure::Refused(e)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(e: &str) -> Failure {
+        Failure::Refused(e.to_owned())
+    }
+}
+
+fn usage(e: impl Into<String>) -> Failure {
+    Failure::Usage(e.into())
+}
 
 struct Args(Vec<String>);
 
 impl Args {
-    fn flag(&mut self, name: &str) -> Result<Option<String>, String> {
+    fn flag(&mut self, name: &str) -> Result<Option<String>, Failure> {
         let Some(i) = self.0.iter().position(|a| a == name) else {
             return Ok(None);
         };
         if i + 1 >= self.0.len() {
-            return Err(format!("{name} needs a value"));
+            return Err(usage(format!("{name} needs a value")));
         }
         let v = self.0.remove(i + 1);
         self.0.remove(i);
@@ -58,40 +137,105 @@ impl Args {
         }
     }
 
-    fn finish(self) -> Result<(), String> {
+    fn finish(self) -> Result<(), Failure> {
         match self.0.first() {
             None => Ok(()),
-            Some(a) => Err(format!("unexpected argument {a:?}")),
+            Some(a) => Err(usage(format!("unexpected argument {a:?}"))),
         }
     }
 }
 
-fn parse_driver(s: Option<String>) -> Result<Option<Driver>, String> {
+fn parse_driver(s: Option<String>) -> Result<Option<Driver>, Failure> {
     Ok(match s.as_deref() {
         None => None,
         Some("auto") => Some(Driver::Auto),
         Some("io_uring") => Some(Driver::IoUring),
         Some("epoll") => Some(Driver::Epoll),
-        Some(other) => return Err(format!("unknown driver {other:?}")),
+        Some(other) => return Err(usage(format!("unknown driver {other:?}"))),
     })
 }
 
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse().map_err(|_| format!("{s:?} is not IP:PORT"))
+fn parse_addr(s: &str) -> Result<SocketAddr, Failure> {
+    s.parse()
+        .map_err(|_| usage(format!("{s:?} is not IP:PORT")))
+}
+
+/// The commands, as the first argument names them.
+const COMMANDS: &[&str] = &[
+    "serve",
+    "check",
+    "reload",
+    "mock-upstream",
+    "version",
+    "help",
+];
+
+/// The help text of one command, or of all (`None`).
+fn help_text(cmd: Option<&str>) -> String {
+    let mut s = String::new();
+    match cmd {
+        None => {
+            s.push_str(ABOUT);
+            for part in [SERVE, CHECK, RELOAD, MOCK, VERSION, HELP] {
+                s.push_str(part);
+            }
+            s.push_str(ENVIRONMENT);
+            s.push_str(SIGNALS);
+            s.push_str(EXIT);
+        }
+        Some("serve") => {
+            s.push_str(SERVE);
+            s.push_str(ENVIRONMENT);
+            s.push_str(SIGNALS);
+        }
+        Some("check") => s.push_str(CHECK),
+        Some("reload") => s.push_str(RELOAD),
+        Some("mock-upstream") => {
+            s.push_str(MOCK);
+            s.push_str(ENVIRONMENT);
+        }
+        Some("version") => s.push_str(VERSION),
+        Some(_) => s.push_str(HELP),
+    }
+    s
+}
+
+/// Help and version go to stdout: they were asked for.
+fn print(text: &str) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
 }
 
 fn main() -> ExitCode {
     ringway::log::init_from_env();
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.iter().any(|a| a == "-h" || a == "--help") {
-        eprint!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    let cmd = match argv.first().map(String::as_str) {
-        Some("serve" | "mock-upstream" | "check" | "reload") => argv.remove(0),
+    let first = argv.first().map(String::as_str);
+    let cmd = match first {
+        Some("--version" | "-V") => "version".to_owned(),
+        Some("--help" | "-h") => "help".to_owned(),
+        Some(c) if COMMANDS.contains(&c) => argv.remove(0),
         _ => "serve".to_owned(),
     };
+    if cmd == "help" {
+        let topic = argv
+            .iter()
+            .find(|a| !a.starts_with('-'))
+            .map(String::as_str);
+        return match topic {
+            Some(t) if !COMMANDS.contains(&t) => fail(&cmd, usage(format!("no command {t:?}"))),
+            _ => print(&help_text(topic)),
+        };
+    }
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        return print(&help_text(Some(&cmd)));
+    }
     let result = match cmd.as_str() {
+        "version" => {
+            return print(&format!("ringway {}\n", env!("CARGO_PKG_VERSION")));
+        }
         "mock-upstream" => mock_upstream(Args(argv)),
         "check" => check(Args(argv)),
         "reload" => reload(Args(argv)),
@@ -99,21 +243,36 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(e) => fail(&cmd, e),
+    }
+}
+
+fn fail(cmd: &str, e: Failure) -> ExitCode {
+    match e {
+        Failure::Usage(e) => {
+            eprintln!("ringway: {e} (see `ringway help`)");
+            ExitCode::from(2)
+        }
+        // The long-running commands end in their log, in its format.
+        Failure::Refused(e) if cmd == "serve" || cmd == "mock-upstream" => {
+            ringway::log::error(format_args!("{e}"));
+            ExitCode::FAILURE
+        }
+        Failure::Refused(e) => {
             eprintln!("ringway: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn serve(mut args: Args) -> Result<(), String> {
+fn serve(mut args: Args) -> Result<(), Failure> {
     let config_path = args.flag("--config")?;
     let listen = args.flag("--listen")?.map(|s| parse_addr(&s)).transpose()?;
     let workers = args
         .flag("--workers")?
         .map(|s| {
             s.parse::<usize>()
-                .map_err(|_| format!("--workers {s:?} is not a number"))
+                .map_err(|_| usage(format!("--workers {s:?} is not a number")))
         })
         .transpose()?;
     let driver = parse_driver(args.flag("--driver")?)?;
@@ -125,7 +284,7 @@ fn serve(mut args: Args) -> Result<(), String> {
     let pid_file = args.flag("--pid-file")?.map(PathBuf::from);
     args.finish()?;
     if workers == Some(0) {
-        return Err("--workers must be at least 1".into());
+        return Err(usage("--workers must be at least 1"));
     }
     let overrides = Overrides {
         listen,
@@ -157,6 +316,9 @@ fn serve(mut args: Args) -> Result<(), String> {
         }
     };
     overrides.apply(&mut config);
+    if config.providers.is_empty() {
+        ringway::log::warn(format_args!("{NO_PROVIDERS}"));
+    }
     for p in &config.providers {
         if let ringway::config::ApiKey::Missing(var) = &p.api_key {
             ringway::log::warn(format_args!(
@@ -208,19 +370,19 @@ fn serve(mut args: Args) -> Result<(), String> {
     supervise::supervise(running, config, config_path.map(PathBuf::from), overrides)
 }
 
-fn mock_upstream(mut args: Args) -> Result<(), String> {
+fn mock_upstream(mut args: Args) -> Result<(), Failure> {
     let listen = parse_addr(
         &args
             .flag("--listen")?
             .unwrap_or_else(|| "127.0.0.1:4010".into()),
     )?;
-    let ms = |v: Option<String>, name: &str, default: u64| -> Result<Duration, String> {
+    let ms = |v: Option<String>, name: &str, default: u64| -> Result<Duration, Failure> {
         match v {
             None => Ok(Duration::from_millis(default)),
             Some(s) => s
                 .parse::<u64>()
                 .map(Duration::from_millis)
-                .map_err(|_| format!("{name} {s:?} is not a number")),
+                .map_err(|_| usage(format!("{name} {s:?} is not a number"))),
         }
     };
     let ttft = ms(args.flag("--ttft-ms")?, "--ttft-ms", 0)?;
@@ -231,13 +393,13 @@ fn mock_upstream(mut args: Args) -> Result<(), String> {
     let faults = match args.flag("--faults")? {
         None => mock::fault::FaultTable::default(),
         Some(json) => mock::fault::FaultTable::from_json(json.as_bytes())
-            .map_err(|e| format!("--faults: {e}"))?,
+            .map_err(|e| usage(format!("--faults: {e}")))?,
     };
     args.finish()?;
     let tls = match (cert, key) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
-        _ => return Err("--tls-cert and --tls-key go together".into()),
+        _ => return Err(usage("--tls-cert and --tls-key go together")),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let (addr, t) = mock::spawn(MockOptions {
@@ -252,17 +414,27 @@ fn mock_upstream(mut args: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn check(mut args: Args) -> Result<(), String> {
-    let path = args.flag("--config")?.ok_or("check needs --config FILE")?;
+fn check(mut args: Args) -> Result<(), Failure> {
+    let path = args
+        .flag("--config")?
+        .ok_or_else(|| usage("check needs --config FILE"))?;
     args.finish()?;
     let config = Config::load(&PathBuf::from(&path)).map_err(|e| e.to_string())?;
+    let problems = ringway::preflight::probe(&config);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(|p| format!("{path}: {p}")).collect();
+        return Err(Failure::Refused(lines.join("\nringway: ")));
+    }
+    if config.providers.is_empty() {
+        eprintln!("ringway: warning: {path}: {NO_PROVIDERS}");
+    }
     let mut out = std::io::stdout().lock();
     use std::io::Write as _;
     write!(out, "{path}: OK\n{}", config.describe()).map_err(|e| e.to_string())?;
     Ok(())
 }
 
-fn reload(mut args: Args) -> Result<(), String> {
+fn reload(mut args: Args) -> Result<(), Failure> {
     let pid_file = args.flag("--pid-file")?;
     let config_path = args.flag("--config")?;
     args.finish()?;
@@ -276,7 +448,7 @@ fn reload(mut args: Args) -> Result<(), String> {
                 .pid_file
                 .ok_or_else(|| format!("{c}: server.pid_file is not set; pass --pid-file"))?
         }
-        (None, None) => return Err("reload needs --pid-file FILE or --config FILE".into()),
+        (None, None) => return Err(usage("reload needs --pid-file FILE or --config FILE")),
     };
     let text = std::fs::read_to_string(&pid_file)
         .map_err(|e| format!("cannot read {}: {e}", pid_file.display()))?;
@@ -289,10 +461,10 @@ fn reload(mut args: Args) -> Result<(), String> {
     // A stale file (after a crash) may name an unrelated process, which SIGHUP would kill.
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     if comm.trim() != "ringway" {
-        return Err(format!(
+        return Err(Failure::Refused(format!(
             "pid {pid} from {} is not a running ringway (stale pid file?)",
             pid_file.display()
-        ));
+        )));
     }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),

@@ -97,6 +97,17 @@ pub enum Driver {
     Epoll,
 }
 
+impl Driver {
+    /// As the config file and `--driver` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Auto => "auto",
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+}
+
 /// Compiled `[server]`.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -398,7 +409,7 @@ impl Config {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "listen {}{}{} | workers {} | driver {:?} | keys {}",
+            "listen {}{}{} | workers {} | driver {} | keys {}",
             if self.server.tls.is_some() {
                 "https://"
             } else {
@@ -409,7 +420,7 @@ impl Config {
                 .plain_listen
                 .map_or(String::new(), |a| format!(" + http://{a}")),
             self.server.workers,
-            self.server.driver,
+            self.server.driver.as_str(),
             self.keys.len()
         );
         let _ = match &self.access_log {

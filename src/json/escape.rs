@@ -40,9 +40,16 @@ pub fn escaped_len(s: &str) -> usize {
 /// Appends `s` to `out` as a quoted JSON string. `"`, `\` and control characters are escaped,
 /// and everything else, non-ASCII included, is copied as UTF-8.
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
     out.reserve(escaped_len(s));
     out.push(b'"');
+    write_json_escaped(out, s);
+    out.push(b'"');
+}
+
+/// Appends `s` to `out` escaped as the inside of a JSON string, without the quotes: for text
+/// that arrives in pieces (a `fmt::Write` adapter writes each piece through this).
+pub fn write_json_escaped(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
     // Copy the runs between escapes in one go. Model names rarely need any escape.
     let mut run_start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -65,7 +72,6 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
         run_start = i + 1;
     }
     out.extend_from_slice(bytes.get(run_start..).unwrap_or_default());
-    out.push(b'"');
 }
 
 /// Returns `body` with `body[span]` replaced by `new_value`, written as a JSON string. It makes

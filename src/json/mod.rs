@@ -33,7 +33,7 @@ pub mod tree;
 use std::fmt;
 use std::ops::Range;
 
-pub use escape::{escaped_len, splice_string, write_json_string};
+pub use escape::{escaped_len, splice_string, write_json_escaped, write_json_string};
 pub use members::{members, remove_members, Member};
 pub use serde_path::inspect_request_serde;
 pub use simd_path::{inspect_request_simd, SimdScratch};
