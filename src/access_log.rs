@@ -17,7 +17,8 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use crate::offload::{rfc3339_millis, Drops};
+use crate::calendar::rfc3339_millis;
+use crate::offload::Drops;
 use crate::usage::Usage;
 
 /// Lines that may wait for the writer; past this the newest line is dropped.

@@ -16,6 +16,7 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod custody;
 pub mod downstream;

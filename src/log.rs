@@ -95,7 +95,7 @@ fn emit(level: u8, tag: &str, args: fmt::Arguments<'_>) {
     if json {
         line.extend_from_slice(b"{\"ts\":\"");
     }
-    crate::offload::rfc3339_millis(&mut line, SystemTime::now());
+    crate::calendar::rfc3339_millis(&mut line, SystemTime::now());
     if json {
         line.extend_from_slice(b"\",\"level\":\"");
         line.extend_from_slice(tag.as_bytes());

@@ -151,7 +151,7 @@ fn usage_errors_go_to_stderr_with_exit_2() {
 /// RFC 3339 UTC with milliseconds, as the log writes it.
 fn stamp(t: SystemTime) -> String {
     let mut v = Vec::new();
-    ringway::offload::rfc3339_millis(&mut v, t);
+    ringway::calendar::rfc3339_millis(&mut v, t);
     String::from_utf8(v).unwrap()
 }
 

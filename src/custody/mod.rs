@@ -34,7 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, Serializer};
 
-use crate::offload::{Drops, DAY_MS};
+use crate::calendar::DAY_MS;
+use crate::offload::Drops;
 use crate::usage::Usage;
 use store::{CustodyReader, CustodyStore, Sqlite, StoreError, Stored, UsageQuery, UsageRows};
 
@@ -175,7 +176,7 @@ fn opt_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Err
 fn rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     let t = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(*ms).unwrap_or(0));
     let mut out = Vec::with_capacity(24);
-    crate::offload::rfc3339_millis(&mut out, t);
+    crate::calendar::rfc3339_millis(&mut out, t);
     s.serialize_str(std::str::from_utf8(&out).unwrap_or_default())
 }
 
@@ -345,7 +346,7 @@ fn prune(store: &mut dyn CustodyStore, retention_days: u32) {
     if retention_days == 0 {
         return;
     }
-    let now = crate::offload::unix_millis(SystemTime::now());
+    let now = crate::calendar::unix_millis(SystemTime::now());
     let before = now.saturating_sub(i64::from(retention_days).saturating_mul(DAY_MS));
     match store.prune(before) {
         Ok(0) => {}
@@ -528,7 +529,7 @@ mod tests {
         // Pruned once at start, at retention_days before now.
         let cutoffs = prunes.lock().unwrap().clone();
         assert_eq!(cutoffs.len(), 1);
-        let want = crate::offload::unix_millis(SystemTime::now()) - 30 * DAY_MS;
+        let want = crate::calendar::unix_millis(SystemTime::now()) - 30 * DAY_MS;
         assert!((want - cutoffs[0]).abs() < 60_000, "{cutoffs:?}");
     }
 

@@ -235,7 +235,7 @@ impl CustodyStore for Sqlite {
                 let written = insert.execute(params![
                     r.id,
                     r.time_ms,
-                    crate::offload::day_of(r.time_ms),
+                    crate::calendar::day_of(r.time_ms),
                     r.key,
                     r.route,
                     r.status,
@@ -317,8 +317,8 @@ impl CustodyReader for SqliteReader {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::calendar::DAY_MS;
     use crate::custody::Attempt;
-    use crate::offload::DAY_MS;
     use crate::usage::Usage;
 
     fn temp_db(name: &str) -> std::path::PathBuf {
@@ -391,7 +391,7 @@ mod tests {
         let first = &all.rows[0];
         assert_eq!(
             (first.key.as_deref(), first.day.as_str(), first.requests),
-            (Some("k1"), crate::offload::day_of(day0).as_str(), 2)
+            (Some("k1"), crate::calendar::day_of(day0).as_str(), 2)
         );
         assert_eq!((first.input_tokens, first.output_tokens), (30, 7));
         assert_eq!((first.cache_read_tokens, first.reasoning_tokens), (2, 4));

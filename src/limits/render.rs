@@ -120,32 +120,13 @@ pub fn rfc3339(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() + u64::from(since.subsec_nanos() > 0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, mo, d) = civil_from_days(days);
+    let (y, mo, d) = crate::calendar::civil_from_days(i64::try_from(days).unwrap_or(i64::MAX));
     format!(
         "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem / 60 % 60,
         rem % 60
     )
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar, by 400-year
-/// eras counted from 0000-03-01 (so a leap day ends each year).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    /// Days from 0000-03-01 to 1970-01-01.
-    const EPOCH_SHIFT: u64 = 719_468;
-    /// Days in a 400-year era.
-    const ERA_DAYS: u64 = 146_097;
-    let z = days + EPOCH_SHIFT;
-    let era = z / ERA_DAYS;
-    let doe = z % ERA_DAYS;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -206,7 +187,11 @@ mod tests {
             ];
             for (m, len) in lengths.iter().enumerate() {
                 for d in 1..=*len {
-                    assert_eq!(civil_from_days(days), (year, m as u64 + 1, d));
+                    let (y, mo, dd) = crate::calendar::civil_from_days(days as i64);
+                    assert_eq!(
+                        (y as u64, u64::from(mo), u64::from(dd)),
+                        (year, m as u64 + 1, d)
+                    );
                     days += 1;
                 }
             }

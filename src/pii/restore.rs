@@ -277,7 +277,7 @@ struct Record {
     edits: Vec<(usize, usize)>,
     written: usize,
     digest: ring::digest::Context,
-    /// Encoded bytes the edits may still take (see `thinking::edit_cost`).
+    /// Encoded bytes the edits may still take (see [`edit_cost`]).
     budget: usize,
     /// A stand-in was left as it is for want of budget: nothing after it is restored.
     full: bool,
@@ -296,7 +296,7 @@ impl std::fmt::Debug for Record {
 impl Record {
     /// May pattern `p` be restored at `at` in the output? Books it when so.
     fn take(&mut self, at: usize, p: usize, stand_in_len: usize) -> bool {
-        let cost = super::thinking::edit_cost(stand_in_len);
+        let cost = edit_cost(stand_in_len);
         if self.full || u32::try_from(at).is_err() || cost > self.budget {
             self.full = true;
             return false;
@@ -475,4 +475,10 @@ impl Restorer {
         }
         self.pending = buf.get(hold..).map(<[u8]>::to_vec).unwrap_or_default();
     }
+}
+/// Encoded bytes of one edit whose stand-in is `stand_in_len` bytes: offset (u32), the
+/// original's length (u16), the stand-in's length (u16) and the stand-in (a thinking
+/// block's seal carries them; the restorer books what they will take).
+pub(super) fn edit_cost(stand_in_len: usize) -> usize {
+    8 + stand_in_len
 }

@@ -24,7 +24,7 @@ use crate::json::tree::{self, Entry, Node};
 use crate::translate::seal::{Purpose, SealKey, MAX_SEALED_BYTES};
 
 use super::body::MAX_VALUES;
-use super::restore::{Mode, RestoreSet, Restorer};
+use super::restore::{edit_cost, Mode, RestoreSet, Restorer};
 
 /// Most bytes the edits of one thinking block's seal take (each is [`edit_cost`]: the
 /// stand-in and 8 bytes). The client carries the seal back every turn; a block that mentions
@@ -47,12 +47,6 @@ const _: () = assert!(
     (HEADER_BYTES + MAX_THINKING_SIGNATURE_BYTES + MAX_THINKING_EDITS_BYTES + 12 + 16) * 4 / 3 + 8
         <= MAX_SEALED_BYTES
 );
-
-/// Encoded bytes of one edit whose stand-in is `stand_in_len` bytes: offset (u32), the
-/// original's length (u16), the stand-in's length (u16) and the stand-in.
-pub(super) fn edit_cost(stand_in_len: usize) -> usize {
-    8 + stand_in_len
-}
 
 /// A restorer for one thinking text, bounded as a seal needs.
 pub(super) fn restorer(set: Arc<RestoreSet>) -> Restorer {

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 use super::ctx::Ctx;
 use super::state::Exchange;
 use super::{auth, endpoint};
+use crate::calendar::DAY_MS;
 use crate::config::GatewayKey;
 use crate::custody::store::{Scope, UsageQuery};
 use crate::custody::{Pending, LOOKUP_WAIT};
 use crate::error::{Error, ErrorKind};
-use crate::offload::DAY_MS;
 
 /// Longest request id looked up (ours are 26 bytes; a longer one cannot exist).
 const MAX_ID_BYTES: usize = 128;
@@ -110,7 +110,7 @@ pub(super) async fn usage(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered, 
     if !crate::custody::enabled() {
         return Err(off());
     }
-    let now = crate::offload::unix_millis(SystemTime::now());
+    let now = crate::calendar::unix_millis(SystemTime::now());
     let (from_ms, to_ms) = range(ex.head.query(), now)?;
     let scope = match key {
         Some(k) if !k.admin => Scope::Key(k.name.clone()),
@@ -126,7 +126,7 @@ pub(super) async fn usage(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered, 
     let stamp = |ms: i64| {
         let mut out = Vec::with_capacity(24);
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-        crate::offload::rfc3339_millis(&mut out, t);
+        crate::calendar::rfc3339_millis(&mut out, t);
         String::from_utf8(out).unwrap_or_default()
     };
     let body = serde_json::to_vec(&serde_json::json!({
@@ -153,7 +153,7 @@ fn range(query: Option<&str>, now: i64) -> Result<(i64, i64), Error> {
             _ => continue,
         };
         let parsed = endpoint::percent_decode(value)
-            .and_then(|v| crate::offload::parse_instant(&v))
+            .and_then(|v| crate::calendar::parse_instant(&v))
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::BadRequest,
@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn usage_ranges() {
         let day = 20_000 * DAY_MS;
-        let d = crate::offload::day_of(day);
+        let d = crate::calendar::day_of(day);
         assert_eq!(
             range(Some(&format!("from={d}&to={d}")), 0).unwrap(),
             (day, day + DAY_MS)

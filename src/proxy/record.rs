@@ -64,7 +64,7 @@ fn custody_record(
         .unwrap_or(std::time::UNIX_EPOCH);
     crate::custody::Record {
         id: ex.request_id.clone(),
-        time_ms: crate::offload::unix_millis(started),
+        time_ms: crate::calendar::unix_millis(started),
         key: ex.key.clone(),
         dialect: ex.format.as_str(),
         endpoint: ex.endpoint,

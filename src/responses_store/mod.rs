@@ -442,7 +442,7 @@ impl<T> crate::offload::Gone for Answer<T> {
 }
 
 fn now_ms() -> i64 {
-    crate::offload::unix_millis(SystemTime::now())
+    crate::calendar::unix_millis(SystemTime::now())
 }
 
 /// Remove what is past its time or over the size bound, and say so.
