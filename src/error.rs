@@ -1,10 +1,9 @@
-//! The one gateway error: what failed, which side, whether it may be retried, and how it
-//! renders in the client's wire format (JSON body before the first byte, SSE frame after).
+//! The one gateway error: what failed, which side, whether it may be retried, and the
+//! context a client is told (message, parameter, a precise code). It renders nothing: each
+//! dialect writes it in its own body and stream frame (`crate::dialect`).
 
 use std::borrow::Cow;
 use std::fmt;
-
-use crate::format::Format;
 
 /// Which side of the proxy a failure belongs to. Feeds logs and metrics labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,56 +210,6 @@ impl ErrorKind {
             _ => Retry::No,
         }
     }
-
-    /// `error.type` in an OpenAI-format body.
-    fn openai_type(self) -> &'static str {
-        match self.status() {
-            // OpenAI's 429 names the limit's unit (`requests`, `tokens`); see `with_openai_type`.
-            429 => "requests",
-            400..=499 => "invalid_request_error",
-            _ => "server_error",
-        }
-    }
-
-    /// `error.code` in an OpenAI-format body.
-    fn openai_code(self) -> Option<&'static str> {
-        Some(match self {
-            ErrorKind::Unauthorized => "invalid_api_key",
-            ErrorKind::Forbidden => "model_not_allowed",
-            ErrorKind::TierRefused => "privacy_tier_not_allowed",
-            ErrorKind::ModelNotFound => "model_not_found",
-            ErrorKind::RateLimited => "rate_limit_exceeded",
-            ErrorKind::BodyTooLarge => "request_too_large",
-            ErrorKind::FormatMismatch => "unsupported_format",
-            ErrorKind::Unsupported => "unsupported_parameter",
-            ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => {
-                "upstream_timeout"
-            }
-            ErrorKind::UpstreamConnect
-            | ErrorKind::UpstreamTls
-            | ErrorKind::UpstreamReset
-            | ErrorKind::UpstreamProtocol => "upstream_error",
-            ErrorKind::BufferBudget | ErrorKind::Busy => "gateway_overloaded",
-            ErrorKind::ShuttingDown => "gateway_shutting_down",
-            ErrorKind::PinnedTargetUnavailable => "pinned_target_unavailable",
-            _ => return None,
-        })
-    }
-
-    /// `error.type` in an Anthropic-format body.
-    fn anthropic_type(self) -> &'static str {
-        match self.status() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            413 => "request_too_large",
-            429 => "rate_limit_error",
-            504 => "timeout_error",
-            503 => "overloaded_error",
-            400..=499 => "invalid_request_error",
-            _ => "api_error",
-        }
-    }
 }
 
 /// The gateway's error: a kind, a message the client may read, and the decisions the proxy
@@ -325,8 +274,19 @@ impl Error {
         self
     }
 
-    fn openai_type(&self) -> &'static str {
-        self.openai_type.unwrap_or(self.kind.openai_type())
+    /// The OpenAI `error.type` set over the kind's default, if any.
+    pub fn openai_type_override(&self) -> Option<&'static str> {
+        self.openai_type
+    }
+
+    /// The OpenAI `error.code` set over the kind's default, if any.
+    pub fn code_override(&self) -> Option<&'static str> {
+        self.code
+    }
+
+    /// The request parameter at fault, if named.
+    pub fn param(&self) -> Option<&str> {
+        self.param.as_deref()
     }
 
     /// What went wrong.
@@ -348,65 +308,6 @@ impl Error {
     pub fn status(&self) -> u16 {
         self.kind.status()
     }
-
-    /// Render the JSON error body in `format`.
-    pub fn body(&self, format: Format) -> Vec<u8> {
-        let mut out = Vec::with_capacity(96 + self.message.len());
-        self.write_body(format, &mut out);
-        out
-    }
-
-    fn write_body(&self, format: Format, out: &mut Vec<u8>) {
-        match format {
-            Format::OpenAi | Format::Responses => {
-                out.extend_from_slice(b"{\"error\":{\"message\":");
-                push_json_str(out, &self.message);
-                out.extend_from_slice(b",\"type\":");
-                push_json_str(out, self.openai_type());
-                out.extend_from_slice(b",\"param\":");
-                match &self.param {
-                    Some(p) => push_json_str(out, p),
-                    None => out.extend_from_slice(b"null"),
-                }
-                out.extend_from_slice(b",\"code\":");
-                match self.code.or(self.kind.openai_code()) {
-                    Some(c) => push_json_str(out, c),
-                    None => out.extend_from_slice(b"null"),
-                }
-                out.extend_from_slice(b"}}");
-            }
-            Format::Anthropic => {
-                out.extend_from_slice(b"{\"type\":\"error\",\"error\":{\"type\":");
-                push_json_str(out, self.kind.anthropic_type());
-                out.extend_from_slice(b",\"message\":");
-                push_json_str(out, &self.message);
-                out.extend_from_slice(b"}}");
-            }
-        }
-    }
-
-    /// Render the in-stream error frame for a stream that has already started:
-    /// OpenAI `data: {"error":…}`, Anthropic `event: error` + `data: {"type":"error",…}`.
-    pub fn write_sse_frame(&self, format: Format, out: &mut Vec<u8>) {
-        match format {
-            Format::OpenAi => out.extend_from_slice(b"data: "),
-            Format::Anthropic => out.extend_from_slice(b"event: error\ndata: "),
-            Format::Responses => {
-                // Sequence numbers are the provider's in a relayed stream; the gateway's last
-                // word does not know them.
-                return crate::translate::responses::error_event(
-                    out,
-                    0,
-                    self.openai_type(),
-                    self.code.or(self.kind.openai_code()),
-                    &self.message,
-                    self.param.as_deref(),
-                );
-            }
-        }
-        self.write_body(format, out);
-        out.extend_from_slice(b"\n\n");
-    }
 }
 
 impl fmt::Display for Error {
@@ -420,70 +321,3 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// Append `s` as a JSON string literal. Error paths only; serde_json's escaper is exact.
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    if serde_json::to_writer(&mut *out, s).is_err() {
-        // Writing a &str into a Vec cannot fail; keep the document well-formed regardless.
-        out.extend_from_slice(b"\"\"");
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn openai_body_shape() {
-        let e = Error::new(ErrorKind::ModelNotFound, "model `x\"y` not found");
-        let v: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAi)).unwrap();
-        assert_eq!(v["error"]["message"], "model `x\"y` not found");
-        assert_eq!(v["error"]["type"], "invalid_request_error");
-        assert_eq!(v["error"]["code"], "model_not_found");
-        assert!(v["error"]["param"].is_null());
-        assert_eq!(e.status(), 404);
-    }
-
-    #[test]
-    fn anthropic_body_shape() {
-        let e = Error::new(ErrorKind::Unauthorized, "bad key");
-        let v: serde_json::Value = serde_json::from_slice(&e.body(Format::Anthropic)).unwrap();
-        assert_eq!(v["type"], "error");
-        assert_eq!(v["error"]["type"], "authentication_error");
-        assert_eq!(v["error"]["message"], "bad key");
-        let e = Error::new(ErrorKind::FirstByteTimeout, "slow");
-        let v: serde_json::Value = serde_json::from_slice(&e.body(Format::Anthropic)).unwrap();
-        assert_eq!(v["error"]["type"], "timeout_error");
-        assert_eq!(e.status(), 504);
-    }
-
-    #[test]
-    fn sse_frames() {
-        let e = Error::new(ErrorKind::UpstreamReset, "reset");
-        let mut out = Vec::new();
-        e.write_sse_frame(Format::Anthropic, &mut out);
-        assert!(out.starts_with(b"event: error\ndata: {\"type\":\"error\""));
-        assert!(out.ends_with(b"}}\n\n"));
-        out.clear();
-        e.write_sse_frame(Format::OpenAi, &mut out);
-        assert!(out.starts_with(b"data: {\"error\":"));
-        // Responses: the error event, with the OpenAI error object nested (as the body has it).
-        out.clear();
-        let e = e.with_param("input");
-        e.write_sse_frame(Format::Responses, &mut out);
-        let text = std::str::from_utf8(&out).unwrap();
-        let data = text
-            .strip_prefix("event: error\ndata: ")
-            .and_then(|d| d.strip_suffix("\n\n"))
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(data).unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAi)).unwrap();
-        assert_eq!(v["type"], "error");
-        assert_eq!(v["error"], body["error"]);
-        assert_eq!(
-            (&v["message"], &v["param"]),
-            (&body["error"]["message"], &body["error"]["param"])
-        );
-    }
-}

@@ -1,7 +1,9 @@
-//! The two client-facing wire dialects, how a request's dialect is recognised, and what a
-//! model id may hold (shared by the proxy, for clients' ids, and config, for configured ones).
+//! What a model id may hold (shared by the proxy, for clients' ids, and config, for configured
+//! ones). The wire formats themselves are `crate::dialect`'s; `Format` is named here too.
 
 use std::fmt;
+
+pub use crate::dialect::Format;
 
 /// Longest model id accepted, in bytes, from a client or in the config. Real ids are well
 /// under 100 bytes; the bound keeps a hostile or mistyped one out of headers, logs and bodies.
@@ -34,58 +36,6 @@ pub fn check_model_id(model: &str) -> Result<(), ModelIdProblem> {
         Err(ModelIdProblem::ControlCharacter)
     } else {
         Ok(())
-    }
-}
-
-/// A wire format: what a client speaks, or what a provider speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// OpenAI Chat Completions (`POST /v1/chat/completions`).
-    OpenAi,
-    /// Anthropic Messages (`POST /v1/messages`).
-    Anthropic,
-    /// OpenAI Responses (`POST /v1/responses`): a client dialect, and what a provider with
-    /// native Responses speaks.
-    Responses,
-}
-
-impl Format {
-    /// The name used in logs, errors and config (`kind = "openai"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::OpenAi => "openai",
-            Format::Anthropic => "anthropic",
-            Format::Responses => "responses",
-        }
-    }
-
-    /// Human name for error messages that name both sides of a mismatch.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Format::OpenAi => "OpenAI Chat Completions",
-            Format::Anthropic => "Anthropic Messages",
-            Format::Responses => "OpenAI Responses",
-        }
-    }
-
-    /// The dialect errors are rendered in: Responses errors have the OpenAI shape.
-    pub fn error_dialect(self) -> Format {
-        match self {
-            Format::Responses => Format::OpenAi,
-            f => f,
-        }
-    }
-
-    /// The dialect an error should be rendered in when all we know is the path and whether
-    /// Anthropic-only headers were sent (unknown paths, unparseable heads).
-    pub fn sniff(path: &[u8], anthropic_headers: bool) -> Format {
-        if path.starts_with(b"/v1/messages") || path.starts_with(b"/v1/v1/") || anthropic_headers {
-            Format::Anthropic
-        } else if path.starts_with(b"/v1/responses") || path.starts_with(b"/responses") {
-            Format::Responses
-        } else {
-            Format::OpenAi
-        }
     }
 }
 

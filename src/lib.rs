@@ -19,6 +19,7 @@ pub mod auth;
 pub mod calendar;
 pub mod config;
 pub mod custody;
+pub mod dialect;
 pub mod downstream;
 pub mod error;
 pub mod format;

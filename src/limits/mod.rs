@@ -586,13 +586,15 @@ mod tests {
         assert_eq!(r.wait, Duration::from_millis(301 * 60 - 1000));
         let e = r.error("team");
         assert_eq!(e.status(), 429);
-        let body: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAi)).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&Format::OpenAi.error_body(&e)).unwrap();
         assert_eq!(body["error"]["type"], "tokens");
         assert_eq!(body["error"]["code"], "rate_limit_exceeded");
         assert!(body["error"]["message"].as_str().unwrap().contains(
             "key `team` on tokens per min (TPM): Limit 1000. Please try again in 17.06s"
         ));
-        let body: serde_json::Value = serde_json::from_slice(&e.body(Format::Anthropic)).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&Format::Anthropic.error_body(&e)).unwrap();
         assert_eq!(body["error"]["type"], "rate_limit_error");
         // The refused request took no request from the rpm bucket.
         // (two used at 1 s, 1 s of refill since: 1.67 of 100 used)

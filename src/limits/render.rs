@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::format::Format;
+use crate::dialect::{Format, ResetText};
 
 /// One bucket's state as a client is told it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,32 +29,6 @@ pub struct Levels {
 /// A response header the gateway writes: a fixed name and a rendered value.
 pub type Header = (&'static str, String);
 
-/// Header names of one dialect, requests then tokens: limit, remaining, reset.
-const OPENAI: [[&str; 3]; 2] = [
-    [
-        "x-ratelimit-limit-requests",
-        "x-ratelimit-remaining-requests",
-        "x-ratelimit-reset-requests",
-    ],
-    [
-        "x-ratelimit-limit-tokens",
-        "x-ratelimit-remaining-tokens",
-        "x-ratelimit-reset-tokens",
-    ],
-];
-const ANTHROPIC: [[&str; 3]; 2] = [
-    [
-        "anthropic-ratelimit-requests-limit",
-        "anthropic-ratelimit-requests-remaining",
-        "anthropic-ratelimit-requests-reset",
-    ],
-    [
-        "anthropic-ratelimit-tokens-limit",
-        "anthropic-ratelimit-tokens-remaining",
-        "anthropic-ratelimit-tokens-reset",
-    ],
-];
-
 /// Is `name` a provider rate-limit header (replaced by the key's own for a limited key)?
 pub fn is_rate_limit_header(name: &str) -> bool {
     name.starts_with("x-ratelimit-") || name.starts_with("anthropic-ratelimit-")
@@ -62,17 +36,16 @@ pub fn is_rate_limit_header(name: &str) -> bool {
 
 /// Append the headers for `levels` in `format`'s names; `now` dates Anthropic's resets.
 pub fn level_headers(format: Format, levels: &Levels, now: SystemTime, out: &mut Vec<Header>) {
-    let names = match format {
-        Format::Anthropic => &ANTHROPIC,
-        Format::OpenAi | Format::Responses => &OPENAI,
-    };
-    for (level, [limit, remaining, reset]) in [levels.requests, levels.tokens].iter().zip(names) {
+    let style = format.rate_limits();
+    for (level, [limit, remaining, reset]) in
+        [levels.requests, levels.tokens].iter().zip(&style.names)
+    {
         let Some(level) = level else { continue };
         out.push((limit, level.limit.to_string()));
         out.push((remaining, level.remaining.to_string()));
-        let when = match format {
-            Format::Anthropic => rfc3339(now + level.reset),
-            Format::OpenAi | Format::Responses => openai_duration(level.reset),
+        let when = match style.reset {
+            ResetText::Rfc3339 => rfc3339(now + level.reset),
+            ResetText::Duration => openai_duration(level.reset),
         };
         out.push((reset, when));
     }

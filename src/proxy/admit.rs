@@ -511,7 +511,8 @@ mod tests {
         ] {
             let e = check_model(&bad).unwrap_err();
             assert_eq!(e.status(), 400);
-            let body: serde_json::Value = serde_json::from_slice(&e.body(Format::OpenAi)).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_slice(&Format::OpenAi.error_body(&e)).unwrap();
             assert_eq!(body["error"]["param"], "model");
         }
     }

@@ -14,9 +14,9 @@ use super::ctx;
 use super::state::{self, Exchange, Failure};
 use super::stored;
 use crate::config::Provider;
+use crate::dialect::{Format, Signal};
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
-use crate::format::Format;
 use crate::http1::{self, BodyCodec};
 use crate::sse;
 use crate::translate::{Pair, RequestMeta, StreamTranslator};
@@ -91,165 +91,6 @@ impl Held {
     }
 }
 
-/// What a provider event says about the stream, read in the provider's dialect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// Stream set-up (Anthropic `message_start`, `content_block_start`, `ping`; OpenAI's first chunk with only the
-    /// role), comments.
-    Preamble,
-    /// The answer has begun (or ended: an empty answer is an answer).
-    Content,
-    /// The provider reports an error in the stream.
-    Error,
-}
-
-/// Classify one provider event (only before commit, so parsing a chunk here costs nothing
-/// on the hot path).
-pub fn signal(provider: Format, ev: &sse::Event) -> Signal {
-    let data = ev.data.as_deref().unwrap_or_default();
-    match provider {
-        Format::Anthropic => match ev.event_type() {
-            b"message_start" | b"ping" | b"content_block_start" => Signal::Preamble,
-            b"error" => Signal::Error,
-            _ if ev.is_comment_only() => Signal::Preamble,
-            _ => Signal::Content,
-        },
-        Format::Responses => match responses_event_type(ev).as_ref() {
-            b"response.created"
-            | b"response.in_progress"
-            | b"response.output_item.added"
-            | b"response.content_part.added"
-            | b"response.reasoning_summary_part.added" => Signal::Preamble,
-            b"error" | b"response.failed" => Signal::Error,
-            _ if ev.is_comment_only() => Signal::Preamble,
-            _ => Signal::Content,
-        },
-        Format::OpenAi => {
-            let d = data.trim_ascii();
-            if ev.is_comment_only() || d.is_empty() {
-                return Signal::Preamble;
-            }
-            if d == b"[DONE]" {
-                return Signal::Content;
-            }
-            // The borrowed chunk type first (no tree, no allocation for its strings): this runs
-            // on the first events of every OpenAI stream. What it cannot read is classified
-            // from a generic tree.
-            openai_chunk_signal(d).unwrap_or_else(|| openai_tree_signal(d))
-        }
-    }
-}
-
-/// An OpenAI chunk's signal, read through the borrowed chunk type; None when it does not fit
-/// that type.
-fn openai_chunk_signal(d: &[u8]) -> Option<Signal> {
-    let chunk = crate::wire::openai_chunk(d).ok()?;
-    if chunk.error.is_some() {
-        return Some(Signal::Error);
-    }
-    let text = |t: &Option<crate::wire::Str<'_>>| t.as_ref().is_some_and(|t| !t.is_empty());
-    let said_something = chunk.choices.iter().flatten().any(|c| {
-        c.finish_reason.is_some()
-            || c.delta.as_ref().is_some_and(|d| {
-                d.tool_calls.is_some()
-                    || text(&d.content)
-                    || text(&d.refusal)
-                    || text(&d.reasoning_content)
-                    || text(&d.reasoning)
-            })
-    });
-    Some(if said_something || chunk.usage.is_some() {
-        Signal::Content
-    } else {
-        Signal::Preamble
-    })
-}
-
-/// An OpenAI chunk's signal, read from a generic JSON tree (the reference the typed reading
-/// is tested against).
-fn openai_tree_signal(d: &[u8]) -> Signal {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(d) else {
-        // Not JSON: passthrough relays it as is, a translator reports it.
-        return Signal::Content;
-    };
-    if v.get("error").is_some_and(|e| !e.is_null()) {
-        return Signal::Error;
-    }
-    let said_something = v
-        .get("choices")
-        .and_then(|c| c.as_array())
-        .is_some_and(|choices| {
-            choices.iter().any(|c| {
-                let finish = c.get("finish_reason").is_some_and(|f| !f.is_null());
-                let delta = c.get("delta");
-                let text = |k: &str| {
-                    delta
-                        .and_then(|d| d.get(k))
-                        .and_then(|t| t.as_str())
-                        .is_some_and(|t| !t.is_empty())
-                };
-                let tools = delta
-                    .and_then(|d| d.get("tool_calls"))
-                    .is_some_and(|t| !t.is_null());
-                finish
-                    || tools
-                    || text("content")
-                    || text("refusal")
-                    || text("reasoning_content")
-                    || text("reasoning")
-            })
-        });
-    let usage = v.get("usage").is_some_and(|u| !u.is_null());
-    if said_something || usage {
-        Signal::Content
-    } else {
-        Signal::Preamble
-    }
-}
-
-/// A Responses event's type: its `event:` name, else (a server that sends only `data:`
-/// lines) the `type` of its data, read from the front when it comes first as the APIs write it.
-fn responses_event_type(ev: &sse::Event) -> std::borrow::Cow<'_, [u8]> {
-    use std::borrow::Cow;
-    if ev.event.as_deref().is_some_and(|e| !e.is_empty()) {
-        return Cow::Borrowed(ev.event_type());
-    }
-    let data = ev.data.as_deref().unwrap_or_default().trim_ascii_start();
-    if let Some(rest) = data.strip_prefix(b"{\"type\":\"") {
-        if let Some(end) = memchr::memchr2(b'"', b'\\', rest) {
-            if rest.get(end) == Some(&b'"') {
-                return Cow::Borrowed(rest.get(..end).unwrap_or_default());
-            }
-        }
-    }
-    #[derive(serde::Deserialize)]
-    struct Typed {
-        #[serde(rename = "type", default)]
-        kind: String,
-    }
-    match serde_json::from_slice::<Typed>(data) {
-        Ok(t) => Cow::Owned(t.kind.into_bytes()),
-        Err(_) => Cow::Borrowed(b""),
-    }
-}
-
-/// Is this a provider's error event? A cheap look (event name, or the front of the data), made
-/// for every event of a stream whose provider has a credential to scrub.
-fn is_error_event(provider: Format, ev: &sse::Event) -> bool {
-    let data = ev.data.as_deref().unwrap_or_default().trim_ascii_start();
-    match provider {
-        Format::OpenAi => data.starts_with(b"{\"error\"") && is_terminal(provider, ev),
-        Format::Anthropic => ev.event_type() == b"error",
-        Format::Responses => match ev.event.as_deref().filter(|e| !e.is_empty()) {
-            Some(name) => matches!(name, b"error" | b"response.failed"),
-            None => {
-                data.starts_with(b"{\"type\":\"error\"")
-                    || data.starts_with(b"{\"type\":\"response.failed\"")
-            }
-        },
-    }
-}
-
 /// The event with the provider's credential scrubbed from its bytes and data.
 fn scrub_event(scrubber: &crate::scrub::Scrubber, ev: sse::Event) -> sse::Event {
     let Some(raw) = scrubber.scrub(&ev.raw) else {
@@ -286,28 +127,6 @@ enum Stage {
     },
     /// Another dialect: the translator writes the client's events.
     Translate(StreamTranslator),
-}
-
-/// Does this event end the stream in `format`? OpenAI: `data: [DONE]` or an error object
-/// (`{"error": {…}}`; `"error": null` in an ordinary chunk is not one); Anthropic:
-/// `message_stop` or `error`.
-fn is_terminal(format: Format, ev: &sse::Event) -> bool {
-    let data = ev.data.as_deref().unwrap_or_default().trim_ascii_start();
-    match format {
-        Format::OpenAi => {
-            data == b"[DONE]"
-                || data
-                    .strip_prefix(b"{\"error\"")
-                    .map(|rest| rest.trim_ascii_start())
-                    .and_then(|rest| rest.strip_prefix(b":"))
-                    .is_some_and(|value| !value.trim_ascii_start().starts_with(b"null"))
-        }
-        Format::Anthropic => matches!(ev.event_type(), b"message_stop" | b"error"),
-        Format::Responses => matches!(
-            responses_event_type(ev).as_ref(),
-            b"response.completed" | b"response.incomplete" | b"response.failed" | b"error"
-        ),
-    }
 }
 
 /// How priming ended without reaching content.
@@ -460,7 +279,7 @@ impl Stream {
                 .unread
                 .iter()
                 .rev()
-                .any(|ev| signal(provider, ev) == Signal::Content);
+                .any(|ev| provider.signal(ev) == Signal::Content);
         }
         // Let go of the provider's buffers: a stream waits far longer than it reads.
         self.unread = Vec::new();
@@ -471,7 +290,7 @@ impl Stream {
     /// (they wait there); after, they are kept as slices until the batch is framed.
     fn on_event(&mut self, ev: sse::Event, held: bool) {
         let ev = match &self.scrubber {
-            Some(s) if is_error_event(self.provider, &ev) => scrub_event(s, ev),
+            Some(s) if self.provider.is_error_event(&ev) => scrub_event(s, ev),
             _ => ev,
         };
         // The provider's side is where usage is true, whatever the stage makes of it. Read
@@ -500,7 +319,7 @@ impl Stream {
             Stage::Passthrough {
                 format, terminated, ..
             } => {
-                *terminated |= is_terminal(*format, &ev);
+                *terminated |= format.is_terminal(&ev);
                 if usage_only {
                     return;
                 }
@@ -586,7 +405,7 @@ impl Stream {
             loop {
                 match self.dec.next_event() {
                     Ok(Some(ev)) => {
-                        match signal(self.provider, &ev) {
+                        match self.provider.signal(&ev) {
                             Signal::Error => {
                                 let text =
                                     String::from_utf8_lossy(ev.data.as_deref().unwrap_or_default());
@@ -729,7 +548,7 @@ impl Stream {
                         },
                         |e| Error::new(e.kind(), e.message().to_owned()),
                     );
-                    e.write_sse_frame(*format, &mut self.out);
+                    format.write_error_frame(&e, &mut self.out);
                 }
                 false
             }
@@ -942,87 +761,6 @@ pub(super) async fn plain<S: Transport>(
 mod tests {
     use super::*;
 
-    fn event(raw: &str) -> sse::Event {
-        let mut d = sse::Decoder::new(1 << 20);
-        d.push(Bytes::copy_from_slice(raw.as_bytes()));
-        d.next_event().unwrap().unwrap()
-    }
-
-    #[test]
-    fn the_typed_chunk_reading_agrees_with_the_tree() {
-        let cases = [
-            r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
-            r#"{"choices":[{"delta":{"role":"assistant","content":"","refusal":null},"finish_reason":null}],"usage":null}"#,
-            r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
-            r#"{"choices":[{"delta":{"content":"\u00e9"}}]}"#,
-            r#"{"choices":[{"delta":{"refusal":"no"}}]}"#,
-            r#"{"choices":[{"delta":{"reasoning_content":"hm"}}]}"#,
-            r#"{"choices":[{"delta":{"reasoning":""}}]}"#,
-            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
-            r#"{"choices":[{"delta":{"tool_calls":null}}]}"#,
-            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
-            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
-            r#"{"choices":[],"usage":{"weird":true}}"#,
-            r#"{"error":null,"choices":[{"delta":{"role":"assistant"}}]}"#,
-            r#"{"error":{"message":"x","type":"server_error"}}"#,
-            r#"{"error":"a plain string"}"#,
-            r#"{"error":{}}"#,
-            r#"{"choices":{"not":"an array"}}"#,
-            r#"{"choices":[{"delta":{"content":7}}]}"#,
-            r#"{"choices":[null]}"#,
-            r#"[1,2,3]"#,
-            r#"not json"#,
-            r#"{}"#,
-        ];
-        for c in cases {
-            let tree = openai_tree_signal(c.as_bytes());
-            let fast = openai_chunk_signal(c.as_bytes()).unwrap_or(tree);
-            assert_eq!(fast, tree, "{c}");
-        }
-    }
-
-    #[test]
-    fn signals_before_content() {
-        let o = |s: &str| signal(Format::OpenAi, &event(s));
-        assert_eq!(
-            o("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"),
-            Signal::Preamble
-        );
-        assert_eq!(
-            o("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n"),
-            Signal::Content
-        );
-        assert_eq!(
-            o("data: {\"error\":null,\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n"),
-            Signal::Preamble
-        );
-        assert_eq!(
-            o("data: {\"error\":{\"message\":\"x\"}}\n\n"),
-            Signal::Error
-        );
-        assert_eq!(o("data: [DONE]\n\n"), Signal::Content);
-        assert_eq!(
-            o("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"),
-            Signal::Content
-        );
-        assert_eq!(o(": keep-alive\n\n"), Signal::Preamble);
-        let a = |s: &str| signal(Format::Anthropic, &event(s));
-        assert_eq!(a("event: message_start\ndata: {}\n\n"), Signal::Preamble);
-        assert_eq!(
-            a("event: content_block_start\ndata: {}\n\n"),
-            Signal::Preamble
-        );
-        assert_eq!(a("event: ping\ndata: {}\n\n"), Signal::Preamble);
-        assert_eq!(
-            a("event: content_block_delta\ndata: {}\n\n"),
-            Signal::Content
-        );
-        assert_eq!(a("event: message_delta\ndata: {}\n\n"), Signal::Content);
-        assert_eq!(a("event: error\ndata: {}\n\n"), Signal::Error);
-    }
-
-    /// Passthrough is byte for byte whatever the reads: every split of a stream into two
-    /// reads (and one byte per read) writes exactly the stream, and ends complete.
     #[test]
     fn pii_restore_is_a_stage_of_the_pump_at_any_split() {
         use crate::http1::{BodyCodec, BodyFraming};
@@ -1274,50 +1012,5 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[test]
-    fn terminal_events() {
-        let o = |s: &str| is_terminal(Format::OpenAi, &event(s));
-        assert!(o("data: [DONE]\n\n"));
-        assert!(o("data: {\"error\":{\"message\":\"x\"}}\n\n"));
-        assert!(o("data: {\"error\" : {}}\n\n"));
-        assert!(!o("data: {\"error\":null,\"choices\":[]}\n\n"));
-        assert!(!o("data: {\"error\": null}\n\n"));
-        assert!(!o("data: {\"choices\":[]}\n\n"));
-        assert!(is_terminal(
-            Format::Anthropic,
-            &event("event: message_stop\ndata: {}\n\n")
-        ));
-    }
-
-    /// Native Responses streams, with `event:` lines or with only `data:` (the type read from
-    /// the data, first key or not): the same signals and the same end.
-    #[test]
-    fn responses_events_are_read_with_or_without_event_lines() {
-        let cases = [
-            ("response.created", Signal::Preamble, false),
-            ("response.output_item.added", Signal::Preamble, false),
-            ("response.output_text.delta", Signal::Content, false),
-            ("response.completed", Signal::Content, true),
-            ("response.incomplete", Signal::Content, true),
-            ("response.failed", Signal::Error, true),
-            ("error", Signal::Error, true),
-        ];
-        for (kind, sig, terminal) in cases {
-            for raw in [
-                format!("event: {kind}\ndata: {{\"type\":\"{kind}\",\"sequence_number\":1}}\n\n"),
-                format!("data: {{\"type\":\"{kind}\",\"sequence_number\":1}}\n\n"),
-                format!("data: {{\"sequence_number\":1, \"type\" : \"{kind}\"}}\n\n"),
-            ] {
-                let ev = event(&raw);
-                assert_eq!(signal(Format::Responses, &ev), sig, "{raw}");
-                assert_eq!(is_terminal(Format::Responses, &ev), terminal, "{raw}");
-            }
-        }
-        // Escapes in the type, or not JSON: read by the parser, or nothing.
-        let ev = event("data: {\"type\":\"response.complet\\u0065d\"}\n\n");
-        assert!(is_terminal(Format::Responses, &ev));
-        assert!(!is_terminal(Format::Responses, &event("data: nope\n\n")));
     }
 }

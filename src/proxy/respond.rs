@@ -59,7 +59,7 @@ pub(super) fn write_head<S: Transport>(
         ErrorKind::Internal,
         "the gateway refused to write a response header holding control characters",
     );
-    let body = e.body(ex.format);
+    let body = ex.format.error_body(&e);
     let fallback: [(&str, &[u8]); 2] = [
         (ex.names.request_id.as_str(), ex.request_id.as_bytes()),
         ("content-type", b"application/json"),
@@ -107,7 +107,7 @@ pub(super) async fn write_error<S: Transport>(
     ex: &Exchange<'_>,
     e: &Error,
 ) -> Result<()> {
-    let body = e.body(ex.format);
+    let body = ex.format.error_body(e);
     respond(conn, ex, e.status(), "application/json", &body).await
 }
 
@@ -132,7 +132,7 @@ pub async fn write_head_failure<S: Transport>(
         ),
         ("content-type", b"application/json"),
     ];
-    let body = e.body(format);
+    let body = format.error_body(e);
     conn.wbuf.clear();
     // Only our own id and a constant: the writer cannot refuse them, and if it ever did
     // there would be nothing safe to say, so the connection just closes.

@@ -100,7 +100,7 @@ pub(super) async fn upgrade<S: Transport>(
             426
         };
         ex.error.set(Some(e.kind()));
-        let body = e.body(Format::Responses);
+        let body = Format::Responses.error_body(&e);
         let _ = respond::respond(conn, &ex, status, "application/json", &body).await;
     }
     record::log(ctx, &ex);
@@ -214,7 +214,7 @@ fn error_frame(out: &mut Vec<u8>, status: u16, error: &[u8]) {
 }
 
 async fn send_error<S: Transport>(conn: &mut ClientConn<S>, e: &Error) -> crate::error::Result<()> {
-    let body = e.body(Format::Responses);
+    let body = Format::Responses.error_body(e);
     let inner = error_object(&body);
     conn.wbuf.clear();
     error_frame(
@@ -571,11 +571,10 @@ impl Relay {
             return;
         }
         let inner = error_object(&body).unwrap_or_else(|| {
-            Error::new(
+            Format::Responses.error_body(&Error::new(
                 ErrorKind::UpstreamProtocol,
                 String::from_utf8_lossy(&body).into_owned(),
-            )
-            .body(Format::Responses)
+            ))
         });
         error_frame(out, self.status, &inner);
         self.said = true;

@@ -429,7 +429,7 @@ mod tests {
         let u = Error::from(TranslateError::upstream("bad"));
         let plain = Error::new(ErrorKind::UpstreamProtocol, "bad");
         for f in [Format::OpenAi, Format::Anthropic] {
-            assert_eq!(u.body(f), plain.body(f));
+            assert_eq!(f.error_body(&u), f.error_body(&plain));
         }
         assert_eq!(u.status(), 502);
         // A request the provider's dialect cannot carry keeps its param and code.
@@ -441,8 +441,8 @@ mod tests {
             let g = Error::from(e.clone());
             assert_eq!(g.status(), e.status);
             for (ours, theirs) in [
-                (g.body(Format::OpenAi), e.to_openai_body()),
-                (g.body(Format::Anthropic), e.to_anthropic_body()),
+                (Format::OpenAi.error_body(&g), e.to_openai_body()),
+                (Format::Anthropic.error_body(&g), e.to_anthropic_body()),
             ] {
                 let ours: Value = serde_json::from_slice(&ours).unwrap();
                 let theirs: Value = serde_json::from_slice(&theirs).unwrap();

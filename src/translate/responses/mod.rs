@@ -10,11 +10,11 @@ mod open;
 mod render;
 mod request;
 
+pub use crate::dialect::responses::error_event;
 pub use from_anthropic::{anthropic_to_responses_response_into, AnthropicToResponsesStream};
 pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
 pub use native::native_request;
 pub use open::{open_sealed_items, Opened};
-pub use render::error_event;
 pub use request::{
     compact_request, compact_request_within, responses_request, responses_request_within,
     stateful_param,

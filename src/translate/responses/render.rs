@@ -573,7 +573,14 @@ impl Writer {
             // raise on that form.
             let seq = self.seq;
             self.seq += 1;
-            error_event(out, seq, "api_error", Some(code), message, None);
+            crate::dialect::responses::error_event(
+                out,
+                seq,
+                "api_error",
+                Some(code),
+                message,
+                None,
+            );
             return;
         }
         // `response.error.code` is one of a fixed set in both SDKs: a provider's own error
@@ -943,40 +950,6 @@ impl Writer {
         push_u64(o, u.input.saturating_add(u.output));
         o.push(b'}');
     }
-}
-
-/// The Responses `error` event: its own `code`, `message` and `param`, and the same as an
-/// OpenAI error object nested under `error` (the SDKs raise on that form). Written by a
-/// translator before its stream started, and by the gateway when a stream breaks after commit.
-pub fn error_event(
-    out: &mut Vec<u8>,
-    sequence_number: u64,
-    kind: &str,
-    code: Option<&str>,
-    message: &str,
-    param: Option<&str>,
-) {
-    let opt = |o: &mut Vec<u8>, v: Option<&str>| match v {
-        Some(v) => push_str(o, v),
-        None => o.extend_from_slice(b"null"),
-    };
-    out.extend_from_slice(b"event: error\ndata: {\"type\":\"error\",\"sequence_number\":");
-    push_u64(out, sequence_number);
-    let fields = |o: &mut Vec<u8>| {
-        o.extend_from_slice(b"\"code\":");
-        opt(o, code);
-        o.extend_from_slice(b",\"message\":");
-        push_str(o, message);
-        o.extend_from_slice(b",\"param\":");
-        opt(o, param);
-    };
-    out.push(b',');
-    fields(out);
-    out.extend_from_slice(b",\"error\":{\"type\":");
-    push_str(out, kind);
-    out.push(b',');
-    fields(out);
-    out.extend_from_slice(b"}}\n\n");
 }
 
 /// A message content part.
