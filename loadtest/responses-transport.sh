@@ -9,7 +9,7 @@
 #   part 2: CONVERSATIONS 10-turn conversations per variant (HTTP/WS x continued/resent).
 # Prints the report (and writes it to OUT when given). Everything goes to 127.0.0.1:4760/4761
 # and stops by itself (~2 minutes with the defaults on a quiet 2-vCPU machine).
-#   loadtest/responses-transport.sh [OUT]      TURNS=300 CONVERSATIONS=12 KINDS="gpt claude"
+#   loadtest/responses-transport.sh [OUT]      TURNS=300 CONVERSATIONS=12 KINDS="gpt claude" THINK_MS=0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-}
@@ -60,12 +60,14 @@ done
     "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
   echo "# gateway: 1 worker on CPU 0 (pid $gw); mock (--ttft-ms 0 --itl-ms ${MOCK_ITL_MS:-1}) and client on CPU 1"
   echo "# CPU µs per response: the gateway's threads' run time (/proc/PID/task/*/schedstat) over a batch,"
-  echo "# divided by its responses; median over batches; '(all, ticks)' is utime+stime over all of them."
+  echo "# divided by its responses; median over batches; 'on worker': the worker thread's part (the rest is the"
+  echo "# responses store's writer and reader threads); '(all, ticks)': utime+stime over all batches."
   for model in $kinds; do
     case $model in gpt) label=openai-kind ;; claude) label=anthropic-kind ;; *) label=$model ;; esac
     echo
     taskset -c 1 "$R/responses-transport" --url http://127.0.0.1:4760 --pid "$gw" \
-      --model "$model" --label "$label" --turns "$turns" --conversations "$convs"
+      --model "$model" --label "$label" --turns "$turns" --conversations "$convs" \
+      --think-ms "${THINK_MS:-0}"
   done
   echo
   echo "# gateway peak RSS: $(awk '/VmHWM/{print $2, $3}' "/proc/$gw/status")," \

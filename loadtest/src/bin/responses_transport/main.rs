@@ -40,6 +40,8 @@ responses-transport --pid PID [options]
   --conversations N      part 2: conversations per variant (default 12; 0 skips part 2)
   --conv-turns N         part 2: turns per conversation (default 10)
   --conv-start-bytes N   part 2: the first turn's input size (default 40960)
+  --think-ms N           part 2: pause between a conversation's turns (the tool Codex runs; default 0)
+  --variants LIST        part 2: which of http-continued,http-resend,ws-continued,ws-resend (default all)
   --dump-request FILE    write part 1's request body to FILE
 ";
 
@@ -56,6 +58,8 @@ struct Opts {
     conversations: usize,
     conv_turns: usize,
     conv_start: usize,
+    think: Duration,
+    variants: Vec<&'static str>,
     dump: Option<String>,
 }
 
@@ -72,6 +76,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         conversations: 12,
         conv_turns: 10,
         conv_start: 40 * 1024,
+        think: Duration::ZERO,
+        variants: VARIANTS.iter().map(|v| v.key).collect(),
         dump: None,
     };
     let mut it = args.iter();
@@ -93,6 +99,16 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--conversations" => o.conversations = num(val()?)?,
             "--conv-turns" => o.conv_turns = num(val()?)?.max(1),
             "--conv-start-bytes" => o.conv_start = num(val()?)?,
+            "--think-ms" => o.think = Duration::from_millis(num(val()?)? as u64),
+            "--variants" => {
+                let list = val()?;
+                o.variants = Vec::new();
+                for k in list.split(',') {
+                    let v = VARIANTS.iter().find(|v| v.key == k);
+                    o.variants
+                        .push(v.ok_or(format!("--variants: unknown {k}"))?.key);
+                }
+            }
             "--dump-request" => o.dump = Some(val()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other}")),
@@ -133,25 +149,34 @@ fn main() -> ExitCode {
 #[derive(Clone, Copy)]
 struct Cpu {
     sched_ns: u64,
+    /// The part of `sched_ns` run by the worker threads (named `ringway-wN`); the rest is the
+    /// main thread and helpers (the responses store's writer and reader).
+    worker_ns: u64,
     stat: Duration,
 }
 
 fn cpu(pid: u32, ticks: u64) -> Result<Cpu, String> {
     let gone = || format!("process {pid} is not readable in /proc");
-    let mut sched_ns = 0u64;
+    let (mut sched_ns, mut worker_ns) = (0u64, 0u64);
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|_| gone())?;
     for t in tasks.flatten() {
         // A thread that ended between the listing and the read has nothing to add.
-        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-            sched_ns += s
-                .split_ascii_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
+        let ns = std::fs::read_to_string(t.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_ascii_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        sched_ns += ns;
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("ringway-w") {
+            worker_ns += ns;
         }
     }
     let stat = procfs::cpu_time(pid, ticks).ok_or_else(gone)?;
-    Ok(Cpu { sched_ns, stat })
+    Ok(Cpu {
+        sched_ns,
+        worker_ns,
+        stat,
+    })
 }
 
 /// What one variant measured.
@@ -160,6 +185,8 @@ struct Tally {
     name: String,
     /// Gateway CPU per response, one value per batch (µs).
     per_batch: Vec<f64>,
+    /// The worker threads' share of it, per batch (µs).
+    worker_batch: Vec<f64>,
     sched_ns: u64,
     stat: Duration,
     responses: usize,
@@ -195,6 +222,9 @@ impl Tally {
         self.responses += responses;
         self.per_batch
             .push(ns as f64 / 1e3 / responses.max(1) as f64);
+        let w = after.worker_ns.saturating_sub(before.worker_ns);
+        self.worker_batch
+            .push(w as f64 / 1e3 / responses.max(1) as f64);
     }
 
     fn cpu_median(&self) -> f64 {
@@ -236,13 +266,40 @@ fn run(o: &Opts) -> Result<String, String> {
     // Part 1: the same turn, batches alternating between the transports (ABBA, so neither is
     // always first after the other).
     let body = codex::request(&o.model, o.input_bytes);
-    let body_len = serde_json::to_vec(&body).map_or(0, |b| b.len());
     if let Some(path) = &o.dump {
         let bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
         std::fs::write(path, bytes).map_err(|e| format!("{path}: {e}"))?;
     }
-    let http_req = http_conn.encode(&body);
-    let ws_req = ws_conn.encode(&body);
+    if o.turns > 0 {
+        part1(
+            o,
+            &mut out,
+            &mut http_conn,
+            &mut ws_conn,
+            ticks,
+            &label,
+            &body,
+        )?;
+    }
+    if o.conversations > 0 {
+        part2(o, &mut out, &mut http_conn, &mut ws_conn, ticks, &label)?;
+    }
+    Ok(out)
+}
+
+/// Part 1: the same turn, batches alternating between the transports.
+fn part1(
+    o: &Opts,
+    out: &mut String,
+    http_conn: &mut Conn,
+    ws_conn: &mut Conn,
+    ticks: u64,
+    label: &str,
+    body: &Value,
+) -> Result<(), String> {
+    let body_len = serde_json::to_vec(body).map_or(0, |b| b.len());
+    let http_req = http_conn.encode(body);
+    let ws_req = ws_conn.encode(body);
     for _ in 0..o.warmup {
         http_conn.turn(&http_req)?;
         ws_conn.turn(&ws_req)?;
@@ -254,9 +311,9 @@ fn run(o: &Opts) -> Result<String, String> {
         let order: [usize; 2] = if b % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let (conn, req) = if i == 0 {
-                (&mut http_conn, &http_req)
+                (&mut *http_conn, &http_req)
             } else {
-                (&mut ws_conn, &ws_req)
+                (&mut *ws_conn, &ws_req)
             };
             let Some(t) = tallies.get_mut(i) else {
                 continue;
@@ -282,22 +339,19 @@ fn run(o: &Opts) -> Result<String, String> {
         o.turns,
         o.warmup
     );
-    table(&mut out, &tallies, "response");
-
-    if o.conversations > 0 {
-        part2(o, &mut out, &mut http_conn, &mut ws_conn, ticks, &label)?;
-    }
-    Ok(out)
+    table(out, &tallies, "response");
+    Ok(())
 }
 
 fn table(out: &mut String, t: &[Tally], unit: &str) {
     let _ = writeln!(
         out,
-        "{:<26} {:>10} {:>17} {:>11} {:>11} {:>20} {:>20} {:>20} {:>12}",
+        "{:<26} {:>10} {:>17} {:>11} {:>10} {:>11} {:>20} {:>20} {:>20} {:>12}",
         "variant",
         format!("{unit}s"),
         format!("CPU µs/{unit} med"),
         "(min–max)",
+        "on worker",
         "(all, ticks)",
         "first event p50/p99",
         "first delta p50/p99",
@@ -310,11 +364,12 @@ fn table(out: &mut String, t: &[Tally], unit: &str) {
         let all_ticks = x.stat.as_secs_f64() * 1e6 / x.responses.max(1) as f64;
         let _ = writeln!(
             out,
-            "{:<26} {:>10} {:>17.1} {:>11} {:>11.1} {:>20} {:>20} {:>20} {:>12}",
+            "{:<26} {:>10} {:>17.1} {:>11} {:>10.1} {:>11.1} {:>20} {:>20} {:>20} {:>12}",
             x.name,
             x.responses,
             x.cpu_median(),
             format!("{min:.0}–{max:.0}"),
+            median(&x.worker_batch),
             all_ticks,
             format!(
                 "{:.3} / {:.3} ms",
@@ -351,6 +406,7 @@ fn table(out: &mut String, t: &[Tally], unit: &str) {
 /// How a conversation's turns reach the gateway.
 #[derive(Clone, Copy)]
 struct Variant {
+    key: &'static str,
     name: &'static str,
     kind: Kind,
     /// Send `previous_response_id` and only the new items (else the whole input each turn).
@@ -359,21 +415,25 @@ struct Variant {
 
 const VARIANTS: [Variant; 4] = [
     Variant {
+        key: "http-continued",
         name: "HTTP previous_response_id",
         kind: Kind::Http,
         continued: true,
     },
     Variant {
+        key: "http-resend",
         name: "HTTP resend",
         kind: Kind::Http,
         continued: false,
     },
     Variant {
+        key: "ws-continued",
         name: "WS previous_response_id",
         kind: Kind::Ws,
         continued: true,
     },
     Variant {
+        key: "ws-resend",
         name: "WS resend",
         kind: Kind::Ws,
         continued: false,
@@ -396,13 +456,18 @@ fn part2(
     ticks: u64,
     label: &str,
 ) -> Result<(), String> {
-    let mut tallies: Vec<Tally> = VARIANTS.iter().map(|v| Tally::named(v.name)).collect();
-    let mut lasts: Vec<Vec<Last>> = VARIANTS.iter().map(|_| Vec::new()).collect();
+    let variants: Vec<Variant> = VARIANTS
+        .iter()
+        .filter(|v| o.variants.contains(&v.key))
+        .copied()
+        .collect();
+    let mut tallies: Vec<Tally> = variants.iter().map(|v| Tally::named(v.name)).collect();
+    let mut lasts: Vec<Vec<Last>> = variants.iter().map(|_| Vec::new()).collect();
     let first = codex::request(&o.model, o.conv_start);
     let first_len = serde_json::to_vec(&first).map_or(0, |b| b.len());
     let opening: Vec<Value> = first["input"].as_array().cloned().unwrap_or_default();
     // One unmeasured conversation per variant first.
-    for v in VARIANTS {
+    for v in variants.iter().copied() {
         let conn = if v.kind == Kind::Http {
             &mut *http_conn
         } else {
@@ -455,6 +520,13 @@ fn part2(
         codex::FILE_BYTES,
         o.conversations
     );
+    if !o.think.is_zero() {
+        let _ = writeln!(
+            out,
+            "(the client pauses {} ms between turns)",
+            o.think.as_millis()
+        );
+    }
     table(out, &tallies, "turn");
     // The comparison the issue asks for: continuing against resending, per transport.
     if let [hc, hr, wc, wr] = tallies.as_slice() {
@@ -486,6 +558,9 @@ fn conversation(
     let mut turns = Vec::with_capacity(o.conv_turns);
     let mut last = None;
     for n in 0..o.conv_turns {
+        if n > 0 && !o.think.is_zero() {
+            std::thread::sleep(o.think);
+        }
         let mut body = codex::base(&o.model);
         let input = if v.continued {
             new.clone()
