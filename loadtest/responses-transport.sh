@@ -10,6 +10,7 @@
 # Prints the report (and writes it to OUT when given). Everything goes to 127.0.0.1:4760/4761
 # and stops by itself (~2 minutes with the defaults on a quiet 2-vCPU machine).
 #   loadtest/responses-transport.sh [OUT]      TURNS=300 CONVERSATIONS=12 KINDS="gpt claude" THINK_MS=0
+# BIN=path runs that gateway binary instead of the release build's (e.g. an older build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-}
@@ -17,6 +18,7 @@ turns=${TURNS:-300}
 convs=${CONVERSATIONS:-12}
 kinds=${KINDS:-gpt claude}
 R="${CARGO_TARGET_DIR:-target}/release"
+bin=${BIN:-$R/ringway}
 [[ -n "${NO_BUILD:-}" ]] || cargo build --release -p ringway -p loadtest >&2
 work=$(mktemp -d)
 cat >"$work/gw.toml" <<'EOF'
@@ -48,7 +50,7 @@ EOF
 taskset -c 1 "$R/ringway" mock-upstream --listen 127.0.0.1:4761 --ttft-ms 0 --itl-ms "${MOCK_ITL_MS:-1}" \
   >/dev/null 2>&1 &
 mock=$!
-taskset -c 0 "$R/ringway" serve --config "$work/gw.toml" >"$work/gw.log" 2>&1 &
+taskset -c 0 "$bin" serve --config "$work/gw.toml" >"$work/gw.log" 2>&1 &
 gw=$!
 trap 'kill $gw $mock 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do
@@ -56,7 +58,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 {
-  echo "# responses-transport: $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs," \
+  echo "# responses-transport: $(git rev-parse --short HEAD 2>/dev/null || echo '?') (gateway $bin), $(nproc) CPUs," \
     "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
   echo "# gateway: 1 worker on CPU 0 (pid $gw); mock (--ttft-ms 0 --itl-ms ${MOCK_ITL_MS:-1}) and client on CPU 1"
   echo "# CPU µs per response: the gateway's threads' run time (/proc/PID/task/*/schedstat) over a batch,"
