@@ -385,7 +385,7 @@ fn table(out: &mut String, t: &[Tally], unit: &str) {
             x.sent / x.responses.max(1),
         );
     }
-    if let [a, b, ..] = t {
+    if let [a, b] = t {
         let _ = writeln!(
             out,
             "{} / {}: CPU {:.2}×, first event p50 {:.2}× p99 {:.2}×",
