@@ -10,7 +10,8 @@
 # Prints the report (and writes it to OUT when given). Everything goes to 127.0.0.1:4760/4761
 # and stops by itself (~2 minutes with the defaults on a quiet 2-vCPU machine).
 #   loadtest/responses-transport.sh [OUT]      TURNS=300 CONVERSATIONS=12 KINDS="gpt claude" THINK_MS=0
-# BIN=path runs that gateway binary instead of the release build's (e.g. an older build).
+# BIN=path runs that gateway binary instead of the release build's (e.g. an older build);
+# NO_BUILD=1 skips the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-}
