@@ -1,5 +1,6 @@
-//! The two client-facing wire dialects, how a request's dialect is recognised, and what a
-//! model id may hold (shared by the proxy, for clients' ids, and config, for configured ones).
+//! The three client-facing wire dialects (Chat Completions, Messages, Responses), how a
+//! request's dialect is recognised, and what a model id may hold (shared by the proxy, for
+//! clients' ids, and config, for configured ones).
 
 use std::fmt;
 
