@@ -1,18 +1,18 @@
 //! ringway: the hot-path core of an LLM API gateway.
 //!
 //! ```text
-//! client (OpenAI or Anthropic SDK)
+//! client (OpenAI or Anthropic SDK, Claude Code, Codex: Chat Completions, Messages, Responses)
 //!   │ HTTP/1.1, or HTTPS (server::tls: rustls handshake, then the same loop)
-//!   ▼ one worker per core (runtime): monoio on io_uring, SO_REUSEPORT listener
+//!   ▼ one worker per core (workers, on rt): monoio on io_uring, SO_REUSEPORT listener
 //! server   accept → downstream: http1 head (httparse) → keep-alive loop
 //! proxy    classify → admit (key, bounded body, json) → route (routing: candidates, breakers)
 //!          → attempt* (splice or translate; upstream pool, TCP/TLS; head, first content)
 //!          → commit (the one head writer) → pump (SSE events, zero-copy, through a stage) → log
 //! ```
 //!
-//! Direction: runtime → server → proxy → routing/upstream/translate → wire/sse/json/http1 →
+//! Direction: workers/rt → server → proxy → routing/upstream/translate → wire/sse/json/http1 →
 //! error. Pure, sans-IO layers (`http1`, `ws`, `sse`, `json`, `wire`, `translate`) never touch
-//! sockets or config; `downstream`, `upstream`, `server` and `runtime` own the IO.
+//! sockets or config; `downstream`, `upstream`, `server`, `rt` and `workers` own the IO.
 
 pub mod access_log;
 pub mod auth;

@@ -1,4 +1,5 @@
-//! The `ringway` command line: `serve` (default), `mock-upstream`, `check`. No logic here.
+//! The `ringway` command line: `serve` (default), `check`, `reload`, `mock-upstream`, `version`,
+//! `help`. No logic here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

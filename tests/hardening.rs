@@ -1,6 +1,6 @@
 //! What an adversarial probe and a new user found (header injection, a shared port, buffered
 //! answers without a bound, stream endings, request targets and bodies, accept failures, model
-//! lookup, tool-call arguments, config values and errors, README config blocks, upstream
+//! lookup, tool-call arguments, config values and errors, the docs' config blocks and links, upstream
 //! framing, TLS certificate and key files), each tested through the real binary over real
 //! sockets.
 
@@ -883,16 +883,36 @@ fn check_names_the_key_path_of_parser_errors() {
     }
 }
 
-// ---------- D: README's config blocks ----------
+// ---------- D: the documentation's config blocks and links ----------
 
-/// README's ```toml blocks: (first line number, info string after `toml`, text).
-fn readme_toml_blocks() -> Vec<(usize, String, String)> {
-    let readme =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .unwrap();
+/// The pages a user reads: README.md and every docs/*.md, as (path from the repository root,
+/// text), in a stable order.
+fn doc_pages() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names = vec!["README.md".to_owned()];
+    let mut docs: Vec<String> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    docs.sort();
+    assert!(docs.len() >= 6, "docs/ holds {docs:?}");
+    names.extend(docs);
+    names
+        .into_iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(root.join(&n)).unwrap();
+            (n, text)
+        })
+        .collect()
+}
+
+/// A page's ```toml blocks: (first line number, info string after `toml`, text).
+fn toml_blocks(page: &str, text: &str) -> Vec<(usize, String, String)> {
     let mut blocks = Vec::new();
     let mut open: Option<(usize, String, String)> = None;
-    for (n, line) in readme.lines().enumerate() {
+    for (n, line) in text.lines().enumerate() {
         match open.take() {
             None => {
                 if let Some(info) = line.trim_start().strip_prefix("```toml") {
@@ -907,53 +927,181 @@ fn readme_toml_blocks() -> Vec<(usize, String, String)> {
             }
         }
     }
-    assert!(open.is_none(), "README.md: unclosed ```toml block");
+    assert!(open.is_none(), "{page}: unclosed ```toml block");
     blocks
 }
 
-/// Every ```toml block in README.md passes `ringway check` as copied; a block marked
-/// ```toml partial (a fragment meant to be merged into a full file) must at least parse, and
-/// one marked ```toml codex (Codex's own config file) must parse and name its providers.
+/// Every ```toml block in README.md and docs/*.md passes `ringway check` as copied; a block
+/// marked ```toml partial (a fragment meant to be merged into a full file) must at least
+/// parse, and one marked ```toml codex (Codex's own config file) must parse and name its
+/// providers.
 #[test]
-fn every_readme_config_block_passes_check() {
-    let blocks = readme_toml_blocks();
+fn every_documented_config_block_passes_check() {
     // The blocks' state directory is the systemd unit's (contrib/ringway.service); check
     // wants it to exist, as serve does, so here it is one that does.
     let state = temp_path("var-lib-ringway");
     std::fs::create_dir_all(&state).unwrap();
     let state = format!("{}/", state.display());
     let mut checked = 0;
-    for (line, info, text) in &blocks {
-        match info.as_str() {
-            "" => {
-                let (ok, out, err, _) = check(&text.replace("/var/lib/ringway/", &state));
-                assert!(
-                    ok,
-                    "README.md:{line}: ringway check refused this block:\n{err}{out}\n{text}"
-                );
-                checked += 1;
-            }
-            "partial" => {
-                if let Err(e) = text.parse::<toml::Table>() {
-                    panic!("README.md:{line}: partial block is not TOML: {e}\n{text}");
+    let mut readme_checked = 0;
+    for (page, doc) in doc_pages() {
+        for (line, info, text) in toml_blocks(&page, &doc) {
+            match info.as_str() {
+                "" => {
+                    let (ok, out, err, _) = check(&text.replace("/var/lib/ringway/", &state));
+                    assert!(
+                        ok,
+                        "{page}:{line}: ringway check refused this block:\n{err}{out}\n{text}"
+                    );
+                    checked += 1;
+                    if page == "README.md" {
+                        readme_checked += 1;
+                    }
                 }
+                "partial" => {
+                    if let Err(e) = text.parse::<toml::Table>() {
+                        panic!("{page}:{line}: partial block is not TOML: {e}\n{text}");
+                    }
+                }
+                "codex" => {
+                    // Another program's file (Codex's config.toml): TOML that points Codex here.
+                    let table: toml::Table = text
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{page}:{line}: codex block is not TOML: {e}"));
+                    assert!(
+                        table.contains_key("model_providers"),
+                        "{page}:{line}: codex block without model_providers"
+                    );
+                }
+                other => panic!("{page}:{line}: unknown toml block marker {other:?}"),
             }
-            "codex" => {
-                // Another program's file (Codex's config.toml): TOML that points Codex here.
-                let table: toml::Table = text
-                    .parse()
-                    .unwrap_or_else(|e| panic!("README.md:{line}: codex block is not TOML: {e}"));
+        }
+    }
+    // The README's overview and the reference's whole file, tiers, custody, stores, ...
+    assert!(readme_checked >= 1, "README.md lost its config overview");
+    assert!(
+        checked >= 6,
+        "expected the documented configs, checked {checked}"
+    );
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped (letters, digits, `-` and
+/// `_` kept), spaces as `-`; a repeated heading gets `-1`, `-2`, ...
+fn heading_anchors(text: &str) -> std::collections::HashSet<String> {
+    let mut anchors = std::collections::HashSet::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let Some(title) = line.strip_prefix('#') else {
+            continue;
+        };
+        if fenced {
+            continue;
+        }
+        let title = title.trim_start_matches('#');
+        if !title.starts_with(' ') {
+            continue;
+        }
+        let slug: String = title
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect();
+        let n = seen.entry(slug.clone()).or_insert(0);
+        anchors.insert(if *n == 0 {
+            slug.clone()
+        } else {
+            format!("{slug}-{n}")
+        });
+        *n += 1;
+    }
+    anchors
+}
+
+/// A page's relative link targets outside code: (line number, target as written).
+fn relative_links(text: &str) -> Vec<(usize, String)> {
+    let mut links = Vec::new();
+    let mut fenced = false;
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        // Inline code spans are not links: drop what is between backticks.
+        let prose: String = line
+            .split('`')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+            .map(|(_, s)| s)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut rest = prose.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = rest[..end].trim();
+            if !target.contains("://") && !target.starts_with("mailto:") {
+                links.push((n + 1, target.to_owned()));
+            }
+            rest = &rest[end..];
+        }
+    }
+    links
+}
+
+/// Every relative link in README.md and docs/*.md names a file or directory that exists, and
+/// a `#fragment` names a heading of the Markdown page it points to.
+#[test]
+fn every_documented_relative_link_resolves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut resolved = 0;
+    for (page, doc) in doc_pages() {
+        let dir = root.join(&page).parent().unwrap().to_path_buf();
+        for (line, target) in relative_links(&doc) {
+            let (path, fragment) = match target.split_once('#') {
+                Some((p, f)) => (p, Some(f)),
+                None => (target.as_str(), None),
+            };
+            let file = if path.is_empty() {
+                root.join(&page)
+            } else {
+                dir.join(path)
+            };
+            assert!(
+                file.exists(),
+                "{page}:{line}: link `{target}` names {} which does not exist",
+                file.display()
+            );
+            if let Some(fragment) = fragment {
                 assert!(
-                    table.contains_key("model_providers"),
-                    "README.md:{line}: codex block without model_providers"
+                    file.extension().is_some_and(|e| e == "md"),
+                    "{page}:{line}: link `{target}` has a fragment but is not a Markdown page"
+                );
+                let anchors = heading_anchors(&std::fs::read_to_string(&file).unwrap());
+                assert!(
+                    anchors.contains(fragment),
+                    "{page}:{line}: link `{target}`: no heading `#{fragment}` in {}",
+                    file.display()
                 );
             }
-            other => panic!("README.md:{line}: unknown toml block marker {other:?}"),
+            resolved += 1;
         }
     }
     assert!(
-        checked >= 2,
-        "expected the full config examples, found {blocks:?}"
+        resolved >= 40,
+        "expected the docs' links, resolved {resolved}"
     );
 }
 

@@ -7,7 +7,7 @@
 //! are exact across workers: a burst against a full bucket of `L` gets exactly `L` through,
 //! wherever the requests land.
 //!
-//! The [`Limiter`] is built once per process (in `runtime::start`), not per config snapshot:
+//! The [`Limiter`] is built once per process (in `workers::start`), not per config snapshot:
 //! a reload calls [`Limiter::reconfigure`] and keys keep their counts. Workers read the key
 //! table through a per-worker copy ([`Local`]) that they refresh when the limiter's
 //! generation moves, so the table's mutex is taken once per worker per reload, never per

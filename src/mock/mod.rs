@@ -1,4 +1,5 @@
-//! `ringway mock-upstream`: a deterministic provider simulator speaking both wire formats.
+//! `ringway mock-upstream`: a deterministic provider simulator speaking both provider wire
+//! formats (OpenAI Chat Completions and Anthropic Messages).
 //! `script` decides what to send (pure); `fault` reshapes that for per-target faults (pure);
 //! this module performs it over real sockets, records what it received, and tags responses with
 //! connection numbers so tests can see keep-alive reuse.

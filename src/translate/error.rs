@@ -1,4 +1,5 @@
-//! Error bodies in both dialects and the upstream-error translation of spec §15. The gateway
+//! Error bodies in both error shapes (OpenAI's, which Chat Completions and Responses clients
+//! get, and Anthropic's) and the upstream-error translation of spec §15. The gateway
 //! copies headers (`retry-after`, request ids); these functions give status and body.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
-//! Pure translators between OpenAI Chat Completions and Anthropic Messages: request bodies,
-//! non-streaming responses, error bodies, and the two SSE stream state machines.
+//! Pure translators between the three client dialects: OpenAI Chat Completions ⇄ Anthropic
+//! Messages (request bodies, non-streaming responses, error bodies, the two SSE stream state
+//! machines), and OpenAI Responses to and from either (`responses`).
 //!
 //! Bytes in, bytes out: no IO, no clock, no global state. The gateway calls a request
 //! translator, keeps the returned [`RequestMeta`], and hands it to the response side (a

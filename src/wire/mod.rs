@@ -1,5 +1,6 @@
-//! Borrowed, typed views of the two public chat APIs (OpenAI Chat Completions and Anthropic
-//! Messages): one flat struct per wire object, usable both to read a body and to write one.
+//! Borrowed, typed views of the public chat APIs (OpenAI Chat Completions and Anthropic
+//! Messages; `responses` reads an OpenAI Responses request): one flat struct per wire object,
+//! usable both to read a body and to write one.
 //!
 //! Strings are [`Str`] (borrowed from the input unless the JSON escaped them) and opaque
 //! subtrees (JSON Schemas, `cache_control`, tool `input`) are `&RawValue`, so a translation
