@@ -95,12 +95,36 @@ pub trait Gone {
     fn gone() -> Self;
 }
 
-/// A lookup on its way to a helper thread (the custody reader, the responses store): poll
-/// [`Pending::try_take`] (never blocks). Dropping it tells the thread nobody waits any more,
-/// so a lookup given up on is not run.
+/// A lookup on its way to a helper thread (the custody reader, the responses store). The
+/// worker waits for it without blocking and without polling: the lookup carries one end of a
+/// socket pair, which the thread shuts once the answer is in place, so the worker's own IO
+/// driver wakes the waiting task ([`Pending::take_wake`]). Dropping it tells the thread nobody
+/// waits any more, so a lookup given up on is not run.
 pub struct Pending<A> {
     answer: std::sync::mpsc::Receiver<A>,
     abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The worker's end of the wake-up (None: the answer is already there, or no socket pair
+    /// could be made and the waiter polls).
+    wake: Option<std::os::unix::net::UnixStream>,
+}
+
+/// Where a helper thread puts a lookup's answer: sending it also wakes the worker that waits.
+pub struct Reply<A> {
+    tx: std::sync::mpsc::Sender<A>,
+    wake: Option<std::os::unix::net::UnixStream>,
+}
+
+impl<A> Reply<A> {
+    /// Hand the answer over and wake the waiter (an error when nobody waits any more).
+    pub fn send(&self, answer: A) -> Result<(), std::sync::mpsc::SendError<A>> {
+        let sent = self.tx.send(answer);
+        if let Some(w) = &self.wake {
+            // The waiter's read ends at our shutdown; dropping the Reply would do it too, but
+            // later than the answer is ready.
+            let _ = w.shutdown(std::net::Shutdown::Both);
+        }
+        sent
+    }
 }
 
 impl<A: Gone> Pending<A> {
@@ -108,26 +132,35 @@ impl<A: Gone> Pending<A> {
     /// a lookup nobody waits for.
     pub fn new() -> (
         Pending<A>,
-        std::sync::mpsc::Sender<A>,
+        Reply<A>,
         std::sync::Arc<std::sync::atomic::AtomicBool>,
     ) {
-        let (reply, answer) = std::sync::mpsc::channel();
+        let (tx, answer) = std::sync::mpsc::channel();
         let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
+            Ok((ours, theirs)) if ours.set_nonblocking(true).is_ok() => (Some(ours), Some(theirs)),
+            _ => (None, None),
+        };
         (
             Pending {
                 answer,
                 abandoned: abandoned.clone(),
+                wake: ours,
             },
-            reply,
+            Reply { tx, wake: theirs },
             abandoned,
         )
     }
 
     /// An answer known without asking.
     pub fn ready(answer: A) -> Pending<A> {
-        let (pending, reply, _) = Pending::new();
-        let _ = reply.send(answer);
-        pending
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = tx.send(answer);
+        Pending {
+            answer: rx,
+            abandoned: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            wake: None,
+        }
     }
 
     /// The answer if it has come; [`Gone::gone`] when the thread is gone.
@@ -137,6 +170,12 @@ impl<A: Gone> Pending<A> {
             Err(std::sync::mpsc::TryRecvError::Empty) => None,
             Err(std::sync::mpsc::TryRecvError::Disconnected) => Some(A::gone()),
         }
+    }
+
+    /// The worker's end of the wake-up (non-blocking), once: readable at its end when the
+    /// answer is in place or the thread dropped the lookup.
+    pub fn take_wake(&mut self) -> Option<std::os::unix::net::UnixStream> {
+        self.wake.take()
     }
 }
 
@@ -161,5 +200,35 @@ mod tests {
         }
         assert_eq!(d.total(), 3);
         assert!(d.warned());
+    }
+
+    impl Gone for u8 {
+        fn gone() -> Self {
+            0
+        }
+    }
+
+    #[test]
+    fn a_reply_wakes_the_waiter_once_its_answer_is_in_place() {
+        use std::io::Read;
+        let (mut pending, reply, _) = Pending::<u8>::new();
+        let mut wake = pending.take_wake().unwrap();
+        let mut byte = [0u8; 1];
+        // Nothing yet: the waiter would sleep.
+        assert_eq!(
+            wake.read(&mut byte).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock
+        );
+        assert_eq!(pending.try_take(), None);
+        reply.send(7).unwrap();
+        // The answer is there before the wake-up reads as the end.
+        assert_eq!(wake.read(&mut byte).unwrap(), 0);
+        assert_eq!(pending.try_take(), Some(7));
+        // A thread that drops its lookup unanswered wakes the waiter too, with `gone`.
+        let (mut pending, reply, _) = Pending::<u8>::new();
+        let mut wake = pending.take_wake().unwrap();
+        drop(reply);
+        assert_eq!(wake.read(&mut byte).unwrap(), 0);
+        assert_eq!(pending.try_take(), Some(0));
     }
 }

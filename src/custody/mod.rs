@@ -203,8 +203,8 @@ enum Msg {
 
 /// What the reader is handed.
 enum Lookup {
-    Get(String, Sender<Answer<Option<Stored>>>),
-    Usage(UsageQuery, Sender<Answer<UsageRows>>),
+    Get(String, crate::offload::Reply<Answer<Option<Stored>>>),
+    Usage(UsageQuery, crate::offload::Reply<Answer<UsageRows>>),
 }
 
 /// A lookup and whether its asker has stopped waiting for it.
@@ -301,7 +301,7 @@ impl<T> crate::offload::Gone for Answer<T> {
 
 fn ask<T>(
     queue: &SyncSender<Asked>,
-    make: impl FnOnce(Sender<Answer<T>>) -> Lookup,
+    make: impl FnOnce(crate::offload::Reply<Answer<T>>) -> Lookup,
 ) -> Option<Pending<T>> {
     let (pending, reply, abandoned) = Pending::new();
     queue
@@ -558,10 +558,10 @@ mod tests {
         let first = ask(&queue, |r| Lookup::Get("a".into(), r)).unwrap();
         let given_up = ask(&queue, |r| Lookup::Get("b".into(), r)).unwrap();
         assert!(
-            ask(&queue, |r: Sender<Answer<Option<Stored>>>| Lookup::Get(
-                "c".into(),
-                r
-            ))
+            ask(
+                &queue,
+                |r: crate::offload::Reply<Answer<Option<Stored>>>| Lookup::Get("c".into(), r)
+            )
             .is_none(),
             "full: refused, not queued"
         );

@@ -8,7 +8,7 @@
 //! keys has no callers to tell apart: everyone reaching it sees everything, as with its other
 //! endpoints (bind it to loopback, as the embedded default does, or configure keys).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use super::ctx::Ctx;
 use super::state::Exchange;
@@ -21,8 +21,6 @@ use crate::error::{Error, ErrorKind};
 
 /// Longest request id looked up (ours are 26 bytes; a longer one cannot exist).
 const MAX_ID_BYTES: usize = 128;
-/// How often a waiting lookup looks for its answer.
-const LOOKUP_POLL: Duration = Duration::from_millis(2);
 /// Most rows one usage answer holds; more are cut and `truncated` says so.
 pub const MAX_USAGE_ROWS: usize = 10_000;
 /// The range `GET /v1/usage` sums when the query names no `from`.
@@ -56,22 +54,16 @@ async fn wait<T>(pending: Option<Pending<T>>) -> Result<T, Error> {
             "the custody store is busy; retry shortly",
         ));
     };
-    let deadline = Instant::now() + LOOKUP_WAIT;
-    loop {
-        if let Some(answer) = pending.try_take() {
-            return answer.map_err(|e| {
-                crate::log::error(format_args!("custody lookup failed: {e}"));
-                Error::new(ErrorKind::Internal, "the custody store failed; see the log")
-            });
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                ErrorKind::Busy,
-                "the custody store did not answer in time; retry shortly",
-            ));
-        }
-        crate::rt::timer::sleep(LOOKUP_POLL).await;
-    }
+    let Some(answer) = super::lookup::answer(pending, LOOKUP_WAIT).await else {
+        return Err(Error::new(
+            ErrorKind::Busy,
+            "the custody store did not answer in time; retry shortly",
+        ));
+    };
+    answer.map_err(|e| {
+        crate::log::error(format_args!("custody lookup failed: {e}"));
+        Error::new(ErrorKind::Internal, "the custody store failed; see the log")
+    })
 }
 
 fn off() -> Error {

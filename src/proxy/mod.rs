@@ -14,6 +14,7 @@ mod ctx;
 mod custody;
 mod endpoint;
 mod estimate;
+mod lookup;
 mod pipeline;
 pub mod pump;
 mod record;

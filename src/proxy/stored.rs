@@ -4,8 +4,6 @@
 //! of its answer (handed to the store's writer before the answer's last byte goes out), and
 //! `GET`/`DELETE /v1/responses/{id}` and `GET /v1/responses/{id}/input_items`.
 
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
@@ -17,9 +15,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
 use crate::http1::Method;
 use crate::responses_store::{self as store, Owner, Page, Pending};
-
-/// How often a waiting lookup looks for its answer.
-const LOOKUP_POLL: Duration = Duration::from_millis(1);
 
 /// Whose rows a key's requests make and read: the digest of its secret (a rename keeps them;
 /// another key never sees them).
@@ -54,25 +49,19 @@ pub(super) async fn wait<T>(pending: Option<Pending<T>>) -> Result<T> {
             "the responses store is busy; retry shortly",
         ));
     };
-    let deadline = Instant::now() + store::LOOKUP_WAIT;
-    loop {
-        if let Some(answer) = pending.try_take() {
-            return answer.map_err(|e| {
-                crate::log::error(format_args!("responses store lookup failed: {e}"));
-                Error::new(
-                    ErrorKind::Internal,
-                    "the responses store failed; see the log",
-                )
-            });
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                ErrorKind::Busy,
-                "the responses store did not answer in time; retry shortly",
-            ));
-        }
-        crate::rt::timer::sleep(LOOKUP_POLL).await;
-    }
+    let Some(answer) = super::lookup::answer(pending, store::LOOKUP_WAIT).await else {
+        return Err(Error::new(
+            ErrorKind::Busy,
+            "the responses store did not answer in time; retry shortly",
+        ));
+    };
+    answer.map_err(|e| {
+        crate::log::error(format_args!("responses store lookup failed: {e}"));
+        Error::new(
+            ErrorKind::Internal,
+            "the responses store failed; see the log",
+        )
+    })
 }
 
 /// The top-level members admission reads, as byte ranges of the body, and every member's

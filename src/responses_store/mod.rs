@@ -148,7 +148,7 @@ enum Write {
     Delete {
         owner: Owner,
         id: String,
-        reply: Sender<Answer<bool>>,
+        reply: crate::offload::Reply<Answer<bool>>,
         abandoned: Arc<AtomicBool>,
     },
     /// Say (on this channel) when everything handed over before it is written.
@@ -161,18 +161,18 @@ enum Lookup {
         owner: Owner,
         previous: Option<String>,
         items: Vec<String>,
-        reply: Sender<Answer<Resolved>>,
+        reply: crate::offload::Reply<Answer<Resolved>>,
     },
     Response {
         owner: Owner,
         id: String,
-        reply: Sender<Answer<Option<String>>>,
+        reply: crate::offload::Reply<Answer<Option<String>>>,
     },
     InputItems {
         owner: Owner,
         id: String,
         page: Page,
-        reply: Sender<Answer<Option<String>>>,
+        reply: crate::offload::Reply<Answer<Option<String>>>,
     },
 }
 
@@ -322,7 +322,10 @@ impl Store {
         }
     }
 
-    fn ask<T>(&self, make: impl FnOnce(Sender<Answer<T>>) -> Lookup) -> Option<Pending<T>> {
+    fn ask<T>(
+        &self,
+        make: impl FnOnce(crate::offload::Reply<Answer<T>>) -> Lookup,
+    ) -> Option<Pending<T>> {
         let (pending, reply, abandoned) = Pending::new();
         self.lookups
             .try_send(Asked {
