@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringway::format::Format;
+use ringway::seal::SealKey;
 use ringway::translate::responses::{
     responses_request, AnthropicToResponsesStream, ChatToResponsesStream, ResponsesMeta,
 };
-use ringway::translate::seal::SealKey;
 use ringway::translate::{
     anthropic_to_openai_request, check, openai_to_anthropic_request, AnthropicToOpenAiStream,
     OpenAiToAnthropicStream, Options, RequestMeta,

@@ -38,6 +38,7 @@ pub mod responses_store;
 pub mod routing;
 pub mod rt;
 pub mod scrub;
+pub mod seal;
 pub mod server;
 pub mod sse;
 pub mod tokens;

@@ -13,7 +13,7 @@
 use libfuzzer_sys::fuzz_target;
 use ringway::pii::{parse_body, substitute_body, Mode, Session};
 use ringway::translate::responses::{open_sealed_items, COMPACTION_PREAMBLE};
-use ringway::translate::seal::{Holder, Purpose, SealKey};
+use ringway::seal::{Holder, Purpose, SealKey};
 use serde_json::{json, Value};
 
 #[path = "common/entities.rs"]

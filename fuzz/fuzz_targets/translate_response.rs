@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             id: "resp_fuzz".into(),
             summary: flags & 4 != 0,
             encrypted: flags & 8 != 0,
-            seal: ringway::translate::seal::SealKey::from_bytes(&[7; 32]),
+            seal: ringway::seal::SealKey::from_bytes(&[7; 32]),
             provider: "fuzz-provider".into(),
             compaction: match flags >> 4 & 3 {
                 1 => Compaction::Trigger,

@@ -262,7 +262,7 @@ pub struct TranslateConfig {
     pub effort_budgets: crate::translate::EffortTable,
     /// Seals reasoning handed to Responses clients (`[responses] seal_key_env`, or drawn at
     /// start).
-    pub seal: crate::translate::seal::SealKey,
+    pub seal: crate::seal::SealKey,
     /// `seal_key_env` names a variable that is not set (the key was drawn instead).
     pub seal_key_missing: Option<String>,
     /// The key was drawn at start (no `seal_key_env`, or its variable unset): a reload keeps it.
@@ -593,8 +593,8 @@ impl Compiler<'_> {
     fn seal_key(
         &self,
         env: Option<&toml::Spanned<String>>,
-    ) -> Result<(crate::translate::seal::SealKey, Option<String>), ConfigError> {
-        use crate::translate::seal::SealKey;
+    ) -> Result<(crate::seal::SealKey, Option<String>), ConfigError> {
+        use crate::seal::SealKey;
         let path = "responses.seal_key_env";
         let drawn = |missing: Option<String>| {
             SealKey::random()
@@ -2304,7 +2304,7 @@ routes = ["fast", "o/*"]
         let c = Config::from_toml(&with_env("RW_CONFIG_TEST_SEAL"), "t.toml").unwrap();
         assert_eq!(
             Some(c.translate.seal.clone()),
-            crate::translate::seal::SealKey::from_bytes(&[0xab; 32])
+            crate::seal::SealKey::from_bytes(&[0xab; 32])
         );
         assert_eq!(
             c.providers[0].translate.seal,

@@ -530,7 +530,7 @@ fn signed_members(body: &[u8], entries: &[Entry]) -> &'static [&'static str] {
         !sigs.is_empty()
             && sigs
                 .iter()
-                .all(|s| !s.is_empty() && !crate::translate::seal::SealKey::is_ours(s))
+                .all(|s| !s.is_empty() && !crate::seal::SealKey::is_ours(s))
     };
     if every("thinking") && signed() {
         &["thinking", "signature"]

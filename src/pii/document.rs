@@ -21,7 +21,7 @@ use crate::json::tree::{self, Node};
 use super::body::SIGNED;
 use super::restore::{Mode, RestoreSet};
 use super::thinking;
-use crate::translate::seal::SealKey;
+use crate::seal::SealKey;
 
 /// Keys whose string value is JSON text.
 const JSON_TEXT_KEYS: &[&str] = &["arguments", "partial_json"];

@@ -1068,10 +1068,10 @@ mod tests {
 
     #[test]
     fn streamed_thinking_is_restored_and_its_signature_sealed_for_any_split() {
-        use crate::translate::seal::SealKey;
+        use crate::seal::SealKey;
         let key = SealKey::from_bytes(&[9; 32])
             .unwrap()
-            .for_holder(crate::translate::seal::Holder::Open);
+            .for_holder(crate::seal::Holder::Open);
         let stand_in = "avery.thorne42@example.com";
         let set = RestoreSet::sealing([(stand_in, "jane.doe@corp.example.io")], Some(key.clone()))
             .unwrap();

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use ring::hmac;
 
-use crate::translate::seal::SealKey;
+use crate::seal::SealKey;
 
 pub use body::{
     parse as parse_body, substitute as substitute_body, BodyError, Parsed, FLAG, MAX_VALUES,
@@ -44,7 +44,7 @@ pub use events::EventRestorer;
 pub use restore::{Edit, Mode, RestoreSet, Restorer};
 pub use standin::escape_invariant;
 pub use thinking::{
-    may_hold_seal, unseal_body, UnsealError, MAX_THINKING_EDITS_BYTES, MAX_THINKING_SIGNATURE_BYTES,
+    unseal_body, UnsealError, MAX_THINKING_EDITS_BYTES, MAX_THINKING_SIGNATURE_BYTES,
 };
 
 /// What an entity is. The label is what counts and the custody record show.

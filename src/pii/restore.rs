@@ -28,7 +28,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crate::translate::seal::SealKey;
+use crate::seal::SealKey;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 

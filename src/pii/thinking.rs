@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::json::tree::{self, Entry, Node};
-use crate::translate::seal::{Purpose, SealKey, MAX_SEALED_BYTES};
+use crate::seal::{Purpose, SealKey, MAX_SEALED_BYTES};
 
 use super::body::MAX_VALUES;
 use super::restore::{edit_cost, Mode, RestoreSet, Restorer};
@@ -234,19 +234,11 @@ impl std::fmt::Display for UnsealError {
 /// Where thinking blocks come back: a turn's `content`, an OpenAI client's `thinking_blocks`.
 const BLOCK_LISTS: &[&str] = &["content", "thinking_blocks"];
 
-/// Could `body` hold a gateway seal (a string opening with `rw1.`)? The searcher is built
-/// once: every request body with a turn is asked.
-pub fn may_hold_seal(body: &[u8]) -> bool {
-    static SEAL: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"rw1."));
-    SEAL.find(body).is_some()
-}
-
 /// Gives every thinking block of `body` whose signature this gateway sealed back its
 /// provider's text and signature. `Ok(None)`: nothing sealed in it (the body is unchanged).
 /// Any turn of `messages` is read, whatever its role: a sealed block is ours wherever it is.
 pub fn unseal_body(body: &[u8], key: &SealKey) -> Result<Option<Vec<u8>>, UnsealError> {
-    if !may_hold_seal(body) {
+    if !crate::seal::may_hold_seal(body) {
         return Ok(None);
     }
     let mut left = MAX_VALUES;
@@ -344,7 +336,7 @@ fn unseal_block(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::translate::seal::Holder;
+    use crate::seal::Holder;
     use serde_json::{json, Value};
 
     const STAND_IN: &str = "avery.thorne42@example.com";

@@ -16,7 +16,7 @@ use crate::format::Format;
 use crate::headers::PRIVACY_TIER_HEADER;
 use crate::http1::RequestHead;
 use crate::json::{Flag, RequestInfo, TextField};
-use crate::translate::seal::Holder;
+use crate::seal::Holder;
 
 /// A request let in.
 pub(super) struct Admitted {
@@ -120,7 +120,7 @@ pub(super) async fn admit<S: Transport>(
         None => Holder::Open,
     };
     let seal = || cfg.translate.seal.for_holder(holder);
-    let may_hold_seal = crate::pii::may_hold_seal(&body);
+    let may_hold_seal = crate::seal::may_hold_seal(&body);
     // Thinking blocks whose signature the gateway sealed (it restored their text) get their
     // provider's text and signature back, whether or not PII is on for this request: the
     // provider must read exactly what it signed. A body with no seal costs one search.

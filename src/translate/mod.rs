@@ -16,7 +16,6 @@ mod request_a2o;
 mod request_o2a;
 mod response;
 pub mod responses;
-pub mod seal;
 mod stream_a2o;
 mod stream_o2a;
 mod thinking;
@@ -193,7 +192,7 @@ pub struct Options {
     /// Thinking form for `reasoning_effort` on Anthropic upstreams.
     pub thinking_style: ThinkingStyle,
     /// Seals reasoning for Responses clients (None: reasoning is not handed out sealed).
-    pub seal: Option<seal::SealKey>,
+    pub seal: Option<crate::seal::SealKey>,
     /// The provider's name, bound into seals so that sealed reasoning only goes back to it.
     pub provider: String,
 }

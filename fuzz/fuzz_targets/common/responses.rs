@@ -3,7 +3,7 @@
 //! SDK invariants over what it wrote.
 
 use ringway::translate::responses::{ResponsesMeta, ToolName};
-use ringway::translate::seal::SealKey;
+use ringway::seal::SealKey;
 use ringway::translate::{check, RequestMeta, StreamTranslator};
 
 #[path = "drive.rs"]

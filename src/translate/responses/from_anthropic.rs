@@ -6,12 +6,12 @@ use std::borrow::Cow;
 
 use crate::wire::anthropic::{MessageResponse, ResponseBlock, StreamEvent, Usage as AUsage};
 
-use super::super::seal::Purpose;
 use super::super::stream_a2o::{initial_args, merge_usage};
 use super::super::util::compact_json;
 use super::super::{RequestMeta, TranslateError, JSON_TOOL_NAME, MAX_THINKING_BYTES};
 use super::render::{End, Usage, Writer};
 use super::{ResponsesMeta, SealedThinking};
+use crate::seal::Purpose;
 
 /// What one Anthropic content block became.
 enum Block {

@@ -384,8 +384,8 @@ mod tests {
         let meta = RequestMeta {
             responses: Some(Box::new(ResponsesMeta {
                 compaction: super::super::Compaction::Trigger,
-                seal: crate::translate::seal::SealKey::from_bytes(&[1; 32])
-                    .map(|k| k.for_holder(crate::translate::seal::Holder::Open)),
+                seal: crate::seal::SealKey::from_bytes(&[1; 32])
+                    .map(|k| k.for_holder(crate::seal::Holder::Open)),
                 ..ResponsesMeta::default()
             })),
             ..RequestMeta::default()
@@ -404,12 +404,10 @@ mod tests {
         assert_eq!(output.len(), 1, "{last}");
         assert_eq!(output[0]["type"], "compaction");
         let sealed = output[0]["encrypted_content"].as_str().unwrap();
-        let key = crate::translate::seal::SealKey::from_bytes(&[1; 32])
+        let key = crate::seal::SealKey::from_bytes(&[1; 32])
             .unwrap()
-            .for_holder(crate::translate::seal::Holder::Open);
-        let summary = key
-            .open(crate::translate::seal::Purpose::Compaction, sealed)
-            .unwrap();
+            .for_holder(crate::seal::Holder::Open);
+        let summary = key.open(crate::seal::Purpose::Compaction, sealed).unwrap();
         assert_eq!(summary, b"PART ONE. PART TWO.");
         let last = run(&meta, &[&text("PART ONE"), &stop("length")]);
         assert_eq!(last["type"], "response.failed", "{last}");

@@ -38,7 +38,7 @@ pub struct ResponsesMeta {
     pub encrypted: bool,
     /// Seals the provider's reasoning (anthropic kind) for the client to send back: bound to
     /// the request's gateway key.
-    pub seal: Option<super::seal::SealKey>,
+    pub seal: Option<crate::seal::SealKey>,
     /// PII substitution as the request ran: what is sealed for the client depends on it.
     pub pii: SealPii,
     /// The provider's name, bound into every seal: a sealed item only goes back to it.

@@ -6,8 +6,8 @@
 
 use serde_json::{Map, Value};
 
-use super::super::seal::SealKey;
 use super::super::TranslateError;
+use crate::seal::SealKey;
 
 /// A rewritten body and the parameters dropped from it.
 pub type Rewritten = (Vec<u8>, Vec<&'static str>);
@@ -19,7 +19,7 @@ pub fn native_request(
     body: &[u8],
     upstream_model: &str,
 ) -> Result<Option<Rewritten>, TranslateError> {
-    if !crate::pii::may_hold_seal(body) {
+    if !crate::seal::may_hold_seal(body) {
         return Ok(None);
     }
     let mut v: Map<String, Value> = serde_json::from_slice(body)
@@ -66,7 +66,7 @@ pub fn native_request(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::translate::seal::{Holder, Purpose};
+    use crate::seal::{Holder, Purpose};
     use serde_json::json;
 
     #[test]

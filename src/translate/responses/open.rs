@@ -19,9 +19,9 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::super::seal::{Purpose, SealKey};
 use super::super::TranslateError;
 use super::{SealedThinking, COMPACTION_PREAMBLE};
+use crate::seal::{Purpose, SealKey};
 
 /// What a client gets for a compaction item that does not open: one message whatever the
 /// reason, so that it cannot tell another key's item from a forged one.
@@ -67,7 +67,7 @@ pub fn open_sealed_items(
     key: &SealKey,
     holds_entity: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<Option<Opened>, TranslateError> {
-    if holds_entity.is_none() && !crate::pii::may_hold_seal(body) {
+    if holds_entity.is_none() && !crate::seal::may_hold_seal(body) {
         return Ok(None);
     }
     let Some(members) = crate::json::members(body) else {
@@ -184,7 +184,7 @@ fn fate(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::translate::seal::Holder;
+    use crate::seal::Holder;
     use serde_json::{json, Value};
 
     fn key(holder: u8) -> SealKey {
@@ -279,7 +279,7 @@ mod tests {
         // the body holds a seal as written.
         let only = body(vec![items[0].clone(), items[1].clone()]);
         let escaped = only.replace(&format!("\"{plain}"), &format!("\"\\u0072{}", &plain[1..]));
-        assert!(!crate::pii::may_hold_seal(escaped.as_bytes()));
+        assert!(!crate::seal::may_hold_seal(escaped.as_bytes()));
         let out = open_sealed_items(escaped.as_bytes(), &a, Some(&has_at))
             .unwrap()
             .unwrap();

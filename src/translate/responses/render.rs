@@ -4,9 +4,9 @@
 //! same calls, so streamed and whole answers have the same shape whatever served them.
 
 use super::super::emit::{push_key, push_str, push_u64};
-use super::super::seal::Purpose;
 use super::super::MAX_HELD_OUTPUT_BYTES;
 use super::{Compaction, ResponsesMeta};
+use crate::seal::Purpose;
 
 /// Token usage in the Responses shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

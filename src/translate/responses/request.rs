@@ -21,10 +21,10 @@ use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool
 use crate::wire::{Read, Sink, Str, TextOr};
 
 use super::super::out::{assemble, first_capacity, object, Out, Room};
-use super::super::seal::{Purpose, SealKey};
 use super::super::util::{compact_json, openai_tool_name, sanitize_tool_id};
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
 use super::{Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PROMPT};
+use crate::seal::{Purpose, SealKey};
 
 /// Arguments schema of the function that stands in for a custom (free-text) tool.
 const CUSTOM_TOOL_SCHEMA: &str = r#"{"type":"object","properties":{"input":{"type":"string","description":"The tool's whole input, as free text."}},"required":["input"],"additionalProperties":false}"#;
@@ -1609,7 +1609,7 @@ mod tests {
     fn opts(provider: &str) -> Options {
         Options {
             seal: SealKey::from_bytes(&[9u8; 32])
-                .map(|k| k.for_holder(crate::translate::seal::Holder::Key([1; 32]))),
+                .map(|k| k.for_holder(crate::seal::Holder::Key([1; 32]))),
             provider: provider.to_owned(),
             ..Options::default()
         }
@@ -1864,8 +1864,7 @@ mod compaction_tests {
 
     fn opts() -> Options {
         Options {
-            seal: SealKey::from_bytes(&[3u8; 32])
-                .map(|k| k.for_holder(crate::translate::seal::Holder::Open)),
+            seal: SealKey::from_bytes(&[3u8; 32]).map(|k| k.for_holder(crate::seal::Holder::Open)),
             provider: "p".into(),
             ..Options::default()
         }

@@ -195,6 +195,14 @@ impl PartialEq for SealKey {
 
 impl Eq for SealKey {}
 
+/// Could `body` hold a gateway seal (a string opening with `rw1.`)? The searcher is built
+/// once: every request body with a turn is asked.
+pub fn may_hold_seal(body: &[u8]) -> bool {
+    static SEAL: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"rw1."));
+    SEAL.find(body).is_some()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
