@@ -5,7 +5,32 @@
 use crate::error::{Error, ErrorKind};
 use crate::sse;
 
-use super::{push_json_str, RateLimitStyle, ResetText, Signal};
+use crate::json::{FieldShape, RequestInfo};
+
+use super::{push_json_str, CallPath, Op, RateLimitStyle, ResetText, Signal};
+
+/// The API's paths (with and without `/v1`: SDKs are given either base URL).
+pub(super) const PATHS: &[CallPath] = &[
+    CallPath {
+        path: "/v1/chat/completions",
+        op: Op::Chat,
+        label: "chat_completions",
+    },
+    CallPath {
+        path: "/chat/completions",
+        op: Op::Chat,
+        label: "chat_completions",
+    },
+];
+
+/// `messages` must be an array.
+pub(super) fn check_shape(info: &RequestInfo) -> Option<(&'static str, &'static str)> {
+    match info.messages {
+        FieldShape::Array => None,
+        FieldShape::Absent => Some(("messages", "`messages` is required")),
+        _ => Some(("messages", "`messages` must be an array")),
+    }
+}
 
 /// Classify one event (before commit only: parsing a chunk there costs nothing on the hot path).
 pub(super) fn signal(ev: &sse::Event) -> Signal {

@@ -5,7 +5,48 @@
 use crate::error::{Error, ErrorKind};
 use crate::sse;
 
-use super::{push_json_str, RateLimitStyle, ResetText, Signal};
+use crate::json::{FieldShape, RequestInfo};
+
+use super::{push_json_str, CallPath, Op, RateLimitStyle, ResetText, Signal};
+
+/// The API's paths. `/v1/v1/…`: the Anthropic SDK given a base URL ending in `/v1`, as
+/// several gateways' docs say; only this SDK's paths get that alias.
+pub(super) const PATHS: &[CallPath] = &[
+    CallPath {
+        path: "/v1/messages",
+        op: Op::Chat,
+        label: "messages",
+    },
+    CallPath {
+        path: "/v1/v1/messages",
+        op: Op::Chat,
+        label: "messages",
+    },
+    CallPath {
+        path: "/v1/messages/count_tokens",
+        op: Op::CountTokens,
+        label: "count_tokens",
+    },
+    CallPath {
+        path: "/v1/v1/messages/count_tokens",
+        op: Op::CountTokens,
+        label: "count_tokens",
+    },
+];
+
+/// `messages` must be a list, and an answer needs an integer `max_tokens`, in the API's words.
+pub(super) fn check_shape(info: &RequestInfo, op: Op) -> Option<(&'static str, &'static str)> {
+    match info.messages {
+        FieldShape::Array => {}
+        FieldShape::Absent => return Some(("messages", "messages: Field required")),
+        _ => return Some(("messages", "messages: Input should be a valid list")),
+    }
+    match (op, info.max_tokens) {
+        (Op::CountTokens, _) | (_, FieldShape::Number) => None,
+        (_, FieldShape::Absent) => Some(("max_tokens", "max_tokens: Field required")),
+        _ => Some(("max_tokens", "max_tokens: Input should be a valid integer")),
+    }
+}
 
 /// Classify one event by its name.
 pub(super) fn signal(ev: &sse::Event) -> Signal {

@@ -9,7 +9,39 @@ pub mod messages;
 pub mod responses;
 
 use crate::error::Error;
+use crate::json::RequestInfo;
 use crate::sse;
+
+/// What a model call asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// An answer (chat completions, messages, responses).
+    Chat,
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
+    /// `POST /v1/responses/compact`: a summary of the conversation.
+    Compact,
+}
+
+/// One path of a dialect's API: what it asks for, and its label in metrics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallPath {
+    /// The request path, as clients send it.
+    pub path: &'static str,
+    /// What a request there asks for.
+    pub op: Op,
+    /// The endpoint's label.
+    pub label: &'static str,
+}
+
+/// Every dialect, in the order their paths are looked up.
+pub const ALL: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Responses];
+
+/// The dialect and operation of a model-call path (None: not a model call).
+pub fn model_call(path: &str) -> Option<(Format, CallPath)> {
+    ALL.iter()
+        .find_map(|&f| f.paths().iter().find(|c| c.path == path).map(|c| (f, *c)))
+}
 
 /// A wire format: what a client speaks, or what a provider speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -95,6 +127,27 @@ pub enum ResetText {
 }
 
 impl Format {
+    /// The paths of this dialect's model calls.
+    pub fn paths(self) -> &'static [CallPath] {
+        match self {
+            Format::OpenAi => chat::PATHS,
+            Format::Anthropic => messages::PATHS,
+            Format::Responses => responses::PATHS,
+        }
+    }
+
+    /// The fields every request of this API needs, checked from what the body's validation
+    /// already gathered (a request the provider would refuse costs no upstream call): the
+    /// parameter at fault and the API's own words for it.
+    pub fn check_shape(self, info: &RequestInfo, op: Op) -> Option<(&'static str, &'static str)> {
+        match self {
+            Format::OpenAi => chat::check_shape(info),
+            Format::Anthropic => messages::check_shape(info, op),
+            // `input` is checked where the request is read (or by a native provider).
+            Format::Responses => None,
+        }
+    }
+
     /// What one provider event says about the stream (read before commit only).
     pub fn signal(self, ev: &sse::Event) -> Signal {
         match self {

@@ -6,7 +6,31 @@
 use crate::error::Error;
 use crate::sse;
 
-use super::{chat, push_json_str, Signal};
+use super::{chat, push_json_str, CallPath, Op, Signal};
+
+/// The API's paths (with and without `/v1`).
+pub(super) const PATHS: &[CallPath] = &[
+    CallPath {
+        path: "/v1/responses",
+        op: Op::Chat,
+        label: "responses",
+    },
+    CallPath {
+        path: "/responses",
+        op: Op::Chat,
+        label: "responses",
+    },
+    CallPath {
+        path: "/v1/responses/compact",
+        op: Op::Compact,
+        label: "responses_compact",
+    },
+    CallPath {
+        path: "/responses/compact",
+        op: Op::Compact,
+        label: "responses_compact",
+    },
+];
 
 /// Classify one event by its type.
 pub(super) fn signal(ev: &sse::Event) -> Signal {

@@ -96,7 +96,7 @@ pub(super) async fn answer<S: Transport>(
         Endpoint::Custody => custody::record(ctx, ex).await?,
         Endpoint::Usage => custody::usage(ctx, ex).await?,
         Endpoint::StoredResponse => stored::answer(ctx, ex).await?,
-        Endpoint::Chat(_) | Endpoint::CountTokens | Endpoint::Compact => {
+        Endpoint::Call(..) => {
             return Err(Error::new(
                 ErrorKind::Internal,
                 "a model call reached the admin answers",

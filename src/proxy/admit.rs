@@ -229,7 +229,7 @@ pub(super) async fn admit<S: Transport>(
         info = inspect(ctx, &body).await?;
     }
     ex.model = Some(info.model.clone());
-    check_shape(&info, ex.format, op == Op::CountTokens)?;
+    check_shape(&info, ex.format, op)?;
     if let Some(k) = key {
         if !k.allows(&info.model) {
             return Err(Error::new(
@@ -448,30 +448,9 @@ pub(super) fn check_model(model: &str) -> Result<()> {
         .map_err(|p| Error::new(ErrorKind::InvalidBody, format!("`model` {p}")).with_param("model"))
 }
 
-/// The fields every request of the client's API needs, checked from what the body's
-/// validation already gathered: a request the provider would refuse costs no upstream call.
-fn check_shape(info: &crate::json::RequestInfo, format: Format, count_tokens: bool) -> Result<()> {
-    use crate::json::FieldShape;
-    let problem = match (info.messages, format) {
-        // `input` is checked where the request is read (or by a native provider).
-        (_, Format::Responses) => None,
-        (FieldShape::Absent, Format::OpenAi) => Some(("messages", "`messages` is required")),
-        (FieldShape::Absent, Format::Anthropic) => Some(("messages", "messages: Field required")),
-        (FieldShape::Array, _) => None,
-        (_, Format::OpenAi) => Some(("messages", "`messages` must be an array")),
-        (_, Format::Anthropic) => Some(("messages", "messages: Input should be a valid list")),
-    };
-    let problem = problem.or(match (format, count_tokens, info.max_tokens) {
-        (Format::Anthropic, false, FieldShape::Absent) => {
-            Some(("max_tokens", "max_tokens: Field required"))
-        }
-        (Format::Anthropic, false, FieldShape::Number) => None,
-        (Format::Anthropic, false, _) => {
-            Some(("max_tokens", "max_tokens: Input should be a valid integer"))
-        }
-        _ => None,
-    });
-    match problem {
+/// The fields every request of the client's API needs (see `Format::check_shape`).
+fn check_shape(info: &crate::json::RequestInfo, format: Format, op: Op) -> Result<()> {
+    match format.check_shape(info, op) {
         None => Ok(()),
         Some((param, message)) => {
             Err(Error::new(ErrorKind::InvalidBody, message).with_param(param))

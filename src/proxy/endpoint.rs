@@ -2,17 +2,15 @@
 //! and the path pieces (a model id, a response id, a custody request id) other phases read.
 
 use super::state::Exchange;
+use crate::dialect::{CallPath, Format};
 use crate::error::{Error, ErrorKind};
-use crate::format::Format;
 use crate::http1::Method;
 
 /// The API a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Endpoint {
-    Chat(Format),
-    CountTokens,
-    /// `POST /v1/responses/compact`.
-    Compact,
+    /// A model call of a dialect's API (`crate::dialect`'s path tables).
+    Call(Format, CallPath),
     Models,
     /// `GET /v1/models/{id}`: one route, as both SDKs' `models.retrieve` parse it.
     Model,
@@ -33,11 +31,7 @@ impl Endpoint {
     /// Metrics label.
     pub(super) fn label(self) -> &'static str {
         match self {
-            Endpoint::Chat(Format::OpenAi) => "chat_completions",
-            Endpoint::Chat(Format::Anthropic) => "messages",
-            Endpoint::Chat(Format::Responses) => "responses",
-            Endpoint::CountTokens => "count_tokens",
-            Endpoint::Compact => "responses_compact",
+            Endpoint::Call(_, call) => call.label,
             Endpoint::Models => "models",
             Endpoint::Model => "model",
             Endpoint::Health => "healthz",
@@ -52,18 +46,10 @@ impl Endpoint {
 }
 
 pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
+    if let Some((format, call)) = crate::dialect::model_call(path) {
+        return Some((Endpoint::Call(format, call), Method::Post));
+    }
     Some(match path {
-        "/v1/chat/completions" | "/chat/completions" => {
-            (Endpoint::Chat(Format::OpenAi), Method::Post)
-        }
-        // `/v1/v1/…`: the Anthropic SDK given a base URL ending in `/v1`, as several
-        // gateways' docs say; only the Anthropic SDK's paths get that alias.
-        "/v1/messages" | "/v1/v1/messages" => (Endpoint::Chat(Format::Anthropic), Method::Post),
-        "/v1/responses" | "/responses" => (Endpoint::Chat(Format::Responses), Method::Post),
-        "/v1/responses/compact" | "/responses/compact" => (Endpoint::Compact, Method::Post),
-        "/v1/messages/count_tokens" | "/v1/v1/messages/count_tokens" => {
-            (Endpoint::CountTokens, Method::Post)
-        }
         "/v1/models" | "/models" | "/v1/v1/models" => (Endpoint::Models, Method::Get),
         "/healthz" => (Endpoint::Health, Method::Get),
         "/readyz" => (Endpoint::Ready, Method::Get),
@@ -80,13 +66,7 @@ pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
 
 /// Does `path` name a model call (the requests a custody record is kept for)?
 pub(super) fn is_model_call(path: &str) -> bool {
-    matches!(
-        endpoint(path),
-        Some((
-            Endpoint::Chat(_) | Endpoint::CountTokens | Endpoint::Compact,
-            _
-        ))
-    )
+    matches!(endpoint(path), Some((Endpoint::Call(..), _)))
 }
 
 /// The endpoint a request names, refused as 404 (no such path) or 405 (wrong method).

@@ -19,7 +19,7 @@ use super::attempt::{self, Answer, Body, Miss};
 use super::ctx::{shutting_down, Ctx};
 use super::endpoint::{self, Endpoint};
 use super::record::{log, route_label};
-use super::state::{After, Exchange, Failure, Op};
+use super::state::{After, Exchange, Failure};
 use super::{admin, estimate, pump, respond, state, stored};
 
 /// Serve one HTTP request (a WebSocket message runs as one too).
@@ -53,17 +53,9 @@ async fn serve<S: Transport>(
 ) -> Result<(), Failure> {
     let endpoint = endpoint::classify(ex)?;
     let op = match endpoint {
-        Endpoint::Chat(format) => {
+        Endpoint::Call(format, call) => {
             ex.format = format;
-            Op::Chat
-        }
-        Endpoint::CountTokens => {
-            ex.format = Format::Anthropic;
-            Op::CountTokens
-        }
-        Endpoint::Compact => {
-            ex.format = Format::Responses;
-            Op::Compact
+            call.op
         }
         other => return admin::answer(ctx, conn, ex, other).await,
     };

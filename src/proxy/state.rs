@@ -267,16 +267,7 @@ impl From<Error> for Failure {
     }
 }
 
-/// What a model call asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Op {
-    /// An answer (chat completions, messages, responses).
-    Chat,
-    /// `POST /v1/messages/count_tokens`.
-    CountTokens,
-    /// `POST /v1/responses/compact`: a summary of the conversation.
-    Compact,
-}
+pub(super) use crate::dialect::Op;
 
 /// What is kept of a request's answer once it has one: whose it is, what it continued, and the
 /// input items its turn added (as the client sent them, references replaced).
