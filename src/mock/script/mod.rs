@@ -31,7 +31,7 @@
 //! | `mock:refusal` | Anthropic `stop_reason: refusal`; OpenAI `refusal` text with `finish_reason: stop` |
 //! | `mock:content_filter` | a few tokens, then OpenAI `finish_reason: content_filter` (Anthropic: refusal) |
 //! | `mock:cache` | half of the input tokens are reported as cache reads |
-//! | `mock:input=N`, `mock:cache_read=N`, `mock:cache_write=N`, `mock:reasoning=N` | the usage reported, see [`directives::UsageDirectives`] |
+//! | `mock:input=N`, `mock:cache_read=N`, `mock:cache_write=N`, `mock:reasoning=N` | the usage reported, see `UsageDirectives` in directives.rs |
 //!
 //! Precedence: a status wins over everything; then reset > stall > midstream_error; a
 //! non-streaming `midstream_error` becomes a 529 (Anthropic) / 500 (OpenAI). The answer is a
