@@ -10,7 +10,7 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::{line_of, ConfigError};
+use super::compiler::{line_of, ConfigError};
 
 /// Longest piece of the offending value quoted back in a message, in chars.
 const MAX_QUOTED_CHARS: usize = 40;
