@@ -16,20 +16,6 @@ use crate::routing::Place;
 use crate::rt::beacon::Beacon;
 use crate::usage::Metered;
 
-/// One target a request was set up for, in the order they were taken (a same-target retry
-/// is not repeated): where each attempt would have gone, for the custody record.
-#[derive(Clone, Debug)]
-#[allow(
-    dead_code,
-    reason = "read by the custody record (issue 14), built beside this; `allow`, not `expect`, so that merge does not trip on it"
-)]
-pub(crate) struct TriedTarget {
-    /// `provider/model`.
-    pub target: String,
-    /// Where it runs: region, jurisdiction, custody label, custody path, credential source.
-    pub place: Arc<Place>,
-}
-
 /// A request in flight.
 pub(super) struct Exchange<'h> {
     /// The gateway's response header names (`[server] header_prefix`).
@@ -40,8 +26,6 @@ pub(super) struct Exchange<'h> {
     /// Where the latest attempt went (or the answer that is relayed came from), beside
     /// `routed`: region, jurisdiction, custody label and custody path for the headers.
     pub place: Option<Arc<Place>>,
-    /// Every target taken, in order, with its place (see [`TriedTarget`]).
-    pub tried: Vec<TriedTarget>,
     pub head: &'h RequestHead,
     /// The client's dialect: errors and answers render in it.
     pub format: Format,
@@ -122,7 +106,6 @@ impl<'h> Exchange<'h> {
             names,
             tier: None,
             place: None,
-            tried: Vec::new(),
             head,
             format: Format::sniff(head.path().as_bytes(), anthropic_headers),
             request_id,
