@@ -1015,7 +1015,9 @@ async fn exchange(
 
 /// One more request sent to `target` (counted before the send, whatever becomes of it).
 fn count_send(ctx: &Ctx, ex: &Exchange<'_>, target: &Target) {
-    ex.sends.set(ex.sends.get().saturating_add(1));
+    ex.attempts
+        .sends
+        .set(ex.attempts.sends.get().saturating_add(1));
     ctx.metrics.attempt(&target.label);
 }
 

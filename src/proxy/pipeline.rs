@@ -40,7 +40,9 @@ pub(super) async fn exchange<S: Transport>(
     let sent_before = conn.sent;
     let result = serve(ctx, conn, &mut ex).await;
     let after = finish(ctx, conn, &mut ex, result).await;
-    ex.bytes_sent.set(conn.sent.wrapping_sub(sent_before));
+    ex.response
+        .bytes_sent
+        .set(conn.sent.wrapping_sub(sent_before));
     log(ctx, &ex);
     after
 }
@@ -120,7 +122,7 @@ async fn serve<S: Transport>(
         _ => Box::pin(commit_and_pump(ctx, conn, ex, answer)).await,
     };
     // A provider that broke after commit failed all the same: its breaker hears of it.
-    if let Some(kind) = ex.failed_midway.get() {
+    if let Some(kind) = ex.response.failed_midway.get() {
         if kind.side() == crate::error::Side::Upstream {
             if let Some(t) = resolved.targets().get(target) {
                 target_failed(ctx, ex, t, resolved.policy());
@@ -241,8 +243,8 @@ async fn take<'c>(
         plan.record(Outcome::Unusable);
         return None;
     };
-    ex.routed = Some((provider.name.clone(), c.target.model.clone()));
-    ex.place = Some(c.target.place.clone());
+    ex.attempts.routed = Some((provider.name.clone(), c.target.model.clone()));
+    ex.attempts.place = Some(c.target.place.clone());
     match attempt::ready(ctx, ex, req, c.target, provider).await {
         Ok(ready) => {
             plan.record(Outcome::Prepared);
@@ -270,7 +272,7 @@ fn served<'c>(
 ) -> Answer<'c> {
     ex.note_trail(c.target, tried_at, Some(answer.status), None);
     // No head: the gateway answered itself (an estimate), no provider served.
-    ex.served = answer.head.is_some().then(|| c.target.key.clone());
+    ex.attempts.served = answer.head.is_some().then(|| c.target.key.clone());
     match answer.healthy {
         Some(true) => ctx.health.success(c.target, answer.ttfb),
         Some(false) => target_failed(ctx, ex, c.target, policy),
@@ -320,7 +322,7 @@ impl<'c> Missed<'c> {
         crate::log::warn(format_args!(
             "{} attempt {} on `{}` missed ({}): {}",
             ex.request_id,
-            ex.sends.get(),
+            ex.attempts.sends.get(),
             c.target.key,
             miss.reason,
             miss.error
@@ -329,8 +331,8 @@ impl<'c> Missed<'c> {
             answer.target = c.index;
             self.answer = Some(KeptAnswer {
                 answer,
-                routed: ex.routed.clone(),
-                place: ex.place.clone(),
+                routed: ex.attempts.routed.clone(),
+                place: ex.attempts.place.clone(),
             });
         }
         let outcome = miss.outcome();
@@ -349,9 +351,9 @@ impl<'c> Missed<'c> {
         pinned_open: bool,
     ) -> Result<Answer<'c>, Failure> {
         if let Some(kept) = self.answer {
-            ex.served = kept.routed.as_ref().map(|(p, m)| format!("{p}/{m}"));
-            ex.routed = kept.routed;
-            ex.place = kept.place;
+            ex.attempts.served = kept.routed.as_ref().map(|(p, m)| format!("{p}/{m}"));
+            ex.attempts.routed = kept.routed;
+            ex.attempts.place = kept.place;
             return Ok(kept.answer);
         }
         match self.last {
@@ -515,7 +517,7 @@ async fn commit_and_pump<S: Transport>(
             json,
             charge,
         } => {
-            ex.metered.set(metered);
+            ex.response.metered.set(metered);
             // PII: stand-ins back to originals, string by string (escapes read as what they
             // stand for; signed thinking left as the provider wrote it).
             let bytes = match &ex.pii {
@@ -617,7 +619,7 @@ async fn commit_and_pump<S: Transport>(
                     &mut meter,
                 )
                 .await;
-                ex.metered.set(meter.finish());
+                ex.response.metered.set(meter.finish());
                 relayed?;
             }
             attempt::release(ctx, provider, conn_up, reusable && codec.is_done());
@@ -689,7 +691,7 @@ fn commit_stream<'c, S: Transport>(
     if !respond::write_head(conn, ex, status, &headers, framing) {
         return Err(Failure::AfterResponse);
     }
-    ex.streamed.set(true);
+    ex.response.streamed.set(true);
     if let Some(plan) = ex.store.borrow_mut().take() {
         stream.capture(stored::Capture::new(plan));
     }
@@ -738,7 +740,7 @@ async fn charge_cut_short(
     }
     metered.usage = Some(usage);
     metered.estimated = true;
-    ex.metered.set(metered);
+    ex.response.metered.set(metered);
 }
 
 /// Pump a committed stream to its end. The relay is borrowed, not moved in: moved, it would
@@ -749,7 +751,7 @@ async fn relay_stream<S: Transport>(
     ex: &mut Exchange<'_>,
     relay: &mut Relay<'_>,
 ) -> Result<(), Failure> {
-    let _in_flight = match (&ex.route, &ex.routed) {
+    let _in_flight = match (&ex.route, &ex.attempts.routed) {
         (Some(route), Some((provider, _))) => Some(ctx.metrics.stream(
             route,
             provider,
@@ -761,7 +763,7 @@ async fn relay_stream<S: Transport>(
         .stream
         .run(conn, ex, &mut relay.up, relay.provider, relay.chunked)
         .await;
-    ex.metered.set(relay.stream.meter.metered());
+    ex.response.metered.set(relay.stream.meter.metered());
     outcome
 }
 
@@ -775,12 +777,12 @@ async fn finish<S: Transport>(
     match result {
         Ok(()) => {}
         Err(Failure::BeforeResponse(e)) if conn.broken => {
-            ex.error.set(Some(e.kind()));
+            ex.response.error.set(Some(e.kind()));
             // A write already failed (or timed out) part-way: the client cannot be answered.
             return After::Close;
         }
         Err(Failure::BeforeResponse(e)) => {
-            ex.error.set(Some(e.kind()));
+            ex.response.error.set(Some(e.kind()));
             ctx.metrics
                 .error(e.kind().as_str(), e.kind().side().as_str());
             if e.kind().side() != crate::error::Side::Client {
