@@ -17,9 +17,10 @@ use crate::config::{ApiKey, Provider};
 use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::format::Format;
 use crate::http1::{self, BodyCodec, BodyFraming, ResponseHead};
-use crate::routing::{Policy, Target};
+use crate::routing::{Next, Outcome, Policy, Target};
 use crate::translate::{Pair, RequestMeta};
 use crate::upstream::Conn;
+use crate::usage::Metered;
 
 /// Largest upstream body read whole for translation (non-streaming answers).
 pub const MAX_TRANSLATED_BODY: usize = 64 * 1024 * 1024;
@@ -53,7 +54,7 @@ pub(super) enum Prepared {
 /// The request body for `target`: the model spliced in (same dialect) or translated. A
 /// translated body's charge against the worker's budget goes to `held` (to be kept while the
 /// body is).
-pub(super) async fn prepare<'c>(
+async fn prepare<'c>(
     ctx: &'c Ctx,
     ex: &Exchange<'_>,
     req: &Admitted,
@@ -267,18 +268,15 @@ impl Miss<'_> {
             answer: None,
         }
     }
-}
 
-/// The attempts that could follow this one.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Next {
-    /// A retry on the same target (for a miss that allows one).
-    pub same_target: bool,
-    /// Another target (an open breaker's included, as a last resort).
-    pub other_target: bool,
-    /// Another target whose breaker would let the request through now: only then is a slow
-    /// stream given up at `first_token_timeout_ms` (an open target is no better bet).
-    pub other_admissible: bool,
+    /// What the failover plan hears of it.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::Missed {
+            same_target: self.same_target,
+            retry_after: self.retry_after,
+            terminal: self.terminal,
+        }
+    }
 }
 
 /// Metrics label for a retried status.
@@ -294,276 +292,407 @@ fn status_reason(status: u16) -> &'static str {
     }
 }
 
-/// Send the prepared request to `provider` and read until there is something to commit to:
-/// the head (with, for a stream that may still fall back, its first content event), or the
-/// whole body when it is translated or an error. `next`: which attempts could follow this one;
-/// with none, a retryable status or a slow stream is committed to as it is.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn run<'c>(
+/// The request made ready for one target: kept for that target's retries.
+pub(super) struct Ready<'c> {
+    pub provider: &'c Provider,
+    pub pair: Pair,
+    pub prepared: Prepared,
+    /// A translated body's charge against the worker's budget: held (never read) while the
+    /// body is kept, let go with it.
+    _held: Option<Charge<'c>>,
+}
+
+/// Make the request ready for `target` at `provider`, in the dialect pair they make.
+pub(super) async fn ready<'c>(
     ctx: &'c Ctx,
     ex: &Exchange<'_>,
     req: &Admitted,
-    prepared: &Prepared,
     target: &Target,
     provider: &'c Provider,
+) -> Result<Ready<'c>> {
+    let pair = Pair::new(ex.format, provider.speaks(ex.format));
+    let mut held = None;
+    let prepared = prepare(ctx, ex, req, target, provider, pair, &mut held).await?;
+    Ok(Ready {
+        provider,
+        pair,
+        prepared,
+        _held: held,
+    })
+}
+
+/// One send: the request made ready for a target, under its route's policy.
+pub(super) struct Try<'a, 'c> {
+    pub req: &'a Admitted,
+    pub target: &'a Target,
+    pub ready: &'a Ready<'c>,
+    pub policy: &'a Policy,
+    /// The attempts that could follow this one: with none, a retryable status or a slow
+    /// stream is committed to as it is.
+    pub next: Next,
+    /// The route's deadline for an answer to start.
+    pub deadline: Instant,
+}
+
+/// What every answer of one send says besides its status, head, connection and body.
+struct Reply<'c> {
+    provider: &'c Provider,
     pair: Pair,
-    policy: &Policy,
-    next: Next,
-    deadline: Instant,
-) -> std::result::Result<Answer<'c>, Miss<'c>> {
-    let (path, body, meta, hide_usage) = match prepared {
-        Prepared::Estimate => {
-            let bytes = estimate::count(req.body.clone()).await.map_err(|e| Miss {
-                terminal: true,
-                ..Miss::from_error(e)
-            })?;
-            return Ok(Answer {
-                provider,
-                pair,
-                status: 200,
-                head: None,
-                conn: None,
-                body: Body::Whole {
-                    bytes,
-                    json: true,
-                    charge: ctx.buffers.charge(),
-                },
-                meta: None,
-                ttfb: Duration::ZERO,
-                healthy: None,
-                target: 0,
-                metered: crate::usage::Metered::default(),
-            });
-        }
-        Prepared::Send {
-            path,
+    meta: Option<Rc<RequestMeta>>,
+    /// Request sent → response head.
+    ttfb: Duration,
+}
+
+impl<'c> Reply<'c> {
+    fn answer(
+        &self,
+        status: u16,
+        head: ResponseHead,
+        conn: Option<Conn>,
+        body: Body<'c>,
+        healthy: bool,
+    ) -> Answer<'c> {
+        Answer {
+            provider: self.provider,
+            pair: self.pair,
+            status,
+            head: Some(head),
+            conn,
             body,
-            meta,
-            hide_usage,
-        } => (path, body, meta, *hide_usage),
+            meta: self.meta.clone(),
+            ttfb: self.ttfb,
+            healthy: Some(healthy),
+            target: 0,
+            metered: Metered::default(),
+        }
+    }
+
+    /// A 2xx answer read whole, with the usage metered from the provider's body.
+    fn whole(
+        &self,
+        head: ResponseHead,
+        bytes: Vec<u8>,
+        json: bool,
+        charge: Charge<'c>,
+        metered: Metered,
+    ) -> Answer<'c> {
+        let body = Body::Whole {
+            bytes,
+            json,
+            charge,
+        };
+        Answer {
+            metered,
+            ..self.answer(head.status, head, None, body, true)
+        }
+    }
+}
+
+/// A provider's response whose head has been read.
+struct Response {
+    up: Conn,
+    head: ResponseHead,
+    codec: BodyCodec,
+}
+
+/// Send the request made ready for a target and read until there is something to commit to:
+/// the head (with, for a stream that may still fall back, its first content event), or the
+/// whole body when it is translated or an error.
+pub(super) async fn run<'c>(
+    ctx: &'c Ctx,
+    ex: &Exchange<'_>,
+    at: Try<'_, 'c>,
+) -> std::result::Result<Answer<'c>, Miss<'c>> {
+    let Prepared::Send {
+        path,
+        body,
+        meta,
+        hide_usage,
+    } = &at.ready.prepared
+    else {
+        return estimated(ctx, &at).await;
     };
+    let provider = at.ready.provider;
     let sent = Instant::now();
-    let first_byte = first_byte_timeout(provider, policy, req.info.stream);
-    let (mut up, mut head) = match exchange(
+    let first_byte = first_byte_timeout(provider, at.policy, at.req.info.stream);
+    let (up, mut head) = exchange(
         ctx,
-        target,
+        at.target,
         provider,
         ex,
         path,
         body.clone(),
         first_byte,
-        deadline,
+        at.deadline,
     )
     .await
-    {
-        Ok(r) => r,
-        Err(e) => return Err(miss_by(e, deadline)),
+    .map_err(|e| miss_by(e, at.deadline))?;
+    let reply = Reply {
+        provider,
+        pair: at.ready.pair,
+        meta: meta.clone(),
+        ttfb: sent.elapsed(),
     };
-    let ttfb = sent.elapsed();
     if let Some(s) = &provider.scrubber {
         // The provider's headers reach the client: never with the gateway's credential.
         head.replace_values(|v| s.scrub(v));
     }
     ctx.metrics.upstream(&provider.name, head.status);
-    // What every answer from this provider says besides its status, head, connection and
-    // body.
-    let answer = |status, head, conn, body, healthy| Answer {
-        provider,
-        pair,
-        status,
-        head: Some(head),
-        conn,
-        body,
-        meta: meta.clone(),
-        ttfb,
-        healthy: Some(healthy),
-        target: 0,
-        metered: crate::usage::Metered::default(),
+    let ok = (200..300).contains(&head.status);
+    let stream = head.is_event_stream();
+    let res = Response {
+        up,
+        codec: BodyCodec::new(head.framing),
+        head,
     };
-    let status = head.status;
-    // A 2xx answer read whole, with the usage metered from the provider's body.
-    let whole = |head, bytes, json, charge, metered| Answer {
-        metered,
-        ..answer(
-            status,
-            head,
-            None,
-            Body::Whole {
-                bytes,
-                json,
-                charge,
-            },
-            true,
-        )
-    };
-    let ok = (200..300).contains(&status);
-    let retryable = !ok && policy.retries_status(status);
-    let mut codec = BodyCodec::new(head.framing);
-
     if !ok {
-        // An error: read it (bounded) and render it in the client's dialect. Held whole either
-        // way: given to the client now, or kept while the next target is tried.
-        let mut charge = ctx.buffers.charge();
-        let raw = match read_prefix(
+        return error_answer(ctx, &at, &reply, res).await;
+    }
+    if stream {
+        return stream_answer(ctx, ex, &at, &reply, res, *hide_usage).await;
+    }
+    match reply
+        .meta
+        .as_deref()
+        .filter(|_| !reply.pair.is_passthrough())
+    {
+        Some(meta) => translated_answer(ctx, &at, &reply, res, meta).await,
+        None => same_dialect_answer(ctx, ex, &at, &reply, res).await,
+    }
+}
+
+/// count_tokens for a provider without that endpoint: the gateway's estimate, a whole answer.
+async fn estimated<'c>(
+    ctx: &'c Ctx,
+    at: &Try<'_, 'c>,
+) -> std::result::Result<Answer<'c>, Miss<'c>> {
+    let bytes = estimate::count(at.req.body.clone())
+        .await
+        .map_err(|e| Miss {
+            terminal: true,
+            ..Miss::from_error(e)
+        })?;
+    Ok(Answer {
+        provider: at.ready.provider,
+        pair: at.ready.pair,
+        status: 200,
+        head: None,
+        conn: None,
+        body: Body::Whole {
+            bytes,
+            json: true,
+            charge: ctx.buffers.charge(),
+        },
+        meta: None,
+        ttfb: Duration::ZERO,
+        healthy: None,
+        target: 0,
+        metered: Metered::default(),
+    })
+}
+
+/// An error status: its body read (bounded) and rendered in the client's dialect, and held
+/// whole either way: given to the client now, or kept while the next attempt is made. A status
+/// the route retries is a miss while another attempt could follow.
+async fn error_answer<'c>(
+    ctx: &'c Ctx,
+    at: &Try<'_, 'c>,
+    reply: &Reply<'c>,
+    res: Response,
+) -> std::result::Result<Answer<'c>, Miss<'c>> {
+    let Response {
+        mut up,
+        head,
+        mut codec,
+    } = res;
+    let (provider, status) = (reply.provider, head.status);
+    let mut charge = ctx.buffers.charge();
+    let raw = read_prefix(
+        &mut up,
+        &mut codec,
+        provider,
+        &mut charge,
+        at.deadline,
+        MAX_ERROR_BODY_BYTES,
+    )
+    .await
+    .map_err(|e| miss_by(e, at.deadline))?;
+    // Relayed or rendered, quoted or not: the gateway's credential is not in it.
+    let raw = match provider.scrubber.as_deref().and_then(|s| s.scrub(&raw)) {
+        Some(clean) => clean,
+        None => raw,
+    };
+    let (client_status, rendered) = reply.pair.error(status, &raw);
+    let json = rendered.is_some();
+    let bytes = rendered.unwrap_or(raw);
+    if !charge.resize(bytes.capacity()) {
+        return Err(Miss::from_error(charge.exhausted()));
+    }
+    let retry_after = crate::routing::backoff::retry_after(
+        head.header("retry-after-ms"),
+        head.header("retry-after"),
+    );
+    release(ctx, provider, up, head.reusable && codec.is_done());
+    let retryable = at.policy.retries_status(status);
+    let body = Body::Whole {
+        bytes,
+        json,
+        charge,
+    };
+    let answer = reply.answer(client_status, head, None, body, !retryable);
+    if !retryable || !(at.next.same_target || at.next.other_target) {
+        return Ok(answer);
+    }
+    Err(Miss {
+        error: Error::new(
+            ErrorKind::UpstreamProtocol,
+            format!("provider `{}` answered {status}", provider.name),
+        ),
+        reason: status_reason(status),
+        same_target: true,
+        retry_after,
+        target_failed: true,
+        terminal: false,
+        answer: Some(answer),
+    })
+}
+
+/// An event stream. One that fails before content can only move to another target (the
+/// provider answered 200 and may have acted on the request): it is primed only when one is
+/// left.
+async fn stream_answer<'c>(
+    ctx: &'c Ctx,
+    ex: &Exchange<'_>,
+    at: &Try<'_, 'c>,
+    reply: &Reply<'c>,
+    res: Response,
+    hide_usage: bool,
+) -> std::result::Result<Answer<'c>, Miss<'c>> {
+    let Response {
+        mut up,
+        head,
+        codec,
+    } = res;
+    let provider = reply.provider;
+    let mut stream = Box::new(Stream::new(reply.pair, reply.meta.as_deref(), codec));
+    stream.charge_held(ctx.buffers.clone());
+    if hide_usage {
+        stream.hide_usage_chunk();
+    }
+    if let Some(set) = &ex.pii {
+        stream.restore_pii(set.clone());
+    }
+    if let Some(s) = &provider.scrubber {
+        stream.scrub_errors(s.clone());
+    }
+    if at.next.other_target {
+        let first_token = at
+            .policy
+            .first_token_timeout
+            .filter(|_| at.next.other_admissible);
+        if let Err(miss) = stream
+            .prime(&mut up, provider, first_token, at.deadline)
+            .await
+        {
+            // The message may quote the provider's error event.
+            let error = match provider
+                .scrubber
+                .as_deref()
+                .and_then(|s| s.scrub_str(miss.error.message()))
+            {
+                Some(clean) => Error::new(miss.error.kind(), clean),
+                None => miss.error,
+            };
+            return Err(Miss {
+                reason: miss.reason,
+                // The provider answered 200 and may have acted on the request.
+                same_target: false,
+                ..Miss::from_error(error)
+            });
+        }
+    }
+    let status = head.status;
+    Ok(reply.answer(status, head, Some(up), Body::Stream(stream), true))
+}
+
+/// A same-dialect answer. While another target could still serve, one up to
+/// [`MAX_HELD_ANSWER_BYTES`] is read whole before commit, so a provider that breaks mid-body
+/// costs a fallback, not a truncated answer; beyond that (or with nothing left to fall back
+/// to) it is relayed as it is read.
+async fn same_dialect_answer<'c>(
+    ctx: &'c Ctx,
+    ex: &Exchange<'_>,
+    at: &Try<'_, 'c>,
+    reply: &Reply<'c>,
+    res: Response,
+) -> std::result::Result<Answer<'c>, Miss<'c>> {
+    let Response {
+        mut up,
+        head,
+        mut codec,
+    } = res;
+    let (provider, pair) = (reply.provider, reply.pair);
+    let mut prefix = Vec::new();
+    let mut charge = ctx.buffers.charge();
+    // A stored Responses answer is read whole too: it is kept before it goes out.
+    let keep = pair.client == Format::Responses && ex.store.borrow().is_some();
+    if ex.pii.is_some() || keep {
+        // PII on: the answer is restored whole (a stand-in may straddle any read, and the
+        // restored body has another length), so it is read whole, within the translated
+        // answers' bound.
+        let bytes = read_whole(
+            &mut up,
+            &mut codec,
+            provider,
+            head.framing,
+            &mut charge,
+            at.deadline,
+        )
+        .await?;
+        release(ctx, provider, up, head.reusable && codec.is_done());
+        let metered = crate::usage::from_body(pair.provider, &bytes);
+        return Ok(reply.whole(head, bytes, false, charge, metered));
+    }
+    if at.next.other_target {
+        prefix = read_prefix(
             &mut up,
             &mut codec,
             provider,
             &mut charge,
-            deadline,
-            MAX_ERROR_BODY_BYTES,
+            at.deadline,
+            MAX_HELD_ANSWER_BYTES,
         )
         .await
-        {
-            Ok(raw) => raw,
-            Err(e) => return Err(miss_by(e, deadline)),
-        };
-        // Relayed or rendered, quoted or not: the gateway's credential is not in it.
-        let raw = match provider.scrubber.as_deref().and_then(|s| s.scrub(&raw)) {
-            Some(clean) => clean,
-            None => raw,
-        };
-        let (client_status, rendered) = pair.error(status, &raw);
-        let json = rendered.is_some();
-        let bytes = rendered.unwrap_or(raw);
-        if !charge.resize(bytes.capacity()) {
-            return Err(Miss::from_error(charge.exhausted()));
+        .map_err(|e| body_miss(e, at.deadline))?;
+        if codec.is_done() {
+            release(ctx, provider, up, head.reusable);
+            let metered = crate::usage::from_body(pair.provider, &prefix);
+            return Ok(reply.whole(head, prefix, false, charge, metered));
         }
-        let retry_after = crate::routing::backoff::retry_after(
-            head.header("retry-after-ms"),
-            head.header("retry-after"),
-        );
-        release(ctx, provider, up, head.reusable && codec.is_done());
-        let answer = answer(
-            client_status,
-            head,
-            None,
-            Body::Whole {
-                bytes,
-                json,
-                charge,
-            },
-            !retryable,
-        );
-        if retryable && (next.same_target || next.other_target) {
-            return Err(Miss {
-                error: Error::new(
-                    ErrorKind::UpstreamProtocol,
-                    format!("provider `{}` answered {status}", provider.name),
-                ),
-                reason: status_reason(status),
-                same_target: true,
-                retry_after,
-                target_failed: true,
-                terminal: false,
-                answer: Some(answer),
-            });
-        }
-        return Ok(answer);
     }
-
-    if head.is_event_stream() {
-        let mut stream = Box::new(Stream::new(pair, meta.as_deref(), codec));
-        stream.charge_held(ctx.buffers.clone());
-        if hide_usage {
-            stream.hide_usage_chunk();
-        }
-        if let Some(set) = &ex.pii {
-            stream.restore_pii(set.clone());
-        }
-        if let Some(s) = &provider.scrubber {
-            stream.scrub_errors(s.clone());
-        }
-        // A stream that fails before content can only move to another target (the provider
-        // answered 200 and may have acted on the request): prime it only when one is left.
-        if next.other_target {
-            if let Err(miss) = stream
-                .prime(
-                    &mut up,
-                    provider,
-                    policy.first_token_timeout.filter(|_| next.other_admissible),
-                    deadline,
-                )
-                .await
-            {
-                // The message may quote the provider's error event.
-                let error = match provider
-                    .scrubber
-                    .as_deref()
-                    .and_then(|s| s.scrub_str(miss.error.message()))
-                {
-                    Some(clean) => Error::new(miss.error.kind(), clean),
-                    None => miss.error,
-                };
-                return Err(Miss {
-                    reason: miss.reason,
-                    // The provider answered 200 and may have acted on the request.
-                    same_target: false,
-                    ..Miss::from_error(error)
-                });
-            }
-        }
-        return Ok(answer(status, head, Some(up), Body::Stream(stream), true));
-    }
-
-    let Some(meta_ref) = meta.as_deref().filter(|_| !pair.is_passthrough()) else {
-        // Same dialect. While another target could still serve, an answer up to
-        // MAX_HELD_ANSWER_BYTES is read whole before commit, so a provider that breaks
-        // mid-body costs a fallback, not a truncated answer; beyond that (or with nothing
-        // left to fall back to) it is relayed as it is read.
-        let mut prefix = Vec::new();
-        let mut charge = ctx.buffers.charge();
-        // A stored Responses answer is read whole too: it is kept before it goes out.
-        let keep = pair.client == Format::Responses && ex.store.borrow().is_some();
-        if ex.pii.is_some() || keep {
-            // PII on: the answer is restored whole (a stand-in may straddle any read, and the
-            // restored body has another length), so it is read whole, within the translated
-            // answers' bound.
-            let bytes = read_whole(
-                &mut up,
-                &mut codec,
-                provider,
-                head.framing,
-                &mut charge,
-                deadline,
-            )
-            .await?;
-            release(ctx, provider, up, head.reusable && codec.is_done());
-            let metered = crate::usage::from_body(pair.provider, &bytes);
-            return Ok(whole(head, bytes, false, charge, metered));
-        }
-        if next.other_target {
-            match read_prefix(
-                &mut up,
-                &mut codec,
-                provider,
-                &mut charge,
-                deadline,
-                MAX_HELD_ANSWER_BYTES,
-            )
-            .await
-            {
-                Ok(read) => prefix = read,
-                Err(e) => return Err(body_miss(e, deadline)),
-            }
-            if codec.is_done() {
-                release(ctx, provider, up, head.reusable);
-                let metered = crate::usage::from_body(pair.provider, &prefix);
-                return Ok(whole(head, prefix, false, charge, metered));
-            }
-        }
-        return Ok(answer(
-            status,
-            head,
-            Some(up),
-            Body::Plain {
-                codec,
-                prefix,
-                charge,
-            },
-            true,
-        ));
+    let status = head.status;
+    let body = Body::Plain {
+        codec,
+        prefix,
+        charge,
     };
-    // A whole answer in another dialect: read (charged to the worker's budget), translate.
+    Ok(reply.answer(status, head, Some(up), body, true))
+}
+
+/// A whole answer in another dialect: read (charged to the worker's budget), translated.
+async fn translated_answer<'c>(
+    ctx: &'c Ctx,
+    at: &Try<'_, 'c>,
+    reply: &Reply<'c>,
+    res: Response,
+    meta: &RequestMeta,
+) -> std::result::Result<Answer<'c>, Miss<'c>> {
+    let Response {
+        mut up,
+        head,
+        mut codec,
+    } = res;
+    let (provider, pair) = (reply.provider, reply.pair);
     let mut charge = ctx.buffers.charge();
     let mut raw = read_whole(
         &mut up,
@@ -571,7 +700,7 @@ pub(super) async fn run<'c>(
         provider,
         head.framing,
         &mut charge,
-        deadline,
+        at.deadline,
     )
     .await?;
     // The answer is about as long as what it translates: reserve (and charge) that before
@@ -592,8 +721,8 @@ pub(super) async fn run<'c>(
     // Usage is read from the provider's answer, before it becomes the client's dialect.
     let metered = crate::usage::from_body(pair.provider, &raw);
     let mut out = Vec::with_capacity(estimate);
-    meta_ref.finished.set(super::ctx::unix_now());
-    if let Err(e) = pair.response_into(&raw, meta_ref, &mut out) {
+    meta.finished.set(super::ctx::unix_now());
+    if let Err(e) = pair.response_into(&raw, meta, &mut out) {
         return Err(Miss::from_error(Error::from(e)));
     }
     // The answer now lives in `out`: charge only that.
@@ -608,7 +737,7 @@ pub(super) async fn run<'c>(
         });
     }
     release(ctx, provider, up, head.reusable && codec.is_done());
-    Ok(whole(head, out, true, charge, metered))
+    Ok(reply.whole(head, out, true, charge, metered))
 }
 
 /// A provider connection whose response was read to its end (on one that may carry another)
@@ -886,7 +1015,9 @@ async fn exchange(
 
 /// One more request sent to `target` (counted before the send, whatever becomes of it).
 fn count_send(ctx: &Ctx, ex: &Exchange<'_>, target: &Target) {
-    ex.sends.set(ex.sends.get().saturating_add(1));
+    ex.attempts
+        .sends
+        .set(ex.attempts.sends.get().saturating_add(1));
     ctx.metrics.attempt(&target.label);
 }
 

@@ -4,14 +4,14 @@
 //! clean answer in its dialect; after it, a broken stream ends with its dialect's error event
 //! and a clean end.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
 use crate::format::Format;
 use crate::http1::{BodyFraming, RequestHead, ResponseBody, ResponseHead};
-use crate::routing::{Admit, Policy, Resolved, Target};
+use crate::routing::{Candidate, Outcome, Place, Plan, Policy, Resolved, Step, Target};
 use crate::translate::Pair;
 
 use super::admit::{self, Admitted};
@@ -20,7 +20,7 @@ use super::ctx::{shutting_down, Ctx};
 use super::endpoint::{self, Endpoint};
 use super::record::{log, route_label};
 use super::state::{After, Exchange, Failure};
-use super::{admin, estimate, pump, respond, state, stored};
+use super::{admin, estimate, pump, respond, stored};
 
 /// Serve one HTTP request (a WebSocket message runs as one too).
 pub(super) async fn exchange<S: Transport>(
@@ -40,7 +40,9 @@ pub(super) async fn exchange<S: Transport>(
     let sent_before = conn.sent;
     let result = serve(ctx, conn, &mut ex).await;
     let after = finish(ctx, conn, &mut ex, result).await;
-    ex.bytes_sent.set(conn.sent.wrapping_sub(sent_before));
+    ex.response
+        .bytes_sent
+        .set(conn.sent.wrapping_sub(sent_before));
     log(ctx, &ex);
     after
 }
@@ -112,7 +114,7 @@ async fn serve<S: Transport>(
         _ => Box::pin(commit_and_pump(ctx, conn, ex, answer)).await,
     };
     // A provider that broke after commit failed all the same: its breaker hears of it.
-    if let Some(kind) = ex.failed_midway.get() {
+    if let Some(kind) = ex.response.failed_midway.get() {
         if kind.side() == crate::error::Side::Upstream {
             if let Some(t) = resolved.targets().get(target) {
                 target_failed(ctx, ex, t, resolved.policy());
@@ -171,9 +173,9 @@ fn route<'c>(ctx: &'c Ctx, req: &Admitted) -> Result<Resolved<'c>, Error> {
     })
 }
 
-/// Try the route's candidates in order, each with its same-target retries, until one gives an
-/// answer to commit to. With none: the last provider error answer, else the last failure, in
-/// the client's dialect, within the route's deadline.
+/// Try the route's candidates as its [`Plan`] says, each with its same-target retries, until
+/// one gives an answer to commit to. With none: the last provider error answer, else the last
+/// failure, in the client's dialect, within the route's deadline.
 async fn attempts<'c>(
     ctx: &'c Ctx,
     ex: &mut Exchange<'_>,
@@ -181,206 +183,182 @@ async fn attempts<'c>(
     resolved: &Resolved<'c>,
 ) -> Result<Answer<'c>, Failure> {
     let policy = resolved.policy();
-    let targets = resolved.targets();
-    // From when the request has been read: a slow upload is not the providers' time.
-    let deadline = Instant::now() + policy.request_timeout;
-    let mut queue: VecDeque<usize> = if req.fallbacks {
-        ctx.health.order(targets, policy).into()
-    } else {
-        // Pinned (`allow_fallbacks: false`): the route's first target as written, whatever
-        // the strategy would draw, and whatever its breaker says.
-        (0..targets.len().min(1)).collect()
+    let mut plan = Plan::new(&ctx.health, resolved, req.fallbacks, Instant::now());
+    let mut missed = Missed::default();
+    // The request as the current candidate gets it, kept for its retries.
+    let mut ready = None;
+    while let Some(step) = plan.next(Instant::now()) {
+        match step {
+            Step::Prepare(c) => {
+                // Let go first: a translated body's charge is held only while it is kept.
+                drop(ready.take());
+                ready = take(ctx, ex, req, c, &mut plan, &mut missed).await;
+            }
+            Step::Skip(c) => ctx.metrics.fallback(&c.target.label, "breaker_open"),
+            Step::Wait(wait) => crate::rt::timer::sleep(wait).await,
+            Step::Expired => missed.last = Some(attempt::deadline_miss()),
+            Step::Send(c, next) => {
+                // A send always follows its target's preparation.
+                let Some(ready) = &ready else { break };
+                let at = attempt::Try {
+                    req,
+                    target: c.target,
+                    ready,
+                    policy,
+                    next,
+                    deadline: plan.deadline(),
+                };
+                let tried_at = Instant::now();
+                let outcome = attempt::run(ctx, ex, at).await;
+                ex.note_attempts();
+                match outcome {
+                    Ok(answer) => return Ok(served(ctx, ex, c, tried_at, answer, policy)),
+                    Err(miss) => plan.record(missed.keep(ctx, ex, c, tried_at, miss, policy)),
+                }
+            }
+        }
+    }
+    missed.end(ex, resolved.targets(), req.fallbacks, plan.pinned_open())
+}
+
+/// Make the request ready for the plan's candidate, whose custody headers it now carries; a
+/// failure is that target's miss.
+async fn take<'c>(
+    ctx: &'c Ctx,
+    ex: &mut Exchange<'_>,
+    req: &Admitted,
+    c: Candidate<'_>,
+    plan: &mut Plan<'_>,
+    missed: &mut Missed<'c>,
+) -> Option<attempt::Ready<'c>> {
+    let Some(provider) = ctx.config.provider(c.target.provider) else {
+        plan.record(Outcome::Unusable);
+        return None;
     };
-    // The pinned target's breaker was open: its 503 says so.
-    let mut pinned_open = false;
-    // Targets whose breaker is open, with when it closes: skipped while others remain, then
-    // tried as a last resort, soonest to close first, before the request is given up.
-    let mut deferred: Vec<(Instant, usize)> = Vec::new();
-    let mut last_resort = false;
-    let mut tried = false;
-    let mut last: Option<Miss<'c>> = None;
-    // The latest provider error answer (a retryable status), kept apart: it is what the client
-    // gets if no target serves, even when a later attempt failed without any answer.
-    #[expect(
-        clippy::type_complexity,
-        reason = "a local triple, named at its one use"
-    )]
-    let mut last_answer: Option<(
-        Answer<'c>,
-        Option<(String, String)>,
-        Option<std::sync::Arc<crate::routing::Place>>,
-    )> = None;
-    loop {
-        let index = match queue.pop_front() {
-            Some(i) => i,
-            None if !last_resort && !deferred.is_empty() && (req.fallbacks || !tried) => {
-                deferred.sort_by_key(|(until, _)| *until);
-                queue.extend(deferred.drain(..).map(|(_, i)| i));
-                last_resort = true;
-                continue;
-            }
-            None => break,
-        };
-        let Some(target) = targets.get(index) else {
-            continue;
-        };
-        let Some(provider) = ctx.config.provider(target.provider) else {
-            continue;
-        };
-        ex.routed = Some((provider.name.clone(), target.model.clone()));
-        ex.place = Some(target.place.clone());
-        ex.tried.push(state::TriedTarget {
-            target: target.key.clone(),
-            place: target.place.clone(),
-        });
-        let pair = Pair::new(ex.format, provider.speaks(ex.format));
-        let more_targets = req.fallbacks && (!queue.is_empty() || !deferred.is_empty());
-        // A translated body's charge is held while the body is kept for this target's attempts.
-        let mut held = None;
-        let prepared = match attempt::prepare(ctx, ex, req, target, provider, pair, &mut held).await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                let miss = Miss::from_error(e);
-                ex.note_trail(target, Instant::now(), None, Some(miss.reason));
-                ctx.metrics.fallback(&target.label, miss.reason);
-                last = Some(miss);
-                if more_targets {
-                    continue;
-                }
-                break;
-            }
-        };
-        // Asked only now that the request is ready for this target: a probe slot is never
-        // taken by a request that cannot be sent.
-        let mut now = Instant::now();
-        if last_resort {
-            ctx.health.force_probe(target, now);
-        } else if let Admit::No(until) = ctx.health.admit(target, policy, now) {
-            if req.fallbacks {
-                ctx.metrics.fallback(&target.label, "breaker_open");
-                deferred.push((until, index));
-                continue;
-            }
-            // Pinned: an open breaker sends the request nowhere else; it goes to its target
-            // as a probe, as a route's last resort does.
-            ctx.health.force_probe(target, now);
-            pinned_open = true;
+    ex.attempts.routed = Some((provider.name.clone(), c.target.model.clone()));
+    ex.attempts.place = Some(c.target.place.clone());
+    match attempt::ready(ctx, ex, req, c.target, provider).await {
+        Ok(ready) => {
+            plan.record(Outcome::Prepared);
+            Some(ready)
         }
-        tried = true;
-        let mut retry = 0u32;
-        loop {
-            let more_same = retry < policy.retries;
-            if retry > 0 {
-                now = Instant::now();
-            }
-            let in_time = now < deadline;
-            if !in_time {
-                // Not even sent: a request past its deadline gets the deadline's error.
-                last = Some(attempt::deadline_miss());
-                break;
-            }
-            let other_admissible = more_targets
-                && !last_resort
-                && queue.iter().any(|&i| {
-                    targets
-                        .get(i)
-                        .is_some_and(|t| ctx.health.would_admit(t, policy, now))
-                });
-            let next = attempt::Next {
-                same_target: more_same && in_time,
-                other_target: more_targets && in_time,
-                other_admissible: other_admissible && in_time,
-            };
-            let tried_at = Instant::now();
-            let outcome = attempt::run(
-                ctx, ex, req, &prepared, target, provider, pair, policy, next, deadline,
-            )
-            .await;
-            ex.note_attempts();
-            match &outcome {
-                Ok(answer) => ex.note_trail(target, tried_at, Some(answer.status), None),
-                Err(miss) => {
-                    let status = miss.answer.as_ref().map(|a| a.status);
-                    ex.note_trail(target, tried_at, status, Some(miss.reason));
-                }
-            }
-            let miss = match outcome {
-                Ok(mut answer) => {
-                    // No head: the gateway answered itself (an estimate), no provider served.
-                    ex.served = answer.head.is_some().then(|| target.key.clone());
-                    match answer.healthy {
-                        Some(true) => ctx.health.success(target, answer.ttfb),
-                        Some(false) => target_failed(ctx, ex, target, policy),
-                        // The gateway answered itself (an estimate): no provider to judge.
-                        None => {}
-                    }
-                    answer.target = index;
-                    return Ok(answer);
-                }
-                Err(miss) => miss,
-            };
-            if miss.target_failed {
-                target_failed(ctx, ex, target, policy);
-            }
-            ctx.metrics.fallback(&target.label, miss.reason);
-            crate::log::warn(format_args!(
-                "{} attempt {} on `{}` missed ({}): {}",
-                ex.request_id,
-                ex.sends.get(),
-                target.key,
-                miss.reason,
-                miss.error
-            ));
-            let terminal = miss.terminal;
-            let mut miss = miss;
-            if let Some(mut answer) = miss.answer.take() {
-                answer.target = index;
-                last_answer = Some((answer, ex.routed.clone(), ex.place.clone()));
-            }
-            let wait = (miss.same_target && more_same)
-                .then(|| match miss.retry_after {
-                    // A hint beyond the cap: this target is busy for longer; move on.
-                    Some(hint) if hint > policy.max_retry_after => None,
-                    Some(hint) => Some(hint),
-                    None => Some(ctx.health.backoff(retry, policy)),
-                })
-                .flatten()
-                .filter(|w| Instant::now() + *w < deadline);
-            last = Some(miss);
-            match wait {
-                Some(w) if !terminal => {
-                    if !w.is_zero() {
-                        crate::rt::timer::sleep(w).await;
-                    }
-                    retry += 1;
-                }
-                _ => break,
-            }
-        }
-        if !req.fallbacks || last.as_ref().is_some_and(|m| m.terminal) || Instant::now() >= deadline
-        {
-            break;
+        Err(e) => {
+            let miss = Miss::from_error(e);
+            ex.note_trail(c.target, Instant::now(), None, Some(miss.reason));
+            ctx.metrics.fallback(&c.target.label, miss.reason);
+            missed.last = Some(miss);
+            plan.record(Outcome::Unprepared);
+            None
         }
     }
-    if let Some((answer, routed, place)) = last_answer {
-        // The provider's own answer (a retryable status nothing better replaced), under the
-        // name (and custody headers) of the target that gave it.
-        ex.served = routed.as_ref().map(|(p, m)| format!("{p}/{m}"));
-        ex.routed = routed;
-        ex.place = place;
-        return Ok(answer);
+}
+
+/// A send's answer, the request's: the custody trail and the target's breaker hear of it.
+fn served<'c>(
+    ctx: &Ctx,
+    ex: &mut Exchange<'_>,
+    c: Candidate<'_>,
+    tried_at: Instant,
+    mut answer: Answer<'c>,
+    policy: &Policy,
+) -> Answer<'c> {
+    ex.note_trail(c.target, tried_at, Some(answer.status), None);
+    // No head: the gateway answered itself (an estimate), no provider served.
+    ex.attempts.served = answer.head.is_some().then(|| c.target.key.clone());
+    match answer.healthy {
+        Some(true) => ctx.health.success(c.target, answer.ttfb),
+        Some(false) => target_failed(ctx, ex, c.target, policy),
+        // The gateway answered itself (an estimate): no provider to judge.
+        None => {}
     }
-    match last {
-        Some(miss) if !req.fallbacks && miss.target_failed => {
-            let key = targets.first().map_or("?", |t| t.key.as_str());
-            Err(pinned_unavailable(key, &miss, pinned_open).into())
+    answer.target = c.index;
+    answer
+}
+
+/// A provider's own error answer (a retryable status), with the custody headers of the target
+/// that gave it.
+struct KeptAnswer<'c> {
+    answer: Answer<'c>,
+    routed: Option<(String, String)>,
+    place: Option<Arc<Place>>,
+}
+
+/// What the attempts that missed leave for the client, should no target serve.
+#[derive(Default)]
+struct Missed<'c> {
+    /// The latest miss.
+    last: Option<Miss<'c>>,
+    /// The latest provider error answer, kept apart: it is what the client gets if no target
+    /// serves, even when a later attempt failed without any answer.
+    answer: Option<KeptAnswer<'c>>,
+}
+
+impl<'c> Missed<'c> {
+    /// A send's miss, told to the custody trail, the target's breaker, the metrics and the
+    /// log, then kept (its provider answer apart); what the plan hears of it.
+    fn keep(
+        &mut self,
+        ctx: &Ctx,
+        ex: &mut Exchange<'_>,
+        c: Candidate<'_>,
+        tried_at: Instant,
+        mut miss: Miss<'c>,
+        policy: &Policy,
+    ) -> Outcome {
+        let status = miss.answer.as_ref().map(|a| a.status);
+        ex.note_trail(c.target, tried_at, status, Some(miss.reason));
+        if miss.target_failed {
+            target_failed(ctx, ex, c.target, policy);
         }
-        Some(miss) => Err(Failure::BeforeResponse(miss.error)),
-        None => Err(Failure::BeforeResponse(Error::new(
-            ErrorKind::UpstreamConnect,
-            "no target of the route could be tried",
-        ))),
+        ctx.metrics.fallback(&c.target.label, miss.reason);
+        crate::log::warn(format_args!(
+            "{} attempt {} on `{}` missed ({}): {}",
+            ex.request_id,
+            ex.attempts.sends.get(),
+            c.target.key,
+            miss.reason,
+            miss.error
+        ));
+        if let Some(mut answer) = miss.answer.take() {
+            answer.target = c.index;
+            self.answer = Some(KeptAnswer {
+                answer,
+                routed: ex.attempts.routed.clone(),
+                place: ex.attempts.place.clone(),
+            });
+        }
+        let outcome = miss.outcome();
+        self.last = Some(miss);
+        outcome
+    }
+
+    /// The request's end when no target served: the provider's own answer under the name (and
+    /// custody headers) of the target that gave it; else the last failure, a pinned target's
+    /// as the 503 that names it.
+    fn end(
+        self,
+        ex: &mut Exchange<'_>,
+        targets: &[Target],
+        fallbacks: bool,
+        pinned_open: bool,
+    ) -> Result<Answer<'c>, Failure> {
+        if let Some(kept) = self.answer {
+            ex.attempts.served = kept.routed.as_ref().map(|(p, m)| format!("{p}/{m}"));
+            ex.attempts.routed = kept.routed;
+            ex.attempts.place = kept.place;
+            return Ok(kept.answer);
+        }
+        match self.last {
+            Some(miss) if !fallbacks && miss.target_failed => {
+                let key = targets.first().map_or("?", |t| t.key.as_str());
+                Err(pinned_unavailable(key, &miss, pinned_open).into())
+            }
+            Some(miss) => Err(Failure::BeforeResponse(miss.error)),
+            None => Err(Failure::BeforeResponse(Error::new(
+                ErrorKind::UpstreamConnect,
+                "no target of the route could be tried",
+            ))),
+        }
     }
 }
 
@@ -531,7 +509,7 @@ async fn commit_and_pump<S: Transport>(
             json,
             charge,
         } => {
-            ex.metered.set(metered);
+            ex.response.metered.set(metered);
             // PII: stand-ins back to originals, string by string (escapes read as what they
             // stand for; signed thinking left as the provider wrote it).
             let bytes = match &ex.pii {
@@ -633,7 +611,7 @@ async fn commit_and_pump<S: Transport>(
                     &mut meter,
                 )
                 .await;
-                ex.metered.set(meter.finish());
+                ex.response.metered.set(meter.finish());
                 relayed?;
             }
             attempt::release(ctx, provider, conn_up, reusable && codec.is_done());
@@ -705,7 +683,7 @@ fn commit_stream<'c, S: Transport>(
     if !respond::write_head(conn, ex, status, &headers, framing) {
         return Err(Failure::AfterResponse);
     }
-    ex.streamed.set(true);
+    ex.response.streamed.set(true);
     if let Some(plan) = ex.store.borrow_mut().take() {
         stream.capture(stored::Capture::new(plan));
     }
@@ -754,7 +732,7 @@ async fn charge_cut_short(
     }
     metered.usage = Some(usage);
     metered.estimated = true;
-    ex.metered.set(metered);
+    ex.response.metered.set(metered);
 }
 
 /// Pump a committed stream to its end. The relay is borrowed, not moved in: moved, it would
@@ -765,7 +743,7 @@ async fn relay_stream<S: Transport>(
     ex: &mut Exchange<'_>,
     relay: &mut Relay<'_>,
 ) -> Result<(), Failure> {
-    let _in_flight = match (&ex.route, &ex.routed) {
+    let _in_flight = match (&ex.route, &ex.attempts.routed) {
         (Some(route), Some((provider, _))) => Some(ctx.metrics.stream(
             route,
             provider,
@@ -777,7 +755,7 @@ async fn relay_stream<S: Transport>(
         .stream
         .run(conn, ex, &mut relay.up, relay.provider, relay.chunked)
         .await;
-    ex.metered.set(relay.stream.meter.metered());
+    ex.response.metered.set(relay.stream.meter.metered());
     outcome
 }
 
@@ -791,12 +769,12 @@ async fn finish<S: Transport>(
     match result {
         Ok(()) => {}
         Err(Failure::BeforeResponse(e)) if conn.broken => {
-            ex.error.set(Some(e.kind()));
+            ex.response.error.set(Some(e.kind()));
             // A write already failed (or timed out) part-way: the client cannot be answered.
             return After::Close;
         }
         Err(Failure::BeforeResponse(e)) => {
-            ex.error.set(Some(e.kind()));
+            ex.response.error.set(Some(e.kind()));
             ctx.metrics
                 .error(e.kind().as_str(), e.kind().side().as_str());
             if e.kind().side() != crate::error::Side::Client {

@@ -612,7 +612,7 @@ impl Stream {
             burst = 0;
             // Usage as it arrives (Anthropic says its input at the start), current before
             // every read that may wait; a burst is read for it once, from its newest event.
-            ex.metered.set(self.meter.metered());
+            ex.response.metered.set(self.meter.metered());
             state::charge_key_tokens(ex);
             // Read even when nothing is written (events the stage swallowed): nothing
             // that was read is held while the provider is silent.
@@ -654,13 +654,15 @@ impl Stream {
             ex.first_event_sent();
         }
         if let Some(e) = &failure {
-            ex.failed_midway.set(Some(e.kind()));
+            ex.response.failed_midway.set(Some(e.kind()));
             crate::log::warn(format_args!(
                 "{} provider `{}` stream failed: {e}",
                 ex.request_id, provider.name
             ));
         } else if !complete {
-            ex.failed_midway.set(Some(ErrorKind::UpstreamReset));
+            ex.response
+                .failed_midway
+                .set(Some(ErrorKind::UpstreamReset));
         }
         if self.said_something() {
             // A stream that arrived in one read says its first token only here.
@@ -705,7 +707,7 @@ pub(super) async fn plain<S: Transport>(
         let read = ex.cut.race(up.read_chunk(codec, provider.idle_timeout));
         let Some(read) = read.await else {
             // A drain's end: no in-band way to say so in a plain body; closing shows the cut.
-            ex.failed_midway.set(Some(ErrorKind::ShuttingDown));
+            ex.response.failed_midway.set(Some(ErrorKind::ShuttingDown));
             return Err(Failure::AfterResponse);
         };
         match read {
@@ -745,7 +747,7 @@ pub(super) async fn plain<S: Transport>(
                 return sent.map_err(|_| Failure::AfterResponse);
             }
             Err(e) => {
-                ex.failed_midway.set(Some(e.kind()));
+                ex.response.failed_midway.set(Some(e.kind()));
                 crate::log::warn(format_args!(
                     "{} provider `{}` body failed: {e}",
                     ex.request_id, provider.name

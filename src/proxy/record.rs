@@ -21,8 +21,8 @@ pub(super) fn route_label(resolved: &Resolved<'_>) -> String {
 
 /// Record what happened to one request: metrics, and its access log line.
 pub(super) fn log(ctx: &Ctx, ex: &Exchange<'_>) {
-    let took = ex.started.elapsed();
-    let error = ex.error.get().or(ex.failed_midway.get());
+    let took = ex.timings.started.elapsed();
+    let error = ex.response.error.get().or(ex.response.failed_midway.get());
     super::state::charge_key_tokens(ex);
     count(ctx, ex, took, error);
     if let Some(n) = ex
@@ -58,7 +58,7 @@ fn custody_record(
     took: Duration,
     error: Option<ErrorKind>,
 ) -> crate::custody::Record {
-    let status = ex.status.get();
+    let status = ex.response.status.get();
     let started = std::time::SystemTime::now()
         .checked_sub(took)
         .unwrap_or(std::time::UNIX_EPOCH);
@@ -71,13 +71,13 @@ fn custody_record(
         model: ex.model.clone(),
         tier: ex.tier.clone(),
         route: ex.route.clone(),
-        attempts: ex.trail.clone(),
-        served_by: ex.served.clone(),
-        stream: ex.streamed.get(),
-        ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
+        attempts: ex.attempts.trail.clone(),
+        served_by: ex.attempts.served.clone(),
+        stream: ex.response.streamed.get(),
+        ttft: ex.stream_ttft(),
         duration: took,
-        usage: ex.metered.get().usage,
-        usage_estimated: ex.metered.get().estimated,
+        usage: ex.response.metered.get().usage,
+        usage_estimated: ex.response.metered.get().estimated,
         pii: ex
             .pii_counts
             .iter()
@@ -99,27 +99,28 @@ fn error_label(status: u16, error: Option<ErrorKind>) -> Option<&'static str> {
 /// The request in this worker's metrics.
 fn count(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) {
     let m = &ctx.metrics;
-    let status = ex.status.get();
+    let status = ex.response.status.get();
     m.request(ex.endpoint, status, took);
-    if let Some(kind) = ex.failed_midway.get() {
+    if let Some(kind) = ex.response.failed_midway.get() {
         m.error(kind.as_str(), kind.side().as_str());
     }
-    if let Some(t) = ex.first_event.get() {
+    if let Some(t) = ex.timings.first_event.get() {
         m.first_event(t);
     }
-    let (Some(route), Some((provider, _))) = (&ex.route, &ex.routed) else {
+    let (Some(route), Some((provider, _))) = (&ex.route, &ex.attempts.routed) else {
         // Not a model call that reached routing: no LLM series.
         return;
     };
     let Metered {
         usage, estimated, ..
-    } = ex.metered.get();
+    } = ex.response.metered.get();
     let succeeded = (200..300).contains(&status) && error.is_none();
     // Streams only: a whole answer's first token is its last.
     let ttft = ex
+        .timings
         .first_token
         .get()
-        .filter(|_| ex.streamed.get() && succeeded);
+        .filter(|_| ex.response.streamed.get() && succeeded);
     // The GenAI definition: the time after the first token, shared by the tokens after it
     // (the provider's count: an estimate would make it up).
     let tpot = match (ttft, usage) {
@@ -144,8 +145,8 @@ fn count(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>)
 
 /// The request's access log line.
 fn access_line(ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) -> Vec<u8> {
-    let status = ex.status.get();
-    let metered = ex.metered.get();
+    let status = ex.response.status.get();
+    let metered = ex.response.metered.get();
     let stop = metered.stop;
     let entry = crate::access_log::Entry {
         request_id: &ex.request_id,
@@ -155,13 +156,13 @@ fn access_line(ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) -> V
         path: ex.head.path(),
         model: ex.model.as_deref(),
         route: ex.route.as_deref(),
-        provider: ex.routed.as_ref().map(|(p, _)| p.as_str()),
-        upstream_model: ex.routed.as_ref().map(|(_, m)| m.as_str()),
-        attempts: ex.sends.get(),
+        provider: ex.attempts.routed.as_ref().map(|(p, _)| p.as_str()),
+        upstream_model: ex.attempts.routed.as_ref().map(|(_, m)| m.as_str()),
+        attempts: ex.attempts.sends.get(),
         status,
-        bytes: ex.bytes_sent.get(),
-        stream: ex.streamed.get(),
-        ttft: ex.first_token.get().filter(|_| ex.streamed.get()),
+        bytes: ex.response.bytes_sent.get(),
+        stream: ex.response.streamed.get(),
+        ttft: ex.stream_ttft(),
         duration: Some(took),
         usage: metered.usage,
         usage_estimated: metered.estimated,

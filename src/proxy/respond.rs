@@ -39,7 +39,7 @@ pub(super) fn write_head<S: Transport>(
         ex.keep_alive.get(),
     ) {
         Ok(()) => {
-            ex.status.set(status);
+            ex.response.status.set(status);
             return true;
         }
         Err(refused) => refused,
@@ -54,7 +54,7 @@ pub(super) fn write_head<S: Transport>(
         ex.request_id
     ));
     ex.keep_alive.set(false);
-    ex.status.set(500);
+    ex.response.status.set(500);
     let e = Error::new(
         ErrorKind::Internal,
         "the gateway refused to write a response header holding control characters",

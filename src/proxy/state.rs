@@ -16,20 +16,6 @@ use crate::routing::Place;
 use crate::rt::beacon::Beacon;
 use crate::usage::Metered;
 
-/// One target a request was set up for, in the order they were taken (a same-target retry
-/// is not repeated): where each attempt would have gone, for the custody record.
-#[derive(Clone, Debug)]
-#[allow(
-    dead_code,
-    reason = "read by the custody record (issue 14), built beside this; `allow`, not `expect`, so that merge does not trip on it"
-)]
-pub(crate) struct TriedTarget {
-    /// `provider/model`.
-    pub target: String,
-    /// Where it runs: region, jurisdiction, custody label, custody path, credential source.
-    pub place: Arc<Place>,
-}
-
 /// A request in flight.
 pub(super) struct Exchange<'h> {
     /// The gateway's response header names (`[server] header_prefix`).
@@ -37,32 +23,13 @@ pub(super) struct Exchange<'h> {
     /// The residency tier the request runs under (its own, its key's default or the
     /// server's), once admitted. None: no tier, routing is unrestricted.
     pub tier: Option<String>,
-    /// Where the latest attempt went (or the answer that is relayed came from), beside
-    /// `routed`: region, jurisdiction, custody label and custody path for the headers.
-    pub place: Option<Arc<Place>>,
-    /// Every target taken, in order, with its place (see [`TriedTarget`]).
-    pub tried: Vec<TriedTarget>,
     pub head: &'h RequestHead,
     /// The client's dialect: errors and answers render in it.
     pub format: Format,
     pub request_id: String,
     pub keep_alive: Cell<bool>,
-    /// `(provider, upstream model)` of the latest attempt.
-    pub routed: Option<(String, String)>,
-    /// Requests sent to providers (a stale pooled connection's resend included).
-    pub sends: Cell<u32>,
-    /// The same, as the `x-ringway-attempts` value (empty: none yet).
-    attempts_text: String,
     /// Metrics label of the endpoint.
     pub endpoint: &'static str,
-    /// When the request head was complete.
-    pub started: Instant,
-    /// Status of the response head sent (0 = none yet).
-    pub status: Cell<u16>,
-    /// Set by the pump when the response broke after it started.
-    pub failed_midway: Cell<Option<ErrorKind>>,
-    /// Set when the first SSE event went out.
-    pub first_event: Cell<Option<Duration>>,
     /// The request body has been read (or there is none).
     pub body_read: Cell<bool>,
     /// The worker's drain notice: a response written once it fired closes its connection.
@@ -73,13 +40,6 @@ pub(super) struct Exchange<'h> {
     pub limits: Option<crate::limits::Ticket>,
     /// The key's rate-limit headers, sent on every response to a limited key.
     pub limit_headers: Vec<crate::limits::Header>,
-    /// Set when the first content event (not set-up) of a stream went out: time to first token.
-    pub first_token: Cell<Option<Duration>>,
-    /// Usage and stop reason of the provider answer that served, read on the provider's side
-    /// (set at the end of the pump; default when the answer carried none).
-    pub metered: Cell<Metered>,
-    /// The answer was an event stream.
-    pub streamed: Cell<bool>,
     /// Name of the gateway key that authenticated the request (None: no keys configured, or
     /// not authenticated). The name, never the key.
     pub key: Option<String>,
@@ -90,20 +50,65 @@ pub(super) struct Exchange<'h> {
     pub model: Option<String>,
     /// Metrics label of the route: the route's name, or `direct` for `provider/model`.
     pub route: Option<String>,
-    /// Why the gateway failed the request (before or during the response).
-    pub error: Cell<Option<ErrorKind>>,
-    /// Bytes written to the client for this response (head and body).
-    pub bytes_sent: Cell<u64>,
     /// PII entities replaced in the request, by kind (for the custody record; never values).
     pub pii_counts: crate::pii::Counts,
     /// The request's stand-ins, to restore in the answer (None: PII off or nothing found).
     pub pii: Option<std::sync::Arc<crate::pii::RestoreSet>>,
+    /// What is kept of a Responses answer, when it is to be stored (taken by the commit).
+    pub store: Slot,
+    /// Where the request went upstream.
+    pub attempts: Attempts,
+    /// When it started, and when its stream's first events went out.
+    pub timings: Timings,
+    /// How the response went, as the log line, the metrics and the custody record tell it.
+    pub response: Response,
+}
+
+/// Where a request went upstream: written by the failover loop, read by the custody headers,
+/// the log line and the custody record.
+#[derive(Default)]
+pub(super) struct Attempts {
+    /// `(provider, upstream model)` of the latest attempt.
+    pub routed: Option<(String, String)>,
+    /// Where the latest attempt went (or the answer that is relayed came from), beside
+    /// `routed`: region, jurisdiction, custody label and custody path for the headers.
+    pub place: Option<Arc<Place>>,
+    /// Requests sent to providers (a stale pooled connection's resend included).
+    pub sends: Cell<u32>,
+    /// The same, as the `x-ringway-attempts` value (empty: none yet).
+    text: String,
     /// Every attempt, for the custody record (kept only while the custody store is on).
     pub trail: Vec<crate::custody::Attempt>,
     /// `provider/model` of the answer committed to (None: no provider answered).
     pub served: Option<String>,
-    /// What is kept of a Responses answer, when it is to be stored (taken by the commit).
-    pub store: Slot,
+}
+
+/// A request's clock.
+pub(super) struct Timings {
+    /// When the request head was complete.
+    pub started: Instant,
+    /// Set when the first SSE event went out.
+    pub first_event: Cell<Option<Duration>>,
+    /// Set when the first content event (not set-up) of a stream went out: time to first token.
+    pub first_token: Cell<Option<Duration>>,
+}
+
+/// How a response went: set as it goes, read when the exchange is recorded.
+#[derive(Default)]
+pub(super) struct Response {
+    /// Status of the response head sent (0 = none yet).
+    pub status: Cell<u16>,
+    /// Why the gateway failed the request (before or during the response).
+    pub error: Cell<Option<ErrorKind>>,
+    /// Set by the pump when the response broke after it started.
+    pub failed_midway: Cell<Option<ErrorKind>>,
+    /// The answer was an event stream.
+    pub streamed: Cell<bool>,
+    /// Usage and stop reason of the provider answer that served, read on the provider's side
+    /// (set at the end of the pump; default when the answer carried none).
+    pub metered: Cell<Metered>,
+    /// Bytes written to the client for this response (head and body).
+    pub bytes_sent: Cell<u64>,
 }
 
 impl<'h> Exchange<'h> {
@@ -121,45 +126,36 @@ impl<'h> Exchange<'h> {
         Exchange {
             names,
             tier: None,
-            place: None,
-            tried: Vec::new(),
             head,
             format: Format::sniff(head.path().as_bytes(), anthropic_headers),
             request_id,
             keep_alive: Cell::new(head.keep_alive()),
-            routed: None,
-            sends: Cell::new(0),
-            attempts_text: String::new(),
             endpoint,
-            started: Instant::now(),
-            status: Cell::new(0),
-            failed_midway: Cell::new(None),
-            first_event: Cell::new(None),
             body_read: Cell::new(head.framing() == http1::Framing::None),
             draining,
             cut,
             limits: None,
             limit_headers: Vec::new(),
-            first_token: Cell::new(None),
-            metered: Cell::new(Metered::default()),
-            streamed: Cell::new(false),
             key: None,
             authenticated: false,
             model: None,
             route: None,
-            error: Cell::new(None),
-            bytes_sent: Cell::new(0),
             pii_counts: crate::pii::Counts::default(),
             pii: None,
-            trail: Vec::new(),
-            served: None,
             store: std::cell::RefCell::new(None),
+            attempts: Attempts::default(),
+            timings: Timings {
+                started: Instant::now(),
+                first_event: Cell::new(None),
+                first_token: Cell::new(None),
+            },
+            response: Response::default(),
         }
     }
 
     /// Render the number of provider sends made so far for `x-ringway-attempts`.
     pub fn note_attempts(&mut self) {
-        self.attempts_text = self.sends.get().to_string();
+        self.attempts.text = self.attempts.sends.get().to_string();
     }
 
     /// Headers every response carries: the request id; the tier once admitted under one; and
@@ -174,10 +170,10 @@ impl<'h> Exchange<'h> {
         if let Some(tier) = &self.tier {
             h.push((&n.tier, tier.as_bytes()));
         }
-        if let Some((p, m)) = &self.routed {
+        if let Some((p, m)) = &self.attempts.routed {
             h.push((&n.provider, p.as_bytes()));
             h.push((&n.model, m.as_bytes()));
-            if let Some(place) = &self.place {
+            if let Some(place) = &self.attempts.place {
                 if let Some(r) = &place.region {
                     h.push((&n.region, r.as_bytes()));
                 }
@@ -191,8 +187,8 @@ impl<'h> Exchange<'h> {
                 h.push((&n.credential_source, place.credential.as_str().as_bytes()));
             }
         }
-        if !self.attempts_text.is_empty() {
-            h.push((&n.attempts, self.attempts_text.as_bytes()));
+        if !self.attempts.text.is_empty() {
+            h.push((&n.attempts, self.attempts.text.as_bytes()));
         }
         for (name, value) in &self.limit_headers {
             h.push((name, value.as_bytes()));
@@ -209,31 +205,41 @@ impl<'h> Exchange<'h> {
         status: Option<u16>,
         failure: Option<&'static str>,
     ) {
-        if !crate::custody::enabled() || self.trail.len() >= crate::custody::MAX_ATTEMPTS {
+        if !crate::custody::enabled() || self.attempts.trail.len() >= crate::custody::MAX_ATTEMPTS {
             return;
         }
-        self.trail.push(crate::custody::Attempt {
+        self.attempts.trail.push(crate::custody::Attempt {
             target: target.key.clone(),
             region: target.place.region.clone(),
             jurisdiction: target.place.jurisdiction.clone(),
             status,
             failure,
-            start: started.saturating_duration_since(self.started),
+            start: started.saturating_duration_since(self.timings.started),
             duration: started.elapsed(),
         });
     }
 
+    /// A stream's time to first token (None for a whole answer: its first token is its last).
+    pub fn stream_ttft(&self) -> Option<Duration> {
+        self.timings
+            .first_token
+            .get()
+            .filter(|_| self.response.streamed.get())
+    }
+
     /// Mark the first content event written to a stream's client (once).
     pub fn first_token_sent(&self) {
-        if self.first_token.get().is_none() {
-            self.first_token.set(Some(self.started.elapsed()));
+        let t = &self.timings;
+        if t.first_token.get().is_none() {
+            t.first_token.set(Some(t.started.elapsed()));
         }
     }
 
     /// Mark the first event written to a stream's client (once).
     pub fn first_event_sent(&self) {
-        if self.first_event.get().is_none() {
-            self.first_event.set(Some(self.started.elapsed()));
+        let t = &self.timings;
+        if t.first_event.get().is_none() {
+            t.first_event.set(Some(t.started.elapsed()));
         }
     }
 }
@@ -286,7 +292,7 @@ pub(super) type Slot = RefCell<Option<Box<Plan>>>;
 /// arrives and at the end; each token is debited once. Usage from any worker lands in the one
 /// shared bucket; requests still in flight were admitted without it (the documented overshoot).
 pub(super) fn charge_key_tokens(ex: &Exchange<'_>) {
-    if let (Some(ticket), Some(u)) = (&ex.limits, ex.metered.get().usage) {
+    if let (Some(ticket), Some(u)) = (&ex.limits, ex.response.metered.get().usage) {
         ticket.charge_usage_total(u.input.saturating_add(u.output));
     }
 }

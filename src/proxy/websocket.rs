@@ -78,7 +78,7 @@ pub(super) async fn upgrade<S: Transport>(
                 Ok(_) => {
                     conn.wbuf.clear();
                     ws::write_switching_protocols(&mut conn.wbuf, &accept);
-                    ex.status.set(101);
+                    ex.response.status.set(101);
                     let ok = conn.flush().await.is_ok();
                     record::log(ctx, &ex);
                     drop(ex);
@@ -99,7 +99,7 @@ pub(super) async fn upgrade<S: Transport>(
         } else {
             426
         };
-        ex.error.set(Some(e.kind()));
+        ex.response.error.set(Some(e.kind()));
         let body = Format::Responses.error_body(&e);
         let _ = respond::respond(conn, &ex, status, "application/json", &body).await;
     }

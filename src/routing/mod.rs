@@ -1,10 +1,11 @@
 //! Routing: the route table compiled from config (model → targets), each route's failover
-//! policy (retries, backoff, deadlines, breaker, balancing), and the per-worker health that
-//! turns a route into the ordered candidates of one request.
+//! policy (retries, backoff, deadlines, breaker, balancing), the per-worker health that
+//! turns a route into the ordered candidates of one request, and the [`Plan`] that walks them.
 
 pub mod backoff;
 pub mod balance;
 pub mod breaker;
+pub mod plan;
 pub mod tier;
 
 use std::cell::RefCell;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub use balance::{Rng, Strategy};
 pub use breaker::{Admit, Breaker, BreakerPolicy};
+pub use plan::{Candidate, Next, Outcome, Plan, Step};
 pub use tier::{CredentialSource, Place, Tier};
 
 use crate::translate::ThinkingStyle;
