@@ -10,9 +10,10 @@
 //!          → commit (the one head writer) → pump (SSE events, zero-copy, through a stage) → log
 //! ```
 //!
-//! Direction: workers/rt → server → proxy → routing/upstream/translate → wire/sse/json/http1 →
-//! error. Pure, sans-IO layers (`http1`, `ws`, `sse`, `json`, `wire`, `translate`) never touch
-//! sockets or config; `downstream`, `upstream`, `server`, `rt` and `workers` own the IO.
+//! Direction: workers → server → proxy → routing/upstream/translate → dialect → wire/sse/json/
+//! http1 → error, with `rt` under every IO layer. Pure, sans-IO layers (`http1`, `ws`, `sse`,
+//! `json`, `wire`, `dialect`, `translate`) never touch sockets or config; `downstream`,
+//! `upstream`, `server`, `rt` and `workers` own the IO.
 
 pub mod access_log;
 pub mod auth;
