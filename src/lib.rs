@@ -34,6 +34,7 @@ pub mod mock;
 pub mod offload;
 pub mod pii;
 pub mod preflight;
+pub mod provider;
 pub mod proxy;
 pub mod responses_store;
 pub mod routing;

@@ -394,7 +394,6 @@ impl Compiler<'_> {
 mod tests {
     use super::testing::{fails, GOOD};
     use super::*;
-    use crate::format::Format;
 
     #[test]
     fn compiles_and_resolves() {
@@ -608,7 +607,7 @@ mod tests {
         assert!(c.keys.is_empty());
         let r = c.resolve("demo-claude").unwrap();
         let p = &c.providers[r.targets()[0].provider];
-        assert_eq!(p.kind, Format::Anthropic);
+        assert_eq!(p.kind, crate::provider::Kind::Anthropic);
         assert_eq!(p.port, 5555);
         assert!(c.resolve("openai/gpt-4o").is_some());
         assert!(c.providers.iter().any(|p| p.tls.is_some()));

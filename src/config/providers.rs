@@ -36,7 +36,7 @@ pub struct Provider {
     /// Config name.
     pub name: String,
     /// Its wire format.
-    pub kind: Format,
+    pub kind: crate::provider::Kind,
     /// `https`?
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Host name or IP for connect and SNI.
@@ -102,7 +102,7 @@ impl Provider {
         if client == Format::Responses && self.native_responses {
             Format::Responses
         } else {
-            self.kind
+            self.kind.dialect()
         }
     }
 
@@ -148,18 +148,16 @@ impl Compiler<'_> {
                     format!("duplicate provider name {name:?}"),
                 ));
             }
-            let kind = match p.kind.get_ref().as_str() {
-                "openai" => Format::OpenAi,
-                "anthropic" => Format::Anthropic,
-                other => {
-                    return Err(self.err(
-                        p.kind.span(),
-                        format!("{path}.kind"),
-                        format!(
-                            "unknown provider kind {other:?}: expected \"openai\" or \"anthropic\""
-                        ),
-                    ))
-                }
+            let Some(kind) = crate::provider::Kind::parse(p.kind.get_ref()) else {
+                return Err(self.err(
+                    p.kind.span(),
+                    format!("{path}.kind"),
+                    format!(
+                        "unknown provider kind {:?}: expected {}",
+                        p.kind.get_ref(),
+                        crate::provider::expected()
+                    ),
+                ));
             };
             let url = self.base_url(&p.base_url, &format!("{path}.base_url"))?;
             let tls = if url.tls {
@@ -198,9 +196,9 @@ impl Compiler<'_> {
                 self.header_patterns(p.drop_headers.as_deref(), &format!("{path}.drop_headers"))?;
             let thinking_style = self.thinking_style(p.thinking_style.as_ref(), kind, &path)?;
             let native_responses = match p.responses.as_ref().map(|r| (r.get_ref().as_str(), r.span())) {
-                None => kind == Format::OpenAi && url.host == "api.openai.com",
+                None => kind.may_serve_responses() && url.host == "api.openai.com",
                 Some(("chat", _)) => false,
-                Some(("native", span)) if kind != Format::OpenAi => {
+                Some(("native", span)) if !kind.may_serve_responses() => {
                     return Err(self.err(
                         span,
                         format!("{path}.responses"),
@@ -235,10 +233,7 @@ impl Compiler<'_> {
                         scrubber = crate::scrub::Scrubber::new(v.as_bytes())
                             .map_err(|e| self.err(var.span(), format!("{path}.api_key_env"), e))?
                             .map(Arc::new);
-                        let (name, value) = match kind {
-                            Format::Anthropic => (http::HeaderName::from_static("x-api-key"), v),
-                            _ => (http::header::AUTHORIZATION, format!("Bearer {v}")),
-                        };
+                        let (name, value) = kind.credential(&v);
                         let mut value = http::HeaderValue::from_str(&value).map_err(|_| {
                             self.err(
                                 var.span(),
@@ -333,7 +328,7 @@ impl Compiler<'_> {
     pub(super) fn thinking_style(
         &self,
         raw: Option<&Spanned<String>>,
-        kind: Format,
+        kind: crate::provider::Kind,
         path: &str,
     ) -> Result<Option<ThinkingStyle>, ConfigError> {
         let Some(raw) = raw else {
@@ -350,7 +345,7 @@ impl Compiler<'_> {
                 ),
             ));
         };
-        if kind != Format::Anthropic {
+        if kind.dialect() != Format::Anthropic {
             return Err(self.err(
                 raw.span(),
                 key,

@@ -63,24 +63,19 @@ async fn prepare<'c>(
     pair: Pair,
     held: &mut Option<Charge<'c>>,
 ) -> Result<Prepared> {
+    let Some(suffix) = provider.kind.path(pair.provider, req.op) else {
+        // No such operation upstream (count_tokens): ringway estimates it (see `estimate`).
+        return Ok(Prepared::Estimate);
+    };
+    let path = provider.path_for(suffix);
     if req.op == Op::CountTokens {
-        if provider.kind != Format::Anthropic {
-            // No count_tokens upstream: ringway estimates it (see `estimate`).
-            return Ok(Prepared::Estimate);
-        }
         return Ok(Prepared::Send {
-            path: provider.path_for("/v1/messages/count_tokens"),
+            path,
             body: splice_model(req.body.clone(), &req.info, &target.model)?,
             meta: None,
             hide_usage: false,
         });
     }
-    let path = match (pair.provider, req.op) {
-        (Format::OpenAi, _) => provider.path_for("/chat/completions"),
-        (Format::Anthropic, _) => provider.path_for("/v1/messages"),
-        (Format::Responses, Op::Compact) => provider.path_for("/responses/compact"),
-        (Format::Responses, _) => provider.path_for("/responses"),
-    };
     if pair.provider == Format::Responses {
         // Native Responses: items this gateway sealed are dropped first (rare: a conversation
         // that moved here from a translated route; its compaction items were opened at
@@ -163,7 +158,8 @@ async fn prepare<'c>(
     if req.dropped_reasoning && !meta.dropped.contains(&"input.reasoning") {
         meta.dropped.push("input.reasoning");
     }
-    if provider.kind == Format::OpenAi && ex.head.header("anthropic-beta").is_some() {
+    if !provider.kind.versioned_by_anthropic_headers() && ex.head.header("anthropic-beta").is_some()
+    {
         // Features an `anthropic-beta` header turns on do not exist at an OpenAI provider.
         meta.dropped.push("anthropic-beta");
     }
@@ -575,6 +571,7 @@ async fn stream_answer<'c>(
     } = res;
     let provider = reply.provider;
     let mut stream = Box::new(Stream::new(reply.pair, reply.meta.as_deref(), codec));
+    stream.framed(provider.kind.framing());
     stream.charge_held(ctx.buffers.clone());
     if hide_usage {
         stream.hide_usage_chunk();
@@ -1106,7 +1103,7 @@ fn upstream_request(
             ))
         }
     }
-    if provider.kind == Format::Anthropic {
+    if provider.kind.versioned_by_anthropic_headers() {
         let version = head
             .header("anthropic-version")
             .filter(|_| !hop.contains("anthropic-version"))
@@ -1125,7 +1122,7 @@ fn upstream_request(
     for (name, value) in head.headers() {
         if crate::headers::forward(
             name,
-            provider.kind,
+            provider.kind.dialect(),
             &provider.forward_headers,
             &provider.drop_headers,
         ) && !hop.contains(name)

@@ -18,6 +18,7 @@ use crate::dialect::{Format, Signal};
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
 use crate::http1::{self, BodyCodec};
+use crate::provider::{EventDecoder, Framing};
 use crate::sse;
 use crate::translate::{Pair, RequestMeta, StreamTranslator};
 use crate::upstream::Conn;
@@ -142,7 +143,8 @@ pub(super) struct PrimeMiss {
 pub struct Stream {
     provider: Format,
     stage: Stage,
-    dec: sse::Decoder,
+    /// The provider's framing, decoded into events.
+    dec: EventDecoder,
     pub(super) codec: BodyCodec,
     /// Event bytes of one read, passthrough (slices, not copies).
     raws: Vec<Bytes>,
@@ -191,7 +193,7 @@ impl Stream {
         Stream {
             provider: pair.provider,
             stage,
-            dec: sse::Decoder::new(MAX_SSE_EVENT_BYTES),
+            dec: Framing::Sse.decoder(MAX_SSE_EVENT_BYTES),
             codec,
             raws: Vec::new(),
             out: Vec::new(),
@@ -204,6 +206,11 @@ impl Stream {
             capture: None,
             held: None,
         }
+    }
+
+    /// Read the provider's stream in `framing` (SSE unless its kind says otherwise).
+    pub(super) fn framed(&mut self, framing: Framing) {
+        self.dec = framing.decoder(MAX_SSE_EVENT_BYTES);
     }
 
     /// Charge what a translated Responses stream holds for its final events to `budget` as it
