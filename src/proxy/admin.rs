@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use super::ctx::Ctx;
 use super::endpoint::{self, Endpoint};
 use super::state::{Exchange, Failure};
-use super::{admit, auth, custody, respond, stored};
+use super::{admit, custody, respond, stored};
 use crate::config::{Config, GatewayKey};
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
@@ -18,6 +18,7 @@ pub(super) async fn answer<S: Transport>(
     conn: &mut ClientConn<S>,
     ex: &mut Exchange<'_>,
     endpoint: Endpoint,
+    key: Option<&GatewayKey>,
 ) -> Result<(), Failure> {
     let head = ex.head;
     let (status, content_type, body): (u16, &str, Vec<u8>) = match endpoint {
@@ -32,12 +33,8 @@ pub(super) async fn answer<S: Transport>(
                 (503, "text/plain; charset=utf-8", b"starting\n".to_vec())
             }
         }
-        Endpoint::Models => {
-            let key = auth::authenticate(ctx, ex)?;
-            (200, "application/json", models_body(&ctx.config, key))
-        }
+        Endpoint::Models => (200, "application/json", models_body(&ctx.config, key)),
         Endpoint::Model => {
-            let key = auth::authenticate(ctx, ex)?;
             let id = endpoint::model_id_in_path(head.path())
                 .and_then(endpoint::percent_decode)
                 .unwrap_or_default();
@@ -65,7 +62,6 @@ pub(super) async fn answer<S: Transport>(
             (200, "application/json", body)
         }
         Endpoint::Metrics => {
-            auth::authenticate(ctx, ex)?;
             let own = ctx.metrics_snapshot();
             let merged = ctx.hub.merged(ctx.worker, own);
             let mut text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
@@ -77,7 +73,6 @@ pub(super) async fn answer<S: Transport>(
             )
         }
         Endpoint::Reload => {
-            let key = auth::authenticate(ctx, ex)?;
             if !key.is_some_and(|k| k.admin) {
                 return Err(Error::new(
                     ErrorKind::Forbidden,
@@ -93,9 +88,9 @@ pub(super) async fn answer<S: Transport>(
             .unwrap_or_default();
             (200, "application/json", body)
         }
-        Endpoint::Custody => custody::record(ctx, ex).await?,
-        Endpoint::Usage => custody::usage(ctx, ex).await?,
-        Endpoint::StoredResponse => stored::answer(ctx, ex).await?,
+        Endpoint::Custody => custody::record(ctx, ex, key).await?,
+        Endpoint::Usage => custody::usage(ctx, ex, key).await?,
+        Endpoint::StoredResponse => stored::answer(ctx, ex, key).await?,
         Endpoint::Call(..) => {
             return Err(Error::new(
                 ErrorKind::Internal,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::ctx::Ctx;
 use super::state::{Exchange, Failure, Op};
-use super::{auth, convert, record, stored};
+use super::{convert, record, stored};
 use crate::config::GatewayKey;
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind, Result};
@@ -48,9 +48,9 @@ pub(super) async fn admit<S: Transport>(
     conn: &mut ClientConn<S>,
     ex: &mut Exchange<'_>,
     op: Op,
+    key: Option<&GatewayKey>,
 ) -> std::result::Result<Admitted, Failure> {
     let head = ex.head;
-    let key = auth::authenticate(ctx, ex)?;
     let header_fallbacks = fallbacks_header(head)?;
     connection_options(head)?;
     // Checked before the body is read: a bad header costs no body.

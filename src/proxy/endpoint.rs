@@ -28,6 +28,20 @@ pub(super) enum Endpoint {
 }
 
 impl Endpoint {
+    /// The probes a load balancer calls without a key (`/healthz`, `/readyz`).
+    pub(super) fn is_public(self) -> bool {
+        matches!(self, Endpoint::Health | Endpoint::Ready)
+    }
+
+    /// The dialect an endpoint answers in, where it has one (refusals included).
+    pub(super) fn dialect(self) -> Option<Format> {
+        match self {
+            Endpoint::Call(format, _) => Some(format),
+            Endpoint::StoredResponse => Some(Format::Responses),
+            _ => None,
+        }
+    }
+
     /// Metrics label.
     pub(super) fn label(self) -> &'static str {
         match self {

@@ -20,7 +20,7 @@ use super::ctx::{shutting_down, Ctx};
 use super::endpoint::{self, Endpoint};
 use super::record::{log, route_label};
 use super::state::{After, Exchange, Failure};
-use super::{admin, estimate, pump, respond, stored};
+use super::{admin, auth, estimate, pump, respond, stored};
 
 /// Serve one HTTP request (a WebSocket message runs as one too).
 pub(super) async fn exchange<S: Transport>(
@@ -54,12 +54,18 @@ async fn serve<S: Transport>(
     ex: &mut Exchange<'_>,
 ) -> Result<(), Failure> {
     let endpoint = endpoint::classify(ex)?;
+    if let Some(format) = endpoint.dialect() {
+        ex.format = format;
+    }
+    // Authentication, once, for every endpoint but the probes.
+    let key = if endpoint.is_public() {
+        None
+    } else {
+        auth::authenticate(ctx, ex)?
+    };
     let op = match endpoint {
-        Endpoint::Call(format, call) => {
-            ex.format = format;
-            call.op
-        }
-        other => return admin::answer(ctx, conn, ex, other).await,
+        Endpoint::Call(_, call) => call.op,
+        other => return admin::answer(ctx, conn, ex, other, key).await,
     };
     // The admitted request lives in this block only: kept to its end, it would have a place
     // in every later state of this function, a held stream's included.
@@ -67,7 +73,7 @@ async fn serve<S: Transport>(
         // Until commit, a drain whose time is up ends the request with a 503 in its dialect.
         let req = ctx
             .cut
-            .race(admit::admit(ctx, conn, ex, op))
+            .race(admit::admit(ctx, conn, ex, op, key))
             .await
             .ok_or_else(shutting_down)??;
         let resolved = route(ctx, &req)?;

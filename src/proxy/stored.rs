@@ -8,11 +8,10 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::ctx::Ctx;
+use super::endpoint;
 use super::state::{Exchange, Plan, Slot};
-use super::{auth, endpoint};
 use crate::config::GatewayKey;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::Format;
 use crate::http1::Method;
 use crate::responses_store::{self as store, Owner, Page, Pending};
 
@@ -383,9 +382,11 @@ fn not_found(id: &str) -> Error {
 
 /// `GET /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`, `DELETE
 /// /v1/responses/{id}`: the key's own responses; any other id is the same 404.
-pub(super) async fn answer(ctx: &Ctx, ex: &mut Exchange<'_>) -> Result<Answered> {
-    ex.format = Format::Responses;
-    let key = auth::authenticate(ctx, ex)?;
+pub(super) async fn answer(
+    _ctx: &Ctx,
+    ex: &mut Exchange<'_>,
+    key: Option<&GatewayKey>,
+) -> Result<Answered> {
     let path = ex.head.path();
     let rest = path
         .strip_prefix(endpoint::STORED_PREFIX)
