@@ -1,41 +1,48 @@
-//! Pure translators between the three client dialects: OpenAI Chat Completions ⇄ Anthropic
-//! Messages (request bodies, non-streaming responses, error bodies, the two SSE stream state
-//! machines), and OpenAI Responses to and from either (`responses`).
+//! Pure translators between the client dialects, one folder per pair (client via provider):
+//! `chat_via_messages`, `messages_via_chat`, `responses_via_chat`, `responses_via_messages`,
+//! each with its request, answer and stream; `responses` reads Responses requests for either
+//! provider and holds the one Responses renderer; `pair` is the one match on (client dialect,
+//! provider dialect).
 //!
 //! Bytes in, bytes out: no IO, no clock, no global state. The gateway calls a request
 //! translator, keeps the returned [`RequestMeta`], and hands it to the response side (a
 //! response translator or a stream machine). Rejected requests come back as a
 //! [`TranslateError`] the gateway renders in the client's dialect.
 
+mod chat_via_messages;
 pub mod check;
 mod emit;
 mod error;
+mod messages_via_chat;
 mod out;
 mod pair;
-mod request_a2o;
-mod request_o2a;
-mod response;
 pub mod responses;
-mod stream_a2o;
-mod stream_o2a;
+mod responses_via_chat;
+mod responses_via_messages;
 mod thinking;
 pub(crate) mod util;
 
 use std::fmt;
 
+pub use chat_via_messages::request::{
+    openai_to_anthropic_request, openai_to_anthropic_request_within,
+};
+pub use chat_via_messages::response::{
+    anthropic_to_openai_response, anthropic_to_openai_response_into,
+};
+pub use chat_via_messages::stream::AnthropicToOpenAiStream;
 pub use error::{
     anthropic_to_openai_error, openai_to_anthropic_error, same_format_error, ANTHROPIC_ERROR_TYPES,
 };
+pub use messages_via_chat::request::{
+    anthropic_to_openai_request, anthropic_to_openai_request_within,
+};
+pub use messages_via_chat::response::{
+    openai_to_anthropic_response, openai_to_anthropic_response_into,
+};
+pub use messages_via_chat::stream::OpenAiToAnthropicStream;
 pub use out::Room;
 pub use pair::{Pair, StreamTranslator};
-pub use request_a2o::{anthropic_to_openai_request, anthropic_to_openai_request_within};
-pub use request_o2a::{openai_to_anthropic_request, openai_to_anthropic_request_within};
-pub use response::{
-    anthropic_to_openai_response, anthropic_to_openai_response_into, openai_to_anthropic_response,
-    openai_to_anthropic_response_into,
-};
-pub use stream_a2o::AnthropicToOpenAiStream;
-pub use stream_o2a::OpenAiToAnthropicStream;
 pub use thinking::{thinking_style_for, ThinkingForm, ThinkingStyle};
 
 /// `max_tokens` sent to Anthropic when an OpenAI client gives no limit (LiteLLM's default).

@@ -3,16 +3,16 @@
 //! Chat → Messages translator to an anthropic-kind one), and the provider's answer, whole or
 //! streamed, rendered back as Responses output by one renderer.
 
-mod from_anthropic;
-mod from_chat;
 mod native;
 mod open;
-mod render;
+pub(super) mod render;
 mod request;
 
+pub use super::responses_via_chat::{chat_to_responses_response_into, ChatToResponsesStream};
+pub use super::responses_via_messages::{
+    anthropic_to_responses_response_into, AnthropicToResponsesStream,
+};
 pub use crate::dialect::responses::error_event;
-pub use from_anthropic::{anthropic_to_responses_response_into, AnthropicToResponsesStream};
-pub use from_chat::{chat_to_responses_response_into, ChatToResponsesStream};
 pub use native::native_request;
 pub use open::{open_sealed_items, Opened};
 pub use request::{

@@ -197,9 +197,15 @@ fn translate_parsed<'b>(
                 return Ok(None);
             }
             chat.messages = Some(Read);
-            super::super::request_o2a::translate(&chat, *conv, upstream_model, opts, &mut meta)
-                .map_err(ours)?
-                .into_vec()
+            crate::translate::chat_via_messages::request::translate(
+                &chat,
+                *conv,
+                upstream_model,
+                opts,
+                &mut meta,
+            )
+            .map_err(ours)?
+            .into_vec()
         }
         To::Chat { mut out, first } => {
             let head = object(&ChatRequest {
@@ -215,7 +221,7 @@ fn translate_parsed<'b>(
                     // written. The Messages form is no longer than the Chat one (its texts
                     // are strings where Chat's assistant texts are parts).
                     let capacity = first_capacity(out.len(), 1, 1);
-                    super::super::request_o2a::to_anthropic(
+                    crate::translate::chat_via_messages::request::to_anthropic(
                         out.bytes(),
                         upstream_model,
                         opts,
@@ -892,7 +898,7 @@ enum To<'r> {
     /// Handed message by message (an open assistant message in pieces, as its items come) to
     /// the Chat → Messages translator, for an Anthropic-kind provider: no Chat body between.
     Messages {
-        conv: Box<super::super::request_o2a::Reading<'r>>,
+        conv: Box<crate::translate::chat_via_messages::request::Reading<'r>>,
         /// Index of the next Chat message.
         next: usize,
     },
@@ -930,7 +936,9 @@ impl<'b, 'r> Chat<'b, 'r> {
     fn to_messages(room: &'r Room, capacity: usize) -> Self {
         Chat {
             to: To::Messages {
-                conv: Box::new(super::super::request_o2a::Reading::new(room, capacity)),
+                conv: Box::new(crate::translate::chat_via_messages::request::Reading::new(
+                    room, capacity,
+                )),
                 next: 0,
             },
             open: None,

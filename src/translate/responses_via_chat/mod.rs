@@ -3,9 +3,9 @@
 
 use crate::wire::openai::{ChatCompletion, Chunk, Usage as OUsage};
 
-use super::super::{RequestMeta, TranslateError, MAX_STREAM_BLOCKS};
-use super::render::{End, Usage, Writer};
-use super::ResponsesMeta;
+use crate::translate::responses::render::{End, Usage, Writer};
+use crate::translate::responses::ResponsesMeta;
+use crate::translate::{RequestMeta, TranslateError, MAX_STREAM_BLOCKS};
 
 fn usage(u: &OUsage) -> Usage {
     let details = u.prompt_tokens_details.as_ref();
@@ -42,7 +42,7 @@ pub fn chat_to_responses_response_into(
 ) -> Result<(), TranslateError> {
     let r: ChatCompletion<'_> = serde_json::from_slice(body)
         .map_err(|e| TranslateError::upstream(format!("unreadable OpenAI response: {e}")))?;
-    let rm = super::responses_meta(meta);
+    let rm = crate::translate::responses::responses_meta(meta);
     let model = if r.model.is_empty() {
         meta.upstream_model.as_str()
     } else {
@@ -105,7 +105,7 @@ impl ChatToResponsesStream {
     /// A translator for the answer to the request `meta` describes.
     pub fn new(meta: &RequestMeta) -> Self {
         ChatToResponsesStream {
-            meta: super::responses_meta(meta).into_owned(),
+            meta: crate::translate::responses::responses_meta(meta).into_owned(),
             w: Writer::new(true, meta.created, &meta.upstream_model),
             calls: Vec::new(),
             reasoning: None,
@@ -250,9 +250,9 @@ impl ChatToResponsesStream {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::super::ResponsesMeta;
     use super::*;
     use crate::translate::check::check_responses_stream;
+    use crate::translate::responses::ResponsesMeta;
 
     fn run(meta: &RequestMeta, chunks: &[&str]) -> serde_json::Value {
         let mut t = ChatToResponsesStream::new(meta);
@@ -368,7 +368,7 @@ mod tests {
     #[test]
     fn more_items_than_the_bound_fail_the_stream() {
         let mut chunks = Vec::new();
-        for _ in 0..=super::super::render::MAX_OUTPUT_ITEMS / 2 + 1 {
+        for _ in 0..=crate::translate::responses::render::MAX_OUTPUT_ITEMS / 2 + 1 {
             chunks.push(r#"{"choices":[{"index":0,"delta":{"reasoning_content":"r"}}]}"#);
             chunks.push(r#"{"choices":[{"index":0,"delta":{"content":"t"}}]}"#);
         }
@@ -383,7 +383,7 @@ mod tests {
     fn a_summary_keeps_going_past_a_call_and_a_cut_one_is_not_handed_out() {
         let meta = RequestMeta {
             responses: Some(Box::new(ResponsesMeta {
-                compaction: super::super::Compaction::Trigger,
+                compaction: crate::translate::responses::Compaction::Trigger,
                 seal: crate::seal::SealKey::from_bytes(&[1; 32])
                     .map(|k| k.for_holder(crate::seal::Holder::Open)),
                 ..ResponsesMeta::default()

@@ -6,11 +6,11 @@
 
 use crate::wire::anthropic::{EventDelta, ResponseBlock, StreamEvent, Usage};
 
-use super::emit::{openai_frame, push_key, push_opt_str, push_str, push_u64};
-use super::error::known_anthropic_type;
 use super::response::CHATCMPL_PREFIX;
-use super::util::{finish_reason_for, openai_usage};
-use super::{RequestMeta, JSON_TOOL_NAME, MAX_STREAM_BLOCKS, MAX_THINKING_BYTES};
+use crate::translate::emit::{openai_frame, push_key, push_opt_str, push_str, push_u64};
+use crate::translate::error::known_anthropic_type;
+use crate::translate::util::{finish_reason_for, openai_usage};
+use crate::translate::{RequestMeta, JSON_TOOL_NAME, MAX_STREAM_BLOCKS, MAX_THINKING_BYTES};
 
 /// What an Anthropic content block maps to.
 enum Kind {
@@ -215,8 +215,8 @@ impl AnthropicToOpenAiStream {
             .unwrap_or(&self.fallback_model);
         let mut p = Vec::with_capacity(128 + id.len() + model.len());
         p.extend_from_slice(b"data: {\"id\":\"");
-        super::emit::push_str_contents(&mut p, CHATCMPL_PREFIX);
-        super::emit::push_str_contents(&mut p, id);
+        crate::translate::emit::push_str_contents(&mut p, CHATCMPL_PREFIX);
+        crate::translate::emit::push_str_contents(&mut p, id);
         p.extend_from_slice(b"\",\"object\":\"chat.completion.chunk\",\"created\":");
         push_u64(&mut p, self.created);
         p.extend_from_slice(b",\"model\":");

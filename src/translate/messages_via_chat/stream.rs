@@ -17,11 +17,11 @@
 
 use crate::wire::openai::{Chunk, ToolCall, Usage};
 
-use super::emit::{anthropic_frame, push_str, push_u64};
-use super::error::anthropic_type_for_openai_error;
 use super::response::MSG_PREFIX;
-use super::util::{anthropic_usage, sanitize_tool_id, stop_reason_for};
-use super::{RequestMeta, MAX_HELD_TOOL_BYTES, MAX_STREAM_BLOCKS};
+use crate::translate::emit::{anthropic_frame, push_str, push_u64};
+use crate::translate::error::anthropic_type_for_openai_error;
+use crate::translate::util::{anthropic_usage, sanitize_tool_id, stop_reason_for};
+use crate::translate::{RequestMeta, MAX_HELD_TOOL_BYTES, MAX_STREAM_BLOCKS};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OpenKind {

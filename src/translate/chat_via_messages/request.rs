@@ -9,14 +9,14 @@ use crate::wire::anthropic::{
 use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Sink, Str, TextOr};
 
-use super::out::first_capacity;
-use super::out::{assemble, object, Out, Room};
-use super::thinking::{generation, Generation};
-use super::util::{
+use crate::translate::out::first_capacity;
+use crate::translate::out::{assemble, object, Out, Room};
+use crate::translate::thinking::{generation, Generation};
+use crate::translate::util::{
     arguments_to_input, decode_base64, is_anthropic_image_mime, is_blank, is_http_url,
     parse_data_url, sanitize_tool_id, ArgumentsProblem,
 };
-use super::{
+use crate::translate::{
     Options, RequestMeta, ThinkingForm, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET,
 };
 

@@ -6,12 +6,12 @@ use std::borrow::Cow;
 
 use crate::wire::anthropic::{MessageResponse, ResponseBlock, StreamEvent, Usage as AUsage};
 
-use super::super::stream_a2o::{initial_args, merge_usage};
-use super::super::util::compact_json;
-use super::super::{RequestMeta, TranslateError, JSON_TOOL_NAME, MAX_THINKING_BYTES};
-use super::render::{End, Usage, Writer};
-use super::{ResponsesMeta, SealedThinking};
 use crate::seal::Purpose;
+use crate::translate::chat_via_messages::stream::{initial_args, merge_usage};
+use crate::translate::responses::render::{End, Usage, Writer};
+use crate::translate::responses::{ResponsesMeta, SealedThinking};
+use crate::translate::util::compact_json;
+use crate::translate::{RequestMeta, TranslateError, JSON_TOOL_NAME, MAX_THINKING_BYTES};
 
 /// What one Anthropic content block became.
 enum Block {
@@ -103,7 +103,7 @@ pub fn anthropic_to_responses_response_into(
 ) -> Result<(), TranslateError> {
     let r: MessageResponse<'_> = serde_json::from_slice(body)
         .map_err(|e| TranslateError::upstream(format!("unreadable Anthropic response: {e}")))?;
-    let rm = super::responses_meta(meta);
+    let rm = crate::translate::responses::responses_meta(meta);
     let model = if r.model.is_empty() {
         meta.upstream_model.as_str()
     } else {
@@ -204,7 +204,7 @@ impl AnthropicToResponsesStream {
     /// A translator for the answer to the request `meta` describes.
     pub fn new(meta: &RequestMeta) -> Self {
         AnthropicToResponsesStream {
-            meta: super::responses_meta(meta).into_owned(),
+            meta: crate::translate::responses::responses_meta(meta).into_owned(),
             json_tool: meta.json_tool,
             w: Writer::new(true, meta.created, &meta.upstream_model),
             blocks: Vec::new(),
@@ -347,7 +347,7 @@ impl AnthropicToResponsesStream {
         if self.find(index).is_some() {
             return self.fail_with("upstream reopened a content block", out);
         }
-        if self.blocks.len() >= super::super::MAX_STREAM_BLOCKS {
+        if self.blocks.len() >= crate::translate::MAX_STREAM_BLOCKS {
             return self.fail_with("too many content blocks", out);
         }
         // Another block began: the calls before it are complete.

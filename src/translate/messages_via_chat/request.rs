@@ -11,9 +11,9 @@ use crate::wire::openai::{
 };
 use crate::wire::{Sink, Str, TextOr};
 
-use super::out::{assemble, first_capacity, object, Out, Room};
-use super::util::{compact_json, openai_tool_name};
-use super::{MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP};
+use crate::translate::out::{assemble, first_capacity, object, Out, Room};
+use crate::translate::util::{compact_json, openai_tool_name};
+use crate::translate::{MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP};
 
 /// `parameters` for tools defined without `input_schema`.
 const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
