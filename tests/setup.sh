@@ -23,8 +23,9 @@ setup_die() {
   exit 1
 }
 
+# RINGWAY_NO_APT=1: never install with apt-get, only name what is missing.
 setup_apt_usable() {
-  command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]
+  [ -z "${RINGWAY_NO_APT:-}" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]
 }
 
 setup_apt_updated=
@@ -63,7 +64,7 @@ if [ ${#setup_pkgs[@]} -gt 0 ]; then
   # One package may cover two checks (python3-venv).
   mapfile -t setup_pkgs < <(printf '%s\n' "${setup_pkgs[@]}" | sort -u)
   if ! setup_apt_usable; then
-    setup_die "missing: ${setup_missing[*]}; install the Debian/Ubuntu packages: apt-get install ${setup_pkgs[*]} (or run this as root where apt-get works)"
+    setup_die "missing: $(printf '%s, ' "${setup_missing[@]}" | sed 's/, $//'); install the Debian/Ubuntu packages: apt-get install ${setup_pkgs[*]} (or run this as root where apt-get works)"
   fi
   echo "installing with apt-get: ${setup_pkgs[*]}"
   setup_apt_install "${setup_pkgs[@]}"
