@@ -32,10 +32,10 @@ setup_apt_updated=
 setup_apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   if [ -z "$setup_apt_updated" ]; then
-    apt-get update -qq || setup_die "apt-get update failed (needed to install: $*)"
+    apt-get update -qq -o DPkg::Lock::Timeout=600 || setup_die "apt-get update failed (needed to install: $*)"
     setup_apt_updated=1
   fi
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "$@" >/dev/null \
     || setup_die "apt-get install $* failed"
 }
 

@@ -12,16 +12,28 @@ mkdir -p "$STAGE_LOG_DIR"
 # Lines of a failed stage's log printed in full; past that, its first and last lines and every
 # line that names a failure.
 STAGE_LOG_LINES=1500
-declare -A stage_pid=() stage_t0=() stage_secs=() stage_rc=()
+declare -A stage_pid=() stage_secs=() stage_rc=()
 stage_names=()
 
 stage_start() {
   local name=$1
   shift
   echo "-> $name: $* (log: $STAGE_LOG_DIR/$name.log)"
-  "$@" >"$STAGE_LOG_DIR/$name.log" 2>&1 </dev/null &
+  local t0
+  t0=$(date +%s)
+  # The stage's own seconds, written when it ends (not when it is waited for). The command
+  # runs with `set -e` in a subshell of its own, whatever this shell's options.
+  (
+    set +e
+    (
+      set -e
+      "$@"
+    ) >"$STAGE_LOG_DIR/$name.log" 2>&1 </dev/null
+    rc=$?
+    echo $(($(date +%s) - t0)) >"$STAGE_LOG_DIR/$name.secs"
+    exit "$rc"
+  ) &
   stage_pid[$name]=$!
-  stage_t0[$name]=$SECONDS
   stage_names+=("$name")
 }
 
@@ -47,7 +59,7 @@ stage_wait() {
     rc=0
     wait "${stage_pid[$name]}" || rc=$?
     stage_rc[$name]=$rc
-    stage_secs[$name]=$((SECONDS - ${stage_t0[$name]}))
+    stage_secs[$name]=$(cat "$STAGE_LOG_DIR/$name.secs" 2>/dev/null || echo "?")
     if [ "$rc" = 0 ]; then
       echo "ok   $name (${stage_secs[$name]} s)"
     else
