@@ -631,6 +631,8 @@ fn a_big_usage_query_neither_holds_up_records_nor_queues_without_bound() {
     /// Pause between two requests.
     const PACE: Duration = Duration::from_millis(2);
     const CALLERS: usize = 12;
+    /// Usage queries at most while waiting for one answered whole.
+    const MAX_QUERIES: usize = 20;
     let db = big_db("big.db");
     let m = mock(&[]);
     let g = gateway_on(&m, &db.0, "channel_records = 128\nread_queue = 2", &[]);
@@ -650,9 +652,11 @@ fn a_big_usage_query_neither_holds_up_records_nor_queues_without_bound() {
         let stop = stop.clone();
         let raw = all_usage.clone();
         std::thread::spawn(move || {
-            let mut done = Vec::new();
-            // At least one whole query, and queries back to back until the traffic ends.
-            while done.is_empty() || !stop.load(Ordering::Relaxed) {
+            let mut done: Vec<(u16, u64, f64, String)> = Vec::new();
+            // Queries back to back until the traffic ends, and on until one whole query was
+            // answered (a slow machine may see some cut by the lookup deadline), boundedly.
+            let answered = |d: &[(u16, u64, f64, String)]| d.iter().any(|q| q.0 == 200);
+            while !stop.load(Ordering::Relaxed) || (!answered(&done) && done.len() < MAX_QUERIES) {
                 let t = Instant::now();
                 let r = request(addr, &raw);
                 let summed = if r.status == 200 {
@@ -660,7 +664,8 @@ fn a_big_usage_query_neither_holds_up_records_nor_queues_without_bound() {
                 } else {
                     0
                 };
-                done.push((r.status, summed, t.elapsed().as_secs_f64() * 1000.0));
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                done.push((r.status, summed, ms, r.text()));
             }
             done
         })
@@ -697,9 +702,19 @@ fn a_big_usage_query_neither_holds_up_records_nor_queues_without_bound() {
         spread(&took)
     );
     assert_eq!(dropped, 0.0, "records dropped while usage queries ran");
-    for (status, summed, _) in &queries {
-        assert_eq!(*status, 200, "a usage query failed: {queries:?}");
-        assert!(*summed >= BIG_ROWS as u64, "{queries:?}");
+    // Each query answered whole, or cut by the lookup deadline with its own 503 (a loaded
+    // machine: 5 s was seen); at least one answered.
+    assert!(
+        queries.iter().any(|q| q.0 == 200),
+        "no usage query answered: {queries:?}"
+    );
+    for (status, summed, _, text) in &queries {
+        if *status == 200 {
+            assert!(*summed >= BIG_ROWS as u64, "{queries:?}");
+        } else {
+            assert_eq!(*status, 503, "a usage query failed: {queries:?}");
+            assert!(text.contains("did not answer in time"), "{text}");
+        }
     }
     // Every record of the traffic is written (bounded wait: written after the answers).
     let day = today();
