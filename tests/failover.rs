@@ -126,9 +126,7 @@ fn matrix(kind: &str, stream: bool) {
             set_faults(&m, &Value::Object(table));
             clear_records(&m);
             let case = format!("{kind} stream={stream} fault={fault} on {faulted} target(s)");
-            let started = Instant::now();
             let r = chat_openai(g.addr, &route, "hello there", stream);
-            let took = started.elapsed();
             let id = r
                 .header("x-ringway-request-id")
                 .unwrap_or_default()
@@ -193,7 +191,9 @@ fn matrix(kind: &str, stream: bool) {
                 Some(1),
                 "{case}: {seen:?}"
             );
-            assert!(took < Duration::from_secs(10), "{case}: took {took:?}");
+            // No clock: a stall the first-token timeout missed would end in the route's 20 s
+            // deadline (a 504, not the healthy target's 200), a slow first token in the
+            // faulted target's answer.
             checked += 1;
         }
     }
@@ -230,6 +230,7 @@ model = "x"
 targets = ["oa/x-1", "an/x-2"]
 retries = 2
 backoff_base_ms = 5
+max_retry_after_ms = 30000
 "#,
     );
     // Two 429s with a 300 ms hint, then the first target answers: the gateway waited.
@@ -250,13 +251,12 @@ backoff_base_ms = 5
     // The answer crossed formats: an Anthropic target, an OpenAI answer.
     assert_eq!(r.json()["object"], "chat.completion");
 
-    // A hint beyond max_retry_after_ms (default 5 s) moves on at once.
+    // A hint beyond max_retry_after_ms moves on at once: no retry on x-1 (two attempts), and
+    // no wait, which (the hint's 60 s or the 30 s cap) would outlast the client's read timeout.
     set_faults(&m, &serde_json::json!({"x-1": "status=429,retry_after=60"}));
-    let t = Instant::now();
     let r = chat_openai(g.addr, "x", "hi", true);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-ringway-attempts"), Some("2"));
-    assert!(t.elapsed() < Duration::from_secs(5));
     assert!(r.text().contains("[DONE]"));
 }
 
@@ -300,10 +300,9 @@ request_timeout_ms = 1000
         let took = t.elapsed();
         assert_eq!(r.status, 504, "{}", r.text());
         assert_eq!(r.json()["error"]["type"], "timeout_error");
-        assert!(
-            took >= Duration::from_millis(800) && took < Duration::from_millis(1800),
-            "{took:?}"
-        );
+        // The deadline fired (the 504: the stall outlasts the client's read timeout), not
+        // before its time.
+        assert!(took >= Duration::from_millis(800), "{took:?}");
     }
 }
 
@@ -846,15 +845,14 @@ request_timeout_ms = 1000
 "#
         ),
     );
-    let t = Instant::now();
+    // The deadline fired: a 504 naming it. Without it the drip (40 s, nothing sent to the
+    // client meanwhile) outlasts the client's read timeout.
     let r = chat_openai(g.addr, "d", "hi", false);
-    let took = t.elapsed();
     assert_eq!(r.status, 504, "{}", r.text());
     assert!(r.json()["error"]["message"]
         .as_str()
         .unwrap()
         .contains("request_timeout_ms"));
-    assert!(took < Duration::from_millis(2500), "{took:?}");
 }
 
 #[test]

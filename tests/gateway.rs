@@ -533,7 +533,6 @@ fn content_length_with_transfer_encoding_is_refused() {
 fn slowloris_is_cut_off() {
     let (_m, g) = setup("[server]\nworkers = 1\nheader_read_timeout_ms = 300\n");
     let mut c = Client::connect(g.addr);
-    let start = Instant::now();
     c.send_raw(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n");
     // Keep trickling header bytes slower than the deadline allows.
     for _ in 0..3 {
@@ -542,13 +541,14 @@ fn slowloris_is_cut_off() {
             break;
         }
     }
+    // The cut is what the client sees: a 408 (or the close alone) well before its own read
+    // timeout, past which `read_response`/`is_closed` fail the test. No clock: a loaded
+    // machine may be slow, never this wrong.
     let r = c.read_response();
-    let elapsed = start.elapsed();
     if let Some(r) = r {
         assert_eq!(r.status, 408);
     }
     assert!(c.is_closed());
-    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
 
 #[test]
@@ -557,9 +557,8 @@ fn idle_keepalive_connection_is_closed() {
     let mut c = Client::connect(g.addr);
     c.send_raw(&get("/healthz", &[]));
     assert_eq!(c.read_response().unwrap().status, 200);
-    let start = Instant::now();
+    // Closed by the gateway: an open connection fails `is_closed` at the client's read timeout.
     assert!(c.is_closed());
-    assert!(start.elapsed() < Duration::from_secs(5));
 }
 
 // ---------- gateway keys ----------
@@ -671,12 +670,10 @@ fn upstream_refused_is_502_in_client_format() {
         "[[provider]]\nname = \"dead\"\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:{port}\"\n\n[[route]]\nmodel = \"m\"\ntargets = [\"dead/x\"]\n"
     );
     let g = gateway(&cfg);
-    let start = Instant::now();
     let r = chat_anthropic(g.addr, "m", "x", true);
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"]["type"], "api_error");
     assert_eq!(r.header("x-ringway-provider"), Some("dead"));
-    assert!(start.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
@@ -725,20 +722,18 @@ fn upstream_stall_before_head_times_out_with_504() {
     let r = chat_anthropic(g.addr, "claude", "mock:stall", false);
     assert_eq!(r.status, 504);
     assert_eq!(r.json()["error"]["type"], "timeout_error");
+    // Not before the timeout; that it fired at all is the 504 (the stall outlasts the
+    // client's read timeout).
     let el = start.elapsed();
-    assert!(
-        el >= Duration::from_millis(350) && el < Duration::from_secs(5),
-        "{el:?}"
-    );
+    assert!(el >= Duration::from_millis(350), "{el:?}");
 }
 
 #[test]
 fn upstream_stall_mid_stream_ends_with_an_error_event() {
     let (_m, g) = setup("[upstream]\nidle_timeout_ms = 400\n");
-    let start = Instant::now();
     let r = chat_openai(g.addr, "gpt", "mock:stall", true);
+    // The silence error event is the timeout firing (the stall outlasts the client).
     assert_ends_with_silence_error(&r);
-    assert!(start.elapsed() < Duration::from_secs(5));
 }
 
 /// A 200 stream whose last event is the error event for a provider that went silent.
@@ -768,11 +763,10 @@ fn a_pooled_connection_times_out_a_stalled_stream_no_sooner_and_no_later_than_it
         let start = Instant::now();
         let r = chat_openai(g.addr, "gpt", "mock:stall", true);
         let el = start.elapsed();
+        // No later: the silence error event (the stall outlasts the client's read timeout);
+        // no sooner: a deadline left from an earlier read would fire before 400 ms.
         assert_ends_with_silence_error(&r);
-        assert!(
-            el >= Duration::from_millis(380) && el < Duration::from_secs(5),
-            "{el:?}"
-        );
+        assert!(el >= Duration::from_millis(380), "{el:?}");
     }
 }
 

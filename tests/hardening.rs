@@ -583,7 +583,6 @@ fn a_chunk_larger_than_the_body_limit_is_413_at_once() {
     let (_m, g) =
         setup("[server]\nworkers = 1\nmax_body_bytes = 4096\nbody_read_timeout_ms = 20000\n");
     for size in ["ffffffffffffffff", "1001"] {
-        let start = Instant::now();
         let mut c = Client::connect(g.addr);
         c.send_raw(
             format!(
@@ -592,8 +591,8 @@ fn a_chunk_larger_than_the_body_limit_is_413_at_once() {
             .as_bytes(),
         );
         let r = c.read_response().unwrap();
+        // At once: waiting for the chunk would end in the 20 s read timeout's 408 instead.
         assert_eq!(r.status, 413, "declared chunk {size}: {}", r.text());
-        assert!(start.elapsed() < Duration::from_secs(5), "answered at once");
     }
 }
 
@@ -628,10 +627,9 @@ fn a_trickling_body_is_cut_off_by_the_whole_body_deadline() {
         .as_str()
         .unwrap()
         .contains("within 1500 ms"));
-    assert!(
-        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
+    // The message names the whole-body deadline (the trickle would go on for 6 s, then the
+    // silence timeout answer differently); it did not fire early.
+    assert!(took >= Duration::from_millis(1400), "{took:?}");
     let _ = writer.join();
 }
 

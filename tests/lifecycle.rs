@@ -225,11 +225,10 @@ fn a_reload_swaps_the_config_keeps_unchanged_pools_and_refuses_a_bad_file() {
     late.send_raw(format!("POST /admin/reload HTTP/1.1\r\nhost: t\r\n{auth}").as_bytes());
     signal(&g, "TERM");
     std::thread::sleep(Duration::from_millis(100));
-    let asked = Instant::now();
     late.send_raw(b"content-length: 0\r\n\r\n");
+    // Refused, not applied (200) nor held until the exit (no answer at all).
     let refused = late.read_response().unwrap();
     assert_eq!(refused.status, 503, "{}", refused.text());
-    assert!(asked.elapsed() < Duration::from_secs(2));
     let status = exit_within(&mut g, Duration::from_secs(10)).expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
     assert!(!pid.exists(), "the pid file is removed at a clean exit");
@@ -312,18 +311,15 @@ fn a_drain_lets_every_stream_finish_refuses_new_connections_and_exits_zero() {
     probe.send_raw(b"GET /readyz HTTP/1.1\r\nhost: t\r\n");
     let t0 = Instant::now();
     signal(&g, "TERM");
-    // The idle connection is closed as the drain starts, not when the process exits: the
-    // streams still have most of their 2 s to run.
-    idle.stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
+    // The idle connection is closed as the drain starts, not when the process exits: by
+    // order, not by a clock, while the process runs and streams are still going.
     assert!(idle.is_closed());
     let closed_after = t0.elapsed();
-    assert!(
-        closed_after < Duration::from_secs(1),
-        "the idle connection closed {closed_after:?} after the signal"
-    );
     assert!(g.child.try_wait().unwrap().is_none(), "closed by the drain");
+    assert!(
+        threads.iter().any(|t| !t.is_finished()),
+        "the idle connection closed only after every stream ended ({closed_after:?})"
+    );
     std::thread::sleep(Duration::from_millis(200).saturating_sub(closed_after));
     probe.send_raw(b"\r\n");
     let ready = probe.read_response().unwrap();
@@ -344,11 +340,14 @@ fn a_drain_lets_every_stream_finish_refuses_new_connections_and_exits_zero() {
         done += 1;
     }
     assert_eq!(done, STREAMS);
-    let status = exit_within(&mut g, Duration::from_secs(8)).expect("exits once drained");
+    // Exits once drained, not at the 20 s drain timeout: the silent connection was closed.
+    // The log says which.
+    let status = exit_within(&mut g, Duration::from_secs(40)).expect("exits once drained");
     assert!(status.success(), "{status:?}");
+    let log = g.drain_log();
     assert!(
-        t0.elapsed() < Duration::from_secs(8),
-        "exited well within the 20 s drain timeout, the silent connection closed"
+        log.iter().any(|l| l.contains("drained; exiting")),
+        "not drained before the timeout: {log:?}"
     );
 }
 

@@ -518,11 +518,9 @@ mod tests {
                 .unwrap();
             let mut rows = q.query([]).unwrap();
             assert!(rows.next().unwrap().is_some(), "a read transaction is open");
-            let t = std::time::Instant::now();
+            // Without WAL the write would wait out the busy timeout, then fail (the unwrap).
             s.write_batch(&[record("late", "k", "fast", day0, 1, 1)])
                 .unwrap();
-            // Without WAL the write would wait out the busy timeout, then fail.
-            assert!(t.elapsed() < BUSY_TIMEOUT / 2, "{:?}", t.elapsed());
             let mut seen = 1;
             while rows.next().unwrap().is_some() {
                 seen += 1;

@@ -592,14 +592,15 @@ mod tests {
     fn an_earlier_deadline_registered_later_still_fires_first() {
         rt(async {
             let long = monoio::spawn(timeout(
-                Duration::from_secs(5),
+                Duration::from_secs(60),
                 std::future::pending::<()>(),
             ));
             monoio::time::sleep(Duration::from_millis(5)).await;
             let start = Instant::now();
             let r = timeout(Duration::from_millis(20), std::future::pending::<()>()).await;
             assert_eq!(r, Err(Elapsed));
-            assert!(start.elapsed() < Duration::from_secs(4));
+            // Fired first: long before the 60 s one (half of it is slack for any machine).
+            assert!(start.elapsed() < Duration::from_secs(30));
             drop(long);
         });
     }
