@@ -4,6 +4,9 @@
 
 use std::ops::Range;
 
+use super::cursor::Cursor;
+use super::MAX_JSON_DEPTH;
+
 /// One `"key": value` member of the top-level object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -15,94 +18,37 @@ pub struct Member {
     pub value: Range<usize>,
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-/// End (exclusive) of the string token opening at `i`.
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
-    loop {
-        match b.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-}
-
-/// End (exclusive) of the value starting at `i`.
-fn value_end(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => string_end(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            loop {
-                match b.get(j)? {
-                    b'"' => {
-                        j = string_end(b, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
-        _ => {
-            // A number or a literal: up to the next delimiter.
-            let mut j = i;
-            while !matches!(
-                b.get(j),
-                None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-            ) {
-                j += 1;
-            }
-            Some(j)
-        }
-    }
-}
-
 /// The members of `body`'s top-level object, in order. `body` must already be validated
 /// (`inspect_request`); None if it is not an object after all.
 pub fn members(body: &[u8]) -> Option<Vec<Member>> {
-    let mut i = skip_ws(body, 0);
-    if body.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_ws(body, i + 1);
+    let mut c = Cursor::new(body, 0);
+    c.expect(b'{')?;
+    c.skip_ws();
     let mut out = Vec::new();
-    if body.get(i) == Some(&b'}') {
+    if c.eat(b'}').is_some() {
         return Some(out);
     }
     loop {
-        let key_start = i;
-        let key_end = string_end(body, i)?;
-        let key: String = serde_json::from_slice(body.get(key_start..key_end)?).ok()?;
-        i = skip_ws(body, key_end);
-        if body.get(i) != Some(&b':') {
-            return None;
-        }
-        let v = skip_ws(body, i + 1);
-        let v_end = value_end(body, v)?;
+        let key = c.string()?.quoted();
+        let key_start = key.start;
+        let key: String = serde_json::from_slice(body.get(key)?).ok()?;
+        c.expect(b':')?;
+        c.skip_ws();
+        let v = c.pos();
+        // A validated body nests at most MAX_JSON_DEPTH deep, so the skip never stops short.
+        c.skip_value(MAX_JSON_DEPTH)?;
+        let v_end = c.pos();
         out.push(Member {
             key,
             span: key_start..v_end,
             value: v..v_end,
         });
-        i = skip_ws(body, v_end);
-        match body.get(i)? {
-            b',' => i = skip_ws(body, i + 1),
+        c.skip_ws();
+        match c.peek()? {
+            b',' => {
+                c.advance(1);
+                c.skip_ws();
+            }
             b'}' => return Some(out),
             _ => return None,
         }

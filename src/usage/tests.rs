@@ -641,31 +641,6 @@ fn deferred_batches_read_like_every_chunk_in_order() {
     assert!(checked > 6000);
 }
 
-/// The word-at-a-time search finds what `memchr2` finds, at every length and position,
-/// with bytes that differ from a quote or backslash by one bit (where a borrow could mislead).
-#[test]
-fn quote_or_backslash_finds_what_memchr2_finds() {
-    let rand = xorshift(0x51ED_2701);
-    let alphabet = [b'a', b'"', b'\\', b'#', b']', b'\x22' ^ 0x80, 0, 0xff, b' '];
-    for _ in 0..20_000 {
-        let len = rand(90) as usize;
-        let text: Vec<u8> = (0..len)
-            .map(|_| {
-                if rand(6) == 0 {
-                    alphabet[rand(alphabet.len() as u64) as usize]
-                } else {
-                    b'a' + rand(26) as u8
-                }
-            })
-            .collect();
-        assert_eq!(
-            read::quote_or_backslash(&text),
-            memchr::memchr2(b'"', b'\\', &text),
-            "{text:?}"
-        );
-    }
-}
-
 /// A stream cut short: the meter says whether its provider's final usage came (OpenAI's usage
 /// chunk, Anthropic's `message_delta`, a Responses closing event), and counts the events it
 /// read; `cut_short` keeps every figure the provider said and fills in the rest.
