@@ -1967,7 +1967,6 @@ fn hex32(hex: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

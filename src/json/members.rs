@@ -86,7 +86,6 @@ pub fn remove_members(body: &[u8], key: &str) -> Option<(Vec<u8>, Vec<Range<usiz
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::Value;

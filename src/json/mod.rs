@@ -307,7 +307,6 @@ fn string_token_span(body: &[u8], open: usize) -> Option<Range<usize>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod unit_tests {
     use super::*;
 

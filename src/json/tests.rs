@@ -2,8 +2,6 @@
 //! plain recursive-descent reference parser against one another. Splicing is checked by
 //! round-tripping through the reference tree and through `serde_json::Value`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::fmt;
 
 use serde_json::Value;

@@ -239,7 +239,6 @@ pub fn splice_strings(body: &[u8], edits: &[(Range<usize>, &str)]) -> Option<Vec
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -240,7 +240,6 @@ fn text(t: Str<'_>) -> ContentBlock<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};

@@ -196,7 +196,6 @@ impl PartialEq for SealKey {
 impl Eq for SealKey {}
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

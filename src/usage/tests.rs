@@ -1,8 +1,6 @@
 //! Usage reading per dialect, and the key scan against a full parse (the oracle) on bodies
 //! with keys in hostile places.
 
-#![allow(clippy::unwrap_used)]
-
 use super::*;
 use serde_json::{json, Value};
 

@@ -1601,7 +1601,6 @@ fn tool_output<'b>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
@@ -1856,7 +1855,6 @@ mod tests {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod compaction_tests {
     use super::super::{chat_to_responses_response_into, COMPACTION_PREAMBLE, COMPACTION_PROMPT};
     use super::*;
@@ -1975,7 +1973,6 @@ mod compaction_tests {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod review_tests {
     use super::*;
     use serde_json::{json, Value};
