@@ -316,7 +316,6 @@ pub fn format(e: &Entry<'_>, now: SystemTime) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

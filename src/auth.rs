@@ -109,7 +109,6 @@ pub fn authenticate<'k>(keys: &'k [GatewayKey], presented: &[u8]) -> Option<&'k 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -151,7 +151,6 @@ pub fn parse_instant(s: &str) -> Option<(i64, bool)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::time::Duration;

@@ -367,7 +367,6 @@ mod prefix_tests {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

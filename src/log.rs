@@ -142,7 +142,6 @@ pub fn debug(args: fmt::Arguments<'_>) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

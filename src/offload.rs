@@ -187,7 +187,6 @@ impl<A> Drop for Pending<A> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -208,7 +208,6 @@ fn visible_after(text: &[u8], at: usize) -> &[u8] {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

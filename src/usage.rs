@@ -20,6 +20,7 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use crate::format::Format;
+use crate::json::cursor::Cursor;
 
 /// Tokens of one answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -384,16 +385,11 @@ fn net_depth(bytes: &[u8]) -> i64 {
             b'}' | b']' => depth -= 1,
             b'"' => {
                 // To the closing quote, stepping over each escaped character.
-                loop {
-                    let Some(at) = bytes.get(i..).and_then(read::quote_or_backslash) else {
-                        return depth;
-                    };
-                    let quote = bytes.get(i + at) == Some(&b'"');
-                    i += at + if quote { 1 } else { 2 };
-                    if quote {
-                        break;
-                    }
+                let mut c = Cursor::new(bytes, i - 1);
+                if c.string().is_none() {
+                    return depth;
                 }
+                i = c.pos();
             }
             _ => {}
         }

@@ -5,8 +5,6 @@
 //! requests; a translated Responses stream whose held answer outgrows the budget ends with
 //! the Responses error event.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 mod common;
 
 use std::time::Duration;

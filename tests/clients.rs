@@ -2,8 +2,6 @@
 //! provider errors that are not JSON, malformed requests stopped before any upstream call,
 //! and client headers forwarded by policy.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 mod common;
 
 use common::*;

@@ -145,7 +145,6 @@ impl Compiler<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::config::testing::fails;

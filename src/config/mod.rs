@@ -390,7 +390,6 @@ impl Compiler<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::testing::{fails, GOOD};
     use super::*;

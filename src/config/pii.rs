@@ -200,7 +200,6 @@ impl Compiler<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use crate::config::testing::GOOD;
     use crate::config::Config;

@@ -438,7 +438,6 @@ struct BaseUrl {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::config::testing::{refused, GOOD};

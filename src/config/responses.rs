@@ -55,7 +55,6 @@ impl Compiler<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::super::compiler::line_of;
     use crate::config::testing::GOOD;

@@ -1,6 +1,4 @@
 //! Configs the section tests share, and the assertions they make about a refused one.
-#![allow(clippy::unwrap_used, clippy::panic)]
-
 use super::Config;
 
 /// A small config that compiles: two providers, one route, one key.

@@ -443,7 +443,6 @@ fn read_loop(mut reader: Box<dyn CustodyReader>, rx: &Receiver<Asked>) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -314,7 +314,6 @@ impl CustodyReader for SqliteReader {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::calendar::DAY_MS;

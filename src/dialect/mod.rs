@@ -213,7 +213,6 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::error::ErrorKind;

@@ -375,7 +375,6 @@ fn is_forbidden_ctl(b: u8) -> bool {
 
 /// RFC 9110 `tchar`.
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -1,8 +1,6 @@
 //! Differential and split-invariance tests for the whole codec: generated pipelined requests
 //! (random headers, Content-Length and chunked bodies) fed whole vs. split at random points
 //! and at every byte boundary, plus the chunked decoder against a dumb line-based oracle.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use bytes::BytesMut;
 
 use super::*;

@@ -438,7 +438,6 @@ fn names_other_http_version(window: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::super::{MAX_HEADERS, MAX_HEAD_BYTES};
     use super::*;

@@ -305,7 +305,6 @@ fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

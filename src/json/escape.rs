@@ -94,7 +94,6 @@ pub fn splice_string(body: &[u8], span: Range<usize>, new_value: &str) -> Option
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

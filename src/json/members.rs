@@ -4,6 +4,9 @@
 
 use std::ops::Range;
 
+use super::cursor::Cursor;
+use super::MAX_JSON_DEPTH;
+
 /// One `"key": value` member of the top-level object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -15,98 +18,37 @@ pub struct Member {
     pub value: Range<usize>,
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-/// End (exclusive) of the string token opening at `i`. Jumps from one quote or backslash to
-/// the next (memchr2): most of a Codex-sized request is string bytes (instructions, file
-/// contents), and a byte-at-a-time walk made one pass over a 74 KB body cost ~47 µs, paid by
-/// every Responses request two or three times (issue 28's measurement).
-fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
-    loop {
-        let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-        if b.get(at)? == &b'"' {
-            return Some(at + 1);
-        }
-        // A backslash: the byte after it is escaped, whatever it is.
-        i = at + 2;
-    }
-}
-
-/// End (exclusive) of the value starting at `i`.
-fn value_end(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => string_end(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            loop {
-                match b.get(j)? {
-                    b'"' => {
-                        j = string_end(b, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-        }
-        _ => {
-            // A number or a literal: up to the next delimiter.
-            let mut j = i;
-            while !matches!(
-                b.get(j),
-                None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-            ) {
-                j += 1;
-            }
-            Some(j)
-        }
-    }
-}
-
 /// The members of `body`'s top-level object, in order. `body` must already be validated
 /// (`inspect_request`); None if it is not an object after all.
 pub fn members(body: &[u8]) -> Option<Vec<Member>> {
-    let mut i = skip_ws(body, 0);
-    if body.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_ws(body, i + 1);
+    let mut c = Cursor::new(body, 0);
+    c.expect(b'{')?;
+    c.skip_ws();
     let mut out = Vec::new();
-    if body.get(i) == Some(&b'}') {
+    if c.eat(b'}').is_some() {
         return Some(out);
     }
     loop {
-        let key_start = i;
-        let key_end = string_end(body, i)?;
-        let key: String = serde_json::from_slice(body.get(key_start..key_end)?).ok()?;
-        i = skip_ws(body, key_end);
-        if body.get(i) != Some(&b':') {
-            return None;
-        }
-        let v = skip_ws(body, i + 1);
-        let v_end = value_end(body, v)?;
+        let key = c.string()?.quoted();
+        let key_start = key.start;
+        let key: String = serde_json::from_slice(body.get(key)?).ok()?;
+        c.expect(b':')?;
+        c.skip_ws();
+        let v = c.pos();
+        // A validated body nests at most MAX_JSON_DEPTH deep, so the skip never stops short.
+        c.skip_value(MAX_JSON_DEPTH)?;
+        let v_end = c.pos();
         out.push(Member {
             key,
             span: key_start..v_end,
             value: v..v_end,
         });
-        i = skip_ws(body, v_end);
-        match body.get(i)? {
-            b',' => i = skip_ws(body, i + 1),
+        c.skip_ws();
+        match c.peek()? {
+            b',' => {
+                c.advance(1);
+                c.skip_ws();
+            }
             b'}' => return Some(out),
             _ => return None,
         }
@@ -144,7 +86,6 @@ pub fn remove_members(body: &[u8], key: &str) -> Option<(Vec<u8>, Vec<Range<usiz
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::Value;
@@ -182,63 +123,6 @@ mod tests {
         .unwrap();
         assert_eq!(out, br#"{"model" :"m" ,"stream":true}"#);
         assert_eq!(values.len(), 1);
-    }
-
-    /// The byte-at-a-time scan `string_end` replaced, as the reference.
-    fn string_end_reference(b: &[u8], mut i: usize) -> Option<usize> {
-        i += 1;
-        loop {
-            match b.get(i)? {
-                b'\\' => i += 2,
-                b'"' => return Some(i + 1),
-                _ => i += 1,
-            }
-        }
-    }
-
-    #[test]
-    fn string_end_agrees_with_a_byte_scan_on_every_prefix() {
-        // Escapes everywhere (a trailing backslash, an escaped quote or backslash at a cut, a
-        // long run with none), each string cut at every length so unterminated ones are met.
-        let mut long = String::from("\"");
-        for i in 0..300 {
-            long.push_str(if i % 37 == 0 {
-                "\\\\\\\""
-            } else {
-                "fn x() {}\\n"
-            });
-        }
-        long.push('"');
-        let cases = [
-            r#""""#,
-            r#""a""#,
-            r#""\"""#,
-            r#""\\""#,
-            r#""\\\"x""#,
-            r#""\u0022"""#,
-            "\"\\",
-            "\"abc\\",
-            long.as_str(),
-        ];
-        for case in cases {
-            let b = case.as_bytes();
-            for cut in 0..=b.len() {
-                let p = &b[..cut];
-                assert_eq!(
-                    string_end(p, 0),
-                    string_end_reference(p, 0),
-                    "{case:?} cut {cut}"
-                );
-            }
-            let mut padded = b"xy".to_vec();
-            padded.extend_from_slice(b);
-            padded.extend_from_slice(b",\"z\"");
-            assert_eq!(
-                string_end(&padded, 2),
-                string_end_reference(&padded, 2),
-                "{case:?}"
-            );
-        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! 4. Keys nested deeper than the top level are never looked at.
 //! 5. Field checks come after validation, in the order given in [`JsonError`].
 
+pub mod cursor;
 mod escape;
 mod members;
 mod serde_path;
@@ -300,24 +301,12 @@ fn first_non_ws(body: &[u8]) -> Option<u8> {
 /// Finds the span of a string token whose opening quote is at `open`, with both quotes. Only
 /// valid for a document that has been validated, so the string is known to end.
 fn string_token_span(body: &[u8], open: usize) -> Option<Range<usize>> {
-    if body.get(open) != Some(&b'"') {
-        return None;
-    }
-    let mut at = open.checked_add(1)?;
-    loop {
-        let rest = body.get(at..)?;
-        let hit = at.checked_add(memchr::memchr2(b'"', b'\\', rest)?)?;
-        match body.get(hit) {
-            Some(b'"') => return Some(open..hit.checked_add(1)?),
-            // Skip the backslash and the byte it escapes. A `\uXXXX` has no quote or
-            // backslash in its hex digits.
-            _ => at = hit.checked_add(2)?,
-        }
-    }
+    cursor::Cursor::new(body, open)
+        .string()
+        .map(|token| token.quoted())
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod unit_tests {
     use super::*;
 

@@ -295,7 +295,6 @@ impl Visitor<'_> for TopKeyVisitor {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

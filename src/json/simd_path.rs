@@ -204,7 +204,6 @@ fn flag(value: &Node<'_>) -> Flag {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

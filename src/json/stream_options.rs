@@ -71,7 +71,6 @@ pub fn with_include_usage(body: &[u8]) -> Option<Bytes> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};

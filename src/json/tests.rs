@@ -2,8 +2,6 @@
 //! plain recursive-descent reference parser against one another. Splicing is checked by
 //! round-tripping through the reference tree and through `serde_json::Value`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::fmt;
 
 use serde_json::Value;
@@ -1076,5 +1074,136 @@ fn the_pii_flag_is_read_by_both_paths_with_its_key_unescaped() {
             "{}",
             String::from_utf8_lossy(body)
         );
+    }
+}
+
+/// Ends of the value and of the string token at the start of `bytes`, as serde's reader finds
+/// them (None where serde refuses).
+fn serde_end<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<usize> {
+    let mut it = serde_json::Deserializer::from_slice(bytes).into_iter::<T>();
+    it.next()?.ok()?;
+    Some(it.byte_offset())
+}
+
+/// The shared cursor skips a value exactly where serde's reader ends it, on random documents
+/// and values (escapes, surrogates, big numbers, every white space) followed by what may
+/// follow a value; and every cut inside a string or container is refused by both.
+#[test]
+fn cursor_skips_values_where_serde_ends_them() {
+    use cursor::Cursor;
+    use serde::de::IgnoredAny;
+    let mut g = Gen {
+        rng: Rng(0x0c0f_fee0_dd15_ea5e),
+        out: String::new(),
+    };
+    let mut cuts = 0;
+    for n in 0..3000 {
+        if n % 2 == 0 {
+            g.document();
+        } else {
+            g.out.clear();
+            g.ws();
+            g.value(1);
+        }
+        let tail = *g.rng.pick(&["", ",", "]", "}", " ,1", "\n:"]);
+        let doc = format!("{}{tail}", g.out);
+        let bytes = doc.as_bytes();
+        let want = serde_end::<IgnoredAny>(bytes).expect("generated JSON");
+        let mut c = Cursor::new(bytes, 0);
+        c.skip_ws();
+        let start = c.pos();
+        assert!(c.skip_value(MAX_JSON_DEPTH).is_some(), "{doc}");
+        assert_eq!(c.pos(), want, "{doc}");
+        let nested_or_string = matches!(bytes[start], b'"' | b'{' | b'[');
+        if nested_or_string && n < 300 {
+            for cut in start + 1..want {
+                let short = &bytes[..cut];
+                assert!(Cursor::new(short, start)
+                    .skip_value(MAX_JSON_DEPTH)
+                    .is_none());
+                assert!(serde_end::<IgnoredAny>(short).is_none(), "{cut} {doc}");
+                cuts += 1;
+            }
+        }
+    }
+    assert!(cuts > 5000, "{cuts}");
+}
+
+/// String tokens with a quote, backslash or control byte dropped in: wherever serde reads the
+/// string, both cursor walks end where serde ends; the strict walk refuses only what serde
+/// refuses too (control bytes, no end).
+#[test]
+fn cursor_strings_end_where_serde_ends_them() {
+    use cursor::Cursor;
+    let mut g = Gen {
+        rng: Rng(0x5eed_1e55_ca5e_f00d),
+        out: String::new(),
+    };
+    let (mut agreed, mut refused) = (0, 0);
+    for _ in 0..20_000 {
+        g.out.clear();
+        g.string();
+        let mut token = g.out.clone().into_bytes();
+        if g.rng.chance(70) {
+            let at = 1 + g.rng.below(token.len() - 1);
+            token.insert(at, *g.rng.pick(b"\"\\\x01\x1fx\x7f"));
+        }
+        let serde = serde_end::<String>(&token);
+        let loose = Cursor::new(&token, 0).string().map(|t| t.quoted().end);
+        let mut strict = Cursor::new(&token, 0);
+        let strict = strict.strict_string().map(|t| (t.quoted().end, t.escaped));
+        if let Some(end) = serde {
+            assert_eq!(loose, Some(end), "{token:?}");
+            let escaped = token[1..end - 1].contains(&b'\\');
+            assert_eq!(strict, Some((end, escaped)), "{token:?}");
+            agreed += 1;
+        }
+        if strict.is_none() {
+            assert_eq!(serde, None, "{token:?}");
+            refused += 1;
+        }
+    }
+    assert!(agreed > 8000 && refused > 1000, "{agreed} {refused}");
+}
+
+/// Nesting up to the bound is skipped, one level more is refused, and brackets inside strings
+/// do not count.
+#[test]
+fn cursor_depth_bound_is_exact() {
+    use cursor::Cursor;
+    let nest = |n: usize, inner: &str| format!("{}{inner}{}", "[".repeat(n), "]".repeat(n));
+    for inner in ["", r#""]]]\"[[[""#, "1", r#"{"a":"}"}"#] {
+        let levels = MAX_JSON_DEPTH - usize::from(inner.starts_with('{'));
+        let ok = nest(levels, inner);
+        let mut c = Cursor::new(ok.as_bytes(), 0);
+        assert!(c.skip_value(MAX_JSON_DEPTH).is_some(), "{inner}");
+        assert_eq!(c.pos(), ok.len());
+        let deep = nest(levels + 1, inner);
+        assert!(Cursor::new(deep.as_bytes(), 0)
+            .skip_value(MAX_JSON_DEPTH)
+            .is_none());
+    }
+}
+
+/// Each member `members` finds is one serde reads: the same keys, and each value span holds
+/// the value serde gives the key (the last one, for a key given twice).
+#[test]
+fn members_of_random_documents_are_serdes() {
+    let mut g = Gen {
+        rng: Rng(0x1234_5678_9abc_def1),
+        out: String::new(),
+    };
+    for _ in 0..2000 {
+        let doc = g.document();
+        let Ok(Value::Object(want)) = serde_json::from_str::<Value>(&doc) else {
+            continue;
+        };
+        let got = members(doc.as_bytes()).expect("a valid object");
+        let mut last = serde_json::Map::new();
+        for m in &got {
+            let value: Value = serde_json::from_slice(&doc.as_bytes()[m.value.clone()]).unwrap();
+            last.insert(m.key.clone(), value);
+        }
+        assert_eq!(last, want, "{doc}");
     }
 }

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use super::cursor::Cursor;
 use super::MAX_JSON_DEPTH;
 
 /// One value of the document.
@@ -65,16 +66,15 @@ pub fn parse(body: &[u8]) -> Option<Node> {
 /// not JSON. A tree costs memory per value, so a caller facing hostile bodies bounds it.
 pub fn parse_within(body: &[u8], left: &mut usize) -> Option<Node> {
     let mut p = Parser {
-        b: body,
-        i: 0,
+        c: Cursor::new(body, 0),
         left: *left,
     };
-    p.ws();
+    p.c.skip_ws();
     let node = p.value(1);
     *left = p.left;
     let node = node?;
-    p.ws();
-    (p.i == body.len()).then_some(node)
+    p.c.skip_ws();
+    (p.c.pos() == body.len()).then_some(node)
 }
 
 /// The text of the string token at `span` (quotes included), unescaped. Borrowed when it has
@@ -90,30 +90,15 @@ pub fn decode(body: &[u8], span: Range<usize>) -> Option<Cow<'_, str>> {
 }
 
 struct Parser<'b> {
-    b: &'b [u8],
-    i: usize,
+    c: Cursor<'b>,
     /// Values that may still be built.
     left: usize,
 }
 
 impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        (self.peek()? == byte).then(|| self.i += 1)
-    }
-
     fn value(&mut self, depth: usize) -> Option<Node> {
         self.left = self.left.checked_sub(1)?;
-        match self.peek()? {
+        match self.c.peek()? {
             b'"' => self.string().map(Node::Str),
             b'{' => self.object(depth),
             b'[' => self.array(depth),
@@ -128,32 +113,31 @@ impl Parser<'_> {
         if depth > MAX_JSON_DEPTH {
             return None;
         }
-        self.eat(b'{')?;
-        self.ws();
+        self.c.eat(b'{')?;
+        self.c.skip_ws();
         let mut entries = Vec::new();
-        if self.eat(b'}').is_some() {
+        if self.c.eat(b'}').is_some() {
             return Some(Node::Object(entries));
         }
         loop {
             let key_span = self.string()?;
-            let key = decode(self.b, key_span.clone())?.into_owned();
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
+            let key = decode(self.c.bytes(), key_span.clone())?.into_owned();
+            self.c.expect(b':')?;
+            self.c.skip_ws();
             let value = self.value(depth + 1)?;
             entries.push(Entry {
                 key,
                 key_span,
                 value,
             });
-            self.ws();
-            match self.peek()? {
+            self.c.skip_ws();
+            match self.c.peek()? {
                 b',' => {
-                    self.i += 1;
-                    self.ws();
+                    self.c.advance(1);
+                    self.c.skip_ws();
                 }
                 b'}' => {
-                    self.i += 1;
+                    self.c.advance(1);
                     return Some(Node::Object(entries));
                 }
                 _ => return None,
@@ -165,22 +149,22 @@ impl Parser<'_> {
         if depth > MAX_JSON_DEPTH {
             return None;
         }
-        self.eat(b'[')?;
-        self.ws();
+        self.c.eat(b'[')?;
+        self.c.skip_ws();
         let mut items = Vec::new();
-        if self.eat(b']').is_some() {
+        if self.c.eat(b']').is_some() {
             return Some(Node::Array(items));
         }
         loop {
             items.push(self.value(depth + 1)?);
-            self.ws();
-            match self.peek()? {
+            self.c.skip_ws();
+            match self.c.peek()? {
                 b',' => {
-                    self.i += 1;
-                    self.ws();
+                    self.c.advance(1);
+                    self.c.skip_ws();
                 }
                 b']' => {
-                    self.i += 1;
+                    self.c.advance(1);
                     return Some(Node::Array(items));
                 }
                 _ => return None,
@@ -188,102 +172,51 @@ impl Parser<'_> {
         }
     }
 
-    /// A string token: its span. Escapes are checked for shape, the bytes for UTF-8.
+    /// A string token: its span. Escapes are checked for shape, the bytes for UTF-8, in one
+    /// pass (so not with [`Cursor::string`], which only finds the end).
     fn string(&mut self) -> Option<Range<usize>> {
-        let start = self.i;
-        self.eat(b'"')?;
-        let mut run = self.i;
+        let start = self.c.pos();
+        self.c.eat(b'"')?;
+        let b = self.c.bytes();
+        let mut i = self.c.pos();
+        let mut run = i;
         loop {
-            let at = self.i + memchr::memchr2(b'"', b'\\', self.b.get(self.i..)?)?;
-            let plain = self.b.get(run..at)?;
+            let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+            let plain = b.get(run..at)?;
             if plain.iter().any(|&c| c < 0x20) || std::str::from_utf8(plain).is_err() {
                 return None;
             }
-            self.i = at + 1;
-            if self.b.get(at) == Some(&b'"') {
-                return Some(start..self.i);
+            i = at + 1;
+            if b.get(at) == Some(&b'"') {
+                self.c.seek(i);
+                return Some(start..i);
             }
-            match self.peek()? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+            match b.get(i)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 1,
                 b'u' => {
-                    let hex = self.b.get(self.i + 1..self.i + 5)?;
+                    let hex = b.get(i + 1..i + 5)?;
                     if !hex.iter().all(u8::is_ascii_hexdigit) {
                         return None;
                     }
-                    self.i += 5;
+                    i += 5;
                 }
                 _ => return None,
             }
-            run = self.i;
+            run = i;
         }
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<Node> {
-        let start = self.i;
-        if !self.b.get(self.i..)?.starts_with(word) {
-            return None;
-        }
-        self.i += word.len();
-        Some(Node::Scalar(start..self.i))
+        let start = self.c.pos();
+        self.c.literal(word)?;
+        Some(Node::Scalar(start..self.c.pos()))
     }
 
     fn number(&mut self) -> Option<Node> {
-        let start = self.i;
-        self.i += number_len(self.b.get(start..)?)?;
-        Some(Node::Scalar(start..self.i))
+        let start = self.c.pos();
+        self.c.number()?;
+        Some(Node::Scalar(start..self.c.pos()))
     }
-}
-
-/// The JSON integer that `bytes` starts with, as serde reads it into an unsigned field, and
-/// its length: digits, no leading zero, no fraction or exponent, within u64. None for a sign,
-/// an overflow or anything else (serde would refuse it or read it otherwise).
-pub fn unsigned_prefix(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut n = 0u64;
-    let mut len = 0usize;
-    for &d in bytes.iter().take_while(|b| b.is_ascii_digit()) {
-        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-        len += 1;
-    }
-    let leading_zero = len > 1 && bytes.first() == Some(&b'0');
-    if len == 0 || leading_zero || matches!(bytes.get(len), Some(b'.' | b'e' | b'E')) {
-        return None;
-    }
-    Some((n, len))
-}
-
-/// Length of the JSON number that `bytes` starts with, by JSON's grammar
-/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`; None when it starts with none.
-pub fn number_len(bytes: &[u8]) -> Option<usize> {
-    let digits = |from: usize| {
-        bytes
-            .get(from..)
-            .map_or(0, |r| r.iter().take_while(|b| b.is_ascii_digit()).count())
-    };
-    let mut i = usize::from(bytes.first() == Some(&b'-'));
-    match bytes.get(i)? {
-        b'0' => i += 1,
-        b'1'..=b'9' => i += digits(i),
-        _ => return None,
-    }
-    if bytes.get(i) == Some(&b'.') {
-        let n = digits(i + 1);
-        if n == 0 {
-            return None;
-        }
-        i += 1 + n;
-    }
-    if matches!(bytes.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(bytes.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        let n = digits(i);
-        if n == 0 {
-            return None;
-        }
-        i += n;
-    }
-    Some(i)
 }
 
 /// Builds `body` with each `(span, text)` in `edits` replaced by `text` written as a JSON
@@ -306,7 +239,6 @@ pub fn splice_strings(body: &[u8], edits: &[(Range<usize>, &str)]) -> Option<Vec
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -96,7 +96,6 @@ pub fn rescale(old: Rate, new: Rate, tat: u64, now: u64) -> u64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -103,7 +103,6 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

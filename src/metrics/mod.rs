@@ -806,7 +806,6 @@ fn render_llm(out: &mut String, s: &Snapshot) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

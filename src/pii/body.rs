@@ -652,7 +652,6 @@ fn walk_listed(v: &Node, out: &mut Spans) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::pii::{Detector, Kind};
     use serde_json::Value;

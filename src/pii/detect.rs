@@ -640,7 +640,6 @@ pub fn iban_mod97(compact: &[u8]) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
 
     fn kinds(text: &str) -> Vec<(Kind, &str)> {

@@ -758,7 +758,6 @@ fn write_event(out: &mut Vec<u8>, event: Option<&[u8]>, data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::sse::Decoder;
 

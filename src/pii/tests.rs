@@ -1,8 +1,6 @@
 //! Session and restorer tests: stand-in shapes, determinism, collisions, and the property that
 //! any text pushed in any split restores exactly like the whole (a naive oracle checks the
 //! whole).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::*;
 
 /// splitmix64, so a failure reproduces from its seed.

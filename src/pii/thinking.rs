@@ -333,7 +333,6 @@ fn unseal_block(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::seal::Holder;

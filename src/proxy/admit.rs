@@ -471,7 +471,6 @@ pub(super) fn splice_model(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::format::MAX_MODEL_ID_BYTES;

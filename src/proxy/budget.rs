@@ -143,7 +143,6 @@ impl Drop for Charge<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -176,7 +176,6 @@ fn range(query: Option<&str>, now: i64) -> Result<(i64, i64), Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

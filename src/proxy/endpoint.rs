@@ -167,7 +167,6 @@ pub(super) fn is_stored_response(path: &str) -> bool {
 pub(super) const CUSTODY_PREFIX: &str = "/v1/custody/";
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -766,7 +766,6 @@ pub(super) async fn plain<S: Transport>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -690,8 +690,6 @@ impl<S: Transport> AsyncWriteRent for Framer<'_, S> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     /// Text payloads of the frames in `out` (as the server wrote them: unmasked).

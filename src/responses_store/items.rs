@@ -341,7 +341,6 @@ pub fn previous_not_found_message(id: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -205,7 +205,6 @@ pub fn parse_key(text: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

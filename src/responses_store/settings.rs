@@ -214,7 +214,6 @@ pub fn compile(raw: &RawStore, section: &str) -> Result<Option<Settings>, Settin
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -1,7 +1,5 @@
 //! The store over SQLite (engine and backend together, time given), then the thread front end.
 
-#![allow(clippy::unwrap_used, clippy::panic)]
-
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 

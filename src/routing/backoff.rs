@@ -35,7 +35,6 @@ pub fn retry_after(retry_after_ms: Option<&[u8]>, retry_after: Option<&[u8]>) ->
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

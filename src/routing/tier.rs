@@ -125,7 +125,6 @@ pub fn hop(label: &str, jurisdiction: Option<&str>) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -115,7 +115,6 @@ fn unavailable(e: io::Error) -> PoolError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -543,7 +543,6 @@ impl Drop for Driver {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn rt<F: Future>(f: F) -> F::Output {

@@ -549,7 +549,6 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a test should fail loudly")]
 mod tests {
     use super::*;
     use std::ops::Range;

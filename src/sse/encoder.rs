@@ -44,7 +44,6 @@ fn first_line(text: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "a test should fail loudly")]
 mod tests {
     use super::*;
     use crate::sse::{Decoder, Event, MAX_EVENT_BYTES};

@@ -1,6 +1,4 @@
 //! Hand-checked counts for the estimator, and the promise that no input makes it panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::OnceLock;
 
 use super::*;

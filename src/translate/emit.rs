@@ -91,7 +91,6 @@ pub(crate) fn openai_frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

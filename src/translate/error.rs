@@ -291,7 +291,6 @@ pub fn same_format_error(anthropic: bool, status: u16, body: &[u8]) -> Option<Ve
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};

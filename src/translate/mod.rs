@@ -404,7 +404,6 @@ impl From<crate::wire::ParseError> for TranslateError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};

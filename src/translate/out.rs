@@ -289,7 +289,6 @@ pub(crate) fn assemble(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::io::Write;

@@ -123,7 +123,6 @@ fn version(id: &str) -> Option<(u32, u32)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

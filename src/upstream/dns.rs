@@ -111,7 +111,6 @@ fn start_lookup(host: &str, port: u16) -> io::Result<Answer> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

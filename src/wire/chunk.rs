@@ -16,38 +16,10 @@ use super::openai::{
     ToolCall, Usage,
 };
 use super::Str;
+use crate::json::cursor::Cursor;
 
 /// Deepest nesting of a skipped value (serde_json's own limit is 128); deeper declines.
 const MAX_SKIP_DEPTH: usize = 64;
-
-/// Offset of the first quote, backslash or control byte in `rest`, found eight bytes at a time
-/// (a chunk's strings are mostly keys and single tokens, shorter than `memchr`'s set-up).
-#[inline(always)]
-fn string_stop(rest: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut at = 0usize;
-    let mut words = rest.chunks_exact(8);
-    for word in words.by_ref() {
-        let x = u64::from_le_bytes(word.try_into().ok()?);
-        // Per byte: equal to `"`, equal to `\`, below 0x20. Each test can flag a byte above
-        // a true match (a borrow), never one below it, so the lowest flag is exact.
-        let quote = x ^ (ONES * u64::from(b'"'));
-        let backslash = x ^ (ONES * u64::from(b'\\'));
-        let found = (quote.wrapping_sub(ONES) & !quote
-            | backslash.wrapping_sub(ONES) & !backslash
-            | x.wrapping_sub(ONES * 0x20) & !x)
-            & HIGH;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = words.remainder();
-    tail.iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|p| at + p)
-}
 
 /// The chunk in `text` as serde would read it; None where this reader declines.
 pub fn read(text: &str) -> Option<Chunk<'_>> {
@@ -68,13 +40,12 @@ fn whole<'a, T: Default>(
 ) -> Option<T> {
     let mut r = Reader {
         s: text,
-        b: text.as_bytes(),
-        i: 0,
+        c: Cursor::new(text.as_bytes(), 0),
     };
     let mut out = T::default();
     value(&mut r, &mut out)?;
-    r.ws();
-    (r.i == r.b.len()).then_some(out)
+    r.c.skip_ws();
+    (r.c.pos() == text.len()).then_some(out)
 }
 
 /// Members of an Anthropic event this reader leaves to serde when they hold anything but
@@ -82,9 +53,9 @@ fn whole<'a, T: Default>(
 const EVENT_FIELDS_FOR_SERDE: [&[u8]; 4] = [b"message", b"content_block", b"usage", b"error"];
 
 struct Reader<'a> {
+    /// The text `c` walks, for borrowing strings from it.
     s: &'a str,
-    b: &'a [u8],
-    i: usize,
+    c: Cursor<'a>,
 }
 
 /// The known fields of one object already read: serde's derive refuses a field given twice.
@@ -103,78 +74,26 @@ impl Seen {
 }
 
 impl<'a> Reader<'a> {
-    #[inline(always)]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    #[inline(always)]
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.i += 1;
-        }
-    }
-
-    #[inline(always)]
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.peek()? == c).then(|| self.i += 1)
-    }
-
-    #[inline(always)]
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.b.get(self.i..)?.starts_with(word).then(|| {
-            self.i += word.len();
-        })
-    }
-
-    /// After an opening quote: the string's body as offsets, and whether it holds an escape.
-    /// None on a control character (serde refuses those) or a string without an end.
-    #[inline(always)]
-    fn raw_string(&mut self) -> Option<(usize, usize, bool)> {
-        let start = self.i;
-        let mut escaped = false;
-        loop {
-            self.i += string_stop(self.b.get(self.i..)?)?;
-            match self.peek()? {
-                b'"' => {
-                    let end = self.i;
-                    self.i += 1;
-                    return Some((start, end, escaped));
-                }
-                b'\\' => {
-                    escaped = true;
-                    self.i += 2;
-                }
-                _ => return None,
-            }
-        }
-    }
-
     /// A string value: borrowed when it has no escape (as serde borrows), else unescaped by
     /// serde_json itself, so escapes and surrogates mean what they mean to serde.
     #[inline(always)]
     fn string(&mut self) -> Option<Str<'a>> {
-        if self.peek()? != b'"' {
-            return None;
-        }
-        self.i += 1;
-        let (start, end, escaped) = self.raw_string()?;
-        if escaped {
-            let quoted = self.s.get(start.checked_sub(1)?..end + 1)?;
+        let token = self.c.strict_string()?;
+        if token.escaped {
+            let quoted = self.s.get(token.quoted())?;
             serde_json::from_str::<String>(quoted)
                 .ok()
                 .map(|s| Str(Cow::Owned(s)))
         } else {
-            self.s.get(start..end).map(|s| Str(Cow::Borrowed(s)))
+            self.s.get(token.inner).map(|s| Str(Cow::Borrowed(s)))
         }
     }
 
     /// `null` (None) or what `read` makes of the value, as serde reads an `Option`.
     #[inline(always)]
     fn opt<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
-        self.ws();
-        if self.literal(b"null").is_some() {
+        self.c.skip_ws();
+        if self.c.literal(b"null").is_some() {
             return Some(None);
         }
         read(self).map(Some)
@@ -187,9 +106,7 @@ impl<'a> Reader<'a> {
 
     /// An integer as serde reads it into an unsigned field (see `unsigned_prefix`).
     fn unsigned(&mut self) -> Option<u64> {
-        let (n, len) = crate::json::tree::unsigned_prefix(self.b.get(self.i..)?)?;
-        self.i += len;
-        Some(n)
+        self.c.unsigned()
     }
 
     fn small(&mut self) -> Option<u32> {
@@ -200,27 +117,26 @@ impl<'a> Reader<'a> {
     /// and reads or skips the value.
     #[inline(always)]
     fn object(&mut self, mut each: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
+        self.c.expect(b'{')?;
+        self.c.skip_ws();
+        if self.c.eat(b'}').is_some() {
             return Some(());
         }
         loop {
-            self.eat(b'"')?;
-            let (start, end, escaped) = self.raw_string()?;
-            if escaped {
+            self.c.skip_ws();
+            let key = self.c.strict_string()?;
+            if key.escaped {
                 return None;
             }
-            let key = self.b.get(start..end)?;
-            self.eat(b':')?;
-            self.ws();
+            let key = self.c.bytes().get(key.inner)?;
+            self.c.expect(b':')?;
+            self.c.skip_ws();
             each(self, key)?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
+            self.c.skip_ws();
+            match self.c.peek()? {
+                b',' => self.c.advance(1),
                 b'}' => {
-                    self.i += 1;
+                    self.c.advance(1);
                     return Some(());
                 }
                 _ => return None,
@@ -236,8 +152,8 @@ impl<'a> Reader<'a> {
         slot: &mut Option<T>,
         read: impl FnOnce(&mut Self, &mut T) -> Option<()>,
     ) -> Option<()> {
-        self.ws();
-        if self.literal(b"null").is_some() {
+        self.c.skip_ws();
+        if self.c.literal(b"null").is_some() {
             *slot = None;
             return Some(());
         }
@@ -260,20 +176,19 @@ impl<'a> Reader<'a> {
     /// The items of the array at the cursor, each read (or skipped) by `each`.
     #[inline(always)]
     fn array(&mut self, mut each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
-        self.ws();
-        if self.peek()? == b']' {
-            self.i += 1;
+        self.c.expect(b'[')?;
+        self.c.skip_ws();
+        if self.c.eat(b']').is_some() {
             return Some(());
         }
         loop {
-            self.ws();
+            self.c.skip_ws();
             each(self)?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
+            self.c.skip_ws();
+            match self.c.peek()? {
+                b',' => self.c.advance(1),
                 b']' => {
-                    self.i += 1;
+                    self.c.advance(1);
                     return Some(());
                 }
                 _ => return None,
@@ -283,26 +198,17 @@ impl<'a> Reader<'a> {
 
     /// Past the value at the cursor, its grammar checked as serde checks a value it ignores.
     fn skip(&mut self, depth: usize) -> Option<()> {
-        self.ws();
-        match self.peek()? {
-            b'"' => {
-                self.i += 1;
-                let (_, _, escaped) = self.raw_string()?;
-                (!escaped).then_some(())
-            }
+        self.c.skip_ws();
+        match self.c.peek()? {
+            b'"' => (!self.c.strict_string()?.escaped).then_some(()),
             b'{' if depth < MAX_SKIP_DEPTH => self.object(|r, _| r.skip(depth + 1)),
             b'[' if depth < MAX_SKIP_DEPTH => self.array(|r| r.skip(depth + 1)),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.c.literal(b"true"),
+            b'f' => self.c.literal(b"false"),
+            b'n' => self.c.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.c.number(),
             _ => None,
         }
-    }
-
-    fn number(&mut self) -> Option<()> {
-        self.i += crate::json::tree::number_len(self.b.get(self.i..)?)?;
-        Some(())
     }
 
     fn chunk(&mut self, c: &mut Chunk<'a>) -> Option<()> {
@@ -546,7 +452,6 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -692,36 +597,6 @@ mod tests {
         assert_eq!(args.unwrap().arguments.as_deref(), Some("{\"a\":1}"));
         let u = read(SAMPLES[2]).unwrap().usage.unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (19, 10));
-    }
-
-    /// The word-at-a-time scan against the byte-at-a-time definition, over bytes next to the
-    /// stops (0x1f/0x20, `!`/`#` around `"`, `[`/`]` around `\\`, high bytes) in every position.
-    #[test]
-    fn string_stop_finds_the_first_stop_byte() {
-        const BYTES: [u8; 14] = [
-            0x1f, 0x20, b'"', b'!', b'#', b'\\', b'[', b']', 0x80, 0xff, 0x00, b'a', 0xdc, 0xa2,
-        ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..50_000 {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let len = (seed >> 58) as usize;
-            let stops = (seed >> 40) % 4;
-            let bytes: Vec<u8> = (0..len)
-                .map(|i| {
-                    let r = seed.rotate_left(i as u32 * 7) ^ (i as u64 * 0x2545_f491);
-                    // Mostly plain bytes, so that a stop often comes late or not at all.
-                    if r % 8 < stops {
-                        BYTES[(r >> 8) as usize % BYTES.len()]
-                    } else {
-                        b'a' + (r % 26) as u8
-                    }
-                })
-                .collect();
-            let want = bytes
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
-            assert_eq!(string_stop(&bytes), want, "{bytes:?}");
-        }
     }
 
     /// What serde refuses, or reads otherwise than plainly, is declined here.

@@ -419,7 +419,6 @@ macro_rules! top_level_seed {
 pub(crate) use top_level_seed;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -332,7 +332,6 @@ fn keep_restart_only(current: &Config, next: &mut Config) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

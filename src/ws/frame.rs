@@ -302,8 +302,6 @@ pub fn encode_close(out: &mut impl BufMut, code: CloseCode, reason: &str) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::*;
 
     fn server_decode(bytes: &[u8]) -> Result<Option<Frame>, ProtocolError> {

@@ -197,8 +197,6 @@ pub fn write_switching_protocols(out: &mut Vec<u8>, accept: &AcceptKey) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use bytes::BytesMut;
 
     use super::*;

@@ -213,8 +213,6 @@ fn read_close(payload: Bytes) -> Result<Option<CloseFrame>, ProtocolError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
     use super::super::frame::encode_masked_frame;
     use super::*;
 

@@ -4,8 +4,6 @@
 //! and at every byte boundary; mutated streams give the same outcome whole and split; server
 //! frames round-trip through the client-side decoder; a dumb bytewise frame parser agrees
 //! with the decoder on arbitrary bytes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use bytes::{Bytes, BytesMut};
 
 use super::*;

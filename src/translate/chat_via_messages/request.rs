@@ -1346,7 +1346,6 @@ fn tool_result_block<'b>(m: &'b Message<'_>, i: usize) -> Result<ContentBlock<'b
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::translate::ThinkingStyle;

@@ -144,7 +144,6 @@ fn join<'b>(parts: &[&'b str]) -> Option<Str<'b>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::translate::openai_to_anthropic_response;

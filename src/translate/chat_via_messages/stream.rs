@@ -575,7 +575,6 @@ pub(crate) fn initial_args<'b>(block: &'b ResponseBlock<'_>) -> Option<&'b str> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::translate::check::check_openai_stream;

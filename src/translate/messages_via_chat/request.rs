@@ -906,7 +906,6 @@ fn assistant_message<'b>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};

@@ -601,7 +601,6 @@ fn delta_frame(out: &mut Vec<u8>, index: u64, kind: &str, field: &str, value: &s
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::translate::check::{self, check_anthropic_stream};

@@ -63,7 +63,6 @@ pub fn native_request(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::seal::{Holder, Purpose};

@@ -1609,7 +1609,6 @@ fn tool_output<'b>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
@@ -1864,7 +1863,6 @@ mod tests {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod compaction_tests {
     use super::super::{chat_to_responses_response_into, COMPACTION_PREAMBLE, COMPACTION_PROMPT};
     use super::*;
@@ -1982,7 +1980,6 @@ mod compaction_tests {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod review_tests {
     use super::*;
     use serde_json::{json, Value};

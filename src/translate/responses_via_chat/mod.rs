@@ -248,7 +248,6 @@ impl ChatToResponsesStream {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::translate::check::check_responses_stream;

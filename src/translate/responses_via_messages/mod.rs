@@ -521,7 +521,6 @@ impl AnthropicToResponsesStream {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::translate::check::check_responses_stream;
