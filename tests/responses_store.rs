@@ -589,3 +589,99 @@ fn a_route_with_store_responses_false_keeps_nothing() {
         200
     );
 }
+
+/// The last request the mock received for `model`, its body parsed.
+fn last_upstream_json(m: &Proc, model: &str) -> Value {
+    let all = mock_requests(m);
+    let last = all
+        .iter()
+        .rev()
+        .find(|r| r["model"] == model)
+        .unwrap_or_else(|| panic!("no request for {model}: {all:?}"));
+    serde_json::from_str(last["body"].as_str().unwrap()).unwrap()
+}
+
+/// A stored reasoning item keeps its sealed thinking though the client did not ask for it
+/// (`include` unset: its copy says `encrypted_content: null`), as the API keeps reasoning for
+/// a stored response: the next step of a tool loop, by `item_reference` or by
+/// `previous_response_id`, gives the provider the thinking block with its signature, and
+/// thinking stays on (a tool turn without its thinking would turn it off). Streamed or not.
+#[test]
+fn a_stored_reasoning_item_keeps_its_thinking_for_the_next_turn() {
+    let (m, g) = setup_keys("");
+    let tools = json!([{"type": "function", "name": "get_weather", "parameters":
+        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
+    for stream in [false, true] {
+        for by_reference in [true, false] {
+            let what = format!("stream={stream} by_reference={by_reference}");
+            let r = create(
+                &g,
+                KEY_A,
+                &json!({"model": "claude", "stream": stream, "tools": tools,
+                        "reasoning": {"effort": "low"},
+                        "input": "Weather? mock:thinking mock:args={\"city\":\"Lyon\"}"}),
+            );
+            assert_eq!(r.status, 200, "{what}: {}", r.text());
+            let first = if stream {
+                streamed_response(&r)
+            } else {
+                r.json()
+            };
+            let output = first["output"].as_array().unwrap();
+            let reasoning = output
+                .iter()
+                .find(|i| i["type"] == "reasoning")
+                .unwrap_or_else(|| panic!("{what}: {first}"));
+            // Not asked for: the client's copy has none.
+            assert_eq!(
+                reasoning["encrypted_content"],
+                Value::Null,
+                "{what}: {first}"
+            );
+            let call = output
+                .iter()
+                .find(|i| i["type"] == "function_call")
+                .unwrap_or_else(|| panic!("{what}: {first}"));
+            let result = json!({"type": "function_call_output", "call_id": call["call_id"],
+                                "output": "sunny in Lyon"});
+            let next = if by_reference {
+                json!({"model": "claude", "stream": stream, "tools": tools,
+                       "reasoning": {"effort": "low"}, "input": [
+                    {"type": "item_reference", "id": reasoning["id"]},
+                    {"type": "item_reference", "id": call["id"]},
+                    result]})
+            } else {
+                json!({"model": "claude", "stream": stream, "tools": tools,
+                       "reasoning": {"effort": "low"}, "previous_response_id": first["id"],
+                       "input": [result]})
+            };
+            let r = create(&g, KEY_A, &next);
+            assert_eq!(r.status, 200, "{what}: {}", r.text());
+            let sent = last_upstream_json(&m, "mock-claude-up");
+            let assistant = sent["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rfind(|msg| msg["role"] == "assistant")
+                .unwrap_or_else(|| panic!("{what}: {sent}"));
+            let blocks = assistant["content"].as_array().unwrap();
+            assert_eq!(blocks[0]["type"], "thinking", "{what}: {sent}");
+            assert!(
+                !blocks[0]["signature"].as_str().unwrap_or("").is_empty(),
+                "{what}: {sent}"
+            );
+            assert!(
+                blocks.iter().any(|b| b["type"] == "tool_use"),
+                "{what}: {sent}"
+            );
+            assert!(
+                sent["thinking"].is_object() && sent["thinking"]["type"] != "disabled",
+                "{what}: thinking went off: {sent}"
+            );
+            // The stream's answer and the next turn's are read through: both succeeded.
+            if stream {
+                streamed_response(&r);
+            }
+        }
+    }
+}
