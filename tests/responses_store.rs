@@ -605,7 +605,8 @@ fn last_upstream_json(m: &Proc, model: &str) -> Value {
 /// (`include` unset: its copy says `encrypted_content: null`), as the API keeps reasoning for
 /// a stored response: the next step of a tool loop, by `item_reference` or by
 /// `previous_response_id`, gives the provider the thinking block with its signature, and
-/// thinking stays on (a tool turn without its thinking would turn it off). Streamed or not.
+/// thinking stays on (a tool turn without its thinking would turn it off). `GET` hands it
+/// out only when `include` asks. Streamed or not.
 #[test]
 fn a_stored_reasoning_item_keeps_its_thinking_for_the_next_turn() {
     let (m, g) = setup_keys("");
@@ -638,17 +639,36 @@ fn a_stored_reasoning_item_keeps_its_thinking_for_the_next_turn() {
                 Value::Null,
                 "{what}: {first}"
             );
-            let call = output
+            // Kept sealed, handed out as the API does: only when `include` asks.
+            let id = first["id"].as_str().unwrap();
+            let got = call(&g, KEY_A, "GET", &format!("/v1/responses/{id}"));
+            assert_eq!(got.json(), first, "{what}");
+            let got = call(
+                &g,
+                KEY_A,
+                "GET",
+                &format!("/v1/responses/{id}?include%5B%5D=reasoning.encrypted_content"),
+            )
+            .json();
+            let kept = got["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["type"] == "reasoning")
+                .unwrap();
+            let sealed = kept["encrypted_content"].as_str().unwrap_or_default();
+            assert!(sealed.starts_with("rw1."), "{what}: {got}");
+            let fc = output
                 .iter()
                 .find(|i| i["type"] == "function_call")
                 .unwrap_or_else(|| panic!("{what}: {first}"));
-            let result = json!({"type": "function_call_output", "call_id": call["call_id"],
+            let result = json!({"type": "function_call_output", "call_id": fc["call_id"],
                                 "output": "sunny in Lyon"});
             let next = if by_reference {
                 json!({"model": "claude", "stream": stream, "tools": tools,
                        "reasoning": {"effort": "low"}, "input": [
                     {"type": "item_reference", "id": reasoning["id"]},
-                    {"type": "item_reference", "id": call["id"]},
+                    {"type": "item_reference", "id": fc["id"]},
                     result]})
             } else {
                 json!({"model": "claude", "stream": stream, "tools": tools,
@@ -678,9 +698,28 @@ fn a_stored_reasoning_item_keeps_its_thinking_for_the_next_turn() {
                 sent["thinking"].is_object() && sent["thinking"]["type"] != "disabled",
                 "{what}: thinking went off: {sent}"
             );
-            // The stream's answer and the next turn's are read through: both succeeded.
-            if stream {
-                streamed_response(&r);
+            let second = if stream {
+                streamed_response(&r)
+            } else {
+                r.json()
+            };
+            if by_reference {
+                // Its input as kept: the referenced reasoning, sealed, shown only when asked.
+                let items = |query: &str| {
+                    let path = format!("/v1/responses/{}/input_items{query}", second["id"]);
+                    let list = call(&g, KEY_A, "GET", &path.replace('"', "")).json();
+                    let item = list["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|i| i["type"] == "reasoning")
+                        .unwrap_or_else(|| panic!("{what}: {list}"))
+                        .clone();
+                    item["encrypted_content"].clone()
+                };
+                assert_eq!(items(""), Value::Null, "{what}");
+                let sealed = items("?include=reasoning.encrypted_content");
+                assert!(sealed.as_str().unwrap().starts_with("rw1."), "{what}");
             }
         }
     }
