@@ -589,3 +589,138 @@ fn a_route_with_store_responses_false_keeps_nothing() {
         200
     );
 }
+
+/// The last request the mock received for `model`, its body parsed.
+fn last_upstream_json(m: &Proc, model: &str) -> Value {
+    let all = mock_requests(m);
+    let last = all
+        .iter()
+        .rev()
+        .find(|r| r["model"] == model)
+        .unwrap_or_else(|| panic!("no request for {model}: {all:?}"));
+    serde_json::from_str(last["body"].as_str().unwrap()).unwrap()
+}
+
+/// A stored reasoning item keeps its sealed thinking though the client did not ask for it
+/// (`include` unset: its copy says `encrypted_content: null`), as the API keeps reasoning for
+/// a stored response: the next step of a tool loop, by `item_reference` or by
+/// `previous_response_id`, gives the provider the thinking block with its signature, and
+/// thinking stays on (a tool turn without its thinking would turn it off). `GET` hands it
+/// out only when `include` asks. Streamed or not.
+#[test]
+fn a_stored_reasoning_item_keeps_its_thinking_for_the_next_turn() {
+    let (m, g) = setup_keys("");
+    let tools = json!([{"type": "function", "name": "get_weather", "parameters":
+        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
+    for stream in [false, true] {
+        for by_reference in [true, false] {
+            let what = format!("stream={stream} by_reference={by_reference}");
+            let r = create(
+                &g,
+                KEY_A,
+                &json!({"model": "claude", "stream": stream, "tools": tools,
+                        "reasoning": {"effort": "low"},
+                        "input": "Weather? mock:thinking mock:args={\"city\":\"Lyon\"}"}),
+            );
+            assert_eq!(r.status, 200, "{what}: {}", r.text());
+            let first = if stream {
+                streamed_response(&r)
+            } else {
+                r.json()
+            };
+            let output = first["output"].as_array().unwrap();
+            let reasoning = output
+                .iter()
+                .find(|i| i["type"] == "reasoning")
+                .unwrap_or_else(|| panic!("{what}: {first}"));
+            // Not asked for: the client's copy has none.
+            assert_eq!(
+                reasoning["encrypted_content"],
+                Value::Null,
+                "{what}: {first}"
+            );
+            // Kept sealed, handed out as the API does: only when `include` asks.
+            let id = first["id"].as_str().unwrap();
+            let got = call(&g, KEY_A, "GET", &format!("/v1/responses/{id}"));
+            assert_eq!(got.json(), first, "{what}");
+            let got = call(
+                &g,
+                KEY_A,
+                "GET",
+                &format!("/v1/responses/{id}?include%5B%5D=reasoning.encrypted_content"),
+            )
+            .json();
+            let kept = got["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["type"] == "reasoning")
+                .unwrap();
+            let sealed = kept["encrypted_content"].as_str().unwrap_or_default();
+            assert!(sealed.starts_with("rw1."), "{what}: {got}");
+            let fc = output
+                .iter()
+                .find(|i| i["type"] == "function_call")
+                .unwrap_or_else(|| panic!("{what}: {first}"));
+            let result = json!({"type": "function_call_output", "call_id": fc["call_id"],
+                                "output": "sunny in Lyon"});
+            let next = if by_reference {
+                json!({"model": "claude", "stream": stream, "tools": tools,
+                       "reasoning": {"effort": "low"}, "input": [
+                    {"type": "item_reference", "id": reasoning["id"]},
+                    {"type": "item_reference", "id": fc["id"]},
+                    result]})
+            } else {
+                json!({"model": "claude", "stream": stream, "tools": tools,
+                       "reasoning": {"effort": "low"}, "previous_response_id": first["id"],
+                       "input": [result]})
+            };
+            let r = create(&g, KEY_A, &next);
+            assert_eq!(r.status, 200, "{what}: {}", r.text());
+            let sent = last_upstream_json(&m, "mock-claude-up");
+            let assistant = sent["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rfind(|msg| msg["role"] == "assistant")
+                .unwrap_or_else(|| panic!("{what}: {sent}"));
+            let blocks = assistant["content"].as_array().unwrap();
+            assert_eq!(blocks[0]["type"], "thinking", "{what}: {sent}");
+            assert!(
+                !blocks[0]["signature"].as_str().unwrap_or("").is_empty(),
+                "{what}: {sent}"
+            );
+            assert!(
+                blocks.iter().any(|b| b["type"] == "tool_use"),
+                "{what}: {sent}"
+            );
+            assert!(
+                sent["thinking"].is_object() && sent["thinking"]["type"] != "disabled",
+                "{what}: thinking went off: {sent}"
+            );
+            let second = if stream {
+                streamed_response(&r)
+            } else {
+                r.json()
+            };
+            if by_reference {
+                // Its input as kept: the referenced reasoning, sealed, shown only when asked.
+                let items = |query: &str| {
+                    let path = format!("/v1/responses/{}/input_items{query}", second["id"]);
+                    let list = call(&g, KEY_A, "GET", &path.replace('"', "")).json();
+                    let item = list["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|i| i["type"] == "reasoning")
+                        .unwrap_or_else(|| panic!("{what}: {list}"))
+                        .clone();
+                    item["encrypted_content"].clone()
+                };
+                assert_eq!(items(""), Value::Null, "{what}");
+                let sealed = items("?include=reasoning.encrypted_content");
+                assert!(sealed.as_str().unwrap().starts_with("rw1."), "{what}");
+            }
+        }
+    }
+}

@@ -147,6 +147,7 @@ async fn prepare<'c>(
             restore: ex.pii.clone(),
         };
         if let Some(previous) = super::stored::kept(&ex.store) {
+            r.keep = true;
             // Just made: the meta holds the only reference, so nothing is copied.
             let echo = std::sync::Arc::make_mut(&mut r.echo);
             echo.store = "true".to_owned();

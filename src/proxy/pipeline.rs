@@ -524,7 +524,16 @@ async fn commit_and_pump<S: Transport>(
             };
             if (200..300).contains(&status) {
                 if let Some(plan) = ex.store.borrow_mut().take() {
-                    stored::keep(*plan, &bytes);
+                    let seals = meta
+                        .as_deref()
+                        .and_then(|m| m.responses.as_deref())
+                        .map(|r| r.kept_seals.take())
+                        .unwrap_or_default();
+                    let seals: Vec<(&str, &str)> = seals
+                        .iter()
+                        .map(|(i, s)| (i.as_str(), s.as_str()))
+                        .collect();
+                    stored::keep(*plan, &bytes, &seals);
                 }
             }
             let mut headers = ex.standard_headers();

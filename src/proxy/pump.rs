@@ -130,6 +130,14 @@ enum Stage {
     Translate(StreamTranslator),
 }
 
+/// The stage's translator, if it has one.
+fn translator(stage: &Stage) -> Option<&StreamTranslator> {
+    match stage {
+        Stage::Translate(tr) => Some(tr),
+        Stage::Passthrough { .. } => None,
+    }
+}
+
 /// How priming ended without reaching content.
 pub(super) struct PrimeMiss {
     /// What went wrong.
@@ -455,7 +463,7 @@ impl Stream {
     pub(super) fn take_primed(&mut self, wbuf: &mut Vec<u8>, chunked: bool) -> bool {
         let any = !self.out.is_empty();
         if let Some(c) = self.capture.as_mut() {
-            c.look(&self.out);
+            c.look(&self.out, translator(&self.stage));
         }
         frame(wbuf, &self.out, chunked);
         self.out.clear();
@@ -478,10 +486,11 @@ impl Stream {
             return;
         }
         if let Some(c) = self.capture.as_mut() {
+            let tr = translator(&self.stage);
             for r in &self.raws {
-                c.look(r);
+                c.look(r, tr);
             }
-            c.look(&self.out);
+            c.look(&self.out, tr);
         }
         // One allocation: a held stream's write buffer is let go between events.
         wbuf.reserve(len + CHUNK_FRAMING_BYTES);

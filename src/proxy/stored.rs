@@ -289,9 +289,17 @@ pub(super) fn kept(slot: &Slot) -> Option<Option<String>> {
     slot.borrow().as_ref().map(|plan| plan.previous.clone())
 }
 
-/// Keep `response` (a complete Responses object, as the client gets it) under `plan`. Called
-/// before the answer's last byte goes out, so a client continuing it at once finds it.
-pub(super) fn keep(plan: Plan, response: &[u8]) {
+/// Keep `response` (a complete Responses object, as the client gets it) under `plan`, its
+/// reasoning items given the sealed thinking in `seals` (`(item id, sealed)`: what the
+/// translator sealed and the client did not ask for), as the API keeps reasoning server-side
+/// for a stored response. Called before the answer's last byte goes out, so a client
+/// continuing it at once finds it.
+pub(super) fn keep(plan: Plan, response: &[u8], seals: &[(&str, &str)]) {
+    let sealed = match seals.is_empty() {
+        true => None,
+        false => with_seals(response, seals),
+    };
+    let response = sealed.as_deref().unwrap_or(response);
     #[derive(serde::Deserialize)]
     struct Head<'a> {
         #[serde(borrow)]
@@ -326,6 +334,73 @@ pub(super) fn keep(plan: Plan, response: &[u8]) {
     }
 }
 
+/// `response` with `encrypted_content` filled in for each reasoning item of its `output` named
+/// in `seals` whose own is null; None when none is (or `response` is not a response object).
+/// Only `output` is parsed: it holds what the renderer made (a bounded number of items of a few
+/// values each), and every other byte stays as the client got it.
+fn with_seals(response: &[u8], seals: &[(&str, &str)]) -> Option<Vec<u8>> {
+    use crate::json::tree::{self, Node};
+    let members = crate::json::members(response)?;
+    let output = members.iter().find(|m| m.key == "output")?.value.clone();
+    let slice = response.get(output.clone())?;
+    let Node::Array(items) = tree::parse(slice)? else {
+        return None;
+    };
+    let mut edits = Vec::new();
+    for item in &items {
+        let is = |key: &str, want: &str| {
+            item.get(key)
+                .and_then(|n| n.as_str(slice))
+                .is_some_and(|v| v == want)
+        };
+        if !is("type", "reasoning") {
+            continue;
+        }
+        let Some(sealed) = seals.iter().find(|(id, _)| is("id", id)).map(|(_, s)| *s) else {
+            continue;
+        };
+        if let Some(Node::Scalar(span)) = item.get("encrypted_content") {
+            if slice.get(span.clone()) == Some(b"null") {
+                edits.push((output.start + span.start..output.start + span.end, sealed));
+            }
+        }
+    }
+    if edits.is_empty() {
+        return None;
+    }
+    tree::splice_strings(response, &edits)
+}
+
+/// `doc` with `encrypted_content: null` in each reasoning item of its top-level array `list`
+/// that has one; None when none has (or `doc` is not an object with that list).
+fn without_seals(doc: &[u8], list: &str) -> Option<Vec<u8>> {
+    use crate::json::tree::{self, Node};
+    let members = crate::json::members(doc)?;
+    let at = members.iter().find(|m| m.key == list)?.value.clone();
+    let slice = doc.get(at.clone())?;
+    let Node::Array(items) = tree::parse(slice)? else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(doc.len());
+    let mut from = 0;
+    for item in &items {
+        let reasoning = item
+            .get("type")
+            .and_then(|n| n.as_str(slice))
+            .is_some_and(|t| t == "reasoning");
+        if let (true, Some(Node::Str(span))) = (reasoning, item.get("encrypted_content")) {
+            out.extend_from_slice(doc.get(from..at.start + span.start)?);
+            out.extend_from_slice(b"null");
+            from = at.start + span.end;
+        }
+    }
+    if from == 0 {
+        return None;
+    }
+    out.extend_from_slice(doc.get(from..)?);
+    Some(out)
+}
+
 /// Watches a Responses stream's client-bound events for its terminal one (whose `response`
 /// is the complete object) and keeps it. Batches hold whole events, and `"response":` can
 /// only be a key (a quote inside a string is escaped), so only the few lifecycle events are
@@ -339,8 +414,9 @@ impl Capture {
         Capture { plan: Some(plan) }
     }
 
-    /// Look at one batch of whole events about to be written.
-    pub(crate) fn look(&mut self, events: &[u8]) {
+    /// Look at one batch of whole events about to be written; `tr`: the stream's translator,
+    /// which holds the sealed thinking the stored copy keeps.
+    pub(crate) fn look(&mut self, events: &[u8], tr: Option<&crate::translate::StreamTranslator>) {
         if self.plan.is_none() || memchr::memmem::find(events, b"\"response\":").is_none() {
             return;
         }
@@ -367,7 +443,8 @@ impl Capture {
                 continue;
             }
             if let (Some(response), Some(plan)) = (ev.response, self.plan.take()) {
-                keep(*plan, response.get().as_bytes());
+                let seals = tr.map(|t| t.kept_seals()).unwrap_or_default();
+                keep(*plan, response.get().as_bytes(), &seals);
             }
         }
     }
@@ -426,23 +503,31 @@ pub(super) async fn answer(
         return Err(not_found(&id));
     }
     let owner = owner(key);
-    if items {
-        let query = ex.head.query().unwrap_or_default();
-        let (mut after, mut limit, mut order) = (None, None, None);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = endpoint::percent_decode(&v.replace('+', " "));
-            match k {
-                "after" => after = v,
-                "limit" => limit = v,
-                "order" => order = v,
-                _ => {}
+    let query = ex.head.query().unwrap_or_default();
+    let (mut after, mut limit, mut order, mut sealed) = (None, None, None, false);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = endpoint::percent_decode(&v.replace('+', " "));
+        match endpoint::percent_decode(k).as_deref().unwrap_or(k) {
+            "after" => after = v,
+            "limit" => limit = v,
+            "order" => order = v,
+            "include" | "include[]" => {
+                sealed |= v.as_deref() == Some("reasoning.encrypted_content");
             }
+            _ => {}
         }
+    }
+    // Reasoning is kept sealed (see `keep`) but handed out only when asked for, as the API does.
+    let shown = |json: String, list: &str| match sealed {
+        true => json.into_bytes(),
+        false => without_seals(json.as_bytes(), list).unwrap_or_else(|| json.into_bytes()),
+    };
+    if items {
         let page = Page::from_params(after.as_deref(), limit.as_deref(), order.as_deref())
             .map_err(|e| Error::new(ErrorKind::BadRequest, e.message).with_param(e.param))?;
         return match wait(store::input_items(&owner, &id, page)).await? {
-            Some(json) => Ok((200, "application/json", json.into_bytes())),
+            Some(json) => Ok((200, "application/json", shown(json, "data"))),
             None => Err(not_found(&id)),
         };
     }
@@ -457,7 +542,7 @@ pub(super) async fn answer(
         };
     }
     match wait(store::response(&owner, &id)).await? {
-        Some(json) => Ok((200, "application/json", json.into_bytes())),
+        Some(json) => Ok((200, "application/json", shown(json, "output"))),
         None => Err(not_found(&id)),
     }
 }

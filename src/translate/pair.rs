@@ -191,6 +191,15 @@ impl StreamTranslator {
         }
     }
 
+    /// For a Responses answer the gateway keeps: its reasoning items' sealed thinking, `(item
+    /// id, sealed)`, for the stored copy (the client's has it only when asked for).
+    pub fn kept_seals(&self) -> Vec<(&str, &str)> {
+        match self {
+            StreamTranslator::A2R(t) => t.kept_seals(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Bytes of the answer a Responses stream holds for its final events (0 for the others,
     /// which hold only bounded pieces).
     pub fn held_bytes(&self) -> usize {

@@ -178,6 +178,8 @@ for (const t of TARGETS) {
           model: provider(t.reasoning),
           tools: { get_weather: weatherTool(executed) },
           stopWhen: stepCountIs(MAX_STEPS),
+          // Thinking asked for (`store` and `include` left unset, as the SDK's defaults).
+          providerOptions: { openai: { reasoningEffort: 'low' } },
           prompt: `Weather in Nice? ${THINK} mock:preamble mock:args={"city":"Nice"}`,
         });
         assert.deepEqual(executed, ['Nice']);
@@ -190,12 +192,23 @@ for (const t of TARGETS) {
         // Both the reasoning item and the message went back as references.
         const refs = references(r.steps[1].request.body);
         assert.deepEqual(refs.map((id) => id.split('_')[0]), ['rs', 'msg'], r.steps[1].request.body);
-        // The provider gets the text, the call and its result. (Not the thinking: ringway stores
-        // the reasoning item as the client got it, without `encrypted_content`.)
+        // The SDK got no `encrypted_content` (it asked for none)...
+        const rs = call.content.find((p) => p.type === 'reasoning');
+        assert.equal(rs.providerMetadata?.openai?.reasoningEncryptedContent ?? null, null);
+        // ...and the provider gets the text, the call and its result.
         const seen = await seenBodies();
         assert.equal(seen.length, 2, JSON.stringify(seen));
         assert.deepEqual(assistantTexts(seen[1]), [PREAMBLE], JSON.stringify(seen[1]));
         assert.deepEqual(toolResults(seen[1]).map((x) => x.id), [call.toolCalls[0].toolCallId]);
+        if (t.how === 'anthropic kind') {
+          // The stored reasoning item kept its sealed thinking: the tool step gives Claude its
+          // signed thinking back, and thinking stays on for that step.
+          const turn = seen[1].messages.filter((m) => m.role === 'assistant').at(-1);
+          assert.equal(turn.content[0].type, 'thinking', JSON.stringify(seen[1]));
+          assert.ok(turn.content[0].signature, JSON.stringify(turn));
+          assert.ok(seen[0].thinking, JSON.stringify(seen[0]));
+          assert.deepEqual(seen[1].thinking, seen[0].thinking, JSON.stringify(seen[1]));
+        }
       });
     });
   }

@@ -36,6 +36,14 @@ pub struct ResponsesMeta {
     pub summary: bool,
     /// The client asked for `reasoning.encrypted_content`.
     pub encrypted: bool,
+    /// The gateway keeps this answer (stored responses): its stored copy carries each
+    /// reasoning item's sealed thinking even where the client's does not (`encrypted` off),
+    /// so that an `item_reference` or `previous_response_id` brings the thinking back.
+    pub keep: bool,
+    /// A whole answer that is kept, without `encrypted`: its reasoning items' sealed thinking
+    /// as `(item id, sealed)`, handed out by the translator for the stored copy (a stream's
+    /// translator says it through [`crate::translate::StreamTranslator::kept_seals`]).
+    pub kept_seals: std::cell::RefCell<Vec<(String, String)>>,
     /// Seals the provider's reasoning (anthropic kind) for the client to send back: bound to
     /// the request's gateway key.
     pub seal: Option<crate::seal::SealKey>,

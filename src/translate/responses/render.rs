@@ -395,6 +395,24 @@ impl Writer {
         }
     }
 
+    /// For an answer the gateway keeps whose client did not ask for `encrypted_content`: each
+    /// closed reasoning item's sealed thinking, `(item id, sealed)`, for the stored copy.
+    pub fn kept_seals<'s>(
+        &'s self,
+        meta: &ResponsesMeta,
+    ) -> impl Iterator<Item = (&'s str, &'s str)> + 's {
+        let wanted = meta.keep && !meta.encrypted;
+        self.items
+            .iter()
+            .filter(move |_| wanted)
+            .filter_map(|i| match &i.kind {
+                Kind::Reasoning {
+                    sealed: Some(s), ..
+                } if !i.open => Some((i.id.as_str(), s.as_str())),
+                _ => None,
+            })
+    }
+
     /// A hosted web search the provider ran; closed at once.
     pub fn web_search(&mut self, meta: &ResponsesMeta, query: &str, out: &mut Vec<u8>) {
         if meta.compaction != Compaction::No {

@@ -122,6 +122,13 @@ pub fn anthropic_to_responses_response_into(
         return Err(TranslateError::upstream(problem));
     }
     w.finish(&rm, end, dst);
+    // Through the shared meta: the stored copy of the answer gets the thinking sealed.
+    if let Some(r) = meta.responses.as_deref() {
+        r.kept_seals.borrow_mut().extend(
+            w.kept_seals(r)
+                .map(|(id, sealed)| (id.to_owned(), sealed.to_owned())),
+        );
+    }
     Ok(())
 }
 
@@ -224,6 +231,12 @@ impl AnthropicToResponsesStream {
     /// True once the final event has been written.
     pub fn is_done(&self) -> bool {
         self.w.is_done()
+    }
+
+    /// For an answer the gateway keeps: its reasoning items' sealed thinking, `(item id,
+    /// sealed)`, which the client's events leave out unless it asked for them.
+    pub fn kept_seals(&self) -> Vec<(&str, &str)> {
+        self.w.kept_seals(&self.meta).collect()
     }
 
     /// One provider event.
