@@ -148,6 +148,13 @@ impl Format {
         }
     }
 
+    /// Does a stream in this dialect report its input tokens at its start (Messages'
+    /// `message_start`)? Else they come with the final usage, and a stream cut short before
+    /// it has its prompt counted by the gateway.
+    pub fn reports_input_first(self) -> bool {
+        matches!(self, Format::Anthropic)
+    }
+
     /// What one provider event says about the stream (read before commit only).
     pub fn signal(self, ev: &sse::Event) -> Signal {
         match self {

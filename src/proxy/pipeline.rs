@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
-use crate::format::Format;
 use crate::http1::{BodyFraming, RequestHead, ResponseBody, ResponseHead};
 use crate::routing::{Candidate, Outcome, Place, Plan, Policy, Resolved, Step, Target};
 use crate::translate::Pair;
@@ -89,8 +88,8 @@ async fn serve<S: Transport>(
         // stream whose provider says its input only at its end keeps it (a reference, not a
         // copy) until the stream ends, to count its prompt should it be cut short.
         let prompt = (matches!(answer.body, Body::Stream(_))
-            && answer.pair.provider != Format::Anthropic)
-            .then(|| req.body.clone());
+            && !answer.pair.provider.reports_input_first())
+        .then(|| req.body.clone());
         (resolved, answer, prompt)
     };
     let target = answer.target;
