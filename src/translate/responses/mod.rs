@@ -251,6 +251,26 @@ impl ResponsesMeta {
 
 /// The meta of `meta`'s Responses side (a default one for a request that has none, as in
 /// tests and fuzzing).
+/// The start of a whole (non-streamed) answer's rendering, shared by both provider dialects:
+/// the Responses meta, a writer dated by the request (its model the provider's `model`, or the
+/// upstream model when the provider named none) and the sink its opening events go to.
+pub(crate) fn begin_whole<'m>(
+    meta: &'m super::RequestMeta,
+    provider_model: &str,
+) -> (std::borrow::Cow<'m, ResponsesMeta>, render::Writer, Vec<u8>) {
+    let rm = responses_meta(meta);
+    let model = if provider_model.is_empty() {
+        meta.upstream_model.as_str()
+    } else {
+        provider_model
+    };
+    let mut w = render::Writer::new(false, meta.created, model);
+    w.set_now(meta.finished.get());
+    let mut sink = Vec::new();
+    w.start(&rm, &mut sink);
+    (rm, w, sink)
+}
+
 pub(crate) fn responses_meta(meta: &super::RequestMeta) -> std::borrow::Cow<'_, ResponsesMeta> {
     match meta.responses.as_deref() {
         Some(r) => std::borrow::Cow::Borrowed(r),

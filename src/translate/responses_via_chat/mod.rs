@@ -42,16 +42,7 @@ pub fn chat_to_responses_response_into(
 ) -> Result<(), TranslateError> {
     let r: ChatCompletion<'_> = serde_json::from_slice(body)
         .map_err(|e| TranslateError::upstream(format!("unreadable OpenAI response: {e}")))?;
-    let rm = crate::translate::responses::responses_meta(meta);
-    let model = if r.model.is_empty() {
-        meta.upstream_model.as_str()
-    } else {
-        r.model.as_str()
-    };
-    let mut w = Writer::new(false, meta.created, model);
-    w.set_now(meta.finished.get());
-    let mut sink = Vec::new();
-    w.start(&rm, &mut sink);
+    let (rm, mut w, mut sink) = crate::translate::responses::begin_whole(meta, r.model.as_str());
     let choice = r.choices.first();
     if let Some(m) = choice.map(|c| &c.message) {
         let reasoning = m.reasoning_content.as_deref().or(m.reasoning.as_deref());

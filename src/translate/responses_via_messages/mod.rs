@@ -103,16 +103,7 @@ pub fn anthropic_to_responses_response_into(
 ) -> Result<(), TranslateError> {
     let r: MessageResponse<'_> = serde_json::from_slice(body)
         .map_err(|e| TranslateError::upstream(format!("unreadable Anthropic response: {e}")))?;
-    let rm = crate::translate::responses::responses_meta(meta);
-    let model = if r.model.is_empty() {
-        meta.upstream_model.as_str()
-    } else {
-        r.model.as_str()
-    };
-    let mut w = Writer::new(false, meta.created, model);
-    w.set_now(meta.finished.get());
-    let mut sink = Vec::new();
-    w.start(&rm, &mut sink);
+    let (rm, mut w, mut sink) = crate::translate::responses::begin_whole(meta, r.model.as_str());
     for b in &r.content {
         whole_block(&mut w, &rm, meta.json_tool, b, &mut sink);
     }
