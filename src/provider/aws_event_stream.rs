@@ -588,6 +588,34 @@ mod tests {
         expect_bad(bad_chunk(r#"{"bytes":"bm90IGpzb24="}"#), "type");
     }
 
+    /// Frames from an independent encoder (the fuzz seeds: Python's struct + zlib.crc32, two
+    /// bytes of fuzz pattern first) decode as this crate's own do.
+    #[test]
+    fn frames_from_an_independent_encoder_decode() {
+        let seed = |b: &'static [u8]| decode_split(&b[2..], 3).unwrap();
+        let stream = seed(include_bytes!("../../fuzz/seeds/aws_event_stream/stream"));
+        let types: Vec<_> = stream.iter().map(|e| e.event_type().to_vec()).collect();
+        assert_eq!(
+            types,
+            [
+                &b"message_start"[..],
+                b"content_block_delta",
+                b"message_stop"
+            ]
+        );
+        let exc = seed(include_bytes!(
+            "../../fuzz/seeds/aws_event_stream/exception"
+        ));
+        assert_eq!(
+            error_of(&exc[1]),
+            ("rate_limit_error".into(), "Too many requests".into())
+        );
+        let err = seed(include_bytes!(
+            "../../fuzz/seeds/aws_event_stream/unmodeled_error"
+        ));
+        assert_eq!(error_of(&err[0]), ("api_error".into(), "boom".into()));
+    }
+
     #[test]
     fn finish_yields_nothing_from_a_partial_frame() {
         let bytes = chunk_frame(START.as_bytes(), "");
