@@ -53,6 +53,10 @@ seeds_for() {
     # Client streams: the RFC's masked examples, fragments with pings between, a close, and
     # a Codex-shaped response.create (3 bytes of pattern and bounds first).
     ws_frame) echo "seeds/ws_frame" ;;
+    # Bedrock streams (two bytes of pattern and mode first): chunks with padding, a throttling
+    # exception, an unmodeled error, and mode 1's 0xFF-separated parts (frames the target
+    # builds). Written by a few lines of Python (struct + zlib.crc32), not copied.
+    aws_event_stream) echo "seeds/aws_event_stream" ;;
     *) echo "" ;;
   esac
 }

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::provider::aws_event_stream;
 use crate::sse;
 
 /// A stream's framing.
@@ -11,13 +12,20 @@ use crate::sse;
 pub enum Framing {
     /// Server-sent events (`text/event-stream`).
     Sse,
+    /// AWS event-stream frames (`application/vnd.amazon.eventstream`) whose `chunk`s each
+    /// carry one Anthropic stream event (Amazon Bedrock's InvokeModelWithResponseStream).
+    AwsEventStream,
 }
 
 impl Framing {
-    /// A decoder for one stream; `max_event` bounds one event's bytes.
+    /// A decoder for one stream; `max_event` bounds one SSE event's bytes (an event-stream
+    /// frame is bounded by [`aws_event_stream::MAX_FRAME_BYTES`]).
     pub fn decoder(self, max_event: usize) -> EventDecoder {
         match self {
             Framing::Sse => EventDecoder::Sse(sse::Decoder::new(max_event)),
+            Framing::AwsEventStream => {
+                EventDecoder::AwsEventStream(aws_event_stream::Decoder::new())
+            }
         }
     }
 }
@@ -27,6 +35,8 @@ impl Framing {
 pub enum EventDecoder {
     /// SSE, as read.
     Sse(sse::Decoder),
+    /// AWS event-stream frames, decoded into the Anthropic SSE events they carry.
+    AwsEventStream(aws_event_stream::Decoder),
 }
 
 impl EventDecoder {
@@ -34,6 +44,7 @@ impl EventDecoder {
     pub fn push(&mut self, data: Bytes) {
         match self {
             EventDecoder::Sse(d) => d.push(data),
+            EventDecoder::AwsEventStream(d) => d.push(data),
         }
     }
 
@@ -41,6 +52,7 @@ impl EventDecoder {
     pub fn next_event(&mut self) -> Result<Option<sse::Event>, sse::SseError> {
         match self {
             EventDecoder::Sse(d) => d.next_event(),
+            EventDecoder::AwsEventStream(d) => d.next_event(),
         }
     }
 
@@ -48,6 +60,23 @@ impl EventDecoder {
     pub fn finish(&mut self) -> Option<sse::Event> {
         match self {
             EventDecoder::Sse(d) => d.finish(),
+            EventDecoder::AwsEventStream(d) => d.finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_aws_event_stream_arm_yields_anthropic_events() {
+        let json = br#"{"type":"ping"}"#;
+        let mut d = Framing::AwsEventStream.decoder(sse::MAX_EVENT_BYTES);
+        d.push(Bytes::from(aws_event_stream::chunk_frame(json, "abc")));
+        let ev = d.next_event().unwrap().unwrap();
+        assert_eq!(&ev.raw[..], b"event: ping\ndata: {\"type\":\"ping\"}\n\n");
+        assert_eq!(d.next_event(), Ok(None));
+        assert_eq!(d.finish(), None);
     }
 }

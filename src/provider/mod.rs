@@ -5,6 +5,7 @@
 //! kind is a variant here and its module; the request path asks the kind, never matches it.
 
 pub mod anthropic;
+pub mod aws_event_stream;
 pub mod framing;
 pub mod openai;
 

@@ -108,12 +108,17 @@ fn scrub_event(scrubber: &crate::scrub::Scrubber, ev: sse::Event) -> sse::Event 
     }
 }
 
-/// A provider event over [`MAX_SSE_EVENT_BYTES`], before commit or after.
-fn oversized_event() -> Error {
-    Error::new(
-        ErrorKind::UpstreamProtocol,
-        format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes"),
-    )
+/// The provider stream's decode error (an event over [`MAX_SSE_EVENT_BYTES`], or a broken
+/// binary frame), before commit or after.
+fn stream_error(e: &sse::SseError) -> Error {
+    let text = match e {
+        sse::SseError::EventTooLarge => {
+            format!("provider sent an SSE event larger than {MAX_SSE_EVENT_BYTES} bytes")
+        }
+        // A binary framing's fault (Bedrock's event stream): say which.
+        sse::SseError::BadFrame(_) => format!("provider stream: {e}"),
+    };
+    Error::new(ErrorKind::UpstreamProtocol, text)
 }
 
 /// What the stream does with each event.
@@ -441,9 +446,9 @@ impl Stream {
                         self.on_event(ev, true);
                     }
                     Ok(None) => break,
-                    Err(_) => {
+                    Err(e) => {
                         return Err(PrimeMiss {
-                            error: oversized_event(),
+                            error: stream_error(&e),
                             reason: "protocol",
                         })
                     }
@@ -517,7 +522,7 @@ impl Stream {
             match self.dec.next_event() {
                 Ok(Some(ev)) => self.on_event(ev, false),
                 Ok(None) => return Ok(()),
-                Err(_) => return Err(oversized_event()),
+                Err(e) => return Err(stream_error(&e)),
             }
         }
     }

@@ -33,12 +33,17 @@ const DEFAULT_EVENT_TYPE: &[u8] = b"message";
 pub enum SseError {
     /// One event grew past the decoder's byte bound. The decoder stays failed.
     EventTooLarge,
+    /// A binary framing carrying the events (AWS event stream) is broken: a bad checksum, a
+    /// malformed or oversized frame, or a payload that is not what the framing promises. The
+    /// decoder stays failed.
+    BadFrame(String),
 }
 
 impl fmt::Display for SseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::EventTooLarge => f.write_str("SSE event exceeds the size limit"),
+            Self::BadFrame(why) => write!(f, "malformed event-stream frame: {why}"),
         }
     }
 }
