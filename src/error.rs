@@ -92,6 +92,9 @@ pub enum ErrorKind {
     PinnedTargetUnavailable,
     /// A provider's credentials are not available (missing env var).
     ProviderCredentials,
+    /// A cloud provider's credentials could not be had at run time (a fetch failed, or the
+    /// cloud refused them): 502, naming the provider.
+    UpstreamCredentials,
     /// The worker's budget for answers held whole (`server.max_buffered_bytes`) is spent.
     BufferBudget,
     /// A bounded pool of helper work (large token counts) is full: retry shortly.
@@ -130,6 +133,7 @@ impl ErrorKind {
             ErrorKind::UpstreamProtocol => "upstream_protocol",
             ErrorKind::PinnedTargetUnavailable => "pinned_target_unavailable",
             ErrorKind::ProviderCredentials => "provider_credentials",
+            ErrorKind::UpstreamCredentials => "upstream_credentials",
             ErrorKind::BufferBudget => "buffer_budget",
             ErrorKind::Busy => "busy",
             ErrorKind::ShuttingDown => "shutting_down",
@@ -162,6 +166,7 @@ impl ErrorKind {
             | ErrorKind::IdleTimeout
             | ErrorKind::UpstreamReset
             | ErrorKind::UpstreamProtocol
+            | ErrorKind::UpstreamCredentials
             | ErrorKind::PinnedTargetUnavailable => Side::Upstream,
             ErrorKind::ProviderCredentials
             | ErrorKind::Internal
@@ -189,7 +194,8 @@ impl ErrorKind {
             ErrorKind::UpstreamConnect
             | ErrorKind::UpstreamTls
             | ErrorKind::UpstreamReset
-            | ErrorKind::UpstreamProtocol => 502,
+            | ErrorKind::UpstreamProtocol
+            | ErrorKind::UpstreamCredentials => 502,
             ErrorKind::ConnectTimeout | ErrorKind::FirstByteTimeout | ErrorKind::IdleTimeout => 504,
             ErrorKind::ProviderCredentials | ErrorKind::Internal => 500,
             ErrorKind::BufferBudget

@@ -2,6 +2,7 @@
 //! immutable snapshot the workers read (`Config`). A bad file never half-starts the gateway.
 
 mod access_log;
+mod cloud;
 mod compiler;
 mod custody;
 mod keys;
@@ -288,7 +289,7 @@ impl Compiler<'_> {
         let mut pii = self.pii(&raw.pii, keys.iter().any(|k| k.pii))?;
         let names = providers
             .iter()
-            .map(|p| (p.name.clone(), p.thinking_style, p.place.clone()))
+            .map(|p| (p.name.clone(), p.thinking_style, p.place.clone(), p.kind))
             .collect();
         let routing = crate::routing::Table::new(routes, names);
         self.pii_routes(&mut pii, &routing, &raw.pii)?;

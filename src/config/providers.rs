@@ -81,6 +81,14 @@ pub struct Provider {
     /// Where it runs (region, jurisdiction, custody label) and its custody path; targets
     /// without overrides share it.
     pub place: Arc<crate::routing::Place>,
+    /// A cloud kind's region (Vertex: location) as its paths and signatures name it; empty
+    /// for other kinds.
+    pub cloud_region: String,
+    /// A Vertex provider's project; empty for other kinds.
+    pub project: String,
+    /// A cloud kind's credential (SigV4 keys, a Bedrock API key, a Google token), kept fresh
+    /// off the workers.
+    pub cloud_credential: Option<Arc<crate::credentials::Credential>>,
 }
 
 /// A provider credential as resolved at start.
@@ -104,6 +112,25 @@ impl Provider {
         } else {
             self.kind.dialect()
         }
+    }
+
+    /// The full request path of `op` for a body in `speaks` asking for `model` (None: no such
+    /// operation at this provider; count_tokens is then estimated).
+    pub fn path(
+        &self,
+        speaks: Format,
+        op: crate::dialect::Op,
+        model: &str,
+        stream: bool,
+    ) -> Option<String> {
+        let at = crate::provider::PathArgs {
+            model,
+            stream,
+            project: &self.project,
+            location: &self.cloud_region,
+        };
+        let suffix = self.kind.path(speaks, op, &at)?;
+        Some(self.path_for(&suffix))
     }
 
     /// Full request path for `suffix` (`/chat/completions`, `/v1/messages`, …).
@@ -159,7 +186,8 @@ impl Compiler<'_> {
                     ),
                 ));
             };
-            let url = self.base_url(&p.base_url, &format!("{path}.base_url"))?;
+            let site = self.site(p, kind, &path, sp.span())?;
+            let url = self.base_url(&site.base_url, &format!("{path}.base_url"))?;
             let tls = if url.tls {
                 let ca = p.ca_file.as_ref().map(|c| PathBuf::from(c.get_ref()));
                 let cfg = tls::client_config(ca.as_deref()).map_err(|e| {
@@ -215,7 +243,10 @@ impl Compiler<'_> {
                 }
             };
             let mut scrubber = None;
+            // A cloud kind's credential (its API key too) comes from `crate::credentials`.
+            let cloud_credential = self.cloud_credential(p, kind, &name, &path, sp.span())?;
             let api_key = match &p.api_key_env {
+                _ if cloud_credential.is_some() => ApiKey::None,
                 None => ApiKey::None,
                 Some(var) => match std::env::var(var.get_ref()) {
                     Ok(v) if !v.is_empty() => {
@@ -233,7 +264,11 @@ impl Compiler<'_> {
                         scrubber = crate::scrub::Scrubber::new(v.as_bytes())
                             .map_err(|e| self.err(var.span(), format!("{path}.api_key_env"), e))?
                             .map(Arc::new);
-                        let (name, value) = kind.credential(&v);
+                        let (name, value) = if site.bearer {
+                            crate::provider::openai::credential(&v)
+                        } else {
+                            kind.credential(&v)
+                        };
                         let mut value = http::HeaderValue::from_str(&value).map_err(|_| {
                             self.err(
                                 var.span(),
@@ -265,6 +300,9 @@ impl Compiler<'_> {
                     )),
                 };
             let credential = match api_key {
+                ApiKey::None if cloud_credential.is_some() => {
+                    crate::routing::CredentialSource::Gateway
+                }
                 ApiKey::None => crate::routing::CredentialSource::None,
                 ApiKey::Value(..) | ApiKey::Missing(_) => crate::routing::CredentialSource::Gateway,
             };
@@ -272,7 +310,8 @@ impl Compiler<'_> {
                 hop,
                 &name,
                 self.label(p.region.as_ref(), &format!("{path}.region"))?,
-                self.jurisdiction(p.jurisdiction.as_ref(), &format!("{path}.jurisdiction"))?,
+                self.jurisdiction(p.jurisdiction.as_ref(), &format!("{path}.jurisdiction"))?
+                    .or_else(|| site.country.map(str::to_owned)),
                 self.label(p.custody.as_ref(), &format!("{path}.custody"))?,
                 credential,
             ));
@@ -318,6 +357,9 @@ impl Compiler<'_> {
                 native_responses,
                 translate: crate::translate::Options::default(),
                 place,
+                cloud_region: site.region,
+                project: site.project,
+                cloud_credential,
             });
         }
         Ok((providers, provider_index))

@@ -195,8 +195,24 @@ pub struct RawProvider {
     /// `"openai"` (any OpenAI-compatible server) or `"anthropic"`.
     pub kind: Spanned<String>,
     /// Base URL. openai kind: up to and including `/v1` (requests go to `{base}/chat/completions`);
-    /// anthropic kind: the host root (requests go to `{base}/v1/messages`).
-    pub base_url: Spanned<String>,
+    /// anthropic kind: the host root (requests go to `{base}/v1/messages`). bedrock and vertex:
+    /// optional, replacing the region's host (private endpoints, tests); a `preset` fills it.
+    pub base_url: Option<Spanned<String>>,
+    /// Fills `base_url` (and the key's header) for a cloud's endpoint that speaks the kind's
+    /// API: `"bedrock-runtime"` or `"bedrock-mantle"`, with `region`.
+    pub preset: Option<Spanned<String>>,
+    /// vertex: the Google Cloud project.
+    pub project: Option<Spanned<String>>,
+    /// bedrock: the AWS shared-config profile whose keys sign requests (default `$AWS_PROFILE`,
+    /// then `default`).
+    pub aws_profile: Option<Spanned<String>>,
+    /// bedrock: a container-style credentials endpoint (URL) that gives expiring keys.
+    pub aws_credentials_url: Option<Spanned<String>>,
+    /// vertex: a service-account (or authorized-user) JSON file (default
+    /// `$GOOGLE_APPLICATION_CREDENTIALS`).
+    pub google_credentials: Option<Spanned<String>>,
+    /// vertex: a metadata server to ask for access tokens (the host's own on Google Cloud).
+    pub google_metadata_url: Option<Spanned<String>>,
     /// Environment variable holding the provider API key. Omit for servers that need none.
     pub api_key_env: Option<Spanned<String>>,
     /// PEM file of extra CA certificates to trust for this provider (besides the webpki roots).
@@ -225,7 +241,9 @@ pub struct RawProvider {
     /// to `{base}/responses`, `"chat"` translates them to Chat Completions. Default: `"native"`
     /// for `api.openai.com`, `"chat"` otherwise.
     pub responses: Option<Spanned<String>>,
-    /// Where the provider runs (`ca-central-1`): a label for custody headers.
+    /// Where the provider runs (`ca-central-1`): a label for custody headers. bedrock and
+    /// vertex (and presets): the cloud region (Vertex location) requests go to; its country is
+    /// the provider's jurisdiction unless `jurisdiction` says otherwise.
     pub region: Option<Spanned<String>>,
     /// ISO 3166-1 alpha-2 code of where the provider processes data (`CA`). A provider
     /// without one is never inside a residency tier.

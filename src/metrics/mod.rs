@@ -157,6 +157,8 @@ pub struct Snapshot {
     first_event: Option<Histogram<u64>>,
     /// target (`provider/model`) → provider sends.
     attempts: BTreeMap<String, u64>,
+    /// provider → `anthropic-beta` values left out because the provider's kind refuses them.
+    betas_dropped: BTreeMap<String, u64>,
     /// `(target, reason)` → attempts that did not serve and moved on (or gave up).
     fallbacks: BTreeMap<(String, &'static str), u64>,
     /// target → circuit breaker openings.
@@ -222,6 +224,9 @@ impl Snapshot {
         }
         for (k, v) in &other.attempts {
             *self.attempts.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.betas_dropped {
+            *self.betas_dropped.entry(k.clone()).or_default() += v;
         }
         for (k, v) in &other.fallbacks {
             *self.fallbacks.entry(k.clone()).or_default() += v;
@@ -318,6 +323,20 @@ impl Worker {
             return;
         }
         s.upstream.insert((provider.to_owned(), status), 1);
+    }
+
+    /// `n` `anthropic-beta` values were left out of a request to `provider` (its kind does not
+    /// take them). The values themselves are the client's and unbounded: the dropped-params
+    /// header names them, the metric counts them.
+    pub fn betas_dropped(&self, provider: &str, n: usize) {
+        let mut s = self.live.borrow_mut();
+        let count = u64::try_from(n).unwrap_or(u64::MAX);
+        match s.betas_dropped.get_mut(provider) {
+            Some(v) => *v += count,
+            None => {
+                s.betas_dropped.insert(provider.to_owned(), count);
+            }
+        }
     }
 
     /// A request was sent to `target`.
@@ -586,6 +605,15 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
     out.push_str("# TYPE ringway_attempts_total counter\n");
     for (t, n) in &s.attempts {
         let _ = writeln!(out, "ringway_attempts_total{{target=\"{}\"}} {n}", label(t));
+    }
+    out.push_str("# HELP ringway_betas_dropped_total anthropic-beta values left out of requests because the provider's kind does not take them.\n");
+    out.push_str("# TYPE ringway_betas_dropped_total counter\n");
+    for (p, n) in &s.betas_dropped {
+        let _ = writeln!(
+            out,
+            "ringway_betas_dropped_total{{provider=\"{}\"}} {n}",
+            label(p)
+        );
     }
     out.push_str(
         "# HELP ringway_fallbacks_total Attempts that did not serve (the request retried, moved on or gave up), by target and reason.\n",

@@ -7,6 +7,9 @@ use bytes::Bytes;
 use crate::provider::aws_event_stream;
 use crate::sse;
 
+/// The content type of AWS event-stream bodies.
+const EVENT_STREAM_TYPE: &[u8] = b"application/vnd.amazon.eventstream";
+
 /// A stream's framing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framing {
@@ -18,6 +21,18 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// Does a response's `content-type` say it is a stream in this framing? (SSE's is read by
+    /// the HTTP head itself.)
+    pub fn announced_by(self, content_type: Option<&[u8]>) -> bool {
+        match self {
+            Framing::Sse => false,
+            Framing::AwsEventStream => content_type.is_some_and(|ct| {
+                ct.len() >= EVENT_STREAM_TYPE.len()
+                    && ct[..EVENT_STREAM_TYPE.len()].eq_ignore_ascii_case(EVENT_STREAM_TYPE)
+            }),
+        }
+    }
+
     /// A decoder for one stream; `max_event` bounds one SSE event's bytes (an event-stream
     /// frame is bounded by [`aws_event_stream::MAX_FRAME_BYTES`]).
     pub fn decoder(self, max_event: usize) -> EventDecoder {

@@ -17,6 +17,6 @@ pub(super) fn path(speaks: Format, op: Op) -> Option<&'static str> {
 }
 
 /// `Authorization: Bearer …`.
-pub(super) fn credential(secret: &str) -> (http::HeaderName, String) {
+pub fn credential(secret: &str) -> (http::HeaderName, String) {
     (http::header::AUTHORIZATION, format!("Bearer {secret}"))
 }

@@ -3,6 +3,7 @@
 //! same target may be tried again. Nothing here writes to the client.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use super::pump::Stream;
 use super::state::{Exchange, Failure, Op};
 use super::{convert, estimate};
 use crate::config::{ApiKey, Provider};
+use crate::credentials::Secret;
 use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::format::Format;
 use crate::http1::{self, BodyCodec, BodyFraming, ResponseHead};
@@ -46,14 +48,16 @@ pub(super) enum Prepared {
         /// The gateway added `stream_options.include_usage` (same-format OpenAI stream): the
         /// usage chunk is read, not relayed.
         hide_usage: bool,
+        /// The `anthropic-beta` header to send instead of the client's (a cloud kind that
+        /// takes only some values in the header: those).
+        betas: Option<String>,
     },
     /// count_tokens for a provider without that endpoint: the gateway estimates.
     Estimate,
 }
 
-/// The request body for `target`: the model spliced in (same dialect) or translated. A
-/// translated body's charge against the worker's budget goes to `held` (to be kept while the
-/// body is).
+/// The request body for `target`, made ready for its provider's kind: a cloud kind's reshaped
+/// (see [`for_cloud`]).
 async fn prepare<'c>(
     ctx: &'c Ctx,
     ex: &Exchange<'_>,
@@ -63,17 +67,111 @@ async fn prepare<'c>(
     pair: Pair,
     held: &mut Option<Charge<'c>>,
 ) -> Result<Prepared> {
-    let Some(suffix) = provider.kind.path(pair.provider, req.op) else {
+    let prepared = prepare_body(ctx, ex, req, target, provider, pair, held).await?;
+    match prepared {
+        Prepared::Send {
+            path,
+            body,
+            meta,
+            hide_usage,
+            ..
+        } if provider.kind.model_in_path() => {
+            let (body, meta, betas) = for_cloud(ctx, ex, req.op, provider, &body, meta)?;
+            Ok(Prepared::Send {
+                path,
+                body,
+                meta,
+                hide_usage,
+                betas,
+            })
+        }
+        other => Ok(other),
+    }
+}
+
+/// A body for a cloud kind (Bedrock, Vertex): `model` in the path not the body, the cloud's
+/// `anthropic_version`, the client's betas the cloud knows (in the body or the header), what
+/// it would refuse left out and reported; Bedrock's token count wrapped as its API wants it.
+fn for_cloud(
+    ctx: &Ctx,
+    ex: &Exchange<'_>,
+    op: Op,
+    provider: &Provider,
+    body: &[u8],
+    meta: Option<Rc<RequestMeta>>,
+) -> Result<(Bytes, Option<Rc<RequestMeta>>, Option<String>)> {
+    use crate::provider::{claude_body, Betas, Kind};
+    let client_betas = ex
+        .head
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("anthropic-beta"))
+        .map(|(_, v)| v);
+    let (kept, dropped, in_header) = match provider.kind.betas() {
+        Betas::HeaderAllowed(allow, renames) => {
+            let (k, d) = claude_body::split_betas(client_betas, allow, renames);
+            (k, d, true)
+        }
+        Betas::BodyAllowed(allow, renames) => {
+            let (k, d) = claude_body::split_betas(client_betas, allow, renames);
+            (k, d, false)
+        }
+        Betas::Header | Betas::None => (Vec::new(), Vec::new(), false),
+    };
+    let shape = provider
+        .kind
+        .shape(op, if in_header { &[] } else { &kept })
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "a cloud kind without a body shape"))?;
+    let (mut out, members) = claude_body::reshape(body, &shape).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidBody,
+            "the request body is not a JSON object",
+        )
+    })?;
+    if op == Op::CountTokens && provider.kind == Kind::Bedrock {
+        out = claude_body::bedrock_count_tokens(&out);
+    }
+    if !dropped.is_empty() {
+        ctx.metrics.betas_dropped(&provider.name, dropped.len());
+    }
+    let refused: Vec<String> = members
+        .into_iter()
+        .chain(dropped.iter().map(|b| format!("anthropic-beta={b}")))
+        .filter(|r| crate::http1::is_valid_field_value(r.as_bytes()))
+        .collect();
+    let meta = if refused.is_empty() {
+        meta
+    } else {
+        let mut meta = meta.unwrap_or_default();
+        Rc::make_mut(&mut meta).refused = refused;
+        Some(meta)
+    };
+    let betas = (in_header && !kept.is_empty()).then(|| kept.join(","));
+    Ok((Bytes::from(out), meta, betas))
+}
+
+/// The request body for `target`: the model spliced in (same dialect) or translated. A
+/// translated body's charge against the worker's budget goes to `held` (to be kept while the
+/// body is).
+async fn prepare_body<'c>(
+    ctx: &'c Ctx,
+    ex: &Exchange<'_>,
+    req: &Admitted,
+    target: &Target,
+    provider: &Provider,
+    pair: Pair,
+    held: &mut Option<Charge<'c>>,
+) -> Result<Prepared> {
+    let Some(path) = provider.path(pair.provider, req.op, &target.model, req.info.stream) else {
         // No such operation upstream (count_tokens): ringway estimates it (see `estimate`).
         return Ok(Prepared::Estimate);
     };
-    let path = provider.path_for(suffix);
     if req.op == Op::CountTokens {
         return Ok(Prepared::Send {
             path,
             body: splice_model(req.body.clone(), &req.info, &target.model)?,
             meta: None,
             hide_usage: false,
+            betas: None,
         });
     }
     if pair.provider == Format::Responses {
@@ -101,6 +199,7 @@ async fn prepare<'c>(
                 body,
                 meta: Some(Rc::new(meta)),
                 hide_usage: false,
+                betas: None,
             });
         }
     }
@@ -116,6 +215,7 @@ async fn prepare<'c>(
                     body: asked,
                     meta: None,
                     hide_usage: true,
+                    betas: None,
                 });
             }
         }
@@ -124,6 +224,7 @@ async fn prepare<'c>(
             body,
             meta: None,
             hide_usage: false,
+            betas: None,
         });
     }
     // A target may override its provider's thinking style, and a Responses client's seals
@@ -171,6 +272,7 @@ async fn prepare<'c>(
         body: Bytes::from(body),
         meta: Some(Rc::new(meta)),
         hide_usage: false,
+        betas: None,
     })
 }
 
@@ -405,6 +507,7 @@ pub(super) async fn run<'c>(
         body,
         meta,
         hide_usage,
+        betas,
     } = &at.ready.prepared
     else {
         return estimated(ctx, &at).await;
@@ -412,18 +515,43 @@ pub(super) async fn run<'c>(
     let provider = at.ready.provider;
     let sent = Instant::now();
     let first_byte = first_byte_timeout(provider, at.policy, at.req.info.stream);
-    let (up, mut head) = exchange(
-        ctx,
-        at.target,
-        provider,
-        ex,
+    let mut out = Outgoing {
         path,
-        body.clone(),
-        first_byte,
-        at.deadline,
-    )
-    .await
-    .map_err(|e| miss_by(e, at.deadline))?;
+        body,
+        betas: betas.as_deref(),
+        stream: at.req.info.stream,
+        secret: cloud_secret(provider, None, at.deadline)
+            .await
+            .map_err(|e| miss_by(e, at.deadline))?,
+    };
+    let (mut up, mut head) = exchange(ctx, at.target, provider, ex, &out, first_byte, at.deadline)
+        .await
+        .map_err(|e| miss_by(e, at.deadline))?;
+    if credential_refused(provider, &head) {
+        // The cloud refused a token it gave (revoked, rotated early): one fresh fetch, one
+        // more try. Refused again, it is the gateway's credential that fails, not the request.
+        drop(up);
+        out.secret = cloud_secret(provider, out.secret.as_deref(), at.deadline)
+            .await
+            .map_err(|e| miss_by(e, at.deadline))?;
+        (up, head) = exchange(ctx, at.target, provider, ex, &out, first_byte, at.deadline)
+            .await
+            .map_err(|e| miss_by(e, at.deadline))?;
+        if credential_refused(provider, &head) {
+            ctx.metrics.upstream(&provider.name, head.status);
+            let aws = head.header("x-amzn-errortype").map(String::from_utf8_lossy);
+            let why = aws.as_deref().map_or(String::new(), |t| {
+                format!(" ({})", t.split(':').next().unwrap_or_default())
+            });
+            return Err(Miss::from_error(Error::new(
+                ErrorKind::UpstreamCredentials,
+                format!(
+                    "provider `{}` refused the gateway's credentials: {}{why}",
+                    provider.name, head.status
+                ),
+            )));
+        }
+    }
     let reply = Reply {
         provider,
         pair: at.ready.pair,
@@ -436,7 +564,11 @@ pub(super) async fn run<'c>(
     }
     ctx.metrics.upstream(&provider.name, head.status);
     let ok = (200..300).contains(&head.status);
-    let stream = head.is_event_stream();
+    let stream = head.is_event_stream()
+        || provider
+            .kind
+            .framing()
+            .announced_by(head.header("content-type"));
     let res = Response {
         up,
         codec: BodyCodec::new(head.framing),
@@ -447,6 +579,9 @@ pub(super) async fn run<'c>(
     }
     if stream {
         return stream_answer(ctx, ex, &at, &reply, res, *hide_usage).await;
+    }
+    if at.req.op == Op::CountTokens && provider.kind.model_in_path() {
+        return cloud_token_count(ctx, &at, &reply, res).await;
     }
     match reply
         .meta
@@ -519,6 +654,11 @@ async fn error_answer<'c>(
         Some(clean) => clean,
         None => raw,
     };
+    // A cloud's own error shapes (AWS's, Google's) read as its dialect's first.
+    let aws_type = head
+        .header("x-amzn-errortype")
+        .and_then(|v| std::str::from_utf8(v).ok());
+    let raw = provider.kind.anthropic_error(aws_type, &raw).unwrap_or(raw);
     let (client_status, rendered) = reply.pair.error(status, &raw);
     let json = rendered.is_some();
     let bytes = rendered.unwrap_or(raw);
@@ -611,6 +751,43 @@ async fn stream_answer<'c>(
     }
     let status = head.status;
     Ok(reply.answer(status, head, Some(up), Body::Stream(stream), true))
+}
+
+/// A cloud's token count, read whole and said as Anthropic's `{"input_tokens":N}` (Bedrock
+/// counts in its own shape; Vertex's is Anthropic's already).
+async fn cloud_token_count<'c>(
+    ctx: &'c Ctx,
+    at: &Try<'_, 'c>,
+    reply: &Reply<'c>,
+    res: Response,
+) -> std::result::Result<Answer<'c>, Miss<'c>> {
+    let Response {
+        mut up,
+        head,
+        mut codec,
+    } = res;
+    let provider = reply.provider;
+    let mut charge = ctx.buffers.charge();
+    let raw = read_whole(
+        &mut up,
+        &mut codec,
+        provider,
+        head.framing,
+        &mut charge,
+        at.deadline,
+    )
+    .await?;
+    release(ctx, provider, up, head.reusable && codec.is_done());
+    let bytes = provider.kind.token_count(&raw).ok_or_else(|| {
+        Miss::from_error(Error::new(
+            ErrorKind::UpstreamProtocol,
+            format!(
+                "provider `{}` answered a token count without a count",
+                provider.name
+            ),
+        ))
+    })?;
+    Ok(reply.whole(head, bytes, true, charge, Metered::default()))
 }
 
 /// A same-dialect answer. While another target could still serve, one up to
@@ -983,13 +1160,13 @@ async fn exchange(
     target: &Target,
     provider: &Provider,
     ex: &Exchange<'_>,
-    path: &str,
-    body: Bytes,
+    out: &Outgoing<'_>,
     first_byte: (Duration, &'static str),
     deadline: Instant,
 ) -> Result<(Conn, ResponseHead)> {
     // Build the request first: a missing credential must not cost a connect.
-    let req = upstream_request(provider, ex, path, body.len())?;
+    let req = upstream_request(provider, ex, out)?;
+    let body = out.body.clone();
     let pooled = ctx.pool.take(&provider.pool_key);
     let mut up = match pooled {
         Some(c) => c,
@@ -1001,13 +1178,67 @@ async fn exchange(
         Err(e) if e.retry() == Retry::ReusedOnly => {
             drop(up);
             // Rebuilt, not cloned up front: the retry is rare, the request runs every time.
-            let req = upstream_request(provider, ex, path, body.len())?;
+            let req = upstream_request(provider, ex, out)?;
             let mut fresh = connect(ctx, provider, deadline).await?;
             count_send(ctx, ex, target);
             let head = send_and_read_head(&mut fresh, req, body, first_byte, deadline).await?;
             Ok((fresh, head))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The `accept` headers a cloud kind is sent: Bedrock's stream is event-stream frames whose
+/// payloads are JSON; everything else JSON (Vertex streams SSE whatever `accept` says).
+fn cloud_accept(
+    kind: crate::provider::Kind,
+    stream: bool,
+) -> &'static [(&'static str, &'static [u8])] {
+    match kind {
+        crate::provider::Kind::Bedrock if stream => &[
+            ("accept", b"application/vnd.amazon.eventstream"),
+            ("x-amzn-bedrock-accept", b"application/json"),
+        ],
+        _ => &[("accept", b"application/json")],
+    }
+}
+
+/// A cloud credential as headers: `Authorization: Bearer …`, or SigV4's (`x-amz-date`,
+/// `x-amz-security-token`, `authorization`) signed over the final body and exactly the path
+/// and headers that are sent (host, content-type, the accept headers).
+#[allow(clippy::type_complexity)]
+fn cloud_auth(
+    provider: &Provider,
+    out: &Outgoing<'_>,
+) -> Result<(Option<String>, Vec<(&'static str, String)>)> {
+    use crate::credentials::{sigv4, Secret};
+    match out.secret.as_deref() {
+        None => Ok((None, Vec::new())),
+        Some(Secret::Bearer(token)) => Ok((Some(format!("Bearer {token}")), Vec::new())),
+        Some(Secret::Aws(keys)) => {
+            let mut signed: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+            for (name, value) in cloud_accept(provider.kind, out.stream) {
+                signed.push((name, std::str::from_utf8(value).unwrap_or_default()));
+            }
+            let headers = sigv4::sign(
+                keys,
+                &provider.cloud_region,
+                crate::provider::bedrock::SIGNING_NAME,
+                "POST",
+                &provider.authority,
+                out.path,
+                &signed,
+                &sigv4::sha256_hex(out.body),
+                std::time::SystemTime::now(),
+            )
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::UpstreamCredentials,
+                    format!("provider `{}`: {e}", provider.name),
+                )
+            })?;
+            Ok((None, headers))
+        }
     }
 }
 
@@ -1060,20 +1291,87 @@ async fn send_and_read_head(
     up.read_head(wait).await.map_err(|e| named(e, wait))
 }
 
-/// The upstream request head for a `body_len`-byte JSON body: provider credentials, never the
-/// client's. Room is left for a small body to be appended behind it.
-fn upstream_request(
+/// What goes to the provider in one send.
+struct Outgoing<'a> {
+    path: &'a str,
+    body: &'a Bytes,
+    /// The `anthropic-beta` header a cloud kind gets instead of the client's.
+    betas: Option<&'a str>,
+    /// The client asked for a stream (a cloud kind's `accept` says so).
+    stream: bool,
+    /// A cloud kind's credential: SigV4 keys or a bearer token.
+    secret: Option<Arc<Secret>>,
+}
+
+/// The cloud credential of `provider` (None for other kinds): the one held, or the first
+/// fetch's (or an expired one's refresh) waited for within the deadline; never fetched on the
+/// worker. `refused`: the cloud just refused this one, so a fresh one is fetched (one fetch
+/// however many requests ask).
+async fn cloud_secret(
     provider: &Provider,
-    ex: &Exchange<'_>,
-    path: &str,
-    body_len: usize,
-) -> Result<Vec<u8>> {
+    refused: Option<&Secret>,
+    deadline: Instant,
+) -> Result<Option<Arc<Secret>>> {
+    use crate::credentials::Get;
+    let Some(credential) = &provider.cloud_credential else {
+        return Ok(None);
+    };
+    let failed = |why: String| Error::new(ErrorKind::UpstreamCredentials, why);
+    let pending = match (refused, credential.get()) {
+        (None, Get::Ready(s)) => return Ok(Some(s)),
+        (None, Get::Failed(why)) => return Err(failed(why)),
+        (None, Get::Wait(p)) => p,
+        (Some(_), _) => credential.refresh(),
+    };
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match super::lookup::answer(pending, wait).await {
+        Some(Ok(s)) => Ok(Some(s)),
+        Some(Err(why)) => Err(failed(why)),
+        None => Err(failed(format!(
+            "provider `{}`: its credentials ({}) were not ready before the request's deadline",
+            provider.name,
+            credential.source()
+        ))),
+    }
+}
+
+/// Did the cloud refuse the gateway's credential (rather than the request)? Vertex: 401;
+/// Bedrock: an AWS auth error type.
+fn credential_refused(provider: &Provider, head: &ResponseHead) -> bool {
+    provider.cloud_credential.is_some()
+        && provider.kind.credential_refused(
+            head.status,
+            head.header("x-amzn-errortype")
+                .and_then(|v| std::str::from_utf8(v).ok()),
+        )
+}
+
+/// The upstream request head for a JSON body: provider credentials, never the client's (a
+/// Bedrock request signed over the final body). Room is left for a small body to be appended
+/// behind it.
+fn upstream_request(provider: &Provider, ex: &Exchange<'_>, out: &Outgoing<'_>) -> Result<Vec<u8>> {
+    let (path, body_len) = (out.path, out.body.len());
     let head = ex.head;
-    let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(8 + head.header_count().min(8));
+    let cloud = provider.kind.model_in_path();
+    // A cloud credential's header values, owned here so the fields can borrow them.
+    let (bearer, signed) = cloud_auth(provider, out)?;
+    let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(12 + head.header_count().min(8));
     let mut add = |name, value| fields.push((name, value));
     add("host", provider.authority.as_bytes());
     add("content-type", b"application/json");
     add("x-ringway-request-id", ex.request_id.as_bytes());
+    if cloud {
+        // What the cloud answers in is the gateway's choice, not the client's.
+        for (name, value) in cloud_accept(provider.kind, out.stream) {
+            add(name, value);
+        }
+    }
+    if let Some(b) = &bearer {
+        add("authorization", b.as_bytes());
+    }
+    for (name, value) in &signed {
+        add(name, value.as_bytes());
+    }
     // Headers the client's `Connection` nominates are hop-by-hop: they stop here, before any
     // policy (admission refused a client that nominates too many; past the bound every name
     // counts as nominated).
@@ -1085,7 +1383,7 @@ fn upstream_request(
     // The headers copied by hand below still answer to the provider's `drop_headers`.
     let keep =
         |name: &str| !hop.contains(name) && !crate::headers::dropped(name, &provider.drop_headers);
-    if let Some(accept) = head.header("accept").filter(|_| keep("accept")) {
+    if let Some(accept) = head.header("accept").filter(|_| !cloud && keep("accept")) {
         add("accept", accept);
     }
     add(
@@ -1117,6 +1415,9 @@ fn upstream_request(
             add("anthropic-beta", beta);
         }
     }
+    if let Some(betas) = out.betas {
+        add("anthropic-beta", betas.as_bytes());
+    }
     // The client's end-to-end headers, by policy (crate::headers): the default set plus the
     // provider's `forward_headers`, minus its `drop_headers`; never hop-by-hop, credentials,
     // the gateway's own, or the other provider kind's.
@@ -1133,8 +1434,9 @@ fn upstream_request(
         }
     }
     // Every value is header-safe already: forwarded client values passed httparse, which
-    // refuses control bytes and folded lines (http1 tests), and the configured ones (authority,
-    // API key, anthropic_version) were checked when the config loaded. The writer checks again.
+    // refuses control bytes and folded lines (http1 tests), the configured ones (authority,
+    // API key, anthropic_version) were checked when the config loaded, cloud credentials when
+    // they were fetched, and betas are the allowlist's. The writer checks again.
     let mut out = Vec::with_capacity(512 + body_len.min(crate::upstream::COALESCE_BODY_BYTES));
     http1::write_request_head(&mut out, "POST", path, &fields, body_len as u64).map_err(|r| {
         Error::new(

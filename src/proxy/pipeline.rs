@@ -434,6 +434,7 @@ fn keep_translated_header(name: &str) -> bool {
 fn provider_headers<'a>(
     head: &'a ResponseHead,
     pair: Pair,
+    relay: bool,
     ours: bool,
     own_limits: bool,
     prefix: &str,
@@ -446,7 +447,7 @@ fn provider_headers<'a>(
         if (own_limits && crate::limits::is_rate_limit_header(name)) || hop.contains(name) {
             continue;
         }
-        if pair.is_passthrough() {
+        if relay {
             let replaced = ours && matches!(name, "content-type" | "content-encoding");
             if !skip_header(name, prefix) && !replaced {
                 out.push((name, value));
@@ -465,12 +466,14 @@ fn relayed_headers<'a>(
     ex: &'a Exchange<'_>,
     head: &'a ResponseHead,
     pair: Pair,
+    relay: bool,
     own_limits: bool,
 ) -> Vec<(&'a str, &'a [u8])> {
     let mut headers = ex.standard_headers();
     provider_headers(
         head,
         pair,
+        relay,
         false,
         own_limits,
         &ex.names.prefix,
@@ -479,10 +482,21 @@ fn relayed_headers<'a>(
     headers
 }
 
+/// Does the client get the provider's response head as it is (same dialect, on the wire the
+/// dialect's own API uses)? Not from a cloud kind: its headers and framing are the cloud's.
+fn relays_head(provider: &crate::config::Provider, pair: Pair) -> bool {
+    pair.is_passthrough() && !provider.kind.model_in_path()
+}
+
 /// The request parameters translation dropped, for the client's dropped-params header (empty:
 /// none).
 fn dropped_params(meta: Option<&crate::translate::RequestMeta>) -> String {
-    meta.map(|m| m.dropped.join(",")).unwrap_or_default()
+    let Some(m) = meta else {
+        return String::new();
+    };
+    let refused = m.refused.iter().map(String::as_str);
+    let all: Vec<&str> = m.dropped.iter().copied().chain(refused).collect();
+    all.join(",")
 }
 
 /// Commit to a whole or relayed answer (its head and what is already in hand go to the client)
@@ -506,6 +520,7 @@ async fn commit_and_pump<S: Transport>(
         ..
     } = answer;
     let dropped = dropped_params(meta.as_deref());
+    let relay = relays_head(provider, pair);
     let client_http10 = ex.head.minor_version() == 0;
     let own_limits = !ex.limit_headers.is_empty();
     match body {
@@ -537,9 +552,17 @@ async fn commit_and_pump<S: Transport>(
             }
             let mut headers = ex.standard_headers();
             if let Some(head) = &head {
-                provider_headers(head, pair, json, own_limits, &ex.names.prefix, &mut headers);
+                provider_headers(
+                    head,
+                    pair,
+                    relay,
+                    json,
+                    own_limits,
+                    &ex.names.prefix,
+                    &mut headers,
+                );
             }
-            if json || !pair.is_passthrough() {
+            if json || !relay {
                 headers.push(("content-type", b"application/json"));
             }
             if !dropped.is_empty() {
@@ -583,7 +606,11 @@ async fn commit_and_pump<S: Transport>(
                 }
                 _ => ResponseBody::Chunked,
             };
-            let mut headers = relayed_headers(ex, &head, pair, own_limits);
+            let mut headers = relayed_headers(ex, &head, pair, relay, own_limits);
+            if !relay {
+                // A cloud's own answer in the client's dialect: JSON, whatever it was labelled.
+                headers.push(("content-type", b"application/json"));
+            }
             if !dropped.is_empty() {
                 headers.push((ex.names.dropped_params.as_str(), dropped.as_bytes()));
             }
@@ -686,8 +713,9 @@ fn commit_stream<'c, S: Transport>(
         ex.keep_alive.set(false);
         ResponseBody::CloseDelimited
     };
-    let mut headers = relayed_headers(ex, &head, pair, own_limits);
-    if !pair.is_passthrough() {
+    let relay = relays_head(provider, pair);
+    let mut headers = relayed_headers(ex, &head, pair, relay, own_limits);
+    if !relay {
         headers.push(("content-type", pair.stream_content_type()));
         headers.push(("cache-control", b"no-cache"));
     }

@@ -147,7 +147,7 @@ pub struct Table {
     routes: Vec<Route>,
     route_index: HashMap<String, usize>,
     /// Provider name → (index, thinking style, place), for direct `provider/model` names.
-    providers: HashMap<String, (usize, ThinkingStyle, Arc<Place>)>,
+    providers: HashMap<String, (usize, ThinkingStyle, Arc<Place>, crate::provider::Kind)>,
     /// `provider/model` → where a route target says that deployment runs, when it differs from
     /// its provider's default: addressed directly, it is still that deployment, and a tier must
     /// judge it by where it really runs. Built once, not searched per request.
@@ -221,7 +221,10 @@ impl<'a> Resolved<'a> {
 impl Table {
     /// Build from compiled routes (names and aliases already checked unique) and the
     /// providers' names with their thinking styles and places, by index.
-    pub fn new(routes: Vec<Route>, providers: Vec<(String, ThinkingStyle, Arc<Place>)>) -> Table {
+    pub fn new(
+        routes: Vec<Route>,
+        providers: Vec<(String, ThinkingStyle, Arc<Place>, crate::provider::Kind)>,
+    ) -> Table {
         let route_index = routes
             .iter()
             .enumerate()
@@ -231,18 +234,19 @@ impl Table {
                     .map(move |name| (name, i))
             })
             .collect();
-        let providers: HashMap<String, (usize, ThinkingStyle, Arc<Place>)> = providers
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, style, place))| (name, (i, style, place)))
-            .collect();
+        let providers: HashMap<String, (usize, ThinkingStyle, Arc<Place>, crate::provider::Kind)> =
+            providers
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, style, place, kind))| (name, (i, style, place, kind)))
+                .collect();
         let mut placed_elsewhere = HashMap::new();
         for t in routes.iter().flat_map(|r| r.targets.iter()) {
             let default = t
                 .key
                 .split_once('/')
                 .and_then(|(p, _)| providers.get(p))
-                .map(|(_, _, place)| place);
+                .map(|(_, _, place, _)| place);
             if default.is_some_and(|d| *d != t.place) {
                 placed_elsewhere
                     .entry(t.key.clone())
@@ -273,8 +277,11 @@ impl Table {
         if upstream_model.is_empty() {
             return None;
         }
-        let (index, thinking_style, place) = self.providers.get(provider)?;
-        let place = self.placed_elsewhere.get(bare).unwrap_or(place).clone();
+        let (index, thinking_style, place, kind) = self.providers.get(provider)?;
+        let place = match self.placed_elsewhere.get(bare) {
+            Some(p) => p.clone(),
+            None => reached(place, provider, *kind, upstream_model),
+        };
         Some(Resolved::Direct(
             Target {
                 provider: *index,
@@ -288,6 +295,22 @@ impl Table {
             },
             &self.direct_policy,
         ))
+    }
+}
+
+/// The place of a request for `model` at a provider placed at `place`: a model that reaches
+/// beyond the provider's region (a Bedrock cross-region profile) is where it reaches.
+pub fn reached(
+    place: &Arc<Place>,
+    provider: &str,
+    kind: crate::provider::Kind,
+    model: &str,
+) -> Arc<Place> {
+    use crate::provider::bedrock::Reach;
+    match kind.reach(model) {
+        Reach::Region => place.clone(),
+        Reach::Country(c) => Arc::new(place.reaching(provider, Some(c))),
+        Reach::Unbounded => Arc::new(place.reaching(provider, None)),
     }
 }
 
@@ -451,8 +474,18 @@ mod tests {
         Table::new(
             vec![route],
             vec![
-                ("p".into(), ThinkingStyle::default(), Arc::default()),
-                ("q".into(), ThinkingStyle::default(), Arc::default()),
+                (
+                    "p".into(),
+                    ThinkingStyle::default(),
+                    Arc::default(),
+                    crate::provider::Kind::OpenAi,
+                ),
+                (
+                    "q".into(),
+                    ThinkingStyle::default(),
+                    Arc::default(),
+                    crate::provider::Kind::OpenAi,
+                ),
             ],
         )
     }
@@ -518,8 +551,18 @@ mod tests {
         let table = Table::new(
             vec![route],
             vec![
-                ("p".into(), ThinkingStyle::default(), at(Some("US"))),
-                ("q".into(), ThinkingStyle::default(), at(Some("CA"))),
+                (
+                    "p".into(),
+                    ThinkingStyle::default(),
+                    at(Some("US")),
+                    crate::provider::Kind::OpenAi,
+                ),
+                (
+                    "q".into(),
+                    ThinkingStyle::default(),
+                    at(Some("CA")),
+                    crate::provider::Kind::Bedrock,
+                ),
             ],
         );
         let ca = Tier {

@@ -116,6 +116,19 @@ impl Place {
     }
 }
 
+impl Place {
+    /// The same place for a model that reaches elsewhere than the provider's region (a Bedrock
+    /// cross-region profile): inside one country (`Some`), or no one jurisdiction at all.
+    pub fn reaching(&self, provider: &str, jurisdiction: Option<&str>) -> Place {
+        let node = self.path.split(" -> ").next().unwrap_or_default();
+        Place {
+            jurisdiction: jurisdiction.map(str::to_owned),
+            path: format!("{node} -> {}", hop(provider, jurisdiction)),
+            ..self.clone()
+        }
+    }
+}
+
 /// One hop of a custody path: the label, then `-JURISDICTION` when it is known.
 pub fn hop(label: &str, jurisdiction: Option<&str>) -> String {
     match jurisdiction {

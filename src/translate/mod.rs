@@ -246,6 +246,10 @@ pub struct RequestMeta {
     /// Client parameters dropped because the upstream has no equivalent that changes the
     /// answer materially (for a warning header such as `x-ringway-dropped-params`).
     pub dropped: Vec<&'static str>,
+    /// What the provider's kind refuses, left out of the request it was sent: body members
+    /// (`service_tier`) and `anthropic-beta` values (`anthropic-beta=claude-code-20250219`).
+    /// Reported with `dropped`.
+    pub refused: Vec<String>,
     /// A Responses client: what its answer's rendering needs.
     pub responses: Option<Box<responses::ResponsesMeta>>,
 }
