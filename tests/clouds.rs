@@ -1,0 +1,582 @@
+//! Claude on the clouds through the real binary: bedrock- and vertex-kind providers on the mock
+//! (which verifies SigV4 and Google tokens as the clouds do), reached from all three client
+//! dialects, streaming or not; their betas, errors, failover, token counts, credentials
+//! (environment, API key, container endpoint, service account, metadata server, a token the
+//! cloud stops accepting) and residency.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{json, Value};
+
+const AKID: &str = "AKIDRINGWAYMOCK";
+const SECRET: &str = "ringway-mock-secret";
+const BEDROCK_MODEL: &str = "us.anthropic.claude-haiku-4-5-20251001-v1:0";
+const BEDROCK_PATH: &str = "/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0";
+const VERTEX_MODEL: &str = "claude-haiku-4-5@20251001";
+const VERTEX_PATH: &str =
+    "/v1/projects/mock-project/locations/us-east5/publishers/anthropic/models/claude-haiku-4-5@20251001";
+
+/// The environment a gateway gets: AWS keys the mock knows, nothing from the host's own.
+fn aws_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", AKID),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_SESSION_TOKEN", "mock-session"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+        ("AWS_CONFIG_FILE", "/nonexistent/config"),
+        ("RW_TEST_ANTHROPIC_KEY", "sk-provider-anthropic"),
+    ]
+}
+
+/// A bedrock provider `bedrock` on `mock` (and the anthropic-kind `ma`), with routes `cb`
+/// (Bedrock only) and `cb-fb` (Bedrock, then Anthropic's own API).
+fn bedrock_config(mock: &Proc, extra_provider: &str) -> String {
+    format!(
+        r#"
+[[provider]]
+name = "bedrock"
+kind = "bedrock"
+region = "ca-central-1"
+base_url = "http://{m}"
+{extra_provider}
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "http://{m}"
+api_key_env = "RW_TEST_ANTHROPIC_KEY"
+
+[[route]]
+model = "cb"
+targets = ["bedrock/{BEDROCK_MODEL}"]
+
+[[route]]
+model = "cb-fb"
+targets = ["bedrock/{BEDROCK_MODEL}", "ma/mock-claude-up"]
+"#,
+        m = mock.addr
+    )
+}
+
+fn bedrock() -> (Proc, Proc) {
+    let m = mock(&[]);
+    let g = gateway_env(&bedrock_config(&m, ""), &aws_env());
+    (m, g)
+}
+
+/// The three client dialects: a request for `model` saying `prompt`.
+#[derive(Clone, Copy, Debug)]
+enum Dialect {
+    Chat,
+    Messages,
+    Responses,
+}
+
+impl Dialect {
+    const ALL: [Dialect; 3] = [Dialect::Chat, Dialect::Messages, Dialect::Responses];
+
+    fn request(self, model: &str, prompt: &str, stream: bool, headers: &[(&str, &str)]) -> Vec<u8> {
+        let (path, body) = match self {
+            Dialect::Chat => ("/v1/chat/completions", openai_body(model, prompt, stream)),
+            Dialect::Messages => ("/v1/messages", anthropic_body(model, prompt, stream)),
+            Dialect::Responses => (
+                "/v1/responses",
+                json!({"model": model, "input": prompt, "stream": stream, "store": false})
+                    .to_string(),
+            ),
+        };
+        post(path, headers, &body)
+    }
+
+    /// The answer's text, from a whole body or a stream.
+    fn text(self, r: &Response, stream: bool) -> String {
+        if !stream {
+            let v = r.json();
+            return match self {
+                Dialect::Chat => v["choices"][0]["message"]["content"].as_str().unwrap_or("").to_owned(),
+                Dialect::Messages => v["content"][0]["text"].as_str().unwrap_or("").to_owned(),
+                Dialect::Responses => v["output"]
+                    .as_array()
+                    .and_then(|o| o.iter().find(|i| i["type"] == "message"))
+                    .map(|m| m["content"][0]["text"].as_str().unwrap_or("").to_owned())
+                    .unwrap_or_default(),
+            };
+        }
+        let mut text = String::new();
+        for (event, data) in sse_events(&r.body) {
+            let Ok(v) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            match self {
+                Dialect::Chat => {
+                    text.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or(""))
+                }
+                Dialect::Messages if event.as_deref() == Some("content_block_delta") => {
+                    text.push_str(v["delta"]["text"].as_str().unwrap_or(""))
+                }
+                Dialect::Responses if v["type"] == "response.output_text.delta" => {
+                    text.push_str(v["delta"].as_str().unwrap_or(""))
+                }
+                _ => {}
+            }
+        }
+        text
+    }
+}
+
+fn last_request(m: &Proc) -> Value {
+    mock_requests(m).last().cloned().expect("the mock saw no request")
+}
+
+fn header_of<'a>(rec: &'a Value, name: &str) -> Option<&'a str> {
+    rec["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .and_then(|h| h[1].as_str())
+}
+
+fn body_of(rec: &Value) -> Value {
+    match &rec["body"] {
+        Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn bedrock_serves_every_dialect_signed_streaming_or_not() {
+    let (m, g) = bedrock();
+    for d in Dialect::ALL {
+        for stream in [false, true] {
+            clear_records(&m);
+            let r = request(g.addr, &d.request("cb", "hello there mock:tokens=5", stream, &[]));
+            assert_eq!(r.status, 200, "{d:?} stream={stream}: {}", r.text());
+            assert_eq!(r.header("x-ringway-provider"), Some("bedrock"));
+            assert!(!d.text(&r, stream).is_empty(), "{d:?} stream={stream}: {}", r.text());
+            if stream {
+                assert!(
+                    r.header("content-type").unwrap_or("").starts_with("text/event-stream"),
+                    "{d:?}: {:?}",
+                    r.header("content-type")
+                );
+            } else {
+                assert_eq!(r.header("content-type"), Some("application/json"), "{d:?}");
+            }
+            // What Bedrock got: the model in the path, the body without model and stream, its
+            // version; signed (the mock checks the signature: it answered 200).
+            let rec = last_request(&m);
+            let action = if stream { "invoke-with-response-stream" } else { "invoke" };
+            assert_eq!(rec["path"], format!("{BEDROCK_PATH}/{action}"), "{d:?}");
+            let body = body_of(&rec);
+            assert_eq!(body["anthropic_version"], "bedrock-2023-05-31", "{d:?}");
+            assert!(body.get("model").is_none() && body.get("stream").is_none(), "{body}");
+            let auth = header_of(&rec, "authorization").unwrap();
+            assert!(
+                auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={AKID}/")),
+                "{auth}"
+            );
+            assert!(auth.contains("/ca-central-1/bedrock/aws4_request"), "{auth}");
+            assert_eq!(header_of(&rec, "x-amz-security-token"), Some("mock-session"));
+        }
+    }
+    // Custody names the region that served and its country.
+    let r = request(g.addr, &Dialect::Messages.request("cb", "hi", false, &[]));
+    assert_eq!(r.header("x-ringway-region"), Some("ca-central-1"));
+    assert_eq!(r.header("x-ringway-jurisdiction"), Some("US"), "a us. profile reaches the US");
+}
+
+#[test]
+fn bedrock_betas_go_in_the_body_and_unknown_ones_are_reported() {
+    let (m, g) = bedrock();
+    let beta = [("anthropic-beta", "context-1m-2025-08-07, claude-code-20250219")];
+    let r = request(g.addr, &Dialect::Messages.request("cb", "hi", false, &beta));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = body_of(&last_request(&m));
+    assert_eq!(body["anthropic_beta"], json!(["context-1m-2025-08-07"]));
+    assert_eq!(
+        r.header("x-ringway-dropped-params"),
+        Some("anthropic-beta=claude-code-20250219")
+    );
+    assert!(header_of(&last_request(&m), "anthropic-beta").is_none());
+    let metrics = request(g.addr, &get("/metrics", &[])).text();
+    assert!(
+        metrics.contains("ringway_betas_dropped_total{provider=\"bedrock\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bedrock_errors_reach_each_client_in_its_own_format() {
+    let (_m, g) = bedrock();
+    // Throttled before any stream: AWS's 429 ThrottlingException as each dialect's 429.
+    let r = request(g.addr, &Dialect::Messages.request("cb", "hi mock:throttle", false, &[]));
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+    let r = request(g.addr, &Dialect::Chat.request("cb", "hi mock:throttle", false, &[]));
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("Throttling"), "{}", r.text());
+
+    // An exception mid-stream, after the answer started: the dialect's error event ends it.
+    let r = request(
+        g.addr,
+        &Dialect::Messages.request("cb", "hi mock:tokens=20 mock:bedrock_exception=modelStreamErrorException", true, &[]),
+    );
+    assert_eq!(r.status, 200);
+    let events = sse_events(&r.body);
+    let (_, last) = events.last().unwrap();
+    let last: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(last["type"], "error", "{events:?}");
+    let r = request(
+        g.addr,
+        &Dialect::Chat.request("cb", "hi mock:tokens=20 mock:bedrock_exception=throttlingException", true, &[]),
+    );
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(text.contains("\"error\""), "{text}");
+
+    // A broken frame is a clean end, never a hang or a crash.
+    for directive in ["mock:bad_crc", "mock:huge_frame"] {
+        let r = request(
+            g.addr,
+            &Dialect::Messages.request("cb", &format!("hi mock:tokens=20 {directive}"), true, &[]),
+        );
+        assert_eq!(r.status, 200, "{directive}");
+        let events = sse_events(&r.body);
+        let (_, last) = events.last().unwrap();
+        assert!(last.contains("\"error\""), "{directive}: {events:?}");
+    }
+    // The gateway still serves.
+    let r = request(g.addr, &Dialect::Messages.request("cb", "hi", false, &[]));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn bedrock_fails_over_to_anthropic_before_commit() {
+    let (m, g) = bedrock();
+    for d in Dialect::ALL {
+        for stream in [false, true] {
+            clear_records(&m);
+            let r = request(g.addr, &d.request("cb-fb", "hi mock:throttle", stream, &[]));
+            assert_eq!(r.status, 200, "{d:?} {stream}: {}", r.text());
+            assert_eq!(r.header("x-ringway-provider"), Some("ma"), "{d:?} {stream}");
+            let paths: Vec<String> = mock_requests(&m)
+                .iter()
+                .map(|r| r["path"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(paths.len(), 2, "{paths:?}");
+            assert!(paths[0].starts_with(BEDROCK_PATH), "{paths:?}");
+            assert_eq!(paths[1], "/v1/messages");
+        }
+    }
+}
+
+#[test]
+fn bedrock_counts_tokens_with_its_foundation_model() {
+    let (m, g) = bedrock();
+    let body = json!({"model": "cb", "messages": [{"role": "user", "content": "count these words please"}]});
+    let r = request(g.addr, &post("/v1/messages/count_tokens", &[], &body.to_string()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0, "{}", r.text());
+    let rec = last_request(&m);
+    assert_eq!(
+        rec["path"],
+        "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/count-tokens"
+    );
+}
+
+#[test]
+fn bedrock_credentials_from_an_api_key_and_a_container_endpoint() {
+    let m = mock(&["--aws-credentials-ttl", "3600"]);
+    // A Bedrock API key: a bearer, no signature.
+    let mut env = aws_env();
+    env.push(("RW_BEDROCK_KEY", "ABSKmocktestkey"));
+    let g = gateway_env(&bedrock_config(&m, "api_key_env = \"RW_BEDROCK_KEY\""), &env);
+    let r = request(g.addr, &Dialect::Messages.request("cb", "hi", false, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = last_request(&m);
+    assert_eq!(header_of(&rec, "authorization"), Some("Bearer ABSKmocktestkey"));
+    assert!(header_of(&rec, "x-amz-date").is_none());
+    drop(g);
+
+    // Keys from a container-style endpoint, with their session token.
+    let url = format!("aws_credentials_url = \"http://{}/mock/aws-credentials\"", m.addr);
+    let g = gateway_env(&bedrock_config(&m, &url), &[]);
+    let r = request(g.addr, &Dialect::Chat.request("cb", "hi", true, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = last_request(&m);
+    assert!(
+        header_of(&rec, "x-amz-security-token").is_some_and(|t| t.starts_with("mock-session-")),
+        "{rec}"
+    );
+}
+
+#[test]
+fn bedrock_refused_credentials_are_a_502_naming_the_provider() {
+    let m = mock(&[]);
+    let mut env = aws_env();
+    env.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_SECRET_ACCESS_KEY", "not-the-secret"));
+    let g = gateway_env(&bedrock_config(&m, ""), &env);
+    let r = request(g.addr, &Dialect::Messages.request("cb", "hi", false, &[]));
+    assert_eq!(r.status, 502, "{}", r.text());
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("`bedrock`") && msg.contains("credentials"), "{msg}");
+    // Another target serves.
+    let r = request(g.addr, &Dialect::Chat.request("cb-fb", "hi", false, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-provider"), Some("ma"));
+}
+
+#[test]
+fn bedrock_without_credentials_is_refused_at_check() {
+    let m = mock(&[]);
+    let path = write_config(&format!("[server]\nworkers = 1\n{}", bedrock_config(&m, "")));
+    let out = std::process::Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .env_clear()
+        .env("HOME", "/nonexistent")
+        .env("RW_TEST_ANTHROPIC_KEY", "x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("bedrock") && stderr.contains("AWS_ACCESS_KEY_ID"), "{stderr}");
+}
+
+/// A service-account file for the gateway whose token URI is `mock`'s, and the key's file the
+/// mock verifies with.
+fn google_account(dir_name: &str) -> (PathBuf, String) {
+    let out = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+        .output()
+        .expect("openssl is required (tests/setup.sh installs it)");
+    assert!(out.status.success());
+    let pem = String::from_utf8(out.stdout).unwrap();
+    let file = temp_path(dir_name);
+    (file, pem)
+}
+
+fn write_account(file: &PathBuf, pem: &str, token_uri: &str) {
+    let sa = json!({"type": "service_account", "project_id": "mock-project",
+        "private_key_id": "k1", "private_key": pem,
+        "client_email": "ringway-test@mock-project.iam.gserviceaccount.com",
+        "token_uri": token_uri});
+    std::fs::write(file, sa.to_string()).unwrap();
+}
+
+fn vertex_config(mock: &Proc, credential: &str) -> String {
+    format!(
+        r#"
+[[provider]]
+name = "vertex"
+kind = "vertex"
+project = "mock-project"
+region = "us-east5"
+base_url = "http://{m}"
+{credential}
+
+[[provider]]
+name = "ma"
+kind = "anthropic"
+base_url = "http://{m}"
+api_key_env = "RW_TEST_ANTHROPIC_KEY"
+
+[[route]]
+model = "cv"
+targets = ["vertex/{VERTEX_MODEL}"]
+
+[[route]]
+model = "cv-fb"
+targets = ["vertex/{VERTEX_MODEL}", "ma/mock-claude-up"]
+"#,
+        m = mock.addr
+    )
+}
+
+/// The mock with a service account, and a gateway using it.
+fn vertex() -> (Proc, Proc) {
+    let (file, pem) = google_account("sa.json");
+    write_account(&file, &pem, "http://127.0.0.1:0/token");
+    let m = mock(&["--google-service-account", file.to_str().unwrap()]);
+    write_account(&file, &pem, &format!("http://{}/token", m.addr));
+    let cfg = vertex_config(&m, &format!("google_credentials = {:?}", file.to_str().unwrap()));
+    let g = gateway_env(&cfg, &[("RW_TEST_ANTHROPIC_KEY", "sk-provider-anthropic")]);
+    (m, g)
+}
+
+#[test]
+fn vertex_serves_every_dialect_with_a_service_account_token() {
+    let (m, g) = vertex();
+    for d in Dialect::ALL {
+        for stream in [false, true] {
+            clear_records(&m);
+            let r = request(g.addr, &d.request("cv", "hello there mock:tokens=5", stream, &[]));
+            assert_eq!(r.status, 200, "{d:?} stream={stream}: {}", r.text());
+            assert_eq!(r.header("x-ringway-provider"), Some("vertex"));
+            assert!(!d.text(&r, stream).is_empty(), "{d:?} stream={stream}: {}", r.text());
+            let rec = mock_requests(&m)
+                .into_iter()
+                .rfind(|r| r["path"].as_str().unwrap_or("").starts_with("/v1/projects"))
+                .unwrap();
+            let action = if stream { "streamRawPredict" } else { "rawPredict" };
+            assert_eq!(rec["path"], format!("{VERTEX_PATH}:{action}"));
+            let body = body_of(&rec);
+            assert_eq!(body["anthropic_version"], "vertex-2023-10-16");
+            assert!(body.get("model").is_none(), "{body}");
+            assert_eq!(body["stream"], json!(stream));
+            assert!(header_of(&rec, "authorization")
+                .is_some_and(|a| a.starts_with("Bearer mock-token-")));
+        }
+    }
+    let r = request(g.addr, &Dialect::Messages.request("cv", "hi", false, &[]));
+    assert_eq!(r.header("x-ringway-region"), Some("us-east5"));
+    assert_eq!(r.header("x-ringway-jurisdiction"), Some("US"));
+}
+
+#[test]
+fn vertex_betas_stay_in_the_header_filtered() {
+    let (m, g) = vertex();
+    let beta = [("anthropic-beta", "interleaved-thinking-2025-05-14,claude-code-20250219")];
+    let r = request(g.addr, &Dialect::Messages.request("cv", "hi", true, &beta));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = last_request(&m);
+    assert_eq!(header_of(&rec, "anthropic-beta"), Some("interleaved-thinking-2025-05-14"));
+    assert_eq!(
+        r.header("x-ringway-dropped-params"),
+        Some("anthropic-beta=claude-code-20250219")
+    );
+}
+
+#[test]
+fn vertex_refreshes_a_refused_token_once_and_retries() {
+    let (m, g) = vertex();
+    let r = request(g.addr, &Dialect::Messages.request("cv", "hi", false, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let first = header_of(&last_request(&m), "authorization").unwrap().to_owned();
+    // The cloud stops accepting every token it gave.
+    assert_eq!(request(m.addr, &post("/mock/google-tokens/revoke", &[], "")).status, 200);
+    clear_records(&m);
+    let r = request(g.addr, &Dialect::Chat.request("cv", "hi", false, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let recs = mock_requests(&m);
+    let predicts: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").contains("rawPredict"))
+        .collect();
+    assert_eq!(predicts.len(), 2, "{recs:?}");
+    let second = header_of(predicts[1], "authorization").unwrap();
+    assert_ne!(second, first, "a fresh token was fetched");
+    assert!(recs.iter().any(|r| r["path"] == "/token"), "{recs:?}");
+}
+
+#[test]
+fn vertex_metadata_server_and_static_token() {
+    let m = mock(&[]);
+    let g = gateway_env(
+        &vertex_config(&m, &format!("google_metadata_url = \"http://{}\"", m.addr)),
+        &[("RW_TEST_ANTHROPIC_KEY", "x")],
+    );
+    let r = request(g.addr, &Dialect::Responses.request("cv", "hi", false, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(g);
+    let g = gateway_env(
+        &vertex_config(&m, "api_key_env = \"RW_VERTEX_TOKEN\""),
+        &[("RW_VERTEX_TOKEN", "mock-static-token"), ("RW_TEST_ANTHROPIC_KEY", "x")],
+    );
+    let r = request(g.addr, &Dialect::Messages.request("cv", "hi", true, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        header_of(&last_request(&m), "authorization"),
+        Some("Bearer mock-static-token")
+    );
+    // Throttled (Google's RESOURCE_EXHAUSTED): falls over to Anthropic's API.
+    let r = request(g.addr, &Dialect::Messages.request("cv-fb", "hi mock:throttle", false, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-provider"), Some("ma"));
+    // Without a fallback, the client sees the 429 in its own shape.
+    let r = request(g.addr, &Dialect::Messages.request("cv", "hi mock:throttle", false, &[]));
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+}
+
+#[test]
+fn vertex_counts_tokens_with_the_model_in_the_body() {
+    let m = mock(&[]);
+    let g = gateway_env(
+        &vertex_config(&m, "api_key_env = \"RW_VERTEX_TOKEN\""),
+        &[("RW_VERTEX_TOKEN", "mock-static-token"), ("RW_TEST_ANTHROPIC_KEY", "x")],
+    );
+    let body = json!({"model": "cv", "messages": [{"role": "user", "content": "count these"}]});
+    let r = request(g.addr, &post("/v1/messages/count_tokens", &[], &body.to_string()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
+    let rec = last_request(&m);
+    assert!(rec["path"].as_str().unwrap().ends_with("/models/count-tokens:rawPredict"));
+    assert_eq!(body_of(&rec)["model"], VERTEX_MODEL);
+}
+
+#[test]
+fn residency_follows_region_and_profile() {
+    let m = mock(&[]);
+    let cfg = format!(
+        r#"
+[[tier]]
+name = "canada"
+jurisdictions = ["CA"]
+
+[[provider]]
+name = "bedrock"
+kind = "bedrock"
+region = "ca-central-1"
+base_url = "http://{m}"
+
+[[route]]
+model = "ca-claude"
+targets = ["bedrock/ca.anthropic.claude-haiku-4-5-20251001-v1:0"]
+
+[[route]]
+model = "global-claude"
+targets = ["bedrock/global.anthropic.claude-haiku-4-5-20251001-v1:0"]
+"#,
+        m = m.addr
+    );
+    let g = gateway_env(&cfg, &aws_env());
+    let tier = [("x-ringway-tier", "canada")];
+    let r = request(g.addr, &Dialect::Messages.request("ca-claude", "hi", false, &tier));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-jurisdiction"), Some("CA"));
+    assert_eq!(r.header("x-ringway-region"), Some("ca-central-1"));
+    // A global profile may leave Canada: the tier refuses it, nothing goes upstream.
+    clear_records(&m);
+    let r = request(g.addr, &Dialect::Messages.request("global-claude", "hi", false, &tier));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(mock_requests(&m).is_empty());
+    // So does addressing it directly.
+    let r = request(
+        g.addr,
+        &Dialect::Messages.request(
+            "bedrock/global.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "hi",
+            false,
+            &tier,
+        ),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    // The direct address of a Canadian profile is inside the tier.
+    let r = request(
+        g.addr,
+        &Dialect::Chat.request("bedrock/ca.anthropic.claude-haiku-4-5-20251001-v1:0", "hi", false, &tier),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        last_request(&m)["path"],
+        "/model/ca.anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke"
+    );
+}
