@@ -240,6 +240,20 @@ fn bedrock_verifies_sigv4_like_aws() {
     assert_eq!(r.status, 403);
     assert_eq!(aws_error(&r).1, "Missing Authentication Token");
 
+    // Bedrock's Messages-API path is the Anthropic one under /anthropic.
+    let r = request(
+        m.addr,
+        &post(
+            "/anthropic/v1/messages",
+            &[],
+            &anthropic_body("m", "hi", false),
+        ),
+    );
+    assert_eq!(
+        (r.status, r.json()["type"].as_str()),
+        (200, Some("message"))
+    );
+
     // Bedrock API keys.
     assert_eq!(
         request(m.addr, &bearer(&path, &body, "ABSKbWFkZS11cA==")).status,

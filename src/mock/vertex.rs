@@ -66,7 +66,8 @@ pub fn route(path: &str) -> Option<Op> {
     match (model, verb) {
         ("count-tokens", "rawPredict") => Some(Op::CountTokens),
         (_, "rawPredict" | "streamRawPredict") => Some(Op::Predict {
-            model: model.to_owned(),
+            // SDKs send `@` as is; an encoded one (`%40`) names the same model.
+            model: super::cloud::percent_decode(model, false).unwrap_or_else(|| model.to_owned()),
         }),
         _ => None,
     }
