@@ -21,15 +21,28 @@ fuzz_target!(|data: &[u8]| {
     let body = parts.next().unwrap_or_default();
     let headers: Vec<(&str, &str)> = head.lines().filter_map(|l| l.split_once(':')).collect();
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000);
-    let req = Presented { method, target, headers: headers.clone(), body };
+    let req = Presented {
+        method,
+        target,
+        headers: headers.clone(),
+        body,
+    };
     if authenticate(&req, now).is_ok() {
-        let auth = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        let auth = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("authorization"));
         let bearer = auth.is_some_and(|(_, v)| v.get(7..).is_some_and(|k| k.starts_with("ABSK")));
         if !bearer {
             let mut changed = body.to_vec();
             changed.push(b'x');
-            let req = Presented { body: &changed, ..req };
-            assert!(authenticate(&req, now).is_err(), "the signature does not cover the body");
+            let req = Presented {
+                body: &changed,
+                ..req
+            };
+            assert!(
+                authenticate(&req, now).is_err(),
+                "the signature does not cover the body"
+            );
         }
     }
     let account = ServiceAccount {
@@ -40,6 +53,9 @@ fuzz_target!(|data: &[u8]| {
     let steps = token_endpoint(Some(&account), &mut Tokens::default(), body, "t", now, 60);
     if let Some(ringway::mock::script::Step::Head { status, .. }) = steps.first() {
         let refresh = body.windows(18).any(|w| w == b"mock-refresh-token");
-        assert!(*status == 400 || refresh, "accepted a JWT it could not verify");
+        assert!(
+            *status == 400 || refresh,
+            "accepted a JWT it could not verify"
+        );
     }
 });
