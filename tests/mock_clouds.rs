@@ -155,6 +155,15 @@ fn bedrock_verifies_sigv4_like_aws() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
 
+    // The Python SDK keeps `:` literal; signed as sent, that verifies too.
+    let literal = "/model/us.anthropic.claude-haiku-4-5-20251001-v1:0/invoke";
+    let r = request(m.addr, &good(literal, &body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        mock_requests(&m).last().unwrap()["model"],
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+    );
+
     // ARNs travel percent-encoded and are signed as sent.
     let arn_path = "/model/arn%3Aaws%3Abedrock%3Aca-central-1%3A123456789012%3Aapplication-inference-profile%2Fabc123/invoke";
     let r = request(m.addr, &good(arn_path, &body));
