@@ -57,6 +57,9 @@ seeds_for() {
     # exception, an unmodeled error, and mode 1's 0xFF-separated parts (frames the target
     # builds). Written by a few lines of Python (struct + zlib.crc32), not copied.
     aws_event_stream) echo "seeds/aws_event_stream" ;;
+    # A SigV4-signed Bedrock request (a wrong signature, the rest well formed) and a
+    # JWT-bearer form, so mutations reach the signer and the JWT checks.
+    mock_cloud_auth) echo "seeds/mock_cloud_auth" ;;
     *) echo "" ;;
   esac
 }

@@ -47,9 +47,15 @@ const RELOAD: &str = "  ringway reload [--pid-file FILE | --config FILE]
 
 const MOCK: &str = "  ringway mock-upstream [--listen ADDR] [--ttft-ms N] [--itl-ms N] [--tls-cert PEM --tls-key PEM]
                         [--driver auto|io_uring|epoll] [--faults JSON]
+                        [--google-service-account FILE] [--google-token-ttl SECS]
+                        [--aws-credentials-ttl SECS]
       Run the deterministic provider simulator (both wire formats), default 127.0.0.1:4010.
       --faults starts it with a per-model fault table, e.g. '{\"model-a\":\"reset\"}' (see
-      POST /mock/faults).
+      POST /mock/faults). It also plays Amazon Bedrock (SigV4 with key AKIDRINGWAYMOCK /
+      ringway-mock-secret, or Bearer ABSK...) and Claude on Vertex AI: POST /token verifies
+      JWTs against --google-service-account's key and issues tokens lasting
+      --google-token-ttl (default 3599); GET /mock/aws-credentials hands out credentials
+      lasting --aws-credentials-ttl (default 3600).
 ";
 
 const VERSION: &str = "  ringway version | --version | -V
@@ -311,6 +317,7 @@ fn serve(mut args: Args) -> Result<(), Failure> {
                 tls: None,
                 driver: driver.unwrap_or(Driver::Auto),
                 faults: mock::fault::FaultTable::default(),
+                clouds: mock::CloudOptions::default(),
             })?;
             ringway::log::info(format_args!("built-in mock provider on http://{addr}"));
             Config::embedded_default(addr).map_err(|e| e.to_string())?
@@ -396,6 +403,34 @@ fn mock_upstream(mut args: Args) -> Result<(), Failure> {
         Some(json) => mock::fault::FaultTable::from_json(json.as_bytes())
             .map_err(|e| usage(format!("--faults: {e}")))?,
     };
+    let secs = |v: Option<String>, name: &str, default: u64| -> Result<u64, Failure> {
+        match v {
+            None => Ok(default),
+            Some(s) => s
+                .parse::<u64>()
+                .map_err(|_| usage(format!("{name} {s:?} is not a number"))),
+        }
+    };
+    let google_account = match args.flag("--google-service-account")? {
+        None => None,
+        Some(path) => Some(
+            mock::google::ServiceAccount::load(&path)
+                .map_err(|e| usage(format!("--google-service-account: {e}")))?,
+        ),
+    };
+    let clouds = mock::CloudOptions {
+        google_account,
+        google_token_ttl: secs(
+            args.flag("--google-token-ttl")?,
+            "--google-token-ttl",
+            mock::google::DEFAULT_TOKEN_TTL_SECS,
+        )?,
+        aws_credentials_ttl: secs(
+            args.flag("--aws-credentials-ttl")?,
+            "--aws-credentials-ttl",
+            mock::DEFAULT_AWS_CREDENTIALS_TTL_SECS,
+        )?,
+    };
     args.finish()?;
     let tls = match (cert, key) {
         (Some(c), Some(k)) => Some((c, k)),
@@ -409,6 +444,7 @@ fn mock_upstream(mut args: Args) -> Result<(), Failure> {
         tls,
         driver,
         faults,
+        clouds,
     })?;
     ringway::log::info(format_args!("mock provider listening on {scheme}://{addr}"));
     let _ = t.join();

@@ -13,9 +13,37 @@
 //! | `GET /mock/counts` | `{"<model>": {"requests": N, "<answered>": N, …}}` over the mock's life |
 //! | `GET /mock/faults` | the fault table, `{"<model>": "<fault>"}` |
 //! | `POST /mock/faults` | replaces the fault table (400 and no change when an entry is bad) |
+//! | `POST /mock/google-tokens/revoke` | every token the mock issued answers 401 until a new one is fetched |
+//!
+//! Cloud endpoints (recorded like the provider paths; `model` is the decoded model id):
+//!
+//! | endpoint | what it plays |
+//! |---|---|
+//! | `POST /model/{modelId}/invoke`, `…/invoke-with-response-stream`, `…/count-tokens` | Amazon Bedrock ([`bedrock`]): SigV4 or `Bearer ABSK…` ([`aws`]), Bedrock's body rules, AWS error shapes, event-stream frames |
+//! | `POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict`, `:streamRawPredict`, `models/count-tokens:rawPredict` | Claude on Vertex AI ([`vertex`]): a bearer the mock issued or `mock-static-token` |
+//! | `POST /token` | Google's OAuth token endpoint ([`google`]): JWT-bearer (RS256 against `--google-service-account`) and `refresh_token` (`mock-refresh-token`) grants |
+//! | `GET /computeMetadata/v1/instance/service-accounts/default/token`, `GET /computeMetadata/v1/project/project-id` | a GCE metadata server (needs `Metadata-Flavor: Google`) |
+//! | `GET /mock/aws-credentials` | an ECS-style container credentials endpoint: `AKIDRINGWAYMOCK` / `ringway-mock-secret`, token `mock-session-<n>`, `Expiration` now + `--aws-credentials-ttl` |
+//!
+//! Cloud directives (in the last user message, beside the script's): `mock:throttle` (Bedrock
+//! 429 `ThrottlingException`, Vertex 429 `RESOURCE_EXHAUSTED`, before any stream);
+//! Bedrock streams only: `mock:split=N` (N-byte pieces, each flushed; default: each write cut
+//! in two at a shifting offset), `mock:bedrock_exception=NAME` (an exception frame after
+//! [`script::FAULT_AFTER_TOKENS`] tokens, then the end; NAME a ResponseStream member such as
+//! `throttlingException`, default `modelStreamErrorException`), `mock:bad_crc` (the second
+//! frame's message CRC is wrong, then the end), `mock:huge_frame` (after the first frame, a
+//! prelude claiming [`bedrock::HUGE_FRAME_BYTES`]). On Bedrock the fault table's and
+//! `mock:status=` errors take AWS shapes (429 `ThrottlingException`, 503/529
+//! `ServiceUnavailableException`, 5xx `InternalServerException`, 400 `ValidationException`…);
+//! Vertex passes the Anthropic shapes through.
 
+pub mod aws;
+pub mod bedrock;
+pub mod cloud;
 pub mod fault;
+pub mod google;
 pub mod script;
+pub mod vertex;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -23,7 +51,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
@@ -58,6 +86,32 @@ pub struct MockOptions {
     pub driver: Driver,
     /// The fault table to start with (`--faults`).
     pub faults: FaultTable,
+    /// The cloud sides' settings.
+    pub clouds: CloudOptions,
+}
+
+/// Settings of the mock's cloud sides.
+#[derive(Clone, Debug)]
+pub struct CloudOptions {
+    /// The service account whose JWTs `POST /token` accepts (`--google-service-account`).
+    pub google_account: Option<google::ServiceAccount>,
+    /// Lifetime of the Google tokens the mock issues (`--google-token-ttl`).
+    pub google_token_ttl: u64,
+    /// Lifetime of the AWS container credentials (`--aws-credentials-ttl`).
+    pub aws_credentials_ttl: u64,
+}
+
+/// Default `--aws-credentials-ttl`.
+pub const DEFAULT_AWS_CREDENTIALS_TTL_SECS: u64 = 3600;
+
+impl Default for CloudOptions {
+    fn default() -> Self {
+        Self {
+            google_account: None,
+            google_token_ttl: google::DEFAULT_TOKEN_TTL_SECS,
+            aws_credentials_ttl: DEFAULT_AWS_CREDENTIALS_TTL_SECS,
+        }
+    }
 }
 
 struct MockState {
@@ -66,6 +120,9 @@ struct MockState {
     recorded: RefCell<VecDeque<serde_json::Value>>,
     faults: RefCell<FaultTable>,
     counts: RefCell<BTreeMap<String, ModelCounts>>,
+    clouds: CloudOptions,
+    google_tokens: RefCell<google::Tokens>,
+    aws_credentials: Cell<u64>,
 }
 
 /// One model's line in `GET /mock/counts`.
@@ -100,6 +157,9 @@ pub fn spawn(opts: MockOptions) -> Result<(SocketAddr, std::thread::JoinHandle<(
                     recorded: RefCell::new(VecDeque::new()),
                     faults: RefCell::new(opts.faults),
                     counts: RefCell::new(BTreeMap::new()),
+                    clouds: opts.clouds,
+                    google_tokens: RefCell::new(google::Tokens::default()),
+                    aws_credentials: Cell::new(0),
                 });
                 loop {
                     let Ok((stream, _)) = listener.accept().await else {
@@ -229,33 +289,39 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
             }
             continue;
         }
-        let model = fault::model_of(&body);
-        let Some(api) = script::api_for_path(head.path()) else {
-            record(
-                state,
-                &head,
-                &body,
-                (conn_no, seq),
-                model,
-                Answered::Status(404),
-            );
-            let body = br#"{"error":{"message":"mock: unknown path","type":"invalid_request_error","param":null,"code":null}}"#;
-            if write_simple(&mut conn, 404, &tags, body, head.keep_alive())
-                .await
-                .is_err()
-            {
-                return;
+        let (model, steps) = match cloud_plan(state, &head, &body) {
+            Some(planned) => planned,
+            None => {
+                let model = fault::model_of(&body);
+                let Some(api) = script::api_for_path(head.path()) else {
+                    record(
+                        state,
+                        &head,
+                        &body,
+                        (conn_no, seq),
+                        model,
+                        Answered::Status(404),
+                    );
+                    let body = br#"{"error":{"message":"mock: unknown path","type":"invalid_request_error","param":null,"code":null}}"#;
+                    if write_simple(&mut conn, 404, &tags, body, head.keep_alive())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                };
+                let fault = if head.path().starts_with("/mock/") {
+                    Fault::None
+                } else {
+                    state.faults.borrow().lookup(model.as_deref()).clone()
+                };
+                let steps = match fault {
+                    Fault::EchoKey => fault::echo_key_reply(api, &body, &presented_key(&head)),
+                    _ => fault::plan(&fault, api, &body, &state.defaults),
+                };
+                (model, steps)
             }
-            continue;
-        };
-        let fault = if head.path().starts_with("/mock/") {
-            Fault::None
-        } else {
-            state.faults.borrow().lookup(model.as_deref()).clone()
-        };
-        let steps = match fault {
-            Fault::EchoKey => fault::echo_key_reply(api, &body, &presented_key(&head)),
-            _ => fault::plan(&fault, api, &body, &state.defaults),
         };
         record(
             state,
@@ -359,6 +425,78 @@ async fn serve<S: AsyncReadRent + AsyncWriteRent>(
     }
 }
 
+/// Plans the answer on a cloud path (Bedrock, Vertex, the token and credentials endpoints):
+/// the model for the record and the steps; `None`: not a cloud path.
+fn cloud_plan(
+    state: &MockState,
+    head: &http1::RequestHead,
+    body: &[u8],
+) -> Option<(Option<String>, Vec<Step>)> {
+    let now = SystemTime::now();
+    let path = head.path();
+    if let Some((op, model)) = bedrock::route(path) {
+        let target = head.target();
+        let req = aws::Presented {
+            method: head.method_str(),
+            target: if target.starts_with('/') {
+                target
+            } else {
+                path
+            },
+            headers: head
+                .headers()
+                .filter_map(|(n, v)| Some((n, std::str::from_utf8(v).ok()?)))
+                .collect(),
+            body,
+        };
+        let faults = state.faults.borrow();
+        let steps = bedrock::plan(op, &model, &req, &faults, &state.defaults, now);
+        return Some((Some(model), steps));
+    }
+    if let Some(op) = vertex::route(path) {
+        let req = vertex::VertexRequest {
+            authorization: head.header("authorization"),
+            betas: head
+                .headers()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("anthropic-beta"))
+                .map(|(_, v)| v)
+                .collect(),
+            body,
+        };
+        let tokens = state.google_tokens.borrow();
+        let faults = state.faults.borrow();
+        let steps = vertex::plan(&op, &req, &tokens, &faults, &state.defaults, now);
+        return Some((vertex::model_of(&op, body), steps));
+    }
+    let ttl = state.clouds.google_token_ttl;
+    let steps = match (path, head.method_str()) {
+        ("/token", "POST") => {
+            let host = String::from_utf8_lossy(head.header("host").unwrap_or_default());
+            google::token_endpoint(
+                state.clouds.google_account.as_ref(),
+                &mut state.google_tokens.borrow_mut(),
+                body,
+                &host,
+                now,
+                ttl,
+            )
+        }
+        ("/mock/aws-credentials", "GET") => {
+            let n = state.aws_credentials.get() + 1;
+            state.aws_credentials.set(n);
+            aws::container_credentials(n, now, state.clouds.aws_credentials_ttl)
+        }
+        _ => google::metadata(
+            path,
+            head.header("metadata-flavor"),
+            &mut state.google_tokens.borrow_mut(),
+            now,
+            ttl,
+        )?,
+    };
+    Some((None, steps))
+}
+
 /// The API key a request presented: `Authorization: Bearer …` or `x-api-key`.
 fn presented_key(head: &http1::RequestHead) -> String {
     let bearer = head.header("authorization").and_then(|v| {
@@ -435,6 +573,10 @@ fn control(
             Err(e) => (400, e.to_json()),
         },
         ("/mock/faults", _) => (200, state.faults.borrow().to_json()),
+        ("/mock/google-tokens/revoke", "POST") => {
+            state.google_tokens.borrow_mut().revoke();
+            (200, ok())
+        }
         _ => return None,
     };
     Some(reply)
