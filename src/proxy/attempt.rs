@@ -350,7 +350,9 @@ impl Miss<'_> {
             ErrorKind::FirstByteTimeout => ("first_byte_timeout", false, true, false),
             ErrorKind::IdleTimeout => ("idle_timeout", false, true, false),
             ErrorKind::UpstreamProtocol => ("protocol", false, true, false),
-            ErrorKind::ProviderCredentials => ("credentials", false, false, false),
+            ErrorKind::ProviderCredentials | ErrorKind::UpstreamCredentials => {
+                ("credentials", false, false, false)
+            }
             // Too large to translate for this target: another may take the body as it is.
             ErrorKind::InvalidBody | ErrorKind::Unsupported | ErrorKind::BodyTooLarge => {
                 ("untranslatable", false, false, false)
