@@ -19,6 +19,7 @@ pub mod access_log;
 pub mod auth;
 pub mod calendar;
 pub mod config;
+pub mod credentials;
 pub mod custody;
 pub mod dialect;
 pub mod downstream;

@@ -1,0 +1,196 @@
+//! The one process-wide thread that fetches cloud credentials: it owns the schedule of
+//! refresh times and every fetch, so each credential has at most one fetch in flight by
+//! construction; workers reach it by a bounded channel and never wait on it except through a
+//! [`Pending`] they may give up on.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{Credential, Held, Secret};
+use crate::offload::{Pending, Reply};
+
+/// Requests the refresher's channel holds.
+const CHANNEL_BOUND: usize = 1024;
+/// Longest the thread sleeps with nothing scheduled (it wakes for messages at once anyway).
+const IDLE: Duration = Duration::from_secs(3600);
+
+type Answer = Result<Arc<Secret>, String>;
+
+enum Msg {
+    /// A new credential: fetch it now, then on its schedule.
+    Register(u64, Weak<Credential>),
+    /// Someone waits for a secret newer than generation `seen`.
+    Want {
+        id: u64,
+        seen: u64,
+        reply: Reply<Answer>,
+    },
+}
+
+struct Entry {
+    cred: Weak<Credential>,
+    /// When to fetch next (None: not scheduled).
+    next: Option<Instant>,
+    backoff: Duration,
+    waiters: Vec<Reply<Answer>>,
+}
+
+fn sender() -> Result<&'static SyncSender<Msg>, String> {
+    static TX: OnceLock<Result<SyncSender<Msg>, String>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(CHANNEL_BOUND);
+        std::thread::Builder::new()
+            .name("ringway-credentials".into())
+            .spawn(move || run(&rx))
+            .map_err(|e| format!("cannot start the credentials thread: {e}"))?;
+        Ok(tx)
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+fn send(msg: Msg) -> Result<(), String> {
+    match sender()?.try_send(msg) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(_)) => Err("the credentials refresher is overloaded".into()),
+        Err(TrySendError::Disconnected(_)) => Err("the credentials refresher is gone".into()),
+    }
+}
+
+/// Put `cred` on the schedule, its first fetch now.
+pub(super) fn register(cred: &Arc<Credential>) -> Result<(), String> {
+    send(Msg::Register(cred.id, Arc::downgrade(cred)))
+}
+
+/// A secret newer than the one held now, once fetched.
+pub(super) fn want(cred: &Credential) -> Result<Pending<Answer>, String> {
+    let (pending, reply, _) = Pending::new();
+    send(Msg::Want {
+        id: cred.id,
+        seen: cred.generation.load(std::sync::atomic::Ordering::Acquire),
+        reply,
+    })?;
+    Ok(pending)
+}
+
+fn run(rx: &Receiver<Msg>) {
+    let mut entries: HashMap<u64, Entry> = HashMap::new();
+    loop {
+        let now = Instant::now();
+        let wait = entries
+            .values()
+            .filter_map(|e| {
+                if e.waiters.is_empty() {
+                    e.next
+                } else {
+                    Some(now)
+                }
+            })
+            .min()
+            .map_or(IDLE, |t| t.saturating_duration_since(now));
+        match rx.recv_timeout(wait) {
+            Ok(m) => take(&mut entries, m),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while let Ok(m) = rx.try_recv() {
+            take(&mut entries, m);
+        }
+        // A dropped credential (config reload) is forgotten.
+        entries.retain(|_, e| e.cred.strong_count() > 0);
+        let now = Instant::now();
+        let due: Vec<u64> = entries
+            .iter()
+            .filter(|(_, e)| !e.waiters.is_empty() || e.next.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(e) = entries.get_mut(&id) {
+                fetch_one(e);
+            }
+        }
+    }
+}
+
+fn take(entries: &mut HashMap<u64, Entry>, m: Msg) {
+    match m {
+        Msg::Register(id, cred) => {
+            let backoff = cred
+                .upgrade()
+                .map_or(Duration::from_secs(1), |c| c.tuning.backoff_start);
+            entries.insert(
+                id,
+                Entry {
+                    cred,
+                    next: Some(Instant::now()),
+                    backoff,
+                    waiters: Vec::new(),
+                },
+            );
+        }
+        Msg::Want { id, seen, reply } => {
+            let Some(e) = entries.get_mut(&id) else {
+                let _ = reply.send(Err("credential not registered".into()));
+                return;
+            };
+            let Some(cred) = e.cred.upgrade() else {
+                return;
+            };
+            // A fetch finished since the asker looked: that is the fresh secret it wants.
+            if cred.generation.load(std::sync::atomic::Ordering::Acquire) > seen {
+                if let Some(h) = cred.held.load().as_ref() {
+                    let _ = reply.send(Ok(h.secret.clone()));
+                    return;
+                }
+            }
+            e.waiters.push(reply);
+        }
+    }
+}
+
+/// Fetch one credential, publish the outcome, answer its waiters, schedule the next fetch.
+fn fetch_one(e: &mut Entry) {
+    let Some(cred) = e.cred.upgrade() else {
+        e.waiters.clear();
+        return;
+    };
+    let started = Instant::now();
+    let now = SystemTime::now();
+    let outcome = cred.source.fetch(now);
+    let waiters = std::mem::take(&mut e.waiters);
+    match outcome {
+        Ok((secret, expires)) => {
+            let secret = Arc::new(secret);
+            cred.held.store(Some(Arc::new(Held {
+                secret: secret.clone(),
+                expires,
+            })));
+            cred.failure.store(None);
+            cred.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            for w in waiters {
+                let _ = w.send(Ok(secret.clone()));
+            }
+            e.backoff = cred.tuning.backoff_start;
+            e.next = expires.map(|exp| {
+                let life = exp.duration_since(now).unwrap_or_default();
+                let lead = cred.tuning.lead.min(life / 2);
+                started + life.saturating_sub(lead)
+            });
+        }
+        Err(why) => {
+            crate::log::warn(format_args!(
+                "provider `{}`: credential fetch failed: {why}",
+                cred.provider
+            ));
+            cred.failure.store(Some(Arc::new(why.clone())));
+            for w in waiters {
+                let _ = w.send(Err(format!("provider `{}`: {why}", cred.provider)));
+            }
+            e.next = Some(Instant::now() + e.backoff);
+            e.backoff = (e.backoff * 2).min(cred.tuning.backoff_max);
+        }
+    }
+}
