@@ -355,6 +355,18 @@ fn static_secrets_are_ready_at_once_and_refresh_to_themselves() {
     };
     let c = Credential::start("bedrock", &spec, &env).unwrap();
     assert_eq!(c.source(), "env AWS_BEARER_TOKEN_BEDROCK");
+    assert_eq!(
+        Credential::check("bedrock", &spec, &env).as_deref(),
+        Ok("env AWS_BEARER_TOKEN_BEDROCK")
+    );
+    let e = Credential::check("bedrock", &spec, &|k| {
+        (k == "HOME").then(|| "/nonexistent".into())
+    })
+    .unwrap_err();
+    assert!(
+        e.starts_with("provider `bedrock`: no AWS credentials found"),
+        "{e}"
+    );
     assert_eq!(ready(&c).as_deref(), Some("ABSKkey"));
     assert_eq!(key_id(&answer(&c.refresh()).unwrap()), "ABSKkey");
     let e = Credential::start(
@@ -394,4 +406,18 @@ fn secrets_do_not_show_in_debug_output() {
         Secret::Bearer("bearer-secret".into())
     );
     assert!(!shown.contains("secret"), "{shown}");
+}
+
+#[test]
+fn keys_that_arrive_expired_are_a_failure_not_a_refresh_loop() {
+    let server = serve(|n, _| ok_json(&keys_json(n, SystemTime::now() - Duration::from_secs(60))));
+    let c =
+        Credential::start_tuned("bedrock", &container(&server.url), &|_| None, quick()).unwrap();
+    let e = match c.get() {
+        Get::Wait(p) => answer(&p).unwrap_err(),
+        Get::Failed(e) => e,
+        Get::Ready(_) => panic!("expired keys are not ready"),
+    };
+    assert!(e.contains("gave credentials that expire at"), "{e}");
+    until(|| matches!(c.get(), Get::Failed(_)));
 }
