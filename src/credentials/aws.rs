@@ -113,6 +113,13 @@ pub fn profile_keys(
     }
 }
 
+/// The `region` a profile's config file section gives, if any.
+pub fn profile_region(config_file: &str, profile: &str) -> Option<String> {
+    ini_section(config_file, profile, true)?
+        .remove("region")
+        .filter(|r| !r.is_empty())
+}
+
 /// The `key = value` pairs (keys lower-case, values trimmed) of one profile's section: in the
 /// credentials file `[name]`, in the config file `[profile name]` (`[default]` or
 /// `[profile default]` for the default). Indented lines (sub-properties) and comments are
@@ -360,6 +367,15 @@ mod tests {
             profile_keys(Some(creds), Some(config), "nope").unwrap(),
             None
         );
+        assert_eq!(
+            profile_region(config, "work").as_deref(),
+            Some("ca-central-1")
+        );
+        assert_eq!(
+            profile_region(config, "default").as_deref(),
+            Some("us-east-1")
+        );
+        assert_eq!(profile_region(config, "nope"), None);
     }
 
     #[test]

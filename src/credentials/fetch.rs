@@ -14,6 +14,8 @@ use crate::http1::{decode_head, BodyCodec, BodyStep};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for any one read or write.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a whole exchange may take (a server dripping bytes under [`IO_TIMEOUT`] each).
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest response body accepted (credential answers are a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
 /// Longest URL accepted.
@@ -197,6 +199,7 @@ pub fn request(
 }
 
 fn exchange(stream: &mut (impl Read + Write), out: &[u8]) -> Result<Response, String> {
+    let deadline = std::time::Instant::now() + TOTAL_TIMEOUT;
     stream.write_all(out).map_err(|e| e.to_string())?;
     stream.flush().map_err(|e| e.to_string())?;
     let mut buf = BytesMut::with_capacity(8 * 1024);
@@ -209,7 +212,7 @@ fn exchange(stream: &mut (impl Read + Write), out: &[u8]) -> Result<Response, St
         if eof {
             return Err("connection closed before a response".into());
         }
-        eof = read_some(stream, &mut chunk, &mut buf)?;
+        eof = read_some(stream, &mut chunk, &mut buf, deadline)?;
     };
     let mut codec = BodyCodec::new(head.framing);
     let mut body = Vec::new();
@@ -232,7 +235,7 @@ fn exchange(stream: &mut (impl Read + Write), out: &[u8]) -> Result<Response, St
                 if eof {
                     return Err("response body cut short".into());
                 }
-                eof = read_some(stream, &mut chunk, &mut buf)?;
+                eof = read_some(stream, &mut chunk, &mut buf, deadline)?;
             }
         }
     }
@@ -247,7 +250,15 @@ fn exchange(stream: &mut (impl Read + Write), out: &[u8]) -> Result<Response, St
 }
 
 /// Read what is there into `buf`; true at the end of the stream.
-fn read_some(stream: &mut impl Read, chunk: &mut [u8], buf: &mut BytesMut) -> Result<bool, String> {
+fn read_some(
+    stream: &mut impl Read,
+    chunk: &mut [u8],
+    buf: &mut BytesMut,
+    deadline: std::time::Instant,
+) -> Result<bool, String> {
+    if std::time::Instant::now() >= deadline {
+        return Err(format!("no complete answer within {TOTAL_TIMEOUT:?}"));
+    }
     match stream.read(chunk) {
         Ok(0) => Ok(true),
         Ok(n) => {

@@ -54,6 +54,8 @@ pub enum File {
         client_secret: String,
         refresh_token: String,
         token_uri: String,
+        /// `quota_project_id`: the project billed, sent as `x-goog-user-project`.
+        quota_project: Option<String>,
     },
 }
 
@@ -98,6 +100,13 @@ pub fn parse_file(text: &[u8], origin: &str) -> Result<File, String> {
                 client_secret: field("client_secret")?.to_owned(),
                 refresh_token: field("refresh_token")?.to_owned(),
                 token_uri: token_uri.to_owned(),
+                quota_project: match field("quota_project_id") {
+                    Ok(q) => {
+                        check_value(q, &format!("{origin}: quota_project_id"))?;
+                        Some(q.to_owned())
+                    }
+                    Err(_) => None,
+                },
             })
         }
         Some(other) => Err(format!(
@@ -212,11 +221,13 @@ pub(super) fn resolve(
                 client_secret,
                 refresh_token,
                 token_uri,
+                quota_project,
             } => Source::GoogleUser {
                 client_id,
                 client_secret,
                 refresh_token,
                 token_uri,
+                quota_project,
             },
         });
     }
@@ -280,6 +291,7 @@ pub(super) fn fetch_token(
             client_secret,
             refresh_token,
             token_uri,
+            ..
         } => {
             let body = fetch::form(&[
                 ("grant_type", "refresh_token"),
@@ -383,15 +395,17 @@ pub(crate) mod tests {
 
     #[test]
     fn credentials_files() {
-        let user = br#"{"type":"authorized_user","client_id":"c","client_secret":"s","refresh_token":"r"}"#;
+        let user = br#"{"type":"authorized_user","client_id":"c","client_secret":"s","refresh_token":"r","quota_project_id":"billing"}"#;
         match parse_file(user, "f").unwrap() {
             File::AuthorizedUser {
                 token_uri,
                 refresh_token,
+                quota_project,
                 ..
             } => {
                 assert_eq!(token_uri, TOKEN_URI);
                 assert_eq!(refresh_token, "r");
+                assert_eq!(quota_project.as_deref(), Some("billing"));
             }
             File::ServiceAccount(_) => panic!("not a service account"),
         }

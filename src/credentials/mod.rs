@@ -110,6 +110,7 @@ pub(crate) enum Source {
         client_secret: String,
         refresh_token: String,
         token_uri: String,
+        quota_project: Option<String>,
     },
     /// The metadata server's token URL.
     GoogleMetadata {
@@ -219,6 +220,17 @@ impl Credential {
         Credential::start_tuned(provider, spec, env, Tuning::DEFAULT)
     }
 
+    /// What [`Credential::start`] checks, without starting anything (for `ringway check`):
+    /// where the credential would come from, or why nothing usable was found. Nothing is
+    /// fetched: a container endpoint or token exchange that fails shows at run time.
+    pub fn check(
+        provider: &str,
+        spec: &Spec,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, String> {
+        resolve(provider, spec, env).map(|s| s.describe())
+    }
+
     pub(crate) fn start_tuned(
         provider: &str,
         spec: &Spec,
@@ -226,29 +238,7 @@ impl Credential {
         tuning: Tuning,
     ) -> Result<Arc<Credential>, String> {
         static IDS: AtomicU64 = AtomicU64::new(1);
-        let source = match spec {
-            Spec::Aws {
-                profile,
-                credentials_url,
-                api_key_env,
-            } => aws::resolve(
-                profile.as_deref(),
-                credentials_url.as_deref(),
-                api_key_env.as_deref(),
-                env,
-            ),
-            Spec::Google {
-                credentials_file,
-                metadata_url,
-                api_key_env,
-            } => google::resolve(
-                credentials_file.as_deref(),
-                metadata_url.as_deref(),
-                api_key_env.as_deref(),
-                env,
-            ),
-        }
-        .map_err(|e| format!("provider `{provider}`: {e}"))?;
+        let source = resolve(provider, spec, env)?;
         let (held, source) = match source {
             Source::Static(secret, from) => {
                 let held = Held {
@@ -314,11 +304,51 @@ impl Credential {
         }
     }
 
+    /// The project billed for an authorized user's calls (`quota_project_id`), for Vertex's
+    /// `x-goog-user-project` header.
+    pub fn quota_project(&self) -> Option<&str> {
+        match &self.source {
+            Source::GoogleUser { quota_project, .. } => quota_project.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Where it came from: "env", "profile work", "container http://…", "service account
     /// x@y", "metadata …", "static".
     pub fn source(&self) -> &str {
         &self.source_name
     }
+}
+
+/// The source `spec` names, its errors naming the provider.
+fn resolve(
+    provider: &str,
+    spec: &Spec,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Source, String> {
+    match spec {
+        Spec::Aws {
+            profile,
+            credentials_url,
+            api_key_env,
+        } => aws::resolve(
+            profile.as_deref(),
+            credentials_url.as_deref(),
+            api_key_env.as_deref(),
+            env,
+        ),
+        Spec::Google {
+            credentials_file,
+            metadata_url,
+            api_key_env,
+        } => google::resolve(
+            credentials_file.as_deref(),
+            metadata_url.as_deref(),
+            api_key_env.as_deref(),
+            env,
+        ),
+    }
+    .map_err(|e| format!("provider `{provider}`: {e}"))
 }
 
 /// Check a value that will reach a header: 1 to [`MAX_SECRET_LEN`] visible ASCII characters

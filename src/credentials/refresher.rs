@@ -158,7 +158,21 @@ fn fetch_one(e: &mut Entry) {
     };
     let started = Instant::now();
     let now = SystemTime::now();
-    let outcome = cred.source.fetch(now);
+    let outcome = cred.source.fetch(now).and_then(|(secret, expires)| {
+        // Keys that are dead on arrival would be fetched again at once, forever.
+        match expires {
+            Some(exp) if exp <= SystemTime::now() + cred.tuning.margin => {
+                let mut at = Vec::new();
+                crate::calendar::rfc3339_millis(&mut at, exp);
+                Err(format!(
+                    "{} gave credentials that expire at {}",
+                    cred.source_name,
+                    String::from_utf8_lossy(&at)
+                ))
+            }
+            _ => Ok((secret, expires)),
+        }
+    });
     let waiters = std::mem::take(&mut e.waiters);
     match outcome {
         Ok((secret, expires)) => {
@@ -177,7 +191,8 @@ fn fetch_one(e: &mut Entry) {
             e.next = expires.map(|exp| {
                 let life = exp.duration_since(now).unwrap_or_default();
                 let lead = cred.tuning.lead.min(life / 2);
-                started + life.saturating_sub(lead)
+                // Never sooner than a failure's retry would be.
+                started + life.saturating_sub(lead).max(cred.tuning.backoff_start)
             });
         }
         Err(why) => {

@@ -190,6 +190,37 @@ mod tests {
         );
     }
 
+    /// A non-ASCII value is signed as its bytes (smithy-rs's `test_sign_headers_utf8` vector);
+    /// runs of spaces fold to one and the ends are trimmed (`some-header:test test` in the
+    /// canonical request: botocore 1.43.11 gives this signature, as the UTF-8 one; an older
+    /// smithy-rs vector, 0bd74dbf…, did not fold).
+    #[test]
+    fn header_values_are_canonicalized_like_the_sdks_do() {
+        let one = |value: &str| {
+            let out = sign(
+                &suite_keys(None),
+                "us-east-1",
+                "service",
+                "GET",
+                "some-endpoint.some-region.amazonaws.com",
+                "/",
+                &[("some-header", value)],
+                &sha256_hex(b""),
+                suite_time(),
+            )
+            .unwrap();
+            signature(&out)
+        };
+        assert_eq!(
+            one("\u{30c6}\u{30b9}\u{30c8}"),
+            "4596b207a7fc6bdf18725369bc0cd7022cf20efbd2c19730549f42d1a403648e"
+        );
+        assert_eq!(
+            one("  test  test   "),
+            "a2debe66eace1337940c47d7908ab34319fa432431188791ad7788c85973d2d7"
+        );
+    }
+
     #[test]
     fn a_host_among_the_headers_is_the_given_one() {
         let a = sign(
