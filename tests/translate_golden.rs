@@ -140,6 +140,7 @@ fn meta(spec: &Value) -> RequestMeta {
             .to_owned(),
         created: m.get("created").and_then(Value::as_u64).unwrap_or(CREATED),
         finished: Default::default(),
+        refused: Vec::new(),
         json_tool: flag("json_tool"),
         client_thinking: flag("client_thinking"),
         tool_names: m
