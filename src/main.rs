@@ -48,14 +48,15 @@ const RELOAD: &str = "  ringway reload [--pid-file FILE | --config FILE]
 const MOCK: &str = "  ringway mock-upstream [--listen ADDR] [--ttft-ms N] [--itl-ms N] [--tls-cert PEM --tls-key PEM]
                         [--driver auto|io_uring|epoll] [--faults JSON]
                         [--google-service-account FILE] [--google-token-ttl SECS]
-                        [--aws-credentials-ttl SECS]
+                        [--aws-credentials-ttl SECS] [--refuse-beta NAME,...]
       Run the deterministic provider simulator (both wire formats), default 127.0.0.1:4010.
       --faults starts it with a per-model fault table, e.g. '{\"model-a\":\"reset\"}' (see
       POST /mock/faults). It also plays Amazon Bedrock (SigV4 with key AKIDRINGWAYMOCK /
       ringway-mock-secret, or Bearer ABSK...) and Claude on Vertex AI: POST /token verifies
       JWTs against --google-service-account's key and issues tokens lasting
       --google-token-ttl (default 3599); GET /mock/aws-credentials hands out credentials
-      lasting --aws-credentials-ttl (default 3600).
+      lasting --aws-credentials-ttl (default 3600). --refuse-beta makes both clouds refuse
+      those anthropic-beta values (a region without the feature yet).
 ";
 
 const VERSION: &str = "  ringway version | --version | -V
@@ -430,6 +431,10 @@ fn mock_upstream(mut args: Args) -> Result<(), Failure> {
             "--aws-credentials-ttl",
             mock::DEFAULT_AWS_CREDENTIALS_TTL_SECS,
         )?,
+        refused_betas: args
+            .flag("--refuse-beta")?
+            .map(|v| v.split(',').map(str::to_owned).collect())
+            .unwrap_or_default(),
     };
     args.finish()?;
     let tls = match (cert, key) {

@@ -740,3 +740,59 @@ targets = ["bedrock/global.anthropic.claude-haiku-4-5-20251001-v1:0"]
         "/model/ca.anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke"
     );
 }
+
+#[test]
+fn a_beta_the_cloud_refuses_by_name_is_retried_once_without_it() {
+    // This region's Bedrock and Vertex do not have context-1m yet, though the allowlists do.
+    let (file, pem) = google_account("sa.json");
+    write_account(&file, &pem, "http://127.0.0.1:0/token");
+    let m = mock(&["--refuse-beta", "context-1m-2025-08-07"]);
+    let mut env = aws_env();
+    env.push(("RW_VERTEX_TOKEN", "mock-static-token"));
+    let cfg = format!(
+        "{}\n{}",
+        bedrock_config(&m, ""),
+        vertex_config(&m, "api_key_env = \"RW_VERTEX_TOKEN\"")
+            .replace("name = \"ma\"", "name = \"ma2\"")
+            .replace("\"ma/", "\"ma2/")
+    );
+    let g = gateway_env(&cfg, &env);
+    let beta = [(
+        "anthropic-beta",
+        "context-1m-2025-08-07,fine-grained-tool-streaming-2025-05-14",
+    )];
+    for model in ["cb", "cv"] {
+        clear_records(&m);
+        let r = request(g.addr, &Dialect::Messages.request(model, "hi", true, &beta));
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        let dropped = r
+            .header("x-ringway-dropped-params")
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            dropped.contains("anthropic-beta=context-1m-2025-08-07"),
+            "{model}: {dropped}"
+        );
+        let recs = mock_requests(&m);
+        assert_eq!(recs.len(), 2, "{model}: one refusal, one retry: {recs:?}");
+        let retried = recs.last().unwrap();
+        let sent = match model {
+            "cb" => body_of(retried)["anthropic_beta"].to_string(),
+            _ => header_of(retried, "anthropic-beta")
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        assert!(!sent.contains("context-1m"), "{model}: {sent}");
+    }
+    // A 400 that names no beta is the client's answer, sent once.
+    for model in ["cb", "cv"] {
+        clear_records(&m);
+        let known = [("anthropic-beta", "fine-grained-tool-streaming-2025-05-14")];
+        let r = request(
+            g.addr,
+            &Dialect::Messages.request(model, "hi mock:status=400", false, &known),
+        );
+        assert_eq!(r.status, 400, "{model}: {}", r.text());
+        assert_eq!(mock_requests(&m).len(), 1, "{model}");
+    }
+}

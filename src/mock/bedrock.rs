@@ -122,6 +122,17 @@ pub fn plan(
     }
 }
 
+/// A request naming a beta the mock was told this region does not know yet
+/// (`--refuse-beta`): Bedrock's "invalid beta flag", whatever the allowlist says.
+pub fn refuse_betas(body: &[u8], refused: &[String]) -> Option<Vec<Step>> {
+    let root: Value = serde_json::from_slice(body).ok()?;
+    let betas = root.get("anthropic_beta")?.as_array()?;
+    betas
+        .iter()
+        .any(|b| b.as_str().is_some_and(|b| refused.iter().any(|r| r == b)))
+        .then(|| validation("invalid beta flag").steps(&uuid_of(body)))
+}
+
 fn validation(message: impl Into<String>) -> AwsError {
     AwsError::new("ValidationException", message)
 }

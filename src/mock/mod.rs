@@ -99,6 +99,9 @@ pub struct CloudOptions {
     pub google_token_ttl: u64,
     /// Lifetime of the AWS container credentials (`--aws-credentials-ttl`).
     pub aws_credentials_ttl: u64,
+    /// Betas both clouds refuse whatever their allowlists say (`--refuse-beta`, repeatable):
+    /// a region that does not have a feature yet.
+    pub refused_betas: Vec<String>,
 }
 
 /// Default `--aws-credentials-ttl`.
@@ -110,6 +113,7 @@ impl Default for CloudOptions {
             google_account: None,
             google_token_ttl: google::DEFAULT_TOKEN_TTL_SECS,
             aws_credentials_ttl: DEFAULT_AWS_CREDENTIALS_TTL_SECS,
+            refused_betas: Vec::new(),
         }
     }
 }
@@ -450,7 +454,10 @@ fn cloud_plan(
             body,
         };
         let faults = state.faults.borrow();
-        let steps = bedrock::plan(op, &model, &req, &faults, &state.defaults, now);
+        let steps = match bedrock::refuse_betas(body, &state.clouds.refused_betas) {
+            Some(refusal) => refusal,
+            None => bedrock::plan(op, &model, &req, &faults, &state.defaults, now),
+        };
         return Some((Some(model), steps));
     }
     if let Some(op) = vertex::route(path) {
@@ -465,7 +472,10 @@ fn cloud_plan(
         };
         let tokens = state.google_tokens.borrow();
         let faults = state.faults.borrow();
-        let steps = vertex::plan(&op, &req, &tokens, &faults, &state.defaults, now);
+        let steps = match vertex::refuse_betas(&req.betas, &state.clouds.refused_betas) {
+            Some(refusal) => refusal,
+            None => vertex::plan(&op, &req, &tokens, &faults, &state.defaults, now),
+        };
         return Some((vertex::model_of(&op, body), steps));
     }
     let ttl = state.clouds.google_token_ttl;

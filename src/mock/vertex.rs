@@ -103,6 +103,28 @@ fn exhausted() -> Vec<Step> {
 }
 
 /// An Anthropic-shaped 400, as the model behind Vertex answers.
+/// Header betas the mock was told this region does not know yet (`--refuse-beta`): Vertex's
+/// "Unexpected value(s)" answer naming them, whatever the allowlist says.
+pub fn refuse_betas(betas: &[&[u8]], refused: &[String]) -> Option<Vec<Step>> {
+    let named: Vec<String> = betas
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|b| b.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|b| refused.contains(b))
+        .map(|b| format!("`{b}`"))
+        .collect();
+    (!named.is_empty()).then(|| {
+        invalid(&format!(
+            "Unexpected value(s) {} for the `anthropic-beta` header. Please consult our documentation at docs.anthropic.com or try again without the header.",
+            named.join(", ")
+        ))
+    })
+}
+
 fn invalid(message: &str) -> Vec<Step> {
     json_reply(
         400,

@@ -97,6 +97,61 @@ pub fn split_betas<'h>(
     (kept, dropped)
 }
 
+/// The betas among `sent` that a cloud's 400 answer refuses: those it names (Anthropic's
+/// "Unexpected value(s) `x` for the `anthropic-beta` header"), or all of them when it says a
+/// beta is wrong without naming one (Bedrock's "invalid beta flag"). Empty: the 400 is about
+/// something else.
+pub fn refused_betas(raw: &[u8], sent: &[String]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    let named: Vec<String> = sent
+        .iter()
+        .filter(|b| text.contains(b.as_str()))
+        .cloned()
+        .collect();
+    if !named.is_empty() {
+        return named;
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("beta flag")
+        || lower.contains("anthropic-beta")
+        || lower.contains("anthropic_beta")
+    {
+        return sent.to_vec();
+    }
+    Vec::new()
+}
+
+/// A reshaped Bedrock body with its `anthropic_beta` member replaced by `betas` (left out when
+/// there are none). None if the body is not an object.
+pub fn with_betas(body: &[u8], betas: &[String]) -> Option<Vec<u8>> {
+    let all = members(body)?;
+    let mut out = Vec::with_capacity(body.len());
+    out.push(b'{');
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+    };
+    if !betas.is_empty() {
+        sep(&mut out);
+        out.extend_from_slice(b"\"anthropic_beta\":[");
+        for (i, b) in betas.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_string(&mut out, b);
+        }
+        out.push(b']');
+    }
+    for m in all.iter().filter(|m| m.key != "anthropic_beta") {
+        sep(&mut out);
+        out.extend_from_slice(body.get(m.span.clone())?);
+    }
+    out.push(b'}');
+    Some(out)
+}
+
 /// Bedrock's CountTokens body around an InvokeModel body: `{"input":{"invokeModel":{"body":
 /// "<base64>"}}}`. InvokeModel needs `max_tokens`, which a count_tokens request has no use for:
 /// the smallest is added when it is missing.
@@ -253,6 +308,29 @@ mod tests {
             vec!["context-1m-2025-08-07", "tool-search-tool-2025-10-19"]
         );
         assert_eq!(dropped, vec!["claude-code-20250219"]);
+    }
+
+    #[test]
+    fn refused_betas_are_the_named_ones_or_all_when_none_is_named() {
+        let sent = vec!["a-2025".to_owned(), "b-2026".to_owned()];
+        let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"Unexpected value(s) `b-2026` for the `anthropic-beta` header. Please consult our documentation at docs.anthropic.com or try again without the header."}}"#;
+        assert_eq!(refused_betas(anthropic, &sent), vec!["b-2026"]);
+        assert_eq!(
+            refused_betas(br#"{"message":"invalid beta flag"}"#, &sent),
+            sent
+        );
+        assert!(refused_betas(br#"{"message":"max_tokens: too large"}"#, &sent).is_empty());
+        let body =
+            br#"{"anthropic_version":"v","anthropic_beta":["a-2025","b-2026"],"max_tokens":1}"#;
+        let keep = vec!["a-2025".to_owned()];
+        assert_eq!(
+            v(&with_betas(body, &keep).unwrap()),
+            json!({"anthropic_version":"v","anthropic_beta":["a-2025"],"max_tokens":1})
+        );
+        assert_eq!(
+            v(&with_betas(body, &[]).unwrap()),
+            json!({"anthropic_version":"v","max_tokens":1})
+        );
     }
 
     #[test]

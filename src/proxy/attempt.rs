@@ -48,12 +48,19 @@ pub(super) enum Prepared {
         /// The gateway added `stream_options.include_usage` (same-format OpenAI stream): the
         /// usage chunk is read, not relayed.
         hide_usage: bool,
-        /// The `anthropic-beta` header to send instead of the client's (a cloud kind that
-        /// takes only some values in the header: those).
-        betas: Option<String>,
+        /// The betas a cloud kind is sent (None: the client's header as it is, or none).
+        betas: Option<SentBetas>,
     },
     /// count_tokens for a provider without that endpoint: the gateway estimates.
     Estimate,
+}
+
+/// The `anthropic-beta` values a cloud kind is sent, and where: the header (Vertex) or the
+/// body's `anthropic_beta` (Bedrock).
+#[derive(Clone, Debug, Default)]
+pub(super) struct SentBetas {
+    values: Vec<String>,
+    in_header: bool,
 }
 
 /// The request body for `target`, made ready for its provider's kind: a cloud kind's reshaped
@@ -99,7 +106,7 @@ fn for_cloud(
     provider: &Provider,
     body: &[u8],
     meta: Option<Rc<RequestMeta>>,
-) -> Result<(Bytes, Option<Rc<RequestMeta>>, Option<String>)> {
+) -> Result<(Bytes, Option<Rc<RequestMeta>>, Option<SentBetas>)> {
     use crate::provider::{claude_body, Betas, Kind};
     let client_betas = ex
         .head
@@ -145,7 +152,10 @@ fn for_cloud(
         Rc::make_mut(&mut meta).refused = refused;
         Some(meta)
     };
-    let betas = (in_header && !kept.is_empty()).then(|| kept.join(","));
+    let betas = (!kept.is_empty()).then_some(SentBetas {
+        values: kept,
+        in_header,
+    });
     Ok((Bytes::from(out), meta, betas))
 }
 
@@ -517,47 +527,39 @@ pub(super) async fn run<'c>(
     let provider = at.ready.provider;
     let sent = Instant::now();
     let first_byte = first_byte_timeout(provider, at.policy, at.req.info.stream);
-    let mut out = Outgoing {
+    let out = Outgoing {
         path,
-        body,
-        betas: betas.as_deref(),
+        body: body.clone(),
+        betas: betas.clone().unwrap_or_default(),
         stream: at.req.info.stream,
         secret: cloud_secret(provider, None, at.deadline)
             .await
             .map_err(|e| miss_by(e, at.deadline))?,
     };
-    let (mut up, mut head) = exchange(ctx, at.target, provider, ex, &out, first_byte, at.deadline)
-        .await
-        .map_err(|e| miss_by(e, at.deadline))?;
-    if credential_refused(provider, &head) {
-        // The cloud refused a token it gave (revoked, rotated early): one fresh fetch, one
-        // more try. Refused again, it is the gateway's credential that fails, not the request.
-        drop(up);
-        out.secret = cloud_secret(provider, out.secret.as_deref(), at.deadline)
-            .await
-            .map_err(|e| miss_by(e, at.deadline))?;
-        (up, head) = exchange(ctx, at.target, provider, ex, &out, first_byte, at.deadline)
-            .await
-            .map_err(|e| miss_by(e, at.deadline))?;
-        if credential_refused(provider, &head) {
-            ctx.metrics.upstream(&provider.name, head.status);
-            let aws = head.header("x-amzn-errortype").map(String::from_utf8_lossy);
-            let why = aws.as_deref().map_or(String::new(), |t| {
-                format!(" ({})", t.split(':').next().unwrap_or_default())
-            });
-            return Err(Miss::from_error(Error::new(
-                ErrorKind::UpstreamCredentials,
-                format!(
-                    "provider `{}` refused the gateway's credentials: {}{why}",
-                    provider.name, head.status
-                ),
-            )));
+    let Sent {
+        up,
+        mut head,
+        early,
+        refused,
+    } = send(ctx, ex, &at, provider, out, first_byte).await?;
+    // Betas the cloud refused by name were left out of the send that answered: reported with
+    // the rest of what the kind refused.
+    let meta = match meta {
+        Some(m) if !refused.is_empty() => {
+            let mut m = m.clone();
+            Rc::make_mut(&mut m).refused.extend(refused);
+            Some(m)
         }
-    }
+        None if !refused.is_empty() => Some(Rc::new(RequestMeta {
+            refused,
+            ..RequestMeta::default()
+        })),
+        other => other.clone(),
+    };
     let reply = Reply {
         provider,
         pair: at.ready.pair,
-        meta: meta.clone(),
+        meta,
         ttfb: sent.elapsed(),
     };
     if let Some(s) = &provider.scrubber {
@@ -577,7 +579,7 @@ pub(super) async fn run<'c>(
         head,
     };
     if !ok {
-        return error_answer(ctx, &at, &reply, res).await;
+        return error_answer(ctx, &at, &reply, res, early).await;
     }
     if stream {
         return stream_answer(ctx, ex, &at, &reply, res, *hide_usage).await;
@@ -633,6 +635,7 @@ async fn error_answer<'c>(
     at: &Try<'_, 'c>,
     reply: &Reply<'c>,
     res: Response,
+    early: Option<Early<'c>>,
 ) -> std::result::Result<Answer<'c>, Miss<'c>> {
     let Response {
         mut up,
@@ -640,17 +643,26 @@ async fn error_answer<'c>(
         mut codec,
     } = res;
     let (provider, status) = (reply.provider, head.status);
-    let mut charge = ctx.buffers.charge();
-    let raw = read_prefix(
-        &mut up,
-        &mut codec,
-        provider,
-        &mut charge,
-        at.deadline,
-        MAX_ERROR_BODY_BYTES,
-    )
-    .await
-    .map_err(|e| miss_by(e, at.deadline))?;
+    let (raw, mut charge) = match early {
+        Some(e) => {
+            codec = e.codec;
+            (e.raw, e.charge)
+        }
+        None => {
+            let mut charge = ctx.buffers.charge();
+            let raw = read_prefix(
+                &mut up,
+                &mut codec,
+                provider,
+                &mut charge,
+                at.deadline,
+                MAX_ERROR_BODY_BYTES,
+            )
+            .await
+            .map_err(|e| miss_by(e, at.deadline))?;
+            (raw, charge)
+        }
+    };
     // Relayed or rendered, quoted or not: the gateway's credential is not in it.
     let raw = match provider.scrubber.as_deref().and_then(|s| s.scrub(&raw)) {
         Some(clean) => clean,
@@ -1230,7 +1242,7 @@ fn cloud_auth(
                 &provider.authority,
                 out.path,
                 &signed,
-                &sigv4::sha256_hex(out.body),
+                &sigv4::sha256_hex(&out.body),
                 std::time::SystemTime::now(),
             )
             .map_err(|e| {
@@ -1293,12 +1305,129 @@ async fn send_and_read_head(
     up.read_head(wait).await.map_err(|e| named(e, wait))
 }
 
+/// A send that answered: the response head, and what the cloud cures cost.
+struct Sent<'c> {
+    up: Conn,
+    head: ResponseHead,
+    /// An error body already read (to see whether it named a beta).
+    early: Option<Early<'c>>,
+    /// `anthropic-beta=…` entries the cloud refused by name and the last send left out.
+    refused: Vec<String>,
+}
+
+/// An error body read before its answer was made (with the codec that read it and its charge).
+struct Early<'c> {
+    raw: Vec<u8>,
+    codec: BodyCodec,
+    charge: Charge<'c>,
+}
+
+/// Send `out` to `provider` and read the head. A cloud's two refusals that one more send can
+/// cure are cured here, once each: a credential it stopped accepting (fetched anew; refused
+/// again, the gateway's credential fails, a 502 naming the provider), and a 400 naming a beta
+/// it does not know (sent again without it).
+async fn send<'c>(
+    ctx: &'c Ctx,
+    ex: &Exchange<'_>,
+    at: &Try<'_, 'c>,
+    provider: &Provider,
+    mut out: Outgoing<'_>,
+    first_byte: (Duration, &'static str),
+) -> std::result::Result<Sent<'c>, Miss<'c>> {
+    let deadline = at.deadline;
+    let miss = |e| miss_by(e, deadline);
+    let (mut up, mut head) = exchange(ctx, at.target, provider, ex, &out, first_byte, deadline)
+        .await
+        .map_err(miss)?;
+    if credential_refused(provider, &head) {
+        drop(up);
+        out.secret = cloud_secret(provider, out.secret.as_deref(), deadline)
+            .await
+            .map_err(miss)?;
+        (up, head) = exchange(ctx, at.target, provider, ex, &out, first_byte, deadline)
+            .await
+            .map_err(miss)?;
+        if credential_refused(provider, &head) {
+            ctx.metrics.upstream(&provider.name, head.status);
+            let aws = head.header("x-amzn-errortype").map(String::from_utf8_lossy);
+            let why = aws.as_deref().map_or(String::new(), |t| {
+                format!(" ({})", t.split(':').next().unwrap_or_default())
+            });
+            return Err(Miss::from_error(Error::new(
+                ErrorKind::UpstreamCredentials,
+                format!(
+                    "provider `{}` refused the gateway's credentials: {}{why}",
+                    provider.name, head.status
+                ),
+            )));
+        }
+    }
+    if head.status != 400 || out.betas.values.is_empty() {
+        return Ok(Sent {
+            up,
+            head,
+            early: None,
+            refused: Vec::new(),
+        });
+    }
+    // A 400 with betas sent: does it name one (or say a beta flag is wrong, naming none)?
+    let mut codec = BodyCodec::new(head.framing);
+    let mut charge = ctx.buffers.charge();
+    let raw = read_prefix(
+        &mut up,
+        &mut codec,
+        provider,
+        &mut charge,
+        deadline,
+        MAX_ERROR_BODY_BYTES,
+    )
+    .await
+    .map_err(miss)?;
+    let refused = crate::provider::claude_body::refused_betas(&raw, &out.betas.values);
+    if refused.is_empty() {
+        return Ok(Sent {
+            up,
+            head,
+            early: Some(Early { raw, codec, charge }),
+            refused,
+        });
+    }
+    ctx.metrics.upstream(&provider.name, head.status);
+    ctx.metrics.betas_dropped(&provider.name, refused.len());
+    release(ctx, provider, up, head.reusable && codec.is_done());
+    out.betas.values.retain(|b| !refused.contains(b));
+    if !out.betas.in_header {
+        out.body = Bytes::from(
+            crate::provider::claude_body::with_betas(&out.body, &out.betas.values).ok_or_else(
+                || {
+                    Miss::from_error(Error::new(
+                        ErrorKind::Internal,
+                        "a cloud body without its betas",
+                    ))
+                },
+            )?,
+        );
+    }
+    let (up, head) = exchange(ctx, at.target, provider, ex, &out, first_byte, deadline)
+        .await
+        .map_err(miss)?;
+    Ok(Sent {
+        up,
+        head,
+        early: None,
+        refused: refused
+            .iter()
+            .map(|b| format!("anthropic-beta={b}"))
+            .collect(),
+    })
+}
+
 /// What goes to the provider in one send.
 struct Outgoing<'a> {
     path: &'a str,
-    body: &'a Bytes,
-    /// The `anthropic-beta` header a cloud kind gets instead of the client's.
-    betas: Option<&'a str>,
+    body: Bytes,
+    /// The betas a cloud kind gets instead of the client's header.
+    betas: SentBetas,
     /// The client asked for a stream (a cloud kind's `accept` says so).
     stream: bool,
     /// A cloud kind's credential: SigV4 keys or a bearer token.
@@ -1357,6 +1486,7 @@ fn upstream_request(provider: &Provider, ex: &Exchange<'_>, out: &Outgoing<'_>) 
     let cloud = provider.kind.model_in_path();
     // A cloud credential's header values, owned here so the fields can borrow them.
     let (bearer, signed) = cloud_auth(provider, out)?;
+    let header_betas = out.betas.values.join(",");
     let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(12 + head.header_count().min(8));
     let mut add = |name, value| fields.push((name, value));
     add("host", provider.authority.as_bytes());
@@ -1417,8 +1547,8 @@ fn upstream_request(provider: &Provider, ex: &Exchange<'_>, out: &Outgoing<'_>) 
             add("anthropic-beta", beta);
         }
     }
-    if let Some(betas) = out.betas {
-        add("anthropic-beta", betas.as_bytes());
+    if out.betas.in_header && !out.betas.values.is_empty() {
+        add("anthropic-beta", header_betas.as_bytes());
     }
     // The client's end-to-end headers, by policy (crate::headers): the default set plus the
     // provider's `forward_headers`, minus its `drop_headers`; never hop-by-hop, credentials,
