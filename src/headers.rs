@@ -108,8 +108,13 @@ pub fn never_forwarded(lower: &str) -> bool {
             | "anthropic-version"
             | "anthropic-beta"
             | "x-privacy-tier"
+            // The clouds' credential and billing headers: the gateway's to set (a client's
+            // would ride unsigned beside a signature, or choose the billed project).
+            | "x-goog-user-project"
+            | "x-amzn-bedrock-accept"
     ) || lower.starts_with("x-ringway-")
         || lower.starts_with("proxy-")
+        || lower.starts_with("x-amz-")
 }
 
 /// Most header names one message's `Connection` headers may nominate (besides `close` and

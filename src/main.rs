@@ -461,6 +461,8 @@ fn check(mut args: Args) -> Result<(), Failure> {
         .flag("--config")?
         .ok_or_else(|| usage("check needs --config FILE"))?;
     args.finish()?;
+    // Validate, never fetch: a cloud credential's source is found, not used.
+    ringway::credentials::resolve_only();
     let config = Config::load(&PathBuf::from(&path)).map_err(|e| e.to_string())?;
     let problems = ringway::preflight::probe(&config);
     if !problems.is_empty() {
@@ -484,6 +486,7 @@ fn reload(mut args: Args) -> Result<(), Failure> {
         (Some(p), _) => PathBuf::from(p),
         (None, Some(c)) => {
             // Validate first: a file the gateway would refuse is reported here, not in its log.
+            ringway::credentials::resolve_only();
             let config = Config::load(&PathBuf::from(c)).map_err(|e| e.to_string())?;
             config
                 .server

@@ -23,14 +23,14 @@ pub(super) struct Site {
     pub country: Option<&'static str>,
     /// The key goes as `Authorization: Bearer` whatever the kind (Bedrock's endpoints).
     pub bearer: bool,
+    /// Whose model ids say how far a request reaches: Bedrock's for its presets too (they
+    /// serve its cross-region profiles).
+    pub reach: Kind,
 }
 
 /// A Bedrock endpoint speaking a kind ringway has: its base URL in `region`.
 fn preset_url(kind: Kind, preset: &str, region: &str) -> Option<String> {
     match (kind, preset) {
-        (Kind::Anthropic, "bedrock-runtime") => Some(format!(
-            "https://bedrock-runtime.{region}.amazonaws.com/anthropic"
-        )),
         (Kind::Anthropic, "bedrock-mantle") => {
             Some(format!("https://bedrock-mantle.{region}.api.aws/anthropic"))
         }
@@ -122,7 +122,7 @@ impl Compiler<'_> {
                     preset.span(),
                     format!("{path}.preset"),
                     format!(
-                        "unknown preset {:?} for a {} provider: expected \"bedrock-runtime\" or \"bedrock-mantle\" (openai and anthropic kinds)",
+                        "unknown preset {:?} for a {} provider: expected \"bedrock-mantle\" (openai and anthropic kinds) or \"bedrock-runtime\" (openai kind)",
                         preset.get_ref(),
                         kind.as_str()
                     ),
@@ -141,6 +141,7 @@ impl Compiler<'_> {
                 region,
                 project: String::new(),
                 bearer: true,
+                reach: Kind::Bedrock,
             });
         }
         let Some(_) = kind.cloud() else {
@@ -157,6 +158,7 @@ impl Compiler<'_> {
                 project: String::new(),
                 country: None,
                 bearer: false,
+                reach: kind,
             });
         };
         let region_text = word(region, "region", false)?;
@@ -178,6 +180,7 @@ impl Compiler<'_> {
             region: region_text,
             project,
             bearer: true,
+            reach: kind,
         })
     }
 }

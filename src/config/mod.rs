@@ -289,7 +289,7 @@ impl Compiler<'_> {
         let mut pii = self.pii(&raw.pii, keys.iter().any(|k| k.pii))?;
         let names = providers
             .iter()
-            .map(|p| (p.name.clone(), p.thinking_style, p.place.clone(), p.kind))
+            .map(|p| (p.name.clone(), p.thinking_style, p.place.clone(), p.reach))
             .collect();
         let routing = crate::routing::Table::new(routes, names);
         self.pii_routes(&mut pii, &routing, &raw.pii)?;

@@ -86,6 +86,8 @@ pub struct Provider {
     pub cloud_region: String,
     /// A Vertex provider's project; empty for other kinds.
     pub project: String,
+    /// The kind whose model ids say where a request reaches (Bedrock for its presets).
+    pub reach: crate::provider::Kind,
     /// A cloud kind's credential (SigV4 keys, a Bedrock API key, a Google token), kept fresh
     /// off the workers.
     pub cloud_credential: Option<Arc<crate::credentials::Credential>>,
@@ -245,6 +247,16 @@ impl Compiler<'_> {
             let mut scrubber = None;
             // A cloud kind's credential (its API key too) comes from `crate::credentials`.
             let cloud_credential = self.cloud_credential(p, kind, &name, &path, sp.span())?;
+            if let (Some(_), Some(var)) = (&cloud_credential, &p.api_key_env) {
+                // A static cloud key (a Bedrock API key, a Google token) is scrubbed from what
+                // the provider sends back, as any kind's key is. Fetched ones rotate and are
+                // not (docs/clouds.md).
+                if let Ok(v) = std::env::var(var.get_ref()) {
+                    scrubber = crate::scrub::Scrubber::new(v.as_bytes())
+                        .map_err(|e| self.err(var.span(), format!("{path}.api_key_env"), e))?
+                        .map(Arc::new);
+                }
+            }
             let api_key = match &p.api_key_env {
                 _ if cloud_credential.is_some() => ApiKey::None,
                 None => ApiKey::None,
@@ -359,6 +371,7 @@ impl Compiler<'_> {
                 place,
                 cloud_region: site.region,
                 project: site.project,
+                reach: site.reach,
                 cloud_credential,
             });
         }

@@ -157,7 +157,7 @@ impl Compiler<'_> {
                     }
                     _ => p.place.clone(),
                 };
-                let place = crate::routing::reached(&place, pname, p.kind, tmodel);
+                let place = crate::routing::reached(&place, pname, p.reach, tmodel);
                 targets.push(Target {
                     provider,
                     model: tmodel.to_owned(),

@@ -204,6 +204,31 @@ pub fn rfc3339(s: &str) -> Option<SystemTime> {
 }
 
 /// Where a Bedrock provider's credential comes from (the chain of the config docs).
+/// A container credentials endpoint over plain http must be this host or the container
+/// agents' link-local addresses (ECS 169.254.170.2, EKS Pod Identity 169.254.170.23 and
+/// fd00:ec2::23), as AWS's SDKs require: the authorization token and the keys travel in the
+/// clear. Anything else must be https.
+fn container_host_allowed(u: &super::fetch::Url) -> Result<(), String> {
+    const AGENTS: [&str; 3] = ["169.254.170.2", "169.254.170.23", "fd00:ec2::23"];
+    let local = |h: &str| match h.parse::<std::net::IpAddr>() {
+        Ok(ip) => {
+            ip.is_loopback()
+                || AGENTS
+                    .iter()
+                    .any(|a| a.parse::<std::net::IpAddr>().ok() == Some(ip))
+        }
+        Err(_) => h == "localhost",
+    };
+    if u.tls || local(&u.host) {
+        Ok(())
+    } else {
+        Err(format!(
+            "http to `{}` would send credentials in the clear: use https, or a loopback or container agent address",
+            super::clip(&u.host)
+        ))
+    }
+}
+
 pub(super) fn resolve(
     profile: Option<&str>,
     credentials_url: Option<&str>,
@@ -215,7 +240,8 @@ pub(super) fn resolve(
         value: env("AWS_CONTAINER_AUTHORIZATION_TOKEN").filter(|s| !s.is_empty()),
     };
     if let Some(url) = credentials_url {
-        super::fetch::Url::parse(url).map_err(|e| format!("aws_credentials_url: {e}"))?;
+        let u = super::fetch::Url::parse(url).map_err(|e| format!("aws_credentials_url: {e}"))?;
+        container_host_allowed(&u).map_err(|e| format!("aws_credentials_url: {e}"))?;
         return Ok(Source::AwsContainer {
             url: url.to_owned(),
             token: token_from_env(env),
@@ -231,28 +257,32 @@ pub(super) fn resolve(
             format!("env {var}"),
         ));
     }
-    if let Some(v) = env(BEDROCK_BEARER_ENV).filter(|v| !v.is_empty()) {
-        check_value(&v, BEDROCK_BEARER_ENV)?;
-        return Ok(Source::Static(
-            super::Secret::Bearer(v),
-            format!("env {BEDROCK_BEARER_ENV}"),
-        ));
-    }
-    let id = env("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty());
-    let secret = env("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty());
-    match (id, secret) {
-        (Some(id), Some(secret)) => {
-            let token = env("AWS_SESSION_TOKEN").filter(|v| !v.is_empty());
-            let keys = Keys::new(&id, &secret, token.as_deref(), None, "environment")?;
-            return Ok(Source::Static(super::Secret::Aws(keys), "env".to_owned()));
+    // A profile the config names explicitly wins over the environment's keys, as the AWS
+    // CLI's --profile does: the operator chose it for this provider.
+    if profile.is_none() {
+        if let Some(v) = env(BEDROCK_BEARER_ENV).filter(|v| !v.is_empty()) {
+            check_value(&v, BEDROCK_BEARER_ENV)?;
+            return Ok(Source::Static(
+                super::Secret::Bearer(v),
+                format!("env {BEDROCK_BEARER_ENV}"),
+            ));
         }
-        (Some(_), None) => {
-            return Err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into())
+        let id = env("AWS_ACCESS_KEY_ID").filter(|v| !v.is_empty());
+        let secret = env("AWS_SECRET_ACCESS_KEY").filter(|v| !v.is_empty());
+        match (id, secret) {
+            (Some(id), Some(secret)) => {
+                let token = env("AWS_SESSION_TOKEN").filter(|v| !v.is_empty());
+                let keys = Keys::new(&id, &secret, token.as_deref(), None, "environment")?;
+                return Ok(Source::Static(super::Secret::Aws(keys), "env".to_owned()));
+            }
+            (Some(_), None) => {
+                return Err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into())
+            }
+            (None, Some(_)) => {
+                return Err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into())
+            }
+            (None, None) => {}
         }
-        (None, Some(_)) => {
-            return Err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into())
-        }
-        (None, None) => {}
     }
     let named = profile
         .map(str::to_owned)
@@ -302,8 +332,9 @@ pub(super) fn resolve(
                 .map(|rel| format!("{CONTAINER_HOST}{rel}"))
         });
     if let Some(url) = url {
-        super::fetch::Url::parse(&url)
+        let u = super::fetch::Url::parse(&url)
             .map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_*_URI: {e}"))?;
+        container_host_allowed(&u).map_err(|e| format!("AWS_CONTAINER_CREDENTIALS_*_URI: {e}"))?;
         return Ok(Source::AwsContainer {
             url,
             token: token_from_env(env),
@@ -505,6 +536,17 @@ mod tests {
             resolve(None, None, None, &relative).unwrap().describe(),
             "container http://169.254.170.2/v2/creds/abc"
         );
+        // Plain http only to this host or the container agents.
+        let err = resolve(None, Some("http://evil.example/creds"), None, &|_| None).unwrap_err();
+        assert!(err.contains("in the clear"), "{err}");
+        for ok in [
+            "https://creds.example/x",
+            "http://127.0.0.1:9/x",
+            "http://[fd00:ec2::23]/x",
+            "http://169.254.170.23/v1/credentials",
+        ] {
+            assert!(resolve(None, Some(ok), None, &|_| None).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -185,8 +185,17 @@ pub fn token_answer(status: u16, body: &[u8], origin: &str) -> Result<(String, D
         .and_then(|v| v.get("expires_in"))
         .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| format!("{origin}: no expires_in"))?;
-    Ok((token.to_owned(), Duration::from_secs(secs)))
+    // A token endpoint's word on lifetime is bounded: an absurd one must not overflow a clock
+    // (or keep a token past any real one's life).
+    Ok((
+        token.to_owned(),
+        Duration::from_secs(secs.min(MAX_TOKEN_LIFE_SECS)),
+    ))
 }
+
+/// Longest token lifetime believed (Google's access tokens last an hour; 12 h is the most a
+/// service account can be granted).
+pub const MAX_TOKEN_LIFE_SECS: u64 = 24 * 3600;
 
 /// Where a Vertex provider's credential comes from (the chain of the config docs).
 pub(super) fn resolve(
@@ -318,7 +327,10 @@ pub(super) fn fetch_token(
         _ => return Err("not a Google token source".into()),
     };
     let (token, life) = token_answer(response.status, &response.body, &origin)?;
-    Ok((token, now + life))
+    let expires = now
+        .checked_add(life)
+        .ok_or_else(|| format!("{origin}: expires_in out of range"))?;
+    Ok((token, expires))
 }
 
 fn post_form(url: &str, body: &str, origin: &str) -> Result<fetch::Response, String> {

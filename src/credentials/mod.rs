@@ -254,9 +254,18 @@ impl Credential {
             other => (None, other),
         };
         let fetched = held.is_none();
+        let source_name = source.describe();
+        // A reload of a fetched credential from the same source starts with the running one's
+        // secret while its own first fetch runs: requests after the reload do not wait, and a
+        // rotated key file is read at once all the same.
+        let same = format!("{provider}\n{spec:?}\n{source_name}\n{tuning:?}");
+        let held = match (&held, live::find(&same)) {
+            (None, Some(running)) => running.held.load_full(),
+            _ => held,
+        };
         let cred = Arc::new(Credential {
             provider: provider.to_owned(),
-            source_name: source.describe(),
+            source_name,
             source,
             id: IDS.fetch_add(1, Ordering::Relaxed),
             held: ArcSwapOption::new(held),
@@ -264,8 +273,9 @@ impl Credential {
             generation: AtomicU64::new(0),
             tuning,
         });
-        if fetched {
+        if fetched && !RESOLVE_ONLY.load(Ordering::Relaxed) {
             refresher::register(&cred).map_err(|e| format!("provider `{provider}`: {e}"))?;
+            live::keep(same, &cred);
         }
         Ok(cred)
     }
@@ -349,6 +359,41 @@ fn resolve(
         ),
     }
     .map_err(|e| format!("provider `{provider}`: {e}"))
+}
+
+/// Set by commands that only validate a config (`check`, `reload --config`): credentials are
+/// resolved (files read, keys parsed) but nothing is fetched.
+static RESOLVE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, this process resolves credentials without fetching them.
+pub fn resolve_only() {
+    RESOLVE_ONLY.store(true, Ordering::Relaxed);
+}
+
+/// The fetched credentials alive in this process, by provider and source, so a reload with
+/// the same source reuses the running one. Touched only when a config is compiled (the
+/// control thread), never on a request.
+mod live {
+    use std::sync::{Arc, Mutex, Weak};
+
+    use super::Credential;
+
+    /// (provider, spec, source and tuning, the credential).
+    static LIVE: Mutex<Vec<(String, Weak<Credential>)>> = Mutex::new(Vec::new());
+
+    pub(super) fn find(same: &str) -> Option<Arc<Credential>> {
+        let mut live = LIVE.lock().ok()?;
+        live.retain(|(_, w)| w.strong_count() > 0);
+        live.iter()
+            .find(|(k, _)| k == same)
+            .and_then(|(_, w)| w.upgrade())
+    }
+
+    pub(super) fn keep(same: String, cred: &Arc<Credential>) {
+        if let Ok(mut live) = LIVE.lock() {
+            live.push((same, Arc::downgrade(cred)));
+        }
+    }
 }
 
 /// Check a value that will reach a header: 1 to [`MAX_SECRET_LEN`] visible ASCII characters

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::{Credential, Held, Secret};
 use crate::offload::{Pending, Reply};
 
+/// Longest wait before a held credential is fetched again, whatever its expiry says.
+const MAX_REFRESH_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// Requests the refresher's channel holds.
 const CHANNEL_BOUND: usize = 1024;
 /// Longest the thread sleeps with nothing scheduled (it wakes for messages at once anyway).
@@ -189,10 +191,15 @@ fn fetch_one(e: &mut Entry) {
             }
             e.backoff = cred.tuning.backoff_start;
             e.next = expires.map(|exp| {
-                let life = exp.duration_since(now).unwrap_or_default();
+                // A far-off expiry (a hostile or odd endpoint) is looked at again within a day.
+                let life = exp
+                    .duration_since(now)
+                    .unwrap_or_default()
+                    .min(MAX_REFRESH_WAIT);
                 let lead = cred.tuning.lead.min(life / 2);
                 // Never sooner than a failure's retry would be.
-                started + life.saturating_sub(lead).max(cred.tuning.backoff_start)
+                let wait = life.saturating_sub(lead).max(cred.tuning.backoff_start);
+                started.checked_add(wait).unwrap_or(started)
             });
         }
         Err(why) => {

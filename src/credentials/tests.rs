@@ -210,7 +210,13 @@ fn concurrent_refreshes_make_one_fetch() {
 
 #[test]
 fn a_failing_refresh_keeps_the_old_keys_until_they_expire_then_fails() {
-    let first_expiry = SystemTime::now() + Duration::from_secs(3);
+    // A whole second: the endpoint's RFC 3339 time says no fractions, and the expiry read back
+    // must be the one compared with.
+    let in_3s = (SystemTime::now() + Duration::from_secs(3))
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let first_expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(in_3s);
     let server = serve(move |n, _| {
         if n == 1 {
             ok_json(&keys_json(n, first_expiry))
@@ -425,4 +431,41 @@ fn keys_that_arrive_expired_are_a_failure_not_a_refresh_loop() {
     };
     assert!(e.contains("gave credentials that expire at"), "{e}");
     until(|| matches!(c.get(), Get::Failed(_)));
+}
+
+#[test]
+fn a_reload_starts_with_the_running_secret_while_it_fetches_its_own() {
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    let server = serve(move |n, _| {
+        if n > 1 {
+            // The reload's own fetch is slow: nobody should wait for it.
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        ok_json(&keys_json(n, expires))
+    });
+    let spec = container(&server.url);
+    let first = Credential::start_tuned("reloaded", &spec, &|_| None, quick()).unwrap();
+    until(|| ready(&first).is_some());
+    let second = Credential::start_tuned("reloaded", &spec, &|_| None, quick()).unwrap();
+    // At once, before the second fetch answers: the running secret.
+    assert_eq!(ready(&second).as_deref(), Some("ASIA1"));
+    // Then its own.
+    until(|| ready(&second).as_deref() == Some("ASIA2"));
+    // Another provider with the same source does not borrow it.
+    let other = Credential::start_tuned("other", &spec, &|_| None, quick()).unwrap();
+    assert!(ready(&other).is_none());
+}
+
+#[test]
+fn a_hostile_token_lifetime_is_bounded() {
+    let (_, life) = super::google::token_answer(
+        200,
+        br#"{"access_token":"x","expires_in":18446744073709551615}"#,
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        life,
+        Duration::from_secs(super::google::MAX_TOKEN_LIFE_SECS)
+    );
 }

@@ -71,17 +71,47 @@ pub const UNKNOWN_EXCEPTION_ERROR_TYPE: &str = "api_error";
 /// Decoder of one Bedrock response stream: bytes in, Anthropic SSE events out. Holds what was
 /// pushed and not yet decoded; each frame is handed to the vendor codec whole, once its
 /// prelude has passed the checks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoder {
     buf: BytesMut,
     frames: MessageFrameDecoder,
     failed: Option<SseError>,
+    /// Largest frame taken ([`MAX_FRAME_BYTES`], or less to match an event bound).
+    max_frame: usize,
 }
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder {
+            buf: BytesMut::new(),
+            frames: MessageFrameDecoder::default(),
+            failed: None,
+            max_frame: MAX_FRAME_BYTES,
+        }
+    }
+}
+
+/// Room in a frame beyond its event's base64: the prelude, headers, the JSON wrapper and the
+/// padding field.
+const FRAME_OVERHEAD_BYTES: usize = 64 << 10;
 
 impl Decoder {
     /// An empty decoder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty decoder whose frames may carry events of at most `max_event` bytes (the bound
+    /// an SSE stream's events have): a frame is refused past the base64 of that, plus
+    /// [`FRAME_OVERHEAD_BYTES`], never past [`MAX_FRAME_BYTES`].
+    pub fn with_event_bound(max_event: usize) -> Self {
+        let base64 = max_event.saturating_add(2) / 3 * 4;
+        Decoder {
+            max_frame: base64
+                .saturating_add(FRAME_OVERHEAD_BYTES)
+                .min(MAX_FRAME_BYTES),
+            ..Self::default()
+        }
     }
 
     /// Bytes read from the provider. Ignored once the decoder has failed.
@@ -127,7 +157,7 @@ impl Decoder {
         if self.buf.len() < PRELUDE_BYTES {
             return Ok(None);
         }
-        let total = check_prelude(&self.buf[..PRELUDE_BYTES])?;
+        let total = check_prelude(&self.buf[..PRELUDE_BYTES], self.max_frame)?;
         if self.buf.len() < total {
             return Ok(None);
         }
@@ -148,7 +178,7 @@ fn bad(why: impl Into<String>) -> SseError {
 /// The frame's total length from a 12-byte prelude, after checking its CRC, the bounds and
 /// that the headers fit: checked here so a corrupt or hostile length never makes us wait for,
 /// or buffer, bytes that cannot be a frame.
-fn check_prelude(p: &[u8]) -> Result<usize, SseError> {
+fn check_prelude(p: &[u8], max_frame: usize) -> Result<usize, SseError> {
     let word = |i: usize| {
         p.get(i..i + 4)
             .and_then(|w| <[u8; 4]>::try_from(w).ok())
@@ -162,9 +192,9 @@ fn check_prelude(p: &[u8]) -> Result<usize, SseError> {
         )));
     }
     let total = usize::try_from(total).unwrap_or(usize::MAX);
-    if total > MAX_FRAME_BYTES {
+    if total > max_frame {
         return Err(bad(format!(
-            "frame of {total} bytes exceeds the limit of {MAX_FRAME_BYTES}"
+            "frame of {total} bytes exceeds the limit of {max_frame}"
         )));
     }
     let headers = usize::try_from(headers).unwrap_or(usize::MAX);
@@ -566,6 +596,17 @@ mod tests {
         expect_bad(prelude(u32::MAX, 0), "exceeds the limit");
         expect_bad(prelude(15, 0), "cannot hold");
         expect_bad(prelude(20, 5), "cannot hold");
+        // Bound to an event size: a frame that could not carry an event that small is refused.
+        let mut d = Decoder::with_event_bound(1 << 20);
+        d.push(Bytes::from(prelude(4 << 20, 0)));
+        let e = d.next_event().unwrap_err();
+        assert!(format!("{e:?}").contains("exceeds the limit"), "{e:?}");
+        let mut d = Decoder::with_event_bound(1 << 20);
+        d.push(Bytes::from(prelude(1 << 20, 0)));
+        assert!(
+            matches!(d.next_event(), Ok(None)),
+            "a frame within the bound is awaited"
+        );
     }
 
     #[test]

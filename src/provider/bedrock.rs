@@ -68,13 +68,39 @@ pub const PROFILE_GEOGRAPHIES: &[(&str, Option<&str>)] = &[
     ("apac.", None),
 ];
 
-/// The model id without its cross-region profile prefix (`us.anthropic.x` → `anthropic.x`);
-/// an ARN or a bare id as it is.
+/// Publishers whose foundation model ids Bedrock serves (`anthropic.claude-…`): an id that
+/// starts with one stays in the region.
+pub const PUBLISHERS: &[&str] = &[
+    "anthropic",
+    "amazon",
+    "meta",
+    "mistral",
+    "cohere",
+    "ai21",
+    "deepseek",
+    "openai",
+    "qwen",
+    "writer",
+    "stability",
+    "twelvelabs",
+    "luma",
+    "google",
+    "nvidia",
+    "minimax",
+    "moonshotai",
+];
+
+/// The model id without its cross-region profile prefix (`us.anthropic.x` → `anthropic.x`,
+/// also inside an inference profile's ARN); another ARN or a bare id as it is.
 pub fn foundation_id(model: &str) -> &str {
+    let id = match model.strip_prefix("arn:") {
+        Some(arn) if arn.contains(":inference-profile/") => arn.rsplit('/').next().unwrap_or(model),
+        _ => model,
+    };
     PROFILE_GEOGRAPHIES
         .iter()
-        .find_map(|(prefix, _)| model.strip_prefix(prefix))
-        .unwrap_or(model)
+        .find_map(|(prefix, _)| id.strip_prefix(prefix))
+        .unwrap_or(if id == model { model } else { id })
 }
 
 /// Where a model id may send the data, beyond the provider's region.
@@ -104,9 +130,12 @@ pub fn reach(model: &str) -> Reach {
         .iter()
         .find(|(prefix, _)| id.starts_with(prefix))
     {
-        None => Reach::Region,
         Some((_, Some(country))) => Reach::Country(country),
         Some((_, None)) => Reach::Unbounded,
+        // A foundation model stays in the region; a prefix nobody listed (a geography AWS
+        // added since) may not, so it has no jurisdiction until the list knows it.
+        None if PUBLISHERS.contains(&id.split('.').next().unwrap_or_default()) => Reach::Region,
+        None => Reach::Unbounded,
     }
 }
 
@@ -242,6 +271,18 @@ mod tests {
         );
         assert_eq!(foundation_id("eu.anthropic.x"), "anthropic.x");
         assert_eq!(foundation_id("anthropic.x"), "anthropic.x");
+        assert_eq!(
+            foundation_id("arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.x"),
+            "anthropic.x"
+        );
+        assert_eq!(
+            foundation_id("arn:aws:bedrock:us-east-1:1:application-inference-profile/x"),
+            "arn:aws:bedrock:us-east-1:1:application-inference-profile/x"
+        );
+        // Unknown prefixes reach anywhere until listed; mantle ids stay in the region.
+        assert_eq!(reach("in.anthropic.claude-x"), Reach::Unbounded);
+        assert_eq!(reach("my-custom-model"), Reach::Unbounded);
+        assert_eq!(reach("anthropic.claude-haiku-4-5"), Reach::Region);
     }
 
     #[test]

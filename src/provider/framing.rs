@@ -39,7 +39,7 @@ impl Framing {
         match self {
             Framing::Sse => EventDecoder::Sse(sse::Decoder::new(max_event)),
             Framing::AwsEventStream => {
-                EventDecoder::AwsEventStream(aws_event_stream::Decoder::new())
+                EventDecoder::AwsEventStream(aws_event_stream::Decoder::with_event_bound(max_event))
             }
         }
     }

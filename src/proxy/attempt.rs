@@ -1447,7 +1447,17 @@ async fn cloud_secret(
     let Some(credential) = &provider.cloud_credential else {
         return Ok(None);
     };
-    let failed = |why: String| Error::new(ErrorKind::UpstreamCredentials, why);
+    // The client learns which provider's credentials failed; the why (files, URLs, accounts,
+    // the endpoint's words) is the operator's, in the gateway's log (the refresher logs it).
+    let failed = |_why: String| {
+        Error::new(
+            ErrorKind::UpstreamCredentials,
+            format!(
+                "provider `{}`: the gateway's credentials for it are unavailable (its log says why)",
+                provider.name
+            ),
+        )
+    };
     let pending = match (refused, credential.get()) {
         (None, Get::Ready(s)) => return Ok(Some(s)),
         (None, Get::Failed(why)) => return Err(failed(why)),
@@ -1458,11 +1468,13 @@ async fn cloud_secret(
     match super::lookup::answer(pending, wait).await {
         Some(Ok(s)) => Ok(Some(s)),
         Some(Err(why)) => Err(failed(why)),
-        None => Err(failed(format!(
-            "provider `{}`: its credentials ({}) were not ready before the request's deadline",
-            provider.name,
-            credential.source()
-        ))),
+        None => Err(Error::new(
+            ErrorKind::UpstreamCredentials,
+            format!(
+                "provider `{}`: the gateway's credentials for it were not ready before the request's deadline",
+                provider.name
+            ),
+        )),
     }
 }
 
@@ -1500,6 +1512,14 @@ fn upstream_request(provider: &Provider, ex: &Exchange<'_>, out: &Outgoing<'_>) 
     }
     if let Some(b) = &bearer {
         add("authorization", b.as_bytes());
+    }
+    // Google bills a user credential's calls to the project its file names.
+    if let Some(project) = provider
+        .cloud_credential
+        .as_deref()
+        .and_then(|c| c.quota_project())
+    {
+        add("x-goog-user-project", project.as_bytes());
     }
     for (name, value) in &signed {
         add(name, value.as_bytes());
