@@ -49,6 +49,9 @@ ROUTES = {
     "cb-arn": f"bedrock/{BEDROCK_ARN}",
     "cv": f"vertex/{VERTEX_MODEL}",
     "cv-sa": f"vertex_sa/{VERTEX_MODEL}",
+    # The models Claude Code's cloud modes chose in tests/fixtures/claude_code_clouds.
+    "cb-cc": "bedrock/global.anthropic.claude-opus-5-5",
+    "cv-cc": "vertex/claude-opus-5-5",
 }
 CLOUD_ROUTES = ["cb", "cv", "cv-sa"]
 
@@ -558,3 +561,78 @@ def test_openai_responses_tool_round_trip_with_reasoning(mock, oai, route, strea
     assert assistant and assistant[0]["content"][0]["type"] == "thinking", sent["messages"]
     assert second.status == "completed"
     assert second.output_text.startswith("Tool result received") and "22C" in second.output_text
+
+
+# ================================================================ Claude Code's cloud modes
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CC_FIRST_PARTY = os.path.join(ROOT, "fixtures", "claude_code")
+CC_CLOUDS = os.path.join(ROOT, "fixtures", "claude_code_clouds")
+# Betas Claude Code's cloud modes send that ringway's allowlists drop (see the fixtures' README):
+# the known gap. A value outside it fails the test, so a new one is noticed.
+CC_BETAS_DROPPED = {
+    "bedrock": {"claude-code-20250219", "interleaved-thinking-2025-05-14", "thinking-token-count-2026-05-13"},
+    "vertex": {"claude-code-20250219", "thinking-token-count-2026-05-13", "effort-2025-11-24"},
+}
+
+
+def _betas(value):
+    return {b.strip() for b in (value or "").split(",") if b.strip()}
+
+
+@pytest.mark.parametrize("mode", ["bedrock", "vertex"])
+def test_claude_code_first_party_request_reaches_the_cloud_as_its_cloud_mode_sends_it(mock, cloud, mode):
+    """ringway, given Claude Code's first-party request (tests/fixtures/claude_code), sends the
+    cloud a request of the shape Claude Code's own cloud mode sends (tests/fixtures/
+    claude_code_clouds): path form, anthropic_version, where the betas go, no model, `stream`
+    only where the cloud takes it."""
+    with open(os.path.join(CC_CLOUDS, f"{mode}.json")) as f:
+        native = json.load(f)
+    with open(os.path.join(CC_FIRST_PARTY, "headers.json")) as f:
+        headers = {k: v for k, v in json.load(f).items() if k not in ("x-api-key", "accept-encoding", "connection")}
+    with open(os.path.join(CC_FIRST_PARTY, "request.json")) as f:
+        body = json.load(f)
+    route = "cb-cc" if mode == "bedrock" else "cv-cc"
+    body["model"] = route
+    headers["x-api-key"] = GATEWAY_KEY
+    clear(mock)
+    req = urllib.request.Request(
+        f"{cloud[1].url}/v1/messages?beta=true", data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200
+        answer = r.read().decode()
+        dropped = r.headers.get("x-ringway-dropped-params", "")
+    assert "event: message_stop" in answer, answer[-500:]
+    ours = one_recorded(mock)
+    sent, theirs = ours["json"], native["body"]
+    # Same path (these model ids have no character the two encoders spell differently).
+    assert ours["path"] == native["path"]
+    assert sent["anthropic_version"] == theirs["anthropic_version"]
+    assert "model" not in sent and "model" not in theirs
+    assert ("stream" in sent) == ("stream" in theirs) == (mode == "vertex")
+    native_header = _betas(native["headers"].get("anthropic-beta"))
+    if mode == "bedrock":
+        # Betas in the body array. Claude Code's Bedrock mode also repeats some in a header
+        # (InvokeModel ignores it); ringway sends the array only.
+        assert isinstance(theirs["anthropic_beta"], list) and isinstance(sent["anthropic_beta"], list)
+        assert "anthropic-beta" not in ours["headers"]
+        native_betas = set(theirs["anthropic_beta"]) | native_header
+        ours_betas = set(sent["anthropic_beta"])
+    else:
+        assert "anthropic_beta" not in theirs and "anthropic_beta" not in sent
+        native_betas = native_header
+        ours_betas = _betas(ours["headers"].get("anthropic-beta"))
+    # What ringway keeps of Claude Code's first-party betas, against what its cloud mode sends.
+    renames = {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19"}
+    first_party = {renames.get(b, b) for b in _betas(headers["anthropic-beta"])}
+    gap = (native_betas & first_party) - ours_betas
+    assert gap <= CC_BETAS_DROPPED[mode], f"Claude Code's {mode} mode sends betas ringway drops: {sorted(gap)}"
+    for b in first_party - ours_betas:
+        assert f"anthropic-beta={b}" in dropped, (b, dropped)
+    print(f"{mode}: cloud mode only {sorted(native_betas - first_party)}; dropped {sorted(gap)}; "
+          f"ringway only {sorted(ours_betas - native_betas)}")
+    # The top-level members agree, but for what the first-party request carries and Claude
+    # Code's cloud modes leave out (context_management, which both clouds accept).
+    assert set(sent) - set(theirs) <= {"context_management"}, sorted(set(sent) ^ set(theirs))
+    assert set(theirs) - set(sent) == set(), sorted(set(theirs) - set(sent))
