@@ -241,6 +241,18 @@ def vertex_sdk(mock):
     )
 
 
+# Headers that name the sender or its transport, not the request: the SDK's cloud client says
+# `AnthropicBedrock/Python …` where ringway passes on the plain SDK's `Anthropic/Python …`; it
+# offers gzip; ringway adds its request id.
+AGENT_HEADERS = {"user-agent", "accept-encoding", "connection", "x-ringway-request-id"}
+
+
+def _differing(ref, ours):
+    """Names of the headers present in only one of the two requests or with other values."""
+    a, b = ref["headers"], ours["headers"]
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - {"content-length"}
+
+
 def _pair(mock, sdk_send, gw_send):
     clear(mock)
     sdk_send()
@@ -288,6 +300,17 @@ def test_bedrock_matches_anthropic_bedrock_client(mock, ant, stream):
     # ringway signs with the session token of the container credentials; the SDK had none.
     assert "x-amz-security-token" in ours["headers"] and "x-amz-security-token" not in ref["headers"]
     signed = lambda h: h["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")  # noqa: E731
+    # Streams: ringway asks for the event stream as AWS's SDKs do (`accept` the event-stream type,
+    # `x-amzn-bedrock-accept` the chunks' type); the Anthropic SDK sends `accept:
+    # application/json` and gets the same frames.
+    if stream:
+        assert ours["headers"]["accept"] == "application/vnd.amazon.eventstream"
+        assert ours["headers"]["x-amzn-bedrock-accept"] == "application/json"
+    else:
+        assert ours["headers"]["accept"] == ref["headers"]["accept"] == "application/json"
+    assert _differing(ref, ours) <= AGENT_HEADERS | {
+        "authorization", "x-amz-date", "x-amz-security-token", "anthropic-beta", "accept", "x-amzn-bedrock-accept",
+    }, _differing(ref, ours)
     # botocore (the SDK) signs every header it sends (x-stainless-*, accept, …); ringway signs
     # what Bedrock needs. Both cover the ones that matter.
     for rec in (ref, ours):
@@ -314,6 +337,8 @@ def test_vertex_matches_anthropic_vertex_client(mock, ant, stream):
     for rec in (ref, ours):
         assert rec["headers"]["content-type"] == "application/json"
         assert rec["headers"]["authorization"] == f"Bearer {VERTEX_TOKEN}"
+    # Every other header alike, but for the client's own (user-agent, transport) and ringway's id.
+    assert _differing(ref, ours) <= AGENT_HEADERS, _differing(ref, ours)
     # Betas stay a header on Vertex; ringway keeps only the ones Vertex knows.
     assert ref["headers"]["anthropic-beta"] == KEPT_BETA
     assert ours["headers"]["anthropic-beta"] == KEPT_BETA
