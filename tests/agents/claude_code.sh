@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real Claude Code agent (`claude -p`, pinned in .ci/claude-code/package.json) through the
-# real ringway binary to the mock provider, once over an anthropic-kind route and once over an
-# openai-kind route. Per route: a plain turn, and a turn where the agent calls Read (the mock is
+# real ringway binary to the mock provider, over an anthropic-kind, an openai-kind, a
+# bedrock-kind and a vertex-kind route (the last two: the mock's Bedrock and Vertex AI sides,
+# signed with SigV4 / a bearer token). Per route: a plain turn, and a turn where the agent calls Read (the mock is
 # steered with `mock:tool` / `mock:args`), gets the file back and answers. The mock's record of
 # what it received (`GET /mock/requests`) shows what the gateway sent upstream. Last, the
 # captured Claude Code request (tests/fixtures/claude_code) is replayed with curl to the
@@ -86,7 +87,25 @@ records = json.load(open(sys.argv[1]))
 kind = sys.argv[2]
 for r in records:
     body = json.loads(r["body"])
-    if kind == "anthropic":
+    if kind == "bedrock":
+        # InvokeModel: the model in the path, betas in the body (only those Bedrock knows).
+        assert r["path"].startswith("/model/") and "/invoke" in r["path"], r["path"]
+        assert body["anthropic_version"] == "bedrock-2023-05-31", body.get("anthropic_version")
+        assert "model" not in body and "stream" not in body, sorted(body)
+        assert "anthropic-beta" not in r["headers"], r["headers"]
+        assert "claude-code-20250219" not in body.get("anthropic_beta", []), body.get("anthropic_beta")
+        assert r["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 "), r["headers"]
+        for field in ("system", "tools", "thinking"):
+            assert field in body, f"bedrock upstream lost `{field}`: {sorted(body)}"
+    elif kind == "vertex":
+        assert ":rawPredict" in r["path"] or ":streamRawPredict" in r["path"], r["path"]
+        assert r["path"].startswith("/v1/projects/mock-project/locations/us-east5/"), r["path"]
+        assert body["anthropic_version"] == "vertex-2023-10-16", body.get("anthropic_version")
+        assert "model" not in body and "anthropic_beta" not in body, sorted(body)
+        assert "claude-code-20250219" not in r["headers"].get("anthropic-beta", ""), r["headers"]
+        for field in ("system", "tools", "thinking"):
+            assert field in body, f"vertex upstream lost `{field}`: {sorted(body)}"
+    elif kind == "anthropic":
         assert r["path"].split("?")[0].endswith("/v1/messages"), r["path"]
         # Passed through: Claude Code's own fields reach an Anthropic provider.
         for field in ("system", "tools", "metadata", "thinking", "context_management", "output_config"):
@@ -131,7 +150,7 @@ PY
 import json, sys
 records, kind, note, content = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4]
 messages = json.loads(records[-1]["body"])["messages"]
-if kind == "anthropic":
+if kind in ("anthropic", "bedrock", "vertex"):
     last = messages[-1]
     assert last["role"] == "user", last
     results = [b for b in last["content"] if b.get("type") == "tool_result"]
@@ -211,11 +230,13 @@ echo "Claude Code $have_version, ringway $bin"
 make_work claude-code
 mkdir -p "$work/project"
 
-start_mock_and_gateway cc mock-claude
+# The cloud routes' models are the ones Claude Code's cloud modes pick by default
+# (tests/fixtures/claude_code_clouds): the mock takes the adaptive thinking it sends them.
+start_mock_and_gateway cc mock-claude global.anthropic.claude-opus-5-5 claude-opus-5-5
 export work MOCK_URL GW_URL
 
 failed=()
-for kind in anthropic openai; do
+for kind in anthropic openai bedrock vertex; do
   for what in plain tool; do
     echo "-- claude -p via the $kind-kind route: $what"
     bash "$0" case "$kind" "$what" || failed+=("$kind-$what")

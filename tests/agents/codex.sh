@@ -2,7 +2,8 @@
 # The real Codex agent (`codex exec`, pinned in .ci/codex/package.json) through the real ringway
 # binary's Responses endpoint to the mock provider, once over an openai-kind route (Chat
 # Completions upstream) and once over an anthropic-kind route (Messages upstream, with a signed
-# thinking block). Per route:
+# thinking block), and the tool turn once more over a bedrock-kind route (Messages as Bedrock's
+# InvokeModel, signed). Per route:
 # - a tool turn: the mock calls Codex's `exec_command` tool (`pwd`), Codex runs it, sends the
 #   output back, and the mock's answer echoes it;
 # - a second turn (`codex exec resume --last`) carrying that history back, the reasoning item
@@ -121,7 +122,7 @@ PY
   }
 
   extra=""
-  [ "$kind" = anthropic ] && extra="mock:thinking"
+  [ "$kind" = openai ] || extra="mock:thinking"
   run_codex "Where are we ($tag)? mock:tool=exec_command mock:args={\"cmd\":\"pwd\"} $extra"
   # The mock acknowledges a tool result (the result itself is checked upstream, below).
   grep -q "Tool result received" "$last_out" || fail "$tag: no tool-result answer: $(tail -c 600 "$last_out")"
@@ -154,12 +155,19 @@ import json, sys
 records = json.load(open(sys.argv[1]))
 kind, what, tag = sys.argv[2], sys.argv[3], sys.argv[4]
 bodies = [json.loads(r["body"]) for r in records]
-for r in records:
+for r, b in zip(records, bodies):
+    if kind == "bedrock":
+        # Responses translated to Messages, sent as InvokeModel: model in the path, signed.
+        assert r["path"].startswith("/model/") and "/invoke" in r["path"], r["path"]
+        assert b["anthropic_version"] == "bedrock-2023-05-31" and "model" not in b and "stream" not in b, sorted(b)
+        assert r["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 "), r["headers"]
+        continue
     want = "/v1/messages" if kind == "anthropic" else "/chat/completions"
     assert r["path"].split("?")[0].endswith(want), r["path"]
+messages_api = kind in ("anthropic", "bedrock")
 
 def has_tool_result(b):
-    if kind == "anthropic":
+    if messages_api:
         return any(blk.get("type") == "tool_result" for m in b["messages"] if isinstance(m.get("content"), list)
                    for blk in m["content"])
     return any(m.get("role") == "tool" for m in b["messages"])
@@ -167,7 +175,7 @@ def has_tool_result(b):
 assert any(has_tool_result(b) for b in bodies), "no request carried the tool's output"
 # The tool ran in the case's project directory: its output (from `pwd`) went back upstream.
 assert any(f"project-{tag}" in json.dumps(b) for b in bodies if has_tool_result(b)), "the tool's output is not upstream"
-if kind == "anthropic":
+if messages_api:
     # Codex's tools reached the provider as Anthropic tools; its web_search as Anthropic's.
     names = {t.get("name") for t in bodies[0].get("tools", [])}
     assert {"exec_command", "web_search"} <= names, sorted(names)
@@ -218,7 +226,8 @@ echo "$have_version, ringway $bin"
 
 make_work codex
 
-start_mock_and_gateway cx mock-claude-sonnet-4-5
+# cx-bedrock: the mock's Bedrock side, a model id with a `:` (percent-encoded in the path).
+start_mock_and_gateway cx mock-claude-sonnet-4-5 anthropic.claude-sonnet-4-5-20250929-v1:0 claude-sonnet-4-5@20250929
 export work MOCK_URL GW_URL
 
 failed=()
@@ -228,6 +237,9 @@ for kind in openai anthropic; do
     bash "$0" case "$kind" "$what" || failed+=("$kind-$what")
   done
 done
+# Bedrock: Codex's Responses translated to Messages, sent as InvokeModel (the tool turn).
+echo "-- codex exec via the bedrock-kind route: tool"
+bash "$0" case bedrock tool || failed+=("bedrock-tool")
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "gateway log (last lines):" >&2

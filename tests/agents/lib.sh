@@ -25,6 +25,9 @@ start() {
 
 # Starts the mock and a one-worker gateway with route $1-anthropic to the mock's Messages side
 # (upstream model $2) and $1-openai to its Chat Completions side; sets MOCK_URL and GW_URL.
+# With $3 (a Bedrock model id) and $4 (a Vertex model), also $1-bedrock and $1-vertex to the
+# mock's Bedrock and Vertex AI sides (bedrock-kind provider signing with the mock's container
+# credentials, vertex-kind with the mock's static token).
 start_mock_and_gateway() {
   start "$work/mock.log" mock-upstream
   MOCK_URL=$addr
@@ -50,6 +53,34 @@ targets = ["ma/$2"]
 model = "$1-openai"
 targets = ["mo/mock-gpt"]
 EOF
+  if [ -n "${3:-}" ]; then
+    export RW_TEST_VERTEX_TOKEN=mock-static-token
+    cat >>"$work/gateway.toml" <<EOF
+
+[[provider]]
+name = "bedrock"
+kind = "bedrock"
+region = "ca-central-1"
+base_url = "$MOCK_URL"
+aws_credentials_url = "$MOCK_URL/mock/aws-credentials"
+
+[[provider]]
+name = "vertex"
+kind = "vertex"
+project = "mock-project"
+region = "us-east5"
+base_url = "$MOCK_URL"
+api_key_env = "RW_TEST_VERTEX_TOKEN"
+
+[[route]]
+model = "$1-bedrock"
+targets = ["bedrock/$3"]
+
+[[route]]
+model = "$1-vertex"
+targets = ["vertex/$4"]
+EOF
+  fi
   start "$work/gateway.log" serve --config "$work/gateway.toml"
   GW_URL=$addr
   echo "mock $MOCK_URL, gateway $GW_URL"

@@ -152,6 +152,46 @@ request_timeout_ms = 15000
   });
 }
 
+// The cloud gateway (startCloudGateway): route `cb` to a bedrock-kind provider (credentials
+// from the mock's container endpoint, so signed with a session token) and `cv` to a vertex-kind
+// one (a static token the mock accepts), both on the mock.
+export const BEDROCK_MODEL = 'anthropic.claude-haiku-4-5-20251001-v1:0';
+export const VERTEX_MODEL = 'claude-haiku-4-5@20251001';
+const VERTEX_TOKEN_ENV = 'RW_TEST_VERTEX_TOKEN';
+
+/** The mock and a gateway with the routes `cb` (Bedrock) and `cv` (Vertex AI) to its cloud
+ * sides. Resolves with `{ mock, gateway, stop }`. */
+export async function startCloudGateway() {
+  // The gateway inherits this process's environment: the vertex provider's static token.
+  process.env[VERTEX_TOKEN_ENV] = 'mock-static-token';
+  return startWith(
+    (mockAddr) => `
+[[provider]]
+name = "bedrock"
+kind = "bedrock"
+region = "ca-central-1"
+base_url = "http://${mockAddr}"
+aws_credentials_url = "http://${mockAddr}/mock/aws-credentials"
+
+[[provider]]
+name = "vertex"
+kind = "vertex"
+project = "mock-project"
+region = "us-east5"
+base_url = "http://${mockAddr}"
+api_key_env = "${VERTEX_TOKEN_ENV}"
+
+[[route]]
+model = "cb"
+targets = ["bedrock/${BEDROCK_MODEL}"]
+
+[[route]]
+model = "cv"
+targets = ["vertex/${VERTEX_MODEL}"]
+`,
+  );
+}
+
 /** A test CA and a certificate it signed for localhost and 127.0.0.1, made in `dir` with the
  * openssl command (CI installs it). Returns the PEM paths `{ ca, cert, key }`. */
 export function makePki(dir) {
