@@ -565,7 +565,7 @@ fn vertex_betas_stay_in_the_header_filtered() {
     let (m, g) = vertex();
     let beta = [(
         "anthropic-beta",
-        "interleaved-thinking-2025-05-14,claude-code-20250219",
+        "interleaved-thinking-2025-05-14,oauth-2025-04-20",
     )];
     let r = request(g.addr, &Dialect::Messages.request("cv", "hi", true, &beta));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -576,7 +576,16 @@ fn vertex_betas_stay_in_the_header_filtered() {
     );
     assert_eq!(
         r.header("x-ringway-dropped-params"),
-        Some("anthropic-beta=claude-code-20250219")
+        Some("anthropic-beta=oauth-2025-04-20")
+    );
+    // Vertex serves Anthropic's web search tool only behind its beta: it is added.
+    let body = json!({"model": "cv", "max_tokens": 32, "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]});
+    let r = request(g.addr, &post("/v1/messages", &[], &body.to_string()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        header_of(&last_request(&m), "anthropic-beta"),
+        Some("web-search-2025-03-05")
     );
 }
 

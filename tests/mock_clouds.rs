@@ -794,14 +794,14 @@ fn vertex_raw_predict_behind_issued_tokens() {
         Some(&fresh),
         &[(
             "anthropic-beta",
-            "interleaved-thinking-2025-05-14,claude-code-20250219",
+            "interleaved-thinking-2025-05-14,oauth-2025-04-20",
         )],
         &vertex_body("hi", false),
     );
     assert_eq!(r.status, 400);
     assert_eq!(
         r.json(),
-        json!({"type": "error", "error": {"type": "invalid_request_error", "message": "Unexpected value(s) `claude-code-20250219` for the `anthropic-beta` header. Please consult our documentation at docs.anthropic.com or try again without the header."}})
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": "Unexpected value(s) `oauth-2025-04-20` for the `anthropic-beta` header. Please consult our documentation at docs.anthropic.com or try again without the header."}})
     );
     let ok = vertex(
         m.addr,

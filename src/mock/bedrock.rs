@@ -34,10 +34,12 @@ pub const BEDROCK_BETAS: &[&str] = &[
     "dangerous-tool-use-2026-09-03",
     "effort-2025-11-24",
     "fine-grained-tool-streaming-2025-05-14",
+    "interleaved-thinking-2025-05-14",
     "mid-conversation-output-config-2026-07-01",
     "mid-conversation-tool-changes-2026-07-01",
     "thinking-binding-controls-2026-08-01",
     "thinking-display-updates-2026-08-18",
+    "thinking-token-count-2026-05-13",
     "tool-examples-2025-10-29",
     "tool-search-tool-2025-10-19",
 ];

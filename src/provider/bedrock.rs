@@ -139,10 +139,11 @@ pub fn reach(model: &str) -> Reach {
     }
 }
 
-/// `anthropic-beta` values Bedrock's InvokeModel accepts for Claude. Others are dropped (and
-/// reported): Bedrock answers 400 to a value it does not know. Values Claude Code sends that
-/// only Anthropic's API has (`claude-code-20250219`, `oauth-…`, `interleaved-thinking-…`,
-/// which Bedrock's Claude 4 models do without) are left out on purpose.
+/// `anthropic-beta` values Bedrock's InvokeModel accepts for Claude in `anthropic_beta`. Others
+/// are dropped (and reported): Bedrock answers 400 ("invalid beta flag") to a value it does
+/// not know. The list is what Claude Code's own Bedrock mode puts in the body
+/// (tests/fixtures/claude_code_clouds) and what AWS documents; values only Anthropic's API
+/// has (`claude-code-20250219`, `oauth-…`, `files-api-…`) are left out.
 pub const BETAS: &[&str] = &[
     "compact-2026-01-12",
     "computer-use-2025-01-24",
@@ -152,10 +153,12 @@ pub const BETAS: &[&str] = &[
     "dangerous-tool-use-2026-09-03",
     "effort-2025-11-24",
     "fine-grained-tool-streaming-2025-05-14",
+    "interleaved-thinking-2025-05-14",
     "mid-conversation-output-config-2026-07-01",
     "mid-conversation-tool-changes-2026-07-01",
     "thinking-binding-controls-2026-08-01",
     "thinking-display-updates-2026-08-18",
+    "thinking-token-count-2026-05-13",
     "tool-examples-2025-10-29",
     "tool-search-tool-2025-10-19",
 ];

@@ -158,6 +158,15 @@ impl Kind {
         }
     }
 
+    /// A beta the body needs at this kind whatever the client sent (a tool the kind serves
+    /// only behind one).
+    pub fn implied_beta(self, body: &[u8]) -> Option<&'static str> {
+        match self {
+            Kind::Vertex => vertex::implied_betas(body),
+            Kind::OpenAi | Kind::Anthropic | Kind::Bedrock => None,
+        }
+    }
+
     /// How the body of `op` is reshaped for a cloud kind (None: sent as it is), with the betas
     /// that go in the body.
     pub fn shape<'a>(self, op: Op, betas: &'a [String]) -> Option<claude_body::Shape<'a>> {

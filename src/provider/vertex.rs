@@ -57,8 +57,10 @@ pub fn path(project: &str, location: &str, model: &str, op: Op, stream: bool) ->
     p
 }
 
-/// `anthropic-beta` values Vertex accepts for Claude; others are dropped (and reported).
+/// `anthropic-beta` values Vertex accepts for Claude; others are dropped (and reported). The
+/// list includes what Claude Code's own Vertex mode sends (tests/fixtures/claude_code_clouds).
 pub const BETAS: &[&str] = &[
+    "claude-code-20250219",
     "compact-2026-01-12",
     "compact-2026-09-04",
     "computer-use-2025-01-24",
@@ -66,13 +68,22 @@ pub const BETAS: &[&str] = &[
     "context-1m-2025-08-07",
     "context-management-2025-06-27",
     "dangerous-tool-use-2026-09-03",
+    "effort-2025-11-24",
     "interleaved-thinking-2025-05-14",
     "per-turn-control-2026-07-01",
     "thinking-binding-controls-2026-08-01",
     "thinking-display-updates-2026-08-18",
+    "thinking-token-count-2026-05-13",
     "tool-search-tool-2025-10-19",
     "web-search-2025-03-05",
 ];
+
+/// Betas a body needs on Vertex whether or not the client said so: Anthropic's API serves its
+/// web search tool without a beta, Vertex only with `web-search-2025-03-05` (as Claude Code's
+/// Vertex mode sends it).
+pub fn implied_betas(body: &[u8]) -> Option<&'static str> {
+    memchr::memmem::find(body, b"\"web_search_20250305\"").map(|_| "web-search-2025-03-05")
+}
 
 /// Betas Vertex knows under another name.
 pub const BETA_RENAMES: &[(&str, &str)] = &[(
@@ -132,6 +143,11 @@ mod tests {
             path("p", "l", "a/b:c?d", Op::Chat, false),
             "/v1/projects/p/locations/l/publishers/anthropic/models/a%2Fb%3Ac%3Fd:rawPredict"
         );
+        assert_eq!(
+            implied_betas(br#"{"tools":[{"type":"web_search_20250305","name":"web_search"}]}"#),
+            Some("web-search-2025-03-05")
+        );
+        assert_eq!(implied_betas(br#"{"tools":[]}"#), None);
         assert!(is_path_word("my-project-123"));
         assert!(is_path_word("example.com:my-project"));
         assert!(!is_path_word("a/b"));

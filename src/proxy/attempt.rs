@@ -113,7 +113,7 @@ fn for_cloud(
         .headers()
         .filter(|(n, _)| n.eq_ignore_ascii_case("anthropic-beta"))
         .map(|(_, v)| v);
-    let (kept, dropped, in_header) = match provider.kind.betas() {
+    let (mut kept, dropped, in_header) = match provider.kind.betas() {
         Betas::HeaderAllowed(allow, renames) => {
             let (k, d) = claude_body::split_betas(client_betas, allow, renames);
             (k, d, true)
@@ -124,6 +124,11 @@ fn for_cloud(
         }
         Betas::Header | Betas::None => (Vec::new(), Vec::new(), false),
     };
+    if let Some(beta) = provider.kind.implied_beta(body) {
+        if !kept.iter().any(|b| b == beta) {
+            kept.push(beta.to_owned());
+        }
+    }
     let shape = provider
         .kind
         .shape(op, if in_header { &[] } else { &kept })

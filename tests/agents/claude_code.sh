@@ -102,7 +102,8 @@ for r in records:
         assert r["path"].startswith("/v1/projects/mock-project/locations/us-east5/"), r["path"]
         assert body["anthropic_version"] == "vertex-2023-10-16", body.get("anthropic_version")
         assert "model" not in body and "anthropic_beta" not in body, sorted(body)
-        assert "claude-code-20250219" not in r["headers"].get("anthropic-beta", ""), r["headers"]
+        # Vertex takes its betas in the header: Claude Code's own Vertex mode sends claude-code.
+        assert "anthropic-beta" in r["headers"], r["headers"]
         for field in ("system", "tools", "thinking"):
             assert field in body, f"vertex upstream lost `{field}`: {sorted(body)}"
     elif kind == "anthropic":

@@ -39,7 +39,7 @@ BEDROCK_ARN = "arn:aws:bedrock:ca-central-1:123456789012:application-inference-p
 VERTEX_MODEL = "claude-haiku-4-5@20251001"
 # An `anthropic-beta` value both clouds' allowlists keep, and one neither does.
 KEPT_BETA = "context-management-2025-06-27"
-DROPPED_BETA = "claude-code-20250219"
+DROPPED_BETA = "oauth-2025-04-20"
 
 # Routes of the cloud gateway: `cb` Bedrock (credentials from the mock's container endpoint, so
 # with a session token), `cb-arn` Bedrock by an application inference profile's ARN, `cv` Vertex
@@ -593,11 +593,12 @@ def test_openai_responses_tool_round_trip_with_reasoning(mock, oai, route, strea
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CC_FIRST_PARTY = os.path.join(ROOT, "fixtures", "claude_code")
 CC_CLOUDS = os.path.join(ROOT, "fixtures", "claude_code_clouds")
-# Betas Claude Code's cloud modes send that ringway's allowlists drop (see the fixtures' README):
-# the known gap. A value outside it fails the test, so a new one is noticed.
+# Betas Claude Code's cloud modes send that ringway does not: on Bedrock, claude-code goes in
+# Claude Code's HTTP header (Bedrock reads betas from the body, where ringway puts the ones it
+# knows). The gap is asserted exactly, so a change either way is noticed.
 CC_BETAS_DROPPED = {
-    "bedrock": {"claude-code-20250219", "interleaved-thinking-2025-05-14", "thinking-token-count-2026-05-13"},
-    "vertex": {"claude-code-20250219", "thinking-token-count-2026-05-13", "effort-2025-11-24"},
+    "bedrock": {"claude-code-20250219"},
+    "vertex": set(),
 }
 
 
@@ -652,7 +653,7 @@ def test_claude_code_first_party_request_reaches_the_cloud_as_its_cloud_mode_sen
     renames = {"advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19"}
     first_party = {renames.get(b, b) for b in _betas(headers["anthropic-beta"])}
     gap = (native_betas & first_party) - ours_betas
-    assert gap <= CC_BETAS_DROPPED[mode], f"Claude Code's {mode} mode sends betas ringway drops: {sorted(gap)}"
+    assert gap == CC_BETAS_DROPPED[mode], f"Claude Code's {mode} mode sends betas ringway drops: {sorted(gap)}"
     for b in first_party - ours_betas:
         assert f"anthropic-beta={b}" in dropped, (b, dropped)
     print(f"{mode}: cloud mode only {sorted(native_betas - first_party)}; dropped {sorted(gap)}; "
