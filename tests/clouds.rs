@@ -805,3 +805,36 @@ fn a_beta_the_cloud_refuses_by_name_is_retried_once_without_it() {
         assert_eq!(mock_requests(&m).len(), 1, "{model}");
     }
 }
+
+#[test]
+fn a_credentials_endpoint_that_fails_is_a_502_not_a_hang() {
+    let m = mock(&[]);
+    // Nothing listens there: the first fetch fails at start, and keeps failing.
+    let url = format!(
+        "aws_credentials_url = \"http://127.0.0.1:{}/creds\"",
+        closed_port()
+    );
+    let g = gateway_env(&bedrock_config(&m, &url), &[("RW_TEST_ANTHROPIC_KEY", "x")]);
+    for d in Dialect::ALL {
+        let r = request(g.addr, &d.request("cb", "hi", true, &[]));
+        assert_eq!(r.status, 502, "{d:?}: {}", r.text());
+        let text = r.text();
+        assert!(
+            text.contains("`bedrock`") && text.contains("credentials"),
+            "{d:?}: {text}"
+        );
+        // The client learns which provider failed, not where its credentials come from.
+        assert!(!text.contains("127.0.0.1"), "{d:?}: {text}");
+    }
+    // Another target of the route serves.
+    let r = request(
+        g.addr,
+        &Dialect::Messages.request("cb-fb", "hi", false, &[]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-provider"), Some("ma"));
+    // Nothing was sent to Bedrock unsigned.
+    assert!(mock_requests(&m)
+        .iter()
+        .all(|r| !r["path"].as_str().unwrap_or("").starts_with("/model/")));
+}

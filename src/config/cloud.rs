@@ -250,4 +250,89 @@ mod tests {
         );
         assert_eq!(preset_url(Kind::Bedrock, "bedrock-mantle", "x"), None);
     }
+
+    const PRESET: &str = r#"
+[[provider]]
+name = "mantle"
+kind = "anthropic"
+preset = "bedrock-mantle"
+region = "ca-central-1"
+
+[[route]]
+model = "ca"
+targets = ["mantle/anthropic.claude-haiku-4-5"]
+
+[[route]]
+model = "anywhere"
+targets = ["mantle/global.anthropic.claude-haiku-4-5"]
+"#;
+
+    #[test]
+    fn a_preset_fills_the_url_and_its_region_places_it() {
+        let c = crate::config::Config::from_toml(PRESET, "t.toml").unwrap();
+        let p = &c.providers[0];
+        assert_eq!(p.host, "bedrock-mantle.ca-central-1.api.aws");
+        assert_eq!(p.base_path, "/anthropic");
+        assert!(p.tls.is_some());
+        assert_eq!(p.place.jurisdiction.as_deref(), Some("CA"));
+        let place = |route: usize| {
+            c.routing.routes()[route].targets[0]
+                .place
+                .jurisdiction
+                .clone()
+        };
+        assert_eq!(place(0).as_deref(), Some("CA"));
+        // A global profile behind a preset reaches anywhere, as behind the bedrock kind.
+        assert_eq!(place(1), None);
+    }
+
+    #[test]
+    fn cloud_keys_are_checked_where_they_are_written() {
+        let cases = [
+            (
+                "region = \"ca-central-1\"",
+                "",
+                "provider[0].region",
+                "needs `region`",
+            ),
+            (
+                "region = \"ca-central-1\"",
+                "region = \"evil.com/x\"",
+                "provider[0].region",
+                "a-z 0-9",
+            ),
+            (
+                "preset = \"bedrock-mantle\"",
+                "preset = \"bedrock-moon\"",
+                "provider[0].preset",
+                "unknown preset",
+            ),
+            (
+                "preset = \"bedrock-mantle\"",
+                "preset = \"bedrock-mantle\"\nbase_url = \"http://x\"",
+                "provider[0].base_url",
+                "one or the other",
+            ),
+            (
+                "preset = \"bedrock-mantle\"",
+                "preset = \"bedrock-mantle\"\nproject = \"p\"",
+                "provider[0].project",
+                "vertex providers only",
+            ),
+            (
+                "kind = \"anthropic\"\npreset = \"bedrock-mantle\"",
+                "kind = \"vertex\"",
+                "provider[0].project",
+                "needs `project`",
+            ),
+        ];
+        for (from, to, path, reason) in cases {
+            assert!(PRESET.contains(from), "{from}");
+            let e = crate::config::Config::from_toml(&PRESET.replace(from, to), "t.toml")
+                .err()
+                .unwrap_or_else(|| panic!("accepted {to:?}"));
+            assert_eq!(e.path, path, "{to:?}: {e}");
+            assert!(e.message.contains(reason), "{to:?}: {e}");
+        }
+    }
 }

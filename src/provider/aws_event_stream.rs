@@ -243,8 +243,19 @@ fn to_event(m: &Message) -> Result<Option<sse::Event>, SseError> {
     }
 }
 
-/// A `chunk`'s Anthropic event: base64 `bytes` decoded, `p` (padding) never looked at.
+/// A `chunk`'s Anthropic event: base64 `bytes` decoded, `p` (padding) never looked at. The
+/// usual payload (`{"bytes":"…",…}` with the event's `"type"` first, one line) is read by
+/// scanning and decoded straight into the event's wire bytes; anything else goes the long
+/// way through serde (same result, checked by the tests and the fuzz target).
 fn chunk_event(m: &Message) -> Result<sse::Event, SseError> {
+    match chunk_event_fast(m.payload()) {
+        Some(event) => Ok(event),
+        None => chunk_event_slow(m.payload()),
+    }
+}
+
+/// A chunk read by serde: the reference the fast path must agree with.
+fn chunk_event_slow(payload: &[u8]) -> Result<sse::Event, SseError> {
     #[derive(serde::Deserialize)]
     struct Chunk<'a> {
         #[serde(borrow)]
@@ -254,14 +265,14 @@ fn chunk_event(m: &Message) -> Result<sse::Event, SseError> {
     struct Typed {
         r#type: String,
     }
-    let chunk: Chunk<'_> = serde_json::from_slice(m.payload())
+    let chunk: Chunk<'_> = serde_json::from_slice(payload)
         .map_err(|e| bad(format!("chunk payload is not {{\"bytes\":…}}: {e}")))?;
     let mut json = base64::engine::general_purpose::STANDARD
         .decode(chunk.bytes.as_bytes())
         .map_err(|e| bad(format!("chunk bytes are not base64: {e}")))?;
     let typed: Typed = serde_json::from_slice(&json)
         .map_err(|e| bad(format!("chunk is not an event with a type: {e}")))?;
-    if typed.r#type.is_empty() || typed.r#type.bytes().any(|b| b.is_ascii_control()) {
+    if !is_event_type(typed.r#type.as_bytes()) {
         return Err(bad("chunk event type is empty or has control characters"));
     }
     // One SSE `data` line: JSON may break lines between tokens (never inside a string), so
@@ -272,6 +283,60 @@ fn chunk_event(m: &Message) -> Result<sse::Event, SseError> {
         json = serde_json::to_vec(&v).map_err(|e| bad(format!("chunk JSON: {e}")))?;
     }
     Ok(sse_event(&typed.r#type, &json))
+}
+
+/// Base64 characters that decode the first bytes of an event, enough for its type
+/// (`{"type":"content_block_delta"` is 29 bytes).
+const TYPE_PREFIX_B64: usize = 64;
+
+/// Is this an event type the SSE line can carry as it is?
+fn is_event_type(t: &[u8]) -> bool {
+    !t.is_empty()
+        && t.iter()
+            .all(|&b| !b.is_ascii_control() && b != b'"' && b != b'\\')
+}
+
+/// The usual chunk, by scanning: None sends it the long way (another member order, escapes,
+/// a type not first, line breaks, anything not valid).
+fn chunk_event_fast(payload: &[u8]) -> Option<sse::Event> {
+    use base64::Engine as _;
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+    let rest = payload.strip_prefix(b"{\"bytes\":\"")?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest.get(end) != Some(&b'"') {
+        return None;
+    }
+    let b64 = rest.get(..end)?;
+    // The type, from the first bytes decoded on their own.
+    let head = b64.get(..TYPE_PREFIX_B64.min(b64.len() / 4 * 4))?;
+    let mut first = [0u8; TYPE_PREFIX_B64 / 4 * 3];
+    let n = B64.decode_slice(head, &mut first).ok()?;
+    let after = first.get(..n)?.strip_prefix(b"{\"type\":\"")?;
+    let type_len = memchr::memchr(b'"', after)?;
+    let event_type = after.get(..type_len)?;
+    if !is_event_type(event_type) {
+        return None;
+    }
+    // `event: T\ndata: ` then the whole event decoded in place, then the blank line.
+    let mut raw = Vec::with_capacity(16 + type_len + b64.len() / 4 * 3 + 2);
+    raw.extend_from_slice(b"event: ");
+    raw.extend_from_slice(event_type);
+    raw.extend_from_slice(b"\ndata: ");
+    let data_at = raw.len();
+    B64.decode_vec(b64, &mut raw).ok()?;
+    let data_end = raw.len();
+    if memchr::memchr2(b'\n', b'\r', raw.get(data_at..)?).is_some() {
+        return None;
+    }
+    raw.extend_from_slice(b"\n\n");
+    let raw = Bytes::from(raw);
+    Some(sse::Event {
+        event: Some(raw.slice(7..7 + type_len)),
+        data: Some(raw.slice(data_at..data_end)),
+        raw,
+        id: None,
+        retry: None,
+    })
 }
 
 /// An Anthropic `error` event for an AWS exception or error named `aws_name`.
@@ -664,5 +729,50 @@ mod tests {
         d.push(Bytes::copy_from_slice(&bytes[..bytes.len() - 1]));
         assert_eq!(d.next_event(), Ok(None));
         assert_eq!(d.finish(), None);
+    }
+
+    #[test]
+    fn the_scanned_chunk_path_agrees_with_serde() {
+        use base64::Engine as _;
+        let events = [
+            r#"{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":3}}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"h\u00e9 \"q\" é 😀"}}"#,
+            r#"{"type":"ping"}"#,
+            r#"{"type":"x"}"#,
+            r#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":3}}"#,
+            r#"{"index":0,"type":"content_block_stop"}"#,
+            r#"{"type":"a\u0062c"}"#,
+            "{\"type\":\"message_delta\",\n\"delta\":{}}",
+        ];
+        let long = format!(
+            r#"{{"type":"content_block_delta","delta":{{"text":"{}"}}}}"#,
+            "w".repeat(5000)
+        );
+        for e in events.iter().copied().chain([long.as_str()]) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(e);
+            for payload in [
+                format!(r#"{{"bytes":"{b64}","p":"abcdefghij"}}"#),
+                format!(r#"{{"p":"abc","bytes":"{b64}"}}"#),
+                format!(r#"{{"bytes":"{b64}"}}"#),
+            ] {
+                let slow = chunk_event_slow(payload.as_bytes()).unwrap();
+                if let Some(fast) = chunk_event_fast(payload.as_bytes()) {
+                    assert_eq!(fast.raw, slow.raw, "{e}");
+                    assert_eq!(fast.event, slow.event, "{e}");
+                    assert_eq!(fast.data, slow.data, "{e}");
+                }
+                let got = chunk_event(&Message::new(payload.clone().into_bytes()).add_header(
+                    aws_smithy_types::event_stream::Header::new(
+                        ":message-type",
+                        HeaderValue::String("event".into()),
+                    ),
+                ))
+                .unwrap();
+                assert_eq!(got.raw, slow.raw, "{e}");
+            }
+        }
+        // The common shape takes the fast path.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(events[1]);
+        assert!(chunk_event_fast(format!(r#"{{"bytes":"{b64}","p":"ab"}}"#).as_bytes()).is_some());
     }
 }
