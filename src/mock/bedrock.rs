@@ -25,24 +25,8 @@ pub const BEDROCK_VERSION: &str = "bedrock-2023-05-31";
 /// What `mock:huge_frame`'s prelude claims: far over any sane frame bound.
 pub const HUGE_FRAME_BYTES: u32 = 64 << 20;
 /// Betas Bedrock's InvokeModel accepts in `anthropic_beta`; others are "invalid beta flag".
-pub const BEDROCK_BETAS: &[&str] = &[
-    "compact-2026-01-12",
-    "computer-use-2025-01-24",
-    "computer-use-2025-11-24",
-    "context-1m-2025-08-07",
-    "context-management-2025-06-27",
-    "dangerous-tool-use-2026-09-03",
-    "effort-2025-11-24",
-    "fine-grained-tool-streaming-2025-05-14",
-    "interleaved-thinking-2025-05-14",
-    "mid-conversation-output-config-2026-07-01",
-    "mid-conversation-tool-changes-2026-07-01",
-    "thinking-binding-controls-2026-08-01",
-    "thinking-display-updates-2026-08-18",
-    "thinking-token-count-2026-05-13",
-    "tool-examples-2025-10-29",
-    "tool-search-tool-2025-10-19",
-];
+/// The gateway's allowlist stands for the cloud's (`--refuse-beta` plays a region without one).
+pub const BEDROCK_BETAS: &[&str] = crate::provider::bedrock::BETAS;
 /// Inference-profile prefixes: CountTokens takes only bare foundation-model ids.
 pub const GEO_PREFIXES: &[&str] = &[
     "us.", "eu.", "global.", "ca.", "apac.", "jp.", "au.", "us-gov.",

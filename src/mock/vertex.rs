@@ -15,25 +15,9 @@ use super::script::{self, Api, Defaults, Step};
 
 /// The `anthropic_version` Vertex requires in the body.
 pub const VERTEX_VERSION: &str = "vertex-2023-10-16";
-/// Betas Vertex accepts in the `anthropic-beta` header.
-pub const VERTEX_BETAS: &[&str] = &[
-    "claude-code-20250219",
-    "compact-2026-01-12",
-    "compact-2026-09-04",
-    "computer-use-2025-01-24",
-    "computer-use-2025-11-24",
-    "context-1m-2025-08-07",
-    "context-management-2025-06-27",
-    "dangerous-tool-use-2026-09-03",
-    "effort-2025-11-24",
-    "interleaved-thinking-2025-05-14",
-    "per-turn-control-2026-07-01",
-    "thinking-binding-controls-2026-08-01",
-    "thinking-display-updates-2026-08-18",
-    "thinking-token-count-2026-05-13",
-    "tool-search-tool-2025-10-19",
-    "web-search-2025-03-05",
-];
+/// Betas Vertex accepts in the `anthropic-beta` header: the gateway's allowlist stands for the
+/// cloud's (`--refuse-beta` plays a region without one).
+pub const VERTEX_BETAS: &[&str] = crate::provider::vertex::BETAS;
 
 /// What a Vertex path asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -561,7 +561,7 @@ mod tests {
                     "q".into(),
                     ThinkingStyle::default(),
                     at(Some("CA")),
-                    crate::provider::Kind::Bedrock,
+                    crate::provider::Kind::OpenAi,
                 ),
             ],
         );
@@ -585,6 +585,41 @@ mod tests {
             OutsideTier::Provider(Some("US".into()))
         );
         assert!(table.resolve("q/x").unwrap().within(&ca).is_ok());
+    }
+
+    #[test]
+    fn a_bedrock_model_id_places_the_request_where_it_reaches() {
+        use crate::provider::Kind;
+        let ca = Arc::new(Place::new(
+            "ringway-CA",
+            "b",
+            Some("ca-central-1".into()),
+            Some("CA".into()),
+            None,
+            crate::routing::CredentialSource::Gateway,
+        ));
+        let j = |kind, model| reached(&ca, "b", kind, model).jurisdiction.clone();
+        assert_eq!(
+            j(Kind::Bedrock, "anthropic.claude-x-v1:0").as_deref(),
+            Some("CA")
+        );
+        assert_eq!(
+            j(Kind::Bedrock, "ca.anthropic.claude-x").as_deref(),
+            Some("CA")
+        );
+        assert_eq!(
+            j(Kind::Bedrock, "us.anthropic.claude-x").as_deref(),
+            Some("US")
+        );
+        assert_eq!(j(Kind::Bedrock, "global.anthropic.claude-x"), None);
+        let global = reached(&ca, "b", Kind::Bedrock, "global.anthropic.claude-x");
+        assert_eq!(global.path, "ringway-CA -> b");
+        assert_eq!(global.region.as_deref(), Some("ca-central-1"));
+        // Other kinds' model ids say nothing about where they run.
+        assert_eq!(
+            j(Kind::Anthropic, "global.anthropic.claude-x").as_deref(),
+            Some("CA")
+        );
     }
 
     #[test]
