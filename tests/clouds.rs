@@ -838,3 +838,36 @@ fn a_credentials_endpoint_that_fails_is_a_502_not_a_hang() {
         .iter()
         .all(|r| !r["path"].as_str().unwrap_or("").starts_with("/model/")));
 }
+
+#[test]
+fn expiring_keys_are_refreshed_before_they_expire_without_a_request_waiting() {
+    // Keys that live 14 s (the gateway hands none out in its last 10 s) are fetched again at
+    // half their life: requests before and after carry different session tokens, and none
+    // fails or waits on a fetch.
+    let m = mock(&["--aws-credentials-ttl", "14"]);
+    let url = format!("aws_credentials_url = \"http://{}/mock/aws-credentials\"", m.addr);
+    let g = gateway_env(&bedrock_config(&m, &url), &[("RW_TEST_ANTHROPIC_KEY", "x")]);
+    let token = |m: &Proc| {
+        header_of(&last_request(m), "x-amz-security-token")
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let r = request(g.addr, &Dialect::Messages.request("cb", "hi", false, &[]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let first = token(&m);
+    let started = std::time::Instant::now();
+    let mut tokens = vec![first.clone()];
+    // Past half the keys' life, with room for a slow machine.
+    while started.elapsed() < std::time::Duration::from_secs(9) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let r = request(g.addr, &Dialect::Chat.request("cb", "hi", false, &[]));
+        assert_eq!(r.status, 200, "{}", r.text());
+        tokens.push(token(&m));
+    }
+    assert!(tokens.iter().any(|t| *t != first), "never refreshed: {tokens:?}");
+    let fetches = mock_requests(&m)
+        .iter()
+        .filter(|r| r["path"] == "/mock/aws-credentials")
+        .count();
+    assert!((2..=4).contains(&fetches), "one fetch per refresh, not per request: {fetches}");
+}
