@@ -845,7 +845,10 @@ fn expiring_keys_are_refreshed_before_they_expire_without_a_request_waiting() {
     // half their life: requests before and after carry different session tokens, and none
     // fails or waits on a fetch.
     let m = mock(&["--aws-credentials-ttl", "14"]);
-    let url = format!("aws_credentials_url = \"http://{}/mock/aws-credentials\"", m.addr);
+    let url = format!(
+        "aws_credentials_url = \"http://{}/mock/aws-credentials\"",
+        m.addr
+    );
     let g = gateway_env(&bedrock_config(&m, &url), &[("RW_TEST_ANTHROPIC_KEY", "x")]);
     let token = |m: &Proc| {
         header_of(&last_request(m), "x-amz-security-token")
@@ -864,10 +867,16 @@ fn expiring_keys_are_refreshed_before_they_expire_without_a_request_waiting() {
         assert_eq!(r.status, 200, "{}", r.text());
         tokens.push(token(&m));
     }
-    assert!(tokens.iter().any(|t| *t != first), "never refreshed: {tokens:?}");
+    assert!(
+        tokens.iter().any(|t| *t != first),
+        "never refreshed: {tokens:?}"
+    );
     let fetches = mock_requests(&m)
         .iter()
         .filter(|r| r["path"] == "/mock/aws-credentials")
         .count();
-    assert!((2..=4).contains(&fetches), "one fetch per refresh, not per request: {fetches}");
+    assert!(
+        (2..=4).contains(&fetches),
+        "one fetch per refresh, not per request: {fetches}"
+    );
 }
