@@ -880,3 +880,39 @@ fn expiring_keys_are_refreshed_before_they_expire_without_a_request_waiting() {
         "one fetch per refresh, not per request: {fetches}"
     );
 }
+
+#[test]
+fn bedrock_gets_only_the_context_edits_it_takes() {
+    // Claude Code asks Anthropic's API to clear old thinking on every request; Bedrock refuses
+    // that edit (the mock as the real one), so it is left out and reported; compaction stays.
+    let (m, g) = bedrock();
+    let body = |edits: Value| {
+        json!({"model": "cb", "max_tokens": 32, "messages": [{"role": "user", "content": "hi"}],
+            "context_management": {"edits": edits}})
+        .to_string()
+    };
+    let r = request(
+        g.addr,
+        &post(
+            "/v1/messages",
+            &[],
+            &body(json!([{"type": "clear_thinking_20251015", "keep": "all"}])),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("x-ringway-dropped-params"),
+        Some("context_management")
+    );
+    assert!(body_of(&last_request(&m))
+        .get("context_management")
+        .is_none());
+    let compact = json!([{"type": "compact_20260112"}]);
+    let r = request(g.addr, &post("/v1/messages", &[], &body(compact.clone())));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("x-ringway-dropped-params").is_none());
+    assert_eq!(
+        body_of(&last_request(&m))["context_management"]["edits"],
+        compact
+    );
+}

@@ -176,6 +176,26 @@ fn check_body(body: &[u8]) -> Result<Value, AwsError> {
             ))
         }
     }
+    // InvokeModel takes compaction edits only (others: a 400, as users of other gateways
+    // report for Claude Code's clear_thinking edit).
+    let refused_edit = obj
+        .get("context_management")
+        .and_then(|c| c.get("edits"))
+        .and_then(Value::as_array)
+        .is_some_and(|edits| {
+            edits.iter().any(|e| {
+                !e.get("type").and_then(Value::as_str).is_some_and(|t| {
+                    crate::provider::bedrock::CONTEXT_EDITS
+                        .iter()
+                        .any(|k| t.starts_with(k))
+                })
+            })
+        });
+    if refused_edit {
+        return Err(validation(
+            "context_management: Extra inputs are not permitted",
+        ));
+    }
     Ok(root)
 }
 
@@ -598,6 +618,12 @@ mod tests {
                 .unwrap_err();
         assert_eq!((e.status, e.message.as_str()), (400, "invalid beta flag"));
         assert!(check_body(br#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["context-1m-2025-08-07"]}"#).is_ok());
+        let e = check_body(br#"{"anthropic_version":"bedrock-2023-05-31","context_management":{"edits":[{"type":"clear_thinking_20251015"}]}}"#).unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (400, "context_management: Extra inputs are not permitted")
+        );
+        assert!(check_body(br#"{"anthropic_version":"bedrock-2023-05-31","context_management":{"edits":[{"type":"compact_20260112"}]}}"#).is_ok());
     }
 
     #[test]

@@ -190,6 +190,11 @@ pub const BODY_MEMBERS: &[&str] = &[
     "context_management",
 ];
 
+/// `context_management` edits InvokeModel takes (by type prefix): compaction only. Others
+/// (`clear_thinking_…`, which Claude Code sends Anthropic's API on every request) are a 400
+/// there, and Claude Code's own Bedrock mode sends none.
+pub const CONTEXT_EDITS: &[&str] = &["compact_"];
+
 /// The HTTP status and Anthropic error type of an AWS REST-JSON error (`x-amzn-ErrorType`,
 /// whose value may carry a `:`-suffixed namespace). Auth failures of the gateway's own
 /// credentials are not here: they are the gateway's failure (see [`is_credential_error`]).

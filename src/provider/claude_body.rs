@@ -21,6 +21,10 @@ pub struct Shape<'a> {
     pub members: Option<&'static [&'static str]>,
     /// Betas to put in the body as `anthropic_beta` (Bedrock); None: they travel in a header.
     pub betas: Option<&'a [String]>,
+    /// `context_management` edits whose type starts with one of these are kept, the rest left
+    /// out (Bedrock takes only compaction there; Claude Code's own Bedrock mode sends none).
+    /// None: the member as the client sent it.
+    pub context_edits: Option<&'static [&'static str]>,
 }
 
 /// `body` reshaped for `shape`, and the members left out because the cloud refuses them (to
@@ -59,11 +63,57 @@ pub fn reshape(body: &[u8], shape: &Shape<'_>) -> Option<(Vec<u8>, Vec<String>)>
                 continue;
             }
         }
+        if let (Some(kept), "context_management") = (shape.context_edits, m.key.as_str()) {
+            match context_edits(body.get(m.value.clone())?, kept) {
+                Edits::AsSent => {}
+                Edits::Some(value) => {
+                    dropped.push("context_management.edits".to_owned());
+                    out.extend_from_slice(b",\"context_management\":");
+                    out.extend_from_slice(&value);
+                    continue;
+                }
+                Edits::None => {
+                    dropped.push("context_management".to_owned());
+                    continue;
+                }
+            }
+        }
         out.push(b',');
         out.extend_from_slice(body.get(m.span.clone())?);
     }
     out.push(b'}');
     Some((out, dropped))
+}
+
+/// What is left of a `context_management` value once edits a cloud does not take are out.
+enum Edits {
+    /// All of it is taken.
+    AsSent,
+    /// This (JSON) is.
+    Some(Vec<u8>),
+    /// None of it (or it is not an object with an `edits` list).
+    None,
+}
+
+/// `value` keeping only the edits whose `type` starts with one of `kept`.
+fn context_edits(value: &[u8], kept: &[&str]) -> Edits {
+    let Ok(serde_json::Value::Object(mut cm)) = serde_json::from_slice(value) else {
+        return Edits::None;
+    };
+    let Some(serde_json::Value::Array(edits)) = cm.get_mut("edits") else {
+        return Edits::None;
+    };
+    let before = edits.len();
+    edits.retain(|e| {
+        e.get("type")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| kept.iter().any(|k| t.starts_with(k)))
+    });
+    match edits.len() {
+        0 => Edits::None,
+        n if n == before => Edits::AsSent,
+        _ => serde_json::to_vec(&cm).map_or(Edits::None, Edits::Some),
+    }
 }
 
 /// The values of `anthropic-beta` headers (comma-separated lists) split into those `allow`
@@ -261,6 +311,7 @@ mod tests {
             keep_stream: false,
             members: Some(super::super::bedrock::BODY_MEMBERS),
             betas: Some(&betas),
+            context_edits: Some(super::super::bedrock::CONTEXT_EDITS),
         };
         let (out, dropped) = reshape(body, &shape).unwrap();
         assert_eq!(
@@ -280,6 +331,7 @@ mod tests {
             keep_stream: true,
             members: None,
             betas: None,
+            context_edits: None,
         };
         let (out, dropped) = reshape(body, &shape).unwrap();
         assert_eq!(
@@ -290,6 +342,37 @@ mod tests {
         // Empty object.
         let (out, _) = reshape(b"{}", &shape).unwrap();
         assert_eq!(v(&out), json!({"anthropic_version":"vertex-2023-10-16"}));
+    }
+
+    #[test]
+    fn bedrock_keeps_only_compaction_edits() {
+        let shape = Shape {
+            version: "v",
+            keep_model: false,
+            keep_stream: false,
+            members: None,
+            betas: None,
+            context_edits: Some(super::super::bedrock::CONTEXT_EDITS),
+        };
+        // Claude Code's first-party edit: Bedrock refuses it, so the member goes.
+        let cc = br#"{"max_tokens":1,"context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]}}"#;
+        let (out, dropped) = reshape(cc, &shape).unwrap();
+        assert_eq!(v(&out), json!({"anthropic_version":"v","max_tokens":1}));
+        assert_eq!(dropped, vec!["context_management"]);
+        let mixed = br#"{"context_management":{"edits":[{"type":"clear_thinking_20251015"},{"type":"compact_20260112","trigger":{"type":"input_tokens","value":9}}]}}"#;
+        let (out, dropped) = reshape(mixed, &shape).unwrap();
+        assert_eq!(
+            v(&out),
+            json!({"anthropic_version":"v","context_management":{"edits":[{"type":"compact_20260112","trigger":{"type":"input_tokens","value":9}}]}})
+        );
+        assert_eq!(dropped, vec!["context_management.edits"]);
+        let compact = br#"{"context_management":{"edits":[{"type":"compact_20260112"}]}}"#;
+        let (out, dropped) = reshape(compact, &shape).unwrap();
+        assert_eq!(
+            v(&out),
+            json!({"anthropic_version":"v","context_management":{"edits":[{"type":"compact_20260112"}]}})
+        );
+        assert!(dropped.is_empty());
     }
 
     #[test]

@@ -177,6 +177,7 @@ impl Kind {
                 keep_stream: false,
                 members: Some(bedrock::BODY_MEMBERS),
                 betas: Some(betas),
+                context_edits: Some(bedrock::CONTEXT_EDITS),
             }),
             Kind::Vertex => Some(claude_body::Shape {
                 version: vertex::ANTHROPIC_VERSION,
@@ -184,6 +185,7 @@ impl Kind {
                 keep_stream: true,
                 members: None,
                 betas: None,
+                context_edits: None,
             }),
             Kind::OpenAi | Kind::Anthropic => None,
         }
