@@ -63,6 +63,8 @@ impl Limit {
 struct Bucket {
     limit: AtomicU64,
     tat: AtomicU64,
+    /// The latest clock reading any worker admitted with (see [`Bucket::take_at`]).
+    latest: AtomicU64,
 }
 
 impl Bucket {
@@ -70,6 +72,7 @@ impl Bucket {
         Bucket {
             limit: AtomicU64::new(limit.unwrap_or(0)),
             tat: AtomicU64::new(0),
+            latest: AtomicU64::new(0),
         }
     }
 
@@ -88,6 +91,25 @@ impl Bucket {
                 .compare_exchange_weak(seen, next, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return Ok(next),
+                Err(now_there) => seen = now_there,
+            }
+        }
+    }
+
+    /// Take one unit at `now`: the new TAT and the time it was taken at, or the wait. Two
+    /// workers can read their clocks in one order and land their steps in the other; each step
+    /// uses the latest reading any worker has stepped with, so what is left after it (the
+    /// `remaining` a client is told) counts down exactly, never repeating a value.
+    fn take_at(&self, rate: Rate, now: u64) -> Result<(u64, u64), u64> {
+        let mut seen = self.tat.load(Ordering::Acquire);
+        loop {
+            let now = now.max(self.latest.fetch_max(now, Ordering::AcqRel));
+            let next = gcra::take(rate, seen, now, 1)?;
+            match self
+                .tat
+                .compare_exchange_weak(seen, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok((next, now)),
                 Err(now_there) => seen = now_there,
             }
         }
@@ -203,8 +225,8 @@ impl KeyState {
             }
         }
         if let Some(rate) = self.requests.rate() {
-            match self.requests.step(|tat| gcra::take(rate, tat, now, 1)) {
-                Ok(tat) => levels.requests = Some(self.requests.level(rate, tat, now)),
+            match self.requests.take_at(rate, now) {
+                Ok((tat, at)) => levels.requests = Some(self.requests.level(rate, tat, at)),
                 Err(wait) => {
                     if slot {
                         self.streams.fetch_sub(1, Ordering::AcqRel);
@@ -487,6 +509,23 @@ mod tests {
             pii: false,
             store_responses: true,
         }
+    }
+
+    #[test]
+    fn remaining_counts_down_exactly_when_clocks_are_read_out_of_order() {
+        let rate = gcra::Rate::per_minute(10).unwrap();
+        let bucket = Bucket::new(Some(10));
+        let t = 1_000_000_000_000u64;
+        // Worker B read its clock 1 ms after worker A, but stepped first.
+        let (tat_b, at_b) = bucket.take_at(rate, t + 1_000_000).unwrap();
+        let (tat_a, at_a) = bucket.take_at(rate, t).unwrap();
+        let b = bucket.level(rate, tat_b, at_b).remaining;
+        let a = bucket.level(rate, tat_a, at_a).remaining;
+        assert_eq!(
+            (b, a),
+            (9, 8),
+            "each admission is told one less, none twice"
+        );
     }
 
     #[test]
