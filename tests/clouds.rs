@@ -916,3 +916,36 @@ fn bedrock_gets_only_the_context_edits_it_takes() {
         compact
     );
 }
+
+#[test]
+fn a_cloud_credential_a_provider_sends_back_never_reaches_the_client() {
+    // A provider (or a proxy in front of it) that quotes the gateway's Bedrock key and a
+    // Google token it was sent: the client gets the error with the credential scrubbed.
+    for (kind, secret) in [
+        ("bedrock", "ABSKscrubbedkey0123456789"),
+        ("vertex", "ya29.scrubbed-token-0123456789"),
+    ] {
+        let body = format!(r#"{{"message":"refused: {secret}"}}"#);
+        let raw = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nx-amzn-errortype: ValidationException\r\nx-echo: {secret}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let up = raw_upstream(raw.into_bytes());
+        let extra = match kind {
+            "bedrock" => "region = \"ca-central-1\"".to_owned(),
+            _ => "region = \"us-east5\"\nproject = \"p\"".to_owned(),
+        };
+        let cfg = format!(
+            "[[provider]]\nname = \"c\"\nkind = \"{kind}\"\n{extra}\nbase_url = \"http://{up}\"\napi_key_env = \"RW_CLOUD_KEY\"\n\n[[route]]\nmodel = \"m\"\ntargets = [\"c/anthropic.claude-x\"]\n"
+        );
+        let g = gateway_env(&cfg, &[("RW_CLOUD_KEY", secret)]);
+        let r = request(g.addr, &Dialect::Messages.request("m", "hi", false, &[]));
+        assert_eq!(r.status, 400, "{kind}: {}", r.text());
+        let all = format!("{:?} {}", r.headers, r.text());
+        assert!(!all.contains(secret), "{kind}: {all}");
+        assert!(
+            !all.contains(&secret[..12]),
+            "{kind}: a fragment got through: {all}"
+        );
+    }
+}

@@ -247,16 +247,6 @@ impl Compiler<'_> {
             let mut scrubber = None;
             // A cloud kind's credential (its API key too) comes from `crate::credentials`.
             let cloud_credential = self.cloud_credential(p, kind, &name, &path, sp.span())?;
-            if let (Some(_), Some(var)) = (&cloud_credential, &p.api_key_env) {
-                // A static cloud key (a Bedrock API key, a Google token) is scrubbed from what
-                // the provider sends back, as any kind's key is. Fetched ones rotate and are
-                // not (docs/clouds.md).
-                if let Ok(v) = std::env::var(var.get_ref()) {
-                    scrubber = crate::scrub::Scrubber::new(v.as_bytes())
-                        .map_err(|e| self.err(var.span(), format!("{path}.api_key_env"), e))?
-                        .map(Arc::new);
-                }
-            }
             let api_key = match &p.api_key_env {
                 _ if cloud_credential.is_some() => ApiKey::None,
                 None => ApiKey::None,

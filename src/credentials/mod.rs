@@ -174,9 +174,28 @@ impl Source {
 struct Held {
     secret: Arc<Secret>,
     expires: Option<SystemTime>,
+    /// Finds the part of the secret that travels (a bearer token, a session token) in what
+    /// the provider sends back; made once per secret, off the workers.
+    scrubber: Option<Arc<crate::scrub::Scrubber>>,
 }
 
 impl Held {
+    /// A secret as held, with its scrubber.
+    fn new(secret: Arc<Secret>, expires: Option<SystemTime>) -> Held {
+        let travels = match &*secret {
+            Secret::Bearer(token) => Some(token.as_bytes()),
+            Secret::Aws(keys) => keys.session_token.as_deref().map(str::as_bytes),
+        };
+        let scrubber = travels
+            .and_then(|t| crate::scrub::Scrubber::new(t).ok().flatten())
+            .map(Arc::new);
+        Held {
+            secret,
+            expires,
+            scrubber,
+        }
+    }
+
     fn usable_at(&self, now: SystemTime, margin: Duration) -> bool {
         self.expires.is_none_or(|e| now + margin < e)
     }
@@ -241,10 +260,7 @@ impl Credential {
         let source = resolve(provider, spec, env)?;
         let (held, source) = match source {
             Source::Static(secret, from) => {
-                let held = Held {
-                    secret: Arc::new(secret),
-                    expires: None,
-                };
+                let held = Held::new(Arc::new(secret), None);
                 // The secret moves into `held`; the source keeps only its name.
                 (
                     Some(Arc::new(held)),
@@ -321,6 +337,11 @@ impl Credential {
             Source::GoogleUser { quota_project, .. } => quota_project.as_deref(),
             _ => None,
         }
+    }
+
+    /// Finds the secret now held (the part that travels) in what the provider sends back.
+    pub fn scrubber(&self) -> Option<Arc<crate::scrub::Scrubber>> {
+        self.held.load().as_ref().and_then(|h| h.scrubber.clone())
     }
 
     /// Where it came from: "env", "profile work", "container http://…", "service account

@@ -179,10 +179,8 @@ fn fetch_one(e: &mut Entry) {
     match outcome {
         Ok((secret, expires)) => {
             let secret = Arc::new(secret);
-            cred.held.store(Some(Arc::new(Held {
-                secret: secret.clone(),
-                expires,
-            })));
+            cred.held
+                .store(Some(Arc::new(Held::new(secret.clone(), expires))));
             cred.failure.store(None);
             cred.generation
                 .fetch_add(1, std::sync::atomic::Ordering::AcqRel);

@@ -457,6 +457,9 @@ struct Reply<'c> {
     meta: Option<Rc<RequestMeta>>,
     /// Request sent → response head.
     ttfb: Duration,
+    /// Finds the gateway's credential for this provider in what it sends back: its static key,
+    /// or the cloud credential held when the request was sent.
+    scrubber: Option<Arc<crate::scrub::Scrubber>>,
 }
 
 impl<'c> Reply<'c> {
@@ -561,13 +564,20 @@ pub(super) async fn run<'c>(
         })),
         other => other.clone(),
     };
+    let scrubber = provider.scrubber.clone().or_else(|| {
+        provider
+            .cloud_credential
+            .as_deref()
+            .and_then(crate::credentials::Credential::scrubber)
+    });
     let reply = Reply {
         provider,
         pair: at.ready.pair,
         meta,
         ttfb: sent.elapsed(),
+        scrubber,
     };
-    if let Some(s) = &provider.scrubber {
+    if let Some(s) = &reply.scrubber {
         // The provider's headers reach the client: never with the gateway's credential.
         head.replace_values(|v| s.scrub(v));
     }
@@ -669,7 +679,7 @@ async fn error_answer<'c>(
         }
     };
     // Relayed or rendered, quoted or not: the gateway's credential is not in it.
-    let raw = match provider.scrubber.as_deref().and_then(|s| s.scrub(&raw)) {
+    let raw = match reply.scrubber.as_deref().and_then(|s| s.scrub(&raw)) {
         Some(clean) => clean,
         None => raw,
     };
@@ -739,7 +749,7 @@ async fn stream_answer<'c>(
     if let Some(set) = &ex.pii {
         stream.restore_pii(set.clone());
     }
-    if let Some(s) = &provider.scrubber {
+    if let Some(s) = &reply.scrubber {
         stream.scrub_errors(s.clone());
     }
     if at.next.other_target {
@@ -752,7 +762,7 @@ async fn stream_answer<'c>(
             .await
         {
             // The message may quote the provider's error event.
-            let error = match provider
+            let error = match reply
                 .scrubber
                 .as_deref()
                 .and_then(|s| s.scrub_str(miss.error.message()))
