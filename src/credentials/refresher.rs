@@ -1,7 +1,8 @@
-//! The one process-wide thread that fetches cloud credentials: it owns the schedule of
-//! refresh times and every fetch, so each credential has at most one fetch in flight by
-//! construction; workers reach it by a bounded channel and never wait on it except through a
-//! [`Pending`] they may give up on.
+//! The one process-wide thread that schedules cloud credential fetches: it owns the schedule
+//! of refresh times and starts every fetch, each on a short-lived thread of its own (so a slow
+//! or silent endpoint holds up only its own credential), at most one in flight per credential;
+//! workers reach it by a bounded channel and never wait on it except through a [`Pending`]
+//! they may give up on.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -29,6 +30,13 @@ enum Msg {
         seen: u64,
         reply: Reply<Answer>,
     },
+    /// A fetch started at `started` (wall clock `at`) ended.
+    Fetched {
+        id: u64,
+        started: Instant,
+        at: SystemTime,
+        outcome: Result<(Secret, Option<SystemTime>), String>,
+    },
 }
 
 struct Entry {
@@ -37,6 +45,8 @@ struct Entry {
     next: Option<Instant>,
     backoff: Duration,
     waiters: Vec<Reply<Answer>>,
+    /// A fetch runs: nothing else starts until it ends.
+    in_flight: bool,
 }
 
 fn sender() -> Result<&'static SyncSender<Msg>, String> {
@@ -83,6 +93,7 @@ fn run(rx: &Receiver<Msg>) {
         let now = Instant::now();
         let wait = entries
             .values()
+            .filter(|e| !e.in_flight)
             .filter_map(|e| {
                 if e.waiters.is_empty() {
                     e.next
@@ -105,12 +116,13 @@ fn run(rx: &Receiver<Msg>) {
         let now = Instant::now();
         let due: Vec<u64> = entries
             .iter()
+            .filter(|(_, e)| !e.in_flight)
             .filter(|(_, e)| !e.waiters.is_empty() || e.next.is_some_and(|t| t <= now))
             .map(|(id, _)| *id)
             .collect();
         for id in due {
             if let Some(e) = entries.get_mut(&id) {
-                fetch_one(e);
+                start_fetch(id, e);
             }
         }
     }
@@ -129,8 +141,20 @@ fn take(entries: &mut HashMap<u64, Entry>, m: Msg) {
                     next: Some(Instant::now()),
                     backoff,
                     waiters: Vec::new(),
+                    in_flight: false,
                 },
             );
+        }
+        Msg::Fetched {
+            id,
+            started,
+            at,
+            outcome,
+        } => {
+            if let Some(e) = entries.get_mut(&id) {
+                e.in_flight = false;
+                publish(e, outcome, started, at);
+            }
         }
         Msg::Want { id, seen, reply } => {
             let Some(e) = entries.get_mut(&id) else {
@@ -152,15 +176,47 @@ fn take(entries: &mut HashMap<u64, Entry>, m: Msg) {
     }
 }
 
-/// Fetch one credential, publish the outcome, answer its waiters, schedule the next fetch.
-fn fetch_one(e: &mut Entry) {
+/// Start fetching one credential on a thread of its own; its outcome comes back as
+/// [`Msg::Fetched`].
+fn start_fetch(id: u64, e: &mut Entry) {
     let Some(cred) = e.cred.upgrade() else {
         e.waiters.clear();
         return;
     };
+    e.in_flight = true;
+    e.next = None;
     let started = Instant::now();
-    let now = SystemTime::now();
-    let outcome = cred.source.fetch(now).and_then(|(secret, expires)| {
+    let at = SystemTime::now();
+    let spawned = std::thread::Builder::new()
+        .name("ringway-credential-fetch".into())
+        .spawn(move || {
+            let outcome = fetch(&cred, at);
+            drop(cred);
+            // Blocking is fine here (this thread does nothing else), and the refresher must
+            // hear the end of every fetch it started.
+            if let Ok(tx) = sender() {
+                let _ = tx.send(Msg::Fetched {
+                    id,
+                    started,
+                    at,
+                    outcome,
+                });
+            }
+        });
+    if let Err(err) = spawned {
+        e.in_flight = false;
+        publish(
+            e,
+            Err(format!("cannot start a fetch thread: {err}")),
+            started,
+            at,
+        );
+    }
+}
+
+/// One fetch of `cred`'s source, keys that are dead on arrival counted as a failure.
+fn fetch(cred: &Credential, now: SystemTime) -> Result<(Secret, Option<SystemTime>), String> {
+    cred.source.fetch(now).and_then(|(secret, expires)| {
         // Keys that are dead on arrival would be fetched again at once, forever.
         match expires {
             Some(exp) if exp <= SystemTime::now() + cred.tuning.margin => {
@@ -174,7 +230,20 @@ fn fetch_one(e: &mut Entry) {
             }
             _ => Ok((secret, expires)),
         }
-    });
+    })
+}
+
+/// Publish a fetch's outcome, answer its waiters, schedule the next fetch.
+fn publish(
+    e: &mut Entry,
+    outcome: Result<(Secret, Option<SystemTime>), String>,
+    started: Instant,
+    now: SystemTime,
+) {
+    let Some(cred) = e.cred.upgrade() else {
+        e.waiters.clear();
+        return;
+    };
     let waiters = std::mem::take(&mut e.waiters);
     match outcome {
         Ok((secret, expires)) => {

@@ -469,3 +469,19 @@ fn a_hostile_token_lifetime_is_bounded() {
         Duration::from_secs(super::google::MAX_TOKEN_LIFE_SECS)
     );
 }
+
+#[test]
+fn a_slow_endpoint_holds_up_only_its_own_credential() {
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    let slow = serve(move |n, _| {
+        std::thread::sleep(Duration::from_secs(3));
+        ok_json(&keys_json(n, expires))
+    });
+    let fast = serve(move |n, _| ok_json(&keys_json(n, expires)));
+    let a = Credential::start_tuned("slow", &container(&slow.url), &|_| None, quick()).unwrap();
+    let b = Credential::start_tuned("fast", &container(&fast.url), &|_| None, quick()).unwrap();
+    until(|| ready(&b).is_some());
+    // The fast one is served while the slow one's fetch still runs.
+    assert!(ready(&a).is_none(), "the fast credential waited for the slow fetch");
+    until(|| ready(&a).is_some());
+}
