@@ -47,6 +47,28 @@ struct Entry {
     waiters: Vec<Reply<Answer>>,
     /// A fetch runs: nothing else starts until it ends.
     in_flight: bool,
+    /// When the last fetch ended: waiters start the next one no sooner than `backoff_start`
+    /// after it, so a cloud refusing every fresh token gets a fetch per backoff, not one per
+    /// refused request.
+    last_done: Option<Instant>,
+    backoff_start: Duration,
+}
+
+impl Entry {
+    /// When this entry wants its next fetch (None: nothing until a message comes).
+    fn due(&self, now: Instant) -> Option<Instant> {
+        if self.in_flight {
+            return None;
+        }
+        if self.waiters.is_empty() {
+            return self.next;
+        }
+        Some(
+            self.last_done
+                .and_then(|t| t.checked_add(self.backoff_start))
+                .unwrap_or(now),
+        )
+    }
 }
 
 fn sender() -> Result<&'static SyncSender<Msg>, String> {
@@ -93,14 +115,7 @@ fn run(rx: &Receiver<Msg>) {
         let now = Instant::now();
         let wait = entries
             .values()
-            .filter(|e| !e.in_flight)
-            .filter_map(|e| {
-                if e.waiters.is_empty() {
-                    e.next
-                } else {
-                    Some(now)
-                }
-            })
+            .filter_map(|e| e.due(now))
             .min()
             .map_or(IDLE, |t| t.saturating_duration_since(now));
         match rx.recv_timeout(wait) {
@@ -116,8 +131,7 @@ fn run(rx: &Receiver<Msg>) {
         let now = Instant::now();
         let due: Vec<u64> = entries
             .iter()
-            .filter(|(_, e)| !e.in_flight)
-            .filter(|(_, e)| !e.waiters.is_empty() || e.next.is_some_and(|t| t <= now))
+            .filter(|(_, e)| e.due(now).is_some_and(|t| t <= now))
             .map(|(id, _)| *id)
             .collect();
         for id in due {
@@ -142,6 +156,8 @@ fn take(entries: &mut HashMap<u64, Entry>, m: Msg) {
                     backoff,
                     waiters: Vec::new(),
                     in_flight: false,
+                    last_done: None,
+                    backoff_start: backoff,
                 },
             );
         }
@@ -153,6 +169,7 @@ fn take(entries: &mut HashMap<u64, Entry>, m: Msg) {
         } => {
             if let Some(e) = entries.get_mut(&id) {
                 e.in_flight = false;
+                e.last_done = Some(Instant::now());
                 publish(e, outcome, started, at);
             }
         }

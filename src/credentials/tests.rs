@@ -482,6 +482,9 @@ fn a_slow_endpoint_holds_up_only_its_own_credential() {
     let b = Credential::start_tuned("fast", &container(&fast.url), &|_| None, quick()).unwrap();
     until(|| ready(&b).is_some());
     // The fast one is served while the slow one's fetch still runs.
-    assert!(ready(&a).is_none(), "the fast credential waited for the slow fetch");
+    assert!(
+        ready(&a).is_none(),
+        "the fast credential waited for the slow fetch"
+    );
     until(|| ready(&a).is_some());
 }
