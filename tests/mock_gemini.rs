@@ -96,7 +96,10 @@ fn generate_and_both_stream_forms() {
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     let chunks = sse_chunks(&r);
     assert!(chunks.len() > 3);
-    assert_eq!(text_of(&chunks), "Hello from the ringway mock. You said: hi there");
+    assert_eq!(
+        text_of(&chunks),
+        "Hello from the ringway mock. You said: hi there"
+    );
     let last = chunks.last().unwrap();
     assert_eq!(last["candidates"][0]["finishReason"], "STOP");
     assert!(chunks[..chunks.len() - 1]
@@ -106,7 +109,10 @@ fn generate_and_both_stream_forms() {
 
     let r = stream(&mock, "gemini-2.5-flash", false, &b);
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     assert!(r.text().starts_with('['), "{}", r.text());
     let arr: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(arr.len(), chunks.len());
@@ -119,7 +125,10 @@ fn generate_and_both_stream_forms() {
         true,
         &body("hi there mock:split=7", json!({})),
     );
-    assert_eq!(text_of(&sse_chunks(&r)), "Hello from the ringway mock. You said: hi there");
+    assert_eq!(
+        text_of(&sse_chunks(&r)),
+        "Hello from the ringway mock. You said: hi there"
+    );
     // The record names the model of the path.
     let recs = mock_requests(&mock);
     assert_eq!(recs.last().unwrap()["model"], "gemini-2.5-flash");
@@ -136,17 +145,27 @@ fn keys_models_and_count_tokens() {
     let r = request(mock.addr, &post(path, &[("x-goog-api-key", "bad-key")], &b));
     assert_eq!(r.status, 400);
     let e = &r.json()["error"];
-    assert_eq!(e["message"], "API key not valid. Please pass a valid API key.");
+    assert_eq!(
+        e["message"],
+        "API key not valid. Please pass a valid API key."
+    );
     assert_eq!(e["details"][0]["reason"], "API_KEY_INVALID");
     // `?key=` works as the header does; on a JSON-array stream the error is array-wrapped.
     let r = request(mock.addr, &post(&format!("{path}?key=k1"), &[], &b));
     assert_eq!(r.status, 200);
     let r = request(
         mock.addr,
-        &post("/v1beta/models/gemini-2.5-pro:streamGenerateContent?key=bad", &[], &b),
+        &post(
+            "/v1beta/models/gemini-2.5-pro:streamGenerateContent?key=bad",
+            &[],
+            &b,
+        ),
     );
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()[0]["error"]["details"][0]["reason"], "API_KEY_INVALID");
+    assert_eq!(
+        r.json()[0]["error"]["details"][0]["reason"],
+        "API_KEY_INVALID"
+    );
 
     let r = request(mock.addr, &get("/v1beta/models", &[KEY]));
     assert_eq!(r.status, 200);
@@ -156,7 +175,10 @@ fn keys_models_and_count_tokens() {
         .iter()
         .map(|m| m["name"].as_str().unwrap().to_owned())
         .collect();
-    assert!(names.contains(&"models/gemini-2.5-pro".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"models/gemini-2.5-pro".to_owned()),
+        "{names:?}"
+    );
     let r = request(mock.addr, &get("/v1beta/models/gemini-2.5-pro", &[KEY]));
     assert_eq!(r.json()["supportedGenerationMethods"][0], "generateContent");
     let r = request(mock.addr, &get("/v1beta/models/nonexistent-9", &[KEY]));
@@ -174,28 +196,57 @@ fn keys_models_and_count_tokens() {
 #[test]
 fn finish_reasons_blocked_prompts_usage_and_errors() {
     let mock = mock(&[]);
-    for reason in ["STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "MALFORMED_FUNCTION_CALL", "OTHER"] {
+    for reason in [
+        "STOP",
+        "MAX_TOKENS",
+        "SAFETY",
+        "RECITATION",
+        "MALFORMED_FUNCTION_CALL",
+        "OTHER",
+    ] {
         let prompt = format!("a b c d e mock:finish={reason}");
         let v = generate(&mock, "gemini-2.5-flash", &body(&prompt, json!({}))).json();
         assert_eq!(v["candidates"][0]["finishReason"], reason);
         let has_content = !v["candidates"][0]["content"].is_null();
-        assert_eq!(has_content, matches!(reason, "STOP" | "MAX_TOKENS"), "{reason}");
+        assert_eq!(
+            has_content,
+            matches!(reason, "STOP" | "MAX_TOKENS"),
+            "{reason}"
+        );
         let r = stream(&mock, "gemini-2.5-flash", true, &body(&prompt, json!({})));
         let chunks = sse_chunks(&r);
-        assert_eq!(chunks.last().unwrap()["candidates"][0]["finishReason"], reason);
+        assert_eq!(
+            chunks.last().unwrap()["candidates"][0]["finishReason"],
+            reason
+        );
         if reason != "STOP" {
             assert_eq!(text_of(&chunks), "Hello from the", "{reason}");
         }
     }
-    let v = generate(&mock, "gemini-2.5-flash", &body("mock:finish=SAFETY", json!({}))).json();
+    let v = generate(
+        &mock,
+        "gemini-2.5-flash",
+        &body("mock:finish=SAFETY", json!({})),
+    )
+    .json();
     assert_eq!(v["candidates"][0]["safetyRatings"][1]["blocked"], true);
     // Every documented reason is accepted.
     for reason in mock_reasons() {
-        let v = generate(&mock, "m", &body(&format!("mock:finish={reason}"), json!({}))).json();
+        let v = generate(
+            &mock,
+            "m",
+            &body(&format!("mock:finish={reason}"), json!({})),
+        )
+        .json();
         assert_eq!(v["candidates"][0]["finishReason"], reason);
     }
 
-    let v = generate(&mock, "gemini-2.5-flash", &body("mock:prompt_blocked", json!({}))).json();
+    let v = generate(
+        &mock,
+        "gemini-2.5-flash",
+        &body("mock:prompt_blocked", json!({})),
+    )
+    .json();
     assert!(v.get("candidates").is_none());
     assert_eq!(v["promptFeedback"]["blockReason"], "SAFETY");
     let chunks = sse_chunks(&stream(
@@ -205,7 +256,10 @@ fn finish_reasons_blocked_prompts_usage_and_errors() {
         &body("mock:prompt_blocked=PROHIBITED_CONTENT", json!({})),
     ));
     assert_eq!(chunks.len(), 1);
-    assert_eq!(chunks[0]["promptFeedback"]["blockReason"], "PROHIBITED_CONTENT");
+    assert_eq!(
+        chunks[0]["promptFeedback"]["blockReason"],
+        "PROHIBITED_CONTENT"
+    );
 
     // Usage: thoughts (shown when asked for), cache.
     let b = body(
@@ -228,7 +282,13 @@ fn finish_reasons_blocked_prompts_usage_and_errors() {
     );
     let b = body("hi mock:thinking", json!({}));
     let v = generate(&mock, "gemini-2.5-pro", &b).json();
-    assert_eq!(v["candidates"][0]["content"]["parts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["candidates"][0]["content"]["parts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(v["usageMetadata"]["thoughtsTokenCount"].as_u64().unwrap() > 0);
 
     // Errors: object on generate and SSE, array on the JSON-array stream.
@@ -278,12 +338,18 @@ fn thought_signatures_are_issued_and_enforced() {
     let model = "gemini-3-pro-preview";
     let b = body("read a.txt mock:parallel", json!({"tools": read_tool()}));
     let v = generate(&mock, model, &b).json();
-    let parts = v["candidates"][0]["content"]["parts"].as_array().unwrap().clone();
+    let parts = v["candidates"][0]["content"]["parts"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(parts.len(), 2, "{v}");
     assert_eq!(parts[0]["functionCall"]["name"], "read_file");
     assert!(parts[0]["functionCall"]["id"].is_string());
     let sig = parts[0]["thoughtSignature"].as_str().unwrap().to_owned();
-    assert!(parts[1].get("thoughtSignature").is_none(), "only the first parallel call");
+    assert!(
+        parts[1].get("thoughtSignature").is_none(),
+        "only the first parallel call"
+    );
     // The stream carries the same signature on the same call.
     let chunks = sse_chunks(&stream(&mock, model, true, &b));
     let streamed: Vec<&Value> = chunks
@@ -325,7 +391,10 @@ fn thought_signatures_are_issued_and_enforced() {
         "{e}"
     );
     // The same history on a Gemini 2.5 model: no check.
-    assert_eq!(generate(&mock, "gemini-2.5-pro", &next(missing.clone())).status, 200);
+    assert_eq!(
+        generate(&mock, "gemini-2.5-pro", &next(missing.clone())).status,
+        200
+    );
 
     let mut altered = parts[0].clone();
     altered["functionCall"]["args"]["path"] = Value::from("b.txt");
@@ -338,7 +407,11 @@ fn thought_signatures_are_issued_and_enforced() {
     assert_eq!(generate(&mock, model, &next(skipped.clone())).status, 200);
     // snake_case, as proto JSON parsers take it.
     let mut snake = parts[0].clone();
-    let s = snake.as_object_mut().unwrap().remove("thoughtSignature").unwrap();
+    let s = snake
+        .as_object_mut()
+        .unwrap()
+        .remove("thoughtSignature")
+        .unwrap();
     snake["thought_signature"] = s;
     assert_eq!(generate(&mock, model, &next(snake)).status, 200);
 }
@@ -350,20 +423,35 @@ fn schema_subset_is_enforced() {
         "type": "object", "$schema": "http://json-schema.org/draft-07/schema#",
         "additionalProperties": false,
         "properties": {"mode": {"const": "x"}}}}]}]);
-    let r = generate(&mock, "gemini-2.5-pro", &body("hi", json!({"tools": tools})));
+    let r = generate(
+        &mock,
+        "gemini-2.5-pro",
+        &body("hi", json!({"tools": tools})),
+    );
     assert_eq!(r.status, 400);
     let e = &r.json()["error"];
     let message = e["message"].as_str().unwrap();
     assert!(message.contains("Invalid JSON payload received. Unknown name \"additionalProperties\" at 'tools[0].function_declarations[0].parameters': Cannot find field."), "{message}");
     assert!(message.contains("Unknown name \"const\" at 'tools[0].function_declarations[0].parameters.properties[0].value'"), "{message}");
-    assert_eq!(e["details"][0]["fieldViolations"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        e["details"][0]["fieldViolations"].as_array().unwrap().len(),
+        3
+    );
     // parametersJsonSchema takes full JSON Schema.
     let tools = json!([{"functionDeclarations": [{"name": "f", "parametersJsonSchema": {
         "type": "object", "$schema": "http://json-schema.org/draft-07/schema#",
         "additionalProperties": false, "required": ["mode"],
         "properties": {"mode": {"const": "x"}}}}]}]);
-    let v = generate(&mock, "gemini-2.5-pro", &body("hi", json!({"tools": tools}))).json();
-    assert_eq!(v["candidates"][0]["content"]["parts"][0]["functionCall"]["args"], json!({"mode": "x"}));
+    let v = generate(
+        &mock,
+        "gemini-2.5-pro",
+        &body("hi", json!({"tools": tools})),
+    )
+    .json();
+    assert_eq!(
+        v["candidates"][0]["content"]["parts"][0]["functionCall"]["args"],
+        json!({"mode": "x"})
+    );
 }
 
 #[test]
@@ -381,9 +469,15 @@ fn vertex_gemini_behind_a_token() {
     assert!(r.json()["createTime"].is_string());
     let spath = path.replace(":generateContent", ":streamGenerateContent?alt=sse");
     let r = request(mock.addr, &post(&spath, &[auth], &b));
-    assert_eq!(text_of(&sse_chunks(&r)), "Hello from the ringway mock. You said: hi");
+    assert_eq!(
+        text_of(&sse_chunks(&r)),
+        "Hello from the ringway mock. You said: hi"
+    );
     let cpath = path.replace(":generateContent", ":countTokens");
     let r = request(mock.addr, &post(&cpath, &[auth], &b));
     assert_eq!(r.json()["totalTokens"], b.len().div_ceil(4));
-    assert_eq!(mock_requests(&mock).last().unwrap()["model"], "gemini-2.5-pro");
+    assert_eq!(
+        mock_requests(&mock).last().unwrap()["model"],
+        "gemini-2.5-pro"
+    );
 }

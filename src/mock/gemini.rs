@@ -245,7 +245,11 @@ pub fn plan(
         Op::Stream(_) => Form::JsonArray,
         _ => Form::Unary,
     };
-    let wanted = if matches!(op, Op::List | Op::Get(_)) { "GET" } else { "POST" };
+    let wanted = if matches!(op, Op::List | Op::Get(_)) {
+        "GET"
+    } else {
+        "POST"
+    };
     if req.method != wanted {
         return error_reply(404, "Method not found.", None, form);
     }
@@ -299,7 +303,10 @@ fn invalid(message: &str, form: Form) -> Vec<Step> {
 
 fn count_tokens(host: Host, body: &[u8]) -> Vec<Step> {
     let Ok(root) = serde_json::from_slice::<Value>(body) else {
-        return invalid("Invalid JSON payload received. Unexpected token.", Form::Unary);
+        return invalid(
+            "Invalid JSON payload received. Unexpected token.",
+            Form::Unary,
+        );
     };
     let inner = root.get("generateContentRequest").unwrap_or(&root);
     let text = last_user_text(inner.get("contents"));
@@ -330,7 +337,10 @@ fn parts(content: &Value) -> &[Value] {
 }
 
 fn role(content: &Value) -> &str {
-    content.get("role").and_then(Value::as_str).unwrap_or("user")
+    content
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or("user")
 }
 
 /// Whether a user content holds something besides function responses (a turn's start).
@@ -397,7 +407,12 @@ pub fn check_signatures(contents: &[Value]) -> Result<(), String> {
 }
 
 /// Every keyword outside Gemini's schema subset, with Google's field path.
-pub fn schema_violations(schema: &Value, path: &str, depth: usize, out: &mut Vec<(String, String)>) {
+pub fn schema_violations(
+    schema: &Value,
+    path: &str,
+    depth: usize,
+    out: &mut Vec<(String, String)>,
+) {
     let Some(obj) = schema.as_object() else {
         return;
     };
@@ -414,7 +429,12 @@ pub fn schema_violations(schema: &Value, path: &str, depth: usize, out: &mut Vec
     }
     if let Some(props) = obj.get("properties").and_then(Value::as_object) {
         for (i, (_, prop)) in props.iter().enumerate() {
-            schema_violations(prop, &format!("{path}.properties[{i}].value"), depth + 1, out);
+            schema_violations(
+                prop,
+                &format!("{path}.properties[{i}].value"),
+                depth + 1,
+                out,
+            );
         }
     }
     if let Some(items) = obj.get("items") {
@@ -431,8 +451,8 @@ fn check_schemas(root: &Value) -> Result<(), Vec<(String, String)>> {
     let mut out = Vec::new();
     let tools = root.get("tools").and_then(Value::as_array);
     for (t, tool) in tools.into_iter().flatten().enumerate() {
-        let decls = field(tool, "functionDeclarations", "function_declarations")
-            .and_then(Value::as_array);
+        let decls =
+            field(tool, "functionDeclarations", "function_declarations").and_then(Value::as_array);
         for (f, decl) in decls.into_iter().flatten().enumerate() {
             if let Some(params) = decl.get("parameters") {
                 let path = format!("tools[{t}].function_declarations[{f}].parameters");
@@ -479,7 +499,11 @@ fn to_script_body(model: &str, root: &Value, contents: &[Value]) -> Value {
         if blocks.is_empty() {
             continue;
         }
-        let role = if role(content) == "model" { "assistant" } else { "user" };
+        let role = if role(content) == "model" {
+            "assistant"
+        } else {
+            "user"
+        };
         messages.push(json!({"role": role, "content": blocks}));
     }
     if messages.is_empty() {
@@ -495,9 +519,14 @@ fn to_script_body(model: &str, root: &Value, contents: &[Value]) -> Value {
         .cloned()
         .unwrap_or_else(|| json!([]));
     let mut tools = Vec::new();
-    for tool in root.get("tools").and_then(Value::as_array).into_iter().flatten() {
-        let decls = field(tool, "functionDeclarations", "function_declarations")
-            .and_then(Value::as_array);
+    for tool in root
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let decls =
+            field(tool, "functionDeclarations", "function_declarations").and_then(Value::as_array);
         for decl in decls.into_iter().flatten() {
             let schema = decl
                 .get("parameters")
@@ -576,7 +605,9 @@ fn generate(
         .and_then(|t| field(t, "includeThoughts", "include_thoughts"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let script_body = to_script_body(model, &root, contents).to_string().into_bytes();
+    let script_body = to_script_body(model, &root, contents)
+        .to_string()
+        .into_bytes();
     let call = render::GeminiCall {
         body: &script_body,
         input_tokens: u64::try_from(req.body.len().div_ceil(4)).unwrap_or(u64::MAX),
@@ -626,7 +657,15 @@ fn generate(
             let mut steps = normal();
             let at = steps
                 .iter()
-                .position(|s| matches!(s, Step::Head { content_length: None, .. }))
+                .position(|s| {
+                    matches!(
+                        s,
+                        Step::Head {
+                            content_length: None,
+                            ..
+                        }
+                    )
+                })
                 .map_or(0, |i| i + 1);
             steps.insert(at, Step::Sleep(wait));
             steps
@@ -640,7 +679,11 @@ fn generate(
                 match s {
                     Step::Head { .. } => out.push(s),
                     Step::Data(d) if data_kept < keep.max(usize::from(form == Form::Unary)) => {
-                        let d = if form == Form::Unary { d.slice(..d.len() / 2) } else { d };
+                        let d = if form == Form::Unary {
+                            d.slice(..d.len() / 2)
+                        } else {
+                            d
+                        };
                         out.push(Step::Data(d));
                         data_kept += 1;
                     }
@@ -656,7 +699,11 @@ fn generate(
             if form == Form::Unary {
                 status_reply(503, form)
             } else {
-                let error = render::error_value(503, "The model is overloaded. Please try again later.", None);
+                let error = render::error_value(
+                    503,
+                    "The model is overloaded. Please try again later.",
+                    None,
+                );
                 let frame = match form {
                     Form::Sse => format!("data: {error}\r\n\r\n"),
                     _ => format!("[{error}]"),
@@ -731,7 +778,10 @@ mod tests {
             route("/v1/projects/p/locations/global/publishers/google/models/gemini-3-pro-preview:countTokens"),
             Some((Host::Vertex, Op::CountTokens("gemini-3-pro-preview".into())))
         );
-        assert_eq!(route("/v1/projects/p/locations/l/publishers/anthropic/models/c:rawPredict"), None);
+        assert_eq!(
+            route("/v1/projects/p/locations/l/publishers/anthropic/models/c:rawPredict"),
+            None
+        );
         assert_eq!(route("/v1beta/models/m:embedContent"), None);
         assert_eq!(route("/v1/models"), None);
     }
@@ -756,8 +806,11 @@ mod tests {
             ]
         );
         assert!(v[0].1.contains("Unknown name \"$schema\""), "{}", v[0].1);
-        assert!(check_schemas(&json!({"tools": [{"functionDeclarations": [{"name": "c",
-            "parametersJsonSchema": {"$schema": "x", "additionalProperties": false}}]}]})).is_ok());
+        assert!(
+            check_schemas(&json!({"tools": [{"functionDeclarations": [{"name": "c",
+            "parametersJsonSchema": {"$schema": "x", "additionalProperties": false}}]}]}))
+            .is_ok()
+        );
     }
 
     #[test]
@@ -778,9 +831,15 @@ mod tests {
         assert!(check_signatures(&turn(Some(&good))).is_ok());
         assert!(check_signatures(&turn(Some("skip_thought_signature_validator"))).is_ok());
         let e = check_signatures(&turn(None)).unwrap_err();
-        assert!(e.starts_with("Function call is missing a thought_signature in functionCall parts."), "{e}");
+        assert!(
+            e.starts_with("Function call is missing a thought_signature in functionCall parts."),
+            "{e}"
+        );
         assert!(e.contains("`default_api:read` , position 2."), "{e}");
-        assert_eq!(check_signatures(&turn(Some("AAAA"))).unwrap_err(), "Corrupted thought signature.");
+        assert_eq!(
+            check_signatures(&turn(Some("AAAA"))).unwrap_err(),
+            "Corrupted thought signature."
+        );
         // A previous turn is not checked.
         let mut older = turn(None);
         older.push(json!({"role": "model", "parts": [{"text": "done"}]}));

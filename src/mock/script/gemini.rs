@@ -112,11 +112,11 @@ impl GeminiDirectives {
                 continue;
             };
             let word = rest.trim_end_matches(['.', ',', ';', '!', '?', ')', '"', '\'', '`']);
-            let (key, value) = word.split_once('=').map_or((word, None), |(k, v)| (k, Some(v)));
+            let (key, value) = word
+                .split_once('=')
+                .map_or((word, None), |(k, v)| (k, Some(v)));
             let named = |list: &[&'static str], v: &str| {
-                list.iter()
-                    .copied()
-                    .find(|n| n.eq_ignore_ascii_case(v))
+                list.iter().copied().find(|n| n.eq_ignore_ascii_case(v))
             };
             match key {
                 "finish" => d.finish = value.and_then(|v| named(FINISH_REASONS, v)).or(d.finish),
@@ -201,8 +201,8 @@ pub fn status_name(status: u16) -> &'static str {
         501 => "UNIMPLEMENTED",
         503 => "UNAVAILABLE",
         504 => "DEADLINE_EXCEEDED",
-        400..=499 => "FAILED_PRECONDITION",
-        _ => "INTERNAL",
+        500..=599 => "INTERNAL",
+        _ => "FAILED_PRECONDITION",
     }
 }
 
@@ -216,7 +216,7 @@ fn status_message(status: u16) -> &'static str {
         429 => "Resource has been exhausted (e.g. check quota).",
         503 => "The model is overloaded. Please try again later.",
         504 => "Deadline expired before operation could complete.",
-        500..=599 => "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+        500..=502 | 505..=599 => "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
         _ => "Precondition check failed.",
     }
 }
@@ -246,9 +246,9 @@ pub fn error_reply(status: u16, message: &str, details: Option<Value>, form: For
 
 /// The reply to a `mock:status=` directive or a status fault.
 pub fn status_reply(status: u16, form: Form) -> Vec<Step> {
-    let details = (status == 429).then(|| {
-        json!([{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}])
-    });
+    let details = (status == 429).then(
+        || json!([{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}]),
+    );
     error_reply(status, status_message(status), details, form)
 }
 
@@ -471,7 +471,16 @@ pub fn plan(call: &GeminiCall<'_>, defaults: &Defaults) -> Vec<Step> {
     } else {
         let body = unary_body(call, &render, &answer, counts, finish, &ids);
         let delay = timing.total(answer.paced_count());
-        finish_plan(call, &render, vec![body], Timing { ttft: delay, itl: Duration::ZERO }, None)
+        finish_plan(
+            call,
+            &render,
+            vec![body],
+            Timing {
+                ttft: delay,
+                itl: Duration::ZERO,
+            },
+            None,
+        )
     }
 }
 
@@ -524,7 +533,10 @@ fn unary_body(
         }
     }
     let parts = (!drops_content(finish)).then_some(parts);
-    render.response(Some(Render::candidate(parts, Some(finish))), counts.json(true))
+    render.response(
+        Some(Render::candidate(parts, Some(finish))),
+        counts.json(true),
+    )
 }
 
 fn stream_plan(
@@ -572,7 +584,8 @@ fn stream_plan(
             }
             Block::Tool(c) => {
                 running.candidates =
-                    (running.candidates + 1 + count(c.args_text.len().div_ceil(4))).min(counts.candidates);
+                    (running.candidates + 1 + count(c.args_text.len().div_ceil(4)))
+                        .min(counts.candidates);
                 if let Some(part) = calls.next() {
                     push(&mut frames, part, &running);
                 }
@@ -589,15 +602,28 @@ fn stream_plan(
         }
         vec![part]
     });
-    let last = render.response(Some(Render::candidate(parts, Some(finish))), counts.json(true));
+    let last = render.response(
+        Some(Render::candidate(parts, Some(finish))),
+        counts.json(true),
+    );
     let first = frames.is_empty();
     frames.push(render.frame(&last, first, Pace::Final));
     let error = error_value(500, status_message(500), None);
     let error_frame = match call.form {
         Form::Sse => format!("data: {error}\r\n\r\n"),
-        _ => format!(",\r\n{}\n]", serde_json::to_string_pretty(&error).unwrap_or_default()),
+        _ => format!(
+            ",\r\n{}\n]",
+            serde_json::to_string_pretty(&error).unwrap_or_default()
+        ),
     };
-    let mut steps = schedule_stream(Api::AnthropicMessages, &ids, frames, timing, fault, error_frame);
+    let mut steps = schedule_stream(
+        Api::AnthropicMessages,
+        &ids,
+        frames,
+        timing,
+        fault,
+        error_frame,
+    );
     close_array(call.form, &mut steps, fault.is_none());
     set_head(call.form, &mut steps);
     steps
@@ -622,7 +648,14 @@ fn finish_plan(
         .map(|(i, b)| render.frame(b, i == 0, Pace::Paced))
         .collect();
     let ids = Ids::new(call.body);
-    let mut steps = schedule_stream(Api::AnthropicMessages, &ids, frames, timing, fault, String::new());
+    let mut steps = schedule_stream(
+        Api::AnthropicMessages,
+        &ids,
+        frames,
+        timing,
+        fault,
+        String::new(),
+    );
     close_array(call.form, &mut steps, true);
     set_head(call.form, &mut steps);
     steps
@@ -669,13 +702,20 @@ mod tests {
         let a = thought_signature("f", &json!({"b": 1, "a": {"y": 2, "x": [1, "z"]}}));
         let b = thought_signature("f", &json!({"a": {"x": [1, "z"], "y": 2}, "b": 1}));
         assert_eq!(a, b);
-        assert_ne!(a, thought_signature("g", &json!({"b": 1, "a": {"y": 2, "x": [1, "z"]}})));
-        assert_ne!(a, thought_signature("f", &json!({"b": 2, "a": {"y": 2, "x": [1, "z"]}})));
+        assert_ne!(
+            a,
+            thought_signature("g", &json!({"b": 1, "a": {"y": 2, "x": [1, "z"]}}))
+        );
+        assert_ne!(
+            a,
+            thought_signature("f", &json!({"b": 2, "a": {"y": 2, "x": [1, "z"]}}))
+        );
     }
 
     #[test]
     fn directives() {
-        let d = GeminiDirectives::parse("hi mock:finish=safety mock:cached=7 (mock:prompt_blocked).");
+        let d =
+            GeminiDirectives::parse("hi mock:finish=safety mock:cached=7 (mock:prompt_blocked).");
         assert_eq!(d.finish, Some("SAFETY"));
         assert_eq!(d.cached, Some(7));
         assert_eq!(d.blocked, Some("SAFETY"));
