@@ -481,3 +481,60 @@ fn vertex_gemini_behind_a_token() {
         "gemini-2.5-pro"
     );
 }
+
+#[test]
+fn streams_split_anywhere_and_faults_by_model() {
+    let mock = mock(&[]);
+    let mut c = Client::connect(mock.addr);
+    c.send_raw(&post(
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+        &[KEY],
+        &body("one two three", json!({})),
+    ));
+    let (status, _) = c.read_head().unwrap();
+    assert_eq!(status, 200);
+    let mut pieces = Vec::new();
+    while let Some(piece) = c.read_chunk() {
+        pieces.push(piece);
+    }
+    // Writes are cut inside events, and joined they are the whole stream.
+    assert!(pieces.iter().any(|p| !p.ends_with(b"\r\n\r\n")));
+    let whole = Response {
+        status,
+        headers: Vec::new(),
+        body: pieces.concat(),
+        chunked: true,
+    };
+    assert_eq!(
+        text_of(&sse_chunks(&whole)),
+        "Hello from the ringway mock. You said: one two three"
+    );
+
+    set_faults(&mock, &json!({"gemini-err": "error_event"}));
+    let r = stream(&mock, "gemini-err", true, &body("hi", json!({})));
+    assert_eq!(r.status, 200);
+    let chunks = sse_chunks(&r);
+    assert_eq!(chunks.last().unwrap()["error"]["status"], "UNAVAILABLE");
+    let r = stream(&mock, "gemini-err", false, &body("hi", json!({})));
+    let arr: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(arr[0]["error"]["code"], 503);
+    assert_eq!(
+        generate(&mock, "gemini-err", &body("hi", json!({}))).status,
+        503
+    );
+    // An in-stream error on the JSON-array stream is its last element, the array closed.
+    let r = stream(
+        &mock,
+        "gemini-2.5-flash",
+        false,
+        &body("hi mock:midstream_error", json!({})),
+    );
+    let arr: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(arr.last().unwrap()["error"]["status"], "INTERNAL");
+    let r = generate(&mock, "m", &body("hi mock:throttle", json!({})));
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        r.json()["error"]["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.RetryInfo"
+    );
+}

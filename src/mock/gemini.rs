@@ -847,6 +847,100 @@ mod tests {
         assert!(check_signatures(&older).is_ok());
     }
 
+    /// Directive mixes in every form: deterministic, and every body decodes as Gemini's.
+    #[test]
+    fn every_form_decodes() {
+        const WORDS: &[&str] = &[
+            "mock:parallel",
+            "mock:thinking",
+            "mock:refusal",
+            "mock:finish=SAFETY",
+            "mock:finish=MAX_TOKENS",
+            "mock:prompt_blocked",
+            "mock:cached=3",
+            "mock:midstream_error",
+            "mock:reset",
+            "mock:status=429",
+            "mock:split=5",
+            "mock:notools",
+            "mock:tokens=2",
+            "",
+        ];
+        let forms = [Form::Unary, Form::Sse, Form::JsonArray];
+        let mut n = 0usize;
+        for (a, first) in WORDS.iter().enumerate() {
+            for second in WORDS.iter().skip(a) {
+                n += 1;
+                let form = forms[n % 3];
+                let model = if n.is_multiple_of(2) {
+                    "gemini-3-flash-preview"
+                } else {
+                    "gemini-2.5-pro"
+                };
+                let body = json!({
+                    "contents": [{"role": "user", "parts": [{"text": format!("hi {first} {second}")}]}],
+                    "tools": if n % 4 < 2 { json!([{"functionDeclarations": [{"name": "f",
+                        "parameters": {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}}]}]) } else { json!([]) },
+                    "generationConfig": {"thinkingConfig": {"includeThoughts": n.is_multiple_of(3)}},
+                })
+                .to_string();
+                let req = GeminiRequest {
+                    method: "POST",
+                    query: None,
+                    api_key: Some(b"k"),
+                    authorization: None,
+                    body: body.as_bytes(),
+                };
+                let run = || {
+                    generate(
+                        Host::Api,
+                        model,
+                        form,
+                        &req,
+                        &FaultTable::default(),
+                        &Defaults::default(),
+                    )
+                };
+                let steps = run();
+                assert_eq!(steps, run());
+                if matches!(steps.last(), Some(Step::Reset | Step::Stall)) {
+                    continue;
+                }
+                let status = steps.iter().find_map(|s| match s {
+                    Step::Head { status, .. } => Some(*status),
+                    _ => None,
+                });
+                let bytes: Vec<u8> = steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::Data(d) => Some(d.to_vec()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                let text = String::from_utf8(bytes).unwrap();
+                let values: Vec<Value> = match form {
+                    Form::Sse if status == Some(200) => text
+                        .split("\r\n\r\n")
+                        .filter(|e| !e.is_empty())
+                        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+                        .collect(),
+                    Form::JsonArray => {
+                        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+                    }
+                    _ => vec![serde_json::from_str(&text).unwrap()],
+                };
+                let last = values.last().unwrap();
+                assert!(
+                    last.get("error").is_some()
+                        || last.get("promptFeedback").is_some()
+                        || last["candidates"][0]["finishReason"].is_string(),
+                    "{first} {second} {form:?}: {last}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn split_keeps_every_byte() {
         let steps = vec![Step::Data(Bytes::from_static(b"0123456789")), Step::End];

@@ -609,10 +609,13 @@ fn stream_plan(
     let first = frames.is_empty();
     frames.push(render.frame(&last, first, Pace::Final));
     let error = error_value(500, status_message(500), None);
+    // A stream broken before any element still opens its array.
+    let opened = frames.iter().any(|f| f.pace == Pace::Paced);
     let error_frame = match call.form {
         Form::Sse => format!("data: {error}\r\n\r\n"),
         _ => format!(
-            ",\r\n{}\n]",
+            "{}{}\n]",
+            if opened { ",\r\n" } else { "[" },
             serde_json::to_string_pretty(&error).unwrap_or_default()
         ),
     };
