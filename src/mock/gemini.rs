@@ -942,6 +942,45 @@ mod tests {
     }
 
     #[test]
+    fn tool_config_modes() {
+        let answer = |config: Value| {
+            let body = json!({
+                "contents": [{"role": "user", "parts": [{"text": "go"}]}],
+                "tools": [{"functionDeclarations": [{"name": "f"}, {"name": "g"}]}],
+                "toolConfig": {"functionCallingConfig": config},
+            })
+            .to_string();
+            let req = GeminiRequest {
+                method: "POST",
+                query: None,
+                api_key: Some(b"k"),
+                authorization: None,
+                body: body.as_bytes(),
+            };
+            let steps = generate(
+                Host::Api,
+                "gemini-2.5-pro",
+                Form::Unary,
+                &req,
+                &FaultTable::default(),
+                &Defaults::default(),
+            );
+            let data = steps.iter().find_map(|s| match s {
+                Step::Data(d) => Some(d.clone()),
+                _ => None,
+            });
+            let v: Value = serde_json::from_slice(&data.unwrap()).unwrap();
+            v["candidates"][0]["content"]["parts"][0].clone()
+        };
+        assert_eq!(answer(json!({"mode": "AUTO"}))["functionCall"]["name"], "f");
+        assert_eq!(
+            answer(json!({"mode": "ANY", "allowedFunctionNames": ["g"]}))["functionCall"]["name"],
+            "g"
+        );
+        assert!(answer(json!({"mode": "NONE"}))["text"].is_string());
+    }
+
+    #[test]
     fn split_keeps_every_byte() {
         let steps = vec![Step::Data(Bytes::from_static(b"0123456789")), Step::End];
         for n in [None, Some(3)] {
