@@ -460,6 +460,12 @@ fn check_schemas(root: &Value) -> Result<(), Vec<(String, String)>> {
             }
         }
     }
+    // Structured output's `responseSchema` is the same subset (`responseJsonSchema` is not).
+    let response_schema = field(root, "generationConfig", "generation_config")
+        .and_then(|c| field(c, "responseSchema", "response_schema"));
+    if let Some(schema) = response_schema {
+        schema_violations(schema, "generation_config.response_schema", 0, &mut out);
+    }
     if out.is_empty() {
         Ok(())
     } else {
@@ -806,6 +812,11 @@ mod tests {
             ]
         );
         assert!(v[0].1.contains("Unknown name \"$schema\""), "{}", v[0].1);
+        let v = check_schemas(&json!({"generationConfig": {
+            "responseSchema": {"type": "object", "additionalProperties": false},
+            "responseJsonSchema": {"additionalProperties": false}}}))
+        .unwrap_err();
+        assert_eq!(v[0].0, "generation_config.response_schema");
         assert!(
             check_schemas(&json!({"tools": [{"functionDeclarations": [{"name": "c",
             "parametersJsonSchema": {"$schema": "x", "additionalProperties": false}}]}]}))
