@@ -21,6 +21,7 @@
 //! |---|---|
 //! | `POST /model/{modelId}/invoke`, `…/invoke-with-response-stream`, `…/count-tokens` | Amazon Bedrock ([`bedrock`]): SigV4 or `Bearer ABSK…` ([`aws`]), Bedrock's body rules, AWS error shapes, event-stream frames |
 //! | `POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict`, `:streamRawPredict`, `models/count-tokens:rawPredict` | Claude on Vertex AI ([`vertex`]): a bearer the mock issued or `mock-static-token` |
+//! | `POST /v1beta/models/{m}:generateContent`, `:streamGenerateContent`, `:countTokens`, `GET /v1beta/models[/{m}]`; `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:…` | Gemini API (a key) and Gemini on Vertex AI (a bearer) ([`gemini`]): schema subset, Gemini 3 thought signatures, SSE or JSON-array streams split anywhere |
 //! | `POST /token` | Google's OAuth token endpoint ([`google`]): JWT-bearer (RS256 against `--google-service-account`) and `refresh_token` (`mock-refresh-token`) grants |
 //! | `GET /computeMetadata/v1/instance/service-accounts/default/token`, `GET /computeMetadata/v1/project/project-id` | a GCE metadata server (needs `Metadata-Flavor: Google`) |
 //! | `GET /mock/aws-credentials` | an ECS-style container credentials endpoint: `AKIDRINGWAYMOCK` / `ringway-mock-secret`, token `mock-session-<n>`, `Expiration` now + `--aws-credentials-ttl` |
@@ -41,6 +42,7 @@ pub mod aws;
 pub mod bedrock;
 pub mod cloud;
 pub mod fault;
+pub mod gemini;
 pub mod google;
 pub mod script;
 pub mod vertex;
@@ -459,6 +461,20 @@ fn cloud_plan(
             None => bedrock::plan(op, &model, &req, &faults, &state.defaults, now),
         };
         return Some((Some(model), steps));
+    }
+    if let Some((host, op)) = gemini::route(path) {
+        let target = head.target();
+        let req = gemini::GeminiRequest {
+            method: head.method_str(),
+            query: target.split_once('?').map(|(_, q)| q),
+            api_key: head.header("x-goog-api-key"),
+            authorization: head.header("authorization"),
+            body,
+        };
+        let tokens = state.google_tokens.borrow();
+        let faults = state.faults.borrow();
+        let steps = gemini::plan(host, &op, &req, &tokens, &faults, &state.defaults, now);
+        return Some((op.model().map(str::to_owned), steps));
     }
     if let Some(op) = vertex::route(path) {
         let req = vertex::VertexRequest {

@@ -53,6 +53,7 @@ mod anthropic;
 mod directives;
 mod errors;
 mod framing;
+pub mod gemini;
 mod ids;
 mod json;
 mod openai;
