@@ -5,7 +5,7 @@
 //! headers, and streams as AWS event-stream frames (`chunk` events carrying the Anthropic
 //! events base64-encoded), split across writes. Pure: the clock is a parameter.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
@@ -33,9 +33,6 @@ pub const GEO_PREFIXES: &[&str] = &[
 ];
 /// Padding alphabet of the `p` field real Bedrock chunks carry.
 const PADDING: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-/// Pause after each `mock:split=` piece, so the pieces reach the reader as separate reads.
-const SPLIT_PAUSE: Duration = Duration::from_millis(1);
-
 /// A Bedrock operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -532,7 +529,7 @@ fn to_event_stream(steps: Vec<Step>, request_id: &str, dirs: &CloudDirectives) -
                         break;
                     }
                 }
-                push_pieces(&mut out, bytes, dirs.split, frames_sent);
+                super::cloud::push_pieces(&mut out, Bytes::from(bytes), dirs.split, frames_sent);
             }
             Step::Data(_) => {}
             Step::End => out.push(Step::End),
@@ -555,32 +552,6 @@ fn huge_prelude() -> Vec<u8> {
     p.extend_from_slice(&crc.to_be_bytes());
     p.extend_from_slice(&[0u8; 32]);
     p
-}
-
-/// The bytes of one write as Data steps: `split` pieces each followed by a pause, else two
-/// pieces cut at an offset that moves with `salt` (so frame boundaries fall anywhere).
-fn push_pieces(out: &mut Vec<Step>, bytes: Vec<u8>, split: Option<usize>, salt: usize) {
-    if bytes.is_empty() {
-        return;
-    }
-    let bytes = Bytes::from(bytes);
-    match split {
-        Some(n) => {
-            let mut at = 0;
-            while at < bytes.len() {
-                let end = (at + n).min(bytes.len());
-                out.push(Step::Data(bytes.slice(at..end)));
-                out.push(Step::Sleep(SPLIT_PAUSE));
-                at = end;
-            }
-        }
-        None if bytes.len() > 1 => {
-            let cut = (salt * 37 + 5) % (bytes.len() - 1) + 1;
-            out.push(Step::Data(bytes.slice(..cut)));
-            out.push(Step::Data(bytes.slice(cut..)));
-        }
-        None => out.push(Step::Data(bytes)),
-    }
 }
 
 #[cfg(test)]
@@ -629,7 +600,7 @@ mod tests {
     #[test]
     fn pieces_cover_the_bytes() {
         let mut out = Vec::new();
-        push_pieces(&mut out, b"0123456789".to_vec(), Some(3), 0);
+        crate::mock::cloud::push_pieces(&mut out, Bytes::from_static(b"0123456789"), Some(3), 0);
         let joined: Vec<u8> = out
             .iter()
             .filter_map(|s| match s {

@@ -255,6 +255,34 @@ pub fn uuid_of(bytes: &[u8]) -> String {
     )
 }
 
+/// The pause after each `mock:split=` piece, so each goes out in a write of its own.
+pub(super) const SPLIT_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The bytes of one write as Data steps: `split` pieces each followed by a pause, else two
+/// pieces cut at an offset that moves with `salt` (so frame boundaries fall anywhere).
+pub(super) fn push_pieces(out: &mut Vec<Step>, bytes: Bytes, split: Option<usize>, salt: usize) {
+    if bytes.is_empty() {
+        return;
+    }
+    match split {
+        Some(n) => {
+            let mut at = 0;
+            while at < bytes.len() {
+                let end = (at + n).min(bytes.len());
+                out.push(Step::Data(bytes.slice(at..end)));
+                out.push(Step::Sleep(SPLIT_PAUSE));
+                at = end;
+            }
+        }
+        None if bytes.len() > 1 => {
+            let cut = (salt * 37 + 5) % (bytes.len() - 1) + 1;
+            out.push(Step::Data(bytes.slice(..cut)));
+            out.push(Step::Data(bytes.slice(cut..)));
+        }
+        None => out.push(Step::Data(bytes)),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

@@ -7,7 +7,7 @@
 //! streamed JSON array, split across writes at shifting offsets (`mock:split=N` pieces).
 //! Pure: the clock is a parameter.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -60,9 +60,6 @@ pub const MODELS: &[&str] = &[
 const DEFAULT_MAX_TOKENS: u64 = 65_536;
 /// Deepest schema nesting walked; deeper levels are not checked.
 const MAX_SCHEMA_DEPTH: usize = 64;
-/// Pause after each `mock:split=` piece, so the pieces reach the reader as separate reads.
-const SPLIT_PAUSE: Duration = Duration::from_millis(1);
-
 const MISSING_KEY: &str = "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.";
 const BAD_KEY: &str = "API key not valid. Please pass a valid API key.";
 
@@ -743,23 +740,7 @@ fn split(steps: Vec<Step>, split: Option<usize>) -> Vec<Step> {
             continue;
         };
         salt += 1;
-        match split {
-            Some(n) => {
-                let mut at = 0;
-                while at < bytes.len() {
-                    let end = (at + n).min(bytes.len());
-                    out.push(Step::Data(bytes.slice(at..end)));
-                    out.push(Step::Sleep(SPLIT_PAUSE));
-                    at = end;
-                }
-            }
-            None if bytes.len() > 1 => {
-                let cut = (salt * 37 + 5) % (bytes.len() - 1) + 1;
-                out.push(Step::Data(bytes.slice(..cut)));
-                out.push(Step::Data(bytes.slice(cut..)));
-            }
-            None => out.push(Step::Data(bytes)),
-        }
+        super::cloud::push_pieces(&mut out, bytes, split, salt);
     }
     out
 }
