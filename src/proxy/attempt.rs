@@ -180,10 +180,23 @@ async fn prepare_body<'c>(
         // No such operation upstream (count_tokens): ringway estimates it (see `estimate`).
         return Ok(Prepared::Estimate);
     };
+    // A cloud kind that names the model in its path drops it from the body: splicing it in
+    // first would copy the whole body for nothing.
+    let same_dialect_body = || {
+        if provider
+            .kind
+            .shape(req.op, &[])
+            .is_some_and(|s| !s.keep_model)
+        {
+            Ok(req.body.clone())
+        } else {
+            splice_model(req.body.clone(), &req.info, &target.model)
+        }
+    };
     if req.op == Op::CountTokens {
         return Ok(Prepared::Send {
             path,
-            body: splice_model(req.body.clone(), &req.info, &target.model)?,
+            body: same_dialect_body()?,
             meta: None,
             hide_usage: false,
             betas: None,
@@ -220,7 +233,7 @@ async fn prepare_body<'c>(
     }
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
-        let body = splice_model(req.body.clone(), &req.info, &target.model)?;
+        let body = same_dialect_body()?;
         // An OpenAI stream says its usage only when asked: the gateway asks (as its
         // translations do), and keeps the answer to itself when the client had not.
         if pair.provider == Format::OpenAi && req.info.stream {
