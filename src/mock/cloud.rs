@@ -283,10 +283,49 @@ pub(super) fn push_pieces(out: &mut Vec<Step>, bytes: Bytes, split: Option<usize
     }
 }
 
+/// What follows `models/` in a Vertex publisher path (`{prefix}projects/{p}/locations/{l}/
+/// publishers/{publisher}/models/…`, for any of `prefixes`); `None`: not such a path.
+pub(super) fn vertex_models<'p>(
+    path: &'p str,
+    prefixes: &[&str],
+    publisher: &str,
+) -> Option<&'p str> {
+    let rest = prefixes.iter().find_map(|p| path.strip_prefix(p))?;
+    let mut segs = rest.splitn(6, '/');
+    let (_project, "locations", _location, "publishers", named, models) = (
+        segs.next()?,
+        segs.next()?,
+        segs.next()?,
+        segs.next()?,
+        segs.next()?,
+        segs.next()?,
+    ) else {
+        return None;
+    };
+    (named == publisher).then_some(())?;
+    models.strip_prefix("models/")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_cover_the_bytes() {
+        let mut out = Vec::new();
+        push_pieces(&mut out, Bytes::from_static(b"0123456789"), Some(3), 0);
+        let joined: Vec<u8> = out
+            .iter()
+            .filter_map(|s| match s {
+                Step::Data(d) => Some(d.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(joined, b"0123456789");
+        assert_eq!(out.len(), 8);
+    }
     use serde_json::json;
 
     #[test]

@@ -124,21 +124,9 @@ pub fn route(path: &str) -> Option<(Host, Op)> {
     if let Some(rest) = path.strip_prefix("/v1beta/models/") {
         return model_verb(rest).map(|op| (Host::Api, op));
     }
-    let rest = path
-        .strip_prefix("/v1/projects/")
-        .or_else(|| path.strip_prefix("/v1beta1/projects/"))?;
-    let mut segs = rest.splitn(6, '/');
-    let (_project, "locations", _location, "publishers", "google", models) = (
-        segs.next()?,
-        segs.next()?,
-        segs.next()?,
-        segs.next()?,
-        segs.next()?,
-        segs.next()?,
-    ) else {
-        return None;
-    };
-    match model_verb(models.strip_prefix("models/")?)? {
+    let models =
+        super::cloud::vertex_models(path, &["/v1/projects/", "/v1beta1/projects/"], "google")?;
+    match model_verb(models)? {
         Op::Get(_) => None,
         op => Some((Host::Vertex, op)),
     }

@@ -34,19 +34,8 @@ pub enum Op {
 /// The operation of a Vertex path; `None`: not one.
 pub fn route(path: &str) -> Option<Op> {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
-    let rest = path.strip_prefix("/v1/projects/")?;
-    let mut segs = rest.splitn(6, '/');
-    let (_project, "locations", _location, "publishers", "anthropic", models) = (
-        segs.next()?,
-        segs.next()?,
-        segs.next()?,
-        segs.next()?,
-        segs.next()?,
-        segs.next()?,
-    ) else {
-        return None;
-    };
-    let (model, verb) = models.strip_prefix("models/")?.rsplit_once(':')?;
+    let models = super::cloud::vertex_models(path, &["/v1/projects/"], "anthropic")?;
+    let (model, verb) = models.rsplit_once(':')?;
     if model.is_empty() || model.contains('/') {
         return None;
     }
