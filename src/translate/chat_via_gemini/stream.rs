@@ -84,7 +84,11 @@ impl Stream {
         }
         let candidate = match first_candidate(&chunk) {
             Ok(c) => c,
-            Err(e) => return self.error_of(out, error_type(e.status), &e.message),
+            // A blocked prompt is the client's error; a chunk with nothing to say is skipped.
+            Err(e) if e.status == 400 => {
+                return self.error_of(out, error_type(e.status), &e.message)
+            }
+            Err(_) => None,
         };
         if let Some(u) = chunk.get("usageMetadata").filter(|u| u.is_object()) {
             self.usage = Some(u.clone());

@@ -463,6 +463,7 @@ fn every_finish_reason() {
         let mut out = Vec::new();
         s.feed(body.to_string().as_bytes(), &SEAL, &mut out);
         s.finish(&mut out);
+        crate::translate::check::check_openai_stream(&out, true).unwrap();
         let f = frames(&out);
         assert_eq!(
             f[f.len() - 2]["choices"][0]["finish_reason"],
@@ -525,6 +526,7 @@ fn stream_golden() {
         s.feed(c.to_string().as_bytes(), &SEAL, &mut out);
     }
     s.finish(&mut out);
+    crate::translate::check::check_openai_stream(&out, true).unwrap();
     let f = frames(&out);
     let deltas: Vec<Value> = f
         .iter()
@@ -702,5 +704,6 @@ fn hostile_input() {
     s.feed(b"not json", &SEAL, &mut out);
     s.feed(b"{}", &SEAL, &mut out);
     s.finish(&mut out);
+    crate::translate::check::check_openai_stream(&out, true).unwrap();
     assert!(frames(&out).iter().any(|f| f.get("error").is_some()));
 }
