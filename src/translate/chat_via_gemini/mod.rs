@@ -53,7 +53,7 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
-pub use request::request;
+pub use request::{request, request_within};
 pub use response::response;
 pub use stream::Stream;
 

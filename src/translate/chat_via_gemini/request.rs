@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use super::{
     split_id, GeminiMeta, GeminiOptions, SignatureSeal, DUMMY_THOUGHT_SIGNATURE, MAX_STOP_SEQUENCES,
 };
+use crate::translate::out::{first_capacity, Out, Room};
 use crate::translate::util::{is_http_url, parse_data_url};
 use crate::translate::TranslateError;
 
@@ -126,6 +127,19 @@ pub fn request(
     opts: &GeminiOptions,
     seal: &dyn SignatureSeal,
 ) -> Result<(Vec<u8>, GeminiMeta), TranslateError> {
+    request_within(body, upstream_model, opts, seal, &Room::unlimited())
+}
+
+/// [`request`] writing at most `room` bytes of output (else [`TranslateError::over_budget`]).
+/// The parsed tree it reads from is not charged yet: this translator reads through
+/// `serde_json::Value` (the zero-copy readers of the other pairs are the way to a full bound).
+pub fn request_within(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &GeminiOptions,
+    seal: &dyn SignatureSeal,
+    room: &Room,
+) -> Result<(Vec<u8>, GeminiMeta), TranslateError> {
     let req: Value = serde_json::from_slice(body)
         .map_err(|e| TranslateError::invalid("body", format!("the body is not valid JSON: {e}")))?;
     let Some(req) = req.as_object() else {
@@ -191,9 +205,9 @@ pub fn request(
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
     }
-    let bytes = serde_json::to_vec(&Value::Object(out))
-        .map_err(|e| TranslateError::internal(e.to_string()))?;
-    Ok((bytes, meta))
+    let mut bytes = Out::with_capacity(room, first_capacity(body.len(), 5, 4));
+    bytes.json(&Value::Object(out))?;
+    Ok((bytes.into_vec(), meta))
 }
 
 fn reject_unsupported(req: &Map<String, Value>) -> Result<(), TranslateError> {

@@ -707,3 +707,23 @@ fn hostile_input() {
     crate::translate::check::check_openai_stream(&out, true).unwrap();
     assert!(frames(&out).iter().any(|f| f.get("error").is_some()));
 }
+
+#[test]
+fn request_within_a_room() {
+    let body = serde_json::to_vec(
+        &json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(10_000)}]}),
+    )
+    .unwrap();
+    let e = request_within(
+        &body,
+        "g",
+        &GeminiOptions::default(),
+        &SEAL,
+        &crate::translate::Room::new(5_000),
+    )
+    .unwrap_err();
+    assert!(e.is_over_budget());
+    let room = crate::translate::Room::new(1 << 20);
+    let (out, _) = request_within(&body, "g", &GeminiOptions::default(), &SEAL, &room).unwrap();
+    assert!(out.len() > 10_000);
+}
