@@ -203,5 +203,14 @@ pub(crate) fn split_id<'a>(id: &'a str, seal: &dyn SignatureSeal) -> (&'a str, O
     (id, None)
 }
 
+/// A tool call id without the signature token this translator may have appended: what a
+/// conversation that moves to another provider should carry instead (OpenAI refuses tool call
+/// ids over 40 characters). Deterministic, so a call and its result stay paired.
+pub fn plain_call_id(id: &str) -> &str {
+    id.rfind(SIGNATURE_SEPARATOR)
+        .and_then(|at| id.get(..at))
+        .unwrap_or(id)
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

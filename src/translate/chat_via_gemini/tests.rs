@@ -727,3 +727,43 @@ fn request_within_a_room() {
     let (out, _) = request_within(&body, "g", &GeminiOptions::default(), &SEAL, &room).unwrap();
     assert!(out.len() > 10_000);
 }
+
+#[test]
+fn plain_ids_for_other_providers() {
+    let id = token_id("call_r_0", "SIG");
+    assert_eq!(plain_call_id(&id), "call_r_0");
+    assert_eq!(plain_call_id("call_abc"), "call_abc");
+    assert_eq!(plain_call_id(SIGNATURE_SEPARATOR), "");
+}
+
+/// A user message right after tool results joins their content and starts a new turn: the
+/// calls before it are no longer validated, so they get no dummy.
+#[test]
+fn user_text_after_tool_results_starts_a_turn() {
+    let body = json!({"model": "m", "messages": [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "tool_calls": [{"id": "t", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t", "content": "r"},
+        {"role": "user", "content": "b"}
+    ]});
+    let (g, _) = req(body, "gemini-3-pro").unwrap();
+    assert_eq!(
+        g["contents"],
+        json!([
+            {"role": "user", "parts": [{"text": "a"}]},
+            {"role": "model", "parts": [{"functionCall": {"id": "t", "name": "f", "args": {}}}]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"id": "t", "name": "f", "response": {"output": "r"}}},
+                {"text": "b"}
+            ]}
+        ])
+    );
+    // A stream without include_usage ends with the finish chunk and [DONE], no usage chunk.
+    let mut s = Stream::new(&GeminiMeta::default());
+    let mut out = Vec::new();
+    s.feed(br#"{"candidates":[{"content":{"parts":[{"text":"x"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1}}"#, &SEAL, &mut out);
+    s.finish(&mut out);
+    let f = frames(&out);
+    assert_eq!(f.len(), 4);
+    assert!(f.iter().all(|x| x.get("usage").is_none()));
+}
