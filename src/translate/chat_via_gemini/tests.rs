@@ -767,3 +767,37 @@ fn user_text_after_tool_results_starts_a_turn() {
     assert_eq!(f.len(), 4);
     assert!(f.iter().all(|x| x.get("usage").is_none()));
 }
+
+/// The same round trip through the stream: the streamed call's id brings its signature back.
+#[test]
+fn signature_round_trip_streamed() {
+    let meta = GeminiMeta {
+        stream: true,
+        ..GeminiMeta::default()
+    };
+    let mut s = Stream::new(&meta);
+    let mut out = Vec::new();
+    s.feed(br#"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"ls","args":{"path":"."}},"thoughtSignature":"Q2lrQg=="}]},"finishReason":"STOP"}],"responseId":"rs"}"#, &SEAL, &mut out);
+    s.finish(&mut out);
+    let f = frames(&out);
+    let call = f[1]["choices"][0]["delta"]["tool_calls"][0].clone();
+    let id = call["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("call_rs_0__rwts__"), "{id}");
+    let (g, _) = req(
+        json!({"model": "m", "messages": [
+            {"role": "user", "content": "list"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": call["function"]}]},
+            {"role": "tool", "tool_call_id": id, "content": "a.txt"}
+        ]}),
+        "gemini-3-flash-preview",
+    )
+    .unwrap();
+    assert_eq!(
+        g["contents"][1]["parts"][0],
+        json!({"functionCall": {"id": "call_rs_0", "name": "ls", "args": {"path": "."}}, "thoughtSignature": "Q2lrQg=="})
+    );
+    assert_eq!(
+        g["contents"][2]["parts"][0]["functionResponse"]["id"],
+        json!("call_rs_0")
+    );
+}
