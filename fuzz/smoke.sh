@@ -36,6 +36,8 @@ seeds_for() {
     translate_req_* | translate_response | translate_error | sse_stream_pipeline | \
       translate_stream_a2r | translate_stream_c2r | usage_meter | tokens_estimate | \
       translate_budgeted) echo "../tests/golden" ;;
+    # Gemini answers, a stream (chunks split at 0xff) and a tool turn, beside the Chat requests.
+    translate_chat_gemini) echo "../tests/golden seeds/translate_chat_gemini" ;;
     config_load) echo "seeds/config_load" ;;
     # A head of more fields than the upstream decoder reads (a CI finding, kept as a seed).
     http1_response_head) echo "seeds/http1_response_head" ;;

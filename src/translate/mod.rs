@@ -9,6 +9,7 @@
 //! response translator or a stream machine). Rejected requests come back as a
 //! [`TranslateError`] the gateway renders in the client's dialect.
 
+pub mod chat_via_gemini;
 mod chat_via_messages;
 pub mod check;
 mod emit;
