@@ -101,6 +101,7 @@ pub fn never_forwarded(lower: &str) -> bool {
             | "authorization"
             | "proxy-authorization"
             | "x-api-key"
+            | "x-goog-api-key"
             | "api-key"
             | "cookie"
             | "user-agent"

@@ -2,7 +2,8 @@
 //! Anthropic thinking block (with its signature) in a Responses `reasoning` item's
 //! `encrypted_content`, a compaction summary in a `compaction` item, and in place of a
 //! thinking block's signature whose text PII restore changed, the provider's signature with
-//! the edits that undo the restore (`pii::thinking`).
+//! the edits that undo the restore (`pii::thinking`), and a Gemini thought signature in a tool
+//! call id (`translate::gemini`).
 //!
 //! AES-256-GCM (ring) with a random 96-bit nonce per seal; the purpose and the holder (the
 //! gateway key the request authenticated with) are bound as associated data, so a reasoning
@@ -36,6 +37,8 @@ pub enum Purpose {
     Compaction,
     /// A thinking block's provider signature and the PII restore's inverse edits.
     PiiThinking,
+    /// A Gemini thought signature carried in a tool call id, with the provider it came from.
+    ThoughtSignature,
 }
 
 impl Purpose {
@@ -44,6 +47,7 @@ impl Purpose {
             Purpose::Reasoning => b"ringway/reasoning/v1",
             Purpose::Compaction => b"ringway/compaction/v1",
             Purpose::PiiThinking => b"ringway/pii-thinking/v1",
+            Purpose::ThoughtSignature => b"ringway/thought-signature/v1",
         }
     }
 }
@@ -179,6 +183,10 @@ impl SealKey {
     pub fn is_ours(sealed: &str) -> bool {
         sealed.starts_with(PREFIX)
     }
+
+    /// The prefix every sealed value opens with (`rw1.`): a carrier whose alphabet has no `.`
+    /// (a tool call id) leaves it out and puts it back before opening.
+    pub const PREFIX: &'static str = PREFIX;
 }
 
 impl fmt::Debug for SealKey {

@@ -194,7 +194,8 @@ impl Raw {
         let cached = |d: Option<Details>| d.and_then(|d| d.cached_tokens).unwrap_or(0);
         let reasoning = |d: Option<Details>| d.and_then(|d| d.reasoning_tokens).unwrap_or(0);
         let u = match format {
-            Format::OpenAi => Usage {
+            // Gemini's usage is read into the Chat Completions fields (`gemini_raw`).
+            Format::OpenAi | Format::Gemini => Usage {
                 input: v(self.prompt_tokens),
                 output: v(self.completion_tokens),
                 cache_read: cached(self.prompt_tokens_details),
@@ -412,6 +413,55 @@ static FINISH_REASON: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"finish_reaso
 static STOP_REASON: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"stop_reason\""));
 static STATUS: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"status\""));
 static INCOMPLETE: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"incomplete_details\""));
+static USAGE_METADATA: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"usageMetadata\""));
+static GEMINI_FINISH: LazyLock<Key> = LazyLock::new(|| Key::new(b"\"finishReason\""));
+
+/// A Gemini answer's (or chunk's) top-level `usageMetadata`, in the Chat Completions fields
+/// (input = prompt + tool-use prompt, output = candidates + thoughts, cached, reasoning =
+/// thoughts), and its candidate's `finishReason` (three containers deep).
+fn gemini_read(data: &[u8]) -> (Option<Raw>, Option<StopReason>) {
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Meta {
+        prompt_token_count: Option<u64>,
+        candidates_token_count: Option<u64>,
+        thoughts_token_count: Option<u64>,
+        cached_content_token_count: Option<u64>,
+        tool_use_prompt_token_count: Option<u64>,
+    }
+    let raw = USAGE_METADATA
+        .value(data, true, 1, b'{', None)
+        .and_then(|at| {
+            let mut de = serde_json::Deserializer::from_slice(data.get(at..)?);
+            Meta::deserialize(&mut de).ok()
+        })
+        .map(|m| {
+            let thoughts = m.thoughts_token_count.unwrap_or(0);
+            let output = m
+                .candidates_token_count
+                .map(|c| c.saturating_add(thoughts))
+                .or(m.thoughts_token_count);
+            Raw {
+                prompt_tokens: m
+                    .prompt_token_count
+                    .map(|p| p.saturating_add(m.tool_use_prompt_token_count.unwrap_or(0))),
+                completion_tokens: output,
+                prompt_tokens_details: Some(Details {
+                    cached_tokens: m.cached_content_token_count,
+                    reasoning_tokens: None,
+                }),
+                completion_tokens_details: Some(Details {
+                    cached_tokens: None,
+                    reasoning_tokens: m.thoughts_token_count,
+                }),
+                ..Raw::default()
+            }
+        });
+    let stop = GEMINI_FINISH
+        .value(data, true, 3, b'"', None)
+        .and_then(|at| stop_at(data, at));
+    (raw, stop)
+}
 
 use read::{stop_at, usage_at as raw_at};
 
@@ -454,6 +504,14 @@ fn from_window(format: Format, head: &[u8], tail: &[u8]) -> Metered {
         .map(|(r, _)| *r)
         .filter(Raw::any)
         .map(|r| r.usage(format));
+    if format == Format::Gemini {
+        let (raw, stop) = gemini_read(tail);
+        return Metered {
+            usage: raw.filter(Raw::any).map(|r| r.usage(format)),
+            stop,
+            estimated: false,
+        };
+    }
     // The stop reason comes before the usage object: its walk skips the object.
     let stop = match format {
         Format::OpenAi => FINISH_REASON
@@ -463,6 +521,7 @@ fn from_window(format: Format, head: &[u8], tail: &[u8]) -> Metered {
             .value(tail, true, 1, b'"', known)
             .and_then(|at| stop_at(tail, at)),
         Format::Responses => responses_stop(head, 1),
+        Format::Gemini => None,
     };
     Metered {
         usage,
@@ -623,6 +682,18 @@ impl Meter {
                 }
                 _ => {}
             },
+            Format::Gemini => {
+                // Every chunk repeats the usage so far: the newest replaces it.
+                let (raw, stop) = gemini_read(data);
+                if let Some(r) = raw.filter(Raw::any) {
+                    self.raw = Some(r);
+                    carried = true;
+                }
+                if stop.is_some() {
+                    self.stop = stop;
+                    self.closed = true;
+                }
+            }
         }
         carried
     }
@@ -724,7 +795,7 @@ impl Meter {
     pub fn said_final_usage(&mut self) -> bool {
         self.settle();
         match self.format {
-            Format::Anthropic => self.closed,
+            Format::Anthropic | Format::Gemini => self.closed,
             Format::OpenAi | Format::Responses => self.raw.is_some(),
         }
     }

@@ -145,7 +145,13 @@ impl Compiler<'_> {
             });
         }
         let Some(_) = kind.cloud() else {
-            let Some(base_url) = p.base_url.clone() else {
+            let default = (kind == Kind::Gemini).then(|| {
+                Spanned::new(
+                    whole.clone(),
+                    crate::provider::gemini::DEFAULT_BASE_URL.to_owned(),
+                )
+            });
+            let Some(base_url) = p.base_url.clone().or(default) else {
                 return Err(self.err(
                     whole,
                     format!("{path}.base_url"),

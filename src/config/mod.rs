@@ -95,6 +95,8 @@ impl Config {
             thinking_style: provider.thinking_style,
             seal: Some(self.translate.seal.clone()),
             provider: provider.name.clone(),
+            // Vertex has refused call ids on some routes; its calls match by order.
+            gemini_call_ids: provider.kind != crate::provider::Kind::Vertex,
         }
     }
 

@@ -106,13 +106,14 @@ pub enum ApiKey {
 }
 
 impl Provider {
-    /// What this provider is sent for a `client` request: Responses unchanged when it has
-    /// native Responses, else its own kind.
-    pub fn speaks(&self, client: Format) -> Format {
+    /// What this provider is sent for a `client` request for `model`: Responses unchanged
+    /// when it has native Responses, else its kind's dialect for that model (Vertex serves
+    /// Gemini and Claude models, each in its own API).
+    pub fn speaks(&self, client: Format, model: &str) -> Format {
         if client == Format::Responses && self.native_responses {
             Format::Responses
         } else {
-            self.kind.dialect()
+            self.kind.dialect_for(model)
         }
     }
 

@@ -5,6 +5,7 @@
 //! dialect is a variant here, its module, and its translation pairs (`crate::translate`).
 
 pub mod chat;
+pub mod gemini;
 pub mod messages;
 pub mod responses;
 
@@ -35,12 +36,19 @@ pub struct CallPath {
 }
 
 /// Every dialect, in the order their paths are looked up.
-pub const ALL: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Responses];
+pub const ALL: [Format; 4] = [
+    Format::OpenAi,
+    Format::Anthropic,
+    Format::Responses,
+    Format::Gemini,
+];
 
-/// The dialect and operation of a model-call path (None: not a model call).
+/// The dialect and operation of a model-call path (None: not a model call). Gemini's paths
+/// name the model, so they are read rather than looked up.
 pub fn model_call(path: &str) -> Option<(Format, CallPath)> {
     ALL.iter()
         .find_map(|&f| f.paths().iter().find(|c| c.path == path).map(|c| (f, *c)))
+        .or_else(|| gemini::call(path).map(|g| (Format::Gemini, g.call)))
 }
 
 /// A wire format: what a client speaks, or what a provider speaks.
@@ -53,6 +61,9 @@ pub enum Format {
     /// OpenAI Responses (`POST /v1/responses`): a client dialect, and what a provider with
     /// native Responses speaks.
     Responses,
+    /// Google's Gemini API (`POST /v1beta/models/{model}:generateContent`): a client dialect,
+    /// and what Gemini providers (the Gemini API, Gemini on Vertex) speak.
+    Gemini,
 }
 
 impl Format {
@@ -62,6 +73,7 @@ impl Format {
             Format::OpenAi => "openai",
             Format::Anthropic => "anthropic",
             Format::Responses => "responses",
+            Format::Gemini => "gemini",
         }
     }
 
@@ -71,6 +83,7 @@ impl Format {
             Format::OpenAi => "OpenAI Chat Completions",
             Format::Anthropic => "Anthropic Messages",
             Format::Responses => "OpenAI Responses",
+            Format::Gemini => "Gemini",
         }
     }
 
@@ -89,6 +102,8 @@ impl Format {
             Format::Anthropic
         } else if path.starts_with(b"/v1/responses") || path.starts_with(b"/responses") {
             Format::Responses
+        } else if path.starts_with(b"/v1beta/") || is_gemini_model_path(path) {
+            Format::Gemini
         } else {
             Format::OpenAi
         }
@@ -133,6 +148,8 @@ impl Format {
             Format::OpenAi => chat::PATHS,
             Format::Anthropic => messages::PATHS,
             Format::Responses => responses::PATHS,
+            // Read from the path itself (`gemini::call`).
+            Format::Gemini => &[],
         }
     }
 
@@ -143,8 +160,9 @@ impl Format {
         match self {
             Format::OpenAi => chat::check_shape(info),
             Format::Anthropic => messages::check_shape(info, op),
-            // `input` is checked where the request is read (or by a native provider).
-            Format::Responses => None,
+            // `input` and `contents` are checked where the request is read (or by a native
+            // provider).
+            Format::Responses | Format::Gemini => None,
         }
     }
 
@@ -161,6 +179,7 @@ impl Format {
             Format::OpenAi => chat::signal(ev),
             Format::Anthropic => messages::signal(ev),
             Format::Responses => responses::signal(ev),
+            Format::Gemini => gemini::signal(ev),
         }
     }
 
@@ -170,6 +189,7 @@ impl Format {
             Format::OpenAi => chat::is_terminal(ev),
             Format::Anthropic => messages::is_terminal(ev),
             Format::Responses => responses::is_terminal(ev),
+            Format::Gemini => gemini::is_terminal(ev),
         }
     }
 
@@ -180,6 +200,7 @@ impl Format {
             Format::OpenAi => chat::is_error_event(ev),
             Format::Anthropic => messages::is_error_event(ev),
             Format::Responses => responses::is_error_event(ev),
+            Format::Gemini => gemini::is_error_event(ev),
         }
     }
 
@@ -189,6 +210,7 @@ impl Format {
         match self {
             Format::OpenAi | Format::Responses => chat::write_error_body(e, &mut out),
             Format::Anthropic => messages::write_error_body(e, &mut out),
+            Format::Gemini => gemini::write_error_body(e, &mut out),
         }
         out
     }
@@ -199,16 +221,23 @@ impl Format {
             Format::OpenAi => chat::write_error_frame(e, out),
             Format::Anthropic => messages::write_error_frame(e, out),
             Format::Responses => responses::write_error_frame(e, out),
+            Format::Gemini => gemini::write_error_frame(e, out),
         }
     }
 
     /// How this dialect's clients are told their rate limits.
     pub fn rate_limits(self) -> &'static RateLimitStyle {
         match self {
-            Format::OpenAi | Format::Responses => &chat::RATE_LIMITS,
+            // Gemini's API sends no rate-limit headers; its clients read none.
+            Format::OpenAi | Format::Responses | Format::Gemini => &chat::RATE_LIMITS,
             Format::Anthropic => &messages::RATE_LIMITS,
         }
     }
+}
+
+/// `/v1/models/{model}:{method}`: a Gemini call under the version the SDKs 3.x default to.
+fn is_gemini_model_path(path: &[u8]) -> bool {
+    std::str::from_utf8(path).is_ok_and(|p| gemini::call(p).is_some())
 }
 
 /// Append `s` as a JSON string literal. Error paths only; serde_json's escaper is exact.

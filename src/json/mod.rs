@@ -221,6 +221,23 @@ pub fn inspect_request(body: &[u8], scratch: &mut SimdScratch) -> Result<Request
     inspect_request_simd(body, scratch)
 }
 
+/// [`inspect_request`] for a dialect whose model and streaming are named by the path
+/// (Gemini's `/v1beta/models/{model}:streamGenerateContent`): a `model` or `stream` member of
+/// the body is not the request's, and none is needed. `model_span` is then empty.
+pub fn inspect_request_path_model(
+    body: &[u8],
+    scratch: &mut SimdScratch,
+    model: &str,
+    stream: bool,
+) -> Result<RequestInfo, JsonError> {
+    let mut c = simd_path::collect_checked(body, scratch)?;
+    c.model_count = 1;
+    c.model = Some((0..0, Some(model.to_owned())));
+    c.stream_count = 1;
+    c.stream = StreamValue::Bool(stream);
+    c.finish()
+}
+
 /// The top-level `model` and `stream` values, as gathered by either parser before the field
 /// checks in [`Collected::finish`].
 #[derive(Debug, Default)]

@@ -24,6 +24,11 @@ use super::{
 /// Checks a chat request body and finds its `model` using serde_json. See the module docs for
 /// the rules.
 pub fn inspect_request_serde(body: &[u8]) -> Result<RequestInfo, JsonError> {
+    collect_serde(body)?.finish()
+}
+
+/// What [`inspect_request_serde`] gathers before its field checks.
+pub(super) fn collect_serde(body: &[u8]) -> Result<Collected, JsonError> {
     if first_non_ws(body) != Some(b'{') {
         // Either invalid, or valid but not an object. Only a full check can tell which.
         return Err(validate(body).err().unwrap_or(JsonError::NotObject));
@@ -48,7 +53,7 @@ pub fn inspect_request_serde(body: &[u8]) -> Result<RequestInfo, JsonError> {
         };
         collected.model = Some((span, decoded));
     }
-    collected.finish()
+    Ok(collected)
 }
 
 /// Checks a whole document: the grammar, using serde_json, and then [`check_text`].

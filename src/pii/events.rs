@@ -523,13 +523,16 @@ fn signed_delta(format: Format, tree: &Value) -> bool {
             .is_some_and(|t| ANTHROPIC_SIGNED_DELTAS.contains(&t))
 }
 
-/// Does this OpenAI chunk finish a choice?
+/// Does this OpenAI chunk finish a choice (a Gemini chunk a candidate)?
 fn finishes(format: Format, tree: &Value) -> bool {
-    format == Format::OpenAi
-        && tree
-            .get("choices")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| cs.iter().any(|c| !null(c.get("finish_reason"))))
+    let (list, key) = match format {
+        Format::OpenAi => ("choices", "finish_reason"),
+        Format::Gemini => ("candidates", "finishReason"),
+        Format::Anthropic | Format::Responses => return false,
+    };
+    tree.get(list)
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| !null(c.get(key))))
 }
 
 /// Does the choice the slot at `path` belongs to finish in this chunk?
@@ -539,6 +542,11 @@ fn finishes_at(format: Format, tree: &Value, path: &[PathStep]) -> bool {
             tree.get("choices")
                 .and_then(|c| c.get(*ci))
                 .and_then(|c| c.get("finish_reason")),
+        ),
+        (Format::Gemini, [PathStep::Key("candidates"), PathStep::Index(ci), ..]) => !null(
+            tree.get("candidates")
+                .and_then(|c| c.get(*ci))
+                .and_then(|c| c.get("finishReason")),
         ),
         _ => false,
     }
@@ -557,8 +565,9 @@ fn says_nothing(format: Format, tree: &Value) -> bool {
     match format {
         // A content_block_delta carries one delta and its index, nothing more.
         Format::Anthropic => true,
-        // The numbering of Responses events must not skip (see the module doc).
-        Format::Responses => false,
+        // The numbering of Responses events must not skip (see the module doc); a Gemini
+        // chunk also says usage and the model's version.
+        Format::Responses | Format::Gemini => false,
         Format::OpenAi => {
             let call_empty = |call: &Value| {
                 call.as_object().is_some_and(|o| {
@@ -701,6 +710,40 @@ fn delta_slots(format: Format, tree: &Value, thinking: bool) -> Vec<Slot> {
                             Mode::Text
                         },
                         thinking: *f == "thinking",
+                    });
+                }
+            }
+        }
+        Format::Gemini => {
+            // Text (and thought) parts continue one another across chunks, per candidate; a
+            // function call comes whole in one chunk, its arguments an object.
+            let candidates = tree.get("candidates").and_then(Value::as_array);
+            for (ci, c) in candidates.into_iter().flatten().enumerate() {
+                let n = c.get("index").and_then(Value::as_u64).unwrap_or(ci as u64);
+                let parts = c
+                    .get("content")
+                    .and_then(|c| c.get("parts"))
+                    .and_then(Value::as_array);
+                for (pi, part) in parts.into_iter().flatten().enumerate() {
+                    if !part.get("text").is_some_and(Value::is_string) {
+                        continue;
+                    }
+                    let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
+                    if thought && !thinking {
+                        continue;
+                    }
+                    found.push(Slot {
+                        key: format!("g{n}.{}", if thought { "thought" } else { "text" }),
+                        path: vec![
+                            Key("candidates"),
+                            Index(ci),
+                            Key("content"),
+                            Key("parts"),
+                            Index(pi),
+                            Key("text"),
+                        ],
+                        mode: Mode::Text,
+                        thinking: thought,
                     });
                 }
             }

@@ -9,6 +9,7 @@ pub mod aws_event_stream;
 pub mod bedrock;
 pub mod claude_body;
 pub mod framing;
+pub mod gemini;
 pub mod openai;
 pub mod regions;
 pub mod vertex;
@@ -28,12 +29,21 @@ pub enum Kind {
     Anthropic,
     /// Claude on Amazon Bedrock (InvokeModel, SigV4 or a Bedrock API key, event-stream frames).
     Bedrock,
-    /// Claude on Google Vertex AI (rawPredict, an OAuth2 token, SSE).
+    /// Claude and Gemini on Google Vertex AI (rawPredict or generateContent by the model's
+    /// publisher, an OAuth2 token, SSE).
     Vertex,
+    /// Google's Gemini API (generateContent, `x-goog-api-key`, SSE).
+    Gemini,
 }
 
 /// Every kind, in the order the config's error message names them.
-pub const ALL: [Kind; 4] = [Kind::OpenAi, Kind::Anthropic, Kind::Bedrock, Kind::Vertex];
+pub const ALL: [Kind; 5] = [
+    Kind::OpenAi,
+    Kind::Anthropic,
+    Kind::Bedrock,
+    Kind::Vertex,
+    Kind::Gemini,
+];
 
 /// What a cloud kind's path is made of besides the operation: the model (it is in the path,
 /// not the body), whether the answer streams (Bedrock's path says it), the project and
@@ -78,14 +88,26 @@ impl Kind {
             Kind::Anthropic => anthropic::NAME,
             Kind::Bedrock => bedrock::NAME,
             Kind::Vertex => vertex::NAME,
+            Kind::Gemini => gemini::NAME,
         }
     }
 
-    /// The dialect its bodies are written in.
+    /// The dialect its bodies are written in (for Vertex, its partner models'; see
+    /// [`Kind::dialect_for`]).
     pub fn dialect(self) -> Format {
         match self {
             Kind::OpenAi => Format::OpenAi,
             Kind::Anthropic | Kind::Bedrock | Kind::Vertex => Format::Anthropic,
+            Kind::Gemini => Format::Gemini,
+        }
+    }
+
+    /// The dialect a request for `model` is written in: Vertex serves Google's own models
+    /// (Gemini) and partners' (Claude), each in its own API.
+    pub fn dialect_for(self, model: &str) -> Format {
+        match self {
+            Kind::Vertex if gemini::is_gemini_model(model) => Format::Gemini,
+            k => k.dialect(),
         }
     }
 
@@ -97,6 +119,13 @@ impl Kind {
             Kind::OpenAi => openai::path(speaks, op).map(Cow::Borrowed),
             Kind::Anthropic => anthropic::path(op).map(Cow::Borrowed),
             Kind::Bedrock => Some(Cow::Owned(bedrock::path(at.model, op, at.stream))),
+            Kind::Vertex if speaks == Format::Gemini => Some(Cow::Owned(gemini::vertex_path(
+                at.project,
+                at.location,
+                at.model,
+                op,
+                at.stream,
+            ))),
             Kind::Vertex => Some(Cow::Owned(vertex::path(
                 at.project,
                 at.location,
@@ -104,12 +133,13 @@ impl Kind {
                 op,
                 at.stream,
             ))),
+            Kind::Gemini => Some(Cow::Owned(gemini::path(at.model, op, at.stream))),
         }
     }
 
     /// Is the model named in the path, so the body does not carry it?
     pub fn model_in_path(self) -> bool {
-        matches!(self, Kind::Bedrock | Kind::Vertex)
+        matches!(self, Kind::Bedrock | Kind::Vertex | Kind::Gemini)
     }
 
     /// Does a provider of this kind need a cloud credential (SigV4 keys or an OAuth2 token,
@@ -118,7 +148,7 @@ impl Kind {
         match self {
             Kind::Bedrock => Some(Cloud::Aws),
             Kind::Vertex => Some(Cloud::Google),
-            Kind::OpenAi | Kind::Anthropic => None,
+            Kind::OpenAi | Kind::Anthropic | Kind::Gemini => None,
         }
     }
 
@@ -127,7 +157,7 @@ impl Kind {
         match self {
             Kind::Bedrock => Some(bedrock::default_base_url(region)),
             Kind::Vertex => Some(vertex::default_base_url(region)),
-            Kind::OpenAi | Kind::Anthropic => None,
+            Kind::OpenAi | Kind::Anthropic | Kind::Gemini => None,
         }
     }
 
@@ -136,7 +166,7 @@ impl Kind {
         match self {
             Kind::Bedrock => regions::aws_country(region),
             Kind::Vertex => regions::google_country(region),
-            Kind::OpenAi | Kind::Anthropic => None,
+            Kind::OpenAi | Kind::Anthropic | Kind::Gemini => None,
         }
     }
 
@@ -144,7 +174,7 @@ impl Kind {
     pub fn reach(self, model: &str) -> bedrock::Reach {
         match self {
             Kind::Bedrock => bedrock::reach(model),
-            Kind::OpenAi | Kind::Anthropic | Kind::Vertex => bedrock::Reach::Region,
+            Kind::OpenAi | Kind::Anthropic | Kind::Vertex | Kind::Gemini => bedrock::Reach::Region,
         }
     }
 
@@ -154,7 +184,7 @@ impl Kind {
             Kind::Anthropic => Betas::Header,
             Kind::Vertex => Betas::HeaderAllowed(vertex::BETAS, vertex::BETA_RENAMES),
             Kind::Bedrock => Betas::BodyAllowed(bedrock::BETAS, bedrock::BETA_RENAMES),
-            Kind::OpenAi => Betas::None,
+            Kind::OpenAi | Kind::Gemini => Betas::None,
         }
     }
 
@@ -163,7 +193,7 @@ impl Kind {
     pub fn implied_beta(self, body: &[u8]) -> Option<&'static str> {
         match self {
             Kind::Vertex => vertex::implied_betas(body),
-            Kind::OpenAi | Kind::Anthropic | Kind::Bedrock => None,
+            Kind::OpenAi | Kind::Anthropic | Kind::Bedrock | Kind::Gemini => None,
         }
     }
 
@@ -187,7 +217,7 @@ impl Kind {
                 betas: None,
                 context_edits: None,
             }),
-            Kind::OpenAi | Kind::Anthropic => None,
+            Kind::OpenAi | Kind::Anthropic | Kind::Gemini => None,
         }
     }
 
@@ -197,7 +227,7 @@ impl Kind {
         match self {
             Kind::Bedrock => claude_body::from_aws_error(aws_type, raw),
             Kind::Vertex => claude_body::from_google_error(raw),
-            Kind::OpenAi | Kind::Anthropic => None,
+            Kind::OpenAi | Kind::Anthropic | Kind::Gemini => None,
         }
     }
 
@@ -207,6 +237,7 @@ impl Kind {
             // A Bedrock API key and a Google access token are bearer tokens.
             Kind::OpenAi | Kind::Bedrock | Kind::Vertex => openai::credential(secret),
             Kind::Anthropic => anthropic::credential(secret),
+            Kind::Gemini => gemini::credential(secret),
         }
     }
 
@@ -232,7 +263,7 @@ impl Kind {
                 matches!(status, 400 | 401 | 403)
                     && aws_type.is_some_and(bedrock::is_credential_error)
             }
-            Kind::OpenAi | Kind::Anthropic => false,
+            Kind::OpenAi | Kind::Anthropic | Kind::Gemini => false,
         }
     }
 
@@ -240,6 +271,7 @@ impl Kind {
     pub fn token_count(self, raw: &[u8]) -> Option<Vec<u8>> {
         match self {
             Kind::Bedrock => claude_body::bedrock_token_count(raw),
+            Kind::Gemini => gemini::token_count(raw),
             Kind::OpenAi | Kind::Anthropic | Kind::Vertex => {
                 let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
                 v.get("input_tokens")?.as_u64()?;
@@ -251,7 +283,7 @@ impl Kind {
     /// How its streamed answers are framed.
     pub fn framing(self) -> Framing {
         match self {
-            Kind::OpenAi | Kind::Anthropic | Kind::Vertex => Framing::Sse,
+            Kind::OpenAi | Kind::Anthropic | Kind::Vertex | Kind::Gemini => Framing::Sse,
             Kind::Bedrock => Framing::AwsEventStream,
         }
     }
@@ -288,7 +320,7 @@ mod tests {
         assert_eq!(Kind::parse("bedrock_runtime"), None);
         assert_eq!(
             expected(),
-            "\"openai\", \"anthropic\", \"bedrock\" or \"vertex\""
+            "\"openai\", \"anthropic\", \"bedrock\", \"vertex\" or \"gemini\""
         );
     }
 

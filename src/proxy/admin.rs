@@ -34,10 +34,24 @@ pub(super) async fn answer<S: Transport>(
             }
         }
         Endpoint::Models => (200, "application/json", models_body(&ctx.config, key)),
-        Endpoint::Model => {
-            let id = endpoint::model_id_in_path(head.path())
-                .and_then(endpoint::percent_decode)
-                .unwrap_or_default();
+        Endpoint::GeminiModels => (
+            200,
+            "application/json",
+            gemini_models_body(&ctx.config, key),
+        ),
+        Endpoint::Model | Endpoint::GeminiModel => {
+            let gemini = endpoint == Endpoint::GeminiModel;
+            let raw = if gemini {
+                crate::dialect::gemini::models_path(head.path()).flatten()
+            } else {
+                endpoint::model_id_in_path(head.path())
+            };
+            let id = raw.and_then(endpoint::percent_decode).unwrap_or_default();
+            // Gemini's clients name models `models/{id}` as often as `{id}`.
+            let id = match id.strip_prefix("models/") {
+                Some(bare) if gemini => bare.to_owned(),
+                _ => id,
+            };
             // A model the key may not use does not exist for it (no existence leak).
             let allowed = key.is_none_or(|k| k.allows(&id));
             let object = match ctx.config.resolve(&id).filter(|_| allowed) {
@@ -57,6 +71,11 @@ pub(super) async fn answer<S: Transport>(
                 )
                 .with_param("model")
                 .into());
+            };
+            let object = if gemini {
+                gemini_model_object(&id, &object)
+            } else {
+                object
             };
             let body = serde_json::to_vec(&object).unwrap_or_default();
             (200, "application/json", body)
@@ -177,6 +196,39 @@ fn model_object(model: &str, c: &Capabilities) -> serde_json::Value {
             "max_output": c.max_output,
         },
     })
+}
+
+/// A model object in Gemini's shape (`name` = `models/{id}`), from the OpenAI-shaped one.
+fn gemini_model_object(model: &str, o: &serde_json::Value) -> serde_json::Value {
+    let caps = &o["capabilities"];
+    serde_json::json!({
+        "name": format!("models/{model}"),
+        "baseModelId": model,
+        "version": "001",
+        "displayName": model,
+        "description": "routed by ringway",
+        "inputTokenLimit": caps["context_window"],
+        "outputTokenLimit": caps["max_output"],
+        "supportedGenerationMethods": ["generateContent", "countTokens"],
+        "thinking": caps["thinking"],
+    })
+}
+
+/// `GET /v1beta/models`: Gemini's list shape, the same routes as [`models_body`].
+fn gemini_models_body(cfg: &Config, key: Option<&GatewayKey>) -> Vec<u8> {
+    let models: Vec<serde_json::Value> = cfg
+        .routing
+        .routes()
+        .iter()
+        .flat_map(|r| {
+            std::iter::once(r.model.as_str())
+                .chain(r.aliases.iter().map(String::as_str))
+                .map(move |name| (name, &r.capabilities))
+        })
+        .filter(|(name, _)| key.is_none_or(|k| k.allows(name)))
+        .map(|(name, caps)| gemini_model_object(name, &model_object(name, caps)))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "models": models })).unwrap_or_default()
 }
 
 /// `GET /v1/models`: OpenAI's list shape, with the fields Anthropic's SDK reads as well.

@@ -56,6 +56,8 @@ pub(super) async fn admit<S: Transport>(
     // Checked before the body is read: a bad header costs no body.
     let header_tier = tier_header(ctx, head)?;
     let cfg = &ctx.config;
+    // Gemini's paths name the model and whether the answer streams; its bodies do not.
+    let path_model = path_model(ex)?;
     let mut body = conn
         .read_body(
             head,
@@ -65,7 +67,7 @@ pub(super) async fn admit<S: Transport>(
         )
         .await?;
     ex.body_read.set(true);
-    let mut info = inspect(ctx, &body).await?;
+    let mut info = inspect(ctx, &body, &path_model).await?;
     let body_fallbacks = match info.allow_fallbacks {
         Flag::Absent => true,
         Flag::Bool(b) => {
@@ -75,7 +77,7 @@ pub(super) async fn admit<S: Transport>(
                     Error::new(ErrorKind::Internal, "cannot remove `allow_fallbacks`")
                 })?;
             body = Bytes::from(cut);
-            info = inspect(ctx, &body).await?;
+            info = inspect(ctx, &body, &path_model).await?;
             b
         }
         Flag::Other => {
@@ -95,7 +97,7 @@ pub(super) async fn admit<S: Transport>(
             let (cut, _) = crate::json::remove_members(&body, "privacy_tier")
                 .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot remove `privacy_tier`"))?;
             body = Bytes::from(cut);
-            info = inspect(ctx, &body).await?;
+            info = inspect(ctx, &body, &path_model).await?;
             let text = match &field {
                 TextField::Text(t) => Some(t.as_str()),
                 _ => None,
@@ -109,7 +111,7 @@ pub(super) async fn admit<S: Transport>(
     if ex.format == Format::Responses && op == Op::Chat {
         if let Some(expanded) = stored::admit(ctx, key, &info.model, &body, &ex.store).await? {
             body = expanded;
-            info = inspect(ctx, &body).await?;
+            info = inspect(ctx, &body, &path_model).await?;
         }
     }
     // Everything sealed for the client is bound to its gateway key (the digest of its
@@ -129,7 +131,7 @@ pub(super) async fn admit<S: Transport>(
             Ok(None) => {}
             Ok(Some(unsealed)) => {
                 body = Bytes::from(unsealed);
-                info = inspect(ctx, &body).await?;
+                info = inspect(ctx, &body, &path_model).await?;
             }
             Err(e) => {
                 let err = Error::new(ErrorKind::InvalidBody, e.to_string());
@@ -145,7 +147,7 @@ pub(super) async fn admit<S: Transport>(
             .map_err(Error::from)?
         {
             body = Bytes::from(opened.body);
-            info = inspect(ctx, &body).await?;
+            info = inspect(ctx, &body, &path_model).await?;
         }
     }
     let mut dropped_reasoning = false;
@@ -226,7 +228,7 @@ pub(super) async fn admit<S: Transport>(
         // Thinking is restored too: its signature is sealed under the gateway's key, so the
         // block can go back to the provider as it was signed (`pii::thinking`).
         ex.pii = session.restore_set_sealing(Some(seal()));
-        info = inspect(ctx, &body).await?;
+        info = inspect(ctx, &body, &path_model).await?;
     }
     ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op)?;
@@ -262,19 +264,61 @@ pub(super) async fn admit<S: Transport>(
 /// What a body's JSON says: read on the worker (with its reusable buffers) when small, on a
 /// helper thread when large (tens of milliseconds for 6 MB), so that a large body does not
 /// hold up the worker's other requests.
-async fn inspect(ctx: &Ctx, body: &Bytes) -> Result<RequestInfo> {
+async fn inspect(
+    ctx: &Ctx,
+    body: &Bytes,
+    path_model: &Option<(String, bool)>,
+) -> Result<RequestInfo> {
+    let read = |body: &[u8], scratch: &mut crate::json::SimdScratch| match path_model {
+        Some((model, stream)) => {
+            crate::json::inspect_request_path_model(body, scratch, model, *stream)
+        }
+        None => crate::json::inspect_request(body, scratch),
+    };
     let info = if body.len() <= convert::INLINE_TRANSLATION_MAX_BYTES {
-        crate::json::inspect_request(body, &mut ctx.json_scratch.borrow_mut())
+        read(body, &mut ctx.json_scratch.borrow_mut())
     } else {
         let body = body.clone();
+        let path_model = path_model.clone();
         // Buffers of its own, freed with the job: a helper keeps nothing sized by a body.
         crate::rt::pool::run(move || {
-            crate::json::inspect_request(&body, &mut crate::json::SimdScratch::new())
+            let scratch = &mut crate::json::SimdScratch::new();
+            match &path_model {
+                Some((model, stream)) => {
+                    crate::json::inspect_request_path_model(&body, scratch, model, *stream)
+                }
+                None => crate::json::inspect_request(&body, scratch),
+            }
         })
         .await
         .map_err(convert::pool_error)?
     };
     info.map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))
+}
+
+/// A Gemini call's model (decoded, without `models/`) and whether it streams, from its path;
+/// None for the other dialects, whose bodies say both.
+fn path_model(ex: &Exchange<'_>) -> Result<Option<(String, bool)>> {
+    if ex.format != Format::Gemini {
+        return Ok(None);
+    }
+    let Some(call) = crate::dialect::gemini::call(ex.head.path()) else {
+        return Ok(None);
+    };
+    let model = super::endpoint::percent_decode(call.model).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidBody,
+            "the model in the path is not valid percent-encoded UTF-8",
+        )
+        .with_param("model")
+    })?;
+    let model = model.strip_prefix("models/").unwrap_or(&model).to_owned();
+    if model.is_empty() {
+        return Err(
+            Error::new(ErrorKind::InvalidBody, "the path names no model").with_param("model"),
+        );
+    }
+    Ok(Some((model, call.stream)))
 }
 
 /// The 400 for a body with more JSON values than PII substitution searches.

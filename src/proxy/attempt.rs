@@ -82,7 +82,7 @@ async fn prepare<'c>(
             meta,
             hide_usage,
             ..
-        } if provider.kind.model_in_path() => {
+        } if provider.kind.model_in_path() && pair.provider == Format::Anthropic => {
             let (body, meta, betas) = for_cloud(ctx, ex, req.op, provider, &body, meta)?;
             Ok(Prepared::Send {
                 path,
@@ -176,17 +176,26 @@ async fn prepare_body<'c>(
     pair: Pair,
     held: &mut Option<Charge<'c>>,
 ) -> Result<Prepared> {
-    let Some(path) = provider.path(pair.provider, req.op, &target.model, req.info.stream) else {
+    // A token count across dialects is the gateway's estimate: the provider's count
+    // endpoint takes only its own dialect (and a Gemini one would need the whole translation).
+    let counted_elsewhere = req.op == Op::CountTokens
+        && !pair.is_passthrough()
+        && (pair.provider == Format::Gemini || pair.client == Format::Gemini);
+    let path = provider
+        .path(pair.provider, req.op, &target.model, req.info.stream)
+        .filter(|_| !counted_elsewhere);
+    let Some(path) = path else {
         // No such operation upstream (count_tokens): ringway estimates it (see `estimate`).
         return Ok(Prepared::Estimate);
     };
-    // A cloud kind that names the model in its path drops it from the body: splicing it in
-    // first would copy the whole body for nothing.
+    // A kind that names the model in its path drops it from the body (Gemini's bodies never
+    // had one): splicing it in first would copy the whole body for nothing.
     let same_dialect_body = || {
-        if provider
-            .kind
-            .shape(req.op, &[])
-            .is_some_and(|s| !s.keep_model)
+        if pair.provider == Format::Gemini
+            || provider
+                .kind
+                .shape(req.op, &[])
+                .is_some_and(|s| !s.keep_model)
         {
             Ok(req.body.clone())
         } else {
@@ -233,7 +242,7 @@ async fn prepare_body<'c>(
     }
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
-        let body = same_dialect_body()?;
+        let body = without_signatures(ctx, req, pair, same_dialect_body()?);
         // An OpenAI stream says its usage only when asked: the gateway asks (as its
         // translations do), and keeps the answer to itself when the client had not.
         if pair.provider == Format::OpenAi && req.info.stream {
@@ -261,12 +270,13 @@ async fn prepare_body<'c>(
     if target.thinking_style != opts.thinking_style {
         opts.to_mut().thinking_style = target.thinking_style;
     }
-    if pair.client == Format::Responses {
+    if pair.client == Format::Responses || pair.provider == Format::Gemini {
         opts.to_mut().seal = Some(ctx.config.translate.seal.for_holder(req.holder));
     }
+    let body = &without_signatures(ctx, req, pair, req.body.clone());
     // Charged to the worker's budget first, and run off the worker when the body is large.
     let (body, mut meta, charge) =
-        convert::request(ctx, &req.body, req.op, &target.model, pair, opts).await?;
+        convert::request(ctx, body, req.op, &target.model, pair, opts).await?;
     *held = Some(charge);
     meta.created = super::ctx::unix_now();
     if let Some(r) = meta.responses.as_deref_mut() {
@@ -302,6 +312,22 @@ async fn prepare_body<'c>(
         hide_usage: false,
         betas: None,
     })
+}
+
+/// `body` without the thought signatures its tool call ids carry, for a provider that does
+/// not speak Gemini: a conversation that moved here from a Gemini provider (the signatures
+/// this gateway sealed for this client are taken out; anything else stays as sent).
+fn without_signatures(ctx: &Ctx, req: &Admitted, pair: Pair, body: Bytes) -> Bytes {
+    use crate::translate::gemini;
+    if pair.provider == Format::Gemini || !gemini::may_carry_signatures(&body) {
+        return body;
+    }
+    let key = ctx.config.translate.seal.for_holder(req.holder);
+    let opens = |t: &str| gemini::GeminiSeal::opens_for_any_provider(&key, t);
+    match gemini::strip_carried_signatures(&body, &opens) {
+        Some(stripped) => Bytes::from(stripped),
+        None => body,
+    }
 }
 
 /// How an answer's body reaches the client.
@@ -439,7 +465,7 @@ pub(super) async fn ready<'c>(
     target: &Target,
     provider: &'c Provider,
 ) -> Result<Ready<'c>> {
-    let pair = Pair::new(ex.format, provider.speaks(ex.format));
+    let pair = Pair::new(ex.format, provider.speaks(ex.format, &target.model));
     let mut held = None;
     let prepared = prepare(ctx, ex, req, target, provider, pair, &mut held).await?;
     Ok(Ready {
@@ -612,7 +638,10 @@ pub(super) async fn run<'c>(
     if stream {
         return stream_answer(ctx, ex, &at, &reply, res, *hide_usage).await;
     }
-    if at.req.op == Op::CountTokens && provider.kind.model_in_path() {
+    if at.req.op == Op::CountTokens
+        && provider.kind.model_in_path()
+        && reply.pair.client == Format::Anthropic
+    {
         return cloud_token_count(ctx, &at, &reply, res).await;
     }
     match reply
@@ -630,7 +659,7 @@ async fn estimated<'c>(
     ctx: &'c Ctx,
     at: &Try<'_, 'c>,
 ) -> std::result::Result<Answer<'c>, Miss<'c>> {
-    let bytes = estimate::count(at.req.body.clone())
+    let bytes = estimate::count(at.ready.pair.client, at.req.body.clone())
         .await
         .map_err(|e| Miss {
             terminal: true,

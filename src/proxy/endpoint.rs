@@ -14,6 +14,11 @@ pub(super) enum Endpoint {
     Models,
     /// `GET /v1/models/{id}`: one route, as both SDKs' `models.retrieve` parse it.
     Model,
+    /// `GET /v1beta/models` (and `/v1/models` from a Gemini client): the routes in Gemini's
+    /// list shape.
+    GeminiModels,
+    /// `GET /v1beta/models/{model}`: one route as a Gemini model.
+    GeminiModel,
     Health,
     Ready,
     Metrics,
@@ -38,6 +43,7 @@ impl Endpoint {
         match self {
             Endpoint::Call(format, _) => Some(format),
             Endpoint::StoredResponse => Some(Format::Responses),
+            Endpoint::GeminiModels | Endpoint::GeminiModel => Some(Format::Gemini),
             _ => None,
         }
     }
@@ -48,6 +54,8 @@ impl Endpoint {
             Endpoint::Call(_, call) => call.label,
             Endpoint::Models => "models",
             Endpoint::Model => "model",
+            Endpoint::GeminiModels => "gemini_models",
+            Endpoint::GeminiModel => "gemini_model",
             Endpoint::Health => "healthz",
             Endpoint::Ready => "readyz",
             Endpoint::Metrics => "metrics",
@@ -74,8 +82,29 @@ pub(super) fn endpoint(path: &str) -> Option<(Endpoint, Method)> {
         // GET or DELETE: the method is checked where it is answered.
         p if is_stored_response(p) => (Endpoint::StoredResponse, Method::Get),
         p if model_id_in_path(p).is_some() => (Endpoint::Model, Method::Get),
-        _ => return None,
+        p => match crate::dialect::gemini::models_path(p) {
+            Some(None) => (Endpoint::GeminiModels, Method::Get),
+            Some(Some(_)) => (Endpoint::GeminiModel, Method::Get),
+            None => return None,
+        },
     })
+}
+
+/// `/v1/models[/{id}]` is OpenAI's and Gemini's both: a Gemini client (its key in
+/// `x-goog-api-key` or `?key=`) gets Gemini's shape.
+fn gemini_listing(endpoint: Endpoint, head: &crate::http1::RequestHead) -> Endpoint {
+    let gemini = || {
+        crate::dialect::gemini::is_gemini_caller(
+            head.path(),
+            head.header("x-goog-api-key").is_some(),
+            head.query(),
+        )
+    };
+    match endpoint {
+        Endpoint::Models if gemini() => Endpoint::GeminiModels,
+        Endpoint::Model if gemini() => Endpoint::GeminiModel,
+        e => e,
+    }
 }
 
 /// Does `path` name a model call (the requests a custody record is kept for)?
@@ -86,7 +115,8 @@ pub(super) fn is_model_call(path: &str) -> bool {
 /// The endpoint a request names, refused as 404 (no such path) or 405 (wrong method).
 pub(super) fn classify(ex: &Exchange<'_>) -> Result<Endpoint, Error> {
     let head = ex.head;
-    let Some((endpoint, method)) = endpoint(head.path()) else {
+    let Some((endpoint, method)) = endpoint(head.path()).map(|(e, m)| (gemini_listing(e, head), m))
+    else {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!(

@@ -52,18 +52,24 @@ pub const CUT_SHORT_TEXT_BYTES: usize = 1024 * 1024;
 pub const CUT_SHORT_TOKENIZER_WAIT: Duration = Duration::from_secs(10);
 
 /// The answer `{"input_tokens": N}` for an Anthropic count_tokens body.
-pub(super) async fn count(body: Bytes) -> Result<Vec<u8>> {
+pub(super) async fn count(format: Format, body: Bytes) -> Result<Vec<u8>> {
     let bpe = tokenizer(TOKENIZER_WAIT_LIMIT).await?;
+    let estimate = move |body: &[u8]| match format {
+        Format::Gemini => crate::tokens::estimate_request(format, body, bpe, usize::MAX),
+        _ => crate::tokens::estimate_anthropic_request(body, bpe),
+    };
     let n = if body.len() <= INLINE_ESTIMATE_MAX_BYTES {
-        crate::tokens::estimate_anthropic_request(&body, bpe).map_err(|e| e.to_string())
+        estimate(&body).map_err(|e| e.to_string())
     } else {
-        off_worker(move || {
-            crate::tokens::estimate_anthropic_request(&body, bpe).map_err(|e| e.to_string())
-        })
-        .await?
+        off_worker(move || estimate(&body).map_err(|e| e.to_string())).await?
     }
     .map_err(|e| Error::new(ErrorKind::InvalidBody, e))?;
-    Ok(format!("{{\"input_tokens\":{n}}}").into_bytes())
+    // In the asking client's own shape: Gemini's `countTokens` or Anthropic's count_tokens.
+    Ok(match format {
+        Format::Gemini => format!("{{\"totalTokens\":{n}}}"),
+        _ => format!("{{\"input_tokens\":{n}}}"),
+    }
+    .into_bytes())
 }
 
 /// The input tokens of a request (`body`, in the client's dialect `format`) whose stream was

@@ -115,7 +115,59 @@ pub fn estimate_request(
     match format {
         Format::Anthropic => estimate_anthropic_within(body, bpe, text_budget),
         Format::OpenAi | Format::Responses => walk::estimate_openai(body, bpe, text_budget),
+        Format::Gemini => estimate_gemini(body, bpe, text_budget),
     }
+}
+
+/// Tokens Gemini counts for one image or document page of inline data, whatever its size.
+const GEMINI_MEDIA_TOKENS: u64 = 258;
+
+/// A Gemini body's estimate: every string of its contents, system instruction and tools
+/// through the tokenizer, inline media at Gemini's fixed rate, a message's overhead per
+/// content. Nesting is bounded by the JSON parser's depth limit.
+fn estimate_gemini(body: &[u8], bpe: &CoreBPE, text_budget: usize) -> Result<u64, TokensError> {
+    fn walk(c: &mut Counter<'_>, v: &serde_json::Value, key: &str) {
+        match v {
+            // Base64 media (`inlineData.data`): counted as media, not text.
+            serde_json::Value::String(_) if key == "data" => c.add(GEMINI_MEDIA_TOKENS),
+            serde_json::Value::String(s) if key != "mimeType" && key != "role" => c.text(s),
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    if key == "contents" {
+                        c.add(TOKENS_PER_MESSAGE);
+                    }
+                    walk(c, item, key);
+                }
+            }
+            serde_json::Value::Object(members) => {
+                for (k, item) in members {
+                    walk(c, item, k);
+                }
+            }
+            _ => {}
+        }
+    }
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|error| TokensError::Parse(crate::wire::ParseError { key: None, error }))?;
+    let mut c = Counter::new(bpe, text_budget);
+    for key in [
+        "systemInstruction",
+        "system_instruction",
+        "contents",
+        "tools",
+    ] {
+        if let Some(part) = v.get(key) {
+            walk(&mut c, part, key);
+        }
+    }
+    if let Some(inner) = v.get("generateContentRequest") {
+        for key in ["systemInstruction", "contents", "tools"] {
+            if let Some(part) = inner.get(key) {
+                walk(&mut c, part, key);
+            }
+        }
+    }
+    Ok(c.total)
 }
 
 fn estimate_anthropic_within(

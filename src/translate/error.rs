@@ -191,7 +191,7 @@ fn error_status(status: u16) -> u16 {
 }
 
 /// A readable stand-in message for an error body that is not JSON (HTML 502 pages, text).
-fn snippet_message(status: u16, body: &[u8]) -> String {
+pub(crate) fn snippet_message(status: u16, body: &[u8]) -> String {
     let mut cut = body.len().min(MAX_ERROR_SNIPPET);
     let text = loop {
         // Back off to a UTF-8 boundary; invalid bytes are replaced below.

@@ -14,6 +14,7 @@ mod chat_via_messages;
 pub mod check;
 mod emit;
 mod error;
+pub mod gemini;
 mod messages_via_chat;
 mod out;
 mod pair;
@@ -203,6 +204,9 @@ pub struct Options {
     pub seal: Option<crate::seal::SealKey>,
     /// The provider's name, bound into seals so that sealed reasoning only goes back to it.
     pub provider: String,
+    /// Send Gemini `functionCall.id` / `functionResponse.id` (the Gemini API takes them;
+    /// Vertex matches calls by order).
+    pub gemini_call_ids: bool,
 }
 
 impl Default for Options {
@@ -214,6 +218,7 @@ impl Default for Options {
             thinking_style: ThinkingStyle::default(),
             seal: None,
             provider: String::new(),
+            gemini_call_ids: true,
         }
     }
 }
@@ -253,6 +258,8 @@ pub struct RequestMeta {
     pub refused: Vec<String>,
     /// A Responses client: what its answer's rendering needs.
     pub responses: Option<Box<responses::ResponsesMeta>>,
+    /// A Gemini provider: what reading its answer needs.
+    pub gemini: Option<Box<gemini::GeminiLeg>>,
 }
 
 impl RequestMeta {

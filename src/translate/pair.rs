@@ -1,9 +1,12 @@
 //! A translation pair: the client's dialect and the provider's, chosen once per attempt. It
 //! names which translator runs for the request, the whole answer, a provider error and a
-//! stream, so the proxy never matches on formats itself.
+//! stream, so the proxy never matches on formats itself. Messages and Responses clients reach
+//! a Gemini provider through Chat Completions (their Chat translators, then Chat ⇄ Gemini).
 
 use crate::format::Format;
 
+use super::chat_via_gemini::{self, GeminiOptions};
+use super::gemini::{Chain, GeminiLeg, GeminiSeal};
 use super::responses::{AnthropicToResponsesStream, ChatToResponsesStream};
 use super::{
     AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, Room, TranslateError,
@@ -48,13 +51,94 @@ impl Pair {
         opts: &Options,
         room: &Room,
     ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-        match self.client {
-            Format::Responses => {
+        match (self.client, self.provider) {
+            (Format::Gemini, _) | (_, Format::Gemini) => {
+                self.gemini_request(body, model, opts, room)
+            }
+            (Format::Responses, _) => {
                 super::responses::responses_request_within(body, model, self.provider, opts, room)
             }
-            Format::OpenAi => super::openai_to_anthropic_request_within(body, model, opts, room),
-            Format::Anthropic => super::anthropic_to_openai_request_within(body, model, opts, room),
+            (Format::OpenAi, _) => {
+                super::openai_to_anthropic_request_within(body, model, opts, room)
+            }
+            (Format::Anthropic, _) => {
+                super::anthropic_to_openai_request_within(body, model, opts, room)
+            }
         }
+    }
+
+    /// A request whose provider speaks Gemini: the client's body as Chat Completions first
+    /// (unless it is), then as Gemini's.
+    fn gemini_request(
+        self,
+        body: &[u8],
+        model: &str,
+        opts: &Options,
+        room: &Room,
+    ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+        let chat_body;
+        let (chat, mut meta): (&[u8], RequestMeta) = match (self.client, self.provider) {
+            (Format::OpenAi, Format::Gemini) => (body, RequestMeta::default()),
+            (Format::Anthropic, Format::Gemini) => {
+                let (b, m) = super::anthropic_to_openai_request_within(body, model, opts, room)?;
+                chat_body = b;
+                (&chat_body, m)
+            }
+            (Format::Responses, Format::Gemini) => {
+                let (b, m) = super::responses::responses_request_within(
+                    body,
+                    model,
+                    Format::OpenAi,
+                    opts,
+                    room,
+                )?;
+                chat_body = b;
+                (&chat_body, m)
+            }
+            _ => {
+                return Err(TranslateError::unsupported_value(
+                    "model",
+                    format!(
+                        "{} clients cannot be served by a {} provider yet",
+                        self.client.display_name(),
+                        self.provider.display_name()
+                    ),
+                ))
+            }
+        };
+        let seal = opts.seal.clone().map(|key| GeminiSeal {
+            key,
+            provider: opts.provider.clone(),
+        });
+        let gopts = GeminiOptions {
+            effort_budgets: opts.effort_budgets.clone(),
+            call_ids: opts.gemini_call_ids,
+        };
+        let leg_seal: &dyn chat_via_gemini::SignatureSeal = match &seal {
+            Some(s) => s,
+            None => &chat_via_gemini::NoSeal,
+        };
+        let (out, gm) = chat_via_gemini::request_within(chat, model, &gopts, leg_seal, room)?;
+        if self.client == Format::OpenAi {
+            meta.stream = gm.stream;
+            meta.include_usage = gm.include_usage;
+            meta.client_model = gm.client_model.clone();
+            meta.upstream_model = gm.upstream_model.clone();
+        }
+        for d in &gm.dropped {
+            meta.drop_param(d);
+        }
+        meta.gemini = Some(Box::new(GeminiLeg { meta: gm, seal }));
+        Ok((out, meta))
+    }
+
+    /// The Gemini answer's translation state, dated by the gateway.
+    fn gemini_leg(meta: &RequestMeta) -> Result<GeminiLeg, TranslateError> {
+        let mut leg = meta.gemini.as_deref().cloned().ok_or_else(|| {
+            TranslateError::internal("a Gemini answer without its request's state")
+        })?;
+        leg.meta.created = meta.created;
+        Ok(leg)
     }
 
     /// The client's answer for the provider's whole (non-streamed) answer, into `out`.
@@ -65,6 +149,21 @@ impl Pair {
         out: &mut Vec<u8>,
     ) -> Result<(), TranslateError> {
         match (self.client, self.provider) {
+            (client, Format::Gemini) if client != Format::Gemini => {
+                let leg = Self::gemini_leg(meta)?;
+                if client == Format::OpenAi {
+                    return chat_via_gemini::response(raw, &leg.meta, leg.seal(), out);
+                }
+                let mut chat = Vec::with_capacity(raw.len());
+                chat_via_gemini::response(raw, &leg.meta, leg.seal(), &mut chat)?;
+                match client {
+                    Format::Anthropic => super::openai_to_anthropic_response_into(&chat, meta, out),
+                    _ => super::responses::chat_to_responses_response_into(&chat, meta, out),
+                }
+            }
+            (Format::Gemini, _) => Err(TranslateError::internal(
+                "a Gemini client's answer from another dialect",
+            )),
             (Format::Responses, Format::Anthropic) => {
                 super::responses::anthropic_to_responses_response_into(raw, meta, out)
             }
@@ -81,6 +180,31 @@ impl Pair {
     pub fn error(self, status: u16, raw: &[u8]) -> (u16, Option<Vec<u8>>) {
         // Responses errors have the OpenAI shape.
         match (self.client.error_dialect(), self.provider.error_dialect()) {
+            (Format::Gemini, Format::Gemini) => (
+                status,
+                super::gemini::error_message(raw)
+                    .is_none()
+                    .then(|| gemini_error(status, raw)),
+            ),
+            (Format::Gemini, _) => (status, Some(gemini_error(status, raw))),
+            (client, Format::Gemini) => {
+                let message = super::gemini::error_message(raw)
+                    .unwrap_or_else(|| super::error::snippet_message(status, raw));
+                let body = if client == Format::Anthropic {
+                    super::error::anthropic_body(
+                        super::error::anthropic_type_for_status(status),
+                        &message,
+                    )
+                } else {
+                    super::error::openai_body(
+                        &message,
+                        super::error::openai_type_for_status(status),
+                        None,
+                        None,
+                    )
+                };
+                (status, Some(body))
+            }
             (Format::OpenAi, Format::Anthropic) => {
                 let (s, b) = super::anthropic_to_openai_error(status, raw);
                 (s, Some(b))
@@ -111,6 +235,19 @@ impl Pair {
             (Format::Responses, Format::OpenAi) => Some(StreamTranslator::C2R(Box::new(
                 ChatToResponsesStream::new(meta),
             ))),
+            (Format::OpenAi | Format::Anthropic | Format::Responses, Format::Gemini) => {
+                let g2c = StreamTranslator::G2C(Box::new(GeminiToChat::new(
+                    Self::gemini_leg(meta).ok()?,
+                )));
+                let second = match self.client {
+                    Format::OpenAi => return Some(g2c),
+                    Format::Anthropic => {
+                        StreamTranslator::O2A(Box::new(OpenAiToAnthropicStream::new(meta)))
+                    }
+                    _ => StreamTranslator::C2R(Box::new(ChatToResponsesStream::new(meta))),
+                };
+                Some(StreamTranslator::Chain(Box::new(Chain::new(g2c, second))))
+            }
             _ => None,
         }
     }
@@ -132,6 +269,30 @@ impl Pair {
     }
 }
 
+/// A provider error for a Gemini client: Google's error object with the provider's message.
+fn gemini_error(status: u16, raw: &[u8]) -> Vec<u8> {
+    let message = super::gemini::error_message(raw)
+        .unwrap_or_else(|| super::error::snippet_message(status, raw));
+    let mut out = Vec::with_capacity(64 + message.len());
+    crate::dialect::gemini::error_object(status, &message, &mut out);
+    out
+}
+
+/// Gemini chunks → Chat Completions chunks, with the leg's seal for thought signatures.
+pub struct GeminiToChat {
+    stream: chat_via_gemini::Stream,
+    leg: GeminiLeg,
+}
+
+impl GeminiToChat {
+    fn new(leg: GeminiLeg) -> GeminiToChat {
+        GeminiToChat {
+            stream: chat_via_gemini::Stream::new(&leg.meta),
+            leg,
+        }
+    }
+}
+
 /// A stream state machine turning one provider dialect's events into the other's.
 pub enum StreamTranslator {
     /// Anthropic events → OpenAI chunks.
@@ -142,6 +303,10 @@ pub enum StreamTranslator {
     A2R(Box<AnthropicToResponsesStream>),
     /// OpenAI chunks → Responses events.
     C2R(Box<ChatToResponsesStream>),
+    /// Gemini chunks → OpenAI chunks.
+    G2C(Box<GeminiToChat>),
+    /// Two in a row (a Gemini provider's chunks through Chat Completions).
+    Chain(Box<Chain>),
 }
 
 impl StreamTranslator {
@@ -152,6 +317,8 @@ impl StreamTranslator {
             StreamTranslator::O2A(t) => t.on_event(event, data, out),
             StreamTranslator::A2R(t) => t.on_event(event, data, out),
             StreamTranslator::C2R(t) => t.on_event(event, data, out),
+            StreamTranslator::G2C(t) => t.stream.feed(data, t.leg.seal(), out),
+            StreamTranslator::Chain(t) => t.on_event(event, data, out),
         }
     }
 
@@ -162,6 +329,8 @@ impl StreamTranslator {
             StreamTranslator::O2A(t) => t.finish(out),
             StreamTranslator::A2R(t) => t.finish(out),
             StreamTranslator::C2R(t) => t.finish(out),
+            StreamTranslator::G2C(t) => t.stream.finish(out),
+            StreamTranslator::Chain(t) => t.finish(out),
         }
     }
 
@@ -172,13 +341,18 @@ impl StreamTranslator {
             StreamTranslator::O2A(t) => t.fail(message, out),
             StreamTranslator::A2R(t) => t.fail(message, out),
             StreamTranslator::C2R(t) => t.fail(message, out),
+            StreamTranslator::G2C(t) => t.stream.fail(message, out),
+            StreamTranslator::Chain(t) => t.fail(message, out),
         }
     }
 
     /// Does the output say when it completed (Responses `completed_at`)? Only then does the
     /// gateway read the clock for [`StreamTranslator::set_now`].
     pub fn dates_output(&self) -> bool {
-        matches!(self, StreamTranslator::A2R(_) | StreamTranslator::C2R(_))
+        match self {
+            StreamTranslator::Chain(t) => t.client_side().dates_output(),
+            t => matches!(t, StreamTranslator::A2R(_) | StreamTranslator::C2R(_)),
+        }
     }
 
     /// The time now (Unix seconds), for a translator whose output says when it completed;
@@ -187,7 +361,8 @@ impl StreamTranslator {
         match self {
             StreamTranslator::A2R(t) => t.set_now(now),
             StreamTranslator::C2R(t) => t.set_now(now),
-            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) => {}
+            StreamTranslator::Chain(t) => t.client_side_mut().set_now(now),
+            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) | StreamTranslator::G2C(_) => {}
         }
     }
 
@@ -196,6 +371,7 @@ impl StreamTranslator {
     pub fn kept_seals(&self) -> Vec<(&str, &str)> {
         match self {
             StreamTranslator::A2R(t) => t.kept_seals(),
+            StreamTranslator::Chain(t) => t.client_side().kept_seals(),
             _ => Vec::new(),
         }
     }
@@ -206,7 +382,8 @@ impl StreamTranslator {
         match self {
             StreamTranslator::A2R(t) => t.held_bytes(),
             StreamTranslator::C2R(t) => t.held_bytes(),
-            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) => 0,
+            StreamTranslator::Chain(t) => t.client_side().held_bytes(),
+            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) | StreamTranslator::G2C(_) => 0,
         }
     }
 
@@ -218,6 +395,8 @@ impl StreamTranslator {
             StreamTranslator::C2R(t) => t.fail_unheld(message, out),
             StreamTranslator::A2O(t) => t.fail(message, out),
             StreamTranslator::O2A(t) => t.fail(message, out),
+            StreamTranslator::G2C(t) => t.stream.fail(message, out),
+            StreamTranslator::Chain(t) => t.client_side_mut().fail_unheld(message, out),
         }
     }
 
@@ -228,6 +407,8 @@ impl StreamTranslator {
             StreamTranslator::O2A(t) => t.is_done(),
             StreamTranslator::A2R(t) => t.is_done(),
             StreamTranslator::C2R(t) => t.is_done(),
+            StreamTranslator::G2C(t) => t.stream.is_done(),
+            StreamTranslator::Chain(t) => t.is_done(),
         }
     }
 }

@@ -1,0 +1,287 @@
+//! What the Gemini pairs share: the seal that carries a thought signature in a tool call id
+//! (bound to the client's gateway key and to the provider that signed it), the state a
+//! translated Gemini leg keeps for its answer, the chain that runs two stream translators one
+//! after the other (Messages and Responses clients reach Gemini through Chat Completions),
+//! and the removal of carried signatures from a body bound for another provider. Pure.
+
+use crate::seal::{Purpose, SealKey};
+use crate::sse;
+
+use super::chat_via_gemini::{GeminiMeta, SignatureSeal, SIGNATURE_SEPARATOR};
+use super::StreamTranslator;
+
+/// Seals thought signatures for one client and one provider: a token another key's client,
+/// or another provider, presents does not open (the call then gets Google's documented
+/// dummy signature, never a 400).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeminiSeal {
+    /// The gateway's seal key, bound to the client's gateway key.
+    pub key: SealKey,
+    /// The provider the signature came from (and may go back to).
+    pub provider: String,
+}
+
+impl SignatureSeal for GeminiSeal {
+    fn seal(&self, sig: &[u8]) -> Option<String> {
+        let mut plain = Vec::with_capacity(self.provider.len() + 1 + sig.len());
+        plain.extend_from_slice(self.provider.as_bytes());
+        plain.push(0);
+        plain.extend_from_slice(sig);
+        let sealed = self.key.seal(Purpose::ThoughtSignature, &plain)?;
+        // Ids allow `[A-Za-z0-9_-]`: the prefix's `.` stays out of them.
+        sealed.strip_prefix(SealKey::PREFIX).map(str::to_owned)
+    }
+
+    fn open(&self, token: &str) -> Option<Vec<u8>> {
+        let sealed = format!("{}{token}", SealKey::PREFIX);
+        let plain = self.key.open(Purpose::ThoughtSignature, &sealed)?;
+        let at = plain.iter().position(|&b| b == 0)?;
+        let (provider, sig) = plain.split_at(at);
+        (provider == self.provider.as_bytes()).then(|| sig.get(1..).unwrap_or_default().to_vec())
+    }
+}
+
+impl GeminiSeal {
+    /// Does `token` open under `key` (bound to the client), whichever provider it names? A
+    /// conversation moving to another provider loses every carried signature.
+    pub fn opens_for_any_provider(key: &SealKey, token: &str) -> bool {
+        let sealed = format!("{}{token}", SealKey::PREFIX);
+        key.open(Purpose::ThoughtSignature, &sealed)
+            .is_some_and(|plain| plain.contains(&0))
+    }
+}
+
+/// A Gemini provider's side of a translated request: what its answer's translation needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GeminiLeg {
+    pub meta: GeminiMeta,
+    /// None: no seal (signatures are not carried; calls get the dummy signature).
+    pub seal: Option<GeminiSeal>,
+}
+
+impl GeminiLeg {
+    /// The seal, or one that carries nothing.
+    pub fn seal(&self) -> &dyn SignatureSeal {
+        match &self.seal {
+            Some(s) => s,
+            None => &super::chat_via_gemini::NoSeal,
+        }
+    }
+}
+
+/// Most bytes one event of the first translator's output may take in the chain's decoder:
+/// far above any chunk a translator writes.
+const MAX_CHAINED_EVENT_BYTES: usize = 16 << 20;
+
+/// Two stream translators in a row: the provider's events through the first (into Chat
+/// Completions chunks), those through the second (into the client's dialect).
+pub struct Chain {
+    first: Box<StreamTranslator>,
+    second: Box<StreamTranslator>,
+    dec: sse::Decoder,
+    buf: Vec<u8>,
+}
+
+impl Chain {
+    /// `first` then `second`.
+    pub fn new(first: StreamTranslator, second: StreamTranslator) -> Chain {
+        Chain {
+            first: Box::new(first),
+            second: Box::new(second),
+            dec: sse::Decoder::new(MAX_CHAINED_EVENT_BYTES),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Whatever the first wrote, through the second.
+    fn pass(&mut self, out: &mut Vec<u8>) {
+        if self.buf.is_empty() {
+            return;
+        }
+        self.dec
+            .push(bytes::Bytes::from(std::mem::take(&mut self.buf)));
+        loop {
+            match self.dec.next_event() {
+                Ok(Some(ev)) => {
+                    if let Some(data) = ev.data.as_deref() {
+                        self.second.on_event(ev.event.as_deref(), data, out);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.second.fail(&e.to_string(), out);
+                    break;
+                }
+            }
+        }
+    }
+
+    pub fn on_event(&mut self, event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
+        self.first.on_event(event, data, &mut self.buf);
+        self.pass(out);
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.first.finish(&mut self.buf);
+        self.pass(out);
+        if let Some(ev) = self.dec.finish() {
+            if let Some(data) = ev.data.as_deref() {
+                self.second.on_event(ev.event.as_deref(), data, out);
+            }
+        }
+        if !self.second.is_done() {
+            self.second.finish(out);
+        }
+    }
+
+    pub fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        self.second.fail(message, out);
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.second.is_done()
+    }
+
+    /// The client's side (what it holds, dates and seals).
+    pub fn client_side(&self) -> &StreamTranslator {
+        &self.second
+    }
+
+    /// The same, to change.
+    pub fn client_side_mut(&mut self) -> &mut StreamTranslator {
+        &mut self.second
+    }
+}
+
+/// Could `body` hold a thought signature carried in a tool call id?
+pub fn may_carry_signatures(body: &[u8]) -> bool {
+    memchr::memmem::find(body, SIGNATURE_SEPARATOR.as_bytes()).is_some()
+}
+
+/// `body` with every carried signature that `seal` opens taken out of its tool call ids (a
+/// conversation that moves from a Gemini provider to another: OpenAI refuses ids over 40
+/// characters, and the signature means nothing there). Only tokens that open are removed, so
+/// a client's own text that happens to hold the separator is never changed. None: nothing
+/// to remove.
+pub fn strip_carried_signatures(body: &[u8], opens: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let sep = SIGNATURE_SEPARATOR.as_bytes();
+    let finder = memchr::memmem::Finder::new(sep);
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(at) = body.get(from..).and_then(|rest| finder.find(rest)) {
+        let start = from + at;
+        let token_start = start + sep.len();
+        let token_len = body
+            .get(token_start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .count();
+        let end = token_start + token_len;
+        from = end.max(start + 1);
+        // A token ends its id: the string's closing quote follows.
+        if body.get(end) != Some(&b'"') || token_len == 0 {
+            continue;
+        }
+        let token = std::str::from_utf8(body.get(token_start..end).unwrap_or_default());
+        if !token.is_ok_and(opens) {
+            continue;
+        }
+        let o = out.get_or_insert_with(|| Vec::with_capacity(body.len()));
+        o.extend_from_slice(body.get(copied..start).unwrap_or_default());
+        copied = end;
+    }
+    let mut o = out?;
+    o.extend_from_slice(body.get(copied..).unwrap_or_default());
+    Some(o)
+}
+
+/// The message of a provider's error body in any of the shapes Gemini and the others use
+/// (`{"error":{"message"}}`, Gemini's array-wrapped stream form, a plain string `error`);
+/// None when it has none.
+pub fn error_message(raw: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    let v = match v {
+        serde_json::Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+        v => v,
+    };
+    let e = v.get("error")?;
+    let m = e.get("message").and_then(|m| m.as_str()).or(e.as_str())?;
+    (!m.is_empty()).then(|| m.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seal(provider: &str) -> GeminiSeal {
+        let key = SealKey::from_bytes(&[7; 32])
+            .unwrap()
+            .for_holder(crate::seal::Holder::Open);
+        GeminiSeal {
+            key,
+            provider: provider.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_signature_opens_for_its_provider_and_holder_only() {
+        let s = seal("gemini");
+        let token = s.seal(b"c2lnbmF0dXJl").unwrap();
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(s.open(&token).as_deref(), Some(&b"c2lnbmF0dXJl"[..]));
+        assert_eq!(seal("other").open(&token), None);
+        let other_holder = GeminiSeal {
+            key: s.key.for_holder(crate::seal::Holder::Key([1; 32])),
+            ..s.clone()
+        };
+        assert_eq!(other_holder.open(&token), None);
+        let mut altered = token.clone().into_bytes();
+        if let Some(b) = altered.get_mut(10) {
+            *b = if *b == b'A' { b'B' } else { b'A' };
+        }
+        assert_eq!(s.open(std::str::from_utf8(&altered).unwrap()), None);
+    }
+
+    #[test]
+    fn carried_signatures_are_stripped_only_where_they_open() {
+        let s = seal("gemini");
+        let token = s.seal(b"sig").unwrap();
+        let body = format!(
+            r#"{{"messages":[{{"tool_calls":[{{"id":"call_1__rwts__{token}"}}]}},{{"role":"tool","tool_call_id":"call_1__rwts__{token}"}},{{"content":"a __rwts__xyz"}}]}}"#
+        );
+        let opens = |t: &str| s.open(t).is_some();
+        let out = strip_carried_signatures(body.as_bytes(), &opens).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out,
+            r#"{"messages":[{"tool_calls":[{"id":"call_1"}]},{"role":"tool","tool_call_id":"call_1"},{"content":"a __rwts__xyz"}]}"#
+        );
+        assert_eq!(
+            strip_carried_signatures(b"{\"a\":\"__rwts__\"}", &opens),
+            None
+        );
+        assert_eq!(strip_carried_signatures(b"{}", &opens), None);
+    }
+
+    #[test]
+    fn error_messages_in_every_shape() {
+        assert_eq!(
+            error_message(br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#)
+                .as_deref(),
+            Some("bad")
+        );
+        assert_eq!(
+            error_message(br#"[{"error":{"code":503,"message":"busy"}}]"#).as_deref(),
+            Some("busy")
+        );
+        assert_eq!(
+            error_message(br#"{"error":"plain"}"#).as_deref(),
+            Some("plain")
+        );
+        assert_eq!(error_message(b"<html>"), None);
+    }
+}
