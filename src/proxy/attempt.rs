@@ -243,6 +243,21 @@ async fn prepare_body<'c>(
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
         let body = without_signatures(ctx, req, pair, same_dialect_body()?);
+        // A Gemini stream asked for without `alt=sse` is asked of the provider as SSE and
+        // written to the client as the JSON array it asked for.
+        if gemini_json_array(ex, req) {
+            let meta = RequestMeta {
+                gemini_json_array: true,
+                ..RequestMeta::default()
+            };
+            return Ok(Prepared::Send {
+                path,
+                body,
+                meta: Some(Rc::new(meta)),
+                hide_usage: false,
+                betas: None,
+            });
+        }
         // An OpenAI stream says its usage only when asked: the gateway asks (as its
         // translations do), and keeps the answer to itself when the client had not.
         if pair.provider == Format::OpenAi && req.info.stream {
@@ -312,6 +327,13 @@ async fn prepare_body<'c>(
         hide_usage: false,
         betas: None,
     })
+}
+
+/// Does a Gemini client stream without `alt=sse` (the JSON-array form)?
+fn gemini_json_array(ex: &Exchange<'_>, req: &Admitted) -> bool {
+    ex.format == Format::Gemini
+        && req.info.stream
+        && !crate::dialect::gemini::wants_sse(ex.head.query())
 }
 
 /// `body` without the thought signatures its tool call ids carry, for a provider that does

@@ -716,7 +716,7 @@ fn commit_stream<'c, S: Transport>(
     let relay = relays_head(provider, pair);
     let mut headers = relayed_headers(ex, &head, pair, relay, own_limits);
     if !relay {
-        headers.push(("content-type", pair.stream_content_type()));
+        headers.push(("content-type", pair.stream_content_type(meta.as_deref())));
         headers.push(("cache-control", b"no-cache"));
     }
     if !dropped.is_empty() {

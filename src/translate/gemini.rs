@@ -153,6 +153,68 @@ impl Chain {
     }
 }
 
+/// A Gemini stream in the form a client asked for without `alt=sse`: one JSON array whose
+/// elements are the chunks, written as they come (`[{…}`, `,\r\n{…}`, `]`). The provider is
+/// always asked for SSE; this turns its events into the array. An error ends the array with
+/// the error object as its last element, as Google's API does.
+#[derive(Debug, Default)]
+pub struct JsonArrayStream {
+    started: bool,
+    done: bool,
+}
+
+impl JsonArrayStream {
+    pub fn new() -> JsonArrayStream {
+        JsonArrayStream::default()
+    }
+
+    fn element(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(if self.started { b",\r\n" } else { b"[" });
+        self.started = true;
+        out.extend_from_slice(data);
+    }
+
+    pub fn on_event(&mut self, _event: Option<&[u8]>, data: &[u8], out: &mut Vec<u8>) {
+        let data = data.trim_ascii();
+        if self.done || data.is_empty() {
+            return;
+        }
+        self.element(data, out);
+        if data.starts_with(b"{\"error\"") {
+            self.close(out);
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            out.push(b'[');
+        }
+        out.extend_from_slice(b"\r\n]");
+        self.started = true;
+        self.done = true;
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.done {
+            self.close(out);
+        }
+    }
+
+    pub fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        if self.done {
+            return;
+        }
+        let mut e = Vec::with_capacity(64 + message.len());
+        crate::dialect::gemini::error_object(502, message, &mut e);
+        self.element(&e, out);
+        self.close(out);
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
 /// Could `body` hold a thought signature carried in a tool call id?
 pub fn may_carry_signatures(body: &[u8]) -> bool {
     memchr::memmem::find(body, SIGNATURE_SEPARATOR.as_bytes()).is_some()
@@ -265,6 +327,35 @@ mod tests {
             None
         );
         assert_eq!(strip_carried_signatures(b"{}", &opens), None);
+    }
+
+    #[test]
+    fn a_json_array_stream_is_one_array_whatever_ends_it() {
+        let parse = |out: &[u8]| serde_json::from_slice::<serde_json::Value>(out).unwrap();
+        let mut s = JsonArrayStream::new();
+        let mut out = Vec::new();
+        s.on_event(None, b"{\"a\":1}", &mut out);
+        s.on_event(None, b" ", &mut out);
+        s.on_event(None, b"{\"b\":2}", &mut out);
+        s.finish(&mut out);
+        assert_eq!(parse(&out), serde_json::json!([{"a":1},{"b":2}]));
+        assert!(s.is_done());
+        let mut s = JsonArrayStream::new();
+        let mut out = Vec::new();
+        s.finish(&mut out);
+        assert_eq!(parse(&out), serde_json::json!([]));
+        let mut s = JsonArrayStream::new();
+        let mut out = Vec::new();
+        s.on_event(None, b"{\"a\":1}", &mut out);
+        s.fail("reset", &mut out);
+        s.finish(&mut out);
+        let v = parse(&out);
+        assert_eq!(v[1]["error"]["message"], "reset");
+        let mut s = JsonArrayStream::new();
+        let mut out = Vec::new();
+        s.on_event(None, b"{\"error\":{\"code\":500}}", &mut out);
+        s.on_event(None, b"{\"late\":1}", &mut out);
+        assert_eq!(parse(&out), serde_json::json!([{"error":{"code":500}}]));
     }
 
     #[test]

@@ -260,6 +260,8 @@ pub struct RequestMeta {
     pub responses: Option<Box<responses::ResponsesMeta>>,
     /// A Gemini provider: what reading its answer needs.
     pub gemini: Option<Box<gemini::GeminiLeg>>,
+    /// A Gemini client streaming without `alt=sse`: its stream is one JSON array.
+    pub gemini_json_array: bool,
 }
 
 impl RequestMeta {

@@ -6,7 +6,7 @@
 use crate::format::Format;
 
 use super::chat_via_gemini::{self, GeminiOptions};
-use super::gemini::{Chain, GeminiLeg, GeminiSeal};
+use super::gemini::{Chain, GeminiLeg, GeminiSeal, JsonArrayStream};
 use super::responses::{AnthropicToResponsesStream, ChatToResponsesStream};
 use super::{
     AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, Room, TranslateError,
@@ -235,6 +235,10 @@ impl Pair {
             (Format::Responses, Format::OpenAi) => Some(StreamTranslator::C2R(Box::new(
                 ChatToResponsesStream::new(meta),
             ))),
+            // Asked for without `alt=sse`: the provider's SSE as one JSON array.
+            (Format::Gemini, Format::Gemini) if meta.gemini_json_array => {
+                Some(StreamTranslator::Array(Box::default()))
+            }
             (Format::OpenAi | Format::Anthropic | Format::Responses, Format::Gemini) => {
                 let g2c = StreamTranslator::G2C(Box::new(GeminiToChat::new(
                     Self::gemini_leg(meta).ok()?,
@@ -252,10 +256,12 @@ impl Pair {
         }
     }
 
-    /// The content type of a translated stream, as the client's own API sends it.
-    pub fn stream_content_type(self) -> &'static [u8] {
+    /// The content type of a translated stream, as the client's own API sends it (a Gemini
+    /// stream asked for without `alt=sse` is one JSON array).
+    pub fn stream_content_type(self, meta: Option<&RequestMeta>) -> &'static [u8] {
         match self.client {
             Format::Anthropic => b"text/event-stream; charset=utf-8",
+            Format::Gemini if meta.is_some_and(|m| m.gemini_json_array) => b"application/json",
             _ => b"text/event-stream",
         }
     }
@@ -307,6 +313,8 @@ pub enum StreamTranslator {
     G2C(Box<GeminiToChat>),
     /// Two in a row (a Gemini provider's chunks through Chat Completions).
     Chain(Box<Chain>),
+    /// Gemini SSE chunks → one JSON array of them.
+    Array(Box<JsonArrayStream>),
 }
 
 impl StreamTranslator {
@@ -319,6 +327,7 @@ impl StreamTranslator {
             StreamTranslator::C2R(t) => t.on_event(event, data, out),
             StreamTranslator::G2C(t) => t.stream.feed(data, t.leg.seal(), out),
             StreamTranslator::Chain(t) => t.on_event(event, data, out),
+            StreamTranslator::Array(t) => t.on_event(event, data, out),
         }
     }
 
@@ -331,6 +340,7 @@ impl StreamTranslator {
             StreamTranslator::C2R(t) => t.finish(out),
             StreamTranslator::G2C(t) => t.stream.finish(out),
             StreamTranslator::Chain(t) => t.finish(out),
+            StreamTranslator::Array(t) => t.finish(out),
         }
     }
 
@@ -343,6 +353,7 @@ impl StreamTranslator {
             StreamTranslator::C2R(t) => t.fail(message, out),
             StreamTranslator::G2C(t) => t.stream.fail(message, out),
             StreamTranslator::Chain(t) => t.fail(message, out),
+            StreamTranslator::Array(t) => t.fail(message, out),
         }
     }
 
@@ -362,7 +373,10 @@ impl StreamTranslator {
             StreamTranslator::A2R(t) => t.set_now(now),
             StreamTranslator::C2R(t) => t.set_now(now),
             StreamTranslator::Chain(t) => t.client_side_mut().set_now(now),
-            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) | StreamTranslator::G2C(_) => {}
+            StreamTranslator::A2O(_)
+            | StreamTranslator::O2A(_)
+            | StreamTranslator::G2C(_)
+            | StreamTranslator::Array(_) => {}
         }
     }
 
@@ -383,7 +397,10 @@ impl StreamTranslator {
             StreamTranslator::A2R(t) => t.held_bytes(),
             StreamTranslator::C2R(t) => t.held_bytes(),
             StreamTranslator::Chain(t) => t.client_side().held_bytes(),
-            StreamTranslator::A2O(_) | StreamTranslator::O2A(_) | StreamTranslator::G2C(_) => 0,
+            StreamTranslator::A2O(_)
+            | StreamTranslator::O2A(_)
+            | StreamTranslator::G2C(_)
+            | StreamTranslator::Array(_) => 0,
         }
     }
 
@@ -397,6 +414,7 @@ impl StreamTranslator {
             StreamTranslator::O2A(t) => t.fail(message, out),
             StreamTranslator::G2C(t) => t.stream.fail(message, out),
             StreamTranslator::Chain(t) => t.client_side_mut().fail_unheld(message, out),
+            StreamTranslator::Array(t) => t.fail(message, out),
         }
     }
 
@@ -409,6 +427,7 @@ impl StreamTranslator {
             StreamTranslator::C2R(t) => t.is_done(),
             StreamTranslator::G2C(t) => t.stream.is_done(),
             StreamTranslator::Chain(t) => t.is_done(),
+            StreamTranslator::Array(t) => t.is_done(),
         }
     }
 }
