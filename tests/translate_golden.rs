@@ -159,6 +159,7 @@ fn meta(spec: &Value) -> RequestMeta {
             .unwrap_or_default(),
         dropped: Vec::new(),
         responses: m.get("responses").map(|r| Box::new(responses_meta(r))),
+        ..RequestMeta::default()
     }
 }
 

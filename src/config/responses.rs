@@ -66,13 +66,22 @@ mod tests {
         // Native Responses: the default for api.openai.com only, settable on openai kind only.
         let c = Config::from_toml(GOOD, "t.toml").unwrap();
         assert!(c.providers.iter().all(|p| !p.native_responses));
-        assert_eq!(c.providers[1].speaks(Format::Responses), Format::OpenAi);
-        assert_eq!(c.providers[0].speaks(Format::Responses), Format::Anthropic);
+        assert_eq!(
+            c.providers[1].speaks(Format::Responses, "m"),
+            Format::OpenAi
+        );
+        assert_eq!(
+            c.providers[0].speaks(Format::Responses, "m"),
+            Format::Anthropic
+        );
         let official = GOOD.replace("http://localhost:8080/v1", "https://api.openai.com/v1");
         let c = Config::from_toml(&official, "t.toml").unwrap();
         assert!(c.providers[1].native_responses);
-        assert_eq!(c.providers[1].speaks(Format::Responses), Format::Responses);
-        assert_eq!(c.providers[1].speaks(Format::OpenAi), Format::OpenAi);
+        assert_eq!(
+            c.providers[1].speaks(Format::Responses, "m"),
+            Format::Responses
+        );
+        assert_eq!(c.providers[1].speaks(Format::OpenAi, "m"), Format::OpenAi);
         let chat = official.replace("/v1\"\n", "/v1\"\nresponses = \"chat\"\n");
         assert!(!Config::from_toml(&chat, "t.toml").unwrap().providers[1].native_responses);
         let native = GOOD.replace("8080/v1\"\n", "8080/v1\"\nresponses = \"native\"\n");

@@ -137,7 +137,6 @@ fn is_error_data(data: &[u8]) -> bool {
 /// The google.rpc status name for an HTTP status, as Google's APIs pair them.
 pub fn rpc_status(status: u16) -> &'static str {
     match status {
-        400 => "INVALID_ARGUMENT",
         401 => "UNAUTHENTICATED",
         403 => "PERMISSION_DENIED",
         404 => "NOT_FOUND",
@@ -145,7 +144,6 @@ pub fn rpc_status(status: u16) -> &'static str {
         408 | 504 => "DEADLINE_EXCEEDED",
         409 => "ABORTED",
         412 => "FAILED_PRECONDITION",
-        413 => "INVALID_ARGUMENT",
         429 => "RESOURCE_EXHAUSTED",
         499 => "CANCELLED",
         503 => "UNAVAILABLE",

@@ -1274,6 +1274,7 @@ mod tests {
                         r#"{{"type":"response.function_call_arguments.delta","item_id":"fc_1","output_index":0,"delta":{p}}}"#
                     ),
                 ),
+                Format::Gemini => unreachable!("Gemini arguments arrive whole, never as deltas"),
             }
         };
         let cases = [

@@ -246,6 +246,7 @@ fn oracle(format: Format, body: &Value) -> Metered {
             .and_then(|c| c.get("finish_reason"))),
         Format::Anthropic => s(body.get("stop_reason")),
         Format::Responses => s(body["incomplete_details"].get("reason")).or(s(body.get("status"))),
+        Format::Gemini => s(body["candidates"][0].get("finishReason")),
     };
     Metered {
         usage,
@@ -301,6 +302,7 @@ fn scan_agrees_with_a_full_parse() {
             Format::Responses => json!({"input_tokens": n(5000), "output_tokens": n(900),
                 "input_tokens_details": {"cached_tokens": n(100)},
                 "output_tokens_details": {"reasoning_tokens": n(100)}}),
+            Format::Gemini => unreachable!("the cases are the three JSON-usage dialects"),
         };
         let mut members: Vec<(&str, Value)> = match format {
             Format::OpenAi => vec![
@@ -345,6 +347,7 @@ fn scan_agrees_with_a_full_parse() {
                                   {"type": "function_call", "arguments": tool_input.to_string()}]),
                 ),
             ],
+            Format::Gemini => unreachable!("the cases are the three JSON-usage dialects"),
         };
         if with_usage {
             members.push(("usage", usage));

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod shared;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -522,7 +524,8 @@ pub fn mock_requests(mock: &Proc) -> Vec<serde_json::Value> {
 
 /// Split an SSE body into (event, data) pairs.
 pub fn sse_events(body: &[u8]) -> Vec<(Option<String>, String)> {
-    let text = String::from_utf8_lossy(body);
+    // Events end with a blank line in any of SSE's line endings (Google's are CRLF).
+    let text = String::from_utf8_lossy(body).replace("\r\n", "\n");
     let mut out = Vec::new();
     for block in text.split("\n\n") {
         let mut event = None;

@@ -1,0 +1,506 @@
+//! Gemini through the real binary, against the mock's Gemini side: the `gemini` provider kind
+//! and Gemini models on Vertex serving Chat Completions, Messages and Responses clients
+//! (streamed and not, tool loops with Gemini 3 thought signatures carried in the clients' ids,
+//! tampering, moving to another provider), and the Gemini client dialect (generate, both stream
+//! forms, countTokens, models, its keys, its error shape).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::shared::*;
+use common::*;
+use serde_json::{json, Value};
+
+const G3: &str = "gemini-3-pro-preview";
+const G25: &str = "gemini-2.5-flash";
+
+fn config(mock: &Proc, extra: &str) -> String {
+    format!(
+        r#"
+[[provider]]
+name = "gem"
+kind = "gemini"
+base_url = "http://{m}"
+api_key_env = "RW_TEST_GEMINI_KEY"
+
+[[provider]]
+name = "oai"
+kind = "openai"
+base_url = "http://{m}/v1"
+
+[[route]]
+model = "g3"
+targets = ["gem/{G3}"]
+
+[[route]]
+model = "g25"
+targets = ["gem/{G25}"]
+
+[[route]]
+model = "g3-then-oai"
+targets = ["gem/{G3}", "oai/mock-gpt"]
+{extra}
+"#,
+        m = mock.addr
+    )
+}
+
+fn setup(extra: &str) -> (Proc, Proc) {
+    let m = mock(&[]);
+    let g = gateway_env(
+        &config(&m, extra),
+        &[("RW_TEST_GEMINI_KEY", "gemini-provider-key")],
+    );
+    (m, g)
+}
+
+fn gemini_records(m: &Proc) -> Vec<Value> {
+    mock_requests(m)
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").contains("/models/"))
+        .collect()
+}
+
+#[test]
+fn every_client_dialect_is_served_by_a_gemini_provider() {
+    let (m, g) = setup("");
+    for d in Dialect::ALL {
+        for stream in [false, true] {
+            clear_records(&m);
+            let r = request(g.addr, &d.request("g25", "hello there", stream, &[]));
+            assert_eq!(r.status, 200, "{d:?} stream={stream}: {}", r.text());
+            assert_eq!(r.header("x-ringway-provider"), Some("gem"));
+            assert_eq!(
+                d.text(&r, stream),
+                "Hello from the ringway mock. You said: hello there",
+                "{d:?} stream={stream}"
+            );
+            let rec = gemini_records(&m).pop().unwrap();
+            let method = if stream {
+                "streamGenerateContent?alt=sse"
+            } else {
+                "generateContent"
+            };
+            assert_eq!(rec["path"], format!("/v1beta/models/{G25}:{method}"));
+            assert_eq!(
+                header_of(&rec, "x-goog-api-key"),
+                Some("gemini-provider-key")
+            );
+            assert!(header_of(&rec, "authorization").is_none());
+            let body = body_of(&rec);
+            assert!(body.get("model").is_none(), "{body}");
+            assert_eq!(body["contents"][0]["parts"][0]["text"], "hello there");
+        }
+    }
+}
+
+/// A Chat client's tool loop against Gemini 3, which refuses a call without its signature.
+#[test]
+fn chat_tool_loops_carry_the_thought_signature_in_the_call_id() {
+    let (m, g) = setup("");
+    let tools = json!([{"type": "function", "function": {"name": "read_file",
+        "parameters": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+            "properties": {"path": {"type": "string", "const": "a.txt"}},
+            "required": ["path"], "additionalProperties": false}}}]);
+    let mut messages = vec![json!({"role": "user", "content": "read a.txt"})];
+    let turn = |messages: &Vec<Value>| {
+        let body = json!({"model": "g3", "messages": messages, "tools": tools}).to_string();
+        request(g.addr, &post("/v1/chat/completions", &[], &body))
+    };
+    let r = turn(&messages);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let msg = r.json()["choices"][0]["message"].clone();
+    let id = msg["tool_calls"][0]["id"].as_str().unwrap().to_owned();
+    assert!(id.contains("__rwts__"), "{id}");
+    // The schema went as parametersJsonSchema, which takes what `parameters` refuses.
+    let first = body_of(&gemini_records(&m).pop().unwrap());
+    let decl = &first["tools"][0]["functionDeclarations"][0];
+    assert!(decl.get("parameters").is_none(), "{decl}");
+    assert_eq!(decl["parametersJsonSchema"]["additionalProperties"], false);
+    let issued = mock_requests(&m).len();
+    messages.push(msg);
+    messages.push(json!({"role": "tool", "tool_call_id": id, "content": "the contents"}));
+    let r = turn(&messages);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Tool result received: the contents"
+    );
+    // The mock saw the signature it issued, not the documented dummy.
+    let recs = mock_requests(&m);
+    let second = body_of(recs.get(issued).unwrap());
+    let call = &second["contents"][1]["parts"][0];
+    let sig = call["thoughtSignature"].as_str().unwrap();
+    assert_ne!(sig, "skip_thought_signature_validator");
+    assert!(!call["functionCall"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .contains("__rwts__"));
+    // An altered token does not open: the call gets the dummy, and Gemini takes the turn.
+    let mut altered = messages.clone();
+    let bad = format!("{}x", &id[..id.len() - 1]);
+    altered[1]["tool_calls"][0]["id"] = json!(bad);
+    altered[2]["tool_call_id"] = json!(bad);
+    clear_records(&m);
+    let r = turn(&altered);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = body_of(&gemini_records(&m).pop().unwrap());
+    assert_eq!(
+        sent["contents"][1]["parts"][0]["thoughtSignature"],
+        "skip_thought_signature_validator"
+    );
+}
+
+#[test]
+fn messages_and_responses_tool_loops_keep_signatures_too() {
+    let (m, g) = setup("");
+    let schema = json!({"type": "object", "properties": {"path": {"type": "string"}}});
+    // Messages: the signature rides in the tool_use id.
+    let tools = json!([{"name": "read_file", "input_schema": schema}]);
+    let mut msgs = vec![json!({"role": "user", "content": "read it"})];
+    let send = |msgs: &Vec<Value>, stream: bool| {
+        let body = json!({"model": "g3", "max_tokens": 300, "messages": msgs, "tools": tools,
+            "stream": stream})
+        .to_string();
+        request(g.addr, &post("/v1/messages", &[], &body))
+    };
+    let r = send(&msgs, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let content = r.json()["content"].clone();
+    let id = content[0]["id"].as_str().unwrap().to_owned();
+    assert!(id.contains("__rwts__"));
+    assert!(id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+    msgs.push(json!({"role": "assistant", "content": content}));
+    msgs.push(
+        json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id,
+        "content": "42"}]}),
+    );
+    clear_records(&m);
+    let r = send(&msgs, true);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        Dialect::Messages.text(&r, true),
+        "Tool result received: 42",
+        "{}",
+        r.text()
+    );
+    let sent = body_of(&gemini_records(&m).pop().unwrap());
+    let sig = sent["contents"][1]["parts"][0]["thoughtSignature"]
+        .as_str()
+        .unwrap();
+    assert_ne!(sig, "skip_thought_signature_validator");
+    // Responses: in the function call's call_id.
+    let tools = json!([{"type": "function", "name": "read_file", "parameters": schema}]);
+    let body = json!({"model": "g3", "input": "read it", "tools": tools, "store": false});
+    let r = request(g.addr, &post("/v1/responses", &[], &body.to_string()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let output = r.json()["output"].clone();
+    let call = output
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "function_call")
+        .unwrap()
+        .clone();
+    let mut input = vec![json!({"role": "user", "content": "read it"})];
+    input.extend(output.as_array().unwrap().iter().cloned());
+    input.push(json!({"type": "function_call_output", "call_id": call["call_id"], "output": "7"}));
+    clear_records(&m);
+    let body = json!({"model": "g3", "input": input, "tools": tools, "store": false});
+    let r = request(g.addr, &post("/v1/responses", &[], &body.to_string()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = body_of(&gemini_records(&m).pop().unwrap());
+    assert_ne!(
+        sent["contents"][1]["parts"][0]["thoughtSignature"],
+        "skip_thought_signature_validator"
+    );
+}
+
+/// A conversation that moves to another provider loses the carried signatures from its ids
+/// (OpenAI refuses ids over 40 characters); ids the gateway did not seal stay as sent.
+#[test]
+fn ids_lose_their_signatures_at_another_provider() {
+    let (m, g) = setup("");
+    let tools = json!([{"type": "function", "function": {"name": "read_file",
+        "parameters": {"type": "object", "properties": {}}}}]);
+    let body = json!({"model": "g3", "messages": [{"role": "user", "content": "go"}],
+        "tools": tools});
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &body.to_string()),
+    );
+    let msg = r.json()["choices"][0]["message"].clone();
+    let id = msg["tool_calls"][0]["id"].as_str().unwrap().to_owned();
+    let plain = id.split("__rwts__").next().unwrap().to_owned();
+    let messages = json!([{"role": "user", "content": "go"}, msg,
+        {"role": "tool", "tool_call_id": id, "content": "ok"},
+        {"role": "user", "content": "and the note __rwts__mine"}]);
+    clear_records(&m);
+    let body = json!({"model": "oai/mock-gpt", "messages": messages, "tools": tools});
+    let r = request(
+        g.addr,
+        &post("/v1/chat/completions", &[], &body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = body_of(mock_requests(&m).last().unwrap());
+    assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], plain);
+    assert_eq!(sent["messages"][2]["tool_call_id"], plain);
+    assert_eq!(sent["messages"][3]["content"], "and the note __rwts__mine");
+}
+
+#[test]
+fn gemini_answers_end_the_way_each_client_expects() {
+    let (_m, g) = setup("");
+    // A blocked prompt has no candidates: a clear 400 in the client's own format.
+    let r = request(
+        g.addr,
+        &Dialect::Chat.request("g25", "bad mock:prompt_blocked", false, &[]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("SAFETY"));
+    let r = request(
+        g.addr,
+        &Dialect::Messages.request("g25", "bad mock:prompt_blocked", false, &[]),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["type"], "error");
+    // The safety family is a content filter for Chat, a refusal for Messages.
+    let r = request(
+        g.addr,
+        &Dialect::Chat.request("g25", "x mock:finish=SAFETY", false, &[]),
+    );
+    assert_eq!(r.json()["choices"][0]["finish_reason"], "content_filter");
+    let r = request(
+        g.addr,
+        &Dialect::Chat.request("g25", "x mock:finish=MAX_TOKENS", true, &[]),
+    );
+    assert!(
+        r.text().contains("\"finish_reason\":\"length\""),
+        "{}",
+        r.text()
+    );
+    // Usage: cached prompt tokens reach each client in its own terms.
+    let r = request(
+        g.addr,
+        &Dialect::Chat.request("g25", "hi mock:cached=4", false, &[]),
+    );
+    assert_eq!(
+        r.json()["usage"]["prompt_tokens_details"]["cached_tokens"],
+        4
+    );
+    // A provider error keeps its status and message, in the client's shape.
+    let r = request(
+        g.addr,
+        &Dialect::Messages.request("g25", "x mock:status=429", false, &[]),
+    );
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+}
+
+fn gemini_body(prompt: &str) -> String {
+    json!({"contents": [{"role": "user", "parts": [{"text": prompt}]}]}).to_string()
+}
+
+#[test]
+fn gemini_clients_pass_through_to_a_gemini_provider() {
+    let (m, g) =
+        setup("[[route]]\nmodel = \"gemini-2.5-flash\"\ntargets = [\"gem/gemini-2.5-flash\"]\n");
+    let mut prompt_tokens = Value::Null;
+    for version in ["v1beta", "v1"] {
+        let r = request(
+            g.addr,
+            &post(
+                &format!("/{version}/models/gemini-2.5-flash:generateContent"),
+                &[],
+                &gemini_body("hi"),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        assert_eq!(v["candidates"][0]["finishReason"], "STOP");
+        prompt_tokens = v["usageMetadata"]["promptTokenCount"].clone();
+        assert!(prompt_tokens.as_u64().unwrap() > 0, "{v}");
+    }
+    // SSE, as the SDKs ask.
+    let r = request(
+        g.addr,
+        &post(
+            "/v1beta/models/g25:streamGenerateContent?alt=sse",
+            &[],
+            &gemini_body("hi"),
+        ),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let chunks: Vec<Value> = sse_events(&r.body)
+        .into_iter()
+        .map(|(_, d)| serde_json::from_str(&d).unwrap())
+        .collect();
+    assert_eq!(
+        chunks.last().unwrap()["candidates"][0]["finishReason"],
+        "STOP"
+    );
+    let rec = gemini_records(&m).pop().unwrap();
+    assert_eq!(
+        rec["path"],
+        format!("/v1beta/models/{G25}:streamGenerateContent?alt=sse")
+    );
+    // Without alt=sse: one JSON array, whole when parsed.
+    let r = request(
+        g.addr,
+        &post(
+            "/v1beta/models/g25:streamGenerateContent",
+            &[],
+            &gemini_body("hi"),
+        ),
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let arr = r.json();
+    assert_eq!(arr.as_array().unwrap().len(), chunks.len());
+    // countTokens at the provider, and the model list in Gemini's shape.
+    let r = request(
+        g.addr,
+        &post("/v1beta/models/g25:countTokens", &[], &gemini_body("hi")),
+    );
+    assert_eq!(r.json()["totalTokens"], prompt_tokens);
+    let r = request(g.addr, &get("/v1beta/models", &[]));
+    let names: Vec<&str> = r.json()["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned().leak() as &str)
+        .collect();
+    assert!(names.contains(&"models/g25"), "{names:?}");
+    let r = request(g.addr, &get("/v1beta/models/g25", &[]));
+    assert_eq!(r.json()["name"], "models/g25");
+}
+
+#[test]
+fn gemini_clients_present_gateway_keys_their_own_ways() {
+    let keys = "\n[[key]]\nname = \"team\"\nkey_env = \"RW_TEST_GW_KEY\"\n";
+    let m = mock(&[]);
+    let dir = temp_path("gemini-keys-log");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    let cfg = format!(
+        "{}{keys}\n[access_log]\npath = {:?}\n",
+        config(&m, ""),
+        log.to_str().unwrap()
+    );
+    let g = gateway_env(
+        &cfg,
+        &[
+            ("RW_TEST_GEMINI_KEY", "gemini-provider-key"),
+            ("RW_TEST_GW_KEY", "gw-secret-123"),
+        ],
+    );
+    let path = "/v1beta/models/g25:generateContent";
+    let ok = request(
+        g.addr,
+        &post(
+            path,
+            &[("x-goog-api-key", "gw-secret-123")],
+            &gemini_body("a"),
+        ),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let q = request(
+        g.addr,
+        &post(&format!("{path}?key=gw-secret-123"), &[], &gemini_body("a")),
+    );
+    assert_eq!(q.status, 200, "{}", q.text());
+    let bad = request(
+        g.addr,
+        &post(path, &[("x-goog-api-key", "nope")], &gemini_body("a")),
+    );
+    assert_eq!(bad.status, 401);
+    assert_eq!(bad.json()["error"]["status"], "UNAUTHENTICATED");
+    assert_eq!(bad.json()["error"]["code"], 401);
+    // The client's key never goes upstream, and never into the access log.
+    for rec in gemini_records(&m) {
+        assert_eq!(
+            header_of(&rec, "x-goog-api-key"),
+            Some("gemini-provider-key")
+        );
+        assert!(!rec["path"].as_str().unwrap().contains("gw-secret"));
+    }
+    drop(g);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("gemini_generate_content"), "{text}");
+    assert!(!text.contains("gw-secret"), "{text}");
+    // `/v1/models` with a Gemini key is Gemini's list.
+    let g = gateway_env(
+        &format!("{}{keys}", config(&m, "")),
+        &[
+            ("RW_TEST_GEMINI_KEY", "k"),
+            ("RW_TEST_GW_KEY", "gw-secret-123"),
+        ],
+    );
+    let r = request(
+        g.addr,
+        &get("/v1/models", &[("x-goog-api-key", "gw-secret-123")]),
+    );
+    assert!(r.json()["models"].is_array(), "{}", r.text());
+    let r = request(
+        g.addr,
+        &get("/v1/models", &[("authorization", "Bearer gw-secret-123")]),
+    );
+    assert_eq!(r.json()["object"], "list");
+}
+
+#[test]
+fn gemini_models_on_vertex_take_the_google_publisher_path() {
+    let (file, pem) = google_account("gemini-sa.json");
+    write_account(&file, &pem, "http://127.0.0.1:0/token");
+    let m = mock(&["--google-service-account", file.to_str().unwrap()]);
+    write_account(&file, &pem, &format!("http://{}/token", m.addr));
+    let cfg = format!(
+        r#"
+[[provider]]
+name = "vx"
+kind = "vertex"
+project = "mock-project"
+region = "us-central1"
+base_url = "http://{m}"
+google_credentials = {f:?}
+
+[[route]]
+model = "vg"
+targets = ["vx/{G25}"]
+"#,
+        m = m.addr,
+        f = file.to_str().unwrap()
+    );
+    let g = gateway(&cfg);
+    for d in Dialect::ALL {
+        for stream in [false, true] {
+            clear_records(&m);
+            let r = request(g.addr, &d.request("vg", "hello there", stream, &[]));
+            assert_eq!(r.status, 200, "{d:?} {stream}: {}", r.text());
+            assert!(!d.text(&r, stream).is_empty());
+            let rec = gemini_records(&m).pop().unwrap();
+            assert!(
+                rec["path"].as_str().unwrap().starts_with(
+                    "/v1/projects/mock-project/locations/us-central1/publishers/google/models/gemini-2.5-flash:"
+                ),
+                "{}",
+                rec["path"]
+            );
+            assert!(header_of(&rec, "authorization")
+                .is_some_and(|a| a.starts_with("Bearer mock-token-")));
+        }
+    }
+    // A Gemini client passes through to Vertex's Gemini as well.
+    let r = request(
+        g.addr,
+        &post("/v1beta/models/vg:generateContent", &[], &gemini_body("hi")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["candidates"][0]["finishReason"], "STOP");
+}
