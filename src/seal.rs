@@ -39,6 +39,8 @@ pub enum Purpose {
     PiiThinking,
     /// A Gemini thought signature carried in a tool call id, with the provider it came from.
     ThoughtSignature,
+    /// Anthropic thinking blocks carried to a Gemini client in a `thoughtSignature`.
+    ThinkingCarrier,
 }
 
 impl Purpose {
@@ -48,6 +50,7 @@ impl Purpose {
             Purpose::Compaction => b"ringway/compaction/v1",
             Purpose::PiiThinking => b"ringway/pii-thinking/v1",
             Purpose::ThoughtSignature => b"ringway/thought-signature/v1",
+            Purpose::ThinkingCarrier => b"ringway/thinking-carrier/v1",
         }
     }
 }

@@ -504,3 +504,304 @@ targets = ["vx/{G25}"]
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["candidates"][0]["finishReason"], "STOP");
 }
+
+/// Routes for a Gemini client to the other kinds: `to-oai` (Chat Completions), `to-ant`
+/// (Messages), and `gem-then-ant` (a Gemini provider first, Anthropic after it).
+const OTHER_KINDS: &str = r#"
+[[provider]]
+name = "ant"
+kind = "anthropic"
+base_url = "http://MOCK"
+
+[[route]]
+model = "to-oai"
+targets = ["oai/mock-gpt"]
+
+[[route]]
+model = "to-ant"
+targets = ["ant/claude-sonnet-4-5"]
+"#;
+
+fn setup_other_kinds() -> (Proc, Proc) {
+    let m = mock(&[]);
+    let extra = OTHER_KINDS.replace("MOCK", &m.addr.to_string());
+    let g = gateway_env(
+        &config(&m, &extra),
+        &[("RW_TEST_GEMINI_KEY", "gemini-provider-key")],
+    );
+    (m, g)
+}
+
+/// The text of a Gemini answer, whole or streamed (SSE or one JSON array).
+fn gemini_text(r: &Response) -> String {
+    let chunks: Vec<Value> = if r.header("content-type") == Some("text/event-stream") {
+        sse_events(&r.body)
+            .into_iter()
+            .map(|(_, d)| serde_json::from_str(&d).unwrap())
+            .collect()
+    } else {
+        match r.json() {
+            Value::Array(a) => a,
+            v => vec![v],
+        }
+    };
+    chunks
+        .iter()
+        .flat_map(|c| {
+            c["candidates"][0]["content"]["parts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|p| p["thought"] != true)
+        .filter_map(|p| p["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn gemini_clients_are_served_by_openai_and_anthropic_providers() {
+    let (m, g) = setup_other_kinds();
+    for (model, path) in [
+        ("to-oai", "/v1/chat/completions"),
+        ("to-ant", "/v1/messages"),
+    ] {
+        for call in [
+            "generateContent",
+            "streamGenerateContent?alt=sse",
+            "streamGenerateContent",
+        ] {
+            clear_records(&m);
+            let r = request(
+                g.addr,
+                &post(
+                    &format!("/v1beta/models/{model}:{call}"),
+                    &[],
+                    &gemini_body("hello there"),
+                ),
+            );
+            assert_eq!(r.status, 200, "{model} {call}: {}", r.text());
+            assert_eq!(
+                gemini_text(&r),
+                "Hello from the ringway mock. You said: hello there",
+                "{model} {call}"
+            );
+            let last: Value = if call == "generateContent" {
+                r.json()
+            } else if call.ends_with("alt=sse") {
+                assert_eq!(r.header("content-type"), Some("text/event-stream"));
+                serde_json::from_str(&sse_events(&r.body).pop().unwrap().1).unwrap()
+            } else {
+                assert_eq!(r.header("content-type"), Some("application/json"));
+                r.json().as_array().unwrap().last().unwrap().clone()
+            };
+            assert_eq!(last["candidates"][0]["finishReason"], "STOP", "{last}");
+            assert!(last["usageMetadata"]["promptTokenCount"].as_u64().unwrap() > 0);
+            let rec = mock_requests(&m).pop().unwrap();
+            assert_eq!(rec["path"], path);
+            let body = body_of(&rec);
+            assert_eq!(
+                body["stream"].as_bool().unwrap_or(false),
+                call != "generateContent",
+                "{body}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gemini_tool_loops_with_anthropic_thinking_keep_their_signatures() {
+    let (m, g) = setup_other_kinds();
+    let tools = json!([{"functionDeclarations": [{"name": "read_file", "description": "read",
+        "parameters": {"type": "OBJECT", "properties": {"path": {"type": "STRING"}},
+                       "required": ["path"]}}]}]);
+    for stream in [false, true] {
+        let mut contents =
+            vec![json!({"role": "user", "parts": [{"text": "read it mock:thinking"}]})];
+        let body = |contents: &[Value]| {
+            json!({"contents": contents, "tools": tools,
+                   "generationConfig": {"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 4096}}})
+            .to_string()
+        };
+        let call = if stream {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        let r = request(
+            g.addr,
+            &post(
+                &format!("/v1beta/models/to-ant:{call}"),
+                &[],
+                &body(&contents),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        // The model's content, as an SDK assembles it from the chunks.
+        let parts: Vec<Value> = if stream {
+            sse_events(&r.body)
+                .into_iter()
+                .flat_map(|(_, d)| {
+                    let v: Value = serde_json::from_str(&d).unwrap();
+                    v["candidates"][0]["content"]["parts"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect()
+        } else {
+            r.json()["candidates"][0]["content"]["parts"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        assert!(parts.iter().any(|p| p["thought"] == true), "{parts:?}");
+        let call_part = parts
+            .iter()
+            .find(|p| p.get("functionCall").is_some())
+            .unwrap();
+        let sig = call_part["thoughtSignature"].as_str().unwrap().to_owned();
+        assert!(sig.starts_with("rwtc_"), "{sig}");
+        let fc = &call_part["functionCall"];
+        assert_eq!(fc["name"], "read_file");
+        contents.push(json!({"role": "model", "parts": parts}));
+        // The function response names the call only (no id), as some clients send it.
+        contents.push(json!({"role": "user", "parts": [{"functionResponse":
+            {"name": "read_file", "response": {"output": "file body"}}}]}));
+        let r = request(
+            g.addr,
+            &post(
+                &format!("/v1beta/models/to-ant:{call}"),
+                &[],
+                &body(&contents),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            gemini_text(&r).contains("Tool result received: file body"),
+            "{}",
+            r.text()
+        );
+        // Anthropic got its thinking block back, signed: the mock refuses a wrong signature.
+        let rec = body_of(&mock_requests(&m).pop().unwrap());
+        let assistant = &rec["messages"][1]["content"];
+        assert_eq!(assistant[0]["type"], "thinking", "{rec}");
+        assert_eq!(assistant[1]["type"], "tool_use");
+        assert_eq!(
+            rec["messages"][2]["content"][0]["tool_use_id"],
+            assistant[1]["id"]
+        );
+        // An altered carrier is dropped: the turn runs without thinking, never a 400.
+        let mut altered = contents.clone();
+        let mid = sig.len() / 2;
+        let flipped = if &sig[mid..=mid] == "A" { "B" } else { "A" };
+        let bad = format!("{}{flipped}{}", &sig[..mid], &sig[mid + 1..]);
+        for p in altered[1]["parts"].as_array_mut().unwrap() {
+            if p.get("thoughtSignature").is_some() {
+                p["thoughtSignature"] = json!(bad);
+            }
+        }
+        let r = request(
+            g.addr,
+            &post(
+                &format!("/v1beta/models/to-ant:{call}"),
+                &[],
+                &body(&altered),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let rec = body_of(&mock_requests(&m).pop().unwrap());
+        assert_eq!(
+            rec["messages"][1]["content"][0]["type"], "tool_use",
+            "{rec}"
+        );
+        // The same history sent to a Gemini 3 provider: the carried thinking is swapped for the
+        // documented dummy signature, which the mock (as Gemini 3) accepts.
+        let r = request(
+            g.addr,
+            &post(&format!("/v1beta/models/g3:{call}"), &[], &body(&contents)),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let rec = body_of(&gemini_records(&m).pop().unwrap());
+        let sent = rec["contents"][1]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p.get("functionCall").is_some())
+            .unwrap()
+            .clone();
+        assert_eq!(sent["thoughtSignature"], "skip_thought_signature_validator");
+    }
+}
+
+#[test]
+fn gemini_clients_get_errors_in_googles_shape_from_every_kind() {
+    let (_m, g) = setup_other_kinds();
+    // Refused before anything is sent: named, in Google's error shape.
+    let r = request(
+        g.addr,
+        &post(
+            "/v1beta/models/to-oai:generateContent",
+            &[],
+            &json!({"contents": [{"parts": [{"text": "hi"}]}], "cachedContent": "cachedContents/1"})
+                .to_string(),
+        ),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cachedContent"));
+    // A provider's error, translated.
+    for model in ["to-oai", "to-ant"] {
+        let r = request(
+            g.addr,
+            &post(
+                &format!("/v1beta/models/{model}:generateContent"),
+                &[],
+                &gemini_body("x mock:status=429"),
+            ),
+        );
+        assert_eq!(r.status, 429, "{}", r.text());
+        assert_eq!(r.json()["error"]["code"], 429);
+        assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+        // Mid-stream: Google's error object ends the stream.
+        let r = request(
+            g.addr,
+            &post(
+                &format!("/v1beta/models/{model}:streamGenerateContent?alt=sse"),
+                &[],
+                &gemini_body("x mock:midstream_error"),
+            ),
+        );
+        assert_eq!(r.status, 200);
+        let last: Value = serde_json::from_str(&sse_events(&r.body).pop().unwrap().1).unwrap();
+        assert!(last["error"]["message"].is_string(), "{last}");
+    }
+    // A content filter ends as SAFETY.
+    let r = request(
+        g.addr,
+        &post(
+            "/v1beta/models/to-oai:generateContent",
+            &[],
+            &gemini_body("x mock:content_filter"),
+        ),
+    );
+    assert_eq!(
+        r.json()["candidates"][0]["finishReason"],
+        "SAFETY",
+        "{}",
+        r.text()
+    );
+    // countTokens is the gateway's estimate in Gemini's shape.
+    let r = request(
+        g.addr,
+        &post(
+            "/v1beta/models/to-ant:countTokens",
+            &[],
+            &gemini_body("count these words"),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["totalTokens"].as_u64().unwrap() > 0);
+}

@@ -97,6 +97,7 @@ impl Config {
             provider: provider.name.clone(),
             // Vertex has refused call ids on some routes; its calls match by order.
             gemini_call_ids: provider.kind != crate::provider::Kind::Vertex,
+            path_stream: false,
         }
     }
 
@@ -438,7 +439,7 @@ mod tests {
         assert_eq!(e.path, "server.listn");
         assert_eq!(e.message, "unknown key; did you mean `listen`?");
 
-        let bad = GOOD.replace("kind = \"openai\"", "kind = \"gemini\"");
+        let bad = GOOD.replace("kind = \"openai\"", "kind = \"palm\"");
         let e = Config::from_toml(&bad, "t.toml").unwrap_err();
         assert_eq!(e.path, "provider[1].kind");
 

@@ -285,8 +285,15 @@ async fn prepare_body<'c>(
     if target.thinking_style != opts.thinking_style {
         opts.to_mut().thinking_style = target.thinking_style;
     }
-    if pair.client == Format::Responses || pair.provider == Format::Gemini {
+    if pair.client == Format::Responses
+        || pair.provider == Format::Gemini
+        || pair.client == Format::Gemini
+    {
         opts.to_mut().seal = Some(ctx.config.translate.seal.for_holder(req.holder));
+    }
+    if pair.client == Format::Gemini {
+        // Gemini's paths, not its bodies, say whether the answer streams.
+        opts.to_mut().path_stream = req.info.stream;
     }
     let body = &without_signatures(ctx, req, pair, req.body.clone());
     // Charged to the worker's budget first, and run off the worker when the body is large.
@@ -294,6 +301,7 @@ async fn prepare_body<'c>(
         convert::request(ctx, body, req.op, &target.model, pair, opts).await?;
     *held = Some(charge);
     meta.created = super::ctx::unix_now();
+    meta.gemini_json_array = gemini_json_array(ex, req);
     if let Some(r) = meta.responses.as_deref_mut() {
         r.id = crate::translate::responses::ResponsesMeta::response_id(&ex.request_id);
         r.pii = crate::translate::responses::SealPii {
@@ -338,10 +346,19 @@ fn gemini_json_array(ex: &Exchange<'_>, req: &Admitted) -> bool {
 
 /// `body` without the thought signatures its tool call ids carry, for a provider that does
 /// not speak Gemini: a conversation that moved here from a Gemini provider (the signatures
-/// this gateway sealed for this client are taken out; anything else stays as sent).
+/// this gateway sealed for this client are taken out; anything else stays as sent). For a
+/// Gemini provider, the thinking carried in `thoughtSignature`s is swapped for the dummy.
 fn without_signatures(ctx: &Ctx, req: &Admitted, pair: Pair, body: Bytes) -> Bytes {
     use crate::translate::gemini;
-    if pair.provider == Format::Gemini || !gemini::may_carry_signatures(&body) {
+    if pair.provider == Format::Gemini {
+        // A Gemini client's history from another provider: the thinking this gateway carried
+        // in its signatures means nothing to Gemini, which gets the documented dummy instead.
+        return match gemini::swap_carried_thinking(&body) {
+            Some(swapped) => Bytes::from(swapped),
+            None => body,
+        };
+    }
+    if !gemini::may_carry_signatures(&body) {
         return body;
     }
     let key = ctx.config.translate.seal.for_holder(req.holder);

@@ -7,7 +7,10 @@
 use crate::seal::{Purpose, SealKey};
 use crate::sse;
 
-use super::chat_via_gemini::{GeminiMeta, SignatureSeal, SIGNATURE_SEPARATOR};
+use super::chat_via_gemini::{
+    GeminiMeta, SignatureSeal, DUMMY_THOUGHT_SIGNATURE, SIGNATURE_SEPARATOR,
+};
+use super::gemini_via_chat::CARRIER_PREFIX;
 use super::StreamTranslator;
 
 /// Seals thought signatures for one client and one provider: a token another key's client,
@@ -48,6 +51,35 @@ impl GeminiSeal {
         let sealed = format!("{}{token}", SealKey::PREFIX);
         key.open(Purpose::ThoughtSignature, &sealed)
             .is_some_and(|plain| plain.contains(&0))
+    }
+}
+
+/// Seals thinking blocks for one Gemini client and one provider (their signatures are that
+/// provider's): carried in a `thoughtSignature`, opened when the client sends them back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThinkingSeal {
+    /// The gateway's seal key, bound to the client's gateway key.
+    pub key: SealKey,
+    /// The provider that signed the blocks.
+    pub provider: String,
+}
+
+impl SignatureSeal for ThinkingSeal {
+    fn seal(&self, blocks: &[u8]) -> Option<String> {
+        let mut plain = Vec::with_capacity(self.provider.len() + 1 + blocks.len());
+        plain.extend_from_slice(self.provider.as_bytes());
+        plain.push(0);
+        plain.extend_from_slice(blocks);
+        let sealed = self.key.seal(Purpose::ThinkingCarrier, &plain)?;
+        sealed.strip_prefix(SealKey::PREFIX).map(str::to_owned)
+    }
+
+    fn open(&self, token: &str) -> Option<Vec<u8>> {
+        let sealed = format!("{}{token}", SealKey::PREFIX);
+        let plain = self.key.open(Purpose::ThinkingCarrier, &sealed)?;
+        let at = plain.iter().position(|&b| b == 0)?;
+        let (provider, blocks) = plain.split_at(at);
+        (provider == self.provider.as_bytes()).then(|| blocks.get(1..).unwrap_or_default().to_vec())
     }
 }
 
@@ -257,6 +289,55 @@ pub fn strip_carried_signatures(body: &[u8], opens: &dyn Fn(&str) -> bool) -> Op
     let mut o = out?;
     o.extend_from_slice(body.get(copied..).unwrap_or_default());
     Some(o)
+}
+
+/// `body` (a Gemini request) with every `thoughtSignature` that carries thinking sealed by
+/// this gateway ([`CARRIER_PREFIX`]) replaced by [`DUMMY_THOUGHT_SIGNATURE`]: history from
+/// another provider, which Gemini would refuse as a forged signature. Only a string that is a
+/// `thoughtSignature` member's value is changed. None: nothing to swap.
+pub fn swap_carried_thinking(body: &[u8]) -> Option<Vec<u8>> {
+    let marker = format!("\"{CARRIER_PREFIX}");
+    let finder = memchr::memmem::Finder::new(marker.as_bytes());
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(at) = body.get(from..).and_then(|rest| finder.find(rest)) {
+        let quote = from + at;
+        let start = quote + 1;
+        from = start;
+        if !is_signature_value(body.get(..quote).unwrap_or_default()) {
+            continue;
+        }
+        let len = body
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .count();
+        let end = start + len;
+        if body.get(end) != Some(&b'"') {
+            continue;
+        }
+        let o = out.get_or_insert_with(|| Vec::with_capacity(body.len()));
+        o.extend_from_slice(body.get(copied..start).unwrap_or_default());
+        o.extend_from_slice(DUMMY_THOUGHT_SIGNATURE.as_bytes());
+        copied = end;
+        from = end;
+    }
+    let mut o = out?;
+    o.extend_from_slice(body.get(copied..).unwrap_or_default());
+    Some(o)
+}
+
+/// Does `before` (the bytes before a string's opening quote) end with a `thoughtSignature`
+/// (or `thought_signature`) member's name and colon?
+fn is_signature_value(before: &[u8]) -> bool {
+    let b = before.trim_ascii_end();
+    let Some(b) = b.strip_suffix(b":") else {
+        return false;
+    };
+    let b = b.trim_ascii_end();
+    b.ends_with(b"\"thoughtSignature\"") || b.ends_with(b"\"thought_signature\"")
 }
 
 /// The message of a provider's error body in any of the shapes Gemini and the others use

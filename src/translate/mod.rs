@@ -15,6 +15,7 @@ pub mod check;
 mod emit;
 mod error;
 pub mod gemini;
+pub mod gemini_via_chat;
 mod messages_via_chat;
 mod out;
 mod pair;
@@ -207,6 +208,8 @@ pub struct Options {
     /// Send Gemini `functionCall.id` / `functionResponse.id` (the Gemini API takes them;
     /// Vertex matches calls by order).
     pub gemini_call_ids: bool,
+    /// The client's path asked for a stream (a Gemini client: its bodies do not say).
+    pub path_stream: bool,
 }
 
 impl Default for Options {
@@ -219,6 +222,7 @@ impl Default for Options {
             seal: None,
             provider: String::new(),
             gemini_call_ids: true,
+            path_stream: false,
         }
     }
 }
@@ -262,6 +266,8 @@ pub struct RequestMeta {
     pub gemini: Option<Box<gemini::GeminiLeg>>,
     /// A Gemini client streaming without `alt=sse`: its stream is one JSON array.
     pub gemini_json_array: bool,
+    /// A Gemini client: what writing its answer needs.
+    pub gemini_client: Option<Box<gemini_via_chat::GeminiClientMeta>>,
 }
 
 impl RequestMeta {

@@ -6,7 +6,8 @@
 use crate::format::Format;
 
 use super::chat_via_gemini::{self, GeminiOptions};
-use super::gemini::{Chain, GeminiLeg, GeminiSeal, JsonArrayStream};
+use super::gemini::{Chain, GeminiLeg, GeminiSeal, JsonArrayStream, ThinkingSeal};
+use super::gemini_via_chat;
 use super::responses::{AnthropicToResponsesStream, ChatToResponsesStream};
 use super::{
     AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, Room, TranslateError,
@@ -52,6 +53,9 @@ impl Pair {
         room: &Room,
     ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
         match (self.client, self.provider) {
+            (Format::Gemini, Format::OpenAi | Format::Anthropic) => {
+                self.gemini_client_request(body, model, opts, room)
+            }
             (Format::Gemini, _) | (_, Format::Gemini) => {
                 self.gemini_request(body, model, opts, room)
             }
@@ -132,6 +136,53 @@ impl Pair {
         Ok((out, meta))
     }
 
+    /// A Gemini client's request: its body as Chat Completions, then (for an Anthropic
+    /// provider) as Messages.
+    fn gemini_client_request(
+        self,
+        body: &[u8],
+        model: &str,
+        opts: &Options,
+        room: &Room,
+    ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+        use super::gemini_via_chat::request::Next;
+        let seal = opts.seal.clone().map(|key| ThinkingSeal {
+            key,
+            provider: opts.provider.clone(),
+        });
+        let leg_seal: &dyn chat_via_gemini::SignatureSeal = match &seal {
+            Some(s) => s,
+            None => &chat_via_gemini::NoSeal,
+        };
+        let next = if self.provider == Format::Anthropic {
+            Next::Anthropic
+        } else {
+            Next::OpenAi
+        };
+        let (chat, mut meta, mut client) = gemini_via_chat::request_within(
+            body,
+            model,
+            opts.path_stream,
+            next,
+            opts,
+            leg_seal,
+            room,
+        )?;
+        client.seal = seal;
+        if next == Next::OpenAi {
+            meta.gemini_client = Some(Box::new(client));
+            return Ok((chat, meta));
+        }
+        let (out, mut messages) =
+            super::openai_to_anthropic_request_within(&chat, model, opts, room)?;
+        for d in &meta.dropped {
+            messages.drop_param(d);
+        }
+        messages.tool_names = meta.tool_names;
+        messages.gemini_client = Some(Box::new(client));
+        Ok((out, messages))
+    }
+
     /// The Gemini answer's translation state, dated by the gateway.
     fn gemini_leg(meta: &RequestMeta) -> Result<GeminiLeg, TranslateError> {
         let mut leg = meta.gemini.as_deref().cloned().ok_or_else(|| {
@@ -161,9 +212,17 @@ impl Pair {
                     _ => super::responses::chat_to_responses_response_into(&chat, meta, out),
                 }
             }
-            (Format::Gemini, _) => Err(TranslateError::internal(
-                "a Gemini client's answer from another dialect",
-            )),
+            (Format::Gemini, provider) => {
+                let client = meta.gemini_client.as_deref().ok_or_else(|| {
+                    TranslateError::internal("a Gemini client's answer without its request's state")
+                })?;
+                if provider == Format::OpenAi {
+                    return gemini_via_chat::response_into(raw, meta, client, out);
+                }
+                let mut chat = Vec::with_capacity(raw.len());
+                super::anthropic_to_openai_response_into(raw, meta, &mut chat)?;
+                gemini_via_chat::response_into(&chat, meta, client, out)
+            }
             (Format::Responses, Format::Anthropic) => {
                 super::responses::anthropic_to_responses_response_into(raw, meta, out)
             }
@@ -239,6 +298,22 @@ impl Pair {
             (Format::Gemini, Format::Gemini) if meta.gemini_json_array => {
                 Some(StreamTranslator::Array(Box::default()))
             }
+            (Format::Gemini, provider @ (Format::OpenAi | Format::Anthropic)) => {
+                let client = meta.gemini_client.as_deref()?.clone();
+                let c2g =
+                    StreamTranslator::C2G(Box::new(gemini_via_chat::Stream::new(meta, client)));
+                let sse = if provider == Format::OpenAi {
+                    c2g
+                } else {
+                    let a2o = StreamTranslator::A2O(Box::new(AnthropicToOpenAiStream::new(meta)));
+                    StreamTranslator::Chain(Box::new(Chain::new(a2o, c2g)))
+                };
+                if !meta.gemini_json_array {
+                    return Some(sse);
+                }
+                let array = StreamTranslator::Array(Box::default());
+                Some(StreamTranslator::Chain(Box::new(Chain::new(sse, array))))
+            }
             (Format::OpenAi | Format::Anthropic | Format::Responses, Format::Gemini) => {
                 let g2c = StreamTranslator::G2C(Box::new(GeminiToChat::new(
                     Self::gemini_leg(meta).ok()?,
@@ -311,6 +386,8 @@ pub enum StreamTranslator {
     C2R(Box<ChatToResponsesStream>),
     /// Gemini chunks → OpenAI chunks.
     G2C(Box<GeminiToChat>),
+    /// OpenAI chunks → Gemini chunks.
+    C2G(Box<gemini_via_chat::Stream>),
     /// Two in a row (a Gemini provider's chunks through Chat Completions).
     Chain(Box<Chain>),
     /// Gemini SSE chunks → one JSON array of them.
@@ -326,6 +403,7 @@ impl StreamTranslator {
             StreamTranslator::A2R(t) => t.on_event(event, data, out),
             StreamTranslator::C2R(t) => t.on_event(event, data, out),
             StreamTranslator::G2C(t) => t.stream.feed(data, t.leg.seal(), out),
+            StreamTranslator::C2G(t) => t.on_event(event, data, out),
             StreamTranslator::Chain(t) => t.on_event(event, data, out),
             StreamTranslator::Array(t) => t.on_event(event, data, out),
         }
@@ -339,6 +417,7 @@ impl StreamTranslator {
             StreamTranslator::A2R(t) => t.finish(out),
             StreamTranslator::C2R(t) => t.finish(out),
             StreamTranslator::G2C(t) => t.stream.finish(out),
+            StreamTranslator::C2G(t) => t.finish(out),
             StreamTranslator::Chain(t) => t.finish(out),
             StreamTranslator::Array(t) => t.finish(out),
         }
@@ -352,6 +431,7 @@ impl StreamTranslator {
             StreamTranslator::A2R(t) => t.fail(message, out),
             StreamTranslator::C2R(t) => t.fail(message, out),
             StreamTranslator::G2C(t) => t.stream.fail(message, out),
+            StreamTranslator::C2G(t) => t.fail(message, out),
             StreamTranslator::Chain(t) => t.fail(message, out),
             StreamTranslator::Array(t) => t.fail(message, out),
         }
@@ -376,6 +456,7 @@ impl StreamTranslator {
             StreamTranslator::A2O(_)
             | StreamTranslator::O2A(_)
             | StreamTranslator::G2C(_)
+            | StreamTranslator::C2G(_)
             | StreamTranslator::Array(_) => {}
         }
     }
@@ -400,6 +481,7 @@ impl StreamTranslator {
             StreamTranslator::A2O(_)
             | StreamTranslator::O2A(_)
             | StreamTranslator::G2C(_)
+            | StreamTranslator::C2G(_)
             | StreamTranslator::Array(_) => 0,
         }
     }
@@ -413,6 +495,7 @@ impl StreamTranslator {
             StreamTranslator::A2O(t) => t.fail(message, out),
             StreamTranslator::O2A(t) => t.fail(message, out),
             StreamTranslator::G2C(t) => t.stream.fail(message, out),
+            StreamTranslator::C2G(t) => t.fail(message, out),
             StreamTranslator::Chain(t) => t.client_side_mut().fail_unheld(message, out),
             StreamTranslator::Array(t) => t.fail(message, out),
         }
@@ -426,6 +509,7 @@ impl StreamTranslator {
             StreamTranslator::A2R(t) => t.is_done(),
             StreamTranslator::C2R(t) => t.is_done(),
             StreamTranslator::G2C(t) => t.stream.is_done(),
+            StreamTranslator::C2G(t) => t.is_done(),
             StreamTranslator::Chain(t) => t.is_done(),
             StreamTranslator::Array(t) => t.is_done(),
         }
