@@ -805,3 +805,49 @@ fn gemini_clients_get_errors_in_googles_shape_from_every_kind() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["totalTokens"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn schemas_gemini_would_refuse_reach_every_model_in_a_form_it_takes() {
+    // Gemini 2.0 takes only `parameters` (its OpenAPI subset); 2.5 and 3 take full JSON Schema.
+    let (m, g) = setup("[[route]]\nmodel = \"g20\"\ntargets = [\"gem/gemini-2.0-flash\"]\n");
+    let params = json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object", "additionalProperties": false,
+        "properties": {"path": {"type": "string", "format": "uri"},
+                       "mode": {"const": "read"},
+                       "limit": {"type": ["integer", "null"]},
+                       "opts": {"$ref": "#/$defs/O"}},
+        "required": ["path"],
+        "$defs": {"O": {"type": "object", "additionalProperties": false,
+                        "properties": {"x": {"type": "boolean"}}}}});
+    for (model, field) in [
+        ("g20", "parameters"),
+        ("g25", "parametersJsonSchema"),
+        ("g3", "parametersJsonSchema"),
+    ] {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "read it"}],
+            "tools": [{"type": "function", "function": {"name": "read_file", "parameters": params}}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": params}}});
+        let r = request(
+            g.addr,
+            &post("/v1/chat/completions", &[], &body.to_string()),
+        );
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        assert_eq!(
+            r.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "read_file"
+        );
+        let sent = body_of(&gemini_records(&m).pop().unwrap());
+        let decl = &sent["tools"][0]["functionDeclarations"][0];
+        assert!(decl.get(field).is_some(), "{model}: {decl}");
+        if field == "parameters" {
+            assert_eq!(
+                decl["parameters"]["properties"]["mode"]["enum"],
+                json!(["read"])
+            );
+            assert!(
+                sent["generationConfig"].get("responseSchema").is_some(),
+                "{sent}"
+            );
+        }
+    }
+}

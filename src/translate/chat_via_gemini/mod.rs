@@ -51,6 +51,7 @@
 
 pub mod request;
 pub mod response;
+pub mod schema;
 pub mod stream;
 
 pub use request::{request, request_within};

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
+use super::schema;
 use super::{
     split_id, GeminiMeta, GeminiOptions, SignatureSeal, DUMMY_THOUGHT_SIGNATURE, MAX_STOP_SEQUENCES,
 };
@@ -192,7 +193,8 @@ pub fn request_within(
     if !conv.system.is_empty() {
         out.insert("systemInstruction".into(), json!({ "parts": conv.system }));
     }
-    let tools = convert_tools(req)?;
+    let subset = schema::needs_openapi_subset(upstream_model);
+    let tools = convert_tools(req, subset)?;
     if !tools.is_empty() {
         out.insert("tools".into(), json!([{ "functionDeclarations": tools }]));
         if let Some(tc) = convert_tool_choice(req.get("tool_choice"))? {
@@ -201,7 +203,7 @@ pub fn request_within(
     } else if req.get("tool_choice").is_some_and(|v| !v.is_null()) {
         meta.drop_param("tool_choice");
     }
-    let config = generation_config(req, gen, opts, &mut meta)?;
+    let config = generation_config(req, gen, subset, opts, &mut meta)?;
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
     }
@@ -635,7 +637,7 @@ fn arguments(raw: Option<&Value>, at: &str) -> Result<Value, TranslateError> {
 }
 
 /// `tools` as function declarations.
-fn convert_tools(req: &Map<String, Value>) -> Result<Vec<Value>, TranslateError> {
+fn convert_tools(req: &Map<String, Value>, subset: bool) -> Result<Vec<Value>, TranslateError> {
     let tools = match req.get("tools") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(t)) => t,
@@ -665,6 +667,10 @@ fn convert_tools(req: &Map<String, Value>) -> Result<Vec<Value>, TranslateError>
         }
         match f.and_then(|f| f.get("parameters")) {
             None | Some(Value::Null) => {}
+            // Older models take only `parameters`, Gemini's OpenAPI subset.
+            Some(p @ Value::Object(_)) if subset => {
+                decl.insert("parameters".into(), schema::openapi_subset(p));
+            }
             Some(Value::Object(p)) => {
                 decl.insert(
                     "parametersJsonSchema".into(),
@@ -740,6 +746,7 @@ fn convert_tool_choice(choice: Option<&Value>) -> Result<Option<Value>, Translat
 fn generation_config(
     req: &Map<String, Value>,
     gen: Generation,
+    subset: bool,
     opts: &GeminiOptions,
     meta: &mut GeminiMeta,
 ) -> Result<Map<String, Value>, TranslateError> {
@@ -829,10 +836,17 @@ fn generation_config(
                         )
                     })?;
                 c.insert("responseMimeType".into(), json!("application/json"));
-                c.insert(
-                    "responseJsonSchema".into(),
-                    Value::Object(strip_schema(schema)),
-                );
+                if subset {
+                    c.insert(
+                        "responseSchema".into(),
+                        schema::openapi_subset(&Value::Object(schema.clone())),
+                    );
+                } else {
+                    c.insert(
+                        "responseJsonSchema".into(),
+                        Value::Object(strip_schema(schema)),
+                    );
+                }
             }
             other => {
                 return Err(TranslateError::unsupported_value(
