@@ -24,10 +24,10 @@ COMMANDS (the first argument; serve when it is none of these):
 const SERVE: &str =
     "  ringway [serve] [--config FILE] [--listen ADDR] [--workers N] [--driver auto|io_uring|epoll]
                   [--mock-listen ADDR] [--reuse-port] [--pid-file FILE]
-      Run the gateway. Without --config the embedded default serves: 127.0.0.1:4000, openai/* and
-      anthropic/* to the real APIs (keys from OPENAI_API_KEY / ANTHROPIC_API_KEY), and the demo
-      routes demo-gpt and demo-claude to a built-in mock provider (on --mock-listen, default
-      127.0.0.1:0). Flags override the file, on every reload too. Refuses to start on an address
+      Run the gateway. Without --config the embedded default serves: 127.0.0.1:4000, openai/*,
+      anthropic/* and gemini/* to the real APIs (keys from OPENAI_API_KEY / ANTHROPIC_API_KEY /
+      GEMINI_API_KEY), and the demo routes demo-gpt and demo-claude to a built-in mock provider
+      (on --mock-listen, default 127.0.0.1:0). Flags override the file, on every reload too. Refuses to start on an address
       another process listens on, unless --reuse-port (or server.reuse_port = true) asks to
       share it, as a zero-downtime restart does.
 ";

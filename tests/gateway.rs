@@ -925,13 +925,22 @@ fn default_config_serves_the_demo_routes() {
     let mut cmd = Command::new(bin());
     cmd.args(["--listen", "127.0.0.1:0", "--driver", &driver()]);
     cmd.env_remove("OPENAI_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY");
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("GEMINI_API_KEY");
     let g = spawn_and_wait(cmd, "listening on");
     let r = chat_openai(g.addr, "demo-gpt", "demo", false);
     assert_eq!(r.status, 200, "{}", r.text());
     let r = chat_anthropic(g.addr, "demo-claude", "demo", true);
     assert_eq!(r.status, 200);
     assert!(r.text().contains("message_stop"));
+    // A Gemini client, translated for both demo providers.
+    let body = r#"{"contents":[{"role":"user","parts":[{"text":"demo"}]}]}"#;
+    for demo in ["demo-gpt", "demo-claude"] {
+        let path = format!("/v1beta/models/{demo}:generateContent");
+        let r = request(g.addr, &post(&path, &[], body));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["candidates"][0]["finishReason"], "STOP");
+    }
     // Real providers without keys: a clear error, no network call.
     let r = chat_anthropic(g.addr, "anthropic/claude-x", "x", false);
     assert_eq!(r.status, 500);

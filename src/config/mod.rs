@@ -252,6 +252,11 @@ base_url = "https://api.anthropic.com"
 api_key_env = "ANTHROPIC_API_KEY"
 
 [[provider]]
+name = "gemini"
+kind = "gemini"
+api_key_env = "GEMINI_API_KEY"
+
+[[provider]]
 name = "mock-openai"
 kind = "openai"
 base_url = "http://{mock}/v1"
