@@ -660,7 +660,7 @@ fn gemini_tool_loops_with_anthropic_thinking_keep_their_signatures() {
             .find(|p| p.get("functionCall").is_some())
             .unwrap();
         let sig = call_part["thoughtSignature"].as_str().unwrap().to_owned();
-        assert!(sig.starts_with("rwtc_"), "{sig}");
+        assert!(sig.starts_with("cnd0Yz"), "{sig}");
         let fc = &call_part["functionCall"];
         assert_eq!(fc["name"], "read_file");
         contents.push(json!({"role": "model", "parts": parts}));

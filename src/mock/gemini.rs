@@ -384,11 +384,44 @@ pub fn check_signatures(contents: &[Value]) -> Result<(), String> {
                 ))
             }
             Some(s) if SKIP_SIGNATURES.contains(&s) => {}
-            Some(s) if s == thought_signature(name, &args) => {}
+            // Signatures are bytes: either base64 alphabet, padded or not, is the same one.
+            Some(s) if same_bytes(s, &thought_signature(name, &args)) => {}
             Some(_) => return Err("Corrupted thought signature.".to_owned()),
         }
     }
     Ok(())
+}
+
+/// Do two base64 texts (standard or URL-safe, padded or not) hold the same bytes?
+fn same_bytes(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        s.trim_end_matches('=')
+            .chars()
+            .map(|c| match c {
+                '-' => '+',
+                '_' => '/',
+                c => c,
+            })
+            .collect::<String>()
+    };
+    norm(a) == norm(b)
+}
+
+/// `snake_case` as the camelCase name Google's JSON also takes (`property_ordering`).
+fn camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut up = false;
+    for c in key.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.push(c.to_ascii_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Every keyword outside Gemini's schema subset, with Google's field path.
@@ -405,7 +438,7 @@ pub fn schema_violations(
         return;
     }
     for key in obj.keys() {
-        if !SCHEMA_FIELDS.contains(&key.as_str()) {
+        if !SCHEMA_FIELDS.contains(&camel(key).as_str()) {
             out.push((
                 path.to_owned(),
                 format!("Invalid JSON payload received. Unknown name \"{key}\" at '{path}': Cannot find field."),

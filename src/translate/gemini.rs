@@ -10,7 +10,7 @@ use crate::sse;
 use super::chat_via_gemini::{
     GeminiMeta, SignatureSeal, DUMMY_THOUGHT_SIGNATURE, SIGNATURE_SEPARATOR,
 };
-use super::gemini_via_chat::CARRIER_PREFIX;
+use super::gemini_via_chat::{carried_token, CARRIER_PREFIX};
 use super::StreamTranslator;
 
 /// Seals thought signatures for one client and one provider: a token another key's client,
@@ -292,9 +292,10 @@ pub fn strip_carried_signatures(body: &[u8], opens: &dyn Fn(&str) -> bool) -> Op
 }
 
 /// `body` (a Gemini request) with every `thoughtSignature` that carries thinking sealed by
-/// this gateway ([`CARRIER_PREFIX`]) replaced by [`DUMMY_THOUGHT_SIGNATURE`]: history from
+/// this gateway (see [`carried_token`]) replaced by [`DUMMY_THOUGHT_SIGNATURE`]: history from
 /// another provider, which Gemini would refuse as a forged signature. Only a string that is a
-/// `thoughtSignature` member's value is changed. None: nothing to swap.
+/// `thoughtSignature` member's value and decodes as a carrier is changed. None: nothing to
+/// swap.
 pub fn swap_carried_thinking(body: &[u8]) -> Option<Vec<u8>> {
     let marker = format!("\"{CARRIER_PREFIX}");
     let finder = memchr::memmem::Finder::new(marker.as_bytes());
@@ -312,10 +313,13 @@ pub fn swap_carried_thinking(body: &[u8]) -> Option<Vec<u8>> {
             .get(start..)
             .unwrap_or_default()
             .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .take_while(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'=')
+            })
             .count();
         let end = start + len;
-        if body.get(end) != Some(&b'"') {
+        let value = std::str::from_utf8(body.get(start..end).unwrap_or_default()).unwrap_or("");
+        if body.get(end) != Some(&b'"') || carried_token(value).is_none() {
             continue;
         }
         let o = out.get_or_insert_with(|| Vec::with_capacity(body.len()));

@@ -37,8 +37,8 @@
 //! Anthropic thinking blocks must come back signed on the next tool turn, and a Gemini client
 //! gives back its parts' `thoughtSignature`s (Gemini CLI and the SDKs keep them; some drop
 //! thought parts). So the blocks (text and signature) ride sealed in the `thoughtSignature` of
-//! the part that follows them, prefixed [`CARRIER_PREFIX`], bounded by
-//! [`MAX_CARRIED_THINKING_BYTES`]. A carrier that does not open (another key, another provider,
+//! the part that follows them: base64 (signatures are bytes on Gemini's wire) of
+//! [`CARRIER_MAGIC`] and the sealed token, bounded by [`MAX_CARRIED_THINKING_BYTES`]. A carrier that does not open (another key, another provider,
 //! altered) is dropped, and the Chat→Anthropic leg then runs that turn without thinking, as it
 //! does for every client that does not echo thinking.
 
@@ -57,10 +57,14 @@ use serde_json::{json, Value};
 
 use super::chat_via_gemini::SignatureSeal;
 
-/// Marks a `thoughtSignature` that carries sealed thinking blocks (real Gemini signatures are
-/// standard base64, which has no `_`), so that a conversation moving to a Gemini provider can
-/// swap them for the documented dummy signature.
-pub const CARRIER_PREFIX: &str = "rwtc_";
+/// What a `thoughtSignature` carrying sealed thinking blocks starts with, before base64:
+/// signatures are bytes on Gemini's wire (the Python SDK decodes them and sends them back in
+/// URL-safe base64), so a carrier is base64 of these bytes and the sealed token.
+pub const CARRIER_MAGIC: &[u8] = b"rwtc1";
+
+/// How every carrier's base64 text begins (the first 4½ bytes of [`CARRIER_MAGIC`], the same
+/// in both alphabets): what a conversation moving to a Gemini provider is searched for.
+pub const CARRIER_PREFIX: &str = "cnd0Yz";
 
 /// Most bytes of thinking (texts and signatures) one carrier holds; beyond it the blocks are
 /// not carried (the next turn runs without thinking) rather than growing every later request.
@@ -131,6 +135,7 @@ pub fn usage_metadata(u: Option<&Value>) -> Value {
 /// Thinking blocks (`thinking_blocks` items, as Chat carries Anthropic's) sealed into one
 /// `thoughtSignature`; None when there are none, they are too large, or the seal gives none.
 pub(crate) fn seal_blocks(blocks: &[Value], seal: &dyn SignatureSeal) -> Option<String> {
+    use base64::Engine as _;
     if blocks.is_empty() {
         return None;
     }
@@ -138,19 +143,28 @@ pub(crate) fn seal_blocks(blocks: &[Value], seal: &dyn SignatureSeal) -> Option<
     if plain.len() > MAX_CARRIED_THINKING_BYTES {
         return None;
     }
-    seal.seal(&plain).map(|t| format!("{CARRIER_PREFIX}{t}"))
+    let token = seal.seal(&plain)?;
+    let mut bytes = Vec::with_capacity(CARRIER_MAGIC.len() + token.len());
+    bytes.extend_from_slice(CARRIER_MAGIC);
+    bytes.extend_from_slice(token.as_bytes());
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Is `signature` one of this gateway's carriers (base64 in either alphabet, padded or not)?
+/// Gives the sealed token it holds.
+pub fn carried_token(signature: &str) -> Option<String> {
+    if !signature.starts_with(CARRIER_PREFIX) || signature.len() > 3 * MAX_CARRIED_THINKING_BYTES {
+        return None;
+    }
+    let bytes = crate::translate::util::decode_base64(signature)?;
+    let token = bytes.strip_prefix(CARRIER_MAGIC)?;
+    String::from_utf8(token.to_vec()).ok()
 }
 
 /// The thinking blocks a `thoughtSignature` carries (empty: not a carrier, or it does not
 /// open).
 pub(crate) fn open_blocks(signature: &str, seal: &dyn SignatureSeal) -> Vec<Value> {
-    let Some(token) = signature.strip_prefix(CARRIER_PREFIX) else {
-        return Vec::new();
-    };
-    if token.len() > 2 * MAX_CARRIED_THINKING_BYTES {
-        return Vec::new();
-    }
-    let Some(plain) = seal.open(token) else {
+    let Some(plain) = carried_token(signature).and_then(|t| seal.open(&t)) else {
         return Vec::new();
     };
     match serde_json::from_slice::<Value>(&plain) {

@@ -313,7 +313,15 @@ fn thinking_blocks_round_trip_in_a_sealed_signature() {
     let blocks = vec![json!({"type": "thinking", "thinking": "t", "signature": "s1"})];
     let sig = seal_blocks(&blocks, &HexSeal).unwrap();
     assert!(sig.starts_with(CARRIER_PREFIX));
+    // Valid base64 (SDKs hold signatures as bytes), opened in either alphabet.
+    assert!(crate::translate::util::decode_base64(&sig).is_some());
     assert_eq!(open_blocks(&sig, &HexSeal), blocks);
+    let url_safe = sig
+        .replace('+', "-")
+        .replace('/', "_")
+        .trim_end_matches('=')
+        .to_owned();
+    assert_eq!(open_blocks(&url_safe, &HexSeal), blocks);
     assert!(open_blocks(&sig, &NoSeal).is_empty());
     assert!(open_blocks("CiQBcoolRealGeminiSig==", &HexSeal).is_empty());
     let huge = vec![
@@ -446,15 +454,25 @@ fn a_stream_carries_thinking_blocks_on_its_first_call() {
 #[test]
 fn carried_thinking_is_swapped_for_the_dummy_on_the_way_to_gemini() {
     use crate::translate::gemini::swap_carried_thinking;
-    let body = br#"{"contents":[{"parts":[{"text":"rwtc_notasig"},{"functionCall":{"name":"f"},"thoughtSignature": "rwtc_abc-_9"},{"thought_signature":"rwtc_x"}]}]}"#;
-    let out = swap_carried_thinking(body).unwrap();
+    let sig = seal_blocks(
+        &[json!({"type": "thinking", "thinking": "t", "signature": "s"})],
+        &HexSeal,
+    )
+    .unwrap();
+    // The Python SDK sends signatures back in URL-safe base64.
+    let url_safe = sig.replace('+', "-").replace('/', "_");
+    let body = format!(
+        r#"{{"contents":[{{"parts":[{{"text":"{sig}"}},{{"functionCall":{{"name":"f"}},"thoughtSignature": "{sig}"}},{{"thought_signature":"{url_safe}"}},{{"thoughtSignature":"cnd0YzFnot-a-carrier"}}]}}]}}"#
+    );
+    let out = swap_carried_thinking(body.as_bytes()).unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        r#"{"contents":[{"parts":[{"text":"rwtc_notasig"},{"functionCall":{"name":"f"},"thoughtSignature": "skip_thought_signature_validator"},{"thought_signature":"skip_thought_signature_validator"}]}]}"#
+        format!(
+            r#"{{"contents":[{{"parts":[{{"text":"{sig}"}},{{"functionCall":{{"name":"f"}},"thoughtSignature": "skip_thought_signature_validator"}},{{"thought_signature":"skip_thought_signature_validator"}},{{"thoughtSignature":"cnd0YzFnot-a-carrier"}}]}}]}}"#
+        )
     );
     assert_eq!(
         swap_carried_thinking(br#"{"thoughtSignature":"CiQB"}"#),
         None
     );
-    assert_eq!(swap_carried_thinking(br#"{"text":"rwtc_a"}"#), None);
 }
