@@ -40,6 +40,9 @@ const WEATHER = {
 const ARGS = { city: 'Paris', days: 2 };
 const TOOL_PROMPT = 'Weather in Paris? mock:tool=get_weather mock:args={"city":"Paris","days":2}';
 const RESULT = { output: 'sunny and 21C' };
+// Each mock side thinks before it calls: Anthropic a signed thinking block, OpenAI
+// `reasoning_content`, Gemini thought parts.
+const THINKING_PROMPT = `${TOOL_PROMPT} mock:thinking mock:reasoning_content`;
 const CITY_SCHEMA = {
   type: 'object',
   properties: { city: { type: 'string' }, population: { type: 'integer' } },
@@ -239,6 +242,50 @@ for (const [kind, r] of Object.entries(GEMINI_ROUTES)) {
         if (kind === 'gemini') {
           const sent = up.body.contents[1].parts.find((p) => p.functionCall);
           assert.equal(sent.thoughtSignature, calls[0].thoughtSignature);
+        }
+      });
+    }
+
+    for (const stream of [false, true]) {
+      test(`thinking, then a function call and its result (${stream ? 'streamed' : 'not streamed'})`, async () => {
+        const ai = client();
+        const cfg = { tools: [{ functionDeclarations: [WEATHER] }], thinkingConfig: { includeThoughts: true, thinkingBudget: 2048 } };
+        const turn = async (contents) => {
+          if (!stream) return ai.models.generateContent({ model: r.route, contents, config: cfg });
+          const chunks = [];
+          for await (const c of await ai.models.generateContentStream({ model: r.route, contents, config: cfg })) chunks.push(c);
+          return chunks;
+        };
+        const question = { role: 'user', parts: [{ text: THINKING_PROMPT }] };
+        await clearSeen(env.mock);
+        const parts = partsOf(await turn([question]));
+        const thoughts = parts.filter((p) => p.thought);
+        assert.ok(thoughts.length > 0 && thoughts.every((p) => p.text), JSON.stringify(parts));
+        const calls = parts.filter((p) => p.functionCall);
+        assert.equal(calls.length, 1, JSON.stringify(parts));
+        const call = calls[0].functionCall;
+        assert.deepEqual([call.name, call.args], ['get_weather', ARGS]);
+        let up = await oneUpstream(kind);
+        if (kind === 'anthropic') assert.ok(['enabled', 'adaptive'].includes(up.body.thinking.type), JSON.stringify(up.body.thinking));
+        if (kind === 'openai') assert.ok(up.body.reasoning_effort, JSON.stringify(up.body));
+
+        await clearSeen(env.mock);
+        const second = partsOf(await turn([
+          question,
+          { role: 'model', parts },
+          { role: 'user', parts: [{ functionResponse: { id: call.id, name: call.name, response: RESULT } }] },
+        ]));
+        const answer = second.filter((p) => !p.thought && !p.functionCall).map((p) => p.text ?? '').join('');
+        assert.ok(answer.startsWith('Tool result received:'), answer);
+        up = await oneUpstream(kind);
+        const [name, args, resultText] = upstreamToolTurn(kind, up.body);
+        assert.deepEqual([name, args], ['get_weather', ARGS]);
+        assert.ok(resultText.includes('sunny and 21C'), resultText);
+        if (kind === 'anthropic') {
+          // The signed thinking block went back (the mock checks its signature).
+          const assistant = up.body.messages.find((m) => m.role === 'assistant');
+          assert.equal(assistant.content[0].type, 'thinking', JSON.stringify(assistant));
+          assert.ok(assistant.content[0].signature);
         }
       });
     }

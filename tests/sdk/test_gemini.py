@@ -325,6 +325,66 @@ def test_function_call_round_trip(client, mock, kind, stream):
         assert base64.b64decode(sent["thoughtSignature"]) == calls[0].thought_signature
 
 
+# ---------- thinking, then a function call and its result ----------
+
+# Each mock side thinks before it calls: Anthropic a signed thinking block, OpenAI
+# `reasoning_content`, Gemini thought parts.
+THINKING_PROMPT = TOOL_PROMPT + " mock:thinking mock:reasoning_content"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_thinking_function_call_round_trip(client, mock, kind, stream):
+    """Thoughts come back as `thought` parts when asked for, and whatever signature the call
+    carries goes back in the second turn as the SDK returned it (the SDK holds it as bytes and
+    writes it again in URL-safe base64): the provider gets its thinking back intact."""
+    route, _, _ = ROUTES[kind]
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])],
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=2048),
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+
+    def turn(contents):
+        if stream:
+            return list(client.models.generate_content_stream(model=route, contents=contents, config=config))
+        return client.models.generate_content(model=route, contents=contents, config=config)
+
+    question = types.Content(role="user", parts=[types.Part(text=THINKING_PROMPT)])
+    clear_seen(mock)
+    first = turn([question])
+    parts = _parts(first)
+    thoughts = [p for p in parts if p.thought]
+    assert thoughts and all(p.text for p in thoughts), parts
+    calls = [p for p in parts if p.function_call]
+    assert len(calls) == 1, parts
+    assert (calls[0].function_call.name, calls[0].function_call.args) == ("get_weather", ARGS)
+    _, body = one_upstream(mock, kind)
+    if kind == "anthropic":
+        assert body["thinking"]["type"] in ("enabled", "adaptive")
+    elif kind == "openai":
+        assert body["reasoning_effort"]
+
+    call = calls[0].function_call
+    result = types.Content(
+        role="user",
+        parts=[types.Part(function_response=types.FunctionResponse(id=call.id, name=call.name, response=RESULT))],
+    )
+    clear_seen(mock)
+    second = turn([question, types.Content(role="model", parts=parts), result])
+    text = "".join(p.text or "" for p in _parts(second) if not p.thought and not p.function_call)
+    assert text.startswith("Tool result received:"), text
+    _, body = one_upstream(mock, kind)
+    name, args, result_text = _upstream_tool_turn(kind, body)
+    assert (name, args) == ("get_weather", ARGS)
+    assert "sunny and 21C" in result_text
+    if kind == "anthropic":
+        # The signed thinking block went back (the mock checks its signature).
+        assistant = next(m for m in body["messages"] if m["role"] == "assistant")
+        assert assistant["content"][0]["type"] == "thinking", assistant
+        assert assistant["content"][0]["signature"]
+
+
 # ---------- structured output ----------
 
 
