@@ -163,6 +163,6 @@ if [ "$(cat "$setup_stamp" 2>/dev/null)" != "$setup_sha" ]; then
     -r tests/sdk/requirements.txt || setup_die "pip install -r tests/sdk/requirements.txt failed"
   echo "$setup_sha" >"$setup_stamp"
 fi
-.venv/bin/python -m pip freeze --disable-pip-version-check | grep -iE '^(openai|anthropic|pytest|boto3|botocore|google-auth)==' | tr '\n' ' '
+.venv/bin/python -m pip freeze --disable-pip-version-check | grep -iE '^(openai|anthropic|google-genai|pytest|boto3|botocore|google-auth)==' | tr '\n' ' '
 echo
 echo "== setup: done"

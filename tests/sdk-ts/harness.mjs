@@ -192,6 +192,38 @@ targets = ["vertex/${VERTEX_MODEL}"]
   );
 }
 
+// The Gemini gateway (startGeminiGateway): one route per provider kind on the mock, each provider
+// with its own key (`api_key_env`, from this process's environment), for the Gemini client
+// dialect. `GEMINI_ROUTES[kind]` is `{ route, provider, model, key }`.
+export const GEMINI_ROUTES = {
+  gemini: { route: 'gem', provider: 'gg', model: 'gemini-3-flash-preview', key: 'genai-ts-gemini-provider-key' },
+  openai: { route: 'gpt', provider: 'mo', model: 'mock-gpt', key: 'genai-ts-openai-provider-key' },
+  anthropic: { route: 'claude', provider: 'ma', model: 'mock-claude', key: 'genai-ts-anthropic-provider-key' },
+};
+
+/** The mock and a gateway with the routes of `GEMINI_ROUTES`: `gem` to a gemini-kind provider
+ * (a Gemini 3 model, so the mock enforces thought signatures), `gpt` to an openai-kind one and
+ * `claude` to an anthropic-kind one. Resolves with `{ mock, gateway, stop }`. */
+export async function startGeminiGateway() {
+  const tables = [];
+  for (const [kind, r] of Object.entries(GEMINI_ROUTES)) {
+    const env = `RW_TEST_GENAI_TS_${kind.toUpperCase()}_KEY`;
+    process.env[env] = r.key;
+    tables.push((mockAddr) => `
+[[provider]]
+name = "${r.provider}"
+kind = "${kind}"
+base_url = "http://${mockAddr}${kind === 'openai' ? '/v1' : ''}"
+api_key_env = "${env}"
+
+[[route]]
+model = "${r.route}"
+targets = ["${r.provider}/${r.model}"]
+`);
+  }
+  return startWith((mockAddr) => tables.map((t) => t(mockAddr)).join(''));
+}
+
 /** A test CA and a certificate it signed for localhost and 127.0.0.1, made in `dir` with the
  * openssl command (CI installs it). Returns the PEM paths `{ ca, cert, key }`. */
 export function makePki(dir) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The official OpenAI and Anthropic TypeScript SDKs and the Vercel AI SDK (all pinned in
+# The official OpenAI, Anthropic and Google GenAI TypeScript SDKs and the Vercel AI SDK (all pinned in
 # tests/sdk-ts/package.json) against the real ringway binary, with Node's built-in test runner:
 # every tests/sdk-ts/*.test.mjs (one per SDK, and fallback.test.mjs with both), once per io driver.
 #
