@@ -322,7 +322,7 @@ def test_function_call_round_trip(client, mock, kind, stream):
     assert "sunny and 21C" in result_text
     if kind == "gemini":
         sent = next(p for p in body["contents"][1]["parts"] if "functionCall" in p)
-        assert base64.b64decode(sent["thoughtSignature"]) == calls[0].thought_signature
+        assert base64.urlsafe_b64decode(sent["thoughtSignature"]) == calls[0].thought_signature
 
 
 # ---------- thinking, then a function call and its result ----------
