@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The test command. First tests/setup.sh installs (or names, in one line, before any test runs)
-# what the tests need: Debian packages, Node.js, the pinned TypeScript SDKs, Claude Code and
-# Codex, the Python venv. Then, after one build, three stages in parallel (each logs to a file,
-# printed when it fails; stage times at the end):
+# what the tests need: Debian packages, Node.js, the pinned TypeScript SDKs, Claude Code, Codex
+# and Gemini CLI, the Python venv. Then, after one build, three stages in parallel (each logs to
+# a file, printed when it fails; stage times at the end):
 # - rust-io_uring: every Rust test (unit, differential, golden, integration through the real
 #   binary) on the io_uring driver;
 # - rust-epoll: the integration tests again on the epoll driver;
 # - clients: the official OpenAI and Anthropic Python SDKs, then the official TypeScript SDKs,
-#   against the real binary on both drivers, then the real Claude Code and Codex agents.
+#   against the real binary on both drivers, then the real Claude Code, Codex and Gemini CLI
+#   agents.
 # RINGWAY_TEST_SERIAL=1 runs the three one after another.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,8 @@ clients() {
   tests/agents/claude_code.sh
   echo "== agents: Codex (tests/agents/codex.sh)"
   tests/agents/codex.sh
+  echo "== agents: Gemini CLI (tests/agents/gemini_cli.sh)"
+  tests/agents/gemini_cli.sh
 }
 
 stage_run build build

@@ -2,9 +2,9 @@
 # What the test command needs, installed when missing, checked, or named in one line before any
 # test runs: Debian packages (apt-get, when it is usable), Node.js at least the version the pinned
 # clients ask for (the pinned Node of .ci/node when the host's is older), `npm ci` of the pinned
-# clients (.ci/claude-code, .ci/codex, tests/sdk-ts) when node_modules is missing or was
-# installed from another lock, the Python venv (.venv) with tests/sdk/requirements.txt, and the
-# versions each installed client reports.
+# clients (.ci/claude-code, .ci/codex, .ci/gemini-cli, tests/sdk-ts) when node_modules is missing
+# or was installed from another lock, the Python venv (.venv) with tests/sdk/requirements.txt,
+# and the versions each installed client reports.
 #
 # tests/run.sh sources it (so the PATH it sets reaches the tests); run alone: tests/setup.sh.
 # Idempotent: a second run installs nothing.
@@ -16,7 +16,7 @@ setup_root=$PWD
 SETUP_INSTALL_TIMEOUT=900
 SETUP_VERSION_TIMEOUT=60
 # The pinned npm clients, each a package.json with its package-lock.json.
-SETUP_NPM_DIRS=(.ci/claude-code .ci/codex tests/sdk-ts)
+SETUP_NPM_DIRS=(.ci/claude-code .ci/codex .ci/gemini-cli tests/sdk-ts)
 
 setup_die() {
   echo "tests/setup.sh: $*" >&2
@@ -151,7 +151,16 @@ setup_have=$(timeout "$SETUP_VERSION_TIMEOUT" .ci/codex/node_modules/.bin/codex 
   || setup_die "the installed codex (.ci/codex) does not run"
 [ "$setup_have" = "codex-cli $setup_want" ] \
   || setup_die "codex --version says '$setup_have', want 'codex-cli $setup_want'"
-echo "claude $setup_claude and codex $setup_want run"
+setup_gemini=$(node -p 'require("./.ci/gemini-cli/package.json").dependencies["@google/gemini-cli"]')
+# A scratch HOME: the CLI writes its project registry under ~/.gemini even for --version.
+setup_home=$(mktemp -d)
+setup_have=$(env -i PATH="$PATH" HOME="$setup_home" TMPDIR="$setup_home" \
+  timeout "$SETUP_VERSION_TIMEOUT" .ci/gemini-cli/node_modules/.bin/gemini --version) \
+  || { rm -rf "$setup_home"; setup_die "the installed gemini (.ci/gemini-cli) does not run"; }
+rm -rf "$setup_home"
+[ "$setup_have" = "$setup_gemini" ] \
+  || setup_die "gemini --version says '$setup_have', want '$setup_gemini'"
+echo "claude $setup_claude, codex $setup_want and gemini $setup_gemini run"
 
 # ---- the Python venv ----------------------------------------------------------------------------
 echo "== setup: Python venv (.venv, tests/sdk/requirements.txt)"

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The real Claude Code agent (`claude -p`, pinned in .ci/claude-code/package.json) through the
 # real ringway binary to the mock provider, over an anthropic-kind, an openai-kind, a
-# bedrock-kind and a vertex-kind route (the last two: the mock's Bedrock and Vertex AI sides,
-# signed with SigV4 / a bearer token). Per route: a plain turn, and a turn where the agent calls Read (the mock is
-# steered with `mock:tool` / `mock:args`), gets the file back and answers. The mock's record of
-# what it received (`GET /mock/requests`) shows what the gateway sent upstream. Last, the
-# captured Claude Code request (tests/fixtures/claude_code) is replayed with curl to the
-# openai-kind route to check the `x-ringway-dropped-params` header a client cannot show us.
+# bedrock-kind, a vertex-kind route (the mock's Bedrock and Vertex AI sides, signed with SigV4 /
+# a bearer token) and a gemini-kind one (the Gemini API with a Gemini 3 model). Per route: a
+# plain turn, and a turn where the agent calls Read (the mock is steered with `mock:tool` /
+# `mock:args`), gets the file back and answers. To the gemini-kind route also a tool loop: two
+# Read calls in a row, then text (`mock:calls=2`); the mock refuses (400), as Gemini 3 does, a
+# function call that comes back without the thought signature it gave it, or with another one.
+# Every request to it also carries Claude Code's real tools, whose schemas (additionalProperties,
+# exclusiveMinimum, …) Gemini's `parameters` subset refuses: they must arrive in a form the
+# mock accepts. The mock's record of what it received (`GET /mock/requests`) shows what the
+# gateway sent upstream. Last, the captured Claude Code request (tests/fixtures/claude_code) is
+# replayed with curl to the openai-kind route to check the `x-ringway-dropped-params` header a
+# client cannot show us.
 #
 # Every case runs, then the script fails if any did. Run alone: tests/agents/claude_code.sh
 # (RINGWAY_BIN picks the binary, default target/debug/ringway; CLAUDE_BIN the agent).
@@ -16,8 +22,8 @@ root=$PWD
 
 # Seconds one `claude -p` run may take (it starts a 380 MB native binary; a run takes ~5 s).
 CLAUDE_TIMEOUT=120
-# Agent turns allowed: the tool case needs two (call Read, then answer), plain needs one.
-MAX_TURNS=3
+# Agent turns allowed: the loop case needs three (Read, Read, then answer), tool two, plain one.
+MAX_TURNS=4
 # Seconds a process may take to print its listening address, and a curl call may take.
 START_TIMEOUT=20
 CURL_TIMEOUT=30
@@ -81,12 +87,54 @@ PY
   }
   # Checks on every upstream request of the case, per provider kind.
   check_upstream() {
-    python3 - "$work/$tag.upstream" "$kind" <<'PY'
+    python3 - "$work/$tag.upstream" "$kind" "$AGENT_GEMINI_MODEL" "$AGENT_GEMINI_PROVIDER_KEY" <<'PY'
 import json, sys
 records = json.load(open(sys.argv[1]))
-kind = sys.argv[2]
+kind, gemini_model, gemini_key = sys.argv[2:5]
+# What Gemini's `parameters` (its OpenAPI-subset Schema) knows; any other keyword is a 400.
+SUBSET = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
+          "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
+          "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum",
+          "maximum"}
+
+def outside_subset(schema, found):
+    if not isinstance(schema, dict):
+        return found
+    found |= set(schema) - SUBSET
+    for sub in (schema.get("properties") or {}).values():
+        outside_subset(sub, found)
+    outside_subset(schema.get("items"), found)
+    for sub in schema.get("anyOf") or []:
+        outside_subset(sub, found)
+    return found
+
 for r in records:
     body = json.loads(r["body"])
+    if kind == "gemini":
+        # The mock answered: a tampered or missing thought signature, or a schema outside the
+        # subset in `parameters`, would have been a 400.
+        assert r["answered"] == 200, f"the mock answered {r['answered']}: {r['path']}"
+        assert r["path"] in (f"/v1beta/models/{gemini_model}:streamGenerateContent?alt=sse",
+                             f"/v1beta/models/{gemini_model}:generateContent"), r["path"]
+        assert r["headers"].get("x-goog-api-key") == gemini_key, r["headers"]
+        for h in ("authorization", "x-api-key", "anthropic-beta", "anthropic-version"):
+            assert h not in r["headers"], f"`{h}` reached the Gemini provider"
+        for field in ("model", "messages", "system", "thinking", "context_management", "output_config"):
+            assert field not in body, f"gemini upstream still has `{field}`"
+        assert "systemInstruction" in body and body["contents"], sorted(body)
+        decls = [d for t in body.get("tools", []) for d in t.get("functionDeclarations", [])]
+        assert "Read" in {d["name"] for d in decls}, [d["name"] for d in decls]
+        # Claude Code's schemas, which `parameters` would refuse, arrive as
+        # parametersJsonSchema (full JSON Schema) or cleaned down to the subset.
+        refused = set()
+        for d in decls:
+            assert "parameters" in d or "parametersJsonSchema" in d or len(d) <= 2, d["name"]
+            if "parameters" in d:
+                extra = outside_subset(d["parameters"], set())
+                assert not extra, f"{d['name']}: `parameters` holds {sorted(extra)}"
+            refused |= outside_subset(d.get("parametersJsonSchema"), set())
+        assert refused or all("parameters" in d for d in decls), "no schema needed the JSON Schema form"
+        continue
     if kind == "bedrock":
         # InvokeModel: the model in the path, betas in the body (only those Bedrock knows).
         assert r["path"].startswith("/model/") and "/invoke" in r["path"], r["path"]
@@ -150,8 +198,21 @@ PY
       python3 - "$work/$tag.upstream" "$kind" "$note" "$content" <<'PY' || fail "$tag: tool round trip"
 import json, sys
 records, kind, note, content = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], sys.argv[4]
-messages = json.loads(records[-1]["body"])["messages"]
-if kind in ("anthropic", "bedrock", "vertex"):
+body = json.loads(records[-1]["body"])
+messages = body.get("messages")
+if kind == "gemini":
+    contents = body["contents"]
+    last = contents[-1]
+    assert last["role"] == "user", last
+    results = [p["functionResponse"] for p in last["parts"] if "functionResponse" in p]
+    assert results, f"last content has no functionResponse: {last}"
+    text = json.dumps(results[0]["response"])
+    calls = [p for c in contents if c.get("role") == "model" for p in c["parts"] if "functionCall" in p]
+    assert calls and calls[-1]["functionCall"]["name"] == "Read", calls
+    assert calls[-1]["functionCall"]["args"] == {"file_path": note}, calls[-1]
+    assert calls[-1].get("thoughtSignature"), f"the call lost its thought signature: {calls[-1]}"
+    assert results[0]["name"] == "Read", results[0]
+elif kind in ("anthropic", "bedrock", "vertex"):
     last = messages[-1]
     assert last["role"] == "user", last
     results = [b for b in last["content"] if b.get("type") == "tool_result"]
@@ -172,6 +233,44 @@ else:
     assert calls[-1]["id"] == last["tool_call_id"]
 assert content in text, f"tool result lacks the file's content: {text}"
 print("tool round trip checked")
+PY
+      ;;
+    loop)
+      # Two Read calls in a row, then the answer: each request to Gemini 3 must carry every call
+      # of the turn back with its signature, or the mock answers 400.
+      note=$work/project/note-$kind-loop.txt
+      content="ringway-agent-loop-note-$kind"
+      printf '%s\n' "$content" >"$note"
+      run_claude "Read the note twice ($tag). mock:tool=Read mock:args={\"file_path\":\"$note\"} mock:calls=2" \
+        --allowedTools Read
+      answer=$(result) || fail "$tag: $answer"
+      case $answer in
+        "Tool result received: "*) ;;
+        *) fail "$tag: answer $answer, want the mock's acknowledgement of the second result" ;;
+      esac
+      upstream || fail "$tag: reading the mock's requests"
+      check_upstream || fail "$tag: upstream requests"
+      python3 - "$work/$tag.upstream" "$note" "$content" <<'PY' || fail "$tag: tool loop"
+import json, sys
+records, note, content = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+assert len(records) == 3, f"{len(records)} upstream requests, want 3 (call, call, answer)"
+for n, r in enumerate(records):
+    contents = json.loads(r["body"])["contents"]
+    # The turn: after the user content that holds the prompt.
+    start = max(i for i, c in enumerate(contents)
+                if c["role"] == "user" and any("text" in p for p in c["parts"]))
+    turn = contents[start + 1:]
+    calls = [p for c in turn if c["role"] == "model" for p in c["parts"] if "functionCall" in p]
+    results = [p["functionResponse"] for c in turn if c["role"] == "user" for p in c["parts"]
+               if "functionResponse" in p]
+    assert len(calls) == n and len(results) == n, f"request {n}: {len(calls)} calls, {len(results)} results"
+    for call in calls:
+        assert call["functionCall"]["name"] == "Read", call
+        assert call["functionCall"]["args"] == {"file_path": note}, call
+        assert call.get("thoughtSignature"), f"request {n}: a call without its signature: {call}"
+    for res in results:
+        assert content in json.dumps(res["response"]), res
+print("tool loop checked: 2 calls, signatures carried, then text")
 PY
       ;;
     replay)
@@ -216,7 +315,8 @@ PY
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Setup: the binaries, a mock, a gateway routing cc-anthropic / cc-openai to the two kinds.
+# Setup: the binaries, a mock, a gateway routing cc-anthropic / cc-openai / cc-gemini /
+# cc-bedrock / cc-vertex to the mock's five sides.
 [ -x "$bin" ] || fail "no ringway binary at $bin (cargo build --locked --bin ringway, or set RINGWAY_BIN)"
 if [ ! -x "$claude" ]; then
   fail "Claude Code is not installed at $claude: run \`npm ci --prefix .ci/claude-code\` (.ci/run does)"
@@ -237,12 +337,14 @@ start_mock_and_gateway cc mock-claude global.anthropic.claude-opus-5-5 claude-op
 export work MOCK_URL GW_URL
 
 failed=()
-for kind in anthropic openai bedrock vertex; do
+for kind in anthropic openai bedrock vertex gemini; do
   for what in plain tool; do
     echo "-- claude -p via the $kind-kind route: $what"
     bash "$0" case "$kind" "$what" || failed+=("$kind-$what")
   done
 done
+echo "-- claude -p via the gemini-kind route: loop"
+bash "$0" case gemini loop || failed+=("gemini-loop")
 echo "-- Claude Code's captured request replayed to the openai-kind route"
 bash "$0" case openai replay || failed+=("openai-replay")
 

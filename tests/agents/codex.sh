@@ -15,6 +15,12 @@
 # - the three again with Codex's built-in OpenAI provider (`openai_base_url`), which speaks the
 #   Responses WebSocket (warm-up, incremental input by `previous_response_id` with
 #   `store: false`, remote compaction over the socket): no reconnect or fallback line may show.
+# To a gemini-kind route (the Gemini API, a Gemini 3 model, whose thought signatures the mock
+# enforces: a function call sent back without the signature it was given, or with another one,
+# is a 400): the tool turn, a resumed second turn, and a tool loop (two `exec_command` calls in
+# a row, then text: `mock:calls=2`). Codex's real tools, whose schemas (additionalProperties, …)
+# Gemini's `parameters` subset refuses, must reach it in a form the mock accepts (it answers
+# 200).
 # The mock's record (`GET /mock/requests`) shows what reached the provider.
 #
 # Every case runs, then the script fails if any did. Run alone: tests/agents/codex.sh
@@ -123,12 +129,14 @@ PY
 
   extra=""
   [ "$kind" = openai ] || extra="mock:thinking"
+  # The loop: a second exec_command call after the first result, then text.
+  [ "$what" = loop ] && extra="$extra mock:calls=2"
   run_codex "Where are we ($tag)? mock:tool=exec_command mock:args={\"cmd\":\"pwd\"} $extra"
   # The mock acknowledges a tool result (the result itself is checked upstream, below).
   grep -q "Tool result received" "$last_out" || fail "$tag: no tool-result answer: $(tail -c 600 "$last_out")"
 
   case $what in
-    tool) ;;
+    tool | loop) ;;
     resume)
       run_codex resume --last "And now ($tag) mock:notools mock:tokens=5"
       grep -q "w1 w2 w3 w4 w5" "$last_out" || fail "$tag: second turn answer: $(tail -c 600 "$last_out")"
@@ -150,11 +158,82 @@ PY
       fail "$tag: the gateway upgraded no WebSocket"
   fi
   upstream
-  python3 - "$work/$tag.upstream" "$kind" "$what" "$tag" <<'PY' || fail "$tag: upstream requests"
+  python3 - "$work/$tag.upstream" "$kind" "$what" "$tag" "$AGENT_GEMINI_MODEL" "$AGENT_GEMINI_PROVIDER_KEY" <<'PY' || fail "$tag: upstream requests"
 import json, sys
 records = json.load(open(sys.argv[1]))
-kind, what, tag = sys.argv[2], sys.argv[3], sys.argv[4]
+kind, what, tag, gemini_model, gemini_key = sys.argv[2:7]
 bodies = [json.loads(r["body"]) for r in records]
+# What Gemini's `parameters` (its OpenAPI-subset Schema) knows; any other keyword is a 400.
+SUBSET = {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
+          "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
+          "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum",
+          "maximum"}
+
+def outside_subset(schema, found):
+    if not isinstance(schema, dict):
+        return found
+    found |= set(schema) - SUBSET
+    for sub in (schema.get("properties") or {}).values():
+        outside_subset(sub, found)
+    outside_subset(schema.get("items"), found)
+    for sub in schema.get("anyOf") or []:
+        outside_subset(sub, found)
+    return found
+
+if kind == "gemini":
+    for r, b in zip(records, bodies):
+        # A missing or altered thought signature, or a schema outside `parameters`' subset,
+        # would have been a 400.
+        assert r["answered"] == 200, f"the mock answered {r['answered']}: {r['path']}"
+        assert r["path"] in (f"/v1beta/models/{gemini_model}:streamGenerateContent?alt=sse",
+                             f"/v1beta/models/{gemini_model}:generateContent"), r["path"]
+        assert r["headers"].get("x-goog-api-key") == gemini_key, r["headers"]
+        assert "authorization" not in r["headers"], r["headers"]
+        for field in ("model", "input", "instructions", "reasoning", "store"):
+            assert field not in b, f"gemini upstream still has `{field}`"
+        decls = [d for t in b.get("tools", []) for d in t.get("functionDeclarations", [])]
+        refused = set()
+        for d in decls:
+            if "parameters" in d:
+                extra = outside_subset(d["parameters"], set())
+                assert not extra, f"{d['name']}: `parameters` holds {sorted(extra)}"
+            refused |= outside_subset(d.get("parametersJsonSchema"), set())
+        assert refused or all("parameters" in d for d in decls), "no schema needed the JSON Schema form"
+    names = {d["name"] for t in bodies[0].get("tools", []) for d in t.get("functionDeclarations", [])}
+    assert "exec_command" in names, sorted(names)
+    assert any(n.startswith("multi_agent_v1__") for n in names), sorted(names)
+
+    def turn(b):
+        # The contents after the last user content with text (the turn's prompt).
+        contents = b["contents"]
+        start = max(i for i, c in enumerate(contents)
+                    if c.get("role", "user") == "user" and any("text" in p for p in c["parts"]))
+        return contents[start + 1:]
+
+    def calls(b):
+        return [p for c in turn(b) if c.get("role") == "model" for p in c["parts"] if "functionCall" in p]
+
+    def results(b):
+        return [p["functionResponse"] for c in turn(b) if c.get("role") == "user" for p in c["parts"]
+                if "functionResponse" in p]
+
+    with_results = [b for b in bodies if results(b)]
+    assert with_results, "no request carried the tool's output"
+    assert any(f"project-{tag}" in json.dumps(results(b)) for b in with_results), "the tool's output is not upstream"
+    for b in with_results:
+        for c in calls(b):
+            assert c["functionCall"]["name"] == "exec_command", c
+            assert c.get("thoughtSignature"), f"a call went back without its signature: {c}"
+    if what == "loop":
+        rounds = sorted(len(calls(b)) for b in bodies)
+        assert rounds == [0, 1, 2], f"calls per request {rounds}, want 0, 1, 2 (two in a row, then text)"
+    if what == "resume":
+        assert len(bodies) >= 3, f"only {len(bodies)} requests"
+        # The second turn carries the first one back: its call and the call's output.
+        last = bodies[-1]["contents"]
+        assert any("functionCall" in p for c in last for p in c["parts"]), "the first turn's call is gone"
+    print(f"{len(records)} upstream request(s) checked")
+    sys.exit(0)
 for r, b in zip(records, bodies):
     if kind == "bedrock":
         # Responses translated to Messages, sent as InvokeModel: model in the path, signed.
@@ -214,7 +293,8 @@ PY
 fi
 
 # ---------------------------------------------------------------------------------------------
-# Setup: the binaries, a mock, a gateway routing cx-openai / cx-anthropic to the two kinds.
+# Setup: the binaries, a mock, a gateway routing cx-openai / cx-anthropic / cx-gemini /
+# cx-bedrock to the mock.
 [ -x "$bin" ] || fail "no ringway binary at $bin (cargo build --locked --bin ringway, or set RINGWAY_BIN)"
 [ -x "$codex" ] || fail "Codex is not installed at $codex: run \`npm ci --prefix .ci/codex\` (.ci/run does)"
 have_version=$(timeout 60 "$codex" --version) || fail "$codex --version failed"
@@ -240,6 +320,11 @@ done
 # Bedrock: Codex's Responses translated to Messages, sent as InvokeModel (the tool turn).
 echo "-- codex exec via the bedrock-kind route: tool"
 bash "$0" case bedrock tool || failed+=("bedrock-tool")
+# Gemini 3: Responses translated to Gemini, thought signatures carried through Codex's items.
+for what in tool resume loop; do
+  echo "-- codex exec via the gemini-kind route: $what"
+  bash "$0" case gemini "$what" || failed+=("gemini-$what")
+done
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "gateway log (last lines):" >&2

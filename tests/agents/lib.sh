@@ -23,14 +23,25 @@ start() {
   done
 }
 
+# The Gemini model of the $1-gemini route: a Gemini 3 one, so the mock enforces thought
+# signatures as Gemini 3 does (a 400 when a function call comes back without its signature or
+# with another one).
+AGENT_GEMINI_MODEL=gemini-3-pro-preview
+# The key the gateway's gemini-kind provider sends upstream (x-goog-api-key): tests check that
+# it is this one, never the key the client gave the gateway.
+AGENT_GEMINI_PROVIDER_KEY=mock-gemini-provider-key
+
 # Starts the mock and a one-worker gateway with route $1-anthropic to the mock's Messages side
-# (upstream model $2) and $1-openai to its Chat Completions side; sets MOCK_URL and GW_URL.
+# (upstream model $2), $1-openai to its Chat Completions side and $1-gemini to its Gemini API
+# side (a gemini-kind provider, model $AGENT_GEMINI_MODEL); sets MOCK_URL and GW_URL.
 # With $3 (a Bedrock model id) and $4 (a Vertex model), also $1-bedrock and $1-vertex to the
 # mock's Bedrock and Vertex AI sides (bedrock-kind provider signing with the mock's container
 # credentials, vertex-kind with the mock's static token).
+# With AGENT_GATEWAY_KEY set, the gateway has that one key, and clients must present it.
 start_mock_and_gateway() {
   start "$work/mock.log" mock-upstream
   MOCK_URL=$addr
+  export RW_TEST_GEMINI_KEY=$AGENT_GEMINI_PROVIDER_KEY
   cat >"$work/gateway.toml" <<EOF
 [server]
 workers = 1
@@ -45,6 +56,12 @@ name = "mo"
 kind = "openai"
 base_url = "$MOCK_URL/v1"
 
+[[provider]]
+name = "mg"
+kind = "gemini"
+base_url = "$MOCK_URL"
+api_key_env = "RW_TEST_GEMINI_KEY"
+
 [[route]]
 model = "$1-anthropic"
 targets = ["ma/$2"]
@@ -52,7 +69,20 @@ targets = ["ma/$2"]
 [[route]]
 model = "$1-openai"
 targets = ["mo/mock-gpt"]
+
+[[route]]
+model = "$1-gemini"
+targets = ["mg/$AGENT_GEMINI_MODEL"]
 EOF
+  if [ -n "${AGENT_GATEWAY_KEY:-}" ]; then
+    export RW_TEST_AGENT_KEY=$AGENT_GATEWAY_KEY
+    cat >>"$work/gateway.toml" <<EOF
+
+[[key]]
+name = "agents"
+key_env = "RW_TEST_AGENT_KEY"
+EOF
+  fi
   if [ -n "${3:-}" ]; then
     export RW_TEST_VERTEX_TOKEN=mock-static-token
     cat >>"$work/gateway.toml" <<EOF

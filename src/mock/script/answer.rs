@@ -283,9 +283,11 @@ pub(super) fn compose(api: Api, req: &Request, dirs: &Directives, ids: &Ids, inp
 
 /// The tool calls to make, or `None` to answer with text.
 fn tool_calls(api: Api, req: &Request, dirs: &Directives, ids: &Ids) -> Option<Vec<ToolCall>> {
+    // After a tool result, only `mock:calls=N` asks for another round (until N were made).
+    let again = dirs.calls.is_some_and(|n| req.rounds < n);
     if req.tools.is_empty()
         || req.choice == ToolChoice::None
-        || req.tool_result.is_some()
+        || (req.tool_result.is_some() && !again)
         || dirs.notools
     {
         return None;

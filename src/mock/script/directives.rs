@@ -20,6 +20,9 @@ pub const MAX_DIRECTIVE_TOKENS: usize = 100_000;
 /// Upper bound for `mock:big=` (bytes).
 pub const MAX_BIG_BYTES: usize = 64 << 20;
 
+/// Upper bound for `mock:calls=`: tool rounds one turn may be asked to take.
+pub const MAX_DIRECTIVE_CALLS: usize = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Fault {
     MidstreamError,
@@ -53,6 +56,9 @@ pub(super) struct Directives {
     pub(super) args: Option<ToolArgs>,
     /// `mock:notools`: never call a tool.
     pub(super) notools: bool,
+    /// `mock:calls=N`: call the tool again after each tool result until the turn has made N
+    /// rounds of calls, then answer with text (default 1: text after the first result).
+    pub(super) calls: Option<usize>,
     /// `mock:preamble`: text before the tool calls.
     pub(super) preamble: bool,
     /// `mock:input=` and the other usage counts.
@@ -177,6 +183,7 @@ impl Directives {
                 }
                 "args" => d.args = value.and_then(ToolArgs::parse).or(d.args),
                 "notools" => d.notools = true,
+                "calls" => d.calls = size(MAX_DIRECTIVE_CALLS).or(d.calls),
                 "preamble" => d.preamble = true,
                 "input" => d.usage.input = number.or(d.usage.input),
                 "cache_read" => d.usage.cache_read = number.or(d.usage.cache_read),
@@ -387,6 +394,69 @@ mod tests {
         assert_eq!(
             chunks.last().unwrap()["choices"][0]["finish_reason"],
             "stop"
+        );
+    }
+
+    /// `mock:calls=N`: a tool call per round until the turn made N, then text; a new user
+    /// turn starts counting again.
+    #[test]
+    fn calls_directive_chains_tool_rounds() {
+        let read = json!({"name": "read_file", "input_schema": {"type": "object",
+            "properties": {"path": {"type": "string"}}, "required": ["path"]}});
+        let prompt = r#"read it mock:tool=read_file mock:args={"path":"a"} mock:calls=2"#;
+        let call = |id: &str| {
+            json!({"role": "assistant", "content": [
+            {"type": "tool_use", "id": id, "name": "read_file", "input": {"path": "a"}}]})
+        };
+        let result = |id: &str| {
+            json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": id, "content": "alpha"}]})
+        };
+        let mut messages = vec![json!({"role": "user", "content": prompt})];
+        let answer = |messages: &Vec<Value>| {
+            let body =
+                json!({"model": "m", "max_tokens": 99, "tools": [read], "messages": messages});
+            fixed(&run(Api::AnthropicMessages, &body)).2
+        };
+        assert_eq!(answer(&messages)["stop_reason"], "tool_use");
+        messages.extend([call("t1"), result("t1")]);
+        let v = answer(&messages);
+        assert_eq!(v["stop_reason"], "tool_use", "{v}");
+        assert_eq!(v["content"][0]["input"], json!({"path": "a"}));
+        messages.extend([call("t2"), result("t2")]);
+        let v = answer(&messages);
+        assert_eq!(v["stop_reason"], "end_turn", "{v}");
+        assert_eq!(v["content"][0]["text"], "Tool result received: alpha");
+        // The next turn counts from zero.
+        messages.push(json!({"role": "assistant", "content": "done"}));
+        messages.push(json!({"role": "user", "content": prompt}));
+        assert_eq!(answer(&messages)["stop_reason"], "tool_use");
+
+        // OpenAI: rounds are assistant messages with tool_calls after the last user message.
+        let tools = json!([openai_tool("read_file", read["input_schema"].clone())]);
+        let ocall = |id: &str| {
+            json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": id, "type": "function", "function": {"name": "read_file", "arguments": "{}"}}]})
+        };
+        let oresult = |id: &str| json!({"role": "tool", "tool_call_id": id, "content": "alpha"});
+        let mut messages = vec![
+            json!({"role": "user", "content": prompt}),
+            ocall("c1"),
+            oresult("c1"),
+        ];
+        let answer = |messages: &Vec<Value>| {
+            let body = json!({"model": "m", "tools": tools, "messages": messages});
+            fixed(&run(Api::OpenAiChat, &body)).2
+        };
+        assert_eq!(
+            answer(&messages)["choices"][0]["finish_reason"],
+            "tool_calls"
+        );
+        messages.extend([ocall("c2"), oresult("c2")]);
+        assert_eq!(answer(&messages)["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            Directives::parse("mock:calls=999").calls,
+            Some(MAX_DIRECTIVE_CALLS)
         );
     }
 

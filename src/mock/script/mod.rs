@@ -23,6 +23,7 @@
 //! | `mock:tool=NAME` | call the tool NAME instead of the first declared one (even an undeclared one) |
 //! | `mock:args=JSON` | a JSON object without spaces: the (first) call's arguments, verbatim |
 //! | `mock:notools` | answer with text although tools are declared |
+//! | `mock:calls=N` | after each tool result, call the tool again (same arguments) until the turn has made N rounds of calls, then answer (a multi-step tool loop) |
 //! | `mock:preamble` | when calling tools, write [`PREAMBLE_TEXT`] first (text, then the calls, as models often do) |
 //! | `mock:thinking` | Anthropic: a signed thinking block before the answer |
 //! | `mock:thinking=echo` | the same, its text also repeating the prompt's words and naming a contact address of its own, as a model's reasoning does |
@@ -45,7 +46,7 @@
 //! (signatures are a hash of the thinking text).
 //!
 //! Tools are called when the request declares some, its `tool_choice` allows it, the conversation
-//! does not end in tool results and `mock:notools` is absent. A `tool_choice` naming a tool wins
+//! does not end in tool results (or `mock:calls=N` asks for more rounds) and `mock:notools` is absent. A `tool_choice` naming a tool wins
 //! over `mock:tool` (a real model must obey it); `mock:args` that is not a JSON object is ignored.
 
 mod answer;

@@ -110,6 +110,9 @@ pub(super) struct Request {
     pub(super) allow_parallel: bool,
     /// `Some(text)` when the conversation ends with tool results.
     pub(super) tool_result: Option<String>,
+    /// Assistant messages with tool calls since the turn began (the last user message that
+    /// holds no tool results): the rounds of calls this turn has made.
+    pub(super) rounds: usize,
     /// Text of the last user message that has any; directives and the echo come from here.
     pub(super) user_text: String,
 }
@@ -160,6 +163,11 @@ pub(super) fn parse_request(api: Api, body: &[u8]) -> Result<Request, RequestErr
                 allow_parallel: obj.get("parallel_tool_calls").and_then(Value::as_bool)
                     != Some(false),
                 tool_result: openai_tool_result(messages),
+                rounds: rounds(messages, |m| {
+                    m.get("tool_calls")
+                        .and_then(Value::as_array)
+                        .is_some_and(|c| !c.is_empty())
+                }),
                 user_text,
             }
         }
@@ -198,6 +206,7 @@ pub(super) fn parse_request(api: Api, body: &[u8]) -> Result<Request, RequestErr
                 choice,
                 allow_parallel: no_parallel != Some(true),
                 tool_result: anthropic_tool_result(messages),
+                rounds: rounds(messages, |m| has_block(m, "tool_use")),
                 user_text,
             }
         }
@@ -299,6 +308,32 @@ fn last_user_text(messages: &[Value]) -> String {
         .map(|m| plain_text(m.get("content")))
         .find(|t| !t.trim().is_empty())
         .unwrap_or_default()
+}
+
+/// Whether a message's content array holds a block of this type.
+fn has_block(message: &Value, kind: &str) -> bool {
+    message
+        .get("content")
+        .and_then(Value::as_array)
+        .is_some_and(|blocks| {
+            blocks
+                .iter()
+                .any(|b| b.get("type").and_then(Value::as_str) == Some(kind))
+        })
+}
+
+/// Assistant messages that `calls` tools, after the last user message holding no tool
+/// results (OpenAI's results are `tool` messages, Anthropic's `tool_result` blocks).
+fn rounds(messages: &[Value], calls: impl Fn(&Value) -> bool) -> usize {
+    let start = messages
+        .iter()
+        .rposition(|m| role(m) == Some("user") && !has_block(m, "tool_result"))
+        .map_or(0, |i| i + 1);
+    messages
+        .iter()
+        .skip(start)
+        .filter(|m| role(m) == Some("assistant") && calls(m))
+        .count()
 }
 
 /// OpenAI: the conversation ends with `tool` (or legacy `function`) messages; their text joined.
