@@ -10,6 +10,35 @@
 //! expected output (`expected.json`, `expected_meta.json`, `expected_error.json`,
 //! `expected.sse`). JSON is compared semantically; SSE frame by frame (names and order
 //! exactly, each data payload as JSON). `RINGWAY_BLESS=1` rewrites the expected files.
+//!
+//! Gemini pairs run through `translate::Pair`, as the proxy runs them. Their directions name
+//! the data's way with `c` (Chat Completions), `a` (Messages), `r` (Responses) and `g`
+//! (Gemini): requests c2g, a2g, r2g (client → Gemini provider) and g2c, g2a (Gemini client →
+//! OpenAI / Anthropic provider); answers, streams and errors g2c, g2a, g2r (a Gemini
+//! provider's → that client) and c2g, a2g (an OpenAI / Anthropic provider's → a Gemini
+//! client); errors also g2g (Gemini both sides). Every such case runs with the seal key
+//! `[7; 32]` (open holder) for provider `golden-provider` (`options.seal: false`: none),
+//! `path_stream` set for Gemini clients' streams, and the case's `options`
+//! (`gemini_call_ids`, `openai_max_tokens_field`, …). An answer, stream or error case is
+//! translated against the meta its client request gives through the same pair:
+//! `request.json`, else a one-line question in the client's dialect (streaming, with usage,
+//! in a stream case); `json_array: true` is a Gemini client streaming without `alt=sse`
+//! (compared as `expected.json`).
+//!
+//! Seals use random nonces, so sealed values are made and compared by what they open to:
+//! - In an input (or `request.json`), `{{NAME}}` is replaced by a token sealed when the case
+//!   runs, from `seals.json`: `{"NAME": {"kind": "signature"|"thinking", "plain": …,
+//!   "provider"?: …, "tamper"?: true}}` (a thought signature's text, or thinking blocks as a
+//!   JSON array; sealed for `golden-provider` unless named; `tamper` alters one character).
+//!   The same name is the same token throughout the case.
+//! - In every output (body, error message, stream), the token after `__rwts__` (a thought
+//!   signature in a tool call id) or `rwtc_` (thinking carried in a `thoughtSignature`) is
+//!   opened with the case's key for each provider the case knows and replaced by
+//!   `<provider:plain>`, or `<does not open>`: so a golden file states what each sealed value
+//!   carries and for whom, and an output that seals the wrong thing, for the wrong provider or
+//!   not at all differs from it. Only runs of 16+ token characters are taken (a seal is far
+//!   longer), and a description holds no token characters run after a mark, so the
+//!   replacement is idempotent.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -27,10 +56,14 @@ use ringway::translate::responses::{
     self, AnthropicToResponsesStream, ChatToResponsesStream, Compaction, ResponsesMeta, ToolName,
 };
 use ringway::translate::{
-    self, check, AnthropicToOpenAiStream, MaxTokensField, OpenAiToAnthropicStream, Options,
-    RequestMeta, ThinkingStyle, TranslateError,
+    self, check, AnthropicToOpenAiStream, MaxTokensField, OpenAiToAnthropicStream, Options, Pair,
+    RequestMeta, StreamTranslator, ThinkingStyle, TranslateError,
 };
 use serde_json::{json, Value};
+
+#[path = "translate_golden/gemini.rs"]
+mod gemini;
+use gemini::Sealing;
 
 /// Cases below this many input bytes are also split at every byte boundary.
 const EXHAUSTIVE_SPLIT_MAX: usize = 6_000;
@@ -38,6 +71,13 @@ const EXHAUSTIVE_SPLIT_MAX: usize = 6_000;
 const RANDOM_SPLITS: usize = 24;
 /// Random event-sequence mutations tried per stream case.
 const MUTATIONS: usize = 48;
+/// What a case folder may expect (written afresh when blessing).
+const EXPECTED_FILES: [&str; 4] = [
+    "expected.json",
+    "expected_meta.json",
+    "expected_error.json",
+    "expected.sse",
+];
 /// `created` used for OpenAI output unless a case sets one.
 const CREATED: u64 = 1_700_000_000;
 
@@ -230,6 +270,7 @@ fn meta_json(m: &RequestMeta) -> Value {
         v["responses"] = json!({"summary": r.summary, "encrypted": r.encrypted,
             "compaction": compaction, "tools": tools, "echo": echo});
     }
+    gemini::meta_json(m, &mut v);
     v
 }
 
@@ -268,6 +309,9 @@ fn expect_json(case: &Case, file: &str, actual: &Value, failures: &mut Vec<Strin
 }
 
 fn run_request(case: &Case, failures: &mut Vec<String>) {
+    if let Some(pair) = gemini::pair("request", case.str("direction")) {
+        return run_pair_request(case, pair, failures);
+    }
     let input = case.input();
     let model = case.str("upstream_model");
     let opts = options(&case.spec);
@@ -294,10 +338,58 @@ fn run_request(case: &Case, failures: &mut Vec<String>) {
     }
 }
 
+/// A Gemini pair's request: the body through [`Pair::request`], sealed values in the output
+/// described (see the module doc).
+fn run_pair_request(case: &Case, pair: Pair, failures: &mut Vec<String>) {
+    let sealing = Sealing::of(case);
+    let input = pair_input(case, sealing.as_ref());
+    let opts = gemini::pair_options(case, sealing.as_ref());
+    match pair.request(&input, &gemini::model(case, pair), &opts) {
+        Ok((body, meta)) => {
+            let body = normalised(sealing.as_ref(), &body);
+            let body = parse_json(&case.name, "output", &body);
+            expect_json(case, "expected.json", &body, failures);
+            expect_json(case, "expected_meta.json", &meta_json(&meta), failures);
+        }
+        Err(e) => {
+            let e = normalised(
+                sealing.as_ref(),
+                &serde_json::to_vec(&error_json(&e)).unwrap(),
+            );
+            let e = parse_json(&case.name, "error", &e);
+            expect_json(case, "expected_error.json", &e, failures);
+        }
+    }
+}
+
+/// A Gemini pair case's input with its `{{NAME}}` seals made (see `seals.json`).
+fn pair_input(case: &Case, sealing: Option<&Sealing>) -> Vec<u8> {
+    let input = case.input();
+    sealing.map_or(input.clone(), |s| s.fill(input))
+}
+
+/// `out` with its sealed values described (unchanged without a seal).
+fn normalised(sealing: Option<&Sealing>, out: &[u8]) -> Vec<u8> {
+    sealing.map_or_else(|| out.to_vec(), |s| s.normalise(out))
+}
+
 /// A whole-answer translator that appends to a buffer.
 type IntoTranslator = fn(&[u8], &RequestMeta, &mut Vec<u8>) -> Result<(), TranslateError>;
 
 fn run_response(case: &Case, failures: &mut Vec<String>) {
+    if let Some(pair) = gemini::pair("response", case.str("direction")) {
+        let sealing = Sealing::of(case);
+        let meta = gemini::answer_meta(case, pair, sealing.as_ref());
+        let mut out = Vec::new();
+        return match pair.response_into(&pair_input(case, sealing.as_ref()), &meta, &mut out) {
+            Ok(()) => {
+                let out = normalised(sealing.as_ref(), &out);
+                let body = parse_json(&case.name, "output", &out);
+                expect_json(case, "expected.json", &body, failures);
+            }
+            Err(e) => expect_json(case, "expected_error.json", &error_json(&e), failures),
+        };
+    }
     let input = case.input();
     let meta = meta(&case.spec);
     let into = |f: IntoTranslator| {
@@ -325,6 +417,12 @@ fn run_response(case: &Case, failures: &mut Vec<String>) {
 fn run_error(case: &Case, failures: &mut Vec<String>) {
     let input = case.input();
     let status = u16::try_from(case.spec["status"].as_u64().unwrap()).unwrap();
+    if let Some(pair) = gemini::pair("error", case.str("direction")) {
+        let (out_status, body) = pair.error(status, &input);
+        let body = body.map_or(Value::Null, |b| parse_json(&case.name, "output", &b));
+        let actual = json!({"status": out_status, "body": body});
+        return expect_json(case, "expected.json", &actual, failures);
+    }
     let (out_status, body) = match case.str("direction") {
         "a2o" => translate::anthropic_to_openai_error(status, &input),
         "o2a" => translate::openai_to_anthropic_error(status, &input),
@@ -339,10 +437,20 @@ enum Machine {
     O2a(OpenAiToAnthropicStream),
     A2r(AnthropicToResponsesStream),
     C2r(ChatToResponsesStream),
+    /// A Gemini pair's translator, as [`Pair::stream`] gives it to the proxy.
+    Pair(Box<StreamTranslator>),
 }
 
 impl Machine {
-    fn new(direction: &str, meta: &RequestMeta, held_tool_limit: Option<usize>) -> Machine {
+    fn new(drive: &Drive) -> Machine {
+        let (direction, meta, held_tool_limit) =
+            (drive.direction.as_str(), &drive.meta, drive.held_tool_limit);
+        if let Some(pair) = drive.pair {
+            let t = pair
+                .stream(meta)
+                .unwrap_or_else(|| panic!("{direction}: {pair:?} has no stream translator"));
+            return Machine::Pair(Box::new(t));
+        }
         match direction {
             "a2o" => Machine::A2o(AnthropicToOpenAiStream::new(meta)),
             "a2r" => Machine::A2r(AnthropicToResponsesStream::new(meta)),
@@ -363,6 +471,7 @@ impl Machine {
             Machine::O2a(m) => m.on_event(event, data, out),
             Machine::A2r(m) => m.on_event(event, data, out),
             Machine::C2r(m) => m.on_event(event, data, out),
+            Machine::Pair(m) => m.on_event(event, data, out),
         }
     }
     fn finish(&mut self, out: &mut Vec<u8>) {
@@ -371,6 +480,7 @@ impl Machine {
             Machine::O2a(m) => m.finish(out),
             Machine::A2r(m) => m.finish(out),
             Machine::C2r(m) => m.finish(out),
+            Machine::Pair(m) => m.finish(out),
         }
     }
     fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
@@ -379,6 +489,7 @@ impl Machine {
             Machine::O2a(m) => m.fail(message, out),
             Machine::A2r(m) => m.fail(message, out),
             Machine::C2r(m) => m.fail(message, out),
+            Machine::Pair(m) => m.fail(message, out),
         }
     }
     fn is_done(&self) -> bool {
@@ -387,6 +498,7 @@ impl Machine {
             Machine::O2a(m) => m.is_done(),
             Machine::A2r(m) => m.is_done(),
             Machine::C2r(m) => m.is_done(),
+            Machine::Pair(m) => m.is_done(),
         }
     }
 }
@@ -401,13 +513,24 @@ struct Drive {
     meta: RequestMeta,
     fail_after: Option<usize>,
     held_tool_limit: Option<usize>,
+    /// A Gemini pair: its stream translator runs (with `meta` from the case's client
+    /// request), and its output is compared with sealed values described.
+    pair: Option<Pair>,
+    sealing: Option<Sealing>,
 }
 
 impl Drive {
     fn of(case: &Case) -> Drive {
+        let pair = gemini::pair("stream", case.str("direction"));
+        let sealing = pair.and_then(|_| Sealing::of(case));
         Drive {
             direction: case.str("direction").to_owned(),
-            meta: meta(&case.spec),
+            meta: match pair {
+                Some(p) => gemini::answer_meta(case, p, sealing.as_ref()),
+                None => meta(&case.spec),
+            },
+            pair,
+            sealing,
             fail_after: case
                 .spec
                 .get("fail_after_events")
@@ -423,9 +546,19 @@ impl Drive {
 
     /// Decodes `pieces` with the SSE decoder and translates each event as it completes,
     /// the way the gateway's pump does; then ends the stream.
+    /// The case's input (with its seals made, for a Gemini pair).
+    fn input(&self, case: &Case) -> Vec<u8> {
+        pair_input(case, self.sealing.as_ref())
+    }
+
     fn run<'p>(&self, pieces: impl IntoIterator<Item = &'p [u8]>) -> Vec<u8> {
+        let out = self.run_raw(pieces);
+        normalised(self.sealing.as_ref(), &out)
+    }
+
+    fn run_raw<'p>(&self, pieces: impl IntoIterator<Item = &'p [u8]>) -> Vec<u8> {
         let mut dec = Decoder::new(MAX_EVENT_BYTES);
-        let mut m = Machine::new(&self.direction, &self.meta, self.held_tool_limit);
+        let mut m = Machine::new(self);
         let mut out = Vec::new();
         let mut seen = 0usize;
         for piece in pieces {
@@ -462,22 +595,72 @@ impl Drive {
 
     /// Feeds already-decoded events (for mutation tests).
     fn run_events(&self, events: &[Ev]) -> (Vec<u8>, bool) {
-        let mut m = Machine::new(&self.direction, &self.meta, self.held_tool_limit);
+        let mut m = Machine::new(self);
         let mut out = Vec::new();
         for (e, d) in events {
             m.on_event(e.as_deref(), d, &mut out);
         }
         let done_before_finish = m.is_done();
         m.finish(&mut out);
-        (out, done_before_finish)
+        (normalised(self.sealing.as_ref(), &out), done_before_finish)
     }
 
-    fn check(&self, out: &[u8]) -> Result<(), check::InvariantError> {
-        match self.direction.as_str() {
-            "a2o" => check::check_openai_stream(out, true),
-            "a2r" | "c2r" => check::check_responses_stream(out, true).map(|_| ()),
-            _ => check::check_anthropic_stream(out, true),
+    /// The client's dialect: a pair's client, else the legacy direction's target.
+    fn client(&self) -> Format {
+        match (self.pair, self.direction.as_str()) {
+            (Some(p), _) => p.client,
+            (None, "a2o") => Format::OpenAi,
+            (None, "a2r" | "c2r") => Format::Responses,
+            _ => Format::Anthropic,
         }
+    }
+
+    fn check(&self, out: &[u8]) -> Result<(), String> {
+        let r = match self.client() {
+            Format::OpenAi => check::check_openai_stream(out, true),
+            Format::Responses => check::check_responses_stream(out, true).map(|_| ()),
+            Format::Anthropic => check::check_anthropic_stream(out, true),
+            Format::Gemini => return gemini::check_stream(out, self.meta.gemini_json_array),
+        };
+        r.map_err(|e| e.to_string())
+    }
+
+    /// Does `out` end the client's stream with an error?
+    fn ends_in_error(&self, out: &[u8]) -> bool {
+        if self.client() == Format::Gemini {
+            return gemini::ends_in_error(out, self.meta.gemini_json_array);
+        }
+        let frames = check::frames(out).unwrap();
+        let Some(last) = frames.last() else {
+            return false;
+        };
+        match self.client() {
+            Format::OpenAi => last.data.starts_with("{\"error\""),
+            Format::Responses => matches!(last.event, Some("response.failed" | "error")),
+            _ => last.event == Some("error"),
+        }
+    }
+
+    /// Has a cut provider stream already said how the answer finished (so that its end
+    /// completes the answer)? A Chat stream by a `finish_reason`, a Gemini one by a
+    /// `finishReason`; an Anthropic one never (its `message_stop` is what ends it).
+    fn finished(&self, prefix: &[Ev]) -> bool {
+        let provider = match self.pair {
+            Some(p) => p.provider,
+            None if matches!(self.direction.as_str(), "o2a" | "c2r") => Format::OpenAi,
+            None => Format::Anthropic,
+        };
+        let pointer = match provider {
+            Format::OpenAi => "/choices/0/finish_reason",
+            Format::Gemini => "/candidates/0/finishReason",
+            _ => return false,
+        };
+        prefix.iter().any(|(_, d)| {
+            serde_json::from_slice::<Value>(d)
+                .ok()
+                .and_then(|v| v.pointer(pointer).cloned())
+                .is_some_and(|f| f.is_string())
+        })
     }
 }
 
@@ -496,22 +679,25 @@ fn decode_all(input: &[u8]) -> Vec<Ev> {
     out
 }
 
-/// Frames of an SSE text for comparison: comments verbatim, data as JSON when it parses.
+/// Frames of an SSE text for comparison (LF or CRLF, as the SSE decoder reads them; comments
+/// skipped), data as JSON when it parses.
 fn sse_frames(out: &[u8]) -> Vec<(Option<String>, Value)> {
-    check::frames(out)
-        .unwrap()
+    decode_all(out)
         .into_iter()
-        .map(|f| {
-            let data =
-                serde_json::from_str(f.data).unwrap_or_else(|_| Value::String(f.data.to_owned()));
-            (f.event.map(str::to_owned), data)
+        .map(|(event, data)| {
+            let text = String::from_utf8_lossy(&data);
+            let data = serde_json::from_str(&text).unwrap_or(Value::String(text.into_owned()));
+            (
+                event.map(|e| String::from_utf8_lossy(&e).into_owned()),
+                data,
+            )
         })
         .collect()
 }
 
 fn run_stream(case: &Case, failures: &mut Vec<String>) {
-    let input = case.input();
     let drive = Drive::of(case);
+    let input = pair_input(case, drive.sealing.as_ref());
     let out = drive.run([input.as_slice()]);
     if let Err(e) = drive.check(&out) {
         failures.push(format!(
@@ -519,6 +705,10 @@ fn run_stream(case: &Case, failures: &mut Vec<String>) {
             case.name,
             String::from_utf8_lossy(&out)
         ));
+    }
+    if drive.meta.gemini_json_array {
+        let out = parse_json(&case.name, "output", &out);
+        return expect_json(case, "expected.json", &out, failures);
     }
     if bless() {
         fs::write(case.dir.join("expected.sse"), &out).unwrap();
@@ -554,6 +744,12 @@ fn golden_cases() {
     );
     let mut failures = Vec::new();
     for case in &cases {
+        if bless() {
+            // A case whose outcome changed (an answer instead of an error) keeps no stale file.
+            for f in EXPECTED_FILES {
+                let _ = fs::remove_file(case.dir.join(f));
+            }
+        }
         match case.str("kind") {
             "request" => run_request(case, &mut failures),
             "response" => run_response(case, &mut failures),
@@ -635,8 +831,8 @@ fn split_anywhere_gives_identical_output() {
     let cases = stream_cases();
     assert!(cases.len() >= 20);
     for case in &cases {
-        let input = case.input();
         let drive = Drive::of(case);
+        let input = drive.input(case);
         let whole = drive.run([input.as_slice()]);
         if input.len() <= EXHAUSTIVE_SPLIT_MAX {
             for cut in 0..=input.len() {
@@ -666,7 +862,7 @@ fn invariants_hold_under_event_mutations() {
     let mut rng = Rng(0x0dd_ba11_cafe_f00d);
     for case in &stream_cases() {
         let drive = Drive::of(case);
-        let events = decode_all(&case.input());
+        let events = decode_all(&drive.input(case));
         for round in 0..MUTATIONS {
             let evs = mutate(&mut rng, &events, round);
             let (out, _) = drive.run_events(&evs);
@@ -684,13 +880,14 @@ fn invariants_hold_under_event_mutations() {
 #[test]
 fn truncated_streams_end_in_an_error_not_a_clean_finish() {
     for case in &stream_cases() {
-        check_cuts(&Drive::of(case), &decode_all(&case.input()), &case.name);
+        let drive = Drive::of(case);
+        check_cuts(&drive, &decode_all(&drive.input(case)), &case.name);
     }
 }
 
 /// Every prefix of `events`, then the end of the provider's stream: the client's stream ends in
-/// its error (OpenAI upstream: unless the prefix already said its finish_reason, which completes
-/// the answer; usage may be lost, spec 14.2).
+/// its error (a Chat or Gemini provider: unless the prefix already said its finish reason,
+/// which completes the answer; usage may be lost, spec 14.2).
 fn check_cuts(drive: &Drive, events: &[Ev], name: &str) {
     for cut in 0..events.len() {
         let prefix = &events[..cut];
@@ -698,26 +895,12 @@ fn check_cuts(drive: &Drive, events: &[Ev], name: &str) {
         if done_before_eof {
             continue; // the prefix already held a terminator or an upstream error
         }
-        let frames = check::frames(&out).unwrap();
-        let last = frames
-            .last()
-            .unwrap_or_else(|| panic!("{name}: cut {cut}: no output"));
-        let finished = matches!(drive.direction.as_str(), "o2a" | "c2r")
-            && prefix.iter().any(|(_, d)| {
-                serde_json::from_slice::<Value>(d)
-                    .ok()
-                    .and_then(|v| v.pointer("/choices/0/finish_reason").cloned())
-                    .is_some_and(|f| f.is_string())
-            });
-        let is_error = match drive.direction.as_str() {
-            "a2o" => last.data.starts_with("{\"error\""),
-            "a2r" | "c2r" => matches!(last.event, Some("response.failed" | "error")),
-            _ => last.event == Some("error"),
-        };
+        assert!(!out.is_empty(), "{name}: cut {cut}: no output");
         assert_eq!(
-            is_error, !finished,
-            "{name}: cut after {cut} events ends with {:?}",
-            last.data
+            drive.ends_in_error(&out),
+            !drive.finished(prefix),
+            "{name}: cut after {cut} events ends with {}",
+            String::from_utf8_lossy(&out)
         );
     }
 }
@@ -734,16 +917,27 @@ fn responses_translators_over_every_stream_case() {
     assert!(cases.len() >= 20);
     for case in &cases {
         let mut drive = Drive::of(case);
-        drive.direction = match drive.direction.as_str() {
-            "a2o" => "a2r".into(),
-            _ => "c2r".into(),
-        };
-        drive.meta.responses = Some(Box::new(ResponsesMeta {
-            id: "resp_test".into(),
-            summary: true,
-            ..ResponsesMeta::default()
-        }));
-        let input = case.input();
+        let input = drive.input(case);
+        match drive.pair.map(|p| p.provider) {
+            // A Gemini provider's stream to a Responses client asking for summaries.
+            Some(Format::Gemini) => {
+                let pair = Pair::new(Format::Responses, Format::Gemini);
+                drive.pair = Some(pair);
+                drive.meta = gemini::responses_meta(case, pair, drive.sealing.as_ref());
+            }
+            provider => {
+                drive.pair = None;
+                drive.direction = match (provider, drive.direction.as_str()) {
+                    (Some(Format::Anthropic), _) | (None, "a2o") => "a2r".into(),
+                    _ => "c2r".into(),
+                };
+                drive.meta.responses = Some(Box::new(ResponsesMeta {
+                    id: "resp_test".into(),
+                    summary: true,
+                    ..ResponsesMeta::default()
+                }));
+            }
+        }
         let whole = drive.run([input.as_slice()]);
         if let Err(e) = drive.check(&whole) {
             panic!("{}: {e}\n{}", case.name, String::from_utf8_lossy(&whole));
@@ -781,11 +975,22 @@ fn responses_translators_over_every_stream_case() {
 fn requests_translate_alike_within_a_memory_budget() {
     let mut checked = 0;
     for case in cases().iter().filter(|c| c.str("kind") == "request") {
-        let input = case.input();
+        let pair = gemini::pair("request", case.str("direction"));
+        let sealing = pair.and_then(|_| Sealing::of(case));
+        let input = pair_input(case, sealing.as_ref());
+        let (opts, pair_model) = match pair {
+            Some(p) => (
+                gemini::pair_options(case, sealing.as_ref()),
+                gemini::model(case, p),
+            ),
+            None => (options(&case.spec), String::new()),
+        };
         let model = case.str("upstream_model");
-        let opts = options(&case.spec);
         let compact = case.spec.get("compact").and_then(Value::as_bool) == Some(true);
         let run = |room: &translate::Room| match case.str("direction") {
+            _ if pair.is_some() => pair
+                .unwrap()
+                .request_within(&input, &pair_model, &opts, room),
             "o2a" => translate::openai_to_anthropic_request_within(&input, model, &opts, room),
             "a2o" => translate::anthropic_to_openai_request_within(&input, model, &opts, room),
             d if compact => responses::compact_request_within(

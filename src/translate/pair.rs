@@ -245,7 +245,12 @@ impl Pair {
                     .is_none()
                     .then(|| gemini_error(status, raw)),
             ),
-            (Format::Gemini, _) => (status, Some(gemini_error(status, raw))),
+            // Anthropic's 529 is not an HTTP status Google's SDKs retry: it is their 503
+            // (UNAVAILABLE), as the stream path and the OpenAI clients' path already say.
+            (Format::Gemini, _) => {
+                let status = if status == 529 { 503 } else { status };
+                (status, Some(gemini_error(status, raw)))
+            }
             (client, Format::Gemini) => {
                 let message = super::gemini::error_message(raw)
                     .unwrap_or_else(|| super::error::snippet_message(status, raw));
@@ -513,5 +518,21 @@ impl StreamTranslator {
             StreamTranslator::Chain(t) => t.is_done(),
             StreamTranslator::Array(t) => t.is_done(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overloaded_anthropic_provider_is_unavailable_to_a_gemini_client() {
+        let raw = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let (status, body) = Pair::new(Format::Gemini, Format::Anthropic).error(529, raw);
+        let body: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        assert_eq!(status, 503);
+        assert_eq!(body["error"]["code"], 503);
+        assert_eq!(body["error"]["status"], "UNAVAILABLE");
+        assert_eq!(body["error"]["message"], "Overloaded");
     }
 }
