@@ -7,6 +7,7 @@ use ringway::format::Format;
 use ringway::seal::{Holder, SealKey};
 use ringway::translate::chat_via_gemini::SignatureSeal;
 use ringway::translate::gemini::{GeminiSeal, ThinkingSeal};
+use ringway::translate::gemini_via_chat::{carried_token, CARRIER_MAGIC, CARRIER_PREFIX};
 use ringway::translate::{Options, Pair, RequestMeta};
 use serde_json::{json, Value};
 
@@ -125,6 +126,13 @@ impl Sealing {
             let mid = token.len() / 2;
             token[mid] = if token[mid] == b'A' { b'B' } else { b'A' };
         }
+        if spec["kind"] == "thinking" {
+            // A carrier is base64 of the magic and the token (signatures are bytes).
+            use base64::Engine as _;
+            let mut bytes = CARRIER_MAGIC.to_vec();
+            bytes.extend_from_slice(&token);
+            return base64::engine::general_purpose::STANDARD.encode(bytes);
+        }
         String::from_utf8(token).unwrap()
     }
 
@@ -162,7 +170,7 @@ impl Sealing {
         let mut result = String::with_capacity(text.len());
         let mut rest: &str = &text;
         loop {
-            let next = [SIGNATURE_MARK, CARRIER_MARK]
+            let next = [SIGNATURE_MARK, CARRIER_PREFIX]
                 .iter()
                 .filter_map(|m| rest.find(m).map(|at| (at, *m)))
                 .min();
@@ -170,6 +178,27 @@ impl Sealing {
                 result.push_str(rest);
                 return result.into_bytes();
             };
+            if mark == CARRIER_PREFIX {
+                // A carrier is the whole base64 string: written as `rwtc_` and what it opens to.
+                let len = rest[at..]
+                    .bytes()
+                    .take_while(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
+                    })
+                    .count();
+                result.push_str(&rest[..at]);
+                match carried_token(&rest[at..at + len]) {
+                    Some(token) => {
+                        let d =
+                            serde_json::to_string(&self.describe(CARRIER_MARK, &token)).unwrap();
+                        result.push_str(CARRIER_MARK);
+                        result.push_str(&d[1..d.len() - 1]);
+                    }
+                    None => result.push_str(&rest[at..at + len]),
+                }
+                rest = &rest[at + len..];
+                continue;
+            }
             let start = at + mark.len();
             let len = rest[start..]
                 .bytes()
