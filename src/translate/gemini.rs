@@ -188,10 +188,13 @@ impl Chain {
 /// A Gemini stream in the form a client asked for without `alt=sse`: one JSON array whose
 /// elements are the chunks, written as they come (`[{…}`, `,\r\n{…}`, `]`). The provider is
 /// always asked for SSE; this turns its events into the array. An error ends the array with
-/// the error object as its last element, as Google's API does.
+/// the error object as its last element, as Google's API does; a failure after the chunk that
+/// finished the answer only closes it (the answer is whole, as in the SSE form).
 #[derive(Debug, Default)]
 pub struct JsonArrayStream {
     started: bool,
+    /// A chunk with a `finishReason` (or a blocked prompt's `blockReason`) went out.
+    finished: bool,
     done: bool,
 }
 
@@ -215,6 +218,9 @@ impl JsonArrayStream {
         if data.starts_with(b"{\"error\"") {
             self.close(out);
         }
+        // Keys are unescaped only as keys (see `dialect::gemini::is_terminal`).
+        self.finished |= memchr::memmem::find(data, b"\"finishReason\"").is_some()
+            || memchr::memmem::find(data, b"\"blockReason\"").is_some();
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {
@@ -235,6 +241,9 @@ impl JsonArrayStream {
     pub fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
         if self.done {
             return;
+        }
+        if self.finished {
+            return self.close(out);
         }
         let mut e = Vec::with_capacity(64 + message.len());
         crate::dialect::gemini::error_object(502, message, &mut e);
@@ -441,6 +450,26 @@ mod tests {
         s.on_event(None, b"{\"error\":{\"code\":500}}", &mut out);
         s.on_event(None, b"{\"late\":1}", &mut out);
         assert_eq!(parse(&out), serde_json::json!([{"error":{"code":500}}]));
+    }
+
+    #[test]
+    fn a_failure_after_the_finish_closes_a_json_array_without_an_error() {
+        // A fuzz finding: the provider's connection broke after the answer had finished;
+        // the SSE form says nothing more, the array form appended an error element.
+        let parse = |out: &[u8]| serde_json::from_slice::<serde_json::Value>(out).unwrap();
+        let mut s = JsonArrayStream::new();
+        let mut out = Vec::new();
+        s.on_event(
+            None,
+            br#"{"candidates":[{"finishReason":"STOP"}]}"#,
+            &mut out,
+        );
+        s.fail("upstream connection reset", &mut out);
+        assert!(s.is_done());
+        assert_eq!(
+            parse(&out),
+            serde_json::json!([{"candidates":[{"finishReason":"STOP"}]}])
+        );
     }
 
     #[test]
