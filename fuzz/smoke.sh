@@ -38,6 +38,12 @@ seeds_for() {
       translate_budgeted) echo "../tests/golden" ;;
     # Gemini answers, a stream (chunks split at 0xff) and a tool turn, beside the Chat requests.
     translate_chat_gemini) echo "../tests/golden seeds/translate_chat_gemini" ;;
+    # Chat and Anthropic streams to a Gemini client (three header bytes first: thoughts,
+    # fail, JSON array), Gemini requests with tools and schemas, answers of both providers.
+    translate_gemini_client) echo "../tests/golden seeds/translate_gemini_client" ;;
+    # Gemini paths with queries: every version, a model with `:`, an encoded tuned model,
+    # the list, one model, a method not served.
+    gemini_inbound) echo "seeds/gemini_inbound" ;;
     config_load) echo "seeds/config_load" ;;
     # A head of more fields than the upstream decoder reads (a CI finding, kept as a seed).
     http1_response_head) echo "seeds/http1_response_head" ;;
