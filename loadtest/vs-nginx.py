@@ -13,7 +13,10 @@ proxies:
 - loadtest --compare against nginx (alternating phases) with --target-pid / --compare-pid;
 - paced streams: loadtest --stream at 200, 2,000 and 4,000 streams/s on the paced mock, CPU
   per stream;
-- added latency at 500 and 2,000 req/s (open loop) against nginx.
+- added latency at 500 and 2,000 req/s (open loop) against nginx;
+- Gemini: a Gemini client passed through to a gemini-kind provider against nginx, and each
+  translation pair with Gemini beside the same-format rows, for small and agent-size (~300 KB)
+  bodies (the `-300k` scenarios).
 
 Prints medians of the rounds (oha cells: CPU per request, with its range over the rounds in
 parentheses) and ratios to nginx (with ringway's CPU over nginx's within each round), and
@@ -80,6 +83,16 @@ targets = ["mock/mock-gpt"]
 model = "claude"
 targets = ["mock-an/mock-claude"]
 
+[[provider]]
+name = "mock-gem"
+kind = "gemini"
+base_url = "http://127.0.0.1:{mock}"
+api_key_env = "RW_BENCH_GEMINI_KEY"
+
+[[route]]
+model = "gem"
+targets = ["mock-gem/gemini-2.5-flash"]
+
 [[route]]
 model = "gpt-paced"
 targets = ["paced/mock-gpt"]
@@ -95,6 +108,11 @@ NGINX_CONF = os.path.join(HERE, "nginx.conf")
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
 
+# Gemini's path names the model: /v1beta/models/{model}:generateContent (or the SSE stream).
+GEMINI = "gemini"
+# The key the gemini-kind provider sends the mock (which wants one), and oha sends nginx.
+GEMINI_KEY = "bench-gemini-key"
+
 # name: (path, body through ringway, body at nginx, stream)
 SCENARIOS = {
     "sse-openai": (OPENAI, "gpt", "mock-gpt", True),
@@ -104,13 +122,85 @@ SCENARIOS = {
     "sse-a2o": (ANTHROPIC, "gpt", None, True),
     "json-openai": (OPENAI, "gpt", "mock-gpt", False),
     "json-anthropic": (ANTHROPIC, "claude", "mock-claude", False),
+    # Gemini: a Gemini client passed through (against nginx), and translated both ways.
+    "json-gemini": (GEMINI, "gem", "gemini-2.5-flash", False),
+    "sse-gemini": (GEMINI, "gem", "gemini-2.5-flash", True),
+    "json-g2o": (GEMINI, "gpt", None, False),
+    "json-g2a": (GEMINI, "claude", None, False),
+    "sse-g2o": (GEMINI, "gpt", None, True),
+    "sse-g2a": (GEMINI, "claude", None, True),
+    "json-o2g": (OPENAI, "gem", None, False),
+    "json-a2g": (ANTHROPIC, "gem", None, False),
+    # Agent-size requests (~300 KB: a system prompt, four tools, AGENT_TURNS tool turns).
+    "json-openai-300k": (OPENAI, "gpt", "mock-gpt", False),
+    "json-anthropic-300k": (ANTHROPIC, "claude", "mock-claude", False),
+    "json-gemini-300k": (GEMINI, "gem", "gemini-2.5-flash", False),
+    "json-g2o-300k": (GEMINI, "gpt", None, False),
+    "json-g2a-300k": (GEMINI, "claude", None, False),
+    "json-o2g-300k": (OPENAI, "gem", None, False),
+    "json-a2g-300k": (ANTHROPIC, "gem", None, False),
 }
 
+# Tool turns in the agent-size bodies (~300 KB in each dialect).
+AGENT_TURNS = 240
+FILE_BODY = "fn parse(input: &str) -> Result<Ast, Error> {\n    let mut p = Parser::new(input);\n    p.expr()\n}\n" * 12
+TOOL_SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+TOOLS = ["read_file", "write_file", "list_dir", "run_tests"]
 
-def body(path, model, stream):
-    b = {"model": model, "messages": [{"role": "user", "content": "Say hello."}]}
+
+def url_path(path, model, stream):
+    if path != GEMINI:
+        return path
+    return f"/v1beta/models/{model}:" + ("streamGenerateContent?alt=sse" if stream else "generateContent")
+
+
+def agent_turns():
+    """(question, call id, file) per turn of the agent-size conversation."""
+    return [(f"Step {t}: what does parse do in src/m{t}.rs?", f"call_{t:04}", f"src/m{t}.rs")
+            for t in range(AGENT_TURNS)]
+
+
+def body(path, model, stream, agent=False):
+    system = "You are a coding agent. Read files before editing. " * 40
+    turns = agent_turns() if agent else []
+    if path == GEMINI:
+        contents = []
+        for q, cid, f in turns:
+            contents += [{"role": "user", "parts": [{"text": q}]},
+                         {"role": "model", "parts": [{"functionCall": {"id": cid, "name": "read_file", "args": {"path": f}},
+                                                      "thoughtSignature": "skip_thought_signature_validator"}]},
+                         {"role": "user", "parts": [{"functionResponse": {"id": cid, "name": "read_file",
+                                                                          "response": {"output": FILE_BODY}}}]}]
+        contents.append({"role": "user", "parts": [{"text": "Say hello."}]})
+        b = {"contents": contents, "generationConfig": {"maxOutputTokens": 64}}
+        if agent:
+            b["systemInstruction"] = {"parts": [{"text": system}]}
+            b["tools"] = [{"functionDeclarations": [{"name": n, "description": "Workspace tool",
+                                                     "parametersJsonSchema": TOOL_SCHEMA} for n in TOOLS]}]
+        return json.dumps(b, separators=(",", ":"))
     if path == ANTHROPIC:
-        b["max_tokens"] = 64
+        msgs = []
+        for q, cid, f in turns:
+            msgs += [{"role": "user", "content": q},
+                     {"role": "assistant", "content": [{"type": "tool_use", "id": cid, "name": "read_file", "input": {"path": f}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": cid, "content": FILE_BODY}]}]
+        msgs.append({"role": "user", "content": "Say hello."})
+        b = {"model": model, "max_tokens": 64, "messages": msgs}
+        if agent:
+            b["system"] = system
+            b["tools"] = [{"name": n, "description": "Workspace tool", "input_schema": TOOL_SCHEMA} for n in TOOLS]
+    else:
+        msgs = [{"role": "system", "content": system}] if agent else []
+        for q, cid, f in turns:
+            msgs += [{"role": "user", "content": q},
+                     {"role": "assistant", "content": None, "tool_calls": [{"id": cid, "type": "function",
+                      "function": {"name": "read_file", "arguments": json.dumps({"path": f})}}]},
+                     {"role": "tool", "tool_call_id": cid, "content": FILE_BODY}]
+        msgs.append({"role": "user", "content": "Say hello."})
+        b = {"model": model, "messages": msgs}
+        if agent:
+            b["tools"] = [{"type": "function", "function": {"name": n, "description": "Workspace tool",
+                                                            "parameters": TOOL_SCHEMA}} for n in TOOLS]
     if stream:
         b["stream"] = True
     if stream == "usage":
@@ -166,6 +256,7 @@ class Bench:
         self.raw = open(args.raw, "w") if args.raw else None
         rel = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")) + "/release"
         self.ringway = os.path.join(rel, "ringway")
+        os.environ["RW_BENCH_GEMINI_KEY"] = GEMINI_KEY
         self.loadtest = os.path.join(rel, "loadtest")
         for tool in ("nginx", "oha", "taskset"):
             if not shutil.which(tool):
@@ -264,13 +355,18 @@ class Bench:
         model = ng_model if proxy == "nginx" else gw_model
         if model is None:
             return None
+        # Bodies go through a file: an agent-size one is longer than one argument may be.
+        body_file = os.path.join(self.work, f"{scen}-{proxy}.json")
+        with open(body_file, "w") as f:
+            f.write(body(path, model, stream, agent=scen.endswith("-300k")))
         before = cpu_ticks(pid)
         cores = cpu_busy()
         out = subprocess.run(
             ["taskset", "-c", "1", "oha", "--no-tui", "-z", f"{secs}s", "-w", "--worker-threads", "1",
              "--output-format", "json", "-c", "32", "-m", "POST",
              "-H", "content-type: application/json", "-H", "anthropic-version: 2023-06-01",
-             "-d", body(path, model, stream), f"http://127.0.0.1:{port}{path}"],
+             "-H", f"x-goog-api-key: {GEMINI_KEY}",
+             "-D", body_file, f"http://127.0.0.1:{port}{url_path(path, model, stream)}"],
             capture_output=True, text=True, check=True).stdout
         cpu = (cpu_ticks(pid) - before) / TICKS
         cpu0, cpu1 = busy_since(cores)
@@ -364,7 +460,9 @@ def report(b, args, only):
             cells["round_ratios"] = [r["cpu_us"] / g["cpu_us"]
                                      for r, g in zip(runs["ringway"], runs["nginx"]) if g["cpu_us"]]
         rows.append(("oha", scen, cells))
-        if not args.skip_loadtest and SCENARIOS[scen][2] is not None:
+        # loadtest speaks Chat and Messages with its own small bodies.
+        if (not args.skip_loadtest and SCENARIOS[scen][2] is not None
+                and SCENARIOS[scen][0] != GEMINI and not scen.endswith("-300k")):
             path, model, _, stream = SCENARIOS[scen]
             fmt = "anthropic" if path == ANTHROPIC else "openai"
             if stream == "usage":

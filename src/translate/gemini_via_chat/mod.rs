@@ -9,7 +9,7 @@
 //! | `systemInstruction.parts[].text`           | one `system` message (texts joined by a blank line) |
 //! | `contents[]` role `user` / `model`         | `user` / `assistant` messages, in order           |
 //! | `{text}`                                   | text part (a lone text is the string `content`)   |
-//! | `{inlineData}` image / PDF or text / audio | `image_url` data URL / `file.file_data` / `input_audio` (wav, mp3) |
+//! | `{inlineData}` image / PDF or text / audio | `image_url` data URL / `file.file_data` (PDF; `text/*` decoded into a text part) / `input_audio` (wav, mp3) |
 //! | `{fileData}` http(s) image                 | `image_url` URL; other URIs 400 (only Google can read them) |
 //! | model `{functionCall:{id?,name,args}}`     | assistant `tool_calls[]` (id: Gemini's, or `call_<content>_<part>`) |
 //! | user `{functionResponse:{id?,name,response}}` | `tool` message for the call it answers (by id, else the first unanswered call of that name); `response.output` when it is all there is, else the whole `response` as JSON |

@@ -499,7 +499,19 @@ fn inline_part(i: usize, j: usize, d: &Value) -> Result<Value, TranslateError> {
         "audio/mp3" | "audio/mpeg" => Ok(json!({
             "type": "input_audio", "input_audio": { "data": data, "format": "mp3" },
         })),
-        m if m == "application/pdf" || m.starts_with("text/") => Ok(json!({
+        // Text files are text to every provider (OpenAI's `file` parts take PDFs).
+        m if m.starts_with("text/") => {
+            match crate::translate::util::decode_base64(data)
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                Some(text) => Ok(json!({ "type": "text", "text": text })),
+                None => Err(TranslateError::invalid(
+                    format!("contents[{i}].parts[{j}].inlineData.data"),
+                    "inlineData of a text type must be base64 of UTF-8 text",
+                )),
+            }
+        }
+        "application/pdf" => Ok(json!({
             "type": "file",
             "file": { "file_data": format!("data:{mime};base64,{data}") },
         })),

@@ -239,6 +239,30 @@ fn what_no_provider_but_google_can_do_is_refused_by_name() {
         Some("contents")
     );
     assert_eq!(err(json!([1]), Next::OpenAi).status, 400);
+    // A text file is text; a PDF a file part.
+    let (c, _, _) = chat(
+        json!({"contents": [{"parts": [
+            {"inlineData": {"mimeType": "text/plain", "data": "aMOpbGxv"}},
+            {"inlineData": {"mimeType": "application/pdf", "data": "JVBE"}}]}]}),
+        Next::OpenAi,
+        false,
+    );
+    assert_eq!(
+        c["messages"][0]["content"][0],
+        json!({"type": "text", "text": "héllo"})
+    );
+    assert_eq!(
+        c["messages"][0]["content"][1]["file"]["file_data"],
+        "data:application/pdf;base64,JVBE"
+    );
+    let e = err(
+        json!({"contents": [{"parts": [{"inlineData": {"mimeType": "text/plain", "data": "%%"}}]}]}),
+        Next::OpenAi,
+    );
+    assert_eq!(
+        e.param.as_deref(),
+        Some("contents[0].parts[0].inlineData.data")
+    );
     // Five stop sequences are fine for Anthropic.
     let (c, _, _) = chat(
         base(json!({"generationConfig": {"stopSequences": ["a", "b", "c", "d", "e"]}})),
