@@ -156,7 +156,7 @@ pub fn request_within(
     let contents = get(req, "contents")
         .and_then(Value::as_array)
         .ok_or_else(|| TranslateError::invalid("contents", "contents is not specified"))?;
-    let conv = Conversation::read(contents, seal, &mut names)?;
+    let conv = Conversation::read(contents, next, seal, &mut names)?;
     if conv.turns == 0 {
         return Err(TranslateError::invalid(
             "contents",
@@ -251,6 +251,8 @@ struct Conversation {
     turns: usize,
     /// Parts with no Chat form (code execution results and the like) were left out.
     dropped_parts: bool,
+    /// Where the Chat body goes next.
+    next: Next,
 }
 
 /// A model turn's calls still waiting for their responses: (Gemini id, Chat id, name).
@@ -259,6 +261,7 @@ type Pending = Vec<(Option<String>, String, String)>;
 impl Conversation {
     fn read(
         contents: &[Value],
+        next: Next,
         seal: &dyn SignatureSeal,
         names: &mut Vec<(String, String)>,
     ) -> Result<Conversation, TranslateError> {
@@ -266,6 +269,7 @@ impl Conversation {
             messages: Vec::with_capacity(contents.len() + 1),
             turns: 0,
             dropped_parts: false,
+            next,
         };
         let mut pending: Pending = Vec::new();
         for (i, c) in contents.iter().enumerate() {
@@ -395,7 +399,7 @@ impl Conversation {
                     content.push(json!({ "type": "text", "text": t }));
                 }
             } else if let Some(d) = get(p, "inlineData") {
-                content.push(inline_part(i, j, d)?);
+                content.push(inline_part(i, j, d, self.next)?);
             } else if let Some(d) = get(p, "fileData") {
                 content.push(file_part(i, j, d)?);
             } else if get(p, "functionCall").is_some() {
@@ -483,7 +487,7 @@ fn mime_of<'v>(d: &'v Value, i: usize, j: usize, what: &str) -> Result<&'v str, 
 }
 
 /// `inlineData` as a Chat content part.
-fn inline_part(i: usize, j: usize, d: &Value) -> Result<Value, TranslateError> {
+fn inline_part(i: usize, j: usize, d: &Value, next: Next) -> Result<Value, TranslateError> {
     let mime = mime_of(d, i, j, "inlineData")?;
     let data = d.get("data").and_then(Value::as_str).unwrap_or("");
     if mime.starts_with("image/") {
@@ -499,8 +503,9 @@ fn inline_part(i: usize, j: usize, d: &Value) -> Result<Value, TranslateError> {
         "audio/mp3" | "audio/mpeg" => Ok(json!({
             "type": "input_audio", "input_audio": { "data": data, "format": "mp3" },
         })),
-        // Text files are text to every provider (OpenAI's `file` parts take PDFs).
-        m if m.starts_with("text/") => {
+        // OpenAI's `file` parts take PDFs: a text file goes there as text (to Anthropic it
+        // stays a file, which becomes a text document block).
+        m if m.starts_with("text/") && next == Next::OpenAi => {
             match crate::translate::util::decode_base64(data)
                 .and_then(|b| String::from_utf8(b).ok())
             {
@@ -511,7 +516,7 @@ fn inline_part(i: usize, j: usize, d: &Value) -> Result<Value, TranslateError> {
                 )),
             }
         }
-        "application/pdf" => Ok(json!({
+        m if m == "application/pdf" || m.starts_with("text/") => Ok(json!({
             "type": "file",
             "file": { "file_data": format!("data:{mime};base64,{data}") },
         })),
