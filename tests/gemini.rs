@@ -851,3 +851,89 @@ fn schemas_gemini_would_refuse_reach_every_model_in_a_form_it_takes() {
         }
     }
 }
+
+#[test]
+fn gemini_clients_route_like_every_dialect_pii_failover_and_limits() {
+    let m = mock(&[]);
+    let extra = OTHER_KINDS.replace("MOCK", &m.addr.to_string())
+        + r#"
+[[provider]]
+name = "dead"
+kind = "gemini"
+base_url = "http://127.0.0.1:1"
+api_key_env = "RW_TEST_GEMINI_KEY"
+
+[[route]]
+model = "dead-then-ant"
+targets = ["dead/gemini-2.5-flash", "ant/claude-sonnet-4-5"]
+
+[pii]
+routes = ["to-ant", "g25"]
+
+[[key]]
+name = "limited"
+key_env = "RW_TEST_LIMITED"
+rpm = 2
+"#;
+    let g = gateway_env(
+        &config(&m, &extra),
+        &[
+            ("RW_TEST_GEMINI_KEY", "gemini-provider-key"),
+            ("RW_TEST_LIMITED", "sk-limited"),
+        ],
+    );
+    let key = [("x-goog-api-key", "sk-limited")];
+    // PII: a stand-in goes upstream (Gemini passthrough and translated), the original comes back.
+    let email = "jane.doe@corp.example.io";
+    for model in ["g25", "to-ant"] {
+        clear_records(&m);
+        let r = request(
+            g.addr,
+            &post(
+                &format!("/v1beta/models/{model}:generateContent"),
+                &key,
+                &gemini_body(&format!("mail {email}")),
+            ),
+        );
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        assert!(gemini_text(&r).contains(email), "{model}: {}", r.text());
+        let sent = mock_requests(&m).pop().unwrap();
+        assert!(!sent["body"].to_string().contains(email), "{model}: {sent}");
+    }
+    // The third request in the minute: Google's 429, before anything is sent upstream.
+    clear_records(&m);
+    let r = request(
+        g.addr,
+        &post(
+            "/v1beta/models/to-oai:generateContent",
+            &key,
+            &gemini_body("hi"),
+        ),
+    );
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert!(mock_requests(&m).is_empty());
+    drop(g);
+    // Failover: the dead Gemini provider first, then Anthropic, translated for the client.
+    let g = gateway_env(
+        &config(&m, &extra),
+        &[
+            ("RW_TEST_GEMINI_KEY", "gemini-provider-key"),
+            ("RW_TEST_LIMITED", "sk-limited"),
+        ],
+    );
+    let r = request(
+        g.addr,
+        &post(
+            "/v1beta/models/dead-then-ant:streamGenerateContent?alt=sse",
+            &key,
+            &gemini_body("hello there"),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-provider"), Some("ant"));
+    assert_eq!(
+        gemini_text(&r),
+        "Hello from the ringway mock. You said: hello there"
+    );
+}

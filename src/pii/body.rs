@@ -1,4 +1,4 @@
-//! The request side: substituting entities in a request body of any of the three dialects,
+//! The request side: substituting entities in a request body of any of the four dialects,
 //! and taking the per-request `pii_substitution` flag out.
 //!
 //! The body is never re-serialised: its strings are located as byte spans (`json::tree`),
@@ -9,7 +9,7 @@
 //!
 //! Which strings: every string whose text reaches the model or the provider's logs.
 //! - Under the conversation keys (`messages`, `system`, `input`, `instructions`, `prompt`,
-//!   `prediction`), at any depth: system and user text, assistant text from earlier turns
+//!   `prediction`, Gemini's `contents` and `systemInstruction`), at any depth: system and user text, assistant text from earlier turns
 //!   (restored for the client, so it must be substituted again: the same stand-in, by
 //!   determinism), tool results, tool-call arguments (OpenAI's JSON-in-a-string and
 //!   Anthropic's `input` object alike), a participant's `name`. Structural strings are skipped
@@ -41,11 +41,19 @@ use super::Session;
 /// The per-request switch, removed before the body goes upstream.
 pub const FLAG: &str = "pii_substitution";
 
-/// Top-level keys whose strings are conversation text.
-const TEXT_ROOTS: &[&str] = &["system", "instructions", "prompt", "prediction"];
+/// Top-level keys whose strings are conversation text (Gemini's system instruction in both
+/// spellings its API takes).
+const TEXT_ROOTS: &[&str] = &[
+    "system",
+    "instructions",
+    "prompt",
+    "prediction",
+    "systemInstruction",
+    "system_instruction",
+];
 
-/// Top-level keys holding the turns or items of a conversation.
-const TURN_ROOTS: &[&str] = &["messages", "input"];
+/// Top-level keys holding the turns or items of a conversation (Gemini's `contents`).
+const TURN_ROOTS: &[&str] = &["messages", "input", "contents"];
 
 /// Top-level keys naming the end user to the provider (its abuse logs; translated to
 /// Anthropic `metadata.user_id`).
@@ -115,6 +123,13 @@ pub const SKIP_KEYS: &[&str] = &[
     "model",
     "detail",
     "format",
+    // Gemini's parts: the signature is the provider's, the rest locate media.
+    "thoughtSignature",
+    "thought_signature",
+    "mimeType",
+    "mime_type",
+    "fileUri",
+    "file_uri",
 ];
 
 /// Why a body could not be prepared.
