@@ -20,7 +20,7 @@
 //! | `temperature`, `topP`, `seed`, penalties   | the same; `topK` to Anthropic only (dropped and listed for OpenAI) |
 //! | `stopSequences`                            | `stop` (at most 4 for an OpenAI provider, else 400) |
 //! | `responseMimeType: application/json` + `responseJsonSchema` / `responseSchema` | `response_format` json_schema (json_object without a schema) |
-//! | `thinkingConfig.thinkingLevel` / `thinkingBudget` | `reasoning_effort` (level as is; budget 0 → `none`, -1 → `medium`, else by the effort table) |
+//! | `thinkingConfig.thinkingLevel` / `thinkingBudget` | `reasoning_effort` (level as is; budget 0 → `none`, -1 → `medium`, else by the effort table); a positive budget to an Anthropic model that takes budgets is its `thinking.budget_tokens` exactly |
 //! | `thinkingConfig.includeThoughts`           | thoughts come back as `thought: true` parts       |
 //! | `candidateCount` > 1, logprobs, non-text `responseModalities`, `cachedContent`, Google's server tools | 400 naming the field |
 //! | `safetySettings`, `labels`, `mediaResolution`, … | dropped, listed                           |

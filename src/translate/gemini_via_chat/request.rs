@@ -6,7 +6,9 @@ use super::{open_blocks, GeminiClientMeta, OPENAI_MAX_STOP};
 use crate::translate::chat_via_gemini::SignatureSeal;
 use crate::translate::out::{first_capacity, Out, Room};
 use crate::translate::util::openai_tool_name;
-use crate::translate::{MaxTokensField, Options, RequestMeta, TranslateError};
+use crate::translate::{
+    MaxTokensField, Options, RequestMeta, ThinkingForm, TranslateError, MIN_THINKING_BUDGET,
+};
 
 /// Request members read here (camelCase as the SDKs send them; the API also takes
 /// snake_case, and so does this); any other is refused, as Gemini refuses unknown fields.
@@ -850,7 +852,7 @@ fn generation_config(
     }
     response_format(c, out)?;
     if let Some(t) = get(c, "thinkingConfig") {
-        thinking(t, opts, out, client)?;
+        thinking(t, next, opts, out, client)?;
     }
     Ok(())
 }
@@ -887,9 +889,18 @@ fn response_format(
     }
 }
 
+/// The model the Chat body names (written before the generation config).
+fn opts_model(out: &Map<String, Value>) -> String {
+    out.get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// `thinkingConfig` as `reasoning_effort`; `includeThoughts` decides whether thoughts come back.
 fn thinking(
     t: &Value,
+    next: Next,
     opts: &Options,
     out: &mut Map<String, Value>,
     client: &mut GeminiClientMeta,
@@ -916,6 +927,20 @@ fn thinking(
             }
         }
     } else if let Some(budget) = get(t, "thinkingBudget") {
+        // An Anthropic model that takes budgets gets the client's own (Chat's `thinking`
+        // extension); the effort table would round it.
+        let budget_form = next == Next::Anthropic
+            && opts.thinking_style.resolve(&opts_model(out)) == ThinkingForm::Budget;
+        if let Some(n) = budget.as_i64().filter(|n| *n > 0 && budget_form) {
+            let n = u32::try_from(n)
+                .unwrap_or(u32::MAX)
+                .max(MIN_THINKING_BUDGET);
+            out.insert(
+                "thinking".into(),
+                json!({ "type": "enabled", "budget_tokens": n }),
+            );
+            return Ok(());
+        }
         match budget.as_i64() {
             Some(0) => "none",
             Some(n) if n < 0 => "medium",

@@ -181,6 +181,47 @@ fn thinking_config_becomes_an_effort() {
 }
 
 #[test]
+fn a_budget_reaches_an_anthropic_budget_model_exactly() {
+    let body = |budget: i64| {
+        json!({"contents": [{"parts": [{"text": "hi"}]}],
+               "generationConfig": {"thinkingConfig": {"thinkingBudget": budget}}})
+    };
+    let translate = |budget: i64, model: &str| {
+        let (out, _, _) = request_within(
+            body(budget).to_string().as_bytes(),
+            model,
+            false,
+            Next::Anthropic,
+            &Options::default(),
+            &NoSeal,
+            &Room::unlimited(),
+        )
+        .unwrap();
+        serde_json::from_slice::<Value>(&out).unwrap()
+    };
+    let c = translate(10_000, "claude-sonnet-4-5");
+    assert_eq!(
+        c["thinking"],
+        json!({"type": "enabled", "budget_tokens": 10_000})
+    );
+    assert!(c.get("reasoning_effort").is_none());
+    assert_eq!(
+        translate(10, "claude-sonnet-4-5")["thinking"]["budget_tokens"],
+        1024
+    );
+    // Adaptive-only models and OpenAI providers get an effort.
+    let c = translate(10_000, "claude-opus-4-7");
+    assert_eq!(c["reasoning_effort"], "high");
+    assert!(c.get("thinking").is_none());
+    assert_eq!(
+        translate(0, "claude-sonnet-4-5")["reasoning_effort"],
+        "none"
+    );
+    let (c, _, _) = chat(body(10_000), Next::OpenAi, false);
+    assert_eq!(c["reasoning_effort"], "high");
+}
+
+#[test]
 fn what_no_provider_but_google_can_do_is_refused_by_name() {
     let base = |extra: Value| {
         let mut b = json!({"contents": [{"parts": [{"text": "hi"}]}]});
