@@ -873,7 +873,7 @@ routes = ["to-ant", "g25"]
 [[key]]
 name = "limited"
 key_env = "RW_TEST_LIMITED"
-rpm = 2
+rpm = 6
 "#;
     let g = gateway_env(
         &config(&m, &extra),
@@ -899,6 +899,23 @@ rpm = 2
         assert!(gemini_text(&r).contains(email), "{model}: {}", r.text());
         let sent = mock_requests(&m).pop().unwrap();
         assert!(!sent["body"].to_string().contains(email), "{model}: {sent}");
+        // Streamed, SSE and the JSON array: restored too, the array whole.
+        for call in ["streamGenerateContent?alt=sse", "streamGenerateContent"] {
+            let r = request(
+                g.addr,
+                &post(
+                    &format!("/v1beta/models/{model}:{call}"),
+                    &key,
+                    &gemini_body(&format!("mail {email}")),
+                ),
+            );
+            assert_eq!(r.status, 200, "{model} {call}: {}", r.text());
+            assert!(
+                gemini_text(&r).contains(email),
+                "{model} {call}: {}",
+                r.text()
+            );
+        }
     }
     // The third request in the minute: Google's 429, before anything is sent upstream.
     clear_records(&m);

@@ -30,6 +30,10 @@ pub const COALESCE_MAX_BYTES: usize = 64 * 1024;
 /// Largest single SSE event accepted from a provider.
 pub const MAX_SSE_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
+/// Largest event the PII restorer reads back from a stage: as large as any a translator
+/// writes (a Gemini client's calls, held whole, escaped once more).
+const MAX_RESTORED_EVENT_BYTES: usize = crate::translate::gemini::MAX_CHAINED_EVENT_BYTES;
+
 /// Most bytes of events held before commit while waiting for the first content event; a
 /// provider that sends more preamble than this is committed to as it is.
 pub const MAX_PRIMED_BYTES: usize = 64 * 1024;
@@ -186,10 +190,20 @@ pub struct Stream {
 }
 
 /// The restore step after the stage: what the stage wrote is decoded again (translated
-/// output is SSE text) and each event goes through the event restorer.
+/// output is SSE text) and each event goes through the event restorer. A Gemini client that
+/// asked for one JSON array gets it from here, after the restore (the restorer reads SSE).
 struct PiiStage {
     dec: sse::Decoder,
     restorer: crate::pii::EventRestorer,
+    array: Option<ArrayOut>,
+    /// The stage's output could not be read back: the stream has ended with an error.
+    failed: bool,
+}
+
+/// The restored SSE turned into the JSON array a Gemini client asked for.
+struct ArrayOut {
+    dec: sse::Decoder,
+    array: crate::translate::gemini::JsonArrayStream,
 }
 
 impl Stream {
@@ -251,9 +265,36 @@ impl Stream {
     /// Restore the request's stand-ins in what the client gets. Same-dialect events are then
     /// copied (and re-written where they carry text) instead of relayed as slices.
     pub(super) fn restore_pii(&mut self, set: std::sync::Arc<crate::pii::RestoreSet>) {
+        // The JSON-array form moves behind the restore: the stage writes SSE.
+        let array = match std::mem::replace(
+            &mut self.stage,
+            Stage::Passthrough {
+                format: self.client,
+                terminated: false,
+                hide_usage: false,
+            },
+        ) {
+            Stage::Translate(tr) => match tr.without_array() {
+                (Some(inner), array) => {
+                    self.stage = Stage::Translate(inner);
+                    array
+                }
+                (None, array) => array,
+            },
+            passthrough => {
+                self.stage = passthrough;
+                false
+            }
+        };
         self.pii = Some(Box::new(PiiStage {
-            dec: sse::Decoder::new(MAX_SSE_EVENT_BYTES),
+            // Read back whatever the stage may write: a translator holds up to this much.
+            dec: sse::Decoder::new(MAX_RESTORED_EVENT_BYTES),
             restorer: crate::pii::EventRestorer::new(set, self.client),
+            array: array.then(|| ArrayOut {
+                dec: sse::Decoder::new(MAX_RESTORED_EVENT_BYTES),
+                array: crate::translate::gemini::JsonArrayStream::new(),
+            }),
+            failed: false,
         }));
     }
 
@@ -261,19 +302,56 @@ impl Stream {
     fn restore_from(&mut self, mark: usize, last: bool) {
         let Some(p) = self.pii.as_mut() else { return };
         let produced = self.out.split_off(mark.min(self.out.len()));
+        if p.failed {
+            return;
+        }
         p.dec.push(Bytes::from(produced));
-        while let Ok(Some(ev)) = p.dec.next_event() {
-            match ev.data.as_deref() {
-                Some(data) => p
-                    .restorer
-                    .on_event(ev.event.as_deref(), data, &mut self.out),
-                None => self.out.extend_from_slice(&ev.raw),
+        let mut restored = Vec::new();
+        let sink = if p.array.is_some() {
+            &mut restored
+        } else {
+            &mut self.out
+        };
+        loop {
+            match p.dec.next_event() {
+                Ok(Some(ev)) => match ev.data.as_deref() {
+                    Some(data) => p.restorer.on_event(ev.event.as_deref(), data, sink),
+                    None => sink.extend_from_slice(&ev.raw),
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    // Never lost silently: the client's error event ends the stream.
+                    let e = Error::new(
+                        ErrorKind::UpstreamProtocol,
+                        format!("the answer could not be restored: {e}"),
+                    );
+                    p.failed = true;
+                    match p.array.as_mut() {
+                        Some(a) => a.array.fail(e.message(), &mut self.out),
+                        None => self.client.write_error_frame(&e, &mut self.out),
+                    }
+                    return;
+                }
             }
         }
         if last {
-            p.restorer.finish(&mut self.out);
+            p.restorer.finish(sink);
             if let Some(rest) = p.dec.finish() {
-                self.out.extend_from_slice(&rest.raw);
+                sink.extend_from_slice(&rest.raw);
+            }
+        }
+        if let Some(a) = p.array.as_mut() {
+            a.dec.push(Bytes::from(restored));
+            while let Ok(Some(ev)) = a.dec.next_event() {
+                if let Some(data) = ev.data.as_deref() {
+                    a.array.on_event(None, data, &mut self.out);
+                }
+            }
+            if last {
+                if let Some(data) = a.dec.finish().and_then(|ev| ev.data) {
+                    a.array.on_event(None, &data, &mut self.out);
+                }
+                a.array.finish(&mut self.out);
             }
         }
     }

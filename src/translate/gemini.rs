@@ -101,9 +101,10 @@ impl GeminiLeg {
     }
 }
 
-/// Most bytes one event of the first translator's output may take in the chain's decoder:
-/// far above any chunk a translator writes.
-const MAX_CHAINED_EVENT_BYTES: usize = 16 << 20;
+/// Most bytes one event of a translator's output may take when it is read again (the
+/// chain's decoder, the PII restorer): a chunk holding [`super::MAX_HELD_TOOL_BYTES`] of
+/// calls, every byte escaped once more, and room for the rest.
+pub const MAX_CHAINED_EVENT_BYTES: usize = 2 * super::MAX_HELD_TOOL_BYTES + (1 << 20);
 
 /// Two stream translators in a row: the provider's events through the first (into Chat
 /// Completions chunks), those through the second (into the client's dialect).
@@ -172,6 +173,11 @@ impl Chain {
 
     pub fn is_done(&self) -> bool {
         self.second.is_done()
+    }
+
+    /// The two translators (before any event went through).
+    pub fn into_parts(self) -> (StreamTranslator, StreamTranslator) {
+        (*self.first, *self.second)
     }
 
     /// The client's side (what it holds, dates and seals).

@@ -506,6 +506,18 @@ impl StreamTranslator {
         }
     }
 
+    /// This translator without the JSON-array form at its end (None: it was only that), and
+    /// whether it had it: the PII restorer reads SSE and makes the array after itself.
+    pub fn without_array(self) -> (Option<StreamTranslator>, bool) {
+        match self {
+            StreamTranslator::Array(_) => (None, true),
+            StreamTranslator::Chain(c) if matches!(c.client_side(), StreamTranslator::Array(_)) => {
+                (Some(c.into_parts().0), true)
+            }
+            other => (Some(other), false),
+        }
+    }
+
     /// Did the client's stream end properly?
     pub fn is_done(&self) -> bool {
         match self {
