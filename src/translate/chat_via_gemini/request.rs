@@ -669,7 +669,9 @@ fn convert_tools(req: &Map<String, Value>, subset: bool) -> Result<Vec<Value>, T
             None | Some(Value::Null) => {}
             // Older models take only `parameters`, Gemini's OpenAPI subset.
             Some(p @ Value::Object(_)) if subset => {
-                decl.insert("parameters".into(), schema::openapi_subset(p));
+                let cut = schema::openapi_subset(p)
+                    .ok_or_else(|| too_large(&format!("tools[{i}].function.parameters")))?;
+                decl.insert("parameters".into(), cut);
             }
             Some(Value::Object(p)) => {
                 decl.insert(
@@ -687,6 +689,17 @@ fn convert_tools(req: &Map<String, Value>, subset: bool) -> Result<Vec<Value>, T
         out.push(Value::Object(decl));
     }
     Ok(out)
+}
+
+/// The 400 for a schema whose references expand past [`schema::MAX_SUBSET_NODES`].
+fn too_large(param: &str) -> TranslateError {
+    TranslateError::unsupported_value(
+        param,
+        format!(
+            "the schema expands to more than {} nodes once its $refs are resolved, which this Gemini model needs",
+            schema::MAX_SUBSET_NODES
+        ),
+    )
 }
 
 /// A schema without its root `$schema` (which Gemini refuses; the rest is standard JSON Schema
@@ -839,7 +852,8 @@ fn generation_config(
                 if subset {
                     c.insert(
                         "responseSchema".into(),
-                        schema::openapi_subset(&Value::Object(schema.clone())),
+                        schema::openapi_subset(&Value::Object(schema.clone()))
+                            .ok_or_else(|| too_large("response_format.json_schema.schema"))?,
                     );
                 } else {
                     c.insert(

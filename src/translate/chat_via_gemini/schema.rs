@@ -9,6 +9,16 @@ use serde_json::{json, Map, Value};
 /// Deepest schema written (and `$ref` chain followed); below it a node is a bare object.
 const MAX_DEPTH: usize = 32;
 
+/// Most schema nodes one conversion writes: `$ref`s expand where they are used, so a small
+/// schema could otherwise grow exponentially. Past it the request is refused.
+pub const MAX_SUBSET_NODES: usize = 20_000;
+
+/// What a conversion may still write, and the `$ref`s being expanded (a cycle stops there).
+struct Walk<'s> {
+    nodes: usize,
+    refs: Vec<&'s str>,
+}
+
 /// Keywords copied as they are.
 const KEPT: &[&str] = &[
     "title",
@@ -42,28 +52,41 @@ pub fn needs_openapi_subset(model: &str) -> bool {
         || m.starts_with("gemini-ultra")
 }
 
-/// `schema` (JSON Schema) as Gemini's subset.
-pub fn openapi_subset(schema: &Value) -> Value {
+/// `schema` (JSON Schema) as Gemini's subset; None when it would be larger than
+/// [`MAX_SUBSET_NODES`].
+pub fn openapi_subset(schema: &Value) -> Option<Value> {
     let root = schema.as_object();
     let defs = root.and_then(|r| r.get("$defs").or_else(|| r.get("definitions")));
-    subset(schema, defs, 0)
+    let mut walk = Walk {
+        nodes: MAX_SUBSET_NODES,
+        refs: Vec::new(),
+    };
+    let out = subset(schema, defs, 0, &mut walk);
+    (walk.nodes > 0).then_some(out)
 }
 
-fn subset(s: &Value, defs: Option<&Value>, depth: usize) -> Value {
+fn subset<'s>(s: &'s Value, defs: Option<&'s Value>, depth: usize, walk: &mut Walk<'s>) -> Value {
     let Some(o) = s.as_object() else {
         return json!({});
     };
-    if depth > MAX_DEPTH {
+    if depth > MAX_DEPTH || walk.nodes == 0 {
         return json!({ "type": "OBJECT" });
     }
+    walk.nodes -= 1;
     if let Some(target) = o.get("$ref").and_then(Value::as_str) {
         let name = target
             .strip_prefix("#/$defs/")
             .or_else(|| target.strip_prefix("#/definitions/"));
         let resolved = name.and_then(|n| defs?.get(n));
         let mut node = match resolved {
-            Some(r) => subset(r, defs, depth + 1),
-            None => json!({ "type": "OBJECT" }),
+            // A definition that refers to itself (directly or not) ends as a bare object.
+            Some(r) if !walk.refs.contains(&target) => {
+                walk.refs.push(target);
+                let n = subset(r, defs, depth + 1, walk);
+                walk.refs.pop();
+                n
+            }
+            _ => json!({ "type": "OBJECT" }),
         };
         if let (Some(d), Some(n)) = (o.get("description"), node.as_object_mut()) {
             n.insert("description".into(), d.clone());
@@ -72,16 +95,14 @@ fn subset(s: &Value, defs: Option<&Value>, depth: usize) -> Value {
     }
     // A lone allOf member (how generators wrap a `$ref` with a description) is merged in.
     if let Some([only]) = o.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
-        let mut merged = subset(only, defs, depth + 1);
+        let mut merged = subset(only, defs, depth + 1, walk);
         let rest: Map<String, Value> = o
             .iter()
             .filter(|(k, _)| k.as_str() != "allOf")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if let (Some(m), Value::Object(r)) = (
-            merged.as_object_mut(),
-            subset(&Value::Object(rest), defs, depth + 1),
-        ) {
+        let rest = subset_owned(&Value::Object(rest), defs, depth + 1, walk);
+        if let (Some(m), Value::Object(r)) = (merged.as_object_mut(), rest) {
             for (k, v) in r {
                 m.insert(k, v);
             }
@@ -165,7 +186,7 @@ fn subset(s: &Value, defs: Option<&Value>, depth: usize) -> Value {
     if let Some(props) = o.get("properties").and_then(Value::as_object) {
         let p: Map<String, Value> = props
             .iter()
-            .map(|(n, s)| (n.clone(), subset(s, defs, depth + 1)))
+            .map(|(n, s)| (n.clone(), subset(s, defs, depth + 1, walk)))
             .collect();
         if let Some(req) = o.get("required").and_then(Value::as_array) {
             let req: Vec<Value> = req
@@ -181,11 +202,11 @@ fn subset(s: &Value, defs: Option<&Value>, depth: usize) -> Value {
     }
     match o.get("items") {
         Some(i @ Value::Object(_)) => {
-            out.insert("items".into(), subset(i, defs, depth + 1));
+            out.insert("items".into(), subset(i, defs, depth + 1, walk));
         }
         Some(Value::Array(tuple)) => {
             if let Some(first) = tuple.first() {
-                out.insert("items".into(), subset(first, defs, depth + 1));
+                out.insert("items".into(), subset(first, defs, depth + 1, walk));
             }
         }
         _ => {}
@@ -201,7 +222,10 @@ fn subset(s: &Value, defs: Option<&Value>, depth: usize) -> Value {
         if !nulls.is_empty() {
             out.insert("nullable".into(), json!(true));
         }
-        let mut rest: Vec<Value> = rest.iter().map(|s| subset(s, defs, depth + 1)).collect();
+        let mut rest: Vec<Value> = rest
+            .iter()
+            .map(|s| subset(s, defs, depth + 1, walk))
+            .collect();
         if rest.len() == 1 {
             if let Some(Value::Object(only)) = rest.pop() {
                 for (k, v) in only {
@@ -213,6 +237,19 @@ fn subset(s: &Value, defs: Option<&Value>, depth: usize) -> Value {
         }
     }
     Value::Object(out)
+}
+
+/// [`subset`] of a value made here (the rest of a node beside its `allOf`): its own `$ref`s
+/// cannot be borrowed into the walk, so it is walked with a walk of its own that shares the
+/// node budget.
+fn subset_owned(s: &Value, defs: Option<&Value>, depth: usize, walk: &mut Walk<'_>) -> Value {
+    let mut inner = Walk {
+        nodes: walk.nodes,
+        refs: walk.refs.clone(),
+    };
+    let out = subset(s, defs, depth, &mut inner);
+    walk.nodes = inner.nodes;
+    out
 }
 
 #[cfg(test)]
@@ -251,7 +288,7 @@ mod tests {
                 "Loop": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Loop"}}},
             },
         });
-        let out = openapi_subset(&schema);
+        let out = openapi_subset(&schema).unwrap();
         assert_eq!(violations(&out), Vec::new(), "{out}");
         let p = &out["properties"];
         assert_eq!(out["type"], "OBJECT");
@@ -285,7 +322,28 @@ mod tests {
         }
         assert!(depth <= MAX_DEPTH, "{depth}");
         assert_eq!(node["type"], "OBJECT");
-        assert_eq!(openapi_subset(&json!(true)), json!({}));
+        assert_eq!(openapi_subset(&json!(true)), Some(json!({})));
+        // References used in several places expand where used: a small schema that would
+        // grow exponentially is refused, not expanded (a review finding).
+        let fan = json!({"type": "object", "properties": {"a": {"$ref": "#/$defs/L"}, "b": {"$ref": "#/$defs/L"}, "c": {"$ref": "#/$defs/L"}},
+            "$defs": {"L": {"type": "object", "properties": {"a": {"$ref": "#/$defs/M"}, "b": {"$ref": "#/$defs/M"}, "c": {"$ref": "#/$defs/M"}}},
+                      "M": {"type": "object", "properties": {"a": {"$ref": "#/$defs/N"}, "b": {"$ref": "#/$defs/N"}, "c": {"$ref": "#/$defs/N"}}},
+                      "N": {"type": "object", "properties": {"a": {"$ref": "#/$defs/O"}, "b": {"$ref": "#/$defs/O"}, "c": {"$ref": "#/$defs/O"}}},
+                      "O": {"type": "object", "properties": {"a": {"$ref": "#/$defs/P"}, "b": {"$ref": "#/$defs/P"}, "c": {"$ref": "#/$defs/P"}}},
+                      "P": {"type": "object", "properties": {"a": {"$ref": "#/$defs/Q"}, "b": {"$ref": "#/$defs/Q"}, "c": {"$ref": "#/$defs/Q"}}},
+                      "Q": {"type": "object", "properties": {"a": {"$ref": "#/$defs/R"}, "b": {"$ref": "#/$defs/R"}, "c": {"$ref": "#/$defs/R"}}},
+                      "R": {"type": "object", "properties": {"a": {"$ref": "#/$defs/S"}, "b": {"$ref": "#/$defs/S"}, "c": {"$ref": "#/$defs/S"}}},
+                      "S": {"type": "object", "properties": {"a": {"$ref": "#/$defs/T"}, "b": {"$ref": "#/$defs/T"}, "c": {"$ref": "#/$defs/T"}}},
+                      "T": {"type": "string"}}});
+        assert_eq!(openapi_subset(&fan), None);
+        // The reviewer's self-reference fan-out ends at the cycle, small.
+        let cyc = json!({"type": "object", "properties": {"p0": {"$ref": "#/$defs/L"}, "p1": {"$ref": "#/$defs/L"}, "p2": {"$ref": "#/$defs/L"}},
+            "$defs": {"L": {"type": "object", "properties": {"p0": {"$ref": "#/$defs/L"}, "p1": {"$ref": "#/$defs/L"}, "p2": {"$ref": "#/$defs/L"}}}}});
+        let out = openapi_subset(&cyc).unwrap();
+        assert_eq!(
+            out["properties"]["p0"]["properties"]["p1"],
+            json!({"type": "OBJECT"})
+        );
     }
 
     #[test]
