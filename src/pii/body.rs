@@ -466,9 +466,32 @@ fn walk(body: &[u8], root: &Node, out: &mut Spans) {
             walk_schema(&e.value, out);
         } else if DATA_ROOTS.contains(&k) {
             walk_text(body, &e.value, out, true);
+        } else if k == "generationConfig" || k == "generation_config" {
+            // Gemini's stop sequences are data, its output schemas schemas (as Chat's `stop`
+            // and `response_format`).
+            if let Node::Object(members) = &e.value {
+                for m in members {
+                    match m.key.as_str() {
+                        "stopSequences" | "stop_sequences" => walk_text(body, &m.value, out, true),
+                        "responseSchema"
+                        | "response_schema"
+                        | "responseJsonSchema"
+                        | "response_json_schema" => walk_schema(&m.value, out),
+                        _ => {}
+                    }
+                }
+            }
         }
     }
 }
+
+/// A Gemini part's members holding a function call or its result.
+const GEMINI_CALLS: &[&str] = &[
+    "functionCall",
+    "function_call",
+    "functionResponse",
+    "function_response",
+];
 
 /// The decoded `type` strings of an object's members (duplicates included: a provider may
 /// read any of them, so each counts).
@@ -602,6 +625,18 @@ fn member(body: &[u8], e: &Entry, tool_use: bool, out: &mut Spans) {
     let k = e.key.as_str();
     if k == "input" && tool_use {
         walk_text(body, &e.value, out, true);
+    } else if GEMINI_CALLS.contains(&k) {
+        // A Gemini part's call or result: its `args` / `response` are data the model or the
+        // client wrote (as a tool_use's `input`); its name and id are structure.
+        if let Node::Object(members) = &e.value {
+            for m in members {
+                if matches!(m.key.as_str(), "args" | "response") {
+                    walk_text(body, &m.value, out, true);
+                } else if !SKIP_KEYS.contains(&m.key.as_str()) {
+                    walk_text(body, &m.value, out, false);
+                }
+            }
+        }
     } else if k == "source" {
         // A document given as text (its `data`) or as content blocks (its `content`): both
         // are conversation text.
@@ -869,6 +904,20 @@ mod tests {
                 "text":{{"format":{{"type":"json_schema","name":"r","schema":{schema}}}}},
                 "tools":[{{"type":"function","name":"send","description":"x 10.20.30.40","parameters":{schema}}}],
                 "input":"hi"}}"#
+            ),
+            // Gemini: a call's `args` and a result's `response` are data whatever their keys,
+            // and `generationConfig` holds stop sequences and an output schema.
+            format!(
+                r#"{{"systemInstruction":{{"parts":[{{"text":"jane.doe@corp.example.io"}}]}},
+                "contents":[{{"role":"user","parts":[{{"text":"hi"}}]}},
+                  {{"role":"model","parts":[{{"functionCall":{{"name":"send","id":"c1",
+                    "args":{{"name":"jane.doe@corp.example.io","card":4111111111111111,"10.20.30.40":1}}}},
+                    "thoughtSignature":"CiQB"}}]}},
+                  {{"role":"user","parts":[{{"functionResponse":{{"name":"send","id":"c1",
+                    "response":{{"status":"10.20.30.40","source":"jane.doe@corp.example.io"}}}}}}]}}],
+                "generationConfig":{{"stopSequences":["10.20.30.40"],"responseJsonSchema":{schema}}},
+                "tools":[{{"functionDeclarations":[{{"name":"send","description":"mail jane.doe@corp.example.io",
+                  "parametersJsonSchema":{schema}}}]}}]}}"#
             ),
         ];
         for body in bodies {
