@@ -207,7 +207,7 @@ pub(crate) fn openai_tool_name(name: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{prefix}_{:08x}", fnv1a32(name.as_bytes())))
 }
 
-fn fnv1a32(bytes: &[u8]) -> u32 {
+pub(crate) fn fnv1a32(bytes: &[u8]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for &b in bytes {
         h ^= u32::from(b);

@@ -87,11 +87,12 @@ fn snake(key: &str) -> String {
     s
 }
 
-/// A member by its camelCase name or its snake_case one.
+/// A member by its camelCase name or its snake_case one (a null under one spelling does not
+/// hide the other).
 fn get<'v>(o: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     o.get(key)
-        .or_else(|| o.get(&snake(key)))
         .filter(|v| !v.is_null())
+        .or_else(|| o.get(&snake(key)).filter(|v| !v.is_null()))
 }
 
 /// The camelCase name a member is known by (`system_instruction` → `systemInstruction`).
@@ -229,17 +230,21 @@ fn system_text(system: &Value) -> Result<String, TranslateError> {
 /// An OpenAI-legal function name for a Gemini one (Gemini allows `.` and `:`, and 64+
 /// characters through some clients); the pair is recorded so answers give back the client's.
 fn chat_name(name: &str, names: &mut Vec<(String, String)>) -> String {
-    let legal: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let short = openai_tool_name(&legal).into_owned();
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let short = if name.chars().all(ok) {
+        openai_tool_name(name).into_owned()
+    } else {
+        // A hash of the original keeps `files.read` and `files_read` apart.
+        let legal: String = name
+            .chars()
+            .map(|c| if ok(c) { c } else { '_' })
+            .take(crate::translate::OPENAI_TOOL_NAME_MAX - 9)
+            .collect();
+        format!(
+            "{legal}_{:08x}",
+            crate::translate::util::fnv1a32(name.as_bytes())
+        )
+    };
     if short != name && !names.iter().any(|(s, _)| *s == short) {
         names.push((short.clone(), name.to_owned()));
     }
@@ -322,6 +327,7 @@ impl Conversation {
             let Some(p) = p.as_object() else {
                 return Err(part_error(i, j));
             };
+            one_kind(i, j, p)?;
             // Carried Anthropic thinking rides on any part's signature.
             if let Some(sig) = get(p, "thoughtSignature").and_then(Value::as_str) {
                 thinking.extend(open_blocks(sig, seal));
@@ -344,7 +350,13 @@ impl Conversation {
                 };
                 let args = match fc.get("args") {
                     Some(a @ Value::Object(_)) => a.to_string(),
-                    _ => "{}".to_owned(),
+                    None | Some(Value::Null) => "{}".to_owned(),
+                    Some(_) => {
+                        return Err(TranslateError::invalid(
+                            format!("contents[{i}].parts[{j}].functionCall.args"),
+                            "functionCall.args must be an object",
+                        ))
+                    }
                 };
                 let chat = chat_name(name, names);
                 calls.push(json!({
@@ -394,6 +406,7 @@ impl Conversation {
             let Some(p) = p.as_object() else {
                 return Err(part_error(i, j));
             };
+            one_kind(i, j, p)?;
             if let Some(fr) = get(p, "functionResponse") {
                 tool_messages.push(tool_message(i, j, fr, pending)?);
             } else if let Some(t) = get(p, "text").and_then(Value::as_str) {
@@ -425,6 +438,28 @@ impl Conversation {
         }
         Ok(())
     }
+}
+
+/// What a part holds: Gemini's `data` is a oneof, so a part with two (text and a call) is
+/// refused rather than one of them dropped.
+fn one_kind(i: usize, j: usize, p: &Map<String, Value>) -> Result<(), TranslateError> {
+    const KINDS: &[&str] = &[
+        "text",
+        "inlineData",
+        "fileData",
+        "functionCall",
+        "functionResponse",
+        "executableCode",
+        "codeExecutionResult",
+    ];
+    let n = KINDS.iter().filter(|k| get(p, k).is_some()).count();
+    if n > 1 {
+        return Err(TranslateError::invalid(
+            format!("contents[{i}].parts[{j}]"),
+            "a part holds one of text, inlineData, fileData, functionCall, functionResponse",
+        ));
+    }
+    Ok(())
 }
 
 fn part_error(i: usize, j: usize) -> TranslateError {
@@ -777,7 +812,7 @@ fn generation_config(
         if n.as_u64() != Some(1) {
             return Err(TranslateError::unsupported_value(
                 "generationConfig.candidateCount",
-                "candidateCount > 1 is not supported for this model's provider",
+                "candidateCount must be 1 for this model's provider",
             ));
         }
     }
@@ -836,10 +871,15 @@ fn generation_config(
         out.insert(field.into(), number(v, "maxOutputTokens")?);
     }
     if let Some(stops) = get(c, "stopSequences") {
-        let list: Vec<&str> = stops
+        let list: Option<Vec<&str>> = stops
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+            .and_then(|a| a.iter().map(Value::as_str).collect());
+        let Some(list) = list else {
+            return Err(TranslateError::invalid(
+                "generationConfig.stopSequences",
+                "stopSequences must be an array of strings",
+            ));
+        };
         if next == Next::OpenAi && list.len() > OPENAI_MAX_STOP {
             return Err(TranslateError::unsupported_value(
                 "generationConfig.stopSequences",
@@ -912,6 +952,12 @@ fn thinking(
         ));
     };
     client.include_thoughts = get(t, "includeThoughts").and_then(Value::as_bool) == Some(true);
+    if get(t, "thinkingLevel").is_some() && get(t, "thinkingBudget").is_some() {
+        return Err(TranslateError::invalid(
+            "generationConfig.thinkingConfig",
+            "thinkingLevel and thinkingBudget cannot both be set",
+        ));
+    }
     let effort = if let Some(level) = get(t, "thinkingLevel") {
         match level.as_str().map(str::to_ascii_uppercase).as_deref() {
             Some("MINIMAL") => "minimal",

@@ -321,10 +321,14 @@ fn illegal_function_names_are_mapped_and_given_back() {
         Next::OpenAi,
         false,
     );
-    assert_eq!(c["tools"][0]["function"]["name"], "fs_read_file");
+    let mapped = c["tools"][0]["function"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(mapped.starts_with("fs_read_file_"), "{mapped}");
     let answer = json!({"id": "chatcmpl-1", "model": "up-m", "choices": [{"index": 0,
         "message": {"role": "assistant", "content": null, "tool_calls": [{"id": "call_9",
-            "type": "function", "function": {"name": "fs_read_file", "arguments": "{\"p\":1}"}}]},
+            "type": "function", "function": {"name": mapped, "arguments": "{\"p\":1}"}}]},
         "finish_reason": "tool_calls"}]});
     let mut out = Vec::new();
     response_into(answer.to_string().as_bytes(), &meta, &client, &mut out).unwrap();
@@ -334,6 +338,45 @@ fn illegal_function_names_are_mapped_and_given_back() {
         json!({"id": "call_9", "name": "fs.read:file", "args": {"p": 1}})
     );
     assert_eq!(g["candidates"][0]["finishReason"], "STOP");
+}
+
+#[test]
+fn names_that_map_alike_stay_apart_and_parts_hold_one_thing() {
+    let (c, meta, _) = chat(
+        json!({"contents": [{"parts": [{"text": "hi"}]}],
+               "tools": [{"functionDeclarations": [{"name": "files.read"}, {"name": "files_read"}]}]}),
+        Next::OpenAi,
+        false,
+    );
+    let a = c["tools"][0]["function"]["name"].as_str().unwrap();
+    let b = c["tools"][1]["function"]["name"].as_str().unwrap();
+    assert_ne!(a, b);
+    assert_eq!(b, "files_read");
+    assert_eq!(meta.client_tool_name(a), "files.read");
+    assert_eq!(meta.client_tool_name(b), "files_read");
+    let e = err(
+        json!({"contents": [{"role": "user", "parts": [{"text": "a", "inlineData": {"mimeType": "image/png", "data": "AA"}}]}]}),
+        Next::OpenAi,
+    );
+    assert_eq!(e.param.as_deref(), Some("contents[0].parts[0]"));
+    // A null under one spelling does not hide the other.
+    let (c, _, _) = chat(
+        json!({"systemInstruction": null, "system_instruction": {"parts": [{"text": "s"}]},
+               "contents": [{"parts": [{"text": "hi"}]}]}),
+        Next::OpenAi,
+        false,
+    );
+    assert_eq!(c["messages"][0]["content"], "s");
+    for bad in [
+        json!({"stopSequences": "END"}),
+        json!({"thinkingConfig": {"thinkingLevel": "LOW", "thinkingBudget": 10}}),
+    ] {
+        let e = err(
+            json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": bad}),
+            Next::OpenAi,
+        );
+        assert_eq!(e.status, 400, "{bad}");
+    }
 }
 
 #[test]
