@@ -510,15 +510,25 @@ fn tool_message(
     Ok(json!({ "role": "tool", "tool_call_id": chat_id, "content": text }))
 }
 
+/// A MIME type as `type/subtype` of token characters (it is written into a data URL).
+fn is_mime(m: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    m.len() <= 255 && m.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
+}
+
 fn mime_of<'v>(d: &'v Value, i: usize, j: usize, what: &str) -> Result<&'v str, TranslateError> {
     d.get("mimeType")
         .or_else(|| d.get("mime_type"))
         .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
+        .filter(|m| is_mime(m))
         .ok_or_else(|| {
             TranslateError::invalid(
                 format!("contents[{i}].parts[{j}].{what}.mimeType"),
-                "mimeType is required",
+                "mimeType is required, as type/subtype",
             )
         })
 }

@@ -9,7 +9,10 @@
 use serde_json::{json, Map, Value};
 
 use super::response::call_part_of;
-use super::{finish_reason, response_id, seal_blocks, usage_metadata, GeminiClientMeta};
+use super::{
+    finish_reason, response_id, seal_blocks, usage_metadata, GeminiClientMeta,
+    MAX_CARRIED_THINKING_BYTES,
+};
 use crate::translate::{RequestMeta, MAX_HELD_TOOL_BYTES, MAX_STREAM_BLOCKS};
 
 /// One function call being assembled from its deltas.
@@ -33,6 +36,8 @@ pub struct Stream {
     held: usize,
     /// Thinking blocks (from an Anthropic provider) to carry in the last chunk's signature.
     blocks: Vec<Value>,
+    /// Bytes of thinking seen (past [`MAX_CARRIED_THINKING_BYTES`] none is kept).
+    thinking_bytes: usize,
     finish: Option<String>,
     usage: Option<Value>,
     done: bool,
@@ -51,6 +56,7 @@ impl Stream {
             calls: Vec::new(),
             held: 0,
             blocks: Vec::new(),
+            thinking_bytes: 0,
             finish: None,
             usage: None,
             done: false,
@@ -127,8 +133,14 @@ impl Stream {
                 if let Some(o) = b.as_object_mut() {
                     o.remove("index");
                 }
-                self.held = self.held.saturating_add(b.to_string().len());
-                self.blocks.push(b);
+                let len = b.to_string().len();
+                self.thinking_bytes = self.thinking_bytes.saturating_add(len);
+                // Past what a carrier holds the blocks cannot be carried: stop keeping them.
+                if self.thinking_bytes > MAX_CARRIED_THINKING_BYTES {
+                    self.blocks.clear();
+                } else {
+                    self.blocks.push(b);
+                }
             }
         }
         for key in ["content", "refusal"] {

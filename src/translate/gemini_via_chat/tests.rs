@@ -359,6 +359,14 @@ fn names_that_map_alike_stay_apart_and_parts_hold_one_thing() {
         Next::OpenAi,
     );
     assert_eq!(e.param.as_deref(), Some("contents[0].parts[0]"));
+    let e = err(
+        json!({"contents": [{"parts": [{"inlineData": {"mimeType": "image/png;base64,AAAA#", "data": "AA"}}]}]}),
+        Next::OpenAi,
+    );
+    assert_eq!(
+        e.param.as_deref(),
+        Some("contents[0].parts[0].inlineData.mimeType")
+    );
     // A null under one spelling does not hide the other.
     let (c, _, _) = chat(
         json!({"systemInstruction": null, "system_instruction": {"parts": [{"text": "s"}]},
