@@ -6,8 +6,8 @@
 use crate::format::Format;
 
 use super::chat_via_gemini::{self, GeminiOptions};
-use super::gemini::{Chain, GeminiLeg, GeminiSeal, JsonArrayStream, ThinkingSeal};
-use super::gemini_via_chat;
+use super::gemini::{Chain, GeminiLeg, GeminiSeal, JsonArrayStream};
+use super::gemini_via_chat::{self, ThinkingSeal};
 use super::responses::{AnthropicToResponsesStream, ChatToResponsesStream};
 use super::{
     AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, Room, TranslateError,

@@ -6,8 +6,10 @@
 use ringway::format::Format;
 use ringway::seal::{Holder, SealKey};
 use ringway::translate::chat_via_gemini::SignatureSeal;
-use ringway::translate::gemini::{GeminiSeal, ThinkingSeal};
-use ringway::translate::gemini_via_chat::{carried_token, CARRIER_MAGIC, CARRIER_PREFIX};
+use ringway::translate::gemini::GeminiSeal;
+use ringway::translate::gemini_via_chat::{
+    carried_token, ThinkingSeal, CARRIER_MAGIC, CARRIER_PREFIX,
+};
 use ringway::translate::{Options, Pair, RequestMeta};
 use serde_json::{json, Value};
 

@@ -56,6 +56,7 @@ pub use stream::Stream;
 use serde_json::{json, Value};
 
 use super::chat_via_gemini::SignatureSeal;
+use crate::seal::{Purpose, SealKey};
 
 /// What a `thoughtSignature` carrying sealed thinking blocks starts with, before base64:
 /// signatures are bytes on Gemini's wire (the Python SDK decodes them and sends them back in
@@ -79,7 +80,7 @@ pub struct GeminiClientMeta {
     /// `thinkingConfig.includeThoughts`: thoughts come back as `thought: true` parts.
     pub include_thoughts: bool,
     /// Seals thinking blocks into carriers (None: they are not carried).
-    pub seal: Option<super::gemini::ThinkingSeal>,
+    pub seal: Option<ThinkingSeal>,
 }
 
 impl GeminiClientMeta {
@@ -89,6 +90,35 @@ impl GeminiClientMeta {
             Some(s) => s,
             None => &super::chat_via_gemini::NoSeal,
         }
+    }
+}
+
+/// Seals thinking blocks for one Gemini client and one provider (their signatures are that
+/// provider's): carried in a `thoughtSignature`, opened when the client sends them back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThinkingSeal {
+    /// The gateway's seal key, bound to the client's gateway key.
+    pub key: SealKey,
+    /// The provider that signed the blocks.
+    pub provider: String,
+}
+
+impl SignatureSeal for ThinkingSeal {
+    fn seal(&self, blocks: &[u8]) -> Option<String> {
+        let mut plain = Vec::with_capacity(self.provider.len() + 1 + blocks.len());
+        plain.extend_from_slice(self.provider.as_bytes());
+        plain.push(0);
+        plain.extend_from_slice(blocks);
+        let sealed = self.key.seal(Purpose::ThinkingCarrier, &plain)?;
+        sealed.strip_prefix(SealKey::PREFIX).map(str::to_owned)
+    }
+
+    fn open(&self, token: &str) -> Option<Vec<u8>> {
+        let sealed = format!("{}{token}", SealKey::PREFIX);
+        let plain = self.key.open(Purpose::ThinkingCarrier, &sealed)?;
+        let at = plain.iter().position(|&b| b == 0)?;
+        let (provider, blocks) = plain.split_at(at);
+        (provider == self.provider.as_bytes()).then(|| blocks.get(1..).unwrap_or_default().to_vec())
     }
 }
 

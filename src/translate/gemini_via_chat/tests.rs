@@ -534,7 +534,7 @@ fn a_stream_sends_text_as_it_comes_and_calls_whole_at_the_end() {
 #[test]
 fn a_stream_carries_thinking_blocks_on_its_first_call() {
     let meta = RequestMeta::default();
-    let seal = crate::translate::gemini::ThinkingSeal {
+    let seal = ThinkingSeal {
         key: crate::seal::SealKey::from_bytes(&[3; 32])
             .unwrap()
             .for_holder(crate::seal::Holder::Open),
@@ -560,7 +560,7 @@ fn a_stream_carries_thinking_blocks_on_its_first_call() {
         open_blocks(sig, &seal),
         vec![json!({"type": "thinking", "thinking": "why", "signature": "S"})]
     );
-    let other = crate::translate::gemini::ThinkingSeal {
+    let other = ThinkingSeal {
         provider: "other".into(),
         ..seal
     };
