@@ -65,10 +65,7 @@ pub struct GeminiLeg {
 impl GeminiLeg {
     /// The seal, or one that carries nothing.
     pub fn seal(&self) -> &dyn SignatureSeal {
-        match &self.seal {
-            Some(s) => s,
-            None => &super::chat_via_gemini::NoSeal,
-        }
+        super::chat_via_gemini::seal_or_none(&self.seal)
     }
 }
 

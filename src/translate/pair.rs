@@ -118,10 +118,7 @@ impl Pair {
             effort_budgets: opts.effort_budgets.clone(),
             call_ids: opts.gemini_call_ids,
         };
-        let leg_seal: &dyn chat_via_gemini::SignatureSeal = match &seal {
-            Some(s) => s,
-            None => &chat_via_gemini::NoSeal,
-        };
+        let leg_seal = chat_via_gemini::seal_or_none(&seal);
         let (out, gm) = chat_via_gemini::request_within(chat, model, &gopts, leg_seal, room)?;
         if self.client == Format::OpenAi {
             meta.stream = gm.stream;
@@ -150,10 +147,7 @@ impl Pair {
             key,
             provider: opts.provider.clone(),
         });
-        let leg_seal: &dyn chat_via_gemini::SignatureSeal = match &seal {
-            Some(s) => s,
-            None => &chat_via_gemini::NoSeal,
-        };
+        let leg_seal = chat_via_gemini::seal_or_none(&seal);
         let next = if self.provider == Format::Anthropic {
             Next::Anthropic
         } else {

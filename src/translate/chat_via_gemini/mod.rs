@@ -100,6 +100,14 @@ impl SignatureSeal for NoSeal {
     }
 }
 
+/// `seal` when there is one, else [`NoSeal`].
+pub fn seal_or_none<S: SignatureSeal>(seal: &Option<S>) -> &dyn SignatureSeal {
+    match seal {
+        Some(s) => s,
+        None => &NoSeal,
+    }
+}
+
 /// Translation settings for a Gemini provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GeminiOptions {

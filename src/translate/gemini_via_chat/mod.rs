@@ -86,10 +86,7 @@ pub struct GeminiClientMeta {
 impl GeminiClientMeta {
     /// The seal, or one that carries nothing.
     pub fn seal(&self) -> &dyn SignatureSeal {
-        match &self.seal {
-            Some(s) => s,
-            None => &super::chat_via_gemini::NoSeal,
-        }
+        super::chat_via_gemini::seal_or_none(&self.seal)
     }
 }
 
