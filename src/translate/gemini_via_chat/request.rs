@@ -73,33 +73,42 @@ pub enum Next {
     Anthropic,
 }
 
-/// `snake_case` for a camelCase key (`systemInstruction` → `system_instruction`).
-fn snake(key: &str) -> String {
-    let mut s = String::with_capacity(key.len() + 4);
-    for c in key.chars() {
+/// Is `name` the snake_case spelling of the camelCase `key` (`system_instruction` of
+/// `systemInstruction`)? Compared in place: lookups run per part, so nothing is allocated.
+pub(super) fn is_snake_of(name: &str, key: &str) -> bool {
+    let mut n = name.bytes();
+    for c in key.bytes() {
         if c.is_ascii_uppercase() {
-            s.push('_');
-            s.push(c.to_ascii_lowercase());
-        } else {
-            s.push(c);
+            if n.next() != Some(b'_') || n.next() != Some(c.to_ascii_lowercase()) {
+                return false;
+            }
+        } else if n.next() != Some(c) {
+            return false;
         }
     }
-    s
+    n.next().is_none()
 }
 
 /// A member by its camelCase name or its snake_case one (a null under one spelling does not
 /// hide the other).
 fn get<'v>(o: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    o.get(key)
-        .filter(|v| !v.is_null())
-        .or_else(|| o.get(&snake(key)).filter(|v| !v.is_null()))
+    let present = |v: &&Value| !v.is_null();
+    o.get(key).filter(present).or_else(|| {
+        if !key.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        o.iter()
+            .find(|(name, _)| is_snake_of(name, key))
+            .map(|(_, v)| v)
+            .filter(present)
+    })
 }
 
 /// The camelCase name a member is known by (`system_instruction` → `systemInstruction`).
 fn known_as<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     known
         .iter()
-        .find(|k| **k == key || snake(k) == key)
+        .find(|k| **k == key || is_snake_of(key, k))
         .copied()
 }
 

@@ -132,6 +132,16 @@ fn a_tool_conversation_becomes_chat_messages() {
 }
 
 #[test]
+fn snake_spellings_are_matched_in_place() {
+    use super::request::is_snake_of;
+    assert!(is_snake_of("system_instruction", "systemInstruction"));
+    assert!(is_snake_of("contents", "contents"));
+    assert!(!is_snake_of("system_instructions", "systemInstruction"));
+    assert!(!is_snake_of("systeminstruction", "systemInstruction"));
+    assert!(!is_snake_of("system_", "systemInstruction"));
+}
+
+#[test]
 fn snake_case_and_schemas_are_read_too() {
     let (c, _, _) = chat(
         json!({"system_instruction": {"parts": [{"text": "s"}]},
