@@ -18,6 +18,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod calendar;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod custody;

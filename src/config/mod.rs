@@ -3,6 +3,7 @@
 
 mod access_log;
 mod cloud;
+mod cluster;
 mod compiler;
 mod custody;
 mod keys;
@@ -73,6 +74,8 @@ pub struct Config {
     pub responses_store: Option<crate::responses_store::Settings>,
     /// PII substitution: detectors and where it is on.
     pub pii: PiiConfig,
+    /// `[cluster]`: node id and the stores shared with other nodes.
+    pub cluster: crate::cluster::Settings,
 }
 
 impl Config {
@@ -173,6 +176,14 @@ impl Config {
             None => writeln!(s, "responses store off"),
             Some(r) => writeln!(s, "{}", r.describe()),
         };
+        let c = &self.cluster;
+        let _ = writeln!(
+            s,
+            "node {} | redis {} | postgres {}",
+            c.node_id,
+            c.redis.as_ref().map_or("off".into(), |u| u.redacted()),
+            c.postgres.as_ref().map_or("off".into(), |u| u.redacted()),
+        );
         for p in &self.providers {
             let key = match &p.api_key {
                 ApiKey::None => "no key".to_owned(),
@@ -294,6 +305,7 @@ impl Compiler<'_> {
         let access_log = self.access_log(&raw.access_log)?;
         let custody = self.custody(&raw.custody)?;
         let responses_store = self.responses_store(&raw.responses)?;
+        let cluster = self.cluster(raw.cluster.as_ref())?;
         let mut pii = self.pii(&raw.pii, keys.iter().any(|k| k.pii))?;
         let names = providers
             .iter()
@@ -302,6 +314,7 @@ impl Compiler<'_> {
         let routing = crate::routing::Table::new(routes, names);
         self.pii_routes(&mut pii, &routing, &raw.pii)?;
         let mut config = Config {
+            cluster,
             tiers,
             pii,
             access_log,

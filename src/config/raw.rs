@@ -41,6 +41,37 @@ pub struct RawConfig {
     /// PII substitution (detectors, where it is on, the stand-in secret).
     #[serde(default)]
     pub pii: RawPii,
+    /// Several nodes: the node id, and Redis and PostgreSQL shared by the nodes.
+    pub cluster: Option<Spanned<RawCluster>>,
+}
+
+/// `[cluster]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// This node's id (request ids, access log, custody). Default: the host name.
+    pub node_id: Option<Spanned<String>>,
+    /// Redis for shared limits and budgets: `redis://[:password@]host[:port][/db]`.
+    pub redis: Option<Spanned<String>>,
+    /// Or: environment variable holding that URL (keeps a password out of the file).
+    pub redis_env: Option<Spanned<String>>,
+    /// PostgreSQL for custody, usage and stored responses: `postgres://user[:pw]@host/db`.
+    pub postgres: Option<Spanned<String>>,
+    /// Or: environment variable holding that URL.
+    pub postgres_env: Option<Spanned<String>>,
+    /// Records buffered while PostgreSQL is unreachable; past it the oldest are dropped and
+    /// counted. Default 100000.
+    pub postgres_buffer_records: Option<Spanned<usize>>,
+    /// One Redis call's deadline in milliseconds. Default 250.
+    pub redis_timeout_ms: Option<Spanned<u64>>,
+    /// Rate limits while Redis is unreachable: "local" (each node its share) or "closed".
+    pub limits_when_redis_down: Option<Spanned<String>>,
+    /// Budgets while Redis is unreachable: "closed" (default) or "open".
+    pub budgets_when_redis_down: Option<Spanned<String>>,
+    /// Nodes assumed until Redis has said how many are alive. Default 1.
+    pub expected_nodes: Option<Spanned<u32>>,
+    /// Stores `/readyz` waits for: any of "redis", "postgres". Default: those configured.
+    pub ready_requires: Option<Vec<Spanned<String>>>,
 }
 
 /// `[[tier]]`
