@@ -58,6 +58,8 @@ setup_need 'command -v openssl' openssl openssl
 setup_need 'command -v promtool' prometheus "promtool (Debian package prometheus)"
 # tests/cli.rs verifies contrib/ringway.service with systemd-analyze.
 setup_need 'command -v systemd-analyze' systemd "systemd-analyze (Debian package systemd)"
+# tests/cluster_redis.rs starts throwaway Redis servers (shared limits and budgets).
+setup_need 'command -v redis-server && command -v redis-cli' redis-server "redis-server (Debian package redis-server)"
 # The agent tests and the aarch64 smoke speak to the binary with curl.
 setup_need 'command -v curl' curl curl
 setup_need 'command -v node' nodejs "node"
