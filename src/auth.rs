@@ -14,6 +14,8 @@ pub struct GatewayKey {
     pub admin: bool,
     /// Rate and concurrency limits (enforced by `crate::limits`).
     pub limits: KeyLimits,
+    /// Spending limit over a period (enforced by `crate::limits`).
+    pub budget: Option<crate::limits::budget::Budget>,
     /// Residency tiers it may use (indexes into `Config::tiers`); None = any, and requests
     /// without a tier too. With a list, every request runs inside one of them.
     pub tiers: Option<Vec<usize>>,
@@ -32,6 +34,10 @@ pub struct KeyLimits {
     pub rpm: Option<u64>,
     /// Tokens (input + output, from usage) per minute.
     pub tpm: Option<u64>,
+    /// Input (prompt) tokens per minute, from usage.
+    pub input_tpm: Option<u64>,
+    /// Output (generated) tokens per minute, from usage.
+    pub output_tpm: Option<u64>,
     /// Streaming requests open at once.
     pub max_streams: Option<u64>,
 }
@@ -39,7 +45,11 @@ pub struct KeyLimits {
 impl KeyLimits {
     /// No limit set at all.
     pub fn is_unlimited(&self) -> bool {
-        self.rpm.is_none() && self.tpm.is_none() && self.max_streams.is_none()
+        self.rpm.is_none()
+            && self.tpm.is_none()
+            && self.input_tpm.is_none()
+            && self.output_tpm.is_none()
+            && self.max_streams.is_none()
     }
 }
 

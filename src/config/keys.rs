@@ -63,10 +63,14 @@ impl Compiler<'_> {
                 }
             }
             let limits = self.key_limits(k, &path)?;
+            let budget = match &k.budget {
+                Some(b) => Some(self.budget(b, &format!("{path}.budget"))?),
+                None => None,
+            };
             // One name is one budget: entries sharing it (a key being rotated) must agree.
-            if let Some(earlier) = keys
-                .iter()
-                .find(|e: &&GatewayKey| e.name == *k.name.get_ref() && e.limits != limits)
+            if let Some(earlier) = keys.iter().find(|e: &&GatewayKey| {
+                e.name == *k.name.get_ref() && (e.limits != limits || e.budget != budget)
+            })
             {
                 return Err(self.err(
                     k.name.span(),
@@ -112,6 +116,7 @@ impl Compiler<'_> {
                     .map(|rs| rs.iter().map(|r| r.get_ref().clone()).collect()),
                 admin: k.admin.unwrap_or(false),
                 limits,
+                budget,
                 pii: k.pii.unwrap_or(false),
                 store_responses: k.store_responses.unwrap_or(true),
             });
@@ -119,8 +124,21 @@ impl Compiler<'_> {
         Ok(keys)
     }
 
-    /// A key's `rpm`, `tpm` and `max_streams`: positive, and within the limiter's bounds.
+    /// A key's rates and `max_streams`.
     fn key_limits(&self, k: &raw::RawKey, path: &str) -> Result<KeyLimits, ConfigError> {
+        self.limits(
+            [&k.rpm, &k.tpm, &k.input_tpm, &k.output_tpm, &k.max_streams],
+            path,
+        )
+    }
+
+    /// `rpm`, `tpm`, `input_tpm`, `output_tpm` and `max_streams` (of a key or a route):
+    /// positive, and within the limiter's bounds.
+    pub(super) fn limits(
+        &self,
+        [rpm, tpm, input_tpm, output_tpm, max_streams]: [&Option<Spanned<u64>>; 5],
+        path: &str,
+    ) -> Result<KeyLimits, ConfigError> {
         use crate::limits::{MAX_PER_MINUTE, MAX_STREAMS};
         let limit = |v: &Option<Spanned<u64>>, key: &str, max: u64| match v {
             None => Ok(None),
@@ -137,9 +155,11 @@ impl Compiler<'_> {
             Some(x) => Ok(Some(*x.get_ref())),
         };
         Ok(KeyLimits {
-            rpm: limit(&k.rpm, "rpm", MAX_PER_MINUTE)?,
-            tpm: limit(&k.tpm, "tpm", MAX_PER_MINUTE)?,
-            max_streams: limit(&k.max_streams, "max_streams", MAX_STREAMS)?,
+            rpm: limit(rpm, "rpm", MAX_PER_MINUTE)?,
+            tpm: limit(tpm, "tpm", MAX_PER_MINUTE)?,
+            input_tpm: limit(input_tpm, "input_tpm", MAX_PER_MINUTE)?,
+            output_tpm: limit(output_tpm, "output_tpm", MAX_PER_MINUTE)?,
+            max_streams: limit(max_streams, "max_streams", MAX_STREAMS)?,
         })
     }
 }
@@ -183,7 +203,8 @@ mod tests {
             KeyLimits {
                 rpm: Some(60),
                 tpm: Some(100_000),
-                max_streams: Some(4)
+                max_streams: Some(4),
+                ..KeyLimits::default()
             }
         );
         let c = Config::from_toml(&key(""), "t.toml").unwrap();

@@ -3,6 +3,7 @@
 
 mod access_log;
 mod cloud;
+mod budgets;
 mod cluster;
 mod compiler;
 mod custody;
@@ -76,6 +77,8 @@ pub struct Config {
     pub pii: PiiConfig,
     /// `[cluster]`: node id and the stores shared with other nodes.
     pub cluster: crate::cluster::Settings,
+    /// `[[price]]`: model prices, for budgets in money.
+    pub prices: crate::limits::budget::Prices,
 }
 
 impl Config {
@@ -306,6 +309,7 @@ impl Compiler<'_> {
         let custody = self.custody(&raw.custody)?;
         let responses_store = self.responses_store(&raw.responses)?;
         let cluster = self.cluster(raw.cluster.as_ref())?;
+        let prices = self.prices(&raw.price)?;
         let mut pii = self.pii(&raw.pii, keys.iter().any(|k| k.pii))?;
         let names = providers
             .iter()
@@ -315,6 +319,7 @@ impl Compiler<'_> {
         self.pii_routes(&mut pii, &routing, &raw.pii)?;
         let mut config = Config {
             cluster,
+            prices,
             tiers,
             pii,
             access_log,

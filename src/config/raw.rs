@@ -43,6 +43,9 @@ pub struct RawConfig {
     pub pii: RawPii,
     /// Several nodes: the node id, and Redis and PostgreSQL shared by the nodes.
     pub cluster: Option<Spanned<RawCluster>>,
+    /// Model prices, for budgets in money.
+    #[serde(default)]
+    pub price: Vec<Spanned<RawPrice>>,
 }
 
 /// `[cluster]`
@@ -295,6 +298,16 @@ pub struct RawRoute {
     pub store_responses: Option<bool>,
     /// `provider/model` targets, in order of preference: strings, or tables with settings.
     pub targets: Vec<Spanned<RawTarget>>,
+    /// Requests per minute to this route, all keys together. Default: no limit.
+    pub rpm: Option<Spanned<u64>>,
+    /// Tokens per minute, input plus output. Default: no limit.
+    pub tpm: Option<Spanned<u64>>,
+    /// Input tokens per minute. Default: no limit.
+    pub input_tpm: Option<Spanned<u64>>,
+    /// Output tokens per minute. Default: no limit.
+    pub output_tpm: Option<Spanned<u64>>,
+    /// Streaming requests open at once. Default: no limit.
+    pub max_streams: Option<Spanned<u64>>,
     /// What `GET /v1/models` advertises for this model.
     #[serde(default)]
     pub capabilities: RawCapabilities,
@@ -415,8 +428,15 @@ pub struct RawKey {
     pub rpm: Option<Spanned<u64>>,
     /// Tokens per minute, input plus output, counted from usage. Default: no limit.
     pub tpm: Option<Spanned<u64>>,
+    /// Input tokens per minute, from usage. Default: no limit.
+    pub input_tpm: Option<Spanned<u64>>,
+    /// Output tokens per minute, from usage. Default: no limit.
+    pub output_tpm: Option<Spanned<u64>>,
     /// Streaming requests open at once. Default: no limit.
     pub max_streams: Option<Spanned<u64>>,
+    /// Spending limit: money (priced by `[[price]]`) and/or tokens over a day, a month or a
+    /// fixed window.
+    pub budget: Option<Spanned<RawBudget>>,
     /// Residency tiers this key may use. Default: any (and none).
     pub tiers: Option<Vec<Spanned<String>>>,
     /// The tier its requests run in when they name none.
@@ -425,6 +445,39 @@ pub struct RawKey {
     pub pii: Option<bool>,
     /// Its Responses answers may be stored (`[responses.store]`). Default true.
     pub store_responses: Option<bool>,
+}
+
+/// `[key.budget]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    /// US dollars per period (models priced in `[[price]]`).
+    pub usd: Option<Spanned<f64>>,
+    /// Tokens (input + output) per period.
+    pub tokens: Option<Spanned<u64>>,
+    /// "day" or "month" (UTC calendar), or "hours" with `hours` (fixed windows from the Unix
+    /// epoch). Default "month".
+    pub period: Option<Spanned<String>>,
+    /// The fixed window's length, with `period = "hours"`.
+    pub hours: Option<Spanned<u32>>,
+    /// Output tokens reserved for a request that sets no output limit. Default 4096.
+    pub reserve_output_tokens: Option<Spanned<u64>>,
+}
+
+/// `[[price]]`: what one model's tokens cost, in US dollars per million tokens.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    /// The provider's model id as served (`prefix*` matches by prefix).
+    pub model: Spanned<String>,
+    /// Only when served by this provider. Default: any.
+    pub provider: Option<Spanned<String>>,
+    pub input: Spanned<f64>,
+    pub output: Spanned<f64>,
+    /// Default: `input`.
+    pub cache_read: Option<Spanned<f64>>,
+    /// Default: `input`.
+    pub cache_write: Option<Spanned<f64>>,
 }
 
 /// `[pii]`

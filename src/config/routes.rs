@@ -183,6 +183,10 @@ impl Compiler<'_> {
                 },
                 policy: self.policy(r, &path)?,
                 store_responses: r.store_responses.unwrap_or(true),
+                limits: self.limits(
+                    [&r.rpm, &r.tpm, &r.input_tpm, &r.output_tpm, &r.max_streams],
+                    &path,
+                )?,
             });
         }
         Ok(routes)

@@ -10,6 +10,7 @@ use super::ctx::Ctx;
 use super::state::{Exchange, Failure, Op};
 use super::{convert, record, stored};
 use crate::config::GatewayKey;
+use crate::routing::Resolved;
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
@@ -243,11 +244,9 @@ pub(super) async fn admit<S: Transport>(
     }
     let tier = choose_tier(ctx, key, header_tier.or(body_tier))?;
     ex.tier = tier.and_then(|i| cfg.tiers.get(i)).map(|t| t.name.clone());
-    if let Some(k) = key {
-        // Token counts are free upstream and not generation: not held to the key's limits.
-        if op != Op::CountTokens {
-            limit(ctx, ex, k, &info)?;
-        }
+    // Token counts are free upstream and not generation: not held to any limit.
+    if op != Op::CountTokens {
+        limit(ctx, ex, key, &info, body.len())?;
     }
     Ok(Admitted {
         body,
@@ -424,12 +423,31 @@ fn choose_tier(ctx: &Ctx, key: Option<&GatewayKey>, named: Option<usize>) -> Res
     }
 }
 
-/// Hold the request to its key's limits, last of admission's checks (a request they refuse
-/// uses none of its budget) and before anything goes upstream: a ticket on the
-/// exchange (its stream slot, the headers every response gets), or a 429 in the client's
-/// dialect with `retry-after` and the limits' headers.
-fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, info: &RequestInfo) -> Result<()> {
-    match ctx.limits.admit(&key.name, info.stream) {
+/// Hold the request to its key's and its route's limits and its key's budget, last of
+/// admission's checks (a request they refuse uses none of its budget) and before anything goes
+/// upstream: a ticket on the exchange (its stream slots, its budget reservation, the headers
+/// every response gets), or a 429 in the client's dialect with `retry-after` and the limits'
+/// headers (a 503 when the shared store is down and the config refuses then).
+fn limit(
+    ctx: &Ctx,
+    ex: &mut Exchange<'_>,
+    key: Option<&GatewayKey>,
+    info: &RequestInfo,
+    body_len: usize,
+) -> Result<()> {
+    let resolved = ctx.config.resolve(&info.model);
+    let route = match &resolved {
+        Some(Resolved::Route(r) | Resolved::Within(r, _)) => Some(r.model.as_str()),
+        _ => None,
+    };
+    let reserve = match key {
+        Some(k) if k.budget.is_some() => reservation(ctx, k, resolved.as_ref(), body_len)?,
+        _ => crate::limits::Reservation::default(),
+    };
+    match ctx
+        .limits
+        .admit(key.map(|k| k.name.as_str()), route, info.stream, reserve)
+    {
         Ok(None) => Ok(()),
         Ok(Some(ticket)) => {
             ticket.headers(ex.format, &mut ex.limit_headers);
@@ -438,18 +456,65 @@ fn limit(ctx: &Ctx, ex: &mut Exchange<'_>, key: &GatewayKey, info: &RequestInfo)
         }
         Err(refused) => {
             // Routing comes after admission, but the log line of a refused request still
-            // says which route it was for; resolved here only when refused, so a request let
-            // in resolves its model once.
-            ex.route = ctx
-                .config
-                .resolve(&info.model)
-                .as_ref()
-                .map(record::route_label);
-            ctx.metrics.rate_limited(&key.name, refused.limit.as_str());
+            // says which route it was for.
+            ex.route = resolved.as_ref().map(record::route_label);
+            let (name, scope) = refused.whose();
+            let label = match scope {
+                crate::limits::Scope::Key => name.to_owned(),
+                crate::limits::Scope::Route => format!("route:{name}"),
+            };
+            ctx.metrics.rate_limited(&label, refused.limit.as_str());
             refused.headers(ex.format, &mut ex.limit_headers);
-            Err(refused.error(&key.name))
+            Err(refused.error())
         }
     }
+}
+
+/// Input tokens reserved per byte of request body: about four bytes a token in the text
+/// models read, so a body's size over four is a fair guess before the provider counts.
+pub(super) const BODY_BYTES_PER_TOKEN: u64 = 4;
+
+/// What a request of budgeted key `k` reserves: its body's size in tokens plus the key's
+/// output reserve, at the highest prices among the targets it may go to. A key with a money
+/// budget may only reach priced models: an unpriced one would spend without a count.
+fn reservation(
+    ctx: &Ctx,
+    k: &GatewayKey,
+    resolved: Option<&Resolved<'_>>,
+    body_len: usize,
+) -> Result<crate::limits::Reservation> {
+    let Some(budget) = k.budget else {
+        return Ok(crate::limits::Reservation::default());
+    };
+    let input = (body_len as u64).div_ceil(BODY_BYTES_PER_TOKEN);
+    let output = budget.reserve_output_tokens;
+    let (mut in_price, mut out_price) = (0u64, 0u64);
+    for t in resolved.map_or(&[][..], |r| r.targets()) {
+        let provider = ctx.config.provider(t.provider).map_or("", |p| p.name.as_str());
+        match ctx.config.prices.find(provider, &t.model) {
+            Some(p) => {
+                in_price = in_price.max(p.input);
+                out_price = out_price.max(p.output);
+            }
+            None if budget.nano_usd.is_some() => {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    format!(
+                        "key `{}` has a budget in dollars and model `{}` of provider `{provider}` has no price ([[price]])",
+                        k.name, t.model
+                    ),
+                )
+                .into())
+            }
+            None => {}
+        }
+    }
+    Ok(crate::limits::Reservation {
+        tokens: input.saturating_add(output),
+        nano_usd: input
+            .saturating_mul(in_price)
+            .saturating_add(output.saturating_mul(out_price)),
+    })
 }
 
 /// A `Connection` header may nominate at most [`crate::headers::MAX_CONNECTION_OPTIONS`]

@@ -23,7 +23,7 @@ pub(super) fn route_label(resolved: &Resolved<'_>) -> String {
 pub(super) fn log(ctx: &Ctx, ex: &Exchange<'_>) {
     let took = ex.timings.started.elapsed();
     let error = ex.response.error.get().or(ex.response.failed_midway.get());
-    super::state::charge_key_tokens(ex);
+    super::state::settle_limits(ctx, ex);
     count(ctx, ex, took, error);
     if let Some(n) = ex
         .pii

@@ -292,7 +292,37 @@ pub(super) type Slot = RefCell<Option<Box<Plan>>>;
 /// arrives and at the end; each token is debited once. Usage from any worker lands in the one
 /// shared bucket; requests still in flight were admitted without it (the documented overshoot).
 pub(super) fn charge_key_tokens(ex: &Exchange<'_>) {
+    charge_usage(ex);
+}
+
+/// The end of a request: its usage charged, and its budget settled with what it cost at the
+/// served model's price (no usage reported after a request went upstream: the whole
+/// reservation is counted spent, as the provider may have billed it).
+pub(super) fn settle_limits(ctx: &super::ctx::Ctx, ex: &Exchange<'_>) {
+    charge_usage(ex);
+    let Some(ticket) = &ex.limits else { return };
+    if !ticket.has_budget() {
+        return;
+    }
+    let usage = ex.response.metered.get().usage;
+    let spent = match (usage, &ex.attempts.routed) {
+        (Some(u), routed) => {
+            let price = routed
+                .as_ref()
+                .and_then(|(p, m)| ctx.config.prices.find(p, m));
+            crate::limits::Reservation {
+                tokens: u.input.saturating_add(u.output),
+                nano_usd: price.map_or(0, |p| p.cost(&u)),
+            }
+        }
+        (None, Some(_)) if ex.attempts.sends.get() > 0 => ticket.reserved(),
+        _ => crate::limits::Reservation::default(),
+    };
+    ticket.settle(spent);
+}
+
+fn charge_usage(ex: &Exchange<'_>) {
     if let (Some(ticket), Some(u)) = (&ex.limits, ex.response.metered.get().usage) {
-        ticket.charge_usage_total(u.input.saturating_add(u.output));
+        ticket.charge_usage(u.input, u.output);
     }
 }

@@ -139,6 +139,8 @@ pub struct Route {
     pub policy: Policy,
     /// Its Responses answers may be stored (`store_responses`, default true).
     pub store_responses: bool,
+    /// All keys' requests to it together (enforced by `crate::limits`).
+    pub limits: crate::auth::KeyLimits,
 }
 
 /// The route table: route names, then `provider/model` addressed directly.
@@ -470,6 +472,7 @@ mod tests {
             capabilities: Capabilities::default(),
             policy: Policy::default(),
             store_responses: true,
+            limits: Default::default(),
         };
         Table::new(
             vec![route],
@@ -547,6 +550,7 @@ mod tests {
             capabilities: Capabilities::default(),
             policy: Policy::default(),
             store_responses: true,
+            limits: Default::default(),
         };
         let table = Table::new(
             vec![route],

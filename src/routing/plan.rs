@@ -361,6 +361,7 @@ mod tests {
                 ..Policy::default()
             },
             store_responses: true,
+            limits: Default::default(),
         }
     }
 

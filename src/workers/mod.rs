@@ -64,6 +64,12 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     } else {
         crate::server::Speaks::Http
     };
+    // A node that cannot reach the Redis its config names does not start: the operator sees
+    // the config line at once, not a fleet quietly enforcing local shares.
+    if let Some(url) = &config.cluster.redis {
+        crate::limits::redis::probe(&url.url, crate::cluster::START_PROBE_TIMEOUT)
+            .map_err(|e| url.error(format!("Redis at {} unreachable: {e}", url.redacted())).to_string())?;
+    }
     if let Some(dest) = &config.access_log {
         crate::access_log::start(dest).map_err(|e| format!("cannot start the {e}"))?;
     }
@@ -81,7 +87,7 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let board = control::Board::new(workers);
     let (handle, inboxes) = control::Workers::new(board.clone(), workers);
     // Once per process, outside the config snapshot: a reload keeps the keys' counts.
-    let limiter = crate::limits::Limiter::new(&config.keys);
+    let limiter = crate::limits::Limiter::new(&config);
     let id_prefix = id_prefix();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(workers);

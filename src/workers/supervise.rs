@@ -163,7 +163,7 @@ pub fn supervise(
                         generation += 1;
                         let next = Arc::new(next);
                         // Before any worker serves the new keys: they must not run unlimited.
-                        running.limiter.reconfigure(&next.keys);
+                        running.limiter.reconfigure(&next);
                         running.workers.reload(&next, generation);
                         current = next;
                         crate::log::info(format_args!(
