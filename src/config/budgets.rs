@@ -106,7 +106,9 @@ impl Compiler<'_> {
         for (i, sp) in raw.iter().enumerate() {
             let p = sp.get_ref();
             let path = format!("price[{i}]");
-            if crate::format::check_model_id(p.model.get_ref()).is_err() || p.model.get_ref().is_empty() {
+            if crate::format::check_model_id(p.model.get_ref()).is_err()
+                || p.model.get_ref().is_empty()
+            {
                 return Err(self.err(
                     p.model.span(),
                     format!("{path}.model"),
@@ -128,8 +130,14 @@ impl Compiler<'_> {
                 provider: p.provider.as_ref().map(|s| s.get_ref().clone()),
                 input,
                 output: price(&p.output, "output")?,
-                cache_read: p.cache_read.as_ref().map_or(Ok(input), |v| price(v, "cache_read"))?,
-                cache_write: p.cache_write.as_ref().map_or(Ok(input), |v| price(v, "cache_write"))?,
+                cache_read: p
+                    .cache_read
+                    .as_ref()
+                    .map_or(Ok(input), |v| price(v, "cache_read"))?,
+                cache_write: p
+                    .cache_write
+                    .as_ref()
+                    .map_or(Ok(input), |v| price(v, "cache_write"))?,
             });
         }
         Ok(Prices(out))
@@ -163,23 +171,46 @@ mod tests {
         assert_eq!(b.tokens, Some(1_000_000));
         assert_eq!(b.period, Period::Day);
         let p = c.prices.find("any", "claude-haiku-4-5").unwrap();
-        assert_eq!((p.input, p.output, p.cache_read, p.cache_write), (3000, 15000, 300, 3000));
-        let c = Config::from_toml(&key("usd = 1\nperiod = \"hours\"\nhours = 6\n"), "t.toml")
-            .unwrap();
+        assert_eq!(
+            (p.input, p.output, p.cache_read, p.cache_write),
+            (3000, 15000, 300, 3000)
+        );
+        let c =
+            Config::from_toml(&key("usd = 1\nperiod = \"hours\"\nhours = 6\n"), "t.toml").unwrap();
         assert_eq!(c.keys[0].budget.unwrap().period, Period::Hours(6));
     }
 
     #[test]
     fn bad_budgets_are_named() {
-        fails(&key("period = \"day\"\n"), 4, "key[0].budget", "needs `usd`, `tokens` or both");
-        fails(&key("usd = -1.0\n"), 5, "key[0].budget.usd", "more than 0");
-        fails(&key("tokens = 5\nperiod = \"week\"\n"), 6, "key[0].budget.period", "\"week\"");
-        fails(&key("tokens = 5\nperiod = \"hours\"\n"), 6, "key[0].budget.hours", "is needed");
+        fails(
+            &key("period = \"day\"\n"),
+            4,
+            "key[0].budget",
+            "a budget needs `usd`, `tokens` or both",
+        );
+        fails(
+            &key("usd = -1.0\n"),
+            5,
+            "key[0].budget.usd",
+            "dollars per period: more than 0, at most 1000000000",
+        );
+        fails(
+            &key("tokens = 5\nperiod = \"week\"\n"),
+            6,
+            "key[0].budget.period",
+            "\"week\": expected \"day\", \"month\" or \"hours\"",
+        );
+        fails(
+            &key("tokens = 5\nperiod = \"hours\"\n"),
+            6,
+            "key[0].budget.hours",
+            "is needed with period = \"hours\"",
+        );
         fails(
             "[[price]]\nmodel = \"m\"\ninput = 1.0\noutput = -2.0\n",
             4,
             "price[0].output",
-            "dollars per million tokens",
+            "dollars per million tokens: 0 to 1000000",
         );
     }
 }

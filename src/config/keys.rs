@@ -70,8 +70,7 @@ impl Compiler<'_> {
             // One name is one budget: entries sharing it (a key being rotated) must agree.
             if let Some(earlier) = keys.iter().find(|e: &&GatewayKey| {
                 e.name == *k.name.get_ref() && (e.limits != limits || e.budget != budget)
-            })
-            {
+            }) {
                 return Err(self.err(
                     k.name.span(),
                     format!("{path}.name"),

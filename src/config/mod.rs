@@ -2,8 +2,8 @@
 //! immutable snapshot the workers read (`Config`). A bad file never half-starts the gateway.
 
 mod access_log;
-mod cloud;
 mod budgets;
+mod cloud;
 mod cluster;
 mod compiler;
 mod custody;

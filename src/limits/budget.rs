@@ -209,7 +209,10 @@ mod tests {
             reasoning: 0,
         };
         // 400k plain × $3/M + 500k × $0.3/M + 100k × $3.75/M + 100k × $15/M
-        assert_eq!(p.cost(&u), 1_200_000_000 + 150_000_000 + 375_000_000 + 1_500_000_000);
+        assert_eq!(
+            p.cost(&u),
+            1_200_000_000 + 150_000_000 + 375_000_000 + 1_500_000_000
+        );
         assert_eq!(dollars(p.cost(&u)), "$3.23");
         let prices = Prices(vec![
             Price {

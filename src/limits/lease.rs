@@ -148,7 +148,7 @@ impl Lease {
             {
                 Ok(_) => {
                     self.last_used.store(now, Ordering::Relaxed);
-                    let low = after < (block / 2).max(1);
+                    let low = after.saturating_mul(2) < block;
                     let refill = low && now >= self.empty_until.load(Ordering::Acquire);
                     return Spend::Spent {
                         refill: refill && self.claim_refill(),
@@ -163,9 +163,12 @@ impl Lease {
     /// while the store is down): true when the caller should ask for a refill.
     pub fn charge(&self, n: u64, now: u64) -> bool {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        let after = self.balance.fetch_sub(n, Ordering::AcqRel).saturating_sub(n);
+        let after = self
+            .balance
+            .fetch_sub(n, Ordering::AcqRel)
+            .saturating_sub(n);
         self.last_used.store(now, Ordering::Relaxed);
-        after < (self.block() as i64 / 2).max(1) && self.claim_refill()
+        after.saturating_mul(2) < self.block() as i64 && self.claim_refill()
     }
 
     /// Give `n` back (a reservation larger than what was used).
@@ -247,7 +250,10 @@ mod tests {
         assert_eq!(l.spend(1, 10, true), Spend::Spent { refill: false });
         assert_eq!(l.spend(1, 10, true), Spend::Spent { refill: false });
         assert_eq!(l.balance(), -3);
-        assert!(matches!(l.spend(1, 10, true), Spend::Refused { wait: 0, .. }));
+        assert!(matches!(
+            l.spend(1, 10, true),
+            Spend::Refused { wait: 0, .. }
+        ));
         // The store charges the 3 owed and grants a block.
         let ask = l.ask(u64::MAX);
         assert_eq!((ask.want, ask.debt), (3, 3));
@@ -255,11 +261,18 @@ mod tests {
         assert_eq!(l.balance(), 3);
         assert_eq!(l.spend(1, 12, true), Spend::Spent { refill: false });
         assert_eq!(l.spend(1, 12, true), Spend::Spent { refill: true });
-        // Empty: granted nothing, wait 5 ns: no credit until then.
+        // Empty: granted nothing, wait 5 ns: what is held is spent, then no credit until then.
         let ask = l.ask(u64::MAX);
         l.answer(ask, 0, 0, 5, 12);
-        assert_eq!(l.balance(), 0);
-        assert_eq!(l.spend(1, 13, true), Spend::Refused { wait: 4, refill: false });
+        assert_eq!(l.balance(), 1);
+        assert_eq!(l.spend(1, 13, true), Spend::Spent { refill: false });
+        assert_eq!(
+            l.spend(1, 13, true),
+            Spend::Refused {
+                wait: 4,
+                refill: false
+            }
+        );
         assert_eq!(l.spend(1, 17, true), Spend::Spent { refill: true });
         // Without credit (store down, budgets closed) nothing passes below 0.
         let l = Lease::new(3);

@@ -558,7 +558,8 @@ impl KeyState {
 
     /// This node's share of `max_streams` while Redis is down.
     fn stream_share(&self, c: &Shared) -> u64 {
-        self.max_streams().div_ceil(u64::from(c.link.nodes().max(1)))
+        self.max_streams()
+            .div_ceil(u64::from(c.link.nodes().max(1)))
     }
 
     fn level(&self, d: Dim, now: u64) -> Option<Level> {
@@ -725,9 +726,9 @@ impl KeyState {
                 let Some(rate) = bucket.rate() else {
                     return Ok(());
                 };
-                bucket
-                    .take_at(rate, now)
-                    .map_err(|wait| self.refuse(Limit::Requests, Duration::from_nanos(wait), now))?;
+                bucket.take_at(rate, now).map_err(|wait| {
+                    self.refuse(Limit::Requests, Duration::from_nanos(wait), now)
+                })?;
                 // Down: what passes on the local share is settled with Redis when it is back.
                 if let Some(c) = &self.cluster {
                     if c.lease(Dim::Requests).charge(1, now) {
@@ -784,7 +785,10 @@ impl KeyState {
     }
 
     fn release_slot(self: &Arc<Self>) {
-        let n = self.streams.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        let n = self
+            .streams
+            .fetch_sub(1, Ordering::AcqRel)
+            .saturating_sub(1);
         if let Some(c) = &self.cluster {
             // Slots held beyond one spare go back to the other nodes.
             if c.slots() > n + 1 && !c.slots_pending.swap(true, Ordering::AcqRel) {
@@ -819,8 +823,18 @@ impl KeyState {
             },
         };
         let parts = [
-            (&b.usd, want.nano_usd, Limit::BudgetUsd, redis::What::BudgetUsd),
-            (&b.tok, want.tokens, Limit::BudgetTokens, redis::What::BudgetTokens),
+            (
+                &b.usd,
+                want.nano_usd,
+                Limit::BudgetUsd,
+                redis::What::BudgetUsd,
+            ),
+            (
+                &b.tok,
+                want.tokens,
+                Limit::BudgetTokens,
+                redis::What::BudgetTokens,
+            ),
         ];
         let mut done: Vec<(&Lease, u64)> = Vec::with_capacity(2);
         for (lease, cost, limit, what) in parts {
@@ -891,7 +905,11 @@ impl KeyState {
             return;
         }
         let mode = self.mode();
-        for (d, n) in [(Dim::Tokens, total), (Dim::Input, input), (Dim::Output, output)] {
+        for (d, n) in [
+            (Dim::Tokens, total),
+            (Dim::Input, input),
+            (Dim::Output, output),
+        ] {
             if n == 0 || !self.limited(d) {
                 continue;
             }
@@ -921,8 +939,18 @@ impl KeyState {
     fn settle_budget(self: &Arc<Self>, reserved: Reservation, spent: Reservation) {
         let now = self.now();
         for (lease, held, used, what) in [
-            (&self.budget.usd, reserved.nano_usd, spent.nano_usd, redis::What::BudgetUsd),
-            (&self.budget.tok, reserved.tokens, spent.tokens, redis::What::BudgetTokens),
+            (
+                &self.budget.usd,
+                reserved.nano_usd,
+                spent.nano_usd,
+                redis::What::BudgetUsd,
+            ),
+            (
+                &self.budget.tok,
+                reserved.tokens,
+                spent.tokens,
+                redis::What::BudgetTokens,
+            ),
         ] {
             if held == 0 && used == 0 {
                 continue;
@@ -1007,7 +1035,9 @@ impl Ticket {
 
     /// What the key's budget reserved at admission.
     pub fn reserved(&self) -> Reservation {
-        self.held.first().map_or(Reservation::default(), |h| h.reserved)
+        self.held
+            .first()
+            .map_or(Reservation::default(), |h| h.reserved)
     }
 
     /// Whether the key has a budget (the caller prices the usage only then).
@@ -1169,16 +1199,20 @@ impl Limiter {
     /// before the new config serves, so that its new keys are found limited from its first
     /// request.
     pub fn reconfigure(&self, config: &Config) {
+        self.reconfigure_with(&config.keys, config.routing.routes());
+    }
+
+    fn reconfigure_with(&self, keys: &[crate::auth::GatewayKey], routes: &[crate::routing::Route]) {
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next = Table::default();
         let link = self.link.as_ref();
         let place = |map: &mut HashMap<String, Arc<KeyState>>,
-                         old: &HashMap<String, Arc<KeyState>>,
-                         name: &str,
-                         scope: Scope,
-                         limits: KeyLimits,
-                         budget: Option<Budget>| {
+                     old: &HashMap<String, Arc<KeyState>>,
+                     name: &str,
+                     scope: Scope,
+                     limits: KeyLimits,
+                     budget: Option<Budget>| {
             // Entries sharing a name share one state (config checks their limits agree).
             if (limits.is_unlimited() && budget.is_none()) || map.contains_key(name) {
                 return;
@@ -1192,11 +1226,25 @@ impl Limiter {
             };
             map.insert(name.to_owned(), state);
         };
-        for k in &config.keys {
-            place(&mut next.keys, &table.keys, &k.name, Scope::Key, k.limits, k.budget);
+        for k in keys {
+            place(
+                &mut next.keys,
+                &table.keys,
+                &k.name,
+                Scope::Key,
+                k.limits,
+                k.budget,
+            );
         }
-        for r in config.routing.routes() {
-            place(&mut next.routes, &table.routes, &r.model, Scope::Route, r.limits, None);
+        for r in routes {
+            place(
+                &mut next.routes,
+                &table.routes,
+                &r.model,
+                Scope::Route,
+                r.limits,
+                None,
+            );
         }
         *table = Arc::new(next);
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -1262,10 +1310,7 @@ impl Local {
 
     /// Whether key `key` has a budget (the caller then works out a reservation).
     pub fn has_budget(&self, key: &str) -> bool {
-        self.table()
-            .keys
-            .get(key)
-            .is_some_and(|s| s.budget.on())
+        self.table().keys.get(key).is_some_and(|s| s.budget.on())
     }
 
     /// The output tokens a budgeted key reserves for a request that sets no output limit.
@@ -1302,7 +1347,11 @@ impl Local {
         for (i, state) in states.into_iter().enumerate() {
             let Some(state) = state else { continue };
             // Only a key holds a budget.
-            let reserve = if i == 0 { reserve } else { Reservation::default() };
+            let reserve = if i == 0 {
+                reserve
+            } else {
+                Reservation::default()
+            };
             // A refusal drops the ticket: what earlier states took goes back.
             let a = state.admit(state.now(), now_ms, stream, reserve)?;
             if ticket.held.is_empty() {
@@ -1329,6 +1378,48 @@ impl Local {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::GatewayKey;
+
+    impl Limiter {
+        /// One node, these keys.
+        fn local(keys: &[GatewayKey]) -> Arc<Limiter> {
+            let limiter = Limiter {
+                epoch: Instant::now(),
+                table: Mutex::new(Arc::new(Table::default())),
+                generation: AtomicU64::new(0),
+                link: None,
+            };
+            limiter.reconfigure_keys(keys);
+            Arc::new(limiter)
+        }
+
+        fn reconfigure_keys(&self, keys: &[GatewayKey]) {
+            self.reconfigure_with(keys, &[]);
+        }
+    }
+
+    impl KeyState {
+        /// Admit at `now` into a ticket of its own.
+        fn ticket(self: &Arc<Self>, now: u64, stream: bool) -> Result<Ticket, Refusal> {
+            let a = self.admit(now, 0, stream, Reservation::default())?;
+            Ok(Ticket {
+                held: vec![Held {
+                    state: self.clone(),
+                    slot: a.slot,
+                    reserved: a.reserved,
+                }],
+                charged: Cell::new((0, 0)),
+                settled: Cell::new(false),
+                levels: a.levels,
+            })
+        }
+    }
+
+    impl Local {
+        fn admit_key(&self, key: &str, stream: bool) -> Result<Option<Ticket>, Refusal> {
+            self.admit(Some(key), None, stream, Reservation::default())
+        }
+    }
 
     const S: u64 = 1_000_000_000;
 
@@ -1342,7 +1433,9 @@ mod tests {
                 rpm,
                 tpm,
                 max_streams: streams,
+                ..KeyLimits::default()
             },
+            budget: None,
             tiers: None,
             default_tier: None,
             pii: false,
@@ -1371,7 +1464,7 @@ mod tests {
     fn exact_across_threads() {
         // Eight threads race for one key's 500 requests at one instant: exactly 500 pass,
         // wherever they land; then its 3 stream slots the same way.
-        let limiter = Limiter::new(&[key("k", Some(500), None, Some(3))]);
+        let limiter = Limiter::local(&[key("k", Some(500), None, Some(3))]);
         let state = limiter.key("k").unwrap();
         let passed: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
@@ -1379,7 +1472,7 @@ mod tests {
                     let state = state.clone();
                     s.spawn(move || {
                         (0..200)
-                            .filter(|_| state.admit(10 * S, false).is_ok())
+                            .filter(|_| state.ticket(10 * S, false).is_ok())
                             .count()
                     })
                 })
@@ -1387,11 +1480,11 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).sum()
         });
         assert_eq!(passed, 500);
-        let refused = state.admit(10 * S, false).unwrap_err();
+        let refused = state.ticket(10 * S, false).unwrap_err();
         assert_eq!(refused.limit, Limit::Requests);
         assert_eq!(refused.wait, Duration::from_millis(120));
 
-        let limiter = Limiter::new(&[key("k", None, None, Some(3))]);
+        let limiter = Limiter::local(&[key("k", None, None, Some(3))]);
         let state = limiter.key("k").unwrap();
         let tickets: Vec<Ticket> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
@@ -1399,7 +1492,7 @@ mod tests {
                     let state = state.clone();
                     s.spawn(move || {
                         (0..50)
-                            .filter_map(|_| state.admit(S, true).ok())
+                            .filter_map(|_| state.ticket(S, true).ok())
                             .collect::<Vec<_>>()
                     })
                 })
@@ -1412,23 +1505,23 @@ mod tests {
         assert_eq!(tickets.len(), 3);
         assert_eq!(state.open_streams(), 3);
         // Non-streaming requests take no slot; a finished stream gives its slot back.
-        assert!(state.admit(S, false).is_ok());
-        assert_eq!(state.admit(S, true).unwrap_err().limit, Limit::Streams);
+        assert!(state.ticket(S, false).is_ok());
+        assert_eq!(state.ticket(S, true).unwrap_err().limit, Limit::Streams);
         drop(tickets);
         assert_eq!(state.open_streams(), 0);
-        assert!(state.admit(S, true).is_ok());
+        assert!(state.ticket(S, true).is_ok());
         assert_eq!(state.open_streams(), 0);
     }
 
     #[test]
     fn a_refused_request_holds_nothing() {
-        let limiter = Limiter::new(&[key("k", Some(2), None, Some(5))]);
+        let limiter = Limiter::local(&[key("k", Some(2), None, Some(5))]);
         let state = limiter.key("k").unwrap();
-        let a = state.admit(S, true).unwrap();
-        let b = state.admit(S, true).unwrap();
+        let a = state.ticket(S, true).unwrap();
+        let b = state.ticket(S, true).unwrap();
         assert_eq!(a.levels.requests.unwrap().remaining, 1);
         assert_eq!(b.levels.requests.unwrap().remaining, 0);
-        let r = state.admit(S, true).unwrap_err();
+        let r = state.ticket(S, true).unwrap_err();
         assert_eq!(r.limit, Limit::Requests);
         assert_eq!(
             state.open_streams(),
@@ -1448,44 +1541,48 @@ mod tests {
 
     #[test]
     fn tokens_refuse_while_in_deficit() {
-        let limiter = Limiter::new(&[key("k", Some(100), Some(1000), None)]);
+        let limiter = Limiter::local(&[key("k", Some(100), Some(1000), None)]);
         let state = limiter.key("k").unwrap();
-        let t = state.admit(S, false).unwrap();
+        let t = state.ticket(S, false).unwrap();
         assert_eq!(t.levels.tokens.unwrap().remaining, 1000);
         // In flight together: both admitted before either's usage is known.
-        let u = state.admit(S, false).unwrap();
-        state.charge_tokens_at(900, S);
-        state.charge_tokens_at(400, S);
+        let u = state.ticket(S, false).unwrap();
+        state.charge_tokens_at(900, 0, S);
+        state.charge_tokens_at(400, 0, S);
         drop((t, u));
         // 1300 of 1000 used: refused until 301 tokens (18.06 s) have refilled.
-        let r = state.admit(2 * S, false).unwrap_err();
+        let r = state.ticket(2 * S, false).unwrap_err();
         assert_eq!(r.limit, Limit::Tokens);
         assert_eq!(r.wait, Duration::from_millis(301 * 60 - 1000));
-        let e = r.error("team");
+        let e = r.error();
         assert_eq!(e.status(), 429);
         let body: serde_json::Value =
             serde_json::from_slice(&Format::OpenAi.error_body(&e)).unwrap();
         assert_eq!(body["error"]["type"], "tokens");
         assert_eq!(body["error"]["code"], "rate_limit_exceeded");
-        assert!(body["error"]["message"].as_str().unwrap().contains(
-            "key `team` on tokens per min (TPM): Limit 1000. Please try again in 17.06s"
-        ));
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(
+                "key `k` on tokens per min (TPM): Limit 1000. Please try again in 17.06s"
+            ),
+            "{message}"
+        );
         let body: serde_json::Value =
             serde_json::from_slice(&Format::Anthropic.error_body(&e)).unwrap();
         assert_eq!(body["error"]["type"], "rate_limit_error");
         // The refused request took no request from the rpm bucket.
         // (two used at 1 s, 1 s of refill since: 1.67 of 100 used)
         assert_eq!(r.levels.requests.unwrap().remaining, 99);
-        assert!(state.admit(S + 18_060_000_000, false).is_ok());
+        assert!(state.ticket(S + 18_060_000_000, false).is_ok());
         // A key without tpm ignores charges.
-        let limiter = Limiter::new(&[key("r", Some(1), None, None)]);
-        limiter.key("r").unwrap().charge_tokens_at(u64::MAX, S);
-        assert!(limiter.key("r").unwrap().admit(S, false).is_ok());
+        let limiter = Limiter::local(&[key("r", Some(1), None, None)]);
+        limiter.key("r").unwrap().charge_tokens_at(u64::MAX, 0, S);
+        assert!(limiter.key("r").unwrap().ticket(S, false).is_ok());
     }
 
     #[test]
     fn reconfigure_keeps_unchanged_counts_and_applies_changes() {
-        let limiter = Limiter::new(&[
+        let limiter = Limiter::local(&[
             key("same", Some(10), None, None),
             key("grow", Some(10), None, None),
             key("gone", Some(10), None, None),
@@ -1494,12 +1591,12 @@ mod tests {
         assert!(limiter.key("free").is_none());
         let local = Local::new(limiter.clone());
         for _ in 0..4 {
-            local.admit("same", false).unwrap().unwrap();
-            local.admit("grow", false).unwrap().unwrap();
+            local.admit_key("same", false).unwrap().unwrap();
+            local.admit_key("grow", false).unwrap().unwrap();
         }
-        let held = local.admit("gone", true).unwrap().unwrap();
+        let held = local.admit_key("gone", true).unwrap().unwrap();
         let same = limiter.key("same").unwrap();
-        limiter.reconfigure(&[
+        limiter.reconfigure_keys(&[
             key("same", Some(10), None, None),
             key("grow", Some(20), None, Some(1)),
             key("new", Some(1), None, None),
@@ -1507,43 +1604,46 @@ mod tests {
         ]);
         assert!(Arc::ptr_eq(&same, &limiter.key("same").unwrap()));
         let now = same.now();
-        let level = |name: &str| limiter.key(name).unwrap().requests.peek(now).unwrap();
+        let level = |name: &str| limiter.key(name).unwrap().buckets[0].peek(now).unwrap();
         assert_eq!(level("same").remaining, 6);
         // 4 of 10 used become 4 of 20 (a few refilled while the test ran, never more used).
         assert!((16..=20).contains(&level("grow").remaining));
         assert_eq!(level("grow").limit, 20);
         assert_eq!(level("new").remaining, 1);
         assert!(limiter.key("gone").is_none());
-        assert!(limiter.key("free").unwrap().tokens.peek(now).is_some());
+        assert!(limiter.key("free").unwrap().buckets[1].peek(now).is_some());
         // The worker's copy follows the generation: the removed key is unlimited for it, the
         // added one limited, and the stream limit applies.
-        assert!(local.admit("gone", false).unwrap().is_none());
-        assert!(local.admit("new", false).unwrap().is_some());
+        assert!(local.admit_key("gone", false).unwrap().is_none());
+        assert!(local.admit_key("new", false).unwrap().is_some());
         assert_eq!(
-            local.admit("new", false).unwrap_err().limit,
+            local.admit_key("new", false).unwrap_err().limit,
             Limit::Requests
         );
-        let s = local.admit("grow", true).unwrap().unwrap();
-        assert_eq!(local.admit("grow", true).unwrap_err().limit, Limit::Streams);
+        let s = local.admit_key("grow", true).unwrap().unwrap();
+        assert_eq!(
+            local.admit_key("grow", true).unwrap_err().limit,
+            Limit::Streams
+        );
         drop(s);
-        assert!(local.admit("grow", true).is_ok());
+        assert!(local.admit_key("grow", true).is_ok());
         // A ticket of a dropped key releases into its old state harmlessly.
         drop(held);
         // Unlimiting then limiting again starts full.
-        limiter.reconfigure(&[key("same", None, None, None)]);
+        limiter.reconfigure_keys(&[key("same", None, None, None)]);
         assert!(limiter.key("same").is_none());
-        limiter.reconfigure(&[key("same", Some(10), None, None)]);
+        limiter.reconfigure_keys(&[key("same", Some(10), None, None)]);
         assert_eq!(level("same").remaining, 10);
     }
 
     #[test]
     fn charge_tokens_by_name_from_any_worker() {
-        let limiter = Limiter::new(&[key("k", None, Some(100), None)]);
+        let limiter = Limiter::local(&[key("k", None, Some(100), None)]);
         let (a, b) = (Local::new(limiter.clone()), Local::new(limiter.clone()));
-        a.charge_tokens("k", 60);
-        b.charge_tokens("k", 60);
-        b.charge_tokens("nobody", 60);
-        let r = a.admit("k", false).unwrap_err();
+        a.charge_tokens("k", 60, 0);
+        b.charge_tokens("k", 60, 0);
+        b.charge_tokens("nobody", 60, 0);
+        let r = a.admit_key("k", false).unwrap_err();
         assert_eq!(r.limit, Limit::Tokens);
         assert_eq!(r.levels.tokens.unwrap().remaining, 0);
         let mut headers = Vec::new();

@@ -194,7 +194,11 @@ impl Link {
             dropped: AtomicU64::new(0),
         });
         crate::cluster::health().redis.set_configured(true);
-        let url = settings.redis.as_ref().map(|u| u.url.clone()).unwrap_or_default();
+        let url = settings
+            .redis
+            .as_ref()
+            .map(|u| u.url.clone())
+            .unwrap_or_default();
         let thread = Thread {
             link: Arc::downgrade(&link),
             rx,
@@ -444,7 +448,9 @@ impl Thread {
         crate::cluster::health().redis.set_up(up);
         if was != up {
             if up {
-                crate::log::info(format_args!("redis: reachable; shared limits and budgets in use"));
+                crate::log::info(format_args!(
+                    "redis: reachable; shared limits and budgets in use"
+                ));
             } else {
                 crate::log::warn(format_args!(
                     "redis: unreachable ({}); limits: {}, budgets: {} until it is back",
@@ -474,7 +480,11 @@ impl Thread {
             What::BudgetUsd | What::BudgetTokens => {
                 let usd = what == What::BudgetUsd;
                 let (u, t) = state.budget_leases();
-                let ask = if usd { u.ask(u64::MAX) } else { t.ask(u64::MAX) };
+                let ask = if usd {
+                    u.ask(u64::MAX)
+                } else {
+                    t.ask(u64::MAX)
+                };
                 steps.push(Step::Budget { state, usd, ask });
             }
             What::Slots => steps.push(Step::Slots { state }),
@@ -615,7 +625,8 @@ impl Thread {
                 }
                 Step::Slots { state } => {
                     let open = state.open_streams();
-                    let spare = u64::from(open > 0 || state.shared().is_some_and(|c| c.slots() > open));
+                    let spare =
+                        u64::from(open > 0 || state.shared().is_some_and(|c| c.slots() > open));
                     pipe.add_command(invoke(
                         &self.scripts.slots,
                         &format!("{PREFIX}s:{}:{}", state.scope().tag(), state.name()),
@@ -662,7 +673,8 @@ impl Thread {
             match step {
                 Step::Rate { state, dim, ask } => {
                     if let Some(c) = state.shared() {
-                        c.lease(dim).answer(ask, n(0), n(1), n(2).saturating_mul(1000), now);
+                        c.lease(dim)
+                            .answer(ask, n(0), n(1), n(2).saturating_mul(1000), now);
                     }
                 }
                 Step::Budget { state, usd, ask } => {

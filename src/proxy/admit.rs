@@ -10,13 +10,13 @@ use super::ctx::Ctx;
 use super::state::{Exchange, Failure, Op};
 use super::{convert, record, stored};
 use crate::config::GatewayKey;
-use crate::routing::Resolved;
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
 use crate::headers::PRIVACY_TIER_HEADER;
 use crate::http1::RequestHead;
 use crate::json::{Flag, RequestInfo, TextField};
+use crate::routing::Resolved;
 use crate::seal::Holder;
 
 /// A request let in.
@@ -490,7 +490,10 @@ fn reservation(
     let output = budget.reserve_output_tokens;
     let (mut in_price, mut out_price) = (0u64, 0u64);
     for t in resolved.map_or(&[][..], |r| r.targets()) {
-        let provider = ctx.config.provider(t.provider).map_or("", |p| p.name.as_str());
+        let provider = ctx
+            .config
+            .provider(t.provider)
+            .map_or("", |p| p.name.as_str());
         match ctx.config.prices.find(provider, &t.model) {
             Some(p) => {
                 in_price = in_price.max(p.input);

@@ -67,8 +67,12 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     // A node that cannot reach the Redis its config names does not start: the operator sees
     // the config line at once, not a fleet quietly enforcing local shares.
     if let Some(url) = &config.cluster.redis {
-        crate::limits::redis::probe(&url.url, crate::cluster::START_PROBE_TIMEOUT)
-            .map_err(|e| url.error(format!("Redis at {} unreachable: {e}", url.redacted())).to_string())?;
+        crate::limits::redis::probe(&url.url, crate::cluster::START_PROBE_TIMEOUT).map_err(
+            |e| {
+                url.error(format!("Redis at {} unreachable: {e}", url.redacted()))
+                    .to_string()
+            },
+        )?;
     }
     if let Some(dest) = &config.access_log {
         crate::access_log::start(dest).map_err(|e| format!("cannot start the {e}"))?;
