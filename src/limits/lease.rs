@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 /// Share of a limit one lease block holds, in parts per ten thousand (0.5%): with two nodes
 /// the most that can pass over a limit is 1% of it.
 pub const BLOCK_PER_10K: u64 = 50;
+/// A refill unanswered this long means the store is slow: a worker that would refuse for want
+/// of it keeps to the node's local share instead (as while the store is down).
+pub const STALLED_NS: u64 = 50_000_000;
 /// A lease unused this long goes back to the store.
 pub const IDLE_RETURN_NS: u64 = 2_000_000_000;
 
@@ -35,6 +38,8 @@ pub struct Lease {
     block: AtomicU64,
     /// A refill is queued or in flight.
     pending: AtomicBool,
+    /// Since when (limiter nanoseconds).
+    pending_since: AtomicU64,
     /// The store said the counter is empty: no credit until then (limiter nanoseconds).
     empty_until: AtomicU64,
     /// Units left in the shared counter at the last reply (for headers).
@@ -63,6 +68,9 @@ pub struct Ask {
     pub want: u64,
     /// Units spent beyond what was granted, charged first.
     pub debt: u64,
+    /// Units owed beyond what the store is charged (older than a window: refilled by now),
+    /// forgiven when the answer lands.
+    pub forgive: u64,
     /// The counter generation this ask is for.
     pub generation: u64,
 }
@@ -117,6 +125,21 @@ impl Lease {
         !self.pending.swap(true, Ordering::AcqRel)
     }
 
+    /// [`Lease::claim_refill`], noting when.
+    fn claim_refill_at(&self, now: u64) -> bool {
+        let claimed = self.claim_refill();
+        if claimed {
+            self.pending_since.store(now, Ordering::Release);
+        }
+        claimed
+    }
+
+    /// A refill has been on its way for longer than [`STALLED_NS`].
+    pub fn stalled(&self, now: u64) -> bool {
+        self.pending.load(Ordering::Acquire)
+            && now.saturating_sub(self.pending_since.load(Ordering::Acquire)) > STALLED_NS
+    }
+
     /// The refill could not be queued or answered: let the next spend try again.
     pub fn release_refill(&self) {
         self.pending.store(false, Ordering::Release);
@@ -139,7 +162,7 @@ impl Lease {
             let fits = if cost == 0 { b > floor } else { after >= floor };
             if !fits {
                 let wait = self.empty_until.load(Ordering::Acquire).saturating_sub(now);
-                let refill = wait == 0 && self.claim_refill();
+                let refill = wait == 0 && self.claim_refill_at(now);
                 return Spend::Refused { wait, refill };
             }
             match self
@@ -151,7 +174,7 @@ impl Lease {
                     let low = after.saturating_mul(2) < block;
                     let refill = low && now >= self.empty_until.load(Ordering::Acquire);
                     return Spend::Spent {
-                        refill: refill && self.claim_refill(),
+                        refill: refill && self.claim_refill_at(now),
                     };
                 }
                 Err(seen) => b = seen,
@@ -168,7 +191,7 @@ impl Lease {
             .fetch_sub(n, Ordering::AcqRel)
             .saturating_sub(n);
         self.last_used.store(now, Ordering::Relaxed);
-        after.saturating_mul(2) < self.block() as i64 && self.claim_refill()
+        after.saturating_mul(2) < self.block() as i64 && self.claim_refill_at(now)
     }
 
     /// Give `n` back (a reservation larger than what was used).
@@ -179,9 +202,11 @@ impl Lease {
 
     /// What a refill asks for: a block, and the debt (capped at `max_debt`).
     pub fn ask(&self, max_debt: u64) -> Ask {
+        let owed = self.balance().min(0).unsigned_abs();
         Ask {
             want: self.block(),
-            debt: (self.balance().min(0).unsigned_abs()).min(max_debt),
+            debt: owed.min(max_debt),
+            forgive: owed.saturating_sub(max_debt),
             generation: self.generation.load(Ordering::Acquire),
         }
     }
@@ -190,7 +215,8 @@ impl Lease {
     /// in the shared counter, `wait` nanoseconds until it has room when it granted none.
     pub fn answer(&self, ask: Ask, granted: u64, remaining: u64, wait: u64, now: u64) {
         if self.generation.load(Ordering::Acquire) == ask.generation {
-            let add = i64::try_from(ask.debt.saturating_add(granted)).unwrap_or(i64::MAX);
+            let add = ask.debt.saturating_add(ask.forgive).saturating_add(granted);
+            let add = i64::try_from(add).unwrap_or(i64::MAX);
             self.balance.fetch_add(add, Ordering::AcqRel);
             self.remaining.store(remaining, Ordering::Relaxed);
             let until = if granted == 0 {

@@ -22,6 +22,10 @@
 //! generation moves, so the table's mutex is taken once per worker per reload, never per
 //! request.
 
+// A refusal is the cold path, built once per refused request: returned by value, as the
+// allocation a box would cost buys nothing there.
+#![allow(clippy::result_large_err)]
+
 pub mod budget;
 mod gcra;
 pub mod lease;
@@ -685,6 +689,15 @@ impl KeyState {
                     if refill {
                         self.refill(redis::What::Rate(d));
                     }
+                    if wait == 0 && c.lease(d).stalled(now) {
+                        // Redis is slow to answer: the node's share decides meanwhile.
+                        self.cut_shares(c, now);
+                        return self.check_tokens(
+                            d,
+                            Mode::Down(LimitsWhenDown::Local, c.link.budgets_when_down),
+                            now,
+                        );
+                    }
                     Err(self.refuse(d.limit(), lease_wait(wait), now))
                 }
             },
@@ -714,6 +727,12 @@ impl KeyState {
                 Spend::Refused { wait, refill } => {
                     if refill {
                         self.refill(redis::What::Rate(Dim::Requests));
+                    }
+                    if wait == 0 && c.lease(Dim::Requests).stalled(now) {
+                        // Redis is slow to answer: the node's share decides meanwhile.
+                        self.cut_shares(c, now);
+                        let down = Mode::Down(LimitsWhenDown::Local, c.link.budgets_when_down);
+                        return self.take_request(down, now);
                     }
                     Err(self.refuse(Limit::Requests, lease_wait(wait), now))
                 }

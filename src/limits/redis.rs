@@ -42,7 +42,7 @@ pub const NODE_STALE_MS: u64 = 5_000;
 pub const SLOT_TTL_MS: u64 = 10_000;
 /// Reconnect backoff: first wait, and the cap.
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
-const RECONNECT_MAX: Duration = Duration::from_secs(2);
+const RECONNECT_MAX: Duration = Duration::from_millis(500);
 /// Prefix of every key.
 const PREFIX: &str = "ringway:";
 
@@ -185,7 +185,9 @@ impl Link {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let link = Arc::new(Link {
             tx,
-            up: AtomicBool::new(false),
+            // `serve` checked that Redis answers before it built this: serve as up until the
+            // thread's first call says otherwise.
+            up: AtomicBool::new(true),
             nodes: AtomicU32::new(settings.expected_nodes.max(1)),
             limits_when_down: settings.limits_when_down,
             budgets_when_down: settings.budgets_when_down,
@@ -213,6 +215,7 @@ impl Link {
             backoff: RECONNECT_MIN,
             last_sweep: Instant::now(),
             scripts: Scripts::new(),
+            announced: false,
         };
         let spawned = std::thread::Builder::new()
             .name("ringway-redis".into())
@@ -244,6 +247,33 @@ impl Link {
     /// Refills dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Its counters in Prometheus text.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let (trips, steps) = self.calls();
+        let _ = write!(
+            out,
+            "# HELP ringway_cluster_redis_round_trips_total Pipelines sent to Redis (lease refills, returns, heartbeats).\n\
+             # TYPE ringway_cluster_redis_round_trips_total counter\n\
+             ringway_cluster_redis_round_trips_total {trips}\n\
+             # HELP ringway_cluster_redis_steps_total Script steps sent to Redis in those pipelines.\n\
+             # TYPE ringway_cluster_redis_steps_total counter\n\
+             ringway_cluster_redis_steps_total {steps}\n\
+             # HELP ringway_cluster_lease_refills_dropped_total Lease refills dropped because the Redis thread's queue was full.\n\
+             # TYPE ringway_cluster_lease_refills_dropped_total counter\n\
+             ringway_cluster_lease_refills_dropped_total {}\n\
+             # HELP ringway_cluster_nodes Nodes alive as Redis last counted them.\n\
+             # TYPE ringway_cluster_nodes gauge\n\
+             ringway_cluster_nodes {}\n\
+             # HELP ringway_cluster_redis_up Whether this node's last call reached Redis.\n\
+             # TYPE ringway_cluster_redis_up gauge\n\
+             ringway_cluster_redis_up {}\n",
+            self.dropped(),
+            self.nodes(),
+            u8::from(self.up())
+        );
     }
 
     /// Queue a refill of `what` for `state` (its pending flag already claimed). Never blocks:
@@ -363,10 +393,15 @@ struct Thread {
     backoff: Duration,
     last_sweep: Instant,
     scripts: Scripts,
+    /// The first state has been logged.
+    announced: bool,
 }
 
 impl Thread {
     fn run(mut self) {
+        if let Some(link) = self.link.upgrade() {
+            self.connect(&link, Vec::new());
+        }
         loop {
             let mut jobs = Vec::new();
             match self.rx.recv_timeout(SWEEP_EVERY) {
@@ -386,11 +421,13 @@ impl Thread {
             for job in &jobs {
                 self.remember(&job.state);
             }
-            if self.conn.is_none() && Instant::now() >= self.next_connect {
-                self.connect(&link);
-            }
             if self.conn.is_none() {
-                jobs.iter().for_each(fail);
+                if Instant::now() >= self.next_connect {
+                    // Connected: these jobs went with the settlement.
+                    self.connect(&link, jobs);
+                } else {
+                    jobs.iter().for_each(fail);
+                }
                 continue;
             }
             let mut steps = Vec::with_capacity(jobs.len() + 8);
@@ -415,7 +452,9 @@ impl Thread {
         }
     }
 
-    fn connect(&mut self, link: &Link) {
+    /// Connect; once connected, `jobs` and everything queued go in the first pipeline with
+    /// the settlement of what was spent meanwhile. Not connected: `jobs` fail.
+    fn connect(&mut self, link: &Link, jobs: Vec<Job>) {
         let attempt = redis::Client::open(self.url.as_str()).and_then(|c| {
             let mut conn = c.get_connection_with_timeout(self.timeout)?;
             conn.set_read_timeout(Some(self.timeout))?;
@@ -427,14 +466,25 @@ impl Thread {
             Ok(conn) => {
                 self.conn = Some(conn);
                 self.backoff = RECONNECT_MIN;
-                self.mark(link, true, "");
-                // Settle what was spent while it was down, and report the node at once.
+                // Settle what was spent while it was down, and report the node, before the
+                // workers are told it is back (`send` marks it up once the answers landed): a
+                // lease still owing its outage would refuse until then.
                 let mut steps = Vec::new();
+                // Refills queued while it was down go first (their leases are claimed, so
+                // `settle` leaves them to these).
+                for job in jobs {
+                    self.step_for(job, &mut steps);
+                }
+                while let Ok(job) = self.rx.try_recv() {
+                    self.remember(&job.state);
+                    self.step_for(job, &mut steps);
+                }
                 self.settle(&mut steps);
                 steps.push(self.nodes_step());
                 self.send(link, steps);
             }
             Err(e) => {
+                jobs.iter().for_each(fail);
                 self.next_connect = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(RECONNECT_MAX);
                 self.mark(link, false, &e.to_string());
@@ -442,11 +492,12 @@ impl Thread {
         }
     }
 
-    /// Record Redis's state; log a change once.
-    fn mark(&self, link: &Link, up: bool, why: &str) {
+    /// Record Redis's state; log the first and every change once.
+    fn mark(&mut self, link: &Link, up: bool, why: &str) {
         let was = link.up.swap(up, Ordering::AcqRel);
         crate::cluster::health().redis.set_up(up);
-        if was != up {
+        if was != up || !self.announced {
+            self.announced = true;
             if up {
                 crate::log::info(format_args!(
                     "redis: reachable; shared limits and budgets in use"

@@ -85,6 +85,9 @@ pub(super) async fn answer<S: Transport>(
             let merged = ctx.hub.merged(ctx.worker, own);
             let mut text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
             ctx.board.render(&mut text);
+            if let Some(link) = ctx.limits.limiter().link() {
+                link.render(&mut text);
+            }
             (
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",

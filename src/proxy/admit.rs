@@ -507,7 +507,7 @@ fn reservation(
                         k.name, t.model
                     ),
                 )
-                .into())
+                )
             }
             None => {}
         }
