@@ -46,8 +46,9 @@ impl Redis {
     /// Start (again) on the same port, empty: nothing was persisted.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let bin = which("redis-server")
-            .expect("redis-server is not installed (tests/setup.sh installs Debian's redis-server)");
+        let bin = which("redis-server").expect(
+            "redis-server is not installed (tests/setup.sh installs Debian's redis-server)",
+        );
         let child = Command::new(bin)
             .args([
                 "--bind",
