@@ -192,6 +192,9 @@ fn write_loop(dest: &Destination, out: Box<dyn Write + Send>, rx: &Receiver<Msg>
 pub struct Entry<'a> {
     /// As in `x-ringway-request-id`.
     pub request_id: &'a str,
+    /// The node that served (`[cluster] node_id`, default the host name): lines from several
+    /// nodes can be merged and still say where each request ran.
+    pub node: &'a str,
     /// The gateway key's configured name.
     pub key: Option<&'a str>,
     /// The client's dialect (`openai`, `anthropic`, `responses`).
@@ -267,6 +270,8 @@ pub fn format(e: &Entry<'_>, now: SystemTime) -> Vec<u8> {
     rfc3339_millis(&mut out, now);
     out.extend_from_slice(b"\",\"request_id\":");
     string(&mut out, Some(e.request_id));
+    out.extend_from_slice(b",\"node\":");
+    string(&mut out, Some(e.node));
     out.extend_from_slice(b",\"key\":");
     string(&mut out, e.key);
     out.extend_from_slice(b",\"dialect\":");
@@ -324,6 +329,7 @@ mod tests {
         let model = format!("m\"\\\u{2028}{}", "é".repeat(400));
         let e = Entry {
             request_id: "rw-1",
+            node: "gw-a",
             key: Some("team-a"),
             dialect: "openai",
             endpoint: "chat_completions",
@@ -349,6 +355,7 @@ mod tests {
         assert!(!line[..line.len() - 1].contains(&b'\n'));
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["path"], "/v1/chat/completions");
+        assert_eq!(v["node"], "gw-a");
         assert!(!String::from_utf8_lossy(&line).contains("sk-secret"));
         let logged = v["model"].as_str().unwrap();
         assert!(logged.len() <= MAX_FIELD_BYTES && model.starts_with(logged));

@@ -407,21 +407,43 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The process a request id came from: `rw-<prefix>-…`, the prefix drawn at each start.
+/// The process a request id came from: `rw-[NODE-]<prefix>-<worker>-<n>`, the prefix drawn at
+/// each start (found from the right: a node id may hold dashes).
 fn process_of(request_id: &str) -> String {
-    request_id.split('-').nth(1).unwrap_or_default().to_owned()
+    request_id.rsplit('-').nth(2).unwrap_or_default().to_owned()
 }
 
 #[test]
 fn a_zero_downtime_restart_loses_no_request() {
+    restart_under_load("", None);
+}
+
+/// The same with cluster mode on: a node id, and Redis named (the old and the new process
+/// share it, as two nodes would). Every id of both processes carries the node id.
+#[test]
+fn a_zero_downtime_restart_in_cluster_mode_loses_no_request() {
+    let redis = common::redis::Redis::start();
+    let cluster = format!(
+        "[cluster]\nnode_id = \"gw-restart-1\"\nredis = \"{}\"\n",
+        redis.url()
+    );
+    restart_under_load(&cluster, Some("gw-restart-1"));
+}
+
+fn restart_under_load(extra: &str, node: Option<&'static str>) {
     let m = mock(&[]);
     let port = free_port();
     let pid = temp_path("restart.pid");
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\nreuse_port = true\ndrain_timeout_ms = 10000\npid_file = \"{}\"\n{}",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nworkers = 2\nreuse_port = true\ndrain_timeout_ms = 10000\npid_file = \"{}\"\n{}\n{extra}",
         pid.display(),
         standard_providers(&m)
     );
+    // Whether an id names the node it should (and only then).
+    let id_ok = move |id: &str| match node {
+        Some(n) => id.starts_with(&format!("rw-{n}-")),
+        None => id.split('-').count() == 4,
+    };
     let path = write_config(&text);
     let serve = |path: &std::path::Path| {
         let mut cmd = Command::new(bin());
@@ -459,6 +481,7 @@ fn a_zero_downtime_restart_loses_no_request() {
                     );
                 }
                 let id = r.header("x-ringway-request-id").unwrap();
+                assert!(id_ok(id), "{id}");
                 *served.entry(process_of(id)).or_default() += 1;
                 n += 1;
             }
@@ -512,6 +535,7 @@ fn a_zero_downtime_restart_loses_no_request() {
                     conn = None;
                 }
                 let id = r.header("x-ringway-request-id").unwrap();
+                assert!(id_ok(id), "{id}");
                 *served.entry(process_of(id)).or_default() += 1;
             }
             served

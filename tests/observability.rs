@@ -458,6 +458,7 @@ fn access_log_lines_match_the_requests_and_hold_no_secret() {
         for k in [
             "time",
             "request_id",
+            "node",
             "key",
             "dialect",
             "endpoint",

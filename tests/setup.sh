@@ -60,6 +60,10 @@ setup_need 'command -v promtool' prometheus "promtool (Debian package prometheus
 setup_need 'command -v systemd-analyze' systemd "systemd-analyze (Debian package systemd)"
 # tests/cluster_redis.rs starts throwaway Redis servers (shared limits and budgets).
 setup_need 'command -v redis-server && command -v redis-cli' redis-server "redis-server (Debian package redis-server)"
+# tests/fleet.rs runs contrib/nginx-fleet.conf and contrib/haproxy.cfg in front of two nodes
+# (sbin: not on every user's PATH).
+setup_need 'command -v nginx || test -x /usr/sbin/nginx' nginx-light "nginx (Debian package nginx-light)"
+setup_need 'command -v haproxy || test -x /usr/sbin/haproxy' haproxy "haproxy (Debian package haproxy)"
 # The agent tests and the aarch64 smoke speak to the binary with curl.
 setup_need 'command -v curl' curl curl
 setup_need 'command -v node' nodejs "node"

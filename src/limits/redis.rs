@@ -266,13 +266,9 @@ impl Link {
              ringway_cluster_lease_refills_dropped_total {}\n\
              # HELP ringway_cluster_nodes Nodes alive as Redis last counted them.\n\
              # TYPE ringway_cluster_nodes gauge\n\
-             ringway_cluster_nodes {}\n\
-             # HELP ringway_cluster_redis_up Whether this node's last call reached Redis.\n\
-             # TYPE ringway_cluster_redis_up gauge\n\
-             ringway_cluster_redis_up {}\n",
+             ringway_cluster_nodes {}\n",
             self.dropped(),
             self.nodes(),
-            u8::from(self.up())
         );
     }
 

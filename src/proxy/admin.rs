@@ -24,14 +24,19 @@ pub(super) async fn answer<S: Transport>(
     let (status, content_type, body): (u16, &str, Vec<u8>) = match endpoint {
         Endpoint::Health => (200, "text/plain; charset=utf-8", b"ok\n".to_vec()),
         Endpoint::Ready => {
-            if ctx.board.is_draining() {
-                // A load balancer stops sending here while what is in flight finishes.
-                (503, "text/plain; charset=utf-8", b"draining\n".to_vec())
-            } else if ctx.ready.load(Ordering::Acquire) >= ctx.config.server.workers {
-                (200, "text/plain; charset=utf-8", b"ready\n".to_vec())
-            } else {
-                (503, "text/plain; charset=utf-8", b"starting\n".to_vec())
-            }
+            // Draining first: a load balancer stops sending here while what is in flight
+            // finishes. The requirements come from this request's snapshot, so a reload that
+            // changes `ready_requires` counts from its next probe.
+            let health = crate::cluster::health();
+            let verdict = crate::cluster::verdict(
+                ctx.board.is_draining(),
+                ctx.ready.load(Ordering::Acquire),
+                ctx.config.server.workers,
+                &ctx.config.cluster,
+                health,
+            );
+            let (status, body) = crate::cluster::readyz(verdict, health);
+            (status, "text/plain; charset=utf-8", body.into_bytes())
         }
         Endpoint::Models => (200, "application/json", models_body(&ctx.config, key)),
         Endpoint::GeminiModels => (
@@ -85,6 +90,11 @@ pub(super) async fn answer<S: Transport>(
             let merged = ctx.hub.merged(ctx.worker, own);
             let mut text = crate::metrics::render(&merged, ctx.ready.load(Ordering::Acquire));
             ctx.board.render(&mut text);
+            crate::cluster::render_metrics(
+                &mut text,
+                &ctx.config.cluster.node_id,
+                crate::cluster::health(),
+            );
             if let Some(link) = ctx.limits.limiter().link() {
                 link.render(&mut text);
             }

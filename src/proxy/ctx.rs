@@ -154,16 +154,40 @@ impl Ctx {
     pub(super) fn request_id(&self) -> String {
         let n = self.next_id.get();
         self.next_id.set(n.wrapping_add(1));
-        // rw-PPPPPPPPPPPPPPPP-WW-NNNNNNNNNN, hex; written by hand: this runs for every request.
-        let mut id = String::with_capacity(34);
-        id.push_str("rw-");
-        push_hex(&mut id, self.id_prefix, 16);
-        id.push('-');
-        push_hex(&mut id, (self.worker & 0xff) as u64, 2);
-        id.push('-');
-        push_hex(&mut id, n, 10);
-        id
+        let cluster = &self.config.cluster;
+        let node = if cluster.configured {
+            cluster.node_id.as_str()
+        } else {
+            ""
+        };
+        request_id(node, self.id_prefix, self.worker, n)
     }
+}
+
+/// A request id's length without a node id: `rw-`, then 16 + 2 + 10 hex digits and the two
+/// dashes between them.
+pub const REQUEST_ID_BYTES: usize = 33;
+/// Longest request id: with the longest node id and its dash.
+pub const MAX_REQUEST_ID_BYTES: usize = REQUEST_ID_BYTES + crate::cluster::MAX_NODE_ID_BYTES + 1;
+
+/// `rw-PPPPPPPPPPPPPPPP-WW-NNNNNNNNNN` (hex: process prefix, worker, counter), or with a node
+/// id (`[cluster]` written) `rw-NODE-PPPPPPPPPPPPPPPP-WW-NNNNNNNNNN`: which node to ask about a
+/// request, at a glance. The node id's charset (checked at load) keeps the id a valid header
+/// value and custody key, and its length keeps it within [`MAX_REQUEST_ID_BYTES`]. Written by
+/// hand: this runs for every request.
+fn request_id(node: &str, prefix: u64, worker: usize, n: u64) -> String {
+    let mut id = String::with_capacity(REQUEST_ID_BYTES + node.len() + 1);
+    id.push_str("rw-");
+    if !node.is_empty() {
+        id.push_str(node);
+        id.push('-');
+    }
+    push_hex(&mut id, prefix, 16);
+    id.push('-');
+    push_hex(&mut id, (worker & 0xff) as u64, 2);
+    id.push('-');
+    push_hex(&mut id, n, 10);
+    id
 }
 
 /// Append the low `digits` hex digits of `v`.
@@ -186,4 +210,37 @@ pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_carry_the_node_only_when_given_one() {
+        let plain = request_id("", 0xa952_fbd5_c04e_17d2, 1, 3);
+        assert_eq!(plain, "rw-a952fbd5c04e17d2-01-0000000003");
+        assert_eq!(plain.len(), REQUEST_ID_BYTES);
+        let node = "gw-a.eu_1";
+        assert!(crate::cluster::is_node_id(node));
+        assert_eq!(
+            request_id(node, 0xa952_fbd5_c04e_17d2, 1, 3),
+            "rw-gw-a.eu_1-a952fbd5c04e17d2-01-0000000003"
+        );
+        let longest = "n".repeat(crate::cluster::MAX_NODE_ID_BYTES);
+        let id = request_id(&longest, u64::MAX, 255, u64::MAX);
+        assert_eq!(id.len(), MAX_REQUEST_ID_BYTES);
+        assert!(
+            id.len() <= super::super::custody::MAX_ID_BYTES,
+            "found by the custody lookup"
+        );
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)),
+            "a plain header value: {id}"
+        );
+        // The parts after the node are found from the right, whatever dashes the node holds.
+        let parts: Vec<&str> = id.rsplitn(4, '-').collect();
+        assert_eq!(parts[3], format!("rw-{longest}"));
+    }
 }

@@ -19,8 +19,10 @@ use crate::custody::store::{Scope, UsageQuery};
 use crate::custody::{Pending, LOOKUP_WAIT};
 use crate::error::{Error, ErrorKind};
 
-/// Longest request id looked up (ours are 26 bytes; a longer one cannot exist).
-const MAX_ID_BYTES: usize = 128;
+/// Longest request id looked up (ours are at most
+/// [`MAX_REQUEST_ID_BYTES`](super::ctx::MAX_REQUEST_ID_BYTES); a longer one cannot exist).
+pub(super) const MAX_ID_BYTES: usize = 128;
+const _: () = assert!(super::ctx::MAX_REQUEST_ID_BYTES <= MAX_ID_BYTES);
 /// Most rows one usage answer holds; more are cut and `truncated` says so.
 pub const MAX_USAGE_ROWS: usize = 10_000;
 /// The range `GET /v1/usage` sums when the query names no `from`.

@@ -39,7 +39,7 @@ pub(super) fn log(ctx: &Ctx, ex: &Exchange<'_>) {
         ));
     }
     if crate::access_log::enabled() {
-        crate::access_log::submit(access_line(ex, took, error));
+        crate::access_log::submit(access_line(ctx, ex, took, error));
     }
     if crate::custody::enabled() && endpoint::is_model_call(ex.head.path()) {
         // Refused before authentication passed: no record, or anyone who reaches the port
@@ -144,12 +144,13 @@ fn count(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>)
 }
 
 /// The request's access log line.
-fn access_line(ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) -> Vec<u8> {
+fn access_line(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>) -> Vec<u8> {
     let status = ex.response.status.get();
     let metered = ex.response.metered.get();
     let stop = metered.stop;
     let entry = crate::access_log::Entry {
         request_id: &ex.request_id,
+        node: &ctx.config.cluster.node_id,
         key: ex.key.as_deref(),
         dialect: ex.format.as_str(),
         endpoint: ex.endpoint,

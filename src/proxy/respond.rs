@@ -153,6 +153,7 @@ pub async fn write_head_failure<S: Transport>(
             let path = String::from_utf8_lossy(path);
             let entry = crate::access_log::Entry {
                 request_id: &request_id,
+                node: &ctx.config.cluster.node_id,
                 dialect: format.as_str(),
                 endpoint: "other",
                 path: &path,

@@ -273,6 +273,12 @@ fn keep_restart_only(current: &Config, next: &mut Config) {
         kept.push("access_log");
         next.access_log.clone_from(&current.access_log);
     }
+    // A node's id names it to the other nodes, in request ids and in the rows it wrote: one
+    // process, one id.
+    if next.cluster.node_id != current.cluster.node_id {
+        kept.push("cluster.node_id");
+        next.cluster.node_id.clone_from(&current.cluster.node_id);
+    }
     let (old, new) = (&current.server, &mut next.server);
     if new.listen != old.listen {
         kept.push("server.listen");
@@ -343,13 +349,18 @@ mod tests {
         let changed = BASE
             .replace("4100", "4200")
             .replace("workers = 2", "workers = 3\nkeepalive_timeout_ms = 5000")
-            + "\n[access_log]\nenabled = false\n";
+            + "\n[access_log]\nenabled = false\n\n[cluster]\nnode_id = \"other\"\n";
         let mut next = Config::from_toml(&changed, "a.toml").unwrap();
         assert_ne!(next.translate.seal, current.translate.seal, "a fresh draw");
         keep_restart_only(&current, &mut next);
         assert_eq!(next.server.listen, current.server.listen);
         assert_eq!(next.server.workers, 2);
         assert_eq!(next.access_log, current.access_log);
+        assert_eq!(next.cluster.node_id, current.cluster.node_id);
+        assert!(
+            next.cluster.configured,
+            "the rest of [cluster] is the new file's"
+        );
         assert_eq!(
             next.server.keepalive_timeout,
             Duration::from_secs(5),
