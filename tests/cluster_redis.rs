@@ -383,7 +383,12 @@ fn redis_killed_under_load_falls_back_and_settles() {
     });
     std::thread::sleep(Duration::from_millis(1200));
     redis.stop();
-    std::thread::sleep(Duration::from_millis(1800));
+    std::thread::sleep(Duration::from_millis(900));
+    // Not required by default: still ready, and says Redis is down.
+    let ready = request(a.addr, &get("/readyz", &[]));
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert!(ready.text().contains("redis: down"), "{}", ready.text());
+    std::thread::sleep(Duration::from_millis(900));
     redis.resume();
     let rs = load.join().unwrap();
     let (mut rl_ok, mut bt_down, mut bt_ok_after) = (0, 0, 0);
@@ -453,6 +458,34 @@ fn redis_killed_under_load_falls_back_and_settles() {
         assert!(Instant::now() < deadline, "nothing settled into {key}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn readyz_follows_a_required_redis() {
+    let mut redis = Redis::start();
+    let m = mock(&[]);
+    let n = node("gw-r", &redis, &m, &[], "ready_requires = [\"redis\"]");
+    let readyz = |want: u16, text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = request(n.addr, &get("/readyz", &[]));
+            if r.status == want && r.text().contains(text) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{}: {}", r.status, r.text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    readyz(200, "redis: up");
+    redis.stop();
+    readyz(503, "redis unreachable");
+    redis.resume();
+    readyz(200, "redis: up");
+    let text = String::from_utf8(get_metrics(n.addr)).unwrap();
+    assert!(
+        text.contains("ringway_cluster_store_state_changes_total{store=\"redis\"} 2"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -192,6 +192,13 @@ impl StoreHealth {
         self.configured.store(on, Ordering::Release);
     }
 
+    /// The store's thread starts, after `serve` checked that it answers: configured and up,
+    /// not counted as a change.
+    pub fn start_up(&self) {
+        self.configured.store(true, Ordering::Release);
+        self.up.store(true, Ordering::Release);
+    }
+
     /// Whether the last call reached it (false when not configured).
     pub fn up(&self) -> bool {
         self.configured() && self.up.load(Ordering::Acquire)

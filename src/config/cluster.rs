@@ -105,8 +105,13 @@ impl Compiler<'_> {
             }
             s.expected_nodes = *n.get_ref();
         }
-        s.ready_requires_redis = s.redis.is_some();
-        s.ready_requires_postgres = s.postgres.is_some();
+        // By default a node is unready only for a store whose outage makes it refuse what it
+        // would otherwise serve: Redis when limits refuse while it is down. Every node shares
+        // a store, so requiring one turns the whole fleet unready at the same moment; with
+        // limits on local shares, budgets on their leases and custody buffered, serving
+        // through an outage is the safer default.
+        s.ready_requires_redis = s.redis.is_some() && s.limits_when_down == LimitsWhenDown::Closed;
+        s.ready_requires_postgres = false;
         if let Some(list) = &c.ready_requires {
             s.ready_requires_redis = false;
             s.ready_requires_postgres = false;
@@ -254,6 +259,12 @@ mod tests {
         let redis = c.cluster.redis.as_ref().unwrap();
         assert_eq!(redis.redacted(), "redis://:***@127.0.0.1:6379/2");
         assert_eq!(redis.path, "cluster.redis");
+        assert!(!c.cluster.ready_requires_redis && !c.cluster.ready_requires_postgres);
+        let c = with(
+            "redis = \"redis://127.0.0.1\"\nlimits_when_redis_down = \"closed\"\n\
+             postgres = \"postgres://u@h/db\"\nready_requires = [\"postgres\", \"redis\"]",
+        )
+        .unwrap();
         assert!(c.cluster.ready_requires_redis && c.cluster.ready_requires_postgres);
         assert_eq!(
             c.cluster.budgets_when_down,

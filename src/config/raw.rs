@@ -73,7 +73,8 @@ pub struct RawCluster {
     pub budgets_when_redis_down: Option<Spanned<String>>,
     /// Nodes assumed until Redis has said how many are alive. Default 1.
     pub expected_nodes: Option<Spanned<u32>>,
-    /// Stores `/readyz` waits for: any of "redis", "postgres". Default: those configured.
+    /// Stores `/readyz` waits for: any of "redis", "postgres". Default: Redis when
+    /// `limits_when_redis_down = "closed"`, else none.
     pub ready_requires: Option<Vec<Spanned<String>>>,
 }
 

@@ -195,7 +195,7 @@ impl Link {
             steps: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         });
-        crate::cluster::health().redis.set_configured(true);
+        crate::cluster::health().redis.start_up();
         let url = settings
             .redis
             .as_ref()
