@@ -767,23 +767,28 @@ impl KeyState {
         let refused = || self.refuse(Limit::Streams, STREAM_RETRY_AFTER, now);
         match (mode, &self.cluster) {
             (Mode::Shared, Some(c)) => {
-                let mut sync = false;
+                // A node holds slots in blocks (0.5% of the limit, at least 1) and may open one
+                // block on credit while a sync is on its way, unless the last sync said every
+                // slot is taken: at most one block per node over `max_streams`.
+                let block = block_for(max);
                 let took = self
                     .streams
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                         let granted = c.slots();
-                        // One stream on credit while a sync is on its way, unless the last
-                        // one said every slot is taken.
-                        (n < granted || (n < granted + 1 && !c.slots_full.load(Ordering::Acquire)))
-                            .then_some(n + 1)
+                        (n < granted
+                            || (n < granted + block && !c.slots_full.load(Ordering::Acquire)))
+                        .then_some(n + 1)
                     });
-                match took {
-                    Ok(n) => {
-                        sync |= n + 1 >= c.slots();
+                let Ok(n) = took else {
+                    if !c.slots_pending.swap(true, Ordering::AcqRel) {
+                        self.refill(redis::What::Slots);
                     }
-                    Err(_) => return Err(refused()),
-                }
-                if sync && !c.slots_pending.swap(true, Ordering::AcqRel) {
+                    return Err(refused());
+                };
+                // Headroom under half a block: ask for more before it runs out.
+                if (n + 1).saturating_mul(2) + block > c.slots().saturating_mul(2)
+                    && !c.slots_pending.swap(true, Ordering::AcqRel)
+                {
                     self.refill(redis::What::Slots);
                 }
                 Ok(true)
@@ -809,8 +814,9 @@ impl KeyState {
             .fetch_sub(1, Ordering::AcqRel)
             .saturating_sub(1);
         if let Some(c) = &self.cluster {
-            // Slots held beyond one spare go back to the other nodes.
-            if c.slots() > n + 1 && !c.slots_pending.swap(true, Ordering::AcqRel) {
+            // Slots held beyond two blocks of spares go back to the other nodes.
+            let block = block_for(self.max_streams());
+            if c.slots() > n + 2 * block && !c.slots_pending.swap(true, Ordering::AcqRel) {
                 self.refill(redis::What::Slots);
             }
         }
