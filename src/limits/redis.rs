@@ -672,8 +672,13 @@ impl Thread {
                 }
                 Step::Slots { state } => {
                     let open = state.open_streams();
-                    let spare =
-                        u64::from(open > 0 || state.shared().is_some_and(|c| c.slots() > open));
+                    // A block of spares while streams are open; none once they all ended, so
+                    // an idle node holds nothing the others could use.
+                    let spare = if open > 0 {
+                        super::lease::block_for(state.max_streams())
+                    } else {
+                        0
+                    };
                     pipe.add_command(invoke(
                         &self.scripts.slots,
                         &format!("{PREFIX}s:{}:{}", state.scope().tag(), state.name()),
