@@ -410,3 +410,98 @@ fn tpm_refuses_once_the_usage_reported_is_charged() {
         assert!(text.contains(&line), "{line} not in:\n{text}");
     }
 }
+
+/// Route limits, output-token rates and budgets on one node (no Redis): a route's `rpm` holds
+/// for every key together; `output_tpm` refuses once the output reported used it; a budget in
+/// dollars runs out at its price and says so as OpenAI says a spent quota; a budgeted key may
+/// not reach an unpriced model.
+#[test]
+fn route_limits_output_rates_and_budgets_on_one_node() {
+    let m = mock(&[]);
+    let cfg = format!(
+        "[server]\nworkers = 2\n\n{}\n\
+         [[route]]\nmodel = \"narrow\"\ntargets = [\"mo/mock-gpt-up\"]\nrpm = 4\n\n\
+         [[key]]\nname = \"a\"\nkey_env = \"RW_TEST_RL_A\"\n\n\
+         [[key]]\nname = \"b\"\nkey_env = \"RW_TEST_RL_B\"\noutput_tpm = 30\n\n\
+         [[key]]\nname = \"c\"\nkey_env = \"RW_TEST_RL_C\"\n\n\
+         [[key]]\nname = \"spender\"\nkey_env = \"RW_TEST_RL_S\"\n\
+         [key.budget]\nusd = 0.05\nperiod = \"day\"\nreserve_output_tokens = 16\n\n\
+         [[price]]\nmodel = \"mock-gpt-up\"\ninput = 100.0\noutput = 200.0\n",
+        standard_providers(&m)
+    );
+    let mut env: Vec<(&str, &str)> = PROVIDER_KEYS.to_vec();
+    env.extend([
+        ("RW_TEST_RL_A", "sk-rl-a"),
+        ("RW_TEST_RL_B", "sk-rl-b"),
+        ("RW_TEST_RL_C", "sk-rl-c"),
+        ("RW_TEST_RL_S", "sk-rl-s"),
+    ]);
+    let g = gateway_env(&cfg, &env);
+    let narrow = |secret: &str| {
+        request(
+            g.addr,
+            &post(
+                "/v1/chat/completions",
+                &[("authorization", &format!("Bearer {secret}"))],
+                &openai_body("narrow", "hi", false),
+            ),
+        )
+    };
+    // Two keys share the route's 4 a minute.
+    let statuses: Vec<u16> = [
+        "sk-rl-a", "sk-rl-c", "sk-rl-a", "sk-rl-c", "sk-rl-a", "sk-rl-c",
+    ]
+    .iter()
+    .map(|s| narrow(s).status)
+    .collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+    let r = narrow("sk-rl-a");
+    assert_rate_limited(&r, Dialect::OpenAi, "requests");
+    assert!(r.text().contains("route `narrow`"), "{}", r.text());
+
+    // Output tokens: admitted while some are left, then refused until they refill.
+    let mut outputs = 0;
+    let mut refused = None;
+    for _ in 0..20 {
+        let r = call(g.addr, Dialect::OpenAi, "sk-rl-b", "mock:tokens=12", false);
+        if r.status == 429 {
+            refused = Some(r);
+            break;
+        }
+        outputs += r.json()["usage"]["completion_tokens"].as_u64().unwrap();
+    }
+    let r = refused.expect("output_tpm never refused");
+    assert!(outputs >= 30, "refused after {outputs} output tokens");
+    assert_rate_limited(&r, Dialect::OpenAi, "tokens");
+    assert!(r.text().contains("output tokens per min"), "{}", r.text());
+
+    // $0.05 at $100/M input and $200/M output: a few requests, then a spent budget.
+    let (mut spent, mut passed) = (0.0, 0);
+    let spent_out = loop {
+        let r = call(g.addr, Dialect::OpenAi, "sk-rl-s", "spend", false);
+        if r.status != 200 {
+            break r;
+        }
+        let u = &r.json()["usage"];
+        spent += u["prompt_tokens"].as_f64().unwrap() * 100e-6
+            + u["completion_tokens"].as_f64().unwrap() * 200e-6;
+        passed += 1;
+        assert!(passed < 500, "the budget never ran out");
+    };
+    assert_eq!(spent_out.status, 429, "{}", spent_out.text());
+    let v = spent_out.json();
+    assert_eq!(v["error"]["type"], "insufficient_quota", "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Budget exhausted for key `spender`: $0.05 per day"));
+    // Within the budget, give or take the last request's reservation (body / 4 + 16 tokens).
+    assert!(
+        spent <= 0.05 && spent > 0.04,
+        "spent ${spent:.4} in {passed} requests"
+    );
+    // Anthropic's clients get their own shape for it.
+    let r = call(g.addr, Dialect::Anthropic, "sk-rl-s", "spend", false);
+    assert_eq!(r.status, 403, "claude has no price: {}", r.text());
+    assert!(r.text().contains("has no price"), "{}", r.text());
+}
