@@ -15,7 +15,7 @@ pub struct GatewayKey {
     /// Rate and concurrency limits (enforced by `crate::limits`).
     pub limits: KeyLimits,
     /// Spending limit over a period (enforced by `crate::limits`).
-    pub budget: Option<crate::limits::budget::Budget>,
+    pub budget: Option<crate::budget::Budget>,
     /// Residency tiers it may use (indexes into `Config::tiers`); None = any, and requests
     /// without a tier too. With a list, every request runs inside one of them.
     pub tiers: Option<Vec<usize>>,

@@ -17,6 +17,7 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod budget;
 pub mod calendar;
 pub mod cluster;
 pub mod config;

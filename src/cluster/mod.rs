@@ -64,13 +64,12 @@ impl StoreUrl {
         redact_url(&self.url)
     }
 
-    /// The config error for this store: `FILE:LINE: key.path: message`.
-    pub fn error(&self, message: impl Into<String>) -> crate::config::ConfigError {
-        crate::config::ConfigError {
-            file: self.file.clone(),
-            line: self.line,
-            path: self.path.clone(),
-            message: message.into(),
+    /// The start-up error for this store, worded as a config error:
+    /// `FILE:LINE: key.path: message`.
+    pub fn error(&self, message: impl std::fmt::Display) -> String {
+        match self.line {
+            Some(line) => format!("{}:{line}: {}: {message}", self.file, self.path),
+            None => format!("{}: {}: {message}", self.file, self.path),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::compiler::{Compiler, ConfigError};
 use super::raw;
-use crate::limits::budget::{
+use crate::budget::{
     nano_per_token, nano_usd, Budget, Period, Price, Prices, DEFAULT_RESERVE_OUTPUT_TOKENS,
     MAX_PRICE_PER_MTOK, MAX_USD, MAX_WINDOW_HOURS,
 };
@@ -146,9 +146,9 @@ impl Compiler<'_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::budget::Period;
     use crate::config::testing::fails;
     use crate::config::Config;
-    use crate::limits::budget::Period;
 
     const HASH: &str = "f2d4b279b82ad92867af5878fe7482caebdd7b75499868d0362a6e63ff51f046";
 

@@ -78,7 +78,7 @@ pub struct Config {
     /// `[cluster]`: node id and the stores shared with other nodes.
     pub cluster: crate::cluster::Settings,
     /// `[[price]]`: model prices, for budgets in money.
-    pub prices: crate::limits::budget::Prices,
+    pub prices: crate::budget::Prices,
 }
 
 impl Config {

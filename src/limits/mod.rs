@@ -26,7 +26,6 @@
 // allocation a box would cost buys nothing there.
 #![allow(clippy::result_large_err)]
 
-pub mod budget;
 mod gcra;
 pub mod lease;
 pub mod redis;
@@ -39,11 +38,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::auth::KeyLimits;
+use crate::budget::{self as budget, Budget, Period};
 use crate::cluster::{BudgetsWhenDown, LimitsWhenDown};
-use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::format::Format;
-use budget::{Budget, Period};
 use gcra::Rate;
 use lease::{block_for, Lease, Spend};
 
@@ -1198,22 +1196,25 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    /// The limiter for `config`'s keys and routes (those with no limit set take no state),
-    /// with the Redis thread when `[cluster] redis` is set.
-    pub fn new(config: &Config) -> Arc<Limiter> {
+    /// The limiter for these keys and routes (those with no limit set take no state), with
+    /// the Redis thread when `[cluster] redis` is set.
+    pub fn new(
+        keys: &[crate::auth::GatewayKey],
+        routes: &[crate::routing::Route],
+        cluster: &crate::cluster::Settings,
+    ) -> Arc<Limiter> {
         let epoch = Instant::now();
-        let link = config
-            .cluster
+        let link = cluster
             .redis
             .as_ref()
-            .map(|_| redis::Link::start(&config.cluster, epoch));
+            .map(|_| redis::Link::start(cluster, epoch));
         let limiter = Limiter {
             epoch,
             table: Mutex::new(Arc::new(Table::default())),
             generation: AtomicU64::new(0),
             link,
         };
-        limiter.reconfigure(config);
+        limiter.reconfigure(keys, routes);
         Arc::new(limiter)
     }
 
@@ -1223,11 +1224,7 @@ impl Limiter {
     /// stream slot of a dropped key is released into its old, unreachable state. Call it
     /// before the new config serves, so that its new keys are found limited from its first
     /// request.
-    pub fn reconfigure(&self, config: &Config) {
-        self.reconfigure_with(&config.keys, config.routing.routes());
-    }
-
-    fn reconfigure_with(&self, keys: &[crate::auth::GatewayKey], routes: &[crate::routing::Route]) {
+    pub fn reconfigure(&self, keys: &[crate::auth::GatewayKey], routes: &[crate::routing::Route]) {
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next = Table::default();
@@ -1419,7 +1416,7 @@ mod tests {
         }
 
         fn reconfigure_keys(&self, keys: &[GatewayKey]) {
-            self.reconfigure_with(keys, &[]);
+            self.reconfigure(keys, &[]);
         }
     }
 

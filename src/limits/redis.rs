@@ -789,12 +789,12 @@ fn invoke(script: &redis::Script, key: &str, args: &[String]) -> redis::Cmd {
 }
 
 /// A budget period's Redis key.
-fn budget_key(state: &KeyState, window: u64, period: super::budget::Period) -> String {
+fn budget_key(state: &KeyState, window: u64, period: crate::budget::Period) -> String {
     format!("{PREFIX}b:{}:{}:{window}", state.name(), period.tag())
 }
 
 /// Seconds a budget period's counters are kept: past its end, a day to spare.
-fn budget_ttl(period: super::budget::Period) -> i64 {
+fn budget_ttl(period: crate::budget::Period) -> i64 {
     let now = crate::calendar::unix_millis(SystemTime::now());
     period.window(now).end_ms.saturating_sub(now) / 1000 + 86_400
 }

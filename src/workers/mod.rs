@@ -91,7 +91,8 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     let board = control::Board::new(workers);
     let (handle, inboxes) = control::Workers::new(board.clone(), workers);
     // Once per process, outside the config snapshot: a reload keeps the keys' counts.
-    let limiter = crate::limits::Limiter::new(&config);
+    let limiter =
+        crate::limits::Limiter::new(&config.keys, config.routing.routes(), &config.cluster);
     let id_prefix = id_prefix();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::with_capacity(workers);

@@ -163,7 +163,9 @@ pub fn supervise(
                         generation += 1;
                         let next = Arc::new(next);
                         // Before any worker serves the new keys: they must not run unlimited.
-                        running.limiter.reconfigure(&next);
+                        running
+                            .limiter
+                            .reconfigure(&next.keys, next.routing.routes());
                         running.workers.reload(&next, generation);
                         current = next;
                         crate::log::info(format_args!(

@@ -1,6 +1,6 @@
 //! Budgets: what a key may spend over a period, in money (priced per model by `[[price]]`)
 //! and in tokens. Pure: periods from a Unix time, costs from usage and a price; the
-//! counters live in [`super::lease`].
+//! counters live in `crate::limits`.
 //!
 //! Money is counted in nano-dollars (10⁻⁹ USD) as whole numbers: a price is kept as
 //! nano-dollars per token (USD per million tokens × 1000), so a price is exact to $0.001 per
