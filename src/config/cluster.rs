@@ -260,17 +260,17 @@ mod tests {
         assert_eq!(redis.redacted(), "redis://:***@127.0.0.1:6379/2");
         assert_eq!(redis.path, "cluster.redis");
         assert!(!c.cluster.ready_requires_redis && !c.cluster.ready_requires_postgres);
+        assert_eq!(
+            c.cluster.budgets_when_down,
+            crate::cluster::BudgetsWhenDown::Open
+        );
+        assert!(!format!("{c:?}").contains(":pw@"), "no password in Debug");
         let c = with(
             "redis = \"redis://127.0.0.1\"\nlimits_when_redis_down = \"closed\"\n\
              postgres = \"postgres://u@h/db\"\nready_requires = [\"postgres\", \"redis\"]",
         )
         .unwrap();
         assert!(c.cluster.ready_requires_redis && c.cluster.ready_requires_postgres);
-        assert_eq!(
-            c.cluster.budgets_when_down,
-            crate::cluster::BudgetsWhenDown::Open
-        );
-        assert!(!format!("{c:?}").contains(":pw@"), "no password in Debug");
     }
 
     #[test]
