@@ -306,6 +306,58 @@ fn two_nodes_hold_one_token_budget() {
 }
 
 #[test]
+fn two_nodes_hold_one_token_rate() {
+    const TPM: f64 = 3000.0;
+    const THREADS: usize = 6;
+    let redis = Redis::start();
+    let m = mock(&[]);
+    let limits = [("bt", "tpm = 3000")];
+    let a = node("gw-a", &redis, &m, &limits, "");
+    let b = node("gw-b", &redis, &m, &limits, "");
+    let addrs = [a.addr, b.addr];
+    let started = Instant::now();
+    let rs = hammer(300, THREADS, move |i| {
+        let dialect = DIALECTS[i / 2 % 3];
+        call(
+            addrs[i % 2],
+            dialect,
+            "sk-cluster-bt",
+            "count me",
+            (i / 6) % 2 == 1,
+        )
+    });
+    let took = started.elapsed().as_secs_f64();
+    let (mut spent, mut largest, mut refused) = (0, 0, 0);
+    for (i, r, _) in &rs {
+        let (dialect, stream) = (DIALECTS[i / 2 % 3], (i / 6) % 2 == 1);
+        match r.status {
+            200 => {
+                let u = usage_of(r, dialect, stream);
+                spent += u;
+                largest = largest.max(u);
+            }
+            429 => {
+                assert!(r.text().contains("tokens per min"), "{}", r.text());
+                refused += 1;
+            }
+            s => panic!("status {s}: {}", r.text()),
+        }
+    }
+    // Usage is known only afterwards: as on one node, what the requests in flight when the
+    // bucket empties use comes on top (a client's next request can be admitted a moment before
+    // its last answer's usage is charged: two per client), plus one lease block (0.5%) per node.
+    let allowed = TPM + TPM * took / 60.0;
+    let bound = allowed + 2.0 * 15.0 + (2 * THREADS) as f64 * largest as f64;
+    eprintln!("spent {spent} tokens in {took:.2}s: rate allows {allowed:.0}, bound {bound:.0}; {refused} refused");
+    assert!((spent as f64) <= bound, "spent {spent}, over {bound}");
+    assert!(
+        spent as f64 >= TPM * 0.9,
+        "spent {spent}: far under the rate"
+    );
+    assert!(refused > 0);
+}
+
+#[test]
 fn two_nodes_hold_one_stream_limit() {
     let redis = Redis::start();
     let m = mock(&[]);
