@@ -281,6 +281,21 @@ fn keep_restart_only(current: &Config, next: &mut Config) {
         kept.push("cluster.node_id");
         next.cluster.node_id.clone_from(&current.cluster.node_id);
     }
+    // The Redis thread and what its leases do while Redis is down are set at start.
+    let (oc, nc) = (&current.cluster, &mut next.cluster);
+    if nc.redis != oc.redis
+        || nc.redis_timeout != oc.redis_timeout
+        || nc.limits_when_down != oc.limits_when_down
+        || nc.budgets_when_down != oc.budgets_when_down
+        || nc.expected_nodes != oc.expected_nodes
+    {
+        kept.push("cluster.redis (and the keys about Redis being down)");
+        nc.redis.clone_from(&oc.redis);
+        nc.redis_timeout = oc.redis_timeout;
+        nc.limits_when_down = oc.limits_when_down;
+        nc.budgets_when_down = oc.budgets_when_down;
+        nc.expected_nodes = oc.expected_nodes;
+    }
     let (old, new) = (&current.server, &mut next.server);
     if new.listen != old.listen {
         kept.push("server.listen");
