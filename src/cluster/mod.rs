@@ -6,6 +6,8 @@
 //! only writer of its flag; workers only read it (one atomic load). A state change is logged
 //! once, by the thread that saw it, never once per request.
 
+pub mod postgres;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
