@@ -737,12 +737,75 @@ mod differential {
         assert_eq!(versions, vec![("custody".to_owned(), 1)]);
     }
 
+    /// Two nodes pruning the shared responses store at the same moment evict what one would:
+    /// the store ends just under the target (90% of `max_bytes`), not twice as far below it.
+    #[test]
+    fn nodes_pruning_responses_together_evict_once() {
+        use ringway::responses_store::backend::{NewRow, ResponseBackend, RowMeta};
+        use ringway::responses_store::seal::OwnerTag;
+        let pg = Postgres::start();
+        let url = store_url(&pg.database("evict"));
+        let mut first = ringway::responses_store::postgres::Postgres::open(&url, "gw-a").unwrap();
+        let now = 1_800_000_000_000i64;
+        for i in 0..200 {
+            let row = NewRow {
+                meta: RowMeta {
+                    id: format!("resp_{i:04}"),
+                    prev: None,
+                    depth: 0,
+                    created_ms: now,
+                    visible_until_ms: now + 1000,
+                    // Kept the shortest first: evicted in id order.
+                    kept_until_ms: now + 1000 + i,
+                    conv_bytes: 10,
+                },
+                owner: OwnerTag([7; 32]),
+                sealed: vec![0xa5; 1000],
+                items: vec![format!("msg_{i}")],
+            };
+            assert!(first.insert(&row).unwrap());
+        }
+        assert_eq!(first.total_bytes().unwrap(), 200_000);
+        let (max, target) = (150_000u64, 135_000u64);
+        let pruners: Vec<_> = (0..4)
+            .map(|n| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let mut b = ringway::responses_store::postgres::Postgres::open(
+                        &url,
+                        &format!("gw-{n}"),
+                    )
+                    .unwrap();
+                    b.prune(now, max, target).unwrap()
+                })
+            })
+            .collect();
+        let evicted: u64 = pruners.into_iter().map(|p| p.join().unwrap().evicted).sum();
+        assert_eq!(evicted, 65, "evicted by all the nodes together");
+        assert_eq!(first.total_bytes().unwrap(), 135_000);
+        // The items of the evicted rows went with them; the oldest kept is the 66th.
+        let left: Vec<String> = pg
+            .client("evict")
+            .query(
+                "SELECT response_id FROM ringway_response_items ORDER BY response_id LIMIT 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(left, vec!["resp_0065".to_owned()]);
+    }
+
     /// Custody rows per second one node's writer puts into PostgreSQL (batches of 512 records,
     /// the writer's own path, fsync on as a production server keeps it). Run by hand:
     /// `cargo test --release --test cluster_postgres -- --ignored --nocapture custody_rows`.
     #[test]
     #[ignore]
-    #[expect(clippy::print_stdout, reason = "the measured figure is this test's output")]
+    #[expect(
+        clippy::print_stdout,
+        reason = "the measured figure is this test's output"
+    )]
     fn custody_rows_per_second_into_postgres() {
         let pg = Postgres::start_with(&[]);
         let url = store_url(&pg.database("rate"));

@@ -60,6 +60,8 @@ setup_need 'command -v promtool' prometheus "promtool (Debian package prometheus
 setup_need 'command -v systemd-analyze' systemd "systemd-analyze (Debian package systemd)"
 # The agent tests and the aarch64 smoke speak to the binary with curl.
 setup_need 'command -v curl' curl curl
+# tests/cluster_postgres.rs starts throwaway PostgreSQL servers from Debian's server binaries.
+setup_need 'compgen -G "/usr/lib/postgresql/*/bin/initdb"' postgresql "PostgreSQL server (Debian package postgresql)"
 setup_need 'command -v node' nodejs "node"
 setup_need 'command -v npm' npm npm
 if [ ${#setup_pkgs[@]} -gt 0 ]; then

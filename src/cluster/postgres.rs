@@ -55,20 +55,39 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Is `e` about the connection or the server's state rather than the statement?
-pub fn transient(e: &postgres::Error) -> bool {
+/// What a failed call says about the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The connection is gone or the server cannot serve (down, starting, shutting down, out of
+    /// resources, a read-only standby after a failover): reconnect after the backoff.
+    Lost,
+    /// The statement lost a race or ran out of time (statement timeout, deadlock, serialization
+    /// failure, a lock not available): the same statement may pass soon, on this connection.
+    Busy,
+    /// The server refused the statement itself.
+    Refused,
+}
+
+/// Classify `e` by its SQLSTATE.
+pub fn cause(e: &postgres::Error) -> Cause {
     let Some(code) = e.code() else {
         // No SQLSTATE: an IO error, a closed connection, a timeout in the client.
-        return true;
+        return Cause::Lost;
     };
     let code = code.code();
     // 08: connection exception; 53: insufficient resources; 57P0x: shutting down or starting;
-    // 57014: cancelled (statement_timeout); 40001/40P01: serialization failure, deadlock;
-    // 55P03: lock not available; 25006: read-only (a failover to a standby).
-    code.starts_with("08")
+    // 25006: read-only transaction.
+    if code.starts_with("08")
         || code.starts_with("53")
         || code.starts_with("57P0")
-        || matches!(code, "57014" | "40001" | "40P01" | "55P03" | "25006")
+        || code == "25006"
+    {
+        Cause::Lost
+    } else if matches!(code, "57014" | "40001" | "40P01" | "55P03") {
+        Cause::Busy
+    } else {
+        Cause::Refused
+    }
 }
 
 /// Is PostgreSQL configured and, as its helper threads last saw it, unreachable? A lookup that
@@ -168,22 +187,29 @@ impl Link {
         }
     }
 
-    /// Say what a call that failed with `e` means, dropping the connection (and starting the
-    /// backoff) when it was the connection's fault.
+    /// Say what a call that failed with `e` means: a lost connection is dropped (the backoff
+    /// starts and the store counts as down); a busy server keeps it, and a retry waits
+    /// [`RETRY_FIRST`].
     pub fn failed(&mut self, e: &postgres::Error) -> Failure {
-        if transient(e) {
-            let f = Failure::Unreachable(e.to_string());
-            self.client = None;
-            self.down(&f);
-            f
-        } else {
+        match cause(e) {
+            Cause::Lost => {
+                let f = Failure::Unreachable(e.to_string());
+                self.client = None;
+                self.down(&f);
+                f
+            }
+            Cause::Busy => {
+                self.retry_at = Some(Instant::now() + RETRY_FIRST);
+                Failure::Unreachable(e.to_string())
+            }
             // The server answered: it is up, whatever it thought of the statement.
-            Failure::Refused(e.to_string())
+            Cause::Refused => Failure::Refused(e.to_string()),
         }
     }
 
     /// A call went through.
-    pub fn ok(&self) {
+    pub fn ok(&mut self) {
+        self.retry_at = None;
         self.mark_up();
     }
 
@@ -192,12 +218,12 @@ impl Link {
         self.client.is_some() || self.retry_at.is_none_or(|at| Instant::now() >= at)
     }
 
-    /// How long until a connect attempt is allowed (zero: now).
+    /// How long until a retry is due (zero: now): the backoff after a lost connection, or the
+    /// short wait after a busy one.
     pub fn retry_in(&self) -> Duration {
-        match (&self.client, self.retry_at) {
-            (None, Some(at)) => at.saturating_duration_since(Instant::now()),
-            _ => Duration::ZERO,
-        }
+        self.retry_at.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        })
     }
 
     fn down(&mut self, f: &Failure) {

@@ -21,6 +21,11 @@
 //! retention at start (before the reader answers anything) and every [`PRUNE_EVERY`]; the main
 //! thread [`flush`]es it at exit.
 //!
+//! With PostgreSQL the same threads talk to it ([`postgres`]); a writer facing an unreachable
+//! database keeps up to `[cluster] postgres_buffer_records` records in memory (oldest dropped
+//! and counted past that, [`buffer_dropped`]) and writes them when it is back, and the reader
+//! fails a lookup at once while the database is down (the worker answers 503).
+//!
 //! What a record never holds: a gateway key (only its name), a credential, prompt or answer
 //! text, a PII value (only counts per entity type).
 
@@ -463,6 +468,16 @@ fn write_loop(
                         crate::log::error(format_args!("custody: write failed: {e}"));
                     }
                     batch.clear();
+                }
+                if !later.is_empty() && store.retry_in().is_some() {
+                    // A flush (the process's last moments) is the last chance for a backlog.
+                    store.retry();
+                    let left = buffered();
+                    if left > 0 {
+                        crate::log::warn(format_args!(
+                            "custody: {left} record(s) still wait for PostgreSQL; they are lost if the process exits now"
+                        ));
+                    }
                 }
                 for msg in later.drain(..) {
                     if let Msg::Flush(ack) = msg {

@@ -33,6 +33,10 @@
 //! store key (`key_env`, else drawn at start: stored responses then last as long as the
 //! process), with its id, owner and previous id bound as associated data.
 //!
+//! **Where.** SQLite ([`sqlite`]: a file, or memory), or with `[cluster] postgres` the
+//! PostgreSQL every node shares ([`postgres`]): a conversation continues on any node, all of
+//! them sealing with the one `key_env` key.
+//!
 //! **Threads.** Workers never touch the database. [`put`] offers a response to a bounded
 //! channel (`try_send`); one writer thread (`ringway-responses`) writes, deletes and prunes
 //! through its connection. Lookups go through a second bounded channel to a reader thread
