@@ -25,10 +25,19 @@ pub fn probe(config: &Config) -> Vec<String> {
     if let Some(Destination::File(p)) = &config.access_log {
         note("access_log.path", p, appendable(p));
     }
-    if let Some(c) = &config.custody {
-        note("custody.path", &c.path, database(&c.path));
+    // With [cluster] postgres neither store opens its file.
+    let shared = config.cluster.postgres.is_some();
+    if let Some(p) = config.custody.as_ref().and_then(|c| c.path.as_ref()) {
+        if !shared {
+            note("custody.path", p, database(p));
+        }
     }
-    if let Some(Location::File(p)) = config.responses_store.as_ref().map(|r| &r.location) {
+    if let Some(Location::File(p)) = config
+        .responses_store
+        .as_ref()
+        .filter(|r| !r.shared)
+        .map(|r| &r.location)
+    {
         note("responses.store.path", p, database(p));
     }
     if let Some(p) = &config.server.pid_file {

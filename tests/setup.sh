@@ -66,6 +66,8 @@ setup_need 'command -v nginx || test -x /usr/sbin/nginx' nginx-light "nginx (Deb
 setup_need 'command -v haproxy || test -x /usr/sbin/haproxy' haproxy "haproxy (Debian package haproxy)"
 # The agent tests and the aarch64 smoke speak to the binary with curl.
 setup_need 'command -v curl' curl curl
+# tests/cluster_postgres.rs starts throwaway PostgreSQL servers from Debian's server binaries.
+setup_need 'compgen -G "/usr/lib/postgresql/*/bin/initdb"' postgresql "PostgreSQL server (Debian package postgresql)"
 setup_need 'command -v node' nodejs "node"
 setup_need 'command -v npm' npm npm
 if [ ${#setup_pkgs[@]} -gt 0 ]; then

@@ -6,6 +6,7 @@
 //! only writer of its flag; workers only read it (one atomic load). A state change is logged
 //! once, by the thread that saw it, never once per request.
 
+pub mod postgres;
 mod report;
 
 pub use report::{readyz, render_metrics, verdict, Verdict};

@@ -252,7 +252,8 @@ mod tests {
         assert!(c.cluster.redis.is_none());
         let c = with(
             "node_id = \"gw-a\"\nredis = \"redis://:pw@127.0.0.1:6379/2\"\n\
-             postgres = \"postgres://rw:pw@127.0.0.1:5432/rw\"\nbudgets_when_redis_down = \"open\"",
+             postgres = \"postgres://rw:pw@127.0.0.1:5432/rw\"\nbudgets_when_redis_down = \"open\"\n\
+             [responses.store]\nenabled = false",
         )
         .unwrap();
         assert_eq!(c.cluster.node_id, "gw-a");

@@ -7,10 +7,12 @@ use toml::Spanned;
 
 impl Compiler<'_> {
     /// `[custody]`: off unless a path is given (a database file is the operator's choice of
-    /// place); `enabled = true` without a path is refused.
+    /// place) or `[cluster] postgres` is (`shared`: the records go there); `enabled = true`
+    /// without either is refused.
     pub(super) fn custody(
         &self,
         raw: &raw::RawCustody,
+        shared: bool,
     ) -> Result<Option<crate::custody::Settings>, ConfigError> {
         use crate::custody::{
             Settings, CHANNEL_RECORDS_RANGE, DEFAULT_CHANNEL_RECORDS, DEFAULT_READ_QUEUE,
@@ -44,6 +46,14 @@ impl Compiler<'_> {
             return Ok(None);
         }
         let Some(path) = raw.path.as_ref() else {
+            if shared {
+                return Ok(Some(Settings {
+                    path: None,
+                    retention_days: raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
+                    channel_records,
+                    read_queue,
+                }));
+            }
             if raw.enabled == Some(true) {
                 return Err(self.err(
                     0..0,
@@ -62,7 +72,7 @@ impl Compiler<'_> {
             ));
         }
         Ok(Some(Settings {
-            path: std::path::PathBuf::from(p),
+            path: Some(std::path::PathBuf::from(p)),
             retention_days: raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
             channel_records,
             read_queue,
@@ -81,7 +91,7 @@ mod tests {
         assert_eq!(c.custody, None, "off without a path");
         let with = |t: &str| Config::from_toml(&format!("{GOOD}\n[custody]\n{t}\n"), "t.toml");
         let on = with("path = \"/tmp/c.db\"").unwrap().custody.unwrap();
-        assert_eq!(on.path, std::path::PathBuf::from("/tmp/c.db"));
+        assert_eq!(on.path, Some(std::path::PathBuf::from("/tmp/c.db")));
         assert_eq!(on.retention_days, crate::custody::DEFAULT_RETENTION_DAYS);
         assert_eq!(on.channel_records, crate::custody::DEFAULT_CHANNEL_RECORDS);
         assert_eq!(on.read_queue, crate::custody::DEFAULT_READ_QUEUE);
@@ -104,5 +114,19 @@ mod tests {
         let e = with("path = \"c.db\"\nread_queue = 0").unwrap_err();
         assert!(e.to_string().contains("custody.read_queue"), "{e}");
         assert!(with("path = \"c.db\"\nwhat = 1").is_err());
+        // With [cluster] postgres, custody is on without a path; `enabled = false` still wins.
+        let cluster =
+            "[responses.store]\nenabled = false\n[cluster]\npostgres = \"postgres://rw@db/rw\"";
+        let shared = with(&format!("retention_days = 7\n{cluster}"))
+            .unwrap()
+            .custody
+            .unwrap();
+        assert_eq!((shared.path, shared.retention_days), (None, 7));
+        assert_eq!(
+            with(&format!("enabled = false\n{cluster}"))
+                .unwrap()
+                .custody,
+            None
+        );
     }
 }

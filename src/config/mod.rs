@@ -169,7 +169,11 @@ impl Config {
             Some(c) => writeln!(
                 s,
                 "custody store {} (retention {} day(s), channel {} records, read queue {})",
-                c.path.display(),
+                match (&self.cluster.postgres, &c.path) {
+                    (Some(url), _) => format!("in PostgreSQL {}", url.redacted()),
+                    (None, Some(p)) => p.display().to_string(),
+                    (None, None) => "(none)".into(),
+                },
                 c.retention_days,
                 c.channel_records,
                 c.read_queue
@@ -306,10 +310,10 @@ impl Compiler<'_> {
         let keys = self.keys(&raw.key, &tiers)?;
         let translate = self.translate(&raw.translate, &raw.responses)?;
         let access_log = self.access_log(&raw.access_log)?;
-        let custody = self.custody(&raw.custody)?;
-        let responses_store = self.responses_store(&raw.responses)?;
         let cluster = self.cluster(raw.cluster.as_ref())?;
         let prices = self.prices(&raw.price)?;
+        let custody = self.custody(&raw.custody, cluster.postgres.is_some())?;
+        let responses_store = self.responses_store(&raw.responses, cluster.postgres.as_ref())?;
         let mut pii = self.pii(&raw.pii, keys.iter().any(|k| k.pii))?;
         let names = providers
             .iter()

@@ -44,13 +44,31 @@ impl Compiler<'_> {
         Ok((key, None))
     }
 
-    /// `[responses.store]`; its settings and defaults live with the store.
+    /// `[responses.store]`; its settings and defaults live with the store. With `shared` (`[cluster]
+    /// postgres`) the store is there, and every node must seal with the same key: `key_env` is
+    /// required (the error points at the `postgres` line when the section does not name one).
     pub(super) fn responses_store(
         &self,
         raw: &raw::RawResponses,
+        shared: Option<&crate::cluster::StoreUrl>,
     ) -> Result<Option<crate::responses_store::Settings>, ConfigError> {
-        crate::responses_store::settings::compile(&raw.store, "responses.store")
-            .map_err(|e| self.err(e.span, e.path, e.message))
+        let settings = crate::responses_store::settings::compile(
+            &raw.store,
+            "responses.store",
+            shared.is_some(),
+        )
+        .map_err(|e| self.err(e.span, e.path, e.message))?;
+        match (shared, &settings) {
+            (Some(url), Some(s)) if s.key.is_none() => Err(ConfigError {
+                file: self.file.to_owned(),
+                line: url.line,
+                path: "responses.store.key_env".into(),
+                message: "is required with [cluster] postgres: every node must seal stored \
+                          responses with the same key (or set [responses.store] enabled = false)"
+                    .into(),
+            }),
+            _ => Ok(settings),
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The custody trail: one [`Record`] per model call (who asked, which tier and route, every
 //! attempt, what served, timings, tokens, PII counts by type, how it ended), kept in a
-//! [`store::CustodyStore`] (SQLite in a file) and read back by `GET /v1/custody/{id}` and
-//! `GET /v1/usage`.
+//! [`store::CustodyStore`] (SQLite in a file, or with `[cluster] postgres` the PostgreSQL the
+//! cluster's nodes share: [`postgres`]) and read back by `GET /v1/custody/{id}` and
+//! `GET /v1/usage`. Every record names the node that wrote it (`node`, `[cluster] node_id`).
 //!
 //! A worker never touches the database. It builds the record in its log phase and offers it
 //! to a bounded channel (`try_send`); one writer thread (`ringway-custody`) writes what waits
@@ -20,14 +21,20 @@
 //! retention at start (before the reader answers anything) and every [`PRUNE_EVERY`]; the main
 //! thread [`flush`]es it at exit.
 //!
+//! With PostgreSQL the same threads talk to it ([`postgres`]); a writer facing an unreachable
+//! database keeps up to `[cluster] postgres_buffer_records` records in memory (oldest dropped
+//! and counted past that, [`buffer_dropped`]) and writes them when it is back, and the reader
+//! fails a lookup at once while the database is down (the worker answers 503).
+//!
 //! What a record never holds: a gateway key (only its name), a credential, prompt or answer
 //! text, a PII value (only counts per entity type).
 
+pub mod postgres;
 pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -73,8 +80,9 @@ pub const MAX_ATTEMPTS: usize = 32;
 /// `[custody]`, compiled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
-    /// The SQLite file.
-    pub path: PathBuf,
+    /// The SQLite file; None: custody is on because `[cluster] postgres` is set (with it, the
+    /// records go to PostgreSQL and a path is not used).
+    pub path: Option<PathBuf>,
     /// Keep records this many days (0: forever).
     pub retention_days: u32,
     /// Records that may wait for the writer; past this they are dropped.
@@ -122,6 +130,9 @@ pub struct Record {
     /// When the request's head was complete, in Unix milliseconds (`time`: RFC 3339 UTC).
     #[serde(rename = "time", serialize_with = "rfc3339")]
     pub time_ms: i64,
+    /// The node that served it (`[cluster] node_id`; the writer fills it in). Records written
+    /// before this field existed lack it.
+    pub node: String,
     /// The gateway key's name (never the key; None without keys: only requests that passed
     /// authentication are recorded).
     pub key: Option<String>,
@@ -217,16 +228,40 @@ static SINK: OnceLock<SyncSender<Msg>> = OnceLock::new();
 static LOOKUPS: OnceLock<SyncSender<Asked>> = OnceLock::new();
 static DROPPED: Drops = Drops::new();
 static WRITE_FAILED: Drops = Drops::new();
+/// Records dropped from the backlog kept while PostgreSQL was unreachable.
+static BUFFER_DROPPED: Drops = Drops::new();
+/// Records in that backlog now.
+static BUFFERED: AtomicU64 = AtomicU64::new(0);
 
 /// Open the store and its reader and start the writer and reader threads (once per process: a
-/// reload cannot move the store). Runs on the main thread at start: opening the file may
-/// block. Fails when the file cannot be opened as a database (in WAL mode).
-pub fn start(settings: &Settings) -> Result<(), String> {
+/// reload cannot move the store). Runs on the main thread at start: opening the file or
+/// reaching PostgreSQL may block (the latter at most about
+/// [`crate::cluster::START_PROBE_TIMEOUT`]). Fails when the file cannot be opened as a
+/// database (in WAL mode), or when `cluster.postgres` is set and cannot be reached or migrated
+/// (then as the config's `FILE:LINE: cluster.postgres: reason`).
+pub fn start(settings: &Settings, cluster: &crate::cluster::Settings) -> Result<(), String> {
     if SINK.get().is_some() {
         return Ok(());
     }
-    let store = Sqlite::open(&settings.path).map_err(|e| e.0)?;
+    let store: Box<dyn CustodyStore> = match (&cluster.postgres, &settings.path) {
+        (Some(url), path) => {
+            if let Some(p) = path {
+                crate::log::warn(format_args!(
+                    "custody.path {} is not used: with [cluster] postgres the records go to PostgreSQL",
+                    p.display()
+                ));
+            }
+            crate::cluster::health().postgres.set_configured(true);
+            Box::new(postgres::Postgres::open(
+                url,
+                cluster.postgres_buffer_records,
+            )?)
+        }
+        (None, Some(path)) => Box::new(Sqlite::open(path).map_err(|e| e.0)?),
+        (None, None) => return Err("custody: no store (set custody.path)".into()),
+    };
     let reader = store.reader().map_err(|e| e.0)?;
+    let node = cluster.node_id.clone();
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.channel_records);
     let (ask_tx, ask_rx) = std::sync::mpsc::sync_channel(settings.read_queue);
     if SINK.set(tx).is_err() || LOOKUPS.set(ask_tx).is_err() {
@@ -255,12 +290,15 @@ pub fn start(settings: &Settings) -> Result<(), String> {
         .name("ringway-custody".into())
         .spawn(move || {
             write_loop(
-                Box::new(store),
+                store,
                 &rx,
-                retention,
-                stall,
+                &Writing {
+                    node,
+                    retention,
+                    stall,
+                    gather,
+                },
                 Some(pruned_tx),
-                gather,
             )
         })
         .map_err(|e| format!("cannot start the custody writer: {e}"))?;
@@ -341,6 +379,17 @@ pub fn write_failed() -> u64 {
     WRITE_FAILED.total()
 }
 
+/// Records dropped, oldest first, from the backlog kept while PostgreSQL was unreachable (past
+/// `[cluster] postgres_buffer_records`).
+pub fn buffer_dropped() -> u64 {
+    BUFFER_DROPPED.total()
+}
+
+/// Records waiting in that backlog now.
+pub fn buffered() -> u64 {
+    BUFFERED.load(Ordering::Relaxed)
+}
+
 /// Remove what is past the retention (none with `retention_days = 0`).
 fn prune(store: &mut dyn CustodyStore, retention_days: u32) {
     if retention_days == 0 {
@@ -357,19 +406,30 @@ fn prune(store: &mut dyn CustodyStore, retention_days: u32) {
     }
 }
 
+/// How the writer thread works, fixed at start.
+struct Writing {
+    /// This node's id, written into every record.
+    node: String,
+    /// `retention_days` (0: forever).
+    retention: u32,
+    /// The test hook's sleep before each batch ([`STALL_ENV`]).
+    stall: Duration,
+    /// Sleep [`GATHER`](crate::offload::GATHER) after a batch that was not full.
+    gather: bool,
+}
+
 /// The writer thread: prune (then say so on `pruned`), then per wake-up write what waits (up
 /// to [`BATCH_RECORDS`]) in one transaction, then answer the flushes that came with it (after
 /// the write, so the records before them are in); after a batch that was not full, sleep
 /// [`GATHER`](crate::offload::GATHER) (when `gather`) so that records gather without waking it.
+/// A store holding records back (its database unreachable) is woken to retry when it asks.
 fn write_loop(
     mut store: Box<dyn CustodyStore>,
     rx: &Receiver<Msg>,
-    retention: u32,
-    stall: Duration,
+    how: &Writing,
     pruned: Option<Sender<()>>,
-    gather: bool,
 ) {
-    prune(store.as_mut(), retention);
+    prune(store.as_mut(), how.retention);
     if let Some(pruned) = pruned {
         let _ = pruned.send(());
     }
@@ -377,16 +437,20 @@ fn write_loop(
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH_RECORDS);
     let mut later: Vec<Msg> = Vec::new();
     loop {
-        let wait = next_prune.saturating_duration_since(Instant::now());
+        let mut wait = next_prune.saturating_duration_since(Instant::now());
+        if let Some(retry) = store.retry_in() {
+            wait = wait.min(retry);
+        }
         match rx.recv_timeout(wait) {
             Ok(first) => {
-                if !stall.is_zero() {
-                    std::thread::sleep(stall);
+                if !how.stall.is_zero() {
+                    std::thread::sleep(how.stall);
                 }
                 let mut records = 0usize;
                 for msg in std::iter::once(first).chain(rx.try_iter()) {
                     match msg {
-                        Msg::Record(r) => {
+                        Msg::Record(mut r) => {
+                            r.node.clone_from(&how.node);
                             batch.push(*r);
                             records += 1;
                         }
@@ -405,12 +469,22 @@ fn write_loop(
                     }
                     batch.clear();
                 }
+                if !later.is_empty() && store.retry_in().is_some() {
+                    // A flush (the process's last moments) is the last chance for a backlog.
+                    store.retry();
+                    let left = buffered();
+                    if left > 0 {
+                        crate::log::warn(format_args!(
+                            "custody: {left} record(s) still wait for PostgreSQL; they are lost if the process exits now"
+                        ));
+                    }
+                }
                 for msg in later.drain(..) {
                     if let Msg::Flush(ack) = msg {
                         let _ = ack.send(());
                     }
                 }
-                if records < BATCH_RECORDS && gather {
+                if records < BATCH_RECORDS && how.gather {
                     // Let records gather without a thread wake per record.
                     std::thread::sleep(crate::offload::GATHER);
                 }
@@ -418,8 +492,11 @@ fn write_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
+        if store.retry_in().is_some_and(|d| d.is_zero()) {
+            store.retry();
+        }
         if Instant::now() >= next_prune {
-            prune(store.as_mut(), retention);
+            prune(store.as_mut(), how.retention);
             next_prune = Instant::now() + PRUNE_EVERY;
         }
     }
@@ -509,10 +586,13 @@ mod tests {
             write_loop(
                 Box::new(store),
                 &rx,
-                30,
-                Duration::ZERO,
+                &Writing {
+                    node: "gw-test".into(),
+                    retention: 30,
+                    stall: Duration::ZERO,
+                    gather: true,
+                },
                 Some(pruned_tx),
-                true,
             );
         });
         pruned.recv().unwrap();

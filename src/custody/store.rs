@@ -1,8 +1,9 @@
 //! Where custody records are kept: the [`CustodyStore`] the writer thread writes through, the
-//! [`CustodyReader`] it hands the reader thread for lookups, and their one implementation,
-//! SQLite in a file ([`Sqlite`], [`SqliteReader`]). A store for several nodes (a shared
-//! database) implements the same calls; nothing else in the gateway knows which store it has.
-//! Stores are used only by the writer and reader threads, never on a worker.
+//! [`CustodyReader`] it hands the reader thread for lookups, and the embedded implementation,
+//! SQLite in a file ([`Sqlite`], [`SqliteReader`]). The store for several nodes
+//! ([`super::postgres`], a shared PostgreSQL) implements the same calls; nothing else in the
+//! gateway knows which store it has. Stores are used only by the writer and reader threads,
+//! never on a worker.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -89,6 +90,13 @@ pub trait CustodyStore: Send {
     /// A handle for lookups, used on another thread while this one writes (so a long usage
     /// query never holds up the records).
     fn reader(&self) -> Result<Box<dyn CustodyReader>, StoreError>;
+    /// When the store holds records back (its database unreachable): how long until it wants
+    /// [`CustodyStore::retry`]. None: nothing is held back (a file store never holds any).
+    fn retry_in(&self) -> Option<Duration> {
+        None
+    }
+    /// Try again to write what is held back.
+    fn retry(&mut self) {}
 }
 
 /// The custody store's reading side. `&mut self`: one reader thread owns it.
@@ -116,7 +124,8 @@ CREATE TABLE IF NOT EXISTS custody (
     cache_read  INTEGER NOT NULL,
     cache_write INTEGER NOT NULL,
     reasoning   INTEGER NOT NULL,
-    record      TEXT NOT NULL
+    record      TEXT NOT NULL,
+    node        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS custody_time ON custody(time_ms);
 CREATE INDEX IF NOT EXISTS custody_key_time ON custody(key, time_ms);
@@ -175,11 +184,25 @@ impl Sqlite {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
+        add_node_column(&conn)?;
         Ok(Sqlite {
             conn,
             path: path.to_owned(),
         })
     }
+}
+
+/// A file made before records named their node gets the column (empty for its old rows).
+fn add_node_column(conn: &Connection) -> Result<(), StoreError> {
+    let has: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('custody') WHERE name = 'node')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE custody ADD COLUMN node TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
 }
 
 impl SqliteReader {
@@ -226,8 +249,8 @@ impl CustodyStore for Sqlite {
                 // and if one ever did, the first record stays as it was written.
                 "INSERT OR IGNORE INTO custody
                  (id, time_ms, day, key, route, status, input, output, cache_read, cache_write,
-                  reasoning, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                  reasoning, record, node)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for r in records {
                 let json = serde_json::to_string(r).map_err(|e| StoreError(e.to_string()))?;
@@ -245,6 +268,7 @@ impl CustodyStore for Sqlite {
                     to_i64(u.cache_write),
                     to_i64(u.reasoning),
                     json,
+                    r.node,
                 ])?;
                 if written == 0 {
                     crate::log::warn(format_args!(
@@ -530,6 +554,48 @@ mod tests {
         assert!(reader.get("late").unwrap().is_some());
         let refused = reader.conn.execute("DELETE FROM custody", []);
         assert!(refused.is_err(), "a read-only connection");
+    }
+
+    /// A file made before records named their node gets the column when it is opened; its
+    /// old rows say "" and new ones their node, in the column and in the JSON.
+    #[test]
+    fn an_older_file_gets_the_node_column() {
+        let path = temp_db("node.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE custody (id TEXT PRIMARY KEY NOT NULL, time_ms INTEGER NOT NULL,
+                   day TEXT NOT NULL, key TEXT, route TEXT, status INTEGER NOT NULL,
+                   input INTEGER NOT NULL, output INTEGER NOT NULL, cache_read INTEGER NOT NULL,
+                   cache_write INTEGER NOT NULL, reasoning INTEGER NOT NULL, record TEXT NOT NULL);
+                 INSERT INTO custody VALUES ('old', 1, '1970-01-01', 'k', 'r', 200, 1, 1, 0, 0, 0,
+                   '{\"id\":\"old\"}');",
+            )
+            .unwrap();
+        }
+        let mut s = Sqlite::open(&path).unwrap();
+        let mut r = record("new", "k", "r", 2, 1, 1);
+        r.node = "gw-b".into();
+        s.write_batch(&[r]).unwrap();
+        // Opening it again does not add the column twice.
+        drop(s);
+        let s = Sqlite::open(&path).unwrap();
+        let nodes: Vec<(String, String)> = s
+            .conn
+            .prepare("SELECT id, node FROM custody ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            nodes,
+            vec![("new".into(), "gw-b".into()), ("old".into(), String::new())]
+        );
+        let got = s.reader().unwrap().get("new").unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&got.json).unwrap();
+        assert_eq!(v["node"], "gw-b");
     }
 
     #[test]

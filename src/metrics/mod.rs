@@ -699,6 +699,12 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             crate::responses_store::stats().bytes,
         ),
         (
+            "ringway_custody_buffered",
+            "gauge",
+            "Custody records waiting in the backlog a node keeps while PostgreSQL is unreachable.",
+            crate::custody::buffered(),
+        ),
+        (
             "ringway_custody_unauthenticated_total",
             "counter",
             "Model calls that left no custody record because they did not pass authentication.",
@@ -738,6 +744,15 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             "ringway_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
         );
     }
+    out.push_str(
+        "# HELP ringway_custody_buffer_dropped_total Custody records dropped, oldest first, from the backlog kept while the shared store was unreachable ([cluster] postgres_buffer_records), by reason.\n",
+    );
+    out.push_str("# TYPE ringway_custody_buffer_dropped_total counter\n");
+    let _ = writeln!(
+        out,
+        "ringway_custody_buffer_dropped_total{{reason=\"postgres_unreachable\"}} {}",
+        crate::custody::buffer_dropped()
+    );
     out.push_str("# HELP ringway_workers_ready Workers listening.\n");
     out.push_str("# TYPE ringway_workers_ready gauge\n");
     let _ = writeln!(out, "ringway_workers_ready {workers_ready}");

@@ -63,6 +63,13 @@ async fn wait<T>(pending: Option<Pending<T>>) -> Result<T, Error> {
         ));
     };
     answer.map_err(|e| {
+        if crate::cluster::postgres::unreachable() {
+            // Said once in the log by the thread that saw it go; a retry may find it back.
+            return Error::new(
+                ErrorKind::Busy,
+                "the custody store (PostgreSQL) is unreachable; retry shortly",
+            );
+        }
         crate::log::error(format_args!("custody lookup failed: {e}"));
         Error::new(ErrorKind::Internal, "the custody store failed; see the log")
     })

@@ -65,6 +65,8 @@ fn custody_record(
     crate::custody::Record {
         id: ex.request_id.clone(),
         time_ms: crate::calendar::unix_millis(started),
+        // The writer thread fills in the node id: no copy of it per request on the worker.
+        node: String::new(),
         key: ex.key.clone(),
         dialect: ex.format.as_str(),
         endpoint: ex.endpoint,

@@ -55,6 +55,13 @@ pub(super) async fn wait<T>(pending: Option<Pending<T>>) -> Result<T> {
         ));
     };
     answer.map_err(|e| {
+        if crate::cluster::postgres::unreachable() {
+            // Said once in the log by the thread that saw it go; a retry may find it back.
+            return Error::new(
+                ErrorKind::Busy,
+                "the responses store (PostgreSQL) is unreachable; retry shortly",
+            );
+        }
         crate::log::error(format_args!("responses store lookup failed: {e}"));
         Error::new(
             ErrorKind::Internal,

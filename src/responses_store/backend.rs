@@ -1,8 +1,8 @@
 //! Where stored responses are kept, as rows: the [`ResponseBackend`] the writer thread writes
 //! through and the [`ResponseReader`] the reader thread looks up through. A row is sealed
 //! before it reaches a backend, so a backend sees ids, owner tags, sizes and times, never
-//! content. SQLite ([`super::sqlite`]) is the one implementation; a shared database for
-//! several nodes implements the same calls (the chain walk is a few point lookups by id).
+//! content. SQLite ([`super::sqlite`]) is the embedded one; PostgreSQL ([`super::postgres`]),
+//! shared by several nodes, implements the same calls.
 //!
 //! The rows of a conversation form chains: a row continuing another (`prev`) holds only what
 //! its turn added, and a chain is at most [`MAX_CHAIN`] rows long (the writer starts a new one

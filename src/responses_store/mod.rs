@@ -33,6 +33,10 @@
 //! store key (`key_env`, else drawn at start: stored responses then last as long as the
 //! process), with its id, owner and previous id bound as associated data.
 //!
+//! **Where.** SQLite ([`sqlite`]: a file, or memory), or with `[cluster] postgres` the
+//! PostgreSQL every node shares ([`postgres`]): a conversation continues on any node, all of
+//! them sealing with the one `key_env` key.
+//!
 //! **Threads.** Workers never touch the database. [`put`] offers a response to a bounded
 //! channel (`try_send`); one writer thread (`ringway-responses`) writes, deletes and prunes
 //! through its connection. Lookups go through a second bounded channel to a reader thread
@@ -46,6 +50,7 @@
 pub mod backend;
 pub mod engine;
 pub mod items;
+pub mod postgres;
 pub mod seal;
 pub mod settings;
 pub mod sqlite;
@@ -219,8 +224,14 @@ struct Ends {
 
 impl Store {
     /// Open the store `settings` describe (drawing a key when it names none) and start its
-    /// threads. Opening a file may block: for the main thread at start.
-    pub fn launch(settings: &Settings) -> Result<Store, String> {
+    /// threads: with `settings.shared`, in the PostgreSQL of `cluster` (an unreachable one, or
+    /// one whose tables cannot be migrated, fails as the config's `FILE:LINE:
+    /// cluster.postgres: reason`). Opening a file or a connection may block: for the main
+    /// thread at start.
+    pub fn launch(
+        settings: &Settings,
+        cluster: &crate::cluster::Settings,
+    ) -> Result<Store, String> {
         let key = match &settings.key {
             Some(k) => k.0,
             None => {
@@ -231,10 +242,16 @@ impl Store {
             }
         };
         let key = seal::StoreKey::new(&key).ok_or("responses store: the key was refused")?;
-        let backend = Sqlite::open(&settings.location).map_err(|e| e.0)?;
+        let backend: Box<dyn backend::ResponseBackend> = match &cluster.postgres {
+            Some(url) if settings.shared => {
+                crate::cluster::health().postgres.set_configured(true);
+                Box::new(postgres::Postgres::open(url, &cluster.node_id)?)
+            }
+            _ => Box::new(Sqlite::open(&settings.location).map_err(|e| e.0)?),
+        };
         let (store, ends) = Store::unstarted(settings);
         let (writer, removed) = Writer::new(
-            Box::new(backend),
+            backend,
             Arc::new(key),
             limits(settings),
             Box::new(SystemNonces::new()),
@@ -486,7 +503,13 @@ fn handle(w: &mut Writer, msg: Write, shared: &Shared) {
                 }
                 Err(e) => {
                     shared.write_failed.count("responses store write failed");
-                    crate::log::error(format_args!("responses store: writing {id} failed: {e}"));
+                    // While PostgreSQL is unreachable its link said so once; a line per
+                    // response would flood the log (the count above warns, rate-limited).
+                    if !crate::cluster::postgres::unreachable() {
+                        crate::log::error(format_args!(
+                            "responses store: writing {id} failed: {e}"
+                        ));
+                    }
                 }
             }
             shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -631,11 +654,11 @@ static STORE: OnceLock<Store> = OnceLock::new();
 
 /// Open the store and start its threads (once per process: a reload cannot move it). For the
 /// main thread at start.
-pub fn start(settings: &Settings) -> Result<(), String> {
+pub fn start(settings: &Settings, cluster: &crate::cluster::Settings) -> Result<(), String> {
     if STORE.get().is_some() {
         return Ok(());
     }
-    let store = Store::launch(settings)?;
+    let store = Store::launch(settings, cluster)?;
     let _ = STORE.set(store);
     Ok(())
 }

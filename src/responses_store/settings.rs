@@ -72,6 +72,9 @@ pub struct Settings {
     pub queue_bytes: u64,
     /// Lookups that may wait for the reader.
     pub read_queue: usize,
+    /// In the PostgreSQL of `[cluster] postgres`, shared with the other nodes (`location` is
+    /// not used).
+    pub shared: bool,
 }
 
 impl Default for Settings {
@@ -85,6 +88,7 @@ impl Default for Settings {
             write_queue: DEFAULT_WRITE_QUEUE,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             read_queue: DEFAULT_READ_QUEUE,
+            shared: false,
         }
     }
 }
@@ -93,6 +97,7 @@ impl Settings {
     /// One line for the start-up summary (`ringway check`).
     pub fn describe(&self) -> String {
         let place = match &self.location {
+            _ if self.shared => "in PostgreSQL ([cluster] postgres)".into(),
             Location::File(p) => p.display().to_string(),
             Location::Memory => "in memory".into(),
         };
@@ -117,13 +122,22 @@ pub struct SettingsError {
 }
 
 /// Compile the section found at `section` (`responses.store`): None when `enabled = false`.
-pub fn compile(raw: &RawStore, section: &str) -> Result<Option<Settings>, SettingsError> {
+/// `shared`: `[cluster] postgres` is set, so the store is there (a path is not used, and
+/// `key_env` does not need one).
+pub fn compile(
+    raw: &RawStore,
+    section: &str,
+    shared: bool,
+) -> Result<Option<Settings>, SettingsError> {
     let err = |span: Range<usize>, key: &str, message: String| SettingsError {
         span,
         path: format!("{section}.{key}"),
         message,
     };
-    let mut s = Settings::default();
+    let mut s = Settings {
+        shared,
+        ..Settings::default()
+    };
     if let Some(h) = &raw.retention_hours {
         if !RETENTION_HOURS_RANGE.contains(h.get_ref()) {
             return Err(err(
@@ -179,7 +193,7 @@ pub fn compile(raw: &RawStore, section: &str) -> Result<Option<Settings>, Settin
         s.location = Location::File(PathBuf::from(path));
     }
     if let Some(var) = &raw.key_env {
-        if raw.path.is_none() {
+        if raw.path.is_none() && !shared {
             return Err(err(
                 var.span(),
                 "key_env",
@@ -219,7 +233,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<Option<Settings>, SettingsError> {
         let raw: RawStore = toml::from_str(text).unwrap();
-        compile(&raw, "responses.store")
+        compile(&raw, "responses.store", false)
     }
 
     #[test]

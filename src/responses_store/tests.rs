@@ -744,7 +744,7 @@ fn an_id_longer_than_any_of_ours_is_not_found_without_asking() {
 
 #[test]
 fn a_launched_store_in_memory_answers() {
-    let store = Store::launch(&Settings::default()).unwrap();
+    let store = Store::launch(&Settings::default(), &crate::cluster::Settings::local()).unwrap();
     assert_eq!(
         store.put(turn("resp_m1", alice(), None, "hi", "yo")),
         Submitted::Queued

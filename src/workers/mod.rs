@@ -77,11 +77,13 @@ pub fn start(config: Arc<Config>) -> Result<Running, String> {
     if let Some(dest) = &config.access_log {
         crate::access_log::start(dest).map_err(|e| format!("cannot start the {e}"))?;
     }
+    // With [cluster] postgres these reach it and migrate its tables first: unreachable or
+    // refused, the start fails as the config's `FILE:LINE: cluster.postgres: reason`.
     if let Some(custody) = &config.custody {
-        crate::custody::start(custody)?;
+        crate::custody::start(custody, &config.cluster)?;
     }
     if let Some(settings) = &config.responses_store {
-        crate::responses_store::start(settings)?;
+        crate::responses_store::start(settings, &config.cluster)?;
     }
     // Started here, before any worker is pinned to its CPU: a thread inherits the CPUs of the
     // thread that starts it, and helpers started from a pinned worker would share its CPU.
