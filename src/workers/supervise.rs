@@ -296,6 +296,14 @@ fn keep_restart_only(current: &Config, next: &mut Config) {
         nc.budgets_when_down = oc.budgets_when_down;
         nc.expected_nodes = oc.expected_nodes;
     }
+    // The custody and responses threads hold their PostgreSQL connections from start.
+    if next.cluster.postgres != current.cluster.postgres
+        || next.cluster.postgres_buffer_records != current.cluster.postgres_buffer_records
+    {
+        kept.push("cluster.postgres");
+        next.cluster.postgres.clone_from(&current.cluster.postgres);
+        next.cluster.postgres_buffer_records = current.cluster.postgres_buffer_records;
+    }
     let (old, new) = (&current.server, &mut next.server);
     if new.listen != old.listen {
         kept.push("server.listen");
