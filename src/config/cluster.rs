@@ -268,7 +268,8 @@ mod tests {
         assert!(!format!("{c:?}").contains(":pw@"), "no password in Debug");
         let c = with(
             "redis = \"redis://127.0.0.1\"\nlimits_when_redis_down = \"closed\"\n\
-             postgres = \"postgres://u@h/db\"\nready_requires = [\"postgres\", \"redis\"]",
+             postgres = \"postgres://u@h/db\"\nready_requires = [\"postgres\", \"redis\"]\n\
+             [responses.store]\nenabled = false",
         )
         .unwrap();
         assert!(c.cluster.ready_requires_redis && c.cluster.ready_requires_postgres);

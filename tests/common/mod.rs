@@ -627,10 +627,16 @@ pub fn clear_records(mock: &Proc) {
 
 /// Run `ringway check --config` on `toml`; (success, stdout, stderr, the file's path).
 pub fn check(toml: &str) -> (bool, String, String, String) {
+    check_env(toml, &[])
+}
+
+/// [`check`] with these environment variables set.
+pub fn check_env(toml: &str, env: &[(&str, &str)]) -> (bool, String, String, String) {
     let path = write_config(toml);
     let out = Command::new(bin())
         .args(["check", "--config"])
         .arg(&path)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
