@@ -9,8 +9,11 @@
 use crate::calendar::{civil_from_days, days_from_civil, DAY_MS};
 use crate::usage::Usage;
 
-/// Largest budget in dollars (10⁹ USD: 10¹⁸ nano-dollars, well inside an `i64`).
-pub const MAX_USD: f64 = 1e9;
+/// Largest budget in dollars: 10⁶ USD is 10¹⁵ nano-dollars, exact in the doubles Redis's
+/// scripts count in (up to 2⁵³).
+pub const MAX_USD: f64 = 1e6;
+/// Largest budget in tokens, for the same reason.
+pub const MAX_TOKENS: u64 = 1_000_000_000_000_000;
 /// Largest price, in dollars per million tokens.
 pub const MAX_PRICE_PER_MTOK: f64 = 1e6;
 /// Output tokens reserved for a request that names no output limit, by default.

@@ -4,7 +4,7 @@ use super::compiler::{Compiler, ConfigError};
 use super::raw;
 use crate::budget::{
     nano_per_token, nano_usd, Budget, Period, Price, Prices, DEFAULT_RESERVE_OUTPUT_TOKENS,
-    MAX_PRICE_PER_MTOK, MAX_USD, MAX_WINDOW_HOURS,
+    MAX_PRICE_PER_MTOK, MAX_TOKENS, MAX_USD, MAX_WINDOW_HOURS,
 };
 use toml::Spanned;
 
@@ -27,8 +27,12 @@ impl Compiler<'_> {
             })?),
         };
         let tokens = match &b.tokens {
-            Some(t) if *t.get_ref() == 0 => {
-                return Err(self.err(t.span(), format!("{path}.tokens"), "must be greater than 0"))
+            Some(t) if *t.get_ref() == 0 || *t.get_ref() > MAX_TOKENS => {
+                return Err(self.err(
+                    t.span(),
+                    format!("{path}.tokens"),
+                    format!("tokens per period: 1 to {MAX_TOKENS}"),
+                ))
             }
             Some(t) => Some(*t.get_ref()),
             None => None,
@@ -192,7 +196,7 @@ mod tests {
             &key("usd = -1.0\n"),
             5,
             "key[0].budget.usd",
-            "dollars per period: more than 0, at most 1000000000",
+            "dollars per period: more than 0, at most 1000000",
         );
         fails(
             &key("tokens = 5\nperiod = \"week\"\n"),

@@ -225,8 +225,10 @@ impl Lease {
                 0
             };
             self.empty_until.store(until, Ordering::Release);
+            self.pending.store(false, Ordering::Release);
         }
-        self.pending.store(false, Ordering::Release);
+        // An answer for an older counter leaves the flag alone: `restart` cleared it, and a
+        // newer claim may hold it now.
     }
 
     /// Units to give back to the store when unused for [`IDLE_RETURN_NS`] (taken out of the

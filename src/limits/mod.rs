@@ -285,6 +285,8 @@ struct BudgetState {
     window_end: AtomicI64,
     /// No period started yet (the first admission starts one).
     fresh: AtomicBool,
+    /// Periods started: a reservation from before the latest is not given back into it.
+    rolls: AtomicU64,
     usd: Lease,
     tok: Lease,
 }
@@ -341,16 +343,24 @@ impl BudgetState {
     fn roll(&self, now_ms: i64, local: bool) {
         let w = self.period().window(now_ms);
         let seen = self.window.load(Ordering::Acquire);
-        let fresh = self.fresh.load(Ordering::Acquire);
-        if (seen == w.id && !fresh)
-            || self
-                .window
-                .compare_exchange(seen, w.id, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
+        // One worker starts a period: the one that clears `fresh` (first use, a reload's new
+        // period), or the one that moves the window on at a boundary.
+        let claimed = if self.fresh.load(Ordering::Acquire) {
+            self.fresh
+                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        } else {
+            seen != w.id
+                && self
+                    .window
+                    .compare_exchange(seen, w.id, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+        };
+        if !claimed {
             return;
         }
-        self.fresh.store(false, Ordering::Release);
+        self.window.store(w.id, Ordering::Release);
+        self.rolls.fetch_add(1, Ordering::AcqRel);
         self.window_end.store(w.end_ms, Ordering::Release);
         for (lease, limit) in [(&self.usd, &self.nano_usd), (&self.tok, &self.tokens)] {
             let limit = limit.load(Ordering::Acquire);
@@ -651,16 +661,17 @@ impl KeyState {
             }
         }
         let reserved = self.reserve_budget(mode, now, now_ms, reserve)?;
+        let rolls = self.budget.rolls.load(Ordering::Acquire);
         let slot = match self.take_slot(mode, stream, now) {
             Ok(slot) => slot,
             Err(r) => {
-                self.give_back(reserved);
+                self.give_back(reserved, rolls);
                 return Err(r);
             }
         };
         if self.limited(Dim::Requests) {
             if let Err(r) = self.take_request(mode, now) {
-                self.give_back(reserved);
+                self.give_back(reserved, rolls);
                 if slot {
                     self.release_slot();
                 }
@@ -670,6 +681,7 @@ impl KeyState {
         Ok(Admitted {
             slot,
             reserved,
+            rolls,
             levels: self.levels(now),
         })
     }
@@ -720,6 +732,9 @@ impl KeyState {
                     if refill {
                         self.refill(redis::What::Rate(Dim::Requests));
                     }
+                    // The local bucket counts this node's use too: when Redis stalls, the
+                    // node's share it falls back to starts from what the node really used.
+                    self.debit_local(Dim::Requests, 1, now);
                     Ok(())
                 }
                 Spend::Refused { wait, refill } => {
@@ -916,7 +931,12 @@ impl KeyState {
         Ok(want)
     }
 
-    fn give_back(&self, r: Reservation) {
+    /// Give a reservation back: only into the period it was taken from (a new period starts
+    /// whole, and must not gain what an older one lent).
+    fn give_back(&self, r: Reservation, rolls: u64) {
+        if !self.budget.on() || self.budget.rolls.load(Ordering::Acquire) != rolls {
+            return;
+        }
         self.budget.usd.refund(r.nano_usd);
         self.budget.tok.refund(r.tokens);
     }
@@ -952,14 +972,30 @@ impl KeyState {
                     if c.lease(d).charge(n, now) {
                         self.refill(redis::What::Rate(d));
                     }
+                    self.debit_local(d, n, now);
                 }
                 (Mode::Shared, None) => {}
             }
         }
     }
 
+    /// Debit `n` units from the local bucket of `d`, whatever is left (it can run a deficit).
+    fn debit_local(&self, d: Dim, n: u64, now: u64) {
+        let bucket = &self.buckets[d as usize];
+        if let Some(rate) = bucket.rate() {
+            let _ = bucket.step(|tat| Ok(gcra::debit(rate, tat, now, n)));
+        }
+    }
+
     /// Settle a request's budget reservation with what it spent.
-    fn settle_budget(self: &Arc<Self>, reserved: Reservation, spent: Reservation) {
+    fn settle_budget(self: &Arc<Self>, reserved: Reservation, spent: Reservation, rolls: u64) {
+        // A route holds no budget: nothing to settle (and nothing to ask Redis for).
+        if !self.budget.on() {
+            return;
+        }
+        // A reservation from an older period: only what it spent beyond it is charged, to the
+        // period running now.
+        let same_period = self.budget.rolls.load(Ordering::Acquire) == rolls;
         let now = self.now();
         for (lease, held, used, what) in [
             (
@@ -978,7 +1014,12 @@ impl KeyState {
             if held == 0 && used == 0 {
                 continue;
             }
-            lease.refund(held);
+            let used = if same_period {
+                lease.refund(held);
+                used
+            } else {
+                used.saturating_sub(held)
+            };
             if lease.charge(used, now) {
                 if self.cluster.is_some() {
                     self.refill(what);
@@ -1005,6 +1046,8 @@ fn lease_wait(wait: u64) -> Duration {
 pub struct Admitted {
     slot: bool,
     reserved: Reservation,
+    /// The budget period the reservation was made in.
+    rolls: u64,
     levels: Levels,
 }
 
@@ -1014,6 +1057,7 @@ struct Held {
     state: Arc<KeyState>,
     slot: bool,
     reserved: Reservation,
+    rolls: u64,
 }
 
 /// A request let in under its key's and route's limits: it holds stream slots until dropped
@@ -1052,7 +1096,7 @@ impl Ticket {
             return;
         }
         for h in &self.held {
-            h.state.settle_budget(h.reserved, spent);
+            h.state.settle_budget(h.reserved, spent, h.rolls);
         }
     }
 
@@ -1083,7 +1127,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled.get() {
             for h in &self.held {
-                h.state.give_back(h.reserved);
+                h.state.give_back(h.reserved, h.rolls);
             }
         }
         for h in &self.held {
@@ -1383,6 +1427,7 @@ impl Local {
                 state: state.clone(),
                 slot: a.slot,
                 reserved: a.reserved,
+                rolls: a.rolls,
             });
         }
         Ok(Some(ticket))
@@ -1429,6 +1474,7 @@ mod tests {
                     state: self.clone(),
                     slot: a.slot,
                     reserved: a.reserved,
+                    rolls: a.rolls,
                 }],
                 charged: Cell::new((0, 0)),
                 settled: Cell::new(false),
@@ -1681,5 +1727,55 @@ mod tests {
                 "retry-after-ms"
             ]
         );
+    }
+
+    #[test]
+    fn a_reservation_goes_back_only_into_the_period_it_came_from() {
+        let mut k = key("b", None, None, None);
+        k.budget = Some(Budget {
+            nano_usd: None,
+            tokens: Some(100),
+            period: Period::Day,
+            reserve_output_tokens: 10,
+        });
+        let limiter = Limiter::local(&[k]);
+        let state = limiter.key("b").unwrap();
+        let day = crate::calendar::DAY_MS;
+        let reserve = Reservation {
+            tokens: 60,
+            nano_usd: 0,
+        };
+        let a = state.admit(S, day / 2, false, reserve).unwrap();
+        assert_eq!(state.budget.tok.balance(), 40);
+        // The next day starts whole; the old day's reservation is not lent to it.
+        state.budget.roll(day + 1, true);
+        assert_eq!(state.budget.tok.balance(), 100);
+        state.give_back(a.reserved, a.rolls);
+        assert_eq!(state.budget.tok.balance(), 100);
+        // Settled late: only what it used beyond its reservation counts in the new day.
+        state.settle_budget(
+            a.reserved,
+            Reservation {
+                tokens: 70,
+                nano_usd: 0,
+            },
+            a.rolls,
+        );
+        assert_eq!(state.budget.tok.balance(), 90);
+        // Within one day, a reservation settles to what was used.
+        let b = state.admit(S, day + 2, false, reserve).unwrap();
+        assert_eq!(state.budget.tok.balance(), 30);
+        state.settle_budget(
+            b.reserved,
+            Reservation {
+                tokens: 5,
+                nano_usd: 0,
+            },
+            b.rolls,
+        );
+        assert_eq!(state.budget.tok.balance(), 85);
+        // A second roll of the same day is a no-op.
+        state.budget.roll(day + 3, true);
+        assert_eq!(state.budget.tok.balance(), 85);
     }
 }

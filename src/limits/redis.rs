@@ -20,7 +20,7 @@
 //! a debt meanwhile. Nothing here ever blocks a worker: a full channel drops the refill (the
 //! lease asks again on its next spend).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Weak};
@@ -43,6 +43,8 @@ pub const SLOT_TTL_MS: u64 = 10_000;
 /// Reconnect backoff: first wait, and the cap.
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_millis(500);
+/// How soon a budget lease that got nothing asks again.
+const BUDGET_RETRY_NS: u64 = 1_000_000_000;
 /// Prefix of every key.
 const PREFIX: &str = "ringway:";
 
@@ -205,12 +207,14 @@ impl Link {
             link: Arc::downgrade(&link),
             rx,
             url,
-            node: settings.node_id.clone(),
+            // Per process, not per node id: during a restart the old and the new process share
+            // the id, and must not overwrite each other's stream slots.
+            node: format!("{}.{}", settings.node_id, std::process::id()),
             timeout: settings.redis_timeout,
             epoch,
             conn: None,
             known: Vec::new(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             next_connect: Instant::now(),
             backoff: RECONNECT_MIN,
             last_sweep: Instant::now(),
@@ -221,6 +225,8 @@ impl Link {
             .name("ringway-redis".into())
             .spawn(move || thread.run());
         if let Err(e) = spawned {
+            link.up.store(false, Ordering::Release);
+            crate::cluster::health().redis.set_up(false);
             crate::log::warn(format_args!("cannot start the Redis thread: {e}"));
         }
         link
@@ -279,11 +285,23 @@ impl Link {
             state: state.clone(),
             what,
         };
-        if let Err(mpsc::TrySendError::Full(job) | mpsc::TrySendError::Disconnected(job)) =
-            self.tx.try_send(job)
-        {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            fail(&job);
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(job)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                fail(&job);
+            }
+            Err(mpsc::TrySendError::Disconnected(job)) => {
+                // The thread is gone: nothing refills leases any more, so the node keeps to
+                // its share (as with Redis down) rather than refusing on spent leases.
+                if self.up.swap(false, Ordering::AcqRel) {
+                    crate::cluster::health().redis.set_up(false);
+                    crate::log::error(format_args!(
+                        "redis: the Redis thread stopped; limits fall back to each node's share"
+                    ));
+                }
+                fail(&job);
+            }
         }
     }
 }
@@ -384,7 +402,9 @@ struct Thread {
     conn: Option<redis::Connection>,
     /// Every state a refill was asked for (swept for idle leases, slots and settlement).
     known: Vec<Weak<KeyState>>,
-    seen: HashSet<usize>,
+    /// The states in `known`, by address (a freed state's address can be reused: checked
+    /// against the live state, not trusted alone).
+    seen: HashMap<usize, Weak<KeyState>>,
     next_connect: Instant,
     backoff: Duration,
     last_sweep: Instant,
@@ -443,9 +463,20 @@ impl Thread {
     }
 
     fn remember(&mut self, state: &Arc<KeyState>) {
-        if self.seen.insert(Arc::as_ptr(state) as usize) {
-            self.known.push(Arc::downgrade(state));
+        let at = Arc::as_ptr(state) as usize;
+        if let Some(w) = self.seen.get(&at) {
+            if w.upgrade().is_some_and(|s| Arc::ptr_eq(&s, state)) {
+                return;
+            }
         }
+        self.seen.insert(at, Arc::downgrade(state));
+        self.known.push(Arc::downgrade(state));
+    }
+
+    /// Drop the states no config holds any more.
+    fn forget_dead(&mut self) {
+        self.known.retain(|w| w.strong_count() > 0);
+        self.seen.retain(|_, w| w.strong_count() > 0);
     }
 
     /// Connect; once connected, `jobs` and everything queued go in the first pipeline with
@@ -461,7 +492,6 @@ impl Thread {
         match attempt {
             Ok(conn) => {
                 self.conn = Some(conn);
-                self.backoff = RECONNECT_MIN;
                 // Settle what was spent while it was down, and report the node, before the
                 // workers are told it is back (`send` marks it up once the answers landed): a
                 // lease still owing its outage would refuse until then.
@@ -540,7 +570,7 @@ impl Thread {
 
     /// Every known lease that owes: a refill that charges the debt.
     fn settle(&mut self, steps: &mut Vec<Step>) {
-        self.known.retain(|w| w.strong_count() > 0);
+        self.forget_dead();
         for state in self.known.iter().filter_map(Weak::upgrade) {
             let Some(c) = state.shared() else { continue };
             for dim in Dim::ALL {
@@ -574,30 +604,51 @@ impl Thread {
     fn sweep(&mut self, steps: &mut Vec<Step>) {
         steps.push(self.nodes_step());
         let now = self.now();
-        self.known.retain(|w| w.strong_count() > 0);
+        self.forget_dead();
         for state in self.known.iter().filter_map(Weak::upgrade) {
             let Some(c) = state.shared() else { continue };
             for dim in Dim::ALL {
                 let full = c.full(dim);
-                let (n, _) = c.lease(dim).take_idle(now);
+                let lease = c.lease(dim);
+                // A debt whose refill was dropped (a full queue) is settled here.
+                if full > 0 && lease.balance() < 0 && lease.claim_refill() {
+                    let ask = lease.ask(full);
+                    steps.push(Step::Rate {
+                        state: state.clone(),
+                        dim,
+                        ask,
+                    });
+                    continue;
+                }
+                let (n, generation) = lease.take_idle(now);
+                if n > 0 && generation != lease.generation() {
+                    continue;
+                }
                 if n > 0 && full > 0 {
                     let (cost, tau) = rate_us(full);
                     steps.push(Step::Give(invoke(
                         &self.scripts.rate,
                         &rate_key(&state, dim, full),
-                        &[
-                            "0".into(),
-                            format!("-{n}"),
-                            cost.to_string(),
-                            tau.to_string(),
-                        ],
+                        &["0".into(), format!("-{n}"), cost, tau],
                     )));
                 }
             }
             let (window, period, lim_usd, lim_tok) = state.budget_window();
             let (u, t) = state.budget_leases();
-            for (lease, field, limit) in [(u, "u", lim_usd), (t, "t", lim_tok)] {
-                let (n, _) = lease.take_idle(now);
+            for (lease, field, limit, usd) in [(u, "u", lim_usd, true), (t, "t", lim_tok, false)] {
+                if limit > 0 && lease.balance() < 0 && lease.claim_refill() {
+                    let ask = lease.ask(u64::MAX);
+                    steps.push(Step::Budget {
+                        state: state.clone(),
+                        usd,
+                        ask,
+                    });
+                    continue;
+                }
+                let (n, generation) = lease.take_idle(now);
+                if n > 0 && generation != lease.generation() {
+                    continue;
+                }
                 if n > 0 && limit > 0 {
                     steps.push(Step::Give(invoke(
                         &self.scripts.budget,
@@ -644,12 +695,7 @@ impl Thread {
                     pipe.add_command(invoke(
                         &self.scripts.rate,
                         &rate_key(state, *dim, c.full(*dim)),
-                        &[
-                            ask.want.to_string(),
-                            ask.debt.to_string(),
-                            cost.to_string(),
-                            tau.to_string(),
-                        ],
+                        &[ask.want.to_string(), ask.debt.to_string(), cost, tau],
                     ));
                 }
                 Step::Give(cmd) => {
@@ -706,8 +752,11 @@ impl Thread {
         let answers = match answers {
             Ok(a) => a,
             Err(e) => {
+                // A Redis that accepts connections but fails the steps (out of memory, a
+                // read-only replica) is retried with the same backoff as one that refuses.
                 self.conn = None;
-                self.next_connect = Instant::now();
+                self.next_connect = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(RECONNECT_MAX);
                 self.mark(link, false, &e.to_string());
                 steps.iter().for_each(release);
                 return;
@@ -732,8 +781,9 @@ impl Thread {
                 Step::Budget { state, usd, ask } => {
                     let (u, t) = state.budget_leases();
                     let lease = if usd { u } else { t };
-                    // An empty budget stays empty until its period ends.
-                    let wait = if n(0) < ask.want { u64::MAX / 4 } else { 0 };
+                    // An empty budget is asked again a second later (what other nodes give back
+                    // or settle below their reservations frees room), not at the period's end.
+                    let wait = if n(0) < ask.want { BUDGET_RETRY_NS } else { 0 };
                     lease.answer(ask, n(0), n(1), wait, now);
                 }
                 Step::Slots { state } => {
@@ -749,6 +799,7 @@ impl Thread {
                 Step::Give(_) => {}
             }
         }
+        self.backoff = RECONNECT_MIN;
         self.mark(link, true, "");
     }
 }
@@ -809,9 +860,10 @@ fn rate_key(state: &KeyState, dim: Dim, limit: u64) -> String {
     )
 }
 
-/// A per-minute limit's unit cost and bucket size in µs (as the local GCRA, in µs).
-fn rate_us(limit: u64) -> (u64, u64) {
-    let limit = limit.max(1);
-    let cost = 60_000_000u64.div_ceil(limit).max(1);
-    (cost, cost.saturating_mul(limit))
+/// A per-minute limit's unit cost and bucket size in µs, as text for the script. The cost is
+/// fractional (a limit of 40 million a minute costs 1.5 µs a unit): whole µs would round
+/// limits above a million a minute down.
+fn rate_us(limit: u64) -> (String, String) {
+    let cost = 60_000_000.0 / limit.max(1) as f64;
+    (format!("{cost:.6}"), "60000000".to_owned())
 }
