@@ -669,20 +669,28 @@ impl KeyState {
                 return Err(r);
             }
         };
+        let mut taken = None;
         if self.limited(Dim::Requests) {
-            if let Err(r) = self.take_request(mode, now) {
-                self.give_back(reserved, rolls);
-                if slot {
-                    self.release_slot();
+            match self.take_request(mode, now) {
+                Ok(level) => taken = level,
+                Err(r) => {
+                    self.give_back(reserved, rolls);
+                    if slot {
+                        self.release_slot();
+                    }
+                    return Err(r);
                 }
-                return Err(r);
             }
+        }
+        let mut levels = self.levels(now);
+        if taken.is_some() {
+            levels.requests = taken;
         }
         Ok(Admitted {
             slot,
             reserved,
             rolls,
-            levels: self.levels(now),
+            levels,
         })
     }
 
@@ -725,7 +733,9 @@ impl KeyState {
         }
     }
 
-    fn take_request(self: &Arc<Self>, mode: Mode, now: u64) -> Result<(), Refusal> {
+    /// Take one request: Ok with the requests level as of this very step when a local bucket
+    /// took it (the level read back later could include another worker's step since).
+    fn take_request(self: &Arc<Self>, mode: Mode, now: u64) -> Result<Option<Level>, Refusal> {
         match (mode, &self.cluster) {
             (Mode::Shared, Some(c)) => match c.lease(Dim::Requests).spend(1, now, true) {
                 Spend::Spent { refill } => {
@@ -735,7 +745,7 @@ impl KeyState {
                     // The local bucket counts this node's use too: when Redis stalls, the
                     // node's share it falls back to starts from what the node really used.
                     self.debit_local(Dim::Requests, 1, now);
-                    Ok(())
+                    Ok(None)
                 }
                 Spend::Refused { wait, refill } => {
                     if refill {
@@ -756,9 +766,9 @@ impl KeyState {
             _ => {
                 let bucket = &self.buckets[Dim::Requests as usize];
                 let Some(rate) = bucket.rate() else {
-                    return Ok(());
+                    return Ok(None);
                 };
-                bucket.take_at(rate, now).map_err(|wait| {
+                let (tat, at) = bucket.take_at(rate, now).map_err(|wait| {
                     self.refuse(Limit::Requests, Duration::from_nanos(wait), now)
                 })?;
                 // Down: what passes on the local share is settled with Redis when it is back.
@@ -767,7 +777,8 @@ impl KeyState {
                         self.refill(redis::What::Rate(Dim::Requests));
                     }
                 }
-                Ok(())
+                // Only a node's own limit is told from its bucket (a share is not the limit).
+                Ok(self.cluster.is_none().then(|| bucket.level(rate, tat, at)))
             }
         }
     }
