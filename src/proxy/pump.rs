@@ -712,7 +712,7 @@ impl Stream {
             // Usage as it arrives (Anthropic says its input at the start), current before
             // every read that may wait; a burst is read for it once, from its newest event.
             ex.response.metered.set(self.meter.metered());
-            state::charge_key_tokens(ex);
+            state::charge_usage(ex);
             // Read even when nothing is written (events the stage swallowed): nothing
             // that was read is held while the provider is silent.
             let said = self.said_something();

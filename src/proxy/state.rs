@@ -287,14 +287,6 @@ pub(super) struct Plan {
 /// The plan of a request that is to be stored (taken once, by whatever sends its answer).
 pub(super) type Slot = RefCell<Option<Box<Plan>>>;
 
-/// Debit the tokens a request has used so far (input + output, from the provider's usage) from
-/// its key's tokens per minute (a key without `tpm`, or no key, ignores it). Called as usage
-/// arrives and at the end; each token is debited once. Usage from any worker lands in the one
-/// shared bucket; requests still in flight were admitted without it (the documented overshoot).
-pub(super) fn charge_key_tokens(ex: &Exchange<'_>) {
-    charge_usage(ex);
-}
-
 /// The end of a request: its usage charged, and its budget settled with what it cost at the
 /// served model's price (no usage reported after a request went upstream: the whole
 /// reservation is counted spent, as the provider may have billed it).
@@ -321,7 +313,11 @@ pub(super) fn settle_limits(ctx: &super::ctx::Ctx, ex: &Exchange<'_>) {
     ticket.settle(spent);
 }
 
-fn charge_usage(ex: &Exchange<'_>) {
+/// Debit the tokens a request has used so far (input and output, from the provider's usage)
+/// from its key's and route's token rates (none set, or no ticket: nothing). Called as usage
+/// arrives and at the end; each token is debited once. Requests still in flight were admitted
+/// without it (the documented overshoot).
+pub(super) fn charge_usage(ex: &Exchange<'_>) {
     if let (Some(ticket), Some(u)) = (&ex.limits, ex.response.metered.get().usage) {
         ticket.charge_usage(u.input, u.output);
     }
