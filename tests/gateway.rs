@@ -1150,7 +1150,10 @@ fn metrics_count_requests_errors_and_streams_across_workers() {
         let text = r.text();
         let all_in = text
             .contains("ringway_requests_total{endpoint=\"chat_completions\",status=\"200\"} 4\n")
-            && text.contains("ringway_requests_total{endpoint=\"messages\",status=\"200\"} 1\n");
+            && text.contains("ringway_requests_total{endpoint=\"messages\",status=\"200\"} 1\n")
+            && text.contains(
+                "ringway_requests_total{endpoint=\"chat_completions\",status=\"404\"} 1\n",
+            );
         if all_in || std::time::Instant::now() > deadline {
             break r;
         }
