@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringway::format::Format;
-use ringway::json::{inspect_request, splice_string, SimdScratch};
+use ringway::json::{inspect_request, splice_string};
 use ringway::seal::{Holder, SealKey};
 use ringway::translate::{Options, Pair};
 use serde_json::{json, Value};
@@ -97,11 +97,10 @@ fn pairs(c: &mut Criterion) {
         let chat = chat_request(turns);
         let mut g = c.benchmark_group(format!("gemini_pairs/{size}"));
         g.measurement_time(Duration::from_secs(3));
-        let mut scratch = SimdScratch::new();
         g.throughput(Throughput::Bytes(chat.len() as u64));
         g.bench_function("same_format_splice", |b| {
             b.iter(|| {
-                let info = inspect_request(black_box(&chat), &mut scratch).ok()?;
+                let info = inspect_request(black_box(&chat)).ok()?;
                 splice_string(&chat, info.model_span.clone(), "gpt-4.1")
             })
         });

@@ -1,12 +1,22 @@
 //! Rewriting `model` in same-format request bodies: the serde_json `RawValue` path, the
-//! simd-json tape path, and a full `Value` re-serialisation as the baseline to beat.
+//! simd-json tape path, the scanning path, and a full `Value` re-serialisation as the baseline
+//! to beat, over small bodies and agent-size ones (Chat and Messages, 50 and 300 KB).
 //! The result picks which path `ringway::json::inspect_request` uses.
+
+#[allow(
+    dead_code,
+    reason = "shared by the benches and this command, each using a part"
+)]
+#[path = "../loadtest/src/agent.rs"]
+mod agent;
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ringway::json::{inspect_request_serde, inspect_request_simd, splice_string, SimdScratch};
+use ringway::json::{
+    inspect_request_scan, inspect_request_serde, inspect_request_simd, splice_string, SimdScratch,
+};
 
 /// The upstream model spliced in place of the route alias.
 const UPSTREAM_MODEL: &str = "claude-haiku-4-5-20251001";
@@ -66,16 +76,24 @@ fn reserialise(body: &[u8]) -> Vec<u8> {
 
 fn json_model_splice(c: &mut Criterion) {
     let mut scratch = SimdScratch::new();
+    let agent = |shape, size| agent::body(shape, size, "fast", false);
     for (name, body) in [
         ("1k", body_1k()),
         ("10k", body_10k()),
         ("100k_image", body_100k_image()),
+        ("agent_chat_50k", agent(agent::Shape::Chat, 50 * 1024)),
+        ("agent_chat_300k", agent(agent::Shape::Chat, 300 * 1024)),
+        (
+            "agent_messages_300k",
+            agent(agent::Shape::Messages, 300 * 1024),
+        ),
     ] {
         // A bench of the error path would say nothing: both parsers must accept the body and
         // agree on it.
         let info = inspect_request_serde(&body);
         assert!(info.is_ok(), "{name}: {info:?}");
         assert_eq!(info, inspect_request_simd(&body, &mut scratch), "{name}");
+        assert_eq!(info, inspect_request_scan(&body), "{name}");
 
         let mut group = c.benchmark_group(format!("json_model_splice/{name}"));
         group.warm_up_time(Duration::from_millis(500));
@@ -93,6 +111,14 @@ fn json_model_splice(c: &mut Criterion) {
             b.iter(|| {
                 let body = black_box(&body[..]);
                 inspect_request_simd(body, &mut scratch)
+                    .ok()
+                    .and_then(|info| splice_string(body, info.model_span, UPSTREAM_MODEL))
+            })
+        });
+        group.bench_function("scan", |b| {
+            b.iter(|| {
+                let body = black_box(&body[..]);
+                inspect_request_scan(body)
                     .ok()
                     .and_then(|info| splice_string(body, info.model_span, UPSTREAM_MODEL))
             })

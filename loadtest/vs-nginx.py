@@ -359,14 +359,20 @@ class Bench:
         body_file = os.path.join(self.work, f"{scen}-{proxy}.json")
         with open(body_file, "w") as f:
             f.write(body(path, model, stream, agent=scen.endswith("-300k")))
+        return self.oha_run(proxy, url_path(path, model, stream), body_file, secs)
+
+    def oha_run(self, proxy, url, body_file, secs, conns=32, extra=()):
+        """oha posting `body_file` to `url` on `proxy` for `secs`: rate, the proxy's CPU per
+        request, how busy each core was, latency percentiles (ms) and failures."""
+        pid, port, _ = self.proxies[proxy]
         before = cpu_ticks(pid)
         cores = cpu_busy()
         out = subprocess.run(
             ["taskset", "-c", "1", "oha", "--no-tui", "-z", f"{secs}s", "-w", "--worker-threads", "1",
-             "--output-format", "json", "-c", "32", "-m", "POST",
+             "--output-format", "json", "-c", str(conns), "-m", "POST",
              "-H", "content-type: application/json", "-H", "anthropic-version: 2023-06-01",
-             "-H", f"x-goog-api-key: {GEMINI_KEY}",
-             "-D", body_file, f"http://127.0.0.1:{port}{url_path(path, model, stream)}"],
+             "-H", f"x-goog-api-key: {GEMINI_KEY}", *extra,
+             "-D", body_file, f"http://127.0.0.1:{port}{url}"],
             capture_output=True, text=True, check=True).stdout
         cpu = (cpu_ticks(pid) - before) / TICKS
         cpu0, cpu1 = busy_since(cores)

@@ -6,11 +6,13 @@
 //! `model` key, which is replaced by splicing its span. The whole document is validated first.
 //! Nothing is re-serialised.
 //!
-//! The module has two validating parsers with identical semantics:
+//! The module has three validating parsers with identical semantics:
 //! - [`inspect_request_serde`]: a serde_json visitor that finds `model` with `&RawValue`.
 //! - [`inspect_request_simd`]: a simd-json tape that finds `model` by pointer arithmetic.
+//! - [`inspect_request_scan`]: one pass that builds nothing, sixteen bytes at a time inside
+//!   strings; what it refuses, serde_json decides.
 //!
-//! [`inspect_request`] serves with the faster of the two, as measured by `benches/json.rs`.
+//! [`inspect_request`] serves with the fastest, as measured by `benches/json.rs`.
 //!
 //! Both parsers apply these rules:
 //! 1. The document must be valid JSON (RFC 8259). It must be UTF-8, have no trailing bytes,
@@ -24,6 +26,7 @@
 pub mod cursor;
 mod escape;
 mod members;
+mod scan;
 mod serde_path;
 mod simd_path;
 mod stream_options;
@@ -36,6 +39,7 @@ use std::ops::Range;
 
 pub use escape::{escaped_len, splice_string, write_json_escaped, write_json_string};
 pub use members::{members, remove_members, Member};
+pub use scan::inspect_request_scan;
 pub use serde_path::inspect_request_serde;
 pub use simd_path::{inspect_request_simd, SimdScratch};
 pub use stream_options::with_include_usage;
@@ -201,24 +205,26 @@ impl FieldShape {
     }
 }
 
-/// Checks a chat request body and finds its `model`. Uses whichever parser the bench shows is
-/// faster. `scratch` is the worker's reusable simd-json state.
+/// Checks a chat request body and finds its `model`, with the scanning parser (the fastest of
+/// the three; each refusal of it goes to serde_json, which words the error).
 ///
 /// The choice comes from `benches/json.rs` (group `json_model_splice/*`: validate, locate, then
-/// splice). These are criterion medians, taken with `taskset -c 1` on a shared 2-core AVX2
-/// machine under load, so they are noisy:
+/// splice; criterion medians in one run on a shared, noisy 2-core machine) and from
+/// instruction counts, which do not depend on the machine's load (callgrind, validation only):
 ///
-/// | body                           | simd_tape | serde_rawvalue | reserialise_baseline |
-/// |--------------------------------|-----------|----------------|----------------------|
-/// | 1k (1,012 B)                   |   0.69 µs |        1.05 µs |              3.5 µs  |
-/// | 10k (9,641 B, escapes, CJK)    |   6.7 µs  |       12.1 µs  |             37.2 µs  |
-/// | 100k_image (100 KB base64 URL) |  15.0 µs  |       15.3 µs  |             69.5 µs  |
+/// | body                                  | simd_tape | scan     |
+/// |---------------------------------------|-----------|----------|
+/// | 1k (1,012 B)                          | 1.04 µs   | 0.64 µs  |
+/// | 10k (9,641 B, escapes, CJK, emoji)    | 7.8 µs    | 8.5 µs   |
+/// | 100k_image (100 KB base64 URL)        | 21.2 µs   | 12.7 µs  |
+/// | agent Chat 50 KB                      | 20.6 µs   | 11.5 µs  |
+/// | agent Chat 300 KB                     | 192 µs    | 164 µs   |
+/// | agent Chat 300 KB, instructions/byte  | 6.5       | 3.8      |
 ///
-/// A separate interleaved timing of inspect alone, with an earlier 714 B 1k body, ranked them
-/// the same way: simd 0.35/6.5/13.8 µs, serde 0.61/11.8/13.9 µs. simd-json is faster on the small and multi-turn bodies and level on
-/// the image body, so it serves.
-pub fn inspect_request(body: &[u8], scratch: &mut SimdScratch) -> Result<RequestInfo, JsonError> {
-    inspect_request_simd(body, scratch)
+/// Agent bodies are `loadtest/src/agent.rs`'s. Text dense in escapes (source code: a `\n` or
+/// `\"` every dozen bytes) is what keeps the scan near 4 instructions a byte.
+pub fn inspect_request(body: &[u8]) -> Result<RequestInfo, JsonError> {
+    inspect_request_scan(body)
 }
 
 /// [`inspect_request`] for a dialect whose model and streaming are named by the path
@@ -226,11 +232,10 @@ pub fn inspect_request(body: &[u8], scratch: &mut SimdScratch) -> Result<Request
 /// the body is not the request's, and none is needed. `model_span` is then empty.
 pub fn inspect_request_path_model(
     body: &[u8],
-    scratch: &mut SimdScratch,
     model: &str,
     stream: bool,
 ) -> Result<RequestInfo, JsonError> {
-    let mut c = simd_path::collect_checked(body, scratch)?;
+    let mut c = scan::collect_checked(body)?;
     c.model_count = 1;
     c.model = Some((0..0, Some(model.to_owned())));
     c.stream_count = 1;

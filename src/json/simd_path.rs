@@ -84,18 +84,6 @@ pub fn inspect_request_simd(
     }
 }
 
-/// What [`inspect_request_simd`] gathers before its field checks, by the same two parsers.
-pub(super) fn collect_checked(
-    body: &[u8],
-    scratch: &mut SimdScratch,
-) -> Result<Collected, JsonError> {
-    match collect(body, scratch) {
-        Ok(collected) => Ok(collected),
-        Err(Refusal::NotObject) => Err(JsonError::NotObject),
-        Err(Refusal::Parse | Refusal::Tape) => serde_path::collect_serde(body),
-    }
-}
-
 /// Parses `body` with simd-json and gathers the top-level `model` and `stream` values.
 pub(super) fn collect(body: &[u8], scratch: &mut SimdScratch) -> Result<Collected, Refusal> {
     let len = body.len();

@@ -68,7 +68,7 @@ pub(super) async fn admit<S: Transport>(
         )
         .await?;
     ex.body_read.set(true);
-    let mut info = inspect(ctx, &body, &path_model).await?;
+    let mut info = inspect(&body, &path_model).await?;
     let body_fallbacks = match info.allow_fallbacks {
         Flag::Absent => true,
         Flag::Bool(b) => {
@@ -78,7 +78,7 @@ pub(super) async fn admit<S: Transport>(
                     Error::new(ErrorKind::Internal, "cannot remove `allow_fallbacks`")
                 })?;
             body = Bytes::from(cut);
-            info = inspect(ctx, &body, &path_model).await?;
+            info = inspect(&body, &path_model).await?;
             b
         }
         Flag::Other => {
@@ -98,7 +98,7 @@ pub(super) async fn admit<S: Transport>(
             let (cut, _) = crate::json::remove_members(&body, "privacy_tier")
                 .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot remove `privacy_tier`"))?;
             body = Bytes::from(cut);
-            info = inspect(ctx, &body, &path_model).await?;
+            info = inspect(&body, &path_model).await?;
             let text = match &field {
                 TextField::Text(t) => Some(t.as_str()),
                 _ => None,
@@ -112,7 +112,7 @@ pub(super) async fn admit<S: Transport>(
     if ex.format == Format::Responses && op == Op::Chat {
         if let Some(expanded) = stored::admit(ctx, key, &info.model, &body, &ex.store).await? {
             body = expanded;
-            info = inspect(ctx, &body, &path_model).await?;
+            info = inspect(&body, &path_model).await?;
         }
     }
     // Everything sealed for the client is bound to its gateway key (the digest of its
@@ -132,7 +132,7 @@ pub(super) async fn admit<S: Transport>(
             Ok(None) => {}
             Ok(Some(unsealed)) => {
                 body = Bytes::from(unsealed);
-                info = inspect(ctx, &body, &path_model).await?;
+                info = inspect(&body, &path_model).await?;
             }
             Err(e) => {
                 let err = Error::new(ErrorKind::InvalidBody, e.to_string());
@@ -148,7 +148,7 @@ pub(super) async fn admit<S: Transport>(
             .map_err(Error::from)?
         {
             body = Bytes::from(opened.body);
-            info = inspect(ctx, &body, &path_model).await?;
+            info = inspect(&body, &path_model).await?;
         }
     }
     let mut dropped_reasoning = false;
@@ -229,7 +229,7 @@ pub(super) async fn admit<S: Transport>(
         // Thinking is restored too: its signature is sealed under the gateway's key, so the
         // block can go back to the provider as it was signed (`pii::thinking`).
         ex.pii = session.restore_set_sealing(Some(seal()));
-        info = inspect(ctx, &body, &path_model).await?;
+        info = inspect(&body, &path_model).await?;
     }
     ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op)?;
@@ -260,37 +260,21 @@ pub(super) async fn admit<S: Transport>(
     })
 }
 
-/// What a body's JSON says: read on the worker (with its reusable buffers) when small, on a
-/// helper thread when large (tens of milliseconds for 6 MB), so that a large body does not
+/// What a body's JSON says: read on the worker when small, on a helper thread when large (tens of milliseconds for 6 MB), so that a large body does not
 /// hold up the worker's other requests.
-async fn inspect(
-    ctx: &Ctx,
-    body: &Bytes,
-    path_model: &Option<(String, bool)>,
-) -> Result<RequestInfo> {
-    let read = |body: &[u8], scratch: &mut crate::json::SimdScratch| match path_model {
-        Some((model, stream)) => {
-            crate::json::inspect_request_path_model(body, scratch, model, *stream)
-        }
-        None => crate::json::inspect_request(body, scratch),
+async fn inspect(body: &Bytes, path_model: &Option<(String, bool)>) -> Result<RequestInfo> {
+    let read = |body: &[u8], path_model: &Option<(String, bool)>| match path_model {
+        Some((model, stream)) => crate::json::inspect_request_path_model(body, model, *stream),
+        None => crate::json::inspect_request(body),
     };
     let info = if body.len() <= convert::INLINE_TRANSLATION_MAX_BYTES {
-        read(body, &mut ctx.json_scratch.borrow_mut())
+        read(body, path_model)
     } else {
         let body = body.clone();
         let path_model = path_model.clone();
-        // Buffers of its own, freed with the job: a helper keeps nothing sized by a body.
-        crate::rt::pool::run(move || {
-            let scratch = &mut crate::json::SimdScratch::new();
-            match &path_model {
-                Some((model, stream)) => {
-                    crate::json::inspect_request_path_model(&body, scratch, model, *stream)
-                }
-                None => crate::json::inspect_request(&body, scratch),
-            }
-        })
-        .await
-        .map_err(convert::pool_error)?
+        crate::rt::pool::run(move || read(&body, &path_model))
+            .await
+            .map_err(convert::pool_error)?
     };
     info.map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))
 }

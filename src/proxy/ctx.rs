@@ -1,7 +1,7 @@
 //! What a request runs with: the worker's state (pools, caches, counters, beacons) and the
 //! config snapshot current when the request started; request ids; the drain's refusal.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -53,8 +53,6 @@ pub struct WorkerState {
     pub hub: Arc<crate::metrics::Hub>,
     /// Health of every target (breakers, latency) and the worker's PRNG.
     pub health: crate::routing::Health,
-    /// simd-json's reusable buffers: one set per worker, never rebuilt per request.
-    pub(super) json_scratch: RefCell<crate::json::SimdScratch>,
     /// Bytes of bodies held whole on this worker (answers and requests being translated,
     /// translated Responses answers held for their final event), and their bound.
     pub buffers: Rc<budget::BufferBudget>,
@@ -98,7 +96,6 @@ impl Ctx {
             ready,
             id_prefix,
             next_id: Cell::new(0),
-            json_scratch: RefCell::new(crate::json::SimdScratch::new()),
             health: crate::routing::Health::new(seed),
             metrics: crate::metrics::Worker::default(),
             hub,

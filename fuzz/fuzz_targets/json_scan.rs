@@ -1,0 +1,23 @@
+//! The scanning JSON parser (the request path's) against serde_json's: the same answer on any
+//! input, alone and spliced into a string of a real agent body (so long, escape-dense strings
+//! and block boundaries are crossed with arbitrary bytes).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringway::json::{inspect_request_scan, inspect_request_serde};
+
+/// A real Claude Code request: its first text string runs from byte 90 to past byte 600.
+const AGENT: &[u8] = include_bytes!("../../tests/fixtures/claude_code/request.json");
+
+fuzz_target!(|data: &[u8]| {
+    assert_eq!(inspect_request_scan(data), inspect_request_serde(data));
+    // The fuzzer's bytes inside a long string of a real body, at a place that moves with
+    // them, so that a block boundary falls anywhere in them.
+    let at = 200 + data.len() % 64;
+    if let Some(head) = AGENT.get(..at) {
+        let mut body = head.to_vec();
+        body.extend_from_slice(data);
+        body.extend_from_slice(&AGENT[at..]);
+        assert_eq!(inspect_request_scan(&body), inspect_request_serde(&body));
+    }
+});
