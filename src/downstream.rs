@@ -173,6 +173,12 @@ impl<S: AsyncReadRent + AsyncWriteRent> ClientConn<S> {
         !self.rbuf.is_empty()
     }
 
+    /// Bytes of a next request read already, or waiting in the socket (seen on a plain
+    /// connection only; nothing is taken from it).
+    pub fn has_waiting(&self) -> bool {
+        self.has_buffered() || self.direct.is_some_and(crate::rt::readable_now)
+    }
+
     /// Read the next request head. Waits up to the keep-alive timeout for its first byte (or
     /// until `idle_end`, if given, fires: a drain closes idle connections), then up to the header-read
     /// timeout for the rest (a slowloris client is cut off there).

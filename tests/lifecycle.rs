@@ -555,10 +555,26 @@ fn restart_under_load(extra: &str, node: Option<&'static str>) {
     std::thread::sleep(Duration::from_millis(700));
     stop.store(true, Ordering::SeqCst);
     let mut by_process = std::collections::BTreeMap::<String, usize>::new();
+    let mut failed = 0;
     for c in clients {
-        for (p, n) in c.join().expect("a request failed across the restart") {
-            *by_process.entry(p).or_default() += n;
+        match c.join() {
+            Ok(served) => {
+                for (p, n) in served {
+                    *by_process.entry(p).or_default() += n;
+                }
+            }
+            Err(_) => failed += 1,
         }
+    }
+    if failed > 0 {
+        // Both gateways' own lines (the access log's JSON left out): a panic, a worker's
+        // warning or the drain's last words say more than the client's symptom.
+        for (name, p) in [("old", &old), ("new", &new)] {
+            for line in p.drain_log().iter().filter(|l| !l.starts_with('{')) {
+                eprintln!("[{name} gateway] {line}");
+            }
+        }
+        panic!("{failed} client(s) failed across the restart");
     }
     // For the record (visible with --nocapture).
     eprintln!(

@@ -12,8 +12,9 @@ use crate::config::Config;
 /// served by every worker within about this long.
 pub const CONTROL_TICK: Duration = Duration::from_millis(20);
 
-/// Once a drain starts, how long a connection accepted but still silent may take to send its
-/// first request before it is closed (one accepted just as the drain began is not cut off).
+/// Once a drain has closed the listeners, how long a connection accepted but still silent may
+/// take to send its first request before it is closed (one accepted just as the drain began,
+/// or in the listeners' handover, is not cut off).
 pub const FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
 
 /// A message to one worker.

@@ -16,7 +16,7 @@ use monoio::time::TimeDriver;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::config::Driver;
-pub use listen::Listener;
+pub use listen::{kernel_migrates_queued, Listener, LISTENER_HANDOVER};
 
 /// Listen backlog per worker socket.
 pub const LISTEN_BACKLOG: i32 = 4096;
@@ -102,6 +102,14 @@ pub fn send_front(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> std::io::Result<
 pub fn recv_now(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<usize> {
     use nix::sys::socket::{recv, MsgFlags};
     no_eintr(|| recv(fd, buf, MsgFlags::MSG_DONTWAIT))
+}
+
+/// Does a connected socket hold bytes to read now? Peeked, without waiting: nothing is taken.
+pub fn readable_now(fd: std::os::fd::RawFd) -> bool {
+    use nix::sys::socket::{recv, MsgFlags};
+    let mut byte = [0u8; 1];
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    matches!(no_eintr(|| recv(fd, &mut byte, flags)), Ok(n) if n > 0)
 }
 
 /// A socket call, again while a signal interrupts it.

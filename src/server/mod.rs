@@ -6,9 +6,12 @@
 pub mod tls;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use monoio::io::Canceller;
@@ -67,53 +70,112 @@ pub enum Speaks {
     Https,
 }
 
-/// Accept connections, one task per connection, until a drain starts; then serve what the
-/// kernel had already queued and close the listener.
+/// Accept connections, one task per connection, until a drain starts; then stop new
+/// handshakes on the listener, accept the ones under way for a moment, serve what the kernel
+/// had already queued and close it.
 pub async fn accept_loop(listener: Listener, live: Rc<Live>, speaks: Speaks) {
     let mut failures = AcceptFailures::default();
     // The worker's state, not a snapshot: holding a config here would pin it for good.
     let state = live.ctx().state();
-    let draining = &state.draining;
-    let mut canceller = Canceller::new();
-    loop {
-        let mut accept = std::pin::pin!(listener.accept_cancelable(canceller.handle()));
-        let outcome = match draining.race(accept.as_mut()).await {
-            Some(r) => r,
-            None => {
-                // Cancel and still wait for the accept: on io_uring it may have taken a
-                // connection already, which dropping it would leak unanswered.
-                canceller = canceller.cancel();
-                accept.await
+    let worker = state.worker;
+    accept_until(
+        &listener,
+        &live,
+        speaks,
+        &mut failures,
+        state.draining.wait(),
+    )
+    .await;
+    // Closing resets every connection in the listener's queues, and until then the kernel
+    // keeps handing it new ones: stop those first, then take what is under way. Not needed
+    // where the kernel moves a closing listener's connections to the listeners left.
+    if !crate::rt::kernel_migrates_queued() {
+        match listener.refuse_new_handshakes() {
+            Ok(()) => {
+                let over = monoio::time::sleep(crate::rt::LISTENER_HANDOVER);
+                accept_until(&listener, &live, speaks, &mut failures, over).await;
             }
-        };
-        match outcome {
-            Ok((stream, peer)) => {
-                failures.recovered(state.worker);
-                spawn_connection(stream, peer, &live, speaks);
-            }
-            Err(_) if draining.fired() => {}
-            Err(e) => {
-                let pause = failures.failed(state.worker, &e, Instant::now());
-                if draining.race(monoio::time::sleep(pause)).await.is_none() {
-                    break;
-                }
-            }
-        }
-        if draining.fired() {
-            break;
+            Err(e) => crate::log::warn(format_args!(
+                "worker {worker}: cannot stop new connections before closing the listener \
+                 ({e}): one that arrives as it closes is reset"
+            )),
         }
     }
     let queued = listener.take_queued().await;
     if !queued.is_empty() {
         crate::log::info(format_args!(
-            "worker {}: serving {} connection(s) queued before the listener closed",
-            state.worker,
+            "worker {worker}: serving {} connection(s) queued before the listener closed",
             queued.len()
         ));
     }
     for (stream, peer) in queued {
         spawn_connection(stream, peer, &live, speaks);
     }
+}
+
+/// Accept, one task per connection, until `stop` completes. The accept under way then is
+/// cancelled and still awaited: on io_uring it may have taken a connection already, which
+/// dropping it would leak unanswered.
+async fn accept_until(
+    listener: &Listener,
+    live: &Rc<Live>,
+    speaks: Speaks,
+    failures: &mut AcceptFailures,
+    stop: impl Future<Output = ()>,
+) {
+    let worker = live.ctx().worker;
+    let mut stop = std::pin::pin!(stop);
+    let mut canceller = Canceller::new();
+    loop {
+        let mut accept = std::pin::pin!(listener.accept_cancelable(canceller.handle()));
+        let (outcome, stopped) = match first_of(accept.as_mut(), stop.as_mut()).await {
+            First::A(r) => (r, false),
+            First::B(()) => {
+                canceller = canceller.cancel();
+                (accept.await, true)
+            }
+        };
+        match outcome {
+            Ok((stream, peer)) => {
+                failures.recovered(worker);
+                spawn_connection(stream, peer, live, speaks);
+            }
+            Err(_) if stopped => {}
+            Err(e) => {
+                let pause = std::pin::pin!(monoio::time::sleep(failures.failed(
+                    worker,
+                    &e,
+                    Instant::now()
+                )));
+                if let First::B(()) = first_of(pause, stop.as_mut()).await {
+                    return;
+                }
+            }
+        }
+        if stopped {
+            return;
+        }
+    }
+}
+
+/// Which of two futures completed first.
+enum First<A, B> {
+    A(A),
+    B(B),
+}
+
+/// Poll `a`, then `b`, until one completes.
+async fn first_of<A: Future, B: Future>(
+    mut a: Pin<&mut A>,
+    mut b: Pin<&mut B>,
+) -> First<A::Output, B::Output> {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(First::A(v));
+        }
+        b.as_mut().poll(cx).map(First::B)
+    })
+    .await
 }
 
 fn spawn_connection(stream: TcpStream, peer: SocketAddr, live: &Rc<Live>, speaks: Speaks) {
@@ -213,7 +275,8 @@ pub async fn serve<S: Transport>(stream: S, direct: Option<RawFd>, live: &Live) 
         // A drain closes connections idle between requests at once; a new one (accepted as
         // the drain began, or from the listener's queue) gets a moment to send its request.
         let idle_end = if first { &state.quiet } else { &state.draining };
-        if idle_end.fired() && !conn.has_buffered() {
+        // A request already in the socket is answered (with `connection: close`), not reset.
+        if idle_end.fired() && !conn.has_waiting() {
             return;
         }
         first = false;

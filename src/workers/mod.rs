@@ -220,7 +220,10 @@ async fn worker_control(
                     ctx.draining.fire();
                     let state = ctx.state();
                     monoio::spawn(async move {
-                        monoio::time::sleep(control::FIRST_REQUEST_GRACE).await;
+                        // Counted from the listeners' close: a connection accepted in their
+                        // handover gets the whole grace too.
+                        let grace = crate::rt::LISTENER_HANDOVER + control::FIRST_REQUEST_GRACE;
+                        monoio::time::sleep(grace).await;
                         state.quiet.fire();
                         let wait = deadline.saturating_duration_since(std::time::Instant::now());
                         monoio::time::sleep(wait).await;

@@ -106,19 +106,20 @@ fn remove_pid_file(path: Option<&PathBuf>) {
 }
 
 /// With port sharing on, warn when the kernel will not hand a closing listener's queued
-/// connections to the remaining ones (`net.ipv4.tcp_migrate_req`, Linux 5.14+): a restart can
-/// then reset a connection that arrives in the instant the old process closes its listener.
+/// connections to the remaining ones (`net.ipv4.tcp_migrate_req`, Linux 5.14+): a drain then
+/// stops new handshakes on the old listener before closing it (see `rt::Listener`), and a
+/// connection turned away there reaches the new process only when its client sends its SYN
+/// again, a second later.
 pub fn check_port_handover(config: &Config) {
     if !config.server.reuse_port {
         return;
     }
-    let on = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
-        .is_ok_and(|v| v.trim() == "1");
-    if !on {
+    if !crate::rt::kernel_migrates_queued() {
         crate::log::warn(format_args!(
-            "reuse_port is on but net.ipv4.tcp_migrate_req is not 1: a restart may reset the few \
-             connections that reach the old process as it closes its listener \
-             (sysctl -w net.ipv4.tcp_migrate_req=1 closes that window)"
+            "reuse_port is on but net.ipv4.tcp_migrate_req is not 1: at a restart, a connection \
+             that reaches the old process as it stops listening waits a second for the new one, \
+             and one whose handshake is still unfinished when it closes is reset \
+             (sysctl -w net.ipv4.tcp_migrate_req=1 hands them over at once)"
         ));
     }
 }
