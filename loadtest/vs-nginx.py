@@ -266,6 +266,13 @@ class Bench:
                 sys.exit(f"vs-nginx: {b} is not built")
 
     def spawn(self, cmd, cpu, port, log):
+        import socket
+
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            sys.exit(f"vs-nginx: something already listens on {port}: stop it first")
+        except OSError:
+            pass
         out = open(os.path.join(self.work, log), "w")
         p = subprocess.Popen(["taskset", "-c", str(cpu)] + cmd, stdout=out, stderr=out)
         self.procs.append(p)
