@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -800,49 +800,5 @@ mod differential {
             .map(|r| r.get(0))
             .collect();
         assert_eq!(left, vec!["resp_0065".to_owned()]);
-    }
-
-    /// Custody rows per second one node's writer puts into PostgreSQL (batches of 512 records,
-    /// the writer's own path, fsync on as a production server keeps it). Run by hand:
-    /// `cargo test --release --test cluster_postgres -- --ignored --nocapture custody_rows`.
-    #[test]
-    #[ignore]
-    #[expect(
-        clippy::print_stdout,
-        reason = "the measured figure is this test's output"
-    )]
-    fn custody_rows_per_second_into_postgres() {
-        let pg = Postgres::start_with(&[]);
-        let url = store_url(&pg.database("rate"));
-        let mut shared = ringway::custody::postgres::Postgres::open(&url, 100_000).unwrap();
-        let template = records();
-        let rounds = 200;
-        let written = AtomicU64::new(0);
-        let started = Instant::now();
-        for round in 0..rounds {
-            let batch: Vec<Record> = template[..512]
-                .iter()
-                .enumerate()
-                .map(|(i, r)| Record {
-                    id: format!("rw-{round}-{i}"),
-                    ..r.clone()
-                })
-                .collect();
-            shared.write_batch(&batch).unwrap();
-            written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        }
-        let took = started.elapsed();
-        assert_eq!(shared.backlog(), 0);
-        let rows: i64 = pg
-            .client("rate")
-            .query_one("SELECT COUNT(*) FROM ringway_custody", &[])
-            .unwrap()
-            .get(0);
-        assert_eq!(rows as u64, written.load(Ordering::Relaxed));
-        println!(
-            "custody rows into PostgreSQL: {rows} in {:.2} s = {:.0} rows/s",
-            took.as_secs_f64(),
-            rows as f64 / took.as_secs_f64()
-        );
     }
 }
