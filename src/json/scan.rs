@@ -110,16 +110,10 @@ fn gather(
             _ => Ok(None),
         }
     };
-    let flag = || match raw {
-        b"true" => Flag::Bool(true),
-        b"false" => Flag::Bool(false),
-        _ => Flag::Other,
-    };
-    let shape = || match first {
-        Some(b'[') => FieldShape::Array,
-        Some(b'-' | b'0'..=b'9') => FieldShape::Number,
-        _ => FieldShape::Other,
-    };
+    // Valid UTF-8: the whole body was checked first.
+    let text = std::str::from_utf8(raw).map_err(|_| Refused)?;
+    let flag = || Flag::of_raw(text);
+    let shape = || FieldShape::of_raw(text);
     match name {
         b"model" => {
             c.model_count += 1;
