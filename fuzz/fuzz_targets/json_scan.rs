@@ -1,15 +1,21 @@
 //! The scanning JSON parser (the request path's) against serde_json's: the same answer on any
 //! input, alone and spliced into a string of a real agent body (so long, escape-dense strings
-//! and block boundaries are crossed with arbitrary bytes).
+//! and block boundaries are crossed with arbitrary bytes). And the block escaper against
+//! serde_json's: the same bytes for any string.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringway::json::{inspect_request_scan, inspect_request_serde};
+use ringway::json::{inspect_request_scan, inspect_request_serde, write_json_string};
 
 /// A real Claude Code request: its first text string runs from byte 90 to past byte 600.
 const AGENT: &[u8] = include_bytes!("../../tests/fixtures/claude_code/request.json");
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let mut ours = Vec::new();
+        write_json_string(&mut ours, text);
+        assert_eq!(Some(ours), serde_json::to_vec(text).ok());
+    }
     assert_eq!(inspect_request_scan(data), inspect_request_serde(data));
     // The fuzzer's bytes inside a long string of a real body, at a place that moves with
     // them, so that a block boundary falls anywhere in them.

@@ -25,6 +25,7 @@
 
 pub mod cursor;
 mod escape;
+mod mask;
 mod members;
 mod scan;
 mod serde_path;

@@ -1,46 +1,14 @@
 //! Hand-written JSON/SSE output for the stream machines: string escaping, integers, frames.
 //! Streams write small fixed-shape objects per event, so templates beat a serializer.
 
-/// Bytes that must be escaped inside a JSON string (control characters, `"` and `\`).
-const fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
-}
-
 /// Appends `s` as a quoted JSON string.
 pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    push_str_contents(out, s);
-    out.push(b'"');
+    crate::json::write_json_string(out, s);
 }
 
 /// Appends the escaped contents of `s` (no quotes).
 pub(crate) fn push_str_contents(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !needs_escape(b) {
-            continue;
-        }
-        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-            }
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    crate::json::write_json_escaped(out, s);
 }
 
 /// Appends `n` in decimal.

@@ -108,10 +108,38 @@ impl<'a> From<Cow<'a, str>> for Str<'a> {
     }
 }
 
+/// The struct name serde_json's `RawValue` serializes under: a serializer from serde_json
+/// writes the one field of a struct by this name as it is, JSON already.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Strings at least this long are escaped here and handed to the serializer as written JSON:
+/// serde_json escapes a byte at a time, ~8 instructions a byte, and agent bodies are mostly
+/// long strings. Shorter ones are not worth the allocation.
+const ESCAPE_HERE_MIN: usize = 64;
+
 impl Serialize for Str<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        serialize_text(&self.0, s)
     }
+}
+
+/// Serializes `text` as a JSON string: long ones escaped by [`crate::json::write_json_string`], which
+/// writes the bytes serde_json would, sixteen bytes at a time.
+pub(crate) fn serialize_text<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    if text.len() < ESCAPE_HERE_MIN {
+        return s.serialize_str(text);
+    }
+    let mut written = Vec::with_capacity(text.len() + text.len() / 16 + 32);
+    crate::json::write_json_string(&mut written, text);
+    // Escaping keeps UTF-8 whole; checked (SIMD, a fraction of the escaping) rather than
+    // assumed.
+    let Ok(written) = simdutf8::basic::from_utf8(&written) else {
+        return s.serialize_str(text);
+    };
+    let mut raw = s.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+    raw.serialize_field(RAW_VALUE_TOKEN, written)?;
+    raw.end()
 }
 
 struct StrVisitor<'a>(PhantomData<&'a ()>);
@@ -151,7 +179,7 @@ pub enum TextOr<'a, T> {
 impl<T: Serialize> Serialize for TextOr<'_, T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            TextOr::Text(t) => s.serialize_str(t),
+            TextOr::Text(t) => t.serialize(s),
             TextOr::Items(v) => s.collect_seq(v),
         }
     }
@@ -430,6 +458,28 @@ mod tests {
         assert_eq!(&*v[1], "es\"caped");
         let o: Option<Str<'_>> = serde_json::from_str(r#""x""#).unwrap();
         assert!(matches!(o.unwrap().0, Cow::Borrowed("x")));
+    }
+
+    /// Long strings are escaped here and written through serde_json's raw-value path: the
+    /// bytes must be serde_json's own, inside structures and into a `Value` too (which parses
+    /// what the raw path hands it).
+    #[test]
+    fn long_strings_serialize_as_serde_json_writes_them() {
+        let long = "line \"one\"\n\tback\\slash \u{1} é 😀 ".repeat(9);
+        assert!(long.len() >= ESCAPE_HERE_MIN);
+        for text in [long.as_str(), "short \"one\"\n"] {
+            let want = serde_json::to_string(text).unwrap();
+            let s = Str::from(text);
+            assert_eq!(serde_json::to_string(&s).unwrap(), want);
+            let t: TextOr<'_, Str<'_>> = TextOr::Text(Str::from(text));
+            assert_eq!(serde_json::to_string(&t).unwrap(), want);
+            let nested = serde_json::to_string(&vec![Some(Str::from(text))]).unwrap();
+            assert_eq!(nested, format!("[{want}]"));
+            assert_eq!(
+                serde_json::to_value(&s).unwrap(),
+                serde_json::Value::String(text.to_owned())
+            );
+        }
     }
 
     #[test]
