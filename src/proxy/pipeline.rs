@@ -488,15 +488,10 @@ fn relays_head(provider: &crate::config::Provider, pair: Pair) -> bool {
     pair.is_passthrough() && !provider.kind.model_in_path()
 }
 
-/// The request parameters translation dropped, for the client's dropped-params header (empty:
-/// none).
+/// The lossy entries of the translation ledger, for the client's dropped-params header
+/// (empty: none).
 fn dropped_params(meta: Option<&crate::translate::RequestMeta>) -> String {
-    let Some(m) = meta else {
-        return String::new();
-    };
-    let refused = m.refused.iter().map(String::as_str);
-    let all: Vec<&str> = m.dropped.iter().copied().chain(refused).collect();
-    all.join(",")
+    meta.map_or_else(String::new, |m| m.ledger.header_value())
 }
 
 /// Commit to a whole or relayed answer (its head and what is already in hand go to the client)

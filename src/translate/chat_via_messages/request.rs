@@ -329,7 +329,7 @@ fn reject_unsupported(req: &ChatRequest<'_>) -> Result<(), TranslateError> {
     Ok(())
 }
 
-/// Parameters dropped with a note in `meta.dropped` (spec §12 "drop with a warning").
+/// Parameters dropped with a note in the ledger (spec §12 "drop with a warning").
 fn drop_ignored(req: &ChatRequest<'_>, meta: &mut RequestMeta) {
     let present: [(&'static str, bool); 10] = [
         ("seed", req.seed.is_some()),
@@ -1475,7 +1475,7 @@ mod tests {
                 }
             }
             assert!(out.get("top_k").is_none(), "{case}");
-            assert_eq!(meta.dropped, vec!["top_k"], "{case}");
+            assert_eq!(meta.ledger.dropped(), vec!["top_k"], "{case}");
         }
         let (out, _) = run_for("claude-opus-4-7", &auto, req("none")).unwrap();
         assert!(out.get("thinking").is_none() && out.get("output_config").is_none());

@@ -318,9 +318,7 @@ impl<'b, 'r> Reading<'b, 'r> {
                 pairs.push((short, long));
             }
         }
-        for name in self.meta.dropped {
-            meta.drop_param(name);
-        }
+        meta.ledger.extend(&self.meta.ledger);
         Ok(self.out)
     }
 
