@@ -277,6 +277,18 @@ impl RequestMeta {
             .map_or(upstream, |(_, original)| original.as_str())
     }
 
+    /// Note every shortened tool name, at its index in the client's tools when `index` finds
+    /// it (`tools[3].name`), else as `tools[].name`.
+    pub(crate) fn note_tool_names(&mut self, index: impl Fn(&str) -> Option<usize>) {
+        for (_, original) in &self.tool_names {
+            let field = match index(original) {
+                Some(i) => std::borrow::Cow::Owned(format!("tools[{i}].name")),
+                None => std::borrow::Cow::Borrowed("tools[].name"),
+            };
+            self.ledger.note(Code::ToolNameShortened, field);
+        }
+    }
+
     fn drop_param(&mut self, name: &'static str) {
         self.ledger.note(Code::ParamDropped, name);
     }
