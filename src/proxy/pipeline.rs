@@ -270,6 +270,7 @@ fn served<'c>(
     ex.note_trail(c.target, tried_at, Some(answer.status), None);
     // No head: the gateway answered itself (an estimate), no provider served.
     ex.attempts.served = answer.head.is_some().then(|| c.target.key.clone());
+    super::record::note_ledger(ex, answer.meta.as_deref(), answer.head.is_none());
     match answer.healthy {
         Some(true) => ctx.health.success(c.target, answer.ttfb),
         Some(false) => target_failed(ctx, ex, c.target, policy),
