@@ -509,12 +509,61 @@ pub(super) async fn ready<'c>(
     let pair = Pair::new(ex.format, provider.speaks(ex.format, &target.model));
     let mut held = None;
     let prepared = prepare(ctx, ex, req, target, provider, pair, &mut held).await?;
+    if let Prepared::Send {
+        meta: Some(meta), ..
+    } = &prepared
+    {
+        strict(ctx, ex, req, provider, meta)?;
+    }
     Ok(Ready {
         provider,
         pair,
         prepared,
         _held: held,
     })
+}
+
+/// Under `strict_translation` (the key's or the route's), a request whose translation for
+/// this target holds a lossy ledger entry is refused before anything is sent: a 400 naming
+/// the field and the code. Like any target the request cannot be made ready for, the next
+/// target may still serve it (one that needs no lossy translation); the refused ledger is
+/// kept for the record.
+fn strict(
+    ctx: &Ctx,
+    ex: &Exchange<'_>,
+    req: &Admitted,
+    provider: &Provider,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let Some(lossy) = meta.ledger.first_lossy() else {
+        return Ok(());
+    };
+    // The route is looked up only for a lossy translation: strictness costs nothing else.
+    if !req.strict_key && !route_strict(ctx, &req.info.model) {
+        return Ok(());
+    }
+    *ex.response.ledger.borrow_mut() = meta.ledger.clone();
+    let field = lossy.field.as_ref();
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "strict_translation: `{field}` cannot be carried to provider `{}` as sent ({}); nothing was sent",
+            provider.name,
+            lossy.code.as_str()
+        ),
+    )
+    .with_param(field.to_owned())
+    .with_code("lossy_translation"))
+}
+
+/// Does the route the client named ask for `strict_translation`?
+fn route_strict(ctx: &Ctx, model: &str) -> bool {
+    match ctx.config.resolve(model) {
+        Some(crate::routing::Resolved::Route(r) | crate::routing::Resolved::Within(r, _)) => {
+            r.strict_translation
+        }
+        _ => false,
+    }
 }
 
 /// One send: the request made ready for a target, under its route's policy.
