@@ -245,3 +245,34 @@ fn a_strict_route_or_key_refuses_a_lossy_translation_before_sending_it() {
         "refusals are counted too: {text}"
     );
 }
+
+#[test]
+fn a_strict_translation_that_is_not_a_boolean_is_refused_with_its_line_and_path() {
+    let route = r#"
+[[provider]]
+name = "mo"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+
+[[route]]
+model = "gpt"
+targets = ["mo/x"]
+strict_translation = "yes"
+"#;
+    check_refuses(
+        route,
+        ":10: route[0].strict_translation",
+        "expected true or false",
+    );
+    let key = r#"
+[[key]]
+name = "k"
+sha256 = "f2d4b279b82ad92867af5878fe7482caebdd7b75499868d0362a6e63ff51f046"
+strict_translation = 1
+"#;
+    check_refuses(
+        key,
+        ":5: key[0].strict_translation",
+        "expected true or false",
+    );
+}
