@@ -25,6 +25,8 @@ pub struct GatewayKey {
     pub pii: bool,
     /// Its Responses answers may be stored (`store_responses`, default true).
     pub store_responses: bool,
+    /// A lossy translation is refused (`strict_translation`, default false).
+    pub strict_translation: bool,
 }
 
 /// A key's limits as configured; None: not limited on that count.
@@ -149,6 +151,7 @@ mod tests {
                 default_tier: None,
                 pii: false,
                 store_responses: true,
+                strict_translation: false,
             },
             GatewayKey {
                 name: "b".into(),
@@ -161,6 +164,7 @@ mod tests {
                 default_tier: None,
                 pii: false,
                 store_responses: true,
+                strict_translation: false,
             },
         ];
         assert_eq!(

@@ -180,7 +180,6 @@ fn meta(spec: &Value) -> RequestMeta {
             .to_owned(),
         created: m.get("created").and_then(Value::as_u64).unwrap_or(CREATED),
         finished: Default::default(),
-        refused: Vec::new(),
         json_tool: flag("json_tool"),
         client_thinking: flag("client_thinking"),
         tool_names: m
@@ -197,7 +196,6 @@ fn meta(spec: &Value) -> RequestMeta {
                     .collect()
             })
             .unwrap_or_default(),
-        dropped: Vec::new(),
         responses: m.get("responses").map(|r| Box::new(responses_meta(r))),
         ..RequestMeta::default()
     }
@@ -234,6 +232,14 @@ fn responses_meta(r: &Value) -> ResponsesMeta {
     }
 }
 
+/// The fields of a ledger's lossy entries, in order.
+pub fn lossy(l: &ringway::translate::Ledger) -> Vec<&str> {
+    l.iter()
+        .filter(|e| e.code.lossy())
+        .map(|e| e.field.as_ref())
+        .collect()
+}
+
 fn meta_json(m: &RequestMeta) -> Value {
     let mut v = json!({
         "stream": m.stream,
@@ -243,7 +249,8 @@ fn meta_json(m: &RequestMeta) -> Value {
         "json_tool": m.json_tool,
         "client_thinking": m.client_thinking,
         "tool_names": m.tool_names,
-        "dropped": m.dropped,
+        // The lossy entries: what the client's dropped-params header lists.
+        "dropped": lossy(&m.ledger),
     });
     if let Some(r) = &m.responses {
         let compaction = match r.compaction {

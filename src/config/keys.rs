@@ -118,6 +118,7 @@ impl Compiler<'_> {
                 budget,
                 pii: k.pii.unwrap_or(false),
                 store_responses: k.store_responses.unwrap_or(true),
+                strict_translation: k.strict_translation.unwrap_or(false),
             });
         }
         Ok(keys)

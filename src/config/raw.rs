@@ -297,6 +297,9 @@ pub struct RawRoute {
     pub aliases: Option<Vec<Spanned<String>>>,
     /// Its Responses answers may be stored (`[responses.store]`). Default true.
     pub store_responses: Option<bool>,
+    /// Refuse (400) a request whose translation would drop, change or approximate anything
+    /// lossy (the translation ledger), before it is sent. Default false.
+    pub strict_translation: Option<bool>,
     /// `provider/model` targets, in order of preference: strings, or tables with settings.
     pub targets: Vec<Spanned<RawTarget>>,
     /// Requests per minute to this route, all keys together. Default: no limit.
@@ -446,6 +449,9 @@ pub struct RawKey {
     pub pii: Option<bool>,
     /// Its Responses answers may be stored (`[responses.store]`). Default true.
     pub store_responses: Option<bool>,
+    /// Refuse (400) a request whose translation would be lossy (see the route's key of the
+    /// same name). Default false.
+    pub strict_translation: Option<bool>,
 }
 
 /// `[key.budget]`

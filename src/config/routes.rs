@@ -183,6 +183,7 @@ impl Compiler<'_> {
                 },
                 policy: self.policy(r, &path)?,
                 store_responses: r.store_responses.unwrap_or(true),
+                strict_translation: r.strict_translation.unwrap_or(false),
                 limits: self.limits(
                     [&r.rpm, &r.tpm, &r.input_tpm, &r.output_tpm, &r.max_streams],
                     &path,

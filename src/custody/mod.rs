@@ -164,6 +164,9 @@ pub struct Record {
     /// `usage` is (in part) the gateway's estimate: a stream cut short before its provider
     /// said its final usage. Records written before this field existed lack it (read: false).
     pub usage_estimated: bool,
+    /// What translation dropped, changed or approximated (`[{"code","field","lossy"}]`; see
+    /// `crate::translate::ledger`). Records written before this field existed lack it.
+    pub ledger: crate::translate::Ledger,
     /// PII entities substituted, by type (counts only, never values).
     pub pii: BTreeMap<String, u64>,
     /// The status the client got (0: none could be sent).

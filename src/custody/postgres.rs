@@ -43,7 +43,8 @@ const PRUNE_LOCK: i64 = 0x7277_6375_7374_7031;
 
 /// This build's custody tables, one step per version (`ringway_schema`, component
 /// `custody`). Steps are only ever appended.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE IF NOT EXISTS ringway_custody (
     id          TEXT COLLATE \"C\" PRIMARY KEY,
     time_ms     BIGINT NOT NULL,
@@ -61,15 +62,19 @@ CREATE TABLE IF NOT EXISTS ringway_custody (
 );
 CREATE INDEX IF NOT EXISTS ringway_custody_time ON ringway_custody (time_ms);
 CREATE INDEX IF NOT EXISTS ringway_custody_key_time ON ringway_custody (key, time_ms);
-"];
+",
+    "
+ALTER TABLE ringway_custody ADD COLUMN IF NOT EXISTS ledger TEXT NOT NULL DEFAULT '';
+",
+];
 
 const INSERT: &str = "
 INSERT INTO ringway_custody
     (id, time_ms, day, key, route, node, status, input, output, cache_read, cache_write,
-     reasoning, record)
+     reasoning, record, ledger)
 SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::int4[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
-                     $13::text[])
+                     $13::text[], $14::text[])
 ON CONFLICT (id) DO NOTHING";
 
 const USAGE_ALL: &str = "
@@ -102,6 +107,8 @@ struct Row {
     status: i32,
     tokens: [i64; 5],
     json: String,
+    /// The ledger as `code:field,…` (its own column, to filter on).
+    ledger: String,
 }
 
 /// PostgreSQL text cannot hold NUL; a name with one (none of ours has) loses it rather than
@@ -141,6 +148,7 @@ impl Row {
                 to_i64(u.reasoning),
             ],
             json: serde_json::to_string(r).map_err(|e| e.to_string())?,
+            ledger: text(&r.ledger.compact()),
         })
     }
 }
@@ -241,6 +249,7 @@ impl Postgres {
         let (input, output, cache_read, cache_write, reasoning) =
             (token(0), token(1), token(2), token(3), token(4));
         let json: Vec<&str> = rows.clone().map(|r| r.json.as_str()).collect();
+        let ledgers: Vec<&str> = rows.clone().map(|r| r.ledger.as_str()).collect();
         let result = client.execute(
             insert,
             &[
@@ -257,6 +266,7 @@ impl Postgres {
                 &cache_write,
                 &reasoning,
                 &json,
+                &ledgers,
             ],
         );
         match result {

@@ -125,7 +125,8 @@ CREATE TABLE IF NOT EXISTS custody (
     cache_write INTEGER NOT NULL,
     reasoning   INTEGER NOT NULL,
     record      TEXT NOT NULL,
-    node        TEXT NOT NULL DEFAULT ''
+    node        TEXT NOT NULL DEFAULT '',
+    ledger      TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS custody_time ON custody(time_ms);
 CREATE INDEX IF NOT EXISTS custody_key_time ON custody(key, time_ms);
@@ -184,7 +185,8 @@ impl Sqlite {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.execute_batch(SCHEMA)?;
-        add_node_column(&conn)?;
+        add_column(&conn, "node")?;
+        add_column(&conn, "ledger")?;
         Ok(Sqlite {
             conn,
             path: path.to_owned(),
@@ -192,15 +194,19 @@ impl Sqlite {
     }
 }
 
-/// A file made before records named their node gets the column (empty for its old rows).
-fn add_node_column(conn: &Connection) -> Result<(), StoreError> {
+/// A file made before records named their node (`node`) or held their translation ledger
+/// (`ledger`: `code:field,…`) gets the text column, empty for its old rows.
+fn add_column(conn: &Connection, name: &'static str) -> Result<(), StoreError> {
     let has: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('custody') WHERE name = 'node')",
-        [],
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('custody') WHERE name = ?1)",
+        [name],
         |r| r.get(0),
     )?;
     if !has {
-        conn.execute_batch("ALTER TABLE custody ADD COLUMN node TEXT NOT NULL DEFAULT ''")?;
+        // `name` is one of ours, never input.
+        conn.execute_batch(&format!(
+            "ALTER TABLE custody ADD COLUMN {name} TEXT NOT NULL DEFAULT ''"
+        ))?;
     }
     Ok(())
 }
@@ -249,8 +255,8 @@ impl CustodyStore for Sqlite {
                 // and if one ever did, the first record stays as it was written.
                 "INSERT OR IGNORE INTO custody
                  (id, time_ms, day, key, route, status, input, output, cache_read, cache_write,
-                  reasoning, record, node)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                  reasoning, record, node, ledger)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for r in records {
                 let json = serde_json::to_string(r).map_err(|e| StoreError(e.to_string()))?;
@@ -269,6 +275,7 @@ impl CustodyStore for Sqlite {
                     to_i64(u.reasoning),
                     json,
                     r.node,
+                    r.ledger.compact(),
                 ])?;
                 if written == 0 {
                     crate::log::warn(format_args!(
@@ -577,6 +584,7 @@ mod tests {
         let mut s = Sqlite::open(&path).unwrap();
         let mut r = record("new", "k", "r", 2, 1, 1);
         r.node = "gw-b".into();
+        r.ledger.note(crate::translate::Code::ParamDropped, "top_k");
         s.write_batch(&[r]).unwrap();
         // Opening it again does not add the column twice.
         drop(s);
@@ -593,9 +601,26 @@ mod tests {
             nodes,
             vec![("new".into(), "gw-b".into()), ("old".into(), String::new())]
         );
+        // The ledger column came with this open too: empty for the old row.
+        let ledgers: Vec<String> = s
+            .conn
+            .prepare("SELECT ledger FROM custody ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            ledgers,
+            vec!["param_dropped:top_k".to_owned(), String::new()]
+        );
         let got = s.reader().unwrap().get("new").unwrap().unwrap();
         let v: serde_json::Value = serde_json::from_str(&got.json).unwrap();
         assert_eq!(v["node"], "gw-b");
+        assert_eq!(
+            v["ledger"],
+            serde_json::json!([{"code": "param_dropped", "field": "top_k", "lossy": true}])
+        );
     }
 
     #[test]

@@ -1519,6 +1519,7 @@ mod tests {
             default_tier: None,
             pii: false,
             store_responses: true,
+            strict_translation: false,
         }
     }
 

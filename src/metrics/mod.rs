@@ -165,6 +165,8 @@ pub struct Snapshot {
     breaker_opened: BTreeMap<String, u64>,
     /// `(key, limit)` → requests refused by a key's limit.
     rate_limited: BTreeMap<(String, &'static str), u64>,
+    /// `(route, code)` → translation ledger entries (codes: `translate::Code`, a fixed list).
+    ledger: BTreeMap<(String, &'static str), u64>,
     /// Idle upstream connections held.
     pool_idle: u64,
     /// TLS handshakes with clients that finished.
@@ -236,6 +238,9 @@ impl Snapshot {
         }
         for (k, v) in &other.rate_limited {
             *self.rate_limited.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.ledger {
+            *self.ledger.entry(k.clone()).or_default() += v;
         }
         self.pool_idle += other.pool_idle;
         self.tls_handshakes += other.tls_handshakes;
@@ -375,6 +380,22 @@ impl Worker {
             Some((_, v)) => *v += 1,
             None => {
                 s.rate_limited.insert((key.to_owned(), limit), 1);
+            }
+        }
+    }
+
+    /// A translation ledger entry with `code` on a request to `route` (a route's name or
+    /// `direct`: bounded by the config, as the LLM series are).
+    pub fn ledger(&self, route: &str, code: &'static str) {
+        let mut s = self.live.borrow_mut();
+        match s
+            .ledger
+            .iter_mut()
+            .find(|((r, c), _)| r == route && *c == code)
+        {
+            Some((_, v)) => *v += 1,
+            None => {
+                s.ledger.insert((route.to_owned(), code), 1);
             }
         }
     }
@@ -644,6 +665,17 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
             out,
             "ringway_rate_limited_total{{key=\"{}\",limit=\"{limit}\"}} {n}",
             label(key)
+        );
+    }
+    out.push_str(
+        "# HELP ringway_translation_ledger_total What translation dropped, changed or approximated, by route and ledger code.\n",
+    );
+    out.push_str("# TYPE ringway_translation_ledger_total counter\n");
+    for ((route, code), n) in &s.ledger {
+        let _ = writeln!(
+            out,
+            "ringway_translation_ledger_total{{route=\"{}\",code=\"{code}\"}} {n}",
+            label(route)
         );
     }
     render_llm(&mut out, s);

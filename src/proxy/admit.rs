@@ -38,6 +38,8 @@ pub(super) struct Admitted {
     pub pii_on: bool,
     /// Sealed reasoning items taken out at admission (PII on; see `open_sealed_items`).
     pub dropped_reasoning: bool,
+    /// The key asks for `strict_translation` (its route may too: `attempt::strict`).
+    pub strict_key: bool,
 }
 
 /// The header that opts a request out of fallbacks.
@@ -257,6 +259,7 @@ pub(super) async fn admit<S: Transport>(
         holder,
         pii_on,
         dropped_reasoning,
+        strict_key: key.is_some_and(|k| k.strict_translation),
     })
 }
 

@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorKind, Result, Retry};
 use crate::format::Format;
 use crate::http1::{self, BodyCodec, BodyFraming, ResponseHead};
 use crate::routing::{Next, Outcome, Policy, Target};
-use crate::translate::{Pair, RequestMeta};
+use crate::translate::{Code, Ledger, Pair, RequestMeta};
 use crate::upstream::Conn;
 use crate::usage::Metered;
 
@@ -145,16 +145,17 @@ fn for_cloud(
     if !dropped.is_empty() {
         ctx.metrics.betas_dropped(&provider.name, dropped.len());
     }
-    let refused: Vec<String> = members
-        .into_iter()
-        .chain(dropped.iter().map(|b| format!("anthropic-beta={b}")))
-        .filter(|r| crate::http1::is_valid_field_value(r.as_bytes()))
-        .collect();
-    let meta = if refused.is_empty() {
+    let meta = if members.is_empty() && dropped.is_empty() {
         meta
     } else {
         let mut meta = meta.unwrap_or_default();
-        Rc::make_mut(&mut meta).refused = refused;
+        let ledger = &mut Rc::make_mut(&mut meta).ledger;
+        for m in members {
+            ledger.note(Code::MemberRefused, m);
+        }
+        for b in &dropped {
+            ledger.note(Code::BetaRemoved, format!("anthropic-beta={b}"));
+        }
         Some(meta)
     };
     let betas = (!kept.is_empty()).then_some(SentBetas {
@@ -227,10 +228,11 @@ async fn prepare_body<'c>(
             if req.dropped_reasoning && !dropped.contains(&"input.reasoning") {
                 dropped.push("input.reasoning");
             }
-            let meta = RequestMeta {
-                dropped,
-                ..RequestMeta::default()
-            };
+            let mut meta = RequestMeta::default();
+            for field in dropped {
+                // What native Responses leaves out is sealed reasoning it cannot carry.
+                meta.ledger.note(Code::SignatureDropped, field);
+            }
             return Ok(Prepared::Send {
                 path,
                 body,
@@ -318,13 +320,13 @@ async fn prepare_body<'c>(
             }
         }
     }
-    if req.dropped_reasoning && !meta.dropped.contains(&"input.reasoning") {
-        meta.dropped.push("input.reasoning");
+    if req.dropped_reasoning {
+        meta.ledger.note(Code::SignatureDropped, "input.reasoning");
     }
     if !provider.kind.versioned_by_anthropic_headers() && ex.head.header("anthropic-beta").is_some()
     {
         // Features an `anthropic-beta` header turns on do not exist at an OpenAI provider.
-        meta.dropped.push("anthropic-beta");
+        meta.ledger.note(Code::BetaRemoved, "anthropic-beta");
     }
     ctx.metrics
         .translated(pair.client.as_str(), pair.provider.as_str());
@@ -507,12 +509,61 @@ pub(super) async fn ready<'c>(
     let pair = Pair::new(ex.format, provider.speaks(ex.format, &target.model));
     let mut held = None;
     let prepared = prepare(ctx, ex, req, target, provider, pair, &mut held).await?;
+    if let Prepared::Send {
+        meta: Some(meta), ..
+    } = &prepared
+    {
+        strict(ctx, ex, req, provider, meta)?;
+    }
     Ok(Ready {
         provider,
         pair,
         prepared,
         _held: held,
     })
+}
+
+/// Under `strict_translation` (the key's or the route's), a request whose translation for
+/// this target holds a lossy ledger entry is refused before anything is sent: a 400 naming
+/// the field and the code. Like any target the request cannot be made ready for, the next
+/// target may still serve it (one that needs no lossy translation); the refused ledger is
+/// kept for the record.
+fn strict(
+    ctx: &Ctx,
+    ex: &Exchange<'_>,
+    req: &Admitted,
+    provider: &Provider,
+    meta: &RequestMeta,
+) -> Result<()> {
+    let Some(lossy) = meta.ledger.first_lossy() else {
+        return Ok(());
+    };
+    // The route is looked up only for a lossy translation: strictness costs nothing else.
+    if !req.strict_key && !route_strict(ctx, &req.info.model) {
+        return Ok(());
+    }
+    *ex.response.ledger.borrow_mut() = meta.ledger.clone();
+    let field = lossy.field.as_ref();
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "strict_translation: `{field}` cannot be carried to provider `{}` as sent ({}); nothing was sent",
+            provider.name,
+            lossy.code.as_str()
+        ),
+    )
+    .with_param(field.to_owned())
+    .with_code("lossy_translation"))
+}
+
+/// Does the route the client named ask for `strict_translation`?
+fn route_strict(ctx: &Ctx, model: &str) -> bool {
+    match ctx.config.resolve(model) {
+        Some(crate::routing::Resolved::Route(r) | crate::routing::Resolved::Within(r, _)) => {
+            r.strict_translation
+        }
+        _ => false,
+    }
 }
 
 /// One send: the request made ready for a target, under its route's policy.
@@ -633,13 +684,14 @@ pub(super) async fn run<'c>(
     let meta = match meta {
         Some(m) if !refused.is_empty() => {
             let mut m = m.clone();
-            Rc::make_mut(&mut m).refused.extend(refused);
+            note_refused(&mut Rc::make_mut(&mut m).ledger, refused);
             Some(m)
         }
-        None if !refused.is_empty() => Some(Rc::new(RequestMeta {
-            refused,
-            ..RequestMeta::default()
-        })),
+        None if !refused.is_empty() => {
+            let mut m = RequestMeta::default();
+            note_refused(&mut m.ledger, refused);
+            Some(Rc::new(m))
+        }
         other => other.clone(),
     };
     let scrubber = provider.scrubber.clone().or_else(|| {
@@ -690,6 +742,13 @@ pub(super) async fn run<'c>(
     {
         Some(meta) => translated_answer(ctx, &at, &reply, res, meta).await,
         None => same_dialect_answer(ctx, ex, &at, &reply, res).await,
+    }
+}
+
+/// Betas a cloud refused by name (`anthropic-beta=VALUE` each), in the ledger.
+fn note_refused(ledger: &mut Ledger, refused: Vec<String>) {
+    for r in refused {
+        ledger.note(Code::BetaRemoved, r);
     }
 }
 

@@ -270,6 +270,7 @@ fn served<'c>(
     ex.note_trail(c.target, tried_at, Some(answer.status), None);
     // No head: the gateway answered itself (an estimate), no provider served.
     ex.attempts.served = answer.head.is_some().then(|| c.target.key.clone());
+    super::record::note_ledger(ex, answer.meta.as_deref(), answer.head.is_none());
     match answer.healthy {
         Some(true) => ctx.health.success(c.target, answer.ttfb),
         Some(false) => target_failed(ctx, ex, c.target, policy),
@@ -488,15 +489,10 @@ fn relays_head(provider: &crate::config::Provider, pair: Pair) -> bool {
     pair.is_passthrough() && !provider.kind.model_in_path()
 }
 
-/// The request parameters translation dropped, for the client's dropped-params header (empty:
-/// none).
+/// The lossy entries of the translation ledger, for the client's dropped-params header
+/// (empty: none).
 fn dropped_params(meta: Option<&crate::translate::RequestMeta>) -> String {
-    let Some(m) = meta else {
-        return String::new();
-    };
-    let refused = m.refused.iter().map(String::as_str);
-    let all: Vec<&str> = m.dropped.iter().copied().chain(refused).collect();
-    all.join(",")
+    meta.map_or_else(String::new, |m| m.ledger.header_value())
 }
 
 /// Commit to a whole or relayed answer (its head and what is already in hand go to the client)

@@ -19,11 +19,34 @@ pub(super) fn route_label(resolved: &Resolved<'_>) -> String {
     }
 }
 
+/// The served answer's translation ledger, kept for the record (`estimate`: the gateway
+/// counted the tokens itself).
+pub(super) fn note_ledger(
+    ex: &Exchange<'_>,
+    meta: Option<&crate::translate::RequestMeta>,
+    estimate: bool,
+) {
+    let mut ledger = ex.response.ledger.borrow_mut();
+    match meta {
+        Some(m) => *ledger = m.ledger.clone(),
+        None => *ledger = crate::translate::Ledger::default(),
+    }
+    if estimate {
+        ledger.note(crate::translate::Code::TokensEstimated, "input_tokens");
+    }
+}
+
 /// Record what happened to one request: metrics, and its access log line.
 pub(super) fn log(ctx: &Ctx, ex: &Exchange<'_>) {
     let took = ex.timings.started.elapsed();
     let error = ex.response.error.get().or(ex.response.failed_midway.get());
     super::state::settle_limits(ctx, ex);
+    if ex.response.metered.get().estimated {
+        ex.response
+            .ledger
+            .borrow_mut()
+            .note(crate::translate::Code::UsageEstimated, "usage");
+    }
     count(ctx, ex, took, error);
     if let Some(n) = ex
         .pii
@@ -80,6 +103,7 @@ fn custody_record(
         duration: took,
         usage: ex.response.metered.get().usage,
         usage_estimated: ex.response.metered.get().estimated,
+        ledger: ex.response.ledger.take(),
         pii: ex
             .pii_counts
             .iter()
@@ -103,6 +127,11 @@ fn count(ctx: &Ctx, ex: &Exchange<'_>, took: Duration, error: Option<ErrorKind>)
     let m = &ctx.metrics;
     let status = ex.response.status.get();
     m.request(ex.endpoint, status, took);
+    if let Some(route) = &ex.route {
+        for e in ex.response.ledger.borrow().iter() {
+            m.ledger(route, e.code.as_str());
+        }
+    }
     if let Some(kind) = ex.response.failed_midway.get() {
         m.error(kind.as_str(), kind.side().as_str());
     }

@@ -109,6 +109,9 @@ pub(super) struct Response {
     pub metered: Cell<Metered>,
     /// Bytes written to the client for this response (head and body).
     pub bytes_sent: Cell<u64>,
+    /// The translation ledger of the attempt that served, or of the one strict translation
+    /// refused: the metrics, the custody record and the span read it.
+    pub ledger: std::cell::RefCell<crate::translate::Ledger>,
 }
 
 impl<'h> Exchange<'h> {

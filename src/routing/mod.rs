@@ -139,6 +139,8 @@ pub struct Route {
     pub policy: Policy,
     /// Its Responses answers may be stored (`store_responses`, default true).
     pub store_responses: bool,
+    /// A lossy translation is refused (`strict_translation`, default false).
+    pub strict_translation: bool,
     /// All keys' requests to it together (enforced by `crate::limits`).
     pub limits: crate::auth::KeyLimits,
 }
@@ -472,6 +474,7 @@ mod tests {
             capabilities: Capabilities::default(),
             policy: Policy::default(),
             store_responses: true,
+            strict_translation: false,
             limits: Default::default(),
         };
         Table::new(
@@ -550,6 +553,7 @@ mod tests {
             capabilities: Capabilities::default(),
             policy: Policy::default(),
             store_responses: true,
+            strict_translation: false,
             limits: Default::default(),
         };
         let table = Table::new(

@@ -361,6 +361,7 @@ mod tests {
                 ..Policy::default()
             },
             store_responses: true,
+            strict_translation: false,
             limits: Default::default(),
         }
     }

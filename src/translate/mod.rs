@@ -16,6 +16,7 @@ mod emit;
 mod error;
 pub mod gemini;
 pub mod gemini_via_chat;
+pub mod ledger;
 mod messages_via_chat;
 mod out;
 mod pair;
@@ -37,6 +38,7 @@ pub use chat_via_messages::stream::AnthropicToOpenAiStream;
 pub use error::{
     anthropic_to_openai_error, openai_to_anthropic_error, same_format_error, ANTHROPIC_ERROR_TYPES,
 };
+pub use ledger::{Code, Ledger};
 pub use messages_via_chat::request::{
     anthropic_to_openai_request, anthropic_to_openai_request_within,
 };
@@ -253,13 +255,9 @@ pub struct RequestMeta {
     pub client_thinking: bool,
     /// Tool names shortened for OpenAI (`(sent upstream, client's original)`).
     pub tool_names: Vec<(String, String)>,
-    /// Client parameters dropped because the upstream has no equivalent that changes the
-    /// answer materially (for a warning header such as `x-ringway-dropped-params`).
-    pub dropped: Vec<&'static str>,
-    /// What the provider's kind refuses, left out of the request it was sent: body members
-    /// (`service_tier`) and `anthropic-beta` values (`anthropic-beta=claude-code-20250219`).
-    /// Reported with `dropped`.
-    pub refused: Vec<String>,
+    /// Everything the translation (or the provider's kind) dropped, changed or approximated:
+    /// the dropped-params header, the ledger metric, the custody record and the span read it.
+    pub ledger: Ledger,
     /// A Responses client: what its answer's rendering needs.
     pub responses: Option<Box<responses::ResponsesMeta>>,
     /// A Gemini provider: what reading its answer needs.
@@ -279,10 +277,25 @@ impl RequestMeta {
             .map_or(upstream, |(_, original)| original.as_str())
     }
 
-    fn drop_param(&mut self, name: &'static str) {
-        if !self.dropped.contains(&name) {
-            self.dropped.push(name);
+    /// Note every shortened tool name, at its index in the client's tools when `index` finds
+    /// it (`tools[3].name`), else as `tools[].name`.
+    pub(crate) fn note_tool_names(&mut self, index: impl Fn(&str) -> Option<usize>) {
+        for (_, original) in &self.tool_names {
+            let field = match index(original) {
+                Some(i) => std::borrow::Cow::Owned(format!("tools[{i}].name")),
+                None => std::borrow::Cow::Borrowed("tools[].name"),
+            };
+            self.ledger.note(Code::ToolNameShortened, field);
         }
+    }
+
+    fn drop_param(&mut self, name: &'static str) {
+        self.ledger.note(Code::ParamDropped, name);
+    }
+
+    /// Note `code` for `field` in the ledger.
+    pub(crate) fn note(&mut self, code: Code, field: impl Into<std::borrow::Cow<'static, str>>) {
+        self.ledger.note(code, field);
     }
 }
 

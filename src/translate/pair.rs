@@ -126,9 +126,7 @@ impl Pair {
             meta.client_model = gm.client_model.clone();
             meta.upstream_model = gm.upstream_model.clone();
         }
-        for d in &gm.dropped {
-            meta.drop_param(d);
-        }
+        meta.ledger.extend(&gm.ledger);
         meta.gemini = Some(Box::new(GeminiLeg { meta: gm, seal }));
         Ok((out, meta))
     }
@@ -169,9 +167,7 @@ impl Pair {
         }
         let (out, mut messages) =
             super::openai_to_anthropic_request_within(&chat, model, opts, room)?;
-        for d in &meta.dropped {
-            messages.drop_param(d);
-        }
+        messages.ledger.extend(&meta.ledger);
         messages.tool_names = meta.tool_names;
         messages.gemini_client = Some(Box::new(client));
         Ok((out, messages))

@@ -319,7 +319,7 @@ pub fn meta_json(m: &RequestMeta, v: &mut Value) {
             "include_thoughts": gm.include_thoughts,
             "client_model": gm.client_model,
             "upstream_model": gm.upstream_model,
-            "dropped": gm.dropped,
+            "dropped": super::lossy(&gm.ledger),
             "seal_provider": g.seal.as_ref().map(|s| s.provider.as_str()),
         });
     }

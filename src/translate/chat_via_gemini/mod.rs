@@ -143,15 +143,13 @@ pub struct GeminiMeta {
     pub created: u64,
     /// The client asked for reasoning: thought parts become `reasoning_content`.
     pub include_thoughts: bool,
-    /// Client parameters left out because Gemini has no equivalent (for a warning header).
-    pub dropped: Vec<&'static str>,
+    /// What the translation dropped, changed or approximated (merged into the request's).
+    pub ledger: super::Ledger,
 }
 
 impl GeminiMeta {
     fn drop_param(&mut self, name: &'static str) {
-        if !self.dropped.contains(&name) {
-            self.dropped.push(name);
-        }
+        self.ledger.note(super::Code::ParamDropped, name);
     }
 }
 

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::translate::out::{first_capacity, Out, Room};
 use crate::translate::util::{is_http_url, parse_data_url};
-use crate::translate::TranslateError;
+use crate::translate::{Code, TranslateError};
 
 /// Request members read here; any other is refused (as for the other pairs).
 const KNOWN: &[&str] = &[
@@ -183,6 +183,12 @@ pub fn request_within(
 
     let mut out = Map::new();
     let conv = Conversation::read(messages, opts, seal)?;
+    if conv.dummied {
+        meta.ledger.note(
+            Code::SignatureDropped,
+            "messages[].tool_calls[].thought_signature",
+        );
+    }
     if conv.contents.is_empty() {
         return Err(TranslateError::invalid(
             "messages",
@@ -194,7 +200,7 @@ pub fn request_within(
         out.insert("systemInstruction".into(), json!({ "parts": conv.system }));
     }
     let subset = schema::needs_openapi_subset(upstream_model);
-    let tools = convert_tools(req, subset)?;
+    let tools = convert_tools(req, subset, &mut meta)?;
     if !tools.is_empty() {
         out.insert("tools".into(), json!([{ "functionDeclarations": tools }]));
         if let Some(tc) = convert_tool_choice(req.get("tool_choice"))? {
@@ -284,6 +290,9 @@ struct Call {
 struct Conversation {
     system: Vec<Value>,
     contents: Vec<Value>,
+    /// A function call of the current turn went with Google's dummy signature: the thinking
+    /// that made it did not come back (the ledger's `signature_dropped`).
+    dummied: bool,
 }
 
 impl Conversation {
@@ -403,8 +412,12 @@ impl Conversation {
             }
         }
         flush_results(&mut results, &mut contents);
-        mark_current_turn(&mut contents);
-        Ok(Conversation { system, contents })
+        let dummied = mark_current_turn(&mut contents);
+        Ok(Conversation {
+            system,
+            contents,
+            dummied,
+        })
     }
 }
 
@@ -438,7 +451,8 @@ fn flush_results(results: &mut Vec<(usize, Value)>, contents: &mut Vec<Value>) {
 /// Gemini validates signatures in the current turn only: after the last user content that
 /// holds more than function responses, the first `functionCall` part of each model content
 /// must carry one. Where none came back, Google's documented dummy goes in its place.
-fn mark_current_turn(contents: &mut [Value]) {
+fn mark_current_turn(contents: &mut [Value]) -> bool {
+    let mut dummied = false;
     let is_turn_start = |c: &Value| {
         c.get("role").and_then(Value::as_str) == Some("user")
             && c.get("parts")
@@ -459,11 +473,13 @@ fn mark_current_turn(contents: &mut [Value]) {
         if let Some(Value::Object(first)) =
             parts.iter_mut().find(|p| p.get("functionCall").is_some())
         {
-            first
-                .entry("thoughtSignature")
-                .or_insert_with(|| Value::from(DUMMY_THOUGHT_SIGNATURE));
+            first.entry("thoughtSignature").or_insert_with(|| {
+                dummied = true;
+                Value::from(DUMMY_THOUGHT_SIGNATURE)
+            });
         }
     }
+    dummied
 }
 
 /// The texts of a message's `content`: a string, or an array of text (and refusal) parts.
@@ -637,7 +653,11 @@ fn arguments(raw: Option<&Value>, at: &str) -> Result<Value, TranslateError> {
 }
 
 /// `tools` as function declarations.
-fn convert_tools(req: &Map<String, Value>, subset: bool) -> Result<Vec<Value>, TranslateError> {
+fn convert_tools(
+    req: &Map<String, Value>,
+    subset: bool,
+    meta: &mut GeminiMeta,
+) -> Result<Vec<Value>, TranslateError> {
     let tools = match req.get("tools") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(t)) => t,
@@ -669,8 +689,12 @@ fn convert_tools(req: &Map<String, Value>, subset: bool) -> Result<Vec<Value>, T
             None | Some(Value::Null) => {}
             // Older models take only `parameters`, Gemini's OpenAPI subset.
             Some(p @ Value::Object(_)) if subset => {
-                let cut = schema::openapi_subset(p)
-                    .ok_or_else(|| too_large(&format!("tools[{i}].function.parameters")))?;
+                let field = format!("tools[{i}].function.parameters");
+                let (cut, lost) =
+                    schema::openapi_subset_noting(p).ok_or_else(|| too_large(&field))?;
+                if lost {
+                    meta.ledger.note(Code::SchemaCleaned, field);
+                }
                 decl.insert("parameters".into(), cut);
             }
             Some(Value::Object(p)) => {
@@ -850,11 +874,13 @@ fn generation_config(
                     })?;
                 c.insert("responseMimeType".into(), json!("application/json"));
                 if subset {
-                    c.insert(
-                        "responseSchema".into(),
-                        schema::openapi_subset(&Value::Object(schema.clone()))
-                            .ok_or_else(|| too_large("response_format.json_schema.schema"))?,
-                    );
+                    let field = "response_format.json_schema.schema";
+                    let (cut, lost) = schema::openapi_subset_noting(&Value::Object(schema.clone()))
+                        .ok_or_else(|| too_large(field))?;
+                    if lost {
+                        meta.ledger.note(Code::SchemaCleaned, field);
+                    }
+                    c.insert("responseSchema".into(), cut);
                 } else {
                     c.insert(
                         "responseJsonSchema".into(),
@@ -871,6 +897,13 @@ fn generation_config(
         }
     }
     if let Some(t) = thinking(req, gen, opts, meta)? {
+        // An effort (or budget) as Gemini's level or budget: the table's approximation.
+        let field = if req.get("thinking").is_some_and(|v| !v.is_null()) {
+            "thinking"
+        } else {
+            "reasoning_effort"
+        };
+        meta.ledger.note(Code::ThinkingConverted, field);
         c.insert("thinkingConfig".into(), t);
     }
     Ok(c)

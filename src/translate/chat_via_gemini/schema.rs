@@ -17,6 +17,32 @@ pub const MAX_SUBSET_NODES: usize = 20_000;
 struct Walk<'s> {
     nodes: usize,
     refs: Vec<&'s str>,
+    /// Something was left out or weakened (a keyword outside the subset, an exclusive bound
+    /// made inclusive, `oneOf` as `anyOf`, a cut): the translation ledger's `schema_cleaned`.
+    lost: bool,
+}
+
+/// Keywords the subset carries with their meaning (those in [`KEPT`] too); any other one on a
+/// node means the cut schema says less than the client's.
+fn carried(k: &str) -> bool {
+    KEPT.contains(&k)
+        || matches!(
+            k,
+            "type"
+                | "enum"
+                | "const"
+                | "format"
+                | "properties"
+                | "required"
+                | "items"
+                | "anyOf"
+                | "allOf"
+                | "$ref"
+                | "$defs"
+                | "definitions"
+                | "$schema"
+                | "examples"
+        )
 }
 
 /// Keywords copied as they are.
@@ -55,14 +81,20 @@ pub fn needs_openapi_subset(model: &str) -> bool {
 /// `schema` (JSON Schema) as Gemini's subset; None when it would be larger than
 /// [`MAX_SUBSET_NODES`].
 pub fn openapi_subset(schema: &Value) -> Option<Value> {
+    openapi_subset_noting(schema).map(|(s, _)| s)
+}
+
+/// [`openapi_subset`], and whether anything of the client's schema was left out or weakened.
+pub fn openapi_subset_noting(schema: &Value) -> Option<(Value, bool)> {
     let root = schema.as_object();
     let defs = root.and_then(|r| r.get("$defs").or_else(|| r.get("definitions")));
     let mut walk = Walk {
         nodes: MAX_SUBSET_NODES,
         refs: Vec::new(),
+        lost: false,
     };
     let out = subset(schema, defs, 0, &mut walk);
-    (walk.nodes > 0).then_some(out)
+    (walk.nodes > 0).then_some((out, walk.lost))
 }
 
 fn subset<'s>(s: &'s Value, defs: Option<&'s Value>, depth: usize, walk: &mut Walk<'s>) -> Value {
@@ -70,6 +102,7 @@ fn subset<'s>(s: &'s Value, defs: Option<&'s Value>, depth: usize, walk: &mut Wa
         return json!({});
     };
     if depth > MAX_DEPTH || walk.nodes == 0 {
+        walk.lost = true;
         return json!({ "type": "OBJECT" });
     }
     walk.nodes -= 1;
@@ -86,7 +119,10 @@ fn subset<'s>(s: &'s Value, defs: Option<&'s Value>, depth: usize, walk: &mut Wa
                 walk.refs.pop();
                 n
             }
-            _ => json!({ "type": "OBJECT" }),
+            _ => {
+                walk.lost = true;
+                json!({ "type": "OBJECT" })
+            }
         };
         if let (Some(d), Some(n)) = (o.get("description"), node.as_object_mut()) {
             n.insert("description".into(), d.clone());
@@ -108,6 +144,9 @@ fn subset<'s>(s: &'s Value, defs: Option<&'s Value>, depth: usize, walk: &mut Wa
             }
         }
         return merged;
+    }
+    if o.keys().any(|k| !carried(k)) {
+        walk.lost = true;
     }
     let mut out = Map::new();
     for k in KEPT {
@@ -167,6 +206,8 @@ fn subset<'s>(s: &'s Value, defs: Option<&'s Value>, depth: usize, walk: &mut Wa
             out.insert("enum".into(), Value::Array(values));
             kind.get_or_insert_with(|| "STRING".into());
             out.insert("format".into(), json!("enum"));
+        } else {
+            walk.lost = true;
         }
     }
     if let Some(f) = o.get("format").and_then(Value::as_str) {
@@ -178,6 +219,8 @@ fn subset<'s>(s: &'s Value, defs: Option<&'s Value>, depth: usize, walk: &mut Wa
         );
         if ok {
             out.insert("format".into(), json!(f));
+        } else {
+            walk.lost = true;
         }
     }
     if let Some(k) = kind {
@@ -205,6 +248,7 @@ fn subset<'s>(s: &'s Value, defs: Option<&'s Value>, depth: usize, walk: &mut Wa
             out.insert("items".into(), subset(i, defs, depth + 1, walk));
         }
         Some(Value::Array(tuple)) => {
+            walk.lost |= tuple.len() > 1;
             if let Some(first) = tuple.first() {
                 out.insert("items".into(), subset(first, defs, depth + 1, walk));
             }
@@ -246,9 +290,11 @@ fn subset_owned(s: &Value, defs: Option<&Value>, depth: usize, walk: &mut Walk<'
     let mut inner = Walk {
         nodes: walk.nodes,
         refs: walk.refs.clone(),
+        lost: false,
     };
     let out = subset(s, defs, depth, &mut inner);
     walk.nodes = inner.nodes;
+    walk.lost |= inner.lost;
     out
 }
 
@@ -261,6 +307,28 @@ mod tests {
         let mut out = Vec::new();
         schema_violations(s, "p", 0, &mut out);
         out
+    }
+
+    #[test]
+    fn a_cut_says_whether_it_left_anything_out() {
+        let plain = json!({"type":"object","properties":{"q":{"type":"string","description":"x"}},"required":["q"]});
+        assert_eq!(
+            openapi_subset_noting(&plain).map(|(_, lost)| lost),
+            Some(false)
+        );
+        for lossy in [
+            json!({"type":"object","additionalProperties":false}),
+            json!({"type":"number","exclusiveMinimum":0}),
+            json!({"oneOf":[{"type":"string"},{"type":"integer"}]}),
+            json!({"type":"string","format":"uri"}),
+            json!({"$ref":"#/$defs/missing"}),
+        ] {
+            assert_eq!(
+                openapi_subset_noting(&lossy).map(|(_, lost)| lost),
+                Some(true),
+                "{lossy}"
+            );
+        }
     }
 
     #[test]

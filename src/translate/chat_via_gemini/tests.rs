@@ -140,7 +140,7 @@ fn request_golden() {
     assert_eq!(g, expected);
     assert!(meta.stream && meta.include_usage && meta.include_thoughts);
     assert_eq!(meta.client_model, "gem");
-    assert_eq!(meta.dropped, vec!["user", "metadata"]);
+    assert_eq!(meta.ledger.dropped(), vec!["user", "metadata"]);
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn thinking_per_generation() {
         assert_eq!(got, want, "{model} {effort}");
         assert!(got.get("thinkingLevel").is_none() || got.get("thinkingBudget").is_none());
         if want.is_null() {
-            assert_eq!(meta.dropped, vec!["reasoning_effort"]);
+            assert_eq!(meta.ledger.dropped(), vec!["reasoning_effort"]);
             assert!(!meta.include_thoughts);
         }
     }
@@ -228,7 +228,7 @@ fn thinking_per_generation() {
     )
     .unwrap();
     assert!(g.get("generationConfig").is_none());
-    assert_eq!(meta.dropped, vec!["frequency_penalty"]);
+    assert_eq!(meta.ledger.dropped(), vec!["frequency_penalty"]);
 }
 
 #[test]

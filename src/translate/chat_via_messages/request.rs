@@ -17,7 +17,7 @@ use crate::translate::util::{
     parse_data_url, sanitize_tool_id, ArgumentsProblem,
 };
 use crate::translate::{
-    Options, RequestMeta, ThinkingForm, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET,
+    Code, Options, RequestMeta, ThinkingForm, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET,
 };
 
 /// `input_schema` for tools defined without `parameters`, and for tools the history uses
@@ -124,6 +124,19 @@ pub(crate) fn translate<'b, 'r>(
         meta.drop_param("reasoning_effort");
     }
     let thinking_on = thinking.as_ref().is_some_and(|t| t.on);
+    if thinking_on && req.thinking.is_none() {
+        // The effort went as a budget or an adaptive effort: the table's approximation.
+        meta.note(Code::ThinkingConverted, "reasoning_effort");
+        if let (Some(asked), Some(sent)) = (
+            req.reasoning_effort.as_ref().map(|e| e.as_str()),
+            thinking.as_ref().and_then(|t| t.effort),
+        ) {
+            if asked != sent {
+                // Clamped to the model's highest effort (or `minimal` to `low`).
+                meta.note(Code::ParamChanged, "reasoning_effort");
+            }
+        }
+    }
 
     let mut max_tokens = req
         .max_completion_tokens
@@ -184,6 +197,7 @@ pub(crate) fn translate<'b, 'r>(
                     disable_parallel_tool_use: None,
                 });
                 meta.json_tool = true;
+                meta.note(Code::JsonToolForced, "response_format");
             }
             other => {
                 return Err(TranslateError::unsupported_value(
@@ -329,7 +343,7 @@ fn reject_unsupported(req: &ChatRequest<'_>) -> Result<(), TranslateError> {
     Ok(())
 }
 
-/// Parameters dropped with a note in `meta.dropped` (spec §12 "drop with a warning").
+/// Parameters dropped with a note in the ledger (spec §12 "drop with a warning").
 fn drop_ignored(req: &ChatRequest<'_>, meta: &mut RequestMeta) {
     let present: [(&'static str, bool); 10] = [
         ("seed", req.seed.is_some()),
@@ -446,7 +460,12 @@ fn sampling(
         None => None,
     };
     let top_p = match req.top_p {
-        Some(p) if thinking_on => Some(p.clamp(0.95, 1.0)),
+        Some(p) if thinking_on => {
+            if p < 0.95 {
+                meta.note(Code::ParamChanged, "top_p");
+            }
+            Some(p.clamp(0.95, 1.0))
+        }
         other => other,
     };
     let top_k = match req.top_k {
@@ -1475,7 +1494,7 @@ mod tests {
                 }
             }
             assert!(out.get("top_k").is_none(), "{case}");
-            assert_eq!(meta.dropped, vec!["top_k"], "{case}");
+            assert_eq!(meta.ledger.dropped(), vec!["top_k"], "{case}");
         }
         let (out, _) = run_for("claude-opus-4-7", &auto, req("none")).unwrap();
         assert!(out.get("thinking").is_none() && out.get("output_config").is_none());

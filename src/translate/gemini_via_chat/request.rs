@@ -201,6 +201,7 @@ pub fn request_within(
     }
     meta.client_thinking = client.include_thoughts;
     meta.tool_names = names;
+    meta.note_tool_names(|_| None);
     let mut bytes = Out::with_capacity(room, first_capacity(body.len(), 5, 4));
     bytes.json(&Value::Object(out))?;
     Ok((bytes.into_vec(), meta, client))
@@ -912,6 +913,13 @@ fn generation_config(
     response_format(c, out)?;
     if let Some(t) = get(c, "thinkingConfig") {
         thinking(t, next, opts, out, client)?;
+        if out.contains_key("reasoning_effort") || out.contains_key("thinking") {
+            // A level or budget as the other side's effort or budget: an approximation.
+            meta.note(
+                crate::translate::Code::ThinkingConverted,
+                "generationConfig.thinkingConfig",
+            );
+        }
     }
     Ok(())
 }

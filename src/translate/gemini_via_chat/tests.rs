@@ -120,7 +120,10 @@ fn a_tool_conversation_becomes_chat_messages() {
     assert_eq!(c["max_completion_tokens"], 77);
     assert_eq!(c["stop"], json!(["END"]));
     assert!(c.get("top_k").is_none());
-    assert!(meta.dropped.contains(&"topK") && meta.dropped.contains(&"safetySettings"));
+    assert!(
+        meta.ledger.dropped().contains(&"topK")
+            && meta.ledger.dropped().contains(&"safetySettings")
+    );
     let (c, _, _) = chat(
         json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"topK": 3}}),
         Next::Anthropic,

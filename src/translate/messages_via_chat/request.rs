@@ -13,7 +13,9 @@ use crate::wire::{Sink, Str, TextOr};
 
 use crate::translate::out::{assemble, first_capacity, object, Out, Room};
 use crate::translate::util::{compact_json, openai_tool_name};
-use crate::translate::{MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP};
+use crate::translate::{
+    Code, MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP,
+};
 
 /// `parameters` for tools defined without `input_schema`.
 const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
@@ -59,6 +61,8 @@ pub fn anthropic_to_openai_request_within(
     let names = NameMap::default();
     let out = translate(&req, conv, upstream_model, opts, &mut meta, &names)?;
     meta.tool_names = names.into_pairs();
+    let tools = req.tools.as_deref().unwrap_or_default();
+    meta.note_tool_names(|n| tools.iter().position(|t| t.name.as_str() == n));
     Ok((out.into_vec(), meta))
 }
 
@@ -318,9 +322,7 @@ impl<'b, 'r> Reading<'b, 'r> {
                 pairs.push((short, long));
             }
         }
-        for name in self.meta.dropped {
-            meta.drop_param(name);
-        }
+        meta.ledger.extend(&self.meta.ledger);
         Ok(self.out)
     }
 
@@ -402,6 +404,10 @@ fn reasoning_effort<'b>(
     match t.kind.as_str() {
         "enabled" => {
             meta.client_thinking = surface;
+            if effort.is_none() {
+                // The budget went as the effort its range of the table names.
+                meta.note(Code::ThinkingConverted, "thinking.budget_tokens");
+            }
             let budget = t.budget_tokens.ok_or_else(|| {
                 TranslateError::invalid(
                     "thinking.budget_tokens",

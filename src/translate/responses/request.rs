@@ -157,7 +157,7 @@ fn translate_parsed<'b>(
     rm.compaction = compaction_kind(&conv, compact_endpoint)?;
     if conv.unopened {
         // Reasoning sealed for another provider, by another key or by another server.
-        meta.drop_param("input.reasoning");
+        meta.note(crate::translate::Code::SignatureDropped, "input.reasoning");
     }
     let (mut chat, mut messages) = to_chat(
         req,
@@ -236,11 +236,8 @@ fn translate_parsed<'b>(
             }
         }
     };
-    for name in &mut meta.dropped {
-        if let Some(ours) = responses_name(name) {
-            *name = ours;
-        }
-    }
+    // The Chat leg named the fields in Chat terms; the client sent Responses ones.
+    meta.ledger.rename_fields(responses_name);
     meta.client_model = req.model.as_deref().unwrap_or("").to_owned();
     meta.upstream_model = upstream_model.to_owned();
     meta.stream = req.stream.unwrap_or(false) && !compact_endpoint;
@@ -1682,9 +1679,9 @@ mod tests {
                 let rm = meta.responses.as_deref().unwrap();
                 assert!(rm.encrypted, "{name}: include reasoning.encrypted_content");
                 assert!(
-                    meta.dropped.contains(&"client_metadata"),
+                    meta.ledger.dropped().contains(&"client_metadata"),
                     "{:?}",
-                    meta.dropped
+                    meta.ledger.dropped()
                 );
                 // apply_patch (a custom tool) is a function taking {input} and maps back.
                 assert_eq!(rm.client_tool("apply_patch"), (None, "apply_patch", true));
@@ -1704,9 +1701,9 @@ mod tests {
                 );
                 if kind == Format::OpenAi {
                     assert!(
-                        meta.dropped.contains(&"tools.web_search"),
+                        meta.ledger.dropped().contains(&"tools.web_search"),
                         "{:?}",
-                        meta.dropped
+                        meta.ledger.dropped()
                     );
                     assert_eq!(out["stream_options"], json!({"include_usage": true}));
                 } else {
@@ -1715,9 +1712,10 @@ mod tests {
                 if name == "turn2" {
                     // The reasoning item was sealed by OpenAI, not by us: dropped and listed.
                     assert!(
-                        meta.dropped.contains(&"input.reasoning"),
+                        meta.ledger
+                            .has(crate::translate::Code::SignatureDropped, "input.reasoning"),
                         "{:?}",
-                        meta.dropped
+                        meta.ledger.dropped()
                     );
                     let text = out.to_string();
                     assert!(text.contains("call_"), "the function call id went up");
@@ -1843,7 +1841,9 @@ mod tests {
             json!({"type": "thinking", "thinking": "let me think", "signature": "sig-abc"})
         );
         assert_eq!(assistant[1]["type"], "tool_use");
-        assert!(!meta.dropped.contains(&"input.reasoning"));
+        assert!(!meta
+            .ledger
+            .has(crate::translate::Code::SignatureDropped, "input.reasoning"));
         // Another provider (or a forged seal) gets no thinking, and says so.
         let (bytes, meta) = responses_request(
             next.to_string().as_bytes(),
@@ -1853,12 +1853,16 @@ mod tests {
         )
         .unwrap();
         assert!(!String::from_utf8(bytes).unwrap().contains("sig-abc"));
-        assert!(meta.dropped.contains(&"input.reasoning"));
+        assert!(meta
+            .ledger
+            .has(crate::translate::Code::SignatureDropped, "input.reasoning"));
         let mut forged = next;
         forged["input"][1]["encrypted_content"] = json!(format!("{sealed}x"));
         let (out, meta) = run(forged, Format::Anthropic).unwrap();
         assert!(!out.to_string().contains("sig-abc"));
-        assert!(meta.dropped.contains(&"input.reasoning"));
+        assert!(meta
+            .ledger
+            .has(crate::translate::Code::SignatureDropped, "input.reasoning"));
     }
 }
 
@@ -1923,7 +1927,7 @@ mod compaction_tests {
             let expanded =
                 serde_json::to_string(&format!("{COMPACTION_PREAMBLE}the summary")).unwrap();
             assert!(text.contains(expanded.trim_matches('"')), "{text}");
-            assert!(!meta.dropped.contains(&"input.compaction"));
+            assert!(!meta.ledger.dropped().contains(&"input.compaction"));
         }
         // A trigger anywhere but last is a 400; a compaction item we cannot open is listed.
         let bad = json!({"model": "m", "input": [{"type": "compaction_trigger"}, {"role": "user", "content": "x"}]});
@@ -2045,28 +2049,28 @@ mod review_tests {
         let (out, meta) = run(body.clone(), Format::OpenAi).unwrap();
         assert_eq!(out["verbosity"], "low");
         assert!(
-            meta.dropped.contains(&"context_management"),
+            meta.ledger.dropped().contains(&"context_management"),
             "{:?}",
-            meta.dropped
+            meta.ledger.dropped()
         );
         assert!(
-            meta.dropped.contains(&"prompt_cache_options"),
+            meta.ledger.dropped().contains(&"prompt_cache_options"),
             "{:?}",
-            meta.dropped
+            meta.ledger.dropped()
         );
         let (_, meta) = run(body, Format::Anthropic).unwrap();
         assert!(
-            meta.dropped.contains(&"text.verbosity"),
+            meta.ledger.dropped().contains(&"text.verbosity"),
             "{:?}",
-            meta.dropped
+            meta.ledger.dropped()
         );
         // A disabled effort is listed under its Responses name.
         let body = json!({"model": "m", "reasoning": {"effort": "none"}, "input": "hi"});
         let (_, meta) = run(body, Format::Anthropic).unwrap();
         assert!(
-            !meta.dropped.contains(&"reasoning_effort"),
+            !meta.ledger.dropped().contains(&"reasoning_effort"),
             "{:?}",
-            meta.dropped
+            meta.ledger.dropped()
         );
         let e = run(
             json!({"model": "m", "reasoning": {"effort": "huge"}, "input": "hi"}),
