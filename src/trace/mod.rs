@@ -18,8 +18,7 @@ use std::time::{Instant, SystemTime};
 
 use span::Ids;
 
-/// Longest prompt or completion exported when a route opts in to content (bytes; cut at a
-/// character boundary, the cut said by a `ringway.content.truncated` attribute).
+/// Longest prompt or completion exported when a route opts in to content, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 16 * 1024;
 /// Most attempt spans one call records (a route has few targets; retries are bounded too).
 pub const MAX_ATTEMPT_SPANS: usize = 16;
@@ -210,11 +209,20 @@ impl Live {
         }
     }
 
-    /// Keep content (`body`, UTF-8 or not) in `slot`, bounded.
+    /// Keep content (`body`, UTF-8 or not) in `slot`, in place of what it held, bounded.
     pub fn keep_content(slot: &RefCell<Option<String>>, body: &[u8]) {
-        let cut = body.len().min(MAX_CONTENT_BYTES);
-        let text = String::from_utf8_lossy(body.get(..cut).unwrap_or(body)).into_owned();
-        *slot.borrow_mut() = Some(text);
+        *slot.borrow_mut() = None;
+        Live::add_content(slot, body);
+    }
+
+    /// Add `body` to the content in `slot`, up to [`MAX_CONTENT_BYTES`] in all (a character
+    /// cut at the bound, or split between two reads, reads as U+FFFD).
+    pub fn add_content(slot: &RefCell<Option<String>>, body: &[u8]) {
+        let mut slot = slot.borrow_mut();
+        let text = slot.get_or_insert_with(String::new);
+        let room = MAX_CONTENT_BYTES.saturating_sub(text.len());
+        let cut = body.len().min(room);
+        text.push_str(&String::from_utf8_lossy(body.get(..cut).unwrap_or(body)));
     }
 }
 
