@@ -46,7 +46,7 @@ taskset -c 1 "$R/ringway" mock-upstream --listen 127.0.0.1:4821 2>/dev/null &
 pids+=($!)
 sleep 0.5
 start() { # CONFIG -> pid; the worker on CPU 0, its exporter thread moved to CPU 1
-  taskset -c 0 "$R/ringway" serve --config "$1" 2>/dev/null &
+  taskset -c 0 "$R/ringway" serve --config "$1" >/dev/null 2>&1 &
   echo $!
 }
 OFF=$(start "$work/off.toml"); pids+=($OFF)
