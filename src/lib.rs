@@ -47,6 +47,7 @@ pub mod seal;
 pub mod server;
 pub mod sse;
 pub mod tokens;
+pub mod trace;
 pub mod translate;
 pub mod upstream;
 pub mod usage;

@@ -23,7 +23,7 @@ target_dir=${CARGO_TARGET_DIR:-target}
 case "$target_dir" in /*) ;; *) target_dir="$PWD/$target_dir" ;; esac
 export RINGWAY_BIN="$target_dir/debug/ringway"
 
-EPOLL_TESTS=(gateway cluster_redis hardening clients failover lifecycle limits tls observability tiers custody pii fleet
+EPOLL_TESTS=(gateway tracing cluster_redis hardening clients failover lifecycle limits tls observability tiers custody pii fleet
   sealed cut_short budget responses_store responses_ws cli gemini cluster_postgres)
 
 # The epoll stage runs its test binaries itself: `cargo test` holds the build directory's lock

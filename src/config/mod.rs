@@ -19,6 +19,7 @@ mod testing;
 mod tiers;
 mod tls;
 mod toml_error;
+mod tracing;
 mod translate;
 mod upstream;
 
@@ -79,6 +80,8 @@ pub struct Config {
     pub cluster: crate::cluster::Settings,
     /// `[[price]]`: model prices, for budgets in money.
     pub prices: crate::budget::Prices,
+    /// `[tracing]`: OTLP trace export; None: off.
+    pub tracing: Option<std::sync::Arc<crate::trace::Settings>>,
 }
 
 impl Config {
@@ -321,7 +324,9 @@ impl Compiler<'_> {
             .collect();
         let routing = crate::routing::Table::new(routes, names);
         self.pii_routes(&mut pii, &routing, &raw.pii)?;
+        let tracing = self.tracing(raw.tracing.as_ref(), &routing)?;
         let mut config = Config {
+            tracing,
             cluster,
             prices,
             tiers,

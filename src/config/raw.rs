@@ -46,6 +46,8 @@ pub struct RawConfig {
     /// Model prices, for budgets in money.
     #[serde(default)]
     pub price: Vec<Spanned<RawPrice>>,
+    /// OTLP trace export.
+    pub tracing: Option<Spanned<super::tracing::RawTracing>>,
 }
 
 /// `[cluster]`

@@ -679,6 +679,7 @@ pub fn render(s: &Snapshot, workers_ready: usize) -> String {
         );
     }
     render_llm(&mut out, s);
+    crate::trace::export::render_metrics(&mut out);
     out.push_str(
         "# HELP ringway_breaker_state Circuit breaker state of each route target on each worker: 0 closed, 1 open, 2 half-open.\n",
     );

@@ -1654,11 +1654,16 @@ fn upstream_request(provider: &Provider, ex: &Exchange<'_>, out: &Outgoing<'_>) 
     // A cloud credential's header values, owned here so the fields can borrow them.
     let (bearer, signed) = cloud_auth(provider, out)?;
     let header_betas = out.betas.values.join(",");
+    // This attempt's span as the provider's parent (in place of the client's), when asked.
+    let traceparent = super::trace::outgoing(ex, &out.body);
     let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(12 + head.header_count().min(8));
     let mut add = |name, value| fields.push((name, value));
     add("host", provider.authority.as_bytes());
     add("content-type", b"application/json");
     add("x-ringway-request-id", ex.request_id.as_bytes());
+    if let Some(tp) = &traceparent {
+        add("traceparent", tp);
+    }
     if cloud {
         // What the cloud answers in is the gateway's choice, not the client's.
         for (name, value) in cloud_accept(provider.kind, out.stream) {
@@ -1736,6 +1741,7 @@ fn upstream_request(provider: &Provider, ex: &Exchange<'_>, out: &Outgoing<'_>) 
             &provider.drop_headers,
         ) && !hop.contains(name)
             && http1::is_valid_field_value(value)
+            && !(traceparent.is_some() && name.eq_ignore_ascii_case("traceparent"))
         {
             add(name, value);
         }

@@ -21,6 +21,7 @@ mod record;
 mod respond;
 mod state;
 mod stored;
+mod trace;
 mod websocket;
 
 use crate::downstream::{ClientConn, Transport};

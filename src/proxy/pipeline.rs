@@ -43,6 +43,7 @@ pub(super) async fn exchange<S: Transport>(
         .bytes_sent
         .set(conn.sent.wrapping_sub(sent_before));
     log(ctx, &ex);
+    super::trace::finish(ctx, &mut ex);
     after
 }
 
@@ -66,6 +67,7 @@ async fn serve<S: Transport>(
         Endpoint::Call(_, call) => call.op,
         other => return admin::answer(ctx, conn, ex, other, key).await,
     };
+    super::trace::begin(ctx, ex, op);
     // The admitted request lives in this block only: kept to its end, it would have a place
     // in every later state of this function, a held stream's included.
     let (resolved, answer, prompt) = {
@@ -516,6 +518,7 @@ async fn commit_and_pump<S: Transport>(
         ..
     } = answer;
     let dropped = dropped_params(meta.as_deref());
+    super::trace::ledger(ex, meta.as_deref());
     let relay = relays_head(provider, pair);
     let client_http10 = ex.head.minor_version() == 0;
     let own_limits = !ex.limit_headers.is_empty();
@@ -526,6 +529,7 @@ async fn commit_and_pump<S: Transport>(
             charge,
         } => {
             ex.response.metered.set(metered);
+            super::trace::completion(ex, &bytes);
             // PII: stand-ins back to originals, string by string (escapes read as what they
             // stand for; signed thinking left as the provider wrote it).
             let bytes = match &ex.pii {
@@ -622,6 +626,7 @@ async fn commit_and_pump<S: Transport>(
             // The provider's body as it passes: usage is read from its head and tail windows.
             let mut meter = crate::usage::BodyMeter::new(pair.provider);
             meter.push(&prefix);
+            super::trace::completion(ex, &prefix);
             if prefix.len() <= pump::COALESCE_MAX_BYTES || chunked {
                 pump::frame(&mut conn.wbuf, &prefix, chunked);
             } else {
@@ -701,6 +706,7 @@ fn commit_stream<'c, S: Transport>(
         return Err(Error::new(ErrorKind::Internal, "a stream without a provider").into());
     };
     let dropped = dropped_params(meta.as_deref());
+    super::trace::ledger(ex, meta.as_deref());
     let own_limits = !ex.limit_headers.is_empty();
     let chunked = ex.head.minor_version() != 0;
     let framing = if chunked {

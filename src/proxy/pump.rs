@@ -812,6 +812,7 @@ pub(super) async fn plain<S: Transport>(
         match read {
             Ok(Some(data)) => {
                 meter.push(&data);
+                super::trace::completion(ex, &data);
                 let ended = codec.is_done();
                 let sent = if chunked {
                     http1::write_chunk(&mut conn.wbuf, &data);

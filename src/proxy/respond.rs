@@ -40,6 +40,7 @@ pub(super) fn write_head<S: Transport>(
     ) {
         Ok(()) => {
             ex.response.status.set(status);
+            super::trace::committed(ex);
             return true;
         }
         Err(refused) => refused,

@@ -62,6 +62,8 @@ pub(super) struct Exchange<'h> {
     pub timings: Timings,
     /// How the response went, as the log line, the metrics and the custody record tell it.
     pub response: Response,
+    /// The call's trace, when tracing is on and the call is sampled.
+    pub trace: Option<Box<crate::trace::Live>>,
 }
 
 /// Where a request went upstream: written by the failover loop, read by the custody headers,
@@ -153,6 +155,7 @@ impl<'h> Exchange<'h> {
                 first_token: Cell::new(None),
             },
             response: Response::default(),
+            trace: None,
         }
     }
 
@@ -208,6 +211,7 @@ impl<'h> Exchange<'h> {
         status: Option<u16>,
         failure: Option<&'static str>,
     ) {
+        super::trace::attempt(self, target, started, status, failure);
         if !crate::custody::enabled() || self.attempts.trail.len() >= crate::custody::MAX_ATTEMPTS {
             return;
         }

@@ -234,6 +234,7 @@ async fn worker_control(
         }
         let ctx = live.ctx();
         board.set_open(ctx.worker, live.open());
+        crate::trace::tick();
         if published.elapsed() >= crate::metrics::PUBLISH_EVERY {
             published = std::time::Instant::now();
             let snap = ctx.metrics_snapshot();
