@@ -1,7 +1,8 @@
 //! OTLP traces through the real binary, decoded by the official OpenTelemetry protobuf
 //! definitions (tests/otlp/receiver.py, the `opentelemetry-proto` package in the test venv):
-//! the spans of a streamed, translated, failed-over call; content only where a route opts in;
-//! a collector that is down; reloads that move the endpoint or turn tracing on and off while
+//! the spans of a streamed, translated, failed-over call; content (streamed answers' too) only
+//! where a route opts in, and only stand-ins under PII; a collector that is down, and one that
+//! is slow (`queue_full`); reloads that move the endpoint or turn tracing on and off while
 //! requests run; bad `[tracing]` keys.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
