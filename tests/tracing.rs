@@ -1,7 +1,8 @@
 //! OTLP traces through the real binary, decoded by the official OpenTelemetry protobuf
 //! definitions (tests/otlp/receiver.py, the `opentelemetry-proto` package in the test venv):
-//! the spans of a streamed, translated, failed-over call; content only where a route opts in;
-//! a collector that is down; reloads that move the endpoint or turn tracing on and off while
+//! the spans of a streamed, translated, failed-over call; content (streamed answers' too) only
+//! where a route opts in, and only stand-ins under PII; a collector that is down, and one that
+//! is slow (`queue_full`); reloads that move the endpoint or turn tracing on and off while
 //! requests run; bad `[tracing]` keys.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -35,6 +36,11 @@ impl Drop for Receiver {
 
 impl Receiver {
     fn start() -> Receiver {
+        Receiver::start_with(&[])
+    }
+
+    /// The receiver with its own arguments (`--delay SECONDS`: it answers each export late).
+    fn start_with(args: &[&str]) -> Receiver {
         let root = env!("CARGO_MANIFEST_DIR");
         let python = format!("{root}/.venv/bin/python");
         assert!(
@@ -43,6 +49,7 @@ impl Receiver {
         );
         let mut child = Command::new(python)
             .arg(format!("{root}/tests/otlp/receiver.py"))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -148,6 +155,10 @@ fn event_names(span: &Value) -> Vec<String> {
         .map(|e| e["name"].as_str().unwrap_or("").to_owned())
         .collect()
 }
+
+/// Held by the tests that keep clients busy for seconds (a slow collector, reloads): run side
+/// by side on two cores, the reload test's exporter fell behind its own margin.
+static BUSY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
@@ -390,6 +401,107 @@ fn a_streamed_translated_failed_over_call_is_one_server_span_with_an_attempt_spa
     assert!(rx.spans().iter().all(|s| hex(&s["traceId"]) != unsampled));
 }
 
+/// The server span of trace `trace` (hex), once it is in.
+fn server_span(rx: &mut Receiver, trace: &str) -> Value {
+    let spans = rx.trace(trace, 2);
+    spans
+        .into_iter()
+        .find(|s| s["kind"] == "SPAN_KIND_SERVER")
+        .unwrap_or_else(|| panic!("no server span in trace {trace}"))
+}
+
+/// The text of the server span's `gen_ai.content.{what}` event (`prompt` or `completion`).
+fn content(span: &Value, what: &str) -> Option<String> {
+    let name = format!("gen_ai.content.{what}");
+    let key = format!("gen_ai.{what}");
+    span["events"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name.as_str())
+        .and_then(|e| attr_str(e, &key))
+}
+
+/// Content leaves only where a route opts in (`content_routes` or `trace_content = true`), a
+/// streamed answer's completion with it, and under PII substitution only stand-ins leave.
+#[test]
+fn content_is_exported_where_a_route_opts_in_streamed_too_and_only_as_stand_ins() {
+    const EMAIL: &str = "jane.doe@corp.example.io";
+    let mut rx = Receiver::start();
+    let m = mock(&[]);
+    let g = gateway(&config(
+        &m,
+        &format!(
+            "[[route]]\nmodel = \"flag\"\ntargets = [\"mo/flag-up\"]\ntrace_content = true\n\n\
+             [[route]]\nmodel = \"plain\"\ntargets = [\"mo/plain-up\"]\ntrace_content = false\n\n\
+             [[route]]\nmodel = \"private\"\ntargets = [\"mo/private-up\"]\ntrace_content = true\n\n\
+             [pii]\nroutes = [\"private\"]\n\n\
+             [tracing]\nendpoint = \"{}\"\ncontent_routes = [\"open\"]\n",
+            rx.endpoint()
+        ),
+    ));
+    let tp = |n: u8| format!("00-{}-{PARENT}-01", format!("{n:x}").repeat(32));
+
+    // A streamed answer on a listed route: the prompt as sent, the provider's events as sent.
+    let r = traced_chat(g.addr, "open", "tell me about otters", true, &tp(1));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("otters"), "{}", r.text());
+    let server = server_span(&mut rx, &"1".repeat(32));
+    let prompt = content(&server, "prompt").expect("a prompt");
+    assert!(prompt.contains("tell me about otters"), "{prompt}");
+    let completion = content(&server, "completion").expect("a streamed completion");
+    assert!(completion.contains("otters"), "{completion}");
+    assert!(completion.starts_with("data: "), "{completion}");
+    assert!(completion.contains("[DONE]"), "{completion}");
+
+    // `trace_content = true` opts a route in (a whole answer here, a stream on `private`).
+    let r = traced_chat(g.addr, "flag", "tell me about beavers", false, &tp(2));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let server = server_span(&mut rx, &"2".repeat(32));
+    assert!(content(&server, "prompt").is_some_and(|p| p.contains("tell me about beavers")));
+    assert!(content(&server, "completion").is_some_and(|c| c.contains("beavers")));
+
+    // A route that does not opt in exports none, streamed or not.
+    for (n, stream) in [(3, true), (4, false)] {
+        let r = traced_chat(g.addr, "plain", "tell me about badgers", stream, &tp(n));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let server = server_span(&mut rx, &n.to_string().repeat(32));
+        assert!(!server.to_string().contains("badgers"), "{server:#}");
+        let events = event_names(&server);
+        assert!(
+            events.iter().all(|e| !e.starts_with("gen_ai.content")),
+            "{events:?}"
+        );
+    }
+
+    // PII on: the client gets its original back; the span holds only the stand-in, in the
+    // prompt and in the streamed completion that echoes it.
+    let r = traced_chat(
+        g.addr,
+        "private",
+        &format!("mail {EMAIL} now"),
+        true,
+        &tp(5),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(EMAIL), "not restored: {}", r.text());
+    let server = server_span(&mut rx, &"5".repeat(32));
+    let prompt = content(&server, "prompt").expect("a prompt");
+    let completion = content(&server, "completion").expect("a streamed completion");
+    assert!(
+        prompt.contains("mail ") && prompt.contains(" now"),
+        "{prompt}"
+    );
+    assert!(
+        completion.contains("mail") && completion.contains("now"),
+        "{completion}"
+    );
+    assert!(!server.to_string().contains(EMAIL), "{server:#}");
+    assert!(
+        !server.to_string().contains("corp.example.io"),
+        "{server:#}"
+    );
+}
+
 fn metric(addr: std::net::SocketAddr, line_start: &str) -> u64 {
     let text = request(addr, &get("/metrics", &[])).text();
     text.lines()
@@ -426,6 +538,58 @@ fn a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted() {
     assert_eq!(metric(g.addr, "ringway_trace_spans_exported_total"), 0);
 }
 
+/// A collector that takes each export and answers late (past the exporter's 5 s read
+/// timeout): the queue fills, batches are dropped as `queue_full`, and requests go on at
+/// their own pace.
+#[test]
+fn a_slow_collector_fills_the_queue_and_drops_are_counted_as_queue_full() {
+    let _busy = BUSY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _rx = Receiver::start_with(&["--delay", "30"]);
+    let m = mock(&[]);
+    let g = gateway(&config(
+        &m,
+        &format!("[tracing]\nendpoint = \"{}\"\n", _rx.endpoint()),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = g.addr;
+    // Paced: a batch leaves each worker per tick (20 ms) that saw a call, so a few calls per
+    // tick fill the queue within one stalled export, without loading the machine.
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = chat_openai(addr, "open", "hello", false);
+                    if r.status != 200 {
+                        failures.push(r.text());
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                failures
+            })
+        })
+        .collect();
+    let full = "ringway_trace_spans_dropped_total{reason=\"queue_full\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dropped = loop {
+        let n = metric(g.addr, full);
+        if n > 0 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let failures = c.join().unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    assert!(dropped > 0, "no queue_full drops in 30 s");
+    assert_eq!(metric(g.addr, "ringway_trace_spans_exported_total"), 0);
+}
+
 fn on_generation(addr: std::net::SocketAddr, n: u64) -> bool {
     let text = request(addr, &get("/metrics", &[])).text();
     (0..2).all(|w| {
@@ -437,6 +601,9 @@ fn on_generation(addr: std::net::SocketAddr, n: u64) -> bool {
 
 #[test]
 fn tracing_follows_reloads_with_no_request_lost() {
+    let _busy = BUSY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut a = Receiver::start();
     let mut b = Receiver::start();
     let m = mock(&[]);
@@ -532,6 +699,14 @@ fn bad_tracing_keys_are_file_line_key_path_errors() {
         &format!("{base}content_routes = [\"b\"]\n"),
         ":12: tracing.content_routes[0]",
         "not a route",
+    );
+    check_refuses(
+        &base.replace(
+            "targets = [\"mo/x\"]\n",
+            "targets = [\"mo/x\"]\ntrace_content = \"yes\"\n",
+        ),
+        ":9: route[0].trace_content",
+        "expected true or false",
     );
     check_refuses(
         "[tracing]\nendpoint = \"grpc://collector:4317\"\n",

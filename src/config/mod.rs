@@ -324,7 +324,7 @@ impl Compiler<'_> {
             .collect();
         let routing = crate::routing::Table::new(routes, names);
         self.pii_routes(&mut pii, &routing, &raw.pii)?;
-        let tracing = self.tracing(raw.tracing.as_ref(), &routing)?;
+        let tracing = self.tracing(raw.tracing.as_ref(), &raw.route, &routing)?;
         let mut config = Config {
             tracing,
             cluster,

@@ -302,6 +302,9 @@ pub struct RawRoute {
     /// Refuse (400) a request whose translation would drop, change or approximate anything
     /// lossy (the translation ledger), before it is sent. Default false.
     pub strict_translation: Option<bool>,
+    /// Export this route's prompts and completions in its spans (`[tracing]`; as listing it
+    /// in `tracing.content_routes`). Default false.
+    pub trace_content: Option<bool>,
     /// `provider/model` targets, in order of preference: strings, or tables with settings.
     pub targets: Vec<Spanned<RawTarget>>,
     /// Requests per minute to this route, all keys together. Default: no limit.

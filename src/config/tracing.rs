@@ -1,5 +1,6 @@
 //! `[tracing]`: OTLP/HTTP trace export (the endpoint, its headers, gzip, sampling, the service
-//! name, propagation to providers, and the routes whose content is exported). Compiled into
+//! name, propagation to providers, and the routes whose content is exported, with those that
+//! say `trace_content = true` themselves). Compiled into
 //! [`crate::trace::Settings`]; a reload may change any of it.
 
 use std::collections::BTreeMap;
@@ -47,6 +48,7 @@ impl Compiler<'_> {
     pub(super) fn tracing(
         &self,
         raw: Option<&Spanned<RawTracing>>,
+        raw_routes: &[Spanned<super::raw::RawRoute>],
         routes: &crate::routing::Table,
     ) -> Result<Option<Arc<Settings>>, ConfigError> {
         let Some(section) = raw else {
@@ -146,6 +148,13 @@ impl Compiler<'_> {
             }
             content_routes.push(name.clone());
         }
+        // `[[route]] trace_content = true` opts a route in as well.
+        for r in raw_routes {
+            let name = r.get_ref().model.get_ref();
+            if r.get_ref().trace_content == Some(true) && !content_routes.contains(name) {
+                content_routes.push(name.clone());
+            }
+        }
         Ok(Some(Arc::new(Settings {
             endpoint: endpoint.get_ref().clone(),
             url,
@@ -186,6 +195,28 @@ mod tests {
         assert_eq!(t.sample_ratio, 0.25);
         assert_eq!(t.service_name, "gw");
         assert!(with("enabled = false").unwrap().tracing.is_none());
+    }
+
+    #[test]
+    fn a_route_opts_in_to_content_by_either_form() {
+        let two = GOOD.replace(
+            "targets = [\"a/claude-x\", \"o/gpt-y\"]",
+            "targets = [\"a/claude-x\", \"o/gpt-y\"]\ntrace_content = true\n\n[[route]]\nmodel = \"slow\"\ntargets = [\"o/gpt-z\"]\ntrace_content = false\n\n[[route]]\nmodel = \"both\"\ntargets = [\"o/gpt-w\"]\ntrace_content = true",
+        );
+        let c = Config::from_toml(
+            &format!("{two}\n[tracing]\nendpoint = \"http://x\"\ncontent_routes = [\"both\", \"direct\"]\n"),
+            "t.toml",
+        )
+        .unwrap();
+        let t = c.tracing.unwrap();
+        assert_eq!(t.content_routes, ["both", "direct", "fast"]);
+        assert!(t.content_for(Some("fast")) && !t.content_for(Some("slow")));
+        crate::config::testing::refused(
+            "targets = [\"a/claude-x\", \"o/gpt-y\"]",
+            "targets = [\"a/claude-x\", \"o/gpt-y\"]\ntrace_content = \"yes\"",
+            "route[0].trace_content",
+            "expected true or false",
+        );
     }
 
     #[test]

@@ -892,6 +892,9 @@ async fn stream_answer<'c>(
     if let Some(s) = &reply.scrubber {
         stream.scrub_errors(s.clone());
     }
+    if super::trace::exports_content(ex) {
+        stream.keep_completion();
+    }
     if at.next.other_target {
         let first_token = at
             .policy

@@ -800,6 +800,7 @@ async fn relay_stream<S: Transport>(
         .run(conn, ex, &mut relay.up, relay.provider, relay.chunked)
         .await;
     ex.response.metered.set(relay.stream.meter.metered());
+    super::trace::stream_completion(ex, relay.stream.take_completion());
     outcome
 }
 

@@ -187,6 +187,10 @@ pub struct Stream {
     capture: Option<Box<stored::Capture>>,
     /// A translated Responses stream: the answer it holds, charged to the worker's budget.
     held: Option<Held>,
+    /// The route exports content to the call's span: the provider's events as it sent them
+    /// (before any PII restore), bounded by [`crate::trace::MAX_CONTENT_BYTES`]. None (and
+    /// nothing allocated) otherwise.
+    completion: Option<String>,
 }
 
 /// The restore step after the stage: what the stage wrote is decoded again (translated
@@ -232,7 +236,19 @@ impl Stream {
             scrubber: None,
             capture: None,
             held: None,
+            completion: None,
         }
+    }
+
+    /// Keep the provider's events as they pass (up to [`crate::trace::MAX_CONTENT_BYTES`]),
+    /// for the span's completion: only a sampled call on a route that exports content.
+    pub(super) fn keep_completion(&mut self) {
+        self.completion = Some(String::new());
+    }
+
+    /// The provider's events kept for the span (see [`Stream::keep_completion`]).
+    pub(super) fn take_completion(&mut self) -> Option<String> {
+        self.completion.take()
     }
 
     /// Read the provider's stream in `framing` (SSE unless its kind says otherwise).
@@ -391,6 +407,10 @@ impl Stream {
             Some(s) if self.provider.is_error_event(&ev) => scrub_event(s, ev),
             _ => ev,
         };
+        // The provider's words, stand-ins and all: the restore is a later step of the stage.
+        if let Some(c) = self.completion.as_mut() {
+            crate::trace::add_content(c, &ev.raw);
+        }
         // The provider's side is where usage is true, whatever the stage makes of it. Read
         // per batch (the newest chunk back), except where hiding the usage chunk needs to know
         // at once.

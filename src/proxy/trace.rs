@@ -75,6 +75,22 @@ pub(super) fn completion(ex: &Exchange<'_>, body: &[u8]) {
     }
 }
 
+/// Does this call export content (sampled, on a route that opts in)? A stream then keeps the
+/// provider's events for [`stream_completion`].
+pub(super) fn exports_content(ex: &Exchange<'_>) -> bool {
+    ex.trace
+        .as_deref()
+        .is_some_and(|live| live.settings.content_for(ex.route.as_deref()))
+}
+
+/// A relayed stream's completion: the provider's events as it sent them (SSE text, before PII
+/// restore), bounded, kept by the pump when [`exports_content`] said so.
+pub(super) fn stream_completion(ex: &Exchange<'_>, events: Option<String>) {
+    if let (Some(live), Some(events)) = (ex.trace.as_deref(), events) {
+        *live.completion.borrow_mut() = Some(events);
+    }
+}
+
 /// The translation ledger of the answer committed to: an entry per thing translation dropped,
 /// changed or approximated, as `code:field` (the codes of docs/providers-and-translation.md).
 pub(super) fn ledger(ex: &mut Exchange<'_>, meta: Option<&crate::translate::RequestMeta>) {

@@ -41,7 +41,7 @@ pub struct Settings {
     /// Send the attempt span's `traceparent` to providers.
     pub propagate: bool,
     /// Routes (their labels: a route's name, or `direct`) whose prompts and completions are
-    /// exported.
+    /// exported: those of `content_routes` and those with `trace_content = true`.
     pub content_routes: Vec<String>,
 }
 
@@ -218,12 +218,19 @@ impl Live {
     /// Add `body` to the content in `slot`, up to [`MAX_CONTENT_BYTES`] in all (a character
     /// cut at the bound, or split between two reads, reads as U+FFFD).
     pub fn add_content(slot: &RefCell<Option<String>>, body: &[u8]) {
-        let mut slot = slot.borrow_mut();
-        let text = slot.get_or_insert_with(String::new);
-        let room = MAX_CONTENT_BYTES.saturating_sub(text.len());
-        let cut = body.len().min(room);
-        text.push_str(&String::from_utf8_lossy(body.get(..cut).unwrap_or(body)));
+        add_content(slot.borrow_mut().get_or_insert_with(String::new), body);
     }
+}
+
+/// Add `body` to `text`, up to [`MAX_CONTENT_BYTES`] in all (a character cut at the bound, or
+/// split between two calls, reads as U+FFFD). Full, it costs a comparison.
+pub fn add_content(text: &mut String, body: &[u8]) {
+    let room = MAX_CONTENT_BYTES.saturating_sub(text.len());
+    if room == 0 {
+        return;
+    }
+    let cut = body.len().min(room);
+    text.push_str(&String::from_utf8_lossy(body.get(..cut).unwrap_or(body)));
 }
 
 /// Hand a finished call's spans to the exporter.
