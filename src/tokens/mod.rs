@@ -476,7 +476,7 @@ fn pdf_tokens(bytes: u64) -> u64 {
 /// A JSON string's value, or any other JSON value's text.
 fn raw_text(v: &RawValue) -> Cow<'_, str> {
     match serde_json::from_str::<Str<'_>>(v.get()) {
-        Ok(s) => s.0,
+        Ok(s) => s.into_cow(),
         Err(_) => Cow::Borrowed(v.get()),
     }
 }

@@ -110,8 +110,8 @@ pub struct Message<'a> {
     /// `user|assistant`.
     #[serde(borrow)]
     pub role: Str<'a>,
-    /// A string or content blocks.
-    #[serde(borrow)]
+    /// A string or content blocks (mostly blocks: read in one pass).
+    #[serde(borrow, deserialize_with = "super::text_or_any")]
     pub content: TextOr<'a, ContentBlock<'a>>,
 }
 

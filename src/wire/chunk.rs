@@ -8,8 +8,6 @@
 //! differential tests below and the `openai_chunk` and `anthropic_event` fuzz targets hold it
 //! to that.
 
-use std::borrow::Cow;
-
 use super::anthropic::{EventDelta, StreamEvent};
 use super::openai::{
     Chunk, ChunkChoice, CompletionTokensDetails, Delta, FunctionCall, PromptTokensDetails,
@@ -81,11 +79,9 @@ impl<'a> Reader<'a> {
         let token = self.c.strict_string()?;
         if token.escaped {
             let quoted = self.s.get(token.quoted())?;
-            serde_json::from_str::<String>(quoted)
-                .ok()
-                .map(|s| Str(Cow::Owned(s)))
+            serde_json::from_str::<String>(quoted).ok().map(Str::from)
         } else {
-            self.s.get(token.inner).map(|s| Str(Cow::Borrowed(s)))
+            self.s.get(token.inner).map(Str::from)
         }
     }
 
@@ -547,11 +543,11 @@ mod tests {
             (ev.kind.as_deref(), ev.index, delta.text.as_deref()),
             (Some("content_block_delta"), Some(0), Some("Hello"))
         );
-        assert!(matches!(delta.text.as_ref().unwrap().0, Cow::Borrowed(_)));
+        assert!(delta.text.as_ref().unwrap().is_borrowed());
         let ev = read_anthropic_event(EVENTS[3]).unwrap();
         let thinking = ev.delta.unwrap().thinking.unwrap();
         assert_eq!(thinking.as_str(), "déjà vu 🦀 é");
-        assert!(matches!(thinking.0, Cow::Owned(_)));
+        assert!(!thinking.is_borrowed());
     }
 
     #[test]
@@ -591,8 +587,8 @@ mod tests {
         let c = read(SAMPLES[1]).unwrap();
         let delta = c.choices.as_ref().unwrap()[0].delta.as_ref().unwrap();
         assert_eq!(delta.content.as_deref(), Some("Héllo \"x\""));
-        assert!(matches!(delta.content.as_ref().unwrap().0, Cow::Owned(_)));
-        assert!(matches!(c.id.as_ref().unwrap().0, Cow::Borrowed(_)));
+        assert!(!delta.content.as_ref().unwrap().is_borrowed());
+        assert!(c.id.as_ref().unwrap().is_borrowed());
         let args = &delta.tool_calls.as_ref().unwrap()[0].function.as_ref();
         assert_eq!(args.unwrap().arguments.as_deref(), Some("{\"a\":1}"));
         let u = read(SAMPLES[2]).unwrap().usage.unwrap();

@@ -52,64 +52,215 @@ pub fn anthropic_event(data: &[u8]) -> serde_json::Result<anthropic::StreamEvent
     }
 }
 
-/// A JSON string: borrowed from the input when it contained no escapes, owned otherwise.
+/// A JSON string: borrowed from the input when it contained no escapes; with escapes, the
+/// literal as the input wrote it, decoded only when something reads it and written back as
+/// it was. Most of an agent's body is long strings (files, tool output, prompts) with an
+/// escape every few dozen bytes that a translation only moves: decoding and escaping them
+/// again was most of what translating cost (callgrind).
 ///
 /// `#[serde(borrow)] Option<Cow<str>>` never borrows (serde's `Cow` impl always allocates);
-/// this newtype does, also inside `Option` and `Vec`.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Str<'a>(pub Cow<'a, str>);
+/// this type does, also inside `Option` and `Vec`.
+#[derive(Clone)]
+pub struct Str<'a>(Repr<'a>);
+
+#[derive(Clone)]
+enum Repr<'a> {
+    Text(Cow<'a, str>),
+    /// A JSON string literal, quotes included, whose escapes are all single-character ones
+    /// (`\n`, `\"`, …: no `\u`, so it always decodes) and whose text is decoded on first read.
+    Literal {
+        literal: &'a str,
+        decoded: std::cell::OnceCell<String>,
+    },
+}
+
+impl Default for Str<'_> {
+    fn default() -> Self {
+        Str(Repr::Text(Cow::Borrowed("")))
+    }
+}
 
 impl<'a> Str<'a> {
     /// A borrowed view of this string with a shorter lifetime (no copy).
     pub fn reborrow(&self) -> Str<'_> {
-        Str(Cow::Borrowed(&self.0))
+        Str(match &self.0 {
+            Repr::Text(text) => Repr::Text(Cow::Borrowed(text)),
+            Repr::Literal { literal, decoded } => match decoded.get() {
+                Some(text) => Repr::Text(Cow::Borrowed(text)),
+                None => Repr::Literal {
+                    literal,
+                    decoded: std::cell::OnceCell::new(),
+                },
+            },
+        })
     }
 
     /// The string slice.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Repr::Text(text) => text,
+            Repr::Literal { literal, decoded } => decoded.get_or_init(|| decode(literal)),
+        }
+    }
+
+    /// The text, borrowed when it can be.
+    pub fn into_cow(self) -> Cow<'a, str> {
+        match self.0 {
+            Repr::Text(text) => text,
+            Repr::Literal { literal, decoded } => {
+                Cow::Owned(decoded.into_inner().unwrap_or_else(|| decode(literal)))
+            }
+        }
+    }
+
+    /// The text, owned.
+    pub fn into_owned(self) -> String {
+        self.into_cow().into_owned()
+    }
+
+    /// Whether the text is empty (without decoding it: a literal with an escape is not).
+    pub fn is_empty(&self) -> bool {
+        match &self.0 {
+            Repr::Text(text) => text.is_empty(),
+            Repr::Literal { .. } => false,
+        }
+    }
+
+    /// Borrowed from the input (not decoded from it).
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.0, Repr::Text(Cow::Borrowed(_)))
+    }
+
+    /// A string read from its JSON text (the value as the input has it): borrowed when it
+    /// has no escape, kept as a literal when its escapes are all single-character ones, and
+    /// decoded now when it has a `\u` escape (so that a lone surrogate is refused here, as
+    /// serde_json refuses it).
+    fn of_json<E: de::Error>(json: &'a str) -> Result<Str<'a>, E> {
+        let Some(inner) = json
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'))
+        else {
+            return Err(E::invalid_type(unexpected(json), &"a string"));
+        };
+        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+            return Ok(Str(Repr::Text(Cow::Borrowed(inner))));
+        }
+        if memchr::memmem::find(inner.as_bytes(), b"\\u").is_some() {
+            return serde_json::from_str::<String>(json)
+                .map(Str::from)
+                .map_err(|e| E::custom(without_position(&e)));
+        }
+        Ok(Str(Repr::Literal {
+            literal: json,
+            decoded: std::cell::OnceCell::new(),
+        }))
+    }
+}
+
+/// The text of a literal [`Str::of_json`] kept (its escapes always decode).
+fn decode(literal: &str) -> String {
+    serde_json::from_str(literal).unwrap_or_default()
+}
+
+/// serde_json's message without its ` at line L column C` (which would count from the start
+/// of one value, not of the body; the outer deserializer adds the body's position).
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_owned(),
+        None => text,
+    }
+}
+
+/// What a JSON value that is not a string is, in serde's words (as serde_json names it).
+fn unexpected(json: &str) -> de::Unexpected<'_> {
+    match json.as_bytes().first() {
+        Some(b'n') => de::Unexpected::Unit,
+        Some(b't') => de::Unexpected::Bool(true),
+        Some(b'f') => de::Unexpected::Bool(false),
+        Some(b'[') => de::Unexpected::Seq,
+        Some(b'{') => de::Unexpected::Map,
+        _ => {
+            if let Ok(n) = json.parse::<u64>() {
+                de::Unexpected::Unsigned(n)
+            } else if let Ok(n) = json.parse::<i64>() {
+                de::Unexpected::Signed(n)
+            } else if let Ok(n) = json.parse::<f64>() {
+                de::Unexpected::Float(n)
+            } else {
+                de::Unexpected::Other(json)
+            }
+        }
     }
 }
 
 impl Deref for Str<'_> {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
+    }
+}
+
+impl PartialEq for Str<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str<'_> {}
+
+impl std::hash::Hash for Str<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+impl PartialOrd for Str<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
 impl fmt::Debug for Str<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Display for Str<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl<'a> From<&'a str> for Str<'a> {
     fn from(s: &'a str) -> Self {
-        Str(Cow::Borrowed(s))
+        Str(Repr::Text(Cow::Borrowed(s)))
     }
 }
 
 impl From<String> for Str<'_> {
     fn from(s: String) -> Self {
-        Str(Cow::Owned(s))
+        Str(Repr::Text(Cow::Owned(s)))
     }
 }
 
 impl<'a> From<Cow<'a, str>> for Str<'a> {
     fn from(s: Cow<'a, str>) -> Self {
-        Str(s)
+        Str(Repr::Text(s))
     }
 }
 
-/// The struct name serde_json's `RawValue` serializes under: a serializer from serde_json
-/// writes the one field of a struct by this name as it is, JSON already.
+/// The struct name serde_json's `RawValue` goes by: a serde_json serializer writes the one
+/// field of a struct by this name as it is (JSON already), and a serde_json deserializer
+/// asked for a newtype struct by this name hands over the value's JSON text. Any other
+/// (de)serializer sees an ordinary name: [`Str`] then reads and writes plain strings.
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// Strings at least this long are escaped here and handed to the serializer as written JSON:
@@ -119,14 +270,16 @@ const ESCAPE_HERE_MIN: usize = 64;
 
 impl Serialize for Str<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_text(&self.0, s)
+        match &self.0 {
+            Repr::Text(text) => serialize_text(text, s),
+            Repr::Literal { literal, .. } => serialize_json(literal, s),
+        }
     }
 }
 
-/// Serializes `text` as a JSON string: long ones escaped by [`crate::json::write_json_string`], which
-/// writes the bytes serde_json would, sixteen bytes at a time.
+/// Serializes `text` as a JSON string: long ones escaped by [`crate::json::write_json_string`],
+/// which writes the bytes serde_json would, sixteen bytes at a time.
 pub(crate) fn serialize_text<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct;
     if text.len() < ESCAPE_HERE_MIN {
         return s.serialize_str(text);
     }
@@ -137,8 +290,14 @@ pub(crate) fn serialize_text<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S
     let Ok(written) = simdutf8::basic::from_utf8(&written) else {
         return s.serialize_str(text);
     };
+    serialize_json(written, s)
+}
+
+/// Serializes `json`, a JSON string literal, as it is.
+fn serialize_json<S: Serializer>(json: &str, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
     let mut raw = s.serialize_struct(RAW_VALUE_TOKEN, 1)?;
-    raw.serialize_field(RAW_VALUE_TOKEN, written)?;
+    raw.serialize_field(RAW_VALUE_TOKEN, json)?;
     raw.end()
 }
 
@@ -150,19 +309,96 @@ impl<'de: 'a, 'a> Visitor<'de> for StrVisitor<'a> {
         f.write_str("a string")
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'a>, E> {
-        Ok(Str(Cow::Borrowed(v)))
+        Ok(Str::from(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'a>, E> {
-        Ok(Str(Cow::Owned(v.to_owned())))
+        Ok(Str::from(v.to_owned()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'a>, E> {
-        Ok(Str(Cow::Owned(v)))
+        Ok(Str::from(v))
+    }
+}
+
+/// Reads a [`Str`] from its JSON text where the deserializer is serde_json's, else as a
+/// plain string.
+struct JsonTextVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for JsonTextVisitor<'a> {
+    type Value = Str<'a>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    /// serde_json hands the value's text over as a map of one entry.
+    fn visit_map<M: de::MapAccess<'de>>(self, mut map: M) -> Result<Str<'a>, M::Error> {
+        match map.next_key::<RawKey>()? {
+            Some(RawKey) => map.next_value_seed(JsonTextSeed(PhantomData)),
+            None => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
+        }
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Str<'a>, D::Error> {
+        d.deserialize_str(StrVisitor(PhantomData))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'a>, E> {
+        Ok(Str::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'a>, E> {
+        Ok(Str::from(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'a>, E> {
+        Ok(Str::from(v))
+    }
+}
+
+/// The key of serde_json's raw-value map (its token), refused otherwise.
+struct RawKey;
+
+impl<'de> Deserialize<'de> for RawKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = RawKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawKey, E> {
+                if v == RAW_VALUE_TOKEN {
+                    Ok(RawKey)
+                } else {
+                    Err(E::invalid_type(de::Unexpected::Map, &self))
+                }
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// The value of serde_json's raw-value map: the JSON text, borrowed from the input (or owned,
+/// from a `serde_json::Value`, and then read at once).
+struct JsonTextSeed<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> de::DeserializeSeed<'de> for JsonTextSeed<'a> {
+    type Value = Str<'a>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Str<'a>, D::Error> {
+        struct TextVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'a>, E> {
+                Str::of_json(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'a>, E> {
+                Str::of_json::<E>(v).map(|s| Str::from(s.into_owned()))
+            }
+        }
+        d.deserialize_str(TextVisitor(PhantomData))
     }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(StrVisitor(PhantomData))
+        d.deserialize_newtype_struct(RAW_VALUE_TOKEN, JsonTextVisitor(PhantomData))
     }
 }
 
@@ -193,13 +429,13 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrVisitor<'a, T> {
         f.write_str("a string or an array")
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(TextOr::Text(Str(Cow::Borrowed(v))))
+        Ok(TextOr::Text(Str::from(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(TextOr::Text(Str(Cow::Owned(v.to_owned()))))
+        Ok(TextOr::Text(Str::from(v.to_owned())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(TextOr::Text(Str(Cow::Owned(v))))
+        Ok(TextOr::Text(Str::from(v)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         // The size hint comes from the input; cap it so a lying hint cannot reserve memory.
@@ -211,9 +447,108 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrVisitor<'a, T> {
     }
 }
 
+/// Reads a `string | array` from its JSON text where the deserializer is serde_json's: the
+/// string form is then a [`Str`] kept as written (see there), and the array form is read from
+/// that text. So the array's bytes are read twice: for a value that is mostly arrays (an
+/// Anthropic message's content blocks) [`text_or_any`] reads it once instead.
 impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_newtype_struct(RAW_VALUE_TOKEN, TextOrJsonVisitor(PhantomData))
+    }
+}
+
+/// Reads a `string | array` in one pass, its string form decoded (for `deserialize_with`).
+pub(crate) fn text_or_any<'de: 'a, 'a, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<TextOr<'a, T>, D::Error> {
+    d.deserialize_any(TextOrVisitor(PhantomData))
+}
+
+struct TextOrJsonVisitor<'a, T>(PhantomData<(&'a (), T)>);
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrJsonVisitor<'a, T> {
+    type Value = TextOr<'a, T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array")
+    }
+    /// serde_json hands the value's text over as a map of one entry.
+    fn visit_map<M: de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        match map.next_key::<RawKey>()? {
+            Some(RawKey) => map.next_value_seed(TextOrJsonSeed(PhantomData)),
+            None => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
+        }
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(TextOrVisitor(PhantomData))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        TextOrVisitor(PhantomData).visit_borrowed_str(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        TextOrVisitor(PhantomData).visit_str(v)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        TextOrVisitor(PhantomData).visit_seq(seq)
+    }
+}
+
+/// Arrays read from their text may nest in each other (tool results hold blocks that hold
+/// tool results): serde_json's depth limit counts each reading afresh, so this bounds how many
+/// are open at once. A body the gateway admits is at most [`crate::json::MAX_JSON_DEPTH`] deep,
+/// which is at most half as many of them.
+const MAX_NESTED_READS: u32 = (crate::json::MAX_JSON_DEPTH / 2) as u32;
+
+thread_local! {
+    static NESTED_READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs one nested reading, or refuses it past [`MAX_NESTED_READS`].
+fn nested<R, E: de::Error>(read: impl FnOnce() -> Result<R, E>) -> Result<Result<R, E>, E> {
+    let open = NESTED_READS.with(std::cell::Cell::get);
+    if open >= MAX_NESTED_READS {
+        return Err(E::custom("recursion limit exceeded"));
+    }
+    NESTED_READS.with(|n| n.set(open + 1));
+    let result = read();
+    NESTED_READS.with(|n| n.set(open));
+    Ok(result)
+}
+
+/// The value of serde_json's raw-value map for a `string | array`.
+struct TextOrJsonSeed<'a, T>(PhantomData<(&'a (), T)>);
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> de::DeserializeSeed<'de> for TextOrJsonSeed<'a, T> {
+    type Value = TextOr<'a, T>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct JsonVisitor<'a, T>(PhantomData<(&'a (), T)>);
+        impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for JsonVisitor<'a, T> {
+            type Value = TextOr<'a, T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, json: &'de str) -> Result<Self::Value, E> {
+                match json.as_bytes().first() {
+                    Some(b'"') => Str::of_json(json).map(TextOr::Text),
+                    // Where an element fails, serde_json counts from the array's start: the
+                    // message keeps its words, the outer reader adds the body's position.
+                    Some(b'[') => nested(|| {
+                        serde_json::from_str::<Vec<T>>(json)
+                            .map(TextOr::Items)
+                            .map_err(|e| E::custom(without_position(&e)))
+                    })?,
+                    _ => Err(E::invalid_type(unexpected(json), &self)),
+                }
+            }
+            fn visit_str<E: de::Error>(self, json: &str) -> Result<Self::Value, E> {
+                // Owned text (from a `serde_json::Value`): a string reads; elements could
+                // not borrow from it.
+                match Str::of_json::<E>(json) {
+                    Ok(text) => Ok(TextOr::Text(Str::from(text.into_owned()))),
+                    Err(_) => Err(E::invalid_type(unexpected(json), &self)),
+                }
+            }
+        }
+        d.deserialize_str(JsonVisitor(PhantomData))
     }
 }
 
@@ -305,14 +640,14 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ElementsVisitor<'_, 'de, T> {
         if !self.text {
             return Err(de::Error::invalid_type(de::Unexpected::Str(v), &self));
         }
-        self.sink.text(Str(Cow::Borrowed(v)));
+        self.sink.text(Str::from(v));
         Ok(Read)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Read, E> {
         if !self.text {
             return Err(de::Error::invalid_type(de::Unexpected::Str(v), &self));
         }
-        self.sink.text(Str(Cow::Owned(v.to_owned())));
+        self.sink.text(Str::from(v.to_owned()));
         Ok(Read)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
@@ -421,8 +756,20 @@ macro_rules! top_level_seed {
                 body: &'de [u8],
                 sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
             ) -> Result<Self, $crate::wire::ParseError> {
+                // UTF-8 checked once, with SIMD: serde_json then reads text, which it does not
+                // check again string by string. Invalid UTF-8 goes to the byte reader, whose
+                // error says where.
+                match simdutf8::basic::from_utf8(body) {
+                    Ok(text) => Self::parse_with(serde_json::Deserializer::from_str(text), sink),
+                    Err(_) => Self::parse_with(serde_json::Deserializer::from_slice(body), sink),
+                }
+            }
+
+            fn parse_with<R: serde_json::de::Read<'de>>(
+                mut de: serde_json::Deserializer<R>,
+                sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+            ) -> Result<Self, $crate::wire::ParseError> {
                 let mut failed_key = None;
-                let mut de = serde_json::Deserializer::from_slice(body);
                 let res = serde::de::DeserializeSeed::deserialize(
                     $seed { failed_key: &mut failed_key, sink },
                     &mut de,
@@ -453,11 +800,11 @@ mod tests {
     #[test]
     fn str_borrows_unescaped_and_owns_escaped() {
         let v: Vec<Str<'_>> = serde_json::from_str(r#"["plain","es\"caped"]"#).unwrap();
-        assert!(matches!(v[0].0, Cow::Borrowed("plain")));
-        assert!(matches!(v[1].0, Cow::Owned(_)));
+        assert!(v[0].is_borrowed());
+        assert!(!v[1].is_borrowed());
         assert_eq!(&*v[1], "es\"caped");
         let o: Option<Str<'_>> = serde_json::from_str(r#""x""#).unwrap();
-        assert!(matches!(o.unwrap().0, Cow::Borrowed("x")));
+        assert!(o.unwrap().is_borrowed());
     }
 
     /// Long strings are escaped here and written through serde_json's raw-value path: the
@@ -480,6 +827,72 @@ mod tests {
                 serde_json::Value::String(text.to_owned())
             );
         }
+    }
+
+    /// A string with single-character escapes is kept as the input wrote it: read as its
+    /// text, written back byte for byte. One with a `\u` escape is decoded at once (a lone
+    /// surrogate refused there, as serde_json refuses it); a value that is no string is
+    /// refused in serde_json's words; a `Value` reads as one too.
+    #[test]
+    fn escaped_strings_stay_as_written() {
+        let v: Vec<Str<'_>> =
+            serde_json::from_str(r#"["a\/b\n\"c\"", "\u00e9t\u00e9", "plain"]"#).unwrap();
+        assert!(matches!(v[0].0, Repr::Literal { .. }));
+        assert_eq!(v[0].as_str(), "a/b\n\"c\"");
+        assert!(!v[0].is_empty());
+        assert_eq!(v[0].reborrow().as_str(), "a/b\n\"c\"");
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"["a\/b\n\"c\"","été","plain"]"#
+        );
+        assert_eq!(v[0].clone().into_owned(), "a/b\n\"c\"");
+        assert_eq!(v[1].as_str(), "été");
+        let lone = serde_json::from_str::<Vec<Str<'_>>>(r#"["\ud800"]"#).unwrap_err();
+        let theirs = serde_json::from_str::<Vec<String>>(r#"["\ud800"]"#).unwrap_err();
+        assert_eq!(without_position(&lone), without_position(&theirs));
+        for (json, says) in [
+            ("[5]", "invalid type: integer `5`, expected a string"),
+            ("[-5]", "invalid type: integer `-5`, expected a string"),
+            (
+                "[1.5]",
+                "invalid type: floating point `1.5`, expected a string",
+            ),
+            ("[true]", "invalid type: boolean `true`, expected a string"),
+            ("[null]", "invalid type: null, expected a string"),
+            ("[{}]", "invalid type: map, expected a string"),
+            ("[[]]", "invalid type: sequence, expected a string"),
+        ] {
+            let ours = serde_json::from_str::<Vec<Str<'_>>>(json).unwrap_err();
+            let theirs = serde_json::from_str::<Vec<String>>(json).unwrap_err();
+            assert!(ours.to_string().starts_with(says), "{ours}");
+            assert!(theirs.to_string().starts_with(says), "{theirs}");
+        }
+        let value = serde_json::json!({"k": "x\ny"});
+        let from_value = Str::deserialize(&value["k"]).unwrap();
+        assert_eq!(from_value.as_str(), "x\ny");
+    }
+
+    /// Arrays read from their own text nest without bound in serde_json's count: a block
+    /// nested thousands deep is refused, not a stack overflow; one nested a few deep reads.
+    #[test]
+    fn nested_array_reads_are_bounded() {
+        use crate::wire::anthropic::ContentBlock;
+        let nest = |depth: usize| {
+            let mut json = String::from(r#"{"type":"text","text":"x"}"#);
+            for _ in 0..depth {
+                json = format!(r#"{{"type":"tool_result","content":[{json}]}}"#);
+            }
+            json
+        };
+        let deep = nest(5000);
+        let err = serde_json::from_str::<ContentBlock<'_>>(&deep).unwrap_err();
+        assert!(
+            err.to_string().contains("recursion limit exceeded"),
+            "{err}"
+        );
+        let shallow = nest(10);
+        let block: ContentBlock<'_> = serde_json::from_str(&shallow).unwrap();
+        assert_eq!(serde_json::to_string(&block).unwrap(), shallow);
     }
 
     #[test]

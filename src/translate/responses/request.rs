@@ -1223,12 +1223,12 @@ impl<'b, 'r> Chat<'b, 'r> {
 
 /// A content part that owns its strings (read back from bytes that do not outlive it).
 fn owned_part(p: ContentPart<'_>) -> ContentPart<'static> {
-    let own = |s: Option<Str<'_>>| s.map(|s| Str::from(s.0.into_owned()));
+    let own = |s: Option<Str<'_>>| s.map(|s| Str::from(s.into_owned()));
     ContentPart {
-        kind: Str::from(p.kind.0.into_owned()),
+        kind: Str::from(p.kind.into_owned()),
         text: own(p.text),
         image_url: p.image_url.map(|u| ImageUrl {
-            url: Str::from(u.url.0.into_owned()),
+            url: Str::from(u.url.into_owned()),
             detail: own(u.detail),
         }),
         file: p.file.map(|f| FilePart {
