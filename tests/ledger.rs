@@ -104,16 +104,25 @@ fn record(g: &Proc, id: &str) -> Value {
     }
 }
 
-fn scrape(g: &Proc) -> String {
-    let r = request(
-        g.addr,
-        &get(
-            "/metrics",
-            &[("authorization", &format!("Bearer {KEY_ADMIN}"))],
-        ),
-    );
-    assert_eq!(r.status, 200);
-    r.text()
+/// `/metrics` once it has `series` (workers publish their counters every few milliseconds, so
+/// a scrape right after a request may not have it yet), within five seconds.
+fn scrape(g: &Proc, series: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = request(
+            g.addr,
+            &get(
+                "/metrics",
+                &[("authorization", &format!("Bearer {KEY_ADMIN}"))],
+            ),
+        );
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        if metric(&text, series).is_some() || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn metric(text: &str, series: &str) -> Option<f64> {
@@ -146,15 +155,9 @@ fn a_dropped_param_is_in_the_header_the_metric_and_the_custody_record() {
         .unwrap();
     assert_eq!(column, "param_dropped:top_k");
 
-    let text = scrape(&g);
-    assert_eq!(
-        metric(
-            &text,
-            r#"ringway_translation_ledger_total{route="gpt",code="param_dropped"}"#
-        ),
-        Some(1.0),
-        "{text}"
-    );
+    let series = r#"ringway_translation_ledger_total{route="gpt",code="param_dropped"}"#;
+    let text = scrape(&g, series);
+    assert_eq!(metric(&text, series), Some(1.0), "{text}");
     // Same-dialect traffic has an empty ledger and no header.
     let r = messages(&g, KEY, &with_top_k("claude"));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -235,13 +238,10 @@ fn a_strict_route_or_key_refuses_a_lossy_translation_before_sending_it() {
     assert_eq!(r.header("x-ringway-provider"), Some("ma"));
     let sent = mock_requests(&m);
     assert_eq!(sent.len(), 1, "only the lossless target was sent anything");
-    let text = scrape(&g);
+    let series = r#"ringway_translation_ledger_total{route="gpt-strict",code="param_dropped"}"#;
+    let text = scrape(&g, series);
     assert!(
-        metric(
-            &text,
-            r#"ringway_translation_ledger_total{route="gpt-strict",code="param_dropped"}"#
-        )
-        .is_some(),
+        metric(&text, series).is_some(),
         "refusals are counted too: {text}"
     );
 }
