@@ -171,10 +171,10 @@ pub enum Flag {
 
 impl Flag {
     /// The flag of a raw JSON value.
-    fn of_raw(raw: &str) -> Flag {
+    fn of_raw(raw: &[u8]) -> Flag {
         match raw {
-            "true" => Flag::Bool(true),
-            "false" => Flag::Bool(false),
+            b"true" => Flag::Bool(true),
+            b"false" => Flag::Bool(false),
             _ => Flag::Other,
         }
     }
@@ -197,8 +197,8 @@ pub enum FieldShape {
 
 impl FieldShape {
     /// The shape of a JSON value from its first byte (the document is already validated).
-    fn of_raw(raw: &str) -> FieldShape {
-        match raw.as_bytes().first() {
+    fn of_raw(raw: &[u8]) -> FieldShape {
+        match raw.first() {
             Some(b'[') => FieldShape::Array,
             Some(b'-' | b'0'..=b'9') => FieldShape::Number,
             _ => FieldShape::Other,

@@ -111,10 +111,10 @@ fn gather(
             _ => Ok(None),
         }
     };
-    // Valid UTF-8: the whole body was checked first.
-    let text = std::str::from_utf8(raw).map_err(|_| Refused)?;
-    let flag = || Flag::of_raw(text);
-    let shape = || FieldShape::of_raw(text);
+    // Bytes, not text: a member's value may be most of the body (`messages`), and checking
+    // it as UTF-8 again cost ~0.8 instructions a byte of body (callgrind).
+    let flag = || Flag::of_raw(raw);
+    let shape = || FieldShape::of_raw(raw);
     match name {
         b"model" => {
             c.model_count += 1;

@@ -223,7 +223,7 @@ impl<'de> Visitor<'de> for TopLevel {
                         _ => &mut collected.max_tokens,
                     };
                     if *slot == FieldShape::Absent {
-                        *slot = FieldShape::of_raw(raw.get());
+                        *slot = FieldShape::of_raw(raw.get().as_bytes());
                     }
                 }
                 TopKey::AllowFallbacks | TopKey::PiiSubstitution => {
@@ -233,7 +233,7 @@ impl<'de> Visitor<'de> for TopLevel {
                     };
                     let raw: &'de RawValue = map.next_value()?;
                     if *slot == Flag::Absent {
-                        *slot = Flag::of_raw(raw.get());
+                        *slot = Flag::of_raw(raw.get().as_bytes());
                     }
                 }
                 TopKey::PrivacyTier => {
