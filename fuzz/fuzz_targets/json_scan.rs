@@ -1,7 +1,9 @@
 //! The scanning JSON parser (the request path's) against serde_json's: the same answer on any
 //! input, alone and spliced into a string of a real agent body (so long, escape-dense strings
 //! and block boundaries are crossed with arbitrary bytes). And the block escaper against
-//! serde_json's: the same bytes for any string.
+//! serde_json's: the same bytes for any string. And `wire::Str`, which keeps an escaped
+//! string as written: the same text (or refusal) as serde_json's `String`, and written back
+//! it reads as that text again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,6 +13,17 @@ use ringway::json::{inspect_request_scan, inspect_request_serde, write_json_stri
 const AGENT: &[u8] = include_bytes!("../../tests/fixtures/claude_code/request.json");
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(json) = std::str::from_utf8(data) {
+        let ours = serde_json::from_str::<Vec<ringway::wire::Str<'_>>>(json);
+        let theirs = serde_json::from_str::<Vec<String>>(json);
+        assert_eq!(ours.is_ok(), theirs.is_ok(), "{json:?}");
+        if let (Ok(ours), Ok(theirs)) = (ours, theirs) {
+            let texts: Vec<&str> = ours.iter().map(|s| s.as_str()).collect();
+            assert_eq!(texts, theirs);
+            let written = serde_json::to_string(&ours).unwrap();
+            assert_eq!(serde_json::from_str::<Vec<String>>(&written).unwrap(), theirs);
+        }
+    }
     if let Ok(text) = std::str::from_utf8(data) {
         let mut ours = Vec::new();
         write_json_string(&mut ours, text);
