@@ -47,7 +47,31 @@ pub struct RawConfig {
     #[serde(default)]
     pub price: Vec<Spanned<RawPrice>>,
     /// OTLP trace export.
-    pub tracing: Option<Spanned<super::tracing::RawTracing>>,
+    pub tracing: Option<Spanned<RawTracing>>,
+}
+
+/// `[tracing]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    /// Export traces (default true when the section is present).
+    pub enabled: Option<bool>,
+    /// The OTLP/HTTP traces URL, e.g. `http://collector:4318/v1/traces` (used as written).
+    pub endpoint: Option<Spanned<String>>,
+    /// Headers sent with every export, e.g. `{ authorization = "Bearer …" }`.
+    pub headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// Gzip export bodies (default false).
+    pub gzip: Option<bool>,
+    /// Share of new traces recorded, 0.0 to 1.0 (default 1.0). Calls that arrive with a
+    /// `traceparent` follow its sampled flag.
+    pub sample_ratio: Option<Spanned<f64>>,
+    /// The resource's `service.name` (default "ringway").
+    pub service_name: Option<Spanned<String>>,
+    /// Send the attempt span's `traceparent` to providers (default false).
+    pub propagate: Option<bool>,
+    /// Routes (names, or "direct" for `provider/model`) whose prompts and completions are
+    /// exported in spans (default none).
+    pub content_routes: Option<Vec<Spanned<String>>>,
 }
 
 /// `[cluster]`

@@ -3,13 +3,12 @@
 //! say `trace_content = true` themselves). Compiled into
 //! [`crate::trace::Settings`]; a reload may change any of it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::compiler::{Compiler, ConfigError};
+use super::raw::{RawRoute, RawTracing};
 use crate::trace::Settings;
 
 /// Most export headers.
@@ -19,36 +18,12 @@ const MAX_SERVICE_NAME_BYTES: usize = 256;
 /// Longest export header value.
 const MAX_HEADER_VALUE_BYTES: usize = 4096;
 
-/// `[tracing]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTracing {
-    /// Export traces (default true when the section is present).
-    pub enabled: Option<bool>,
-    /// The OTLP/HTTP traces URL, e.g. `http://collector:4318/v1/traces` (used as written).
-    pub endpoint: Option<Spanned<String>>,
-    /// Headers sent with every export, e.g. `{ authorization = "Bearer …" }`.
-    pub headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
-    /// Gzip export bodies (default false).
-    pub gzip: Option<bool>,
-    /// Share of new traces recorded, 0.0 to 1.0 (default 1.0). Calls that arrive with a
-    /// `traceparent` follow its sampled flag.
-    pub sample_ratio: Option<Spanned<f64>>,
-    /// The resource's `service.name` (default "ringway").
-    pub service_name: Option<Spanned<String>>,
-    /// Send the attempt span's `traceparent` to providers (default false).
-    pub propagate: Option<bool>,
-    /// Routes (names, or "direct" for `provider/model`) whose prompts and completions are
-    /// exported in spans (default none).
-    pub content_routes: Option<Vec<Spanned<String>>>,
-}
-
 impl Compiler<'_> {
     /// `[tracing]`: None when absent or `enabled = false`.
     pub(super) fn tracing(
         &self,
         raw: Option<&Spanned<RawTracing>>,
-        raw_routes: &[Spanned<super::raw::RawRoute>],
+        raw_routes: &[Spanned<RawRoute>],
         routes: &crate::routing::Table,
     ) -> Result<Option<Arc<Settings>>, ConfigError> {
         let Some(section) = raw else {

@@ -251,7 +251,7 @@ async fn take<'c>(
         }
         Err(e) => {
             let miss = Miss::from_error(e);
-            ex.note_trail(c.target, Instant::now(), None, Some(miss.reason));
+            note_attempt(ex, c.target, Instant::now(), None, Some(miss.reason));
             ctx.metrics.fallback(&c.target.label, miss.reason);
             missed.last = Some(miss);
             plan.record(Outcome::Unprepared);
@@ -269,7 +269,7 @@ fn served<'c>(
     mut answer: Answer<'c>,
     policy: &Policy,
 ) -> Answer<'c> {
-    ex.note_trail(c.target, tried_at, Some(answer.status), None);
+    note_attempt(ex, c.target, tried_at, Some(answer.status), None);
     // No head: the gateway answered itself (an estimate), no provider served.
     ex.attempts.served = answer.head.is_some().then(|| c.target.key.clone());
     super::record::note_ledger(ex, answer.meta.as_deref(), answer.head.is_none());
@@ -314,7 +314,7 @@ impl<'c> Missed<'c> {
         policy: &Policy,
     ) -> Outcome {
         let status = miss.answer.as_ref().map(|a| a.status);
-        ex.note_trail(c.target, tried_at, status, Some(miss.reason));
+        note_attempt(ex, c.target, tried_at, status, Some(miss.reason));
         if miss.target_failed {
             target_failed(ctx, ex, c.target, policy);
         }
@@ -483,6 +483,18 @@ fn relayed_headers<'a>(
         &mut headers,
     );
     headers
+}
+
+/// One attempt on `target`, for the trace's attempt span and the custody record's trail.
+fn note_attempt(
+    ex: &mut Exchange<'_>,
+    target: &crate::routing::Target,
+    started: Instant,
+    status: Option<u16>,
+    failure: Option<&'static str>,
+) {
+    super::trace::attempt(ex, target, started, status, failure);
+    ex.note_trail(target, started, status, failure);
 }
 
 /// Does the client get the provider's response head as it is (same dialect, on the wire the

@@ -211,7 +211,6 @@ impl<'h> Exchange<'h> {
         status: Option<u16>,
         failure: Option<&'static str>,
     ) {
-        super::trace::attempt(self, target, started, status, failure);
         if !crate::custody::enabled() || self.attempts.trail.len() >= crate::custody::MAX_ATTEMPTS {
             return;
         }
