@@ -338,14 +338,15 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonTextVisitor<'a> {
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Str<'a>, D::Error> {
         d.deserialize_str(StrVisitor(PhantomData))
     }
+    // A deserializer that answers a newtype with its string: read as a plain one.
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'a>, E> {
-        Ok(Str::from(v))
+        StrVisitor(PhantomData).visit_borrowed_str(v)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'a>, E> {
-        Ok(Str::from(v.to_owned()))
+        StrVisitor(PhantomData).visit_str(v)
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'a>, E> {
-        Ok(Str::from(v))
+        StrVisitor(PhantomData).visit_string(v)
     }
 }
 
