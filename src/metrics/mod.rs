@@ -184,6 +184,16 @@ pub struct Snapshot {
 }
 
 /// Add one to a counter keyed by a borrowed string, allocating the key only the first time.
+/// Counts one for `(name, label)`; the name is copied only the first time it is seen.
+fn bump_pair(map: &mut BTreeMap<(String, &'static str), u64>, name: &str, label: &'static str) {
+    match map.iter_mut().find(|((n, l), _)| n == name && *l == label) {
+        Some((_, v)) => *v += 1,
+        None => {
+            map.insert((name.to_owned(), label), 1);
+        }
+    }
+}
+
 fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
     match map.get_mut(key) {
         Some(v) => *v += 1,
@@ -351,17 +361,7 @@ impl Worker {
 
     /// An attempt on `target` did not serve, for `reason`.
     pub fn fallback(&self, target: &str, reason: &'static str) {
-        let mut s = self.live.borrow_mut();
-        match s
-            .fallbacks
-            .iter_mut()
-            .find(|((t, r), _)| t == target && *r == reason)
-        {
-            Some((_, v)) => *v += 1,
-            None => {
-                s.fallbacks.insert((target.to_owned(), reason), 1);
-            }
-        }
+        bump_pair(&mut self.live.borrow_mut().fallbacks, target, reason);
     }
 
     /// `target`'s circuit breaker opened.
@@ -371,33 +371,13 @@ impl Worker {
 
     /// Key `key`'s `limit` (`requests`, `tokens`, `streams`) refused a request.
     pub fn rate_limited(&self, key: &str, limit: &'static str) {
-        let mut s = self.live.borrow_mut();
-        match s
-            .rate_limited
-            .iter_mut()
-            .find(|((k, l), _)| k == key && *l == limit)
-        {
-            Some((_, v)) => *v += 1,
-            None => {
-                s.rate_limited.insert((key.to_owned(), limit), 1);
-            }
-        }
+        bump_pair(&mut self.live.borrow_mut().rate_limited, key, limit);
     }
 
     /// A translation ledger entry with `code` on a request to `route` (a route's name or
     /// `direct`: bounded by the config, as the LLM series are).
     pub fn ledger(&self, route: &str, code: &'static str) {
-        let mut s = self.live.borrow_mut();
-        match s
-            .ledger
-            .iter_mut()
-            .find(|((r, c), _)| r == route && *c == code)
-        {
-            Some((_, v)) => *v += 1,
-            None => {
-                s.ledger.insert((route.to_owned(), code), 1);
-            }
-        }
+        bump_pair(&mut self.live.borrow_mut().ledger, route, code);
     }
 
     /// A request was translated between formats.
