@@ -35,7 +35,7 @@ seeds_for() {
     translate_req_responses) echo "../tests/golden seeds/translate_req_responses" ;;
     translate_req_* | translate_response | translate_error | sse_stream_pipeline | \
       translate_stream_a2r | translate_stream_c2r | usage_meter | tokens_estimate | \
-      translate_budgeted | json_scan) echo "../tests/golden" ;;
+      translate_budgeted | json_scan | json_reader) echo "../tests/golden" ;;
     # Gemini answers, a stream (chunks split at 0xff) and a tool turn, beside the Chat requests.
     translate_chat_gemini) echo "../tests/golden seeds/translate_chat_gemini" ;;
     # Chat and Anthropic streams to a Gemini client (three header bytes first: thoughts,

@@ -61,6 +61,12 @@ use ringway::translate::{
 };
 use serde_json::{json, Value};
 
+#[allow(
+    dead_code,
+    reason = "shared with loadtest, which uses other parts of it"
+)]
+#[path = "../loadtest/src/agent.rs"]
+mod agent;
 #[path = "translate_golden/gemini.rs"]
 mod gemini;
 use gemini::Sealing;
@@ -981,6 +987,7 @@ fn responses_translators_over_every_stream_case() {
 #[test]
 fn requests_translate_alike_within_a_memory_budget() {
     let mut checked = 0;
+    let mut fast_reads = 0;
     for case in cases().iter().filter(|c| c.str("kind") == "request") {
         let pair = gemini::pair("request", case.str("direction"));
         let sealing = pair.and_then(|_| Sealing::of(case));
@@ -1023,7 +1030,18 @@ fn requests_translate_alike_within_a_memory_budget() {
                 room,
             ),
         };
+        let refused = ringway::json::de::refused();
         let free = run(&translate::Room::unlimited());
+        if free.is_ok() {
+            fast_reads += usize::from(ringway::json::de::refused() == refused);
+        }
+        // The fast reader against serde_json alone: the same body, meta or error.
+        assert_eq!(
+            ringway::json::de::reference_only(|| run(&translate::Room::unlimited())),
+            free,
+            "{}: fast and reference readers",
+            case.name
+        );
         let bound = translate::request_memory_bound(input.len());
         assert_eq!(
             run(&translate::Room::new(bound)),
@@ -1040,4 +1058,114 @@ fn requests_translate_alike_within_a_memory_budget() {
         }
     }
     assert!(checked > 300, "{checked}");
+    assert!(
+        fast_reads >= 150,
+        "{fast_reads} cases read by the fast reader alone"
+    );
+}
+
+/// Agent-size bodies (real agents' captured requests grown with tool turns, streamed and not)
+/// through every request translation, read by the fast reader and by serde_json alone.
+#[test]
+fn agent_bodies_translate_alike_by_both_readers() {
+    let opts = Options {
+        seal: ringway::seal::SealKey::from_bytes(&[7; 32]),
+        provider: "golden-provider".into(),
+        ..Options::default()
+    };
+    let mut checked = 0;
+    for shape in agent::Shape::ALL {
+        for size in [4 * 1024, 50 * 1024] {
+            for stream in [false, true] {
+                let body = agent::body(shape, size, "agent", stream);
+                let runs: Vec<Box<dyn Fn() -> _>> = match shape {
+                    agent::Shape::Chat => vec![Box::new(|| {
+                        translate::openai_to_anthropic_request(&body, "m", &opts)
+                    })],
+                    agent::Shape::Messages => vec![Box::new(|| {
+                        translate::anthropic_to_openai_request(&body, "m", &opts)
+                    })],
+                    agent::Shape::Responses => vec![
+                        Box::new(|| {
+                            responses::responses_request(&body, "m", Format::OpenAi, &opts)
+                        }),
+                        Box::new(|| {
+                            responses::responses_request(&body, "m", Format::Anthropic, &opts)
+                        }),
+                    ],
+                };
+                for run in runs {
+                    let refused = ringway::json::de::refused();
+                    let fast = run();
+                    assert!(fast.is_ok(), "{shape:?} {size}: {fast:?}");
+                    assert_eq!(
+                        ringway::json::de::refused(),
+                        refused,
+                        "read by the fast reader"
+                    );
+                    let reference = ringway::json::de::reference_only(&run);
+                    assert_eq!(fast, reference, "{shape:?} {size} stream={stream}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 16);
+}
+
+/// Every request case's body mutated at random (bytes changed, dropped or repeated, JSON
+/// tokens put in), through the four request translations: the fast reader and serde_json
+/// alone give the same body, meta or error (the fuzz target `json_reader` does this without
+/// end).
+#[test]
+fn mutated_requests_translate_alike_by_both_readers() {
+    const TOKENS: [&[u8]; 14] = [
+        b"\"", b"\\", b"\\u00e9", b"\\ud800", b"[", b"]", b"{", b"}", b",", b":", b"-0", b"1e5",
+        b"null", b" ",
+    ];
+    let opts = options(&json!({}));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut compared = 0;
+    for case in cases().iter().filter(|c| c.str("kind") == "request") {
+        let input = case.input();
+        for _ in 0..8 {
+            let mut body = input.clone();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(body.len() + 1);
+                match rng.below(4) {
+                    0 if at < body.len() => body[at] = rng.next() as u8,
+                    1 if at < body.len() => {
+                        body.remove(at);
+                    }
+                    2 => {
+                        let end = (at + 1 + rng.below(16)).min(body.len());
+                        let piece = body[at..end].to_vec();
+                        body.splice(at..at, piece);
+                    }
+                    _ => {
+                        let token = TOKENS[rng.below(TOKENS.len())];
+                        body.splice(at..at, token.iter().copied());
+                    }
+                }
+            }
+            let runs: [&dyn Fn() -> _; 4] = [
+                &|| translate::openai_to_anthropic_request(&body, "m", &opts),
+                &|| translate::anthropic_to_openai_request(&body, "m", &opts),
+                &|| responses::responses_request(&body, "m", Format::OpenAi, &opts),
+                &|| responses::responses_request(&body, "m", Format::Anthropic, &opts),
+            ];
+            for run in runs {
+                let fast = run();
+                assert_eq!(
+                    fast,
+                    ringway::json::de::reference_only(run),
+                    "{}: {:?}",
+                    case.name,
+                    String::from_utf8_lossy(&body)
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 5000, "{compared}");
 }

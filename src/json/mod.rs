@@ -24,6 +24,7 @@
 //! 5. Field checks come after validation, in the order given in [`JsonError`].
 
 pub mod cursor;
+pub mod de;
 mod escape;
 mod mask;
 mod members;

@@ -160,20 +160,21 @@ fn decode(token: &[u8]) -> Scan<String> {
     }
 }
 
-struct Scanner<'b> {
-    b: &'b [u8],
-    i: usize,
+/// A cursor over a UTF-8-checked body (`de` reads with it too).
+pub(super) struct Scanner<'b> {
+    pub(super) b: &'b [u8],
+    pub(super) i: usize,
 }
 
 impl Scanner<'_> {
     #[inline(always)]
-    fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
     /// Skips JSON whitespace (space, tab, LF, CR).
     #[inline(always)]
-    fn ws(&mut self) {
+    pub(super) fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
         }
@@ -181,7 +182,7 @@ impl Scanner<'_> {
 
     /// One value, containers included, starting at a non-whitespace byte. The top-level
     /// object is level 1, so a value of one of its members starts at level 2.
-    fn value(&mut self) -> Scan<()> {
+    pub(super) fn value(&mut self) -> Scan<()> {
         // One bit per open container below the top-level object: set for an array.
         let mut arrays: u128 = 0;
         let mut depth = 0usize;
@@ -262,7 +263,7 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    fn literal(&mut self, word: &[u8]) -> Scan<()> {
+    pub(super) fn literal(&mut self, word: &[u8]) -> Scan<()> {
         let end = self.i + word.len();
         if self.b.get(self.i..end) != Some(word) {
             return Err(Refused);
@@ -272,7 +273,7 @@ impl Scanner<'_> {
     }
 
     /// A number, checked for shape (RFC 8259 §6).
-    fn number(&mut self) -> Scan<()> {
+    pub(super) fn number(&mut self) -> Scan<()> {
         if self.peek() == Some(b'-') {
             self.i += 1;
         }
@@ -313,7 +314,7 @@ impl Scanner<'_> {
     /// A string token from its opening quote; the cursor ends after its closing quote.
     /// Returns whether it held an escape. The body is valid UTF-8 (checked first).
     #[inline]
-    fn string(&mut self) -> Scan<bool> {
+    pub(super) fn string(&mut self) -> Scan<bool> {
         self.i += 1;
         let mut escaped = false;
         loop {

@@ -146,7 +146,7 @@ impl<'a> Str<'a> {
             return Ok(Str(Repr::Text(Cow::Borrowed(inner))));
         }
         if memchr::memmem::find(inner.as_bytes(), b"\\u").is_some() {
-            return serde_json::from_str::<String>(json)
+            return crate::json::de::from_str::<String>(json)
                 .map(Str::from)
                 .map_err(|e| E::custom(without_position(&e)));
         }
@@ -159,7 +159,7 @@ impl<'a> Str<'a> {
 
 /// The text of a literal [`Str::of_json`] kept (its escapes always decode).
 fn decode(literal: &str) -> String {
-    serde_json::from_str(literal).unwrap_or_default()
+    crate::json::de::from_str(literal).unwrap_or_default()
 }
 
 /// serde_json's message without its ` at line L column C` (which would count from the start
@@ -448,13 +448,42 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrVisitor<'a, T> {
     }
 }
 
-/// Reads a `string | array` from its JSON text where the deserializer is serde_json's: the
-/// string form is then a [`Str`] kept as written (see there), and the array form is read from
-/// that text. So the array's bytes are read twice: for a value that is mostly arrays (an
-/// Anthropic message's content blocks) [`text_or_any`] reads it once instead.
+/// Reads a `string | array` in one pass where the deserializer is the fast reader
+/// ([`crate::json::de`]): the string form is then a [`Str`] kept as written (see there), the
+/// array form a sequence. Where it is serde_json's, from its JSON text: the string form the
+/// same, the array form read from that text, so the array's bytes are read twice (for a value
+/// that is mostly arrays, an Anthropic message's content blocks, [`text_or_any`] reads it once
+/// instead).
 impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_newtype_struct(crate::json::de::TEXT_OR_TOKEN, TextOrEntry(PhantomData))
+    }
+}
+
+/// [`TextOr`]'s first visitor: the fast reader answers its token with the string's text (as
+/// serde_json's raw map) or the array; any other deserializer calls it a newtype, and is then
+/// asked for the value's JSON text.
+struct TextOrEntry<'a, T>(PhantomData<(&'a (), T)>);
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrEntry<'a, T> {
+    type Value = TextOr<'a, T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array")
+    }
+    fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+        TextOrJsonVisitor(PhantomData).visit_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        TextOrVisitor(PhantomData).visit_seq(seq)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_newtype_struct(RAW_VALUE_TOKEN, TextOrJsonVisitor(PhantomData))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        TextOrVisitor(PhantomData).visit_borrowed_str(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        TextOrVisitor(PhantomData).visit_str(v)
     }
 }
 
@@ -533,7 +562,7 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> de::DeserializeSeed<'de> for TextOrJsonSe
                     // Where an element fails, serde_json counts from the array's start: the
                     // message keeps its words, the outer reader adds the body's position.
                     Some(b'[') => nested(|| {
-                        serde_json::from_str::<Vec<T>>(json)
+                        crate::json::de::from_str::<Vec<T>>(json)
                             .map(TextOr::Items)
                             .map_err(|e| E::custom(without_position(&e)))
                     })?,
@@ -757,13 +786,28 @@ macro_rules! top_level_seed {
                 body: &'de [u8],
                 sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
             ) -> Result<Self, $crate::wire::ParseError> {
-                // UTF-8 checked once, with SIMD: serde_json then reads text, which it does not
-                // check again string by string. Invalid UTF-8 goes to the byte reader, whose
-                // error says where.
-                match simdutf8::basic::from_utf8(body) {
-                    Ok(text) => Self::parse_with(serde_json::Deserializer::from_str(text), sink),
-                    Err(_) => Self::parse_with(serde_json::Deserializer::from_slice(body), sink),
+                // UTF-8 checked once, with SIMD: the readers then read text, which they do not
+                // check again string by string. Invalid UTF-8 goes to serde_json's byte
+                // reader, whose error says where.
+                let Ok(text) = simdutf8::basic::from_utf8(body) else {
+                    return Self::parse_with(serde_json::Deserializer::from_slice(body), sink);
+                };
+                // The fast reader first; where it refuses, what it gave the sink is void and
+                // serde_json reads the body again (its answer, error included, is the one).
+                let mut failed_key = None;
+                let fast = $crate::json::de::read(text, |r| {
+                    serde::de::DeserializeSeed::deserialize(
+                        $seed { failed_key: &mut failed_key, sink: &mut *sink },
+                        r,
+                    )
+                });
+                if let Some(value) = fast {
+                    return Ok(value);
                 }
+                sink.restart();
+                $crate::json::de::reference_only(|| {
+                    Self::parse_with(serde_json::Deserializer::from_str(text), sink)
+                })
             }
 
             fn parse_with<R: serde_json::de::Read<'de>>(
