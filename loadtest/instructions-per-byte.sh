@@ -7,7 +7,7 @@
 # machine's load, so two binaries compare in any run.
 #   loadtest/instructions-per-byte.sh [BIN] [N] [SIZE]
 # BIN defaults to the release ringway; N to 20; SIZE to 300k. Needs valgrind, curl and
-# `cargo build --release --bin ringway -p loadtest`. Listens on 127.0.0.1:4790-4791 only.
+# `cargo build --release --bin ringway && cargo build --release -p loadtest`. Listens on 127.0.0.1:4790-4791 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${CARGO_TARGET_DIR:-target}/release

@@ -1,10 +1,11 @@
 //! The members of a validated top-level JSON object as byte spans, and removing one by
 //! splicing: how a gateway-only field (`allow_fallbacks`) leaves a body that is otherwise
-//! forwarded byte for byte. Runs only on bodies that mention such a field.
+//! forwarded byte for byte, and how a Responses request's stored-response fields are found.
 
 use std::ops::Range;
 
 use super::cursor::Cursor;
+use super::scan::Scanner;
 use super::MAX_JSON_DEPTH;
 
 /// One `"key": value` member of the top-level object.
@@ -35,8 +36,16 @@ pub fn members(body: &[u8]) -> Option<Vec<Member>> {
         c.expect(b':')?;
         c.skip_ws();
         let v = c.pos();
-        // A validated body nests at most MAX_JSON_DEPTH deep, so the skip never stops short.
-        c.skip_value(MAX_JSON_DEPTH)?;
+        // The scanner crosses strings a block at a time (a Responses `input` is most of an
+        // agent's body: the byte-at-a-time skip cost ~3 instructions a byte of it). Where it
+        // refuses (a lone surrogate, which serde_json's validation lets by in skipped
+        // values), the plain skip decides; a validated body nests at most MAX_JSON_DEPTH
+        // deep, so that skip never stops short.
+        let mut scan = Scanner { b: body, i: v };
+        match scan.value() {
+            Ok(()) => c.advance(scan.i - v),
+            Err(_) => c.skip_value(MAX_JSON_DEPTH)?,
+        }
         let v_end = c.pos();
         out.push(Member {
             key,
@@ -123,6 +132,30 @@ mod tests {
         .unwrap();
         assert_eq!(out, br#"{"model" :"m" ,"stream":true}"#);
         assert_eq!(values.len(), 1);
+    }
+
+    #[test]
+    fn spans_are_serde_jsons_and_what_the_scanner_refuses_is_skipped_plainly() {
+        // A lone surrogate (the scanner refuses it; serde_json's raw values keep it), escapes
+        // across block boundaries, nesting.
+        let body = concat!(
+            r#"{"a":"x\ud800y","b":[1,{"c":"\\\""}],"long":"#,
+            r#""0123456789abcdef\n0123456789abcdef\"0123456789\\abcdef","#,
+            r#""d":{"e":[[],{}]} , "f":-1.5e3}"#
+        );
+        let m = members(body.as_bytes()).unwrap();
+        let theirs: Vec<(String, &serde_json::value::RawValue)> =
+            serde_json::from_str::<std::collections::BTreeMap<String, _>>(body)
+                .unwrap()
+                .into_iter()
+                .collect();
+        let mut ours: Vec<(String, &str)> = m
+            .iter()
+            .map(|m| (m.key.clone(), &body[m.value.clone()]))
+            .collect();
+        ours.sort();
+        let theirs: Vec<(String, &str)> = theirs.into_iter().map(|(k, v)| (k, v.get())).collect();
+        assert_eq!(ours, theirs);
     }
 
     #[test]

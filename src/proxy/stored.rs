@@ -168,7 +168,7 @@ pub(super) async fn admit(
         Some(raw) => {
             let text = std::str::from_utf8(raw)
                 .ok()
-                .and_then(|t| serde_json::from_str::<&RawValue>(t).ok());
+                .and_then(|t| crate::json::de::from_str::<&RawValue>(t).ok());
             text.and_then(store::request_items).ok_or_else(|| {
                 Error::new(
                     ErrorKind::InvalidBody,

@@ -59,7 +59,7 @@ pub fn request_items(input: &RawValue) -> Option<Vec<Box<RawValue>>> {
         return Some(vec![RawValue::from_string(body).ok()?]);
     }
     if text.starts_with('[') {
-        return serde_json::from_str(input.get()).ok();
+        return crate::json::de::from_str(input.get()).ok();
     }
     None
 }
