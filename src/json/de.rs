@@ -15,9 +15,11 @@ use serde::Deserialize;
 
 use super::scan::Scanner;
 
-/// The struct name serde_json's `RawValue` goes by (see `wire::Str`): asked for a newtype
-/// struct by this name, the reader hands over the value's text as serde_json does.
-const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+/// The struct name serde_json's `RawValue` goes by: a serde_json serializer writes the one
+/// field of a struct by this name as it is (JSON already), and a serde_json deserializer (and
+/// this reader) asked for a newtype struct by this name hands over the value's JSON text. Any
+/// other (de)serializer sees an ordinary name: `wire::Str` then reads and writes plain strings.
+pub(crate) const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// The struct name `wire::TextOr` (a `string | array`) asks for: this reader answers it with
 /// the string's JSON text (as for [`RAW_VALUE_TOKEN`]) or with the array, read in place; for

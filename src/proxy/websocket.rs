@@ -305,7 +305,6 @@ async fn run<S: Transport>(
         None => Vec::new(),
         Some(raw) => std::str::from_utf8(raw)
             .ok()
-            .and_then(|t| serde_json::from_str::<&RawValue>(t).ok())
             .and_then(crate::responses_store::request_items)
             .ok_or_else(|| {
                 bad("`input` must be a string or an array of items").with_param("input")

@@ -50,16 +50,17 @@ pub fn output_items(response: &RawValue) -> Result<Vec<Box<RawValue>>, String> {
     Ok(o.output.unwrap_or_default())
 }
 
-/// A request's `input` as items: a string is one user message (`{"role":"user","content":…}`),
-/// an array its elements; None for anything else.
-pub fn request_items(input: &RawValue) -> Option<Vec<Box<RawValue>>> {
-    let text = input.get().trim_start();
+/// A request's `input`, its JSON text, as items: a string is one user message
+/// (`{"role":"user","content":…}`), an array its elements; None for anything else (invalid
+/// text included: both forms are read whole, so the text is not checked beforehand).
+pub fn request_items(input: &str) -> Option<Vec<Box<RawValue>>> {
+    let text = input.trim();
     if text.starts_with('"') {
-        let body = format!(r#"{{"role":"user","content":{}}}"#, input.get());
+        let body = format!(r#"{{"role":"user","content":{text}}}"#);
         return Some(vec![RawValue::from_string(body).ok()?]);
     }
     if text.starts_with('[') {
-        return crate::json::de::from_str(input.get()).ok();
+        return crate::json::de::from_str(text).ok();
     }
     None
 }
@@ -373,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_request_input_becomes_items() {
-        let one = request_items(&raw(r#""hi \"you\"""#)).unwrap();
+        let one = request_items(r#""hi \"you\"""#).unwrap();
         assert_eq!(one.len(), 1);
         let v: Value = serde_json::from_str(one[0].get()).unwrap();
         assert_eq!(
@@ -381,11 +382,11 @@ mod tests {
             serde_json::json!({"role": "user", "content": "hi \"you\""})
         );
         let array = r#"[{"type":"item_reference","id":"msg_1"}, {"role":"user","content":"x"}]"#;
-        let many = request_items(&raw(array)).unwrap();
+        let many = request_items(array).unwrap();
         assert_eq!(many.len(), 2);
         assert_eq!(many[0].get(), r#"{"type":"item_reference","id":"msg_1"}"#);
         for junk in ["5", "null", "{}"] {
-            assert!(request_items(&raw(junk)).is_none(), "{junk}");
+            assert!(request_items(junk).is_none(), "{junk}");
         }
     }
 

@@ -257,11 +257,7 @@ impl<'a> From<Cow<'a, str>> for Str<'a> {
     }
 }
 
-/// The struct name serde_json's `RawValue` goes by: a serde_json serializer writes the one
-/// field of a struct by this name as it is (JSON already), and a serde_json deserializer
-/// asked for a newtype struct by this name hands over the value's JSON text. Any other
-/// (de)serializer sees an ordinary name: [`Str`] then reads and writes plain strings.
-const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+use crate::json::de::RAW_VALUE_TOKEN;
 
 /// Strings at least this long are escaped here and handed to the serializer as written JSON:
 /// serde_json escapes a byte at a time, ~8 instructions a byte, and agent bodies are mostly
