@@ -334,7 +334,15 @@ impl<S: Read + Write> Client<S> {
     /// Read more bytes; false on EOF.
     fn fill(&mut self) -> bool {
         let mut tmp = [0u8; 16384];
-        match self.stream.read(&mut tmp) {
+        // A signal to the test process (a child server started or stopped by the test) can
+        // interrupt the read before anything arrived: read again.
+        let read = loop {
+            match self.stream.read(&mut tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match read {
             Ok(0) => false,
             Ok(n) => {
                 self.buf.extend_from_slice(&tmp[..n]);
