@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::mask::{special_mask, BLOCK};
+use super::mask::{wide_mask, WIDE};
 use super::{serde_path, Collected, FieldShape, Flag, JsonError, StreamValue, TextField};
 use super::{RequestInfo, MAX_JSON_DEPTH};
 
@@ -159,6 +159,18 @@ fn decode(token: &[u8]) -> Scan<String> {
         _ => serde_json::from_slice(token).map_err(|_| Refused),
     }
 }
+
+/// The bytes a backslash may be followed by in a two-byte escape (`\u` is apart).
+const SHORT_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut k = 0;
+    let bytes = *b"\"\\/bfnrt";
+    while k < bytes.len() {
+        t[bytes[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
 
 /// A cursor over a UTF-8-checked body (`de` reads with it too).
 pub(super) struct Scanner<'b> {
@@ -313,37 +325,52 @@ impl Scanner<'_> {
 
     /// A string token from its opening quote; the cursor ends after its closing quote.
     /// Returns whether it held an escape. The body is valid UTF-8 (checked first).
+    ///
+    /// Agents' bodies hold an escape every ~17 bytes (source files' newlines and quotes), so
+    /// the two-byte escapes are settled inside the mask walk: clear the backslash's bit and
+    /// its escaped byte's, look the byte up in a table, go on with the same mask. Only
+    /// `\u` leaves the walk. Measured on a 300 KB agent body (callgrind): 3.3 instructions
+    /// per byte for the string scan with an escape call and a new mask after each escape.
     #[inline]
     pub(super) fn string(&mut self) -> Scan<bool> {
-        self.i += 1;
+        let b = self.b;
+        let mut base = self.i + 1;
         let mut escaped = false;
         loop {
-            // Bytes from `self.i` that are quotes, backslashes or control characters, one bit
-            // each, a block at a time; the bits below `self.i - base` are already done.
-            let base = self.i;
-            let mut mask = special_mask(self.b, base);
+            // Bytes from `base` that are quotes, backslashes or control characters, one bit
+            // each; bits are cleared as they are settled.
+            let mut mask = wide_mask(b, base);
             loop {
                 if mask == 0 {
-                    // Nothing special in the block: on to the next one.
-                    self.i = base + BLOCK;
+                    base += WIDE;
                     break;
                 }
-                let at = base + mask.trailing_zeros() as usize;
-                match self.b.get(at).copied().ok_or(Refused)? {
+                let k = mask.trailing_zeros() as usize;
+                let at = base + k;
+                match b.get(at).copied().ok_or(Refused)? {
                     b'"' => {
                         self.i = at + 1;
                         return Ok(escaped);
                     }
                     b'\\' => {
                         escaped = true;
-                        self.i = at;
-                        self.escape()?;
-                        // The escape's bytes are done; so is every bit below them.
-                        let done = self.i - base;
-                        if done >= BLOCK {
+                        let next = b.get(at + 1).copied().ok_or(Refused)?;
+                        if SHORT_ESCAPE[usize::from(next)] {
+                            // The backslash and its byte are done (the byte may be a quote or
+                            // a backslash whose bit must not be read again).
+                            if k + 2 >= WIDE {
+                                base = at + 2;
+                                break;
+                            }
+                            mask &= !0u64 << (k + 2);
+                        } else if next == b'u' {
+                            self.i = at;
+                            self.escape()?;
+                            base = self.i;
                             break;
+                        } else {
+                            return Err(Refused);
                         }
-                        mask &= !0u32 << done;
                     }
                     // A control character, or the end of the body (the mask flags the bytes
                     // past the end, so an unterminated string stops here).
