@@ -463,6 +463,54 @@ fn http10_client_gets_a_close_delimited_stream() {
     assert!(r.text().ends_with("data: [DONE]\n\n"), "{}", r.text());
 }
 
+/// A large same-format body reaches the provider byte for byte with only the model's value
+/// changed, wherever the model sits: first (Anthropic clients), last (the OpenAI SDKs) or
+/// between two large members. The gateway sends such a body in parts without copying it.
+#[test]
+fn large_same_format_bodies_reach_the_provider_byte_for_byte() {
+    let (m, g) = setup("");
+    // Escapes and non-ASCII text, as an agent's file contents have them.
+    let text = r#"fn main() {\n    println!(\"héllo\t\\\");\n}\n"#.repeat(2000);
+    let messages = format!(r#""messages":[{{"role":"user","content":"{text}"}}]"#);
+    let tools = format!(r#""metadata":{{"note":"{text}"}}"#);
+    let cases = [
+        (
+            "/v1/messages",
+            "claude",
+            "mock-claude-up",
+            format!(r#"{{"model":"claude","max_tokens":16,{messages}}}"#),
+        ),
+        (
+            "/v1/chat/completions",
+            "gpt",
+            "mock-gpt-up",
+            format!(r#"{{{messages},"model":"gpt"}}"#),
+        ),
+        (
+            "/v1/chat/completions",
+            "gpt",
+            "mock-gpt-up",
+            format!(r#"{{{messages},"model" : "gpt" ,{tools}}}"#),
+        ),
+    ];
+    for (path, alias, upstream, body) in cases {
+        assert!(body.len() > 64 * 1024, "{}", body.len());
+        request(
+            m.addr,
+            b"DELETE /mock/requests HTTP/1.1\r\nhost: m\r\ncontent-length: 0\r\n\r\n",
+        );
+        let r = request(
+            g.addr,
+            &post(path, &[("anthropic-version", "2023-06-01")], &body),
+        );
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let seen = mock_requests(&m);
+        assert_eq!(seen.len(), 1);
+        let want = body.replacen(&format!("\"{alias}\""), &format!("\"{upstream}\""), 1);
+        assert_eq!(seen[0]["body"].as_str().unwrap(), want, "{path}");
+    }
+}
+
 #[test]
 fn large_body_relayed_with_content_length() {
     let (_m, g) = setup("");

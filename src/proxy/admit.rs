@@ -18,6 +18,7 @@ use crate::http1::RequestHead;
 use crate::json::{Flag, RequestInfo, TextField};
 use crate::routing::Resolved;
 use crate::seal::Holder;
+use crate::upstream::OutBody;
 
 /// A request let in.
 pub(super) struct Admitted {
@@ -558,14 +559,15 @@ fn check_shape(info: &crate::json::RequestInfo, format: Format, op: Op) -> Resul
 }
 
 pub(super) fn splice_model(
-    body: Bytes,
+    body: &Bytes,
     info: &crate::json::RequestInfo,
     model: &str,
-) -> Result<Bytes> {
+) -> Result<OutBody> {
     if info.model == model {
-        return Ok(body);
+        return Ok(OutBody::from(body.clone()));
     }
-    crate::json::splice_string(&body, info.model_span.clone(), model)
+    // Kept in parts: an agent's body is written to the provider without a copy.
+    OutBody::spliced_string(body, info.model_span.clone(), model)
         .ok_or_else(|| Error::new(ErrorKind::Internal, "model span outside the body"))
 }
 

@@ -21,7 +21,7 @@ use crate::format::Format;
 use crate::http1::{self, BodyCodec, BodyFraming, ResponseHead};
 use crate::routing::{Next, Outcome, Policy, Target};
 use crate::translate::{Code, Ledger, Pair, RequestMeta};
-use crate::upstream::Conn;
+use crate::upstream::{Conn, OutBody};
 use crate::usage::Metered;
 
 /// Largest upstream body read whole for translation (non-streaming answers).
@@ -42,7 +42,7 @@ pub(super) enum Prepared {
     /// Send `body` to `path`.
     Send {
         path: String,
-        body: Bytes,
+        body: OutBody,
         /// Set when the body was translated: what the answer's translation needs.
         meta: Option<Rc<RequestMeta>>,
         /// The gateway added `stream_options.include_usage` (same-format OpenAI stream): the
@@ -83,10 +83,10 @@ async fn prepare<'c>(
             hide_usage,
             ..
         } if provider.kind.model_in_path() && pair.provider == Format::Anthropic => {
-            let (body, meta, betas) = for_cloud(ctx, ex, req.op, provider, &body, meta)?;
+            let (body, meta, betas) = for_cloud(ctx, ex, req.op, provider, &body.to_bytes(), meta)?;
             Ok(Prepared::Send {
                 path,
-                body,
+                body: body.into(),
                 meta,
                 hide_usage,
                 betas,
@@ -198,9 +198,9 @@ async fn prepare_body<'c>(
                 .shape(req.op, &[])
                 .is_some_and(|s| !s.keep_model)
         {
-            Ok(req.body.clone())
+            Ok(OutBody::from(req.body.clone()))
         } else {
-            splice_model(req.body.clone(), &req.info, &target.model)
+            splice_model(&req.body, &req.info, &target.model)
         }
     };
     if req.op == Op::CountTokens {
@@ -219,9 +219,9 @@ async fn prepare_body<'c>(
         let native = crate::translate::responses::native_request(&req.body, &target.model)?;
         if native.is_some() || req.dropped_reasoning {
             let (body, mut dropped) = match native {
-                Some((body, dropped)) => (Bytes::from(body), dropped),
+                Some((body, dropped)) => (OutBody::from(body), dropped),
                 None => (
-                    splice_model(req.body.clone(), &req.info, &target.model)?,
+                    splice_model(&req.body, &req.info, &target.model)?,
                     Vec::new(),
                 ),
             };
@@ -263,10 +263,10 @@ async fn prepare_body<'c>(
         // An OpenAI stream says its usage only when asked: the gateway asks (as its
         // translations do), and keeps the answer to itself when the client had not.
         if pair.provider == Format::OpenAi && req.info.stream {
-            if let Some(asked) = crate::json::with_include_usage(&body) {
+            if let Some(asked) = crate::json::with_include_usage(&body.to_bytes()) {
                 return Ok(Prepared::Send {
                     path,
-                    body: asked,
+                    body: asked.into(),
                     meta: None,
                     hide_usage: true,
                     betas: None,
@@ -297,7 +297,7 @@ async fn prepare_body<'c>(
         // Gemini's paths, not its bodies, say whether the answer streams.
         opts.to_mut().path_stream = req.info.stream;
     }
-    let body = &without_signatures(ctx, req, pair, req.body.clone());
+    let body = &without_signatures(ctx, req, pair, req.body.clone().into()).to_bytes();
     // Charged to the worker's budget first, and run off the worker when the body is large.
     let (body, mut meta, charge) =
         convert::request(ctx, body, req.op, &target.model, pair, opts).await?;
@@ -332,7 +332,7 @@ async fn prepare_body<'c>(
         .translated(pair.client.as_str(), pair.provider.as_str());
     Ok(Prepared::Send {
         path,
-        body: Bytes::from(body),
+        body: OutBody::from(body),
         meta: Some(Rc::new(meta)),
         hide_usage: false,
         betas: None,
@@ -350,23 +350,23 @@ fn gemini_json_array(ex: &Exchange<'_>, req: &Admitted) -> bool {
 /// not speak Gemini: a conversation that moved here from a Gemini provider (the signatures
 /// this gateway sealed for this client are taken out; anything else stays as sent). For a
 /// Gemini provider, the thinking carried in `thoughtSignature`s is swapped for the dummy.
-fn without_signatures(ctx: &Ctx, req: &Admitted, pair: Pair, body: Bytes) -> Bytes {
+fn without_signatures(ctx: &Ctx, req: &Admitted, pair: Pair, body: OutBody) -> OutBody {
     use crate::translate::gemini;
     if pair.provider == Format::Gemini {
         // A Gemini client's history from another provider: the thinking this gateway carried
         // in its signatures means nothing to Gemini, which gets the documented dummy instead.
-        return match gemini::swap_carried_thinking(&body) {
-            Some(swapped) => Bytes::from(swapped),
+        return match gemini::swap_carried_thinking(&body.to_bytes()) {
+            Some(swapped) => OutBody::from(swapped),
             None => body,
         };
     }
-    if !gemini::may_carry_signatures(&body) {
+    if !body.contains(gemini::SIGNATURE_MARK) {
         return body;
     }
     let key = ctx.config.translate.seal.for_holder(req.holder);
     let opens = |t: &str| gemini::GeminiSeal::opens_for_any_provider(&key, t);
-    match gemini::strip_carried_signatures(&body, &opens) {
-        Some(stripped) => Bytes::from(stripped),
+    match gemini::strip_carried_signatures(&body.to_bytes(), &opens) {
+        Some(stripped) => OutBody::from(stripped),
         None => body,
     }
 }
@@ -1400,7 +1400,7 @@ fn cloud_auth(
                 &provider.authority,
                 out.path,
                 &signed,
-                &sigv4::sha256_hex(&out.body),
+                &sigv4::sha256_hex(&out.body.to_bytes()),
                 std::time::SystemTime::now(),
             )
             .map_err(|e| {
@@ -1441,7 +1441,7 @@ fn within(timeout: Duration, deadline: Instant) -> Duration {
 async fn send_and_read_head(
     up: &mut Conn,
     req: Vec<u8>,
-    body: Bytes,
+    body: OutBody,
     (timeout, key): (Duration, &'static str),
     deadline: Instant,
 ) -> Result<ResponseHead> {
@@ -1555,15 +1555,14 @@ async fn send<'c>(
     release(ctx, provider, up, head.reusable && codec.is_done());
     out.betas.values.retain(|b| !refused.contains(b));
     if !out.betas.in_header {
-        out.body = Bytes::from(
-            crate::provider::claude_body::with_betas(&out.body, &out.betas.values).ok_or_else(
-                || {
+        out.body = OutBody::from(
+            crate::provider::claude_body::with_betas(&out.body.to_bytes(), &out.betas.values)
+                .ok_or_else(|| {
                     Miss::from_error(Error::new(
                         ErrorKind::Internal,
                         "a cloud body without its betas",
                     ))
-                },
-            )?,
+                })?,
         );
     }
     let (up, head) = exchange(ctx, at.target, provider, ex, &out, first_byte, deadline)
@@ -1583,7 +1582,7 @@ async fn send<'c>(
 /// What goes to the provider in one send.
 struct Outgoing<'a> {
     path: &'a str,
-    body: Bytes,
+    body: OutBody,
     /// The betas a cloud kind gets instead of the client's header.
     betas: SentBetas,
     /// The client asked for a stream (a cloud kind's `accept` says so).
@@ -1658,7 +1657,7 @@ fn upstream_request(provider: &Provider, ex: &Exchange<'_>, out: &Outgoing<'_>) 
     let (bearer, signed) = cloud_auth(provider, out)?;
     let header_betas = out.betas.values.join(",");
     // This attempt's span as the provider's parent (in place of the client's), when asked.
-    let traceparent = super::trace::outgoing(ex, &out.body);
+    let traceparent = super::trace::outgoing(ex, || out.body.to_bytes());
     let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(12 + head.header_count().min(8));
     let mut add = |name, value| fields.push((name, value));
     add("host", provider.authority.as_bytes());

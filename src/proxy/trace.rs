@@ -26,10 +26,13 @@ pub(super) fn begin(ctx: &Ctx, ex: &mut Exchange<'_>, op: Op) {
 /// An attempt is about to be sent with `body`: its `traceparent` when the config propagates
 /// (the client's own is then not forwarded), and the prompt kept when the route exports
 /// content. The body is the one sent upstream, so it holds PII stand-ins, never originals.
-pub(super) fn outgoing(ex: &Exchange<'_>, body: &[u8]) -> Option<[u8; context::TRACEPARENT_BYTES]> {
+pub(super) fn outgoing(
+    ex: &Exchange<'_>,
+    body: impl FnOnce() -> bytes::Bytes,
+) -> Option<[u8; context::TRACEPARENT_BYTES]> {
     let live = ex.trace.as_deref()?;
     if live.settings.content_for(ex.route.as_deref()) {
-        Live::keep_content(&live.prompt, body);
+        Live::keep_content(&live.prompt, &body());
     }
     live.attempt_traceparent()
 }

@@ -230,10 +230,9 @@ impl JsonArrayStream {
     }
 }
 
-/// Could `body` hold a thought signature carried in a tool call id?
-pub fn may_carry_signatures(body: &[u8]) -> bool {
-    memchr::memmem::find(body, SIGNATURE_SEPARATOR.as_bytes()).is_some()
-}
+/// What every tool call id that carries a thought signature holds: a body without it carries
+/// none.
+pub const SIGNATURE_MARK: &[u8] = SIGNATURE_SEPARATOR.as_bytes();
 
 /// `body` with every carried signature that `seal` opens taken out of its tool call ids (a
 /// conversation that moves from a Gemini provider to another: OpenAI refuses ids over 40

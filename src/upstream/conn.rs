@@ -11,6 +11,7 @@ use monoio::buf::{IoBuf, IoBufMut, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
+use super::body::{OutBody, Write};
 use super::DnsCache;
 use crate::config::Provider;
 use crate::error::{Error, ErrorKind, Result, Retry};
@@ -77,7 +78,7 @@ const MAX_DIRECT_READ: usize = 16 * 1024;
 /// Small reads in a row before a large read buffer is swapped for a small one.
 const SMALL_READS_TO_SHRINK: u8 = 3;
 /// A request body up to this size is copied behind its head and sent in one write.
-pub const COALESCE_BODY_BYTES: usize = 16 * 1024;
+pub const COALESCE_BODY_BYTES: usize = super::body::SMALL_PART;
 
 /// The size to ask of the next read after one that returned `n` bytes into `room`.
 fn next_read_size(read_size: usize, n: usize, room: usize) -> usize {
@@ -264,19 +265,18 @@ impl Conn {
 
     /// Send a request: `head` from `http1::write_request_head`, then `body`. A provider that
     /// stops accepting bytes for `timeout` fails the request instead of holding it forever.
-    pub async fn send(&mut self, mut head: Vec<u8>, body: Bytes, timeout: Duration) -> Result<()> {
+    pub async fn send(&mut self, head: Vec<u8>, body: OutBody, timeout: Duration) -> Result<()> {
         // A new response starts small again: a connection that once carried a bulk body may
         // carry a slow stream next.
         self.read_size = FIRST_READ;
         self.small_reads = 0;
         self.received = false;
         let send = async {
-            if body.len() <= COALESCE_BODY_BYTES {
-                head.extend_from_slice(&body);
-                self.stream.write_all_owned(head).await?;
-            } else {
-                self.stream.write_all_owned(head).await?;
-                self.stream.write_all(body).await?;
+            for write in super::body::writes(head, &body) {
+                match write {
+                    Write::Owned(bytes) => self.stream.write_all_owned(bytes).await?,
+                    Write::Shared(bytes) => self.stream.write_all(bytes).await?,
+                }
             }
             self.stream.flush().await
         };

@@ -11,11 +11,13 @@
 //! here before, keeps two fixed 8 KiB buffers per connection, which put 5,000 concurrent
 //! streams far over their memory budget.)
 
+mod body;
 mod conn;
 mod dns;
 mod pool;
 
 pub use dns::{DnsCache, DNS_CACHE_TTL};
 
+pub use body::OutBody;
 pub use conn::{Conn, COALESCE_BODY_BYTES, FIRST_READ, MAX_READ};
 pub use pool::Pool;

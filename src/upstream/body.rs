@@ -1,0 +1,239 @@
+//! A request body on its way to a provider: whole, or a client's body with one span replaced
+//! (the model a route names), kept as three parts so an agent-size same-format body reaches the
+//! socket without being copied.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+/// Parts no larger than this are copied beside their neighbours into one write; larger ones
+/// are written as they are (one write each, no copy).
+pub const SMALL_PART: usize = 16 * 1024;
+
+/// The bytes of a request body, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutBody {
+    parts: Parts,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Parts {
+    Whole(Bytes),
+    /// The bytes before the span, what replaces it, the bytes after it.
+    Spliced([Bytes; 3]),
+}
+
+impl OutBody {
+    /// `body` with `body[span]` replaced by `value` written as a JSON string. None when `span`
+    /// is reversed or runs past the end (a span paired with the wrong body).
+    pub fn spliced_string(body: &Bytes, span: Range<usize>, value: &str) -> Option<Self> {
+        if span.start > span.end || span.end > body.len() {
+            return None;
+        }
+        let mut token = Vec::with_capacity(crate::json::escaped_len(value));
+        crate::json::write_json_string(&mut token, value);
+        Some(Self {
+            parts: Parts::Spliced([
+                body.slice(..span.start),
+                Bytes::from(token),
+                body.slice(span.end..),
+            ]),
+        })
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.parts().iter().map(Bytes::len).sum()
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its parts, in order (cheap clones of the client's buffer).
+    pub fn parts(&self) -> &[Bytes] {
+        match &self.parts {
+            Parts::Whole(b) => std::slice::from_ref(b),
+            Parts::Spliced(p) => p,
+        }
+    }
+
+    /// The body in one buffer: as it is when whole, else one copy (for what must read it
+    /// whole: a cloud's reshaping and signature, a later splice, traced content).
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.parts {
+            Parts::Whole(b) => b.clone(),
+            Parts::Spliced(p) => {
+                let mut out = Vec::with_capacity(self.len());
+                for part in p {
+                    out.extend_from_slice(part);
+                }
+                Bytes::from(out)
+            }
+        }
+    }
+
+    /// Whether any part holds `needle` (parts are searched apart; a needle across a seam is
+    /// found by checking the joined bytes around each seam).
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        let parts = self.parts();
+        if parts
+            .iter()
+            .any(|p| memchr::memmem::find(p, needle).is_some())
+        {
+            return true;
+        }
+        // Across a seam: the last needle.len() - 1 bytes before it and as many after it.
+        let reach = needle.len().saturating_sub(1);
+        if reach == 0 || parts.len() < 2 {
+            return false;
+        }
+        let total = self.len();
+        let mut seam = 0;
+        for part in parts.iter().take(parts.len() - 1) {
+            seam += part.len();
+            let window = self.copy_of(seam.saturating_sub(reach)..(seam + reach).min(total));
+            if memchr::memmem::find(&window, needle).is_some() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A copy of the bytes at `range` of the whole.
+    fn copy_of(&self, range: Range<usize>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(range.len());
+        let mut at = 0;
+        for part in self.parts() {
+            let (from, to) = (range.start.max(at), range.end.min(at + part.len()));
+            if from < to {
+                out.extend_from_slice(part.get(from - at..to - at).unwrap_or_default());
+            }
+            at += part.len();
+        }
+        out
+    }
+}
+
+impl From<Bytes> for OutBody {
+    fn from(b: Bytes) -> Self {
+        Self {
+            parts: Parts::Whole(b),
+        }
+    }
+}
+
+impl From<Vec<u8>> for OutBody {
+    fn from(b: Vec<u8>) -> Self {
+        Self::from(Bytes::from(b))
+    }
+}
+
+/// The writes that send `head` and then `body`: small parts ride in the write before them (the
+/// first with the head), large ones go as they are. At most one more write than large parts.
+pub fn writes(mut head: Vec<u8>, body: &OutBody) -> Vec<Write> {
+    let mut out = Vec::with_capacity(4);
+    for part in body.parts() {
+        if part.len() <= SMALL_PART {
+            head.extend_from_slice(part);
+        } else {
+            if !head.is_empty() {
+                out.push(Write::Owned(std::mem::take(&mut head)));
+            }
+            out.push(Write::Shared(part.clone()));
+        }
+    }
+    if !head.is_empty() {
+        out.push(Write::Owned(head));
+    }
+    out
+}
+
+/// One write of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Bytes of the gateway's own (the head, small parts copied behind it).
+    Owned(Vec<u8>),
+    /// A large part of the client's body, as it was read.
+    Shared(Bytes),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(writes: &[Write]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for w in writes {
+            match w {
+                Write::Owned(v) => out.extend_from_slice(v),
+                Write::Shared(b) => out.extend_from_slice(b),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_splice_is_the_copying_splice() {
+        let body = Bytes::from_static(br#"{"model":"gpt","messages":[]}"#);
+        let span = 9..14;
+        let out = OutBody::spliced_string(&body, span.clone(), "mock \"x\"").unwrap();
+        let reference = crate::json::splice_string(&body, span, "mock \"x\"").unwrap();
+        assert_eq!(out.to_bytes(), reference);
+        assert_eq!(out.len(), reference.len());
+        let reversed = std::ops::Range { start: 5, end: 3 };
+        assert!(OutBody::spliced_string(&body, reversed, "m").is_none());
+        assert!(OutBody::spliced_string(&body, 5..99, "m").is_none());
+    }
+
+    #[test]
+    fn writes_carry_every_byte_in_order_and_copy_only_small_parts() {
+        let big = |c: u8| Bytes::from(vec![c; SMALL_PART + 1]);
+        let head = b"POST / HTTP/1.1\r\n\r\n".to_vec();
+        // Model first (Anthropic clients): head, prefix and model in one write, then the rest.
+        let mut body = br#"{"model":"m","x":""#.to_vec();
+        body.extend_from_slice(&big(b'a'));
+        body.extend_from_slice(b"\"}");
+        let body = Bytes::from(body);
+        let out = OutBody::spliced_string(&body, 9..12, "longer-model").unwrap();
+        let w = writes(head.clone(), &out);
+        assert_eq!(w.len(), 2);
+        assert!(matches!(w[1], Write::Shared(_)));
+        let mut want = head.clone();
+        want.extend_from_slice(&out.to_bytes());
+        assert_eq!(joined(&w), want);
+        // Model last (the OpenAI SDKs): head, the large prefix as it is, model and tail.
+        let mut body = br#"{"x":""#.to_vec();
+        body.extend_from_slice(&big(b'b'));
+        let at = body.len() + 11;
+        body.extend_from_slice(br#"","model":"m"}"#);
+        let body = Bytes::from(body);
+        let out = OutBody::spliced_string(&body, at..at + 3, "n").unwrap();
+        let w = writes(head.clone(), &out);
+        assert_eq!(w.len(), 3);
+        assert!(matches!(w[1], Write::Shared(_)));
+        let mut want = head.clone();
+        want.extend_from_slice(&out.to_bytes());
+        assert_eq!(joined(&w), want);
+        // A small whole body rides with the head.
+        let w = writes(head.clone(), &OutBody::from(b"{}".to_vec()));
+        assert_eq!(w, vec![Write::Owned(b"POST / HTTP/1.1\r\n\r\n{}".to_vec())]);
+    }
+
+    #[test]
+    fn contains_finds_needles_inside_and_across_seams() {
+        let body = Bytes::from_static(br#"{"a":"x__rw","model":"m","b":"ts__"}"#);
+        let start = body.windows(3).position(|w| w == b"\"m\"").unwrap();
+        let out = OutBody::spliced_string(&body, start..start + 3, "q").unwrap();
+        assert!(!out.contains(b"__rwts__"));
+        let out = OutBody::spliced_string(&body, start..start + 3, "__rwts__").unwrap();
+        assert!(out.contains(b"__rwts__"));
+        // A seam: the needle's halves on either side of the replaced span.
+        let body = Bytes::from_static(b"ab\"cd\"ef");
+        let out = OutBody::spliced_string(&body, 2..6, "").unwrap();
+        assert_eq!(out.to_bytes(), Bytes::from_static(b"ab\"\"ef"));
+        assert!(out.contains(b"b\"\"e"));
+        assert!(!out.contains(b"zz"));
+    }
+}
