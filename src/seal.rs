@@ -24,6 +24,10 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// Prefix of every sealed value (version 1 of the format).
 const PREFIX: &str = "rw1.";
 
+/// The bytes every sealed value opens with: a body with no string token opening with them
+/// holds no seal of this gateway as written.
+pub const MARK: &[u8] = PREFIX.as_bytes();
+
 /// Longest sealed value opened, in bytes: a thinking block is far smaller; the bound keeps a
 /// hostile item from costing a large decode.
 pub const MAX_SEALED_BYTES: usize = 8 << 20;

@@ -82,6 +82,7 @@ pub fn read<'de, T>(
     }
     let mut r = Reader {
         s: Scanner {
+            sealed: false,
             b: text.as_bytes(),
             i: 0,
         },

@@ -124,6 +124,11 @@ pub struct RequestInfo {
     /// The first top-level `pii_substitution` (a gateway-only field, removed before the body
     /// goes upstream), its key compared after unescaping like every other.
     pub pii_substitution: Flag,
+    /// Whether a string token may open with the seal mark (`rw1.`, as written): false means
+    /// the body holds no seal of this gateway, and nothing needs to search it for one. The
+    /// scanner answers per token; the other parsers by a search for `"rw1.`, which may also
+    /// find the mark after an escaped quote (text).
+    pub may_hold_seal: bool,
 }
 
 /// Longest gateway-only text value kept from a body: the values it serves (tier names) are
@@ -267,6 +272,8 @@ struct Collected {
     privacy_tier: TextField,
     /// The first `pii_substitution` value.
     pii_substitution: Flag,
+    /// A string token may open with the seal mark.
+    sealed: bool,
 }
 
 /// The kind of value a top-level `stream` key has.
@@ -311,6 +318,7 @@ impl Collected {
             allow_fallbacks: self.allow_fallbacks,
             privacy_tier: self.privacy_tier,
             pii_substitution: self.pii_substitution,
+            may_hold_seal: self.sealed,
         })
     }
 }
@@ -420,6 +428,7 @@ mod unit_tests {
                 allow_fallbacks: Flag::Absent,
                 privacy_tier: TextField::Absent,
                 pii_substitution: Flag::Absent,
+                may_hold_seal: false,
             })
         );
     }

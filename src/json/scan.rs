@@ -38,7 +38,11 @@ pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
     if simdutf8::basic::from_utf8(body).is_err() {
         return Err(Refused);
     }
-    let mut s = Scanner { b: body, i: 0 };
+    let mut s = Scanner {
+        b: body,
+        i: 0,
+        sealed: false,
+    };
     s.ws();
     if s.peek() != Some(b'{') {
         return Err(Refused);
@@ -83,6 +87,7 @@ pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
     if s.i != body.len() {
         return Err(Refused);
     }
+    c.sealed = s.sealed;
     Ok(c)
 }
 
@@ -176,6 +181,8 @@ const SHORT_ESCAPE: [bool; 256] = {
 pub(super) struct Scanner<'b> {
     pub(super) b: &'b [u8],
     pub(super) i: usize,
+    /// A string token seen so far opens with the seal mark (`crate::seal::MARK`).
+    pub(super) sealed: bool,
 }
 
 impl Scanner<'_> {
@@ -336,6 +343,10 @@ impl Scanner<'_> {
         let b = self.b;
         let mut base = self.i + 1;
         let mut escaped = false;
+        // Four bytes per string token: admission then needs no search of the body for seals
+        // (a mark after an escaped quote is text, not a token).
+        let mark = crate::seal::MARK;
+        self.sealed |= b.get(base..base + mark.len()) == Some(mark);
         loop {
             // Bytes from `base` that are quotes, backslashes or control characters, one bit
             // each; bits are cleared as they are settled.

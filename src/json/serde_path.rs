@@ -44,6 +44,9 @@ pub(super) fn collect_serde(body: &[u8]) -> Result<Collected, JsonError> {
         .map_err(from_serde)?;
     check_text(body)?;
     let mut collected = walked.collected;
+    // The scanner notes the mark per string token; here a search stands in (it also finds
+    // the mark after an escaped quote: a needless look, never a missed seal).
+    collected.sealed = crate::seal::may_hold_seal(body);
     if let Some(span) = walked.model_span {
         let raw = body.get(span.clone()).unwrap_or_default();
         // check_text has already checked the escapes, so this decode cannot fail.

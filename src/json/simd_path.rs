@@ -78,7 +78,10 @@ pub fn inspect_request_simd(
     scratch: &mut SimdScratch,
 ) -> Result<RequestInfo, JsonError> {
     match collect(body, scratch) {
-        Ok(collected) => collected.finish(),
+        Ok(mut collected) => {
+            collected.sealed = crate::seal::may_hold_seal(body);
+            collected.finish()
+        }
         Err(Refusal::NotObject) => Err(JsonError::NotObject),
         Err(Refusal::Parse | Refusal::Tape) => serde_path::inspect_request_serde(body),
     }

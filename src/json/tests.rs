@@ -277,12 +277,27 @@ fn check(body: &[u8], scratch: &mut SimdScratch) -> Result<RequestInfo, JsonErro
     let serde = inspect_request_serde(body);
     let simd = inspect_request_simd(body, scratch);
     assert_eq!(serde, simd, "serde vs simd on {shown}");
+    let scan = super::scan::inspect_request_scan(body);
     assert_eq!(
-        super::scan::inspect_request_scan(body),
-        serde,
+        scan.clone().map(unsealed),
+        serde.clone().map(unsealed),
         "scan vs serde on {shown}"
     );
-    assert_eq!(inspect_request(body), serde, "inspect_request on {shown}");
+    assert_eq!(inspect_request(body), scan, "inspect_request on {shown}");
+    // The seal note: exact where the scanner decides (a token opens with the mark), else a
+    // search for `"rw1.`; never a miss.
+    if let (Ok(scan), Ok(serde)) = (&scan, &serde) {
+        let exact = opens_with_mark(body);
+        assert_eq!(
+            serde.may_hold_seal,
+            crate::seal::may_hold_seal(body),
+            "{shown}"
+        );
+        if super::scan::collect(body).is_ok() {
+            assert_eq!(scan.may_hold_seal, exact, "seal note on {shown}");
+        }
+        assert!(scan.may_hold_seal || !exact, "seal note on {shown}");
+    }
     let want = reference(body);
     assert_eq!(
         class(&serde),
@@ -376,6 +391,23 @@ fn has_extreme_number(body: &[u8]) -> bool {
     long_run || big_exponent
 }
 
+/// `info` without its seal note (which the parsers make in two ways).
+fn unsealed(info: RequestInfo) -> RequestInfo {
+    RequestInfo {
+        may_hold_seal: false,
+        ..info
+    }
+}
+
+/// Whether a string token of a valid `body` opens with the seal mark: a `"rw1.` whose quote
+/// is not escaped (a closing quote is never followed by `r` in valid JSON).
+fn opens_with_mark(body: &[u8]) -> bool {
+    memchr::memmem::find_iter(body, b"\"rw1.").any(|at| {
+        let backslashes = body[..at].iter().rev().take_while(|&&c| c == b'\\').count();
+        backslashes % 2 == 0
+    })
+}
+
 fn ok(body: &str) -> RequestInfo {
     check(body.as_bytes(), &mut SimdScratch::new()).unwrap()
 }
@@ -431,6 +463,44 @@ fn model_first_middle_last_and_whitespace_forms() {
         " {  \"x\" : { \"model\" : \"no\" } , \"model\" : \"m\" } ",
     ] {
         assert_eq!(ok(body).model, "m", "{body}");
+    }
+}
+
+#[test]
+fn the_seal_note_finds_string_tokens_that_open_with_the_mark() {
+    for (body, sealed) in [
+        (r#"{"model":"m","x":"rw1.abc"}"#, true),
+        (r#"{"model":"m","x":[{"y":["rw1."]}]}"#, true),
+        (r#"{"rw1.k":1,"model":"m"}"#, true),
+        (r#"{"model":"rw1.m"}"#, true),
+        // After an escaped quote: text, not a token.
+        (r#"{"model":"m","x":"say \"rw1.abc\" "}"#, false),
+        (r#"{"model":"m","x":"\\","y":"rw1.abc"}"#, true),
+        (
+            r#"{"model":"m","x":"a rw1.b","y":"rw1","z":"rw1,x"}"#,
+            false,
+        ),
+        (r#"{"model":"m","x":"\\rw1.b","y":"\\\\"}"#, false),
+        (r#"{"model":"m","x":"r\u0077\u0031.b"}"#, false),
+    ] {
+        // Through `check` (every parser, the note's rules), then the gateway's own answer.
+        ok(body);
+        assert_eq!(
+            inspect_request(body.as_bytes()).unwrap().may_hold_seal,
+            sealed,
+            "{body}"
+        );
+        // Past the first 64-byte mask, and at a mask's last bytes.
+        for pad in [0, 40, 57, 58, 59, 60, 61, 62, 63, 64, 65, 200] {
+            let padded = body.replacen(
+                r#""model":"m""#,
+                &format!(r#""p":"{}","model":"m""#, "a".repeat(pad)),
+                1,
+            );
+            ok(&padded);
+            let info = inspect_request(padded.as_bytes()).unwrap();
+            assert_eq!(info.may_hold_seal, sealed, "{padded}");
+        }
     }
 }
 

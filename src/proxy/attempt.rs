@@ -360,7 +360,7 @@ fn without_signatures(ctx: &Ctx, req: &Admitted, pair: Pair, body: OutBody) -> O
             None => body,
         };
     }
-    if !body.contains(gemini::SIGNATURE_MARK) {
+    if !body.contains(gemini::signature_finder()) {
         return body;
     }
     let key = ctx.config.translate.seal.for_holder(req.holder);
