@@ -1105,6 +1105,18 @@ fn agent_bodies_translate_alike_by_both_readers() {
                     );
                     let reference = ringway::json::de::reference_only(&run);
                     assert_eq!(fast, reference, "{shape:?} {size} stream={stream}");
+                    // With admission's notes of where long strings end: the same answer,
+                    // and the notes crossed strings.
+                    let info = ringway::json::inspect_request(&body).unwrap();
+                    assert!(
+                        info.strings.len() > 5,
+                        "{shape:?} {size}: {:?}",
+                        info.strings
+                    );
+                    let used = ringway::json::notes_used();
+                    let noted = ringway::json::with_notes(&body, &info.strings, &run);
+                    assert_eq!(noted, fast, "{shape:?} {size} stream={stream}: with notes");
+                    assert!(ringway::json::notes_used() > used, "{shape:?} {size}");
                     checked += 1;
                 }
             }
@@ -1154,6 +1166,7 @@ fn mutated_requests_translate_alike_by_both_readers() {
                 &|| responses::responses_request(&body, "m", Format::OpenAi, &opts),
                 &|| responses::responses_request(&body, "m", Format::Anthropic, &opts),
             ];
+            let info = ringway::json::inspect_request(&body);
             for run in runs {
                 let fast = run();
                 assert_eq!(
@@ -1163,6 +1176,15 @@ fn mutated_requests_translate_alike_by_both_readers() {
                     case.name,
                     String::from_utf8_lossy(&body)
                 );
+                if let Ok(info) = &info {
+                    assert_eq!(
+                        ringway::json::with_notes(&body, &info.strings, run),
+                        fast,
+                        "{}: with notes: {:?}",
+                        case.name,
+                        String::from_utf8_lossy(&body)
+                    );
+                }
                 compared += 1;
             }
         }

@@ -81,11 +81,7 @@ pub fn read<'de, T>(
         return None;
     }
     let mut r = Reader {
-        s: Scanner {
-            sealed: false,
-            b: text.as_bytes(),
-            i: 0,
-        },
+        s: Scanner::new(text.as_bytes(), 0),
         text,
         depth: 0,
     };

@@ -41,11 +41,7 @@ pub fn members(body: &[u8]) -> Option<Vec<Member>> {
         // refuses (a lone surrogate, which serde_json's validation lets by in skipped
         // values), the plain skip decides; a validated body nests at most MAX_JSON_DEPTH
         // deep, so that skip never stops short.
-        let mut scan = Scanner {
-            b: body,
-            i: v,
-            sealed: false,
-        };
+        let mut scan = Scanner::new(body, v);
         match scan.value() {
             Ok(()) => c.advance(scan.i - v),
             Err(_) => c.skip_value(MAX_JSON_DEPTH)?,

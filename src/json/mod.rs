@@ -31,6 +31,7 @@ mod members;
 mod scan;
 mod serde_path;
 mod simd_path;
+mod spans;
 mod stream_options;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,7 @@ pub use members::{members, remove_members, Member};
 pub use scan::inspect_request_scan;
 pub use serde_path::inspect_request_serde;
 pub use simd_path::{inspect_request_simd, SimdScratch};
+pub use spans::{notes_used, with_notes, StringSpans};
 pub use stream_options::with_include_usage;
 
 /// Deepest container nesting a body may have. The top-level object counts as level 1.
@@ -129,6 +131,9 @@ pub struct RequestInfo {
     /// scanner answers per token; the other parsers by a search for `"rw1.`, which may also
     /// find the mark after an escaped quote (text).
     pub may_hold_seal: bool,
+    /// Where the body's long string tokens end, when the scanner read it: a translation of the
+    /// same body reads them with [`with_notes`] instead of scanning them again.
+    pub strings: StringSpans,
 }
 
 /// Longest gateway-only text value kept from a body: the values it serves (tier names) are
@@ -274,6 +279,8 @@ struct Collected {
     pii_substitution: Flag,
     /// A string token may open with the seal mark.
     sealed: bool,
+    /// Where the long string tokens end (the scanner's notes).
+    strings: StringSpans,
 }
 
 /// The kind of value a top-level `stream` key has.
@@ -319,6 +326,7 @@ impl Collected {
             privacy_tier: self.privacy_tier,
             pii_substitution: self.pii_substitution,
             may_hold_seal: self.sealed,
+            strings: self.strings,
         })
     }
 }
@@ -429,6 +437,7 @@ mod unit_tests {
                 privacy_tier: TextField::Absent,
                 pii_substitution: Flag::Absent,
                 may_hold_seal: false,
+                strings: StringSpans::default(),
             })
         );
     }

@@ -8,6 +8,7 @@
 use std::ops::Range;
 
 use super::mask::{wide_mask, WIDE};
+use super::spans::{self, Known, Span, StringSpans, MIN_NOTED};
 use super::{serde_path, Collected, FieldShape, Flag, JsonError, StreamValue, TextField};
 use super::{RequestInfo, MAX_JSON_DEPTH};
 
@@ -42,6 +43,9 @@ pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
         b: body,
         i: 0,
         sealed: false,
+        // Positions are kept in 32 bits.
+        notes: u32::try_from(body.len()).is_ok().then(Vec::new),
+        known: None,
     };
     s.ws();
     if s.peek() != Some(b'{') {
@@ -88,6 +92,7 @@ pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
         return Err(Refused);
     }
     c.sealed = s.sealed;
+    c.strings = StringSpans::new(s.notes.unwrap_or_default());
     Ok(c)
 }
 
@@ -183,9 +188,25 @@ pub(super) struct Scanner<'b> {
     pub(super) i: usize,
     /// A string token seen so far opens with the seal mark (`crate::seal::MARK`).
     pub(super) sealed: bool,
+    /// Where long string tokens end, noted as they are checked (admission's inspection).
+    notes: Option<Vec<Span>>,
+    /// Notes from an earlier inspection of this text, used instead of a scan.
+    known: Option<Known>,
 }
 
-impl Scanner<'_> {
+impl<'b> Scanner<'b> {
+    /// A scanner at `i` of `b`, which takes notes from an earlier inspection of `b` when
+    /// there are some (see `spans::with_notes`).
+    pub(super) fn new(b: &'b [u8], i: usize) -> Self {
+        Self {
+            b,
+            i,
+            sealed: false,
+            notes: None,
+            known: spans::notes_for(b),
+        }
+    }
+
     #[inline(always)]
     pub(super) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -340,7 +361,14 @@ impl Scanner<'_> {
     /// per byte for the string scan with an escape call and a new mask after each escape.
     #[inline]
     pub(super) fn string(&mut self) -> Scan<bool> {
+        if let Some(known) = &mut self.known {
+            if let Some((end, escaped)) = known.end_of(self.i) {
+                self.i = end;
+                return Ok(escaped);
+            }
+        }
         let b = self.b;
+        let start = self.i;
         let mut base = self.i + 1;
         let mut escaped = false;
         // Four bytes per string token: admission then needs no search of the body for seals
@@ -361,6 +389,9 @@ impl Scanner<'_> {
                 match b.get(at).copied().ok_or(Refused)? {
                     b'"' => {
                         self.i = at + 1;
+                        if self.i - start >= MIN_NOTED {
+                            self.note(start, escaped);
+                        }
                         return Ok(escaped);
                     }
                     b'\\' => {
@@ -388,6 +419,20 @@ impl Scanner<'_> {
                     _ => return Err(Refused),
                 }
             }
+        }
+    }
+
+    /// Notes the string token from `start` to the cursor, when notes are taken.
+    #[cold]
+    fn note(&mut self, start: usize, escaped: bool) {
+        if let (Some(notes), Ok(start), Ok(end)) =
+            (&mut self.notes, u32::try_from(start), u32::try_from(self.i))
+        {
+            notes.push(Span {
+                start,
+                end,
+                escaped,
+            });
         }
     }
 

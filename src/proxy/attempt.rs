@@ -299,8 +299,15 @@ async fn prepare_body<'c>(
     }
     let body = &without_signatures(ctx, req, pair, req.body.clone().into()).to_bytes();
     // Charged to the worker's budget first, and run off the worker when the body is large.
-    let (body, mut meta, charge) =
-        convert::request(ctx, body, req.op, &target.model, pair, opts).await?;
+    let (body, mut meta, charge) = convert::request(
+        ctx,
+        (body, &req.info.strings),
+        req.op,
+        &target.model,
+        pair,
+        opts,
+    )
+    .await?;
     *held = Some(charge);
     meta.created = super::ctx::unix_now();
     meta.gemini_json_array = gemini_json_array(ex, req);

@@ -11,6 +11,7 @@ use super::budget::{self, Charge};
 use super::ctx::Ctx;
 use super::state::Op;
 use crate::error::{Error, ErrorKind, Result};
+use crate::json::{with_notes, StringSpans};
 use crate::rt::pool::{self, PoolError};
 use crate::translate::{Options, Pair, RequestMeta, Room, TranslateError};
 
@@ -23,7 +24,7 @@ pub const INLINE_TRANSLATION_MAX_BYTES: usize = 256 * 1024;
 /// the charge its bytes hold against the worker's budget while it is kept for sending.
 pub(super) async fn request<'c>(
     ctx: &'c Ctx,
-    body: &Bytes,
+    (body, strings): (&Bytes, &StringSpans),
     op: Op,
     model: &str,
     pair: Pair,
@@ -40,13 +41,22 @@ pub(super) async fn request<'c>(
     if !charge.resize(bound) {
         return Err(budget::exhausted(limit, "bodies"));
     }
+    // The inspection's notes of where long strings end spare the translation a second scan
+    // (used only while it reads this very body: see `json::with_notes`).
     let translated = if body.len() <= INLINE_TRANSLATION_MAX_BYTES {
-        translate(body, op, model, pair, &opts, bound)
+        with_notes(body, strings, || {
+            translate(body, op, model, pair, &opts, bound)
+        })
     } else {
         let (body, model, opts) = (body.clone(), model.to_owned(), opts.into_owned());
-        pool::run(move || translate(&body, op, &model, pair, &opts, bound))
-            .await
-            .map_err(pool_error)?
+        let strings = strings.clone();
+        pool::run(move || {
+            with_notes(&body, &strings, || {
+                translate(&body, op, &model, pair, &opts, bound)
+            })
+        })
+        .await
+        .map_err(pool_error)?
     };
     let (bytes, meta) = translated.map_err(|e| match e.is_over_budget() {
         true => too_large(body.len(), bound, limit),
