@@ -113,7 +113,8 @@ pub(super) async fn admit<S: Transport>(
     // `previous_response_id` and `item_reference`s become the whole input here, before
     // anything reads the items (seals, PII), so every provider kind gets a plain request.
     if ex.format == Format::Responses && op == Op::Chat {
-        if let Some(expanded) = stored::admit(ctx, key, &info.model, &body, &ex.store).await? {
+        let read = (&body, &info.strings);
+        if let Some(expanded) = stored::admit(ctx, key, &info.model, read, &ex.store).await? {
             body = expanded;
             info = inspect(&body, &path_model).await?;
         }

@@ -125,10 +125,12 @@ pub(super) async fn admit(
     ctx: &Ctx,
     key: Option<&GatewayKey>,
     model: &str,
-    body: &Bytes,
+    (body, strings): (&Bytes, &crate::json::StringSpans),
     slot: &Slot,
 ) -> Result<Option<Bytes>> {
-    let f = fields(body)?;
+    // The inspection's notes: the walk over the members crosses long strings in one step
+    // (it runs on the worker, and `input` is most of an agent's body).
+    let f = crate::json::with_notes(body, strings, || fields(body))?;
     let store_flag = match f.store {
         None | Some(b"null") => None,
         Some(b"true") => Some(true),
