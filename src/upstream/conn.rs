@@ -265,13 +265,26 @@ impl Conn {
 
     /// Send a request: `head` from `http1::write_request_head`, then `body`. A provider that
     /// stops accepting bytes for `timeout` fails the request instead of holding it forever.
-    pub async fn send(&mut self, head: Vec<u8>, body: OutBody, timeout: Duration) -> Result<()> {
+    pub async fn send(
+        &mut self,
+        mut head: Vec<u8>,
+        body: OutBody,
+        timeout: Duration,
+    ) -> Result<()> {
         // A new response starts small again: a connection that once carried a bulk body may
         // carry a slow stream next.
         self.read_size = FIRST_READ;
         self.small_reads = 0;
         self.received = false;
         let send = async {
+            if body.len() <= COALESCE_BODY_BYTES {
+                // A small body rides behind its head in one write (no list of writes made).
+                for part in body.parts() {
+                    head.extend_from_slice(part);
+                }
+                self.stream.write_all_owned(head).await?;
+                return self.stream.flush().await;
+            }
             for write in super::body::writes(head, &body) {
                 match write {
                     Write::Owned(bytes) => self.stream.write_all_owned(bytes).await?,
