@@ -407,7 +407,7 @@ impl<'b> Scanner<'b> {
                             mask &= !0u64 << (k + 2);
                         } else if next == b'u' {
                             self.i = at;
-                            self.escape()?;
+                            self.unicode_escape()?;
                             base = self.i;
                             break;
                         } else {
@@ -436,34 +436,26 @@ impl<'b> Scanner<'b> {
         }
     }
 
-    /// An escape from its backslash: one of `"\/bfnrt`, or `\uXXXX` with surrogates in pairs.
-    fn escape(&mut self) -> Scan<()> {
-        match self.b.get(self.i + 1).copied().ok_or(Refused)? {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
-                self.i += 2;
+    /// A `\uXXXX` escape from its backslash, surrogates in pairs (the two-byte escapes are
+    /// settled in [`Self::string`]'s walk by [`SHORT_ESCAPE`]).
+    fn unicode_escape(&mut self) -> Scan<()> {
+        let unit = self.hex4(self.i + 2)?;
+        self.i += 6;
+        match unit {
+            0xD800..=0xDBFF => {
+                // A high surrogate: a low one must follow at once.
+                if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
+                    return Err(Refused);
+                }
+                let low = self.hex4(self.i + 2)?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return Err(Refused);
+                }
+                self.i += 6;
                 Ok(())
             }
-            b'u' => {
-                let unit = self.hex4(self.i + 2)?;
-                self.i += 6;
-                match unit {
-                    0xD800..=0xDBFF => {
-                        // A high surrogate: a low one must follow at once.
-                        if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
-                            return Err(Refused);
-                        }
-                        let low = self.hex4(self.i + 2)?;
-                        if !(0xDC00..=0xDFFF).contains(&low) {
-                            return Err(Refused);
-                        }
-                        self.i += 6;
-                        Ok(())
-                    }
-                    0xDC00..=0xDFFF => Err(Refused),
-                    _ => Ok(()),
-                }
-            }
-            _ => Err(Refused),
+            0xDC00..=0xDFFF => Err(Refused),
+            _ => Ok(()),
         }
     }
 

@@ -109,6 +109,7 @@ pub(super) fn notes_for(text: &[u8]) -> Option<Known> {
             spans: spans.clone(),
             next,
             offset,
+            len: text.len(),
         })
     })
 }
@@ -120,6 +121,8 @@ pub(super) struct Known {
     next: usize,
     /// Where the text read starts in the noted body.
     offset: usize,
+    /// The length of the text read: a note that ends past it is not this text's.
+    len: usize,
 }
 
 impl Known {
@@ -148,9 +151,12 @@ impl Known {
         if s.start as usize != abs {
             return None;
         }
+        let end = (s.end as usize)
+            .checked_sub(self.offset)
+            .filter(|&end| end <= self.len)?;
         self.next += 1;
         USED.with(|n| n.set(n.get() + 1));
-        Some(((s.end as usize).checked_sub(self.offset)?, s.escaped))
+        Some((end, s.escaped))
     }
 }
 
@@ -212,6 +218,7 @@ mod tests {
             spans: spans.clone(),
             next: 0,
             offset: 0,
+            len: text.len(),
         };
         let starts: Vec<usize> = spans.iter().map(|s| s.start as usize).collect();
         for &s in starts.iter().rev().chain(&starts) {
@@ -220,5 +227,14 @@ mod tests {
             assert!(known.end_of(s + 1).is_none());
         }
         assert!(known.end_of(0).is_none());
+        // Text cut short of a noted string's end does not take the note.
+        let last = *spans.last().unwrap();
+        let mut cut = Known {
+            spans,
+            next: 0,
+            offset: 0,
+            len: last.end as usize - 1,
+        };
+        assert!(cut.end_of(last.start as usize).is_none());
     }
 }

@@ -75,42 +75,16 @@ impl OutBody {
         }
     }
 
-    /// Whether the body holds `finder`'s needle: each part searched as it is, and the bytes
-    /// around each seam between parts.
+    /// Whether the body holds `finder`'s needle. Every seam between parts is at a quote of
+    /// the JSON string put in, so a needle without a quote is found within one part; one with
+    /// a quote is looked for in the joined body.
     pub fn contains(&self, finder: &Finder<'_>) -> bool {
-        let parts = self.parts();
-        if parts.iter().any(|p| finder.find(p).is_some()) {
-            return true;
-        }
-        // Across a seam: the last needle.len() - 1 bytes before it and as many after it.
-        let reach = finder.needle().len().saturating_sub(1);
-        if reach == 0 || parts.len() < 2 {
-            return false;
-        }
-        let total = self.len();
-        let mut seam = 0;
-        for part in parts.iter().take(parts.len() - 1) {
-            seam += part.len();
-            let window = self.copy_of(seam.saturating_sub(reach)..(seam + reach).min(total));
-            if finder.find(&window).is_some() {
-                return true;
+        match &self.parts {
+            Parts::Spliced(_) if finder.needle().contains(&b'"') => {
+                finder.find(&self.to_bytes()).is_some()
             }
+            _ => self.parts().iter().any(|p| finder.find(p).is_some()),
         }
-        false
-    }
-
-    /// A copy of the bytes at `range` of the whole.
-    fn copy_of(&self, range: Range<usize>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(range.len());
-        let mut at = 0;
-        for part in self.parts() {
-            let (from, to) = (range.start.max(at), range.end.min(at + part.len()));
-            if from < to {
-                out.extend_from_slice(part.get(from - at..to - at).unwrap_or_default());
-            }
-            at += part.len();
-        }
-        out
     }
 }
 
@@ -185,6 +159,17 @@ mod tests {
         assert!(OutBody::spliced_string(&body, 5..99, "m").is_none());
     }
 
+    /// `out`'s writes after `head`: `count` of them, the second the large part as it is, and
+    /// every byte in order.
+    fn check_writes(head: &[u8], out: &OutBody, count: usize) {
+        let w = writes(head.to_vec(), out);
+        assert_eq!(w.len(), count);
+        assert!(matches!(w[1], Write::Shared(_)));
+        let mut want = head.to_vec();
+        want.extend_from_slice(&out.to_bytes());
+        assert_eq!(joined(&w), want);
+    }
+
     #[test]
     fn writes_carry_every_byte_in_order_and_copy_only_small_parts() {
         let big = |c: u8| Bytes::from(vec![c; SMALL_PART + 1]);
@@ -195,12 +180,7 @@ mod tests {
         body.extend_from_slice(b"\"}");
         let body = Bytes::from(body);
         let out = OutBody::spliced_string(&body, 9..12, "longer-model").unwrap();
-        let w = writes(head.clone(), &out);
-        assert_eq!(w.len(), 2);
-        assert!(matches!(w[1], Write::Shared(_)));
-        let mut want = head.clone();
-        want.extend_from_slice(&out.to_bytes());
-        assert_eq!(joined(&w), want);
+        check_writes(&head, &out, 2);
         // Model last (the OpenAI SDKs): head, the large prefix as it is, model and tail.
         let mut body = br#"{"x":""#.to_vec();
         body.extend_from_slice(&big(b'b'));
@@ -208,19 +188,14 @@ mod tests {
         body.extend_from_slice(br#"","model":"m"}"#);
         let body = Bytes::from(body);
         let out = OutBody::spliced_string(&body, at..at + 3, "n").unwrap();
-        let w = writes(head.clone(), &out);
-        assert_eq!(w.len(), 3);
-        assert!(matches!(w[1], Write::Shared(_)));
-        let mut want = head.clone();
-        want.extend_from_slice(&out.to_bytes());
-        assert_eq!(joined(&w), want);
+        check_writes(&head, &out, 3);
         // A small whole body rides with the head.
         let w = writes(head.clone(), &OutBody::from(b"{}".to_vec()));
         assert_eq!(w, vec![Write::Owned(b"POST / HTTP/1.1\r\n\r\n{}".to_vec())]);
     }
 
     #[test]
-    fn contains_finds_needles_inside_and_across_seams() {
+    fn contains_finds_needles_inside_parts_and_across_seams() {
         let body = Bytes::from_static(br#"{"a":"x__rw","model":"m","b":"ts__"}"#);
         let start = body.windows(3).position(|w| w == b"\"m\"").unwrap();
         let out = OutBody::spliced_string(&body, start..start + 3, "q").unwrap();
