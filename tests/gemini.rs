@@ -430,8 +430,9 @@ fn gemini_clients_present_gateway_keys_their_own_ways() {
         );
         assert!(!rec["path"].as_str().unwrap().contains("gw-secret"));
     }
+    // Three requests, three lines: the log's writer is waited for, not raced by the kill.
+    let text = wait_lines(&log, 3).join("\n");
     drop(g);
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("gemini_generate_content"), "{text}");
     assert!(!text.contains("gw-secret"), "{text}");
     // `/v1/models` with a Gemini key is Gemini's list.

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -267,19 +266,6 @@ fn metrics_after_real_traffic_pass_promtool_and_count_the_mocks_tokens() {
     assert_eq!(s.get("ringway_access_log_dropped_total"), Some(&0.0));
     // Nothing client-chosen became a label: the direct model is only `direct`.
     assert!(!text.contains("mo/mock-gpt-up\",key"), "{text}");
-}
-
-/// Lines of the access log file, once it has at least `n` (within [`WAIT`]).
-fn wait_lines(path: &Path, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The `authorization` header of the key `team-rpm` (`rpm = 1`), and its key's SHA-256.
