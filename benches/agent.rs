@@ -1,8 +1,8 @@
 //! Agent-size request bodies (`loadtest/src/agent.rs`: Claude Code's and Codex's captured
 //! requests grown with tool turns to 50, 150 and 300 KB) through each request path a client
 //! and provider pair takes: the same-format path (validate, find the model, splice it) and
-//! each translation among Chat, Messages and Responses. Throughput is bytes of client body per
-//! second.
+//! each translation among Chat, Messages and Responses, and admission with PII substitution on
+//! (a Chat body with five entities). Throughput is bytes of client body per second.
 //!
 //! `cargo bench --bench agent` runs criterion. For instruction counts, which do not depend on
 //! the machine's load, run one path a fixed number of times under callgrind:
@@ -51,6 +51,33 @@ fn same_format(body: &[u8], _: &Options) -> usize {
         .map_or(0, |b| b.len())
 }
 
+/// Admission with PII substitution on (the detectors, the walk, the rewrite), for a body that
+/// holds a handful of entities (see [`with_entities`]).
+#[allow(clippy::expect_used, reason = "the built-in detectors always compile")]
+fn pii_substitution(body: &[u8], _: &Options) -> usize {
+    thread_local! {
+        static DETECTOR: ringway::pii::Detector =
+            ringway::pii::Detector::new(&[], &[]).expect("built-in detectors");
+    }
+    DETECTOR.with(|d| {
+        let mut session = ringway::pii::Session::new(d, b"bench-key");
+        ringway::pii::parse_body(body)
+            .and_then(|p| ringway::pii::substitute_body(&p.body, &mut session))
+            .map_or(0, |b| b.len())
+    })
+}
+
+/// Five entities (as `loadtest/agent-size.py` puts them) in the first user turn's text.
+fn with_entities(mut body: Vec<u8>) -> Vec<u8> {
+    const TEXT: &[u8] = b" Mail jane.roe@corp.test, cc ops@corp.test or call (415) 555-2671, SSN 123-45-6789, host 10.20.30.40.";
+    let marker = br#"{"role":"user","content":""#;
+    if let Some(at) = memchr::memmem::find(&body, marker) {
+        let at = at + marker.len();
+        body.splice(at..at, TEXT.iter().copied());
+    }
+    body
+}
+
 fn chat_to_messages(body: &[u8], opts: &Options) -> usize {
     openai_to_anthropic_request(body, UPSTREAM_MODEL, opts).map_or(0, |(b, _)| b.len())
 }
@@ -69,7 +96,7 @@ fn responses_to_messages(body: &[u8], opts: &Options) -> usize {
 
 /// Every path measured. Chat and Messages clients never reach a Responses provider (a native
 /// Responses provider serves Responses clients only), so those two pairs do not exist.
-const PATHS: [Path; 6] = [
+const PATHS: [Path; 7] = [
     Path {
         name: "chat_same_format",
         client: Shape::Chat,
@@ -100,6 +127,11 @@ const PATHS: [Path; 6] = [
         client: Shape::Responses,
         run: responses_to_messages,
     },
+    Path {
+        name: "chat_pii",
+        client: Shape::Chat,
+        run: pii_substitution,
+    },
 ];
 
 fn options() -> Options {
@@ -114,32 +146,30 @@ fn size_name(size: usize) -> String {
     format!("{}k", size / 1024)
 }
 
-fn bodies() -> Vec<(Shape, usize, Vec<u8>)> {
-    let mut out = Vec::new();
-    for shape in Shape::ALL {
-        for &size in &agent::SIZES {
-            out.push((shape, size, agent::body(shape, size, CLIENT_MODEL, false)));
-        }
+/// The body `path` is measured on: an agent body of its client's shape, with entities for
+/// the PII path.
+fn body_for(path: &Path, size: usize) -> Vec<u8> {
+    let body = agent::body(path.client, size, CLIENT_MODEL, false);
+    if path.name == "chat_pii" {
+        with_entities(body)
+    } else {
+        body
     }
-    out
 }
 
 fn criterion_benches(c: &mut Criterion) {
     let opts = options();
-    let bodies = bodies();
     for path in &PATHS {
         let mut g = c.benchmark_group(format!("agent_request/{}", path.name));
         g.warm_up_time(Duration::from_millis(500));
         g.measurement_time(Duration::from_secs(2));
-        for (shape, size, body) in &bodies {
-            if *shape != path.client {
-                continue;
-            }
+        for &size in &agent::SIZES {
+            let body = body_for(path, size);
             // Measure the path, not an early refusal.
-            assert!((path.run)(body, &opts) > 0, "{} {size}", path.name);
+            assert!((path.run)(&body, &opts) > 0, "{} {size}", path.name);
             g.throughput(Throughput::Bytes(body.len() as u64));
-            g.bench_function(size_name(*size), |b| {
-                b.iter(|| (path.run)(black_box(body), &opts))
+            g.bench_function(size_name(size), |b| {
+                b.iter(|| (path.run)(black_box(&body), &opts))
             });
         }
         g.finish();
@@ -163,7 +193,7 @@ fn once(which: &str) {
         eprintln!("bad size {size:?}");
         std::process::exit(2);
     };
-    let body = agent::body(path.client, size, CLIENT_MODEL, false);
+    let body = body_for(path, size);
     let mut out = 0;
     for _ in 0..runs {
         out += (path.run)(black_box(&body), &opts);

@@ -24,6 +24,7 @@ Medians of --rounds rounds, proxies alternating. Needs what vs-nginx.py needs, a
 `cargo build --release -p loadtest` for agent-body.
 
   loadtest/agent-size.py [--rounds 3] [--secs 4] [--sizes 50k,150k,300k] [--before BIN]
+                         [--only cpu,ttfb,pii,memory]
 """
 
 import argparse
@@ -117,7 +118,12 @@ def main():
     ap.add_argument("--sizes", default="50k,150k,300k")
     ap.add_argument("--before", help="a second ringway binary, measured alongside")
     ap.add_argument("--raw", help="append every run's line to this file")
+    ap.add_argument("--only", default="cpu,ttfb,pii,memory",
+                    help="which rows: cpu (per path and size), ttfb, pii, memory")
     args = ap.parse_args()
+    args.only = set(args.only.split(","))
+    if not args.only <= {"cpu", "ttfb", "pii", "memory"}:
+        sys.exit("agent-size: --only takes cpu, ttfb, pii and memory")
     if not 1 <= args.rounds <= 9 or not 1 <= args.secs <= 30:
         sys.exit("agent-size: --rounds 1..9, --secs 1..30")
     bench_args = argparse.Namespace(before=args.before, raw=args.raw, proxy_quota=None)
@@ -134,7 +140,7 @@ def report(a, args):
     gateways = [n for n in a.b.proxies if n != "nginx"]
     table = []
     cpu = {}
-    for size in args.sizes.split(","):
+    for size in args.sizes.split(",") if "cpu" in args.only else []:
         for label, (path, model, ng_model, _) in PATHS.items():
             def one(r, path=path, model=model, ng_model=ng_model):
                 order = list(a.b.proxies) if r % 2 == 0 else list(a.b.proxies)[::-1]
@@ -147,7 +153,7 @@ def report(a, args):
             runs = a.rounds(f"{label} {size}", one)
             for p, rs in runs.items():
                 cpu[(label, size, p)] = (med(r["cpu_us"] for r in rs), med(r["rps"] for r in rs))
-    for size in args.sizes.split(","):
+    for size in args.sizes.split(",") if "cpu" in args.only else []:
         for label, (_, _, _, base) in PATHS.items():
             cells = []
             for p in ["nginx"] + gateways:
@@ -164,8 +170,9 @@ def report(a, args):
     big = args.sizes.split(",")[-1]
     # Time to first byte: 4 connections at a rate both rows keep up with, same-format vs translated.
     ttfb = []
-    for label, base in (("messages → chat", "chat same-format"), ("chat → messages", "messages same-format"),
-                        ("responses → chat", "chat same-format")):
+    pairs = (("messages → chat", "chat same-format"), ("chat → messages", "messages same-format"),
+             ("responses → chat", "chat same-format"))
+    for label, base in pairs if "ttfb" in args.only else ():
         def pair(r, label=label, base=base):
             res = {}
             for name in ((label, base) if r % 2 == 0 else (base, label)):
@@ -175,29 +182,36 @@ def report(a, args):
         runs = a.rounds(f"ttfb {label}", pair)
         t, s = med(r["p50"] for r in runs[label]), med(r["p50"] for r in runs[base])
         ttfb.append(f"| {big} | {label} | p50 {t:.3f} ms | {base}: p50 {s:.3f} ms | added {t - s:+.3f} ms |")
-    # PII on against off, the same Chat body with its five entities.
-    def pii(r):
-        res = {}
-        for on in ((True, False) if r % 2 == 0 else (False, True)):
-            res["on" if on else "off"] = a.run("ringway", CHAT, "gpt-pii" if on else "gpt", big, secs, pii=True)
-        return res
-    runs = a.rounds("pii", pii)
-    on, off = med(r["cpu_us"] for r in runs["on"]), med(r["cpu_us"] for r in runs["off"])
-    pii_row = f"| {big} | chat, 5 entities | PII on {on:.0f} µs | off {off:.0f} µs | {on / off:.2f}× |"
-    # Memory: 200 connections of 300 KB translated requests held ~20 ms each by the paced mock.
-    pid = a.b.proxies["ringway"][0]
-    idle = rss_kb(pid, "VmRSS")
-    peak_before = rss_kb(pid, "VmHWM")
-    # Reset the peak to now (Linux: "5" into clear_refs), so that the closed-loop rows before
-    # do not set it.
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")
-    res = a.run("ringway", MESSAGES, "gpt-paced-tr", big, secs, conns=200)
-    peak = rss_kb(pid, "VmHWM")
-    body_kb = os.path.getsize(a.body(MESSAGES, big, "gpt-paced-tr")) / 1024
-    mem_row = (f"| {big} | 200 × messages → chat (paced) | peak RSS {peak / 1024:.0f} MB, idle {idle / 1024:.0f} MB "
-               f"(earlier peak {peak_before / 1024:.0f} MB) | above idle {(peak - idle) / 1024:.0f} MB | "
-               f"bound 200 × 2 × {body_kb:.0f} KB = {200 * 2 * body_kb / 1024:.0f} MB; {res['rps']:.0f}/s |")
+    pii_row = mem_row = None
+    if "pii" in args.only:
+        # PII on against off, the same Chat body with its five entities.
+        def pii(r):
+            res = {}
+            for on in ((True, False) if r % 2 == 0 else (False, True)):
+                res["on" if on else "off"] = a.run("ringway", CHAT, "gpt-pii" if on else "gpt", big, secs, pii=True)
+            return res
+        runs = a.rounds("pii", pii)
+        on, off = med(r["cpu_us"] for r in runs["on"]), med(r["cpu_us"] for r in runs["off"])
+        pii_row = f"| {big} | chat, 5 entities | PII on {on:.0f} µs | off {off:.0f} µs | {on / off:.2f}× |"
+    if "memory" in args.only:
+        # Memory: 200 connections of 300 KB translated requests held ~20 ms each by the paced mock.
+        pid = a.b.proxies["ringway"][0]
+        idle = rss_kb(pid, "VmRSS")
+        peak_before = rss_kb(pid, "VmHWM")
+        # Reset the peak to now (Linux: "5" into clear_refs), so that the closed-loop rows before
+        # do not set it.
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        res = a.run("ringway", MESSAGES, "gpt-paced-tr", big, secs, conns=200)
+        peak = rss_kb(pid, "VmHWM")
+        if res["bad"]:
+            # A refused request (a 503 when the helpers' queue is full) holds nothing: the
+            # peak would flatter the gateway.
+            sys.exit(f"agent-size: memory row: {res['bad']} failed requests")
+        body_kb = os.path.getsize(a.body(MESSAGES, big, "gpt-paced-tr")) / 1024
+        mem_row = (f"| {big} | 200 × messages → chat (paced) | peak RSS {peak / 1024:.0f} MB, idle {idle / 1024:.0f} MB "
+                   f"(earlier peak {peak_before / 1024:.0f} MB) | above idle {(peak - idle) / 1024:.0f} MB | "
+                   f"bound 200 × 2 × {body_kb:.0f} KB = {200 * 2 * body_kb / 1024:.0f} MB; {res['rps']:.0f}/s |")
     print()
     print("| size | path | nginx | " + " | ".join(gateways) + " | ratio |")
     print("| --- | --- | --- |" + " --- |" * (len(gateways) + 1))
@@ -206,8 +220,9 @@ def report(a, args):
     print("| size | time to first byte (4 connections, 100 req/s) | translated | same-format | |")
     print("| --- | --- | --- | --- | --- |")
     print("\n".join(ttfb))
-    print(pii_row)
-    print(mem_row)
+    for row in (pii_row, mem_row):
+        if row:
+            print(row)
 
 
 def rss_kb(pid, field):

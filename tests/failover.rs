@@ -899,3 +899,70 @@ targets = ["oa/rx-1", "an/rx-2"]
         }
     }
 }
+
+/// A translated body goes with its send and is made again for the next: every retry and the
+/// fallback get the whole body, byte for byte the same at each target of a format, at sizes
+/// translated on the worker and on a helper thread.
+#[test]
+fn every_send_of_a_translated_request_gets_the_whole_body() {
+    let m = mock(&[]);
+    let g = gateway_for(
+        &m,
+        r#"[[route]]
+model = "tr"
+targets = ["oa/tr-1", "an/tr-2"]
+retries = 2
+backoff_base_ms = 5
+backoff_max_ms = 20
+breaker_failures = 0
+"#,
+    );
+    set_faults(&m, &serde_json::json!({"tr-1": "status=503"}));
+    for size in [40_000, 700_000] {
+        clear_records(&m);
+        let text = "tool output line with \"quotes\", é and \\ backslashes\n".repeat(size / 52);
+        let body = serde_json::json!({
+            "model": "tr",
+            "max_tokens": 16,
+            "messages": [{"role": "user", "content": text}],
+        })
+        .to_string();
+        let r = request(g.addr, &post("/v1/messages", &[], &body));
+        assert_eq!(r.status, 200, "{size}: {}", r.text());
+        assert_eq!(r.header("x-ringway-attempts"), Some("4"), "{size}");
+        let seen = mock_requests(&m);
+        // Each body as recorded (its first 256 KiB) and its whole length.
+        let bodies = |model: &str| -> Vec<(String, usize)> {
+            seen.iter()
+                .filter(|s| s["model"] == model)
+                .map(|s| {
+                    let len = s["headers"]["content-length"].as_str().unwrap();
+                    (s["body"].as_str().unwrap().to_owned(), len.parse().unwrap())
+                })
+                .collect()
+        };
+        // The mock records a body's first 256 KiB: the small one is read whole.
+        let whole = |(b, len): &(String, usize)| -> Option<Value> {
+            let whole = b.len() == *len;
+            assert!(whole || size > 256 * 1024, "{size}: {} of {len}", b.len());
+            whole.then(|| serde_json::from_str(b).unwrap())
+        };
+        // Three sends to the OpenAI target (the first and two retries), each the whole
+        // translation: the same bytes, the client's text in them.
+        let chat = bodies("tr-1");
+        assert_eq!(chat.len(), 3, "{size}");
+        assert!(chat.iter().all(|b| b == &chat[0]), "{size}");
+        assert!(chat[0].1 > size, "{size}: {}", chat[0].1);
+        if let Some(sent) = whole(&chat[0]) {
+            assert_eq!(sent["messages"][0]["content"], text.as_str(), "{size}");
+        }
+        // The fallback speaks the client's format: its body as the client sent it, the
+        // target's model named in it.
+        let messages = bodies("tr-2");
+        assert_eq!(messages.len(), 1, "{size}");
+        assert_eq!(messages[0].1, body.len() + "-2".len(), "{size}");
+        if let Some(fallback) = whole(&messages[0]) {
+            assert_eq!(fallback["messages"][0]["content"], text.as_str(), "{size}");
+        }
+    }
+}

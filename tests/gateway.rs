@@ -1288,6 +1288,69 @@ fn a_pooled_connection_the_provider_closed_is_retried_once_on_a_fresh_one() {
 }
 
 #[test]
+fn a_translated_body_is_made_again_for_a_fresh_connection() {
+    // Each connection answers one request (keep-alive), then reads the next and closes
+    // without a byte: the gateway meets a pooled connection its provider closed, and sends
+    // again on a fresh one. A translated body went with the first write, so it is made again,
+    // and must arrive whole.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let answer = br#"{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+        for s in l.incoming().take(8) {
+            let Ok(mut s) = s else { continue };
+            let Some(raw) = read_request(&mut s) else {
+                continue;
+            };
+            let _ = tx.send(("answered", request_body(&raw).to_vec()));
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(answer);
+            if let Some(raw) = read_request(&mut s) {
+                let _ = tx.send(("dropped", request_body(&raw).to_vec()));
+            }
+        }
+    });
+    let g = gateway(&format!(
+        "[server]\nworkers = 1\n[[provider]]\nname = \"raw\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"r\"\ntargets = [\"raw/x\"]\n"
+    ));
+    let text = "a line of a file the agent read, \"quoted\"\n".repeat(2000);
+    let body = serde_json::json!({
+        "model": "r",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": text}],
+    })
+    .to_string();
+    for i in 0..3 {
+        let r = request(g.addr, &post("/v1/messages", &[], &body));
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(r.json()["content"][0]["text"], "ok");
+    }
+    drop(g);
+    let seen: Vec<(&str, Vec<u8>)> = rx.try_iter().collect();
+    let kinds: Vec<&str> = seen.iter().map(|(k, _)| *k).collect();
+    // Requests 2 and 3 each met the closed pooled connection first, then went again.
+    assert_eq!(
+        kinds,
+        ["answered", "dropped", "answered", "dropped", "answered"]
+    );
+    for (i, (_, b)) in seen.iter().enumerate() {
+        assert!(
+            b == &seen[0].1,
+            "send {i}: {} bytes, not {}",
+            b.len(),
+            seen[0].1.len()
+        );
+        let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+        assert_eq!(v["messages"][0]["content"], text.as_str());
+    }
+}
+
+#[test]
 fn an_endless_upstream_head_is_cut_off() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let up = l.local_addr().unwrap();
@@ -1724,26 +1787,9 @@ fn recording_upstream(response: Vec<u8>) -> (SocketAddr, mpsc::Receiver<Vec<u8>>
     std::thread::spawn(move || {
         let Ok((mut s, _)) = l.accept() else { return };
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = Vec::new();
-        let mut tmp = [0u8; 4096];
-        loop {
-            let n = s.read(&mut tmp).unwrap_or(0);
-            if n == 0 {
-                return;
-            }
-            buf.extend_from_slice(&tmp[..n]);
-            let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= i + 4 + len {
-                break;
-            }
-        }
+        let Some(buf) = read_request(&mut s) else {
+            return;
+        };
         let _ = tx.send(buf);
         let _ = s.write_all(&response);
     });

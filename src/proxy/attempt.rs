@@ -503,6 +503,41 @@ pub(super) struct Ready<'c> {
     /// A translated body's charge against the worker's budget: held (never read) while the
     /// body is kept, let go with it.
     _held: Option<Charge<'c>>,
+    /// Its body was lent to a send ([`Ready::lend`]): a later send makes it again.
+    lent: bool,
+}
+
+/// A translated body lent to a send, with its charge: once written it is let go, so that a
+/// request waiting for its answer (seconds, for a model that thinks) holds the client's body
+/// only, not its translation too. Should the send need it again (a pooled connection the
+/// provider had closed), or the target get a retry, it is made again from the client's body:
+/// a translation costs well under a millisecond, and only on those rarer paths.
+pub(super) struct Lent<'c> {
+    body: OutBody,
+    held: Option<Charge<'c>>,
+}
+
+impl<'c> Ready<'c> {
+    /// The body, for the next send: only a translated one (a same-format body shares the
+    /// client's bytes, so keeping it costs nothing), and only at a kind that never sends a
+    /// body twice by itself (a cloud sends again with a fresh credential or without a refused
+    /// beta). Once lent, later sends make it again.
+    pub fn lend(&mut self) -> Option<Lent<'c>> {
+        if self._held.is_none() || self.provider.cloud_credential.is_some() {
+            return None;
+        }
+        let Prepared::Send {
+            body, betas: None, ..
+        } = &mut self.prepared
+        else {
+            return None;
+        };
+        self.lent = true;
+        Some(Lent {
+            body: std::mem::replace(body, OutBody::from(Bytes::new())),
+            held: self._held.take(),
+        })
+    }
 }
 
 /// Make the request ready for `target` at `provider`, in the dialect pair they make.
@@ -527,6 +562,7 @@ pub(super) async fn ready<'c>(
         pair,
         prepared,
         _held: held,
+        lent: false,
     })
 }
 
@@ -584,6 +620,8 @@ pub(super) struct Try<'a, 'c> {
     pub next: Next,
     /// The route's deadline for an answer to start.
     pub deadline: Instant,
+    /// The body, lent for this send only ([`Ready::lend`]); None: the ready request's.
+    pub lent: Option<Lent<'c>>,
 }
 
 /// What every answer of one send says besides its status, head, connection and body.
@@ -656,7 +694,7 @@ struct Response {
 pub(super) async fn run<'c>(
     ctx: &'c Ctx,
     ex: &Exchange<'_>,
-    at: Try<'_, 'c>,
+    mut at: Try<'_, 'c>,
 ) -> std::result::Result<Answer<'c>, Miss<'c>> {
     let Prepared::Send {
         path,
@@ -671,21 +709,49 @@ pub(super) async fn run<'c>(
     let provider = at.ready.provider;
     let sent = Instant::now();
     let first_byte = first_byte_timeout(provider, at.policy, at.req.info.stream);
-    let out = Outgoing {
+    let secret = cloud_secret(provider, None, at.deadline)
+        .await
+        .map_err(|e| miss_by(e, at.deadline))?;
+    let outgoing = |body| Outgoing {
         path,
-        body: body.clone(),
+        body,
+        lean: false,
         betas: betas.clone().unwrap_or_default(),
         stream: at.req.info.stream,
-        secret: cloud_secret(provider, None, at.deadline)
-            .await
-            .map_err(|e| miss_by(e, at.deadline))?,
+        secret: secret.clone(),
+    };
+    // A lent body goes with its one write; should that send need it again (a pooled
+    // connection the provider had closed), it is made again from the client's body.
+    let lent = at.lent.take();
+    let lean = lent.is_some();
+    let sent_once = match lent {
+        Some(Lent { body, held }) => {
+            let out = Outgoing {
+                lean: true,
+                ..outgoing(body)
+            };
+            let sent = send(ctx, ex, &at, provider, out, first_byte).await;
+            drop(held);
+            sent
+        }
+        None if at.ready.lent => {
+            let (body, _held) = remade(ctx, ex, &at).await?;
+            send(ctx, ex, &at, provider, outgoing(body), first_byte).await
+        }
+        None => send(ctx, ex, &at, provider, outgoing(body.clone()), first_byte).await,
     };
     let Sent {
         up,
         mut head,
         early,
         refused,
-    } = send(ctx, ex, &at, provider, out, first_byte).await?;
+    } = match sent_once {
+        Err(m) if lean && m.error.retry() == Retry::ReusedOnly => {
+            let (body, _held) = remade(ctx, ex, &at).await?;
+            send(ctx, ex, &at, provider, outgoing(body), first_byte).await?
+        }
+        other => other?,
+    };
     // Betas the cloud refused by name were left out of the send that answered: reported with
     // the rest of what the kind refused.
     let meta = match meta {
@@ -749,6 +815,34 @@ pub(super) async fn run<'c>(
     {
         Some(meta) => translated_answer(ctx, &at, &reply, res, meta).await,
         None => same_dialect_answer(ctx, ex, &at, &reply, res).await,
+    }
+}
+
+/// The body of `at` made again, with its charge (see [`Lent`]).
+async fn remade<'c>(
+    ctx: &'c Ctx,
+    ex: &Exchange<'_>,
+    at: &Try<'_, 'c>,
+) -> std::result::Result<(OutBody, Option<Charge<'c>>), Miss<'c>> {
+    let mut held = None;
+    let (ready, req) = (at.ready, at.req);
+    let again = prepare(
+        ctx,
+        ex,
+        req,
+        at.target,
+        ready.provider,
+        ready.pair,
+        &mut held,
+    )
+    .await
+    .map_err(|e| miss_by(e, at.deadline))?;
+    match again {
+        Prepared::Send { body, .. } => Ok((body, held)),
+        Prepared::Estimate => Err(Miss::from_error(Error::new(
+            ErrorKind::Internal,
+            "a request made ready to send became an estimate",
+        ))),
     }
 }
 
@@ -1339,19 +1433,26 @@ async fn exchange(
     target: &Target,
     provider: &Provider,
     ex: &Exchange<'_>,
-    out: &Outgoing<'_>,
+    out: &mut Outgoing<'_>,
     first_byte: (Duration, &'static str),
     deadline: Instant,
 ) -> Result<(Conn, ResponseHead)> {
     // Build the request first: a missing credential must not cost a connect.
     let req = upstream_request(provider, ex, out)?;
-    let body = out.body.clone();
     let pooled = ctx.pool.take(&provider.pool_key);
     let mut up = match pooled {
         Some(c) => c,
         None => connect(ctx, provider, deadline).await?,
     };
     count_send(ctx, ex, target);
+    if out.lean {
+        // The only reference: gone once written. A pooled connection's `ReusedOnly` failure
+        // goes back to `run`, which makes the body again.
+        let body = std::mem::replace(&mut out.body, OutBody::from(Bytes::new()));
+        let head = send_and_read_head(&mut up, req, body, first_byte, deadline).await?;
+        return Ok((up, head));
+    }
+    let body = out.body.clone();
     match send_and_read_head(&mut up, req, body.clone(), first_byte, deadline).await {
         Ok(head) => Ok((up, head)),
         Err(e) if e.retry() == Retry::ReusedOnly => {
@@ -1501,7 +1602,7 @@ async fn send<'c>(
 ) -> std::result::Result<Sent<'c>, Miss<'c>> {
     let deadline = at.deadline;
     let miss = |e| miss_by(e, deadline);
-    let (mut up, mut head) = exchange(ctx, at.target, provider, ex, &out, first_byte, deadline)
+    let (mut up, mut head) = exchange(ctx, at.target, provider, ex, &mut out, first_byte, deadline)
         .await
         .map_err(miss)?;
     if credential_refused(provider, &head) {
@@ -1509,7 +1610,7 @@ async fn send<'c>(
         out.secret = cloud_secret(provider, out.secret.as_deref(), deadline)
             .await
             .map_err(miss)?;
-        (up, head) = exchange(ctx, at.target, provider, ex, &out, first_byte, deadline)
+        (up, head) = exchange(ctx, at.target, provider, ex, &mut out, first_byte, deadline)
             .await
             .map_err(miss)?;
         if credential_refused(provider, &head) {
@@ -1572,7 +1673,7 @@ async fn send<'c>(
                 })?,
         );
     }
-    let (up, head) = exchange(ctx, at.target, provider, ex, &out, first_byte, deadline)
+    let (up, head) = exchange(ctx, at.target, provider, ex, &mut out, first_byte, deadline)
         .await
         .map_err(miss)?;
     Ok(Sent {
@@ -1590,6 +1691,8 @@ async fn send<'c>(
 struct Outgoing<'a> {
     path: &'a str,
     body: OutBody,
+    /// The body is lent ([`Lent`]): the send takes it, and it is gone once written.
+    lean: bool,
     /// The betas a cloud kind gets instead of the client's header.
     betas: SentBetas,
     /// The client asked for a stream (a cloud kind's `accept` says so).

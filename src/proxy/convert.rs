@@ -15,10 +15,14 @@ use crate::json::{with_notes, StringSpans};
 use crate::rt::pool::{self, PoolError};
 use crate::translate::{Options, Pair, RequestMeta, Room, TranslateError};
 
-/// Bodies up to this size are read and translated on the worker (under a millisecond each in
-/// a release build); larger ones on a helper thread, so that a 30 MB body, whose JSON alone
-/// takes 140 ms to read, never holds up the worker's other requests.
-pub const INLINE_TRANSLATION_MAX_BYTES: usize = 256 * 1024;
+/// Bodies up to this size are read and translated on the worker (about half a millisecond for
+/// both at 512 KiB in a release build: `cargo bench --bench agent`); larger ones on a helper
+/// thread, so that a 30 MB body, whose JSON alone takes 140 ms to read, never holds up the
+/// worker's other requests. Agent turns of a few hundred KB stay here: a trip to a helper
+/// costs a socket pair and two thread handoffs, its queue is shared by the whole process (200
+/// concurrent 300 KB turns filled it and got 503s), and memory freed on another thread's heap
+/// comes back later.
+pub const INLINE_TRANSLATION_MAX_BYTES: usize = 512 * 1024;
 
 /// The translated body for `model` at a provider that speaks `pair.provider`, its meta, and
 /// the charge its bytes hold against the worker's budget while it is kept for sending.

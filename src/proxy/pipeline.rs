@@ -206,7 +206,10 @@ async fn attempts<'c>(
             Step::Expired => missed.last = Some(attempt::deadline_miss()),
             Step::Send(c, next) => {
                 // A send always follows its target's preparation.
-                let Some(ready) = &ready else { break };
+                let Some(ready) = &mut ready else { break };
+                // A translated body goes with its send: gone once written, it is not held
+                // while the answer is awaited (a retry makes it again).
+                let lent = ready.lend();
                 let at = attempt::Try {
                     req,
                     target: c.target,
@@ -214,6 +217,7 @@ async fn attempts<'c>(
                     policy,
                     next,
                     deadline: plan.deadline(),
+                    lent,
                 };
                 let tried_at = Instant::now();
                 let outcome = attempt::run(ctx, ex, at).await;

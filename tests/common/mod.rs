@@ -572,12 +572,18 @@ pub fn raw_upstream(response: impl Into<Vec<u8>>) -> SocketAddr {
 
 /// Read one request (head and Content-Length body) off `s`; false if it closed first.
 pub fn read_one_request(s: &mut TcpStream) -> bool {
+    read_request(s).is_some()
+}
+
+/// One request off `s`, head and Content-Length body, as its bytes (and any that followed in
+/// the same reads); None if it closed first.
+pub fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
+    let mut tmp = [0u8; 16384];
     loop {
         let n = Read::read(s, &mut tmp).unwrap_or(0);
         if n == 0 {
-            return false;
+            return None;
         }
         buf.extend_from_slice(&tmp[..n]);
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -587,10 +593,19 @@ pub fn read_one_request(s: &mut TcpStream) -> bool {
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .map_or(0, |v| v.trim().parse().unwrap());
             if buf.len() >= i + 4 + len {
-                return true;
+                return Some(buf);
             }
         }
     }
+}
+
+/// The body of a request [`read_request`] read.
+pub fn request_body(raw: &[u8]) -> &[u8] {
+    let at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 4);
+    &raw[at..]
 }
 
 /// Send `sig` (a name such as `TERM`) to the process with kill(1).
