@@ -16,8 +16,9 @@ worker on CPU 0, oha on CPU 1), with two more routes: `gpt-pii` (PII substitutio
   against same-format, at the same rate;
 - PII substitution on a 300 KB Chat request with five entities, against the same request with
   it off;
-- memory: peak RSS above idle while 200 connections send 300 KB translated requests to the
-  paced mock (20 ms to the first token), against 200 × 2 × the body;
+- memory: peak RSS above idle while 200 connections send 300 KB translated requests, in a
+  closed loop to the paced mock (20 ms to the first token) and at 190/s to a mock that takes
+  a second (about 190 held at once), against 200 × 2 × the body;
 - 1 KB requests against nginx (vs-nginx.py's json-openai and json-anthropic rows).
 
 Medians of --rounds rounds, proxies alternating. Needs what vs-nginx.py needs, and
@@ -47,9 +48,21 @@ targets = ["mock/mock-gpt"]
 model = "gpt-paced-tr"
 targets = ["paced/mock-gpt"]
 
+[[provider]]
+name = "thinking"
+kind = "openai"
+base_url = "http://127.0.0.1:4712/v1"
+
+[[route]]
+model = "gpt-thinking-tr"
+targets = ["thinking/mock-gpt"]
+
 [pii]
 routes = ["gpt-pii"]
 """
+# The mock for the held-requests memory row: it answers a second after it has read a request,
+# as a model that thinks before its first token does.
+THINKING, THINKING_TTFT_MS = 4712, 1000
 
 CHAT, MESSAGES, RESPONSES = "/v1/chat/completions", "/v1/messages", "/v1/responses"
 SHAPE = {CHAT: "chat", MESSAGES: "messages", RESPONSES: "responses"}
@@ -194,24 +207,39 @@ def report(a, args):
         on, off = med(r["cpu_us"] for r in runs["on"]), med(r["cpu_us"] for r in runs["off"])
         pii_row = f"| {big} | chat, 5 entities | PII on {on:.0f} µs | off {off:.0f} µs | {on / off:.2f}× |"
     if "memory" in args.only:
-        # Memory: 200 connections of 300 KB translated requests held ~20 ms each by the paced mock.
         pid = a.b.proxies["ringway"][0]
+        # Both rows against the RSS before either (memory the allocator keeps after the first
+        # would hide the second's).
         idle = rss_kb(pid, "VmRSS")
         peak_before = rss_kb(pid, "VmHWM")
-        # Reset the peak to now (Linux: "5" into clear_refs), so that the closed-loop rows before
-        # do not set it.
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        res = a.run("ringway", MESSAGES, "gpt-paced-tr", big, secs, conns=200)
-        peak = rss_kb(pid, "VmHWM")
-        if res["bad"]:
-            # A refused request (a 503 when the helpers' queue is full) holds nothing: the
-            # peak would flatter the gateway.
-            sys.exit(f"agent-size: memory row: {res['bad']} failed requests")
         body_kb = os.path.getsize(a.body(MESSAGES, big, "gpt-paced-tr")) / 1024
-        mem_row = (f"| {big} | 200 × messages → chat (paced) | peak RSS {peak / 1024:.0f} MB, idle {idle / 1024:.0f} MB "
-                   f"(earlier peak {peak_before / 1024:.0f} MB) | above idle {(peak - idle) / 1024:.0f} MB | "
-                   f"bound 200 × 2 × {body_kb:.0f} KB = {200 * 2 * body_kb / 1024:.0f} MB; {res['rps']:.0f}/s |")
+        bound = f"bound 200 × 2 × {body_kb:.0f} KB = {200 * 2 * body_kb / 1024:.0f} MB"
+
+        def held(model, conns, secs, extra=()):
+            # Reset the peak to now (Linux: "5" into clear_refs).
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+            res = a.run("ringway", MESSAGES, model, big, secs, conns=conns, extra=extra)
+            if res["bad"]:
+                # A refused request (a 503 when the helpers' queue is full) holds nothing:
+                # the peak would flatter the gateway.
+                sys.exit(f"agent-size: memory row {model}: {res['bad']} failed requests")
+            return res, rss_kb(pid, "VmHWM")
+
+        # 300 KB translated requests held while a model thinks: arrivals spread at 190/s, each
+        # answered a second after it was read, so about 190 are in flight at any time.
+        mock = [a.b.ringway, "mock-upstream", "--listen", f"127.0.0.1:{THINKING}",
+                "--ttft-ms", str(THINKING_TTFT_MS), "--itl-ms", "20"]
+        a.b.spawn(mock, 1, THINKING, "thinking.log")
+        res, peak = held("gpt-thinking-tr", 200, max(secs, 6), ("-q", "190"))
+        mem_row = (f"| {big} | 200 × messages → chat at 190/s, 1 s to the first token | peak RSS "
+                   f"{peak / 1024:.0f} MB, idle {idle / 1024:.0f} MB (earlier peak {peak_before / 1024:.0f} MB) | "
+                   f"above idle {(peak - idle) / 1024:.0f} MB | {bound}; p50 {res['p50']:.0f} ms |")
+        # A closed loop to the paced mock (20 ms): all 200 come back, and are sent again,
+        # together, so their translations are all made before the first of them is written.
+        res, peak = held("gpt-paced-tr", 200, secs)
+        mem_row += (f"\n| {big} | 200 × messages → chat, closed loop, 20 ms to the first token | peak RSS "
+                    f"{peak / 1024:.0f} MB | above idle {(peak - idle) / 1024:.0f} MB | {bound}; {res['rps']:.0f}/s |")
     print()
     print("| size | path | nginx | " + " | ".join(gateways) + " | ratio |")
     print("| --- | --- | --- |" + " --- |" * (len(gateways) + 1))
