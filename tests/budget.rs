@@ -75,29 +75,41 @@ fn a_translation_no_budget_could_hold_is_a_413_in_the_clients_format_and_nothing
     assert_eq!(chat_openai(g.addr, "claude", "hi", false).status, 200);
 }
 
+/// Wait until the mock has seen `n` requests (within 10 s).
+fn wait_for_requests(m: &Proc, n: usize) {
+    for _ in 0..400 {
+        if mock_requests(m).len() >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(mock_requests(m).len(), n, "the mock's requests");
+}
+
 #[test]
 fn a_translation_that_fits_only_alone_waits_with_a_503_while_the_budget_is_busy() {
     let m = mock(&[]);
     // 5.5 MiB: one 1.5 MB body's translation fits (three times it), not beside another
-    // translated body of that size kept for its provider.
-    let g = gateway_with_budget(&m, 5_767_168);
-    let slow = chat_body("claude", 48_000, "mock:ttft=4000 slow");
-    let quick = chat_body("claude", 48_000, "quick");
+    // translated body of that size kept for its provider. A Vertex target keeps its body
+    // until the answer comes (a cloud may need it again: a refreshed credential, a beta it
+    // refused), so the first request holds its charge for seconds.
+    let g = gateway_env(
+        &format!(
+            "[server]\nworkers = 1\nmax_buffered_bytes = 5767168\n\n\
+             [[provider]]\nname = \"vertex\"\nkind = \"vertex\"\nproject = \"mock-project\"\n\
+             region = \"us-east5\"\nbase_url = \"http://{m}\"\napi_key_env = \"RW_VERTEX_TOKEN\"\n\n\
+             [[route]]\nmodel = \"vclaude\"\ntargets = [\"vertex/claude-haiku-4-5@20251001\"]\n",
+            m = m.addr
+        ),
+        &[("RW_VERTEX_TOKEN", "mock-static-token")],
+    );
+    let slow = chat_body("vclaude", 48_000, "mock:ttft=4000 slow");
+    let quick = chat_body("vclaude", 48_000, "quick");
     assert!(slow.len() > 1_400_000 && quick.len() > 1_400_000);
     let addr = g.addr;
     let first =
         std::thread::spawn(move || request(addr, &post("/v1/chat/completions", &[], &slow)));
-    // Once the provider has the first body, its translation is kept (and charged) until the
-    // answer comes, seconds later.
-    let mut seen = false;
-    for _ in 0..400 {
-        if !mock_requests(&m).is_empty() {
-            seen = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    assert!(seen, "the first request never reached the provider");
+    wait_for_requests(&m, 1);
     let r = request(g.addr, &post("/v1/chat/completions", &[], &quick));
     assert_eq!(r.status, 503, "{}", r.text());
     let v = r.json();
@@ -107,6 +119,25 @@ fn a_translation_that_fits_only_alone_waits_with_a_503_while_the_budget_is_busy(
     // With the budget given back, the same request goes through.
     let r = request(g.addr, &post("/v1/chat/completions", &[], &quick));
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_translated_body_written_to_its_provider_no_longer_holds_the_budget() {
+    let m = mock(&[]);
+    // The budget of the test above: at an Anthropic-kind provider the first translation is
+    // let go (and its charge with it) once written, so the second fits while the first
+    // still waits for its answer.
+    let g = gateway_with_budget(&m, 5_767_168);
+    let slow = chat_body("claude", 48_000, "mock:ttft=4000 slow");
+    let quick = chat_body("claude", 48_000, "quick");
+    let addr = g.addr;
+    let first =
+        std::thread::spawn(move || request(addr, &post("/v1/chat/completions", &[], &slow)));
+    wait_for_requests(&m, 1);
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &quick));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!first.is_finished(), "the first answer is still awaited");
+    assert_eq!(first.join().unwrap().status, 200);
 }
 
 #[test]

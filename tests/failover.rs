@@ -965,4 +965,7 @@ breaker_failures = 0
             assert_eq!(fallback["messages"][0]["content"], text.as_str(), "{size}");
         }
     }
+    // Two requests translated, each once however many sends it took.
+    let series = "ringway_translated_total{client=\"anthropic\",provider=\"openai\"}";
+    assert_eq!(metric(&g, series), 2);
 }

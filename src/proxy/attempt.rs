@@ -335,8 +335,6 @@ async fn prepare_body<'c>(
         // Features an `anthropic-beta` header turns on do not exist at an OpenAI provider.
         meta.ledger.note(Code::BetaRemoved, "anthropic-beta");
     }
-    ctx.metrics
-        .translated(pair.client.as_str(), pair.provider.as_str());
     Ok(Prepared::Send {
         path,
         body: OutBody::from(body),
@@ -551,6 +549,11 @@ pub(super) async fn ready<'c>(
     let pair = Pair::new(ex.format, provider.speaks(ex.format, &target.model));
     let mut held = None;
     let prepared = prepare(ctx, ex, req, target, provider, pair, &mut held).await?;
+    // Counted here, once per target: a body made again for a retry is the same translation.
+    if held.is_some() {
+        ctx.metrics
+            .translated(pair.client.as_str(), pair.provider.as_str());
+    }
     if let Prepared::Send {
         meta: Some(meta), ..
     } = &prepared
@@ -716,6 +719,8 @@ pub(super) async fn run<'c>(
         path,
         body,
         lean: false,
+        held: None,
+        fresh: false,
         betas: betas.clone().unwrap_or_default(),
         stream: at.req.info.stream,
         secret: secret.clone(),
@@ -728,11 +733,10 @@ pub(super) async fn run<'c>(
         Some(Lent { body, held }) => {
             let out = Outgoing {
                 lean: true,
+                held,
                 ..outgoing(body)
             };
-            let sent = send(ctx, ex, &at, provider, out, first_byte).await;
-            drop(held);
-            sent
+            send(ctx, ex, &at, provider, out, first_byte).await
         }
         None if at.ready.lent => {
             let (body, _held) = remade(ctx, ex, &at).await?;
@@ -748,7 +752,11 @@ pub(super) async fn run<'c>(
     } = match sent_once {
         Err(m) if lean && m.error.retry() == Retry::ReusedOnly => {
             let (body, _held) = remade(ctx, ex, &at).await?;
-            send(ctx, ex, &at, provider, outgoing(body), first_byte).await?
+            let out = Outgoing {
+                fresh: true,
+                ..outgoing(body)
+            };
+            send(ctx, ex, &at, provider, out, first_byte).await?
         }
         other => other?,
     };
@@ -836,7 +844,16 @@ async fn remade<'c>(
         &mut held,
     )
     .await
-    .map_err(|e| miss_by(e, at.deadline))?;
+    .map_err(|e| {
+        // The target is not at fault, and another may take the request as it is (as when a
+        // target cannot be made ready in the first place): the worker's budget or its helpers
+        // being busy now ends this target's sends, not the request.
+        let mut m = miss_by(e, at.deadline);
+        m.same_target = false;
+        m.target_failed = false;
+        m.terminal = m.reason == "request_timeout";
+        m
+    })?;
     match again {
         Prepared::Send { body, .. } => Ok((body, held)),
         Prepared::Estimate => Err(Miss::from_error(Error::new(
@@ -1439,21 +1456,26 @@ async fn exchange(
 ) -> Result<(Conn, ResponseHead)> {
     // Build the request first: a missing credential must not cost a connect.
     let req = upstream_request(provider, ex, out)?;
-    let pooled = ctx.pool.take(&provider.pool_key);
+    let pooled = if out.fresh {
+        None
+    } else {
+        ctx.pool.take(&provider.pool_key)
+    };
     let mut up = match pooled {
         Some(c) => c,
         None => connect(ctx, provider, deadline).await?,
     };
     count_send(ctx, ex, target);
     if out.lean {
-        // The only reference: gone once written. A pooled connection's `ReusedOnly` failure
-        // goes back to `run`, which makes the body again.
+        // The only reference: gone once written, and its charge with it. A pooled
+        // connection's `ReusedOnly` failure goes back to `run`, which makes the body again.
         let body = std::mem::replace(&mut out.body, OutBody::from(Bytes::new()));
-        let head = send_and_read_head(&mut up, req, body, first_byte, deadline).await?;
+        let held = out.held.take();
+        let head = send_and_read_head(&mut up, req, (body, held), first_byte, deadline).await?;
         return Ok((up, head));
     }
     let body = out.body.clone();
-    match send_and_read_head(&mut up, req, body.clone(), first_byte, deadline).await {
+    match send_and_read_head(&mut up, req, (body.clone(), None), first_byte, deadline).await {
         Ok(head) => Ok((up, head)),
         Err(e) if e.retry() == Retry::ReusedOnly => {
             drop(up);
@@ -1461,7 +1483,8 @@ async fn exchange(
             let req = upstream_request(provider, ex, out)?;
             let mut fresh = connect(ctx, provider, deadline).await?;
             count_send(ctx, ex, target);
-            let head = send_and_read_head(&mut fresh, req, body, first_byte, deadline).await?;
+            let head =
+                send_and_read_head(&mut fresh, req, (body, None), first_byte, deadline).await?;
             Ok((fresh, head))
         }
         Err(e) => Err(e),
@@ -1549,7 +1572,7 @@ fn within(timeout: Duration, deadline: Instant) -> Duration {
 async fn send_and_read_head(
     up: &mut Conn,
     req: Vec<u8>,
-    body: OutBody,
+    (body, held): (OutBody, Option<Charge<'_>>),
     (timeout, key): (Duration, &'static str),
     deadline: Instant,
 ) -> Result<ResponseHead> {
@@ -1567,6 +1590,8 @@ async fn send_and_read_head(
     };
     let wait = within(timeout, deadline);
     up.send(req, body, wait).await.map_err(|e| named(e, wait))?;
+    // Written: a lent body is gone, so is its charge (see `Lent`).
+    drop(held);
     let wait = within(timeout, deadline);
     up.read_head(wait).await.map_err(|e| named(e, wait))
 }
@@ -1693,6 +1718,10 @@ struct Outgoing<'a> {
     body: OutBody,
     /// The body is lent ([`Lent`]): the send takes it, and it is gone once written.
     lean: bool,
+    /// A lent body's charge against the worker's budget, let go with it.
+    held: Option<Charge<'a>>,
+    /// On a new connection only: the body was made again after a pooled one failed.
+    fresh: bool,
     /// The betas a cloud kind gets instead of the client's header.
     betas: SentBetas,
     /// The client asked for a stream (a cloud kind's `accept` says so).
