@@ -86,6 +86,24 @@ fn wait_for_requests(m: &Proc, n: usize) {
     assert_eq!(mock_requests(m).len(), n, "the mock's requests");
 }
 
+/// A 1.5 MB Chat request for `model` answered after 4 s, and once the provider has it, a
+/// second one: the second's response (now), the first's (to join), and the second's body.
+fn second_while_first_waits(
+    g: &Proc,
+    m: &Proc,
+    model: &str,
+) -> (Response, std::thread::JoinHandle<Response>, String) {
+    let slow = chat_body(model, 48_000, "mock:ttft=4000 slow");
+    let quick = chat_body(model, 48_000, "quick");
+    assert!(slow.len() > 1_400_000 && quick.len() > 1_400_000);
+    let addr = g.addr;
+    let first =
+        std::thread::spawn(move || request(addr, &post("/v1/chat/completions", &[], &slow)));
+    wait_for_requests(m, 1);
+    let second = request(g.addr, &post("/v1/chat/completions", &[], &quick));
+    (second, first, quick)
+}
+
 #[test]
 fn a_translation_that_fits_only_alone_waits_with_a_503_while_the_budget_is_busy() {
     let m = mock(&[]);
@@ -103,14 +121,7 @@ fn a_translation_that_fits_only_alone_waits_with_a_503_while_the_budget_is_busy(
         ),
         &[("RW_VERTEX_TOKEN", "mock-static-token")],
     );
-    let slow = chat_body("vclaude", 48_000, "mock:ttft=4000 slow");
-    let quick = chat_body("vclaude", 48_000, "quick");
-    assert!(slow.len() > 1_400_000 && quick.len() > 1_400_000);
-    let addr = g.addr;
-    let first =
-        std::thread::spawn(move || request(addr, &post("/v1/chat/completions", &[], &slow)));
-    wait_for_requests(&m, 1);
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &quick));
+    let (r, first, quick) = second_while_first_waits(&g, &m, "vclaude");
     assert_eq!(r.status, 503, "{}", r.text());
     let v = r.json();
     assert_eq!(v["error"]["code"], "gateway_overloaded", "{v}");
@@ -128,13 +139,7 @@ fn a_translated_body_written_to_its_provider_no_longer_holds_the_budget() {
     // let go (and its charge with it) once written, so the second fits while the first
     // still waits for its answer.
     let g = gateway_with_budget(&m, 5_767_168);
-    let slow = chat_body("claude", 48_000, "mock:ttft=4000 slow");
-    let quick = chat_body("claude", 48_000, "quick");
-    let addr = g.addr;
-    let first =
-        std::thread::spawn(move || request(addr, &post("/v1/chat/completions", &[], &slow)));
-    wait_for_requests(&m, 1);
-    let r = request(g.addr, &post("/v1/chat/completions", &[], &quick));
+    let (r, first, _) = second_while_first_waits(&g, &m, "claude");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!first.is_finished(), "the first answer is still awaited");
     assert_eq!(first.join().unwrap().status, 200);

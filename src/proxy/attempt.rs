@@ -725,23 +725,20 @@ pub(super) async fn run<'c>(
         stream: at.req.info.stream,
         secret: secret.clone(),
     };
-    // A lent body goes with its one write; should that send need it again (a pooled
-    // connection the provider had closed), it is made again from the client's body.
-    let lent = at.lent.take();
+    // A lent body goes with its one write; a send after one that took it (a retry), or
+    // one that needs it again (a pooled connection the provider had closed), makes it again.
+    let lent = match at.lent.take() {
+        None if at.ready.lent => Some(remade(ctx, ex, &at).await?),
+        lent => lent,
+    };
     let lean = lent.is_some();
+    let lean_out = |Lent { body, held }| Outgoing {
+        lean: true,
+        held,
+        ..outgoing(body)
+    };
     let sent_once = match lent {
-        Some(Lent { body, held }) => {
-            let out = Outgoing {
-                lean: true,
-                held,
-                ..outgoing(body)
-            };
-            send(ctx, ex, &at, provider, out, first_byte).await
-        }
-        None if at.ready.lent => {
-            let (body, _held) = remade(ctx, ex, &at).await?;
-            send(ctx, ex, &at, provider, outgoing(body), first_byte).await
-        }
+        Some(lent) => send(ctx, ex, &at, provider, lean_out(lent), first_byte).await,
         None => send(ctx, ex, &at, provider, outgoing(body.clone()), first_byte).await,
     };
     let Sent {
@@ -751,10 +748,9 @@ pub(super) async fn run<'c>(
         refused,
     } = match sent_once {
         Err(m) if lean && m.error.retry() == Retry::ReusedOnly => {
-            let (body, _held) = remade(ctx, ex, &at).await?;
             let out = Outgoing {
                 fresh: true,
-                ..outgoing(body)
+                ..lean_out(remade(ctx, ex, &at).await?)
             };
             send(ctx, ex, &at, provider, out, first_byte).await?
         }
@@ -826,12 +822,12 @@ pub(super) async fn run<'c>(
     }
 }
 
-/// The body of `at` made again, with its charge (see [`Lent`]).
+/// The body of `at` made again, lent to one send like the first (see [`Lent`]).
 async fn remade<'c>(
     ctx: &'c Ctx,
     ex: &Exchange<'_>,
     at: &Try<'_, 'c>,
-) -> std::result::Result<(OutBody, Option<Charge<'c>>), Miss<'c>> {
+) -> std::result::Result<Lent<'c>, Miss<'c>> {
     let mut held = None;
     let (ready, req) = (at.ready, at.req);
     let again = prepare(
@@ -855,7 +851,7 @@ async fn remade<'c>(
         m
     })?;
     match again {
-        Prepared::Send { body, .. } => Ok((body, held)),
+        Prepared::Send { body, .. } => Ok(Lent { body, held }),
         Prepared::Estimate => Err(Miss::from_error(Error::new(
             ErrorKind::Internal,
             "a request made ready to send became an estimate",
