@@ -284,6 +284,14 @@ fn check(body: &[u8], scratch: &mut SimdScratch) -> Result<RequestInfo, JsonErro
         "scan vs serde on {shown}"
     );
     assert_eq!(inspect_request(body), scan, "inspect_request on {shown}");
+    // Both builds of the string scan (SSE2, and AVX2 where the CPU has it) gather the same.
+    if super::mask::has_avx2() {
+        assert_eq!(
+            format!("{:?}", super::scan::collect_on(body, true)),
+            format!("{:?}", super::scan::collect_on(body, false)),
+            "AVX2 vs SSE2 scan on {shown}"
+        );
+    }
     // The seal note: exact where the scanner decides (a token opens with the mark), else a
     // search for `"rw1.`; never a miss.
     if let (Ok(scan), Ok(serde)) = (&scan, &serde) {
