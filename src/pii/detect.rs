@@ -207,19 +207,7 @@ impl Detector {
     /// to the word. Entities the session cannot replace are returned too, for it to refuse.
     pub fn find(&self, text: &str) -> Vec<Found> {
         let mut all: Vec<(Found, usize)> = Vec::new();
-        for (rank, (kind, re)) in self.builtin.iter().enumerate() {
-            for m in re.find_iter(text) {
-                if confirm(*kind, text, m.range()) {
-                    all.push((
-                        Found {
-                            kind: *kind,
-                            range: m.range(),
-                        },
-                        rank,
-                    ));
-                }
-            }
-        }
+        self.builtin_in_lines(text, &mut all);
         let rank = self.builtin.len();
         for re in &self.operator {
             for m in re.find_iter(text) {
@@ -297,6 +285,130 @@ impl Detector {
         }
         out
     }
+}
+
+impl Detector {
+    /// The built-in detectors' confirmed matches in `text`, each with its detector's rank.
+    ///
+    /// No built-in pattern matches a line feed, so a text's matches are its lines' matches,
+    /// and each pattern needs two or three bytes in an order ([`possible`]) that most lines of
+    /// an agent's text (source files, tool output) lack. A pattern runs only over the runs of
+    /// lines that have them. Measured on a 300 KB agent body with five entities (callgrind,
+    /// `benches/agent.rs` `chat_pii`): the eight patterns, each run over every text whole,
+    /// were 14.5 million instructions of 30 per request, about 47 a byte.
+    fn builtin_in_lines(&self, text: &str, all: &mut Vec<(Found, usize)>) {
+        // Where each pattern's current run of lines starts.
+        let mut open: [Option<usize>; BUILTIN.len()] = [None; BUILTIN.len()];
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        loop {
+            let end = memchr::memchr(b'\n', bytes.get(start..).unwrap_or_default())
+                .map_or(bytes.len(), |k| start + k);
+            let can = possible(bytes.get(start..end).unwrap_or_default());
+            for (rank, run) in open.iter_mut().enumerate() {
+                match (can >> rank & 1 == 1, *run) {
+                    (true, None) => *run = Some(start),
+                    // A run ends before this line's start (its last line feed left out).
+                    (false, Some(from)) => {
+                        *run = None;
+                        self.builtin_in(rank, text, from..start.saturating_sub(1), all);
+                    }
+                    _ => {}
+                }
+            }
+            if end >= bytes.len() {
+                break;
+            }
+            start = end + 1;
+        }
+        for (rank, run) in open.iter().enumerate() {
+            if let Some(from) = *run {
+                self.builtin_in(rank, text, from..bytes.len(), all);
+            }
+        }
+    }
+
+    /// Built-in detector `rank`'s confirmed matches in the lines `lines` of `text` (line
+    /// feeds on both sides, or the text's ends: a word boundary is the same there as in the
+    /// whole text).
+    fn builtin_in(
+        &self,
+        rank: usize,
+        text: &str,
+        lines: std::ops::Range<usize>,
+        all: &mut Vec<(Found, usize)>,
+    ) {
+        let (Some((kind, re)), Some(part)) = (self.builtin.get(rank), text.get(lines.clone()))
+        else {
+            return;
+        };
+        for m in re.find_iter(part) {
+            let range = lines.start + m.start()..lines.start + m.end();
+            if confirm(*kind, text, range.clone()) {
+                all.push((Found { kind: *kind, range }, rank));
+            }
+        }
+    }
+}
+
+/// The built-in patterns (bit `rank` of [`BUILTIN`]) that can match in `line`: each needs
+/// what it is tested for here, so a pattern whose bit is clear has no match in the line.
+/// Email needs `@`; card four digits in a row; IBAN a capital letter before a digit; SSN a
+/// digit before `-`; SIN a digit, a space or `-`, and a digit; phone `+` before a digit, four
+/// digits in a row, or a digit, a space and a digit; IPv6 two colons at most five bytes
+/// apart (at most four hex digits between); IPv4 a digit, a full stop and a digit.
+fn possible(line: &[u8]) -> u8 {
+    const EMAIL: u8 = 1 << 0;
+    const CARD: u8 = 1 << 1;
+    const IBAN: u8 = 1 << 2;
+    const SSN: u8 = 1 << 3;
+    const SIN: u8 = 1 << 4;
+    const PHONE: u8 = 1 << 5;
+    const IPV6: u8 = 1 << 6;
+    const IPV4: u8 = 1 << 7;
+    let mut can = 0u8;
+    // Digits in a row up to here, the two bytes before this one, the last colon's position.
+    let (mut run, mut prev, mut prev2) = (0usize, 0u8, 0u8);
+    let mut colon: Option<usize> = None;
+    for (i, &b) in line.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                run += 1;
+                if run >= 4 {
+                    can |= CARD | PHONE;
+                }
+                match prev {
+                    b'A'..=b'Z' => can |= IBAN,
+                    b'+' => can |= PHONE,
+                    b' ' | b'-' if prev2.is_ascii_digit() => {
+                        can |= SIN;
+                        if prev == b' ' {
+                            can |= PHONE;
+                        }
+                    }
+                    b'.' if prev2.is_ascii_digit() => can |= IPV4,
+                    _ => {}
+                }
+            }
+            _ => {
+                run = 0;
+                match b {
+                    b'-' if prev.is_ascii_digit() => can |= SSN,
+                    b'@' => can |= EMAIL,
+                    b':' => {
+                        if colon.is_some_and(|c| i - c <= 5) {
+                            can |= IPV6;
+                        }
+                        colon = Some(i);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        prev2 = prev;
+        prev = b;
+    }
+    can
 }
 
 /// An operator regex, compiled within [`MAX_REGEX_BYTES`]; one that matches the empty string
@@ -648,6 +760,116 @@ mod tests {
             .into_iter()
             .map(|f| (f.kind, &text[f.range]))
             .collect()
+    }
+
+    /// Every built-in pattern over the whole text: the reference the line filter must match.
+    fn builtin_whole(d: &Detector, text: &str) -> Vec<(Found, usize)> {
+        let mut all = Vec::new();
+        for (rank, (kind, re)) in d.builtin.iter().enumerate() {
+            for m in re.find_iter(text) {
+                if confirm(*kind, text, m.range()) {
+                    all.push((
+                        Found {
+                            kind: *kind,
+                            range: m.range(),
+                        },
+                        rank,
+                    ));
+                }
+            }
+        }
+        all.sort_by_key(|(f, rank)| (f.range.start, *rank));
+        all
+    }
+
+    #[test]
+    fn the_line_filter_bits_follow_the_builtin_order() {
+        let order: Vec<Kind> = BUILTIN.iter().map(|(k, _)| *k).collect();
+        let want = [
+            Kind::Email,
+            Kind::Card,
+            Kind::Iban,
+            Kind::Ssn,
+            Kind::Sin,
+            Kind::Phone,
+            Kind::Ipv6,
+            Kind::Ipv4,
+        ];
+        assert_eq!(order, want);
+        for (line, kind) in [
+            ("a@b", Kind::Email),
+            ("4111", Kind::Card),
+            ("DE4", Kind::Iban),
+            ("1-", Kind::Ssn),
+            ("1 2", Kind::Sin),
+            ("+4", Kind::Phone),
+            ("::", Kind::Ipv6),
+            ("1.2", Kind::Ipv4),
+        ] {
+            let rank = want.iter().position(|k| *k == kind).unwrap();
+            assert_ne!(possible(line.as_bytes()) & 1 << rank, 0, "{line}");
+        }
+        assert_eq!(possible(b"fn main() { let x = y; } // ok: a, b"), 0);
+    }
+
+    /// Texts built from entity pieces, near misses, line feeds and agent-like code: the
+    /// line-filtered run finds exactly what every pattern over the whole text finds.
+    #[test]
+    fn the_line_filter_finds_what_the_whole_text_runs_find() {
+        const PIECES: [&str; 29] = [
+            "jane.roe@corp.test",
+            "ops@corp",
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "5500005555555559",
+            "DE89 3704 0044 0532 0130 00",
+            "GB82WEST12345698765432",
+            "123-45-6789",
+            "046 454 286",
+            "046-454-286",
+            "(415) 555-2671",
+            "+44 20 7946 0958",
+            "+1.415.555.2671",
+            "020 7946 0958",
+            "2001:db8::8a2e:370:7334",
+            "::1",
+            "fe80::1%",
+            "10.20.30.40",
+            "192.168.0.1",
+            "1.2.3",
+            "\n",
+            "\n",
+            " ",
+            "-",
+            ".",
+            ":",
+            "std::io::Read",
+            "12\tlet x = 7;",
+            "2001:0db8:85a3:1234:abcd:8a2e:0370:7334",
+        ];
+        let d = Detector::new(&[], &[]).unwrap();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut found = 0;
+        for _ in 0..4_000 {
+            let mut text = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for k in 0..(x % 12) {
+                let pick = (x >> (k * 5 % 60)) as usize ^ k as usize;
+                text.push_str(PIECES[pick % PIECES.len()]);
+                if pick.is_multiple_of(3) {
+                    text.push(if pick.is_multiple_of(2) { ' ' } else { 'é' });
+                }
+            }
+            let mut lines = Vec::new();
+            d.builtin_in_lines(&text, &mut lines);
+            lines.sort_by_key(|(f, rank)| (f.range.start, *rank));
+            let whole = builtin_whole(&d, &text);
+            assert_eq!(lines, whole, "{text:?}");
+            found += whole.len();
+        }
+        assert!(found > 2_000, "{found}");
     }
 
     #[test]
