@@ -370,7 +370,8 @@ impl<'b> Scanner<'b> {
     /// comes first; only the escaped bytes are then looked up, one table read each. `\u`
     /// leaves the window. Measured on a 300 KB agent body (callgrind, `benches/agent.rs`
     /// `chat_same_format`): the scan went from 2.6 instructions per byte, walking the mask
-    /// from escape to escape with a branch on each byte found, to 1.3.
+    /// from escape to escape with a branch on each byte found, to 2.1, and its body's time
+    /// from 88 to 77 µs.
     #[inline]
     pub(super) fn string(&mut self) -> Scan<bool> {
         if let Some(known) = &mut self.known {
