@@ -20,40 +20,69 @@ pub(super) struct Classes {
     pub control: u64,
 }
 
-/// [`Classes`] of the [`WIDE`] bytes at `at`; bytes past the end of `b` count as control
-/// characters. With `AVX2`, in 32-byte lanes: callers set it only on a CPU that has AVX2
-/// ([`has_avx2`]), from a function compiled for it.
+/// How a window's [`Classes`] are taken: the vector width a scan is built for.
+pub(super) trait Lanes: Copy {
+    /// [`Classes`] of the [`WIDE`] bytes at `at`; bytes past the end of `b` count as control
+    /// characters.
+    fn classes(self, b: &[u8], at: usize) -> Classes;
+}
+
+/// Sixteen bytes at a time: SSE2, in every x86_64's baseline (a byte at a time elsewhere).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Narrow;
+
+/// Thirty-two bytes at a time with AVX2. A value exists only on a CPU that has AVX2
+/// ([`Avx2::detect`]; the field is private), which is what makes its use sound.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Avx2(());
+
+impl Avx2 {
+    /// `Some` where this CPU has AVX2.
+    pub(super) fn detect() -> Option<Avx2> {
+        has_avx2().then_some(Avx2(()))
+    }
+}
+
+impl Lanes for Narrow {
+    #[inline(always)]
+    fn classes(self, b: &[u8], at: usize) -> Classes {
+        classes_with(b, at, wide_classes)
+    }
+}
+
+impl Lanes for Avx2 {
+    /// Best inlined into a function compiled for AVX2 (else each half is a call).
+    #[inline(always)]
+    fn classes(self, b: &[u8], at: usize) -> Classes {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[expect(unsafe_code, reason = "AVX2 compares, measured to matter")]
+            // SAFETY: an `Avx2` value exists only where the CPU has AVX2 (`Avx2::detect`).
+            classes_with(b, at, |wide| unsafe { classes_avx2(wide) })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        classes_with(b, at, wide_classes)
+    }
+}
+
+/// `of` applied to the [`WIDE`] bytes at `at`, padded with zero bytes (control characters:
+/// flagged) past the end of `b`.
 #[inline(always)]
-pub(super) fn classes<const AVX2: bool>(b: &[u8], at: usize) -> Classes {
+fn classes_with(b: &[u8], at: usize, of: impl Fn(&[u8; WIDE]) -> Classes) -> Classes {
     match b
         .get(at..at + WIDE)
         .and_then(|s| <&[u8; WIDE]>::try_from(s).ok())
     {
-        Some(wide) => classes_of::<AVX2>(wide),
+        Some(wide) => of(wide),
         None => {
-            // The tail: what is there, then zero bytes (control characters: flagged).
             let mut wide = [0u8; WIDE];
             let tail = b.get(at..).unwrap_or_default();
             if let Some(head) = wide.get_mut(..tail.len()) {
                 head.copy_from_slice(tail);
             }
-            classes_of::<AVX2>(&wide)
+            of(&wide)
         }
     }
-}
-
-#[inline(always)]
-fn classes_of<const AVX2: bool>(wide: &[u8; WIDE]) -> Classes {
-    #[cfg(target_arch = "x86_64")]
-    if AVX2 {
-        #[expect(
-            unsafe_code,
-            reason = "AVX2 compares, measured to matter (see classes_avx2)"
-        )]
-        // SAFETY: `AVX2` is set only where `has_avx2` said yes (see `classes`).
-        return unsafe { classes_avx2(wide) };
-    }
-    wide_classes(wide)
 }
 
 /// Whether this CPU has AVX2 (std checks once and keeps the answer).
@@ -332,15 +361,11 @@ mod tests {
                 wide[round % WIDE] = round as u8;
             }
             assert_eq!(wide_classes(&wide), portable_classes(&wide), "{wide:?}");
-            if has_avx2() {
-                assert_eq!(
-                    classes_of::<true>(&wide),
-                    portable_classes(&wide),
-                    "{wide:?}"
-                );
+            if let Some(lanes) = Avx2::detect() {
+                assert_eq!(lanes.classes(&wide, 0), portable_classes(&wide), "{wide:?}");
             }
         }
-        let c = classes::<false>(b"a\"\\\x01", 0);
+        let c = Narrow.classes(b"a\"\\\x01", 0);
         assert_eq!(c.quote, 0b10);
         assert_eq!(c.backslash, 0b100);
         assert_eq!(c.control, !0b111);
@@ -348,17 +373,17 @@ mod tests {
 
     #[test]
     fn classes_flag_quotes_backslashes_controls_and_the_end() {
-        let none = classes::<false>(&[b'a'; 80], 0);
+        let none = Narrow.classes(&[b'a'; 80], 0);
         assert_eq!((none.quote, none.backslash, none.control), (0, 0, 0));
         // 10 bytes left at 70: the other 54 are past the end.
-        assert_eq!(classes::<false>(&[b'a'; 80], 70).control, !0 << 10);
+        assert_eq!(Narrow.classes(&[b'a'; 80], 70).control, !0 << 10);
         let mut b = [b'x'; 128];
         b[33] = b'\\';
         b[40] = 0x1f;
         b[45] = 0x7f;
         b[46] = 0xc3;
         b[95] = b'"';
-        let c = classes::<false>(&b, 32);
+        let c = Narrow.classes(&b, 32);
         assert_eq!(c.backslash, 1 << 1);
         assert_eq!(c.control, 1 << 8);
         assert_eq!(c.quote, 1 << 63);

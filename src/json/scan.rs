@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::mask::{classes, escaped, has_avx2, WIDE};
+use super::mask::{escaped, has_avx2, Avx2, Lanes, Narrow, WIDE};
 use super::spans::{self, Known, Span, StringSpans, MIN_NOTED};
 use super::{serde_path, Collected, FieldShape, Flag, JsonError, StreamValue, TextField};
 use super::{RequestInfo, MAX_JSON_DEPTH};
@@ -37,8 +37,8 @@ pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
     collect_on(body, has_avx2())
 }
 
-/// [`collect`], with strings scanned in AVX2 lanes or not (`avx2` only where the CPU has it;
-/// tests compare the two).
+/// [`collect`], with strings scanned in AVX2 lanes or not (`avx2` is ignored where the CPU
+/// has no AVX2; tests compare the two).
 pub(super) fn collect_on(body: &[u8], avx2: bool) -> Scan<Collected> {
     // UTF-8 once for the whole body (SIMD): strings then only look for quotes, backslashes
     // and control characters, and outside strings only ASCII is valid anyway.
@@ -52,7 +52,7 @@ pub(super) fn collect_on(body: &[u8], avx2: bool) -> Scan<Collected> {
         // Positions are kept in 32 bits.
         notes: u32::try_from(body.len()).is_ok().then(Vec::new),
         known: None,
-        avx2,
+        avx2: if avx2 { Avx2::detect() } else { None },
     };
     s.ws();
     if s.peek() != Some(b'{') {
@@ -199,8 +199,12 @@ pub(super) struct Scanner<'b> {
     notes: Option<Vec<Span>>,
     /// Notes from an earlier inspection of this text, used instead of a scan.
     known: Option<Known>,
-    /// The CPU has AVX2: strings are scanned with it.
-    avx2: bool,
+    /// Present where the CPU has AVX2: strings are scanned with it.
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        expect(dead_code, reason = "only x86_64 has an AVX2 build of the scan")
+    )]
+    avx2: Option<Avx2>,
 }
 
 impl<'b> Scanner<'b> {
@@ -213,7 +217,7 @@ impl<'b> Scanner<'b> {
             sealed: false,
             notes: None,
             known: spans::notes_for(b),
-            avx2: has_avx2(),
+            avx2: Avx2::detect(),
         }
     }
 
@@ -381,24 +385,24 @@ impl<'b> Scanner<'b> {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
+        if let Some(lanes) = self.avx2 {
             #[expect(unsafe_code, reason = "calling the AVX2 build of the scan")]
-            // SAFETY: `avx2` is set from `has_avx2`, so this CPU runs AVX2 code.
-            return unsafe { self.string_avx2() };
+            // SAFETY: an `Avx2` value exists only where the CPU has AVX2 (`Avx2::detect`).
+            return unsafe { self.string_avx2(lanes) };
         }
-        self.string_with::<false>()
+        self.string_with(Narrow)
     }
 
     /// [`Self::string`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn string_avx2(&mut self) -> Scan<bool> {
-        self.string_with::<true>()
+    fn string_avx2(&mut self, lanes: Avx2) -> Scan<bool> {
+        self.string_with(lanes)
     }
 
-    /// [`Self::string`] with masks taken in AVX2 lanes or not (see [`classes`]).
+    /// [`Self::string`] with masks taken in `lanes`.
     #[inline(always)]
-    fn string_with<const AVX2: bool>(&mut self) -> Scan<bool> {
+    fn string_with(&mut self, lanes: impl Lanes) -> Scan<bool> {
         let b = self.b;
         let start = self.i;
         let mut base = self.i + 1;
@@ -410,7 +414,7 @@ impl<'b> Scanner<'b> {
         let mark = crate::seal::MARK;
         self.sealed |= b.get(base..base + mark.len()) == Some(mark);
         'window: loop {
-            let c = classes::<AVX2>(b, base);
+            let c = lanes.classes(b, base);
             let (esc, next_carry) = escaped(c.backslash, carry);
             let close = c.quote & !esc;
             // The closing quote, a control character, or the end of the body (flagged as a
