@@ -87,13 +87,13 @@ fn classes_with(b: &[u8], at: usize, of: impl Fn(&[u8; WIDE]) -> Classes) -> Cla
 
 /// Whether this CPU has AVX2 (std checks once and keeps the answer).
 #[cfg(target_arch = "x86_64")]
-pub(super) fn has_avx2() -> bool {
+fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
 /// No AVX2 off x86_64.
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) fn has_avx2() -> bool {
+fn has_avx2() -> bool {
     false
 }
 
@@ -285,15 +285,13 @@ mod tests {
         for _ in 0..10_000 {
             let mut block = [0u8; BLOCK];
             for b in &mut block {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
+                let r = xorshift(&mut x);
                 // Mostly the bytes that matter, some of everything.
-                *b = match x % 8 {
+                *b = match r % 8 {
                     0 => b'"',
                     1 => b'\\',
-                    2 => (x >> 8) as u8 % 0x21,
-                    _ => (x >> 8) as u8,
+                    2 => (r >> 8) as u8 % 0x21,
+                    _ => (r >> 8) as u8,
                 };
             }
             assert_eq!(block_mask(&block), portable_mask(&block), "{block:?}");

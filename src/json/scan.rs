@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::mask::{escaped, has_avx2, Avx2, Lanes, Narrow, WIDE};
+use super::mask::{escaped, Avx2, Lanes, Narrow, WIDE};
 use super::spans::{self, Known, Span, StringSpans, MIN_NOTED};
 use super::{serde_path, Collected, FieldShape, Flag, JsonError, StreamValue, TextField};
 use super::{RequestInfo, MAX_JSON_DEPTH};
@@ -34,12 +34,11 @@ pub(super) fn collect_checked(body: &[u8]) -> Result<Collected, JsonError> {
 
 /// Validates `body` and gathers its top-level members, or refuses.
 pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
-    collect_on(body, has_avx2())
+    collect_on(body, Avx2::detect())
 }
 
-/// [`collect`], with strings scanned in AVX2 lanes or not (`avx2` is ignored where the CPU
-/// has no AVX2; tests compare the two).
-pub(super) fn collect_on(body: &[u8], avx2: bool) -> Scan<Collected> {
+/// [`collect`], with strings scanned in AVX2 lanes when given them (tests compare the two).
+pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
     // UTF-8 once for the whole body (SIMD): strings then only look for quotes, backslashes
     // and control characters, and outside strings only ASCII is valid anyway.
     if simdutf8::basic::from_utf8(body).is_err() {
@@ -52,7 +51,7 @@ pub(super) fn collect_on(body: &[u8], avx2: bool) -> Scan<Collected> {
         // Positions are kept in 32 bits.
         notes: u32::try_from(body.len()).is_ok().then(Vec::new),
         known: None,
-        avx2: if avx2 { Avx2::detect() } else { None },
+        avx2,
     };
     s.ws();
     if s.peek() != Some(b'{') {
@@ -547,10 +546,10 @@ mod tests {
             }
             body.extend_from_slice(b"\"}");
             let serde = serde_json::from_slice::<serde_json::Value>(&body).is_ok();
-            let plain = collect_on(&body, false).is_ok();
+            let plain = collect_on(&body, None).is_ok();
             assert_eq!(plain, serde, "{:?}", String::from_utf8_lossy(&body));
-            if has_avx2() {
-                assert_eq!(collect_on(&body, true).is_ok(), serde);
+            if let Some(lanes) = Avx2::detect() {
+                assert_eq!(collect_on(&body, Some(lanes)).is_ok(), serde);
             }
             if serde {
                 accepted += 1;

@@ -285,9 +285,7 @@ impl Detector {
         }
         out
     }
-}
 
-impl Detector {
     /// The built-in detectors' confirmed matches in `text`, each with its detector's rank.
     ///
     /// No built-in pattern matches a line feed, so a text's matches are its lines' matches,
