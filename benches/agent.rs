@@ -61,9 +61,9 @@ fn pii_substitution(body: &[u8], _: &Options) -> usize {
     }
     DETECTOR.with(|d| {
         let mut session = ringway::pii::Session::new(d, b"bench-key");
-        ringway::pii::parse_body(body)
-            .and_then(|p| ringway::pii::substitute_body(&p.body, &mut session))
-            .map_or(0, |b| b.len())
+        // As the gateway does: the flag is taken out only where the inspector saw one, and
+        // these bodies carry none.
+        ringway::pii::substitute_body(body, &mut session).map_or(0, |b| b.len())
     })
 }
 

@@ -13,6 +13,7 @@ use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 use serde::Deserialize;
 
+use super::escape::unescape;
 use super::scan::Scanner;
 
 /// The struct name serde_json's `RawValue` goes by: a serde_json serializer writes the one
@@ -244,58 +245,6 @@ impl<'de> Reader<'de> {
         self.leave(b'}')?;
         Ok(value)
     }
-}
-
-/// The decoded text of a string's inside (escapes checked by the scanner). None for a lone
-/// surrogate, which serde_json refuses.
-fn unescape(inner: &str) -> Option<String> {
-    let b = inner.as_bytes();
-    let mut out = String::with_capacity(b.len());
-    let mut from = 0;
-    while let Some(at) = memchr::memchr(b'\\', b.get(from..)?) {
-        let at = from + at;
-        out.push_str(inner.get(from..at)?);
-        let (c, len) = match *b.get(at + 1)? {
-            b'"' => ('"', 2),
-            b'\\' => ('\\', 2),
-            b'/' => ('/', 2),
-            b'b' => ('\u{8}', 2),
-            b'f' => ('\u{c}', 2),
-            b'n' => ('\n', 2),
-            b'r' => ('\r', 2),
-            b't' => ('\t', 2),
-            b'u' => {
-                let unit = hex4(b.get(at + 2..at + 6)?)?;
-                match unit {
-                    0xD800..=0xDBFF => {
-                        if b.get(at + 6..at + 8)? != b"\\u" {
-                            return None;
-                        }
-                        let low = hex4(b.get(at + 8..at + 12)?)?;
-                        if !(0xDC00..=0xDFFF).contains(&low) {
-                            return None;
-                        }
-                        let c = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                        (char::from_u32(c)?, 12)
-                    }
-                    0xDC00..=0xDFFF => return None,
-                    _ => (char::from_u32(unit)?, 6),
-                }
-            }
-            _ => return None,
-        };
-        out.push(c);
-        from = at + len;
-    }
-    out.push_str(inner.get(from..)?);
-    Some(out)
-}
-
-fn hex4(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |v, &d| {
-        let n = char::from(d).to_digit(16)?;
-        Some(v * 16 + n)
-    })
 }
 
 /// Deserializer methods that read a number as [`Deserializer::deserialize_f64`] does.

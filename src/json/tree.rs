@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use super::cursor::Cursor;
+use super::scan::Scanner;
 use super::MAX_JSON_DEPTH;
 
 /// One value of the document.
@@ -65,8 +66,12 @@ pub fn parse(body: &[u8]) -> Option<Node> {
 /// several texts): `None` with `*left == 0` means the budget ran out, not that the text is
 /// not JSON. A tree costs memory per value, so a caller facing hostile bodies bounds it.
 pub fn parse_within(body: &[u8], left: &mut usize) -> Option<Node> {
+    // Once for the whole text: then string tokens need only their escapes and control
+    // characters checked (outside strings, valid JSON is ASCII).
+    simdutf8::basic::from_utf8(body).ok()?;
     let mut p = Parser {
         c: Cursor::new(body, 0),
+        s: Scanner::new(body, 0),
         left: *left,
     };
     p.c.skip_ws();
@@ -83,14 +88,20 @@ pub fn parse_within(body: &[u8], left: &mut usize) -> Option<Node> {
 pub fn decode(body: &[u8], span: Range<usize>) -> Option<Cow<'_, str>> {
     let token = body.get(span)?;
     let inner = token.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if memchr::memchr(b'\\', inner).is_none() {
-        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    let inner = simdutf8::basic::from_utf8(inner).ok()?;
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none()
+        // Every byte looked at, without an early exit, so the test is done in vector lanes.
+        && !inner.bytes().fold(false, |c, b| c | (b < 0x20) | (b == b'"'))
+    {
+        return Some(Cow::Borrowed(inner));
     }
-    serde_json::from_slice::<String>(token).ok().map(Cow::Owned)
+    super::escape::unescape(inner).map(Cow::Owned)
 }
 
 struct Parser<'b> {
     c: Cursor<'b>,
+    /// Crosses string tokens (the mask scan admission checks bodies with).
+    s: Scanner<'b>,
     /// Values that may still be built.
     left: usize,
 }
@@ -172,38 +183,17 @@ impl Parser<'_> {
         }
     }
 
-    /// A string token: its span. Escapes are checked for shape, the bytes for UTF-8, in one
-    /// pass (so not with [`Cursor::string`], which only finds the end).
+    /// A string token: its span. Escapes and control characters are checked by the scan,
+    /// UTF-8 once for the whole text ([`parse_within`]).
     fn string(&mut self) -> Option<Range<usize>> {
         let start = self.c.pos();
-        self.c.eat(b'"')?;
-        let b = self.c.bytes();
-        let mut i = self.c.pos();
-        let mut run = i;
-        loop {
-            let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
-            let plain = b.get(run..at)?;
-            if plain.iter().any(|&c| c < 0x20) || std::str::from_utf8(plain).is_err() {
-                return None;
-            }
-            i = at + 1;
-            if b.get(at) == Some(&b'"') {
-                self.c.seek(i);
-                return Some(start..i);
-            }
-            match b.get(i)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 1,
-                b'u' => {
-                    let hex = b.get(i + 1..i + 5)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
-                    }
-                    i += 5;
-                }
-                _ => return None,
-            }
-            run = i;
+        if self.c.peek()? != b'"' {
+            return None;
         }
+        self.s.i = start;
+        self.s.string().ok()?;
+        self.c.seek(self.s.i);
+        Some(start..self.s.i)
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<Node> {

@@ -289,41 +289,15 @@ impl Detector {
     /// The built-in detectors' confirmed matches in `text`, each with its detector's rank.
     ///
     /// No built-in pattern matches a line feed, so a text's matches are its lines' matches,
-    /// and each pattern needs two or three bytes in an order ([`possible`]) that most lines of
+    /// and each pattern needs two or three bytes in an order (`lines`) that most lines of
     /// an agent's text (source files, tool output) lack. A pattern runs only over the runs of
     /// lines that have them. Measured on a 300 KB agent body with five entities (callgrind,
     /// `benches/agent.rs` `chat_pii`): the eight patterns, each run over every text whole,
     /// were 14.5 million instructions of 30 per request, about 47 a byte.
     fn builtin_in_lines(&self, text: &str, all: &mut Vec<(Found, usize)>) {
-        // Where each pattern's current run of lines starts.
-        let mut open: [Option<usize>; BUILTIN.len()] = [None; BUILTIN.len()];
-        let bytes = text.as_bytes();
-        let mut start = 0;
-        loop {
-            let end = memchr::memchr(b'\n', bytes.get(start..).unwrap_or_default())
-                .map_or(bytes.len(), |k| start + k);
-            let can = possible(bytes.get(start..end).unwrap_or_default());
-            for (rank, run) in open.iter_mut().enumerate() {
-                match (can >> rank & 1 == 1, *run) {
-                    (true, None) => *run = Some(start),
-                    // A run ends before this line's start (its last line feed left out).
-                    (false, Some(from)) => {
-                        *run = None;
-                        self.builtin_in(rank, text, from..start.saturating_sub(1), all);
-                    }
-                    _ => {}
-                }
-            }
-            if end >= bytes.len() {
-                break;
-            }
-            start = end + 1;
-        }
-        for (rank, run) in open.iter().enumerate() {
-            if let Some(from) = *run {
-                self.builtin_in(rank, text, from..bytes.len(), all);
-            }
-        }
+        super::lines::runs(text.as_bytes(), |rank, lines| {
+            self.builtin_in(rank, text, lines, all);
+        });
     }
 
     /// Built-in detector `rank`'s confirmed matches in the lines `lines` of `text` (line
@@ -347,66 +321,6 @@ impl Detector {
             }
         }
     }
-}
-
-/// The built-in patterns (bit `rank` of [`BUILTIN`]) that can match in `line`: each needs
-/// what it is tested for here, so a pattern whose bit is clear has no match in the line.
-/// Email needs `@`; card four digits in a row; IBAN a capital letter before a digit; SSN a
-/// digit before `-`; SIN a digit, a space or `-`, and a digit; phone `+` before a digit, four
-/// digits in a row, or a digit, a space and a digit; IPv6 two colons at most five bytes
-/// apart (at most four hex digits between); IPv4 a digit, a full stop and a digit.
-fn possible(line: &[u8]) -> u8 {
-    const EMAIL: u8 = 1 << 0;
-    const CARD: u8 = 1 << 1;
-    const IBAN: u8 = 1 << 2;
-    const SSN: u8 = 1 << 3;
-    const SIN: u8 = 1 << 4;
-    const PHONE: u8 = 1 << 5;
-    const IPV6: u8 = 1 << 6;
-    const IPV4: u8 = 1 << 7;
-    let mut can = 0u8;
-    // Digits in a row up to here, the two bytes before this one, the last colon's position.
-    let (mut run, mut prev, mut prev2) = (0usize, 0u8, 0u8);
-    let mut colon: Option<usize> = None;
-    for (i, &b) in line.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                run += 1;
-                if run >= 4 {
-                    can |= CARD | PHONE;
-                }
-                match prev {
-                    b'A'..=b'Z' => can |= IBAN,
-                    b'+' => can |= PHONE,
-                    b' ' | b'-' if prev2.is_ascii_digit() => {
-                        can |= SIN;
-                        if prev == b' ' {
-                            can |= PHONE;
-                        }
-                    }
-                    b'.' if prev2.is_ascii_digit() => can |= IPV4,
-                    _ => {}
-                }
-            }
-            _ => {
-                run = 0;
-                match b {
-                    b'-' if prev.is_ascii_digit() => can |= SSN,
-                    b'@' => can |= EMAIL,
-                    b':' => {
-                        if colon.is_some_and(|c| i - c <= 5) {
-                            can |= IPV6;
-                        }
-                        colon = Some(i);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        prev2 = prev;
-        prev = b;
-    }
-    can
 }
 
 /// An operator regex, compiled within [`MAX_REGEX_BYTES`]; one that matches the empty string
@@ -794,6 +708,7 @@ mod tests {
             Kind::Ipv4,
         ];
         assert_eq!(order, want);
+        assert_eq!(BUILTIN.len(), super::super::lines::PATTERNS);
         for (line, kind) in [
             ("a@b", Kind::Email),
             ("4111", Kind::Card),
@@ -805,9 +720,16 @@ mod tests {
             ("1.2", Kind::Ipv4),
         ] {
             let rank = want.iter().position(|k| *k == kind).unwrap();
-            assert_ne!(possible(line.as_bytes()) & 1 << rank, 0, "{line}");
+            assert_ne!(
+                super::super::lines::possible(line.as_bytes()) & 1 << rank,
+                0,
+                "{line}"
+            );
         }
-        assert_eq!(possible(b"fn main() { let x = y; } // ok: a, b"), 0);
+        assert_eq!(
+            super::super::lines::possible(b"fn main() { let x = y; } // ok: a, b"),
+            0
+        );
     }
 
     /// Texts built from entity pieces, near misses, line feeds and agent-like code: the

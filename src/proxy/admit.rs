@@ -171,18 +171,23 @@ pub(super) async fn admit<S: Transport>(
     // The inspector already read the top-level keys (escapes decoded): no second pass over
     // the body to look for the flag.
     if pii_policy || info.pii_substitution != Flag::Absent {
-        let parsed = crate::pii::parse_body(&body).map_err(|e| match e {
-            crate::pii::BodyError::FlagNotBool => Error::new(
-                ErrorKind::InvalidBody,
-                "`pii_substitution` must be a boolean",
-            )
-            .with_param("pii_substitution"),
-            crate::pii::BodyError::NotObject => {
-                Error::new(ErrorKind::InvalidBody, "the body must be a JSON object")
-            }
-            crate::pii::BodyError::TooManyValues => too_many_values(),
-        })?;
-        let on = pii_policy || parsed.flag == Some(true);
+        // Without the flag there is nothing to take out (the inspector read every top-level
+        // key): the body is shared, not searched and copied again.
+        let parsed = (info.pii_substitution != Flag::Absent)
+            .then(|| crate::pii::parse_body(&body))
+            .transpose()
+            .map_err(|e| match e {
+                crate::pii::BodyError::FlagNotBool => Error::new(
+                    ErrorKind::InvalidBody,
+                    "`pii_substitution` must be a boolean",
+                )
+                .with_param("pii_substitution"),
+                crate::pii::BodyError::NotObject => {
+                    Error::new(ErrorKind::InvalidBody, "the body must be a JSON object")
+                }
+                crate::pii::BodyError::TooManyValues => too_many_values(),
+            })?;
+        let on = pii_policy || parsed.as_ref().and_then(|p| p.flag) == Some(true);
         let detector = cfg.pii.detector.get().map_err(|e| {
             Error::new(
                 ErrorKind::Internal,
@@ -192,7 +197,7 @@ pub(super) async fn admit<S: Transport>(
         let mut session =
             crate::pii::Session::new(detector, &cfg.pii.key_secret(key.map(|k| k.name.as_str())));
         pii_on = on;
-        let mut text = parsed.body;
+        let mut text = parsed.map_or_else(|| body.clone(), |p| Bytes::from(p.body));
         if on && ex.format == Format::Responses {
             // Sealed reasoning whose thinking cannot be substituted under its signature and
             // may hold originals does not go upstream.
@@ -201,23 +206,25 @@ pub(super) async fn admit<S: Transport>(
                 crate::translate::responses::open_sealed_items(&text, &seal(), Some(&holds_entity))
                     .map_err(Error::from)?
             {
-                text = opened.body;
+                text = Bytes::from(opened.body);
                 dropped_reasoning = opened.dropped_reasoning;
             }
         }
-        body = Bytes::from(if on {
-            crate::pii::substitute_body(&text, &mut session).map_err(|e| match e {
-                crate::pii::BodyError::TooManyValues => too_many_values(),
-                // The body was validated above: a body the span parser refuses is a bug, and
-                // it must not go upstream unsubstituted.
-                _ => Error::new(
-                    ErrorKind::Internal,
-                    "the body could not be read for PII substitution",
-                ),
-            })?
+        body = if on {
+            Bytes::from(
+                crate::pii::substitute_body(&text, &mut session).map_err(|e| match e {
+                    crate::pii::BodyError::TooManyValues => too_many_values(),
+                    // The body was validated above: a body the span parser refuses is a bug, and
+                    // it must not go upstream unsubstituted.
+                    _ => Error::new(
+                        ErrorKind::Internal,
+                        "the body could not be read for PII substitution",
+                    ),
+                })?,
+            )
         } else {
             text
-        });
+        };
         if let Some(why) = session.unreplaced() {
             return Err(Error::new(
                 ErrorKind::InvalidBody,

@@ -1,0 +1,458 @@
+//! Which lines of a text each built-in pattern can match in: the few bytes every pattern
+//! needs, found sixty-four at a time by masks instead of a walk over every byte.
+//!
+//! Email needs `@`; card four digits in a row; IBAN a capital letter before a digit; SSN a
+//! digit before `-`; SIN a digit, a space or `-`, and a digit; phone `+` before a digit, four
+//! digits in a row, or a digit, a space and a digit; IPv6 two colons at most five bytes apart
+//! on one line (at most four hex digits between); IPv4 a digit, a full stop and a digit. A
+//! pattern whose needs a line lacks has no match in it. Bits follow `detect::BUILTIN`'s order.
+
+use std::ops::Range;
+
+/// Bytes whose classes are taken at once.
+const WIDE: usize = 64;
+
+const EMAIL: usize = 0;
+const CARD: usize = 1;
+const IBAN: usize = 2;
+const SSN: usize = 3;
+const SIN: usize = 4;
+const PHONE: usize = 5;
+const IPV6: usize = 6;
+const IPV4: usize = 7;
+
+/// How many patterns the filter answers for (`detect::BUILTIN`'s length).
+pub(super) const PATTERNS: usize = 8;
+
+/// The bytes of a [`WIDE`] window by class, one bit per byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Marks {
+    digit: u64,
+    upper: u64,
+    plus: u64,
+    space: u64,
+    dash: u64,
+    dot: u64,
+    at: u64,
+    colon: u64,
+    lf: u64,
+}
+
+/// Calls `run(rank, lines)` for each built-in pattern and each run of consecutive lines of
+/// `text` where it can match: `lines` goes from the first line's start to the last line's
+/// end, its line feed left out (a word boundary there is the same as in the whole text).
+/// Runs of one pattern come in text order.
+pub(super) fn runs(text: &[u8], mut run: impl FnMut(usize, Range<usize>)) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(lanes) = Avx2::detect() {
+        #[expect(unsafe_code, reason = "calling the AVX2 build of the filter")]
+        // SAFETY: an `Avx2` value exists only where the CPU has AVX2 (`Avx2::detect`).
+        return unsafe { runs_avx2(text, lanes, &mut run) };
+    }
+    runs_with(text, Narrow, &mut run);
+}
+
+/// [`runs`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn runs_avx2(text: &[u8], lanes: Avx2, run: &mut impl FnMut(usize, Range<usize>)) {
+    runs_with(text, lanes, run);
+}
+
+/// [`runs`] with marks taken in `lanes`.
+#[inline(always)]
+fn runs_with(text: &[u8], lanes: impl Lanes, run: &mut impl FnMut(usize, Range<usize>)) {
+    let mut open: [Option<Range<usize>>; PATTERNS] = Default::default();
+    let mut line = 0..0;
+    let mut before = Marks::default();
+    let mut at = 0;
+    while at < text.len() {
+        let m = marks(text, at, lanes);
+        let needs = needs(&m, &before);
+        let mut any = needs.iter().fold(0, |a, n| a | n);
+        while any != 0 {
+            let k = any.trailing_zeros() as usize;
+            let p = at + k;
+            if !line.contains(&p) {
+                line = line_around(text, p);
+            }
+            // This window's bytes of the line from `p` on; the line's bytes in later windows
+            // are seen with those windows.
+            let upto = line.end - at;
+            let in_line = if upto >= WIDE { !0 } else { (1u64 << upto) - 1 } & (!0u64 << k);
+            for (rank, slot) in open.iter_mut().enumerate() {
+                if needs.get(rank).is_some_and(|n| n & in_line != 0) {
+                    extend(slot, &line, |lines| run(rank, lines));
+                }
+            }
+            any &= !in_line;
+        }
+        before = m;
+        at += WIDE;
+    }
+    for (rank, slot) in open.iter_mut().enumerate() {
+        if let Some(lines) = slot.take() {
+            run(rank, lines);
+        }
+    }
+}
+
+/// Adds `line` to the open run in `slot`: the same line, the next one (it grows), or a later
+/// one (the run is handed to `close` and `line` opens the next).
+fn extend(slot: &mut Option<Range<usize>>, line: &Range<usize>, close: impl FnOnce(Range<usize>)) {
+    match slot {
+        Some(open) if open.end == line.end => {}
+        Some(open) if open.end + 1 == line.start => open.end = line.end,
+        _ => {
+            if let Some(done) = slot.replace(line.clone()) {
+                close(done);
+            }
+        }
+    }
+}
+
+/// The line holding byte `p`: from after the line feed before it to the next line feed.
+fn line_around(text: &[u8], p: usize) -> Range<usize> {
+    let start = memchr::memrchr(b'\n', text.get(..p).unwrap_or_default()).map_or(0, |k| k + 1);
+    let end =
+        memchr::memchr(b'\n', text.get(p..).unwrap_or_default()).map_or(text.len(), |k| p + k);
+    start..end
+}
+
+/// For each pattern, the window's bytes at which what it needs ends, given the window's
+/// marks and the window's before them (whose last bytes precede this one's first).
+#[inline(always)]
+fn needs(m: &Marks, before: &Marks) -> [u64; PATTERNS] {
+    // The mask of the byte `k` places back.
+    let back = |now: u64, then: u64, k: u32| now << k | then >> (64 - k);
+    let d = m.digit;
+    let d1 = back(d, before.digit, 1);
+    let d2 = back(d, before.digit, 2);
+    let d3 = back(d, before.digit, 3);
+    let four = d & d1 & d2 & d3;
+    let space1 = back(m.space, before.space, 1);
+    let dash1 = back(m.dash, before.dash, 1);
+    // A colon with another at most five bytes back and no line feed between.
+    let (mut near, mut feeds) = (0, 0);
+    for k in 1..=5 {
+        near |= back(m.colon, before.colon, k) & !feeds;
+        feeds |= back(m.lf, before.lf, k);
+    }
+    let mut out = [0; PATTERNS];
+    out[EMAIL] = m.at;
+    out[CARD] = four;
+    out[IBAN] = d & back(m.upper, before.upper, 1);
+    out[SSN] = m.dash & d1;
+    out[SIN] = d & (space1 | dash1) & d2;
+    out[PHONE] = four | d & back(m.plus, before.plus, 1) | d & space1 & d2;
+    out[IPV6] = m.colon & near;
+    out[IPV4] = d & back(m.dot, before.dot, 1) & d2;
+    out
+}
+
+/// The [`Marks`] of the [`WIDE`] bytes at `at`; bytes past the end of `text` are in no class.
+#[inline(always)]
+fn marks(text: &[u8], at: usize, lanes: impl Lanes) -> Marks {
+    match text
+        .get(at..at + WIDE)
+        .and_then(|s| <&[u8; WIDE]>::try_from(s).ok())
+    {
+        Some(wide) => lanes.marks(wide),
+        None => {
+            let mut wide = [0u8; WIDE];
+            let tail = text.get(at..).unwrap_or_default();
+            if let Some(head) = wide.get_mut(..tail.len()) {
+                head.copy_from_slice(tail);
+            }
+            lanes.marks(&wide)
+        }
+    }
+}
+
+/// How a window's [`Marks`] are taken: the vector width the filter is built for.
+trait Lanes: Copy {
+    fn marks(self, wide: &[u8; WIDE]) -> Marks;
+}
+
+/// Sixteen bytes at a time: SSE2, in every x86_64's baseline (a byte at a time elsewhere).
+#[derive(Debug, Clone, Copy)]
+struct Narrow;
+
+impl Lanes for Narrow {
+    #[inline(always)]
+    fn marks(self, wide: &[u8; WIDE]) -> Marks {
+        of_window(wide)
+    }
+}
+
+/// Thirty-two bytes at a time with AVX2. A value exists only on a CPU that has AVX2
+/// ([`Avx2::detect`]; the field is private), which is what makes its use sound.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+struct Avx2(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    /// `Some` where this CPU has AVX2 (std checks once and keeps the answer).
+    fn detect() -> Option<Avx2> {
+        std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx2 {
+    /// Best inlined into a function compiled for AVX2 (else each half is a call).
+    #[inline(always)]
+    fn marks(self, wide: &[u8; WIDE]) -> Marks {
+        #[expect(unsafe_code, reason = "AVX2 compares, measured to matter")]
+        // SAFETY: an `Avx2` value exists only where the CPU has AVX2 (`Avx2::detect`).
+        unsafe {
+            of_window_avx2(wide)
+        }
+    }
+}
+
+/// [`Marks`] of one window with AVX2: per half one load, two range tests and seven compares,
+/// nine byte masks of 32 bits (half the work of SSE2's four blocks).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn of_window_avx2(wide: &[u8; WIDE]) -> Marks {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_set1_epi8, _mm256_sub_epi8,
+    };
+    let mut m = Marks::default();
+    for (k, half) in wide.chunks_exact(32).enumerate() {
+        #[expect(unsafe_code, reason = "an unaligned vector load")]
+        // SAFETY: `half` holds 32 bytes (a `chunks_exact` piece); the load has no alignment
+        // need.
+        let v = unsafe { _mm256_loadu_si256(half.as_ptr().cast()) };
+        let within = |from: u8, span: u8| {
+            let off = _mm256_sub_epi8(v, _mm256_set1_epi8(from as i8));
+            _mm256_cmpeq_epi8(_mm256_min_epu8(off, _mm256_set1_epi8(span as i8)), off)
+        };
+        let is = |byte: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(byte as i8));
+        // Each mask is 32 bits in an i32: its bits, not its sign, are wanted.
+        let bits = |x: __m256i| u64::from(_mm256_movemask_epi8(x) as u32) << (k * 32);
+        m.digit |= bits(within(b'0', 9));
+        m.upper |= bits(within(b'A', 25));
+        m.plus |= bits(is(b'+'));
+        m.space |= bits(is(b' '));
+        m.dash |= bits(is(b'-'));
+        m.dot |= bits(is(b'.'));
+        m.at |= bits(is(b'@'));
+        m.colon |= bits(is(b':'));
+        m.lf |= bits(is(b'\n'));
+    }
+    m
+}
+
+/// [`Marks`] of one window, sixteen bytes at a time with SSE2 (in every x86_64's baseline):
+/// per block one load, two range tests and seven compares, nine byte masks.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn of_window(wide: &[u8; WIDE]) -> Marks {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_set1_epi8,
+        _mm_sub_epi8,
+    };
+    let mut m = Marks::default();
+    for (k, block) in wide.chunks_exact(16).enumerate() {
+        #[expect(unsafe_code, reason = "SSE2 compares, measured to matter")]
+        // SAFETY: SSE2 is in every x86_64 target's baseline; `block` holds 16 bytes (a
+        // `chunks_exact` piece), and the load has no alignment need.
+        let masks = unsafe {
+            let v = _mm_loadu_si128(block.as_ptr().cast());
+            // Bytes in `from..=from + span`: their distance from `from` is at most `span`.
+            let within = |from: u8, span: u8| {
+                let off = _mm_sub_epi8(v, _mm_set1_epi8(from as i8));
+                _mm_cmpeq_epi8(_mm_min_epu8(off, _mm_set1_epi8(span as i8)), off)
+            };
+            let is = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
+            let bits = |x: __m128i| u64::from(_mm_movemask_epi8(x) as u16) << (k * 16);
+            [
+                bits(within(b'0', 9)),
+                bits(within(b'A', 25)),
+                bits(is(b'+')),
+                bits(is(b' ')),
+                bits(is(b'-')),
+                bits(is(b'.')),
+                bits(is(b'@')),
+                bits(is(b':')),
+                bits(is(b'\n')),
+            ]
+        };
+        let [digit, upper, plus, space, dash, dot, at, colon, lf] = masks;
+        m.digit |= digit;
+        m.upper |= upper;
+        m.plus |= plus;
+        m.space |= space;
+        m.dash |= dash;
+        m.dot |= dot;
+        m.at |= at;
+        m.colon |= colon;
+        m.lf |= lf;
+    }
+    m
+}
+
+/// [`Marks`] of one window, a byte at a time.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn of_window(wide: &[u8; WIDE]) -> Marks {
+    portable(wide)
+}
+
+/// [`Marks`] a byte at a time: where there is no SSE2, and the reference for the vector form.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn portable(wide: &[u8; WIDE]) -> Marks {
+    let mut m = Marks::default();
+    for (k, &b) in wide.iter().enumerate() {
+        m.digit |= u64::from(b.is_ascii_digit()) << k;
+        m.upper |= u64::from(b.is_ascii_uppercase()) << k;
+        m.plus |= u64::from(b == b'+') << k;
+        m.space |= u64::from(b == b' ') << k;
+        m.dash |= u64::from(b == b'-') << k;
+        m.dot |= u64::from(b == b'.') << k;
+        m.at |= u64::from(b == b'@') << k;
+        m.colon |= u64::from(b == b':') << k;
+        m.lf |= u64::from(b == b'\n') << k;
+    }
+    m
+}
+
+/// The patterns (bit `rank`) that can match in `line`, a byte at a time: the reference the
+/// masks are tested against.
+#[cfg(test)]
+pub(super) fn possible(line: &[u8]) -> u8 {
+    let mut can = 0u8;
+    // Digits in a row up to here, the two bytes before this one, the last colon's position.
+    let (mut run, mut prev, mut prev2) = (0usize, 0u8, 0u8);
+    let mut colon: Option<usize> = None;
+    for (i, &b) in line.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                run += 1;
+                if run >= 4 {
+                    can |= 1 << CARD | 1 << PHONE;
+                }
+                match prev {
+                    b'A'..=b'Z' => can |= 1 << IBAN,
+                    b'+' => can |= 1 << PHONE,
+                    b' ' | b'-' if prev2.is_ascii_digit() => {
+                        can |= 1 << SIN;
+                        if prev == b' ' {
+                            can |= 1 << PHONE;
+                        }
+                    }
+                    b'.' if prev2.is_ascii_digit() => can |= 1 << IPV4,
+                    _ => {}
+                }
+            }
+            _ => {
+                run = 0;
+                match b {
+                    b'-' if prev.is_ascii_digit() => can |= 1 << SSN,
+                    b'@' => can |= 1 << EMAIL,
+                    b':' => {
+                        if colon.is_some_and(|c| i - c <= 5) {
+                            can |= 1 << IPV6;
+                        }
+                        colon = Some(i);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        prev2 = prev;
+        prev = b;
+    }
+    can
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    #[test]
+    fn vector_marks_are_the_portable_ones() {
+        const NEAR: &[u8] = b"/09:;@AZ[+ -.\n\x00\xff";
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut wide = [0u8; WIDE];
+            for b in &mut wide {
+                // Half the bytes from the classes' neighbourhood, half anything.
+                let r = xorshift(&mut x);
+                *b = if r & 1 == 0 {
+                    NEAR[(r >> 8) as usize % NEAR.len()]
+                } else {
+                    (r >> 8) as u8
+                };
+            }
+            assert_eq!(of_window(&wide), portable(&wide), "{wide:?}");
+            #[cfg(target_arch = "x86_64")]
+            if let Some(lanes) = Avx2::detect() {
+                assert_eq!(lanes.marks(&wide), portable(&wide), "{wide:?}");
+            }
+        }
+    }
+
+    /// Every line's patterns from the masks, against [`possible`] on that line alone: texts
+    /// of a few hundred bytes dense in the bytes the patterns need, so lines and needs cross
+    /// window edges in every position.
+    #[test]
+    fn the_runs_cover_exactly_the_lines_possible_flags() {
+        const ALPHABET: &[u8] = b"0123456789AZaz+ -.@::\n\n\xc3\xa9";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..6_000u32 {
+            let len = (xorshift(&mut x) % 400) as usize;
+            // Some texts nearly all digits and separators, some sparse (long plain lines).
+            let dense = !round.is_multiple_of(3);
+            let mut text = Vec::with_capacity(len);
+            while text.len() < len {
+                let r = xorshift(&mut x);
+                if dense || r.is_multiple_of(9) {
+                    text.push(ALPHABET[(r >> 8) as usize % ALPHABET.len()]);
+                } else {
+                    text.push(b'x');
+                }
+            }
+            let mut want = Vec::new();
+            let mut start = 0;
+            for line in text.split(|&b| b == b'\n') {
+                want.push((start..start + line.len(), possible(line)));
+                start += line.len() + 1;
+            }
+            let mut got: Vec<u8> = vec![0; want.len()];
+            let mut last_end = [None::<usize>; PATTERNS];
+            runs(&text, |rank, lines| {
+                // Runs of one pattern come in order and never touch (else they would be one).
+                if let Some(end) = last_end[rank] {
+                    assert!(end + 1 < lines.start, "{rank} {lines:?} after {end}");
+                }
+                last_end[rank] = Some(lines.end);
+                for (i, (line, _)) in want.iter().enumerate() {
+                    if lines.start <= line.start && line.end <= lines.end {
+                        got[i] |= 1 << rank;
+                    }
+                }
+            });
+            // The SSE2 build gives the same runs as the one `runs` picked.
+            let mut narrow = Vec::new();
+            runs_with(&text, Narrow, &mut |rank, lines| narrow.push((rank, lines)));
+            let mut picked = Vec::new();
+            runs(&text, |rank, lines| picked.push((rank, lines)));
+            assert_eq!(narrow, picked);
+            let want: Vec<u8> = want.iter().map(|(_, can)| *can).collect();
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
+        }
+    }
+}
