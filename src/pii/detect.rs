@@ -716,7 +716,7 @@ mod tests {
             ("1-", Kind::Ssn),
             ("1 2", Kind::Sin),
             ("+4", Kind::Phone),
-            ("::", Kind::Ipv6),
+            ("a:1", Kind::Ipv6),
             ("1.2", Kind::Ipv4),
         ] {
             let rank = want.iter().position(|k| *k == kind).unwrap();
@@ -736,7 +736,7 @@ mod tests {
     /// line-filtered run finds exactly what every pattern over the whole text finds.
     #[test]
     fn the_line_filter_finds_what_the_whole_text_runs_find() {
-        const PIECES: [&str; 29] = [
+        const PIECES: [&str; 35] = [
             "jane.roe@corp.test",
             "ops@corp",
             "4111 1111 1111 1111",
@@ -766,6 +766,12 @@ mod tests {
             "std::io::Read",
             "12\tlet x = 7;",
             "2001:0db8:85a3:1234:abcd:8a2e:0370:7334",
+            "::ffff:10.0.0.1",
+            "1:2::3.4.5.6",
+            "64:ff9b::192.0.2.33",
+            "A:B:C:D:E:F:1:2",
+            "fe80::1:2",
+            "1::2:3",
         ];
         let d = Detector::new(&[], &[]).unwrap();
         let mut x = 0x2545_f491_4f6c_dd1du64;
