@@ -191,9 +191,36 @@ impl Parser<'_> {
             return None;
         }
         self.s.i = start;
-        self.s.string().ok()?;
+        if self.s.string().is_err() {
+            return self.lenient_string(start);
+        }
         self.c.seek(self.s.i);
         Some(start..self.s.i)
+    }
+
+    /// A string token the scan refused, read again byte by byte: one with a lone surrogate
+    /// escape (`\ud800`), which a model's answer can hold, is taken (only that string is
+    /// then left undecoded by [`decode`]); anything else the scan refuses is refused here too.
+    #[cold]
+    fn lenient_string(&mut self, start: usize) -> Option<Range<usize>> {
+        let b = self.c.bytes();
+        let mut i = start + 1;
+        loop {
+            let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+            if b.get(i..at)?.iter().any(|&c| c < 0x20) {
+                return None;
+            }
+            i = at + 1;
+            if b.get(at) == Some(&b'"') {
+                self.c.seek(i);
+                return Some(start..i);
+            }
+            match b.get(i)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 1,
+                b'u' if b.get(i + 1..i + 5)?.iter().all(u8::is_ascii_hexdigit) => i += 5,
+                _ => return None,
+            }
+        }
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<Node> {
@@ -272,6 +299,33 @@ mod tests {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
         assert!(parse(deep(MAX_JSON_DEPTH).as_bytes()).is_some());
         assert!(parse(deep(MAX_JSON_DEPTH + 1).as_bytes()).is_none());
+    }
+
+    /// A lone surrogate (which serde_json refuses) leaves its own string undecoded, not the
+    /// document unread: an answer's other strings are still restored.
+    #[test]
+    fn a_lone_surrogate_costs_only_its_string() {
+        let body = br#"{"a":"x\ud800y","b":"caf\u00e9 \n","c":["\udc00"]}"#;
+        let Some(Node::Object(entries)) = parse(body) else {
+            panic!("not parsed");
+        };
+        let text = |i: usize| match &entries[i].value {
+            Node::Str(span) => decode(body, span.clone()),
+            Node::Array(items) => items[0].as_str(body),
+            _ => panic!("shape"),
+        };
+        assert_eq!(text(0), None);
+        assert_eq!(text(1).as_deref(), Some("café \n"));
+        assert_eq!(text(2), None);
+        // What the byte walk takes is still well-formed: a bad escape, a control character
+        // or a short `\u` is refused as before.
+        for bad in [
+            &br#"{"a":"\ud80"}"#[..],
+            br#"{"a":"\q"}"#,
+            b"{\"a\":\"\x01\"}",
+        ] {
+            assert_eq!(parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
