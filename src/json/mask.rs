@@ -205,7 +205,7 @@ const EVEN: u64 = 0x5555_5555_5555_5555;
 /// one past its end. A run's bits are found by adding its start bit, which carries through
 /// it; adding only even starts splits runs by the parity of their start.
 #[inline(always)]
-pub(super) fn escaped(backslash: u64, carry: bool) -> (u64, bool) {
+pub(crate) fn escaped(backslash: u64, carry: bool) -> (u64, bool) {
     let carry = u64::from(carry);
     // An escaped first byte is a backslash that escapes nothing.
     let bs = backslash & !carry;

@@ -201,6 +201,12 @@ impl Detector {
         })
     }
 
+    /// Only the built-in detectors: no operator regex, no dictionary. Then a text in which
+    /// no built-in pattern can match ([`super::lines::any`]) holds no entity.
+    pub fn builtin_only(&self) -> bool {
+        self.operator.is_empty() && self.terms.is_none()
+    }
+
     /// All entities in `text`, in order, never overlapping. A candidate inside another is
     /// covered by it (the longer wins, then the earlier detector; dictionary and operator
     /// regexes go last); two that only overlap become one. A match glued to a word is widened

@@ -38,6 +38,9 @@ struct Marks {
     colon: u64,
     /// `a`–`f` in either case.
     hex_letter: u64,
+    /// `\\`, and `u`: where a JSON string's escapes are, and which are `\\u`.
+    backslash: u64,
+    u: u64,
 }
 
 /// Calls `run(rank, lines)` for each built-in pattern and each run of consecutive lines of
@@ -97,6 +100,53 @@ fn runs_with(text: &[u8], lanes: impl Lanes, run: &mut impl FnMut(usize, Range<u
             run(rank, lines);
         }
     }
+}
+
+/// For the inside of a JSON string token: how many escapes it has, when none is `\\u` and no
+/// built-in pattern can match in its decoded text; `None` otherwise (the first need or `\\u`
+/// found ends the pass). The short escapes stand for `"`, `\\`, `/` and control characters,
+/// none of which a pattern needs, so bytes a pattern needs that are next to each other in the
+/// decoded text are next to each other here, and a line of it is inside the one text here.
+pub(super) fn plain_escapes(inner: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(lanes) = Avx2::detect() {
+        #[expect(unsafe_code, reason = "calling the AVX2 build of the filter")]
+        // SAFETY: an `Avx2` value exists only where the CPU has AVX2 (`Avx2::detect`).
+        return unsafe { plain_escapes_avx2(inner, lanes) };
+    }
+    plain_escapes_with(inner, Narrow)
+}
+
+/// [`plain_escapes`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn plain_escapes_avx2(inner: &[u8], lanes: Avx2) -> Option<usize> {
+    plain_escapes_with(inner, lanes)
+}
+
+/// [`plain_escapes`] with marks taken in `lanes`.
+#[inline(always)]
+fn plain_escapes_with(inner: &[u8], lanes: impl Lanes) -> Option<usize> {
+    let mut before = Marks::default();
+    let (mut at, mut carry, mut count) = (0, false, 0);
+    while at < inner.len() {
+        let m = marks(inner, at, lanes);
+        if needs(&m, &before).iter().any(|n| *n != 0) {
+            return None;
+        }
+        // The bytes a backslash escapes; none past the end (a valid inside ends on none).
+        let (escaped, next) = crate::json::escaped_bytes(m.backslash, carry);
+        let left = inner.len() - at;
+        let escaped = escaped & if left >= WIDE { !0 } else { (1u64 << left) - 1 };
+        if escaped & m.u != 0 {
+            return None;
+        }
+        count += escaped.count_ones() as usize;
+        carry = next;
+        before = m;
+        at += WIDE;
+    }
+    Some(count)
 }
 
 /// Adds `line` to the open run in `slot`: the same line, the next one (it grows), or a later
@@ -245,6 +295,8 @@ fn of_window_avx2(wide: &[u8; WIDE]) -> Marks {
         m.at |= bits(is(b'@'));
         m.colon |= bits(is(b':'));
         m.hex_letter |= bits(within(folded, b'a', 5));
+        m.backslash |= bits(is(b'\\'));
+        m.u |= bits(is(b'u'));
     }
     m
 }
@@ -285,9 +337,11 @@ fn of_window(wide: &[u8; WIDE]) -> Marks {
                 bits(is(b'@')),
                 bits(is(b':')),
                 bits(within(folded, b'a', 5)),
+                bits(is(b'\\')),
+                bits(is(b'u')),
             ]
         };
-        let [digit, upper, plus, space, dash, dot, at, colon, hex_letter] = masks;
+        let [digit, upper, plus, space, dash, dot, at, colon, hex_letter, backslash, u] = masks;
         m.digit |= digit;
         m.upper |= upper;
         m.plus |= plus;
@@ -297,6 +351,8 @@ fn of_window(wide: &[u8; WIDE]) -> Marks {
         m.at |= at;
         m.colon |= colon;
         m.hex_letter |= hex_letter;
+        m.backslash |= backslash;
+        m.u |= u;
     }
     m
 }
@@ -322,6 +378,8 @@ fn portable(wide: &[u8; WIDE]) -> Marks {
         m.at |= u64::from(b == b'@') << k;
         m.colon |= u64::from(b == b':') << k;
         m.hex_letter |= u64::from(matches!(b, b'a'..=b'f' | b'A'..=b'F')) << k;
+        m.backslash |= u64::from(b == b'\\') << k;
+        m.u |= u64::from(b == b'u') << k;
     }
     m
 }
@@ -384,7 +442,7 @@ mod tests {
 
     #[test]
     fn vector_marks_are_the_portable_ones() {
-        const NEAR: &[u8] = b"/09:;@AFGZ[`afgz{+ -.\n\x00\xff\xc1\xc6";
+        const NEAR: &[u8] = b"/09:;@AFGZ[`afgz{+ -.\n\x00\xff\xc1\xc6\\tuv";
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..20_000 {
             let mut wide = [0u8; WIDE];
@@ -453,6 +511,12 @@ mod tests {
             assert_eq!(narrow, picked);
             let want: Vec<u8> = want.iter().map(|(_, can)| *can).collect();
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&text));
+            // Without a backslash in the text, it has no escape, and a need is a need.
+            if !text.contains(&b'\\') {
+                let plain = want.iter().all(|&can| can == 0).then_some(0);
+                assert_eq!(plain_escapes(&text), plain);
+                assert_eq!(plain_escapes_with(&text, Narrow), plain);
+            }
         }
     }
 }

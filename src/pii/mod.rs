@@ -183,6 +183,49 @@ pub struct Session<'d> {
     unreplaced: Option<Unreplaced>,
 }
 
+/// One text of a request's prompt, as [`Session::substitute_texts`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Text<'a> {
+    /// The text itself.
+    Decoded(&'a str),
+    /// A JSON string token (quotes included) in which no detector can match: only built-in
+    /// detectors are on, the token has no `\u` escape, and no byte a built-in pattern needs
+    /// is in it ([`lines::any`]). The short escapes stand for `"`, `\`, `/` and control
+    /// characters, none of which a pattern needs, so what the decoded text has in an order
+    /// the token has in that order too. It is decoded only if a stand-in's bytes are in it.
+    Escaped {
+        /// The token.
+        token: &'a [u8],
+        /// The length of its decoded text.
+        len: usize,
+    },
+}
+
+impl Text<'_> {
+    /// The decoded text's length.
+    fn len(&self) -> usize {
+        match self {
+            Text::Decoded(t) => t.len(),
+            Text::Escaped { len, .. } => *len,
+        }
+    }
+
+    /// Whether the decoded text holds the needle `finder` searches for. A stand-in holds no
+    /// character an escape stands for (`standin`), so it is in the decoded text only where
+    /// its bytes are in the token; where they are, the token is decoded to be sure. One that
+    /// does not decode (never, for a token the parser took) counts as holding it.
+    fn contains(&self, finder: &memchr::memmem::Finder<'_>) -> bool {
+        match self {
+            Text::Decoded(t) => finder.find(t.as_bytes()).is_some(),
+            Text::Escaped { token, .. } => {
+                finder.find(token).is_some()
+                    && crate::json::tree::decode(token, 0..token.len())
+                        .is_none_or(|t| finder.find(t.as_bytes()).is_some())
+            }
+        }
+    }
+}
+
 /// Why a request's entities could not all be replaced. Each names what a client or operator
 /// can change; the values themselves are never named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +295,11 @@ impl<'d> Session<'d> {
         }
     }
 
+    /// Only built-in detectors are on (see [`Text::Escaped`]).
+    pub(crate) fn builtin_only(&self) -> bool {
+        self.detector.builtin_only()
+    }
+
     /// Did an entity stay unreplaced? Then the request must be refused: its original would
     /// reach the provider.
     pub fn incomplete(&self) -> bool {
@@ -271,7 +319,13 @@ impl<'d> Session<'d> {
     /// "prompt" no stand-in may collide with. Returns, per text, the new text, or `None` when
     /// it had nothing to replace.
     pub fn substitute(&mut self, texts: &[&str]) -> Vec<Option<String>> {
-        if texts.iter().map(|t| t.len()).sum::<usize>() > MAX_TEXT_BYTES {
+        let texts: Vec<Text<'_>> = texts.iter().map(|t| Text::Decoded(t)).collect();
+        self.substitute_texts(&texts)
+    }
+
+    /// [`Session::substitute`] over texts some of which are still JSON-escaped.
+    pub(crate) fn substitute_texts(&mut self, texts: &[Text<'_>]) -> Vec<Option<String>> {
+        if texts.iter().map(Text::len).sum::<usize>() > MAX_TEXT_BYTES {
             self.refuse(Unreplaced::TooMuchText);
             return vec![None; texts.len()];
         }
@@ -282,6 +336,10 @@ impl<'d> Session<'d> {
                 if self.unreplaced.is_some() {
                     return None;
                 }
+                // An escaped text is one no detector can match in (see `Text::Escaped`).
+                let Text::Decoded(text) = *text else {
+                    return None;
+                };
                 let found = self.detector.find(text);
                 if found.is_empty() {
                     return None;
@@ -326,7 +384,7 @@ impl<'d> Session<'d> {
     }
 
     /// The pair index for `original`, drawing a stand-in the first time it is seen.
-    fn stand_in_for(&mut self, kind: Kind, original: &str, prompt: &[&str]) -> Option<usize> {
+    fn stand_in_for(&mut self, kind: Kind, original: &str, prompt: &[Text<'_>]) -> Option<usize> {
         if let Some(&i) = self.by_original.get(&(kind, original.to_string())) {
             return Some(i);
         }
@@ -335,7 +393,7 @@ impl<'d> Session<'d> {
         }
         // Every draw is checked against the whole prompt: a prompt built to make draws collide
         // (all of a small stand-in pool written out) must not hold a worker for long.
-        let prompt_bytes: usize = prompt.iter().map(|t| t.len()).sum();
+        let prompt_bytes: usize = prompt.iter().map(Text::len).sum();
         let scanned = std::cell::Cell::new(self.scanned);
         let usable = |s: &str, pairs: &[Pair]| {
             scanned.set(scanned.get().saturating_add(prompt_bytes));
@@ -347,7 +405,7 @@ impl<'d> Session<'d> {
                 // prompt cost ~200,000 instructions a draw (callgrind).
                 && {
                     let finder = memchr::memmem::Finder::new(s);
-                    !prompt.iter().any(|t| finder.find(t.as_bytes()).is_some())
+                    !prompt.iter().any(|t| t.contains(&finder))
                 }
                 && !pairs
                     .iter()

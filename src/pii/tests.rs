@@ -941,3 +941,89 @@ fn random_prompts_never_get_a_stand_in_already_in_them_and_restore_exactly() {
         "only {forced_redraws} re-draws forced"
     );
 }
+
+/// Strings searched still escaped (only built-in detectors on, `Text::Escaped`) give what
+/// decoding every string gives: the same body out and the same stand-ins, on bodies whose
+/// strings mix short and `\u` escapes, entities, code, lines that only look like entities,
+/// and JSON text. A never-matching operator regex makes the second detector decode all.
+#[test]
+fn strings_searched_escaped_give_what_decoding_gives() {
+    const PIECES: &[&str] = &[
+        "fn main() {",
+        "\\n",
+        "\\t",
+        "\\\"",
+        "\\\\",
+        "\\/",
+        "\\r",
+        "\\f",
+        "\\b",
+        "\\u0040",
+        "\\u00e9",
+        "\\\\u",
+        "jane.roe@corp.test",
+        "4111 1111 1111 1111",
+        "123-45-6789",
+        "10.20.30.40",
+        "(415) 555-2671",
+        "2001:db8::1",
+        "std::io::Read",
+        "let x = y;",
+        " ",
+        "{",
+        "[",
+        "\\n{\\\"a\\\":\\\"b\\\"}",
+        "é",
+        "a:b",
+        "1\\n2",
+        "9\\n-1",
+        "x\\n:",
+        "A\\n1",
+        "plain words here",
+        "\\n\\t ",
+        "EMP",
+        "ops",
+        // An address whose colons are all `\\u` escapes: no byte a pattern needs is left.
+        "fe80\\u003a\\u003a1\\u003a2",
+    ];
+    let builtin = Detector::new(&[], &[]).unwrap();
+    let decoding = Detector::new(&["x\\b\\Bx".into()], &[]).unwrap();
+    assert!(builtin.builtin_only() && !decoding.builtin_only());
+    let (mut escaped, mut substituted) = (0, 0);
+    for seed in 0..3_000u64 {
+        let mut rng = Rng(seed);
+        let strings: Vec<String> = (0..1 + rng.below(4))
+            .map(|_| {
+                (0..1 + rng.below(30))
+                    .map(|_| PIECES[rng.below(PIECES.len())])
+                    .collect()
+            })
+            .collect();
+        let mut body = String::from(r#"{"model":"m","messages":["#);
+        for (i, s) in strings.iter().enumerate() {
+            let role = ["user", "assistant", "tool"][i % 3];
+            body.push_str(&format!(
+                r#"{}{{"role":"{role}","tool_call_id":"t","content":"{s}"}}"#,
+                if i == 0 { "" } else { "," }
+            ));
+            let token = format!("\"{s}\"");
+            escaped += usize::from(body::escaped_text_len(token.as_bytes()).is_some());
+        }
+        body.push_str("]}");
+        let secret = [b'k', (seed % 3) as u8];
+        let mut a = Session::new(&builtin, &secret);
+        let mut b = Session::new(&decoding, &secret);
+        let (x, y) = (
+            body::substitute(body.as_bytes(), &mut a),
+            body::substitute(body.as_bytes(), &mut b),
+        );
+        assert_eq!(x, y, "{body}");
+        assert_eq!(a.pairs(), b.pairs(), "{body}");
+        assert_eq!(a.incomplete(), b.incomplete(), "{body}");
+        substituted += usize::from(!a.pairs().is_empty());
+    }
+    assert!(
+        escaped > 300 && substituted > 1_000,
+        "{escaped} {substituted}"
+    );
+}
