@@ -10,7 +10,8 @@
 //! text (nested, `ensure_ascii`-escaped or not), Anthropic `input` objects and signed
 //! thinking blocks.
 //!
-//! Asserted, besides no panic:
+//! Asserted, besides no panic (and, on the same body, that searching strings still escaped
+//! with only the built-in detectors on gives what decoding every string gives):
 //! - a body the inspector admits is substituted (never refused as unreadable), its output is
 //!   admitted too with the same `model` and `stream`, and the flag is gone from it; a body
 //!   that is valid JSON stays valid JSON;
@@ -26,7 +27,7 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use ringway::json::tree::{self, Node};
@@ -562,6 +563,33 @@ fn run(detector: &Detector, body: &[u8], secret: u8, recipe: bool) {
     check.node(&a, &b);
 }
 
+/// Only the built-in detectors on, where strings no pattern can match in are searched still
+/// escaped, against the same detectors with a never-matching operator regex, where every
+/// string is decoded: the same body out, the same stand-ins, the same refusal.
+fn escaped_search_is_decoded_search(body: &[u8], secret: u8) {
+    static D: OnceLock<Option<(Detector, Detector)>> = OnceLock::new();
+    let Some((builtin, decoding)) = D
+        .get_or_init(|| {
+            let builtin = Detector::new(&[], &[]).ok()?;
+            let decoding = Detector::new(&["x\\b\\Bx".into()], &[]).ok()?;
+            Some((builtin, decoding))
+        })
+        .as_ref()
+    else {
+        return;
+    };
+    let Ok(parsed) = parse_body(body) else {
+        return;
+    };
+    let mut a = Session::new(builtin, &[secret]);
+    let mut b = Session::new(decoding, &[secret]);
+    let x = substitute_body(&parsed.body, &mut a);
+    let y = substitute_body(&parsed.body, &mut b);
+    assert_eq!(x, y, "searching escaped strings changed the body");
+    assert_eq!(a.pairs(), b.pairs(), "searching escaped strings changed the stand-ins");
+    assert_eq!(a.incomplete(), b.incomplete());
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some(detector) = detector() else { return };
     match data.first() {
@@ -581,11 +609,13 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             run(detector, &body, b'k', false);
+            escaped_search_is_decoded_search(&body, b'k');
         }
         Some(&secret) => {
             let mut src = Src(&data[1..]);
             let body = recipe(&mut src);
             run(detector, body.as_bytes(), secret, true);
+            escaped_search_is_decoded_search(body.as_bytes(), secret);
         }
     }
 });

@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
+use regex_automata::{meta, Anchored, Input};
 
 use super::{Kind, MAX_ENTITY_BYTES};
 
@@ -59,7 +60,7 @@ pub struct Term {
 /// The compiled detectors: built once (per config), shared read-only by every request.
 #[derive(Debug)]
 pub struct Detector {
-    builtin: Vec<(Kind, Regex)>,
+    builtin: Vec<(Kind, meta::Regex)>,
     operator: Vec<Regex>,
     terms: Option<AhoCorasick>,
     term_kinds: Vec<Kind>,
@@ -166,7 +167,7 @@ impl Detector {
     pub fn assemble(operator: Vec<Regex>, terms: &[Term]) -> Result<Detector, DetectorError> {
         let mut builtin = Vec::with_capacity(BUILTIN.len());
         for (kind, pattern) in BUILTIN {
-            let re = Regex::new(pattern)
+            let re = meta::Regex::new(pattern)
                 .map_err(|e| DetectorError(format!("built-in {} pattern: {e}", kind.label())))?;
             builtin.push((*kind, re));
         }
@@ -307,8 +308,15 @@ impl Detector {
     }
 
     /// Built-in detector `rank`'s confirmed matches in the lines `lines` of `text` (line
-    /// feeds on both sides, or the text's ends: a word boundary is the same there as in the
-    /// whole text).
+    /// feeds on both sides, or the text's ends), searched with the whole text in view.
+    ///
+    /// A shape can run on into what is not part of the entity (a phone number glued to more
+    /// digits and dots) and be refused whole, where what it starts with would be confirmed:
+    /// the search then tries the shorter matches from the same start, longest first, and
+    /// else goes on from the next character (not from the refused match's end, which would
+    /// hide an entity inside it). Only the first was tried before, so such a number stayed
+    /// in one string while the same number elsewhere was replaced (fuzz target
+    /// `pii_substitute`).
     fn builtin_in(
         &self,
         rank: usize,
@@ -316,17 +324,49 @@ impl Detector {
         lines: std::ops::Range<usize>,
         all: &mut Vec<(Found, usize)>,
     ) {
-        let (Some((kind, re)), Some(part)) = (self.builtin.get(rank), text.get(lines.clone()))
-        else {
+        let Some((kind, re)) = self.builtin.get(rank) else {
             return;
         };
-        for m in re.find_iter(part) {
-            let range = lines.start + m.start()..lines.start + m.end();
-            if confirm(*kind, text, range.clone()) {
-                all.push((Found { kind: *kind, range }, rank));
-            }
+        let mut at = lines.start;
+        while at < lines.end {
+            let Some(m) = re.search(&Input::new(text).range(at..lines.end)) else {
+                return;
+            };
+            let mut end = m.end();
+            let confirmed = loop {
+                if m.start() < end && confirm(*kind, text, m.start()..end) {
+                    break Some(end);
+                }
+                let shorter = Input::new(text)
+                    .range(m.start()..end.saturating_sub(1).max(m.start()))
+                    .anchored(Anchored::Yes);
+                match re.search(&shorter) {
+                    Some(s) if s.end() < end && s.start() < s.end() => end = s.end(),
+                    _ => break None,
+                }
+            };
+            at = match confirmed {
+                Some(end) => {
+                    all.push((
+                        Found {
+                            kind: *kind,
+                            range: m.start()..end,
+                        },
+                        rank,
+                    ));
+                    end
+                }
+                None => next_char(text, m.start()),
+            };
         }
     }
+}
+
+/// The byte offset of the character after the one at `i` (the text's end past it).
+fn next_char(text: &str, i: usize) -> usize {
+    text.get(i..)
+        .and_then(|t| t.chars().next())
+        .map_or(text.len(), |c| i + c.len_utf8())
 }
 
 /// An operator regex, compiled within [`MAX_REGEX_BYTES`]; one that matches the empty string
@@ -683,18 +723,8 @@ mod tests {
     /// Every built-in pattern over the whole text: the reference the line filter must match.
     fn builtin_whole(d: &Detector, text: &str) -> Vec<(Found, usize)> {
         let mut all = Vec::new();
-        for (rank, (kind, re)) in d.builtin.iter().enumerate() {
-            for m in re.find_iter(text) {
-                if confirm(*kind, text, m.range()) {
-                    all.push((
-                        Found {
-                            kind: *kind,
-                            range: m.range(),
-                        },
-                        rank,
-                    ));
-                }
-            }
+        for rank in 0..d.builtin.len() {
+            d.builtin_in(rank, text, 0..text.len(), &mut all);
         }
         all.sort_by_key(|(f, rank)| (f.range.start, *rank));
         all
@@ -802,6 +832,27 @@ mod tests {
             found += whole.len();
         }
         assert!(found > 2_000, "{found}");
+    }
+
+    /// A shape refused whole hides no entity it starts with or holds (fuzz target
+    /// `pii_substitute`: the phone number below was replaced where `RV` followed it and sent
+    /// as written where digits and an address did).
+    #[test]
+    fn a_refused_match_hides_no_shorter_one() {
+        let glued = "++44 20 7946 095810.20.30.40jane.doe@corp.example.io";
+        let found = kinds(glued);
+        // Found, and joined with what overlaps it into one entity.
+        assert!(
+            found.iter().any(|(_, t)| t.contains("+44 20 7946")),
+            "{found:?}"
+        );
+        assert_eq!(kinds("+44 20 7946 0958RV"), [(Kind::Phone, "+44 20 7946")]);
+        let d = Detector::new(&[], &[]).unwrap();
+        let mut s = super::super::Session::new(&d, b"k");
+        let out = s.substitute(&["+44 20 7946 0958RV", glued]);
+        for text in out.iter().flatten() {
+            assert!(!text.contains("+44 20 7946"), "{text}");
+        }
     }
 
     #[test]
