@@ -29,16 +29,16 @@ pub(super) trait Lanes: Copy {
 
 /// Sixteen bytes at a time: SSE2, in every x86_64's baseline (a byte at a time elsewhere).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Narrow;
+pub(crate) struct Narrow;
 
 /// Thirty-two bytes at a time with AVX2. A value exists only on a CPU that has AVX2
 /// ([`Avx2::detect`]; the field is private), which is what makes its use sound.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Avx2(());
+pub(crate) struct Avx2(());
 
 impl Avx2 {
     /// `Some` where this CPU has AVX2.
-    pub(super) fn detect() -> Option<Avx2> {
+    pub(crate) fn detect() -> Option<Avx2> {
         has_avx2().then_some(Avx2(()))
     }
 }

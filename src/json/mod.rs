@@ -41,7 +41,9 @@ use std::fmt;
 use std::ops::Range;
 
 pub use escape::{escaped_len, splice_string, write_json_escaped, write_json_string};
-pub(crate) use mask::escaped as escaped_bytes;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use mask::Avx2;
+pub(crate) use mask::{escaped as escaped_bytes, Narrow};
 pub use members::{members, remove_members, Member};
 pub use scan::inspect_request_scan;
 pub use serde_path::inspect_request_serde;

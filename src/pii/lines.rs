@@ -10,6 +10,10 @@
 
 use std::ops::Range;
 
+#[cfg(target_arch = "x86_64")]
+use crate::json::Avx2;
+use crate::json::Narrow;
+
 /// Bytes whose classes are taken at once.
 const WIDE: usize = 64;
 
@@ -217,33 +221,16 @@ fn marks(text: &[u8], at: usize, lanes: impl Lanes) -> Marks {
     }
 }
 
-/// How a window's [`Marks`] are taken: the vector width the filter is built for.
+/// How a window's [`Marks`] are taken: the vector width the filter is built for, named by
+/// the string scan's lane types (`Avx2` exists only where the CPU has AVX2).
 trait Lanes: Copy {
     fn marks(self, wide: &[u8; WIDE]) -> Marks;
 }
-
-/// Sixteen bytes at a time: SSE2, in every x86_64's baseline (a byte at a time elsewhere).
-#[derive(Debug, Clone, Copy)]
-struct Narrow;
 
 impl Lanes for Narrow {
     #[inline(always)]
     fn marks(self, wide: &[u8; WIDE]) -> Marks {
         of_window(wide)
-    }
-}
-
-/// Thirty-two bytes at a time with AVX2. A value exists only on a CPU that has AVX2
-/// ([`Avx2::detect`]; the field is private), which is what makes its use sound.
-#[cfg(target_arch = "x86_64")]
-#[derive(Debug, Clone, Copy)]
-struct Avx2(());
-
-#[cfg(target_arch = "x86_64")]
-impl Avx2 {
-    /// `Some` where this CPU has AVX2 (std checks once and keeps the answer).
-    fn detect() -> Option<Avx2> {
-        std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
     }
 }
 
