@@ -214,9 +214,13 @@ impl Text<'_> {
     /// character an escape stands for (`standin`), so it is in the decoded text only where
     /// its bytes are in the token; where they are, the token is decoded to be sure. One that
     /// does not decode (never, for a token the parser took) counts as holding it.
-    fn contains(&self, finder: &memchr::memmem::Finder<'_>) -> bool {
+    ///
+    /// `needy`: the needle itself has bytes a built-in pattern needs. Then it is in no escaped
+    /// text, which has none, and whose bytes would hold the needle's if it were there.
+    fn contains(&self, finder: &memchr::memmem::Finder<'_>, needy: bool) -> bool {
         match self {
             Text::Decoded(t) => finder.find(t.as_bytes()).is_some(),
+            Text::Escaped { .. } if needy => false,
             Text::Escaped { token, .. } => {
                 finder.find(token).is_some()
                     && crate::json::tree::decode(token, 0..token.len())
@@ -324,67 +328,108 @@ impl<'d> Session<'d> {
     }
 
     /// [`Session::substitute`] over texts some of which are still JSON-escaped.
+    ///
+    /// Two phases: every text is searched first, then stand-ins are drawn. A draw must not
+    /// hold any original of the request (`1EMP-123456` could draw `7CSR-939827` while
+    /// `939827` is another entity in the prompt: that original would then go upstream inside
+    /// the stand-in), and the originals are only all known once every text is searched.
     pub(crate) fn substitute_texts(&mut self, texts: &[Text<'_>]) -> Vec<Option<String>> {
         if texts.iter().map(Text::len).sum::<usize>() > MAX_TEXT_BYTES {
             self.refuse(Unreplaced::TooMuchText);
             return vec![None; texts.len()];
         }
+        let found = self.find_all(texts);
+        if self.unreplaced.is_some() {
+            // Refused: nothing of this request goes upstream, so no draw is worth its work.
+            return vec![None; texts.len()];
+        }
+        let originals = distinct_originals(texts, &found);
         texts
             .iter()
-            .map(|text| {
-                // Refused already: nothing of this request goes upstream, so no more work.
-                if self.unreplaced.is_some() {
-                    return None;
-                }
-                // An escaped text is one no detector can match in (see `Text::Escaped`).
+            .zip(&found)
+            .map(|(text, found)| {
                 let Text::Decoded(text) = *text else {
                     return None;
                 };
-                let found = self.detector.find(text);
-                if found.is_empty() {
+                if found.is_empty() || self.unreplaced.is_some() {
                     return None;
                 }
                 let mut out = String::with_capacity(text.len());
                 let mut at = 0;
-                let mut changed = false;
                 for f in found {
-                    // The detector's ranges are on character boundaries of this text; a miss
-                    // is a bug, and the request is refused rather than sent with it.
-                    let Some(original) = text.get(f.range.clone()) else {
-                        self.refuse(Unreplaced::Unescapable(f.kind));
-                        continue;
-                    };
-                    if original.len() > MAX_ENTITY_BYTES {
-                        self.refuse(Unreplaced::TooLong(f.kind));
-                        continue;
-                    }
-                    if !substitutable(original) {
-                        self.refuse(Unreplaced::Unescapable(f.kind));
-                        continue;
-                    }
-                    let Some(i) = self.stand_in_for(f.kind, original, texts) else {
+                    let original = text.get(f.range.clone()).unwrap_or_default();
+                    let Some(i) = self.stand_in_for(f.kind, original, texts, &originals) else {
                         let why = if self.pairs.len() >= MAX_ENTITIES {
                             Unreplaced::TooMany(f.kind)
                         } else {
                             Unreplaced::NoStandIn(f.kind)
                         };
                         self.refuse(why);
-                        continue;
+                        return None;
                     };
                     out.push_str(text.get(at..f.range.start).unwrap_or_default());
                     out.push_str(&self.pairs[i].stand_in);
                     at = f.range.end;
-                    changed = true;
                     self.counts.add(f.kind);
                 }
                 out.push_str(text.get(at..).unwrap_or_default());
-                changed.then_some(out)
+                Some(out)
             })
             .collect()
     }
 
-    /// The pair index for `original`, drawing a stand-in the first time it is seen.
-    fn stand_in_for(&mut self, kind: Kind, original: &str, prompt: &[Text<'_>]) -> Option<usize> {
+    /// The entities of each text (none for an escaped one: no detector can match in it, see
+    /// [`Text::Escaped`]), each checked to be replaceable; the first that is not refuses the
+    /// request. More than [`MAX_ENTITIES`] distinct originals refuses it too, before any draw.
+    fn find_all(&mut self, texts: &[Text<'_>]) -> Vec<Vec<detect::Found>> {
+        let mut distinct: std::collections::HashSet<(Kind, &str)> = Default::default();
+        let mut all = Vec::with_capacity(texts.len());
+        for text in texts {
+            let Text::Decoded(text) = *text else {
+                all.push(Vec::new());
+                continue;
+            };
+            let found = if self.unreplaced.is_some() {
+                Vec::new()
+            } else {
+                self.detector.find(text)
+            };
+            for f in &found {
+                // The detector's ranges are on character boundaries of this text; a miss is a
+                // bug, and the request is refused rather than sent with it.
+                let Some(original) = text.get(f.range.clone()) else {
+                    self.refuse(Unreplaced::Unescapable(f.kind));
+                    break;
+                };
+                let why = if original.len() > MAX_ENTITY_BYTES {
+                    Some(Unreplaced::TooLong(f.kind))
+                } else if !substitutable(original) {
+                    Some(Unreplaced::Unescapable(f.kind))
+                } else if distinct.insert((f.kind, original)) && distinct.len() > MAX_ENTITIES {
+                    Some(Unreplaced::TooMany(f.kind))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    self.refuse(why);
+                    break;
+                }
+            }
+            all.push(found);
+        }
+        all
+    }
+
+    /// The pair index for `original`, drawing a stand-in the first time it is seen: one not
+    /// in the prompt, holding no original of the request, and apart from every other
+    /// stand-in (neither holds the other).
+    fn stand_in_for(
+        &mut self,
+        kind: Kind,
+        original: &str,
+        prompt: &[Text<'_>],
+        originals: &[&str],
+    ) -> Option<usize> {
         if let Some(&i) = self.by_original.get(&(kind, original.to_string())) {
             return Some(i);
         }
@@ -399,13 +444,15 @@ impl<'d> Session<'d> {
             scanned.set(scanned.get().saturating_add(prompt_bytes));
             scanned.get() <= MAX_SCAN_BYTES
                 && !s.is_empty()
-                && s != original
                 && escape_invariant(s)
+                && !originals.iter().any(|o| s.contains(o))
                 // One searcher per draw, vector-prefiltered: `str::contains` over a 300 KB
-                // prompt cost ~200,000 instructions a draw (callgrind).
+                // prompt cost ~200,000 instructions a draw (callgrind). Built-in stand-ins
+                // have the bytes their pattern needs, so escaped texts are skipped for them.
                 && {
                     let finder = memchr::memmem::Finder::new(s);
-                    !prompt.iter().any(|t| t.contains(&finder))
+                    let needy = lines::plain_escapes(s.as_bytes()).is_none();
+                    !prompt.iter().any(|t| t.contains(&finder, needy))
                 }
                 && !pairs
                     .iter()
@@ -477,4 +524,19 @@ impl<'d> Session<'d> {
             seal,
         )
     }
+}
+
+/// Every distinct original `found` holds in `texts` (which [`Session::find_all`] checked).
+fn distinct_originals<'t>(texts: &[Text<'t>], found: &[Vec<detect::Found>]) -> Vec<&'t str> {
+    let mut seen = std::collections::HashSet::new();
+    texts
+        .iter()
+        .zip(found)
+        .filter_map(|(text, found)| match *text {
+            Text::Decoded(t) => Some((t, found)),
+            Text::Escaped { .. } => None,
+        })
+        .flat_map(|(t, found)| found.iter().filter_map(|f| t.get(f.range.clone())))
+        .filter(|o| seen.insert(*o))
+        .collect()
 }

@@ -162,6 +162,53 @@ fn no_stand_in_collides_with_the_prompt_or_another() {
     assert_eq!(set.restore_all(out.as_bytes()), text.as_bytes());
 }
 
+#[test]
+fn no_stand_in_holds_another_original() {
+    // `EMP-123456` draws a stand-in with six drawn digits; under some key they open with a
+    // 9, and then they are an entity of the second pattern. With that number also in the
+    // prompt, a stand-in holding it would send the original upstream inside itself.
+    let d = Detector::new(&["EMP-\\d{6}".into(), "\\b9\\d{5}\\b".into()], &[]).unwrap();
+    let mut hit = None;
+    for k in 0u32..2000 {
+        let key = k.to_le_bytes();
+        let mut probe = Session::new(&d, &key);
+        probe.substitute(&["badge EMP-123456"]);
+        let first = probe.pairs()[0].stand_in.clone();
+        if let Some(number) = first.get(4..).filter(|n| n.starts_with('9')) {
+            hit = Some((key, first.clone(), number.to_string()));
+            break;
+        }
+    }
+    let (key, first, number) = hit.expect("some key draws a stand-in whose digits open with 9");
+    let prompt = format!("badge EMP-123456, desk {number}");
+    let mut s = Session::new(&d, &key);
+    let out = s.substitute(&[&prompt]).remove(0).unwrap();
+    assert!(!s.incomplete());
+    assert_eq!(s.pairs().len(), 2);
+    assert!(s.pairs().iter().all(|p| p.stand_in != first), "{out}");
+    for p in s.pairs() {
+        for q in s.pairs() {
+            assert!(
+                !p.stand_in.contains(&q.original),
+                "{} holds {}",
+                p.stand_in,
+                q.original
+            );
+        }
+    }
+    for f in d.find(&out) {
+        let found = &out[f.range];
+        assert!(
+            s.pairs().iter().all(|p| p.original != found),
+            "{found} in {out}"
+        );
+    }
+    assert_eq!(
+        s.restore_set().unwrap().restore_all(out.as_bytes()),
+        prompt.as_bytes()
+    );
+}
+
 /// The oracle: restore by scanning left to right with plain string comparison. In JSON text
 /// a letter right after a backslash is an escape (the generator below writes no other).
 fn oracle(text: &[u8], pairs: &[(String, String)], mode: Mode) -> Vec<u8> {
