@@ -969,3 +969,57 @@ fn dictionary_names_beside_non_ascii_text_and_in_capitals_are_substituted() {
         "non-ASCII neighbours",
     );
 }
+
+/// An agent-size body with PII on by config (no flag to take out): its long strings, escaped
+/// and not, reach the provider exactly, same-format and translated, with only the entities
+/// replaced. This is the path where the inspection after substitution crosses long strings by
+/// the notes moved with the rewritten tokens, and translation by that inspection's notes (the
+/// notes themselves are checked in `json::spans` and by fuzz target `pii_substitute`).
+#[test]
+fn long_strings_around_substituted_ones_reach_the_provider_exactly() {
+    let m = mock(&[]);
+    let cfg = format!("[pii]\nenabled = true\n\n{}", standard_providers(&m));
+    let g = gateway_env(&cfg, PROVIDER_KEYS);
+    ADDR.with(|a| a.set(Some(g.addr)));
+    let code = "fn main() {\n    println!(\"hello \\\\ world\");\n}\n".repeat(20);
+    let prose = "Plain words with no escape at all, repeated for length. ".repeat(12);
+    let before = "Context line one.\nContext \"two\".\n".repeat(6);
+    let after = "\n\tTrailing text after the address, long enough to be noted.".repeat(3);
+    let with_entity = format!("{before}mail {} now{after}", ORIGINALS[0]);
+    let with_two = format!(
+        "{prose}host {} and card {}\n{code}",
+        ORIGINALS[2], ORIGINALS[1]
+    );
+    for model in ["gpt", "claude"] {
+        let body = json!({"model": model, "max_tokens": 64, "messages": [
+            {"role": "system", "content": code},
+            {"role": "user", "content": with_entity},
+            {"role": "assistant", "content": prose},
+            {"role": "user", "content": with_two},
+            {"role": "assistant", "content": before},
+            {"role": "user", "content": format!("{code}{}", ORIGINALS[0])}]});
+        let r = request_to("/v1/chat/completions", body);
+        assert_eq!(r.status, 200, "{model}: {}", r.text());
+        let seen = mock_saw(&m);
+        for o in ORIGINALS {
+            assert!(!seen.contains(o), "{model}: {o} reached the provider");
+        }
+        for whole in [&code, &prose, &before] {
+            assert!(
+                seen.contains(whole.as_str()),
+                "{model}: a long string changed: {seen}"
+            );
+        }
+        for piece in [
+            format!("{before}mail "),
+            format!(" now{after}"),
+            format!("{prose}host "),
+            format!("\n{code}"),
+        ] {
+            assert!(
+                seen.contains(&piece),
+                "{model}: text around an entity changed"
+            );
+        }
+    }
+}

@@ -11,7 +11,9 @@
 //! thinking blocks.
 //!
 //! Asserted, besides no panic (and, on the same body, that searching strings still escaped
-//! with only the built-in detectors on gives what decoding every string gives):
+//! with only the built-in detectors on gives what decoding every string gives, and that the
+//! inspection's notes of where long strings end, moved with the tokens substitution rewrote,
+//! are right for the output):
 //! - a body the inspector admits is substituted (never refused as unreadable), its output is
 //!   admitted too with the same `model` and `stream`, and the flag is gone from it; a body
 //!   that is valid JSON stays valid JSON;
@@ -31,8 +33,12 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use ringway::json::tree::{self, Node};
-use ringway::json::{inspect_request_simd, members, JsonError, SimdScratch};
-use ringway::pii::{parse_body, substitute_body, Detector, Mode, RestoreSet, Session, FLAG};
+use ringway::json::{
+    inspect_request, inspect_request_simd, members, with_notes, JsonError, SimdScratch,
+};
+use ringway::pii::{
+    parse_body, substitute_body, substitute_spliced, Detector, Mode, RestoreSet, Session, FLAG,
+};
 
 /// Levels of JSON text inside a string that substitution opens (`body::MAX_JSON_TEXT_DEPTH`).
 const MAX_JSON_TEXT_DEPTH: usize = 4;
@@ -517,6 +523,7 @@ fn run(detector: &Detector, body: &[u8], secret: u8, recipe: bool) {
         );
         return;
     };
+    notes_move_with_the_splices(&parsed.body, &out, detector, secret);
     let again = inspect_request_simd(&out, &mut scratch);
     match &inspected {
         Ok(info) => {
@@ -563,6 +570,30 @@ fn run(detector: &Detector, body: &[u8], secret: u8, recipe: bool) {
     check.node(&a, &b);
 }
 
+/// As admission does: the body substituted with its inspection's notes, which then move with
+/// the rewritten tokens and are trusted by the inspection of the output. The same output as
+/// without notes; every moved note where a plain scan finds its string; the output inspected
+/// with them reads as without them.
+fn notes_move_with_the_splices(body: &[u8], out: &[u8], detector: &Detector, secret: u8) {
+    let Ok(info) = inspect_request(body) else {
+        return;
+    };
+    let mut session = Session::new(detector, &[secret]);
+    let spliced = with_notes(body, &info.strings, || {
+        substitute_spliced(body, &mut session)
+    });
+    let (noted_out, splices) = spliced.expect("an inspected body substituted with its notes");
+    assert_eq!(noted_out, out, "the notes changed what substitution wrote");
+    let moved = info.strings.spliced(&splices);
+    assert!(moved.hold_in(out), "a moved note is wrong");
+    let plain = inspect_request(out);
+    let noted = with_notes(out, &moved, || inspect_request(out));
+    assert_eq!(
+        noted, plain,
+        "the moved notes changed the output's inspection"
+    );
+}
+
 /// Only the built-in detectors on, where strings no pattern can match in are searched still
 /// escaped, against the same detectors with a never-matching operator regex, where every
 /// string is decoded: the same body out, the same stand-ins, the same refusal.
@@ -586,7 +617,11 @@ fn escaped_search_is_decoded_search(body: &[u8], secret: u8) {
     let x = substitute_body(&parsed.body, &mut a);
     let y = substitute_body(&parsed.body, &mut b);
     assert_eq!(x, y, "searching escaped strings changed the body");
-    assert_eq!(a.pairs(), b.pairs(), "searching escaped strings changed the stand-ins");
+    assert_eq!(
+        a.pairs(),
+        b.pairs(),
+        "searching escaped strings changed the stand-ins"
+    );
     assert_eq!(a.incomplete(), b.incomplete());
 }
 

@@ -32,6 +32,18 @@ pub(super) fn collect_checked(body: &[u8]) -> Result<Collected, JsonError> {
     }
 }
 
+impl StringSpans {
+    /// Whether every note is right for `body`: a scan of it without notes finds each noted
+    /// string token ending where noted, escaped as noted. For tests and fuzz targets checking
+    /// notes made some other way than by inspecting `body`.
+    pub fn hold_in(&self, body: &[u8]) -> bool {
+        self.each().iter().all(|n| {
+            let mut s = Scanner::unnoted(body, n.start as usize);
+            s.string() == Ok(n.escaped) && s.i == n.end as usize
+        })
+    }
+}
+
 /// Validates `body` and gathers its top-level members, or refuses.
 pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
     collect_on(body, Avx2::detect())
@@ -50,7 +62,9 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
         sealed: false,
         // Positions are kept in 32 bits.
         notes: u32::try_from(body.len()).is_ok().then(Vec::new),
-        known: None,
+        // Notes of this very body, when its caller has some (a body rewritten in place
+        // whose notes were moved with its tokens, `StringSpans::spliced`).
+        known: spans::notes_for(body),
         avx2,
     };
     s.ws();
@@ -220,6 +234,14 @@ impl<'b> Scanner<'b> {
         }
     }
 
+    /// A scanner at `i` of `b` that takes no notes from anywhere.
+    pub(super) fn unnoted(b: &'b [u8], i: usize) -> Self {
+        Self {
+            known: None,
+            ..Self::new(b, i)
+        }
+    }
+
     #[inline(always)]
     pub(super) fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -379,7 +401,11 @@ impl<'b> Scanner<'b> {
     pub(super) fn string(&mut self) -> Scan<bool> {
         if let Some(known) = &mut self.known {
             if let Some((end, escaped)) = known.end_of(self.i) {
+                let start = self.i;
+                let mark = crate::seal::MARK;
+                self.sealed |= self.b.get(start + 1..start + 1 + mark.len()) == Some(mark);
                 self.i = end;
+                self.note(start, escaped);
                 return Ok(escaped);
             }
         }

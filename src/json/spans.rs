@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Shortest string token noted (quotes included): one mask crosses a shorter one anyway, and
@@ -41,6 +42,78 @@ impl StringSpans {
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// One token of a body replaced by another in a new body: where it was, where it is now, and
+/// for a string token written, whether it holds an escape (`None`: a bare token, a number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Splice {
+    /// The token's span in the old body.
+    pub before: Range<usize>,
+    /// Its replacement's span in the new body.
+    pub after: Range<usize>,
+    /// `Some(escaped)` when the replacement is a string token.
+    pub escaped: Option<bool>,
+}
+
+impl StringSpans {
+    /// The notes of the new body that `splices` (in body order, apart, each a whole token)
+    /// made from the noted one: an untouched string moves with the bytes before it, a noted
+    /// string replaced by a string is noted where and as it is now, anything else is dropped.
+    /// Splices out of order or overlapping give no notes: a note is trusted by every reader,
+    /// and none is better than a wrong one.
+    pub fn spliced(&self, splices: &[Splice]) -> StringSpans {
+        let Some(spans) = self.spans.as_deref() else {
+            return StringSpans::default();
+        };
+        let ordered = splices
+            .windows(2)
+            .all(|w| w[0].before.end <= w[1].before.start)
+            && splices.iter().all(|s| s.before.start <= s.before.end);
+        if !ordered {
+            return StringSpans::default();
+        }
+        let mut out = Vec::with_capacity(spans.len());
+        let mut next = splices.iter().peekable();
+        // Where the bytes after the last splice passed moved to: new = old + after - before.
+        let (mut before, mut after) = (0usize, 0usize);
+        for span in spans {
+            let (start, end) = (span.start as usize, span.end as usize);
+            while let Some(s) = next.next_if(|s| s.before.end <= start) {
+                (before, after) = (s.before.end, s.after.end);
+            }
+            let moved = match next.peek() {
+                Some(s) if s.before.start < end => match s.escaped {
+                    Some(escaped) if s.before == (start..end) => {
+                        Some((s.after.start, s.after.end, escaped))
+                    }
+                    _ => None,
+                },
+                _ => (start - before)
+                    .checked_add(after)
+                    .zip((end - before).checked_add(after))
+                    .map(|(a, b)| (a, b, span.escaped)),
+            };
+            let Some((start, end, escaped)) = moved else {
+                continue;
+            };
+            if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) {
+                out.push(Span {
+                    start,
+                    end,
+                    escaped,
+                });
+            }
+        }
+        StringSpans::new(out)
+    }
+}
+
+impl StringSpans {
+    /// The notes, in body order.
+    pub(super) fn each(&self) -> &[Span] {
+        self.spans.as_deref().unwrap_or_default()
     }
 }
 
@@ -173,6 +246,125 @@ mod tests {
             long("quote \\\" é "),
             long("plain "),
         )
+    }
+
+    /// xorshift64*, so a failure reproduces from its seed.
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x >> 12;
+        *x ^= *x << 25;
+        *x ^= *x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A string token's inside: short or long, plain or with escapes and non-ASCII.
+    fn inside(x: &mut u64) -> String {
+        const PIECES: &[&str] = &["plain ", "line\\n", "q\\\"", "é", "\\u00e9", "0", "tab\\t"];
+        let n = [0, 3, 9, 30][(next(x) % 4) as usize] + (next(x) % 8) as usize;
+        (0..n)
+            .map(|_| PIECES[(next(x) % PIECES.len() as u64) as usize])
+            .collect()
+    }
+
+    #[test]
+    fn spliced_notes_are_where_a_fresh_inspection_finds_them() {
+        let (mut checked, mut moved, mut rewritten) = (0, 0, 0);
+        for seed in 1..1_500u64 {
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            // A body of turns whose contents are string tokens or numbers, their spans kept.
+            let mut body = String::from(r#"{"model":"m","messages":["#);
+            let mut tokens = Vec::new();
+            for i in 0..1 + next(&mut x) % 12 {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(r#"{"role":"user","content":"#);
+                let start = body.len();
+                if next(&mut x).is_multiple_of(6) {
+                    body.push_str(&(next(&mut x) % 100_000).to_string());
+                } else {
+                    body.push_str(&format!("\"{}\"", inside(&mut x)));
+                }
+                tokens.push(start..body.len());
+                body.push('}');
+            }
+            body.push_str(r#"],"note":""#);
+            body.push_str(&inside(&mut x));
+            body.push_str(r#""}"#);
+            let old = inspect_request(body.as_bytes()).unwrap();
+            // Some tokens replaced by strings (any length, escaped or not) or bare numbers.
+            let mut new = String::new();
+            let mut splices = Vec::new();
+            let mut at = 0;
+            let chosen: Vec<_> = tokens.iter().filter(|_| next(&mut x).is_multiple_of(3)).collect();
+            for t in chosen {
+                new.push_str(&body[at..t.start]);
+                let start = new.len();
+                let escaped = if next(&mut x).is_multiple_of(5) {
+                    new.push_str(&(next(&mut x) % 1_000).to_string());
+                    None
+                } else {
+                    let text = inside(&mut x);
+                    new.push_str(&format!("\"{text}\""));
+                    Some(text.contains('\\'))
+                };
+                splices.push(Splice {
+                    before: t.clone(),
+                    after: start..new.len(),
+                    escaped,
+                });
+                at = t.end;
+            }
+            new.push_str(&body[at..]);
+            let fresh = inspect_request(new.as_bytes()).unwrap();
+            let derived = old.strings.spliced(&splices);
+            let derived_spans = derived.spans.as_deref().unwrap_or_default();
+            // Every note is right: a reader trusts it.
+            assert!(derived.hold_in(new.as_bytes()), "seed {seed}: {new}");
+            for span in derived_spans {
+                checked += 1;
+                if splices.iter().any(|s| s.after.start == span.start as usize) {
+                    rewritten += 1;
+                } else {
+                    moved += 1;
+                }
+            }
+            // Every string a fresh inspection notes and no splice wrote is noted still.
+            for span in fresh.strings.spans.as_deref().unwrap_or_default() {
+                if splices.iter().all(|s| s.after.start != span.start as usize) {
+                    assert!(
+                        derived_spans.iter().any(|d| d.start == span.start
+                            && d.end == span.end
+                            && d.escaped == span.escaped),
+                        "seed {seed}: {new}"
+                    );
+                }
+            }
+            // Inspected with them, the new body reads as without them, and is noted alike.
+            let read = with_notes(new.as_bytes(), &derived, || inspect_request(new.as_bytes()));
+            let read = read.unwrap();
+            assert_eq!(read, fresh, "seed {seed}");
+            assert_eq!(read.may_hold_seal, fresh.may_hold_seal);
+            assert!(read.strings.len() >= fresh.strings.len(), "seed {seed}");
+        }
+        assert!(
+            moved > 1_500 && rewritten > 400,
+            "{checked} {moved} {rewritten}"
+        );
+    }
+
+    #[test]
+    fn splices_out_of_order_or_overlapping_give_no_notes() {
+        let text = body();
+        let info = inspect_request(text.as_bytes()).unwrap();
+        let s = |a: usize, b: usize| Splice {
+            before: a..b,
+            after: a..b,
+            escaped: Some(false),
+        };
+        assert_eq!(info.strings.spliced(&[]).len(), 3);
+        assert!(info.strings.spliced(&[s(5, 9), s(1, 2)]).is_empty());
+        assert!(info.strings.spliced(&[s(1, 6), s(5, 9)]).is_empty());
+        assert_eq!(info.strings.spliced(&[s(1, 2), s(5, 9)]).len(), 3);
     }
 
     #[test]

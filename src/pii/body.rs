@@ -35,6 +35,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::json::tree::{self, Entry, Node};
+use crate::json::Splice;
 
 use super::{Session, Text};
 
@@ -178,6 +179,15 @@ pub fn parse(body: &[u8]) -> Result<Parsed, BodyError> {
 /// Substitutes the body's conversation text in `session`. Returns the new body: the input
 /// with only the changed strings rewritten.
 pub fn substitute(body: &[u8], session: &mut Session<'_>) -> Result<Vec<u8>, BodyError> {
+    substitute_spliced(body, session).map(|(out, _)| out)
+}
+
+/// [`substitute`], also saying which tokens were rewritten and where they are now (in body
+/// order): an inspection's notes of the body move with them (`json::StringSpans::spliced`).
+pub fn substitute_spliced(
+    body: &[u8],
+    session: &mut Session<'_>,
+) -> Result<(Vec<u8>, Vec<Splice>), BodyError> {
     let mut left = MAX_VALUES;
     let root = tree::parse_within(body, &mut left).ok_or(if left == 0 {
         BodyError::TooManyValues
@@ -223,18 +233,30 @@ pub fn substitute(body: &[u8], session: &mut Session<'_>) -> Result<Vec<u8>, Bod
     // Strings and numbers were collected apart: the splice goes in body order.
     edits.sort_by_key(|(r, _, _)| r.start);
     let mut out = Vec::with_capacity(body.len());
+    let mut splices = Vec::with_capacity(edits.len());
     let mut at = 0;
     for (span, text, bare) in &edits {
         out.extend_from_slice(body.get(at..span.start).ok_or(BodyError::NotObject)?);
-        if *bare {
+        let start = out.len();
+        let escaped = if *bare {
             out.extend_from_slice(text.as_bytes());
+            None
         } else {
             crate::json::write_json_string(&mut out, text);
-        }
+            let inner = out
+                .get(start + 1..out.len().saturating_sub(1))
+                .unwrap_or_default();
+            Some(memchr::memchr(b'\\', inner).is_some())
+        };
+        splices.push(Splice {
+            before: span.clone(),
+            after: start..out.len(),
+            escaped,
+        });
         at = span.end;
     }
     out.extend_from_slice(body.get(at..).ok_or(BodyError::NotObject)?);
-    Ok(out)
+    Ok((out, splices))
 }
 
 /// How many levels of JSON text inside a string are opened (JSON text in a string of JSON

@@ -35,7 +35,8 @@ use ring::hmac;
 use crate::seal::SealKey;
 
 pub use body::{
-    parse as parse_body, substitute as substitute_body, BodyError, Parsed, FLAG, MAX_VALUES,
+    parse as parse_body, substitute as substitute_body, substitute_spliced, BodyError, Parsed,
+    FLAG, MAX_VALUES,
 };
 pub use detect::{
     check_term, luhn_ok, operator_regex, substitutable, Detector, DetectorError, Found,

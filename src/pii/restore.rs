@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use crate::seal::SealKey;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// How a text's bytes are read at a stand-in's edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +173,12 @@ impl RestoreSet {
         if stand_ins.is_empty() || stand_ins.iter().any(Vec::is_empty) {
             return None;
         }
+        // A contiguous NFA, not the DFA the builder picks for a few patterns: built once per
+        // request, the DFA cost ~7% of a 300 KB PII request's CPU (perf), while the answers it
+        // searches are a few KB, and the prefilter does most of that search either way.
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&stand_ins)
             .ok()?;
         let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());

@@ -197,6 +197,9 @@ pub(super) async fn admit<S: Transport>(
         let mut session =
             crate::pii::Session::new(detector, &cfg.pii.key_secret(key.map(|k| k.name.as_str())));
         pii_on = on;
+        // The inspected body itself, until the flag is taken out or sealed items are opened:
+        // then the inspection's notes still describe it.
+        let mut noted = parsed.is_none();
         let mut text = parsed.map_or_else(|| body.clone(), |p| Bytes::from(p.body));
         if on && ex.format == Format::Responses {
             // Sealed reasoning whose thinking cannot be substituted under its signature and
@@ -207,21 +210,33 @@ pub(super) async fn admit<S: Transport>(
                     .map_err(Error::from)?
             {
                 text = Bytes::from(opened.body);
+                noted = false;
                 dropped_reasoning = opened.dropped_reasoning;
             }
         }
+        // Notes for the body that goes on, moved with the tokens substitution rewrote: the
+        // inspection below crosses each long string in one step instead of scanning 300 KB
+        // again (~9% of a PII request's CPU, perf).
+        let mut notes = None;
         body = if on {
-            Bytes::from(
-                crate::pii::substitute_body(&text, &mut session).map_err(|e| match e {
-                    crate::pii::BodyError::TooManyValues => too_many_values(),
-                    // The body was validated above: a body the span parser refuses is a bug, and
-                    // it must not go upstream unsubstituted.
-                    _ => Error::new(
-                        ErrorKind::Internal,
-                        "the body could not be read for PII substitution",
-                    ),
-                })?,
-            )
+            // The inspection's notes of where long strings end (when `text` is the inspected
+            // body) let the span parser cross them in one step.
+            let substituted = crate::json::with_notes(&text, &info.strings, || {
+                crate::pii::substitute_spliced(&text, &mut session)
+            });
+            let substituted = substituted.map(|(out, splices)| {
+                notes = noted.then(|| info.strings.spliced(&splices));
+                out
+            });
+            Bytes::from(substituted.map_err(|e| match e {
+                crate::pii::BodyError::TooManyValues => too_many_values(),
+                // The body was validated above: a body the span parser refuses is a bug, and
+                // it must not go upstream unsubstituted.
+                _ => Error::new(
+                    ErrorKind::Internal,
+                    "the body could not be read for PII substitution",
+                ),
+            })?)
         } else {
             text
         };
@@ -241,7 +256,7 @@ pub(super) async fn admit<S: Transport>(
         // Thinking is restored too: its signature is sealed under the gateway's key, so the
         // block can go back to the provider as it was signed (`pii::thinking`).
         ex.pii = session.restore_set_sealing(Some(seal()));
-        info = inspect(&body, &path_model).await?;
+        info = inspect_noted(&body, &path_model, notes).await?;
     }
     ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op)?;
@@ -276,16 +291,32 @@ pub(super) async fn admit<S: Transport>(
 /// What a body's JSON says: read on the worker when small, on a helper thread when large (tens of milliseconds for 6 MB), so that a large body does not
 /// hold up the worker's other requests.
 async fn inspect(body: &Bytes, path_model: &Option<(String, bool)>) -> Result<RequestInfo> {
-    let read = |body: &[u8], path_model: &Option<(String, bool)>| match path_model {
-        Some((model, stream)) => crate::json::inspect_request_path_model(body, model, *stream),
-        None => crate::json::inspect_request(body),
+    inspect_noted(body, path_model, None).await
+}
+
+/// [`inspect`] of a body whose long strings' ends are known already (`notes`, from an
+/// earlier inspection moved with the tokens rewritten since): those are crossed, not scanned.
+async fn inspect_noted(
+    body: &Bytes,
+    path_model: &Option<(String, bool)>,
+    notes: Option<crate::json::StringSpans>,
+) -> Result<RequestInfo> {
+    let read = |body: &[u8], path_model: &Option<(String, bool)>, notes: Option<_>| {
+        let read = || match path_model {
+            Some((model, stream)) => crate::json::inspect_request_path_model(body, model, *stream),
+            None => crate::json::inspect_request(body),
+        };
+        match notes {
+            Some(notes) => crate::json::with_notes(body, &notes, read),
+            None => read(),
+        }
     };
     let info = if body.len() <= convert::INLINE_TRANSLATION_MAX_BYTES {
-        read(body, path_model)
+        read(body, path_model, notes)
     } else {
         let body = body.clone();
         let path_model = path_model.clone();
-        crate::rt::pool::run(move || read(&body, &path_model))
+        crate::rt::pool::run(move || read(&body, &path_model, notes))
             .await
             .map_err(convert::pool_error)?
     };
