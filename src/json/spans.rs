@@ -295,7 +295,10 @@ mod tests {
             let mut new = String::new();
             let mut splices = Vec::new();
             let mut at = 0;
-            let chosen: Vec<_> = tokens.iter().filter(|_| next(&mut x).is_multiple_of(3)).collect();
+            let chosen: Vec<_> = tokens
+                .iter()
+                .filter(|_| next(&mut x).is_multiple_of(3))
+                .collect();
             for t in chosen {
                 new.push_str(&body[at..t.start]);
                 let start = new.len();
