@@ -402,8 +402,7 @@ impl<'b> Scanner<'b> {
         if let Some(known) = &mut self.known {
             if let Some((end, escaped)) = known.end_of(self.i) {
                 let start = self.i;
-                let mark = crate::seal::MARK;
-                self.sealed |= self.b.get(start + 1..start + 1 + mark.len()) == Some(mark);
+                self.note_mark(start + 1);
                 self.i = end;
                 self.note(start, escaped);
                 return Ok(escaped);
@@ -434,10 +433,7 @@ impl<'b> Scanner<'b> {
         let mut held_escape = false;
         // Whether the window's first byte is escaped by a backslash ending the one before.
         let mut carry = false;
-        // Four bytes per string token: admission then needs no search of the body for seals
-        // (a mark after an escaped quote is text, not a token).
-        let mark = crate::seal::MARK;
-        self.sealed |= b.get(base..base + mark.len()) == Some(mark);
+        self.note_mark(base);
         'window: loop {
             let c = lanes.classes(b, base);
             let (esc, next_carry) = escaped(c.backslash, carry);
@@ -479,6 +475,15 @@ impl<'b> Scanner<'b> {
             carry = next_carry;
             base += WIDE;
         }
+    }
+
+    /// Whether the string token whose text opens at `at` opens with the seal mark. Four bytes
+    /// per string token: admission then needs no search of the body for seals (a mark after
+    /// an escaped quote is text, not a token).
+    #[inline(always)]
+    fn note_mark(&mut self, at: usize) {
+        let mark = crate::seal::MARK;
+        self.sealed |= self.b.get(at..at + mark.len()) == Some(mark);
     }
 
     /// Notes the string token from `start` to the cursor, when notes are taken.

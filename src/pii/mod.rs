@@ -339,12 +339,11 @@ impl<'d> Session<'d> {
             self.refuse(Unreplaced::TooMuchText);
             return vec![None; texts.len()];
         }
-        let found = self.find_all(texts);
+        let (found, originals) = self.find_all(texts);
         if self.unreplaced.is_some() {
             // Refused: nothing of this request goes upstream, so no draw is worth its work.
             return vec![None; texts.len()];
         }
-        let originals = distinct_originals(texts, &found);
         texts
             .iter()
             .zip(&found)
@@ -380,10 +379,12 @@ impl<'d> Session<'d> {
     }
 
     /// The entities of each text (none for an escaped one: no detector can match in it, see
-    /// [`Text::Escaped`]), each checked to be replaceable; the first that is not refuses the
-    /// request. More than [`MAX_ENTITIES`] distinct originals refuses it too, before any draw.
-    fn find_all(&mut self, texts: &[Text<'_>]) -> Vec<Vec<detect::Found>> {
+    /// [`Text::Escaped`]), each checked to be replaceable, and the distinct originals; the
+    /// first entity that is not replaceable refuses the request. More than [`MAX_ENTITIES`]
+    /// distinct originals refuses it too, before any draw.
+    fn find_all<'t>(&mut self, texts: &[Text<'t>]) -> (Vec<Vec<detect::Found>>, Vec<&'t str>) {
         let mut distinct: std::collections::HashSet<(Kind, &str)> = Default::default();
+        let mut originals = Vec::new();
         let mut all = Vec::with_capacity(texts.len());
         for text in texts {
             let Text::Decoded(text) = *text else {
@@ -406,8 +407,9 @@ impl<'d> Session<'d> {
                     Some(Unreplaced::TooLong(f.kind))
                 } else if !substitutable(original) {
                     Some(Unreplaced::Unescapable(f.kind))
-                } else if distinct.insert((f.kind, original)) && distinct.len() > MAX_ENTITIES {
-                    Some(Unreplaced::TooMany(f.kind))
+                } else if distinct.insert((f.kind, original)) {
+                    originals.push(original);
+                    (distinct.len() > MAX_ENTITIES).then_some(Unreplaced::TooMany(f.kind))
                 } else {
                     None
                 };
@@ -418,7 +420,7 @@ impl<'d> Session<'d> {
             }
             all.push(found);
         }
-        all
+        (all, originals)
     }
 
     /// The pair index for `original`, drawing a stand-in the first time it is seen: one not
@@ -525,19 +527,4 @@ impl<'d> Session<'d> {
             seal,
         )
     }
-}
-
-/// Every distinct original `found` holds in `texts` (which [`Session::find_all`] checked).
-fn distinct_originals<'t>(texts: &[Text<'t>], found: &[Vec<detect::Found>]) -> Vec<&'t str> {
-    let mut seen = std::collections::HashSet::new();
-    texts
-        .iter()
-        .zip(found)
-        .filter_map(|(text, found)| match *text {
-            Text::Decoded(t) => Some((t, found)),
-            Text::Escaped { .. } => None,
-        })
-        .flat_map(|(t, found)| found.iter().filter_map(|f| t.get(f.range.clone())))
-        .filter(|o| seen.insert(*o))
-        .collect()
 }

@@ -221,14 +221,10 @@ pub(super) async fn admit<S: Transport>(
         body = if on {
             // The inspection's notes of where long strings end (when `text` is the inspected
             // body) let the span parser cross them in one step.
-            let substituted = crate::json::with_notes(&text, &info.strings, || {
+            let (out, splices) = crate::json::with_notes(&text, &info.strings, || {
                 crate::pii::substitute_spliced(&text, &mut session)
-            });
-            let substituted = substituted.map(|(out, splices)| {
-                notes = noted.then(|| info.strings.spliced(&splices));
-                out
-            });
-            Bytes::from(substituted.map_err(|e| match e {
+            })
+            .map_err(|e| match e {
                 crate::pii::BodyError::TooManyValues => too_many_values(),
                 // The body was validated above: a body the span parser refuses is a bug, and
                 // it must not go upstream unsubstituted.
@@ -236,7 +232,9 @@ pub(super) async fn admit<S: Transport>(
                     ErrorKind::Internal,
                     "the body could not be read for PII substitution",
                 ),
-            })?)
+            })?;
+            notes = noted.then(|| info.strings.spliced(&splices));
+            Bytes::from(out)
         } else {
             text
         };
