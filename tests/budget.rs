@@ -145,6 +145,61 @@ fn a_translated_body_written_to_its_provider_no_longer_holds_the_budget() {
     assert_eq!(first.join().unwrap().status, 200);
 }
 
+/// A listener on 127.0.0.1 whose accept queue is full: a connect to it hangs (its SYNs are
+/// dropped) until the connector gives up. Returned with the connections that fill it.
+fn unanswering_listener() -> std::io::Result<(socket2::Socket, Vec<std::net::TcpStream>)> {
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    l.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    l.listen(0)?;
+    let addr = l
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("not an IP address"))?;
+    // Never accepted: once the queue holds what its backlog allows, a connect waits.
+    let mut fill = Vec::new();
+    while let Ok(c) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        fill.push(c);
+        assert!(fill.len() < 8, "the accept queue never filled");
+    }
+    Ok((l, fill))
+}
+
+#[test]
+fn a_translated_body_is_not_held_while_its_connection_is_made() {
+    let m = mock(&[]);
+    let (stuck, _fill) = unanswering_listener().unwrap();
+    let stuck_addr = stuck.local_addr().unwrap().as_socket().unwrap();
+    // The budget of the tests above: one 1.5 MB translation with its scratch, not beside
+    // another translated body. The first request's provider takes 3 s not to answer its
+    // connect; a body made before the connect would hold its charge all that time.
+    let g = gateway_env(
+        &format!(
+            "[server]\nworkers = 1\nmax_buffered_bytes = 5767168\n\n{}\n             [[provider]]\nname = \"stuck\"\nkind = \"anthropic\"\nbase_url = \"http://{stuck_addr}\"\n             api_key_env = \"RW_TEST_ANTHROPIC_KEY\"\nconnect_timeout_ms = 3000\n\n             [[route]]\nmodel = \"stuck-claude\"\ntargets = [\"stuck/claude-up\"]\n",
+            standard_providers(&m)
+        ),
+        PROVIDER_KEYS,
+    );
+    let slow = chat_body("stuck-claude", 48_000, "never sent");
+    let quick = chat_body("claude", 48_000, "quick");
+    assert!(slow.len() > 1_400_000 && quick.len() > 1_400_000);
+    let addr = g.addr;
+    let first =
+        std::thread::spawn(move || request(addr, &post("/v1/chat/completions", &[], &slow)));
+    // Read, admitted and connecting well within this.
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &quick));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!first.is_finished(), "the first is still connecting");
+    let first = first.join().unwrap();
+    assert_eq!(first.status, 504, "{}", first.text());
+    assert_eq!(
+        mock_requests(&m).len(),
+        1,
+        "only the second reached a provider"
+    );
+}
+
 #[test]
 fn a_small_request_sent_during_a_large_translation_on_the_same_worker_is_answered_first() {
     let m = mock(&[]);

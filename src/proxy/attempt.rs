@@ -503,6 +503,9 @@ pub(super) struct Ready<'c> {
     _held: Option<Charge<'c>>,
     /// Its body was lent to a send ([`Ready::lend`]): a later send makes it again.
     lent: bool,
+    /// The connection its first send goes out on, reached before the body was translated
+    /// (see [`reach`]); goes with the lent body.
+    reached: Option<Result<Conn>>,
 }
 
 /// A translated body lent to a send, with its charge: once written it is let go, so that a
@@ -513,6 +516,8 @@ pub(super) struct Ready<'c> {
 pub(super) struct Lent<'c> {
     body: OutBody,
     held: Option<Charge<'c>>,
+    /// The connection reached for it before it was made, or the error reaching one gave.
+    reached: Option<Result<Conn>>,
 }
 
 impl<'c> Ready<'c> {
@@ -534,6 +539,7 @@ impl<'c> Ready<'c> {
         Some(Lent {
             body: std::mem::replace(body, OutBody::from(Bytes::new())),
             held: self._held.take(),
+            reached: self.reached.take(),
         })
     }
 }
@@ -545,10 +551,40 @@ pub(super) async fn ready<'c>(
     req: &Admitted,
     target: &Target,
     provider: &'c Provider,
+    deadline: Instant,
 ) -> Result<Ready<'c>> {
     let pair = Pair::new(ex.format, provider.speaks(ex.format, &target.model));
+    // A body to be translated and lent is made only once a connection can take it: while
+    // connects are made, a request holds the client's body alone. Made first, 200 translated
+    // requests on one worker (more than the pool keeps) each held both bodies while theirs
+    // connected, and peak RSS went past 2 × their bodies. A failed connect is kept for the
+    // first send, which meets it as it would have met it there.
+    let lends =
+        !pair.is_passthrough() && req.op != Op::CountTokens && provider.cloud_credential.is_none();
+    let reached = match lends {
+        true => Some(reach(ctx, provider, deadline, false).await),
+        false => None,
+    };
     let mut held = None;
-    let prepared = prepare(ctx, ex, req, target, provider, pair, &mut held).await?;
+    let prepared = prepare(ctx, ex, req, target, provider, pair, &mut held).await;
+    // A connection reached for a body that will not be lent (one refused, or not translated
+    // after all) goes back to the pool unused.
+    let give_back = |reached: Option<Result<Conn>>| {
+        if let Some(Ok(up)) = reached {
+            ctx.pool.put(&provider.pool_key, up);
+        }
+    };
+    let (prepared, reached) = match prepared {
+        Ok(p) if held.is_some() => (p, reached),
+        Ok(p) => {
+            give_back(reached);
+            (p, None)
+        }
+        Err(e) => {
+            give_back(reached);
+            return Err(e);
+        }
+    };
     // Counted here, once per target: a body made again for a retry is the same translation.
     if held.is_some() {
         ctx.metrics
@@ -558,7 +594,10 @@ pub(super) async fn ready<'c>(
         meta: Some(meta), ..
     } = &prepared
     {
-        strict(ctx, ex, req, provider, meta)?;
+        if let Err(e) = strict(ctx, ex, req, provider, meta) {
+            give_back(reached);
+            return Err(e);
+        }
     }
     Ok(Ready {
         provider,
@@ -566,6 +605,7 @@ pub(super) async fn ready<'c>(
         prepared,
         _held: held,
         lent: false,
+        reached,
     })
 }
 
@@ -720,7 +760,7 @@ pub(super) async fn run<'c>(
         body,
         lean: false,
         held: None,
-        fresh: false,
+        reached: None,
         betas: betas.clone().unwrap_or_default(),
         stream: at.req.info.stream,
         secret: secret.clone(),
@@ -728,13 +768,18 @@ pub(super) async fn run<'c>(
     // A lent body goes with its one write; a send after one that took it (a retry), or
     // one that needs it again (a pooled connection the provider had closed), makes it again.
     let lent = match at.lent.take() {
-        None if at.ready.lent => Some(remade(ctx, ex, &at).await?),
+        None if at.ready.lent => Some(remade(ctx, ex, &at, false).await?),
         lent => lent,
     };
     let lean = lent.is_some();
-    let lean_out = |Lent { body, held }| Outgoing {
+    let lean_out = |Lent {
+                        body,
+                        held,
+                        reached,
+                    }| Outgoing {
         lean: true,
         held,
+        reached,
         ..outgoing(body)
     };
     let sent_once = match lent {
@@ -748,10 +793,7 @@ pub(super) async fn run<'c>(
         refused,
     } = match sent_once {
         Err(m) if lean && m.error.retry() == Retry::ReusedOnly => {
-            let out = Outgoing {
-                fresh: true,
-                ..lean_out(remade(ctx, ex, &at).await?)
-            };
+            let out = lean_out(remade(ctx, ex, &at, true).await?);
             send(ctx, ex, &at, provider, out, first_byte).await?
         }
         other => other?,
@@ -822,14 +864,17 @@ pub(super) async fn run<'c>(
     }
 }
 
-/// The body of `at` made again, lent to one send like the first (see [`Lent`]).
+/// The body of `at` made again, lent to one send like the first (see [`Lent`]), once a
+/// connection can take it (a new one when `fresh`: a pooled one had been closed under it).
 async fn remade<'c>(
     ctx: &'c Ctx,
     ex: &Exchange<'_>,
     at: &Try<'_, 'c>,
+    fresh: bool,
 ) -> std::result::Result<Lent<'c>, Miss<'c>> {
     let mut held = None;
     let (ready, req) = (at.ready, at.req);
+    let reached = Some(reach(ctx, ready.provider, at.deadline, fresh).await);
     let again = prepare(
         ctx,
         ex,
@@ -851,7 +896,11 @@ async fn remade<'c>(
         m
     })?;
     match again {
-        Prepared::Send { body, .. } => Ok(Lent { body, held }),
+        Prepared::Send { body, .. } => Ok(Lent {
+            body,
+            held,
+            reached,
+        }),
         Prepared::Estimate => Err(Miss::from_error(Error::new(
             ErrorKind::Internal,
             "a request made ready to send became an estimate",
@@ -1452,14 +1501,9 @@ async fn exchange(
 ) -> Result<(Conn, ResponseHead)> {
     // Build the request first: a missing credential must not cost a connect.
     let req = upstream_request(provider, ex, out)?;
-    let pooled = if out.fresh {
-        None
-    } else {
-        ctx.pool.take(&provider.pool_key)
-    };
-    let mut up = match pooled {
-        Some(c) => c,
-        None => connect(ctx, provider, deadline).await?,
+    let mut up = match out.reached.take() {
+        Some(reached) => reached?,
+        None => reach(ctx, provider, deadline, false).await?,
     };
     count_send(ctx, ex, target);
     if out.lean {
@@ -1552,6 +1596,16 @@ fn count_send(ctx: &Ctx, ex: &Exchange<'_>, target: &Target) {
 /// A new provider connection. Boxed: connecting (TLS handshake, connect timer) is the largest
 /// state a request goes through, and every connection task is allocated at its largest
 /// state's size for its whole life, streams included; a pooled connection skips this.
+/// A connection to `provider`: a pooled one, else (or when `fresh`) a new one.
+async fn reach(ctx: &Ctx, provider: &Provider, deadline: Instant, fresh: bool) -> Result<Conn> {
+    if !fresh {
+        if let Some(c) = ctx.pool.take(&provider.pool_key) {
+            return Ok(c);
+        }
+    }
+    connect(ctx, provider, deadline).await
+}
+
 async fn connect(ctx: &Ctx, provider: &Provider, deadline: Instant) -> Result<Conn> {
     let limit = within(provider.connect_timeout, deadline);
     Box::pin(Conn::connect(provider, &ctx.dns, limit)).await
@@ -1716,8 +1770,8 @@ struct Outgoing<'a> {
     lean: bool,
     /// A lent body's charge against the worker's budget, let go with it.
     held: Option<Charge<'a>>,
-    /// On a new connection only: the body was made again after a pooled one failed.
-    fresh: bool,
+    /// A lent body's connection, reached before it was made.
+    reached: Option<Result<Conn>>,
     /// The betas a cloud kind gets instead of the client's header.
     betas: SentBetas,
     /// The client asked for a stream (a cloud kind's `accept` says so).

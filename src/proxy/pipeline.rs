@@ -248,7 +248,7 @@ async fn take<'c>(
     };
     ex.attempts.routed = Some((provider.name.clone(), c.target.model.clone()));
     ex.attempts.place = Some(c.target.place.clone());
-    match attempt::ready(ctx, ex, req, c.target, provider).await {
+    match attempt::ready(ctx, ex, req, c.target, provider, plan.deadline()).await {
         Ok(ready) => {
             plan.record(Outcome::Prepared);
             Some(ready)
