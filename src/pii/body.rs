@@ -232,7 +232,13 @@ pub fn substitute_spliced(
     }
     // Strings and numbers were collected apart: the splice goes in body order.
     edits.sort_by_key(|(r, _, _)| r.start);
-    let mut out = Vec::with_capacity(body.len());
+    // Sized once: stand-ins longer than their originals would grow (and copy) the body at
+    // its end. A character is written as at most six bytes (`\u001f`), plus two quotes.
+    let grown: usize = edits
+        .iter()
+        .map(|(span, text, _)| (text.len() * 6 + 2).saturating_sub(span.len()))
+        .sum();
+    let mut out = Vec::with_capacity(body.len() + grown);
     let mut splices = Vec::with_capacity(edits.len());
     let mut at = 0;
     for (span, text, bare) in &edits {

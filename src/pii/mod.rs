@@ -49,6 +49,14 @@ pub use thinking::{
     unseal_body, UnsealError, MAX_THINKING_EDITS_BYTES, MAX_THINKING_SIGNATURE_BYTES,
 };
 
+/// Whether a JSON string's inside can be searched still escaped (its escape count, when no
+/// built-in pattern can match in it), as this CPU's filter says and as the masks' filter
+/// says: for the fuzz target that holds the two equal.
+#[doc(hidden)]
+pub fn plain_escapes_both(inner: &[u8]) -> (Option<usize>, Option<usize>) {
+    lines::plain_escapes_both(inner)
+}
+
 /// What an entity is. The label is what counts and the custody record show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
