@@ -592,6 +592,74 @@ breaker_cooldown_ms = 700
     );
 }
 
+/// A listener on 127.0.0.1 that accepts every connection and closes it at once: its address
+/// and how many it has accepted.
+fn closing_listener() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(c);
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn a_translated_target_whose_breaker_is_open_is_not_connected_to() {
+    use std::sync::atomic::Ordering;
+    let m = mock(&[]);
+    let (closing, accepted) = closing_listener();
+    // A Chat client's request to an Anthropic-kind target is translated, and its connection
+    // is reached before its body is made: not for a target its breaker passes over.
+    let g = gateway_for(
+        &m,
+        &format!(
+            r#"[[provider]]
+name = "closing"
+kind = "anthropic"
+base_url = "http://{closing}"
+
+[[route]]
+model = "cb"
+targets = ["closing/cb-1", "oa/cb-2"]
+retries = 0
+breaker_failures = 1
+breaker_cooldown_ms = 60000
+"#
+        ),
+    );
+    let r = chat_openai(g.addr, "cb", "hi", false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ringway-model"), Some("cb-2"));
+    assert_eq!(
+        metric(&g, "ringway_breaker_opened_total{target=\"closing/cb-1\"}"),
+        1
+    );
+    let before = accepted.load(Ordering::SeqCst);
+    assert!(
+        before >= 1,
+        "the first request was sent to the closing provider"
+    );
+    for _ in 0..3 {
+        let r = chat_openai(g.addr, "cb", "hi", false);
+        assert_eq!(r.header("x-ringway-model"), Some("cb-2"));
+        assert_eq!(r.header("x-ringway-attempts"), Some("1"));
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        before,
+        "no connection was made to a target whose breaker is open"
+    );
+}
+
 #[test]
 fn with_every_breaker_open_the_soonest_to_close_is_probed() {
     let m = mock(&[]);

@@ -232,13 +232,12 @@ pub fn substitute_spliced(
     }
     // Strings and numbers were collected apart: the splice goes in body order.
     edits.sort_by_key(|(r, _, _)| r.start);
-    // Sized once: stand-ins longer than their originals would grow (and copy) the body at
-    // its end. A character is written as at most six bytes (`\u001f`), plus two quotes.
-    let grown: usize = edits
-        .iter()
-        .map(|(span, text, _)| (text.len() * 6 + 2).saturating_sub(span.len()))
-        .sum();
-    let mut out = Vec::with_capacity(body.len() + grown);
+    // Sized once, with room for stand-ins longer than their originals: growing at the end
+    // would copy the whole body. (Its exact size would take a pass over every rewritten
+    // string, and a bound by their decoded lengths would reserve up to six times each, which
+    // the body keeps while the request is held.) Past the room, it grows as any Vec.
+    let room = 1024 + body.len() / 64 + edits.len() * 64;
+    let mut out = Vec::with_capacity(body.len() + room);
     let mut splices = Vec::with_capacity(edits.len());
     let mut at = 0;
     for (span, text, bare) in &edits {

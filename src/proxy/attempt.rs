@@ -503,9 +503,36 @@ pub(super) struct Ready<'c> {
     _held: Option<Charge<'c>>,
     /// Its body was lent to a send ([`Ready::lend`]): a later send makes it again.
     lent: bool,
-    /// The connection its first send goes out on, reached before the body was translated
-    /// (see [`reach`]); goes with the lent body.
-    reached: Option<Result<Conn>>,
+    /// The connection its first send goes out on, reached before the body was translated;
+    /// goes with the lent body.
+    reached: Option<Reached>,
+}
+
+/// A connection reached for a lent body before it was made, or the error reaching one gave,
+/// and how long that took (the send's time to first byte counts it, as when it connected
+/// itself).
+pub(super) struct Reached {
+    conn: Result<Conn>,
+    took: Duration,
+}
+
+impl Reached {
+    /// A connection to `provider`: a pooled one, else (or when `fresh`) a new one.
+    async fn new(ctx: &Ctx, provider: &Provider, deadline: Instant, fresh: bool) -> Reached {
+        let start = Instant::now();
+        let conn = reach(ctx, provider, deadline, fresh).await;
+        Reached {
+            conn,
+            took: start.elapsed(),
+        }
+    }
+
+    /// Back to the pool unused (a body that was not lent after all, or a refused request).
+    fn give_back(self, ctx: &Ctx, provider: &Provider) {
+        if let Ok(up) = self.conn {
+            ctx.pool.put(&provider.pool_key, up);
+        }
+    }
 }
 
 /// A translated body lent to a send, with its charge: once written it is let go, so that a
@@ -517,7 +544,14 @@ pub(super) struct Lent<'c> {
     body: OutBody,
     held: Option<Charge<'c>>,
     /// The connection reached for it before it was made, or the error reaching one gave.
-    reached: Option<Result<Conn>>,
+    reached: Option<Reached>,
+}
+
+impl Lent<'_> {
+    /// How long reaching its connection took (zero when none was reached for it).
+    pub fn reach_took(&self) -> Duration {
+        self.reached.as_ref().map_or(Duration::ZERO, |r| r.took)
+    }
 }
 
 impl<'c> Ready<'c> {
@@ -551,27 +585,32 @@ pub(super) async fn ready<'c>(
     req: &Admitted,
     target: &Target,
     provider: &'c Provider,
-    deadline: Instant,
+    reach_by: Option<Instant>,
 ) -> Result<Ready<'c>> {
     let pair = Pair::new(ex.format, provider.speaks(ex.format, &target.model));
     // A body to be translated and lent is made only once a connection can take it: while
     // connects are made, a request holds the client's body alone. Made first, 200 translated
     // requests on one worker (more than the pool keeps) each held both bodies while theirs
     // connected, and peak RSS went past 2 × their bodies. A failed connect is kept for the
-    // first send, which meets it as it would have met it there.
-    let lends =
-        !pair.is_passthrough() && req.op != Op::CountTokens && provider.cloud_credential.is_none();
-    let reached = match lends {
-        true => Some(reach(ctx, provider, deadline, false).await),
-        false => None,
+    // first send, which meets it as it would have met it there. Not reached: a target the
+    // breaker would pass over (`reach_by` None), or a request refused whatever the provider
+    // (no key for it, a body too large to translate at all).
+    let lends = !pair.is_passthrough()
+        && req.op != Op::CountTokens
+        && provider.cloud_credential.is_none()
+        && !matches!(provider.api_key, ApiKey::Missing(_))
+        && crate::translate::request_memory_bound(req.body.len()) <= ctx.buffers.limit();
+    let reached = match reach_by {
+        Some(deadline) if lends => Some(Reached::new(ctx, provider, deadline, false).await),
+        _ => None,
     };
     let mut held = None;
     let prepared = prepare(ctx, ex, req, target, provider, pair, &mut held).await;
     // A connection reached for a body that will not be lent (one refused, or not translated
     // after all) goes back to the pool unused.
-    let give_back = |reached: Option<Result<Conn>>| {
-        if let Some(Ok(up)) = reached {
-            ctx.pool.put(&provider.pool_key, up);
+    let give_back = |reached: Option<Reached>| {
+        if let Some(r) = reached {
+            r.give_back(ctx, provider);
         }
     };
     let (prepared, reached) = match prepared {
@@ -750,7 +789,12 @@ pub(super) async fn run<'c>(
         return estimated(ctx, &at).await;
     };
     let provider = at.ready.provider;
-    let sent = Instant::now();
+    // A lent body's connection was reached before it was made: the time that took is the
+    // send's, as when the send connects itself.
+    let reach_took = at.lent.as_ref().map_or(Duration::ZERO, Lent::reach_took);
+    let sent = Instant::now()
+        .checked_sub(reach_took)
+        .unwrap_or_else(Instant::now);
     let first_byte = first_byte_timeout(provider, at.policy, at.req.info.stream);
     let secret = cloud_secret(provider, None, at.deadline)
         .await
@@ -874,7 +918,7 @@ async fn remade<'c>(
 ) -> std::result::Result<Lent<'c>, Miss<'c>> {
     let mut held = None;
     let (ready, req) = (at.ready, at.req);
-    let reached = Some(reach(ctx, ready.provider, at.deadline, fresh).await);
+    let reached = Reached::new(ctx, ready.provider, at.deadline, fresh).await;
     let again = prepare(
         ctx,
         ex,
@@ -884,22 +928,26 @@ async fn remade<'c>(
         ready.pair,
         &mut held,
     )
-    .await
-    .map_err(|e| {
-        // The target is not at fault, and another may take the request as it is (as when a
-        // target cannot be made ready in the first place): the worker's budget or its helpers
-        // being busy now ends this target's sends, not the request.
-        let mut m = miss_by(e, at.deadline);
-        m.same_target = false;
-        m.target_failed = false;
-        m.terminal = m.reason == "request_timeout";
-        m
-    })?;
+    .await;
+    let again = match again {
+        Ok(again) => again,
+        Err(e) => {
+            reached.give_back(ctx, ready.provider);
+            // The target is not at fault, and another may take the request as it is (as when
+            // a target cannot be made ready in the first place): the worker's budget or its
+            // helpers being busy now ends this target's sends, not the request.
+            let mut m = miss_by(e, at.deadline);
+            m.same_target = false;
+            m.target_failed = false;
+            m.terminal = m.reason == "request_timeout";
+            return Err(m);
+        }
+    };
     match again {
         Prepared::Send { body, .. } => Ok(Lent {
             body,
             held,
-            reached,
+            reached: Some(reached),
         }),
         Prepared::Estimate => Err(Miss::from_error(Error::new(
             ErrorKind::Internal,
@@ -1502,7 +1550,7 @@ async fn exchange(
     // Build the request first: a missing credential must not cost a connect.
     let req = upstream_request(provider, ex, out)?;
     let mut up = match out.reached.take() {
-        Some(reached) => reached?,
+        Some(reached) => reached.conn?,
         None => reach(ctx, provider, deadline, false).await?,
     };
     count_send(ctx, ex, target);
@@ -1771,7 +1819,7 @@ struct Outgoing<'a> {
     /// A lent body's charge against the worker's budget, let go with it.
     held: Option<Charge<'a>>,
     /// A lent body's connection, reached before it was made.
-    reached: Option<Result<Conn>>,
+    reached: Option<Reached>,
     /// The betas a cloud kind gets instead of the client's header.
     betas: SentBetas,
     /// The client asked for a stream (a cloud kind's `accept` says so).

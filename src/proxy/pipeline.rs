@@ -5,7 +5,7 @@
 //! and a clean end.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
@@ -210,6 +210,8 @@ async fn attempts<'c>(
                 // A translated body goes with its send: gone once written, it is not held
                 // while the answer is awaited (a retry makes it again).
                 let lent = ready.lend();
+                // The attempt began when its connection was reached, before its body was made.
+                let reach_took = lent.as_ref().map_or(Duration::ZERO, |l| l.reach_took());
                 let at = attempt::Try {
                     req,
                     target: c.target,
@@ -219,7 +221,9 @@ async fn attempts<'c>(
                     deadline: plan.deadline(),
                     lent,
                 };
-                let tried_at = Instant::now();
+                let tried_at = Instant::now()
+                    .checked_sub(reach_took)
+                    .unwrap_or_else(Instant::now);
                 let outcome = attempt::run(ctx, ex, at).await;
                 ex.note_attempts();
                 match outcome {
@@ -248,7 +252,10 @@ async fn take<'c>(
     };
     ex.attempts.routed = Some((provider.name.clone(), c.target.model.clone()));
     ex.attempts.place = Some(c.target.place.clone());
-    match attempt::ready(ctx, ex, req, c.target, provider, plan.deadline()).await {
+    // A body to be lent is translated once its connection is in hand (see `attempt::ready`),
+    // but no connection is reached for a target its breaker would pass over.
+    let reach = plan.would_send(c, Instant::now()).then(|| plan.deadline());
+    match attempt::ready(ctx, ex, req, c.target, provider, reach).await {
         Ok(ready) => {
             plan.record(Outcome::Prepared);
             Some(ready)

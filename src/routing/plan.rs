@@ -253,6 +253,12 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// Would the candidate be sent once prepared (not passed over for its open breaker), as
+    /// things stand: asks the breaker without taking a probe slot.
+    pub fn would_send(&self, at: Candidate<'_>, now: Instant) -> bool {
+        self.last_resort || !self.fallbacks || self.health.would_admit(at.target, self.policy, now)
+    }
+
     /// Is the prepared candidate passed over for now (its breaker open until then)? Asked only
     /// once the request is ready for it: a probe slot is never taken by a request that cannot
     /// be sent. A last resort, or a pinned target, is sent as a probe whatever the breaker
