@@ -173,13 +173,8 @@ fn plain_escapes_avx2(inner: &[u8], _lanes: Avx2) -> Option<usize> {
         if _mm256_testz_si256(need, need) == 0 {
             return None;
         }
-        let (escaped, next) = crate::json::escaped_bytes(backslash, carry);
-        let left = inner.len() - at;
-        let escaped = escaped & if left >= WIDE { !0 } else { (1u64 << left) - 1 };
-        if escaped & u != 0 {
-            return None;
-        }
-        count += escaped.count_ones() as usize;
+        let (escapes, next) = window_escapes(backslash, u, carry, inner.len() - at)?;
+        count += escapes;
         carry = next;
         at += WIDE;
     }
@@ -408,14 +403,8 @@ fn plain_escapes_with(inner: &[u8], lanes: impl Lanes) -> Option<usize> {
         if needs(&m, &before).iter().any(|n| *n != 0) {
             return None;
         }
-        // The bytes a backslash escapes; none past the end (a valid inside ends on none).
-        let (escaped, next) = crate::json::escaped_bytes(m.backslash, carry);
-        let left = inner.len() - at;
-        let escaped = escaped & if left >= WIDE { !0 } else { (1u64 << left) - 1 };
-        if escaped & m.u != 0 {
-            return None;
-        }
-        count += escaped.count_ones() as usize;
+        let (escapes, next) = window_escapes(m.backslash, m.u, carry, inner.len() - at)?;
+        count += escapes;
         carry = next;
         before = m;
         at += WIDE;
@@ -427,6 +416,16 @@ fn plain_escapes_with(inner: &[u8], lanes: impl Lanes) -> Option<usize> {
 /// two a fuzz target holds equal.
 pub(super) fn plain_escapes_both(inner: &[u8]) -> (Option<usize>, Option<usize>) {
     (plain_escapes(inner), plain_escapes_with(inner, Narrow))
+}
+
+/// A window's escapes for the filter, from its backslash and `u` masks and the escape carried
+/// in (`left`: the text's bytes from the window on): how many, and the carry out; None when
+/// one is `\\u`. The bytes a backslash escapes; none past the end (a valid inside ends on none).
+#[inline(always)]
+fn window_escapes(backslash: u64, u: u64, carry: bool, left: usize) -> Option<(usize, bool)> {
+    let (escaped, next) = crate::json::escaped_bytes(backslash, carry);
+    let escaped = escaped & if left >= WIDE { !0 } else { (1u64 << left) - 1 };
+    (escaped & u == 0).then_some((escaped.count_ones() as usize, next))
 }
 
 /// Adds `line` to the open run in `slot`: the same line, the next one (it grows), or a later

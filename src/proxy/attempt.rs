@@ -547,11 +547,15 @@ pub(super) struct Lent<'c> {
     reached: Option<Reached>,
 }
 
-impl Lent<'_> {
-    /// How long reaching its connection took (zero when none was reached for it).
-    pub fn reach_took(&self) -> Duration {
-        self.reached.as_ref().map_or(Duration::ZERO, |r| r.took)
-    }
+/// When a send of `lent` began: its connection was reached before its body was made, and
+/// the time that took is the send's, as when a send connects itself.
+pub(super) fn began(lent: Option<&Lent<'_>>) -> Instant {
+    let took = lent
+        .and_then(|l| l.reached.as_ref())
+        .map_or(Duration::ZERO, |r| r.took);
+    Instant::now()
+        .checked_sub(took)
+        .unwrap_or_else(Instant::now)
 }
 
 impl<'c> Ready<'c> {
@@ -789,12 +793,7 @@ pub(super) async fn run<'c>(
         return estimated(ctx, &at).await;
     };
     let provider = at.ready.provider;
-    // A lent body's connection was reached before it was made: the time that took is the
-    // send's, as when the send connects itself.
-    let reach_took = at.lent.as_ref().map_or(Duration::ZERO, Lent::reach_took);
-    let sent = Instant::now()
-        .checked_sub(reach_took)
-        .unwrap_or_else(Instant::now);
+    let sent = began(at.lent.as_ref());
     let first_byte = first_byte_timeout(provider, at.policy, at.req.info.stream);
     let secret = cloud_secret(provider, None, at.deadline)
         .await

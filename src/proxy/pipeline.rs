@@ -5,7 +5,7 @@
 //! and a clean end.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::downstream::{ClientConn, Transport};
 use crate::error::{Error, ErrorKind};
@@ -211,7 +211,7 @@ async fn attempts<'c>(
                 // while the answer is awaited (a retry makes it again).
                 let lent = ready.lend();
                 // The attempt began when its connection was reached, before its body was made.
-                let reach_took = lent.as_ref().map_or(Duration::ZERO, |l| l.reach_took());
+                let tried_at = attempt::began(lent.as_ref());
                 let at = attempt::Try {
                     req,
                     target: c.target,
@@ -221,9 +221,6 @@ async fn attempts<'c>(
                     deadline: plan.deadline(),
                     lent,
                 };
-                let tried_at = Instant::now()
-                    .checked_sub(reach_took)
-                    .unwrap_or_else(Instant::now);
                 let outcome = attempt::run(ctx, ex, at).await;
                 ex.note_attempts();
                 match outcome {
