@@ -1,8 +1,9 @@
 //! Agent-size request bodies (`loadtest/src/agent.rs`: Claude Code's and Codex's captured
 //! requests grown with tool turns to 50, 150 and 300 KB) through each request path a client
 //! and provider pair takes: the same-format path (validate, find the model, splice it) and
-//! each translation among Chat, Messages and Responses, and admission with PII substitution on
-//! (a Chat body with five entities). Throughput is bytes of client body per second.
+//! each translation among Chat, Messages and Responses (after the same inspection, whose notes
+//! it reads with, as in the gateway), and admission with PII substitution on (a Chat body
+//! with five entities). Throughput is bytes of client body per second.
 //!
 //! `cargo bench --bench agent` runs criterion. For instruction counts, which do not depend on
 //! the machine's load, run one path a fixed number of times under callgrind:
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use ringway::format::Format;
-use ringway::json::{inspect_request, splice_string};
+use ringway::json::{inspect_request, splice_string, with_notes};
 use ringway::seal::SealKey;
 use ringway::translate::responses::responses_request;
 use ringway::translate::{anthropic_to_openai_request, openai_to_anthropic_request, Options};
@@ -78,20 +79,45 @@ fn with_entities(mut body: Vec<u8>) -> Vec<u8> {
     body
 }
 
+/// What the gateway does before a translation: inspect the body (validation, the fields it
+/// routes by, notes of where long strings end), then translate with those notes.
+fn admitted(body: &[u8], translate: impl FnOnce() -> Option<usize>) -> usize {
+    let Ok(info) = inspect_request(body) else {
+        return 0;
+    };
+    with_notes(body, &info.strings, translate).unwrap_or(0)
+}
+
 fn chat_to_messages(body: &[u8], opts: &Options) -> usize {
-    openai_to_anthropic_request(body, UPSTREAM_MODEL, opts).map_or(0, |(b, _)| b.len())
+    admitted(body, || {
+        openai_to_anthropic_request(body, UPSTREAM_MODEL, opts)
+            .ok()
+            .map(|(b, _)| b.len())
+    })
 }
 
 fn messages_to_chat(body: &[u8], opts: &Options) -> usize {
-    anthropic_to_openai_request(body, UPSTREAM_MODEL, opts).map_or(0, |(b, _)| b.len())
+    admitted(body, || {
+        anthropic_to_openai_request(body, UPSTREAM_MODEL, opts)
+            .ok()
+            .map(|(b, _)| b.len())
+    })
 }
 
 fn responses_to_chat(body: &[u8], opts: &Options) -> usize {
-    responses_request(body, UPSTREAM_MODEL, Format::OpenAi, opts).map_or(0, |(b, _)| b.len())
+    admitted(body, || {
+        responses_request(body, UPSTREAM_MODEL, Format::OpenAi, opts)
+            .ok()
+            .map(|(b, _)| b.len())
+    })
 }
 
 fn responses_to_messages(body: &[u8], opts: &Options) -> usize {
-    responses_request(body, UPSTREAM_MODEL, Format::Anthropic, opts).map_or(0, |(b, _)| b.len())
+    admitted(body, || {
+        responses_request(body, UPSTREAM_MODEL, Format::Anthropic, opts)
+            .ok()
+            .map(|(b, _)| b.len())
+    })
 }
 
 /// Every path measured. Chat and Messages clients never reach a Responses provider (a native
@@ -198,7 +224,11 @@ fn once(which: &str) {
     for _ in 0..runs {
         out += (path.run)(black_box(&body), &opts);
     }
-    eprintln!("{name}/{} B: {runs} runs, {out} bytes out", body.len());
+    let notes = inspect_request(&body).map_or(0, |info| info.strings.len());
+    eprintln!(
+        "{name}/{} B: {runs} runs, {out} bytes out, {notes} notes",
+        body.len()
+    );
 }
 
 fn main() {

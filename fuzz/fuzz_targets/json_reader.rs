@@ -2,7 +2,7 @@
 //! `Value` (or the fast reader refuses, and serde_json's answer is given), and every request
 //! translation gives the same body, meta or error either way, for the fuzzer's bytes as a
 //! body and spliced into a long string of a real agent body (block boundaries anywhere in
-//! them), and the same again with admission's notes of where long strings end.
+//! them), and the same again with admission's notes of where long strings and containers end.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -21,7 +21,8 @@ fn translations_alike(body: &[u8], opts: &Options) {
         &|| responses_request(body, "m", Format::OpenAi, opts),
         &|| responses_request(body, "m", Format::Anthropic, opts),
     ];
-    // Admission's notes of where long strings end, as the gateway reads a body it inspected.
+    // Admission's notes of where long strings and containers end, as the gateway reads a body
+    // it inspected.
     let info = ringway::json::inspect_request(body);
     for run in runs {
         let fast = run();

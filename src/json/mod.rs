@@ -134,8 +134,9 @@ pub struct RequestInfo {
     /// scanner answers per token; the other parsers by a search for `"rw1.`, which may also
     /// find the mark after an escaped quote (text).
     pub may_hold_seal: bool,
-    /// Where the body's long string tokens end, when the scanner read it: a translation of the
-    /// same body reads them with [`with_notes`] instead of scanning them again.
+    /// Where the body's long string tokens and containers end, when the scanner read it: a
+    /// translation of the same body reads them with [`with_notes`] instead of scanning them
+    /// again.
     pub strings: StringSpans,
 }
 

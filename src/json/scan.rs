@@ -34,12 +34,18 @@ pub(super) fn collect_checked(body: &[u8]) -> Result<Collected, JsonError> {
 
 impl StringSpans {
     /// Whether every note is right for `body`: a scan of it without notes finds each noted
-    /// string token ending where noted, escaped as noted. For tests and fuzz targets checking
-    /// notes made some other way than by inspecting `body`.
+    /// string token ending where noted, escaped as noted, and each noted container ending
+    /// where noted. For tests and fuzz targets checking notes made some other way than by
+    /// inspecting `body`.
     pub fn hold_in(&self, body: &[u8]) -> bool {
         self.each().iter().all(|n| {
             let mut s = Scanner::unnoted(body, n.start as usize);
-            s.string() == Ok(n.escaped) && s.i == n.end as usize
+            let read = if n.container {
+                matches!(s.peek(), Some(b'{' | b'[')) && s.value().is_ok()
+            } else {
+                s.string() == Ok(n.escaped)
+            };
+            read && s.i == n.end as usize
         })
     }
 }
@@ -61,7 +67,12 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
         i: 0,
         sealed: false,
         // Positions are kept in 32 bits.
-        notes: u32::try_from(body.len()).is_ok().then(Vec::new),
+        notes: u32::try_from(body.len())
+            .is_ok()
+            .then(|| Vec::with_capacity(body.len() / NOTE_ROOM_BYTES + 8)),
+        open: Vec::with_capacity(16),
+        placed: 0,
+        container_room: body.len() / CONTAINER_NOTE_BYTES + 64,
         // Notes of this very body, when its caller has some (a body rewritten in place
         // whose notes were moved with its tokens, `StringSpans::spliced`).
         known: spans::notes_for(body),
@@ -190,6 +201,19 @@ fn decode(token: &[u8]) -> Scan<String> {
     }
 }
 
+/// Shortest container noted (brackets included): crossing a shorter one costs a reader little
+/// more than finding its note, and each note costs admission a little.
+const MIN_NOTED_CONTAINER: usize = 256;
+
+/// Bytes of body per long container that may be noted (64 more are, whatever the size): deep
+/// nesting of long values cannot make the notes outgrow the body (agents' bodies have about
+/// one long container per KB).
+const CONTAINER_NOTE_BYTES: usize = 128;
+
+/// Bytes of body per note room is made for at first: agents' bodies have one note per 170
+/// to 1,000 bytes, so the notes seldom grow and copy.
+const NOTE_ROOM_BYTES: usize = 256;
+
 /// The bytes a backslash may be followed by in a two-byte escape (`\u` is apart).
 const SHORT_ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
@@ -208,8 +232,16 @@ pub(super) struct Scanner<'b> {
     pub(super) i: usize,
     /// A string token seen so far opens with the seal mark (`crate::seal::MARK`).
     pub(super) sealed: bool,
-    /// Where long string tokens end, noted as they are checked (admission's inspection).
+    /// Where long string tokens and containers end, noted as they are checked (admission's
+    /// inspection).
     notes: Option<Vec<Span>>,
+    /// While notes are taken: where each container open starts, innermost last, and for the
+    /// first [`Self::placed`], the index of its note.
+    open: Vec<(usize, usize)>,
+    /// How many of the open containers (outermost first) have their note in place.
+    placed: usize,
+    /// Long containers that may still be noted.
+    container_room: usize,
     /// Notes from an earlier inspection of this text, used instead of a scan.
     known: Option<Known>,
     /// Present where the CPU has AVX2: strings are scanned with it.
@@ -229,6 +261,9 @@ impl<'b> Scanner<'b> {
             i,
             sealed: false,
             notes: None,
+            open: Vec::new(),
+            placed: 0,
+            container_room: 0,
             known: spans::notes_for(b),
             avx2: Avx2::detect(),
         }
@@ -258,9 +293,22 @@ impl<'b> Scanner<'b> {
     /// One value, containers included, starting at a non-whitespace byte. The top-level
     /// object is level 1, so a value of one of its members starts at level 2.
     pub(super) fn value(&mut self) -> Scan<()> {
+        // Admission notes long containers; a reader crosses the ones noted. Two builds of the
+        // loop: one with both in it cost admission ~5% more instructions.
+        if self.notes.is_some() {
+            self.value_as::<true>()
+        } else {
+            self.value_as::<false>()
+        }
+    }
+
+    /// [`Self::value`], noting long containers or crossing noted ones.
+    #[inline(always)]
+    fn value_as<const NOTING: bool>(&mut self) -> Scan<()> {
         // One bit per open container below the top-level object: set for an array.
         let mut arrays: u128 = 0;
         let mut depth = 0usize;
+        let noting = NOTING;
         loop {
             // A value.
             match self.peek().ok_or(Refused)? {
@@ -268,26 +316,35 @@ impl<'b> Scanner<'b> {
                     self.string()?;
                 }
                 b'{' | b'[' => {
-                    let is_array = self.peek() == Some(b'[');
-                    // The top-level object is level 1: this container is level depth + 2.
-                    if depth + 2 > MAX_JSON_DEPTH {
-                        return Err(Refused);
-                    }
-                    arrays = (arrays << 1) | u128::from(is_array);
-                    depth += 1;
-                    self.i += 1;
-                    self.ws();
-                    let close = if is_array { b']' } else { b'}' };
-                    if self.peek() == Some(close) {
-                        // Empty: closed below, as after any value.
-                        self.i += 1;
-                        arrays >>= 1;
-                        depth -= 1;
+                    if let Some(end) = self.noted_container(noting) {
+                        // A reader crossing a container admission noted: taken whole.
+                        self.i = end;
                     } else {
-                        if !is_array {
-                            self.key()?;
+                        let is_array = self.peek() == Some(b'[');
+                        // The top-level object is level 1: this container is level depth + 2.
+                        if depth + 2 > MAX_JSON_DEPTH {
+                            return Err(Refused);
                         }
-                        continue;
+                        arrays = (arrays << 1) | u128::from(is_array);
+                        depth += 1;
+                        let start = self.i;
+                        self.i += 1;
+                        self.ws();
+                        let close = if is_array { b']' } else { b'}' };
+                        if self.peek() == Some(close) {
+                            // Empty: closed below, as after any value.
+                            self.i += 1;
+                            arrays >>= 1;
+                            depth -= 1;
+                        } else {
+                            if noting {
+                                self.open.push((start, 0));
+                            }
+                            if !is_array {
+                                self.key()?;
+                            }
+                            continue;
+                        }
                     }
                 }
                 b't' => self.literal(b"true")?,
@@ -317,6 +374,9 @@ impl<'b> Scanner<'b> {
                     _ => return Err(Refused),
                 }
                 self.i += 1;
+                if noting {
+                    self.close_note();
+                }
                 arrays >>= 1;
                 depth -= 1;
             }
@@ -489,6 +549,9 @@ impl<'b> Scanner<'b> {
     /// Notes the string token from `start` to the cursor, when notes are taken.
     #[cold]
     fn note(&mut self, start: usize, escaped: bool) {
+        if self.placed < self.open.len() {
+            self.place_open();
+        }
         if let (Some(notes), Ok(start), Ok(end)) =
             (&mut self.notes, u32::try_from(start), u32::try_from(self.i))
         {
@@ -496,8 +559,87 @@ impl<'b> Scanner<'b> {
                 start,
                 end,
                 escaped,
+                container: false,
             });
         }
+    }
+
+    /// Where the container opening at the cursor ends, when a reader (not `noting`) has a
+    /// note of it from admission.
+    #[inline(always)]
+    fn noted_container(&mut self, noting: bool) -> Option<usize> {
+        if noting {
+            return None;
+        }
+        self.known.as_mut()?.container_end(self.i)
+    }
+
+    /// Ends the innermost open container at the cursor (notes are taken): a placed note gets
+    /// its end; an unplaced container is noted if long.
+    #[inline(always)]
+    fn close_note(&mut self) {
+        let Some((start, at)) = self.open.pop() else {
+            return;
+        };
+        if self.placed > self.open.len() {
+            self.end_placed(at);
+        } else if self.i - start >= MIN_NOTED_CONTAINER {
+            self.place_open();
+            self.push_container(start, self.i);
+        }
+    }
+
+    /// The placed note at `at` ends at the cursor.
+    #[cold]
+    fn end_placed(&mut self, at: usize) {
+        self.placed = self.open.len();
+        let note = self.notes.as_mut().and_then(|notes| notes.get_mut(at));
+        if let (Some(note), Ok(end)) = (note, u32::try_from(self.i)) {
+            note.end = end;
+        }
+    }
+
+    /// Notes every open container not noted yet, outermost first, before a token inside
+    /// them is noted: notes stay in order of their starts. Such a container holds a noted
+    /// token, so it is long enough to be worth a note (if not always [`MIN_NOTED_CONTAINER`]
+    /// long). A container is placed once, and its note gets its end when it closes.
+    #[cold]
+    #[inline(never)]
+    fn place_open(&mut self) {
+        while self.placed < self.open.len() {
+            let Some(&(start, _)) = self.open.get(self.placed) else {
+                return;
+            };
+            let Some(at) = self.push_container(start, start) else {
+                // No room: no further container is noted.
+                self.placed = self.open.len();
+                return;
+            };
+            if let Some(entry) = self.open.get_mut(self.placed) {
+                entry.1 = at;
+            }
+            self.placed += 1;
+        }
+    }
+
+    /// Adds a container's note from `start` to `end` (written when it closes, if it is still
+    /// open), when there is room; its index.
+    fn push_container(&mut self, start: usize, end: usize) -> Option<usize> {
+        let notes = self.notes.as_mut()?;
+        if self.container_room == 0 {
+            return None;
+        }
+        let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
+            return None;
+        };
+        self.container_room -= 1;
+        notes.push(Span {
+            start,
+            end,
+            escaped: false,
+            container: true,
+        });
+        Some(notes.len() - 1)
     }
 
     /// A `\uXXXX` escape from its backslash, surrogates in pairs (the two-byte escapes are

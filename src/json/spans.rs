@@ -1,6 +1,7 @@
-//! Where a validated body's long strings end: noted by the scanning parser when the body is
-//! inspected at admission, and read back by the fast reader while the same body is translated,
-//! so the translation crosses each long string in one step instead of scanning it again.
+//! Where a validated body's long strings and containers end: noted by the scanning parser when
+//! the body is inspected at admission, and read back by the fast reader while the same body is
+//! translated, so the translation crosses each long string in one step instead of scanning it
+//! again, and takes a long value it only carries (a tool's schema, `tools` whole) as it is.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -11,13 +12,15 @@ use std::sync::Arc;
 /// the notes stay small (at most 12 bytes per 64 of body).
 pub const MIN_NOTED: usize = 64;
 
-/// One noted string token: its opening quote, the byte after its closing quote, and whether
-/// it holds an escape.
+/// One noted token: a string's opening quote and the byte after its closing quote, and
+/// whether it holds an escape; or an array's or object's opening bracket and the byte after
+/// its closing one.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Span {
     pub(super) start: u32,
     pub(super) end: u32,
     pub(super) escaped: bool,
+    pub(super) container: bool,
 }
 
 /// The long string tokens of one inspected body, in order. A cache beside what the body says,
@@ -34,7 +37,7 @@ impl StringSpans {
         }
     }
 
-    /// How many string tokens are noted.
+    /// How many tokens are noted.
     pub fn len(&self) -> usize {
         self.spans.as_deref().map_or(0, <[Span]>::len)
     }
@@ -60,7 +63,8 @@ pub struct Splice {
 impl StringSpans {
     /// The notes of the new body that `splices` (in body order, apart, each a whole token)
     /// made from the noted one: an untouched string moves with the bytes before it, a noted
-    /// string replaced by a string is noted where and as it is now, anything else is dropped.
+    /// string replaced by a string is noted where and as it is now, a container's brackets
+    /// each move with the bytes before them, anything else is dropped.
     /// Splices out of order or overlapping give no notes: a note is trusted by every reader,
     /// and none is better than a wrong one.
     pub fn spliced(&self, splices: &[Splice]) -> StringSpans {
@@ -80,6 +84,21 @@ impl StringSpans {
         let (mut before, mut after) = (0usize, 0usize);
         for span in spans {
             let (start, end) = (span.start as usize, span.end as usize);
+            if span.container {
+                // Its brackets move with the bytes before each; a splice over either drops it.
+                let close = end.checked_sub(1).and_then(|close| moved(splices, close));
+                if let (Some(start), Some(close)) = (moved(splices, start), close) {
+                    if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(close + 1)) {
+                        out.push(Span {
+                            start,
+                            end,
+                            escaped: false,
+                            container: true,
+                        });
+                    }
+                }
+                continue;
+            }
             while let Some(s) = next.next_if(|s| s.before.end <= start) {
                 (before, after) = (s.before.end, s.after.end);
             }
@@ -103,10 +122,24 @@ impl StringSpans {
                     start,
                     end,
                     escaped,
+                    container: false,
                 });
             }
         }
         StringSpans::new(out)
+    }
+}
+
+/// Where byte `x` of a body is after `splices` (ordered, apart), unless one of them replaced
+/// it.
+fn moved(splices: &[Splice], x: usize) -> Option<usize> {
+    let k = splices.partition_point(|s| s.before.end <= x);
+    if splices.get(k).is_some_and(|s| s.before.start <= x) {
+        return None;
+    }
+    match k.checked_sub(1).and_then(|k| splices.get(k)) {
+        Some(s) => (x - s.before.end).checked_add(s.after.end),
+        None => Some(x),
     }
 }
 
@@ -138,11 +171,11 @@ thread_local! {
     /// The body whose notes this thread's readers may use (its address and length), set by
     /// [`with_notes`] for the length of one call.
     static NOTED: RefCell<Noted> = const { RefCell::new(None) };
-    /// String tokens this thread's readers crossed by a note (see [`notes_used`]).
+    /// Tokens this thread's readers crossed by a note (see [`notes_used`]).
     static USED: Cell<u64> = const { Cell::new(0) };
 }
 
-/// How many string tokens this thread's readers crossed by a note so far: a test's way to
+/// How many tokens (strings, containers) this thread's readers crossed by a note so far: a test's way to
 /// tell that the notes did the work.
 pub fn notes_used() -> u64 {
     USED.with(Cell::get)
@@ -203,6 +236,19 @@ impl Known {
     /// an escape, when it is noted.
     #[inline]
     pub(super) fn end_of(&mut self, at: usize) -> Option<(usize, bool)> {
+        self.take(at, false).map(|s| (s.0, s.1))
+    }
+
+    /// The array or object opening at `at` (in the text read): where it ends, when noted.
+    #[inline]
+    pub(super) fn container_end(&mut self, at: usize) -> Option<usize> {
+        self.take(at, true).map(|s| s.0)
+    }
+
+    /// The note of the token of that kind opening at `at`: its end (in the text read) and
+    /// whether it holds an escape.
+    #[inline]
+    fn take(&mut self, at: usize, container: bool) -> Option<(usize, bool)> {
         let abs = at.checked_add(self.offset)?;
         // A reader that went back (a restart) looks the place up again.
         if self
@@ -213,6 +259,7 @@ impl Known {
         {
             self.next = self.spans.partition_point(|s| (s.start as usize) < abs);
         }
+        // Notes inside a container crossed in one step are passed here, one at a time.
         while self
             .spans
             .get(self.next)
@@ -221,7 +268,7 @@ impl Known {
             self.next += 1;
         }
         let s = self.spans.get(self.next)?;
-        if s.start as usize != abs {
+        if s.start as usize != abs || s.container != container {
             return None;
         }
         let end = (s.end as usize)
@@ -331,13 +378,22 @@ mod tests {
                     moved += 1;
                 }
             }
-            // Every string a fresh inspection notes and no splice wrote is noted still.
+            // Every string a fresh inspection notes and no splice wrote is noted still, and
+            // every container no splice was made inside (whether a container is noted
+            // depends only on what it holds).
             for span in fresh.strings.spans.as_deref().unwrap_or_default() {
+                let touched = splices.iter().any(|s| {
+                    s.after.start > span.start as usize && s.after.end < span.end as usize
+                });
+                if span.container && touched {
+                    continue;
+                }
                 if splices.iter().all(|s| s.after.start != span.start as usize) {
                     assert!(
                         derived_spans.iter().any(|d| d.start == span.start
                             && d.end == span.end
-                            && d.escaped == span.escaped),
+                            && d.escaped == span.escaped
+                            && d.container == span.container),
                         "seed {seed}: {new}"
                     );
                 }
@@ -364,17 +420,18 @@ mod tests {
             after: a..b,
             escaped: Some(false),
         };
-        assert_eq!(info.strings.spliced(&[]).len(), 3);
+        // Three long strings, `messages` and its two turns.
+        assert_eq!(info.strings.spliced(&[]).len(), 6);
         assert!(info.strings.spliced(&[s(5, 9), s(1, 2)]).is_empty());
         assert!(info.strings.spliced(&[s(1, 6), s(5, 9)]).is_empty());
-        assert_eq!(info.strings.spliced(&[s(1, 2), s(5, 9)]).len(), 3);
+        assert_eq!(info.strings.spliced(&[s(1, 2), s(5, 9)]).len(), 6);
     }
 
     #[test]
     fn notes_are_used_only_for_the_noted_body_and_read_alike() {
         let text = body();
         let info = inspect_request(text.as_bytes()).unwrap();
-        assert_eq!(info.strings.len(), 3, "{:?}", info.strings);
+        assert_eq!(info.strings.len(), 6, "{:?}", info.strings);
         let plain: serde_json::Value = serde_json::from_str(&text).unwrap();
         let used = notes_used();
         let read = with_notes(text.as_bytes(), &info.strings, || {
@@ -404,6 +461,53 @@ mod tests {
         assert_eq!(notes_used(), used);
     }
 
+    /// A value a reader only carries (a raw value, an ignored member) is taken whole by its
+    /// container's note: the same text as without notes, and the notes inside it passed.
+    #[test]
+    fn a_reader_takes_a_noted_container_whole() {
+        #[derive(serde::Deserialize)]
+        struct Request<'a> {
+            #[serde(borrow)]
+            tools: &'a serde_json::value::RawValue,
+            #[serde(default)]
+            after: Option<String>,
+        }
+        let schema = r#"{"type":"object","properties":{"path":{"type":"string","description":"Where the file is"}}}"#;
+        let tools: Vec<String> = (0..12)
+            .map(|i| {
+                format!(
+                    r#"{{"name":"tool_{i}","description":"{}","input_schema":{schema}}}"#,
+                    "says what it does ".repeat(i % 4 * 5)
+                )
+            })
+            .collect();
+        let text = format!(
+            r#"{{"model":"m","tools":[{}],"ignored":{{"a":[{}]}},"after":"{}"}}"#,
+            tools.join(","),
+            tools.join(","),
+            "x".repeat(100)
+        );
+        let info = inspect_request(text.as_bytes()).unwrap();
+        let containers = info.strings.each().iter().filter(|s| s.container).count();
+        assert!(containers >= 3, "{:?}", info.strings);
+        assert!(info.strings.hold_in(text.as_bytes()));
+        let plain: Request<'_> = de::from_str(&text).unwrap();
+        let used = notes_used();
+        let read: Request<'_> = with_notes(text.as_bytes(), &info.strings, || {
+            de::from_str(&text).unwrap()
+        });
+        assert_eq!(read.tools.get(), plain.tools.get());
+        assert_eq!(read.after, plain.after);
+        // `tools` and `ignored` in one step each, then the long string after them.
+        assert_eq!(notes_used() - used, 3);
+        // A note that is wrong for the text would be trusted: `hold_in` finds it wrong.
+        let mut moved = info.strings.each().to_vec();
+        if let Some(c) = moved.iter_mut().find(|s| s.container) {
+            c.end -= 1;
+        }
+        assert!(!StringSpans::new(moved).hold_in(text.as_bytes()));
+    }
+
     #[test]
     fn a_reader_that_goes_back_finds_its_place_again() {
         let text = body();
@@ -415,7 +519,11 @@ mod tests {
             offset: 0,
             len: text.len(),
         };
-        let starts: Vec<usize> = spans.iter().map(|s| s.start as usize).collect();
+        let starts: Vec<usize> = spans
+            .iter()
+            .filter(|s| !s.container)
+            .map(|s| s.start as usize)
+            .collect();
         for &s in starts.iter().rev().chain(&starts) {
             let (end, _) = known.end_of(s).unwrap();
             assert_eq!(text.as_bytes()[end - 1], b'"');
@@ -423,7 +531,7 @@ mod tests {
         }
         assert!(known.end_of(0).is_none());
         // Text cut short of a noted string's end does not take the note.
-        let last = *spans.last().unwrap();
+        let last = *spans.iter().rfind(|s| !s.container).unwrap();
         let mut cut = Known {
             spans,
             next: 0,

@@ -234,7 +234,8 @@ pub(crate) fn arguments_to_input(arguments: Option<&str>) -> Result<&RawValue, A
     if args.is_empty() {
         return empty_object().ok_or(ArgumentsProblem::NotJson);
     }
-    let raw = serde_json::from_str::<&RawValue>(args).map_err(|_| ArgumentsProblem::NotJson)?;
+    let raw =
+        crate::json::de::from_str::<&RawValue>(args).map_err(|_| ArgumentsProblem::NotJson)?;
     // Valid JSON text: its first byte tells its type.
     match raw.get().as_bytes().first() {
         Some(b'{') => Ok(raw),

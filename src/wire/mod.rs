@@ -72,6 +72,12 @@ enum Repr<'a> {
         literal: &'a str,
         decoded: std::cell::OnceCell<String>,
     },
+    /// A literal as [`Self::Literal`], made here ([`Str::joined`]). Apart from it, so that a
+    /// `Str` (moved by the thousand while a body is read) stays as small.
+    Joined {
+        literal: Box<str>,
+        decoded: std::cell::OnceCell<String>,
+    },
 }
 
 impl Default for Str<'_> {
@@ -92,6 +98,13 @@ impl<'a> Str<'a> {
                     decoded: std::cell::OnceCell::new(),
                 },
             },
+            Repr::Joined { literal, decoded } => match decoded.get() {
+                Some(text) => Repr::Text(Cow::Borrowed(text)),
+                None => Repr::Literal {
+                    literal,
+                    decoded: std::cell::OnceCell::new(),
+                },
+            },
         })
     }
 
@@ -100,6 +113,7 @@ impl<'a> Str<'a> {
         match &self.0 {
             Repr::Text(text) => text,
             Repr::Literal { literal, decoded } => decoded.get_or_init(|| decode(literal)),
+            Repr::Joined { literal, decoded } => decoded.get_or_init(|| decode(literal)),
         }
     }
 
@@ -109,6 +123,9 @@ impl<'a> Str<'a> {
             Repr::Text(text) => text,
             Repr::Literal { literal, decoded } => {
                 Cow::Owned(decoded.into_inner().unwrap_or_else(|| decode(literal)))
+            }
+            Repr::Joined { literal, decoded } => {
+                Cow::Owned(decoded.into_inner().unwrap_or_else(|| decode(&literal)))
             }
         }
     }
@@ -122,7 +139,7 @@ impl<'a> Str<'a> {
     pub fn is_empty(&self) -> bool {
         match &self.0 {
             Repr::Text(text) => text.is_empty(),
-            Repr::Literal { .. } => false,
+            Repr::Literal { .. } | Repr::Joined { .. } => false,
         }
     }
 
@@ -155,6 +172,65 @@ impl<'a> Str<'a> {
             decoded: std::cell::OnceCell::new(),
         }))
     }
+
+    /// `parts` joined by `sep`. Where a part is kept as written, the join is written as JSON
+    /// from the parts' own (nothing decoded and escaped again): a system prompt in several
+    /// blocks joined into one message.
+    pub fn joined(parts: &[&Str<'_>], sep: &str) -> Str<'static> {
+        let decoded = || {
+            Str::from(
+                parts
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(sep),
+            )
+        };
+        if parts.iter().all(|p| matches!(p.0, Repr::Text(_))) {
+            return decoded();
+        }
+        let len = parts.iter().map(|p| p.json_len()).sum::<usize>() + sep.len() * parts.len();
+        let mut out = Vec::with_capacity(len + 2);
+        out.push(b'"');
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                crate::json::write_json_escaped(&mut out, sep);
+            }
+            match &part.0 {
+                Repr::Text(text) => crate::json::write_json_escaped(&mut out, text),
+                Repr::Literal { literal, .. } => out.extend_from_slice(inside(literal)),
+                Repr::Joined { literal, .. } => out.extend_from_slice(inside(literal)),
+            }
+        }
+        out.push(b'"');
+        // A literal holds single-character escapes only: text that escaping wrote a `\u` for
+        // (a control character) is joined as text instead.
+        if memchr::memmem::find(&out, b"\\u").is_some() {
+            return decoded();
+        }
+        match String::from_utf8(out) {
+            Ok(literal) => Str(Repr::Joined {
+                literal: literal.into_boxed_str(),
+                decoded: std::cell::OnceCell::new(),
+            }),
+            Err(_) => decoded(),
+        }
+    }
+
+    /// About how long this string is written as JSON.
+    fn json_len(&self) -> usize {
+        match &self.0 {
+            Repr::Text(text) => text.len(),
+            Repr::Literal { literal, .. } => literal.len(),
+            Repr::Joined { literal, .. } => literal.len(),
+        }
+    }
+}
+
+/// A JSON string literal's bytes between its quotes.
+fn inside(literal: &str) -> &[u8] {
+    let inner = literal.get(1..literal.len().saturating_sub(1));
+    inner.unwrap_or_default().as_bytes()
 }
 
 /// The text of a literal [`Str::of_json`] kept (its escapes always decode).
@@ -269,6 +345,7 @@ impl Serialize for Str<'_> {
         match &self.0 {
             Repr::Text(text) => serialize_text(text, s),
             Repr::Literal { literal, .. } => serialize_json(literal, s),
+            Repr::Joined { literal, .. } => serialize_json(literal, s),
         }
     }
 }
@@ -452,14 +529,22 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrVisitor<'a, T> {
 /// instead).
 impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for TextOr<'a, T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_newtype_struct(crate::json::de::TEXT_OR_TOKEN, TextOrEntry(PhantomData))
+        let entry = TextOrEntry {
+            decoded_once: false,
+            of: PhantomData,
+        };
+        d.deserialize_newtype_struct(crate::json::de::TEXT_OR_TOKEN, entry)
     }
 }
 
 /// [`TextOr`]'s first visitor: the fast reader answers its token with the string's text (as
-/// serde_json's raw map) or the array; any other deserializer calls it a newtype, and is then
-/// asked for the value's JSON text.
-struct TextOrEntry<'a, T>(PhantomData<(&'a (), T)>);
+/// serde_json's raw map: kept as written) or the array; any other deserializer calls it a
+/// newtype, and is then asked for the value's JSON text, or (`decoded_once`, for
+/// [`text_or_any`]) for the value, read once with its string decoded.
+struct TextOrEntry<'a, T> {
+    decoded_once: bool,
+    of: PhantomData<(&'a (), T)>,
+}
 
 impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrEntry<'a, T> {
     type Value = TextOr<'a, T>;
@@ -473,7 +558,11 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrEntry<'a, T> {
         TextOrVisitor(PhantomData).visit_seq(seq)
     }
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_newtype_struct(RAW_VALUE_TOKEN, TextOrJsonVisitor(PhantomData))
+        if self.decoded_once {
+            d.deserialize_any(TextOrVisitor(PhantomData))
+        } else {
+            d.deserialize_newtype_struct(RAW_VALUE_TOKEN, TextOrJsonVisitor(PhantomData))
+        }
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
         TextOrVisitor(PhantomData).visit_borrowed_str(v)
@@ -483,11 +572,16 @@ impl<'de: 'a, 'a, T: Deserialize<'de>> Visitor<'de> for TextOrEntry<'a, T> {
     }
 }
 
-/// Reads a `string | array` in one pass, its string form decoded (for `deserialize_with`).
+/// Reads a `string | array` in one pass (for `deserialize_with`): with the fast reader as
+/// [`TextOr`] does; with serde_json, its string form decoded rather than its array read twice.
 pub(crate) fn text_or_any<'de: 'a, 'a, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<TextOr<'a, T>, D::Error> {
-    d.deserialize_any(TextOrVisitor(PhantomData))
+    let entry = TextOrEntry {
+        decoded_once: true,
+        of: PhantomData,
+    };
+    d.deserialize_newtype_struct(crate::json::de::TEXT_OR_TOKEN, entry)
 }
 
 struct TextOrJsonVisitor<'a, T>(PhantomData<(&'a (), T)>);
@@ -911,6 +1005,42 @@ mod tests {
         let value = serde_json::json!({"k": "x\ny"});
         let from_value = Str::deserialize(&value["k"]).unwrap();
         assert_eq!(from_value.as_str(), "x\ny");
+    }
+
+    /// Strings joined from parts kept as written are written from the parts' JSON: the same
+    /// text and the same bytes out as joining the decoded texts; a text part that escapes
+    /// to a `\u` (a control character) is joined as text.
+    #[test]
+    fn joined_strings_are_the_join_of_their_texts() {
+        let parts: Vec<Str<'_>> = serde_json::from_str(
+            r#"["line one\nline \"two\"", "plain", "tab\there", "\u00e9t\u00e9"]"#,
+        )
+        .unwrap();
+        let mut cases: Vec<Vec<Str<'_>>> = vec![parts.clone()];
+        cases.push(vec![
+            parts[1].clone(),
+            Str::from("a\u{1}b"),
+            parts[0].clone(),
+        ]);
+        cases.push(vec![parts[1].clone(), parts[3].clone()]);
+        cases.push(vec![Str::from("é\"x"), parts[2].clone(), Str::from("")]);
+        for case in &cases {
+            for sep in ["\n", "", " \" "] {
+                let refs: Vec<&Str<'_>> = case.iter().collect();
+                let joined = Str::joined(&refs, sep);
+                let texts: Vec<&str> = case.iter().map(|p| p.as_str()).collect();
+                let want = texts.join(sep);
+                assert_eq!(
+                    serde_json::to_string(&joined).unwrap(),
+                    serde_json::to_string(&want).unwrap()
+                );
+                assert_eq!(joined.as_str(), want);
+            }
+        }
+        let refs: Vec<&Str<'_>> = cases[0].iter().collect();
+        assert!(matches!(Str::joined(&refs, "\n").0, Repr::Joined { .. }));
+        let refs: Vec<&Str<'_>> = cases[1].iter().collect();
+        assert!(matches!(Str::joined(&refs, "\n").0, Repr::Text(_)));
     }
 
     /// Arrays read from their own text nest without bound in serde_json's count: a block

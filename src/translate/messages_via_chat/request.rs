@@ -594,12 +594,7 @@ fn join_texts<'b>(texts: &[&'b Str<'_>], sep: &str) -> Str<'b> {
     match texts {
         [] => Str::from(""),
         [one] => one.reborrow(),
-        many => Str::from(
-            many.iter()
-                .map(|t| t.as_str())
-                .collect::<Vec<_>>()
-                .join(sep),
-        ),
+        many => Str::joined(many, sep),
     }
 }
 

@@ -138,12 +138,12 @@ fn translate_parsed<'b>(
         room,
     } = *parts;
     let tools: Vec<Tool<'_>> = match req.tools {
-        Some(raw) => serde_json::from_str(raw.get())
+        Some(raw) => crate::json::de::from_str(raw.get())
             .map_err(|e| TranslateError::invalid("tools", format!("invalid `tools`: {e}")))?,
         None => Vec::new(),
     };
     let text: TextConfig<'_> = match req.text {
-        Some(raw) => serde_json::from_str(raw.get())
+        Some(raw) => crate::json::de::from_str(raw.get())
             .map_err(|e| TranslateError::invalid("text", format!("invalid `text`: {e}")))?,
         None => TextConfig::default(),
     };
@@ -305,7 +305,7 @@ fn echo(req: &ResponsesRequest<'_>) -> Echo {
     // A raw value repeated only when it has the type the API gives it (anything else was
     // dropped or refused).
     let raw_string = |v: Option<&RawValue>| {
-        v.filter(|v| serde_json::from_str::<Str<'_>>(v.get()).is_ok())
+        v.filter(|v| crate::json::de::from_str::<Str<'_>>(v.get()).is_ok())
             .map(|v| v.get().to_owned())
     };
     let raw_count = |v: Option<&RawValue>| {
@@ -384,7 +384,7 @@ fn text_echo(req: &ResponsesRequest<'_>) -> String {
     }
     let t: Text<'_> = req
         .text
-        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .and_then(|raw| crate::json::de::from_str(raw.get()).ok())
         .unwrap_or_default();
     if t.format.is_none() && t.verbosity.is_none() && req.verbosity.is_none() {
         return super::DEFAULT_TEXT.to_owned();
@@ -423,7 +423,7 @@ fn tools_echo(raw: &RawValue) -> String {
     fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| true)
     }
-    let Ok(tools) = serde_json::from_str::<Vec<&RawValue>>(raw.get()) else {
+    let Ok(tools) = crate::json::de::from_str::<Vec<&RawValue>>(raw.get()) else {
         return raw.get().to_owned();
     };
     let mut out = String::with_capacity(raw.get().len() + 48 * tools.len());
@@ -433,7 +433,7 @@ fn tools_echo(raw: &RawValue) -> String {
             out.push(',');
         }
         let text = tool.get();
-        let keys = serde_json::from_str::<Keys<'_>>(text)
+        let keys = crate::json::de::from_str::<Keys<'_>>(text)
             .ok()
             .filter(|k| k.kind.as_deref() == Some("function"));
         let missing = keys.map(|k| {
@@ -824,7 +824,7 @@ fn tool_choice<'b>(
         #[serde(borrow, default)]
         mode: Option<Str<'a>>,
     }
-    if let Ok(mode) = serde_json::from_str::<Str<'b>>(raw.get()) {
+    if let Ok(mode) = crate::json::de::from_str::<Str<'b>>(raw.get()) {
         return match mode.as_str() {
             "auto" | "none" | "required" => Ok(Some(ToolChoice::Mode(mode))),
             other => Err(TranslateError::invalid(
@@ -833,7 +833,7 @@ fn tool_choice<'b>(
             )),
         };
     }
-    let c: Choice<'b> = serde_json::from_str(raw.get()).map_err(|e| {
+    let c: Choice<'b> = crate::json::de::from_str(raw.get()).map_err(|e| {
         TranslateError::invalid("tool_choice", format!("invalid `tool_choice`: {e}"))
     })?;
     let forced = |name: String| {
