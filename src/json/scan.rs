@@ -205,6 +205,9 @@ fn decode(token: &[u8]) -> Scan<String> {
 /// more than finding its note, and each note costs admission a little.
 const MIN_NOTED_CONTAINER: usize = 256;
 
+/// An open container's note index while it has none.
+const NOT_NOTED: usize = usize::MAX;
+
 /// Bytes of body per long container that may be noted (64 more are, whatever the size): deep
 /// nesting of long values cannot make the notes outgrow the body (agents' bodies have about
 /// one long container per KB).
@@ -338,7 +341,7 @@ impl<'b> Scanner<'b> {
                             depth -= 1;
                         } else {
                             if noting {
-                                self.open.push((start, 0));
+                                self.open.push((start, NOT_NOTED));
                             }
                             if !is_array {
                                 self.key()?;
@@ -589,7 +592,8 @@ impl<'b> Scanner<'b> {
         }
     }
 
-    /// The placed note at `at` ends at the cursor.
+    /// The placed note at `at` ends at the cursor ([`NOT_NOTED`]: the room ran out, nothing
+    /// to write).
     #[cold]
     fn end_placed(&mut self, at: usize) {
         self.placed = self.open.len();
@@ -611,7 +615,8 @@ impl<'b> Scanner<'b> {
                 return;
             };
             let Some(at) = self.push_container(start, start) else {
-                // No room: no further container is noted.
+                // No room: no further container is noted (those open keep `NOT_NOTED`, so
+                // their close writes no note's end).
                 self.placed = self.open.len();
                 return;
             };

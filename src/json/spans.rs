@@ -508,6 +508,34 @@ mod tests {
         assert!(!StringSpans::new(moved).hold_in(text.as_bytes()));
     }
 
+    /// Containers nested past the room for their notes (each holds the long string, so each
+    /// is placed): the notes taken are all right, and those past the room are not taken.
+    #[test]
+    fn nesting_past_the_room_for_notes_leaves_every_note_right() {
+        for depth in [10, 70, 120] {
+            for tail in ["", r#","x""#, r#",{"k":[1,2,3]}"#] {
+                let text = format!(
+                    r#"{{"model":"m","n":"{}","a":{}"{}"{}{}}}"#,
+                    "y".repeat(80),
+                    "[".repeat(depth),
+                    "z".repeat(70),
+                    tail,
+                    "]".repeat(depth)
+                );
+                let info = inspect_request(text.as_bytes()).unwrap();
+                assert!(info.strings.hold_in(text.as_bytes()), "{depth} {tail}");
+                let containers = info.strings.each().iter().filter(|s| s.container).count();
+                let room = text.len() / 128 + 64;
+                assert_eq!(containers, depth.min(room), "{depth} {tail}");
+                let plain: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let read = with_notes(text.as_bytes(), &info.strings, || {
+                    de::from_str::<serde_json::Value>(&text).unwrap()
+                });
+                assert_eq!(read, plain);
+            }
+        }
+    }
+
     #[test]
     fn a_reader_that_goes_back_finds_its_place_again() {
         let text = body();
