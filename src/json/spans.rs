@@ -236,7 +236,7 @@ impl Known {
     /// an escape, when it is noted.
     #[inline]
     pub(super) fn end_of(&mut self, at: usize) -> Option<(usize, bool)> {
-        self.take(at, false).map(|s| (s.0, s.1))
+        self.take(at, false)
     }
 
     /// The array or object opening at `at` (in the text read): where it ends, when noted.
