@@ -314,11 +314,6 @@ pub(crate) fn compact_json(raw: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// True for strings Anthropic rejects as text content (empty or whitespace only).
-pub(crate) fn is_blank(s: &str) -> bool {
-    s.trim().is_empty()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,6 +143,39 @@ impl<'a> Str<'a> {
         }
     }
 
+    /// Whether the text is only whitespace (`str::trim`'s), read from a literal without
+    /// decoding it where an ASCII byte decides: a tool result or a file is not decoded only
+    /// to learn that it has a letter.
+    pub fn is_blank(&self) -> bool {
+        let literal = match &self.0 {
+            Repr::Text(text) => return text.trim().is_empty(),
+            Repr::Literal { literal, .. } => &**literal,
+            Repr::Joined { literal, .. } => &**literal,
+        };
+        let bytes = inside(literal);
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => i += 1,
+                // Of the single-character escapes, these four are whitespace.
+                b'\\' if matches!(bytes.get(i + 1), Some(b'n' | b't' | b'r' | b'f')) => i += 2,
+                // Unicode whitespace (NBSP, U+2028, …) is decided by the text.
+                0x80.. => return self.as_str().trim().is_empty(),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// The string as a JSON literal, quotes included: a literal as the input wrote it.
+    pub fn to_json(&self) -> String {
+        match &self.0 {
+            Repr::Text(text) => serde_json::to_string(&**text).unwrap_or_else(|_| "null".into()),
+            Repr::Literal { literal, .. } => (*literal).to_owned(),
+            Repr::Joined { literal, .. } => (**literal).to_owned(),
+        }
+    }
+
     /// Borrowed from the input (not decoded from it).
     pub fn is_borrowed(&self) -> bool {
         matches!(self.0, Repr::Text(Cow::Borrowed(_)))
@@ -1010,6 +1043,36 @@ mod tests {
     /// Strings joined from parts kept as written are written from the parts' JSON: the same
     /// text and the same bytes out as joining the decoded texts; a text part that escapes
     /// to a `\u` (a control character) is joined as text.
+    #[test]
+    fn blank_is_decided_as_trim_decides_it() {
+        let alphabet = [
+            " ", "\t", "\n", "\r", "\u{b}", "\u{c}", "a", "\"", "\\", "/", "\u{8}", "\u{a0}",
+            "\u{2028}", "é",
+        ];
+        let mut texts = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(longer);
+        }
+        let mut literals = 0;
+        for text in &texts {
+            // As serde_json escapes it, and with `\f` and `\/` as other writers do.
+            let escaped = serde_json::to_string(text).unwrap();
+            let other = escaped.replace("\\u000c", "\\f").replace('/', "\\/");
+            for json in [escaped, other] {
+                let s: Str<'_> = serde_json::from_str(&json).unwrap();
+                literals += usize::from(matches!(s.0, Repr::Literal { .. }));
+                assert_eq!(s.is_blank(), text.trim().is_empty(), "{json}");
+                let again: String = serde_json::from_str(&s.to_json()).unwrap();
+                assert_eq!(&again, text);
+            }
+        }
+        assert!(literals > texts.len() / 2, "{literals} literals");
+    }
+
     #[test]
     fn joined_strings_are_the_join_of_their_texts() {
         let parts: Vec<Str<'_>> = serde_json::from_str(

@@ -13,8 +13,8 @@ use crate::translate::out::first_capacity;
 use crate::translate::out::{assemble, object, Out, Room};
 use crate::translate::thinking::{generation, Generation};
 use crate::translate::util::{
-    arguments_to_input, decode_base64, is_anthropic_image_mime, is_blank, is_http_url,
-    parse_data_url, sanitize_tool_id, ArgumentsProblem,
+    arguments_to_input, decode_base64, is_anthropic_image_mime, is_http_url, parse_data_url,
+    sanitize_tool_id, ArgumentsProblem,
 };
 use crate::translate::{
     Code, Options, RequestMeta, ThinkingForm, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET,
@@ -484,7 +484,7 @@ fn stop_sequences<'b>(req: &'b ChatRequest<'_>) -> Option<Vec<Str<'b>>> {
         TextOr::Items(v) => v.iter().map(Str::reborrow).collect(),
     };
     // Anthropic rejects whitespace-only stop sequences.
-    let list: Vec<Str<'b>> = list.into_iter().filter(|s| !is_blank(s)).collect();
+    let list: Vec<Str<'b>> = list.into_iter().filter(|s| !s.is_blank()).collect();
     (!list.is_empty()).then_some(list)
 }
 
@@ -1046,7 +1046,7 @@ fn text_only_blocks<'b>(
 ) -> Result<Vec<ContentBlock<'b>>, TranslateError> {
     let mut out = Vec::new();
     match &m.content {
-        Some(TextOr::Text(s)) if !is_blank(s) => out.push(text_block(s, None)),
+        Some(TextOr::Text(s)) if !s.is_blank() => out.push(text_block(s, None)),
         None | Some(TextOr::Text(_)) => {}
         Some(TextOr::Items(parts)) => {
             for (j, p) in parts.iter().enumerate() {
@@ -1056,7 +1056,7 @@ fn text_only_blocks<'b>(
                         format!("{what} messages may only contain text parts"),
                     ));
                 }
-                if let Some(t) = p.text.as_ref().filter(|t| !is_blank(t)) {
+                if let Some(t) = p.text.as_ref().filter(|t| !t.is_blank()) {
                     out.push(text_block(t, p.cache_control));
                 }
             }
@@ -1069,7 +1069,7 @@ fn user_blocks<'b>(m: &'b Message<'_>, i: usize) -> Result<Vec<ContentBlock<'b>>
     let parts = match &m.content {
         None => return Ok(Vec::new()),
         Some(TextOr::Text(s)) => {
-            return Ok(if is_blank(s) {
+            return Ok(if s.is_blank() {
                 Vec::new()
             } else {
                 vec![text_block(s, None)]
@@ -1093,7 +1093,7 @@ fn user_part<'b>(
 ) -> Result<Option<ContentBlock<'b>>, TranslateError> {
     let at = |field: &str| format!("messages[{i}].content[{j}]{field}");
     let block = match p.kind.as_str() {
-        "text" => match p.text.as_ref().filter(|t| !is_blank(t)) {
+        "text" => match p.text.as_ref().filter(|t| !t.is_blank()) {
             Some(t) => text_block(t, p.cache_control),
             None => return Ok(None),
         },
@@ -1277,7 +1277,7 @@ fn assistant_blocks<'m>(
         }
     }
     match &m.content {
-        Some(TextOr::Text(s)) if !is_blank(s) => out.push(text_block(s, None)),
+        Some(TextOr::Text(s)) if !s.is_blank() => out.push(text_block(s, None)),
         None | Some(TextOr::Text(_)) => {}
         Some(TextOr::Items(parts)) => {
             for (j, p) in parts.iter().enumerate() {
@@ -1291,13 +1291,13 @@ fn assistant_blocks<'m>(
                         ))
                     }
                 };
-                if let Some(t) = text.filter(|t| !is_blank(t)) {
+                if let Some(t) = text.filter(|t| !t.is_blank()) {
                     out.push(text_block(t, p.cache_control));
                 }
             }
         }
     }
-    if let Some(r) = m.refusal.as_ref().filter(|r| !is_blank(r)) {
+    if let Some(r) = m.refusal.as_ref().filter(|r| !r.is_blank()) {
         out.push(text_block(r, None));
     }
     for (j, call) in (first_call..).zip(m.tool_calls.iter().flatten()) {

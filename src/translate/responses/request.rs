@@ -313,7 +313,8 @@ fn echo(req: &ResponsesRequest<'_>) -> Echo {
             .map(|n| n.to_string())
     };
     if let Some(i) = &req.instructions {
-        e.instructions = string(i.as_str());
+        // As written: Codex's instructions run to many KB.
+        e.instructions = i.to_json();
     }
     if let Some(n) = req.max_output_tokens {
         e.max_output_tokens = n.to_string();
