@@ -37,6 +37,25 @@ pub fn escaped_len(s: &str) -> usize {
     })
 }
 
+/// Where the first byte escaping must rewrite (`"`, `\` or a control character) is in `b`,
+/// sixteen bytes at a time: None when `b`, between quotes, is a JSON string as it stands.
+pub fn first_to_escape(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(block) = b
+        .get(i..i + BLOCK)
+        .and_then(|x| <&[u8; BLOCK]>::try_from(x).ok())
+    {
+        let mask = block_mask(block);
+        if mask != 0 {
+            return Some(i + mask.trailing_zeros() as usize);
+        }
+        i += BLOCK;
+    }
+    let tail = b.get(i..).unwrap_or_default();
+    let k = tail.iter().position(|&c| ESCAPE[usize::from(c)] != 0)?;
+    Some(i + k)
+}
+
 /// Appends `s` to `out` as a quoted JSON string. `"`, `\` and control characters are escaped,
 /// and everything else, non-ASCII included, is copied as UTF-8 (serde_json's choices, so
 /// what it and this write for a string are the same bytes).

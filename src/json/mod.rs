@@ -40,7 +40,9 @@ pub mod tree;
 use std::fmt;
 use std::ops::Range;
 
-pub use escape::{escaped_len, splice_string, write_json_escaped, write_json_string};
+pub use escape::{
+    escaped_len, first_to_escape, splice_string, write_json_escaped, write_json_string,
+};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use mask::Avx2;
 pub(crate) use mask::{escaped as escaped_bytes, Narrow};

@@ -66,6 +66,9 @@ pub struct Str<'a>(Repr<'a>);
 #[derive(Clone)]
 enum Repr<'a> {
     Text(Cow<'a, str>),
+    /// A JSON string literal, quotes included, with nothing inside that escaping rewrites:
+    /// its text is its inside, and it is written back as it stands.
+    Plain(&'a str),
     /// A JSON string literal, quotes included, whose escapes are all single-character ones
     /// (`\n`, `\"`, …: no `\u`, so it always decodes) and whose text is decoded on first read.
     Literal {
@@ -91,6 +94,7 @@ impl<'a> Str<'a> {
     pub fn reborrow(&self) -> Str<'_> {
         Str(match &self.0 {
             Repr::Text(text) => Repr::Text(Cow::Borrowed(text)),
+            Repr::Plain(literal) => Repr::Plain(literal),
             Repr::Literal { literal, decoded } => match decoded.get() {
                 Some(text) => Repr::Text(Cow::Borrowed(text)),
                 None => Repr::Literal {
@@ -112,6 +116,7 @@ impl<'a> Str<'a> {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Text(text) => text,
+            Repr::Plain(literal) => inside_text(literal),
             Repr::Literal { literal, decoded } => decoded.get_or_init(|| decode(literal)),
             Repr::Joined { literal, decoded } => decoded.get_or_init(|| decode(literal)),
         }
@@ -121,6 +126,7 @@ impl<'a> Str<'a> {
     pub fn into_cow(self) -> Cow<'a, str> {
         match self.0 {
             Repr::Text(text) => text,
+            Repr::Plain(literal) => Cow::Borrowed(inside_text(literal)),
             Repr::Literal { literal, decoded } => {
                 Cow::Owned(decoded.into_inner().unwrap_or_else(|| decode(literal)))
             }
@@ -139,6 +145,7 @@ impl<'a> Str<'a> {
     pub fn is_empty(&self) -> bool {
         match &self.0 {
             Repr::Text(text) => text.is_empty(),
+            Repr::Plain(literal) => inside_text(literal).is_empty(),
             Repr::Literal { .. } | Repr::Joined { .. } => false,
         }
     }
@@ -149,6 +156,7 @@ impl<'a> Str<'a> {
     pub fn is_blank(&self) -> bool {
         let literal = match &self.0 {
             Repr::Text(text) => return text.trim().is_empty(),
+            Repr::Plain(literal) => return inside_text(literal).trim().is_empty(),
             Repr::Literal { literal, .. } => &**literal,
             Repr::Joined { literal, .. } => &**literal,
         };
@@ -171,6 +179,7 @@ impl<'a> Str<'a> {
     pub fn to_json(&self) -> String {
         match &self.0 {
             Repr::Text(text) => serde_json::to_string(&**text).unwrap_or_else(|_| "null".into()),
+            Repr::Plain(literal) => (*literal).to_owned(),
             Repr::Literal { literal, .. } => (*literal).to_owned(),
             Repr::Joined { literal, .. } => (**literal).to_owned(),
         }
@@ -178,7 +187,7 @@ impl<'a> Str<'a> {
 
     /// Borrowed from the input (not decoded from it).
     pub fn is_borrowed(&self) -> bool {
-        matches!(self.0, Repr::Text(Cow::Borrowed(_)))
+        matches!(self.0, Repr::Text(Cow::Borrowed(_)) | Repr::Plain(_))
     }
 
     /// A string read from its JSON text (the value as the input has it): borrowed when it
@@ -192,8 +201,16 @@ impl<'a> Str<'a> {
         else {
             return Err(E::invalid_type(unexpected(json), &"a string"));
         };
-        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
-            return Ok(Str(Repr::Text(Cow::Borrowed(inner))));
+        match crate::json::first_to_escape(inner.as_bytes()) {
+            None => return Ok(Str(Repr::Plain(json))),
+            // Not a string token as it stands (not from a JSON reader): written escaped.
+            Some(k)
+                if inner.as_bytes().get(k) != Some(&b'\\')
+                    && memchr::memchr(b'\\', inner.as_bytes()).is_none() =>
+            {
+                return Ok(Str(Repr::Text(Cow::Borrowed(inner))))
+            }
+            Some(_) => {}
         }
         if memchr::memmem::find(inner.as_bytes(), b"\\u").is_some() {
             return crate::json::de::from_str::<String>(json)
@@ -231,6 +248,7 @@ impl<'a> Str<'a> {
             }
             match &part.0 {
                 Repr::Text(text) => crate::json::write_json_escaped(&mut out, text),
+                Repr::Plain(literal) => out.extend_from_slice(inside(literal)),
                 Repr::Literal { literal, .. } => out.extend_from_slice(inside(literal)),
                 Repr::Joined { literal, .. } => out.extend_from_slice(inside(literal)),
             }
@@ -254,6 +272,7 @@ impl<'a> Str<'a> {
     fn json_len(&self) -> usize {
         match &self.0 {
             Repr::Text(text) => text.len(),
+            Repr::Plain(literal) => literal.len(),
             Repr::Literal { literal, .. } => literal.len(),
             Repr::Joined { literal, .. } => literal.len(),
         }
@@ -264,6 +283,13 @@ impl<'a> Str<'a> {
 fn inside(literal: &str) -> &[u8] {
     let inner = literal.get(1..literal.len().saturating_sub(1));
     inner.unwrap_or_default().as_bytes()
+}
+
+/// The text of a [`Repr::Plain`] literal: its inside.
+fn inside_text(literal: &str) -> &str {
+    literal
+        .get(1..literal.len().saturating_sub(1))
+        .unwrap_or_default()
 }
 
 /// The text of a literal [`Str::of_json`] kept (its escapes always decode).
@@ -377,6 +403,7 @@ impl Serialize for Str<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
             Repr::Text(text) => serialize_text(text, s),
+            Repr::Plain(literal) => serialize_json(literal, s),
             Repr::Literal { literal, .. } => serialize_json(literal, s),
             Repr::Joined { literal, .. } => serialize_json(literal, s),
         }
@@ -1044,7 +1071,7 @@ mod tests {
     /// text and the same bytes out as joining the decoded texts; a text part that escapes
     /// to a `\u` (a control character) is joined as text.
     #[test]
-    fn blank_is_decided_as_trim_decides_it() {
+    fn every_form_of_a_string_reads_writes_and_is_blank_as_its_text() {
         let alphabet = [
             " ", "\t", "\n", "\r", "\u{b}", "\u{c}", "a", "\"", "\\", "/", "\u{8}", "\u{a0}",
             "\u{2028}", "é",
@@ -1057,7 +1084,7 @@ mod tests {
                 .collect();
             texts.extend(longer);
         }
-        let mut literals = 0;
+        let (mut literals, mut plain) = (0, 0);
         for text in &texts {
             // As serde_json escapes it, and with `\f` and `\/` as other writers do.
             let escaped = serde_json::to_string(text).unwrap();
@@ -1065,12 +1092,17 @@ mod tests {
             for json in [escaped, other] {
                 let s: Str<'_> = serde_json::from_str(&json).unwrap();
                 literals += usize::from(matches!(s.0, Repr::Literal { .. }));
+                plain += usize::from(matches!(s.0, Repr::Plain(_)));
                 assert_eq!(s.is_blank(), text.trim().is_empty(), "{json}");
+                assert_eq!(s.as_str(), text);
+                let written = serde_json::to_string(&s).unwrap();
+                assert_eq!(serde_json::from_str::<String>(&written).unwrap(), *text);
                 let again: String = serde_json::from_str(&s.to_json()).unwrap();
                 assert_eq!(&again, text);
             }
         }
         assert!(literals > texts.len() / 2, "{literals} literals");
+        assert!(plain > texts.len() / 10, "{plain} plain");
     }
 
     #[test]
