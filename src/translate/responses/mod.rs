@@ -134,7 +134,7 @@ pub struct Echo {
     /// `tool_choice`.
     pub tool_choice: String,
     /// `tools` (function tools with `description`, `parameters` and `strict` filled in).
-    pub tools: String,
+    pub tools: std::sync::Arc<str>,
     /// `top_p`.
     pub top_p: String,
     /// `top_logprobs`.
@@ -174,7 +174,7 @@ impl Default for Echo {
             temperature: s("1.0"),
             text: s(DEFAULT_TEXT),
             tool_choice: s("\"auto\""),
-            tools: s("[]"),
+            tools: std::sync::Arc::from("[]"),
             top_p: s("1.0"),
             top_logprobs: s("0"),
             metadata: s("{}"),

@@ -7,6 +7,7 @@
 //! [`RequestMeta::dropped`].
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
@@ -151,7 +152,7 @@ fn translate_parsed<'b>(
     let mut rm = ResponsesMeta {
         seal: opts.seal.clone(),
         provider: opts.provider.clone(),
-        echo: std::sync::Arc::new(echo(req)),
+        echo: Arc::new(echo(req)),
         ..ResponsesMeta::default()
     };
     rm.compaction = compaction_kind(&conv, compact_endpoint)?;
@@ -346,7 +347,7 @@ fn echo(req: &ResponsesRequest<'_>) -> Echo {
         e.tool_choice = t.get().to_owned();
     }
     if let Some(t) = req.tools {
-        e.tools = tools_echo(t);
+        e.tools = tools_echo_kept(t);
     }
     if let Some(m) = req.metadata.filter(|m| m.get() != "null") {
         e.metadata = m.get().to_owned();
@@ -402,6 +403,42 @@ fn text_echo(req: &ResponsesRequest<'_>) -> String {
     }
     out.push('}');
     out
+}
+
+/// Tools echoes this worker made last, by the tools' bytes: an agent sends the same tools
+/// every turn, tens of KB that reading twice (for the translation and for the echo) made a
+/// tenth of a Responses translation's time. An echo is a function of those bytes alone.
+const ECHOES_KEPT: usize = 4;
+/// Tools longer than this are echoed afresh (so what is kept stays under ~1 MB a worker).
+const ECHO_KEPT_MAX_BYTES: usize = 128 * 1024;
+
+thread_local! {
+    static ECHOES: std::cell::RefCell<Vec<(Box<str>, Arc<str>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`tools_echo`], kept for the next request with the same tools.
+fn tools_echo_kept(raw: &RawValue) -> Arc<str> {
+    let text = raw.get();
+    if text.len() > ECHO_KEPT_MAX_BYTES {
+        return Arc::from(tools_echo(raw));
+    }
+    let kept = ECHOES.with(|e| {
+        let e = e.borrow();
+        e.iter().find(|(k, _)| **k == *text).map(|(_, v)| v.clone())
+    });
+    if let Some(echo) = kept {
+        return echo;
+    }
+    let echo: Arc<str> = Arc::from(tools_echo(raw));
+    ECHOES.with(|e| {
+        let mut e = e.borrow_mut();
+        if e.len() >= ECHOES_KEPT {
+            e.remove(0);
+        }
+        e.push((Box::from(text), echo.clone()));
+    });
+    echo
 }
 
 /// `tools` as the response repeats them: the request's, each function tool given the keys
@@ -1624,6 +1661,27 @@ mod tests {
         let (bytes, meta) =
             responses_request(body.to_string().as_bytes(), "up", provider, &opts("p1"))?;
         Ok((serde_json::from_slice(&bytes).unwrap(), meta))
+    }
+
+    #[test]
+    fn a_kept_tools_echo_is_the_echo_of_the_same_bytes() {
+        let tools: Vec<String> = (0..7)
+            .map(|i| {
+                format!(
+                    r#"[{{"type":"function","name":"t{i}","parameters":{{"type":"object"}}}},{{"type":"custom","name":"c"}}]"#
+                )
+            })
+            .collect();
+        // More tool sets than are kept, each asked for twice, in an order that evicts.
+        for round in 0..3 {
+            for (i, t) in tools.iter().enumerate().rev().skip(round) {
+                let raw: &RawValue = serde_json::from_str(t).unwrap();
+                let fresh = tools_echo(raw);
+                assert_eq!(&*tools_echo_kept(raw), fresh, "{i}");
+                assert_eq!(&*tools_echo_kept(raw), fresh, "{i}");
+                assert!(fresh.contains(&format!("\"t{i}\"")));
+            }
+        }
     }
 
     #[test]
