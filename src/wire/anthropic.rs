@@ -132,7 +132,7 @@ pub struct ContentBlock<'a> {
         deserialize_with = "lenient_source",
         skip_serializing_if = "Option::is_none"
     )]
-    pub source: Option<Source<'a>>,
+    pub source: Option<Box<Source<'a>>>,
     /// `tool_use`: call id.
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
     pub id: Option<Str<'a>>,
@@ -183,10 +183,10 @@ pub struct ContentBlock<'a> {
 
 fn lenient_source<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<Option<Source<'a>>, D::Error> {
+) -> Result<Option<Box<Source<'a>>>, D::Error> {
     struct V<'a>(std::marker::PhantomData<&'a ()>);
     impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-        type Value = Option<Source<'a>>;
+        type Value = Option<Box<Source<'a>>>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a source object or string")
         }
@@ -194,21 +194,22 @@ fn lenient_source<'de: 'a, 'a, D: serde::Deserializer<'de>>(
             Ok(None)
         }
         fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Source {
+            Ok(Some(Box::new(Source {
                 kind: Str::from("inline"),
                 url: Some(Str::from(v)),
                 ..Source::default()
-            }))
+            })))
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Source {
+            Ok(Some(Box::new(Source {
                 kind: Str::from("inline"),
                 url: Some(Str::from(v.to_owned())),
                 ..Source::default()
-            }))
+            })))
         }
         fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
-            Source::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+            Source::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                .map(|s| Some(Box::new(s)))
         }
     }
     d.deserialize_any(V(std::marker::PhantomData))

@@ -73,13 +73,13 @@ enum Repr<'a> {
     /// (`\n`, `\"`, …: no `\u`, so it always decodes) and whose text is decoded on first read.
     Literal {
         literal: &'a str,
-        decoded: std::cell::OnceCell<String>,
+        decoded: std::cell::OnceCell<Box<str>>,
     },
     /// A literal as [`Self::Literal`], made here ([`Str::joined`]). Apart from it, so that a
     /// `Str` (moved by the thousand while a body is read) stays as small.
     Joined {
         literal: Box<str>,
-        decoded: std::cell::OnceCell<String>,
+        decoded: std::cell::OnceCell<Box<str>>,
     },
 }
 
@@ -117,8 +117,8 @@ impl<'a> Str<'a> {
         match &self.0 {
             Repr::Text(text) => text,
             Repr::Plain(literal) => inside_text(literal),
-            Repr::Literal { literal, decoded } => decoded.get_or_init(|| decode(literal)),
-            Repr::Joined { literal, decoded } => decoded.get_or_init(|| decode(literal)),
+            Repr::Literal { literal, decoded } => decoded.get_or_init(|| decode(literal).into()),
+            Repr::Joined { literal, decoded } => decoded.get_or_init(|| decode(literal).into()),
         }
     }
 
@@ -127,12 +127,16 @@ impl<'a> Str<'a> {
         match self.0 {
             Repr::Text(text) => text,
             Repr::Plain(literal) => Cow::Borrowed(inside_text(literal)),
-            Repr::Literal { literal, decoded } => {
-                Cow::Owned(decoded.into_inner().unwrap_or_else(|| decode(literal)))
-            }
-            Repr::Joined { literal, decoded } => {
-                Cow::Owned(decoded.into_inner().unwrap_or_else(|| decode(&literal)))
-            }
+            Repr::Literal { literal, decoded } => Cow::Owned(
+                decoded
+                    .into_inner()
+                    .map_or_else(|| decode(literal), String::from),
+            ),
+            Repr::Joined { literal, decoded } => Cow::Owned(
+                decoded
+                    .into_inner()
+                    .map_or_else(|| decode(&literal), String::from),
+            ),
         }
     }
 

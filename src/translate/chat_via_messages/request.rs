@@ -1153,12 +1153,12 @@ fn user_part<'b>(
 fn document_base64<'b>(mime: &str, data: &'b str, title: Option<Str<'b>>) -> ContentBlock<'b> {
     ContentBlock {
         kind: Str::from("document"),
-        source: Some(Source {
+        source: Some(Box::new(Source {
             kind: Str::from("base64"),
             media_type: Some(Str::from(mime.to_owned())),
             data: Some(Str::from(data)),
             ..Source::default()
-        }),
+        })),
         title,
         ..ContentBlock::default()
     }
@@ -1181,12 +1181,12 @@ fn media_block<'b>(
         if is_anthropic_image_mime(mime) && d.base64 {
             return Ok(ContentBlock {
                 kind: Str::from("image"),
-                source: Some(Source {
+                source: Some(Box::new(Source {
                     kind: Str::from("base64"),
                     media_type: Some(Str::from(mime.to_owned())),
                     data: Some(Str::from(d.data)),
                     ..Source::default()
-                }),
+                })),
                 ..ContentBlock::default()
             });
         }
@@ -1205,12 +1205,12 @@ fn media_block<'b>(
             };
             return Ok(ContentBlock {
                 kind: Str::from("document"),
-                source: Some(Source {
+                source: Some(Box::new(Source {
                     kind: Str::from("text"),
                     media_type: Some(Str::from("text/plain")),
                     data: Some(Str::from(text)),
                     ..Source::default()
-                }),
+                })),
                 title,
                 ..ContentBlock::default()
             });
@@ -1223,11 +1223,11 @@ fn media_block<'b>(
     if is_http_url(url) {
         return Ok(ContentBlock {
             kind: Str::from("image"),
-            source: Some(Source {
+            source: Some(Box::new(Source {
                 kind: Str::from("url"),
                 url: Some(Str::from(url)),
                 ..Source::default()
-            }),
+            })),
             ..ContentBlock::default()
         });
     }
