@@ -525,7 +525,7 @@ fn walk(body: &[u8], root: &Node, out: &mut Spans) {
         return;
     };
     for e in entries {
-        let k = e.key.as_str();
+        let k = e.key();
         if TEXT_ROOTS.contains(&k) {
             walk_text(body, &e.value, out, false);
         } else if TURN_ROOTS.contains(&k) {
@@ -558,7 +558,7 @@ fn walk(body: &[u8], root: &Node, out: &mut Spans) {
             // and `response_format`).
             if let Node::Object(members) = &e.value {
                 for m in members {
-                    match m.key.as_str() {
+                    match m.key() {
                         "stopSequences" | "stop_sequences" => walk_text(body, &m.value, out, true),
                         "responseSchema"
                         | "response_schema"
@@ -610,7 +610,7 @@ fn walk_turn(body: &[u8], turn: &Node, signed: bool, out: &mut Spans) {
     let person = every(&["system", "developer", "user", "assistant"]);
     let tool_use = is_tool_use(body, entries);
     for e in entries {
-        match e.key.as_str() {
+        match e.key() {
             "name" if person => walk_text(body, &e.value, out, true),
             "content" | "thinking_blocks" if assistant => match &e.value {
                 Node::Array(blocks) => blocks.iter().for_each(|b| walk_block(body, b, out)),
@@ -629,7 +629,7 @@ fn walk_block(body: &[u8], block: &Node, out: &mut Spans) {
     };
     let skip = signed_members(body, entries);
     let tool_use = is_tool_use(body, entries);
-    for e in entries.iter().filter(|e| !skip.contains(&e.key.as_str())) {
+    for e in entries.iter().filter(|e| !skip.contains(&e.key())) {
         member(body, e, tool_use, out);
     }
 }
@@ -709,7 +709,7 @@ fn walk_text(body: &[u8], v: &Node, out: &mut Spans, free: bool) {
 /// One member of an object of the conversation's structure. `tool_use`: the object is a
 /// tool call whose `input` is the model's data.
 fn member(body: &[u8], e: &Entry, tool_use: bool, out: &mut Spans) {
-    let k = e.key.as_str();
+    let k = e.key();
     if k == "input" && tool_use {
         walk_text(body, &e.value, out, true);
     } else if GEMINI_CALLS.contains(&k) {
@@ -717,9 +717,9 @@ fn member(body: &[u8], e: &Entry, tool_use: bool, out: &mut Spans) {
         // client wrote (as a tool_use's `input`); its name and id are structure.
         if let Node::Object(members) = &e.value {
             for m in members {
-                if matches!(m.key.as_str(), "args" | "response") {
+                if matches!(m.key(), "args" | "response") {
                     walk_text(body, &m.value, out, true);
-                } else if !SKIP_KEYS.contains(&m.key.as_str()) {
+                } else if !SKIP_KEYS.contains(&m.key()) {
                     walk_text(body, &m.value, out, false);
                 }
             }
@@ -730,7 +730,7 @@ fn member(body: &[u8], e: &Entry, tool_use: bool, out: &mut Spans) {
         let kind = e.value.get("type").and_then(|t| t.as_str(body));
         if let Node::Object(members) = &e.value {
             for m in members {
-                match (kind.as_deref(), m.key.as_str()) {
+                match (kind.as_deref(), m.key()) {
                     (Some("text"), "data") => walk_text(body, &m.value, out, true),
                     (Some("content"), "content") => walk_text(body, &m.value, out, false),
                     _ => {}
@@ -761,7 +761,7 @@ fn walk_schema(v: &Node, out: &mut Spans) {
         Node::Array(items) => items.iter().for_each(|i| walk_schema(i, out)),
         Node::Object(entries) => {
             for e in entries {
-                match (e.key.as_str(), &e.value) {
+                match (e.key(), &e.value) {
                     ("description" | "title", Node::Str(span)) => out.push(span.clone()),
                     ("enum" | "const" | "default" | "examples", value) => walk_listed(value, out),
                     (k, Node::Object(map)) if SCHEMA_MAPS.contains(&k) => {

@@ -86,7 +86,7 @@ fn visit(
             let tool_use = kind(&["tool_use", "server_tool_use"]);
             for e in entries {
                 restore_string(set, body, &e.key_span, Mode::Text, edits);
-                let k = e.key.as_str();
+                let k = e.key();
                 if free || (k == "input" && tool_use) {
                     visit(set, body, &e.value, Mode::Text, true, edits);
                 } else if !OPAQUE_KEYS.contains(&k) {

@@ -256,10 +256,7 @@ pub fn unseal_body(body: &[u8], key: &SealKey) -> Result<Option<Vec<u8>>, Unseal
             let Node::Object(members) = turn else {
                 continue;
             };
-            for list in members
-                .iter()
-                .filter(|e| BLOCK_LISTS.contains(&e.key.as_str()))
-            {
+            for list in members.iter().filter(|e| BLOCK_LISTS.contains(&e.key())) {
                 let Node::Array(blocks) = &list.value else {
                     continue;
                 };
