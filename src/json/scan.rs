@@ -205,6 +205,9 @@ fn decode(token: &[u8]) -> Scan<String> {
 /// more than finding its note, and each note costs admission a little.
 const MIN_NOTED_CONTAINER: usize = 256;
 
+// A string `Scanner::string` settles in one sixteen-byte look is never one to note.
+const _: () = assert!(BLOCK + 2 < MIN_NOTED);
+
 /// An open container's note index while it has none.
 const NOT_NOTED: usize = usize::MAX;
 

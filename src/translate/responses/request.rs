@@ -409,8 +409,9 @@ fn text_echo(req: &ResponsesRequest<'_>) -> String {
 /// every turn, tens of KB that reading twice (for the translation and for the echo) made a
 /// tenth of a Responses translation's time. An echo is a function of those bytes alone.
 const ECHOES_KEPT: usize = 4;
-/// Tools longer than this are echoed afresh (so what is kept stays under ~1 MB a worker).
-const ECHO_KEPT_MAX_BYTES: usize = 128 * 1024;
+/// Tools and their echo are kept only when together no longer than this: what a thread
+/// keeps stays under 1 MB (an echo can be 3.6 times its tools: `{"type":"function"}`).
+const ECHO_KEPT_MAX_BYTES: usize = 256 * 1024;
 
 thread_local! {
     static ECHOES: std::cell::RefCell<Vec<(Box<str>, Arc<str>)>> =
@@ -431,6 +432,9 @@ fn tools_echo_kept(raw: &RawValue) -> Arc<str> {
         return echo;
     }
     let echo: Arc<str> = Arc::from(tools_echo(raw));
+    if text.len() + echo.len() > ECHO_KEPT_MAX_BYTES {
+        return echo;
+    }
     ECHOES.with(|e| {
         let mut e = e.borrow_mut();
         if e.len() >= ECHOES_KEPT {
