@@ -116,7 +116,7 @@ impl<'a> Str<'a> {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Text(text) => text,
-            Repr::Plain(literal) => inside_text(literal),
+            Repr::Plain(literal) => inside(literal),
             Repr::Literal { literal, decoded } => decoded.get_or_init(|| decode(literal).into()),
             Repr::Joined { literal, decoded } => decoded.get_or_init(|| decode(literal).into()),
         }
@@ -126,7 +126,7 @@ impl<'a> Str<'a> {
     pub fn into_cow(self) -> Cow<'a, str> {
         match self.0 {
             Repr::Text(text) => text,
-            Repr::Plain(literal) => Cow::Borrowed(inside_text(literal)),
+            Repr::Plain(literal) => Cow::Borrowed(inside(literal)),
             Repr::Literal { literal, decoded } => Cow::Owned(
                 decoded
                     .into_inner()
@@ -149,8 +149,18 @@ impl<'a> Str<'a> {
     pub fn is_empty(&self) -> bool {
         match &self.0 {
             Repr::Text(text) => text.is_empty(),
-            Repr::Plain(literal) => inside_text(literal).is_empty(),
+            Repr::Plain(literal) => inside(literal).is_empty(),
             Repr::Literal { .. } | Repr::Joined { .. } => false,
+        }
+    }
+
+    /// The JSON literal, quotes included, of a string kept as written (None for text).
+    #[inline]
+    fn literal(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Text(_) => None,
+            Repr::Plain(literal) | Repr::Literal { literal, .. } => Some(literal),
+            Repr::Joined { literal, .. } => Some(literal),
         }
     }
 
@@ -158,13 +168,10 @@ impl<'a> Str<'a> {
     /// decoding it where an ASCII byte decides: a tool result or a file is not decoded only
     /// to learn that it has a letter.
     pub fn is_blank(&self) -> bool {
-        let literal = match &self.0 {
-            Repr::Text(text) => return text.trim().is_empty(),
-            Repr::Plain(literal) => return inside_text(literal).trim().is_empty(),
-            Repr::Literal { literal, .. } => &**literal,
-            Repr::Joined { literal, .. } => &**literal,
+        let Some(literal) = self.literal() else {
+            return self.as_str().trim().is_empty();
         };
-        let bytes = inside(literal);
+        let bytes = inside(literal).as_bytes();
         let mut i = 0;
         while let Some(&b) = bytes.get(i) {
             match b {
@@ -181,11 +188,9 @@ impl<'a> Str<'a> {
 
     /// The string as a JSON literal, quotes included: a literal as the input wrote it.
     pub fn to_json(&self) -> String {
-        match &self.0 {
-            Repr::Text(text) => serde_json::to_string(&**text).unwrap_or_else(|_| "null".into()),
-            Repr::Plain(literal) => (*literal).to_owned(),
-            Repr::Literal { literal, .. } => (*literal).to_owned(),
-            Repr::Joined { literal, .. } => (**literal).to_owned(),
+        match self.literal() {
+            Some(literal) => literal.to_owned(),
+            None => serde_json::to_string(self.as_str()).unwrap_or_else(|_| "null".into()),
         }
     }
 
@@ -205,7 +210,7 @@ impl<'a> Str<'a> {
         else {
             return Err(E::invalid_type(unexpected(json), &"a string"));
         };
-        match crate::json::first_to_escape(inner.as_bytes()) {
+        let first = match crate::json::first_to_escape(inner.as_bytes()) {
             None => return Ok(Str(Repr::Plain(json))),
             // Not a string token as it stands (not from a JSON reader): written escaped.
             Some(k)
@@ -214,9 +219,11 @@ impl<'a> Str<'a> {
             {
                 return Ok(Str(Repr::Text(Cow::Borrowed(inner))))
             }
-            Some(_) => {}
-        }
-        if memchr::memmem::find(inner.as_bytes(), b"\\u").is_some() {
+            Some(k) => k,
+        };
+        // Nothing before the first byte found above is an escape.
+        let rest = inner.as_bytes().get(first..).unwrap_or_default();
+        if memchr::memmem::find(rest, b"\\u").is_some() {
             return crate::json::de::from_str::<String>(json)
                 .map(Str::from)
                 .map_err(|e| E::custom(without_position(&e)));
@@ -250,11 +257,9 @@ impl<'a> Str<'a> {
             if i > 0 {
                 crate::json::write_json_escaped(&mut out, sep);
             }
-            match &part.0 {
-                Repr::Text(text) => crate::json::write_json_escaped(&mut out, text),
-                Repr::Plain(literal) => out.extend_from_slice(inside(literal)),
-                Repr::Literal { literal, .. } => out.extend_from_slice(inside(literal)),
-                Repr::Joined { literal, .. } => out.extend_from_slice(inside(literal)),
+            match part.literal() {
+                Some(literal) => out.extend_from_slice(inside(literal).as_bytes()),
+                None => crate::json::write_json_escaped(&mut out, part.as_str()),
             }
         }
         out.push(b'"');
@@ -274,23 +279,12 @@ impl<'a> Str<'a> {
 
     /// About how long this string is written as JSON.
     fn json_len(&self) -> usize {
-        match &self.0 {
-            Repr::Text(text) => text.len(),
-            Repr::Plain(literal) => literal.len(),
-            Repr::Literal { literal, .. } => literal.len(),
-            Repr::Joined { literal, .. } => literal.len(),
-        }
+        self.literal().map_or_else(|| self.as_str().len(), str::len)
     }
 }
 
-/// A JSON string literal's bytes between its quotes.
-fn inside(literal: &str) -> &[u8] {
-    let inner = literal.get(1..literal.len().saturating_sub(1));
-    inner.unwrap_or_default().as_bytes()
-}
-
-/// The text of a [`Repr::Plain`] literal: its inside.
-fn inside_text(literal: &str) -> &str {
+/// A JSON string literal between its quotes (a [`Repr::Plain`] one's text).
+fn inside(literal: &str) -> &str {
     literal
         .get(1..literal.len().saturating_sub(1))
         .unwrap_or_default()
@@ -405,11 +399,9 @@ const ESCAPE_HERE_MIN: usize = 64;
 
 impl Serialize for Str<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match &self.0 {
-            Repr::Text(text) => serialize_text(text, s),
-            Repr::Plain(literal) => serialize_json(literal, s),
-            Repr::Literal { literal, .. } => serialize_json(literal, s),
-            Repr::Joined { literal, .. } => serialize_json(literal, s),
+        match self.literal() {
+            Some(literal) => serialize_json(literal, s),
+            None => serialize_text(self.as_str(), s),
         }
     }
 }
@@ -1071,9 +1063,8 @@ mod tests {
         assert_eq!(from_value.as_str(), "x\ny");
     }
 
-    /// Strings joined from parts kept as written are written from the parts' JSON: the same
-    /// text and the same bytes out as joining the decoded texts; a text part that escapes
-    /// to a `\u` (a control character) is joined as text.
+    /// Every form a string is kept in reads as its text, writes JSON of its text, and is
+    /// blank as `str::trim` says.
     #[test]
     fn every_form_of_a_string_reads_writes_and_is_blank_as_its_text() {
         let alphabet = [
@@ -1109,6 +1100,9 @@ mod tests {
         assert!(plain > texts.len() / 10, "{plain} plain");
     }
 
+    /// Strings joined from parts kept as written are written from the parts' JSON: the same
+    /// text and the same bytes out as joining the decoded texts; a text part that escapes
+    /// to a `\u` (a control character) is joined as text.
     #[test]
     fn joined_strings_are_the_join_of_their_texts() {
         let parts: Vec<Str<'_>> = serde_json::from_str(
