@@ -197,15 +197,21 @@ def report(a, args):
         ttfb.append(f"| {big} | {label} | p50 {t:.3f} ms | {base}: p50 {s:.3f} ms | added {t - s:+.3f} ms |")
     pii_row = mem_row = None
     if "pii" in args.only:
-        # PII on against off, the same Chat body with its five entities.
+        # PII on against off, the same Chat body with its five entities (each gateway binary:
+        # with --before, the earlier one in the same rounds).
         def pii(r):
             res = {}
-            for on in ((True, False) if r % 2 == 0 else (False, True)):
-                res["on" if on else "off"] = a.run("ringway", CHAT, "gpt-pii" if on else "gpt", big, secs, pii=True)
+            for g in gateways:
+                for on in ((True, False) if r % 2 == 0 else (False, True)):
+                    res[(g, on)] = a.run(g, CHAT, "gpt-pii" if on else "gpt", big, secs, pii=True)
             return res
         runs = a.rounds("pii", pii)
-        on, off = med(r["cpu_us"] for r in runs["on"]), med(r["cpu_us"] for r in runs["off"])
-        pii_row = f"| {big} | chat, 5 entities | PII on {on:.0f} µs | off {off:.0f} µs | {on / off:.2f}× |"
+        rows = []
+        for g in gateways:
+            on, off = (med(r["cpu_us"] for r in runs[(g, x)]) for x in (True, False))
+            who = "" if g == "ringway" else f" ({g})"
+            rows.append(f"| {big} | chat, 5 entities{who} | PII on {on:.0f} µs | off {off:.0f} µs | {on / off:.2f}× |")
+        pii_row = "\n".join(rows)
     if "memory" in args.only:
         pid = a.b.proxies["ringway"][0]
         # Both rows against the RSS before either (memory the allocator keeps after the first

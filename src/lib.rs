@@ -39,6 +39,7 @@ pub mod pii;
 pub mod preflight;
 pub mod provider;
 pub mod proxy;
+pub mod recent;
 pub mod responses_store;
 pub mod routing;
 pub mod rt;

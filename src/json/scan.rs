@@ -57,9 +57,10 @@ pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
 
 /// [`collect`], with strings scanned in AVX2 lanes when given them (tests compare the two).
 pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
-    // UTF-8 once for the whole body (SIMD): strings then only look for quotes, backslashes
-    // and control characters, and outside strings only ASCII is valid anyway.
-    if simdutf8::basic::from_utf8(body).is_err() {
+    // UTF-8 once for the whole body (SIMD; what notes vouch for is not read again): strings
+    // then only look for quotes, backslashes and control characters, and outside strings only
+    // ASCII is valid anyway.
+    if !spans::is_utf8(body) {
         return Err(Refused);
     }
     let mut s = Scanner {

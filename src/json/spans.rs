@@ -220,6 +220,42 @@ pub(super) fn notes_for(text: &[u8]) -> Option<Known> {
     })
 }
 
+/// Whether `text` is UTF-8, reading only the bytes outside the outermost notes of it (when it
+/// is the noted body or a slice of it). A note vouches for its token whole, as every reader
+/// trusts it: its bytes were checked by the inspection that noted them, or, moved by
+/// [`StringSpans::spliced`], are those bytes or a string written from text. After a body's
+/// inspection, what is left to read is its skeleton: a few hundred bytes of a 300 KB agent
+/// body, where a second inspection of it read all 300 (most of that inspection's time).
+pub(super) fn is_utf8(text: &[u8]) -> bool {
+    let utf8 = |b: &[u8]| b.is_ascii() || simdutf8::basic::from_utf8(b).is_ok();
+    let Some(known) = notes_for(text) else {
+        return simdutf8::basic::from_utf8(text).is_ok();
+    };
+    let mut at = 0;
+    for s in known.spans.get(known.next..).unwrap_or_default() {
+        let (Some(start), Some(end)) = (
+            (s.start as usize).checked_sub(known.offset),
+            (s.end as usize).checked_sub(known.offset),
+        ) else {
+            continue;
+        };
+        if start >= known.len {
+            break;
+        }
+        // Inside a note already passed, or reaching past the text (not this text's note).
+        if start < at || end > known.len {
+            continue;
+        }
+        // A note starts at a quote or bracket and ends after one: the gaps are cut between
+        // characters.
+        if !text.get(at..start).is_some_and(utf8) {
+            return false;
+        }
+        at = end;
+    }
+    text.get(at..).is_some_and(utf8)
+}
+
 /// A reader's walk through the notes: string tokens are asked for in order, so the next one
 /// is nearly always the one asked for.
 pub(super) struct Known {
@@ -409,6 +445,56 @@ mod tests {
             moved > 1_500 && rewritten > 400,
             "{checked} {moved} {rewritten}"
         );
+    }
+
+    #[test]
+    fn utf8_is_read_outside_the_outermost_notes_and_only_there() {
+        // Long strings (noted), a long container (noted), and short strings and keys (not).
+        let mut body = format!(
+            r#"{{"model":"m","tools":[{}],"messages":[{{"role":"user","content":"é {}"}}],"note":"é","n":1}}"#,
+            r#"{"name":"t","description":"é é"},"#.repeat(12) + "1",
+            "line\\n".repeat(20),
+        )
+        .into_bytes();
+        let notes = inspect_request(&body).unwrap().strings;
+        let each: Vec<(usize, usize)> = notes
+            .each()
+            .iter()
+            .map(|s| (s.start as usize, s.end as usize))
+            .collect();
+        assert!(each.len() >= 2, "{each:?}");
+        let ranges = [(0, body.len()), (1, body.len() - 3), (40, 120)];
+        let (mut outside, mut inside) = (0, 0);
+        for p in 0..body.len() {
+            // In a note that lies in the text read (a slice sees only those).
+            let noted_in = |a: usize, b: usize| {
+                each.iter()
+                    .any(|&(s, e)| a <= s && e <= b && (s..e).contains(&p))
+            };
+            let noted = noted_in(0, body.len());
+            let was = body[p];
+            // A byte that is never valid UTF-8, written where `body` is (the notes are for
+            // its address).
+            body[p] = 0xff;
+            for &(a, b) in &ranges {
+                if !(a..b).contains(&p) {
+                    continue;
+                }
+                let text = &body[a..b];
+                let read = with_notes(&body, &notes, || is_utf8(text));
+                // Inside a note the bytes are vouched for: not read again.
+                assert_eq!(read, noted_in(a, b), "byte {p} of {a}..{b}");
+                assert!(!is_utf8(text), "byte {p} without notes");
+            }
+            if noted {
+                inside += 1;
+            } else {
+                outside += 1;
+            }
+            body[p] = was;
+        }
+        assert!(outside > 40 && inside > 400, "{outside} {inside}");
+        assert!(with_notes(&body, &notes, || is_utf8(&body)));
     }
 
     #[test]

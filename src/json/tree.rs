@@ -103,9 +103,12 @@ pub fn parse(body: &[u8]) -> Option<Node> {
 /// several texts): `None` with `*left == 0` means the budget ran out, not that the text is
 /// not JSON. A tree costs memory per value, so a caller facing hostile bodies bounds it.
 pub fn parse_within(body: &[u8], left: &mut usize) -> Option<Node> {
-    // Once for the whole text: then string tokens need only their escapes and control
-    // characters checked (outside strings, valid JSON is ASCII).
-    simdutf8::basic::from_utf8(body).ok()?;
+    // Once for the whole text (what notes vouch for is not read again): then string tokens
+    // need only their escapes and control characters checked (outside strings, valid JSON is
+    // ASCII).
+    if !super::spans::is_utf8(body) {
+        return None;
+    }
     let mut p = Parser {
         c: Cursor::new(body, 0),
         s: Scanner::new(body, 0),

@@ -1074,3 +1074,27 @@ fn strings_searched_escaped_give_what_decoding_gives() {
         "{escaped} {substituted}"
     );
 }
+
+#[test]
+fn sets_built_one_after_another_on_a_thread_each_restore_their_own() {
+    // The automaton is kept per thread by the stand-ins (in order); the originals are each
+    // set's own.
+    let text = b"to Alex Moreau at ab@example.com";
+    let a = RestoreSet::new([("Alex Moreau", "Nora Quinn"), ("ab@example.com", "n@q.io")]);
+    let b = RestoreSet::new([("ab@example.com", "x@y.io"), ("Alex Moreau", "Jo Roe")]);
+    let c = RestoreSet::new([("Alex Moreau", "Kim Lee"), ("ab@example.com", "k@l.io")]);
+    let d = RestoreSet::new([("Alex Moreau", "Kim Lee")]);
+    let each = [
+        (a, "to Nora Quinn at n@q.io"),
+        (b, "to Jo Roe at x@y.io"),
+        (c, "to Kim Lee at k@l.io"),
+        (d, "to Kim Lee at ab@example.com"),
+    ];
+    // Twice over: the second round finds every automaton kept.
+    for _ in 0..2 {
+        for (set, want) in &each {
+            let set = set.as_ref().unwrap();
+            assert_eq!(set.restore_all(text), want.as_bytes());
+        }
+    }
+}

@@ -414,35 +414,19 @@ const ECHOES_KEPT: usize = 4;
 const ECHO_KEPT_MAX_BYTES: usize = 256 * 1024;
 
 thread_local! {
-    static ECHOES: std::cell::RefCell<Vec<(Box<str>, Arc<str>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static ECHOES: crate::recent::Recent<Arc<str>, ECHOES_KEPT> =
+        const { crate::recent::Recent::new(ECHO_KEPT_MAX_BYTES) };
 }
 
 /// [`tools_echo`], kept for the next request with the same tools.
 fn tools_echo_kept(raw: &RawValue) -> Arc<str> {
-    let text = raw.get();
-    if text.len() > ECHO_KEPT_MAX_BYTES {
-        return Arc::from(tools_echo(raw));
-    }
-    let kept = ECHOES.with(|e| {
-        let e = e.borrow();
-        e.iter().find(|(k, _)| **k == *text).map(|(_, v)| v.clone())
-    });
-    if let Some(echo) = kept {
-        return echo;
-    }
-    let echo: Arc<str> = Arc::from(tools_echo(raw));
-    if text.len() + echo.len() > ECHO_KEPT_MAX_BYTES {
-        return echo;
-    }
     ECHOES.with(|e| {
-        let mut e = e.borrow_mut();
-        if e.len() >= ECHOES_KEPT {
-            e.remove(0);
-        }
-        e.push((Box::from(text), echo.clone()));
-    });
-    echo
+        e.get_or(
+            raw.get().as_bytes(),
+            |echo| echo.len(),
+            || Arc::from(tools_echo(raw)),
+        )
+    })
 }
 
 /// `tools` as the response repeats them: the request's, each function tool given the keys
