@@ -202,7 +202,7 @@ pub fn substitute_spliced(
     for span in spans.strings {
         if builtin_only {
             if let Some(token) = body.get(span.clone()) {
-                if let Some(len) = escaped_text_len(token) {
+                if let Some(len) = super::plain::cleared(session.scope(), token, escaped_text_len) {
                     pieces.push(Piece::escaped(span, token, len));
                     continue;
                 }

@@ -21,6 +21,7 @@ mod detect;
 mod document;
 mod events;
 mod lines;
+mod plain;
 mod restore;
 mod standin;
 #[cfg(test)]
@@ -190,6 +191,8 @@ pub struct Session<'d> {
     /// Why an entity found could not be replaced (the first reason): the request must not
     /// go upstream.
     unreplaced: Option<Unreplaced>,
+    /// Whose request this is, for what the worker keeps of it (`plain`): a digest of the key.
+    scope: u64,
 }
 
 /// One text of a request's prompt, as [`Session::substitute_texts`] takes it.
@@ -305,7 +308,18 @@ impl<'d> Session<'d> {
             counts: Counts::default(),
             unreplaced: None,
             scanned: 0,
+            scope: {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                secret.hash(&mut h);
+                h.finish()
+            },
         }
+    }
+
+    /// Whose request this is (a digest of the session's key).
+    pub(crate) fn scope(&self) -> u64 {
+        self.scope
     }
 
     /// Only built-in detectors are on (see [`Text::Escaped`]).

@@ -1036,13 +1036,23 @@ fn strings_searched_escaped_give_what_decoding_gives() {
     let builtin = Detector::new(&[], &[]).unwrap();
     let decoding = Detector::new(&["x\\b\\Bx".into()], &[]).unwrap();
     assert!(builtin.builtin_only() && !decoding.builtin_only());
-    let (mut escaped, mut substituted) = (0, 0);
+    let (mut escaped, mut kept, mut substituted) = (0, 0, 0);
     for seed in 0..3_000u64 {
         let mut rng = Rng(seed);
+        // Now and then a long one, mostly of pieces no pattern needs a byte of: the worker
+        // keeps it cleared (`plain`), unless a piece of any kind went in.
         let strings: Vec<String> = (0..1 + rng.below(4))
             .map(|_| {
-                (0..1 + rng.below(30))
-                    .map(|_| PIECES[rng.below(PIECES.len())])
+                if rng.below(4) > 0 {
+                    return (0..1 + rng.below(30))
+                        .map(|_| PIECES[rng.below(PIECES.len())])
+                        .collect();
+                }
+                (0..60 + rng.below(100))
+                    .map(|_| match rng.below(200) {
+                        0 => PIECES[rng.below(PIECES.len())],
+                        k => PIECES[[0, 1, 2, 3, 4, 18, 19, 20, 23, 24][k % 10]],
+                    })
                     .collect()
             })
             .collect();
@@ -1054,7 +1064,9 @@ fn strings_searched_escaped_give_what_decoding_gives() {
                 if i == 0 { "" } else { "," }
             ));
             let token = format!("\"{s}\"");
-            escaped += usize::from(body::escaped_text_len(token.as_bytes()).is_some());
+            let cleared = body::escaped_text_len(token.as_bytes()).is_some();
+            escaped += usize::from(cleared);
+            kept += usize::from(cleared && token.len() >= 512);
         }
         body.push_str("]}");
         let secret = [b'k', (seed % 3) as u8];
@@ -1067,11 +1079,16 @@ fn strings_searched_escaped_give_what_decoding_gives() {
         assert_eq!(x, y, "{body}");
         assert_eq!(a.pairs(), b.pairs(), "{body}");
         assert_eq!(a.incomplete(), b.incomplete(), "{body}");
+        // Again on this thread: the long strings cleared above are found kept.
+        let mut c = Session::new(&builtin, &secret);
+        assert_eq!(body::substitute(body.as_bytes(), &mut c), x, "{body}");
+        assert_eq!(c.pairs(), a.pairs(), "{body}");
+        assert_eq!(c.incomplete(), a.incomplete(), "{body}");
         substituted += usize::from(!a.pairs().is_empty());
     }
     assert!(
-        escaped > 300 && substituted > 1_000,
-        "{escaped} {substituted}"
+        escaped > 300 && kept > 30 && substituted > 1_000,
+        "{escaped} {kept} {substituted}"
     );
 }
 

@@ -1,0 +1,182 @@
+//! Long string tokens a worker found no built-in pattern can match in, found again by their
+//! bytes: an agent's turn resends every file and tool result of the turns before it, and the
+//! filter that clears them (`body::escaped_text_len`) was the largest part of a PII
+//! request's own work (10% of its worker CPU at 300 KB, perf).
+//!
+//! A token is found by a probe of its length and three slices of it, and taken only when all
+//! its bytes are the kept ones, so no token is ever taken for another. Only tokens the filter
+//! cleared are kept (text with nothing a detector could match: no entity), and only for the
+//! API key that sent them, so a client cannot learn by timing what another key's prompts say.
+
+use std::collections::{HashMap, VecDeque};
+
+/// Shorter tokens are filtered again: the filter costs them about what a lookup does.
+const KEPT_MIN_BYTES: usize = 512;
+/// Token bytes one worker keeps in all; past this the oldest go first.
+const KEPT_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes each of the probe's slices holds.
+const SLICE: usize = 16;
+
+/// Where a token is looked for: who sent it, how long it is, its first, middle and last bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Probe {
+    scope: u64,
+    len: usize,
+    head: [u8; SLICE],
+    mid: [u8; SLICE],
+    tail: [u8; SLICE],
+}
+
+impl Probe {
+    fn of(scope: u64, token: &[u8]) -> Option<Probe> {
+        let slice =
+            |at: usize| -> Option<[u8; SLICE]> { token.get(at..at + SLICE)?.try_into().ok() };
+        let len = token.len();
+        Some(Probe {
+            scope,
+            len,
+            head: slice(0)?,
+            mid: slice((len / 2).checked_sub(SLICE / 2)?)?,
+            tail: slice(len.checked_sub(SLICE)?)?,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    tokens: HashMap<Probe, (Box<[u8]>, usize)>,
+    /// Probes in the order they were first kept (each once).
+    order: VecDeque<Probe>,
+    bytes: usize,
+}
+
+thread_local! {
+    static KEPT: std::cell::RefCell<Kept> = std::cell::RefCell::new(Kept::default());
+}
+
+/// `filter(token)`, kept for the next request `scope` sends with the same token when it is
+/// `Some` (the token is then known to hold no entity).
+pub(super) fn cleared(
+    scope: u64,
+    token: &[u8],
+    filter: impl FnOnce(&[u8]) -> Option<usize>,
+) -> Option<usize> {
+    let Some(probe) = (token.len() >= KEPT_MIN_BYTES)
+        .then(|| Probe::of(scope, token))
+        .flatten()
+    else {
+        return filter(token);
+    };
+    let found = KEPT.with(|k| {
+        k.borrow()
+            .tokens
+            .get(&probe)
+            .filter(|(kept, _)| **kept == *token)
+            .map(|&(_, len)| len)
+    });
+    if found.is_some() {
+        return found;
+    }
+    let len = filter(token)?;
+    KEPT.with(|k| k.borrow_mut().keep(probe, token, len));
+    Some(len)
+}
+
+impl Kept {
+    fn keep(&mut self, probe: Probe, token: &[u8], len: usize) {
+        if token.len() > KEPT_MAX_BYTES / 4 {
+            return;
+        }
+        match self.tokens.insert(probe, (Box::from(token), len)) {
+            // Same probe, other bytes: replaced where it stands in the order.
+            Some((old, _)) => self.bytes -= old.len(),
+            None => self.order.push_back(probe),
+        }
+        self.bytes += token.len();
+        while self.bytes > KEPT_MAX_BYTES {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some((old, _)) = self.tokens.remove(&oldest) {
+                self.bytes -= old.len();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn token(fill: u8, len: usize) -> Vec<u8> {
+        let mut t = vec![fill; len];
+        t[0] = b'"';
+        t[len - 1] = b'"';
+        t
+    }
+
+    #[test]
+    fn a_cleared_token_is_filtered_once_per_scope_and_only_for_its_own_bytes() {
+        let filtered = Cell::new(0);
+        let filter = |t: &[u8]| {
+            filtered.set(filtered.get() + 1);
+            Some(t.len() - 2)
+        };
+        let a = token(b'a', 2000);
+        assert_eq!(cleared(1, &a, filter), Some(1998));
+        assert_eq!(cleared(1, &a, filter), Some(1998));
+        assert_eq!(filtered.get(), 1);
+        // Another key: filtered for itself.
+        assert_eq!(cleared(2, &a, filter), Some(1998));
+        assert_eq!(filtered.get(), 2);
+        // The same probe (length, ends, middle) with one byte between changed is not it.
+        let mut b = a.clone();
+        b[100] = b'b';
+        assert_eq!(cleared(1, &b, |_| Some(7)), Some(7));
+        assert_eq!(cleared(1, &b, |_| Some(8)), Some(7));
+        // Replaced under its probe: `a` is filtered again.
+        assert_eq!(cleared(1, &a, filter), Some(1998));
+        assert_eq!(filtered.get(), 3);
+    }
+
+    #[test]
+    fn a_token_not_cleared_or_short_is_never_kept() {
+        let filtered = Cell::new(0);
+        let none = |_: &[u8]| {
+            filtered.set(filtered.get() + 1);
+            None
+        };
+        let a = token(b'x', 4000);
+        assert_eq!(cleared(3, &a, none), None);
+        assert_eq!(cleared(3, &a, none), None);
+        let short = token(b'x', KEPT_MIN_BYTES - 1);
+        // Shorter than a probe's slices too.
+        assert_eq!(cleared(3, b"\"\"", |_| Some(0)), Some(0));
+        let some = |_: &[u8]| {
+            filtered.set(filtered.get() + 1);
+            Some(1)
+        };
+        cleared(3, &short, some);
+        cleared(3, &short, some);
+        assert_eq!(filtered.get(), 4);
+    }
+
+    #[test]
+    fn what_a_worker_keeps_stays_within_its_bound() {
+        for i in 0..40u32 {
+            let mut t = token(b'z', 256 * 1024);
+            t[1..5].copy_from_slice(&i.to_le_bytes());
+            cleared(9, &t, |_| Some(0));
+        }
+        KEPT.with(|k| {
+            let k = k.borrow();
+            assert!(k.bytes <= KEPT_MAX_BYTES, "{}", k.bytes);
+            assert_eq!(
+                k.bytes,
+                k.tokens.values().map(|(t, _)| t.len()).sum::<usize>()
+            );
+            assert_eq!(k.order.len(), k.tokens.len());
+        });
+    }
+}
