@@ -44,10 +44,27 @@ impl StringSpans {
                 matches!(s.peek(), Some(b'{' | b'[')) && s.value().is_ok()
             } else {
                 s.string() == Ok(n.escaped)
+                    && (n.unicode
+                        || !body
+                            .get(n.start as usize..n.end as usize)
+                            .is_none_or(holds_unicode_escape))
             };
             read && s.i == n.end as usize
         })
     }
+}
+
+/// Whether a string token holds a `\u` escape (a backslash that is itself escaped does not
+/// open one).
+pub(super) fn holds_unicode_escape(token: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(k) = token.get(i..).and_then(|t| memchr::memchr(b'\\', t)) {
+        if token.get(i + k + 1) == Some(&b'u') {
+            return true;
+        }
+        i += k + 2;
+    }
+    false
 }
 
 /// Validates `body` and gathers its top-level members, or refuses.
@@ -482,11 +499,14 @@ impl<'b> Scanner<'b> {
             }
         }
         if let Some(known) = &mut self.known {
-            if let Some((end, escaped)) = known.end_of(self.i) {
+            if let Some((end, escaped, unicode)) = known.end_of(self.i) {
                 let start = self.i;
                 self.note_mark(start + 1);
                 self.i = end;
-                self.note(start, escaped);
+                if let Some(token) = self.b.get(start..end) {
+                    spans::crossed(token, unicode);
+                }
+                self.note(start, escaped, unicode);
                 return Ok(escaped);
             }
         }
@@ -513,6 +533,7 @@ impl<'b> Scanner<'b> {
         let start = self.i;
         let mut base = self.i + 1;
         let mut held_escape = false;
+        let mut held_unicode = false;
         // Whether the window's first byte is escaped by a backslash ending the one before.
         let mut carry = false;
         self.note_mark(base);
@@ -534,6 +555,7 @@ impl<'b> Scanner<'b> {
                     if byte != b'u' {
                         return Err(Refused);
                     }
+                    held_unicode = true;
                     // From its backslash (the window's last byte before, if `k` is 0).
                     self.i = base + k - 1;
                     self.unicode_escape()?;
@@ -550,7 +572,7 @@ impl<'b> Scanner<'b> {
                 }
                 self.i = base + k + 1;
                 if self.i - start >= MIN_NOTED {
-                    self.note(start, held_escape);
+                    self.note(start, held_escape, held_unicode);
                 }
                 return Ok(held_escape);
             }
@@ -570,7 +592,7 @@ impl<'b> Scanner<'b> {
 
     /// Notes the string token from `start` to the cursor, when notes are taken.
     #[cold]
-    fn note(&mut self, start: usize, escaped: bool) {
+    fn note(&mut self, start: usize, escaped: bool, unicode: bool) {
         if self.placed < self.open.len() {
             self.place_open();
         }
@@ -581,6 +603,7 @@ impl<'b> Scanner<'b> {
                 start,
                 end,
                 escaped,
+                unicode,
                 container: false,
             });
         }
@@ -661,6 +684,7 @@ impl<'b> Scanner<'b> {
             start,
             end,
             escaped: false,
+            unicode: false,
             container: true,
         });
         Some(notes.len() - 1)

@@ -20,6 +20,8 @@ pub(super) struct Span {
     pub(super) start: u32,
     pub(super) end: u32,
     pub(super) escaped: bool,
+    /// A string that may hold a `\u` escape (false: none of its escapes is one).
+    pub(super) unicode: bool,
     pub(super) container: bool,
 }
 
@@ -93,6 +95,7 @@ impl StringSpans {
                             start,
                             end,
                             escaped: false,
+                            unicode: false,
                             container: true,
                         });
                     }
@@ -103,18 +106,19 @@ impl StringSpans {
                 (before, after) = (s.before.end, s.after.end);
             }
             let moved = match next.peek() {
+                // A string written in its place: any escape it holds may be a `\u`.
                 Some(s) if s.before.start < end => match s.escaped {
                     Some(escaped) if s.before == (start..end) => {
-                        Some((s.after.start, s.after.end, escaped))
+                        Some((s.after.start, s.after.end, escaped, escaped))
                     }
                     _ => None,
                 },
                 _ => (start - before)
                     .checked_add(after)
                     .zip((end - before).checked_add(after))
-                    .map(|(a, b)| (a, b, span.escaped)),
+                    .map(|(a, b)| (a, b, span.escaped, span.unicode)),
             };
-            let Some((start, end, escaped)) = moved else {
+            let Some((start, end, escaped, unicode)) = moved else {
                 continue;
             };
             if let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) {
@@ -122,6 +126,7 @@ impl StringSpans {
                     start,
                     end,
                     escaped,
+                    unicode,
                     container: false,
                 });
             }
@@ -268,10 +273,10 @@ pub(super) struct Known {
 }
 
 impl Known {
-    /// The string token opening at `at` (in the text read): where it ends and whether it holds
-    /// an escape, when it is noted.
+    /// The string token opening at `at` (in the text read): where it ends, whether it holds
+    /// an escape and whether one may be a `\u`, when it is noted.
     #[inline]
-    pub(super) fn end_of(&mut self, at: usize) -> Option<(usize, bool)> {
+    pub(super) fn end_of(&mut self, at: usize) -> Option<(usize, bool, bool)> {
         self.take(at, false)
     }
 
@@ -281,10 +286,10 @@ impl Known {
         self.take(at, true).map(|s| s.0)
     }
 
-    /// The note of the token of that kind opening at `at`: its end (in the text read) and
-    /// whether it holds an escape.
+    /// The note of the token of that kind opening at `at`: its end (in the text read),
+    /// whether it holds an escape and whether one may be a `\u`.
     #[inline]
-    fn take(&mut self, at: usize, container: bool) -> Option<(usize, bool)> {
+    fn take(&mut self, at: usize, container: bool) -> Option<(usize, bool, bool)> {
         let abs = at.checked_add(self.offset)?;
         // A reader that went back (a restart) looks the place up again.
         if self
@@ -312,8 +317,27 @@ impl Known {
             .filter(|&end| end <= self.len)?;
         self.next += 1;
         USED.with(|n| n.set(n.get() + 1));
-        Some((end, s.escaped))
+        Some((end, s.escaped, s.unicode))
     }
+}
+
+thread_local! {
+    /// The string token this thread's scanner crossed last by its note (address and length)
+    /// and whether it may hold a `\u` escape.
+    static CROSSED: Cell<(usize, usize, bool)> = const { Cell::new((0, 0, true)) };
+}
+
+/// Records that `token` (a string token, quotes included) was crossed by its note.
+#[inline]
+pub(super) fn crossed(token: &[u8], unicode: bool) {
+    CROSSED.with(|c| c.set((token.as_ptr() as usize, token.len(), unicode)));
+}
+
+/// Whether the string token `token` (quotes included) is known to hold no `\u` escape: it is
+/// the very token (same address, same length) a reader crossed last by its note, and the
+/// note says so. A reader that decodes strings then need not search them for one.
+pub fn noted_without_unicode(token: &str) -> bool {
+    CROSSED.with(Cell::get) == (token.as_ptr() as usize, token.len(), false)
 }
 
 #[cfg(test)]
@@ -547,6 +571,48 @@ mod tests {
         assert_eq!(notes_used(), used);
     }
 
+    #[test]
+    fn a_string_note_says_whether_it_may_hold_a_unicode_escape_and_is_checked_for_it() {
+        let long = |c: &str| c.repeat(30);
+        let body = format!(
+            r#"{{"model":"m","a":"{}","b":"{}","c":"{}","d":"{}"}}"#,
+            long("caf\\u00e9 "),
+            long("a\\\\u00e9 "),
+            long("line\\n"),
+            long("plain "),
+        );
+        let info = inspect_request(body.as_bytes()).unwrap();
+        let notes = info.strings.each();
+        assert_eq!(notes.len(), 4);
+        let unicode: Vec<bool> = notes.iter().map(|n| n.unicode).collect();
+        // `\\u00e9` is a backslash, then text.
+        assert_eq!(unicode, [true, false, false, false]);
+        assert!(info.strings.hold_in(body.as_bytes()));
+        // A note that says there is none where there is one is wrong.
+        let mut wrong: Vec<Span> = notes.to_vec();
+        wrong[0].unicode = false;
+        assert!(!StringSpans::new(wrong).hold_in(body.as_bytes()));
+        // Saying there may be one is never wrong.
+        let mut loose: Vec<Span> = notes.to_vec();
+        loose.iter_mut().for_each(|n| n.unicode = true);
+        assert!(StringSpans::new(loose).hold_in(body.as_bytes()));
+        // A reader crossing each string by its note learns that of it, and only of it.
+        let (first, second) = (notes[0], notes[1]);
+        with_notes(body.as_bytes(), &info.strings, || {
+            let token = |n: Span| &body[n.start as usize..n.end as usize];
+            let mut s = crate::json::scan::Scanner::new(body.as_bytes(), first.start as usize);
+            s.string().unwrap();
+            assert!(!noted_without_unicode(token(first)));
+            let mut s = crate::json::scan::Scanner::new(body.as_bytes(), second.start as usize);
+            s.string().unwrap();
+            assert!(noted_without_unicode(token(second)));
+            // The same text elsewhere is not that token.
+            let copy = token(second).to_owned();
+            assert!(!noted_without_unicode(&copy));
+            assert!(!noted_without_unicode(&token(second)[1..]));
+        });
+    }
+
     /// A value a reader only carries (a raw value, an ignored member) is taken whole by its
     /// container's note: the same text as without notes, and the notes inside it passed.
     #[test]
@@ -639,7 +705,7 @@ mod tests {
             .map(|s| s.start as usize)
             .collect();
         for &s in starts.iter().rev().chain(&starts) {
-            let (end, _) = known.end_of(s).unwrap();
+            let (end, _, _) = known.end_of(s).unwrap();
             assert_eq!(text.as_bytes()[end - 1], b'"');
             assert!(known.end_of(s + 1).is_none());
         }

@@ -221,9 +221,11 @@ impl<'a> Str<'a> {
             }
             Some(k) => k,
         };
-        // Nothing before the first byte found above is an escape.
+        // Nothing before the first byte found above is an escape. A long token the reader
+        // crossed by its note is known not to hold a `\u` when the inspection saw none.
         let rest = inner.as_bytes().get(first..).unwrap_or_default();
-        if memchr::memmem::find(rest, b"\\u").is_some() {
+        if !crate::json::noted_without_unicode(json) && memchr::memmem::find(rest, b"\\u").is_some()
+        {
             return crate::json::de::from_str::<String>(json)
                 .map(Str::from)
                 .map_err(|e| E::custom(without_position(&e)));
@@ -987,6 +989,55 @@ pub(crate) use top_level_seed;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_crossed_by_its_note_reads_as_one_scanned() {
+        #[derive(serde::Deserialize)]
+        struct R<'a> {
+            #[serde(borrow)]
+            a: Str<'a>,
+            #[serde(borrow)]
+            b: Str<'a>,
+            #[serde(borrow)]
+            c: Str<'a>,
+            #[serde(borrow)]
+            d: Str<'a>,
+        }
+        // Each member's text thirty times over: long enough to be noted.
+        let members: Vec<String> = [
+            ("a", "caf\\u00e9 \\n"),
+            ("b", "a\\\\u00e9 "),
+            ("c", "line\\n"),
+            ("d", "\\ud83d\\ude00 ok"),
+        ]
+        .iter()
+        .map(|(k, text)| format!(r#""{k}":"{}""#, text.repeat(30)))
+        .collect();
+        let body = format!(r#"{{"model":"m",{}}}"#, members.join(","));
+        let info = crate::json::inspect_request(body.as_bytes()).unwrap();
+        let plain: R<'_> = crate::json::de::from_str(&body).unwrap();
+        let used = crate::json::notes_used();
+        let noted: R<'_> = crate::json::with_notes(body.as_bytes(), &info.strings, || {
+            crate::json::de::from_str(&body).unwrap()
+        });
+        assert!(crate::json::notes_used() - used >= 4);
+        let want: serde_json::Value = serde_json::from_str(&body).unwrap();
+        for (k, p, n) in [
+            ("a", &plain.a, &noted.a),
+            ("b", &plain.b, &noted.b),
+            ("c", &plain.c, &noted.c),
+            ("d", &plain.d, &noted.d),
+        ] {
+            assert_eq!(p.as_str(), want[k].as_str().unwrap(), "{k}");
+            assert_eq!(n.as_str(), p.as_str(), "{k}");
+        }
+        // With a `\u` escape: decoded now either way (a lone surrogate is refused here). A
+        // backslash before `u` is no such escape: the note knows it, where the search of the
+        // token without one takes it for one and decodes.
+        assert!(noted.a.literal().is_none() && noted.d.literal().is_none());
+        assert!(noted.b.literal().is_some() && plain.b.literal().is_none());
+        assert!(noted.c.literal().is_some() && plain.c.literal().is_some());
+    }
 
     #[test]
     fn str_borrows_unescaped_and_owns_escaped() {
