@@ -245,9 +245,32 @@ pub(crate) fn members(object: &[u8]) -> &[u8] {
         .unwrap_or_default()
 }
 
-/// Serializes `value` (a struct whose big members were left out) to bytes.
+/// Scratch capacity a thread keeps for [`object`] between requests.
+const SCRATCH_KEPT_BYTES: usize = 256 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Serializes `value` (a struct whose big members were left out) to bytes. Written into this
+/// thread's scratch, then copied out at its size: the tools an agent sends (tens of KB) grew
+/// a fresh buffer from nothing, copied at each doubling, every request.
 pub(crate) fn object<T: Serialize>(value: &T) -> Result<Vec<u8>, TranslateError> {
-    serde_json::to_vec(value).map_err(|e| TranslateError::internal(e.to_string()))
+    let fail = |e: serde_json::Error| TranslateError::internal(e.to_string());
+    SCRATCH.with(|scratch| {
+        // Never taken twice on a thread (no `Serialize` here calls back); if it were, a
+        // fresh buffer does.
+        let Ok(mut buf) = scratch.try_borrow_mut() else {
+            return serde_json::to_vec(value).map_err(fail);
+        };
+        buf.clear();
+        let written = serde_json::to_writer(&mut *buf, value).map_err(fail);
+        let out = written.map(|()| buf.to_vec());
+        if buf.capacity() > SCRATCH_KEPT_BYTES {
+            *buf = Vec::new();
+        }
+        out
+    })
 }
 
 /// The body, in `out`, which holds the elements of the array member `name`, each followed
