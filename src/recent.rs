@@ -30,23 +30,24 @@ impl<V: Clone, const N: usize> Recent<V, N> {
         if key.len() > self.max_bytes {
             return make();
         }
-        let found = self
-            .kept
-            .borrow()
-            .iter()
-            .find(|(k, _)| **k == *key)
-            .map(|(_, v)| v.clone());
+        // A failed borrow (`make` using this set) only means the result is made anew.
+        let found = self.kept.try_borrow().ok().and_then(|kept| {
+            kept.iter()
+                .find(|(k, _)| **k == *key)
+                .map(|(_, v)| v.clone())
+        });
         if let Some(v) = found {
             return v;
         }
         let v = make();
         if key.len().saturating_add(weight(&v)) <= self.max_bytes {
-            // `make` may itself have used this set: borrow again only now.
-            let mut kept = self.kept.borrow_mut();
-            if kept.len() >= N {
-                kept.remove(0);
+            // `make` may itself have used this set: borrowed again only now.
+            if let Ok(mut kept) = self.kept.try_borrow_mut() {
+                if kept.len() >= N {
+                    kept.remove(0);
+                }
+                kept.push((Box::from(key), v.clone()));
             }
-            kept.push((Box::from(key), v.clone()));
         }
         v
     }

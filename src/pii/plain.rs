@@ -67,18 +67,24 @@ pub(super) fn cleared(
     else {
         return filter(token);
     };
+    // Never borrowed across a call out of here; a failed borrow only means no lookup.
     let found = KEPT.with(|k| {
-        k.borrow()
-            .tokens
-            .get(&probe)
-            .filter(|(kept, _)| **kept == *token)
-            .map(|&(_, len)| len)
+        k.try_borrow().ok().and_then(|k| {
+            k.tokens
+                .get(&probe)
+                .filter(|(kept, _)| **kept == *token)
+                .map(|&(_, len)| len)
+        })
     });
     if found.is_some() {
         return found;
     }
     let len = filter(token)?;
-    KEPT.with(|k| k.borrow_mut().keep(probe, token, len));
+    KEPT.with(|k| {
+        if let Ok(mut k) = k.try_borrow_mut() {
+            k.keep(probe, token, len);
+        }
+    });
     Some(len)
 }
 
