@@ -262,6 +262,33 @@ fn numbers_reach_the_provider_exactly_as_the_client_wrote_them() {
     assert_mock_saw_no_original(&m);
 }
 
+/// Taking the flag out moves every byte after it: the notes of the body as the client sent
+/// it describe other tokens in the body that goes on, and must not be read with it. Each
+/// width of white space in the flag's member moves the long strings by another byte, so the
+/// second lands where the first's note starts (and that note's end inside the third).
+#[test]
+fn the_flag_taken_out_moves_the_bytes_after_it_and_no_note_is_read_out_of_place() {
+    let (m, g) = setup("");
+    let first = "a".repeat(150);
+    let second = format!("{} mail {}", "b".repeat(70), ORIGINALS[0]);
+    for width in 0..=260 {
+        let body = format!(
+            r#"{{"pii_substitution"{}: true, "model": "gpt", "messages": [{{"role": "user", "content": "{first}"}}, {{"role": "user", "content": "{second}"}}], "metadata": {{"note": "{}"}}}}"#,
+            " ".repeat(width),
+            "c".repeat(200)
+        );
+        let r = request(g.addr, &post("/v1/chat/completions", &[], &body));
+        assert_eq!(
+            r.status,
+            200,
+            "width {width}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_restored(&r, &ORIGINALS[..1]);
+    }
+    assert_mock_saw_no_original(&m);
+}
+
 #[test]
 fn a_stand_in_right_after_an_escape_is_restored_in_whole_answers() {
     let (m, g) = setup("");

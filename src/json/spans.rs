@@ -198,9 +198,12 @@ pub fn with_notes<R>(body: &[u8], spans: &StringSpans, f: impl FnOnce() -> R) ->
         fn drop(&mut self) {
             let previous = self.0.take();
             NOTED.with(|n| *n.borrow_mut() = previous);
+            forget_crossed();
         }
     }
     let previous = NOTED.with(|n| n.replace(Some((body.as_ptr() as usize, body.len(), spans))));
+    // What a scanner crossed before is not said of this body (nor, below, after it).
+    forget_crossed();
     let _restore = Restore(previous);
     f()
 }
@@ -333,11 +336,26 @@ pub(super) fn crossed(token: &[u8], unicode: bool) {
     CROSSED.with(|c| c.set((token.as_ptr() as usize, token.len(), unicode)));
 }
 
+fn forget_crossed() {
+    CROSSED.with(|c| c.set((0, 0, true)));
+}
+
 /// Whether the string token `token` (quotes included) is known to hold no `\u` escape: it is
-/// the very token (same address, same length) a reader crossed last by its note, and the
-/// note says so. A reader that decodes strings then need not search them for one.
+/// the very token (same address, same length) a reader crossed last by its note while this
+/// body is noted, in the noted body, and the note says so. A reader that decodes strings then
+/// need not search them for one. (The record is forgotten when a body's notes are given and
+/// taken back, and must lie in the body noted now: memory freed and used again for other
+/// text is never taken for the token crossed.)
 pub fn noted_without_unicode(token: &str) -> bool {
     CROSSED.with(Cell::get) == (token.as_ptr() as usize, token.len(), false)
+        && NOTED.with(|n| {
+            n.try_borrow().is_ok_and(|noted| {
+                noted.as_ref().is_some_and(|(addr, len, _)| {
+                    let at = token.as_ptr() as usize;
+                    at >= *addr && at.saturating_add(token.len()) <= addr.saturating_add(*len)
+                })
+            })
+        })
 }
 
 #[cfg(test)]
@@ -610,6 +628,13 @@ mod tests {
             let copy = token(second).to_owned();
             assert!(!noted_without_unicode(&copy));
             assert!(!noted_without_unicode(&token(second)[1..]));
+        });
+        // Nor is it once the notes are taken back, nor under another body's notes.
+        let second_token = &body[second.start as usize..second.end as usize];
+        assert!(!noted_without_unicode(second_token));
+        let other = body.clone();
+        with_notes(other.as_bytes(), &info.strings, || {
+            assert!(!noted_without_unicode(second_token));
         });
     }
 

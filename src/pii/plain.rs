@@ -52,6 +52,15 @@ struct Kept {
 
 thread_local! {
     static KEPT: std::cell::RefCell<Kept> = std::cell::RefCell::new(Kept::default());
+    /// Tokens found kept on this thread so far (see [`hits`]).
+    static HITS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many tokens this thread found kept so far: a test's way to tell that the kept
+/// results did the work.
+#[cfg(test)]
+pub(super) fn hits() -> u64 {
+    HITS.with(std::cell::Cell::get)
 }
 
 /// `filter(token)`, kept for the next request `scope` sends with the same token when it is
@@ -77,6 +86,7 @@ pub(super) fn cleared(
         })
     });
     if found.is_some() {
+        HITS.with(|h| h.set(h.get() + 1));
         return found;
     }
     let len = filter(token)?;

@@ -219,9 +219,13 @@ pub(super) async fn admit<S: Transport>(
         // again (~9% of a PII request's CPU, perf).
         let mut notes = None;
         body = if on {
-            // The inspection's notes of where long strings end (when `text` is the inspected
-            // body) let the span parser cross them in one step.
-            let (out, splices) = crate::json::with_notes(&text, &info.strings, || {
+            // The inspection's notes of where long strings end let the span parser cross them
+            // in one step, when `text` is the inspected body. Once the flag is taken out or
+            // sealed items are opened, every byte after has moved: the notes would describe
+            // other tokens, so none are given.
+            let unnoted = crate::json::StringSpans::default();
+            let given = if noted { &info.strings } else { &unnoted };
+            let (out, splices) = crate::json::with_notes(&text, given, || {
                 crate::pii::substitute_spliced(&text, &mut session)
             })
             .map_err(|e| match e {

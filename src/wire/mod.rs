@@ -1031,9 +1031,9 @@ mod tests {
             assert_eq!(p.as_str(), want[k].as_str().unwrap(), "{k}");
             assert_eq!(n.as_str(), p.as_str(), "{k}");
         }
-        // With a `\u` escape: decoded now either way (a lone surrogate is refused here). A
-        // backslash before `u` is no such escape: the note knows it, where the search of the
-        // token without one takes it for one and decodes.
+        // With a `\u` escape (`d` a surrogate pair): decoded now either way. A backslash
+        // before `u` is no such escape: the note knows it, where the search of the token
+        // without one takes it for one and decodes.
         assert!(noted.a.literal().is_none() && noted.d.literal().is_none());
         assert!(noted.b.literal().is_some() && plain.b.literal().is_none());
         assert!(noted.c.literal().is_some() && plain.c.literal().is_some());
