@@ -63,7 +63,6 @@ impl Node {
     }
 }
 
-/// Parses `body` into its tree; `None` unless it is exactly one valid JSON value.
 /// A key as decoded: the ones the APIs' bodies are made of without an allocation (an agent's
 /// 300 KB body has ~600 keys, nearly all of these).
 fn key_of(body: &[u8], span: Range<usize>) -> Option<Cow<'static, str>> {
@@ -94,6 +93,7 @@ fn key_of(body: &[u8], span: Range<usize>) -> Option<Cow<'static, str>> {
     Some(Cow::Borrowed(common))
 }
 
+/// Parses `body` into its tree; `None` unless it is exactly one valid JSON value.
 pub fn parse(body: &[u8]) -> Option<Node> {
     let mut left = usize::MAX;
     parse_within(body, &mut left)
