@@ -208,16 +208,19 @@ pub fn with_notes<R>(body: &[u8], spans: &StringSpans, f: impl FnOnce() -> R) ->
     f()
 }
 
+/// Where `text` starts in the body noted as `(addr, len)`, when it is that body or a slice of
+/// it.
+fn offset_in(text: &[u8], addr: usize, len: usize) -> Option<usize> {
+    let offset = (text.as_ptr() as usize).checked_sub(addr)?;
+    (offset.checked_add(text.len())? <= len).then_some(offset)
+}
+
 /// The notes for reading `text`, when it is the noted body or a slice of it.
 pub(super) fn notes_for(text: &[u8]) -> Option<Known> {
     NOTED.with(|n| {
         let noted = n.borrow();
         let (addr, len, spans) = noted.as_ref()?;
-        let at = text.as_ptr() as usize;
-        let offset = at.checked_sub(*addr)?;
-        if offset.checked_add(text.len())? > *len {
-            return None;
-        }
+        let offset = offset_in(text, *addr, *len)?;
         let next = spans.partition_point(|s| (s.start as usize) < offset);
         Some(Known {
             spans: spans.clone(),
@@ -350,10 +353,10 @@ pub fn noted_without_unicode(token: &str) -> bool {
     CROSSED.with(Cell::get) == (token.as_ptr() as usize, token.len(), false)
         && NOTED.with(|n| {
             n.try_borrow().is_ok_and(|noted| {
-                noted.as_ref().is_some_and(|(addr, len, _)| {
-                    let at = token.as_ptr() as usize;
-                    at >= *addr && at.saturating_add(token.len()) <= addr.saturating_add(*len)
-                })
+                noted
+                    .as_ref()
+                    .and_then(|(addr, len, _)| offset_in(token.as_bytes(), *addr, *len))
+                    .is_some()
             })
         })
 }
