@@ -50,7 +50,9 @@ pub use members::{members, remove_members, Member};
 pub use scan::inspect_request_scan;
 pub use serde_path::inspect_request_serde;
 pub use simd_path::{inspect_request_simd, SimdScratch};
-pub use spans::{noted_without_unicode, notes_used, with_notes, Splice, StringSpans};
+pub use spans::{
+    contains_outside_strings, noted_without_unicode, notes_used, with_notes, Splice, StringSpans,
+};
 pub use stream_options::with_include_usage;
 
 /// Deepest container nesting a body may have. The top-level object counts as level 1.

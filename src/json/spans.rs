@@ -267,6 +267,46 @@ pub(super) fn is_utf8(text: &[u8]) -> bool {
     text.get(at..).is_some_and(utf8)
 }
 
+/// Whether `needle` (which holds no quote) occurs in `text` outside its noted string tokens,
+/// when `text` is the noted body or a slice of it; else anywhere in it. A name the body
+/// gives as a short string token (an item's `type`, a key) is found this way without
+/// reading the long texts an agent's body is mostly made of: a long string holds it only as
+/// text, never as such a token.
+pub fn contains_outside_strings(text: &[u8], needle: &[u8]) -> bool {
+    let finder = memchr::memmem::Finder::new(needle);
+    let Some(known) = notes_for(text).filter(|_| !needle.contains(&b'"')) else {
+        return finder.find(text).is_some();
+    };
+    let mut at = 0;
+    for s in known.spans.get(known.next..).unwrap_or_default() {
+        if s.container {
+            continue;
+        }
+        let (Some(start), Some(end)) = (
+            (s.start as usize).checked_sub(known.offset),
+            (s.end as usize).checked_sub(known.offset),
+        ) else {
+            continue;
+        };
+        if start >= known.len {
+            break;
+        }
+        if start < at || end > known.len {
+            continue;
+        }
+        // A match cannot run into the token: the needle holds no quote, the token opens with
+        // one.
+        if text
+            .get(at..start)
+            .is_some_and(|gap| finder.find(gap).is_some())
+        {
+            return true;
+        }
+        at = end;
+    }
+    text.get(at..).is_some_and(|gap| finder.find(gap).is_some())
+}
+
 /// A reader's walk through the notes: string tokens are asked for in order, so the next one
 /// is nearly always the one asked for.
 pub(super) struct Known {
@@ -540,6 +580,49 @@ mod tests {
         }
         assert!(outside > 40 && inside > 400, "{outside} {inside}");
         assert!(with_notes(&body, &notes, || is_utf8(&body)));
+    }
+
+    #[test]
+    fn a_name_is_searched_for_outside_the_noted_strings_only() {
+        // The name as text in long strings (noted), in a long container (noted: its inside
+        // is still searched), and as a short string token.
+        let long = format!("see item_reference {}", "x".repeat(80));
+        let body = |token: &str| {
+            format!(
+                r#"{{"model":"m","input":[{}{{"type":"message","content":"{long}"}},{{"type":"{token}","id":"a"}}],"x":"{long}"}}"#,
+                r#"{"type":"message","role":"user","content":"hi"},"#.repeat(8)
+            )
+        };
+        for (token, found) in [("item_reference", true), ("item_referencf", false)] {
+            let body = body(token);
+            let body = body.as_bytes();
+            let notes = inspect_request(body).unwrap().strings;
+            assert!(
+                notes.each().iter().any(|s| s.container),
+                "the input is noted"
+            );
+            assert!(notes.each().iter().filter(|s| !s.container).count() >= 2);
+            let at = body.windows(8).position(|w| w == br#""input":"#).unwrap() + 8;
+            let end = body.windows(5).position(|w| w == br#"],"x""#).unwrap() + 1;
+            // The body, a slice to its end, the input, and a slice inside the input (notes
+            // reaching past a slice are not used: what they cover in it is read).
+            for text in [body, &body[at..], &body[at..end], &body[at + 5..end - 3]] {
+                let seen = with_notes(body, &notes, || {
+                    contains_outside_strings(text, b"item_reference")
+                });
+                assert_eq!(seen, found, "{token}");
+                // Without notes (or with a needle holding a quote) the whole text is read.
+                assert!(contains_outside_strings(text, b"item_reference"));
+            }
+            let quoted = with_notes(body, &notes, || {
+                contains_outside_strings(body, b"see item_reference \"")
+            });
+            assert!(!quoted, "no such text");
+            let quoted = with_notes(body, &notes, || {
+                contains_outside_strings(body, b"}],\"x\":\"see")
+            });
+            assert!(quoted, "a needle with a quote is looked for everywhere");
+        }
     }
 
     #[test]

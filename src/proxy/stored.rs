@@ -130,7 +130,16 @@ pub(super) async fn admit(
 ) -> Result<Option<Bytes>> {
     // The inspection's notes: the walk over the members crosses long strings in one step
     // (it runs on the worker, and `input` is most of an agent's body).
-    let f = crate::json::with_notes(body, strings, || fields(body))?;
+    let (f, may_refer) = crate::json::with_notes(body, strings, || {
+        fields(body).map(|f| {
+            // A reference's `type` is a short string token: the notes let the search pass
+            // over the long texts (a whole pass over an agent's input otherwise).
+            let may_refer = f.input.is_some_and(|v| {
+                v != b"null" && crate::json::contains_outside_strings(v, b"item_reference")
+            });
+            (f, may_refer)
+        })
+    })?;
     let store_flag = match f.store {
         None | Some(b"null") => None,
         Some(b"true") => Some(true),
@@ -161,7 +170,6 @@ pub(super) async fn admit(
     };
     let keep = store_flag != Some(false);
     let input_raw = f.input.filter(|v| *v != b"null");
-    let may_refer = input_raw.is_some_and(|v| memchr::memmem::find(v, b"item_reference").is_some());
     if previous.is_none() && !may_refer && !keep {
         return Ok(None);
     }
