@@ -275,15 +275,16 @@ pub(crate) fn object<T: Serialize>(value: &T) -> Result<Vec<u8>, TranslateError>
 
 /// The body, in `out`, which holds the elements of the array member `name`, each followed
 /// by a comma: `{`, `head`'s members, `"name":[`, `first` (elements followed by commas too),
-/// the elements, `]`, `after` (members, each after a comma), `tail`'s members, `}`. What
-/// `out` held moves once.
-pub(crate) fn assemble(
+/// the elements, `]`, `after`'s pieces (members, each after a comma), `tail`'s members, `}`.
+/// What `out` held moves once; `tail` (the tools an agent sends: tens of KB) is written in
+/// place, where it went through a buffer of its own and was copied twice.
+pub(crate) fn assemble<T: Serialize>(
     out: &mut Out<'_>,
     head: &[u8],
     name: &str,
     first: &[u8],
-    after: &[u8],
-    tail: &[u8],
+    after: &[&[u8]],
+    tail: &T,
 ) -> Result<(), TranslateError> {
     let head = members(head);
     let mut front = Vec::with_capacity(head.len() + name.len() + first.len() + 6);
@@ -302,13 +303,26 @@ pub(crate) fn assemble(
         out.pop();
     }
     out.byte(b']')?;
-    out.put(after)?;
-    let tail = members(tail);
-    if !tail.is_empty() {
-        out.byte(b',')?;
-        out.put(tail)?;
+    for piece in after {
+        out.put(piece)?;
     }
-    out.byte(b'}')
+    // `tail` as an object, `{…}`: its opening brace becomes the comma before its members, and
+    // its closing one closes the body (an empty one leaves only that).
+    let at = out.len();
+    out.json(tail)?;
+    match out.bytes().get(at..) {
+        Some(b"{}") => {
+            out.truncate(at);
+            out.byte(b'}')
+        }
+        Some([b'{', .., b'}']) => {
+            if let Some(brace) = out.bytes_mut().get_mut(at) {
+                *brace = b',';
+            }
+            Ok(())
+        }
+        _ => Err(TranslateError::internal("a body's members were not an object")),
+    }
 }
 
 #[cfg(test)]
@@ -345,17 +359,19 @@ mod tests {
         let room = Room::unlimited();
         let mut out = Out::with_capacity(&room, 0);
         out.put(b"1,2,").unwrap();
-        let (head, tail) = (br#"{"model":"m"}"#, br#"{"n":1}"#);
-        assemble(&mut out, head, "messages", b"0,", br#","s":"x""#, tail).unwrap();
+        let head = br#"{"model":"m"}"#;
+        let tail = serde_json::json!({"n": 1});
+        assemble(&mut out, head, "messages", b"0,", &[br#","s":"#, br#""x""#], &tail).unwrap();
         assert_eq!(
             out.bytes(),
             br#"{"model":"m","messages":[0,1,2],"s":"x","n":1}"#
         );
         let mut out = Out::with_capacity(&room, 0);
-        assemble(&mut out, b"{}", "input", b"", b"", b"{}").unwrap();
+        let empty = serde_json::json!({});
+        assemble(&mut out, b"{}", "input", b"", &[], &empty).unwrap();
         assert_eq!(out.bytes(), br#"{"input":[]}"#);
         let mut out = Out::with_capacity(&room, 0);
-        assemble(&mut out, b"{}", "input", b"7,", b"", b"{}").unwrap();
+        assemble(&mut out, b"{}", "input", b"7,", &[], &empty).unwrap();
         assert_eq!(out.bytes(), br#"{"input":[7]}"#);
     }
 }

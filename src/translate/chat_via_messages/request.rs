@@ -261,7 +261,7 @@ pub(crate) fn translate<'b, 'r>(
         max_tokens: Some(max_tokens),
         ..MessagesRequest::default()
     })?;
-    let tail = object(&MessagesRequest {
+    let tail = MessagesRequest {
         temperature,
         top_p,
         top_k,
@@ -274,15 +274,14 @@ pub(crate) fn translate<'b, 'r>(
         output_config,
         service_tier,
         ..MessagesRequest::default()
-    })?;
+    };
     let mut out = conv.messages;
-    let mut system = Vec::new();
-    if let Some(s) = &conv.system {
-        system.extend_from_slice(b",\"system\":");
-        system.extend_from_slice(s.bytes());
-    }
-    drop(conv.system);
+    let system = match &conv.system {
+        Some(s) => [b",\"system\":".as_slice(), s.bytes()],
+        None => [b"".as_slice(), b""],
+    };
     assemble(&mut out, &head, "messages", b"", &system, &tail)?;
+    drop(conv.system);
     Ok(out)
 }
 

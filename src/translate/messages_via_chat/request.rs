@@ -187,7 +187,7 @@ fn translate<'b, 'r>(
         model: Some(Str::from(upstream_model)),
         ..ChatRequest::default()
     })?;
-    let tail = object(&ChatRequest {
+    let tail = ChatRequest {
         max_completion_tokens,
         max_tokens: legacy_max_tokens,
         temperature: req.temperature,
@@ -214,8 +214,8 @@ fn translate<'b, 'r>(
             .map(openai_user),
         service_tier,
         ..ChatRequest::default()
-    })?;
-    assemble(&mut out, &head, "messages", &first, b"", &tail)?;
+    };
+    assemble(&mut out, &head, "messages", &first, &[], &tail)?;
     Ok(out)
 }
 

@@ -213,8 +213,7 @@ fn translate_parsed<'b>(
                 model: chat.model.take(),
                 ..ChatRequest::default()
             })?;
-            let tail = object(&chat)?;
-            assemble(&mut out, &head, "messages", &first, b"", &tail)?;
+            assemble(&mut out, &head, "messages", &first, &[], &chat)?;
             drop(chat);
             match provider {
                 Format::Anthropic => {
