@@ -204,9 +204,9 @@ fn a_translated_body_is_not_held_while_its_connection_is_made() {
 fn a_small_request_sent_during_a_large_translation_on_the_same_worker_is_answered_first() {
     let m = mock(&[]);
     let g = gateway_with_budget(&m, 128 << 20);
-    // 200k messages (about 6 MB) whose last one the translator refuses: the whole body is
+    // 600k messages (about 18 MB) whose last one the translator refuses: the whole body is
     // translated before the refusal, and nothing else (no provider) delays its answer.
-    let mut big = chat_body("claude", 200_000, "x");
+    let mut big = chat_body("claude", 600_000, "x");
     let tail = r#"{"content":"x","role":"user"}]"#;
     assert!(
         big.ends_with(&format!("{tail},\"model\":\"claude\"}}")),
