@@ -29,8 +29,7 @@ use criterion::{Criterion, Throughput};
 use ringway::format::Format;
 use ringway::json::{inspect_request, splice_string, with_notes};
 use ringway::seal::SealKey;
-use ringway::translate::responses::responses_request;
-use ringway::translate::{anthropic_to_openai_request, openai_to_anthropic_request, Options};
+use ringway::translate::{Options, Pair, Room};
 
 use agent::Shape;
 
@@ -98,36 +97,31 @@ fn admitted(body: &[u8], translate: impl FnOnce() -> Option<usize>) -> usize {
     with_notes(body, &info.strings, translate).unwrap_or(0)
 }
 
-fn chat_to_messages(body: &[u8], opts: &Options) -> usize {
+/// A translation as the gateway takes it: shared bytes, its first members placed in front of
+/// the conversation without moving it.
+fn translated(body: &[u8], client: Format, provider: Format, opts: &Options) -> usize {
     admitted(body, || {
-        openai_to_anthropic_request(body, UPSTREAM_MODEL, opts)
+        Pair::new(client, provider)
+            .request_shared(body, UPSTREAM_MODEL, opts, &Room::unlimited())
             .ok()
-            .map(|(b, _)| b.len())
+            .map(|(b, _)| b.bytes.len())
     })
+}
+
+fn chat_to_messages(body: &[u8], opts: &Options) -> usize {
+    translated(body, Format::OpenAi, Format::Anthropic, opts)
 }
 
 fn messages_to_chat(body: &[u8], opts: &Options) -> usize {
-    admitted(body, || {
-        anthropic_to_openai_request(body, UPSTREAM_MODEL, opts)
-            .ok()
-            .map(|(b, _)| b.len())
-    })
+    translated(body, Format::Anthropic, Format::OpenAi, opts)
 }
 
 fn responses_to_chat(body: &[u8], opts: &Options) -> usize {
-    admitted(body, || {
-        responses_request(body, UPSTREAM_MODEL, Format::OpenAi, opts)
-            .ok()
-            .map(|(b, _)| b.len())
-    })
+    translated(body, Format::Responses, Format::OpenAi, opts)
 }
 
 fn responses_to_messages(body: &[u8], opts: &Options) -> usize {
-    admitted(body, || {
-        responses_request(body, UPSTREAM_MODEL, Format::Anthropic, opts)
-            .ok()
-            .map(|(b, _)| b.len())
-    })
+    translated(body, Format::Responses, Format::Anthropic, opts)
 }
 
 /// Every path measured. Chat and Messages clients never reach a Responses provider (a native

@@ -987,6 +987,7 @@ fn responses_translators_over_every_stream_case() {
 #[test]
 fn requests_translate_alike_within_a_memory_budget() {
     let mut checked = 0;
+    let mut shared_checked = 0;
     let mut fast_reads = 0;
     for case in cases().iter().filter(|c| c.str("kind") == "request") {
         let pair = gemini::pair("request", case.str("direction"));
@@ -1049,6 +1050,25 @@ fn requests_translate_alike_within_a_memory_budget() {
             "{}: within its charged bound",
             case.name
         );
+        // As the gateway takes it: shared bytes read from where they start, not moved.
+        let shared_pair = match (pair, case.str("direction")) {
+            (Some(p), _) => Some((p, pair_model.as_str())),
+            (None, _) if compact => None,
+            (None, "o2a") => Some((Pair::new(Format::OpenAi, Format::Anthropic), model)),
+            (None, "a2o") => Some((Pair::new(Format::Anthropic, Format::OpenAi), model)),
+            (None, "r2o") => Some((Pair::new(Format::Responses, Format::OpenAi), model)),
+            (None, "r2a") => Some((Pair::new(Format::Responses, Format::Anthropic), model)),
+            (None, _) => None,
+        };
+        if let Some((p, m)) = shared_pair {
+            let shared = p.request_shared(&input, m, &opts, &translate::Room::new(bound));
+            let shared = shared.map(|(b, meta)| {
+                assert!(b.held >= b.bytes.len(), "{}", case.name);
+                (b.bytes.to_vec(), meta)
+            });
+            assert_eq!(shared, free, "{}: shared", case.name);
+            shared_checked += 1;
+        }
         for room in [0, 64, input.len() / 2, input.len(), 2 * input.len()] {
             match (run(&translate::Room::new(room)), &free) {
                 (Err(e), _) if e.is_over_budget() => {}
@@ -1058,6 +1078,7 @@ fn requests_translate_alike_within_a_memory_budget() {
         }
     }
     assert!(checked > 300, "{checked}");
+    assert!(shared_checked > 100, "{shared_checked}");
     assert!(
         fast_reads >= 150,
         "{fast_reads} cases read by the fast reader alone"
@@ -1118,6 +1139,25 @@ fn agent_bodies_translate_alike_by_both_readers() {
                     assert_eq!(noted, fast, "{shape:?} {size} stream={stream}: with notes");
                     assert!(ringway::json::notes_used() > used, "{shape:?} {size}");
                     checked += 1;
+                }
+                // As the gateway takes them: shared bytes, the front placed in the room kept
+                // for it (a system prompt of 7 KB at 50 KB), the same bytes.
+                let pairs: &[(Format, Format)] = match shape {
+                    agent::Shape::Chat => &[(Format::OpenAi, Format::Anthropic)],
+                    agent::Shape::Messages => &[(Format::Anthropic, Format::OpenAi)],
+                    agent::Shape::Responses => &[
+                        (Format::Responses, Format::OpenAi),
+                        (Format::Responses, Format::Anthropic),
+                    ],
+                };
+                for &(client, provider) in pairs {
+                    let pair = Pair::new(client, provider);
+                    let room = translate::Room::unlimited();
+                    let (shared, meta) = pair.request_shared(&body, "m", &opts, &room).unwrap();
+                    let plain = pair.request(&body, "m", &opts).unwrap();
+                    assert_eq!(shared.bytes, plain.0, "{shape:?} {size} {provider:?}");
+                    assert_eq!(meta, plain.1);
+                    assert!(shared.held >= shared.bytes.len());
                 }
             }
         }

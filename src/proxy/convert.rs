@@ -13,7 +13,7 @@ use super::state::Op;
 use crate::error::{Error, ErrorKind, Result};
 use crate::json::{with_notes, StringSpans};
 use crate::rt::pool::{self, PoolError};
-use crate::translate::{Options, Pair, RequestMeta, Room, TranslateError};
+use crate::translate::{Options, Pair, RequestMeta, Room, Shared, TranslateError};
 
 /// Bodies up to this size are read and translated on the worker (about half a millisecond for
 /// both at 512 KiB in a release build: `cargo bench --bench agent`); larger ones on a helper
@@ -33,7 +33,7 @@ pub(super) async fn request<'c>(
     model: &str,
     pair: Pair,
     opts: Cow<'_, Options>,
-) -> Result<(Vec<u8>, RequestMeta, Charge<'c>)> {
+) -> Result<(Bytes, RequestMeta, Charge<'c>)> {
     let bound = crate::translate::request_memory_bound(body.len());
     let limit = ctx.buffers.limit();
     if bound > limit {
@@ -62,14 +62,14 @@ pub(super) async fn request<'c>(
         .await
         .map_err(pool_error)?
     };
-    let (bytes, meta) = translated.map_err(|e| match e.is_over_budget() {
+    let (shared, meta) = translated.map_err(|e| match e.is_over_budget() {
         true => too_large(body.len(), bound, limit),
         false => Error::from(e),
     })?;
     // The translation's scratch is gone: only the body kept for sending stays charged
     // (shrinking always succeeds).
-    charge.resize(bytes.capacity());
-    Ok((bytes, meta, charge))
+    charge.resize(shared.held);
+    Ok((shared.bytes, meta, charge))
 }
 
 /// The error for work the helper threads could not take (503 when their queue is full).
@@ -94,7 +94,7 @@ fn translate(
     pair: Pair,
     opts: &Options,
     room: usize,
-) -> std::result::Result<(Vec<u8>, RequestMeta), TranslateError> {
+) -> std::result::Result<(Shared, RequestMeta), TranslateError> {
     let room = Room::new(room);
     if op == Op::Compact {
         // The summary is asked of the provider in its own dialect.
@@ -104,9 +104,10 @@ fn translate(
             pair.provider,
             opts,
             &room,
-        );
+        )
+        .map(|(b, m)| (Shared::of_vec(b), m));
     }
-    pair.request_within(body, model, opts, &room)
+    pair.request_shared(body, model, opts, &room)
 }
 
 /// The 413 for a body whose translation no budget of this size could hold.

@@ -46,7 +46,7 @@ pub use messages_via_chat::response::{
     openai_to_anthropic_response, openai_to_anthropic_response_into,
 };
 pub use messages_via_chat::stream::OpenAiToAnthropicStream;
-pub use out::Room;
+pub use out::{Room, Shared};
 pub use pair::{Pair, StreamTranslator};
 pub use thinking::{thinking_style_for, ThinkingForm, ThinkingStyle};
 
@@ -98,11 +98,13 @@ pub const OUT_SLACK_BYTES: usize = 4096;
 /// [`TranslateError::over_budget`]). Three times the body: what the longest translation
 /// (Responses to Messages, through a Chat body held while it is read) writes for bodies of
 /// many tiny items, where every item's markup grows; one a little shorter than the body
-/// is the usual case.
+/// is the usual case. Plus the room its conversation's buffer keeps in front
+/// ([`out::front_room`]).
 pub fn request_memory_bound(body_len: usize) -> usize {
     body_len
         .saturating_mul(REQUEST_MEMORY_FACTOR)
         .saturating_add(REQUEST_MEMORY_SLACK)
+        .saturating_add(out::front_room(body_len))
 }
 
 /// Multiple of a request body's length its translation may hold (see [`request_memory_bound`]).

@@ -55,9 +55,17 @@ impl Room {
 
 /// A growing byte buffer charged to a [`Room`] by its capacity (while it grows, the old and
 /// the new allocation are both charged: that is what the allocator holds during the copy).
+///
+/// A buffer made [`Out::with_front`] keeps room at its start for what goes in front of what is
+/// written (a body's first members, known only once its conversation is read), so that
+/// [`assemble`] need not move the conversation: what it writes is then read from `start`.
 pub(crate) struct Out<'r> {
     buf: Vec<u8>,
     room: &'r Room,
+    /// Placeholder bytes at the start of `buf` kept for [`Out::place_front`].
+    front: usize,
+    /// Where what was written starts in `buf` (past what the front did not take).
+    start: usize,
 }
 
 impl<'r> Out<'r> {
@@ -66,6 +74,8 @@ impl<'r> Out<'r> {
         let mut out = Out {
             buf: Vec::new(),
             room,
+            front: 0,
+            start: 0,
         };
         let capacity = capacity.min(room.left());
         if capacity > 0 && room.take(capacity) {
@@ -74,6 +84,34 @@ impl<'r> Out<'r> {
             out.settle(capacity);
         }
         out
+    }
+
+    /// An empty buffer with `capacity` reserved after `front` bytes kept for what goes in
+    /// front of it ([`Out::place_front`]); they read as spaces until then.
+    pub fn with_front(room: &'r Room, capacity: usize, front: usize) -> Out<'r> {
+        let mut out = Out::with_capacity(room, capacity.saturating_add(front));
+        if out.buf.capacity() >= front {
+            out.buf.resize(front, b' ');
+            out.front = front;
+        }
+        out
+    }
+
+    /// Puts `data` in front of everything written, in the room kept for it when it fits
+    /// (nothing moves), else by moving what was written once.
+    pub fn place_front(&mut self, data: &[u8]) -> Result<(), TranslateError> {
+        let kept = std::mem::take(&mut self.front);
+        let Some(at) = kept.checked_sub(data.len()).filter(|_| self.start == 0) else {
+            self.insert(kept.saturating_sub(self.start), data)?;
+            self.start = self.start.max(kept);
+            return Ok(());
+        };
+        match self.buf.get_mut(at..kept) {
+            Some(room) => room.copy_from_slice(data),
+            None => return Err(TranslateError::internal("a buffer's front was cut")),
+        }
+        self.start = at;
+        Ok(())
     }
 
     /// Makes the room's charge match the buffer's real capacity after charging `charged`.
@@ -153,7 +191,7 @@ impl<'r> Out<'r> {
     /// Inserts `data` at `at` (the bytes after it move up, once).
     pub fn insert(&mut self, at: usize, data: &[u8]) -> Result<(), TranslateError> {
         self.reserve(data.len())?;
-        let at = at.min(self.buf.len());
+        let at = self.start.saturating_add(at).min(self.buf.len());
         let len = self.buf.len();
         self.buf.resize(len + data.len(), 0);
         self.buf.copy_within(at..len, at + data.len());
@@ -161,41 +199,68 @@ impl<'r> Out<'r> {
         Ok(())
     }
 
-    /// Bytes written.
+    /// Bytes written (the front kept counts until it is placed).
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// What has been written.
     pub fn bytes(&self) -> &[u8] {
-        &self.buf
+        self.buf.get(self.start..).unwrap_or_default()
     }
 
     /// Mutable access to what has been written (for moves within it; it never grows here).
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
+        self.buf.get_mut(self.start..).unwrap_or_default()
     }
 
     /// Keeps the first `len` bytes.
     pub fn truncate(&mut self, len: usize) {
-        self.buf.truncate(len);
+        self.buf.truncate(self.start.saturating_add(len));
     }
 
     /// The last byte, taken off.
     pub fn pop(&mut self) -> Option<u8> {
-        self.buf.pop()
+        if self.buf.len() > self.start {
+            self.buf.pop()
+        } else {
+            None
+        }
     }
 
-    /// Empties the buffer (its capacity, and charge, kept for reuse).
+    /// Empties the buffer (its capacity, and charge, kept for reuse; its front kept again).
     pub fn clear(&mut self) {
+        let front = if self.front > 0 || self.start > 0 {
+            self.front.max(self.start)
+        } else {
+            0
+        };
         self.buf.clear();
+        self.buf.resize(front, b' ');
+        self.front = front;
+        self.start = 0;
     }
 
-    /// The bytes, leaving the room's accounting (the caller charges them from here on).
+    /// The bytes, leaving the room's accounting (the caller charges them from here on). A
+    /// buffer whose front room was not all taken moves its bytes down once here: a caller
+    /// that can take [`Out::into_bytes`] does not.
     pub fn into_vec(mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.buf);
+        self.room.give(buf.capacity());
+        buf.drain(..self.start.min(buf.len()));
+        buf
+    }
+
+    /// The bytes as shared ones, without moving them (see [`Out::into_vec`]).
+    pub fn into_shared(mut self) -> Shared {
         let buf = std::mem::take(&mut self.buf);
         self.room.give(buf.capacity());
-        buf
+        let held = buf.capacity();
+        let start = self.start.min(buf.len());
+        Shared {
+            bytes: bytes::Bytes::from(buf).slice(start..),
+            held,
+        }
     }
 }
 
@@ -227,6 +292,46 @@ impl io::Write for Writer<'_, '_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// A translated body as shared bytes (read from where they were written), and how many bytes
+/// of memory hold them.
+#[derive(Debug)]
+pub struct Shared {
+    pub bytes: bytes::Bytes,
+    pub held: usize,
+}
+
+impl Shared {
+    /// `v` as it is.
+    pub fn of_vec(v: Vec<u8>) -> Shared {
+        let held = v.capacity();
+        Shared {
+            bytes: bytes::Bytes::from(v),
+            held,
+        }
+    }
+
+    /// The bytes in a vector of their own (moved down once when they do not start their
+    /// buffer).
+    pub fn into_vec(self) -> Vec<u8> {
+        Vec::from(self.bytes)
+    }
+}
+
+/// Most room a conversation's buffer keeps in front for the members before it.
+const FRONT_ROOM_MAX: usize = 64 * 1024;
+
+/// Room a conversation's buffer keeps in front whatever the body's size: a model name and
+/// the few members that go before the conversation.
+const FRONT_ROOM_MIN: usize = 512;
+
+/// The room a conversation's buffer keeps in front ([`Out::with_front`]) for a body of
+/// `body_len` bytes: enough for the members that go before the conversation, a system prompt
+/// among them (Claude Code's is 7 KB of a 50 KB turn). Where they do not fit, the
+/// conversation moves once, as it always did.
+pub(crate) fn front_room(body_len: usize) -> usize {
+    (body_len / 4).min(FRONT_ROOM_MAX) + FRONT_ROOM_MIN
 }
 
 /// The first capacity of an output buffer for a body of `body_len` bytes expected to grow by
@@ -297,7 +402,7 @@ pub(crate) fn assemble<T: Serialize>(
     front.extend_from_slice(name.as_bytes());
     front.extend_from_slice(b"\":[");
     front.extend_from_slice(first);
-    out.insert(0, &front)?;
+    out.place_front(&front)?;
     // The last element's comma.
     if out.bytes().last() == Some(&b',') {
         out.pop();
@@ -321,7 +426,9 @@ pub(crate) fn assemble<T: Serialize>(
             }
             Ok(())
         }
-        _ => Err(TranslateError::internal("a body's members were not an object")),
+        _ => Err(TranslateError::internal(
+            "a body's members were not an object",
+        )),
     }
 }
 
@@ -355,13 +462,58 @@ mod tests {
     }
 
     #[test]
+    fn a_front_goes_in_its_room_or_moves_what_was_written_once() {
+        let room = Room::unlimited();
+        let shared = |front: usize, lead: &[u8], clear: bool| {
+            let mut out = Out::with_front(&room, 8, front);
+            assert_eq!(out.len(), front, "the room kept reads as written");
+            if clear {
+                out.put(b"gone").unwrap();
+                out.clear();
+                assert_eq!(out.len(), front, "cleared, the room is kept again");
+            }
+            out.put(b"1,2,").unwrap();
+            let at = out.len() - 2;
+            out.insert(at, b"9,").unwrap();
+            assert_eq!(out.pop(), Some(b','));
+            out.place_front(lead).unwrap();
+            assert!(out.bytes().starts_with(lead));
+            out.byte(b']').unwrap();
+            let vec = {
+                let mut again = Out::with_front(&room, 8, front);
+                again.put(out.bytes()).unwrap();
+                again.place_front(b"").unwrap();
+                again.into_vec()
+            };
+            let shared = out.into_shared();
+            assert!(shared.held >= shared.bytes.len());
+            assert_eq!(shared.bytes, vec);
+            shared.into_vec()
+        };
+        for (front, clear) in [(0, false), (2, false), (3, false), (16, false), (16, true)] {
+            // Fits the room (16, 3 just), does not (2, 0): the same bytes either way.
+            assert_eq!(shared(front, b"[0,", clear), b"[0,1,9,2]", "front {front}");
+            assert_eq!(shared(front, b"", clear), b"1,9,2]", "front {front}");
+        }
+        assert_eq!(room.left(), usize::MAX, "every buffer gave its room back");
+    }
+
+    #[test]
     fn assembled_bodies_keep_member_order() {
         let room = Room::unlimited();
         let mut out = Out::with_capacity(&room, 0);
         out.put(b"1,2,").unwrap();
         let head = br#"{"model":"m"}"#;
         let tail = serde_json::json!({"n": 1});
-        assemble(&mut out, head, "messages", b"0,", &[br#","s":"#, br#""x""#], &tail).unwrap();
+        assemble(
+            &mut out,
+            head,
+            "messages",
+            b"0,",
+            &[br#","s":"#, br#""x""#],
+            &tail,
+        )
+        .unwrap();
         assert_eq!(
             out.bytes(),
             br#"{"model":"m","messages":[0,1,2],"s":"x","n":1}"#

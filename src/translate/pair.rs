@@ -8,6 +8,7 @@ use crate::format::Format;
 use super::chat_via_gemini::{self, GeminiOptions};
 use super::gemini::{Chain, GeminiLeg, GeminiSeal, JsonArrayStream};
 use super::gemini_via_chat::{self, ThinkingSeal};
+use super::out::Shared;
 use super::responses::{AnthropicToResponsesStream, ChatToResponsesStream};
 use super::{
     AnthropicToOpenAiStream, OpenAiToAnthropicStream, Options, RequestMeta, Room, TranslateError,
@@ -52,21 +53,38 @@ impl Pair {
         opts: &Options,
         room: &Room,
     ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+        self.request_shared(body, model, opts, room)
+            .map(|(b, m)| (b.into_vec(), m))
+    }
+
+    /// [`Pair::request_within`] as shared bytes: a translation that wrote the body's first
+    /// members in front of its conversation hands it over from where it starts, without
+    /// moving it.
+    pub fn request_shared(
+        self,
+        body: &[u8],
+        model: &str,
+        opts: &Options,
+        room: &Room,
+    ) -> Result<(Shared, RequestMeta), TranslateError> {
+        let vec = |(b, m): (Vec<u8>, RequestMeta)| (Shared::of_vec(b), m);
         match (self.client, self.provider) {
             (Format::Gemini, Format::OpenAi | Format::Anthropic) => {
-                self.gemini_client_request(body, model, opts, room)
+                self.gemini_client_request(body, model, opts, room).map(vec)
             }
             (Format::Gemini, _) | (_, Format::Gemini) => {
-                self.gemini_request(body, model, opts, room)
+                self.gemini_request(body, model, opts, room).map(vec)
             }
             (Format::Responses, _) => {
-                super::responses::responses_request_within(body, model, self.provider, opts, room)
+                super::responses::responses_request_shared(body, model, self.provider, opts, room)
             }
-            (Format::OpenAi, _) => {
-                super::openai_to_anthropic_request_within(body, model, opts, room)
-            }
+            (Format::OpenAi, _) => super::chat_via_messages::request::openai_to_anthropic_shared(
+                body, model, opts, room,
+            ),
             (Format::Anthropic, _) => {
-                super::anthropic_to_openai_request_within(body, model, opts, room)
+                super::messages_via_chat::request::anthropic_to_openai_shared(
+                    body, model, opts, room,
+                )
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Sink, Str, TextOr};
 
 use crate::translate::out::first_capacity;
-use crate::translate::out::{assemble, object, Out, Room};
+use crate::translate::out::{assemble, object, Out, Room, Shared};
 use crate::translate::thinking::{generation, Generation};
 use crate::translate::util::{
     arguments_to_input, decode_base64, is_anthropic_image_mime, is_http_url, parse_data_url,
@@ -23,6 +23,10 @@ use crate::translate::{
 /// `input_schema` for tools defined without `parameters`, and for tools the history uses
 /// but the request does not declare.
 const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
+
+/// Room the conversation's buffer keeps in front for `{"model":…,"max_tokens":…,"messages":[`
+/// (a longer model name moves the conversation once instead).
+const MESSAGES_FRONT_ROOM: usize = 512;
 
 /// `input_schema` of the [`JSON_TOOL_NAME`] tool for `response_format: json_object`.
 const ANY_OBJECT_SCHEMA: &str = r#"{"type":"object","additionalProperties":true}"#;
@@ -48,12 +52,22 @@ pub fn openai_to_anthropic_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    openai_to_anthropic_shared(body, upstream_model, opts, room).map(|(b, m)| (b.into_vec(), m))
+}
+
+/// [`openai_to_anthropic_request_within`] as shared bytes, none of them moved.
+pub(crate) fn openai_to_anthropic_shared(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Shared, RequestMeta), TranslateError> {
     let mut meta = RequestMeta::default();
     // Sized once for the usual case (the Anthropic form about as long as the Chat form, a
     // quarter to spare: capacity never written to costs no resident memory).
     let capacity = first_capacity(body.len(), 5, 4);
     let out = to_anthropic(body, upstream_model, opts, room, capacity, &mut meta)?;
-    Ok((out.into_vec(), meta))
+    Ok((out.into_shared(), meta))
 }
 
 /// The Anthropic body for the Chat body `body`, written in `room` (its conversation's buffer
@@ -930,7 +944,8 @@ impl<'r> Reading<'r> {
     /// An empty conversation whose `messages` buffer is first sized to `capacity`.
     pub(crate) fn new(room: &'r Room, capacity: usize) -> Self {
         let w = Writer {
-            messages: Out::with_capacity(room, capacity),
+            // The members before the conversation: the model and `max_tokens`.
+            messages: Out::with_front(room, capacity, MESSAGES_FRONT_ROOM),
             system: Out::with_capacity(room, 0),
             system_blocks: None,
             late: Out::with_capacity(room, 0),

@@ -11,7 +11,7 @@ use crate::wire::openai::{
 };
 use crate::wire::{Sink, Str, TextOr};
 
-use crate::translate::out::{assemble, first_capacity, object, Out, Room};
+use crate::translate::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
 use crate::translate::util::{compact_json, openai_tool_name};
 use crate::translate::{
     Code, MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP,
@@ -54,6 +54,16 @@ pub fn anthropic_to_openai_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    anthropic_to_openai_shared(body, upstream_model, opts, room).map(|(b, m)| (b.into_vec(), m))
+}
+
+/// [`anthropic_to_openai_request_within`] as shared bytes, none of them moved.
+pub(crate) fn anthropic_to_openai_shared(
+    body: &[u8],
+    upstream_model: &str,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Shared, RequestMeta), TranslateError> {
     // The conversation is scanned and translated as the body is read, one message at a time.
     let mut conv = Reading::new(room, body.len());
     let req = MessagesRequest::parse_into(body, &mut conv)?;
@@ -63,7 +73,7 @@ pub fn anthropic_to_openai_request_within(
     meta.tool_names = names.into_pairs();
     let tools = req.tools.as_deref().unwrap_or_default();
     meta.note_tool_names(|n| tools.iter().position(|t| t.name.as_str() == n));
-    Ok((out.into_vec(), meta))
+    Ok((out.into_shared(), meta))
 }
 
 /// Shortened tool names (OpenAI allows 64 characters, Anthropic 128), recorded so responses
@@ -301,7 +311,7 @@ impl<'b, 'r> Reading<'b, 'r> {
         // Sized once for the usual case (the Chat form about as long as the Messages form, a
         // quarter to spare: capacity never written to costs no resident memory).
         Reading {
-            out: Out::with_capacity(room, first_capacity(body_len, 5, 4)),
+            out: Out::with_front(room, first_capacity(body_len, 5, 4), front_room(body_len)),
             error: None,
             dropped: Vec::new(),
             loaded: HashSet::new(),

@@ -15,6 +15,7 @@ pub use super::responses_via_messages::{
 pub use crate::dialect::responses::error_event;
 pub use native::native_request;
 pub use open::{open_sealed_items, Opened};
+pub(crate) use request::responses_request_shared;
 pub use request::{
     compact_request, compact_request_within, responses_request, responses_request_within,
     stateful_param,

@@ -21,7 +21,7 @@ use crate::wire::openai::{
 use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
 use crate::wire::{Read, Sink, Str, TextOr};
 
-use super::super::out::{assemble, first_capacity, object, Out, Room};
+use super::super::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
 use super::super::util::{compact_json, openai_tool_name, sanitize_tool_id};
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
 use super::{Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PROMPT};
@@ -53,6 +53,17 @@ pub fn responses_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+    translate(body, upstream_model, provider, opts, false, room).map(|(b, m)| (b.into_vec(), m))
+}
+
+/// [`responses_request_within`] as shared bytes, none of them moved.
+pub(crate) fn responses_request_shared(
+    body: &[u8],
+    upstream_model: &str,
+    provider: Format,
+    opts: &Options,
+    room: &Room,
+) -> Result<(Shared, RequestMeta), TranslateError> {
     translate(body, upstream_model, provider, opts, false, room)
 }
 
@@ -76,7 +87,7 @@ pub fn compact_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, true, room)
+    translate(body, upstream_model, provider, opts, true, room).map(|(b, m)| (b.into_vec(), m))
 }
 
 fn translate(
@@ -86,7 +97,7 @@ fn translate(
     opts: &Options,
     compact_endpoint: bool,
     room: &Room,
-) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
+) -> Result<(Shared, RequestMeta), TranslateError> {
     let parts = Parts {
         upstream_model,
         provider,
@@ -111,7 +122,7 @@ fn translate_once(
     body: &[u8],
     parts: &Parts<'_>,
     direct: bool,
-) -> Result<Option<(Vec<u8>, RequestMeta)>, TranslateError> {
+) -> Result<Option<(Shared, RequestMeta)>, TranslateError> {
     let mut conv = Reading::new(parts.room, body.len(), parts.provider, parts.opts, direct);
     let req = ResponsesRequest::parse_into(body, &mut conv)?;
     translate_parsed(&req, conv, parts)
@@ -130,7 +141,7 @@ fn translate_parsed<'b>(
     req: &'b ResponsesRequest<'b>,
     conv: Reading<'b, '_>,
     parts: &Parts<'_>,
-) -> Result<Option<(Vec<u8>, RequestMeta)>, TranslateError> {
+) -> Result<Option<(Shared, RequestMeta)>, TranslateError> {
     let Parts {
         upstream_model,
         provider,
@@ -206,7 +217,7 @@ fn translate_parsed<'b>(
                 &mut meta,
             )
             .map_err(ours)?
-            .into_vec()
+            .into_shared()
         }
         To::Chat { mut out, first } => {
             let head = object(&ChatRequest {
@@ -230,9 +241,9 @@ fn translate_parsed<'b>(
                         &mut meta,
                     )
                     .map_err(ours)?
-                    .into_vec()
+                    .into_shared()
                 }
-                _ => out.into_vec(),
+                _ => out.into_shared(),
             }
         }
     };
@@ -941,10 +952,10 @@ struct Chat<'b, 'r> {
 
 impl<'b, 'r> Chat<'b, 'r> {
     /// An empty conversation written as Chat, its buffer first sized to `capacity`.
-    fn new(room: &'r Room, capacity: usize) -> Self {
+    fn new(room: &'r Room, capacity: usize, body_len: usize) -> Self {
         Chat {
             to: To::Chat {
-                out: Out::with_capacity(room, capacity),
+                out: Out::with_front(room, capacity, front_room(body_len)),
                 first: Vec::new(),
             },
             open: None,
@@ -1301,7 +1312,7 @@ impl<'b, 'r> Reading<'b, 'r> {
             // Sized once for the usual case (the Chat form of an item at most half again as
             // long: an assistant text becomes a content part; capacity never written to costs
             // no resident memory).
-            Chat::new(room, first_capacity(body_len, 3, 2))
+            Chat::new(room, first_capacity(body_len, 3, 2), body_len)
         };
         Reading {
             c,
