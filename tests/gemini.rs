@@ -221,9 +221,9 @@ fn messages_and_responses_tool_loops_keep_signatures_too() {
 
 /// A conversation that moves to another provider loses the carried signatures from its ids
 /// (OpenAI refuses ids over 40 characters); ids the gateway did not seal stay as sent.
-#[test]
-fn ids_lose_their_signatures_at_another_provider() {
-    let (m, g) = setup("");
+/// A Chat tool call from a Gemini model: the tools offered, the assistant message, its call's
+/// id (the thought signature sealed in it) and that id without the signature.
+fn signed_call(g: &Proc) -> (Value, Value, String, String) {
     let tools = json!([{"type": "function", "function": {"name": "read_file",
         "parameters": {"type": "object", "properties": {}}}}]);
     let body = json!({"model": "g3", "messages": [{"role": "user", "content": "go"}],
@@ -235,6 +235,13 @@ fn ids_lose_their_signatures_at_another_provider() {
     let msg = r.json()["choices"][0]["message"].clone();
     let id = msg["tool_calls"][0]["id"].as_str().unwrap().to_owned();
     let plain = id.split("__rwts__").next().unwrap().to_owned();
+    (tools, msg, id, plain)
+}
+
+#[test]
+fn ids_lose_their_signatures_at_another_provider() {
+    let (m, g) = setup("");
+    let (tools, msg, id, plain) = signed_call(&g);
     let messages = json!([{"role": "user", "content": "go"}, msg,
         {"role": "tool", "tool_call_id": id, "content": "ok"},
         {"role": "user", "content": "and the note __rwts__mine"}]);
@@ -249,6 +256,55 @@ fn ids_lose_their_signatures_at_another_provider() {
     assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], plain);
     assert_eq!(sent["messages"][2]["tool_call_id"], plain);
     assert_eq!(sent["messages"][3]["content"], "and the note __rwts__mine");
+}
+
+/// A conversation that moves from a Gemini provider to a translating one loses its ids'
+/// signatures first; the body translated is then another one than admission inspected, and
+/// the inspection's notes of where its long strings end are not read for it. Built so that,
+/// taken for the shorter body, a long string's note would fall on the next message's text and
+/// end just before the closing brace of the message after it: read so, that text would carry
+/// the raw JSON of the last message into the translation.
+#[test]
+fn a_translated_body_whose_signatures_were_taken_out_is_read_without_the_old_notes() {
+    let (m, g) = setup_other_kinds();
+    let (tools, msg, id, plain) = signed_call(&g);
+    // Both ids lose `cut` bytes before the tool's output, whose note then starts on the next
+    // text, `},{"role":"user","content":` (27 bytes) after the output (a text too long to be
+    // settled by one sixteen-byte look); it is as long as that text, the 28 bytes up to the
+    // last text, the last text and its closing quote.
+    let cut = id.len() - plain.len();
+    let next = "h".repeat(20);
+    let output = "o".repeat(2 * cut - 27 - 2);
+    let last = "u".repeat(2 * cut - 27 - (next.len() + 2) - 29);
+    assert!(output.len() >= 64, "a noted string");
+    let text = format!(
+        r#"{{"model":"to-ant","messages":[{{"role":"user","content":"go"}},{},{{"role":"tool","tool_call_id":"{id}","content":"{output}"}},{{"role":"user","content":"{next}"}},{{"role":"user","content":"{last}"}}],"tools":{tools}}}"#,
+        serde_json::to_string(&msg).unwrap()
+    );
+    let noted = text.find(&format!("\"{output}\"")).unwrap();
+    let (start, end) = (noted + 2 * cut, noted + 2 * cut + output.len() + 2);
+    assert_eq!(
+        &text[start..start + 3],
+        "\"hh",
+        "the note would start on the text"
+    );
+    assert_eq!(
+        &text[end - 2..end + 1],
+        "u\"}",
+        "and end before the brace after the last"
+    );
+    clear_records(&m);
+    let r = request(g.addr, &post("/v1/chat/completions", &[], &text));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = body_of(mock_requests(&m).last().unwrap());
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages[1]["content"][0]["id"], plain.as_str(), "{sent}");
+    let turn = messages[2]["content"].as_array().unwrap();
+    assert_eq!(turn[0]["tool_use_id"], plain.as_str(), "{sent}");
+    assert_eq!(turn[0]["content"], output.as_str());
+    assert_eq!(turn[1]["text"], next.as_str(), "{sent}");
+    assert_eq!(turn[2]["text"], last.as_str(), "{sent}");
+    assert_eq!(turn.len(), 3);
 }
 
 #[test]

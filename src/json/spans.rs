@@ -267,8 +267,8 @@ pub(super) fn is_utf8(text: &[u8]) -> bool {
     text.get(at..).is_some_and(utf8)
 }
 
-/// Whether `needle` (which holds no quote) occurs in `text` outside its noted string tokens,
-/// when `text` is the noted body or a slice of it; else anywhere in it. A name the body
+/// Whether `needle` occurs in `text` outside its noted string tokens, when `text` is the noted
+/// body or a slice of it and the needle holds no quote; else anywhere in it. A name the body
 /// gives as a short string token (an item's `type`, a key) is found this way without
 /// reading the long texts an agent's body is mostly made of: a long string holds it only as
 /// text, never as such a token.

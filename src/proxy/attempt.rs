@@ -298,16 +298,18 @@ async fn prepare_body<'c>(
         opts.to_mut().path_stream = req.info.stream;
     }
     let body = &without_signatures(ctx, req, pair, req.body.clone().into()).to_bytes();
+    // The inspection's notes say where the client's body has its long strings: a body with
+    // signatures taken out (or swapped) is another one, and is read without them.
+    let unchanged = body.as_ptr() == req.body.as_ptr() && body.len() == req.body.len();
+    let unnoted = crate::json::StringSpans::default();
+    let strings = if unchanged {
+        &req.info.strings
+    } else {
+        &unnoted
+    };
     // Charged to the worker's budget first, and run off the worker when the body is large.
-    let (body, mut meta, charge) = convert::request(
-        ctx,
-        (body, &req.info.strings),
-        req.op,
-        &target.model,
-        pair,
-        opts,
-    )
-    .await?;
+    let (body, mut meta, charge) =
+        convert::request(ctx, (body, strings), req.op, &target.model, pair, opts).await?;
     *held = Some(charge);
     meta.created = super::ctx::unix_now();
     meta.gemini_json_array = gemini_json_array(ex, req);

@@ -99,12 +99,13 @@ pub const OUT_SLACK_BYTES: usize = 4096;
 /// (Responses to Messages, through a Chat body held while it is read) writes for bodies of
 /// many tiny items, where every item's markup grows; one a little shorter than the body
 /// is the usual case. Plus the room its conversation's buffer keeps in front
-/// ([`out::front_room`]).
+/// ([`out::front_room`]), three times: it is part of the buffer, which holds its old and its
+/// new allocation (half as large again) while it grows.
 pub fn request_memory_bound(body_len: usize) -> usize {
     body_len
         .saturating_mul(REQUEST_MEMORY_FACTOR)
         .saturating_add(REQUEST_MEMORY_SLACK)
-        .saturating_add(out::front_room(body_len))
+        .saturating_add(out::front_room(body_len).saturating_mul(3))
 }
 
 /// Multiple of a request body's length its translation may hold (see [`request_memory_bound`]).

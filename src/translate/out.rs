@@ -103,7 +103,8 @@ impl<'r> Out<'r> {
         let kept = std::mem::take(&mut self.front);
         let Some(at) = kept.checked_sub(data.len()).filter(|_| self.start == 0) else {
             self.insert(kept.saturating_sub(self.start), data)?;
-            self.start = self.start.max(kept);
+            // The room kept is left unused in front.
+            self.start = self.start.max(kept).min(self.buf.len());
             return Ok(());
         };
         match self.buf.get_mut(at..kept) {
@@ -228,22 +229,17 @@ impl<'r> Out<'r> {
         }
     }
 
-    /// Empties the buffer (its capacity, and charge, kept for reuse; its front kept again).
+    /// Empties the buffer (its capacity, and charge, kept for reuse; a front room not placed
+    /// yet is kept again, a placed one is not).
     pub fn clear(&mut self) {
-        let front = if self.front > 0 || self.start > 0 {
-            self.front.max(self.start)
-        } else {
-            0
-        };
         self.buf.clear();
-        self.buf.resize(front, b' ');
-        self.front = front;
+        self.buf.resize(self.front, b' ');
         self.start = 0;
     }
 
     /// The bytes, leaving the room's accounting (the caller charges them from here on). A
     /// buffer whose front room was not all taken moves its bytes down once here: a caller
-    /// that can take [`Out::into_bytes`] does not.
+    /// that can take [`Out::into_shared`] does not.
     pub fn into_vec(mut self) -> Vec<u8> {
         let mut buf = std::mem::take(&mut self.buf);
         self.room.give(buf.capacity());

@@ -71,7 +71,7 @@ pub(crate) fn openai_to_anthropic_shared(
 }
 
 /// The Anthropic body for the Chat body `body`, written in `room` (its conversation's buffer
-/// first sized to `capacity`; `meta` filled on the way).
+/// first sized to `capacity`, after the room it keeps in front; `meta` filled on the way).
 pub(crate) fn to_anthropic<'r>(
     body: &[u8],
     upstream_model: &str,
