@@ -1141,7 +1141,8 @@ fn agent_bodies_translate_alike_by_both_readers() {
                     checked += 1;
                 }
                 // As the gateway takes them: shared bytes, the front placed in the room kept
-                // for it (a system prompt of 7 KB at 50 KB), the same bytes.
+                // for it (Chat → Messages) or moving the conversation once (a 7 KB system
+                // prompt outgrows the room of a body this size), the same bytes.
                 let pairs: &[(Format, Format)] = match shape {
                     agent::Shape::Chat => &[(Format::OpenAi, Format::Anthropic)],
                     agent::Shape::Messages => &[(Format::Anthropic, Format::OpenAi)],

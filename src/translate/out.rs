@@ -316,18 +316,19 @@ impl Shared {
 }
 
 /// Most room a conversation's buffer keeps in front for the members before it.
-const FRONT_ROOM_MAX: usize = 64 * 1024;
+const FRONT_ROOM_MAX: usize = 16 * 1024;
 
 /// Room a conversation's buffer keeps in front whatever the body's size: a model name and
 /// the few members that go before the conversation.
 const FRONT_ROOM_MIN: usize = 512;
 
 /// The room a conversation's buffer keeps in front ([`Out::with_front`]) for a body of
-/// `body_len` bytes: enough for the members that go before the conversation, a system prompt
-/// among them (Claude Code's is 7 KB of a 50 KB turn). Where they do not fit, the
-/// conversation moves once, as it always did.
+/// `body_len` bytes: enough, from 110 KB on, for the members that go before the
+/// conversation with a system prompt among them (Claude Code's is 7 KB). Where they do not
+/// fit, the conversation moves once, as it always did: a smaller body's conversation is
+/// cheap to move, and the room is written (as spaces) whether it is taken or not.
 pub(crate) fn front_room(body_len: usize) -> usize {
-    (body_len / 4).min(FRONT_ROOM_MAX) + FRONT_ROOM_MIN
+    (body_len / 16).min(FRONT_ROOM_MAX) + FRONT_ROOM_MIN
 }
 
 /// The first capacity of an output buffer for a body of `body_len` bytes expected to grow by
