@@ -242,29 +242,9 @@ pub(super) fn is_utf8(text: &[u8]) -> bool {
     let Some(known) = notes_for(text) else {
         return simdutf8::basic::from_utf8(text).is_ok();
     };
-    let mut at = 0;
-    for s in known.spans.get(known.next..).unwrap_or_default() {
-        let (Some(start), Some(end)) = (
-            (s.start as usize).checked_sub(known.offset),
-            (s.end as usize).checked_sub(known.offset),
-        ) else {
-            continue;
-        };
-        if start >= known.len {
-            break;
-        }
-        // Inside a note already passed, or reaching past the text (not this text's note).
-        if start < at || end > known.len {
-            continue;
-        }
-        // A note starts at a quote or bracket and ends after one: the gaps are cut between
-        // characters.
-        if !text.get(at..start).is_some_and(utf8) {
-            return false;
-        }
-        at = end;
-    }
-    text.get(at..).is_some_and(utf8)
+    // A note starts at a quote or bracket and ends after one: the gaps are cut between
+    // characters.
+    !any_gap(text, &known, false, |gap| !utf8(gap))
 }
 
 /// Whether `needle` occurs in `text` outside its noted string tokens, when `text` is the noted
@@ -277,9 +257,22 @@ pub fn contains_outside_strings(text: &[u8], needle: &[u8]) -> bool {
     let Some(known) = notes_for(text).filter(|_| !needle.contains(&b'"')) else {
         return finder.find(text).is_some();
     };
+    // A match cannot run into a token: the needle holds no quote, the token opens with one.
+    any_gap(text, &known, true, |gap| finder.find(gap).is_some())
+}
+
+/// Whether `f` holds for any run of `text` outside its outermost notes (with `strings_only`,
+/// outside its string notes: a noted container's inside is a run too). A note reaching past
+/// the text is not this text's: what it covers in the text is read.
+fn any_gap(
+    text: &[u8],
+    known: &Known,
+    strings_only: bool,
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> bool {
     let mut at = 0;
     for s in known.spans.get(known.next..).unwrap_or_default() {
-        if s.container {
+        if strings_only && s.container {
             continue;
         }
         let (Some(start), Some(end)) = (
@@ -291,20 +284,16 @@ pub fn contains_outside_strings(text: &[u8], needle: &[u8]) -> bool {
         if start >= known.len {
             break;
         }
+        // Inside a note already passed, or reaching past the text.
         if start < at || end > known.len {
             continue;
         }
-        // A match cannot run into the token: the needle holds no quote, the token opens with
-        // one.
-        if text
-            .get(at..start)
-            .is_some_and(|gap| finder.find(gap).is_some())
-        {
+        if text.get(at..start).is_some_and(&mut f) {
             return true;
         }
         at = end;
     }
-    text.get(at..).is_some_and(|gap| finder.find(gap).is_some())
+    text.get(at..).is_some_and(f)
 }
 
 /// A reader's walk through the notes: string tokens are asked for in order, so the next one
