@@ -104,7 +104,7 @@ fn translated(body: &[u8], client: Format, provider: Format, opts: &Options) -> 
         Pair::new(client, provider)
             .request_shared(body, UPSTREAM_MODEL, opts, &Room::unlimited())
             .ok()
-            .map(|(b, _)| b.bytes.len())
+            .map(|(b, _)| b.len())
     })
 }
 
@@ -126,7 +126,7 @@ fn responses_to_messages(body: &[u8], opts: &Options) -> usize {
 
 /// Every path measured. Chat and Messages clients never reach a Responses provider (a native
 /// Responses provider serves Responses clients only), so those two pairs do not exist.
-const PATHS: [Path; 7] = [
+const PATHS: [Path; 8] = [
     Path {
         name: "chat_same_format",
         client: Shape::Chat,
@@ -135,6 +135,11 @@ const PATHS: [Path; 7] = [
     Path {
         name: "messages_same_format",
         client: Shape::Messages,
+        run: same_format,
+    },
+    Path {
+        name: "responses_same_format",
+        client: Shape::Responses,
         run: same_format,
     },
     Path {

@@ -1350,6 +1350,201 @@ fn a_translated_body_is_made_again_for_a_fresh_connection() {
     }
 }
 
+/// A body's long texts reach a translated provider byte for byte: the translation lends them
+/// from the client's body (no copy) and the gateway sends its own bytes and the lent spans in
+/// one vectored write. Each client format, texts with escapes and non-ASCII, and texts that
+/// end up next to each other.
+#[test]
+fn long_texts_reach_a_translated_provider_as_the_client_wrote_them() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let chat = br#"{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+        let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
+        // A thread per connection: each provider keeps one of its own.
+        for s in l.incoming().take(16) {
+            let Ok(mut s) = s else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                while let Some(raw) = read_request(&mut s) {
+                    let anthropic = raw.starts_with(b"POST /v1/messages");
+                    let _ = tx.send(request_body(&raw).to_vec());
+                    answer_json(&mut s, if anthropic { messages } else { chat });
+                }
+            });
+        }
+    });
+    let g = gateway(&format!(
+        "[server]\nworkers = 1\n[[provider]]\nname = \"oa\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[provider]]\nname = \"an\"\nkind = \"anthropic\"\nbase_url = \"http://{up}\"\n\n[[route]]\nmodel = \"to-chat\"\ntargets = [\"oa/x\"]\n\n[[route]]\nmodel = \"to-messages\"\ntargets = [\"an/x\"]\n"
+    ));
+    let file = |n: usize| {
+        format!("fn f{n}() {{ println!(\"caf\u{e9} \\\\ tab\there\"); }} // \u{1f980}\n")
+            .repeat(300 + n)
+    };
+    let (system, read, asked) = (file(1), file(2), file(3));
+    let cases = [
+        (
+            "/v1/messages",
+            "to-chat",
+            serde_json::json!({
+                "model": "to-chat", "max_tokens": 16, "system": system,
+                "messages": [
+                    {"role": "user", "content": asked},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {"path": "a"}}]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": read},
+                        {"type": "text", "text": asked}]},
+                ],
+            }),
+        ),
+        (
+            "/v1/chat/completions",
+            "to-messages",
+            serde_json::json!({
+                "model": "to-messages", "max_tokens": 16,
+                "messages": [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": asked},
+                    {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "read", "arguments": "{}"}}]},
+                    {"role": "tool", "tool_call_id": "t1", "content": read},
+                    {"role": "user", "content": asked},
+                ],
+            }),
+        ),
+        (
+            "/v1/responses",
+            "to-chat",
+            serde_json::json!({
+                "model": "to-chat", "instructions": system, "store": false,
+                "input": [
+                    {"role": "user", "content": asked},
+                    {"type": "function_call", "call_id": "t1", "name": "read", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "t1", "output": read},
+                ],
+            }),
+        ),
+        (
+            "/v1/responses",
+            "to-messages",
+            serde_json::json!({
+                "model": "to-messages", "instructions": system, "store": false,
+                "input": [
+                    {"role": "user", "content": asked},
+                    {"type": "function_call", "call_id": "t1", "name": "read", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "t1", "output": read},
+                ],
+            }),
+        ),
+    ];
+    for (path, model, body) in cases {
+        let body = body.to_string();
+        let r = request(g.addr, &post(path, &[], &body));
+        assert_eq!(r.status, 200, "{path} {model}: {}", r.text());
+        let sent = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&sent)
+            .unwrap_or_else(|e| panic!("{path} {model}: not JSON ({e})"));
+        // Every text arrived whole, in its place.
+        let texts: Vec<String> = all_strings(&v)
+            .into_iter()
+            .filter(|t| t.len() > 1000)
+            .collect();
+        let mut want: Vec<&str> = vec![&system, &asked, &read, &asked];
+        if path == "/v1/responses" {
+            want.pop();
+        }
+        let mut got: Vec<&str> = texts.iter().map(String::as_str).collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "{path} {model}");
+        // As the client escaped them, byte for byte.
+        let literal = serde_json::to_string(&read).unwrap();
+        assert!(
+            memchr::memmem::find(&sent, literal.as_bytes()).is_some(),
+            "{path} {model}"
+        );
+    }
+}
+
+/// A translated body of megabytes reaches a provider that reads it slowly whole and in order:
+/// the vectored sends go on from wherever the socket stopped taking bytes (within a part,
+/// between parts), and a body this large is translated on a helper thread, its spans lent
+/// from the client's body there too.
+#[test]
+fn a_large_translated_body_reaches_a_slow_provider_whole() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // A small receive window (taken by the accepted socket): the gateway's socket keeps a
+    // small send buffer and takes a part in many sends.
+    {
+        use std::os::fd::AsRawFd;
+        nix::sys::socket::setsockopt(l.as_raw_fd(), nix::sys::socket::sockopt::RcvBuf, &4096)
+            .unwrap();
+    }
+    let up = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let answer = br#"{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+        if let Some(Ok(mut s)) = l.incoming().next() {
+            // Small reads with pauses: the gateway's socket fills and its sends stop short.
+            if let Some(raw) = read_request_paced(&mut s, Some((16, Duration::from_millis(2)))) {
+                let _ = tx.send(request_body(&raw).to_vec());
+                answer_json(&mut s, answer);
+            }
+        }
+    });
+    let g = gateway(&format!(
+        "[server]\nworkers = 1\n[[provider]]\nname = \"oa\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[route]]\nmodel = \"to-chat\"\ntargets = [\"oa/x\"]\n"
+    ));
+    // Texts of different lengths, so the seams fall everywhere in the socket's takes, and one
+    // of 3 MB, which the socket takes in several sends.
+    let texts: Vec<String> = (0..24)
+        .map(|n| {
+            let times = if n == 12 { 100_000 } else { 4000 + 997 * n };
+            format!("line {n} of a file: \"q\"\t\u{e9}\n").repeat(times)
+        })
+        .collect();
+    let mut messages = Vec::new();
+    for (n, t) in texts.iter().enumerate() {
+        let role = if n % 2 == 0 { "user" } else { "assistant" };
+        messages.push(serde_json::json!({"role": role, "content": t}));
+    }
+    let body =
+        serde_json::json!({"model": "to-chat", "max_tokens": 16, "messages": messages}).to_string();
+    assert!(body.len() > 2 * 1024 * 1024, "{}", body.len());
+    let r = request(g.addr, &post("/v1/messages", &[], &body));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&sent).unwrap();
+    let got: Vec<&str> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = texts.iter().map(String::as_str).collect();
+    assert_eq!(got, want);
+}
+
+/// Writes `answer` as a 200 JSON response.
+fn answer_json(s: &mut TcpStream, answer: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        answer.len()
+    );
+    let _ = s.write_all(head.as_bytes());
+    let _ = s.write_all(answer);
+}
+
+/// Every string in `v`, depth first.
+fn all_strings(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a.iter().flat_map(all_strings).collect(),
+        serde_json::Value::Object(o) => o.values().flat_map(all_strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[test]
 fn an_endless_upstream_head_is_cut_off() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -988,6 +988,7 @@ fn responses_translators_over_every_stream_case() {
 fn requests_translate_alike_within_a_memory_budget() {
     let mut checked = 0;
     let mut shared_checked = 0;
+    let mut lent = 0;
     let mut fast_reads = 0;
     for case in cases().iter().filter(|c| c.str("kind") == "request") {
         let pair = gemini::pair("request", case.str("direction"));
@@ -1061,10 +1062,15 @@ fn requests_translate_alike_within_a_memory_budget() {
             (None, _) => None,
         };
         if let Some((p, m)) = shared_pair {
-            let shared = p.request_shared(&input, m, &opts, &translate::Room::new(bound));
+            // Every string of eight bytes or more lent from the body rather than copied: the
+            // seams a lent span makes, crossed by every case.
+            let source = bytes::Bytes::copy_from_slice(&input);
+            let shared = translate::lending_from(8, || {
+                p.request_shared(&source, m, &opts, &translate::Room::new(bound))
+            });
             let shared = shared.map(|(b, meta)| {
-                assert!(b.held >= b.bytes.len(), "{}", case.name);
-                (b.bytes.to_vec(), meta)
+                lent += b.lent_spans();
+                (b.parts(&source).unwrap().concat(), meta)
             });
             assert_eq!(shared, free, "{}: shared", case.name);
             shared_checked += 1;
@@ -1079,6 +1085,7 @@ fn requests_translate_alike_within_a_memory_budget() {
     }
     assert!(checked > 300, "{checked}");
     assert!(shared_checked > 100, "{shared_checked}");
+    assert!(lent > 100, "strings were lent: {lent}");
     assert!(
         fast_reads >= 150,
         "{fast_reads} cases read by the fast reader alone"
@@ -1154,11 +1161,20 @@ fn agent_bodies_translate_alike_by_both_readers() {
                 for &(client, provider) in pairs {
                     let pair = Pair::new(client, provider);
                     let room = translate::Room::unlimited();
-                    let (shared, meta) = pair.request_shared(&body, "m", &opts, &room).unwrap();
-                    let plain = pair.request(&body, "m", &opts).unwrap();
-                    assert_eq!(shared.bytes, plain.0, "{shape:?} {size} {provider:?}");
+                    let source = bytes::Bytes::from(body.clone());
+                    let (shared, meta) = pair.request_shared(&source, "m", &opts, &room).unwrap();
+                    // Against the body copied whole, nothing lent.
+                    let plain =
+                        translate::without_lending(|| pair.request(&body, "m", &opts)).unwrap();
+                    // A 50 KB turn holds files an agent read: long strings, lent.
+                    assert!(
+                        shared.lent_spans() > 0 || size < 50 * 1024,
+                        "{shape:?} {size} {provider:?}"
+                    );
+                    let parts = shared.parts(&source).unwrap();
+                    assert_eq!(parts.concat(), plain.0, "{shape:?} {size} {provider:?}");
                     assert_eq!(meta, plain.1);
-                    assert!(shared.held >= shared.bytes.len());
+                    assert_eq!(shared.into_vec(&source).unwrap(), plain.0);
                 }
             }
         }

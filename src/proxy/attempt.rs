@@ -339,7 +339,7 @@ async fn prepare_body<'c>(
     }
     Ok(Prepared::Send {
         path,
-        body: OutBody::from(body),
+        body,
         meta: Some(Rc::new(meta)),
         hide_usage: false,
         betas: None,

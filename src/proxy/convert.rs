@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::json::{with_notes, StringSpans};
 use crate::rt::pool::{self, PoolError};
 use crate::translate::{Options, Pair, RequestMeta, Room, Shared, TranslateError};
+use crate::upstream::OutBody;
 
 /// Bodies up to this size are read and translated on the worker (about half a millisecond for
 /// both at 512 KiB in a release build: `cargo bench --bench agent`); larger ones on a helper
@@ -33,7 +34,7 @@ pub(super) async fn request<'c>(
     model: &str,
     pair: Pair,
     opts: Cow<'_, Options>,
-) -> Result<(Bytes, RequestMeta, Charge<'c>)> {
+) -> Result<(OutBody, RequestMeta, Charge<'c>)> {
     let bound = crate::translate::request_memory_bound(body.len());
     let limit = ctx.buffers.limit();
     if bound > limit {
@@ -69,7 +70,14 @@ pub(super) async fn request<'c>(
     // The translation's scratch is gone: only the body kept for sending stays charged
     // (shrinking always succeeds).
     charge.resize(shared.held);
-    Ok((shared.bytes, meta, charge))
+    // The parts: its own bytes and the spans of this body it lent.
+    let parts = shared.parts(body).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Internal,
+            "a translated body was joined with another source",
+        )
+    })?;
+    Ok((OutBody::pieces(parts), meta, charge))
 }
 
 /// The error for work the helper threads could not take (503 when their queue is full).

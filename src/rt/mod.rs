@@ -97,6 +97,20 @@ pub fn send_front(fd: std::os::fd::RawFd, buf: &mut Vec<u8>) -> std::io::Result<
     Ok(n)
 }
 
+/// Send from `parts` (in order, as one vectored send) what a connected socket takes now, without
+/// waiting and without the driver: the bytes sent, 0 when the socket has no room.
+pub fn send_parts_now(
+    fd: std::os::fd::RawFd,
+    parts: &[std::io::IoSlice<'_>],
+) -> std::io::Result<usize> {
+    use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    match no_eintr(|| sendmsg::<SockaddrStorage>(fd, parts, &[], flags, None)) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+        other => other,
+    }
+}
+
 /// Receive what a connected socket holds now, without waiting and without the driver: the
 /// bytes read (0 at its end), or `WouldBlock` when nothing is there.
 pub fn recv_now(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -46,7 +46,7 @@ pub use messages_via_chat::response::{
     openai_to_anthropic_response, openai_to_anthropic_response_into,
 };
 pub use messages_via_chat::stream::OpenAiToAnthropicStream;
-pub use out::{Room, Shared};
+pub use out::{lending_from, without_lending, Room, Shared, LEND_MIN_BYTES};
 pub use pair::{Pair, StreamTranslator};
 pub use thinking::{thinking_style_for, ThinkingForm, ThinkingStyle};
 

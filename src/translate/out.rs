@@ -2,7 +2,9 @@
 //! [`Room`], so that what a translation reserves never passes the share of the worker's budget
 //! it was charged (a write past it fails with [`TranslateError::over_budget`]), and the pieces
 //! a translated body is assembled from (its top-level members around the conversation written
-//! element by element).
+//! element by element). Long stretches of the client's body that a translation writes as they
+//! stand (a file an agent read, as a JSON string) are lent, not copied: the translated body is
+//! its own bytes with spans of the client's between them, sent as they are.
 
 use std::cell::Cell;
 use std::io;
@@ -13,6 +15,39 @@ use super::{TranslateError, OUT_SLACK_BYTES};
 
 /// Smallest capacity an output buffer grows to (growth is geometric from there).
 const MIN_GROWTH: usize = 4096;
+
+/// Shortest write out of the source that a buffer lends rather than copies: below it, a copy
+/// costs less than the part it would add to the body's writes.
+pub const LEND_MIN_BYTES: usize = 4096;
+
+thread_local! {
+    /// The shortest write buffers made on this thread lend (see [`lending_from`]).
+    static LEND_FROM: Cell<usize> = const { Cell::new(LEND_MIN_BYTES) };
+}
+
+/// Runs `f` with every translation's output copied whole (nothing lent): the plain path the
+/// lending one is compared with (differential tests, the fuzz target).
+pub fn without_lending<R>(f: impl FnOnce() -> R) -> R {
+    lending_from(usize::MAX, f)
+}
+
+/// Runs `f` with buffers lending writes of `min` bytes or more: small bodies' strings lent too,
+/// for tests and the fuzz target to cross every seam a lent span makes.
+pub fn lending_from<R>(min: usize, f: impl FnOnce() -> R) -> R {
+    let before = LEND_FROM.with(|n| n.replace(min.max(1)));
+    let out = f();
+    LEND_FROM.with(|n| n.set(before));
+    out
+}
+
+/// A span of the source that sits, unwritten, in an output: before the byte at `at` of the
+/// buffer (after the spans before it with the same `at`), `len` bytes from `from`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lent {
+    pub at: usize,
+    pub from: usize,
+    pub len: usize,
+}
 
 /// Bytes a request translation may still reserve for the buffers it writes.
 #[derive(Debug)]
@@ -59,6 +94,10 @@ impl Room {
 /// A buffer made [`Out::with_front`] keeps room at its start for what goes in front of what is
 /// written (a body's first members, known only once its conversation is read), so that
 /// [`assemble`] need not move the conversation: what it writes is then read from `start`.
+///
+/// A buffer [`Out::lending`] a source keeps a write of [`LEND_MIN_BYTES`] or more that lies
+/// within the source as a [`Lent`] span rather than a copy. Positions its methods take and
+/// give count the lent bytes as written.
 pub(crate) struct Out<'r> {
     buf: Vec<u8>,
     room: &'r Room,
@@ -66,6 +105,14 @@ pub(crate) struct Out<'r> {
     front: usize,
     /// Where what was written starts in `buf` (past what the front did not take).
     start: usize,
+    /// What lent spans are taken from (empty: nothing is lent).
+    source: &'r [u8],
+    /// The lent spans, in order.
+    lent: Vec<Lent>,
+    /// The shortest write lent.
+    lend_from: usize,
+    /// Their bytes, all told.
+    lent_len: usize,
 }
 
 impl<'r> Out<'r> {
@@ -76,6 +123,10 @@ impl<'r> Out<'r> {
             room,
             front: 0,
             start: 0,
+            source: &[],
+            lent: Vec::new(),
+            lend_from: usize::MAX,
+            lent_len: 0,
         };
         let capacity = capacity.min(room.left());
         if capacity > 0 && room.take(capacity) {
@@ -95,6 +146,83 @@ impl<'r> Out<'r> {
             out.front = front;
         }
         out
+    }
+
+    /// Lends spans of `source` from here on (unless [`without_lending`] is on).
+    pub fn lending(mut self, source: &'r [u8]) -> Out<'r> {
+        self.lend_from = LEND_FROM.with(Cell::get);
+        self.source = source;
+        self
+    }
+
+    /// Where `data` starts in the source, if it lies within it.
+    #[inline]
+    fn in_source(&self, data: &[u8]) -> Option<usize> {
+        let from = data
+            .as_ptr()
+            .addr()
+            .checked_sub(self.source.as_ptr().addr())?;
+        (from.checked_add(data.len())? <= self.source.len()).then_some(from)
+    }
+
+    /// Lends `len` bytes of the source from `from` at the end.
+    #[cold]
+    fn lend(&mut self, from: usize, len: usize) {
+        let at = self.buf.len();
+        match self.lent.last_mut() {
+            // Right behind the last span, in the source too: the same span, longer.
+            Some(last) if last.at == at && last.from + last.len == from => last.len += len,
+            _ => self.lent.push(Lent { at, from, len }),
+        }
+        self.lent_len += len;
+    }
+
+    /// The index in `buf` of position `p` (as [`Out::len`] counts), and how many spans lie
+    /// wholly before it; `Err` with the span's index when `p` falls inside a lent span. Looked
+    /// for from the end, where a translation's moves happen.
+    fn locate(&self, p: usize) -> Result<(usize, usize), usize> {
+        // Lent bytes of the spans after the one looked at.
+        let mut after = 0;
+        for (i, s) in self.lent.iter().enumerate().rev() {
+            let before = self.lent_len - after - s.len;
+            let starts = s.at.saturating_sub(self.start) + before;
+            if p >= starts + s.len {
+                return Ok((self.start + p - before - s.len, i + 1));
+            }
+            if p > starts {
+                return Err(i);
+            }
+            after += s.len;
+        }
+        Ok((self.start + p, 0))
+    }
+
+    /// Writes every lent span into the buffer (positions do not change): for what must read
+    /// or move the bytes as they are.
+    fn settle_lent(&mut self) -> Result<(), TranslateError> {
+        if self.lent.is_empty() {
+            return Ok(());
+        }
+        self.reserve(self.lent_len)?;
+        let own = self.buf.len();
+        self.buf.resize(own + self.lent_len, 0);
+        // From the back: each own stretch moves up past the spans before it, each span is
+        // copied in below it.
+        let (mut end, mut own_end) = (self.buf.len(), own);
+        for s in self.lent.iter().rev() {
+            let stretch = own_end - s.at;
+            self.buf.copy_within(s.at..own_end, end - stretch);
+            end -= stretch;
+            let Some(src) = self.source.get(s.from..s.from + s.len) else {
+                return Err(TranslateError::internal("a lent span ran past its source"));
+            };
+            self.buf[end - s.len..end].copy_from_slice(src);
+            end -= s.len;
+            own_end = s.at;
+        }
+        self.lent.clear();
+        self.lent_len = 0;
+        Ok(())
     }
 
     /// Puts `data` in front of everything written, in the room kept for it when it fits
@@ -165,9 +293,15 @@ impl<'r> Out<'r> {
         Ok(())
     }
 
-    /// Appends `data`.
-    #[inline]
+    /// Appends `data` (lent when it is a long stretch of the source).
+    #[inline(always)]
     pub fn put(&mut self, data: &[u8]) -> Result<(), TranslateError> {
+        if data.len() >= self.lend_from {
+            if let Some(from) = self.in_source(data) {
+                self.lend(from, data.len());
+                return Ok(());
+            }
+        }
         self.reserve(data.len())?;
         self.buf.extend_from_slice(data);
         Ok(())
@@ -189,39 +323,158 @@ impl<'r> Out<'r> {
         })
     }
 
-    /// Inserts `data` at `at` (the bytes after it move up, once).
+    /// Appends what `other` wrote; its lent spans are lent here too when both lend from one
+    /// source (else copied).
+    pub fn put_out(&mut self, other: &Out<'_>) -> Result<(), TranslateError> {
+        let one_source = other.source.as_ptr() == self.source.as_ptr()
+            && other.source.len() == self.source.len();
+        let cut = || TranslateError::internal("a lent span ran past its buffer");
+        let mut at = other.start;
+        for s in &other.lent {
+            self.put(other.buf.get(at..s.at).ok_or_else(cut)?)?;
+            let src = other.source.get(s.from..s.from + s.len).ok_or_else(cut)?;
+            if one_source {
+                self.lend(s.from, s.len);
+            } else {
+                self.put(src)?;
+            }
+            at = s.at;
+        }
+        self.put(other.buf.get(at..).ok_or_else(cut)?)
+    }
+
+    /// Inserts `data` at `at` (the bytes after it move up, once; a lent span it falls in is
+    /// cut in two).
     pub fn insert(&mut self, at: usize, data: &[u8]) -> Result<(), TranslateError> {
         self.reserve(data.len())?;
-        let at = self.start.saturating_add(at).min(self.buf.len());
+        let (at, after) = match self.locate(at.min(self.len())) {
+            Ok(found) => found,
+            Err(i) => {
+                self.split(i, at);
+                (self.lent[i].at, i + 1)
+            }
+        };
         let len = self.buf.len();
         self.buf.resize(len + data.len(), 0);
         self.buf.copy_within(at..len, at + data.len());
         self.buf[at..at + data.len()].copy_from_slice(data);
+        for s in &mut self.lent[after..] {
+            s.at += data.len();
+        }
         Ok(())
     }
 
-    /// Bytes written (the front kept counts until it is placed).
+    /// Cuts lent span `i` in two at position `p` (inside it).
+    fn split(&mut self, i: usize, p: usize) {
+        let before: usize = self.lent[..i].iter().map(|s| s.len).sum();
+        let s = self.lent[i];
+        let head = p.saturating_sub(s.at.saturating_sub(self.start) + before);
+        self.lent[i].len = head;
+        self.lent.insert(
+            i + 1,
+            Lent {
+                at: s.at,
+                from: s.from + head,
+                len: s.len - head,
+            },
+        );
+    }
+
+    /// Bytes written (the front kept counts until it is placed; lent spans count).
     pub fn len(&self) -> usize {
-        self.buf.len() - self.start
+        self.buf.len() - self.start + self.lent_len
     }
 
-    /// What has been written.
-    pub fn bytes(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or_default()
+    /// What has been written (lent spans written in first).
+    pub fn bytes(&mut self) -> Result<&[u8], TranslateError> {
+        self.settle_lent()?;
+        Ok(self.buf.get(self.start..).unwrap_or_default())
     }
 
-    /// Mutable access to what has been written (for moves within it; it never grows here).
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        self.buf.get_mut(self.start..).unwrap_or_default()
+    /// The byte at position `p`, wherever it is.
+    pub fn byte_at(&self, p: usize) -> Option<u8> {
+        match self.locate(p) {
+            Ok((at, i)) => match self.lent.get(i) {
+                // Spans sitting right here come first.
+                Some(s) if s.at == at => self.source.get(s.from).copied(),
+                _ => self.buf.get(at).copied(),
+            },
+            Err(i) => {
+                let before: usize = self.lent[..i].iter().map(|s| s.len).sum();
+                let s = self.lent[i];
+                let into = p.saturating_sub(s.at.saturating_sub(self.start) + before);
+                self.source.get(s.from + into).copied()
+            }
+        }
+    }
+
+    /// Sets the byte at position `p`, one of the buffer's own (else the spans are written in
+    /// first).
+    pub fn set_byte(&mut self, p: usize, b: u8) -> Result<(), TranslateError> {
+        let own = match self.locate(p) {
+            Ok((at, i)) if self.lent.get(i).is_none_or(|s| s.at != at) => Some(at),
+            _ => None,
+        };
+        let at = match own {
+            Some(at) => at,
+            None => {
+                self.settle_lent()?;
+                self.start + p
+            }
+        };
+        match self.buf.get_mut(at) {
+            Some(byte) => *byte = b,
+            None => return Err(TranslateError::internal("a byte past the end was set")),
+        }
+        Ok(())
+    }
+
+    /// Takes out the bytes from `from` to `to` (those after move down).
+    pub fn remove(&mut self, from: usize, to: usize) -> Result<(), TranslateError> {
+        let (Ok((a, i)), Ok((b, j))) = (self.locate(from), self.locate(to)) else {
+            self.settle_lent()?;
+            self.buf.drain(self.start + from..self.start + to);
+            return Ok(());
+        };
+        if i != j {
+            // Spans inside the range go with it: written in, then taken out.
+            self.settle_lent()?;
+            self.buf.drain(self.start + from..self.start + to);
+            return Ok(());
+        }
+        self.buf.drain(a..b);
+        for s in &mut self.lent[i..] {
+            s.at -= b - a;
+        }
+        Ok(())
     }
 
     /// Keeps the first `len` bytes.
     pub fn truncate(&mut self, len: usize) {
-        self.buf.truncate(self.start.saturating_add(len));
+        let (at, keep) = match self.locate(len.min(self.len())) {
+            Ok(found) => found,
+            Err(i) => {
+                self.split(i, len);
+                (self.lent[i].at, i + 1)
+            }
+        };
+        for s in self.lent.drain(keep..) {
+            self.lent_len -= s.len;
+        }
+        self.buf.truncate(at);
     }
 
     /// The last byte, taken off.
     pub fn pop(&mut self) -> Option<u8> {
+        if let Some(s) = self.lent.last_mut().filter(|s| s.at == self.buf.len()) {
+            let byte = self.source.get(s.from + s.len - 1).copied();
+            s.len -= 1;
+            self.lent_len -= 1;
+            if s.len == 0 {
+                self.lent.pop();
+            }
+            return byte;
+        }
         if self.buf.len() > self.start {
             self.buf.pop()
         } else {
@@ -235,27 +488,37 @@ impl<'r> Out<'r> {
         self.buf.clear();
         self.buf.resize(self.front, b' ');
         self.start = 0;
+        self.lent.clear();
+        self.lent_len = 0;
     }
 
     /// The bytes, leaving the room's accounting (the caller charges them from here on). A
     /// buffer whose front room was not all taken moves its bytes down once here: a caller
     /// that can take [`Out::into_shared`] does not.
-    pub fn into_vec(mut self) -> Vec<u8> {
+    pub fn into_vec(mut self) -> Result<Vec<u8>, TranslateError> {
+        self.settle_lent()?;
         let mut buf = std::mem::take(&mut self.buf);
         self.room.give(buf.capacity());
         buf.drain(..self.start.min(buf.len()));
-        buf
+        Ok(buf)
     }
 
-    /// The bytes as shared ones, without moving them (see [`Out::into_vec`]).
+    /// The bytes as shared ones, without moving them (see [`Out::into_vec`]), with the spans
+    /// of the source lent between them.
     pub fn into_shared(mut self) -> Shared {
         let buf = std::mem::take(&mut self.buf);
         self.room.give(buf.capacity());
         let held = buf.capacity();
         let start = self.start.min(buf.len());
+        let mut lent = std::mem::take(&mut self.lent);
+        for s in &mut lent {
+            s.at = s.at.saturating_sub(start);
+        }
         Shared {
-            bytes: bytes::Bytes::from(buf).slice(start..),
+            own: bytes::Bytes::from(buf).slice(start..),
             held,
+            lent,
+            source: (self.source.as_ptr().addr(), self.source.len()),
         }
     }
 }
@@ -278,11 +541,9 @@ impl io::Write for Writer<'_, '_> {
 
     #[inline(always)]
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.0.reserve(data.len()).is_err() {
-            return Err(io::Error::other("over the translation's budget"));
-        }
-        self.0.buf.extend_from_slice(data);
-        Ok(())
+        self.0
+            .put(data)
+            .map_err(|_| io::Error::other("over the translation's budget"))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -290,11 +551,14 @@ impl io::Write for Writer<'_, '_> {
     }
 }
 
-/// A translated body as shared bytes (read from where they were written), and how many bytes
-/// of memory hold them.
+/// A translated body as shared bytes (read from where they were written) with spans of the
+/// source it was translated from lent between them, and how many bytes of memory hold its own.
 #[derive(Debug)]
 pub struct Shared {
-    pub bytes: bytes::Bytes,
+    own: bytes::Bytes,
+    lent: Vec<Lent>,
+    /// The source's address and length: the lent spans are read from no other.
+    source: (usize, usize),
     pub held: usize,
 }
 
@@ -303,15 +567,73 @@ impl Shared {
     pub fn of_vec(v: Vec<u8>) -> Shared {
         let held = v.capacity();
         Shared {
-            bytes: bytes::Bytes::from(v),
+            own: bytes::Bytes::from(v),
+            lent: Vec::new(),
+            source: (0, 0),
             held,
         }
     }
 
-    /// The bytes in a vector of their own (moved down once when they do not start their
-    /// buffer).
-    pub fn into_vec(self) -> Vec<u8> {
-        Vec::from(self.bytes)
+    /// The body's length.
+    pub fn len(&self) -> usize {
+        self.own.len() + self.lent.iter().map(|s| s.len).sum::<usize>()
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many spans of the source it lends.
+    pub fn lent_spans(&self) -> usize {
+        self.lent.len()
+    }
+
+    /// Whether `source` is the one the spans were lent from (any source, when none was).
+    fn is_source(&self, source: &[u8]) -> bool {
+        self.lent.is_empty() || self.source == (source.as_ptr().addr(), source.len())
+    }
+
+    /// The body's parts, in order: its own bytes and `source`'s lent spans, none copied. None
+    /// when `source` is not the body it was translated from.
+    pub fn parts(&self, source: &bytes::Bytes) -> Option<Vec<bytes::Bytes>> {
+        if !self.is_source(source) {
+            return None;
+        }
+        let mut parts = Vec::with_capacity(2 * self.lent.len() + 1);
+        let mut own = 0;
+        for s in &self.lent {
+            if s.at > own {
+                parts.push(self.own.slice(own..s.at));
+            }
+            parts.push(source.slice(s.from..s.from + s.len));
+            own = s.at;
+        }
+        if own < self.own.len() || parts.is_empty() {
+            parts.push(self.own.slice(own..));
+        }
+        Some(parts)
+    }
+
+    /// The body in one vector of its own (moved down once when it does not start its buffer;
+    /// lent spans copied from `source`, which must be the body it was translated from).
+    pub fn into_vec(self, source: &[u8]) -> Result<Vec<u8>, TranslateError> {
+        let wrong = || TranslateError::internal("a translated body was joined with another source");
+        if !self.is_source(source) {
+            return Err(wrong());
+        }
+        if self.lent.is_empty() {
+            return Ok(Vec::from(self.own));
+        }
+        let mut out = Vec::with_capacity(self.len());
+        let mut own = 0;
+        for s in &self.lent {
+            out.extend_from_slice(self.own.get(own..s.at).ok_or_else(wrong)?);
+            out.extend_from_slice(source.get(s.from..s.from + s.len).ok_or_else(wrong)?);
+            own = s.at;
+        }
+        out.extend_from_slice(self.own.get(own..).ok_or_else(wrong)?);
+        Ok(out)
     }
 }
 
@@ -375,6 +697,12 @@ pub(crate) fn object<T: Serialize>(value: &T) -> Result<Vec<u8>, TranslateError>
     })
 }
 
+/// A piece of a body written after its conversation: bytes, or what a buffer wrote.
+pub(crate) enum Piece<'a, 'r> {
+    Bytes(&'a [u8]),
+    Out(&'a Out<'r>),
+}
+
 /// The body, in `out`, which holds the elements of the array member `name`, each followed
 /// by a comma: `{`, `head`'s members, `"name":[`, `first` (elements followed by commas too),
 /// the elements, `]`, `after`'s pieces (members, each after a comma), `tail`'s members, `}`.
@@ -385,7 +713,7 @@ pub(crate) fn assemble<T: Serialize>(
     head: &[u8],
     name: &str,
     first: &[u8],
-    after: &[&[u8]],
+    after: &[Piece<'_, '_>],
     tail: &T,
 ) -> Result<(), TranslateError> {
     let head = members(head);
@@ -401,28 +729,27 @@ pub(crate) fn assemble<T: Serialize>(
     front.extend_from_slice(first);
     out.place_front(&front)?;
     // The last element's comma.
-    if out.bytes().last() == Some(&b',') {
+    if out.len() > 0 && out.byte_at(out.len() - 1) == Some(b',') {
         out.pop();
     }
     out.byte(b']')?;
     for piece in after {
-        out.put(piece)?;
+        match piece {
+            Piece::Bytes(b) => out.put(b)?,
+            Piece::Out(o) => out.put_out(o)?,
+        }
     }
     // `tail` as an object, `{…}`: its opening brace becomes the comma before its members, and
     // its closing one closes the body (an empty one leaves only that).
     let at = out.len();
     out.json(tail)?;
-    match out.bytes().get(at..) {
-        Some(b"{}") => {
+    let last = out.len().checked_sub(1).and_then(|p| out.byte_at(p));
+    match (out.len() - at, out.byte_at(at), last) {
+        (2, Some(b'{'), Some(b'}')) => {
             out.truncate(at);
             out.byte(b'}')
         }
-        Some([b'{', .., b'}']) => {
-            if let Some(brace) = out.bytes_mut().get_mut(at) {
-                *brace = b',';
-            }
-            Ok(())
-        }
+        (3.., Some(b'{'), Some(b'}')) => out.set_byte(at, b','),
         _ => Err(TranslateError::internal(
             "a body's members were not an object",
         )),
@@ -446,14 +773,14 @@ mod tests {
             let mut b = Out::with_capacity(&room, 0);
             assert!(b.put(&[3; 70]).is_err(), "more than the room");
             assert!(Writer(&mut b).write_all(&[3; 70]).is_err());
-            assert_eq!(a.bytes().len(), 40);
+            assert_eq!(a.bytes().unwrap().len(), 40);
         }
         assert_eq!(room.left(), 100, "dropping gives the room back");
         let mut c = Out::with_capacity(&room, 1000);
         assert_eq!(room.left(), 0, "a reservation is cut to the room");
         c.put(&[0; 100]).unwrap();
         assert!(c.put(&[0]).is_err());
-        let v = c.into_vec();
+        let v = c.into_vec().unwrap();
         assert_eq!(v.len(), 100);
         assert_eq!(room.left(), 100);
     }
@@ -474,18 +801,18 @@ mod tests {
             out.insert(at, b"9,").unwrap();
             assert_eq!(out.pop(), Some(b','));
             out.place_front(lead).unwrap();
-            assert!(out.bytes().starts_with(lead));
+            assert!(out.bytes().unwrap().starts_with(lead));
             out.byte(b']').unwrap();
             let vec = {
                 let mut again = Out::with_front(&room, 8, front);
-                again.put(out.bytes()).unwrap();
+                again.put(out.bytes().unwrap()).unwrap();
                 again.place_front(b"").unwrap();
-                again.into_vec()
+                again.into_vec().unwrap()
             };
             let shared = out.into_shared();
-            assert!(shared.held >= shared.bytes.len());
-            assert_eq!(shared.bytes, vec);
-            shared.into_vec()
+            assert!(shared.held >= shared.len());
+            assert_eq!(shared.parts(&bytes::Bytes::new()).unwrap().concat(), vec);
+            shared.into_vec(&[]).unwrap()
         };
         for (front, clear) in [(0, false), (2, false), (3, false), (16, false), (16, true)] {
             // Fits the room (16, 3 just), does not (2, 0): the same bytes either way.
@@ -493,6 +820,126 @@ mod tests {
             assert_eq!(shared(front, b"", clear), b"1,9,2]", "front {front}");
         }
         assert_eq!(room.left(), usize::MAX, "every buffer gave its room back");
+    }
+
+    #[test]
+    fn lent_spans_read_and_move_as_the_copied_bytes_would() {
+        // A source with a distinct byte everywhere (as far as a small cycle allows).
+        let source: bytes::Bytes = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let room = Room::unlimited();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        let mut lent_any = false;
+        for round in 0..300 {
+            let front = [0, 3, 64][round % 3];
+            let mut out = Out::with_front(&room, 16, front).lending(&source);
+            let mut model = vec![b' '; front];
+            for _ in 0..40 {
+                match next(9) {
+                    0..=2 => {
+                        // A long stretch of the source: lent.
+                        let len = LEND_MIN_BYTES + next(3 * LEND_MIN_BYTES);
+                        let from = next(source.len() - len);
+                        out.put(&source[from..from + len]).unwrap();
+                        model.extend_from_slice(&source[from..from + len]);
+                    }
+                    3 => {
+                        let data = vec![b'a' + next(26) as u8; 1 + next(40)];
+                        out.put(&data).unwrap();
+                        model.extend_from_slice(&data);
+                    }
+                    4 => {
+                        let at = next(model.len() + 1);
+                        let data = vec![b'A' + next(26) as u8; 1 + next(9)];
+                        out.insert(at, &data).unwrap();
+                        model.splice(at..at, data.iter().copied());
+                    }
+                    5 if !model.is_empty() => {
+                        let len = model.len() - next(model.len().min(5000) + 1);
+                        out.truncate(len);
+                        model.truncate(len);
+                    }
+                    6 => assert_eq!(out.pop(), model.pop()),
+                    7 if !model.is_empty() => {
+                        let from = next(model.len());
+                        let to = from + next((model.len() - from).min(30) + 1);
+                        out.remove(from, to).unwrap();
+                        model.drain(from..to);
+                    }
+                    8 if !model.is_empty() => {
+                        let at = next(model.len());
+                        assert_eq!(out.byte_at(at), Some(model[at]), "round {round}");
+                        out.set_byte(at, b'#').unwrap();
+                        model[at] = b'#';
+                    }
+                    _ => {}
+                }
+                assert_eq!(out.len(), model.len(), "round {round}");
+            }
+            assert_eq!(out.byte_at(model.len()), None);
+            let lead = b"{\"m\":[";
+            out.place_front(lead).unwrap();
+            if front >= lead.len() {
+                model.drain(..front - lead.len());
+                model[..lead.len()].copy_from_slice(lead);
+            } else {
+                model.splice(front..front, lead.iter().copied());
+                model.drain(..front);
+            }
+            assert_eq!(out.len(), model.len(), "round {round}");
+            // Read and moved with its spans in place, then written in: the same bytes.
+            let shared = out.into_shared();
+            assert_eq!(shared.len(), model.len(), "round {round}");
+            lent_any |= shared.lent_spans() > 0;
+            let parts = shared.parts(&source).unwrap();
+            assert_eq!(parts.concat(), model, "round {round}");
+            let other = bytes::Bytes::from(source.to_vec());
+            assert!(shared.lent_spans() == 0 || shared.parts(&other).is_none());
+            assert_eq!(shared.into_vec(&source).unwrap(), model, "round {round}");
+        }
+        assert!(lent_any);
+        assert_eq!(room.left(), usize::MAX, "every buffer gave its room back");
+    }
+
+    #[test]
+    fn a_shared_body_is_its_parts_and_joins_back() {
+        let source = bytes::Bytes::from(vec![b'x'; 3 * LEND_MIN_BYTES]);
+        let room = Room::unlimited();
+        let mut out = Out::with_front(&room, 8, 8).lending(&source);
+        out.put(b"[\"").unwrap();
+        out.put(&source[10..10 + LEND_MIN_BYTES]).unwrap();
+        // Right behind it in the source: one span.
+        out.put(&source[10 + LEND_MIN_BYTES..10 + 2 * LEND_MIN_BYTES])
+            .unwrap();
+        out.put(b"\",").unwrap();
+        out.put(&source[..LEND_MIN_BYTES - 1]).unwrap();
+        out.put(b"]").unwrap();
+        out.place_front(b"{").unwrap();
+        let shared = out.into_shared();
+        assert_eq!(shared.lent_spans(), 1, "the short stretch is copied");
+        let parts = shared.parts(&source).unwrap();
+        let flat = parts.concat();
+        assert_eq!(parts.len(), 3);
+        assert!(
+            parts[1].as_ptr() == source[10..].as_ptr(),
+            "lent, not copied"
+        );
+        let mut want = b"{[\"".to_vec();
+        want.extend_from_slice(&[b'x'; 2 * LEND_MIN_BYTES]);
+        want.extend_from_slice(b"\",");
+        want.extend_from_slice(&[b'x'; LEND_MIN_BYTES - 1]);
+        want.push(b']');
+        assert_eq!(flat, want);
+        assert_eq!(shared.into_vec(&source).unwrap(), want);
+        // Without lending, nothing is lent.
+        let mut out = without_lending(|| Out::with_capacity(&room, 0).lending(&source));
+        out.put(&source[..LEND_MIN_BYTES]).unwrap();
+        assert_eq!(out.into_shared().lent_spans(), 0);
     }
 
     #[test]
@@ -507,20 +954,20 @@ mod tests {
             head,
             "messages",
             b"0,",
-            &[br#","s":"#, br#""x""#],
+            &[Piece::Bytes(br#","s":"#), Piece::Bytes(br#""x""#)],
             &tail,
         )
         .unwrap();
         assert_eq!(
-            out.bytes(),
+            out.bytes().unwrap(),
             br#"{"model":"m","messages":[0,1,2],"s":"x","n":1}"#
         );
         let mut out = Out::with_capacity(&room, 0);
         let empty = serde_json::json!({});
         assemble(&mut out, b"{}", "input", b"", &[], &empty).unwrap();
-        assert_eq!(out.bytes(), br#"{"input":[]}"#);
+        assert_eq!(out.bytes().unwrap(), br#"{"input":[]}"#);
         let mut out = Out::with_capacity(&room, 0);
         assemble(&mut out, b"{}", "input", b"7,", &[], &empty).unwrap();
-        assert_eq!(out.bytes(), br#"{"input":[7]}"#);
+        assert_eq!(out.bytes().unwrap(), br#"{"input":[7]}"#);
     }
 }

@@ -54,7 +54,7 @@ impl Pair {
         room: &Room,
     ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
         self.request_shared(body, model, opts, room)
-            .map(|(b, m)| (b.into_vec(), m))
+            .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
     }
 
     /// [`Pair::request_within`] as shared bytes: a translation that wrote the body's first

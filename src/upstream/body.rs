@@ -1,6 +1,6 @@
-//! A request body on its way to a provider: whole, or a client's body with one span replaced
-//! (the model a route names), kept as three parts so an agent-size same-format body reaches the
-//! socket without being copied.
+//! A request body on its way to a provider: whole, a client's body with one span replaced (the
+//! model a route names), or a translated body with long spans of the client's between its own
+//! bytes: kept as parts, so that an agent-size body reaches the socket without being copied.
 
 use std::ops::Range;
 
@@ -22,6 +22,9 @@ enum Parts {
     Whole(Bytes),
     /// The bytes before the span, what replaces it, the bytes after it.
     Spliced([Bytes; 3]),
+    /// A translation's own bytes and the client's spans it lent, in order; every seam at a
+    /// quote of a JSON string or at the edge of a JSON value.
+    Pieces(Vec<Bytes>),
 }
 
 impl OutBody {
@@ -42,6 +45,17 @@ impl OutBody {
         })
     }
 
+    /// `parts` in order (a translated body: see [`crate::translate::Shared::parts`]).
+    pub fn pieces(mut parts: Vec<Bytes>) -> Self {
+        Self {
+            parts: match parts.len() {
+                0 => Parts::Whole(Bytes::new()),
+                1 => Parts::Whole(parts.swap_remove(0)),
+                _ => Parts::Pieces(parts),
+            },
+        }
+    }
+
     /// Its length in bytes.
     pub fn len(&self) -> usize {
         self.parts().iter().map(Bytes::len).sum()
@@ -57,6 +71,7 @@ impl OutBody {
         match &self.parts {
             Parts::Whole(b) => std::slice::from_ref(b),
             Parts::Spliced(p) => p,
+            Parts::Pieces(p) => p,
         }
     }
 
@@ -65,9 +80,9 @@ impl OutBody {
     pub fn to_bytes(&self) -> Bytes {
         match &self.parts {
             Parts::Whole(b) => b.clone(),
-            Parts::Spliced(p) => {
+            Parts::Spliced(_) | Parts::Pieces(_) => {
                 let mut out = Vec::with_capacity(self.len());
-                for part in p {
+                for part in self.parts() {
                     out.extend_from_slice(part);
                 }
                 Bytes::from(out)
@@ -75,17 +90,62 @@ impl OutBody {
         }
     }
 
-    /// Whether the body holds `finder`'s needle. Every seam between parts is at a quote of
-    /// the JSON string put in, so a needle without a quote is found within one part; one with
-    /// a quote is looked for in the joined body.
+    /// Whether the body holds `finder`'s needle. Every seam between a splice's parts is at a
+    /// quote of the JSON string put in, so a needle without a quote is found within one part;
+    /// one with a quote is looked for in the joined body. A translation's seams may be
+    /// elsewhere: the bytes around each are looked at too.
     pub fn contains(&self, finder: &Finder<'_>) -> bool {
         match &self.parts {
             Parts::Spliced(_) if finder.needle().contains(&b'"') => {
                 finder.find(&self.to_bytes()).is_some()
             }
+            Parts::Pieces(p) => {
+                p.iter().any(|p| finder.find(p).is_some()) || across_seams(p, finder)
+            }
             _ => self.parts().iter().any(|p| finder.find(p).is_some()),
         }
     }
+}
+
+/// Whether `finder`'s needle lies across a seam between `parts`: the needle's length less one
+/// on each side of every seam, joined, is where it would be.
+fn across_seams(parts: &[Bytes], finder: &Finder<'_>) -> bool {
+    let reach = finder.needle().len().saturating_sub(1);
+    if reach == 0 {
+        return false;
+    }
+    let mut window = Vec::with_capacity(2 * reach);
+    let mut before: Vec<&[u8]> = Vec::new();
+    for seam in 1..parts.len() {
+        // Up to `reach` bytes on each side, from as many parts as it takes.
+        before.clear();
+        let mut got = 0;
+        for part in parts[..seam].iter().rev() {
+            let take = (reach - got).min(part.len());
+            before.push(&part[part.len() - take..]);
+            got += take;
+            if got == reach {
+                break;
+            }
+        }
+        window.clear();
+        for piece in before.iter().rev() {
+            window.extend_from_slice(piece);
+        }
+        let mut got = 0;
+        for part in &parts[seam..] {
+            let take = (reach - got).min(part.len());
+            window.extend_from_slice(&part[..take]);
+            got += take;
+            if got == reach {
+                break;
+            }
+        }
+        if finder.find(&window).is_some() {
+            return true;
+        }
+    }
+    false
 }
 
 impl From<Bytes> for OutBody {
@@ -192,6 +252,33 @@ mod tests {
         // A small whole body rides with the head.
         let w = writes(head.clone(), &OutBody::from(b"{}".to_vec()));
         assert_eq!(w, vec![Write::Owned(b"POST / HTTP/1.1\r\n\r\n{}".to_vec())]);
+    }
+
+    #[test]
+    fn a_translated_body_finds_needles_across_any_seam() {
+        let whole = b"{\"a\":\"x__rwts__y\",\"b\":[1,2]}";
+        let needle = Finder::new(b"__rwts__");
+        // Every way of cutting the body in three: found wherever the seams fall, and never
+        // where it is not.
+        for i in 0..whole.len() {
+            for j in i..whole.len() {
+                let parts = vec![
+                    Bytes::copy_from_slice(&whole[..i]),
+                    Bytes::copy_from_slice(&whole[i..j]),
+                    Bytes::copy_from_slice(&whole[j..]),
+                ];
+                let out = OutBody::pieces(parts.clone());
+                assert!(out.contains(&needle), "{i} {j}");
+                assert!(!out.contains(&Finder::new(b"__rwts_y")), "{i} {j}");
+                assert_eq!(out.to_bytes(), Bytes::from_static(whole));
+                assert_eq!(out.len(), whole.len());
+                let w = writes(b"H".to_vec(), &out);
+                let mut want = b"H".to_vec();
+                want.extend_from_slice(whole);
+                assert_eq!(joined(&w), want);
+            }
+        }
+        assert_eq!(OutBody::pieces(Vec::new()).len(), 0);
     }
 
     #[test]

@@ -57,6 +57,52 @@ impl Stream {
         self.write_all(buf).await
     }
 
+    /// Writes `head` and then `parts`. On a plain socket, as few vectored sends as it takes,
+    /// none of the parts copied: each sends what the socket takes now, and when it takes
+    /// nothing the next waits until it has room. Through TLS, as [`body::writes`] has them.
+    async fn write_parts(&mut self, head: Vec<u8>, body: &OutBody) -> io::Result<()> {
+        let Stream::Plain(s) = self else {
+            for write in super::body::writes(head, body) {
+                match write {
+                    Write::Owned(bytes) => self.write_all(bytes).await?,
+                    Write::Shared(bytes) => self.write_all(bytes).await?,
+                }
+            }
+            return Ok(());
+        };
+        let fd = s.as_raw_fd();
+        let mut all: Vec<&[u8]> = Vec::with_capacity(body.parts().len() + 1);
+        all.push(&head);
+        all.extend(body.parts().iter().map(|p| &p[..]));
+        all.retain(|p| !p.is_empty());
+        // The first part not all sent, and how much of it was.
+        let (mut at, mut into) = (0, 0);
+        while at < all.len() {
+            let slices: Vec<io::IoSlice<'_>> = all[at..]
+                .iter()
+                .take(MAX_IOVECS)
+                .enumerate()
+                .map(|(i, p)| io::IoSlice::new(if i == 0 { &p[into..] } else { p }))
+                .collect();
+            let mut sent = crate::rt::send_parts_now(fd, &slices)?;
+            if sent == 0 {
+                s.writable(false).await?;
+                continue;
+            }
+            while sent > 0 && at < all.len() {
+                let left = all[at].len() - into;
+                if sent < left {
+                    into += sent;
+                    break;
+                }
+                sent -= left;
+                at += 1;
+                into = 0;
+            }
+        }
+        Ok(())
+    }
+
     async fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(_) => Ok(()),
@@ -77,6 +123,8 @@ pub const SLOW_READ: usize = 1024;
 const MAX_DIRECT_READ: usize = 16 * 1024;
 /// Small reads in a row before a large read buffer is swapped for a small one.
 const SMALL_READS_TO_SHRINK: u8 = 3;
+/// Most parts one vectored send takes (the kernel's `UIO_MAXIOV`).
+const MAX_IOVECS: usize = 1024;
 /// A request body up to this size is copied behind its head and sent in one write.
 pub const COALESCE_BODY_BYTES: usize = super::body::SMALL_PART;
 
@@ -285,12 +333,7 @@ impl Conn {
                 self.stream.write_all_owned(head).await?;
                 return self.stream.flush().await;
             }
-            for write in super::body::writes(head, &body) {
-                match write {
-                    Write::Owned(bytes) => self.stream.write_all_owned(bytes).await?,
-                    Write::Shared(bytes) => self.stream.write_all(bytes).await?,
-                }
-            }
+            self.stream.write_parts(head, &body).await?;
             self.stream.flush().await
         };
         match crate::rt::timer::timeout(timeout, send).await {

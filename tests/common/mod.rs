@@ -578,12 +578,28 @@ pub fn read_one_request(s: &mut TcpStream) -> bool {
 /// One request off `s`, head and Content-Length body, as its bytes (and any that followed in
 /// the same reads); None if it closed first.
 pub fn read_request(s: &mut TcpStream) -> Option<Vec<u8>> {
+    read_request_paced(s, None)
+}
+
+/// [`read_request`] that, with `pace` = (n, pause), sleeps `pause` after every n reads of 8 KB:
+/// a provider slow to take a body.
+pub fn read_request_paced(
+    s: &mut TcpStream,
+    pace: Option<(usize, std::time::Duration)>,
+) -> Option<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut tmp = [0u8; 16384];
+    let mut tmp = vec![0u8; if pace.is_some() { 8192 } else { 16384 }];
+    let mut reads = 0;
     loop {
         let n = Read::read(s, &mut tmp).unwrap_or(0);
         if n == 0 {
             return None;
+        }
+        reads += 1;
+        if let Some((every, pause)) = pace {
+            if reads % every == 0 {
+                std::thread::sleep(pause);
+            }
         }
         buf.extend_from_slice(&tmp[..n]);
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {

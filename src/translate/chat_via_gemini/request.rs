@@ -215,7 +215,7 @@ pub fn request_within(
     }
     let mut bytes = Out::with_capacity(room, first_capacity(body.len(), 5, 4));
     bytes.json(&Value::Object(out))?;
-    Ok((bytes.into_vec(), meta))
+    Ok((bytes.into_vec()?, meta))
 }
 
 fn reject_unsupported(req: &Map<String, Value>) -> Result<(), TranslateError> {

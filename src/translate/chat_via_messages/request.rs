@@ -10,7 +10,7 @@ use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Sink, Str, TextOr};
 
 use crate::translate::out::first_capacity;
-use crate::translate::out::{assemble, object, Out, Room, Shared};
+use crate::translate::out::{assemble, object, Out, Piece, Room, Shared};
 use crate::translate::thinking::{generation, Generation};
 use crate::translate::util::{
     arguments_to_input, decode_base64, is_anthropic_image_mime, is_http_url, parse_data_url,
@@ -52,7 +52,8 @@ pub fn openai_to_anthropic_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    openai_to_anthropic_shared(body, upstream_model, opts, room).map(|(b, m)| (b.into_vec(), m))
+    openai_to_anthropic_shared(body, upstream_model, opts, room)
+        .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
 }
 
 /// [`openai_to_anthropic_request_within`] as shared bytes, none of them moved.
@@ -66,22 +67,25 @@ pub(crate) fn openai_to_anthropic_shared(
     // Sized once for the usual case (the Anthropic form about as long as the Chat form, a
     // quarter to spare: capacity never written to costs no resident memory).
     let capacity = first_capacity(body.len(), 5, 4);
-    let out = to_anthropic(body, upstream_model, opts, room, capacity, &mut meta)?;
+    let out = to_anthropic(body, upstream_model, opts, room, capacity, &mut meta, true)?;
     Ok((out.into_shared(), meta))
 }
 
 /// The Anthropic body for the Chat body `body`, written in `room` (its conversation's buffer
 /// first sized to `capacity`, after the room it keeps in front; `meta` filled on the way).
 pub(crate) fn to_anthropic<'r>(
-    body: &[u8],
+    body: &'r [u8],
     upstream_model: &str,
     opts: &Options,
     room: &'r Room,
     capacity: usize,
     meta: &mut RequestMeta,
+    lend: bool,
 ) -> Result<Out<'r>, TranslateError> {
-    // The conversation is translated as the body is read, one message at a time.
-    let mut conv = Reading::new(room, capacity);
+    // The conversation is translated as the body is read, one message at a time; its long
+    // texts lent from the body when it outlives the translation (`lend`).
+    let source = if lend { body } else { &[] };
+    let mut conv = Reading::new(room, capacity, source);
     let req = ChatRequest::parse_into(body, &mut conv)?;
     translate(&req, conv, upstream_model, opts, meta)
 }
@@ -290,11 +294,11 @@ pub(crate) fn translate<'b, 'r>(
         ..MessagesRequest::default()
     };
     let mut out = conv.messages;
-    let system = match &conv.system {
-        Some(s) => [b",\"system\":".as_slice(), s.bytes()],
-        None => [b"".as_slice(), b""],
+    let system: &[Piece<'_, '_>] = match &conv.system {
+        Some(s) => &[Piece::Bytes(b",\"system\":"), Piece::Out(s)],
+        None => &[],
     };
-    assemble(&mut out, &head, "messages", b"", &system, &tail)?;
+    assemble(&mut out, &head, "messages", b"", system, &tail)?;
     drop(conv.system);
     Ok(out)
 }
@@ -786,13 +790,13 @@ impl Blocks {
     fn close(self, out: &mut Out<'_>, late: &mut Out<'_>) -> Result<(), TranslateError> {
         if late.len() > 0 {
             let at = self.first_other.unwrap_or(out.len());
-            out.insert(at, late.bytes())?;
+            out.insert(at, late.bytes()?)?;
             late.clear();
         }
         if let (1, Some((from, to))) = (self.count, self.plain) {
-            out.bytes_mut().copy_within(from..to, self.start);
-            out.truncate(self.start + (to - from));
-            return Ok(());
+            // The string alone, where the list began.
+            out.truncate(to);
+            return out.remove(self.start, from);
         }
         if self.count > 0 {
             // The last block's comma.
@@ -942,11 +946,12 @@ pub(crate) struct Reading<'r> {
 
 impl<'r> Reading<'r> {
     /// An empty conversation whose `messages` buffer is first sized to `capacity`.
-    pub(crate) fn new(room: &'r Room, capacity: usize) -> Self {
+    /// Long texts read from `source` are lent from it (none when it is empty).
+    pub(crate) fn new(room: &'r Room, capacity: usize, source: &'r [u8]) -> Self {
         let w = Writer {
             // The members before the conversation: the model and `max_tokens`.
-            messages: Out::with_front(room, capacity, MESSAGES_FRONT_ROOM),
-            system: Out::with_capacity(room, 0),
+            messages: Out::with_front(room, capacity, MESSAGES_FRONT_ROOM).lending(source),
+            system: Out::with_capacity(room, 0).lending(source),
             system_blocks: None,
             late: Out::with_capacity(room, 0),
             turn: None,

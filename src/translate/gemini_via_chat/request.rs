@@ -204,7 +204,7 @@ pub fn request_within(
     meta.note_tool_names(|_| None);
     let mut bytes = Out::with_capacity(room, first_capacity(body.len(), 5, 4));
     bytes.json(&Value::Object(out))?;
-    Ok((bytes.into_vec(), meta, client))
+    Ok((bytes.into_vec()?, meta, client))
 }
 
 /// The texts of `systemInstruction` (a Content, or a bare string as the API also takes).

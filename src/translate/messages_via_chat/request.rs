@@ -54,7 +54,8 @@ pub fn anthropic_to_openai_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    anthropic_to_openai_shared(body, upstream_model, opts, room).map(|(b, m)| (b.into_vec(), m))
+    anthropic_to_openai_shared(body, upstream_model, opts, room)
+        .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
 }
 
 /// [`anthropic_to_openai_request_within`] as shared bytes, none of them moved.
@@ -65,7 +66,7 @@ pub(crate) fn anthropic_to_openai_shared(
     room: &Room,
 ) -> Result<(Shared, RequestMeta), TranslateError> {
     // The conversation is scanned and translated as the body is read, one message at a time.
-    let mut conv = Reading::new(room, body.len());
+    let mut conv = Reading::new(room, body);
     let req = MessagesRequest::parse_into(body, &mut conv)?;
     let mut meta = RequestMeta::default();
     let names = NameMap::default();
@@ -307,11 +308,14 @@ struct Reading<'b, 'r> {
 }
 
 impl<'b, 'r> Reading<'b, 'r> {
-    fn new(room: &'r Room, body_len: usize) -> Self {
+    fn new(room: &'r Room, body: &'r [u8]) -> Self {
         // Sized once for the usual case (the Chat form about as long as the Messages form, a
-        // quarter to spare: capacity never written to costs no resident memory).
+        // quarter to spare: capacity never written to costs no resident memory). Long texts
+        // are lent from the body, not copied: it is often much less.
+        let body_len = body.len();
         Reading {
-            out: Out::with_front(room, first_capacity(body_len, 5, 4), front_room(body_len)),
+            out: Out::with_front(room, first_capacity(body_len, 5, 4), front_room(body_len))
+                .lending(body),
             error: None,
             dropped: Vec::new(),
             loaded: HashSet::new(),

@@ -53,7 +53,8 @@ pub fn responses_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, false, room).map(|(b, m)| (b.into_vec(), m))
+    translate(body, upstream_model, provider, opts, false, room)
+        .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
 }
 
 /// [`responses_request_within`] as shared bytes, none of them moved.
@@ -87,7 +88,8 @@ pub fn compact_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, true, room).map(|(b, m)| (b.into_vec(), m))
+    translate(body, upstream_model, provider, opts, true, room)
+        .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
 }
 
 fn translate(
@@ -123,7 +125,7 @@ fn translate_once(
     parts: &Parts<'_>,
     direct: bool,
 ) -> Result<Option<(Shared, RequestMeta)>, TranslateError> {
-    let mut conv = Reading::new(parts.room, body.len(), parts.provider, parts.opts, direct);
+    let mut conv = Reading::new(parts.room, body, parts.provider, parts.opts, direct);
     let req = ResponsesRequest::parse_into(body, &mut conv)?;
     translate_parsed(&req, conv, parts)
 }
@@ -233,12 +235,13 @@ fn translate_parsed<'b>(
                     // are strings where Chat's assistant texts are parts).
                     let capacity = first_capacity(out.len(), 1, 1);
                     crate::translate::chat_via_messages::request::to_anthropic(
-                        out.bytes(),
+                        out.bytes()?,
                         upstream_model,
                         opts,
                         room,
                         capacity,
                         &mut meta,
+                        false,
                     )
                     .map_err(ours)?
                     .into_shared()
@@ -952,10 +955,10 @@ struct Chat<'b, 'r> {
 
 impl<'b, 'r> Chat<'b, 'r> {
     /// An empty conversation written as Chat, its buffer first sized to `capacity`.
-    fn new(room: &'r Room, capacity: usize, body_len: usize) -> Self {
+    fn new(room: &'r Room, capacity: usize, body: &'r [u8]) -> Self {
         Chat {
             to: To::Chat {
-                out: Out::with_front(room, capacity, front_room(body_len)),
+                out: Out::with_front(room, capacity, front_room(body.len())).lending(body),
                 first: Vec::new(),
             },
             open: None,
@@ -966,11 +969,11 @@ impl<'b, 'r> Chat<'b, 'r> {
     }
 
     /// An empty conversation handed on to the Messages translator.
-    fn to_messages(room: &'r Room, capacity: usize) -> Self {
+    fn to_messages(room: &'r Room, capacity: usize, body: &'r [u8]) -> Self {
         Chat {
             to: To::Messages {
                 conv: Box::new(crate::translate::chat_via_messages::request::Reading::new(
-                    room, capacity,
+                    room, capacity, body,
                 )),
                 next: 0,
             },
@@ -1067,7 +1070,7 @@ impl<'b, 'r> Chat<'b, 'r> {
             out.byte(b',')?;
             // The last part's comma.
             self.images.pop();
-            out.put(self.images.bytes())?;
+            out.put(self.images.bytes()?)?;
             self.images.clear();
             return out.put(b"]},");
         }
@@ -1298,21 +1301,23 @@ struct Reading<'b, 'r> {
 }
 
 impl<'b, 'r> Reading<'b, 'r> {
+    /// Long texts of `body` are lent from it, not copied.
     fn new(
         room: &'r Room,
-        body_len: usize,
+        body: &'r [u8],
         provider: Format,
         opts: &'r Options,
         direct: bool,
     ) -> Self {
+        let body_len = body.len();
         let c = if direct {
             // The Messages form is about as long as the Responses one.
-            Chat::to_messages(room, first_capacity(body_len, 5, 4))
+            Chat::to_messages(room, first_capacity(body_len, 5, 4), body)
         } else {
             // Sized once for the usual case (the Chat form of an item at most half again as
             // long: an assistant text becomes a content part; capacity never written to costs
             // no resident memory).
-            Chat::new(room, first_capacity(body_len, 3, 2), body_len)
+            Chat::new(room, first_capacity(body_len, 3, 2), body)
         };
         Reading {
             c,
