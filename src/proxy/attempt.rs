@@ -308,8 +308,15 @@ async fn prepare_body<'c>(
         &unnoted
     };
     // Charged to the worker's budget first, and run off the worker when the body is large.
-    let (body, mut meta, charge) =
-        convert::request(ctx, (body, strings), req.op, &target.model, pair, opts).await?;
+    let (body, mut meta, charge) = convert::request(
+        ctx,
+        (body, strings, unchanged),
+        req.op,
+        &target.model,
+        pair,
+        opts,
+    )
+    .await?;
     *held = Some(charge);
     meta.created = super::ctx::unix_now();
     meta.gemini_json_array = gemini_json_array(ex, req);

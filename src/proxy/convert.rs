@@ -26,10 +26,12 @@ use crate::upstream::OutBody;
 pub const INLINE_TRANSLATION_MAX_BYTES: usize = 512 * 1024;
 
 /// The translated body for `model` at a provider that speaks `pair.provider`, its meta, and
-/// the charge its bytes hold against the worker's budget while it is kept for sending.
+/// the charge its bytes hold against the worker's budget while it is kept for sending. With
+/// `lend`, its long strings are lent from `body` (which its parts then keep alive): only for
+/// the client's body, which is held (and charged) anyway, never for a copy made of it.
 pub(super) async fn request<'c>(
     ctx: &'c Ctx,
-    (body, strings): (&Bytes, &StringSpans),
+    (body, strings, lend): (&Bytes, &StringSpans, bool),
     op: Op,
     model: &str,
     pair: Pair,
@@ -50,14 +52,14 @@ pub(super) async fn request<'c>(
     // (used only while it reads this very body: see `json::with_notes`).
     let translated = if body.len() <= INLINE_TRANSLATION_MAX_BYTES {
         with_notes(body, strings, || {
-            translate(body, op, model, pair, &opts, bound)
+            translate(body, op, model, pair, &opts, (bound, lend))
         })
     } else {
         let (body, model, opts) = (body.clone(), model.to_owned(), opts.into_owned());
         let strings = strings.clone();
         pool::run(move || {
             with_notes(&body, &strings, || {
-                translate(&body, op, &model, pair, &opts, bound)
+                translate(&body, op, &model, pair, &opts, (bound, lend))
             })
         })
         .await
@@ -101,7 +103,7 @@ fn translate(
     model: &str,
     pair: Pair,
     opts: &Options,
-    room: usize,
+    (room, lend): (usize, bool),
 ) -> std::result::Result<(Shared, RequestMeta), TranslateError> {
     let room = Room::new(room);
     if op == Op::Compact {
@@ -115,7 +117,11 @@ fn translate(
         )
         .map(|(b, m)| (Shared::of_vec(b), m));
     }
-    pair.request_shared(body, model, opts, &room)
+    if lend {
+        pair.request_shared(body, model, opts, &room)
+    } else {
+        crate::translate::without_lending(|| pair.request_shared(body, model, opts, &room))
+    }
 }
 
 /// The 413 for a body whose translation no budget of this size could hold.

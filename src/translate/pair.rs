@@ -53,7 +53,9 @@ impl Pair {
         opts: &Options,
         room: &Room,
     ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-        self.request_shared(body, model, opts, room)
+        // Nothing lent: the body is wanted in one vector of its own, which lending would copy
+        // into outside the room.
+        super::without_lending(|| self.request_shared(body, model, opts, room))
             .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
     }
 

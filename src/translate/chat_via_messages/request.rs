@@ -52,8 +52,10 @@ pub fn openai_to_anthropic_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    openai_to_anthropic_shared(body, upstream_model, opts, room)
-        .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
+    crate::translate::without_lending(|| {
+        openai_to_anthropic_shared(body, upstream_model, opts, room)
+    })
+    .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
 }
 
 /// [`openai_to_anthropic_request_within`] as shared bytes, none of them moved.

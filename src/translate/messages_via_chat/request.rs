@@ -54,8 +54,10 @@ pub fn anthropic_to_openai_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    anthropic_to_openai_shared(body, upstream_model, opts, room)
-        .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
+    crate::translate::without_lending(|| {
+        anthropic_to_openai_shared(body, upstream_model, opts, room)
+    })
+    .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
 }
 
 /// [`anthropic_to_openai_request_within`] as shared bytes, none of them moved.

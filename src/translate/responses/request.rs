@@ -53,8 +53,11 @@ pub fn responses_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, false, room)
-        .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
+    // Nothing lent: the body is wanted in one vector of its own.
+    crate::translate::without_lending(|| {
+        translate(body, upstream_model, provider, opts, false, room)
+    })
+    .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
 }
 
 /// [`responses_request_within`] as shared bytes, none of them moved.
@@ -88,8 +91,11 @@ pub fn compact_request_within(
     opts: &Options,
     room: &Room,
 ) -> Result<(Vec<u8>, RequestMeta), TranslateError> {
-    translate(body, upstream_model, provider, opts, true, room)
-        .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
+    // Nothing lent: the body is wanted in one vector of its own.
+    crate::translate::without_lending(|| {
+        translate(body, upstream_model, provider, opts, true, room)
+    })
+    .and_then(|(b, m)| Ok((b.into_vec(body)?, m)))
 }
 
 fn translate(
