@@ -1383,6 +1383,17 @@ fn long_texts_reach_a_translated_provider_as_the_client_wrote_them() {
             .repeat(300 + n)
     };
     let (system, read, asked) = (file(1), file(2), file(3));
+    // A Responses turn, to either provider kind.
+    let responses = |model: &str| {
+        serde_json::json!({
+            "model": model, "instructions": system, "store": false,
+            "input": [
+                {"role": "user", "content": asked},
+                {"type": "function_call", "call_id": "t1", "name": "read", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "t1", "output": read},
+            ],
+        })
+    };
     let cases = [
         (
             "/v1/messages",
@@ -1412,30 +1423,8 @@ fn long_texts_reach_a_translated_provider_as_the_client_wrote_them() {
                 ],
             }),
         ),
-        (
-            "/v1/responses",
-            "to-chat",
-            serde_json::json!({
-                "model": "to-chat", "instructions": system, "store": false,
-                "input": [
-                    {"role": "user", "content": asked},
-                    {"type": "function_call", "call_id": "t1", "name": "read", "arguments": "{}"},
-                    {"type": "function_call_output", "call_id": "t1", "output": read},
-                ],
-            }),
-        ),
-        (
-            "/v1/responses",
-            "to-messages",
-            serde_json::json!({
-                "model": "to-messages", "instructions": system, "store": false,
-                "input": [
-                    {"role": "user", "content": asked},
-                    {"type": "function_call", "call_id": "t1", "name": "read", "arguments": "{}"},
-                    {"type": "function_call_output", "call_id": "t1", "output": read},
-                ],
-            }),
-        ),
+        ("/v1/responses", "to-chat", responses("to-chat")),
+        ("/v1/responses", "to-messages", responses("to-messages")),
     ];
     for (path, model, body) in cases {
         let body = body.to_string();
