@@ -1356,28 +1356,9 @@ fn a_translated_body_is_made_again_for_a_fresh_connection() {
 /// end up next to each other.
 #[test]
 fn long_texts_reach_a_translated_provider_as_the_client_wrote_them() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let up = l.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let chat = br#"{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
-        let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
-        // A thread per connection: each provider keeps one of its own.
-        for s in l.incoming().take(16) {
-            let Ok(mut s) = s else { continue };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                while let Some(raw) = read_request(&mut s) {
-                    let anthropic = raw.starts_with(b"POST /v1/messages");
-                    let _ = tx.send(request_body(&raw).to_vec());
-                    answer_json(&mut s, if anthropic { messages } else { chat });
-                }
-            });
-        }
-    });
-    let g = gateway(&format!(
-        "[server]\nworkers = 1\n[[provider]]\nname = \"oa\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[provider]]\nname = \"an\"\nkind = \"anthropic\"\nbase_url = \"http://{up}\"\n\n[[route]]\nmodel = \"to-chat\"\ntargets = [\"oa/x\"]\n\n[[route]]\nmodel = \"to-messages\"\ntargets = [\"an/x\"]\n"
-    ));
+    let chat = br#"{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+    let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let (g, rx) = gateway_to_both_kinds(chat, messages);
     let file = |n: usize| {
         format!("fn f{n}() {{ println!(\"caf\u{e9} \\\\ tab\there\"); }} // \u{1f980}\n")
             .repeat(300 + n)
@@ -1455,6 +1436,105 @@ fn long_texts_reach_a_translated_provider_as_the_client_wrote_them() {
     }
 }
 
+/// A Responses client's tools, converted once per worker and kept by their bytes, reach either
+/// provider kind the same on every turn, and the answer's calls go back under the client's
+/// names (a namespaced function, a custom tool) on a turn that took the kept tools as on the
+/// first. Another tools list in between is not taken for them.
+#[test]
+fn kept_tools_reach_a_provider_as_on_the_first_turn() {
+    // Both answers call the namespaced function and the custom tool by their upstream names.
+    let chat = br#"{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"repo__lookup","arguments":"{\"q\":\"a\"}"}},{"id":"call_2","type":"function","function":{"name":"apply_patch","arguments":"{\"input\":\"diff\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+    let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"tool_use","id":"toolu_1","name":"repo__lookup","input":{"q":"a"}},{"type":"tool_use","id":"toolu_2","name":"apply_patch","input":{"input":"diff"}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let (g, rx) = gateway_to_both_kinds(chat, messages);
+    // Codex's kinds of tools: functions (one strict), a namespace, a custom tool, and hosted
+    // tools (web search goes to an anthropic-kind provider, tool search is dropped).
+    let tools = serde_json::json!([
+        {"type": "function", "name": "exec_command", "description": "Runs a command.",
+         "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}, "strict": true},
+        {"type": "namespace", "name": "repo", "description": "The repository.", "tools": [
+            {"type": "function", "name": "lookup", "description": "Finds a symbol.",
+             "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]},
+        {"type": "custom", "name": "apply_patch", "description": "Applies a patch.",
+         "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+        {"type": "tool_search"},
+        {"type": "web_search"},
+    ]);
+    let other = serde_json::json!([{"type": "function", "name": "other", "parameters": {"type": "object"}}]);
+    let turn = |model: &str, tools: &serde_json::Value| {
+        serde_json::json!({"model": model, "store": false, "input": "go", "tools": tools})
+            .to_string()
+    };
+    for model in ["to-chat", "to-messages"] {
+        let mut firsts: Option<(Vec<u8>, String, Option<String>)> = None;
+        for (round, tools) in [&tools, &tools, &other, &tools].into_iter().enumerate() {
+            let r = request(g.addr, &post("/v1/responses", &[], &turn(model, tools)));
+            assert_eq!(r.status, 200, "{model} {round}: {}", r.text());
+            let sent = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&sent).unwrap();
+            let names: Vec<&str> = v["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    t["name"]
+                        .as_str()
+                        .or(t["function"]["name"].as_str())
+                        .unwrap()
+                })
+                .collect();
+            if std::ptr::eq(tools, &other) {
+                assert_eq!(names, ["other"], "{model}");
+                continue;
+            }
+            let mut want = vec!["exec_command", "repo__lookup", "apply_patch"];
+            if model == "to-messages" {
+                want.push("web_search");
+            }
+            assert_eq!(names, want, "{model} {round}");
+            // The answer's calls under the client's names.
+            let answer = r.json();
+            let calls: Vec<(&str, Option<&str>, &str)> = answer["output"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| {
+                    (
+                        o["type"].as_str().unwrap(),
+                        o["namespace"].as_str(),
+                        o["name"].as_str().unwrap_or(""),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                calls,
+                [
+                    ("function_call", Some("repo"), "lookup"),
+                    ("custom_tool_call", None, "apply_patch")
+                ],
+                "{model} {round}"
+            );
+            let dropped = r.header("x-ringway-dropped-params").map(str::to_owned);
+            assert!(
+                dropped
+                    .as_deref()
+                    .is_some_and(|d| d.contains("tools.tool_search")
+                        && (model == "to-chat" || d.contains("tools.strict"))),
+                "{model} {round}: {dropped:?}"
+            );
+            let echo = answer["tools"].to_string();
+            match &firsts {
+                None => firsts = Some((sent, echo, dropped)),
+                // Byte for byte what the first turn sent, said and echoed.
+                Some((first, first_echo, first_dropped)) => {
+                    assert_eq!(&sent, first, "{model} {round}");
+                    assert_eq!(&echo, first_echo, "{model} {round}");
+                    assert_eq!(&dropped, first_dropped, "{model} {round}");
+                }
+            }
+        }
+    }
+}
+
 /// A translated body of megabytes reaches a provider that reads it slowly whole and in order:
 /// the vectored sends go on from wherever the socket stopped taking bytes (within a part,
 /// between parts), and a body this large is translated on a helper thread, its spans lent
@@ -1515,6 +1595,36 @@ fn a_large_translated_body_reaches_a_slow_provider_whole() {
 }
 
 /// Writes `answer` as a 200 JSON response.
+/// A gateway (one worker) whose `to-chat` route goes to an openai-kind provider and whose
+/// `to-messages` route to an anthropic-kind one, both a raw provider here that answers `chat` or
+/// `messages` and hands over every body it reads.
+fn gateway_to_both_kinds(
+    chat: &'static [u8],
+    messages: &'static [u8],
+) -> (Proc, mpsc::Receiver<Vec<u8>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // A thread per connection: each provider keeps one of its own.
+        for s in l.incoming().take(16) {
+            let Ok(mut s) = s else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                while let Some(raw) = read_request(&mut s) {
+                    let anthropic = raw.starts_with(b"POST /v1/messages");
+                    let _ = tx.send(request_body(&raw).to_vec());
+                    answer_json(&mut s, if anthropic { messages } else { chat });
+                }
+            });
+        }
+    });
+    let g = gateway(&format!(
+        "[server]\nworkers = 1\n[[provider]]\nname = \"oa\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[provider]]\nname = \"an\"\nkind = \"anthropic\"\nbase_url = \"http://{up}\"\n\n[[route]]\nmodel = \"to-chat\"\ntargets = [\"oa/x\"]\n\n[[route]]\nmodel = \"to-messages\"\ntargets = [\"an/x\"]\n"
+    ));
+    (g, rx)
+}
+
 fn answer_json(s: &mut TcpStream, answer: &[u8]) {
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",

@@ -1044,6 +1044,14 @@ fn requests_translate_alike_within_a_memory_budget() {
             "{}: fast and reference readers",
             case.name
         );
+        // Tools kept from an earlier request with the same tools (the runs above) against
+        // tools converted afresh: the same body, meta or error.
+        assert_eq!(
+            translate::without_kept_tools(|| run(&translate::Room::unlimited())),
+            free,
+            "{}: tools converted afresh",
+            case.name
+        );
         let bound = translate::request_memory_bound(input.len());
         assert_eq!(
             run(&translate::Room::new(bound)),
@@ -1084,6 +1092,11 @@ fn requests_translate_alike_within_a_memory_budget() {
         }
     }
     assert!(checked > 300, "{checked}");
+    assert!(
+        translate::kept_tools_used() > 20,
+        "cases took kept tools: {}",
+        translate::kept_tools_used()
+    );
     assert!(shared_checked > 100, "{shared_checked}");
     assert!(lent > 100, "strings were lent: {lent}");
     assert!(
@@ -1133,6 +1146,11 @@ fn agent_bodies_translate_alike_by_both_readers() {
                     );
                     let reference = ringway::json::de::reference_only(&run);
                     assert_eq!(fast, reference, "{shape:?} {size} stream={stream}");
+                    let afresh = translate::without_kept_tools(&run);
+                    assert_eq!(
+                        fast, afresh,
+                        "{shape:?} {size} stream={stream}: tools afresh"
+                    );
                     // With admission's notes of where long strings end: the same answer,
                     // and the notes crossed strings.
                     let info = ringway::json::inspect_request(&body).unwrap();

@@ -5,11 +5,12 @@
 //! bytes never panic, and the budgeted translation is the unbudgeted one, body and meta, or
 //! the budget's refusal (413); taken as shared bytes (as the gateway takes it, its first
 //! members placed in front without moving the rest, long strings lent from the body rather
-//! than copied), it is the same as the translation that copies every byte.
+//! than copied, a Responses request's tools as kept from an earlier input with the same tools),
+//! it is the same as the translation that copies every byte and converts the tools afresh.
 
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
-use ringway::translate::{lending_from, without_lending, Options, Pair, Room};
+use ringway::translate::{lending_from, without_kept_tools, without_lending, Options, Pair, Room};
 
 fuzz_target!(|input: &[u8]| {
     // A body as it is (the smoke run's seeds are golden bodies) has knob 0; anything else
@@ -29,8 +30,8 @@ fuzz_target!(|input: &[u8]| {
     let step = usize::from(knob >> 2);
     let room = Room::new(body.len() * step / 16 + step * 64);
     let opts = Options::default();
-    // The plain path: every byte copied, nothing lent.
-    let free = without_lending(|| pair.request(body, "fuzz-model", &opts));
+    // The plain path: every byte copied, nothing lent, no tools kept.
+    let free = without_lending(|| without_kept_tools(|| pair.request(body, "fuzz-model", &opts)));
     let source = bytes::Bytes::copy_from_slice(body);
     // Strings of eight bytes or more lent: a fuzz body is small.
     let shared = lending_from(8, || {

@@ -48,6 +48,7 @@ pub use messages_via_chat::response::{
 pub use messages_via_chat::stream::OpenAiToAnthropicStream;
 pub use out::{lending_from, without_lending, Room, Shared, LEND_MIN_BYTES};
 pub use pair::{Pair, StreamTranslator};
+pub use responses::{kept_tools_used, without_kept_tools};
 pub use thinking::{thinking_style_for, ThinkingForm, ThinkingStyle};
 
 /// `max_tokens` sent to Anthropic when an OpenAI client gives no limit (LiteLLM's default).

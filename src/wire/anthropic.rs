@@ -46,6 +46,10 @@ pub struct MessagesRequest<'a> {
     /// Tool definitions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<Tool<'a>>>,
+    /// Tool definitions written already, each as its JSON (a translation kept them from an
+    /// earlier request with the same tools): written as `tools`, in its place; never read.
+    #[serde(rename = "tools", skip_serializing_if = "Option::is_none")]
+    pub tools_written: Option<Vec<&'a RawValue>>,
     /// Tool choice.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice<'a>>,

@@ -6,9 +6,12 @@ use crate::wire::anthropic::{
     ContentBlock, MessagesRequest, Metadata, OutputConfig, OutputFormat, Source, Thinking,
     Tool as ATool, ToolChoice as AToolChoice, UserLocation,
 };
-use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
+use crate::wire::openai::{
+    ChatRequest, ContentPart, Message, Tool as CTool, ToolChoice, WebSearchOptions,
+};
 use crate::wire::{Sink, Str, TextOr};
 
+use crate::translate::ledger::Ledger;
 use crate::translate::out::first_capacity;
 use crate::translate::out::{assemble, object, Out, Piece, Room, Shared};
 use crate::translate::thinking::{generation, Generation};
@@ -89,7 +92,16 @@ pub(crate) fn to_anthropic<'r>(
     let source = if lend { body } else { &[] };
     let mut conv = Reading::new(room, capacity, source);
     let req = ChatRequest::parse_into(body, &mut conv)?;
-    translate(&req, conv, upstream_model, opts, meta)
+    translate(&req, conv, upstream_model, opts, meta, None)
+}
+
+/// A request's tools in Messages form written already (a Responses translation kept them from
+/// an earlier request with the same tools): each tool's JSON, what [`anthropic_tools`] made of
+/// them, and the ledger it noted on the way.
+#[derive(Debug)]
+pub(crate) struct WrittenTools<'k> {
+    pub(crate) tools: &'k [Box<RawValue>],
+    pub(crate) ledger: &'k Ledger,
 }
 
 /// A thinking decision: what to send and the budget that constrains `max_tokens`.
@@ -108,6 +120,7 @@ pub(crate) fn translate<'b, 'r>(
     upstream_model: &'b str,
     opts: &Options,
     meta: &mut RequestMeta,
+    written: Option<&WrittenTools<'b>>,
 ) -> Result<Out<'r>, TranslateError> {
     if let Some((key, _)) = req.unknown.first() {
         return Err(TranslateError::unsupported_param(
@@ -169,11 +182,19 @@ pub(crate) fn translate<'b, 'r>(
         }
     }
 
-    let mut tools = convert_tools(req, meta)?;
-    if let Some(ws) = &req.web_search_options {
-        tools.push(web_search_tool(ws)?);
-    }
-    let mut tool_choice = convert_tool_choice(req, !tools.is_empty(), thinking_on)?;
+    // Either the tools were written already, or they are converted here: never both.
+    let (mut tools, written) = match written {
+        Some(w) => {
+            meta.ledger.extend(w.ledger);
+            (Vec::new(), w.tools)
+        }
+        None => (
+            anthropic_tools(req.tools.as_deref(), req.web_search_options.as_ref(), meta)?,
+            &[][..],
+        ),
+    };
+    let has_tools = !tools.is_empty() || !written.is_empty();
+    let mut tool_choice = convert_tool_choice(req, has_tools, thinking_on)?;
     let mut output_config = None;
     if let Some(rf) = &req.response_format {
         match rf.kind.as_str() {
@@ -198,7 +219,7 @@ pub(crate) fn translate<'b, 'r>(
                 });
             }
             "json_object" => {
-                if !tools.is_empty() || thinking_on {
+                if has_tools || thinking_on {
                     return Err(TranslateError::unsupported_value(
                         "response_format",
                         "response_format json_object cannot be combined with tools or reasoning \
@@ -233,7 +254,7 @@ pub(crate) fn translate<'b, 'r>(
             .get_or_insert_with(OutputConfig::default)
             .effort = Some(Str::from(effort));
     }
-    if tools.is_empty() && !conv.history_tools.order.is_empty() {
+    if !has_tools && !conv.history_tools.order.is_empty() {
         // Anthropic requires `tools` whenever the history holds tool_use/tool_result blocks;
         // declare the names used and forbid new calls, which is what "no tools" means.
         for name in &conv.history_tools.order {
@@ -289,6 +310,7 @@ pub(crate) fn translate<'b, 'r>(
         stream: meta.stream.then_some(true),
         metadata,
         tools: (!tools.is_empty()).then_some(tools),
+        tools_written: (!written.is_empty()).then(|| written.iter().map(|t| &**t).collect()),
         tool_choice,
         thinking: thinking.map(|t| t.config),
         output_config,
@@ -507,13 +529,23 @@ fn stop_sequences<'b>(req: &'b ChatRequest<'_>) -> Option<Vec<Str<'b>>> {
     (!list.is_empty()).then_some(list)
 }
 
-fn convert_tools<'b>(
-    req: &'b ChatRequest<'_>,
+/// Chat tools (and web search options) as Anthropic tools, the web search tool last.
+pub(crate) fn anthropic_tools<'b>(
+    tools: Option<&'b [CTool<'_>]>,
+    web_search: Option<&'b WebSearchOptions<'_>>,
     meta: &mut RequestMeta,
 ) -> Result<Vec<ATool<'b>>, TranslateError> {
-    let Some(tools) = &req.tools else {
-        return Ok(Vec::new());
-    };
+    let mut out = convert_tools(tools.unwrap_or_default(), meta)?;
+    if let Some(ws) = web_search {
+        out.push(web_search_tool(ws)?);
+    }
+    Ok(out)
+}
+
+fn convert_tools<'b>(
+    tools: &'b [CTool<'_>],
+    meta: &mut RequestMeta,
+) -> Result<Vec<ATool<'b>>, TranslateError> {
     let mut out = Vec::with_capacity(tools.len());
     for (j, t) in tools.iter().enumerate() {
         match t.kind.as_str() {
@@ -548,9 +580,7 @@ fn convert_tools<'b>(
     Ok(out)
 }
 
-fn web_search_tool<'b>(
-    ws: &'b crate::wire::openai::WebSearchOptions<'_>,
-) -> Result<ATool<'b>, TranslateError> {
+fn web_search_tool<'b>(ws: &'b WebSearchOptions<'_>) -> Result<ATool<'b>, TranslateError> {
     // LiteLLM's mapping of context size to a search budget.
     let max_uses = match ws.search_context_size.as_deref() {
         None => None,

@@ -24,6 +24,7 @@ use crate::wire::{Read, Sink, Str, TextOr};
 use super::super::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
 use super::super::util::{compact_json, openai_tool_name, sanitize_tool_id};
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
+use super::kept::{kept, Form, Kept};
 use super::{Compaction, Echo, ResponsesMeta, SealedThinking, ToolName, COMPACTION_PROMPT};
 use crate::seal::{Purpose, SealKey};
 
@@ -133,7 +134,15 @@ fn translate_once(
 ) -> Result<Option<(Shared, RequestMeta)>, TranslateError> {
     let mut conv = Reading::new(parts.room, body, parts.provider, parts.opts, direct);
     let req = ResponsesRequest::parse_into(body, &mut conv)?;
-    translate_parsed(&req, conv, parts)
+    // The tools as the provider takes them, made once per worker (the fallback through a Chat
+    // body, for an anthropic-kind provider, makes them every time).
+    let form = match (parts.provider, direct) {
+        (Format::Anthropic, true) => Some(Form::Messages),
+        (Format::Anthropic, false) => None,
+        (provider, _) => Some(Form::Chat(provider)),
+    };
+    let kept = req.tools.zip(form).and_then(|(raw, form)| kept(raw, form));
+    translate_parsed(&req, conv, parts, kept.as_deref())
 }
 
 /// What one translation works with besides the parsed request.
@@ -149,6 +158,7 @@ fn translate_parsed<'b>(
     req: &'b ResponsesRequest<'b>,
     conv: Reading<'b, '_>,
     parts: &Parts<'_>,
+    kept: Option<&'b Kept>,
 ) -> Result<Option<(Shared, RequestMeta)>, TranslateError> {
     let Parts {
         upstream_model,
@@ -157,7 +167,7 @@ fn translate_parsed<'b>(
         compact_endpoint,
         room,
     } = *parts;
-    let tools: Vec<Tool<'_>> = match req.tools {
+    let tools: Vec<Tool<'_>> = match req.tools.filter(|_| kept.is_none()) {
         Some(raw) => crate::json::de::from_str(raw.get())
             .map_err(|e| TranslateError::invalid("tools", format!("invalid `tools`: {e}")))?,
         None => Vec::new(),
@@ -183,6 +193,7 @@ fn translate_parsed<'b>(
         req,
         conv,
         &tools,
+        kept,
         &text,
         upstream_model,
         provider,
@@ -193,6 +204,7 @@ fn translate_parsed<'b>(
     if rm.compaction != Compaction::No {
         // The summary is asked for without tools or an output format, after everything else.
         chat.tools = None;
+        chat.tools_written = None;
         chat.tool_choice = None;
         chat.parallel_tool_calls = None;
         chat.web_search_options = None;
@@ -217,12 +229,17 @@ fn translate_parsed<'b>(
                 return Ok(None);
             }
             chat.messages = Some(Read);
+            // Tools kept in Messages form, unless a compaction left the tools out.
+            let written = kept
+                .filter(|_| rm.compaction == Compaction::No)
+                .map(Kept::written);
             crate::translate::chat_via_messages::request::translate(
                 &chat,
                 *conv,
                 upstream_model,
                 opts,
                 &mut meta,
+                written.as_ref(),
             )
             .map_err(ours)?
             .into_shared()
@@ -530,6 +547,7 @@ fn to_chat<'b, 'r>(
     req: &'b ResponsesRequest<'b>,
     conv: Reading<'b, 'r>,
     tools: &'b [Tool<'b>],
+    kept: Option<&'b Kept>,
     text: &'b TextConfig<'b>,
     upstream_model: &'b str,
     provider: Format,
@@ -619,12 +637,25 @@ fn to_chat<'b, 'r>(
             meta.drop_param("text.verbosity");
         }
     }
-    let (chat_tools, web_search) = convert_tools(tools, provider, meta, rm)?;
-    distinct_upstream_names(&chat_tools)?;
-    if !chat_tools.is_empty() {
-        chat.tools = Some(chat_tools);
+    match kept {
+        // As converted for an earlier request: Chat functions sent as written, Messages tools
+        // handed to the Messages translator (see `translate_parsed`).
+        Some(k) => {
+            meta.ledger.extend(&k.ledger);
+            rm.tools.extend(k.names.iter().cloned());
+            if provider != Format::Anthropic && !k.tools.is_empty() {
+                chat.tools_written = Some(k.tools.iter().map(|t| &**t).collect());
+            }
+        }
+        None => {
+            let (chat_tools, web_search) = convert_tools(tools, provider, meta, rm)?;
+            distinct_upstream_names(&chat_tools)?;
+            if !chat_tools.is_empty() {
+                chat.tools = Some(chat_tools);
+            }
+            chat.web_search_options = web_search;
+        }
     }
-    chat.web_search_options = web_search;
     if let Some(raw) = req.tool_choice {
         chat.tool_choice = tool_choice(raw, meta)?;
     }
@@ -683,7 +714,7 @@ fn response_format<'b>(
 /// Function, namespace and custom tools become functions; a web search tool becomes the
 /// Chat `web_search_options` (which the Messages translator turns into Anthropic's web
 /// search tool); other hosted tools have no equivalent and are dropped and listed.
-fn convert_tools<'b>(
+pub(super) fn convert_tools<'b>(
     tools: &'b [Tool<'b>],
     provider: Format,
     meta: &mut RequestMeta,
@@ -769,7 +800,7 @@ fn convert_tools<'b>(
 
 /// Two client tools under one upstream name would send the provider's calls to the wrong one:
 /// refused (a namespace `a.b` and a namespace `a_b` holding the same function, say).
-fn distinct_upstream_names(tools: &[CTool<'_>]) -> Result<(), TranslateError> {
+pub(super) fn distinct_upstream_names(tools: &[CTool<'_>]) -> Result<(), TranslateError> {
     let mut names: Vec<&str> = tools
         .iter()
         .filter_map(|t| t.function.as_ref().map(|f| f.name.as_str()))

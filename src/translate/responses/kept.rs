@@ -1,0 +1,161 @@
+//! A Responses request's tools as the provider takes them, kept per worker by the tools'
+//! bytes: an agent sends the same tools every turn (Codex's ten are 9 KB), and reading,
+//! converting and writing them again was a third of a 50 KB turn's translation.
+//!
+//! What is kept is a function of the tools' bytes and the provider's form alone: each tool's
+//! JSON as the translation writes it, the ledger notes and the renamed tools it made. A tools
+//! list the translation refuses is never kept: the request goes the plain way, and its error
+//! is the plain way's.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use serde_json::value::{to_raw_value, RawValue};
+
+use crate::format::Format;
+use crate::translate::chat_via_messages::request::{anthropic_tools, WrittenTools};
+use crate::translate::ledger::Ledger;
+use crate::translate::RequestMeta;
+use crate::wire::responses::Tool;
+
+use super::request::{convert_tools, distinct_upstream_names};
+use super::{ResponsesMeta, ToolName};
+
+/// Tools lists kept per form: an agent's session uses one, a worker serves a few sessions'
+/// agents at once.
+const TOOLS_KEPT: usize = 4;
+/// A list is kept only when its bytes and what is kept of it together stay under this: a
+/// worker keeps at most 2 × 4 × 512 KB.
+const TOOLS_KEPT_MAX_BYTES: usize = 512 * 1024;
+
+/// The form the provider takes the tools in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Form {
+    /// Chat functions (`provider`'s flavour: only an anthropic-kind one takes web search).
+    Chat(Format),
+    /// Messages tools, for the items handed straight on to the Messages translator.
+    Messages,
+}
+
+/// A tools list translated once.
+#[derive(Debug)]
+pub(super) struct Kept {
+    /// Each tool as the provider takes it, in order (for Messages, web search last).
+    pub(super) tools: Vec<Box<RawValue>>,
+    /// What the Responses leg noted (hosted tools dropped).
+    pub(super) ledger: Ledger,
+    /// What the Messages leg noted (`strict` dropped); empty for Chat.
+    pub(super) leg_ledger: Ledger,
+    /// Tools whose upstream name differs from the client's.
+    pub(super) names: Vec<ToolName>,
+}
+
+impl Kept {
+    /// The tools for the Messages translator.
+    pub(super) fn written(&self) -> WrittenTools<'_> {
+        WrittenTools {
+            tools: &self.tools,
+            ledger: &self.leg_ledger,
+        }
+    }
+
+    fn weight(&self) -> usize {
+        let names: usize = self
+            .names
+            .iter()
+            .map(|n| n.upstream.len() + n.name.len() + n.namespace.as_ref().map_or(0, String::len))
+            .sum();
+        self.tools.iter().map(|t| t.get().len()).sum::<usize>() + names
+    }
+}
+
+thread_local! {
+    /// Set by [`without_kept_tools`].
+    static MADE_EACH_TIME: Cell<bool> = const { Cell::new(false) };
+    /// Translations on this thread that took kept tools (see [`kept_tools_used`]).
+    static USED: Cell<u64> = const { Cell::new(0) };
+    static FOR_OPENAI: crate::recent::Recent<Option<Rc<Kept>>, TOOLS_KEPT> =
+        const { crate::recent::Recent::new(TOOLS_KEPT_MAX_BYTES) };
+    static FOR_MESSAGES: crate::recent::Recent<Option<Rc<Kept>>, TOOLS_KEPT> =
+        const { crate::recent::Recent::new(TOOLS_KEPT_MAX_BYTES) };
+}
+
+/// Runs `f` with every Responses translation converting its tools itself, none kept: the plain
+/// path the kept one is compared with (differential tests, the fuzz target).
+pub fn without_kept_tools<R>(f: impl FnOnce() -> R) -> R {
+    let before = MADE_EACH_TIME.with(|m| m.replace(true));
+    let out = f();
+    MADE_EACH_TIME.with(|m| m.set(before));
+    out
+}
+
+/// How many translations on this thread took their tools as kept so far: a test's way to
+/// tell that the kept tools did the work.
+pub fn kept_tools_used() -> u64 {
+    USED.with(Cell::get)
+}
+
+/// `raw` (a request's `tools`) in `form`, made once per worker; None when the translation
+/// would refuse them, or when the form is one not kept (Chat for a provider other than
+/// OpenAI's kind: rare, and made every time).
+pub(super) fn kept(raw: &RawValue, form: Form) -> Option<Rc<Kept>> {
+    let set = match form {
+        Form::Chat(Format::OpenAi) => &FOR_OPENAI,
+        Form::Messages => &FOR_MESSAGES,
+        Form::Chat(_) => return None,
+    };
+    if MADE_EACH_TIME.with(Cell::get) {
+        return None;
+    }
+    let kept = set.with(|s| {
+        s.get_or(
+            raw.get().as_bytes(),
+            |k| k.as_ref().map_or(0, |k| k.weight()),
+            || make(raw, form).map(Rc::new),
+        )
+    });
+    if kept.is_some() {
+        USED.with(|n| n.set(n.get() + 1));
+    }
+    kept
+}
+
+/// What the plain way does to the tools, written down.
+fn make(raw: &RawValue, form: Form) -> Option<Kept> {
+    let tools: Vec<Tool<'_>> = crate::json::de::from_str(raw.get()).ok()?;
+    let provider = match form {
+        Form::Chat(provider) => provider,
+        Form::Messages => Format::Anthropic,
+    };
+    let mut meta = RequestMeta::default();
+    let mut rm = ResponsesMeta::default();
+    let (chat, web_search) = convert_tools(&tools, provider, &mut meta, &mut rm).ok()?;
+    distinct_upstream_names(&chat).ok()?;
+    let mut leg = RequestMeta::default();
+    let written = match form {
+        Form::Chat(_) => {
+            if web_search.is_some() {
+                return None;
+            }
+            chat.iter()
+                .map(to_raw_value)
+                .collect::<Result<_, _>>()
+                .ok()?
+        }
+        Form::Messages => {
+            let chat = (!chat.is_empty()).then_some(&chat[..]);
+            anthropic_tools(chat, web_search.as_ref(), &mut leg)
+                .ok()?
+                .iter()
+                .map(to_raw_value)
+                .collect::<Result<_, _>>()
+                .ok()?
+        }
+    };
+    Some(Kept {
+        tools: written,
+        ledger: meta.ledger,
+        leg_ledger: leg.ledger,
+        names: rm.tools,
+    })
+}
