@@ -1518,7 +1518,11 @@ fn kept_tools_reach_a_provider_as_on_the_first_turn() {
                 dropped
                     .as_deref()
                     .is_some_and(|d| d.contains("tools.tool_search")
-                        && (model == "to-chat" || d.contains("tools.strict"))),
+                        && if model == "to-chat" {
+                            d.contains("tools.web_search")
+                        } else {
+                            d.contains("tools.strict")
+                        }),
                 "{model} {round}: {dropped:?}"
             );
             let echo = answer["tools"].to_string();
@@ -1594,7 +1598,6 @@ fn a_large_translated_body_reaches_a_slow_provider_whole() {
     assert_eq!(got, want);
 }
 
-/// Writes `answer` as a 200 JSON response.
 /// A gateway (one worker) whose `to-chat` route goes to an openai-kind provider and whose
 /// `to-messages` route to an anthropic-kind one, both a raw provider here that answers `chat` or
 /// `messages` and hands over every body it reads.
@@ -1625,6 +1628,7 @@ fn gateway_to_both_kinds(
     (g, rx)
 }
 
+/// Writes `answer` as a 200 JSON response.
 fn answer_json(s: &mut TcpStream, answer: &[u8]) {
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",

@@ -1037,9 +1037,12 @@ fn requests_translate_alike_within_a_memory_budget() {
         if free.is_ok() {
             fast_reads += usize::from(ringway::json::de::refused() == refused);
         }
-        // The fast reader against serde_json alone: the same body, meta or error.
+        // The fast reader against serde_json alone (reading the tools too, none kept): the
+        // same body, meta or error.
         assert_eq!(
-            ringway::json::de::reference_only(|| run(&translate::Room::unlimited())),
+            translate::without_kept_tools(|| {
+                ringway::json::de::reference_only(|| run(&translate::Room::unlimited()))
+            }),
             free,
             "{}: fast and reference readers",
             case.name
@@ -1144,7 +1147,9 @@ fn agent_bodies_translate_alike_by_both_readers() {
                         refused,
                         "read by the fast reader"
                     );
-                    let reference = ringway::json::de::reference_only(&run);
+                    // The readers compared read the tools too: none kept.
+                    let reference =
+                        translate::without_kept_tools(|| ringway::json::de::reference_only(&run));
                     assert_eq!(fast, reference, "{shape:?} {size} stream={stream}");
                     let afresh = translate::without_kept_tools(&run);
                     assert_eq!(
@@ -1160,7 +1165,9 @@ fn agent_bodies_translate_alike_by_both_readers() {
                         info.strings
                     );
                     let used = ringway::json::notes_used();
-                    let noted = ringway::json::with_notes(&body, &info.strings, &run);
+                    let noted = translate::without_kept_tools(|| {
+                        ringway::json::with_notes(&body, &info.strings, &run)
+                    });
                     assert_eq!(noted, fast, "{shape:?} {size} stream={stream}: with notes");
                     assert!(ringway::json::notes_used() > used, "{shape:?} {size}");
                     checked += 1;
@@ -1242,18 +1249,20 @@ fn mutated_requests_translate_alike_by_both_readers() {
                 &|| responses::responses_request(&body, "m", Format::Anthropic, &opts),
             ];
             let info = ringway::json::inspect_request(&body);
-            for run in runs {
-                let fast = run();
+            // Every reader reads the tools itself: none kept.
+            let run = |run: &dyn Fn() -> _| translate::without_kept_tools(run);
+            for each in runs {
+                let fast = run(each);
                 assert_eq!(
                     fast,
-                    ringway::json::de::reference_only(run),
+                    run(&|| ringway::json::de::reference_only(each)),
                     "{}: {:?}",
                     case.name,
                     String::from_utf8_lossy(&body)
                 );
                 if let Ok(info) = &info {
                     assert_eq!(
-                        ringway::json::with_notes(&body, &info.strings, run),
+                        run(&|| ringway::json::with_notes(&body, &info.strings, each)),
                         fast,
                         "{}: with notes: {:?}",
                         case.name,

@@ -151,6 +151,19 @@ impl Ledger {
         }
     }
 
+    /// The bytes this holds (its entries and their owned fields).
+    pub fn weight(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self
+                .entries
+                .iter()
+                .map(|e| match &e.field {
+                    Cow::Owned(f) => f.capacity(),
+                    Cow::Borrowed(_) => 0,
+                })
+                .sum::<usize>()
+    }
+
     /// Nothing was dropped, changed or approximated.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

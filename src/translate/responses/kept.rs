@@ -3,9 +3,9 @@
 //! converting and writing them again was a third of a 50 KB turn's translation.
 //!
 //! What is kept is a function of the tools' bytes and the provider's form alone: each tool's
-//! JSON as the translation writes it, the ledger notes and the renamed tools it made. A tools
-//! list the translation refuses is never kept: the request goes the plain way, and its error
-//! is the plain way's.
+//! JSON as the translation writes it, the ledger notes and the renamed tools it made (nothing
+//! of the request, the key or the tenant). A tools list the translation refuses is kept as
+//! refused: the request goes the plain way, and its error is the plain way's.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -24,14 +24,15 @@ use super::{ResponsesMeta, ToolName};
 /// Tools lists kept per form: an agent's session uses one, a worker serves a few sessions'
 /// agents at once.
 const TOOLS_KEPT: usize = 4;
-/// A list is kept only when its bytes and what is kept of it together stay under this: a
-/// worker keeps at most 2 × 4 × 512 KB.
+/// A list is kept only when its bytes and what is kept of it (every byte held: the JSON, the
+/// names, their structs) together stay under this: a thread keeps at most 2 × 4 × 512 KB.
 const TOOLS_KEPT_MAX_BYTES: usize = 512 * 1024;
 
 /// The form the provider takes the tools in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Form {
-    /// Chat functions (`provider`'s flavour: only an anthropic-kind one takes web search).
+    /// Chat functions for a `provider` that takes the Chat body (only an openai-kind one's
+    /// are kept).
     Chat(Format),
     /// Messages tools, for the items handed straight on to the Messages translator.
     Messages,
@@ -59,20 +60,33 @@ impl Kept {
         }
     }
 
+    /// Every byte this holds: a list of a thousand tiny namespaced functions holds more in
+    /// its structs than in its JSON.
     fn weight(&self) -> usize {
+        use std::mem::size_of;
         let names: usize = self
             .names
             .iter()
-            .map(|n| n.upstream.len() + n.name.len() + n.namespace.as_ref().map_or(0, String::len))
+            .map(|n| {
+                size_of::<ToolName>()
+                    + n.upstream.capacity()
+                    + n.name.capacity()
+                    + n.namespace.as_ref().map_or(0, String::capacity)
+            })
             .sum();
-        self.tools.iter().map(|t| t.get().len()).sum::<usize>() + names
+        let tools: usize = self
+            .tools
+            .iter()
+            .map(|t| size_of::<Box<RawValue>>() + t.get().len())
+            .sum();
+        size_of::<Kept>() + tools + names + self.ledger.weight() + self.leg_ledger.weight()
     }
 }
 
 thread_local! {
     /// Set by [`without_kept_tools`].
     static MADE_EACH_TIME: Cell<bool> = const { Cell::new(false) };
-    /// Translations on this thread that took kept tools (see [`kept_tools_used`]).
+    /// Translations on this thread that found their tools kept (see [`kept_tools_used`]).
     static USED: Cell<u64> = const { Cell::new(0) };
     static FOR_OPENAI: crate::recent::Recent<Option<Rc<Kept>>, TOOLS_KEPT> =
         const { crate::recent::Recent::new(TOOLS_KEPT_MAX_BYTES) };
@@ -89,8 +103,8 @@ pub fn without_kept_tools<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
-/// How many translations on this thread took their tools as kept so far: a test's way to
-/// tell that the kept tools did the work.
+/// How many translations on this thread found their tools kept by an earlier one so far: a
+/// test's way to tell that the kept tools did the work.
 pub fn kept_tools_used() -> u64 {
     USED.with(Cell::get)
 }
@@ -107,14 +121,18 @@ pub(super) fn kept(raw: &RawValue, form: Form) -> Option<Rc<Kept>> {
     if MADE_EACH_TIME.with(Cell::get) {
         return None;
     }
+    let made = Cell::new(false);
     let kept = set.with(|s| {
         s.get_or(
             raw.get().as_bytes(),
             |k| k.as_ref().map_or(0, |k| k.weight()),
-            || make(raw, form).map(Rc::new),
+            || {
+                made.set(true);
+                make(raw, form).map(Rc::new)
+            },
         )
     });
-    if kept.is_some() {
+    if kept.is_some() && !made.get() {
         USED.with(|n| n.set(n.get() + 1));
     }
     kept
@@ -152,10 +170,12 @@ fn make(raw: &RawValue, form: Form) -> Option<Kept> {
                 .ok()?
         }
     };
+    let mut names = rm.tools;
+    names.shrink_to_fit();
     Some(Kept {
         tools: written,
         ledger: meta.ledger,
         leg_ledger: leg.ledger,
-        names: rm.tools,
+        names,
     })
 }

@@ -245,6 +245,13 @@ fn translate_parsed<'b>(
             .into_shared()
         }
         To::Chat { mut out, first } => {
+            if kept.is_some() && provider == Format::Anthropic {
+                // Tools kept in Messages form go only with items handed straight on to the
+                // Messages translator; sent here they would be lost.
+                return Err(TranslateError::internal(
+                    "tools kept for the Messages translator reached a Chat body",
+                ));
+            }
             let head = object(&ChatRequest {
                 model: chat.model.take(),
                 ..ChatRequest::default()
@@ -1685,6 +1692,7 @@ fn tool_output<'b>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::kept::{kept_tools_used, without_kept_tools};
     use super::*;
     use serde_json::{json, Value};
 
@@ -1701,6 +1709,59 @@ mod tests {
         let (bytes, meta) =
             responses_request(body.to_string().as_bytes(), "up", provider, &opts("p1"))?;
         Ok((serde_json::from_slice(&bytes).unwrap(), meta))
+    }
+
+    /// Tools kept from an earlier request (made on the first, found on the second) against
+    /// tools converted afresh, for both provider kinds and the compact endpoint: the same
+    /// body, meta or error, for lists that are refused, lists of hosted tools alone, and
+    /// tools whose presence other members depend on.
+    #[test]
+    fn kept_tools_translate_as_tools_converted_afresh() {
+        let ns_fn = |ns: &str| json!({"type": "namespace", "name": ns, "tools": [{"type": "function", "name": "c"}]});
+        let bodies = [
+            json!({"model": "m", "input": "hi", "tools": [
+                {"type": "function", "name": "f", "parameters": {"type": "object"}, "strict": true},
+                ns_fn("repo"),
+                {"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+                {"type": "tool_search"}, {"type": "web_search", "search_context_size": "high"}],
+                "tool_choice": {"type": "function", "name": "f"}}),
+            json!({"model": "m", "input": "hi", "text": {"format": {"type": "json_object"}}, "tools": [{"type": "web_search"}]}),
+            json!({"model": "m", "input": "hi", "tool_choice": "required", "tools": [{"type": "tool_search"}]}),
+            json!({"model": "m", "input": "hi", "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}]}),
+            json!({"model": "m", "input": "hi", "tools": [ns_fn("a.b"), ns_fn("a_b")]}),
+            json!({"model": "m", "input": "hi", "tools": [{"type": "web_search", "search_context_size": "x"}]}),
+            json!({"model": "m", "input": [
+                {"role": "user", "content": "go"},
+                {"type": "function_call", "call_id": "c1", "name": "read", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "ok"}],
+                "tools": [{"type": "mcp", "server_label": "x"}]}),
+            json!({"model": "m", "input": [{"role": "user", "content": "go"}, {"type": "compaction_trigger"}],
+                "tools": [{"type": "function", "name": "f", "strict": false}, {"type": "web_search"}]}),
+            json!({"model": "m", "input": "hi", "reasoning": {"effort": "high"}, "tool_choice": "required",
+                "tools": [{"type": "function", "name": "f"}]}),
+        ];
+        let used = kept_tools_used();
+        for body in &bodies {
+            let body = body.to_string();
+            for provider in [Format::OpenAi, Format::Anthropic] {
+                let runs: [&dyn Fn() -> _; 2] = [
+                    &|| responses_request(body.as_bytes(), "up", provider, &opts("p1")),
+                    &|| compact_request(body.as_bytes(), "up", provider, &opts("p1")),
+                ];
+                for run in runs {
+                    let afresh = without_kept_tools(run);
+                    assert_eq!(run(), afresh, "{body} {provider:?}: made");
+                    assert_eq!(run(), afresh, "{body} {provider:?}: found");
+                }
+            }
+        }
+        // The lists it could keep were found kept: both forms of the first body and of the
+        // ones refused only later, and the compact endpoint's.
+        assert!(
+            kept_tools_used() - used >= 12,
+            "{}",
+            kept_tools_used() - used
+        );
     }
 
     #[test]
