@@ -232,18 +232,38 @@ fn translate<'b, 'r>(
     Ok(out)
 }
 
+/// Hashed user ids kept per worker: an agent sends the same one every turn (Claude Code's is
+/// a JSON object of ids, 170 bytes), and hashing it was 3% of a 50 KB turn's translation.
+const USER_IDS_KEPT: usize = 8;
+/// Longest user id kept with its hash.
+const USER_ID_KEPT_MAX_BYTES: usize = 1024;
+
+thread_local! {
+    static USER_IDS: crate::recent::Recent<std::rc::Rc<str>, USER_IDS_KEPT> =
+        const { crate::recent::Recent::new(USER_ID_KEPT_MAX_BYTES) };
+}
+
 /// `metadata.user_id` as OpenAI `user` (see [`MAX_OPENAI_USER_BYTES`]).
 fn openai_user<'b>(id: &'b Str<'_>) -> Str<'b> {
     if id.len() <= MAX_OPENAI_USER_BYTES {
         return id.reborrow();
     }
-    let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in digest.as_ref() {
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-    }
-    Str::from(hex)
+    let hex = USER_IDS.with(|kept| {
+        kept.get_or(
+            id.as_bytes(),
+            |h| h.len(),
+            || {
+                let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+                let mut hex = String::with_capacity(64);
+                for b in digest.as_ref() {
+                    hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+                    hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+                }
+                std::rc::Rc::from(hex)
+            },
+        )
+    });
+    Str::from(String::from(&*hex))
 }
 
 /// Every content block's scan: fields dropped wherever they sit (`cache_control`, `caller`)
@@ -635,7 +655,7 @@ fn user_messages<'b>(
     let mut from_results: Vec<ContentPart<'b>> = Vec::new();
     let mut parts: Vec<ContentPart<'b>> = Vec::new();
     for (j, b) in blocks.iter().enumerate() {
-        let at = format!("messages.{i}.content.{j}");
+        let at = At::Block(i, j);
         match b.kind.as_str() {
             "tool_result" => {
                 let id = b.tool_use_id.as_ref().ok_or_else(|| {
@@ -676,11 +696,30 @@ fn user_messages<'b>(
     Ok(())
 }
 
+/// Where a content block sits, written out only when an error names it: formatting the path
+/// of every block of an agent's turn was 4% of its translation.
+#[derive(Clone, Copy)]
+enum At<'p> {
+    /// `messages.{i}.content.{j}`.
+    Block(usize, usize),
+    /// `{outer}.{member}.{k}`: a block inside a block.
+    Inner(&'p At<'p>, &'static str, usize),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Block(i, j) => write!(f, "messages.{i}.content.{j}"),
+            At::Inner(outer, member, k) => write!(f, "{outer}.{member}.{k}"),
+        }
+    }
+}
+
 /// The text of a tool result (OpenAI tool content is text only); its images and documents
 /// go to `media` for the following user message.
 fn tool_result_text<'b>(
     b: &'b ContentBlock<'_>,
-    at: &str,
+    at: &At<'_>,
     media: &mut Vec<ContentPart<'b>>,
 ) -> Result<Str<'b>, TranslateError> {
     let mut texts: Vec<Str<'b>> = Vec::new();
@@ -689,7 +728,7 @@ fn tool_result_text<'b>(
         Some(TextOr::Text(s)) => texts.push(s.reborrow()),
         Some(TextOr::Items(items)) => {
             for (k, item) in items.iter().enumerate() {
-                let item_at = format!("{at}.content.{k}");
+                let item_at = At::Inner(at, "content", k);
                 match (item.kind.as_str(), &item.text, &item.tool_name) {
                     ("text", Some(t), _) => texts.push(t.reborrow()),
                     // Tool search's answer: the named tool is now offered (convert_tools).
@@ -729,7 +768,7 @@ fn text_part<'b>(text: Str<'b>) -> ContentPart<'b> {
 /// The OpenAI parts for one user-side block (text, image, document).
 fn user_part<'b>(
     b: &'b ContentBlock<'_>,
-    at: &str,
+    at: &At<'_>,
 ) -> Result<Vec<ContentPart<'b>>, TranslateError> {
     let source_kind = b.source.as_ref().map(|s| s.kind.as_str());
     Ok(match (b.kind.as_str(), source_kind) {
@@ -813,7 +852,7 @@ fn user_part<'b>(
                 Some(TextOr::Text(s)) => parts.push(text_part(s.reborrow())),
                 Some(TextOr::Items(items)) => {
                     for (k, item) in items.iter().enumerate() {
-                        parts.extend(user_part(item, &format!("{at}.source.content.{k}"))?);
+                        parts.extend(user_part(item, &At::Inner(at, "source.content", k))?);
                     }
                 }
             }
@@ -845,7 +884,7 @@ fn user_part<'b>(
 
 fn base64_source<'b>(
     b: &'b ContentBlock<'_>,
-    at: &str,
+    at: &At<'_>,
 ) -> Result<(Str<'b>, Str<'b>), TranslateError> {
     let s = b.source.as_ref();
     let mime = s.and_then(|s| s.media_type.as_ref()).ok_or_else(|| {
@@ -886,7 +925,7 @@ fn assistant_message<'b>(
         match b.kind.as_str() {
             "text" => texts.extend(b.text.as_ref()),
             "tool_use" => {
-                let at = format!("messages.{i}.content.{j}");
+                let at = At::Block(i, j);
                 let id = b.id.as_ref().ok_or_else(|| {
                     TranslateError::invalid(format!("{at}.id"), "id: Field required")
                 })?;
@@ -931,6 +970,75 @@ mod tests {
         let body = serde_json::to_vec(&req).unwrap();
         anthropic_to_openai_request(&body, "gpt-x", &Options::default())
             .map(|(b, m)| (serde_json::from_slice(&b).unwrap(), m))
+    }
+
+    /// The path an error names for a block, a block in a tool result and a block in a
+    /// document's content, each written out only then.
+    #[test]
+    fn errors_name_the_block_where_it_sits() {
+        let bad_image = json!({"type": "image", "source": {"type": "base64", "data": "AAAA"}});
+        let turn = |content: Value| {
+            json!({"model": "c", "max_tokens": 10, "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "n", "input": {}}]},
+                {"role": "user", "content": content}]})
+        };
+        let cases = [
+            (
+                json!([{"type": "text", "text": "a"}, bad_image.clone()]),
+                "messages.2.content.1.source.media_type",
+            ),
+            (
+                json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "a"}, bad_image.clone()]}]),
+                "messages.2.content.0.content.1.source.media_type",
+            ),
+            (
+                json!([{"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "a"}, bad_image]}}]),
+                "messages.2.content.0.source.content.1.source.media_type",
+            ),
+            (
+                json!([{"type": "tool_result", "content": "a"}]),
+                "messages.2.content.0.tool_use_id",
+            ),
+        ];
+        for (content, param) in cases {
+            let e = run(turn(content)).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some(param), "{e:?}");
+        }
+        let e = run(json!({"model": "c", "max_tokens": 10, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "t", "input": {}}]}]}))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages.1.content.1.name"));
+    }
+
+    /// A long user id goes as its SHA-256 whether it was hashed for this request or kept from
+    /// an earlier one, with more ids than are kept between.
+    #[test]
+    fn a_kept_user_id_hash_is_the_hash_of_the_id() {
+        let ids: Vec<String> = (0..USER_IDS_KEPT + 3)
+            .map(|n| format!("{{\"device_id\":\"{n:0>80}\",\"session\":\"s\"}}"))
+            .collect();
+        let user = |id: &str| {
+            let (out, _) = run(
+                json!({"model": "c", "max_tokens": 10, "metadata": {"user_id": id},
+                "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .unwrap();
+            out["user"].as_str().unwrap().to_owned()
+        };
+        let hex = |id: &str| {
+            let d = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
+            d.as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        for round in 0..3 {
+            for id in ids.iter().rev().skip(round) {
+                assert_eq!(user(id), hex(id), "{id}");
+            }
+        }
     }
 
     #[test]
