@@ -218,7 +218,14 @@ fn a_small_request_sent_during_a_large_translation_on_the_same_worker_is_answere
     let (tx, rx) = std::sync::mpsc::channel();
     let big_tx = tx.clone();
     let big_one = std::thread::spawn(move || {
-        let r = request(addr, &post("/v1/chat/completions", &[], &big));
+        // Its translation takes seconds in a debug build, more on a 2-core machine whose
+        // other stages run beside the tests: waited for longer than an answer usually is.
+        let mut c = Client::connect(addr);
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        c.send_raw(&post("/v1/chat/completions", &[], &big));
+        let r = c.read_response().expect("no response");
         big_tx.send("big").unwrap();
         r
     });
