@@ -1,6 +1,7 @@
 //! A Responses request's tools as the provider takes them, kept per worker by the tools'
 //! bytes: an agent sends the same tools every turn (Codex's ten are 9 KB), and reading,
-//! converting and writing them again was a third of a 50 KB turn's translation.
+//! converting and writing them again was about half of what a 50 KB turn's translation
+//! costs after admission.
 //!
 //! What is kept is a function of the tools' bytes and the provider's form alone: each tool's
 //! JSON as the translation writes it, the ledger notes and the renamed tools it made (nothing
