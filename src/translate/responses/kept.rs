@@ -19,7 +19,7 @@ use crate::translate::ledger::Ledger;
 use crate::translate::RequestMeta;
 use crate::wire::responses::Tool;
 
-use super::request::{convert_tools, distinct_upstream_names};
+use super::tools::{convert_tools, distinct_upstream_names};
 use super::{ResponsesMeta, ToolName};
 
 /// Tools lists kept per form: an agent's session uses one, a worker serves a few sessions'

@@ -8,6 +8,7 @@ mod native;
 mod open;
 pub(super) mod render;
 mod request;
+mod tools;
 
 pub use super::responses_via_chat::{chat_to_responses_response_into, ChatToResponsesStream};
 pub use super::responses_via_messages::{
