@@ -25,9 +25,12 @@ mod agent;
 use std::hint::black_box;
 use std::time::Duration;
 
+use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use ringway::format::Format;
-use ringway::json::{inspect_request, splice_string, with_notes};
+use ringway::json::{
+    inspect_request, splice_string, with_checked, with_notes, Checked, RequestInfo,
+};
 use ringway::seal::SealKey;
 use ringway::translate::{Options, Pair, Room};
 
@@ -41,12 +44,12 @@ const UPSTREAM_MODEL: &str = "claude-sonnet-4-5";
 struct Path {
     name: &'static str,
     client: Shape,
-    run: fn(&[u8], &Options) -> usize,
+    run: fn(&Bytes, &Options) -> usize,
 }
 
-fn same_format(body: &[u8], _: &Options) -> usize {
-    inspect_request(body)
-        .ok()
+fn same_format(body: &Bytes, _: &Options) -> usize {
+    checked_inspection(body)
+        .map(|(info, _)| info)
         .and_then(|info| splice_string(body, info.model_span, UPSTREAM_MODEL))
         .map_or(0, |b| b.len())
 }
@@ -54,7 +57,7 @@ fn same_format(body: &[u8], _: &Options) -> usize {
 /// Admission with PII substitution on (the detectors, the walk, the rewrite), for a body that
 /// holds a handful of entities (see [`with_entities`]).
 #[allow(clippy::expect_used, reason = "the built-in detectors always compile")]
-fn pii_substitution(body: &[u8], _: &Options) -> usize {
+fn pii_substitution(body: &Bytes, _: &Options) -> usize {
     thread_local! {
         static DETECTOR: ringway::pii::Detector =
             ringway::pii::Detector::new(&[], &[]).expect("built-in detectors");
@@ -62,7 +65,7 @@ fn pii_substitution(body: &[u8], _: &Options) -> usize {
     // As the gateway does: inspect, substitute with the inspection's notes, inspect the new
     // body with the notes moved (the flag is taken out only where the inspector saw one, and
     // these bodies carry none).
-    let Ok(info) = inspect_request(body) else {
+    let Some((info, _)) = checked_inspection(body) else {
         return 0;
     };
     DETECTOR.with(|d| {
@@ -90,16 +93,23 @@ fn with_entities(mut body: Vec<u8>) -> Vec<u8> {
 
 /// What the gateway does before a translation: inspect the body (validation, the fields it
 /// routes by, notes of where long strings end), then translate with those notes.
-fn admitted(body: &[u8], translate: impl FnOnce() -> Option<usize>) -> usize {
-    let Ok(info) = inspect_request(body) else {
+fn admitted(body: &Bytes, translate: impl FnOnce() -> Option<usize>) -> usize {
+    let Some((info, utf8)) = checked_inspection(body) else {
         return 0;
     };
-    with_notes(body, &info.strings, translate).unwrap_or(0)
+    with_checked(utf8.as_ref(), || with_notes(body, &info.strings, translate)).unwrap_or(0)
+}
+
+/// Admission's inspection: the body checked to be UTF-8 once, then inspected as known text.
+fn checked_inspection(body: &Bytes) -> Option<(RequestInfo, Option<Checked>)> {
+    let utf8 = Checked::new(body);
+    let info = with_checked(utf8.as_ref(), || inspect_request(body)).ok()?;
+    Some((info, utf8))
 }
 
 /// A translation as the gateway takes it: shared bytes, its first members placed in front of
 /// the conversation without moving it.
-fn translated(body: &[u8], client: Format, provider: Format, opts: &Options) -> usize {
+fn translated(body: &Bytes, client: Format, provider: Format, opts: &Options) -> usize {
     admitted(body, || {
         Pair::new(client, provider)
             .request_shared(body, UPSTREAM_MODEL, opts, &Room::unlimited())
@@ -108,19 +118,19 @@ fn translated(body: &[u8], client: Format, provider: Format, opts: &Options) -> 
     })
 }
 
-fn chat_to_messages(body: &[u8], opts: &Options) -> usize {
+fn chat_to_messages(body: &Bytes, opts: &Options) -> usize {
     translated(body, Format::OpenAi, Format::Anthropic, opts)
 }
 
-fn messages_to_chat(body: &[u8], opts: &Options) -> usize {
+fn messages_to_chat(body: &Bytes, opts: &Options) -> usize {
     translated(body, Format::Anthropic, Format::OpenAi, opts)
 }
 
-fn responses_to_chat(body: &[u8], opts: &Options) -> usize {
+fn responses_to_chat(body: &Bytes, opts: &Options) -> usize {
     translated(body, Format::Responses, Format::OpenAi, opts)
 }
 
-fn responses_to_messages(body: &[u8], opts: &Options) -> usize {
+fn responses_to_messages(body: &Bytes, opts: &Options) -> usize {
     translated(body, Format::Responses, Format::Anthropic, opts)
 }
 
@@ -183,13 +193,13 @@ fn size_name(size: usize) -> String {
 
 /// The body `path` is measured on: an agent body of its client's shape, with entities for
 /// the PII path.
-fn body_for(path: &Path, size: usize) -> Vec<u8> {
+fn body_for(path: &Path, size: usize) -> Bytes {
     let body = agent::body(path.client, size, CLIENT_MODEL, false);
-    if path.name == "chat_pii" {
+    Bytes::from(if path.name == "chat_pii" {
         with_entities(body)
     } else {
         body
-    }
+    })
 }
 
 fn criterion_benches(c: &mut Criterion) {

@@ -1200,6 +1200,21 @@ fn agent_bodies_translate_alike_by_both_readers() {
                     assert_eq!(parts.concat(), plain.0, "{shape:?} {size} {provider:?}");
                     assert_eq!(meta, plain.1);
                     assert_eq!(shared.into_vec(&source).unwrap(), plain.0);
+                    // With admission's check of the body's UTF-8 known to the reader (it
+                    // takes the body as text unchecked): the same bytes.
+                    let utf8 = ringway::json::Checked::new(&source);
+                    assert!(utf8.is_some());
+                    let uses = ringway::json::known_uses();
+                    let (known, known_meta) = ringway::json::with_checked(utf8.as_ref(), || {
+                        pair.request_shared(&source, "m", &opts, &room)
+                    })
+                    .unwrap();
+                    assert!(
+                        ringway::json::known_uses() > uses,
+                        "{shape:?} {size}: read as known"
+                    );
+                    assert_eq!(known.into_vec(&source).unwrap(), plain.0);
+                    assert_eq!(known_meta, plain.1);
                 }
             }
         }

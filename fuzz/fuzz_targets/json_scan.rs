@@ -3,12 +3,16 @@
 //! and block boundaries are crossed with arbitrary bytes). And the block escaper against
 //! serde_json's: the same bytes for any string. And `wire::Str`, which keeps an escaped
 //! string as written: the same text (or refusal) as serde_json's `String`, and written back
-//! it reads as that text again.
+//! it reads as that text again. And a body checked to be UTF-8 once (`json::Checked`): the
+//! scan of it as known text answers as the scan that checks it, and a slice of it is taken as
+//! text exactly when it is cut at character boundaries, as that text.
 #![no_main]
 
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use ringway::json::{
-    inspect_request_scan, inspect_request_serde, write_json_string, JsonError, RequestInfo,
+    inspect_request_scan, inspect_request_serde, known_text, with_checked, write_json_string,
+    Checked, JsonError, RequestInfo,
 };
 
 /// A real Claude Code request: its first text string runs from byte 90 to past byte 600.
@@ -24,6 +28,29 @@ fn same(body: &[u8]) {
         assert!(scan.strings.hold_in(body), "{:?}", String::from_utf8_lossy(body));
     }
     assert_eq!(unsealed(scan), unsealed(serde));
+    checked(body);
+}
+
+/// What is known of a body checked once agrees with checking it again.
+fn checked(body: &[u8]) {
+    let bytes = Bytes::copy_from_slice(body);
+    let utf8 = Checked::new(&bytes);
+    assert_eq!(utf8.is_some(), std::str::from_utf8(body).is_ok());
+    let plain = inspect_request_scan(&bytes);
+    with_checked(utf8.as_ref(), || {
+        assert_eq!(inspect_request_scan(&bytes), plain);
+        // Slices at cuts the body's own bytes choose.
+        let n = bytes.len();
+        for (i, j) in [(0, n), (n / 3, n), (0, n / 2), (n / 4, n - n / 5)] {
+            let Some(slice) = bytes.get(i..j) else {
+                continue;
+            };
+            match known_text(slice) {
+                Some(text) => assert_eq!(Ok(text), std::str::from_utf8(slice)),
+                None => assert!(utf8.is_none() || std::str::from_utf8(slice).is_err()),
+            }
+        }
+    });
 }
 
 fn unsealed(r: Result<RequestInfo, JsonError>) -> Result<RequestInfo, JsonError> {

@@ -36,6 +36,7 @@ mod stream_options;
 #[cfg(test)]
 mod tests;
 pub mod tree;
+mod utf8;
 
 use std::fmt;
 use std::ops::Range;
@@ -54,6 +55,7 @@ pub use spans::{
     contains_outside_strings, noted_without_unicode, notes_used, with_notes, Splice, StringSpans,
 };
 pub use stream_options::with_include_usage;
+pub use utf8::{known_text, known_uses, with_checked, Checked};
 
 /// Deepest container nesting a body may have. The top-level object counts as level 1.
 /// The number is serde_json's default recursion limit, but that limit only lets 127 levels

@@ -77,7 +77,7 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
     // UTF-8 once for the whole body (SIMD; what notes vouch for is not read again): strings
     // then only look for quotes, backslashes and control characters, and outside strings only
     // ASCII is valid anyway.
-    if !spans::is_utf8(body) {
+    if !super::utf8::known(body) && !spans::is_utf8(body) {
         return Err(Refused);
     }
     let mut s = Scanner {

@@ -106,7 +106,7 @@ pub fn parse_within(body: &[u8], left: &mut usize) -> Option<Node> {
     // Once for the whole text (what notes vouch for is not read again): then string tokens
     // need only their escapes and control characters checked (outside strings, valid JSON is
     // ASCII).
-    if !super::spans::is_utf8(body) {
+    if !super::utf8::known(body) && !super::spans::is_utf8(body) {
         return None;
     }
     let mut p = Parser {

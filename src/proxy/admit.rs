@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::format::Format;
 use crate::headers::PRIVACY_TIER_HEADER;
 use crate::http1::RequestHead;
-use crate::json::{Flag, RequestInfo, TextField};
+use crate::json::{Checked, Flag, RequestInfo, TextField};
 use crate::routing::Resolved;
 use crate::seal::Holder;
 use crate::upstream::OutBody;
@@ -24,6 +24,9 @@ use crate::upstream::OutBody;
 pub(super) struct Admitted {
     /// The body as it goes upstream (gateway-only fields removed).
     pub body: Bytes,
+    /// The body's bytes as checked to be UTF-8 by its inspection, for the translation's reader
+    /// (None where the inspection read it by notes: the reader checks it then).
+    pub utf8: Option<Checked>,
     /// What its JSON says.
     pub info: RequestInfo,
     /// May the request move to other targets when its first one fails?
@@ -71,7 +74,7 @@ pub(super) async fn admit<S: Transport>(
         )
         .await?;
     ex.body_read.set(true);
-    let mut info = inspect(&body, &path_model).await?;
+    let (mut info, mut utf8) = inspect(&body, &path_model).await?;
     let body_fallbacks = match info.allow_fallbacks {
         Flag::Absent => true,
         Flag::Bool(b) => {
@@ -81,7 +84,7 @@ pub(super) async fn admit<S: Transport>(
                     Error::new(ErrorKind::Internal, "cannot remove `allow_fallbacks`")
                 })?;
             body = Bytes::from(cut);
-            info = inspect(&body, &path_model).await?;
+            (info, utf8) = inspect(&body, &path_model).await?;
             b
         }
         Flag::Other => {
@@ -101,7 +104,7 @@ pub(super) async fn admit<S: Transport>(
             let (cut, _) = crate::json::remove_members(&body, "privacy_tier")
                 .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot remove `privacy_tier`"))?;
             body = Bytes::from(cut);
-            info = inspect(&body, &path_model).await?;
+            (info, utf8) = inspect(&body, &path_model).await?;
             let text = match &field {
                 TextField::Text(t) => Some(t.as_str()),
                 _ => None,
@@ -116,7 +119,7 @@ pub(super) async fn admit<S: Transport>(
         let read = (&body, &info.strings);
         if let Some(expanded) = stored::admit(ctx, key, &info.model, read, &ex.store).await? {
             body = expanded;
-            info = inspect(&body, &path_model).await?;
+            (info, utf8) = inspect(&body, &path_model).await?;
         }
     }
     // Everything sealed for the client is bound to its gateway key (the digest of its
@@ -137,7 +140,7 @@ pub(super) async fn admit<S: Transport>(
             Ok(None) => {}
             Ok(Some(unsealed)) => {
                 body = Bytes::from(unsealed);
-                info = inspect(&body, &path_model).await?;
+                (info, utf8) = inspect(&body, &path_model).await?;
             }
             Err(e) => {
                 let err = Error::new(ErrorKind::InvalidBody, e.to_string());
@@ -153,7 +156,7 @@ pub(super) async fn admit<S: Transport>(
             .map_err(Error::from)?
         {
             body = Bytes::from(opened.body);
-            info = inspect(&body, &path_model).await?;
+            (info, utf8) = inspect(&body, &path_model).await?;
         }
     }
     let mut dropped_reasoning = false;
@@ -258,7 +261,7 @@ pub(super) async fn admit<S: Transport>(
         // Thinking is restored too: its signature is sealed under the gateway's key, so the
         // block can go back to the provider as it was signed (`pii::thinking`).
         ex.pii = session.restore_set_sealing(Some(seal()));
-        info = inspect_noted(&body, &path_model, notes).await?;
+        (info, utf8) = inspect_noted(&body, &path_model, notes).await?;
     }
     ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op)?;
@@ -279,6 +282,7 @@ pub(super) async fn admit<S: Transport>(
     }
     Ok(Admitted {
         body,
+        utf8,
         info,
         fallbacks: body_fallbacks && header_fallbacks,
         op,
@@ -292,7 +296,10 @@ pub(super) async fn admit<S: Transport>(
 
 /// What a body's JSON says: read on the worker when small, on a helper thread when large (tens of milliseconds for 6 MB), so that a large body does not
 /// hold up the worker's other requests.
-async fn inspect(body: &Bytes, path_model: &Option<(String, bool)>) -> Result<RequestInfo> {
+async fn inspect(
+    body: &Bytes,
+    path_model: &Option<(String, bool)>,
+) -> Result<(RequestInfo, Option<Checked>)> {
     inspect_noted(body, path_model, None).await
 }
 
@@ -302,18 +309,24 @@ async fn inspect_noted(
     body: &Bytes,
     path_model: &Option<(String, bool)>,
     notes: Option<crate::json::StringSpans>,
-) -> Result<RequestInfo> {
-    let read = |body: &[u8], path_model: &Option<(String, bool)>, notes: Option<_>| {
+) -> Result<(RequestInfo, Option<Checked>)> {
+    let read = |body: &Bytes, path_model: &Option<(String, bool)>, notes: Option<_>| {
         let read = || match path_model {
             Some((model, stream)) => crate::json::inspect_request_path_model(body, model, *stream),
             None => crate::json::inspect_request(body),
         };
         match notes {
-            Some(notes) => crate::json::with_notes(body, &notes, read),
-            None => read(),
+            // What the notes vouch for is not read again: the reader checks the body itself.
+            Some(notes) => (crate::json::with_notes(body, &notes, read), None),
+            // Checked once, here: the inspection and the translation's reader take it as
+            // text (see `json::Checked`).
+            None => {
+                let utf8 = Checked::new(body);
+                (crate::json::with_checked(utf8.as_ref(), read), utf8)
+            }
         }
     };
-    let info = if body.len() <= convert::INLINE_TRANSLATION_MAX_BYTES {
+    let (info, utf8) = if body.len() <= convert::INLINE_TRANSLATION_MAX_BYTES {
         read(body, path_model, notes)
     } else {
         let body = body.clone();
@@ -322,7 +335,8 @@ async fn inspect_noted(
             .await
             .map_err(convert::pool_error)?
     };
-    info.map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))
+    let info = info.map_err(|e| Error::new(ErrorKind::InvalidBody, e.to_string()))?;
+    Ok((info, utf8))
 }
 
 /// A Gemini call's model (decoded, without `models/`) and whether it streams, from its path;

@@ -310,7 +310,7 @@ async fn prepare_body<'c>(
     // Charged to the worker's budget first, and run off the worker when the body is large.
     let (body, mut meta, charge) = convert::request(
         ctx,
-        (body, strings, unchanged),
+        (body, strings, unchanged, req.utf8.as_ref()),
         req.op,
         &target.model,
         pair,

@@ -11,7 +11,7 @@ use super::budget::{self, Charge};
 use super::ctx::Ctx;
 use super::state::Op;
 use crate::error::{Error, ErrorKind, Result};
-use crate::json::{with_notes, StringSpans};
+use crate::json::{with_checked, with_notes, Checked, StringSpans};
 use crate::rt::pool::{self, PoolError};
 use crate::translate::{Options, Pair, RequestMeta, Room, Shared, TranslateError};
 use crate::upstream::OutBody;
@@ -28,10 +28,12 @@ pub const INLINE_TRANSLATION_MAX_BYTES: usize = 512 * 1024;
 /// The translated body for `model` at a provider that speaks `pair.provider`, its meta, and
 /// the charge its bytes hold against the worker's budget while it is kept for sending. With
 /// `lend`, its long strings are lent from `body` (which its parts then keep alive): only for
-/// the client's body, which is held (and charged) anyway, never for a copy made of it.
+/// the client's body, which is held (and charged) anyway, never for a copy made of it. With
+/// `utf8` (admission's check of the client's body), the reader takes that body as text
+/// without checking it again; any other body is checked.
 pub(super) async fn request<'c>(
     ctx: &'c Ctx,
-    (body, strings, lend): (&Bytes, &StringSpans, bool),
+    (body, strings, lend, utf8): (&Bytes, &StringSpans, bool, Option<&Checked>),
     op: Op,
     model: &str,
     pair: Pair,
@@ -51,15 +53,19 @@ pub(super) async fn request<'c>(
     // The inspection's notes of where long strings end spare the translation a second scan
     // (used only while it reads this very body: see `json::with_notes`).
     let translated = if body.len() <= INLINE_TRANSLATION_MAX_BYTES {
-        with_notes(body, strings, || {
-            translate(body, op, model, pair, &opts, (bound, lend))
+        with_checked(utf8, || {
+            with_notes(body, strings, || {
+                translate(body, op, model, pair, &opts, (bound, lend))
+            })
         })
     } else {
         let (body, model, opts) = (body.clone(), model.to_owned(), opts.into_owned());
-        let strings = strings.clone();
+        let (strings, utf8) = (strings.clone(), utf8.cloned());
         pool::run(move || {
-            with_notes(&body, &strings, || {
-                translate(&body, op, &model, pair, &opts, (bound, lend))
+            with_checked(utf8.as_ref(), || {
+                with_notes(&body, &strings, || {
+                    translate(&body, op, &model, pair, &opts, (bound, lend))
+                })
             })
         })
         .await
