@@ -25,12 +25,6 @@ impl Checked {
     }
 }
 
-impl std::fmt::Debug for Checked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Checked({} bytes)", self.0.len())
-    }
-}
-
 thread_local! {
     /// The checked bytes this thread's readers may take as text, set by [`with_checked`].
     static CHECKED: RefCell<Option<Bytes>> = const { RefCell::new(None) };

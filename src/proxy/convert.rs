@@ -50,23 +50,14 @@ pub(super) async fn request<'c>(
     if !charge.resize(bound) {
         return Err(budget::exhausted(limit, "bodies"));
     }
-    // The inspection's notes of where long strings end spare the translation a second scan
-    // (used only while it reads this very body: see `json::with_notes`).
     let translated = if body.len() <= INLINE_TRANSLATION_MAX_BYTES {
-        with_checked(utf8, || {
-            with_notes(body, strings, || {
-                translate(body, op, model, pair, &opts, (bound, lend))
-            })
-        })
+        translate((body, strings, utf8), op, model, pair, &opts, (bound, lend))
     } else {
         let (body, model, opts) = (body.clone(), model.to_owned(), opts.into_owned());
         let (strings, utf8) = (strings.clone(), utf8.cloned());
         pool::run(move || {
-            with_checked(utf8.as_ref(), || {
-                with_notes(&body, &strings, || {
-                    translate(&body, op, &model, pair, &opts, (bound, lend))
-                })
-            })
+            let admitted = (&body[..], &strings, utf8.as_ref());
+            translate(admitted, op, &model, pair, &opts, (bound, lend))
         })
         .await
         .map_err(pool_error)?
@@ -102,8 +93,27 @@ pub(super) fn pool_error(e: PoolError) -> Error {
     }
 }
 
-/// One translation, within `room` bytes of buffers.
+/// One translation, within `room` bytes of buffers, with what admission learnt of the body:
+/// the inspection's notes of where long strings end spare it a second scan, and the check of
+/// its UTF-8 a second check (each used only while it reads this very body: see
+/// `json::with_notes`, `json::with_checked`).
 fn translate(
+    (body, strings, utf8): (&[u8], &StringSpans, Option<&Checked>),
+    op: Op,
+    model: &str,
+    pair: Pair,
+    opts: &Options,
+    budget: (usize, bool),
+) -> std::result::Result<(Shared, RequestMeta), TranslateError> {
+    with_checked(utf8, || {
+        with_notes(body, strings, || {
+            translate_noted(body, op, model, pair, opts, budget)
+        })
+    })
+}
+
+/// [`translate`] once the notes and check are known to the thread.
+fn translate_noted(
     body: &[u8],
     op: Op,
     model: &str,

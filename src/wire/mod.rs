@@ -934,21 +934,13 @@ macro_rules! top_level_seed {
                 body: &'de [u8],
                 sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
             ) -> Result<Self, $crate::wire::ParseError> {
-                // UTF-8 checked once, with SIMD: the readers then read text, which they do not
-                // check again string by string. Invalid UTF-8 goes to serde_json's byte
-                // reader, whose error says where.
-                let text = match $crate::json::known_text(body) {
-                    // Checked at admission, and these are its bytes still.
-                    Some(text) => text,
-                    None => match simdutf8::basic::from_utf8(body) {
-                        Ok(text) => text,
-                        Err(_) => {
-                            return Self::parse_with(
-                                serde_json::Deserializer::from_slice(body),
-                                sink,
-                            )
-                        }
-                    },
+                // UTF-8 checked once, with SIMD (here, or by admission: `json::Checked`): the
+                // readers then read text, which they do not check again string by string.
+                // Invalid UTF-8 goes to serde_json's byte reader, whose error says where.
+                let Some(text) = $crate::json::known_text(body)
+                    .or_else(|| simdutf8::basic::from_utf8(body).ok())
+                else {
+                    return Self::parse_with(serde_json::Deserializer::from_slice(body), sink);
                 };
                 // The fast reader first; where it refuses, what it gave the sink is void and
                 // serde_json reads the body again (its answer, error included, is the one).

@@ -252,15 +252,7 @@ fn openai_user<'b>(id: &'b Str<'_>) -> Str<'b> {
         kept.get_or(
             id.as_bytes(),
             |h| h.len(),
-            || {
-                let digest = ring::digest::digest(&ring::digest::SHA256, id.as_bytes());
-                let mut hex = String::with_capacity(64);
-                for b in digest.as_ref() {
-                    hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-                    hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-                }
-                std::rc::Rc::from(hex)
-            },
+            || std::rc::Rc::from(crate::credentials::sigv4::sha256_hex(id.as_bytes())),
         )
     });
     Str::from(String::from(&*hex))
