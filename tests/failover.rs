@@ -976,14 +976,31 @@ fn every_send_of_a_translated_request_gets_the_whole_body() {
     let m = mock(&[]);
     let g = gateway_for(
         &m,
-        r#"[[route]]
+        // Providers of their own whose answer heads may take seconds: a debug mock reading
+        // 700 KB on a loaded 2-core CI machine has outrun the shared 400 ms budget.
+        &format!(
+            r#"[[provider]]
+name = "oa-big"
+kind = "openai"
+base_url = "http://{m}/v1"
+first_byte_timeout_ms = 15000
+
+[[provider]]
+name = "an-big"
+kind = "anthropic"
+base_url = "http://{m}"
+first_byte_timeout_ms = 15000
+
+[[route]]
 model = "tr"
-targets = ["oa/tr-1", "an/tr-2"]
+targets = ["oa-big/tr-1", "an-big/tr-2"]
 retries = 2
 backoff_base_ms = 5
 backoff_max_ms = 20
 breaker_failures = 0
 "#,
+            m = m.addr
+        ),
     );
     set_faults(&m, &serde_json::json!({"tr-1": "status=503"}));
     for size in [40_000, 700_000] {
