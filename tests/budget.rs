@@ -171,11 +171,12 @@ fn a_translated_body_is_not_held_while_its_connection_is_made() {
     let (stuck, _fill) = unanswering_listener().unwrap();
     let stuck_addr = stuck.local_addr().unwrap().as_socket().unwrap();
     // The budget of the tests above: one 1.5 MB translation with its scratch, not beside
-    // another translated body. The first request's provider takes 3 s not to answer its
-    // connect; a body made before the connect would hold its charge all that time.
+    // another translated body. The first request's provider takes 10 s not to answer its
+    // connect; a body made before the connect would hold its charge all that time. (With
+    // 3 s, CI's loaded 2 cores once took longer than that over the second request.)
     let g = gateway_env(
         &format!(
-            "[server]\nworkers = 1\nmax_buffered_bytes = 5767168\n\n{}\n             [[provider]]\nname = \"stuck\"\nkind = \"anthropic\"\nbase_url = \"http://{stuck_addr}\"\n             api_key_env = \"RW_TEST_ANTHROPIC_KEY\"\nconnect_timeout_ms = 3000\n\n             [[route]]\nmodel = \"stuck-claude\"\ntargets = [\"stuck/claude-up\"]\n",
+            "[server]\nworkers = 1\nmax_buffered_bytes = 5767168\n\n{}\n             [[provider]]\nname = \"stuck\"\nkind = \"anthropic\"\nbase_url = \"http://{stuck_addr}\"\n             api_key_env = \"RW_TEST_ANTHROPIC_KEY\"\nconnect_timeout_ms = 10000\n\n             [[route]]\nmodel = \"stuck-claude\"\ntargets = [\"stuck/claude-up\"]\nretries = 0\n",
             standard_providers(&m)
         ),
         PROVIDER_KEYS,

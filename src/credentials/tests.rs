@@ -405,7 +405,9 @@ fn a_dropped_credential_is_not_kept_alive_by_the_refresher() {
     until(|| ready(&c).is_some());
     let weak = Arc::downgrade(&c);
     drop(c);
-    assert!(weak.upgrade().is_none());
+    // The refresher may still be publishing the fetch that made it ready, holding it for
+    // that moment (CI saw it on a loaded machine): gone soon after, not kept.
+    until(|| weak.upgrade().is_none());
 }
 
 #[test]
