@@ -37,6 +37,7 @@ use std::ops::Range;
 use crate::json::tree::{self, Entry, Node};
 use crate::json::Splice;
 
+use super::plain::Clear;
 use super::{Session, Text};
 
 /// The per-request switch, removed before the body goes upstream.
@@ -202,8 +203,9 @@ pub fn substitute_spliced(
     for span in spans.strings {
         if builtin_only {
             if let Some(token) = body.get(span.clone()) {
-                if let Some(len) = super::plain::cleared(session.scope(), token, escaped_text_len) {
-                    pieces.push(Piece::escaped(span, token, len));
+                if let Some(clear) = super::plain::cleared(session.scope(), token, escaped_text_len)
+                {
+                    pieces.push(Piece::escaped(span, token, clear));
                     continue;
                 }
             }
@@ -222,12 +224,16 @@ pub fn substitute_spliced(
     let mut texts = Vec::new();
     pieces.iter().for_each(|p| p.leaves(&mut texts));
     let mut results = session.substitute_texts(&texts).into_iter();
+    // Every text was searched (none refused): a text without a new one holds no entity.
+    let searched = builtin_only && !session.incomplete();
     let mut edits = Vec::new();
     for p in &pieces {
         if let Some(new) = p.rebuilt(&mut results)? {
             // A number stays bare while its stand-in is one (as in JSON text, see `rebuilt`).
             let bare = p.number && is_number(&new);
             edits.push((p.span.clone(), new, bare));
+        } else if searched {
+            p.keep_searched(body, session.scope());
         }
     }
     // Strings and numbers were collected apart: the splice goes in body order.
@@ -293,9 +299,9 @@ struct Piece<'a> {
     text: Cow<'a, str>,
     /// The pieces of `text` when it is JSON text (they are searched instead of it).
     inner: Option<Vec<Piece<'static>>>,
-    /// A string of the body searched still escaped: its token and its decoded length
+    /// A string of the body searched still escaped: its token and what is known of it
     /// ([`Text::Escaped`]; `text` is then empty).
-    escaped: Option<(&'a [u8], usize)>,
+    escaped: Option<(&'a [u8], Clear)>,
 }
 
 /// The decoded length of a body's string token that can be searched still escaped
@@ -356,13 +362,30 @@ impl<'a> Piece<'a> {
     }
 
     /// A string of the body searched still escaped (see [`escaped_text_len`]).
-    fn escaped(span: Range<usize>, token: &'a [u8], len: usize) -> Piece<'a> {
+    fn escaped(span: Range<usize>, token: &'a [u8], clear: Clear) -> Piece<'a> {
         Piece {
             span,
             number: false,
             text: Cow::Borrowed(""),
             inner: None,
-            escaped: Some((token, len)),
+            escaped: Some((token, clear)),
+        }
+    }
+
+    /// Keeps this string of the body, searched whole and found with no entity, for the
+    /// next request of `scope` (`plain::searched`): a long text resent every turn (a tool's
+    /// description) is then neither decoded nor searched again. Not one with a `\u` escape,
+    /// whose decoded text may hold a stand-in its bytes do not (see `Text::contains`), nor
+    /// one opening like JSON text, which is searched piece by piece.
+    fn keep_searched(&self, body: &[u8], scope: u64) {
+        if self.number || self.inner.is_some() || self.escaped.is_some() || opens_json(&self.text) {
+            return;
+        }
+        let Some(token) = body.get(self.span.clone()) else {
+            return;
+        };
+        if memchr::memmem::find(token, b"\\u").is_none() {
+            super::plain::searched(scope, token, self.text.len());
         }
     }
 
@@ -370,7 +393,11 @@ impl<'a> Piece<'a> {
     fn leaves<'p>(&'p self, out: &mut Vec<Text<'p>>) {
         match (&self.inner, self.escaped) {
             (Some(inner), _) => inner.iter().for_each(|p| p.leaves(out)),
-            (None, Some((token, len))) => out.push(Text::Escaped { token, len }),
+            (None, Some((token, clear))) => out.push(Text::Escaped {
+                token,
+                len: clear.len,
+                needless: clear.needless,
+            }),
             (None, None) => out.push(Text::Decoded(&self.text)),
         }
     }
@@ -430,10 +457,7 @@ fn json_pieces(
     depth: usize,
     left: &mut usize,
 ) -> Result<Option<Vec<Piece<'static>>>, BodyError> {
-    let first = text
-        .bytes()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-    if !matches!(first, Some(b'{' | b'[' | b'"')) {
+    if !opens_json(text) {
         return Ok(None);
     }
     let Some(root) = tree::parse_within(text.as_bytes(), left) else {
@@ -445,6 +469,14 @@ fn json_pieces(
     };
     let mut out = Vec::new();
     Ok(collect(text.as_bytes(), &root, depth, &mut out, left)?.map(|()| out))
+}
+
+/// Whether `text` opens, after white space, as an object, an array or a string do.
+fn opens_json(text: &str) -> bool {
+    let first = text
+        .bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    matches!(first, Some(b'{' | b'[' | b'"'))
 }
 
 /// The pieces of `node` into `out`; `Ok(None)` when a string in it does not decode.

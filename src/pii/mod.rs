@@ -200,16 +200,19 @@ pub struct Session<'d> {
 pub(crate) enum Text<'a> {
     /// The text itself.
     Decoded(&'a str),
-    /// A JSON string token (quotes included) in which no detector can match: only built-in
-    /// detectors are on, the token has no `\u` escape, and no byte a built-in pattern needs
-    /// is in it ([`lines::any`]). The short escapes stand for `"`, `\`, `/` and control
-    /// characters, none of which a pattern needs, so what the decoded text has in an order
-    /// the token has in that order too. It is decoded only if a stand-in's bytes are in it.
+    /// A JSON string token (quotes included) that holds no entity: only built-in detectors
+    /// are on, the token has no `\u` escape, and either no byte a built-in pattern needs is
+    /// in it ([`lines::any`]) or the detectors found nothing in it on an earlier request
+    /// (`plain`). The short escapes stand for `"`, `\`, `/` and control characters, none of
+    /// which a stand-in holds, so a stand-in in the decoded text is in the token too. It is
+    /// decoded only if a stand-in's bytes are in it.
     Escaped {
         /// The token.
         token: &'a [u8],
         /// The length of its decoded text.
         len: usize,
+        /// No byte a built-in pattern needs is in it.
+        needless: bool,
     },
 }
 
@@ -227,12 +230,13 @@ impl Text<'_> {
     /// its bytes are in the token; where they are, the token is decoded to be sure. One that
     /// does not decode (never, for a token the parser took) counts as holding it.
     ///
-    /// `needy`: the needle itself has bytes a built-in pattern needs. Then it is in no escaped
-    /// text, which has none, and whose bytes would hold the needle's if it were there.
+    /// `needy`: the needle itself has bytes a built-in pattern needs. Then it is in no
+    /// escaped text that has none of them (`needless`), whose bytes would hold the needle's
+    /// if it were there.
     fn contains(&self, finder: &memchr::memmem::Finder<'_>, needy: bool) -> bool {
         match self {
             Text::Decoded(t) => finder.find(t.as_bytes()).is_some(),
-            Text::Escaped { .. } if needy => false,
+            Text::Escaped { needless: true, .. } if needy => false,
             Text::Escaped { token, .. } => {
                 finder.find(token).is_some()
                     && crate::json::tree::decode(token, 0..token.len())

@@ -4,9 +4,11 @@
 //! request's own work (10% of its worker CPU at 300 KB, perf).
 //!
 //! A token is found by a probe of its length and three slices of it, and taken only when all
-//! its bytes are the kept ones, so no token is ever taken for another. Only tokens the filter
-//! cleared are kept (text with nothing a detector could match: no entity), and only for the
-//! API key that sent them, so a client cannot learn by timing what another key's prompts say.
+//! its bytes are the kept ones, so no token is ever taken for another. Only tokens with no
+//! entity are kept: those the filter cleared (nothing a detector could match), and those the
+//! built-in detectors searched and found nothing in (a tool's description with a number in
+//! it, resent every turn). They are kept only for the API key that sent them, so a client
+//! cannot learn by timing what another key's prompts say.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -42,9 +44,19 @@ impl Probe {
     }
 }
 
+/// What is known of a kept token: it holds no entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Clear {
+    /// The length of its decoded text.
+    pub len: usize,
+    /// The filter cleared it: no byte a built-in pattern needs is in it. Otherwise the
+    /// detectors searched it and found nothing, and its bytes may hold a needy stand-in.
+    pub needless: bool,
+}
+
 #[derive(Debug, Default)]
 struct Kept {
-    tokens: HashMap<Probe, (Box<[u8]>, usize)>,
+    tokens: HashMap<Probe, (Box<[u8]>, Clear)>,
     /// Probes in the order they were first kept (each once).
     order: VecDeque<Probe>,
     bytes: usize,
@@ -63,18 +75,20 @@ pub(super) fn hits() -> u64 {
     HITS.with(std::cell::Cell::get)
 }
 
-/// `filter(token)`, kept for the next request `scope` sends with the same token when it is
-/// `Some` (the token is then known to hold no entity).
+/// What is kept of `token` for `scope`, else `filter(token)`, kept for the next request
+/// `scope` sends with the same token when it is `Some` (the token is then known to hold no
+/// entity and no byte a pattern needs).
 pub(super) fn cleared(
     scope: u64,
     token: &[u8],
     filter: impl FnOnce(&[u8]) -> Option<usize>,
-) -> Option<usize> {
-    let Some(probe) = (token.len() >= KEPT_MIN_BYTES)
-        .then(|| Probe::of(scope, token))
-        .flatten()
-    else {
-        return filter(token);
+) -> Option<Clear> {
+    let clear = |len| Clear {
+        len,
+        needless: true,
+    };
+    let Some(probe) = probe(scope, token) else {
+        return filter(token).map(clear);
     };
     // Never borrowed across a call out of here; a failed borrow only means no lookup.
     let found = KEPT.with(|k| {
@@ -82,28 +96,50 @@ pub(super) fn cleared(
             k.tokens
                 .get(&probe)
                 .filter(|(kept, _)| **kept == *token)
-                .map(|&(_, len)| len)
+                .map(|&(_, clear)| clear)
         })
     });
     if found.is_some() {
         HITS.with(|h| h.set(h.get() + 1));
         return found;
     }
-    let len = filter(token)?;
+    let found = clear(filter(token)?);
+    keep(probe, token, found);
+    Some(found)
+}
+
+/// Keeps `token`, whose decoded text of `len` bytes the built-in detectors found no entity
+/// in, for the next request `scope` sends with it. The caller vouches that it has no `\u`
+/// escape (so a stand-in in its decoded text is in its bytes too, see `Text::contains`) and
+/// is not searched as JSON text.
+pub(super) fn searched(scope: u64, token: &[u8], len: usize) {
+    if let Some(probe) = probe(scope, token) {
+        let needless = false;
+        keep(probe, token, Clear { len, needless });
+    }
+}
+
+/// The probe `token` is kept under, when it is long enough to be kept.
+fn probe(scope: u64, token: &[u8]) -> Option<Probe> {
+    (token.len() >= KEPT_MIN_BYTES)
+        .then(|| Probe::of(scope, token))
+        .flatten()
+}
+
+fn keep(probe: Probe, token: &[u8], clear: Clear) {
     KEPT.with(|k| {
         if let Ok(mut k) = k.try_borrow_mut() {
-            k.keep(probe, token, len);
+            k.keep(probe, token, clear);
         }
     });
-    Some(len)
 }
 
 impl Kept {
-    fn keep(&mut self, probe: Probe, token: &[u8], len: usize) {
+    fn keep(&mut self, probe: Probe, token: &[u8], clear: Clear) {
         if token.len() > KEPT_MAX_BYTES / 4 {
             return;
         }
-        match self.tokens.insert(probe, (Box::from(token), len)) {
+        match self.tokens.insert(probe, (Box::from(token), clear)) {
             // Same probe, other bytes: replaced where it stands in the order.
             Some((old, _)) => self.bytes -= old.len(),
             None => self.order.push_back(probe),
@@ -140,20 +176,46 @@ mod tests {
             Some(t.len() - 2)
         };
         let a = token(b'a', 2000);
-        assert_eq!(cleared(1, &a, filter), Some(1998));
-        assert_eq!(cleared(1, &a, filter), Some(1998));
+        assert_eq!(cleared(1, &a, filter).map(|c| c.len), Some(1998));
+        assert_eq!(cleared(1, &a, filter).map(|c| c.len), Some(1998));
         assert_eq!(filtered.get(), 1);
         // Another key: filtered for itself.
-        assert_eq!(cleared(2, &a, filter), Some(1998));
+        assert_eq!(cleared(2, &a, filter).map(|c| c.len), Some(1998));
         assert_eq!(filtered.get(), 2);
         // The same probe (length, ends, middle) with one byte between changed is not it.
         let mut b = a.clone();
         b[100] = b'b';
-        assert_eq!(cleared(1, &b, |_| Some(7)), Some(7));
-        assert_eq!(cleared(1, &b, |_| Some(8)), Some(7));
+        assert_eq!(cleared(1, &b, |_| Some(7)).map(|c| c.len), Some(7));
+        assert_eq!(cleared(1, &b, |_| Some(8)).map(|c| c.len), Some(7));
         // Replaced under its probe: `a` is filtered again.
-        assert_eq!(cleared(1, &a, filter), Some(1998));
+        assert_eq!(cleared(1, &a, filter).map(|c| c.len), Some(1998));
         assert_eq!(filtered.get(), 3);
+    }
+
+    #[test]
+    fn a_token_searched_clean_is_kept_as_such_for_its_scope_only() {
+        let a = token(b'7', 3000);
+        searched(4, &a, 2998);
+        let filtered = Cell::new(0);
+        let filter = |_: &[u8]| {
+            filtered.set(filtered.get() + 1);
+            None
+        };
+        let clear = Clear {
+            len: 2998,
+            needless: false,
+        };
+        assert_eq!(cleared(4, &a, filter), Some(clear));
+        assert_eq!(filtered.get(), 0);
+        // Not for another key, and not a token of other bytes under the same probe.
+        assert_eq!(cleared(5, &a, |_| None), None);
+        let mut b = a.clone();
+        b[100] = b'8';
+        assert_eq!(cleared(4, &b, |_| None), None);
+        // Too short to keep.
+        let short = token(b'7', KEPT_MIN_BYTES - 1);
+        searched(4, &short, 1);
+        assert_eq!(cleared(4, &short, |_| None), None);
     }
 
     #[test]
@@ -168,7 +230,7 @@ mod tests {
         assert_eq!(cleared(3, &a, none), None);
         let short = token(b'x', KEPT_MIN_BYTES - 1);
         // Shorter than a probe's slices too.
-        assert_eq!(cleared(3, b"\"\"", |_| Some(0)), Some(0));
+        assert_eq!(cleared(3, b"\"\"", |_| Some(0)).map(|c| c.len), Some(0));
         let some = |_: &[u8]| {
             filtered.set(filtered.get() + 1);
             Some(1)
