@@ -989,6 +989,43 @@ fn random_prompts_never_get_a_stand_in_already_in_them_and_restore_exactly() {
     );
 }
 
+/// A long string the detectors found no entity in is kept with its bytes (`plain`), and a
+/// stand-in in those bytes still makes a draw collide on the next turn, as when every string
+/// is decoded and searched: its bytes may hold what a pattern needs.
+#[test]
+fn a_long_string_kept_as_searched_still_blocks_the_stand_ins_in_it() {
+    let builtin = Detector::new(&[], &[]).unwrap();
+    let decoding = Detector::new(&["x\\b\\Bx".into()], &[]).unwrap();
+    let mut probe = Session::new(&builtin, b"kept");
+    probe.substitute(&["10.0.0.1"]);
+    let first = probe.pairs()[0].stand_in.clone();
+    // The stand-in inside something no pattern takes (the first wrapping that works).
+    let long = [
+        format!("v1.{first}.9"),
+        format!("0{first}0"),
+        format!("x{first}x"),
+        format!("{first}.0.0"),
+    ]
+    .into_iter()
+    .map(|w| format!("{w} {}", "build step ".repeat(60)))
+    .find(|t| builtin.find(t).is_empty())
+    .expect("a wrapping in which the detectors find no entity");
+    let body = format!(
+        r#"{{"model":"m","messages":[{{"role":"system","content":"{long}"}},{{"role":"user","content":"ping 10.0.0.1"}}]}}"#
+    );
+    let mut plain_way = Session::new(&decoding, b"kept");
+    let want = body::substitute(body.as_bytes(), &mut plain_way).unwrap();
+    assert_ne!(plain_way.pairs()[0].stand_in, first, "the draw collided");
+    for turn in 0..2 {
+        let hits = plain::hits();
+        let mut s = Session::new(&builtin, b"kept");
+        assert_eq!(body::substitute(body.as_bytes(), &mut s).unwrap(), want);
+        assert_eq!(s.pairs(), plain_way.pairs(), "turn {turn}");
+        // The second turn found the long string kept.
+        assert_eq!(plain::hits() - hits, turn, "turn {turn}");
+    }
+}
+
 /// Strings searched still escaped (only built-in detectors on, `Text::Escaped`) give what
 /// decoding every string gives: the same body out and the same stand-ins, on bodies whose
 /// strings mix short and `\u` escapes, entities, code, lines that only look like entities,
@@ -1075,7 +1112,9 @@ fn strings_searched_escaped_give_what_decoding_gives() {
                     && token.len() >= 512
                     && !token.contains("\\u")
                     && text.is_some_and(|t| {
-                        !t.trim_start().starts_with(['{', '[', '"']) && builtin.find(&t).is_empty()
+                        !t.trim_start_matches([' ', '\t', '\n', '\r'])
+                            .starts_with(['{', '[', '"'])
+                            && builtin.find(&t).is_empty()
                     }),
             );
         }
