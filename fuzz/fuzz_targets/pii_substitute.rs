@@ -11,9 +11,10 @@
 //! thinking blocks.
 //!
 //! Asserted, besides no panic (and, on the same body, that searching strings still escaped
-//! with only the built-in detectors on gives what decoding every string gives, and that the
-//! inspection's notes of where long strings end, moved with the tokens substitution rewrote,
-//! are right for the output):
+//! with only the built-in detectors on gives what decoding every string gives, on a first
+//! pass and on a second that finds long strings kept, and that the inspection's notes of
+//! where long strings end, moved with the tokens substitution rewrote, are right for the
+//! output):
 //! - a body the inspector admits is substituted (never refused as unreadable), its output is
 //!   admitted too with the same `model` and `stream`, and the flag is gone from it; a body
 //!   that is valid JSON stays valid JSON;
@@ -595,8 +596,9 @@ fn notes_move_with_the_splices(body: &[u8], out: &[u8], detector: &Detector, sec
 }
 
 /// Only the built-in detectors on, where strings no pattern can match in are searched still
-/// escaped, against the same detectors with a never-matching operator regex, where every
-/// string is decoded: the same body out, the same stand-ins, the same refusal.
+/// escaped (and long ones found clean before are kept), against the same detectors with a
+/// never-matching operator regex, where every string is decoded: the same body out, the same
+/// stand-ins, the same refusal.
 fn escaped_search_is_decoded_search(body: &[u8], secret: u8) {
     static D: OnceLock<Option<(Detector, Detector)>> = OnceLock::new();
     let Some((builtin, decoding)) = D
@@ -623,6 +625,13 @@ fn escaped_search_is_decoded_search(body: &[u8], secret: u8) {
         "searching escaped strings changed the stand-ins"
     );
     assert_eq!(a.incomplete(), b.incomplete());
+    // Again on this thread: the long strings the first pass cleared or searched clean are
+    // found kept (`pii::plain`), and give what decoding gives.
+    let mut c = Session::new(builtin, &[secret]);
+    let z = substitute_body(&parsed.body, &mut c);
+    assert_eq!(z, y, "kept strings changed the body");
+    assert_eq!(c.pairs(), b.pairs(), "kept strings changed the stand-ins");
+    assert_eq!(c.incomplete(), b.incomplete());
 }
 
 fuzz_target!(|data: &[u8]| {
