@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let whole = run(input, || usize::MAX);
-    assert_eq!(run(input, split::pieces(pattern, 64)), whole, "split decode differs");
+    assert_eq!(
+        run(input, split::pieces(pattern, 64)),
+        whole,
+        "split decode differs"
+    );
     if mode & 1 == 1 {
         // Each 0xFF-separated part becomes a frame: a chunk (text in a JSON string) or,
         // when it starts with 0xFE, an exception named by the rest.

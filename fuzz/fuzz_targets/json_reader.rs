@@ -33,7 +33,12 @@ fn translations_alike(body: &[u8], opts: &Options) {
         assert_eq!(fast, reference, "{:?}", String::from_utf8_lossy(body));
         if let Ok(info) = &info {
             let noted = without_kept_tools(|| ringway::json::with_notes(body, &info.strings, run));
-            assert_eq!(noted, fast, "with notes: {:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                noted,
+                fast,
+                "with notes: {:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

@@ -25,7 +25,11 @@ fn same(body: &[u8]) {
     let (scan, serde) = (inspect_request_scan(body), inspect_request_serde(body));
     if let (Ok(scan), Ok(serde)) = (&scan, &serde) {
         assert!(serde.may_hold_seal || !scan.may_hold_seal);
-        assert!(scan.strings.hold_in(body), "{:?}", String::from_utf8_lossy(body));
+        assert!(
+            scan.strings.hold_in(body),
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
     }
     assert_eq!(unsealed(scan), unsealed(serde));
     checked(body);
@@ -69,7 +73,10 @@ fuzz_target!(|data: &[u8]| {
             let texts: Vec<&str> = ours.iter().map(|s| s.as_str()).collect();
             assert_eq!(texts, theirs);
             let written = serde_json::to_string(&ours).unwrap();
-            assert_eq!(serde_json::from_str::<Vec<String>>(&written).unwrap(), theirs);
+            assert_eq!(
+                serde_json::from_str::<Vec<String>>(&written).unwrap(),
+                theirs
+            );
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {

@@ -12,8 +12,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use ringway::pii::{parse_body, substitute_body, Mode, Session};
-use ringway::translate::responses::{open_sealed_items, COMPACTION_PREAMBLE};
 use ringway::seal::{Holder, Purpose, SealKey};
+use ringway::translate::responses::{open_sealed_items, COMPACTION_PREAMBLE};
 use serde_json::{json, Value};
 
 #[path = "common/entities.rs"]

@@ -50,6 +50,8 @@ fuzz_target!(|input: &[u8]| {
         (Ok(within), Ok(free)) => assert_eq!(within, free),
         (Err(e), Ok(_)) => assert!(e.is_over_budget(), "{e}"),
         (Err(e), Err(f)) => assert!(e == f || e.is_over_budget(), "{e} / {f}"),
-        (Ok(_), Err(f)) => panic!("the budgeted translation answered where the free one refused: {f}"),
+        (Ok(_), Err(f)) => {
+            panic!("the budgeted translation answered where the free one refused: {f}")
+        }
     }
 });

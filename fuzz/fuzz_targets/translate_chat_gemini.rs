@@ -15,8 +15,13 @@ mod shape;
 struct Seal;
 impl SignatureSeal for Seal {
     fn seal(&self, sig: &[u8]) -> Option<String> {
-        let sum = sig.iter().fold(7u8, |a, b| a.wrapping_mul(31).wrapping_add(*b));
-        Some(format!("{}{sum:02x}", sig.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        let sum = sig
+            .iter()
+            .fold(7u8, |a, b| a.wrapping_mul(31).wrapping_add(*b));
+        Some(format!(
+            "{}{sum:02x}",
+            sig.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ))
     }
     fn open(&self, token: &str) -> Option<Vec<u8>> {
         let bytes: Vec<u8> = (0..token.len() / 2)
@@ -51,7 +56,11 @@ fuzz_target!(|data: &[u8]| {
     s.finish(&mut out);
     assert!(s.is_done());
     let len = out.len();
-    s.feed(br#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#, &Seal, &mut out);
+    s.feed(
+        br#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#,
+        &Seal,
+        &mut out,
+    );
     assert_eq!(out.len(), len, "written after the end");
     if let Err(e) = check::check_openai_stream(&out, true) {
         panic!("{e}\n{}", String::from_utf8_lossy(&out));

@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
-use ringway::translate::responses::responses_request;
 use ringway::seal::SealKey;
+use ringway::translate::responses::responses_request;
 use ringway::translate::Options;
 
 fuzz_target!(|input: &[u8]| {

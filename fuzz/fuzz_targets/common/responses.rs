@@ -2,8 +2,8 @@
 //! event limit) → a stream translator to Responses events, as the proxy drives it, then the
 //! SDK invariants over what it wrote.
 
-use ringway::translate::responses::{ResponsesMeta, ToolName};
 use ringway::seal::SealKey;
+use ringway::translate::responses::{ResponsesMeta, ToolName};
 use ringway::translate::{check, RequestMeta, StreamTranslator};
 
 #[path = "drive.rs"]
