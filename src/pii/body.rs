@@ -381,11 +381,10 @@ impl<'a> Piece<'a> {
         if self.number || self.inner.is_some() || self.escaped.is_some() || opens_json(&self.text) {
             return;
         }
-        let Some(token) = body.get(self.span.clone()) else {
-            return;
-        };
-        if memchr::memmem::find(token, b"\\u").is_none() {
-            super::plain::searched(scope, token, self.text.len());
+        if let Some(token) = body.get(self.span.clone()) {
+            super::plain::searched(scope, token, self.text.len(), |t| {
+                memchr::memmem::find(t, b"\\u").is_none()
+            });
         }
     }
 

@@ -76,8 +76,8 @@ pub(super) fn hits() -> u64 {
 }
 
 /// What is kept of `token` for `scope`, else `filter(token)`, kept for the next request
-/// `scope` sends with the same token when it is `Some` (the token is then known to hold no
-/// entity and no byte a pattern needs).
+/// `scope` sends with the same token when it is `Some` (the filter found no byte a pattern
+/// needs: no entity).
 pub(super) fn cleared(
     scope: u64,
     token: &[u8],
@@ -109,11 +109,13 @@ pub(super) fn cleared(
 }
 
 /// Keeps `token`, whose decoded text of `len` bytes the built-in detectors found no entity
-/// in, for the next request `scope` sends with it. The caller vouches that it has no `\u`
-/// escape (so a stand-in in its decoded text is in its bytes too, see `Text::contains`) and
-/// is not searched as JSON text.
-pub(super) fn searched(scope: u64, token: &[u8], len: usize) {
-    if let Some(probe) = probe(scope, token) {
+/// in, for the next request `scope` sends with it, when it is long enough to keep and
+/// `keepable(token)`. The caller vouches that it is not searched as JSON text, and
+/// `keepable` that it has no `\u` escape (so a stand-in in its decoded text is in its bytes
+/// too, see `Text::contains`); it is asked only of a token long enough, so the short strings
+/// every request has are not read again.
+pub(super) fn searched(scope: u64, token: &[u8], len: usize, keepable: impl FnOnce(&[u8]) -> bool) {
+    if let Some(probe) = probe(scope, token).filter(|_| keepable(token)) {
         let needless = false;
         keep(probe, token, Clear { len, needless });
     }
@@ -195,7 +197,7 @@ mod tests {
     #[test]
     fn a_token_searched_clean_is_kept_as_such_for_its_scope_only() {
         let a = token(b'7', 3000);
-        searched(4, &a, 2998);
+        searched(4, &a, 2998, |_| true);
         let filtered = Cell::new(0);
         let filter = |_: &[u8]| {
             filtered.set(filtered.get() + 1);
@@ -212,10 +214,19 @@ mod tests {
         let mut b = a.clone();
         b[100] = b'8';
         assert_eq!(cleared(4, &b, |_| None), None);
-        // Too short to keep.
+        // Too short to keep: not even asked whether it may be kept.
         let short = token(b'7', KEPT_MIN_BYTES - 1);
-        searched(4, &short, 1);
+        let asked = Cell::new(false);
+        searched(4, &short, 1, |_| {
+            asked.set(true);
+            true
+        });
+        assert!(!asked.get());
         assert_eq!(cleared(4, &short, |_| None), None);
+        // Long, but not keepable (a `\u` escape in it).
+        let c = token(b'6', 3000);
+        searched(4, &c, 2998, |_| false);
+        assert_eq!(cleared(4, &c, |_| None), None);
     }
 
     #[test]
