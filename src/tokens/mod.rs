@@ -182,6 +182,7 @@ fn estimate_anthropic_within(
         total: 0,
     };
     let req = MessagesRequest::parse_into(body, &mut counted).map_err(TokensError::Parse)?;
+    let tools = req.read_tools(body).map_err(TokensError::Parse)?;
     req.messages.ok_or(TokensError::MissingMessages)?;
     let mut c = counted.c;
     c.total = counted.total;
@@ -190,7 +191,7 @@ fn estimate_anthropic_within(
         c.message("system");
         c.content(system);
     }
-    if let Some(tools) = req.tools.as_deref().filter(|t| !t.is_empty()) {
+    if let Some(tools) = tools.as_deref().filter(|t| !t.is_empty()) {
         for t in tools {
             c.tool(t);
         }

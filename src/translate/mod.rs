@@ -16,6 +16,7 @@ mod emit;
 mod error;
 pub mod gemini;
 pub mod gemini_via_chat;
+mod kept;
 pub mod ledger;
 mod messages_via_chat;
 mod out;
@@ -38,6 +39,7 @@ pub use chat_via_messages::stream::AnthropicToOpenAiStream;
 pub use error::{
     anthropic_to_openai_error, openai_to_anthropic_error, same_format_error, ANTHROPIC_ERROR_TYPES,
 };
+pub use kept::{kept_tools_used, without_kept_tools};
 pub use ledger::{Code, Ledger};
 pub use messages_via_chat::request::{
     anthropic_to_openai_request, anthropic_to_openai_request_within,
@@ -48,7 +50,6 @@ pub use messages_via_chat::response::{
 pub use messages_via_chat::stream::OpenAiToAnthropicStream;
 pub use out::{lending_from, without_lending, Room, Shared, LEND_MIN_BYTES};
 pub use pair::{Pair, StreamTranslator};
-pub use responses::{kept_tools_used, without_kept_tools};
 pub use thinking::{thinking_style_for, ThinkingForm, ThinkingStyle};
 
 /// `max_tokens` sent to Anthropic when an OpenAI client gives no limit (LiteLLM's default).

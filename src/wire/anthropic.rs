@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{top_level_seed, Str, TextOr};
+use super::{top_level_seed, ParseError, Str, TextOr};
 
 /// `POST /v1/messages` body.
 #[derive(Debug, Default, Serialize)]
@@ -43,9 +43,14 @@ pub struct MessagesRequest<'a> {
     /// `{user_id}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata<'a>>,
-    /// Tool definitions.
+    /// Tool definitions, as written (a translation writes these; a request read keeps its
+    /// tools' JSON in [`Self::tools_json`], read by [`Self::read_tools`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<Tool<'a>>>,
+    /// A read request's `tools`, as their JSON: an agent sends the same ones every turn, and
+    /// a translation may have kept what it made of these bytes.
+    #[serde(skip)]
+    pub tools_json: Option<&'a RawValue>,
     /// Tool definitions written already, each as its JSON (a translation kept them from an
     /// earlier request with the same tools): written as `tools`, in its place; never read.
     #[serde(rename = "tools", skip_serializing_if = "Option::is_none")]
@@ -95,7 +100,7 @@ top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "stop_sequences" => stop_sequences,
     "stream" => stream,
     "metadata" => metadata,
-    "tools" => tools,
+    "tools" => tools_json,
     "tool_choice" => tool_choice,
     "thinking" => thinking,
     "output_config" => output_config,
@@ -107,6 +112,46 @@ top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "context_management" => context_management,
     "mcp_servers" => mcp_servers,
 }, lazy "messages" => messages: seq Message);
+
+impl<'a> MessagesRequest<'a> {
+    /// The request's tools read from [`Self::tools_json`]. Their error is the one reading
+    /// them in place in `body` gives (where in the body, as every other key's): `body` is the
+    /// text this request was read from.
+    pub fn read_tools(&self, body: &'a [u8]) -> Result<Option<Vec<Tool<'a>>>, ParseError> {
+        let Some(json) = self.tools_json else {
+            return Ok(None);
+        };
+        crate::json::de::from_str(json.get())
+            .map(Some)
+            .map_err(|error| ParseError {
+                key: Some("tools".to_owned()),
+                error: tools_error_in(body).unwrap_or(error),
+            })
+    }
+}
+
+/// serde_json's error for the `tools` of `body` read in place, or None when they read.
+fn tools_error_in(body: &[u8]) -> Option<serde_json::Error> {
+    struct ToolsIn;
+    impl<'de> serde::de::Visitor<'de> for ToolsIn {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+            while let Some(key) = map.next_key::<super::Key<'de>>()? {
+                if key.0.as_str() == "tools" {
+                    map.next_value::<Option<Vec<Tool<'de>>>>()?;
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::Deserializer::deserialize_map(&mut de, ToolsIn).err()
+}
 
 /// One conversation turn.
 #[derive(Debug, Deserialize, Serialize)]

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use crate::wire::anthropic::{ContentBlock, Message as AMessage, MessagesRequest};
+use crate::wire::anthropic::{ContentBlock, Message as AMessage, MessagesRequest, Tool as ATool};
 use crate::wire::openai::{
     ChatRequest, ContentPart, FilePart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
     Message, NamedFunction, ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoice,
@@ -11,6 +11,7 @@ use crate::wire::openai::{
 };
 use crate::wire::{Sink, Str, TextOr};
 
+use super::kept::{self, Kept};
 use crate::translate::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
 use crate::translate::util::{compact_json, openai_tool_name};
 use crate::translate::{
@@ -69,35 +70,63 @@ pub(crate) fn anthropic_to_openai_shared(
 ) -> Result<(Shared, RequestMeta), TranslateError> {
     // The conversation is scanned and translated as the body is read, one message at a time.
     let mut conv = Reading::new(room, body);
-    let req = MessagesRequest::parse_into(body, &mut conv)?;
+    let mut req = MessagesRequest::parse_into(body, &mut conv)?;
+    // The tools as Chat functions, made once per worker; read and converted here otherwise.
+    let kept = req.tools_json.and_then(kept::kept);
+    if kept.is_none() {
+        req.tools = req.read_tools(body)?;
+    }
     let mut meta = RequestMeta::default();
     let names = NameMap::default();
-    let out = translate(&req, conv, upstream_model, opts, &mut meta, &names)?;
+    let out = translate(
+        &req,
+        conv,
+        kept.as_deref(),
+        upstream_model,
+        opts,
+        &mut meta,
+        &names,
+    )?;
     meta.tool_names = names.into_pairs();
-    let tools = req.tools.as_deref().unwrap_or_default();
-    meta.note_tool_names(|n| tools.iter().position(|t| t.name.as_str() == n));
+    match kept.as_deref() {
+        Some(k) => meta.note_tool_names(|n| k.position(n)),
+        None => {
+            let tools = req.tools.as_deref().unwrap_or_default();
+            meta.note_tool_names(|n| tools.iter().position(|t| t.name.as_str() == n));
+        }
+    }
     Ok((out.into_shared(), meta))
 }
 
 /// Shortened tool names (OpenAI allows 64 characters, Anthropic 128), recorded so responses
 /// can restore them. Interior mutability keeps the borrowed output free of extra lifetimes.
 #[derive(Default)]
-struct NameMap {
+pub(super) struct NameMap {
     pairs: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl NameMap {
-    fn map<'b>(&self, name: &'b Str<'_>) -> Str<'b> {
+    pub(super) fn map<'b>(&self, name: &'b Str<'_>) -> Str<'b> {
         match openai_tool_name(name) {
             Cow::Borrowed(b) => Str::from(b),
             Cow::Owned(short) => {
-                let mut pairs = self.pairs.borrow_mut();
-                if !pairs.iter().any(|(s, _)| *s == short) {
-                    pairs.push((short.clone(), name.to_string()));
-                }
+                self.add(&short, name);
                 Str::from(short)
             }
         }
+    }
+
+    /// Records that `long` goes upstream as `short` (once).
+    pub(super) fn add(&self, short: &str, long: &str) {
+        let mut pairs = self.pairs.borrow_mut();
+        if !pairs.iter().any(|(s, _)| s == short) {
+            pairs.push((short.to_owned(), long.to_owned()));
+        }
+    }
+
+    /// The name `map` gave a shortened name, if it gave one.
+    pub(super) fn shortened(&self) -> Option<String> {
+        self.pairs.borrow().first().map(|(short, _)| short.clone())
     }
 
     fn into_pairs(self) -> Vec<(String, String)> {
@@ -108,6 +137,7 @@ impl NameMap {
 fn translate<'b, 'r>(
     req: &'b MessagesRequest<'b>,
     conv: Reading<'b, 'r>,
+    kept: Option<&'b Kept>,
     upstream_model: &'b str,
     opts: &Options,
     meta: &mut RequestMeta,
@@ -167,8 +197,12 @@ fn translate<'b, 'r>(
 
     let reasoning_effort = reasoning_effort(req, opts, meta)?;
     let response_format = response_format(req)?;
-    let tools = convert_tools(req, names, &loaded_tools, meta)?;
-    let (tool_choice, parallel_tool_calls) = convert_tool_choice(req, !tools.is_empty(), names)?;
+    let (tools, written) = match kept {
+        Some(k) => (Vec::new(), k.functions(names, &loaded_tools, meta)),
+        None => (convert_tools(req, names, &loaded_tools, meta)?, Vec::new()),
+    };
+    let has_tools = !tools.is_empty() || !written.is_empty();
+    let (tool_choice, parallel_tool_calls) = convert_tool_choice(req, has_tools, names)?;
 
     // The messages were written as they were read; the top-level system message goes before
     // them.
@@ -216,6 +250,7 @@ fn translate<'b, 'r>(
             include_usage: Some(true),
         }),
         tools: (!tools.is_empty()).then_some(tools),
+        tools_written: (!written.is_empty()).then_some(written),
         tool_choice,
         parallel_tool_calls,
         response_format,
@@ -506,37 +541,53 @@ fn convert_tools<'b>(
     };
     let mut out = Vec::with_capacity(tools.len());
     for (j, t) in tools.iter().enumerate() {
-        if t.cache_control.is_some() {
-            meta.drop_param("cache_control");
+        note_dropped(t, meta);
+        if t.defer_loading == Some(true) && !loaded.contains(&t.name) {
+            continue;
         }
-        if t.defer_loading == Some(true) {
-            meta.drop_param("defer_loading");
-            if !loaded.contains(&t.name) {
-                continue;
-            }
-        }
-        match t.kind.as_deref() {
-            None | Some("custom") => out.push(Tool {
-                kind: Str::from("function"),
-                function: Some(FunctionDef {
-                    name: names.map(&t.name),
-                    description: t.description.as_ref().map(Str::reborrow),
-                    parameters: t
-                        .input_schema
-                        .or_else(|| serde_json::from_str(EMPTY_OBJECT_SCHEMA).ok()),
-                    strict: t.strict,
-                }),
-                ..Tool::default()
-            }),
-            Some(other) => {
+        match function(t, names) {
+            Some(f) => out.push(f),
+            None => {
                 return Err(TranslateError::unsupported_value(
                     format!("tools.{j}.type"),
-                    format!("server tool `{other}` is not supported for OpenAI models"),
+                    format!(
+                        "server tool `{}` is not supported for OpenAI models",
+                        t.kind.as_deref().unwrap_or_default()
+                    ),
                 ))
             }
         }
     }
     Ok(out)
+}
+
+/// What the translation drops of tool `t` wherever it is offered.
+pub(super) fn note_dropped(t: &ATool<'_>, meta: &mut RequestMeta) {
+    if t.cache_control.is_some() {
+        meta.drop_param("cache_control");
+    }
+    if t.defer_loading == Some(true) {
+        meta.drop_param("defer_loading");
+    }
+}
+
+/// Tool `t` as a Chat function; None for a server tool (none reaches an OpenAI model).
+pub(super) fn function<'b>(t: &'b ATool<'_>, names: &NameMap) -> Option<Tool<'b>> {
+    match t.kind.as_deref() {
+        None | Some("custom") => Some(Tool {
+            kind: Str::from("function"),
+            function: Some(FunctionDef {
+                name: names.map(&t.name),
+                description: t.description.as_ref().map(Str::reborrow),
+                parameters: t
+                    .input_schema
+                    .or_else(|| serde_json::from_str(EMPTY_OBJECT_SCHEMA).ok()),
+                strict: t.strict,
+            }),
+            ..Tool::default()
+        }),
+        Some(_) => None,
+    }
 }
 
 fn convert_tool_choice<'b>(
@@ -956,12 +1007,111 @@ fn assistant_message<'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::{kept_tools_used, without_kept_tools};
     use serde_json::{json, Value};
 
     fn run(req: Value) -> Result<(Value, RequestMeta), TranslateError> {
         let body = serde_json::to_vec(&req).unwrap();
         anthropic_to_openai_request(&body, "gpt-x", &Options::default())
             .map(|(b, m)| (serde_json::from_slice(&b).unwrap(), m))
+    }
+
+    /// Tools kept from an earlier request (made on the first, found on the second) against
+    /// tools converted afresh: the same bytes, meta or error, for shortened names (in the
+    /// tools, the choice and the conversation), deferred tools loaded by this conversation or
+    /// not, dropped fields, server tools and tools that do not read.
+    #[test]
+    fn kept_tools_translate_as_tools_converted_afresh() {
+        let long = "x".repeat(90);
+        let tools = json!([
+            {"name": "read", "description": "Reads a file.\nAbsolute paths.", "input_schema": {"type": "object"}},
+            {"name": long, "cache_control": {"type": "ephemeral"}},
+            {"type": "custom", "name": "later", "defer_loading": true, "strict": true},
+            {"name": format!("{long}y"), "defer_loading": true},
+        ]);
+        let loading = |name: &str| {
+            json!([{"role": "user", "content": "go"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "tool_search", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                    "content": [{"type": "tool_reference", "tool_name": name}]}]}])
+        };
+        let call_long = json!([{"role": "user", "content": "go"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": format!("{long}z"), "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]);
+        let hi = json!([{"role": "user", "content": "hi"}]);
+        let body = |tools: &Value, messages: &Value, extra: Value| {
+            let mut b =
+                json!({"model": "c", "max_tokens": 10, "tools": tools, "messages": messages});
+            for (k, v) in extra.as_object().unwrap() {
+                b[k] = v.clone();
+            }
+            b.to_string()
+        };
+        let bodies = [
+            body(&tools, &hi, json!({})),
+            body(
+                &tools,
+                &loading("later"),
+                json!({"tool_choice": {"type": "tool", "name": long}}),
+            ),
+            body(
+                &tools,
+                &loading(&format!("{long}y")),
+                json!({"tool_choice": {"type": "any"}}),
+            ),
+            body(
+                &tools,
+                &call_long,
+                json!({"cache_control": {"type": "ephemeral"}}),
+            ),
+            body(
+                &json!([{"name": "only", "defer_loading": true}]),
+                &hi,
+                json!({"tool_choice": {"type": "any"}}),
+            ),
+            body(
+                &json!([{"name": "only", "defer_loading": true}]),
+                &hi,
+                json!({"tool_choice": {"type": "auto"}}),
+            ),
+            body(
+                &json!([{"type": "web_search_20250305", "name": "web_search"}]),
+                &hi,
+                json!({}),
+            ),
+            body(
+                &json!([{"type": "bash_20250124", "name": "bash", "defer_loading": true}, {"name": "f"}]),
+                &hi,
+                json!({}),
+            ),
+            body(&json!([{"name": 7}]), &hi, json!({})),
+            body(&json!([]), &hi, json!({})),
+            body(&tools, &hi, json!({"unknown_key": 1})),
+        ];
+        let used = kept_tools_used();
+        for b in &bodies {
+            let once = || anthropic_to_openai_request(b.as_bytes(), "gpt-x", &Options::default());
+            let afresh = without_kept_tools(once);
+            assert_eq!(once(), afresh, "{b}: made");
+            assert_eq!(once(), afresh, "{b}: found");
+        }
+        // Found kept: every run of a list made before but the first, except the lists with
+        // server tools and the one that does not read (kept as refused). Four lists are kept,
+        // so the first list is made again for the last body, after five others.
+        assert_eq!(kept_tools_used() - used, 1 + 2 + 2 + 2 + 1 + 2 + 1 + 1);
+        // A list that does not read gives the error reading it in place gives: where in the
+        // body.
+        let e =
+            run(json!({"model": "c", "max_tokens": 10, "messages": hi, "tools": [{"name": 7}]}))
+                .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tools"));
+        assert!(e.message.contains("column"), "{}", e.message);
+        let at: usize = e.message.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(
+            at > 60,
+            "a column of the body, not of the tools: {}",
+            e.message
+        );
     }
 
     /// The path an error names for a block, a block in a tool result and a block in a

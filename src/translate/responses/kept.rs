@@ -8,26 +8,19 @@
 //! of the request, the key or the tenant). A tools list the translation refuses is kept as
 //! refused: the request goes the plain way, and its error is the plain way's.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use serde_json::value::{to_raw_value, RawValue};
 
 use crate::format::Format;
 use crate::translate::chat_via_messages::request::{anthropic_tools, WrittenTools};
+use crate::translate::kept::{kept_in, KeptSet, TOOLS_KEPT_MAX_BYTES};
 use crate::translate::ledger::Ledger;
 use crate::translate::RequestMeta;
 use crate::wire::responses::Tool;
 
 use super::tools::{convert_tools, distinct_upstream_names};
 use super::{ResponsesMeta, ToolName};
-
-/// Tools lists kept per form: an agent's session uses one, a worker serves a few sessions'
-/// agents at once.
-const TOOLS_KEPT: usize = 4;
-/// A list is kept only when its bytes and what is kept of it (every byte held: the JSON, the
-/// names, their structs) together stay under this: a thread keeps at most 2 × 4 × 512 KB.
-const TOOLS_KEPT_MAX_BYTES: usize = 512 * 1024;
 
 /// The form the provider takes the tools in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,29 +78,8 @@ impl Kept {
 }
 
 thread_local! {
-    /// Set by [`without_kept_tools`].
-    static MADE_EACH_TIME: Cell<bool> = const { Cell::new(false) };
-    /// Translations on this thread that found their tools kept (see [`kept_tools_used`]).
-    static USED: Cell<u64> = const { Cell::new(0) };
-    static FOR_OPENAI: crate::recent::Recent<Option<Rc<Kept>>, TOOLS_KEPT> =
-        const { crate::recent::Recent::new(TOOLS_KEPT_MAX_BYTES) };
-    static FOR_MESSAGES: crate::recent::Recent<Option<Rc<Kept>>, TOOLS_KEPT> =
-        const { crate::recent::Recent::new(TOOLS_KEPT_MAX_BYTES) };
-}
-
-/// Runs `f` with every Responses translation converting its tools itself, none kept: the plain
-/// path the kept one is compared with (differential tests, the fuzz target).
-pub fn without_kept_tools<R>(f: impl FnOnce() -> R) -> R {
-    let before = MADE_EACH_TIME.with(|m| m.replace(true));
-    let out = f();
-    MADE_EACH_TIME.with(|m| m.set(before));
-    out
-}
-
-/// How many translations on this thread found their tools kept by an earlier one so far: a
-/// test's way to tell that the kept tools did the work.
-pub fn kept_tools_used() -> u64 {
-    USED.with(Cell::get)
+    static FOR_OPENAI: KeptSet<Kept> = const { KeptSet::new(TOOLS_KEPT_MAX_BYTES) };
+    static FOR_MESSAGES: KeptSet<Kept> = const { KeptSet::new(TOOLS_KEPT_MAX_BYTES) };
 }
 
 /// `raw` (a request's `tools`) in `form`, made once per worker; None when the translation
@@ -119,24 +91,7 @@ pub(super) fn kept(raw: &RawValue, form: Form) -> Option<Rc<Kept>> {
         Form::Messages => &FOR_MESSAGES,
         Form::Chat(_) => return None,
     };
-    if MADE_EACH_TIME.with(Cell::get) {
-        return None;
-    }
-    let made = Cell::new(false);
-    let kept = set.with(|s| {
-        s.get_or(
-            raw.get().as_bytes(),
-            |k| k.as_ref().map_or(0, |k| k.weight()),
-            || {
-                made.set(true);
-                make(raw, form).map(Rc::new)
-            },
-        )
-    });
-    if kept.is_some() && !made.get() {
-        USED.with(|n| n.set(n.get() + 1));
-    }
-    kept
+    kept_in(set, raw.get().as_bytes(), Kept::weight, || make(raw, form))
 }
 
 /// What the plain way does to the tools, written down.

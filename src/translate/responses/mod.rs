@@ -15,7 +15,6 @@ pub use super::responses_via_messages::{
     anthropic_to_responses_response_into, AnthropicToResponsesStream,
 };
 pub use crate::dialect::responses::error_event;
-pub use kept::{kept_tools_used, without_kept_tools};
 pub use native::native_request;
 pub use open::{open_sealed_items, Opened};
 pub(crate) use request::responses_request_shared;

@@ -1506,8 +1506,8 @@ fn tool_output<'b>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::kept::{kept_tools_used, without_kept_tools};
     use super::*;
+    use crate::translate::{kept_tools_used, without_kept_tools};
     use serde_json::{json, Value};
 
     fn opts(provider: &str) -> Options {
