@@ -5,8 +5,9 @@
 //! bytes never panic, and the budgeted translation is the unbudgeted one, body and meta, or
 //! the budget's refusal (413); taken as shared bytes (as the gateway takes it, its first
 //! members placed in front without moving the rest, long strings lent from the body rather
-//! than copied, a Responses request's tools as kept from an earlier input with the same tools),
-//! it is the same as the translation that copies every byte and converts the tools afresh.
+//! than copied, a Messages or Responses request's tools as kept from an earlier input with the
+//! same tools), it is the same as the translation that copies every byte and converts the
+//! tools afresh.
 
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
