@@ -29,7 +29,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use ringway::format::Format;
 use ringway::json::{
-    inspect_request, splice_string, with_checked, with_notes, Checked, RequestInfo,
+    inspect_request, splice_string, with_checked, with_notes, with_scope, Checked, RequestInfo,
 };
 use ringway::seal::SealKey;
 use ringway::translate::{Options, Pair, Room};
@@ -100,10 +100,11 @@ fn admitted(body: &Bytes, translate: impl FnOnce() -> Option<usize>) -> usize {
     with_checked(utf8.as_ref(), || with_notes(body, &info.strings, translate)).unwrap_or(0)
 }
 
-/// Admission's inspection: the body checked to be UTF-8 once, then inspected as known text.
+/// Admission's inspection: the body checked to be UTF-8 once, then inspected as known text,
+/// for one API key (whose tools admission keeps, checked).
 fn checked_inspection(body: &Bytes) -> Option<(RequestInfo, Option<Checked>)> {
     let utf8 = Checked::new(body);
-    let info = with_checked(utf8.as_ref(), || inspect_request(body)).ok()?;
+    let info = with_scope(1, || with_checked(utf8.as_ref(), || inspect_request(body))).ok()?;
     Some((info, utf8))
 }
 

@@ -5,14 +5,15 @@
 //! string as written: the same text (or refusal) as serde_json's `String`, and written back
 //! it reads as that text again. And a body checked to be UTF-8 once (`json::Checked`): the
 //! scan of it as known text answers as the scan that checks it, and a slice of it is taken as
-//! text exactly when it is cut at character boundaries, as that text.
+//! text exactly when it is cut at character boundaries, as that text. And an agent body's
+//! tools, taken whole as kept from an earlier input: the answer and notes of scanning them.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use ringway::json::{
-    inspect_request_scan, inspect_request_serde, known_text, with_checked, write_json_string,
-    Checked, JsonError, RequestInfo,
+    inspect_request_scan, inspect_request_serde, known_text, with_checked, with_scope,
+    without_kept_values, write_json_string, Checked, JsonError, RequestInfo,
 };
 
 /// A real Claude Code request: its first text string runs from byte 90 to past byte 600.
@@ -57,6 +58,19 @@ fn checked(body: &[u8]) {
     });
 }
 
+/// A body's `tools` taken whole as kept from an earlier input with the same tools (the agent
+/// body's, after the fuzzer's bytes) gives the answer and the notes scanning them gives.
+fn kept(body: &[u8]) {
+    let plain = without_kept_values(|| inspect_request_scan(body));
+    for _ in 0..2 {
+        let kept = with_scope(1, || inspect_request_scan(body));
+        if let (Ok(k), Ok(p)) = (&kept, &plain) {
+            assert!(k.strings.same_notes(&p.strings));
+        }
+        assert_eq!(kept, plain);
+    }
+}
+
 fn unsealed(r: Result<RequestInfo, JsonError>) -> Result<RequestInfo, JsonError> {
     r.map(|info| RequestInfo {
         may_hold_seal: false,
@@ -93,5 +107,6 @@ fuzz_target!(|data: &[u8]| {
         body.extend_from_slice(data);
         body.extend_from_slice(&AGENT[at..]);
         same(&body);
+        kept(&body);
     }
 });

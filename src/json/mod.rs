@@ -26,6 +26,7 @@
 pub mod cursor;
 pub mod de;
 mod escape;
+mod kept;
 mod mask;
 mod members;
 mod scan;
@@ -44,6 +45,7 @@ use std::ops::Range;
 pub use escape::{
     escaped_len, first_to_escape, splice_string, write_json_escaped, write_json_string,
 };
+pub use kept::{kept_values_used, scope_of, with_scope, without_kept_values};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use mask::Avx2;
 pub(crate) use mask::{escaped as escaped_bytes, Narrow};

@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 
+use super::kept;
 use super::mask::{block_mask, escaped, Avx2, Lanes, Narrow, BLOCK, WIDE};
 use super::spans::{self, Known, Span, StringSpans, MIN_NOTED};
 use super::{serde_path, Collected, FieldShape, Flag, JsonError, StreamValue, TextField};
@@ -120,7 +121,11 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
             s.i += 1;
             s.ws();
             let value_start = s.i;
-            s.value()?;
+            // An agent's tools, the same every turn: taken whole when checked before.
+            let tools = body.get(key.clone()) == Some(b"\"tools\"");
+            if !(tools && s.take_kept()) {
+                s.value_keeping(tools)?;
+            }
             gather(&mut c, body, key, key_escaped, value_start..s.i)?;
             s.ws();
             match s.peek() {
@@ -324,6 +329,64 @@ impl<'b> Scanner<'b> {
         } else {
             self.value_as::<false>()
         }
+    }
+
+    /// Takes the value at the cursor whole when it is one kept (see `json::kept`), its
+    /// notes added where it sits; whether it did. Only where notes are taken and there is
+    /// room for its containers' notes, so the notes are those a scan would take. (A body
+    /// with notes of its own, rewritten by PII substitution, takes it too: its bytes are the
+    /// kept ones, and what was noted of them is right for them.)
+    fn take_kept(&mut self) -> bool {
+        let (Some(notes), Ok(at), Some(rest)) = (
+            self.notes.as_mut(),
+            u32::try_from(self.i),
+            self.b.get(self.i..),
+        ) else {
+            return false;
+        };
+        let room = self.container_room;
+        let mut found = None;
+        let took = kept::take(rest, |f, kept| {
+            if f.containers > room {
+                return false;
+            }
+            notes.extend(kept.iter().map(|n| Span {
+                start: n.start + at,
+                end: n.end + at,
+                ..*n
+            }));
+            found = Some((f.len, f.containers, f.sealed));
+            true
+        });
+        if let Some((len, containers, sealed)) = found.filter(|_| took) {
+            self.i += len;
+            self.container_room -= containers;
+            self.sealed |= sealed;
+        }
+        took
+    }
+
+    /// [`Self::value`]; when `keep`, the value is kept with its notes (see `json::kept`), if
+    /// the scan noted every long container in it (room never ran out).
+    fn value_keeping(&mut self, keep: bool) -> Scan<()> {
+        if !keep || self.known.is_some() || self.notes.is_none() {
+            return self.value();
+        }
+        let (start, from, sealed) = (self.i, self.notes.as_ref().map_or(0, Vec::len), self.sealed);
+        self.sealed = false;
+        self.value()?;
+        let own_seal = self.sealed;
+        self.sealed |= sealed;
+        let value = self.b.get(start..self.i).unwrap_or_default();
+        let notes = self.notes.as_deref().and_then(|n| n.get(from..));
+        if let (Some(notes), true, true) = (
+            notes,
+            self.container_room > 0,
+            value.len() >= kept::KEPT_MIN_BYTES,
+        ) {
+            kept::keep(value, start, notes, own_seal);
+        }
+        Ok(())
     }
 
     /// [`Self::value`], noting long containers or crossing noted ones.

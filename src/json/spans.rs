@@ -15,7 +15,7 @@ pub const MIN_NOTED: usize = 64;
 /// One noted token: a string's opening quote and the byte after its closing quote, and
 /// whether it holds an escape; or an array's or object's opening bracket and the byte after
 /// its closing one.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Span {
     pub(super) start: u32,
     pub(super) end: u32,
@@ -47,6 +47,12 @@ impl StringSpans {
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether `other` notes the same tokens, each as this does (inspections compare equal
+    /// whatever their notes: tests compare the notes with this).
+    pub fn same_notes(&self, other: &StringSpans) -> bool {
+        self.each() == other.each()
     }
 }
 

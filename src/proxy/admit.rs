@@ -65,6 +65,8 @@ pub(super) async fn admit<S: Transport>(
     let cfg = &ctx.config;
     // Gemini's paths name the model and whether the answer streams; its bodies do not.
     let path_model = path_model(ex)?;
+    // What admission keeps of a body (its `tools`, checked) is kept per key.
+    let scope = key.map_or(0, |k| crate::json::scope_of(k.name.as_bytes()));
     let mut body = conn
         .read_body(
             head,
@@ -74,7 +76,7 @@ pub(super) async fn admit<S: Transport>(
         )
         .await?;
     ex.body_read.set(true);
-    let (mut info, mut utf8) = inspect(&body, &path_model).await?;
+    let (mut info, mut utf8) = inspect(&body, &path_model, scope).await?;
     let body_fallbacks = match info.allow_fallbacks {
         Flag::Absent => true,
         Flag::Bool(b) => {
@@ -84,7 +86,7 @@ pub(super) async fn admit<S: Transport>(
                     Error::new(ErrorKind::Internal, "cannot remove `allow_fallbacks`")
                 })?;
             body = Bytes::from(cut);
-            (info, utf8) = inspect(&body, &path_model).await?;
+            (info, utf8) = inspect(&body, &path_model, scope).await?;
             b
         }
         Flag::Other => {
@@ -104,7 +106,7 @@ pub(super) async fn admit<S: Transport>(
             let (cut, _) = crate::json::remove_members(&body, "privacy_tier")
                 .ok_or_else(|| Error::new(ErrorKind::Internal, "cannot remove `privacy_tier`"))?;
             body = Bytes::from(cut);
-            (info, utf8) = inspect(&body, &path_model).await?;
+            (info, utf8) = inspect(&body, &path_model, scope).await?;
             let text = match &field {
                 TextField::Text(t) => Some(t.as_str()),
                 _ => None,
@@ -119,7 +121,7 @@ pub(super) async fn admit<S: Transport>(
         let read = (&body, &info.strings);
         if let Some(expanded) = stored::admit(ctx, key, &info.model, read, &ex.store).await? {
             body = expanded;
-            (info, utf8) = inspect(&body, &path_model).await?;
+            (info, utf8) = inspect(&body, &path_model, scope).await?;
         }
     }
     // Everything sealed for the client is bound to its gateway key (the digest of its
@@ -140,7 +142,7 @@ pub(super) async fn admit<S: Transport>(
             Ok(None) => {}
             Ok(Some(unsealed)) => {
                 body = Bytes::from(unsealed);
-                (info, utf8) = inspect(&body, &path_model).await?;
+                (info, utf8) = inspect(&body, &path_model, scope).await?;
             }
             Err(e) => {
                 let err = Error::new(ErrorKind::InvalidBody, e.to_string());
@@ -156,7 +158,7 @@ pub(super) async fn admit<S: Transport>(
             .map_err(Error::from)?
         {
             body = Bytes::from(opened.body);
-            (info, utf8) = inspect(&body, &path_model).await?;
+            (info, utf8) = inspect(&body, &path_model, scope).await?;
         }
     }
     let mut dropped_reasoning = false;
@@ -261,7 +263,7 @@ pub(super) async fn admit<S: Transport>(
         // Thinking is restored too: its signature is sealed under the gateway's key, so the
         // block can go back to the provider as it was signed (`pii::thinking`).
         ex.pii = session.restore_set_sealing(Some(seal()));
-        (info, utf8) = inspect_noted(&body, &path_model, notes).await?;
+        (info, utf8) = inspect_noted(&body, &path_model, notes, scope).await?;
     }
     ex.model = Some(info.model.clone());
     check_shape(&info, ex.format, op)?;
@@ -299,8 +301,9 @@ pub(super) async fn admit<S: Transport>(
 async fn inspect(
     body: &Bytes,
     path_model: &Option<(String, bool)>,
+    scope: u64,
 ) -> Result<(RequestInfo, Option<Checked>)> {
-    inspect_noted(body, path_model, None).await
+    inspect_noted(body, path_model, None, scope).await
 }
 
 /// [`inspect`] of a body whose long strings' ends are known already (`notes`, from an
@@ -309,11 +312,16 @@ async fn inspect_noted(
     body: &Bytes,
     path_model: &Option<(String, bool)>,
     notes: Option<crate::json::StringSpans>,
+    scope: u64,
 ) -> Result<(RequestInfo, Option<Checked>)> {
-    let read = |body: &Bytes, path_model: &Option<(String, bool)>, notes: Option<_>| {
-        let read = || match path_model {
-            Some((model, stream)) => crate::json::inspect_request_path_model(body, model, *stream),
-            None => crate::json::inspect_request(body),
+    let read = move |body: &Bytes, path_model: &Option<(String, bool)>, notes: Option<_>| {
+        let read = || {
+            crate::json::with_scope(scope, || match path_model {
+                Some((model, stream)) => {
+                    crate::json::inspect_request_path_model(body, model, *stream)
+                }
+                None => crate::json::inspect_request(body),
+            })
         };
         match notes {
             // What the notes vouch for is not read again: the reader checks the body itself.
