@@ -13,12 +13,15 @@ use std::cell::{Cell, RefCell};
 
 use super::spans::Span;
 
-/// Values kept per worker: an agent session's tools each, for a few sessions at once.
-const KEPT: usize = 4;
+/// Values kept per worker: one per key and tools list, for the agent sessions a worker
+/// serves at once (each key keeps its own, so two keys sending the same tools keep two).
+const KEPT: usize = 16;
 /// Shortest value kept: a shorter one is scanned in a few microseconds.
 pub(super) const KEPT_MIN_BYTES: usize = 4 * 1024;
-/// Longest value kept, its notes with it: a worker keeps at most 4 × 512 KB.
+/// Longest value kept, its notes with it.
 const KEPT_MAX_BYTES: usize = 512 * 1024;
+/// Most bytes a worker keeps, values and notes together (the oldest go first).
+const KEPT_TOTAL_BYTES: usize = 4 * 1024 * 1024;
 
 /// A value checked once, and what its scan noted (positions from its first byte).
 struct Value {
@@ -29,6 +32,13 @@ struct Value {
     containers: usize,
     /// A string token in it opens with the seal mark.
     sealed: bool,
+}
+
+impl Value {
+    /// The bytes it holds (as `keep` weighed it).
+    fn weight(&self) -> usize {
+        self.bytes.len() + std::mem::size_of_val(&*self.notes)
+    }
 }
 
 thread_local! {
@@ -152,8 +162,10 @@ pub(super) fn keep(bytes: &[u8], at: usize, notes: &[Span], sealed: bool) {
             {
                 return;
             }
-            if values.len() >= KEPT {
-                values.remove(0);
+            let mut total: usize = values.iter().map(Value::weight).sum();
+            while !values.is_empty() && (values.len() >= KEPT || total + weight > KEPT_TOTAL_BYTES)
+            {
+                total -= values.remove(0).weight();
             }
             values.push(Value {
                 scope,
@@ -227,6 +239,28 @@ mod tests {
         assert!(info.unwrap().may_hold_seal);
         let (info, took) = inspect(1, &with_tools(&sealed, "y"));
         assert!(took && info.unwrap().may_hold_seal);
+    }
+
+    /// At most 16 values, and 4 MB, per worker: the oldest go first.
+    #[test]
+    fn the_oldest_value_goes_first() {
+        let tools = |i: usize, len: usize| json!([{"name": format!("t{i}"), "description": "d".repeat(len)}]);
+        let bodies: Vec<Vec<u8>> = (0..17).map(|i| with_tools(&tools(i, 5000), "x")).collect();
+        for b in &bodies {
+            assert!(!inspect(11, b).1);
+        }
+        assert!(!inspect(11, &bodies[0]).1, "the first of 17 went");
+        assert!(inspect(11, &bodies[16]).1);
+        assert!(inspect(11, &bodies[2]).1);
+        // Eleven of 400 KB are more than 4 MB: the first went.
+        let big: Vec<Vec<u8>> = (0..11)
+            .map(|i| with_tools(&tools(i, 400_000), "y"))
+            .collect();
+        for b in &big {
+            assert!(!inspect(12, b).1);
+        }
+        assert!(!inspect(12, &big[0]).1);
+        assert!(inspect(12, &big[10]).1);
     }
 
     /// Container notes a body has no room for: a kept value is not taken where the scan
