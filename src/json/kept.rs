@@ -2,8 +2,8 @@
 //! them: an agent sends the same tools every turn (Claude Code's are 31 KB of short keys and
 //! strings, 60% of a 50 KB turn), and scanning them token by token was most of what admitting
 //! such a turn cost. A body whose `tools` value opens with a kept value's exact bytes holds
-//! that value there (a JSON value ends where its own bytes say), so the scan takes it whole
-//! and adds its notes, moved to where it sits.
+//! that value there (only arrays and objects are kept, and one ends where its own bytes say),
+//! so the scan takes it whole and adds its notes, moved to where it sits.
 //!
 //! What is kept is a function of the bytes alone. It is kept per API key (the caller's
 //! scope, see [`with_scope`]), so how fast one key's body is admitted says nothing of what
@@ -54,10 +54,15 @@ thread_local! {
 /// Runs `f` with the inspections in it keeping and finding `tools` values under `scope`
 /// (the API key's): outside such a call nothing is kept.
 pub fn with_scope<R>(scope: u64, f: impl FnOnce() -> R) -> R {
-    let before = SCOPE.with(|s| s.replace(Some(scope)));
-    let out = f();
-    SCOPE.with(|s| s.set(before));
-    out
+    /// Puts the scope before back, also when `f` unwinds (a helper thread lives on).
+    struct Restore(Option<u64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SCOPE.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SCOPE.with(|s| s.replace(Some(scope))));
+    f()
 }
 
 /// Runs `f` with every inspection scanning its `tools` itself, none kept: the plain path the
@@ -239,6 +244,19 @@ mod tests {
         assert!(info.unwrap().may_hold_seal);
         let (info, took) = inspect(1, &with_tools(&sealed, "y"));
         assert!(took && info.unwrap().may_hold_seal);
+    }
+
+    /// A long number is not kept: a longer number opens with its bytes.
+    #[test]
+    fn only_containers_are_kept() {
+        let first = format!(r#"{{"tools":{}}}"#, "1".repeat(4096));
+        let second = format!(
+            r#"{{"a":"{}","tools":{}}}"#,
+            "x".repeat(64),
+            "1".repeat(4097)
+        );
+        assert!(!inspect(13, first.as_bytes()).1);
+        assert!(!inspect(13, second.as_bytes()).1);
     }
 
     /// At most 16 values, and 4 MB, per worker: the oldest go first.

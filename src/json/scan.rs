@@ -379,8 +379,12 @@ impl<'b> Scanner<'b> {
         self.sealed |= sealed;
         let value = self.b.get(start..self.i).unwrap_or_default();
         let notes = self.notes.as_deref().and_then(|n| n.get(from..));
-        if let (Some(notes), true, true) = (
+        // Only a container: its bytes say where it ends, where a number's go on in a longer
+        // number.
+        let container = matches!(value.first(), Some(b'[' | b'{'));
+        if let (Some(notes), true, true, true) = (
             notes,
+            container,
             self.container_room > 0,
             value.len() >= kept::KEPT_MIN_BYTES,
         ) {

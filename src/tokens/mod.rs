@@ -181,7 +181,7 @@ fn estimate_anthropic_within(
         c: Counter::new(bpe, text_budget),
         total: 0,
     };
-    let req = MessagesRequest::parse_into(body, &mut counted).map_err(TokensError::Parse)?;
+    let mut req = MessagesRequest::read_into(body, &mut counted).map_err(TokensError::Parse)?;
     let tools = req.read_tools(body).map_err(TokensError::Parse)?;
     req.messages.ok_or(TokensError::MissingMessages)?;
     let mut c = counted.c;

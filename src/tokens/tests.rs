@@ -183,6 +183,8 @@ fn malformed_bodies_are_errors() {
         r#"{"model":"gpt","messages":"hi"}"#,
         r#"{"model":"gpt","messages":[{"role":"user"}]}"#,
         r#"{"model":"gpt","messages":[],"tools":[{"description":"no name"}]}"#,
+        // Each `tools` is checked, as when they were read in place.
+        r#"{"model":"gpt","messages":[],"tools":[{"name":7}],"tools":[]}"#,
     ] {
         assert!(
             estimate_anthropic_request(body.as_bytes(), bpe()).is_err(),

@@ -15,7 +15,8 @@ use crate::recent::Recent;
 /// agents at once.
 pub(super) const TOOLS_KEPT: usize = 4;
 /// A list is kept only when its bytes and what is kept of it (every byte held) together stay
-/// under this: a thread keeps at most 4 × 512 KB per form.
+/// under this: a thread keeps at most 4 × 512 KB per form (three forms: Responses tools for
+/// Chat and for Messages, Messages tools for Chat).
 pub(super) const TOOLS_KEPT_MAX_BYTES: usize = 512 * 1024;
 
 /// One form's kept lists.

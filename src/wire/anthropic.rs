@@ -51,6 +51,9 @@ pub struct MessagesRequest<'a> {
     /// a translation may have kept what it made of these bytes.
     #[serde(skip)]
     pub tools_json: Option<&'a RawValue>,
+    /// The body named `tools` more than once (the last counts; read typed, each is checked).
+    #[serde(skip)]
+    pub tools_twice: bool,
     /// Tool definitions written already, each as its JSON (a translation kept them from an
     /// earlier request with the same tools): written as `tools`, in its place; never read.
     #[serde(rename = "tools", skip_serializing_if = "Option::is_none")]
@@ -100,7 +103,6 @@ top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "stop_sequences" => stop_sequences,
     "stream" => stream,
     "metadata" => metadata,
-    "tools" => tools_json,
     "tool_choice" => tool_choice,
     "thinking" => thinking,
     "output_config" => output_config,
@@ -111,46 +113,41 @@ top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "inference_geo" => inference_geo,
     "context_management" => context_management,
     "mcp_servers" => mcp_servers,
-}, lazy "messages" => messages: seq Message);
+}, either "tools" => tools | tools_json | tools_twice, lazy "messages" => messages: seq Message);
 
 impl<'a> MessagesRequest<'a> {
+    /// [`Self::parse_into`], answering as reading the body with its tools typed answers: the
+    /// same error (a `tools` that does not read, before a later key that does not either, is
+    /// the one named), and a body naming `tools` twice read typed, each checked.
+    pub(crate) fn read_into(
+        body: &'a [u8],
+        sink: &mut dyn super::Sink<'a, Message<'a>>,
+    ) -> Result<Self, ParseError> {
+        let req = Self::parse_into(body, sink).map_err(|e| Self::typed_error(body).unwrap_or(e))?;
+        if !req.tools_twice {
+            return Ok(req);
+        }
+        sink.restart();
+        Self::parse_typed(body, sink)
+    }
+
     /// The request's tools read from [`Self::tools_json`]. Their error is the one reading
-    /// them in place in `body` gives (where in the body, as every other key's): `body` is the
-    /// text this request was read from.
-    pub fn read_tools(&self, body: &'a [u8]) -> Result<Option<Vec<Tool<'a>>>, ParseError> {
+    /// the body with its tools typed gives (the first key that does not read, where in the
+    /// body): `body` is the text this request was read from.
+    pub fn read_tools(&mut self, body: &'a [u8]) -> Result<Option<Vec<Tool<'a>>>, ParseError> {
         let Some(json) = self.tools_json else {
-            return Ok(None);
+            // Read typed already, or absent.
+            return Ok(self.tools.take());
         };
         crate::json::de::from_str(json.get())
             .map(Some)
-            .map_err(|error| ParseError {
-                key: Some("tools".to_owned()),
-                error: tools_error_in(body).unwrap_or(error),
+            .map_err(|error| {
+                Self::typed_error(body).unwrap_or(ParseError {
+                    key: Some("tools".to_owned()),
+                    error,
+                })
             })
     }
-}
-
-/// serde_json's error for the `tools` of `body` read in place, or None when they read.
-fn tools_error_in(body: &[u8]) -> Option<serde_json::Error> {
-    struct ToolsIn;
-    impl<'de> serde::de::Visitor<'de> for ToolsIn {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-            while let Some(key) = map.next_key::<super::Key<'de>>()? {
-                if key.0.as_str() == "tools" {
-                    map.next_value::<Option<Vec<Tool<'de>>>>()?;
-                } else {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-            Ok(())
-        }
-    }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde::Deserializer::deserialize_map(&mut de, ToolsIn).err()
 }
 
 /// One conversation turn.

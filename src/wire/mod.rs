@@ -874,12 +874,20 @@ impl std::error::Error for ParseError {}
 /// The key listed under `lazy` (the conversation) is read element by element into a [`Sink`]
 /// (`seq`: an array, as `Vec<T>`; `text_or`: a string or an array, as `TextOr`); its field
 /// says only whether it was there.
+///
+/// The key listed under `either` is read as its JSON into the second field (a translation may
+/// have kept what it made of those bytes), or, by a seed made `typed`, into the first, typed
+/// (the reading whose error is the one given); the third field says the key came twice.
 macro_rules! top_level_seed {
     ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? },
+     $(either $ename:literal => $efield:ident | $eraw:ident | $etwice:ident,)?
      lazy $lname:literal => $lfield:ident : $form:ident $elem:ident) => {
         pub(crate) struct $seed<'f, 's, 'de> {
             pub(crate) failed_key: &'f mut Option<String>,
             pub(crate) sink: &'s mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+            /// The `either` key read typed, not as its JSON.
+            #[allow(dead_code, reason = "read where a key is `either`")]
+            pub(crate) typed: bool,
         }
 
         impl<'de> serde::de::DeserializeSeed<'de> for $seed<'_, '_, 'de> {
@@ -898,10 +906,20 @@ macro_rules! top_level_seed {
                 let mut out = $ty::default();
                 let sink = self.sink;
                 let mut seen = false;
+                #[allow(unused_mut, unused_variables, reason = "used where a key is `either`")]
+                let mut either_seen = false;
                 while let Some(key) = map.next_key::<$crate::wire::Key<'de>>()? {
                     let key = key.0;
                     let res = match key.as_str() {
                         $( $name => map.next_value().map(|v| out.$field = v), )*
+                        $( $ename => {
+                            out.$etwice |= std::mem::replace(&mut either_seen, true);
+                            if self.typed {
+                                map.next_value().map(|v| out.$efield = v)
+                            } else {
+                                map.next_value().map(|v| out.$eraw = v)
+                            }
+                        } )?
                         $lname => {
                             if seen {
                                 sink.restart();
@@ -940,14 +958,14 @@ macro_rules! top_level_seed {
                 let Some(text) = $crate::json::known_text(body)
                     .or_else(|| simdutf8::basic::from_utf8(body).ok())
                 else {
-                    return Self::parse_with(serde_json::Deserializer::from_slice(body), sink);
+                    return Self::parse_with(serde_json::Deserializer::from_slice(body), sink, false);
                 };
                 // The fast reader first; where it refuses, what it gave the sink is void and
                 // serde_json reads the body again (its answer, error included, is the one).
                 let mut failed_key = None;
                 let fast = $crate::json::de::read(text, |r| {
                     serde::de::DeserializeSeed::deserialize(
-                        $seed { failed_key: &mut failed_key, sink: &mut *sink },
+                        $seed { failed_key: &mut failed_key, sink: &mut *sink, typed: false },
                         r,
                     )
                 });
@@ -956,17 +974,43 @@ macro_rules! top_level_seed {
                 }
                 sink.restart();
                 $crate::json::de::reference_only(|| {
-                    Self::parse_with(serde_json::Deserializer::from_str(text), sink)
+                    Self::parse_with(serde_json::Deserializer::from_str(text), sink, false)
+                })
+            }
+
+            /// The error reading `body` with the `either` key typed gives (serde_json's), if
+            /// any: the one given for a body read otherwise.
+            #[allow(dead_code, reason = "used where a key is `either`")]
+            pub(crate) fn typed_error(body: &'de [u8]) -> Option<$crate::wire::ParseError> {
+                $crate::json::de::reference_only(|| {
+                    Self::parse_with(
+                        serde_json::Deserializer::from_slice(body),
+                        &mut $crate::wire::Discard,
+                        true,
+                    )
+                })
+                .err()
+            }
+
+            /// [`Self::parse_into`] with the `either` key typed.
+            #[allow(dead_code, reason = "used where a key is `either`")]
+            pub(crate) fn parse_typed(
+                body: &'de [u8],
+                sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+            ) -> Result<Self, $crate::wire::ParseError> {
+                $crate::json::de::reference_only(|| {
+                    Self::parse_with(serde_json::Deserializer::from_slice(body), sink, true)
                 })
             }
 
             fn parse_with<R: serde_json::de::Read<'de>>(
                 mut de: serde_json::Deserializer<R>,
                 sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+                typed: bool,
             ) -> Result<Self, $crate::wire::ParseError> {
                 let mut failed_key = None;
                 let res = serde::de::DeserializeSeed::deserialize(
-                    $seed { failed_key: &mut failed_key, sink },
+                    $seed { failed_key: &mut failed_key, sink, typed },
                     &mut de,
                 );
                 let value = match res {

@@ -17,7 +17,7 @@ use crate::translate::RequestMeta;
 use crate::wire::anthropic::Tool as ATool;
 use crate::wire::Str;
 
-use super::request::{function, note_dropped, NameMap};
+use super::tools::{function, note_dropped, NameMap};
 
 /// A tools list converted once.
 #[derive(Debug)]

@@ -5,3 +5,4 @@ mod kept;
 pub(super) mod request;
 pub(super) mod response;
 pub(super) mod stream;
+mod tools;

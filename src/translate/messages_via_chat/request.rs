@@ -3,23 +3,20 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use crate::wire::anthropic::{ContentBlock, Message as AMessage, MessagesRequest, Tool as ATool};
+use crate::wire::anthropic::{ContentBlock, Message as AMessage, MessagesRequest};
 use crate::wire::openai::{
-    ChatRequest, ContentPart, FilePart, FunctionCall, FunctionDef, ImageUrl, JsonSchemaFormat,
-    Message, NamedFunction, ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoice,
-    ToolChoiceObject,
+    ChatRequest, ContentPart, FilePart, FunctionCall, ImageUrl, JsonSchemaFormat, Message,
+    NamedFunction, ResponseFormat, StreamOptions, Tool, ToolCall, ToolChoice, ToolChoiceObject,
 };
 use crate::wire::{Sink, Str, TextOr};
 
 use super::kept::{self, Kept};
+use super::tools::{function, note_dropped, NameMap};
 use crate::translate::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
-use crate::translate::util::{compact_json, openai_tool_name};
+use crate::translate::util::compact_json;
 use crate::translate::{
     Code, MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP,
 };
-
-/// `parameters` for tools defined without `input_schema`.
-const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
 
 /// Prefix marking a failed tool's result (OpenAI tool messages have no error flag).
 const TOOL_ERROR_PREFIX: &str = "Error: ";
@@ -70,7 +67,7 @@ pub(crate) fn anthropic_to_openai_shared(
 ) -> Result<(Shared, RequestMeta), TranslateError> {
     // The conversation is scanned and translated as the body is read, one message at a time.
     let mut conv = Reading::new(room, body);
-    let mut req = MessagesRequest::parse_into(body, &mut conv)?;
+    let mut req = MessagesRequest::read_into(body, &mut conv)?;
     // The tools as Chat functions, made once per worker; read and converted here otherwise.
     let kept = req.tools_json.and_then(kept::kept);
     if kept.is_none() {
@@ -96,42 +93,6 @@ pub(crate) fn anthropic_to_openai_shared(
         }
     }
     Ok((out.into_shared(), meta))
-}
-
-/// Shortened tool names (OpenAI allows 64 characters, Anthropic 128), recorded so responses
-/// can restore them. Interior mutability keeps the borrowed output free of extra lifetimes.
-#[derive(Default)]
-pub(super) struct NameMap {
-    pairs: std::cell::RefCell<Vec<(String, String)>>,
-}
-
-impl NameMap {
-    pub(super) fn map<'b>(&self, name: &'b Str<'_>) -> Str<'b> {
-        match openai_tool_name(name) {
-            Cow::Borrowed(b) => Str::from(b),
-            Cow::Owned(short) => {
-                self.add(&short, name);
-                Str::from(short)
-            }
-        }
-    }
-
-    /// Records that `long` goes upstream as `short` (once).
-    pub(super) fn add(&self, short: &str, long: &str) {
-        let mut pairs = self.pairs.borrow_mut();
-        if !pairs.iter().any(|(s, _)| s == short) {
-            pairs.push((short.to_owned(), long.to_owned()));
-        }
-    }
-
-    /// The name `map` gave a shortened name, if it gave one.
-    pub(super) fn shortened(&self) -> Option<String> {
-        self.pairs.borrow().first().map(|(short, _)| short.clone())
-    }
-
-    fn into_pairs(self) -> Vec<(String, String)> {
-        self.pairs.into_inner()
-    }
 }
 
 fn translate<'b, 'r>(
@@ -379,11 +340,8 @@ impl<'b, 'r> Reading<'b, 'r> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let mut pairs = names.pairs.borrow_mut();
         for (short, long) in self.names.into_pairs() {
-            if !pairs.iter().any(|(s, _)| *s == short) {
-                pairs.push((short, long));
-            }
+            names.add(&short, &long);
         }
         meta.ledger.extend(&self.meta.ledger);
         Ok(self.out)
@@ -559,35 +517,6 @@ fn convert_tools<'b>(
         }
     }
     Ok(out)
-}
-
-/// What the translation drops of tool `t` wherever it is offered.
-pub(super) fn note_dropped(t: &ATool<'_>, meta: &mut RequestMeta) {
-    if t.cache_control.is_some() {
-        meta.drop_param("cache_control");
-    }
-    if t.defer_loading == Some(true) {
-        meta.drop_param("defer_loading");
-    }
-}
-
-/// Tool `t` as a Chat function; None for a server tool (none reaches an OpenAI model).
-pub(super) fn function<'b>(t: &'b ATool<'_>, names: &NameMap) -> Option<Tool<'b>> {
-    match t.kind.as_deref() {
-        None | Some("custom") => Some(Tool {
-            kind: Str::from("function"),
-            function: Some(FunctionDef {
-                name: names.map(&t.name),
-                description: t.description.as_ref().map(Str::reborrow),
-                parameters: t
-                    .input_schema
-                    .or_else(|| serde_json::from_str(EMPTY_OBJECT_SCHEMA).ok()),
-                strict: t.strict,
-            }),
-            ..Tool::default()
-        }),
-        Some(_) => None,
-    }
 }
 
 fn convert_tool_choice<'b>(
@@ -1112,6 +1041,37 @@ mod tests {
             "a column of the body, not of the tools: {}",
             e.message
         );
+    }
+
+    /// Tools read as their JSON answer as tools read in place: a bad `tools` is named before
+    /// a later key that does not read either, and each of two `tools` keys is checked (the
+    /// last counts).
+    #[test]
+    fn tools_read_apart_answer_as_tools_read_in_place() {
+        let hi = json!([{"role": "user", "content": "hi"}]);
+        let body = |rest: &str| format!(r#"{{"model":"c",{rest},"messages":{hi}}}"#);
+        let cases = [
+            body(r#""tools":[{"name":7}],"max_tokens":"x""#),
+            body(r#""max_tokens":10,"tools":[{"name":7}],"tools":[]"#),
+            body(r#""max_tokens":10,"tools":[{"name":7}],"tools":null"#),
+        ];
+        for b in &cases {
+            let once = || anthropic_to_openai_request(b.as_bytes(), "gpt-x", &Options::default());
+            let e = once().unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("tools"), "{b}: {e:?}");
+            assert!(e.message.starts_with("invalid value for `tools`"), "{e:?}");
+            assert_eq!(without_kept_tools(once).unwrap_err(), e, "{b}");
+        }
+        let twice = body(r#""max_tokens":10,"tools":[{"name":"a"}],"tools":[{"name":"b"}]"#);
+        for _ in 0..2 {
+            let (bytes, _) =
+                anthropic_to_openai_request(twice.as_bytes(), "gpt-x", &Options::default())
+                    .unwrap();
+            let out: Value = serde_json::from_slice(&bytes).unwrap();
+            let tools = out["tools"].as_array().unwrap();
+            assert_eq!(tools.len(), 1, "{out}");
+            assert_eq!(tools[0]["function"]["name"], "b");
+        }
     }
 
     /// The path an error names for a block, a block in a tool result and a block in a
