@@ -180,6 +180,7 @@ fn estimate_anthropic_within(
     let mut counted = Messages {
         c: Counter::new(bpe, text_budget),
         total: 0,
+        budget: text_budget,
     };
     let mut req = MessagesRequest::read_into(body, &mut counted).map_err(TokensError::Parse)?;
     let tools = req.read_tools(body).map_err(TokensError::Parse)?;
@@ -253,6 +254,8 @@ struct Messages<'b> {
     c: Counter<'b>,
     /// The count of the messages read for the value that counts (a repeated key's last).
     total: u64,
+    /// The text budget a reading starts with (a reading again starts afresh).
+    budget: usize,
 }
 
 impl<'de> crate::wire::Sink<'de, Message<'de>> for Messages<'_> {
@@ -263,7 +266,8 @@ impl<'de> crate::wire::Sink<'de, Message<'de>> for Messages<'_> {
     }
 
     fn restart(&mut self) {
-        self.c.total = 0;
+        // A reading from the start: the whole budget again, and no rate from the last one.
+        self.c = Counter::new(self.c.bpe, self.budget);
         self.total = 0;
     }
 }

@@ -396,3 +396,21 @@ fn a_text_budget_bounds_the_work_and_extrapolates() {
         assert!(estimate_request(Format::OpenAi, bad.as_bytes(), bpe(), usize::MAX).is_err());
     }
 }
+
+/// A body read again from the start (here: `tools` named twice, read typed the second time)
+/// is counted as one read once: the whole text budget again, no rate from the first reading.
+#[test]
+fn a_body_read_again_counts_as_one_read_once() {
+    let text = format!("{}{}", "word ".repeat(300), "多字节文本".repeat(100));
+    let body = |tools: &str| {
+        format!(
+            r#"{{"model":"c","max_tokens":1,{tools}"messages":[{{"role":"user","content":"{text}"}}]}}"#
+        )
+    };
+    // A budget the text fits in once but not twice.
+    let once = estimate_anthropic_within(body(r#""tools":[],"#).as_bytes(), bpe(), 4000).unwrap();
+    let twice =
+        estimate_anthropic_within(body(r#""tools":[],"tools":[],"#).as_bytes(), bpe(), 4000)
+            .unwrap();
+    assert_eq!(twice, once);
+}

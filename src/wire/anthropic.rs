@@ -123,12 +123,16 @@ impl<'a> MessagesRequest<'a> {
         body: &'a [u8],
         sink: &mut dyn super::Sink<'a, Message<'a>>,
     ) -> Result<Self, ParseError> {
-        let req = Self::parse_into(body, sink).map_err(|e| Self::typed_error(body).unwrap_or(e))?;
-        if !req.tools_twice {
-            return Ok(req);
+        // A body the reading with `tools` as JSON refuses is read typed: its error is that
+        // reading's, and one it takes (serde_json checks a raw value's UTF-8 whole, not a
+        // skipped field's) is taken.
+        match Self::parse_into(body, sink) {
+            Ok(req) if !req.tools_twice => Ok(req),
+            _ => {
+                sink.restart();
+                Self::parse_typed(body, sink)
+            }
         }
-        sink.restart();
-        Self::parse_typed(body, sink)
     }
 
     /// The request's tools read from [`Self::tools_json`]. Their error is the one reading
