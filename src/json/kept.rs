@@ -79,7 +79,8 @@ pub fn kept_values_used() -> u64 {
     USED.with(Cell::get)
 }
 
-/// The scope a key named `name` keeps values under.
+/// A scope for what a worker keeps per key: a digest of the key's bytes (its name here, its
+/// secret for PII's kept strings).
 pub fn scope_of(name: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();

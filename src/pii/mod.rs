@@ -312,12 +312,7 @@ impl<'d> Session<'d> {
             counts: Counts::default(),
             unreplaced: None,
             scanned: 0,
-            scope: {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                secret.hash(&mut h);
-                h.finish()
-            },
+            scope: crate::json::scope_of(secret),
         }
     }
 
