@@ -1290,3 +1290,189 @@ fn mutated_requests_translate_alike_by_both_readers() {
     }
     assert!(compared > 5000, "{compared}");
 }
+
+/// One random Messages turn for [`messages_turns_translate_alike_direct_and_typed`]: the
+/// shapes the direct writer takes, and their near misses (escapes that may be `\u`, `null`,
+/// a key twice, an unknown key, an error result, several texts, a long name, an input that is
+/// not an object), members in any order.
+fn random_turn(rng: &mut Rng) -> String {
+    const TEXTS: [&str; 9] = [
+        r#""plain""#,
+        r#""""#,
+        r#""line\none \"q\" \\ tab\t""#,
+        r#""caf\u00e9""#,
+        r#""a\\u00e9 not an escape""#,
+        r#""slash \/ kept""#,
+        r#""\ud83d\ude00""#,
+        r#""ünïcode ✓""#,
+        "null",
+    ];
+    let text = |rng: &mut Rng| TEXTS[rng.below(TEXTS.len())].to_owned();
+    let members = |rng: &mut Rng, mut m: Vec<String>| {
+        for i in (1..m.len()).rev() {
+            m.swap(i, rng.below(i + 1));
+        }
+        format!("{{{}}}", m.join(","))
+    };
+    let extras = |rng: &mut Rng, m: &mut Vec<String>| match rng.below(12) {
+        0 => m.push(r#""cache_control":{"type":"ephemeral"}"#.into()),
+        1 => m.push(r#""caller":{"type":"direct"}"#.into()),
+        2 => m.push(r#""cache_control":null"#.into()),
+        3 => m.push(r#""citations":null"#.into()),
+        4 => m.push(r#""zzz":1"#.into()),
+        _ => {}
+    };
+    let block = |rng: &mut Rng, assistant: bool| -> String {
+        let mut m = Vec::new();
+        // Either role's blocks in either's turn, mostly its own.
+        let own: &[usize] = if assistant {
+            &[0, 1, 1, 2, 3]
+        } else {
+            &[0, 4, 4]
+        };
+        let pick = match rng.below(8) {
+            0 => rng.below(6),
+            n => own[n % own.len()],
+        };
+        match pick {
+            0 => {
+                m.push(r#""type":"text""#.into());
+                if rng.below(10) > 0 {
+                    m.push(format!(r#""text":{}"#, text(rng)));
+                }
+            }
+            1 => {
+                m.push(r#""type":"tool_use""#.into());
+                m.push(format!(r#""id":"toolu_{}""#, rng.below(100)));
+                let name = match rng.below(6) {
+                    0 => "x".repeat(70),
+                    1 => r"Re\u0061d".into(),
+                    _ => "Read".into(),
+                };
+                m.push(format!(r#""name":"{name}""#));
+                match rng.below(6) {
+                    0 => {}
+                    1 => m.push(r#""input":null"#.into()),
+                    2 => m.push(r#""input":[1, 2]"#.into()),
+                    3 => m.push(r#""input":{ "path" : "/a\"b", "n": [1, {"x": null}] }"#.into()),
+                    _ => m.push(format!(r#""input":{{"file_path":{}}}"#, text(rng))),
+                }
+            }
+            2 => {
+                m.push(r#""type":"thinking""#.into());
+                m.push(format!(r#""thinking":{}"#, text(rng)));
+                m.push(r#""signature":"c2ln""#.into());
+            }
+            3 => {
+                m.push(r#""type":"redacted_thinking""#.into());
+                m.push(r#""data":"ZGF0YQ==""#.into());
+            }
+            _ => {
+                m.push(r#""type":"tool_result""#.into());
+                if rng.below(10) > 0 {
+                    m.push(format!(r#""tool_use_id":"toolu_{}""#, rng.below(100)));
+                }
+                match rng.below(6) {
+                    0 => {}
+                    1 => m.push(format!(r#""content":{}"#, text(rng))),
+                    2 => m.push(r#""content":[]"#.into()),
+                    3 => {
+                        let n = 1 + rng.below(3);
+                        let items: Vec<String> = (0..n)
+                            .map(|_| {
+                                let mut i = vec![
+                                    r#""type":"text""#.to_owned(),
+                                    format!(r#""text":{}"#, text(rng)),
+                                ];
+                                extras(rng, &mut i);
+                                members(rng, i)
+                            })
+                            .collect();
+                        m.push(format!(r#""content":[{}]"#, items.join(",")));
+                    }
+                    4 => {
+                        m.push(r#""content":[{"type":"tool_reference","tool_name":"Read"}]"#.into())
+                    }
+                    _ => m.push(r#""content":"ok""#.into()),
+                }
+                match rng.below(5) {
+                    0 => m.push(r#""is_error":true"#.into()),
+                    1 => m.push(r#""is_error":false"#.into()),
+                    _ => {}
+                }
+            }
+        }
+        extras(rng, &mut m);
+        if rng.below(40) == 0 {
+            // A key twice.
+            m.push(m[0].clone());
+        }
+        members(rng, m)
+    };
+    let role = ["user", "assistant", "user", "assistant", "system", "robot"][rng.below(6)];
+    let assistant = role == "assistant";
+    let content = if rng.below(5) == 0 {
+        text(rng)
+    } else {
+        let blocks: Vec<String> = (0..rng.below(5)).map(|_| block(rng, assistant)).collect();
+        format!("[{}]", blocks.join(","))
+    };
+    let mut m = vec![
+        format!(r#""role":"{role}""#),
+        format!(r#""content":{content}"#),
+    ];
+    if rng.below(30) == 0 {
+        m.push(r#""name":"x""#.into());
+    }
+    members(rng, m)
+}
+
+/// The direct writer of Messages turns (`messages_via_chat::direct`) against the typed
+/// translation: the same bytes, meta or error, for agent bodies and for random turns of the
+/// shapes it takes and their near misses; and on agent bodies it did the writing.
+#[test]
+fn messages_turns_translate_alike_direct_and_typed() {
+    let opts = options(&json!({}));
+    let compare = |body: &[u8], what: &str| {
+        let run = || translate::anthropic_to_openai_request(body, "m", &opts);
+        let direct = translate::without_kept_tools(run);
+        let typed = translate::without_kept_tools(|| translate::without_direct(run));
+        assert_eq!(direct, typed, "{what}: {}", String::from_utf8_lossy(body));
+        // Lending long strings across every seam the direct writer makes.
+        let lent = translate::lending_from(1, || translate::without_kept_tools(run));
+        assert_eq!(
+            lent,
+            typed,
+            "{what} lent: {}",
+            String::from_utf8_lossy(body)
+        );
+        direct.is_ok()
+    };
+    for size in [4 * 1024, 50 * 1024, 150 * 1024] {
+        for stream in [false, true] {
+            let body = agent::body(agent::Shape::Messages, size, "agent", stream);
+            let before = translate::direct_turns();
+            assert!(compare(&body, &format!("agent {size}")));
+            assert!(
+                translate::direct_turns() - before >= 3,
+                "{size}: the turns were written direct"
+            );
+        }
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut ok, mut direct) = (0, translate::direct_turns());
+    for case in 0..4000 {
+        let turns: Vec<String> = (0..1 + rng.below(4))
+            .map(|_| random_turn(&mut rng))
+            .collect();
+        let body = format!(
+            r#"{{"model":"c","max_tokens":5,"messages":[{}]}}"#,
+            turns.join(",")
+        );
+        ok += usize::from(compare(body.as_bytes(), &format!("case {case}")));
+    }
+    direct = translate::direct_turns() - direct;
+    // Both kinds of answer were compared, and most turns were written direct.
+    assert!(ok > 500 && ok < 4000, "{ok} translated");
+    assert!(direct > 2000, "{direct} turns written direct");
+}

@@ -1,12 +1,22 @@
 #![no_main]
 //! Anthropic → OpenAI request translation: arbitrary bytes never panic; an `Ok` body is a
-//! JSON object with the fields OpenAI requires; an `Err` is a client error.
+//! JSON object with the fields OpenAI requires; an `Err` is a client error; and the turns
+//! written straight from their JSON (`messages_via_chat::direct`) are the typed translation's
+//! bytes, meta and error, with long strings lent or not.
 
 use libfuzzer_sys::fuzz_target;
-use ringway::translate::{anthropic_to_openai_request, Options};
+use ringway::translate::{
+    anthropic_to_openai_request, lending_from, without_direct, without_kept_tools, Options,
+};
 
 fuzz_target!(|input: &[u8]| {
-    match anthropic_to_openai_request(input, "gpt-fuzz", &Options::default()) {
+    let run = || anthropic_to_openai_request(input, "gpt-fuzz", &Options::default());
+    let direct = without_kept_tools(run);
+    let typed = without_kept_tools(|| without_direct(run));
+    assert_eq!(direct, typed, "direct and typed differ");
+    let lent = lending_from(1, || without_kept_tools(run));
+    assert_eq!(lent, typed, "lent and typed differ");
+    match direct {
         Ok((body, _meta)) => {
             let v: serde_json::Value = serde_json::from_slice(&body).expect("output is JSON");
             assert_eq!(v["model"], "gpt-fuzz");

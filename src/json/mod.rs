@@ -36,6 +36,7 @@ mod spans;
 mod stream_options;
 #[cfg(test)]
 mod tests;
+mod tokens;
 pub mod tree;
 mod utf8;
 
@@ -57,6 +58,7 @@ pub use spans::{
     contains_outside_strings, noted_without_unicode, notes_used, with_notes, Splice, StringSpans,
 };
 pub use stream_options::with_include_usage;
+pub use tokens::{Token, Tokens};
 pub use utf8::{known_text, known_uses, with_checked, Checked};
 
 /// Deepest container nesting a body may have. The top-level object counts as level 1.

@@ -550,6 +550,13 @@ impl<'b> Scanner<'b> {
     /// from 88 to 77 µs.
     #[inline]
     pub(super) fn string(&mut self) -> Scan<bool> {
+        self.string_token().map(|(escaped, _)| escaped)
+    }
+
+    /// [`Self::string`], also saying whether an escape in it may be a `\u` (a note says
+    /// "may": it was taken by a scan that does say).
+    #[inline(always)]
+    pub(super) fn string_token(&mut self) -> Scan<(bool, bool)> {
         // Most string tokens are short and plain (keys, types, ids): one sixteen-byte look
         // settles them, where a window costs its six masks (never noted: too short).
         if let Some(block) = self
@@ -562,7 +569,7 @@ impl<'b> Scanner<'b> {
             if block.get(k) == Some(&b'"') {
                 self.note_mark(self.i + 1);
                 self.i += k + 2;
-                return Ok(false);
+                return Ok((false, false));
             }
         }
         if let Some(known) = &mut self.known {
@@ -574,7 +581,7 @@ impl<'b> Scanner<'b> {
                     spans::crossed(token, unicode);
                 }
                 self.note(start, escaped, unicode);
-                return Ok(escaped);
+                return Ok((escaped, unicode));
             }
         }
         #[cfg(target_arch = "x86_64")]
@@ -589,13 +596,13 @@ impl<'b> Scanner<'b> {
     /// [`Self::string`] compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn string_avx2(&mut self, lanes: Avx2) -> Scan<bool> {
+    fn string_avx2(&mut self, lanes: Avx2) -> Scan<(bool, bool)> {
         self.string_with(lanes)
     }
 
     /// [`Self::string`] with masks taken in `lanes`.
     #[inline(always)]
-    fn string_with(&mut self, lanes: impl Lanes) -> Scan<bool> {
+    fn string_with(&mut self, lanes: impl Lanes) -> Scan<(bool, bool)> {
         let b = self.b;
         let start = self.i;
         let mut base = self.i + 1;
@@ -641,7 +648,7 @@ impl<'b> Scanner<'b> {
                 if self.i - start >= MIN_NOTED {
                     self.note(start, held_escape, held_unicode);
                 }
-                return Ok(held_escape);
+                return Ok((held_escape, held_unicode));
             }
             carry = next_carry;
             base += WIDE;

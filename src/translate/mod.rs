@@ -41,6 +41,7 @@ pub use error::{
 };
 pub use kept::{kept_tools_used, without_kept_tools};
 pub use ledger::{Code, Ledger};
+pub use messages_via_chat::direct::{direct_turns, without_direct};
 pub use messages_via_chat::request::{
     anthropic_to_openai_request, anthropic_to_openai_request_within,
 };

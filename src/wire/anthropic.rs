@@ -119,9 +119,9 @@ impl<'a> MessagesRequest<'a> {
     /// [`Self::parse_into`], answering as reading the body with its tools typed answers: the
     /// same error (a `tools` that does not read, before a later key that does not either, is
     /// the one named), and a body naming `tools` twice read typed, each checked.
-    pub(crate) fn read_into(
+    pub(crate) fn read_into<E: Deserialize<'a>>(
         body: &'a [u8],
-        sink: &mut dyn super::Sink<'a, Message<'a>>,
+        sink: &mut dyn super::Sink<'a, E>,
     ) -> Result<Self, ParseError> {
         // A body the reading with `tools` as JSON refuses is read typed: its error is that
         // reading's, and one it takes (serde_json checks a raw value's UTF-8 whole, not a

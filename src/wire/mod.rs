@@ -882,22 +882,23 @@ macro_rules! top_level_seed {
     ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? },
      $(either $ename:literal => $efield:ident | $eraw:ident | $etwice:ident,)?
      lazy $lname:literal => $lfield:ident : $form:ident $elem:ident) => {
-        pub(crate) struct $seed<'f, 's, 'de> {
+        /// `E`: what the conversation's elements are read as (typed, or a span of JSON).
+        pub(crate) struct $seed<'f, 's, 'de, E> {
             pub(crate) failed_key: &'f mut Option<String>,
-            pub(crate) sink: &'s mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+            pub(crate) sink: &'s mut dyn $crate::wire::Sink<'de, E>,
             /// The `either` key read typed, not as its JSON.
             #[allow(dead_code, reason = "read where a key is `either`")]
             pub(crate) typed: bool,
         }
 
-        impl<'de> serde::de::DeserializeSeed<'de> for $seed<'_, '_, 'de> {
+        impl<'de, E: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for $seed<'_, '_, 'de, E> {
             type Value = $ty<'de>;
             fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<$ty<'de>, D::Error> {
                 d.deserialize_map(self)
             }
         }
 
-        impl<'de> serde::de::Visitor<'de> for $seed<'_, '_, 'de> {
+        impl<'de, E: serde::Deserialize<'de>> serde::de::Visitor<'de> for $seed<'_, '_, 'de, E> {
             type Value = $ty<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
@@ -948,9 +949,9 @@ macro_rules! top_level_seed {
             /// Parses a request body in one pass, keeping unknown top-level keys in `unknown`
             /// and naming the key whose value failed to parse; the conversation's elements go
             /// to `sink` as they are read.
-            pub(crate) fn parse_into(
+            pub(crate) fn parse_into<E: serde::Deserialize<'de>>(
                 body: &'de [u8],
-                sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+                sink: &mut dyn $crate::wire::Sink<'de, E>,
             ) -> Result<Self, $crate::wire::ParseError> {
                 // UTF-8 checked once, with SIMD (here, or by admission: `json::Checked`): the
                 // readers then read text, which they do not check again string by string.
@@ -983,7 +984,7 @@ macro_rules! top_level_seed {
             #[allow(dead_code, reason = "used where a key is `either`")]
             pub(crate) fn typed_error(body: &'de [u8]) -> Option<$crate::wire::ParseError> {
                 $crate::json::de::reference_only(|| {
-                    Self::parse_with(
+                    Self::parse_with::<_, $elem<'de>>(
                         serde_json::Deserializer::from_slice(body),
                         &mut $crate::wire::Discard,
                         true,
@@ -994,18 +995,18 @@ macro_rules! top_level_seed {
 
             /// [`Self::parse_into`] with the `either` key typed.
             #[allow(dead_code, reason = "used where a key is `either`")]
-            pub(crate) fn parse_typed(
+            pub(crate) fn parse_typed<E: serde::Deserialize<'de>>(
                 body: &'de [u8],
-                sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+                sink: &mut dyn $crate::wire::Sink<'de, E>,
             ) -> Result<Self, $crate::wire::ParseError> {
                 $crate::json::de::reference_only(|| {
                     Self::parse_with(serde_json::Deserializer::from_slice(body), sink, true)
                 })
             }
 
-            fn parse_with<R: serde_json::de::Read<'de>>(
+            fn parse_with<R: serde_json::de::Read<'de>, E: serde::Deserialize<'de>>(
                 mut de: serde_json::Deserializer<R>,
-                sink: &mut dyn $crate::wire::Sink<'de, $elem<'de>>,
+                sink: &mut dyn $crate::wire::Sink<'de, E>,
                 typed: bool,
             ) -> Result<Self, $crate::wire::ParseError> {
                 let mut failed_key = None;
@@ -1023,7 +1024,7 @@ macro_rules! top_level_seed {
 
             /// [`Self::parse_into`] keeping nothing of the conversation.
             pub fn parse(body: &'de [u8]) -> Result<Self, $crate::wire::ParseError> {
-                Self::parse_into(body, &mut $crate::wire::Discard)
+                Self::parse_into::<$elem<'de>>(body, &mut $crate::wire::Discard)
             }
         }
     };

@@ -10,6 +10,9 @@ use crate::wire::openai::{
 };
 use crate::wire::{Sink, Str, TextOr};
 
+use serde_json::value::RawValue;
+
+use super::direct::{self, Turn};
 use super::kept::{self, Kept};
 use super::tools::{function, note_dropped, NameMap};
 use crate::translate::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
@@ -65,9 +68,21 @@ pub(crate) fn anthropic_to_openai_shared(
     opts: &Options,
     room: &Room,
 ) -> Result<(Shared, RequestMeta), TranslateError> {
-    // The conversation is scanned and translated as the body is read, one message at a time.
+    // The conversation is scanned and translated as the body is read, one message at a time:
+    // each turn from its JSON where it is a shape `direct` writes, else typed.
     let mut conv = Reading::new(room, body);
-    let mut req = MessagesRequest::read_into(body, &mut conv)?;
+    let mut req = if direct::on() {
+        MessagesRequest::read_into::<&RawValue>(body, &mut conv)?
+    } else {
+        MessagesRequest::read_into::<AMessage>(body, &mut conv)?
+    };
+    if conv.unread {
+        // A turn the typed reading refuses: the body is read typed throughout, so that its
+        // error is the one given.
+        drop(conv);
+        conv = Reading::new(room, body);
+        req = MessagesRequest::read_into::<AMessage>(body, &mut conv)?;
+    }
     // The tools as Chat functions, made once per worker; read and converted here otherwise.
     let kept = req.tools_json.and_then(kept::kept);
     if kept.is_none() {
@@ -315,6 +330,11 @@ struct Reading<'b, 'r> {
     names: NameMap,
     /// What the messages' translation drops (`server_tool_blocks`), reported after the tools'.
     meta: RequestMeta,
+    /// A turn read as JSON did not read typed: the body is to be read typed.
+    unread: bool,
+    /// The turn `direct` read last, and its buffer for a call's arguments (kept between turns).
+    turn: Turn,
+    scratch: Vec<u8>,
 }
 
 impl<'b, 'r> Reading<'b, 'r> {
@@ -331,6 +351,9 @@ impl<'b, 'r> Reading<'b, 'r> {
             loaded: HashSet::new(),
             names: NameMap::default(),
             meta: RequestMeta::default(),
+            unread: false,
+            turn: Turn::default(),
+            scratch: Vec::new(),
         }
     }
 
@@ -395,6 +418,33 @@ impl<'b> Sink<'b, AMessage<'b>> for Reading<'b, '_> {
         self.loaded.clear();
         self.names = NameMap::default();
         self.meta = RequestMeta::default();
+        self.unread = false;
+    }
+}
+
+impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
+    fn element(&mut self, i: usize, raw: &'b RawValue) {
+        if self.unread {
+            return;
+        }
+        let text = raw.get().as_bytes();
+        if self.error.is_none() && direct::read(text, 0, &mut self.turn).is_some() {
+            for name in &self.turn.dropped {
+                if !self.dropped.contains(name) {
+                    self.dropped.push(name);
+                }
+            }
+            self.error = direct::write(&self.turn, text, &mut self.out, &mut self.scratch).err();
+            return;
+        }
+        match crate::json::de::from_str::<AMessage<'b>>(raw.get()) {
+            Ok(m) => Sink::<AMessage<'b>>::element(self, i, m),
+            Err(_) => self.unread = true,
+        }
+    }
+
+    fn restart(&mut self) {
+        Sink::<AMessage<'b>>::restart(self);
     }
 }
 
