@@ -165,13 +165,13 @@ fn key<'t>(t: &Tokens<'t>, token: &Token) -> Option<&'t [u8]> {
     t.bytes().get(token.inner())
 }
 
-/// Reads the turn at `at` of `text` into `turn` (cleared first); None where it is not a
-/// shape taken here.
-pub(super) fn read(text: &[u8], at: usize, turn: &mut Turn) -> Option<()> {
+/// Reads the turn `text` (checked JSON: a span of the body, for admission's notes to be
+/// used) into `turn` (cleared first); None where it is not a shape taken here.
+pub(super) fn read(text: &[u8], turn: &mut Turn) -> Option<()> {
     turn.text = None;
     turn.pieces.clear();
     turn.dropped.clear();
-    let mut t = Tokens::new(text, at);
+    let mut t = Tokens::new(text, 0);
     let (mut role, mut content) = (None, false);
     t.object(|t, k| match key(t, &k)? {
         b"role" if role.is_none() => {
@@ -225,7 +225,7 @@ pub(super) fn read(text: &[u8], at: usize, turn: &mut Turn) -> Option<()> {
     Some(())
 }
 
-/// One content block: a piece of the turn (a thinking block is none).
+/// One content block: a piece of the turn.
 fn block(t: &mut Tokens<'_>, turn: &mut Turn) -> Option<()> {
     let mut b = Block::default();
     t.object(|t, k| {

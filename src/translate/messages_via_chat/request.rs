@@ -428,7 +428,7 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
             return;
         }
         let text = raw.get().as_bytes();
-        if self.error.is_none() && direct::read(text, 0, &mut self.turn).is_some() {
+        if self.error.is_none() && direct::read(text, &mut self.turn).is_some() {
             for name in &self.turn.dropped {
                 if !self.dropped.contains(name) {
                     self.dropped.push(name);
