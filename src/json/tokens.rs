@@ -29,20 +29,27 @@ impl Token {
 /// shape, never a broken one.
 pub struct Tokens<'b> {
     s: Scanner<'b>,
+    text: &'b str,
 }
 
 impl<'b> Tokens<'b> {
     /// A walk from offset `at` of `text` (the body admission noted, or a slice of it, for its
     /// notes to be used).
-    pub fn new(text: &'b [u8], at: usize) -> Self {
+    pub fn new(text: &'b str, at: usize) -> Self {
         Tokens {
-            s: Scanner::new(text, at),
+            s: Scanner::new(text.as_bytes(), at),
+            text,
         }
     }
 
     /// The text walked.
     pub fn bytes(&self) -> &'b [u8] {
         self.s.b
+    }
+
+    /// The text of span `r` (a token's or a value's: cut between characters).
+    pub fn text(&self, r: std::ops::Range<usize>) -> Option<&'b str> {
+        self.text.get(r)
     }
 
     /// The next byte past whitespace, not taken.

@@ -147,7 +147,7 @@ fn note(dropped: &mut Vec<&'static str>, name: &'static str) {
 fn kept_string(t: &mut Tokens<'_>) -> Option<Range<usize>> {
     let token = t.string()?;
     if token.escaped {
-        let json = std::str::from_utf8(t.bytes().get(token.quoted.clone())?).ok()?;
+        let json = t.text(token.quoted.clone())?;
         let maybe_u = token.unicode
             || (!crate::json::noted_without_unicode(json)
                 && memchr::memmem::find(json.as_bytes(), b"\\u").is_some());
@@ -182,7 +182,7 @@ fn key<'t>(t: &Tokens<'t>, token: &Token) -> Option<&'t [u8]> {
 
 /// Reads the turn `text` (checked JSON: a span of the body, for admission's notes to be
 /// used) into `turn` (cleared first); None where it is not a shape taken here.
-pub(super) fn read(text: &[u8], turn: &mut Turn) -> Option<()> {
+pub(super) fn read(text: &str, turn: &mut Turn) -> Option<()> {
     turn.text = None;
     turn.pieces.clear();
     turn.dropped.clear();
@@ -263,7 +263,7 @@ fn block(t: &mut Tokens<'_>, turn: &mut Turn) -> Option<()> {
         },
         b"\"tool_use\"" if rest & !INPUT == ID | NAME => {
             let name = b.name.clone()?;
-            let inside = std::str::from_utf8(text.get(name.start + 1..name.end - 1)?).ok()?;
+            let inside = t.text(name.start + 1..name.end - 1)?;
             // A name shortened for OpenAI is recorded: left to the typed translation.
             matches!(openai_tool_name(inside), Cow::Borrowed(_)).then_some(())?;
             Piece::Call {
@@ -401,12 +401,12 @@ fn result_content(
 /// translation writes them. `scratch` is a buffer kept between turns.
 pub(super) fn write(
     turn: &Turn,
-    text: &[u8],
+    text: &str,
     out: &mut Out<'_>,
     scratch: &mut Vec<u8>,
 ) -> Result<(), TranslateError> {
     TURNS.with(|n| n.set(n.get() + 1));
-    let span = |r: &Range<usize>| text.get(r.clone()).unwrap_or(b"\"\"");
+    let span = |r: &Range<usize>| text.as_bytes().get(r.clone()).unwrap_or(b"\"\"");
     let role: &[u8] = match turn.role {
         Role::User => b"{\"role\":\"user\",\"content\":",
         Role::Assistant => b"{\"role\":\"assistant\",\"content\":",
@@ -496,7 +496,7 @@ pub(super) fn write(
                     out.put(b",\"arguments\":")?;
                     let input = input
                         .as_ref()
-                        .and_then(|r| std::str::from_utf8(text.get(r.clone())?).ok())
+                        .and_then(|r| text.get(r.clone()))
                         .unwrap_or("{}");
                     scratch.clear();
                     crate::json::write_json_string(scratch, &compact_json(input));

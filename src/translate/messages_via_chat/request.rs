@@ -429,7 +429,7 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
         if self.unread {
             return;
         }
-        let text = raw.get().as_bytes();
+        let text = raw.get();
         if self.error.is_none() && direct::read(text, &mut self.turn).is_some() {
             for name in &self.turn.dropped {
                 if !self.dropped.contains(name) {
