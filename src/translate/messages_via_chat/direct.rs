@@ -246,12 +246,7 @@ pub(super) fn read(text: &str, turn: &mut Turn) -> Option<()> {
 /// One content block: a piece of the turn.
 fn block(t: &mut Tokens<'_>, turn: &mut Turn) -> Option<()> {
     let mut b = Block::default();
-    t.object(|t, k| {
-        let bit = member(t, &k, &mut b)?;
-        (b.seen & bit == 0).then_some(())?;
-        b.seen |= bit;
-        Some(())
-    })?;
+    members(t, &mut b, u16::MAX)?;
     let text = t.bytes();
     // The members besides those every block may have.
     let rest = b.seen & !(TYPE | DROPPED);
@@ -282,6 +277,16 @@ fn block(t: &mut Tokens<'_>, turn: &mut Turn) -> Option<()> {
     b.note_dropped(&mut turn.dropped);
     turn.pieces.push(piece);
     Some(())
+}
+
+/// The members of the block at the walk read into `b`: each once, each of `allowed`.
+fn members(t: &mut Tokens<'_>, b: &mut Block, allowed: u16) -> Option<()> {
+    t.object(|t, k| {
+        let bit = member(t, &k, b)?;
+        (b.seen & bit == 0 && allowed & bit != 0).then_some(())?;
+        b.seen |= bit;
+        Some(())
+    })
 }
 
 /// One member of a block read into `b`: its bit.
@@ -365,30 +370,7 @@ fn result_content(
             return None;
         }
         let mut b = Block::default();
-        t.object(|t, k| {
-            let bit = match key(t, &k)? {
-                b"type" => {
-                    b.kind = plain_string(t)?;
-                    TYPE
-                }
-                b"text" => {
-                    b.text = Some(kept_string(t)?);
-                    TEXT
-                }
-                b"cache_control" => {
-                    present(t)?;
-                    CACHE_CONTROL
-                }
-                b"caller" => {
-                    present(t)?;
-                    CALLER
-                }
-                _ => return None,
-            };
-            (b.seen & bit == 0).then_some(())?;
-            b.seen |= bit;
-            Some(())
-        })?;
+        members(t, &mut b, TYPE | TEXT | DROPPED)?;
         (b.kind(t.bytes()) == b"\"text\"").then_some(())?;
         text = Some(b.text.clone()?);
         b.note_dropped(dropped);
