@@ -1291,11 +1291,10 @@ fn mutated_requests_translate_alike_by_both_readers() {
     assert!(compared > 5000, "{compared}");
 }
 
-/// One random Messages turn for [`messages_turns_translate_alike_direct_and_typed`]: the
-/// shapes the direct writer takes, and their near misses (escapes that may be `\u`, `null`,
-/// a key twice, an unknown key, an error result, several texts, a long name, an input that is
-/// not an object), members in any order.
-fn random_turn(rng: &mut Rng) -> String {
+/// A random JSON string for the differential tests of the direct writers: plain, empty, with
+/// escapes (`\u` and ones that only look like it, `\/`), non-ASCII, sometimes long enough for
+/// admission to note it, or `null`.
+fn random_text(rng: &mut Rng) -> String {
     const TEXTS: [&str; 10] = [
         r#""plain""#,
         r#""""#,
@@ -1308,23 +1307,31 @@ fn random_turn(rng: &mut Rng) -> String {
         r#""C:\\users\/x""#,
         "null",
     ];
-    let text = |rng: &mut Rng| {
-        let t = TEXTS[rng.below(TEXTS.len())];
-        match (
-            rng.below(8),
-            t.strip_prefix('"').and_then(|t| t.strip_suffix('"')),
-        ) {
-            // Long enough for admission to note it.
-            (0, Some(inner)) => format!("\"{}\"", inner.repeat(40)),
-            _ => t.to_owned(),
-        }
-    };
-    let members = |rng: &mut Rng, mut m: Vec<String>| {
-        for i in (1..m.len()).rev() {
-            m.swap(i, rng.below(i + 1));
-        }
-        format!("{{{}}}", m.join(","))
-    };
+    let t = TEXTS[rng.below(TEXTS.len())];
+    match (
+        rng.below(8),
+        t.strip_prefix('"').and_then(|t| t.strip_suffix('"')),
+    ) {
+        // Long enough for admission to note it.
+        (0, Some(inner)) => format!("\"{}\"", inner.repeat(40)),
+        _ => t.to_owned(),
+    }
+}
+
+/// An object of `m`'s members in random order.
+fn members(rng: &mut Rng, mut m: Vec<String>) -> String {
+    for i in (1..m.len()).rev() {
+        m.swap(i, rng.below(i + 1));
+    }
+    format!("{{{}}}", m.join(","))
+}
+
+/// One random Messages turn for [`messages_turns_translate_alike_direct_and_typed`]: the
+/// shapes the direct writer takes, and their near misses (escapes that may be `\u`, `null`,
+/// a key twice, an unknown key, an error result, several texts, a long name, an input that is
+/// not an object), members in any order.
+fn random_turn(rng: &mut Rng) -> String {
+    let text = random_text;
     let extras = |rng: &mut Rng, m: &mut Vec<String>| match rng.below(12) {
         0 => m.push(r#""cache_control":{"type":"ephemeral"}"#.into()),
         1 => m.push(r#""caller":{"type":"direct"}"#.into()),
@@ -1438,81 +1445,109 @@ fn random_turn(rng: &mut Rng) -> String {
     members(rng, m)
 }
 
+/// The direct writers' comparison: `pair`'s translation of `body` gives the same bytes, meta
+/// or error with the conversation written direct and typed; as the gateway takes it (shared
+/// bytes, joined here) with long strings lent from the first byte; and with admission's notes
+/// of the body. Whether it translated.
+fn alike_direct_and_typed(body: &[u8], what: &str, pair: Pair, opts: &Options) -> bool {
+    let run = &|| match pair.client {
+        Format::Anthropic => translate::anthropic_to_openai_request(body, "m", opts),
+        _ => responses::responses_request(body, "m", pair.provider, opts),
+    };
+    let direct = translate::without_kept_tools(run);
+    let typed = translate::without_kept_tools(|| translate::without_direct(run));
+    assert_eq!(direct, typed, "{what}: {}", String::from_utf8_lossy(body));
+    let shared = || {
+        let (bytes, meta) = pair.request_shared(body, "m", opts, &translate::Room::unlimited())?;
+        Ok((bytes.into_vec(body)?, meta))
+    };
+    let lent = translate::lending_from(1, || translate::without_kept_tools(shared));
+    assert_eq!(
+        lent,
+        typed,
+        "{what} lent: {}",
+        String::from_utf8_lossy(body)
+    );
+    // With admission's notes of where long strings end (and whether they hold a `\u`).
+    if let Ok(info) = ringway::json::inspect_request(body) {
+        let noted = |run: &dyn Fn() -> _| {
+            translate::without_kept_tools(|| ringway::json::with_notes(body, &info.strings, run))
+        };
+        assert_eq!(
+            noted(run),
+            noted(&|| translate::without_direct(run)),
+            "{what} noted: {}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    direct.is_ok()
+}
+
 /// The direct writer of Messages turns (`messages_via_chat::direct`) against the typed
 /// translation: the same bytes, meta or error, for agent bodies and for random turns of the
 /// shapes it takes and their near misses; and on agent bodies it did the writing.
 #[test]
 fn messages_turns_translate_alike_direct_and_typed() {
     let opts = options(&json!({}));
-    let compare = |body: &[u8], what: &str| {
-        let run = || translate::anthropic_to_openai_request(body, "m", &opts);
-        let direct = translate::without_kept_tools(run);
-        let typed = translate::without_kept_tools(|| translate::without_direct(run));
-        assert_eq!(direct, typed, "{what}: {}", String::from_utf8_lossy(body));
-        // Lending long strings across every seam the direct writer makes.
-        let lent = translate::lending_from(1, || translate::without_kept_tools(run));
-        assert_eq!(
-            lent,
-            typed,
-            "{what} lent: {}",
-            String::from_utf8_lossy(body)
-        );
-        // With admission's notes of where long strings end (and whether they hold a `\u`).
-        if let Ok(info) = ringway::json::inspect_request(body) {
-            let noted = |run: &dyn Fn() -> _| {
-                translate::without_kept_tools(|| {
-                    ringway::json::with_notes(body, &info.strings, run)
-                })
-            };
-            assert_eq!(
-                noted(&run),
-                noted(&|| translate::without_direct(run)),
-                "{what} noted: {}",
-                String::from_utf8_lossy(body)
-            );
-        }
-        direct.is_ok()
-    };
+    let pair = Pair::new(Format::Anthropic, Format::OpenAi);
+    let compare = |body: &[u8], what: &str| alike_direct_and_typed(body, what, pair, &opts);
+    direct_over_agents_and_random(
+        agent::Shape::Messages,
+        &compare,
+        0x2545_f491_4f6c_dd1d,
+        |rng| {
+            let turns: Vec<String> = (0..1 + rng.below(4)).map(|_| random_turn(rng)).collect();
+            // Sometimes a key after the conversation that does not read either: the turn's error
+            // comes first.
+            let after = [
+                "",
+                "",
+                "",
+                r#","tool_choice":"auto""#,
+                r#","tools":[{"type":"function"}]"#,
+                // Read again by serde_json, typed tools.
+                r#","tools":[],"tools":[]"#,
+                // The conversation again: the last counts.
+                r#","messages":[{"role":"user","content":"again"}]"#,
+            ][rng.below(7)];
+            format!(
+                r#"{{"model":"c","max_tokens":5,"messages":[{}]{after}}}"#,
+                turns.join(",")
+            )
+        },
+    );
+}
+
+/// Runs `compare` over `shape`'s agent bodies, streaming and not (asserting that the direct
+/// path wrote at least three elements of each), then over 4,000 bodies `random` makes from a
+/// generator seeded with `seed` (asserting that both kinds of answer were compared and that
+/// most elements went direct).
+fn direct_over_agents_and_random(
+    shape: agent::Shape,
+    compare: &dyn Fn(&[u8], &str) -> bool,
+    seed: u64,
+    random: impl Fn(&mut Rng) -> String,
+) {
     for size in [4 * 1024, 50 * 1024, 150 * 1024] {
         for stream in [false, true] {
-            let body = agent::body(agent::Shape::Messages, size, "agent", stream);
+            let body = agent::body(shape, size, "agent", stream);
             let before = translate::direct_turns();
             assert!(compare(&body, &format!("agent {size}")));
             assert!(
                 translate::direct_turns() - before >= 3,
-                "{size}: the turns were written direct"
+                "{size}: the elements were written direct"
             );
         }
     }
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng(seed);
     let (mut ok, mut direct) = (0, translate::direct_turns());
     for case in 0..4000 {
-        let turns: Vec<String> = (0..1 + rng.below(4))
-            .map(|_| random_turn(&mut rng))
-            .collect();
-        // Sometimes a key after the conversation that does not read either: the turn's error
-        // comes first.
-        let after = [
-            "",
-            "",
-            "",
-            r#","tool_choice":"auto""#,
-            r#","tools":[{"type":"function"}]"#,
-            // Read again by serde_json, typed tools.
-            r#","tools":[],"tools":[]"#,
-            // The conversation again: the last counts.
-            r#","messages":[{"role":"user","content":"again"}]"#,
-        ][rng.below(7)];
-        let body = format!(
-            r#"{{"model":"c","max_tokens":5,"messages":[{}]{after}}}"#,
-            turns.join(",")
-        );
+        let body = random(&mut rng);
         ok += usize::from(compare(body.as_bytes(), &format!("case {case}")));
     }
     direct = translate::direct_turns() - direct;
-    // Both kinds of answer were compared, and most turns were written direct.
     assert!(ok > 300 && ok < 4000, "{ok} translated");
-    assert!(direct > 2000, "{direct} turns written direct");
+    assert!(direct > 2000, "{direct} elements written direct");
 }
 
 /// Found by fuzz target `translate_req_a2o`: a Chat body sent as Messages, whose assistant
@@ -1553,6 +1588,230 @@ fn deep_turns_translate_alike_direct_and_typed() {
         ] {
             let body = format!(r#"{{"model":"c","max_tokens":5,"messages":[{turn}]}}"#);
             let run = || translate::anthropic_to_openai_request(body.as_bytes(), "m", &opts);
+            let typed = translate::without_kept_tools(|| translate::without_direct(run));
+            assert_eq!(translate::without_kept_tools(run), typed, "depth {depth}");
+        }
+    }
+}
+
+/// One random Responses input item for [`responses_items_translate_alike_direct_and_typed`]:
+/// the items the direct reader takes (messages of a string or text parts, function calls,
+/// their outputs as strings, reasoning with nothing sealed) and their near misses (a refusal,
+/// an image, an output of parts, sealed content, a namespace, a long or escaped name, a key
+/// twice, `null`s, unknown members flat and nested, other item types), members in any order.
+fn random_item(rng: &mut Rng) -> String {
+    let text = random_text;
+    let part = |rng: &mut Rng, kinds: &[&str]| -> String {
+        let kind = kinds[rng.below(kinds.len())];
+        let mut m = Vec::new();
+        if rng.below(20) > 0 {
+            m.push(format!(r#""type":"{kind}""#));
+        }
+        match kind {
+            "refusal" => m.push(format!(r#""refusal":{}"#, text(rng))),
+            "input_image" => m.push(r#""image_url":"https://x/y.png""#.into()),
+            _ if rng.below(10) > 0 => m.push(format!(r#""text":{}"#, text(rng))),
+            _ => {}
+        }
+        match rng.below(12) {
+            0 => m.push(r#""annotations":[]"#.into()),
+            1 => m.push(r#""logprobs":[{"token":"a"}]"#.into()),
+            2 => m.push(r#""detail":null"#.into()),
+            3 => m.push(r#""detail":"high""#.into()),
+            4 => m.push(r#""file_id":5"#.into()),
+            5 => m.push(format!(r#""text":{}"#, text(rng))),
+            _ => {}
+        }
+        members(rng, m)
+    };
+    let parts = |rng: &mut Rng, kinds: &[&str]| -> String {
+        let n = rng.below(4);
+        let parts: Vec<String> = (0..n).map(|_| part(rng, kinds)).collect();
+        format!("[{}]", parts.join(","))
+    };
+    let call_id = |rng: &mut Rng| format!(r#""call_id":"call_{}""#, rng.below(50));
+    let mut m = Vec::new();
+    match rng.below(10) {
+        0..=2 => {
+            let roles = [
+                "user",
+                "assistant",
+                "developer",
+                "system",
+                "user",
+                "assistant",
+                "tool",
+            ];
+            let role = roles[rng.below(roles.len())];
+            m.push(format!(r#""role":"{role}""#));
+            if rng.below(5) > 0 {
+                m.push(r#""type":"message""#.into());
+            }
+            let kinds: &[&str] = if role == "assistant" {
+                &[
+                    "output_text",
+                    "output_text",
+                    "refusal",
+                    "input_text",
+                    "text",
+                ]
+            } else {
+                &[
+                    "input_text",
+                    "input_text",
+                    "output_text",
+                    "input_image",
+                    "x",
+                ]
+            };
+            match rng.below(6) {
+                0 => m.push(format!(r#""content":{}"#, text(rng))),
+                1 => {}
+                _ => m.push(format!(r#""content":{}"#, parts(rng, kinds))),
+            }
+            if rng.below(3) == 0 {
+                m.push(format!(r#""id":"msg_{}""#, rng.below(9)));
+            }
+            if rng.below(3) == 0 {
+                m.push(r#""status":"completed""#.into());
+            }
+        }
+        3..=5 => {
+            m.push(r#""type":"function_call""#.into());
+            if rng.below(12) > 0 {
+                m.push(call_id(rng));
+            }
+            match rng.below(12) {
+                0 => {}
+                1 => m.push(format!(r#""name":"{}""#, "f".repeat(70))),
+                2 => m.push(r#""name":"n\u0061me""#.into()),
+                _ => m.push(r#""name":"exec_command""#.into()),
+            }
+            if rng.below(8) > 0 {
+                m.push(format!(r#""arguments":{}"#, text(rng)));
+            }
+            if rng.below(15) == 0 {
+                m.push(r#""namespace":"repo""#.into());
+            }
+            if rng.below(3) == 0 {
+                m.push(format!(r#""id":"fc_{}""#, rng.below(9)));
+            }
+        }
+        6 | 7 => {
+            m.push(r#""type":"function_call_output""#.into());
+            if rng.below(12) > 0 {
+                m.push(call_id(rng));
+            }
+            match rng.below(6) {
+                0 => {}
+                1 => m.push(format!(
+                    r#""output":{}"#,
+                    parts(rng, &["input_text", "input_image"])
+                )),
+                _ => m.push(format!(r#""output":{}"#, text(rng))),
+            }
+        }
+        8 => {
+            m.push(r#""type":"reasoning""#.into());
+            m.push(format!(r#""id":"rs_{}""#, rng.below(9)));
+            if rng.below(4) > 0 {
+                m.push(format!(r#""summary":{}"#, parts(rng, &["summary_text"])));
+            }
+            match rng.below(4) {
+                0 => m.push(r#""content":null"#.into()),
+                1 => m.push(format!(r#""content":{}"#, parts(rng, &["reasoning_text"]))),
+                _ => {}
+            }
+            match rng.below(5) {
+                0 => m.push(r#""encrypted_content":"gAAAA-elsewhere""#.into()),
+                1 | 2 => m.push(r#""encrypted_content":null"#.into()),
+                _ => {}
+            }
+        }
+        _ => {
+            let kinds = [
+                "compaction_trigger",
+                "web_search_call",
+                "item_reference",
+                "custom_tool_call",
+                "nope",
+            ];
+            m.push(format!(r#""type":"{}""#, kinds[rng.below(kinds.len())]));
+        }
+    }
+    match rng.below(16) {
+        0 => m.push(r#""zzz":{"a":[1]}"#.into()),
+        1 => m.push(r#""status":null"#.into()),
+        2 => m.push(r#""metadata":{}"#.into()),
+        3 => m.push(r#""role":null"#.into()),
+        4 => m.push(r#""input":"x""#.into()),
+        5 => m.push(r#""input":5"#.into()),
+        6 => m.push(r#""id":null"#.into()),
+        7 => m.push(r#""summary":null"#.into()),
+        _ => {}
+    }
+    if rng.below(40) == 0 && !m.is_empty() {
+        // A key twice.
+        m.push(m[0].clone());
+    }
+    members(rng, m)
+}
+
+/// The direct reader of Responses items (`responses::direct`), written as Chat, against the
+/// typed translation: the same bytes, meta or error for either provider kind (an
+/// Anthropic-kind one writes Chat only when the Messages translator refused the items), for
+/// agent bodies and for random items of the shapes it takes and their near misses; and on
+/// agent bodies it did the writing.
+#[test]
+fn responses_items_translate_alike_direct_and_typed() {
+    let opts = options(&json!({}));
+    let compare = |body: &[u8], what: &str| {
+        let mut ok = false;
+        for provider in [Format::OpenAi, Format::Anthropic] {
+            ok |= alike_direct_and_typed(body, what, Pair::new(Format::Responses, provider), &opts);
+        }
+        ok
+    };
+    direct_over_agents_and_random(
+        agent::Shape::Responses,
+        &compare,
+        0x9e6c_63d0_876a_1f2b,
+        |rng| {
+            let items: Vec<String> = (0..1 + rng.below(5)).map(|_| random_item(rng)).collect();
+            // Sometimes a key after the items that does not read: the items' error comes first.
+            let after = [
+                "",
+                "",
+                "",
+                r#","tool_choice":"auto""#,
+                r#","tools":[{"type":"function"}]"#,
+                r#","instructions":5"#,
+                // The items again: the last counts.
+                r#","input":"again""#,
+                r#","input":[{"role":"user","content":"again"}]"#,
+            ][rng.below(8)];
+            format!(r#"{{"model":"c","input":[{}]{after}}}"#, items.join(","))
+        },
+    );
+}
+
+/// Items nested near the readers' depth limit: the direct reader, and the typed reading of
+/// one item from its span, answer as the typed reading of the whole body.
+#[test]
+fn deep_items_translate_alike_direct_and_typed() {
+    let opts = options(&json!({}));
+    for depth in [110, 118, 119, 120, 121, 122, 123, 124, 125, 126, 128] {
+        let nested = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+        for item in [
+            format!(
+                r#"{{"type":"function_call_output","call_id":"c","output":"x","zzz":{nested}}}"#
+            ),
+            format!(
+                r#"{{"role":"user","content":[{{"type":"input_text","text":"t","zzz":{nested}}}]}}"#
+            ),
+        ] {
+            let body = format!(r#"{{"model":"c","input":[{item}]}}"#);
+            let run = || responses::responses_request(body.as_bytes(), "m", Format::OpenAi, &opts);
             let typed = translate::without_kept_tools(|| translate::without_direct(run));
             assert_eq!(translate::without_kept_tools(run), typed, "depth {depth}");
         }

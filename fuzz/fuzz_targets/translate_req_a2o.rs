@@ -5,8 +5,10 @@
 //! bytes, meta and error, with long strings lent or not.
 
 use libfuzzer_sys::fuzz_target;
+use ringway::format::Format;
 use ringway::translate::{
-    anthropic_to_openai_request, lending_from, without_direct, without_kept_tools, Options,
+    anthropic_to_openai_request, lending_from, without_direct, without_kept_tools, Options, Pair,
+    Room,
 };
 
 fuzz_target!(|input: &[u8]| {
@@ -14,7 +16,17 @@ fuzz_target!(|input: &[u8]| {
     let direct = without_kept_tools(run);
     let typed = without_kept_tools(|| without_direct(run));
     assert_eq!(direct, typed, "direct and typed differ");
-    let lent = lending_from(1, || without_kept_tools(run));
+    // As the gateway takes it: shared bytes, every string lent.
+    let shared = || {
+        let (bytes, meta) = Pair::new(Format::Anthropic, Format::OpenAi).request_shared(
+            input,
+            "gpt-fuzz",
+            &Options::default(),
+            &Room::unlimited(),
+        )?;
+        Ok((bytes.into_vec(input)?, meta))
+    };
+    let lent = lending_from(1, || without_kept_tools(shared));
     assert_eq!(lent, typed, "lent and typed differ");
     match direct {
         Ok((body, _meta)) => {

@@ -3,13 +3,14 @@
 //! a seal key and a provider name set (so sealed reasoning items are opened): arbitrary bytes
 //! never panic; an `Ok` body is a JSON object with the fields the provider requires, and every
 //! request value its response object repeats (spliced in as JSON text) is JSON; an `Err` is a
-//! client error.
+//! client error; and the items read straight from their JSON (`responses::direct`) give the
+//! typed translation's bytes, meta and error, with long strings lent or not.
 
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
 use ringway::seal::SealKey;
 use ringway::translate::responses::responses_request;
-use ringway::translate::Options;
+use ringway::translate::{lending_from, without_direct, without_kept_tools, Options, Pair, Room};
 
 fuzz_target!(|input: &[u8]| {
     let opts = Options {
@@ -21,7 +22,23 @@ fuzz_target!(|input: &[u8]| {
         (Format::OpenAi, "gpt-fuzz"),
         (Format::Anthropic, "claude-fuzz"),
     ] {
-        match responses_request(input, model, provider, &opts) {
+        let run = || responses_request(input, model, provider, &opts);
+        let direct = without_kept_tools(run);
+        let typed = without_kept_tools(|| without_direct(run));
+        assert_eq!(direct, typed, "direct and typed differ");
+        // As the gateway takes it: shared bytes, every string lent.
+        let shared = || {
+            let (bytes, meta) = Pair::new(Format::Responses, provider).request_shared(
+                input,
+                model,
+                &opts,
+                &Room::unlimited(),
+            )?;
+            Ok((bytes.into_vec(input)?, meta))
+        };
+        let lent = lending_from(1, || without_kept_tools(shared));
+        assert_eq!(lent, typed, "lent and typed differ");
+        match direct {
             Ok((body, meta)) => {
                 let v: serde_json::Value = serde_json::from_slice(&body).expect("output is JSON");
                 assert_eq!(v["model"], model);

@@ -6,45 +6,13 @@
 //! and the fuzz target `translate_req_a2o` compare the two.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::ops::Range;
 
 use crate::json::{Token, Tokens};
+use crate::translate::direct::{kept_string, key, plain_string, present};
 use crate::translate::out::Out;
 use crate::translate::util::{compact_json, openai_tool_name};
 use crate::translate::TranslateError;
-
-thread_local! {
-    /// Set by [`without_direct`].
-    static OFF: Cell<bool> = const { Cell::new(false) };
-    /// Turns written here (see [`direct_turns`]).
-    static TURNS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Runs `f` with every turn translated typed: the plain path the direct one is compared with
-/// (differential tests, the fuzz target).
-pub fn without_direct<R>(f: impl FnOnce() -> R) -> R {
-    /// Puts the setting before back, also when `f` unwinds.
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            OFF.with(|o| o.set(self.0));
-        }
-    }
-    let _restore = Restore(OFF.with(|o| o.replace(true)));
-    f()
-}
-
-/// How many turns this thread wrote straight from their JSON so far: a test's way to tell
-/// that the direct path did the work.
-pub fn direct_turns() -> u64 {
-    TURNS.with(Cell::get)
-}
-
-/// Whether turns are written here ([`without_direct`] is not running).
-pub(super) fn on() -> bool {
-    !OFF.with(Cell::get)
-}
 
 /// What one turn holds, as spans of the text (quoted string tokens, an `input` value).
 #[derive(Default)]
@@ -139,45 +107,6 @@ fn note(dropped: &mut Vec<&'static str>, name: &'static str) {
     if !dropped.contains(&name) {
         dropped.push(name);
     }
-}
-
-/// A string the typed reading keeps as written (`wire::Str::of_json`): none that it decodes,
-/// one with an escape that is, or may be, `\u` (it looks for the two bytes, `\\u` too, where
-/// admission's note does not say otherwise).
-fn kept_string(t: &mut Tokens<'_>) -> Option<Range<usize>> {
-    let token = t.string()?;
-    if token.escaped {
-        let json = t.text(token.quoted.clone())?;
-        let maybe_u = token.unicode
-            || (!crate::json::noted_without_unicode(json)
-                && memchr::memmem::find(json.as_bytes(), b"\\u").is_some());
-        if maybe_u {
-            return None;
-        }
-    }
-    Some(token.quoted)
-}
-
-/// A string with no escape at all (a type, a name).
-fn plain_string(t: &mut Tokens<'_>) -> Option<Range<usize>> {
-    let token = t.string()?;
-    (!token.escaped).then_some(token.quoted)
-}
-
-/// A value that is there (not `null`, which the typed reading takes as absent).
-fn present(t: &mut Tokens<'_>) -> Option<Range<usize>> {
-    if t.peek()? == b'n' {
-        return None;
-    }
-    t.value()
-}
-
-/// The key `token` names, when it has no escape.
-fn key<'t>(t: &Tokens<'t>, token: &Token) -> Option<&'t [u8]> {
-    if token.escaped {
-        return None;
-    }
-    t.bytes().get(token.inner())
 }
 
 /// Reads the turn `text` (checked JSON: a span of the body, for admission's notes to be
@@ -387,7 +316,7 @@ pub(super) fn write(
     out: &mut Out<'_>,
     scratch: &mut Vec<u8>,
 ) -> Result<(), TranslateError> {
-    TURNS.with(|n| n.set(n.get() + 1));
+    crate::translate::direct::count();
     let span = |r: &Range<usize>| text.as_bytes().get(r.clone()).unwrap_or(b"\"\"");
     let role: &[u8] = match turn.role {
         Role::User => b"{\"role\":\"user\",\"content\":",

@@ -71,20 +71,21 @@ pub(crate) fn anthropic_to_openai_shared(
     // The conversation is scanned and translated as the body is read, one message at a time:
     // each turn from its JSON where it is a shape `direct` writes, else typed.
     let mut conv = Reading::new(room, body);
-    let mut req =
-        match direct::on().then(|| MessagesRequest::read_into::<&RawValue>(body, &mut conv)) {
-            Some(Ok(req)) if !conv.unread => req,
-            direct => {
-                if direct.is_some() {
-                    // A turn the typed reading refuses, or a body that does not read: the body is
-                    // read typed throughout, so that the error given is the typed reading's (a
-                    // turn's comes before a later key's).
-                    drop(conv);
-                    conv = Reading::new(room, body);
-                }
-                MessagesRequest::read_into::<AMessage>(body, &mut conv)?
+    let mut req = match crate::translate::direct::on()
+        .then(|| MessagesRequest::read_into::<&RawValue>(body, &mut conv))
+    {
+        Some(Ok(req)) if !conv.unread => req,
+        direct => {
+            if direct.is_some() {
+                // A turn the typed reading refuses, or a body that does not read: the body is
+                // read typed throughout, so that the error given is the typed reading's (a
+                // turn's comes before a later key's).
+                drop(conv);
+                conv = Reading::new(room, body);
             }
-        };
+            MessagesRequest::read_into::<AMessage>(body, &mut conv)?
+        }
+    };
     // The tools as Chat functions, made once per worker; read and converted here otherwise.
     let kept = req.tools_json.and_then(kept::kept);
     if kept.is_none() {

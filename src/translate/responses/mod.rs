@@ -3,6 +3,7 @@
 //! Chat → Messages translator to an anthropic-kind one), and the provider's answer, whole or
 //! streamed, rendered back as Responses output by one renderer.
 
+mod direct;
 mod kept;
 mod native;
 mod open;

@@ -7,6 +7,7 @@
 //! [`RequestMeta::dropped`].
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -23,6 +24,7 @@ use crate::wire::{Read, Sink, Str, TextOr};
 use super::super::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
 use super::super::util::openai_tool_name;
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
+use super::direct::{self, Kind, Role};
 use super::kept::{kept, Form, Kept};
 use super::tools::{convert_tools, distinct_upstream_names, flat_name};
 use super::{Compaction, Echo, ResponsesMeta, SealedThinking, COMPACTION_PROMPT};
@@ -126,8 +128,22 @@ fn translate_once(
     parts: &Parts<'_>,
     direct: bool,
 ) -> Result<Option<(Shared, RequestMeta)>, TranslateError> {
-    let mut conv = Reading::new(parts.room, body, parts.provider, parts.opts, direct);
-    let req = ResponsesRequest::parse_into(body, &mut conv)?;
+    let reading = || Reading::new(parts.room, body, parts.provider, parts.opts, direct);
+    let mut conv = reading();
+    // Written as Chat, each item from its JSON where it is a shape `direct` reads, else typed.
+    let spans = !direct && crate::translate::direct::on();
+    let req = match spans.then(|| ResponsesRequest::parse_into::<&RawValue>(body, &mut conv)) {
+        Some(Ok(req)) if !conv.unread => req,
+        spans => {
+            if spans.is_some() {
+                // An item the typed reading refuses, or a body that does not read: the body is
+                // read typed throughout, so that the error given is the typed reading's.
+                drop(conv);
+                conv = reading();
+            }
+            ResponsesRequest::parse_into::<InputItem<'_>>(body, &mut conv)?
+        }
+    };
     // The tools as the provider takes them, made once per worker (the fallback through a Chat
     // body, for an anthropic-kind provider, makes them every time).
     let form = match (parts.provider, direct) {
@@ -798,6 +814,68 @@ enum To<'r> {
     },
 }
 
+/// A tool call to write: typed, or the tokens of an item read direct (Chat only).
+enum Call<'t> {
+    Typed(ToolCall<'t>),
+    Written {
+        id: &'t [u8],
+        name: &'t [u8],
+        arguments: &'t [u8],
+    },
+}
+
+/// An assistant item's texts to write: typed parts, or the text tokens of an item read direct
+/// (Chat only; None: a part without text).
+enum Texts<'t, 'p> {
+    Typed(Vec<ContentPart<'p>>),
+    Written {
+        text: &'t str,
+        spans: &'t [Option<Range<usize>>],
+    },
+}
+
+impl Texts<'_, '_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Texts::Typed(t) => t.is_empty(),
+            Texts::Written { spans, .. } => spans.is_empty(),
+        }
+    }
+
+    /// The parts, separated by commas.
+    fn write(&self, out: &mut Out<'_>) -> Result<(), TranslateError> {
+        match self {
+            Texts::Typed(texts) => {
+                for (k, t) in texts.iter().enumerate() {
+                    if k > 0 {
+                        out.byte(b',')?;
+                    }
+                    out.json(t)?;
+                }
+            }
+            Texts::Written { text, spans } => {
+                for (k, r) in spans.iter().enumerate() {
+                    out.put(if k > 0 {
+                        &b",{\"type\":\"text\",\"text\":"[..]
+                    } else {
+                        &b"{\"type\":\"text\",\"text\":"[..]
+                    })?;
+                    out.put(token(text, r))?;
+                    out.byte(b'}')?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The string token at `r` of `text` (None, or a span not in it: an empty string).
+fn token<'t>(text: &'t str, r: &Option<Range<usize>>) -> &'t [u8] {
+    r.as_ref()
+        .and_then(|r| text.as_bytes().get(r.clone()))
+        .unwrap_or(b"\"\"")
+}
+
 /// What is being built from `input`: Chat messages, each complete one handed on at once (the
 /// last assistant one stays open while items may add to it), the reasoning waiting for the
 /// next assistant turn, and images from tool outputs waiting for the tool messages to end.
@@ -1028,7 +1106,7 @@ impl<'b, 'r> Chat<'b, 'r> {
 
     /// A tool call joins the open assistant message (if no reasoning waits for a new turn),
     /// else a new one.
-    fn tool_call(&mut self, call: ToolCall<'_>) -> Result<(), TranslateError> {
+    fn tool_call(&mut self, call: Call<'_>) -> Result<(), TranslateError> {
         if self.open.is_none() || !self.thinking.is_empty() {
             self.new_assistant()?;
         }
@@ -1054,8 +1132,28 @@ impl<'b, 'r> Chat<'b, 'r> {
             out.byte(b',')?;
         }
         if let Some(out) = self.chat_out() {
-            return out.json(&call);
+            return match call {
+                Call::Typed(call) => out.json(&call),
+                Call::Written {
+                    id,
+                    name,
+                    arguments,
+                } => {
+                    out.put(b"{\"id\":")?;
+                    out.put(id)?;
+                    out.put(b",\"type\":\"function\",\"function\":{\"name\":")?;
+                    out.put(name)?;
+                    out.put(b",\"arguments\":")?;
+                    out.put(arguments)?;
+                    out.put(b"}}")
+                }
+            };
         }
+        let Call::Typed(call) = call else {
+            return Err(TranslateError::internal(
+                "an item read direct reached Messages",
+            ));
+        };
         let piece = Message {
             role: Str::from("assistant"),
             tool_calls: Some(vec![call]),
@@ -1070,7 +1168,7 @@ impl<'b, 'r> Chat<'b, 'r> {
     /// text, then calls).
     fn assistant_texts(
         &mut self,
-        texts: Vec<ContentPart<'_>>,
+        texts: Texts<'_, '_>,
         refusal: Option<Str<'b>>,
     ) -> Result<(), TranslateError> {
         let joins = self.thinking.is_empty() && self.open.as_ref().is_some_and(|o| !o.calls);
@@ -1094,14 +1192,13 @@ impl<'b, 'r> Chat<'b, 'r> {
             } else {
                 br#","content":["#.as_slice()
             })?;
-            for (k, t) in texts.iter().enumerate() {
-                if k > 0 {
-                    out.byte(b',')?;
-                }
-                out.json(t)?;
-            }
-            return Ok(());
+            return texts.write(out);
         }
+        let Texts::Typed(texts) = texts else {
+            return Err(TranslateError::internal(
+                "an item read direct reached Messages",
+            ));
+        };
         let piece = Message {
             role: Str::from("assistant"),
             content: Some(TextOr::Items(texts)),
@@ -1109,6 +1206,68 @@ impl<'b, 'r> Chat<'b, 'r> {
         };
         self.piece(at, 0, &piece);
         Ok(())
+    }
+
+    /// The item `direct` read from `text`, written as the typed translation writes it (Chat
+    /// only).
+    fn written(&mut self, item: &direct::Item, text: &str) -> Result<(), TranslateError> {
+        crate::translate::direct::count();
+        let at = |r: &Option<Range<usize>>| token(text, r);
+        match (item.kind, item.role) {
+            (Kind::Reasoning, _) => Ok(()),
+            (Kind::Call, _) => self.tool_call(Call::Written {
+                id: at(&item.call_id),
+                name: at(&item.name),
+                arguments: at(&item.arguments),
+            }),
+            (Kind::Output, _) => {
+                self.close_open()?;
+                let out = self.chat_only()?;
+                out.put(b"{\"role\":\"tool\",\"content\":")?;
+                out.put(at(&item.output))?;
+                out.put(b",\"tool_call_id\":")?;
+                out.put(at(&item.call_id))?;
+                out.put(b"},")
+            }
+            (Kind::Message, Role::Assistant) => {
+                let spans = if item.in_parts {
+                    &item.parts[..]
+                } else if item.text.is_some() {
+                    std::slice::from_ref(&item.text)
+                } else {
+                    &[]
+                };
+                self.assistant_texts(Texts::Written { text, spans }, None)
+            }
+            (Kind::Message, role) => {
+                self.close_open()?;
+                self.flush_images()?;
+                let out = self.chat_only()?;
+                out.put(if role == Role::User {
+                    b"{\"role\":\"user\",\"content\":"
+                } else {
+                    b"{\"role\":\"system\",\"content\":".as_slice()
+                })?;
+                if item.in_parts {
+                    out.byte(b'[')?;
+                    Texts::Written {
+                        text,
+                        spans: &item.parts,
+                    }
+                    .write(out)?;
+                    out.byte(b']')?;
+                } else {
+                    out.put(at(&item.text))?;
+                }
+                out.put(b"},")
+            }
+        }
+    }
+
+    /// The Chat buffer: items are read direct only when the conversation is written as Chat.
+    fn chat_only(&mut self) -> Result<&mut Out<'r>, TranslateError> {
+        self.chat_out()
+            .ok_or_else(|| TranslateError::internal("an item read direct reached Messages"))
     }
 
     /// Every item is in: what is still open is closed and waiting images go out.
@@ -1156,6 +1315,10 @@ struct Reading<'b, 'r> {
     unopened: bool,
     /// A web search call was dropped.
     web_search: bool,
+    /// An item read as JSON did not read typed: the body is to be read typed.
+    unread: bool,
+    /// The item `direct` read last (its buffer kept between items).
+    direct: direct::Item,
 }
 
 impl<'b, 'r> Reading<'b, 'r> {
@@ -1186,6 +1349,8 @@ impl<'b, 'r> Reading<'b, 'r> {
             trigger: None,
             unopened: false,
             web_search: false,
+            unread: false,
+            direct: direct::Item::default(),
         }
     }
 
@@ -1224,7 +1389,7 @@ impl<'b, 'r> Reading<'b, 'r> {
             "message" => message(c, item, i),
             "function_call" | "custom_tool_call" => {
                 let call = tool_call(item, i, kind == "custom_tool_call")?;
-                c.tool_call(call)
+                c.tool_call(Call::Typed(call))
             }
             "function_call_output" | "custom_tool_call_output" => {
                 let call_id = item.call_id.as_ref().ok_or_else(|| {
@@ -1307,6 +1472,42 @@ impl<'b> Sink<'b, InputItem<'b>> for Reading<'b, '_> {
     }
 }
 
+impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
+    fn element(&mut self, i: usize, raw: &'b RawValue) {
+        if self.unread {
+            return;
+        }
+        let text = raw.get();
+        if direct::read(text, &mut self.direct).is_some() {
+            self.items = i + 1;
+            if self.direct.kind == Kind::Reasoning {
+                // Nothing sealed to open (see `unseal`).
+                self.unopened = true;
+            }
+            if self.error.is_none() {
+                self.error = self.c.written(&self.direct, text).err();
+            }
+            return;
+        }
+        match crate::json::de::from_str::<InputItem<'b>>(text) {
+            Ok(item) => Sink::<InputItem<'b>>::element(self, i, item),
+            Err(_) => self.unread = true,
+        }
+    }
+
+    fn text(&mut self, text: Str<'b>) {
+        Sink::<InputItem<'b>>::text(self, text);
+    }
+
+    fn restart(&mut self) {
+        // An item that did not read typed does not read in any later reading of the body
+        // either (a restart reads the same text again): the body still goes typed.
+        let unread = self.unread;
+        Sink::<InputItem<'b>>::restart(self);
+        self.unread = unread;
+    }
+}
+
 fn thinking_block(b: SealedThinking) -> ContentBlock<'static> {
     if b.k == "redacted_thinking" {
         ContentBlock {
@@ -1378,7 +1579,7 @@ fn message<'b>(c: &mut Chat<'b, '_>, item: &InputItem<'b>, i: usize) -> Result<(
                     }
                 }
             }
-            c.assistant_texts(texts, refusal)
+            c.assistant_texts(Texts::Typed(texts), refusal)
         }
         other => {
             Err(TranslateError::invalid(
