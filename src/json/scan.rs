@@ -622,6 +622,11 @@ impl<'b> Scanner<'b> {
             let before = stop.wrapping_sub(1) & !stop;
             held_escape |= c.backslash & before != 0;
             let mut settle = esc & before;
+            if settle != 0 {
+                // Only an escape that is not a short one needs a look of its own: a `\u`, or
+                // one to refuse.
+                settle &= !lanes.short_escapes(b, base);
+            }
             while settle != 0 {
                 let k = settle.trailing_zeros() as usize;
                 let byte = b.get(base + k).copied().ok_or(Refused)?;
