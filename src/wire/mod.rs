@@ -154,9 +154,10 @@ impl<'a> Str<'a> {
         }
     }
 
-    /// The JSON literal, quotes included, of a string kept as written (None for text).
+    /// The JSON literal, quotes included, of a string kept as written (None for text): what
+    /// serializing it writes.
     #[inline]
-    fn literal(&self) -> Option<&str> {
+    pub(crate) fn literal(&self) -> Option<&str> {
         match &self.0 {
             Repr::Text(_) => None,
             Repr::Plain(literal) | Repr::Literal { literal, .. } => Some(literal),
@@ -197,6 +198,13 @@ impl<'a> Str<'a> {
     /// Borrowed from the input (not decoded from it).
     pub fn is_borrowed(&self) -> bool {
         matches!(self.0, Repr::Text(Cow::Borrowed(_)) | Repr::Plain(_))
+    }
+
+    /// The string whose JSON token (quotes included) is `json`, as the typed reading makes it
+    /// from the same token (None where that reading refuses it).
+    #[cfg(test)]
+    pub(crate) fn of_token(json: &'a str) -> Option<Str<'a>> {
+        Str::of_json::<serde::de::value::Error>(json).ok()
     }
 
     /// A string read from its JSON text (the value as the input has it): borrowed when it

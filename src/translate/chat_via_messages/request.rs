@@ -792,7 +792,7 @@ impl Blocks {
         self.tool_use |= b.kind.as_str() == "tool_use";
         self.thinking |= is_thinking(b);
         if first && self.first_other.is_some() {
-            late.json(b)?;
+            write_block(late, b)?;
             late.byte(b',')?;
             self.count += 1;
             return Ok(());
@@ -804,12 +804,12 @@ impl Blocks {
             (true, Some(text), 0) => {
                 out.put(br#"{"type":"text","text":"#)?;
                 let from = out.len();
-                out.json(text)?;
+                write_str(out, text)?;
                 self.plain = Some((from, out.len()));
                 out.put(b"},")?;
             }
             _ => {
-                out.json(b)?;
+                write_block(out, b)?;
                 out.byte(b',')?;
             }
         }
@@ -835,6 +835,106 @@ impl Blocks {
             out.pop();
         }
         out.byte(b']')
+    }
+}
+
+/// `b` as `out.json(b)` writes it, member by member in the order serde writes them: a
+/// conversation's blocks are most of what it writes, and serde's way through their many
+/// optional members cost more than the writing (every member is named here, so a new one
+/// is a compile error until it is written).
+fn write_block(out: &mut Out<'_>, b: &ContentBlock<'_>) -> Result<(), TranslateError> {
+    let ContentBlock {
+        kind,
+        text,
+        source,
+        id,
+        name,
+        input,
+        tool_use_id,
+        content,
+        is_error,
+        thinking,
+        signature,
+        data,
+        title,
+        context,
+        citations,
+        cache_control,
+        caller,
+        tool_name,
+    } = b;
+    out.put(b"{\"type\":")?;
+    write_str(out, kind)?;
+    let strings = |out: &mut Out<'_>, at: &[(&[u8], &Option<Str<'_>>)]| {
+        for (key, value) in at {
+            if let Some(v) = value {
+                out.put(key)?;
+                write_str(out, v)?;
+            }
+        }
+        Ok::<(), TranslateError>(())
+    };
+    let raw = |out: &mut Out<'_>, key: &[u8], value: &Option<&RawValue>| {
+        if let Some(v) = value {
+            out.put(key)?;
+            out.put(v.get().as_bytes())?;
+        }
+        Ok::<(), TranslateError>(())
+    };
+    strings(out, &[(b",\"text\":", text)])?;
+    if let Some(s) = source {
+        out.put(b",\"source\":")?;
+        out.json(s)?;
+    }
+    strings(out, &[(b",\"id\":", id), (b",\"name\":", name)])?;
+    raw(out, b",\"input\":", input)?;
+    strings(out, &[(b",\"tool_use_id\":", tool_use_id)])?;
+    match content {
+        None => {}
+        Some(TextOr::Text(t)) => {
+            out.put(b",\"content\":")?;
+            write_str(out, t)?;
+        }
+        Some(TextOr::Items(blocks)) => {
+            out.put(b",\"content\":[")?;
+            for (k, inner) in blocks.iter().enumerate() {
+                if k > 0 {
+                    out.byte(b',')?;
+                }
+                write_block(out, inner)?;
+            }
+            out.byte(b']')?;
+        }
+    }
+    if let Some(e) = is_error {
+        out.put(if *e {
+            b",\"is_error\":true".as_slice()
+        } else {
+            b",\"is_error\":false"
+        })?;
+    }
+    strings(
+        out,
+        &[
+            (b",\"thinking\":", thinking),
+            (b",\"signature\":", signature),
+            (b",\"data\":", data),
+            (b",\"title\":", title),
+            (b",\"context\":", context),
+        ],
+    )?;
+    raw(out, b",\"citations\":", citations)?;
+    raw(out, b",\"cache_control\":", cache_control)?;
+    raw(out, b",\"caller\":", caller)?;
+    strings(out, &[(b",\"tool_name\":", tool_name)])?;
+    out.byte(b'}')
+}
+
+/// `s` as `out.json(s)` writes it: a string kept as written is its literal.
+fn write_str(out: &mut Out<'_>, s: &Str<'_>) -> Result<(), TranslateError> {
+    match s.literal() {
+        Some(literal) => out.put(literal.as_bytes()),
+        None => out.json(s),
     }
 }
 
@@ -1433,6 +1533,72 @@ mod tests {
         let body = serde_json::to_vec(&req).unwrap();
         openai_to_anthropic_request(&body, model, opts)
             .map(|(b, m)| (serde_json::from_slice(&b).unwrap(), m))
+    }
+
+    #[test]
+    fn blocks_are_written_as_serde_writes_them() {
+        let body = r#"{"a":"plain","b":"esc\"aped\n","c":{"x":[1,2]},"d":"\u00e9t\u00e9"}"#;
+        let v: std::collections::BTreeMap<&str, &RawValue> = serde_json::from_str(body).unwrap();
+        let lit = |k: &str| crate::wire::Str::of_token(v[k].get()).unwrap();
+        let owned = |t: &str| Str::from(t.to_owned());
+        let raw = |k: &str| Some(v[k]);
+        let inner = ContentBlock {
+            kind: Str::from("text"),
+            text: Some(lit("b")),
+            cache_control: raw("c"),
+            ..ContentBlock::default()
+        };
+        let blocks = [
+            ContentBlock::default(),
+            inner.clone(),
+            ContentBlock {
+                kind: lit("a"),
+                text: Some(owned("new\nline \"q\" \u{1} é")),
+                source: Some(Box::new(Source {
+                    kind: Str::from("base64"),
+                    data: Some(lit("a")),
+                    ..Source::default()
+                })),
+                id: Some(owned("toolu_1")),
+                name: Some(lit("a")),
+                input: raw("c"),
+                tool_use_id: Some(lit("d")),
+                content: Some(TextOr::Items(vec![inner.clone(), ContentBlock::default()])),
+                is_error: Some(true),
+                thinking: Some(lit("b")),
+                signature: Some(owned("s")),
+                data: Some(owned(&"long ".repeat(40))),
+                title: Some(lit("a")),
+                context: Some(lit("b")),
+                citations: raw("c"),
+                cache_control: raw("c"),
+                caller: raw("c"),
+                tool_name: Some(owned("t")),
+            },
+            ContentBlock {
+                kind: Str::from("tool_result"),
+                tool_use_id: Some(owned("x")),
+                content: Some(TextOr::Text(lit("b"))),
+                is_error: Some(false),
+                ..ContentBlock::default()
+            },
+            ContentBlock {
+                kind: Str::from("tool_result"),
+                content: Some(TextOr::Items(Vec::new())),
+                ..ContentBlock::default()
+            },
+        ];
+        let room = Room::unlimited();
+        for b in &blocks {
+            let mut by_hand = Out::with_capacity(&room, 0);
+            write_block(&mut by_hand, b).unwrap();
+            let mut by_serde = Out::with_capacity(&room, 0);
+            by_serde.json(b).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(by_hand.bytes().unwrap()),
+                String::from_utf8_lossy(by_serde.bytes().unwrap())
+            );
+        }
     }
 
     #[test]
