@@ -244,7 +244,7 @@ const CONTAINER_NOTE_BYTES: usize = 128;
 const NOTE_ROOM_BYTES: usize = 256;
 
 /// The bytes a backslash may be followed by in a two-byte escape (`\u` is apart).
-const SHORT_ESCAPE: [bool; 256] = {
+pub(super) const SHORT_ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
     let mut k = 0;
     let bytes = *b"\"\\/bfnrt";
