@@ -1811,9 +1811,38 @@ fn deep_items_translate_alike_direct_and_typed() {
             ),
         ] {
             let body = format!(r#"{{"model":"c","input":[{item}]}}"#);
-            let run = || responses::responses_request(body.as_bytes(), "m", Format::OpenAi, &opts);
-            let typed = translate::without_kept_tools(|| translate::without_direct(run));
-            assert_eq!(translate::without_kept_tools(run), typed, "depth {depth}");
+            for provider in [Format::OpenAi, Format::Anthropic] {
+                let run = || responses::responses_request(body.as_bytes(), "m", provider, &opts);
+                let typed = translate::without_kept_tools(|| translate::without_direct(run));
+                assert_eq!(
+                    translate::without_kept_tools(run),
+                    typed,
+                    "depth {depth} {provider:?}"
+                );
+            }
         }
     }
+}
+
+/// Items go direct for each provider kind, not only for one of the two the comparison above
+/// counts together: to Chat written from their spans, to Messages handed on from them.
+#[test]
+fn responses_items_go_direct_to_either_provider() {
+    let opts = options(&json!({}));
+    let body = agent::body(agent::Shape::Responses, 50 * 1024, "agent", false);
+    let mut went = Vec::new();
+    for provider in [Format::OpenAi, Format::Anthropic] {
+        let run = || responses::responses_request(&body, "m", provider, &opts);
+        let before = translate::direct_turns();
+        let direct = translate::without_kept_tools(run);
+        went.push(translate::direct_turns() - before);
+        let typed = translate::without_kept_tools(|| translate::without_direct(run));
+        assert_eq!(direct, typed, "{provider:?}");
+        assert!(direct.is_ok(), "{provider:?}");
+    }
+    // The same reader takes the same items, whichever way they go on.
+    assert!(
+        went[0] >= 10 && went[1] == went[0],
+        "items went direct: {went:?}"
+    );
 }

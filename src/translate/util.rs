@@ -184,7 +184,9 @@ pub(crate) fn sanitize_tool_id(id: &str) -> Cow<'_, str> {
     let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if id.is_empty() {
         Cow::Borrowed("_")
-    } else if id.chars().all(ok) {
+    } else if id.bytes().all(|b| ok(char::from(b))) {
+        // By bytes: every allowed character is one ASCII byte, and no byte of a longer
+        // character is ASCII (an id is checked on every turn of a long conversation).
         Cow::Borrowed(id)
     } else {
         Cow::Owned(id.chars().map(|c| if ok(c) { c } else { '_' }).collect())
@@ -375,6 +377,9 @@ mod tests {
             "functions_get_weather_0"
         );
         assert_eq!(sanitize_tool_id(""), "_");
+        // A character of several bytes is one `_`; Latin-1 letters are not ASCII ones.
+        assert_eq!(sanitize_tool_id("toolu_é9ü"), "toolu__9_");
+        assert_eq!(sanitize_tool_id("ид"), "__");
         let long = "x".repeat(100);
         let short = openai_tool_name(&long);
         assert_eq!(short.len(), 64);

@@ -201,8 +201,8 @@ impl<'a> Str<'a> {
     }
 
     /// The string whose JSON token (quotes included) is `json`, as the typed reading makes it
-    /// from the same token (None where that reading refuses it).
-    #[cfg(test)]
+    /// from the same token (None where that reading refuses it): for a translator that read
+    /// the token itself and hands it on typed.
     pub(crate) fn of_token(json: &'a str) -> Option<Str<'a>> {
         Str::of_json::<serde::de::value::Error>(json).ok()
     }

@@ -1,7 +1,8 @@
 //! Responses input items read straight from their JSON, for the items an agent sends every
 //! turn (messages of text, function calls, their outputs as strings, reasoning it cannot have
 //! sealed here): spans of the body, no typed item in between, each string to be written as
-//! the client's bytes (`request.rs` writes them as Chat). Anything else, and anything the
+//! the client's bytes (`request.rs` writes them as Chat, or hands them on to the Messages
+//! translator as the Chat pieces the typed items make). Anything else, and anything the
 //! typed reading would read otherwise (an escape that may be a `\u`, a key twice, `null`
 //! where a value is written), is left to the typed translation, whose bytes these are: a test
 //! in `translate_golden.rs` and the fuzz target `translate_req_responses` compare the two.
@@ -50,6 +51,19 @@ pub(super) struct Item {
     pub(super) name: Option<Range<usize>>,
     pub(super) arguments: Option<Range<usize>>,
     pub(super) output: Option<Range<usize>>,
+}
+
+impl Item {
+    /// A message's texts: its parts' texts, or its one string (none when it has neither).
+    pub(super) fn texts(&self) -> &[Option<Range<usize>>] {
+        if self.in_parts {
+            &self.parts
+        } else if self.text.is_some() {
+            std::slice::from_ref(&self.text)
+        } else {
+            &[]
+        }
+    }
 }
 
 /// The members of an item the typed reading knows, one bit each (a second of one is left to

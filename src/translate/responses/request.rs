@@ -130,8 +130,9 @@ fn translate_once(
 ) -> Result<Option<(Shared, RequestMeta)>, TranslateError> {
     let reading = || Reading::new(parts.room, body, parts.provider, parts.opts, direct);
     let mut conv = reading();
-    // Written as Chat, each item from its JSON where it is a shape `direct` reads, else typed.
-    let spans = !direct && crate::translate::direct::on();
+    // Each item from its JSON where it is a shape `direct` reads (written as Chat, or handed
+    // on to the Messages translator), else typed.
+    let spans = crate::translate::direct::on();
     let req = match spans.then(|| ResponsesRequest::parse_into::<&RawValue>(body, &mut conv)) {
         Some(Ok(req)) if !conv.unread => req,
         spans => {
@@ -1208,10 +1209,13 @@ impl<'b, 'r> Chat<'b, 'r> {
         Ok(())
     }
 
-    /// The item `direct` read from `text`, written as the typed translation writes it (Chat
-    /// only).
+    /// The item `direct` read from `text`, written or handed on as the typed translation
+    /// writes or hands it on.
     fn written(&mut self, item: &direct::Item, text: &str) -> Result<(), TranslateError> {
         crate::translate::direct::count();
+        if self.chat_out().is_none() {
+            return self.handed_on(item, text);
+        }
         let at = |r: &Option<Range<usize>>| token(text, r);
         match (item.kind, item.role) {
             (Kind::Reasoning, _) => Ok(()),
@@ -1230,13 +1234,7 @@ impl<'b, 'r> Chat<'b, 'r> {
                 out.put(b"},")
             }
             (Kind::Message, Role::Assistant) => {
-                let spans = if item.in_parts {
-                    &item.parts[..]
-                } else if item.text.is_some() {
-                    std::slice::from_ref(&item.text)
-                } else {
-                    &[]
-                };
+                let spans = item.texts();
                 self.assistant_texts(Texts::Written { text, spans }, None)
             }
             (Kind::Message, role) => {
@@ -1260,6 +1258,55 @@ impl<'b, 'r> Chat<'b, 'r> {
                     out.put(at(&item.text))?;
                 }
                 out.put(b"},")
+            }
+        }
+    }
+
+    /// The item `direct` read from `text`, handed on to the Messages translator as the typed
+    /// translation hands it on: the same Chat pieces, their strings made from the tokens as
+    /// the typed reading makes them (`Str::of_token`), so only the item's reading differs.
+    fn handed_on(&mut self, item: &direct::Item, text: &str) -> Result<(), TranslateError> {
+        let s = |r: &Option<Range<usize>>| -> Result<Str<'_>, TranslateError> {
+            let Some(r) = r else {
+                return Ok(Str::from(""));
+            };
+            text.get(r.clone())
+                .and_then(Str::of_token)
+                .ok_or_else(|| TranslateError::internal("a token read direct is not a string"))
+        };
+        // A part without text, as the typed reading reads it: an empty one.
+        let texts = || -> Result<Vec<ContentPart<'_>>, TranslateError> {
+            item.texts().iter().map(|p| s(p).map(text_part)).collect()
+        };
+        match (item.kind, item.role) {
+            (Kind::Reasoning, _) => Ok(()),
+            (Kind::Call, _) => self.tool_call(Call::Typed(ToolCall {
+                index: None,
+                id: Some(s(&item.call_id)?),
+                kind: Some(Str::from("function")),
+                function: Some(FunctionCall {
+                    name: Some(s(&item.name)?),
+                    arguments: Some(s(&item.arguments)?),
+                }),
+            })),
+            (Kind::Output, _) => self.push(&Message {
+                role: Str::from("tool"),
+                tool_call_id: Some(s(&item.call_id)?),
+                content: Some(TextOr::Text(s(&item.output)?)),
+                ..Message::default()
+            }),
+            (Kind::Message, Role::Assistant) => self.assistant_texts(Texts::Typed(texts()?), None),
+            (Kind::Message, role) => {
+                let content = if item.in_parts {
+                    TextOr::Items(texts()?)
+                } else {
+                    TextOr::Text(s(&item.text)?)
+                };
+                self.push(&Message {
+                    role: Str::from(if role == Role::User { "user" } else { "system" }),
+                    content: Some(content),
+                    ..Message::default()
+                })
             }
         }
     }
