@@ -405,7 +405,7 @@ use crate::json::de::RAW_VALUE_TOKEN;
 /// Strings at least this long are escaped here and handed to the serializer as written JSON:
 /// serde_json escapes a byte at a time, ~8 instructions a byte, and agent bodies are mostly
 /// long strings. Shorter ones are not worth the allocation.
-const ESCAPE_HERE_MIN: usize = 64;
+pub(crate) const ESCAPE_HERE_MIN: usize = 64;
 
 impl Serialize for Str<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -930,12 +930,24 @@ fn write_block(out: &mut Out<'_>, b: &ContentBlock<'_>) -> Result<(), TranslateE
     out.byte(b'}')
 }
 
-/// `s` as `out.json(s)` writes it: a string kept as written is its literal.
+/// `s` as `out.json(s)` writes it: a string kept as written is its literal; a short text with
+/// nothing to escape (a block's type, a tool id) is what serde_json writes for it, in the same
+/// three writes (a quote, the text, a quote), without its walk of the text a byte at a time.
 fn write_str(out: &mut Out<'_>, s: &Str<'_>) -> Result<(), TranslateError> {
-    match s.literal() {
-        Some(literal) => out.put(literal.as_bytes()),
-        None => out.json(s),
+    if let Some(literal) = s.literal() {
+        return out.put(literal.as_bytes());
     }
+    let text = s.as_str();
+    if text.len() >= crate::wire::ESCAPE_HERE_MIN
+        || crate::json::first_to_escape(text.as_bytes()).is_some()
+    {
+        return out.json(s);
+    }
+    out.byte(b'"')?;
+    if !text.is_empty() {
+        out.put(text.as_bytes())?;
+    }
+    out.byte(b'"')
 }
 
 /// The open turn: its role and its blocks.
@@ -1587,6 +1599,17 @@ mod tests {
                 content: Some(TextOr::Items(Vec::new())),
                 ..ContentBlock::default()
             },
+            // Short texts written by hand at the edges: empty, 63 and 64 bytes, a byte that
+            // is not escaped (DEL), one that is (a tab), a backslash.
+            ContentBlock {
+                kind: owned(""),
+                id: Some(owned(&"i".repeat(63))),
+                name: Some(owned(&"n".repeat(64))),
+                text: Some(owned("del \u{7f} é")),
+                tool_name: Some(owned("back\\slash")),
+                signature: Some(owned("tab\t")),
+                ..ContentBlock::default()
+            },
         ];
         let room = Room::unlimited();
         for b in &blocks {
@@ -1599,6 +1622,26 @@ mod tests {
                 String::from_utf8_lossy(by_serde.bytes().unwrap())
             );
         }
+        // Texts borrowed from the source an output lends from: lent as serde's writes lend
+        // them, short (written by hand) and long (through serde).
+        let src = bytes::Bytes::from("toolu_01 tool_use and some text to lend ".repeat(3));
+        let text = std::str::from_utf8(&src).unwrap();
+        let borrowed = ContentBlock {
+            kind: Str::from(&text[9..17]),
+            id: Some(Str::from(&text[..8])),
+            text: Some(Str::from(&text[..100])),
+            ..ContentBlock::default()
+        };
+        crate::translate::lending_from(1, || {
+            let mut by_hand = Out::with_capacity(&room, 0).lending(&src);
+            write_block(&mut by_hand, &borrowed).unwrap();
+            let mut by_serde = Out::with_capacity(&room, 0).lending(&src);
+            by_serde.json(&borrowed).unwrap();
+            let (by_hand, by_serde) = (by_hand.into_shared(), by_serde.into_shared());
+            assert_eq!(by_hand.lent_spans(), by_serde.lent_spans());
+            assert!(by_hand.lent_spans() >= 2, "{by_hand:?}");
+            assert_eq!(by_hand.parts(&src), by_serde.parts(&src));
+        });
     }
 
     #[test]
