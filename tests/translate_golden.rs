@@ -1824,6 +1824,44 @@ fn deep_items_translate_alike_direct_and_typed() {
     }
 }
 
+/// A long string holding `\\u` (an escaped backslash, then `u`: no `\u` escape) and `\/`, in an
+/// item before another long string: with admission's notes, the string read first is kept as
+/// written by both readers, handed on as Chat or as Messages (found in review: the Messages
+/// hand-on looked for `\u` again after the walk, when the note it asked of was another
+/// string's, and decoded it, writing `\/` as `/`).
+#[test]
+fn noted_strings_before_others_are_kept_alike() {
+    let opts = options(&json!({}));
+    let long = r"C:\\users\/x ".repeat(12);
+    let other = "a second long text, noted as well by admission's inspection".repeat(2);
+    let items = [
+        format!(
+            r#"{{"role":"user","content":[{{"type":"input_text","text":"{long}"}},{{"type":"input_text","text":"{other}"}}]}}"#
+        ),
+        format!(
+            r#"{{"type":"message","role":"assistant","content":[{{"type":"output_text","text":"{long}"}},{{"type":"output_text","text":"{other}"}}]}}"#
+        ),
+        format!(r#"{{"type":"function_call_output","output":"{long}","call_id":"{other}"}}"#),
+        // Arguments whose text, decoded, is JSON holding `\\` and `\/` in turn.
+        format!(
+            r#"{{"type":"function_call","name":"f","arguments":"{{\"p\":\"{}\"}}","call_id":"{other}"}}"#,
+            r"C:\\\\users\\/x ".repeat(12)
+        ),
+    ];
+    for item in items {
+        let body = format!(r#"{{"model":"c","input":[{item}]}}"#);
+        for provider in [Format::OpenAi, Format::Anthropic] {
+            let pair = Pair::new(Format::Responses, provider);
+            let before = translate::direct_turns();
+            assert!(alike_direct_and_typed(body.as_bytes(), &item, pair, &opts));
+            assert!(
+                translate::direct_turns() > before,
+                "{provider:?} went direct: {item}"
+            );
+        }
+    }
+}
+
 /// Items go direct for each provider kind, not only for one of the two the comparison above
 /// counts together: to Chat written from their spans, to Messages handed on from them.
 #[test]

@@ -4,7 +4,8 @@
 //! never panic; an `Ok` body is a JSON object with the fields the provider requires, and every
 //! request value its response object repeats (spliced in as JSON text) is JSON; an `Err` is a
 //! client error; and the items read straight from their JSON (`responses::direct`) give the
-//! typed translation's bytes, meta and error, with long strings lent or not.
+//! typed translation's bytes, meta and error, with long strings lent or not, and with
+//! admission's notes of the body or not.
 
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
@@ -38,6 +39,16 @@ fuzz_target!(|input: &[u8]| {
         };
         let lent = lending_from(1, || without_kept_tools(shared));
         assert_eq!(lent, typed, "lent and typed differ");
+        // With admission's notes of where long strings end (and whether they hold a `\u`),
+        // which the readers ask as they cross them.
+        if let Ok(info) = ringway::json::inspect_request(input) {
+            let noted = |f: &dyn Fn() -> _| ringway::json::with_notes(input, &info.strings, f);
+            assert_eq!(
+                noted(&|| without_kept_tools(run)),
+                noted(&|| without_kept_tools(|| without_direct(run))),
+                "direct and typed differ with notes"
+            );
+        }
         match direct {
             Ok((body, meta)) => {
                 let v: serde_json::Value = serde_json::from_slice(&body).expect("output is JSON");

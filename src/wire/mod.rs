@@ -201,10 +201,28 @@ impl<'a> Str<'a> {
     }
 
     /// The string whose JSON token (quotes included) is `json`, as the typed reading makes it
-    /// from the same token (None where that reading refuses it): for a translator that read
-    /// the token itself and hands it on typed.
+    /// from the same token (None where that reading refuses it).
+    #[cfg(test)]
     pub(crate) fn of_token(json: &'a str) -> Option<Str<'a>> {
         Str::of_json::<serde::de::value::Error>(json).ok()
+    }
+
+    /// The string whose token `json` a translation's own reader read from checked JSON and
+    /// kept (`translate::direct::kept_string`: no `\u` escape, as the typed reading found when
+    /// it read the same token): borrowed with no escape, else kept as its literal. Not
+    /// [`Str::of_json`], whose look for `\u` asks admission's note of the token crossed last,
+    /// which, once a reader has walked on, is another's. None for a token it could not be.
+    pub(crate) fn of_kept_token(json: &'a str) -> Option<Str<'a>> {
+        let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+        match crate::json::first_to_escape(inner.as_bytes()) {
+            None => Some(Str(Repr::Plain(json))),
+            // In checked JSON the first byte to escape inside a token is a backslash.
+            Some(k) if inner.as_bytes().get(k) == Some(&b'\\') => Some(Str(Repr::Literal {
+                literal: json,
+                decoded: std::cell::OnceCell::new(),
+            })),
+            Some(_) => None,
+        }
     }
 
     /// A string read from its JSON text (the value as the input has it): borrowed when it

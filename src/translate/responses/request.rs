@@ -1264,14 +1264,15 @@ impl<'b, 'r> Chat<'b, 'r> {
 
     /// The item `direct` read from `text`, handed on to the Messages translator as the typed
     /// translation hands it on: the same Chat pieces, their strings made from the tokens as
-    /// the typed reading makes them (`Str::of_token`), so only the item's reading differs.
+    /// the typed reading makes them (`Str::of_kept_token`), so only the item's reading
+    /// differs.
     fn handed_on(&mut self, item: &direct::Item, text: &str) -> Result<(), TranslateError> {
         let s = |r: &Option<Range<usize>>| -> Result<Str<'_>, TranslateError> {
             let Some(r) = r else {
                 return Ok(Str::from(""));
             };
             text.get(r.clone())
-                .and_then(Str::of_token)
+                .and_then(Str::of_kept_token)
                 .ok_or_else(|| TranslateError::internal("a token read direct is not a string"))
         };
         // A part without text, as the typed reading reads it: an empty one.
