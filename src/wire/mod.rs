@@ -211,18 +211,9 @@ impl<'a> Str<'a> {
     /// kept (`translate::direct::kept_string`: no `\u` escape, as the typed reading found when
     /// it read the same token): borrowed with no escape, else kept as its literal. Not
     /// [`Str::of_json`], whose look for `\u` asks admission's note of the token crossed last,
-    /// which, once a reader has walked on, is another's. None for a token it could not be.
+    /// which, once a reader has walked on, is another's.
     pub(crate) fn of_kept_token(json: &'a str) -> Option<Str<'a>> {
-        let inner = json.strip_prefix('"')?.strip_suffix('"')?;
-        match crate::json::first_to_escape(inner.as_bytes()) {
-            None => Some(Str(Repr::Plain(json))),
-            // In checked JSON the first byte to escape inside a token is a backslash.
-            Some(k) if inner.as_bytes().get(k) == Some(&b'\\') => Some(Str(Repr::Literal {
-                literal: json,
-                decoded: std::cell::OnceCell::new(),
-            })),
-            Some(_) => None,
-        }
+        Str::of_json_known::<serde::de::value::Error>(json, true).ok()
     }
 
     /// A string read from its JSON text (the value as the input has it): borrowed when it
@@ -230,6 +221,11 @@ impl<'a> Str<'a> {
     /// decoded now when it has a `\u` escape (so that a lone surrogate is refused here, as
     /// serde_json refuses it).
     fn of_json<E: de::Error>(json: &'a str) -> Result<Str<'a>, E> {
+        Str::of_json_known(json, false)
+    }
+
+    /// [`Str::of_json`], told whether the token is known to hold no `\u` escape.
+    fn of_json_known<E: de::Error>(json: &'a str, without_unicode: bool) -> Result<Str<'a>, E> {
         let Some(inner) = json
             .strip_prefix('"')
             .and_then(|rest| rest.strip_suffix('"'))
@@ -250,7 +246,9 @@ impl<'a> Str<'a> {
         // Nothing before the first byte found above is an escape. A long token the reader
         // crossed by its note is known not to hold a `\u` when the inspection saw none.
         let rest = inner.as_bytes().get(first..).unwrap_or_default();
-        if !crate::json::noted_without_unicode(json) && memchr::memmem::find(rest, b"\\u").is_some()
+        if !without_unicode
+            && !crate::json::noted_without_unicode(json)
+            && memchr::memmem::find(rest, b"\\u").is_some()
         {
             return crate::json::de::from_str::<String>(json)
                 .map(Str::from)
