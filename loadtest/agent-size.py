@@ -120,7 +120,7 @@ class Agent:
                     sys.exit(f"agent-size: {label} round {r} {proxy}: {res['bad']} failed requests")
                 out.setdefault(proxy, []).append(res)
                 self.b.log(f"{label} round {r} {proxy}: {res['rps']:.0f}/s {res['cpu_us']:.1f} us "
-                           f"p50 {res['p50']:.3f} p99 {res['p99']:.3f} ms")
+                           f"{res['faults']:.1f} faults p50 {res['p50']:.3f} p99 {res['p99']:.3f} ms")
         return out
 
 

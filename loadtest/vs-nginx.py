@@ -208,10 +208,21 @@ def body(path, model, stream, agent=False):
     return json.dumps(b, separators=(",", ":"))
 
 
-def cpu_ticks(pid):
+def stat_fields(pid):
+    """/proc/PID/stat's fields after the command's name (the first is field 3, the state)."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_ticks(pid):
+    fields = stat_fields(pid)
     return int(fields[11]) + int(fields[12])
+
+
+def minor_faults(pid):
+    """Pages the process touched for the first time (or again after the allocator gave them
+    back): the kernel's work a user-space profile does not see."""
+    return int(stat_fields(pid)[7])
 
 
 def cpu_busy():
@@ -373,6 +384,7 @@ class Bench:
         request, how busy each core was, latency percentiles (ms) and failures."""
         pid, port, _ = self.proxies[proxy]
         before = cpu_ticks(pid)
+        faults = minor_faults(pid)
         cores = cpu_busy()
         out = subprocess.run(
             ["taskset", "-c", "1", "oha", "--no-tui", "-z", f"{secs}s", "-w", "--worker-threads", "1",
@@ -382,12 +394,14 @@ class Bench:
              "-D", body_file, f"http://127.0.0.1:{port}{url}"],
             capture_output=True, text=True, check=True).stdout
         cpu = (cpu_ticks(pid) - before) / TICKS
+        faults = minor_faults(pid) - faults
         cpu0, cpu1 = busy_since(cores)
         d = json.loads(out)
         codes = d["statusCodeDistribution"]
         n = sum(codes.values())
         bad = n - codes.get("200", 0) + sum(d.get("errorDistribution", {}).values())
         return {"rps": d["summary"]["requestsPerSec"], "cpu_us": cpu / max(n, 1) * 1e6, "bad": bad,
+                "faults": faults / max(n, 1),
                 "cpu0": cpu0, "cpu1": cpu1,
                 "p50": d["latencyPercentiles"]["p50"] * 1e3, "p99": d["latencyPercentiles"]["p99"] * 1e3}
 

@@ -1471,17 +1471,7 @@ fn kept_tools_reach_a_provider_as_on_the_first_turn() {
             assert_eq!(r.status, 200, "{model} {round}: {}", r.text());
             let sent = rx.recv_timeout(Duration::from_secs(5)).unwrap();
             let v: serde_json::Value = serde_json::from_slice(&sent).unwrap();
-            let names: Vec<&str> = v["tools"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| {
-                    t["name"]
-                        .as_str()
-                        .or(t["function"]["name"].as_str())
-                        .unwrap()
-                })
-                .collect();
+            let names = tool_names(&v);
             if std::ptr::eq(tools, &other) {
                 assert_eq!(names, ["other"], "{model}");
                 continue;
@@ -1534,6 +1524,68 @@ fn kept_tools_reach_a_provider_as_on_the_first_turn() {
                     assert_eq!(&echo, first_echo, "{model} {round}");
                     assert_eq!(&dropped, first_dropped, "{model} {round}");
                 }
+            }
+        }
+    }
+}
+
+/// A Chat client's tools, kept by a worker after the first turn, reach a Messages provider
+/// byte for byte as on the first turn, with the same `strict` dropped said each time; another
+/// tools list between them goes as its own.
+#[test]
+fn kept_chat_tools_reach_a_messages_provider_as_on_the_first_turn() {
+    let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"tool_use","id":"toolu_1","name":"lookup","input":{"q":"a"}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let (g, rx) = gateway_to_both_kinds(b"{}", messages);
+    let tools = serde_json::json!([
+        {"type": "function", "function": {"name": "exec_command", "description": "Runs a command.",
+         "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}, "strict": true}},
+        {"type": "function", "function": {"name": "lookup", "description": "Finds a symbol é.",
+         "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}},
+        {"type": "function", "function": {"name": "no_parameters"}},
+    ]);
+    let other = serde_json::json!([{"type": "function", "function": {"name": "other"}}]);
+    let turn = |tools: &serde_json::Value| {
+        serde_json::json!({"model": "to-messages", "messages": [{"role": "user", "content": "go"}],
+                           "tools": tools})
+        .to_string()
+        // A `\u` escape in a description: kept as the client wrote it or decoded alike.
+        .replace('é', "\\u00e9")
+    };
+    let mut first: Option<(Vec<u8>, Option<String>)> = None;
+    for (round, tools) in [&tools, &tools, &other, &tools].into_iter().enumerate() {
+        let r = request(g.addr, &post("/v1/chat/completions", &[], &turn(tools)));
+        assert_eq!(r.status, 200, "{round}: {}", r.text());
+        let sent = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&sent).unwrap();
+        let names = tool_names(&v);
+        if std::ptr::eq(tools, &other) {
+            assert_eq!(names, ["other"]);
+            continue;
+        }
+        assert_eq!(
+            names,
+            ["exec_command", "lookup", "no_parameters"],
+            "{round}"
+        );
+        assert_eq!(v["tools"][1]["description"], "Finds a symbol é.");
+        assert_eq!(
+            v["tools"][2]["input_schema"],
+            serde_json::json!({"type": "object", "properties": {}})
+        );
+        assert_eq!(
+            r.json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "lookup"
+        );
+        let dropped = r.header("x-ringway-dropped-params").map(str::to_owned);
+        assert!(
+            dropped.as_deref().is_some_and(|d| d.contains("strict")),
+            "{round}: {dropped:?}"
+        );
+        match &first {
+            None => first = Some((sent, dropped)),
+            Some((first_sent, first_dropped)) => {
+                assert_eq!(&sent, first_sent, "{round}");
+                assert_eq!(&dropped, first_dropped, "{round}");
             }
         }
     }
@@ -1626,6 +1678,21 @@ fn gateway_to_both_kinds(
         "[server]\nworkers = 1\n[[provider]]\nname = \"oa\"\nkind = \"openai\"\nbase_url = \"http://{up}/v1\"\n\n[[provider]]\nname = \"an\"\nkind = \"anthropic\"\nbase_url = \"http://{up}\"\n\n[[route]]\nmodel = \"to-chat\"\ntargets = [\"oa/x\"]\n\n[[route]]\nmodel = \"to-messages\"\ntargets = [\"an/x\"]\n"
     ));
     (g, rx)
+}
+
+/// The names of the tools a provider was sent (Messages tools, or Chat functions).
+fn tool_names(sent: &serde_json::Value) -> Vec<&str> {
+    sent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t["name"]
+                .as_str()
+                .or(t["function"]["name"].as_str())
+                .unwrap()
+        })
+        .collect()
 }
 
 /// Writes `answer` as a 200 JSON response.

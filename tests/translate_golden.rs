@@ -1268,6 +1268,16 @@ fn mutated_requests_translate_alike_by_both_readers() {
             let run = |run: &dyn Fn() -> _| translate::without_kept_tools(run);
             for each in runs {
                 let fast = run(each);
+                // Tools kept: made by the first run, taken by the second (a list the
+                // translation refuses is kept as refused): the same answer as read afresh.
+                let _ = each();
+                assert_eq!(
+                    each(),
+                    fast,
+                    "{}: kept tools: {:?}",
+                    case.name,
+                    String::from_utf8_lossy(&body)
+                );
                 assert_eq!(
                     fast,
                     run(&|| ringway::json::de::reference_only(each)),
@@ -1289,6 +1299,64 @@ fn mutated_requests_translate_alike_by_both_readers() {
         }
     }
     assert!(compared > 5000, "{compared}");
+}
+
+/// A Chat agent's tools are converted to Messages tools once per worker and taken after by
+/// their bytes: the same body as converted afresh. A request asking for web search, and a
+/// body naming `tools` twice, go the plain way.
+#[test]
+fn chat_tools_are_kept_for_messages() {
+    let opts = options(&json!({}));
+    let body = agent::body(agent::Shape::Chat, 50 * 1024, "agent", false);
+    let text = String::from_utf8(body.clone()).unwrap();
+    assert!(text.contains(r#""tools":["#), "an agent body has tools");
+    let with_search = text.replacen(
+        r#""tools":["#,
+        r#""web_search_options":{"search_context_size":"low"},"tools":["#,
+        1,
+    );
+    // `tools` named twice (the last counts; the first is checked too).
+    let twice = text.replacen(
+        r#""tools":["#,
+        r#""tools":[{"type":"function","function":{"name":"x","strict":true}}],"tools":["#,
+        1,
+    );
+    for (what, body, taken) in [
+        ("agent", text.as_bytes(), true),
+        ("web search", with_search.as_bytes(), false),
+        ("tools twice", twice.as_bytes(), false),
+    ] {
+        let run = || translate::openai_to_anthropic_request(body, "m", &opts);
+        let afresh = translate::without_kept_tools(run);
+        assert!(afresh.is_ok(), "{what}: {afresh:?}");
+        let _ = run();
+        let used = translate::kept_tools_used();
+        assert_eq!(run(), afresh, "{what}");
+        assert_eq!(translate::kept_tools_used() > used, taken, "{what}");
+        // As the gateway takes it: shared bytes, long strings lent.
+        let source = Bytes::copy_from_slice(body);
+        let (shared, meta) = Pair::new(Format::OpenAi, Format::Anthropic)
+            .request_shared(&source, "m", &opts, &translate::Room::unlimited())
+            .unwrap();
+        let (want, want_meta) = afresh.unwrap();
+        assert_eq!(shared.parts(&source).unwrap().concat(), want, "{what}");
+        assert_eq!(meta, want_meta, "{what}");
+    }
+    // A `strict` tool: noted as dropped on the kept way as on the plain way.
+    let strict = text.replacen(
+        r#""tools":[{"type":"function","function":{"#,
+        r#""tools":[{"type":"function","function":{"strict":true,"#,
+        1,
+    );
+    assert_ne!(strict, text);
+    let run = || translate::openai_to_anthropic_request(strict.as_bytes(), "m", &opts);
+    let afresh = translate::without_kept_tools(run);
+    let _ = run();
+    let used = translate::kept_tools_used();
+    assert_eq!(run(), afresh);
+    assert!(translate::kept_tools_used() > used);
+    let meta = afresh.unwrap().1;
+    assert!(meta.ledger.dropped().contains(&"strict"), "{meta:?}");
 }
 
 /// A random JSON string for the differential tests of the direct writers: plain, empty, with

@@ -1,9 +1,9 @@
 //! Tools lists converted once per worker and found again by their exact bytes: an agent
 //! sends the same tools every turn, and each request translation that reads tools keeps what
-//! it made of them here (`responses::kept`, `messages_via_chat::kept`). What is kept is a
-//! function of the tools' bytes and the form alone, never of the request, the key or the
-//! tenant; a list the translation refuses is kept as refused, and the request goes the plain
-//! way, whose error is the one given.
+//! it made of them here (`responses::kept`, `messages_via_chat::kept`,
+//! `chat_via_messages::kept`). What is kept is a function of the tools' bytes and the form
+//! alone, never of the request, the key or the tenant; a list the translation refuses is kept
+//! as refused, and the request goes the plain way, whose error is the one given.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -15,8 +15,8 @@ use crate::recent::Recent;
 /// agents at once.
 pub(super) const TOOLS_KEPT: usize = 4;
 /// A list is kept only when its bytes and what is kept of it (every byte held) together stay
-/// under this: a thread keeps at most 4 × 512 KB per form (three forms: Responses tools for
-/// Chat and for Messages, Messages tools for Chat).
+/// under this: a thread keeps at most 4 × 512 KB per form (four forms: Responses tools for
+/// Chat and for Messages, Messages tools for Chat, Chat tools for Messages).
 pub(super) const TOOLS_KEPT_MAX_BYTES: usize = 512 * 1024;
 
 /// One form's kept lists.

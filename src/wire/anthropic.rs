@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{top_level_seed, ParseError, Str, TextOr};
+use super::{top_level_seed, Str, TextOr};
 
 /// `POST /v1/messages` body.
 #[derive(Debug, Default, Serialize)]
@@ -113,46 +113,8 @@ top_level_seed!(MessagesRequestSeed, MessagesRequest, {
     "inference_geo" => inference_geo,
     "context_management" => context_management,
     "mcp_servers" => mcp_servers,
-}, either "tools" => tools | tools_json | tools_twice, lazy "messages" => messages: seq Message);
-
-impl<'a> MessagesRequest<'a> {
-    /// [`Self::parse_into`], answering as reading the body with its tools typed answers: the
-    /// same error (a `tools` that does not read, before a later key that does not either, is
-    /// the one named), and a body naming `tools` twice read typed, each checked.
-    pub(crate) fn read_into<E: Deserialize<'a>>(
-        body: &'a [u8],
-        sink: &mut dyn super::Sink<'a, E>,
-    ) -> Result<Self, ParseError> {
-        // A body the reading with `tools` as JSON refuses is read typed: its error is that
-        // reading's, and one it takes (serde_json checks a raw value's UTF-8 whole, not a
-        // skipped field's) is taken.
-        match Self::parse_into(body, sink) {
-            Ok(req) if !req.tools_twice => Ok(req),
-            _ => {
-                sink.restart();
-                Self::parse_typed(body, sink)
-            }
-        }
-    }
-
-    /// The request's tools read from [`Self::tools_json`]. Their error is the one reading
-    /// the body with its tools typed gives (the first key that does not read, where in the
-    /// body): `body` is the text this request was read from.
-    pub fn read_tools(&mut self, body: &'a [u8]) -> Result<Option<Vec<Tool<'a>>>, ParseError> {
-        let Some(json) = self.tools_json else {
-            // Read typed already, or absent.
-            return Ok(self.tools.take());
-        };
-        crate::json::de::from_str(json.get())
-            .map(Some)
-            .map_err(|error| {
-                Self::typed_error(body).unwrap_or(ParseError {
-                    key: Some("tools".to_owned()),
-                    error,
-                })
-            })
-    }
-}
+}, either "tools" => tools | tools_json | tools_twice, read by read_tools as Tool,
+   lazy "messages" => messages: seq Message);
 
 /// One conversation turn.
 #[derive(Debug, Deserialize, Serialize)]

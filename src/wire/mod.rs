@@ -904,7 +904,8 @@ impl std::error::Error for ParseError {}
 /// (the reading whose error is the one given); the third field says the key came twice.
 macro_rules! top_level_seed {
     ($seed:ident, $ty:ident, { $($name:literal => $field:ident),* $(,)? },
-     $(either $ename:literal => $efield:ident | $eraw:ident | $etwice:ident,)?
+     $(either $ename:literal => $efield:ident | $eraw:ident | $etwice:ident,
+       read by $eread:ident as $eelem:ident,)?
      lazy $lname:literal => $lfield:ident : $form:ident $elem:ident) => {
         /// `E`: what the conversation's elements are read as (typed, or a span of JSON).
         pub(crate) struct $seed<'f, 's, 'de, E> {
@@ -1051,6 +1052,49 @@ macro_rules! top_level_seed {
                 Self::parse_into::<$elem<'de>>(body, &mut $crate::wire::Discard)
             }
         }
+
+        $(
+        impl<'de> $ty<'de> {
+            /// [`Self::parse_into`] with the `either` key kept as its JSON, answering as reading
+            /// the body with it typed answers: the same error (that key not reading, before a
+            /// later key that does not either, is the one named), and a body naming the key
+            /// twice read typed, each checked.
+            pub(crate) fn read_into<E: serde::Deserialize<'de>>(
+                body: &'de [u8],
+                sink: &mut dyn $crate::wire::Sink<'de, E>,
+            ) -> Result<Self, $crate::wire::ParseError> {
+                // A body the reading with the key as JSON refuses is read typed: its error is
+                // that reading's, and one it takes (serde_json checks a raw value's UTF-8
+                // whole, not a skipped field's) is taken.
+                match Self::parse_into(body, sink) {
+                    Ok(req) if !req.$etwice => Ok(req),
+                    _ => {
+                        sink.restart();
+                        Self::parse_typed(body, sink)
+                    }
+                }
+            }
+
+            /// The `either` key's value read from its JSON. Its error is the one reading the
+            /// body with the key typed gives (the first key that does not read, where in the
+            /// body): `body` is the text this request was read from.
+            pub fn $eread(
+                &mut self,
+                body: &'de [u8],
+            ) -> Result<Option<Vec<$eelem<'de>>>, $crate::wire::ParseError> {
+                let Some(json) = self.$eraw else {
+                    // Read typed already, or absent.
+                    return Ok(self.$efield.take());
+                };
+                $crate::json::de::from_str(json.get()).map(Some).map_err(|error| {
+                    Self::typed_error(body).unwrap_or($crate::wire::ParseError {
+                        key: Some($ename.to_owned()),
+                        error,
+                    })
+                })
+            }
+        }
+        )?
     };
     (@text seq) => { false };
     (@text text_or) => { true };

@@ -42,9 +42,17 @@ pub struct ChatRequest<'a> {
     /// Stream options (`include_usage`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
-    /// Tool definitions.
+    /// Tool definitions, as written (a translation writes these; a request read keeps its
+    /// tools' JSON in [`Self::tools_json`], read by [`Self::read_tools`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<Tool<'a>>>,
+    /// A read request's `tools`, as their JSON: an agent sends the same ones every turn, and
+    /// a translation may have kept what it made of these bytes.
+    #[serde(skip)]
+    pub tools_json: Option<&'a RawValue>,
+    /// The body named `tools` more than once (the last counts; read typed, each is checked).
+    #[serde(skip)]
+    pub tools_twice: bool,
     /// Tool definitions written already, each as its JSON (a translation kept them from an
     /// earlier request with the same tools): written as `tools`, in its place; never read.
     #[serde(rename = "tools", skip_serializing_if = "Option::is_none")]
@@ -142,7 +150,6 @@ top_level_seed!(ChatRequestSeed, ChatRequest, {
     "stop" => stop,
     "stream" => stream,
     "stream_options" => stream_options,
-    "tools" => tools,
     "tool_choice" => tool_choice,
     "parallel_tool_calls" => parallel_tool_calls,
     "response_format" => response_format,
@@ -169,7 +176,8 @@ top_level_seed!(ChatRequestSeed, ChatRequest, {
     "function_call" => function_call,
     "thinking" => thinking,
     "top_k" => top_k,
-}, lazy "messages" => messages: seq Message);
+}, either "tools" => tools | tools_json | tools_twice, read by read_tools as Tool,
+   lazy "messages" => messages: seq Message);
 
 /// `stream_options`.
 #[derive(Debug, Default, Deserialize, Serialize)]

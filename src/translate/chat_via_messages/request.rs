@@ -4,14 +4,11 @@ use serde_json::value::RawValue;
 
 use crate::wire::anthropic::{
     ContentBlock, MessagesRequest, Metadata, OutputConfig, OutputFormat, Source, Thinking,
-    Tool as ATool, ToolChoice as AToolChoice, UserLocation,
+    Tool as ATool, ToolChoice as AToolChoice,
 };
-use crate::wire::openai::{
-    ChatRequest, ContentPart, Message, Tool as CTool, ToolChoice, WebSearchOptions,
-};
+use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Sink, Str, TextOr};
 
-use crate::translate::ledger::Ledger;
 use crate::translate::out::first_capacity;
 use crate::translate::out::{assemble, object, Out, Piece, Room, Shared};
 use crate::translate::thinking::{generation, Generation};
@@ -23,9 +20,8 @@ use crate::translate::{
     Code, Options, RequestMeta, ThinkingForm, TranslateError, JSON_TOOL_NAME, MIN_THINKING_BUDGET,
 };
 
-/// `input_schema` for tools defined without `parameters`, and for tools the history uses
-/// but the request does not declare.
-const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
+use super::kept;
+use super::tools::{anthropic_tools, raw, WrittenTools, EMPTY_OBJECT_SCHEMA};
 
 /// Room the conversation's buffer keeps in front for `{"model":…,"max_tokens":…,"messages":[`
 /// (a longer model name moves the conversation once instead).
@@ -91,17 +87,18 @@ pub(crate) fn to_anthropic<'r>(
     // texts lent from the body when it outlives the translation (`lend`).
     let source = if lend { body } else { &[] };
     let mut conv = Reading::new(room, capacity, source);
-    let req = ChatRequest::parse_into(body, &mut conv)?;
-    translate(&req, conv, upstream_model, opts, meta, None)
-}
-
-/// A request's tools in Messages form written already (a Responses translation kept them from
-/// an earlier request with the same tools): each tool's JSON, what [`anthropic_tools`] made of
-/// them, and the ledger it noted on the way.
-#[derive(Debug)]
-pub(crate) struct WrittenTools<'k> {
-    pub(crate) tools: &'k [Box<RawValue>],
-    pub(crate) ledger: &'k Ledger,
+    let mut req = ChatRequest::read_into(body, &mut conv)?;
+    // The tools in Messages form, made once per worker; read and converted here otherwise. A
+    // request asking for web search has that tool written after them: converted here.
+    let kept = req
+        .tools_json
+        .filter(|_| req.web_search_options.is_none())
+        .and_then(kept::kept);
+    if kept.is_none() {
+        req.tools = req.read_tools(body)?;
+    }
+    let written = kept.as_deref().map(kept::Kept::written);
+    translate(&req, conv, upstream_model, opts, meta, written.as_ref())
 }
 
 /// A thinking decision: what to send and the budget that constrains `max_tokens`.
@@ -327,10 +324,6 @@ pub(crate) fn translate<'b, 'r>(
     Ok(out)
 }
 
-fn raw(json: &'static str) -> Option<&'static RawValue> {
-    serde_json::from_str(json).ok()
-}
-
 /// Parameters that change the answer and have no Anthropic equivalent (spec §12).
 fn reject_unsupported(req: &ChatRequest<'_>) -> Result<(), TranslateError> {
     if let Some(n) = req.n {
@@ -527,91 +520,6 @@ fn stop_sequences<'b>(req: &'b ChatRequest<'_>) -> Option<Vec<Str<'b>>> {
     // Anthropic rejects whitespace-only stop sequences.
     let list: Vec<Str<'b>> = list.into_iter().filter(|s| !s.is_blank()).collect();
     (!list.is_empty()).then_some(list)
-}
-
-/// Chat tools (and web search options) as Anthropic tools, the web search tool last.
-pub(crate) fn anthropic_tools<'b>(
-    tools: Option<&'b [CTool<'_>]>,
-    web_search: Option<&'b WebSearchOptions<'_>>,
-    meta: &mut RequestMeta,
-) -> Result<Vec<ATool<'b>>, TranslateError> {
-    let mut out = convert_tools(tools.unwrap_or_default(), meta)?;
-    if let Some(ws) = web_search {
-        out.push(web_search_tool(ws)?);
-    }
-    Ok(out)
-}
-
-fn convert_tools<'b>(
-    tools: &'b [CTool<'_>],
-    meta: &mut RequestMeta,
-) -> Result<Vec<ATool<'b>>, TranslateError> {
-    let mut out = Vec::with_capacity(tools.len());
-    for (j, t) in tools.iter().enumerate() {
-        match t.kind.as_str() {
-            "function" => {
-                let f = t.function.as_ref().ok_or_else(|| {
-                    TranslateError::invalid(
-                        format!("tools[{j}].function"),
-                        "function tools need a `function` object",
-                    )
-                })?;
-                if f.strict.is_some() {
-                    // Strict tool schemas exist only on some Anthropic models; sending the
-                    // flag to others fails the request.
-                    meta.drop_param("strict");
-                }
-                out.push(ATool {
-                    name: f.name.reborrow(),
-                    description: f.description.as_ref().map(Str::reborrow),
-                    input_schema: f.parameters.or_else(|| raw(EMPTY_OBJECT_SCHEMA)),
-                    cache_control: t.cache_control,
-                    ..ATool::default()
-                });
-            }
-            other => {
-                return Err(TranslateError::unsupported_value(
-                    format!("tools[{j}].type"),
-                    format!("`{other}` tools are not supported for Anthropic models"),
-                ))
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn web_search_tool<'b>(ws: &'b WebSearchOptions<'_>) -> Result<ATool<'b>, TranslateError> {
-    // LiteLLM's mapping of context size to a search budget.
-    let max_uses = match ws.search_context_size.as_deref() {
-        None => None,
-        Some("low") => Some(1),
-        Some("medium") => Some(5),
-        Some("high") => Some(10),
-        Some(other) => {
-            return Err(TranslateError::unsupported_value(
-                "web_search_options.search_context_size",
-                format!("unsupported search_context_size `{other}`"),
-            ))
-        }
-    };
-    let user_location = ws
-        .user_location
-        .as_ref()
-        .and_then(|l| l.approximate.as_ref())
-        .map(|a| UserLocation {
-            kind: Some(Str::from("approximate")),
-            city: a.city.as_ref().map(Str::reborrow),
-            region: a.region.as_ref().map(Str::reborrow),
-            country: a.country.as_ref().map(Str::reborrow),
-            timezone: a.timezone.as_ref().map(Str::reborrow),
-        });
-    Ok(ATool {
-        kind: Some(Str::from("web_search_20250305")),
-        name: Str::from("web_search"),
-        max_uses,
-        user_location,
-        ..ATool::default()
-    })
 }
 
 fn convert_tool_choice<'b>(

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use serde_json::value::{to_raw_value, RawValue};
 
 use crate::format::Format;
-use crate::translate::chat_via_messages::request::{anthropic_tools, WrittenTools};
+use crate::translate::chat_via_messages::tools::{anthropic_tools, WrittenTools};
 use crate::translate::kept::{kept_in, KeptSet, TOOLS_KEPT_MAX_BYTES};
 use crate::translate::ledger::Ledger;
 use crate::translate::RequestMeta;
