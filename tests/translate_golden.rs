@@ -1307,8 +1307,8 @@ fn mutated_requests_translate_alike_by_both_readers() {
 #[test]
 fn chat_tools_are_kept_for_messages() {
     let opts = options(&json!({}));
-    let body = agent::body(agent::Shape::Chat, 50 * 1024, "agent", false);
-    let text = String::from_utf8(body.clone()).unwrap();
+    let text =
+        String::from_utf8(agent::body(agent::Shape::Chat, 50 * 1024, "agent", false)).unwrap();
     assert!(text.contains(r#""tools":["#), "an agent body has tools");
     let with_search = text.replacen(
         r#""tools":["#,
