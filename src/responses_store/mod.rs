@@ -325,12 +325,14 @@ impl Store {
                 .count("responses store writer is behind: responses");
             return Submitted::Dropped;
         }
+        // Counted before it is sent: a put counted after its send could be written behind
+        // one another worker counted first, and a lookup that saw only the other's count would
+        // take the other's write for this one's.
+        s.submitted.fetch_add(1, Ordering::SeqCst);
         match self.writes.try_send(Write::Put(Box::new(p), bytes)) {
-            Ok(()) => {
-                s.submitted.fetch_add(1, Ordering::SeqCst);
-                Submitted::Queued
-            }
+            Ok(()) => Submitted::Queued,
             Err(_) => {
+                s.submitted.fetch_sub(1, Ordering::SeqCst);
                 s.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 s.dropped
                     .count("responses store writer is behind: responses");
@@ -567,8 +569,11 @@ fn caught_up<T>(
     mut look: impl FnMut() -> Answer<T>,
     missed: impl Fn(&Answer<T>) -> bool,
 ) -> Answer<T> {
+    // Read before the look: a put finished after the look began may not be in what it read,
+    // so only a count reached before it says the miss is real.
+    let written_before = shared.written.load(Ordering::SeqCst);
     let first = look();
-    if !missed(&first) || shared.written.load(Ordering::SeqCst) >= seen {
+    if !missed(&first) || written_before >= seen {
         return first;
     }
     let deadline = asked_at + CATCH_UP_WAIT;
