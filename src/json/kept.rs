@@ -1,8 +1,9 @@
-//! Top-level `tools` values admission checked, kept per worker with the notes it took of
-//! them: an agent sends the same tools every turn (Claude Code's are 31 KB of short keys and
-//! strings, 60% of a 50 KB turn), and scanning them token by token was most of what admitting
-//! such a turn cost. A body whose `tools` value opens with a kept value's exact bytes holds
-//! that value there (only arrays and objects are kept, and one ends where its own bytes say),
+//! Top-level `tools` and system prompt values admission checked, kept per worker with the
+//! notes it took of them: an agent sends the same tools and system prompt every turn (Claude
+//! Code's tools are 31 KB of short keys and strings, 60% of a 50 KB turn, and its `system`
+//! 7 KB more), and scanning them token by token was most of what admitting such a turn cost.
+//! A body whose value of such a member opens with a kept value's exact bytes holds that value
+//! there (only arrays, objects and strings are kept, and one ends where its own bytes say),
 //! so the scan takes it whole and adds its notes, moved to where it sits.
 //!
 //! What is kept is a function of the bytes alone. It is kept per API key (the caller's
@@ -13,9 +14,27 @@ use std::cell::{Cell, RefCell};
 
 use super::spans::Span;
 
-/// Values kept per worker: one per key and tools list, for the agent sessions a worker
-/// serves at once (each key keeps its own, so two keys sending the same tools keep two).
-const KEPT: usize = 16;
+/// Values kept per worker: one per key and tools list or system prompt, for the agent
+/// sessions a worker serves at once (each key keeps its own, so two keys sending the same
+/// tools keep two).
+const KEPT: usize = 32;
+
+/// Top-level members (as their key tokens) whose values an agent resends unchanged every
+/// turn: tools in every dialect, and the system prompt of Messages (`system`), Responses
+/// (`instructions`) and Gemini (`systemInstruction`, or `system_instruction` as its REST
+/// docs also accept).
+const RESENT: [&[u8]; 5] = [
+    b"\"tools\"",
+    b"\"system\"",
+    b"\"instructions\"",
+    b"\"systemInstruction\"",
+    b"\"system_instruction\"",
+];
+
+/// Whether `key` (a top-level key's token, quotes included) names a value kept.
+pub(super) fn resent(key: &[u8]) -> bool {
+    RESENT.contains(&key)
+}
 /// Shortest value kept: a shorter one is scanned in a few microseconds.
 pub(super) const KEPT_MIN_BYTES: usize = 4 * 1024;
 /// Longest value kept, its notes with it.
@@ -247,6 +266,40 @@ mod tests {
         assert!(took && info.unwrap().may_hold_seal);
     }
 
+    /// A system prompt is kept as tools are, in each dialect's member, whether an array
+    /// (Messages, Gemini) or a string (Responses `instructions`, Messages `system`); a string
+    /// that opens with a kept one's text but goes on is another string.
+    #[test]
+    fn system_prompts_are_kept_as_arrays_or_strings() {
+        let prompt = "You are an agent. \"Quote\" \\ and \n lines. ".repeat(150);
+        let blocks = json!([{"type": "text", "text": prompt}]);
+        let cases = [
+            ("system", blocks.clone()),
+            ("system", json!(prompt)),
+            ("instructions", json!(prompt)),
+            ("systemInstruction", json!({"parts": [{"text": prompt}]})),
+            ("system_instruction", json!({"parts": [{"text": prompt}]})),
+        ];
+        for (scope, (key, value)) in (20..).zip(cases) {
+            let body = |turn: &str| {
+                serde_json::to_vec(&json!({"model": "m", key: value, "input": turn})).unwrap()
+            };
+            assert!(!inspect(scope, &body("first")).1, "{key}");
+            assert!(inspect(scope, &body("second turn")).1, "{key}");
+            assert!(!inspect(scope + 100, &body("another key")).1, "{key}");
+        }
+        let longer = |tail: &str| {
+            serde_json::to_vec(&json!({"instructions": format!("{prompt}{tail}")})).unwrap()
+        };
+        assert!(!inspect(40, &longer("")).1);
+        assert!(!inspect(40, &longer("more")).1);
+        assert!(inspect(40, &longer("")).1);
+        // A member of another name is not kept, however long and however often sent.
+        let other = serde_json::to_vec(&json!({"metadata": {"note": prompt}})).unwrap();
+        assert!(!inspect(41, &other).1);
+        assert!(!inspect(41, &other).1);
+    }
+
     /// A long number is not kept: a longer number opens with its bytes.
     #[test]
     fn only_containers_are_kept() {
@@ -260,16 +313,16 @@ mod tests {
         assert!(!inspect(13, second.as_bytes()).1);
     }
 
-    /// At most 16 values, and 4 MB, per worker: the oldest go first.
+    /// At most 32 values, and 4 MB, per worker: the oldest go first.
     #[test]
     fn the_oldest_value_goes_first() {
         let tools = |i: usize, len: usize| json!([{"name": format!("t{i}"), "description": "d".repeat(len)}]);
-        let bodies: Vec<Vec<u8>> = (0..17).map(|i| with_tools(&tools(i, 5000), "x")).collect();
+        let bodies: Vec<Vec<u8>> = (0..33).map(|i| with_tools(&tools(i, 5000), "x")).collect();
         for b in &bodies {
             assert!(!inspect(11, b).1);
         }
-        assert!(!inspect(11, &bodies[0]).1, "the first of 17 went");
-        assert!(inspect(11, &bodies[16]).1);
+        assert!(!inspect(11, &bodies[0]).1, "the first of 33 went");
+        assert!(inspect(11, &bodies[32]).1);
         assert!(inspect(11, &bodies[2]).1);
         // Eleven of 400 KB are more than 4 MB: the first went.
         let big: Vec<Vec<u8>> = (0..11)

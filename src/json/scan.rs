@@ -121,10 +121,11 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
             s.i += 1;
             s.ws();
             let value_start = s.i;
-            // An agent's tools, the same every turn: taken whole when checked before.
-            let tools = body.get(key.clone()) == Some(b"\"tools\"");
-            if !(tools && s.take_kept()) {
-                s.value_keeping(tools)?;
+            // An agent's tools and system prompt, the same every turn: taken whole when
+            // checked before.
+            let same = body.get(key.clone()).is_some_and(kept::resent);
+            if !(same && s.take_kept()) {
+                s.value_keeping(same)?;
             }
             gather(&mut c, body, key, key_escaped, value_start..s.i)?;
             s.ws();
@@ -379,9 +380,9 @@ impl<'b> Scanner<'b> {
         self.sealed |= sealed;
         let value = self.b.get(start..self.i).unwrap_or_default();
         let notes = self.notes.as_deref().and_then(|n| n.get(from..));
-        // Only a container: its bytes say where it ends, where a number's go on in a longer
-        // number.
-        let container = matches!(value.first(), Some(b'[' | b'{'));
+        // Only a container or a string: its bytes say where it ends, where a number's go on
+        // in a longer number.
+        let container = matches!(value.first(), Some(b'[' | b'{' | b'"'));
         if let (Some(notes), true, true, true) = (
             notes,
             container,
