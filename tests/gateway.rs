@@ -1591,6 +1591,84 @@ fn kept_chat_tools_reach_a_messages_provider_as_on_the_first_turn() {
     }
 }
 
+/// An agent's conversation sent turn after turn, growing, with its last turn's cache mark
+/// moved each time (as Claude Code does), reaches each provider kind as a fresh gateway sends
+/// the same turn: a worker's kept conversation changes nothing a provider gets. A turn whose
+/// new end is broken is refused as on a fresh gateway.
+#[test]
+fn a_growing_conversation_reaches_providers_as_a_fresh_gateway_sends_it() {
+    let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let chat = br#"{"id":"c","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+    let file = |i: usize| {
+        (0..120)
+            .map(|l| format!("{l:>6}\tlet x{i} = \"é \\u{{1F600}}\"; // line {l}\n"))
+            .collect::<String>()
+    };
+    // (path, model, body of turn `n`): Chat and Messages clients, to both provider kinds.
+    let chat_turn = |model: &str, n: usize| {
+        let mut msgs = vec![serde_json::json!({"role": "system", "content": file(99)})];
+        for i in 0..n {
+            msgs.push(serde_json::json!({"role": "user", "content": file(i)}));
+            msgs.push(serde_json::json!({"role": "assistant", "content": format!("read {i}")}));
+        }
+        if let Some(last) = msgs.last_mut() {
+            last["name"] = serde_json::json!("moved-mark");
+        }
+        serde_json::json!({"model": model, "messages": msgs}).to_string()
+    };
+    let messages_turn = |model: &str, n: usize| {
+        let mut msgs = Vec::new();
+        for i in 0..n {
+            msgs.push(
+                serde_json::json!({"role": "user", "content": [{"type": "text", "text": file(i)}]}),
+            );
+            msgs.push(serde_json::json!({"role": "assistant", "content": format!("read {i}")}));
+        }
+        msgs.push(
+            serde_json::json!({"role": "user", "content": [{"type": "text", "text": "go",
+            "cache_control": {"type": "ephemeral"}}]}),
+        );
+        serde_json::json!({"model": model, "max_tokens": 5, "system": file(98), "messages": msgs})
+            .to_string()
+    };
+    type Turn<'a> = &'a dyn Fn(&str, usize) -> String;
+    let paths: [(&str, &str, Turn<'_>); 4] = [
+        ("/v1/chat/completions", "to-chat", &chat_turn),
+        ("/v1/chat/completions", "to-messages", &chat_turn),
+        ("/v1/messages", "to-chat", &messages_turn),
+        ("/v1/messages", "to-messages", &messages_turn),
+    ];
+    let (warm, warm_rx) = gateway_to_both_kinds(chat, messages);
+    let mut last = Vec::new();
+    for n in 1..=4 {
+        for (path, model, turn) in &paths {
+            let r = request(warm.addr, &post(path, &[], &turn(model, n)));
+            assert_eq!(r.status, 200, "{path} {model} {n}: {}", r.text());
+            let sent = warm_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            if n == 4 {
+                last.push(sent);
+            }
+        }
+    }
+    let broken = |body: String| body.replace("\"read 3\"", "\"read 3\" x");
+    for (path, model, turn) in &paths {
+        let r = request(warm.addr, &post(path, &[], &broken(turn(model, 4))));
+        assert_eq!(r.status, 400, "{path} {model}: {}", r.text());
+    }
+    let (fresh, fresh_rx) = gateway_to_both_kinds(chat, messages);
+    for ((path, model, turn), warm_sent) in paths.iter().zip(&last) {
+        let r = request(fresh.addr, &post(path, &[], &turn(model, 4)));
+        assert_eq!(r.status, 200, "{path} {model}: {}", r.text());
+        let sent = fresh_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            sent == *warm_sent,
+            "{path} {model}: the provider got other bytes"
+        );
+        let r = request(fresh.addr, &post(path, &[], &broken(turn(model, 4))));
+        assert_eq!(r.status, 400, "{path} {model}: {}", r.text());
+    }
+}
+
 /// A translated body of megabytes reaches a provider that reads it slowly whole and in order:
 /// the vectored sends go on from wherever the socket stopped taking bytes (within a part,
 /// between parts), and a body this large is translated on a helper thread, its spans lent

@@ -6,7 +6,8 @@
 //! it reads as that text again. And a body checked to be UTF-8 once (`json::Checked`): the
 //! scan of it as known text answers as the scan that checks it, and a slice of it is taken as
 //! text exactly when it is cut at character boundaries, as that text. And an agent body's
-//! tools, taken whole as kept from an earlier input: the answer and notes of scanning them.
+//! tools and conversation, taken whole as kept from an earlier input: the answer and notes of
+//! scanning them.
 #![no_main]
 
 use bytes::Bytes;
@@ -71,6 +72,30 @@ fn kept(body: &[u8]) {
     }
 }
 
+/// An agent conversation whose next turns hold the fuzzer's bytes (after the elements kept
+/// from the turn before, between them, and right against the end of one): each inspected with
+/// kept conversations as without, in turn, so each takes what the one before kept.
+fn conversation(data: &[u8]) {
+    let find = |needle: &[u8]| AGENT.windows(needle.len()).position(|w| w == needle);
+    let (Some(from), Some(to)) = (find(b"\"system\":"), find(b",\"tools\"")) else {
+        return;
+    };
+    // Claude Code's system blocks: 17 KB, a kept element.
+    let long = &AGENT[from + 9..to];
+    let short: &[u8] = br#"{"role":"user","content":"x"}"#;
+    let body = |elements: &[&[u8]]| {
+        let mut b = br#"{"model":"m","messages":["#.to_vec();
+        b.extend_from_slice(&elements.join(&b","[..]));
+        b.extend_from_slice(b"]}");
+        b
+    };
+    kept(&body(&[long, short]));
+    kept(&body(&[long, short, data]));
+    kept(&body(&[long, data, short]));
+    kept(&body(&[long, &[short, data].concat()]));
+    kept(&body(&[long, short, long, data]));
+}
+
 fn unsealed(r: Result<RequestInfo, JsonError>) -> Result<RequestInfo, JsonError> {
     r.map(|info| RequestInfo {
         may_hold_seal: false,
@@ -109,4 +134,5 @@ fuzz_target!(|data: &[u8]| {
         same(&body);
         kept(&body);
     }
+    conversation(data);
 });

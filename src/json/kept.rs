@@ -152,6 +152,17 @@ pub(super) fn take(rest: &[u8], take: impl FnOnce(&Found, &[Span]) -> bool) -> b
     took
 }
 
+/// `notes` with positions from `at` (None for one before it).
+fn moved_back(notes: &[Span], at: u32) -> impl Iterator<Item = Option<Span>> + '_ {
+    notes.iter().map(move |n| {
+        Some(Span {
+            start: n.start.checked_sub(at)?,
+            end: n.end.checked_sub(at)?,
+            ..*n
+        })
+    })
+}
+
 /// Keeps `bytes`, a value a scan checked whole, with its `notes` (positions in the body,
 /// whose first is `at`), when a scope is set and it is long enough and not too long.
 pub(super) fn keep(bytes: &[u8], at: usize, notes: &[Span], sealed: bool) {
@@ -165,16 +176,7 @@ pub(super) fn keep(bytes: &[u8], at: usize, notes: &[Span], sealed: bool) {
     let Ok(at) = u32::try_from(at) else {
         return;
     };
-    let moved: Option<Box<[Span]>> = notes
-        .iter()
-        .map(|n| {
-            Some(Span {
-                start: n.start.checked_sub(at)?,
-                end: n.end.checked_sub(at)?,
-                ..*n
-            })
-        })
-        .collect();
+    let moved: Option<Box<[Span]>> = moved_back(notes, at).collect();
     let Some(notes) = moved else {
         return;
     };
@@ -199,6 +201,299 @@ pub(super) fn keep(bytes: &[u8], at: usize, notes: &[Span], sealed: bool) {
                 containers,
                 sealed,
             });
+        }
+    });
+}
+
+/// Conversations kept per worker: one per agent session a worker serves (or more, for a
+/// client whose turns stop being the last one's with more at its end).
+const CONVERSATIONS: usize = 16;
+/// Most of a conversation kept: the elements that end within it.
+const CONVERSATION_MAX_BYTES: usize = 2 << 20;
+/// Most bytes a worker keeps of conversations, their notes and ends with them (the least
+/// recently used go first).
+const CONVERSATIONS_TOTAL_BYTES: usize = 8 << 20;
+/// Bytes compared at once when looking for where a body leaves a kept conversation: a
+/// memcmp of this many costs little more than one of a few, and a turn differs from the last
+/// one's by the KBs appended to it.
+const COMPARED: usize = 4096;
+
+/// Most elements a turn may change at the end of the conversation it continues and still be
+/// kept in its place: an agent moves its cache marks on the last turns (Claude Code), where a
+/// turn that leaves it earlier is another session that opened alike.
+const REPLACED_ELEMENTS: usize = 4;
+
+/// Top-level members (as their key tokens) holding an agent's conversation, resent every turn
+/// with the turn's new elements at its end: Chat and Messages `messages`, Responses `input`,
+/// Gemini `contents`.
+const CONVERSATION: [&[u8]; 3] = [b"\"messages\"", b"\"input\"", b"\"contents\""];
+
+/// Which conversation member `key` (a top-level key's token) is, if one.
+pub(super) fn conversation_member(key: &[u8]) -> Option<u8> {
+    let at = CONVERSATION.iter().position(|m| *m == key)?;
+    u8::try_from(at).ok()
+}
+
+/// Whether values are kept and found now (a scope is set and keeping is not off).
+pub(super) fn active() -> bool {
+    scope().is_some()
+}
+
+/// Where an element of a conversation array ends, and what its scan had noted by then (from
+/// the array's first byte). Only after an element whose own bytes say where it ends (not a
+/// number), and while the scan had room for container notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct End {
+    /// Bytes from the array's `[` to just after the element.
+    pub(super) end: u32,
+    /// Notes taken in the array so far (the first, if any, is the array's own).
+    pub(super) notes: u32,
+    /// How many of them are containers.
+    pub(super) containers: u32,
+    /// A string token in the array so far opens with the seal mark.
+    pub(super) sealed: bool,
+}
+
+/// A conversation array checked whole: its bytes up to its last element's end, the notes
+/// taken up to there (positions from its `[`), and where each element ends.
+struct Conversation {
+    scope: u64,
+    member: u8,
+    /// Tells this conversation from one kept in its place since it was taken.
+    serial: u64,
+    /// When it was last kept or taken (a worker's count).
+    used: u64,
+    bytes: Vec<u8>,
+    notes: Vec<Span>,
+    ends: Vec<End>,
+}
+
+impl Conversation {
+    fn weight(&self) -> usize {
+        self.bytes.len() + std::mem::size_of_val(&*self.notes) + std::mem::size_of_val(&*self.ends)
+    }
+}
+
+thread_local! {
+    static KEPT_CONVERSATIONS: RefCell<Vec<Conversation>> = const { RefCell::new(Vec::new()) };
+    /// The worker's count for `serial` and `used`.
+    static TICKS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn tick() -> u64 {
+    TICKS.with(|t| {
+        t.set(t.get() + 1);
+        t.get()
+    })
+}
+
+/// Conversations seen once remembered per worker (by their opening bytes): the next turn of
+/// each is kept.
+const SEEN: usize = 64;
+
+thread_local! {
+    /// The openings of conversations seen and not kept, the oldest replaced first.
+    static SEEN_OPENINGS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether a conversation of `scope` and `member` opening as `array` does was seen before
+/// (by a digest of its first [`COMPARED`] bytes, which an agent's next turn repeats);
+/// remembers it if not.
+fn seen_before(scope: u64, member: u8, array: &[u8]) -> bool {
+    let opening = array.get(..COMPARED).unwrap_or(array);
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    let mut h = scope ^ u64::from(member).rotate_left(56) ^ (opening.len() as u64);
+    let mut words = opening.chunks_exact(8);
+    for word in &mut words {
+        if let Ok(w) = <[u8; 8]>::try_from(word) {
+            h = mix(h, u64::from_le_bytes(w));
+        }
+    }
+    for &b in words.remainder() {
+        h = mix(h, u64::from(b));
+    }
+    SEEN_OPENINGS.with(|seen| {
+        let Ok(mut seen) = seen.try_borrow_mut() else {
+            return false;
+        };
+        if let Some(at) = seen.iter().position(|&s| s == h) {
+            seen.swap_remove(at);
+            return true;
+        }
+        if seen.len() >= SEEN {
+            seen.remove(0);
+        }
+        seen.push(h);
+        false
+    })
+}
+
+/// How many bytes `a` and `b` open with alike.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    // Most turns are the last one's with more at the end: one compare.
+    if b.starts_with(a) {
+        return a.len();
+    }
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + COMPARED <= n && a.get(i..i + COMPARED) == b.get(i..i + COMPARED) {
+        i += COMPARED;
+    }
+    let (Some(a), Some(b)) = (a.get(i..n), b.get(i..n)) else {
+        return i;
+    };
+    i + a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// What a scan took of a kept conversation: which, and how many of its elements.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Taken {
+    pub(super) serial: u64,
+    pub(super) elements: usize,
+}
+
+/// Of this scope's kept conversations of `member`, the one `array` (the body from the
+/// array's `[` on) opens with the most elements of, when at least one: `apply` gets its notes
+/// and ends up to there, and says whether it took them (it has room for their containers).
+pub(super) fn take_conversation(
+    member: u8,
+    array: &[u8],
+    apply: impl FnOnce(&[Span], &[End]) -> bool,
+) -> Option<Taken> {
+    let scope = scope()?;
+    // Never borrowed across a call out of here but `apply`'s, which keeps nothing.
+    KEPT_CONVERSATIONS.with(|kept| {
+        let mut kept = kept.try_borrow_mut().ok()?;
+        let (at, elements) = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.scope == scope && c.member == member)
+            .map(|(at, c)| {
+                let alike = common_prefix(&c.bytes, array);
+                (at, c.ends.partition_point(|e| e.end as usize <= alike))
+            })
+            .max_by_key(|&(_, elements)| elements)?;
+        let c = kept.get_mut(at)?;
+        let ends = c.ends.get(..elements).filter(|e| !e.is_empty())?;
+        let last = ends.last()?;
+        let notes = c.notes.get(..last.notes as usize)?;
+        if !apply(notes, ends) {
+            return None;
+        }
+        c.used = tick();
+        USED.with(|n| n.set(n.get() + 1));
+        Some(Taken {
+            serial: c.serial,
+            elements,
+        })
+    })
+}
+
+/// Keeps a conversation array a scan checked: `array` from its `[` to its last element's
+/// end, `notes` taken up to there (positions in the body, the array's `[` at `at`), and
+/// `ends` (each element's). What `taken` took of a kept one is that one's: only what follows
+/// it is copied, onto it.
+pub(super) fn keep_conversation(
+    member: u8,
+    taken: Option<Taken>,
+    array: &[u8],
+    at: usize,
+    notes: &[Span],
+    ends: &[End],
+) {
+    let Some(scope) = scope() else {
+        return;
+    };
+    let Ok(at) = u32::try_from(at) else {
+        return;
+    };
+    // Only elements that end within the most kept of one conversation.
+    let within = ends.partition_point(|e| e.end as usize <= CONVERSATION_MAX_BYTES);
+    let Some(ends) = ends.get(..within) else {
+        return;
+    };
+    let Some(last) = ends.last() else {
+        return;
+    };
+    if (last.end as usize) < KEPT_MIN_BYTES {
+        return;
+    }
+    let moved = |notes: &[Span]| -> Option<Vec<Span>> { moved_back(notes, at).collect() };
+    KEPT_CONVERSATIONS.with(|kept| {
+        let Ok(mut kept) = kept.try_borrow_mut() else {
+            return;
+        };
+        let now = tick();
+        // Onto the one taken from, when it is still kept: its bytes are this array's up to
+        // the elements taken. Unless this array left it more than a few elements before its
+        // end (another session that opened alike): that one is kept beside it.
+        let onto = taken.and_then(|t| {
+            let i = kept.iter().position(|c| c.serial == t.serial)?;
+            let left = kept.get(i)?.ends.len().saturating_sub(t.elements);
+            (left <= REPLACED_ELEMENTS).then_some((i, t.elements))
+        });
+        if let Some((i, took)) = onto {
+            let Some(c) = kept.get_mut(i) else {
+                return;
+            };
+            c.used = now;
+            if took >= ends.len() {
+                return;
+            }
+            let (Some(from), Some(new_ends)) = (
+                took.checked_sub(1).and_then(|k| ends.get(k)),
+                ends.get(took..),
+            ) else {
+                return;
+            };
+            let (Some(bytes), Some(new_notes)) = (
+                array.get(from.end as usize..last.end as usize),
+                notes
+                    .get(from.notes as usize..last.notes as usize)
+                    .and_then(moved),
+            ) else {
+                return;
+            };
+            c.bytes.truncate(from.end as usize);
+            c.notes.truncate(from.notes as usize);
+            c.ends.truncate(took);
+            c.bytes.extend_from_slice(bytes);
+            c.notes.extend(new_notes);
+            c.ends.extend_from_slice(new_ends);
+        } else {
+            // A conversation is copied the second time it is seen: one that is never sent
+            // again (not an agent's) costs no copy.
+            if !seen_before(scope, member, array) {
+                return;
+            }
+            let (Some(bytes), Some(notes)) = (
+                array.get(..last.end as usize),
+                notes.get(..last.notes as usize).and_then(moved),
+            ) else {
+                return;
+            };
+            kept.push(Conversation {
+                scope,
+                member,
+                serial: now,
+                used: now,
+                bytes: bytes.to_vec(),
+                notes,
+                ends: ends.to_vec(),
+            });
+        }
+        // The least recently used go while there are too many or too many bytes.
+        let mut total: usize = kept.iter().map(Conversation::weight).sum();
+        while kept.len() > CONVERSATIONS || total > CONVERSATIONS_TOTAL_BYTES {
+            let Some(oldest) = kept
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            total -= kept.remove(oldest).weight();
         }
     });
 }
@@ -298,6 +593,200 @@ mod tests {
         let other = serde_json::to_vec(&json!({"metadata": {"note": prompt}})).unwrap();
         assert!(!inspect(41, &other).1);
         assert!(!inspect(41, &other).1);
+    }
+
+    /// A conversation of `turns` elements of about `len` bytes each, in `member`.
+    fn conversation(member: &str, turns: &[Value]) -> Vec<u8> {
+        serde_json::to_vec(&json!({"model": "m", member: turns, "max_tokens": 5})).unwrap()
+    }
+
+    fn turn(i: usize, len: usize) -> Value {
+        json!({"role": if i.is_multiple_of(2) { "user" } else { "assistant" },
+               "content": [{"type": "text", "text": format!("turn {i} \"q\" \\ {}", "x".repeat(len))}]})
+    }
+
+    /// An agent's conversation, resent each turn with more at its end, is taken as far as it
+    /// is the last turn's (whole elements), with the notes a scan takes; the rest is scanned.
+    #[test]
+    fn a_conversation_is_taken_as_far_as_it_is_the_last_turns() {
+        for member in ["messages", "input", "contents"] {
+            let scope = 50 + member.len() as u64;
+            let mut turns: Vec<Value> = (0..6).map(|i| turn(i, 900)).collect();
+            // Seen once: remembered, not copied; seen again: kept; then taken.
+            assert!(!inspect(scope, &conversation(member, &turns)).1, "{member}");
+            assert!(!inspect(scope, &conversation(member, &turns)).1, "{member}");
+            assert!(inspect(scope, &conversation(member, &turns)).1, "{member}");
+            // The next turn: two more elements.
+            turns.push(turn(6, 2000));
+            turns.push(turn(7, 10));
+            assert!(inspect(scope, &conversation(member, &turns)).1, "{member}");
+            // Cache marks moved on the last turn: taken up to it.
+            turns[7] = json!({"role": "assistant", "content": "changed"});
+            assert!(inspect(scope, &conversation(member, &turns)).1, "{member}");
+            // The first element changed: nothing is alike.
+            let mut other = turns.clone();
+            other[0] = turn(100, 900);
+            assert!(!inspect(scope, &conversation(member, &other)).1, "{member}");
+            // Another key: never.
+            assert!(
+                !inspect(scope + 1000, &conversation(member, &turns)).1,
+                "{member}"
+            );
+            // Fewer elements than kept (a client that dropped its last turns): taken.
+            assert!(
+                inspect(scope, &conversation(member, &turns[..5])).1,
+                "{member}"
+            );
+        }
+        // Another member is walked as a plain value.
+        let body = conversation("history", &(0..6).map(|i| turn(i, 900)).collect::<Vec<_>>());
+        assert!(!inspect(60, &body).1);
+        assert!(!inspect(60, &body).1);
+    }
+
+    /// Near misses at the point the kept elements end: a number that goes on, whitespace,
+    /// a bad separator, an unclosed array, too deep an element, sealed strings.
+    #[test]
+    fn what_follows_the_kept_elements_is_checked_as_a_scan_checks_it() {
+        let long = "y".repeat(5000);
+        let kept = format!(r#"{{"model":"m","messages":[{{"a":"{long}"}},1,{{"b":2}},"s",true"#);
+        let scope = 70;
+        let body = |tail: &str| format!("{kept}{tail}").into_bytes();
+        assert!(!inspect(scope, &body("]}")).1);
+        assert!(!inspect(scope, &body("]}")).1);
+        for tail in [
+            "]}",
+            "5]}",
+            " , 7 ]}",
+            ",]}",
+            "]]}",
+            "}",
+            "",
+            ",null,[]]}",
+            " ]  }",
+            ",{\"c\":[[[[[[[[[[]]]]]]]]]]}]}",
+            "e]}",
+            ",\"\\u12\"]}",
+            ",-]}",
+        ] {
+            let (_, took) = inspect(scope, &body(tail));
+            assert!(took || tail.is_empty() || tail == "}", "{tail:?}");
+        }
+        // The first element ends after 1: `1` then `5` would be `15`, no end is kept there.
+        let after_number = format!(r#"{{"model":"m","messages":[{{"a":"{long}"}},1"#);
+        let (info, _) = inspect(scope, format!("{after_number}5]}}").as_bytes());
+        assert!(info.is_ok());
+        // Nesting: an element as deep as allowed, and one deeper, as the scan says.
+        let deep = |n: usize| {
+            format!(
+                r#"{{"model":"m","messages":[{{"a":"{long}"}},{}{}]}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        inspect(71, deep(1).as_bytes()).0.unwrap();
+        inspect(71, deep(1).as_bytes()).0.unwrap();
+        for n in [124, 125, 126, 127, 128] {
+            // The object is level 1, the array 2, its elements 3: 126 arrays reach 128.
+            assert_eq!(inspect(71, deep(n).as_bytes()).0.is_ok(), n <= 126, "{n}");
+            let (info, took) = inspect(71, deep(n).as_bytes());
+            assert!(took && info.is_ok() == (n <= 126), "{n}");
+        }
+        // A sealed string in a kept element still says the body may hold a seal.
+        let mark = std::str::from_utf8(crate::seal::MARK).unwrap();
+        let sealed = format!(r#"{{"model":"m","messages":[{{"a":"{mark}{long}"}},{{"b":1}}"#);
+        for _ in 0..2 {
+            let (info, _) = inspect(72, format!("{sealed}]}}").as_bytes());
+            assert!(info.unwrap().may_hold_seal);
+        }
+        let (info, took) = inspect(72, format!("{sealed},2]}}").as_bytes());
+        assert!(took && info.unwrap().may_hold_seal);
+    }
+
+    /// Kept elements whose container notes a body has no room for are not taken: the scan
+    /// would have run out of room there and noted fewer.
+    #[test]
+    fn kept_elements_are_taken_only_where_their_container_notes_fit() {
+        let nested = format!(
+            "{}\"{}\"{}",
+            "[".repeat(120),
+            "t".repeat(3000),
+            "]".repeat(120)
+        );
+        let messages = format!(r#"["{}",{nested}]"#, "s".repeat(1200));
+        let roomy = format!(
+            r#"{{"model":"m","messages":{messages},"pad":"{}"}}"#,
+            "p".repeat(20_000)
+        );
+        let tight = format!(r#"{{"model":"m","messages":{messages}}}"#);
+        assert!(!inspect(90, roomy.as_bytes()).1);
+        assert!(!inspect(90, roomy.as_bytes()).1);
+        assert!(inspect(90, roomy.as_bytes()).1);
+        assert!(!inspect(90, tight.as_bytes()).1);
+    }
+
+    /// Random conversations and random next turns (appended, changed, cut, other keys, bad
+    /// bytes): every inspection with kept conversations gives the plain one's answer and
+    /// notes (`inspect` asserts it).
+    #[test]
+    fn random_turns_are_inspected_as_the_plain_scan_inspects_them() {
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut taken = 0;
+        for round in 0..60 {
+            let scope = 200 + next(3);
+            let mut turns: Vec<Value> = (0..next(8) + 1)
+                .map(|i| turn(i as usize, next(3000) as usize))
+                .collect();
+            for _ in 0..8 {
+                match next(6) {
+                    0 | 1 => turns.push(turn(turns.len(), next(4000) as usize)),
+                    2 => {
+                        let at = next(turns.len() as u64) as usize;
+                        turns[at] = json!({"role": "user", "content": [1, 2.5, null, {"k": "v".repeat(next(600) as usize)}]});
+                    }
+                    3 => turns.truncate(next(turns.len() as u64) as usize + 1),
+                    4 => turns.push(json!(next(1000))),
+                    _ => turns.push(json!([[["n"]], "s".repeat(next(300) as usize)])),
+                }
+                let mut body = conversation("messages", &turns);
+                if next(10) == 0 {
+                    // A bad byte somewhere past the middle.
+                    let at = body.len() / 2 + next(body.len() as u64 / 2) as usize;
+                    body[at] = b"]},\"x\\"[next(6) as usize];
+                }
+                let (_, took) = inspect(scope, &body);
+                taken += usize::from(took);
+            }
+            let _ = round;
+        }
+        assert!(taken > 100, "{taken}");
+    }
+
+    /// Where two byte strings part, found a chunk at a time, as byte by byte.
+    #[test]
+    fn common_prefix_is_where_the_bytes_part() {
+        let base: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let plain = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        for at in [0, 1, 4095, 4096, 4097, 8191, 12_345, 19_999] {
+            let mut other = base.clone();
+            other[at] ^= 0x55;
+            assert_eq!(common_prefix(&base, &other), at);
+            assert_eq!(common_prefix(&other, &base), at);
+            assert_eq!(
+                common_prefix(&base[..at], &other),
+                plain(&base[..at], &other)
+            );
+        }
+        assert_eq!(common_prefix(&base, &base), base.len());
+        assert_eq!(common_prefix(&base[..5000], &base), 5000);
+        assert_eq!(common_prefix(&base, &base[..5000]), 5000);
+        assert_eq!(common_prefix(b"", &base), 0);
     }
 
     /// A long number is not kept: a longer number opens with its bytes.

@@ -92,6 +92,7 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
         open: Vec::with_capacity(16),
         placed: 0,
         container_room: body.len() / CONTAINER_NOTE_BYTES + 64,
+        level: 0,
         // Notes of this very body, when its caller has some (a body rewritten in place
         // whose notes were moved with its tokens, `StringSpans::spliced`).
         known: spans::notes_for(body),
@@ -123,8 +124,14 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
             let value_start = s.i;
             // An agent's tools and system prompt, the same every turn: taken whole when
             // checked before.
-            let same = body.get(key.clone()).is_some_and(kept::resent);
-            if !(same && s.take_kept()) {
+            let key_token = body.get(key.clone()).unwrap_or_default();
+            let same = kept::resent(key_token);
+            // An agent's conversation: the last turn's again, with this turn's at its end.
+            let conversation = kept::conversation_member(key_token)
+                .filter(|_| s.peek() == Some(b'[') && s.keeps_conversations());
+            if let Some(member) = conversation {
+                s.conversation(member)?;
+            } else if !(same && s.take_kept()) {
                 s.value_keeping(same)?;
             }
             gather(&mut c, body, key, key_escaped, value_start..s.i)?;
@@ -272,6 +279,9 @@ pub(super) struct Scanner<'b> {
     placed: usize,
     /// Long containers that may still be noted.
     container_room: usize,
+    /// Levels above the value [`Self::value`] is called on, beyond the top-level object's: 1
+    /// for an element of a member's array walked apart (`Self::conversation`).
+    level: usize,
     /// Notes from an earlier inspection of this text, used instead of a scan.
     known: Option<Known>,
     /// Present where the CPU has AVX2: strings are scanned with it.
@@ -294,6 +304,7 @@ impl<'b> Scanner<'b> {
             open: Vec::new(),
             placed: 0,
             container_room: 0,
+            level: 0,
             known: spans::notes_for(b),
             avx2: Avx2::detect(),
         }
@@ -367,6 +378,141 @@ impl<'b> Scanner<'b> {
         took
     }
 
+    /// Whether a conversation array is walked element by element here: notes are taken (not
+    /// known from before) and values are kept.
+    fn keeps_conversations(&self) -> bool {
+        self.notes.is_some() && self.known.is_none() && kept::active()
+    }
+
+    /// A conversation array (`messages`, `input`, `contents`) from its `[`, as
+    /// [`Self::value`] checks and notes it, element by element: the elements it opens with
+    /// alike a kept conversation's are taken whole with their notes (see
+    /// `kept::take_conversation`), the rest scanned, and the whole kept for the next turn.
+    fn conversation(&mut self, member: u8) -> Scan<()> {
+        let start = self.i;
+        let from = self.notes.as_ref().map_or(0, Vec::len);
+        let room = self.container_room;
+        let sealed_before = std::mem::take(&mut self.sealed);
+        self.i += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            self.sealed |= sealed_before;
+            return Ok(());
+        }
+        self.open.push((start, NOT_NOTED));
+        let mut ends: Vec<kept::End> = Vec::new();
+        let taken = self.take_conversation(member, start, &mut ends);
+        let walked = self.elements(start, from, room, &mut ends);
+        self.sealed |= sealed_before;
+        walked?;
+        self.close_note();
+        if let (Some(notes), Some(array)) = (self.notes.as_deref(), self.b.get(start..)) {
+            let notes = notes.get(from..).unwrap_or_default();
+            kept::keep_conversation(member, taken, array, start, notes, &ends);
+        }
+        Ok(())
+    }
+
+    /// Takes the elements the array at `start` opens with alike a kept conversation, if any,
+    /// its notes added and its ends put in `ends`; the cursor is then after the last taken.
+    fn take_conversation(
+        &mut self,
+        member: u8,
+        start: usize,
+        ends: &mut Vec<kept::End>,
+    ) -> Option<kept::Taken> {
+        let at = u32::try_from(start).ok()?;
+        let array = self.b.get(start..)?;
+        if array.len() < kept::KEPT_MIN_BYTES {
+            return None;
+        }
+        let room = self.container_room;
+        let notes = self.notes.as_mut()?;
+        let from = notes.len();
+        let mut took = None;
+        let taken = kept::take_conversation(member, array, |kept_notes, kept_ends| {
+            let Some(last) = kept_ends.last() else {
+                return false;
+            };
+            if last.containers as usize > room {
+                return false;
+            }
+            notes.extend(kept_notes.iter().map(|n| Span {
+                start: n.start + at,
+                end: n.end + at,
+                ..*n
+            }));
+            ends.extend_from_slice(kept_ends);
+            took = Some(*last);
+            true
+        })?;
+        let last = took?;
+        if last.notes > 0 {
+            // The first note in an array is its own, placed before any inside it.
+            if let Some(open) = self.open.last_mut() {
+                open.1 = from;
+            }
+            self.placed = self.open.len();
+        }
+        self.container_room -= last.containers as usize;
+        self.sealed |= last.sealed;
+        self.i = start + last.end as usize;
+        Some(taken)
+    }
+
+    /// The elements of the array at `start` from the cursor (on its first element, or after
+    /// the last taken one), through its `]` (left for the caller to close); each one's end
+    /// put in `ends` while notes had room (`from`, `room`: the notes and room before it).
+    fn elements(
+        &mut self,
+        start: usize,
+        from: usize,
+        room: usize,
+        ends: &mut Vec<kept::End>,
+    ) -> Scan<()> {
+        // After a taken element the cursor is past it: a separator or the end comes first.
+        let mut after = !ends.is_empty();
+        loop {
+            if after {
+                self.ws();
+                match self.peek().ok_or(Refused)? {
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                    }
+                    b']' => {
+                        self.i += 1;
+                        return Ok(());
+                    }
+                    _ => return Err(Refused),
+                }
+            }
+            after = true;
+            // A number's bytes go on in a longer number: no end is kept after one.
+            let delimited = !matches!(self.peek(), Some(b'-' | b'0'..=b'9'));
+            self.level = 1;
+            let element = self.value();
+            self.level = 0;
+            element?;
+            let notes = self.notes.as_ref().map_or(0, Vec::len).saturating_sub(from);
+            if let (true, true, Ok(end), Ok(notes), Ok(containers)) = (
+                delimited,
+                self.container_room > 0,
+                u32::try_from(self.i - start),
+                u32::try_from(notes),
+                u32::try_from(room - self.container_room),
+            ) {
+                ends.push(kept::End {
+                    end,
+                    notes,
+                    containers,
+                    sealed: self.sealed,
+                });
+            }
+        }
+    }
+
     /// [`Self::value`]; when `keep`, the value is kept with its notes (see `json::kept`), if
     /// the scan noted every long container in it (room never ran out).
     fn value_keeping(&mut self, keep: bool) -> Scan<()> {
@@ -414,7 +560,7 @@ impl<'b> Scanner<'b> {
                     } else {
                         let is_array = self.peek() == Some(b'[');
                         // The top-level object is level 1: this container is level depth + 2.
-                        if depth + 2 > MAX_JSON_DEPTH {
+                        if depth + 2 + self.level > MAX_JSON_DEPTH {
                             return Err(Refused);
                         }
                         arrays = (arrays << 1) | u128::from(is_array);
