@@ -29,7 +29,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use ringway::format::Format;
 use ringway::json::{
-    inspect_request, splice_string, with_checked, with_notes, with_scope, Checked, RequestInfo,
+    inspect_checked, inspect_request, splice_string, with_checked, with_notes, with_scope, Checked,
+    RequestInfo,
 };
 use ringway::seal::SealKey;
 use ringway::translate::{Options, Pair, Room};
@@ -103,8 +104,8 @@ fn admitted(body: &Bytes, translate: impl FnOnce() -> Option<usize>) -> usize {
 /// Admission's inspection: the body checked to be UTF-8 once, then inspected as known text,
 /// for one API key (whose tools admission keeps, checked).
 fn checked_inspection(body: &Bytes) -> Option<(RequestInfo, Option<Checked>)> {
-    let utf8 = Checked::new(body);
-    let info = with_scope(1, || with_checked(utf8.as_ref(), || inspect_request(body))).ok()?;
+    let (info, utf8) = inspect_checked(body, || with_scope(1, || inspect_request(body)));
+    let info = info.ok()?;
     Some((info, utf8))
 }
 

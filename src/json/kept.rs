@@ -152,6 +152,12 @@ pub(super) fn take(rest: &[u8], take: impl FnOnce(&Found, &[Span]) -> bool) -> b
     took
 }
 
+/// Whether `bytes` are UTF-8: what is kept is checked when it is kept, so a scan that takes
+/// it need not check it (the scan may run before the body's check; see `scan::collect_on`).
+fn utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || simdutf8::basic::from_utf8(bytes).is_ok()
+}
+
 /// `notes` with positions from `at` (None for one before it).
 fn moved_back(notes: &[Span], at: u32) -> impl Iterator<Item = Option<Span>> + '_ {
     notes.iter().map(move |n| {
@@ -170,7 +176,7 @@ pub(super) fn keep(bytes: &[u8], at: usize, notes: &[Span], sealed: bool) {
         return;
     };
     let weight = bytes.len() + std::mem::size_of_val(notes);
-    if bytes.len() < KEPT_MIN_BYTES || weight > KEPT_MAX_BYTES {
+    if bytes.len() < KEPT_MIN_BYTES || weight > KEPT_MAX_BYTES || !utf8(bytes) {
         return;
     }
     let Ok(at) = u32::try_from(at) else {
@@ -209,7 +215,10 @@ pub(super) fn keep(bytes: &[u8], at: usize, notes: &[Span], sealed: bool) {
 /// client whose turns stop being the last one's with more at its end).
 const CONVERSATIONS: usize = 16;
 /// Most of a conversation kept: the elements that end within it.
-const CONVERSATION_MAX_BYTES: usize = 2 << 20;
+pub(super) const CONVERSATION_MAX_BYTES: usize = 2 << 20;
+/// Fewest bytes between two element ends kept: a conversation of many tiny elements keeps a
+/// few ends per KB (a turn then takes up to the end before where it differs).
+pub(super) const END_BYTES_APART: usize = 256;
 /// Most bytes a worker keeps of conversations, their notes and ends with them (the least
 /// recently used go first).
 const CONVERSATIONS_TOTAL_BYTES: usize = 8 << 20;
@@ -418,7 +427,18 @@ pub(super) fn keep_conversation(
     if (last.end as usize) < KEPT_MIN_BYTES {
         return;
     }
-    let moved = |notes: &[Span]| -> Option<Vec<Span>> { moved_back(notes, at).collect() };
+    // The array's own note (the first) ends past the elements kept: it is given its end
+    // when the array that takes it closes, so it is kept ending where they do.
+    let moved = |notes: &[Span]| -> Option<Vec<Span>> {
+        moved_back(notes, at)
+            .map(|n| {
+                n.map(|n| Span {
+                    end: n.end.min(last.end),
+                    ..n
+                })
+            })
+            .collect()
+    };
     KEPT_CONVERSATIONS.with(|kept| {
         let Ok(mut kept) = kept.try_borrow_mut() else {
             return;
@@ -447,7 +467,9 @@ pub(super) fn keep_conversation(
                 return;
             };
             let (Some(bytes), Some(new_notes)) = (
-                array.get(from.end as usize..last.end as usize),
+                array
+                    .get(from.end as usize..last.end as usize)
+                    .filter(|b| utf8(b)),
                 notes
                     .get(from.notes as usize..last.notes as usize)
                     .and_then(moved),
@@ -467,7 +489,7 @@ pub(super) fn keep_conversation(
                 return;
             }
             let (Some(bytes), Some(notes)) = (
-                array.get(..last.end as usize),
+                array.get(..last.end as usize).filter(|b| utf8(b)),
                 notes.get(..last.notes as usize).and_then(moved),
             ) else {
                 return;
@@ -723,6 +745,48 @@ mod tests {
         assert!(!inspect(90, roomy.as_bytes()).1);
         assert!(inspect(90, roomy.as_bytes()).1);
         assert!(!inspect(90, tight.as_bytes()).1);
+    }
+
+    /// A scan that may take kept bytes checks the body's UTF-8 after it, outside what it
+    /// took (checked when kept): a body that is not UTF-8 anywhere is refused as the plain
+    /// scan refuses it, bytes that are not UTF-8 are never kept, and a body whose every byte
+    /// was checked is given as `Checked` without a second look.
+    #[test]
+    fn bytes_taken_as_kept_were_checked_and_the_rest_is_checked_after() {
+        use crate::json::{inspect_checked, inspect_request};
+        let turns: Vec<Value> = (0..4).map(|i| turn(i, 3000)).collect();
+        let good = conversation("messages", &turns);
+        let spoil = |at: usize| {
+            let mut b = good.clone();
+            let x = b.iter().skip(at).position(|&c| c == b'x').unwrap() + at;
+            b[x] = 0xFF;
+            b
+        };
+        let checked = |body: &[u8]| {
+            let bytes = bytes::Bytes::copy_from_slice(body);
+            let (info, utf8) =
+                inspect_checked(&bytes, || with_scope(300, || inspect_request(&bytes)));
+            assert_eq!(utf8.is_some(), std::str::from_utf8(body).is_ok());
+            info
+        };
+        // Not UTF-8 in the first element: refused each time, never kept or taken.
+        let early = spoil(100);
+        for _ in 0..3 {
+            assert!(!inspect(300, &early).1);
+            assert!(checked(&early).is_err());
+        }
+        for _ in 0..2 {
+            assert!(!inspect(300, &good).1);
+        }
+        assert!(inspect(300, &good).1);
+        assert!(checked(&good).is_ok());
+        // Not UTF-8 after what is taken, or in what would be: refused as the plain scan does.
+        for at in [good.len() / 2, good.len() - 200, 100] {
+            let (info, _) = inspect(300, &spoil(at));
+            assert!(info.is_err(), "{at}");
+            assert!(checked(&spoil(at)).is_err(), "{at}");
+        }
+        assert!(inspect(300, &good).1);
     }
 
     /// Random conversations and random next turns (appended, changed, cut, other keys, bad

@@ -59,7 +59,7 @@ pub use spans::{
 };
 pub use stream_options::with_include_usage;
 pub use tokens::{Token, Tokens};
-pub use utf8::{known_text, known_uses, with_checked, Checked};
+pub use utf8::{inspect_checked, known_text, known_uses, with_checked, Checked};
 
 /// Deepest container nesting a body may have. The top-level object counts as level 1.
 /// The number is serde_json's default recursion limit, but that limit only lets 127 levels

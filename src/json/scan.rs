@@ -77,8 +77,12 @@ pub(super) fn collect(body: &[u8]) -> Scan<Collected> {
 pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
     // UTF-8 once for the whole body (SIMD; what notes vouch for is not read again): strings
     // then only look for quotes, backslashes and control characters, and outside strings only
-    // ASCII is valid anyway.
-    if !super::utf8::known(body) && !spans::is_utf8(body) {
+    // ASCII is valid anyway. Where values may be taken as kept, after the scan, and only
+    // what was not taken (kept bytes were checked when kept): nothing the scan does on bytes
+    // that are not UTF-8 outlives a refusal, and the scan reads bytes, never text.
+    let known = super::utf8::known(body);
+    let after = !known && spans::notes_for(body).is_none() && kept::active();
+    if !known && !after && !spans::is_utf8(body) {
         return Err(Refused);
     }
     let mut s = Scanner {
@@ -96,6 +100,7 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
         // Notes of this very body, when its caller has some (a body rewritten in place
         // whose notes were moved with its tokens, `StringSpans::spliced`).
         known: spans::notes_for(body),
+        taken: Vec::new(),
         avx2,
     };
     s.ws();
@@ -153,9 +158,30 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
     if s.i != body.len() {
         return Err(Refused);
     }
+    if after && !utf8_outside(body, &s.taken) {
+        return Err(Refused);
+    }
+    if !known {
+        // Every byte checked: here, or when the bytes taken as kept were kept.
+        super::utf8::vouch(body);
+    }
     c.sealed = s.sealed;
     c.strings = StringSpans::new(s.notes.unwrap_or_default());
     Ok(c)
+}
+
+/// Whether `body` is UTF-8 outside the ranges `taken` (in order, apart, each from an ASCII
+/// bracket or quote to just after one: cuts between characters).
+fn utf8_outside(body: &[u8], taken: &[Range<usize>]) -> bool {
+    let utf8 = |b: &[u8]| b.is_ascii() || simdutf8::basic::from_utf8(b).is_ok();
+    let mut from = 0;
+    for t in taken {
+        if !body.get(from..t.start).is_some_and(utf8) {
+            return false;
+        }
+        from = t.end;
+    }
+    body.get(from..).is_some_and(utf8)
 }
 
 /// Notes a top-level member in `c` if it is one the gateway reads. The first occurrence of
@@ -284,6 +310,9 @@ pub(super) struct Scanner<'b> {
     level: usize,
     /// Notes from an earlier inspection of this text, used instead of a scan.
     known: Option<Known>,
+    /// The ranges taken whole as kept (see `json::kept`), in order: their bytes were checked
+    /// to be UTF-8 when they were kept.
+    taken: Vec<Range<usize>>,
     /// Present where the CPU has AVX2: strings are scanned with it.
     #[cfg_attr(
         not(target_arch = "x86_64"),
@@ -306,6 +335,7 @@ impl<'b> Scanner<'b> {
             container_room: 0,
             level: 0,
             known: spans::notes_for(b),
+            taken: Vec::new(),
             avx2: Avx2::detect(),
         }
     }
@@ -371,6 +401,7 @@ impl<'b> Scanner<'b> {
             true
         });
         if let Some((len, containers, sealed)) = found.filter(|_| took) {
+            self.taken.push(self.i..self.i + len);
             self.i += len;
             self.container_room -= containers;
             self.sealed |= sealed;
@@ -435,12 +466,14 @@ impl<'b> Scanner<'b> {
             let Some(last) = kept_ends.last() else {
                 return false;
             };
-            if last.containers as usize > room {
+            // Every kept note lies within the elements taken, so no position overflows.
+            if last.containers as usize > room || at.checked_add(last.end).is_none() {
                 return false;
             }
+            // (The array's own note, the first, is given its end when the array closes.)
             notes.extend(kept_notes.iter().map(|n| Span {
                 start: n.start + at,
-                end: n.end + at,
+                end: n.end.min(last.end) + at,
                 ..*n
             }));
             ends.extend_from_slice(kept_ends);
@@ -458,6 +491,7 @@ impl<'b> Scanner<'b> {
         self.container_room -= last.containers as usize;
         self.sealed |= last.sealed;
         self.i = start + last.end as usize;
+        self.taken.push(start..self.i);
         Some(taken)
     }
 
@@ -496,10 +530,15 @@ impl<'b> Scanner<'b> {
             self.level = 0;
             element?;
             let notes = self.notes.as_ref().map_or(0, Vec::len).saturating_sub(from);
-            if let (true, true, Ok(end), Ok(notes), Ok(containers)) = (
+            let end = self.i - start;
+            // Ends a few hundred bytes apart at least, and only within what may be kept: a
+            // body of tiny elements holds no more ends than a few per KB.
+            let apart = end >= ends.last().map_or(0, |e| e.end as usize) + kept::END_BYTES_APART;
+            if let (true, true, true, Ok(end), Ok(notes), Ok(containers)) = (
                 delimited,
+                apart && end <= kept::CONVERSATION_MAX_BYTES,
                 self.container_room > 0,
-                u32::try_from(self.i - start),
+                u32::try_from(end),
                 u32::try_from(notes),
                 u32::try_from(room - self.container_room),
             ) {

@@ -4,8 +4,9 @@
 //! translation's reader needs the body as `&str`: checked again, that was 6% of a 300 KB
 //! translation's instructions. A [`Checked`] is made only by checking, and holds the bytes it
 //! checked: `Bytes` never change while shared, so while it is held, any slice of those bytes
-//! cut at character boundaries is UTF-8. [`with_checked`] makes one known to the readers on
-//! this thread for the length of a call; [`known_text`] then gives a slice of it as text
+//! cut at character boundaries is UTF-8 ([`inspect_checked`] makes one from an inspection
+//! whose scan checked every byte, without a second look). [`with_checked`] makes one known to
+//! the readers on this thread for the length of a call; [`known_text`] then gives a slice of it as text
 //! after an O(1) check of where it lies. A body made afterwards (a rewrite, a copy) lies
 //! elsewhere and is checked as before.
 
@@ -26,6 +27,10 @@ impl Checked {
 }
 
 thread_local! {
+    /// The body [`inspect_checked`] runs an inspection of (its address and length), and
+    /// whether that inspection's scan checked every byte of it.
+    static ASKED: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+    static VOUCHED: Cell<bool> = const { Cell::new(false) };
     /// The checked bytes this thread's readers may take as text, set by [`with_checked`].
     static CHECKED: RefCell<Option<Bytes>> = const { RefCell::new(None) };
     /// Texts [`known_text`] vouched for on this thread (see [`known_uses`]).
@@ -36,6 +41,40 @@ thread_local! {
 /// did not check a body again.
 pub fn known_uses() -> u64 {
     USES.with(Cell::get)
+}
+
+/// Runs `inspect`, an inspection of `body`, and gives `body` as [`Checked`] when it is UTF-8:
+/// without checking it again when the inspection's scan checked every byte of it (the bytes
+/// it took as kept were checked when they were kept: see `json::kept`), else by checking it
+/// here.
+pub fn inspect_checked<R>(body: &Bytes, inspect: impl FnOnce() -> R) -> (R, Option<Checked>) {
+    /// Forgets the body asked about, also when `inspect` unwinds.
+    struct Forget;
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            ASKED.with(|a| a.set(None));
+            VOUCHED.with(|v| v.set(false));
+        }
+    }
+    ASKED.with(|a| a.set(Some((body.as_ptr().addr(), body.len()))));
+    VOUCHED.with(|v| v.set(false));
+    let forget = Forget;
+    let out = inspect();
+    let vouched = VOUCHED.with(Cell::get);
+    drop(forget);
+    let checked = match vouched {
+        true => Some(Checked(body.clone())),
+        false => Checked::new(body),
+    };
+    (out, checked)
+}
+
+/// Said by a scan that checked every byte of `text` to be UTF-8: when `text` is the body
+/// [`inspect_checked`] asks about, it needs no check of its own.
+pub(super) fn vouch(text: &[u8]) {
+    if ASKED.with(Cell::get) == Some((text.as_ptr().addr(), text.len())) {
+        VOUCHED.with(|v| v.set(true));
+    }
 }
 
 /// Runs `f` with `checked` known to [`known_text`] on this thread (and put back as it was when

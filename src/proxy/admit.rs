@@ -328,10 +328,7 @@ async fn inspect_noted(
             Some(notes) => (crate::json::with_notes(body, &notes, read), None),
             // Checked once, here: the inspection and the translation's reader take it as
             // text (see `json::Checked`).
-            None => {
-                let utf8 = Checked::new(body);
-                (crate::json::with_checked(utf8.as_ref(), read), utf8)
-            }
+            None => crate::json::inspect_checked(body, read),
         }
     };
     let (info, utf8) = if body.len() <= convert::INLINE_TRANSLATION_MAX_BYTES {
