@@ -13,6 +13,9 @@
 use std::cell::{Cell, RefCell};
 
 use super::spans::Span;
+// What is kept is checked to be UTF-8 when it is kept, so a scan that takes it need not check
+// it (the scan may run before the body's check; see `scan::collect_on`).
+use super::utf8::valid as utf8;
 
 /// Values kept per worker: one per key and tools list or system prompt, for the agent
 /// sessions a worker serves at once (each key keeps its own, so two keys sending the same
@@ -150,12 +153,6 @@ pub(super) fn take(rest: &[u8], take: impl FnOnce(&Found, &[Span]) -> bool) -> b
         USED.with(|n| n.set(n.get() + 1));
     }
     took
-}
-
-/// Whether `bytes` are UTF-8: what is kept is checked when it is kept, so a scan that takes
-/// it need not check it (the scan may run before the body's check; see `scan::collect_on`).
-fn utf8(bytes: &[u8]) -> bool {
-    bytes.is_ascii() || simdutf8::basic::from_utf8(bytes).is_ok()
 }
 
 /// `notes` with positions from `at` (None for one before it).

@@ -173,7 +173,7 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
 /// Whether `body` is UTF-8 outside the ranges `taken` (in order, apart, each from an ASCII
 /// bracket or quote to just after one: cuts between characters).
 fn utf8_outside(body: &[u8], taken: &[Range<usize>]) -> bool {
-    let utf8 = |b: &[u8]| b.is_ascii() || simdutf8::basic::from_utf8(b).is_ok();
+    let utf8 = super::utf8::valid;
     let mut from = 0;
     for t in taken {
         if !body.get(from..t.start).is_some_and(utf8) {

@@ -244,7 +244,7 @@ pub(super) fn notes_for(text: &[u8]) -> Option<Known> {
 /// inspection, what is left to read is its skeleton: a few hundred bytes of a 300 KB agent
 /// body, where a second inspection of it read all 300 (most of that inspection's time).
 pub(super) fn is_utf8(text: &[u8]) -> bool {
-    let utf8 = |b: &[u8]| b.is_ascii() || simdutf8::basic::from_utf8(b).is_ok();
+    let utf8 = super::utf8::valid;
     let Some(known) = notes_for(text) else {
         return simdutf8::basic::from_utf8(text).is_ok();
     };

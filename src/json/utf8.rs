@@ -6,9 +6,9 @@
 //! checked: `Bytes` never change while shared, so while it is held, any slice of those bytes
 //! cut at character boundaries is UTF-8 ([`inspect_checked`] makes one from an inspection
 //! whose scan checked every byte, without a second look). [`with_checked`] makes one known to
-//! the readers on this thread for the length of a call; [`known_text`] then gives a slice of it as text
-//! after an O(1) check of where it lies. A body made afterwards (a rewrite, a copy) lies
-//! elsewhere and is checked as before.
+//! the readers on this thread for the length of a call; [`known_text`] then gives a slice of
+//! it as text after an O(1) check of where it lies. A body made afterwards (a rewrite, a copy)
+//! lies elsewhere and is checked as before.
 
 use std::cell::{Cell, RefCell};
 
@@ -67,6 +67,11 @@ pub fn inspect_checked<R>(body: &Bytes, inspect: impl FnOnce() -> R) -> (R, Opti
         false => Checked::new(body),
     };
     (out, checked)
+}
+
+/// Whether `bytes` are UTF-8 (ASCII first: most runs between an agent's long strings are).
+pub(super) fn valid(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || simdutf8::basic::from_utf8(bytes).is_ok()
 }
 
 /// Said by a scan that checked every byte of `text` to be UTF-8: when `text` is the body
