@@ -210,6 +210,20 @@ impl PartialEq for SealKey {
 
 impl Eq for SealKey {}
 
+/// Between a tool call's id and the Gemini thought signature sealed into it:
+/// `<id>__rwts__<token>` (`translate::chat_via_gemini`). Only `[A-Za-z0-9_]`, so the id stays
+/// legal wherever ids are checked; and no quote or bracket, so it never straddles the edge of
+/// a JSON value.
+pub const SIGNATURE_SEPARATOR: &str = "__rwts__";
+
+/// Positions of [`SIGNATURE_SEPARATOR`] in `bytes`, searched with a searcher built once: a
+/// body without one carries no thought signature.
+pub fn find_signature_separator(bytes: &[u8]) -> Option<usize> {
+    static SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(SIGNATURE_SEPARATOR.as_bytes()));
+    SEPARATOR.find(bytes)
+}
+
 /// Could `body` hold a gateway seal (a string opening with `rw1.`)? The searcher is built
 /// once: every request body with a turn is asked.
 pub fn may_hold_seal(body: &[u8]) -> bool {

@@ -245,17 +245,62 @@ fn ids_lose_their_signatures_at_another_provider() {
     let messages = json!([{"role": "user", "content": "go"}, msg,
         {"role": "tool", "tool_call_id": id, "content": "ok"},
         {"role": "user", "content": "and the note __rwts__mine"}]);
-    clear_records(&m);
+    let sent = sent_to_openai(&m, &g, &tools, &messages);
+    assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], plain);
+    assert_eq!(sent["messages"][2]["tool_call_id"], plain);
+    assert_eq!(sent["messages"][3]["content"], "and the note __rwts__mine");
+}
+
+/// The body the OpenAI provider got for a Chat request of `messages` to its model.
+fn sent_to_openai(m: &Proc, g: &Proc, tools: &Value, messages: &Value) -> Value {
+    clear_records(m);
     let body = json!({"model": "oai/mock-gpt", "messages": messages, "tools": tools});
     let r = request(
         g.addr,
         &post("/v1/chat/completions", &[], &body.to_string()),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    let sent = body_of(mock_requests(&m).last().unwrap());
-    assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], plain);
-    assert_eq!(sent["messages"][2]["tool_call_id"], plain);
-    assert_eq!(sent["messages"][3]["content"], "and the note __rwts__mine");
+    body_of(mock_requests(m).last().unwrap())
+}
+
+/// An agent's conversation resent turn after turn (admission keeps what it checked of it and
+/// takes it whole the next turn) still loses its ids' signatures at another provider: whether
+/// the signed call is in the elements taken whole or in the ones the turn adds.
+#[test]
+fn ids_lose_their_signatures_in_a_conversation_resent_every_turn() {
+    // One worker: every turn finds what the last one kept.
+    let (m, g) = setup("[server]\nworkers = 1\n");
+    let (tools, msg, id, plain) = signed_call(&g);
+    let long = |c: &str| c.repeat(6000);
+    let send = |messages: &[Value]| sent_to_openai(&m, &g, &tools, &json!(messages));
+    let call = [
+        msg.clone(),
+        json!({"role": "tool", "tool_call_id": id, "content": long("r")}),
+    ];
+    // The signed call in the elements every turn resends.
+    let mut turn = vec![json!({"role": "user", "content": long("a")})];
+    turn.extend(call.iter().cloned());
+    for _ in 0..3 {
+        let sent = send(&turn);
+        assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], plain);
+        assert_eq!(sent["messages"][2]["tool_call_id"], plain);
+        turn.push(json!({"role": "user", "content": long("n")}));
+        turn.push(json!({"role": "assistant", "content": long("o")}));
+    }
+    // The signed call only in what a turn adds to a conversation kept without one.
+    let mut turn = vec![
+        json!({"role": "user", "content": long("b")}),
+        json!({"role": "assistant", "content": long("c")}),
+    ];
+    for _ in 0..2 {
+        let sent = send(&turn);
+        assert_eq!(sent["messages"].as_array().unwrap().len(), 2);
+    }
+    turn.push(json!({"role": "user", "content": long("d")}));
+    turn.extend(call.iter().cloned());
+    let sent = send(&turn);
+    assert_eq!(sent["messages"][3]["tool_calls"][0]["id"], plain);
+    assert_eq!(sent["messages"][4]["tool_call_id"], plain);
 }
 
 /// A conversation that moves from a Gemini provider to a translating one loses its ids'

@@ -54,6 +54,8 @@ struct Value {
     containers: usize,
     /// A string token in it opens with the seal mark.
     sealed: bool,
+    /// It holds the thought signature separator.
+    signed: bool,
 }
 
 impl Value {
@@ -123,6 +125,7 @@ pub(super) struct Found {
     pub(super) len: usize,
     pub(super) containers: usize,
     pub(super) sealed: bool,
+    pub(super) signed: bool,
 }
 
 /// Calls `take` with the kept value `rest` opens with and its notes, when there is one and
@@ -146,6 +149,7 @@ pub(super) fn take(rest: &[u8], take: impl FnOnce(&Found, &[Span]) -> bool) -> b
             len: v.bytes.len(),
             containers: v.containers,
             sealed: v.sealed,
+            signed: v.signed,
         };
         take(&found, &v.notes)
     });
@@ -203,6 +207,7 @@ pub(super) fn keep(bytes: &[u8], at: usize, notes: &[Span], sealed: bool) {
                 notes,
                 containers,
                 sealed,
+                signed: crate::seal::find_signature_separator(bytes).is_some(),
             });
         }
     });
@@ -272,6 +277,9 @@ struct Conversation {
     bytes: Vec<u8>,
     notes: Vec<Span>,
     ends: Vec<End>,
+    /// Where `bytes` first holds the thought signature separator, if anywhere (never across
+    /// an element's end: it holds no quote or bracket).
+    separator: Option<usize>,
 }
 
 impl Conversation {
@@ -360,11 +368,12 @@ pub(super) struct Taken {
 
 /// Of this scope's kept conversations of `member`, the one `array` (the body from the
 /// array's `[` on) opens with the most elements of, when at least one: `apply` gets its notes
-/// and ends up to there, and says whether it took them (it has room for their containers).
+/// and ends up to there and whether those elements hold the thought signature separator, and
+/// says whether it took them (it has room for their containers).
 pub(super) fn take_conversation(
     member: u8,
     array: &[u8],
-    apply: impl FnOnce(&[Span], &[End]) -> bool,
+    apply: impl FnOnce(&[Span], &[End], bool) -> bool,
 ) -> Option<Taken> {
     let scope = scope()?;
     // Never borrowed across a call out of here but `apply`'s, which keeps nothing.
@@ -383,7 +392,8 @@ pub(super) fn take_conversation(
         let ends = c.ends.get(..elements).filter(|e| !e.is_empty())?;
         let last = ends.last()?;
         let notes = c.notes.get(..last.notes as usize)?;
-        if !apply(notes, ends) {
+        let signed = c.separator.is_some_and(|at| at < last.end as usize);
+        if !apply(notes, ends, signed) {
             return None;
         }
         c.used = tick();
@@ -476,6 +486,11 @@ pub(super) fn keep_conversation(
             c.bytes.truncate(from.end as usize);
             c.notes.truncate(from.notes as usize);
             c.ends.truncate(took);
+            let kept_to = c.bytes.len();
+            c.separator = c
+                .separator
+                .filter(|&at| at < kept_to)
+                .or_else(|| crate::seal::find_signature_separator(bytes).map(|at| at + kept_to));
             c.bytes.extend_from_slice(bytes);
             c.notes.extend(new_notes);
             c.ends.extend_from_slice(new_ends);
@@ -499,6 +514,7 @@ pub(super) fn keep_conversation(
                 bytes: bytes.to_vec(),
                 notes,
                 ends: ends.to_vec(),
+                separator: crate::seal::find_signature_separator(bytes),
             });
         }
         // The least recently used go while there are too many or too many bytes.
@@ -720,6 +736,55 @@ mod tests {
         }
         let (info, took) = inspect(72, format!("{sealed},2]}}").as_bytes());
         assert!(took && info.unwrap().may_hold_seal);
+    }
+
+    /// Whether a body holds the thought signature separator is known of kept values and
+    /// elements as a search of the whole body knows it (`inspect` compares the two), also once
+    /// the elements that held one are replaced or appended to.
+    #[test]
+    fn the_signature_separator_is_found_in_kept_bytes_as_in_the_body() {
+        let sep = crate::seal::SIGNATURE_SEPARATOR;
+        let signed = |info: Result<RequestInfo, JsonError>| info.unwrap().may_carry_signature;
+        // In kept tools.
+        let tools =
+            json!([{"name": "t", "description": format!("call_1{sep}tok {}", "d".repeat(5000))}]);
+        assert!(signed(inspect(80, &with_tools(&tools, "x")).0));
+        let (info, took) = inspect(80, &with_tools(&tools, "y"));
+        assert!(took && signed(info));
+        // In a conversation's elements, turn after turn.
+        let el = |name: &str, with: bool| {
+            let id = if with {
+                format!("call_{name}{sep}tok")
+            } else {
+                format!("call_{name}")
+            };
+            format!(r#"{{"id":"{id}","text":"{}"}}"#, name.repeat(3000))
+        };
+        let turn = |els: &[String]| {
+            format!(r#"{{"model":"m","messages":[{}]}}"#, els.join(",")).into_bytes()
+        };
+        let (x, y, w, z, v) = (
+            el("x", false),
+            el("y", false),
+            el("w", true),
+            el("z", false),
+            el("v", false),
+        );
+        for _ in 0..2 {
+            assert!(!signed(inspect(81, &turn(&[x.clone(), y.clone()])).0));
+        }
+        // Found where the turn goes on, then in what was kept of it.
+        let (info, took) = inspect(81, &turn(&[x.clone(), y.clone(), w.clone()]));
+        let s = signed(info);
+        assert!(took && s, "{took} {s}");
+        let (info, took) = inspect(81, &turn(&[x.clone(), y.clone(), w.clone(), v.clone()]));
+        assert!(took && signed(info));
+        // The element that held it replaced: not found in the elements taken before it, nor
+        // in what is kept in its place.
+        let (info, took) = inspect(81, &turn(&[x.clone(), y.clone(), z.clone()]));
+        assert!(took && !signed(info));
+        let (info, took) = inspect(81, &turn(&[x.clone(), y.clone(), z.clone(), v.clone()]));
+        assert!(took && !signed(info));
     }
 
     /// Kept elements whose container notes a body has no room for are not taken: the scan

@@ -144,6 +144,11 @@ pub struct RequestInfo {
     /// scanner answers per token; the other parsers by a search for `"rw1.`, which may also
     /// find the mark after an escaped quote (text).
     pub may_hold_seal: bool,
+    /// Whether the body holds the thought signature separator
+    /// ([`crate::seal::SIGNATURE_SEPARATOR`]) anywhere: false means no tool call id in it
+    /// carries a Gemini thought signature, and nothing needs to search it for one. Exact in
+    /// every parser (the scanner learns it of kept bytes when they were kept).
+    pub may_carry_signature: bool,
     /// Where the body's long string tokens and containers end, when the scanner read it: a
     /// translation of the same body reads them with [`with_notes`] instead of scanning them
     /// again.
@@ -293,6 +298,8 @@ struct Collected {
     pii_substitution: Flag,
     /// A string token may open with the seal mark.
     sealed: bool,
+    /// The body holds the thought signature separator.
+    signed: bool,
     /// Where the long string tokens end (the scanner's notes).
     strings: StringSpans,
 }
@@ -340,6 +347,7 @@ impl Collected {
             privacy_tier: self.privacy_tier,
             pii_substitution: self.pii_substitution,
             may_hold_seal: self.sealed,
+            may_carry_signature: self.signed,
             strings: self.strings,
         })
     }
@@ -451,6 +459,7 @@ mod unit_tests {
                 privacy_tier: TextField::Absent,
                 pii_substitution: Flag::Absent,
                 may_hold_seal: false,
+                may_carry_signature: false,
                 strings: StringSpans::default(),
             })
         );

@@ -101,6 +101,7 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
         // whose notes were moved with its tokens, `StringSpans::spliced`).
         known: spans::notes_for(body),
         taken: Vec::new(),
+        signed: false,
         avx2,
     };
     s.ws();
@@ -158,7 +159,7 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
     if s.i != body.len() {
         return Err(Refused);
     }
-    if after && !utf8_outside(body, &s.taken) {
+    if after && !outside(body, &s.taken, super::utf8::valid) {
         return Err(Refused);
     }
     if !known {
@@ -166,22 +167,25 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
         super::utf8::vouch(body);
     }
     c.sealed = s.sealed;
+    // Searched for where the body was not taken whole: a separator holds no quote or
+    // bracket, so none lies across the edge of a taken value.
+    let separator = |gap: &[u8]| crate::seal::find_signature_separator(gap).is_none();
+    c.signed = s.signed || !outside(body, &s.taken, separator);
     c.strings = StringSpans::new(s.notes.unwrap_or_default());
     Ok(c)
 }
 
-/// Whether `body` is UTF-8 outside the ranges `taken` (in order, apart, each from an ASCII
-/// bracket or quote to just after one: cuts between characters).
-fn utf8_outside(body: &[u8], taken: &[Range<usize>]) -> bool {
-    let utf8 = super::utf8::valid;
+/// Whether `ok` holds for every run of `body` outside the ranges `taken` (in order, apart,
+/// each from an ASCII bracket or quote to just after one: cuts between characters).
+fn outside(body: &[u8], taken: &[Range<usize>], ok: impl Fn(&[u8]) -> bool) -> bool {
     let mut from = 0;
     for t in taken {
-        if !body.get(from..t.start).is_some_and(utf8) {
+        if !body.get(from..t.start).is_some_and(&ok) {
             return false;
         }
         from = t.end;
     }
-    body.get(from..).is_some_and(utf8)
+    body.get(from..).is_some_and(ok)
 }
 
 /// Notes a top-level member in `c` if it is one the gateway reads. The first occurrence of
@@ -313,6 +317,8 @@ pub(super) struct Scanner<'b> {
     /// The ranges taken whole as kept (see `json::kept`), in order: their bytes were checked
     /// to be UTF-8 when they were kept.
     taken: Vec<Range<usize>>,
+    /// A range taken whole holds the thought signature separator (searched when it was kept).
+    signed: bool,
     /// Present where the CPU has AVX2: strings are scanned with it.
     #[cfg_attr(
         not(target_arch = "x86_64"),
@@ -336,6 +342,7 @@ impl<'b> Scanner<'b> {
             level: 0,
             known: spans::notes_for(b),
             taken: Vec::new(),
+            signed: false,
             avx2: Avx2::detect(),
         }
     }
@@ -397,14 +404,15 @@ impl<'b> Scanner<'b> {
                 end: n.end + at,
                 ..*n
             }));
-            found = Some((f.len, f.containers, f.sealed));
+            found = Some((f.len, f.containers, f.sealed, f.signed));
             true
         });
-        if let Some((len, containers, sealed)) = found.filter(|_| took) {
+        if let Some((len, containers, sealed, signed)) = found.filter(|_| took) {
             self.taken.push(self.i..self.i + len);
             self.i += len;
             self.container_room -= containers;
             self.sealed |= sealed;
+            self.signed |= signed;
         }
         took
     }
@@ -462,24 +470,27 @@ impl<'b> Scanner<'b> {
         let notes = self.notes.as_mut()?;
         let from = notes.len();
         let mut took = None;
-        let taken = kept::take_conversation(member, array, |kept_notes, kept_ends| {
-            let Some(last) = kept_ends.last() else {
-                return false;
-            };
-            // Every kept note lies within the elements taken, so no position overflows.
-            if last.containers as usize > room || at.checked_add(last.end).is_none() {
-                return false;
-            }
-            // (The array's own note, the first, is given its end when the array closes.)
-            notes.extend(kept_notes.iter().map(|n| Span {
-                start: n.start + at,
-                end: n.end.min(last.end) + at,
-                ..*n
-            }));
-            ends.extend_from_slice(kept_ends);
-            took = Some(*last);
-            true
-        })?;
+        let mut signed = false;
+        let taken =
+            kept::take_conversation(member, array, |kept_notes, kept_ends, kept_signed| {
+                let Some(last) = kept_ends.last() else {
+                    return false;
+                };
+                // Every kept note lies within the elements taken, so no position overflows.
+                if last.containers as usize > room || at.checked_add(last.end).is_none() {
+                    return false;
+                }
+                // (The array's own note, the first, is given its end when the array closes.)
+                notes.extend(kept_notes.iter().map(|n| Span {
+                    start: n.start + at,
+                    end: n.end.min(last.end) + at,
+                    ..*n
+                }));
+                ends.extend_from_slice(kept_ends);
+                took = Some(*last);
+                signed = kept_signed;
+                true
+            })?;
         let last = took?;
         if last.notes > 0 {
             // The first note in an array is its own, placed before any inside it.
@@ -490,6 +501,7 @@ impl<'b> Scanner<'b> {
         }
         self.container_room -= last.containers as usize;
         self.sealed |= last.sealed;
+        self.signed |= signed;
         self.i = start + last.end as usize;
         self.taken.push(start..self.i);
         Some(taken)

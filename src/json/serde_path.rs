@@ -47,6 +47,7 @@ pub(super) fn collect_serde(body: &[u8]) -> Result<Collected, JsonError> {
     // The scanner notes the mark per string token; here a search stands in (it also finds
     // the mark after an escaped quote: a needless look, never a missed seal).
     collected.sealed = crate::seal::may_hold_seal(body);
+    collected.signed = crate::seal::find_signature_separator(body).is_some();
     if let Some(span) = walked.model_span {
         let raw = body.get(span.clone()).unwrap_or_default();
         // check_text has already checked the escapes, so this decode cannot fail.

@@ -80,6 +80,7 @@ pub fn inspect_request_simd(
     match collect(body, scratch) {
         Ok(mut collected) => {
             collected.sealed = crate::seal::may_hold_seal(body);
+            collected.signed = crate::seal::find_signature_separator(body).is_some();
             collected.finish()
         }
         Err(Refusal::NotObject) => Err(JsonError::NotObject),

@@ -244,7 +244,7 @@ async fn prepare_body<'c>(
     }
     if pair.is_passthrough() {
         // Same dialect: only the model value changes, spliced in place.
-        let body = without_signatures(ctx, req, pair, same_dialect_body()?);
+        let body = without_signatures(ctx, req, pair, same_dialect_body()?, &target.model);
         // A Gemini stream asked for without `alt=sse` is asked of the provider as SSE and
         // written to the client as the JSON array it asked for.
         if gemini_json_array(ex, req) {
@@ -297,7 +297,7 @@ async fn prepare_body<'c>(
         // Gemini's paths, not its bodies, say whether the answer streams.
         opts.to_mut().path_stream = req.info.stream;
     }
-    let body = &without_signatures(ctx, req, pair, req.body.clone().into()).to_bytes();
+    let body = &without_signatures(ctx, req, pair, req.body.clone().into(), "").to_bytes();
     // The inspection's notes say where the client's body has its long strings: a body with
     // signatures taken out (or swapped) is another one, and is read without them.
     let unchanged = body.as_ptr() == req.body.as_ptr() && body.len() == req.body.len();
@@ -360,11 +360,18 @@ fn gemini_json_array(ex: &Exchange<'_>, req: &Admitted) -> bool {
         && !crate::dialect::gemini::wants_sse(ex.head.query())
 }
 
-/// `body` without the thought signatures its tool call ids carry, for a provider that does
-/// not speak Gemini: a conversation that moved here from a Gemini provider (the signatures
-/// this gateway sealed for this client are taken out; anything else stays as sent). For a
-/// Gemini provider, the thinking carried in `thoughtSignature`s is swapped for the dummy.
-fn without_signatures(ctx: &Ctx, req: &Admitted, pair: Pair, body: OutBody) -> OutBody {
+/// `body` (the client's, with `spliced` put in for its model, or as it came) without the
+/// thought signatures its tool call ids carry, for a provider that does not speak Gemini: a
+/// conversation that moved here from a Gemini provider (the signatures this gateway sealed
+/// for this client are taken out; anything else stays as sent). For a Gemini provider, the
+/// thinking carried in `thoughtSignature`s is swapped for the dummy.
+fn without_signatures(
+    ctx: &Ctx,
+    req: &Admitted,
+    pair: Pair,
+    body: OutBody,
+    spliced: &str,
+) -> OutBody {
     use crate::translate::gemini;
     if pair.provider == Format::Gemini {
         // A Gemini client's history from another provider: the thinking this gateway carried
@@ -374,7 +381,10 @@ fn without_signatures(ctx: &Ctx, req: &Admitted, pair: Pair, body: OutBody) -> O
             None => body,
         };
     }
-    if !body.contains(gemini::signature_finder()) {
+    // Admission searched the client's body for the separator every carried signature follows
+    // (an agent's resent bytes when they were first kept): most bodies are not searched here.
+    let separator = crate::seal::SIGNATURE_SEPARATOR;
+    if !req.info.may_carry_signature && !spliced.contains(separator) {
         return body;
     }
     let key = ctx.config.translate.seal.for_holder(req.holder);

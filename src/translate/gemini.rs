@@ -230,14 +230,6 @@ impl JsonArrayStream {
     }
 }
 
-/// The search for what every tool call id that carries a thought signature holds (a body
-/// without it carries none), built once.
-pub fn signature_finder() -> &'static memchr::memmem::Finder<'static> {
-    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(SIGNATURE_SEPARATOR.as_bytes()));
-    &FINDER
-}
-
 /// `body` with every carried signature that `seal` opens taken out of its tool call ids (a
 /// conversation that moves from a Gemini provider to another: OpenAI refuses ids over 40
 /// characters, and the signature means nothing there). Only tokens that open are removed, so

@@ -60,10 +60,10 @@ pub use stream::Stream;
 
 use crate::translate::EffortTable;
 
-/// Between a tool call's id and its sealed thought signature: `<id>__rwts__<token>`. Only
-/// `[A-Za-z0-9_]`, so the id stays legal wherever ids are checked; an id is split at its last
-/// occurrence, and only when the token after it opens.
-pub const SIGNATURE_SEPARATOR: &str = "__rwts__";
+/// Between a tool call's id and its sealed thought signature: `<id>__rwts__<token>` (see
+/// [`crate::seal::SIGNATURE_SEPARATOR`]); an id is split at its last occurrence, and only when
+/// the token after it opens.
+pub const SIGNATURE_SEPARATOR: &str = crate::seal::SIGNATURE_SEPARATOR;
 
 /// Longest `thoughtSignature` (as sent, base64 text) carried in a tool call id. Observed
 /// signatures are about 1 KB; beyond this cap the id stays short and the next request sends
