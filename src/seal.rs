@@ -216,7 +216,7 @@ impl Eq for SealKey {}
 /// a JSON value.
 pub const SIGNATURE_SEPARATOR: &str = "__rwts__";
 
-/// Positions of [`SIGNATURE_SEPARATOR`] in `bytes`, searched with a searcher built once: a
+/// Where `bytes` first holds [`SIGNATURE_SEPARATOR`], searched with a searcher built once: a
 /// body without one carries no thought signature.
 pub fn find_signature_separator(bytes: &[u8]) -> Option<usize> {
     static SEPARATOR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =

@@ -775,8 +775,7 @@ mod tests {
         }
         // Found where the turn goes on, then in what was kept of it.
         let (info, took) = inspect(81, &turn(&[x.clone(), y.clone(), w.clone()]));
-        let s = signed(info);
-        assert!(took && s, "{took} {s}");
+        assert!(took && signed(info));
         let (info, took) = inspect(81, &turn(&[x.clone(), y.clone(), w.clone(), v.clone()]));
         assert!(took && signed(info));
         // The element that held it replaced: not found in the elements taken before it, nor

@@ -237,11 +237,13 @@ impl JsonArrayStream {
 /// to remove.
 pub fn strip_carried_signatures(body: &[u8], opens: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
     let sep = SIGNATURE_SEPARATOR.as_bytes();
-    let finder = memchr::memmem::Finder::new(sep);
     let mut out: Option<Vec<u8>> = None;
     let mut copied = 0;
     let mut from = 0;
-    while let Some(at) = body.get(from..).and_then(|rest| finder.find(rest)) {
+    while let Some(at) = body
+        .get(from..)
+        .and_then(crate::seal::find_signature_separator)
+    {
         let start = from + at;
         let token_start = start + sep.len();
         let token_len = body
