@@ -76,7 +76,7 @@ fn pii_substitution(body: &Bytes, _: &Options) -> usize {
         }) else {
             return 0;
         };
-        let notes = info.strings.spliced(&splices);
+        let notes = info.strings.spliced(&splices, &out);
         with_notes(&out, &notes, || inspect_request(&out)).map_or(0, |_| out.len())
     })
 }

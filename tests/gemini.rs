@@ -303,6 +303,33 @@ fn ids_lose_their_signatures_in_a_conversation_resent_every_turn() {
     assert_eq!(sent["messages"][4]["tool_call_id"], plain);
 }
 
+/// A body PII substitution rewrote is inspected again with the first inspection's notes,
+/// moved with the stand-ins, which also say whether it holds the signature separator: a body
+/// whose ids carry signatures still loses them, and one without keeps its text.
+#[test]
+fn ids_lose_their_signatures_in_a_body_pii_substitution_rewrote() {
+    let (m, g) = setup("[pii]\nenabled = true\n");
+    let (tools, msg, id, plain) = signed_call(&g);
+    let long = |c: &str| c.repeat(3000);
+    let email = "jane.roe@corp.example.io";
+    let mail = format!("{} mail {email} {}", long("a"), long("b"));
+    let messages = json!([{"role": "user", "content": mail}, msg,
+        {"role": "tool", "tool_call_id": id, "content": long("r")},
+        {"role": "user", "content": long("n")}]);
+    let sent = sent_to_openai(&m, &g, &tools, &messages);
+    assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], plain);
+    assert_eq!(sent["messages"][2]["tool_call_id"], plain);
+    let text = sent["messages"][0]["content"].as_str().unwrap();
+    assert!(!text.contains(email), "substituted");
+    assert!(text.starts_with(&long("a")) && text.ends_with(&long("b")));
+    // Without a signed id: what is left of the body is as the client wrote it.
+    let messages = json!([{"role": "user", "content": mail},
+        {"role": "user", "content": format!("{} __rw ts__", long("n"))}]);
+    let sent = sent_to_openai(&m, &g, &tools, &messages);
+    assert_eq!(sent["messages"][1]["content"], messages[1]["content"]);
+    assert!(!sent["messages"][0]["content"].as_str().unwrap().contains(email));
+}
+
 /// A conversation that moves from a Gemini provider to a translating one loses its ids'
 /// signatures first; the body translated is then another one than admission inspected, and
 /// the inspection's notes of where its long strings end are not read for it. Built so that,

@@ -585,7 +585,7 @@ fn notes_move_with_the_splices(body: &[u8], out: &[u8], detector: &Detector, sec
     });
     let (noted_out, splices) = spliced.expect("an inspected body substituted with its notes");
     assert_eq!(noted_out, out, "the notes changed what substitution wrote");
-    let moved = info.strings.spliced(&splices);
+    let moved = info.strings.spliced(&splices, out);
     assert!(moved.hold_in(out), "a moved note is wrong");
     let plain = inspect_request(out);
     let noted = with_notes(out, &moved, || inspect_request(out));

@@ -30,12 +30,27 @@ pub(super) struct Span {
 #[derive(Clone, Default)]
 pub struct StringSpans {
     spans: Option<Arc<[Span]>>,
+    /// Whether the noted body holds the thought-signature separator
+    /// (`seal::SIGNATURE_SEPARATOR`), when the notes know: the inspection that took them
+    /// searched for it, and a splice that adds none keeps the answer (see
+    /// [`StringSpans::spliced`]). An inspection of the body with these notes gives it instead of
+    /// searching the whole body again.
+    separator: Option<bool>,
 }
 
 impl StringSpans {
     pub(super) fn new(spans: Vec<Span>) -> Self {
         Self {
             spans: (!spans.is_empty()).then(|| spans.into()),
+            separator: None,
+        }
+    }
+
+    /// These notes, knowing whether their body holds the separator.
+    pub(super) fn knowing_separator(self, holds: bool) -> Self {
+        Self {
+            separator: Some(holds),
+            ..self
         }
     }
 
@@ -75,7 +90,12 @@ impl StringSpans {
     /// each move with the bytes before them, anything else is dropped.
     /// Splices out of order or overlapping give no notes: a note is trusted by every reader,
     /// and none is better than a wrong one.
-    pub fn spliced(&self, splices: &[Splice]) -> StringSpans {
+    ///
+    /// `new` is the new body. A body without the signature separator keeps that answer when
+    /// no separator lies across a replacement or its edges in `new` (the bytes between
+    /// replacements are the old body's): a PII request's second inspection then searches a few
+    /// bytes around each stand-in instead of the whole body.
+    pub fn spliced(&self, splices: &[Splice], new: &[u8]) -> StringSpans {
         let Some(spans) = self.spans.as_deref() else {
             return StringSpans::default();
         };
@@ -137,8 +157,29 @@ impl StringSpans {
                 });
             }
         }
-        StringSpans::new(out)
+        let separator =
+            (self.separator == Some(false) && none_across(splices, new)).then_some(false);
+        StringSpans {
+            separator,
+            ..StringSpans::new(out)
+        }
     }
+}
+
+/// Whether no signature separator in `new` overlaps a replacement (`after`, in order) or
+/// straddles one of its edges: any other separator in `new` lies within bytes copied whole
+/// from the old body. False when a replacement is not within `new`.
+fn none_across(splices: &[Splice], new: &[u8]) -> bool {
+    let reach = crate::seal::SIGNATURE_SEPARATOR.len() - 1;
+    splices.iter().all(|s| {
+        let around =
+            s.after.start.saturating_sub(reach)..s.after.end.saturating_add(reach).min(new.len());
+        s.after.start <= s.after.end
+            && s.after.end <= new.len()
+            && new
+                .get(around)
+                .is_some_and(|w| crate::seal::find_signature_separator(w).is_none())
+    })
 }
 
 /// Where byte `x` of a body is after `splices` (ordered, apart), unless one of them replaced
@@ -175,8 +216,9 @@ impl fmt::Debug for StringSpans {
     }
 }
 
-/// The noted body's address and length, and its notes.
-type Noted = Option<(usize, usize, Arc<[Span]>)>;
+/// The noted body's address and length, its notes, and whether it holds the separator when
+/// the notes know.
+type Noted = Option<(usize, usize, Arc<[Span]>, Option<bool>)>;
 
 thread_local! {
     /// The body whose notes this thread's readers may use (its address and length), set by
@@ -195,8 +237,8 @@ pub fn notes_used() -> u64 {
 /// Runs `f` with `spans` (from inspecting `body`) known to every fast read of `body`, or of a
 /// slice of it, on this thread. Reads of other text do not see them. The notes are dropped
 /// when `f` returns (or unwinds), so they never outlive the borrow of `body`.
-pub fn with_notes<R>(body: &[u8], spans: &StringSpans, f: impl FnOnce() -> R) -> R {
-    let Some(spans) = spans.spans.clone() else {
+pub fn with_notes<R>(body: &[u8], notes: &StringSpans, f: impl FnOnce() -> R) -> R {
+    let Some(spans) = notes.spans.clone() else {
         return f();
     };
     struct Restore(Noted);
@@ -207,7 +249,8 @@ pub fn with_notes<R>(body: &[u8], spans: &StringSpans, f: impl FnOnce() -> R) ->
             forget_crossed();
         }
     }
-    let previous = NOTED.with(|n| n.replace(Some((body.as_ptr() as usize, body.len(), spans))));
+    let noted = (body.as_ptr() as usize, body.len(), spans, notes.separator);
+    let previous = NOTED.with(|n| n.replace(Some(noted)));
     // What a scanner crossed before is not said of this body (nor, below, after it).
     forget_crossed();
     let _restore = Restore(previous);
@@ -225,7 +268,7 @@ fn offset_in(text: &[u8], addr: usize, len: usize) -> Option<usize> {
 pub(super) fn notes_for(text: &[u8]) -> Option<Known> {
     NOTED.with(|n| {
         let noted = n.borrow();
-        let (addr, len, spans) = noted.as_ref()?;
+        let (addr, len, spans, separator) = noted.as_ref()?;
         let offset = offset_in(text, *addr, *len)?;
         let next = spans.partition_point(|s| (s.start as usize) < offset);
         Some(Known {
@@ -233,6 +276,8 @@ pub(super) fn notes_for(text: &[u8]) -> Option<Known> {
             next,
             offset,
             len: text.len(),
+            // Said of the whole body only.
+            separator: separator.filter(|_| offset == 0 && text.len() == *len),
         })
     })
 }
@@ -311,9 +356,17 @@ pub(super) struct Known {
     offset: usize,
     /// The length of the text read: a note that ends past it is not this text's.
     len: usize,
+    /// Whether the text read holds the signature separator, when it is the whole noted body
+    /// and its notes know.
+    separator: Option<bool>,
 }
 
 impl Known {
+    /// Whether the text read holds the signature separator, when the notes know.
+    pub(super) fn separator(&self) -> Option<bool> {
+        self.separator
+    }
+
     /// The string token opening at `at` (in the text read): where it ends, whether it holds
     /// an escape and whether one may be a `\u`, when it is noted.
     #[inline]
@@ -390,7 +443,7 @@ pub fn noted_without_unicode(token: &str) -> bool {
             n.try_borrow().is_ok_and(|noted| {
                 noted
                     .as_ref()
-                    .and_then(|(addr, len, _)| offset_in(token.as_bytes(), *addr, *len))
+                    .and_then(|(addr, len, _, _)| offset_in(token.as_bytes(), *addr, *len))
                     .is_some()
             })
         })
@@ -421,7 +474,9 @@ mod tests {
 
     /// A string token's inside: short or long, plain or with escapes and non-ASCII.
     fn inside(x: &mut u64) -> String {
-        const PIECES: &[&str] = &["plain ", "line\\n", "q\\\"", "é", "\\u00e9", "0", "tab\\t"];
+        const PIECES: &[&str] = &[
+            "plain ", "line\\n", "q\\\"", "é", "\\u00e9", "0", "tab\\t", "__rw", "ts__",
+        ];
         let n = [0, 3, 9, 30][(next(x) % 4) as usize] + (next(x) % 8) as usize;
         (0..n)
             .map(|_| PIECES[(next(x) % PIECES.len() as u64) as usize])
@@ -431,6 +486,8 @@ mod tests {
     #[test]
     fn spliced_notes_are_where_a_fresh_inspection_finds_them() {
         let (mut checked, mut moved, mut rewritten) = (0, 0, 0);
+        // Bodies whose splices added a signature separator, and whose answer the notes gave.
+        let (mut separator_added, mut separator_known) = (0, 0);
         for seed in 1..1_500u64 {
             let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
             // A body of turns whose contents are string tokens or numbers, their spans kept.
@@ -482,7 +539,7 @@ mod tests {
             }
             new.push_str(&body[at..]);
             let fresh = inspect_request(new.as_bytes()).unwrap();
-            let derived = old.strings.spliced(&splices);
+            let derived = old.strings.spliced(&splices, new.as_bytes());
             let derived_spans = derived.spans.as_deref().unwrap_or_default();
             // Every note is right: a reader trusts it.
             assert!(derived.hold_in(new.as_bytes()), "seed {seed}: {new}");
@@ -519,11 +576,21 @@ mod tests {
             let read = read.unwrap();
             assert_eq!(read, fresh, "seed {seed}");
             assert_eq!(read.may_hold_seal, fresh.may_hold_seal);
+            assert_eq!(
+                read.may_carry_signature, fresh.may_carry_signature,
+                "seed {seed}: {new}"
+            );
+            separator_added += usize::from(!old.may_carry_signature && fresh.may_carry_signature);
+            separator_known += usize::from(derived.separator.is_some());
             assert!(read.strings.len() >= fresh.strings.len(), "seed {seed}");
         }
         assert!(
             moved > 1_500 && rewritten > 400,
             "{checked} {moved} {rewritten}"
+        );
+        assert!(
+            separator_added > 20 && separator_known > 300,
+            "{separator_added} {separator_known}"
         );
     }
 
@@ -630,10 +697,10 @@ mod tests {
             escaped: Some(false),
         };
         // Three long strings, `messages` and its two turns.
-        assert_eq!(info.strings.spliced(&[]).len(), 6);
-        assert!(info.strings.spliced(&[s(5, 9), s(1, 2)]).is_empty());
-        assert!(info.strings.spliced(&[s(1, 6), s(5, 9)]).is_empty());
-        assert_eq!(info.strings.spliced(&[s(1, 2), s(5, 9)]).len(), 6);
+        assert_eq!(info.strings.spliced(&[], b"").len(), 6);
+        assert!(info.strings.spliced(&[s(5, 9), s(1, 2)], b"").is_empty());
+        assert!(info.strings.spliced(&[s(1, 6), s(5, 9)], b"").is_empty());
+        assert_eq!(info.strings.spliced(&[s(1, 2), s(5, 9)], b"").len(), 6);
     }
 
     #[test]
@@ -804,6 +871,7 @@ mod tests {
             next: 0,
             offset: 0,
             len: text.len(),
+            separator: None,
         };
         let starts: Vec<usize> = spans
             .iter()
@@ -823,6 +891,7 @@ mod tests {
             next: 0,
             offset: 0,
             len: last.end as usize - 1,
+            separator: None,
         };
         assert!(cut.end_of(last.start as usize).is_none());
     }

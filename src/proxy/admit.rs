@@ -242,7 +242,9 @@ pub(super) async fn admit<S: Transport>(
                     "the body could not be read for PII substitution",
                 ),
             })?;
-            notes = noted.then(|| info.strings.spliced(&splices));
+            // With them, whether the body holds the signature separator (searched around
+            // each stand-in only).
+            notes = noted.then(|| info.strings.spliced(&splices, &out));
             Bytes::from(out)
         } else {
             text
