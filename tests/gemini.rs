@@ -327,7 +327,10 @@ fn ids_lose_their_signatures_in_a_body_pii_substitution_rewrote() {
         {"role": "user", "content": format!("{} __rw ts__", long("n"))}]);
     let sent = sent_to_openai(&m, &g, &tools, &messages);
     assert_eq!(sent["messages"][1]["content"], messages[1]["content"]);
-    assert!(!sent["messages"][0]["content"].as_str().unwrap().contains(email));
+    assert!(!sent["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains(email));
 }
 
 /// A conversation that moves from a Gemini provider to a translating one loses its ids'

@@ -91,10 +91,11 @@ impl StringSpans {
     /// Splices out of order or overlapping give no notes: a note is trusted by every reader,
     /// and none is better than a wrong one.
     ///
-    /// `new` is the new body. A body without the signature separator keeps that answer when
-    /// no separator lies across a replacement or its edges in `new` (the bytes between
-    /// replacements are the old body's): a PII request's second inspection then searches a few
-    /// bytes around each stand-in instead of the whole body.
+    /// `new` is the new body, which the caller vouches `splices` made: every byte of it
+    /// outside the `after` ranges (in order, apart) is the old body's, in order. A body
+    /// without the signature separator keeps that answer when no separator lies across a
+    /// replacement or its edges in `new`: a PII request's second inspection then searches a
+    /// few bytes around each stand-in instead of the whole body.
     pub fn spliced(&self, splices: &[Splice], new: &[u8]) -> StringSpans {
         let Some(spans) = self.spans.as_deref() else {
             return StringSpans::default();
