@@ -167,9 +167,9 @@ pub(super) fn collect_on(body: &[u8], avx2: Option<Avx2>) -> Scan<Collected> {
         super::utf8::vouch(body);
     }
     c.sealed = s.sealed;
-    // Searched for where the body was not taken whole: a separator holds no quote or
+    // Known from the notes this body was given (moved with the splices that made it), else
+    // searched for where the body was not taken whole: a separator holds no quote or
     // bracket, so none lies across the edge of a taken value.
-    // Or known from the notes this body was given (moved with the splices that made it).
     let separator = |gap: &[u8]| crate::seal::find_signature_separator(gap).is_none();
     let known_separator = s.known.as_ref().and_then(Known::separator);
     c.signed = s.signed || known_separator.unwrap_or_else(|| !outside(body, &s.taken, separator));

@@ -175,8 +175,7 @@ fn none_across(splices: &[Splice], new: &[u8]) -> bool {
     splices.iter().all(|s| {
         let around =
             s.after.start.saturating_sub(reach)..s.after.end.saturating_add(reach).min(new.len());
-        s.after.start <= s.after.end
-            && s.after.end <= new.len()
+        new.get(s.after.clone()).is_some()
             && new
                 .get(around)
                 .is_some_and(|w| crate::seal::find_signature_separator(w).is_none())
