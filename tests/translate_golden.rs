@@ -1040,7 +1040,7 @@ fn requests_translate_alike_within_a_memory_budget() {
         // The fast reader against serde_json alone (reading the tools too, none kept): the
         // same body, meta or error.
         assert_eq!(
-            translate::without_kept_tools(|| {
+            translate::without_kept(|| {
                 ringway::json::de::reference_only(|| run(&translate::Room::unlimited()))
             }),
             free,
@@ -1050,7 +1050,7 @@ fn requests_translate_alike_within_a_memory_budget() {
         // Tools kept from an earlier request with the same tools (the runs above) against
         // tools converted afresh: the same body, meta or error.
         assert_eq!(
-            translate::without_kept_tools(|| run(&translate::Room::unlimited())),
+            translate::without_kept(|| run(&translate::Room::unlimited())),
             free,
             "{}: tools converted afresh",
             case.name
@@ -1149,9 +1149,9 @@ fn agent_bodies_translate_alike_by_both_readers() {
                     );
                     // The readers compared read the tools too: none kept.
                     let reference =
-                        translate::without_kept_tools(|| ringway::json::de::reference_only(&run));
+                        translate::without_kept(|| ringway::json::de::reference_only(&run));
                     assert_eq!(fast, reference, "{shape:?} {size} stream={stream}");
-                    let afresh = translate::without_kept_tools(&run);
+                    let afresh = translate::without_kept(&run);
                     assert_eq!(
                         fast, afresh,
                         "{shape:?} {size} stream={stream}: tools afresh"
@@ -1165,7 +1165,7 @@ fn agent_bodies_translate_alike_by_both_readers() {
                         info.strings
                     );
                     let used = ringway::json::notes_used();
-                    let noted = translate::without_kept_tools(|| {
+                    let noted = translate::without_kept(|| {
                         ringway::json::with_notes(&body, &info.strings, &run)
                     });
                     assert_eq!(noted, fast, "{shape:?} {size} stream={stream}: with notes");
@@ -1265,7 +1265,7 @@ fn mutated_requests_translate_alike_by_both_readers() {
             ];
             let info = ringway::json::inspect_request(&body);
             // Every reader reads the tools itself: none kept.
-            let run = |run: &dyn Fn() -> _| translate::without_kept_tools(run);
+            let run = |run: &dyn Fn() -> _| translate::without_kept(run);
             for each in runs {
                 let fast = run(each);
                 // Tools kept: made by the first run, taken by the second (a list the
@@ -1304,6 +1304,94 @@ fn mutated_requests_translate_alike_by_both_readers() {
 /// A Chat agent's tools are converted to Messages tools once per worker and taken after by
 /// their bytes: the same body as converted afresh. A request asking for web search, and a
 /// body naming `tools` twice, go the plain way.
+/// An agent's turns as the gateway translates them, each starting where a kept conversation
+/// ended when its elements open the body (`translate::conversations`): the same bytes, meta or
+/// error as the body translated afresh, nothing kept.
+#[test]
+fn kept_conversations_translate_as_afresh() {
+    let opts = options(&json!({}));
+    let body: Value =
+        serde_json::from_slice(&agent::body(agent::Shape::Chat, 50 * 1024, "agent", false))
+            .unwrap();
+    let turns = body["messages"].as_array().unwrap().clone();
+    let n = turns.len();
+    assert!(n > 8, "{n} turns");
+    let with = |turns: &[Value], edit: &dyn Fn(&mut Value)| {
+        let mut b = body.clone();
+        b["messages"] = Value::Array(turns.to_vec());
+        edit(&mut b);
+        serde_json::to_vec(&b).unwrap()
+    };
+    let same = |_: &mut Value| {};
+    let mut more = turns.clone();
+    more.push(json!({"role": "user", "content": "Go on."}));
+    let mut changed = turns.clone();
+    changed[1]["content"] = json!("Not what was said.");
+    let mut refused = turns.clone();
+    refused.push(json!({"role": "function", "name": "f", "content": "x"}));
+    // (what, body, resumed a kept conversation)
+    let steps: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("fewer", with(&turns[..n - 3], &same), false),
+        ("all", with(&turns, &same), true),
+        ("all again", with(&turns, &same), true),
+        (
+            "a longer model name: every span further on",
+            with(&turns, &|b| {
+                b["model"] = json!("an-agent-with-a-much-longer-name")
+            }),
+            true,
+        ),
+        (
+            "other parameters",
+            with(&turns, &|b| b["temperature"] = json!(0.5)),
+            true,
+        ),
+        ("one more", with(&more, &same), true),
+        ("an earlier turn changed", with(&changed, &same), false),
+        (
+            "a turn refused after the kept ones",
+            with(&refused, &same),
+            false,
+        ),
+        ("one more again", with(&more, &same), true),
+    ];
+    let pair = Pair::new(Format::OpenAi, Format::Anthropic);
+    let run = |body: &[u8]| {
+        // As the gateway: admission's notes known, long strings lent, for the key's scope.
+        let info = ringway::json::inspect_request(body).unwrap();
+        let source = Bytes::copy_from_slice(body);
+        ringway::json::with_scope(7, || {
+            ringway::json::with_notes(&source, &info.strings, || {
+                pair.request_shared(&source, "m", &opts, &translate::Room::unlimited())
+            })
+        })
+        .map(|(shared, meta)| (shared.parts(&source).unwrap().concat(), meta))
+    };
+    for (what, body, resumed) in &steps {
+        let used = translate::kept_conversations_used();
+        let kept = run(body);
+        assert_eq!(
+            translate::kept_conversations_used() - used,
+            u64::from(*resumed),
+            "{what}: resumed"
+        );
+        let afresh = translate::without_kept(|| pair.request(body, "m", &opts));
+        match (&kept, &afresh) {
+            (Ok(k), Ok(a)) => assert!(k == a, "{what}: kept and afresh differ"),
+            _ => assert_eq!(kept.as_ref().err(), afresh.as_ref().err(), "{what}"),
+        }
+    }
+    // Another key's requests never take what this key's kept.
+    let used = translate::kept_conversations_used();
+    let all = &steps[1].1;
+    let other = ringway::json::with_scope(8, || pair.request(all, "m", &opts));
+    assert_eq!(translate::kept_conversations_used(), used, "another scope");
+    assert_eq!(
+        other.unwrap(),
+        translate::without_kept(|| pair.request(all, "m", &opts)).unwrap()
+    );
+}
+
 #[test]
 fn chat_tools_are_kept_for_messages() {
     let opts = options(&json!({}));
@@ -1327,7 +1415,7 @@ fn chat_tools_are_kept_for_messages() {
         ("tools twice", twice.as_bytes(), false),
     ] {
         let run = || translate::openai_to_anthropic_request(body, "m", &opts);
-        let afresh = translate::without_kept_tools(run);
+        let afresh = translate::without_kept(run);
         assert!(afresh.is_ok(), "{what}: {afresh:?}");
         let _ = run();
         let used = translate::kept_tools_used();
@@ -1350,7 +1438,7 @@ fn chat_tools_are_kept_for_messages() {
     );
     assert_ne!(strict, text);
     let run = || translate::openai_to_anthropic_request(strict.as_bytes(), "m", &opts);
-    let afresh = translate::without_kept_tools(run);
+    let afresh = translate::without_kept(run);
     let _ = run();
     let used = translate::kept_tools_used();
     assert_eq!(run(), afresh);
@@ -1522,14 +1610,14 @@ fn alike_direct_and_typed(body: &[u8], what: &str, pair: Pair, opts: &Options) -
         Format::Anthropic => translate::anthropic_to_openai_request(body, "m", opts),
         _ => responses::responses_request(body, "m", pair.provider, opts),
     };
-    let direct = translate::without_kept_tools(run);
-    let typed = translate::without_kept_tools(|| translate::without_direct(run));
+    let direct = translate::without_kept(run);
+    let typed = translate::without_kept(|| translate::without_direct(run));
     assert_eq!(direct, typed, "{what}: {}", String::from_utf8_lossy(body));
     let shared = || {
         let (bytes, meta) = pair.request_shared(body, "m", opts, &translate::Room::unlimited())?;
         Ok((bytes.into_vec(body)?, meta))
     };
-    let lent = translate::lending_from(1, || translate::without_kept_tools(shared));
+    let lent = translate::lending_from(1, || translate::without_kept(shared));
     assert_eq!(
         lent,
         typed,
@@ -1539,7 +1627,7 @@ fn alike_direct_and_typed(body: &[u8], what: &str, pair: Pair, opts: &Options) -
     // With admission's notes of where long strings end (and whether they hold a `\u`).
     if let Ok(info) = ringway::json::inspect_request(body) {
         let noted = |run: &dyn Fn() -> _| {
-            translate::without_kept_tools(|| ringway::json::with_notes(body, &info.strings, run))
+            translate::without_kept(|| ringway::json::with_notes(body, &info.strings, run))
         };
         assert_eq!(
             noted(run),
@@ -1626,8 +1714,8 @@ fn a_turn_that_does_not_read_is_the_error_given_before_the_tools() {
     let body = include_bytes!("fixtures/a2o-null-content-chat-tools.json");
     let opts = options(&json!({}));
     let run = || translate::anthropic_to_openai_request(body, "m", &opts);
-    let typed = translate::without_kept_tools(|| translate::without_direct(run));
-    let direct = translate::without_kept_tools(run);
+    let typed = translate::without_kept(|| translate::without_direct(run));
+    let direct = translate::without_kept(run);
     assert_eq!(direct, typed);
     let e = typed.unwrap_err();
     assert_eq!(e.param.as_deref(), Some("messages"), "{e:?}");
@@ -1656,8 +1744,8 @@ fn deep_turns_translate_alike_direct_and_typed() {
         ] {
             let body = format!(r#"{{"model":"c","max_tokens":5,"messages":[{turn}]}}"#);
             let run = || translate::anthropic_to_openai_request(body.as_bytes(), "m", &opts);
-            let typed = translate::without_kept_tools(|| translate::without_direct(run));
-            assert_eq!(translate::without_kept_tools(run), typed, "depth {depth}");
+            let typed = translate::without_kept(|| translate::without_direct(run));
+            assert_eq!(translate::without_kept(run), typed, "depth {depth}");
         }
     }
 }
@@ -1881,9 +1969,9 @@ fn deep_items_translate_alike_direct_and_typed() {
             let body = format!(r#"{{"model":"c","input":[{item}]}}"#);
             for provider in [Format::OpenAi, Format::Anthropic] {
                 let run = || responses::responses_request(body.as_bytes(), "m", provider, &opts);
-                let typed = translate::without_kept_tools(|| translate::without_direct(run));
+                let typed = translate::without_kept(|| translate::without_direct(run));
                 assert_eq!(
-                    translate::without_kept_tools(run),
+                    translate::without_kept(run),
                     typed,
                     "depth {depth} {provider:?}"
                 );
@@ -1940,9 +2028,9 @@ fn responses_items_go_direct_to_either_provider() {
     for provider in [Format::OpenAi, Format::Anthropic] {
         let run = || responses::responses_request(&body, "m", provider, &opts);
         let before = translate::direct_turns();
-        let direct = translate::without_kept_tools(run);
+        let direct = translate::without_kept(run);
         went.push(translate::direct_turns() - before);
-        let typed = translate::without_kept_tools(|| translate::without_direct(run));
+        let typed = translate::without_kept(|| translate::without_direct(run));
         assert_eq!(direct, typed, "{provider:?}");
         assert!(direct.is_ok(), "{provider:?}");
     }

@@ -10,7 +10,7 @@ use ringway::format::Format;
 use ringway::json::de;
 use ringway::translate::responses::responses_request;
 use ringway::translate::{
-    anthropic_to_openai_request, openai_to_anthropic_request, without_kept_tools, Options,
+    anthropic_to_openai_request, openai_to_anthropic_request, without_kept, Options,
 };
 
 /// A real Claude Code request: its first text string runs from byte 90 to past byte 600.
@@ -28,11 +28,11 @@ fn translations_alike(body: &[u8], opts: &Options) {
     let info = ringway::json::inspect_request(body);
     // Every reader reads a Responses request's tools itself: none kept.
     for run in runs {
-        let fast = without_kept_tools(run);
-        let reference = without_kept_tools(|| de::reference_only(run));
+        let fast = without_kept(run);
+        let reference = without_kept(|| de::reference_only(run));
         assert_eq!(fast, reference, "{:?}", String::from_utf8_lossy(body));
         if let Ok(info) = &info {
-            let noted = without_kept_tools(|| ringway::json::with_notes(body, &info.strings, run));
+            let noted = without_kept(|| ringway::json::with_notes(body, &info.strings, run));
             assert_eq!(
                 noted,
                 fast,

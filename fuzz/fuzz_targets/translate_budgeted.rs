@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
-use ringway::translate::{lending_from, without_kept_tools, without_lending, Options, Pair, Room};
+use ringway::translate::{lending_from, without_kept, without_lending, Options, Pair, Room};
 
 fuzz_target!(|input: &[u8]| {
     // A body as it is (the smoke run's seeds are golden bodies) has knob 0; anything else
@@ -32,7 +32,7 @@ fuzz_target!(|input: &[u8]| {
     let room = Room::new(body.len() * step / 16 + step * 64);
     let opts = Options::default();
     // The plain path: every byte copied, nothing lent, no tools kept.
-    let free = without_lending(|| without_kept_tools(|| pair.request(body, "fuzz-model", &opts)));
+    let free = without_lending(|| without_kept(|| pair.request(body, "fuzz-model", &opts)));
     let source = bytes::Bytes::copy_from_slice(body);
     // Strings of eight bytes or more lent: a fuzz body is small.
     let shared = lending_from(8, || {

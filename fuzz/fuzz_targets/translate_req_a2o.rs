@@ -7,14 +7,14 @@
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
 use ringway::translate::{
-    anthropic_to_openai_request, lending_from, without_direct, without_kept_tools, Options, Pair,
+    anthropic_to_openai_request, lending_from, without_direct, without_kept, Options, Pair,
     Room,
 };
 
 fuzz_target!(|input: &[u8]| {
     let run = || anthropic_to_openai_request(input, "gpt-fuzz", &Options::default());
-    let direct = without_kept_tools(run);
-    let typed = without_kept_tools(|| without_direct(run));
+    let direct = without_kept(run);
+    let typed = without_kept(|| without_direct(run));
     assert_eq!(direct, typed, "direct and typed differ");
     // As the gateway takes it: shared bytes, every string lent.
     let shared = || {
@@ -26,7 +26,7 @@ fuzz_target!(|input: &[u8]| {
         )?;
         Ok((bytes.into_vec(input)?, meta))
     };
-    let lent = lending_from(1, || without_kept_tools(shared));
+    let lent = lending_from(1, || without_kept(shared));
     assert_eq!(lent, typed, "lent and typed differ");
     match direct {
         Ok((body, _meta)) => {

@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
 use ringway::seal::SealKey;
 use ringway::translate::responses::responses_request;
-use ringway::translate::{lending_from, without_direct, without_kept_tools, Options, Pair, Room};
+use ringway::translate::{lending_from, without_direct, without_kept, Options, Pair, Room};
 
 fuzz_target!(|input: &[u8]| {
     let opts = Options {
@@ -24,8 +24,8 @@ fuzz_target!(|input: &[u8]| {
         (Format::Anthropic, "claude-fuzz"),
     ] {
         let run = || responses_request(input, model, provider, &opts);
-        let direct = without_kept_tools(run);
-        let typed = without_kept_tools(|| without_direct(run));
+        let direct = without_kept(run);
+        let typed = without_kept(|| without_direct(run));
         assert_eq!(direct, typed, "direct and typed differ");
         // As the gateway takes it: shared bytes, every string lent.
         let shared = || {
@@ -37,15 +37,15 @@ fuzz_target!(|input: &[u8]| {
             )?;
             Ok((bytes.into_vec(input)?, meta))
         };
-        let lent = lending_from(1, || without_kept_tools(shared));
+        let lent = lending_from(1, || without_kept(shared));
         assert_eq!(lent, typed, "lent and typed differ");
         // With admission's notes of where long strings end (and whether they hold a `\u`),
         // which the readers ask as they cross them.
         if let Ok(info) = ringway::json::inspect_request(input) {
             let noted = |f: &dyn Fn() -> _| ringway::json::with_notes(input, &info.strings, f);
             assert_eq!(
-                noted(&|| without_kept_tools(run)),
-                noted(&|| without_kept_tools(|| without_direct(run))),
+                noted(&|| without_kept(run)),
+                noted(&|| without_kept(|| without_direct(run))),
                 "direct and typed differ with notes"
             );
         }

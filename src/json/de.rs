@@ -61,6 +61,12 @@ pub fn reference_only<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
+/// Whether reads on this thread go to the fast reader (not [`reference_only`]): the only
+/// reader that hands a conversation's elements to a sink that may take some as kept.
+pub(crate) fn fast() -> bool {
+    !REFERENCE_ONLY.with(Cell::get)
+}
+
 /// Reads `T` from `text` as `serde_json::from_str` does, fast where it can.
 pub fn from_str<'de, T: Deserialize<'de>>(text: &'de str) -> serde_json::Result<T> {
     match read(text, |r| T::deserialize(r)) {

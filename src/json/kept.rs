@@ -112,8 +112,9 @@ pub fn scope_of(name: &[u8]) -> u64 {
     h.finish()
 }
 
-/// The scope values are kept under now, if any.
-fn scope() -> Option<u64> {
+/// The scope values are kept under now, if any (a translation keeps what it keeps under it
+/// too).
+pub(crate) fn scope() -> Option<u64> {
     if OFF.with(Cell::get) {
         return None;
     }

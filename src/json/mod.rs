@@ -46,6 +46,7 @@ use std::ops::Range;
 pub use escape::{
     escaped_len, first_to_escape, splice_string, write_json_escaped, write_json_string,
 };
+pub(crate) use kept::scope as kept_scope;
 pub use kept::{kept_values_used, scope_of, with_scope, without_kept_values};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use mask::Avx2;
@@ -234,6 +235,15 @@ impl FieldShape {
             _ => FieldShape::Other,
         }
     }
+}
+
+/// Where the value at `at` of `body` ends (one past its last byte). `body` is JSON a reader
+/// has checked; its notes, when it has some, are crossed rather than scanned (a long
+/// conversation array is one jump). None where no value starts there.
+pub(crate) fn value_end(body: &[u8], at: usize) -> Option<usize> {
+    let mut s = scan::Scanner::new(body, at);
+    s.value().ok()?;
+    Some(s.i)
 }
 
 /// Checks a chat request body and finds its `model`, with the scanning parser (the fastest of

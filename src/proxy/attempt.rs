@@ -311,6 +311,7 @@ async fn prepare_body<'c>(
     let (body, mut meta, charge) = convert::request(
         ctx,
         (body, strings, unchanged, req.utf8.as_ref()),
+        ex.scope(),
         req.op,
         &target.model,
         pair,

@@ -11,7 +11,7 @@ use super::budget::{self, Charge};
 use super::ctx::Ctx;
 use super::state::Op;
 use crate::error::{Error, ErrorKind, Result};
-use crate::json::{with_checked, with_notes, Checked, StringSpans};
+use crate::json::{with_checked, with_notes, with_scope, Checked, StringSpans};
 use crate::rt::pool::{self, PoolError};
 use crate::translate::{Options, Pair, RequestMeta, Room, Shared, TranslateError};
 use crate::upstream::OutBody;
@@ -30,10 +30,12 @@ pub const INLINE_TRANSLATION_MAX_BYTES: usize = 512 * 1024;
 /// `lend`, its long strings are lent from `body` (which its parts then keep alive): only for
 /// the client's body, which is held (and charged) anyway, never for a copy made of it. With
 /// `utf8` (admission's check of the client's body), the reader takes that body as text
-/// without checking it again; any other body is checked.
+/// without checking it again; any other body is checked. What the translation keeps of the
+/// conversation for the next turn is kept under `scope` (the key's).
 pub(super) async fn request<'c>(
     ctx: &'c Ctx,
     (body, strings, lend, utf8): (&Bytes, &StringSpans, bool, Option<&Checked>),
+    scope: u64,
     op: Op,
     model: &str,
     pair: Pair,
@@ -51,13 +53,17 @@ pub(super) async fn request<'c>(
         return Err(budget::exhausted(limit, "bodies"));
     }
     let translated = if body.len() <= INLINE_TRANSLATION_MAX_BYTES {
-        translate((body, strings, utf8), op, model, pair, &opts, (bound, lend))
+        with_scope(scope, || {
+            translate((body, strings, utf8), op, model, pair, &opts, (bound, lend))
+        })
     } else {
         let (body, model, opts) = (body.clone(), model.to_owned(), opts.into_owned());
         let (strings, utf8) = (strings.clone(), utf8.cloned());
         pool::run(move || {
             let admitted = (&body[..], &strings, utf8.as_ref());
-            translate(admitted, op, &model, pair, &opts, (bound, lend))
+            with_scope(scope, || {
+                translate(admitted, op, &model, pair, &opts, (bound, lend))
+            })
         })
         .await
         .map_err(pool_error)?

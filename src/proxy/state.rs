@@ -117,6 +117,14 @@ pub(super) struct Response {
 }
 
 impl<'h> Exchange<'h> {
+    /// The scope what a worker keeps of this exchange's bodies is kept and found under: its
+    /// key's (admission's kept values, translation's kept conversations).
+    pub fn scope(&self) -> u64 {
+        self.key
+            .as_deref()
+            .map_or(0, |k| crate::json::scope_of(k.as_bytes()))
+    }
+
     /// Classify a request by its head: its id, the dialect it speaks, its endpoint label.
     pub fn new(
         head: &'h RequestHead,

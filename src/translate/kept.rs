@@ -23,19 +23,25 @@ pub(super) const TOOLS_KEPT_MAX_BYTES: usize = 512 * 1024;
 pub(super) type KeptSet<V> = Recent<Option<Rc<V>>, TOOLS_KEPT>;
 
 thread_local! {
-    /// Set by [`without_kept_tools`].
+    /// Set by [`without_kept`].
     static MADE_EACH_TIME: Cell<bool> = const { Cell::new(false) };
     /// Translations on this thread that found their tools kept (see [`kept_tools_used`]).
     static USED: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Runs `f` with every translation converting its tools itself, none kept: the plain path
-/// the kept one is compared with (differential tests, the fuzz targets).
-pub fn without_kept_tools<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` with every translation making everything itself, nothing kept by an earlier one
+/// (tools, conversations): the plain path the kept one is compared with (differential tests,
+/// the fuzz targets).
+pub fn without_kept<R>(f: impl FnOnce() -> R) -> R {
     let before = MADE_EACH_TIME.with(|m| m.replace(true));
     let out = f();
     MADE_EACH_TIME.with(|m| m.set(before));
     out
+}
+
+/// Whether translations may take what earlier ones kept (not within [`without_kept`]).
+pub(super) fn kept_on() -> bool {
+    !MADE_EACH_TIME.with(Cell::get)
 }
 
 /// How many translations on this thread found their tools kept by an earlier one so far: a
@@ -45,7 +51,7 @@ pub fn kept_tools_used() -> u64 {
 }
 
 /// What `make` makes of `raw` (a request's `tools` bytes), made once per worker in `set`;
-/// None when `make` refuses them, or while [`without_kept_tools`] runs.
+/// None when `make` refuses them, or while [`without_kept`] runs.
 pub(super) fn kept_in<V: 'static>(
     set: &'static LocalKey<KeptSet<V>>,
     raw: &[u8],

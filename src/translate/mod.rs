@@ -12,6 +12,7 @@
 pub mod chat_via_gemini;
 mod chat_via_messages;
 pub mod check;
+mod conversations;
 mod direct;
 mod emit;
 mod error;
@@ -37,11 +38,12 @@ pub use chat_via_messages::response::{
     anthropic_to_openai_response, anthropic_to_openai_response_into,
 };
 pub use chat_via_messages::stream::AnthropicToOpenAiStream;
+pub use conversations::{keeping_from, kept_conversations_used};
 pub use direct::{direct_turns, without_direct};
 pub use error::{
     anthropic_to_openai_error, openai_to_anthropic_error, same_format_error, ANTHROPIC_ERROR_TYPES,
 };
-pub use kept::{kept_tools_used, without_kept_tools};
+pub use kept::{kept_tools_used, without_kept};
 pub use ledger::{Code, Ledger};
 pub use messages_via_chat::request::{
     anthropic_to_openai_request, anthropic_to_openai_request_within,

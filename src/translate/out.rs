@@ -155,6 +155,15 @@ impl<'r> Out<'r> {
         self
     }
 
+    /// The shortest write it lends (`usize::MAX`: it lends none).
+    pub(crate) fn lends_from(&self) -> usize {
+        if self.source.is_empty() {
+            usize::MAX
+        } else {
+            self.lend_from
+        }
+    }
+
     /// Where `data` starts in the source, if it lies within it.
     #[inline]
     fn in_source(&self, data: &[u8]) -> Option<usize> {
@@ -482,6 +491,57 @@ impl<'r> Out<'r> {
         }
     }
 
+    /// What was written so far, to be written again into another buffer (see
+    /// `translate::conversations`): None when its front was placed already, or a span it
+    /// lends lies outside `base..end` of the source (the bytes of the elements kept, which
+    /// are all a later body is known to share).
+    pub(crate) fn kept(&self, base: usize, end: usize) -> Option<KeptOut> {
+        if self.start != 0 {
+            return None;
+        }
+        let mut lent = self.lent.clone();
+        for s in &mut lent {
+            if s.from < base || s.from.checked_add(s.len)? > end {
+                return None;
+            }
+            s.from -= base;
+        }
+        Some(KeptOut {
+            front: self.front,
+            own: self.buf.get(self.front..)?.into(),
+            lent,
+            lent_len: self.lent_len,
+        })
+    }
+
+    /// Writes `kept` into this buffer, which nothing was written to yet: its front room as
+    /// it was (positions the writer kept count it), its lent spans placed from `base` of
+    /// this buffer's source.
+    pub(crate) fn resume(&mut self, kept: &KeptOut, base: usize) -> Result<(), TranslateError> {
+        let unfit = || TranslateError::internal("a kept buffer does not fit this one");
+        if self.start != 0 || !self.lent.is_empty() || self.buf.len() != self.front {
+            return Err(unfit());
+        }
+        if !kept.lent.is_empty() && self.lend_from == usize::MAX {
+            return Err(unfit());
+        }
+        let mut lent = kept.lent.clone();
+        for s in &mut lent {
+            s.from = s.from.checked_add(base).ok_or_else(unfit)?;
+            if s.from.checked_add(s.len).ok_or_else(unfit)? > self.source.len() {
+                return Err(unfit());
+            }
+        }
+        self.buf.clear();
+        self.reserve(kept.front + kept.own.len())?;
+        self.buf.resize(kept.front, b' ');
+        self.buf.extend_from_slice(&kept.own);
+        self.front = kept.front;
+        self.lent = lent;
+        self.lent_len = kept.lent_len;
+        Ok(())
+    }
+
     /// Empties the buffer (its capacity, and charge, kept for reuse; a front room not placed
     /// yet is kept again, a placed one is not).
     pub fn clear(&mut self) {
@@ -548,6 +608,24 @@ impl io::Write for Writer<'_, '_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// What an [`Out`] had written, kept for another to resume from ([`Out::kept`]): its bytes
+/// past the front room it kept, and its lent spans, placed from the start of the kept
+/// elements in the source.
+#[derive(Clone, Debug)]
+pub(crate) struct KeptOut {
+    front: usize,
+    own: Box<[u8]>,
+    lent: Vec<Lent>,
+    lent_len: usize,
+}
+
+impl KeptOut {
+    /// The bytes it holds.
+    pub(crate) fn weight(&self) -> usize {
+        self.own.len() + self.lent.len() * std::mem::size_of::<Lent>()
     }
 }
 

@@ -767,6 +767,20 @@ pub(crate) trait Sink<'de, T> {
     /// The key came again: what its earlier value gave is void (the last value counts, as in
     /// a typed read).
     fn restart(&mut self);
+    /// Whether the sink may have kept what an earlier conversation's elements made: the fast
+    /// reader then hands it the first element's JSON ([`Sink::resume`]) and says where the
+    /// elements end ([`Sink::end`]).
+    fn keeps(&self) -> bool {
+        false
+    }
+    /// `first` (the first element's JSON, a slice of the body) opens elements the sink kept
+    /// what it made of, byte for byte: it is as if it had been handed that many, which it
+    /// returns (their reading is skipped). 0: none, and `first` is handed over as usual.
+    fn resume(&mut self, _first: &'de str) -> usize {
+        0
+    }
+    /// Every element was handed over or resumed: `count` of them.
+    fn end(&mut self, _count: usize) {}
 }
 
 /// A sink that keeps nothing.
@@ -854,10 +868,34 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ElementsVisitor<'_, 'de, T> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
         let mut i = 0usize;
+        // Only the fast reader hands elements over raw: a sink's kept elements are only ever
+        // ones it read (serde_json, which words the errors, reads every element).
+        if self.sink.keeps() && crate::json::de::fast() {
+            let Some(first) = seq.next_element::<&'de serde_json::value::RawValue>()? else {
+                self.sink.end(0);
+                return Ok(Read);
+            };
+            i = self.sink.resume(first.get());
+            if i == 0 {
+                // Read typed where it lies, as the loop below reads the others; one that does
+                // not read has the whole body read again by serde_json, for its error.
+                let element = crate::json::de::from_str::<T>(first.get())
+                    .map_err(|_| de::Error::custom("left to serde_json"))?;
+                self.sink.element(0, element);
+                i = 1;
+            }
+            // The rest of the kept ones: the very bytes they were, crossed, not read.
+            for _ in 1..i {
+                if seq.next_element::<de::IgnoredAny>()?.is_none() {
+                    return Err(de::Error::custom("a kept conversation ended early"));
+                }
+            }
+        }
         while let Some(element) = seq.next_element::<T>()? {
             self.sink.element(i, element);
             i += 1;
         }
+        self.sink.end(i);
         Ok(Read)
     }
 }

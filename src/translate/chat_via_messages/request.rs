@@ -1,5 +1,7 @@
 //! OpenAI Chat Completions request → Anthropic Messages request (spec §3, §9–§13).
 
+use std::cell::RefCell;
+
 use serde_json::value::RawValue;
 
 use crate::wire::anthropic::{
@@ -9,8 +11,9 @@ use crate::wire::anthropic::{
 use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Sink, Str, TextOr};
 
+use crate::translate::conversations::{Keeping, Store};
 use crate::translate::out::first_capacity;
-use crate::translate::out::{assemble, object, Out, Piece, Room, Shared};
+use crate::translate::out::{assemble, object, KeptOut, Out, Piece, Room, Shared};
 use crate::translate::thinking::{generation, Generation};
 use crate::translate::util::{
     arguments_to_input, decode_base64, is_anthropic_image_mime, is_http_url, parse_data_url,
@@ -86,7 +89,7 @@ pub(crate) fn to_anthropic<'r>(
     // The conversation is translated as the body is read, one message at a time; its long
     // texts lent from the body when it outlives the translation (`lend`).
     let source = if lend { body } else { &[] };
-    let mut conv = Reading::new(room, capacity, source);
+    let mut conv = Reading::new(room, capacity, source).keeping(body, opts);
     let mut req = ChatRequest::read_into(body, &mut conv)?;
     // The tools in Messages form, made once per worker; read and converted here otherwise. A
     // request asking for web search has that tool written after them: converted here.
@@ -608,7 +611,7 @@ enum Role {
 
 /// Names in first-seen order, with a set for membership: a history may hold very many tool
 /// calls (bounded only by the body size), and each one asks whether its name is new.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct OrderedNames {
     order: Vec<String>,
     seen: std::collections::HashSet<String>,
@@ -663,6 +666,7 @@ fn is_plain_text(b: &ContentBlock<'_>) -> bool {
 /// open the list (tool results in a user turn, thinking in an assistant turn) but come after
 /// others are kept aside and put in front of those when the list ends: the written turn is as
 /// the whole turn, stably sorted, would be.
+#[derive(Clone)]
 struct Blocks {
     /// Where the list's value starts (its `[`).
     start: usize,
@@ -859,6 +863,7 @@ fn write_str(out: &mut Out<'_>, s: &Str<'_>) -> Result<(), TranslateError> {
 }
 
 /// The open turn: its role and its blocks.
+#[derive(Clone)]
 struct Turn {
     role: Role,
     blocks: Blocks,
@@ -964,6 +969,35 @@ impl<'r> Writer<'r> {
         Ok(())
     }
 
+    /// What it wrote and where it is, to go on from with a later body whose conversation
+    /// opens with the same elements (see `conversations`): None when a span it lends lies
+    /// outside `base..end` of the body (those elements' bytes).
+    fn kept(&self, base: usize, end: usize) -> Option<KeptWriter> {
+        Some(KeptWriter {
+            messages: self.messages.kept(base, end)?,
+            system: self.system.kept(base, end)?,
+            late: self.late.kept(base, end)?,
+            system_blocks: self.system_blocks.clone(),
+            turn: self.turn.clone(),
+            any_turn: self.any_turn,
+            history_tools: self.history_tools.clone(),
+            last_tool_turn_unsigned: self.last_tool_turn_unsigned,
+        })
+    }
+
+    /// Goes on from `kept`, the elements it was kept after starting at `base` of this body.
+    fn resume(&mut self, kept: &KeptWriter, base: usize) -> Result<(), TranslateError> {
+        self.messages.resume(&kept.messages, base)?;
+        self.system.resume(&kept.system, base)?;
+        self.late.resume(&kept.late, base)?;
+        self.system_blocks.clone_from(&kept.system_blocks);
+        self.turn.clone_from(&kept.turn);
+        self.any_turn = kept.any_turn;
+        self.history_tools.clone_from(&kept.history_tools);
+        self.last_tool_turn_unsigned = kept.last_tool_turn_unsigned;
+        Ok(())
+    }
+
     fn finish(mut self) -> Result<Conversation<'r>, TranslateError> {
         self.close_turn()?;
         if !self.any_turn {
@@ -988,12 +1022,38 @@ impl<'r> Writer<'r> {
     }
 }
 
+/// A [`Writer`] kept after a conversation's elements (see `conversations`).
+struct KeptWriter {
+    messages: KeptOut,
+    system: KeptOut,
+    late: KeptOut,
+    system_blocks: Option<Blocks>,
+    turn: Option<Turn>,
+    any_turn: bool,
+    history_tools: OrderedNames,
+    last_tool_turn_unsigned: bool,
+}
+
+impl KeptWriter {
+    fn weight(&self) -> usize {
+        let names: usize = self.history_tools.order.iter().map(|n| 2 * n.len()).sum();
+        self.messages.weight() + self.system.weight() + self.late.weight() + names
+    }
+}
+
+thread_local! {
+    /// Chat conversations this thread translated last (see `conversations`).
+    static CONVERSATIONS: Store<KeptWriter> = const { RefCell::new(Vec::new()) };
+}
+
 /// The conversation being translated as the body is read: the first message that cannot be
 /// translated stops the writing (its error is given where the typed translation gave it; the
 /// rest of the body is still read, for the errors a read gives first).
 pub(crate) struct Reading<'r> {
     w: Writer<'r>,
     error: Option<TranslateError>,
+    /// Where a Chat client's conversation is, to go on from a kept one and keep it.
+    keeping: Option<Keeping<'r>>,
 }
 
 impl<'r> Reading<'r> {
@@ -1011,7 +1071,18 @@ impl<'r> Reading<'r> {
             history_tools: OrderedNames::default(),
             last_tool_turn_unsigned: false,
         };
-        Reading { w, error: None }
+        Reading {
+            w,
+            error: None,
+            keeping: None,
+        }
+    }
+
+    /// Goes on from the state kept after an earlier request's conversation when `body`'s
+    /// opens with the same elements, and keeps its own (see `conversations`).
+    pub(crate) fn keeping(mut self, body: &'r [u8], opts: &Options) -> Self {
+        self.keeping = Keeping::new(body, opts, self.w.messages.lends_from());
+        self
     }
 
     /// Chat message `i` (its tool calls numbered from `first_call`: a Responses assistant
@@ -1050,6 +1121,35 @@ impl<'b> Sink<'b, Message<'b>> for Reading<'_> {
         self.feed(i, 0, &m);
     }
 
+    fn keeps(&self) -> bool {
+        self.keeping.is_some()
+    }
+
+    fn resume(&mut self, first: &'b str) -> usize {
+        let (Some(keeping), w) = (self.keeping.as_mut(), &mut self.w) else {
+            return 0;
+        };
+        let mut failed = false;
+        let taken = keeping.resume(&CONVERSATIONS, first, |kept, base| {
+            failed = w.resume(kept, base).is_err();
+            !failed
+        });
+        if failed {
+            // Nothing of it stays: the conversation is read from its start.
+            Sink::<Message<'b>>::restart(self);
+        }
+        taken
+    }
+
+    fn end(&mut self, count: usize) {
+        if let (Some(keeping), None) = (&self.keeping, &self.error) {
+            let w = &self.w;
+            keeping.end(&CONVERSATIONS, count, KeptWriter::weight, |base, end| {
+                w.kept(base, end)
+            });
+        }
+    }
+
     fn restart(&mut self) {
         let w = &mut self.w;
         for out in [&mut w.messages, &mut w.system, &mut w.late] {
@@ -1061,6 +1161,9 @@ impl<'b> Sink<'b, Message<'b>> for Reading<'_> {
         w.history_tools = OrderedNames::default();
         w.last_tool_turn_unsigned = false;
         self.error = None;
+        if let Some(k) = &mut self.keeping {
+            k.restart();
+        }
     }
 }
 

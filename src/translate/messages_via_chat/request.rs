@@ -993,7 +993,7 @@ fn assistant_message<'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::{kept_tools_used, without_kept_tools};
+    use crate::translate::{kept_tools_used, without_kept};
     use serde_json::{json, Value};
 
     fn run(req: Value) -> Result<(Value, RequestMeta), TranslateError> {
@@ -1077,7 +1077,7 @@ mod tests {
         let used = kept_tools_used();
         for b in &bodies {
             let once = || anthropic_to_openai_request(b.as_bytes(), "gpt-x", &Options::default());
-            let afresh = without_kept_tools(once);
+            let afresh = without_kept(once);
             assert_eq!(once(), afresh, "{b}: made");
             assert_eq!(once(), afresh, "{b}: found");
         }
@@ -1117,7 +1117,7 @@ mod tests {
             let e = once().unwrap_err();
             assert_eq!(e.param.as_deref(), Some("tools"), "{b}: {e:?}");
             assert!(e.message.starts_with("invalid value for `tools`"), "{e:?}");
-            assert_eq!(without_kept_tools(once).unwrap_err(), e, "{b}");
+            assert_eq!(without_kept(once).unwrap_err(), e, "{b}");
         }
         // Not UTF-8 in a field a tool does not have: skipped when read in place, so taken.
         let mut odd = body(r#""max_tokens":10,"tools":[{"name":"a","x":"?"}]"#).into_bytes();

@@ -1756,7 +1756,7 @@ fn tool_output<'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::translate::{kept_tools_used, without_kept_tools};
+    use crate::translate::{kept_tools_used, without_kept};
     use serde_json::{json, Value};
 
     fn opts(provider: &str) -> Options {
@@ -1812,7 +1812,7 @@ mod tests {
                     &|| compact_request(body.as_bytes(), "up", provider, &opts("p1")),
                 ];
                 for run in runs {
-                    let afresh = without_kept_tools(run);
+                    let afresh = without_kept(run);
                     assert_eq!(run(), afresh, "{body} {provider:?}: made");
                     assert_eq!(run(), afresh, "{body} {provider:?}: found");
                 }
