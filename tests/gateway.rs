@@ -1593,8 +1593,9 @@ fn kept_chat_tools_reach_a_messages_provider_as_on_the_first_turn() {
 
 /// An agent's conversation sent turn after turn, growing, with its last turn's cache mark
 /// moved each time (as Claude Code does), reaches each provider kind as a fresh gateway sends
-/// the same turn: a worker's kept conversation changes nothing a provider gets. A turn whose
-/// new end is broken is refused as on a fresh gateway.
+/// the same turn: a worker's kept conversation changes nothing a provider gets. The last turn
+/// is sent twice, the second time going on from the conversation the first kept (Chat →
+/// Messages). A turn whose new end is broken is refused as on a fresh gateway.
 #[test]
 fn a_growing_conversation_reaches_providers_as_a_fresh_gateway_sends_it() {
     let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
@@ -1640,12 +1641,12 @@ fn a_growing_conversation_reaches_providers_as_a_fresh_gateway_sends_it() {
     ];
     let (warm, warm_rx) = gateway_to_both_kinds(chat, messages);
     let mut last = Vec::new();
-    for n in 1..=4 {
+    for (round, n) in [1, 2, 3, 4, 4].into_iter().enumerate() {
         for (path, model, turn) in &paths {
             let r = request(warm.addr, &post(path, &[], &turn(model, n)));
             assert_eq!(r.status, 200, "{path} {model} {n}: {}", r.text());
             let sent = warm_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-            if n == 4 {
+            if round == 4 {
                 last.push(sent);
             }
         }
