@@ -110,13 +110,21 @@ fn checked_inspection(body: &Bytes) -> Option<(RequestInfo, Option<Checked>)> {
 }
 
 /// A translation as the gateway takes it: shared bytes, its first members placed in front of
-/// the conversation without moving it.
+/// the conversation without moving it, for one API key (the conversation it keeps is kept
+/// under the key: every run after the first starts where the last one ended, as an agent's
+/// next turn starts after the elements it resends).
 fn translated(body: &Bytes, client: Format, provider: Format, opts: &Options) -> usize {
     admitted(body, || {
-        Pair::new(client, provider)
-            .request_shared(body, UPSTREAM_MODEL, opts, &Room::unlimited())
-            .ok()
-            .map(|(b, _)| b.len())
+        with_scope(1, || {
+            Pair::new(client, provider).request_shared(
+                body,
+                UPSTREAM_MODEL,
+                opts,
+                &Room::unlimited(),
+            )
+        })
+        .ok()
+        .map(|(b, _)| b.len())
     })
 }
 

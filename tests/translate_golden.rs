@@ -1306,16 +1306,32 @@ fn mutated_requests_translate_alike_by_both_readers() {
 /// body naming `tools` twice, go the plain way.
 /// An agent's turns as the gateway translates them, each starting where a kept conversation
 /// ended when its elements open the body (`translate::conversations`): the same bytes, meta or
-/// error as the body translated afresh, nothing kept.
+/// error as the body translated afresh, nothing kept. Chat → Messages and Messages → Chat.
 #[test]
 fn kept_conversations_translate_as_afresh() {
+    for (shape, pair, refused_turn) in [
+        (
+            agent::Shape::Chat,
+            Pair::new(Format::OpenAi, Format::Anthropic),
+            json!({"role": "function", "name": "f", "content": "x"}),
+        ),
+        (
+            agent::Shape::Messages,
+            Pair::new(Format::Anthropic, Format::OpenAi),
+            json!({"role": "bogus", "content": "x"}),
+        ),
+    ] {
+        kept_conversation_turns(shape, pair, refused_turn);
+    }
+}
+
+fn kept_conversation_turns(shape: agent::Shape, pair: Pair, refused_turn: Value) {
     let opts = options(&json!({}));
     let body: Value =
-        serde_json::from_slice(&agent::body(agent::Shape::Chat, 50 * 1024, "agent", false))
-            .unwrap();
+        serde_json::from_slice(&agent::body(shape, 50 * 1024, "agent", false)).unwrap();
     let turns = body["messages"].as_array().unwrap().clone();
     let n = turns.len();
-    assert!(n > 8, "{n} turns");
+    assert!(n > 8, "{shape:?}: {n} turns");
     let with = |turns: &[Value], edit: &dyn Fn(&mut Value)| {
         let mut b = body.clone();
         b["messages"] = Value::Array(turns.to_vec());
@@ -1328,7 +1344,7 @@ fn kept_conversations_translate_as_afresh() {
     let mut changed = turns.clone();
     changed[1]["content"] = json!("Not what was said.");
     let mut refused = turns.clone();
-    refused.push(json!({"role": "function", "name": "f", "content": "x"}));
+    refused.push(refused_turn);
     // (what, body, resumed a kept conversation)
     let steps: Vec<(&str, Vec<u8>, bool)> = vec![
         ("fewer", with(&turns[..n - 3], &same), false),
@@ -1354,8 +1370,8 @@ fn kept_conversations_translate_as_afresh() {
             false,
         ),
         ("one more again", with(&more, &same), true),
+        ("only the first turns", with(&turns[..2], &same), false),
     ];
-    let pair = Pair::new(Format::OpenAi, Format::Anthropic);
     let run = |body: &[u8]| {
         // As the gateway: admission's notes known, long strings lent, for the key's scope.
         let info = ringway::json::inspect_request(body).unwrap();
@@ -1373,22 +1389,29 @@ fn kept_conversations_translate_as_afresh() {
         assert_eq!(
             translate::kept_conversations_used() - used,
             u64::from(*resumed),
-            "{what}: resumed"
+            "{shape:?} {what}: resumed"
         );
         let afresh = translate::without_kept(|| pair.request(body, "m", &opts));
         match (&kept, &afresh) {
-            (Ok(k), Ok(a)) => assert!(k == a, "{what}: kept and afresh differ"),
-            _ => assert_eq!(kept.as_ref().err(), afresh.as_ref().err(), "{what}"),
+            (Ok(k), Ok(a)) => assert!(k == a, "{shape:?} {what}: kept and afresh differ"),
+            _ => assert_eq!(
+                kept.as_ref().err(),
+                afresh.as_ref().err(),
+                "{shape:?} {what}"
+            ),
         }
     }
-    // Another key's requests never take what this key's kept.
+    // Another key's requests never take what this key's kept, nor do requests outside a key.
     let used = translate::kept_conversations_used();
     let all = &steps[1].1;
+    let afresh = translate::without_kept(|| pair.request(all, "m", &opts)).unwrap();
     let other = ringway::json::with_scope(8, || pair.request(all, "m", &opts));
-    assert_eq!(translate::kept_conversations_used(), used, "another scope");
+    assert_eq!(other.unwrap(), afresh, "{shape:?}");
+    assert_eq!(pair.request(all, "m", &opts).unwrap(), afresh, "{shape:?}");
     assert_eq!(
-        other.unwrap(),
-        translate::without_kept(|| pair.request(all, "m", &opts)).unwrap()
+        translate::kept_conversations_used(),
+        used,
+        "{shape:?}: another scope"
     );
 }
 

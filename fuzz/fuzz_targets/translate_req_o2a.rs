@@ -14,7 +14,8 @@ const MORE: &[u8] = br#",{"role":"user","content":"more"}"#;
 fuzz_target!(|input: &[u8]| {
     let run = |body: &[u8]| openai_to_anthropic_request(body, "claude-fuzz", &Options::default());
     let afresh = without_kept(|| run(input));
-    keeping_from(1, || {
+    // Kept under a key's scope, as the gateway keeps it.
+    ringway::json::with_scope(1, || keeping_from(1, || {
         // The first run keeps the tools and the conversation (or keeps the tools refused),
         // the second takes them.
         let _ = run(input);
@@ -31,7 +32,7 @@ fuzz_target!(|input: &[u8]| {
                 "a grown conversation kept and afresh differ"
             );
         }
-    });
+    }));
     match afresh {
         Ok((body, _meta)) => {
             let v: serde_json::Value = serde_json::from_slice(&body).expect("output is JSON");

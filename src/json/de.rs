@@ -27,6 +27,10 @@ pub(crate) const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 /// any other deserializer it is an ordinary newtype name.
 pub(crate) const TEXT_OR_TOKEN: &str = "$ringway::TextOr";
 
+/// The struct name [`SkipTo`] asks for: this reader answers it by moving its cursor to the
+/// address [`SkipTo`] names; any other deserializer refuses it.
+const SKIP_TOKEN: &str = "$ringway::SkipTo";
+
 /// Containers open at once before the reader leaves a document to serde_json (whose own
 /// limit is 127: below it, so a document this reader takes is one serde_json takes).
 const MAX_DEPTH: u32 = 120;
@@ -44,6 +48,10 @@ thread_local! {
     static REFERENCE_ONLY: Cell<bool> = const { Cell::new(false) };
     /// Reads this thread's fast reader refused (see [`refused`]).
     static REFUSED: Cell<u64> = const { Cell::new(0) };
+    /// Fast reads running on this thread now (see [`fast`]).
+    static READING: Cell<u32> = const { Cell::new(0) };
+    /// The address [`SkipTo`] moves the cursor to while it is read (0: none).
+    static SKIP_TO: Cell<usize> = const { Cell::new(0) };
 }
 
 /// How many reads the fast reader refused on this thread so far (left to serde_json): a
@@ -61,10 +69,38 @@ pub fn reference_only<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
-/// Whether reads on this thread go to the fast reader (not [`reference_only`]): the only
+/// Whether what is being deserialized on this thread is read by the fast reader (within
+/// [`read`], and not within [`reference_only`], which serde_json reads under): the only
 /// reader that hands a conversation's elements to a sink that may take some as kept.
 pub(crate) fn fast() -> bool {
-    !REFERENCE_ONLY.with(Cell::get)
+    READING.with(Cell::get) > 0 && !REFERENCE_ONLY.with(Cell::get)
+}
+
+/// An array's elements crossed without reading them: the fast reader's cursor moves to the
+/// address `0.0` (in the text it reads), which the caller vouches is the end of a whole
+/// element of the array being read, its bytes those of elements read before (a sink's kept
+/// conversation, `wire::Sink::resume`). Read as the array's next element; any reader other
+/// than the fast one, or an address not past the cursor within the text, refuses it.
+pub(crate) struct SkipTo(pub usize);
+
+impl<'de> DeserializeSeed<'de> for SkipTo {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct Moved;
+        impl<'de> Visitor<'de> for Moved {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the fast reader")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+                Ok(())
+            }
+        }
+        SKIP_TO.with(|s| s.set(self.0));
+        let moved = d.deserialize_newtype_struct(SKIP_TOKEN, Moved);
+        SKIP_TO.with(|s| s.set(0));
+        moved
+    }
 }
 
 /// Reads `T` from `text` as `serde_json::from_str` does, fast where it can.
@@ -92,7 +128,18 @@ pub fn read<'de, T>(
         text,
         depth: 0,
     };
-    let value = f(&mut r).ok().and_then(|value| {
+    /// Counts the read out, also when `f` unwinds (a helper thread lives on).
+    struct Reading;
+    impl Drop for Reading {
+        fn drop(&mut self) {
+            READING.with(|n| n.set(n.get().saturating_sub(1)));
+        }
+    }
+    READING.with(|n| n.set(n.get().saturating_add(1)));
+    let reading = Reading;
+    let value = f(&mut r).ok();
+    drop(reading);
+    let value = value.and_then(|value| {
         r.s.ws();
         (r.s.i == text.len()).then_some(value)
     });
@@ -377,6 +424,15 @@ impl<'de> Deserializer<'de> for &mut Reader<'de> {
         if name == RAW_VALUE_TOKEN {
             let raw = self.raw()?;
             return v.visit_map(RawMap(Some(raw)));
+        }
+        if name == SKIP_TOKEN {
+            let to = SKIP_TO
+                .with(Cell::get)
+                .checked_sub(self.text.as_ptr().addr())
+                .filter(|&to| to > self.s.i && to <= self.text.len())
+                .ok_or_else(refuse)?;
+            self.s.i = to;
+            return v.visit_unit();
         }
         if name == TEXT_OR_TOKEN {
             return match self.next() {

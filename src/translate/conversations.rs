@@ -17,9 +17,10 @@ use super::Options;
 pub(super) const CONVERSATIONS_KEPT: usize = 2;
 /// Shortest conversation kept (its elements' bytes): below it, a translation costs about
 /// what keeping and comparing it would.
-pub(super) const KEPT_MIN_BYTES: usize = 16 * 1024;
-/// Longest kept: elements and state together. A thread keeps at most 2 × 4 MB per form (two
-/// forms keep conversations: Chat → Messages and Messages → Chat).
+pub(super) const KEPT_MIN_BYTES: usize = 4 * 1024;
+/// Longest kept: elements (counted twice: the buffer they are kept in may have grown to
+/// that) and state together. A thread keeps at most 2 × 4 MB per form (two forms keep
+/// conversations: Chat → Messages and Messages → Chat).
 pub(super) const KEPT_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 thread_local! {
@@ -56,7 +57,7 @@ fn tick() -> u64 {
 /// One conversation kept: what it was kept under, its elements' bytes (the first's start to
 /// the last's end), how many, and the writer's state after them.
 pub(super) struct Kept<S> {
-    scope: Option<u64>,
+    scope: u64,
     opts: Options,
     lend_from: usize,
     elements: Vec<u8>,
@@ -75,7 +76,7 @@ pub(super) struct Keeping<'r> {
     body: &'r [u8],
     opts: Options,
     lend_from: usize,
-    scope: Option<u64>,
+    scope: u64,
     /// Where the first element starts in `body`.
     first: Option<usize>,
     /// Elements taken from a kept conversation, and the bytes they span.
@@ -84,8 +85,10 @@ pub(super) struct Keeping<'r> {
 
 impl<'r> Keeping<'r> {
     /// Keeping for a translation of `body` with `opts`, its buffers lending from `lend_from`
-    /// bytes (`usize::MAX`: not lending); None while [`super::without_kept`] runs.
+    /// bytes (`usize::MAX`: not lending), under the scope `json::with_scope` set; None
+    /// outside one, and while [`super::without_kept`] runs.
     pub(super) fn new(body: &'r [u8], opts: &Options, lend_from: usize) -> Option<Self> {
+        let scope = crate::json::kept_scope()?;
         if !super::kept::kept_on() {
             return None;
         }
@@ -93,7 +96,7 @@ impl<'r> Keeping<'r> {
             body,
             opts: opts.clone(),
             lend_from,
-            scope: crate::json::kept_scope(),
+            scope,
             first: None,
             resumed: (0, 0),
         })
@@ -101,41 +104,45 @@ impl<'r> Keeping<'r> {
 
     /// The kept conversation whose elements `first` (the body's first element) opens, if
     /// any: `resume` is handed its state and where its elements start in the body, and says
-    /// whether it took it. How many elements it covers (0: none taken).
+    /// whether it took it. How many elements it covers (0: none taken), and the bytes they
+    /// span from `first`'s start.
     pub(super) fn resume<S: 'static>(
         &mut self,
         store: &'static LocalKey<Store<S>>,
         first: &str,
         resume: impl FnOnce(&S, usize) -> bool,
-    ) -> usize {
+    ) -> (usize, usize) {
         let Some(base) = first
             .as_ptr()
             .addr()
             .checked_sub(self.body.as_ptr().addr())
             .filter(|&at| at < self.body.len())
         else {
-            return 0;
+            return (0, 0);
         };
         self.first = Some(base);
         let rest = self.body.get(base..).unwrap_or_default();
         let taken = store.with(|s| {
             let mut kept = s.try_borrow_mut().ok()?;
-            let k = kept
+            let (at, k) = kept
                 .iter_mut()
-                .filter(|k| self.matches(k) && opens(rest, &k.elements))
-                .max_by_key(|k| k.count)?;
+                .enumerate()
+                .filter(|(_, k)| self.matches(k) && opens(rest, &k.elements))
+                .max_by_key(|(_, k)| k.count)?;
             if !resume(&k.state, base) {
+                // It would fail again: it goes.
+                kept.swap_remove(at);
                 return None;
             }
             k.used = tick();
             Some((k.count, k.elements.len()))
         });
         let Some(taken) = taken else {
-            return 0;
+            return (0, 0);
         };
         USED.with(|n| n.set(n.get() + 1));
         self.resumed = taken;
-        taken.0
+        taken
     }
 
     /// The conversation is read again from its start (nothing resumed).
@@ -176,7 +183,7 @@ impl<'r> Keeping<'r> {
         let Some(state) = state(base, end) else {
             return;
         };
-        let weight = elements.len() + weigh(&state);
+        let weight = elements.len().max(self.resumed.1) * 2 + weigh(&state);
         if weight > KEPT_MAX_BYTES {
             return;
         }

@@ -774,10 +774,11 @@ pub(crate) trait Sink<'de, T> {
         false
     }
     /// `first` (the first element's JSON, a slice of the body) opens elements the sink kept
-    /// what it made of, byte for byte: it is as if it had been handed that many, which it
-    /// returns (their reading is skipped). 0: none, and `first` is handed over as usual.
-    fn resume(&mut self, _first: &'de str) -> usize {
-        0
+    /// what it made of, byte for byte: it is as if it had been handed them. It returns how
+    /// many, and how many bytes they span from `first`'s start (their reading is skipped).
+    /// 0 elements: none, and `first` is handed over as usual.
+    fn resume(&mut self, _first: &'de str) -> (usize, usize) {
+        (0, 0)
     }
     /// Every element was handed over or resumed: `count` of them.
     fn end(&mut self, _count: usize) {}
@@ -875,7 +876,8 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ElementsVisitor<'_, 'de, T> {
                 self.sink.end(0);
                 return Ok(Read);
             };
-            i = self.sink.resume(first.get());
+            let (kept, bytes) = self.sink.resume(first.get());
+            i = kept;
             if i == 0 {
                 // Read typed where it lies, as the loop below reads the others; one that does
                 // not read has the whole body read again by serde_json, for its error.
@@ -885,8 +887,12 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ElementsVisitor<'_, 'de, T> {
                 i = 1;
             }
             // The rest of the kept ones: the very bytes they were, crossed, not read.
-            for _ in 1..i {
-                if seq.next_element::<de::IgnoredAny>()?.is_none() {
+            if i > 1 {
+                let end = first.get().as_ptr().addr().saturating_add(bytes);
+                if seq
+                    .next_element_seed(crate::json::de::SkipTo(end))?
+                    .is_none()
+                {
                     return Err(de::Error::custom("a kept conversation ended early"));
                 }
             }

@@ -89,7 +89,12 @@ pub(crate) fn to_anthropic<'r>(
     // The conversation is translated as the body is read, one message at a time; its long
     // texts lent from the body when it outlives the translation (`lend`).
     let source = if lend { body } else { &[] };
-    let mut conv = Reading::new(room, capacity, source).keeping(body, opts);
+    let mut conv = Reading::new(room, capacity, source);
+    if lend {
+        // A client's own body (a Responses body's Chat form, written for this request, is
+        // not kept).
+        conv = conv.keeping(body, opts);
+    }
     let mut req = ChatRequest::read_into(body, &mut conv)?;
     // The tools in Messages form, made once per worker; read and converted here otherwise. A
     // request asking for web search has that tool written after them: converted here.
@@ -1125,9 +1130,9 @@ impl<'b> Sink<'b, Message<'b>> for Reading<'_> {
         self.keeping.is_some()
     }
 
-    fn resume(&mut self, first: &'b str) -> usize {
+    fn resume(&mut self, first: &'b str) -> (usize, usize) {
         let (Some(keeping), w) = (self.keeping.as_mut(), &mut self.w) else {
-            return 0;
+            return (0, 0);
         };
         let mut failed = false;
         let taken = keeping.resume(&CONVERSATIONS, first, |kept, base| {

@@ -1,6 +1,7 @@
 //! Anthropic Messages request → OpenAI Chat Completions request (spec §5, §9–§13).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 
 use crate::wire::anthropic::{ContentBlock, Message as AMessage, MessagesRequest};
@@ -15,7 +16,10 @@ use serde_json::value::RawValue;
 use super::direct::{self, Turn};
 use super::kept::{self, Kept};
 use super::tools::{function, note_dropped, NameMap};
-use crate::translate::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
+use crate::translate::conversations::{Keeping, Store};
+use crate::translate::out::{
+    assemble, first_capacity, front_room, object, KeptOut, Out, Room, Shared,
+};
 use crate::translate::util::compact_json;
 use crate::translate::{
     Code, MaxTokensField, Options, RequestMeta, TranslateError, OPENAI_MAX_STOP,
@@ -70,7 +74,7 @@ pub(crate) fn anthropic_to_openai_shared(
 ) -> Result<(Shared, RequestMeta), TranslateError> {
     // The conversation is scanned and translated as the body is read, one message at a time:
     // each turn from its JSON where it is a shape `direct` writes, else typed.
-    let mut conv = Reading::new(room, body);
+    let mut conv = Reading::new(room, body).keeping(body, opts);
     let mut req = match crate::translate::direct::on()
         .then(|| MessagesRequest::read_into::<&RawValue>(body, &mut conv))
     {
@@ -338,6 +342,29 @@ struct Reading<'b, 'r> {
     /// The turn `direct` read last, and its buffer for a call's arguments (kept between turns).
     turn: Turn,
     scratch: Vec<u8>,
+    /// Where the conversation is, to go on from a kept one and keep it.
+    keeping: Option<Keeping<'r>>,
+}
+
+/// A [`Reading`] kept after a conversation's elements (see `conversations`).
+struct KeptReading {
+    out: KeptOut,
+    dropped: Vec<&'static str>,
+    loaded: Vec<String>,
+    names: NameMap,
+    meta: RequestMeta,
+}
+
+impl KeptReading {
+    fn weight(&self) -> usize {
+        let loaded: usize = self.loaded.iter().map(String::len).sum();
+        self.out.weight() + loaded + self.names.weight()
+    }
+}
+
+thread_local! {
+    /// Messages conversations this thread translated last (see `conversations`).
+    static CONVERSATIONS: Store<KeptReading> = const { RefCell::new(Vec::new()) };
 }
 
 impl<'b, 'r> Reading<'b, 'r> {
@@ -357,7 +384,37 @@ impl<'b, 'r> Reading<'b, 'r> {
             unread: false,
             turn: Turn::default(),
             scratch: Vec::new(),
+            keeping: None,
         }
+    }
+
+    /// Goes on from the state kept after an earlier request's conversation when `body`'s
+    /// opens with the same elements, and keeps its own (see `conversations`).
+    fn keeping(mut self, body: &'r [u8], opts: &Options) -> Self {
+        self.keeping = Keeping::new(body, opts, self.out.lends_from());
+        self
+    }
+
+    /// What it wrote and gathered, to go on from with a later body whose conversation opens
+    /// with the same elements: None when a span it lends lies outside `base..end`.
+    fn kept(&self, base: usize, end: usize) -> Option<KeptReading> {
+        Some(KeptReading {
+            out: self.out.kept(base, end)?,
+            dropped: self.dropped.clone(),
+            loaded: self.loaded.iter().map(|s| s.as_str().to_owned()).collect(),
+            names: self.names.clone(),
+            meta: self.meta.clone(),
+        })
+    }
+
+    /// Goes on from `kept`, the elements it was kept after starting at `base` of this body.
+    fn resume_from(&mut self, kept: &KeptReading, base: usize) -> Result<(), TranslateError> {
+        self.out.resume(&kept.out, base)?;
+        self.dropped.clone_from(&kept.dropped);
+        self.loaded = kept.loaded.iter().map(|s| Str::from(s.clone())).collect();
+        self.names = kept.names.clone();
+        self.meta = kept.meta.clone();
+        Ok(())
     }
 
     /// The messages written, their shortened names and drops merged into `names` and `meta`;
@@ -422,6 +479,9 @@ impl<'b> Sink<'b, AMessage<'b>> for Reading<'b, '_> {
         self.names = NameMap::default();
         self.meta = RequestMeta::default();
         self.unread = false;
+        if let Some(k) = &mut self.keeping {
+            k.restart();
+        }
     }
 }
 
@@ -452,6 +512,38 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
         let unread = self.unread;
         Sink::<AMessage<'b>>::restart(self);
         self.unread = unread;
+    }
+
+    fn keeps(&self) -> bool {
+        self.keeping.is_some()
+    }
+
+    fn resume(&mut self, first: &'b str) -> (usize, usize) {
+        let Some(mut keeping) = self.keeping.take() else {
+            return (0, 0);
+        };
+        let mut failed = false;
+        let taken = keeping.resume(&CONVERSATIONS, first, |kept, base| {
+            failed = self.resume_from(kept, base).is_err();
+            !failed
+        });
+        self.keeping = Some(keeping);
+        if failed {
+            // Nothing of it stays: the conversation is read from its start.
+            Sink::<&'b RawValue>::restart(self);
+        }
+        taken
+    }
+
+    fn end(&mut self, count: usize) {
+        if self.unread || self.error.is_some() {
+            return;
+        }
+        if let Some(keeping) = &self.keeping {
+            keeping.end(&CONVERSATIONS, count, KeptReading::weight, |base, end| {
+                self.kept(base, end)
+            });
+        }
     }
 }
 

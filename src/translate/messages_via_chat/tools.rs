@@ -14,7 +14,7 @@ const EMPTY_OBJECT_SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
 
 /// Shortened tool names (OpenAI allows 64 characters, Anthropic 128), recorded so responses
 /// can restore them. Interior mutability keeps the borrowed output free of extra lifetimes.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct NameMap {
     pairs: std::cell::RefCell<Vec<(String, String)>>,
 }
@@ -41,6 +41,15 @@ impl NameMap {
     /// The name `map` gave a shortened name, if it gave one.
     pub(super) fn shortened(&self) -> Option<String> {
         self.pairs.borrow().first().map(|(short, _)| short.clone())
+    }
+
+    /// The bytes its names hold.
+    pub(super) fn weight(&self) -> usize {
+        self.pairs
+            .borrow()
+            .iter()
+            .map(|(s, l)| s.len() + l.len())
+            .sum()
     }
 
     pub(super) fn into_pairs(self) -> Vec<(String, String)> {
