@@ -1594,8 +1594,9 @@ fn kept_chat_tools_reach_a_messages_provider_as_on_the_first_turn() {
 /// An agent's conversation sent turn after turn, growing, with its last turn's cache mark
 /// moved each time (as Claude Code does), reaches each provider kind as a fresh gateway sends
 /// the same turn: a worker's kept conversation changes nothing a provider gets. The last turn
-/// is sent twice, the second time going on from the conversation the first kept (Chat →
-/// Messages). A turn whose new end is broken is refused as on a fresh gateway.
+/// is sent twice, the second time going on from the conversation the first kept (every
+/// translation, and a Responses client's turns each time). A turn whose new end is broken is
+/// refused as on a fresh gateway.
 #[test]
 fn a_growing_conversation_reaches_providers_as_a_fresh_gateway_sends_it() {
     let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
@@ -1632,12 +1633,25 @@ fn a_growing_conversation_reaches_providers_as_a_fresh_gateway_sends_it() {
         serde_json::json!({"model": model, "max_tokens": 5, "system": file(98), "messages": msgs})
             .to_string()
     };
+    let responses_turn = |model: &str, n: usize| {
+        let mut items = Vec::new();
+        for i in 0..n {
+            items.push(serde_json::json!({"role": "user", "content": file(i)}));
+            items.push(serde_json::json!({"type": "message", "role": "assistant",
+                "content": [{"type": "output_text", "text": format!("read {i}")}]}));
+        }
+        serde_json::json!({"model": model, "store": false, "instructions": file(97),
+                           "input": items})
+        .to_string()
+    };
     type Turn<'a> = &'a dyn Fn(&str, usize) -> String;
-    let paths: [(&str, &str, Turn<'_>); 4] = [
+    let paths: [(&str, &str, Turn<'_>); 6] = [
         ("/v1/chat/completions", "to-chat", &chat_turn),
         ("/v1/chat/completions", "to-messages", &chat_turn),
         ("/v1/messages", "to-chat", &messages_turn),
         ("/v1/messages", "to-messages", &messages_turn),
+        ("/v1/responses", "to-chat", &responses_turn),
+        ("/v1/responses", "to-messages", &responses_turn),
     ];
     let (warm, warm_rx) = gateway_to_both_kinds(chat, messages);
     let mut last = Vec::new();

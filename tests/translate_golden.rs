@@ -1306,9 +1306,11 @@ fn mutated_requests_translate_alike_by_both_readers() {
 /// body naming `tools` twice, go the plain way.
 /// An agent's turns as the gateway translates them, each starting where a kept conversation
 /// ended when its elements open the body (`translate::conversations`): the same bytes, meta or
-/// error as the body translated afresh, nothing kept. Chat → Messages and Messages → Chat.
+/// error as the body translated afresh, nothing kept. Every pair that keeps: Chat → Messages,
+/// Messages → Chat, Responses → Chat and Responses → Messages.
 #[test]
 fn kept_conversations_translate_as_afresh() {
+    let item_reference = json!({"type": "item_reference", "id": "msg_1"});
     for (shape, pair, refused_turn) in [
         (
             agent::Shape::Chat,
@@ -1320,6 +1322,16 @@ fn kept_conversations_translate_as_afresh() {
             Pair::new(Format::Anthropic, Format::OpenAi),
             json!({"role": "bogus", "content": "x"}),
         ),
+        (
+            agent::Shape::Responses,
+            Pair::new(Format::Responses, Format::OpenAi),
+            item_reference.clone(),
+        ),
+        (
+            agent::Shape::Responses,
+            Pair::new(Format::Responses, Format::Anthropic),
+            item_reference.clone(),
+        ),
     ] {
         kept_conversation_turns(shape, pair, refused_turn);
     }
@@ -1329,12 +1341,16 @@ fn kept_conversation_turns(shape: agent::Shape, pair: Pair, refused_turn: Value)
     let opts = options(&json!({}));
     let body: Value =
         serde_json::from_slice(&agent::body(shape, 50 * 1024, "agent", false)).unwrap();
-    let turns = body["messages"].as_array().unwrap().clone();
+    let key = match shape {
+        agent::Shape::Responses => "input",
+        _ => "messages",
+    };
+    let turns = body[key].as_array().unwrap().clone();
     let n = turns.len();
     assert!(n > 8, "{shape:?}: {n} turns");
     let with = |turns: &[Value], edit: &dyn Fn(&mut Value)| {
         let mut b = body.clone();
-        b["messages"] = Value::Array(turns.to_vec());
+        b[key] = Value::Array(turns.to_vec());
         edit(&mut b);
         serde_json::to_vec(&b).unwrap()
     };
@@ -1342,7 +1358,16 @@ fn kept_conversation_turns(shape: agent::Shape, pair: Pair, refused_turn: Value)
     let mut more = turns.clone();
     more.push(json!({"role": "user", "content": "Go on."}));
     let mut changed = turns.clone();
-    changed[1]["content"] = json!("Not what was said.");
+    // An early turn's words (a turn's content, or its first part's text).
+    let said = turns.iter().position(|t| !t["content"].is_null()).unwrap();
+    changed[said]["content"] = match &turns[said]["content"] {
+        Value::Array(parts) => {
+            let mut parts = parts.clone();
+            parts[0]["text"] = json!("Not what was said.");
+            Value::Array(parts)
+        }
+        _ => json!("Not what was said."),
+    };
     let mut refused = turns.clone();
     refused.push(refused_turn);
     // (what, body, resumed a kept conversation)

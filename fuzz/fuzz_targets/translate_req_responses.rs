@@ -5,13 +5,20 @@
 //! request value its response object repeats (spliced in as JSON text) is JSON; an `Err` is a
 //! client error; and the items read straight from their JSON (`responses::direct`) give the
 //! typed translation's bytes, meta and error, with long strings lent or not, and with
-//! admission's notes of the body or not.
+//! admission's notes of the body or not; and a conversation an earlier request kept
+//! (`translate::conversations`), resumed by the same body or one grown by an item, gives
+//! the bytes, meta and error of the body translated afresh.
 
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
 use ringway::seal::SealKey;
 use ringway::translate::responses::responses_request;
-use ringway::translate::{lending_from, without_direct, without_kept, Options, Pair, Room};
+use ringway::translate::{
+    keeping_from, lending_from, without_direct, without_kept, Options, Pair, Room,
+};
+
+/// An item appended before a `]` of the body (one of them closes its `input`).
+const MORE: &[u8] = br#",{"role":"user","content":"more"}"#;
 
 fuzz_target!(|input: &[u8]| {
     let opts = Options {
@@ -39,6 +46,28 @@ fuzz_target!(|input: &[u8]| {
         };
         let lent = lending_from(1, || without_kept(shared));
         assert_eq!(lent, typed, "lent and typed differ");
+        // Kept under a key's scope, as the gateway keeps it, every string lent: the first run
+        // keeps the conversation, the second resumes it, and so does the next turn.
+        ringway::json::with_scope(1, || {
+            keeping_from(1, || {
+                lending_from(1, || {
+                    let _ = shared();
+                    assert_eq!(shared(), typed, "kept and typed differ");
+                    let closes = input.iter().enumerate().rev().filter(|(_, &b)| b == b']');
+                    for (at, _) in closes.take(3) {
+                        let grown = [&input[..at], MORE, &input[at..]].concat();
+                        let turn = || {
+                            let (bytes, meta) = Pair::new(Format::Responses, provider)
+                                .request_shared(&grown, model, &opts, &Room::unlimited())?;
+                            Ok((bytes.into_vec(&grown)?, meta))
+                        };
+                        let _ = shared();
+                        let kept: Result<_, ringway::translate::TranslateError> = turn();
+                        assert_eq!(kept, without_kept(turn), "a grown conversation differs");
+                    }
+                })
+            })
+        });
         // With admission's notes of where long strings end (and whether they hold a `\u`),
         // which the readers ask as they cross them.
         if let Ok(info) = ringway::json::inspect_request(input) {

@@ -1028,7 +1028,7 @@ impl<'r> Writer<'r> {
 }
 
 /// A [`Writer`] kept after a conversation's elements (see `conversations`).
-struct KeptWriter {
+pub(crate) struct KeptWriter {
     messages: KeptOut,
     system: KeptOut,
     late: KeptOut,
@@ -1040,7 +1040,7 @@ struct KeptWriter {
 }
 
 impl KeptWriter {
-    fn weight(&self) -> usize {
+    pub(crate) fn weight(&self) -> usize {
         let names: usize = self.history_tools.order.iter().map(|n| 2 * n.len()).sum();
         self.messages.weight() + self.system.weight() + self.late.weight() + names
     }
@@ -1110,6 +1110,29 @@ impl<'r> Reading<'r> {
     /// Could a message not be translated?
     pub(crate) fn failed(&self) -> bool {
         self.error.is_some()
+    }
+
+    /// What it wrote and where it is (none when a message could not be translated): for a
+    /// Responses conversation handed on here to be kept (see `conversations`).
+    pub(crate) fn kept(&self, base: usize, end: usize) -> Option<KeptWriter> {
+        if self.failed() {
+            return None;
+        }
+        self.w.kept(base, end)
+    }
+
+    /// The shortest write its conversation's buffer lends (see `Out::lends_from`).
+    pub(crate) fn lends_from(&self) -> usize {
+        self.w.messages.lends_from()
+    }
+
+    /// Goes on from `kept` (see [`Reading::kept`]), its elements starting at `base`.
+    pub(crate) fn resume_kept(
+        &mut self,
+        kept: &KeptWriter,
+        base: usize,
+    ) -> Result<(), TranslateError> {
+        self.w.resume(kept, base)
     }
 
     /// The conversation, or why it could not be translated.

@@ -7,6 +7,7 @@
 //! [`RequestMeta::dropped`].
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -21,7 +22,8 @@ use crate::wire::openai::{
 use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
 use crate::wire::{Read, Sink, Str, TextOr};
 
-use super::super::out::{assemble, first_capacity, front_room, object, Out, Room, Shared};
+use super::super::conversations::{Keeping, Store};
+use super::super::out::{assemble, first_capacity, front_room, object, KeptOut, Out, Room, Shared};
 use super::super::util::openai_tool_name;
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
 use super::direct::{self, Kind, Role};
@@ -29,6 +31,7 @@ use super::kept::{kept, Form, Kept};
 use super::tools::{convert_tools, distinct_upstream_names, flat_name};
 use super::{Compaction, Echo, ResponsesMeta, SealedThinking, COMPACTION_PROMPT};
 use crate::seal::{Purpose, SealKey};
+use crate::translate::chat_via_messages::request::KeptWriter;
 
 /// The provider request for a Responses request body, for a provider that speaks `provider`
 /// (Chat Completions or Messages), with `model` set to `upstream_model`.
@@ -129,7 +132,7 @@ fn translate_once(
     direct: bool,
 ) -> Result<Option<(Shared, RequestMeta)>, TranslateError> {
     let reading = || Reading::new(parts.room, body, parts.provider, parts.opts, direct);
-    let mut conv = reading();
+    let mut conv = reading().keeping(body);
     // Each item from its JSON where it is a shape `direct` reads (written as Chat, or handed
     // on to the Messages translator), else typed.
     let spans = crate::translate::direct::on();
@@ -1367,6 +1370,29 @@ struct Reading<'b, 'r> {
     unread: bool,
     /// The item `direct` read last (its buffer kept between items).
     direct: direct::Item,
+    /// Where the conversation is, to go on from a kept one and keep it.
+    keeping: Option<Keeping<'r>>,
+}
+
+/// A [`Reading`] kept after a conversation's items (see `conversations`), only where it
+/// stood clean: no assistant message open, no thinking or tool images waiting.
+struct KeptItems<T> {
+    to: T,
+    items: usize,
+    trigger: Option<usize>,
+    unopened: bool,
+    web_search: bool,
+}
+
+/// Chat JSON written (for a Chat-kind provider).
+type ToChat = KeptItems<(KeptOut, Vec<u8>)>;
+/// Handed on to the Chat → Messages translator (for an Anthropic-kind provider).
+type ToMessages = KeptItems<(KeptWriter, usize)>;
+
+thread_local! {
+    /// Responses conversations this thread translated last, per form (see `conversations`).
+    static TO_CHAT: Store<ToChat> = const { RefCell::new(Vec::new()) };
+    static TO_MESSAGES: Store<ToMessages> = const { RefCell::new(Vec::new()) };
 }
 
 impl<'b, 'r> Reading<'b, 'r> {
@@ -1399,7 +1425,51 @@ impl<'b, 'r> Reading<'b, 'r> {
             web_search: false,
             unread: false,
             direct: direct::Item::default(),
+            keeping: None,
         }
+    }
+
+    /// Goes on from the state kept after an earlier request's items when `body`'s open with
+    /// the same ones, and keeps its own (see `conversations`): only where the items go
+    /// straight on (a Chat-kind provider's Chat, or an Anthropic-kind provider's Messages), not
+    /// on the way through a Chat body.
+    fn keeping(mut self, body: &'r [u8]) -> Self {
+        let lend_from = match &self.c.to {
+            To::Chat { out, .. } if self.provider != Format::Anthropic => out.lends_from(),
+            To::Messages { conv, .. } => conv.lends_from(),
+            To::Chat { .. } => return self,
+        };
+        self.keeping = Keeping::new(body, self.opts, lend_from);
+        self
+    }
+
+    /// Whether it stands clean (see [`KeptItems`]) with no error: what is kept of it is all
+    /// that a later item depends on.
+    fn clean(&self) -> bool {
+        let c = &self.c;
+        self.error.is_none()
+            && !self.unread
+            && c.open.is_none()
+            && c.thinking.is_empty()
+            && c.images.len() == 0
+            && c.held_images.is_empty()
+    }
+
+    fn kept_as<T>(&self, to: T) -> KeptItems<T> {
+        KeptItems {
+            to,
+            items: self.items,
+            trigger: self.trigger,
+            unopened: self.unopened,
+            web_search: self.web_search,
+        }
+    }
+
+    fn resume_as<T>(&mut self, k: &KeptItems<T>) {
+        self.items = k.items;
+        self.trigger = k.trigger;
+        self.unopened = k.unopened;
+        self.web_search = k.web_search;
     }
 
     /// The conversation with `instructions` first; or why it could not be translated.
@@ -1517,6 +1587,9 @@ impl<'b> Sink<'b, InputItem<'b>> for Reading<'b, '_> {
         self.trigger = None;
         self.unopened = false;
         self.web_search = false;
+        if let Some(k) = &mut self.keeping {
+            k.restart();
+        }
     }
 }
 
@@ -1553,6 +1626,79 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
         let unread = self.unread;
         Sink::<InputItem<'b>>::restart(self);
         self.unread = unread;
+    }
+
+    fn keeps(&self) -> bool {
+        self.keeping.is_some()
+    }
+
+    fn resume(&mut self, first: &'b str) -> (usize, usize) {
+        let Some(mut keeping) = self.keeping.take() else {
+            return (0, 0);
+        };
+        let mut failed = false;
+        let taken = match &self.c.to {
+            To::Chat { .. } => keeping.resume(&TO_CHAT, first, |k, base| {
+                failed = self.resume_chat(k, base).is_err();
+                !failed
+            }),
+            To::Messages { .. } => keeping.resume(&TO_MESSAGES, first, |k, base| {
+                failed = self.resume_messages(k, base).is_err();
+                !failed
+            }),
+        };
+        self.keeping = Some(keeping);
+        if failed {
+            // Nothing of it stays: the conversation is read from its start.
+            Sink::<&'b RawValue>::restart(self);
+        }
+        taken
+    }
+
+    fn end(&mut self, count: usize) {
+        let Some(keeping) = self.keeping.as_ref().filter(|_| self.clean()) else {
+            return;
+        };
+        match &self.c.to {
+            To::Chat { out, first } => keeping.end(
+                &TO_CHAT,
+                count,
+                |k: &ToChat| k.to.0.weight() + k.to.1.len(),
+                |base, end| Some(self.kept_as((out.kept(base, end)?, first.clone()))),
+            ),
+            To::Messages { conv, next } => keeping.end(
+                &TO_MESSAGES,
+                count,
+                |k: &ToMessages| k.to.0.weight(),
+                |base, end| Some(self.kept_as((conv.kept(base, end)?, *next))),
+            ),
+        }
+    }
+}
+
+impl Reading<'_, '_> {
+    fn resume_chat(&mut self, k: &ToChat, base: usize) -> Result<(), TranslateError> {
+        let To::Chat { out, first } = &mut self.c.to else {
+            return Err(TranslateError::internal(
+                "a kept conversation of another form",
+            ));
+        };
+        out.resume(&k.to.0, base)?;
+        first.clone_from(&k.to.1);
+        self.resume_as(k);
+        Ok(())
+    }
+
+    fn resume_messages(&mut self, k: &ToMessages, base: usize) -> Result<(), TranslateError> {
+        let To::Messages { conv, next } = &mut self.c.to else {
+            return Err(TranslateError::internal(
+                "a kept conversation of another form",
+            ));
+        };
+        conv.resume_kept(&k.to.0, base)?;
+        *next = k.to.1;
+        self.resume_as(k);
+        Ok(())
     }
 }
 
