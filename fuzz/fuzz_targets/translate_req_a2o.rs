@@ -9,12 +9,12 @@
 use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
 use ringway::translate::{
-    anthropic_to_openai_request, keeping_from, lending_from, without_direct, without_kept,
-    Options, Pair, Room,
+    anthropic_to_openai_request, lending_from, without_direct, without_kept, Options, Pair,
+    Room,
 };
 
-/// A turn appended before a `]` of the body (one of them closes its conversation).
-const MORE: &[u8] = br#",{"role":"user","content":"more"}"#;
+#[path = "common/kept.rs"]
+mod kept;
 
 fuzz_target!(|input: &[u8]| {
     let run = || anthropic_to_openai_request(input, "gpt-fuzz", &Options::default());
@@ -22,44 +22,18 @@ fuzz_target!(|input: &[u8]| {
     let typed = without_kept(|| without_direct(run));
     assert_eq!(direct, typed, "direct and typed differ");
     // As the gateway takes it: shared bytes, every string lent.
-    let shared = || {
+    let shared = |body: &[u8]| {
         let (bytes, meta) = Pair::new(Format::Anthropic, Format::OpenAi).request_shared(
-            input,
+            body,
             "gpt-fuzz",
             &Options::default(),
             &Room::unlimited(),
         )?;
-        Ok((bytes.into_vec(input)?, meta))
+        Ok::<_, ringway::translate::TranslateError>((bytes.into_vec(body)?, meta))
     };
-    let lent = lending_from(1, || without_kept(shared));
+    let lent = lending_from(1, || without_kept(|| shared(input)));
     assert_eq!(lent, typed, "lent and typed differ");
-    // Kept under a key's scope, as the gateway keeps it, every string lent: the first run
-    // keeps the conversation, the second resumes it, and so does the next turn.
-    ringway::json::with_scope(1, || {
-        keeping_from(1, || {
-            lending_from(1, || {
-                let _ = shared();
-                assert_eq!(shared(), typed, "kept and typed differ");
-                let closes = input.iter().enumerate().rev().filter(|(_, &b)| b == b']');
-                for (at, _) in closes.take(3) {
-                    let grown = [&input[..at], MORE, &input[at..]].concat();
-                    let turn = || {
-                        let (bytes, meta) = Pair::new(Format::Anthropic, Format::OpenAi)
-                            .request_shared(
-                                &grown,
-                                "gpt-fuzz",
-                                &Options::default(),
-                                &Room::unlimited(),
-                            )?;
-                        Ok((bytes.into_vec(&grown)?, meta))
-                    };
-                    let _ = shared();
-                    let kept: Result<_, ringway::translate::TranslateError> = turn();
-                    assert_eq!(kept, without_kept(turn), "a grown conversation differs");
-                }
-            })
-        })
-    });
+    kept::resumed_alike(input, &shared);
     match direct {
         Ok((body, _meta)) => {
             let v: serde_json::Value = serde_json::from_slice(&body).expect("output is JSON");

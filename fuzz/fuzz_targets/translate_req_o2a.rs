@@ -6,33 +6,18 @@
 //! the bytes, meta and error of the body translated afresh.
 
 use libfuzzer_sys::fuzz_target;
-use ringway::translate::{keeping_from, openai_to_anthropic_request, without_kept, Options};
+use ringway::translate::{openai_to_anthropic_request, without_kept, Options};
 
-/// A turn appended before a `]` of the body (one of them closes its conversation).
-const MORE: &[u8] = br#",{"role":"user","content":"more"}"#;
+#[path = "common/kept.rs"]
+mod kept;
 
 fuzz_target!(|input: &[u8]| {
     let run = |body: &[u8]| openai_to_anthropic_request(body, "claude-fuzz", &Options::default());
     let afresh = without_kept(|| run(input));
-    // Kept under a key's scope, as the gateway keeps it.
-    ringway::json::with_scope(1, || keeping_from(1, || {
-        // The first run keeps the tools and the conversation (or keeps the tools refused),
-        // the second takes them.
-        let _ = run(input);
-        assert_eq!(run(input), afresh, "kept and afresh differ");
-        // The next turn: one more element after the kept ones (or a body broken there), at
-        // each of the last few `]`.
-        let closes = input.iter().enumerate().rev().filter(|(_, &b)| b == b']');
-        for (at, _) in closes.take(3) {
-            let grown = [&input[..at], MORE, &input[at..]].concat();
-            let _ = run(input);
-            assert_eq!(
-                run(&grown),
-                without_kept(|| run(&grown)),
-                "a grown conversation kept and afresh differ"
-            );
-        }
-    }));
+    // The first run keeps the tools (or keeps them refused), the second takes them.
+    let _ = run(input);
+    assert_eq!(run(input), afresh, "kept and afresh differ");
+    kept::resumed_alike(input, &run);
     match afresh {
         Ok((body, _meta)) => {
             let v: serde_json::Value = serde_json::from_slice(&body).expect("output is JSON");

@@ -13,12 +13,10 @@ use libfuzzer_sys::fuzz_target;
 use ringway::format::Format;
 use ringway::seal::SealKey;
 use ringway::translate::responses::responses_request;
-use ringway::translate::{
-    keeping_from, lending_from, without_direct, without_kept, Options, Pair, Room,
-};
+use ringway::translate::{lending_from, without_direct, without_kept, Options, Pair, Room};
 
-/// An item appended before a `]` of the body (one of them closes its `input`).
-const MORE: &[u8] = br#",{"role":"user","content":"more"}"#;
+#[path = "common/kept.rs"]
+mod kept;
 
 fuzz_target!(|input: &[u8]| {
     let opts = Options {
@@ -35,39 +33,18 @@ fuzz_target!(|input: &[u8]| {
         let typed = without_kept(|| without_direct(run));
         assert_eq!(direct, typed, "direct and typed differ");
         // As the gateway takes it: shared bytes, every string lent.
-        let shared = || {
+        let shared = |body: &[u8]| {
             let (bytes, meta) = Pair::new(Format::Responses, provider).request_shared(
-                input,
+                body,
                 model,
                 &opts,
                 &Room::unlimited(),
             )?;
-            Ok((bytes.into_vec(input)?, meta))
+            Ok::<_, ringway::translate::TranslateError>((bytes.into_vec(body)?, meta))
         };
-        let lent = lending_from(1, || without_kept(shared));
+        let lent = lending_from(1, || without_kept(|| shared(input)));
         assert_eq!(lent, typed, "lent and typed differ");
-        // Kept under a key's scope, as the gateway keeps it, every string lent: the first run
-        // keeps the conversation, the second resumes it, and so does the next turn.
-        ringway::json::with_scope(1, || {
-            keeping_from(1, || {
-                lending_from(1, || {
-                    let _ = shared();
-                    assert_eq!(shared(), typed, "kept and typed differ");
-                    let closes = input.iter().enumerate().rev().filter(|(_, &b)| b == b']');
-                    for (at, _) in closes.take(3) {
-                        let grown = [&input[..at], MORE, &input[at..]].concat();
-                        let turn = || {
-                            let (bytes, meta) = Pair::new(Format::Responses, provider)
-                                .request_shared(&grown, model, &opts, &Room::unlimited())?;
-                            Ok((bytes.into_vec(&grown)?, meta))
-                        };
-                        let _ = shared();
-                        let kept: Result<_, ringway::translate::TranslateError> = turn();
-                        assert_eq!(kept, without_kept(turn), "a grown conversation differs");
-                    }
-                })
-            })
-        });
+        kept::resumed_alike(input, &shared);
         // With admission's notes of where long strings end (and whether they hold a `\u`),
         // which the readers ask as they cross them.
         if let Ok(info) = ringway::json::inspect_request(input) {

@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::thread::LocalKey;
 
-use super::Options;
+use super::{Options, TranslateError};
 
 /// Conversations kept per translation form and thread: an agent's session uses one, and a
 /// worker serves a few sessions' agents at once.
@@ -58,6 +58,7 @@ fn tick() -> u64 {
 /// the last's end), how many, and the writer's state after them.
 pub(super) struct Kept<S> {
     scope: u64,
+    form: u8,
     opts: Options,
     lend_from: usize,
     elements: Vec<u8>,
@@ -77,6 +78,8 @@ pub(super) struct Keeping<'r> {
     opts: Options,
     lend_from: usize,
     scope: u64,
+    /// Which of a store's forms the state is of (a store may hold more than one).
+    form: u8,
     /// Where the first element starts in `body`.
     first: Option<usize>,
     /// Elements taken from a kept conversation, and the bytes they span.
@@ -97,6 +100,7 @@ impl<'r> Keeping<'r> {
             opts: opts.clone(),
             lend_from,
             scope,
+            form: 0,
             first: None,
             resumed: (0, 0),
         })
@@ -145,6 +149,12 @@ impl<'r> Keeping<'r> {
         taken
     }
 
+    /// Keeping state of `form` (one of those its store holds), found only by keeping of it.
+    pub(super) fn in_form(mut self, form: u8) -> Self {
+        self.form = form;
+        self
+    }
+
     /// The conversation is read again from its start (nothing resumed).
     pub(super) fn restart(&mut self) {
         self.first = None;
@@ -152,7 +162,10 @@ impl<'r> Keeping<'r> {
     }
 
     fn matches<S>(&self, k: &Kept<S>) -> bool {
-        k.scope == self.scope && k.lend_from == self.lend_from && k.opts == self.opts
+        k.scope == self.scope
+            && k.form == self.form
+            && k.lend_from == self.lend_from
+            && k.opts == self.opts
     }
 
     /// The conversation read has `count` elements: kept (`state()` taking the writer's state,
@@ -207,6 +220,7 @@ impl<'r> Keeping<'r> {
             }
             kept.push(Kept {
                 scope: self.scope,
+                form: self.form,
                 opts: self.opts.clone(),
                 lend_from: self.lend_from,
                 elements: bytes,
@@ -218,6 +232,32 @@ impl<'r> Keeping<'r> {
             Some(())
         });
     }
+}
+
+/// [`Keeping::resume`] for a sink whose keeping `keeping` finds: `restore` puts the kept
+/// state into the sink, and where that fails `restart` has it read its conversation from the
+/// start (nothing of the state stays).
+pub(super) fn resume_sink<'r, T, S: 'static>(
+    sink: &mut T,
+    keeping: impl Fn(&mut T) -> &mut Option<Keeping<'r>>,
+    store: &'static LocalKey<Store<S>>,
+    first: &str,
+    restore: impl FnOnce(&mut T, &S, usize) -> Result<(), TranslateError>,
+    restart: impl FnOnce(&mut T),
+) -> (usize, usize) {
+    let Some(mut k) = keeping(sink).take() else {
+        return (0, 0);
+    };
+    let mut failed = false;
+    let taken = k.resume(store, first, |kept, base| {
+        failed = restore(sink, kept, base).is_err();
+        !failed
+    });
+    *keeping(sink) = Some(k);
+    if failed {
+        restart(sink);
+    }
+    taken
 }
 
 impl<S> Kept<S> {

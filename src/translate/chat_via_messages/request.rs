@@ -11,7 +11,7 @@ use crate::wire::anthropic::{
 use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Sink, Str, TextOr};
 
-use crate::translate::conversations::{Keeping, Store};
+use crate::translate::conversations::{resume_sink, Keeping, Store};
 use crate::translate::out::first_capacity;
 use crate::translate::out::{assemble, object, KeptOut, Out, Piece, Room, Shared};
 use crate::translate::thinking::{generation, Generation};
@@ -1154,19 +1154,14 @@ impl<'b> Sink<'b, Message<'b>> for Reading<'_> {
     }
 
     fn resume(&mut self, first: &'b str) -> (usize, usize) {
-        let (Some(keeping), w) = (self.keeping.as_mut(), &mut self.w) else {
-            return (0, 0);
-        };
-        let mut failed = false;
-        let taken = keeping.resume(&CONVERSATIONS, first, |kept, base| {
-            failed = w.resume(kept, base).is_err();
-            !failed
-        });
-        if failed {
-            // Nothing of it stays: the conversation is read from its start.
-            Sink::<Message<'b>>::restart(self);
-        }
-        taken
+        resume_sink(
+            self,
+            |r| &mut r.keeping,
+            &CONVERSATIONS,
+            first,
+            |r, kept, base| r.w.resume(kept, base),
+            Sink::<Message<'b>>::restart,
+        )
     }
 
     fn end(&mut self, count: usize) {

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use super::direct::{self, Turn};
 use super::kept::{self, Kept};
 use super::tools::{function, note_dropped, NameMap};
-use crate::translate::conversations::{Keeping, Store};
+use crate::translate::conversations::{resume_sink, Keeping, Store};
 use crate::translate::out::{
     assemble, first_capacity, front_room, object, KeptOut, Out, Room, Shared,
 };
@@ -519,20 +519,14 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
     }
 
     fn resume(&mut self, first: &'b str) -> (usize, usize) {
-        let Some(mut keeping) = self.keeping.take() else {
-            return (0, 0);
-        };
-        let mut failed = false;
-        let taken = keeping.resume(&CONVERSATIONS, first, |kept, base| {
-            failed = self.resume_from(kept, base).is_err();
-            !failed
-        });
-        self.keeping = Some(keeping);
-        if failed {
-            // Nothing of it stays: the conversation is read from its start.
-            Sink::<&'b RawValue>::restart(self);
-        }
-        taken
+        resume_sink(
+            self,
+            |r| &mut r.keeping,
+            &CONVERSATIONS,
+            first,
+            Reading::resume_from,
+            Sink::<&'b RawValue>::restart,
+        )
     }
 
     fn end(&mut self, count: usize) {

@@ -22,7 +22,7 @@ use crate::wire::openai::{
 use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
 use crate::wire::{Read, Sink, Str, TextOr};
 
-use super::super::conversations::{Keeping, Store};
+use super::super::conversations::{resume_sink, Keeping, Store};
 use super::super::out::{assemble, first_capacity, front_room, object, KeptOut, Out, Room, Shared};
 use super::super::util::openai_tool_name;
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
@@ -1384,15 +1384,35 @@ struct KeptItems<T> {
     web_search: bool,
 }
 
-/// Chat JSON written (for a Chat-kind provider).
-type ToChat = KeptItems<(KeptOut, Vec<u8>)>;
-/// Handed on to the Chat → Messages translator (for an Anthropic-kind provider).
-type ToMessages = KeptItems<(KeptWriter, usize)>;
+/// Where a kept conversation's items went.
+enum KeptTo {
+    /// Chat JSON written (for a Chat-kind provider), and the message that goes first.
+    Chat(KeptOut, Vec<u8>),
+    /// Handed on to the Chat → Messages translator (for an Anthropic-kind provider), and the
+    /// index of the next Chat message.
+    Messages(Box<KeptWriter>, usize),
+}
+
+impl KeptTo {
+    /// The form it is kept in (see `Keeping::in_form`).
+    fn form(to: &To<'_>) -> u8 {
+        match to {
+            To::Chat { .. } => 0,
+            To::Messages { .. } => 1,
+        }
+    }
+
+    fn weight(k: &KeptItems<KeptTo>) -> usize {
+        match &k.to {
+            KeptTo::Chat(out, first) => out.weight() + first.len(),
+            KeptTo::Messages(w, _) => w.weight(),
+        }
+    }
+}
 
 thread_local! {
-    /// Responses conversations this thread translated last, per form (see `conversations`).
-    static TO_CHAT: Store<ToChat> = const { RefCell::new(Vec::new()) };
-    static TO_MESSAGES: Store<ToMessages> = const { RefCell::new(Vec::new()) };
+    /// Responses conversations this thread translated last (see `conversations`).
+    static CONVERSATIONS: Store<KeptItems<KeptTo>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<'b, 'r> Reading<'b, 'r> {
@@ -1439,7 +1459,8 @@ impl<'b, 'r> Reading<'b, 'r> {
             To::Messages { conv, .. } => conv.lends_from(),
             To::Chat { .. } => return self,
         };
-        self.keeping = Keeping::new(body, self.opts, lend_from);
+        self.keeping =
+            Keeping::new(body, self.opts, lend_from).map(|k| k.in_form(KeptTo::form(&self.c.to)));
         self
     }
 
@@ -1633,70 +1654,49 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
     }
 
     fn resume(&mut self, first: &'b str) -> (usize, usize) {
-        let Some(mut keeping) = self.keeping.take() else {
-            return (0, 0);
-        };
-        let mut failed = false;
-        let taken = match &self.c.to {
-            To::Chat { .. } => keeping.resume(&TO_CHAT, first, |k, base| {
-                failed = self.resume_chat(k, base).is_err();
-                !failed
-            }),
-            To::Messages { .. } => keeping.resume(&TO_MESSAGES, first, |k, base| {
-                failed = self.resume_messages(k, base).is_err();
-                !failed
-            }),
-        };
-        self.keeping = Some(keeping);
-        if failed {
-            // Nothing of it stays: the conversation is read from its start.
-            Sink::<&'b RawValue>::restart(self);
-        }
-        taken
+        resume_sink(
+            self,
+            |r| &mut r.keeping,
+            &CONVERSATIONS,
+            first,
+            Reading::resume_items,
+            Sink::<&'b RawValue>::restart,
+        )
     }
 
     fn end(&mut self, count: usize) {
         let Some(keeping) = self.keeping.as_ref().filter(|_| self.clean()) else {
             return;
         };
-        match &self.c.to {
-            To::Chat { out, first } => keeping.end(
-                &TO_CHAT,
-                count,
-                |k: &ToChat| k.to.0.weight() + k.to.1.len(),
-                |base, end| Some(self.kept_as((out.kept(base, end)?, first.clone()))),
-            ),
-            To::Messages { conv, next } => keeping.end(
-                &TO_MESSAGES,
-                count,
-                |k: &ToMessages| k.to.0.weight(),
-                |base, end| Some(self.kept_as((conv.kept(base, end)?, *next))),
-            ),
-        }
+        keeping.end(&CONVERSATIONS, count, KeptTo::weight, |base, end| {
+            let to = match &self.c.to {
+                To::Chat { out, first } => KeptTo::Chat(out.kept(base, end)?, first.clone()),
+                To::Messages { conv, next } => {
+                    KeptTo::Messages(Box::new(conv.kept(base, end)?), *next)
+                }
+            };
+            Some(self.kept_as(to))
+        });
     }
 }
 
 impl Reading<'_, '_> {
-    fn resume_chat(&mut self, k: &ToChat, base: usize) -> Result<(), TranslateError> {
-        let To::Chat { out, first } = &mut self.c.to else {
-            return Err(TranslateError::internal(
-                "a kept conversation of another form",
-            ));
-        };
-        out.resume(&k.to.0, base)?;
-        first.clone_from(&k.to.1);
-        self.resume_as(k);
-        Ok(())
-    }
-
-    fn resume_messages(&mut self, k: &ToMessages, base: usize) -> Result<(), TranslateError> {
-        let To::Messages { conv, next } = &mut self.c.to else {
-            return Err(TranslateError::internal(
-                "a kept conversation of another form",
-            ));
-        };
-        conv.resume_kept(&k.to.0, base)?;
-        *next = k.to.1;
+    fn resume_items(&mut self, k: &KeptItems<KeptTo>, base: usize) -> Result<(), TranslateError> {
+        match (&mut self.c.to, &k.to) {
+            (To::Chat { out, first }, KeptTo::Chat(kept, kept_first)) => {
+                out.resume(kept, base)?;
+                first.clone_from(kept_first);
+            }
+            (To::Messages { conv, next }, KeptTo::Messages(kept, kept_next)) => {
+                conv.resume_kept(kept, base)?;
+                *next = *kept_next;
+            }
+            _ => {
+                return Err(TranslateError::internal(
+                    "a kept conversation of another form",
+                ))
+            }
+        }
         self.resume_as(k);
         Ok(())
     }
