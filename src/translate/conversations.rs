@@ -12,15 +12,15 @@ use std::thread::LocalKey;
 
 use super::{Options, TranslateError};
 
-/// Conversations kept per translation form and thread: an agent's session uses one, and a
-/// worker serves a few sessions' agents at once.
+/// Conversations kept per store and thread: an agent's session uses one, and a worker serves
+/// a few sessions' agents at once.
 pub(super) const CONVERSATIONS_KEPT: usize = 2;
 /// Shortest conversation kept (its elements' bytes): below it, a translation costs about
 /// what keeping and comparing it would.
 pub(super) const KEPT_MIN_BYTES: usize = 4 * 1024;
 /// Longest kept: elements (counted twice: the buffer they are kept in may have grown to
-/// that) and state together. A thread keeps at most 2 × 4 MB per form (two forms keep
-/// conversations: Chat → Messages and Messages → Chat).
+/// that) and state together. A thread keeps at most 2 × 4 MB per store (three: Chat →
+/// Messages, Messages → Chat, and Responses to either).
 pub(super) const KEPT_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 thread_local! {
