@@ -14,6 +14,12 @@
 //! ```
 //! and subtract a run with `AGENT_BENCH_RUNS=0` (the setup): what is left, over runs × body
 //! bytes, is instructions per byte.
+//!
+//! `agent_session/<path>/300k` runs a whole session instead (`agent::session`: the turns that
+//! end in the 300 KB body, in order, Messages' cache mark moved each turn as Claude Code moves
+//! it), the way a worker sees one agent: each turn after the first starts where the one before
+//! it was kept. `…/300k-afresh` is the same session with nothing kept (`without_kept`).
+//! `AGENT_BENCH_SESSION=1` (and `AGENT_BENCH_AFRESH=1`) runs a session in once-mode.
 
 #[allow(
     dead_code,
@@ -33,13 +39,18 @@ use ringway::json::{
     RequestInfo,
 };
 use ringway::seal::SealKey;
-use ringway::translate::{Options, Pair, Room};
+use ringway::translate::{without_kept, Options, Pair, Room};
 
 use agent::Shape;
 
 /// The model a client names (a route alias) and the one spliced or written in its place.
 const CLIENT_MODEL: &str = "agent";
 const UPSTREAM_MODEL: &str = "claude-sonnet-4-5";
+
+thread_local! {
+    /// The API key requests are admitted and translated for (see [`run_session`]).
+    static KEY: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
 
 /// A request path: its name, the client's format, and what it does to a body.
 struct Path {
@@ -104,7 +115,7 @@ fn admitted(body: &Bytes, translate: impl FnOnce() -> Option<usize>) -> usize {
 /// Admission's inspection: the body checked to be UTF-8 once, then inspected as known text,
 /// for one API key (whose tools admission keeps, checked).
 fn checked_inspection(body: &Bytes) -> Option<(RequestInfo, Option<Checked>)> {
-    let (info, utf8) = inspect_checked(body, || with_scope(1, || inspect_request(body)));
+    let (info, utf8) = inspect_checked(body, || with_scope(KEY.get(), || inspect_request(body)));
     let info = info.ok()?;
     Some((info, utf8))
 }
@@ -115,7 +126,7 @@ fn checked_inspection(body: &Bytes) -> Option<(RequestInfo, Option<Checked>)> {
 /// next turn starts after the elements it resends).
 fn translated(body: &Bytes, client: Format, provider: Format, opts: &Options) -> usize {
     admitted(body, || {
-        with_scope(1, || {
+        with_scope(KEY.get(), || {
             Pair::new(client, provider).request_shared(
                 body,
                 UPSTREAM_MODEL,
@@ -231,8 +242,56 @@ fn criterion_benches(c: &mut Criterion) {
     }
 }
 
+/// Size of the sessions measured: the turns that end in a 300 KB body.
+const SESSION_SIZE: usize = 300 * 1024;
+
+/// A session's turns (see [`agent::session`]) of `path`'s client.
+fn session_for(path: &Path, size: usize) -> Vec<Bytes> {
+    agent::session(path.client, size, CLIENT_MODEL, false)
+        .into_iter()
+        .map(Bytes::from)
+        .collect()
+}
+
+/// Each turn of `session` in order through `path` (kept conversations used unless `afresh`),
+/// under a key of its own: each run is a new agent's session, which finds nothing an earlier
+/// run kept (a worker keeps only a few conversations per key; a session begun again under
+/// the same key would have each turn compared with every stage of the last).
+fn run_session(path: &Path, session: &[Bytes], opts: &Options, afresh: bool) -> usize {
+    KEY.set(KEY.get() + 1);
+    let turns = || session.iter().map(|b| (path.run)(b, opts)).sum();
+    if afresh {
+        without_kept(turns)
+    } else {
+        turns()
+    }
+}
+
+fn session_benches(c: &mut Criterion) {
+    let opts = options();
+    for path in PATHS.iter().filter(|p| p.name != "chat_pii") {
+        let mut g = c.benchmark_group(format!("agent_session/{}", path.name));
+        g.warm_up_time(Duration::from_millis(500));
+        g.measurement_time(Duration::from_secs(3));
+        let session = session_for(path, SESSION_SIZE);
+        let bytes: usize = session.iter().map(Bytes::len).sum();
+        g.throughput(Throughput::Bytes(bytes as u64));
+        let translates = path.name.contains("_to_");
+        for afresh in [false, true].into_iter().filter(|&a| !a || translates) {
+            // Measure the path, not an early refusal.
+            let out = run_session(path, &session, &opts, afresh);
+            assert!(out > bytes / 2, "{} session", path.name);
+            let id = size_name(SESSION_SIZE) + if afresh { "-afresh" } else { "" };
+            g.bench_function(id, |b| {
+                b.iter(|| run_session(path, black_box(&session), &opts, afresh))
+            });
+        }
+        g.finish();
+    }
+}
+
 /// `AGENT_BENCH_ONCE=path/size`: run that path `AGENT_BENCH_RUNS` times (default 20), for
-/// callgrind.
+/// callgrind; with `AGENT_BENCH_SESSION=1`, that path's session of that size.
 fn once(which: &str) {
     let opts = options();
     let runs: usize = std::env::var("AGENT_BENCH_RUNS")
@@ -248,6 +307,20 @@ fn once(which: &str) {
         eprintln!("bad size {size:?}");
         std::process::exit(2);
     };
+    if std::env::var_os("AGENT_BENCH_SESSION").is_some() {
+        let afresh = std::env::var_os("AGENT_BENCH_AFRESH").is_some();
+        let session = session_for(path, size);
+        let bytes: usize = session.iter().map(Bytes::len).sum();
+        let mut out = 0;
+        for _ in 0..runs {
+            out += run_session(path, black_box(&session), &opts, afresh);
+        }
+        eprintln!(
+            "{name} session: {} turns, {bytes} B, {runs} runs, {out} bytes out",
+            session.len()
+        );
+        return;
+    }
     let body = body_for(path, size);
     let mut out = 0;
     for _ in 0..runs {
@@ -267,5 +340,6 @@ fn main() {
     }
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c);
+    session_benches(&mut c);
     c.final_summary();
 }

@@ -1593,10 +1593,11 @@ fn kept_chat_tools_reach_a_messages_provider_as_on_the_first_turn() {
 
 /// An agent's conversation sent turn after turn, growing, with its last turn's cache mark
 /// moved each time (as Claude Code does), reaches each provider kind as a fresh gateway sends
-/// the same turn: a worker's kept conversation changes nothing a provider gets. The last turn
-/// is sent twice, the second time going on from the conversation the first kept (every
-/// translation, and a Responses client's turns each time). A turn whose new end is broken is
-/// refused as on a fresh gateway.
+/// the same turn: a worker's kept conversation changes nothing a provider gets. Each turn goes
+/// on from the one before: a Responses client's whole, a Messages client's all but its last
+/// message (the one whose mark moved). The last turn is sent twice, the second time going on
+/// from the whole of the first (every translation). A turn whose new end is broken is refused
+/// as on a fresh gateway.
 #[test]
 fn a_growing_conversation_reaches_providers_as_a_fresh_gateway_sends_it() {
     let messages = br#"{"id":"msg_1","type":"message","role":"assistant","model":"x","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#;
@@ -1660,7 +1661,9 @@ fn a_growing_conversation_reaches_providers_as_a_fresh_gateway_sends_it() {
             let r = request(warm.addr, &post(path, &[], &turn(model, n)));
             assert_eq!(r.status, 200, "{path} {model} {n}: {}", r.text());
             let sent = warm_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-            if round == 4 {
+            // Turn 4 comes twice: first after turn 3 (Messages' from the state before turn
+            // 3's last message, whose cache mark moves), then again.
+            if round >= 3 {
                 last.push(sent);
             }
         }
@@ -1671,13 +1674,18 @@ fn a_growing_conversation_reaches_providers_as_a_fresh_gateway_sends_it() {
         assert_eq!(r.status, 400, "{path} {model}: {}", r.text());
     }
     let (fresh, fresh_rx) = gateway_to_both_kinds(chat, messages);
-    for ((path, model, turn), warm_sent) in paths.iter().zip(&last) {
+    let (after_turn_3, again) = last.split_at(paths.len());
+    for (((path, model, turn), after), again) in paths.iter().zip(after_turn_3).zip(again) {
         let r = request(fresh.addr, &post(path, &[], &turn(model, 4)));
         assert_eq!(r.status, 200, "{path} {model}: {}", r.text());
         let sent = fresh_rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(
-            sent == *warm_sent,
+            sent == *after,
             "{path} {model}: the provider got other bytes"
+        );
+        assert!(
+            sent == *again,
+            "{path} {model}: the provider got other bytes again"
         );
         let r = request(fresh.addr, &post(path, &[], &broken(turn(model, 4))));
         assert_eq!(r.status, 400, "{path} {model}: {}", r.text());

@@ -1370,6 +1370,22 @@ fn kept_conversation_turns(shape: agent::Shape, pair: Pair, refused_turn: Value)
     };
     let mut refused = turns.clone();
     refused.push(refused_turn);
+    // The turn that was last comes again changed, two more after it: as Claude Code moves its
+    // cache mark onto the newest turn. Only sinks that read turns raw keep the state before
+    // the last (Chat's typed reading does not).
+    let part = match shape {
+        agent::Shape::Responses => "input_text",
+        _ => "text",
+    };
+    let mut moved = turns.clone();
+    moved.extend([
+        json!({"role": "user", "content": [{"type": part, "text": "Go on."}]}),
+        json!({"role": "assistant", "content": "On it."}),
+        json!({"role": "user", "content": "Go on."}),
+    ]);
+    let mut after_moved = moved.clone();
+    after_moved.push(json!({"role": "user", "content": "Thanks."}));
+    let before_last = !matches!(shape, agent::Shape::Chat);
     // (what, body, resumed a kept conversation)
     let steps: Vec<(&str, Vec<u8>, bool)> = vec![
         ("fewer", with(&turns[..n - 3], &same), false),
@@ -1390,11 +1406,13 @@ fn kept_conversation_turns(shape: agent::Shape, pair: Pair, refused_turn: Value)
         ("one more", with(&more, &same), true),
         ("an earlier turn changed", with(&changed, &same), false),
         (
-            "a turn refused after the kept ones",
+            "a turn refused after the kept ones (all but the last of `one more`)",
             with(&refused, &same),
-            false,
+            before_last,
         ),
         ("one more again", with(&more, &same), true),
+        ("the last turn changed", with(&moved, &same), before_last),
+        ("one more after it", with(&after_moved, &same), true),
         ("only the first turns", with(&turns[..2], &same), false),
     ];
     let run = |body: &[u8]| {
@@ -1438,6 +1456,57 @@ fn kept_conversation_turns(shape: agent::Shape, pair: Pair, refused_turn: Value)
         used,
         "{shape:?}: another scope"
     );
+}
+
+/// An agent's session turn by turn (`agent::session`: Claude Code's cache mark moved onto the
+/// newest tool result each turn, Codex's and a Chat agent's turns appended): every turn after
+/// the first goes on from the one before, and translates as afresh.
+#[test]
+fn every_turn_of_an_agent_session_goes_on_from_the_last() {
+    let opts = options(&json!({}));
+    for (shape, pair) in [
+        (
+            agent::Shape::Chat,
+            Pair::new(Format::OpenAi, Format::Anthropic),
+        ),
+        (
+            agent::Shape::Messages,
+            Pair::new(Format::Anthropic, Format::OpenAi),
+        ),
+        (
+            agent::Shape::Responses,
+            Pair::new(Format::Responses, Format::OpenAi),
+        ),
+        (
+            agent::Shape::Responses,
+            Pair::new(Format::Responses, Format::Anthropic),
+        ),
+    ] {
+        let session = agent::session(shape, 150 * 1024, "agent", false);
+        assert!(session.len() > 8, "{shape:?}: {} turns", session.len());
+        for (turn, body) in session.iter().enumerate() {
+            let info = ringway::json::inspect_request(body).unwrap();
+            let source = Bytes::copy_from_slice(body);
+            let used = translate::kept_conversations_used();
+            let kept = ringway::json::with_scope(9, || {
+                ringway::json::with_notes(&source, &info.strings, || {
+                    pair.request_shared(&source, "m", &opts, &translate::Room::unlimited())
+                })
+            })
+            .map(|(shared, meta)| (shared.parts(&source).unwrap().concat(), meta))
+            .unwrap();
+            assert_eq!(
+                translate::kept_conversations_used() - used,
+                u64::from(turn > 0),
+                "{shape:?} turn {turn}: resumed"
+            );
+            let afresh = translate::without_kept(|| pair.request(body, "m", &opts)).unwrap();
+            assert!(
+                kept == afresh,
+                "{shape:?} turn {turn}: kept and afresh differ"
+            );
+        }
+    }
 }
 
 #[test]

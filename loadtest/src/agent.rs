@@ -66,6 +66,38 @@ pub fn parse_size(s: &str) -> Option<usize> {
 /// A body of `shape` for `model`, at least `target` bytes long and within one file of it
 /// (the last file is cut to fit, so the body lands within a few hundred bytes above `target`).
 pub fn body(shape: Shape, target: usize, model: &str, stream: bool) -> Vec<u8> {
+    let (seed, turns) = grown(shape, target, model, stream);
+    seed.assemble(&turns).into_bytes()
+}
+
+/// The session that ends in [`body`]'s conversation, turn by turn: body `k` holds the first
+/// `k` tool turns, as an agent resends its whole conversation each turn. A Messages session
+/// marks its newest tool result for caching, as Claude Code does: the mark moves every turn,
+/// so the message that was last comes again changed.
+pub fn session(shape: Shape, target: usize, model: &str, stream: bool) -> Vec<Vec<u8>> {
+    let (seed, turns) = grown(shape, target, model, stream);
+    (1..=turns.len())
+        .map(|k| {
+            let mut sent = turns[..k].to_vec();
+            if let (Shape::Messages, Some(last)) = (shape, sent.last_mut()) {
+                *last = marked(last);
+            }
+            seed.assemble(&sent).into_bytes()
+        })
+        .collect()
+}
+
+/// A Messages tool turn (see [`Shape::turn`]) with its tool result marked for caching.
+fn marked(turn: &str) -> String {
+    // The turn ends with its tool result block, its content and its message closing.
+    match turn.strip_suffix("}]}") {
+        Some(open) => format!("{open},\"cache_control\":{{\"type\":\"ephemeral\"}}}}]}}"),
+        None => turn.to_owned(),
+    }
+}
+
+/// The seed and the tool turns of a body of `target` bytes (see [`body`]).
+fn grown(shape: Shape, target: usize, model: &str, stream: bool) -> (Seed, Vec<String>) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ target as u64);
     let seed = Seed::new(shape, model, stream);
     let mut turns: Vec<String> = Vec::new();
@@ -86,7 +118,7 @@ pub fn body(shape: Shape, target: usize, model: &str, stream: bool) -> Vec<u8> {
         len += turn.len();
         turns.push(turn);
     }
-    seed.assemble(&turns).into_bytes()
+    (seed, turns)
 }
 
 /// The captured request split into the parts a body is written from.

@@ -344,20 +344,28 @@ fn seen_before(scope: u64, member: u8, array: &[u8]) -> bool {
 }
 
 /// How many bytes `a` and `b` open with alike.
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    // Most turns are the last one's with more at the end: one compare.
-    if b.starts_with(a) {
-        return a.len();
-    }
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    // Blocks that double while they match: a turn that is the last one's with more at the
+    // end is one pass in a few compares; one that differs near the end (a moved cache mark)
+    // is looked into block by block, then byte by byte, only where it does.
     let n = a.len().min(b.len());
     let mut i = 0;
-    while i + COMPARED <= n && a.get(i..i + COMPARED) == b.get(i..i + COMPARED) {
-        i += COMPARED;
+    let mut step = COMPARED;
+    while i < n {
+        let to = n.min(i.saturating_add(step));
+        if a.get(i..to) != b.get(i..to) {
+            while i + COMPARED <= to && a.get(i..i + COMPARED) == b.get(i..i + COMPARED) {
+                i += COMPARED;
+            }
+            let (Some(a), Some(b)) = (a.get(i..to), b.get(i..to)) else {
+                return i;
+            };
+            return i + a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        }
+        i = to;
+        step = step.saturating_mul(2);
     }
-    let (Some(a), Some(b)) = (a.get(i..n), b.get(i..n)) else {
-        return i;
-    };
-    i + a.iter().zip(b).take_while(|(x, y)| x == y).count()
+    n
 }
 
 /// What a scan took of a kept conversation: which, and how many of its elements.
@@ -908,6 +916,14 @@ mod tests {
                 common_prefix(&base[..at], &other),
                 plain(&base[..at], &other)
             );
+        }
+        // Where the doubling blocks meet (4, 12, 28, 60 KB …) and inside the last one.
+        let long: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 253) as u8).collect();
+        for at in [12_287, 12_288, 28_671, 28_672, 61_439, 100_000, 299_999] {
+            let mut other = long.clone();
+            other[at] ^= 0x55;
+            assert_eq!(common_prefix(&long, &other), at);
+            assert_eq!(common_prefix(&long[..at + 1], &other[..at]), at);
         }
         assert_eq!(common_prefix(&base, &base), base.len());
         assert_eq!(common_prefix(&base[..5000], &base), 5000);

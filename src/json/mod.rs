@@ -46,7 +46,7 @@ use std::ops::Range;
 pub use escape::{
     escaped_len, first_to_escape, splice_string, write_json_escaped, write_json_string,
 };
-pub(crate) use kept::scope as kept_scope;
+pub(crate) use kept::{common_prefix, scope as kept_scope};
 pub use kept::{kept_values_used, scope_of, with_scope, without_kept_values};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use mask::Avx2;

@@ -3,6 +3,11 @@
 //! agent resends its whole conversation every turn, a few KB added at the end; the turn's
 //! translation then starts where the last one ended and reads only what is new.
 //!
+//! A conversation is kept twice over: after its last element, and (where the sink reads
+//! elements raw) before it. Claude Code moves its cache mark onto the newest turn each time, so
+//! the element that was last changes while all before it stay: the next turn starts from the
+//! state before it.
+//!
 //! What is kept is a function of the elements' bytes, the translation's settings and how its
 //! buffers lend (all compared whole, never by a hash), and is found only under the API key it
 //! was kept under (`json::with_scope`): one tenant's conversation is never another's to time.
@@ -55,7 +60,7 @@ fn tick() -> u64 {
 }
 
 /// One conversation kept: what it was kept under, its elements' bytes (the first's start to
-/// the last's end), how many, and the writer's state after them.
+/// the last's end), how many, and the writer's state after them (and before the last).
 pub(super) struct Kept<S> {
     scope: u64,
     form: u8,
@@ -64,8 +69,17 @@ pub(super) struct Kept<S> {
     elements: Vec<u8>,
     count: usize,
     state: S,
+    before: Option<Before<S>>,
     weight: usize,
     used: u64,
+}
+
+/// The state after all a conversation's elements but its last: `count` of them, ending
+/// `len` bytes from the first's start.
+pub(super) struct Before<S> {
+    count: usize,
+    len: usize,
+    state: S,
 }
 
 /// One form's kept conversations.
@@ -73,7 +87,7 @@ pub(super) type Store<S> = RefCell<Vec<Kept<S>>>;
 
 /// What a translation reading a conversation knows of where it is: the settings its kept
 /// state must match, and where its elements start in the body once the first is seen.
-pub(super) struct Keeping<'r> {
+pub(super) struct Keeping<'r, S> {
     body: &'r [u8],
     opts: Options,
     lend_from: usize,
@@ -82,11 +96,17 @@ pub(super) struct Keeping<'r> {
     form: u8,
     /// Where the first element starts in `body`.
     first: Option<usize>,
+    /// Where the last element ends in `body` (None: not looked for yet; Some(None): not found).
+    end: Option<Option<usize>>,
     /// Elements taken from a kept conversation, and the bytes they span.
     resumed: (usize, usize),
+    /// The kept conversation they were taken from (when it was last used).
+    from: Option<u64>,
+    /// The state before the last element, once it is reached.
+    before: Option<Before<S>>,
 }
 
-impl<'r> Keeping<'r> {
+impl<'r, S: 'static> Keeping<'r, S> {
     /// Keeping for a translation of `body` with `opts`, its buffers lending from `lend_from`
     /// bytes (`usize::MAX`: not lending), under the scope `json::with_scope` set; None
     /// outside one, and while [`super::without_kept`] runs.
@@ -102,7 +122,10 @@ impl<'r> Keeping<'r> {
             scope,
             form: 0,
             first: None,
+            end: None,
             resumed: (0, 0),
+            from: None,
+            before: None,
         })
     }
 
@@ -110,7 +133,7 @@ impl<'r> Keeping<'r> {
     /// any: `resume` is handed its state and where its elements start in the body, and says
     /// whether it took it. How many elements it covers (0: none taken), and the bytes they
     /// span from `first`'s start.
-    pub(super) fn resume<S: 'static>(
+    pub(super) fn resume(
         &mut self,
         store: &'static LocalKey<Store<S>>,
         first: &str,
@@ -128,25 +151,60 @@ impl<'r> Keeping<'r> {
         let rest = self.body.get(base..).unwrap_or_default();
         let taken = store.with(|s| {
             let mut kept = s.try_borrow_mut().ok()?;
-            let (at, k) = kept
-                .iter_mut()
+            // Each kept conversation opens the body whole, or all but its last element (one
+            // compare of its bytes tells which).
+            let (at, count, len, whole) = kept
+                .iter()
                 .enumerate()
-                .filter(|(_, k)| self.matches(k) && opens(rest, &k.elements))
-                .max_by_key(|(_, k)| k.count)?;
-            if !resume(&k.state, base) {
+                .filter(|(_, k)| self.matches(k))
+                .filter_map(|(at, k)| {
+                    let alike = crate::json::common_prefix(&k.elements, rest);
+                    if opens(rest, k.elements.len(), alike) {
+                        return Some((at, k.count, k.elements.len(), true));
+                    }
+                    let b = k.before.as_ref()?;
+                    opens(rest, b.len, alike).then_some((at, b.count, b.len, false))
+                })
+                .max_by_key(|found| found.1)?;
+            let k = kept.get_mut(at)?;
+            let state = match (&k.before, whole) {
+                (_, true) => &k.state,
+                (Some(b), false) => &b.state,
+                (None, false) => return None,
+            };
+            if !resume(state, base) {
                 // It would fail again: it goes.
                 kept.swap_remove(at);
                 return None;
             }
             k.used = tick();
-            Some((k.count, k.elements.len()))
+            Some((count, len, k.used))
         });
-        let Some(taken) = taken else {
+        let Some((count, len, from)) = taken else {
             return (0, 0);
         };
         USED.with(|n| n.set(n.get() + 1));
-        self.resumed = taken;
-        taken
+        self.resumed = (count, len);
+        self.from = Some(from);
+        (count, len)
+    }
+
+    /// Where element `i`, `element` (a span of the body), starts when it is the body's last and
+    /// comes after those resumed: the state before it is to be kept, from the first element's
+    /// start (the first of the pair) to there.
+    fn last_at(&mut self, i: usize, element: &str) -> Option<(usize, usize)> {
+        let base = self.first?;
+        if i == 0 || i < self.resumed.0 {
+            return None;
+        }
+        let at = element
+            .as_ptr()
+            .addr()
+            .checked_sub(self.body.as_ptr().addr())?;
+        let end = *self
+            .end
+            .get_or_insert_with(|| elements_end(self.body, base));
+        (at.checked_add(element.len()) == end && at > base).then_some((base, at))
     }
 
     /// Keeping state of `form` (one of those its store holds), found only by keeping of it.
@@ -159,9 +217,11 @@ impl<'r> Keeping<'r> {
     pub(super) fn restart(&mut self) {
         self.first = None;
         self.resumed = (0, 0);
+        self.from = None;
+        self.before = None;
     }
 
-    fn matches<S>(&self, k: &Kept<S>) -> bool {
+    fn matches(&self, k: &Kept<S>) -> bool {
         k.scope == self.scope
             && k.form == self.form
             && k.lend_from == self.lend_from
@@ -169,10 +229,11 @@ impl<'r> Keeping<'r> {
     }
 
     /// The conversation read has `count` elements: kept (`state()` taking the writer's state,
-    /// given where the elements start and end in the body) when it is long enough and has
-    /// more than it resumed, in place of the one it resumed.
-    pub(super) fn end<S: 'static>(
-        &self,
+    /// given where the elements start and end in the body), with the state before its last
+    /// when that was kept, when it is long enough and has more than it resumed, in place of
+    /// the one it resumed.
+    pub(super) fn end(
+        &mut self,
         store: &'static LocalKey<Store<S>>,
         count: usize,
         weigh: impl Fn(&S) -> usize,
@@ -184,7 +245,10 @@ impl<'r> Keeping<'r> {
         if count <= self.resumed.0 {
             return;
         }
-        let Some(end) = elements_end(self.body, base) else {
+        let Some(end) = *self
+            .end
+            .get_or_insert_with(|| elements_end(self.body, base))
+        else {
             return;
         };
         let Some(elements) = self.body.get(base..end) else {
@@ -196,7 +260,13 @@ impl<'r> Keeping<'r> {
         let Some(state) = state(base, end) else {
             return;
         };
-        let weight = elements.len().max(self.resumed.1) * 2 + weigh(&state);
+        let before = self
+            .before
+            .take()
+            .filter(|b| b.count.checked_add(1) == Some(count) && b.len < elements.len());
+        let weight = elements.len().max(self.resumed.1) * 2
+            + weigh(&state)
+            + before.as_ref().map_or(0, |b| weigh(&b.state));
         if weight > KEPT_MAX_BYTES {
             return;
         }
@@ -205,12 +275,15 @@ impl<'r> Keeping<'r> {
             // The conversation this one went on from gives way to it (its bytes reused: they
             // are this one's first).
             let mut bytes = Vec::new();
-            if let Some(at) = kept.iter().position(|k| {
-                self.matches(k) && k.count == self.resumed.0 && k.elements.len() == self.resumed.1
-            }) {
+            if let Some(at) = kept
+                .iter()
+                .position(|k| self.matches(k) && Some(k.used) == self.from)
+            {
                 bytes = kept.swap_remove(at).elements;
+                bytes.truncate(self.resumed.1);
             }
-            if bytes.len() != self.resumed.1 || !elements.starts_with(&bytes) {
+            // Its bytes were compared with this body's where they were resumed.
+            if bytes.len() != self.resumed.1 {
                 bytes.clear();
             }
             bytes.extend_from_slice(elements.get(bytes.len()..)?);
@@ -226,6 +299,7 @@ impl<'r> Keeping<'r> {
                 elements: bytes,
                 count,
                 state,
+                before,
                 weight,
                 used: tick(),
             });
@@ -239,7 +313,7 @@ impl<'r> Keeping<'r> {
 /// start (nothing of the state stays).
 pub(super) fn resume_sink<'r, T, S: 'static>(
     sink: &mut T,
-    keeping: impl Fn(&mut T) -> &mut Option<Keeping<'r>>,
+    keeping: impl Fn(&mut T) -> &mut Option<Keeping<'r, S>>,
     store: &'static LocalKey<Store<S>>,
     first: &str,
     restore: impl FnOnce(&mut T, &S, usize) -> Result<(), TranslateError>,
@@ -260,6 +334,43 @@ pub(super) fn resume_sink<'r, T, S: 'static>(
     taken
 }
 
+/// Keeps the sink's state before element `i`, `element`, when it is the conversation's last
+/// (see [`Keeping::end`]): `state` takes it, given where the elements start and where `element`
+/// does. Called before the element is read.
+pub(super) fn before_last<'r, T, S: 'static>(
+    sink: &mut T,
+    keeping: impl Fn(&mut T) -> &mut Option<Keeping<'r, S>>,
+    i: usize,
+    element: &str,
+    state: impl FnOnce(&T, usize, usize) -> Option<S>,
+) {
+    let Some(mut k) = keeping(sink).take() else {
+        return;
+    };
+    if let Some((base, at)) = k.last_at(i, element) {
+        k.before = element_before(k.body, at)
+            .and_then(|len_end| Some((len_end.checked_sub(base)?, state(sink, base, at)?)))
+            .filter(|(len, _)| *len > 0)
+            .map(|(len, state)| Before {
+                count: i,
+                len,
+                state,
+            });
+    }
+    *keeping(sink) = Some(k);
+}
+
+/// Where the element before the one starting at `at` of `body` ends (past its last byte).
+fn element_before(body: &[u8], at: usize) -> Option<usize> {
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let comma = body.get(..at)?.iter().rposition(|b| !ws(b))?;
+    if body.get(comma) != Some(&b',') {
+        return None;
+    }
+    let last = body.get(..comma)?.iter().rposition(|b| !ws(b))?;
+    Some(last + 1)
+}
+
 impl<S> Kept<S> {
     /// The bytes it holds.
     #[allow(dead_code, reason = "read by tests")]
@@ -268,13 +379,14 @@ impl<S> Kept<S> {
     }
 }
 
-/// Whether `rest` (a body from its conversation's first element on) opens with the elements
-/// `kept`, whole: the same bytes, then the next element's comma or the array's end.
-fn opens(rest: &[u8], kept: &[u8]) -> bool {
-    if kept.is_empty() || !rest.starts_with(kept) {
+/// Whether `rest` (a body from its conversation's first element on), which opens with `alike`
+/// bytes of a kept conversation's, opens with `len` of them as whole elements: the next
+/// element's comma or the array's end follows.
+fn opens(rest: &[u8], len: usize, alike: usize) -> bool {
+    if len == 0 || len > alike {
         return false;
     }
-    let after = rest.get(kept.len()..).unwrap_or_default();
+    let after = rest.get(len..).unwrap_or_default();
     matches!(
         after
             .iter()
@@ -307,6 +419,9 @@ mod tests {
 
     #[test]
     fn kept_elements_open_a_body_only_whole() {
+        let opens = |rest: &[u8], kept: &[u8]| {
+            opens(rest, kept.len(), crate::json::common_prefix(kept, rest))
+        };
         assert!(opens(br#"{"a":1},{"b":2}]"#, br#"{"a":1}"#));
         assert!(opens(br#"{"a":1} ]"#, br#"{"a":1}"#));
         // The same bytes, then more of the same element: not an element's end.
@@ -314,6 +429,13 @@ mod tests {
         assert!(!opens(br#"{"a":1}"#, br#"{"a":1}"#));
         assert!(!opens(br#"{"a":2},{}]"#, br#"{"a":1}"#));
         assert!(!opens(b"]", b""));
+        // All but the last of a kept conversation's elements.
+        let kept = br#"{"a":1},{"b":2}"#;
+        let rest = br#"{"a":1},{"b":3}]"#;
+        let alike = crate::json::common_prefix(kept, rest);
+        assert!(!super::opens(rest, kept.len(), alike));
+        assert!(super::opens(rest, 7, alike));
+        assert!(!super::opens(rest, 6, alike));
     }
 
     #[test]
@@ -324,5 +446,14 @@ mod tests {
         assert_eq!(&body[first..19], br#"{"a":1}, "x""#);
         // Not the first element of an array.
         assert_eq!(elements_end(body, 8), None);
+    }
+
+    #[test]
+    fn the_element_before_ends_before_its_comma() {
+        let body = br#"[{"a":1} , "x",3]"#;
+        assert_eq!(element_before(body, 11), Some(8));
+        assert_eq!(element_before(body, 15), Some(14));
+        // The first element has none before it.
+        assert_eq!(element_before(body, 1), None);
     }
 }

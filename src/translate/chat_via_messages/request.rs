@@ -1058,7 +1058,7 @@ pub(crate) struct Reading<'r> {
     w: Writer<'r>,
     error: Option<TranslateError>,
     /// Where a Chat client's conversation is, to go on from a kept one and keep it.
-    keeping: Option<Keeping<'r>>,
+    keeping: Option<Keeping<'r, KeptWriter>>,
 }
 
 impl<'r> Reading<'r> {
@@ -1165,7 +1165,7 @@ impl<'b> Sink<'b, Message<'b>> for Reading<'_> {
     }
 
     fn end(&mut self, count: usize) {
-        if let (Some(keeping), None) = (&self.keeping, &self.error) {
+        if let (Some(keeping), None) = (&mut self.keeping, &self.error) {
             let w = &self.w;
             keeping.end(&CONVERSATIONS, count, KeptWriter::weight, |base, end| {
                 w.kept(base, end)

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use super::direct::{self, Turn};
 use super::kept::{self, Kept};
 use super::tools::{function, note_dropped, NameMap};
-use crate::translate::conversations::{resume_sink, Keeping, Store};
+use crate::translate::conversations::{before_last, resume_sink, Keeping, Store};
 use crate::translate::out::{
     assemble, first_capacity, front_room, object, KeptOut, Out, Room, Shared,
 };
@@ -343,7 +343,7 @@ struct Reading<'b, 'r> {
     turn: Turn,
     scratch: Vec<u8>,
     /// Where the conversation is, to go on from a kept one and keep it.
-    keeping: Option<Keeping<'r>>,
+    keeping: Option<Keeping<'r, KeptReading>>,
 }
 
 /// A [`Reading`] kept after a conversation's elements (see `conversations`).
@@ -491,6 +491,15 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
             return;
         }
         let text = raw.get();
+        if self.error.is_none() {
+            before_last(
+                self,
+                |r| &mut r.keeping,
+                i,
+                text,
+                |r, base, at| r.kept(base, at),
+            );
+        }
         if self.error.is_none() && direct::read(text, &mut self.turn).is_some() {
             for name in &self.turn.dropped {
                 if !self.dropped.contains(name) {
@@ -533,10 +542,11 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
         if self.unread || self.error.is_some() {
             return;
         }
-        if let Some(keeping) = &self.keeping {
+        if let Some(mut keeping) = self.keeping.take() {
             keeping.end(&CONVERSATIONS, count, KeptReading::weight, |base, end| {
                 self.kept(base, end)
             });
+            self.keeping = Some(keeping);
         }
     }
 }

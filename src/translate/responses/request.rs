@@ -22,7 +22,7 @@ use crate::wire::openai::{
 use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
 use crate::wire::{Read, Sink, Str, TextOr};
 
-use super::super::conversations::{resume_sink, Keeping, Store};
+use super::super::conversations::{before_last, resume_sink, Keeping, Store};
 use super::super::out::{assemble, first_capacity, front_room, object, KeptOut, Out, Room, Shared};
 use super::super::util::openai_tool_name;
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
@@ -1371,7 +1371,7 @@ struct Reading<'b, 'r> {
     /// The item `direct` read last (its buffer kept between items).
     direct: direct::Item,
     /// Where the conversation is, to go on from a kept one and keep it.
-    keeping: Option<Keeping<'r>>,
+    keeping: Option<Keeping<'r, KeptItems<KeptTo>>>,
 }
 
 /// A [`Reading`] kept after a conversation's items (see `conversations`), only where it
@@ -1620,6 +1620,13 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
             return;
         }
         let text = raw.get();
+        before_last(
+            self,
+            |r| &mut r.keeping,
+            i,
+            text,
+            |r, base, at| r.kept(base, at),
+        );
         if direct::read(text, &mut self.direct).is_some() {
             self.items = i + 1;
             if self.direct.kind == Kind::Reasoning {
@@ -1665,22 +1672,29 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
     }
 
     fn end(&mut self, count: usize) {
-        let Some(keeping) = self.keeping.as_ref().filter(|_| self.clean()) else {
-            return;
-        };
-        keeping.end(&CONVERSATIONS, count, KeptTo::weight, |base, end| {
-            let to = match &self.c.to {
-                To::Chat { out, first } => KeptTo::Chat(out.kept(base, end)?, first.clone()),
-                To::Messages { conv, next } => {
-                    KeptTo::Messages(Box::new(conv.kept(base, end)?), *next)
-                }
-            };
-            Some(self.kept_as(to))
-        });
+        if let Some(mut keeping) = self.keeping.take() {
+            keeping.end(&CONVERSATIONS, count, KeptTo::weight, |base, end| {
+                self.kept(base, end)
+            });
+            self.keeping = Some(keeping);
+        }
     }
 }
 
 impl Reading<'_, '_> {
+    /// What is kept of it after the items from `base` to `end` of the body: only where it
+    /// stands clean.
+    fn kept(&self, base: usize, end: usize) -> Option<KeptItems<KeptTo>> {
+        if !self.clean() {
+            return None;
+        }
+        let to = match &self.c.to {
+            To::Chat { out, first } => KeptTo::Chat(out.kept(base, end)?, first.clone()),
+            To::Messages { conv, next } => KeptTo::Messages(Box::new(conv.kept(base, end)?), *next),
+        };
+        Some(self.kept_as(to))
+    }
+
     fn resume_items(&mut self, k: &KeptItems<KeptTo>, base: usize) -> Result<(), TranslateError> {
         match (&mut self.c.to, &k.to) {
             (To::Chat { out, first }, KeptTo::Chat(kept, kept_first)) => {
