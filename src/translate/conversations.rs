@@ -189,9 +189,9 @@ impl<'r, S: 'static> Keeping<'r, S> {
         (count, len)
     }
 
-    /// Where element `i`, `element` (a span of the body), starts when it is the body's last and
-    /// comes after those resumed: the state before it is to be kept, from the first element's
-    /// start (the first of the pair) to there.
+    /// Where element `i`, `element` (a span of the body), starts when it is the body's last,
+    /// comes after those resumed, and the conversation is one to keep: the state before it is
+    /// to be kept, from the first element's start (the first of the pair) to there.
     fn last_at(&mut self, i: usize, element: &str) -> Option<(usize, usize)> {
         let base = self.first?;
         if i == 0 || i < self.resumed.0 {
@@ -201,10 +201,13 @@ impl<'r, S: 'static> Keeping<'r, S> {
             .as_ptr()
             .addr()
             .checked_sub(self.body.as_ptr().addr())?;
-        let end = *self
+        let end = (*self
             .end
-            .get_or_insert_with(|| elements_end(self.body, base));
-        (at.checked_add(element.len()) == end && at > base).then_some((base, at))
+            .get_or_insert_with(|| elements_end(self.body, base)))?;
+        // Only where the whole would be kept (see `end`): no state is copied to be dropped.
+        let kept = end.checked_sub(base)?;
+        let keeps = (KEEP_FROM.with(Cell::get)..=KEPT_MAX_BYTES).contains(&kept);
+        (keeps && at.checked_add(element.len()) == Some(end) && at > base).then_some((base, at))
     }
 
     /// Keeping state of `form` (one of those its store holds), found only by keeping of it.
@@ -219,6 +222,7 @@ impl<'r, S: 'static> Keeping<'r, S> {
         self.resumed = (0, 0);
         self.from = None;
         self.before = None;
+        self.end = None;
     }
 
     fn matches(&self, k: &Kept<S>) -> bool {
@@ -335,8 +339,8 @@ pub(super) fn resume_sink<'r, T, S: 'static>(
 }
 
 /// Keeps the sink's state before element `i`, `element`, when it is the conversation's last
-/// (see [`Keeping::end`]): `state` takes it, given where the elements start and where `element`
-/// does. Called before the element is read.
+/// (see [`Keeping::end`]): `state` takes it, given where the elements start and where the one
+/// before `element` ends. Called before the element is read.
 pub(super) fn before_last<'r, T, S: 'static>(
     sink: &mut T,
     keeping: impl Fn(&mut T) -> &mut Option<Keeping<'r, S>>,
@@ -348,9 +352,10 @@ pub(super) fn before_last<'r, T, S: 'static>(
         return;
     };
     if let Some((base, at)) = k.last_at(i, element) {
+        // Its lent spans checked against the very bytes a later body is compared on.
         k.before = element_before(k.body, at)
-            .and_then(|len_end| Some((len_end.checked_sub(base)?, state(sink, base, at)?)))
-            .filter(|(len, _)| *len > 0)
+            .filter(|&to| to > base)
+            .and_then(|to| Some((to - base, state(sink, base, to)?)))
             .map(|(len, state)| Before {
                 count: i,
                 len,
