@@ -133,7 +133,7 @@ impl<'r, S: 'static> Keeping<'r, S> {
     /// any: `resume` is handed its state and where its elements start in the body, and says
     /// whether it took it. How many elements it covers (0: none taken), and the bytes they
     /// span from `first`'s start.
-    pub(super) fn resume(
+    fn resume(
         &mut self,
         store: &'static LocalKey<Store<S>>,
         first: &str,
@@ -167,10 +167,10 @@ impl<'r, S: 'static> Keeping<'r, S> {
                 })
                 .max_by_key(|found| found.1)?;
             let k = kept.get_mut(at)?;
-            let state = match (&k.before, whole) {
-                (_, true) => &k.state,
-                (Some(b), false) => &b.state,
-                (None, false) => return None,
+            let state = if whole {
+                &k.state
+            } else {
+                &k.before.as_ref()?.state
             };
             if !resume(state, base) {
                 // It would fail again: it goes.
@@ -236,7 +236,7 @@ impl<'r, S: 'static> Keeping<'r, S> {
     /// given where the elements start and end in the body), with the state before its last
     /// when that was kept, when it is long enough and has more than it resumed, in place of
     /// the one it resumed.
-    pub(super) fn end(
+    fn end(
         &mut self,
         store: &'static LocalKey<Store<S>>,
         count: usize,
@@ -336,6 +336,23 @@ pub(super) fn resume_sink<'r, T, S: 'static>(
         restart(sink);
     }
     taken
+}
+
+/// [`Keeping::end`] for a sink whose keeping `keeping` finds: `state` takes its state, given
+/// where the elements start and end in the body.
+pub(super) fn end_sink<'r, T, S: 'static>(
+    sink: &mut T,
+    keeping: impl Fn(&mut T) -> &mut Option<Keeping<'r, S>>,
+    store: &'static LocalKey<Store<S>>,
+    count: usize,
+    weigh: impl Fn(&S) -> usize,
+    state: impl FnOnce(&T, usize, usize) -> Option<S>,
+) {
+    let Some(mut k) = keeping(sink).take() else {
+        return;
+    };
+    k.end(store, count, weigh, |base, end| state(sink, base, end));
+    *keeping(sink) = Some(k);
 }
 
 /// Keeps the sink's state before element `i`, `element`, when it is the conversation's last

@@ -11,7 +11,7 @@ use crate::wire::anthropic::{
 use crate::wire::openai::{ChatRequest, ContentPart, Message, ToolChoice};
 use crate::wire::{Sink, Str, TextOr};
 
-use crate::translate::conversations::{resume_sink, Keeping, Store};
+use crate::translate::conversations::{end_sink, resume_sink, Keeping, Store};
 use crate::translate::out::first_capacity;
 use crate::translate::out::{assemble, object, KeptOut, Out, Piece, Room, Shared};
 use crate::translate::thinking::{generation, Generation};
@@ -1165,11 +1165,15 @@ impl<'b> Sink<'b, Message<'b>> for Reading<'_> {
     }
 
     fn end(&mut self, count: usize) {
-        if let (Some(keeping), None) = (&mut self.keeping, &self.error) {
-            let w = &self.w;
-            keeping.end(&CONVERSATIONS, count, KeptWriter::weight, |base, end| {
-                w.kept(base, end)
-            });
+        if self.error.is_none() {
+            end_sink(
+                self,
+                |r| &mut r.keeping,
+                &CONVERSATIONS,
+                count,
+                KeptWriter::weight,
+                |r, base, end| r.w.kept(base, end),
+            );
         }
     }
 

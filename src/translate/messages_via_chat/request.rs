@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use super::direct::{self, Turn};
 use super::kept::{self, Kept};
 use super::tools::{function, note_dropped, NameMap};
-use crate::translate::conversations::{before_last, resume_sink, Keeping, Store};
+use crate::translate::conversations::{before_last, end_sink, resume_sink, Keeping, Store};
 use crate::translate::out::{
     assemble, first_capacity, front_room, object, KeptOut, Out, Room, Shared,
 };
@@ -542,12 +542,14 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
         if self.unread || self.error.is_some() {
             return;
         }
-        if let Some(mut keeping) = self.keeping.take() {
-            keeping.end(&CONVERSATIONS, count, KeptReading::weight, |base, end| {
-                self.kept(base, end)
-            });
-            self.keeping = Some(keeping);
-        }
+        end_sink(
+            self,
+            |r| &mut r.keeping,
+            &CONVERSATIONS,
+            count,
+            KeptReading::weight,
+            Reading::kept,
+        );
     }
 }
 

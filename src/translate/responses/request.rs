@@ -22,7 +22,7 @@ use crate::wire::openai::{
 use crate::wire::responses::{InputItem, Part, ResponsesRequest, TextConfig, Tool};
 use crate::wire::{Read, Sink, Str, TextOr};
 
-use super::super::conversations::{before_last, resume_sink, Keeping, Store};
+use super::super::conversations::{before_last, end_sink, resume_sink, Keeping, Store};
 use super::super::out::{assemble, first_capacity, front_room, object, KeptOut, Out, Room, Shared};
 use super::super::util::openai_tool_name;
 use super::super::{MaxTokensField, Options, RequestMeta, TranslateError};
@@ -1371,13 +1371,13 @@ struct Reading<'b, 'r> {
     /// The item `direct` read last (its buffer kept between items).
     direct: direct::Item,
     /// Where the conversation is, to go on from a kept one and keep it.
-    keeping: Option<Keeping<'r, KeptItems<KeptTo>>>,
+    keeping: Option<Keeping<'r, KeptItems>>,
 }
 
 /// A [`Reading`] kept after a conversation's items (see `conversations`), only where it
 /// stood clean: no assistant message open, no thinking or tool images waiting.
-struct KeptItems<T> {
-    to: T,
+struct KeptItems {
+    to: KeptTo,
     items: usize,
     trigger: Option<usize>,
     unopened: bool,
@@ -1402,7 +1402,7 @@ impl KeptTo {
         }
     }
 
-    fn weight(k: &KeptItems<KeptTo>) -> usize {
+    fn weight(k: &KeptItems) -> usize {
         match &k.to {
             KeptTo::Chat(out, first) => out.weight() + first.len(),
             KeptTo::Messages(w, _) => w.weight(),
@@ -1412,7 +1412,7 @@ impl KeptTo {
 
 thread_local! {
     /// Responses conversations this thread translated last (see `conversations`).
-    static CONVERSATIONS: Store<KeptItems<KeptTo>> = const { RefCell::new(Vec::new()) };
+    static CONVERSATIONS: Store<KeptItems> = const { RefCell::new(Vec::new()) };
 }
 
 impl<'b, 'r> Reading<'b, 'r> {
@@ -1474,23 +1474,6 @@ impl<'b, 'r> Reading<'b, 'r> {
             && c.thinking.is_empty()
             && c.images.len() == 0
             && c.held_images.is_empty()
-    }
-
-    fn kept_as<T>(&self, to: T) -> KeptItems<T> {
-        KeptItems {
-            to,
-            items: self.items,
-            trigger: self.trigger,
-            unopened: self.unopened,
-            web_search: self.web_search,
-        }
-    }
-
-    fn resume_as<T>(&mut self, k: &KeptItems<T>) {
-        self.items = k.items;
-        self.trigger = k.trigger;
-        self.unopened = k.unopened;
-        self.web_search = k.web_search;
     }
 
     /// The conversation with `instructions` first; or why it could not be translated.
@@ -1672,19 +1655,21 @@ impl<'b> Sink<'b, &'b RawValue> for Reading<'b, '_> {
     }
 
     fn end(&mut self, count: usize) {
-        if let Some(mut keeping) = self.keeping.take() {
-            keeping.end(&CONVERSATIONS, count, KeptTo::weight, |base, end| {
-                self.kept(base, end)
-            });
-            self.keeping = Some(keeping);
-        }
+        end_sink(
+            self,
+            |r| &mut r.keeping,
+            &CONVERSATIONS,
+            count,
+            KeptTo::weight,
+            Reading::kept,
+        );
     }
 }
 
 impl Reading<'_, '_> {
     /// What is kept of it after the items from `base` to `end` of the body: only where it
     /// stands clean.
-    fn kept(&self, base: usize, end: usize) -> Option<KeptItems<KeptTo>> {
+    fn kept(&self, base: usize, end: usize) -> Option<KeptItems> {
         if !self.clean() {
             return None;
         }
@@ -1692,10 +1677,16 @@ impl Reading<'_, '_> {
             To::Chat { out, first } => KeptTo::Chat(out.kept(base, end)?, first.clone()),
             To::Messages { conv, next } => KeptTo::Messages(Box::new(conv.kept(base, end)?), *next),
         };
-        Some(self.kept_as(to))
+        Some(KeptItems {
+            to,
+            items: self.items,
+            trigger: self.trigger,
+            unopened: self.unopened,
+            web_search: self.web_search,
+        })
     }
 
-    fn resume_items(&mut self, k: &KeptItems<KeptTo>, base: usize) -> Result<(), TranslateError> {
+    fn resume_items(&mut self, k: &KeptItems, base: usize) -> Result<(), TranslateError> {
         match (&mut self.c.to, &k.to) {
             (To::Chat { out, first }, KeptTo::Chat(kept, kept_first)) => {
                 out.resume(kept, base)?;
@@ -1711,7 +1702,10 @@ impl Reading<'_, '_> {
                 ))
             }
         }
-        self.resume_as(k);
+        self.items = k.items;
+        self.trigger = k.trigger;
+        self.unopened = k.unopened;
+        self.web_search = k.web_search;
         Ok(())
     }
 }
